@@ -1,0 +1,22 @@
+#!/bin/sh
+# Runs lade's whole test suite on Debian 12, as root: installs the system packages the
+# tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
+# for comparisons, compressors for archive fixtures), then checks formatting and lints
+# and runs every test.
+set -eu
+cd "$(dirname "$0")/.."
+
+PACKAGES="busybox-static podman skopeo umoci crun bzip2 xz-utils zstd iproute2 procps"
+missing=""
+for package in $PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    echo "installing:$missing"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo test --all-targets

@@ -1,0 +1,285 @@
+//! `lade build`: arguments, and the dry-run plan as text or JSON.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::{Format, Progress};
+use crate::graph::{self, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
+use crate::parser;
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag for the image (name:tag); may be given more than once
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+
+    /// Path of the Dockerfile [default: CONTEXT/Dockerfile]
+    #[arg(short = 'f', long = "file", value_name = "PATH")]
+    pub file: Option<PathBuf>,
+
+    /// Set a build-time variable (NAME=VALUE, or NAME to take it from the environment)
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+
+    /// Build only up to this stage (a name or an index)
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+
+    /// Do not use the build cache
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// How to show progress
+    #[arg(long, value_enum, default_value = "auto")]
+    pub progress: Progress,
+
+    /// Write the image id to this file
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+
+    /// Print the plan (stages, steps after expansion, what runs in parallel) and stop;
+    /// reads no image and writes nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Output format of --dry-run
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+
+    /// The build context: the directory whose files COPY and ADD can use
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+pub fn run(args: BuildArgs) -> Result<ExitCode> {
+    let dockerfile_path = args
+        .file
+        .clone()
+        .unwrap_or_else(|| args.context.join("Dockerfile"));
+    let bytes = std::fs::read(&dockerfile_path)
+        .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
+    let name = dockerfile_path.display().to_string();
+    let dockerfile = parser::parse(&name, bytes)?;
+    let options = PlanOptions {
+        build_args: build_args(&args.build_args)?,
+        target: args.target.clone(),
+    };
+    let plan = graph::plan(&dockerfile, &options)?;
+    if !args.dry_run {
+        bail!("building an image needs the store and builder, which this version of lade does not have yet; use --dry-run to see the plan");
+    }
+    // A dry run reads no image: stages built on an image start from an empty config.
+    let expanded = graph::expand_all(&plan, |_, _| BaseImage::default())?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            serde_json::to_writer_pretty(&mut out, &plan_json(&name, &plan, &expanded))?;
+            writeln!(out)?;
+        }
+        Format::Text => write_plan_text(&mut out, &name, &plan, &expanded)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `NAME=VALUE` pairs; a bare `NAME` takes its value from the environment, and is
+/// left out when the environment does not have it (as Docker does).
+fn build_args(specs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut args = BTreeMap::new();
+    for spec in specs {
+        match spec.split_once('=') {
+            Some(("", _)) => bail!("invalid --build-arg {spec:?}: expected NAME=VALUE"),
+            Some((name, value)) => {
+                args.insert(name.to_string(), value.to_string());
+            }
+            None => {
+                if let Ok(value) = std::env::var(spec) {
+                    args.insert(spec.clone(), value);
+                }
+            }
+        }
+    }
+    Ok(args)
+}
+
+fn base_text(plan: &Plan, base: &Base) -> String {
+    match base {
+        Base::Scratch => "scratch".into(),
+        Base::Image(image) => image.familiar(),
+        Base::Stage(i) => format!("stage {}", plan.stages[*i].label()),
+    }
+}
+
+fn stage_title(plan: &Plan, index: usize) -> String {
+    let stage = &plan.stages[index];
+    match &stage.name {
+        Some(name) => format!("stage {index} \"{name}\""),
+        None => format!("stage {index}"),
+    }
+}
+
+fn shown_step(created_by: &str) -> &str {
+    created_by.strip_suffix(" # buildkit").unwrap_or(created_by)
+}
+
+fn write_plan_text(
+    out: &mut impl Write,
+    name: &str,
+    plan: &Plan,
+    expanded: &BTreeMap<usize, ExpandedStage>,
+) -> Result<()> {
+    writeln!(
+        out,
+        "Plan for {name}: {} of {} stage(s) needed, target {}",
+        plan.order.len(),
+        plan.stages.len(),
+        stage_title(plan, plan.target)
+    )?;
+    if !plan.global_args.is_empty() {
+        let args: Vec<String> = plan
+            .global_args
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={v}"),
+                None => k.clone(),
+            })
+            .collect();
+        writeln!(out, "Global ARGs: {}", args.join(" "))?;
+    }
+    let mut sorted = plan.order.clone();
+    sorted.sort_unstable();
+    for &index in &sorted {
+        let stage = &plan.stages[index];
+        writeln!(out)?;
+        writeln!(
+            out,
+            "{}: {}  (line {})",
+            stage_title(plan, index),
+            stage.from_text,
+            stage.location.line
+        )?;
+        writeln!(out, "  base: {}", base_text(plan, &stage.base))?;
+        if !stage.deps.is_empty() {
+            let deps: Vec<String> = stage.deps.iter().map(|d| plan.stages[*d].label()).collect();
+            writeln!(out, "  needs: {}", deps.join(", "))?;
+        }
+        for step in &expanded[&index].steps {
+            let kind = if step.kind.makes_layer() {
+                "layer "
+            } else {
+                "config"
+            };
+            let trigger = if step.from_onbuild {
+                " (ONBUILD trigger)"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "  {:>3}  {kind}  {}{trigger}",
+                step.number,
+                one_line(shown_step(&step.created_by))
+            )?;
+        }
+    }
+    let skipped: Vec<String> = plan
+        .stages
+        .iter()
+        .filter(|s| !plan.order.contains(&s.index))
+        .map(|s| s.label())
+        .collect();
+    if !skipped.is_empty() {
+        writeln!(out, "\nNot needed for the target: {}", skipped.join(", "))?;
+    }
+    writeln!(out, "\nRun order (the stages of a group run in parallel):")?;
+    for (i, group) in plan.parallel_groups().iter().enumerate() {
+        let names: Vec<String> = group.iter().map(|s| plan.stages[*s].label()).collect();
+        writeln!(out, "  {}. {}", i + 1, names.join(", "))?;
+    }
+    if plan.stages.iter().any(|s| matches!(s.base, Base::Image(_))) {
+        writeln!(
+            out,
+            "\nA dry run reads no image: the ENV, WORKDIR, SHELL and ONBUILD of base images are not applied above."
+        )?;
+    }
+    if !plan.unused_build_args.is_empty() {
+        writeln!(
+            out,
+            "Warning: build args not consumed by any ARG: {}",
+            plan.unused_build_args.join(", ")
+        )?;
+    }
+    Ok(())
+}
+
+/// Long RUN scripts are shown on one line, shortened.
+fn one_line(text: &str) -> String {
+    let flat: String = text
+        .chars()
+        .map(|c| if c == '\n' { ' ' } else { c })
+        .collect();
+    if flat.chars().count() > 120 {
+        let cut: String = flat.chars().take(117).collect();
+        format!("{cut}...")
+    } else {
+        flat
+    }
+}
+
+fn plan_json(name: &str, plan: &Plan, expanded: &BTreeMap<usize, ExpandedStage>) -> Value {
+    let mut sorted = plan.order.clone();
+    sorted.sort_unstable();
+    let stages: Vec<Value> = sorted
+        .iter()
+        .map(|&index| {
+            let stage = &plan.stages[index];
+            let base = match &stage.base {
+                Base::Scratch => json!("scratch"),
+                Base::Image(image) => json!({ "image": image.normalized() }),
+                Base::Stage(i) => json!({ "stage": i }),
+            };
+            let steps: Vec<Value> = expanded[&index]
+                .steps
+                .iter()
+                .map(|step| {
+                    json!({
+                        "number": step.number,
+                        "line": step.location.line,
+                        "instruction": step.text,
+                        "expanded": shown_step(&step.created_by),
+                        "layer": step.kind.makes_layer(),
+                        "onbuild_trigger": step.from_onbuild,
+                        "step": step.kind,
+                    })
+                })
+                .collect();
+            json!({
+                "index": index,
+                "name": stage.name,
+                "from": stage.from_text,
+                "line": stage.location.line,
+                "base": base,
+                "platform": stage.platform,
+                "needs": stage.deps,
+                "steps": steps,
+                "config": expanded[&index].config,
+            })
+        })
+        .collect();
+    let global_args: BTreeMap<&String, &Option<String>> =
+        plan.global_args.iter().map(|(k, v)| (k, v)).collect();
+    json!({
+        "dockerfile": name,
+        "target": plan.target,
+        "global_args": global_args,
+        "stages": stages,
+        "parallel_groups": plan.parallel_groups(),
+        "unused_build_args": plan.unused_build_args,
+        "base_images_read": false,
+    })
+}

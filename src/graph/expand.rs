@@ -1,0 +1,907 @@
+//! Expands one stage's instructions into steps, tracking the image config as Docker
+//! does: ENV and ARG scoping, WORKDIR-relative paths, SHELL, ENTRYPOINT resetting an
+//! inherited CMD, ONBUILD triggers of the base image run first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::scope::{automatic_args, lexer, ArgValues, Scope};
+use super::{resolve_from, GraphError, GraphErrorKind, Plan};
+use crate::oci::{ContainerConfig, Healthcheck, ImageRef, Platform, ReferenceError};
+use crate::parser::{
+    self, expand::Lexer, Command, CommandLine, CopyCmd, HealthcheckCmd, Instruction, MountFlag,
+    MountKind, SourceLocation, SourceSpec,
+};
+
+const DEFAULT_SHELL: [&str; 2] = ["/bin/sh", "-c"];
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const HISTORY_SUFFIX: &str = " # buildkit";
+
+/// What a stage starts from: its base image's config and author.
+#[derive(Debug, Clone, Default)]
+pub struct BaseImage {
+    pub config: ContainerConfig,
+    pub author: Option<String>,
+}
+
+impl BaseImage {
+    /// The empty image `FROM scratch` starts from; like BuildKit, it has a default PATH.
+    pub fn scratch() -> BaseImage {
+        let mut config = ContainerConfig::default();
+        config.set_env("PATH", DEFAULT_PATH);
+        BaseImage {
+            config,
+            author: None,
+        }
+    }
+}
+
+/// A stage after expansion: its steps and the config of the image it makes.
+#[derive(Debug, Clone)]
+pub struct ExpandedStage {
+    pub steps: Vec<Step>,
+    pub config: ContainerConfig,
+    pub author: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// 1-based position in the stage.
+    pub number: usize,
+    /// The instruction as written.
+    pub text: String,
+    /// The image history's `created_by`.
+    pub created_by: String,
+    pub location: SourceLocation,
+    pub kind: StepKind,
+    /// The step came from the base image's ONBUILD triggers.
+    pub from_onbuild: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum StepKind {
+    Run(RunStep),
+    Copy(CopyStep),
+    /// Creates the directory (a layer if it was missing); the config has changed already.
+    Workdir(String),
+    /// Changes only the config.
+    Config,
+}
+
+impl StepKind {
+    /// Whether the step can change the filesystem.
+    pub fn makes_layer(&self) -> bool {
+        !matches!(self, StepKind::Config)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunNetwork {
+    Default,
+    None,
+    Host,
+}
+
+/// A process to run in the sandbox on the stage's filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunStep {
+    pub argv: Vec<String>,
+    /// The process environment: config env plus ARG values (not stored in the image).
+    pub env: Arc<[(Arc<str>, Arc<str>)]>,
+    /// The ARGs with a value in scope, as history and cache explanations show them.
+    pub build_args: Arc<[(Arc<str>, Arc<str>)]>,
+    pub workdir: String,
+    pub user: String,
+    pub mounts: Vec<Mount>,
+    pub network: RunNetwork,
+    pub insecure: bool,
+    /// Files made available to the process (a heredoc script run by its shebang).
+    pub script_files: Vec<ScriptFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ScriptFile {
+    pub path: String,
+    pub content: String,
+    pub mode: u32,
+}
+
+/// Where COPY --from and RUN --mount from= take files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CopyFrom {
+    Context,
+    Stage(usize),
+    Image(#[serde(serialize_with = "serialize_ref")] ImageRef),
+}
+
+fn serialize_ref<S: serde::Serializer>(r: &ImageRef, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&r.normalized())
+}
+
+/// Alias kept for readability where mounts are concerned.
+pub type MountSource = CopyFrom;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Sharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Mount {
+    Bind {
+        target: String,
+        from: MountSource,
+        source: String,
+        readwrite: bool,
+    },
+    Cache {
+        target: String,
+        id: String,
+        sharing: Sharing,
+        from: Option<MountSource>,
+        source: String,
+        readonly: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
+    Secret {
+        target: String,
+        id: String,
+        required: bool,
+        env: Option<String>,
+    },
+    Ssh {
+        target: String,
+        id: String,
+        required: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum CopySource {
+    /// A path or glob in the context, stage or image.
+    Path(String),
+    /// ADD of a remote file.
+    Url(String),
+    /// A heredoc body becomes a file of that name.
+    Heredoc { name: String, content: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CopyStep {
+    pub add: bool,
+    pub sources: Vec<CopySource>,
+    /// Absolute; ends in `/` when the destination is a directory by its spelling.
+    pub dest: String,
+    pub from: CopyFrom,
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    pub link: bool,
+    pub parents: bool,
+    pub excludes: Vec<String>,
+    pub checksum: Option<String>,
+    pub keep_git_dir: bool,
+    /// The working directory, for `--parents` and relative sources.
+    pub workdir: String,
+}
+
+/// Expands stage `index` of `plan` on top of `base`.
+pub fn expand_stage(
+    plan: &Plan,
+    index: usize,
+    base: &BaseImage,
+) -> Result<ExpandedStage, GraphError> {
+    let stage = &plan.stages[index];
+    let automatic = automatic_args(&Platform::host());
+    let mut global = ArgValues::default();
+    for (name, value) in &plan.global_args {
+        global.set(name, value.clone());
+    }
+    let mut config = base.config.clone();
+    let triggers = config.on_build.take().unwrap_or_default();
+    let env = config.env_pairs();
+    let names: BTreeMap<String, usize> = plan
+        .stages
+        .iter()
+        .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+        .collect();
+    let mut state = State {
+        escape: plan.escape,
+        lexer: lexer(plan.escape),
+        scope: Scope::new(&global, &automatic, &plan.build_args, env),
+        config,
+        author: base.author.clone(),
+        cmd_set: false,
+        env_changed: false,
+        steps: Vec::new(),
+        stage_index: index,
+        names: &names,
+    };
+
+    for trigger in &triggers {
+        let instruction =
+            parser::parse_instruction("ONBUILD trigger", trigger, '\\').map_err(|e| {
+                GraphError::at(
+                    &stage.location,
+                    GraphErrorKind::Invalid(format!(
+                        "the base image's ONBUILD trigger {trigger:?} is invalid: {}",
+                        e.kind
+                    )),
+                )
+            })?;
+        let instruction = Instruction {
+            location: stage.location.clone(),
+            ..instruction
+        };
+        state.apply(&instruction, true)?;
+    }
+    for instruction in &stage.instructions {
+        state.apply(instruction, false)?;
+    }
+    let mut config = state.config;
+    if state.env_changed {
+        config.env = Some(state.scope.env_entries());
+    }
+    Ok(ExpandedStage {
+        steps: state.steps,
+        config,
+        author: state.author,
+    })
+}
+
+struct State<'a> {
+    escape: char,
+    lexer: Lexer,
+    scope: Scope<'a>,
+    config: ContainerConfig,
+    author: Option<String>,
+    /// CMD was set in this stage, so a later ENTRYPOINT keeps it.
+    cmd_set: bool,
+    /// ENV ran: the config's environment is the scope's.
+    env_changed: bool,
+    steps: Vec<Step>,
+    stage_index: usize,
+    names: &'a BTreeMap<String, usize>,
+}
+
+impl State<'_> {
+    fn word(&self, text: &str) -> Result<String, GraphErrorKind> {
+        Ok(self.lexer.process_word(text, &self.scope)?)
+    }
+
+    fn shell(&self) -> Vec<String> {
+        self.config
+            .shell
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn workdir(&self) -> String {
+        self.config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into())
+    }
+
+    fn command_argv(&self, line: &CommandLine) -> Vec<String> {
+        match line {
+            CommandLine::Exec(args) => args.clone(),
+            CommandLine::Shell(text) => {
+                let mut argv = self.shell();
+                argv.push(text.clone());
+                argv
+            }
+        }
+    }
+
+    fn resolve_from(&self, value: &str) -> Result<CopyFrom, GraphErrorKind> {
+        Ok(match resolve_from(value, self.stage_index, self.names)? {
+            Some(stage) => CopyFrom::Stage(stage),
+            None => CopyFrom::Image(value.parse().map_err(|e: ReferenceError| e)?),
+        })
+    }
+
+    fn apply(&mut self, instruction: &Instruction, from_onbuild: bool) -> Result<(), GraphError> {
+        let at = |kind: GraphErrorKind| GraphError::at(&instruction.location, kind);
+        let (kind, created_by) = self.lower(instruction).map_err(at)?;
+        self.steps.push(Step {
+            number: self.steps.len() + 1,
+            text: instruction.original.clone(),
+            created_by,
+            location: instruction.location.clone(),
+            kind,
+            from_onbuild,
+        });
+        Ok(())
+    }
+
+    /// The step and history text for one instruction; updates the config and scope.
+    fn lower(&mut self, instruction: &Instruction) -> Result<(StepKind, String), GraphErrorKind> {
+        let config_only = |text: String| Ok((StepKind::Config, text));
+        match &instruction.command {
+            Command::From(_) => Err(GraphErrorKind::Invalid("FROM inside a stage".into())),
+            Command::Arg(decls) => {
+                let mut shown = Vec::new();
+                for decl in decls {
+                    self.scope.declare(decl, self.escape)?;
+                    match &decl.default {
+                        Some(_) => shown.push(format!(
+                            "{}={}",
+                            decl.name,
+                            self.scope.arg_value(&decl.name).unwrap_or_default()
+                        )),
+                        None => shown.push(decl.name.clone()),
+                    }
+                }
+                config_only(format!("ARG {}", shown.join(" ")))
+            }
+            Command::Env(pairs) => {
+                // Every value sees the variables as they were before this instruction.
+                let mut updates = Vec::new();
+                for kv in pairs {
+                    updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
+                }
+                let shown: Vec<String> = updates.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                for (k, v) in updates {
+                    self.scope.set_env(&k, v);
+                }
+                self.env_changed = true;
+                config_only(format!("ENV {}", shown.join(" ")))
+            }
+            Command::Label(pairs) => {
+                let mut updates = Vec::new();
+                for kv in pairs {
+                    updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
+                }
+                let shown: Vec<String> = updates.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                self.config
+                    .labels
+                    .get_or_insert_with(BTreeMap::new)
+                    .extend(updates);
+                config_only(format!("LABEL {}", shown.join(" ")))
+            }
+            Command::Maintainer(name) => {
+                self.author = Some(name.clone());
+                config_only(format!("MAINTAINER {name}"))
+            }
+            Command::Expose(specs) => {
+                let mut ports = Vec::new();
+                for spec in specs {
+                    ports.extend(parse_ports(&self.word(spec)?).map_err(GraphErrorKind::Invalid)?);
+                }
+                let exposed = self.config.exposed_ports.get_or_insert_with(BTreeMap::new);
+                for port in &ports {
+                    exposed.insert(port.clone(), serde_json::json!({}));
+                }
+                config_only(format!("EXPOSE {}", ports.join(" ")))
+            }
+            Command::Workdir(path) => {
+                let path = self.word(path)?;
+                let resolved = clean_path(&join_path(&self.workdir(), &path));
+                self.config.working_dir = Some(resolved.clone());
+                let text = format!("WORKDIR {resolved}");
+                if resolved == "/" {
+                    config_only(text)
+                } else {
+                    Ok((StepKind::Workdir(resolved), text))
+                }
+            }
+            Command::User(user) => {
+                let user = self.word(user)?;
+                self.config.user = Some(user.clone());
+                config_only(format!("USER {user}"))
+            }
+            Command::Volume(paths) => {
+                let mut expanded = Vec::new();
+                for p in paths {
+                    expanded.push(self.word(p)?);
+                }
+                let volumes = self.config.volumes.get_or_insert_with(BTreeMap::new);
+                for p in &expanded {
+                    volumes.insert(p.clone(), serde_json::json!({}));
+                }
+                config_only(format!("VOLUME [{}]", expanded.join(" ")))
+            }
+            Command::StopSignal(signal) => {
+                let signal = self.word(signal)?;
+                if !is_valid_signal(&signal) {
+                    return Err(GraphErrorKind::Invalid(format!(
+                        "invalid STOPSIGNAL {signal:?}: expected a signal name such as SIGTERM or a number from 1 to 64"
+                    )));
+                }
+                self.config.stop_signal = Some(signal.clone());
+                config_only(format!("STOPSIGNAL {signal}"))
+            }
+            Command::Cmd(line) => {
+                let argv = self.command_argv(line);
+                let shown = serde_json::to_string(&argv).unwrap_or_default();
+                self.config.cmd = Some(argv);
+                self.cmd_set = true;
+                config_only(format!("CMD {shown}"))
+            }
+            Command::Entrypoint(line) => {
+                let argv = self.command_argv(line);
+                let shown = serde_json::to_string(&argv).unwrap_or_default();
+                self.config.entrypoint = Some(argv);
+                if !self.cmd_set {
+                    self.config.cmd = None;
+                }
+                config_only(format!("ENTRYPOINT {shown}"))
+            }
+            Command::Shell(shell) => {
+                self.config.shell = Some(shell.clone());
+                config_only(format!("SHELL [{}]", shell.join(" ")))
+            }
+            Command::Healthcheck(check) => {
+                let health = match check {
+                    HealthcheckCmd::None => Healthcheck {
+                        test: vec!["NONE".into()],
+                        ..Healthcheck::default()
+                    },
+                    HealthcheckCmd::Check {
+                        test,
+                        interval,
+                        timeout,
+                        start_period,
+                        start_interval,
+                        retries,
+                    } => Healthcheck {
+                        test: test.clone(),
+                        interval: *interval,
+                        timeout: *timeout,
+                        start_period: *start_period,
+                        start_interval: *start_interval,
+                        retries: *retries,
+                    },
+                };
+                let shown = serde_json::to_string(&health.test).unwrap_or_default();
+                self.config.healthcheck = Some(health);
+                config_only(format!("HEALTHCHECK {shown}"))
+            }
+            Command::Onbuild { expression, .. } => {
+                self.config
+                    .on_build
+                    .get_or_insert_with(Vec::new)
+                    .push(expression.clone());
+                config_only(format!("ONBUILD {expression}"))
+            }
+            Command::Run(run) => {
+                let (argv, script_files) = match &run.command {
+                    CommandLine::Exec(args) => (args.clone(), Vec::new()),
+                    CommandLine::Shell(text) => self.shell_run(text, &run.heredocs),
+                };
+                let mounts = run
+                    .mounts
+                    .iter()
+                    .map(|m| self.mount(m))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let network = match run.network.as_deref() {
+                    Some("none") => RunNetwork::None,
+                    Some("host") => RunNetwork::Host,
+                    _ => RunNetwork::Default,
+                };
+                let context = self.scope.run_context();
+                let mut created_by = String::from("RUN ");
+                if !context.build_args.is_empty() {
+                    created_by.push_str(&format!("|{} ", context.build_args.len()));
+                    for (k, v) in context.build_args.iter() {
+                        created_by.push_str(&format!("{k}={v} "));
+                    }
+                }
+                created_by.push_str(&argv.join(" "));
+                created_by.push_str(HISTORY_SUFFIX);
+                let step = RunStep {
+                    argv,
+                    env: context.env,
+                    build_args: context.build_args,
+                    workdir: self.workdir(),
+                    user: self.config.user.clone().unwrap_or_default(),
+                    mounts,
+                    network,
+                    insecure: run.security.as_deref() == Some("insecure"),
+                    script_files,
+                };
+                Ok((StepKind::Run(step), created_by))
+            }
+            Command::Copy(copy) => self.copy(copy, false),
+            Command::Add(copy) => self.copy(copy, true),
+        }
+    }
+
+    /// A shell-form RUN. With heredocs, the shell gets the line followed by the bodies,
+    /// so it handles them itself; a RUN that is only a heredoc runs the body as the
+    /// script (by its shebang when it has one), as BuildKit does.
+    fn shell_run(
+        &self,
+        text: &str,
+        heredocs: &[parser::Heredoc],
+    ) -> (Vec<String>, Vec<ScriptFile>) {
+        let mut argv = self.shell();
+        if heredocs.is_empty() {
+            argv.push(text.to_string());
+            return (argv, Vec::new());
+        }
+        let sole = parser::heredoc_marker(text.trim());
+        if let (Some(marker), [doc]) = (sole, heredocs) {
+            if marker.name == doc.name {
+                if doc.content.starts_with("#!") {
+                    let path = format!("/dev/pipes/{}", doc.name);
+                    let file = ScriptFile {
+                        path: path.clone(),
+                        content: doc.content.clone(),
+                        mode: 0o755,
+                    };
+                    return (vec![path], vec![file]);
+                }
+                argv.push(doc.content.clone());
+                return (argv, Vec::new());
+            }
+        }
+        let mut script = text.to_string();
+        script.push('\n');
+        for doc in heredocs {
+            script.push_str(&doc.content);
+            if !doc.content.is_empty() && !doc.content.ends_with('\n') {
+                script.push('\n');
+            }
+            script.push_str(&doc.name);
+            script.push('\n');
+        }
+        argv.push(script);
+        (argv, Vec::new())
+    }
+
+    fn mount(&self, flag: &MountFlag) -> Result<Mount, GraphErrorKind> {
+        let mut values: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        for (key, value) in &flag.options {
+            let key = match key.as_str() {
+                "dst" | "destination" => "target",
+                "src" => "source",
+                "readonly" => "ro",
+                "readwrite" => "rw",
+                other => other,
+            };
+            let value = value.as_ref().map(|v| self.word(v)).transpose()?;
+            values.insert(key, value);
+        }
+        let text = |key: &str| values.get(key).cloned().flatten();
+        let flag_bool = |key: &str| match values.get(key) {
+            None => Ok(None),
+            Some(None) => Ok(Some(true)),
+            Some(Some(v)) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
+                _ => Err(GraphErrorKind::Invalid(format!(
+                    "invalid value {v:?} for mount option {key}: expected true or false"
+                ))),
+            },
+        };
+        let number = |key: &str, default: u32, radix: u32| -> Result<u32, GraphErrorKind> {
+            match text(key) {
+                None => Ok(default),
+                Some(v) => u32::from_str_radix(&v, radix).map_err(|_| {
+                    GraphErrorKind::Invalid(format!(
+                        "invalid value {v:?} for mount option {key}: expected a number"
+                    ))
+                }),
+            }
+        };
+        let target = text("target").map(|t| clean_path(&join_path(&self.workdir(), &t)));
+        let from = text("from").map(|f| self.resolve_from(&f)).transpose()?;
+        let source = text("source").unwrap_or_else(|| "/".into());
+        Ok(match flag.kind {
+            MountKind::Bind => Mount::Bind {
+                target: target.unwrap_or_default(),
+                from: from.unwrap_or(CopyFrom::Context),
+                source,
+                readwrite: flag_bool("rw")?.unwrap_or(false) || flag_bool("ro")? == Some(false),
+            },
+            MountKind::Cache => {
+                let target = target.unwrap_or_default();
+                Mount::Cache {
+                    id: text("id").unwrap_or_else(|| target.clone()),
+                    target,
+                    sharing: match text("sharing").as_deref() {
+                        None | Some("shared") => Sharing::Shared,
+                        Some("private") => Sharing::Private,
+                        Some("locked") => Sharing::Locked,
+                        Some(other) => {
+                            return Err(GraphErrorKind::Invalid(format!(
+                                "invalid sharing {other:?}: expected shared, private or locked"
+                            )))
+                        }
+                    },
+                    from,
+                    source,
+                    readonly: flag_bool("ro")?.unwrap_or(false),
+                    mode: number("mode", 0o755, 8)?,
+                    uid: number("uid", 0, 10)?,
+                    gid: number("gid", 0, 10)?,
+                }
+            }
+            MountKind::Tmpfs => Mount::Tmpfs {
+                target: target.unwrap_or_default(),
+                size: text("size")
+                    .map(|s| {
+                        parse_size(&s).ok_or_else(|| {
+                            GraphErrorKind::Invalid(format!(
+                                "invalid tmpfs size {s:?}: expected bytes such as 64m"
+                            ))
+                        })
+                    })
+                    .transpose()?,
+            },
+            MountKind::Secret | MountKind::Ssh => {
+                let id = text("id")
+                    .or_else(|| {
+                        target
+                            .as_ref()
+                            .and_then(|t| t.rsplit('/').next().map(str::to_string))
+                    })
+                    .unwrap_or_else(|| "default".into());
+                let required = flag_bool("required")?.unwrap_or(false);
+                if flag.kind == MountKind::Secret {
+                    Mount::Secret {
+                        target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
+                        id,
+                        required,
+                        env: text("env"),
+                    }
+                } else {
+                    Mount::Ssh {
+                        target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                        id,
+                        required,
+                    }
+                }
+            }
+        })
+    }
+
+    fn copy(&self, copy: &CopyCmd, add: bool) -> Result<(StepKind, String), GraphErrorKind> {
+        let keyword = if add { "ADD" } else { "COPY" };
+        let mut sources = Vec::new();
+        for source in &copy.sources {
+            sources.push(match source {
+                SourceSpec::Heredoc(doc) => {
+                    let content = if doc.expand {
+                        let mut heredoc_lexer = self.lexer;
+                        heredoc_lexer.skip_process_quotes = true;
+                        heredoc_lexer.process_word(&doc.content, &self.scope)?
+                    } else {
+                        doc.content.clone()
+                    };
+                    CopySource::Heredoc {
+                        name: doc.name.clone(),
+                        content,
+                    }
+                }
+                SourceSpec::Path(path) => {
+                    let path = self.word(path)?;
+                    if add && (path.starts_with("http://") || path.starts_with("https://")) {
+                        CopySource::Url(path)
+                    } else {
+                        CopySource::Path(path)
+                    }
+                }
+            });
+        }
+        let dest_word = self.word(&copy.dest)?;
+        let mut dest = clean_path(&join_path(&self.workdir(), &dest_word));
+        let is_dir = dest_word.is_empty()
+            || dest_word == "."
+            || dest_word.ends_with('/')
+            || dest_word.ends_with("/.");
+        if is_dir && !dest.ends_with('/') {
+            dest.push('/');
+        }
+        let from = match &copy.from {
+            None => CopyFrom::Context,
+            Some(f) => self.resolve_from(&self.word(f)?)?,
+        };
+        let chmod = match &copy.chmod {
+            None => None,
+            Some(text) => {
+                let text = self.word(text)?;
+                match u32::from_str_radix(&text, 8) {
+                    Ok(mode) if mode <= 0o7777 => Some(mode),
+                    _ => {
+                        return Err(GraphErrorKind::Invalid(format!(
+                            "invalid --chmod={text}: expected an octal mode such as 0755"
+                        )))
+                    }
+                }
+            }
+        };
+        let checksum = copy.checksum.as_ref().map(|c| self.word(c)).transpose()?;
+        if let Some(sum) = &checksum {
+            if sum.parse::<crate::oci::Digest>().is_err() {
+                return Err(GraphErrorKind::Invalid(format!(
+                    "invalid --checksum={sum}: expected sha256: followed by 64 hex digits"
+                )));
+            }
+        }
+        let step = CopyStep {
+            add,
+            sources,
+            dest,
+            from,
+            chown: copy.chown.as_ref().map(|c| self.word(c)).transpose()?,
+            chmod,
+            link: copy.link,
+            parents: copy.parents,
+            excludes: copy
+                .excludes
+                .iter()
+                .map(|e| self.word(e))
+                .collect::<Result<Vec<_>, _>>()?,
+            checksum,
+            keep_git_dir: copy.keep_git_dir,
+            workdir: self.workdir(),
+        };
+        let mut created_by = format!("{keyword} ");
+        if let CopyFrom::Stage(i) = &step.from {
+            created_by.push_str(&format!("--from={i} "));
+        }
+        let shown: Vec<String> = step
+            .sources
+            .iter()
+            .map(|s| match s {
+                CopySource::Path(p) | CopySource::Url(p) => p.clone(),
+                CopySource::Heredoc { name, .. } => format!("<<{name}"),
+            })
+            .collect();
+        created_by.push_str(&format!(
+            "{} {}{HISTORY_SUFFIX}",
+            shown.join(" "),
+            step.dest
+        ));
+        Ok((StepKind::Copy(step), created_by))
+    }
+}
+
+/// `base` joined with `path` unless `path` is absolute.
+pub(crate) fn join_path(base: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", base.trim_end_matches('/'), path)
+    }
+}
+
+/// Lexical clean of an absolute path, as Go's `path.Clean`: no `.`, `..` or `//`.
+pub(crate) fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// EXPOSE values: `80`, `80/tcp`, `53/udp`, `8000-8010[/proto]`, as `port/proto` keys.
+fn parse_ports(spec: &str) -> Result<Vec<String>, String> {
+    let (ports, proto) = match spec.split_once('/') {
+        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+        return Err(format!(
+            "invalid protocol in EXPOSE {spec:?}: expected tcp, udp or sctp"
+        ));
+    }
+    let port = |text: &str| -> Result<u16, String> {
+        text.parse::<u16>().map_err(|_| {
+            format!("invalid port in EXPOSE {spec:?}: expected a number from 0 to 65535")
+        })
+    };
+    let (start, end) = match ports.split_once('-') {
+        Some((a, b)) => (port(a)?, port(b)?),
+        None => {
+            let p = port(ports)?;
+            (p, p)
+        }
+    };
+    if start > end {
+        return Err(format!(
+            "invalid port range in EXPOSE {spec:?}: the start is after the end"
+        ));
+    }
+    Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+const SIGNALS: [&str; 31] = [
+    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "IOT", "BUS", "FPE", "KILL", "USR1", "SEGV",
+    "USR2", "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU",
+    "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "SYS",
+];
+
+fn is_valid_signal(text: &str) -> bool {
+    if let Ok(n) = text.parse::<u32>() {
+        return (1..=64).contains(&n);
+    }
+    let name = text.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    if SIGNALS.contains(&name) {
+        return true;
+    }
+    ["RTMIN+", "RTMAX-"].iter().any(|p| {
+        name.strip_prefix(p)
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n <= 30)
+    }) || name == "RTMIN"
+        || name == "RTMAX"
+}
+
+/// `64m`, `1g`, `512k`, `100` (bytes); binary units as Docker's `RAMInBytes`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let unit = text[split..].trim_end_matches("ib").trim_end_matches('b');
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(clean_path("/a/./b//../c/"), "/a/c");
+        assert_eq!(clean_path("/../.."), "/");
+        assert_eq!(join_path("/app", "x"), "/app/x");
+        assert_eq!(join_path("/app/", "/x"), "/x");
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_ports("80").unwrap(), vec!["80/tcp"]);
+        assert_eq!(parse_ports("53/UDP").unwrap(), vec!["53/udp"]);
+        assert_eq!(
+            parse_ports("8000-8002").unwrap(),
+            vec!["8000/tcp", "8001/tcp", "8002/tcp"]
+        );
+        assert!(parse_ports("http").is_err());
+        assert!(parse_ports("80/icmp").is_err());
+        assert!(parse_ports("9-8").is_err());
+        assert!(parse_ports("70000").is_err());
+    }
+
+    #[test]
+    fn signals_and_sizes() {
+        assert!(is_valid_signal("SIGTERM") && is_valid_signal("kill") && is_valid_signal("9"));
+        assert!(is_valid_signal("SIGRTMIN+3"));
+        assert!(!is_valid_signal("SIGFOO") && !is_valid_signal("0") && !is_valid_signal("65"));
+        assert_eq!(parse_size("64m"), Some(64 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("100"), Some(100));
+        assert_eq!(parse_size("x"), None);
+    }
+}

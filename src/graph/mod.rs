@@ -1,0 +1,461 @@
+//! Lowers parsed instructions into a build graph: stages with names and indexes, the
+//! edges between them (`FROM <stage>`, `COPY --from`, `RUN --mount from=`), pruning to
+//! the stages a `--target` needs, cycle checks, and Docker's ARG/ENV scoping and word
+//! expansion, which turns each stage's instructions into typed steps.
+//!
+//! Pure: no I/O. Planning needs no base image; expanding a stage takes its base image's
+//! config as an argument.
+
+mod expand;
+mod scope;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::oci::{ImageRef, Platform, ReferenceError};
+use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction, SourceLocation};
+
+pub use expand::{
+    expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
+    RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,
+};
+use scope::{automatic_args, ArgValues, Scope};
+
+/// What the user asked of the build that changes the plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// `--build-arg NAME=VALUE` values.
+    pub build_args: BTreeMap<String, String>,
+    /// `--target`: the stage to build (by name or index); the last stage by default.
+    pub target: Option<String>,
+}
+
+/// Where a stage starts from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    Image(ImageRef),
+    /// An earlier stage, by index.
+    Stage(usize),
+}
+
+/// One `FROM` section of the Dockerfile.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// Position among the Dockerfile's stages, from 0.
+    pub index: usize,
+    pub name: Option<String>,
+    pub base: Base,
+    /// `FROM --platform=...`, expanded.
+    pub platform: Option<String>,
+    /// The FROM instruction as written, expanded.
+    pub from_text: String,
+    pub location: SourceLocation,
+    /// The instructions after FROM, unexpanded.
+    pub instructions: Vec<Instruction>,
+    /// Stages this one needs: its base stage and every `--from` stage.
+    pub deps: BTreeSet<usize>,
+}
+
+impl Stage {
+    /// `name` if it has one, else its index.
+    pub fn label(&self) -> String {
+        self.name.clone().unwrap_or_else(|| self.index.to_string())
+    }
+}
+
+/// The whole build: every stage, and which of them the target needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub stages: Vec<Stage>,
+    /// Index of the stage whose result is the image.
+    pub target: usize,
+    /// Stages the target needs, in an order where every stage comes after its deps.
+    pub order: Vec<usize>,
+    /// Global ARGs (before the first FROM) and their values.
+    pub global_args: Vec<(String, Option<String>)>,
+    /// `--build-arg` names no ARG declares.
+    pub unused_build_args: Vec<String>,
+    pub escape: char,
+    pub(crate) build_args: BTreeMap<String, String>,
+}
+
+impl Plan {
+    /// The needed stages grouped by depth: all stages of a group can run at once, once
+    /// the groups before it are done.
+    pub fn parallel_groups(&self) -> Vec<Vec<usize>> {
+        let mut depth: BTreeMap<usize, usize> = BTreeMap::new();
+        for &i in &self.order {
+            let d = self.stages[i]
+                .deps
+                .iter()
+                .map(|dep| depth.get(dep).copied().unwrap_or(0) + 1)
+                .max()
+                .unwrap_or(0);
+            depth.insert(i, d);
+        }
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (&stage, &d) in &depth {
+            if groups.len() <= d {
+                groups.resize(d + 1, Vec::new());
+            }
+            groups[d].push(stage);
+        }
+        groups
+    }
+}
+
+/// A located graph error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError {
+    pub location: Option<Box<SourceLocation>>,
+    pub kind: GraphErrorKind,
+}
+
+impl fmt::Display for GraphError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Some(location) => location.render(f, &self.kind),
+            None => write!(f, "{}", self.kind),
+        }
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphErrorKind {
+    #[error("{0}")]
+    Expansion(#[from] ExpandError),
+    #[error("{0}")]
+    Reference(#[from] ReferenceError),
+    #[error("{keyword} before the first FROM: only ARG may come before FROM")]
+    BeforeFrom { keyword: String },
+    #[error("the Dockerfile has no FROM instruction")]
+    NoStages,
+    #[error("duplicate stage name {name:?}: it was first used on line {first_line}")]
+    DuplicateStage { name: String, first_line: usize },
+    #[error("target stage {target:?} not found: expected one of {available}")]
+    UnknownTarget { target: String, available: String },
+    #[error("--from={value} refers to {problem}: expected an earlier stage's index, a stage name or an image")]
+    StageIndex {
+        value: String,
+        problem: &'static str,
+    },
+    #[error("circular dependency between stages: {0}")]
+    Cycle(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl GraphError {
+    fn at(location: &SourceLocation, kind: impl Into<GraphErrorKind>) -> GraphError {
+        GraphError {
+            location: Some(Box::new(location.clone())),
+            kind: kind.into(),
+        }
+    }
+}
+
+/// Splits the Dockerfile into stages, resolves their bases and dependencies, and keeps
+/// the stages the target needs.
+pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, GraphError> {
+    let automatic = automatic_args(&Platform::host());
+    let mut global = ArgValues::default();
+    let mut stages: Vec<Stage> = Vec::new();
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+    let lexer = scope::lexer(dockerfile.directives.escape);
+
+    for instruction in &dockerfile.instructions {
+        let loc = &instruction.location;
+        match (&instruction.command, stages.last_mut()) {
+            (Command::Arg(decls), None) => {
+                for decl in decls {
+                    declared.insert(decl.name.clone());
+                    let value = match options.build_args.get(&decl.name) {
+                        Some(v) => Some(v.clone()),
+                        None => match &decl.default {
+                            Some(default) => Some(
+                                lexer
+                                    .process_word(default, &global.lookup_with(&automatic))
+                                    .map_err(|e| GraphError::at(loc, e))?,
+                            ),
+                            None => automatic.get(&decl.name).cloned(),
+                        },
+                    };
+                    global.set(&decl.name, value);
+                }
+            }
+            (Command::From(from), _) => {
+                let index = stages.len();
+                let env = global.lookup_with(&automatic);
+                let image = lexer
+                    .process_word(&from.image, &env)
+                    .map_err(|e| GraphError::at(loc, e))?;
+                let platform = from
+                    .platform
+                    .as_ref()
+                    .map(|p| lexer.process_word(p, &env))
+                    .transpose()
+                    .map_err(|e| GraphError::at(loc, e))?;
+                if let Some(name) = &from.stage_name {
+                    if let Some(first) = stages
+                        .iter()
+                        .find(|s| s.name.as_deref() == Some(name.as_str()))
+                    {
+                        return Err(GraphError::at(
+                            loc,
+                            GraphErrorKind::DuplicateStage {
+                                name: name.clone(),
+                                first_line: first.location.line,
+                            },
+                        ));
+                    }
+                }
+                let base = if image.eq_ignore_ascii_case("scratch") {
+                    Base::Scratch
+                } else if let Some(stage) = stages
+                    .iter()
+                    .find(|s| s.name.as_deref() == Some(image.to_ascii_lowercase().as_str()))
+                {
+                    Base::Stage(stage.index)
+                } else {
+                    Base::Image(
+                        image
+                            .parse()
+                            .map_err(|e: ReferenceError| GraphError::at(loc, e))?,
+                    )
+                };
+                let mut deps = BTreeSet::new();
+                if let Base::Stage(i) = base {
+                    deps.insert(i);
+                }
+                let mut from_text = String::from("FROM ");
+                if let Some(p) = &platform {
+                    from_text.push_str(&format!("--platform={p} "));
+                }
+                from_text.push_str(&image);
+                if let Some(name) = &from.stage_name {
+                    from_text.push_str(&format!(" AS {name}"));
+                }
+                stages.push(Stage {
+                    index,
+                    name: from.stage_name.clone(),
+                    base,
+                    platform,
+                    from_text,
+                    location: loc.clone(),
+                    instructions: Vec::new(),
+                    deps,
+                });
+            }
+            (_, Some(stage)) => stage.instructions.push(instruction.clone()),
+            (_, None) => {
+                return Err(GraphError::at(
+                    loc,
+                    GraphErrorKind::BeforeFrom {
+                        keyword: instruction.keyword().to_string(),
+                    },
+                ))
+            }
+        }
+    }
+    if stages.is_empty() {
+        return Err(GraphError {
+            location: None,
+            kind: GraphErrorKind::NoStages,
+        });
+    }
+
+    // Edges from `--from`: their values may use the stage's ARGs and ENVs.
+    let names: BTreeMap<String, usize> = stages
+        .iter()
+        .filter_map(|s| s.name.clone().map(|n| (n, s.index)))
+        .collect();
+    let global_args: Vec<(String, Option<String>)> = global.pairs();
+    for stage in &mut stages {
+        let index = stage.index;
+        let mut scope = Scope::new(&global, &automatic, &options.build_args, Default::default());
+        let mut found = BTreeSet::new();
+        for instruction in &stage.instructions {
+            for decl in scope.declared_names(&instruction.command) {
+                declared.insert(decl);
+            }
+            scope
+                .apply_scope_only(instruction, dockerfile.directives.escape)
+                .map_err(|e| GraphError::at(&instruction.location, e))?;
+            for value in from_values(&instruction.command) {
+                let value = scope
+                    .expand(&value, dockerfile.directives.escape)
+                    .map_err(|e| GraphError::at(&instruction.location, e))?;
+                if let Some(dep) = resolve_from(&value, index, &names)
+                    .map_err(|kind| GraphError::at(&instruction.location, kind))?
+                {
+                    found.insert(dep);
+                }
+            }
+        }
+        stage.deps.extend(found);
+    }
+
+    let target = match &options.target {
+        None => stages.len() - 1,
+        Some(t) => {
+            let lower = t.to_ascii_lowercase();
+            match names.get(&lower) {
+                Some(&i) => i,
+                None => match t.parse::<usize>() {
+                    Ok(i) if i < stages.len() => i,
+                    _ => {
+                        return Err(GraphError {
+                            location: None,
+                            kind: GraphErrorKind::UnknownTarget {
+                                target: t.clone(),
+                                available: stages
+                                    .iter()
+                                    .map(Stage::label)
+                                    .collect::<Vec<_>>()
+                                    .join(", "),
+                            },
+                        })
+                    }
+                },
+            }
+        }
+    };
+    let order = topological_order(&stages, target)?;
+    let unused_build_args = options
+        .build_args
+        .keys()
+        .filter(|k| !declared.contains(*k) && !scope::is_predefined(k))
+        .cloned()
+        .collect();
+    Ok(Plan {
+        stages,
+        target,
+        order,
+        global_args,
+        unused_build_args,
+        escape: dockerfile.directives.escape,
+        build_args: options.build_args.clone(),
+    })
+}
+
+/// Expands every stage the target needs, in dependency order. `image_base` gives the
+/// base of a stage built on an image; a stage built on a stage starts from that stage's
+/// expanded config.
+pub fn expand_all(
+    plan: &Plan,
+    mut image_base: impl FnMut(&Stage, &ImageRef) -> BaseImage,
+) -> Result<BTreeMap<usize, ExpandedStage>, GraphError> {
+    let mut expanded: BTreeMap<usize, ExpandedStage> = BTreeMap::new();
+    for &index in &plan.order {
+        let stage = &plan.stages[index];
+        let base = match &stage.base {
+            Base::Scratch => BaseImage::scratch(),
+            Base::Image(image) => image_base(stage, image),
+            Base::Stage(parent) => {
+                let parent = &expanded[parent];
+                BaseImage {
+                    config: parent.config.clone(),
+                    author: parent.author.clone(),
+                }
+            }
+        };
+        let stage_steps = expand_stage(plan, index, &base)?;
+        expanded.insert(index, stage_steps);
+    }
+    Ok(expanded)
+}
+
+/// The raw `--from` values of an instruction (COPY --from, RUN --mount from=).
+fn from_values(command: &Command) -> Vec<String> {
+    match command {
+        Command::Copy(copy) => copy.from.iter().cloned().collect(),
+        Command::Run(run) => run
+            .mounts
+            .iter()
+            .flat_map(|m| m.options.iter())
+            .filter(|(k, _)| k == "from")
+            .filter_map(|(_, v)| v.clone())
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// A `--from` value names a stage (by name or earlier index) or else an image.
+pub(crate) fn resolve_from(
+    value: &str,
+    current: usize,
+    names: &BTreeMap<String, usize>,
+) -> Result<Option<usize>, GraphErrorKind> {
+    if let Some(&i) = names.get(&value.to_ascii_lowercase()) {
+        if i == current {
+            return Err(GraphErrorKind::StageIndex {
+                value: value.to_string(),
+                problem: "the stage it is used in",
+            });
+        }
+        return Ok(Some(i));
+    }
+    if let Ok(i) = value.parse::<usize>() {
+        if i >= current {
+            return Err(GraphErrorKind::StageIndex {
+                value: value.to_string(),
+                problem: "the current or a later stage",
+            });
+        }
+        return Ok(Some(i));
+    }
+    Ok(None)
+}
+
+/// Depth-first order of the stages `target` needs; a cycle is an error naming it.
+fn topological_order(stages: &[Stage], target: usize) -> Result<Vec<usize>, GraphError> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut marks = vec![Mark::New; stages.len()];
+    let mut order = Vec::new();
+    // Iterative DFS: deep chains of stages must not overflow the stack.
+    let mut stack: Vec<(usize, Vec<usize>)> =
+        vec![(target, stages[target].deps.iter().copied().collect())];
+    marks[target] = Mark::Open;
+    while let Some((node, pending)) = stack.last_mut() {
+        match pending.pop() {
+            Some(dep) => match marks[dep] {
+                Mark::Done => {}
+                Mark::Open => {
+                    let mut cycle: Vec<String> = stack
+                        .iter()
+                        .skip_while(|(n, _)| *n != dep)
+                        .map(|(n, _)| stages[*n].label())
+                        .collect();
+                    cycle.push(stages[dep].label());
+                    return Err(GraphError::at(
+                        &stages[dep].location,
+                        GraphErrorKind::Cycle(cycle.join(" -> ")),
+                    ));
+                }
+                Mark::New => {
+                    marks[dep] = Mark::Open;
+                    let deps = stages[dep].deps.iter().copied().collect();
+                    stack.push((dep, deps));
+                }
+            },
+            None => {
+                let node = *node;
+                marks[node] = Mark::Done;
+                order.push(node);
+                stack.pop();
+            }
+        }
+    }
+    Ok(order)
+}
+
+#[cfg(test)]
+mod tests;

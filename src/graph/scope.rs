@@ -1,0 +1,273 @@
+//! Docker's variable scoping: global ARGs usable in FROM lines, ARGs redeclared inside a
+//! stage, `--build-arg` overriding defaults, the automatic platform ARGs, and ENV winning
+//! over an ARG of the same name.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::oci::Platform;
+use crate::parser::expand::{ExpandError, Lexer, Lookup};
+use crate::parser::{ArgDecl, Command, Instruction};
+
+pub(crate) fn lexer(escape: char) -> Lexer {
+    Lexer::new(escape)
+}
+
+/// ARGs Docker defines for every build, without a declaration in FROM lines and with
+/// `ARG NAME` inside a stage.
+pub(crate) fn automatic_args(platform: &Platform) -> BTreeMap<String, String> {
+    let variant = platform.variant.clone().unwrap_or_default();
+    let mut args = BTreeMap::new();
+    for prefix in ["TARGET", "BUILD"] {
+        args.insert(format!("{prefix}PLATFORM"), platform.to_string());
+        args.insert(format!("{prefix}OS"), platform.os.clone());
+        args.insert(format!("{prefix}ARCH"), platform.architecture.clone());
+        args.insert(format!("{prefix}VARIANT"), variant.clone());
+    }
+    args
+}
+
+/// Build args that RUN steps see without an ARG declaration, and that Docker keeps out
+/// of the image history.
+pub(crate) fn is_predefined(name: &str) -> bool {
+    matches!(
+        name.to_ascii_uppercase().as_str(),
+        "HTTP_PROXY" | "HTTPS_PROXY" | "FTP_PROXY" | "NO_PROXY" | "ALL_PROXY"
+    )
+}
+
+/// Variables in declaration order with O(1) lookup; setting one again keeps its place.
+#[derive(Debug, Clone)]
+pub(crate) struct Vars<V> {
+    entries: Vec<(Arc<str>, V)>,
+    index: HashMap<Arc<str>, usize>,
+}
+
+impl<V> Default for Vars<V> {
+    fn default() -> Self {
+        Vars {
+            entries: Vec::new(),
+            index: HashMap::new(),
+        }
+    }
+}
+
+impl<V: Clone> Vars<V> {
+    pub(crate) fn set(&mut self, name: &str, value: V) {
+        match self.index.get(name) {
+            Some(&i) => self.entries[i].1 = value,
+            None => {
+                let name: Arc<str> = Arc::from(name);
+                self.index.insert(name.clone(), self.entries.len());
+                self.entries.push((name, value));
+            }
+        }
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&V> {
+        self.index.get(name).map(|&i| &self.entries[i].1)
+    }
+
+    pub(crate) fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &(Arc<str>, V)> {
+        self.entries.iter()
+    }
+}
+
+/// ARG values in declaration order; `None` is declared but unset.
+pub(crate) type ArgValues = Vars<Option<String>>;
+
+impl ArgValues {
+    pub(crate) fn pairs(&self) -> Vec<(String, Option<String>)> {
+        self.entries
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// The ARGs that have a value.
+    pub(crate) fn set_pairs(&self) -> Vec<(Arc<str>, Arc<str>)> {
+        self.entries
+            .iter()
+            .filter_map(|(k, v)| v.as_deref().map(|v| (k.clone(), Arc::from(v))))
+            .collect()
+    }
+
+    /// Looks up these values, then the automatic ARGs.
+    pub(crate) fn lookup_with<'a>(
+        &'a self,
+        automatic: &'a BTreeMap<String, String>,
+    ) -> GlobalLookup<'a> {
+        GlobalLookup {
+            args: self,
+            automatic,
+        }
+    }
+}
+
+pub(crate) struct GlobalLookup<'a> {
+    args: &'a ArgValues,
+    automatic: &'a BTreeMap<String, String>,
+}
+
+impl Lookup for GlobalLookup<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        match self.args.get(name) {
+            Some(value) => value.as_deref(),
+            None => self.automatic.get(name).map(String::as_str),
+        }
+    }
+}
+
+/// What a RUN step sees of the scope; shared by the RUN steps between two changes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunContext {
+    pub(crate) env: Arc<[(Arc<str>, Arc<str>)]>,
+    pub(crate) build_args: Arc<[(Arc<str>, Arc<str>)]>,
+}
+
+/// The variables in effect inside one stage.
+pub(crate) struct Scope<'a> {
+    global: &'a ArgValues,
+    automatic: &'a BTreeMap<String, String>,
+    build_args: &'a BTreeMap<String, String>,
+    /// ARGs declared in this stage.
+    pub(crate) args: ArgValues,
+    /// The config's environment (the base image's, then ENV instructions).
+    pub(crate) env: Vars<Arc<str>>,
+    run_context: Option<RunContext>,
+}
+
+impl Lookup for Scope<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        match self.env.get(name) {
+            Some(v) => Some(v),
+            None => self.args.get(name).and_then(|v| v.as_deref()),
+        }
+    }
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn new(
+        global: &'a ArgValues,
+        automatic: &'a BTreeMap<String, String>,
+        build_args: &'a BTreeMap<String, String>,
+        env: Vec<(String, String)>,
+    ) -> Scope<'a> {
+        let mut vars = Vars::default();
+        for (k, v) in env {
+            vars.set(&k, Arc::from(v));
+        }
+        Scope {
+            global,
+            automatic,
+            build_args,
+            args: ArgValues::default(),
+            env: vars,
+            run_context: None,
+        }
+    }
+
+    pub(crate) fn expand(&self, text: &str, escape: char) -> Result<String, ExpandError> {
+        lexer(escape).process_word(text, self)
+    }
+
+    /// Declares an ARG inside the stage: `--build-arg` first, then the ARG's own default,
+    /// then the global ARG of that name, then the automatic platform ARGs.
+    pub(crate) fn declare(&mut self, decl: &ArgDecl, escape: char) -> Result<(), ExpandError> {
+        let value = match self.build_args.get(&decl.name) {
+            Some(v) => Some(v.clone()),
+            None => match &decl.default {
+                Some(default) => Some(self.expand(default, escape)?),
+                None => match self.global.get(&decl.name) {
+                    Some(global) => global.clone(),
+                    None => self.automatic.get(&decl.name).cloned(),
+                },
+            },
+        };
+        self.args.set(&decl.name, value);
+        self.run_context = None;
+        Ok(())
+    }
+
+    pub(crate) fn arg_value(&self, name: &str) -> Option<&str> {
+        self.args.get(name).and_then(|v| v.as_deref())
+    }
+
+    pub(crate) fn set_env(&mut self, name: &str, value: String) {
+        self.env.set(name, Arc::from(value));
+        self.run_context = None;
+    }
+
+    /// The environment as `NAME=VALUE` entries, in order.
+    pub(crate) fn env_entries(&self) -> Vec<String> {
+        self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+    }
+
+    /// Names declared by an ARG instruction.
+    pub(crate) fn declared_names(&self, command: &Command) -> Vec<String> {
+        match command {
+            Command::Arg(decls) => decls.iter().map(|d| d.name.clone()).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Tracks ARG and ENV without building anything: enough to expand `--from` values
+    /// while planning, before base images are known.
+    pub(crate) fn apply_scope_only(
+        &mut self,
+        instruction: &Instruction,
+        escape: char,
+    ) -> Result<(), ExpandError> {
+        match &instruction.command {
+            Command::Arg(decls) => {
+                for decl in decls {
+                    self.declare(decl, escape)?;
+                }
+            }
+            Command::Env(pairs) => {
+                let mut updates = Vec::new();
+                for kv in pairs {
+                    updates.push((
+                        self.expand(&kv.key, escape)?,
+                        self.expand(&kv.value, escape)?,
+                    ));
+                }
+                for (k, v) in updates {
+                    self.set_env(&k, v);
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// What a RUN step sees: ARGs with a value and the predefined proxy build args, under
+    /// the config env, which wins over an ARG of the same name.
+    pub(crate) fn run_context(&mut self) -> RunContext {
+        if let Some(context) = &self.run_context {
+            return context.clone();
+        }
+        let mut env: Vec<(Arc<str>, Arc<str>)> = self.env.iter().cloned().collect();
+        let build_args = self.args.set_pairs();
+        let proxies = self
+            .build_args
+            .iter()
+            .filter(|(k, _)| is_predefined(k))
+            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())));
+        for (k, v) in build_args.iter().cloned().chain(proxies) {
+            if !self.env.contains(&k) {
+                env.push((k, v));
+            }
+        }
+        let context = RunContext {
+            env: env.into(),
+            build_args: build_args.into(),
+        };
+        self.run_context = Some(context.clone());
+        context
+    }
+}

@@ -1,0 +1,14 @@
+//! lade: a daemonless, Docker-compatible container tool.
+//!
+//! A Dockerfile becomes an image, and an image becomes a running sandbox, through one
+//! pipeline whose stages live in one module each: `parser` (Dockerfile text to typed
+//! instructions), `graph` (stages and steps), `builder` (steps to layers, with a cache),
+//! `layers` (deterministic tars, safe extraction, snapshots), `store` (the on-disk
+//! content-addressed store), `exec` (the sandbox), `container` (container lifecycle),
+//! `registry` (the distribution protocol) and `oci` (the image format's types).
+//! `cli` turns command lines into calls on these modules.
+
+pub mod cli;
+pub mod graph;
+pub mod oci;
+pub mod parser;

@@ -1,0 +1,150 @@
+//! The image format's types: sha256 digests, media types, the image config (Docker's,
+//! a superset of the OCI one), image references, and canonical JSON so that the same
+//! content always gives the same digest.
+//!
+//! Manifests, indexes and descriptors are oci-spec's. The config type is ours because
+//! Docker's config carries fields that oci-spec's drops (Healthcheck, OnBuild, Shell),
+//! and those must survive a round trip through lade.
+
+mod config;
+mod digest;
+mod reference;
+
+pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
+pub use digest::{Digest, DigestError, Sha256Writer};
+pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+pub use reference::{ImageRef, ReferenceError};
+
+/// Media types lade writes or reads.
+pub mod media {
+    pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+    pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+    pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+    pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+    pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+    pub const DOCKER_MANIFEST_LIST: &str =
+        "application/vnd.docker.distribution.manifest.list.v2+json";
+    pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+    pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+}
+
+/// The annotation that names a tag in an OCI layout's `index.json`.
+pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+
+/// The platform of this machine, in OCI terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub architecture: String,
+    pub variant: Option<String>,
+}
+
+impl Platform {
+    pub fn host() -> Platform {
+        let architecture = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            architecture: architecture.into(),
+            variant: (architecture == "arm64").then(|| "v8".to_string()),
+        }
+    }
+
+    /// Parses `os/arch[/variant]`.
+    pub fn parse(text: &str) -> Option<Platform> {
+        let mut parts = text.split('/');
+        let os = parts.next().filter(|s| !s.is_empty())?;
+        let architecture = parts.next().filter(|s| !s.is_empty())?;
+        let variant = parts.next().map(str::to_string);
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(Platform {
+            os: os.into(),
+            architecture: architecture.into(),
+            variant,
+        })
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.architecture)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Serializes a value as canonical JSON: object keys sorted, no insignificant
+/// whitespace. The same value always gives the same bytes, hence the same digest.
+pub fn canonical_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    let value = serde_json::to_value(value).expect("lade's types always serialize to JSON");
+    let mut out = Vec::with_capacity(512);
+    write_canonical(&value, &mut out);
+    out
+}
+
+fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (key, value)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(&serde_json::to_vec(key).unwrap_or_default());
+                out.push(b':');
+                write_canonical(value, out);
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => out.extend_from_slice(&serde_json::to_vec(scalar).unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let value = serde_json::json!({"b": 1, "a": {"d": [1, {"z": 0, "y": "x"}], "c": null}});
+        assert_eq!(
+            String::from_utf8(canonical_json(&value)).unwrap(),
+            r#"{"a":{"c":null,"d":[1,{"y":"x","z":0}]},"b":1}"#
+        );
+    }
+
+    #[test]
+    fn platforms() {
+        assert_eq!(
+            Platform::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        assert!(Platform::parse("linux").is_none());
+        assert_eq!(Platform::host().os, "linux");
+    }
+}

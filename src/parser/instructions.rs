@@ -1,0 +1,915 @@
+//! Typed instructions: each syntax node becomes a command whose flags are checked
+//! against what that instruction takes, with Docker's argument rules. Values are kept as
+//! written; expansion of `$VARS` happens in the graph, where ARG/ENV scope is known.
+
+use std::collections::BTreeMap;
+
+use super::error::{ErrorKind, ParseError, Source, SourceLocation};
+use super::syntax::{parse_heredoc_marker, Args, Heredoc, Node};
+
+/// An instruction keyword.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Keyword {
+    From,
+    Run,
+    Cmd,
+    Label,
+    Maintainer,
+    Expose,
+    Env,
+    Add,
+    Copy,
+    Entrypoint,
+    Volume,
+    User,
+    Workdir,
+    Arg,
+    Onbuild,
+    Stopsignal,
+    Healthcheck,
+    Shell,
+}
+
+const KEYWORDS: [(Keyword, &str); 18] = [
+    (Keyword::From, "FROM"),
+    (Keyword::Run, "RUN"),
+    (Keyword::Cmd, "CMD"),
+    (Keyword::Label, "LABEL"),
+    (Keyword::Maintainer, "MAINTAINER"),
+    (Keyword::Expose, "EXPOSE"),
+    (Keyword::Env, "ENV"),
+    (Keyword::Add, "ADD"),
+    (Keyword::Copy, "COPY"),
+    (Keyword::Entrypoint, "ENTRYPOINT"),
+    (Keyword::Volume, "VOLUME"),
+    (Keyword::User, "USER"),
+    (Keyword::Workdir, "WORKDIR"),
+    (Keyword::Arg, "ARG"),
+    (Keyword::Onbuild, "ONBUILD"),
+    (Keyword::Stopsignal, "STOPSIGNAL"),
+    (Keyword::Healthcheck, "HEALTHCHECK"),
+    (Keyword::Shell, "SHELL"),
+];
+
+impl Keyword {
+    pub fn parse(word: &str) -> Option<Keyword> {
+        KEYWORDS
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(word))
+            .map(|(k, _)| *k)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        KEYWORDS
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map(|(_, name)| *name)
+            .unwrap_or("?")
+    }
+
+    /// The closest keyword to a misspelt one, if any is close.
+    fn suggest(word: &str) -> Option<&'static str> {
+        let upper = word.to_ascii_uppercase();
+        KEYWORDS
+            .iter()
+            .map(|(_, name)| (strsim::damerau_levenshtein(&upper, name), *name))
+            .filter(|(distance, name)| *distance <= 2 && *distance < name.len() / 2 + 1)
+            .min()
+            .map(|(_, name)| name)
+    }
+
+    fn flag_specs(self) -> &'static [(&'static str, FlagKind)] {
+        use FlagKind::*;
+        match self {
+            Keyword::From => &[("platform", Value)],
+            Keyword::Run => &[("mount", Many), ("network", Value), ("security", Value)],
+            Keyword::Add => &[
+                ("chown", Value),
+                ("chmod", Value),
+                ("checksum", Value),
+                ("keep-git-dir", Bool),
+                ("link", Bool),
+                ("exclude", Many),
+            ],
+            Keyword::Copy => &[
+                ("from", Value),
+                ("chown", Value),
+                ("chmod", Value),
+                ("link", Bool),
+                ("parents", Bool),
+                ("exclude", Many),
+            ],
+            Keyword::Healthcheck => &[
+                ("interval", Value),
+                ("timeout", Value),
+                ("start-period", Value),
+                ("start-interval", Value),
+                ("retries", Value),
+            ],
+            _ => &[],
+        }
+    }
+}
+
+impl std::fmt::Display for Keyword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FlagKind {
+    /// `--name=value`, once.
+    Value,
+    /// `--name` or `--name=true|false`, once.
+    Bool,
+    /// `--name=value`, any number of times.
+    Many,
+}
+
+/// A validated instruction with its location.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instruction {
+    pub command: Command,
+    /// The joined logical line as written (keyword included).
+    pub original: String,
+    pub location: SourceLocation,
+    pub start_line: usize,
+    pub end_line: usize,
+}
+
+impl Instruction {
+    pub fn keyword(&self) -> Keyword {
+        self.command.keyword()
+    }
+}
+
+/// Shell form or exec (JSON) form of a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandLine {
+    Shell(String),
+    Exec(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDecl {
+    pub name: String,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromCmd {
+    pub image: String,
+    /// The `AS` name, lower-cased (stage names are case-insensitive).
+    pub stage_name: Option<String>,
+    pub platform: Option<String>,
+}
+
+/// One `--mount=...` of a RUN, as `key[=value]` pairs; values are expanded later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountFlag {
+    pub kind: MountKind,
+    pub options: Vec<(String, Option<String>)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MountKind {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+    Ssh,
+}
+
+impl MountKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MountKind::Bind => "bind",
+            MountKind::Cache => "cache",
+            MountKind::Tmpfs => "tmpfs",
+            MountKind::Secret => "secret",
+            MountKind::Ssh => "ssh",
+        }
+    }
+
+    fn keys(self) -> &'static [&'static str] {
+        match self {
+            MountKind::Bind => &[
+                "type",
+                "target",
+                "dst",
+                "destination",
+                "source",
+                "src",
+                "from",
+                "ro",
+                "readonly",
+                "rw",
+                "readwrite",
+            ],
+            MountKind::Cache => &[
+                "type",
+                "target",
+                "dst",
+                "destination",
+                "source",
+                "src",
+                "from",
+                "ro",
+                "readonly",
+                "rw",
+                "readwrite",
+                "id",
+                "sharing",
+                "mode",
+                "uid",
+                "gid",
+            ],
+            MountKind::Tmpfs => &["type", "target", "dst", "destination", "size"],
+            MountKind::Secret => &[
+                "type",
+                "target",
+                "dst",
+                "destination",
+                "id",
+                "required",
+                "mode",
+                "uid",
+                "gid",
+                "env",
+            ],
+            MountKind::Ssh => &[
+                "type",
+                "target",
+                "dst",
+                "destination",
+                "id",
+                "required",
+                "mode",
+                "uid",
+                "gid",
+            ],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCmd {
+    pub command: CommandLine,
+    pub heredocs: Vec<Heredoc>,
+    pub mounts: Vec<MountFlag>,
+    /// `default`, `none` or `host`.
+    pub network: Option<String>,
+    /// `sandbox` or `insecure`.
+    pub security: Option<String>,
+}
+
+/// A source of COPY or ADD: a path (or glob, or URL for ADD) or a heredoc body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Path(String),
+    Heredoc(Heredoc),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CopyCmd {
+    pub sources: Vec<SourceSpec>,
+    pub dest: String,
+    pub from: Option<String>,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub link: bool,
+    pub parents: bool,
+    pub excludes: Vec<String>,
+    /// ADD only.
+    pub checksum: Option<String>,
+    /// ADD only.
+    pub keep_git_dir: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthcheckCmd {
+    /// `HEALTHCHECK NONE`: disable an inherited check.
+    None,
+    /// `HEALTHCHECK [options] CMD ...`; times in nanoseconds, 0 when not set.
+    Check {
+        test: Vec<String>,
+        interval: u64,
+        timeout: u64,
+        start_period: u64,
+        start_interval: u64,
+        retries: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    From(FromCmd),
+    Run(RunCmd),
+    Cmd(CommandLine),
+    Entrypoint(CommandLine),
+    Shell(Vec<String>),
+    Env(Vec<KeyValue>),
+    Label(Vec<KeyValue>),
+    Maintainer(String),
+    Expose(Vec<String>),
+    Add(CopyCmd),
+    Copy(CopyCmd),
+    Volume(Vec<String>),
+    User(String),
+    Workdir(String),
+    Arg(Vec<ArgDecl>),
+    /// The trigger as written (e.g. `RUN make`), and the parsed instruction.
+    Onbuild {
+        expression: String,
+        inner: Box<Instruction>,
+    },
+    StopSignal(String),
+    Healthcheck(HealthcheckCmd),
+}
+
+impl Command {
+    pub fn keyword(&self) -> Keyword {
+        match self {
+            Command::From(_) => Keyword::From,
+            Command::Run(_) => Keyword::Run,
+            Command::Cmd(_) => Keyword::Cmd,
+            Command::Entrypoint(_) => Keyword::Entrypoint,
+            Command::Shell(_) => Keyword::Shell,
+            Command::Env(_) => Keyword::Env,
+            Command::Label(_) => Keyword::Label,
+            Command::Maintainer(_) => Keyword::Maintainer,
+            Command::Expose(_) => Keyword::Expose,
+            Command::Add(_) => Keyword::Add,
+            Command::Copy(_) => Keyword::Copy,
+            Command::Volume(_) => Keyword::Volume,
+            Command::User(_) => Keyword::User,
+            Command::Workdir(_) => Keyword::Workdir,
+            Command::Arg(_) => Keyword::Arg,
+            Command::Onbuild { .. } => Keyword::Onbuild,
+            Command::StopSignal(_) => Keyword::Stopsignal,
+            Command::Healthcheck(_) => Keyword::Healthcheck,
+        }
+    }
+}
+
+/// Flags given to one instruction, by name.
+struct Flags {
+    values: BTreeMap<&'static str, Vec<Option<String>>>,
+}
+
+impl Flags {
+    fn value(&mut self, name: &str) -> Option<String> {
+        self.values.remove(name).and_then(|mut v| v.pop()).flatten()
+    }
+
+    fn bool(&mut self, name: &str) -> bool {
+        self.values.remove(name).is_some_and(|v| {
+            v.into_iter()
+                .last()
+                .flatten()
+                .is_none_or(|value| value.eq_ignore_ascii_case("true"))
+        })
+    }
+
+    fn many(&mut self, name: &str) -> Vec<String> {
+        self.values
+            .remove(name)
+            .unwrap_or_default()
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+}
+
+/// Turns syntax nodes into typed instructions.
+pub(crate) struct Builder<'a> {
+    pub source: &'a Source,
+}
+
+impl Builder<'_> {
+    fn error(&self, node: &Node, offset_in_original: usize, kind: ErrorKind) -> ParseError {
+        self.source
+            .error_at(node.source_offset(offset_in_original), kind)
+    }
+
+    pub(crate) fn instruction(&self, node: &Node) -> Result<Instruction, ParseError> {
+        let at_start = |kind| self.error(node, 0, kind);
+        let keyword = Keyword::parse(&node.keyword).ok_or_else(|| {
+            at_start(ErrorKind::UnknownInstruction {
+                name: node.keyword.clone(),
+                suggestion: Keyword::suggest(&node.keyword),
+            })
+        })?;
+        let mut flags = self.flags(node, keyword)?;
+        let missing = |expected: &'static str| {
+            at_start(ErrorKind::MissingArguments {
+                instruction: keyword.as_str().to_string(),
+                expected,
+            })
+        };
+        let command = match keyword {
+            Keyword::From => {
+                let Args::List(words) = &node.args else {
+                    return Err(missing("requires either one or three arguments: FROM image [AS name]"));
+                };
+                let stage_name = match words.as_slice() {
+                    [_] => None,
+                    [_, as_word, name] if as_word.eq_ignore_ascii_case("as") => {
+                        let name = name.to_ascii_lowercase();
+                        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+                            && name
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+                        if !valid {
+                            return Err(at_start(ErrorKind::Invalid(format!(
+                                "invalid stage name {name:?}: expected a letter, then letters, digits, '-', '_' or '.'"
+                            ))));
+                        }
+                        Some(name)
+                    }
+                    _ => return Err(missing("requires either one or three arguments: FROM image [AS name]")),
+                };
+                Command::From(FromCmd {
+                    image: words[0].clone(),
+                    stage_name,
+                    platform: flags.value("platform"),
+                })
+            }
+            Keyword::Run => {
+                let command = command_line(&node.args).ok_or_else(|| missing("requires a command"))?;
+                let mounts = self.mounts(node, flags.many("mount"))?;
+                let network = flags.value("network");
+                if let Some(n) = &network {
+                    if !matches!(n.as_str(), "default" | "none" | "host") {
+                        return Err(self.flag_value_error(node, "network", n, "expected default, none or host"));
+                    }
+                }
+                let security = flags.value("security");
+                if let Some(s) = &security {
+                    if !matches!(s.as_str(), "sandbox" | "insecure") {
+                        return Err(self.flag_value_error(node, "security", s, "expected sandbox or insecure"));
+                    }
+                }
+                Command::Run(RunCmd {
+                    command,
+                    heredocs: node.heredocs.clone(),
+                    mounts,
+                    network,
+                    security,
+                })
+            }
+            Keyword::Cmd => Command::Cmd(command_line(&node.args).unwrap_or(CommandLine::Shell(String::new()))),
+            Keyword::Entrypoint => {
+                Command::Entrypoint(command_line(&node.args).unwrap_or(CommandLine::Shell(String::new())))
+            }
+            Keyword::Shell => match &node.args {
+                Args::Json(items) if !items.is_empty() => Command::Shell(items.clone()),
+                Args::Json(_) | Args::Empty => return Err(missing("requires at least one argument, in JSON form")),
+                _ => {
+                    return Err(at_start(ErrorKind::Invalid(
+                        "SHELL requires the arguments to be in JSON form, as in SHELL [\"/bin/sh\", \"-c\"]".into(),
+                    )))
+                }
+            },
+            Keyword::Env | Keyword::Label => {
+                let Args::KeyValues { pairs, .. } = &node.args else {
+                    return Err(missing("requires at least one argument, as in NAME=VALUE"));
+                };
+                let pairs: Vec<KeyValue> = pairs
+                    .iter()
+                    .map(|(key, value)| KeyValue {
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                    .collect();
+                if pairs.iter().any(|kv| kv.key.is_empty()) {
+                    return Err(at_start(ErrorKind::Invalid(format!(
+                        "{keyword} names can not be blank: expected NAME=VALUE"
+                    ))));
+                }
+                if keyword == Keyword::Env {
+                    Command::Env(pairs)
+                } else {
+                    Command::Label(pairs)
+                }
+            }
+            Keyword::Maintainer => Command::Maintainer(text(&node.args).ok_or_else(|| missing("requires a name"))?),
+            Keyword::User => Command::User(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?),
+            Keyword::Workdir => {
+                Command::Workdir(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?)
+            }
+            Keyword::Stopsignal => {
+                Command::StopSignal(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?)
+            }
+            Keyword::Expose => match &node.args {
+                Args::List(ports) => Command::Expose(ports.clone()),
+                _ => return Err(missing("requires at least one argument, as in EXPOSE 80/tcp")),
+            },
+            Keyword::Volume => {
+                let items = list(&node.args);
+                if items.is_empty() {
+                    return Err(missing("requires at least one argument"));
+                }
+                if items.iter().any(|v| v.trim().is_empty()) {
+                    return Err(at_start(ErrorKind::Invalid(
+                        "VOLUME specified can not be an empty string".into(),
+                    )));
+                }
+                Command::Volume(items)
+            }
+            Keyword::Arg => {
+                let Args::Words(words) = &node.args else {
+                    return Err(missing("requires at least one argument"));
+                };
+                if words.is_empty() {
+                    return Err(missing("requires at least one argument"));
+                }
+                let decls = words
+                    .iter()
+                    .map(|word| match word.split_once('=') {
+                        Some((name, default)) => (name.to_string(), Some(default.to_string())),
+                        None => (word.clone(), None),
+                    })
+                    .map(|(name, default)| {
+                        if name.is_empty() {
+                            Err(at_start(ErrorKind::Invalid("ARG names can not be blank".into())))
+                        } else {
+                            Ok(ArgDecl { name, default })
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Command::Arg(decls)
+            }
+            Keyword::Add | Keyword::Copy => {
+                let words = list(&node.args);
+                if words.len() < 2 {
+                    return Err(missing(
+                        "requires at least two arguments: one or more sources, then the destination",
+                    ));
+                }
+                let mut heredocs = node.heredocs.iter();
+                let sources = words[..words.len() - 1]
+                    .iter()
+                    .map(|word| {
+                        let is_heredoc = !matches!(node.args, Args::Json(_))
+                            && parse_heredoc_marker(word).ok().flatten().is_some();
+                        match heredocs.next().filter(|_| is_heredoc) {
+                            Some(doc) => SourceSpec::Heredoc(doc.clone()),
+                            None => SourceSpec::Path(word.clone()),
+                        }
+                    })
+                    .collect();
+                let mut copy = CopyCmd {
+                    sources,
+                    dest: words[words.len() - 1].clone(),
+                    chown: flags.value("chown"),
+                    chmod: flags.value("chmod"),
+                    link: flags.bool("link"),
+                    excludes: flags.many("exclude"),
+                    ..CopyCmd::default()
+                };
+                if keyword == Keyword::Copy {
+                    copy.from = flags.value("from");
+                    copy.parents = flags.bool("parents");
+                    Command::Copy(copy)
+                } else {
+                    copy.checksum = flags.value("checksum");
+                    copy.keep_git_dir = flags.bool("keep-git-dir");
+                    Command::Add(copy)
+                }
+            }
+            Keyword::Onbuild => {
+                let Args::OnBuild(inner_node) = &node.args else {
+                    return Err(missing("requires an instruction to run later, as in ONBUILD RUN make"));
+                };
+                if let Some(k @ (Keyword::Onbuild | Keyword::From | Keyword::Maintainer)) =
+                    Keyword::parse(&inner_node.keyword)
+                {
+                    return Err(at_start(ErrorKind::Invalid(format!(
+                        "{k} isn't allowed as an ONBUILD trigger"
+                    ))));
+                }
+                let inner = self.instruction(inner_node)?;
+                Command::Onbuild {
+                    expression: inner_node.original.clone(),
+                    inner: Box::new(inner),
+                }
+            }
+            Keyword::Healthcheck => Command::Healthcheck(self.healthcheck(node, &mut flags)?),
+        };
+        Ok(Instruction {
+            command,
+            original: node.original.clone(),
+            location: self.source.location(node.source_offset(0)),
+            start_line: node.start_line,
+            end_line: node.end_line,
+        })
+    }
+
+    fn flag_value_error(&self, node: &Node, name: &str, value: &str, expected: &str) -> ParseError {
+        let offset = node
+            .flags
+            .iter()
+            .find(|f| f.text.split('=').next() == Some(name))
+            .map_or(0, |f| f.offset);
+        self.error(
+            node,
+            offset,
+            ErrorKind::InvalidFlagValue {
+                flag: name.to_string(),
+                value: value.to_string(),
+                expected: expected.to_string(),
+            },
+        )
+    }
+
+    fn flags(&self, node: &Node, keyword: Keyword) -> Result<Flags, ParseError> {
+        let specs = keyword.flag_specs();
+        let mut values: BTreeMap<&'static str, Vec<Option<String>>> = BTreeMap::new();
+        for flag in &node.flags {
+            let (name, value) = match flag.text.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (flag.text.as_str(), None),
+            };
+            let err = |kind| self.error(node, flag.offset, kind);
+            let Some(&(spec_name, kind)) = specs.iter().find(|(n, _)| *n == name) else {
+                return Err(err(ErrorKind::UnknownFlag {
+                    flag: name.to_string(),
+                    instruction: keyword.as_str().to_string(),
+                    valid: specs
+                        .iter()
+                        .map(|(n, _)| format!("--{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }));
+            };
+            let entry = values.entry(spec_name).or_default();
+            if !entry.is_empty() && kind != FlagKind::Many {
+                return Err(err(ErrorKind::DuplicateFlag(name.to_string())));
+            }
+            match (kind, &value) {
+                (FlagKind::Value | FlagKind::Many, None) => {
+                    return Err(err(ErrorKind::FlagNeedsValue(name.to_string())))
+                }
+                (FlagKind::Bool, Some(v))
+                    if !v.eq_ignore_ascii_case("true") && !v.eq_ignore_ascii_case("false") =>
+                {
+                    return Err(err(ErrorKind::InvalidFlagValue {
+                        flag: name.to_string(),
+                        value: v.clone(),
+                        expected: "expected true or false".into(),
+                    }))
+                }
+                _ => {}
+            }
+            entry.push(value);
+        }
+        Ok(Flags { values })
+    }
+
+    fn mounts(&self, node: &Node, specs: Vec<String>) -> Result<Vec<MountFlag>, ParseError> {
+        specs
+            .into_iter()
+            .map(|spec| {
+                let invalid =
+                    |message: String| self.flag_value_error(node, "mount", &spec, &message);
+                let options: Vec<(String, Option<String>)> = split_csv(&spec)
+                    .into_iter()
+                    .map(|field| match field.split_once('=') {
+                        Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+                        None => (field.trim().to_ascii_lowercase(), None),
+                    })
+                    .collect();
+                let kind = match options.iter().find(|(k, _)| k == "type") {
+                    None => MountKind::Bind,
+                    Some((_, value)) => match value.as_deref() {
+                        Some("bind") => MountKind::Bind,
+                        Some("cache") => MountKind::Cache,
+                        Some("tmpfs") => MountKind::Tmpfs,
+                        Some("secret") => MountKind::Secret,
+                        Some("ssh") => MountKind::Ssh,
+                        other => {
+                            return Err(invalid(format!(
+                            "unknown mount type {:?}: expected bind, cache, tmpfs, secret or ssh",
+                            other.unwrap_or_default()
+                        )))
+                        }
+                    },
+                };
+                for (key, _) in &options {
+                    if !kind.keys().contains(&key.as_str()) {
+                        return Err(invalid(format!(
+                            "unexpected key {key:?} for a {} mount: expected one of {}",
+                            kind.as_str(),
+                            kind.keys().join(", ")
+                        )));
+                    }
+                }
+                let has_target = options
+                    .iter()
+                    .any(|(k, _)| matches!(k.as_str(), "target" | "dst" | "destination"));
+                if !has_target
+                    && matches!(kind, MountKind::Bind | MountKind::Cache | MountKind::Tmpfs)
+                {
+                    return Err(invalid("a target is required, as in target=/path".into()));
+                }
+                Ok(MountFlag { kind, options })
+            })
+            .collect()
+    }
+
+    fn healthcheck(&self, node: &Node, flags: &mut Flags) -> Result<HealthcheckCmd, ParseError> {
+        let at_start = |kind| self.error(node, 0, kind);
+        let Args::Healthcheck { kind, command } = &node.args else {
+            return Err(at_start(ErrorKind::MissingArguments {
+                instruction: "HEALTHCHECK".into(),
+                expected: "requires CMD or NONE",
+            }));
+        };
+        match kind.to_ascii_uppercase().as_str() {
+            "NONE" => {
+                if **command != Args::Empty {
+                    return Err(at_start(ErrorKind::Invalid(
+                        "HEALTHCHECK NONE takes no arguments".into(),
+                    )));
+                }
+                Ok(HealthcheckCmd::None)
+            }
+            "CMD" => {
+                let test = match command_line(command) {
+                    Some(CommandLine::Exec(args)) if !args.is_empty() => {
+                        let mut test = vec!["CMD".to_string()];
+                        test.extend(args);
+                        test
+                    }
+                    Some(CommandLine::Shell(text)) => vec!["CMD-SHELL".to_string(), text],
+                    _ => {
+                        return Err(at_start(ErrorKind::Invalid(
+                            "missing command after HEALTHCHECK CMD".into(),
+                        )))
+                    }
+                };
+                let mut duration = |name: &str| -> Result<u64, ParseError> {
+                    let Some(value) = flags.value(name) else {
+                        return Ok(0);
+                    };
+                    let nanos = parse_duration(&value).ok_or_else(|| {
+                        self.flag_value_error(
+                            node,
+                            name,
+                            &value,
+                            "expected a duration such as 30s or 1m30s",
+                        )
+                    })?;
+                    if nanos != 0 && nanos < 1_000_000 {
+                        return Err(self.flag_value_error(
+                            node,
+                            name,
+                            &value,
+                            "cannot be less than 1ms",
+                        ));
+                    }
+                    Ok(nanos)
+                };
+                let interval = duration("interval")?;
+                let timeout = duration("timeout")?;
+                let start_period = duration("start-period")?;
+                let start_interval = duration("start-interval")?;
+                let retries = match flags.value("retries") {
+                    None => 0,
+                    Some(v) => v.parse::<u64>().map_err(|_| {
+                        self.flag_value_error(node, "retries", &v, "expected a whole number")
+                    })?,
+                };
+                Ok(HealthcheckCmd::Check {
+                    test,
+                    interval,
+                    timeout,
+                    start_period,
+                    start_interval,
+                    retries,
+                })
+            }
+            other => Err(at_start(ErrorKind::Invalid(format!(
+                "unknown type {other:?} in HEALTHCHECK: expected CMD or NONE"
+            )))),
+        }
+    }
+}
+
+fn command_line(args: &Args) -> Option<CommandLine> {
+    match args {
+        Args::Json(items) => Some(CommandLine::Exec(items.clone())),
+        Args::Text(text) => Some(CommandLine::Shell(text.clone())),
+        _ => None,
+    }
+}
+
+fn text(args: &Args) -> Option<String> {
+    match args {
+        Args::Text(text) => Some(text.clone()),
+        _ => None,
+    }
+}
+
+fn list(args: &Args) -> Vec<String> {
+    match args {
+        Args::Json(items) | Args::List(items) => items.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Splits a `--mount` value on commas, honouring double quotes as Go's csv reader does.
+fn split_csv(text: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields.retain(|f| !f.is_empty());
+    fields
+}
+
+/// A Go duration (`300ms`, `1.5h`, `2h45m`) in nanoseconds.
+pub fn parse_duration(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let mut rest = text;
+    let mut total: f64 = 0.0;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        total += number * scale;
+        rest = &rest[unit_len..];
+    }
+    (total.is_finite() && total < u64::MAX as f64).then_some(total as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Some(30_000_000_000));
+        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
+        assert_eq!(parse_duration("1.5ms"), Some(1_500_000));
+        assert_eq!(parse_duration("0"), Some(0));
+        assert_eq!(parse_duration("5"), None);
+        assert_eq!(parse_duration("x"), None);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(Keyword::suggest("FORM"), Some("FROM"));
+        assert_eq!(Keyword::suggest("cpoy"), Some("COPY"));
+        assert_eq!(Keyword::suggest("ENTRYPIONT"), Some("ENTRYPOINT"));
+        assert_eq!(Keyword::suggest("XYZZY"), None);
+    }
+
+    #[test]
+    fn csv_fields() {
+        assert_eq!(
+            split_csv("type=cache,target=/a"),
+            vec!["type=cache", "target=/a"]
+        );
+        assert_eq!(split_csv("\"target=/a,b\",ro"), vec!["target=/a,b", "ro"]);
+    }
+}

@@ -1,0 +1,754 @@
+//! The pest grammar binding: Dockerfile text to a syntax tree of nodes shaped like
+//! BuildKit's (keyword, builder flags, arguments split per instruction, heredocs), each
+//! with its source location. No instruction-specific validation happens here; that is
+//! `instructions.rs`.
+
+use pest::iterators::Pair;
+use pest::Parser as _;
+
+use super::error::{ErrorKind, ParseError, Source};
+use super::expand::{Lexer, NoVariables};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "../grammar/dockerfile.pest"]
+struct Grammar;
+
+/// Parser directives from the top of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directives {
+    /// The escape and line-continuation character.
+    pub escape: char,
+    pub syntax: Option<String>,
+    pub check: Option<String>,
+}
+
+impl Default for Directives {
+    fn default() -> Self {
+        Directives {
+            escape: '\\',
+            syntax: None,
+            check: None,
+        }
+    }
+}
+
+/// A parsed file: its directives and one node per instruction, in source order.
+#[derive(Debug, Clone)]
+pub struct SyntaxTree {
+    pub directives: Directives,
+    pub nodes: Vec<Node>,
+}
+
+/// One instruction as written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The keyword as written (any case).
+    pub keyword: String,
+    pub flags: Vec<Flag>,
+    pub args: Args,
+    pub heredocs: Vec<Heredoc>,
+    /// The joined logical line, trimmed.
+    pub original: String,
+    /// First and last physical line (1-based), heredoc bodies included.
+    pub start_line: usize,
+    pub end_line: usize,
+    /// Maps offsets in `original` back to byte offsets in the source.
+    pub(crate) map: OffsetMap,
+}
+
+impl Node {
+    /// Byte offset in the source of a byte offset in `original`.
+    pub fn source_offset(&self, offset_in_original: usize) -> usize {
+        self.map.source_offset(offset_in_original)
+    }
+}
+
+/// A builder flag such as `--from=build`, quotes removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    /// The flag without its leading `--`.
+    pub text: String,
+    /// Offset of the flag in the node's `original`.
+    pub offset: usize,
+}
+
+/// Arguments, split the way BuildKit splits them for each instruction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Args {
+    /// No arguments.
+    Empty,
+    /// A JSON array of strings (exec form).
+    Json(Vec<String>),
+    /// One verbatim string: shell form, or USER, WORKDIR, MAINTAINER, STOPSIGNAL.
+    Text(String),
+    /// Values split on whitespace, quotes not respected (FROM, EXPOSE, non-JSON ADD/COPY/VOLUME).
+    List(Vec<String>),
+    /// Quote-aware words, quotes kept (ARG).
+    Words(Vec<String>),
+    /// ENV and LABEL pairs. `legacy` is the `KEY value...` form.
+    KeyValues {
+        pairs: Vec<(String, String)>,
+        legacy: bool,
+    },
+    /// HEALTHCHECK: the type word (`CMD`, `NONE`, ...) and the command.
+    Healthcheck { kind: String, command: Box<Args> },
+    /// ONBUILD: the instruction it wraps.
+    OnBuild(Box<Node>),
+    /// An unknown instruction; the instruction layer reports it.
+    Unknown,
+}
+
+/// A here-document attached to RUN, COPY or ADD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heredoc {
+    /// The delimiter word, quotes removed.
+    pub name: String,
+    /// The body, each line with its line ending; leading tabs removed for `<<-`.
+    pub content: String,
+    /// False when the delimiter was quoted: the body is taken literally.
+    pub expand: bool,
+    /// `<<-`: leading tabs were stripped.
+    pub chomp: bool,
+    /// `N<<EOF`: the file descriptor the body is fed to.
+    pub fd: Option<u32>,
+}
+
+/// Offsets in a logical line back to the source: each piece starts at `logical` in the
+/// joined line and at `source` in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct OffsetMap {
+    pieces: Vec<(usize, usize)>,
+}
+
+impl OffsetMap {
+    pub(crate) fn source_offset(&self, logical: usize) -> usize {
+        let i = self.pieces.partition_point(|&(l, _)| l <= logical);
+        match i.checked_sub(1).and_then(|i| self.pieces.get(i)) {
+            Some(&(l, s)) => s + (logical - l),
+            None => self.pieces.first().map_or(0, |&(_, s)| s),
+        }
+    }
+
+    /// The map of a substring that starts at `logical` in this line.
+    fn shifted(&self, logical: usize) -> OffsetMap {
+        let start = self.source_offset(logical);
+        let mut pieces = vec![(0, start)];
+        pieces.extend(
+            self.pieces
+                .iter()
+                .filter(|&&(l, _)| l > logical)
+                .map(|&(l, s)| (l - logical, s)),
+        );
+        OffsetMap { pieces }
+    }
+}
+
+/// Parses the whole file into a syntax tree.
+pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
+    let text = source.text();
+    let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+    let directives = parse_directives(source, &mut pos)?;
+    // All items in one pest call. A heredoc body is not items, but the batch reads it as
+    // if it were: after a body, one-item calls take over until an item boundary lines up
+    // with the batch again, so each byte is read at most twice.
+    let (items_rule, item_rule) = match directives.escape {
+        '`' => (Rule::items_backtick, Rule::item_backtick),
+        _ => (Rule::items_backslash, Rule::item_backslash),
+    };
+    let batch_start = pos;
+    let batch: Vec<Pair<'_, Rule>> = Grammar::parse(items_rule, &text[batch_start..])
+        .map_err(|e| source.error_at(pos, ErrorKind::Grammar(e.to_string())))?
+        .filter(|pair| pair.as_rule() != Rule::EOI)
+        .collect();
+    let mut next = 0;
+    let mut nodes = Vec::new();
+    while pos < text.len() {
+        while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
+            next += 1;
+        }
+        let (item, item_base) =
+            if next < batch.len() && batch_start + batch[next].as_span().start() == pos {
+                next += 1;
+                (batch[next - 1].clone(), batch_start)
+            } else {
+                let item = Grammar::parse(item_rule, &text[pos..])
+                    .map_err(|e| source.error_at(pos, ErrorKind::Grammar(e.to_string())))?
+                    .next()
+                    .ok_or_else(|| source.error_at(pos, ErrorKind::Grammar("empty item".into())))?;
+                (item, pos)
+            };
+        let item_end = item_base + item.as_span().end();
+        if item.as_rule() == Rule::logical_line {
+            let mut node = logical_line_node(source, &directives, item, item_base)?;
+            let mut end = item_end;
+            if !node.heredocs.is_empty() {
+                end = read_heredoc_bodies(source, &mut node, end)?;
+            }
+            node.end_line = source.line_of(end.saturating_sub(1).max(pos));
+            nodes.push(node);
+            pos = end;
+        } else {
+            pos = item_end;
+        }
+    }
+    if nodes.is_empty() {
+        return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
+    }
+    Ok(SyntaxTree { directives, nodes })
+}
+
+/// Reads `# name = value` lines at the top of the file until the first line that is not
+/// a known directive.
+fn parse_directives(source: &Source, pos: &mut usize) -> Result<Directives, ParseError> {
+    let text = source.text();
+    let mut directives = Directives::default();
+    let mut seen: Vec<String> = Vec::new();
+    while *pos < text.len() {
+        let Ok(mut pairs) = Grammar::parse(Rule::directive, &text[*pos..]) else {
+            break;
+        };
+        let Some(pair) = pairs.next() else { break };
+        let mut inner = pair.clone().into_inner();
+        let (Some(name), Some(value)) = (inner.next(), inner.next()) else {
+            break;
+        };
+        let name = name.as_str().to_ascii_lowercase();
+        let value_offset = *pos + value.as_span().start();
+        let value = value
+            .as_str()
+            .trim_matches([' ', '\t', '\u{0C}', '\r'])
+            .to_string();
+        if !matches!(name.as_str(), "syntax" | "escape" | "check") || value.is_empty() {
+            break;
+        }
+        if seen.contains(&name) {
+            return Err(source.error_at(*pos, ErrorKind::DuplicateDirective(name)));
+        }
+        match name.as_str() {
+            "escape" => {
+                directives.escape = match value.as_str() {
+                    "\\" => '\\',
+                    "`" => '`',
+                    _ => return Err(source.error_at(value_offset, ErrorKind::InvalidEscape(value))),
+                }
+            }
+            "syntax" => directives.syntax = Some(value),
+            _ => directives.check = Some(value),
+        }
+        seen.push(name);
+        *pos += pair.as_span().end();
+    }
+    Ok(directives)
+}
+
+/// Joins a logical line's segments and parses it into a node.
+fn logical_line_node(
+    source: &Source,
+    directives: &Directives,
+    item: Pair<'_, Rule>,
+    item_pos: usize,
+) -> Result<Node, ParseError> {
+    let mut joined = String::new();
+    let mut map = OffsetMap::default();
+    for piece in item.into_inner() {
+        if piece.as_rule() == Rule::segment {
+            map.pieces
+                .push((joined.len(), item_pos + piece.as_span().start()));
+            joined.push_str(piece.as_str());
+        }
+    }
+    let start_offset = map.source_offset(0);
+    let start_line = source.line_of(start_offset);
+    let mut node = node_from_line(source, directives, &joined, &map)?;
+    node.start_line = start_line;
+
+    if can_contain_heredoc(&node) && joined.contains("<<") {
+        node.heredocs =
+            heredocs_from_line(&joined).map_err(|kind| source.error_at(start_offset, kind))?;
+    }
+    Ok(node)
+}
+
+/// BuildKit's `newNodeFromLine`: keyword, flags, then arguments split per instruction.
+fn node_from_line(
+    source: &Source,
+    directives: &Directives,
+    line: &str,
+    map: &OffsetMap,
+) -> Result<Node, ParseError> {
+    node_from_line_at_depth(source, directives, line, map, 0)
+}
+
+fn node_from_line_at_depth(
+    source: &Source,
+    directives: &Directives,
+    line: &str,
+    map: &OffsetMap,
+    depth: usize,
+) -> Result<Node, ParseError> {
+    let lead = line.len() - line.trim_start().len();
+    let trimmed = line.trim();
+    let map = map.shifted(lead);
+    let line_rule = match directives.escape {
+        '`' => Rule::line_backtick,
+        _ => Rule::line_backslash,
+    };
+    let mut keyword = String::new();
+    let mut flags = Vec::new();
+    // The arguments are what follows the last token the grammar read.
+    let mut args_offset = 0;
+    if !trimmed.is_empty() {
+        let pairs = Grammar::parse(line_rule, trimmed).map_err(|e| {
+            source.error_at(map.source_offset(0), ErrorKind::Grammar(e.to_string()))
+        })?;
+        for pair in pairs.flatten() {
+            args_offset = args_offset.max(pair.as_span().end());
+            match pair.as_rule() {
+                Rule::keyword => keyword = pair.as_str().to_string(),
+                Rule::flag => {
+                    let text = flag_text(pair.clone());
+                    if text == "--" {
+                        // A quoted-away flag like `--""` ends the flags too.
+                        break;
+                    }
+                    flags.push(Flag {
+                        text: text[2..].to_string(),
+                        offset: pair.as_span().start(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
+    let args_text = &trimmed[args_offset..];
+    let args_lead = args_text.len() - args_text.trim_start().len();
+    let args_text = args_text.trim();
+    let args_map = map.shifted(args_offset + args_lead);
+    let args = split_arguments(source, directives, &keyword, args_text, &args_map, depth)?;
+    Ok(Node {
+        keyword,
+        flags,
+        args,
+        heredocs: Vec::new(),
+        original: trimmed.to_string(),
+        start_line: 0,
+        end_line: 0,
+        map,
+    })
+}
+
+/// The text of a `flag` pair: quotes removed, `\x` taken as `x`.
+fn flag_text(flag: Pair<'_, Rule>) -> String {
+    let mut text = String::from("--");
+    for part in flag.into_inner().flatten() {
+        match part.as_rule() {
+            Rule::flag_text | Rule::flag_dq_text | Rule::flag_sq_text => {
+                text.push_str(part.as_str())
+            }
+            Rule::flag_escaped => text.push_str(&part.as_str()[1..]),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// ONBUILD wraps one instruction; nesting (refused later) is parsed only this deep.
+const MAX_ONBUILD_DEPTH: usize = 4;
+
+fn split_arguments(
+    source: &Source,
+    directives: &Directives,
+    keyword: &str,
+    rest: &str,
+    map: &OffsetMap,
+    depth: usize,
+) -> Result<Args, ParseError> {
+    let at_start = |kind| source.error_at(map.source_offset(0), kind);
+    Ok(match keyword.to_ascii_lowercase().as_str() {
+        "from" | "expose" => split_whitespace_list(rest),
+        "add" | "copy" | "volume" => match parse_json(rest) {
+            JsonArgs::Array(items) => Args::Json(items),
+            JsonArgs::NotStrings => return Err(at_start(ErrorKind::NotStringArray)),
+            JsonArgs::Plain => split_whitespace_list(rest),
+        },
+        "run" | "cmd" | "entrypoint" | "shell" => maybe_json(rest).map_err(at_start)?,
+        "user" | "workdir" | "maintainer" | "stopsignal" => {
+            if rest.is_empty() {
+                Args::Empty
+            } else {
+                Args::Text(rest.to_string())
+            }
+        }
+        "arg" => Args::Words(words(directives, rest)),
+        "env" | "label" => key_values(directives, keyword, rest).map_err(at_start)?,
+        "healthcheck" => {
+            let kind_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            if kind_end == 0 {
+                Args::Empty
+            } else {
+                let command = maybe_json(rest[kind_end..].trim_start()).map_err(at_start)?;
+                Args::Healthcheck {
+                    kind: rest[..kind_end].to_string(),
+                    command: Box::new(command),
+                }
+            }
+        }
+        "onbuild" => {
+            if rest.is_empty() {
+                Args::Empty
+            } else if depth >= MAX_ONBUILD_DEPTH {
+                return Err(at_start(ErrorKind::Invalid(format!(
+                    "ONBUILD nested more than {MAX_ONBUILD_DEPTH} deep"
+                ))));
+            } else {
+                let inner = node_from_line_at_depth(source, directives, rest, map, depth + 1)?;
+                Args::OnBuild(Box::new(inner))
+            }
+        }
+        _ => Args::Unknown,
+    })
+}
+
+fn split_whitespace_list(rest: &str) -> Args {
+    if rest.is_empty() {
+        return Args::Empty;
+    }
+    Args::List(
+        rest.split(is_split_space)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// The whitespace BuildKit splits keywords and lists on: `[\t\v\f\r ]`.
+fn is_split_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\u{0B}' | '\u{0C}' | '\r')
+}
+
+enum JsonArgs {
+    Array(Vec<String>),
+    NotStrings,
+    Plain,
+}
+
+fn parse_json(rest: &str) -> JsonArgs {
+    let rest = rest.trim_start();
+    if !rest.starts_with('[') {
+        return JsonArgs::Plain;
+    }
+    match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
+        Err(_) => JsonArgs::Plain,
+        Ok(values) => values
+            .into_iter()
+            .map(|v| match v {
+                serde_json::Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()
+            .map_or(JsonArgs::NotStrings, JsonArgs::Array),
+    }
+}
+
+/// JSON array if it parses, else the whole text as one shell-form string.
+fn maybe_json(rest: &str) -> Result<Args, ErrorKind> {
+    if rest.is_empty() {
+        return Ok(Args::Empty);
+    }
+    match parse_json(rest) {
+        JsonArgs::Array(items) => Ok(Args::Json(items)),
+        JsonArgs::NotStrings => Err(ErrorKind::NotStringArray),
+        JsonArgs::Plain => Ok(Args::Text(rest.to_string())),
+    }
+}
+
+/// Quote-aware words, quotes and escapes kept (BuildKit's `parseWords`).
+fn words(directives: &Directives, rest: &str) -> Vec<String> {
+    let rule = match directives.escape {
+        '`' => Rule::words_backtick,
+        _ => Rule::words_backslash,
+    };
+    let Ok(pairs) = Grammar::parse(rule, rest) else {
+        return Vec::new();
+    };
+    pairs
+        .flatten()
+        .filter(|p| p.as_rule() == Rule::word)
+        .map(|word| {
+            let dangling = word
+                .clone()
+                .into_inner()
+                .any(|p| p.as_rule() == Rule::dangling_escape);
+            let text = word.as_str();
+            if dangling {
+                // The dangling escape is the word's last character.
+                let cut = text.char_indices().last().map_or(0, |(i, _)| i);
+                text[..cut].to_string()
+            } else {
+                text.to_string()
+            }
+        })
+        .collect()
+}
+
+fn key_values(directives: &Directives, keyword: &str, rest: &str) -> Result<Args, ErrorKind> {
+    let words = words(directives, rest);
+    let Some(first) = words.first() else {
+        return Err(ErrorKind::MissingArguments {
+            instruction: keyword.to_ascii_uppercase(),
+            expected: "requires at least one argument, as in NAME=VALUE",
+        });
+    };
+    if !first.contains('=') {
+        let mut parts = rest.splitn(2, is_split_space);
+        let key = parts.next().unwrap_or_default();
+        let value = parts.next().map(|v| v.trim_start_matches(is_split_space));
+        return match value {
+            Some(value) => Ok(Args::KeyValues {
+                pairs: vec![(key.to_string(), value.to_string())],
+                legacy: true,
+            }),
+            None => Err(ErrorKind::MissingArguments {
+                instruction: keyword.to_ascii_uppercase(),
+                expected: "must have two arguments: NAME VALUE, or NAME=VALUE",
+            }),
+        };
+    }
+    let pairs = words
+        .into_iter()
+        .map(|word| match word.split_once('=') {
+            Some((k, v)) => Ok((k.to_string(), v.to_string())),
+            None => Err(ErrorKind::MissingEquals(word)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Args::KeyValues {
+        pairs,
+        legacy: false,
+    })
+}
+
+/// Only RUN, COPY and ADD (also under ONBUILD) in their non-JSON form take heredocs.
+fn can_contain_heredoc(node: &Node) -> bool {
+    let node = match &node.args {
+        Args::OnBuild(inner) if node.keyword.eq_ignore_ascii_case("onbuild") => inner,
+        _ => node,
+    };
+    let keyword = node.keyword.to_ascii_lowercase();
+    matches!(keyword.as_str(), "run" | "copy" | "add") && !matches!(node.args, Args::Json(_))
+}
+
+/// Finds `<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF` words in a line (BuildKit's
+/// `heredocsFromLine`).
+fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, ErrorKind> {
+    let mut raw = Lexer::new('\\');
+    raw.raw_quotes = true;
+    raw.raw_escapes = true;
+    let Ok(words) = raw.process_words(line, &NoVariables) else {
+        return Ok(Vec::new());
+    };
+    let mut docs = Vec::new();
+    for word in words {
+        if let Some(doc) = parse_heredoc_marker(&word)? {
+            docs.push(doc);
+        }
+    }
+    Ok(docs)
+}
+
+/// Parses one word of the form `(\d*)<<(-?)([^<]*)`.
+pub(crate) fn parse_heredoc_marker(word: &str) -> Result<Option<Heredoc>, ErrorKind> {
+    let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let Some(after) = word[digits..].strip_prefix("<<") else {
+        return Ok(None);
+    };
+    let (chomp, rest) = match after.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, after),
+    };
+    if rest.is_empty() || rest.contains('<') {
+        return Ok(None);
+    }
+    let mut lexer = Lexer::new('\\');
+    lexer.skip_unset = true;
+    let Ok(words) = lexer.process_words(rest, &NoVariables) else {
+        return Ok(None);
+    };
+    if words.len() != 1 {
+        return Ok(None);
+    }
+    lexer.raw_quotes = true;
+    let raw_words = lexer
+        .process_words(rest, &NoVariables)
+        .map_err(|e| ErrorKind::Invalid(format!("cannot read heredoc delimiter: {e}")))?;
+    let count_quotes = |s: &str| s.chars().filter(|&c| c == '\'' || c == '"').count();
+    let expand = raw_words.len() == 1 && count_quotes(&words[0]) == count_quotes(&raw_words[0]);
+    Ok(Some(Heredoc {
+        name: words[0].clone(),
+        content: String::new(),
+        expand,
+        chomp,
+        fd: if digits > 0 {
+            word[..digits].parse().ok()
+        } else {
+            None
+        },
+    }))
+}
+
+/// Reads the bodies of a node's heredocs, in order, from `pos`; returns the offset after
+/// the last terminator.
+fn read_heredoc_bodies(
+    source: &Source,
+    node: &mut Node,
+    mut pos: usize,
+) -> Result<usize, ParseError> {
+    let text = source.text();
+    let start = node.source_offset(0);
+    for doc in &mut node.heredocs {
+        let mut terminated = false;
+        while pos < text.len() {
+            let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i + 1);
+            let line = &text[pos..end];
+            pos = end;
+            let mut candidate = line.trim_end_matches(['\r', '\n']);
+            if doc.chomp {
+                candidate = candidate.trim_start_matches('\t');
+            }
+            if candidate == doc.name {
+                terminated = true;
+                break;
+            }
+            if doc.chomp {
+                doc.content.push_str(line.trim_start_matches('\t'));
+            } else {
+                doc.content.push_str(line);
+            }
+        }
+        if !terminated {
+            return Err(source.error_at(start, ErrorKind::UnterminatedHeredoc(doc.name.clone())));
+        }
+    }
+    Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SyntaxTree, ParseError> {
+        parse_syntax(&Source::new("Dockerfile", text.to_string()))
+    }
+
+    #[test]
+    fn continuation_keeps_next_line_verbatim() {
+        let tree = parse("RUN echo hello\\\n  world\n").unwrap();
+        assert_eq!(tree.nodes[0].args, Args::Text("echo hello  world".into()));
+    }
+
+    #[test]
+    fn escaped_escape_does_not_continue() {
+        let tree = parse("ENV C a\\\\\nENV D b\n").unwrap();
+        assert_eq!(tree.nodes.len(), 2);
+    }
+
+    #[test]
+    fn crlf_and_bom() {
+        let tree = parse("\u{FEFF}FROM a\r\nRUN b \\\r\n c\r\n").unwrap();
+        assert_eq!(tree.nodes[0].args, Args::List(vec!["a".into()]));
+        assert_eq!(tree.nodes[1].args, Args::Text("b  c".into()));
+        assert_eq!((tree.nodes[1].start_line, tree.nodes[1].end_line), (2, 3));
+    }
+
+    #[test]
+    fn backtick_escape_directive() {
+        let tree = parse("# escape=`\nFROM a\nRUN dir c:\\ `\n  d\n").unwrap();
+        assert_eq!(tree.directives.escape, '`');
+        assert_eq!(tree.nodes[1].args, Args::Text("dir c:\\   d".into()));
+    }
+
+    #[test]
+    fn directive_after_other_line_is_a_comment() {
+        let tree = parse("FROM a\n# escape=`\nRUN x \\\n y\n").unwrap();
+        assert_eq!(tree.directives.escape, '\\');
+        assert_eq!(tree.nodes[1].args, Args::Text("x  y".into()));
+    }
+
+    #[test]
+    fn duplicate_and_invalid_directives() {
+        let err = parse("# escape=`\n# escape=\\\nFROM a\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::DuplicateDirective("escape".into()));
+        assert_eq!(err.location.line, 2);
+        let err = parse("# escape=x\nFROM a\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidEscape("x".into()));
+    }
+
+    #[test]
+    fn heredocs_are_not_instructions() {
+        let text =
+            "FROM a\nCOPY <<a <<-b /dest/\nFROM x\na\n\t\tline b\n\tb\nRUN <<'EOF'\n$HOME\nEOF\n";
+        let tree = parse(text).unwrap();
+        assert_eq!(tree.nodes.len(), 3);
+        let copy = &tree.nodes[1];
+        assert_eq!(copy.heredocs.len(), 2);
+        assert_eq!(copy.heredocs[0].content, "FROM x\n");
+        assert_eq!(copy.heredocs[1].content, "line b\n");
+        assert!(copy.heredocs[1].chomp);
+        assert_eq!((copy.start_line, copy.end_line), (2, 6));
+        let run = &tree.nodes[2];
+        assert_eq!(run.heredocs[0].name, "EOF");
+        assert!(!run.heredocs[0].expand);
+        assert_eq!(run.heredocs[0].content, "$HOME\n");
+    }
+
+    #[test]
+    fn heredoc_bodies_with_continuations_realign() {
+        // The batch reads `a \` + `EOF` + `RUN b` as one instruction; the real items
+        // resume after the terminator.
+        let tree = parse("FROM x\nRUN cat <<EOF\na \\\nEOF\nRUN b\nRUN c\n").unwrap();
+        let args: Vec<&Args> = tree.nodes.iter().map(|n| &n.args).collect();
+        assert_eq!(args.len(), 4);
+        assert_eq!(tree.nodes[1].heredocs[0].content, "a \\\n");
+        assert_eq!(*args[2], Args::Text("b".into()));
+        assert_eq!(*args[3], Args::Text("c".into()));
+        assert_eq!((tree.nodes[3].start_line, tree.nodes[3].end_line), (6, 6));
+    }
+
+    #[test]
+    fn heredoc_needs_terminator() {
+        let err = parse("FROM a\nRUN <<EOF\necho\n").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::UnterminatedHeredoc("EOF".into()));
+        assert_eq!(err.location.line, 2);
+    }
+
+    #[test]
+    fn json_form_has_no_heredoc() {
+        let tree = parse("RUN [\"<<EOF\"]\nFROM b\n").unwrap();
+        assert_eq!(tree.nodes.len(), 2);
+        assert!(tree.nodes[0].heredocs.is_empty());
+    }
+
+    #[test]
+    fn flag_offsets_point_into_the_source() {
+        let text = "FROM a\nCOPY \\\n   --chown=1 a b\n";
+        let source = Source::new("Dockerfile", text.to_string());
+        let tree = parse_syntax(&source).unwrap();
+        let copy = &tree.nodes[1];
+        let offset = copy.source_offset(copy.flags[0].offset);
+        let location = source.location(offset);
+        assert_eq!((location.line, location.column), (3, 4));
+    }
+
+    #[test]
+    fn onbuild_chains_are_bounded() {
+        let text = format!("{}RUN x\n", "ONBUILD ".repeat(100_000));
+        let err = parse(&text).unwrap_err();
+        assert!(err.to_string().contains("nested"), "{err}");
+    }
+
+    #[test]
+    fn long_escape_runs_are_linear() {
+        let text = format!("RUN {}\n", "\\".repeat(200_000));
+        let tree = parse(&text).unwrap();
+        assert_eq!(tree.nodes.len(), 1);
+    }
+}
