@@ -8,7 +8,12 @@
 //! `registry` (the distribution protocol) and `oci` (the image format's types).
 //! `cli` turns command lines into calls on these modules.
 
+pub mod archive;
+pub mod builder;
 pub mod cli;
+pub mod exec;
 pub mod graph;
+pub mod layers;
 pub mod oci;
 pub mod parser;
+pub mod store;

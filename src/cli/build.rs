@@ -3,14 +3,18 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
+
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
-use super::{Format, Progress};
+use super::progress::{BuildProgress, Mode};
+use super::{CompressionArg, Format, Progress};
+use crate::builder::{self, BuildOptions};
 use crate::graph::{self, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
+use crate::oci::ImageRef;
 use crate::parser;
 
 #[derive(Debug, Args)]
@@ -52,12 +56,16 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 
+    /// Layer compression
+    #[arg(long, value_enum, default_value = "zstd")]
+    pub compression: CompressionArg,
+
     /// The build context: the directory whose files COPY and ADD can use
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
 }
 
-pub fn run(args: BuildArgs) -> Result<ExitCode> {
+pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
     let dockerfile_path = args
         .file
         .clone()
@@ -65,15 +73,15 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&dockerfile_path)
         .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
     let name = dockerfile_path.display().to_string();
+    if !args.dry_run {
+        return build(root, args, name, bytes, dockerfile_path);
+    }
     let dockerfile = parser::parse(&name, bytes)?;
     let options = PlanOptions {
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
     };
     let plan = graph::plan(&dockerfile, &options)?;
-    if !args.dry_run {
-        bail!("building an image needs the store and builder, which this version of lade does not have yet; use --dry-run to see the plan");
-    }
     // A dry run reads no image: stages built on an image start from an empty config.
     let expanded = graph::expand_all(&plan, |_, _| BaseImage::default())?;
     let mut out = std::io::stdout().lock();
@@ -84,6 +92,58 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
         Format::Text => write_plan_text(&mut out, &name, &plan, &expanded)?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build(
+    root: Option<PathBuf>,
+    args: BuildArgs,
+    name: String,
+    bytes: Vec<u8>,
+    path: PathBuf,
+) -> Result<ExitCode> {
+    // Views of image filesystems are mounted in a namespace of lade's own, so they vanish
+    // with the process whatever happens. This must come before any thread starts.
+    crate::exec::mounts::private_mount_namespace()?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| {
+            t.parse::<ImageRef>()
+                .with_context(|| format!("invalid tag {t:?}"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let store = super::open_store(root)?;
+    let options = BuildOptions {
+        context: args.context.clone(),
+        dockerfile_name: name,
+        dockerfile: bytes,
+        dockerfile_path: Some(path),
+        tags,
+        build_args: build_args(&args.build_args)?,
+        target: args.target.clone(),
+        no_cache: args.no_cache,
+        compression: args.compression.into(),
+        source_date_epoch: super::source_date_epoch()?,
+    };
+    let progress = BuildProgress::new(Mode::from(args.progress));
+    let output = builder::build(&store, &options, &progress)?;
+    let id = output.image.id.to_string();
+    if let Some(iidfile) = &args.iidfile {
+        std::fs::write(iidfile, &id)
+            .with_context(|| format!("cannot write {}", iidfile.display()))?;
+    }
+    let names = if output.image.tags.is_empty() {
+        String::new()
+    } else {
+        format!(", tagged {}", output.image.tags.join(", "))
+    };
+    progress.line(&format!(
+        "built {} in {:.1}s{names}",
+        output.image.id.short(),
+        progress.elapsed().as_secs_f64()
+    ));
+    println!("{id}");
     Ok(ExitCode::SUCCESS)
 }
 

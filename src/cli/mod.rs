@@ -2,12 +2,19 @@
 //! rendering tables, progress and JSON, and exit codes. Library code never sees a clap
 //! type, and everything that prints lives here.
 
+mod archive;
 mod build;
+mod images;
+mod progress;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::layers::Compression;
+use crate::store::Store;
 
 /// A daemonless, Docker-compatible container tool.
 #[derive(Debug, Parser)]
@@ -25,6 +32,22 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
+    /// Make an image of a root filesystem tarball (like `docker import`)
+    Import(archive::ImportArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Give an image another name
+    Tag(images::TagArgs),
+    /// Remove images
+    Rmi(images::RmiArgs),
+    /// Show images as JSON
+    Inspect(images::InspectArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Write images to a tar archive (docker-archive with an OCI layout, or OCI)
+    Save(archive::SaveArgs),
+    /// Add the images of a tar archive (docker-archive or OCI, compressed or not)
+    Load(archive::LoadArgs),
 }
 
 /// How progress is shown.
@@ -47,10 +70,35 @@ pub enum Format {
     Json,
 }
 
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Zstd,
+    Gzip,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(value: CompressionArg) -> Self {
+        match value {
+            CompressionArg::Zstd => Compression::Zstd,
+            CompressionArg::Gzip => Compression::Gzip,
+        }
+    }
+}
+
 /// Runs a parsed command line; the exit code is the command's.
 pub fn run(cli: Cli) -> ExitCode {
+    let root = cli.root.clone();
     let result = match cli.command {
-        Command::Build(args) => build::run(args),
+        Command::Build(args) => build::run(root, args),
+        Command::Import(args) => archive::import(root, args),
+        Command::Images(args) => images::images(root, args),
+        Command::Tag(args) => images::tag(root, args),
+        Command::Rmi(args) => images::rmi(root, args),
+        Command::Inspect(args) => images::inspect(root, args),
+        Command::History(args) => images::history(root, args),
+        Command::Save(args) => archive::save(root, args),
+        Command::Load(args) => archive::load(root, args),
     };
     match result {
         Ok(code) => code,
@@ -58,5 +106,121 @@ pub fn run(cli: Cli) -> ExitCode {
             eprintln!("lade: {err:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The store at `--root`, `$LADE_ROOT`, or the default place.
+fn open_store(root: Option<PathBuf>) -> Result<Store> {
+    let root = root
+        .or_else(|| {
+            std::env::var_os("LADE_ROOT")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_else(crate::store::default_root);
+    Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, when set and valid.
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(value) if !value.is_empty() => value
+            .parse::<i64>()
+            .map(Some)
+            .with_context(|| format!("SOURCE_DATE_EPOCH={value:?} is not a number of seconds")),
+        _ => Ok(None),
+    }
+}
+
+/// Sizes as Docker shows them: SI units, three significant digits (`4.26MB`).
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    let digits = if value >= 100.0 {
+        0
+    } else if value >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut shown = format!("{value:.digits$}");
+    if shown.contains('.') {
+        shown = shown
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string();
+    }
+    format!("{shown}{}", UNITS[unit])
+}
+
+/// How long ago an RFC 3339 time was, as Docker says it (`2 hours ago`).
+pub(crate) fn human_age(created: Option<&str>) -> String {
+    let Some(time) = created.and_then(|c| c.parse::<jiff::Timestamp>().ok()) else {
+        return "N/A".into();
+    };
+    let seconds = (jiff::Timestamp::now().as_second() - time.as_second()).max(0);
+    let text = match seconds {
+        0 => return "Less than a second ago".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 48 * 3600 => format!("{} hours", s / 3600),
+        s if s < 14 * 86400 => format!("{} days", s / 86400),
+        s if s < 60 * 86400 => format!("{} weeks", s / (7 * 86400)),
+        s if s < 2 * 365 * 86400 => format!("{} months", s / (30 * 86400)),
+        s => format!("{} years", s / (365 * 86400)),
+    };
+    format!("{text} ago")
+}
+
+/// Prints rows as aligned columns.
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}   ", width = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    println!("{}", line(header.iter().map(|h| h.to_string()).collect()));
+    for row in rows {
+        println!("{}", line(row.clone()));
+    }
+}
+
+/// Whether `path` names standard input/output.
+fn is_dash(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_261_000), "4.26MB");
+        assert_eq!(human_size(12_345_678), "12.3MB");
+        assert_eq!(human_size(283_000_000), "283MB");
+        assert_eq!(human_size(1_000), "1kB");
     }
 }

@@ -1,0 +1,785 @@
+//! Image archives: `import` of a root filesystem tarball as a one-layer image, `save`
+//! as a docker-archive that also holds an OCI layout (as Docker 25+ writes it) or as a
+//! plain OCI archive, and `load` of either (as podman, docker and skopeo write them,
+//! compressed or not).
+//!
+//! Archives are untrusted: names and extension headers are read with bounds, every blob
+//! is checked against its digest, and every layer against its diff_id while it is
+//! unpacked into its snapshot, in one pass.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use crate::layers::{self, Compression, ExtractLimits, LayerError, LayerWriter, TeeReader};
+use crate::oci::{
+    canonical_json, media, ContainerConfig, Digest, History, ImageConfig, ImageRef, Platform,
+    RootFs, Sha256Writer, REF_NAME_ANNOTATION,
+};
+use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
+
+const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error("{what}: {reason}")]
+    Invalid { what: String, reason: String },
+}
+
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+fn invalid(what: impl Into<String>, reason: impl Into<String>) -> ArchiveError {
+    ArchiveError::Invalid {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+trait IoContext<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl AsRef<Path>) -> Result<T> {
+        self.map_err(|source| ArchiveError::Io {
+            path: path.as_ref().to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// Told how many bytes were processed, for progress bars.
+pub trait Progress: Sync {
+    fn advance(&self, bytes: u64);
+}
+
+/// Progress nobody watches.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn advance(&self, _bytes: u64) {}
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Progress,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+}
+
+/// How `import` makes its image.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The config, from `--change` instructions.
+    pub config: ContainerConfig,
+    pub message: Option<String>,
+    pub source_date_epoch: Option<i64>,
+    pub compression: Compression,
+    pub tags: Vec<ImageRef>,
+}
+
+fn timestamp(source_date_epoch: Option<i64>) -> String {
+    match source_date_epoch.and_then(|s| jiff::Timestamp::from_second(s).ok()) {
+        Some(t) => t.to_string(),
+        None => jiff::Timestamp::now().to_string(),
+    }
+}
+
+/// `docker import`: a root filesystem tarball (any compression) becomes a one-layer
+/// image. The tar is unpacked (as untrusted) and written again deterministically, so
+/// the same files give the same image with `SOURCE_DATE_EPOCH`.
+pub fn import_rootfs(
+    store: &Store,
+    reader: &mut dyn Read,
+    options: &ImportOptions,
+    progress: &dyn Progress,
+) -> Result<Image> {
+    let _guard = store.content_guard()?;
+    let staging = store.staging_dir("import")?;
+    let mut counting = Counting {
+        inner: reader,
+        progress,
+    };
+    let mut tar = layers::decompressing_reader(&mut counting).at("import input")?;
+    layers::extract(&mut tar, staging.path(), &ExtractLimits::default())?;
+    let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?;
+    for walked in layers::dir_entries(staging.path(), false)? {
+        match &walked.source {
+            Some(path) => {
+                let mut file = File::open(path).at(path)?;
+                writer.add(&walked.entry, Some(&mut file))?;
+            }
+            None => writer.add(&walked.entry, None)?,
+        }
+    }
+    let layer = writer.finish()?;
+    let created = timestamp(options.source_date_epoch);
+    let host = Platform::host();
+    let config = ImageConfig {
+        created: Some(created.clone()),
+        author: None,
+        architecture: host.architecture,
+        os: host.os,
+        variant: host.variant,
+        config: options.config.clone(),
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![layer.diff_id],
+        },
+        history: vec![History {
+            created: Some(created),
+            created_by: Some("lade import".into()),
+            author: None,
+            comment: options.message.clone(),
+            empty_layer: None,
+        }],
+        extra: BTreeMap::new(),
+    };
+    let path = staging.keep();
+    store.commit_snapshot(&path, &layer.diff_id)?;
+    Ok(store.commit_image(
+        &NewImage {
+            config,
+            config_bytes: None,
+            layers: vec![layer],
+        },
+        &options.tags,
+    )?)
+}
+
+/// The archive formats `save` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaveFormat {
+    /// `docker save`'s format (`manifest.json`) with an OCI layout alongside;
+    /// layers uncompressed, as Docker writes them, so every loader reads them.
+    Docker,
+    /// An OCI image layout; layers as stored.
+    Oci,
+}
+
+/// An image to save, and the names to save it under.
+pub struct SaveItem {
+    pub image: Image,
+    pub names: Vec<ImageRef>,
+}
+
+/// Writes a deterministic tar of `items` to `out`.
+pub fn save(
+    store: &Store,
+    items: &[SaveItem],
+    format: SaveFormat,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut written: BTreeSet<Digest> = BTreeSet::new();
+    let mut index_entries: Vec<Value> = Vec::new();
+    let mut docker_manifest: Vec<Value> = Vec::new();
+    append_dir(&mut tar, "blobs/")?;
+    append_dir(&mut tar, "blobs/sha256/")?;
+    for item in items {
+        let image = &item.image;
+        let config_bytes = store.read_blob(&image.id)?;
+        if written.insert(image.id) {
+            append_file(&mut tar, &blob_name(&image.id), &config_bytes)?;
+        }
+        let mut layer_descriptors = Vec::new();
+        let mut layer_paths = Vec::new();
+        for layer in &image.layers {
+            let (digest, size, media_type) = match format {
+                SaveFormat::Oci => (layer.blob, layer.size, layer.media_type.clone()),
+                SaveFormat::Docker => (
+                    layer.diff_id,
+                    layer_tar_size(store, layer)?,
+                    media::OCI_LAYER_TAR.to_string(),
+                ),
+            };
+            if written.insert(digest) {
+                append_layer(store, &mut tar, layer, format, size, progress)?;
+            }
+            layer_descriptors.push(
+                json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size }),
+            );
+            layer_paths.push(blob_name(&digest));
+        }
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": { "mediaType": media::OCI_CONFIG, "digest": image.id.to_string(), "size": config_bytes.len() },
+            "layers": layer_descriptors,
+        });
+        let manifest_bytes = canonical_json(&manifest);
+        let manifest_digest = Digest::of(&manifest_bytes);
+        if written.insert(manifest_digest) {
+            append_file(&mut tar, &blob_name(&manifest_digest), &manifest_bytes)?;
+        }
+        let descriptor = |annotations: Value| {
+            json!({
+                "mediaType": media::OCI_MANIFEST,
+                "digest": manifest_digest.to_string(),
+                "size": manifest_bytes.len(),
+                "annotations": annotations,
+            })
+        };
+        if item.names.is_empty() {
+            index_entries.push(descriptor(json!({})));
+        }
+        for name in &item.names {
+            let ref_name = match format {
+                SaveFormat::Docker => name.tag().unwrap_or("latest").to_string(),
+                SaveFormat::Oci => name.familiar(),
+            };
+            index_entries.push(descriptor(json!({
+                CONTAINERD_NAME_ANNOTATION: name.normalized(),
+                REF_NAME_ANNOTATION: ref_name,
+            })));
+        }
+        docker_manifest.push(json!({
+            "Config": blob_name(&image.id),
+            "RepoTags": item.names.iter().map(ImageRef::familiar).collect::<Vec<_>>(),
+            "Layers": layer_paths,
+        }));
+    }
+    let index =
+        json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": index_entries });
+    append_file(&mut tar, "index.json", &canonical_json(&index))?;
+    if format == SaveFormat::Docker {
+        append_file(
+            &mut tar,
+            "manifest.json",
+            &serde_json::to_vec(&docker_manifest).unwrap_or_default(),
+        )?;
+    }
+    append_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    tar.finish().at("archive")?;
+    Ok(())
+}
+
+fn blob_name(digest: &Digest) -> String {
+    format!("blobs/sha256/{}", digest.hex())
+}
+
+fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
+    let mut header = tar::Header::new_ustar();
+    header.set_entry_type(kind);
+    header.set_size(size);
+    header.set_mode(mode);
+    header.set_mtime(0);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+fn append_dir(tar: &mut tar::Builder<&mut dyn Write>, name: &str) -> Result<()> {
+    let mut header = header(tar::EntryType::Directory, 0, 0o755);
+    tar.append_data(&mut header, name, io::empty()).at(name)
+}
+
+fn append_file(tar: &mut tar::Builder<&mut dyn Write>, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut header = header(tar::EntryType::Regular, bytes.len() as u64, 0o644);
+    tar.append_data(&mut header, name, bytes).at(name)
+}
+
+fn append_layer(
+    store: &Store,
+    tar: &mut tar::Builder<&mut dyn Write>,
+    layer: &LayerInfo,
+    format: SaveFormat,
+    size: u64,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let blob = BufReader::with_capacity(1 << 20, store.open_blob(&layer.blob)?);
+    let reader: Box<dyn Read> = match format {
+        SaveFormat::Oci => Box::new(blob),
+        SaveFormat::Docker => {
+            let compression = Compression::from_media_type(&layer.media_type)
+                .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
+            compression.reader(blob).at(store.blob_path(&layer.blob))?
+        }
+    };
+    let name = match format {
+        SaveFormat::Oci => blob_name(&layer.blob),
+        SaveFormat::Docker => blob_name(&layer.diff_id),
+    };
+    let mut header = header(tar::EntryType::Regular, size, 0o644);
+    let counting = Counting {
+        inner: reader,
+        progress,
+    };
+    tar.append_data(&mut header, &name, counting.take(size))
+        .at(&name)
+}
+
+/// The uncompressed size of a layer, counting it when the store does not know it.
+fn layer_tar_size(store: &Store, layer: &LayerInfo) -> Result<u64> {
+    if layer.tar_size > 0 {
+        return Ok(layer.tar_size);
+    }
+    let compression = Compression::from_media_type(&layer.media_type)
+        .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
+    let blob = BufReader::new(store.open_blob(&layer.blob)?);
+    let mut reader = compression.reader(blob).at(store.blob_path(&layer.blob))?;
+    io::copy(&mut reader, &mut io::sink()).at(store.blob_path(&layer.blob))
+}
+
+/// An image `load` added, and the names it got.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub image: Image,
+    pub names: Vec<String>,
+}
+
+/// Makes an archive from `reader` seekable and uncompressed: a plain tar file is used in
+/// place; anything else is decompressed into the store's staging area.
+pub fn open_input(
+    store: &Store,
+    path: Option<&Path>,
+) -> Result<(File, Option<crate::store::Staging>)> {
+    if let Some(path) = path {
+        let mut file = File::open(path).at(path)?;
+        let mut magic = [0u8; 6];
+        let n = file.read(&mut magic).at(path)?;
+        let compressed = n >= 2
+            && (magic.starts_with(&[0x1f, 0x8b])
+                || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+                || magic.starts_with(b"BZh")
+                || magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]));
+        file.seek(SeekFrom::Start(0)).at(path)?;
+        if !compressed {
+            return Ok((file, None));
+        }
+        spool(store, Box::new(file))
+    } else {
+        spool(store, Box::new(io::stdin().lock()))
+    }
+}
+
+fn spool(
+    store: &Store,
+    input: Box<dyn Read + '_>,
+) -> Result<(File, Option<crate::store::Staging>)> {
+    let staging = store.staging_dir("load")?;
+    let path = staging.path().join("archive.tar");
+    let mut out = File::create(&path).at(&path)?;
+    let mut reader = layers::decompressing_reader(input).at("load input")?;
+    io::copy(&mut reader, &mut out).at(&path)?;
+    let file = File::open(&path).at(&path)?;
+    Ok((file, Some(staging)))
+}
+
+/// Where a member's bytes are in the archive file.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    offset: u64,
+    size: u64,
+}
+
+/// Reads one member of the archive without moving any shared file offset.
+struct SectionReader<'a> {
+    file: &'a File,
+    position: u64,
+    end: u64,
+}
+
+impl Read for SectionReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = (self.end - self.position).min(buf.len() as u64) as usize;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..left], self.position)?;
+        self.position += n as u64;
+        Ok(n)
+    }
+}
+
+/// The archive's regular files by name (leading `./` and `/` dropped). Extension
+/// headers are bounded; member data is not read.
+fn index_members(file: &File) -> Result<HashMap<String, Member>> {
+    const MAX_NAME: u64 = 64 * 1024;
+    let mut members = HashMap::new();
+    let mut archive = tar::Archive::new(file);
+    let mut long_name: Option<Vec<u8>> = None;
+    for entry in archive.entries_with_seek().at("archive")?.raw(true) {
+        let mut entry = entry.map_err(|e| invalid("archive", e.to_string()))?;
+        let kind = entry.header().entry_type();
+        if matches!(kind, tar::EntryType::GNULongName | tar::EntryType::XHeader) {
+            if entry.size() > MAX_NAME {
+                return Err(invalid("archive", "an extension header is too large"));
+            }
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).at("archive")?;
+            if kind == tar::EntryType::GNULongName {
+                while data.last() == Some(&0) {
+                    data.pop();
+                }
+                long_name = Some(data);
+            } else {
+                for ext in tar::PaxExtensions::new(&data).flatten() {
+                    if ext.key() == Ok("path") {
+                        long_name = Some(ext.value_bytes().to_vec());
+                    }
+                }
+            }
+            continue;
+        }
+        let name_bytes = long_name
+            .take()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
+        if !kind.is_file() {
+            continue;
+        }
+        let name = String::from_utf8_lossy(&name_bytes);
+        let name = name
+            .trim_start_matches("./")
+            .trim_start_matches('/')
+            .to_string();
+        members.insert(
+            name,
+            Member {
+                offset: entry.raw_file_position(),
+                size: entry.size(),
+            },
+        );
+    }
+    Ok(members)
+}
+
+struct ArchiveReader<'a> {
+    file: &'a File,
+    members: HashMap<String, Member>,
+}
+
+impl ArchiveReader<'_> {
+    fn member(&self, name: &str) -> Result<SectionReader<'_>> {
+        let member = self
+            .members
+            .get(name.trim_start_matches("./"))
+            .ok_or_else(|| invalid("archive", format!("it has no {name}")))?;
+        Ok(SectionReader {
+            file: self.file,
+            position: member.offset,
+            end: member.offset + member.size,
+        })
+    }
+
+    fn read_small(&self, name: &str) -> Result<Vec<u8>> {
+        const MAX: u64 = 16 << 20;
+        let mut data = Vec::new();
+        self.member(name)?
+            .take(MAX + 1)
+            .read_to_end(&mut data)
+            .at(name)?;
+        if data.len() as u64 > MAX {
+            return Err(invalid(name, "larger than a manifest or config can be"));
+        }
+        Ok(data)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.members.contains_key(name)
+    }
+}
+
+/// One image found in an archive.
+struct Found {
+    config_path: String,
+    layers: Vec<(String, Option<Digest>)>,
+    names: Vec<String>,
+}
+
+/// `docker load`: adds every image of a docker-archive or OCI archive.
+pub fn load(store: &Store, file: &File, progress: &dyn Progress) -> Result<Vec<Loaded>> {
+    let _guard = store.content_guard()?;
+    let archive = ArchiveReader {
+        file,
+        members: index_members(file)?,
+    };
+    let found = if archive.has("manifest.json") {
+        docker_archive_images(&archive)?
+    } else if archive.has("index.json") {
+        oci_archive_images(&archive)?
+    } else {
+        return Err(invalid(
+            "archive",
+            "neither a docker-archive (manifest.json) nor an OCI archive (index.json)",
+        ));
+    };
+    let mut loaded = Vec::new();
+    for image in found {
+        loaded.push(load_image(store, &archive, image, progress)?);
+    }
+    Ok(loaded)
+}
+
+fn docker_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
+    let manifest: Value = serde_json::from_slice(&archive.read_small("manifest.json")?)
+        .map_err(|e| invalid("manifest.json", e.to_string()))?;
+    let items = manifest
+        .as_array()
+        .ok_or_else(|| invalid("manifest.json", "expected a list of images"))?;
+    items
+        .iter()
+        .map(|item| {
+            let config_path = item["Config"]
+                .as_str()
+                .ok_or_else(|| invalid("manifest.json", "an image without Config"))?
+                .to_string();
+            let layers = item["Layers"]
+                .as_array()
+                .ok_or_else(|| invalid("manifest.json", "an image without Layers"))?
+                .iter()
+                .map(|l| l.as_str().map(|s| (s.to_string(), None)))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| invalid("manifest.json", "a layer that is not a path"))?;
+            let names = item["RepoTags"]
+                .as_array()
+                .map(|tags| {
+                    tags.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Found {
+                config_path,
+                layers,
+                names,
+            })
+        })
+        .collect()
+}
+
+fn oci_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
+    let index: Value = serde_json::from_slice(&archive.read_small("index.json")?)
+        .map_err(|e| invalid("index.json", e.to_string()))?;
+    let mut by_manifest: BTreeMap<String, Found> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for descriptor in index["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let names: Vec<String> = [
+            descriptor["annotations"][CONTAINERD_NAME_ANNOTATION].as_str(),
+            descriptor["annotations"][REF_NAME_ANNOTATION]
+                .as_str()
+                .filter(|n| n.contains(':') || n.contains('/')),
+        ]
+        .into_iter()
+        .flatten()
+        .take(1)
+        .map(str::to_string)
+        .collect();
+        let manifest_digest = pick_manifest(archive, descriptor)?;
+        let key = manifest_digest.to_string();
+        if let Some(found) = by_manifest.get_mut(&key) {
+            found.names.extend(names);
+            continue;
+        }
+        let manifest_bytes = archive.read_small(&blob_name(&manifest_digest))?;
+        if Digest::of(&manifest_bytes) != manifest_digest {
+            return Err(invalid(
+                blob_name(&manifest_digest),
+                "does not match its digest",
+            ));
+        }
+        let manifest: Value = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| invalid(blob_name(&manifest_digest), e.to_string()))?;
+        let digest_of = |v: &Value| -> Result<Digest> {
+            v["digest"].as_str().unwrap_or_default().parse().map_err(
+                |e: crate::oci::DigestError| invalid(blob_name(&manifest_digest), e.to_string()),
+            )
+        };
+        let config = digest_of(&manifest["config"])?;
+        let layers = manifest["layers"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .map(|l| digest_of(l).map(|d| (blob_name(&d), Some(d))))
+            .collect::<Result<Vec<_>>>()?;
+        order.push(key.clone());
+        by_manifest.insert(
+            key,
+            Found {
+                config_path: blob_name(&config),
+                layers,
+                names,
+            },
+        );
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|k| by_manifest.remove(&k))
+        .collect())
+}
+
+/// A manifest descriptor, or for an index (several platforms) the host's manifest.
+fn pick_manifest(archive: &ArchiveReader<'_>, descriptor: &Value) -> Result<Digest> {
+    let digest: Digest = descriptor["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .map_err(|e: crate::oci::DigestError| invalid("index.json", e.to_string()))?;
+    let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
+    if media_type != media::OCI_INDEX && media_type != media::DOCKER_MANIFEST_LIST {
+        return Ok(digest);
+    }
+    let nested: Value = serde_json::from_slice(&archive.read_small(&blob_name(&digest))?)
+        .map_err(|e| invalid(blob_name(&digest), e.to_string()))?;
+    let host = Platform::host();
+    nested["manifests"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .find(|m| {
+            m["platform"]["os"] == host.os.as_str()
+                && m["platform"]["architecture"] == host.architecture.as_str()
+        })
+        .map(|m| pick_manifest(archive, m))
+        .unwrap_or_else(|| {
+            Err(invalid(
+                blob_name(&digest),
+                format!("it has no image for {host}"),
+            ))
+        })
+}
+
+fn load_image(
+    store: &Store,
+    archive: &ArchiveReader<'_>,
+    found: Found,
+    progress: &dyn Progress,
+) -> Result<Loaded> {
+    let config_bytes = archive.read_small(&found.config_path)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| invalid(&found.config_path, e.to_string()))?;
+    if config.rootfs.diff_ids.len() != found.layers.len() {
+        return Err(invalid(
+            &found.config_path,
+            format!(
+                "the config lists {} layers but the archive gives {}",
+                config.rootfs.diff_ids.len(),
+                found.layers.len()
+            ),
+        ));
+    }
+    let mut layers = Vec::new();
+    for ((path, expected_blob), diff_id) in found.layers.iter().zip(&config.rootfs.diff_ids) {
+        layers.push(load_layer(
+            store,
+            archive,
+            path,
+            expected_blob.as_ref(),
+            diff_id,
+            progress,
+        )?);
+    }
+    let names: Vec<ImageRef> = found
+        .names
+        .iter()
+        .map(|n| {
+            n.parse::<ImageRef>()
+                .map_err(|e| invalid("archive", e.to_string()))
+        })
+        .collect::<Result<_>>()?;
+    let image = store.commit_image(
+        &NewImage {
+            config,
+            config_bytes: Some(config_bytes),
+            layers,
+        },
+        &names,
+    )?;
+    Ok(Loaded {
+        image,
+        names: names.iter().map(ImageRef::familiar).collect(),
+    })
+}
+
+/// Copies one layer into the store while unpacking it into its snapshot, in one pass:
+/// the stored bytes must hash to `expected_blob` (when known), the unpacked tar to
+/// `diff_id`, or nothing is kept.
+fn load_layer(
+    store: &Store,
+    archive: &ArchiveReader<'_>,
+    path: &str,
+    expected_blob: Option<&Digest>,
+    diff_id: &Digest,
+    progress: &dyn Progress,
+) -> Result<LayerInfo> {
+    let mut head = [0u8; 6];
+    let n = archive.member(path)?.read(&mut head).at(path)?;
+    let compression = if head[..n].starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    };
+    let mut blob = store.blob_writer()?;
+    let mut unpacked_hash = Sha256Writer::new(io::sink());
+    let staging = if store.has_snapshot(diff_id) {
+        None
+    } else {
+        Some(store.staging_dir("snapshot")?)
+    };
+    {
+        let counting = Counting {
+            inner: archive.member(path)?,
+            progress,
+        };
+        let mut stored = TeeReader {
+            inner: counting,
+            copy: &mut blob,
+        };
+        {
+            let decompressed = compression.reader(&mut stored).at(path)?;
+            let mut unpacked = TeeReader {
+                inner: decompressed,
+                copy: &mut unpacked_hash,
+            };
+            if let Some(staging) = &staging {
+                layers::extract(&mut unpacked, staging.path(), &ExtractLimits::default())?;
+            }
+            io::copy(&mut unpacked, &mut io::sink()).at(path)?;
+        }
+        io::copy(&mut stored, &mut io::sink()).at(path)?;
+    }
+    let (actual, tar_size, _) = unpacked_hash.finish();
+    if actual != *diff_id {
+        return Err(invalid(
+            path,
+            format!("it unpacks to {actual}, but the image config says {diff_id}"),
+        ));
+    }
+    let (digest, size) = blob.commit(expected_blob)?;
+    if let Some(staging) = staging {
+        let kept = staging.keep();
+        store.commit_snapshot(&kept, diff_id)?;
+    }
+    Ok(LayerInfo {
+        blob: digest,
+        diff_id: *diff_id,
+        media_type: compression.media_type().to_string(),
+        size,
+        tar_size,
+    })
+}

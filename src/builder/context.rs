@@ -1,0 +1,352 @@
+//! The build context: a directory read in place (never copied), `.dockerignore` with
+//! Docker's semantics (`**`, `!` exceptions, a leading `/`, a pattern matching a
+//! directory excludes what is in it), and COPY source globs.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use regex::Regex;
+
+/// One `.dockerignore` or `--exclude` pattern.
+#[derive(Debug, Clone)]
+struct Pattern {
+    regex: Regex,
+    exclusion: bool,
+}
+
+/// Decides which context paths are left out, as moby's pattern matcher does.
+#[derive(Debug, Clone, Default)]
+pub struct IgnoreMatcher {
+    patterns: Vec<Pattern>,
+}
+
+impl IgnoreMatcher {
+    /// Parses `.dockerignore` text: one pattern per line, `#` comments, `!` exceptions.
+    pub fn parse(text: &str) -> Result<IgnoreMatcher, String> {
+        let mut patterns = Vec::new();
+        for (number, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (exclusion, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            patterns.push(
+                compile(pattern, exclusion)
+                    .map_err(|e| format!("line {}: {line:?}: {e}", number + 1))?,
+            );
+        }
+        Ok(IgnoreMatcher { patterns })
+    }
+
+    /// Matcher for `COPY --exclude` patterns.
+    pub fn from_patterns(patterns: &[String]) -> Result<IgnoreMatcher, String> {
+        let mut compiled = Vec::new();
+        for p in patterns {
+            let (exclusion, pattern) = match p.strip_prefix('!') {
+                Some(rest) => (true, rest),
+                None => (false, p.as_str()),
+            };
+            compiled.push(compile(pattern, exclusion).map_err(|e| format!("--exclude={p}: {e}"))?);
+        }
+        Ok(IgnoreMatcher { patterns: compiled })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether some `!` pattern could bring back a path under an excluded directory.
+    pub fn has_exceptions(&self) -> bool {
+        self.patterns.iter().any(|p| p.exclusion)
+    }
+
+    /// Whether `path` (relative, `/`-separated) is left out: the last pattern that
+    /// matches it or one of its parent directories decides.
+    pub fn excludes(&self, path: &str) -> bool {
+        let parents: Vec<&str> = match path.rfind('/') {
+            Some(i) => path[..i].split('/').collect(),
+            None => Vec::new(),
+        };
+        let mut matched = false;
+        for pattern in &self.patterns {
+            if pattern.exclusion != matched {
+                continue;
+            }
+            let mut hit = pattern.regex.is_match(path);
+            if !hit {
+                for i in 1..=parents.len() {
+                    if pattern.regex.is_match(&parents[..i].join("/")) {
+                        hit = true;
+                        break;
+                    }
+                }
+            }
+            if hit {
+                matched = !pattern.exclusion;
+            }
+        }
+        matched
+    }
+}
+
+/// Go's `filepath.Clean` on a relative pattern, and a leading `/` dropped.
+fn clean_pattern(pattern: &str) -> String {
+    let absolute = pattern.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in pattern.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            ".." if absolute => {}
+            p => parts.push(p),
+        }
+    }
+    if parts.is_empty() {
+        return ".".into();
+    }
+    parts.join("/")
+}
+
+/// Compiles a pattern to a regex as moby's patternmatcher does: `*` and `?` stop at
+/// `/`, `**` crosses directories, `\` escapes.
+fn compile(pattern: &str, exclusion: bool) -> Result<Pattern, String> {
+    let cleaned = clean_pattern(pattern);
+    let mut re = String::from("^");
+    let chars: Vec<char> = cleaned.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        match c {
+            '*' if chars.get(i + 1) == Some(&'*') => {
+                i += 1;
+                if chars.get(i + 1) == Some(&'/') {
+                    i += 1;
+                }
+                if i + 1 >= chars.len() {
+                    re.push_str(".*");
+                } else {
+                    re.push_str("(.*/)?");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '\\' => match chars.get(i + 1) {
+                Some(next) => {
+                    re.push_str(&regex::escape(&next.to_string()));
+                    i += 1;
+                }
+                None => re.push_str("\\\\"),
+            },
+            '[' | ']' => re.push(c),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+        i += 1;
+    }
+    re.push('$');
+    let regex = Regex::new(&re).map_err(|e| format!("invalid pattern: {e}"))?;
+    Ok(Pattern { regex, exclusion })
+}
+
+/// The build context directory and its `.dockerignore`.
+#[derive(Debug, Clone)]
+pub struct BuildContext {
+    pub root: PathBuf,
+    pub ignore: IgnoreMatcher,
+}
+
+impl BuildContext {
+    /// Opens a context directory; reads `.dockerignore` (or `<Dockerfile>.dockerignore`
+    /// next to the Dockerfile, which wins, as BuildKit does).
+    pub fn open(root: &Path, dockerfile: Option<&Path>) -> Result<BuildContext, String> {
+        if !root.is_dir() {
+            return Err(format!(
+                "the build context {} is not a directory",
+                root.display()
+            ));
+        }
+        let specific = dockerfile.map(|d| {
+            let mut name = d.as_os_str().to_os_string();
+            name.push(".dockerignore");
+            PathBuf::from(name)
+        });
+        let path = specific
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| root.join(".dockerignore"));
+        let ignore = match fs::read_to_string(&path) {
+            Ok(text) => {
+                IgnoreMatcher::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(_) => IgnoreMatcher::default(),
+        };
+        Ok(BuildContext {
+            root: root.to_path_buf(),
+            ignore,
+        })
+    }
+}
+
+/// Whether a COPY source uses wildcards.
+pub fn has_wildcards(pattern: &str) -> bool {
+    pattern.contains(['*', '?', '['])
+}
+
+/// One path component of a glob as a regex (`filepath.Match` semantics).
+fn component_regex(component: &str) -> Result<Regex, String> {
+    let mut re = String::from("^");
+    let mut chars = component.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    re.push_str(&regex::escape(&next.to_string()));
+                }
+            }
+            '[' => {
+                re.push('[');
+                if chars.peek() == Some(&'^') || chars.peek() == Some(&'!') {
+                    chars.next();
+                    re.push('^');
+                }
+                for inner in chars.by_ref() {
+                    if inner == ']' {
+                        break;
+                    }
+                    if inner == '\\' || inner == '[' {
+                        re.push('\\');
+                    }
+                    re.push(inner);
+                }
+                re.push(']');
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).map_err(|e| format!("invalid wildcard {component:?}: {e}"))
+}
+
+/// The relative paths under `root` that `pattern` names. Without wildcards that is the
+/// pattern itself, whether or not it exists; `..` never leaves `root`.
+pub fn expand_sources(root: &Path, pattern: &str) -> Result<Vec<String>, String> {
+    let cleaned = clean_pattern(&format!("/{pattern}"));
+    if cleaned == "." {
+        return Ok(vec![String::new()]);
+    }
+    if !has_wildcards(&cleaned) {
+        return Ok(vec![cleaned]);
+    }
+    let mut found: Vec<String> = vec![String::new()];
+    for component in cleaned.split('/') {
+        let mut next = Vec::new();
+        if has_wildcards(component) {
+            let regex = component_regex(component)?;
+            for base in &found {
+                let dir = super::view::resolve_in_root(root, base, true);
+                let Ok(entries) = fs::read_dir(&dir) else {
+                    continue;
+                };
+                let mut names: Vec<String> = entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| regex.is_match(n))
+                    .collect();
+                names.sort();
+                for name in names {
+                    next.push(join_relative(base, &name));
+                }
+            }
+        } else {
+            next = found.iter().map(|b| join_relative(b, component)).collect();
+        }
+        found = next;
+    }
+    Ok(found)
+}
+
+pub(crate) fn join_relative(base: &str, name: &str) -> String {
+    if base.is_empty() {
+        name.to_string()
+    } else {
+        format!("{base}/{name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn matcher(text: &str) -> IgnoreMatcher {
+        IgnoreMatcher::parse(text).unwrap()
+    }
+
+    #[test]
+    fn dockerignore_semantics() {
+        let m = matcher("# comment\n*.log\n/build\n**/node_modules\n!keep.log\ntmp*/**\n");
+        assert!(m.excludes("a.log"));
+        assert!(!m.excludes("dir/a.log"), "`*` does not cross directories");
+        assert!(!m.excludes("keep.log"));
+        assert!(
+            m.excludes("build") && m.excludes("build/x/y"),
+            "a directory excludes its contents"
+        );
+        assert!(m.excludes("node_modules/x") && m.excludes("a/b/node_modules/c"));
+        assert!(m.excludes("tmp1/a/b"));
+        assert!(!m.excludes("src/main.rs"));
+    }
+
+    #[test]
+    fn exceptions_bring_back_files_under_excluded_dirs() {
+        let m = matcher("docs\n!docs/README.md\n");
+        assert!(m.excludes("docs/other.md"));
+        assert!(!m.excludes("docs/README.md"));
+        assert!(m.has_exceptions());
+    }
+
+    #[test]
+    fn double_star_forms() {
+        let m = matcher("**/*.tmp\ncache/**\n");
+        assert!(m.excludes("x.tmp") && m.excludes("a/b/x.tmp"));
+        assert!(m.excludes("cache/a") && !m.excludes("cache"));
+    }
+
+    #[test]
+    fn dot_dot_in_patterns_is_cleaned() {
+        assert_eq!(clean_pattern("a/../b/./c/"), "b/c");
+        assert_eq!(clean_pattern("/a"), "a");
+    }
+
+    #[test]
+    fn globs() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["a.txt", "b.txt", "c.md", "sub/d.txt", "sub/e.rs"] {
+            let path = dir.path().join(f);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, b"").unwrap();
+        }
+        assert_eq!(
+            expand_sources(dir.path(), "*.txt").unwrap(),
+            vec!["a.txt", "b.txt"]
+        );
+        assert_eq!(
+            expand_sources(dir.path(), "sub/*.txt").unwrap(),
+            vec!["sub/d.txt"]
+        );
+        assert_eq!(
+            expand_sources(dir.path(), "[ab].*").unwrap(),
+            vec!["a.txt", "b.txt"]
+        );
+        assert_eq!(
+            expand_sources(dir.path(), "../../sub/e.rs").unwrap(),
+            vec!["sub/e.rs"]
+        );
+        assert_eq!(expand_sources(dir.path(), ".").unwrap(), vec![""]);
+        assert!(expand_sources(dir.path(), "*.none").unwrap().is_empty());
+    }
+}

@@ -1,0 +1,317 @@
+//! `lade images`, `tag`, `rmi`, `inspect` and `history`.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde_json::{json, Value};
+
+use super::{human_age, human_size, open_store, print_table, Format};
+use crate::oci::ImageRef;
+use crate::store::Image;
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// Only image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// Full image ids
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only images of this repository (and tag)
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub filter: Option<String>,
+}
+
+fn split_tag(name: &str) -> (String, String) {
+    match name.parse::<ImageRef>() {
+        Ok(r) => (
+            r.familiar_repository(),
+            r.tag().unwrap_or("<none>").to_string(),
+        ),
+        Err(_) => (name.to_string(), "<none>".into()),
+    }
+}
+
+pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let mut summaries = store.list_images()?;
+    if let Some(filter) = &args.filter {
+        let wanted = filter
+            .parse::<ImageRef>()
+            .with_context(|| format!("invalid name {filter:?}"))?;
+        let with_tag = filter.contains(':') && !filter.ends_with(':');
+        summaries.retain(|s| {
+            s.tag
+                .as_deref()
+                .and_then(|t| t.parse::<ImageRef>().ok())
+                .is_some_and(|r| {
+                    r.familiar_repository() == wanted.familiar_repository()
+                        && (!with_tag || r.tag() == wanted.tag())
+                })
+        });
+    }
+    if args.quiet {
+        let mut seen = BTreeSet::new();
+        for s in &summaries {
+            if seen.insert(s.id) {
+                println!(
+                    "{}",
+                    if args.no_trunc {
+                        s.id.to_string()
+                    } else {
+                        s.id.short()
+                    }
+                );
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.format == Format::Json {
+        let rows: Vec<Value> = summaries
+            .iter()
+            .map(|s| {
+                let (repository, tag) = s
+                    .tag
+                    .as_deref()
+                    .map(split_tag)
+                    .unwrap_or(("<none>".into(), "<none>".into()));
+                json!({
+                    "Repository": repository,
+                    "Tag": tag,
+                    "ID": s.id.to_string(),
+                    "Digest": s.manifest_digest.to_string(),
+                    "Created": s.created,
+                    "Size": s.size,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|s| {
+            let (repository, tag) = s
+                .tag
+                .as_deref()
+                .map(split_tag)
+                .unwrap_or(("<none>".into(), "<none>".into()));
+            vec![
+                repository,
+                tag,
+                if args.no_trunc {
+                    s.id.to_string()
+                } else {
+                    s.id.short()
+                },
+                human_age(s.created.as_deref()),
+                human_size(s.size),
+            ]
+        })
+        .collect();
+    print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct TagArgs {
+    /// The image: a name, or an id
+    #[arg(value_name = "SOURCE")]
+    pub source: String,
+    /// The new name
+    #[arg(value_name = "TARGET[:TAG]")]
+    pub target: String,
+}
+
+pub fn tag(root: Option<PathBuf>, args: TagArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let target = args
+        .target
+        .parse::<ImageRef>()
+        .with_context(|| format!("invalid name {:?}", args.target))?;
+    if target.digest().is_some() {
+        bail!("a tag cannot contain a digest: {}", args.target);
+    }
+    let image = store.image(&args.source)?;
+    store.set_tag(
+        &target.familiar(),
+        &image.manifest_digest,
+        image.manifest_size,
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct RmiArgs {
+    /// Remove images used by containers, or named by several tags
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+pub fn rmi(root: Option<PathBuf>, args: RmiArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let mut failed = false;
+    for reference in &args.images {
+        match store.remove_image(reference, args.force) {
+            Ok((untagged, deleted)) => {
+                for name in untagged {
+                    println!("Untagged: {name}");
+                }
+                for id in deleted {
+                    println!("Deleted: {id}");
+                }
+            }
+            Err(err) => {
+                eprintln!("lade: {reference}: {err}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    #[arg(value_name = "IMAGE", required = true)]
+    pub images: Vec<String>,
+}
+
+/// Docker's `image inspect` shape.
+fn inspect_json(image: &Image) -> Value {
+    let config = &image.config;
+    json!({
+        "Id": image.id.to_string(),
+        "RepoTags": image.tags,
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": config.created,
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": config.config,
+        "Architecture": config.architecture,
+        "Variant": config.variant,
+        "Os": config.os,
+        "Size": image.size(),
+        "RootFS": {
+            "Type": config.rootfs.kind,
+            "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Manifest": {
+            "Digest": image.manifest_digest.to_string(),
+            "Layers": image.layers.iter().map(|l| json!({
+                "Digest": l.blob.to_string(),
+                "MediaType": l.media_type,
+                "Size": l.size,
+            })).collect::<Vec<_>>(),
+        },
+        "Metadata": {},
+    })
+}
+
+pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for reference in &args.images {
+        match store.image(reference) {
+            Ok(image) => out.push(inspect_json(&image)),
+            Err(err) => {
+                eprintln!("lade: {reference}: {err}");
+                failed = true;
+            }
+        }
+    }
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Do not shorten CREATED BY
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+pub fn history(root: Option<PathBuf>, args: HistoryArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let image = store.image(&args.image)?;
+    // History entries with a layer take the layers in order.
+    let mut layers = image.layers.iter();
+    let mut rows: Vec<(String, Option<String>, String, u64, String)> = Vec::new();
+    for entry in &image.config.history {
+        let size = if entry.is_empty_layer() {
+            0
+        } else {
+            layers.next().map_or(0, |l| l.tar_size)
+        };
+        rows.push((
+            "<missing>".into(),
+            entry.created.clone(),
+            entry.created_by.clone().unwrap_or_default(),
+            size,
+            entry.comment.clone().unwrap_or_default(),
+        ));
+    }
+    rows.reverse();
+    if let Some(first) = rows.first_mut() {
+        first.0 = if args.no_trunc {
+            image.id.to_string()
+        } else {
+            image.id.short()
+        };
+    }
+    if args.format == Format::Json {
+        let json: Vec<Value> = rows
+            .iter()
+            .map(|(id, created, by, size, comment)| {
+                json!({ "ID": id, "Created": created, "CreatedBy": by, "Size": size, "Comment": comment })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let table: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|(id, created, by, size, comment)| {
+            let by = by.replace('\n', " ");
+            let by = if !args.no_trunc && by.chars().count() > 45 {
+                format!("{}...", by.chars().take(42).collect::<String>())
+            } else {
+                by
+            };
+            vec![
+                id,
+                human_age(created.as_deref()),
+                by,
+                human_size(size),
+                comment,
+            ]
+        })
+        .collect();
+    print_table(
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &table,
+    );
+    Ok(ExitCode::SUCCESS)
+}

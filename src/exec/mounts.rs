@@ -1,0 +1,132 @@
+//! Mounts: a private mount namespace for lade itself (so whatever it mounts disappears
+//! with it, even after `kill -9`), and read-only overlay views of stacked directories.
+
+use std::ffi::CString;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+
+/// Moves this process into a mount namespace of its own whose mounts do not propagate
+/// back. Must run before the process starts threads (the kernel refuses otherwise).
+pub fn private_mount_namespace() -> io::Result<()> {
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
+        io::Error::new(
+            io::Error::from(e).kind(),
+            format!("cannot create a private mount namespace: {e} (lade needs root, and must do this before starting threads)"),
+        )
+    })?;
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(io::Error::from)
+}
+
+/// A mount that is detached when dropped.
+#[derive(Debug)]
+pub struct Mounted {
+    target: PathBuf,
+}
+
+impl Mounted {
+    pub fn path(&self) -> &Path {
+        &self.target
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+    }
+}
+
+/// Mounts the directories `layers` (names relative to `base`, topmost first) read-only
+/// at `target` as one merged tree. Overlay takes relative lower directory names from the
+/// caller's working directory, so the options stay short however deep `base` is.
+pub fn mount_readonly_view(
+    base: &Path,
+    layers: &[String],
+    target: &Path,
+) -> io::Result<Option<Mounted>> {
+    match layers {
+        [] => Ok(None),
+        [only] => {
+            let source = base.join(only);
+            mount(
+                Some(&source),
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )?;
+            let mounted = Mounted {
+                target: target.to_path_buf(),
+            };
+            mount(
+                None::<&str>,
+                target,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None::<&str>,
+            )?;
+            Ok(Some(mounted))
+        }
+        _ => {
+            let options = format!("lowerdir={}", layers.join(":"));
+            mount_overlay_from(base, target, &options, MsFlags::MS_RDONLY)?;
+            Ok(Some(Mounted {
+                target: target.to_path_buf(),
+            }))
+        }
+    }
+}
+
+/// Mounts overlay at `target` with `options` whose directory names are relative to
+/// `base`. The working directory is changed only in a helper thread that has its own
+/// filesystem context, so the rest of the process is unaffected.
+pub fn mount_overlay_from(
+    base: &Path,
+    target: &Path,
+    options: &str,
+    flags: MsFlags,
+) -> io::Result<()> {
+    if options.len() >= page_size() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "overlay options are {} bytes, more than a page: too many layers",
+                options.len()
+            ),
+        ));
+    }
+    let base = base.to_path_buf();
+    let target = target.to_path_buf();
+    let options = CString::new(options)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in options"))?;
+    std::thread::spawn(move || -> io::Result<()> {
+        unshare(CloneFlags::CLONE_FS)?;
+        std::env::set_current_dir(&base)?;
+        mount(
+            Some("overlay"),
+            &target,
+            Some("overlay"),
+            flags,
+            Some(options.as_c_str()),
+        )?;
+        Ok(())
+    })
+    .join()
+    .map_err(|_| io::Error::other("the mount helper thread panicked"))?
+}
+
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |n| n as usize)
+}

@@ -1,0 +1,473 @@
+//! Safe extraction of an untrusted layer tar into an empty directory. No entry may land
+//! outside the target: `..` components are refused, leading `/` are dropped, no entry
+//! is created through a symlink, hard links only point at earlier entries inside, and
+//! the root itself cannot be replaced. Extension headers, entry counts and sizes are
+//! bounded. Whiteouts become overlay's: `.wh.<name>` a 0/0 character device,
+//! `.wh..wh..opq` the `trusted.overlay.opaque` attribute. Errors name the entry.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::AtFlags;
+use nix::sys::stat::SFlag;
+use nix::unistd::{fchownat, Gid, Uid};
+use tar::EntryType;
+
+use super::write::{
+    make_node, set_mtime, xattr_set, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+};
+use super::{IoContext, LayerError, Result};
+
+/// Bounds on what one archive may make lade do.
+#[derive(Debug, Clone)]
+pub struct ExtractLimits {
+    pub max_entries: u64,
+    /// Largest PAX or GNU long-name header kept in memory.
+    pub max_header_bytes: u64,
+    pub max_path_bytes: usize,
+    pub max_total_bytes: u64,
+}
+
+impl Default for ExtractLimits {
+    fn default() -> Self {
+        ExtractLimits {
+            max_entries: 5_000_000,
+            max_header_bytes: 1 << 20,
+            max_path_bytes: 4096,
+            max_total_bytes: 1 << 40,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExtractStats {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+/// What PAX and GNU extension headers say about the next entry.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    mtime: Option<i64>,
+    size: Option<u64>,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// Extracts the tar read from `reader` into `target`, an empty directory.
+pub fn extract(
+    reader: &mut dyn Read,
+    target: &Path,
+    limits: &ExtractLimits,
+) -> Result<ExtractStats> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().at(target)?.raw(true);
+    let mut extractor = Extractor {
+        target: target.to_path_buf(),
+        limits: limits.clone(),
+        known_dirs: HashSet::new(),
+        dir_times: Vec::new(),
+        stats: ExtractStats::default(),
+    };
+    let mut pending = Pending::default();
+    let mut count: u64 = 0;
+    for raw in entries {
+        let mut entry = raw.map_err(|e| LayerError::Malformed {
+            entry: format!("#{count}"),
+            reason: e.to_string(),
+        })?;
+        count += 1;
+        if count > limits.max_entries {
+            return Err(LayerError::Unsafe {
+                entry: format!("#{count}"),
+                reason: format!("more than {} entries", limits.max_entries),
+            });
+        }
+        let header_name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        let entry_type = entry.header().entry_type();
+        if matches!(
+            entry_type,
+            EntryType::GNULongName
+                | EntryType::GNULongLink
+                | EntryType::XHeader
+                | EntryType::XGlobalHeader
+        ) {
+            let data = read_bounded(&mut entry, limits.max_header_bytes, &header_name)?;
+            match entry_type {
+                EntryType::GNULongName => pending.path = Some(trim_nul(data)),
+                EntryType::GNULongLink => pending.link = Some(trim_nul(data)),
+                EntryType::XHeader => apply_pax(&mut pending, &data, &header_name)?,
+                _ => {}
+            }
+            continue;
+        }
+        let fields = std::mem::take(&mut pending);
+        extractor.entry(&mut entry, fields)?;
+    }
+    extractor.finish()?;
+    Ok(extractor.stats)
+}
+
+fn trim_nul(mut data: Vec<u8>) -> Vec<u8> {
+    while data.last() == Some(&0) {
+        data.pop();
+    }
+    data
+}
+
+fn read_bounded(reader: &mut dyn Read, max: u64, name: &str) -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    reader
+        .take(max + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| LayerError::Malformed {
+            entry: name.to_string(),
+            reason: e.to_string(),
+        })?;
+    if data.len() as u64 > max {
+        return Err(LayerError::Unsafe {
+            entry: name.to_string(),
+            reason: format!("an extension header larger than {max} bytes"),
+        });
+    }
+    Ok(data)
+}
+
+fn apply_pax(pending: &mut Pending, data: &[u8], name: &str) -> Result<()> {
+    for extension in tar::PaxExtensions::new(data) {
+        let extension = extension.map_err(|e| LayerError::Malformed {
+            entry: name.to_string(),
+            reason: format!("bad PAX record: {e}"),
+        })?;
+        let Ok(key) = extension.key() else { continue };
+        let value = extension.value_bytes();
+        let number = || {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.split('.').next()?.parse::<i64>().ok())
+        };
+        match key {
+            "path" => pending.path = Some(value.to_vec()),
+            "linkpath" => pending.link = Some(value.to_vec()),
+            "uid" => pending.uid = number().and_then(|n| u64::try_from(n).ok()),
+            "gid" => pending.gid = number().and_then(|n| u64::try_from(n).ok()),
+            "mtime" => pending.mtime = number(),
+            "size" => pending.size = number().and_then(|n| u64::try_from(n).ok()),
+            _ => {
+                if let Some(attr) = key.strip_prefix("SCHILY.xattr.") {
+                    pending.xattrs.push((attr.to_string(), value.to_vec()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Extractor {
+    target: PathBuf,
+    limits: ExtractLimits,
+    /// Directories under the target known to be real directories (not symlinks).
+    known_dirs: HashSet<PathBuf>,
+    dir_times: Vec<(PathBuf, i64)>,
+    stats: ExtractStats,
+}
+
+/// Splits an archive path into components: leading `/` and `.` components dropped, `..`
+/// refused.
+fn components(raw: &[u8], shown: &str) -> Result<Vec<Vec<u8>>> {
+    let mut parts = Vec::new();
+    for part in raw.split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => {
+                return Err(LayerError::Unsafe {
+                    entry: shown.to_string(),
+                    reason: "a `..` component would leave the target".into(),
+                })
+            }
+            p => parts.push(p.to_vec()),
+        }
+    }
+    Ok(parts)
+}
+
+impl Extractor {
+    fn entry(&mut self, entry: &mut tar::Entry<'_, &mut dyn Read>, fields: Pending) -> Result<()> {
+        let header = entry.header().clone();
+        let raw_path = fields
+            .path
+            .clone()
+            .unwrap_or_else(|| entry.path_bytes().into_owned());
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
+        if raw_path.len() > self.limits.max_path_bytes {
+            return Err(LayerError::Unsafe {
+                entry: shown,
+                reason: format!("a path longer than {} bytes", self.limits.max_path_bytes),
+            });
+        }
+        if let Some(size) = fields.size {
+            if header.size().ok() != Some(size) {
+                return Err(LayerError::Malformed {
+                    entry: shown,
+                    reason: "a PAX size that differs from the header's is not supported".into(),
+                });
+            }
+        }
+        let parts = components(&raw_path, &shown)?;
+        let entry_type = header.entry_type();
+        let Some((name, parents)) = parts.split_last() else {
+            // The root itself: its metadata is the image's business, its kind is not.
+            if entry_type != EntryType::Directory {
+                return Err(LayerError::Unsafe {
+                    entry: shown,
+                    reason: "it would replace the root of the layer".into(),
+                });
+            }
+            return Ok(());
+        };
+
+        // Whiteouts.
+        if name.as_slice() == OPAQUE_MARKER {
+            let dir = self.ensure_parents(parents, &shown)?;
+            xattr_set(&dir, OVERLAY_OPAQUE_XATTR, b"y")?;
+            return Ok(());
+        }
+        if name.starts_with(b".wh..wh.") {
+            return Ok(()); // aufs bookkeeping, meaningless here
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(LayerError::Unsafe {
+                    entry: shown,
+                    reason: "a whiteout must name a file: `.wh.` alone names nothing".into(),
+                });
+            }
+            let dir = self.ensure_parents(parents, &shown)?;
+            let path = dir.join(OsStr::from_bytes(hidden));
+            self.clear(&path)?;
+            make_node(&path, SFlag::S_IFCHR, 0, 0)?;
+            return Ok(());
+        }
+
+        let dir = self.ensure_parents(parents, &shown)?;
+        let path = dir.join(OsStr::from_bytes(name));
+        let existing_dir = fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir());
+        if !(entry_type == EntryType::Directory && existing_dir) {
+            self.clear(&path)?;
+        }
+        let uid = fields.uid.or_else(|| header.uid().ok()).unwrap_or(0) as u32;
+        let gid = fields.gid.or_else(|| header.gid().ok()).unwrap_or(0) as u32;
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+        let mtime = fields
+            .mtime
+            .or_else(|| header.mtime().ok().map(|m| m as i64))
+            .unwrap_or(0);
+        let link = fields
+            .link
+            .clone()
+            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
+
+        match entry_type {
+            EntryType::Directory => {
+                if !existing_dir {
+                    fs::create_dir(&path).at(&path)?;
+                }
+                self.known_dirs.insert(path.clone());
+                self.dir_times.push((path.clone(), mtime));
+            }
+            EntryType::Regular | EntryType::Continuous => {
+                let size = header.size().unwrap_or(0);
+                self.stats.bytes += size;
+                if self.stats.bytes > self.limits.max_total_bytes {
+                    return Err(LayerError::Unsafe {
+                        entry: shown,
+                        reason: format!("more than {} bytes in all", self.limits.max_total_bytes),
+                    });
+                }
+                let mut file = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&path)
+                    .at(&path)?;
+                io::copy(&mut entry.take(size), &mut file).map_err(|e| LayerError::Malformed {
+                    entry: shown.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            EntryType::Symlink => {
+                let target = link.ok_or_else(|| LayerError::Malformed {
+                    entry: shown.clone(),
+                    reason: "a symlink without a target".into(),
+                })?;
+                symlink(OsStr::from_bytes(&target), &path).at(&path)?;
+            }
+            EntryType::Link => {
+                let target = link.ok_or_else(|| LayerError::Malformed {
+                    entry: shown.clone(),
+                    reason: "a hard link without a target".into(),
+                })?;
+                let source = self.hardlink_source(&target, &shown)?;
+                fs::hard_link(&source, &path).at(&path)?;
+                self.stats.entries += 1;
+                return Ok(());
+            }
+            EntryType::Char | EntryType::Block => {
+                let major = header.device_major().ok().flatten().unwrap_or(0);
+                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let kind = if entry_type == EntryType::Char {
+                    SFlag::S_IFCHR
+                } else {
+                    SFlag::S_IFBLK
+                };
+                make_node(&path, kind, major, minor)?;
+            }
+            EntryType::Fifo => make_node(&path, SFlag::S_IFIFO, 0, 0)?,
+            other => {
+                return Err(LayerError::Malformed {
+                    entry: shown,
+                    reason: format!("unsupported entry type {other:?}"),
+                })
+            }
+        }
+
+        fchownat(
+            nix::fcntl::AT_FDCWD,
+            &path,
+            Some(Uid::from_raw(uid)),
+            Some(Gid::from_raw(gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| LayerError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        if entry_type != EntryType::Symlink {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+        }
+        for (key, value) in &fields.xattrs {
+            // Overlay's own attributes would change what the mount shows: never from a layer.
+            if key.starts_with("trusted.overlay.") || key.starts_with("user.overlay.") {
+                continue;
+            }
+            xattr_set(&path, key, value)?;
+        }
+        if entry_type != EntryType::Directory {
+            set_mtime(&path, mtime)?;
+        }
+        self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Makes sure every parent of an entry is a real directory under the target,
+    /// creating missing ones; a symlink on the way is refused. Returns the parent.
+    fn ensure_parents(&mut self, parents: &[Vec<u8>], shown: &str) -> Result<PathBuf> {
+        let mut dir = self.target.clone();
+        for part in parents {
+            dir.push(OsStr::from_bytes(part));
+            if self.known_dirs.contains(&dir) {
+                continue;
+            }
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    return Err(LayerError::Unsafe {
+                        entry: shown.to_string(),
+                        reason: format!(
+                            "it goes through the symlink {}",
+                            dir.strip_prefix(&self.target).unwrap_or(&dir).display()
+                        ),
+                    })
+                }
+                Ok(meta) if meta.is_dir() => {}
+                Ok(_) => {
+                    return Err(LayerError::Malformed {
+                        entry: shown.to_string(),
+                        reason: format!(
+                            "its parent {} is not a directory",
+                            dir.strip_prefix(&self.target).unwrap_or(&dir).display()
+                        ),
+                    })
+                }
+                Err(_) => {
+                    fs::create_dir(&dir).at(&dir)?;
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).at(&dir)?;
+                }
+            }
+            self.known_dirs.insert(dir.clone());
+        }
+        Ok(dir)
+    }
+
+    /// A hard link's target must be an earlier, non-directory entry under the target,
+    /// reached without symlinks.
+    fn hardlink_source(&mut self, target: &[u8], shown: &str) -> Result<PathBuf> {
+        let target_shown = String::from_utf8_lossy(target).into_owned();
+        let parts = components(target, shown).map_err(|_| LayerError::Unsafe {
+            entry: shown.to_string(),
+            reason: format!("its hard link target {target_shown:?} is outside the target"),
+        })?;
+        let Some((name, parents)) = parts.split_last() else {
+            return Err(LayerError::Unsafe {
+                entry: shown.to_string(),
+                reason: "a hard link to the root".into(),
+            });
+        };
+        let mut dir = self.target.clone();
+        for part in parents {
+            dir.push(OsStr::from_bytes(part));
+            match fs::symlink_metadata(&dir) {
+                Ok(meta) if meta.is_dir() => {}
+                _ => {
+                    return Err(LayerError::Unsafe {
+                        entry: shown.to_string(),
+                        reason: format!(
+                            "its hard link target {target_shown:?} is not an earlier entry"
+                        ),
+                    })
+                }
+            }
+        }
+        let source = dir.join(OsStr::from_bytes(name));
+        match fs::symlink_metadata(&source) {
+            Ok(meta) if !meta.is_dir() => Ok(source),
+            Ok(_) => Err(LayerError::Unsafe {
+                entry: shown.to_string(),
+                reason: format!("a hard link to the directory {target_shown:?}"),
+            }),
+            Err(_) => Err(LayerError::Unsafe {
+                entry: shown.to_string(),
+                reason: format!("its hard link target {target_shown:?} is not an earlier entry"),
+            }),
+        }
+    }
+
+    /// Removes whatever is at `path` (a later entry replaces an earlier one).
+    fn clear(&mut self, path: &Path) -> Result<()> {
+        match fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                fs::remove_dir_all(path).at(path)?;
+                self.known_dirs.retain(|d| !d.starts_with(path));
+            }
+            Ok(_) => fs::remove_file(path).at(path)?,
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        for (path, mtime) in self.dir_times.iter().rev() {
+            if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+                set_mtime(path, *mtime)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,258 @@
+//! Writing a layer's entries out as its snapshot directory, on a thread of its own: the
+//! layer writer streams the tar while this thread does the file system's part (creating
+//! files, owners, modes, times), so the two use two cores. Messages keep entry order.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{fchown, symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use nix::fcntl::AtFlags;
+use nix::sys::stat::SFlag;
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchownat, Gid, Uid};
+
+use super::write::{
+    make_node, set_mtime, split_last, xattr_set, Entry, EntryKind, OVERLAY_OPAQUE_XATTR,
+};
+use super::{IoContext, LayerError, Result};
+
+/// File data goes over in chunks of this size.
+const CHUNK: usize = 1 << 20;
+/// At most this many messages wait: bounds memory to about 64 chunks.
+const QUEUE: usize = 64;
+
+enum Job {
+    Entry { entry: Entry, mtime: i64 },
+    Data(Vec<u8>),
+    EndOfFile,
+}
+
+/// The snapshot writer thread and the way to talk to it.
+pub(crate) struct Materializer {
+    jobs: Option<SyncSender<Job>>,
+    worker: Option<JoinHandle<Result<()>>>,
+}
+
+impl Materializer {
+    pub(crate) fn start(root: PathBuf) -> Materializer {
+        let (jobs, queue) = sync_channel(QUEUE);
+        let worker = std::thread::spawn(move || work(&root, queue));
+        Materializer {
+            jobs: Some(jobs),
+            worker: Some(worker),
+        }
+    }
+
+    fn send(&mut self, job: Job) -> Result<()> {
+        let sent = self
+            .jobs
+            .as_ref()
+            .map(|jobs| jobs.send(job).is_ok())
+            .unwrap_or(false);
+        if sent {
+            return Ok(());
+        }
+        // The worker stopped: its error says why.
+        self.jobs = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(Err(e))) => Err(e),
+            _ => Err(LayerError::Malformed {
+                entry: String::new(),
+                reason: "the snapshot writer stopped".into(),
+            }),
+        }
+    }
+
+    /// Announces an entry; a file's data follows through [`Materializer::tee`].
+    pub(crate) fn entry(&mut self, entry: &Entry, mtime: i64) -> Result<()> {
+        self.send(Job::Entry {
+            entry: entry.clone(),
+            mtime,
+        })
+    }
+
+    /// A reader that also sends what it reads to the snapshot file.
+    pub(crate) fn tee<R: Read>(&mut self, inner: R) -> Tee<'_, R> {
+        Tee {
+            inner,
+            materializer: self,
+            pending: Vec::with_capacity(CHUNK),
+        }
+    }
+
+    /// Waits until everything is written.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        self.jobs = None;
+        match self.worker.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            _ => Err(LayerError::Malformed {
+                entry: String::new(),
+                reason: "the snapshot writer panicked".into(),
+            }),
+        }
+    }
+}
+
+impl Drop for Materializer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// See [`Materializer::tee`].
+pub(crate) struct Tee<'a, R> {
+    inner: R,
+    materializer: &'a mut Materializer,
+    pending: Vec<u8>,
+}
+
+impl<R: Read> Tee<'_, R> {
+    /// Sends what is left and closes the file.
+    pub(crate) fn end(mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            let chunk = std::mem::take(&mut self.pending);
+            self.materializer.send(Job::Data(chunk))?;
+        }
+        self.materializer.send(Job::EndOfFile)
+    }
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.pending.extend_from_slice(&buf[..n]);
+        if self.pending.len() >= CHUNK {
+            let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
+            self.materializer
+                .send(Job::Data(chunk))
+                .map_err(io::Error::other)?;
+        }
+        Ok(n)
+    }
+}
+
+fn work(root: &Path, queue: Receiver<Job>) -> Result<()> {
+    let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
+    let mut open: Option<(File, Entry, PathBuf, i64)> = None;
+    for job in queue {
+        match job {
+            Job::Entry { entry, mtime } => {
+                let path = root.join(OsStr::from_bytes(&entry.path));
+                if let EntryKind::File { .. } = entry.kind {
+                    let file = File::create(&path).at(&path)?;
+                    open = Some((file, entry, path, mtime));
+                } else {
+                    create(root, &entry, &path, mtime, &mut dir_times)?;
+                }
+            }
+            Job::Data(chunk) => {
+                if let Some((file, _, path, _)) = open.as_mut() {
+                    file.write_all(&chunk).at(path.as_path())?;
+                }
+            }
+            Job::EndOfFile => {
+                if let Some((file, entry, path, mtime)) = open.take() {
+                    finish_file(&file, &entry, &path, mtime)?;
+                }
+            }
+        }
+    }
+    // Last: writing into a directory changes its mtime.
+    for (path, mtime) in dir_times.iter().rev() {
+        set_mtime(path, *mtime)?;
+    }
+    Ok(())
+}
+
+/// Creates a non-file entry.
+fn create(
+    root: &Path,
+    entry: &Entry,
+    path: &Path,
+    mtime: i64,
+    dir_times: &mut Vec<(PathBuf, i64)>,
+) -> Result<()> {
+    match &entry.kind {
+        EntryKind::Directory => {
+            match fs::create_dir(path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e) => {
+                    return Err(LayerError::Io {
+                        path: path.into(),
+                        source: e,
+                    })
+                }
+            }
+            finish(entry, path, mtime)?;
+            dir_times.push((path.to_path_buf(), mtime));
+            return Ok(());
+        }
+        EntryKind::Symlink { target } => symlink(OsStr::from_bytes(target), path).at(path)?,
+        EntryKind::Hardlink { target } => {
+            fs::hard_link(root.join(OsStr::from_bytes(target)), path).at(path)?;
+            return Ok(());
+        }
+        EntryKind::CharDevice { major, minor } => make_node(path, SFlag::S_IFCHR, *major, *minor)?,
+        EntryKind::BlockDevice { major, minor } => make_node(path, SFlag::S_IFBLK, *major, *minor)?,
+        EntryKind::Fifo => make_node(path, SFlag::S_IFIFO, 0, 0)?,
+        EntryKind::Whiteout => {
+            let (dir, name) = split_last(&entry.path);
+            let whiteout = root
+                .join(OsStr::from_bytes(dir))
+                .join(OsStr::from_bytes(name));
+            return make_node(&whiteout, SFlag::S_IFCHR, 0, 0);
+        }
+        EntryKind::Opaque => return xattr_set(path, OVERLAY_OPAQUE_XATTR, b"y"),
+        EntryKind::File { .. } => {}
+    }
+    finish(entry, path, mtime)
+}
+
+/// Owner, mode, xattrs and mtime (mode after owner: chown clears setuid bits).
+fn finish(entry: &Entry, path: &Path, mtime: i64) -> Result<()> {
+    fchownat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        Some(Uid::from_raw(entry.uid)),
+        Some(Gid::from_raw(entry.gid)),
+        AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .map_err(|e| LayerError::Io {
+        path: path.into(),
+        source: e.into(),
+    })?;
+    if !matches!(entry.kind, EntryKind::Symlink { .. }) {
+        fs::set_permissions(path, fs::Permissions::from_mode(entry.mode & 0o7777)).at(path)?;
+    }
+    for (name, value) in &entry.xattrs {
+        xattr_set(path, name, value)?;
+    }
+    if !matches!(entry.kind, EntryKind::Directory) {
+        set_mtime(path, mtime)?;
+    }
+    Ok(())
+}
+
+/// The same for a regular file, through its open descriptor (no path lookups).
+fn finish_file(file: &File, entry: &Entry, path: &Path, mtime: i64) -> Result<()> {
+    fchown(file, Some(entry.uid), Some(entry.gid)).at(path)?;
+    file.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
+        .at(path)?;
+    for (name, value) in &entry.xattrs {
+        xattr_set(path, name, value)?;
+    }
+    let time = TimeSpec::new(mtime, 0);
+    nix::sys::stat::futimens(file, &time, &time).map_err(|e| LayerError::Io {
+        path: path.into(),
+        source: e.into(),
+    })
+}

@@ -1,0 +1,117 @@
+//! Layers: deterministic tar writing, compression, safe extraction of untrusted
+//! archives, whiteouts, and snapshots (layers unpacked once, read-only, used as overlay
+//! lower directories).
+//!
+//! A layer lade makes is written in one pass: the tar stream is hashed (diff_id),
+//! compressed and hashed again (blob digest) on its way into the store, while the same
+//! files land in the layer's snapshot directory, so it never needs unpacking.
+
+mod compress;
+mod extract;
+mod materialize;
+mod walk;
+mod write;
+
+use std::path::PathBuf;
+
+pub use compress::{decompressing_reader, Compression};
+pub use extract::{extract, ExtractLimits, ExtractStats};
+pub use walk::{dir_entries, WalkedEntry};
+pub use write::{Entry, EntryKind, LayerWriter};
+
+use crate::oci::Digest;
+use crate::store::{LayerInfo, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An archive entry that would escape the target or is otherwise unsafe.
+    #[error("refusing archive entry {entry:?}: {reason}")]
+    Unsafe { entry: String, reason: String },
+    #[error("archive entry {entry:?}: {reason}")]
+    Malformed { entry: String, reason: String },
+    #[error(
+        "layer {blob} does not match its diff_id: expected {expected}, it unpacks to {actual}"
+    )]
+    DiffIdMismatch {
+        blob: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("layer media type {0:?} is not one lade can read")]
+    UnknownMediaType(String),
+}
+
+pub type Result<T, E = LayerError> = std::result::Result<T, E>;
+
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| LayerError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
+
+/// Unpacks a layer blob into its snapshot directory, once: the snapshot is shared by
+/// every image and container that uses the layer. The unpacked tar must hash to the
+/// layer's diff_id, or nothing is kept.
+pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
+    let dir = store.snapshot_dir(&layer.diff_id);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let _guard = store.content_guard()?;
+    let blob = store.open_blob(&layer.blob)?;
+    let compression = Compression::from_media_type(&layer.media_type)
+        .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
+    let reader = compression
+        .reader(std::io::BufReader::with_capacity(1 << 20, blob))
+        .at(store.blob_path(&layer.blob))?;
+    let staging = store.staging_dir("snapshot")?;
+    let mut hashing = crate::oci::Sha256Writer::new(std::io::sink());
+    let mut tee = TeeReader {
+        inner: reader,
+        copy: &mut hashing,
+    };
+    extract(&mut tee, staging.path(), &ExtractLimits::default())?;
+    // The diff_id covers the whole stream, padding after the end-of-archive included.
+    std::io::copy(&mut tee, &mut std::io::sink()).at(layer.blob.to_string())?;
+    let (actual, _, _) = hashing.finish();
+    if actual != layer.diff_id {
+        return Err(LayerError::DiffIdMismatch {
+            blob: layer.blob,
+            expected: layer.diff_id,
+            actual,
+        });
+    }
+    let path = staging.keep();
+    Ok(store.commit_snapshot(&path, &layer.diff_id)?)
+}
+
+/// Passes reads through while copying every byte read to `copy`.
+pub(crate) struct TeeReader<'a, R> {
+    pub(crate) inner: R,
+    pub(crate) copy: &'a mut dyn std::io::Write,
+}
+
+impl<R: std::io::Read> std::io::Read for TeeReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,201 @@
+//! A directory tree as layer entries, sorted by tar name: the upper directory of a RUN
+//! step (overlay's whiteouts and opaque directories become `.wh.` entries), or an
+//! unpacked root filesystem.
+
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::write::{Entry, EntryKind, OVERLAY_OPAQUE_XATTR};
+use super::{IoContext, Result};
+
+/// An entry, and for a regular file the path its bytes come from.
+#[derive(Debug, Clone)]
+pub struct WalkedEntry {
+    pub entry: Entry,
+    pub source: Option<PathBuf>,
+}
+
+/// All entries under `root` (not `root` itself), sorted by tar name. With `overlay`,
+/// 0/0 character devices are whiteouts and directories marked opaque get an opaque
+/// entry. Sockets are left out: a tar cannot hold them.
+pub fn dir_entries(root: &Path, overlay: bool) -> Result<Vec<WalkedEntry>> {
+    let mut entries = Vec::new();
+    for item in walkdir::WalkDir::new(root).follow_links(false).min_depth(1) {
+        let item = item.map_err(|e| super::LayerError::Io {
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| root.to_path_buf()),
+            source: e.into(),
+        })?;
+        let path = item.path();
+        let relative = path
+            .strip_prefix(root)
+            .expect("walkdir yields paths under its root")
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let meta = fs::symlink_metadata(path).at(path)?;
+        let file_type = meta.file_type();
+        let mut entry = Entry {
+            path: relative,
+            kind: EntryKind::Directory,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            xattrs: Vec::new(),
+        };
+        let mut source = None;
+        if file_type.is_dir() {
+            entry.xattrs = xattrs(path)?;
+            let opaque = overlay
+                && entry
+                    .xattrs
+                    .iter()
+                    .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
+            entry.xattrs.retain(|(k, _)| !is_internal_xattr(k));
+            if opaque {
+                entries.push(WalkedEntry {
+                    entry: Entry {
+                        kind: EntryKind::Opaque,
+                        ..entry.clone()
+                    },
+                    source: None,
+                });
+            }
+        } else if file_type.is_file() {
+            entry.kind = EntryKind::File { size: meta.len() };
+            entry.xattrs = xattrs(path)?;
+            entry.xattrs.retain(|(k, _)| !is_internal_xattr(k));
+            source = Some(path.to_path_buf());
+        } else if file_type.is_symlink() {
+            let target = fs::read_link(path).at(path)?;
+            entry.kind = EntryKind::Symlink {
+                target: target.as_os_str().as_bytes().to_vec(),
+            };
+        } else if file_type.is_char_device() {
+            let (major, minor) = device_numbers(meta.rdev());
+            entry.kind = if overlay && major == 0 && minor == 0 {
+                EntryKind::Whiteout
+            } else {
+                EntryKind::CharDevice { major, minor }
+            };
+        } else if file_type.is_block_device() {
+            let (major, minor) = device_numbers(meta.rdev());
+            entry.kind = EntryKind::BlockDevice { major, minor };
+        } else if file_type.is_fifo() {
+            entry.kind = EntryKind::Fifo;
+        } else {
+            continue;
+        }
+        entries.push(WalkedEntry { entry, source });
+    }
+    entries.sort_by_cached_key(|e| e.entry.tar_name());
+
+    // Files with several links: the first (in tar order) carries the data, the others
+    // link to it.
+    let mut first_paths: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for walked in &mut entries {
+        let (EntryKind::File { .. }, Some(source)) = (&walked.entry.kind, &walked.source) else {
+            continue;
+        };
+        let meta = fs::symlink_metadata(source).at(source)?;
+        if meta.nlink() < 2 {
+            continue;
+        }
+        match first_paths.get(&(meta.dev(), meta.ino())) {
+            Some(first) => {
+                walked.entry.kind = EntryKind::Hardlink {
+                    target: first.clone(),
+                };
+                walked.entry.xattrs.clear();
+                walked.source = None;
+            }
+            None => {
+                first_paths.insert((meta.dev(), meta.ino()), walked.entry.path.clone());
+            }
+        }
+    }
+    Ok(entries)
+}
+
+fn device_numbers(rdev: u64) -> (u32, u32) {
+    (
+        nix::sys::stat::major(rdev) as u32,
+        nix::sys::stat::minor(rdev) as u32,
+    )
+}
+
+/// Attributes that describe the storage, not the file: overlay's own and SELinux labels.
+fn is_internal_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.")
+        || name.starts_with("user.overlay.")
+        || name == "security.selinux"
+}
+
+/// The extended attributes of a file (not following symlinks).
+pub(crate) fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let c_path =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| super::LayerError::Malformed {
+            entry: path.display().to_string(),
+            reason: "a NUL byte in the path".into(),
+        })?;
+    let mut names = vec![0u8; 1024];
+    let len = loop {
+        // SAFETY: the path is NUL-terminated; the buffer pointer and length describe a live
+        // allocation the kernel may fill.
+        let n =
+            unsafe { libc::llistxattr(c_path.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = std::io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            _ => return Err(err).at(path),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..len].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        let Ok(c_name) = CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; 256];
+        let size = loop {
+            // SAFETY: as above; the name is NUL-terminated.
+            let n = unsafe {
+                libc::lgetxattr(
+                    c_path.as_ptr(),
+                    c_name.as_ptr(),
+                    value.as_mut_ptr().cast(),
+                    value.len(),
+                )
+            };
+            if n >= 0 {
+                break n as usize;
+            }
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::ERANGE) => value.resize(value.len() * 4, 0),
+                Some(libc::ENODATA) => break usize::MAX,
+                _ => return Err(err).at(path),
+            }
+        };
+        if size == usize::MAX {
+            continue;
+        }
+        value.truncate(size);
+        out.push((
+            OsStr::from_bytes(name).to_string_lossy().into_owned(),
+            value,
+        ));
+    }
+    out.sort();
+    Ok(out)
+}

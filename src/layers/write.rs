@@ -1,0 +1,407 @@
+//! The deterministic layer writer: entries in the order given (callers sort them by tar
+//! name), PAX headers where ustar is too small, numeric owners and no user or group
+//! names, no atime or ctime, mtimes clamped to `SOURCE_DATE_EPOCH` when set. The same
+//! entries always give the same bytes, hence the same digests.
+//!
+//! Optionally the same entries are written out as a snapshot directory in the same
+//! pass, so a layer made from files never has to be unpacked again.
+
+use std::ffi::OsStr;
+use std::io::{self, BufWriter, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use tar::{EntryType, Header};
+
+use super::compress::{Compression, Compressor};
+use super::materialize::Materializer;
+use super::{IoContext, LayerError, Result};
+use crate::oci::Sha256Writer;
+use crate::store::{BlobWriter, LayerInfo, Store};
+
+/// One entry of a layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Relative to the layer root: no leading or trailing `/`, no `.` or `..`.
+    pub path: Vec<u8>,
+    pub kind: EntryKind,
+    /// Permission bits, with setuid, setgid and sticky.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Seconds since the epoch.
+    pub mtime: i64,
+    /// Extended attributes (e.g. `security.capability`).
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    Directory,
+    File {
+        size: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
+    /// A hard link to an earlier entry of the same layer.
+    Hardlink {
+        target: Vec<u8>,
+    },
+    CharDevice {
+        major: u32,
+        minor: u32,
+    },
+    BlockDevice {
+        major: u32,
+        minor: u32,
+    },
+    Fifo,
+    /// `path` was deleted: `.wh.<name>` in the tar, a 0/0 character device on overlay.
+    Whiteout,
+    /// `path` is a directory that hides what lower layers had in it:
+    /// `<path>/.wh..wh..opq` in the tar, the `trusted.overlay.opaque` attribute on overlay.
+    Opaque,
+}
+
+pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
+pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
+pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+impl Entry {
+    /// The entry's name in the tar stream; callers sort entries by it.
+    pub fn tar_name(&self) -> Vec<u8> {
+        match self.kind {
+            EntryKind::Whiteout => {
+                let (dir, name) = split_last(&self.path);
+                let mut out = dir.to_vec();
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(WHITEOUT_PREFIX);
+                out.extend_from_slice(name);
+                out
+            }
+            EntryKind::Opaque => {
+                let mut out = self.path.clone();
+                if !out.is_empty() {
+                    out.push(b'/');
+                }
+                out.extend_from_slice(OPAQUE_MARKER);
+                out
+            }
+            _ => self.path.clone(),
+        }
+    }
+
+    pub(crate) fn display(&self) -> String {
+        String::from_utf8_lossy(&self.path).into_owned()
+    }
+}
+
+pub(crate) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&[], path),
+    }
+}
+
+type TarSink = BufWriter<Sha256Writer<Compressor<BlobWriter>>>;
+
+/// Writes one layer blob into the store (and optionally its snapshot directory).
+pub struct LayerWriter {
+    tar: tar::Builder<TarSink>,
+    /// Fills the snapshot directory on a thread of its own, in entry order.
+    snapshot: Option<Materializer>,
+    compression: Compression,
+    epoch: Option<i64>,
+}
+
+impl LayerWriter {
+    /// `snapshot`: an empty directory to fill with the same entries, or `None`.
+    pub fn new(
+        store: &Store,
+        compression: Compression,
+        source_date_epoch: Option<i64>,
+        snapshot: Option<&Path>,
+    ) -> Result<LayerWriter> {
+        let blob = store.blob_writer()?;
+        let compressor = compression.writer(blob).at(store.root())?;
+        let sink = BufWriter::with_capacity(1 << 20, Sha256Writer::new(compressor));
+        let mut tar = tar::Builder::new(sink);
+        tar.follow_symlinks(false);
+        Ok(LayerWriter {
+            tar,
+            snapshot: snapshot.map(|root| Materializer::start(root.to_path_buf())),
+            compression,
+            epoch: source_date_epoch,
+        })
+    }
+
+    fn clamp(&self, mtime: i64) -> i64 {
+        let mtime = mtime.max(0);
+        match self.epoch {
+            Some(epoch) => mtime.min(epoch),
+            None => mtime,
+        }
+    }
+
+    /// Adds an entry; `content` gives a file's bytes (exactly `size` of them).
+    pub fn add(&mut self, entry: &Entry, content: Option<&mut dyn Read>) -> Result<()> {
+        validate_path(entry)?;
+        let mtime = self.clamp(entry.mtime);
+        let (header, pax) = header_for(entry, mtime)?;
+        if !pax.is_empty() {
+            self.tar
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .at("layer stream")?;
+        }
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.entry(entry, mtime)?;
+        }
+        match (&entry.kind, content) {
+            (EntryKind::File { size }, Some(content)) => {
+                let exact = ExactReader {
+                    inner: content.take(*size),
+                    left: *size,
+                    entry: entry.display(),
+                };
+                match &mut self.snapshot {
+                    Some(snapshot) => {
+                        let mut tee = snapshot.tee(exact);
+                        self.tar.append(&header, &mut tee).at("layer stream")?;
+                        tee.end()?;
+                    }
+                    None => self.tar.append(&header, exact).at("layer stream")?,
+                }
+            }
+            (EntryKind::File { .. }, None) => {
+                return Err(LayerError::Malformed {
+                    entry: entry.display(),
+                    reason: "a file entry needs its content".into(),
+                })
+            }
+            _ => self.tar.append(&header, io::empty()).at("layer stream")?,
+        }
+        Ok(())
+    }
+
+    /// Ends the tar stream and stores the blob. Returns the layer's description.
+    pub fn finish(mut self) -> Result<LayerInfo> {
+        if let Some(snapshot) = self.snapshot.take() {
+            snapshot.finish()?;
+        }
+        self.tar.finish().at("layer stream")?;
+        let sink = self.tar.into_inner().at("layer stream")?;
+        let hashing = sink.into_inner().map_err(|e| LayerError::Io {
+            path: "layer stream".into(),
+            source: e.into_error(),
+        })?;
+        let (diff_id, tar_size, compressor) = hashing.finish();
+        let blob = compressor.finish().at("layer stream")?;
+        let (digest, size) = blob.commit(None)?;
+        Ok(LayerInfo {
+            blob: digest,
+            diff_id,
+            media_type: self.compression.media_type().to_string(),
+            size,
+            tar_size,
+        })
+    }
+}
+
+/// Reads exactly `left` bytes: a file that shrank while it was being copied is an
+/// error, not a corrupt tar.
+struct ExactReader<R> {
+    inner: R,
+    left: u64,
+    entry: String,
+}
+
+impl<R: Read> Read for ExactReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && self.left > 0 && !buf.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} changed while it was being copied ({} bytes missing)",
+                    self.entry, self.left
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+fn validate_path(entry: &Entry) -> Result<()> {
+    let bad = entry.path.is_empty() && !matches!(entry.kind, EntryKind::Opaque)
+        || entry.path.starts_with(b"/")
+        || entry.path.ends_with(b"/")
+        || entry
+            .path
+            .split(|&b| b == b'/')
+            .any(|c| c.is_empty() || c == b"." || c == b"..");
+    if bad {
+        return Err(LayerError::Malformed {
+            entry: entry.display(),
+            reason: "layer paths are relative, without empty, `.` or `..` components".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Largest value of an 8-byte octal ustar field (uid, gid).
+const USTAR_ID_MAX: u32 = 0o7_777_777;
+
+/// PAX records: key and value.
+type PaxRecords = Vec<(String, Vec<u8>)>;
+
+/// The ustar header of an entry and the PAX records it needs.
+fn header_for(entry: &Entry, mtime: i64) -> Result<(Header, PaxRecords)> {
+    let mut header = Header::new_ustar();
+    let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut name = entry.tar_name();
+    let (entry_type, size, link): (EntryType, u64, Option<&[u8]>) = match &entry.kind {
+        EntryKind::Directory => {
+            name.push(b'/');
+            (EntryType::Directory, 0, None)
+        }
+        EntryKind::File { size } => (EntryType::Regular, *size, None),
+        EntryKind::Symlink { target } => (EntryType::Symlink, 0, Some(target)),
+        EntryKind::Hardlink { target } => (EntryType::Link, 0, Some(target)),
+        EntryKind::CharDevice { major, minor } => {
+            header.set_device_major(*major).at("layer stream")?;
+            header.set_device_minor(*minor).at("layer stream")?;
+            (EntryType::Char, 0, None)
+        }
+        EntryKind::BlockDevice { major, minor } => {
+            header.set_device_major(*major).at("layer stream")?;
+            header.set_device_minor(*minor).at("layer stream")?;
+            (EntryType::Block, 0, None)
+        }
+        EntryKind::Fifo => (EntryType::Fifo, 0, None),
+        EntryKind::Whiteout | EntryKind::Opaque => (EntryType::Regular, 0, None),
+    };
+    header.set_entry_type(entry_type);
+    header.set_size(size);
+    let (mode, uid, gid) = match entry.kind {
+        EntryKind::Whiteout | EntryKind::Opaque => (0, 0, 0),
+        _ => (entry.mode & 0o7777, entry.uid, entry.gid),
+    };
+    header.set_mode(mode);
+    header.set_mtime(mtime as u64);
+    if uid > USTAR_ID_MAX {
+        pax.push(("uid".into(), uid.to_string().into_bytes()));
+    }
+    if gid > USTAR_ID_MAX {
+        pax.push(("gid".into(), gid.to_string().into_bytes()));
+    }
+    header.set_uid(u64::from(uid.min(USTAR_ID_MAX)));
+    header.set_gid(u64::from(gid.min(USTAR_ID_MAX)));
+    if header
+        .set_path(Path::new(OsStr::from_bytes(&name)))
+        .is_err()
+    {
+        pax.push(("path".into(), name.clone()));
+        header
+            .set_path(Path::new(OsStr::from_bytes(&truncated(&name, 99))))
+            .map_err(|e| LayerError::Malformed {
+                entry: entry.display(),
+                reason: e.to_string(),
+            })?;
+    }
+    if let Some(link) = link {
+        if link.len() > 100
+            || header
+                .set_link_name(Path::new(OsStr::from_bytes(link)))
+                .is_err()
+        {
+            pax.push(("linkpath".into(), link.to_vec()));
+            header.set_link_name("").ok();
+        }
+    }
+    if !matches!(entry.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+        let mut xattrs: Vec<&(String, Vec<u8>)> = entry.xattrs.iter().collect();
+        xattrs.sort();
+        for (key, value) in xattrs {
+            pax.push((format!("SCHILY.xattr.{key}"), value.clone()));
+        }
+    }
+    header.set_cksum();
+    Ok((header, pax))
+}
+
+/// The first `max` bytes of a path, cut at a `/` or character boundary: the ustar name
+/// field of an entry whose real name is in a PAX record.
+fn truncated(name: &[u8], max: usize) -> Vec<u8> {
+    let mut end = name.len().min(max);
+    while end > 0 && std::str::from_utf8(&name[..end]).is_err() {
+        end -= 1;
+    }
+    let cut = &name[..end];
+    cut.iter()
+        .copied()
+        .skip_while(|&b| b == b'/')
+        .collect::<Vec<u8>>()
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".." && *c != b".")
+        .collect::<Vec<_>>()
+        .join(&b'/')
+}
+
+pub(crate) fn make_node(path: &Path, kind: SFlag, major: u32, minor: u32) -> Result<()> {
+    let dev = nix::sys::stat::makedev(u64::from(major), u64::from(minor));
+    mknod(path, kind, Mode::from_bits_truncate(0o600), dev).map_err(|e| LayerError::Io {
+        path: path.into(),
+        source: e.into(),
+    })
+}
+
+pub(crate) fn set_mtime(path: &Path, mtime: i64) -> Result<()> {
+    let time = TimeSpec::new(mtime, 0);
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| LayerError::Io {
+        path: path.into(),
+        source: e.into(),
+    })
+}
+
+pub(crate) fn xattr_set(path: &Path, name: &str, value: &[u8]) -> Result<()> {
+    let c_path =
+        std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| LayerError::Malformed {
+            entry: path.display().to_string(),
+            reason: "a NUL byte in the path".into(),
+        })?;
+    let c_name = std::ffi::CString::new(name).map_err(|_| LayerError::Malformed {
+        entry: path.display().to_string(),
+        reason: format!("a NUL byte in the attribute name {name:?}"),
+    })?;
+    // SAFETY: both strings are NUL-terminated and outlive the call; the value pointer and
+    // length describe a live slice.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(LayerError::Io {
+            path: path.into(),
+            source: io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}

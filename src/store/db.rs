@@ -1,0 +1,142 @@
+//! The metadata database (SQLite in WAL mode): what is derived from content and costly
+//! to recompute (image sizes, layer diff_ids), containers, and the build cache. Tags are
+//! not here: `index.json` is their one source of truth, so the two can never disagree.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Result, StoreError};
+use crate::oci::Digest;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    manifest_digest TEXT PRIMARY KEY,
+    config_digest   TEXT NOT NULL,
+    manifest_size   INTEGER NOT NULL,
+    created         TEXT,
+    size            INTEGER NOT NULL,
+    added           INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS images_by_config ON images(config_digest);
+CREATE TABLE IF NOT EXISTS layers (
+    blob_digest TEXT PRIMARY KEY,
+    diff_id     TEXT NOT NULL,
+    media_type  TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    tar_size    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layers_by_diff_id ON layers(diff_id);
+CREATE TABLE IF NOT EXISTS containers (
+    id         TEXT PRIMARY KEY,
+    name       TEXT NOT NULL UNIQUE,
+    image      TEXT NOT NULL,
+    image_name TEXT NOT NULL,
+    created    INTEGER NOT NULL,
+    state      TEXT NOT NULL,
+    pid        INTEGER,
+    exit_code  INTEGER,
+    spec       TEXT NOT NULL
+);
+";
+
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let err = |source| StoreError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(60))
+        .map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .map_err(err)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::Invalid {
+            what: format!("store database {}", path.display()),
+            reason: format!(
+                "it has schema version {version}, newer than this lade's {SCHEMA_VERSION}"
+            ),
+        });
+    }
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))
+        .map_err(err)?;
+    }
+    Ok(conn)
+}
+
+/// What the store knows of one layer blob.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerRecord {
+    pub blob: Digest,
+    pub diff_id: Digest,
+    pub media_type: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Size of the uncompressed tar.
+    pub tar_size: u64,
+}
+
+/// A container as the store records it; the container module owns its meaning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    /// The image's config digest.
+    pub image: Digest,
+    pub image_name: String,
+    pub created: i64,
+    pub state: String,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    /// The container's settings, as JSON.
+    pub spec: String,
+}
+
+pub(crate) fn parse_digest(text: String) -> rusqlite::Result<Digest> {
+    text.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub(crate) fn put_layer(conn: &Connection, layer: &LayerRecord) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO layers (blob_digest, diff_id, media_type, size, tar_size) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            layer.blob.to_string(),
+            layer.diff_id.to_string(),
+            layer.media_type,
+            layer.size as i64,
+            layer.tar_size as i64
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn layer(conn: &Connection, blob: &Digest) -> rusqlite::Result<Option<LayerRecord>> {
+    conn.query_row(
+        "SELECT blob_digest, diff_id, media_type, size, tar_size FROM layers WHERE blob_digest = ?1",
+        params![blob.to_string()],
+        layer_from_row,
+    )
+    .optional()
+}
+
+fn layer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
+    Ok(LayerRecord {
+        blob: parse_digest(row.get(0)?)?,
+        diff_id: parse_digest(row.get(1)?)?,
+        media_type: row.get(2)?,
+        size: row.get::<_, i64>(3)? as u64,
+        tar_size: row.get::<_, i64>(4)? as u64,
+    })
+}

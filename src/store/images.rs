@@ -1,0 +1,536 @@
+//! Images: committing one (config and manifest blobs, its record, its tags), finding
+//! one by tag, id or digest as Docker does, listing, removing, and collecting garbage.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+
+use oci_spec::image::{DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType};
+use rusqlite::{params, OptionalExtension};
+
+use super::db::{self, parse_digest, LayerRecord};
+use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError};
+use crate::oci::{canonical_json, media, Digest, ImageConfig, ImageRef};
+
+/// One layer of an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    pub blob: Digest,
+    pub diff_id: Digest,
+    pub media_type: String,
+    /// Compressed size.
+    pub size: u64,
+    /// Uncompressed size.
+    pub tar_size: u64,
+}
+
+/// An image to commit: its config (with `rootfs.diff_ids` matching `layers`) and layers.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    pub config: ImageConfig,
+    /// The config exactly as another tool wrote it (its digest is the image id, so a
+    /// loaded image keeps its id); `None` writes `config` as canonical JSON.
+    pub config_bytes: Option<Vec<u8>>,
+    pub layers: Vec<LayerInfo>,
+}
+
+/// An image in the store.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The config digest: Docker's image id.
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    pub manifest_size: u64,
+    pub config: ImageConfig,
+    pub layers: Vec<LayerInfo>,
+    /// Tags naming this image's manifest.
+    pub tags: Vec<String>,
+}
+
+impl Image {
+    /// Total uncompressed size of the layers, as `docker images` shows it.
+    pub fn size(&self) -> u64 {
+        self.layers.iter().map(|l| l.tar_size).sum()
+    }
+}
+
+/// A row of `lade images`: one per tag, and one per untagged image.
+#[derive(Debug, Clone)]
+pub struct ImageSummary {
+    pub tag: Option<String>,
+    pub id: Digest,
+    pub manifest_digest: Digest,
+    pub created: Option<String>,
+    pub size: u64,
+}
+
+impl Store {
+    /// Writes the config and manifest blobs, records the image and points `tags` at it.
+    /// The layer blobs must be in the store already.
+    pub fn commit_image(&self, image: &NewImage, tags: &[ImageRef]) -> Result<Image> {
+        let config_bytes = match &image.config_bytes {
+            Some(bytes) => bytes.clone(),
+            None => canonical_json(&image.config),
+        };
+        let config_digest = self.put_blob(&config_bytes)?;
+        let descriptor = |media_type: MediaType, digest: Digest, size: u64| {
+            DescriptorBuilder::default()
+                .media_type(media_type)
+                .digest(oci_spec::image::Digest::from(digest))
+                .size(size)
+                .build()
+                .map_err(|e| StoreError::Invalid {
+                    what: "a descriptor".into(),
+                    reason: e.to_string(),
+                })
+        };
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.blob, l.size))
+            .collect::<Result<Vec<_>>>()?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(2u32)
+            .media_type(MediaType::ImageManifest)
+            .config(descriptor(
+                MediaType::ImageConfig,
+                config_digest,
+                config_bytes.len() as u64,
+            )?)
+            .layers(layers)
+            .build()
+            .map_err(|e| StoreError::Invalid {
+                what: "an image manifest".into(),
+                reason: e.to_string(),
+            })?;
+        let manifest_bytes = canonical_json(&manifest);
+        let manifest_digest = self.put_blob(&manifest_bytes)?;
+        let size: u64 = image.layers.iter().map(|l| l.tar_size).sum();
+        self.with_db(|conn| {
+            let tx = conn.transaction()?;
+            for layer in &image.layers {
+                db::put_layer(
+                    &tx,
+                    &LayerRecord {
+                        blob: layer.blob,
+                        diff_id: layer.diff_id,
+                        media_type: layer.media_type.clone(),
+                        size: layer.size,
+                        tar_size: layer.tar_size,
+                    },
+                )?;
+            }
+            tx.execute(
+                "INSERT OR IGNORE INTO images (manifest_digest, config_digest, manifest_size, created, size, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    manifest_digest.to_string(),
+                    config_digest.to_string(),
+                    manifest_bytes.len() as i64,
+                    image.config.created,
+                    size as i64,
+                    now_seconds()
+                ],
+            )?;
+            tx.commit()
+        })?;
+        for tag in tags {
+            self.set_tag(
+                &tag.familiar(),
+                &manifest_digest,
+                manifest_bytes.len() as u64,
+            )?;
+        }
+        self.image_by_manifest(&manifest_digest)
+    }
+
+    /// Finds an image by tag (`busybox`, `app:1`), manifest digest (`name@sha256:...`),
+    /// or id (`sha256:...` or a prefix of its hex digits), as Docker does.
+    pub fn image(&self, reference: &str) -> Result<Image> {
+        if let Ok(image_ref) = reference.parse::<ImageRef>() {
+            if let Some(digest) = image_ref.digest() {
+                let digest: Digest = digest
+                    .parse()
+                    .map_err(|_| StoreError::NoSuchImage(reference.into()))?;
+                if self.has_manifest(&digest)? {
+                    return self.image_by_manifest(&digest);
+                }
+            } else {
+                let name = image_ref.familiar();
+                if let Some(tag) = self.tags()?.into_iter().find(|t| t.name == name) {
+                    return self.image_by_manifest(&tag.manifest);
+                }
+            }
+        }
+        let hex = reference.strip_prefix("sha256:").unwrap_or(reference);
+        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let pattern = format!("sha256:{}%", hex.to_ascii_lowercase());
+            let matches: Vec<(String, String)> = self.with_db(|conn| {
+                let mut stmt = conn.prepare(
+                    "SELECT DISTINCT config_digest, manifest_digest FROM images WHERE config_digest LIKE ?1 ORDER BY added",
+                )?;
+                let rows = stmt.query_map(params![pattern], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                rows.collect()
+            })?;
+            let ids: BTreeSet<&String> = matches.iter().map(|(id, _)| id).collect();
+            match ids.len() {
+                0 => {}
+                1 => {
+                    // Prefer a tagged manifest of that config.
+                    let tags = self.tags()?;
+                    let manifest = matches
+                        .iter()
+                        .map(|(_, m)| m)
+                        .find(|m| tags.iter().any(|t| t.manifest.to_string() == **m))
+                        .unwrap_or(&matches[0].1);
+                    return self.image_by_manifest(
+                        &manifest
+                            .parse()
+                            .map_err(|_| StoreError::NoSuchImage(reference.into()))?,
+                    );
+                }
+                _ => return Err(StoreError::Ambiguous(reference.into())),
+            }
+        }
+        Err(StoreError::NoSuchImage(reference.into()))
+    }
+
+    fn has_manifest(&self, digest: &Digest) -> Result<bool> {
+        Ok(self.has_blob(digest)
+            && (self
+                .with_db(|conn| {
+                    conn.query_row(
+                        "SELECT 1 FROM images WHERE manifest_digest = ?1",
+                        params![digest.to_string()],
+                        |_| Ok(()),
+                    )
+                    .optional()
+                })?
+                .is_some()
+                || self.tags()?.iter().any(|t| t.manifest == *digest)))
+    }
+
+    /// Loads an image by its manifest digest, recording it if the store did not know it
+    /// (a tag written by another tool).
+    pub fn image_by_manifest(&self, manifest_digest: &Digest) -> Result<Image> {
+        let manifest_bytes = self.read_blob(manifest_digest)?;
+        let manifest: ImageManifest =
+            serde_json::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
+                what: format!("manifest {manifest_digest}"),
+                reason: e.to_string(),
+            })?;
+        let config_digest =
+            Digest::try_from(manifest.config().digest()).map_err(|e| StoreError::Invalid {
+                what: format!("manifest {manifest_digest}"),
+                reason: e.to_string(),
+            })?;
+        let config: ImageConfig = serde_json::from_slice(&self.read_blob(&config_digest)?)
+            .map_err(|e| StoreError::Invalid {
+                what: format!("image config {config_digest}"),
+                reason: e.to_string(),
+            })?;
+        if config.rootfs.diff_ids.len() != manifest.layers().len() {
+            return Err(StoreError::Invalid {
+                what: format!("image {config_digest}"),
+                reason: format!(
+                    "its config lists {} layers but its manifest {}",
+                    config.rootfs.diff_ids.len(),
+                    manifest.layers().len()
+                ),
+            });
+        }
+        let mut layers = Vec::new();
+        for (descriptor, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
+            let blob = Digest::try_from(descriptor.digest()).map_err(|e| StoreError::Invalid {
+                what: format!("manifest {manifest_digest}"),
+                reason: e.to_string(),
+            })?;
+            let tar_size = self
+                .with_db(|conn| db::layer(conn, &blob))?
+                .map_or(descriptor.size(), |l| l.tar_size);
+            layers.push(LayerInfo {
+                blob,
+                diff_id: *diff_id,
+                media_type: descriptor.media_type().to_string(),
+                size: descriptor.size(),
+                tar_size,
+            });
+        }
+        let size: u64 = layers.iter().map(|l| l.tar_size).sum();
+        self.with_db(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO images (manifest_digest, config_digest, manifest_size, created, size, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    manifest_digest.to_string(),
+                    config_digest.to_string(),
+                    manifest_bytes.len() as i64,
+                    config.created,
+                    size as i64,
+                    now_seconds()
+                ],
+            )
+        })?;
+        let tags = self
+            .tags()?
+            .into_iter()
+            .filter(|t| t.manifest == *manifest_digest)
+            .map(|t| t.name)
+            .collect();
+        Ok(Image {
+            id: config_digest,
+            manifest_digest: *manifest_digest,
+            manifest_size: manifest_bytes.len() as u64,
+            config,
+            layers,
+            tags,
+        })
+    }
+
+    /// Every tag, then every image no tag names.
+    pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
+        let tags = self.tags()?;
+        let mut known: BTreeMap<String, (String, Option<String>, i64)> = self.with_db(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT manifest_digest, config_digest, created, size FROM images")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get(0)?, (row.get(1)?, row.get(2)?, row.get(3)?)))
+            })?;
+            rows.collect()
+        })?;
+        let mut summaries = Vec::new();
+        for tag in &tags {
+            let key = tag.manifest.to_string();
+            if !known.contains_key(&key) {
+                let image = self.image_by_manifest(&tag.manifest)?;
+                known.insert(
+                    key.clone(),
+                    (
+                        image.id.to_string(),
+                        image.config.created.clone(),
+                        image.size() as i64,
+                    ),
+                );
+            }
+            let (id, created, size) = &known[&key];
+            summaries.push(ImageSummary {
+                tag: Some(tag.name.clone()),
+                id: parse_digest(id.clone()).map_err(|e| self.db_error(e))?,
+                manifest_digest: tag.manifest,
+                created: created.clone(),
+                size: *size as u64,
+            });
+        }
+        let tagged: BTreeSet<String> = tags.iter().map(|t| t.manifest.to_string()).collect();
+        for (manifest, (id, created, size)) in known {
+            if !tagged.contains(&manifest) {
+                summaries.push(ImageSummary {
+                    tag: None,
+                    id: parse_digest(id).map_err(|e| self.db_error(e))?,
+                    manifest_digest: parse_digest(manifest).map_err(|e| self.db_error(e))?,
+                    created,
+                    size: size as u64,
+                });
+            }
+        }
+        Ok(summaries)
+    }
+
+    fn db_error(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Db {
+            path: self.root().join("lade.db"),
+            source,
+        }
+    }
+
+    /// Containers (by name) that use the image with config digest `id`.
+    pub fn containers_using(&self, id: &Digest) -> Result<Vec<String>> {
+        self.with_db(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT name FROM containers WHERE image = ?1 ORDER BY name")?;
+            let rows = stmt.query_map(params![id.to_string()], |row| row.get(0))?;
+            rows.collect()
+        })
+    }
+
+    /// Docker's `rmi`: a tag is untagged, and the image deleted once nothing names it.
+    /// By id, an image with several tags, or one a container uses, needs `force`.
+    /// Returns what was untagged and the ids deleted.
+    pub fn remove_image(&self, reference: &str, force: bool) -> Result<(Vec<String>, Vec<Digest>)> {
+        let image = self.image(reference)?;
+        let by_tag = image.tags.iter().any(|t| {
+            reference
+                .parse::<ImageRef>()
+                .is_ok_and(|r| r.familiar() == *t)
+        });
+        let users = self.containers_using(&image.id)?;
+        let mut untagged = Vec::new();
+        if by_tag && image.tags.len() > 1 {
+            let name = reference
+                .parse::<ImageRef>()
+                .map(|r| r.familiar())
+                .unwrap_or_default();
+            self.remove_tag(&name)?;
+            return Ok((vec![name], Vec::new()));
+        }
+        if !by_tag && image.tags.len() > 1 && !force {
+            return Err(StoreError::InUse(format!(
+                "image {} is referenced by several tags ({}): remove them by name, or use -f",
+                image.id.short(),
+                image.tags.join(", ")
+            )));
+        }
+        if !users.is_empty() && !force {
+            return Err(StoreError::InUse(format!(
+                "image {} is used by container(s) {}: remove them first, or use -f",
+                image.id.short(),
+                users.join(", ")
+            )));
+        }
+        for tag in &image.tags {
+            self.remove_tag(tag)?;
+            untagged.push(tag.clone());
+        }
+        self.with_db(|conn| {
+            conn.execute(
+                "DELETE FROM images WHERE manifest_digest = ?1",
+                params![image.manifest_digest.to_string()],
+            )
+        })?;
+        self.collect_garbage()?;
+        Ok((untagged, vec![image.id]))
+    }
+
+    /// Deletes blobs and snapshots that no image, container or cache record needs.
+    /// Does nothing (and returns `None`) while another process is writing content.
+    pub fn collect_garbage(&self) -> Result<Option<GcStats>> {
+        let Some(_lock) = self.try_gc_lock()? else {
+            return Ok(None);
+        };
+        let mut blobs: BTreeSet<Digest> = BTreeSet::new();
+        let mut snapshots: BTreeSet<String> = BTreeSet::new();
+        let mut manifests: BTreeSet<Digest> =
+            self.tags()?.into_iter().map(|t| t.manifest).collect();
+        let recorded: Vec<String> = self.with_db(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT manifest_digest FROM images
+                 UNION SELECT manifest_digest FROM images WHERE config_digest IN (SELECT image FROM containers)",
+            )?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })?;
+        for m in recorded {
+            manifests.insert(parse_digest(m).map_err(|e| self.db_error(e))?);
+        }
+        for extra in self.gc_roots()? {
+            match extra {
+                GcRoot::Blob(d) => {
+                    blobs.insert(d);
+                }
+                GcRoot::Snapshot(d) => {
+                    snapshots.insert(snapshot_name(&d));
+                }
+            }
+        }
+        for manifest in &manifests {
+            let Ok(image) = self.image_by_manifest(manifest) else {
+                continue;
+            };
+            blobs.insert(*manifest);
+            blobs.insert(image.id);
+            for layer in &image.layers {
+                blobs.insert(layer.blob);
+                snapshots.insert(snapshot_name(&layer.diff_id));
+            }
+        }
+        let mut stats = GcStats::default();
+        let blob_dir = self.layout_dir().join("blobs/sha256");
+        for entry in fs::read_dir(&blob_dir).at(&blob_dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let keep = Digest::from_hex(&name).is_ok_and(|d| blobs.contains(&d));
+            if !keep {
+                stats.bytes += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                stats.blobs += 1;
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let snapshot_dir = self.snapshots_dir();
+        for entry in fs::read_dir(&snapshot_dir).at(&snapshot_dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            if !snapshots.contains(&name) {
+                stats.snapshots += 1;
+                remove_tree(&entry.path());
+            }
+        }
+        self.with_db(|conn| {
+            let mut stmt = conn.prepare("SELECT blob_digest FROM layers")?;
+            let all: Vec<String> = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for blob in all {
+                if parse_digest(blob.clone()).is_ok_and(|d| !blobs.contains(&d)) {
+                    conn.execute("DELETE FROM layers WHERE blob_digest = ?1", params![blob])?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Some(stats))
+    }
+
+    /// Blobs and snapshots kept alive by something other than images (the build cache).
+    fn gc_roots(&self) -> Result<Vec<GcRoot>> {
+        let has_cache: bool = self.with_db(|conn| {
+            conn.query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cache_records'",
+                [],
+                |_| Ok(()),
+            )
+            .optional()
+            .map(|r| r.is_some())
+        })?;
+        if !has_cache {
+            return Ok(Vec::new());
+        }
+        self.with_db(|conn| {
+            let mut stmt =
+                conn.prepare("SELECT blob, diff_id FROM cache_records WHERE blob IS NOT NULL")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })?;
+            let mut roots = Vec::new();
+            for row in rows {
+                let (blob, diff_id) = row?;
+                roots.push(GcRoot::Blob(parse_digest(blob)?));
+                roots.push(GcRoot::Snapshot(parse_digest(diff_id)?));
+            }
+            Ok(roots)
+        })
+    }
+}
+
+enum GcRoot {
+    Blob(Digest),
+    Snapshot(Digest),
+}
+
+/// What garbage collection removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcStats {
+    pub blobs: u64,
+    pub bytes: u64,
+    pub snapshots: u64,
+}
+
+pub(crate) fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The media type lade writes for a layer compressed with `compression`.
+pub fn layer_media_type(compression: &str) -> &'static str {
+    match compression {
+        "gzip" => media::OCI_LAYER_GZIP,
+        "none" => media::OCI_LAYER_TAR,
+        _ => media::OCI_LAYER_ZSTD,
+    }
+}

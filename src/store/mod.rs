@@ -1,0 +1,313 @@
+//! The on-disk content-addressed store: an OCI image layout (blobs and `index.json`
+//! tags) that skopeo and umoci read as it is, unpacked layer snapshots, the SQLite
+//! metadata database, staging space, and the locks that let several lade processes share
+//! one store.
+//!
+//! Nothing becomes visible except by an atomic rename after fsync: a `kill -9` at any
+//! moment leaves, at worst, garbage in `tmp/`, removed the next time a store is opened.
+
+mod blobs;
+mod db;
+mod images;
+mod index;
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub use blobs::BlobWriter;
+pub use db::{ContainerRecord, LayerRecord};
+pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
+pub use index::Tag;
+
+use crate::oci::Digest;
+
+/// Store errors carry the path or name they are about.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("store database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{what} is not valid: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("no such image: {0}")]
+    NoSuchImage(String),
+    #[error("image reference {0:?} is ambiguous: it matches several image ids")]
+    Ambiguous(String),
+    #[error("blob {digest} is missing from the store")]
+    MissingBlob { digest: Digest },
+    #[error("blob {expected} does not match its content (it hashes to {actual})")]
+    DigestMismatch { expected: Digest, actual: Digest },
+    #[error("{0}")]
+    InUse(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Attaches a path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &Path) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
+/// The default store: `/var/lib/lade` for root, `$XDG_DATA_HOME/lade` (or
+/// `~/.local/share/lade`) otherwise.
+pub fn default_root() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        return PathBuf::from("/var/lib/lade");
+    }
+    match std::env::var_os("XDG_DATA_HOME") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("lade"),
+        _ => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".local/share/lade"),
+            None => PathBuf::from("/var/lib/lade"),
+        },
+    }
+}
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+    db: Mutex<rusqlite::Connection>,
+}
+
+/// Where things are under the root.
+const OCI: &str = "oci";
+const SNAPSHOTS: &str = "snapshots";
+const TMP: &str = "tmp";
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`, and removes staging files left by
+    /// processes that died.
+    pub fn open(root: &Path) -> Result<Store> {
+        for dir in [
+            root.to_path_buf(),
+            root.join(OCI).join("blobs/sha256"),
+            root.join(SNAPSHOTS),
+            root.join(TMP),
+            root.join("containers"),
+            root.join("volumes"),
+            root.join("cache-mounts"),
+        ] {
+            fs::create_dir_all(&dir).at(&dir)?;
+        }
+        let layout = root.join(OCI).join("oci-layout");
+        if !layout.exists() {
+            blobs::write_atomically(root, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let store = Store {
+            root: root.to_path_buf(),
+            db: Mutex::new(db::open(&root.join("lade.db"))?),
+        };
+        store.index_init()?;
+        store.clean_tmp();
+        Ok(store)
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The OCI image layout directory.
+    pub fn layout_dir(&self) -> PathBuf {
+        self.root.join(OCI)
+    }
+
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root.join(OCI).join("blobs/sha256").join(digest.hex())
+    }
+
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        self.blob_path(digest).exists()
+    }
+
+    /// The directory of a layer's unpacked snapshot, keyed by its diff_id. The name is
+    /// short because overlay's mount options must fit in one page.
+    pub fn snapshot_dir(&self, diff_id: &Digest) -> PathBuf {
+        self.root.join(SNAPSHOTS).join(snapshot_name(diff_id))
+    }
+
+    pub fn snapshots_dir(&self) -> PathBuf {
+        self.root.join(SNAPSHOTS)
+    }
+
+    pub fn has_snapshot(&self, diff_id: &Digest) -> bool {
+        self.snapshot_dir(diff_id).is_dir()
+    }
+
+    /// Makes a fully written staging directory the snapshot of `diff_id`. If another
+    /// process made it first, that one is kept and the staging copy removed.
+    pub fn commit_snapshot(&self, staging: &Path, diff_id: &Digest) -> Result<PathBuf> {
+        let target = self.snapshot_dir(diff_id);
+        match fs::rename(staging, &target) {
+            Ok(()) => Ok(target),
+            Err(_) if target.is_dir() => {
+                remove_tree(staging);
+                Ok(target)
+            }
+            Err(e) => Err(StoreError::Io {
+                path: target,
+                source: e,
+            }),
+        }
+    }
+
+    /// A new, empty staging directory that is removed when dropped unless kept.
+    pub fn staging_dir(&self, purpose: &str) -> Result<Staging> {
+        let path = self.tmp_path(purpose);
+        fs::create_dir(&path).at(&path)?;
+        Ok(Staging { path: Some(path) })
+    }
+
+    /// A unique path under `tmp/` named after this process, so a later `open` can tell
+    /// whether its owner is gone.
+    pub fn tmp_path(&self, purpose: &str) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.root
+            .join(TMP)
+            .join(format!("{}-{n}-{nanos:x}-{purpose}", std::process::id()))
+    }
+
+    /// Removes `tmp/` entries whose owning process is gone.
+    fn clean_tmp(&self) {
+        let tmp = self.root.join(TMP);
+        let Ok(entries) = fs::read_dir(&tmp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let owner = name
+                .to_str()
+                .and_then(|n| n.split('-').next())
+                .and_then(|pid| pid.parse::<i32>().ok());
+            let alive = owner.is_some_and(|pid| {
+                pid == std::process::id() as i32
+                    || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+            });
+            if !alive {
+                remove_tree(&entry.path());
+            }
+        }
+    }
+
+    /// Runs `f` with the database.
+    pub(crate) fn with_db<T>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let mut db = self.db.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut db).map_err(|source| StoreError::Db {
+            path: self.root.join("lade.db"),
+            source,
+        })
+    }
+
+    fn lock_file(&self) -> Result<(File, PathBuf)> {
+        let path = self.root.join("content.lock");
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
+        Ok((file, path))
+    }
+
+    /// Held while this process writes content that nothing references yet (a build, a
+    /// load, an import): garbage collection leaves the store alone meanwhile.
+    pub fn content_guard(&self) -> Result<ContentGuard> {
+        let (file, path) = self.lock_file()?;
+        file.lock_shared().at(&path)?;
+        Ok(ContentGuard { _file: file })
+    }
+
+    /// The exclusive lock garbage collection needs, if no other process is writing
+    /// content right now. It never waits.
+    pub(crate) fn try_gc_lock(&self) -> Result<Option<File>> {
+        let (file, path) = self.lock_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(StoreError::Io { path, source: e }),
+        }
+    }
+}
+
+/// See [`Store::content_guard`].
+pub struct ContentGuard {
+    _file: File,
+}
+
+/// The first 16 hex digits of a diff_id.
+pub fn snapshot_name(diff_id: &Digest) -> String {
+    diff_id.hex()[..16].to_string()
+}
+
+/// A staging directory under `tmp/`, removed on drop unless `keep` took it.
+pub struct Staging {
+    path: Option<PathBuf>,
+}
+
+impl Staging {
+    pub fn path(&self) -> &Path {
+        self.path
+            .as_deref()
+            .expect("staging path is present until kept")
+    }
+
+    /// Stops the directory from being removed, e.g. once it was renamed away.
+    pub fn keep(mut self) -> PathBuf {
+        self.path
+            .take()
+            .expect("staging path is present until kept")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if let Some(path) = &self.path {
+            remove_tree(path);
+        }
+    }
+}
+
+/// Removes a file or a tree, making read-only directories writable on the way; errors
+/// are ignored (this is clean-up).
+pub fn remove_tree(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            if fs::remove_dir_all(path).is_err() {
+                for entry in walkdir::WalkDir::new(path).into_iter().flatten() {
+                    if entry.file_type().is_dir() {
+                        let _ =
+                            fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+                    }
+                }
+                let _ = fs::remove_dir_all(path);
+            }
+        }
+        Ok(_) => {
+            let _ = fs::remove_file(path);
+        }
+        Err(_) => {}
+    }
+}

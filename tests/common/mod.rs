@@ -1,0 +1,216 @@
+//! Helpers shared by the integration tests: a lade with its own temporary store, the
+//! busybox base image, peer tools (podman in a private storage root), and checks that
+//! fail with a clear message when the machine lacks something CI installs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails (not skips) when a tool CI installs is missing.
+pub fn require_tool(tool: &str) {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is not installed: scripts/test.sh installs it (apt-get) before running the tests"
+    );
+}
+
+/// Fails when not root: these tests need mounts and namespaces, which CI has.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (mounts, namespaces); CI runs the suite as root"
+    );
+}
+
+/// lade with a store of its own, removed at the end.
+pub struct Lade {
+    pub dir: tempfile::TempDir,
+}
+
+impl Lade {
+    pub fn new() -> Lade {
+        require_root();
+        Lade {
+            dir: tempfile::tempdir().expect("a temporary directory"),
+        }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::cargo_bin("lade").expect("the lade binary");
+        cmd.env("LADE_ROOT", self.root())
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+
+    /// A plain process command for lade with this store (to spawn in the background).
+    pub fn process(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("lade"));
+        cmd.env("LADE_ROOT", self.root())
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+
+    /// Runs lade and returns its output; panics with stderr when it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.cmd().args(args).output().expect("lade runs");
+        assert!(
+            output.status.success(),
+            "lade {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs lade expecting failure; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let output = self.cmd().args(args).output().expect("lade runs");
+        assert!(
+            !output.status.success(),
+            "lade {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    pub fn output(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("lade runs")
+    }
+
+    /// Imports the busybox base as `busybox:latest` (with `flags` for `lade import`).
+    pub fn busybox_with(&self, flags: &str) {
+        require_tool("busybox");
+        let lade = assert_cmd::cargo::cargo_bin("lade");
+        let status = std::process::Command::new(repo().join("scripts/busybox-image.sh"))
+            .arg(&lade)
+            .env("LADE_ROOT", self.root())
+            .env("LADE_IMPORT_FLAGS", flags)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("scripts/busybox-image.sh runs");
+        assert!(status.success(), "scripts/busybox-image.sh failed");
+    }
+
+    pub fn busybox(&self) {
+        self.busybox_with("");
+    }
+
+    /// Builds `context` with lade; returns the image id.
+    pub fn build(&self, context: &Path, extra: &[&str]) -> String {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        let context = context.to_string_lossy().into_owned();
+        args.push(&context);
+        self.ok(&args).trim().to_string()
+    }
+}
+
+/// A build context in a temporary directory.
+pub struct Context {
+    pub dir: tempfile::TempDir,
+}
+
+impl Context {
+    pub fn new(dockerfile: &str) -> Context {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+        Context { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn file(&self, relative: &str, content: &str) -> &Context {
+        let path = self.dir.path().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+        self
+    }
+}
+
+/// podman with a storage root of its own (vfs: nothing stays mounted), and the
+/// containers.conf this machine needs (root lacks CAP_SYS_RESOURCE, so podman's default
+/// rlimits cannot be set).
+pub struct Podman {
+    pub dir: tempfile::TempDir,
+}
+
+impl Podman {
+    pub fn new() -> Podman {
+        require_tool("podman");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(
+            dir.path().join("containers.conf"),
+            "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n[engine]\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+        )
+        .unwrap();
+        Podman { dir }
+    }
+
+    pub fn storage(&self) -> String {
+        format!(
+            "[vfs@{}+{}]",
+            self.dir.path().join("root").display(),
+            self.dir.path().join("run").display()
+        )
+    }
+
+    pub fn cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new("podman");
+        cmd.arg("--root")
+            .arg(self.dir.path().join("root"))
+            .arg("--runroot")
+            .arg(self.dir.path().join("run"))
+            .args(["--storage-driver", "vfs"])
+            .env("CONTAINERS_CONF", self.dir.path().join("containers.conf"));
+        cmd
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.cmd().args(args).output().expect("podman runs");
+        assert!(
+            output.status.success(),
+            "podman {args:?} failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.cmd().args(["rm", "-af"]).output();
+    }
+}
+
+/// Runs a command; returns stdout, panicking with stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> String {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{program} cannot run: {e}");
+        });
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
