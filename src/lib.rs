@@ -11,6 +11,7 @@
 pub mod archive;
 pub mod builder;
 pub mod cli;
+pub mod container;
 pub mod exec;
 pub mod graph;
 pub mod layers;

@@ -8,6 +8,7 @@
 
 mod context;
 mod copy;
+mod run;
 mod view;
 
 use std::collections::BTreeMap;
@@ -378,16 +379,12 @@ impl StageBuild<'_> {
             };
             self.reporter.report(Event::StepStarted(step_ref.clone()));
             let started = Instant::now();
-            let layer =
-                match &step.kind {
-                    StepKind::Config => None,
-                    StepKind::Workdir(path) => self.workdir(&state, step, path)?,
-                    StepKind::Copy(copy) => Some(self.copy(&state, step, copy)?),
-                    StepKind::Run(_) => return Err(step_error(
-                        step,
-                        "RUN needs the exec module, which this version of lade does not have yet",
-                    )),
-                };
+            let layer = match &step.kind {
+                StepKind::Config => None,
+                StepKind::Workdir(path) => self.workdir(&state, step, path)?,
+                StepKind::Copy(copy) => Some(self.copy(&state, step, copy)?),
+                StepKind::Run(run_step) => self.run_step(&state, step, run_step, &step_ref)?,
+            };
             let layer_size = layer.as_ref().map(|l| l.size);
             state.history.push(History {
                 created: Some(history_time(self.options.source_date_epoch)),
@@ -408,6 +405,51 @@ impl StageBuild<'_> {
         state.config = expanded.config.clone();
         state.author = expanded.author.clone();
         Ok(state)
+    }
+
+    fn run_step(
+        &mut self,
+        state: &BuiltStage,
+        step: &Step,
+        run_step: &graph::RunStep,
+        step_ref: &StepRef,
+    ) -> Result<Option<LayerInfo>, BuildError> {
+        let store = self.store;
+        let built = self.built;
+        let images = &mut *self.images_by_ref;
+        let mut open_view = |from: &CopyFrom| -> Result<Option<RootView>, String> {
+            let layers = match from {
+                CopyFrom::Context => return Ok(None),
+                CopyFrom::Stage(i) => built[i].layers.clone(),
+                CopyFrom::Image(reference) => {
+                    let key = reference.familiar();
+                    if !images.contains_key(&key) {
+                        images.insert(key.clone(), find_image(store, reference)?);
+                    }
+                    images[&key].layers.clone()
+                }
+            };
+            if layers.is_empty() {
+                return Ok(None);
+            }
+            RootView::open(store, &layers)
+                .map(Some)
+                .map_err(|e| e.to_string())
+        };
+        run::run(
+            run::RunContext {
+                store,
+                layers: &state.layers,
+                context_root: &self.context.root,
+                compression: self.options.compression,
+                source_date_epoch: self.options.source_date_epoch,
+                reporter: self.reporter,
+                step_ref: step_ref.clone(),
+                open_view: &mut open_view,
+            },
+            step,
+            run_step,
+        )
     }
 
     /// The stage's filesystem so far, mounted, or `None` while it is empty.

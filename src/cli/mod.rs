@@ -4,6 +4,7 @@
 
 mod archive;
 mod build;
+mod containers;
 mod images;
 mod progress;
 
@@ -48,6 +49,12 @@ pub enum Command {
     Save(archive::SaveArgs),
     /// Add the images of a tar archive (docker-archive or OCI, compressed or not)
     Load(archive::LoadArgs),
+    /// Run a command in a new container
+    Run(containers::RunArgs),
+    /// List containers
+    Ps(containers::PsArgs),
+    /// Remove containers
+    Rm(containers::RmArgs),
 }
 
 /// How progress is shown.
@@ -99,6 +106,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::History(args) => images::history(root, args),
         Command::Save(args) => archive::save(root, args),
         Command::Load(args) => archive::load(root, args),
+        Command::Run(args) => containers::run(root, args),
+        Command::Ps(args) => containers::ps(root, args),
+        Command::Rm(args) => containers::rm(root, args),
     };
     match result {
         Ok(code) => code,

@@ -140,3 +140,17 @@ fn layer_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LayerRecord> {
         tar_size: row.get::<_, i64>(4)? as u64,
     })
 }
+
+pub(crate) fn container_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ContainerRecord> {
+    Ok(ContainerRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        image: parse_digest(row.get(2)?)?,
+        image_name: row.get(3)?,
+        created: row.get(4)?,
+        state: row.get(5)?,
+        pid: row.get(6)?,
+        exit_code: row.get(7)?,
+        spec: row.get(8)?,
+    })
+}

@@ -146,6 +146,13 @@ impl Store {
     /// Finds an image by tag (`busybox`, `app:1`), manifest digest (`name@sha256:...`),
     /// or id (`sha256:...` or a prefix of its hex digits), as Docker does.
     pub fn image(&self, reference: &str) -> Result<Image> {
+        // An exact tag needs no reference parsing (whose regex costs milliseconds to
+        // build); anything else goes through the full parser.
+        if let Some(name) = quick_tag_name(reference) {
+            if let Some(tag) = self.tags()?.into_iter().find(|t| t.name == name) {
+                return self.image_by_manifest(&tag.manifest);
+            }
+        }
         if let Ok(image_ref) = reference.parse::<ImageRef>() {
             if let Some(digest) = image_ref.digest() {
                 let digest: Digest = digest
@@ -518,6 +525,27 @@ pub struct GcStats {
     pub blobs: u64,
     pub bytes: u64,
     pub snapshots: u64,
+}
+
+/// Docker's short form of a plain name (no digest): `docker.io/library/x` is `x`, and a
+/// name without a tag is `:latest`. Only used to look a tag up, never to validate.
+fn quick_tag_name(reference: &str) -> Option<String> {
+    if reference.contains('@') || reference.is_empty() {
+        return None;
+    }
+    let name = reference
+        .strip_prefix("docker.io/library/")
+        .or_else(|| reference.strip_prefix("docker.io/"))
+        .unwrap_or(reference);
+    let tagged = name
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'));
+    Some(if tagged {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    })
 }
 
 pub(crate) fn now_seconds() -> i64 {

@@ -7,6 +7,7 @@
 //! moment leaves, at worst, garbage in `tmp/`, removed the next time a store is opened.
 
 mod blobs;
+mod containers;
 mod db;
 mod images;
 mod index;

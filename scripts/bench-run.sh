@@ -1,0 +1,68 @@
+#!/bin/sh
+# `lade run --rm busybox true` against `crun run` on a bundle of the same root file
+# system and `podman run --rm` of the same image, in one run (hyperfine, medians and
+# ratios). runc is measured too, as shipped.
+#
+#   usage: scripts/bench-run.sh [RUNS]     (default 50; needs root)
+#
+# crun refuses hybrid cgroups while cgroup v2 owns a controller; on this kind of machine
+# that is hugetlb, so it is moved to a v1 hierarchy for the run and given back after.
+set -eu
+RUNS=${1:-50}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/lade-bench-run}
+for tool in hyperfine crun runc podman umoci; do
+    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
+done
+cargo build --release --manifest-path "$HERE/Cargo.toml" -q
+LADE=$HERE/target/release/lade
+rm -rf "$WORK"; mkdir -p "$WORK"
+export LADE_ROOT=$WORK/store
+LADE_IMPORT_FLAGS="--compression gzip" "$HERE/scripts/busybox-image.sh" "$LADE" >/dev/null
+
+MOVED=
+restore() {
+    if [ -n "$MOVED" ]; then
+        find /sys/fs/cgroup/hugetlb -mindepth 1 -depth -type d -exec rmdir {} \; 2>/dev/null || true
+        umount /sys/fs/cgroup/hugetlb 2>/dev/null && rmdir /sys/fs/cgroup/hugetlb
+    fi
+    podman --root "$WORK/podman" --runroot "$WORK/podman-run" --storage-driver vfs rmi -af >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap restore EXIT
+if grep -q . /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null && ! mountpoint -q /sys/fs/cgroup/hugetlb; then
+    mkdir -p /sys/fs/cgroup/hugetlb && mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb && MOVED=1
+fi
+
+# The same root file system as an OCI bundle for crun and runc.
+umoci unpack --image "$LADE_ROOT/oci:busybox:latest" "$WORK/bundle" >/dev/null
+python3 - "$WORK/bundle/config.json" <<'PY'
+import json, sys
+path = sys.argv[1]
+config = json.load(open(path))
+config["process"]["args"] = ["true"]
+config["process"]["terminal"] = False
+json.dump(config, open(path, "w"))
+PY
+
+# The same image for podman.
+printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n' > "$WORK/containers.conf"
+"$LADE" save -o "$WORK/busybox.tar" busybox:latest
+PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
+CONTAINERS_CONF=$WORK/containers.conf $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
+
+mkdir -p "$HERE/bench-results"
+OUT=$HERE/bench-results/run.json
+CONTAINERS_CONF=$WORK/containers.conf hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 5 --runs "$RUNS" --export-json "$OUT" \
+    -n lade "$LADE run --rm busybox true" \
+    -n crun "crun run --bundle $WORK/bundle lade-bench-crun" \
+    -n runc "runc run --bundle $WORK/bundle lade-bench-runc" \
+    -n podman "$PODMAN run --rm --network none --runtime runc busybox true"
+
+python3 - "$OUT" <<'PY'
+import json, sys
+results = {r["command"]: r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
+lade = results["lade"]
+for name, ms in results.items():
+    print(f"{name:7} median {ms:7.1f} ms   lade/{name} = {lade / ms:.2f}")
+PY

@@ -1,0 +1,403 @@
+//! RUN steps: the command runs in the sandbox on an overlay of the stage's layers with a
+//! private upper directory; the upper directory (whiteouts and opaque directories
+//! already in overlay's form) becomes the step's layer and, by rename, its snapshot.
+//! `--mount`s are bind mounts from the context, a stage or an image, cache directories
+//! kept in the store, and tmpfs.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::view::{resolve_in_root, RootView};
+use super::{step_error, BuildError, Event, Reporter, StepRef};
+use crate::exec::{self, Io, Mount, Network, Output, Process, Rootfs, Spec};
+use crate::graph::{CopyFrom, Mount as StepMount, RunNetwork, RunStep, Sharing, Step};
+use crate::layers::{self, Compression, LayerWriter};
+use crate::store::{snapshot_name, LayerInfo, Staging, Store};
+
+/// The mount points the sandbox always makes.
+const SYSTEM_MOUNT_POINTS: [&str; 6] = [
+    "proc",
+    "dev",
+    "sys",
+    "etc/hosts",
+    "etc/resolv.conf",
+    "etc/hostname",
+];
+
+/// How much of a failing step's output the error shows.
+const TAIL_LINES: usize = 12;
+
+/// What a RUN step needs from the build.
+pub(crate) struct RunContext<'a> {
+    pub store: &'a Store,
+    pub layers: &'a [LayerInfo],
+    pub context_root: &'a Path,
+    pub compression: Compression,
+    pub source_date_epoch: Option<i64>,
+    pub reporter: &'a dyn Reporter,
+    pub step_ref: StepRef,
+    /// Views of stages and images for `--mount=from=...`.
+    pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, String>,
+}
+
+/// Runs the step; returns its layer, or `None` when it changed nothing.
+pub(crate) fn run(
+    mut cx: RunContext<'_>,
+    step: &Step,
+    run: &RunStep,
+) -> Result<Option<LayerInfo>, BuildError> {
+    let store = cx.store;
+    for layer in cx.layers {
+        layers::ensure_snapshot(store, layer)?;
+    }
+    let snapshots = store.snapshots_dir();
+    let mut lowers: Vec<String> = cx
+        .layers
+        .iter()
+        .rev()
+        .map(|l| snapshot_name(&l.diff_id))
+        .collect();
+    if lowers.is_empty() {
+        // Overlay needs a lower directory: an empty one for a stage that has none yet.
+        let empty = snapshots.join("empty");
+        fs::create_dir_all(&empty).map_err(|source| BuildError::Io {
+            path: empty,
+            source,
+        })?;
+        lowers.push("empty".into());
+    }
+    let lower_dirs: Vec<PathBuf> = lowers.iter().map(|l| snapshots.join(l)).collect();
+    let staging = store.staging_dir("run")?;
+    let upper = staging.path().join("upper");
+    for sub in ["upper", "work", "rootfs", "files"] {
+        let path = staging.path().join(sub);
+        fs::create_dir(&path).map_err(|source| BuildError::Io { path, source })?;
+    }
+
+    let mut views: Vec<RootView> = Vec::new();
+    let mut locks: Vec<File> = Vec::new();
+    let mut mounts: Vec<Mount> = Vec::new();
+    for (index, mount) in run.mounts.iter().enumerate() {
+        if let Some(m) = step_mount(&mut cx, &staging, index, mount, &mut views, &mut locks)
+            .map_err(|m| step_error(step, m))?
+        {
+            mounts.push(m);
+        }
+    }
+    for script in &run.script_files {
+        let name = script.path.rsplit('/').next().unwrap_or("script");
+        let file = staging.path().join("files").join(name);
+        fs::write(&file, &script.content).map_err(|source| BuildError::Io {
+            path: file.clone(),
+            source,
+        })?;
+        fs::set_permissions(&file, fs::Permissions::from_mode(script.mode)).map_err(|source| {
+            BuildError::Io {
+                path: file.clone(),
+                source,
+            }
+        })?;
+        mounts.push(Mount::Bind {
+            source: file,
+            target: script.path.clone(),
+            readonly: true,
+        });
+    }
+    // Name resolution for the host network, where the image has the files to mount on.
+    if run.network != RunNetwork::None {
+        for (path, host) in [
+            ("etc/resolv.conf", "/etc/resolv.conf"),
+            ("etc/hosts", "/etc/hosts"),
+        ] {
+            if exists_in(&lower_dirs, path) && Path::new(host).exists() {
+                mounts.push(Mount::Bind {
+                    source: host.into(),
+                    target: format!("/{path}"),
+                    readonly: true,
+                });
+            }
+        }
+    }
+
+    let spec = Spec {
+        rootfs: Rootfs {
+            layers_dir: snapshots.clone(),
+            lowers,
+            upper: Some(upper.clone()),
+            work: Some(staging.path().join("work")),
+            target: staging.path().join("rootfs"),
+            readonly: false,
+        },
+        process: Process {
+            args: run.argv.clone(),
+            env: run.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            cwd: run.workdir.clone(),
+            user: run.user.clone(),
+            terminal: false,
+        },
+        hostname: "lade".into(),
+        mounts: mounts.clone(),
+        network: match run.network {
+            RunNetwork::None => Network::Isolated,
+            RunNetwork::Default | RunNetwork::Host => Network::Host,
+        },
+        limits: Default::default(),
+        cgroup: None,
+        insecure: run.insecure,
+        init: false,
+    };
+    // Output lines arrive on the sandbox's reader thread; they reach the reporter (only
+    // borrowed here) through a channel read on a scoped thread.
+    let tail: Arc<Mutex<VecDeque<String>>> = Arc::new(Mutex::new(VecDeque::new()));
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    let callback = {
+        let tail = tail.clone();
+        move |line: &str| {
+            let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+            tail.push_back(line.to_string());
+            if tail.len() > TAIL_LINES {
+                tail.pop_front();
+            }
+            let _ = lines.send(line.to_string());
+        }
+    };
+    let reporter = cx.reporter;
+    let step_ref = cx.step_ref.clone();
+    let result = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for line in received {
+                reporter.report(Event::StepOutput {
+                    step: step_ref.clone(),
+                    line,
+                });
+            }
+        });
+        exec::run(
+            &spec,
+            Io {
+                stdin: false,
+                terminal: false,
+                output: Output::Lines(Box::new(callback)),
+            },
+        )
+    });
+    drop(views);
+    drop(locks);
+    let failure = |message: String| {
+        let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        let mut text = message;
+        if !tail.is_empty() {
+            text.push_str("\nlast lines of its output:\n");
+            for line in tail.iter() {
+                text.push_str("  ");
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        step_error(step, text.trim_end().to_string())
+    };
+    match result {
+        Ok(exit) if exit.code == 0 => {}
+        Ok(exit) => {
+            return Err(failure(format!(
+                "the command {} did not complete successfully: exit code {}",
+                serde_json::to_string(&run.argv).unwrap_or_default(),
+                exit.code
+            )))
+        }
+        Err(exec::ExecError::Setup { message, .. }) => return Err(failure(message)),
+        Err(other) => return Err(step_error(step, other.to_string())),
+    }
+
+    // Mount points the sandbox made are not the step's changes.
+    let mut points: Vec<String> = SYSTEM_MOUNT_POINTS.iter().map(|p| p.to_string()).collect();
+    points.extend(mounts.iter().map(|m| match m {
+        Mount::Bind { target, .. }
+        | Mount::Tmpfs { target, .. }
+        | Mount::Overlay { target, .. } => target.trim_start_matches('/').to_string(),
+    }));
+    for point in points {
+        remove_mount_point(&upper, &lower_dirs, &point);
+    }
+
+    let entries = layers::dir_entries(&upper, true)?;
+    if entries.is_empty() {
+        return Ok(None);
+    }
+    let mut writer = LayerWriter::new(store, cx.compression, cx.source_date_epoch, None)?;
+    for walked in entries {
+        match &walked.source {
+            Some(path) => {
+                let mut file = File::open(path).map_err(|source| BuildError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                writer.add(&walked.entry, Some(&mut file))?;
+            }
+            None => writer.add(&walked.entry, None)?,
+        }
+    }
+    let layer = writer.finish()?;
+    store.commit_snapshot(&upper, &layer.diff_id)?;
+    Ok(Some(layer))
+}
+
+/// Whether `path` (relative) is in the merged view of `lowers` (topmost first).
+fn exists_in(lowers: &[PathBuf], path: &str) -> bool {
+    for lower in lowers {
+        if let Ok(meta) = fs::symlink_metadata(lower.join(path)) {
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            return !whiteout;
+        }
+    }
+    false
+}
+
+/// Removes a mount point the sandbox created in the upper directory, if the image did
+/// not have it and nothing was written to it.
+fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
+    if point.is_empty() || exists_in(lowers, point) {
+        return;
+    }
+    let path = upper.join(point);
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => {
+            let _ = fs::remove_dir(&path);
+        }
+        Ok(meta) if meta.is_file() && meta.len() == 0 => {
+            let _ = fs::remove_file(&path);
+        }
+        _ => return,
+    }
+    // Parents made only to hold the mount point go too.
+    let mut parent = Path::new(point).parent();
+    while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
+        let dir_str = dir.to_string_lossy();
+        if exists_in(lowers, &dir_str) || fs::remove_dir(upper.join(dir)).is_err() {
+            break;
+        }
+        parent = dir.parent();
+    }
+}
+
+/// One `--mount` as a sandbox mount (or nothing, for an optional secret).
+fn step_mount(
+    cx: &mut RunContext<'_>,
+    staging: &Staging,
+    index: usize,
+    mount: &StepMount,
+    views: &mut Vec<RootView>,
+    locks: &mut Vec<File>,
+) -> Result<Option<Mount>, String> {
+    Ok(Some(match mount {
+        StepMount::Bind {
+            target,
+            from,
+            source,
+            readwrite,
+        } => {
+            let root = match from {
+                CopyFrom::Context => cx.context_root.to_path_buf(),
+                other => {
+                    let view = (cx.open_view)(other)?
+                        .ok_or_else(|| format!("--mount from={other:?} has no files"))?;
+                    let root = view.root().to_path_buf();
+                    views.push(view);
+                    root
+                }
+            };
+            let path = resolve_in_root(&root, source, true);
+            if !path.exists() {
+                return Err(format!("--mount source {source:?} does not exist"));
+            }
+            if *readwrite && path.is_dir() {
+                let upper = staging.path().join(format!("mount{index}-upper"));
+                let work = staging.path().join(format!("mount{index}-work"));
+                for dir in [&upper, &work] {
+                    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                Mount::Overlay {
+                    lower: path,
+                    upper,
+                    work,
+                    target: target.clone(),
+                }
+            } else {
+                Mount::Bind {
+                    source: path,
+                    target: target.clone(),
+                    readonly: !readwrite,
+                }
+            }
+        }
+        StepMount::Cache {
+            target,
+            id,
+            sharing,
+            from,
+            readonly,
+            mode,
+            uid,
+            gid,
+            ..
+        } => {
+            if from.is_some() {
+                return Err("cache mounts seeded `from` a stage or image are not supported".into());
+            }
+            let base = cx.store.root().join("cache-mounts");
+            let key = &crate::oci::Digest::of(id.as_bytes()).hex()[..16];
+            let mut dir = base.join(key);
+            let lock_path = base.join(format!("{key}.lock"));
+            match sharing {
+                Sharing::Shared => {}
+                Sharing::Locked | Sharing::Private => {
+                    let lock = File::options()
+                        .create(true)
+                        .truncate(false)
+                        .write(true)
+                        .open(&lock_path)
+                        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+                    if *sharing == Sharing::Locked {
+                        lock.lock()
+                            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+                        locks.push(lock);
+                    } else if lock.try_lock().is_ok() {
+                        locks.push(lock);
+                    } else {
+                        // Another build has it: this one gets a cache of its own.
+                        dir = staging.path().join(format!("cache{index}"));
+                    }
+                }
+            }
+            if !dir.exists() {
+                fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            Mount::Bind {
+                source: dir,
+                target: target.clone(),
+                readonly: *readonly,
+            }
+        }
+        StepMount::Tmpfs { target, size } => Mount::Tmpfs {
+            target: target.clone(),
+            size: *size,
+        },
+        StepMount::Secret { id, required, .. } | StepMount::Ssh { id, required, .. } => {
+            if *required {
+                return Err(format!(
+                    "the required {} {id:?} cannot be provided: lade has no --secret or --ssh option yet",
+                    if matches!(mount, StepMount::Secret { .. }) { "secret" } else { "ssh agent" }
+                ));
+            }
+            // As BuildKit does: an optional secret that is not given is not mounted.
+            return Ok(None);
+        }
+    }))
+}

@@ -1,0 +1,441 @@
+//! Containers: an image plus run options becomes a sandbox spec (Docker's ENTRYPOINT
+//! and CMD rules, environment, user, working directory, volumes, `/etc/hosts`,
+//! `/etc/hostname` and `/etc/resolv.conf`), run in the sandbox with a record in the
+//! store, and removed afterwards with `--rm`.
+//!
+//! A container's directory holds its overlay upper and work directories, the mount
+//! point of its root, and its generated `/etc` files.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::exec::{self, Exit, Io, Limits, Mount, Network, Output, Process, Rootfs, Spec};
+use crate::layers::{self, LayerError};
+use crate::oci::ImageConfig;
+use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
+
+/// What `lade run` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub image: String,
+    pub name: Option<String>,
+    /// The arguments after the image: a command replacing CMD.
+    pub args: Vec<String>,
+    /// `--entrypoint`: replaces the image's ENTRYPOINT and clears its CMD.
+    pub entrypoint: Option<String>,
+    /// `-e NAME=VALUE`, or `-e NAME` to take the value from lade's environment.
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub network: Network,
+    pub hostname: Option<String>,
+    /// `-v HOST:CONTAINER[:ro|rw]` (a HOST without `/` names a volume in the store).
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    pub limits: Limits,
+    pub init: bool,
+    pub remove: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ContainerError {
+    /// The exit code `lade run` gives for this error, as Docker does: what the init
+    /// reported (126, 127), else 125.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ContainerError::Exec(exec::ExecError::Setup { code, .. }) => *code,
+            _ => 125,
+        }
+    }
+}
+
+pub type Result<T, E = ContainerError> = std::result::Result<T, E>;
+
+fn io<T>(path: &Path, result: std::io::Result<T>) -> Result<T> {
+    result.map_err(|source| ContainerError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A new container id: 64 random hex digits.
+fn new_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    let path = Path::new("/dev/urandom");
+    io(
+        path,
+        fs::File::open(path).and_then(|mut f| f.read_exact(&mut bytes)),
+    )?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Docker-style `adjective_noun` names, chosen by the id.
+fn generated_name(id: &str) -> String {
+    const ADJECTIVES: [&str; 16] = [
+        "brave", "calm", "eager", "fond", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quiet", "sharp", "vivid", "witty",
+    ];
+    const NOUNS: [&str; 16] = [
+        "babbage", "curie", "dijkstra", "euler", "fermat", "gauss", "hopper", "knuth", "lamport",
+        "lovelace", "noether", "pascal", "ritchie", "shannon", "thompson", "turing",
+    ];
+    let byte = |i: usize| u8::from_str_radix(&id[i..i + 2], 16).unwrap_or(0) as usize;
+    format!(
+        "{}_{}_{}",
+        ADJECTIVES[byte(0) % 16],
+        NOUNS[byte(2) % 16],
+        &id[4..8]
+    )
+}
+
+/// The command: Docker's rules for ENTRYPOINT, CMD, `--entrypoint` and arguments.
+pub fn command(config: &ImageConfig, entrypoint: Option<&str>, args: &[String]) -> Vec<String> {
+    let image = &config.config;
+    let (entry, cmd): (Vec<String>, Vec<String>) = match entrypoint {
+        Some("") => (Vec::new(), args.to_vec()),
+        Some(e) => (vec![e.to_string()], args.to_vec()),
+        None => (
+            image.entrypoint.clone().unwrap_or_default(),
+            if args.is_empty() {
+                image.cmd.clone().unwrap_or_default()
+            } else {
+                args.to_vec()
+            },
+        ),
+    };
+    entry.into_iter().chain(cmd).collect()
+}
+
+/// The environment: the image's, then `--env-file` files, then `-e`.
+fn environment(config: &ImageConfig, options: &RunOptions) -> Result<Vec<String>> {
+    let mut env: Vec<(String, String)> = config.config.env_pairs();
+    let mut set = |entry: &str| {
+        let (name, value) = match entry.split_once('=') {
+            Some((n, v)) => (n.to_string(), v.to_string()),
+            None => match std::env::var(entry) {
+                Ok(v) => (entry.to_string(), v),
+                Err(_) => return,
+            },
+        };
+        match env.iter_mut().find(|(n, _)| *n == name) {
+            Some(existing) => existing.1 = value,
+            None => env.push((name, value)),
+        }
+    };
+    for file in &options.env_files {
+        let text = io(file, fs::read_to_string(file))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if !line.is_empty() && !line.starts_with('#') {
+                set(line);
+            }
+        }
+    }
+    for entry in &options.env {
+        if entry.starts_with('=') || entry.is_empty() {
+            return Err(ContainerError::Invalid(format!(
+                "invalid environment variable {entry:?}"
+            )));
+        }
+        set(entry);
+    }
+    Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
+}
+
+/// `-v` values as mounts.
+fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
+    volumes
+        .iter()
+        .map(|spec| {
+            let parts: Vec<&str> = spec.split(':').collect();
+            let (source, target, mode) = match parts.as_slice() {
+                [s, t] => (*s, *t, "rw"),
+                [s, t, m] => (*s, *t, *m),
+                _ => {
+                    return Err(ContainerError::Invalid(format!(
+                        "invalid volume {spec:?}: expected HOST:CONTAINER[:ro]"
+                    )))
+                }
+            };
+            if !target.starts_with('/') {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid volume {spec:?}: the container path must be absolute"
+                )));
+            }
+            let readonly = match mode {
+                "ro" => true,
+                "rw" | "" => false,
+                other => {
+                    return Err(ContainerError::Invalid(format!(
+                        "invalid volume mode {other:?} in {spec:?}: expected ro or rw"
+                    )))
+                }
+            };
+            let source = if source.contains('/') {
+                let path = PathBuf::from(source);
+                if !path.is_absolute() {
+                    return Err(ContainerError::Invalid(format!(
+                        "invalid volume {spec:?}: the host path must be absolute"
+                    )));
+                }
+                if !path.exists() {
+                    io(&path, fs::create_dir_all(&path))?;
+                }
+                path
+            } else {
+                let valid = !source.is_empty()
+                    && source
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+                if !valid {
+                    return Err(ContainerError::Invalid(format!(
+                        "invalid volume name {source:?}"
+                    )));
+                }
+                let path = store.root().join("volumes").join(source).join("_data");
+                io(&path, fs::create_dir_all(&path))?;
+                path
+            };
+            Ok(Mount::Bind {
+                source,
+                target: target.to_string(),
+                readonly,
+            })
+        })
+        .collect()
+}
+
+/// Runs a container to completion; returns its exit code.
+pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
+    let image = store.image(&options.image)?;
+    let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
+    if args.is_empty() {
+        return Err(ContainerError::Invalid(format!(
+            "no command: the image {} has no ENTRYPOINT or CMD, so give one after the image name",
+            options.image
+        )));
+    }
+    for layer in &image.layers {
+        layers::ensure_snapshot(store, layer)?;
+    }
+    let id = new_id()?;
+    let name = options.name.clone().unwrap_or_else(|| generated_name(&id));
+    let hostname = options
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let dir = store.root().join("containers").join(&id);
+    for sub in ["upper", "work", "rootfs"] {
+        io(&dir.join(sub), fs::create_dir_all(dir.join(sub)))?;
+    }
+    let etc = dir.join("etc");
+    io(&etc, fs::create_dir_all(&etc))?;
+    io(
+        &etc,
+        fs::write(etc.join("hostname"), format!("{hostname}\n")),
+    )?;
+    io(
+        &etc,
+        fs::write(
+            etc.join("hosts"),
+            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
+        ),
+    )?;
+    io(
+        &etc,
+        fs::write(
+            etc.join("resolv.conf"),
+            fs::read("/etc/resolv.conf").unwrap_or_default(),
+        ),
+    )?;
+
+    let mut mounts = vec![
+        Mount::Bind {
+            source: etc.join("hostname"),
+            target: "/etc/hostname".into(),
+            readonly: false,
+        },
+        Mount::Bind {
+            source: etc.join("hosts"),
+            target: "/etc/hosts".into(),
+            readonly: false,
+        },
+        Mount::Bind {
+            source: etc.join("resolv.conf"),
+            target: "/etc/resolv.conf".into(),
+            readonly: false,
+        },
+    ];
+    mounts.extend(volume_mounts(store, &options.volumes)?);
+    let config = &image.config.config;
+    let spec = Spec {
+        rootfs: Rootfs {
+            layers_dir: store.snapshots_dir(),
+            lowers: image
+                .layers
+                .iter()
+                .rev()
+                .map(|l| snapshot_name(&l.diff_id))
+                .collect(),
+            upper: (!options.read_only).then(|| dir.join("upper")),
+            work: (!options.read_only).then(|| dir.join("work")),
+            target: dir.join("rootfs"),
+            readonly: options.read_only,
+        },
+        process: Process {
+            args,
+            env: environment(&image.config, options)?,
+            cwd: options
+                .workdir
+                .clone()
+                .or_else(|| config.working_dir.clone())
+                .filter(|w| !w.is_empty())
+                .unwrap_or_else(|| "/".into()),
+            user: options
+                .user
+                .clone()
+                .or_else(|| config.user.clone())
+                .unwrap_or_default(),
+            terminal: options.tty,
+        },
+        hostname,
+        mounts,
+        network: options.network,
+        limits: options.limits.clone(),
+        cgroup: Some(id.clone()),
+        insecure: false,
+        init: options.init,
+    };
+    if spec.rootfs.lowers.is_empty() {
+        return Err(ContainerError::Invalid(format!(
+            "the image {} has no layers to run",
+            options.image
+        )));
+    }
+    let record = ContainerRecord {
+        id: id.clone(),
+        name,
+        image: image.id,
+        image_name: options.image.clone(),
+        created: jiff::Timestamp::now().as_second(),
+        state: "running".into(),
+        pid: None,
+        exit_code: None,
+        spec: serde_json::to_string(&spec).unwrap_or_default(),
+    };
+    if let Err(err) = store.insert_container(&record) {
+        crate::store::remove_tree(&dir);
+        return Err(err.into());
+    }
+    let result = exec::run(
+        &spec,
+        Io {
+            stdin: options.interactive,
+            terminal: options.tty,
+            output: Output::Inherit,
+        },
+    );
+    let code = match &result {
+        Ok(Exit { code }) => *code,
+        Err(err) => match err {
+            exec::ExecError::Setup { code, .. } => *code,
+            _ => 125,
+        },
+    };
+    if options.remove {
+        remove_container(store, &id)?;
+    } else {
+        store.set_container_state(&id, "exited", None, Some(i64::from(code)))?;
+    }
+    result?;
+    Ok(code)
+}
+
+/// Removes a container's record and files. A running one is refused unless `force`
+/// (which kills it first).
+pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
+    let record = store.container(reference)?;
+    if record.state == "running" {
+        let alive = record.pid.is_some_and(|pid| {
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+        });
+        if alive && !force {
+            return Err(ContainerError::Invalid(format!(
+                "container {} is running: stop it first, or use -f",
+                record.name
+            )));
+        }
+        if let (true, Some(pid)) = (alive, record.pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    remove_container(store, &record.id)?;
+    Ok(record.name)
+}
+
+fn remove_container(store: &Store, id: &str) -> Result<()> {
+    crate::store::remove_tree(&store.root().join("containers").join(id));
+    store.delete_container(id)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(entrypoint: Option<&[&str]>, cmd: Option<&[&str]>) -> ImageConfig {
+        let mut c = ImageConfig::default();
+        c.config.entrypoint = entrypoint.map(|e| e.iter().map(|s| s.to_string()).collect());
+        c.config.cmd = cmd.map(|e| e.iter().map(|s| s.to_string()).collect());
+        c
+    }
+
+    #[test]
+    fn entrypoint_and_cmd_rules() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let c = config(Some(&["/bin/sh", "-c"]), Some(&["echo hi"]));
+        assert_eq!(command(&c, None, &[]), args(&["/bin/sh", "-c", "echo hi"]));
+        assert_eq!(
+            command(&c, None, &args(&["ls"])),
+            args(&["/bin/sh", "-c", "ls"])
+        );
+        assert_eq!(command(&c, Some("env"), &[]), args(&["env"]));
+        assert_eq!(
+            command(&c, Some("env"), &args(&["-i"])),
+            args(&["env", "-i"])
+        );
+        assert_eq!(command(&c, Some(""), &args(&["true"])), args(&["true"]));
+        let c = config(None, Some(&["sh"]));
+        assert_eq!(command(&c, None, &args(&["true"])), args(&["true"]));
+        assert_eq!(command(&c, None, &[]), args(&["sh"]));
+    }
+
+    #[test]
+    fn names_are_docker_like() {
+        let name = generated_name("0123456789abcdef");
+        assert!(name.contains('_') && name.ends_with("4567"), "{name}");
+    }
+}

@@ -1,0 +1,306 @@
+//! cgroup limits (memory, CPU, pids) written straight to the cgroup files. Each
+//! controller is used on the v2 unified hierarchy when it has it, else on its v1
+//! hierarchy: this machine is hybrid (v1 controllers, an empty v2 tree). A container's
+//! cgroups live under `lade/<name>` and are removed when it ends.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{io_err, ExecError, Result};
+
+/// Resource limits; `None` is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    /// CPUs' worth of time, e.g. 0.5.
+    pub cpus: Option<f64>,
+    pub pids: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none() && self.cpus.is_none() && self.pids.is_none()
+    }
+}
+
+const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+
+/// Where each controller can be used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupLayout {
+    /// The v2 mount and the controllers it offers.
+    pub unified: Option<(PathBuf, Vec<String>)>,
+    /// v1 mounts by controller.
+    pub v1: BTreeMap<String, PathBuf>,
+}
+
+impl CgroupLayout {
+    /// Reads the mounts of this machine from `/proc/self/mountinfo`.
+    pub fn detect() -> CgroupLayout {
+        let mut layout = CgroupLayout::default();
+        let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+            return layout;
+        };
+        for line in info.lines() {
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let mount_point = left.split(' ').nth(4).unwrap_or_default();
+            let mut fields = right.split(' ');
+            let fstype = fields.next().unwrap_or_default();
+            let options = fields.nth(1).unwrap_or_default();
+            match fstype {
+                "cgroup2" => {
+                    let root = PathBuf::from(mount_point);
+                    let controllers = fs::read_to_string(root.join("cgroup.controllers"))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect();
+                    layout.unified = Some((root, controllers));
+                }
+                "cgroup" => {
+                    for option in options.split(',') {
+                        if CONTROLLERS.contains(&option) {
+                            layout
+                                .v1
+                                .insert(option.to_string(), PathBuf::from(mount_point));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        layout
+    }
+
+    /// The directory for controller `name`: v2 if the unified tree has it.
+    fn place(&self, controller: &str) -> Option<Placement> {
+        if let Some((root, controllers)) = &self.unified {
+            if controllers.iter().any(|c| c == controller) {
+                return Some(Placement::V2(root.clone()));
+            }
+        }
+        self.v1
+            .get(controller)
+            .map(|root| Placement::V1(root.clone()))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Placement {
+    V1(PathBuf),
+    V2(PathBuf),
+}
+
+/// The cgroups of one container.
+#[derive(Debug)]
+pub(crate) struct Cgroup {
+    /// Every directory made, one per hierarchy used.
+    dirs: Vec<PathBuf>,
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    fs::write(path, value).map_err(io_err(format!(
+        "cannot write {value:?} to {}",
+        path.display()
+    )))
+}
+
+impl Cgroup {
+    /// Creates `lade/<name>` where each limited controller lives and sets the limits.
+    pub(crate) fn create(layout: &CgroupLayout, name: &str, limits: &Limits) -> Result<Cgroup> {
+        let mut wanted: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
+        let mut v2_wanted: Vec<(&str, String)> = Vec::new();
+        let mut v2_controllers: Vec<&str> = Vec::new();
+        let mut add = |controller: &'static str,
+                       v1: Vec<(&'static str, String)>,
+                       v2: Vec<(&'static str, String)>|
+         -> Result<()> {
+            match layout.place(controller) {
+                Some(Placement::V2(_)) => {
+                    v2_controllers.push(controller);
+                    v2_wanted.extend(v2);
+                }
+                Some(Placement::V1(_)) => wanted.push((controller, v1)),
+                None => {
+                    return Err(ExecError::Invalid(format!(
+                        "this machine has no {controller} cgroup controller: the limit cannot be enforced"
+                    )))
+                }
+            }
+            Ok(())
+        };
+        if let Some(bytes) = limits.memory {
+            add(
+                "memory",
+                vec![("memory.limit_in_bytes", bytes.to_string())],
+                vec![("memory.max", bytes.to_string())],
+            )?;
+        }
+        if let Some(cpus) = limits.cpus {
+            let period = 100_000u64;
+            let quota = ((cpus * period as f64).round() as u64).max(1000);
+            add(
+                "cpu",
+                vec![
+                    ("cpu.cfs_period_us", period.to_string()),
+                    ("cpu.cfs_quota_us", quota.to_string()),
+                ],
+                vec![("cpu.max", format!("{quota} {period}"))],
+            )?;
+        }
+        if let Some(pids) = limits.pids {
+            add(
+                "pids",
+                vec![("pids.max", pids.to_string())],
+                vec![("pids.max", pids.to_string())],
+            )?;
+        }
+        let mut cgroup = Cgroup { dirs: Vec::new() };
+        for (controller, files) in wanted {
+            let Some(Placement::V1(root)) = layout.place(controller) else {
+                continue;
+            };
+            let dir = root.join("lade").join(name);
+            if !cgroup.dirs.contains(&dir) {
+                fs::create_dir_all(&dir).map_err(io_err(format!(
+                    "cannot create the cgroup {}",
+                    dir.display()
+                )))?;
+                cgroup.dirs.push(dir.clone());
+            }
+            for (file, value) in files {
+                write(&dir.join(file), &value)?;
+            }
+        }
+        if !v2_controllers.is_empty() {
+            let Some((root, _)) = &layout.unified else {
+                unreachable!("v2 placement implies a unified hierarchy")
+            };
+            let enable: String = v2_controllers.iter().map(|c| format!("+{c} ")).collect();
+            let parent = root.join("lade");
+            fs::create_dir_all(&parent)
+                .map_err(io_err(format!("cannot create {}", parent.display())))?;
+            write(&root.join("cgroup.subtree_control"), enable.trim_end())?;
+            write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
+            let dir = parent.join(name);
+            fs::create_dir_all(&dir).map_err(io_err(format!(
+                "cannot create the cgroup {}",
+                dir.display()
+            )))?;
+            cgroup.dirs.push(dir.clone());
+            for (file, value) in v2_wanted {
+                write(&dir.join(file), &value)?;
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// Moves a process into every cgroup of this container.
+    pub(crate) fn add(&self, pid: i32) -> Result<()> {
+        for dir in &self.dirs {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroups once their processes are gone (retrying briefly: the kernel
+    /// finishes tearing a dead process down asynchronously).
+    pub(crate) fn remove(self) {
+        for dir in &self.dirs {
+            for _ in 0..50 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_limits_are_written_to_a_unified_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
+        fs::write(root.join("cgroup.subtree_control"), "").unwrap();
+        let layout = CgroupLayout {
+            unified: Some((
+                root.clone(),
+                vec!["memory".into(), "cpu".into(), "pids".into()],
+            )),
+            v1: BTreeMap::new(),
+        };
+        let limits = Limits {
+            memory: Some(32 << 20),
+            cpus: Some(0.5),
+            pids: Some(50),
+        };
+        let cgroup = Cgroup::create(&layout, "c1", &limits).unwrap();
+        let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
+        assert_eq!(read("lade/c1/memory.max"), "33554432");
+        assert_eq!(read("lade/c1/cpu.max"), "50000 100000");
+        assert_eq!(read("lade/c1/pids.max"), "50");
+        assert_eq!(read("cgroup.subtree_control"), "+memory +cpu +pids");
+        cgroup.add(1234).unwrap();
+        assert_eq!(read("lade/c1/cgroup.procs"), "1234");
+    }
+
+    #[test]
+    fn hybrid_uses_v1_for_what_v2_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("unified");
+        let memory = dir.path().join("memory");
+        let pids = dir.path().join("pids");
+        for d in [&v2, &memory, &pids] {
+            fs::create_dir_all(d).unwrap();
+        }
+        fs::write(v2.join("cgroup.subtree_control"), "").unwrap();
+        let layout = CgroupLayout {
+            unified: Some((v2.clone(), vec!["hugetlb".into()])),
+            v1: [
+                ("memory".to_string(), memory.clone()),
+                ("pids".to_string(), pids.clone()),
+            ]
+            .into(),
+        };
+        let limits = Limits {
+            memory: Some(1 << 20),
+            cpus: None,
+            pids: Some(7),
+        };
+        Cgroup::create(&layout, "c2", &limits).unwrap();
+        assert_eq!(
+            fs::read_to_string(memory.join("lade/c2/memory.limit_in_bytes")).unwrap(),
+            "1048576"
+        );
+        assert_eq!(
+            fs::read_to_string(pids.join("lade/c2/pids.max")).unwrap(),
+            "7"
+        );
+        assert!(
+            !v2.join("lade").exists(),
+            "nothing is made on v2 when v2 has no controller asked for"
+        );
+        let err = Cgroup::create(
+            &layout,
+            "c3",
+            &Limits {
+                cpus: Some(1.0),
+                ..Limits::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("no cpu cgroup controller"),
+            "{err}"
+        );
+    }
+}

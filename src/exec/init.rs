@@ -1,0 +1,330 @@
+//! The container's init: lade's own binary, re-executed by the child of the clone. It
+//! reads the spec, builds the root file system, becomes the container's user with
+//! Docker's capabilities, `no_new_privs` and the seccomp filter, and execs the process.
+//! Under `--init` it forks the process instead, and stays PID 1 to reap zombies and
+//! forward signals.
+//!
+//! Failures go back to the parent on the status pipe as `CODE message`, with Docker's
+//! codes: 125 the sandbox could not be set up, 126 the command cannot be run, 127 it
+//! does not exist.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use caps::CapsHashSet;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
+
+use super::spawn::INIT_ENV;
+use super::sys::Linux;
+use super::{network, rootfs, security, users, Network, Spec};
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+type Failure = (i32, String);
+
+/// If this process was started as a container init, runs it: returns the exit code when
+/// setting up failed; on success it never returns (the process image is replaced).
+pub fn maybe_run_init() -> Option<i32> {
+    let value = std::env::var(INIT_ENV).ok()?;
+    let mut parts = value.split(':').map(|p| p.parse::<i32>().ok());
+    let (Some(Some(spec_fd)), Some(Some(status_fd)), Some(Some(console_fd))) =
+        (parts.next(), parts.next(), parts.next())
+    else {
+        eprintln!("lade: {INIT_ENV} is set but malformed");
+        return Some(125);
+    };
+    let console = (console_fd >= 0).then_some(console_fd);
+    let (code, message) = match run(spec_fd, status_fd, console) {
+        Ok(never) => match never {},
+        Err(failure) => failure,
+    };
+    // SAFETY: the status descriptor was handed to us by the parent and is still open.
+    let mut status = unsafe { File::from_raw_fd(status_fd) };
+    let _ = write!(status, "{code} {message}");
+    Some(code)
+}
+
+enum Never {}
+
+fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Failure> {
+    Err((code, message.into()))
+}
+
+fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never, Failure> {
+    let terminal = console.is_some();
+    let mut json = Vec::new();
+    // SAFETY: the spec descriptor was handed to us by the parent; we own it from here.
+    let mut pipe = unsafe { File::from_raw_fd(spec_fd) };
+    pipe.read_to_end(&mut json)
+        .or_else(|e| fail(125, format!("reading the spec: {e}")))?;
+    drop(pipe);
+    let spec: Spec =
+        serde_json::from_slice(&json).or_else(|e| fail(125, format!("reading the spec: {e}")))?;
+    // The final exec closes the status pipe: that is how the parent learns it worked.
+    // SAFETY: F_SETFD on a descriptor we hold.
+    unsafe { libc::fcntl(status_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+
+    // The parent has put us in our cgroup by now: it becomes our cgroup namespace's root.
+    unshare(CloneFlags::CLONE_NEWCGROUP)
+        .or_else(|e| fail(125, format!("cgroup namespace: {e}")))?;
+    nix::unistd::sethostname(&spec.hostname)
+        .or_else(|e| fail(125, format!("setting the hostname: {e}")))?;
+    if spec.network == Network::Isolated {
+        network::loopback_up().or_else(|e| fail(125, e))?;
+    }
+    rootfs::setup(&mut Linux, &spec).or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
+
+    let identity = users::resolve_in(Path::new("/"), &spec.process.user)
+        .or_else(|e| fail(125, e.to_string()))?;
+    if let Some(socket) = console {
+        attach_terminal(socket, identity.uid, identity.gid)?;
+    }
+    let mut env = spec.process.env.clone();
+    let has = |env: &[String], name: &str| env.iter().any(|e| e.split('=').next() == Some(name));
+    if !has(&env, "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!(
+            "HOME={}",
+            identity
+                .home
+                .clone()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "/".into())
+        ));
+    }
+    if terminal && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    let cwd = if spec.process.cwd.is_empty() {
+        "/".to_string()
+    } else {
+        spec.process.cwd.clone()
+    };
+    if !Path::new(&cwd).is_dir() {
+        std::fs::create_dir_all(&cwd)
+            .or_else(|e| fail(125, format!("creating the working directory {cwd}: {e}")))?;
+    }
+
+    let keep: CapsHashSet = if spec.insecure {
+        caps::all()
+    } else {
+        security::DEFAULT_CAPS.into_iter().collect()
+    };
+    security::limit_bounding_set(&keep).or_else(|e| fail(125, e))?;
+    let gids: Vec<Gid> = identity
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    setgroups(&gids).or_else(|e| fail(125, format!("setgroups: {e}")))?;
+    let gid = Gid::from_raw(identity.gid);
+    setresgid(gid, gid, gid).or_else(|e| fail(125, format!("setgid {}: {e}", identity.gid)))?;
+    let uid = Uid::from_raw(identity.uid);
+    setresuid(uid, uid, uid).or_else(|e| fail(125, format!("setuid {}: {e}", identity.uid)))?;
+    security::set_process_caps(&keep, identity.uid == 0).or_else(|e| fail(125, e))?;
+    security::no_new_privs().or_else(|e| fail(125, e))?;
+
+    std::env::set_current_dir(&cwd).or_else(|e| fail(125, format!("entering {cwd}: {e}")))?;
+    // CVE-2024-21626: the working directory must be inside the new root, not a leaked
+    // descriptor's view of the host.
+    let here = nix::unistd::getcwd().or_else(|e| fail(125, format!("getcwd: {e}")))?;
+    if !here.is_absolute() || here.as_os_str().as_bytes().starts_with(b"(unreachable)") {
+        return fail(
+            125,
+            format!(
+                "the working directory {} is outside the container",
+                here.display()
+            ),
+        );
+    }
+    // Only stdio (and the status pipe until exec) survive the exec.
+    // SAFETY: close_range marks descriptors close-on-exec; no memory is involved.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+
+    let program = find_program(&spec.process.args, &env)?;
+    let filters = if spec.insecure {
+        Vec::new()
+    } else {
+        security::seccomp_filters().or_else(|e| fail(125, e))?
+    };
+    if spec.init {
+        // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+        match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
+            ForkResult::Child => exec(&program, &spec.process.args, &env, &filters),
+            ForkResult::Parent { child } => reap(child, status_fd),
+        }
+    } else {
+        exec(&program, &spec.process.args, &env, &filters)
+    }
+}
+
+/// Makes a pty in the container's devpts, sends its main side to the parent, and makes
+/// the secondary side our controlling terminal and stdio.
+fn attach_terminal(socket: RawFd, uid: u32, gid: u32) -> Result<(), Failure> {
+    use std::os::fd::AsRawFd;
+    let (master, path) =
+        super::pty::open_inside().or_else(|e| fail(125, format!("opening a pty: {e}")))?;
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open(&path)
+        .or_else(|e| fail(125, format!("opening {}: {e}", path.display())))?;
+    std::os::unix::fs::fchown(&slave, Some(uid), Some(gid))
+        .or_else(|e| fail(125, format!("chown of the pty: {e}")))?;
+    let fds = [master.as_raw_fd()];
+    let control = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+    nix::sys::socket::sendmsg::<()>(
+        socket,
+        &[std::io::IoSlice::new(b"t")],
+        &control,
+        nix::sys::socket::MsgFlags::empty(),
+        None,
+    )
+    .or_else(|e| fail(125, format!("sending the pty: {e}")))?;
+    drop(master);
+    // SAFETY: the console socket was handed to us by the parent; it is done with.
+    unsafe { libc::close(socket) };
+    nix::unistd::setsid().or_else(|e| fail(125, format!("setsid: {e}")))?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto stdio of a descriptor we hold.
+        if unsafe { libc::dup2(slave.as_raw_fd(), target) } < 0 {
+            return fail(
+                125,
+                format!("attaching the pty: {}", std::io::Error::last_os_error()),
+            );
+        }
+    }
+    // SAFETY: TIOCSCTTY on our stdin (the pty's secondary side) takes no pointer.
+    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+        return fail(
+            125,
+            format!(
+                "setting the controlling terminal: {}",
+                std::io::Error::last_os_error()
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Finds the program as `execvp` would, using the container's PATH.
+fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, Failure> {
+    let Some(name) = args.first() else {
+        return fail(125, "no command specified");
+    };
+    let executable =
+        |path: &Path| nix::unistd::access(path, nix::unistd::AccessFlags::X_OK).is_ok();
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        if !path.exists() {
+            return fail(127, format!("exec: {name:?}: no such file or directory"));
+        }
+        if path.is_dir() || !executable(&path) {
+            return fail(126, format!("exec: {name:?}: permission denied"));
+        }
+        return Ok(path);
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH);
+    let mut denied = None;
+    for dir in path_var.split(':').filter(|d| !d.is_empty()) {
+        let candidate = Path::new(dir).join(name);
+        if candidate.is_file() {
+            if executable(&candidate) {
+                return Ok(candidate);
+            }
+            denied.get_or_insert(candidate);
+        }
+    }
+    match denied {
+        Some(path) => fail(
+            126,
+            format!("exec: {:?}: permission denied", path.display()),
+        ),
+        None => fail(
+            127,
+            format!("exec: {name:?}: executable file not found in $PATH"),
+        ),
+    }
+}
+
+fn exec(
+    program: &Path,
+    args: &[String],
+    env: &[String],
+    filters: &[seccompiler::BpfProgram],
+) -> Result<Never, Failure> {
+    let to_c = |s: &[u8]| {
+        CString::new(s).or_else(|_| fail(125, "a NUL byte in the command or environment"))
+    };
+    let program_c = to_c(program.as_os_str().as_bytes())?;
+    let args_c = args
+        .iter()
+        .map(|a| to_c(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env_c = env
+        .iter()
+        .map(|e| to_c(e.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    security::apply(filters).or_else(|e| fail(125, e))?;
+    let error = nix::unistd::execve(&program_c, &args_c, &env_c).unwrap_err();
+    let code = if error == nix::Error::ENOENT {
+        127
+    } else {
+        126
+    };
+    fail(code, format!("exec {}: {error}", program.display()))
+}
+
+/// PID 1 under `--init`: forwards signals to the process, reaps every child, and exits
+/// as the process did.
+fn reap(child: Pid, status_fd: RawFd) -> Result<Never, Failure> {
+    // SAFETY: our copy of the status pipe is not needed; the child keeps its own.
+    unsafe { libc::close(status_fd) };
+    use signal_hook::consts::*;
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
+        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+    ]) {
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                if let Ok(sig) = Signal::try_from(signal) {
+                    let _ = kill(child, sig);
+                }
+            }
+        });
+    }
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+            Ok(WaitStatus::Signaled(pid, signal, _)) if pid == child => {
+                std::process::exit(128 + signal as i32)
+            }
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(e) => std::process::exit(if e == nix::Error::ECHILD { 0 } else { 125 }),
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! The network of an isolated sandbox: a namespace of its own with loopback up.
+
+/// Brings `lo` up in the current network namespace.
+pub(crate) fn loopback_up() -> Result<(), String> {
+    // SAFETY: a plain socket call; the descriptor is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(format!("socket: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: `ifreq` is plain old data; zeroed is a valid value for it.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in request.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads and writes the `ifreq` we own, for the socket we own.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut request) < 0 {
+            -1
+        } else {
+            request.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &request)
+        }
+    };
+    let error = std::io::Error::last_os_error();
+    // SAFETY: closing the descriptor opened above, once.
+    unsafe { libc::close(fd) };
+    if result < 0 {
+        return Err(format!("bringing up lo: {error}"));
+    }
+    Ok(())
+}

@@ -1,0 +1,548 @@
+//! The container's file system, built by the init inside its new mount namespace (so
+//! it all disappears with the container): overlay root, `/proc`, a `/dev` tmpfs with the
+//! usual devices, `/sys` read-only, the caller's mounts, Docker's masked and read-only
+//! paths, then `pivot_root` with the old root detached.
+//!
+//! The root file system and `/dev` are `nodev`: device nodes an image ships, or one the
+//! container makes with `CAP_MKNOD`, cannot be opened. The devices containers need are
+//! bind mounts of the host's, whose mount keeps them usable.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::mount::MsFlags;
+
+use super::paths::resolve_in_root;
+use super::sys::Sys;
+use super::{Mount, Rootfs, Spec};
+
+/// Docker's masked paths: hidden (files by `/dev/null`, directories by an empty tmpfs).
+pub(crate) const MASKED: [&str; 11] = [
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's read-only paths.
+pub(crate) const READ_ONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Devices a container gets, bind-mounted from the host.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+type Result<T> = std::result::Result<T, (String, io::Error)>;
+
+fn at<T>(what: impl Into<String>, result: io::Result<T>) -> Result<T> {
+    result.map_err(|e| (what.into(), e))
+}
+
+/// Overlay options: relative lower names (the caller changes to `layers_dir`), and the
+/// features that would put more than plain changes in the upper directory turned off.
+pub(crate) fn overlay_options(rootfs: &Rootfs) -> String {
+    let mut options = format!("lowerdir={}", rootfs.lowers.join(":"));
+    if let (Some(upper), Some(work)) = (&rootfs.upper, &rootfs.work) {
+        options.push_str(&format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            work.display()
+        ));
+    }
+    options.push_str(",index=off,redirect_dir=off,metacopy=off");
+    options
+}
+
+/// Builds the container's file system and makes it the root.
+pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
+    let root = spec.rootfs.target.clone();
+    at(
+        "making mounts private",
+        sys.mount(
+            None,
+            Path::new("/"),
+            None,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None,
+        ),
+    )?;
+    mount_root(sys, &spec.rootfs)?;
+    mount_system(sys, &root)?;
+    for mount in &spec.mounts {
+        mount_user(sys, &root, mount)?;
+    }
+    for path in MASKED {
+        let target = root.join(&path[1..]);
+        if sys.is_dir(&target) {
+            at(
+                format!("masking {path}"),
+                sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &target,
+                    Some("tmpfs"),
+                    MsFlags::MS_RDONLY,
+                    Some("size=0"),
+                ),
+            )?;
+        } else if sys.exists(&target) {
+            at(
+                format!("masking {path}"),
+                sys.mount(
+                    Some(Path::new("/dev/null")),
+                    &target,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                ),
+            )?;
+        }
+    }
+    for path in READ_ONLY {
+        let target = root.join(&path[1..]);
+        if sys.exists(&target) {
+            bind_readonly(sys, &target, &target, format!("making {path} read-only"))?;
+        }
+    }
+    if spec.rootfs.readonly {
+        at(
+            "making the root read-only",
+            sys.mount(
+                None,
+                &root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+                None,
+            ),
+        )?;
+    }
+    at("entering the root", sys.chdir(&root))?;
+    at("pivot_root", sys.pivot_root(Path::new("."), Path::new(".")))?;
+    at("detaching the old root", sys.umount_detach(Path::new(".")))?;
+    at("entering /", sys.chdir(Path::new("/")))
+}
+
+fn bind_readonly(sys: &mut dyn Sys, source: &Path, target: &Path, what: String) -> Result<()> {
+    at(
+        what.clone(),
+        sys.mount(
+            Some(source),
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        ),
+    )?;
+    at(
+        what,
+        sys.mount(
+            None,
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        ),
+    )
+}
+
+fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
+    let target = &rootfs.target;
+    let writable = rootfs.upper.is_some();
+    match (rootfs.lowers.as_slice(), writable) {
+        ([only], false) => {
+            bind_readonly(
+                sys,
+                &rootfs.layers_dir.join(only),
+                target,
+                "mounting the root".into(),
+            )?;
+        }
+        _ => {
+            // Overlay reads relative lower names from the working directory.
+            at(
+                "entering the layers directory",
+                sys.chdir(&rootfs.layers_dir),
+            )?;
+            let mut flags = MsFlags::MS_NODEV;
+            if !writable {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            at(
+                "mounting the root overlay",
+                sys.mount(
+                    Some(Path::new("overlay")),
+                    target,
+                    Some("overlay"),
+                    flags,
+                    Some(&overlay_options(rootfs)),
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A mount point inside the root: resolved there, created when missing (a directory, or
+/// a file when `file`).
+fn mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> Result<PathBuf> {
+    let target = resolve_in_root(root, path, true);
+    if !target.starts_with(root) {
+        return Err((
+            format!("mount point {path}"),
+            io::Error::other("outside the root"),
+        ));
+    }
+    if !sys.exists(&target) {
+        if file {
+            if let Some(parent) = target.parent() {
+                at(format!("creating {path}"), sys.mkdir_all(parent, 0o755))?;
+            }
+            at(format!("creating {path}"), sys.touch(&target))?;
+        } else {
+            at(format!("creating {path}"), sys.mkdir_all(&target, 0o755))?;
+        }
+    }
+    Ok(target)
+}
+
+fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let proc = mount_point(sys, root, "/proc", false)?;
+    at(
+        "mounting /proc",
+        sys.mount(
+            Some(Path::new("proc")),
+            &proc,
+            Some("proc"),
+            nosuid_noexec_nodev,
+            None,
+        ),
+    )?;
+
+    let dev = mount_point(sys, root, "/dev", false)?;
+    at(
+        "mounting /dev",
+        sys.mount(
+            Some(Path::new("tmpfs")),
+            &dev,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        ),
+    )?;
+    for device in DEVICES {
+        let target = dev.join(device);
+        at(format!("creating /dev/{device}"), sys.touch(&target))?;
+        at(
+            format!("mounting /dev/{device}"),
+            sys.mount(
+                Some(&Path::new("/dev").join(device)),
+                &target,
+                None,
+                MsFlags::MS_BIND,
+                None,
+            ),
+        )?;
+    }
+    let pts = dev.join("pts");
+    at("creating /dev/pts", sys.mkdir_all(&pts, 0o755))?;
+    at(
+        "mounting /dev/pts",
+        sys.mount(
+            Some(Path::new("devpts")),
+            &pts,
+            Some("devpts"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        ),
+    )?;
+    at(
+        "linking /dev/ptmx",
+        sys.symlink("pts/ptmx", &dev.join("ptmx")),
+    )?;
+    let shm = dev.join("shm");
+    at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
+    at(
+        "mounting /dev/shm",
+        sys.mount(
+            Some(Path::new("shm")),
+            &shm,
+            Some("tmpfs"),
+            nosuid_noexec_nodev,
+            Some("mode=1777,size=65536k"),
+        ),
+    )?;
+    let mqueue = dev.join("mqueue");
+    at("creating /dev/mqueue", sys.mkdir_all(&mqueue, 0o755))?;
+    at(
+        "mounting /dev/mqueue",
+        sys.mount(
+            Some(Path::new("mqueue")),
+            &mqueue,
+            Some("mqueue"),
+            nosuid_noexec_nodev,
+            None,
+        ),
+    )?;
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        at(
+            format!("linking /dev/{name}"),
+            sys.symlink(target, &dev.join(name)),
+        )?;
+    }
+
+    // sysfs shows the network namespace it is mounted from: with the host's network it
+    // is the host's view, read-only as always.
+    let sys_dir = mount_point(sys, root, "/sys", false)?;
+    at(
+        "mounting /sys",
+        sys.mount(
+            Some(Path::new("sysfs")),
+            &sys_dir,
+            Some("sysfs"),
+            nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+            None,
+        ),
+    )
+}
+
+fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
+    match mount {
+        Mount::Bind {
+            source,
+            target,
+            readonly,
+        } => {
+            let is_file = !source.is_dir();
+            let target_path = mount_point(sys, root, target, is_file)?;
+            at(
+                format!("mounting {} at {target}", source.display()),
+                sys.mount(
+                    Some(source),
+                    &target_path,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                ),
+            )?;
+            if *readonly {
+                at(
+                    format!("making {target} read-only"),
+                    sys.mount(
+                        None,
+                        &target_path,
+                        None,
+                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                        None,
+                    ),
+                )?;
+            }
+        }
+        Mount::Tmpfs { target, size } => {
+            let target_path = mount_point(sys, root, target, false)?;
+            let options = match size {
+                Some(bytes) => format!("mode=1777,size={bytes}"),
+                None => "mode=1777".to_string(),
+            };
+            at(
+                format!("mounting a tmpfs at {target}"),
+                sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &target_path,
+                    Some("tmpfs"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(&options),
+                ),
+            )?;
+        }
+        Mount::Overlay {
+            lower,
+            upper,
+            work,
+            target,
+        } => {
+            let target_path = mount_point(sys, root, target, false)?;
+            let options = format!(
+                "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
+                lower.display(),
+                upper.display(),
+                work.display()
+            );
+            at(
+                format!("mounting a writable view at {target}"),
+                sys.mount(
+                    Some(Path::new("overlay")),
+                    &target_path,
+                    Some("overlay"),
+                    MsFlags::MS_NODEV,
+                    Some(&options),
+                ),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exec::sys::{Call, Recorder};
+    use crate::exec::{Limits, Network, Process};
+
+    fn spec() -> Spec {
+        Spec {
+            rootfs: Rootfs {
+                layers_dir: "/store/snapshots".into(),
+                lowers: vec!["b".into(), "a".into()],
+                upper: Some("/store/c/upper".into()),
+                work: Some("/store/c/work".into()),
+                target: "/store/c/rootfs".into(),
+                readonly: false,
+            },
+            process: Process {
+                args: vec!["sh".into()],
+                env: Vec::new(),
+                cwd: "/".into(),
+                user: String::new(),
+                terminal: false,
+            },
+            hostname: "h".into(),
+            mounts: vec![Mount::Tmpfs {
+                target: "/cache".into(),
+                size: None,
+            }],
+            network: Network::Isolated,
+            limits: Limits::default(),
+            cgroup: None,
+            insecure: false,
+            init: false,
+        }
+    }
+
+    fn mounted(calls: &[Call]) -> Vec<(String, Option<String>)> {
+        calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mount { target, fstype, .. } => {
+                    Some((target.display().to_string(), fstype.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn builds_the_root_then_pivots() {
+        let mut sys = Recorder::default();
+        let spec = spec();
+        sys.existing.push("/store/c/rootfs/proc/kcore".into());
+        sys.existing.push("/store/c/rootfs/proc/sys".into());
+        sys.dirs.push("/store/c/rootfs/proc/acpi".into());
+        sys.existing.push("/store/c/rootfs/proc/acpi".into());
+        setup(&mut sys, &spec).unwrap();
+        let mounts = mounted(&sys.calls);
+        let targets: Vec<&str> = mounts.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(targets[0], "/");
+        assert_eq!(
+            mounts[1],
+            ("/store/c/rootfs".to_string(), Some("overlay".to_string()))
+        );
+        for expected in [
+            "/proc",
+            "/dev",
+            "/dev/null",
+            "/dev/pts",
+            "/dev/shm",
+            "/dev/mqueue",
+            "/sys",
+            "/cache",
+        ] {
+            assert!(
+                targets.contains(&format!("/store/c/rootfs{expected}").as_str()),
+                "{expected} not mounted: {targets:?}"
+            );
+        }
+        assert!(
+            targets.contains(&"/store/c/rootfs/proc/kcore"),
+            "kcore is masked"
+        );
+        assert!(
+            targets.contains(&"/store/c/rootfs/proc/acpi"),
+            "acpi is masked"
+        );
+        assert!(
+            targets
+                .iter()
+                .filter(|t| **t == "/store/c/rootfs/proc/sys")
+                .count()
+                == 2,
+            "bind, then read-only"
+        );
+        let pivot = sys
+            .calls
+            .iter()
+            .position(|c| matches!(c, Call::PivotRoot(_)))
+            .unwrap();
+        let last_mount = sys
+            .calls
+            .iter()
+            .rposition(|c| matches!(c, Call::Mount { .. }))
+            .unwrap();
+        assert!(
+            pivot > last_mount,
+            "everything is mounted before pivot_root"
+        );
+        assert!(
+            matches!(sys.calls[pivot + 1], Call::Umount(_)),
+            "the old root is detached"
+        );
+        let overlay = sys
+            .calls
+            .iter()
+            .position(|c| matches!(c, Call::Mount { fstype: Some(t), .. } if t == "overlay"))
+            .unwrap();
+        assert_eq!(
+            sys.calls[overlay - 1],
+            Call::Chdir("/store/snapshots".into()),
+            "lower names are relative"
+        );
+        let Call::Mount { data, flags, .. } = &sys.calls[overlay] else {
+            unreachable!()
+        };
+        assert_eq!(
+            data.as_deref(),
+            Some("lowerdir=b:a,upperdir=/store/c/upper,workdir=/store/c/work,index=off,redirect_dir=off,metacopy=off")
+        );
+        assert!(flags.contains(MsFlags::MS_NODEV));
+    }
+
+    #[test]
+    fn single_read_only_layer_is_a_read_only_bind() {
+        let mut sys = Recorder::default();
+        let mut spec = spec();
+        spec.rootfs.lowers = vec!["only".into()];
+        spec.rootfs.upper = None;
+        spec.rootfs.work = None;
+        setup(&mut sys, &spec).unwrap();
+        let Call::Mount { source, flags, .. } = &sys.calls[1] else {
+            panic!()
+        };
+        assert_eq!(source.as_deref(), Some(Path::new("/store/snapshots/only")));
+        assert!(flags.contains(MsFlags::MS_BIND));
+    }
+}

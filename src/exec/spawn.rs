@@ -1,0 +1,322 @@
+//! The parent's side of a sandbox: clone into new namespaces, have the child re-execute
+//! lade as the container init, put it in its cgroup, send it the spec, learn whether the
+//! process started, forward signals, wait, and report the exit code as Docker does.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::{Mutex, OnceLock};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{
+    recvmsg, socketpair, AddressFamily, ControlMessageOwned, MsgFlags, SockFlag, SockType,
+};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use super::cgroups::{Cgroup, CgroupLayout};
+use super::{io_err, pty, sys_err, ExecError, Network, Result, Spec};
+
+/// How the sandbox's standard streams connect to ours.
+pub struct Io {
+    /// Keep our standard input connected (`-i`); otherwise it reads `/dev/null`.
+    pub stdin: bool,
+    /// A pty (`-t`).
+    pub terminal: bool,
+    pub output: Output,
+}
+
+/// Where the sandbox's stdout and stderr go.
+pub enum Output {
+    /// Straight to ours.
+    Inherit,
+    /// Merged and cut into lines, each given to the callback.
+    Lines(Box<dyn FnMut(&str) + Send>),
+}
+
+/// How the process ended, as Docker reports it: its exit code, or 128 + the signal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: i32,
+}
+
+/// The environment variable that makes lade's binary act as a container init.
+pub(crate) const INIT_ENV: &str = "_LADE_INIT";
+
+/// Sandboxes running now, and the pty whose size follows ours.
+struct Running {
+    pids: Vec<i32>,
+    pty: Option<RawFd>,
+}
+
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    pids: Vec::new(),
+    pty: None,
+});
+static FORWARDER: OnceLock<()> = OnceLock::new();
+
+/// Once per process: SIGINT, SIGTERM, SIGHUP, SIGQUIT and the user signals go to the
+/// running sandboxes; with none running they do what they would have done to lade.
+fn install_forwarder() {
+    FORWARDER.get_or_init(|| {
+        use signal_hook::consts::*;
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([
+            SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
+        ]) else {
+            return;
+        };
+        std::thread::spawn(move || {
+            for signal in signals.forever() {
+                let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+                if signal == SIGWINCH {
+                    if let Some(fd) = running.pty {
+                        // SAFETY: the pty stays open while it is registered here.
+                        pty::resize(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) });
+                    }
+                    continue;
+                }
+                if running.pids.is_empty() {
+                    drop(running);
+                    let _ = signal_hook::low_level::emulate_default_handler(signal);
+                    continue;
+                }
+                for &pid in &running.pids {
+                    if let Ok(sig) = Signal::try_from(signal) {
+                        let _ = kill(Pid::from_raw(pid), sig);
+                    }
+                }
+            }
+        });
+    });
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS, or `None` when the peer closed first.
+fn receive_fd(socket: &OwnedFd) -> Option<OwnedFd> {
+    let mut data = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut data)];
+    let mut space = nix::cmsg_space!(RawFd);
+    let message = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )
+    .ok()?;
+    for cmsg in message.cmsgs().ok()? {
+        if let ControlMessageOwned::ScmRights(fds) = cmsg {
+            if let Some(&fd) = fds.first() {
+                // SAFETY: the kernel just gave us this descriptor; nothing else owns it.
+                return Some(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    None
+}
+
+/// Runs `spec` to completion.
+pub fn run(spec: &Spec, io: Io) -> Result<Exit> {
+    install_forwarder();
+    let cgroup = match &spec.cgroup {
+        Some(name) if !spec.limits.is_empty() => {
+            Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?)
+        }
+        _ => None,
+    };
+    let result = run_in(spec, io, cgroup.as_ref());
+    if let Some(cgroup) = cgroup {
+        cgroup.remove();
+    }
+    result
+}
+
+fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
+    let (spec_read, spec_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+    let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+
+    // The child's stdio. With a terminal the init makes the pty inside the container's
+    // own devpts (so it is a terminal there too) and sends us its main side over a
+    // socket; until then the child's stdio is /dev/null.
+    let dev_null = File::open("/dev/null").map_err(io_err("/dev/null"))?;
+    let mut output_read: Option<OwnedFd> = None;
+    let mut keep_for_child: Vec<OwnedFd> = Vec::new();
+    let mut console: Option<OwnedFd> = None;
+    let mut console_fd: RawFd = -1;
+    let (stdin_fd, stdout_fd, stderr_fd): (RawFd, RawFd, RawFd) = if io.terminal {
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(sys_err("socketpair"))?;
+        console_fd = theirs.as_raw_fd();
+        console = Some(ours);
+        keep_for_child.push(theirs);
+        let null = dev_null.as_raw_fd();
+        (null, null, null)
+    } else {
+        let stdin = if io.stdin { 0 } else { dev_null.as_raw_fd() };
+        match &io.output {
+            Output::Inherit => (stdin, 1, 2),
+            Output::Lines(_) => {
+                let (read, write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+                let fd = write.as_raw_fd();
+                output_read = Some(read);
+                keep_for_child.push(write);
+                (stdin, fd, fd)
+            }
+        }
+    };
+
+    // Everything the child needs is built now: between clone and exec it may only make
+    // async-signal-safe calls.
+    let exe = CString::new("/proc/self/exe").expect("no NUL");
+    let arg0 = CString::new("lade-init").expect("no NUL");
+    let argv: Vec<*const libc::c_char> = vec![arg0.as_ptr(), std::ptr::null()];
+    let (spec_fd, status_fd) = (spec_read.as_raw_fd(), status_write.as_raw_fd());
+    let mut env: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| k != INIT_ENV)
+        .filter_map(|(k, v)| {
+            let mut entry = k.as_bytes().to_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(v.as_bytes());
+            CString::new(entry).ok()
+        })
+        .collect();
+    env.push(
+        CString::new(format!("{INIT_ENV}={spec_fd}:{status_fd}:{console_fd}")).expect("no NUL"),
+    );
+    let envp: Vec<*const libc::c_char> = env
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let failure = b"125 cannot start the container init\n";
+
+    let mut flags = CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.network == Network::Isolated {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    let mut stack = vec![0u8; 64 * 1024];
+    let child = Box::new(|| -> isize {
+        // SAFETY: only async-signal-safe calls (dup2, fcntl, execve, write, _exit) on
+        // descriptors and strings prepared before the clone.
+        unsafe {
+            for (fd, target) in [(stdin_fd, 0), (stdout_fd, 1), (stderr_fd, 2)] {
+                if fd != target {
+                    libc::dup2(fd, target);
+                }
+            }
+            libc::fcntl(spec_fd, libc::F_SETFD, 0);
+            libc::fcntl(status_fd, libc::F_SETFD, 0);
+            if console_fd >= 0 {
+                libc::fcntl(console_fd, libc::F_SETFD, 0);
+            }
+            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::write(status_fd, failure.as_ptr().cast(), failure.len());
+            libc::_exit(125)
+        }
+    });
+    // SAFETY: the child runs the closure above on its own stack and only execs or exits;
+    // SIGCHLD makes it a normal child we can wait for.
+    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(
+        sys_err("cannot create the sandbox's namespaces (lade needs root)"),
+    )?;
+    drop((spec_read, status_write, keep_for_child, dev_null));
+
+    let started = (|| -> Result<()> {
+        if let Some(cgroup) = cgroup {
+            cgroup.add(pid.as_raw())?;
+        }
+        let json = serde_json::to_vec(spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let mut pipe = File::from(spec_write);
+        pipe.write_all(&json)
+            .map_err(io_err("sending the spec to the init"))?;
+        Ok(())
+    })();
+    if let Err(err) = started {
+        let _ = kill(pid, Signal::SIGKILL);
+        let _ = waitpid(pid, None);
+        return Err(err);
+    }
+    // The pty's main side, once the init has made it.
+    let pty_master: Option<OwnedFd> = console.and_then(|socket| receive_fd(&socket));
+    if let Some(master) = &pty_master {
+        pty::resize(master.as_fd());
+    }
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.pids.push(pid.as_raw());
+        if let Some(master) = &pty_master {
+            running.pty = Some(master.as_raw_fd());
+        }
+    }
+
+    let output_thread = match (io.output, output_read) {
+        (Output::Lines(mut callback), Some(read)) => Some(std::thread::spawn(move || {
+            let reader = BufReader::new(File::from(read));
+            for line in reader.split(b'\n').map_while(|l| l.ok()) {
+                callback(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+            }
+        })),
+        _ => None,
+    };
+    let raw_mode = (io.terminal && io.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()))
+        .then(pty::RawMode::enter);
+    let relay_thread = pty_master.map(|master| {
+        let forward = io.stdin;
+        std::thread::spawn(move || pty::relay(master, forward))
+    });
+
+    // The init reports a setup failure here; success closes the pipe at exec.
+    let mut message = String::new();
+    let _ = File::from(status_read).read_to_string(&mut message);
+    let status = loop {
+        match waitpid(pid, None) {
+            Err(nix::Error::EINTR) => continue,
+            other => break other,
+        }
+    };
+    {
+        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        running.pids.retain(|p| *p != pid.as_raw());
+        if relay_thread.is_some() {
+            running.pty = None;
+        }
+    }
+    if let Some(thread) = relay_thread {
+        let _ = thread.join();
+    }
+    drop(raw_mode);
+    if let Some(thread) = output_thread {
+        let _ = thread.join();
+    }
+    let code = match status.map_err(sys_err("waiting for the sandbox"))? {
+        WaitStatus::Exited(_, code) => code,
+        WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
+        other => {
+            return Err(ExecError::Invalid(format!(
+                "unexpected wait status {other:?}"
+            )))
+        }
+    };
+    let message = message.trim();
+    if !message.is_empty() {
+        let (code, text) = match message.split_once(' ') {
+            Some((c, t)) => (c.parse().unwrap_or(125), t.to_string()),
+            None => (125, message.to_string()),
+        };
+        return Err(ExecError::Setup {
+            code,
+            message: text,
+        });
+    }
+    Ok(Exit { code })
+}

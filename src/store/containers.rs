@@ -1,0 +1,102 @@
+//! Container records: what the container module needs to keep across processes.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::db::{self, ContainerRecord};
+use super::{Result, Store, StoreError};
+
+const COLUMNS: &str = "id, name, image, image_name, created, state, pid, exit_code, spec";
+
+impl Store {
+    /// Records a new container; its name must be free.
+    pub fn insert_container(&self, record: &ContainerRecord) -> Result<()> {
+        let inserted = self.with_db(|conn| {
+            conn.execute(
+                "INSERT OR IGNORE INTO containers (id, name, image, image_name, created, state, pid, exit_code, spec)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    record.id,
+                    record.name,
+                    record.image.to_string(),
+                    record.image_name,
+                    record.created,
+                    record.state,
+                    record.pid,
+                    record.exit_code,
+                    record.spec
+                ],
+            )
+        })?;
+        if inserted == 0 {
+            return Err(StoreError::InUse(format!(
+                "the container name {:?} is already in use: remove that container or choose another name",
+                record.name
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn set_container_state(
+        &self,
+        id: &str,
+        state: &str,
+        pid: Option<i64>,
+        exit_code: Option<i64>,
+    ) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4 WHERE id = ?1",
+                params![id, state, pid, exit_code],
+            )
+        })?;
+        Ok(())
+    }
+
+    pub fn delete_container(&self, id: &str) -> Result<()> {
+        self.with_db(|conn| conn.execute("DELETE FROM containers WHERE id = ?1", params![id]))?;
+        Ok(())
+    }
+
+    /// A container by name, full id or unique id prefix.
+    pub fn container(&self, reference: &str) -> Result<ContainerRecord> {
+        let by_name = self.with_db(|conn| {
+            conn.query_row(
+                &format!("SELECT {COLUMNS} FROM containers WHERE name = ?1"),
+                params![reference],
+                db::container_from_row,
+            )
+            .optional()
+        })?;
+        if let Some(record) = by_name {
+            return Ok(record);
+        }
+        let matches = self.with_db(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM containers WHERE id LIKE ?1"
+            ))?;
+            let rows = stmt.query_map(params![format!("{reference}%")], db::container_from_row)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        match matches.len() {
+            1 if !reference.is_empty() => Ok(matches.into_iter().next().expect("one match")),
+            0 | 1 => Err(StoreError::Invalid {
+                what: format!("container {reference:?}"),
+                reason: "no such container".into(),
+            }),
+            _ => Err(StoreError::Invalid {
+                what: format!("container {reference:?}"),
+                reason: "several containers match: give more of the id".into(),
+            }),
+        }
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
+        self.with_db(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM containers ORDER BY created DESC"
+            ))?;
+            let rows = stmt.query_map([], db::container_from_row)?;
+            rows.collect()
+        })
+    }
+}

@@ -1,0 +1,505 @@
+//! `lade run` in real sandboxes: isolation, Docker's capabilities and seccomp refusals,
+//! cgroup limits, networking, exit codes, signals, terminals, and the run options.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{require_tool, Lade};
+
+/// A store with the busybox base.
+fn lade() -> Lade {
+    let lade = Lade::new();
+    lade.busybox();
+    lade
+}
+
+/// Runs `sh -c script` in a busybox container; returns (exit code, stdout, stderr).
+fn sh(lade: &Lade, flags: &[&str], script: &str) -> (i32, String, String) {
+    let mut args = vec!["run", "--rm"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&["busybox", "sh", "-c", script]);
+    let output = lade.output(&args);
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn ok(lade: &Lade, flags: &[&str], script: &str) -> String {
+    let (code, out, err) = sh(lade, flags, script);
+    assert_eq!(code, 0, "{script}: exit {code}\n{err}");
+    out
+}
+
+#[test]
+fn the_process_is_pid_1_with_its_own_hostname() {
+    let lade = lade();
+    let out = ok(
+        &lade,
+        &[],
+        "echo $$; hostname; cat /etc/hostname; echo $HOSTNAME",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1");
+    let host = nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_ne!(lines[1], host);
+    assert_eq!(lines[1].len(), 12, "the container id's prefix: {out}");
+    assert_eq!(lines[1], lines[2]);
+    assert_eq!(lines[1], lines[3]);
+    let out = ok(&lade, &["--hostname", "chosen"], "hostname");
+    assert_eq!(out.trim(), "chosen");
+    let out = ok(&lade, &[], "ls -d /proc/[0-9]* | wc -l");
+    assert!(
+        out.trim().parse::<u32>().unwrap() <= 3,
+        "only the container's processes: {out}"
+    );
+}
+
+#[test]
+fn host_files_are_invisible() {
+    let lade = lade();
+    let secret = lade.dir.path().join("host-only-secret");
+    std::fs::write(&secret, "secret").unwrap();
+    let (code, _, _) = sh(&lade, &[], &format!("test -e {}", secret.display()));
+    assert_eq!(code, 1, "a host file is visible in the container");
+    let out = ok(&lade, &[], "cat /proc/1/cmdline | tr '\\0' ' '; ls /");
+    assert!(out.starts_with("sh -c"), "{out}");
+    assert!(
+        !out.contains("work\n"),
+        "the host's /work is not there: {out}"
+    );
+}
+
+#[test]
+fn proc_is_masked_and_read_only_where_docker_masks_it() {
+    let lade = lade();
+    // /proc/kcore is empty or absent (this kernel may not have it); where the host has
+    // the file, the container sees /dev/null over it.
+    let out = ok(
+        &lade,
+        &[],
+        "cat /proc/kcore 2>/dev/null | wc -c; cat /proc/keys 2>/dev/null | wc -c",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "0"],
+        "{out}"
+    );
+    if std::path::Path::new("/proc/kcore").exists() {
+        let out = ok(&lade, &[], "stat -c %t:%T /proc/kcore");
+        assert_eq!(out.trim(), "1:3", "kcore is /dev/null");
+    }
+    if std::path::Path::new("/proc/timer_list").exists() {
+        let out = ok(&lade, &[], "stat -c %t:%T /proc/timer_list");
+        assert_eq!(out.trim(), "1:3");
+    }
+    let (code, _, err) = sh(&lade, &[], "echo 1 > /proc/sys/kernel/ns_last_pid");
+    assert_ne!(code, 0, "/proc/sys is read-only");
+    assert!(err.contains("Read-only file system"), "{err}");
+    let (code, _, _) = sh(&lade, &[], "touch /sys/kernel/x");
+    assert_ne!(code, 0, "/sys is read-only");
+}
+
+#[test]
+fn mount_and_unshare_fail_even_as_root() {
+    let lade = lade();
+    let (code, out, err) = sh(&lade, &[], "id -u; mount -t tmpfs none /mnt; echo mount=$?; unshare -U true; echo unshare=$?; unshare -n true; echo netns=$?");
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert!(
+        lines[1] != "mount=0" && lines[2] != "unshare=0" && lines[3] != "netns=0",
+        "{out}\n{err}"
+    );
+    assert!(
+        err.contains("Operation not permitted") || err.contains("permission denied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn capabilities_are_dockers_default_set() {
+    let lade = lade();
+    let status = ok(
+        &lade,
+        &[],
+        "grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status",
+    );
+    let field = |name: &str| -> String {
+        status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .map(|l| l.split_whitespace().nth(1).unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    // CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID SETPCAP NET_BIND_SERVICE NET_RAW
+    // SYS_CHROOT MKNOD AUDIT_WRITE SETFCAP: Docker's 14.
+    const DOCKER: &str = "00000000a80425fb";
+    assert_eq!(field("CapEff"), DOCKER);
+    assert_eq!(field("CapPrm"), DOCKER);
+    assert_eq!(field("CapBnd"), DOCKER);
+    assert_eq!(field("CapInh"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs"), "1");
+    assert_eq!(field("Seccomp"), "2");
+    let status = ok(
+        &lade,
+        &["-u", "nobody"],
+        "id -u; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status",
+    );
+    assert!(status.starts_with("65534\n"), "{status}");
+    assert!(
+        status.contains("CapEff:\t0000000000000000")
+            && status.contains(&format!("CapBnd:\t{DOCKER}")),
+        "{status}"
+    );
+}
+
+#[test]
+fn memory_limit_kills_with_137() {
+    let lade = lade();
+    let (code, _, _) = sh(
+        &lade,
+        &["--memory", "32m"],
+        "dd if=/dev/zero of=/dev/null bs=200M count=1",
+    );
+    assert_eq!(code, 137, "the OOM killer ends it");
+    let (code, _, err) = sh(
+        &lade,
+        &["--memory", "128m"],
+        "dd if=/dev/zero of=/dev/null bs=16M count=1",
+    );
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn pids_limit_stops_fork_bombs_and_the_host_is_fine() {
+    let lade = lade();
+    let sleepers = "i=0; while [ $i -lt 100 ]; do sleep 2 & i=$((i+1)); done; echo started all";
+    let (code, out, _) = sh(&lade, &[], sleepers);
+    assert_eq!(
+        (code, out.trim()),
+        (0, "started all"),
+        "without a limit 100 processes start"
+    );
+    let (code, out, err) = sh(&lade, &["--pids-limit", "50"], sleepers);
+    assert_ne!(code, 0, "with --pids-limit 50 they cannot");
+    assert!(out.is_empty() && err.contains("can't fork"), "{out}{err}");
+
+    let before = std::fs::read_dir("/proc").unwrap().count();
+    let (_, out, _) = sh(
+        &lade,
+        &["--pids-limit", "50"],
+        "f(){ f|f & }; f 2>/dev/null; sleep 2; echo done",
+    );
+    assert_eq!(out.trim(), "done");
+    std::thread::sleep(Duration::from_millis(500));
+    let after = std::fs::read_dir("/proc").unwrap().count();
+    assert!(
+        after < before + 10,
+        "processes leaked to the host: {before} -> {after}"
+    );
+    assert!(std::process::Command::new("true")
+        .status()
+        .unwrap()
+        .success());
+    let leftover = std::path::Path::new("/sys/fs/cgroup/pids/lade");
+    if leftover.is_dir() {
+        let dirs = std::fs::read_dir(leftover)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
+            .count();
+        assert_eq!(dirs, 0, "a container's cgroup outlived it");
+    }
+}
+
+#[test]
+fn network_none_has_only_loopback() {
+    let lade = lade();
+    let out = ok(
+        &lade,
+        &[],
+        "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up",
+    );
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        vec!["lo", "lo-up"]
+    );
+    let out = ok(&lade, &["--network", "none"], "ls /sys/class/net");
+    assert_eq!(out.trim(), "lo");
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let out = ok(&lade, &["--network", "host"], "ls /sys/class/net");
+    for iface in &host {
+        assert!(
+            out.contains(iface.as_str()),
+            "host network shows {iface}: {out}"
+        );
+    }
+}
+
+#[test]
+fn exit_codes_are_dockers() {
+    let lade = lade();
+    assert_eq!(sh(&lade, &[], "exit 0").0, 0);
+    assert_eq!(sh(&lade, &[], "exit 7").0, 7);
+    let out = lade.output(&["run", "--rm", "busybox", "/etc/passwd"]);
+    assert_eq!(out.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+    let out = lade.output(&["run", "--rm", "busybox", "no-such-command"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executable file not found"));
+    let out = lade.output(&["run", "--rm", "no-such-image"]);
+    assert_eq!(out.status.code(), Some(125));
+    let out = lade.output(&["run", "--rm", "-u", "nosuchuser", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user nosuchuser"));
+}
+
+/// Starts `lade run` in the background, sends `signal` after a moment, returns the exit
+/// code and stdout.
+fn signalled(lade: &Lade, args: &[&str], signal: nix::sys::signal::Signal) -> (i32, String) {
+    let child = lade
+        .process()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn signals_reach_the_container() {
+    use nix::sys::signal::Signal;
+    let lade = lade();
+    let (code, out) = signalled(
+        &lade,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 3' TERM; sleep 30 & wait",
+        ],
+        Signal::SIGTERM,
+    );
+    assert_eq!((code, out.trim()), (3, "got TERM"));
+    let (code, _) = signalled(
+        &lade,
+        &["run", "--rm", "--init", "busybox", "sleep", "30"],
+        Signal::SIGTERM,
+    );
+    assert_eq!(code, 143);
+    let (code, _) = signalled(
+        &lade,
+        &["run", "--rm", "--init", "busybox", "sleep", "30"],
+        Signal::SIGINT,
+    );
+    assert_eq!(code, 130);
+    let (code, out) = signalled(
+        &lade,
+        &[
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got HUP; exit 4' HUP; sleep 30 & wait",
+        ],
+        Signal::SIGHUP,
+    );
+    assert_eq!((code, out.trim()), (4, "got HUP"));
+}
+
+#[test]
+fn init_reaps_zombies() {
+    let lade = lade();
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; (sleep 0.1 &); sleep 0.5; ps -o stat | grep -c Z || true",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "2", "under --init the command is PID 2");
+    assert_eq!(lines[1], "0", "no zombies");
+}
+
+#[test]
+fn terminal_with_t() {
+    require_tool("script");
+    let lade = lade();
+    let lade_bin = assert_cmd::cargo::cargo_bin("lade");
+    let output = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "stty cols 101 rows 33; {} run --rm -t -u nobody busybox sh -c 'tty; stty size; ls -l $(tty); echo $TERM'",
+            lade_bin.display()
+        ))
+        .arg("/dev/null")
+        .env("LADE_ROOT", lade.root())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).replace('\r', "");
+    assert!(output.status.success(), "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("/dev/pts/"), "{out}");
+    assert_eq!(lines[1], "33 101", "the window size follows ours");
+    assert!(
+        lines[2].contains("nobody"),
+        "the pty belongs to the user: {out}"
+    );
+    assert_eq!(lines[3], "xterm");
+}
+
+#[test]
+fn run_options() {
+    let lade = lade();
+    let env_file = lade.dir.path().join("env");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=file\nBOTH=file\n").unwrap();
+    let out = lade
+        .cmd()
+        .env("PASSED", "through")
+        .args([
+            "run",
+            "--rm",
+            "-e",
+            "A=1",
+            "-e",
+            "BOTH=cli",
+            "-e",
+            "PASSED",
+            "--env-file",
+        ])
+        .arg(&env_file)
+        .args([
+            "-w",
+            "/made/by/workdir",
+            "-u",
+            "daemon",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $A $BOTH $FROM_FILE $PASSED; pwd; id -u; echo $HOME",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "1 cli file through\n/made/by/workdir\n1\n/usr/sbin\n"
+    );
+    let out = lade.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "replaced"]);
+    assert_eq!(out, "replaced\n");
+
+    let host_dir = lade.dir.path().join("shared");
+    std::fs::create_dir(&host_dir).unwrap();
+    std::fs::write(host_dir.join("in.txt"), "from host").unwrap();
+    let volume = format!("{}:/shared", host_dir.display());
+    let out = ok(
+        &lade,
+        &["-v", &volume],
+        "cat /shared/in.txt; echo written > /shared/out.txt",
+    );
+    assert_eq!(out, "from host");
+    assert_eq!(
+        std::fs::read_to_string(host_dir.join("out.txt")).unwrap(),
+        "written\n"
+    );
+    let read_only = format!("{}:/shared:ro", host_dir.display());
+    let (code, _, _) = sh(&lade, &["-v", &read_only], "echo x > /shared/nope");
+    assert_ne!(code, 0);
+    ok(&lade, &["-v", "named:/data"], "echo kept > /data/file");
+    assert_eq!(
+        ok(&lade, &["-v", "named:/data"], "cat /data/file"),
+        "kept\n"
+    );
+    let (code, _, err) = sh(&lade, &["--read-only"], "touch /x");
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+}
+
+#[test]
+fn containers_are_recorded_and_removed() {
+    let lade = lade();
+    let out = lade.output(&[
+        "run",
+        "--name",
+        "kept",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /left-behind; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let ps = lade.ok(&["ps", "-a"]);
+    assert!(ps.contains("kept") && ps.contains("Exited (3)"), "{ps}");
+    let err = lade.fails(&["run", "--name", "kept", "busybox", "true"]);
+    assert!(err.contains("already in use"), "{err}");
+    let err = lade.fails(&["rmi", "busybox"]);
+    assert!(err.contains("used by container(s) kept"), "{err}");
+    assert_eq!(lade.ok(&["rm", "kept"]).trim(), "kept");
+    assert!(lade.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    let containers = std::fs::read_dir(lade.root().join("containers"))
+        .unwrap()
+        .count();
+    assert_eq!(containers, 0, "rm removes the container's files");
+    lade.ok(&["run", "--rm", "busybox", "true"]);
+    assert!(
+        lade.ok(&["ps", "-a", "-q"]).trim().is_empty(),
+        "--rm leaves nothing"
+    );
+    assert_eq!(
+        std::fs::read_dir(lade.root().join("containers"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn demo_builds_and_runs() {
+    let lade = lade();
+    let examples = common::repo().join("examples");
+    lade.ok(&[
+        "build",
+        "--progress",
+        "plain",
+        "-t",
+        "demo:latest",
+        "-f",
+        &examples.join("Dockerfile.demo").to_string_lossy(),
+        &examples.to_string_lossy(),
+    ]);
+    let out = lade.ok(&["run", "--rm", "demo:latest"]);
+    assert!(
+        out.starts_with("Hello from lade-demo, built and run by lade."),
+        "{out}"
+    );
+    assert!(
+        out.contains("pid:        1 ") && out.contains("network:    lo"),
+        "{out}"
+    );
+}
