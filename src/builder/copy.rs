@@ -15,12 +15,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
+
 use super::context::{expand_sources, has_wildcards, join_relative, BuildContext, IgnoreMatcher};
+use super::hash::{hash_bytes, read_listing, ContextHasher, Hash, Listing, Stat};
 use super::view::resolve_in_root;
 use super::BuildError;
 use crate::exec::users;
 use crate::graph::{CopySource, CopyStep};
-use crate::layers::{self, Compression, Entry, EntryKind, LayerWriter};
+use crate::layers::{self, Compression, Entry, EntryKind, LayerWriter, SnapshotTarget};
 use crate::oci::Digest;
 use crate::store::{LayerInfo, Store};
 
@@ -41,11 +44,17 @@ pub(crate) struct CopyRequest<'a> {
     pub now: i64,
     /// Room for downloads and unpacked archives.
     pub scratch: &'a Path,
+    /// Planning only to compute a cache key: no owner names looked up, no archives
+    /// unpacked, nothing about the destination asked.
+    pub for_key: bool,
+    /// The context's stat and listing cache, to walk its directories with.
+    pub hasher: Option<&'a ContextHasher>,
 }
 
 enum Content {
     None,
-    File(PathBuf),
+    /// A file, with what `stat` said of it when it was planned (for the hash cache).
+    File(PathBuf, Option<Stat>),
     Bytes(Vec<u8>),
 }
 
@@ -79,6 +88,10 @@ struct Planner<'a> {
     owner: Owner,
     excludes: IgnoreMatcher,
     entries: BTreeMap<Vec<u8>, Planned>,
+    /// Planning for a key: what the sources hold, in the order they are met.
+    keyed: Vec<KeyUnit>,
+    /// Planning for a key: list every entry, not only their digest.
+    detail: bool,
     /// Image paths already resolved inside `dest_root`.
     resolved_dirs: HashMap<String, String>,
 }
@@ -86,6 +99,7 @@ struct Planner<'a> {
 pub(crate) fn plan(request: &CopyRequest<'_>) -> Result<CopyPlan, String> {
     let step = request.step;
     let owner = match &step.chown {
+        Some(_) if request.for_key => Owner::Fixed(0, 0),
         Some(spec) => {
             let (uid, gid) = resolve_chown(spec, request.dest_root)?;
             Owner::Fixed(uid, gid)
@@ -100,11 +114,55 @@ pub(crate) fn plan(request: &CopyRequest<'_>) -> Result<CopyPlan, String> {
         owner,
         excludes: IgnoreMatcher::from_patterns(&step.excludes)?,
         entries: BTreeMap::new(),
+        keyed: Vec::new(),
+        detail: false,
         resolved_dirs: HashMap::new(),
     };
     planner.run()?;
     Ok(CopyPlan {
         entries: planner.entries,
+    })
+}
+
+/// What a COPY or ADD takes from its source (the build context), for its cache key:
+/// every entry it selects with its origin, kind, mode (after `--chmod`), link target and
+/// content hash, and a digest of them all. Owners are left out: they are the step's
+/// `--chown` (root without it), which the key holds. Nothing about the destination is
+/// asked, no owner name is looked up and no archive is unpacked.
+///
+/// With `detail` false only the digest is made: the list of entries (which explains a
+/// miss and goes into its record) is asked for again, with `detail`, on a miss.
+pub(crate) fn key_inputs(request: &CopyRequest<'_>, detail: bool) -> Result<FileInputs, String> {
+    debug_assert!(request.for_key && request.hasher.is_some());
+    let mut planner = Planner {
+        request,
+        owner: Owner::Fixed(0, 0),
+        excludes: IgnoreMatcher::from_patterns(&request.step.excludes)?,
+        entries: BTreeMap::new(),
+        keyed: Vec::new(),
+        detail,
+        resolved_dirs: HashMap::new(),
+    };
+    planner.run()?;
+    let mut digest = blake3::Hasher::new();
+    for unit in &planner.keyed {
+        match unit {
+            KeyUnit::One(input) => {
+                digest.update(b"1");
+                input.feed(&mut digest);
+            }
+            KeyUnit::Tree(chunks) => {
+                digest.update(b"t");
+                digest.update(&(chunks.len() as u64).to_le_bytes());
+                for (chunk, _) in chunks {
+                    digest.update(chunk);
+                }
+            }
+        }
+    }
+    Ok(FileInputs {
+        digest: *digest.finalize().as_bytes(),
+        units: planner.keyed,
     })
 }
 
@@ -206,7 +264,13 @@ impl Planner<'_> {
                         0o644,
                         None,
                     );
-                    self.put(&target, entry, Content::Bytes(content.into_bytes()));
+                    let origin = format!("<<{name}");
+                    self.put(
+                        &target,
+                        entry,
+                        Content::Bytes(content.into_bytes()),
+                        Some(origin),
+                    )?;
                 }
                 Matched::Download { file, name, mtime } => {
                     let size = fs::metadata(&file)
@@ -215,7 +279,7 @@ impl Planner<'_> {
                     let target = self.file_target(&dest, &name, several);
                     let mut entry = self.new_entry(EntryKind::File { size }, 0o600, None);
                     entry.mtime = mtime;
-                    self.put(&target, entry, Content::File(file));
+                    self.put(&target, entry, Content::File(file, None), Some(name))?;
                 }
                 Matched::Path { relative } => self.copy_path(&relative, &dest, several)?,
             }
@@ -283,7 +347,9 @@ impl Planner<'_> {
             };
             return self.copy_dir(&source, relative, &target);
         }
-        if step.add && matches!(self.request.source, Source::Context(_)) && is_archive(&source) {
+        let unpack =
+            step.add && !self.request.for_key && matches!(self.request.source, Source::Context(_));
+        if unpack && is_archive(&source) {
             let unpacked = self
                 .request
                 .scratch
@@ -307,86 +373,98 @@ impl Planner<'_> {
         } else {
             self.file_target(dest, &base_name, several)
         };
-        let entry = self.entry_from(&meta, &source)?;
+        let link = read_link_if_symlink(&meta, &source)?;
+        let entry = self.entry_from(&meta, link);
         let content = match entry.kind {
-            EntryKind::File { .. } => Content::File(source),
+            EntryKind::File { .. } => Content::File(source, Some(Stat::of(&meta))),
             _ => Content::None,
         };
-        self.put(&target, entry, content);
-        Ok(())
+        self.put(&target, entry, content, Some(relative.to_string()))
     }
 
     /// Copies what is in `dir` (not `dir` itself) to the image directory `target`.
     fn copy_dir(&mut self, dir: &Path, relative: &str, target: &str) -> Result<(), String> {
+        let dir_meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if target != "/" && !self.is_dir_in_image(target) {
+            let entry = self.entry_from(&dir_meta, None);
+            self.put(target, entry, Content::None, Some(relative.to_string()))?;
+        }
         let context_ignore = match self.request.source {
             Source::Context(context) if !context.ignore.is_empty() => Some(&context.ignore),
             _ => None,
         };
-        let dir_meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        if target != "/" && !self.is_dir_in_image(target) {
-            let entry = self.entry_from(&dir_meta, dir)?;
-            self.put(target, entry, Content::None);
+        let hasher = match self.request.source {
+            Source::Context(_) => self.request.hasher,
+            Source::Root(_) => None,
+        };
+        let list = |path: &Path, meta: &Metadata| match hasher {
+            Some(hasher) => hasher.list_dir(path, meta),
+            None => read_listing(path),
+        };
+        if self.request.for_key {
+            let Some(hasher) = hasher else {
+                return Err("internal error: no hasher to key files with".into());
+            };
+            let Some(dir_relative) = dir
+                .strip_prefix(hasher.root())
+                .ok()
+                .and_then(|d| d.to_str())
+            else {
+                return Err(format!(
+                    "{}: not a UTF-8 path in the context",
+                    dir.display()
+                ));
+            };
+            let walk = KeyWalk {
+                dir: dir_relative,
+                relative,
+                ignore: context_ignore,
+                excludes: &self.excludes,
+                hasher,
+                chmod: self.request.step.chmod,
+                detail: self.detail,
+            };
+            let failed = |e: std::io::Error| format!("{}: {e}", dir.display());
+            let (_, dir_stat) = hasher.lstat_at(dir_relative).map_err(failed)?;
+            let top = hasher.list_dir_at(dir_relative, dir_stat).map_err(failed)?;
+            // Only what is taken counts: a left-out entry adds no (empty) chunk.
+            let keyed = top
+                .par_iter()
+                .map(|(name, is_dir)| walk.subtree(name, *is_dir))
+                .filter(|chunk| !matches!(chunk, Ok((0, _, _))))
+                .map(|chunk| chunk.map(|(_, digest, inputs)| (digest, inputs)))
+                .collect::<Result<Vec<_>, String>>()?;
+            self.keyed.push(KeyUnit::Tree(keyed));
+            return Ok(());
         }
-        let mut walker = walkdir::WalkDir::new(dir)
-            .follow_links(false)
-            .min_depth(1)
-            .sort_by_file_name()
-            .into_iter();
-        while let Some(item) = walker.next() {
-            let item = item.map_err(|e| format!("{}: {e}", dir.display()))?;
-            let inner = item
-                .path()
-                .strip_prefix(dir)
-                .map_err(|e| e.to_string())?
-                .to_string_lossy()
-                .into_owned();
-            let is_dir = item.file_type().is_dir();
-            if let Some(ignore) = context_ignore {
-                if ignore.excludes(&join_relative(relative, &inner)) {
-                    if is_dir && !ignore.has_exceptions() {
-                        walker.skip_current_dir();
-                    }
-                    continue;
-                }
-            }
-            if self.excludes.excludes(&inner) {
-                if is_dir && !self.excludes.has_exceptions() {
-                    walker.skip_current_dir();
-                }
-                continue;
-            }
-            if item.file_type().is_socket() {
-                continue;
-            }
-            let meta = item
-                .metadata()
-                .map_err(|e| format!("{}: {e}", item.path().display()))?;
-            let entry = self.entry_from(&meta, item.path())?;
+        let chunks = walk_tree(dir, relative, context_ignore, &self.excludes, &list)?;
+        let target = target.trim_end_matches('/');
+        for found in chunks.into_iter().flatten() {
+            let entry = self.entry_from(&found.meta, found.link);
             let content = match entry.kind {
-                EntryKind::File { .. } => Content::File(item.path().to_path_buf()),
+                EntryKind::File { .. } => {
+                    Content::File(dir.join(&found.inner), Some(Stat::of(&found.meta)))
+                }
                 _ => Content::None,
             };
             self.put(
-                &format!("{}/{inner}", target.trim_end_matches('/')),
+                &format!("{target}/{}", found.inner),
                 entry,
                 content,
-            );
+                Some(join_relative(relative, &found.inner)),
+            )?;
         }
         Ok(())
     }
 
-    /// An entry describing a source file, with this step's owner and mode rules.
-    fn entry_from(&self, meta: &Metadata, path: &Path) -> Result<Entry, String> {
+    fn entry_from(&self, meta: &Metadata, link: Option<Vec<u8>>) -> Entry {
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             EntryKind::Directory
         } else if file_type.is_file() {
             EntryKind::File { size: meta.len() }
-        } else if file_type.is_symlink() {
-            let target = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            EntryKind::Symlink {
-                target: target.as_os_str().as_bytes().to_vec(),
-            }
+        } else if let Some(target) = link {
+            EntryKind::Symlink { target }
         } else if file_type.is_char_device() || file_type.is_block_device() {
             let major = nix::sys::stat::major(meta.rdev()) as u32;
             let minor = nix::sys::stat::minor(meta.rdev()) as u32;
@@ -400,7 +478,7 @@ impl Planner<'_> {
         };
         let mut entry = self.new_entry(kind, meta.mode() & 0o7777, Some((meta.uid(), meta.gid())));
         entry.mtime = meta.mtime();
-        Ok(entry)
+        entry
     }
 
     fn new_entry(&self, kind: EntryKind, mode: u32, source_owner: Option<(u32, u32)>) -> Entry {
@@ -424,8 +502,22 @@ impl Planner<'_> {
         }
     }
 
-    /// Records an entry at the image path `target` (absolute), with its parents.
-    fn put(&mut self, target: &str, mut entry: Entry, content: Content) {
+    /// Records an entry at the image path `target` (absolute), with its parents; when
+    /// planning for a key, only what it is and where it comes from.
+    fn put(
+        &mut self,
+        target: &str,
+        mut entry: Entry,
+        content: Content,
+        origin: Option<String>,
+    ) -> Result<(), String> {
+        if self.request.for_key {
+            if let Some(origin) = origin {
+                let input = self.key_input(origin, &entry, content)?;
+                self.keyed.push(KeyUnit::One(input));
+            }
+            return Ok(());
+        }
         let (parent, name) = match target.trim_end_matches('/').rsplit_once('/') {
             Some((p, n)) => (p, n),
             None => ("", target),
@@ -437,11 +529,37 @@ impl Planner<'_> {
             format!("{parent}/{name}")
         };
         if path.is_empty() {
-            return;
+            return Ok(());
         }
         entry.path = path.clone().into_bytes();
         self.entries
             .insert(entry.path.clone(), Planned { entry, content });
+        Ok(())
+    }
+
+    /// An entry as a key sees it.
+    fn key_input(
+        &self,
+        origin: String,
+        entry: &Entry,
+        content: Content,
+    ) -> Result<FileInput, String> {
+        let hash = match content {
+            Content::None => [0; 32],
+            Content::Bytes(bytes) => hash_bytes(&bytes),
+            Content::File(path, stat) => match self.request.hasher {
+                Some(hasher) => hasher.hash_file(&path, stat)?,
+                None => return Err("internal error: no hasher to key files with".into()),
+            },
+        };
+        let (kind, link) = kind_and_link(&entry.kind);
+        Ok(FileInput {
+            origin,
+            kind,
+            mode: entry.mode,
+            link: String::from_utf8_lossy(link).into_owned(),
+            hash,
+        })
     }
 
     /// The layer path of image directory `dir`, with symlinks resolved inside the image,
@@ -582,20 +700,352 @@ fn is_archive(path: &Path) -> bool {
     header[0] != 0 && stored == Some(sum)
 }
 
+/// An entry found under a copied directory.
+struct Walked {
+    /// Its path under the directory.
+    inner: String,
+    meta: Metadata,
+    link: Option<Vec<u8>>,
+}
+
+fn read_link_if_symlink(meta: &Metadata, path: &Path) -> Result<Option<Vec<u8>>, String> {
+    if !meta.file_type().is_symlink() {
+        return Ok(None);
+    }
+    let target = fs::read_link(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some(target.as_os_str().as_bytes().to_vec()))
+}
+
+/// What to do with an entry met in a walk.
+enum Walk {
+    Take,
+    Skip,
+    SkipTree,
+}
+
+/// Everything under `dir` (whose path in the source is `relative`) that the context's
+/// `.dockerignore` and `--exclude` let through, in walk order (each directory's entries
+/// by name, a directory before what it holds). Directory listings come from `list`
+/// (the context's listing cache); the subtrees of `dir` are walked in parallel: a walk
+/// is mostly `lstat` calls, and a COPY of a big tree spends most of its cache-key time
+/// here.
+fn walk_tree(
+    dir: &Path,
+    relative: &str,
+    ignore: Option<&IgnoreMatcher>,
+    excludes: &IgnoreMatcher,
+    list: &(dyn Fn(&Path, &Metadata) -> std::io::Result<Listing> + Sync),
+) -> Result<Vec<Vec<Walked>>, String> {
+    let left_out = |matcher: &IgnoreMatcher, is_dir: bool| {
+        if is_dir && !matcher.has_exceptions() {
+            Walk::SkipTree
+        } else {
+            Walk::Skip
+        }
+    };
+    let decide = |inner: &str, is_dir: bool| -> Walk {
+        if let Some(ignore) = ignore {
+            if ignore.excludes(&join_relative(relative, inner)) {
+                return left_out(ignore, is_dir);
+            }
+        }
+        if !excludes.is_empty() && excludes.excludes(inner) {
+            return left_out(excludes, is_dir);
+        }
+        Walk::Take
+    };
+    let listing = |path: &Path, meta: &Metadata| -> Result<Listing, String> {
+        list(path, meta).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    // One subtree, depth first, in order: each directory's entries go on the stack in
+    // reverse so that they come off it by name.
+    let subtree = |name: &str, is_dir: bool| -> Result<Vec<Walked>, String> {
+        let mut out = Vec::new();
+        let mut stack: Vec<(String, bool)> = vec![(name.to_string(), is_dir)];
+        while let Some((inner, is_dir)) = stack.pop() {
+            // Left out, a directory is still walked when exceptions may bring back some
+            // of what it holds (as walkdir would go on into it).
+            let take = match decide(&inner, is_dir) {
+                Walk::SkipTree => continue,
+                Walk::Skip if !is_dir => continue,
+                Walk::Skip => false,
+                Walk::Take => true,
+            };
+            let path = dir.join(&inner);
+            let meta =
+                fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            if meta.file_type().is_dir() {
+                for (child, child_is_dir) in listing(&path, &meta)?.into_iter().rev() {
+                    stack.push((format!("{inner}/{child}"), child_is_dir));
+                }
+                if take {
+                    out.push(Walked {
+                        inner,
+                        meta,
+                        link: None,
+                    });
+                }
+                continue;
+            }
+            if !take || meta.file_type().is_socket() {
+                continue;
+            }
+            let link = read_link_if_symlink(&meta, &path)?;
+            out.push(Walked { inner, meta, link });
+        }
+        Ok(out)
+    };
+    let dir_meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let top = listing(dir, &dir_meta)?;
+    top.par_iter()
+        .map(|(name, is_dir)| subtree(name, *is_dir))
+        .collect()
+}
+
+/// A walk of a directory source for its key: digests of what it holds, made in one pass
+/// per top-level entry with one path buffer, and the entries themselves on request.
+struct KeyWalk<'a> {
+    /// The directory, relative to the context's root.
+    dir: &'a str,
+    relative: &'a str,
+    ignore: Option<&'a IgnoreMatcher>,
+    excludes: &'a IgnoreMatcher,
+    hasher: &'a ContextHasher,
+    chmod: Option<u32>,
+    detail: bool,
+}
+
+/// Where a walk is: relative to the context's root, to the walked directory, and as
+/// the source names it.
+struct WalkPosition {
+    path: String,
+    inner: String,
+    origin: String,
+}
+
+impl KeyWalk<'_> {
+    /// One top-level entry and everything below it: how many entries were taken, their
+    /// digest, and (with `detail`) the entries.
+    fn subtree(&self, name: &str, is_dir: bool) -> Result<(usize, Hash, Vec<FileInput>), String> {
+        let mut at = WalkPosition {
+            path: join_relative(self.dir, name),
+            inner: name.to_string(),
+            origin: join_relative(self.relative, name),
+        };
+        let mut digest = blake3::Hasher::new();
+        let mut inputs = Vec::new();
+        let mut count = 0;
+        self.visit(&mut at, is_dir, &mut digest, &mut inputs, &mut count)?;
+        Ok((count, *digest.finalize().as_bytes(), inputs))
+    }
+
+    fn left_out(&self, at: &WalkPosition, is_dir: bool) -> Walk {
+        let decide = |matcher: &IgnoreMatcher, path: &str| {
+            if !matcher.excludes(path) {
+                None
+            } else if is_dir && !matcher.has_exceptions() {
+                Some(Walk::SkipTree)
+            } else {
+                Some(Walk::Skip)
+            }
+        };
+        self.ignore
+            .and_then(|ignore| decide(ignore, &at.origin))
+            .or_else(|| {
+                (!self.excludes.is_empty())
+                    .then(|| decide(self.excludes, &at.inner))
+                    .flatten()
+            })
+            .unwrap_or(Walk::Take)
+    }
+
+    fn visit(
+        &self,
+        at: &mut WalkPosition,
+        is_dir: bool,
+        digest: &mut blake3::Hasher,
+        inputs: &mut Vec<FileInput>,
+        count: &mut usize,
+    ) -> Result<(), String> {
+        let take = match self.left_out(at, is_dir) {
+            Walk::SkipTree => return Ok(()),
+            Walk::Skip if !is_dir => return Ok(()),
+            Walk::Skip => false,
+            Walk::Take => true,
+        };
+        let failed = |e: std::io::Error| format!("{}: {e}", at.path);
+        let (st_mode, stat) = self.hasher.lstat_at(&at.path).map_err(failed)?;
+        let is_dir = st_mode & libc::S_IFMT == libc::S_IFDIR;
+        if !is_dir && (!take || st_mode & libc::S_IFMT == libc::S_IFSOCK) {
+            return Ok(());
+        }
+        let (kind, hash, link) = match st_mode & libc::S_IFMT {
+            libc::S_IFDIR => (b'd', [0; 32], None),
+            libc::S_IFREG => (b'f', self.hasher.hash_file_at(&at.path, stat)?, None),
+            libc::S_IFLNK => (
+                b'l',
+                [0; 32],
+                Some(self.hasher.read_link_at(&at.path).map_err(failed)?),
+            ),
+            libc::S_IFCHR => (b'c', [0; 32], None),
+            libc::S_IFBLK => (b'b', [0; 32], None),
+            _ => (b'p', [0; 32], None),
+        };
+        if take {
+            let mode = match self.chmod {
+                Some(chmod) if kind != b'l' => chmod,
+                _ => st_mode & 0o7777,
+            };
+            let link = link.as_deref().unwrap_or_default();
+            feed_leaf(digest, at.origin.as_bytes(), kind, mode, link, &hash);
+            *count += 1;
+            if self.detail {
+                inputs.push(FileInput {
+                    origin: at.origin.clone(),
+                    kind,
+                    mode,
+                    link: String::from_utf8_lossy(link).into_owned(),
+                    hash,
+                });
+            }
+        }
+        if !is_dir {
+            return Ok(());
+        }
+        let listing = self.hasher.list_dir_at(&at.path, stat).map_err(failed)?;
+        let (path_len, inner_len, origin_len) = (at.path.len(), at.inner.len(), at.origin.len());
+        for (child, child_is_dir) in listing {
+            if !at.path.is_empty() {
+                at.path.push('/');
+            }
+            at.path.push_str(&child);
+            at.inner.push('/');
+            at.inner.push_str(&child);
+            at.origin.push('/');
+            at.origin.push_str(&child);
+            let visited = self.visit(at, child_is_dir, digest, inputs, count);
+            at.path.truncate(path_len);
+            at.inner.truncate(inner_len);
+            at.origin.truncate(origin_len);
+            visited?;
+        }
+        Ok(())
+    }
+}
+
+fn feed_leaf(
+    digest: &mut blake3::Hasher,
+    origin: &[u8],
+    kind: u8,
+    mode: u32,
+    link: &[u8],
+    hash: &Hash,
+) {
+    digest.update(&(origin.len() as u64).to_le_bytes());
+    digest.update(origin);
+    digest.update(&[kind]);
+    digest.update(&mode.to_le_bytes());
+    digest.update(&(link.len() as u64).to_le_bytes());
+    digest.update(link);
+    digest.update(hash);
+}
+
+/// What a key holds of the entries of a COPY's sources, in the order they are met.
+pub(crate) enum KeyUnit {
+    /// A file, link or directory named by a source.
+    One(FileInput),
+    /// What a directory source holds, in chunks walked in parallel, each with its digest.
+    Tree(Vec<(Hash, Vec<FileInput>)>),
+}
+
+/// The files behind a COPY's cache key.
+pub(crate) struct FileInputs {
+    pub digest: Hash,
+    units: Vec<KeyUnit>,
+}
+
+impl FileInputs {
+    /// Every entry, in order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &FileInput> {
+        self.units
+            .iter()
+            .flat_map(|unit| -> Box<dyn Iterator<Item = &FileInput>> {
+                match unit {
+                    KeyUnit::One(input) => Box::new(std::iter::once(input)),
+                    KeyUnit::Tree(chunks) => Box::new(chunks.iter().flat_map(|(_, c)| c.iter())),
+                }
+            })
+    }
+}
+
+/// One source entry of a COPY, as its cache key sees it.
+pub(crate) struct FileInput {
+    pub origin: String,
+    kind: u8,
+    mode: u32,
+    link: String,
+    hash: Hash,
+}
+
+impl FileInput {
+    fn feed(&self, digest: &mut blake3::Hasher) {
+        feed_leaf(
+            digest,
+            self.origin.as_bytes(),
+            self.kind,
+            self.mode,
+            self.link.as_bytes(),
+            &self.hash,
+        );
+    }
+
+    /// `f 644 1f2e3d4c5b6a7988`, with ` -> target` for links: what `lade cache inspect`
+    /// shows and what explanations compare.
+    pub(crate) fn summary(&self) -> String {
+        let hex: String = self.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let mut text = format!("{} {:o} {hex}", self.kind as char, self.mode);
+        if !self.link.is_empty() {
+            text.push_str(" -> ");
+            text.push_str(&self.link);
+        }
+        text
+    }
+}
+
+fn kind_and_link(kind: &EntryKind) -> (u8, &[u8]) {
+    match kind {
+        EntryKind::Directory => (b'd', b""),
+        EntryKind::File { .. } => (b'f', b""),
+        EntryKind::Symlink { target } => (b'l', target),
+        EntryKind::Hardlink { target } => (b'h', target),
+        EntryKind::CharDevice { .. } => (b'c', b""),
+        EntryKind::BlockDevice { .. } => (b'b', b""),
+        EntryKind::Fifo => (b'p', b""),
+        EntryKind::Whiteout | EntryKind::Opaque => (b'w', b""),
+    }
+}
+
 /// Writes the planned layer: the blob into the store and the snapshot next to it.
+/// `reuse`: the snapshot of an earlier version of this layer, whose unchanged files the
+/// new snapshot can share.
 pub(crate) fn write_layer(
     store: &Store,
     plan: CopyPlan,
     compression: Compression,
     source_date_epoch: Option<i64>,
+    reuse: Option<&Path>,
 ) -> Result<LayerInfo, BuildError> {
     let staging = store.staging_dir("layer")?;
-    let mut writer = LayerWriter::new(store, compression, source_date_epoch, Some(staging.path()))?;
+    let snapshot = SnapshotTarget {
+        dir: staging.path(),
+        reuse,
+    };
+    let mut writer = LayerWriter::new(store, compression, source_date_epoch, Some(snapshot))?;
     for (_, planned) in plan.entries {
         match planned.content {
             Content::None => writer.add(&planned.entry, None)?,
             Content::Bytes(bytes) => writer.add(&planned.entry, Some(&mut bytes.as_slice()))?,
-            Content::File(path) => {
+            Content::File(path, _) => {
                 let mut file =
                     File::open(&path).map_err(|source| BuildError::Io { path, source })?;
                 writer.add(&planned.entry, Some(&mut file))?;
@@ -620,6 +1070,8 @@ pub(crate) fn plan_directory(request: &CopyRequest<'_>, path: &str) -> Result<Co
         owner: Owner::Fixed(uid, gid),
         excludes: IgnoreMatcher::default(),
         entries: BTreeMap::new(),
+        keyed: Vec::new(),
+        detail: false,
         resolved_dirs: HashMap::new(),
     };
     planner.resolve_dir(path);

@@ -1,31 +1,41 @@
 //! The builder: turns a Dockerfile and its context into an image. It parses and plans
-//! (graph), finds base images in the store, runs each needed stage's steps (COPY/ADD
-//! and WORKDIR make layers in one pass from files; RUN runs in the sandbox and its
-//! upper directory becomes the layer; other steps only change the config), and commits
-//! the target stage as an image with its history.
+//! (graph), finds base images in the store, runs the needed stages (those that do not
+//! depend on each other at the same time), and commits the target stage as an image
+//! with its history. Each step that can change files is keyed and looked up in the build
+//! cache first (see `cache`); COPY/ADD and WORKDIR make layers in one pass from files,
+//! RUN runs in the sandbox and its upper directory becomes the layer; other steps only
+//! change the config.
 //!
 //! It never prints: progress goes to a [`Reporter`] as [`Event`]s.
 
+mod cache;
 mod context;
 mod copy;
+mod hash;
 mod run;
+mod schedule;
+pub mod shared_cache;
+mod stage;
 mod view;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
 
 pub use context::{BuildContext, IgnoreMatcher};
 
 use crate::graph::{
-    self, Base, BaseImage, CopyFrom, ExpandedStage, Plan, PlanOptions, Step, StepKind,
+    self, Base, BaseImage, CopyFrom, ExpandedStage, Mount, Plan, PlanOptions, Step, StepKind,
 };
 use crate::layers::{Compression, LayerError};
-use crate::oci::{ContainerConfig, History, ImageConfig, ImageRef, Platform, RootFs};
+use crate::oci::{ImageConfig, ImageRef, Platform, RootFs};
 use crate::parser::{self, ParseError, SourceLocation};
-use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
-use copy::{CopyRequest, Source};
-use view::RootView;
+use crate::store::{Image, NewImage, Store, StoreError};
+use hash::ContextHasher;
+use shared_cache::ImportedCache;
+use stage::{Mode, Session};
 
 /// What to build.
 #[derive(Debug, Clone)]
@@ -40,6 +50,14 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// Stages (names or indexes) whose steps are rebuilt whatever the cache holds.
+    pub no_cache_filter: Vec<String>,
+    /// How many RUN steps may run at once (stages always build side by side).
+    pub jobs: usize,
+    /// Cache directories (OCI layouts) to reuse steps from.
+    pub cache_from: Vec<PathBuf>,
+    /// Where to write the cache of this build's steps.
+    pub cache_to: Option<PathBuf>,
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets every timestamp of the image.
     pub source_date_epoch: Option<i64>,
@@ -50,6 +68,8 @@ pub struct BuildOptions {
 pub struct BuildOutput {
     pub image: Image,
     pub warnings: Vec<String>,
+    /// How many cache records `--cache-to` wrote.
+    pub exported_records: Option<usize>,
 }
 
 /// A step being reported on.
@@ -58,7 +78,7 @@ pub struct StepRef {
     pub stage: usize,
     /// The stage's name, or its index.
     pub stage_label: String,
-    /// 1-based position in the stage, and the stage's step count.
+    /// 1-based position in the stage (0 for its FROM), and the stage's step count.
     pub number: usize,
     pub total: usize,
     /// The instruction as written.
@@ -73,11 +93,19 @@ pub enum Event {
         steps: usize,
     },
     StepStarted(StepRef),
+    /// A step that can change files was found in the cache, or why it was not; for a
+    /// FROM, why its base differs from the last build.
+    StepCache {
+        step: StepRef,
+        status: CacheStatus,
+    },
     StepDone {
         step: StepRef,
         elapsed: Duration,
         /// The layer's compressed size, when the step made one.
         layer_size: Option<u64>,
+        /// Restored from the cache rather than run.
+        cached: bool,
     },
     /// A line of a RUN step's output.
     StepOutput {
@@ -85,6 +113,36 @@ pub enum Event {
         line: String,
     },
     Warning(String),
+}
+
+/// A step's cache lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheStatus {
+    Hit,
+    /// Why the step runs: `2 files changed (a, b)`, `ARG V changed 1 -> 2`, ...
+    Miss(String),
+}
+
+/// What `lade build --explain` says of a step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A FROM whose base is what the last build had.
+    Unchanged,
+    /// A FROM whose base differs from the last build's, and how.
+    BaseChanged(String),
+    /// The step would be restored from the cache.
+    Cached,
+    /// The step would run, and why.
+    Runs(String),
+    /// A step that only changes the config: computed, never cached.
+    ConfigOnly,
+}
+
+/// One step of `lade build --explain`.
+#[derive(Debug, Clone)]
+pub struct ExplainedStep {
+    pub step: StepRef,
+    pub verdict: Verdict,
 }
 
 /// Receives build events; the CLI renders them.
@@ -123,6 +181,10 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Context(String),
+    #[error("the build stopped because another stage failed")]
+    Cancelled,
+    #[error("cannot start a thread to build a stage: {0}")]
+    Thread(std::io::Error),
 }
 
 fn render_step_error(location: &SourceLocation, step: &str, message: &str) -> String {
@@ -152,24 +214,24 @@ fn one_line(text: &str) -> String {
     }
 }
 
-/// A stage once built: its layers, history and config.
-#[derive(Debug, Clone)]
-struct BuiltStage {
-    layers: Vec<LayerInfo>,
-    history: Vec<History>,
-    config: ContainerConfig,
-    author: Option<String>,
-    architecture: String,
-    os: String,
-    variant: Option<String>,
+/// What a build needs before any step runs: the plan, the stages expanded, the base
+/// and `--from` images found, the context opened.
+pub(crate) struct Prepared {
+    plan: Plan,
+    expanded: BTreeMap<usize, ExpandedStage>,
+    /// Base image of each stage built on one.
+    bases: BTreeMap<usize, Image>,
+    /// Images `COPY --from` and `RUN --mount=from=` name, by familiar name.
+    images: BTreeMap<String, Image>,
+    context: BuildContext,
+    warnings: Vec<String>,
+    /// Identifies this context and Dockerfile among cache sites.
+    project: String,
+    /// What every key of this build shares: platform, compression, SOURCE_DATE_EPOCH.
+    settings: String,
 }
 
-/// Builds the image `options` describe.
-pub fn build(
-    store: &Store,
-    options: &BuildOptions,
-    reporter: &dyn Reporter,
-) -> Result<BuildOutput, BuildError> {
+fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError> {
     let dockerfile = parser::parse(&options.dockerfile_name, options.dockerfile.clone())?;
     let plan = graph::plan(
         &dockerfile,
@@ -178,9 +240,22 @@ pub fn build(
             target: options.target.clone(),
         },
     )?;
+    for filter in &options.no_cache_filter {
+        let known = plan.stages.iter().any(|s| {
+            s.name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(filter))
+                || s.index.to_string() == *filter
+        });
+        if !known {
+            return Err(BuildError::Context(format!(
+                "--no-cache-filter {filter}: {} has no stage of that name or index",
+                options.dockerfile_name
+            )));
+        }
+    }
     let context = BuildContext::open(&options.context, options.dockerfile_path.as_deref())
         .map_err(BuildError::Context)?;
-    let _guard = store.content_guard()?;
     let mut warnings: Vec<String> = Vec::new();
     if !plan.unused_build_args.is_empty() {
         warnings.push(format!(
@@ -194,18 +269,13 @@ pub fn build(
     for &index in &plan.order {
         let stage = &plan.stages[index];
         if let Base::Image(reference) = &stage.base {
-            let image = find_image(store, reference).map_err(|message| BuildError::Step {
+            let located = |message| BuildError::Step {
                 location: Box::new(stage.location.clone()),
                 step: stage.from_text.clone(),
                 message,
-            })?;
-            check_platform(&image, stage.platform.as_deref()).map_err(|message| {
-                BuildError::Step {
-                    location: Box::new(stage.location.clone()),
-                    step: stage.from_text.clone(),
-                    message,
-                }
-            })?;
+            };
+            let image = find_image(store, reference).map_err(located)?;
+            check_platform(&image, stage.platform.as_deref()).map_err(located)?;
             bases.insert(index, image);
         }
     }
@@ -216,69 +286,167 @@ pub fn build(
             author: image.config.author.clone(),
         }
     })?;
-    let total_steps: usize = expanded.values().map(|s| s.steps.len()).sum();
+    // Images steps take files from: their digests are part of those steps' keys.
+    let mut images: BTreeMap<String, Image> = BTreeMap::new();
+    for stage in expanded.values() {
+        for step in &stage.steps {
+            for reference in images_used(step) {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    images.entry(reference.familiar())
+                {
+                    slot.insert(find_image(store, reference).map_err(|m| step_error(step, m))?);
+                }
+            }
+        }
+    }
+    let canonical = |path: &std::path::Path| {
+        std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .to_string_lossy()
+            .into_owned()
+    };
+    let project = format!(
+        "{}\0{}",
+        canonical(&options.context),
+        options
+            .dockerfile_path
+            .as_deref()
+            .map(canonical)
+            .unwrap_or_else(|| options.dockerfile_name.clone())
+    );
+    let compression = match options.compression {
+        Compression::Zstd => "zstd",
+        Compression::Gzip => "gzip",
+        Compression::None => "uncompressed",
+    };
+    let settings = match options.source_date_epoch {
+        Some(epoch) => format!(
+            "{} {compression} SOURCE_DATE_EPOCH={epoch}",
+            Platform::host()
+        ),
+        None => format!("{} {compression}", Platform::host()),
+    };
+    Ok(Prepared {
+        plan,
+        expanded,
+        bases,
+        images,
+        context,
+        warnings,
+        project,
+        settings,
+    })
+}
+
+/// The images a step reads files from.
+fn images_used(step: &Step) -> Vec<&ImageRef> {
+    let mut out = Vec::new();
+    match &step.kind {
+        StepKind::Copy(copy) => {
+            if let CopyFrom::Image(reference) = &copy.from {
+                out.push(reference);
+            }
+        }
+        StepKind::Run(run) => {
+            for mount in &run.mounts {
+                match mount {
+                    Mount::Bind {
+                        from: CopyFrom::Image(reference),
+                        ..
+                    }
+                    | Mount::Cache {
+                        from: Some(CopyFrom::Image(reference)),
+                        ..
+                    } => out.push(reference),
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn session<'a>(
+    store: &'a Store,
+    options: &'a BuildOptions,
+    prepared: &'a Prepared,
+    reporter: &'a dyn Reporter,
+    mode: Mode,
+) -> Result<Session<'a>, BuildError> {
+    let imported = options
+        .cache_from
+        .iter()
+        .map(|dir| ImportedCache::open(dir))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Session {
+        store,
+        options,
+        prepared,
+        reporter,
+        hasher: ContextHasher::load(store, &prepared.context.root),
+        imported,
+        mode,
+        cancelled: AtomicBool::new(false),
+        done: Mutex::new(BTreeMap::new()),
+        sites: Mutex::new(Vec::new()),
+        used: Mutex::new(Vec::new()),
+        explained: Mutex::new(Vec::new()),
+        now: now_seconds(),
+    })
+}
+
+/// Builds the image `options` describe.
+pub fn build(
+    store: &Store,
+    options: &BuildOptions,
+    reporter: &dyn Reporter,
+) -> Result<BuildOutput, BuildError> {
+    let prepared = prepare(store, options)?;
+    let _guard = store.content_guard()?;
+    let plan = &prepared.plan;
+    let total_steps: usize = prepared.expanded.values().map(|s| s.steps.len()).sum();
     reporter.report(Event::Started {
         stages: plan.order.len(),
         steps: total_steps,
     });
-    for warning in &warnings {
+    for warning in &prepared.warnings {
         reporter.report(Event::Warning(warning.clone()));
     }
+    let session = session(store, options, &prepared, reporter, Mode::Build)?;
+    let base = |stage: usize| match plan.stages[stage].base {
+        Base::Stage(parent) => Some(parent),
+        _ => None,
+    };
+    let built = schedule::run_stages(
+        &plan.order,
+        &base,
+        options.jobs,
+        &|stage, turn| session.run_stage(stage, turn),
+        &|error| matches!(error, BuildError::Cancelled),
+        &|error| BuildError::Thread(error),
+        &|| {
+            session.cancelled.store(true, Ordering::SeqCst);
+            crate::exec::cancel_all();
+        },
+    );
+    // What was learned is kept even when the build failed: the steps that finished are
+    // reused next time, and their files need not be hashed again.
+    session.hasher.save(store);
+    let sites = std::mem::take(&mut *session.sites.lock().unwrap_or_else(|e| e.into_inner()));
+    let used = std::mem::take(&mut *session.used.lock().unwrap_or_else(|e| e.into_inner()));
+    store.finish_cache_use(&sites, &used, session.now)?;
+    built?;
 
-    let mut built: BTreeMap<usize, BuiltStage> = BTreeMap::new();
-    let mut images_by_ref: BTreeMap<String, Image> = BTreeMap::new();
-    for &index in &plan.order {
-        let stage = &plan.stages[index];
-        let start = match &stage.base {
-            Base::Scratch => {
-                let host = Platform::host();
-                BuiltStage {
-                    layers: Vec::new(),
-                    history: Vec::new(),
-                    config: ContainerConfig::default(),
-                    author: None,
-                    architecture: host.architecture,
-                    os: host.os,
-                    variant: host.variant,
-                }
-            }
-            Base::Image(_) => {
-                let image = &bases[&index];
-                BuiltStage {
-                    layers: image.layers.clone(),
-                    history: image.config.history.clone(),
-                    config: image.config.config.clone(),
-                    author: image.config.author.clone(),
-                    architecture: image.config.architecture.clone(),
-                    os: image.config.os.clone(),
-                    variant: image.config.variant.clone(),
-                }
-            }
-            Base::Stage(parent) => built[parent].clone(),
-        };
-        let stage_steps = &expanded[&index];
-        let result = StageBuild {
-            store,
-            options,
-            plan: &plan,
-            context: &context,
-            reporter,
-            built: &built,
-            images_by_ref: &mut images_by_ref,
-        }
-        .run(index, start, stage_steps)?;
-        built.insert(index, result);
-    }
-
-    let target = &built[&plan.target];
-    let created = history_time(options.source_date_epoch);
+    let done = session.done.lock().unwrap_or_else(|e| e.into_inner());
+    let target = &done[&plan.target];
     let config = ImageConfig {
         created: Some(
             target
                 .history
                 .last()
                 .and_then(|h| h.created.clone())
-                .unwrap_or(created),
+                .unwrap_or_else(|| target.last_time.clone()),
         ),
         author: target.author.clone(),
         architecture: target.architecture.clone(),
@@ -300,7 +468,36 @@ pub fn build(
         },
         &options.tags,
     )?;
-    Ok(BuildOutput { image, warnings })
+    store.set_built_image(
+        &image.id,
+        &serde_json::to_string(&target.steps).unwrap_or_default(),
+    )?;
+    let exported_records = match &options.cache_to {
+        Some(dir) => Some(shared_cache::export(store, dir, &used)?),
+        None => None,
+    };
+    Ok(BuildOutput {
+        image,
+        warnings: prepared.warnings.clone(),
+        exported_records,
+    })
+}
+
+/// Says, for every step the build would take, whether the cache has it and if not why,
+/// without running or writing anything (but the stat cache of the context's files).
+pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedStep>, BuildError> {
+    let prepared = prepare(store, options)?;
+    let session = session(store, options, &prepared, &Silent, Mode::Explain)?;
+    for &stage in &prepared.plan.order {
+        session.run_stage(stage, &schedule::Turn::unscheduled())?;
+    }
+    session.hasher.save(store);
+    let explained =
+        std::mem::take(&mut *session.explained.lock().unwrap_or_else(|e| e.into_inner()));
+    Ok(explained
+        .into_iter()
+        .map(|(step, verdict)| ExplainedStep { step, verdict })
+        .collect())
 }
 
 /// Finds a base image in the store (lade does not pull yet).
@@ -347,225 +544,4 @@ fn history_time(source_date_epoch: Option<i64>) -> String {
 
 fn now_seconds() -> i64 {
     jiff::Timestamp::now().as_second()
-}
-
-/// The work of building one stage.
-struct StageBuild<'a> {
-    store: &'a Store,
-    options: &'a BuildOptions,
-    plan: &'a Plan,
-    context: &'a BuildContext,
-    reporter: &'a dyn Reporter,
-    built: &'a BTreeMap<usize, BuiltStage>,
-    images_by_ref: &'a mut BTreeMap<String, Image>,
-}
-
-impl StageBuild<'_> {
-    fn run(
-        &mut self,
-        index: usize,
-        mut state: BuiltStage,
-        expanded: &ExpandedStage,
-    ) -> Result<BuiltStage, BuildError> {
-        let stage = &self.plan.stages[index];
-        let total = expanded.steps.len();
-        for step in &expanded.steps {
-            let step_ref = StepRef {
-                stage: index,
-                stage_label: stage.label(),
-                number: step.number,
-                total,
-                text: step.text.clone(),
-            };
-            self.reporter.report(Event::StepStarted(step_ref.clone()));
-            let started = Instant::now();
-            let layer = match &step.kind {
-                StepKind::Config => None,
-                StepKind::Workdir(path) => self.workdir(&state, step, path)?,
-                StepKind::Copy(copy) => Some(self.copy(&state, step, copy)?),
-                StepKind::Run(run_step) => self.run_step(&state, step, run_step, &step_ref)?,
-            };
-            let layer_size = layer.as_ref().map(|l| l.size);
-            state.history.push(History {
-                created: Some(history_time(self.options.source_date_epoch)),
-                created_by: Some(step.created_by.clone()),
-                author: None,
-                comment: Some("buildkit.dockerfile.v0".into()),
-                empty_layer: layer.is_none().then_some(true),
-            });
-            if let Some(layer) = layer {
-                state.layers.push(layer);
-            }
-            self.reporter.report(Event::StepDone {
-                step: step_ref,
-                elapsed: started.elapsed(),
-                layer_size,
-            });
-        }
-        state.config = expanded.config.clone();
-        state.author = expanded.author.clone();
-        Ok(state)
-    }
-
-    fn run_step(
-        &mut self,
-        state: &BuiltStage,
-        step: &Step,
-        run_step: &graph::RunStep,
-        step_ref: &StepRef,
-    ) -> Result<Option<LayerInfo>, BuildError> {
-        let store = self.store;
-        let built = self.built;
-        let images = &mut *self.images_by_ref;
-        let mut open_view = |from: &CopyFrom| -> Result<Option<RootView>, String> {
-            let layers = match from {
-                CopyFrom::Context => return Ok(None),
-                CopyFrom::Stage(i) => built[i].layers.clone(),
-                CopyFrom::Image(reference) => {
-                    let key = reference.familiar();
-                    if !images.contains_key(&key) {
-                        images.insert(key.clone(), find_image(store, reference)?);
-                    }
-                    images[&key].layers.clone()
-                }
-            };
-            if layers.is_empty() {
-                return Ok(None);
-            }
-            RootView::open(store, &layers)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        };
-        run::run(
-            run::RunContext {
-                store,
-                layers: &state.layers,
-                context_root: &self.context.root,
-                compression: self.options.compression,
-                source_date_epoch: self.options.source_date_epoch,
-                reporter: self.reporter,
-                step_ref: step_ref.clone(),
-                open_view: &mut open_view,
-            },
-            step,
-            run_step,
-        )
-    }
-
-    /// The stage's filesystem so far, mounted, or `None` while it is empty.
-    fn view(&self, layers: &[LayerInfo]) -> Result<Option<RootView>, BuildError> {
-        if layers.is_empty() {
-            return Ok(None);
-        }
-        RootView::open(self.store, layers).map(Some)
-    }
-
-    fn copy(
-        &mut self,
-        state: &BuiltStage,
-        step: &Step,
-        copy: &graph::CopyStep,
-    ) -> Result<LayerInfo, BuildError> {
-        let dest_view = self.view(&state.layers)?;
-        let from_view;
-        let source = match &copy.from {
-            CopyFrom::Context => Source::Context(self.context),
-            CopyFrom::Stage(other) => {
-                from_view = self.view(&self.built[other].layers)?;
-                match &from_view {
-                    Some(view) => Source::Root(view.root()),
-                    None => {
-                        return Err(step_error(
-                            step,
-                            format!("stage {other} has no files to copy"),
-                        ))
-                    }
-                }
-            }
-            CopyFrom::Image(reference) => {
-                let key = reference.familiar();
-                if !self.images_by_ref.contains_key(&key) {
-                    let image =
-                        find_image(self.store, reference).map_err(|m| step_error(step, m))?;
-                    self.images_by_ref.insert(key.clone(), image);
-                }
-                from_view = self.view(&self.images_by_ref[&key].layers)?;
-                match &from_view {
-                    Some(view) => Source::Root(view.root()),
-                    None => {
-                        return Err(step_error(
-                            step,
-                            format!("image {key} has no files to copy"),
-                        ))
-                    }
-                }
-            }
-        };
-        let scratch = self.store.staging_dir("scratch")?;
-        let request = CopyRequest {
-            step: copy,
-            source,
-            dest_root: dest_view.as_ref().map(RootView::root),
-            source_date_epoch: self.options.source_date_epoch,
-            now: now_seconds(),
-            scratch: scratch.path(),
-        };
-        let plan = copy::plan(&request).map_err(|m| step_error(step, m))?;
-        copy::write_layer(
-            self.store,
-            plan,
-            self.options.compression,
-            self.options.source_date_epoch,
-        )
-    }
-
-    /// WORKDIR creates its directory (owned by the USER in effect) when the image lacks
-    /// it; then it is a layer, otherwise only a config change.
-    fn workdir(
-        &mut self,
-        state: &BuiltStage,
-        step: &Step,
-        path: &str,
-    ) -> Result<Option<LayerInfo>, BuildError> {
-        let view = self.view(&state.layers)?;
-        let root = view.as_ref().map(RootView::root);
-        if root.is_some_and(|r| view::resolve_in_root(r, path, true).is_dir()) {
-            return Ok(None);
-        }
-        let scratch = self.store.staging_dir("scratch")?;
-        let user = state.config.user.clone().filter(|u| !u.is_empty());
-        let mkdir = graph::CopyStep {
-            add: false,
-            sources: Vec::new(),
-            dest: format!("{}/", path.trim_end_matches('/')),
-            from: CopyFrom::Context,
-            chown: user,
-            chmod: None,
-            link: false,
-            parents: false,
-            excludes: Vec::new(),
-            checksum: None,
-            keep_git_dir: false,
-            workdir: "/".into(),
-        };
-        let request = CopyRequest {
-            step: &mkdir,
-            source: Source::Context(self.context),
-            dest_root: root,
-            source_date_epoch: self.options.source_date_epoch,
-            now: now_seconds(),
-            scratch: scratch.path(),
-        };
-        let plan = copy::plan_directory(&request, path).map_err(|m| step_error(step, m))?;
-        if plan.is_empty() {
-            return Ok(None);
-        }
-        copy::write_layer(
-            self.store,
-            plan,
-            self.options.compression,
-            self.options.source_date_epoch,
-        )
-        .map(Some)
-    }
 }

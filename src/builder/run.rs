@@ -347,7 +347,7 @@ fn step_mount(
             if from.is_some() {
                 return Err("cache mounts seeded `from` a stage or image are not supported".into());
             }
-            let base = cx.store.root().join("cache-mounts");
+            let base = cx.store.cache_mounts_dir();
             let key = &crate::oci::Digest::of(id.as_bytes()).hex()[..16];
             let mut dir = base.join(key);
             let lock_path = base.join(format!("{key}.lock"));

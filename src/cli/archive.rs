@@ -78,7 +78,7 @@ fn config_from_changes(changes: &[String]) -> Result<ContainerConfig> {
     debug_assert!(stage
         .steps
         .iter()
-        .all(|s| matches!(s.kind, StepKind::Config | StepKind::Workdir(_))));
+        .all(|s| matches!(s.kind, StepKind::Config | StepKind::Workdir { .. })));
     Ok(stage.config)
 }
 

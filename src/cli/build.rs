@@ -35,9 +35,35 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
 
-    /// Do not use the build cache
+    /// Do not use the build cache: run every step (results are still recorded)
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Do not use the build cache for the steps of these stages (names or indexes;
+    /// repeat it or separate with commas). Later stages reuse their cache when what
+    /// they take from a rebuilt stage comes out the same.
+    #[arg(long, value_name = "STAGE", value_delimiter = ',')]
+    pub no_cache_filter: Vec<String>,
+
+    /// Reuse steps from a build cache exported with --cache-to: a directory (an OCI
+    /// layout), as DIR or type=local,src=DIR; may be given more than once
+    #[arg(long, value_name = "SRC")]
+    pub cache_from: Vec<String>,
+
+    /// Export the cache of every step of this build to a directory (an OCI layout that
+    /// --cache-from reads, on this machine or another), as DIR or type=local,dest=DIR
+    #[arg(long, value_name = "DEST")]
+    pub cache_to: Option<String>,
+
+    /// How many RUN steps may run at once, across stages [default: the number of CPUs].
+    /// Stages that do not depend on each other always build at the same time; COPY and
+    /// config steps never wait for a turn
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Say for every step whether the cache has it and, if not, why; build nothing
+    #[arg(long, conflicts_with = "dry_run")]
+    pub explain: bool,
 
     /// How to show progress
     #[arg(long, value_enum, default_value = "auto")]
@@ -52,7 +78,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// Output format of --dry-run
+    /// Output format of --dry-run and --explain
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 
@@ -73,8 +99,13 @@ pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
     let bytes = std::fs::read(&dockerfile_path)
         .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
     let name = dockerfile_path.display().to_string();
-    if !args.dry_run {
-        return build(root, args, name, bytes, dockerfile_path);
+    if args.explain || !args.dry_run {
+        let options = build_options(&args, name, bytes, dockerfile_path)?;
+        return if args.explain {
+            explain(root, &args, &options)
+        } else {
+            build(root, &args, &options)
+        };
     }
     let dockerfile = parser::parse(&name, bytes)?;
     let options = PlanOptions {
@@ -95,16 +126,12 @@ pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn build(
-    root: Option<PathBuf>,
-    args: BuildArgs,
+fn build_options(
+    args: &BuildArgs,
     name: String,
     bytes: Vec<u8>,
     path: PathBuf,
-) -> Result<ExitCode> {
-    // Views of image filesystems are mounted in a namespace of lade's own, so they vanish
-    // with the process whatever happens. This must come before any thread starts.
-    crate::exec::mounts::private_mount_namespace()?;
+) -> Result<BuildOptions> {
     let tags = args
         .tags
         .iter()
@@ -113,8 +140,12 @@ fn build(
                 .with_context(|| format!("invalid tag {t:?}"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let store = super::open_store(root)?;
-    let options = BuildOptions {
+    let jobs = match args.jobs {
+        Some(0) => bail!("--jobs must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    Ok(BuildOptions {
         context: args.context.clone(),
         dockerfile_name: name,
         dockerfile: bytes,
@@ -123,11 +154,127 @@ fn build(
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        no_cache_filter: args
+            .no_cache_filter
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect(),
+        jobs,
+        cache_from: args
+            .cache_from
+            .iter()
+            .map(|spec| cache_location(spec, "src"))
+            .collect::<Result<_>>()?,
+        cache_to: args
+            .cache_to
+            .as_deref()
+            .map(|spec| cache_location(spec, "dest"))
+            .transpose()?,
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
-    };
+    })
+}
+
+/// `DIR`, or BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`.
+fn cache_location(spec: &str, key: &str) -> Result<PathBuf> {
+    if !spec.contains('=') {
+        return Ok(PathBuf::from(spec));
+    }
+    let fields: Vec<(&str, &str)> = spec
+        .split(',')
+        .map(|field| field.split_once('=').unwrap_or((field, "")))
+        .collect();
+    match fields.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
+        Some("local") | None => {}
+        Some(other) => bail!(
+            "cache type {other:?} is not supported: lade reads and writes local directories (type=local,{key}=DIR)"
+        ),
+    }
+    let mut path = None;
+    for (name, value) in fields {
+        match name {
+            "type" | "mode" | "compression" | "oci-mediatypes" | "ignore-error" => {}
+            _ if name == key => path = Some(PathBuf::from(value)),
+            _ => bail!("invalid cache location {spec:?}: unknown field {name:?}"),
+        }
+    }
+    path.with_context(|| format!("invalid cache location {spec:?}: no {key}=DIR"))
+}
+
+fn explain(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
+    let store = super::open_store(root)?;
+    let steps = builder::explain(&store, options)?;
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => {
+            let rows: Vec<Value> = steps
+                .iter()
+                .map(|s| {
+                    let (status, reason) = verdict_parts(&s.verdict);
+                    json!({
+                        "stage": s.step.stage_label,
+                        "number": s.step.number,
+                        "instruction": s.step.text,
+                        "status": status,
+                        "reason": reason,
+                    })
+                })
+                .collect();
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+        }
+        Format::Text => {
+            let labels: Vec<String> = steps
+                .iter()
+                .map(|s| super::progress::labelled(&s.step, 60))
+                .collect();
+            let width = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+            for (step, label) in steps.iter().zip(&labels) {
+                let (status, reason) = verdict_parts(&step.verdict);
+                let text = match reason {
+                    Some(reason) => format!("{status}: {reason}"),
+                    None => status.to_string(),
+                };
+                writeln!(out, "{label:<width$}  {text}")?;
+            }
+            let cached = steps
+                .iter()
+                .filter(|s| s.verdict == builder::Verdict::Cached)
+                .count();
+            let runs = steps
+                .iter()
+                .filter(|s| matches!(s.verdict, builder::Verdict::Runs(_)))
+                .count();
+            writeln!(out, "{cached} step(s) cached, {runs} would run")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn verdict_parts(verdict: &builder::Verdict) -> (&'static str, Option<&str>) {
+    match verdict {
+        builder::Verdict::Unchanged => ("unchanged", None),
+        builder::Verdict::BaseChanged(reason) => ("changed", Some(reason)),
+        builder::Verdict::Cached => ("cached", None),
+        builder::Verdict::Runs(reason) => ("runs", Some(reason)),
+        builder::Verdict::ConfigOnly => ("config only", None),
+    }
+}
+
+fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
+    // Views of image filesystems are mounted in a namespace of lade's own, so they vanish
+    // with the process whatever happens. This must come before any thread starts.
+    crate::exec::mounts::private_mount_namespace()?;
+    let store = super::open_store(root)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
-    let output = builder::build(&store, &options, &progress)?;
+    let output = builder::build(&store, options, &progress)?;
+    if let (Some(count), Some(dir)) = (output.exported_records, &options.cache_to) {
+        progress.line(&format!(
+            "exported {count} cache record(s) to {}",
+            dir.display()
+        ));
+    }
     let id = output.image.id.to_string();
     if let Some(iidfile) = &args.iidfile {
         std::fs::write(iidfile, &id)

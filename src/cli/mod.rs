@@ -4,6 +4,7 @@
 
 mod archive;
 mod build;
+mod cache;
 mod containers;
 mod images;
 mod progress;
@@ -33,6 +34,9 @@ pub struct Cli {
 pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
+    /// Show and prune the build cache
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Make an image of a root filesystem tarball (like `docker import`)
     Import(archive::ImportArgs),
     /// List images
@@ -98,6 +102,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let root = cli.root.clone();
     let result = match cli.command {
         Command::Build(args) => build::run(root, args),
+        Command::Cache(command) => cache::run(root, command),
         Command::Import(args) => archive::import(root, args),
         Command::Images(args) => images::images(root, args),
         Command::Tag(args) => images::tag(root, args),

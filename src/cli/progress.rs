@@ -10,7 +10,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
 use crate::archive;
-use crate::builder::{Event, Reporter, StepRef};
+use crate::builder::{CacheStatus, Event, Reporter, StepRef};
 
 /// How progress will actually be shown, once `auto` is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,18 +32,42 @@ impl Mode {
 }
 
 fn step_label(step: &StepRef) -> String {
-    let text: String = step
-        .text
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(100)
-        .collect();
-    format!(
-        "[{} {}/{}] {text}",
-        step.stage_label, step.number, step.total
-    )
+    labelled(step, 100)
+}
+
+/// `[build 2/5] COPY . /app`: the step's first line, cut to `width` characters.
+pub(super) fn labelled(step: &StepRef, width: usize) -> String {
+    let first = step.text.lines().next().unwrap_or_default();
+    let text = if first.chars().count() > width {
+        format!(
+            "{}...",
+            first
+                .chars()
+                .take(width.saturating_sub(3))
+                .collect::<String>()
+        )
+    } else {
+        first.to_string()
+    };
+    if step.number == 0 {
+        format!("[{}] {text}", step.stage_label)
+    } else {
+        format!(
+            "[{} {}/{}] {text}",
+            step.stage_label, step.number, step.total
+        )
+    }
+}
+
+/// `COPY . /app: 2 files changed (a, b)`: a miss in one line.
+fn miss_line(step: &StepRef, reason: &str) -> String {
+    let text = step.text.lines().next().unwrap_or_default().trim();
+    let text = if text.chars().count() > 60 {
+        format!("{}...", text.chars().take(57).collect::<String>())
+    } else {
+        text.to_string()
+    };
+    format!("cache miss: {text}: {reason}")
 }
 
 /// Renders build events.
@@ -111,10 +135,18 @@ impl Reporter for BuildProgress {
                     Event::StepOutput { step, line } => {
                         writeln!(err, "#{} {line}", self.number(step))
                     }
+                    Event::StepCache { step, status } => match status {
+                        CacheStatus::Hit => writeln!(err, "#{} CACHED", self.number(step)),
+                        CacheStatus::Miss(reason) => {
+                            writeln!(err, "#{} {}", self.number(step), miss_line(step, reason))
+                        }
+                    },
+                    Event::StepDone { cached: true, .. } => Ok(()),
                     Event::StepDone {
                         step,
                         elapsed,
                         layer_size,
+                        ..
                     } => {
                         let layer = layer_size
                             .map(|s| format!(", layer {}", super::human_size(s)))
@@ -147,10 +179,22 @@ impl Reporter for BuildProgress {
                 Event::StepOutput { line, .. } => {
                     let _ = self.multi.println(format!("  {line}"));
                 }
+                Event::StepCache {
+                    step,
+                    status: CacheStatus::Miss(reason),
+                } => {
+                    let _ = self.multi.println(format!(
+                        "[{}] {}",
+                        step.stage_label,
+                        miss_line(&step, &reason)
+                    ));
+                }
+                Event::StepCache { .. } => {}
                 Event::StepDone {
                     step,
                     elapsed,
                     layer_size,
+                    cached,
                 } => {
                     if let Some(bar) = self
                         .bars
@@ -165,11 +209,15 @@ impl Reporter for BuildProgress {
                         let layer = layer_size
                             .map(|s| format!(" {}", super::human_size(s)))
                             .unwrap_or_default();
-                        bar.finish_with_message(format!(
-                            "✓ {} {:.1}s{layer}",
-                            step_label(&step),
-                            elapsed.as_secs_f64()
-                        ));
+                        if cached {
+                            bar.finish_with_message(format!("✓ {} CACHED", step_label(&step)));
+                        } else {
+                            bar.finish_with_message(format!(
+                                "✓ {} {:.1}s{layer}",
+                                step_label(&step),
+                                elapsed.as_secs_f64()
+                            ));
+                        }
                     }
                 }
                 Event::Warning(w) => {

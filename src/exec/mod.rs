@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cgroups::{CgroupLayout, Limits};
 pub use init::maybe_run_init;
-pub use spawn::{run, Exit, Io, Output};
+pub use spawn::{cancel_all, run, Exit, Io, Output};
 
 /// Everything the sandbox needs, sent to the init as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

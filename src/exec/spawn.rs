@@ -51,12 +51,25 @@ pub(crate) const INIT_ENV: &str = "_LADE_INIT";
 struct Running {
     pids: Vec<i32>,
     pty: Option<RawFd>,
+    /// Set by [`cancel_all`]: sandboxes started afterwards are killed at once.
+    cancelled: bool,
 }
 
 static RUNNING: Mutex<Running> = Mutex::new(Running {
     pids: Vec::new(),
     pty: None,
+    cancelled: false,
 });
+
+/// Kills every sandbox this process is running, and any it starts from now on: when one
+/// step of a build fails, the steps running beside it stop too.
+pub fn cancel_all() {
+    let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+    running.cancelled = true;
+    for &pid in &running.pids {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+}
 static FORWARDER: OnceLock<()> = OnceLock::new();
 
 /// Once per process: SIGINT, SIGTERM, SIGHUP, SIGQUIT and the user signals go to the
@@ -206,9 +219,11 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
     }
     let mut stack = vec![0u8; 64 * 1024];
     let child = Box::new(|| -> isize {
-        // SAFETY: only async-signal-safe calls (dup2, fcntl, execve, write, _exit) on
-        // descriptors and strings prepared before the clone.
+        // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve, write, _exit)
+        // on descriptors and strings prepared before the clone.
         unsafe {
+            // The sandbox dies with the thread that waits for it, even on a SIGKILL of lade.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             for (fd, target) in [(stdin_fd, 0), (stdout_fd, 1), (stderr_fd, 2)] {
                 if fd != target {
                     libc::dup2(fd, target);
@@ -253,6 +268,9 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
     }
     {
         let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if running.cancelled {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
         running.pids.push(pid.as_raw());
         if let Some(master) = &pty_master {
             running.pty = Some(master.as_raw_fd());

@@ -64,8 +64,12 @@ pub struct Step {
 pub enum StepKind {
     Run(RunStep),
     Copy(CopyStep),
-    /// Creates the directory (a layer if it was missing); the config has changed already.
-    Workdir(String),
+    /// Creates the directory (a layer if it was missing), owned by the USER in effect;
+    /// the config has changed already.
+    Workdir {
+        path: String,
+        user: String,
+    },
     /// Changes only the config.
     Config,
 }
@@ -393,7 +397,14 @@ impl State<'_> {
                 if resolved == "/" {
                     config_only(text)
                 } else {
-                    Ok((StepKind::Workdir(resolved), text))
+                    let user = self.config.user.clone().unwrap_or_default();
+                    Ok((
+                        StepKind::Workdir {
+                            path: resolved,
+                            user,
+                        },
+                        text,
+                    ))
                 }
             }
             Command::User(user) => {

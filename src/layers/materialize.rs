@@ -1,6 +1,12 @@
 //! Writing a layer's entries out as its snapshot directory, on a thread of its own: the
 //! layer writer streams the tar while this thread does the file system's part (creating
 //! files, owners, modes, times), so the two use two cores. Messages keep entry order.
+//!
+//! Given the snapshot of an earlier version of the layer (the same COPY built before, with
+//! one file changed), a file that is there with the same size, mode, owner and time is
+//! compared with the incoming bytes as they arrive; if they are all equal it becomes a
+//! hard link to that file instead of a new one. Creating an inode and writing its data
+//! is most of the cost of a snapshot, and both snapshots are read-only.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -23,8 +29,11 @@ use super::{IoContext, LayerError, Result};
 
 /// File data goes over in chunks of this size.
 const CHUNK: usize = 1 << 20;
-/// At most this many messages wait: bounds memory to about 64 chunks.
-const QUEUE: usize = 64;
+/// Jobs go over in batches of about a chunk's worth (or this many jobs): one wake-up of
+/// the writer thread per batch rather than three per small file.
+const BATCH_JOBS: usize = 256;
+/// At most this many batches wait: bounds memory to about 16 chunks.
+const QUEUE: usize = 16;
 
 enum Job {
     Entry { entry: Entry, mtime: i64 },
@@ -34,25 +43,45 @@ enum Job {
 
 /// The snapshot writer thread and the way to talk to it.
 pub(crate) struct Materializer {
-    jobs: Option<SyncSender<Job>>,
+    jobs: Option<SyncSender<Vec<Job>>>,
     worker: Option<JoinHandle<Result<()>>>,
+    batch: Vec<Job>,
+    batch_bytes: usize,
 }
 
 impl Materializer {
-    pub(crate) fn start(root: PathBuf) -> Materializer {
+    pub(crate) fn start(root: PathBuf, reuse: Option<PathBuf>) -> Materializer {
         let (jobs, queue) = sync_channel(QUEUE);
-        let worker = std::thread::spawn(move || work(&root, queue));
+        let worker = std::thread::spawn(move || work(&root, reuse.as_deref(), queue));
         Materializer {
             jobs: Some(jobs),
             worker: Some(worker),
+            batch: Vec::with_capacity(BATCH_JOBS),
+            batch_bytes: 0,
         }
     }
 
     fn send(&mut self, job: Job) -> Result<()> {
+        if let Job::Data(data) = &job {
+            self.batch_bytes += data.len();
+        }
+        self.batch.push(job);
+        if self.batch_bytes >= CHUNK || self.batch.len() >= BATCH_JOBS {
+            return self.flush();
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_JOBS));
+        self.batch_bytes = 0;
         let sent = self
             .jobs
             .as_ref()
-            .map(|jobs| jobs.send(job).is_ok())
+            .map(|jobs| jobs.send(batch).is_ok())
             .unwrap_or(false);
         if sent {
             return Ok(());
@@ -87,6 +116,7 @@ impl Materializer {
 
     /// Waits until everything is written.
     pub(crate) fn finish(mut self) -> Result<()> {
+        self.flush()?;
         self.jobs = None;
         match self.worker.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
@@ -139,28 +169,60 @@ impl<R: Read> Read for Tee<'_, R> {
     }
 }
 
-fn work(root: &Path, queue: Receiver<Job>) -> Result<()> {
+/// A regular file being written.
+enum Target {
+    /// Written out.
+    New(File),
+    /// So far equal to the earlier snapshot's file: `old` has been read up to `same` bytes.
+    Same {
+        old: File,
+        old_path: PathBuf,
+        same: u64,
+    },
+}
+
+struct OpenFile {
+    target: Target,
+    entry: Entry,
+    path: PathBuf,
+    mtime: i64,
+}
+
+fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<()> {
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
-    let mut open: Option<(File, Entry, PathBuf, i64)> = None;
-    for job in queue {
+    let mut open: Option<OpenFile> = None;
+    let mut compare = Vec::new();
+    for job in queue.into_iter().flatten() {
         match job {
             Job::Entry { entry, mtime } => {
                 let path = root.join(OsStr::from_bytes(&entry.path));
                 if let EntryKind::File { .. } = entry.kind {
-                    let file = File::create(&path).at(&path)?;
-                    open = Some((file, entry, path, mtime));
+                    let target = match reuse.and_then(|dir| reusable(dir, &entry, mtime)) {
+                        Some((old, old_path)) => Target::Same {
+                            old,
+                            old_path,
+                            same: 0,
+                        },
+                        None => Target::New(File::create(&path).at(&path)?),
+                    };
+                    open = Some(OpenFile {
+                        target,
+                        entry,
+                        path,
+                        mtime,
+                    });
                 } else {
                     create(root, &entry, &path, mtime, &mut dir_times)?;
                 }
             }
             Job::Data(chunk) => {
-                if let Some((file, _, path, _)) = open.as_mut() {
-                    file.write_all(&chunk).at(path.as_path())?;
+                if let Some(file) = open.as_mut() {
+                    file.write(&chunk, &mut compare)?;
                 }
             }
             Job::EndOfFile => {
-                if let Some((file, entry, path, mtime)) = open.take() {
-                    finish_file(&file, &entry, &path, mtime)?;
+                if let Some(file) = open.take() {
+                    file.finish()?;
                 }
             }
         }
@@ -170,6 +232,70 @@ fn work(root: &Path, queue: Receiver<Job>) -> Result<()> {
         set_mtime(path, *mtime)?;
     }
     Ok(())
+}
+
+/// The earlier snapshot's file for `entry`, if its size, mode, owner and time match.
+fn reusable(dir: &Path, entry: &Entry, mtime: i64) -> Option<(File, PathBuf)> {
+    use std::os::unix::fs::MetadataExt;
+    let EntryKind::File { size } = entry.kind else {
+        return None;
+    };
+    let path = dir.join(OsStr::from_bytes(&entry.path));
+    let meta = fs::symlink_metadata(&path).ok()?;
+    let same = meta.is_file()
+        && meta.len() == size
+        && meta.mode() & 0o7777 == entry.mode & 0o7777
+        && meta.uid() == entry.uid
+        && meta.gid() == entry.gid
+        && meta.mtime() == mtime
+        && meta.mtime_nsec() == 0
+        && entry.xattrs.is_empty();
+    if !same {
+        return None;
+    }
+    Some((File::open(&path).ok()?, path))
+}
+
+impl OpenFile {
+    fn write(&mut self, chunk: &[u8], compare: &mut Vec<u8>) -> Result<()> {
+        if let Target::Same {
+            old,
+            old_path,
+            same,
+        } = &mut self.target
+        {
+            compare.resize(chunk.len(), 0);
+            let equal = old.read_exact(compare).is_ok() && compare.as_slice() == chunk;
+            if equal {
+                *same += chunk.len() as u64;
+                return Ok(());
+            }
+            // Different after all: the new file gets the equal part, then the rest.
+            let mut file = File::create(&self.path).at(&self.path)?;
+            let mut prefix = File::open(&*old_path).at(old_path.as_path())?.take(*same);
+            io::copy(&mut prefix, &mut file).at(&self.path)?;
+            self.target = Target::New(file);
+        }
+        if let Target::New(file) = &mut self.target {
+            file.write_all(chunk).at(self.path.as_path())?;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        match self.target {
+            Target::New(file) => finish_file(&file, &self.entry, &self.path, self.mtime),
+            Target::Same { old_path, .. } => match fs::hard_link(&old_path, &self.path) {
+                Ok(()) => Ok(()),
+                // Too many links, or another file system: a copy does as well.
+                Err(_) => {
+                    let mut file = File::create(&self.path).at(&self.path)?;
+                    io::copy(&mut File::open(&old_path).at(&old_path)?, &mut file).at(&self.path)?;
+                    finish_file(&file, &self.entry, &self.path, self.mtime)
+                }
+            },
+        }
+    }
 }
 
 /// Creates a non-file entry.

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub use compress::{decompressing_reader, Compression};
 pub use extract::{extract, ExtractLimits, ExtractStats};
 pub use walk::{dir_entries, WalkedEntry};
-pub use write::{Entry, EntryKind, LayerWriter};
+pub use write::{Entry, EntryKind, LayerWriter, SnapshotTarget};
 
 use crate::oci::Digest;
 use crate::store::{LayerInfo, Store, StoreError};

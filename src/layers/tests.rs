@@ -411,8 +411,16 @@ fn snapshot_written_alongside_matches_extraction() {
     let source = dir.path().join("source");
     sample_tree(&source);
     let staging = store.staging_dir("test").unwrap();
-    let mut writer =
-        LayerWriter::new(&store, Compression::Gzip, None, Some(staging.path())).unwrap();
+    let mut writer = LayerWriter::new(
+        &store,
+        Compression::Gzip,
+        None,
+        Some(SnapshotTarget {
+            dir: staging.path(),
+            reuse: None,
+        }),
+    )
+    .unwrap();
     for walked in dir_entries(&source, false).unwrap() {
         let mut file = walked.source.as_ref().map(|s| fs::File::open(s).unwrap());
         writer
@@ -442,4 +450,83 @@ fn overlay_upper_dirs_become_whiteout_entries() {
         .map(|w| String::from_utf8_lossy(&w.entry.tar_name()).into_owned())
         .collect();
     assert_eq!(names, vec![".wh.deleted", "opaque", "opaque/.wh..wh..opq"]);
+}
+
+/// Writes `source` as a layer whose snapshot goes to a new staging directory, sharing
+/// what it can with `reuse`; returns the snapshot.
+fn snapshot_sharing(
+    store: &crate::store::Store,
+    source: &Path,
+    reuse: Option<&Path>,
+) -> std::path::PathBuf {
+    let staging = store.staging_dir("test").unwrap();
+    let mut writer = LayerWriter::new(
+        store,
+        Compression::Zstd,
+        None,
+        Some(SnapshotTarget {
+            dir: staging.path(),
+            reuse,
+        }),
+    )
+    .unwrap();
+    for walked in dir_entries(source, false).unwrap() {
+        let mut file = walked.source.as_ref().map(|s| fs::File::open(s).unwrap());
+        writer
+            .add(&walked.entry, file.as_mut().map(|f| f as &mut dyn Read))
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    staging.keep()
+}
+
+#[test]
+fn a_new_snapshot_shares_only_files_that_are_truly_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+    let source = dir.path().join("source");
+    fs::create_dir_all(source.join("sub")).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    fs::write(source.join("same.txt"), "unchanged").unwrap();
+    fs::write(source.join("sub/edited.txt"), "aaaa").unwrap();
+    fs::write(source.join("big.bin"), &big).unwrap();
+    fs::write(source.join("touched.txt"), "same bytes").unwrap();
+    for entry in walkdir::WalkDir::new(&source)
+        .into_iter()
+        .map(|e| e.unwrap())
+    {
+        write::set_mtime(entry.path(), 1_600_000_000).unwrap();
+    }
+    let first = snapshot_sharing(&store, &source, None);
+
+    // Same size and time, other bytes: at the start, and past the first chunk of a big file.
+    fs::write(source.join("sub/edited.txt"), "bbbb").unwrap();
+    let mut changed = big.clone();
+    changed[2_500_000] ^= 0xff;
+    fs::write(source.join("big.bin"), &changed).unwrap();
+    for name in ["sub/edited.txt", "big.bin"] {
+        write::set_mtime(&source.join(name), 1_600_000_000).unwrap();
+    }
+    // Same bytes, another time: not shareable (the inode's time is the old one).
+    write::set_mtime(&source.join("touched.txt"), 1_700_000_000).unwrap();
+    let second = snapshot_sharing(&store, &source, Some(&first));
+
+    let inode = |root: &Path, name: &str| fs::metadata(root.join(name)).unwrap().ino();
+    assert_eq!(
+        inode(&first, "same.txt"),
+        inode(&second, "same.txt"),
+        "shared"
+    );
+    for name in ["sub/edited.txt", "big.bin", "touched.txt"] {
+        assert_ne!(inode(&first, name), inode(&second, name), "{name} is new");
+    }
+    assert_eq!(fs::read(second.join("sub/edited.txt")).unwrap(), b"bbbb");
+    assert_eq!(fs::read(first.join("sub/edited.txt")).unwrap(), b"aaaa");
+    assert_eq!(fs::read(second.join("big.bin")).unwrap(), changed);
+    assert_eq!(fs::read(first.join("big.bin")).unwrap(), big);
+    assert_eq!(
+        fs::metadata(second.join("touched.txt")).unwrap().mtime(),
+        1_700_000_000
+    );
+    assert_eq!(tree_facts(&second), tree_facts(&source));
 }

@@ -110,6 +110,17 @@ pub(crate) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
 
 type TarSink = BufWriter<Sha256Writer<Compressor<BlobWriter>>>;
 
+/// Where a layer's snapshot is written.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotTarget<'a> {
+    /// An empty directory to fill with the layer's entries.
+    pub dir: &'a Path,
+    /// The snapshot of an earlier version of the same layer: a file found there with the
+    /// same content, mode, owner and time is hard-linked rather than written again (both
+    /// snapshots are read-only, so they may share it).
+    pub reuse: Option<&'a Path>,
+}
+
 /// Writes one layer blob into the store (and optionally its snapshot directory).
 pub struct LayerWriter {
     tar: tar::Builder<TarSink>,
@@ -125,7 +136,7 @@ impl LayerWriter {
         store: &Store,
         compression: Compression,
         source_date_epoch: Option<i64>,
-        snapshot: Option<&Path>,
+        snapshot: Option<SnapshotTarget<'_>>,
     ) -> Result<LayerWriter> {
         let blob = store.blob_writer()?;
         let compressor = compression.writer(blob).at(store.root())?;
@@ -134,7 +145,12 @@ impl LayerWriter {
         tar.follow_symlinks(false);
         Ok(LayerWriter {
             tar,
-            snapshot: snapshot.map(|root| Materializer::start(root.to_path_buf())),
+            snapshot: snapshot.map(|target| {
+                Materializer::start(
+                    target.dir.to_path_buf(),
+                    target.reuse.map(Path::to_path_buf),
+                )
+            }),
             compression,
             epoch: source_date_epoch,
         })

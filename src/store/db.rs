@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -66,10 +66,18 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         });
     }
     if version < SCHEMA_VERSION {
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-        ))
-        .map_err(err)?;
+        conn.execute_batch("BEGIN IMMEDIATE;").map_err(err)?;
+        let migrated = conn
+            .execute_batch(SCHEMA)
+            .and_then(|()| super::cache::create_tables(&conn))
+            .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
+        match migrated {
+            Ok(()) => conn.execute_batch("COMMIT;").map_err(err)?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK;");
+                return Err(err(e));
+            }
+        }
     }
     Ok(conn)
 }

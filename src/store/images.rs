@@ -465,7 +465,12 @@ impl Store {
             let name = entry.file_name().to_string_lossy().to_string();
             if !snapshots.contains(&name) {
                 stats.snapshots += 1;
-                remove_tree(&entry.path());
+                // Renamed away first: a removal cut short never leaves a partial snapshot
+                // under a name a later build would trust.
+                let trash = self.tmp_path("trash");
+                if fs::rename(entry.path(), &trash).is_ok() {
+                    remove_tree(&trash);
+                }
             }
         }
         self.with_db(|conn| {
@@ -485,18 +490,6 @@ impl Store {
 
     /// Blobs and snapshots kept alive by something other than images (the build cache).
     fn gc_roots(&self) -> Result<Vec<GcRoot>> {
-        let has_cache: bool = self.with_db(|conn| {
-            conn.query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cache_records'",
-                [],
-                |_| Ok(()),
-            )
-            .optional()
-            .map(|r| r.is_some())
-        })?;
-        if !has_cache {
-            return Ok(Vec::new());
-        }
         self.with_db(|conn| {
             let mut stmt =
                 conn.prepare("SELECT blob, diff_id FROM cache_records WHERE blob IS NOT NULL")?;

@@ -79,9 +79,14 @@ impl Store {
 
     fn update_tags(&self, change: impl FnOnce(&mut Vec<Tag>)) -> Result<()> {
         let _lock = self.index_lock()?;
-        let mut tags = self.tags()?;
+        let before = self.tags()?;
+        let mut tags = before.clone();
         change(&mut tags);
         tags.sort_by(|a, b| a.name.cmp(&b.name));
+        if tags == before {
+            // A rebuild that names the same image again writes nothing.
+            return Ok(());
+        }
         write_index(self, &tags)
     }
 }

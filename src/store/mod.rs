@@ -7,6 +7,7 @@
 //! moment leaves, at worst, garbage in `tmp/`, removed the next time a store is opened.
 
 mod blobs;
+mod cache;
 mod containers;
 mod db;
 mod images;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub use blobs::BlobWriter;
+pub use cache::{CacheRecord, CacheUsage, PruneOptions, PruneReport};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;

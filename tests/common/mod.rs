@@ -110,6 +110,25 @@ impl Lade {
         self.busybox_with("");
     }
 
+    /// Builds `context` with lade; returns the image id and the plain progress log.
+    pub fn build_log(&self, context: &Path, extra: &[&str]) -> (String, String) {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        let context = context.to_string_lossy().into_owned();
+        args.push(&context);
+        let output = self.output(&args);
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            output.status.success(),
+            "lade {args:?} failed ({}):\n{log}",
+            output.status
+        );
+        (
+            String::from_utf8_lossy(&output.stdout).trim().to_string(),
+            log,
+        )
+    }
+
     /// Builds `context` with lade; returns the image id.
     pub fn build(&self, context: &Path, extra: &[&str]) -> String {
         let mut args = vec!["build", "--progress", "plain"];

@@ -1,0 +1,150 @@
+#!/bin/bash
+# The same project built by lade, by docker + BuildKit (Debian's docker.io 20.10,
+# DOCKER_BUILDKIT=1, dockerd started here) and by podman build --layers (buildah), in one
+# run: cold build, no-op rebuild, one-file-changed rebuild. hyperfine medians and ratios.
+#
+#   usage: scripts/bench-build.sh [COLD_RUNS [WARM_RUNS]]    (default 3 and 10; root)
+#
+# The project: a 10,000-file / 60 MB tree plus a 200 MB file (scripts/gen-context.py), a
+# final stage with COPY and RUN steps, and two independent stages (each `sleep 3` and a
+# little work) whose outputs the final stage copies: a tool that builds them at once
+# saves 3 s of a cold build.
+#   cold       no cache and no built image (the base image stays); files in page cache
+#   no-op      the same build again
+#   one file   one file of tree/ changed before each run
+# Everything (context, lade's store, dockerd's data root, podman's storage) lives on a
+# fresh journaled ext4 file system on a loop device, as in bench-copy.sh: this machine's
+# root file system has no journal, and there ext4 allocation slows after many deletions.
+set -euo pipefail
+COLD_RUNS=${1:-3}
+WARM_RUNS=${2:-10}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/lade-bench-build}
+IMAGE=${BENCH_IMAGE:-/tmp/lade-bench-build.ext4}
+
+need=()
+for tool in hyperfine:hyperfine podman:podman buildah:buildah dockerd:docker.io busybox:busybox-static; do
+    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+fi
+cargo build --release --manifest-path "$HERE/Cargo.toml" -q
+LADE=$HERE/target/release/lade
+
+PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
+mkdir -p "$WORK"
+MOUNTED=
+DOCKERD_PID=
+cleanup() {
+    set +e
+    if [ -n "$DOCKERD_PID" ]; then
+        kill "$DOCKERD_PID"
+        for _ in $(seq 1 40); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
+        kill -9 "$DOCKERD_PID" 2>/dev/null
+        ip link show docker0 >/dev/null 2>&1 && ip link del docker0
+    fi
+    $PODMAN rmi -af >/dev/null 2>&1
+    for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount -l "$m"
+    done
+    if [ -n "$MOUNTED" ]; then umount -l "$WORK"; rm -f "$IMAGE"; fi
+}
+trap cleanup EXIT
+if ! mountpoint -q "$WORK"; then
+    rm -f "$IMAGE"
+    truncate -s 24G "$IMAGE"
+    mkfs.ext4 -q -F "$IMAGE"
+    mount -o loop "$IMAGE" "$WORK"
+    MOUNTED=1
+fi
+
+CTX=$WORK/context
+[ -f "$CTX/big.bin" ] || { mkdir -p "$CTX"; python3 "$HERE/scripts/gen-context.py" "$CTX" >/dev/null; }
+cat > "$CTX/Dockerfile" <<'EOF'
+FROM busybox:local AS a
+RUN sleep 3 && mkdir -p /out && find /bin | wc -l > /out/a.txt
+
+FROM busybox:local AS b
+RUN sleep 3 && mkdir -p /out && seq 1 20000 | sha256sum > /out/b.txt
+
+FROM busybox:local
+ENV APP_HOME=/app BENCH_LEVEL=1 PATH=/bin:/usr/bin:/sbin:/usr/sbin
+WORKDIR /app
+COPY big.bin /app/big.bin
+COPY tree/ /app/tree/
+RUN find /app/tree -type f | wc -l > /app/count.txt \
+ && find /app/tree -type f -name '*.txt' | head -n 200 | xargs cat | sha256sum > /app/sum.txt \
+ && mkdir -p /app/gen \
+ && i=0; while [ $i -lt 1000 ]; do echo "generated file $i" > /app/gen/g$i.txt; i=$((i+1)); done \
+ && ls /app/gen | wc -l > /app/gen-count.txt
+COPY --from=a /out/a.txt /a.txt
+COPY --from=b /out/b.txt /b.txt
+EXPOSE 8080
+ENTRYPOINT ["/bin/sh","-c","cat /app/count.txt /a.txt /b.txt"]
+EOF
+# Each one-file run changes this file, so every run has a change to find.
+CHANGE="date +%s%N >> $CTX/tree/d1000/f0.txt"
+
+# lade, with the busybox base.
+export LADE_ROOT=$WORK/lade
+LADE_IMPORT_FLAGS="--compression gzip" "$HERE/scripts/busybox-image.sh" "$LADE" busybox:local >/dev/null
+"$LADE" save -o "$WORK/busybox.tar" busybox:local
+
+# dockerd of its own, on the bench file system.
+export DOCKER_HOST=unix://$WORK/docker.sock DOCKER_BUILDKIT=1
+/usr/sbin/dockerd --host "$DOCKER_HOST" --data-root "$WORK/docker" --exec-root "$WORK/docker-exec" \
+    --pidfile "$WORK/docker.pid" >"$WORK/dockerd.log" 2>&1 &
+DOCKERD_PID=$!
+for _ in $(seq 1 80); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.25; done
+/usr/bin/docker info >/dev/null || { tail "$WORK/dockerd.log"; exit 1; }
+/usr/bin/docker load -q -i "$WORK/busybox.tar" >/dev/null
+
+# podman with storage of its own (overlay, its usual driver) and the ulimits this
+# machine needs (root lacks CAP_SYS_RESOURCE).
+printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$WORK/containers.conf"
+export CONTAINERS_CONF=$WORK/containers.conf
+$PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
+
+LADE_BUILD="$LADE build --progress quiet -t bench $CTX"
+DOCKER_BUILD="/usr/bin/docker build -q -t bench $CTX"
+PODMAN_BUILD="$PODMAN build -q --layers --jobs 2 --network none -t bench $CTX"
+LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all >/dev/null; sync"
+DOCKER_COLD="/usr/bin/docker rmi -f bench >/dev/null 2>&1; /usr/bin/docker builder prune -af >/dev/null; sync"
+PODMAN_COLD="$PODMAN rmi -f bench >/dev/null 2>&1; $PODMAN image prune -f >/dev/null; sync"
+
+mkdir -p "$HERE/bench-results"
+run() { # name runs prepare-lade prepare-docker prepare-podman [extra hyperfine args]
+    local name=$1 runs=$2
+    hyperfine --runs "$runs" --warmup "${WARMUP:-0}" --export-json "$HERE/bench-results/build-$name.json" \
+        "${@:6}" \
+        --prepare "$3" -n lade "$LADE_BUILD" \
+        --prepare "$4" -n "docker+buildkit" "$DOCKER_BUILD" \
+        --prepare "$5" -n "podman --layers" "$PODMAN_BUILD"
+}
+echo "== cold build"
+# Also with --jobs 3: by default lade lets as many RUN steps run at once as there are
+# CPUs (2 here), so the final stage's RUN waits while both sleeping stages hold a turn.
+run cold "$COLD_RUNS" "$LADE_COLD" "$DOCKER_COLD" "$PODMAN_COLD" \
+    --prepare "$LADE_COLD" -n "lade --jobs 3" "$LADE build --jobs 3 --progress quiet -t bench $CTX"
+echo "== one file changed"
+run one-file "$COLD_RUNS" "$CHANGE" "$CHANGE" "$CHANGE"
+echo "== no-op rebuild"
+# Everything was just built: each tool's first run is a no-op already.
+WARMUP=1 run no-op "$WARM_RUNS" "true" "true" "true"
+
+python3 - "$HERE/bench-results" <<'PY'
+import json, os, sys
+rows = []
+for case in ["cold", "no-op", "one-file"]:
+    results = {r["command"]: r["median"] for r in
+               json.load(open(os.path.join(sys.argv[1], f"build-{case}.json")))["results"]}
+    lade = results["lade"]
+    for name, median in results.items():
+        rows.append((case, name, median, median / lade))
+print(f"{'case':10} {'tool':16} {'median':>10} {'x lade':>8}")
+for case, name, median, ratio in rows:
+    shown = f"{median * 1000:.1f} ms" if median < 1 else f"{median:.2f} s"
+    print(f"{case:10} {name:16} {shown:>10} {ratio:8.1f}")
+PY
