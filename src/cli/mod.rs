@@ -118,10 +118,27 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("lade: {err:#}");
+            eprintln!("lade: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message
+/// already holds (library errors often show their source as part of their own text).
+fn describe(err: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
 }
 
 /// The store at `--root`, `$LADE_ROOT`, or the default place.
@@ -237,5 +254,25 @@ mod tests {
         assert_eq!(human_size(12_345_678), "12.3MB");
         assert_eq!(human_size(283_000_000), "283MB");
         assert_eq!(human_size(1_000), "1kB");
+    }
+
+    #[test]
+    fn an_error_shows_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{path}: {source}")]
+        struct WithPath {
+            path: String,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let err = anyhow::Error::new(WithPath {
+            path: "/x.tar".into(),
+            source: io,
+        })
+        .context("loading");
+        assert_eq!(
+            describe(&err),
+            "loading: /x.tar: No such file or directory (os error 2)"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! compressed and hashed again (blob digest) on its way into the store, while the same
 //! files land in the layer's snapshot directory, so it never needs unpacking.
 
+mod background;
 mod compress;
 mod extract;
 mod materialize;

@@ -15,6 +15,7 @@ use nix::sys::stat::{mknod, utimensat, Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use tar::{EntryType, Header};
 
+use super::background::Background;
 use super::compress::{Compression, Compressor};
 use super::materialize::Materializer;
 use super::{IoContext, LayerError, Result};
@@ -108,7 +109,7 @@ pub(crate) fn split_last(path: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-type TarSink = BufWriter<Sha256Writer<Compressor<BlobWriter>>>;
+type TarSink = BufWriter<Sha256Writer<Compressor<Background<BlobWriter>>>>;
 
 /// Where a layer's snapshot is written.
 #[derive(Debug, Clone, Copy)]
@@ -138,7 +139,7 @@ impl LayerWriter {
         source_date_epoch: Option<i64>,
         snapshot: Option<SnapshotTarget<'_>>,
     ) -> Result<LayerWriter> {
-        let blob = store.blob_writer()?;
+        let blob = Background::start(store.blob_writer()?).at(store.root())?;
         let compressor = compression.writer(blob).at(store.root())?;
         let sink = BufWriter::with_capacity(1 << 20, Sha256Writer::new(compressor));
         let mut tar = tar::Builder::new(sink);
@@ -217,6 +218,7 @@ impl LayerWriter {
         })?;
         let (diff_id, tar_size, compressor) = hashing.finish();
         let blob = compressor.finish().at("layer stream")?;
+        let blob = blob.finish().at("layer blob")?;
         let (digest, size) = blob.commit(None)?;
         Ok(LayerInfo {
             blob: digest,
