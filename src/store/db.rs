@@ -4,7 +4,6 @@
 
 use std::path::Path;
 
-use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, StoreError};
@@ -54,13 +53,6 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(err)?;
     conn.pragma_update(None, "synchronous", "NORMAL")
-        .map_err(err)?;
-    // Every lade command is a short process. Checkpointing at close would make each one
-    // fsync the WAL and the database, delete the WAL, and the next one re-create it
-    // (two more fsyncs): four disk flushes for a no-op rebuild or a `run`. The WAL is
-    // left for the next process instead, and checkpointed once it reaches SQLite's
-    // automatic threshold. Commits stay atomic and the database consistent either way.
-    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
         .map_err(err)?;
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |row| row.get(0))
