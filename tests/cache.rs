@@ -678,6 +678,18 @@ fn a_cache_exported_to_a_directory_is_reused_by_another_store() {
         context.path().to_str().unwrap(),
     ]);
     assert!(error.contains("type=local"), "{error}");
+
+    // The first build of a pipeline has no cache to import yet: it says so and builds.
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("not-yet");
+    let (_, log) = second.build_log(context.path(), &["--cache-from", missing.to_str().unwrap()]);
+    assert!(
+        log.contains(&format!(
+            "--cache-from {}: no cache there",
+            missing.display()
+        )),
+        "{log}"
+    );
 }
 
 #[test]

@@ -557,6 +557,39 @@ fn hostile_archives_are_refused_by_load_and_import() {
 }
 
 #[test]
+fn errors_name_the_file_or_item_once_and_never_echo_control_bytes() {
+    let lade = Lade::new();
+    let dir = tempfile::tempdir().unwrap();
+    // Not a tar at all: a header of escape characters and bytes that are not UTF-8.
+    let garbage = dir.path().join("garbage.tar");
+    let mut bytes = vec![0x1bu8; 512];
+    bytes[148..156].copy_from_slice(b"\xff\x07[2J\x9b\x1b]");
+    bytes.extend_from_slice(&[0u8; 1024]);
+    std::fs::write(&garbage, &bytes).unwrap();
+    let path = garbage.to_string_lossy().to_string();
+    for args in [
+        vec!["load", "-i", path.as_str()],
+        vec!["import", path.as_str(), "g:1"],
+    ] {
+        let err = lade.fails(&args);
+        assert!(
+            err.contains(&format!("{path}: ")) && err.contains("not a tar archive"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            !err.contains('\u{1b}') && !err.contains('\u{7}'),
+            "{args:?}: {err:?}"
+        );
+    }
+    let err = lade.fails(&["load", "-i", "/nonexistent/x.tar"]);
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    let err = lade.fails(&["rmi", "nosuch:1"]);
+    assert_eq!(err.trim(), "lade: no such image: nosuch:1");
+    let err = lade.fails(&["rm", "nosuch"]);
+    assert_eq!(err.trim(), "lade: no such container: nosuch");
+}
+
+#[test]
 fn import_applies_changes() {
     let lade = Lade::new();
     lade.busybox();

@@ -373,6 +373,10 @@ fn terminal_with_t() {
 #[test]
 fn run_options() {
     let lade = lade();
+    let out = lade.output(&["run", "--rm", "-w", "relative", "busybox", "pwd"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must be an absolute path"), "{err}");
     let env_file = lade.dir.path().join("env");
     std::fs::write(&env_file, "# comment\nFROM_FILE=file\nBOTH=file\n").unwrap();
     let out = lade

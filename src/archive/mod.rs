@@ -417,7 +417,7 @@ fn index_members(file: &File) -> Result<HashMap<String, Member>> {
     let mut archive = tar::Archive::new(file);
     let mut long_name: Option<Vec<u8>> = None;
     for entry in archive.entries_with_seek().at("archive")?.raw(true) {
-        let mut entry = entry.map_err(|e| invalid("archive", e.to_string()))?;
+        let mut entry = entry.map_err(|e| invalid("archive", layers::tar_error_text(&e)))?;
         let kind = entry.header().entry_type();
         if matches!(kind, tar::EntryType::GNULongName | tar::EntryType::XHeader) {
             if entry.size() > MAX_NAME {

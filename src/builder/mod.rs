@@ -414,6 +414,9 @@ pub fn build(
         reporter.report(Event::Warning(warning.clone()));
     }
     let session = session(store, options, &prepared, reporter, Mode::Build)?;
+    for absent in session.imported.iter().filter_map(|cache| cache.absence()) {
+        reporter.report(Event::Warning(absent));
+    }
     let base = |stage: usize| match plan.stages[stage].base {
         Base::Stage(parent) => Some(parent),
         _ => None,

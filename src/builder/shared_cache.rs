@@ -59,20 +59,34 @@ fn layout_error(dir: &Path, message: impl std::fmt::Display) -> BuildError {
 pub(crate) struct ImportedCache {
     dir: PathBuf,
     records: BTreeMap<String, ExportedRecord>,
+    /// The directory held a cache (it may still have no records).
+    found: bool,
 }
 
 impl ImportedCache {
+    /// Why this cache brings nothing, if it is because there was none to read.
+    pub(crate) fn absence(&self) -> Option<String> {
+        (!self.found).then(|| {
+            format!(
+                "--cache-from {}: no cache there (yet); building without it",
+                self.dir.display()
+            )
+        })
+    }
+
     /// Reads the records of the cache at `dir`. A directory that does not exist yet is an
     /// empty cache (the first build of a CI pipeline has nothing to import).
     pub(crate) fn open(dir: &Path) -> Result<ImportedCache, BuildError> {
         let mut cache = ImportedCache {
             dir: dir.to_path_buf(),
             records: BTreeMap::new(),
+            found: false,
         };
         let index_path = dir.join("index.json");
         if !index_path.exists() {
             return Ok(cache);
         }
+        cache.found = true;
         let index: serde_json::Value = serde_json::from_slice(
             &fs::read(&index_path).map_err(|e| layout_error(dir, format!("index.json: {e}")))?,
         )

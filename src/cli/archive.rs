@@ -102,7 +102,8 @@ pub fn import(root: Option<PathBuf>, args: ImportArgs) -> Result<ExitCode> {
     let image = if is_dash(&args.file) {
         let progress = ByteProgress::new(mode, "importing", None);
         let image =
-            archive::import_rootfs(&store, &mut std::io::stdin().lock(), &options, &progress)?;
+            archive::import_rootfs(&store, &mut std::io::stdin().lock(), &options, &progress)
+                .context("cannot import standard input")?;
         progress.finish();
         image
     } else {
@@ -110,7 +111,8 @@ pub fn import(root: Option<PathBuf>, args: ImportArgs) -> Result<ExitCode> {
             .with_context(|| format!("cannot open {}", args.file.display()))?;
         let total = file.metadata().ok().map(|m| m.len());
         let progress = ByteProgress::new(mode, "importing", total);
-        let image = archive::import_rootfs(&store, &mut file, &options, &progress)?;
+        let image = archive::import_rootfs(&store, &mut file, &options, &progress)
+            .with_context(|| format!("cannot import {}", args.file.display()))?;
         progress.finish();
         image
     };
@@ -244,7 +246,9 @@ pub fn load(root: Option<PathBuf>, args: LoadArgs) -> Result<ExitCode> {
         Mode::from(args.progress)
     };
     let progress = ByteProgress::new(mode, "loading", total);
-    let loaded = archive::load(&store, &file, &progress)?;
+    let source = input.map_or_else(|| "standard input".to_string(), |p| p.display().to_string());
+    let loaded =
+        archive::load(&store, &file, &progress).with_context(|| format!("cannot load {source}"))?;
     progress.finish();
     if !args.quiet {
         for image in loaded {

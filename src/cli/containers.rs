@@ -136,7 +136,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Err(err) => {
             let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
-            eprintln!("lade: {}", err.root_cause());
+            eprintln!("lade: {}", super::printable(&err.root_cause().to_string()));
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
     }
@@ -228,7 +228,7 @@ pub fn rm(root: Option<PathBuf>, args: RmArgs) -> Result<ExitCode> {
         match container::remove(&store, reference, args.force) {
             Ok(name) => println!("{name}"),
             Err(err) => {
-                eprintln!("lade: {reference}: {err}");
+                super::report_item_error(reference, &err);
                 failed = true;
             }
         }

@@ -170,7 +170,7 @@ pub fn rmi(root: Option<PathBuf>, args: RmiArgs) -> Result<ExitCode> {
                 }
             }
             Err(err) => {
-                eprintln!("lade: {reference}: {err}");
+                super::report_item_error(reference, &err);
                 failed = true;
             }
         }
@@ -228,7 +228,7 @@ pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
         match store.image(reference) {
             Ok(image) => out.push(inspect_json(&image)),
             Err(err) => {
-                eprintln!("lade: {reference}: {err}");
+                super::report_item_error(reference, &err);
                 failed = true;
             }
         }

@@ -124,6 +124,17 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Reports the failure of one of several items a command works on (`rmi a b c`), naming
+/// the item unless the message already does, and goes on with the next.
+fn report_item_error(item: &str, err: &dyn std::fmt::Display) {
+    let message = err.to_string();
+    if message.contains(item) {
+        eprintln!("lade: {}", printable(&message));
+    } else {
+        eprintln!("lade: {}", printable(&format!("{item}: {message}")));
+    }
+}
+
 /// The error and its causes, `: `-separated, leaving out a cause whose text the message
 /// already holds (library errors often show their source as part of their own text).
 fn describe(err: &anyhow::Error) -> String {
@@ -138,7 +149,24 @@ fn describe(err: &anyhow::Error) -> String {
         }
         message.push_str(&text);
     }
-    message
+    printable(&message)
+}
+
+/// Messages quote what they were given, and that can be anything (a hostile archive's
+/// header bytes, say): control characters are escaped so that they cannot drive the
+/// terminal, and a run of undecodable bytes shows as one replacement character. Line
+/// breaks stay (located errors show the line and a caret under it).
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\t' => out.push(c),
+            '\u{FFFD}' if out.ends_with('\u{FFFD}') => {}
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The store at `--root`, `$LADE_ROOT`, or the default place.
@@ -254,6 +282,14 @@ mod tests {
         assert_eq!(human_size(12_345_678), "12.3MB");
         assert_eq!(human_size(283_000_000), "283MB");
         assert_eq!(human_size(1_000), "1kB");
+    }
+
+    #[test]
+    fn control_characters_in_errors_are_escaped() {
+        assert_eq!(
+            printable("bad \u{1b}[2J\u{7}name \u{FFFD}\u{FFFD}\u{FFFD} end\n 1 | x"),
+            "bad \\u{1b}[2J\\u{7}name \u{FFFD} end\n 1 | x"
+        );
     }
 
     #[test]

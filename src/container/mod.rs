@@ -227,6 +227,11 @@ fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
 
 /// Runs a container to completion; returns its exit code.
 pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
+    if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+        return Err(ContainerError::Invalid(format!(
+            "the working directory {workdir:?} is invalid: it must be an absolute path"
+        )));
+    }
     let image = store.image(&options.image)?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {

@@ -82,7 +82,7 @@ pub fn extract(
     for raw in entries {
         let mut entry = raw.map_err(|e| LayerError::Malformed {
             entry: format!("#{count}"),
-            reason: e.to_string(),
+            reason: super::tar_error_text(&e),
         })?;
         count += 1;
         if count > limits.max_entries {

@@ -100,6 +100,26 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
     Ok(store.commit_snapshot(&path, &layer.diff_id)?)
 }
 
+/// What went wrong reading a tar header, in words. The tar crate quotes the header's raw
+/// bytes in its messages (`numeric field did not have utf-8 text: <bytes> when getting
+/// cksum for <bytes>`): for a file that is not a tar at all, that is only noise.
+pub(crate) fn tar_error_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    const NOT_TAR: &str = "not a tar archive, or a damaged one";
+    if text.contains("archive header checksum mismatch") {
+        return format!("{NOT_TAR}: a header's checksum does not match");
+    }
+    if text.starts_with("numeric field") {
+        if let Some(field) = text
+            .rsplit_once(" when getting ")
+            .and_then(|(_, rest)| rest.split(' ').next())
+        {
+            return format!("{NOT_TAR}: a header's {field} field is not a number");
+        }
+    }
+    text
+}
+
 /// Passes reads through while copying every byte read to `copy`.
 pub(crate) struct TeeReader<'a, R> {
     pub(crate) inner: R,

@@ -530,3 +530,20 @@ fn a_new_snapshot_shares_only_files_that_are_truly_the_same() {
     );
     assert_eq!(tree_facts(&second), tree_facts(&source));
 }
+
+#[test]
+fn a_file_that_is_not_a_tar_is_named_as_such_without_its_bytes() {
+    let arena = arena();
+    let mut garbage = vec![0x1bu8; 512];
+    garbage[148..156].copy_from_slice(b"\xff\xfe\x07junk!");
+    garbage.extend_from_slice(&[0u8; 1024]);
+    let err = extract(
+        &mut garbage.as_slice(),
+        &arena.target,
+        &ExtractLimits::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("not a tar archive, or a damaged one"), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains("junk"), "{err}");
+}

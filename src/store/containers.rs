@@ -79,14 +79,8 @@ impl Store {
         })?;
         match matches.len() {
             1 if !reference.is_empty() => Ok(matches.into_iter().next().expect("one match")),
-            0 | 1 => Err(StoreError::Invalid {
-                what: format!("container {reference:?}"),
-                reason: "no such container".into(),
-            }),
-            _ => Err(StoreError::Invalid {
-                what: format!("container {reference:?}"),
-                reason: "several containers match: give more of the id".into(),
-            }),
+            0 | 1 => Err(StoreError::NoSuchContainer(reference.to_string())),
+            _ => Err(StoreError::AmbiguousContainer(reference.to_string())),
         }
     }
 

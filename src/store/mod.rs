@@ -42,6 +42,10 @@ pub enum StoreError {
     NoSuchImage(String),
     #[error("image reference {0:?} is ambiguous: it matches several image ids")]
     Ambiguous(String),
+    #[error("no such container: {0}")]
+    NoSuchContainer(String),
+    #[error("container reference {0:?} is ambiguous: it matches several container ids")]
+    AmbiguousContainer(String),
     #[error("blob {digest} is missing from the store")]
     MissingBlob { digest: Digest },
     #[error("blob {expected} does not match its content (it hashes to {actual})")]
