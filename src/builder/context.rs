@@ -148,8 +148,16 @@ fn compile(pattern: &str, exclusion: bool) -> Result<Pattern, String> {
         i += 1;
     }
     re.push('$');
-    let regex = Regex::new(&re).map_err(|e| format!("invalid pattern: {e}"))?;
+    let regex = Regex::new(&re).map_err(|e| format!("invalid pattern: {}", regex_reason(&e)))?;
     Ok(Pattern { regex, exclusion })
+}
+
+/// The reason alone: a regex syntax error also prints the regex the pattern became,
+/// over several lines, which means nothing to whoever wrote the pattern.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text.lines().last().unwrap_or_default();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 /// The build context directory and its `.dockerignore`.

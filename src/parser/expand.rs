@@ -542,7 +542,7 @@ impl Pattern {
             regex::RegexBuilder::new(&re)
                 .dot_matches_new_line(true)
                 .build()
-                .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
+                .map_err(|e| format!("invalid pattern {pattern:?}: {}", regex_reason(&e)))
         };
         Ok(Pattern {
             greedy: build(format!("(?:{body})"))?,
@@ -590,6 +590,14 @@ impl Pattern {
             self.greedy.replace(value, replacement).into_owned()
         }
     }
+}
+
+/// The reason alone: a regex syntax error also prints the regex the pattern became,
+/// over several lines, which means nothing to whoever wrote the pattern.
+fn regex_reason(error: &regex::Error) -> String {
+    let text = error.to_string();
+    let last = text.lines().last().unwrap_or_default();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
 }
 
 #[cfg(test)]
