@@ -59,6 +59,12 @@ fn parse_and_plan(c: &mut Criterion) {
     c.bench_function("parse only, 10,000 instructions", |b| {
         b.iter(|| parser::parse("Dockerfile", text.clone().into_bytes()).unwrap())
     });
+    c.bench_function("plan + expand only, 10,000 instructions", |b| {
+        b.iter(|| {
+            let plan = graph::plan(&dockerfile, &PlanOptions::default()).unwrap();
+            graph::expand_all(&plan, |_, _| BaseImage::default()).unwrap()
+        })
+    });
 }
 
 criterion_group! {

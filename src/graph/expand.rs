@@ -504,9 +504,11 @@ impl State<'_> {
                 let context = self.scope.run_context();
                 let mut created_by = String::from("RUN ");
                 if !context.build_args.is_empty() {
-                    created_by.push_str(&format!("|{} ", context.build_args.len()));
+                    created_by.push('|');
+                    created_by.push_str(&context.build_args.len().to_string());
+                    created_by.push(' ');
                     for (k, v) in context.build_args.iter() {
-                        created_by.push_str(&format!("{k}={v} "));
+                        created_by.extend([&**k, "=", &**v, " "]);
                     }
                 }
                 created_by.push_str(&argv.join(" "));

@@ -276,14 +276,22 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
     for stage in &mut stages {
         let index = stage.index;
         let mut scope = Scope::new(&global, &automatic, &options.build_args, Default::default());
+        // Tracking ARG and ENV costs an expansion of each; only a `--from` value that
+        // uses a variable needs it.
+        let needs_scope = stage
+            .instructions
+            .iter()
+            .any(|i| from_values(&i.command).iter().any(|v| v.contains('$')));
         let mut found = BTreeSet::new();
         for instruction in &stage.instructions {
             for decl in scope.declared_names(&instruction.command) {
                 declared.insert(decl);
             }
-            scope
-                .apply_scope_only(instruction, dockerfile.directives.escape)
-                .map_err(|e| GraphError::at(&instruction.location, e))?;
+            if needs_scope {
+                scope
+                    .apply_scope_only(instruction, dockerfile.directives.escape)
+                    .map_err(|e| GraphError::at(&instruction.location, e))?;
+            }
             for value in from_values(&instruction.command) {
                 let value = scope
                     .expand(&value, dockerfile.directives.escape)

@@ -86,7 +86,16 @@ impl Lexer {
 
     /// Expands `text` into one string (quotes removed, nothing split).
     pub fn process_word(&self, text: &str, env: &dyn Lookup) -> Result<String, ExpandError> {
+        // Most words have nothing to expand: without `$`, quotes or the escape
+        // character, the result is the text itself.
+        let special = |c: char| {
+            c == '$' || c == self.escape || (!self.skip_process_quotes && (c == '\'' || c == '"'))
+        };
+        if !text.contains(special) {
+            return Ok(text.to_string());
+        }
         let mut word = ShellWord::new(self, text, env);
+        word.split = false;
         word.process_stop_on(None, self.raw_escapes)
             .map(|(result, _)| result)
             .map_err(|message| ExpandError {
@@ -108,16 +117,29 @@ impl Lexer {
     }
 }
 
-/// Accumulates words: BuildKit's `wordsStruct`.
-#[derive(Default)]
+/// Accumulates words: BuildKit's `wordsStruct`. A disabled one (the caller wants the
+/// joined result only) keeps nothing.
 struct Words {
+    enabled: bool,
     word: String,
     words: Vec<String>,
     in_word: bool,
 }
 
 impl Words {
+    fn new(enabled: bool) -> Words {
+        Words {
+            enabled,
+            word: String::new(),
+            words: Vec::new(),
+            in_word: false,
+        }
+    }
+
     fn add_char(&mut self, ch: char) {
+        if !self.enabled {
+            return;
+        }
         if ch.is_whitespace() {
             if self.in_word && !self.word.is_empty() {
                 self.words.push(std::mem::take(&mut self.word));
@@ -129,15 +151,23 @@ impl Words {
     }
 
     fn add_raw_char(&mut self, ch: char) {
+        if !self.enabled {
+            return;
+        }
         self.word.push(ch);
         self.in_word = true;
     }
 
     fn add_string(&mut self, text: &str) {
-        text.chars().for_each(|c| self.add_char(c));
+        if self.enabled {
+            text.chars().for_each(|c| self.add_char(c));
+        }
     }
 
     fn add_raw_string(&mut self, text: &str) {
+        if !self.enabled {
+            return;
+        }
         self.word.push_str(text);
         self.in_word = true;
     }
@@ -159,6 +189,8 @@ struct ShellWord<'a> {
     pos: usize,
     env: &'a dyn Lookup,
     depth: usize,
+    /// Whether the caller wants the result split into words too.
+    split: bool,
 }
 
 type Step<T> = Result<T, String>;
@@ -171,6 +203,7 @@ impl<'a> ShellWord<'a> {
             pos: 0,
             env,
             depth: 0,
+            split: true,
         }
     }
 
@@ -204,7 +237,7 @@ impl<'a> ShellWord<'a> {
         raw_escapes: bool,
     ) -> Step<(String, Vec<String>, Option<char>)> {
         let mut result = String::new();
-        let mut words = Words::default();
+        let mut words = Words::new(self.split);
         while let Some(ch) = self.peek() {
             if stops.contains(&ch) {
                 self.next();
