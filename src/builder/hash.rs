@@ -11,7 +11,11 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
+
+/// Paths and their hashes are looked up once per context entry on every build: a fast
+/// hasher (seeded per process) rather than SipHash.
+type FastState = foldhash::fast::RandomState;
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -68,9 +72,9 @@ struct Known {
     data: Vec<u8>,
     /// Offsets of the file records, and of the directory records, by path hash. Two
     /// paths with one hash leave one of them out: it is then hashed again, no more.
-    files: HashMap<u64, usize>,
-    dirs: HashMap<u64, usize>,
-    paths: RandomState,
+    files: HashMap<u64, usize, FastState>,
+    dirs: HashMap<u64, usize, FastState>,
+    paths: FastState,
 }
 
 impl Known {
@@ -80,7 +84,7 @@ impl Known {
     }
 
     /// Where the fields after `path`'s record header start.
-    fn find(&self, index: &HashMap<u64, usize>, path: &[u8]) -> Option<usize> {
+    fn find(&self, index: &HashMap<u64, usize, FastState>, path: &[u8]) -> Option<usize> {
         let offset = *index.get(&self.paths.hash_one(path))?;
         (self.path_at(offset) == path).then_some(offset + 4 + path.len())
     }
@@ -435,10 +439,11 @@ fn decode(data: Vec<u8>) -> Option<Known> {
     let body = data.strip_prefix(MAGIC)?;
     let mut reader = Reader(body);
     let offset = |reader: &Reader<'_>| MAGIC.len() + body.len() - reader.0.len();
-    let paths = RandomState::new();
+    let paths = FastState::default();
     let index = |reader: &mut Reader<'_>, rest: &dyn Fn(&mut Reader<'_>) -> Option<()>| {
         let count = reader.u32()?;
-        let mut records = HashMap::with_capacity(count.min(1 << 20));
+        let mut records =
+            HashMap::with_capacity_and_hasher(count.min(1 << 20), FastState::default());
         let mut previous: Option<&[u8]> = None;
         for _ in 0..count {
             let at = offset(reader);
