@@ -289,16 +289,13 @@ fn node_from_line_at_depth(
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
     let map = map.shifted(lead);
-    let line_rule = match directives.escape {
-        '`' => Rule::line_backtick,
-        _ => Rule::line_backslash,
-    };
     let mut keyword = String::new();
     let mut flags = Vec::new();
     // The arguments are what follows the last token the grammar read.
     let mut args_offset = 0;
     if !trimmed.is_empty() {
-        let pairs = Grammar::parse(line_rule, trimmed).map_err(|e| {
+        // Keyword and flags do not depend on the escape character (flags always use `\`).
+        let pairs = Grammar::parse(Rule::instruction_line, trimmed).map_err(|e| {
             source.error_at(map.source_offset(0), ErrorKind::Grammar(e.to_string()))
         })?;
         for pair in pairs.flatten() {
