@@ -72,6 +72,12 @@ pub(crate) fn create_tables(conn: &rusqlite::Connection) -> rusqlite::Result<()>
     conn.execute_batch(SCHEMA)
 }
 
+/// How closely `last_used` follows use, in seconds. Rebuilding within this time of the
+/// last use changes nothing in the database, so a no-op rebuild writes nothing and
+/// flushes nothing to disk; `prune --filter until=` and `--keep-storage` work on
+/// minutes and more.
+pub const LAST_USED_PRECISION: i64 = 60;
+
 const COLUMNS: &str = "key, kind, step, stage, blob, diff_id, media_type, size, tar_size, created, created_at, last_used, inputs";
 
 fn record_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<CacheRecord> {
@@ -214,7 +220,8 @@ impl Store {
     }
 
     /// After a build: the key each site now has, and the records it used (their
-    /// `last_used` becomes `now`), in one transaction.
+    /// `last_used` becomes `now`, unless it is already within [`LAST_USED_PRECISION`]
+    /// of it), in one transaction.
     pub fn finish_cache_use(
         &self,
         sites: &[(String, String)],
@@ -236,10 +243,10 @@ impl Store {
                     stmt.execute(params![site, key, now])?;
                 }
                 let mut stmt = tx.prepare(
-                    "UPDATE cache_records SET last_used = ?2 WHERE key = ?1 AND last_used != ?2",
+                    "UPDATE cache_records SET last_used = ?2 WHERE key = ?1 AND last_used < ?3",
                 )?;
                 for key in used {
-                    stmt.execute(params![key, now])?;
+                    stmt.execute(params![key, now, now - LAST_USED_PRECISION])?;
                 }
             }
             tx.commit()
@@ -518,4 +525,44 @@ fn tree_size(dir: &Path) -> u64 {
         .filter(|m| m.is_file() && inodes.insert(m.ino()))
         .map(|m| m.len())
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, last_used: i64) -> CacheRecord {
+        CacheRecord {
+            key: key.into(),
+            kind: "RUN".into(),
+            step: "RUN true".into(),
+            stage: "0".into(),
+            layer: None,
+            created: "1970-01-01T00:00:00Z".into(),
+            created_at: last_used,
+            last_used,
+            inputs: "{}".into(),
+        }
+    }
+
+    #[test]
+    fn last_used_follows_use_to_the_minute_without_writing_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.put_cache_record(&record("k", 1_000)).unwrap();
+        let last_used = |store: &Store| store.cache_record("k").unwrap().unwrap().last_used;
+
+        store
+            .finish_cache_use(&[], &["k".into()], 1_000 + LAST_USED_PRECISION - 1)
+            .unwrap();
+        assert_eq!(
+            last_used(&store),
+            1_000,
+            "used again within the minute: unchanged"
+        );
+        store
+            .finish_cache_use(&[], &["k".into()], 1_000 + LAST_USED_PRECISION + 1)
+            .unwrap();
+        assert_eq!(last_used(&store), 1_000 + LAST_USED_PRECISION + 1);
+    }
 }
