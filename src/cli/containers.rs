@@ -223,19 +223,9 @@ pub struct RmArgs {
 
 pub fn rm(root: Option<PathBuf>, args: RmArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
-    let mut failed = false;
-    for reference in &args.containers {
-        match container::remove(&store, reference, args.force) {
-            Ok(name) => println!("{name}"),
-            Err(err) => {
-                super::report_item_error(reference, &err);
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(super::each_item(&args.containers, |reference| {
+        let name = container::remove(&store, reference, args.force)?;
+        println!("{name}");
+        Ok::<_, container::ContainerError>(())
+    }))
 }

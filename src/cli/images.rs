@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::{human_age, human_size, open_store, print_table, Format};
 use crate::oci::ImageRef;
-use crate::store::Image;
+use crate::store::{Image, StoreError};
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -158,28 +158,16 @@ pub struct RmiArgs {
 
 pub fn rmi(root: Option<PathBuf>, args: RmiArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
-    let mut failed = false;
-    for reference in &args.images {
-        match store.remove_image(reference, args.force) {
-            Ok((untagged, deleted)) => {
-                for name in untagged {
-                    println!("Untagged: {name}");
-                }
-                for id in deleted {
-                    println!("Deleted: {id}");
-                }
-            }
-            Err(err) => {
-                super::report_item_error(reference, &err);
-                failed = true;
-            }
+    Ok(super::each_item(&args.images, |reference| {
+        let (untagged, deleted) = store.remove_image(reference, args.force)?;
+        for name in untagged {
+            println!("Untagged: {name}");
         }
-    }
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+        for id in deleted {
+            println!("Deleted: {id}");
+        }
+        Ok::<_, StoreError>(())
+    }))
 }
 
 #[derive(Debug, Args)]
@@ -223,22 +211,13 @@ fn inspect_json(image: &Image) -> Value {
 pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
     let mut out = Vec::new();
-    let mut failed = false;
-    for reference in &args.images {
-        match store.image(reference) {
-            Ok(image) => out.push(inspect_json(&image)),
-            Err(err) => {
-                super::report_item_error(reference, &err);
-                failed = true;
-            }
-        }
-    }
+    let code = super::each_item(&args.images, |reference| {
+        out.push(inspect_json(&store.image(reference)?));
+        Ok::<_, StoreError>(())
+    });
+    // Like docker: the images found are printed even when others were not.
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(code)
 }
 
 #[derive(Debug, Args)]

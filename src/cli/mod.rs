@@ -124,8 +124,28 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Reports the failure of one of several items a command works on (`rmi a b c`), naming
-/// the item unless the message already does, and goes on with the next.
+/// Does `act` for each item a command names (`rmi a b c`): a failure is reported and the
+/// next item is done all the same; the exit code says whether any failed.
+fn each_item<E: std::fmt::Display>(
+    items: &[String],
+    mut act: impl FnMut(&str) -> std::result::Result<(), E>,
+) -> ExitCode {
+    let mut failed = false;
+    for item in items {
+        if let Err(err) = act(item) {
+            report_item_error(item, &err);
+            failed = true;
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Reports the failure of one of several items a command works on, naming the item
+/// unless the message already does.
 fn report_item_error(item: &str, err: &dyn std::fmt::Display) {
     let message = err.to_string();
     if message.contains(item) {
