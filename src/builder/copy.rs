@@ -593,15 +593,9 @@ impl Planner<'_> {
                 .and_then(|root| fs::symlink_metadata(root.join(&resolved)).ok())
                 .filter(Metadata::is_dir);
             let entry = match existing {
-                Some(meta) => Entry {
-                    path: resolved.clone().into_bytes(),
-                    kind: EntryKind::Directory,
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                    mtime: meta.mtime(),
-                    xattrs: Vec::new(),
-                },
+                Some(meta) => {
+                    Entry::from_metadata(resolved.clone().into_bytes(), EntryKind::Directory, &meta)
+                }
                 None => {
                     let mut entry = self.new_entry(EntryKind::Directory, 0o755, None);
                     entry.mode = 0o755;

@@ -28,6 +28,11 @@ pub struct ImagesArgs {
     pub filter: Option<String>,
 }
 
+/// REPOSITORY and TAG of a listed image; `<none>` for an image no tag names.
+fn repository_and_tag(tag: Option<&str>) -> (String, String) {
+    tag.map_or_else(|| ("<none>".into(), "<none>".into()), split_tag)
+}
+
 fn split_tag(name: &str) -> (String, String) {
     match name.parse::<ImageRef>() {
         Ok(r) => (
@@ -76,11 +81,7 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
         let rows: Vec<Value> = summaries
             .iter()
             .map(|s| {
-                let (repository, tag) = s
-                    .tag
-                    .as_deref()
-                    .map(split_tag)
-                    .unwrap_or(("<none>".into(), "<none>".into()));
+                let (repository, tag) = repository_and_tag(s.tag.as_deref());
                 json!({
                     "Repository": repository,
                     "Tag": tag,
@@ -97,11 +98,7 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
-            let (repository, tag) = s
-                .tag
-                .as_deref()
-                .map(split_tag)
-                .unwrap_or(("<none>".into(), "<none>".into()));
+            let (repository, tag) = repository_and_tag(s.tag.as_deref());
             vec![
                 repository,
                 tag,

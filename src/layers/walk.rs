@@ -41,15 +41,7 @@ pub fn dir_entries(root: &Path, overlay: bool) -> Result<Vec<WalkedEntry>> {
             .to_vec();
         let meta = fs::symlink_metadata(path).at(path)?;
         let file_type = meta.file_type();
-        let mut entry = Entry {
-            path: relative,
-            kind: EntryKind::Directory,
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            mtime: meta.mtime(),
-            xattrs: Vec::new(),
-        };
+        let mut entry = Entry::from_metadata(relative, EntryKind::Directory, &meta);
         let mut source = None;
         if file_type.is_dir() {
             entry.xattrs = xattrs(path)?;

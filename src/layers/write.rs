@@ -72,6 +72,20 @@ pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
 pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 
 impl Entry {
+    /// An entry with the permission bits, owner and time of a file as `lstat` saw it.
+    pub fn from_metadata(path: Vec<u8>, kind: EntryKind, meta: &std::fs::Metadata) -> Entry {
+        use std::os::unix::fs::MetadataExt;
+        Entry {
+            path,
+            kind,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            mtime: meta.mtime(),
+            xattrs: Vec::new(),
+        }
+    }
+
     /// The entry's name in the tar stream; callers sort entries by it.
     pub fn tar_name(&self) -> Vec<u8> {
         match self.kind {

@@ -130,6 +130,31 @@ pub(crate) fn put_layer(conn: &Connection, layer: &LayerRecord) -> rusqlite::Res
     Ok(())
 }
 
+/// Records an image (once: a known one keeps its `added` time).
+pub(crate) fn put_image(
+    conn: &Connection,
+    manifest_digest: &Digest,
+    config_digest: &Digest,
+    manifest_size: usize,
+    created: Option<&str>,
+    size: u64,
+    added: i64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO images (manifest_digest, config_digest, manifest_size, created, size, added)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            manifest_digest.to_string(),
+            config_digest.to_string(),
+            manifest_size as i64,
+            created,
+            size as i64,
+            added
+        ],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn layer(conn: &Connection, blob: &Digest) -> rusqlite::Result<Option<LayerRecord>> {
     conn.query_row(
         "SELECT blob_digest, diff_id, media_type, size, tar_size FROM layers WHERE blob_digest = ?1",

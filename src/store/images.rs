@@ -119,17 +119,14 @@ impl Store {
                     },
                 )?;
             }
-            tx.execute(
-                "INSERT OR IGNORE INTO images (manifest_digest, config_digest, manifest_size, created, size, added)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    manifest_digest.to_string(),
-                    config_digest.to_string(),
-                    manifest_bytes.len() as i64,
-                    image.config.created,
-                    size as i64,
-                    now_seconds()
-                ],
+            db::put_image(
+                &tx,
+                &manifest_digest,
+                &config_digest,
+                manifest_bytes.len(),
+                image.config.created.as_deref(),
+                size,
+                now_seconds(),
             )?;
             tx.commit()
         })?;
@@ -264,17 +261,14 @@ impl Store {
         }
         let size: u64 = layers.iter().map(|l| l.tar_size).sum();
         self.with_db(|conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO images (manifest_digest, config_digest, manifest_size, created, size, added)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    manifest_digest.to_string(),
-                    config_digest.to_string(),
-                    manifest_bytes.len() as i64,
-                    config.created,
-                    size as i64,
-                    now_seconds()
-                ],
+            db::put_image(
+                conn,
+                manifest_digest,
+                &config_digest,
+                manifest_bytes.len(),
+                config.created.as_deref(),
+                size,
+                now_seconds(),
             )
         })?;
         let tags = self

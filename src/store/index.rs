@@ -33,13 +33,7 @@ impl Store {
     }
 
     fn index_lock(&self) -> Result<File> {
-        let path = self.root().join("index.lock");
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .at(&path)?;
+        let (file, path) = self.open_lock_file("index.lock")?;
         file.lock().at(&path)?;
         Ok(file)
     }

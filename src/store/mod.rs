@@ -228,7 +228,12 @@ impl Store {
     }
 
     fn lock_file(&self) -> Result<(File, PathBuf)> {
-        let path = self.root.join("content.lock");
+        self.open_lock_file("content.lock")
+    }
+
+    /// Opens (creating it if needed) a lock file under the root, not yet locked.
+    pub(crate) fn open_lock_file(&self, name: &str) -> Result<(File, PathBuf)> {
+        let path = self.root.join(name);
         let file = File::options()
             .create(true)
             .truncate(false)
