@@ -265,7 +265,9 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
     }
 
     // Base images first: expansion needs their config (ENV, WORKDIR, ONBUILD...).
+    // Stages often share a base: each image is looked up once.
     let mut bases: BTreeMap<usize, Image> = BTreeMap::new();
+    let mut found: BTreeMap<String, Image> = BTreeMap::new();
     for &index in &plan.order {
         let stage = &plan.stages[index];
         if let Base::Image(reference) = &stage.base {
@@ -274,7 +276,14 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
                 step: stage.from_text.clone(),
                 message,
             };
-            let image = find_image(store, reference).map_err(located)?;
+            let image = match found.get(&reference.familiar()) {
+                Some(image) => image.clone(),
+                None => {
+                    let image = find_image(store, reference).map_err(located)?;
+                    found.insert(reference.familiar(), image.clone());
+                    image
+                }
+            };
             check_platform(&image, stage.platform.as_deref()).map_err(located)?;
             bases.insert(index, image);
         }

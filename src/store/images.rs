@@ -8,7 +8,7 @@ use oci_spec::image::{DescriptorBuilder, ImageManifest, ImageManifestBuilder, Me
 use rusqlite::{params, OptionalExtension};
 
 use super::db::{self, parse_digest, LayerRecord};
-use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError};
+use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError, Tag};
 use crate::oci::{canonical_json, media, Digest, ImageConfig, ImageRef};
 
 /// One layer of an image.
@@ -145,9 +145,10 @@ impl Store {
     pub fn image(&self, reference: &str) -> Result<Image> {
         // An exact tag needs no reference parsing (whose regex costs milliseconds to
         // build); anything else goes through the full parser.
+        let tags = self.tags()?;
         if let Some(name) = quick_tag_name(reference) {
-            if let Some(tag) = self.tags()?.into_iter().find(|t| t.name == name) {
-                return self.image_by_manifest(&tag.manifest);
+            if let Some(tag) = tags.iter().find(|t| t.name == name) {
+                return self.load_image(&tag.manifest, &tags);
             }
         }
         if let Ok(image_ref) = reference.parse::<ImageRef>() {
@@ -155,13 +156,13 @@ impl Store {
                 let digest: Digest = digest
                     .parse()
                     .map_err(|_| StoreError::NoSuchImage(reference.into()))?;
-                if self.has_manifest(&digest)? {
-                    return self.image_by_manifest(&digest);
+                if self.has_manifest(&digest, &tags)? {
+                    return self.load_image(&digest, &tags);
                 }
             } else {
                 let name = image_ref.familiar();
-                if let Some(tag) = self.tags()?.into_iter().find(|t| t.name == name) {
-                    return self.image_by_manifest(&tag.manifest);
+                if let Some(tag) = tags.iter().find(|t| t.name == name) {
+                    return self.load_image(&tag.manifest, &tags);
                 }
             }
         }
@@ -180,16 +181,16 @@ impl Store {
                 0 => {}
                 1 => {
                     // Prefer a tagged manifest of that config.
-                    let tags = self.tags()?;
                     let manifest = matches
                         .iter()
                         .map(|(_, m)| m)
                         .find(|m| tags.iter().any(|t| t.manifest.to_string() == **m))
                         .unwrap_or(&matches[0].1);
-                    return self.image_by_manifest(
+                    return self.load_image(
                         &manifest
                             .parse()
                             .map_err(|_| StoreError::NoSuchImage(reference.into()))?,
+                        &tags,
                     );
                 }
                 _ => return Err(StoreError::Ambiguous(reference.into())),
@@ -198,7 +199,7 @@ impl Store {
         Err(StoreError::NoSuchImage(reference.into()))
     }
 
-    fn has_manifest(&self, digest: &Digest) -> Result<bool> {
+    fn has_manifest(&self, digest: &Digest, tags: &[Tag]) -> Result<bool> {
         Ok(self.has_blob(digest)
             && (self
                 .with_db(|conn| {
@@ -210,12 +211,17 @@ impl Store {
                     .optional()
                 })?
                 .is_some()
-                || self.tags()?.iter().any(|t| t.manifest == *digest)))
+                || tags.iter().any(|t| t.manifest == *digest)))
     }
 
     /// Loads an image by its manifest digest, recording it if the store did not know it
     /// (a tag written by another tool).
     pub fn image_by_manifest(&self, manifest_digest: &Digest) -> Result<Image> {
+        self.load_image(manifest_digest, &self.tags()?)
+    }
+
+    /// [`Store::image_by_manifest`] with the tags already read.
+    fn load_image(&self, manifest_digest: &Digest, tags: &[Tag]) -> Result<Image> {
         let manifest_bytes = self.read_blob(manifest_digest)?;
         let manifest: ImageManifest =
             serde_json::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
@@ -271,11 +277,10 @@ impl Store {
                 now_seconds(),
             )
         })?;
-        let tags = self
-            .tags()?
-            .into_iter()
+        let tags = tags
+            .iter()
             .filter(|t| t.manifest == *manifest_digest)
-            .map(|t| t.name)
+            .map(|t| t.name.clone())
             .collect();
         Ok(Image {
             id: config_digest,
