@@ -294,7 +294,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
             }
             for value in from_values(&instruction.command) {
                 let value = scope
-                    .expand(&value, dockerfile.directives.escape)
+                    .expand(value, dockerfile.directives.escape)
                     .map_err(|e| GraphError::at(&instruction.location, e))?;
                 if let Some(dep) = resolve_from(&value, index, &names)
                     .map_err(|kind| GraphError::at(&instruction.location, kind))?
@@ -377,15 +377,15 @@ pub fn expand_all(
 }
 
 /// The raw `--from` values of an instruction (COPY --from, RUN --mount from=).
-fn from_values(command: &Command) -> Vec<String> {
+fn from_values(command: &Command) -> Vec<&str> {
     match command {
-        Command::Copy(copy) => copy.from.iter().cloned().collect(),
+        Command::Copy(copy) => copy.from.iter().map(String::as_str).collect(),
         Command::Run(run) => run
             .mounts
             .iter()
             .flat_map(|m| m.options.iter())
             .filter(|(k, _)| k == "from")
-            .filter_map(|(_, v)| v.clone())
+            .filter_map(|(_, v)| v.as_deref())
             .collect(),
         _ => Vec::new(),
     }

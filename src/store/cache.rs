@@ -302,6 +302,8 @@ impl Store {
         fs::create_dir_all(&dir).at(&dir)?;
         let path = self.stat_cache_path(root);
         let tmp = self.tmp_path("stat-cache");
+        // Not fsynced: after a crash the file may be empty or cut short, and then it fails
+        // its own checks and the next build simply hashes again. Only speed is at stake.
         fs::write(&tmp, data).at(&tmp)?;
         fs::rename(&tmp, &path).at(&path)
     }
