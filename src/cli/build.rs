@@ -46,7 +46,8 @@ pub struct BuildArgs {
     pub no_cache_filter: Vec<String>,
 
     /// Reuse steps from a build cache exported with --cache-to: a directory (an OCI
-    /// layout), as DIR or type=local,src=DIR; may be given more than once
+    /// layout), as DIR or type=local,src=DIR; may be given more than once. A directory
+    /// with no cache in it yet is a warning, not an error
     #[arg(long, value_name = "SRC")]
     pub cache_from: Vec<String>,
 

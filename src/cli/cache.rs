@@ -56,7 +56,8 @@ pub struct PruneArgs {
     /// (RUN --mount=type=cache) and the stored hashes of context files
     #[arg(short, long)]
     pub all: bool,
-    /// Only what was last used longer ago than DURATION (until=24h, until=30m, until=7d)
+    /// Only what was last used longer ago than DURATION (until=24h, until=30m, until=7d);
+    /// last use is recorded to the minute
     #[arg(long, value_name = "until=DURATION")]
     pub filter: Vec<String>,
     /// Remove the least recently used steps until the cache takes no more than SIZE

@@ -36,7 +36,7 @@ pub struct RunArgs {
     /// Read environment variables from a file (NAME=VALUE lines)
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
-    /// Working directory inside the container
+    /// Working directory inside the container (an absolute path)
     #[arg(short = 'w', long = "workdir", value_name = "DIR")]
     pub workdir: Option<String>,
     /// User to run as (NAME, UID, NAME:GROUP or UID:GID)
