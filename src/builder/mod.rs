@@ -185,6 +185,10 @@ pub enum BuildError {
     Cancelled,
     #[error("cannot start a thread to build a stage: {0}")]
     Thread(std::io::Error),
+    /// The scheduler ran a step before a stage it needs: a bug in lade, reported
+    /// rather than building from an empty filesystem.
+    #[error("internal error: stage {0} was needed before it was built")]
+    StageNotBuilt(usize),
 }
 
 fn render_step_error(location: &SourceLocation, step: &str, message: &str) -> String {

@@ -112,8 +112,12 @@ impl Session<'_> {
         self.prepared.plan.stages[index].label()
     }
 
-    fn stage_result(&self, index: usize) -> Option<StageResult> {
-        lock(&self.done).get(&index).cloned()
+    /// The result of a stage this one depends on; the scheduler has finished it.
+    fn stage_result(&self, index: usize) -> Result<StageResult, BuildError> {
+        lock(&self.done)
+            .get(&index)
+            .cloned()
+            .ok_or(BuildError::StageNotBuilt(index))
     }
 
     fn note(&self, step: &StepRef, verdict: Verdict) {
@@ -129,7 +133,7 @@ impl Session<'_> {
         let label = stage.label();
         let expanded = &self.prepared.expanded[&index];
         let total = expanded.steps.len();
-        let (mut result, identity) = self.start(index);
+        let (mut result, identity) = self.start(index)?;
 
         let from_ref = StepRef {
             stage: index,
@@ -352,10 +356,10 @@ impl Session<'_> {
     }
 
     /// The stage's starting point, and its identity as its FROM site records it.
-    fn start(&self, index: usize) -> (StageResult, String) {
+    fn start(&self, index: usize) -> Result<(StageResult, String), BuildError> {
         let stage = &self.prepared.plan.stages[index];
         let epoch = history_time(Some(self.options.source_date_epoch.unwrap_or(0)));
-        match &stage.base {
+        Ok(match &stage.base {
             Base::Scratch => {
                 let host = Platform::host();
                 (
@@ -404,16 +408,14 @@ impl Session<'_> {
                 )
             }
             Base::Stage(parent) => {
-                let result = self
-                    .stage_result(*parent)
-                    .expect("the scheduler runs a stage after the stages it needs");
+                let result = self.stage_result(*parent)?;
                 let state = result
                     .state
                     .map_or_else(|| "pending".to_string(), |s| s.hex());
                 let identity = format!("stage {} {state}", self.label(*parent));
                 (result, identity)
             }
-        }
+        })
     }
 
     fn push_history(
@@ -490,7 +492,7 @@ impl Session<'_> {
                 CopyFrom::Context => {}
                 CopyFrom::Stage(i) => {
                     let label = self.label(*i);
-                    match self.stage_result(*i).and_then(|r| r.state) {
+                    match self.stage_result(*i).ok().and_then(|r| r.state) {
                         Some(state) => {
                             inputs.sources.insert(format!("stage {label}"), state.hex());
                         }
@@ -679,17 +681,18 @@ impl Session<'_> {
         RootView::open(self.store, layers).map(Some)
     }
 
-    fn layers_of(&self, from: &CopyFrom) -> Vec<LayerInfo> {
-        match from {
+    fn layers_of(&self, from: &CopyFrom) -> Result<Vec<LayerInfo>, BuildError> {
+        Ok(match from {
             CopyFrom::Context => Vec::new(),
-            CopyFrom::Stage(i) => self.stage_result(*i).map(|r| r.layers).unwrap_or_default(),
+            CopyFrom::Stage(i) => self.stage_result(*i)?.layers,
+            // `prepare` looked up every image a step takes files from.
             CopyFrom::Image(reference) => self
                 .prepared
                 .images
                 .get(&reference.familiar())
                 .map(|i| i.layers.clone())
                 .unwrap_or_default(),
-        }
+        })
     }
 
     /// The snapshot of what this step's site made last, if it is still there.
@@ -718,7 +721,7 @@ impl Session<'_> {
         let source = match &copy.from {
             CopyFrom::Context => Source::Context(&self.prepared.context),
             other => {
-                from_view = self.view(&self.layers_of(other))?;
+                from_view = self.view(&self.layers_of(other)?)?;
                 match &from_view {
                     Some(view) => Source::Root(view.root()),
                     None => {
@@ -805,7 +808,7 @@ impl Session<'_> {
         step_ref: &StepRef,
     ) -> Result<Option<LayerInfo>, BuildError> {
         let mut open_view = |from: &CopyFrom| -> Result<Option<RootView>, String> {
-            let layers = self.layers_of(from);
+            let layers = self.layers_of(from).map_err(|e| e.to_string())?;
             if layers.is_empty() {
                 return Ok(None);
             }
