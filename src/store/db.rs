@@ -155,6 +155,16 @@ pub(crate) fn put_image(
     Ok(())
 }
 
+pub(crate) fn has_image(conn: &Connection, manifest_digest: &Digest) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT 1 FROM images WHERE manifest_digest = ?1",
+        params![manifest_digest.to_string()],
+        |_| Ok(()),
+    )
+    .optional()
+    .map(|found| found.is_some())
+}
+
 pub(crate) fn layer(conn: &Connection, blob: &Digest) -> rusqlite::Result<Option<LayerRecord>> {
     conn.query_row(
         "SELECT blob_digest, diff_id, media_type, size, tar_size FROM layers WHERE blob_digest = ?1",

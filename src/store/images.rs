@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
 use oci_spec::image::{DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::params;
 
 use super::db::{self, parse_digest, LayerRecord};
 use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError, Tag};
@@ -201,16 +201,7 @@ impl Store {
 
     fn has_manifest(&self, digest: &Digest, tags: &[Tag]) -> Result<bool> {
         Ok(self.has_blob(digest)
-            && (self
-                .with_db(|conn| {
-                    conn.query_row(
-                        "SELECT 1 FROM images WHERE manifest_digest = ?1",
-                        params![digest.to_string()],
-                        |_| Ok(()),
-                    )
-                    .optional()
-                })?
-                .is_some()
+            && (self.with_db(|conn| db::has_image(conn, digest))?
                 || tags.iter().any(|t| t.manifest == *digest)))
     }
 
@@ -266,7 +257,12 @@ impl Store {
             });
         }
         let size: u64 = layers.iter().map(|l| l.tar_size).sum();
+        // Recorded only when unknown (a tag another tool wrote): every build and every
+        // `run` loads images, and a read should not take the database's write lock.
         self.with_db(|conn| {
+            if db::has_image(conn, manifest_digest)? {
+                return Ok(());
+            }
             db::put_image(
                 conn,
                 manifest_digest,
