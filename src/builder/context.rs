@@ -191,10 +191,12 @@ impl BuildContext {
             }
             Err(_) => IgnoreMatcher::default(),
         };
-        Ok(BuildContext {
-            root: root.to_path_buf(),
-            ignore,
-        })
+        // Absolute once, here: bind mounts and COPY resolve their sources inside this
+        // directory, and a relative path would be resolved against whatever directory
+        // the sandbox happens to work in.
+        let root = fs::canonicalize(root)
+            .map_err(|e| format!("the build context {}: {e}", root.display()))?;
+        Ok(BuildContext { root, ignore })
     }
 }
 

@@ -99,6 +99,9 @@ impl From<CompressionArg> for Compression {
 
 /// Runs a parsed command line; the exit code is the command's.
 pub fn run(cli: Cli) -> ExitCode {
+    if !matches!(cli.command, Command::Run(_)) {
+        quiet_on_closed_pipe();
+    }
     let root = cli.root.clone();
     let result = match cli.command {
         Command::Build(args) => build::run(root, args),
@@ -122,6 +125,17 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `lade images | head -1`: when the reader goes away, end quietly as other command-line
+/// tools do (killed by SIGPIPE), rather than fail on every later write. `run` keeps
+/// SIGPIPE ignored: its container writes to our stdout itself and gets the signal there,
+/// while lade must live on to clean up after it.
+fn quiet_on_closed_pipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: restoring the default disposition installs no handler of ours, and no
+    // other thread exists yet to race with.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// Does `act` for each item a command names (`rmi a b c`): a failure is reported and the

@@ -52,6 +52,11 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("{0}")]
     InUse(String),
+    /// The store belongs to another user: its files are closed to everyone else.
+    #[error(
+        "the store at {path} belongs to {owner}: run lade as that user, or use a store of your own with --root DIR"
+    )]
+    NotOwner { path: PathBuf, owner: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -85,6 +90,65 @@ pub fn default_root() -> PathBuf {
     }
 }
 
+/// The store's root exists, belongs to this user and is closed to every other one
+/// (mode 0700): snapshots keep image files as they are, setuid bits and device nodes
+/// included, so a way into the store for another user would be a way to root. An
+/// existing store with a wider mode is tightened.
+fn make_private_root(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).at(parent)?;
+    }
+    match fs::DirBuilder::new().mode(0o700).create(root) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+            return Err(not_owner(root).unwrap_or(StoreError::Io {
+                path: root.to_path_buf(),
+                source: e,
+            }))
+        }
+        Err(e) => {
+            return Err(StoreError::Io {
+                path: root.to_path_buf(),
+                source: e,
+            })
+        }
+    }
+    let meta = fs::metadata(root).at(root)?;
+    let me = nix::unistd::geteuid();
+    if meta.uid() != me.as_raw() && !me.is_root() {
+        return Err(not_owner(root).unwrap_or_else(|| StoreError::NotOwner {
+            path: root.to_path_buf(),
+            owner: format!("uid {}", meta.uid()),
+        }));
+    }
+    if meta.uid() == me.as_raw() && meta.mode() & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700)).at(root)?;
+    }
+    Ok(())
+}
+
+/// The error for a store owned by someone else, naming the owner.
+fn not_owner(root: &Path) -> Option<StoreError> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = fs::metadata(root).ok()?.uid();
+    if owner == nix::unistd::geteuid().as_raw() {
+        return None;
+    }
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner))
+        .ok()
+        .flatten()
+        .map_or_else(
+            || format!("uid {owner}"),
+            |u| format!("{} (uid {owner})", u.name),
+        );
+    Some(StoreError::NotOwner {
+        path: root.to_path_buf(),
+        owner: name,
+    })
+}
+
 /// An open store.
 pub struct Store {
     root: PathBuf,
@@ -100,8 +164,8 @@ impl Store {
     /// Opens (creating if needed) the store at `root`, and removes staging files left by
     /// processes that died.
     pub fn open(root: &Path) -> Result<Store> {
+        make_private_root(root)?;
         for dir in [
-            root.to_path_buf(),
             root.join(OCI).join("blobs/sha256"),
             root.join(SNAPSHOTS),
             root.join(TMP),
