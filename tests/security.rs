@@ -168,3 +168,177 @@ fn closed_pipes_end_quietly() {
         assert!(stderr.is_empty(), "lade {args:?} printed: {stderr}");
     }
 }
+
+/// The pids of processes whose command line is `command` (words joined by spaces).
+fn processes_running(command: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let words: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect();
+        if words.join(" ") == command {
+            found.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+/// Reads `child`'s stderr until a line contains `marker`; returns what was read.
+fn read_stderr_until(child: &mut std::process::Child, marker: &str) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.as_mut().expect("stderr is piped");
+    let mut reader = std::io::BufReader::new(stderr);
+    let mut seen = String::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).unwrap();
+        assert!(n > 0, "lade ended before printing {marker:?}:\n{seen}");
+        seen.push_str(&line);
+        if line.contains(marker) {
+            return seen;
+        }
+    }
+}
+
+/// Waits for a child with a generous bound, killing it (and failing) past it.
+fn wait_bounded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what} did not end");
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ctrl_c_and_sigterm_cancel_a_build() {
+    let lade = Lade::new();
+    lade.busybox();
+    for (signal, code) in [
+        (nix::sys::signal::Signal::SIGINT, 130),
+        (nix::sys::signal::Signal::SIGTERM, 143),
+    ] {
+        let context = Context::new(&format!(
+            "FROM busybox\nRUN echo {signal}-ready && sleep 30{code}\nRUN touch /after\n"
+        ));
+        let mut child = lade
+            .process()
+            .args(["build", "--progress", "plain", "-t", "cancelled:1"])
+            .arg(context.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let seen = read_stderr_until(&mut child, &format!("{signal}-ready"));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let status = wait_bounded(&mut child, "the interrupted build");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut rest).unwrap();
+        assert_eq!(status.code(), Some(code), "{seen}{rest}");
+        assert!(rest.contains("interrupted"), "{rest}");
+        assert!(
+            !lade.ok(&["images"]).contains("cancelled"),
+            "an interrupted build tagged its image"
+        );
+        let sleepers = processes_running(&format!("sleep 30{code}"));
+        assert!(
+            sleepers.is_empty(),
+            "the step's sandbox lives on: {sleepers:?}"
+        );
+    }
+    // The store works and the step reruns: nothing of it was recorded.
+    let context = Context::new("FROM busybox\nRUN echo again\n");
+    lade.build(context.path(), &["-t", "after:1"]);
+}
+
+#[test]
+fn rm_refuses_a_running_container_and_rm_f_kills_it() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/handshake", shared.path().display());
+    let mut run = lade
+        .process()
+        .args(["run", "--name", "longrun", "--memory", "64m", "-v", &volume])
+        .args([
+            "busybox",
+            "sh",
+            "-c",
+            "touch /handshake/ready; exec sleep 299",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let ready = shared.path().join("ready");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never started"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    let ps = lade.ok(&["ps"]);
+    assert!(ps.contains("longrun") && ps.contains("running"), "{ps}");
+
+    let refused = lade.fails(&["rm", "longrun"]);
+    assert!(refused.contains("is running"), "{refused}");
+    assert!(lade.ok(&["ps"]).contains("longrun"));
+
+    lade.ok(&["rm", "-f", "longrun"]);
+    let status = wait_bounded(&mut run, "lade run of the removed container");
+    assert_eq!(status.code(), Some(137));
+    assert!(!lade.ok(&["ps", "-a"]).contains("longrun"));
+    let sleepers = processes_running("sleep 299");
+    assert!(sleepers.is_empty(), "the container lives on: {sleepers:?}");
+    let cgroups = common::run(
+        "sh",
+        &[
+            "-c",
+            "find /sys/fs/cgroup -path '*lade/*' -type d 2>/dev/null || true",
+        ],
+    );
+    assert!(cgroups.trim().is_empty(), "cgroups left: {cgroups}");
+}
+
+#[test]
+fn the_host_binary_is_never_visible_inside_a_container() {
+    let lade = Lade::new();
+    lade.busybox();
+    let binary = assert_cmd::cargo::cargo_bin("lade");
+    use std::os::unix::fs::MetadataExt;
+    let host_inode = std::fs::metadata(&binary).unwrap().ino();
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; stat -L -c %i /proc/1/exe; (echo x >> /proc/1/exe && echo written) 2>/dev/null; true",
+    ]);
+    let mut lines = out.lines();
+    let link = lines.next().unwrap_or_default();
+    let inode: u64 = lines.next().unwrap_or_default().trim().parse().unwrap_or(0);
+    assert!(
+        !link.contains(binary.to_str().unwrap()) && !link.contains("target/"),
+        "PID 1 shows the host binary: {link}"
+    );
+    assert_ne!(inode, host_inode, "PID 1 is the host binary's inode");
+    assert!(
+        !out.contains("written"),
+        "PID 1's binary was writable: {out}"
+    );
+}

@@ -20,7 +20,6 @@ mod view;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -61,6 +60,9 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets every timestamp of the image.
     pub source_date_epoch: Option<i64>,
+    /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
+    /// stage fails (the other stages' sandboxes are killed).
+    pub cancel: std::sync::Arc<crate::exec::Cancel>,
 }
 
 /// The image a build made.
@@ -183,12 +185,32 @@ pub enum BuildError {
     Context(String),
     #[error("the build stopped because another stage failed")]
     Cancelled,
+    /// Ctrl-C or a termination signal: nothing of the running steps was kept, nothing
+    /// was tagged.
+    #[error("the build was interrupted by {}", signal_name(*signal))]
+    Interrupted { signal: i32 },
     #[error("cannot start a thread to build a stage: {0}")]
     Thread(std::io::Error),
     /// The scheduler ran a step before a stage it needs: a bug in lade, reported
     /// rather than building from an empty filesystem.
     #[error("internal error: stage {0} was needed before it was built")]
     StageNotBuilt(usize),
+}
+
+fn signal_name(signal: i32) -> String {
+    nix::sys::signal::Signal::try_from(signal)
+        .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_string())
+}
+
+impl BuildError {
+    /// The exit code for this error: 128 + the signal for an interrupted build (130 for
+    /// Ctrl-C, as BuildKit's client gives), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            BuildError::Interrupted { signal } => (128 + signal).clamp(0, 255) as u8,
+            _ => 1,
+        }
+    }
 }
 
 fn render_step_error(location: &SourceLocation, step: &str, message: &str) -> String {
@@ -400,13 +422,20 @@ fn session<'a>(
         hasher: ContextHasher::load(store, &prepared.context.root),
         imported,
         mode,
-        cancelled: AtomicBool::new(false),
         done: Mutex::new(BTreeMap::new()),
         sites: Mutex::new(Vec::new()),
         used: Mutex::new(Vec::new()),
         explained: Mutex::new(Vec::new()),
         now: now_seconds(),
     })
+}
+
+/// Whether a signal stopped the build (whatever error the steps it killed gave).
+fn interrupted(options: &BuildOptions) -> Result<(), BuildError> {
+    match options.cancel.interrupted_by() {
+        Some(signal) => Err(BuildError::Interrupted { signal }),
+        None => Ok(()),
+    }
 }
 
 /// Builds the image `options` describe.
@@ -441,10 +470,7 @@ pub fn build(
         &|stage, turn| session.run_stage(stage, turn),
         &|error| matches!(error, BuildError::Cancelled),
         &|error| BuildError::Thread(error),
-        &|| {
-            session.cancelled.store(true, Ordering::SeqCst);
-            crate::exec::cancel_all();
-        },
+        &|| options.cancel.cancel(),
     );
     // What was learned is kept even when the build failed: the steps that finished are
     // reused next time, and their files need not be hashed again.
@@ -452,6 +478,7 @@ pub fn build(
     let sites = std::mem::take(&mut *session.sites.lock().unwrap_or_else(|e| e.into_inner()));
     let used = std::mem::take(&mut *session.used.lock().unwrap_or_else(|e| e.into_inner()));
     store.finish_cache_use(&sites, &used, session.now)?;
+    interrupted(options)?;
     built?;
 
     let done = session.done.lock().unwrap_or_else(|e| e.into_inner());
@@ -476,6 +503,7 @@ pub fn build(
         history: target.history.clone(),
         extra: BTreeMap::new(),
     };
+    interrupted(options)?;
     let image = store.commit_image(
         &NewImage {
             config,

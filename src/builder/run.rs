@@ -39,6 +39,7 @@ pub(crate) struct RunContext<'a> {
     pub source_date_epoch: Option<i64>,
     pub reporter: &'a dyn Reporter,
     pub step_ref: StepRef,
+    pub cancel: &'a exec::Cancel,
     /// Views of stages and images for `--mount=from=...`.
     pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, String>,
 }
@@ -181,6 +182,8 @@ pub(crate) fn run(
                 stdin: false,
                 terminal: false,
                 output: Output::Lines(Box::new(callback)),
+                cancel: Some(cx.cancel),
+                started: None,
             },
         )
     });

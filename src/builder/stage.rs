@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -85,7 +84,6 @@ pub(crate) struct Session<'a> {
     pub hasher: ContextHasher,
     pub imported: Vec<ImportedCache>,
     pub mode: Mode,
-    pub cancelled: AtomicBool,
     pub done: Mutex<BTreeMap<usize, StageResult>>,
     /// Site -> key, written when the build ends.
     pub sites: Mutex<Vec<(String, String)>>,
@@ -184,7 +182,7 @@ impl Session<'_> {
         let mut occurrences: BTreeMap<&str, usize> = BTreeMap::new();
         let forced = self.forced_miss(index);
         for step in &expanded.steps {
-            if self.cancelled.load(Ordering::SeqCst) {
+            if self.options.cancel.is_cancelled() {
                 return Err(BuildError::Cancelled);
             }
             for needed in stages_needed(step) {
@@ -825,6 +823,7 @@ impl Session<'_> {
                 source_date_epoch: self.options.source_date_epoch,
                 reporter: self.reporter,
                 step_ref: step_ref.clone(),
+                cancel: &self.options.cancel,
                 open_view: &mut open_view,
             },
             step,

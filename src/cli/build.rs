@@ -174,6 +174,7 @@ fn build_options(
             .transpose()?,
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
+        cancel: Default::default(),
     })
 }
 
@@ -269,7 +270,16 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
     crate::exec::mounts::private_mount_namespace()?;
     let store = super::open_store(root)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
-    let output = builder::build(&store, options, &progress)?;
+    cancel_on_signals(&options.cancel)?;
+    let output = match builder::build(&store, options, &progress) {
+        Ok(output) => output,
+        Err(err @ builder::BuildError::Interrupted { .. }) => {
+            drop(progress);
+            eprintln!("lade: {err}");
+            return Ok(ExitCode::from(err.exit_code()));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if let (Some(count), Some(dir)) = (output.exported_records, &options.cache_to) {
         progress.line(&format!(
             "exported {count} cache record(s) to {}",
@@ -293,6 +303,24 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
     ));
     println!("{id}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP cancel the build, as they do BuildKit's: its sandboxes are
+/// killed, nothing of the running steps is kept, nothing is tagged.
+fn cancel_on_signals(cancel: &std::sync::Arc<crate::exec::Cancel>) -> Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot listen for Ctrl-C")?;
+    let cancel = cancel.clone();
+    std::thread::Builder::new()
+        .name("interrupts".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                cancel.interrupt(signal);
+            }
+        })
+        .context("cannot listen for Ctrl-C")?;
+    Ok(())
 }
 
 /// `NAME=VALUE` pairs; a bare `NAME` takes its value from the environment, and is

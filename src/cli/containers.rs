@@ -170,7 +170,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     let containers: Vec<_> = store
         .containers()?
         .into_iter()
-        .filter(|c| args.all || c.state == "running")
+        .filter(|c| args.all || container::current_state(c) == "running")
         .collect();
     if args.quiet {
         for c in &containers {
@@ -181,7 +181,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     if args.format == Format::Json {
         let rows: Vec<_> = containers
             .iter()
-            .map(|c| json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": c.created, "State": c.state, "ExitCode": c.exit_code }))
+            .map(|c| json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": c.created, "State": container::current_state(c), "ExitCode": c.exit_code }))
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
@@ -192,7 +192,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
             let created = jiff::Timestamp::from_second(c.created)
                 .map(|t| t.to_string())
                 .ok();
-            let status = match (c.state.as_str(), c.exit_code) {
+            let status = match (container::current_state(c), c.exit_code) {
                 ("exited", Some(code)) => format!("Exited ({code})"),
                 (state, _) => state.to_string(),
             };

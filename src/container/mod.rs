@@ -10,7 +10,9 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::exec::{self, Exit, Io, Limits, Mount, Network, Output, Process, Rootfs, Spec};
+use crate::exec::{
+    self, Exit, Io, Limits, Mount, Network, Output, Process, ProcessId, Rootfs, Spec,
+};
 use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
@@ -51,6 +53,10 @@ pub enum ContainerError {
     Exec(#[from] exec::ExecError),
     #[error("{0}")]
     Invalid(String),
+    #[error("container {0} is running: stop it first, or remove it with -f")]
+    Running(String),
+    #[error("container {name} did not die after SIGKILL (pid {pid})")]
+    Unkillable { name: String, pid: i32 },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -343,8 +349,9 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
         image: image.id,
         image_name: options.image.clone(),
         created: jiff::Timestamp::now().as_second(),
-        state: "running".into(),
+        state: "created".into(),
         pid: None,
+        pid_start: None,
         exit_code: None,
         spec: serde_json::to_string(&spec).unwrap_or_default(),
     };
@@ -352,12 +359,18 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
         crate::store::remove_tree(&dir);
         return Err(err.into());
     }
+    let mut record_init = |init: ProcessId| {
+        // Best effort: the container runs either way, and `ps` tells a missing record.
+        let _ = store.set_container_running(&id, i64::from(init.pid), init.start as i64);
+    };
     let result = exec::run(
         &spec,
         Io {
             stdin: options.interactive,
             terminal: options.tty,
             output: Output::Inherit,
+            cancel: None,
+            started: Some(&mut record_init),
         },
     );
     let code = match &result {
@@ -370,7 +383,7 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
     if options.remove {
         remove_container(store, &id)?;
     } else {
-        store.set_container_state(&id, "exited", None, Some(i64::from(code)))?;
+        store.set_container_exited(&id, i64::from(code))?;
     }
     result?;
     Ok(code)
@@ -380,25 +393,45 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
 /// (which kills it first).
 pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
     let record = store.container(reference)?;
-    if record.state == "running" {
-        let alive = record.pid.is_some_and(|pid| {
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
-        });
-        if alive && !force {
-            return Err(ContainerError::Invalid(format!(
-                "container {} is running: stop it first, or use -f",
-                record.name
-            )));
+    if let Some(init) = running_init(&record) {
+        if !force {
+            return Err(ContainerError::Running(record.name));
         }
-        if let (true, Some(pid)) = (alive, record.pid) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        if !init.kill_and_wait(KILL_TIMEOUT) {
+            return Err(ContainerError::Unkillable {
+                name: record.name,
+                pid: init.pid,
+            });
         }
     }
+    // The cgroup goes with its last process; the one that ran the container removes
+    // it too, so whichever comes second finds nothing to do.
+    exec::remove_cgroup(&record.id);
     remove_container(store, &record.id)?;
     Ok(record.name)
+}
+
+/// What a container is doing now: its record, checked against its init. A container
+/// recorded as running whose init is gone (its `lade run` was killed with it) is dead:
+/// its exit code is unknown.
+pub fn current_state(record: &ContainerRecord) -> &str {
+    match record.state.as_str() {
+        "running" if running_init(record).is_none() => "dead",
+        state => state,
+    }
+}
+
+/// How long `rm -f` waits for a killed container to be gone.
+const KILL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The container's init, if it still runs: the recorded pid with the recorded start
+/// time, so that a pid reused by another process is never taken for it.
+pub fn running_init(record: &ContainerRecord) -> Option<ProcessId> {
+    let init = ProcessId {
+        pid: i32::try_from(record.pid?).ok()?,
+        start: u64::try_from(record.pid_start?).ok()?,
+    };
+    init.is_alive().then_some(init)
 }
 
 fn remove_container(store: &Store, id: &str) -> Result<()> {

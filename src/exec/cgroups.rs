@@ -222,6 +222,20 @@ impl Cgroup {
     }
 }
 
+/// Removes `lade/<name>` from every hierarchy where it exists (its processes gone).
+pub fn remove_cgroup(name: &str) {
+    let layout = CgroupLayout::detect();
+    let mut dirs: Vec<PathBuf> = layout
+        .v1
+        .values()
+        .chain(layout.unified.iter().map(|(root, _)| root))
+        .map(|root| root.join("lade").join(name))
+        .filter(|dir| dir.exists())
+        .collect();
+    dirs.dedup();
+    Cgroup { dirs }.remove();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod init;
 pub mod mounts;
 mod network;
 pub mod paths;
+mod process;
 mod pty;
 mod rootfs;
 mod security;
@@ -24,9 +25,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroups::{CgroupLayout, Limits};
+pub use cgroups::{remove_cgroup, CgroupLayout, Limits};
 pub use init::maybe_run_init;
-pub use spawn::{cancel_all, run, Exit, Io, Output};
+pub use process::ProcessId;
+pub use spawn::{run, Cancel, Exit, Io, Output};
 
 /// Everything the sandbox needs, sent to the init as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

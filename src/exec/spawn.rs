@@ -19,15 +19,85 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
 use super::cgroups::{Cgroup, CgroupLayout};
+use super::process::ProcessId;
 use super::{io_err, pty, sys_err, ExecError, Network, Result, Spec};
 
-/// How the sandbox's standard streams connect to ours.
-pub struct Io {
+/// How the sandbox's standard streams connect to ours, and who may stop it.
+pub struct Io<'a> {
     /// Keep our standard input connected (`-i`); otherwise it reads `/dev/null`.
     pub stdin: bool,
     /// A pty (`-t`).
     pub terminal: bool,
     pub output: Output,
+    /// The work this sandbox is part of (a build): cancelling it kills the sandbox, and
+    /// signals to lade are its owner's to handle. Without one, SIGINT, SIGTERM and the
+    /// other signals lade receives are forwarded to the sandbox, as `docker run` does.
+    pub cancel: Option<&'a Cancel>,
+    /// Told the sandbox's init once it runs, before it is waited for.
+    pub started: Option<&'a mut dyn FnMut(ProcessId)>,
+}
+
+/// Stops the sandboxes of one piece of work (a build): cancelling kills those running
+/// and any started with it afterwards. Each build has its own, so a cancel never
+/// outlives the work it was for.
+#[derive(Debug, Default)]
+pub struct Cancel {
+    state: Mutex<CancelState>,
+}
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: bool,
+    /// The signal that asked for the cancel, when one did.
+    signal: Option<i32>,
+    pids: Vec<i32>,
+}
+
+impl Cancel {
+    pub fn new() -> Cancel {
+        Cancel::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, CancelState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kills every sandbox started with this handle, now and later.
+    pub fn cancel(&self) {
+        let mut state = self.state();
+        state.cancelled = true;
+        for &pid in &state.pids {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+
+    /// Cancels because lade received `signal` (SIGINT, SIGTERM).
+    pub fn interrupt(&self, signal: i32) {
+        self.state().signal.get_or_insert(signal);
+        self.cancel();
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.state().cancelled
+    }
+
+    /// The signal that interrupted the work, if one did.
+    pub fn interrupted_by(&self) -> Option<i32> {
+        self.state().signal
+    }
+
+    /// Registers a sandbox; kills it at once when the work is already cancelled.
+    fn register(&self, pid: Pid) {
+        let mut state = self.state();
+        if state.cancelled {
+            let _ = kill(pid, Signal::SIGKILL);
+        }
+        state.pids.push(pid.as_raw());
+    }
+
+    fn unregister(&self, pid: Pid) {
+        self.state().pids.retain(|p| *p != pid.as_raw());
+    }
 }
 
 /// Where the sandbox's stdout and stderr go.
@@ -47,29 +117,18 @@ pub struct Exit {
 /// The environment variable that makes lade's binary act as a container init.
 pub(crate) const INIT_ENV: &str = "_LADE_INIT";
 
-/// Sandboxes running now, and the pty whose size follows ours.
-struct Running {
+/// The sandboxes that lade's signals are forwarded to (those run without a [`Cancel`]),
+/// and the pty whose size follows ours: a signal handler's only way to find them.
+struct Forwarded {
     pids: Vec<i32>,
     pty: Option<RawFd>,
-    /// Set by [`cancel_all`]: sandboxes started afterwards are killed at once.
-    cancelled: bool,
 }
 
-static RUNNING: Mutex<Running> = Mutex::new(Running {
+static FORWARDED: Mutex<Forwarded> = Mutex::new(Forwarded {
     pids: Vec::new(),
     pty: None,
-    cancelled: false,
 });
 
-/// Kills every sandbox this process is running, and any it starts from now on: when one
-/// step of a build fails, the steps running beside it stop too.
-pub fn cancel_all() {
-    let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-    running.cancelled = true;
-    for &pid in &running.pids {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-}
 static FORWARDER: OnceLock<()> = OnceLock::new();
 
 /// Once per process: SIGINT, SIGTERM, SIGHUP, SIGQUIT and the user signals go to the
@@ -84,7 +143,7 @@ fn install_forwarder() {
         };
         std::thread::spawn(move || {
             for signal in signals.forever() {
-                let running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+                let running = FORWARDED.lock().unwrap_or_else(|e| e.into_inner());
                 if signal == SIGWINCH {
                     if let Some(fd) = running.pty {
                         // SAFETY: the pty stays open while it is registered here.
@@ -105,6 +164,27 @@ fn install_forwarder() {
             }
         });
     });
+}
+
+/// lade's binary copied into a memfd and sealed against every change: what stays of lade
+/// inside a container runs from it, never from the file on the host.
+fn sealed_copy_of_self() -> Result<OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, SealFlag};
+    use nix::sys::memfd::{memfd_create, MFdFlags};
+    let fd = memfd_create(
+        "lade-init",
+        MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
+    )
+    .map_err(sys_err("memfd_create"))?;
+    let mut copy = File::from(fd);
+    let mut exe = File::open("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
+    std::io::copy(&mut exe, &mut copy).map_err(io_err("copying lade's binary to a memfd"))?;
+    let seals = SealFlag::F_SEAL_SEAL
+        | SealFlag::F_SEAL_SHRINK
+        | SealFlag::F_SEAL_GROW
+        | SealFlag::F_SEAL_WRITE;
+    fcntl(&copy, FcntlArg::F_ADD_SEALS(seals)).map_err(sys_err("sealing the memfd"))?;
+    Ok(OwnedFd::from(copy))
 }
 
 /// Receives one descriptor sent with SCM_RIGHTS, or `None` when the peer closed first.
@@ -131,8 +211,10 @@ fn receive_fd(socket: &OwnedFd) -> Option<OwnedFd> {
 }
 
 /// Runs `spec` to completion.
-pub fn run(spec: &Spec, io: Io) -> Result<Exit> {
-    install_forwarder();
+pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
+    if io.cancel.is_none() {
+        install_forwarder();
+    }
     let cgroup = match &spec.cgroup {
         Some(name) if !spec.limits.is_empty() => {
             Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?)
@@ -146,7 +228,7 @@ pub fn run(spec: &Spec, io: Io) -> Result<Exit> {
     result
 }
 
-fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
+fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
     let (spec_read, spec_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
     let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
 
@@ -185,9 +267,20 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
         }
     };
 
+    // Under --init lade's binary stays in the container as PID 1: it runs from a sealed
+    // in-memory copy, so that the container cannot reach the host's file through
+    // /proc/1/exe (CVE-2019-5736). Otherwise the init replaces itself with the
+    // container's process before anything of the container runs beside it.
+    let sealed_exe = if spec.init {
+        Some(sealed_copy_of_self()?)
+    } else {
+        None
+    };
+    let sealed_exe_fd: RawFd = sealed_exe.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     // Everything the child needs is built now: between clone and exec it may only make
     // async-signal-safe calls.
     let exe = CString::new("/proc/self/exe").expect("no NUL");
+    let empty_path = CString::default();
     let arg0 = CString::new("lade-init").expect("no NUL");
     let argv: Vec<*const libc::c_char> = vec![arg0.as_ptr(), std::ptr::null()];
     let (spec_fd, status_fd) = (spec_read.as_raw_fd(), status_write.as_raw_fd());
@@ -219,7 +312,7 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
     }
     let mut stack = vec![0u8; 64 * 1024];
     let child = Box::new(|| -> isize {
-        // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve, write, _exit)
+        // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve(at), write, _exit)
         // on descriptors and strings prepared before the clone.
         unsafe {
             // The sandbox dies with the thread that waits for it, even on a SIGKILL of lade.
@@ -234,7 +327,18 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
             if console_fd >= 0 {
                 libc::fcntl(console_fd, libc::F_SETFD, 0);
             }
-            libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            if sealed_exe_fd >= 0 {
+                libc::syscall(
+                    libc::SYS_execveat,
+                    sealed_exe_fd,
+                    empty_path.as_ptr(),
+                    argv.as_ptr(),
+                    envp.as_ptr(),
+                    libc::AT_EMPTY_PATH,
+                );
+            } else {
+                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            }
             libc::write(status_fd, failure.as_ptr().cast(), failure.len());
             libc::_exit(125)
         }
@@ -244,7 +348,13 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
     let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(
         sys_err("cannot create the sandbox's namespaces (lade needs root)"),
     )?;
-    drop((spec_read, status_write, keep_for_child, dev_null));
+    drop((
+        spec_read,
+        status_write,
+        keep_for_child,
+        dev_null,
+        sealed_exe,
+    ));
 
     let started = (|| -> Result<()> {
         if let Some(cgroup) = cgroup {
@@ -266,15 +376,18 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
     if let Some(master) = &pty_master {
         pty::resize(master.as_fd());
     }
-    {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        if running.cancelled {
-            let _ = kill(pid, Signal::SIGKILL);
+    match io.cancel {
+        Some(cancel) => cancel.register(pid),
+        None => {
+            let mut forwarded = FORWARDED.lock().unwrap_or_else(|e| e.into_inner());
+            forwarded.pids.push(pid.as_raw());
+            if let Some(master) = &pty_master {
+                forwarded.pty = Some(master.as_raw_fd());
+            }
         }
-        running.pids.push(pid.as_raw());
-        if let Some(master) = &pty_master {
-            running.pty = Some(master.as_raw_fd());
-        }
+    }
+    if let (Some(started), Some(id)) = (io.started, ProcessId::of(pid.as_raw())) {
+        started(id);
     }
 
     let output_thread = match (io.output, output_read) {
@@ -302,11 +415,14 @@ fn run_in(spec: &Spec, io: Io, cgroup: Option<&Cgroup>) -> Result<Exit> {
             other => break other,
         }
     };
-    {
-        let mut running = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
-        running.pids.retain(|p| *p != pid.as_raw());
-        if relay_thread.is_some() {
-            running.pty = None;
+    match io.cancel {
+        Some(cancel) => cancel.unregister(pid),
+        None => {
+            let mut forwarded = FORWARDED.lock().unwrap_or_else(|e| e.into_inner());
+            forwarded.pids.retain(|p| *p != pid.as_raw());
+            if relay_thread.is_some() {
+                forwarded.pty = None;
+            }
         }
     }
     if let Some(thread) = relay_thread {

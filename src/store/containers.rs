@@ -5,15 +5,16 @@ use rusqlite::{params, OptionalExtension};
 use super::db::{self, ContainerRecord};
 use super::{Result, Store, StoreError};
 
-const COLUMNS: &str = "id, name, image, image_name, created, state, pid, exit_code, spec";
+const COLUMNS: &str =
+    "id, name, image, image_name, created, state, pid, exit_code, spec, pid_start";
 
 impl Store {
     /// Records a new container; its name must be free.
     pub fn insert_container(&self, record: &ContainerRecord) -> Result<()> {
         let inserted = self.with_db(|conn| {
             conn.execute(
-                "INSERT OR IGNORE INTO containers (id, name, image, image_name, created, state, pid, exit_code, spec)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                "INSERT OR IGNORE INTO containers (id, name, image, image_name, created, state, pid, exit_code, spec, pid_start)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     record.id,
                     record.name,
@@ -23,7 +24,8 @@ impl Store {
                     record.state,
                     record.pid,
                     record.exit_code,
-                    record.spec
+                    record.spec,
+                    record.pid_start
                 ],
             )
         })?;
@@ -36,17 +38,23 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_container_state(
-        &self,
-        id: &str,
-        state: &str,
-        pid: Option<i64>,
-        exit_code: Option<i64>,
-    ) -> Result<()> {
+    /// Records the init of a running container: its pid and start time.
+    pub fn set_container_running(&self, id: &str, pid: i64, pid_start: i64) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
-                "UPDATE containers SET state = ?2, pid = ?3, exit_code = ?4 WHERE id = ?1",
-                params![id, state, pid, exit_code],
+                "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, exit_code = NULL WHERE id = ?1",
+                params![id, pid, pid_start],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Records that a container ended, with its exit code.
+    pub fn set_container_exited(&self, id: &str, exit_code: i64) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET state = 'exited', pid = NULL, pid_start = NULL, exit_code = ?2 WHERE id = ?1",
+                params![id, exit_code],
             )
         })?;
         Ok(())

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS containers (
     state      TEXT NOT NULL,
     pid        INTEGER,
     exit_code  INTEGER,
-    spec       TEXT NOT NULL
+    spec       TEXT NOT NULL,
+    pid_start  INTEGER
 );
 ";
 
@@ -69,6 +70,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         conn.execute_batch("BEGIN IMMEDIATE;").map_err(err)?;
         let migrated = conn
             .execute_batch(SCHEMA)
+            .and_then(|()| add_missing_columns(&conn))
             .and_then(|()| super::cache::create_tables(&conn))
             .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
         match migrated {
@@ -80,6 +82,22 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         }
     }
     Ok(conn)
+}
+
+/// Columns added since a table was first made, for stores made by an older lade.
+fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
+    const ADDED: [(&str, &str, &str); 1] = [("containers", "pid_start", "INTEGER")];
+    for (table, column, kind) in ADDED {
+        let present: bool = conn.query_row(
+            &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+            params![column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind};"))?;
+        }
+    }
+    Ok(())
 }
 
 /// What the store knows of one layer blob.
@@ -104,7 +122,10 @@ pub struct ContainerRecord {
     pub image_name: String,
     pub created: i64,
     pub state: String,
+    /// The init's pid and start time (clock ticks since boot) while it runs: together
+    /// they name the process even after its pid is given to another.
     pub pid: Option<i64>,
+    pub pid_start: Option<i64>,
     pub exit_code: Option<i64>,
     /// The container's settings, as JSON.
     pub spec: String,
@@ -195,5 +216,6 @@ pub(crate) fn container_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Co
         pid: row.get(6)?,
         exit_code: row.get(7)?,
         spec: row.get(8)?,
+        pid_start: row.get(9)?,
     })
 }

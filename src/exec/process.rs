@@ -1,0 +1,127 @@
+//! Processes known for sure: a pid with its start time, so that a pid the kernel gave
+//! to another process since cannot be mistaken for the one recorded, and signals sent
+//! through a pidfd, which cannot reach a process that took a dead one's pid.
+
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+
+/// A process: its pid (in lade's pid namespace) and its start time in clock ticks since
+/// boot (field 22 of `/proc/<pid>/stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessId {
+    pub pid: i32,
+    pub start: u64,
+}
+
+/// The start time of `pid`, or `None` when there is no such process or it has exited
+/// (a zombie counts as gone).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    if state == "Z" || state == "X" {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
+}
+
+impl ProcessId {
+    /// The process running as `pid` now.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        start_time(pid).map(|start| ProcessId { pid, start })
+    }
+
+    /// Whether this very process still runs.
+    pub fn is_alive(&self) -> bool {
+        start_time(self.pid) == Some(self.start)
+    }
+
+    /// A pidfd for this process, if it still runs: checked after opening, so the
+    /// descriptor cannot name a newer process with the same pid.
+    fn pidfd(&self) -> Option<OwnedFd> {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, self.pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        self.is_alive().then_some(fd)
+    }
+
+    /// Sends `signal`; false when the process is gone.
+    pub fn signal(&self, signal: Signal) -> bool {
+        let Some(fd) = self.pidfd() else {
+            return false;
+        };
+        send(&fd, signal)
+    }
+
+    /// Kills the process and waits, up to `timeout`, until it has exited. True when it
+    /// is gone.
+    pub fn kill_and_wait(&self, timeout: Duration) -> bool {
+        let Some(fd) = self.pidfd() else {
+            return true;
+        };
+        send(&fd, Signal::SIGKILL);
+        // A pidfd becomes readable when its process exits.
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        loop {
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(n) => return n > 0 || !self.is_alive(),
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return !self.is_alive(),
+            }
+        }
+    }
+}
+
+fn send(fd: &OwnedFd, signal: Signal) -> bool {
+    // SAFETY: pidfd_send_signal reads the descriptor and the signal number; the info
+    // pointer is null, which the kernel accepts.
+    let sent = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            signal as i32,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    sent == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_known_by_pid_and_start_time() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let id = ProcessId::of(child.id() as i32).expect("the child runs");
+        assert!(id.is_alive());
+        let impostor = ProcessId {
+            start: id.start + 1,
+            ..id
+        };
+        assert!(
+            !impostor.is_alive(),
+            "another start time is another process"
+        );
+        assert!(!impostor.signal(Signal::SIGTERM));
+        assert!(id.kill_and_wait(Duration::from_secs(10)));
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(ProcessId::of(child.id() as i32).is_none_or(|p| p != id));
+    }
+}
