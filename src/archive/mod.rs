@@ -151,8 +151,8 @@ pub fn import_rootfs(
         }],
         extra: BTreeMap::new(),
     };
-    let path = staging.keep();
-    store.commit_snapshot(&path, &layer.diff_id)?;
+    layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;
+    staging.keep();
     Ok(store.commit_image(
         &NewImage {
             config,
@@ -304,8 +304,9 @@ fn append_layer(
     size: u64,
     progress: &dyn Progress,
 ) -> Result<()> {
-    let blob = BufReader::with_capacity(1 << 20, store.open_blob(&layer.blob)?);
-    let reader: Box<dyn Read> = match format {
+    let mut verified = store.open_blob(&layer.blob)?;
+    let blob = BufReader::with_capacity(1 << 20, &mut verified);
+    let reader: Box<dyn Read + '_> = match format {
         SaveFormat::Oci => Box::new(blob),
         SaveFormat::Docker => {
             let compression = Compression::from_media_type(&layer.media_type)
@@ -322,8 +323,10 @@ fn append_layer(
         inner: reader,
         progress,
     };
-    tar.append_data(&mut header, &name, counting.take(size))
-        .at(&name)
+    let appended = tar.append_data(&mut header, &name, counting.take(size));
+    // A corrupt blob may first trip the decompressor: the digest says what it is.
+    verified.finish()?;
+    appended.at(&name)
 }
 
 /// The uncompressed size of a layer, counting it when the store does not know it.
@@ -333,9 +336,14 @@ fn layer_tar_size(store: &Store, layer: &LayerInfo) -> Result<u64> {
     }
     let compression = Compression::from_media_type(&layer.media_type)
         .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
-    let blob = BufReader::new(store.open_blob(&layer.blob)?);
-    let mut reader = compression.reader(blob).at(store.blob_path(&layer.blob))?;
-    io::copy(&mut reader, &mut io::sink()).at(store.blob_path(&layer.blob))
+    let mut verified = store.open_blob(&layer.blob)?;
+    let mut reader = compression
+        .reader(BufReader::new(&mut verified))
+        .at(store.blob_path(&layer.blob))?;
+    let size = io::copy(&mut reader, &mut io::sink()).at(store.blob_path(&layer.blob))?;
+    drop(reader);
+    verified.finish()?;
+    Ok(size)
 }
 
 /// An image `load` added, and the names it got.
@@ -492,6 +500,19 @@ impl ArchiveReader<'_> {
         Ok(data)
     }
 
+    /// A small member that must hash to `digest` (a manifest, an index, a config).
+    fn read_verified(&self, name: &str, digest: &Digest) -> Result<Vec<u8>> {
+        let bytes = self.read_small(name)?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(invalid(
+                name,
+                format!("its content hashes to {actual}, not to its digest {digest}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
     fn has(&self, name: &str) -> bool {
         self.members.contains_key(name)
     }
@@ -592,13 +613,8 @@ fn oci_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
             found.names.extend(names);
             continue;
         }
-        let manifest_bytes = archive.read_small(&blob_name(&manifest_digest))?;
-        if Digest::of(&manifest_bytes) != manifest_digest {
-            return Err(invalid(
-                blob_name(&manifest_digest),
-                "does not match its digest",
-            ));
-        }
+        let manifest_bytes =
+            archive.read_verified(&blob_name(&manifest_digest), &manifest_digest)?;
         let manifest: Value = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| invalid(blob_name(&manifest_digest), e.to_string()))?;
         let digest_of = |v: &Value| -> Result<Digest> {
@@ -641,8 +657,9 @@ fn pick_manifest(archive: &ArchiveReader<'_>, descriptor: &Value) -> Result<Dige
     if media_type != media::OCI_INDEX && media_type != media::DOCKER_MANIFEST_LIST {
         return Ok(digest);
     }
-    let nested: Value = serde_json::from_slice(&archive.read_small(&blob_name(&digest))?)
-        .map_err(|e| invalid(blob_name(&digest), e.to_string()))?;
+    let nested: Value =
+        serde_json::from_slice(&archive.read_verified(&blob_name(&digest), &digest)?)
+            .map_err(|e| invalid(blob_name(&digest), e.to_string()))?;
     let host = Platform::host();
     nested["manifests"]
         .as_array()
@@ -662,13 +679,24 @@ fn pick_manifest(archive: &ArchiveReader<'_>, descriptor: &Value) -> Result<Dige
         })
 }
 
+/// The digest a config's member name gives, when it gives one.
+fn config_digest_from_name(name: &str) -> Option<Digest> {
+    let file = name.rsplit('/').next()?;
+    Digest::from_hex(file.strip_suffix(".json").unwrap_or(file)).ok()
+}
+
 fn load_image(
     store: &Store,
     archive: &ArchiveReader<'_>,
     found: Found,
     progress: &dyn Progress,
 ) -> Result<Loaded> {
-    let config_bytes = archive.read_small(&found.config_path)?;
+    // A config is named by its digest in both formats (docker-archive: `<hex>.json` or
+    // `blobs/sha256/<hex>`); the image id is that digest, so it must hold.
+    let config_bytes = match config_digest_from_name(&found.config_path) {
+        Some(digest) => archive.read_verified(&found.config_path, &digest)?,
+        None => archive.read_small(&found.config_path)?,
+    };
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| invalid(&found.config_path, e.to_string()))?;
     if config.rootfs.diff_ids.len() != found.layers.len() {
@@ -772,8 +800,8 @@ fn load_layer(
     }
     let (digest, size) = blob.commit(expected_blob)?;
     if let Some(staging) = staging {
-        let kept = staging.keep();
-        store.commit_snapshot(&kept, diff_id)?;
+        layers::commit_snapshot(store, staging.path(), diff_id)?;
+        staging.keep();
     }
     Ok(LayerInfo {
         blob: digest,

@@ -1047,8 +1047,8 @@ pub(crate) fn write_layer(
         }
     }
     let layer = writer.finish()?;
-    let path = staging.keep();
-    store.commit_snapshot(&path, &layer.diff_id)?;
+    layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;
+    staging.keep();
     Ok(layer)
 }
 

@@ -244,7 +244,7 @@ pub(crate) fn run(
         }
     }
     let layer = writer.finish()?;
-    store.commit_snapshot(&upper, &layer.diff_id)?;
+    layers::commit_snapshot(store, &upper, &layer.diff_id)?;
     Ok(Some(layer))
 }
 

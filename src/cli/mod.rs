@@ -8,6 +8,7 @@ mod cache;
 mod containers;
 mod images;
 mod progress;
+mod system;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,6 +60,9 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
+    /// Check the store's integrity
+    #[command(subcommand)]
+    System(system::SystemCommand),
 }
 
 /// How progress is shown.
@@ -117,6 +121,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => containers::run(root, args),
         Command::Ps(args) => containers::ps(root, args),
         Command::Rm(args) => containers::rm(root, args),
+        Command::System(command) => system::run(root, command),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
 mod background;
 mod compress;
 mod extract;
+mod fingerprint;
 mod materialize;
 mod walk;
 mod write;
@@ -17,6 +18,7 @@ use std::path::PathBuf;
 
 pub use compress::{decompressing_reader, Compression};
 pub use extract::{extract, ExtractLimits, ExtractStats};
+pub use fingerprint::fingerprint;
 pub use walk::{dir_entries, WalkedEntry};
 pub use write::{Entry, EntryKind, LayerWriter, SnapshotTarget};
 
@@ -64,6 +66,14 @@ impl<T> IoContext<T> for std::io::Result<T> {
     }
 }
 
+/// Makes a fully written staging directory the snapshot of `diff_id`, recording its
+/// fingerprint so that `lade system check` can tell later whether it still holds what
+/// it was made with.
+pub fn commit_snapshot(store: &Store, dir: &std::path::Path, diff_id: &Digest) -> Result<PathBuf> {
+    let print = fingerprint(dir)?;
+    Ok(store.commit_snapshot(dir, diff_id, &print)?)
+}
+
 /// Unpacks a layer blob into its snapshot directory, once: the snapshot is shared by
 /// every image and container that uses the layer. The unpacked tar must hash to the
 /// layer's diff_id, or nothing is kept.
@@ -73,11 +83,11 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
         return Ok(dir);
     }
     let _guard = store.content_guard()?;
-    let blob = store.open_blob(&layer.blob)?;
+    let mut blob = store.open_blob(&layer.blob)?;
     let compression = Compression::from_media_type(&layer.media_type)
         .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
     let reader = compression
-        .reader(std::io::BufReader::with_capacity(1 << 20, blob))
+        .reader(std::io::BufReader::with_capacity(1 << 20, &mut blob))
         .at(store.blob_path(&layer.blob))?;
     let staging = store.staging_dir("snapshot")?;
     let mut hashing = crate::oci::Sha256Writer::new(std::io::sink());
@@ -88,6 +98,8 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
     extract(&mut tee, staging.path(), &ExtractLimits::default())?;
     // The diff_id covers the whole stream, padding after the end-of-archive included.
     std::io::copy(&mut tee, &mut std::io::sink()).at(layer.blob.to_string())?;
+    drop(tee);
+    blob.finish()?;
     let (actual, _, _) = hashing.finish();
     if actual != layer.diff_id {
         return Err(LayerError::DiffIdMismatch {
@@ -96,8 +108,9 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
             actual,
         });
     }
-    let path = staging.keep();
-    Ok(store.commit_snapshot(&path, &layer.diff_id)?)
+    let snapshot = commit_snapshot(store, staging.path(), &layer.diff_id)?;
+    staging.keep();
+    Ok(snapshot)
 }
 
 /// What went wrong reading a tar header, in words. The tar crate quotes the header's raw

@@ -6,6 +6,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::{IoContext, Result, Store, StoreError};
+use sha2::{Digest as _, Sha256};
+
 use crate::oci::{Digest, Sha256Writer};
 
 /// Writes a blob. Nothing is visible in the store until [`BlobWriter::commit`].
@@ -121,13 +123,26 @@ impl Store {
         Ok(bytes)
     }
 
-    /// Opens a blob for streaming.
-    pub fn open_blob(&self, digest: &Digest) -> Result<File> {
+    /// Opens a blob for streaming; it is checked against its digest as it is read.
+    pub fn open_blob(&self, digest: &Digest) -> Result<BlobReader> {
         let path = self.blob_path(digest);
-        File::open(&path).map_err(|e| match e.kind() {
+        let file = File::open(&path).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => StoreError::MissingBlob { digest: *digest },
             _ => StoreError::Io { path, source: e },
+        })?;
+        Ok(BlobReader {
+            file,
+            hasher: Sha256::new(),
+            digest: *digest,
+            checked: false,
         })
+    }
+
+    /// Reads a blob to its end, checking it against its digest.
+    pub fn verify_blob(&self, digest: &Digest) -> Result<u64> {
+        let mut reader = self.open_blob(digest)?;
+        let size = io::copy(&mut reader, &mut io::sink()).map_err(|e| reader.error(e))?;
+        Ok(size)
     }
 
     /// Copies a blob from a reader, checking it against `expected`.
@@ -141,6 +156,62 @@ impl Store {
         let tmp = writer.tmp.clone();
         io::copy(reader, &mut writer).at(&tmp)?;
         Ok(writer.commit(Some(expected))?.1)
+    }
+}
+
+/// A blob being read out of the store. Every byte is hashed on the way, and the end of
+/// the blob checks the whole against its digest: a read that reaches the end of a blob
+/// changed on disk fails, naming the digest, so no blob leaves the store (in an archive,
+/// a cache export, a snapshot) unverified.
+pub struct BlobReader {
+    file: File,
+    hasher: Sha256,
+    digest: Digest,
+    checked: bool,
+}
+
+impl BlobReader {
+    /// Reads what is left and checks the digest: for callers that may stop reading
+    /// before the end (a decompressor, a bounded copy).
+    pub fn finish(mut self) -> Result<()> {
+        io::copy(&mut self, &mut io::sink()).map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// A read error as a store error: a digest mismatch as itself.
+    fn error(&self, error: io::Error) -> StoreError {
+        match error.get_ref().and_then(|e| e.downcast_ref::<StoreError>()) {
+            Some(StoreError::DigestMismatch { expected, actual }) => StoreError::DigestMismatch {
+                expected: *expected,
+                actual: *actual,
+            },
+            _ => StoreError::Io {
+                path: PathBuf::from(format!("blob {}", self.digest)),
+                source: error,
+            },
+        }
+    }
+}
+
+impl Read for BlobReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read(buf)?;
+        if n > 0 {
+            self.hasher.update(&buf[..n]);
+        } else if !buf.is_empty() && !self.checked {
+            self.checked = true;
+            let actual = Digest::from_bytes(self.hasher.finalize_reset().into());
+            if actual != self.digest {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    StoreError::DigestMismatch {
+                        expected: self.digest,
+                        actual,
+                    },
+                ));
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS containers (
     spec       TEXT NOT NULL,
     pid_start  INTEGER
 );
+CREATE TABLE IF NOT EXISTS snapshots (
+    name        TEXT PRIMARY KEY,
+    diff_id     TEXT NOT NULL,
+    fingerprint TEXT NOT NULL
+);
 ";
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -147,6 +152,20 @@ pub(crate) fn put_layer(conn: &Connection, layer: &LayerRecord) -> rusqlite::Res
             layer.size as i64,
             layer.tar_size as i64
         ],
+    )?;
+    Ok(())
+}
+
+/// Records what a snapshot held when it was made.
+pub(crate) fn put_snapshot(
+    conn: &Connection,
+    name: &str,
+    diff_id: &Digest,
+    fingerprint: &str,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO snapshots (name, diff_id, fingerprint) VALUES (?1, ?2, ?3)",
+        params![name, diff_id.to_string(), fingerprint],
     )?;
     Ok(())
 }

@@ -337,7 +337,7 @@ impl Store {
         Ok(summaries)
     }
 
-    fn db_error(&self, source: rusqlite::Error) -> StoreError {
+    pub(super) fn db_error(&self, source: rusqlite::Error) -> StoreError {
         StoreError::Db {
             path: self.root().join("lade.db"),
             source,
@@ -477,6 +477,13 @@ impl Store {
                 if parse_digest(blob.clone()).is_ok_and(|d| !blobs.contains(&d)) {
                     conn.execute("DELETE FROM layers WHERE blob_digest = ?1", params![blob])?;
                 }
+            }
+            let mut stmt = conn.prepare("SELECT name FROM snapshots")?;
+            let recorded: Vec<String> = stmt
+                .query_map([], |row| row.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for name in recorded.iter().filter(|n| !snapshots.contains(*n)) {
+                conn.execute("DELETE FROM snapshots WHERE name = ?1", params![name])?;
             }
             Ok(())
         })?;

@@ -8,6 +8,7 @@
 
 mod blobs;
 mod cache;
+mod check;
 mod containers;
 mod db;
 mod images;
@@ -18,8 +19,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub use blobs::BlobWriter;
+pub use blobs::{BlobReader, BlobWriter};
 pub use cache::{CacheRecord, CacheUsage, PruneOptions, PruneReport};
+pub use check::{CheckOptions, CheckReport, Problem};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
@@ -221,10 +223,20 @@ impl Store {
 
     /// Makes a fully written staging directory the snapshot of `diff_id`. If another
     /// process made it first, that one is kept and the staging copy removed.
-    pub fn commit_snapshot(&self, staging: &Path, diff_id: &Digest) -> Result<PathBuf> {
+    /// `fingerprint` is what `lade system check` will compare the snapshot with.
+    pub fn commit_snapshot(
+        &self,
+        staging: &Path,
+        diff_id: &Digest,
+        fingerprint: &str,
+    ) -> Result<PathBuf> {
         let target = self.snapshot_dir(diff_id);
         match fs::rename(staging, &target) {
-            Ok(()) => Ok(target),
+            Ok(()) => {
+                let name = snapshot_name(diff_id);
+                self.with_db(|conn| db::put_snapshot(conn, &name, diff_id, fingerprint))?;
+                Ok(target)
+            }
             Err(_) if target.is_dir() => {
                 remove_tree(staging);
                 Ok(target)

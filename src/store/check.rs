@@ -1,0 +1,365 @@
+//! `lade system check`: the store against itself. Every blob is re-hashed, every
+//! reference followed from the tags and image records to manifests, configs and layers,
+//! and every snapshot compared with the fingerprint recorded when it was made. Each
+//! problem names its digest and the images it touches. `--repair` removes what is
+//! corrupt (snapshots are remade from their blobs when next needed) and the images whose
+//! content is gone; it never removes a good blob.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs;
+use std::path::Path;
+
+use rusqlite::params;
+
+use super::db::parse_digest;
+use super::{remove_tree, IoContext, Result, Store, StoreError};
+use crate::oci::Digest;
+
+/// How thorough to be, and whether to mend.
+pub struct CheckOptions<'a> {
+    /// References and sizes only: no blob is re-hashed, no snapshot fingerprinted.
+    pub quick: bool,
+    pub repair: bool,
+    /// A snapshot's fingerprint (the layers module computes it; the store only keeps it).
+    pub fingerprint: &'a (dyn Fn(&Path) -> std::result::Result<String, String> + Sync),
+}
+
+/// One thing wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Problem {
+    /// A blob an image needs is not in the store.
+    MissingBlob { digest: Digest, images: Vec<String> },
+    /// A blob whose content does not hash to its name.
+    CorruptBlob {
+        digest: Digest,
+        actual: Option<Digest>,
+        images: Vec<String>,
+    },
+    /// An image whose manifest or config cannot be read or does not hold together.
+    BrokenImage { image: String, reason: String },
+    /// A snapshot whose files changed since it was made.
+    ChangedSnapshot {
+        name: String,
+        diff_id: Digest,
+        images: Vec<String>,
+    },
+}
+
+fn list(images: &[String]) -> String {
+    if images.is_empty() {
+        "no image uses it".into()
+    } else {
+        format!("used by {}", images.join(", "))
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Problem::MissingBlob { digest, images } => {
+                write!(f, "blob {digest} is missing ({})", list(images))
+            }
+            Problem::CorruptBlob {
+                digest,
+                actual: Some(actual),
+                images,
+            } => write!(
+                f,
+                "blob {digest} is corrupt: its content hashes to {actual} ({})",
+                list(images)
+            ),
+            Problem::CorruptBlob {
+                digest,
+                actual: None,
+                images,
+            } => write!(f, "blob {digest} cannot be read ({})", list(images)),
+            Problem::BrokenImage { image, reason } => write!(f, "image {image}: {reason}"),
+            Problem::ChangedSnapshot {
+                name,
+                diff_id,
+                images,
+            } => write!(
+                f,
+                "snapshot {name} of layer {diff_id} was changed since it was made ({})",
+                list(images)
+            ),
+        }
+    }
+}
+
+/// What a check found and did.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub problems: Vec<Problem>,
+    pub images: usize,
+    pub blobs: usize,
+    pub snapshots: usize,
+    /// Snapshots made before fingerprints were recorded: not checkable.
+    pub unrecorded_snapshots: usize,
+    /// What `--repair` did, one line each.
+    pub repairs: Vec<String>,
+}
+
+/// One image as the check sees it.
+struct Seen {
+    label: String,
+    manifest: Digest,
+    blobs: Vec<(Digest, u64)>,
+    diff_ids: Vec<Digest>,
+}
+
+impl Store {
+    /// Checks the whole store; with `repair`, mends what it can.
+    pub fn check(&self, options: &CheckOptions<'_>) -> Result<CheckReport> {
+        // Nothing may write content meanwhile: a half-made blob is not corruption.
+        let (lock, path) = self.open_lock_file("content.lock")?;
+        lock.lock().at(&path)?;
+        let mut report = CheckReport::default();
+        let tags = self.tags()?;
+        let mut manifests: BTreeMap<Digest, Vec<String>> = BTreeMap::new();
+        for tag in &tags {
+            manifests
+                .entry(tag.manifest)
+                .or_default()
+                .push(tag.name.clone());
+        }
+        let recorded: Vec<String> = self.with_db(|conn| {
+            let mut stmt = conn.prepare("SELECT manifest_digest FROM images")?;
+            let rows = stmt.query_map([], |row| row.get(0))?;
+            rows.collect()
+        })?;
+        for manifest in recorded {
+            manifests
+                .entry(parse_digest(manifest).map_err(|e| self.db_error(e))?)
+                .or_default();
+        }
+
+        let mut images: Vec<Seen> = Vec::new();
+        let mut broken: BTreeSet<Digest> = BTreeSet::new();
+        for (manifest, names) in &manifests {
+            let label = if names.is_empty() {
+                format!("{}", manifest.short())
+            } else {
+                names.join(", ")
+            };
+            match self.image_by_manifest(manifest) {
+                Ok(image) => {
+                    let mut blobs = vec![(*manifest, image.manifest_size), (image.id, 0)];
+                    blobs.extend(image.layers.iter().map(|l| (l.blob, l.size)));
+                    images.push(Seen {
+                        label,
+                        manifest: *manifest,
+                        blobs,
+                        diff_ids: image.layers.iter().map(|l| l.diff_id).collect(),
+                    });
+                }
+                Err(err) => {
+                    broken.insert(*manifest);
+                    let problem = match err {
+                        StoreError::MissingBlob { digest } => Problem::MissingBlob {
+                            digest,
+                            images: vec![label],
+                        },
+                        StoreError::DigestMismatch { expected, actual } => Problem::CorruptBlob {
+                            digest: expected,
+                            actual: Some(actual),
+                            images: vec![label],
+                        },
+                        other => Problem::BrokenImage {
+                            image: label,
+                            reason: other.to_string(),
+                        },
+                    };
+                    report.problems.push(problem);
+                }
+            }
+        }
+        report.images = manifests.len();
+
+        let users = |digest: &Digest| -> Vec<String> {
+            images
+                .iter()
+                .filter(|i| i.blobs.iter().any(|(d, _)| d == digest))
+                .map(|i| i.label.clone())
+                .collect()
+        };
+        // Every blob file is checked, referenced or not: the build cache reuses layers
+        // no image names yet.
+        let mut bad_blobs: BTreeSet<Digest> = BTreeSet::new();
+        let blob_dir = self.layout_dir().join("blobs/sha256");
+        let mut present: BTreeSet<Digest> = BTreeSet::new();
+        for entry in fs::read_dir(&blob_dir).at(&blob_dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(digest) = Digest::from_hex(&name) else {
+                continue;
+            };
+            present.insert(digest);
+            if options.quick {
+                continue;
+            }
+            report.blobs += 1;
+            match self.verify_blob(&digest) {
+                Ok(_) => {}
+                Err(StoreError::DigestMismatch { actual, .. }) => {
+                    bad_blobs.insert(digest);
+                    report.problems.push(Problem::CorruptBlob {
+                        digest,
+                        actual: Some(actual),
+                        images: users(&digest),
+                    });
+                }
+                Err(_) => {
+                    bad_blobs.insert(digest);
+                    report.problems.push(Problem::CorruptBlob {
+                        digest,
+                        actual: None,
+                        images: users(&digest),
+                    });
+                }
+            }
+        }
+        for image in &images {
+            for (digest, size) in &image.blobs {
+                if !present.contains(digest) {
+                    bad_blobs.insert(*digest);
+                    if !report
+                        .problems
+                        .iter()
+                        .any(|p| matches!(p, Problem::MissingBlob { digest: d, .. } if d == digest))
+                    {
+                        report.problems.push(Problem::MissingBlob {
+                            digest: *digest,
+                            images: users(digest),
+                        });
+                    }
+                } else if options.quick && *size > 0 {
+                    let actual = fs::metadata(self.blob_path(digest)).map_or(0, |m| m.len());
+                    if actual != *size && bad_blobs.insert(*digest) {
+                        report.problems.push(Problem::CorruptBlob {
+                            digest: *digest,
+                            actual: None,
+                            images: users(digest),
+                        });
+                    }
+                }
+            }
+        }
+
+        let fingerprints: BTreeMap<String, (String, String)> = self.with_db(|conn| {
+            let mut stmt = conn.prepare("SELECT name, diff_id, fingerprint FROM snapshots")?;
+            let rows = stmt.query_map([], |row| {
+                Ok((row.get::<_, String>(0)?, (row.get(1)?, row.get(2)?)))
+            })?;
+            rows.collect()
+        })?;
+        let mut bad_snapshots: Vec<String> = Vec::new();
+        let snapshot_dir = self.snapshots_dir();
+        for entry in fs::read_dir(&snapshot_dir).at(&snapshot_dir)?.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "empty" {
+                continue;
+            }
+            let Some((diff_id, expected)) = fingerprints.get(&name) else {
+                report.unrecorded_snapshots += 1;
+                continue;
+            };
+            if options.quick {
+                continue;
+            }
+            report.snapshots += 1;
+            let actual = (options.fingerprint)(&entry.path());
+            if actual.as_ref() != Ok(expected) {
+                let diff_id = parse_digest(diff_id.clone()).map_err(|e| self.db_error(e))?;
+                bad_snapshots.push(name.clone());
+                report.problems.push(Problem::ChangedSnapshot {
+                    name,
+                    diff_id,
+                    images: images
+                        .iter()
+                        .filter(|i| i.diff_ids.contains(&diff_id))
+                        .map(|i| i.label.clone())
+                        .collect(),
+                });
+            }
+        }
+
+        if options.repair {
+            self.repair(&mut report, &images, &broken, &bad_blobs, &bad_snapshots)?;
+        }
+        Ok(report)
+    }
+
+    fn repair(
+        &self,
+        report: &mut CheckReport,
+        images: &[Seen],
+        broken: &BTreeSet<Digest>,
+        bad_blobs: &BTreeSet<Digest>,
+        bad_snapshots: &[String],
+    ) -> Result<()> {
+        for name in bad_snapshots {
+            // Renamed away first, as garbage collection does: a removal cut short never
+            // leaves a partial snapshot under a name a later run would trust.
+            let trash = self.tmp_path("trash");
+            fs::rename(self.snapshots_dir().join(name), &trash).at(&trash)?;
+            self.with_db(|conn| {
+                conn.execute("DELETE FROM snapshots WHERE name = ?1", params![name])
+            })?;
+            remove_tree(&trash);
+            report.repairs.push(format!(
+                "removed snapshot {name} (it is remade from its layer when next needed)"
+            ));
+        }
+        let mut doomed: BTreeSet<Digest> = broken.clone();
+        for image in images {
+            if image.blobs.iter().any(|(d, _)| bad_blobs.contains(d)) {
+                doomed.insert(image.manifest);
+            }
+        }
+        for manifest in &doomed {
+            let label = images
+                .iter()
+                .find(|i| i.manifest == *manifest)
+                .map_or_else(|| manifest.short(), |i| i.label.clone());
+            for tag in self.tags()?.iter().filter(|t| t.manifest == *manifest) {
+                self.remove_tag(&tag.name)?;
+            }
+            self.with_db(|conn| {
+                conn.execute(
+                    "DELETE FROM images WHERE manifest_digest = ?1",
+                    params![manifest.to_string()],
+                )
+            })?;
+            report.repairs.push(format!(
+                "removed image {label}: its content is gone or corrupt"
+            ));
+        }
+        for digest in bad_blobs {
+            let path = self.blob_path(digest);
+            if path.exists() {
+                fs::remove_file(&path).at(&path)?;
+                report
+                    .repairs
+                    .push(format!("removed corrupt blob {digest}"));
+            }
+            // A cached step whose layer is gone must not be reused.
+            let dropped = self.with_db(|conn| {
+                conn.execute(
+                    "DELETE FROM layers WHERE blob_digest = ?1",
+                    params![digest.to_string()],
+                )?;
+                conn.execute(
+                    "DELETE FROM cache_records WHERE blob = ?1",
+                    params![digest.to_string()],
+                )
+            })?;
+            if dropped > 0 {
+                report.repairs.push(format!(
+                    "dropped {dropped} build cache record(s) of layer {digest}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
