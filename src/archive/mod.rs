@@ -117,7 +117,7 @@ pub fn import_rootfs(
         progress,
     };
     let mut tar = layers::decompressing_reader(&mut counting).at("import input")?;
-    layers::extract(&mut tar, staging.path(), &ExtractLimits::default())?;
+    layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
     let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?;
     for walked in layers::dir_entries(staging.path(), false)? {
         match &walked.source {
@@ -785,7 +785,11 @@ fn load_layer(
                 copy: &mut unpacked_hash,
             };
             if let Some(staging) = &staging {
-                layers::extract(&mut unpacked, staging.path(), &ExtractLimits::default())?;
+                layers::extract(
+                    &mut unpacked,
+                    staging.path(),
+                    &ExtractLimits::for_store(store),
+                )?;
             }
             io::copy(&mut unpacked, &mut io::sink()).at(path)?;
         }

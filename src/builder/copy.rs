@@ -44,6 +44,8 @@ pub(crate) struct CopyRequest<'a> {
     pub now: i64,
     /// Room for downloads and unpacked archives.
     pub scratch: &'a Path,
+    /// Bounds on unpacking an ADDed archive (the store's reserve of free space).
+    pub extract_limits: &'a layers::ExtractLimits,
     /// Planning only to compute a cache key: no owner names looked up, no archives
     /// unpacked, nothing about the destination asked.
     pub for_key: bool,
@@ -358,7 +360,7 @@ impl Planner<'_> {
             let file = File::open(&source).map_err(|e| format!("{relative}: {e}"))?;
             let mut reader =
                 layers::decompressing_reader(file).map_err(|e| format!("{relative}: {e}"))?;
-            layers::extract(&mut reader, &unpacked, &layers::ExtractLimits::default())
+            layers::extract(&mut reader, &unpacked, self.request.extract_limits)
                 .map_err(|e| format!("ADD {relative}: {e}"))?;
             let saved = self.owner;
             if matches!(self.owner, Owner::Fixed(0, 0)) && step.chown.is_none() {

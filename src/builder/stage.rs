@@ -23,6 +23,7 @@ use super::{
     Prepared, Reporter, StepRef, Verdict,
 };
 use crate::graph::{self, Base, CopyFrom, CopySource, Mount, Step, StepKind};
+use crate::layers::ExtractLimits;
 use crate::oci::{ContainerConfig, History, Platform};
 use crate::store::{CacheRecord, LayerInfo, Store};
 
@@ -567,6 +568,7 @@ impl Session<'_> {
             source_date_epoch: self.options.source_date_epoch,
             now: 0,
             scratch: scratch.path(),
+            extract_limits: &ExtractLimits::for_store(self.store),
             for_key: true,
             hasher: Some(&self.hasher),
         };
@@ -741,6 +743,7 @@ impl Session<'_> {
             source_date_epoch: self.options.source_date_epoch,
             now: now_seconds(),
             scratch: scratch.path(),
+            extract_limits: &ExtractLimits::for_store(self.store),
             for_key: false,
             hasher: Some(&self.hasher),
         };
@@ -781,6 +784,7 @@ impl Session<'_> {
             source_date_epoch: self.options.source_date_epoch,
             now: now_seconds(),
             scratch: scratch.path(),
+            extract_limits: &ExtractLimits::for_store(self.store),
             for_key: false,
             hasher: Some(&self.hasher),
         };

@@ -144,7 +144,7 @@ pub struct SaveArgs {
 }
 
 pub fn save(root: Option<PathBuf>, args: SaveArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = super::open_store_read_only(root)?;
     let mut items: Vec<SaveItem> = Vec::new();
     for reference in &args.images {
         let image = store.image(reference)?;

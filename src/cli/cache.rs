@@ -70,7 +70,10 @@ pub struct PruneArgs {
 }
 
 pub fn run(root: Option<PathBuf>, command: CacheCommand) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = match command {
+        CacheCommand::Prune(_) => open_store(root)?,
+        _ => super::open_store_read_only(root)?,
+    };
     match command {
         CacheCommand::Ls(args) => ls(&store, args),
         CacheCommand::Inspect(args) => inspect(&store, args),

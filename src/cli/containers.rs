@@ -166,7 +166,7 @@ pub struct PsArgs {
 }
 
 pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = super::open_store_read_only(root)?;
     let containers: Vec<_> = store
         .containers()?
         .into_iter()

@@ -44,7 +44,7 @@ fn split_tag(name: &str) -> (String, String) {
 }
 
 pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = super::open_store_read_only(root)?;
     let mut summaries = store.list_images()?;
     if let Some(filter) = &args.filter {
         let wanted = filter
@@ -206,7 +206,7 @@ fn inspect_json(image: &Image) -> Value {
 }
 
 pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = super::open_store_read_only(root)?;
     let mut out = Vec::new();
     let code = super::each_item(&args.images, |reference| {
         out.push(inspect_json(&store.image(reference)?));
@@ -230,7 +230,7 @@ pub struct HistoryArgs {
 }
 
 pub fn history(root: Option<PathBuf>, args: HistoryArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = super::open_store_read_only(root)?;
     let image = store.image(&args.image)?;
     // History entries with a layer take the layers in order.
     let mut layers = image.layers.iter();

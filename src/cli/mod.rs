@@ -27,6 +27,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
 
+    /// Free space that unpacking archives (import, load, ADD) leaves on the store's file
+    /// system: it stops with an error before going below [default: 1GiB, or 5% of the
+    /// file system when smaller]
+    #[arg(long, global = true, value_name = "SIZE", env = "LADE_STORAGE_RESERVE")]
+    pub storage_reserve: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -107,6 +113,18 @@ pub fn run(cli: Cli) -> ExitCode {
         quiet_on_closed_pipe();
     }
     let root = cli.root.clone();
+    let reserve = match cli.storage_reserve.as_deref() {
+        Some(text) => match crate::graph::parse_size(text) {
+            Some(bytes) => Some(bytes),
+            None => {
+                eprintln!("lade: invalid --storage-reserve {text:?}: expected a size such as 512MB or 2GiB");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    let _ = STORAGE_RESERVE.set(reserve);
+    let store_root = store_root(root.clone());
     let result = match cli.command {
         Command::Build(args) => build::run(root, args),
         Command::Cache(command) => cache::run(root, command),
@@ -126,10 +144,46 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("lade: {}", describe(&err));
+            if is_out_of_space(&err, &store_root) {
+                eprintln!(
+                    "lade: no space left on the store's file system ({}): {}",
+                    store_root.display(),
+                    describe(&err)
+                );
+            } else {
+                eprintln!("lade: {}", describe(&err));
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--storage-reserve`, for every store this process opens.
+static STORAGE_RESERVE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+
+/// Whether the error comes from a full file system: a write's ENOSPC, SQLite's "disk
+/// full", or an SQLite I/O error (it cannot map its shared memory file) while the
+/// store's file system has next to nothing free.
+fn is_out_of_space(err: &anyhow::Error, root: &Path) -> bool {
+    let nearly_full = || {
+        let probe = if root.exists() {
+            root
+        } else {
+            root.parent().unwrap_or(root)
+        };
+        crate::store::filesystem_space(probe).is_ok_and(|(available, _)| available < 1 << 20)
+    };
+    err.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.raw_os_error() == Some(libc::ENOSPC);
+        }
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
+            return e.code == rusqlite::ErrorCode::DiskFull
+                || (e.code == rusqlite::ErrorCode::SystemIoFailure && nearly_full());
+        }
+        false
+    })
 }
 
 /// `lade images | head -1`: when the reader goes away, end quietly as other command-line
@@ -208,16 +262,32 @@ fn printable(text: &str) -> String {
     out
 }
 
-/// The store at `--root`, `$LADE_ROOT`, or the default place.
+/// The store's directory: `--root`, `$LADE_ROOT`, or the default place.
+fn store_root(root: Option<PathBuf>) -> PathBuf {
+    root.or_else(|| {
+        std::env::var_os("LADE_ROOT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(crate::store::default_root)
+}
+
+/// The store, for a command that may change it.
 fn open_store(root: Option<PathBuf>) -> Result<Store> {
-    let root = root
-        .or_else(|| {
-            std::env::var_os("LADE_ROOT")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(crate::store::default_root);
-    Store::open(&root).with_context(|| format!("cannot open the store at {}", root.display()))
+    let root = store_root(root);
+    let mut store = Store::open(&root)
+        .with_context(|| format!("cannot open the store at {}", root.display()))?;
+    if let Some(Some(reserve)) = STORAGE_RESERVE.get() {
+        store.set_reserve(*reserve);
+    }
+    Ok(store)
+}
+
+/// The store, for a command that only reads it (it works on a full disk).
+fn open_store_read_only(root: Option<PathBuf>) -> Result<Store> {
+    let root = store_root(root);
+    Store::open_read_only(&root)
+        .with_context(|| format!("cannot open the store at {}", root.display()))
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, when set and valid.

@@ -31,7 +31,24 @@ pub struct ExtractLimits {
     pub max_header_bytes: u64,
     pub max_path_bytes: usize,
     pub max_total_bytes: u64,
+    /// Free space to leave on the target's file system: unpacking stops before it would
+    /// eat into it (a decompression bomb fills no disk).
+    pub reserve: Option<u64>,
 }
+
+impl ExtractLimits {
+    /// The limits for unpacking into `store`, with its reserve of free space.
+    pub fn for_store(store: &crate::store::Store) -> ExtractLimits {
+        ExtractLimits {
+            reserve: Some(store.reserve()),
+            ..ExtractLimits::default()
+        }
+    }
+}
+
+/// How often (in bytes written, and in entries) free space is looked at again.
+const SPACE_CHECK_BYTES: u64 = 64 << 20;
+const SPACE_CHECK_ENTRIES: u64 = 4096;
 
 impl Default for ExtractLimits {
     fn default() -> Self {
@@ -40,6 +57,7 @@ impl Default for ExtractLimits {
             max_header_bytes: 1 << 20,
             max_path_bytes: 4096,
             max_total_bytes: 1 << 40,
+            reserve: None,
         }
     }
 }
@@ -79,9 +97,14 @@ pub fn extract(
     };
     let mut pending = Pending::default();
     let mut count: u64 = 0;
+    let mut last_name = String::new();
     for raw in entries {
         let mut entry = raw.map_err(|e| LayerError::Malformed {
-            entry: format!("#{count}"),
+            entry: if last_name.is_empty() {
+                format!("#{}", count + 1)
+            } else {
+                format!("#{} (after {last_name})", count + 1)
+            },
             reason: super::tar_error_text(&e),
         })?;
         count += 1;
@@ -110,6 +133,11 @@ pub fn extract(
             continue;
         }
         let fields = std::mem::take(&mut pending);
+        last_name = String::from_utf8_lossy(fields.path.as_deref().unwrap_or(&entry.path_bytes()))
+            .into_owned();
+        if count % SPACE_CHECK_ENTRIES == 0 {
+            extractor.check_space(0, &last_name)?;
+        }
         extractor.entry(&mut entry, fields)?;
     }
     extractor.finish()?;
@@ -283,25 +311,26 @@ impl Extractor {
                 self.known_dirs.insert(path.clone());
                 self.dir_times.push((path.clone(), mtime));
             }
-            EntryType::Regular | EntryType::Continuous => {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // A sparse entry stores less than it unpacks to; the tar reader fills
+                // its holes, and the copy counts what it really writes.
                 let size = header.size().unwrap_or(0);
-                self.stats.bytes += size;
-                if self.stats.bytes > self.limits.max_total_bytes {
-                    return Err(LayerError::Unsafe {
-                        entry: shown,
-                        reason: format!("more than {} bytes in all", self.limits.max_total_bytes),
-                    });
-                }
+                self.check_space(size, &shown)?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .at(&path)?;
-                io::copy(&mut entry.take(size), &mut file).map_err(|e| LayerError::Malformed {
-                    entry: shown.clone(),
-                    reason: e.to_string(),
-                })?;
+                let written = self.copy_data(entry, &mut file, &shown)?;
+                if entry_type != EntryType::GNUSparse && written < size {
+                    return Err(LayerError::Malformed {
+                        entry: shown,
+                        reason: format!(
+                            "the archive ends inside it ({written} of its {size} bytes)"
+                        ),
+                    });
+                }
             }
             EntryType::Symlink => {
                 let target = link.ok_or_else(|| LayerError::Malformed {
@@ -364,6 +393,61 @@ impl Extractor {
             set_mtime(&path, mtime)?;
         }
         self.stats.entries += 1;
+        Ok(())
+    }
+
+    /// Copies an entry's data, bounded by the total size limit and the reserve of free
+    /// space. Returns the bytes written.
+    fn copy_data(&mut self, data: &mut dyn Read, file: &mut fs::File, shown: &str) -> Result<u64> {
+        use std::io::Write;
+        let mut buffer = vec![0u8; 1 << 16];
+        let mut written: u64 = 0;
+        let mut since_check: u64 = 0;
+        loop {
+            let n = match data.read(&mut buffer) {
+                Ok(0) => return Ok(written),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(LayerError::Malformed {
+                        entry: shown.to_string(),
+                        reason: super::tar_error_text(&e),
+                    })
+                }
+            };
+            written += n as u64;
+            self.stats.bytes += n as u64;
+            if self.stats.bytes > self.limits.max_total_bytes {
+                return Err(LayerError::Unsafe {
+                    entry: shown.to_string(),
+                    reason: format!("more than {} bytes in all", self.limits.max_total_bytes),
+                });
+            }
+            since_check += n as u64;
+            if since_check >= SPACE_CHECK_BYTES {
+                since_check = 0;
+                self.check_space(0, shown)?;
+            }
+            file.write_all(&buffer[..n]).at(&self.target)?;
+        }
+    }
+
+    /// Refuses to go on when writing `more` bytes would leave less than the reserve
+    /// free on the target's file system.
+    fn check_space(&self, more: u64, shown: &str) -> Result<()> {
+        let Some(reserve) = self.limits.reserve else {
+            return Ok(());
+        };
+        let (available, _) = crate::store::filesystem_space(&self.target).at(&self.target)?;
+        if available.saturating_sub(more) < reserve {
+            return Err(LayerError::NoSpace {
+                entry: shown.to_string(),
+                needed: more,
+                available,
+                reserve,
+                path: self.target.clone(),
+            });
+        }
         Ok(())
     }
 

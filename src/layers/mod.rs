@@ -49,9 +49,40 @@ pub enum LayerError {
     },
     #[error("layer media type {0:?} is not one lade can read")]
     UnknownMediaType(String),
+    /// Unpacking would leave the store's file system with less than its reserve free.
+    #[error(
+        "archive entry {entry:?}: unpacking it would leave less than the store's reserve of {} free on the file system of {} ({} available{}); free some space (lade rmi, lade cache prune) or lower the reserve with --storage-reserve",
+        human_bytes(*reserve),
+        path.display(),
+        human_bytes(*available),
+        if *needed > 0 { format!(", the entry needs {}", human_bytes(*needed)) } else { String::new() }
+    )]
+    NoSpace {
+        entry: String,
+        needed: u64,
+        available: u64,
+        reserve: u64,
+        path: PathBuf,
+    },
 }
 
 pub type Result<T, E = LayerError> = std::result::Result<T, E>;
+
+/// Bytes in binary units, for messages about space (`1.0 GiB`).
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
 
 pub(crate) trait IoContext<T> {
     fn at(self, path: impl Into<PathBuf>) -> Result<T>;
@@ -95,7 +126,7 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
         inner: reader,
         copy: &mut hashing,
     };
-    extract(&mut tee, staging.path(), &ExtractLimits::default())?;
+    extract(&mut tee, staging.path(), &ExtractLimits::for_store(store))?;
     // The diff_id covers the whole stream, padding after the end-of-archive included.
     std::io::copy(&mut tee, &mut std::io::sink()).at(layer.blob.to_string())?;
     drop(tee);

@@ -48,6 +48,54 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 ";
 
+/// Opens the database for reading only, creating nothing: for commands that only read,
+/// which must work on a full disk and on a store they may not write. SQLite's WAL mode
+/// wants a shared-memory file beside the database; where it cannot be made (no space),
+/// the database is read as an immutable file. A store without a database yet reads as
+/// an empty one.
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
+    use rusqlite::OpenFlags;
+    let err = |source| StoreError::Db {
+        path: path.to_path_buf(),
+        source,
+    };
+    if !path.exists() {
+        let conn = Connection::open_in_memory().map_err(err)?;
+        conn.execute_batch(SCHEMA)
+            .and_then(|()| super::cache::create_tables(&conn))
+            .map_err(err)?;
+        return Ok(conn);
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let shared = Connection::open_with_flags(path, flags).and_then(|conn| {
+        conn.busy_timeout(std::time::Duration::from_secs(60))?;
+        conn.query_row("SELECT COUNT(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(conn)
+    });
+    match shared {
+        Ok(conn) => Ok(conn),
+        Err(_) => {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map_err(err)
+        }
+    }
+}
+
+/// A path as the path part of an SQLite URI: every byte but unreserved ones and `/`
+/// percent-encoded.
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &byte in path.as_os_str().as_bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     let err = |source| StoreError::Db {
         path: path.to_path_buf(),

@@ -260,7 +260,7 @@ impl Store {
         // Recorded only when unknown (a tag another tool wrote): every build and every
         // `run` loads images, and a read should not take the database's write lock.
         self.with_db(|conn| {
-            if db::has_image(conn, manifest_digest)? {
+            if self.read_only || db::has_image(conn, manifest_digest)? {
                 return Ok(());
             }
             db::put_image(

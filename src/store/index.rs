@@ -41,7 +41,13 @@ impl Store {
     /// All tags, in name order.
     pub fn tags(&self) -> Result<Vec<Tag>> {
         let path = self.layout_dir().join("index.json");
-        let bytes = fs::read(&path).at(&path)?;
+        let bytes = match fs::read(&path) {
+            // A store only being read may not have written its index yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.read_only => {
+                return Ok(Vec::new())
+            }
+            other => other.at(&path)?,
+        };
         parse_index(&bytes).map_err(|reason| StoreError::Invalid {
             what: path.display().to_string(),
             reason,

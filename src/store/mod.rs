@@ -54,6 +54,8 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("{0}")]
     InUse(String),
+    #[error("there is no store at {0}: commands that add images (build, import, load) make one")]
+    NoStore(PathBuf),
     /// The store belongs to another user: its files are closed to everyone else.
     #[error(
         "the store at {path} belongs to {owner}: run lade as that user, or use a store of your own with --root DIR"
@@ -155,6 +157,23 @@ fn not_owner(root: &Path) -> Option<StoreError> {
 pub struct Store {
     root: PathBuf,
     db: Mutex<rusqlite::Connection>,
+    /// Free space on the store's file system that unpacking never eats into.
+    reserve: u64,
+    /// Opened by a command that only reads: nothing is created or recorded.
+    read_only: bool,
+}
+
+/// The default reserve: 1 GiB, or 5% of the file system when that is smaller.
+const DEFAULT_RESERVE: u64 = 1 << 30;
+
+/// Space on the file system holding `path`: (available to us, total), in bytes.
+pub fn filesystem_space(path: &Path) -> io::Result<(u64, u64)> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    let block = stat.fragment_size();
+    Ok((
+        stat.blocks_available().saturating_mul(block),
+        stat.blocks().saturating_mul(block),
+    ))
 }
 
 /// Where things are under the root.
@@ -181,17 +200,53 @@ impl Store {
         if !layout.exists() {
             blobs::write_atomically(root, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
+        let total = filesystem_space(root).map_or(0, |(_, total)| total);
         let store = Store {
             root: root.to_path_buf(),
             db: Mutex::new(db::open(&root.join("lade.db"))?),
+            reserve: DEFAULT_RESERVE.min(total / 20),
+            read_only: false,
         };
         store.index_init()?;
         store.clean_tmp();
         Ok(store)
     }
 
+    /// Opens an existing store for a command that only reads (`images`, `inspect`,
+    /// `ps`...): nothing is created, written or cleaned, so it works on a full disk and
+    /// leaves a path that holds no store alone.
+    pub fn open_read_only(root: &Path) -> Result<Store> {
+        if !root.join(OCI).is_dir() {
+            return Err(not_owner(root).unwrap_or_else(|| StoreError::NoStore(root.to_path_buf())));
+        }
+        make_private_root(root)?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            db: Mutex::new(db::open_read_only(&root.join("lade.db"))?),
+            reserve: 0,
+            read_only: true,
+        })
+    }
+
+    /// Whether this store was opened only to read.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The free space unpacking leaves on the store's file system (see
+    /// [`Store::set_reserve`]).
+    pub fn reserve(&self) -> u64 {
+        self.reserve
+    }
+
+    /// Sets the reserve: unpacking an archive (import, load, ADD, a layer's snapshot)
+    /// stops before the store's file system has less than this free.
+    pub fn set_reserve(&mut self, bytes: u64) {
+        self.reserve = bytes;
     }
 
     /// The OCI image layout directory.
