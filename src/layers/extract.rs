@@ -135,7 +135,7 @@ pub fn extract(
         let fields = std::mem::take(&mut pending);
         last_name = String::from_utf8_lossy(fields.path.as_deref().unwrap_or(&entry.path_bytes()))
             .into_owned();
-        if count % SPACE_CHECK_ENTRIES == 0 {
+        if count.is_multiple_of(SPACE_CHECK_ENTRIES) {
             extractor.check_space(0, &last_name)?;
         }
         extractor.entry(&mut entry, fields)?;
@@ -234,13 +234,19 @@ impl Extractor {
             .path
             .clone()
             .unwrap_or_else(|| entry.path_bytes().into_owned());
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        if raw_path.len() > self.limits.max_path_bytes {
+        // The path must also fit the kernel's limit once under the target.
+        let room = (libc::PATH_MAX as usize).saturating_sub(self.target.as_os_str().len() + 2);
+        let max_path = self.limits.max_path_bytes.min(room);
+        if raw_path.len() > max_path {
+            let mut shown =
+                String::from_utf8_lossy(&raw_path[..raw_path.len().min(80)]).into_owned();
+            shown.push_str("...");
             return Err(LayerError::Unsafe {
                 entry: shown,
-                reason: format!("a path longer than {} bytes", self.limits.max_path_bytes),
+                reason: format!("a path longer than {max_path} bytes"),
             });
         }
+        let shown = String::from_utf8_lossy(&raw_path).into_owned();
         if let Some(size) = fields.size {
             if header.size().ok() != Some(size) {
                 return Err(LayerError::Malformed {
@@ -455,6 +461,13 @@ impl Extractor {
     /// creating missing ones; a symlink on the way is refused. Returns the parent.
     fn ensure_parents(&mut self, parents: &[Vec<u8>], shown: &str) -> Result<PathBuf> {
         let mut dir = self.target.clone();
+        // Usually the whole parent is already known: one lookup instead of one per
+        // component (deeply nested archives would otherwise cost the square of depth).
+        let mut whole = self.target.clone();
+        whole.extend(parents.iter().map(|p| OsStr::from_bytes(p)));
+        if parents.is_empty() || self.known_dirs.contains(&whole) {
+            return Ok(whole);
+        }
         for part in parents {
             dir.push(OsStr::from_bytes(part));
             if self.known_dirs.contains(&dir) {

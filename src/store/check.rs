@@ -139,7 +139,7 @@ impl Store {
         let mut broken: BTreeSet<Digest> = BTreeSet::new();
         for (manifest, names) in &manifests {
             let label = if names.is_empty() {
-                format!("{}", manifest.short())
+                manifest.short()
             } else {
                 names.join(", ")
             };
