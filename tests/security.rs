@@ -85,7 +85,7 @@ fn setuid_files_and_device_nodes_in_the_store_are_out_of_other_users_reach() {
 #[test]
 fn an_existing_open_store_is_closed_when_lade_opens_it() {
     let lade = lade_under_open_dir();
-    lade.ok(&["images"]);
+    lade.ok(&["system", "check"]);
     std::fs::set_permissions(lade.root(), std::fs::Permissions::from_mode(0o755)).unwrap();
     lade.ok(&["images"]);
     let mode = std::fs::metadata(lade.root()).unwrap().permissions().mode() & 0o777;
@@ -95,7 +95,7 @@ fn an_existing_open_store_is_closed_when_lade_opens_it() {
 #[test]
 fn another_user_is_told_whose_store_it_is() {
     let lade = lade_under_open_dir();
-    lade.ok(&["images"]);
+    lade.ok(&["system", "check"]);
     let output = as_nobody(assert_cmd::cargo::cargo_bin("lade"))
         .env("LADE_ROOT", lade.root())
         .arg("images")
@@ -341,4 +341,126 @@ fn the_host_binary_is_never_visible_inside_a_container() {
         !out.contains("written"),
         "PID 1's binary was writable: {out}"
     );
+}
+
+/// What Docker's default seccomp profile answers, for each probe of
+/// `tests/fixtures/syscall-probe.c`.
+const SECCOMP_EXPECTED: &[(&str, &str)] = &[
+    ("getpid", "ok"),
+    ("clone", "ok"),
+    ("clone_newuser", "EPERM"),
+    ("clone_newns", "EPERM"),
+    ("clone_newnet", "EPERM"),
+    ("clone3", "ENOSYS"),
+    ("unshare", "EPERM"),
+    ("setns", "EPERM"),
+    ("keyctl", "EPERM"),
+    ("add_key", "EPERM"),
+    ("bpf", "EPERM"),
+    ("userfaultfd", "EPERM"),
+    ("mount", "EPERM"),
+    ("perf_event_open", "EPERM"),
+    ("socket_inet", "ok"),
+    ("socket_vsock", "EPERM"),
+    ("personality_linux", "ok"),
+    ("personality_bsd", "EPERM"),
+    ("memfd_create", "ok"),
+    ("chroot", "ok"),
+    ("open_by_handle_at", "EPERM"),
+    ("kexec_load", "EPERM"),
+];
+
+#[test]
+fn seccomp_allows_and_refuses_what_dockers_default_profile_does() {
+    common::require_tool("cc");
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox\nCOPY probe /probe\nRUN /probe > /during-build\nCMD [\"/probe\"]\n",
+    );
+    common::run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            context.path().join("probe").to_str().unwrap(),
+            common::repo()
+                .join("tests/fixtures/syscall-probe.c")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    lade.build(context.path(), &["-t", "probe:1"]);
+    let expected: String = SECCOMP_EXPECTED
+        .iter()
+        .map(|(name, result)| format!("{name}={result}\n"))
+        .collect();
+    assert_eq!(lade.ok(&["run", "--rm", "probe:1"]), expected, "lade run");
+    assert_eq!(
+        lade.ok(&["run", "--rm", "probe:1", "cat", "/during-build"]),
+        expected,
+        "a RUN step"
+    );
+}
+
+#[test]
+fn a_user_without_root_is_told_plainly_what_needs_root() {
+    let lade = lade_under_open_dir();
+    let own = lade.dir.path().join("nobody-home");
+    std::fs::create_dir(&own).unwrap();
+    std::os::unix::fs::chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
+    let as_nobody_lade = |args: &[&str]| {
+        as_nobody(assert_cmd::cargo::cargo_bin("lade"))
+            .env("LADE_ROOT", own.join("store"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for (args, name) in [
+        (&["load", "-i", "/dev/null"][..], "load"),
+        (&["import", "/dev/null", "x:1"], "import"),
+        (&["build", "."], "build"),
+        (&["run", "busybox"], "run"),
+    ] {
+        let output = as_nobody_lade(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success());
+        assert_eq!(
+            stderr.trim(),
+            format!("lade: lade {name} needs root; rootless mode is not supported yet")
+        );
+    }
+    for args in [
+        &["images"][..],
+        &["ps", "-a"],
+        &["cache", "ls"],
+        &["system", "check"],
+    ] {
+        let output = as_nobody_lade(args);
+        assert!(
+            output.status.success(),
+            "lade {args:?} on one's own store: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
+    let lade = Lade::new();
+    let output = lade.output(&["exec", "web", "sh"]);
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("`exec` is a Docker command that lade does not support yet"),
+        "{stderr}"
+    );
+    let output = lade.output(&["run", "--privileged", "busybox"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--privileged is a Docker option that lade does not support yet"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("--root"), "{stderr}");
 }

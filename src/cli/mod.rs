@@ -9,6 +9,7 @@ mod containers;
 mod images;
 mod progress;
 mod system;
+mod unsupported;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -107,10 +108,43 @@ impl From<CompressionArg> for Compression {
     }
 }
 
+/// Parses the command line, answering Docker names lade lacks with "not supported yet"
+/// (exit code 125, as Docker's CLI gives for its own usage errors).
+pub fn parse() -> std::result::Result<Cli, ExitCode> {
+    match Cli::try_parse() {
+        Ok(cli) => Ok(cli),
+        Err(error) => match unsupported::not_supported_yet(&error) {
+            Some(message) => {
+                eprintln!("lade: {message}");
+                Err(ExitCode::from(125))
+            }
+            None => error.exit(),
+        },
+    }
+}
+
+/// Commands that make snapshots with an image's owners, devices and mounts: they need
+/// root, as there is no rootless mode yet.
+fn needs_root(command: &Command) -> Option<&'static str> {
+    match command {
+        Command::Build(args) if !args.dry_run => Some("build"),
+        Command::Run(_) => Some("run"),
+        Command::Load(_) => Some("load"),
+        Command::Import(_) => Some("import"),
+        _ => None,
+    }
+}
+
 /// Runs a parsed command line; the exit code is the command's.
 pub fn run(cli: Cli) -> ExitCode {
     if !matches!(cli.command, Command::Run(_)) {
         quiet_on_closed_pipe();
+    }
+    if let Some(name) = needs_root(&cli.command) {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("lade: lade {name} needs root; rootless mode is not supported yet");
+            return ExitCode::FAILURE;
+        }
     }
     let root = cli.root.clone();
     let reserve = match cli.storage_reserve.as_deref() {

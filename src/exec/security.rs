@@ -1,6 +1,8 @@
-//! Privileges: Docker's default capability set, `no_new_privs`, and a seccomp filter
-//! that refuses what Docker's default profile refuses (mounts, namespaces, kexec, kernel
-//! keyrings, modules, BPF, clock changes, ...).
+//! Privileges: Docker's default capability set, `no_new_privs`, and Docker's default
+//! seccomp profile: an allow list with argument checks (`clone` without namespace flags,
+//! `socket` without AF_VSOCK, the Linux personalities), EPERM for everything else, and
+//! ENOSYS for `clone3`. A system call of a foreign ABI (32-bit x86 on x86_64) kills the
+//! process: the filter checks the architecture first.
 
 use std::collections::BTreeMap;
 
@@ -70,68 +72,394 @@ pub(crate) fn no_new_privs() -> Result<(), String> {
     Ok(())
 }
 
-/// System calls refused with EPERM, as Docker's default profile does for a container
-/// without extra capabilities.
-const REFUSED: &[libc::c_long] = &[
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_kexec_load,
-    libc::SYS_kexec_file_load,
-    libc::SYS_keyctl,
-    libc::SYS_add_key,
-    libc::SYS_request_key,
-    libc::SYS_bpf,
-    libc::SYS_perf_event_open,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_init_module,
-    libc::SYS_finit_module,
-    libc::SYS_delete_module,
-    libc::SYS_reboot,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_sethostname,
-    libc::SYS_setdomainname,
-    libc::SYS_settimeofday,
-    libc::SYS_clock_settime,
-    libc::SYS_clock_adjtime,
-    libc::SYS_adjtimex,
-    libc::SYS_acct,
-    libc::SYS_quotactl,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_userfaultfd,
-    libc::SYS_syslog,
-    libc::SYS_iopl,
-    libc::SYS_ioperm,
-    libc::SYS_uselib,
-    libc::SYS_nfsservctl,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
-    libc::SYS_mount_setattr,
-    libc::SYS_kcmp,
-    libc::SYS_vhangup,
+/// Docker's default seccomp profile for a container with Docker's default capabilities,
+/// as data: an allow list (everything else gets EPERM), system calls allowed only with
+/// some arguments, and `clone3` answered with ENOSYS so that C libraries fall back to
+/// `clone`, whose flags the filter can see. Names unknown on this architecture (the
+/// 32-bit variants on a 64-bit machine) are skipped, as libseccomp skips them.
+const ALLOWED: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "adjtimex",
+    "alarm",
+    "bind",
+    "brk",
+    "capget",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chown32",
+    "clock_adjtime",
+    "clock_adjtime64",
+    "clock_getres",
+    "clock_getres_time64",
+    "clock_gettime",
+    "clock_gettime64",
+    "clock_nanosleep",
+    "clock_nanosleep_time64",
+    "close",
+    "close_range",
+    "connect",
+    "copy_file_range",
+    "creat",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "epoll_ctl",
+    "epoll_ctl_old",
+    "epoll_pwait",
+    "epoll_pwait2",
+    "epoll_wait",
+    "epoll_wait_old",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "exit",
+    "exit_group",
+    "faccessat",
+    "faccessat2",
+    "fadvise64",
+    "fadvise64_64",
+    "fallocate",
+    "fanotify_mark",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchown",
+    "fchown32",
+    "fchownat",
+    "fcntl",
+    "fcntl64",
+    "fdatasync",
+    "fgetxattr",
+    "flistxattr",
+    "flock",
+    "fork",
+    "fremovexattr",
+    "fsetxattr",
+    "fstat",
+    "fstat64",
+    "fstatat64",
+    "fstatfs",
+    "fstatfs64",
+    "fsync",
+    "ftruncate",
+    "ftruncate64",
+    "futex",
+    "futex_time64",
+    "futex_waitv",
+    "futimesat",
+    "getcpu",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "getegid32",
+    "geteuid",
+    "geteuid32",
+    "getgid",
+    "getgid32",
+    "getgroups",
+    "getgroups32",
+    "getitimer",
+    "getpeername",
+    "getpgid",
+    "getpgrp",
+    "getpid",
+    "getppid",
+    "getpriority",
+    "getrandom",
+    "getresgid",
+    "getresgid32",
+    "getresuid",
+    "getresuid32",
+    "getrlimit",
+    "get_robust_list",
+    "getrusage",
+    "getsid",
+    "getsockname",
+    "getsockopt",
+    "get_thread_area",
+    "gettid",
+    "gettimeofday",
+    "getuid",
+    "getuid32",
+    "getxattr",
+    "inotify_add_watch",
+    "inotify_init",
+    "inotify_init1",
+    "inotify_rm_watch",
+    "io_cancel",
+    "ioctl",
+    "io_destroy",
+    "io_getevents",
+    "io_pgetevents",
+    "io_pgetevents_time64",
+    "ioprio_get",
+    "ioprio_set",
+    "io_setup",
+    "io_submit",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ipc",
+    "kill",
+    "landlock_add_rule",
+    "landlock_create_ruleset",
+    "landlock_restrict_self",
+    "lchown",
+    "lchown32",
+    "lgetxattr",
+    "link",
+    "linkat",
+    "listen",
+    "listxattr",
+    "llistxattr",
+    "_llseek",
+    "lremovexattr",
+    "lseek",
+    "lsetxattr",
+    "lstat",
+    "lstat64",
+    "madvise",
+    "membarrier",
+    "memfd_create",
+    "memfd_secret",
+    "mincore",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mmap2",
+    "mprotect",
+    "mq_getsetattr",
+    "mq_notify",
+    "mq_open",
+    "mq_timedreceive",
+    "mq_timedreceive_time64",
+    "mq_timedsend",
+    "mq_timedsend_time64",
+    "mq_unlink",
+    "mremap",
+    "msgctl",
+    "msgget",
+    "msgrcv",
+    "msgsnd",
+    "msync",
+    "munlock",
+    "munlockall",
+    "munmap",
+    "name_to_handle_at",
+    "nanosleep",
+    "newfstatat",
+    "_newselect",
+    "open",
+    "openat",
+    "openat2",
+    "pause",
+    "pidfd_open",
+    "pidfd_send_signal",
+    "pipe",
+    "pipe2",
+    "pkey_alloc",
+    "pkey_free",
+    "pkey_mprotect",
+    "poll",
+    "ppoll",
+    "ppoll_time64",
+    "prctl",
+    "pread64",
+    "preadv",
+    "preadv2",
+    "prlimit64",
+    "process_mrelease",
+    "pselect6",
+    "pselect6_time64",
+    "pwrite64",
+    "pwritev",
+    "pwritev2",
+    "read",
+    "readahead",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmmsg_time64",
+    "recvmsg",
+    "remap_file_pages",
+    "removexattr",
+    "rename",
+    "renameat",
+    "renameat2",
+    "restart_syscall",
+    "rmdir",
+    "rseq",
+    "rt_sigaction",
+    "rt_sigpending",
+    "rt_sigprocmask",
+    "rt_sigqueueinfo",
+    "rt_sigreturn",
+    "rt_sigsuspend",
+    "rt_sigtimedwait",
+    "rt_sigtimedwait_time64",
+    "rt_tgsigqueueinfo",
+    "sched_getaffinity",
+    "sched_getattr",
+    "sched_getparam",
+    "sched_get_priority_max",
+    "sched_get_priority_min",
+    "sched_getscheduler",
+    "sched_rr_get_interval",
+    "sched_rr_get_interval_time64",
+    "sched_setaffinity",
+    "sched_setattr",
+    "sched_setparam",
+    "sched_setscheduler",
+    "sched_yield",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "semtimedop",
+    "semtimedop_time64",
+    "send",
+    "sendfile",
+    "sendfile64",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "setfsgid",
+    "setfsgid32",
+    "setfsuid",
+    "setfsuid32",
+    "setgid",
+    "setgid32",
+    "setgroups",
+    "setgroups32",
+    "setitimer",
+    "setpgid",
+    "setpriority",
+    "setregid",
+    "setregid32",
+    "setresgid",
+    "setresgid32",
+    "setresuid",
+    "setresuid32",
+    "setreuid",
+    "setreuid32",
+    "setrlimit",
+    "set_robust_list",
+    "setsid",
+    "setsockopt",
+    "set_thread_area",
+    "set_tid_address",
+    "setuid",
+    "setuid32",
+    "setxattr",
+    "shmat",
+    "shmctl",
+    "shmdt",
+    "shmget",
+    "shutdown",
+    "sigaltstack",
+    "signalfd",
+    "signalfd4",
+    "sigprocmask",
+    "sigreturn",
+    "socketcall",
+    "socketpair",
+    "splice",
+    "stat",
+    "stat64",
+    "statfs",
+    "statfs64",
+    "statx",
+    "symlink",
+    "symlinkat",
+    "sync",
+    "sync_file_range",
+    "syncfs",
+    "sysinfo",
+    "tee",
+    "tgkill",
+    "time",
+    "timer_create",
+    "timer_delete",
+    "timer_getoverrun",
+    "timer_gettime",
+    "timer_gettime64",
+    "timer_settime",
+    "timer_settime64",
+    "timerfd_create",
+    "timerfd_gettime",
+    "timerfd_gettime64",
+    "timerfd_settime",
+    "timerfd_settime64",
+    "times",
+    "tkill",
+    "truncate",
+    "truncate64",
+    "ugetrlimit",
+    "umask",
+    "uname",
+    "unlink",
+    "unlinkat",
+    "utime",
+    "utimensat",
+    "utimensat_time64",
+    "utimes",
+    "vfork",
+    "vmsplice",
+    "wait4",
+    "waitid",
+    "waitpid",
+    "write",
+    "writev",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "chroot",
 ];
 
-/// Namespace flags `clone` may not use.
-const NAMESPACE_FLAGS: [u64; 7] = [
-    libc::CLONE_NEWNS as u64,
-    libc::CLONE_NEWUTS as u64,
-    libc::CLONE_NEWIPC as u64,
-    libc::CLONE_NEWUSER as u64,
-    libc::CLONE_NEWPID as u64,
-    libc::CLONE_NEWNET as u64,
-    libc::CLONE_NEWCGROUP as u64,
+/// Allowed on one architecture only.
+const ALLOWED_ON_ARCH: &[(&str, &[&str])] = &[
+    ("x86_64", &["arch_prctl", "modify_ldt"]),
+    (
+        "aarch64",
+        &[
+            "arm_fadvise64_64",
+            "arm_sync_file_range",
+            "sync_file_range2",
+            "breakpoint",
+            "cacheflush",
+            "set_tls",
+        ],
+    ),
+    ("riscv64", &["riscv_flush_icache"]),
 ];
 
-/// Personalities Docker allows: Linux, with or without its compatibility flags.
+/// `clone` is allowed without any of these namespace flags (CLONE_NEWNS, NEWCGROUP,
+/// NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET), as in Docker's profile.
+const CLONE_NAMESPACE_FLAGS: u64 = 0x7E02_0000;
+
+/// Personalities Docker allows: Linux, with or without its compatibility flags, and the
+/// query value.
 const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+/// `socket` is allowed for every address family but AF_VSOCK.
+const AF_VSOCK: u64 = 40;
 
 fn target_arch() -> Result<TargetArch, String> {
     match std::env::consts::ARCH {
@@ -142,39 +470,74 @@ fn target_arch() -> Result<TargetArch, String> {
     }
 }
 
-fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| e.to_string())
+/// The number of a system call on this architecture, if it has it.
+fn syscall_number(name: &str) -> Option<i64> {
+    name.parse::<syscalls::Sysno>().ok().map(|s| s.id() as i64)
 }
 
-/// The filters to install, in order. `clone3` gets ENOSYS rather than EPERM so that C
-/// libraries fall back to `clone`, whose flags the first filter can inspect.
-pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, String> {
-    let arch = target_arch()?;
+fn condition(
+    arg: u8,
+    len: SeccompCmpArgLen,
+    op: SeccompCmpOp,
+    value: u64,
+) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, len, op, value).map_err(|e| e.to_string())
+}
+
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
+    SeccompRule::new(conditions).map_err(|e| e.to_string())
+}
+
+/// The rules of the allow list: system call number -> the argument checks any one of
+/// which allows it (none: always allowed).
+fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &syscall in REFUSED {
-        rules.insert(syscall, Vec::new());
+    let arch_specific = ALLOWED_ON_ARCH
+        .iter()
+        .filter(|(arch, _)| *arch == std::env::consts::ARCH)
+        .flat_map(|(_, names)| names.iter());
+    for name in ALLOWED.iter().chain(arch_specific) {
+        if let Some(number) = syscall_number(name) {
+            rules.insert(number, Vec::new());
+        }
     }
-    let clone_rules = NAMESPACE_FLAGS
-        .iter()
-        .map(|&flag| {
-            SeccompRule::new(vec![condition(0, SeccompCmpOp::MaskedEq(flag), flag)?])
-                .map_err(|e| e.to_string())
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    rules.insert(libc::SYS_clone, clone_rules);
-    // personality: refused unless the argument is one of the allowed values.
-    let not_allowed = PERSONALITIES
-        .iter()
-        .map(|&p| condition(0, SeccompCmpOp::Ne, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    use SeccompCmpArgLen::{Dword, Qword};
+    rules.insert(
+        libc::SYS_clone,
+        vec![rule(vec![condition(
+            0,
+            Qword,
+            SeccompCmpOp::MaskedEq(CLONE_NAMESPACE_FLAGS),
+            0,
+        )?])?],
+    );
+    rules.insert(
+        libc::SYS_socket,
+        vec![rule(vec![condition(
+            0,
+            Dword,
+            SeccompCmpOp::Ne,
+            AF_VSOCK,
+        )?])?],
+    );
     rules.insert(
         libc::SYS_personality,
-        vec![SeccompRule::new(not_allowed).map_err(|e| e.to_string())?],
+        PERSONALITIES
+            .iter()
+            .map(|&p| rule(vec![condition(0, Dword, SeccompCmpOp::Eq, p)?]))
+            .collect::<Result<_, _>>()?,
     );
-    let refuse = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
+    Ok(rules)
+}
+
+/// The filters to install, in order: the allow list, then `clone3` -> ENOSYS (the last
+/// installed filter's errno wins among filters that both refuse).
+pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, String> {
+    let arch = target_arch()?;
+    let allow = SeccompFilter::new(
+        allow_rules()?,
         SeccompAction::Errno(libc::EPERM as u32),
+        SeccompAction::Allow,
         arch,
     )
     .map_err(|e| e.to_string())?;
@@ -185,13 +548,13 @@ pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, String> {
         arch,
     )
     .map_err(|e| e.to_string())?;
-    let refuse: BpfProgram = refuse
+    let allow: BpfProgram = allow
         .try_into()
         .map_err(|e: seccompiler::BackendError| e.to_string())?;
     let no_clone3: BpfProgram = no_clone3
         .try_into()
         .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    Ok(vec![refuse, no_clone3])
+    Ok(vec![allow, no_clone3])
 }
 
 pub(crate) fn apply(filters: &[BpfProgram]) -> Result<(), String> {
@@ -210,6 +573,51 @@ mod tests {
     fn filters_compile() {
         let filters = seccomp_filters().unwrap();
         assert_eq!(filters.len(), 2);
-        assert!(filters[0].len() > REFUSED.len());
+    }
+
+    #[test]
+    fn the_allow_list_is_dockers() {
+        let rules = allow_rules().unwrap();
+        for allowed in [
+            "read",
+            "execve",
+            "clone",
+            "socket",
+            "chroot",
+            "ptrace",
+            "io_uring_setup",
+        ] {
+            assert!(
+                rules.contains_key(&syscall_number(allowed).unwrap()),
+                "{allowed}"
+            );
+        }
+        for refused in [
+            "mount",
+            "umount2",
+            "unshare",
+            "setns",
+            "keyctl",
+            "add_key",
+            "bpf",
+            "userfaultfd",
+            "kexec_load",
+            "init_module",
+            "open_by_handle_at",
+            "pivot_root",
+            "clone3",
+            "reboot",
+            "swapon",
+            "settimeofday",
+            "perf_event_open",
+            "fsopen",
+            "syslog",
+        ] {
+            assert!(
+                !rules.contains_key(&syscall_number(refused).unwrap()),
+                "{refused}"
+            );
+        }
+        assert_eq!(rules[&libc::SYS_personality].len(), PERSONALITIES.len());
     }
 }

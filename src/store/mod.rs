@@ -54,8 +54,6 @@ pub enum StoreError {
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("{0}")]
     InUse(String),
-    #[error("there is no store at {0}: commands that add images (build, import, load) make one")]
-    NoStore(PathBuf),
     /// The store belongs to another user: its files are closed to everyone else.
     #[error(
         "the store at {path} belongs to {owner}: run lade as that user, or use a store of your own with --root DIR"
@@ -212,14 +210,20 @@ impl Store {
         Ok(store)
     }
 
-    /// Opens an existing store for a command that only reads (`images`, `inspect`,
-    /// `ps`...): nothing is created, written or cleaned, so it works on a full disk and
-    /// leaves a path that holds no store alone.
+    /// Opens a store for a command that only reads (`images`, `inspect`, `ps`...):
+    /// nothing is created, written or cleaned, so it works on a full disk, and a path
+    /// that holds no store reads as an empty store and is left alone.
     pub fn open_read_only(root: &Path) -> Result<Store> {
-        if !root.join(OCI).is_dir() {
-            return Err(not_owner(root).unwrap_or_else(|| StoreError::NoStore(root.to_path_buf())));
+        match fs::metadata(root) {
+            Ok(_) => make_private_root(root)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: root.to_path_buf(),
+                    source: e,
+                })
+            }
         }
-        make_private_root(root)?;
         Ok(Store {
             root: root.to_path_buf(),
             db: Mutex::new(db::open_read_only(&root.join("lade.db"))?),

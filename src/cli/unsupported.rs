@@ -1,0 +1,217 @@
+//! Docker's names that lade does not have yet: a command line that uses one is answered
+//! with "not supported yet" instead of clap's generic "unrecognized" and its nearest
+//! match (which offered `--root` for any unknown option).
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+
+/// Docker CLI commands lade lacks today.
+const DOCKER_COMMANDS: &[&str] = &[
+    "attach",
+    "builder",
+    "buildx",
+    "commit",
+    "compose",
+    "config",
+    "container",
+    "context",
+    "cp",
+    "create",
+    "diff",
+    "events",
+    "exec",
+    "export",
+    "image",
+    "info",
+    "kill",
+    "login",
+    "logout",
+    "logs",
+    "manifest",
+    "network",
+    "node",
+    "pause",
+    "plugin",
+    "port",
+    "pull",
+    "push",
+    "rename",
+    "restart",
+    "search",
+    "secret",
+    "service",
+    "stack",
+    "start",
+    "stats",
+    "stop",
+    "swarm",
+    "top",
+    "trust",
+    "unpause",
+    "update",
+    "version",
+    "volume",
+    "wait",
+];
+
+/// Long options of Docker's `build`, `run`, `ps`, `images`, `rmi`, `rm`, `save`,
+/// `load`, `import`, `history` and `inspect` that lade lacks today.
+const DOCKER_OPTIONS: &[&str] = &[
+    "add-host",
+    "allow",
+    "annotation",
+    "attach",
+    "attest",
+    "blkio-weight",
+    "blkio-weight-device",
+    "build-context",
+    "builder",
+    "call",
+    "cap-add",
+    "cap-drop",
+    "cgroup-parent",
+    "cgroupns",
+    "check",
+    "cidfile",
+    "compress",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-rt-period",
+    "cpu-rt-runtime",
+    "cpu-shares",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "detach",
+    "detach-keys",
+    "device",
+    "device-cgroup-rule",
+    "device-read-bps",
+    "device-read-iops",
+    "device-write-bps",
+    "device-write-iops",
+    "digests",
+    "disable-content-trust",
+    "dns",
+    "dns-option",
+    "dns-search",
+    "domainname",
+    "expose",
+    "filter",
+    "force-rm",
+    "gpus",
+    "group-add",
+    "health-cmd",
+    "health-interval",
+    "health-retries",
+    "health-start-interval",
+    "health-start-period",
+    "health-timeout",
+    "human",
+    "ip",
+    "ip6",
+    "ipc",
+    "isolation",
+    "kernel-memory",
+    "label",
+    "label-file",
+    "last",
+    "latest",
+    "link",
+    "link-local-ip",
+    "load",
+    "log-driver",
+    "log-opt",
+    "mac-address",
+    "memory-reservation",
+    "memory-swap",
+    "memory-swappiness",
+    "metadata-file",
+    "mount",
+    "network-alias",
+    "no-healthcheck",
+    "no-prune",
+    "no-trunc",
+    "oom-kill-disable",
+    "oom-score-adj",
+    "output",
+    "pid",
+    "platform",
+    "privileged",
+    "provenance",
+    "publish",
+    "publish-all",
+    "pull",
+    "push",
+    "quiet",
+    "restart",
+    "runtime",
+    "sbom",
+    "secret",
+    "security-opt",
+    "shm-size",
+    "sig-proxy",
+    "size",
+    "squash",
+    "ssh",
+    "stop-signal",
+    "stop-timeout",
+    "storage-opt",
+    "sysctl",
+    "tmpfs",
+    "type",
+    "ulimit",
+    "userns",
+    "uts",
+    "volume-driver",
+    "volumes",
+    "volumes-from",
+];
+
+/// The message for a parse error that names something Docker has and lade does not
+/// yet, if it is one.
+pub(super) fn not_supported_yet(error: &clap::Error) -> Option<String> {
+    let invalid = match error
+        .get(ContextKind::InvalidSubcommand)
+        .or_else(|| error.get(ContextKind::InvalidArg))
+    {
+        Some(ContextValue::String(value)) => value.clone(),
+        _ => return None,
+    };
+    match error.kind() {
+        ErrorKind::InvalidSubcommand if DOCKER_COMMANDS.contains(&invalid.as_str()) => Some(format!(
+            "`{invalid}` is a Docker command that lade does not support yet (lade --help lists what it has)"
+        )),
+        ErrorKind::UnknownArgument => {
+            let name = invalid.trim_start_matches('-');
+            let name = name.split_once('=').map_or(name, |(n, _)| n);
+            (invalid.starts_with("--") && DOCKER_OPTIONS.contains(&name)).then(|| {
+                format!("--{name} is a Docker option that lade does not support yet (--help lists the options lade has)")
+            })
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn docker_names_lade_lacks_are_not_supported_yet() {
+        let error = crate::cli::Cli::try_parse_from(["lade", "exec", "x", "sh"]).unwrap_err();
+        assert!(not_supported_yet(&error)
+            .unwrap()
+            .contains("`exec` is a Docker command"));
+        let error = crate::cli::Cli::try_parse_from(["lade", "run", "--privileged", "busybox"])
+            .unwrap_err();
+        assert!(not_supported_yet(&error)
+            .unwrap()
+            .contains("--privileged is a Docker option"));
+        let error = crate::cli::Cli::try_parse_from(["lade", "bild"]).unwrap_err();
+        assert_eq!(
+            not_supported_yet(&error),
+            None,
+            "a typo keeps clap's suggestion"
+        );
+    }
+}
