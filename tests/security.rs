@@ -464,3 +464,83 @@ fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
     );
     assert!(!stderr.contains("--root"), "{stderr}");
 }
+
+#[test]
+fn paths_through_symlinks_in_the_image_are_followed_inside_it() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox\n\
+         RUN mkdir -p /opt/app && ln -s /opt/app /app && ln -s /not-yet /later\n\
+         COPY f /app/\n\
+         WORKDIR /app\n\
+         RUN pwd > /opt/app/pwd\n",
+    );
+    context.file("f", "through the link\n");
+    lade.build(context.path(), &["-t", "links:1"]);
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "links:1",
+        "sh",
+        "-c",
+        "readlink /app; cat /opt/app/f /opt/app/pwd",
+    ]);
+    assert_eq!(out, "/opt/app\nthrough the link\n/opt/app\n");
+    // -w through a link whose target does not exist yet makes the target.
+    assert_eq!(
+        lade.ok(&["run", "--rm", "-w", "/later", "links:1", "pwd"]),
+        "/not-yet\n"
+    );
+}
+
+#[test]
+fn run_refuses_volumes_over_the_sandboxs_own_mounts_and_names_missing_images() {
+    let lade = Lade::new();
+    lade.busybox();
+    for target in ["/proc", "/proc/sys", "/", "/x/../proc"] {
+        let err = lade.fails(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("/tmp:{target}"),
+            "busybox",
+            "true",
+        ]);
+        assert!(err.contains("invalid volume"), "{target}: {err}");
+    }
+    let err = lade.fails(&["run", "--rm", "nosuch:1"]);
+    assert!(
+        err.contains("image nosuch:1 is not in the store") && err.contains("lade load"),
+        "{err}"
+    );
+}
+
+#[test]
+fn add_of_a_url_is_bounded_by_the_stores_reserve() {
+    let lade = Lade::new();
+    lade.busybox();
+    // A server that claims a body of 16 TiB.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        if let Ok((mut stream, _)) = listener.accept() {
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ =
+                stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 17592186044416\r\n\r\nzzzz");
+        }
+    });
+    let context = Context::new(&format!(
+        "FROM busybox\nADD http://127.0.0.1:{port}/huge /huge\n"
+    ));
+    let err = lade.fails(&[
+        "build",
+        "--progress",
+        "plain",
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("reserve"), "{err}");
+    server.join().unwrap();
+}

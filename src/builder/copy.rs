@@ -584,7 +584,15 @@ impl Planner<'_> {
             let in_image = resolve_in_root(root, &resolved, true);
             if let Ok(relative) = in_image.strip_prefix(root) {
                 if in_image.is_dir() {
-                    resolved = relative.to_string_lossy().into_owned();
+                    let target = relative.to_string_lossy().into_owned();
+                    if target != resolved {
+                        // A symlink in the image led elsewhere (`/app` -> `/opt/app`):
+                        // the layer needs the directories on the way to where it leads.
+                        if let Some((target_parent, _)) = target.rsplit_once('/') {
+                            self.resolve_dir(target_parent);
+                        }
+                        resolved = target;
+                    }
                 }
             }
         }
@@ -633,9 +641,25 @@ impl Planner<'_> {
             .request
             .scratch
             .join(format!("download-{}", Digest::of(url.as_bytes()).short()));
-        let response = ureq::get(url)
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(DOWNLOAD_CONNECT_TIMEOUT))
+            .timeout_recv_response(Some(DOWNLOAD_RESPONSE_TIMEOUT))
+            .timeout_recv_body(Some(DOWNLOAD_BODY_TIMEOUT))
+            .build()
+            .into();
+        let response = agent
+            .get(url)
             .call()
             .map_err(|e| format!("ADD {url}: cannot download it: {e}"))?;
+        let reserve = self.request.extract_limits.reserve.unwrap_or(0);
+        let declared = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+        layers::check_room(self.request.scratch, declared, reserve, url)
+            .map_err(|e| format!("ADD {url}: {e}"))?;
         let mtime = response
             .headers()
             .get("last-modified")
@@ -643,11 +667,34 @@ impl Planner<'_> {
             .and_then(|v| jiff::fmt::rfc2822::parse(v).ok())
             .map(|z| z.timestamp().as_second())
             .unwrap_or(self.request.now);
-        let mut body = response.into_body().into_reader();
+        let mut body = response
+            .into_body()
+            .into_with_config()
+            .limit(u64::MAX)
+            .reader();
         let mut out = File::create(&file).map_err(|e| format!("{}: {e}", file.display()))?;
         let mut hashing = crate::oci::Sha256Writer::new(&mut out);
-        std::io::copy(&mut body, &mut hashing)
-            .map_err(|e| format!("ADD {url}: download failed: {e}"))?;
+        // The body is bounded by the store's reserve of free space, looked at again
+        // every few megabytes, whatever the server declared.
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut since_check: u64 = 0;
+        loop {
+            let n = body
+                .read(&mut chunk)
+                .map_err(|e| format!("ADD {url}: download failed: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            since_check += n as u64;
+            if since_check >= 64 << 20 {
+                since_check = 0;
+                layers::check_room(self.request.scratch, 0, reserve, url)
+                    .map_err(|e| format!("ADD {url}: {e}"))?;
+            }
+            hashing
+                .write_all(&chunk[..n])
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
         let (digest, _, _) = hashing.finish();
         out.flush()
             .map_err(|e| format!("{}: {e}", file.display()))?;
@@ -661,6 +708,12 @@ impl Planner<'_> {
         Ok(Matched::Download { file, name, mtime })
     }
 }
+
+/// How long ADD of a URL waits to connect, for the response headers, and for the
+/// whole body.
+const DOWNLOAD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const DOWNLOAD_RESPONSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+const DOWNLOAD_BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// Whether a file is a tar archive, compressed or not (ADD unpacks those).
 fn is_archive(path: &Path) -> bool {

@@ -53,6 +53,10 @@ pub enum ContainerError {
     Exec(#[from] exec::ExecError),
     #[error("{0}")]
     Invalid(String),
+    #[error(
+        "image {0} is not in the store: `lade import` or `lade load` it first (lade cannot pull from registries yet)"
+    )]
+    NoSuchImage(String),
     #[error("container {0} is running: stop it first, or remove it with -f")]
     Running(String),
     #[error("container {name} did not die after SIGKILL (pid {pid})")]
@@ -188,6 +192,18 @@ fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
                     "invalid volume {spec:?}: the container path must be absolute"
                 )));
             }
+            let clean: Vec<&str> = target.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+            if clean.contains(&"..") {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid volume {spec:?}: the container path may not contain `..`"
+                )));
+            }
+            if clean.is_empty() || clean[0] == "proc" {
+                return Err(ContainerError::Invalid(format!(
+                    "invalid volume {spec:?}: mounting over {} is not allowed (the sandbox owns it)",
+                    if clean.is_empty() { "/" } else { "/proc" }
+                )));
+            }
             let readonly = match mode {
                 "ro" => true,
                 "rw" | "" => false,
@@ -238,7 +254,10 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
             "the working directory {workdir:?} is invalid: it must be an absolute path"
         )));
     }
-    let image = store.image(&options.image)?;
+    let image = store.image(&options.image).map_err(|e| match e {
+        StoreError::NoSuchImage(name) => ContainerError::NoSuchImage(name),
+        other => other.into(),
+    })?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
         return Err(ContainerError::Invalid(format!(

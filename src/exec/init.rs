@@ -114,7 +114,9 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
         spec.process.cwd.clone()
     };
     if !Path::new(&cwd).is_dir() {
-        std::fs::create_dir_all(&cwd)
+        // A symlink whose target is missing gets its target made, as the path says.
+        let target = working_dir_target(Path::new(&cwd));
+        std::fs::create_dir_all(&target)
             .or_else(|e| fail(125, format!("creating the working directory {cwd}: {e}")))?;
     }
 
@@ -176,6 +178,25 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
     } else {
         exec(&program, &spec.process.args, &env, &filters)
     }
+}
+
+/// Where a missing working directory is to be made: the path itself, or for a symlink
+/// (a chain of them) whose target is missing, that target. This runs after `pivot_root`,
+/// so an absolute target is inside the container.
+fn working_dir_target(path: &Path) -> std::path::PathBuf {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::read_link(&current) {
+            Ok(target) => {
+                current = match current.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+            }
+            Err(_) => break,
+        }
+    }
+    current
 }
 
 /// Makes a pty in the container's devpts, sends its main side to the parent, and makes

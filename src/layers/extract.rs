@@ -144,6 +144,22 @@ pub fn extract(
     Ok(extractor.stats)
 }
 
+/// Refuses to go on when writing `more` bytes into `dir` would leave less than
+/// `reserve` free on its file system; `what` names what is being written.
+pub fn check_room(dir: &Path, more: u64, reserve: u64, what: &str) -> Result<()> {
+    let (available, _) = crate::store::filesystem_space(dir).at(dir)?;
+    if available.saturating_sub(more) < reserve {
+        return Err(LayerError::NoSpace {
+            entry: what.to_string(),
+            needed: more,
+            available,
+            reserve,
+            path: dir.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
 fn trim_nul(mut data: Vec<u8>) -> Vec<u8> {
     while data.last() == Some(&0) {
         data.pop();
@@ -441,20 +457,10 @@ impl Extractor {
     /// Refuses to go on when writing `more` bytes would leave less than the reserve
     /// free on the target's file system.
     fn check_space(&self, more: u64, shown: &str) -> Result<()> {
-        let Some(reserve) = self.limits.reserve else {
-            return Ok(());
-        };
-        let (available, _) = crate::store::filesystem_space(&self.target).at(&self.target)?;
-        if available.saturating_sub(more) < reserve {
-            return Err(LayerError::NoSpace {
-                entry: shown.to_string(),
-                needed: more,
-                available,
-                reserve,
-                path: self.target.clone(),
-            });
+        match self.limits.reserve {
+            Some(reserve) => check_room(&self.target, more, reserve, shown),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Makes sure every parent of an entry is a real directory under the target,

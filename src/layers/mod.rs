@@ -17,7 +17,7 @@ mod write;
 use std::path::PathBuf;
 
 pub use compress::{decompressing_reader, Compression};
-pub use extract::{extract, ExtractLimits, ExtractStats};
+pub use extract::{check_room, extract, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
 pub use walk::{dir_entries, WalkedEntry};
 pub use write::{Entry, EntryKind, LayerWriter, SnapshotTarget};
@@ -51,7 +51,7 @@ pub enum LayerError {
     UnknownMediaType(String),
     /// Unpacking would leave the store's file system with less than its reserve free.
     #[error(
-        "archive entry {entry:?}: unpacking it would leave less than the store's reserve of {} free on the file system of {} ({} available{}); free some space (lade rmi, lade cache prune) or lower the reserve with --storage-reserve",
+        "{entry:?}: writing it would leave less than the store's reserve of {} free on the file system of {} ({} available{}); free some space (lade rmi, lade cache prune) or lower the reserve with --storage-reserve",
         human_bytes(*reserve),
         path.display(),
         human_bytes(*available),
