@@ -4,7 +4,8 @@
 # it. The store is $LADE_ROOT when set, else /var/lib/lade.
 set -eu
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
+echo "== cargo build --release (the first build compiles every dependency: about 10 minutes on two cores; later builds take seconds)"
+cargo build --release
 LADE=target/release/lade
 echo "== importing busybox:latest"
 scripts/busybox-image.sh "$LADE" >/dev/null
