@@ -29,7 +29,7 @@ fn demo_plan_as_text() {
         .stdout(predicate::str::contains(
             "ENV APP_NAME=lade-demo APP_HOME=/app",
         ))
-        .stdout(predicate::str::contains("COPY --from=0 /out/ /app/"))
+        .stdout(predicate::str::contains("COPY --from=build /out/ ./"))
         .stdout(predicate::str::contains("Run order"));
 }
 

@@ -26,7 +26,8 @@ use crate::graph::{CopySource, CopyStep, RunStep, Step, StepKind};
 use crate::oci::Digest;
 
 /// Bumped whenever what goes into a key, or what a cached result means, changes.
-pub(crate) const CACHE_KEY_VERSION: u32 = 1;
+/// 2: images are named by their config digest, not their manifest's.
+pub(crate) const CACHE_KEY_VERSION: u32 = 2;
 
 /// A filesystem's identity: a base, then the layers made on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,7 +85,7 @@ pub(crate) struct Inputs {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// What `--from` and `--mount` bring in: `stage NAME`, `image REF`, `mount TARGET`
-    /// -> the state, manifest digest or file digest.
+    /// -> the state, image (config) digest or file digest.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sources: BTreeMap<String, String>,
 }

@@ -80,6 +80,9 @@ pub struct StepRef {
     pub stage: usize,
     /// The stage's name, or its index.
     pub stage_label: String,
+    /// The stage as progress shows it (BuildKit's way): its name, `stage-N`, or empty in
+    /// a build of one stage.
+    pub shown_stage: String,
     /// 1-based position in the stage (0 for its FROM), and the stage's step count.
     pub number: usize,
     pub total: usize,

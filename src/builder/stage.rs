@@ -111,6 +111,17 @@ impl Session<'_> {
         self.prepared.plan.stages[index].label()
     }
 
+    /// The stage as progress shows it, as BuildKit does: its name, `stage-N` for an
+    /// unnamed one, nothing in a build of one stage.
+    fn progress_label(&self, index: usize) -> String {
+        let stages = &self.prepared.plan.stages;
+        match &stages[index].name {
+            _ if stages.len() == 1 => String::new(),
+            Some(name) => name.clone(),
+            None => format!("stage-{index}"),
+        }
+    }
+
     /// The result of a stage this one depends on; the scheduler has finished it.
     fn stage_result(&self, index: usize) -> Result<StageResult, BuildError> {
         lock(&self.done)
@@ -133,10 +144,13 @@ impl Session<'_> {
         let expanded = &self.prepared.expanded[&index];
         let total = expanded.steps.len();
         let (mut result, identity) = self.start(index)?;
+        let own_history = result.history.len();
+        let own_steps = result.steps.len();
 
         let from_ref = StepRef {
             stage: index,
             stage_label: label.clone(),
+            shown_stage: self.progress_label(index),
             number: 0,
             total,
             text: stage.from_text.clone(),
@@ -194,9 +208,10 @@ impl Session<'_> {
             let step_ref = StepRef {
                 stage: index,
                 stage_label: label.clone(),
+                shown_stage: self.progress_label(index),
                 number: step.number,
                 total,
-                text: step.text.clone(),
+                text: shown_text(step),
             };
             let occurrence = occurrences.entry(step.text.as_str()).or_default();
             *occurrence += 1;
@@ -344,6 +359,10 @@ impl Session<'_> {
                 cached: false,
             });
         }
+        date_config_steps(
+            &mut result.history[own_history..],
+            &result.steps[own_steps..],
+        );
         result.config = expanded.config.clone();
         result.author = expanded.author.clone();
         if result.pending.is_some() {
@@ -380,7 +399,10 @@ impl Session<'_> {
             }
             Base::Image(_) => {
                 let image = &self.prepared.bases[&index];
-                let identity = format!("image {}", image.manifest_digest);
+                // By content: the config digest (which holds the diff_ids), not the
+                // manifest's, so the cache follows an image through save/load and
+                // recompression, which give it a new manifest.
+                let identity = format!("image {}", image.id);
                 let last_time = image
                     .config
                     .history
@@ -417,6 +439,7 @@ impl Session<'_> {
         })
     }
 
+    /// Records a step's history entry and its layer.
     fn push_history(
         &self,
         result: &mut StageResult,
@@ -503,7 +526,7 @@ impl Session<'_> {
                     if let Some(image) = self.prepared.images.get(&name) {
                         inputs
                             .sources
-                            .insert(format!("image {name}"), image.manifest_digest.to_string());
+                            .insert(format!("image {name}"), image.id.to_string());
                     }
                 }
             }
@@ -887,5 +910,33 @@ fn step_kind_name(step: &Step) -> &'static str {
         StepKind::Copy(_) => "COPY",
         StepKind::Workdir { .. } => "WORKDIR",
         StepKind::Config => "CONFIG",
+    }
+}
+
+/// Config-only steps (ENV, LABEL, CMD...) are not cached, so their history time is
+/// borrowed: from the stage's next step that is (a build made a minute ago shows as a
+/// minute ago, not as old as its base image), else from the step before them. Cached
+/// times make a rebuild from the cache give the same image id.
+fn date_config_steps(history: &mut [History], steps: &[BuiltStep]) {
+    let mut next_time: Option<String> = None;
+    for (entry, step) in history.iter_mut().zip(steps).rev() {
+        if step.key.is_some() {
+            next_time = entry.created.clone();
+        } else if let Some(time) = &next_time {
+            entry.created = Some(time.clone());
+        }
+    }
+}
+
+/// A step as progress shows it: with its variables expanded (RUN as written: its
+/// variables are the shell's to expand).
+fn shown_text(step: &Step) -> String {
+    match &step.kind {
+        StepKind::Run(_) => step.text.clone(),
+        _ => step
+            .created_by
+            .strip_suffix(" # buildkit")
+            .unwrap_or(&step.created_by)
+            .to_string(),
     }
 }

@@ -181,7 +181,13 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     if args.format == Format::Json {
         let rows: Vec<_> = containers
             .iter()
-            .map(|c| json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": c.created, "State": container::current_state(c), "ExitCode": c.exit_code }))
+            .map(|c| {
+                // RFC 3339, as every time in lade's (and Docker's) JSON.
+                let created = jiff::Timestamp::from_second(c.created)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": created, "State": container::current_state(c), "ExitCode": c.exit_code })
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);

@@ -56,6 +56,11 @@ pub enum Command {
     /// Show images as JSON
     Inspect(images::InspectArgs),
     /// Show the history of an image
+    ///
+    /// CREATED BY is each step as written, its variables expanded. Steps that only
+    /// change the config (ENV, LABEL, CMD...) are not cached, so they show the time of
+    /// their stage's next cached step (else the step before them): a rebuild from the
+    /// cache gives the same image id.
     History(images::HistoryArgs),
     /// Write images to a tar archive (docker-archive with an OCI layout, or OCI)
     Save(archive::SaveArgs),

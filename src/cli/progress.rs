@@ -49,13 +49,12 @@ pub(super) fn labelled(step: &StepRef, width: usize) -> String {
     } else {
         first.to_string()
     };
-    if step.number == 0 {
-        format!("[{}] {text}", step.stage_label)
+    // BuildKit counts the FROM as the first step of its stage.
+    let place = format!("{}/{}", step.number + 1, step.total + 1);
+    if step.shown_stage.is_empty() {
+        format!("[{place}] {text}")
     } else {
-        format!(
-            "[{} {}/{}] {text}",
-            step.stage_label, step.number, step.total
-        )
+        format!("[{} {place}] {text}", step.shown_stage)
     }
 }
 
@@ -183,11 +182,7 @@ impl Reporter for BuildProgress {
                     step,
                     status: CacheStatus::Miss(reason),
                 } => {
-                    let _ = self.multi.println(format!(
-                        "[{}] {}",
-                        step.stage_label,
-                        miss_line(&step, &reason)
-                    ));
+                    let _ = self.multi.println(miss_line(&step, &reason));
                 }
                 Event::StepCache { .. } => {}
                 Event::StepDone {

@@ -762,23 +762,36 @@ impl State<'_> {
             keep_git_dir: copy.keep_git_dir,
             workdir: self.workdir(),
         };
-        let mut created_by = format!("{keyword} ");
-        if let CopyFrom::Stage(i) = &step.from {
-            created_by.push_str(&format!("--from={i} "));
+        // The step as written, its variables expanded: what `lade history` shows.
+        let mut words: Vec<String> = vec![keyword.to_string()];
+        if let Some(from) = &copy.from {
+            words.push(format!("--from={}", self.word(from)?));
         }
-        let shown: Vec<String> = step
-            .sources
-            .iter()
-            .map(|s| match s {
-                CopySource::Path(p) | CopySource::Url(p) => p.clone(),
-                CopySource::Heredoc { name, .. } => format!("<<{name}"),
-            })
-            .collect();
-        created_by.push_str(&format!(
-            "{} {}{HISTORY_SUFFIX}",
-            shown.join(" "),
-            step.dest
-        ));
+        if let Some(chown) = &step.chown {
+            words.push(format!("--chown={chown}"));
+        }
+        if let Some(chmod) = &copy.chmod {
+            words.push(format!("--chmod={}", self.word(chmod)?));
+        }
+        if let Some(checksum) = &step.checksum {
+            words.push(format!("--checksum={checksum}"));
+        }
+        if step.keep_git_dir {
+            words.push("--keep-git-dir".into());
+        }
+        if step.link {
+            words.push("--link".into());
+        }
+        if step.parents {
+            words.push("--parents".into());
+        }
+        words.extend(step.excludes.iter().map(|e| format!("--exclude={e}")));
+        words.extend(step.sources.iter().map(|s| match s {
+            CopySource::Path(p) | CopySource::Url(p) => p.clone(),
+            CopySource::Heredoc { name, .. } => format!("<<{name}"),
+        }));
+        words.push(dest_word);
+        let created_by = format!("{}{HISTORY_SUFFIX}", words.join(" "));
         Ok((StepKind::Copy(step), created_by))
     }
 }

@@ -137,6 +137,7 @@ impl Store {
 
         let mut images: Vec<Seen> = Vec::new();
         let mut broken: BTreeSet<Digest> = BTreeSet::new();
+        let mut bad_blobs: BTreeSet<Digest> = BTreeSet::new();
         for (manifest, names) in &manifests {
             let label = if names.is_empty() {
                 manifest.short()
@@ -157,15 +158,21 @@ impl Store {
                 Err(err) => {
                     broken.insert(*manifest);
                     let problem = match err {
-                        StoreError::MissingBlob { digest } => Problem::MissingBlob {
-                            digest,
-                            images: vec![label],
-                        },
-                        StoreError::DigestMismatch { expected, actual } => Problem::CorruptBlob {
-                            digest: expected,
-                            actual: Some(actual),
-                            images: vec![label],
-                        },
+                        StoreError::MissingBlob { digest } => {
+                            bad_blobs.insert(digest);
+                            Problem::MissingBlob {
+                                digest,
+                                images: vec![label],
+                            }
+                        }
+                        StoreError::DigestMismatch { expected, actual } => {
+                            bad_blobs.insert(expected);
+                            Problem::CorruptBlob {
+                                digest: expected,
+                                actual: Some(actual),
+                                images: vec![label],
+                            }
+                        }
                         other => Problem::BrokenImage {
                             image: label,
                             reason: other.to_string(),
@@ -186,7 +193,6 @@ impl Store {
         };
         // Every blob file is checked, referenced or not: the build cache reuses layers
         // no image names yet.
-        let mut bad_blobs: BTreeSet<Digest> = BTreeSet::new();
         let blob_dir = self.layout_dir().join("blobs/sha256");
         let mut present: BTreeSet<Digest> = BTreeSet::new();
         for entry in fs::read_dir(&blob_dir).at(&blob_dir)?.flatten() {
@@ -199,35 +205,24 @@ impl Store {
                 continue;
             }
             report.blobs += 1;
-            match self.verify_blob(&digest) {
-                Ok(_) => {}
-                Err(StoreError::DigestMismatch { actual, .. }) => {
-                    bad_blobs.insert(digest);
-                    report.problems.push(Problem::CorruptBlob {
-                        digest,
-                        actual: Some(actual),
-                        images: users(&digest),
-                    });
-                }
-                Err(_) => {
-                    bad_blobs.insert(digest);
-                    report.problems.push(Problem::CorruptBlob {
-                        digest,
-                        actual: None,
-                        images: users(&digest),
-                    });
-                }
+            let actual = match self.verify_blob(&digest) {
+                Ok(_) => continue,
+                Err(StoreError::DigestMismatch { actual, .. }) => Some(actual),
+                Err(_) => None,
+            };
+            // A manifest or config found corrupt while loading its image is reported once.
+            if bad_blobs.insert(digest) {
+                report.problems.push(Problem::CorruptBlob {
+                    digest,
+                    actual,
+                    images: users(&digest),
+                });
             }
         }
         for image in &images {
             for (digest, size) in &image.blobs {
                 if !present.contains(digest) {
-                    bad_blobs.insert(*digest);
-                    if !report
-                        .problems
-                        .iter()
-                        .any(|p| matches!(p, Problem::MissingBlob { digest: d, .. } if d == digest))
-                    {
+                    if bad_blobs.insert(*digest) {
                         report.problems.push(Problem::MissingBlob {
                             digest: *digest,
                             images: users(digest),

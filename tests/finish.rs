@@ -1,0 +1,118 @@
+//! Fit and finish: a build cache that follows its base image through save/load, history
+//! as Docker shows it, progress labels as BuildKit prints them, one time format in JSON.
+
+mod common;
+
+use common::{Context, Lade};
+use serde_json::Value;
+
+#[test]
+fn a_cache_follows_its_base_image_through_save_and_load_into_another_store() {
+    let first = Lade::new();
+    first.busybox();
+    let context = Context::new(
+        "FROM busybox AS tools\nRUN echo tool > /tool\n\nFROM busybox\nCOPY --from=tools /tool /tool\nCOPY app.txt /app.txt\nRUN cat /tool /app.txt > /both\n",
+    );
+    context.file("app.txt", "app\n");
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("cache");
+    first.build(context.path(), &["--cache-to", cache_dir.to_str().unwrap()]);
+
+    // The second store's busybox came through save | load: new manifest, stored
+    // uncompressed, the same config.
+    let archive = cache.path().join("busybox.tar");
+    first.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let second = Lade::new();
+    second.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let ids = |lade: &Lade| lade.ok(&["images", "-q", "--no-trunc", "busybox"]);
+    assert_eq!(
+        ids(&first),
+        ids(&second),
+        "the same image id in both stores"
+    );
+
+    let (_, log) = second.build_log(
+        context.path(),
+        &["--cache-from", cache_dir.to_str().unwrap()],
+    );
+    for step in [
+        "RUN echo tool",
+        "COPY --from=tools",
+        "COPY app.txt",
+        "RUN cat /tool",
+    ] {
+        let done: Vec<&str> = log.lines().filter(|l| l.contains(step)).collect();
+        assert!(!done.is_empty(), "{step} not in:\n{log}");
+        let number = done[0].split_whitespace().next().unwrap();
+        assert!(
+            log.lines().any(|l| l == format!("{number} CACHED")),
+            "{step} was not taken from the cache:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn history_shows_steps_as_written_with_sensible_times() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox AS build\nRUN echo built > /out\n\nFROM busybox\nENV APP=/app\nARG OWNER=1000\nCOPY --from=build --chown=${OWNER}:0 --chmod=750 /out /app/out\nCMD [\"cat\", \"/app/out\"]\n",
+    );
+    let id = lade.build(context.path(), &["-t", "hist:1"]);
+    let history: Value =
+        serde_json::from_str(&lade.ok(&["history", "--format", "json", "hist:1"])).unwrap();
+    let rows = history.as_array().unwrap();
+    let by: Vec<&str> = rows
+        .iter()
+        .map(|r| r["CreatedBy"].as_str().unwrap())
+        .collect();
+    assert!(
+        by.contains(&"COPY --from=build --chown=1000:0 --chmod=750 /out /app/out # buildkit"),
+        "{by:?}"
+    );
+    // The config-only ENV right after FROM is dated like the build, not like busybox.
+    let env = rows
+        .iter()
+        .find(|r| r["CreatedBy"].as_str().unwrap().starts_with("ENV APP="))
+        .unwrap();
+    let created: jiff::Timestamp = env["Created"].as_str().unwrap().parse().unwrap();
+    let age = jiff::Timestamp::now().as_second() - created.as_second();
+    assert!(age < 3600, "the ENV step is dated {created}");
+    // And a rebuild from the cache keeps the image id.
+    assert_eq!(lade.build(context.path(), &["-t", "hist:1"]), id);
+}
+
+#[test]
+fn progress_labels_are_buildkits() {
+    let lade = Lade::new();
+    lade.busybox();
+    let multi = Context::new(
+        "FROM busybox AS named\nARG WHERE=/w\nWORKDIR ${WHERE}\n\nFROM busybox\nCOPY --from=named /w /w\n",
+    );
+    let (_, log) = lade.build_log(multi.path(), &[]);
+    assert!(log.contains("[named 3/3] WORKDIR /w"), "{log}");
+    assert!(log.contains("[stage-1 1/2] FROM busybox"), "{log}");
+    assert!(
+        log.contains("[stage-1 2/2] COPY --from=named /w /w"),
+        "{log}"
+    );
+    let single = Context::new("FROM busybox\nRUN true\n");
+    let (_, log) = lade.build_log(single.path(), &[]);
+    assert!(log.contains("#2 [2/2] RUN true"), "{log}");
+}
+
+#[test]
+fn json_times_are_rfc_3339_everywhere() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["run", "--name", "timed", "busybox", "true"]);
+    let ps: Value = serde_json::from_str(&lade.ok(&["ps", "-a", "--format", "json"])).unwrap();
+    let images: Value = serde_json::from_str(&lade.ok(&["images", "--format", "json"])).unwrap();
+    for created in [&ps[0]["Created"], &images[0]["Created"]] {
+        let text = created
+            .as_str()
+            .unwrap_or_else(|| panic!("not a string: {created}"));
+        text.parse::<jiff::Timestamp>()
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+    }
+}
