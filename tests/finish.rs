@@ -116,3 +116,45 @@ fn json_times_are_rfc_3339_everywhere() {
             .unwrap_or_else(|e| panic!("{text}: {e}"));
     }
 }
+
+#[test]
+fn install_gives_man_pages_and_a_bash_completion_that_completes_commands() {
+    common::require_tool("bash");
+    common::require_tool("man");
+    let prefix = tempfile::tempdir().unwrap();
+    let binary = assert_cmd::cargo::cargo_bin("lade");
+    common::run(
+        common::repo().join("scripts/install.sh").to_str().unwrap(),
+        &[
+            "--prefix",
+            prefix.path().to_str().unwrap(),
+            "--binary",
+            binary.to_str().unwrap(),
+        ],
+    );
+    let completion = prefix.path().join("share/bash-completion/completions/lade");
+    let script = format!(
+        "source '{}'; complete -p lade >/dev/null || exit 3; \
+         COMP_WORDS=(lade bu); COMP_CWORD=1; COMP_LINE='lade bu'; COMP_POINT=7; \
+         _lade lade bu lade; echo \"${{COMPREPLY[@]}}\"",
+        completion.display()
+    );
+    assert_eq!(common::run("bash", &["-c", &script]).trim(), "build");
+    let page = std::process::Command::new("man")
+        .args(["-P", "cat", "lade-build"])
+        .env("MANPATH", prefix.path().join("share/man"))
+        .env("MANWIDTH", "80")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&page.stdout);
+    assert!(
+        page.status.success(),
+        "{}",
+        String::from_utf8_lossy(&page.stderr)
+    );
+    assert!(
+        text.contains("lade-build - Build an image from a Dockerfile"),
+        "{text}"
+    );
+    assert!(text.contains("--cache-from"), "{text}");
+}

@@ -6,6 +6,7 @@ mod archive;
 mod build;
 mod cache;
 mod containers;
+mod docs;
 mod images;
 mod progress;
 mod system;
@@ -75,6 +76,10 @@ pub enum Command {
     /// Check the store's integrity
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(docs::CompletionArgs),
+    /// Write man pages for lade and each of its commands to a directory
+    ManPages(docs::ManPagesArgs),
 }
 
 /// How progress is shown.
@@ -179,6 +184,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ps(args) => containers::ps(root, args),
         Command::Rm(args) => containers::rm(root, args),
         Command::System(command) => system::run(root, command),
+        Command::Completion(args) => docs::completion(args),
+        Command::ManPages(args) => docs::man_pages(args),
     };
     match result {
         Ok(code) => code,
