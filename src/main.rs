@@ -5,6 +5,10 @@ fn main() -> std::process::ExitCode {
     if let Some(code) = lade::exec::maybe_run_init() {
         std::process::exit(code);
     }
+    // Started by `lade run -d` or `lade start` as a container's monitor.
+    if let Some(code) = lade::container::maybe_run_monitor() {
+        std::process::exit(code);
+    }
     match lade::cli::parse() {
         Ok(cli) => lade::cli::run(cli),
         Err(code) => code,

@@ -301,7 +301,7 @@ fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
 }
 
 /// `90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`: Docker's durations, and days and weeks.
-fn parse_duration(text: &str) -> Option<i64> {
+pub(super) fn parse_duration(text: &str) -> Option<i64> {
     let mut total: i64 = 0;
     let mut number = String::new();
     let mut any = false;

@@ -1,4 +1,5 @@
-//! `lade run`, `ps` and `rm`.
+//! `lade run`, `ps`, `rm`, and the commands on containers that live on: `start`,
+//! `stop`, `restart`, `kill`, `wait`, `logs`, `pause`, `unpause`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -24,6 +25,18 @@ pub enum NetworkArg {
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct RunArgs {
+    /// Run in the background under a monitor of its own, and print the container's id
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Restart policy of a detached container: no, on-failure[:N], always, unless-stopped
+    #[arg(long, value_name = "POLICY", default_value = "no")]
+    pub restart: String,
+    /// Signal that `lade stop` sends first [default: the image's STOPSIGNAL, else SIGTERM]
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Seconds `lade stop` waits before SIGKILL [default: 10]
+    #[arg(long, value_name = "SECONDS")]
+    pub stop_timeout: Option<u64>,
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -98,6 +111,23 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                 bail!("invalid --cpus {cpus}: expected a positive number");
             }
         }
+        let restart = container::RestartPolicy::parse(&args.restart).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --restart {:?}: expected no, on-failure[:N], always or unless-stopped",
+                args.restart
+            )
+        })?;
+        if let Some(signal) = &args.stop_signal {
+            if container::parse_signal(signal).is_none() {
+                bail!("invalid --stop-signal {signal:?}: expected a signal name or number");
+            }
+        }
+        if !args.detach && restart != container::RestartPolicy::No {
+            bail!("--restart applies to detached containers: add -d");
+        }
+        if args.detach && (args.interactive || args.tty) {
+            bail!("-d with -i or -t needs `lade attach`, which is not supported yet");
+        }
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(root)?;
@@ -125,8 +155,25 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                 pids: args.pids_limit,
             },
             init: args.init,
-            remove: args.rm,
+            remove: args.rm && !args.detach,
         };
+        let exit_with = |e: container::ContainerError| {
+            let code = e.exit_code();
+            anyhow::Error::new(e).context(ExitWith(code))
+        };
+        if args.detach {
+            let settings = container::Settings {
+                restart,
+                stop_signal: args.stop_signal.clone(),
+                stop_timeout: args.stop_timeout,
+                auto_remove: args.rm,
+            };
+            let (id, _) =
+                container::create_container(&store, &options, &settings).map_err(exit_with)?;
+            let id = container::start_detached(&store, &id).map_err(exit_with)?;
+            println!("{id}");
+            return Ok(0);
+        }
         container::run(&store, &options).map_err(|e| {
             let code = e.exit_code();
             anyhow::Error::new(e).context(ExitWith(code))
@@ -170,7 +217,13 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     let containers: Vec<_> = store
         .containers()?
         .into_iter()
-        .filter(|c| args.all || container::current_state(c) == "running")
+        .filter(|c| {
+            args.all
+                || matches!(
+                    container::current_state(c),
+                    "running" | "paused" | "restarting"
+                )
+        })
         .collect();
     if args.quiet {
         for c in &containers {
@@ -186,7 +239,8 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                 let created = jiff::Timestamp::from_second(c.created)
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": created, "State": container::current_state(c), "ExitCode": c.exit_code })
+                let pid = container::running_init(c).map(|init| init.pid);
+                json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -198,10 +252,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
             let created = jiff::Timestamp::from_second(c.created)
                 .map(|t| t.to_string())
                 .ok();
-            let status = match (container::current_state(c), c.exit_code) {
-                ("exited", Some(code)) => format!("Exited ({code})"),
-                (state, _) => state.to_string(),
-            };
+            let status = docker_status(c);
             vec![
                 c.id[..12].to_string(),
                 c.image_name.clone(),
@@ -216,6 +267,28 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
         &rows,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,
+/// `Exited (137) 2 seconds ago`, `Restarting (1) 1 second ago`, `Created`, `Dead`.
+fn docker_status(record: &crate::store::ContainerRecord) -> String {
+    let since = |time: &Option<String>| {
+        let seconds = time
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+            .map_or(0, |t| jiff::Timestamp::now().as_second() - t.as_second());
+        super::human_duration(seconds)
+    };
+    let code = record.exit_code.unwrap_or(0);
+    match container::current_state(record) {
+        "running" => format!("Up {}", since(&record.started_at)),
+        "paused" => format!("Up {} (Paused)", since(&record.started_at)),
+        "exited" => format!("Exited ({code}) {} ago", since(&record.finished_at)),
+        "restarting" => format!("Restarting ({code}) {} ago", since(&record.finished_at)),
+        "created" => "Created".into(),
+        "dead" => "Dead".into(),
+        other => other.to_string(),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -234,4 +307,151 @@ pub fn rm(root: Option<PathBuf>, args: RmArgs) -> Result<ExitCode> {
         println!("{name}");
         Ok::<_, container::ContainerError>(())
     }))
+}
+
+#[derive(Debug, Args)]
+pub struct ContainersArgs {
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the stop signal before SIGKILL [default: the container's
+    /// --stop-timeout, else 10]
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send (name or number)
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing what the container writes until it stops
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines ("all" for every line)
+    #[arg(short = 'n', long, value_name = "N", default_value = "all")]
+    pub tail: String,
+    /// Only lines written since TIME (RFC 3339, or a duration such as 10m, 2h)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only lines written before TIME (RFC 3339, or a duration such as 10m, 2h)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Prefix each line with its time
+    #[arg(short, long)]
+    pub timestamps: bool,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `lade start`: each container runs again, detached, its files kept.
+pub fn start(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        container::start_detached(&store, reference)?;
+        println!("{reference}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+/// `lade stop`: the stop signal, then SIGKILL after the timeout.
+pub fn stop(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        container::stop(&store, reference, args.time)?;
+        println!("{reference}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+/// `lade restart`: stop, then start.
+pub fn restart(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        container::stop(&store, reference, args.time)?;
+        container::start_detached(&store, reference)?;
+        println!("{reference}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+pub fn kill(root: Option<PathBuf>, args: KillArgs) -> Result<ExitCode> {
+    let signal = container::parse_signal(&args.signal)
+        .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        container::kill(&store, reference, signal)?;
+        println!("{reference}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+/// `lade wait`: prints each container's exit code once it stops.
+pub fn wait(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        let code = container::wait(&store, reference)?;
+        println!("{code}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+pub fn pause(root: Option<PathBuf>, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    Ok(super::each_item(&args.containers, |reference| {
+        container::pause(&store, reference, paused)?;
+        println!("{reference}");
+        Ok::<_, container::ContainerError>(())
+    }))
+}
+
+pub fn logs(root: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(root)?;
+    let tail = match args.tail.as_str() {
+        "all" | "-1" => None,
+        n => Some(
+            n.parse::<usize>()
+                .map_err(|_| anyhow::anyhow!("invalid --tail {n:?}: expected a number or all"))?,
+        ),
+    };
+    let options = container::LogOptions {
+        follow: args.follow,
+        tail,
+        since: args.since.as_deref().map(log_time).transpose()?,
+        until: args.until.as_deref().map(log_time).transpose()?,
+        timestamps: args.timestamps,
+    };
+    let mut stdout = std::io::stdout();
+    let mut stderr = std::io::stderr();
+    container::logs(&store, &args.container, &options, &mut stdout, &mut stderr)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A time for `--since`/`--until`: RFC 3339, Unix seconds, or a duration ago (`10m`).
+fn log_time(text: &str) -> Result<jiff::Timestamp> {
+    if let Ok(time) = text.parse::<jiff::Timestamp>() {
+        return Ok(time);
+    }
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(jiff::Timestamp::from_second(seconds)?);
+    }
+    let seconds = super::cache::parse_duration(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid time {text:?}: expected RFC 3339, Unix seconds or a duration such as 10m"
+        )
+    })?;
+    Ok(jiff::Timestamp::from_second(
+        jiff::Timestamp::now().as_second() - seconds,
+    )?)
 }

@@ -73,6 +73,22 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
+    /// Start stopped or created containers (detached, their files kept)
+    Start(containers::ContainersArgs),
+    /// Stop running containers: their stop signal, then SIGKILL after a timeout
+    Stop(containers::StopArgs),
+    /// Stop and start containers again
+    Restart(containers::StopArgs),
+    /// Send a signal to running containers (default SIGKILL)
+    Kill(containers::KillArgs),
+    /// Wait until containers stop; print their exit codes
+    Wait(containers::ContainersArgs),
+    /// Show what a detached container wrote (stdout and stderr, each to its own)
+    Logs(containers::LogsArgs),
+    /// Freeze the processes of running containers
+    Pause(containers::ContainersArgs),
+    /// Resume paused containers
+    Unpause(containers::ContainersArgs),
     /// Check the store's integrity
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -139,6 +155,7 @@ fn needs_root(command: &Command) -> Option<&'static str> {
     match command {
         Command::Build(args) if !args.dry_run => Some("build"),
         Command::Run(_) => Some("run"),
+        Command::Start(_) | Command::Restart(_) => Some("start"),
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
         _ => None,
@@ -183,6 +200,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => containers::run(root, args),
         Command::Ps(args) => containers::ps(root, args),
         Command::Rm(args) => containers::rm(root, args),
+        Command::Start(args) => containers::start(root, args),
+        Command::Stop(args) => containers::stop(root, args),
+        Command::Restart(args) => containers::restart(root, args),
+        Command::Kill(args) => containers::kill(root, args),
+        Command::Wait(args) => containers::wait(root, args),
+        Command::Logs(args) => containers::logs(root, args),
+        Command::Pause(args) => containers::pause(root, args, true),
+        Command::Unpause(args) => containers::pause(root, args, false),
         Command::System(command) => system::run(root, command),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
@@ -379,8 +404,13 @@ pub(crate) fn human_age(created: Option<&str>) -> String {
         return "N/A".into();
     };
     let seconds = (jiff::Timestamp::now().as_second() - time.as_second()).max(0);
-    let text = match seconds {
-        0 => return "Less than a second ago".into(),
+    format!("{} ago", human_duration(seconds))
+}
+
+/// A duration as Docker says it (`3 seconds`, `About a minute`, `2 hours`).
+pub(crate) fn human_duration(seconds: i64) -> String {
+    match seconds {
+        i64::MIN..=0 => "Less than a second".into(),
         1 => "1 second".into(),
         s if s < 60 => format!("{s} seconds"),
         s if s < 120 => "About a minute".into(),
@@ -391,8 +421,7 @@ pub(crate) fn human_age(created: Option<&str>) -> String {
         s if s < 60 * 86400 => format!("{} weeks", s / (7 * 86400)),
         s if s < 2 * 365 * 86400 => format!("{} months", s / (30 * 86400)),
         s => format!("{} years", s / (365 * 86400)),
-    };
-    format!("{text} ago")
+    }
 }
 
 /// Prints rows as aligned columns.

@@ -6,6 +6,10 @@
 //! A container's directory holds its overlay upper and work directories, the mount
 //! point of its root, and its generated `/etc` files.
 
+mod lifecycle;
+mod logs;
+mod monitor;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,6 +20,13 @@ use crate::exec::{
 use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
+
+pub use lifecycle::{
+    kill, parse_signal, settings, start_detached, stop, wait, RestartPolicy, Settings,
+    DEFAULT_STOP_TIMEOUT,
+};
+pub use logs::{logs, LogOptions};
+pub use monitor::{log_path, maybe_run_monitor};
 
 /// What `lade run` asks for.
 #[derive(Debug, Clone, Default)]
@@ -249,6 +260,54 @@ fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
 
 /// Runs a container to completion; returns its exit code.
 pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
+    let (id, spec) = create_container(store, options, &Settings::default())?;
+    let mut record_init = |init: ProcessId| {
+        // Best effort: the container runs either way, and `ps` tells a missing record.
+        let _ = store.set_container_running(
+            &id,
+            i64::from(init.pid),
+            init.start as i64,
+            &now_rfc3339(),
+        );
+    };
+    let result = exec::run(
+        &spec,
+        Io {
+            stdin: options.interactive,
+            terminal: options.tty,
+            output: Output::Inherit,
+            cancel: None,
+            started: Some(&mut record_init),
+        },
+    );
+    let code = match &result {
+        Ok(Exit { code }) => *code,
+        Err(err) => match err {
+            exec::ExecError::Setup { code, .. } => *code,
+            _ => 125,
+        },
+    };
+    if options.remove {
+        remove_container(store, &id)?;
+    } else {
+        store.set_container_exited(&id, i64::from(code), &now_rfc3339())?;
+    }
+    result?;
+    Ok(code)
+}
+
+/// The time now, as records keep it.
+pub(crate) fn now_rfc3339() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// `lade create`, and the first half of `lade run`: the container's directory, spec and
+/// record (state `created`). Returns its id and spec.
+pub fn create_container(
+    store: &Store,
+    options: &RunOptions,
+    settings: &Settings,
+) -> Result<(String, Spec)> {
     if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
         return Err(ContainerError::Invalid(format!(
             "the working directory {workdir:?} is invalid: it must be an absolute path"
@@ -372,40 +431,26 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
         pid: None,
         pid_start: None,
         exit_code: None,
-        spec: serde_json::to_string(&spec).unwrap_or_default(),
+        spec: serde_json::to_string(&spec).map_err(|e| ContainerError::Invalid(e.to_string()))?,
+        settings: Some(
+            serde_json::to_string(&Settings {
+                stop_signal: settings
+                    .stop_signal
+                    .clone()
+                    .or_else(|| image.config.config.stop_signal.clone()),
+                ..settings.clone()
+            })
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+        ),
+        started_at: None,
+        finished_at: None,
+        restarts: 0,
     };
     if let Err(err) = store.insert_container(&record) {
         crate::store::remove_tree(&dir);
         return Err(err.into());
     }
-    let mut record_init = |init: ProcessId| {
-        // Best effort: the container runs either way, and `ps` tells a missing record.
-        let _ = store.set_container_running(&id, i64::from(init.pid), init.start as i64);
-    };
-    let result = exec::run(
-        &spec,
-        Io {
-            stdin: options.interactive,
-            terminal: options.tty,
-            output: Output::Inherit,
-            cancel: None,
-            started: Some(&mut record_init),
-        },
-    );
-    let code = match &result {
-        Ok(Exit { code }) => *code,
-        Err(err) => match err {
-            exec::ExecError::Setup { code, .. } => *code,
-            _ => 125,
-        },
-    };
-    if options.remove {
-        remove_container(store, &id)?;
-    } else {
-        store.set_container_exited(&id, i64::from(code))?;
-    }
-    result?;
-    Ok(code)
+    Ok((id, spec))
 }
 
 /// Removes a container's record and files. A running one is refused unless `force`
@@ -415,6 +460,12 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
     if let Some(init) = running_init(&record) {
         if !force {
             return Err(ContainerError::Running(record.name));
+        }
+        // Its monitor must not restart it, and frozen processes cannot die.
+        let dir = store.root().join("containers").join(&record.id);
+        let _ = fs::write(dir.join("stopped"), b"");
+        if record.state == "paused" {
+            let _ = exec::freeze(&record.id, false);
         }
         if !init.kill_and_wait(KILL_TIMEOUT) {
             return Err(ContainerError::Unkillable {
@@ -435,9 +486,38 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
 /// its exit code is unknown.
 pub fn current_state(record: &ContainerRecord) -> &str {
     match record.state.as_str() {
-        "running" if running_init(record).is_none() => "dead",
+        "running" | "paused" if running_init(record).is_none() => "dead",
         state => state,
     }
+}
+
+/// Pauses (freezes) or resumes a running container's processes, as `docker pause` does.
+pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
+    let record = store.container(reference)?;
+    if running_init(&record).is_none() {
+        return Err(ContainerError::Invalid(format!(
+            "container {} is not running",
+            record.name
+        )));
+    }
+    match (record.state.as_str(), paused) {
+        ("paused", true) => {
+            return Err(ContainerError::Invalid(format!(
+                "container {} is already paused",
+                record.name
+            )))
+        }
+        ("running", false) => {
+            return Err(ContainerError::Invalid(format!(
+                "container {} is not paused",
+                record.name
+            )))
+        }
+        _ => {}
+    }
+    exec::freeze(&record.id, paused)?;
+    store.set_container_state(&record.id, if paused { "paused" } else { "running" })?;
+    Ok(record.name)
 }
 
 /// How long `rm -f` waits for a killed container to be gone.

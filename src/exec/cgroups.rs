@@ -26,7 +26,7 @@ impl Limits {
     }
 }
 
-const CONTROLLERS: [&str; 3] = ["memory", "cpu", "pids"];
+const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
 
 /// Where each controller can be used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -160,6 +160,14 @@ impl Cgroup {
                 vec![("pids.max", pids.to_string())],
             )?;
         }
+        // Every container can be paused: it gets a freezer (v1) even without limits; in
+        // a v2 tree every cgroup can freeze.
+        if let Some(Placement::V1(_)) = layout.place("freezer") {
+            wanted.push(("freezer", Vec::new()));
+        } else if v2_controllers.is_empty() && layout.unified.is_some() {
+            v2_wanted.push(("cgroup.freeze", "0".into()));
+            v2_controllers.push("");
+        }
         let mut cgroup = Cgroup { dirs: Vec::new() };
         for (controller, files) in wanted {
             let Some(Placement::V1(root)) = layout.place(controller) else {
@@ -181,12 +189,18 @@ impl Cgroup {
             let Some((root, _)) = &layout.unified else {
                 unreachable!("v2 placement implies a unified hierarchy")
             };
-            let enable: String = v2_controllers.iter().map(|c| format!("+{c} ")).collect();
+            let enable: String = v2_controllers
+                .iter()
+                .filter(|c| !c.is_empty())
+                .map(|c| format!("+{c} "))
+                .collect();
             let parent = root.join("lade");
             fs::create_dir_all(&parent)
                 .map_err(io_err(format!("cannot create {}", parent.display())))?;
-            write(&root.join("cgroup.subtree_control"), enable.trim_end())?;
-            write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
+            if !enable.is_empty() {
+                write(&root.join("cgroup.subtree_control"), enable.trim_end())?;
+                write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
+            }
             let dir = parent.join(name);
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
@@ -219,6 +233,26 @@ impl Cgroup {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+    }
+}
+
+/// Freezes (pauses) or thaws the processes of the cgroup `lade/<name>`.
+pub fn freeze(name: &str, frozen: bool) -> Result<()> {
+    let layout = CgroupLayout::detect();
+    match layout.place("freezer") {
+        Some(Placement::V1(root)) => write(
+            &root.join("lade").join(name).join("freezer.state"),
+            if frozen { "FROZEN" } else { "THAWED" },
+        ),
+        _ => match &layout.unified {
+            Some((root, _)) => write(
+                &root.join("lade").join(name).join("cgroup.freeze"),
+                if frozen { "1" } else { "0" },
+            ),
+            None => Err(ExecError::Invalid(
+                "this machine has no cgroup freezer: containers cannot be paused".into(),
+            )),
+        },
     }
 }
 

@@ -25,10 +25,10 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroups::{remove_cgroup, CgroupLayout, Limits};
+pub use cgroups::{freeze, remove_cgroup, CgroupLayout, Limits};
 pub use init::maybe_run_init;
 pub use process::ProcessId;
-pub use spawn::{run, Cancel, Exit, Io, Output};
+pub use spawn::{run, Cancel, Exit, Io, Output, Stream};
 
 /// Everything the sandbox needs, sent to the init as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]

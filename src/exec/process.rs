@@ -69,15 +69,30 @@ impl ProcessId {
             return true;
         };
         send(&fd, Signal::SIGKILL);
-        // A pidfd becomes readable when its process exits.
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        loop {
-            match poll(&mut fds, PollTimeout::from(millis)) {
-                Ok(n) => return n > 0 || !self.is_alive(),
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => return !self.is_alive(),
-            }
+        exited_within(&fd, timeout) || !self.is_alive()
+    }
+
+    /// Waits, up to `timeout`, for the process to exit. True when it is gone.
+    pub fn wait_exit(&self, timeout: Duration) -> bool {
+        match self.pidfd() {
+            Some(fd) => exited_within(&fd, timeout) || !self.is_alive(),
+            None => true,
+        }
+    }
+}
+
+/// Whether the pidfd's process exits within `timeout` (a pidfd becomes readable then).
+fn exited_within(fd: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) if left.is_zero() || millis < u16::MAX => return false,
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
         }
     }
 }

@@ -106,6 +106,19 @@ pub enum Output {
     Inherit,
     /// Merged and cut into lines, each given to the callback.
     Lines(Box<dyn FnMut(&str) + Send>),
+    /// Each stream cut into lines (the newline kept, when there was one), each given
+    /// to the callback with the stream it came from: a container's log.
+    Streams(StreamSink),
+}
+
+/// Where [`Output::Streams`] sends each line.
+pub type StreamSink = Box<dyn FnMut(Stream, &[u8]) + Send>;
+
+/// Which of the sandbox's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
 }
 
 /// How the process ended, as Docker reports it: its exit code, or 128 + the signal.
@@ -216,9 +229,7 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
         install_forwarder();
     }
     let cgroup = match &spec.cgroup {
-        Some(name) if !spec.limits.is_empty() => {
-            Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?)
-        }
+        Some(name) => Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?),
         _ => None,
     };
     let result = run_in(spec, io, cgroup.as_ref());
@@ -237,6 +248,7 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
     // socket; until then the child's stdio is /dev/null.
     let dev_null = File::open("/dev/null").map_err(io_err("/dev/null"))?;
     let mut output_read: Option<OwnedFd> = None;
+    let mut error_read: Option<OwnedFd> = None;
     let mut keep_for_child: Vec<OwnedFd> = Vec::new();
     let mut console: Option<OwnedFd> = None;
     let mut console_fd: RawFd = -1;
@@ -263,6 +275,16 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
                 output_read = Some(read);
                 keep_for_child.push(write);
                 (stdin, fd, fd)
+            }
+            Output::Streams(_) => {
+                let (out_read, out_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+                let (err_read, err_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
+                let fds = (stdin, out_write.as_raw_fd(), err_write.as_raw_fd());
+                output_read = Some(out_read);
+                error_read = Some(err_read);
+                keep_for_child.push(out_write);
+                keep_for_child.push(err_write);
+                fds
             }
         }
     };
@@ -390,15 +412,33 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
         started(id);
     }
 
-    let output_thread = match (io.output, output_read) {
-        (Output::Lines(mut callback), Some(read)) => Some(std::thread::spawn(move || {
-            let reader = BufReader::new(File::from(read));
-            for line in reader.split(b'\n').map_while(|l| l.ok()) {
-                callback(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+    let mut output_threads = Vec::new();
+    match (io.output, output_read, error_read) {
+        (Output::Lines(mut callback), Some(read), _) => {
+            output_threads.push(std::thread::spawn(move || {
+                let reader = BufReader::new(File::from(read));
+                for line in reader.split(b'\n').map_while(|l| l.ok()) {
+                    callback(String::from_utf8_lossy(&line).trim_end_matches('\r'));
+                }
+            }))
+        }
+        (Output::Streams(callback), Some(out), Some(err)) => {
+            let callback = std::sync::Arc::new(Mutex::new(callback));
+            for (fd, stream) in [(out, Stream::Stdout), (err, Stream::Stderr)] {
+                let callback = callback.clone();
+                output_threads.push(std::thread::spawn(move || {
+                    let mut reader = BufReader::new(File::from(fd));
+                    let mut line = Vec::new();
+                    while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+                        let mut callback = callback.lock().unwrap_or_else(|e| e.into_inner());
+                        callback(stream, &line);
+                        line.clear();
+                    }
+                }));
             }
-        })),
-        _ => None,
-    };
+        }
+        _ => {}
+    }
     let raw_mode = (io.terminal && io.stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()))
         .then(pty::RawMode::enter);
     let relay_thread = pty_master.map(|master| {
@@ -429,7 +469,7 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
         let _ = thread.join();
     }
     drop(raw_mode);
-    if let Some(thread) = output_thread {
+    for thread in output_threads {
         let _ = thread.join();
     }
     let code = match status.map_err(sys_err("waiting for the sandbox"))? {

@@ -6,15 +6,15 @@ use super::db::{self, ContainerRecord};
 use super::{Result, Store, StoreError};
 
 const COLUMNS: &str =
-    "id, name, image, image_name, created, state, pid, exit_code, spec, pid_start";
+    "id, name, image, image_name, created, state, pid, exit_code, spec, pid_start, settings, started_at, finished_at, restarts";
 
 impl Store {
     /// Records a new container; its name must be free.
     pub fn insert_container(&self, record: &ContainerRecord) -> Result<()> {
         let inserted = self.with_db(|conn| {
             conn.execute(
-                "INSERT OR IGNORE INTO containers (id, name, image, image_name, created, state, pid, exit_code, spec, pid_start)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT OR IGNORE INTO containers (id, name, image, image_name, created, state, pid, exit_code, spec, pid_start, settings, restarts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0)",
                 params![
                     record.id,
                     record.name,
@@ -25,7 +25,8 @@ impl Store {
                     record.pid,
                     record.exit_code,
                     record.spec,
-                    record.pid_start
+                    record.pid_start,
+                    record.settings
                 ],
             )
         })?;
@@ -38,23 +39,58 @@ impl Store {
         Ok(())
     }
 
-    /// Records the init of a running container: its pid and start time.
-    pub fn set_container_running(&self, id: &str, pid: i64, pid_start: i64) -> Result<()> {
+    /// Records the init of a running container: its pid and start time, and when it
+    /// started.
+    pub fn set_container_running(
+        &self,
+        id: &str,
+        pid: i64,
+        pid_start: i64,
+        started_at: &str,
+    ) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
-                "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, exit_code = NULL WHERE id = ?1",
-                params![id, pid, pid_start],
+                "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, exit_code = NULL, started_at = ?4 WHERE id = ?1",
+                params![id, pid, pid_start, started_at],
             )
         })?;
         Ok(())
     }
 
-    /// Records that a container ended, with its exit code.
-    pub fn set_container_exited(&self, id: &str, exit_code: i64) -> Result<()> {
+    /// Records that a container ended, with its exit code and when. False when the
+    /// container is no longer recorded (it was removed meanwhile).
+    pub fn set_container_exited(
+        &self,
+        id: &str,
+        exit_code: i64,
+        finished_at: &str,
+    ) -> Result<bool> {
+        let changed = self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET state = 'exited', pid = NULL, pid_start = NULL, exit_code = ?2, finished_at = ?3 WHERE id = ?1",
+                params![id, exit_code, finished_at],
+            )
+        })?;
+        Ok(changed > 0)
+    }
+
+    /// Sets a container's state alone (`created`, `paused`, `running`...).
+    pub fn set_container_state(&self, id: &str, state: &str) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
-                "UPDATE containers SET state = 'exited', pid = NULL, pid_start = NULL, exit_code = ?2 WHERE id = ?1",
-                params![id, exit_code],
+                "UPDATE containers SET state = ?2 WHERE id = ?1",
+                params![id, state],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Counts one restart made by the restart policy.
+    pub fn count_container_restart(&self, id: &str) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET restarts = COALESCE(restarts, 0) + 1 WHERE id = ?1",
+                params![id],
             )
         })?;
         Ok(())

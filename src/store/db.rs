@@ -39,7 +39,11 @@ CREATE TABLE IF NOT EXISTS containers (
     pid        INTEGER,
     exit_code  INTEGER,
     spec       TEXT NOT NULL,
-    pid_start  INTEGER
+    pid_start  INTEGER,
+    settings    TEXT,
+    started_at  TEXT,
+    finished_at TEXT,
+    restarts    INTEGER
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     name        TEXT PRIMARY KEY,
@@ -139,7 +143,13 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 
 /// Columns added since a table was first made, for stores made by an older lade.
 fn add_missing_columns(conn: &Connection) -> rusqlite::Result<()> {
-    const ADDED: [(&str, &str, &str); 1] = [("containers", "pid_start", "INTEGER")];
+    const ADDED: [(&str, &str, &str); 5] = [
+        ("containers", "pid_start", "INTEGER"),
+        ("containers", "settings", "TEXT"),
+        ("containers", "started_at", "TEXT"),
+        ("containers", "finished_at", "TEXT"),
+        ("containers", "restarts", "INTEGER"),
+    ];
     for (table, column, kind) in ADDED {
         let present: bool = conn.query_row(
             &format!("SELECT COUNT(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
@@ -180,8 +190,16 @@ pub struct ContainerRecord {
     pub pid: Option<i64>,
     pub pid_start: Option<i64>,
     pub exit_code: Option<i64>,
-    /// The container's settings, as JSON.
+    /// The sandbox's spec, as JSON.
     pub spec: String,
+    /// What the container module keeps beyond the spec (restart policy, stop signal...),
+    /// as JSON.
+    pub settings: Option<String>,
+    /// When it last started and last ended (RFC 3339).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// How many times the restart policy restarted it.
+    pub restarts: i64,
 }
 
 pub(crate) fn parse_digest(text: String) -> rusqlite::Result<Digest> {
@@ -284,5 +302,9 @@ pub(crate) fn container_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Co
         exit_code: row.get(7)?,
         spec: row.get(8)?,
         pid_start: row.get(9)?,
+        settings: row.get(10)?,
+        started_at: row.get(11)?,
+        finished_at: row.get(12)?,
+        restarts: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
     })
 }

@@ -1,0 +1,280 @@
+//! Containers that live on: their settings (restart policy, stop signal), starting one
+//! detached under a monitor, and acting on a running one through its init's pidfd
+//! (stop, kill, wait).
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::{running_init, ContainerError, Result};
+use crate::exec::ProcessId;
+use crate::store::{ContainerRecord, Store};
+
+/// When the monitor starts a container again after it exits (Docker's `--restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    No,
+    /// After a non-zero exit, at most this many times (no bound when `None`).
+    OnFailure(Option<u32>),
+    Always,
+    UnlessStopped,
+}
+
+impl RestartPolicy {
+    /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    pub fn parse(text: &str) -> Option<RestartPolicy> {
+        Some(match text.split_once(':') {
+            None if text == "no" => RestartPolicy::No,
+            None if text == "on-failure" => RestartPolicy::OnFailure(None),
+            None if text == "always" => RestartPolicy::Always,
+            None if text == "unless-stopped" => RestartPolicy::UnlessStopped,
+            Some(("on-failure", n)) => RestartPolicy::OnFailure(Some(n.parse().ok()?)),
+            _ => return None,
+        })
+    }
+
+    /// Whether a container that exited with `code`, restarted `restarts` times so
+    /// far, and not stopped by a user, starts again.
+    pub fn restarts(self, code: i32, restarts: i64) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::OnFailure(max) => {
+                code != 0 && max.is_none_or(|max| restarts < i64::from(max))
+            }
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+        }
+    }
+}
+
+/// What the container module keeps of a container beyond its sandbox spec.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub restart: RestartPolicy,
+    /// `--stop-signal`, else the image's STOPSIGNAL; SIGTERM when neither says.
+    pub stop_signal: Option<String>,
+    /// `--stop-timeout` in seconds (Docker's default: 10).
+    pub stop_timeout: Option<u64>,
+    /// `--rm` of a detached container: removed once it exits for good.
+    pub auto_remove: bool,
+}
+
+/// Docker's default time between the stop signal and SIGKILL.
+pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
+
+/// How long a command waits for the monitor to record what happened.
+const RECORD_WAIT: Duration = Duration::from_secs(10);
+
+pub fn settings(record: &ContainerRecord) -> Settings {
+    record
+        .settings
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok())
+        .unwrap_or_default()
+}
+
+/// A signal by name (`SIGTERM`, `TERM`, `term`) or number.
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    if let Ok(number) = text.parse::<i32>() {
+        return Signal::try_from(number).ok();
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse().ok()
+}
+
+/// Marks a container as stopped by a user, so that its monitor does not restart it.
+fn stop_marker(store: &Store, id: &str) -> std::path::PathBuf {
+    store.root().join("containers").join(id).join("stopped")
+}
+
+/// Starts a created or exited container under a monitor of its own (lade re-executed,
+/// in a session of its own, so it outlives the terminal and the command that started
+/// it). Returns once the container's process runs, or with the reason it could not.
+pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
+    let record = store.container(reference)?;
+    if running_init(&record).is_some() {
+        return Err(ContainerError::Invalid(format!(
+            "container {} is already running",
+            record.name
+        )));
+    }
+    let _ = fs::remove_file(stop_marker(store, &record.id));
+    let (ready_read, ready_write): (OwnedFd, OwnedFd) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
+            path: "pipe".into(),
+            source: e.into(),
+        })?;
+    let write_fd = ready_write.as_raw_fd();
+    let mut command = Command::new("/proc/self/exe");
+    command
+        .env(super::monitor::MONITOR_ENV, &record.id)
+        .env("LADE_ROOT", store.root())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: between fork and exec only async-signal-safe calls: setsid and dup2.
+    unsafe {
+        command.pre_exec(move || {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::dup2(write_fd, super::monitor::READY_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|source| ContainerError::Io {
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    drop(ready_write);
+    let mut line = String::new();
+    let _ = BufReader::new(fs::File::from(ready_read)).read_line(&mut line);
+    // The monitor lives on by itself; reap it only if it already ended.
+    let _ = child.try_wait();
+    match line.trim_end() {
+        "ok" => Ok(record.id),
+        "" => Err(ContainerError::Invalid(format!(
+            "the monitor of container {} ended before the container started (see {})",
+            record.name,
+            super::monitor::monitor_log(store, &record.id).display()
+        ))),
+        failure => {
+            let (code, message) = failure.split_once(' ').unwrap_or(("125", failure));
+            Err(ContainerError::Exec(crate::exec::ExecError::Setup {
+                code: code.parse().unwrap_or(125),
+                message: message.to_string(),
+            }))
+        }
+    }
+}
+
+/// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (the
+/// container's `--stop-timeout`, else 10). Its restart policy does not start it again.
+/// Returns its name; stopping a container that does not run is not an error.
+pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<String> {
+    let record = store.container(reference)?;
+    let settings = settings(&record);
+    let dir = store.root().join("containers").join(&record.id);
+    if dir.is_dir() {
+        fs::write(stop_marker(store, &record.id), b"").map_err(|source| ContainerError::Io {
+            path: stop_marker(store, &record.id),
+            source,
+        })?;
+    }
+    let Some(init) = running_init(&record) else {
+        return Ok(record.name);
+    };
+    let signal = settings
+        .stop_signal
+        .as_deref()
+        .and_then(parse_signal)
+        .unwrap_or(Signal::SIGTERM);
+    let timeout = Duration::from_secs(
+        timeout
+            .or(settings.stop_timeout)
+            .unwrap_or(DEFAULT_STOP_TIMEOUT),
+    );
+    // A paused container cannot act on its signal: thaw it first.
+    if record.state == "paused" {
+        crate::exec::freeze(&record.id, false)?;
+        store.set_container_state(&record.id, "running")?;
+    }
+    init.signal(signal);
+    if !init.wait_exit(timeout) && !init.kill_and_wait(super::KILL_TIMEOUT) {
+        return Err(ContainerError::Unkillable {
+            name: record.name,
+            pid: init.pid,
+        });
+    }
+    wait_for_record(store, &record.id, init);
+    Ok(record.name)
+}
+
+/// Sends a signal to a running container's init.
+pub fn kill(store: &Store, reference: &str, signal: Signal) -> Result<String> {
+    let record = store.container(reference)?;
+    let init = running_init(&record).ok_or_else(|| {
+        ContainerError::Invalid(format!("container {} is not running", record.name))
+    })?;
+    if !init.signal(signal) {
+        return Err(ContainerError::Invalid(format!(
+            "container {} is not running",
+            record.name
+        )));
+    }
+    Ok(record.name)
+}
+
+/// Waits until a container is no longer running; returns its exit code.
+pub fn wait(store: &Store, reference: &str) -> Result<i64> {
+    let id = store.container(reference)?.id;
+    loop {
+        let record = store.container(&id)?;
+        match running_init(&record) {
+            Some(init) => {
+                init.wait_exit(Duration::from_secs(3600));
+                wait_for_record(store, &id, init);
+            }
+            None if record.state == "created" || record.state == "restarting" => {
+                // Not started yet, or between two runs: look again shortly.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            None => return Ok(record.exit_code.unwrap_or(-1)),
+        }
+        let record = store.container(&id)?;
+        if record.state == "exited" || record.state == "dead" {
+            return Ok(record.exit_code.unwrap_or(-1));
+        }
+    }
+}
+
+/// After an init `init` ended, waits (boundedly) for whoever watched it to record it.
+fn wait_for_record(store: &Store, id: &str, init: ProcessId) {
+    let deadline = Instant::now() + RECORD_WAIT;
+    while Instant::now() < deadline {
+        match store.container(id) {
+            Ok(record) if record.pid == Some(i64::from(init.pid)) && record.state == "running" => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_policies_as_docker_names_them() {
+        assert_eq!(RestartPolicy::parse("no"), Some(RestartPolicy::No));
+        assert_eq!(
+            RestartPolicy::parse("on-failure:2"),
+            Some(RestartPolicy::OnFailure(Some(2)))
+        );
+        assert_eq!(RestartPolicy::parse("always"), Some(RestartPolicy::Always));
+        assert_eq!(RestartPolicy::parse("sometimes"), None);
+        let twice = RestartPolicy::OnFailure(Some(2));
+        assert!(twice.restarts(1, 0) && twice.restarts(1, 1) && !twice.restarts(1, 2));
+        assert!(!twice.restarts(0, 0));
+    }
+
+    #[test]
+    fn signals_by_name_or_number() {
+        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("kill"), Some(Signal::SIGKILL));
+        assert_eq!(parse_signal("10"), Some(Signal::SIGUSR1));
+        assert_eq!(parse_signal("NOPE"), None);
+    }
+}

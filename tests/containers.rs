@@ -1,0 +1,300 @@
+//! Containers that live on, through the real CLI on real sandboxes: `run -d` under a
+//! monitor, `ps` statuses, `logs` (`--tail`, `-t`, `--since`, `-f`), `stop` (the trap's
+//! exit code, or 137 after the timeout), `start` with the files kept, `restart`,
+//! `kill -s`, `wait`, `pause`/`unpause`, `--restart on-failure:N`, `rm -f`, and a
+//! monitor or init killed with -9. Every wait is for a file or a log line the container
+//! writes, bounded, never a fixed sleep.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Lade;
+
+/// Waits (bounded) until `ready` holds; fails with `what` otherwise.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::park_timeout(Duration::from_millis(20));
+    }
+}
+
+/// A detached container that writes a tick a line, and a file once it runs.
+fn ticker(lade: &Lade, name: &str, shared: &Path, extra: &[&str]) -> String {
+    let volume = format!("{}:/shared", shared.display());
+    let mut args = vec!["run", "-d", "--name", name, "-v", &volume];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo bye; exit 3' TERM; touch /shared/started; i=0; \
+         while true; do i=$((i+1)); echo tick $i; echo err $i >&2; \
+         echo $i > /shared/count; sleep 0.1; done",
+    ]);
+    let id = lade.ok(&args).trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the full id: {id}");
+    id
+}
+
+fn count(shared: &Path) -> u64 {
+    std::fs::read_to_string(shared.join("count"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn ps_line(lade: &Lade, name: &str) -> String {
+    lade.ok(&["ps", "-a"])
+        .lines()
+        .find(|l| l.ends_with(name))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_detached_container_runs_logs_stops_starts_and_is_removed() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let id = ticker(&lade, "ticks", shared.path(), &[]);
+    wait_until("ticks", || count(shared.path()) >= 3);
+    assert!(
+        ps_line(&lade, "ticks").contains("Up "),
+        "{}",
+        lade.ok(&["ps"])
+    );
+
+    // Logs: each stream to its own, --tail, -t.
+    let output = lade.output(&["logs", "ticks"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stdout.starts_with("tick 1\ntick 2\n"), "{stdout}");
+    assert!(stderr.starts_with("err 1\n"), "{stderr}");
+    assert!(!stdout.contains("err"));
+    // --tail counts the lines of both streams, as Docker does.
+    let tail = lade.output(&["logs", "--tail", "2", &id[..12]]);
+    let lines = String::from_utf8_lossy(&tail.stdout).lines().count()
+        + String::from_utf8_lossy(&tail.stderr).lines().count();
+    assert_eq!(lines, 2);
+    let stamped = lade.ok(&["logs", "-t", "--tail", "2", "ticks"]);
+    let time = stamped.split_whitespace().next().unwrap();
+    time.parse::<jiff::Timestamp>()
+        .unwrap_or_else(|e| panic!("{stamped}: {e}"));
+    let future = lade.ok(&["logs", "--since", "2099-01-01T00:00:00Z", "ticks"]);
+    assert!(future.is_empty(), "{future}");
+
+    // Pause stops the ticks; unpause resumes them.
+    lade.ok(&["pause", "ticks"]);
+    assert!(ps_line(&lade, "ticks").contains("(Paused)"));
+    let state = std::fs::read_to_string(format!("/sys/fs/cgroup/freezer/lade/{id}/freezer.state"))
+        .or_else(|_| std::fs::read_to_string(format!("/sys/fs/cgroup/lade/{id}/cgroup.freeze")))
+        .unwrap_or_default();
+    assert!(state.trim() == "FROZEN" || state.trim() == "1", "{state}");
+    let frozen = count(shared.path());
+    // Several commands' worth of time (ticks come every 100 ms): no tick.
+    for _ in 0..5 {
+        lade.ok(&["ps"]);
+    }
+    assert_eq!(count(shared.path()), frozen, "a paused container ticked");
+    let resumed_at = frozen + 3;
+    lade.ok(&["unpause", "ticks"]);
+    wait_until("ticks after unpause", || count(shared.path()) >= resumed_at);
+
+    // stop: the trap's exit code.
+    lade.ok(&["stop", "ticks"]);
+    assert!(
+        ps_line(&lade, "ticks").contains("Exited (3)"),
+        "{}",
+        ps_line(&lade, "ticks")
+    );
+    assert!(lade.ok(&["logs", "ticks"]).contains("bye"));
+    assert_eq!(lade.ok(&["wait", "ticks"]).trim(), "3");
+
+    // start: runs again, its files kept (the upper directory).
+    std::fs::remove_file(shared.path().join("started")).unwrap();
+    lade.ok(&["start", "ticks"]);
+    wait_until("the restart", || shared.path().join("started").exists());
+    assert!(ps_line(&lade, "ticks").contains("Up "));
+
+    // kill -s, then wait prints the code.
+    lade.ok(&["kill", "-s", "KILL", "ticks"]);
+    assert_eq!(lade.ok(&["wait", "ticks"]).trim(), "137");
+    let err = lade.fails(&["kill", "ticks"]);
+    assert!(err.contains("not running"), "{err}");
+
+    // restart, then rm refuses and rm -f removes.
+    lade.ok(&["restart", "-t", "1", "ticks"]);
+    assert!(ps_line(&lade, "ticks").contains("Up "));
+    let err = lade.fails(&["rm", "ticks"]);
+    assert!(err.contains("is running"), "{err}");
+    lade.ok(&["rm", "-f", "ticks"]);
+    assert!(ps_line(&lade, "ticks").is_empty());
+}
+
+#[test]
+fn stop_kills_after_the_timeout_when_the_signal_is_ignored() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "-v",
+        &volume,
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; touch /shared/started; while true; do sleep 0.1; done",
+    ]);
+    wait_until("start", || shared.path().join("started").exists());
+    lade.ok(&["stop", "-t", "1", "stubborn"]);
+    assert!(ps_line(&lade, "stubborn").contains("Exited (137)"));
+    lade.ok(&["rm", "stubborn"]);
+}
+
+#[test]
+fn restart_on_failure_restarts_as_often_as_asked() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "-v",
+        &volume,
+        "busybox",
+        "sh",
+        "-c",
+        "echo run >> /shared/runs; exit 1",
+    ]);
+    assert_eq!(lade.ok(&["wait", "flaky"]).trim(), "1");
+    wait_until("the last run to be recorded", || {
+        ps_line(&lade, "flaky").contains("Exited (1)")
+    });
+    let runs = std::fs::read_to_string(shared.path().join("runs")).unwrap();
+    assert_eq!(
+        runs.lines().count(),
+        3,
+        "the first run and two restarts: {runs}"
+    );
+}
+
+#[test]
+fn detached_rm_removes_the_container_when_it_exits() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["run", "-d", "--rm", "--name", "brief", "busybox", "true"]);
+    wait_until("removal", || ps_line(&lade, "brief").is_empty());
+}
+
+#[test]
+fn a_monitor_or_init_killed_with_9_leaves_a_right_state_and_nothing_behind() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let id = ticker(&lade, "victim", shared.path(), &[]);
+    wait_until("ticks", || count(shared.path()) >= 1);
+    // Kill the container's init: the monitor records how it ended.
+    let record_pid = |lade: &Lade| -> i32 {
+        let ps: serde_json::Value =
+            serde_json::from_str(&lade.ok(&["ps", "--format", "json"])).unwrap();
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["ID"] == id.as_str())
+            .and_then(|c| c["Pid"].as_i64())
+            .unwrap_or(0) as i32
+    };
+    let init = record_pid(&lade);
+    assert!(init > 0);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(init),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert_eq!(lade.ok(&["wait", "victim"]).trim(), "137");
+    assert!(ps_line(&lade, "victim").contains("Exited (137)"));
+
+    // Kill the monitor: its container dies with it (PDEATHSIG), and `ps` says Dead.
+    std::fs::remove_file(shared.path().join("started")).unwrap();
+    lade.ok(&["start", "victim"]);
+    wait_until("the restart", || shared.path().join("started").exists());
+    let init = record_pid(&lade);
+    let monitor = std::fs::read_to_string(format!("/proc/{init}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<i32>()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the container to die with its monitor", || {
+        !Path::new(&format!("/proc/{init}")).exists()
+            || std::fs::read_to_string(format!("/proc/{init}/stat"))
+                .is_ok_and(|s| s.contains(") Z"))
+    });
+    assert!(
+        ps_line(&lade, "victim").contains("Dead"),
+        "{}",
+        ps_line(&lade, "victim")
+    );
+    lade.ok(&["rm", "victim"]);
+    let cgroups = common::run(
+        "sh",
+        &[
+            "-c",
+            &format!("find /sys/fs/cgroup -path '*lade/{id}*' 2>/dev/null || true"),
+        ],
+    );
+    assert!(cgroups.trim().is_empty(), "cgroups left: {cgroups}");
+}
+
+#[test]
+fn logs_follow_prints_as_the_container_writes_and_ends_when_it_stops() {
+    use std::io::BufRead;
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    ticker(&lade, "followed", shared.path(), &[]);
+    let mut follow = lade
+        .process()
+        .args(["logs", "-f", "followed"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(follow.stdout.take().unwrap()).lines();
+    // Lines arrive while the container runs: wait for a tick written after -f began.
+    let now = count(shared.path());
+    let target = format!("tick {}", now + 3);
+    loop {
+        let line = lines.next().expect("logs -f ended early").unwrap();
+        if line == target {
+            break;
+        }
+    }
+    lade.ok(&["stop", "followed"]);
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert_eq!(rest.last().map(String::as_str), Some("bye"), "{rest:?}");
+    let status = follow.wait().unwrap();
+    assert!(status.success());
+    lade.ok(&["rm", "followed"]);
+}
