@@ -298,3 +298,88 @@ fn logs_follow_prints_as_the_container_writes_and_ends_when_it_stops() {
     assert!(status.success());
     lade.ok(&["rm", "followed"]);
 }
+
+#[test]
+fn exec_joins_a_running_container_with_its_env_user_workdir_and_exit_codes() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    ticker(&lade, "target", shared.path(), &["-e", "FROM_RUN=1"]);
+    wait_until("start", || shared.path().join("started").exists());
+
+    let out = lade.ok(&[
+        "exec", "-e", "FROM_EXEC=2", "-u", "nobody", "-w", "/tmp", "target", "sh", "-c",
+        "echo $FROM_RUN $FROM_EXEC; id -u; pwd; hostname; cat /shared/count >/dev/null && echo sees-volume",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "1 2");
+    assert_eq!(lines[1], "65534");
+    assert_eq!(lines[2], "/tmp");
+    assert_eq!(lines[4], "sees-volume");
+    // The same PID namespace as the container's processes.
+    let ps = lade.ok(&["exec", "target", "ps"]);
+    assert!(
+        ps.contains("sleep 0.1") || ps.contains("sh -c trap"),
+        "{ps}"
+    );
+    // Docker's exit codes.
+    assert_eq!(
+        lade.output(&["exec", "target", "sh", "-c", "exit 7"])
+            .status
+            .code(),
+        Some(7)
+    );
+    assert_eq!(
+        lade.output(&["exec", "target", "nosuch"]).status.code(),
+        Some(127)
+    );
+    assert_eq!(
+        lade.output(&["exec", "target", "/etc/passwd"])
+            .status
+            .code(),
+        Some(126)
+    );
+    // Same restrictions as the container: capabilities and seccomp.
+    let status = lade.ok(&[
+        "exec",
+        "target",
+        "grep",
+        "-E",
+        "NoNewPrivs|Seccomp:",
+        "/proc/self/status",
+    ]);
+    assert!(
+        status.contains("NoNewPrivs:\t1") && status.contains("Seccomp:\t2"),
+        "{status}"
+    );
+    // Nothing in the container leads to the host's lade binary.
+    let binary = assert_cmd::cargo::cargo_bin("lade");
+    let exes = lade.ok(&[
+        "exec",
+        "target",
+        "sh",
+        "-c",
+        "for p in /proc/[0-9]*; do readlink $p/exe; done; true",
+    ]);
+    assert!(!exes.contains(binary.to_str().unwrap()), "{exes}");
+    // A terminal with -it, under a pty of our own (script).
+    let lade_bin = binary.to_str().unwrap().to_string();
+    let tty = common::run(
+        "script",
+        &[
+            "-qec",
+            &format!(
+                "LADE_ROOT={} {lade_bin} exec -it target tty",
+                lade.root().display()
+            ),
+            "/dev/null",
+        ],
+    );
+    assert!(tty.contains("/dev/pts/"), "{tty}");
+    let err = lade.fails(&["exec", "nosuchcontainer", "true"]);
+    assert!(err.contains("no such container"), "{err}");
+    lade.ok(&["stop", "target"]);
+    let err = lade.fails(&["exec", "target", "true"]);
+    assert!(err.contains("not running"), "{err}");
+    lade.ok(&["rm", "target"]);
+}

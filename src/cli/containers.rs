@@ -455,3 +455,60 @@ fn log_time(text: &str) -> Result<jiff::Timestamp> {
         jiff::Timestamp::now().as_second() - seconds,
     )?)
 }
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct ExecArgs {
+    /// Set an environment variable (NAME=VALUE, or NAME to take it from lade's environment)
+    #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
+    pub env: Vec<String>,
+    /// Read environment variables from a file (NAME=VALUE lines)
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_files: Vec<PathBuf>,
+    /// Keep standard input open
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Give the process a terminal
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// User to run as (NAME, UID, NAME:GROUP or UID:GID) [default: the container's]
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Working directory (an absolute path) [default: the container's]
+    #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+    pub workdir: Option<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The command and its arguments
+    #[arg(value_name = "COMMAND", required = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
+/// `lade exec`: the exit code is the process's (125 when lade fails, 126 not
+/// executable, 127 not found).
+pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
+    let result = (|| -> Result<i32> {
+        let store = open_store(root)?;
+        let options = container::ExecOptions {
+            args: args.command.clone(),
+            env: args.env.clone(),
+            env_files: args.env_files.clone(),
+            user: args.user.clone(),
+            workdir: args.workdir.clone(),
+            interactive: args.interactive,
+            tty: args.tty,
+        };
+        container::exec_in(&store, &args.container, &options).map_err(|e| {
+            let code = e.exit_code();
+            anyhow::Error::new(e).context(ExitWith(code))
+        })
+    })();
+    match result {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(err) => {
+            let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
+            eprintln!("lade: {}", super::printable(&err.root_cause().to_string()));
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+    }
+}

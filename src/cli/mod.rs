@@ -73,6 +73,8 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
+    /// Run a command in a running container
+    Exec(containers::ExecArgs),
     /// Start stopped or created containers (detached, their files kept)
     Start(containers::ContainersArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a timeout
@@ -156,6 +158,7 @@ fn needs_root(command: &Command) -> Option<&'static str> {
         Command::Build(args) if !args.dry_run => Some("build"),
         Command::Run(_) => Some("run"),
         Command::Start(_) | Command::Restart(_) => Some("start"),
+        Command::Exec(_) => Some("exec"),
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
         _ => None,
@@ -200,6 +203,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run(args) => containers::run(root, args),
         Command::Ps(args) => containers::ps(root, args),
         Command::Rm(args) => containers::rm(root, args),
+        Command::Exec(args) => containers::exec(root, args),
         Command::Start(args) => containers::start(root, args),
         Command::Stop(args) => containers::stop(root, args),
         Command::Restart(args) => containers::restart(root, args),

@@ -18,7 +18,6 @@ const DOCKER_COMMANDS: &[&str] = &[
     "create",
     "diff",
     "events",
-    "exec",
     "export",
     "image",
     "info",

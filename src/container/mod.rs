@@ -149,7 +149,17 @@ pub fn command(config: &ImageConfig, entrypoint: Option<&str>, args: &[String]) 
 
 /// The environment: the image's, then `--env-file` files, then `-e`.
 fn environment(config: &ImageConfig, options: &RunOptions) -> Result<Vec<String>> {
-    let mut env: Vec<(String, String)> = config.config.env_pairs();
+    merge_environment(config.config.env_pairs(), &options.env_files, &options.env)
+}
+
+/// `base`, then the `NAME=VALUE` lines of `env_files`, then `env` (`NAME=VALUE`, or
+/// `NAME` to take it from lade's environment); later ones win.
+fn merge_environment(
+    base: Vec<(String, String)>,
+    env_files: &[PathBuf],
+    env_args: &[String],
+) -> Result<Vec<String>> {
+    let mut env = base;
     let mut set = |entry: &str| {
         let (name, value) = match entry.split_once('=') {
             Some((n, v)) => (n.to_string(), v.to_string()),
@@ -163,7 +173,7 @@ fn environment(config: &ImageConfig, options: &RunOptions) -> Result<Vec<String>
             None => env.push((name, value)),
         }
     };
-    for file in &options.env_files {
+    for file in env_files {
         let text = io(file, fs::read_to_string(file))?;
         for line in text.lines() {
             let line = line.trim_start();
@@ -172,7 +182,7 @@ fn environment(config: &ImageConfig, options: &RunOptions) -> Result<Vec<String>
             }
         }
     }
-    for entry in &options.env {
+    for entry in env_args {
         if entry.starts_with('=') || entry.is_empty() {
             return Err(ContainerError::Invalid(format!(
                 "invalid environment variable {entry:?}"
@@ -479,6 +489,80 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
     exec::remove_cgroup(&record.id);
     remove_container(store, &record.id)?;
     Ok(record.name)
+}
+
+/// What `lade exec` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+}
+
+/// Runs a process in a running container; returns its exit code (Docker's: 126 not
+/// executable, 127 not found).
+pub fn exec_in(store: &Store, reference: &str, options: &ExecOptions) -> Result<i32> {
+    let record = store.container(reference)?;
+    let not_running =
+        || ContainerError::Invalid(format!("container {} is not running", record.name));
+    let init = running_init(&record).ok_or_else(not_running)?;
+    if record.state == "paused" {
+        return Err(ContainerError::Invalid(format!(
+            "container {} is paused: unpause it first",
+            record.name
+        )));
+    }
+    if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+        return Err(ContainerError::Invalid(format!(
+            "the working directory {workdir:?} is invalid: it must be an absolute path"
+        )));
+    }
+    if options.args.is_empty() {
+        return Err(ContainerError::Invalid("no command given to run".into()));
+    }
+    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
+        ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+    })?;
+    let base = spec
+        .process
+        .env
+        .iter()
+        .map(|e| match e.split_once('=') {
+            Some((k, v)) => (k.to_string(), v.to_string()),
+            None => (e.clone(), String::new()),
+        })
+        .collect();
+    let enter = exec::EnterSpec {
+        pid: init.pid,
+        pid_start: init.start,
+        process: Process {
+            args: options.args.clone(),
+            env: merge_environment(base, &options.env_files, &options.env)?,
+            cwd: options.workdir.clone().unwrap_or(spec.process.cwd.clone()),
+            user: options.user.clone().unwrap_or(spec.process.user.clone()),
+            terminal: options.tty,
+        },
+        hostname: spec.hostname.clone(),
+    };
+    let result = exec::enter(
+        &enter,
+        &record.id,
+        Io {
+            stdin: options.interactive,
+            terminal: options.tty,
+            output: Output::Inherit,
+            cancel: None,
+            started: None,
+        },
+    );
+    match result {
+        Ok(Exit { code }) => Ok(code),
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// What a container is doing now: its record, checked against its init. A container

@@ -236,6 +236,23 @@ impl Cgroup {
     }
 }
 
+impl Cgroup {
+    /// The cgroup `lade/<name>` as it exists now, in every hierarchy (to join it).
+    pub(crate) fn existing(name: &str) -> Cgroup {
+        let layout = CgroupLayout::detect();
+        let mut dirs: Vec<PathBuf> = layout
+            .v1
+            .values()
+            .chain(layout.unified.iter().map(|(root, _)| root))
+            .map(|root| root.join("lade").join(name))
+            .filter(|dir| dir.exists())
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        Cgroup { dirs }
+    }
+}
+
 /// Freezes (pauses) or thaws the processes of the cgroup `lade/<name>`.
 pub fn freeze(name: &str, frozen: bool) -> Result<()> {
     let layout = CgroupLayout::detect();
@@ -258,16 +275,7 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
 
 /// Removes `lade/<name>` from every hierarchy where it exists (its processes gone).
 pub fn remove_cgroup(name: &str) {
-    let layout = CgroupLayout::detect();
-    let mut dirs: Vec<PathBuf> = layout
-        .v1
-        .values()
-        .chain(layout.unified.iter().map(|(root, _)| root))
-        .map(|root| root.join("lade").join(name))
-        .filter(|dir| dir.exists())
-        .collect();
-    dirs.dedup();
-    Cgroup { dirs }.remove();
+    Cgroup::existing(name).remove();
 }
 
 #[cfg(test)]
@@ -307,7 +315,8 @@ mod tests {
         let v2 = dir.path().join("unified");
         let memory = dir.path().join("memory");
         let pids = dir.path().join("pids");
-        for d in [&v2, &memory, &pids] {
+        let freezer = dir.path().join("freezer");
+        for d in [&v2, &memory, &pids, &freezer] {
             fs::create_dir_all(d).unwrap();
         }
         fs::write(v2.join("cgroup.subtree_control"), "").unwrap();
@@ -316,6 +325,7 @@ mod tests {
             v1: [
                 ("memory".to_string(), memory.clone()),
                 ("pids".to_string(), pids.clone()),
+                ("freezer".to_string(), freezer.clone()),
             ]
             .into(),
         };
@@ -325,6 +335,10 @@ mod tests {
             pids: Some(7),
         };
         Cgroup::create(&layout, "c2", &limits).unwrap();
+        assert!(
+            freezer.join("lade/c2").is_dir(),
+            "every container can be paused"
+        );
         assert_eq!(
             fs::read_to_string(memory.join("lade/c2/memory.limit_in_bytes")).unwrap(),
             "1048576"

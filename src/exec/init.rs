@@ -18,13 +18,13 @@ use std::path::{Path, PathBuf};
 
 use caps::CapsHashSet;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, setgroups, setresgid, setresuid, ForkResult, Gid, Pid, Uid};
 
 use super::spawn::INIT_ENV;
 use super::sys::Linux;
-use super::{network, rootfs, security, users, Network, Spec};
+use super::{network, rootfs, security, users, Launch, Network};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -59,18 +59,21 @@ fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Failure> {
 }
 
 fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never, Failure> {
-    let terminal = console.is_some();
     let mut json = Vec::new();
     // SAFETY: the spec descriptor was handed to us by the parent; we own it from here.
     let mut pipe = unsafe { File::from_raw_fd(spec_fd) };
     pipe.read_to_end(&mut json)
         .or_else(|e| fail(125, format!("reading the spec: {e}")))?;
     drop(pipe);
-    let spec: Spec =
+    let launch: Launch =
         serde_json::from_slice(&json).or_else(|e| fail(125, format!("reading the spec: {e}")))?;
     // The final exec closes the status pipe: that is how the parent learns it worked.
     // SAFETY: F_SETFD on a descriptor we hold.
     unsafe { libc::fcntl(status_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let spec = match launch {
+        Launch::Create(spec) => *spec,
+        Launch::Enter(enter) => return enter_container(&enter, status_fd, console),
+    };
 
     // The parent has put us in our cgroup by now: it becomes our cgroup namespace's root.
     unshare(CloneFlags::CLONE_NEWCGROUP)
@@ -82,18 +85,56 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
     }
     rootfs::setup(&mut Linux, &spec).or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
 
-    let identity = users::resolve_in(Path::new("/"), &spec.process.user)
-        .or_else(|e| fail(125, e.to_string()))?;
+    let (program, env, filters) = become_process(
+        &spec.process,
+        &spec.hostname,
+        spec.insecure,
+        console,
+        CreateWorkdir::Yes,
+    )?;
+    if spec.init {
+        // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+        match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
+            ForkResult::Child => exec(&program, &spec.process.args, &env, &filters),
+            ForkResult::Parent { child } => reap(child, status_fd),
+        }
+    } else {
+        exec(&program, &spec.process.args, &env, &filters)
+    }
+}
+
+/// Whether a missing working directory is made (as for a container's process, like
+/// Docker) or is an error (as for `exec -w`).
+#[derive(PartialEq, Eq)]
+enum CreateWorkdir {
+    Yes,
+    No,
+}
+
+/// Inside the container's namespaces and root: becomes its user with Docker's
+/// capabilities and `no_new_privs`, enters the working directory, and finds the
+/// program. Returns what the final exec needs (the seccomp filter is installed last,
+/// right before it).
+fn become_process(
+    process: &super::Process,
+    hostname: &str,
+    insecure: bool,
+    console: Option<RawFd>,
+    create_workdir: CreateWorkdir,
+) -> Result<(PathBuf, Vec<String>, Vec<seccompiler::BpfProgram>), Failure> {
+    let terminal = console.is_some();
+    let identity =
+        users::resolve_in(Path::new("/"), &process.user).or_else(|e| fail(125, e.to_string()))?;
     if let Some(socket) = console {
         attach_terminal(socket, identity.uid, identity.gid)?;
     }
-    let mut env = spec.process.env.clone();
+    let mut env = process.env.clone();
     let has = |env: &[String], name: &str| env.iter().any(|e| e.split('=').next() == Some(name));
     if !has(&env, "PATH") {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
     if !has(&env, "HOSTNAME") {
-        env.push(format!("HOSTNAME={}", spec.hostname));
+        env.push(format!("HOSTNAME={}", hostname));
     }
     if !has(&env, "HOME") {
         env.push(format!(
@@ -108,11 +149,14 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
     if terminal && !has(&env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    let cwd = if spec.process.cwd.is_empty() {
+    let cwd = if process.cwd.is_empty() {
         "/".to_string()
     } else {
-        spec.process.cwd.clone()
+        process.cwd.clone()
     };
+    if !Path::new(&cwd).is_dir() && create_workdir == CreateWorkdir::No {
+        return fail(126, format!("the working directory {cwd} does not exist"));
+    }
     if !Path::new(&cwd).is_dir() {
         // A symlink whose target is missing gets its target made, as the path says.
         let target = working_dir_target(Path::new(&cwd));
@@ -120,7 +164,7 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
             .or_else(|e| fail(125, format!("creating the working directory {cwd}: {e}")))?;
     }
 
-    let keep: CapsHashSet = if spec.insecure {
+    let keep: CapsHashSet = if insecure {
         caps::all()
     } else {
         security::DEFAULT_CAPS.into_iter().collect()
@@ -163,20 +207,59 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
         )
     };
 
-    let program = find_program(&spec.process.args, &env)?;
-    let filters = if spec.insecure {
+    let program = find_program(&process.args, &env)?;
+    let filters = if insecure {
         Vec::new()
     } else {
         security::seccomp_filters().or_else(|e| fail(125, e))?
     };
-    if spec.init {
-        // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
-        match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
-            ForkResult::Child => exec(&program, &spec.process.args, &env, &filters),
-            ForkResult::Parent { child } => reap(child, status_fd),
+    Ok((program, env, filters))
+}
+
+/// `lade exec`: joins the namespaces of a running container's init (opened first, then
+/// checked to still be that init), then forks so that the process is in its PID
+/// namespace; this process waits for it and exits as it does. It runs from a sealed
+/// copy of lade, so the container never sees the host's binary.
+fn enter_container(
+    enter: &super::EnterSpec,
+    status_fd: RawFd,
+    console: Option<RawFd>,
+) -> Result<Never, Failure> {
+    let target = super::ProcessId {
+        pid: enter.pid,
+        start: enter.pid_start,
+    };
+    let mut namespaces = Vec::new();
+    for name in ["ipc", "uts", "net", "cgroup", "pid", "mnt"] {
+        let path = format!("/proc/{}/ns/{name}", enter.pid);
+        let file = File::open(&path).or_else(|e| fail(125, format!("{path}: {e}")))?;
+        namespaces.push((name, file));
+    }
+    if !target.is_alive() {
+        return fail(125, "the container stopped");
+    }
+    for (name, file) in &namespaces {
+        nix::sched::setns(file, CloneFlags::empty()).or_else(|e| {
+            fail(
+                125,
+                format!("joining the container's {name} namespace: {e}"),
+            )
+        })?;
+    }
+    drop(namespaces);
+    // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+    match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
+        ForkResult::Child => {
+            let (program, env, filters) = become_process(
+                &enter.process,
+                &enter.hostname,
+                false,
+                console,
+                CreateWorkdir::No,
+            )?;
+            exec(&program, &enter.process.args, &env, &filters)
         }
-    } else {
-        exec(&program, &spec.process.args, &env, &filters)
+        ForkResult::Parent { child } => reap(child, status_fd),
     }
 }
 
@@ -321,22 +404,42 @@ fn exec(
     fail(code, format!("exec {}: {error}", program.display()))
 }
 
-/// PID 1 under `--init`: forwards signals to the process, reaps every child, and exits
-/// as the process did.
+/// The process signals are forwarded to, for [`forward_signal`].
+static FORWARD_TO: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(signal: libc::c_int) {
+    let pid = FORWARD_TO.load(std::sync::atomic::Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe and takes plain integers.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// PID 1 under `--init` (and the process that waits for `exec`'s): forwards signals
+/// to the process, reaps every child, and exits as the process did.
 fn reap(child: Pid, status_fd: RawFd) -> Result<Never, Failure> {
     // SAFETY: our copy of the status pipe is not needed; the child keeps its own.
     unsafe { libc::close(status_fd) };
-    use signal_hook::consts::*;
-    if let Ok(mut signals) = signal_hook::iterator::Signals::new([
-        SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH,
-    ]) {
-        std::thread::spawn(move || {
-            for signal in signals.forever() {
-                if let Ok(sig) = Signal::try_from(signal) {
-                    let _ = kill(child, sig);
-                }
-            }
-        });
+    // Signals are forwarded from a handler, not a thread: after joining a PID
+    // namespace (`exec`) this process may not start threads.
+    FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGWINCH,
+    ] {
+        let action = nix::sys::signal::SigAction::new(
+            nix::sys::signal::SigHandler::Handler(forward_signal),
+            nix::sys::signal::SaFlags::SA_RESTART,
+            nix::sys::signal::SigSet::empty(),
+        );
+        // SAFETY: the handler only calls kill(2), which is async-signal-safe, with a
+        // pid read from an atomic.
+        let _ = unsafe { nix::sys::signal::sigaction(signal, &action) };
     }
     loop {
         match waitpid(None, None) {

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 pub use cgroups::{freeze, remove_cgroup, CgroupLayout, Limits};
 pub use init::maybe_run_init;
 pub use process::ProcessId;
-pub use spawn::{run, Cancel, Exit, Io, Output, Stream};
+pub use spawn::{enter, run, Cancel, Exit, Io, Output, Stream, StreamSink};
 
 /// Everything the sandbox needs, sent to the init as JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,6 +46,24 @@ pub struct Spec {
     pub insecure: bool,
     /// Run a tiny reaper as PID 1 and the process as its child.
     pub init: bool,
+}
+
+/// A process to run in a running container (`lade exec`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnterSpec {
+    /// The container's init, known by pid and start time.
+    pub pid: i32,
+    pub pid_start: u64,
+    pub process: Process,
+    /// The container's hostname (the process's `HOSTNAME`).
+    pub hostname: String,
+}
+
+/// What the init is started for: a new container, or a process in a running one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Launch {
+    Create(Box<Spec>),
+    Enter(EnterSpec),
 }
 
 /// The root filesystem: overlay of `lowers` (topmost first, names relative to

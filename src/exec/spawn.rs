@@ -20,7 +20,7 @@ use nix::unistd::{pipe2, Pid};
 
 use super::cgroups::{Cgroup, CgroupLayout};
 use super::process::ProcessId;
-use super::{io_err, pty, sys_err, ExecError, Network, Result, Spec};
+use super::{io_err, pty, sys_err, EnterSpec, ExecError, Launch, Network, Result, Spec};
 
 /// How the sandbox's standard streams connect to ours, and who may stop it.
 pub struct Io<'a> {
@@ -232,14 +232,28 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
         Some(name) => Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?),
         _ => None,
     };
-    let result = run_in(spec, io, cgroup.as_ref());
+    let result = run_in(&Launch::Create(Box::new(spec.clone())), io, cgroup.as_ref());
     if let Some(cgroup) = cgroup {
         cgroup.remove();
     }
     result
 }
 
-fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
+/// Runs a process in a running container (`lade exec`): in its namespaces and its
+/// cgroup `lade/<cgroup>`, with Docker's capabilities, `no_new_privs` and seccomp
+/// filter. Returns how the process ended.
+pub fn enter(spec: &EnterSpec, cgroup: &str, io: Io<'_>) -> Result<Exit> {
+    if io.cancel.is_none() {
+        install_forwarder();
+    }
+    run_in(
+        &Launch::Enter(spec.clone()),
+        io,
+        Some(&Cgroup::existing(cgroup)),
+    )
+}
+
+fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
     let (spec_read, spec_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
     let (status_read, status_write) = pipe2(OFlag::O_CLOEXEC).map_err(sys_err("pipe"))?;
 
@@ -293,7 +307,13 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
     // in-memory copy, so that the container cannot reach the host's file through
     // /proc/1/exe (CVE-2019-5736). Otherwise the init replaces itself with the
     // container's process before anything of the container runs beside it.
-    let sealed_exe = if spec.init {
+    // The process entering for `exec` is lade's binary until it execs, inside the
+    // container's PID namespace: it too runs from the sealed copy.
+    let stays_inside = match launch {
+        Launch::Create(spec) => spec.init,
+        Launch::Enter(_) => true,
+    };
+    let sealed_exe = if stays_inside {
         Some(sealed_copy_of_self()?)
     } else {
         None
@@ -325,13 +345,20 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
         .collect();
     let failure = b"125 cannot start the container init\n";
 
-    let mut flags = CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC;
-    if spec.network == Network::Isolated {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
+    let flags = match launch {
+        Launch::Create(spec) => {
+            let mut flags = CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWIPC;
+            if spec.network == Network::Isolated {
+                flags |= CloneFlags::CLONE_NEWNET;
+            }
+            flags
+        }
+        // The init joins the container's namespaces itself.
+        Launch::Enter(_) => CloneFlags::empty(),
+    };
     let mut stack = vec![0u8; 64 * 1024];
     let child = Box::new(|| -> isize {
         // SAFETY: only async-signal-safe calls (prctl, dup2, fcntl, execve(at), write, _exit)
@@ -382,7 +409,7 @@ fn run_in(spec: &Spec, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> {
         if let Some(cgroup) = cgroup {
             cgroup.add(pid.as_raw())?;
         }
-        let json = serde_json::to_vec(spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec(launch).map_err(|e| ExecError::Invalid(e.to_string()))?;
         let mut pipe = File::from(spec_write);
         pipe.write_all(&json)
             .map_err(io_err("sending the spec to the init"))?;
