@@ -383,3 +383,94 @@ fn exec_joins_a_running_container_with_its_env_user_workdir_and_exit_codes() {
     assert!(err.contains("not running"), "{err}");
     lade.ok(&["rm", "target"]);
 }
+
+#[test]
+fn create_rename_inspect_ps_filters_and_prune() {
+    let lade = Lade::new();
+    lade.busybox();
+    let work = tempfile::tempdir().unwrap();
+    let cidfile = work.path().join("cid");
+    let id = lade
+        .ok(&[
+            "create",
+            "--name",
+            "made",
+            "-l",
+            "team=web",
+            "--cidfile",
+            cidfile.to_str().unwrap(),
+            "busybox",
+            "sh",
+            "-c",
+            "exit 4",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&cidfile).unwrap(), id);
+    assert!(ps_line(&lade, "made").contains("Created"));
+    assert!(
+        lade.ok(&["ps"]).lines().count() == 1,
+        "created containers are not running"
+    );
+    lade.ok(&["rename", "made", "renamed"]);
+    assert_eq!(
+        lade.ok(&[
+            "inspect",
+            "-f",
+            "{{.Name}} {{.State.Status}} {{index .Config.Labels \"team\"}}",
+            "renamed"
+        ])
+        .trim(),
+        "/renamed created web"
+    );
+    lade.ok(&["start", "renamed"]);
+    assert_eq!(lade.ok(&["wait", "renamed"]).trim(), "4");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "renamed"])).unwrap();
+    let state = &inspect[0]["State"];
+    assert_eq!(state["Status"], "exited");
+    assert_eq!(state["ExitCode"], 4);
+    assert_eq!(state["Running"], false);
+    assert!(state["FinishedAt"]
+        .as_str()
+        .unwrap()
+        .parse::<jiff::Timestamp>()
+        .is_ok());
+    assert_eq!(
+        inspect[0]["Config"]["Cmd"],
+        serde_json::json!(["sh", "-c", "exit 4"])
+    );
+    // An image by the same reference is still inspected as an image.
+    assert!(lade.ok(&["inspect", "busybox"]).contains("RootFS"));
+
+    let shared = tempfile::tempdir().unwrap();
+    ticker(&lade, "alive", shared.path(), &["-l", "team=api"]);
+    let names = |filter: &str| {
+        lade.ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names("status=exited"), ["renamed"]);
+    assert_eq!(names("exited=4"), ["renamed"]);
+    assert_eq!(names("label=team=api"), ["alive"]);
+    assert_eq!(names("label=team").len(), 2);
+    assert_eq!(names("name=aliv"), ["alive"]);
+    assert_eq!(names("ancestor=busybox").len(), 2);
+    assert_eq!(
+        lade.ok(&["ps", "-l", "--format", "{{.Names}}"]).trim(),
+        "alive"
+    );
+    assert!(lade.ok(&["ps", "-q", "--no-trunc"]).trim().len() == 64);
+    let err = lade.fails(&["ps", "--filter", "colour=blue"]);
+    assert!(err.contains("colour"), "{err}");
+
+    let pruned = lade.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(&id), "{pruned}");
+    assert!(ps_line(&lade, "renamed").is_empty());
+    assert!(
+        ps_line(&lade, "alive").contains("Up "),
+        "prune keeps running containers"
+    );
+    lade.ok(&["rm", "-f", "alive"]);
+}

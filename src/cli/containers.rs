@@ -8,7 +8,7 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
-use super::{human_age, open_store, print_table, Format};
+use super::{human_age, open_store, print_table};
 use crate::container::{self, RunOptions};
 use crate::exec::{Limits, Network};
 use crate::graph::parse_size;
@@ -28,6 +28,9 @@ pub struct RunArgs {
     /// Run in the background under a monitor of its own, and print the container's id
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Set by `lade create`: make the container, do not start it
+    #[arg(skip)]
+    pub create_only: bool,
     /// Restart policy of a detached container: no, on-failure[:N], always, unless-stopped
     #[arg(long, value_name = "POLICY", default_value = "no")]
     pub restart: String,
@@ -40,6 +43,12 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Set a label on the container (KEY=VALUE)
+    #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Write the container's id to this file (which must not exist)
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
     /// A name for the container
     #[arg(long)]
     pub name: Option<String>,
@@ -161,18 +170,43 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             let code = e.exit_code();
             anyhow::Error::new(e).context(ExitWith(code))
         };
-        if args.detach {
-            let settings = container::Settings {
-                restart,
-                stop_signal: args.stop_signal.clone(),
-                stop_timeout: args.stop_timeout,
-                auto_remove: args.rm,
-            };
+        let mut labels = std::collections::BTreeMap::new();
+        for label in &args.labels {
+            let (key, value) = label.split_once('=').unwrap_or((label, ""));
+            if key.is_empty() {
+                bail!("invalid --label {label:?}: expected KEY=VALUE");
+            }
+            labels.insert(key.to_string(), value.to_string());
+        }
+        let settings = container::Settings {
+            restart,
+            stop_signal: args.stop_signal.clone(),
+            stop_timeout: args.stop_timeout,
+            auto_remove: args.rm,
+            labels,
+        };
+        if let Some(cidfile) = &args.cidfile {
+            if cidfile.exists() {
+                bail!("the container id file {} already exists", cidfile.display());
+            }
+        }
+        if args.detach || args.create_only {
             let (id, _) =
                 container::create_container(&store, &options, &settings).map_err(exit_with)?;
-            let id = container::start_detached(&store, &id).map_err(exit_with)?;
+            write_cidfile(&args, &id)?;
+            let id = if args.create_only {
+                id
+            } else {
+                container::start_detached(&store, &id).map_err(exit_with)?
+            };
             println!("{id}");
             return Ok(0);
+        }
+        if args.cidfile.is_some() || !settings.labels.is_empty() {
+            let (id, _) =
+                container::create_container(&store, &options, &settings).map_err(exit_with)?;
+            write_cidfile(&args, &id)?;
+            return container::run_created(&store, &id, &options).map_err(exit_with);
         }
         container::run(&store, &options).map_err(|e| {
             let code = e.exit_code();
@@ -187,6 +221,56 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
     }
+}
+
+fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
+    if let Some(path) = &args.cidfile {
+        std::fs::write(path, id)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `lade create`: a container made as `lade run` makes it, not started.
+pub fn create(root: Option<PathBuf>, mut args: RunArgs) -> Result<ExitCode> {
+    args.create_only = true;
+    run(root, args)
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub name: String,
+}
+
+pub fn rename(root: Option<PathBuf>, args: RenameArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    container::rename(&store, &args.container, &args.name)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Accepted for Docker compatibility: lade never asks for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `lade container prune`: removes every container that does not run.
+pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let removed = container::prune(&store)?;
+    if !removed.is_empty() {
+        println!("Deleted Containers:");
+        for id in &removed {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed containers: {}", removed.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit code an error stands for.
@@ -207,31 +291,64 @@ pub struct PsArgs {
     /// Only ids
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    /// The last N created containers, in any state
+    #[arg(short = 'n', long = "last", value_name = "N")]
+    pub last: Option<usize>,
+    /// The latest created container, in any state
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Full ids
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Only containers that match: status=, name=, label=KEY[=VALUE], ancestor=IMAGE,
+    /// exited=CODE, id= (several filters: all must match)
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Output format: table, json, or a Go template (`{{.Names}} {{.Status}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(root)?;
-    let containers: Vec<_> = store
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| PsFilter::parse(f))
+        .collect::<Result<Vec<_>>>()?;
+    let any_state = args.all || args.latest || args.last.is_some() || !filters.is_empty();
+    let mut containers: Vec<_> = store
         .containers()?
         .into_iter()
         .filter(|c| {
-            args.all
+            any_state
                 || matches!(
                     container::current_state(c),
                     "running" | "paused" | "restarting"
                 )
         })
+        .filter(|c| filters.iter().all(|f| f.matches(c)))
         .collect();
+    // Newest first, as the store lists them.
+    let keep = if args.latest { Some(1) } else { args.last };
+    if let Some(n) = keep {
+        containers.truncate(n);
+    }
+    let short = |id: &str| {
+        if args.no_trunc {
+            id.to_string()
+        } else {
+            id[..12].to_string()
+        }
+    };
     if args.quiet {
         for c in &containers {
-            println!("{}", &c.id[..12]);
+            println!("{}", short(&c.id));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == Format::Json {
+    let format = super::ListFormat::parse(&args.format)?;
+    if !matches!(format, super::ListFormat::Table) {
         let rows: Vec<_> = containers
             .iter()
             .map(|c| {
@@ -240,10 +357,10 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let pid = container::running_init(c).map(|init| init.pid);
-                json!({ "ID": c.id, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid })
+                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(c), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid, "Labels": container::settings(c).labels })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = containers
@@ -254,19 +371,109 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                 .ok();
             let status = docker_status(c);
             vec![
-                c.id[..12].to_string(),
+                short(&c.id),
                 c.image_name.clone(),
+                command_of(c),
                 human_age(created.as_deref()),
                 status,
+                String::new(),
                 c.name.clone(),
             ]
         })
         .collect();
     print_table(
-        &["CONTAINER ID", "IMAGE", "CREATED", "STATUS", "NAMES"],
+        &[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ],
         &rows,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// COMMAND as `docker ps` shows it: quoted, cut to 20 characters.
+fn command_of(record: &crate::store::ContainerRecord) -> String {
+    let args = serde_json::from_str::<crate::exec::Spec>(&record.spec)
+        .map(|s| s.process.args.join(" "))
+        .unwrap_or_default();
+    let shown: String = if args.chars().count() > 20 {
+        format!("{}…", args.chars().take(19).collect::<String>())
+    } else {
+        args
+    };
+    format!("\"{shown}\"")
+}
+
+/// One `ps --filter`.
+enum PsFilter {
+    Status(String),
+    Name(String),
+    Label(String, Option<String>),
+    Ancestor(String),
+    Exited(i64),
+    Id(String),
+}
+
+impl PsFilter {
+    fn parse(text: &str) -> Result<PsFilter> {
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("invalid --filter {text:?}: expected KEY=VALUE"))?;
+        Ok(match key {
+            "status" => {
+                const STATES: [&str; 6] =
+                    ["created", "running", "paused", "restarting", "exited", "dead"];
+                if !STATES.contains(&value) {
+                    bail!("invalid --filter {text:?}: status is one of {}", STATES.join(", "));
+                }
+                PsFilter::Status(value.into())
+            }
+            "name" => PsFilter::Name(value.into()),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => PsFilter::Label(k.into(), Some(v.into())),
+                None => PsFilter::Label(value.into(), None),
+            },
+            "ancestor" => PsFilter::Ancestor(value.into()),
+            "exited" => PsFilter::Exited(
+                value
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid --filter {text:?}: exited takes a number"))?,
+            ),
+            "id" => PsFilter::Id(value.into()),
+            other => bail!(
+                "invalid --filter {text:?}: lade knows status, name, label, ancestor, exited, id (not {other})"
+            ),
+        })
+    }
+
+    fn matches(&self, c: &crate::store::ContainerRecord) -> bool {
+        match self {
+            PsFilter::Status(state) => container::current_state(c) == state,
+            PsFilter::Name(name) => c.name.contains(name.as_str()),
+            PsFilter::Label(key, value) => {
+                let labels = container::settings(c).labels;
+                match value {
+                    Some(value) => labels.get(key) == Some(value),
+                    None => labels.contains_key(key),
+                }
+            }
+            PsFilter::Ancestor(image) => {
+                let hex = image.strip_prefix("sha256:").unwrap_or(image);
+                c.image_name == *image
+                    || c.image_name == format!("{image}:latest")
+                    || (hex.len() >= 4 && c.image.hex().starts_with(hex))
+            }
+            PsFilter::Exited(code) => {
+                container::current_state(c) == "exited" && c.exit_code == Some(*code)
+            }
+            PsFilter::Id(prefix) => c.id.starts_with(prefix.as_str()),
+        }
+    }
 }
 
 /// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,

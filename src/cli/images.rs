@@ -17,9 +17,9 @@ pub struct ImagesArgs {
     /// Only image ids
     #[arg(short, long)]
     pub quiet: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    /// Output format: table, json, or a Go template (`{{.Repository}}:{{.Tag}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
     /// Full image ids
     #[arg(long)]
     pub no_trunc: bool,
@@ -77,7 +77,8 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if args.format == Format::Json {
+    let format = super::ListFormat::parse(&args.format)?;
+    if !matches!(format, super::ListFormat::Table) {
         let rows: Vec<Value> = summaries
             .iter()
             .map(|s| {
@@ -92,7 +93,7 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
     let rows: Vec<Vec<String>> = summaries
@@ -169,8 +170,20 @@ pub fn rmi(root: Option<PathBuf>, args: RmiArgs) -> Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    #[arg(value_name = "IMAGE", required = true)]
+    /// Format each item with a Go template (`{{.State.Status}}`, `{{json .Config}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// Only this kind of object
+    #[arg(long = "type", value_enum)]
+    pub kind: Option<InspectKind>,
+    #[arg(value_name = "CONTAINER|IMAGE", required = true)]
     pub images: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectKind {
+    Container,
+    Image,
 }
 
 /// Docker's `image inspect` shape.
@@ -207,13 +220,41 @@ fn inspect_json(image: &Image) -> Value {
 
 pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(root)?;
+    let template = args
+        .format
+        .as_deref()
+        .map(super::template::Format::parse)
+        .transpose()?;
     let mut out = Vec::new();
     let code = super::each_item(&args.images, |reference| {
-        out.push(inspect_json(&store.image(reference)?));
-        Ok::<_, StoreError>(())
+        // As Docker: a container by that name or id first, then an image.
+        let container = match args.kind {
+            Some(InspectKind::Image) => None,
+            _ => match crate::container::inspect(&store, reference) {
+                Ok(found) => Some(found),
+                Err(_) if args.kind.is_none() => None,
+                Err(e) => return Err(anyhow::Error::new(e)),
+            },
+        };
+        let item = match container {
+            Some(found) => found,
+            None => inspect_json(&store.image(reference).map_err(|e| match e {
+                StoreError::NoSuchImage(_) if args.kind.is_none() => {
+                    anyhow::anyhow!("no such object: {reference}")
+                }
+                other => anyhow::Error::new(other),
+            })?),
+        };
+        match &template {
+            Some(template) => println!("{}", template.render(&item)?),
+            None => out.push(item),
+        }
+        Ok::<_, anyhow::Error>(())
     });
-    // Like docker: the images found are printed even when others were not.
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // Like docker: the items found are printed even when others were not.
+    if template.is_none() {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    }
     Ok(code)
 }
 

@@ -10,6 +10,7 @@ mod docs;
 mod images;
 mod progress;
 mod system;
+mod template;
 mod unsupported;
 
 use std::path::{Path, PathBuf};
@@ -54,7 +55,7 @@ pub enum Command {
     Tag(images::TagArgs),
     /// Remove images
     Rmi(images::RmiArgs),
-    /// Show images as JSON
+    /// Show containers and images as JSON (or through a --format template)
     Inspect(images::InspectArgs),
     /// Show the history of an image
     ///
@@ -73,8 +74,16 @@ pub enum Command {
     Ps(containers::PsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
+    /// Create a container without starting it (as `run` would make it)
+    Create(containers::RunArgs),
     /// Run a command in a running container
     Exec(containers::ExecArgs),
+    /// Give a container another name
+    Rename(containers::RenameArgs),
+    /// Containers: `lade container prune` (the other Docker forms are the top-level
+    /// commands)
+    #[command(subcommand)]
+    Container(ContainerCommand),
     /// Start stopped or created containers (detached, their files kept)
     Start(containers::ContainersArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a timeout
@@ -100,6 +109,12 @@ pub enum Command {
     ManPages(docs::ManPagesArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove every container that is not running
+    Prune(containers::PruneArgs),
+}
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Progress {
@@ -118,6 +133,39 @@ pub enum Progress {
 pub enum Format {
     Text,
     Json,
+}
+
+/// `--format` of a listing: `table` (the default), `json`, or a Go template applied to
+/// each row's JSON (`{{.Names}}\t{{.Status}}`), as Docker's CLI takes it.
+pub(crate) enum ListFormat {
+    Table,
+    Json,
+    Template(template::Format),
+}
+
+impl ListFormat {
+    pub(crate) fn parse(text: &str) -> Result<ListFormat> {
+        Ok(match text {
+            "" | "table" | "text" => ListFormat::Table,
+            "json" => ListFormat::Json,
+            template => ListFormat::Template(template::Format::parse(template)?),
+        })
+    }
+
+    /// Prints `rows` as JSON or through the template; false for a table (the caller
+    /// prints it).
+    pub(crate) fn print(&self, rows: &[serde_json::Value]) -> Result<bool> {
+        match self {
+            ListFormat::Table => return Ok(false),
+            ListFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
+            ListFormat::Template(template) => {
+                for row in rows {
+                    println!("{}", template.render(row)?);
+                }
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Layer compression.
@@ -156,7 +204,7 @@ pub fn parse() -> std::result::Result<Cli, ExitCode> {
 fn needs_root(command: &Command) -> Option<&'static str> {
     match command {
         Command::Build(args) if !args.dry_run => Some("build"),
-        Command::Run(_) => Some("run"),
+        Command::Run(_) | Command::Create(_) => Some("run"),
         Command::Start(_) | Command::Restart(_) => Some("start"),
         Command::Exec(_) => Some("exec"),
         Command::Load(_) => Some("load"),
@@ -204,6 +252,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Ps(args) => containers::ps(root, args),
         Command::Rm(args) => containers::rm(root, args),
         Command::Exec(args) => containers::exec(root, args),
+        Command::Create(args) => containers::create(root, args),
+        Command::Rename(args) => containers::rename(root, args),
+        Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),
         Command::Start(args) => containers::start(root, args),
         Command::Stop(args) => containers::stop(root, args),
         Command::Restart(args) => containers::restart(root, args),

@@ -63,6 +63,9 @@ pub struct Settings {
     pub stop_timeout: Option<u64>,
     /// `--rm` of a detached container: removed once it exits for good.
     pub auto_remove: bool,
+    /// `-l KEY=VALUE`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Docker's default time between the stop signal and SIGKILL.

@@ -6,6 +6,7 @@
 //! A container's directory holds its overlay upper and work directories, the mount
 //! point of its root, and its generated `/etc` files.
 
+mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
@@ -21,6 +22,7 @@ use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
 
+pub use inspect::inspect;
 pub use lifecycle::{
     kill, parse_signal, settings, start_detached, stop, wait, RestartPolicy, Settings,
     DEFAULT_STOP_TIMEOUT,
@@ -270,7 +272,16 @@ fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
 
 /// Runs a container to completion; returns its exit code.
 pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
-    let (id, spec) = create_container(store, options, &Settings::default())?;
+    let (id, _) = create_container(store, options, &Settings::default())?;
+    run_created(store, &id, options)
+}
+
+/// Runs a container `create_container` made, in the foreground, to completion.
+pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<i32> {
+    let id = id.to_string();
+    let record = store.container(&id)?;
+    let spec: Spec = serde_json::from_str(&record.spec)
+        .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
         let _ = store.set_container_running(
@@ -563,6 +574,35 @@ pub fn exec_in(store: &Store, reference: &str, options: &ExecOptions) -> Result<
         Ok(Exit { code }) => Ok(code),
         Err(err) => Err(err.into()),
     }
+}
+
+/// Gives a container another name.
+pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if !valid {
+        return Err(ContainerError::Invalid(format!(
+            "invalid container name {name:?}: letters, digits, `_`, `.` and `-` only"
+        )));
+    }
+    let record = store.container(reference)?;
+    store.rename_container(&record.id, name)?;
+    Ok(())
+}
+
+/// Removes every container that does not run; returns their ids.
+pub fn prune(store: &Store) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for record in store.containers()? {
+        if matches!(current_state(&record), "exited" | "created" | "dead") {
+            exec::remove_cgroup(&record.id);
+            remove_container(store, &record.id)?;
+            removed.push(record.id);
+        }
+    }
+    Ok(removed)
 }
 
 /// What a container is doing now: its record, checked against its init. A container

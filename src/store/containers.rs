@@ -85,6 +85,22 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a container another name, which must be free.
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
+        let changed = self.with_db(|conn| {
+            conn.execute(
+                "UPDATE OR IGNORE containers SET name = ?2 WHERE id = ?1",
+                params![id, name],
+            )
+        })?;
+        if changed == 0 {
+            return Err(StoreError::InUse(format!(
+                "the container name {name:?} is already in use"
+            )));
+        }
+        Ok(())
+    }
+
     /// Counts one restart made by the restart policy.
     pub fn count_container_restart(&self, id: &str) -> Result<()> {
         self.with_db(|conn| {
