@@ -474,3 +474,165 @@ fn create_rename_inspect_ps_filters_and_prune() {
     );
     lade.ok(&["rm", "-f", "alive"]);
 }
+
+#[test]
+fn volumes_are_filled_from_the_image_shared_refused_in_use_and_pruned() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = common::Context::new(
+        "FROM busybox\nRUN mkdir -p /data && echo seed > /data/seed && chown -R 65534:65534 /data\nVOLUME /cache\nUSER nobody\n",
+    );
+    lade.build(context.path(), &["-t", "volimg:1"]);
+    assert_eq!(
+        lade.ok(&["volume", "create", "--label", "tier=db", "shared"])
+            .trim(),
+        "shared"
+    );
+
+    // Copy-up: the image's /data, its owner and mode, so USER nobody can write.
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/data",
+        "volimg:1",
+        "sh",
+        "-c",
+        "cat /data/seed && echo written > /data/mine && stat -c %u /data",
+    ]);
+    assert_eq!(out, "seed\n65534\n");
+    // Shared by two containers: one writes, the other reads.
+    lade.ok(&[
+        "run",
+        "--name",
+        "writer",
+        "-v",
+        "shared:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo from-writer > /data/note",
+    ]);
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "shared:/v:ro",
+            "busybox",
+            "cat",
+            "/v/note",
+            "/v/mine"
+        ]),
+        "from-writer\nwritten\n"
+    );
+    let err = lade.fails(&[
+        "run",
+        "--rm",
+        "-v",
+        "shared:/v:ro",
+        "busybox",
+        "touch",
+        "/v/x",
+    ]);
+    assert!(err.contains("Read-only"), "{err}");
+    // --volumes-from and --mount.
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--volumes-from",
+            "writer",
+            "busybox",
+            "cat",
+            "/data/note"
+        ]),
+        "from-writer\n"
+    );
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--mount",
+            "type=volume,source=shared,target=/m,readonly",
+            "busybox",
+            "cat",
+            "/m/note"
+        ]),
+        "from-writer\n"
+    );
+    let tmpfs = lade.ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "mount | grep ' /scratch '",
+    ]);
+    assert!(
+        tmpfs.contains("tmpfs") && tmpfs.contains("size=1024k"),
+        "{tmpfs}"
+    );
+
+    // Inspect, ls, in-use refusal.
+    let inspect = lade.ok(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{index .Labels \"tier\"}}",
+        "shared",
+    ]);
+    assert_eq!(inspect.trim(), "shared local db");
+    let err = lade.fails(&["volume", "rm", "shared"]);
+    assert!(err.contains("in use by container(s) writer"), "{err}");
+    assert!(lade
+        .ok(&["volume", "ls", "-q", "--filter", "dangling=false"])
+        .contains("shared"));
+
+    // The image's VOLUME gets an anonymous volume per container; rm -v removes it.
+    lade.ok(&[
+        "run",
+        "--name",
+        "anon",
+        "-u",
+        "0",
+        "volimg:1",
+        "sh",
+        "-c",
+        "echo cached > /cache/x",
+    ]);
+    let anonymous: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "anon"])).unwrap();
+    let cache_volume = anonymous[0]["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/cache")
+        .unwrap()["Name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(lade.ok(&["volume", "ls", "-q"]).contains(&cache_volume));
+    lade.ok(&["rm", "-v", "anon"]);
+    assert!(!lade.ok(&["volume", "ls", "-q"]).contains(&cache_volume));
+
+    // Prune: unused anonymous volumes; with --all every unused one.
+    lade.ok(&["rm", "writer"]);
+    lade.ok(&[
+        "run",
+        "--name",
+        "other",
+        "-v",
+        "/anon-path",
+        "busybox",
+        "true",
+    ]);
+    lade.ok(&["rm", "other"]);
+    let pruned = lade.ok(&["volume", "prune", "-f"]);
+    assert!(pruned.contains("Total reclaimed volumes: 1"), "{pruned}");
+    assert!(lade.ok(&["volume", "ls", "-q"]).contains("shared"));
+    lade.ok(&["volume", "prune", "--all", "-f"]);
+    assert!(lade.ok(&["volume", "ls", "-q"]).trim().is_empty());
+}

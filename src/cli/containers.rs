@@ -79,9 +79,20 @@ pub struct RunArgs {
     /// Hostname [default: the start of the container id]
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Mount a host path or a named volume (HOST:CONTAINER[:ro])
-    #[arg(short = 'v', long = "volume", value_name = "SOURCE:TARGET[:ro]")]
+    /// Mount a named volume, a host path, or a new anonymous volume
+    /// (NAME:TARGET[:ro], /HOST:TARGET[:ro], TARGET). A new volume mounted over a path
+    /// the image has content at is filled with it, as Docker does
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]TARGET[:ro]")]
     pub volumes: Vec<String>,
+    /// Mount: type=volume|bind|tmpfs,source=,target=[,readonly][,tmpfs-size=]
+    #[arg(long = "mount", value_name = "SPEC")]
+    pub mounts: Vec<String>,
+    /// Mount a tmpfs (PATH[:size=N])
+    #[arg(long, value_name = "PATH[:size=N]")]
+    pub tmpfs: Vec<String>,
+    /// Mount the volumes and binds of another container (CONTAINER[:ro])
+    #[arg(long = "volumes-from", value_name = "CONTAINER[:ro]")]
+    pub volumes_from: Vec<String>,
     /// Mount the root file system read-only
     #[arg(long)]
     pub read_only: bool,
@@ -157,6 +168,9 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             },
             hostname: args.hostname.clone(),
             volumes: args.volumes.clone(),
+            mounts: args.mounts.clone(),
+            tmpfs: args.tmpfs.clone(),
+            volumes_from: args.volumes_from.clone(),
             read_only: args.read_only,
             limits: Limits {
                 memory,
@@ -184,6 +198,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             stop_timeout: args.stop_timeout,
             auto_remove: args.rm,
             labels,
+            anonymous_volumes: Vec::new(),
         };
         if let Some(cidfile) = &args.cidfile {
             if cidfile.exists() {
@@ -503,6 +518,9 @@ pub struct RmArgs {
     /// Kill and remove a running container
     #[arg(short, long)]
     pub force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -510,7 +528,7 @@ pub struct RmArgs {
 pub fn rm(root: Option<PathBuf>, args: RmArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
     Ok(super::each_item(&args.containers, |reference| {
-        let name = container::remove(&store, reference, args.force)?;
+        let name = container::remove(&store, reference, args.force, args.volumes)?;
         println!("{name}");
         Ok::<_, container::ContainerError>(())
     }))
@@ -716,6 +734,173 @@ pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
             let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
             eprintln!("lade: {}", super::printable(&err.root_cause().to_string()));
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum VolumeCommand {
+    /// Create a named volume (a random name when none is given)
+    Create(VolumeCreateArgs),
+    /// List volumes
+    Ls(VolumeLsArgs),
+    /// Show volumes as JSON (or through a --format template)
+    Inspect(VolumeInspectArgs),
+    /// Remove volumes (refused while a container uses one)
+    Rm(VolumeRmArgs),
+    /// Remove unused anonymous volumes (every unused one with --all)
+    Prune(VolumePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeCreateArgs {
+    /// Set a label (KEY=VALUE)
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeLsArgs {
+    /// Only names
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// dangling=true: only volumes no container uses; name=SUBSTRING
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Output format: table, json, or a Go template (`{{.Name}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeInspectArgs {
+    /// Format each volume with a Go template (`{{.Mountpoint}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumeRmArgs {
+    /// Remove even when a stopped container still names it
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VolumePruneArgs {
+    /// Every unused volume, named ones too
+    #[arg(short, long)]
+    pub all: bool,
+    /// Accepted for Docker compatibility: lade never asks for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode> {
+    match command {
+        VolumeCommand::Create(args) => {
+            let store = open_store(root)?;
+            let mut labels = std::collections::BTreeMap::new();
+            for label in &args.labels {
+                let (k, v) = label.split_once('=').unwrap_or((label, ""));
+                labels.insert(k.to_string(), v.to_string());
+            }
+            println!(
+                "{}",
+                container::create_volume(&store, args.name.as_deref(), &labels)?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        VolumeCommand::Ls(args) => {
+            let store = super::open_store_read_only(root)?;
+            let mut rows = Vec::new();
+            for record in store.volumes()? {
+                let mut keep = true;
+                for filter in &args.filter {
+                    keep &= match filter.split_once('=') {
+                        Some(("dangling", value)) => {
+                            let unused = container::volume_users(&store, &record.name)?.is_empty();
+                            unused == matches!(value, "true" | "1")
+                        }
+                        Some(("name", part)) => record.name.contains(part),
+                        _ => bail!("invalid --filter {filter:?}: lade knows dangling= and name="),
+                    };
+                }
+                if keep {
+                    rows.push(container::volume_json(&store, &record));
+                }
+            }
+            if args.quiet {
+                for row in &rows {
+                    println!("{}", row["Name"].as_str().unwrap_or_default());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let format = super::ListFormat::parse(&args.format)?;
+            if !format.print(&rows)? {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            "local".to_string(),
+                            r["Name"].as_str().unwrap_or_default().to_string(),
+                        ]
+                    })
+                    .collect();
+                print_table(&["DRIVER", "VOLUME NAME"], &table);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        VolumeCommand::Inspect(args) => {
+            let store = super::open_store_read_only(root)?;
+            let template = args
+                .format
+                .as_deref()
+                .map(super::template::Format::parse)
+                .transpose()?;
+            let mut out = Vec::new();
+            let code = super::each_item(&args.volumes, |name| {
+                let record = store
+                    .volume(name)?
+                    .ok_or_else(|| anyhow::anyhow!("no such volume: {name}"))?;
+                let item = container::volume_json(&store, &record);
+                match &template {
+                    Some(template) => println!("{}", template.render(&item)?),
+                    None => out.push(item),
+                }
+                Ok::<_, anyhow::Error>(())
+            });
+            if template.is_none() {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            }
+            Ok(code)
+        }
+        VolumeCommand::Rm(args) => {
+            let store = open_store(root)?;
+            Ok(super::each_item(&args.volumes, |name| {
+                container::remove_volume(&store, name, args.force)?;
+                println!("{name}");
+                Ok::<_, container::ContainerError>(())
+            }))
+        }
+        VolumeCommand::Prune(args) => {
+            let store = open_store(root)?;
+            let removed = container::prune_volumes(&store, args.all)?;
+            if !removed.is_empty() {
+                println!("Deleted Volumes:");
+                for name in &removed {
+                    println!("{name}");
+                }
+                println!();
+            }
+            println!("Total reclaimed volumes: {}", removed.len());
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -80,6 +80,9 @@ pub enum Command {
     Exec(containers::ExecArgs),
     /// Give a container another name
     Rename(containers::RenameArgs),
+    /// Manage volumes (create, ls, inspect, rm, prune)
+    #[command(subcommand)]
+    Volume(containers::VolumeCommand),
     /// Containers: `lade container prune` (the other Docker forms are the top-level
     /// commands)
     #[command(subcommand)]
@@ -254,6 +257,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Exec(args) => containers::exec(root, args),
         Command::Create(args) => containers::create(root, args),
         Command::Rename(args) => containers::rename(root, args),
+        Command::Volume(command) => containers::volume(root, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),
         Command::Start(args) => containers::start(root, args),
         Command::Stop(args) => containers::stop(root, args),

@@ -82,7 +82,6 @@ const DOCKER_OPTIONS: &[&str] = &[
     "memory-swap",
     "memory-swappiness",
     "metadata-file",
-    "mount",
     "network-alias",
     "no-healthcheck",
     "no-prune",
@@ -109,14 +108,12 @@ const DOCKER_OPTIONS: &[&str] = &[
     "ssh",
     "storage-opt",
     "sysctl",
-    "tmpfs",
     "type",
     "ulimit",
     "userns",
     "uts",
     "volume-driver",
     "volumes",
-    "volumes-from",
 ];
 
 /// The message for a parse error that names something Docker has and lade does not

@@ -66,6 +66,9 @@ pub struct Settings {
     /// `-l KEY=VALUE`.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The anonymous volumes made for it (`rm -v` removes them).
+    #[serde(default)]
+    pub anonymous_volumes: Vec<String>,
 }
 
 /// Docker's default time between the stop signal and SIGKILL.

@@ -10,6 +10,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
+mod volumes;
 
 use std::fs;
 use std::io::Read;
@@ -29,6 +30,9 @@ pub use lifecycle::{
 };
 pub use logs::{logs, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
+pub use volumes::{
+    check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
+};
 
 /// What `lade run` asks for.
 #[derive(Debug, Clone, Default)]
@@ -48,8 +52,15 @@ pub struct RunOptions {
     pub tty: bool,
     pub network: Network,
     pub hostname: Option<String>,
-    /// `-v HOST:CONTAINER[:ro|rw]` (a HOST without `/` names a volume in the store).
+    /// `-v HOST:CONTAINER[:ro|rw]` (a HOST without `/` names a volume in the store; a
+    /// lone CONTAINER path makes an anonymous volume).
     pub volumes: Vec<String>,
+    /// `--mount type=volume|bind|tmpfs,source=,target=,readonly`.
+    pub mounts: Vec<String>,
+    /// `--tmpfs /path[:size=N]`.
+    pub tmpfs: Vec<String>,
+    /// `--volumes-from CONTAINER[:ro]`.
+    pub volumes_from: Vec<String>,
     pub read_only: bool,
     pub limits: Limits,
     pub init: bool,
@@ -195,81 +206,6 @@ fn merge_environment(
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
 
-/// `-v` values as mounts.
-fn volume_mounts(store: &Store, volumes: &[String]) -> Result<Vec<Mount>> {
-    volumes
-        .iter()
-        .map(|spec| {
-            let parts: Vec<&str> = spec.split(':').collect();
-            let (source, target, mode) = match parts.as_slice() {
-                [s, t] => (*s, *t, "rw"),
-                [s, t, m] => (*s, *t, *m),
-                _ => {
-                    return Err(ContainerError::Invalid(format!(
-                        "invalid volume {spec:?}: expected HOST:CONTAINER[:ro]"
-                    )))
-                }
-            };
-            if !target.starts_with('/') {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid volume {spec:?}: the container path must be absolute"
-                )));
-            }
-            let clean: Vec<&str> = target.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
-            if clean.contains(&"..") {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid volume {spec:?}: the container path may not contain `..`"
-                )));
-            }
-            if clean.is_empty() || clean[0] == "proc" {
-                return Err(ContainerError::Invalid(format!(
-                    "invalid volume {spec:?}: mounting over {} is not allowed (the sandbox owns it)",
-                    if clean.is_empty() { "/" } else { "/proc" }
-                )));
-            }
-            let readonly = match mode {
-                "ro" => true,
-                "rw" | "" => false,
-                other => {
-                    return Err(ContainerError::Invalid(format!(
-                        "invalid volume mode {other:?} in {spec:?}: expected ro or rw"
-                    )))
-                }
-            };
-            let source = if source.contains('/') {
-                let path = PathBuf::from(source);
-                if !path.is_absolute() {
-                    return Err(ContainerError::Invalid(format!(
-                        "invalid volume {spec:?}: the host path must be absolute"
-                    )));
-                }
-                if !path.exists() {
-                    io(&path, fs::create_dir_all(&path))?;
-                }
-                path
-            } else {
-                let valid = !source.is_empty()
-                    && source
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-                if !valid {
-                    return Err(ContainerError::Invalid(format!(
-                        "invalid volume name {source:?}"
-                    )));
-                }
-                let path = store.root().join("volumes").join(source).join("_data");
-                io(&path, fs::create_dir_all(&path))?;
-                path
-            };
-            Ok(Mount::Bind {
-                source,
-                target: target.to_string(),
-                readonly,
-            })
-        })
-        .collect()
-}
-
 /// Runs a container to completion; returns its exit code.
 pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
     let (id, _) = create_container(store, options, &Settings::default())?;
@@ -309,7 +245,7 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<i32>
         },
     };
     if options.remove {
-        remove_container(store, &id)?;
+        auto_remove(store, &id)?;
     } else {
         store.set_container_exited(&id, i64::from(code), &now_rfc3339())?;
     }
@@ -396,7 +332,31 @@ pub fn create_container(
             readonly: false,
         },
     ];
-    mounts.extend(volume_mounts(store, &options.volumes)?);
+    let lowers: Vec<String> = image
+        .layers
+        .iter()
+        .rev()
+        .map(|l| snapshot_name(&l.diff_id))
+        .collect();
+    let (volume_mounts, anonymous_volumes) = volumes::plan(
+        store,
+        &volumes::MountFlags {
+            volumes: &options.volumes,
+            mounts: &options.mounts,
+            tmpfs: &options.tmpfs,
+            volumes_from: &options.volumes_from,
+            image_volumes: image
+                .config
+                .config
+                .volumes
+                .as_ref()
+                .map(|v| v.keys().cloned().collect())
+                .unwrap_or_default(),
+        },
+        &store.snapshots_dir(),
+        &lowers,
+    )?;
+    mounts.extend(volume_mounts);
     let config = &image.config.config;
     let spec = Spec {
         rootfs: Rootfs {
@@ -459,6 +419,7 @@ pub fn create_container(
                     .stop_signal
                     .clone()
                     .or_else(|| image.config.config.stop_signal.clone()),
+                anonymous_volumes,
                 ..settings.clone()
             })
             .map_err(|e| ContainerError::Invalid(e.to_string()))?,
@@ -476,7 +437,7 @@ pub fn create_container(
 
 /// Removes a container's record and files. A running one is refused unless `force`
 /// (which kills it first).
-pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
+pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Result<String> {
     let record = store.container(reference)?;
     if let Some(init) = running_init(&record) {
         if !force {
@@ -499,6 +460,9 @@ pub fn remove(store: &Store, reference: &str, force: bool) -> Result<String> {
     // it too, so whichever comes second finds nothing to do.
     exec::remove_cgroup(&record.id);
     remove_container(store, &record.id)?;
+    if volumes {
+        remove_anonymous_volumes(store, &record)?;
+    }
     Ok(record.name)
 }
 
@@ -655,6 +619,24 @@ pub fn running_init(record: &ContainerRecord) -> Option<ProcessId> {
         start: u64::try_from(record.pid_start?).ok()?,
     };
     init.is_alive().then_some(init)
+}
+
+/// A removed container's anonymous volumes, unless another container (--volumes-from)
+/// uses them.
+fn remove_anonymous_volumes(store: &Store, record: &ContainerRecord) -> Result<()> {
+    for name in settings(record).anonymous_volumes {
+        if volume_users(store, &name)?.is_empty() {
+            store.delete_volume(&name)?;
+        }
+    }
+    Ok(())
+}
+
+/// `--rm`: the container and its anonymous volumes, as Docker removes them.
+fn auto_remove(store: &Store, id: &str) -> Result<()> {
+    let record = store.container(id)?;
+    remove_container(store, id)?;
+    remove_anonymous_volumes(store, &record)
 }
 
 fn remove_container(store: &Store, id: &str) -> Result<()> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::lifecycle::settings;
-use super::{now_rfc3339, remove_container, ContainerError, Result};
+use super::{auto_remove, now_rfc3339, ContainerError, Result};
 use crate::exec::{self, Io, Output, ProcessId, Spec, Stream};
 use crate::store::Store;
 
@@ -143,7 +143,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         let record = store.container(id)?;
         if stopped || !settings.restart.restarts(code, record.restarts) {
             if settings.auto_remove {
-                remove_container(store, id)?;
+                auto_remove(store, id)?;
             }
             return Ok(());
         }

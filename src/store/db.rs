@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -44,6 +44,12 @@ CREATE TABLE IF NOT EXISTS containers (
     started_at  TEXT,
     finished_at TEXT,
     restarts    INTEGER
+);
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    created   TEXT NOT NULL,
+    labels    TEXT NOT NULL,
+    anonymous INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     name        TEXT PRIMARY KEY,

@@ -13,6 +13,7 @@ mod containers;
 mod db;
 mod images;
 mod index;
+mod volumes;
 
 use std::fs::{self, File};
 use std::io;
@@ -25,6 +26,7 @@ pub use check::{CheckOptions, CheckReport, Problem};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
+pub use volumes::VolumeRecord;
 
 use crate::oci::Digest;
 

@@ -1,0 +1,507 @@
+//! Volumes: what `-v`, `--mount`, `--tmpfs`, `--volumes-from` and an image's VOLUMEs
+//! ask for, as sandbox mounts; named volumes (`lade volume ...`) and anonymous ones
+//! (one per container, removed with `rm -v`); and Docker's copy-up, which fills a new
+//! volume mounted over a path the image has content at with that content, its owner
+//! and mode (so a `USER nobody` image can write its own volume).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+
+use super::{io, new_id, now_rfc3339, ContainerError, Result};
+use crate::exec::{self, Mount, Spec};
+use crate::store::{Store, VolumeRecord};
+
+/// One mount a container asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Request {
+    /// A named volume, or an anonymous one (`None`).
+    Volume {
+        name: Option<String>,
+        target: String,
+        readonly: bool,
+    },
+    Bind {
+        source: PathBuf,
+        target: String,
+        readonly: bool,
+    },
+    Tmpfs {
+        target: String,
+        size: Option<u64>,
+    },
+}
+
+impl Request {
+    fn target(&self) -> &str {
+        match self {
+            Request::Volume { target, .. }
+            | Request::Bind { target, .. }
+            | Request::Tmpfs { target, .. } => target,
+        }
+    }
+}
+
+fn invalid(spec: &str, reason: impl std::fmt::Display) -> ContainerError {
+    ContainerError::Invalid(format!("invalid mount {spec:?}: {reason}"))
+}
+
+/// A container path: absolute, without `..`, not `/` or under `/proc` (the sandbox's).
+fn check_target(spec: &str, target: &str) -> Result<String> {
+    if !target.starts_with('/') {
+        return Err(invalid(spec, "the container path must be absolute"));
+    }
+    let parts: Vec<&str> = target
+        .split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err(invalid(spec, "the container path may not contain `..`"));
+    }
+    if parts.is_empty() || parts[0] == "proc" {
+        return Err(invalid(
+            spec,
+            format!(
+                "mounting over {} is not allowed (the sandbox owns it)",
+                if parts.is_empty() { "/" } else { "/proc" }
+            ),
+        ));
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// A volume name as Docker allows it.
+pub fn check_volume_name(name: &str) -> Result<()> {
+    let valid = name.len() >= 2
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if valid {
+        Ok(())
+    } else {
+        Err(ContainerError::Invalid(format!(
+            "invalid volume name {name:?}: letters, digits, `_`, `.` and `-`, at least two"
+        )))
+    }
+}
+
+/// `-v NAME:/path[:ro]`, `-v /host:/path[:ro]`, `-v /path` (anonymous).
+fn parse_volume_flag(spec: &str) -> Result<Request> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let (source, target, mode) = match parts.as_slice() {
+        [t] => (None, *t, "rw"),
+        [s, t] => (Some(*s), *t, "rw"),
+        [s, t, m] => (Some(*s), *t, *m),
+        _ => return Err(invalid(spec, "expected [SOURCE:]TARGET[:ro]")),
+    };
+    let readonly = match mode {
+        "ro" => true,
+        "rw" | "" => false,
+        other => return Err(invalid(spec, format!("mode {other:?}: expected ro or rw"))),
+    };
+    let target = check_target(spec, target)?;
+    Ok(match source {
+        None => Request::Volume {
+            name: None,
+            target,
+            readonly,
+        },
+        Some(s) if s.contains('/') => {
+            let path = PathBuf::from(s);
+            if !path.is_absolute() {
+                return Err(invalid(spec, "the host path must be absolute"));
+            }
+            Request::Bind {
+                source: path,
+                target,
+                readonly,
+            }
+        }
+        Some(name) => {
+            check_volume_name(name)?;
+            Request::Volume {
+                name: Some(name.to_string()),
+                target,
+                readonly,
+            }
+        }
+    })
+}
+
+/// `--mount type=volume|bind|tmpfs,source=,target=,readonly[,tmpfs-size=]`.
+fn parse_mount_flag(spec: &str) -> Result<Request> {
+    let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
+    for field in spec.split(',') {
+        let (key, value) = field.split_once('=').unwrap_or((field, "true"));
+        let key = match key {
+            "src" => "source",
+            "dst" | "destination" => "target",
+            "ro" => "readonly",
+            other => other,
+        };
+        fields.insert(key, value);
+    }
+    let readonly = matches!(fields.get("readonly"), Some(&"true") | Some(&"1"));
+    let target = check_target(
+        spec,
+        fields
+            .get("target")
+            .ok_or_else(|| invalid(spec, "target= is required"))?,
+    )?;
+    Ok(match fields.get("type").copied().unwrap_or("volume") {
+        "volume" => {
+            let name = fields.get("source").map(|s| s.to_string());
+            if let Some(name) = &name {
+                check_volume_name(name)?;
+            }
+            Request::Volume {
+                name,
+                target,
+                readonly,
+            }
+        }
+        "bind" => {
+            let source = PathBuf::from(
+                fields
+                    .get("source")
+                    .ok_or_else(|| invalid(spec, "a bind mount needs source="))?,
+            );
+            if !source.is_absolute() {
+                return Err(invalid(spec, "the host path must be absolute"));
+            }
+            if !source.exists() {
+                return Err(invalid(spec, "the host path does not exist"));
+            }
+            Request::Bind {
+                source,
+                target,
+                readonly,
+            }
+        }
+        "tmpfs" => Request::Tmpfs {
+            target,
+            size: match fields.get("tmpfs-size") {
+                Some(size) => Some(
+                    crate::graph::parse_size(size)
+                        .ok_or_else(|| invalid(spec, format!("tmpfs-size={size}")))?,
+                ),
+                None => None,
+            },
+        },
+        other => {
+            return Err(invalid(
+                spec,
+                format!("type={other}: expected volume, bind or tmpfs"),
+            ))
+        }
+    })
+}
+
+/// `--tmpfs /path[:size=64m]`.
+fn parse_tmpfs_flag(spec: &str) -> Result<Request> {
+    let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+    let size = options
+        .split(',')
+        .find_map(|o| o.strip_prefix("size="))
+        .map(|s| crate::graph::parse_size(s).ok_or_else(|| invalid(spec, format!("size={s}"))))
+        .transpose()?;
+    Ok(Request::Tmpfs {
+        target: check_target(spec, target)?,
+        size,
+    })
+}
+
+/// The mounts of another container (`--volumes-from C[:ro]`): its volumes and binds.
+fn mounts_of(store: &Store, spec: &str) -> Result<Vec<Request>> {
+    let (reference, mode) = spec.split_once(':').unwrap_or((spec, "rw"));
+    let force_ro = match mode {
+        "ro" => true,
+        "rw" => false,
+        other => return Err(invalid(spec, format!("mode {other:?}: expected ro or rw"))),
+    };
+    let record = store.container(reference)?;
+    let other: Spec = serde_json::from_str(&record.spec)
+        .map_err(|e| ContainerError::Invalid(format!("container {reference}: its spec: {e}")))?;
+    let volumes_dir = store.root().join("volumes");
+    Ok(other
+        .mounts
+        .into_iter()
+        .filter_map(|mount| match mount {
+            Mount::Bind {
+                source,
+                target,
+                readonly,
+            } if !target.starts_with("/etc/host") && target != "/etc/resolv.conf" => {
+                let readonly = readonly || force_ro;
+                Some(match volume_of(&volumes_dir, &source) {
+                    Some(name) => Request::Volume {
+                        name: Some(name),
+                        target,
+                        readonly,
+                    },
+                    None => Request::Bind {
+                        source,
+                        target,
+                        readonly,
+                    },
+                })
+            }
+            _ => None,
+        })
+        .collect())
+}
+
+/// The volume a bind source is the data of, if it is one.
+fn volume_of(volumes_dir: &Path, source: &Path) -> Option<String> {
+    let rest = source.strip_prefix(volumes_dir).ok()?;
+    let mut parts = rest.iter();
+    let name = parts.next()?.to_string_lossy().into_owned();
+    (parts.next()? == "_data").then_some(name)
+}
+
+/// What a container's mounts come from.
+pub struct MountFlags<'a> {
+    pub volumes: &'a [String],
+    pub mounts: &'a [String],
+    pub tmpfs: &'a [String],
+    pub volumes_from: &'a [String],
+    /// The image's VOLUME paths.
+    pub image_volumes: Vec<String>,
+}
+
+/// The sandbox mounts for a new container, with its volumes made (and new ones filled
+/// from the image, whose layers are `lowers` under `layers_dir`). Returns the mounts
+/// and the anonymous volumes made for it.
+pub(super) fn plan(
+    store: &Store,
+    flags: &MountFlags<'_>,
+    layers_dir: &Path,
+    lowers: &[String],
+) -> Result<(Vec<Mount>, Vec<String>)> {
+    let mut requests: Vec<Request> = Vec::new();
+    for spec in flags.volumes_from {
+        requests.extend(mounts_of(store, spec)?);
+    }
+    for spec in flags.volumes {
+        requests.push(parse_volume_flag(spec)?);
+    }
+    for spec in flags.mounts {
+        requests.push(parse_mount_flag(spec)?);
+    }
+    for spec in flags.tmpfs {
+        requests.push(parse_tmpfs_flag(spec)?);
+    }
+    // A later request for the same path replaces an earlier one.
+    let mut by_target: BTreeMap<String, Request> = BTreeMap::new();
+    for request in requests {
+        by_target.insert(request.target().to_string(), request);
+    }
+    for path in &flags.image_volumes {
+        let target = check_target(path, path)?;
+        by_target.entry(target.clone()).or_insert(Request::Volume {
+            name: None,
+            target,
+            readonly: false,
+        });
+    }
+
+    let mut view: Option<(crate::store::Staging, Option<exec::mounts::Mounted>)> = None;
+    let mut anonymous = Vec::new();
+    let mut mounts = Vec::new();
+    // Shorter paths first, so that a mount inside another lands on top of it.
+    for request in by_target.into_values() {
+        mounts.push(match request {
+            Request::Bind {
+                source,
+                target,
+                readonly,
+            } => {
+                if !source.exists() {
+                    io(&source, std::fs::create_dir_all(&source))?;
+                }
+                Mount::Bind {
+                    source,
+                    target,
+                    readonly,
+                }
+            }
+            Request::Tmpfs { target, size } => Mount::Tmpfs { target, size },
+            Request::Volume {
+                name,
+                target,
+                readonly,
+            } => {
+                let is_anonymous = name.is_none();
+                let name = match name {
+                    Some(name) => name,
+                    None => new_id()?,
+                };
+                store.create_volume(&VolumeRecord {
+                    name: name.clone(),
+                    created: now_rfc3339(),
+                    labels: "{}".into(),
+                    anonymous: is_anonymous,
+                })?;
+                if is_anonymous {
+                    anonymous.push(name.clone());
+                }
+                let data = store.volume_data(&name);
+                // An empty volume takes what the image has there (Docker's copy-up).
+                let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
+                if empty && !lowers.is_empty() {
+                    if view.is_none() {
+                        let dir = store.staging_dir("volume-view")?;
+                        let mounted =
+                            exec::mounts::mount_readonly_view(layers_dir, lowers, dir.path())
+                                .map_err(|source| ContainerError::Io {
+                                    path: dir.path().to_path_buf(),
+                                    source,
+                                })?;
+                        view = Some((dir, mounted));
+                    }
+                    if let Some((dir, _)) = &view {
+                        copy_up(dir.path(), &target, &data)?;
+                    }
+                }
+                Mount::Bind {
+                    source: data,
+                    target,
+                    readonly,
+                }
+            }
+        });
+    }
+    // Unmount the view before its directory goes.
+    if let Some((dir, mounted)) = view {
+        drop(mounted);
+        drop(dir);
+    }
+    Ok((mounts, anonymous))
+}
+
+/// Docker's copy-up: the image's content at `target` (resolved inside the image) fills
+/// a new volume, which takes the directory's owner and mode.
+fn copy_up(image_root: &Path, target: &str, data: &Path) -> Result<()> {
+    let source = exec::paths::resolve_in_root(image_root, target, true);
+    let Ok(meta) = std::fs::metadata(&source) else {
+        return Ok(());
+    };
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(source.join("."))
+        .arg(data)
+        .status()
+        .map_err(|source| ContainerError::Io {
+            path: "cp".into(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(ContainerError::Invalid(format!(
+            "copying the image's {target} into its new volume failed"
+        )));
+    }
+    io(
+        data,
+        std::os::unix::fs::chown(data, Some(meta.uid()), Some(meta.gid())),
+    )?;
+    io(
+        data,
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(meta.mode() & 0o7777)),
+    )?;
+    Ok(())
+}
+
+/// Containers whose mounts use the volume.
+pub fn volume_users(store: &Store, name: &str) -> Result<Vec<String>> {
+    let data = store.volume_data(name);
+    let mut users = Vec::new();
+    for record in store.containers()? {
+        let Ok(spec) = serde_json::from_str::<Spec>(&record.spec) else {
+            continue;
+        };
+        let uses = spec
+            .mounts
+            .iter()
+            .any(|m| matches!(m, Mount::Bind { source, .. } if *source == data));
+        if uses {
+            users.push(record.name);
+        }
+    }
+    Ok(users)
+}
+
+/// `lade volume create`.
+pub fn create_volume(
+    store: &Store,
+    name: Option<&str>,
+    labels: &BTreeMap<String, String>,
+) -> Result<String> {
+    let name = match name {
+        Some(name) => {
+            check_volume_name(name)?;
+            name.to_string()
+        }
+        None => new_id()?,
+    };
+    store.create_volume(&VolumeRecord {
+        name: name.clone(),
+        created: now_rfc3339(),
+        labels: serde_json::to_string(labels)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+        anonymous: false,
+    })?;
+    Ok(name)
+}
+
+/// Docker's `volume inspect` shape.
+pub fn volume_json(store: &Store, record: &VolumeRecord) -> Value {
+    let labels: Value = serde_json::from_str(&record.labels).unwrap_or(json!({}));
+    json!({
+        "CreatedAt": record.created,
+        "Driver": "local",
+        "Labels": labels,
+        "Mountpoint": store.volume_data(&record.name),
+        "Name": record.name,
+        "Options": {},
+        "Scope": "local",
+        "Anonymous": record.anonymous,
+    })
+}
+
+/// `lade volume rm`: a volume a container uses is refused, unless `force` (which
+/// still refuses one a running container uses).
+pub fn remove_volume(store: &Store, name: &str, force: bool) -> Result<()> {
+    if store.volume(name)?.is_none() {
+        return Err(ContainerError::Invalid(format!("no such volume: {name}")));
+    }
+    let users = volume_users(store, name)?;
+    if !users.is_empty() && !force {
+        return Err(ContainerError::Invalid(format!(
+            "volume {name} is in use by container(s) {}: remove them first",
+            users.join(", ")
+        )));
+    }
+    store.delete_volume(name)?;
+    Ok(())
+}
+
+/// `lade volume prune`: unused anonymous volumes (every unused one with `all`).
+pub fn prune_volumes(store: &Store, all: bool) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    for record in store.volumes()? {
+        if (record.anonymous || all) && volume_users(store, &record.name)?.is_empty() {
+            store.delete_volume(&record.name)?;
+            removed.push(record.name);
+        }
+    }
+    Ok(removed)
+}
