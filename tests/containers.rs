@@ -636,3 +636,134 @@ fn volumes_are_filled_from_the_image_shared_refused_in_use_and_pruned() {
     lade.ok(&["volume", "prune", "--all", "-f"]);
     assert!(lade.ok(&["volume", "ls", "-q"]).trim().is_empty());
 }
+
+#[test]
+fn diff_export_commit_top_and_stats() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run", "-d", "--name", "changer", "-v", &volume, "busybox", "sh", "-c",
+        "echo new > /added; echo extra >> /etc/passwd; rm /bin/ls; touch /shared/started; exec sleep 300",
+    ]);
+    wait_until("start", || shared.path().join("started").exists());
+
+    let diff = lade.ok(&["diff", "changer"]);
+    for line in ["A /added", "C /etc/passwd", "D /bin/ls"] {
+        assert!(diff.lines().any(|l| l == line), "{line} not in:\n{diff}");
+    }
+    assert!(
+        !diff.contains("/etc/hosts") && !diff.contains("/proc"),
+        "{diff}"
+    );
+
+    let top = lade.ok(&["top", "changer"]);
+    assert!(
+        top.lines().count() == 2 && top.contains("sleep 300"),
+        "{top}"
+    );
+    let stats = lade.ok(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}} {{.PIDs}}",
+        "changer",
+    ]);
+    assert_eq!(stats.trim(), "changer 1");
+
+    let work = tempfile::tempdir().unwrap();
+    let tar_path = work.path().join("rootfs.tar");
+    lade.ok(&["export", "-o", tar_path.to_str().unwrap(), "changer"]);
+    let listing = common::run("tar", &["-tf", tar_path.to_str().unwrap()]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "added"),
+        "{listing}"
+    );
+    assert!(listing
+        .lines()
+        .any(|l| l.trim_start_matches("./") == "bin/sh"));
+    assert!(
+        !listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "bin/ls"),
+        "a deleted file was exported"
+    );
+    let added = common::run("tar", &["-xOf", tar_path.to_str().unwrap(), "added"]);
+    assert_eq!(added, "new\n");
+
+    let id = lade.ok(&[
+        "commit",
+        "-m",
+        "snapshot",
+        "-c",
+        "CMD [\"cat\", \"/added\"]",
+        "changer",
+        "committed:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"));
+    assert_eq!(lade.ok(&["run", "--rm", "committed:1"]), "new\n");
+    let gone = lade.output(&["run", "--rm", "committed:1", "ls", "/"]);
+    assert_eq!(
+        gone.status.code(),
+        Some(127),
+        "ls was deleted in the container"
+    );
+    let history = lade.ok(&["history", "committed:1"]);
+    assert!(history.contains("snapshot"), "{history}");
+    lade.ok(&["rm", "-f", "changer"]);
+}
+
+#[test]
+fn fifty_detached_containers_at_once() {
+    const COUNT: usize = 50;
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    let starts: Vec<std::process::Child> = (0..COUNT)
+        .map(|i| {
+            lade.process()
+                .args([
+                    "run",
+                    "-d",
+                    "--name",
+                    &format!("many{i}"),
+                    "-v",
+                    &volume,
+                    "busybox",
+                    "sh",
+                    "-c",
+                ])
+                .arg(format!("trap 'exit 0' TERM; touch /shared/up{i}; sleep 600 & wait"))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in starts {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    wait_until("every container", || {
+        (0..COUNT).all(|i| shared.path().join(format!("up{i}")).exists())
+    });
+    let running = lade.ok(&["ps", "-q"]);
+    assert_eq!(running.lines().count(), COUNT, "{running}");
+    let names: Vec<String> = (0..COUNT).map(|i| format!("many{i}")).collect();
+    let mut args = vec!["stop", "-t", "1"];
+    args.extend(names.iter().map(String::as_str));
+    lade.ok(&args);
+    assert_eq!(lade.ok(&["ps", "-q"]).trim(), "");
+    let mut args = vec!["rm"];
+    args.extend(names.iter().map(String::as_str));
+    lade.ok(&args);
+    assert_eq!(lade.ok(&["ps", "-aq"]).trim(), "");
+}

@@ -41,8 +41,13 @@ pub struct ImportArgs {
 /// The config that `--change` instructions describe, through the same parser and
 /// expansion rules as a Dockerfile.
 fn config_from_changes(changes: &[String]) -> Result<ContainerConfig> {
+    config_with_changes(BaseImage::default(), changes)
+}
+
+/// `base`'s config with `--change` instructions applied (`import`, `commit`).
+pub(super) fn config_with_changes(base: BaseImage, changes: &[String]) -> Result<ContainerConfig> {
     if changes.is_empty() {
-        return Ok(ContainerConfig::default());
+        return Ok(base.config);
     }
     const ALLOWED: [&str; 10] = [
         "CMD",
@@ -74,7 +79,7 @@ fn config_from_changes(changes: &[String]) -> Result<ContainerConfig> {
     }
     let dockerfile = parser::parse("--change", text.into_bytes())?;
     let plan = graph::plan(&dockerfile, &PlanOptions::default())?;
-    let stage = graph::expand_stage(&plan, 0, &BaseImage::default())?;
+    let stage = graph::expand_stage(&plan, 0, &base)?;
     debug_assert!(stage
         .steps
         .iter()

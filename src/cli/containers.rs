@@ -1,6 +1,7 @@
 //! `lade run`, `ps`, `rm`, and the commands on containers that live on: `start`,
 //! `stop`, `restart`, `kill`, `wait`, `logs`, `pause`, `unpause`.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -902,5 +903,238 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
             println!("Total reclaimed volumes: {}", removed.len());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct OneContainer {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `lade diff`: A/C/D lines, as Docker prints them.
+pub fn diff(root: Option<PathBuf>, args: OneContainer) -> Result<ExitCode> {
+    let store = super::open_store_read_only(root)?;
+    for (kind, path) in container::diff(&store, &args.container)? {
+        println!("{kind} {}", super::printable(&path));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Write to a file instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `lade export`: the container's root file system as a tar.
+pub fn export(root: Option<PathBuf>, args: ExportArgs) -> Result<ExitCode> {
+    crate::exec::mounts::private_mount_namespace()?;
+    let store = open_store(root)?;
+    match &args.output {
+        Some(path) => {
+            // Written beside, renamed into place: no half-written archive on failure.
+            let tmp = path.with_extension("part");
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(&tmp)
+                    .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", tmp.display()))?,
+            );
+            let written = container::export(&store, &args.container, &mut file)
+                .map_err(anyhow::Error::new)
+                .and_then(|()| file.flush().map_err(anyhow::Error::new));
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+            std::fs::rename(&tmp, path)?;
+        }
+        None => {
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                bail!("refusing to write a tar to a terminal: use -o FILE or a redirection");
+            }
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            container::export(&store, &args.container, &mut out)?;
+            out.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct CommitArgs {
+    /// Commit message (the history comment)
+    #[arg(short, long)]
+    pub message: Option<String>,
+    /// Author
+    #[arg(short, long)]
+    pub author: Option<String>,
+    /// Apply a Dockerfile instruction to the new image's config (CMD, ENTRYPOINT, ENV,
+    /// EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL)
+    #[arg(short = 'c', long = "change", value_name = "INSTRUCTION")]
+    pub changes: Vec<String>,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// The new image's name
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub tag: Option<String>,
+}
+
+/// `lade commit`: the container's changes as a new image; prints its id.
+pub fn commit(root: Option<PathBuf>, args: CommitArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let record = store.container(&args.container)?;
+    let base = store.image(&record.image.to_string())?;
+    let config = super::archive::config_with_changes(
+        crate::graph::BaseImage {
+            config: base.config.config.clone(),
+            author: base.config.author.clone(),
+        },
+        &args.changes,
+    )?;
+    let tag = args
+        .tag
+        .as_deref()
+        .map(|t| {
+            t.parse::<crate::oci::ImageRef>()
+                .map_err(|e| anyhow::anyhow!("invalid name {t:?}: {e}"))
+        })
+        .transpose()?;
+    let image = container::commit(
+        &store,
+        &args.container,
+        &container::CommitOptions {
+            config,
+            message: args.message.clone(),
+            author: args.author.clone(),
+            tag,
+            source_date_epoch: super::source_date_epoch()?,
+        },
+    )?;
+    println!("{}", image.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+#[command(trailing_var_arg = true)]
+pub struct TopArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Options for ps [default: -ef]
+    #[arg(value_name = "PS_OPTIONS", allow_hyphen_values = true)]
+    pub ps_options: Vec<String>,
+}
+
+/// `lade top`: the host's `ps` over the container's processes, as Docker runs it.
+pub fn top(root: Option<PathBuf>, args: TopArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(root)?;
+    let pids = container::processes(&store, &args.container)?;
+    let options = if args.ps_options.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        args.ps_options.clone()
+    };
+    let output = std::process::Command::new("ps")
+        .args(&options)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run ps: {e}"))?;
+    if !output.status.success() {
+        bail!(
+            "ps {}: {}",
+            options.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_column = header
+        .split_whitespace()
+        .position(|c| c == "PID")
+        .ok_or_else(|| anyhow::anyhow!("ps {} shows no PID column", options.join(" ")))?;
+    println!("{header}");
+    for line in lines {
+        let pid = line
+            .split_whitespace()
+            .nth(pid_column)
+            .and_then(|p| p.parse::<i32>().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            println!("{line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// One sample, then exit
+    #[arg(long)]
+    pub no_stream: bool,
+    /// Output format: table, json, or a Go template (`{{.Name}} {{.CPUPerc}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    #[arg(value_name = "CONTAINER")]
+    pub containers: Vec<String>,
+}
+
+/// `lade stats`: CPU, memory and processes of running containers.
+pub fn stats(root: Option<PathBuf>, args: StatsArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(root)?;
+    let format = super::ListFormat::parse(&args.format)?;
+    loop {
+        let usage = container::usage(&store, &args.containers)?;
+        let rows: Vec<serde_json::Value> = usage
+            .iter()
+            .map(|u| {
+                let mem_percent = if u.memory_limit > 0 {
+                    u.memory as f64 / u.memory_limit as f64 * 100.0
+                } else {
+                    0.0
+                };
+                json!({
+                    "ID": &u.id[..12],
+                    "Container": &u.id[..12],
+                    "Name": u.name,
+                    "CPUPerc": format!("{:.2}%", u.cpu_percent),
+                    "MemUsage": format!("{} / {}", super::human_size(u.memory), super::human_size(u.memory_limit)),
+                    "MemPerc": format!("{mem_percent:.2}%"),
+                    "NetIO": "--",
+                    "BlockIO": "--",
+                    "PIDs": u.pids.to_string(),
+                })
+            })
+            .collect();
+        if !format.print(&rows)? {
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    [
+                        "ID", "Name", "CPUPerc", "MemUsage", "MemPerc", "NetIO", "BlockIO", "PIDs",
+                    ]
+                    .iter()
+                    .map(|k| r[k].as_str().unwrap_or_default().to_string())
+                    .collect()
+                })
+                .collect();
+            print_table(
+                &[
+                    "CONTAINER ID",
+                    "NAME",
+                    "CPU %",
+                    "MEM USAGE / LIMIT",
+                    "MEM %",
+                    "NET I/O",
+                    "BLOCK I/O",
+                    "PIDS",
+                ],
+                &table,
+            );
+        }
+        if args.no_stream {
+            return Ok(ExitCode::SUCCESS);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(800));
     }
 }

@@ -80,6 +80,16 @@ pub enum Command {
     Exec(containers::ExecArgs),
     /// Give a container another name
     Rename(containers::RenameArgs),
+    /// Show what a container changed in its file system (A added, C changed, D deleted)
+    Diff(containers::OneContainer),
+    /// Write a container's root file system as a tar
+    Export(containers::ExportArgs),
+    /// Make an image of a container's changes
+    Commit(containers::CommitArgs),
+    /// Show a running container's processes (the host's ps)
+    Top(containers::TopArgs),
+    /// Show what running containers use (CPU, memory, processes)
+    Stats(containers::StatsArgs),
     /// Manage volumes (create, ls, inspect, rm, prune)
     #[command(subcommand)]
     Volume(containers::VolumeCommand),
@@ -210,6 +220,8 @@ fn needs_root(command: &Command) -> Option<&'static str> {
         Command::Run(_) | Command::Create(_) => Some("run"),
         Command::Start(_) | Command::Restart(_) => Some("start"),
         Command::Exec(_) => Some("exec"),
+        Command::Export(_) => Some("export"),
+        Command::Commit(_) => Some("commit"),
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
         _ => None,
@@ -257,6 +269,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Exec(args) => containers::exec(root, args),
         Command::Create(args) => containers::create(root, args),
         Command::Rename(args) => containers::rename(root, args),
+        Command::Diff(args) => containers::diff(root, args),
+        Command::Export(args) => containers::export(root, args),
+        Command::Commit(args) => containers::commit(root, args),
+        Command::Top(args) => containers::top(root, args),
+        Command::Stats(args) => containers::stats(root, args),
         Command::Volume(command) => containers::volume(root, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),
         Command::Start(args) => containers::start(root, args),

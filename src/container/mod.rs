@@ -6,10 +6,12 @@
 //! A container's directory holds its overlay upper and work directories, the mount
 //! point of its root, and its generated `/etc` files.
 
+mod changes;
 mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
+mod stats;
 mod volumes;
 
 use std::fs;
@@ -23,6 +25,7 @@ use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
 
+pub use changes::{commit, diff, export, CommitOptions};
 pub use inspect::inspect;
 pub use lifecycle::{
     kill, parse_signal, settings, start_detached, stop, wait, RestartPolicy, Settings,
@@ -30,6 +33,7 @@ pub use lifecycle::{
 };
 pub use logs::{logs, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
+pub use stats::{processes, usage, Usage};
 pub use volumes::{
     check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
 };

@@ -253,6 +253,23 @@ impl Cgroup {
     }
 }
 
+/// The processes in the cgroup `lade/<name>` (host pids), in order.
+pub fn cgroup_procs(name: &str) -> Vec<i32> {
+    let mut pids: Vec<i32> = Cgroup::existing(name)
+        .dirs
+        .iter()
+        .filter_map(|dir| fs::read_to_string(dir.join("cgroup.procs")).ok())
+        .flat_map(|text| {
+            text.lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect::<Vec<i32>>()
+        })
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
 /// Freezes (pauses) or thaws the processes of the cgroup `lade/<name>`.
 pub fn freeze(name: &str, frozen: bool) -> Result<()> {
     let layout = CgroupLayout::detect();

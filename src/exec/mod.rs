@@ -25,7 +25,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroups::{freeze, remove_cgroup, CgroupLayout, Limits};
+pub use cgroups::{cgroup_procs, freeze, remove_cgroup, CgroupLayout, Limits};
 pub use init::maybe_run_init;
 pub use process::ProcessId;
 pub use spawn::{enter, run, Cancel, Exit, Io, Output, Stream, StreamSink};

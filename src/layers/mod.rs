@@ -20,7 +20,7 @@ pub use compress::{decompressing_reader, Compression};
 pub use extract::{check_room, extract, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
 pub use walk::{dir_entries, WalkedEntry};
-pub use write::{Entry, EntryKind, LayerWriter, SnapshotTarget};
+pub use write::{write_tree_tar, Entry, EntryKind, LayerWriter, SnapshotTarget};
 
 use crate::oci::Digest;
 use crate::store::{LayerInfo, Store, StoreError};

@@ -244,6 +244,35 @@ impl LayerWriter {
     }
 }
 
+/// Writes the tree at `root` as a plain tar to `out` (`lade export`): the same headers
+/// as a layer's, no compression, nothing stored.
+pub fn write_tree_tar(root: &Path, out: &mut dyn io::Write) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    tar.follow_symlinks(false);
+    for walked in super::walk::dir_entries(root, false)? {
+        let entry = &walked.entry;
+        validate_path(entry)?;
+        let (header, pax) = header_for(entry, entry.mtime.max(0))?;
+        if !pax.is_empty() {
+            tar.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .at("export stream")?;
+        }
+        match (&entry.kind, &walked.source) {
+            (EntryKind::File { size }, Some(path)) => {
+                let file = std::fs::File::open(path).at(path)?;
+                let exact = ExactReader {
+                    inner: file.take(*size),
+                    left: *size,
+                    entry: entry.display(),
+                };
+                tar.append(&header, exact).at("export stream")?;
+            }
+            _ => tar.append(&header, io::empty()).at("export stream")?,
+        }
+    }
+    tar.finish().at("export stream")
+}
+
 /// Reads exactly `left` bytes: a file that shrank while it was being copied is an
 /// error, not a corrupt tar.
 struct ExactReader<R> {
