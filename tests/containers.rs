@@ -737,7 +737,9 @@ fn fifty_detached_containers_at_once() {
                     "sh",
                     "-c",
                 ])
-                .arg(format!("trap 'exit 0' TERM; touch /shared/up{i}; sleep 600 & wait"))
+                .arg(format!(
+                    "trap 'exit 0' TERM; touch /shared/up{i}; sleep 600 & wait"
+                ))
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()

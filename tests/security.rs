@@ -449,11 +449,11 @@ fn a_user_without_root_is_told_plainly_what_needs_root() {
 #[test]
 fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
     let lade = Lade::new();
-    let output = lade.output(&["exec", "web", "sh"]);
+    let output = lade.output(&["cp", "web:/x", "."]);
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("`exec` is a Docker command that lade does not support yet"),
+        stderr.contains("`cp` is a Docker command that lade does not support yet"),
         "{stderr}"
     );
     let output = lade.output(&["run", "--privileged", "busybox"]);

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::{human_age, human_size, open_store, print_table, Format};
-use crate::graph::parse_size;
+use crate::oci::parse_size;
 use crate::store::{CacheRecord, PruneOptions, Store};
 
 #[derive(Debug, Subcommand)]

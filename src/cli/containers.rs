@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{human_age, open_store, print_table};
 use crate::container::{self, RunOptions};
 use crate::exec::{Limits, Network};
-use crate::graph::parse_size;
+use crate::oci::parse_size;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum NetworkArg {

@@ -241,7 +241,7 @@ pub fn run(cli: Cli) -> ExitCode {
     }
     let root = cli.root.clone();
     let reserve = match cli.storage_reserve.as_deref() {
-        Some(text) => match crate::graph::parse_size(text) {
+        Some(text) => match crate::oci::parse_size(text) {
             Some(bytes) => Some(bytes),
             None => {
                 eprintln!("lade: invalid --storage-reserve {text:?}: expected a size such as 512MB or 2GiB");

@@ -148,10 +148,10 @@ mod tests {
 
     #[test]
     fn docker_names_lade_lacks_are_not_supported_yet() {
-        let error = crate::cli::Cli::try_parse_from(["lade", "exec", "x", "sh"]).unwrap_err();
+        let error = crate::cli::Cli::try_parse_from(["lade", "cp", "x:/a", "b"]).unwrap_err();
         assert!(not_supported_yet(&error)
             .unwrap()
-            .contains("`exec` is a Docker command"));
+            .contains("`cp` is a Docker command"));
         let error = crate::cli::Cli::try_parse_from(["lade", "run", "--privileged", "busybox"])
             .unwrap_err();
         assert!(not_supported_yet(&error)

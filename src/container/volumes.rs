@@ -187,7 +187,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
             target,
             size: match fields.get("tmpfs-size") {
                 Some(size) => Some(
-                    crate::graph::parse_size(size)
+                    crate::oci::parse_size(size)
                         .ok_or_else(|| invalid(spec, format!("tmpfs-size={size}")))?,
                 ),
                 None => None,
@@ -208,7 +208,7 @@ fn parse_tmpfs_flag(spec: &str) -> Result<Request> {
     let size = options
         .split(',')
         .find_map(|o| o.strip_prefix("size="))
-        .map(|s| crate::graph::parse_size(s).ok_or_else(|| invalid(spec, format!("size={s}"))))
+        .map(|s| crate::oci::parse_size(s).ok_or_else(|| invalid(spec, format!("size={s}"))))
         .transpose()?;
     Ok(Request::Tmpfs {
         target: check_target(spec, target)?,

@@ -646,7 +646,7 @@ impl State<'_> {
                 target: target.unwrap_or_default(),
                 size: text("size")
                     .map(|s| {
-                        parse_size(&s).ok_or_else(|| {
+                        crate::oci::parse_size(&s).ok_or_else(|| {
                             GraphErrorKind::Invalid(format!(
                                 "invalid tmpfs size {s:?}: expected bytes such as 64m"
                             ))
@@ -874,26 +874,6 @@ fn is_valid_signal(text: &str) -> bool {
         || name == "RTMAX"
 }
 
-/// `64m`, `1g`, `512k`, `100` (bytes); binary units as Docker's `RAMInBytes`.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let number: f64 = text[..split].parse().ok()?;
-    let unit = text[split..].trim_end_matches("ib").trim_end_matches('b');
-    let scale: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    let bytes = number * scale;
-    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -925,6 +905,7 @@ mod tests {
         assert!(is_valid_signal("SIGTERM") && is_valid_signal("kill") && is_valid_signal("9"));
         assert!(is_valid_signal("SIGRTMIN+3"));
         assert!(!is_valid_signal("SIGFOO") && !is_valid_signal("0") && !is_valid_signal("65"));
+        use crate::oci::parse_size;
         assert_eq!(parse_size("64m"), Some(64 << 20));
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
         assert_eq!(parse_size("100"), Some(100));

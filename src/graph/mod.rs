@@ -16,8 +16,8 @@ use crate::oci::{ImageRef, Platform, ReferenceError};
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction, SourceLocation};
 
 pub use expand::{
-    expand_stage, parse_size, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount,
-    MountSource, RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,
+    expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
+    RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,
 };
 use scope::{automatic_args, ArgValues, Scope};
 
