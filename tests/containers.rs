@@ -769,3 +769,56 @@ fn fifty_detached_containers_at_once() {
     lade.ok(&args);
     assert_eq!(lade.ok(&["ps", "-aq"]).trim(), "");
 }
+
+#[test]
+fn system_df_prune_info_and_version() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "--name",
+        "done",
+        "-v",
+        "/anon",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /anon/f; echo y > /f",
+    ]);
+    let context = common::Context::new("FROM busybox\nRUN echo z > /z\n");
+    let id = lade.build(context.path(), &[]);
+    let df: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["system", "df", "--format", "json"])).unwrap();
+    let kind = |name: &str| {
+        df.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["Type"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(kind("Images")["TotalCount"], 2, "{df}");
+    assert_eq!(kind("Containers")["TotalCount"], 1);
+    assert_eq!(kind("Local Volumes")["TotalCount"], 1);
+    assert!(lade.ok(&["system", "df", "-v"]).contains("done"));
+
+    let info: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["Containers"], 1);
+    assert_eq!(info["ContainersStopped"], 1);
+    assert_eq!(info["Driver"], "overlay");
+    assert!(lade.ok(&["version"]).starts_with("lade version "));
+
+    let pruned = lade.ok(&["system", "prune", "-f", "--volumes"]);
+    assert!(pruned.contains("Deleted containers: 1"), "{pruned}");
+    assert!(
+        pruned.contains("Deleted images: 1"),
+        "the untagged build: {pruned}"
+    );
+    assert!(pruned.contains("Deleted volumes: 1"), "{pruned}");
+    assert!(lade.fails(&["inspect", &id]).contains("no such object"));
+    assert!(
+        lade.ok(&["images", "-q"]).lines().count() == 1,
+        "busybox stays"
+    );
+}

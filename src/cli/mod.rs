@@ -113,9 +113,13 @@ pub enum Command {
     Pause(containers::ContainersArgs),
     /// Resume paused containers
     Unpause(containers::ContainersArgs),
-    /// Check the store's integrity
+    /// The store as a whole: check, df, prune
     #[command(subcommand)]
     System(system::SystemCommand),
+    /// Show the store, what it holds and what this machine offers
+    Info(system::InfoArgs),
+    /// Show lade's version
+    Version(system::InfoArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Write man pages for lade and each of its commands to a directory
@@ -285,6 +289,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Pause(args) => containers::pause(root, args, true),
         Command::Unpause(args) => containers::pause(root, args, false),
         Command::System(command) => system::run(root, command),
+        Command::Info(args) => system::info(root, args),
+        Command::Version(args) => system::version(args),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
     };

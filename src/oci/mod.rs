@@ -125,6 +125,26 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
     }
 }
 
+/// `64m`, `1g`, `512k`, `100` (bytes); binary units as Docker's `RAMInBytes`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let number: f64 = text[..split].parse().ok()?;
+    let unit = text[split..].trim_end_matches("ib").trim_end_matches('b');
+    let scale: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    let bytes = number * scale;
+    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,24 +167,4 @@ mod tests {
         assert!(Platform::parse("linux").is_none());
         assert_eq!(Platform::host().os, "linux");
     }
-}
-
-/// `64m`, `1g`, `512k`, `100` (bytes); binary units as Docker's `RAMInBytes`.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim().to_ascii_lowercase();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let number: f64 = text[..split].parse().ok()?;
-    let unit = text[split..].trim_end_matches("ib").trim_end_matches('b');
-    let scale: f64 = match unit {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    let bytes = number * scale;
-    (bytes.is_finite() && bytes >= 0.0).then_some(bytes as u64)
 }

@@ -438,6 +438,18 @@ impl Drop for Staging {
     }
 }
 
+/// The bytes the files under `path` take (apparent sizes; links counted once per path).
+pub fn dir_size(path: &Path) -> u64 {
+    walkdir::WalkDir::new(path)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Removes a file or a tree, making read-only directories writable on the way; errors
 /// are ignored (this is clean-up).
 pub fn remove_tree(path: &Path) {
