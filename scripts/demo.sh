@@ -1,7 +1,8 @@
 #!/bin/sh
 # The demo, on Debian 12 as root: builds lade, imports a busybox base image made from
 # Debian's busybox-static (no network needed), builds examples/Dockerfile.demo and runs
-# it. The store is $LADE_ROOT when set, else /var/lib/lade.
+# it, then shows the detached workflow (run -d, ps, exec, logs, stop, rm). The store is
+# $LADE_ROOT when set, else /var/lib/lade.
 set -eu
 cd "$(dirname "$0")/.."
 echo "== cargo build --release (the first build compiles every dependency: about 10 minutes on two cores; later builds take seconds)"
@@ -13,3 +14,12 @@ echo "== lade build -t lade-demo:latest -f examples/Dockerfile.demo examples"
 "$LADE" build --progress plain -t lade-demo:latest -f examples/Dockerfile.demo examples >/dev/null
 echo "== lade run --rm lade-demo:latest"
 "$LADE" run --rm lade-demo:latest
+echo "== the detached workflow: run -d, ps, exec, logs, stop, rm"
+"$LADE" rm -f lade-demo-web >/dev/null 2>&1 || true
+"$LADE" run -d --name lade-demo-web lade-demo:latest \
+    sh -c 'trap "exit 0" TERM; while true; do date; sleep 1 & wait; done'
+"$LADE" ps
+"$LADE" exec lade-demo-web sh -c 'echo "hello from exec, in container $(hostname)"'
+"$LADE" stop lade-demo-web
+"$LADE" logs --tail 2 lade-demo-web
+"$LADE" rm lade-demo-web

@@ -1,0 +1,48 @@
+#!/bin/sh
+# `lade run -d` (until the id is printed: the container runs under its monitor) against
+# a foreground `lade run --rm busybox true` and `podman run -d`, in one run (hyperfine,
+# medians and ratios).
+#
+#   usage: scripts/bench-detach.sh [RUNS]     (default 30; needs root)
+set -eu
+RUNS=${1:-30}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/lade-bench-detach}
+for tool in hyperfine podman; do
+    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
+done
+cargo build --release --manifest-path "$HERE/Cargo.toml" -q
+LADE=$HERE/target/release/lade
+rm -rf "$WORK"; mkdir -p "$WORK"
+export LADE_ROOT=$WORK/store
+"$HERE/scripts/busybox-image.sh" "$LADE" >/dev/null
+
+printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$WORK/containers.conf"
+export CONTAINERS_CONF=$WORK/containers.conf
+PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
+"$LADE" save -o "$WORK/busybox.tar" busybox:latest
+$PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
+
+cleanup() {
+    # shellcheck disable=SC2046
+    "$LADE" rm -f $("$LADE" ps -aq) >/dev/null 2>&1 || true
+    $PODMAN rm -af -t 0 >/dev/null 2>&1 || true
+    $PODMAN rmi -af >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$HERE/bench-results"
+OUT=$HERE/bench-results/detach.json
+hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 3 --runs "$RUNS" --export-json "$OUT" \
+    -n "lade run -d" "$LADE run -d busybox sleep 600" \
+    -n "lade run --rm (foreground)" "$LADE run --rm busybox true" \
+    -n "podman run -d" "$PODMAN run -d --network none busybox sleep 600"
+
+python3 - "$OUT" <<'PY'
+import json, sys
+results = {r["command"]: r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
+detached = results["lade run -d"]
+for name, ms in results.items():
+    print(f"{name:28} median {ms:8.1f} ms   lade run -d / this = {detached / ms:.2f}")
+PY
