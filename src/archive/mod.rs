@@ -120,13 +120,7 @@ pub fn import_rootfs(
     layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
     let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?;
     for walked in layers::dir_entries(staging.path(), false)? {
-        match &walked.source {
-            Some(path) => {
-                let mut file = File::open(path).at(path)?;
-                writer.add(&walked.entry, Some(&mut file))?;
-            }
-            None => writer.add(&walked.entry, None)?,
-        }
+        writer.add_walked(&walked)?;
     }
     let layer = writer.finish()?;
     let created = timestamp(options.source_date_epoch);

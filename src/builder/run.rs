@@ -231,17 +231,8 @@ pub(crate) fn run(
         return Ok(None);
     }
     let mut writer = LayerWriter::new(store, cx.compression, cx.source_date_epoch, None)?;
-    for walked in entries {
-        match &walked.source {
-            Some(path) => {
-                let mut file = File::open(path).map_err(|source| BuildError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                writer.add(&walked.entry, Some(&mut file))?;
-            }
-            None => writer.add(&walked.entry, None)?,
-        }
+    for walked in &entries {
+        writer.add_walked(walked)?;
     }
     let layer = writer.finish()?;
     layers::commit_snapshot(store, &upper, &layer.diff_id)?;

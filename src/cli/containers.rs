@@ -581,46 +581,49 @@ pub struct LogsArgs {
     pub container: String,
 }
 
-/// `lade start`: each container runs again, detached, its files kept.
-pub fn start(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
+/// Does `act` to each container named, printing each name as Docker does when it
+/// worked; the exit code says whether any failed.
+fn each_container(
+    root: Option<PathBuf>,
+    containers: &[String],
+    mut act: impl FnMut(&crate::store::Store, &str) -> container::Result<()>,
+) -> Result<ExitCode> {
     let store = open_store(root)?;
-    Ok(super::each_item(&args.containers, |reference| {
-        container::start_detached(&store, reference)?;
+    Ok(super::each_item(containers, |reference| {
+        act(&store, reference)?;
         println!("{reference}");
         Ok::<_, container::ContainerError>(())
     }))
+}
+
+/// `lade start`: each container runs again, detached, its files kept.
+pub fn start(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
+    each_container(root, &args.containers, |store, reference| {
+        container::start_detached(store, reference).map(drop)
+    })
 }
 
 /// `lade stop`: the stop signal, then SIGKILL after the timeout.
 pub fn stop(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
-    Ok(super::each_item(&args.containers, |reference| {
-        container::stop(&store, reference, args.time)?;
-        println!("{reference}");
-        Ok::<_, container::ContainerError>(())
-    }))
+    each_container(root, &args.containers, |store, reference| {
+        container::stop(store, reference, args.time).map(drop)
+    })
 }
 
 /// `lade restart`: stop, then start.
 pub fn restart(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
-    Ok(super::each_item(&args.containers, |reference| {
-        container::stop(&store, reference, args.time)?;
-        container::start_detached(&store, reference)?;
-        println!("{reference}");
-        Ok::<_, container::ContainerError>(())
-    }))
+    each_container(root, &args.containers, |store, reference| {
+        container::stop(store, reference, args.time)?;
+        container::start_detached(store, reference).map(drop)
+    })
 }
 
 pub fn kill(root: Option<PathBuf>, args: KillArgs) -> Result<ExitCode> {
     let signal = container::parse_signal(&args.signal)
         .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
-    let store = open_store(root)?;
-    Ok(super::each_item(&args.containers, |reference| {
-        container::kill(&store, reference, signal)?;
-        println!("{reference}");
-        Ok::<_, container::ContainerError>(())
-    }))
+    each_container(root, &args.containers, |store, reference| {
+        container::kill(store, reference, signal).map(drop)
+    })
 }
 
 /// `lade wait`: prints each container's exit code once it stops.
@@ -634,12 +637,9 @@ pub fn wait(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
 }
 
 pub fn pause(root: Option<PathBuf>, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
-    let store = open_store(root)?;
-    Ok(super::each_item(&args.containers, |reference| {
-        container::pause(&store, reference, paused)?;
-        println!("{reference}");
-        Ok::<_, container::ContainerError>(())
-    }))
+    each_container(root, &args.containers, |store, reference| {
+        container::pause(store, reference, paused).map(drop)
+    })
 }
 
 pub fn logs(root: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode> {
@@ -860,26 +860,14 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
         }
         VolumeCommand::Inspect(args) => {
             let store = super::open_store_read_only(root)?;
-            let template = args
-                .format
-                .as_deref()
-                .map(super::template::Format::parse)
-                .transpose()?;
-            let mut out = Vec::new();
+            let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
             let code = super::each_item(&args.volumes, |name| {
                 let record = store
                     .volume(name)?
                     .ok_or_else(|| anyhow::anyhow!("no such volume: {name}"))?;
-                let item = container::volume_json(&store, &record);
-                match &template {
-                    Some(template) => println!("{}", template.render(&item)?),
-                    None => out.push(item),
-                }
-                Ok::<_, anyhow::Error>(())
+                out.push(container::volume_json(&store, &record))
             });
-            if template.is_none() {
-                println!("{}", serde_json::to_string_pretty(&out)?);
-            }
+            out.finish()?;
             Ok(code)
         }
         VolumeCommand::Rm(args) => {

@@ -220,12 +220,7 @@ fn inspect_json(image: &Image) -> Value {
 
 pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(root)?;
-    let template = args
-        .format
-        .as_deref()
-        .map(super::template::Format::parse)
-        .transpose()?;
-    let mut out = Vec::new();
+    let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
     let code = super::each_item(&args.images, |reference| {
         // As Docker: a container by that name or id first, then an image.
         let container = match args.kind {
@@ -245,16 +240,9 @@ pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
                 other => anyhow::Error::new(other),
             })?),
         };
-        match &template {
-            Some(template) => println!("{}", template.render(&item)?),
-            None => out.push(item),
-        }
-        Ok::<_, anyhow::Error>(())
+        out.push(item)
     });
-    // Like docker: the items found are printed even when others were not.
-    if template.is_none() {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    }
+    out.finish()?;
     Ok(code)
 }
 

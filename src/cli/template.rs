@@ -31,6 +31,37 @@ impl Format {
     }
 }
 
+/// What `inspect` prints: every item found as one JSON array at the end (like Docker,
+/// even when other items were not found), or each item through `--format` as it comes.
+pub(crate) struct InspectOutput {
+    template: Option<Format>,
+    items: Vec<Json>,
+}
+
+impl InspectOutput {
+    pub(crate) fn new(format: Option<&str>) -> Result<InspectOutput> {
+        Ok(InspectOutput {
+            template: format.map(Format::parse).transpose()?,
+            items: Vec::new(),
+        })
+    }
+
+    pub(crate) fn push(&mut self, item: Json) -> Result<()> {
+        match &self.template {
+            Some(template) => println!("{}", template.render(&item)?),
+            None => self.items.push(item),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> Result<()> {
+        if self.template.is_none() {
+            println!("{}", serde_json::to_string_pretty(&self.items)?);
+        }
+        Ok(())
+    }
+}
+
 fn to_template(json: &Json) -> Value {
     match json {
         Json::Null => Value::Nil,

@@ -172,16 +172,7 @@ pub fn commit(store: &Store, reference: &str, options: &CommitOptions) -> Result
         if container.is_mount_point(&relative) {
             continue;
         }
-        match &walked.source {
-            Some(path) => {
-                let mut file = fs::File::open(path).map_err(|source| ContainerError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
-                writer.add(&walked.entry, Some(&mut file))?;
-            }
-            None => writer.add(&walked.entry, None)?,
-        }
+        writer.add_walked(&walked)?;
     }
     let layer = writer.finish()?;
     layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;

@@ -219,6 +219,18 @@ impl LayerWriter {
         Ok(())
     }
 
+    /// Adds an entry found by [`super::dir_entries`], reading a file's content from
+    /// where it was found.
+    pub fn add_walked(&mut self, walked: &super::WalkedEntry) -> Result<()> {
+        match &walked.source {
+            Some(path) => {
+                let mut file = std::fs::File::open(path).at(path)?;
+                self.add(&walked.entry, Some(&mut file))
+            }
+            None => self.add(&walked.entry, None),
+        }
+    }
+
     /// Ends the tar stream and stores the blob. Returns the layer's description.
     pub fn finish(mut self) -> Result<LayerInfo> {
         if let Some(snapshot) = self.snapshot.take() {

@@ -147,7 +147,7 @@ impl Store {
     pub fn containers(&self) -> Result<Vec<ContainerRecord>> {
         self.with_db(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM containers ORDER BY created DESC"
+                "SELECT {COLUMNS} FROM containers ORDER BY created DESC, rowid DESC"
             ))?;
             let rows = stmt.query_map([], db::container_from_row)?;
             rows.collect()
