@@ -291,12 +291,13 @@ fn rm_refuses_a_running_container_and_rm_f_kills_it() {
         std::thread::park_timeout(std::time::Duration::from_millis(20));
     }
     let ps = lade.ok(&["ps"]);
-    assert!(ps.contains("longrun") && ps.contains("running"), "{ps}");
+    assert!(ps.contains("longrun") && ps.contains("Up "), "{ps}");
 
     let refused = lade.fails(&["rm", "longrun"]);
     assert!(refused.contains("is running"), "{refused}");
     assert!(lade.ok(&["ps"]).contains("longrun"));
 
+    let id = lade.ok(&["ps", "-q", "--no-trunc"]).trim().to_string();
     lade.ok(&["rm", "-f", "longrun"]);
     let status = wait_bounded(&mut run, "lade run of the removed container");
     assert_eq!(status.code(), Some(137));
@@ -307,7 +308,7 @@ fn rm_refuses_a_running_container_and_rm_f_kills_it() {
         "sh",
         &[
             "-c",
-            "find /sys/fs/cgroup -path '*lade/*' -type d 2>/dev/null || true",
+            &format!("find /sys/fs/cgroup -path '*lade/{id}' -type d 2>/dev/null || true"),
         ],
     );
     assert!(cgroups.trim().is_empty(), "cgroups left: {cgroups}");
@@ -507,7 +508,7 @@ fn run_refuses_volumes_over_the_sandboxs_own_mounts_and_names_missing_images() {
             "busybox",
             "true",
         ]);
-        assert!(err.contains("invalid volume"), "{target}: {err}");
+        assert!(err.contains("invalid mount"), "{target}: {err}");
     }
     let err = lade.fails(&["run", "--rm", "nosuch:1"]);
     assert!(

@@ -139,6 +139,26 @@ impl Lade {
     }
 }
 
+/// Containers a test leaves behind, even by failing, are killed and removed with their
+/// store: no process, mount or cgroup outlives the test.
+impl Drop for Lade {
+    fn drop(&mut self) {
+        if !self.root().join("lade.db").exists() {
+            return;
+        }
+        let Ok(output) = self.cmd().args(["ps", "-aq", "--no-trunc"]).output() else {
+            return;
+        };
+        let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let _ = self.cmd().args(["rm", "-f"]).args(&ids).output();
+        }
+    }
+}
+
 /// A build context in a temporary directory.
 pub struct Context {
     pub dir: tempfile::TempDir,
