@@ -149,6 +149,7 @@ pub(crate) fn run(
         cgroup: None,
         insecure: run.insecure,
         init: false,
+        pausable: false,
     };
     // Output lines arrive on the sandbox's reader thread; they reach the reporter (only
     // borrowed here) through a channel read on a scoped thread.

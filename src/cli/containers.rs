@@ -180,6 +180,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             },
             init: args.init,
             remove: args.rm && !args.detach,
+            detach: args.detach || args.create_only,
         };
         let exit_with = |e: container::ContainerError| {
             let code = e.exit_code();

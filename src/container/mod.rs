@@ -69,6 +69,8 @@ pub struct RunOptions {
     pub limits: Limits,
     pub init: bool,
     pub remove: bool,
+    /// Started detached (`run -d`, `create`): it can be paused.
+    pub detach: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -397,6 +399,7 @@ pub fn create_container(
         network: options.network,
         limits: options.limits.clone(),
         cgroup: Some(id.clone()),
+        pausable: options.detach,
         insecure: false,
         init: options.init,
     };
@@ -606,6 +609,13 @@ pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
             )))
         }
         _ => {}
+    }
+    let pausable = serde_json::from_str::<Spec>(&record.spec).is_ok_and(|s| s.pausable);
+    if !pausable {
+        return Err(ContainerError::Invalid(format!(
+            "container {} runs in the foreground: lade pauses detached containers (run -d, create)",
+            record.name
+        )));
     }
     exec::freeze(&record.id, paused)?;
     store.set_container_state(&record.id, if paused { "paused" } else { "running" })?;

@@ -112,7 +112,12 @@ fn write(path: &Path, value: &str) -> Result<()> {
 
 impl Cgroup {
     /// Creates `lade/<name>` where each limited controller lives and sets the limits.
-    pub(crate) fn create(layout: &CgroupLayout, name: &str, limits: &Limits) -> Result<Cgroup> {
+    pub(crate) fn create(
+        layout: &CgroupLayout,
+        name: &str,
+        limits: &Limits,
+        freezer: bool,
+    ) -> Result<Cgroup> {
         let mut wanted: Vec<(&str, Vec<(&str, String)>)> = Vec::new();
         let mut v2_wanted: Vec<(&str, String)> = Vec::new();
         let mut v2_controllers: Vec<&str> = Vec::new();
@@ -160,9 +165,10 @@ impl Cgroup {
                 vec![("pids.max", pids.to_string())],
             )?;
         }
-        // Every container can be paused: it gets a freezer (v1) even without limits; in
-        // a v2 tree every cgroup can freeze.
-        if let Some(Placement::V1(_)) = layout.place("freezer") {
+        // A container that can be paused gets a freezer (v1) even without limits; in a
+        // v2 tree every cgroup can freeze.
+        if !freezer {
+        } else if let Some(Placement::V1(_)) = layout.place("freezer") {
             wanted.push(("freezer", Vec::new()));
         } else if v2_controllers.is_empty() && layout.unified.is_some() {
             v2_wanted.push(("cgroup.freeze", "0".into()));
@@ -316,7 +322,7 @@ mod tests {
             cpus: Some(0.5),
             pids: Some(50),
         };
-        let cgroup = Cgroup::create(&layout, "c1", &limits).unwrap();
+        let cgroup = Cgroup::create(&layout, "c1", &limits, true).unwrap();
         let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
         assert_eq!(read("lade/c1/memory.max"), "33554432");
         assert_eq!(read("lade/c1/cpu.max"), "50000 100000");
@@ -351,7 +357,7 @@ mod tests {
             cpus: None,
             pids: Some(7),
         };
-        Cgroup::create(&layout, "c2", &limits).unwrap();
+        Cgroup::create(&layout, "c2", &limits, true).unwrap();
         assert!(
             freezer.join("lade/c2").is_dir(),
             "every container can be paused"
@@ -375,6 +381,7 @@ mod tests {
                 cpus: Some(1.0),
                 ..Limits::default()
             },
+            true,
         )
         .unwrap_err();
         assert!(

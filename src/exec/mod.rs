@@ -46,6 +46,10 @@ pub struct Spec {
     pub insecure: bool,
     /// Run a tiny reaper as PID 1 and the process as its child.
     pub init: bool,
+    /// Give it a freezer cgroup even without limits, so that it can be paused. Costs a
+    /// cgroup per start, which a short-lived foreground `run` does without.
+    #[serde(default)]
+    pub pausable: bool,
 }
 
 /// A process to run in a running container (`lade exec`).

@@ -431,6 +431,7 @@ mod tests {
             cgroup: None,
             insecure: false,
             init: false,
+            pausable: false,
         }
     }
 

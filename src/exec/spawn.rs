@@ -229,7 +229,12 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
         install_forwarder();
     }
     let cgroup = match &spec.cgroup {
-        Some(name) => Some(Cgroup::create(&CgroupLayout::detect(), name, &spec.limits)?),
+        Some(name) if spec.pausable || !spec.limits.is_empty() => Some(Cgroup::create(
+            &CgroupLayout::detect(),
+            name,
+            &spec.limits,
+            spec.pausable,
+        )?),
         _ => None,
     };
     let result = run_in(&Launch::Create(Box::new(spec.clone())), io, cgroup.as_ref());
