@@ -16,8 +16,8 @@ echo "== lade run --rm lade-demo:latest"
 "$LADE" run --rm lade-demo:latest
 echo "== the detached workflow: run -d, ps, exec, logs, stop, rm"
 "$LADE" rm -f lade-demo-web >/dev/null 2>&1 || true
-"$LADE" run -d --name lade-demo-web lade-demo:latest \
-    sh -c 'trap "exit 0" TERM; while true; do date; sleep 1 & wait; done'
+"$LADE" run -d --name lade-demo-web --entrypoint sh lade-demo:latest \
+    -c 'trap "exit 0" TERM; while true; do date; sleep 1 & wait; done'
 "$LADE" ps
 "$LADE" exec lade-demo-web sh -c 'echo "hello from exec, in container $(hostname)"'
 "$LADE" stop lade-demo-web

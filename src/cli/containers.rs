@@ -234,7 +234,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Err(err) => {
             let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
-            eprintln!("lade: {}", super::printable(&err.root_cause().to_string()));
+            eprintln!("lade: {}", without_exit_code(&err, code));
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
     }
@@ -288,6 +288,14 @@ pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
     }
     println!("Total reclaimed containers: {}", removed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error and its causes (`describe`), without the exit code it was tagged with.
+fn without_exit_code(err: &anyhow::Error, code: i32) -> String {
+    let text = super::describe(err);
+    text.strip_prefix(&format!("exit code {code}: "))
+        .map(str::to_string)
+        .unwrap_or(text)
 }
 
 /// The exit code an error stands for.
@@ -734,7 +742,7 @@ pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Err(err) => {
             let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
-            eprintln!("lade: {}", super::printable(&err.root_cause().to_string()));
+            eprintln!("lade: {}", without_exit_code(&err, code));
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
     }
