@@ -182,10 +182,6 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             remove: args.rm && !args.detach,
             detach: args.detach || args.create_only,
         };
-        let exit_with = |e: container::ContainerError| {
-            let code = e.exit_code();
-            anyhow::Error::new(e).context(ExitWith(code))
-        };
         let mut labels = std::collections::BTreeMap::new();
         for label in &args.labels {
             let (key, value) = label.split_once('=').unwrap_or((label, ""));
@@ -225,19 +221,9 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             write_cidfile(&args, &id)?;
             return container::run_created(&store, &id, &options).map_err(exit_with);
         }
-        container::run(&store, &options).map_err(|e| {
-            let code = e.exit_code();
-            anyhow::Error::new(e).context(ExitWith(code))
-        })
+        container::run(&store, &options).map_err(exit_with)
     })();
-    match result {
-        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-        Err(err) => {
-            let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
-            eprintln!("lade: {}", without_exit_code(&err, code));
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
-        }
-    }
+    Ok(container_exit(result))
 }
 
 fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
@@ -288,6 +274,26 @@ pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
     }
     println!("Total reclaimed containers: {}", removed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A container error tagged with the exit code it stands for (Docker's 125/126/127).
+fn exit_with(e: container::ContainerError) -> anyhow::Error {
+    let code = e.exit_code();
+    anyhow::Error::new(e).context(ExitWith(code))
+}
+
+/// The exit code of `run` or `exec`: the process's, or the error's (125 when lade
+/// itself failed), with the error reported.
+fn container_exit(result: Result<i32>) -> ExitCode {
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
+            eprintln!("lade: {}", without_exit_code(&err, code));
+            code
+        }
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 /// The error and its causes (`describe`), without the exit code it was tagged with.
@@ -733,19 +739,9 @@ pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
             interactive: args.interactive,
             tty: args.tty,
         };
-        container::exec_in(&store, &args.container, &options).map_err(|e| {
-            let code = e.exit_code();
-            anyhow::Error::new(e).context(ExitWith(code))
-        })
+        container::exec_in(&store, &args.container, &options).map_err(exit_with)
     })();
-    match result {
-        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-        Err(err) => {
-            let code = err.downcast_ref::<ExitWith>().map_or(125, |c| c.0);
-            eprintln!("lade: {}", without_exit_code(&err, code));
-            Ok(ExitCode::from(code.clamp(0, 255) as u8))
-        }
-    }
+    Ok(container_exit(result))
 }
 
 #[derive(Debug, clap::Subcommand)]
