@@ -4,7 +4,6 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
-use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -81,6 +80,21 @@ pub fn logs(
     let mut reader = reader.into_inner();
     reader.seek(SeekFrom::Start(position)).map_err(io)?;
     let mut reader = BufReader::new(reader);
+    // Woken when the monitor appends to the log; the timeout only bounds how long a
+    // container that stopped without writing goes unnoticed.
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).map_err(|e| {
+        ContainerError::Io {
+            path: path.clone(),
+            source: e.into(),
+        }
+    })?;
+    inotify
+        .add_watch(&path, AddWatchFlags::IN_MODIFY)
+        .map_err(|e| ContainerError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
     loop {
         let running = store
             .container(&record.id)
@@ -106,10 +120,18 @@ pub fn logs(
             return Ok(());
         }
         if !any {
-            std::thread::sleep(Duration::from_millis(50));
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+            let _ = poll(&mut fds, PollTimeout::from(STATE_CHECK_MS));
+            let _ = inotify.read_events();
         }
     }
 }
+
+/// How long `logs -f` waits for new lines before it looks whether the container still
+/// runs.
+const STATE_CHECK_MS: u16 = 500;
 
 fn parse(line: &str, options: &LogOptions) -> Option<Entry> {
     let entry: Entry = serde_json::from_str(line).ok()?;
