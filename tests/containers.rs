@@ -717,6 +717,330 @@ fn diff_export_commit_top_and_stats() {
 }
 
 #[test]
+fn cp_copies_both_ways_on_running_and_stopped_containers_and_stays_in_the_container() {
+    let lade = Lade::new();
+    lade.busybox();
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    // A host file the container names through its own links: cp must never reach it.
+    let host_secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(host_secret.path(), "host secret").unwrap();
+    let secret = host_secret.path().to_str().unwrap();
+    let host_target = format!("/tmp/lade-cp-{}", std::process::id());
+    let script = format!(
+        "[ -e /data ] || {{ mkdir -p /data/sub && echo hello > /data/a && \
+         echo deep > /data/sub/b && chown 1000:1000 /data/a && ln -s / /data/up && \
+         ln -s {secret} /leak && echo inside > /data/up/marker; }}; \
+         touch /shared/started; exec sleep 300"
+    );
+    lade.ok(&[
+        "run", "-d", "--name", "box", "-v", &volume, "busybox", "sh", "-c", &script,
+    ]);
+    wait_until("start", || shared.path().join("started").exists());
+    let work = tempfile::tempdir().unwrap();
+    let at = |name: &str| work.path().join(name).to_str().unwrap().to_string();
+
+    // Out: a directory to a new name, into an existing directory, its contents only.
+    lade.ok(&["cp", "box:/data", &at("copy")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("copy/sub/b")).unwrap(),
+        "deep\n"
+    );
+    assert_eq!(
+        std::fs::read_link(work.path().join("copy/up")).unwrap(),
+        Path::new("/")
+    );
+    std::fs::create_dir(work.path().join("into")).unwrap();
+    lade.ok(&["cp", "box:/data", &at("into")]);
+    assert!(work.path().join("into/data/a").is_file());
+    std::fs::create_dir(work.path().join("contents")).unwrap();
+    lade.ok(&["cp", "box:/data/.", &at("contents")]);
+    assert!(work.path().join("contents/sub/b").is_file());
+    // Owners: root's unless -a keeps them.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(work.path().join("copy/a")).unwrap().uid(),
+        0
+    );
+    lade.ok(&["cp", "-a", "box:/data/a", &at("kept")]);
+    assert_eq!(
+        std::fs::metadata(work.path().join("kept")).unwrap().uid(),
+        1000
+    );
+
+    // Through the container's link to `/`: the container's files, never the host's.
+    lade.ok(&["cp", "box:/data/up/marker", &at("marker")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("marker")).unwrap(),
+        "inside\n"
+    );
+    let leak = lade.fails(&["cp", "-L", "box:/leak", &at("leaked")]);
+    assert!(leak.contains("no such file"), "{leak}");
+    assert!(!work.path().join("leaked").exists());
+    std::fs::write(work.path().join("payload"), "payload\n").unwrap();
+    let into_link = format!("box:/data/up{host_target}");
+    lade.ok(&["cp", &at("payload"), &into_link]);
+    assert!(
+        !Path::new(&host_target).exists(),
+        "cp wrote {host_target} on the host"
+    );
+    assert_eq!(lade.ok(&["exec", "box", "cat", &host_target]), "payload\n");
+    assert_eq!(
+        std::fs::read_to_string(host_secret.path()).unwrap(),
+        "host secret"
+    );
+
+    // In: a directory, and a tar stream; out: a tar stream.
+    std::fs::create_dir_all(work.path().join("tree/inner")).unwrap();
+    std::fs::write(work.path().join("tree/inner/f"), "f\n").unwrap();
+    lade.ok(&["cp", &at("tree"), "box:/srv"]);
+    assert_eq!(lade.ok(&["exec", "box", "cat", "/srv/inner/f"]), "f\n");
+    let stream = lade.cmd().args(["cp", "box:/data", "-"]).output().unwrap();
+    assert!(stream.status.success());
+    std::fs::write(work.path().join("data.tar"), &stream.stdout).unwrap();
+    let listing = common::run("tar", &["-tf", &at("data.tar")]);
+    assert!(listing.lines().any(|l| l == "data/sub/b"), "{listing}");
+    lade.cmd()
+        .args(["cp", "-", "box:/tmp"])
+        .pipe_stdin(work.path().join("data.tar"))
+        .unwrap()
+        .assert()
+        .success();
+    assert_eq!(lade.ok(&["exec", "box", "cat", "/tmp/data/a"]), "hello\n");
+
+    // Docker's refusals, with the path named.
+    let onto_file = lade.fails(&["cp", "box:/data", &at("payload")]);
+    assert!(
+        onto_file.contains("cannot copy the directory box:/data"),
+        "{onto_file}"
+    );
+    let missing = lade.fails(&["cp", "box:/nothing", &at("x")]);
+    assert!(missing.contains("box:/nothing: no such file"), "{missing}");
+
+    // Stopped: its overlay is mounted for the copy, and the files stay for its next start.
+    lade.ok(&["stop", "-t", "0", "box"]);
+    lade.ok(&["cp", &at("payload"), "box:/while-stopped"]);
+    lade.ok(&["cp", "box:/data/a", &at("stopped-a")]);
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("stopped-a")).unwrap(),
+        "hello\n"
+    );
+    std::fs::remove_file(shared.path().join("started")).unwrap();
+    lade.ok(&["start", "box"]);
+    wait_until("restart", || shared.path().join("started").exists());
+    assert_eq!(
+        lade.ok(&["exec", "box", "cat", "/while-stopped"]),
+        "payload\n"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(lade.root().to_str().unwrap()),
+        "cp left a mount"
+    );
+    lade.ok(&["rm", "-f", "box"]);
+}
+
+/// Reads a child's output in the background, so a test can wait (bounded) for a line.
+struct Expect {
+    lines: std::sync::mpsc::Receiver<u8>,
+    seen: String,
+}
+
+impl Expect {
+    fn new(output: impl std::io::Read + Send + 'static) -> Expect {
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for byte in std::io::Read::bytes(output).map_while(|b| b.ok()) {
+                if send.send(byte).is_err() {
+                    break;
+                }
+            }
+        });
+        Expect {
+            lines,
+            seen: String::new(),
+        }
+    }
+
+    fn until(&mut self, text: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.seen.contains(text) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(byte) => self.seen.push(byte as char),
+                Err(_) => panic!("waited for {text:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+}
+
+#[test]
+fn attach_detach_keys_start_a_exec_d_log_rotation_and_sizes() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let lade = Lade::new();
+    lade.busybox();
+
+    // attach: input in, output out, and ctrl-p ctrl-q leaves the container running.
+    lade.ok(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "echoer",
+        "busybox",
+        "sh",
+        "-c",
+        "while read l; do echo got $l; done",
+    ]);
+    let mut client = lade
+        .process()
+        .args(["attach", "echoer"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = client.stdin.take().unwrap();
+    let mut output = Expect::new(client.stdout.take().unwrap());
+    input.write_all(b"hello\n").unwrap();
+    output.until("got hello");
+    input.write_all(b"\x10\x11").unwrap();
+    assert!(client.wait().unwrap().success(), "detaching exits 0");
+    assert!(
+        ps_line(&lade, "echoer").contains(" Up "),
+        "{}",
+        ps_line(&lade, "echoer")
+    );
+
+    // exec -d: runs on in the background; a command that cannot start says so.
+    lade.ok(&[
+        "exec",
+        "-d",
+        "-e",
+        "X=42",
+        "echoer",
+        "sh",
+        "-c",
+        "echo $X > /done",
+    ]);
+    wait_until("exec -d", || {
+        lade.output(&["exec", "echoer", "cat", "/done"]).stdout == b"42\n"
+    });
+    let missing = lade.output(&["exec", "-d", "echoer", "nosuchcommand"]);
+    assert_eq!(missing.status.code(), Some(127));
+
+    // start -a: the whole output, each stream to its own, and the exit code.
+    lade.ok(&[
+        "create",
+        "--name",
+        "once",
+        "busybox",
+        "sh",
+        "-c",
+        "echo one; echo two >&2; exit 4",
+    ]);
+    let started = lade.output(&["start", "-a", "once"]);
+    assert_eq!(started.status.code(), Some(4));
+    assert_eq!(String::from_utf8_lossy(&started.stdout), "one\n");
+    assert_eq!(String::from_utf8_lossy(&started.stderr), "two\n");
+
+    // run -it under a pty of our own: detached with the keys, attached again, exited.
+    let lade_bin = assert_cmd::cargo::cargo_bin("lade");
+    let terminal = |command: &str| {
+        std::process::Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .env("LADE_ROOT", lade.root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script runs")
+    };
+    let mut session = terminal(&format!(
+        "{} run -it --name tty busybox sh -c 'tty; while read l; do echo got $l; [ $l = quit ] && exit 3; done'",
+        lade_bin.display()
+    ));
+    let mut input = session.stdin.take().unwrap();
+    let mut output = Expect::new(session.stdout.take().unwrap());
+    output.until("/dev/pts/");
+    input.write_all(b"first\r").unwrap();
+    output.until("got first");
+    input.write_all(b"\x10\x11").unwrap();
+    assert!(session.wait().unwrap().success());
+    assert!(
+        ps_line(&lade, "tty").contains(" Up "),
+        "{}",
+        ps_line(&lade, "tty")
+    );
+    let mut session = terminal(&format!("{} attach tty", lade_bin.display()));
+    let mut input = session.stdin.take().unwrap();
+    let mut output = Expect::new(session.stdout.take().unwrap());
+    input.write_all(b"quit\r").unwrap();
+    output.until("got quit");
+    assert_eq!(session.wait().unwrap().code(), Some(3));
+    let logged = lade.ok(&["logs", "tty"]);
+    assert!(
+        logged.contains("got first") && logged.contains("got quit"),
+        "{logged}"
+    );
+
+    // Log rotation as Docker's json-file: two files at most, the newest lines kept.
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "--log-opt",
+        "labels=app",
+        "-l",
+        "app=web",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do i=$((i+1)); echo line $i; done",
+    ]);
+    assert_eq!(lade.ok(&["wait", "chatty"]).trim(), "0");
+    let logs = lade.ok(&["logs", "chatty"]);
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(lines.last(), Some(&"line 300"));
+    assert!(
+        lines.len() > 5 && lines.len() < 100,
+        "{} lines kept",
+        lines.len()
+    );
+    let id = lade.ok(&["inspect", "-f", "{{.Id}}", "chatty"]);
+    let dir = lade.root().join("containers").join(id.trim());
+    assert!(dir.join("log").exists() && dir.join("log.1").exists());
+    assert!(!dir.join("log.2").exists(), "max-file=2 keeps two files");
+    assert_eq!(
+        lade.ok(&["logs", "--details", "--tail", "1", "chatty"]),
+        "app=web line 300\n"
+    );
+    let bad = lade.fails(&["run", "--log-opt", "max-file=3", "busybox", "true"]);
+    assert!(
+        bad.contains("max-file=3") && bad.contains("max-size"),
+        "{bad}"
+    );
+
+    // ps -s: the container's own changes, and with its image.
+    lade.ok(&[
+        "exec",
+        "echoer",
+        "sh",
+        "-c",
+        "head -c 3000 /dev/zero > /blob",
+    ]);
+    let sizes = lade.ok(&["ps", "-s"]);
+    assert!(sizes.lines().next().unwrap().ends_with("SIZE"), "{sizes}");
+    let echoer = sizes.lines().find(|l| l.contains("echoer")).unwrap();
+    assert!(echoer.contains("kB (virtual "), "{echoer}");
+    lade.ok(&["rm", "-f", "echoer", "tty", "once", "chatty"]);
+}
+
+#[test]
 fn fifty_detached_containers_at_once() {
     const COUNT: usize = 50;
     let lade = Lade::new();

@@ -450,11 +450,11 @@ fn a_user_without_root_is_told_plainly_what_needs_root() {
 #[test]
 fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
     let lade = Lade::new();
-    let output = lade.output(&["cp", "web:/x", "."]);
+    let output = lade.output(&["swarm", "init"]);
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("`cp` is a Docker command that lade does not support yet"),
+        stderr.contains("`swarm` is a Docker command that lade does not support yet"),
         "{stderr}"
     );
     let output = lade.output(&["run", "--privileged", "busybox"]);

@@ -185,6 +185,7 @@ pub(crate) fn run(
                 output: Output::Lines(Box::new(callback)),
                 cancel: Some(cx.cancel),
                 started: None,
+                on_terminal: None,
             },
         )
     });

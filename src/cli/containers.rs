@@ -47,6 +47,13 @@ pub struct RunArgs {
     /// Set a label on the container (KEY=VALUE)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Logging driver: json-file (the default) or none
+    #[arg(long, value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Log option: max-size=SIZE, max-file=N (rotation, as Docker's json-file),
+    /// labels=KEY,... and env=NAME,... (shown by `logs --details`)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     /// Write the container's id to this file (which must not exist)
     #[arg(long, value_name = "FILE")]
     pub cidfile: Option<PathBuf>,
@@ -74,6 +81,9 @@ pub struct RunArgs {
     /// Give the container a terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Keys that detach from an interactive container (`run -it`), which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
     /// Network
     #[arg(long, value_enum, default_value = "none")]
     pub network: NetworkArg,
@@ -146,9 +156,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         if !args.detach && restart != container::RestartPolicy::No {
             bail!("--restart applies to detached containers: add -d");
         }
-        if args.detach && (args.interactive || args.tty) {
-            bail!("-d with -i or -t needs `lade attach`, which is not supported yet");
-        }
+        let detach_keys = detach_keys(&args.detach_keys)?;
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(root)?;
@@ -197,6 +205,8 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             auto_remove: args.rm,
             labels,
             anonymous_volumes: Vec::new(),
+            interactive: args.interactive,
+            log: container::LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
         };
         if let Some(cidfile) = &args.cidfile {
             if cidfile.exists() {
@@ -214,6 +224,21 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             };
             println!("{id}");
             return Ok(0);
+        }
+        if args.interactive && args.tty {
+            // Through a monitor, as a detached container with a client attached: the
+            // detach keys leave it running.
+            let (id, _) =
+                container::create_container(&store, &options, &settings).map_err(exit_with)?;
+            write_cidfile(&args, &id)?;
+            return attached_exit(container::start_attached(
+                &store,
+                &id,
+                &container::AttachOptions {
+                    stdin: true,
+                    detach_keys,
+                },
+            ));
         }
         if args.cidfile.is_some() || !settings.labels.is_empty() {
             let (id, _) =
@@ -277,6 +302,25 @@ pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
 }
 
 /// A container error tagged with the exit code it stands for (Docker's 125/126/127).
+/// Docker's default detach keys.
+const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
+fn detach_keys(text: &str) -> Result<Vec<u8>> {
+    container::parse_detach_keys(text).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid --detach-keys {text:?}: expected keys such as ctrl-p,ctrl-q (ctrl-<letter>, or one character each)"
+        )
+    })
+}
+
+/// The exit code of an attach: the container's, or 0 once detached from it.
+fn attached_exit(attached: container::Result<container::Attached>) -> Result<i32> {
+    match attached.map_err(exit_with)? {
+        container::Attached::Exited(code) => Ok(code),
+        container::Attached::Detached => Ok(0),
+    }
+}
+
 fn exit_with(e: container::ContainerError) -> anyhow::Error {
     let code = e.exit_code();
     anyhow::Error::new(e).context(ExitWith(code))
@@ -331,6 +375,9 @@ pub struct PsArgs {
     /// Full ids
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show each container's size: its own changes, and with its image (virtual)
+    #[arg(short, long)]
+    pub size: bool,
     /// Only containers that match: status=, name=, label=KEY[=VALUE], ancestor=IMAGE,
     /// exited=CODE, id= (several filters: all must match)
     #[arg(short, long, value_name = "FILTER")]
@@ -394,6 +441,26 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
         format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // SIZE: the container's upper directory, and with its image's layers.
+    let image_sizes: std::collections::HashMap<String, u64> = if args.size {
+        store
+            .list_images()?
+            .into_iter()
+            .map(|i| (i.id.to_string(), i.size))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let size_of = |c: &crate::store::ContainerRecord| {
+        let own =
+            crate::store::dir_size(&store.root().join("containers").join(&c.id).join("upper"));
+        let image = image_sizes.get(&c.image.to_string()).copied().unwrap_or(0);
+        format!(
+            "{} (virtual {})",
+            super::human_size(own),
+            super::human_size(own + image)
+        )
+    };
     let rows: Vec<Vec<String>> = containers
         .iter()
         .map(|c| {
@@ -401,7 +468,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                 .map(|t| t.to_string())
                 .ok();
             let status = docker_status(c);
-            vec![
+            let mut row = vec![
                 short(&c.id),
                 c.image_name.clone(),
                 command_of(c),
@@ -409,21 +476,26 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                 status,
                 String::new(),
                 c.name.clone(),
-            ]
+            ];
+            if args.size {
+                row.push(size_of(c));
+            }
+            row
         })
         .collect();
-    print_table(
-        &[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ],
-        &rows,
-    );
+    let mut header = vec![
+        "CONTAINER ID",
+        "IMAGE",
+        "COMMAND",
+        "CREATED",
+        "STATUS",
+        "PORTS",
+        "NAMES",
+    ];
+    if args.size {
+        header.push("SIZE");
+    }
+    print_table(&header, &rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -592,6 +664,9 @@ pub struct LogsArgs {
     /// Prefix each line with its time
     #[arg(short, long)]
     pub timestamps: bool,
+    /// Prefix each line with the attributes `--log-opt labels=,env=` asked for
+    #[arg(long)]
+    pub details: bool,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
 }
@@ -612,10 +687,74 @@ fn each_container(
 }
 
 /// `lade start`: each container runs again, detached, its files kept.
-pub fn start(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
-    each_container(root, &args.containers, |store, reference| {
-        container::start_detached(store, reference).map(drop)
-    })
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach to the container's output (and its input with -i) until it exits
+    #[arg(short, long)]
+    pub attach: bool,
+    /// With -a: send our standard input to the container (made with -i)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Keys that detach from the container, which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `lade start`: detached, or with `-a` attached (the exit code is the container's).
+pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
+    if !args.attach && !args.interactive {
+        return each_container(root, &args.containers, |store, reference| {
+            container::start_detached(store, reference).map(drop)
+        });
+    }
+    if args.containers.len() > 1 {
+        bail!("lade start -a starts one container at a time");
+    }
+    let detach_keys = detach_keys(&args.detach_keys)?;
+    let result = (|| -> Result<i32> {
+        crate::exec::mounts::private_mount_namespace()?;
+        let store = open_store(root)?;
+        attached_exit(container::start_attached(
+            &store,
+            &args.containers[0],
+            &container::AttachOptions {
+                stdin: args.interactive,
+                detach_keys,
+            },
+        ))
+    })();
+    Ok(container_exit(result))
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not send our standard input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Keys that detach from the container, which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `lade attach`: the exit code is the container's (0 after the detach keys).
+pub fn attach(root: Option<PathBuf>, args: AttachArgs) -> Result<ExitCode> {
+    let detach_keys = detach_keys(&args.detach_keys)?;
+    let result = (|| -> Result<i32> {
+        let store = open_store(root)?;
+        attached_exit(container::attach(
+            &store,
+            &args.container,
+            &container::AttachOptions {
+                stdin: !args.no_stdin,
+                detach_keys,
+            },
+        ))
+    })();
+    Ok(container_exit(result))
 }
 
 /// `lade stop`: the stop signal, then SIGKILL after the timeout.
@@ -672,6 +811,7 @@ pub fn logs(root: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode> {
         since: args.since.as_deref().map(log_time).transpose()?,
         until: args.until.as_deref().map(log_time).transpose()?,
         timestamps: args.timestamps,
+        details: args.details,
     };
     let mut stdout = std::io::stdout();
     let mut stderr = std::io::stderr();
@@ -700,6 +840,9 @@ fn log_time(text: &str) -> Result<jiff::Timestamp> {
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
 pub struct ExecArgs {
+    /// Run the command in the background (its output is discarded, as Docker's is)
+    #[arg(short = 'd', long)]
+    pub detach: bool,
     /// Set an environment variable (NAME=VALUE, or NAME to take it from lade's environment)
     #[arg(short = 'e', long = "env", value_name = "NAME[=VALUE]")]
     pub env: Vec<String>,
@@ -739,6 +882,10 @@ pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
             interactive: args.interactive,
             tty: args.tty,
         };
+        if args.detach {
+            container::exec_detached(&store, &args.container, &options).map_err(exit_with)?;
+            return Ok(0);
+        }
         container::exec_in(&store, &args.container, &options).map_err(exit_with)
     })();
     Ok(container_exit(result))
@@ -953,6 +1100,54 @@ pub fn export(root: Option<PathBuf>, args: ExportArgs) -> Result<ExitCode> {
             out.flush()?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct CpArgs {
+    /// Keep owners (uid and gid) as they are in the source
+    #[arg(short, long)]
+    pub archive: bool,
+    /// Follow a symlink named as SRC
+    #[arg(short = 'L', long)]
+    pub follow_link: bool,
+    /// CONTAINER:SRC, a host path, or `-` for a tar stream on standard input
+    #[arg(value_name = "SRC")]
+    pub source: String,
+    /// CONTAINER:DEST, a host path, or `-` for a tar stream on standard output
+    #[arg(value_name = "DEST")]
+    pub destination: String,
+}
+
+/// `lade cp`.
+pub fn cp(root: Option<PathBuf>, args: CpArgs) -> Result<ExitCode> {
+    let from = container::CopyEnd::parse(&args.source);
+    let to = container::CopyEnd::parse(&args.destination);
+    let in_container =
+        |end: &container::CopyEnd| matches!(end, container::CopyEnd::Container { .. });
+    if in_container(&from) == in_container(&to) {
+        bail!("lade cp copies between a container and the host: name the container in SRC or DEST as CONTAINER:PATH");
+    }
+    if to == container::CopyEnd::Stream && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        bail!("refusing to write a tar to a terminal: give a path or a redirection");
+    }
+    // A stopped container's root is mounted for the copy, in a namespace of lade's own.
+    crate::exec::mounts::private_mount_namespace()?;
+    let store = open_store(root)?;
+    let options = container::CopyOptions {
+        archive: args.archive,
+        follow_link: args.follow_link,
+    };
+    let mut stdout = std::io::stdout().lock();
+    container::copy(
+        &store,
+        &from,
+        &to,
+        options,
+        &mut std::io::stdin().lock(),
+        &mut stdout,
+    )?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -84,6 +84,15 @@ pub enum Command {
     Diff(containers::OneContainer),
     /// Write a container's root file system as a tar
     Export(containers::ExportArgs),
+    /// Copy files between a container and the host (or a tar stream, `-`)
+    ///
+    /// `lade cp CONTAINER:SRC DEST`, `lade cp SRC CONTAINER:DEST`, with Docker's rules:
+    /// a directory lands inside an existing directory under its own name, or becomes the
+    /// destination when that does not exist; `SRC/.` copies a directory's contents. The
+    /// container may be running or stopped (a stopped container's volumes are not in
+    /// its view). Paths in the container resolve inside its root, symlinks included.
+    /// Copied files belong to root unless `-a` keeps their owners.
+    Cp(containers::CpArgs),
     /// Make an image of a container's changes
     Commit(containers::CommitArgs),
     /// Show a running container's processes (the host's ps)
@@ -97,8 +106,14 @@ pub enum Command {
     /// commands)
     #[command(subcommand)]
     Container(ContainerCommand),
-    /// Start stopped or created containers (detached, their files kept)
-    Start(containers::ContainersArgs),
+    /// Start stopped or created containers (detached, their files kept; -a attached)
+    Start(containers::StartArgs),
+    /// Attach to a running container's output, and its input when it keeps it open
+    ///
+    /// The exit code is the container's. The detach keys (ctrl-p ctrl-q) leave it
+    /// running; lade does not forward signals to it (Docker's --sig-proxy): `lade kill`
+    /// does that.
+    Attach(containers::AttachArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a timeout
     Stop(containers::StopArgs),
     /// Stop and start containers again
@@ -225,6 +240,7 @@ fn needs_root(command: &Command) -> Option<&'static str> {
         Command::Start(_) | Command::Restart(_) => Some("start"),
         Command::Exec(_) => Some("exec"),
         Command::Export(_) => Some("export"),
+        Command::Cp(_) => Some("cp"),
         Command::Commit(_) => Some("commit"),
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
@@ -275,12 +291,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Rename(args) => containers::rename(root, args),
         Command::Diff(args) => containers::diff(root, args),
         Command::Export(args) => containers::export(root, args),
+        Command::Cp(args) => containers::cp(root, args),
         Command::Commit(args) => containers::commit(root, args),
         Command::Top(args) => containers::top(root, args),
         Command::Stats(args) => containers::stats(root, args),
         Command::Volume(command) => containers::volume(root, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),
         Command::Start(args) => containers::start(root, args),
+        Command::Attach(args) => containers::attach(root, args),
         Command::Stop(args) => containers::stop(root, args),
         Command::Restart(args) => containers::restart(root, args),
         Command::Kill(args) => containers::kill(root, args),

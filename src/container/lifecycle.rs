@@ -69,6 +69,19 @@ pub struct Settings {
     /// The anonymous volumes made for it (`rm -v` removes them).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// `-i`: its standard input is kept open for attached clients.
+    #[serde(default)]
+    pub interactive: bool,
+    /// `--log-driver`, `--log-opt`.
+    #[serde(default = "default_log")]
+    pub log: super::LogConfig,
+}
+
+fn default_log() -> super::LogConfig {
+    super::LogConfig {
+        max_file: 1,
+        ..super::LogConfig::default()
+    }
 }
 
 /// Docker's default time between the stop signal and SIGKILL.
@@ -108,6 +121,28 @@ fn stop_marker(store: &Store, id: &str) -> std::path::PathBuf {
 /// in a session of its own, so it outlives the terminal and the command that started
 /// it). Returns once the container's process runs, or with the reason it could not.
 pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
+    start_monitor(store, reference, false).map(|(id, _)| id)
+}
+
+/// `start -a`, `run -it`: starts the container with a client attached before it runs,
+/// so that none of its output is missed, then serves that client.
+pub fn start_attached(
+    store: &Store,
+    reference: &str,
+    options: &super::AttachOptions,
+) -> Result<super::Attached> {
+    let (id, stream) = start_monitor(store, reference, true)?;
+    let stream = stream.ok_or_else(|| {
+        ContainerError::Invalid(format!("the monitor of container {id} did not listen"))
+    })?;
+    super::attach::attach_stream(store, &id, stream, options)
+}
+
+fn start_monitor(
+    store: &Store,
+    reference: &str,
+    attach_first: bool,
+) -> Result<(String, Option<std::os::unix::net::UnixStream>)> {
     let record = store.container(reference)?;
     if running_init(&record).is_some() {
         return Err(ContainerError::Invalid(format!(
@@ -116,6 +151,42 @@ pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
         )));
     }
     let _ = fs::remove_file(stop_marker(store, &record.id));
+    let mut env = vec![(super::monitor::MONITOR_ENV, record.id.as_str())];
+    if attach_first {
+        env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
+    }
+    let mut helper = spawn_detached(store, &env)?;
+    let mut line = helper.line();
+    let mut client = None;
+    if attach_first && line == "listening" {
+        client = Some(super::attach::connect(store, &record.id)?);
+        line = helper.line();
+    }
+    match line.as_str() {
+        "ok" => Ok((record.id, client)),
+        "" => Err(ContainerError::Invalid(format!(
+            "the monitor of container {} ended before the container started (see {})",
+            record.name,
+            super::monitor::monitor_log(store, &record.id).display()
+        ))),
+        failure => Err(setup_failure(failure)),
+    }
+}
+
+/// What a detached helper said when it could not start: `<code> <message>`.
+pub(crate) fn setup_failure(line: &str) -> ContainerError {
+    let (code, message) = line.split_once(' ').unwrap_or(("125", line));
+    ContainerError::Exec(crate::exec::ExecError::Setup {
+        code: code.parse().unwrap_or(125),
+        message: message.to_string(),
+    })
+}
+
+/// Starts lade's binary again as a detached helper (a monitor, or the holder of an
+/// `exec -d` process) in a session of its own, with `env` added to its environment.
+/// What it says on its ready pipe (`ok` once its work runs, or why it failed) is read
+/// from the returned [`Helper`].
+pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Helper> {
     let (ready_read, ready_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
             path: "pipe".into(),
@@ -124,7 +195,7 @@ pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
     let write_fd = ready_write.as_raw_fd();
     let mut command = Command::new("/proc/self/exe");
     command
-        .env(super::monitor::MONITOR_ENV, &record.id)
+        .envs(env.iter().copied())
         .env("LADE_ROOT", store.root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -144,24 +215,24 @@ pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
         source,
     })?;
     drop(ready_write);
-    let mut line = String::new();
-    let _ = BufReader::new(fs::File::from(ready_read)).read_line(&mut line);
-    // The monitor lives on by itself; reap it only if it already ended.
+    // The helper lives on by itself; reap it only if it already ended.
     let _ = child.try_wait();
-    match line.trim_end() {
-        "ok" => Ok(record.id),
-        "" => Err(ContainerError::Invalid(format!(
-            "the monitor of container {} ended before the container started (see {})",
-            record.name,
-            super::monitor::monitor_log(store, &record.id).display()
-        ))),
-        failure => {
-            let (code, message) = failure.split_once(' ').unwrap_or(("125", failure));
-            Err(ContainerError::Exec(crate::exec::ExecError::Setup {
-                code: code.parse().unwrap_or(125),
-                message: message.to_string(),
-            }))
-        }
+    Ok(Helper {
+        ready: BufReader::new(fs::File::from(ready_read)),
+    })
+}
+
+/// A detached helper's ready pipe.
+pub(crate) struct Helper {
+    ready: BufReader<fs::File>,
+}
+
+impl Helper {
+    /// Its next line (empty once it closed the pipe without a word).
+    pub(crate) fn line(&mut self) -> String {
+        let mut line = String::new();
+        let _ = self.ready.read_line(&mut line);
+        line.trim_end().to_string()
     }
 }
 
@@ -235,6 +306,19 @@ pub fn wait(store: &Store, reference: &str) -> Result<i64> {
             None if record.state == "created" || record.state == "restarting" => {
                 // Not started yet, or between two runs: look again shortly.
                 std::thread::sleep(Duration::from_millis(50));
+            }
+            None if matches!(record.state.as_str(), "running" | "paused") => {
+                // Its init just ended: its monitor records the exit in a moment (unless
+                // it is gone too, which the bounded wait outlasts).
+                if let (Some(pid), Some(start)) = (record.pid, record.pid_start) {
+                    let init = ProcessId {
+                        pid: pid as i32,
+                        start: start as u64,
+                    };
+                    wait_for_record(store, &id, init);
+                }
+                let record = store.container(&id)?;
+                return Ok(record.exit_code.unwrap_or(-1));
             }
             None => return Ok(record.exit_code.unwrap_or(-1)),
         }

@@ -6,7 +6,9 @@
 //! A container's directory holds its overlay upper and work directories, the mount
 //! point of its root, and its generated `/etc` files.
 
+mod attach;
 mod changes;
+mod copy;
 mod inspect;
 mod lifecycle;
 mod logs;
@@ -25,13 +27,15 @@ use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
 
+pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
+pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
 pub use inspect::inspect;
 pub use lifecycle::{
-    kill, parse_signal, settings, start_detached, stop, wait, RestartPolicy, Settings,
-    DEFAULT_STOP_TIMEOUT,
+    kill, parse_signal, settings, start_attached, start_detached, stop, wait, RestartPolicy,
+    Settings, DEFAULT_STOP_TIMEOUT,
 };
-pub use logs::{logs, LogOptions};
+pub use logs::{logs, LogConfig, LogConfigError, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{
@@ -91,6 +95,8 @@ pub enum ContainerError {
     Running(String),
     #[error("container {name} did not die after SIGKILL (pid {pid})")]
     Unkillable { name: String, pid: i32 },
+    #[error(transparent)]
+    Copy(#[from] CopyError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -241,6 +247,7 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<i32>
             output: Output::Inherit,
             cancel: None,
             started: Some(&mut record_init),
+            on_terminal: None,
         },
     );
     let code = match &result {
@@ -422,6 +429,14 @@ pub fn create_container(
         spec: serde_json::to_string(&spec).map_err(|e| ContainerError::Invalid(e.to_string()))?,
         settings: Some(
             serde_json::to_string(&Settings {
+                interactive: options.interactive,
+                log: {
+                    let mut log = settings.log.clone();
+                    let mut labels = config.labels.clone().unwrap_or_default();
+                    labels.extend(settings.labels.clone());
+                    log.resolve_attrs(&labels, &spec.process.env);
+                    log
+                },
                 stop_signal: settings
                     .stop_signal
                     .clone()
@@ -474,7 +489,7 @@ pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Res
 }
 
 /// What `lade exec` asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExecOptions {
     pub args: Vec<String>,
     pub env: Vec<String>,
@@ -488,6 +503,41 @@ pub struct ExecOptions {
 /// Runs a process in a running container; returns its exit code (Docker's: 126 not
 /// executable, 127 not found).
 pub fn exec_in(store: &Store, reference: &str, options: &ExecOptions) -> Result<i32> {
+    exec_with(store, reference, options, None)
+}
+
+/// `exec -d`: the process runs on, held by a detached helper, its output discarded (as
+/// Docker's); returns once it has started, or with why it could not.
+pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> Result<()> {
+    let record = store.container(reference)?;
+    let request = serde_json::to_string(&monitor::DetachedExec {
+        container: record.id.clone(),
+        options: ExecOptions {
+            interactive: false,
+            tty: false,
+            ..options.clone()
+        },
+    })
+    .map_err(|e| ContainerError::Invalid(format!("the exec request: {e}")))?;
+    match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)])?
+        .line()
+        .as_str()
+    {
+        "ok" => Ok(()),
+        "" => Err(ContainerError::Invalid(format!(
+            "the detached exec in container {} ended before its process started",
+            record.name
+        ))),
+        failure => Err(lifecycle::setup_failure(failure)),
+    }
+}
+
+fn exec_with(
+    store: &Store,
+    reference: &str,
+    options: &ExecOptions,
+    started: Option<&mut dyn FnMut(ProcessId)>,
+) -> Result<i32> {
     let record = store.container(reference)?;
     let not_running =
         || ContainerError::Invalid(format!("container {} is not running", record.name));
@@ -538,7 +588,8 @@ pub fn exec_in(store: &Store, reference: &str, options: &ExecOptions) -> Result<
             terminal: options.tty,
             output: Output::Inherit,
             cancel: None,
-            started: None,
+            started,
+            on_terminal: None,
         },
     );
     match result {

@@ -4,16 +4,19 @@
 //! its exit code and time, applies the restart policy, and removes an `--rm` container
 //! when it is done. It lives exactly as long as its container: no daemon.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::attach::AttachServer;
 use super::lifecycle::settings;
-use super::{auto_remove, now_rfc3339, ContainerError, Result};
+use super::logs::LogWriter;
+use super::{auto_remove, now_rfc3339, ContainerError, ExecOptions, Result};
 use crate::exec::{self, Io, Output, ProcessId, Spec, Stream};
 use crate::store::Store;
 
@@ -35,17 +38,52 @@ pub(crate) fn monitor_log(store: &Store, id: &str) -> PathBuf {
     store.root().join("containers").join(id).join("monitor.log")
 }
 
-#[derive(Serialize)]
-struct LogLine<'a> {
-    log: &'a str,
-    stream: &'a str,
-    time: String,
+/// The environment variable that makes lade's binary the holder of an `exec -d`
+/// process (its value: the request as JSON).
+pub(crate) const DETACHED_EXEC_ENV: &str = "_LADE_DETACHED_EXEC";
+
+/// What `exec -d` hands its holder.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct DetachedExec {
+    pub container: String,
+    pub options: ExecOptions,
 }
 
-/// If this process was started as a monitor, runs it: returns its exit code.
+/// If this process was started as a monitor (or as the holder of an `exec -d`
+/// process), does that: returns its exit code.
 pub fn maybe_run_monitor() -> Option<i32> {
-    let id = std::env::var(MONITOR_ENV).ok()?;
-    let root = std::env::var_os("LADE_ROOT").map(PathBuf::from)?;
+    if let Ok(id) = std::env::var(MONITOR_ENV) {
+        return Some(as_helper(|store, ready| {
+            monitor(store, &id, ready).inspect_err(|e| {
+                let _ = fs::write(monitor_log(store, &id), format!("{e}\n"));
+            })
+        }));
+    }
+    let request = std::env::var(DETACHED_EXEC_ENV).ok()?;
+    Some(as_helper(|store, ready| {
+        let request: DetachedExec = serde_json::from_str(&request)
+            .map_err(|e| ContainerError::Invalid(format!("the exec request: {e}")))?;
+        let mut started = |_: ProcessId| {
+            if let Some(mut file) = ready.take() {
+                let _ = file.write_all(b"ok\n");
+            }
+        };
+        super::exec_with(
+            store,
+            &request.container,
+            &request.options,
+            Some(&mut started),
+        )
+        .map(drop)
+    }))
+}
+
+/// Runs `work` as a detached helper: the store from `LADE_ROOT`, the ready pipe at
+/// [`READY_FD`] (told `<code> <message>` when the work fails before it says `ok`).
+fn as_helper(work: impl FnOnce(&Store, &mut Option<File>) -> Result<()>) -> i32 {
+    let Some(root) = std::env::var_os("LADE_ROOT").map(PathBuf::from) else {
+        return 125;
+    };
     // SAFETY: the starter put the ready pipe at READY_FD for this process alone.
     let ready = unsafe { File::from_raw_fd(READY_FD) };
     // Close-on-exec: the container must not inherit it.
@@ -56,49 +94,60 @@ pub fn maybe_run_monitor() -> Option<i32> {
     let mut ready = Some(ready);
     let result = Store::open(&root)
         .map_err(ContainerError::from)
-        .and_then(|store| {
-            monitor(&store, &id, &mut ready).inspect_err(|e| {
-                let _ = fs::write(monitor_log(&store, &id), format!("{e}\n"));
-            })
-        });
+        .and_then(|store| work(&store, &mut ready));
     match (result, ready.take()) {
-        (Ok(()), _) => Some(0),
+        (Ok(()), _) => 0,
         (Err(err), Some(mut ready)) => {
             let code = err.exit_code();
             let _ = writeln!(ready, "{code} {err}");
-            Some(code)
+            code
         }
-        (Err(err), None) => Some(err.exit_code()),
+        (Err(err), None) => err.exit_code(),
     }
 }
 
 fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
+    let record = store.container(id)?;
+    let first_settings = settings(&record);
+    let terminal = serde_json::from_str::<Spec>(&record.spec)
+        .map(|s| s.process.terminal)
+        .unwrap_or(false);
+    // `-i`: the container's stdin is a pipe the monitor holds open (at our fd 0, which
+    // the sandbox hands on), fed by attached clients.
+    let stdin = if first_settings.interactive {
+        Some(stdin_pipe().map_err(|source| ContainerError::Io {
+            path: "pipe".into(),
+            source,
+        })?)
+    } else {
+        None
+    };
+    let server = Arc::new(AttachServer::listen(store, id, stdin)?);
+    if std::env::var_os(ATTACH_FIRST_ENV).is_some() {
+        if let Some(file) = ready.as_mut() {
+            let _ = file.write_all(b"listening\n");
+        }
+        server.wait_for_client();
+    }
     loop {
         let record = store.container(id)?;
         let spec: Spec = serde_json::from_str(&record.spec)
             .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
         let settings = settings(&record);
-        let log_file = log_path(store, id);
-        let mut log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_file)
-            .map_err(|source| ContainerError::Io {
-                path: log_file.clone(),
-                source,
-            })?;
-        let write_line = move |stream: Stream, line: &[u8]| {
-            let entry = LogLine {
-                log: &String::from_utf8_lossy(line),
-                stream: match stream {
-                    Stream::Stdout => "stdout",
-                    Stream::Stderr => "stderr",
-                },
-                time: now_rfc3339(),
-            };
-            if let Ok(mut json) = serde_json::to_vec(&entry) {
-                json.push(b'\n');
-                let _ = log.write_all(&json);
+        let mut log = LogWriter::open(log_path(store, id), settings.log.clone())?;
+        let sending = server.clone();
+        // With a terminal the output comes in pieces; the log keeps whole lines.
+        let mut partial: Vec<u8> = Vec::new();
+        let write_output = move |stream: Stream, bytes: &[u8]| {
+            sending.send(stream, bytes);
+            if !terminal {
+                log.write(stream, bytes);
+                return;
+            }
+            partial.extend_from_slice(bytes);
+            while let Some(end) = partial.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = partial.drain(..=end).collect();
+                log.write(stream, &line);
             }
         };
         let mut started = |init: ProcessId| {
@@ -112,14 +161,16 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
                 let _ = file.write_all(b"ok\n");
             }
         };
+        let mut on_terminal = |master: File| server.set_terminal(master);
         let result = exec::run(
             &spec,
             Io {
-                stdin: false,
-                terminal: false,
-                output: Output::Streams(Box::new(write_line)),
+                stdin: settings.interactive,
+                terminal: spec.process.terminal,
+                output: Output::Streams(Box::new(write_output)),
                 cancel: None,
                 started: Some(&mut started),
+                on_terminal: Some(&mut on_terminal),
             },
         );
         let code = match &result {
@@ -127,7 +178,9 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             Err(exec::ExecError::Setup { code, .. }) => *code,
             Err(_) => 125,
         };
-        if !store.set_container_exited(id, i64::from(code), &now_rfc3339())? {
+        let recorded = store.set_container_exited(id, i64::from(code), &now_rfc3339())?;
+        server.exited(code);
+        if !recorded {
             return Ok(()); // removed meanwhile (rm -f): nothing left to watch
         }
         if ready.is_some() {
@@ -153,4 +206,16 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         let delay = 100u64 << record.restarts.clamp(0, 6);
         std::thread::sleep(Duration::from_millis(delay));
     }
+}
+
+/// The environment variable that makes the monitor wait for a first attached client
+/// (`start -a`, `run -it`) before it starts the container; it says `listening` first.
+pub(crate) const ATTACH_FIRST_ENV: &str = "_LADE_ATTACH_FIRST";
+
+/// A pipe whose read end becomes our fd 0 (the container's stdin); returns the write end.
+fn stdin_pipe() -> std::io::Result<File> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // dup2 leaves the new fd 0 without close-on-exec: the sandbox hands it on.
+    nix::unistd::dup2_stdin(&read)?;
+    Ok(File::from(write))
 }

@@ -86,6 +86,22 @@ pub fn mount_readonly_view(
     }
 }
 
+/// Mounts a container's root file system (its image's layers, and its upper directory
+/// when it has one) at `target`, writable unless the container's root is read-only.
+/// The mount lives in the caller's mount namespace.
+pub fn mount_container_root(rootfs: &super::Rootfs, target: &Path) -> io::Result<Mounted> {
+    if rootfs.upper.is_none() {
+        return mount_readonly_view(&rootfs.layers_dir, &rootfs.lowers, target)?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "the container has no layers")
+        });
+    }
+    let options = super::rootfs::overlay_options(rootfs);
+    mount_overlay_from(&rootfs.layers_dir, target, &options, MsFlags::empty())?;
+    Ok(Mounted {
+        target: target.to_path_buf(),
+    })
+}
+
 /// Mounts overlay at `target` with `options` whose directory names are relative to
 /// `base`. The working directory is changed only in a helper thread that has its own
 /// filesystem context, so the rest of the process is unaffected.

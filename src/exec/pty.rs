@@ -37,6 +37,23 @@ fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
     (rc == 0 && size.ws_row > 0).then_some(size)
 }
 
+/// A terminal's size (rows, columns), when `fd` is one.
+pub fn terminal_size(fd: BorrowedFd<'_>) -> Option<(u16, u16)> {
+    window_size(fd).map(|size| (size.ws_row, size.ws_col))
+}
+
+/// Sets a pty's window size (an attached client's terminal).
+pub fn set_terminal_size(master: BorrowedFd<'_>, rows: u16, columns: u16) {
+    let size = Winsize {
+        ws_row: rows,
+        ws_col: columns,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads the `Winsize` we own; the descriptor is borrowed and live.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+}
+
 /// Copies the host terminal's size to the pty.
 pub(crate) fn resize(master: BorrowedFd<'_>) {
     if let Some(size) = window_size(io::stdout().as_fd()) {
@@ -46,12 +63,12 @@ pub(crate) fn resize(master: BorrowedFd<'_>) {
 }
 
 /// Puts the host terminal in raw mode until dropped.
-pub(crate) struct RawMode {
+pub struct RawMode {
     saved: Option<Termios>,
 }
 
 impl RawMode {
-    pub(crate) fn enter() -> RawMode {
+    pub fn enter() -> RawMode {
         let stdin = io::stdin();
         let Ok(saved) = termios::tcgetattr(stdin.as_fd()) else {
             return RawMode { saved: None };
@@ -71,9 +88,9 @@ impl Drop for RawMode {
     }
 }
 
-/// Copies the pty's output to our stdout until it closes; our stdin to the pty in the
-/// background. Returns when the container's side is closed.
-pub(crate) fn relay(master: OwnedFd, forward_stdin: bool) {
+/// Copies the pty's output to our stdout (or to `sink`) until it closes; our stdin to
+/// the pty in the background. Returns when the container's side is closed.
+pub(crate) fn relay(master: OwnedFd, forward_stdin: bool, mut sink: Option<super::StreamSink>) {
     let master = File::from(master);
     if forward_stdin {
         if let Ok(mut to_container) = master.try_clone() {
@@ -95,6 +112,10 @@ pub(crate) fn relay(master: OwnedFd, forward_stdin: bool) {
         match from_container.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                if let Some(sink) = &mut sink {
+                    sink(super::Stream::Stdout, &buf[..n]);
+                    continue;
+                }
                 if stdout.write_all(&buf[..n]).is_err() {
                     break;
                 }

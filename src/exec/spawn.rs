@@ -33,8 +33,12 @@ pub struct Io<'a> {
     /// signals to lade are its owner's to handle. Without one, SIGINT, SIGTERM and the
     /// other signals lade receives are forwarded to the sandbox, as `docker run` does.
     pub cancel: Option<&'a Cancel>,
-    /// Told the sandbox's init once it runs, before it is waited for.
+    /// Told the sandbox's init once its process has started (exec'd), before it is
+    /// waited for; not told when the process could not start.
     pub started: Option<&'a mut dyn FnMut(ProcessId)>,
+    /// Given a second handle on the pty's main side with `terminal`, for whoever sets
+    /// its window size (an attached client's).
+    pub on_terminal: Option<&'a mut dyn FnMut(File)>,
 }
 
 /// Stops the sandboxes of one piece of work (a build): cancelling kills those running
@@ -107,7 +111,8 @@ pub enum Output {
     /// Merged and cut into lines, each given to the callback.
     Lines(Box<dyn FnMut(&str) + Send>),
     /// Each stream cut into lines (the newline kept, when there was one), each given
-    /// to the callback with the stream it came from: a container's log.
+    /// to the callback with the stream it came from: a container's log. With a
+    /// terminal, the pty's output as it comes, as stdout, not cut into lines.
     Streams(StreamSink),
 }
 
@@ -429,6 +434,9 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     let pty_master: Option<OwnedFd> = console.and_then(|socket| receive_fd(&socket));
     if let Some(master) = &pty_master {
         pty::resize(master.as_fd());
+        if let (Some(on_terminal), Ok(handle)) = (io.on_terminal, master.try_clone()) {
+            on_terminal(File::from(handle));
+        }
     }
     match io.cancel {
         Some(cancel) => cancel.register(pid),
@@ -440,12 +448,13 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
             }
         }
     }
-    if let (Some(started), Some(id)) = (io.started, ProcessId::of(pid.as_raw())) {
-        started(id);
-    }
+    let process_id = ProcessId::of(pid.as_raw());
 
     let mut output_threads = Vec::new();
+    // With a terminal, a stream sink gets the pty's output as it comes.
+    let mut terminal_sink: Option<StreamSink> = None;
     match (io.output, output_read, error_read) {
+        (Output::Streams(callback), None, None) if io.terminal => terminal_sink = Some(callback),
         (Output::Lines(mut callback), Some(read), _) => {
             output_threads.push(std::thread::spawn(move || {
                 let reader = BufReader::new(File::from(read));
@@ -475,12 +484,15 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         .then(pty::RawMode::enter);
     let relay_thread = pty_master.map(|master| {
         let forward = io.stdin;
-        std::thread::spawn(move || pty::relay(master, forward))
+        std::thread::spawn(move || pty::relay(master, forward, terminal_sink))
     });
 
     // The init reports a setup failure here; success closes the pipe at exec.
     let mut message = String::new();
     let _ = File::from(status_read).read_to_string(&mut message);
+    if let (Some(started), Some(id), true) = (io.started, process_id, message.is_empty()) {
+        started(id);
+    }
     let status = loop {
         match waitpid(pid, None) {
             Err(nix::Error::EINTR) => continue,

@@ -1,0 +1,844 @@
+//! `lade cp`: files between a container and the host, or to and from a tar stream.
+//!
+//! A copy is always a tar stream from a reader to a writer, as Docker's is. Paths inside
+//! a container are resolved with `openat2(RESOLVE_IN_ROOT)` against the container's own
+//! root (its init's `/proc/<pid>/root` while it runs, its overlay mounted in lade's
+//! private mount namespace when it does not), and everything below is opened relative
+//! to its parent directory without following links. A symlink in the container, to `/`
+//! or anywhere else, therefore resolves inside the container and can never make `cp`
+//! read or write a host file (CVE-2018-15664). The host side goes through the same code
+//! with `/` as its root.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{
+    fchmod, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag,
+    UtimensatFlags,
+};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use super::{running_init, ContainerError, Result};
+use crate::exec::{self, mounts::Mounted, Spec};
+use crate::store::{Staging, Store};
+
+/// What went wrong in a copy; paths are shown as the user wrote them (`web:/etc`).
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0}: not a directory")]
+    NotADirectory(String),
+    #[error("cannot copy the directory {source_path} onto the file {destination}")]
+    DirectoryOntoFile {
+        source_path: String,
+        destination: String,
+    },
+    #[error("cannot replace the directory {0} with a file")]
+    FileOntoDirectory(String),
+    #[error("the destination directory {0} does not exist")]
+    NoDestinationDirectory(String),
+    #[error("copying a tar stream needs an existing directory as destination, not {0}")]
+    StreamNeedsDirectory(String),
+    #[error("tar entry {0} would leave the destination directory")]
+    EntryEscapes(String),
+    #[error("{path}: {source}")]
+    Io { path: String, source: io::Error },
+}
+
+/// One side of a copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyEnd {
+    Host(PathBuf),
+    Container {
+        container: String,
+        path: String,
+    },
+    /// `-`: a tar stream on standard input or output.
+    Stream,
+}
+
+impl CopyEnd {
+    /// Docker's argument syntax: `CONTAINER:PATH`, `-`, or a host path (one with a `/`
+    /// before any `:` is a host path, so `./a:b` stays on the host).
+    pub fn parse(argument: &str) -> CopyEnd {
+        if argument == "-" {
+            return CopyEnd::Stream;
+        }
+        match argument.split_once(':') {
+            Some((container, path)) if !container.is_empty() && !container.contains('/') => {
+                CopyEnd::Container {
+                    container: container.to_string(),
+                    path: if path.is_empty() {
+                        "/".into()
+                    } else {
+                        path.into()
+                    },
+                }
+            }
+            _ => CopyEnd::Host(PathBuf::from(argument)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyOptions {
+    /// `-a`: keep owners (otherwise what is written belongs to root, or to the caller).
+    pub archive: bool,
+    /// `-L`: follow a symlink named as the source.
+    pub follow_link: bool,
+}
+
+/// A directory that paths are resolved in, as if it were `/`.
+struct Root {
+    fd: OwnedFd,
+    /// How paths in it are shown: `web:` or nothing for the host.
+    label: String,
+    // Dropped after `fd`, in this order: the view is unmounted, then its mount point goes.
+    _mounted: Option<Mounted>,
+    _staging: Option<Staging>,
+}
+
+impl Root {
+    fn host() -> Result<Root> {
+        Ok(Root {
+            fd: open_path(Path::new("/"), "/")?,
+            label: String::new(),
+            _mounted: None,
+            _staging: None,
+        })
+    }
+
+    /// A container's root: its init's while it runs, else its overlay mounted here (in
+    /// lade's own mount namespace, which the caller has made).
+    fn container(store: &Store, reference: &str) -> Result<Root> {
+        let record = store.container(reference)?;
+        let label = format!("{}:", record.name);
+        if let Some(init) = running_init(&record) {
+            let path = format!("/proc/{}/root", init.pid);
+            let fd = open_path(Path::new(&path), &label)?;
+            // The pid could have been reused between the check and the open.
+            if init.is_alive() {
+                return Ok(Root {
+                    fd,
+                    label,
+                    _mounted: None,
+                    _staging: None,
+                });
+            }
+        }
+        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
+            ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+        })?;
+        let staging = store.staging_dir("cp")?;
+        let mounted =
+            exec::mounts::mount_container_root(&spec.rootfs, staging.path()).map_err(|source| {
+                ContainerError::Io {
+                    path: staging.path().to_path_buf(),
+                    source,
+                }
+            })?;
+        Ok(Root {
+            fd: open_path(staging.path(), &label)?,
+            label,
+            _mounted: Some(mounted),
+            _staging: Some(staging),
+        })
+    }
+
+    fn show(&self, path: &Path) -> String {
+        format!("{}{}", self.label, path.display())
+    }
+
+    /// Opens `path` inside this root; symlinks (absolute ones too) and `..` stay in it.
+    fn open(&self, path: &Path, flags: OFlag, follow_last: bool) -> nix::Result<OwnedFd> {
+        let mut flags = flags | OFlag::O_CLOEXEC;
+        if !follow_last {
+            flags |= OFlag::O_NOFOLLOW;
+        }
+        let how = OpenHow::new()
+            .flags(flags)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let path = if path.as_os_str().is_empty() {
+            Path::new("/")
+        } else {
+            path
+        };
+        openat2(&self.fd, path, how)
+    }
+
+    fn io(&self, path: &Path, errno: Errno) -> CopyError {
+        CopyError::Io {
+            path: self.show(path),
+            source: errno.into(),
+        }
+    }
+}
+
+fn open_path(path: &Path, label: &str) -> Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        CopyError::Io {
+            path: format!("{label}{}", path.display()),
+            source: e.into(),
+        }
+        .into()
+    })
+}
+
+/// `lade cp`. The caller has made lade's private mount namespace (a stopped
+/// container's root is mounted for the copy) before starting any thread.
+pub fn copy(
+    store: &Store,
+    from: &CopyEnd,
+    to: &CopyEnd,
+    options: CopyOptions,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    let (source_root, source_path) = match from {
+        CopyEnd::Host(path) => (Root::host()?, host_path(path)?),
+        CopyEnd::Container { container, path } => {
+            (Root::container(store, container)?, PathBuf::from(path))
+        }
+        CopyEnd::Stream => {
+            let CopyEnd::Container { container, path } = to else {
+                return Err(invalid("`-` copies between a container and a tar stream"));
+            };
+            let root = Root::container(store, container)?;
+            let path = PathBuf::from(path);
+            let stat = root
+                .open(&path, OFlag::O_PATH, true)
+                .and_then(fstat)
+                .map_err(|e| match e {
+                    Errno::ENOENT => CopyError::NotFound(root.show(&path)),
+                    e => root.io(&path, e),
+                })?;
+            if !is_dir(&stat) {
+                return Err(CopyError::StreamNeedsDirectory(root.show(&path)).into());
+            }
+            return Ok(extract(&root, &path, stdin, options)?);
+        }
+    };
+    let source_stat = source_root
+        .open(&source_path, OFlag::O_PATH, options.follow_link)
+        .and_then(fstat)
+        .map_err(|e| match e {
+            Errno::ENOENT => CopyError::NotFound(source_root.show(&source_path)),
+            e => source_root.io(&source_path, e),
+        })?;
+    let source_is_dir = is_dir(&source_stat);
+    let text = source_path.as_os_str().as_bytes();
+    if text.ends_with(b"/") && !source_is_dir {
+        return Err(CopyError::NotADirectory(source_root.show(&source_path)).into());
+    }
+    let contents_only = source_is_dir && (text.ends_with(b"/.") || text == b".");
+    let source_name = source_path
+        .file_name()
+        .map_or_else(|| OsString::from("."), OsStr::to_os_string);
+
+    let (dest_root, dest_path) = match to {
+        CopyEnd::Host(path) => (Root::host()?, host_path(path)?),
+        CopyEnd::Container { container, path } => {
+            (Root::container(store, container)?, PathBuf::from(path))
+        }
+        CopyEnd::Stream => {
+            let CopyEnd::Container { .. } = from else {
+                return Err(invalid("`-` copies between a container and a tar stream"));
+            };
+            let mut builder = tar::Builder::new(stdout);
+            archive_tree(
+                &source_root,
+                &source_path,
+                Path::new(&source_name),
+                options,
+                &mut builder,
+            )?;
+            builder.into_inner().map_err(|source| CopyError::Io {
+                path: "standard output".into(),
+                source,
+            })?;
+            return Ok(());
+        }
+    };
+
+    // Docker's rules for where the copy lands and under what name.
+    let dest_text = dest_path.as_os_str().as_bytes();
+    let dest_stat = dest_root
+        .open(&dest_path, OFlag::O_PATH, true)
+        .and_then(fstat);
+    let (into, top) = match dest_stat {
+        Ok(stat) if is_dir(&stat) => {
+            let top = if contents_only {
+                PathBuf::from(".")
+            } else {
+                PathBuf::from(&source_name)
+            };
+            (dest_path.clone(), top)
+        }
+        Ok(_) if source_is_dir => {
+            return Err(CopyError::DirectoryOntoFile {
+                source_path: source_root.show(&source_path),
+                destination: dest_root.show(&dest_path),
+            }
+            .into())
+        }
+        Ok(_) if dest_text.ends_with(b"/") => {
+            return Err(CopyError::NotADirectory(dest_root.show(&dest_path)).into())
+        }
+        Err(Errno::ENOENT) if dest_text.ends_with(b"/") && !source_is_dir => {
+            return Err(CopyError::NoDestinationDirectory(dest_root.show(&dest_path)).into())
+        }
+        Ok(_) | Err(Errno::ENOENT) => {
+            let parent = dest_path
+                .parent()
+                .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+            let name = dest_path
+                .file_name()
+                .ok_or_else(|| CopyError::NotADirectory(dest_root.show(&dest_path)))?;
+            let parent_is_dir = dest_root
+                .open(&parent, OFlag::O_PATH, true)
+                .and_then(fstat)
+                .is_ok_and(|s| is_dir(&s));
+            if !parent_is_dir {
+                return Err(CopyError::NoDestinationDirectory(dest_root.show(&parent)).into());
+            }
+            (parent, PathBuf::from(name))
+        }
+        Err(e) => return Err(dest_root.io(&dest_path, e).into()),
+    };
+
+    let (reader, writer) = io::pipe().map_err(|source| CopyError::Io {
+        path: "a pipe".into(),
+        source,
+    })?;
+    std::thread::scope(|scope| {
+        let archiving = scope.spawn(|| {
+            let mut builder = tar::Builder::new(writer);
+            archive_tree(&source_root, &source_path, &top, options, &mut builder)?;
+            builder.finish().map_err(|source| CopyError::Io {
+                path: "a pipe".into(),
+                source,
+            })
+        });
+        let extracted = extract(&dest_root, &into, reader, options);
+        let archived = archiving
+            .join()
+            .unwrap_or_else(|_| Err(invalid_copy("the archiving thread panicked")));
+        // The reader's error explains the writer's (a stream cut short).
+        archived.and(extracted).map_err(ContainerError::from)
+    })
+}
+
+fn invalid(message: &str) -> ContainerError {
+    ContainerError::Invalid(message.to_string())
+}
+
+fn invalid_copy(message: &str) -> CopyError {
+    CopyError::Io {
+        path: String::new(),
+        source: io::Error::other(message.to_string()),
+    }
+}
+
+/// A host path made absolute against the working directory (links are left to the
+/// resolution, which follows them as the kernel would).
+fn host_path(path: &Path) -> Result<PathBuf> {
+    let text = path.as_os_str().as_bytes();
+    let mut absolute = std::path::absolute(path).map_err(|source| CopyError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    // `absolute` drops a trailing `/` and `/.`, which choose Docker's behaviour.
+    if text.ends_with(b"/.") {
+        absolute.push(".");
+    } else if text.ends_with(b"/") && !absolute.as_os_str().as_bytes().ends_with(b"/") {
+        absolute.as_mut_os_string().push("/");
+    }
+    Ok(absolute)
+}
+
+fn is_dir(stat: &FileStat) -> bool {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR
+}
+
+fn kind(stat: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT
+}
+
+/// Writes `path` (and what is below it) to `builder`, its top entry named `top`.
+fn archive_tree<W: Write>(
+    root: &Root,
+    path: &Path,
+    top: &Path,
+    options: CopyOptions,
+    builder: &mut tar::Builder<W>,
+) -> std::result::Result<(), CopyError> {
+    let fd = root
+        .open(path, OFlag::O_PATH, options.follow_link)
+        .map_err(|e| root.io(path, e))?;
+    let stat = fstat(&fd).map_err(|e| root.io(path, e))?;
+    // Re-opened for reading through the same rooted resolution; the kind must not change.
+    let entry = match kind(&stat) {
+        SFlag::S_IFDIR | SFlag::S_IFREG => {
+            let flags = if is_dir(&stat) {
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY
+            } else {
+                OFlag::O_RDONLY
+            };
+            let fd = root
+                .open(path, flags, options.follow_link)
+                .map_err(|e| root.io(path, e))?;
+            Opened::Fd(fd)
+        }
+        SFlag::S_IFLNK => {
+            Opened::Link(readlinkat(&fd, Path::new("")).map_err(|e| root.io(path, e))?)
+        }
+        _ => Opened::Special,
+    };
+    add_entry(root, path, top, &stat, entry, builder)
+}
+
+enum Opened {
+    Fd(OwnedFd),
+    Link(OsString),
+    Special,
+}
+
+fn add_entry<W: Write>(
+    root: &Root,
+    shown: &Path,
+    name: &Path,
+    stat: &FileStat,
+    opened: Opened,
+    builder: &mut tar::Builder<W>,
+) -> std::result::Result<(), CopyError> {
+    let failed = |source: io::Error| CopyError::Io {
+        path: root.show(shown),
+        source,
+    };
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(stat.st_mode & 0o7777);
+    header.set_uid(u64::from(stat.st_uid));
+    header.set_gid(u64::from(stat.st_gid));
+    header.set_mtime(u64::try_from(stat.st_mtime).unwrap_or(0));
+    header.set_size(0);
+    match (kind(stat), opened) {
+        (SFlag::S_IFDIR, Opened::Fd(fd)) => {
+            header.set_entry_type(tar::EntryType::Directory);
+            builder
+                .append_data(&mut header, name, io::empty())
+                .map_err(failed)?;
+            let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| root.io(shown, e))?;
+            let mut names: Vec<OsString> = Vec::new();
+            for entry in dir.iter() {
+                let entry = entry.map_err(|e| root.io(shown, e))?;
+                let child = entry.file_name().to_bytes();
+                if child != b"." && child != b".." {
+                    names.push(OsStr::from_bytes(child).to_os_string());
+                }
+            }
+            names.sort();
+            for child in names {
+                let shown = shown.join(&child);
+                let at = match root.io_at(&dir, &shown, &child) {
+                    Ok(at) => at,
+                    // Gone since the directory was read (or a /proc entry of a process
+                    // not ours to see): skipped, as tar does.
+                    Err(CopyError::Io { source, .. })
+                        if source.kind() == io::ErrorKind::NotFound =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                };
+                add_entry(root, &shown, &name.join(&child), &at.0, at.1, builder)?;
+            }
+            Ok(())
+        }
+        (SFlag::S_IFREG, Opened::Fd(fd)) => {
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_size(u64::try_from(stat.st_size).unwrap_or(0));
+            let file = File::from(fd);
+            // Exactly the size in the header, even if the file grows meanwhile.
+            let reader = file.take(u64::try_from(stat.st_size).unwrap_or(0));
+            builder
+                .append_data(&mut header, name, reader)
+                .map_err(failed)
+        }
+        (SFlag::S_IFLNK, Opened::Link(target)) => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            // Short targets go as written (the tar crate's path form turns `/` into
+            // `//`); long ones need its GNU long-link entry.
+            if target.len() <= 100 {
+                header
+                    .set_link_name_literal(target.as_bytes())
+                    .map_err(failed)?;
+                builder
+                    .append_data(&mut header, name, io::empty())
+                    .map_err(failed)
+            } else {
+                builder
+                    .append_link(&mut header, name, Path::new(&target))
+                    .map_err(failed)
+            }
+        }
+        (file_kind, _) => {
+            let entry_type = match file_kind {
+                SFlag::S_IFCHR => tar::EntryType::Char,
+                SFlag::S_IFBLK => tar::EntryType::Block,
+                SFlag::S_IFIFO => tar::EntryType::Fifo,
+                _ => return Ok(()), // sockets are not copied, as Docker's tar leaves them
+            };
+            header.set_entry_type(entry_type);
+            let device = stat.st_rdev;
+            header
+                .set_device_major(nix::sys::stat::major(device) as u32)
+                .map_err(failed)?;
+            header
+                .set_device_minor(nix::sys::stat::minor(device) as u32)
+                .map_err(failed)?;
+            builder
+                .append_data(&mut header, name, io::empty())
+                .map_err(failed)
+        }
+    }
+}
+
+impl Root {
+    /// Stats and opens `name` in the open directory `dir`, never following a link.
+    fn io_at(
+        &self,
+        dir: &nix::dir::Dir,
+        shown: &Path,
+        name: &OsStr,
+    ) -> std::result::Result<(FileStat, Opened), CopyError> {
+        let stat =
+            fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|e| self.io(shown, e))?;
+        let opened = match kind(&stat) {
+            SFlag::S_IFDIR => Opened::Fd(
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.io(shown, e))?,
+            ),
+            SFlag::S_IFREG => Opened::Fd(
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.io(shown, e))?,
+            ),
+            SFlag::S_IFLNK => Opened::Link(readlinkat(dir, name).map_err(|e| self.io(shown, e))?),
+            _ => Opened::Special,
+        };
+        Ok((stat, opened))
+    }
+}
+
+/// Unpacks a tar stream into the directory `into` of `root`. Each entry's parent is
+/// resolved inside the root and the entry made relative to it without following links.
+fn extract(
+    root: &Root,
+    into: &Path,
+    input: impl Read,
+    options: CopyOptions,
+) -> std::result::Result<(), CopyError> {
+    let mut archive = tar::Archive::new(input);
+    let stream_error = |source: io::Error| CopyError::Io {
+        path: "the tar stream".into(),
+        source,
+    };
+    // Directory times are set last: adding entries changes them.
+    let mut directory_times: Vec<(PathBuf, u64)> = Vec::new();
+    for entry in archive.entries().map_err(stream_error)? {
+        let mut entry = entry.map_err(stream_error)?;
+        let raw = entry.path().map_err(stream_error)?.into_owned();
+        let relative = entry_path(&raw)?;
+        let header = entry.header().clone();
+        let mode = Mode::from_bits_truncate(header.mode().map_err(stream_error)? & 0o7777);
+        let mtime = header.mtime().unwrap_or(0);
+        let target = into.join(&relative);
+        let Some(name) = relative.file_name().map(OsStr::to_os_string) else {
+            // The destination itself (`.`): it exists, and keeps its own mode.
+            continue;
+        };
+        let parent_path = target
+            .parent()
+            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
+        let parent = ensure_directory(root, &parent_path)?;
+        let shown = target.as_path();
+        let existing = fstatat(&parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let entry_type = header.entry_type();
+        if entry_type.is_dir() {
+            match existing {
+                Some(stat) if is_dir(&stat) => {}
+                Some(_) => remove(&parent, &name, false).map_err(|e| root.io(shown, e))?,
+                None => {}
+            }
+            match mkdirat(&parent, name.as_os_str(), mode) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(root.io(shown, e)),
+            }
+            let dir = openat(
+                &parent,
+                name.as_os_str(),
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| root.io(shown, e))?;
+            finish(&dir, &header, mode, options).map_err(|e| root.io(shown, e))?;
+            directory_times.push((target.clone(), mtime));
+            continue;
+        }
+        match existing {
+            Some(stat) if is_dir(&stat) => {
+                return Err(CopyError::FileOntoDirectory(root.show(shown)))
+            }
+            Some(_) => remove(&parent, &name, false).map_err(|e| root.io(shown, e))?,
+            None => {}
+        }
+        let times = [
+            TimeSpec::new(mtime as i64, 0),
+            TimeSpec::new(mtime as i64, 0),
+        ];
+        match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let fd = openat(
+                    &parent,
+                    name.as_os_str(),
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    mode,
+                )
+                .map_err(|e| root.io(shown, e))?;
+                let mut file = File::from(fd);
+                io::copy(&mut entry, &mut file).map_err(|source| CopyError::Io {
+                    path: root.show(shown),
+                    source,
+                })?;
+                finish(&file, &header, mode, options).map_err(|e| root.io(shown, e))?;
+                futimens(&file, &times[0], &times[1]).map_err(|e| root.io(shown, e))?;
+            }
+            tar::EntryType::Symlink => {
+                let link = header
+                    .link_name()
+                    .map_err(stream_error)?
+                    .ok_or_else(|| CopyError::EntryEscapes(raw.display().to_string()))?;
+                symlinkat(link.as_ref(), &parent, name.as_os_str())
+                    .map_err(|e| root.io(shown, e))?;
+                if options.archive {
+                    let (uid, gid) = owner(&header);
+                    fchownat(
+                        &parent,
+                        name.as_os_str(),
+                        Some(uid),
+                        Some(gid),
+                        AtFlags::AT_SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| root.io(shown, e))?;
+                }
+                utimensat(
+                    &parent,
+                    name.as_os_str(),
+                    &times[0],
+                    &times[1],
+                    UtimensatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| root.io(shown, e))?;
+            }
+            tar::EntryType::Link => {
+                let link = header
+                    .link_name()
+                    .map_err(stream_error)?
+                    .ok_or_else(|| CopyError::EntryEscapes(raw.display().to_string()))?;
+                let link_target = into.join(entry_path(&link)?);
+                let link_name = link_target
+                    .file_name()
+                    .ok_or_else(|| CopyError::EntryEscapes(link.display().to_string()))?
+                    .to_os_string();
+                let link_parent = root
+                    .open(
+                        link_target.parent().unwrap_or(Path::new("/")),
+                        OFlag::O_PATH | OFlag::O_DIRECTORY,
+                        true,
+                    )
+                    .map_err(|e| root.io(&link_target, e))?;
+                linkat(
+                    &link_parent,
+                    link_name.as_os_str(),
+                    &parent,
+                    name.as_os_str(),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| root.io(shown, e))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let file_kind = match entry_type {
+                    tar::EntryType::Char => SFlag::S_IFCHR,
+                    tar::EntryType::Block => SFlag::S_IFBLK,
+                    _ => SFlag::S_IFIFO,
+                };
+                let device = nix::sys::stat::makedev(
+                    u64::from(header.device_major().ok().flatten().unwrap_or(0)),
+                    u64::from(header.device_minor().ok().flatten().unwrap_or(0)),
+                );
+                mknodat(&parent, name.as_os_str(), file_kind, mode, device)
+                    .map_err(|e| root.io(shown, e))?;
+            }
+            // Extended headers are read by the tar crate itself; anything else is skipped.
+            _ => {}
+        }
+    }
+    for (path, mtime) in directory_times.iter().rev() {
+        if let Ok(dir) = root.open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, false) {
+            let time = TimeSpec::new(*mtime as i64, 0);
+            let _ = futimens(&dir, &time, &time);
+        }
+    }
+    Ok(())
+}
+
+/// A tar entry's path as relative components; one that climbs out is refused.
+fn entry_path(raw: &Path) -> std::result::Result<PathBuf, CopyError> {
+    let mut relative = PathBuf::new();
+    for component in raw.components() {
+        match component {
+            Component::Normal(part) => relative.push(part),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(CopyError::EntryEscapes(raw.display().to_string()))
+            }
+        }
+    }
+    Ok(relative)
+}
+
+/// Opens the directory `path` of `root`, making it and its parents as needed (`0755`).
+fn ensure_directory(root: &Root, path: &Path) -> std::result::Result<OwnedFd, CopyError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
+    match root.open(path, flags, true) {
+        Ok(fd) => return Ok(fd),
+        Err(Errno::ENOENT) => {}
+        Err(e) => return Err(root.io(path, e)),
+    }
+    let parent = ensure_directory(root, path.parent().unwrap_or(Path::new("/")))?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| CopyError::NotADirectory(root.show(path)))?;
+    match mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(root.io(path, e)),
+    }
+    root.open(path, flags, true).map_err(|e| root.io(path, e))
+}
+
+fn remove(parent: &OwnedFd, name: &OsStr, directory: bool) -> nix::Result<()> {
+    let flag = if directory {
+        UnlinkatFlags::RemoveDir
+    } else {
+        UnlinkatFlags::NoRemoveDir
+    };
+    unlinkat(parent, name, flag)
+}
+
+fn owner(header: &tar::Header) -> (Uid, Gid) {
+    let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok());
+    let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok());
+    (
+        Uid::from_raw(uid.unwrap_or(0)),
+        Gid::from_raw(gid.unwrap_or(0)),
+    )
+}
+
+/// The entry's mode (exactly, past the umask; after `chown`, which clears setuid bits)
+/// and, with `-a`, its owner.
+fn finish(
+    fd: impl AsFd,
+    header: &tar::Header,
+    mode: Mode,
+    options: CopyOptions,
+) -> nix::Result<()> {
+    if options.archive {
+        let (uid, gid) = owner(header);
+        fchown(fd.as_fd(), Some(uid), Some(gid))?;
+    }
+    fchmod(fd.as_fd(), mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_name_a_container_a_stream_or_a_host_path() {
+        assert_eq!(
+            CopyEnd::parse("web:/etc/hosts"),
+            CopyEnd::Container {
+                container: "web".into(),
+                path: "/etc/hosts".into()
+            }
+        );
+        assert_eq!(
+            CopyEnd::parse("web:"),
+            CopyEnd::Container {
+                container: "web".into(),
+                path: "/".into()
+            }
+        );
+        assert_eq!(CopyEnd::parse("-"), CopyEnd::Stream);
+        assert_eq!(CopyEnd::parse("./a:b"), CopyEnd::Host("./a:b".into()));
+        assert_eq!(CopyEnd::parse("/tmp/x"), CopyEnd::Host("/tmp/x".into()));
+    }
+
+    #[test]
+    fn entry_paths_stay_below_the_destination() {
+        assert_eq!(entry_path(Path::new("./a/b")).unwrap(), Path::new("a/b"));
+        assert_eq!(entry_path(Path::new("/a")).unwrap(), Path::new("a"));
+        assert!(matches!(
+            entry_path(Path::new("a/../../b")),
+            Err(CopyError::EntryEscapes(_))
+        ));
+    }
+
+    #[test]
+    fn a_link_to_the_root_resolves_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("root");
+        std::fs::create_dir_all(inside.join("etc")).unwrap();
+        std::fs::write(inside.join("etc/secret"), "inside").unwrap();
+        std::os::unix::fs::symlink("/", inside.join("up")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", inside.join("climb")).unwrap();
+        let root = Root {
+            fd: open_path(&inside, "c:").unwrap(),
+            label: "c:".into(),
+            _mounted: None,
+            _staging: None,
+        };
+        for path in ["/up/etc/secret", "/climb/etc/secret", "/../etc/secret"] {
+            let fd = root.open(Path::new(path), OFlag::O_RDONLY, true).unwrap();
+            let mut text = String::new();
+            File::from(fd).read_to_string(&mut text).unwrap();
+            assert_eq!(text, "inside", "{path}");
+        }
+    }
+}
