@@ -35,8 +35,8 @@ trap cleanup EXIT
 mkdir -p "$HERE/bench-results"
 OUT=$HERE/bench-results/detach.json
 hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 3 --runs "$RUNS" --export-json "$OUT" \
-    -n "lade run -d" "$LADE run -d busybox sleep 600" \
-    -n "lade run --rm (foreground)" "$LADE run --rm busybox true" \
+    -n "lade run -d" "$LADE run -d --network none busybox sleep 600" \
+    -n "lade run --rm (foreground)" "$LADE run --rm --network none busybox true" \
     -n "podman run -d" "$PODMAN run -d --network none busybox sleep 600"
 
 python3 - "$OUT" <<'PY'

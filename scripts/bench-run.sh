@@ -54,7 +54,7 @@ CONTAINERS_CONF=$WORK/containers.conf $PODMAN load -q -i "$WORK/busybox.tar" >/d
 mkdir -p "$HERE/bench-results"
 OUT=$HERE/bench-results/run.json
 CONTAINERS_CONF=$WORK/containers.conf hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 5 --runs "$RUNS" --export-json "$OUT" \
-    -n lade "$LADE run --rm busybox true" \
+    -n lade "$LADE run --rm --network none busybox true" \
     -n crun "crun run --bundle $WORK/bundle lade-bench-crun" \
     -n runc "runc run --bundle $WORK/bundle lade-bench-runc" \
     -n podman "$PODMAN run --rm --network none --runtime runc busybox true"

@@ -15,6 +15,7 @@ pub mod container;
 pub mod exec;
 pub mod graph;
 pub mod layers;
+pub mod network;
 pub mod oci;
 pub mod parser;
 pub mod store;

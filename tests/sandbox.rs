@@ -223,15 +223,19 @@ fn network_none_has_only_loopback() {
     let lade = lade();
     let out = ok(
         &lade,
-        &[],
+        &["--network", "none"],
         "ls /sys/class/net; ping -c1 -W1 127.0.0.1 >/dev/null && echo lo-up",
     );
     assert_eq!(
         out.split_whitespace().collect::<Vec<_>>(),
         vec!["lo", "lo-up"]
     );
-    let out = ok(&lade, &["--network", "none"], "ls /sys/class/net");
-    assert_eq!(out.trim(), "lo");
+    // The default: lade's bridge network (eth0), as Docker's.
+    let out = ok(&lade, &[], "ls /sys/class/net");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        vec!["eth0", "lo"]
+    );
     let host: Vec<String> = std::fs::read_dir("/sys/class/net")
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -503,7 +507,7 @@ fn demo_builds_and_runs() {
         "{out}"
     );
     assert!(
-        out.contains("pid:        1 ") && out.contains("network:    lo"),
+        out.contains("pid:        1 ") && out.contains("network:    eth0 lo"),
         "{out}"
     );
 }

@@ -6,22 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use serde_json::json;
 
 use super::{human_age, open_store, print_table};
 use crate::container::{self, RunOptions};
-use crate::exec::{Limits, Network};
+use crate::exec::Limits;
 use crate::oci::parse_size;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NetworkArg {
-    /// A network namespace of its own with only loopback (the default: lade has no
-    /// bridge network)
-    None,
-    /// The host's network
-    Host,
-}
 
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
@@ -84,9 +75,35 @@ pub struct RunArgs {
     /// Keys that detach from an interactive container (`run -it`), which runs on
     #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
     pub detach_keys: String,
-    /// Network
-    #[arg(long, value_enum, default_value = "none")]
-    pub network: NetworkArg,
+    /// Network: bridge (lade's default network, through netavark), NAME (a network made
+    /// with `lade network create`), host, none (only loopback), container:NAME (another
+    /// container's). Rootless networking (pasta) is not supported: lade runs as root
+    #[arg(long, default_value = "bridge", value_name = "NETWORK")]
+    pub network: String,
+    /// Another name the container answers to on a user network
+    #[arg(long = "network-alias", value_name = "ALIAS")]
+    pub network_aliases: Vec<String>,
+    /// The container's IPv4 address on its network
+    #[arg(long, value_name = "ADDRESS")]
+    pub ip: Option<String>,
+    /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], ranges as
+    /// 8000-8002:80-82; without HOST_PORT, a free one. Answers on the host's addresses
+    /// and on 127.0.0.1
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub publish: Vec<String>,
+    /// Publish every exposed port (EXPOSE and --expose) to a free host port
+    #[arg(short = 'P', long)]
+    pub publish_all: bool,
+    /// Expose a port (or range) without publishing it
+    #[arg(long, value_name = "PORT[/PROTOCOL]")]
+    pub expose: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf (on a user network, the one
+    /// aardvark-dns forwards to)
+    #[arg(long, value_name = "ADDRESS")]
+    pub dns: Vec<String>,
+    /// Add a line to the container's /etc/hosts (NAME:IP)
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
     /// Hostname [default: the start of the container id]
     #[arg(long)]
     pub hostname: Option<String>,
@@ -171,9 +188,15 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             user: args.user.clone(),
             interactive: args.interactive,
             tty: args.tty,
-            network: match args.network {
-                NetworkArg::None => Network::Isolated,
-                NetworkArg::Host => Network::Host,
+            network: container::NetworkRequest {
+                mode: container::NetworkMode::parse(&args.network),
+                aliases: args.network_aliases.clone(),
+                ip: args.ip.clone(),
+                publish: args.publish.clone(),
+                publish_all: args.publish_all,
+                expose: args.expose.clone(),
+                dns: args.dns.clone(),
+                add_hosts: args.add_hosts.clone(),
             },
             hostname: args.hostname.clone(),
             volumes: args.volumes.clone(),
@@ -205,6 +228,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             auto_remove: args.rm,
             labels,
             anonymous_volumes: Vec::new(),
+            network: Default::default(),
             interactive: args.interactive,
             log: container::LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
         };
@@ -244,9 +268,11 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             let (id, _) =
                 container::create_container(&store, &options, &settings).map_err(exit_with)?;
             write_cidfile(&args, &id)?;
-            return container::run_created(&store, &id, &options).map_err(exit_with);
+            return container::run_created(&store, &id, &options)
+                .map(ran)
+                .map_err(exit_with);
         }
-        container::run(&store, &options).map_err(exit_with)
+        container::run(&store, &options).map(ran).map_err(exit_with)
     })();
     Ok(container_exit(result))
 }
@@ -302,6 +328,14 @@ pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
 }
 
 /// A container error tagged with the exit code it stands for (Docker's 125/126/127).
+/// A foreground run's exit code; what could not be undone after it is said.
+fn ran(ran: container::Ran) -> i32 {
+    if let Some(err) = ran.teardown {
+        eprintln!("lade: after the container exited: {err}");
+    }
+    ran.code
+}
+
 /// Docker's default detach keys.
 const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
@@ -389,6 +423,10 @@ pub struct PsArgs {
 
 pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(root)?;
+    // A container whose monitor was killed left its network: it goes now.
+    if let Err(err) = container::reap_networks(&store) {
+        eprintln!("lade: tearing down the network of a dead container: {err}");
+    }
     let filters = args
         .filter
         .iter()
@@ -435,7 +473,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let pid = container::running_init(c).map(|init| init.pid);
-                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(c), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid, "Labels": container::settings(c).labels })
+                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(c), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid, "Labels": container::settings(c).labels, "Ports": docker_ports(&container::published_ports(&store, c)) })
             })
             .collect();
         format.print(&rows)?;
@@ -474,7 +512,7 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
                 command_of(c),
                 human_age(created.as_deref()),
                 status,
-                String::new(),
+                docker_ports(&container::published_ports(&store, c)),
                 c.name.clone(),
             ];
             if args.size {
@@ -496,6 +534,53 @@ pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
         header.push("SIZE");
     }
     print_table(&header, &rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// PORTS as `docker ps` shows them: `0.0.0.0:18080->80/tcp, ...`.
+fn docker_ports(ports: &[crate::network::PortMapping]) -> String {
+    ports
+        .iter()
+        .flat_map(|p| p.docker_lines())
+        .map(|(container, host)| format!("{host}->{container}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    /// Only this port: PORT[/PROTOCOL]
+    #[arg(value_name = "PORT")]
+    pub port: Option<String>,
+}
+
+/// `lade port`: a running container's published ports, as Docker prints them.
+pub fn port(root: Option<PathBuf>, args: PortArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(root)?;
+    let record = store.container(&args.container)?;
+    let wanted = args.port.as_ref().map(|p| {
+        if p.contains('/') {
+            p.clone()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
+    let mut found = false;
+    for mapping in container::published_ports(&store, &record) {
+        for (container_port, host) in mapping.docker_lines() {
+            match &wanted {
+                Some(w) if *w == container_port => println!("{host}"),
+                Some(_) => continue,
+                None => println!("{container_port} -> {host}"),
+            }
+            found = true;
+        }
+    }
+    if let (Some(w), false) = (&wanted, found) {
+        bail!("no public port {w} published for container {}", record.name);
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ mod cache;
 mod containers;
 mod docs;
 mod images;
+mod networks;
 mod progress;
 mod system;
 mod template;
@@ -97,6 +98,16 @@ pub enum Command {
     Commit(containers::CommitArgs),
     /// Show a running container's processes (the host's ps)
     Top(containers::TopArgs),
+    /// Show a running container's published ports
+    Port(containers::PortArgs),
+    /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
+    ///
+    /// Bridge networks through netavark and aardvark-dns, as podman's: containers on a
+    /// user network find each other by name and alias. lade's default network (`bridge`
+    /// to Docker's commands) is made the first time a container needs it. Rootless
+    /// networking (pasta) is not supported.
+    #[command(subcommand)]
+    Network(networks::NetworkCommand),
     /// Show what running containers use (CPU, memory, processes)
     Stats(containers::StatsArgs),
     /// Manage volumes (create, ls, inspect, rm, prune)
@@ -294,6 +305,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cp(args) => containers::cp(root, args),
         Command::Commit(args) => containers::commit(root, args),
         Command::Top(args) => containers::top(root, args),
+        Command::Port(args) => containers::port(root, args),
+        Command::Network(command) => networks::run(root, command),
         Command::Stats(args) => containers::stats(root, args),
         Command::Volume(command) => containers::volume(root, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{current_state, running_init, settings, ContainerError, RestartPolicy, Result};
-use crate::exec::{Mount, Network, Spec};
+use crate::exec::{Mount, Spec};
 use crate::store::{ContainerRecord, Store};
 
 /// Docker's `container inspect` shape of one container.
@@ -96,7 +96,8 @@ fn shape(store: &Store, record: &ContainerRecord, spec: &Spec) -> Value {
             "StopTimeout": settings.stop_timeout.unwrap_or(super::DEFAULT_STOP_TIMEOUT),
         },
         "HostConfig": {
-            "NetworkMode": match spec.network { Network::Host => "host", Network::Isolated => "none" },
+            "NetworkMode": settings.network.mode.docker_name(),
+            "PortBindings": port_bindings(settings.network.plan.as_ref().map(|p| p.ports.as_slice()).unwrap_or(&[])),
             "RestartPolicy": { "Name": restart_name, "MaximumRetryCount": retries },
             "AutoRemove": settings.auto_remove,
             "ReadonlyRootfs": spec.rootfs.readonly,
@@ -106,6 +107,63 @@ fn shape(store: &Store, record: &ContainerRecord, spec: &Spec) -> Value {
             "Init": spec.init,
         },
         "Mounts": mounts,
-        "NetworkSettings": { "Networks": {} },
+        "NetworkSettings": network_settings(store, record, &settings.network),
+    })
+}
+
+/// Docker's `{"80/tcp": [{"HostIp": "", "HostPort": "18080"}]}`.
+fn port_bindings(ports: &[crate::network::PortMapping]) -> Value {
+    let mut bindings = serde_json::Map::new();
+    for mapping in ports {
+        for (container, host) in mapping.docker_lines() {
+            let (ip, port) = host.rsplit_once(':').unwrap_or(("", &host));
+            let entry = bindings
+                .entry(container)
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = entry {
+                list.push(
+                    json!({ "HostIp": if ip == "0.0.0.0" { "" } else { ip }, "HostPort": port }),
+                );
+            }
+        }
+    }
+    Value::Object(bindings)
+}
+
+fn network_settings(
+    store: &Store,
+    record: &ContainerRecord,
+    network: &super::NetworkSettings,
+) -> Value {
+    let mut networks = serde_json::Map::new();
+    let mut first_ip = String::new();
+    let mut first_gateway = String::new();
+    for attachment in network.plan.iter().flat_map(|p| p.attachments.iter()) {
+        if first_ip.is_empty() {
+            first_ip = attachment.ip.to_string();
+            first_gateway = attachment.network.gateway.to_string();
+        }
+        let name = if attachment.network.name == super::DEFAULT_NETWORK {
+            "bridge".to_string()
+        } else {
+            attachment.network.name.clone()
+        };
+        networks.insert(
+            name,
+            json!({
+                "NetworkID": attachment.network.id,
+                "IPAddress": attachment.ip.to_string(),
+                "IPPrefixLen": attachment.network.subnet.prefix(),
+                "Gateway": attachment.network.gateway.to_string(),
+                "Aliases": attachment.aliases,
+            }),
+        );
+    }
+    let published = super::published_ports(store, record);
+    json!({
+        "Networks": networks,
+        "IPAddress": first_ip,
+        "Gateway": first_gateway,
+        "Ports": port_bindings(&published),
     })
 }

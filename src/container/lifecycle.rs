@@ -69,6 +69,9 @@ pub struct Settings {
     /// The anonymous volumes made for it (`rm -v` removes them).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// Its networks (`--network`, its address, its published ports).
+    #[serde(default)]
+    pub network: super::NetworkSettings,
     /// `-i`: its standard input is kept open for attached clients.
     #[serde(default)]
     pub interactive: bool,
@@ -193,6 +196,9 @@ pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Help
             source: e.into(),
         })?;
     let write_fd = ready_write.as_raw_fd();
+    // The host's mount namespace, for the network namespace files it mounts.
+    let host_mounts = crate::exec::mounts::host_mount_namespace().ok();
+    let host_fd = host_mounts.as_ref().map_or(-1, |f| f.as_raw_fd());
     let mut command = Command::new("/proc/self/exe");
     command
         .envs(env.iter().copied())
@@ -207,6 +213,9 @@ pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Help
             if libc::dup2(write_fd, super::monitor::READY_FD) < 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            if host_fd >= 0 && libc::dup2(host_fd, crate::exec::mounts::HOST_MOUNTS_FD) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -214,7 +223,7 @@ pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Help
         path: "/proc/self/exe".into(),
         source,
     })?;
-    drop(ready_write);
+    drop((ready_write, host_mounts));
     // The helper lives on by itself; reap it only if it already ended.
     let _ = child.try_wait();
     Ok(Helper {

@@ -13,6 +13,7 @@ mod inspect;
 mod lifecycle;
 mod logs;
 mod monitor;
+mod networking;
 mod stats;
 mod volumes;
 
@@ -37,6 +38,11 @@ pub use lifecycle::{
 };
 pub use logs::{logs, LogConfig, LogConfigError, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
+pub use networking::{
+    connect, create_network, default_network, definition as network_definition, disconnect,
+    network_json, published_ports, reap_networks, remove_network, NetworkMode, NetworkOptions,
+    NetworkRequest, NetworkSettings, DEFAULT_NETWORK,
+};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{
     check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
@@ -58,7 +64,7 @@ pub struct RunOptions {
     pub user: Option<String>,
     pub interactive: bool,
     pub tty: bool,
-    pub network: Network,
+    pub network: NetworkRequest,
     pub hostname: Option<String>,
     /// `-v HOST:CONTAINER[:ro|rw]` (a HOST without `/` names a volume in the store; a
     /// lone CONTAINER path makes an anonymous volume).
@@ -97,6 +103,12 @@ pub enum ContainerError {
     Unkillable { name: String, pid: i32 },
     #[error(transparent)]
     Copy(#[from] CopyError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    NetworkExists(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -218,18 +230,36 @@ fn merge_environment(
     Ok(env.into_iter().map(|(k, v)| format!("{k}={v}")).collect())
 }
 
-/// Runs a container to completion; returns its exit code.
-pub fn run(store: &Store, options: &RunOptions) -> Result<i32> {
+/// How a foreground run ended: the container's exit code, and what could not be undone
+/// after it (its network's teardown), which does not change that code.
+#[derive(Debug)]
+pub struct Ran {
+    pub code: i32,
+    pub teardown: Option<ContainerError>,
+}
+
+/// Runs a container to completion.
+pub fn run(store: &Store, options: &RunOptions) -> Result<Ran> {
     let (id, _) = create_container(store, options, &Settings::default())?;
     run_created(store, &id, options)
 }
 
 /// Runs a container `create_container` made, in the foreground, to completion.
-pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<i32> {
+pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran> {
     let id = id.to_string();
     let record = store.container(&id)?;
-    let spec: Spec = serde_json::from_str(&record.spec)
+    let mut spec: Spec = serde_json::from_str(&record.spec)
         .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
+    let (network, join) = match networking::start(store, &record) {
+        Ok(started) => started,
+        Err(err) => {
+            if options.remove {
+                auto_remove(store, &id)?;
+            }
+            return Err(err);
+        }
+    };
+    spec.network = join;
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
         let _ = store.set_container_running(
@@ -257,13 +287,17 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<i32>
             _ => 125,
         },
     };
+    let torn_down = network.map_or(Ok(()), networking::Session::finish);
     if options.remove {
         auto_remove(store, &id)?;
     } else {
         store.set_container_exited(&id, i64::from(code), &now_rfc3339())?;
     }
     result?;
-    Ok(code)
+    Ok(Ran {
+        code,
+        teardown: torn_down.err(),
+    })
 }
 
 /// The time now, as records keep it.
@@ -313,20 +347,22 @@ pub fn create_container(
         &etc,
         fs::write(etc.join("hostname"), format!("{hostname}\n")),
     )?;
-    io(
-        &etc,
-        fs::write(
-            etc.join("hosts"),
-            format!("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"),
-        ),
-    )?;
-    io(
-        &etc,
-        fs::write(
-            etc.join("resolv.conf"),
-            fs::read("/etc/resolv.conf").unwrap_or_default(),
-        ),
-    )?;
+    let (network_settings, etc_files) = networking::plan(
+        store,
+        &id,
+        &name,
+        &hostname,
+        &options.network,
+        &image.config,
+    )
+    .inspect_err(|_| crate::store::remove_tree(&dir))?;
+    let written = fs::write(etc.join("hosts"), &etc_files.hosts)
+        .and_then(|()| fs::write(etc.join("resolv.conf"), &etc_files.resolv));
+    if let Err(source) = written {
+        let _ = store.release_addresses(&id, None);
+        crate::store::remove_tree(&dir);
+        return Err(ContainerError::Io { path: etc, source });
+    }
 
     let mut mounts = vec![
         Mount::Bind {
@@ -403,7 +439,11 @@ pub fn create_container(
         },
         hostname,
         mounts,
-        network: options.network,
+        // A bridge network's namespace is made at each start; this is its stand-in.
+        network: match network_settings.mode {
+            NetworkMode::Host => Network::Host,
+            _ => Network::Isolated,
+        },
         limits: options.limits.clone(),
         cgroup: Some(id.clone()),
         pausable: options.detach,
@@ -429,6 +469,7 @@ pub fn create_container(
         spec: serde_json::to_string(&spec).map_err(|e| ContainerError::Invalid(e.to_string()))?,
         settings: Some(
             serde_json::to_string(&Settings {
+                network: network_settings,
                 interactive: options.interactive,
                 log: {
                     let mut log = settings.log.clone();
@@ -451,6 +492,7 @@ pub fn create_container(
         restarts: 0,
     };
     if let Err(err) = store.insert_container(&record) {
+        let _ = store.release_addresses(&id, None);
         crate::store::remove_tree(&dir);
         return Err(err.into());
     }
@@ -705,6 +747,11 @@ fn auto_remove(store: &Store, id: &str) -> Result<()> {
 }
 
 fn remove_container(store: &Store, id: &str) -> Result<()> {
+    if let Ok(record) = store.container(id) {
+        // Whoever ran it tears its network down; if nobody does any more, we do.
+        networking::reap(store, &record, true)?;
+    }
+    store.release_addresses(id, None)?;
     crate::store::remove_tree(&store.root().join("containers").join(id));
     store.delete_container(id)?;
     Ok(())

@@ -86,6 +86,7 @@ fn as_helper(work: impl FnOnce(&Store, &mut Option<File>) -> Result<()>) -> i32 
     };
     // SAFETY: the starter put the ready pipe at READY_FD for this process alone.
     let ready = unsafe { File::from_raw_fd(READY_FD) };
+    crate::exec::mounts::adopt_host_mount_namespace();
     // Close-on-exec: the container must not inherit it.
     let _ = nix::fcntl::fcntl(
         &ready,
@@ -131,9 +132,11 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
     }
     loop {
         let record = store.container(id)?;
-        let spec: Spec = serde_json::from_str(&record.spec)
+        let mut spec: Spec = serde_json::from_str(&record.spec)
             .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
         let settings = settings(&record);
+        let (network, join) = super::networking::start(store, &record)?;
+        spec.network = join;
         let mut log = LogWriter::open(log_path(store, id), settings.log.clone())?;
         let sending = server.clone();
         // With a terminal the output comes in pieces; the log keeps whole lines.
@@ -178,6 +181,12 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             Err(exec::ExecError::Setup { code, .. }) => *code,
             Err(_) => 125,
         };
+        // The network goes before the exit is recorded: whoever waits for the exit
+        // finds the host as it was.
+        let torn_down = network.map_or(Ok(()), super::networking::Session::finish);
+        if let Err(err) = &torn_down {
+            let _ = fs::write(monitor_log(store, id), format!("{err}\n"));
+        }
         let recorded = store.set_container_exited(id, i64::from(code), &now_rfc3339())?;
         server.exited(code);
         if !recorded {

@@ -80,8 +80,10 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
         .or_else(|e| fail(125, format!("cgroup namespace: {e}")))?;
     nix::unistd::sethostname(&spec.hostname)
         .or_else(|e| fail(125, format!("setting the hostname: {e}")))?;
-    if spec.network == Network::Isolated {
-        network::loopback_up().or_else(|e| fail(125, e))?;
+    match &spec.network {
+        Network::Isolated => network::loopback_up().or_else(|e| fail(125, e))?,
+        Network::Join(path) => network::join(path).or_else(|e| fail(125, e))?,
+        Network::Host => {}
     }
     rootfs::setup(&mut Linux, &spec).or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
 

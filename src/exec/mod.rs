@@ -117,13 +117,16 @@ pub enum Mount {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Network {
     /// A network namespace of its own, with only loopback.
     #[default]
     Isolated,
     /// The host's network.
     Host,
+    /// The network namespace at this path (made and configured by the caller, or
+    /// another container's): the init joins it before it builds the file system.
+    Join(PathBuf),
 }
 
 /// What went wrong before the process could start.

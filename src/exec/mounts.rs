@@ -11,6 +11,11 @@ use nix::sched::{unshare, CloneFlags};
 /// Moves this process into a mount namespace of its own whose mounts do not propagate
 /// back. Must run before the process starts threads (the kernel refuses otherwise).
 pub fn private_mount_namespace() -> io::Result<()> {
+    if HOST_MOUNTS.get().is_none() {
+        if let Ok(namespace) = std::fs::File::open("/proc/self/ns/mnt") {
+            let _ = HOST_MOUNTS.set(namespace.into());
+        }
+    }
     unshare(CloneFlags::CLONE_NEWNS).map_err(|e| {
         io::Error::new(
             io::Error::from(e).kind(),
@@ -25,6 +30,41 @@ pub fn private_mount_namespace() -> io::Result<()> {
         None::<&str>,
     )
     .map_err(io::Error::from)
+}
+
+/// The mount namespace lade was started in, kept before it made its own private one.
+static HOST_MOUNTS: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+/// Where a detached helper (a monitor) finds the host's mount namespace, handed on by
+/// the command that started it.
+pub const HOST_MOUNTS_FD: std::os::fd::RawFd = 4;
+
+/// The mount namespace lade was started in: where mounts that must outlive lade and be
+/// seen by its next commands go (a network namespace's file). Reached through a
+/// descriptor kept before lade made its private namespace, as `/proc/1/ns/mnt` may be
+/// out of reach.
+pub fn host_mount_namespace() -> io::Result<std::fs::File> {
+    match HOST_MOUNTS.get() {
+        Some(namespace) => namespace.try_clone().map(std::fs::File::from),
+        None => std::fs::File::open("/proc/self/ns/mnt"),
+    }
+}
+
+/// Takes the host's mount namespace from [`HOST_MOUNTS_FD`] when a starter handed it on.
+pub fn adopt_host_mount_namespace() {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only asks whether the descriptor is open.
+    if unsafe { libc::fcntl(HOST_MOUNTS_FD, libc::F_GETFD) } < 0 {
+        return;
+    }
+    // SAFETY: the starter put this descriptor there for this process alone; it is owned
+    // from here on (and close-on-exec, so the container does not inherit it).
+    let namespace = unsafe { std::os::fd::OwnedFd::from_raw_fd(HOST_MOUNTS_FD) };
+    let _ = nix::fcntl::fcntl(
+        &namespace,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    );
+    let _ = HOST_MOUNTS.set(namespace);
 }
 
 /// A mount that is detached when dropped.

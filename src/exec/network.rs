@@ -1,4 +1,5 @@
-//! The network of an isolated sandbox: a namespace of its own with loopback up.
+//! The network of a sandbox: a namespace of its own with loopback up, or one made and
+//! configured beforehand (a bridge network's, another container's) joined by the init.
 
 /// Brings `lo` up in the current network namespace.
 pub(crate) fn loopback_up() -> Result<(), String> {
@@ -28,4 +29,12 @@ pub(crate) fn loopback_up() -> Result<(), String> {
         return Err(format!("bringing up lo: {error}"));
     }
     Ok(())
+}
+
+/// Joins the network namespace at `path`.
+pub(crate) fn join(path: &std::path::Path) -> Result<(), String> {
+    let namespace = std::fs::File::open(path)
+        .map_err(|e| format!("the network namespace {}: {e}", path.display()))?;
+    nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| format!("joining the network namespace {}: {e}", path.display()))
 }

@@ -85,6 +85,17 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a container's settings (JSON).
+    pub fn set_container_settings(&self, id: &str, settings: &str) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET settings = ?2 WHERE id = ?1",
+                params![id, settings],
+            )
+        })?;
+        Ok(())
+    }
+
     /// Gives a container another name, which must be free.
     pub fn rename_container(&self, id: &str, name: &str) -> Result<()> {
         let changed = self.with_db(|conn| {

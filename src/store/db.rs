@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -55,6 +55,17 @@ CREATE TABLE IF NOT EXISTS snapshots (
     name        TEXT PRIMARY KEY,
     diff_id     TEXT NOT NULL,
     fingerprint TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS networks (
+    name       TEXT PRIMARY KEY,
+    id         TEXT NOT NULL UNIQUE,
+    definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS network_addresses (
+    network   TEXT NOT NULL,
+    address   TEXT NOT NULL,
+    container TEXT NOT NULL,
+    PRIMARY KEY (network, address)
 );
 ";
 

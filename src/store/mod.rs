@@ -13,6 +13,7 @@ mod containers;
 mod db;
 mod images;
 mod index;
+mod networks;
 mod volumes;
 
 use std::fs::{self, File};
@@ -26,6 +27,7 @@ pub use check::{CheckOptions, CheckReport, Problem};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
+pub use networks::NetworkRecord;
 pub use volumes::VolumeRecord;
 
 use crate::oci::Digest;

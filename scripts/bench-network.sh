@@ -1,0 +1,48 @@
+#!/bin/sh
+# The cost of a container's bridge network: `lade run --rm --network bridge busybox
+# true` against `--network none`, and `podman run --rm` on its bridge (netavark) against
+# podman's `--network none`, in one run (hyperfine, medians). Both use the same netavark.
+#
+#   usage: scripts/bench-network.sh [RUNS]     (default 20; needs root)
+set -eu
+RUNS=${1:-20}
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/lade-bench-network}
+for tool in hyperfine podman; do
+    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
+done
+cargo build --release --manifest-path "$HERE/Cargo.toml" -q
+LADE=$HERE/target/release/lade
+rm -rf "$WORK"; mkdir -p "$WORK"
+export LADE_ROOT=$WORK/store
+"$HERE/scripts/busybox-image.sh" "$LADE" >/dev/null
+
+printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_backend = "netavark"\n' > "$WORK/containers.conf"
+export CONTAINERS_CONF=$WORK/containers.conf
+PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
+"$LADE" save -o "$WORK/busybox.tar" busybox:latest
+$PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
+
+cleanup() {
+    $PODMAN rmi -af >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+mkdir -p "$HERE/bench-results"
+OUT=$HERE/bench-results/network.json
+hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 3 --runs "$RUNS" --export-json "$OUT" \
+    -n "lade bridge" "$LADE run --rm --network bridge busybox true" \
+    -n "lade none" "$LADE run --rm --network none busybox true" \
+    -n "podman bridge" "$PODMAN run --rm busybox true" \
+    -n "podman none" "$PODMAN run --rm --network none busybox true"
+
+python3 - "$OUT" <<'PY'
+import json, sys
+r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+for name, ms in r.items():
+    print(f"{name:14} median {ms:7.1f} ms")
+lade = r["lade bridge"] - r["lade none"]
+podman = r["podman bridge"] - r["podman none"]
+print(f"network setup: lade {lade:.1f} ms, podman {podman:.1f} ms (lade/podman = {lade / podman:.2f})")
+PY

@@ -1,0 +1,425 @@
+//! Container networks through the real CLI, netavark and aardvark-dns: published ports
+//! answering on the host's address and on 127.0.0.1 (TCP and UDP), `-P`, a taken port
+//! refused, user networks resolving names and aliases (and only their own), an internal
+//! network without a route out, and the host's links, firewall rules and listening
+//! ports as they were after `rm -f` and after a monitor killed with -9.
+//!
+//! The tests here change the host's network, so they run one at a time.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Context, Lade};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn require_netavark() {
+    assert!(
+        Path::new("/usr/lib/podman/netavark").is_file(),
+        "netavark is not installed: apt-get install netavark aardvark-dns (scripts/test.sh does)"
+    );
+    common::require_tool("iptables-save");
+    common::require_tool("ss");
+}
+
+/// Waits (bounded) until `ready` holds.
+fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn http_get(address: &str) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: test\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    Some(response)
+}
+
+fn udp_ask(address: &str, message: &str) -> Option<String> {
+    let socket = UdpSocket::bind("127.0.0.1:0").ok()?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    socket.send_to(message.as_bytes(), address).ok()?;
+    let mut buffer = [0u8; 256];
+    let (n, _) = socket.recv_from(&mut buffer).ok()?;
+    Some(String::from_utf8_lossy(&buffer[..n]).into_owned())
+}
+
+/// The host's first global IPv4 address.
+fn host_address() -> String {
+    let out = common::run("ip", &["-4", "-o", "addr", "show", "scope", "global"]);
+    out.split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .expect("the host has a global IPv4 address")
+        .to_string()
+}
+
+/// What the host's network looks like: its links, its firewall rules (without
+/// counters) and its listening sockets.
+fn host_state() -> String {
+    let links = common::run("ip", &["-o", "link", "show"]);
+    let mut links: Vec<String> = links
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+        .collect();
+    links.sort();
+    let rules = common::run("iptables-save", &[]);
+    let mut rules: Vec<String> = rules
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            if l.starts_with(':') {
+                l.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    rules.sort();
+    let sockets = common::run("ss", &["-lntuH"]);
+    let mut sockets: Vec<String> = sockets
+        .lines()
+        .map(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {}", fields[0], fields.get(4).unwrap_or(&""))
+        })
+        .collect();
+    sockets.sort();
+    format!(
+        "links:\n{}\nrules:\n{}\nsockets:\n{}\n",
+        links.join("\n"),
+        rules.join("\n"),
+        sockets.join("\n")
+    )
+}
+
+fn web_image(lade: &Lade) {
+    let context = Context::new(
+        "FROM busybox\nCOPY udp-echo /udp-echo\n\
+         RUN mkdir /www && echo page-from-lade > /www/index.html\nEXPOSE 80 7/udp\n",
+    );
+    common::require_tool("cc");
+    common::run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            context.path().join("udp-echo").to_str().unwrap(),
+            common::repo()
+                .join("tests/fixtures/udp-echo.c")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    lade.build(context.path(), &["-t", "web:1"]);
+}
+
+const SERVE: &str = "/udp-echo 7 & exec httpd -f -p 80 -h /www";
+
+#[test]
+fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refused() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    web_image(&lade);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "18080:80",
+        "-p",
+        "18081:7/udp",
+        "web:1",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    wait_until("the page on 127.0.0.1", || {
+        http_get("127.0.0.1:18080").is_some_and(|r| r.contains("page-from-lade"))
+    });
+    let on_host = http_get(&format!("{}:18080", host_address())).unwrap_or_default();
+    assert!(on_host.contains("page-from-lade"), "{on_host}");
+    let ports = lade.ok(&["port", "web"]);
+    assert!(
+        ports.lines().any(|l| l == "80/tcp -> 0.0.0.0:18080"),
+        "{ports}"
+    );
+    assert!(
+        ports.lines().any(|l| l == "7/udp -> 0.0.0.0:18081"),
+        "{ports}"
+    );
+    assert_eq!(lade.ok(&["port", "web", "80"]).trim(), "0.0.0.0:18080");
+    let ps = lade.ok(&["ps"]);
+    assert!(ps.contains("0.0.0.0:18080->80/tcp"), "{ps}");
+    let mut answer = None;
+    wait_until("the UDP echo", || {
+        answer = udp_ask("127.0.0.1:18081", "ping");
+        answer.is_some()
+    });
+    assert_eq!(answer.as_deref(), Some("echo:ping"));
+
+    // The same host port again: refused, naming it; the container does not start.
+    let taken = lade.output(&["run", "-d", "--name", "web2", "-p", "18080:80", "web:1"]);
+    assert_eq!(taken.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&taken.stderr);
+    assert!(
+        stderr.contains("0.0.0.0:18080/tcp") && stderr.contains("already in use"),
+        "{stderr}"
+    );
+    let web2 = lade.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=web2",
+        "--format",
+        "{{.State}}",
+    ]);
+    assert_eq!(web2.trim(), "created");
+
+    // -P: every EXPOSE port to a free host port.
+    lade.ok(&[
+        "run", "-d", "--name", "webp", "-P", "web:1", "sh", "-c", SERVE,
+    ]);
+    let published = lade.ok(&["port", "webp", "80/tcp"]);
+    let port = published.trim().rsplit(':').next().unwrap().to_string();
+    assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{published}");
+    wait_until("the page on the -P port", || {
+        http_get(&format!("127.0.0.1:{port}")).is_some_and(|r| r.contains("page-from-lade"))
+    });
+    assert!(lade.ok(&["port", "webp"]).contains("7/udp -> 0.0.0.0:"));
+    lade.ok(&["rm", "-f", "web", "web2", "webp"]);
+    assert!(
+        http_get("127.0.0.1:18080").is_none(),
+        "the port still answers"
+    );
+}
+
+#[test]
+fn user_networks_resolve_names_and_aliases_and_keep_apart() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "front"]);
+    lade.ok(&["network", "create", "back"]);
+    lade.ok(&["network", "create", "--internal", "sealed"]);
+    let listed = lade.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    for name in ["front", "back", "sealed"] {
+        assert!(listed.lines().any(|l| l == name), "{listed}");
+    }
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "front",
+        "--network-alias",
+        "svc",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W5 api && ping -c1 -W5 svc",
+    ]);
+    let api_ip = lade.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "api"]);
+    let api_ip = api_ip.trim();
+    assert!(api_ip.starts_with("10."), "{api_ip}");
+    // Another network does not know its names (nor the default network, as Docker's).
+    for network in ["back", "bridge"] {
+        let by_name = lade.output(&[
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "busybox",
+            "ping",
+            "-c1",
+            "-W2",
+            "api",
+        ]);
+        assert!(!by_name.status.success(), "{network} resolved api");
+    }
+    // An internal network has no route out.
+    let routes = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        "busybox",
+        "ip",
+        "route",
+    ]);
+    assert!(!routes.contains("default"), "{routes}");
+    let out = lade.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "sealed",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        &host_address(),
+    ]);
+    assert!(
+        !out.status.success(),
+        "an internal network reached the host"
+    );
+    // /etc/hosts and /etc/resolv.conf as Docker writes them.
+    let files = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "--hostname",
+        "myhost",
+        "--add-host",
+        "db:10.1.2.3",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf; hostname",
+    ]);
+    assert!(files.contains("10.1.2.3\tdb"), "{files}");
+    assert!(files.contains("myhost"), "{files}");
+    assert!(files.contains("search dns.podman"), "{files}");
+    let resolv = lade.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "9.9.9.9",
+        "busybox",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(resolv, "nameserver 9.9.9.9\n");
+    let inspect = lade.ok(&["network", "inspect", "-f", "{{.Internal}}", "sealed"]);
+    assert_eq!(inspect.trim(), "true");
+
+    let in_use = lade.fails(&["network", "rm", "front"]);
+    assert!(
+        in_use.contains("in use") && in_use.contains("api"),
+        "{in_use}"
+    );
+    lade.ok(&["rm", "-f", "api"]);
+    lade.ok(&["network", "rm", "front", "back"]);
+    lade.ok(&["network", "prune", "-f"]);
+    let left = lade.ok(&["network", "ls", "--format", "{{.Name}}"]);
+    assert!(
+        !left.contains("front") && !left.contains("sealed"),
+        "{left}"
+    );
+}
+
+#[test]
+fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    // netavark makes its base chains once and leaves them: make them before looking.
+    lade.ok(&["run", "--rm", "-p", "18090:80", "busybox", "true"]);
+    let before = host_state();
+    lade.ok(&["network", "create", "mynet"]);
+    lade.ok(&[
+        "run", "-d", "--name", "t1", "-p", "18091:80", "busybox", "sleep", "300",
+    ]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "t2",
+        "--network",
+        "mynet",
+        "-p",
+        "18092:80/udp",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let during = host_state();
+    assert_ne!(
+        before, during,
+        "running containers changed nothing that is looked at"
+    );
+    lade.ok(&["rm", "-f", "t1", "t2"]);
+    similar_asserts(&before, &host_state(), "after rm -f");
+
+    // A monitor killed with -9: its container dies with it, and the next `ps` tears
+    // its network down.
+    lade.ok(&[
+        "run", "-d", "--name", "t3", "-p", "18093:80", "busybox", "sleep", "300",
+    ]);
+    let init: i32 = lade
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "t3"])
+        .trim()
+        .parse()
+        .unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
+    let monitor: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the container to die with its monitor", || {
+        std::fs::read_to_string(format!("/proc/{init}/stat")).map_or(true, |s| s.contains(") Z"))
+    });
+    lade.ok(&["ps", "-a"]);
+    similar_asserts(
+        &before,
+        &host_state(),
+        "after a monitor was killed and ps ran",
+    );
+    lade.ok(&["rm", "t3"]);
+    lade.ok(&["network", "rm", "mynet"]);
+}
+
+fn similar_asserts(before: &str, after: &str, when: &str) {
+    if before != after {
+        let gone: Vec<&str> = before.lines().filter(|l| !after.contains(l)).collect();
+        let new: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
+        panic!("{when}: the host changed.\nnow missing: {gone:#?}\nleft behind: {new:#?}");
+    }
+}
