@@ -1,13 +1,13 @@
 #!/bin/sh
 # Runs lade's whole test suite on Debian 12, as root: installs the system packages the
 # tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
-# for comparisons, netavark and aardvark-dns for container networks, compressors for
-# archive fixtures), then checks formatting and lints
+# for comparisons, netavark and aardvark-dns for container networks, docker-registry
+# and htpasswd for registry round trips, compressors for archive fixtures), then checks formatting and lints
 # and runs every test.
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="busybox-static podman skopeo umoci crun runc netavark aardvark-dns iptables bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash"
+PACKAGES="busybox-static podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

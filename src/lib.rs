@@ -18,4 +18,5 @@ pub mod layers;
 pub mod network;
 pub mod oci;
 pub mod parser;
+pub mod registry;
 pub mod store;

@@ -547,15 +547,25 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
         .collect())
 }
 
-/// Finds a base image in the store (lade does not pull yet).
+/// Finds a base image in the store, pulling it from its registry when the store lacks
+/// it (Docker's `--pull missing`).
 fn find_image(store: &Store, reference: &ImageRef) -> Result<Image, String> {
-    store.image(&reference.familiar()).map_err(|e| match e {
-        StoreError::NoSuchImage(_) => format!(
-            "image {} is not in the store: `lade import` or `lade load` it first (lade cannot pull from registries yet)",
-            reference.familiar()
-        ),
-        other => other.to_string(),
-    })
+    match store.image(&reference.familiar()) {
+        Ok(image) => Ok(image),
+        Err(StoreError::NoSuchImage(_)) => crate::registry::pull(
+            store,
+            reference,
+            &crate::registry::PullOptions::default(),
+            &(),
+        )
+        .map_err(|e| {
+            format!(
+                "image {} is not in the store, and pulling it failed: {e}",
+                reference.familiar()
+            )
+        }),
+        Err(other) => Err(other.to_string()),
+    }
 }
 
 /// lade runs what it builds on this machine: a base image for another platform is an

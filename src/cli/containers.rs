@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// Set a label on the container (KEY=VALUE)
     #[arg(short = 'l', long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
+    /// Pull the image: missing (when the store lacks it), always, never
+    #[arg(long, default_value = "missing", value_name = "POLICY")]
+    pub pull: String,
     /// Logging driver: json-file (the default) or none
     #[arg(long, value_name = "DRIVER")]
     pub log_driver: Option<String>,
@@ -177,6 +180,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(root)?;
+        pull_for_run(&store, &args.image, &args.pull)?;
         let options = RunOptions {
             image: args.image.clone(),
             name: args.name.clone(),
@@ -275,6 +279,36 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         container::run(&store, &options).map(ran).map_err(exit_with)
     })();
     Ok(container_exit(result))
+}
+
+/// `--pull`: the image from its registry when the policy says so (Docker's messages,
+/// on stderr, so that the container's output stays its own).
+fn pull_for_run(store: &crate::store::Store, image: &str, policy: &str) -> Result<()> {
+    let missing = matches!(
+        store.image(image),
+        Err(crate::store::StoreError::NoSuchImage(_))
+    );
+    let pull = match policy {
+        "always" => true,
+        "missing" => missing,
+        "never" => false,
+        other => bail!("invalid --pull {other:?}: always, missing or never"),
+    };
+    if !pull {
+        return Ok(());
+    }
+    let reference: crate::oci::ImageRef = image.parse()?;
+    if missing {
+        eprintln!("Unable to find image '{}' locally", reference.familiar());
+    }
+    crate::registry::pull(
+        store,
+        &reference,
+        &crate::registry::PullOptions::default(),
+        &(),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot pull {}: {e}", reference.familiar()))?;
+    Ok(())
 }
 
 fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {

@@ -10,6 +10,7 @@ mod docs;
 mod images;
 mod networks;
 mod progress;
+mod registry;
 mod system;
 mod template;
 mod unsupported;
@@ -98,6 +99,14 @@ pub enum Command {
     Commit(containers::CommitArgs),
     /// Show a running container's processes (the host's ps)
     Top(containers::TopArgs),
+    /// Pull an image from a registry (docker.io unless the name says another)
+    Pull(registry::PullArgs),
+    /// Push an image to a registry (its layers as stored, the manifest last)
+    Push(registry::PushArgs),
+    /// Log in to a registry (saved in podman's auth.json, mode 0600)
+    Login(registry::LoginArgs),
+    /// Forget the credentials of a registry
+    Logout(registry::LogoutArgs),
     /// Show a running container's published ports
     Port(containers::PortArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
@@ -306,6 +315,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Commit(args) => containers::commit(root, args),
         Command::Top(args) => containers::top(root, args),
         Command::Port(args) => containers::port(root, args),
+        Command::Pull(args) => registry::pull(root, args),
+        Command::Push(args) => registry::push(root, args),
+        Command::Login(args) => registry::login(args),
+        Command::Logout(args) => registry::logout(args),
         Command::Network(command) => networks::run(root, command),
         Command::Stats(args) => containers::stats(root, args),
         Command::Volume(command) => containers::volume(root, command),

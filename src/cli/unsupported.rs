@@ -6,9 +6,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// Docker CLI commands lade lacks today.
 const DOCKER_COMMANDS: &[&str] = &[
-    "builder", "buildx", "compose", "config", "context", "events", "login", "logout", "manifest",
-    "node", "plugin", "pull", "push", "search", "secret", "service", "stack", "swarm", "trust",
-    "update",
+    "builder", "buildx", "compose", "config", "context", "events", "manifest", "node", "plugin",
+    "search", "secret", "service", "stack", "swarm", "trust", "update",
 ];
 
 /// Long options of Docker's `build`, `run`, `ps`, `images`, `rmi`, `rm`, `save`,

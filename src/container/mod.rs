@@ -93,9 +93,7 @@ pub enum ContainerError {
     Exec(#[from] exec::ExecError),
     #[error("{0}")]
     Invalid(String),
-    #[error(
-        "image {0} is not in the store: `lade import` or `lade load` it first (lade cannot pull from registries yet)"
-    )]
+    #[error("image {0} is not in the store: `lade pull`, `lade import` or `lade load` it first")]
     NoSuchImage(String),
     #[error("container {0} is running: stop it first, or remove it with -f")]
     Running(String),

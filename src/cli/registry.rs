@@ -1,0 +1,201 @@
+//! `lade pull`, `push`, `login`, `logout`: the registry client's commands.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{ArgAction, Args};
+
+use super::open_store;
+use crate::oci::{ImageRef, Platform};
+use crate::registry::{self, ClientOptions, Credentials, PullOptions};
+
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    /// Only print the image's name
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The platform to pull from a multi-platform image (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Verify the registry's TLS certificate (false: plain HTTP or unverified TLS;
+    /// localhost and 127.0.0.0/8 are plain HTTP anyway)
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// NAME[:TAG|@DIGEST] (docker.io/library/ when no registry is named)
+    #[arg(value_name = "NAME")]
+    pub image: String,
+}
+
+struct PlainProgress {
+    quiet: bool,
+}
+
+impl registry::PullProgress for PlainProgress {
+    fn layer(&self, digest: &crate::oci::Digest, _size: u64, fetched: bool) {
+        if !self.quiet {
+            let what = if fetched {
+                "Pull complete"
+            } else {
+                "Already exists"
+            };
+            println!("{}: {what}", digest.short());
+        }
+    }
+}
+
+/// `lade pull`.
+pub fn pull(root: Option<PathBuf>, args: PullArgs) -> Result<ExitCode> {
+    let reference: ImageRef = args.image.parse()?;
+    let platform =
+        match &args.platform {
+            Some(text) => Some(Platform::parse(text).with_context(|| {
+                format!("invalid --platform {text:?}: expected os/arch[/variant]")
+            })?),
+            None => None,
+        };
+    let store = open_store(root)?;
+    let options = PullOptions {
+        platform,
+        client: ClientOptions {
+            insecure: !args.tls_verify,
+            credentials: None,
+        },
+    };
+    let image = registry::pull(
+        &store,
+        &reference,
+        &options,
+        &PlainProgress { quiet: args.quiet },
+    )
+    .with_context(|| format!("cannot pull {}", reference.familiar()))?;
+    if !args.quiet {
+        println!("Image id: {}", image.id);
+        println!("Status: pulled {}", reference.familiar());
+    }
+    println!("{}", reference.normalized());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// Verify the registry's TLS certificate (false: plain HTTP or unverified TLS)
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// Only print the pushed manifest's digest
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The image in the store (NAME[:TAG])
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+    /// Where to push it [default: IMAGE itself]
+    #[arg(value_name = "DESTINATION")]
+    pub destination: Option<String>,
+}
+
+/// `lade push`: layers as stored, the manifest last; prints its digest.
+pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
+    let destination: ImageRef = args.destination.as_deref().unwrap_or(&args.image).parse()?;
+    let store = super::open_store_read_only(root)?;
+    let quiet = args.quiet;
+    let digest = registry::push(
+        &store,
+        &args.image,
+        &destination,
+        &ClientOptions {
+            insecure: !args.tls_verify,
+            credentials: None,
+        },
+        &|line| {
+            if !quiet {
+                println!("{line}");
+            }
+        },
+    )
+    .with_context(|| format!("cannot push {}", destination.familiar()))?;
+    if quiet {
+        println!("{digest}");
+    } else {
+        println!(
+            "{}: digest: {digest}",
+            destination.tag().unwrap_or("latest")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[arg(short, long)]
+    pub username: Option<String>,
+    /// The password (prefer --password-stdin: a password on the command line is seen
+    /// by other users' `ps`)
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from standard input
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Verify the registry's TLS certificate
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// The registry (host[:port])
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+}
+
+/// `lade login`: checked against the registry, then saved where podman keeps them.
+pub fn login(args: LoginArgs) -> Result<ExitCode> {
+    let Some(username) = args.username else {
+        bail!("lade login needs -u USER (and -p or --password-stdin)");
+    };
+    let password = match (args.password, args.password_stdin) {
+        (Some(_), true) => bail!("give -p or --password-stdin, not both"),
+        (Some(password), false) => password,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) if std::io::stdin().is_terminal() => {
+            bail!("give the password with -p or --password-stdin")
+        }
+        (None, false) => bail!("give the password with -p or --password-stdin"),
+    };
+    if password.is_empty() {
+        bail!("the password is empty");
+    }
+    let registry = registry_name(&args.registry);
+    let path = registry::login(
+        &registry,
+        Credentials { username, password },
+        !args.tls_verify,
+    )
+    .with_context(|| format!("cannot log in to {registry}"))?;
+    println!("Login Succeeded! (saved in {})", path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+}
+
+pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
+    let registry = registry_name(&args.registry);
+    if registry::logout(&registry)? {
+        println!("Removed login credentials for {registry}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        bail!("not logged in to {registry}")
+    }
+}
+
+/// `https://host:port/` as `host:port`.
+fn registry_name(text: &str) -> String {
+    text.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}

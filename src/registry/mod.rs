@@ -1,0 +1,734 @@
+//! The OCI distribution client: images between the store and a registry (`pull`,
+//! `push`, `login`), over blocking HTTP (ureq; no async runtime). Every byte that comes
+//! in is checked while it streams: manifests and blobs against their digests, layers
+//! against the config's diff ids once unpacked; nothing unverified reaches the store,
+//! and a failed pull leaves nothing half-written.
+//!
+//! Plain HTTP is used only for `localhost` and `127.0.0.0/8` (as Docker allows without
+//! asking) or with `--tls-verify=false`.
+
+mod auth;
+
+use std::io::{self, Read, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub use auth::{auth_file, credentials_for, Credentials};
+
+use crate::oci::{media, Digest, ImageConfig, ImageRef, Platform, Sha256Writer};
+use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{registry}: {reason}")]
+    Registry { registry: String, reason: String },
+    #[error("{registry}: cannot connect: {source}")]
+    Connect {
+        registry: String,
+        source: Box<ureq::Error>,
+    },
+    #[error("{image}: {reason}")]
+    Image { image: String, reason: String },
+    #[error("{registry}: authentication required: lade login {registry}")]
+    Unauthorized { registry: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+}
+
+pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+/// The media types lade accepts for a manifest, best first.
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
+
+/// How a client talks to a registry.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// `--tls-verify=false`: plain HTTP (or unverified TLS) to any registry.
+    pub insecure: bool,
+    /// Credentials given on the command line (`login -u`), rather than saved ones.
+    pub credentials: Option<Credentials>,
+}
+
+/// One registry, with the authorization it has earned.
+pub struct Client {
+    agent: ureq::Agent,
+    /// As named in image references (`docker.io`, `127.0.0.1:5000`).
+    registry: String,
+    /// `https://registry-1.docker.io`, `http://127.0.0.1:5000`.
+    base: String,
+    credentials: Option<Credentials>,
+    authorization: Mutex<Option<String>>,
+}
+
+fn is_loopback(registry: &str) -> bool {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    host == "localhost" || host.starts_with("127.") || host == "[::1]"
+}
+
+impl Client {
+    pub fn new(registry: &str, options: &ClientOptions) -> Client {
+        let host = if registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let scheme = if options.insecure || is_loopback(registry) {
+            "http"
+        } else {
+            "https"
+        };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(30)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Client {
+            agent,
+            registry: registry.to_string(),
+            base: format!("{scheme}://{host}"),
+            credentials: options
+                .credentials
+                .clone()
+                .or_else(|| credentials_for(registry)),
+            authorization: Mutex::new(None),
+        }
+    }
+
+    fn error(&self, reason: impl Into<String>) -> RegistryError {
+        RegistryError::Registry {
+            registry: self.registry.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn connect_error(&self, source: ureq::Error) -> RegistryError {
+        RegistryError::Connect {
+            registry: self.registry.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    /// Earns the right to `actions` (`pull`, `pull,push`) on `repository`: the `/v2/`
+    /// challenge, then Basic credentials or a bearer token from the token service.
+    pub fn authenticate(&self, repository: &str, actions: &str) -> Result<()> {
+        let response = self
+            .agent
+            .get(format!("{}/v2/", self.base))
+            .call()
+            .map_err(|e| self.connect_error(e))?;
+        if response.status() != 401 {
+            return Ok(());
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(auth::parse_challenge)
+            .ok_or_else(|| self.error("it asks for authentication without saying how"))?;
+        let authorization = if challenge.scheme.eq_ignore_ascii_case("basic") {
+            self.credentials
+                .as_ref()
+                .map(Credentials::basic)
+                .ok_or_else(|| RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                })?
+        } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
+            format!("Bearer {}", self.token(&challenge, repository, actions)?)
+        } else {
+            return Err(self.error(format!(
+                "it asks for {} authentication, which lade does not speak",
+                challenge.scheme
+            )));
+        };
+        *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(authorization);
+        Ok(())
+    }
+
+    fn token(
+        &self,
+        challenge: &auth::Challenge,
+        repository: &str,
+        actions: &str,
+    ) -> Result<String> {
+        let realm = challenge
+            .param("realm")
+            .ok_or_else(|| self.error("its bearer challenge has no realm"))?;
+        let mut request = self
+            .agent
+            .get(realm)
+            .query("scope", format!("repository:{repository}:{actions}"));
+        if let Some(service) = challenge.param("service") {
+            request = request.query("service", service);
+        }
+        if let Some(credentials) = &self.credentials {
+            request = request.header("Authorization", credentials.basic());
+        }
+        let mut response = request.call().map_err(|e| self.connect_error(e))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                })
+            }
+            status => return Err(self.error(format!("its token service answered {status}"))),
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| self.error("its token service gave no token"))
+    }
+
+    fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &*self.authorization.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(value) => request.header("Authorization", value.as_str()),
+            None => request,
+        }
+    }
+
+    /// GET with retries: 429 (after its Retry-After) and 5xx, three times, backing off.
+    fn get(&self, url: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
+        let mut delay = Duration::from_millis(200);
+        for attempt in 0.. {
+            let mut request = self.authorize(self.agent.get(url));
+            if let Some(accept) = accept {
+                request = request.header("Accept", accept);
+            }
+            let response = match request.call() {
+                Ok(response) => response,
+                Err(e) if attempt < 2 => {
+                    let _ = e;
+                    std::thread::sleep(delay);
+                    delay *= 2;
+                    continue;
+                }
+                Err(e) => return Err(self.connect_error(e)),
+            };
+            let status = response.status().as_u16();
+            if (status == 429 || status >= 500) && attempt < 2 {
+                let wait = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map_or(delay, |s| Duration::from_secs(s.min(30)));
+                std::thread::sleep(wait);
+                delay *= 2;
+                continue;
+            }
+            return Ok(response);
+        }
+        unreachable!("the loop returns")
+    }
+
+    fn status_error(
+        &self,
+        what: &str,
+        response: &mut ureq::http::Response<ureq::Body>,
+    ) -> RegistryError {
+        let status = response.status().as_u16();
+        // Registries explain in {"errors": [{"code", "message"}]}.
+        let detail = response
+            .body_mut()
+            .read_to_string()
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| {
+                v.get("errors")?.as_array()?.first().map(|e| {
+                    format!(
+                        "{} ({})",
+                        e.get("message").and_then(Value::as_str).unwrap_or(""),
+                        e.get("code").and_then(Value::as_str).unwrap_or("")
+                    )
+                })
+            })
+            .unwrap_or_default();
+        match status {
+            401 => RegistryError::Unauthorized {
+                registry: self.registry.clone(),
+            },
+            _ => self.error(
+                format!("{what}: it answered {status} {detail}")
+                    .trim_end()
+                    .to_string(),
+            ),
+        }
+    }
+
+    /// A manifest by tag or digest: its bytes, media type and digest.
+    fn manifest(&self, repository: &str, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
+        let mut response = self.get(&url, Some(ACCEPT))?;
+        if response.status() != 200 {
+            return Err(
+                self.status_error(&format!("manifest {repository}:{reference}"), &mut response)
+            );
+        }
+        let media_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(4 << 20)
+            .read_to_vec()
+            .map_err(|e| self.error(format!("manifest {repository}:{reference}: {e}")))?;
+        let digest = Digest::of(&bytes);
+        Ok((bytes, media_type, digest))
+    }
+
+    fn blob_url(&self, repository: &str, digest: &Digest) -> String {
+        format!("{}/v2/{repository}/blobs/{digest}", self.base)
+    }
+}
+
+/// What `lade pull` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    pub platform: Option<Platform>,
+    pub client: ClientOptions,
+}
+
+/// What a pull reports as it goes.
+pub trait PullProgress: Sync {
+    fn layer(&self, digest: &Digest, size: u64, fetched: bool);
+}
+
+impl PullProgress for () {
+    fn layer(&self, _: &Digest, _: u64, _: bool) {}
+}
+
+fn json_error(image: &str, what: &str, e: impl std::fmt::Display) -> RegistryError {
+    RegistryError::Image {
+        image: image.to_string(),
+        reason: format!("{what}: {e}"),
+    }
+}
+
+/// Pulls `reference` into the store and tags it; returns the image.
+pub fn pull(
+    store: &Store,
+    reference: &ImageRef,
+    options: &PullOptions,
+    progress: &dyn PullProgress,
+) -> Result<Image> {
+    let image_name = reference.familiar();
+    let client = Client::new(reference.registry(), &options.client);
+    let repository = reference.repository();
+    client.authenticate(repository, "pull")?;
+    let wanted = reference
+        .digest()
+        .map(str::to_string)
+        .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
+    let (mut bytes, mut media_type, mut digest) = client.manifest(repository, &wanted)?;
+    if let Some(pinned) = reference.digest() {
+        if digest.to_string() != pinned {
+            return Err(json_error(
+                &image_name,
+                "its manifest",
+                format!("has digest {digest}, not {pinned}"),
+            ));
+        }
+    }
+    let mut manifest: Value =
+        serde_json::from_slice(&bytes).map_err(|e| json_error(&image_name, "its manifest", e))?;
+    if manifest.get("schemaVersion").and_then(Value::as_i64) == Some(1) {
+        return Err(json_error(
+            &image_name,
+            "its manifest",
+            "it is Docker's schema 1, which lade does not pull (push the image again with a newer tool)",
+        ));
+    }
+    // An index: the manifest for this platform.
+    if manifest.get("manifests").is_some() {
+        let platform = options.platform.clone().unwrap_or_else(Platform::host);
+        let chosen = manifest["manifests"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| {
+                let p = &m["platform"];
+                p["os"] == platform.os.as_str()
+                    && p["architecture"] == platform.architecture.as_str()
+                    && platform
+                        .variant
+                        .as_deref()
+                        .is_none_or(|v| p.get("variant").is_none_or(|pv| pv == v))
+            })
+            .and_then(|m| m["digest"].as_str())
+            .ok_or_else(|| {
+                json_error(
+                    &image_name,
+                    "its index",
+                    format!("has no manifest for {platform}"),
+                )
+            })?
+            .to_string();
+        (bytes, media_type, digest) = client.manifest(repository, &chosen)?;
+        if digest.to_string() != chosen {
+            return Err(json_error(
+                &image_name,
+                "a manifest",
+                format!("has digest {digest}, not {chosen}"),
+            ));
+        }
+        manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| json_error(&image_name, "its manifest", e))?;
+    }
+    let _ = (media_type, digest);
+    let descriptor = |value: &Value, what: &str| -> Result<(Digest, u64, String)> {
+        let digest = value["digest"]
+            .as_str()
+            .and_then(|d| d.parse::<Digest>().ok())
+            .ok_or_else(|| json_error(&image_name, what, "no valid digest"))?;
+        Ok((
+            digest,
+            value["size"].as_u64().unwrap_or(0),
+            value["mediaType"].as_str().unwrap_or_default().to_string(),
+        ))
+    };
+    let (config_digest, _, _) = descriptor(&manifest["config"], "its config")?;
+    let config_bytes = fetch_small_blob(store, &client, repository, &config_digest)?;
+    let config: ImageConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| json_error(&image_name, "its config", e))?;
+    let layer_descriptors: Vec<(Digest, u64, String)> = manifest["layers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| descriptor(l, "a layer"))
+        .collect::<Result<_>>()?;
+    if layer_descriptors.len() != config.rootfs.diff_ids.len() {
+        return Err(json_error(
+            &image_name,
+            "its config",
+            format!(
+                "lists {} layers, the manifest {}",
+                config.rootfs.diff_ids.len(),
+                layer_descriptors.len()
+            ),
+        ));
+    }
+    // A few layers at a time.
+    let jobs: Vec<(usize, &(Digest, u64, String), &Digest)> = layer_descriptors
+        .iter()
+        .zip(&config.rootfs.diff_ids)
+        .enumerate()
+        .map(|(i, (d, diff))| (i, d, diff))
+        .collect();
+    let results: Mutex<Vec<Option<Result<LayerInfo>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..3.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some((index, (digest, size, media_type), diff_id)) = jobs.get(i) else {
+                    break;
+                };
+                let result = fetch_layer(
+                    store, &client, repository, digest, *size, media_type, diff_id, progress,
+                );
+                results.lock().unwrap_or_else(|e| e.into_inner())[*index] = Some(result);
+            });
+        }
+    });
+    let layers: Vec<LayerInfo> = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(json_error(&image_name, "a layer", "was not fetched"))))
+        .collect::<Result<_>>()?;
+    let tag = if reference.digest().is_some() {
+        vec![]
+    } else {
+        vec![reference.clone()]
+    };
+    Ok(store.commit_image(
+        &NewImage {
+            config,
+            config_bytes: Some(config_bytes),
+            layers,
+        },
+        &tag,
+    )?)
+}
+
+/// A small blob (a config): from the store when it has it, else fetched and checked.
+fn fetch_small_blob(
+    store: &Store,
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+) -> Result<Vec<u8>> {
+    if store.has_blob(digest) {
+        return Ok(store.read_blob(digest)?);
+    }
+    let mut response = client.get(&client.blob_url(repository, digest), None)?;
+    if response.status() != 200 {
+        return Err(client.status_error(&format!("blob {digest}"), &mut response));
+    }
+    let bytes = response
+        .body_mut()
+        .with_config()
+        .limit(16 << 20)
+        .read_to_vec()
+        .map_err(|e| client.error(format!("blob {digest}: {e}")))?;
+    if Digest::of(&bytes) != *digest {
+        return Err(client.error(format!(
+            "blob {digest}: what came has digest {}",
+            Digest::of(&bytes)
+        )));
+    }
+    store.put_blob(&bytes)?;
+    Ok(bytes)
+}
+
+/// Copies what is read into `copy` as well.
+struct Tee<'a, R> {
+    inner: R,
+    copy: &'a mut dyn Write,
+}
+
+impl<R: Read> Read for Tee<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// The uncompressed digest and size of a layer's bytes (its media type says how they
+/// are compressed).
+fn unpacked_digest(reader: &mut dyn Read, media_type: &str) -> io::Result<(Digest, u64)> {
+    let mut sink = Sha256Writer::new(io::sink());
+    if media_type.contains("zstd") {
+        let mut decoder = zstd::stream::read::Decoder::new(&mut *reader)?;
+        io::copy(&mut decoder, &mut sink)?;
+    } else if media_type.contains("gzip") || media_type.ends_with("diff.tar.gzip") {
+        let mut decoder = flate2::read::MultiGzDecoder::new(&mut *reader);
+        io::copy(&mut decoder, &mut sink)?;
+    } else {
+        io::copy(reader, &mut sink)?;
+    }
+    // What the decoder left (a gzip trailer's padding) still counts for the digest.
+    io::copy(reader, &mut io::sink())?;
+    let (digest, size, _) = sink.finish();
+    Ok((digest, size))
+}
+
+/// Docker's layer media types as their OCI twins (the same bytes).
+fn oci_media_type(media_type: &str) -> String {
+    match media_type {
+        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP.to_string(),
+        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR.to_string(),
+        "" => media::OCI_LAYER_GZIP.to_string(),
+        other => other.to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fetch_layer(
+    store: &Store,
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    media_type: &str,
+    diff_id: &Digest,
+    progress: &dyn PullProgress,
+) -> Result<LayerInfo> {
+    let check = |unpacked: Digest| {
+        if unpacked != *diff_id {
+            return Err(client.error(format!(
+                "layer {digest} unpacks to {unpacked}, but the image config says {diff_id}"
+            )));
+        }
+        Ok(())
+    };
+    let media_type = oci_media_type(media_type);
+    if store.has_blob(digest) {
+        let mut reader = store.open_blob(digest)?;
+        let (unpacked, tar_size) = unpacked_digest(&mut reader, &media_type)
+            .map_err(|e| client.error(format!("layer {digest}: {e}")))?;
+        check(unpacked)?;
+        progress.layer(digest, size, false);
+        return Ok(LayerInfo {
+            blob: *digest,
+            diff_id: *diff_id,
+            media_type,
+            size,
+            tar_size,
+        });
+    }
+    let mut response = client.get(&client.blob_url(repository, digest), None)?;
+    if response.status() != 200 {
+        return Err(client.status_error(&format!("layer {digest}"), &mut response));
+    }
+    let mut blob = store.blob_writer()?;
+    let (unpacked, tar_size) = {
+        let body = response.body_mut().with_config().limit(u64::MAX).reader();
+        let mut tee = Tee {
+            inner: body,
+            copy: &mut blob,
+        };
+        unpacked_digest(&mut tee, &media_type)
+            .map_err(|e| client.error(format!("layer {digest}: the download failed: {e}")))?
+    };
+    check(unpacked)?;
+    // Nothing is kept unless it hashes to the digest the manifest gave.
+    let (_, stored) = blob.commit(Some(digest)).map_err(|e| match e {
+        StoreError::DigestMismatch { actual, .. } => {
+            client.error(format!("layer {digest}: what came has digest {actual}"))
+        }
+        other => other.into(),
+    })?;
+    progress.layer(digest, stored, true);
+    Ok(LayerInfo {
+        blob: *digest,
+        diff_id: *diff_id,
+        media_type,
+        size: stored,
+        tar_size,
+    })
+}
+
+/// Pushes the store's image `source` as `destination`; returns the manifest's digest.
+pub fn push(
+    store: &Store,
+    source: &str,
+    destination: &ImageRef,
+    options: &ClientOptions,
+    progress: &dyn Fn(&str),
+) -> Result<Digest> {
+    let image = store.image(source)?;
+    let client = Client::new(destination.registry(), options);
+    let repository = destination.repository();
+    client.authenticate(repository, "pull,push")?;
+    let mut blobs: Vec<Digest> = image.layers.iter().map(|l| l.blob).collect();
+    blobs.push(image.id);
+    for digest in &blobs {
+        let exists = client
+            .authorize(client.agent.head(client.blob_url(repository, digest)))
+            .call()
+            .map_err(|e| client.connect_error(e))?;
+        if exists.status() == 200 {
+            progress(&format!("{}: already in the registry", digest.short()));
+            continue;
+        }
+        upload_blob(store, &client, repository, digest)?;
+        progress(&format!("{}: pushed", digest.short()));
+    }
+    let manifest = store.read_blob(&image.manifest_digest)?;
+    let media_type = serde_json::from_slice::<Value>(&manifest)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
+    let tag = destination.tag().unwrap_or("latest");
+    let mut response = client
+        .authorize(
+            client
+                .agent
+                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
+        )
+        .header("Content-Type", media_type)
+        .send(&manifest[..])
+        .map_err(|e| client.connect_error(e))?;
+    if response.status() != 201 && response.status() != 200 {
+        return Err(client.status_error("the manifest", &mut response));
+    }
+    Ok(image.manifest_digest)
+}
+
+fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest) -> Result<()> {
+    let mut started = client
+        .authorize(
+            client
+                .agent
+                .post(format!("{}/v2/{repository}/blobs/uploads/", client.base)),
+        )
+        .send_empty()
+        .map_err(|e| client.connect_error(e))?;
+    if started.status() != 202 {
+        return Err(client.status_error(&format!("starting the upload of {digest}"), &mut started));
+    }
+    let location = started
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| client.error("an upload without a Location"))?
+        .to_string();
+    let location = if location.starts_with("http://") || location.starts_with("https://") {
+        location
+    } else {
+        format!("{}{location}", client.base)
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let url = format!("{location}{separator}digest={digest}");
+    let size = store.verify_blob(digest)?;
+    let mut reader = store.open_blob(digest)?;
+    let mut response = client
+        .authorize(client.agent.put(&url))
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", size.to_string())
+        .send(ureq::SendBody::from_reader(&mut reader))
+        .map_err(|e| client.connect_error(e))?;
+    if response.status() != 201 {
+        return Err(client.status_error(&format!("uploading {digest}"), &mut response));
+    }
+    Ok(())
+}
+
+/// `lade login`: checks the credentials against the registry, then saves them.
+pub fn login(
+    registry: &str,
+    credentials: Credentials,
+    insecure: bool,
+) -> Result<std::path::PathBuf> {
+    let client = Client::new(
+        registry,
+        &ClientOptions {
+            insecure,
+            credentials: Some(credentials.clone()),
+        },
+    );
+    // Any repository scope will do for the check; the token service says whether
+    // the credentials are good.
+    client.authenticate("lade-login-check", "pull")?;
+    let authorization = client
+        .authorization
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let mut request = client.agent.get(format!("{}/v2/", client.base));
+    if let Some(value) = &authorization {
+        request = request.header("Authorization", value.as_str());
+    }
+    let response = request.call().map_err(|e| client.connect_error(e))?;
+    if response.status() == 401 {
+        return Err(client.error("the user name or password is wrong"));
+    }
+    auth::save(registry, &credentials)
+}
+
+/// `lade logout`: whether credentials were saved for `registry`.
+pub fn logout(registry: &str) -> Result<bool> {
+    auth::remove(registry)
+}

@@ -1,0 +1,289 @@
+//! Registries through the real CLI against Debian's `docker-registry` (CNCF distribution)
+//! started by the test on 127.0.0.1: push then `skopeo inspect` and a pull into another
+//! store that runs it; an image skopeo copied in Docker's format pulled and run; basic
+//! auth with `login`/`logout` (the credentials file 0600, never a password printed); a
+//! blob corrupted in the registry refused with nothing stored.
+
+mod common;
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::Lade;
+
+/// A registry on a free port of 127.0.0.1, stopped when dropped.
+struct Registry {
+    child: Child,
+    port: u16,
+    data: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start(htpasswd: Option<&Path>) -> Registry {
+        common::require_tool("docker-registry");
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let auth = match htpasswd {
+            Some(path) => format!(
+                "auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n",
+                path.display()
+            ),
+            None => String::new(),
+        };
+        let config = data.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                data.path().join("store").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("docker-registry starts");
+        let registry = Registry { child, port, data };
+        // Ready when it accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        registry
+    }
+
+    fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The registry's stored blob files.
+    fn blob_files(&self) -> Vec<PathBuf> {
+        walkdir::WalkDir::new(self.data.path().join("store"))
+            .into_iter()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name() == "data" && e.path().to_string_lossy().contains("/blobs/"))
+            .map(|e| e.path().to_path_buf())
+            .collect()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
+    common::require_tool("skopeo");
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/tools/busybox:1", registry.host());
+    let pushed = lade.ok(&["push", "-q", "busybox", &name]);
+    let digest = pushed.trim();
+    assert!(digest.starts_with("sha256:"), "{pushed}");
+    let inspect = common::run(
+        "skopeo",
+        &["inspect", "--tls-verify=false", &format!("docker://{name}")],
+    );
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(inspect["Digest"], digest);
+    // Pushed again: every blob is there already.
+    let again = lade.ok(&["push", "busybox", &name]);
+    assert!(again.contains("already in the registry"), "{again}");
+
+    let other = Lade::new();
+    let pulled = other.ok(&["pull", &name]);
+    assert!(pulled.contains("Pull complete"), "{pulled}");
+    assert_eq!(
+        other.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
+        "pulled\n"
+    );
+    let same = other.ok(&["inspect", "-f", "{{.Id}}", &name]);
+    let original = lade.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    assert_eq!(same, original, "the image id travels with the image");
+    let again = other.ok(&["pull", &name]);
+    assert!(again.contains("Already exists"), "{again}");
+    // FROM and run pull what the store lacks.
+    let third = Lade::new();
+    let context = common::Context::new(&format!(
+        "FROM {name}\nRUN echo built-on-pulled > /f\nCMD [\"cat\", \"/f\"]\n"
+    ));
+    third.build(context.path(), &["-t", "app:1"]);
+    assert_eq!(
+        third.ok(&["run", "--rm", "--network", "none", "app:1"]),
+        "built-on-pulled\n"
+    );
+    let fourth = Lade::new();
+    let run = fourth.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &name,
+        "echo",
+        "run-pulled",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "run-pulled\n");
+    assert!(String::from_utf8_lossy(&run.stderr).contains("Unable to find image"));
+    let never = Lade::new().fails(&["run", "--rm", "--pull", "never", &name, "true"]);
+    assert!(never.contains("not in the store"), "{never}");
+    let missing = other.fails(&["pull", &format!("{}/tools/nothing:1", registry.host())]);
+    assert!(
+        missing.contains(&registry.host()) && missing.contains("404"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn an_image_skopeo_copied_in_dockers_format_is_pulled_and_runs() {
+    common::require_tool("skopeo");
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let work = tempfile::tempdir().unwrap();
+    let archive = work.path().join("busybox.tar");
+    lade.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    let name = format!("{}/library/docker-format:latest", registry.host());
+    common::run(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            "--format",
+            "v2s2",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{name}"),
+        ],
+    );
+    let other = Lade::new();
+    other.ok(&["pull", &name]);
+    assert_eq!(
+        other.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "echo",
+            "from",
+            "docker"
+        ]),
+        "from docker\n"
+    );
+}
+
+#[test]
+fn basic_auth_login_logout_and_nothing_printed() {
+    common::require_tool("htpasswd");
+    let work = tempfile::tempdir().unwrap();
+    let htpasswd = work.path().join("htpasswd");
+    common::run(
+        "htpasswd",
+        &["-Bbc", htpasswd.to_str().unwrap(), "tester", "s3cret-pass"],
+    );
+    let registry = Registry::start(Some(&htpasswd));
+    let lade = Lade::new();
+    lade.busybox();
+    let auth_file = work.path().join("auth.json");
+    let with_auth = |args: &[&str]| {
+        let mut command = lade.cmd();
+        command.env("LADE_AUTH_FILE", &auth_file).args(args);
+        command.output().unwrap()
+    };
+    let name = format!("{}/private/busybox:1", registry.host());
+    let refused = with_auth(&["push", "busybox", &name]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("lade login"), "{stderr}");
+
+    let wrong = with_auth(&["login", "-u", "tester", "-p", "nope", &registry.host()]);
+    assert!(!wrong.status.success());
+    assert!(!auth_file.exists(), "wrong credentials were saved");
+    let mut login = lade.cmd();
+    login
+        .env("LADE_AUTH_FILE", &auth_file)
+        .args([
+            "login",
+            "-u",
+            "tester",
+            "--password-stdin",
+            &registry.host(),
+        ])
+        .write_stdin("s3cret-pass\n");
+    let login = login.output().unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let shown = String::from_utf8_lossy(&login.stdout).to_string()
+        + &String::from_utf8_lossy(&login.stderr);
+    assert!(!shown.contains("s3cret-pass"), "{shown}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&auth_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let pushed = with_auth(&["push", "busybox", &name]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let pulled = with_auth(&["pull", &name]);
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let out = with_auth(&["logout", &registry.host()]);
+    assert!(out.status.success());
+    let after = with_auth(&["pull", &name]);
+    assert!(!after.status.success(), "pulled after logout");
+}
+
+#[test]
+fn a_corrupted_blob_is_refused_and_nothing_is_stored() {
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/tampered/busybox:1", registry.host());
+    lade.ok(&["push", "busybox", &name]);
+    // Flip a byte in the biggest blob (the layer) in the registry's own storage.
+    let layer = registry
+        .blob_files()
+        .into_iter()
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .unwrap();
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&layer, &bytes).unwrap();
+    let other = Lade::new();
+    let refused = other.fails(&["pull", &name]);
+    assert!(
+        refused.contains("digest") || refused.contains("unpacks to") || refused.contains("failed"),
+        "{refused}"
+    );
+    let images = other.ok(&["images", "-q"]);
+    assert!(images.trim().is_empty(), "an image was stored: {images}");
+    let check = other.ok(&["system", "check"]);
+    let _ = check;
+}
