@@ -22,6 +22,10 @@ struct Registry {
 
 impl Registry {
     fn start(htpasswd: Option<&Path>) -> Registry {
+        Registry::start_with(htpasswd, None)
+    }
+
+    fn start_with(htpasswd: Option<&Path>, tls: Option<(&Path, &Path)>) -> Registry {
         common::require_tool("docker-registry");
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -36,11 +40,19 @@ impl Registry {
             ),
             None => String::new(),
         };
+        let tls = match tls {
+            Some((cert, key)) => format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            ),
+            None => String::new(),
+        };
         let config = data.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 data.path().join("store").display()
             ),
         )
@@ -75,6 +87,73 @@ impl Registry {
             .map(|e| e.path().to_path_buf())
             .collect()
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 it signed, made with openssl.
+fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    common::require_tool("openssl");
+    let ca_key = dir.join("ca.key");
+    let ca = dir.join("ca.crt");
+    let key = dir.join("server.key");
+    let csr = dir.join("server.csr");
+    let cert = dir.join("server.crt");
+    let ext = dir.join("san.ext");
+    std::fs::write(&ext, "subjectAltName=IP:127.0.0.1\n").unwrap();
+    let p = |path: &PathBuf| path.to_str().unwrap().to_string();
+    common::run(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=lade test CA",
+            "-keyout",
+            &p(&ca_key),
+            "-out",
+            &p(&ca),
+        ],
+    );
+    common::run(
+        "openssl",
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ],
+    );
+    common::run(
+        "openssl",
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &p(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ],
+    );
+    (ca, cert, key)
 }
 
 impl Drop for Registry {
@@ -286,4 +365,40 @@ fn a_corrupted_blob_is_refused_and_nothing_is_stored() {
     assert!(images.trim().is_empty(), "an image was stored: {images}");
     let check = other.ok(&["system", "check"]);
     let _ = check;
+}
+
+#[test]
+fn tls_with_a_ca_from_certs_d() {
+    let work = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = make_certificates(work.path());
+    let registry = Registry::start_with(None, Some((&cert, &key)));
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/secure/busybox:1", registry.host());
+    // Without its CA: refused, and not quietly over plain HTTP.
+    let refused = lade.fails(&["push", "busybox", &name]);
+    assert!(refused.contains(&registry.host()), "{refused}");
+    let certs = work.path().join("certs.d").join(registry.host());
+    std::fs::create_dir_all(&certs).unwrap();
+    std::fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let with_ca = |lade: &Lade, args: &[&str]| {
+        let output = lade
+            .cmd()
+            .env("LADE_CERTS_DIR", work.path().join("certs.d"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    with_ca(&lade, &["push", "busybox", &name]);
+    let other = Lade::new();
+    with_ca(&other, &["pull", &name]);
+    // --tls-verify=false takes any certificate.
+    let third = Lade::new();
+    third.ok(&["pull", "--tls-verify=false", &name]);
 }

@@ -49,6 +49,8 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--pull`: base images are pulled again even when the store has them.
+    pub pull: bool,
     /// Stages (names or indexes) whose steps are rebuilt whatever the cache holds.
     pub no_cache_filter: Vec<String>,
     /// How many RUN steps may run at once (stages always build side by side).
@@ -308,7 +310,7 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             let image = match found.get(&reference.familiar()) {
                 Some(image) => image.clone(),
                 None => {
-                    let image = find_image(store, reference).map_err(located)?;
+                    let image = find_image(store, reference, options.pull).map_err(located)?;
                     found.insert(reference.familiar(), image.clone());
                     image
                 }
@@ -332,7 +334,10 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
                 if let std::collections::btree_map::Entry::Vacant(slot) =
                     images.entry(reference.familiar())
                 {
-                    slot.insert(find_image(store, reference).map_err(|m| step_error(step, m))?);
+                    slot.insert(
+                        find_image(store, reference, options.pull)
+                            .map_err(|m| step_error(step, m))?,
+                    );
                 }
             }
         }
@@ -548,17 +553,22 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
 }
 
 /// Finds a base image in the store, pulling it from its registry when the store lacks
-/// it (Docker's `--pull missing`).
-fn find_image(store: &Store, reference: &ImageRef) -> Result<Image, String> {
-    match store.image(&reference.familiar()) {
-        Ok(image) => Ok(image),
-        Err(StoreError::NoSuchImage(_)) => crate::registry::pull(
+/// it (Docker's `--pull missing`) or `always` asks for a fresh copy.
+fn find_image(store: &Store, reference: &ImageRef, always: bool) -> Result<Image, String> {
+    let pull = || {
+        crate::registry::pull(
             store,
             reference,
             &crate::registry::PullOptions::default(),
             &(),
         )
-        .map_err(|e| {
+    };
+    if always {
+        return pull().map_err(|e| format!("cannot pull {}: {e}", reference.familiar()));
+    }
+    match store.image(&reference.familiar()) {
+        Ok(image) => Ok(image),
+        Err(StoreError::NoSuchImage(_)) => pull().map_err(|e| {
             format!(
                 "image {} is not in the store, and pulling it failed: {e}",
                 reference.familiar()

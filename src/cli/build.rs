@@ -39,6 +39,15 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_cache: bool,
 
+    /// Pull base images again even when the store has them (without it, only those the
+    /// store lacks are pulled)
+    #[arg(long)]
+    pub pull: bool,
+
+    /// Push the image to its registry once built (each -t names where)
+    #[arg(long)]
+    pub push: bool,
+
     /// Do not use the build cache for the steps of these stages (names or indexes;
     /// repeat it or separate with commas). Later stages reuse their cache when what
     /// they take from a rebuilt stage comes out the same.
@@ -155,6 +164,7 @@ fn build_options(
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
         no_cache: args.no_cache,
+        pull: args.pull,
         no_cache_filter: args
             .no_cache_filter
             .iter()
@@ -301,6 +311,22 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
         output.image.id.short(),
         progress.elapsed().as_secs_f64()
     ));
+    if args.push {
+        if options.tags.is_empty() {
+            bail!("--push needs a -t naming where to push");
+        }
+        for tag in &options.tags {
+            let digest = crate::registry::push(
+                &store,
+                &tag.normalized(),
+                tag,
+                &crate::registry::ClientOptions::default(),
+                &|line| progress.line(line),
+            )
+            .with_context(|| format!("cannot push {}", tag.familiar()))?;
+            progress.line(&format!("pushed {} ({digest})", tag.familiar()));
+        }
+    }
     println!("{id}");
     Ok(ExitCode::SUCCESS)
 }

@@ -107,6 +107,8 @@ pub enum Command {
     Login(registry::LoginArgs),
     /// Forget the credentials of a registry
     Logout(registry::LogoutArgs),
+    /// Search Docker Hub, or another registry's catalog (REGISTRY/TERM)
+    Search(registry::SearchArgs),
     /// Show a running container's published ports
     Port(containers::PortArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
@@ -319,6 +321,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Push(args) => registry::push(root, args),
         Command::Login(args) => registry::login(args),
         Command::Logout(args) => registry::logout(args),
+        Command::Search(args) => registry::search(args),
         Command::Network(command) => networks::run(root, command),
         Command::Stats(args) => containers::stats(root, args),
         Command::Volume(command) => containers::volume(root, command),

@@ -199,3 +199,73 @@ fn registry_name(text: &str) -> String {
         .trim_end_matches('/')
         .to_string()
 }
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// At most this many results
+    #[arg(long, default_value_t = 25)]
+    pub limit: usize,
+    /// stars=N (at least N stars), is-official=true|false
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// Do not cut descriptions
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Verify the registry's TLS certificate
+    #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
+    pub tls_verify: bool,
+    /// TERM, or REGISTRY/TERM for another registry than Docker Hub (its catalog)
+    #[arg(value_name = "TERM")]
+    pub term: String,
+}
+
+/// `lade search`, with Docker's columns.
+pub fn search(args: SearchArgs) -> Result<ExitCode> {
+    let mut min_stars = 0;
+    let mut official: Option<bool> = None;
+    for filter in &args.filter {
+        match filter.split_once('=') {
+            Some(("stars", n)) => {
+                min_stars = n
+                    .parse()
+                    .with_context(|| format!("invalid --filter {filter:?}: stars=N"))?
+            }
+            Some(("is-official", v)) => official = Some(v == "true"),
+            _ => {
+                bail!("invalid --filter {filter:?}: lade knows stars=N and is-official=true|false")
+            }
+        }
+    }
+    let results = registry::search(
+        &args.term,
+        args.limit,
+        &ClientOptions {
+            insecure: !args.tls_verify,
+            credentials: None,
+        },
+    )
+    .with_context(|| format!("cannot search for {}", args.term))?;
+    let rows: Vec<Vec<String>> = results
+        .into_iter()
+        .filter(|r| r.stars >= min_stars && official.is_none_or(|o| r.official == o))
+        .map(|r| {
+            let description = if args.no_trunc || r.description.chars().count() <= 45 {
+                r.description
+            } else {
+                format!("{}…", r.description.chars().take(44).collect::<String>())
+            };
+            vec![
+                r.name,
+                description,
+                r.stars.to_string(),
+                if r.official {
+                    "[OK]".into()
+                } else {
+                    String::new()
+                },
+            ]
+        })
+        .collect();
+    super::print_table(&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], &rows);
+    Ok(ExitCode::SUCCESS)
+}

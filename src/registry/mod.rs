@@ -4,10 +4,12 @@
 //! against the config's diff ids once unpacked; nothing unverified reaches the store,
 //! and a failed pull leaves nothing half-written.
 //!
-//! Plain HTTP is used only for `localhost` and `127.0.0.0/8` (as Docker allows without
-//! asking) or with `--tls-verify=false`.
+//! HTTPS is checked against the system's roots and the CAs of the registry's `certs.d`
+//! directory; plain HTTP is used only for `localhost` and `127.0.0.0/8` registries that
+//! do not speak TLS (as Docker allows without asking), or with `--tls-verify=false`.
 
 mod auth;
+mod tls;
 
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
@@ -73,33 +75,56 @@ fn is_loopback(registry: &str) -> bool {
 }
 
 impl Client {
-    pub fn new(registry: &str, options: &ClientOptions) -> Client {
+    /// A client for `registry`: HTTPS checked against the system's roots and the
+    /// registry's `certs.d` CAs; plain HTTP only for a loopback registry that does not
+    /// speak TLS, or with `insecure` (which also accepts any certificate).
+    pub fn new(registry: &str, options: &ClientOptions) -> Result<Client> {
         let host = if registry == "docker.io" {
             "registry-1.docker.io"
         } else {
             registry
         };
-        let scheme = if options.insecure || is_loopback(registry) {
-            "http"
+        let tls = if options.insecure {
+            ureq::tls::TlsConfig::builder()
+                .disable_verification(true)
+                .build()
         } else {
-            "https"
+            tls::config(registry)
         };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(120)))
+            .tls_config(tls)
             .build()
             .into();
-        Client {
+        let mut client = Client {
             agent,
             registry: registry.to_string(),
-            base: format!("{scheme}://{host}"),
+            base: format!("https://{host}"),
             credentials: options
                 .credentials
                 .clone()
                 .or_else(|| credentials_for(registry)),
             authorization: Mutex::new(None),
+        };
+        if options.insecure || is_loopback(registry) {
+            // HTTPS if it speaks it; else plain HTTP, taken only from a registry's
+            // answer to /v2/ (a TLS port answers plain HTTP with a 400).
+            if let Err(tls_error) = client.agent.get(format!("{}/v2/", client.base)).call() {
+                let plain = format!("http://{host}");
+                let answered = client
+                    .agent
+                    .get(format!("{plain}/v2/"))
+                    .call()
+                    .is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401));
+                if !answered {
+                    return Err(client.connect_error(tls_error));
+                }
+                client.base = plain;
+            }
         }
+        Ok(client)
     }
 
     fn error(&self, reason: impl Into<String>) -> RegistryError {
@@ -119,6 +144,11 @@ impl Client {
     /// Earns the right to `actions` (`pull`, `pull,push`) on `repository`: the `/v2/`
     /// challenge, then Basic credentials or a bearer token from the token service.
     pub fn authenticate(&self, repository: &str, actions: &str) -> Result<()> {
+        self.authenticate_scope(&format!("repository:{repository}:{actions}"))
+    }
+
+    /// The same, for any scope (`registry:catalog:*`).
+    pub fn authenticate_scope(&self, scope: &str) -> Result<()> {
         let response = self
             .agent
             .get(format!("{}/v2/", self.base))
@@ -141,7 +171,7 @@ impl Client {
                     registry: self.registry.clone(),
                 })?
         } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
-            format!("Bearer {}", self.token(&challenge, repository, actions)?)
+            format!("Bearer {}", self.token(&challenge, scope)?)
         } else {
             return Err(self.error(format!(
                 "it asks for {} authentication, which lade does not speak",
@@ -152,19 +182,11 @@ impl Client {
         Ok(())
     }
 
-    fn token(
-        &self,
-        challenge: &auth::Challenge,
-        repository: &str,
-        actions: &str,
-    ) -> Result<String> {
+    fn token(&self, challenge: &auth::Challenge, scope: &str) -> Result<String> {
         let realm = challenge
             .param("realm")
             .ok_or_else(|| self.error("its bearer challenge has no realm"))?;
-        let mut request = self
-            .agent
-            .get(realm)
-            .query("scope", format!("repository:{repository}:{actions}"));
+        let mut request = self.agent.get(realm).query("scope", scope);
         if let Some(service) = challenge.param("service") {
             request = request.query("service", service);
         }
@@ -331,7 +353,7 @@ pub fn pull(
     progress: &dyn PullProgress,
 ) -> Result<Image> {
     let image_name = reference.familiar();
-    let client = Client::new(reference.registry(), &options.client);
+    let client = Client::new(reference.registry(), &options.client)?;
     let repository = reference.repository();
     client.authenticate(repository, "pull")?;
     let wanted = reference
@@ -619,7 +641,7 @@ pub fn push(
     progress: &dyn Fn(&str),
 ) -> Result<Digest> {
     let image = store.image(source)?;
-    let client = Client::new(destination.registry(), options);
+    let client = Client::new(destination.registry(), options)?;
     let repository = destination.repository();
     client.authenticate(repository, "pull,push")?;
     let mut blobs: Vec<Digest> = image.layers.iter().map(|l| l.blob).collect();
@@ -708,7 +730,7 @@ pub fn login(
             insecure,
             credentials: Some(credentials.clone()),
         },
-    );
+    )?;
     // Any repository scope will do for the check; the token service says whether
     // the credentials are good.
     client.authenticate("lade-login-check", "pull")?;
@@ -731,4 +753,80 @@ pub fn login(
 /// `lade logout`: whether credentials were saved for `registry`.
 pub fn logout(registry: &str) -> Result<bool> {
     auth::remove(registry)
+}
+
+/// One `lade search` result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchResult {
+    pub name: String,
+    pub description: String,
+    pub stars: u64,
+    pub official: bool,
+}
+
+/// `lade search`: Docker Hub's search API for `docker.io`, a registry's `/v2/_catalog`
+/// (names containing the term) for any other. `term` is `[REGISTRY/]TEXT`.
+pub fn search(term: &str, limit: usize, options: &ClientOptions) -> Result<Vec<SearchResult>> {
+    let (registry, text) = match term.split_once('/') {
+        Some((host, rest)) if host.contains('.') || host.contains(':') || host == "localhost" => {
+            (host.to_string(), rest.to_string())
+        }
+        _ => ("docker.io".to_string(), term.to_string()),
+    };
+    let client = Client::new(&registry, options)?;
+    if registry == "docker.io" {
+        let mut response = client
+            .agent
+            .get("https://index.docker.io/v1/search")
+            .query("q", &text)
+            .query("n", limit.to_string())
+            .call()
+            .map_err(|e| client.connect_error(e))?;
+        if response.status() != 200 {
+            return Err(client.status_error("search", &mut response));
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| client.error(format!("search: {e}")))?;
+        let body: Value =
+            serde_json::from_str(&text).map_err(|e| client.error(format!("search: {e}")))?;
+        return Ok(body["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .take(limit)
+            .map(|r| SearchResult {
+                name: r["name"].as_str().unwrap_or_default().to_string(),
+                description: r["description"].as_str().unwrap_or_default().to_string(),
+                stars: r["star_count"].as_u64().unwrap_or(0),
+                official: r["is_official"].as_bool().unwrap_or(false),
+            })
+            .collect());
+    }
+    client.authenticate_scope("registry:catalog:*")?;
+    let mut response = client.get(&format!("{}/v2/_catalog?n=1000", client.base), None)?;
+    if response.status() != 200 {
+        return Err(client.status_error("the catalog", &mut response));
+    }
+    let body = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| client.error(format!("the catalog: {e}")))?;
+    let body: Value =
+        serde_json::from_str(&body).map_err(|e| client.error(format!("the catalog: {e}")))?;
+    Ok(body["repositories"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|name| name.contains(&text))
+        .take(limit)
+        .map(|name| SearchResult {
+            name: format!("{registry}/{name}"),
+            description: String::new(),
+            stars: 0,
+            official: false,
+        })
+        .collect())
 }
