@@ -195,6 +195,18 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     assert_eq!(same, original, "the image id travels with the image");
     let again = other.ok(&["pull", &name]);
     assert!(again.contains("Already exists"), "{again}");
+    // The registry's digest, as `images --digests` and `inspect` show it.
+    let listed = other.ok(&["images", "--digests"]);
+    assert!(
+        listed.lines().next().unwrap().contains("DIGEST"),
+        "{listed}"
+    );
+    assert!(listed.contains(digest), "{listed}");
+    let repo_digests = other.ok(&["inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(
+        repo_digests.contains(&format!("{}/tools/busybox@{digest}", registry.host())),
+        "{repo_digests}"
+    );
     // FROM and run pull what the store lacks.
     let third = Lade::new();
     let context = common::Context::new(&format!(
@@ -401,4 +413,90 @@ fn tls_with_a_ca_from_certs_d() {
     // --tls-verify=false takes any certificate.
     let third = Lade::new();
     third.ok(&["pull", "--tls-verify=false", &name]);
+}
+
+#[test]
+fn podman_runs_what_lade_pushed_and_lade_picks_its_platform_from_an_index() {
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let context = common::Context::new("FROM busybox\nRUN echo other > /other\n");
+    lade.build(context.path(), &["-t", "other:1"]);
+    let host = registry.host();
+    let plain = format!("{host}/interop/busybox:1");
+    let other = format!("{host}/interop/other:1");
+    lade.ok(&["push", "busybox", &plain]);
+    lade.ok(&["push", "other:1", &other]);
+    lade.ok(&["push", "other:1", &format!("{host}/interop/busybox:2")]);
+
+    // podman pulls and runs what lade pushed.
+    let podman = common::Podman::new();
+    podman.ok(&["pull", "-q", "--tls-verify=false", &plain]);
+    let out = podman.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--runtime",
+        "runc",
+        &plain,
+        "echo",
+        "podman-ran-it",
+    ]);
+    assert_eq!(out, "podman-ran-it\n");
+
+    // An index with the busybox image for this machine and another for arm64.
+    let list = format!("{host}/interop/multi:1");
+    podman.ok(&["manifest", "create", "lade-multi"]);
+    podman.ok(&[
+        "manifest",
+        "add",
+        "--tls-verify=false",
+        "lade-multi",
+        &format!("docker://{plain}"),
+    ]);
+    podman.ok(&[
+        "manifest",
+        "add",
+        "--tls-verify=false",
+        "--arch",
+        "arm64",
+        "--variant",
+        "v8",
+        "lade-multi",
+        &format!("docker://{other}"),
+    ]);
+    podman.ok(&[
+        "manifest",
+        "push",
+        "--all",
+        "--tls-verify=false",
+        "lade-multi",
+        &format!("docker://{list}"),
+    ]);
+    let puller = Lade::new();
+    puller.ok(&["pull", &list]);
+    let id = |lade: &Lade, name: &str| lade.ok(&["inspect", "-f", "{{.Id}}", name]);
+    assert_eq!(
+        id(&puller, &list),
+        id(&lade, "busybox"),
+        "the host's platform"
+    );
+    let arm = Lade::new();
+    arm.ok(&["pull", "--platform", "linux/arm64", &list]);
+    assert_eq!(
+        id(&arm, &list),
+        id(&lade, "other:1"),
+        "--platform linux/arm64"
+    );
+    let none = Lade::new().fails(&["pull", "--platform", "linux/s390x", &list]);
+    assert!(none.contains("no manifest for linux/s390x"), "{none}");
+
+    // -a: every tag of a repository.
+    let all = Lade::new();
+    all.ok(&["pull", "-a", &format!("{host}/interop/busybox")]);
+    let tags = all.ok(&["images", "--format", "{{.Tag}}"]);
+    let mut tags: Vec<&str> = tags.lines().collect();
+    tags.sort();
+    assert_eq!(tags, vec!["1", "2"]);
 }

@@ -23,6 +23,9 @@ pub struct ImagesArgs {
     /// Full image ids
     #[arg(long)]
     pub no_trunc: bool,
+    /// Show the digest a registry gave each image (pulled or pushed)
+    #[arg(long)]
+    pub digests: bool,
     /// Only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub filter: Option<String>,
@@ -96,13 +99,32 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
         format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
+    // DIGEST: what the registry of this row's repository calls the image.
+    let digest_of = |s: &crate::store::ImageSummary| -> String {
+        let repository = s
+            .tag
+            .as_deref()
+            .and_then(|t| t.parse::<ImageRef>().ok())
+            .map(|r| format!("{}/{}", r.registry(), r.repository()));
+        store
+            .repo_digests(&s.manifest_digest)
+            .ok()
+            .and_then(|digests| {
+                digests
+                    .into_iter()
+                    .find(|(r, _)| repository.as_deref().is_none_or(|want| want == r))
+            })
+            .map_or_else(|| "<none>".to_string(), |(_, d)| d.to_string())
+    };
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|s| {
             let (repository, tag) = repository_and_tag(s.tag.as_deref());
-            vec![
-                repository,
-                tag,
+            let mut row = vec![repository, tag];
+            if args.digests {
+                row.push(digest_of(s));
+            }
+            row.extend([
                 if args.no_trunc {
                     s.id.to_string()
                 } else {
@@ -110,10 +132,16 @@ pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
                 },
                 human_age(s.created.as_deref()),
                 human_size(s.size),
-            ]
+            ]);
+            row
         })
         .collect();
-    print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &rows);
+    let mut header = vec!["REPOSITORY", "TAG"];
+    if args.digests {
+        header.push("DIGEST");
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE"]);
+    print_table(&header, &rows);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -187,12 +215,12 @@ pub enum InspectKind {
 }
 
 /// Docker's `image inspect` shape.
-fn inspect_json(image: &Image) -> Value {
+fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
     let config = &image.config;
     json!({
         "Id": image.id.to_string(),
         "RepoTags": image.tags,
-        "RepoDigests": [],
+        "RepoDigests": repo_digests,
         "Parent": "",
         "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
         "Created": config.created,
@@ -233,12 +261,20 @@ pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
         };
         let item = match container {
             Some(found) => found,
-            None => inspect_json(&store.image(reference).map_err(|e| match e {
-                StoreError::NoSuchImage(_) if args.kind.is_none() => {
-                    anyhow::anyhow!("no such object: {reference}")
-                }
-                other => anyhow::Error::new(other),
-            })?),
+            None => {
+                let image = store.image(reference).map_err(|e| match e {
+                    StoreError::NoSuchImage(_) if args.kind.is_none() => {
+                        anyhow::anyhow!("no such object: {reference}")
+                    }
+                    other => anyhow::Error::new(other),
+                })?;
+                let digests: Vec<String> = store
+                    .repo_digests(&image.manifest_digest)?
+                    .into_iter()
+                    .map(|(repository, digest)| format!("{repository}@{digest}"))
+                    .collect();
+                inspect_json(&image, &digests)
+            }
         };
         out.push(item)
     });

@@ -13,6 +13,9 @@ use crate::registry::{self, ClientOptions, Credentials, PullOptions};
 
 #[derive(Debug, Args)]
 pub struct PullArgs {
+    /// Every tag of the repository
+    #[arg(short = 'a', long)]
+    pub all_tags: bool,
     /// Only print the image's name
     #[arg(short, long)]
     pub quiet: bool,
@@ -63,18 +66,32 @@ pub fn pull(root: Option<PathBuf>, args: PullArgs) -> Result<ExitCode> {
             credentials: None,
         },
     };
-    let image = registry::pull(
-        &store,
-        &reference,
-        &options,
-        &PlainProgress { quiet: args.quiet },
-    )
-    .with_context(|| format!("cannot pull {}", reference.familiar()))?;
-    if !args.quiet {
-        println!("Image id: {}", image.id);
-        println!("Status: pulled {}", reference.familiar());
+    let references = if args.all_tags {
+        if reference.digest().is_some() {
+            bail!("-a pulls every tag: name the repository without a digest");
+        }
+        registry::tags(&reference, &options.client)
+            .with_context(|| format!("cannot list the tags of {}", reference.familiar()))?
+            .into_iter()
+            .map(|tag| reference.with_tag(&tag))
+            .collect()
+    } else {
+        vec![reference]
+    };
+    for reference in references {
+        let image = registry::pull(
+            &store,
+            &reference,
+            &options,
+            &PlainProgress { quiet: args.quiet },
+        )
+        .with_context(|| format!("cannot pull {}", reference.familiar()))?;
+        if !args.quiet {
+            println!("Image id: {}", image.id);
+            println!("Status: pulled {}", reference.familiar());
+        }
+        println!("{}", reference.normalized());
     }
-    println!("{}", reference.normalized());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,7 +114,7 @@ pub struct PushArgs {
 /// `lade push`: layers as stored, the manifest last; prints its digest.
 pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
     let destination: ImageRef = args.destination.as_deref().unwrap_or(&args.image).parse()?;
-    let store = super::open_store_read_only(root)?;
+    let store = open_store(root)?;
     let quiet = args.quiet;
     let digest = registry::push(
         &store,

@@ -361,6 +361,8 @@ pub fn pull(
         .map(str::to_string)
         .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
     let (mut bytes, mut media_type, mut digest) = client.manifest(repository, &wanted)?;
+    // What the tag points at (an index, for a multi-platform image): its repo digest.
+    let repo_digest = digest;
     if let Some(pinned) = reference.digest() {
         if digest.to_string() != pinned {
             return Err(json_error(
@@ -483,14 +485,54 @@ pub fn pull(
     } else {
         vec![reference.clone()]
     };
-    Ok(store.commit_image(
+    let image = store.commit_image(
         &NewImage {
             config,
             config_bytes: Some(config_bytes),
             layers,
         },
         &tag,
-    )?)
+    )?;
+    store.record_repo_digest(
+        &image.manifest_digest,
+        &repository_name(reference),
+        &repo_digest,
+    )?;
+    Ok(image)
+}
+
+/// `registry/repository`, as repo digests name it (`docker.io/library/busybox`).
+fn repository_name(reference: &ImageRef) -> String {
+    format!("{}/{}", reference.registry(), reference.repository())
+}
+
+/// The tags of a repository (`pull -a`).
+pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>> {
+    let client = Client::new(reference.registry(), options)?;
+    let repository = reference.repository();
+    client.authenticate(repository, "pull")?;
+    let mut response = client.get(
+        &format!("{}/v2/{repository}/tags/list?n=1000", client.base),
+        None,
+    )?;
+    if response.status() != 200 {
+        return Err(client.status_error(&format!("the tags of {repository}"), &mut response));
+    }
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| client.error(format!("the tags of {repository}: {e}")))?;
+    let body: Value = serde_json::from_str(&text)
+        .map_err(|e| client.error(format!("the tags of {repository}: {e}")))?;
+    let mut tags: Vec<String> = body["tags"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    tags.sort();
+    Ok(tags)
 }
 
 /// A small blob (a config): from the store when it has it, else fetched and checked.
@@ -676,6 +718,11 @@ pub fn push(
     if response.status() != 201 && response.status() != 200 {
         return Err(client.status_error("the manifest", &mut response));
     }
+    store.record_repo_digest(
+        &image.manifest_digest,
+        &repository_name(destination),
+        &image.manifest_digest,
+    )?;
     Ok(image.manifest_digest)
 }
 

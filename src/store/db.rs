@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -60,6 +60,12 @@ CREATE TABLE IF NOT EXISTS networks (
     name       TEXT PRIMARY KEY,
     id         TEXT NOT NULL UNIQUE,
     definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    manifest   TEXT NOT NULL,
+    repository TEXT NOT NULL,
+    digest     TEXT NOT NULL,
+    PRIMARY KEY (manifest, repository)
 );
 CREATE TABLE IF NOT EXISTS network_addresses (
     network   TEXT NOT NULL,

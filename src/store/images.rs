@@ -288,6 +288,40 @@ impl Store {
         })
     }
 
+    /// Records that `repository` (`registry/name`) serves this image's manifest as
+    /// `digest` (the registry's manifest or index, which may not be the store's own).
+    pub fn record_repo_digest(
+        &self,
+        manifest: &Digest,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO repo_digests (manifest, repository, digest) VALUES (?1, ?2, ?3)",
+                rusqlite::params![manifest.to_string(), repository, digest.to_string()],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// An image's repository digests: `(repository, digest)`.
+    pub fn repo_digests(&self, manifest: &Digest) -> Result<Vec<(String, Digest)>> {
+        let rows: Vec<(String, String)> = self.with_db(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT repository, digest FROM repo_digests WHERE manifest = ?1 ORDER BY repository",
+            )?;
+            let rows = stmt.query_map(rusqlite::params![manifest.to_string()], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            rows.collect()
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(repository, digest)| Some((repository, digest.parse().ok()?)))
+            .collect())
+    }
+
     /// Every tag, then every image no tag names.
     pub fn list_images(&self) -> Result<Vec<ImageSummary>> {
         let tags = self.tags()?;
