@@ -500,3 +500,109 @@ fn podman_runs_what_lade_pushed_and_lade_picks_its_platform_from_an_index() {
     tags.sort();
     assert_eq!(tags, vec!["1", "2"]);
 }
+
+/// A TCP proxy to `target` that cuts the first connection carrying more than `cut_at`
+/// bytes from the server, once; it notes whether a client asked for a byte range.
+struct CuttingProxy {
+    port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ranged: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CuttingProxy {
+    fn start(target: u16, cut_at: usize) -> CuttingProxy {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ranged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut_flag, ranged_flag) = (cut.clone(), ranged.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(|c| c.ok()) {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (mut client_in, mut server_out) =
+                    (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let ranged_flag = ranged_flag.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16384];
+                    while let Ok(n) = client_in.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        if String::from_utf8_lossy(&buffer[..n])
+                            .to_ascii_lowercase()
+                            .contains("range: bytes=")
+                        {
+                            ranged_flag.store(true, Ordering::SeqCst);
+                        }
+                        if server_out.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_out.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut server_in, mut client_out) = (server, client);
+                let cut_flag = cut_flag.clone();
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16384];
+                    let mut carried = 0usize;
+                    while let Ok(n) = server_in.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        if !cut_flag.load(Ordering::SeqCst) && carried + n > cut_at {
+                            cut_flag.store(true, Ordering::SeqCst);
+                            let _ = client_out.write_all(&buffer[..cut_at - carried]);
+                            let _ = client_out.shutdown(std::net::Shutdown::Both);
+                            let _ = server_in.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        carried += n;
+                        if client_out.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = client_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        CuttingProxy { port, cut, ranged }
+    }
+}
+
+#[test]
+fn a_layer_cut_mid_download_is_resumed_with_a_range() {
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/cut/busybox:1", registry.host());
+    lade.ok(&["push", "busybox", &name]);
+    let proxy = CuttingProxy::start(registry.port, 200_000);
+    let through = format!("127.0.0.1:{}/cut/busybox:1", proxy.port);
+    let other = Lade::new();
+    other.ok(&["pull", &through]);
+    assert!(
+        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
+        "the proxy never cut"
+    );
+    assert!(
+        proxy.ranged.load(std::sync::atomic::Ordering::SeqCst),
+        "no range request"
+    );
+    assert_eq!(
+        other.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &through,
+            "echo",
+            "whole"
+        ]),
+        "whole\n"
+    );
+    other.ok(&["system", "check"]);
+}

@@ -565,6 +565,75 @@ fn fetch_small_blob(
     Ok(bytes)
 }
 
+/// A blob's body that picks up where a cut connection left it, with an HTTP range
+/// request (a few times at most); a body shorter than the manifest said is a cut too.
+struct Resuming<'a> {
+    client: &'a Client,
+    url: String,
+    reader: Box<dyn Read + Send + 'a>,
+    offset: u64,
+    /// The size the manifest gives (0 when it does not say).
+    size: u64,
+    resumptions: u32,
+}
+
+const MAX_RESUMPTIONS: u32 = 5;
+
+impl Resuming<'_> {
+    fn resume(&mut self, why: io::Error) -> io::Result<()> {
+        if self.resumptions >= MAX_RESUMPTIONS {
+            return Err(why);
+        }
+        self.resumptions += 1;
+        let request = self
+            .client
+            .authorize(self.client.agent.get(&self.url))
+            .header("Range", format!("bytes={}-", self.offset));
+        let response = request
+            .call()
+            .map_err(|e| io::Error::other(format!("{why}; resuming: {e}")))?;
+        if response.status() != 206 {
+            return Err(io::Error::other(format!(
+                "{why}; the registry answered {} to a range request",
+                response.status()
+            )));
+        }
+        self.reader = Box::new(
+            response
+                .into_body()
+                .into_with_config()
+                .limit(u64::MAX)
+                .reader(),
+        );
+        Ok(())
+    }
+}
+
+impl Read for Resuming<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.reader.read(buf) {
+                Ok(0) if self.size > 0 && self.offset < self.size => {
+                    let cut = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the connection ended at byte {} of {}",
+                            self.offset, self.size
+                        ),
+                    );
+                    self.resume(cut)?;
+                }
+                Ok(n) => {
+                    self.offset += n as u64;
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => self.resume(e)?,
+            }
+        }
+    }
+}
+
 /// Copies what is read into `copy` as well.
 struct Tee<'a, R> {
     inner: R,
@@ -648,7 +717,20 @@ fn fetch_layer(
     }
     let mut blob = store.blob_writer()?;
     let (unpacked, tar_size) = {
-        let body = response.body_mut().with_config().limit(u64::MAX).reader();
+        let body = Resuming {
+            client,
+            url: client.blob_url(repository, digest),
+            reader: Box::new(
+                response
+                    .into_body()
+                    .into_with_config()
+                    .limit(u64::MAX)
+                    .reader(),
+            ),
+            offset: 0,
+            size,
+            resumptions: 0,
+        };
         let mut tee = Tee {
             inner: body,
             copy: &mut blob,
