@@ -207,6 +207,21 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
         repo_digests.contains(&format!("{}/tools/busybox@{digest}", registry.host())),
         "{repo_digests}"
     );
+    // --compression gzip: the same image (same id), its layers gzip for older clients.
+    let gzip_name = format!("{}/tools/busybox:gzip", registry.host());
+    lade.ok(&["push", "--compression", "gzip", "busybox", &gzip_name]);
+    let raw = common::run(
+        "skopeo",
+        &["inspect", "--raw", "--tls-verify=false", &format!("docker://{gzip_name}")],
+    );
+    assert!(raw.contains("tar+gzip") && !raw.contains("zstd"), "{raw}");
+    let gzipped = Lade::new();
+    gzipped.ok(&["pull", &gzip_name]);
+    assert_eq!(
+        gzipped.ok(&["inspect", "-f", "{{.Id}}", &gzip_name]),
+        lade.ok(&["inspect", "-f", "{{.Id}}", "busybox"])
+    );
+
     // FROM and run pull what the store lacks.
     let third = Lade::new();
     let context = common::Context::new(&format!(

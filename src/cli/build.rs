@@ -320,7 +320,7 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
                 &store,
                 &tag.normalized(),
                 tag,
-                &crate::registry::ClientOptions::default(),
+                &crate::registry::PushOptions::default(),
                 &|line| progress.line(line),
             )
             .with_context(|| format!("cannot push {}", tag.familiar()))?;

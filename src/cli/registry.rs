@@ -103,6 +103,10 @@ pub struct PushArgs {
     /// Only print the pushed manifest's digest
     #[arg(short, long)]
     pub quiet: bool,
+    /// gzip: push layers gzip-compressed (for registries and clients without zstd);
+    /// without it, layers go as stored
+    #[arg(long, value_name = "gzip")]
+    pub compression: Option<String>,
     /// The image in the store (NAME[:TAG])
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -114,15 +118,23 @@ pub struct PushArgs {
 /// `lade push`: layers as stored, the manifest last; prints its digest.
 pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
     let destination: ImageRef = args.destination.as_deref().unwrap_or(&args.image).parse()?;
+    let gzip = match args.compression.as_deref() {
+        None => false,
+        Some("gzip") => true,
+        Some(other) => bail!("invalid --compression {other:?}: lade converts to gzip only"),
+    };
     let store = open_store(root)?;
     let quiet = args.quiet;
     let digest = registry::push(
         &store,
         &args.image,
         &destination,
-        &ClientOptions {
-            insecure: !args.tls_verify,
-            credentials: None,
+        &registry::PushOptions {
+            client: ClientOptions {
+                insecure: !args.tls_verify,
+                credentials: None,
+            },
+            gzip,
         },
         &|line| {
             if !quiet {

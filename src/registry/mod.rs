@@ -756,19 +756,58 @@ fn fetch_layer(
     })
 }
 
-/// Pushes the store's image `source` as `destination`; returns the manifest's digest.
+/// What `lade push` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    pub client: ClientOptions,
+    /// `--compression gzip`: layers stored otherwise (zstd) are pushed gzip-compressed,
+    /// for registries and clients that lack zstd (Docker 20.10).
+    pub gzip: bool,
+}
+
+/// Pushes the store's image `source` as `destination`: blobs the registry lacks, then
+/// the manifest. Returns the manifest's digest.
 pub fn push(
     store: &Store,
     source: &str,
     destination: &ImageRef,
-    options: &ClientOptions,
+    options: &PushOptions,
     progress: &dyn Fn(&str),
 ) -> Result<Digest> {
     let image = store.image(source)?;
-    let client = Client::new(destination.registry(), options)?;
+    let client = Client::new(destination.registry(), &options.client)?;
     let repository = destination.repository();
     client.authenticate(repository, "pull,push")?;
-    let mut blobs: Vec<Digest> = image.layers.iter().map(|l| l.blob).collect();
+    let (layers, manifest) = if options.gzip && image.layers.iter().any(|l| !l.media_type.contains("gzip")) {
+        let mut layers = Vec::new();
+        for layer in &image.layers {
+            if layer.media_type.contains("gzip") {
+                layers.push((layer.blob, layer.size, layer.media_type.clone()));
+                continue;
+            }
+            progress(&format!("{}: compressing with gzip", layer.blob.short()));
+            let (digest, size) = gzip_layer(store, &layer.blob, &layer.media_type)?;
+            layers.push((digest, size, media::OCI_LAYER_GZIP.to_string()));
+        }
+        let config_size = store.read_blob(&image.id)?.len() as u64;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": { "mediaType": media::OCI_CONFIG, "digest": image.id.to_string(), "size": config_size },
+            "layers": layers.iter().map(|(digest, size, media_type)| serde_json::json!({
+                "mediaType": media_type, "digest": digest.to_string(), "size": size,
+            })).collect::<Vec<_>>(),
+        });
+        (layers, crate::oci::canonical_json(&manifest))
+    } else {
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| (l.blob, l.size, l.media_type.clone()))
+            .collect();
+        (layers, store.read_blob(&image.manifest_digest)?)
+    };
+    let mut blobs: Vec<Digest> = layers.iter().map(|(digest, _, _)| *digest).collect();
     blobs.push(image.id);
     for digest in &blobs {
         let exists = client
@@ -782,11 +821,10 @@ pub fn push(
         upload_blob(store, &client, repository, digest)?;
         progress(&format!("{}: pushed", digest.short()));
     }
-    let manifest = store.read_blob(&image.manifest_digest)?;
     let media_type = serde_json::from_slice::<Value>(&manifest)
         .ok()
         .and_then(|v| v["mediaType"].as_str().map(str::to_string))
-        .unwrap_or_else(|| "application/vnd.oci.image.manifest.v1+json".to_string());
+        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
     let tag = destination.tag().unwrap_or("latest");
     let mut response = client
         .authorize(
@@ -800,12 +838,30 @@ pub fn push(
     if response.status() != 201 && response.status() != 200 {
         return Err(client.status_error("the manifest", &mut response));
     }
-    store.record_repo_digest(
-        &image.manifest_digest,
-        &repository_name(destination),
-        &image.manifest_digest,
-    )?;
-    Ok(image.manifest_digest)
+    let digest = Digest::of(&manifest);
+    store.record_repo_digest(&image.manifest_digest, &repository_name(destination), &digest)?;
+    Ok(digest)
+}
+
+/// A stored layer again as a gzip blob in the store (the same tar): its digest, size.
+fn gzip_layer(store: &Store, blob: &Digest, media_type: &str) -> Result<(Digest, u64)> {
+    let failed = |e: io::Error| RegistryError::Io {
+        path: store.root().join("blobs").join(blob.hex()),
+        source: e,
+    };
+    let mut reader = store.open_blob(blob)?;
+    let mut writer = store.blob_writer()?;
+    {
+        let mut encoder = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
+        if media_type.contains("zstd") {
+            let mut decoder = zstd::stream::read::Decoder::new(&mut reader).map_err(failed)?;
+            io::copy(&mut decoder, &mut encoder).map_err(failed)?;
+        } else {
+            io::copy(&mut reader, &mut encoder).map_err(failed)?;
+        }
+        encoder.finish().map_err(failed)?;
+    }
+    Ok(writer.commit(None)?)
 }
 
 fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest) -> Result<()> {
