@@ -25,14 +25,11 @@ impl Registry {
         Registry::start_with(htpasswd, None)
     }
 
+    fn start_with_auth(auth: &str) -> Registry {
+        Registry::launch(auth.to_string(), None)
+    }
+
     fn start_with(htpasswd: Option<&Path>, tls: Option<(&Path, &Path)>) -> Registry {
-        common::require_tool("docker-registry");
-        let data = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let auth = match htpasswd {
             Some(path) => format!(
                 "auth:\n  htpasswd:\n    realm: lade-test\n    path: {}\n",
@@ -40,6 +37,17 @@ impl Registry {
             ),
             None => String::new(),
         };
+        Registry::launch(auth, tls)
+    }
+
+    fn launch(auth: String, tls: Option<(&Path, &Path)>) -> Registry {
+        common::require_tool("docker-registry");
+        let data = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let tls = match tls {
             Some((cert, key)) => format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -212,7 +220,12 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     lade.ok(&["push", "--compression", "gzip", "busybox", &gzip_name]);
     let raw = common::run(
         "skopeo",
-        &["inspect", "--raw", "--tls-verify=false", &format!("docker://{gzip_name}")],
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{gzip_name}"),
+        ],
     );
     assert!(raw.contains("tar+gzip") && !raw.contains("zstd"), "{raw}");
     let gzipped = Lade::new();
@@ -620,4 +633,183 @@ fn a_layer_cut_mid_download_is_resumed_with_a_range() {
         "whole\n"
     );
     other.ok(&["system", "check"]);
+}
+
+/// A token service as Docker Hub's: answers `GET /token?scope=...&service=...` with a
+/// JWT (RS256, its certificate in the `x5c` header) granting what the scope asks, to
+/// anyone presenting the right Basic credentials (or to anyone at all for `pull`).
+struct TokenServer {
+    port: u16,
+    asked_with_credentials: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl TokenServer {
+    fn start(key: PathBuf, cert_der: Vec<u8>) -> TokenServer {
+        use std::io::{BufRead, BufReader, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let asked_flag = asked.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(|s| s.ok()) {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let mut authorized = false;
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                    // tester:s3cret as Basic credentials.
+                    if header
+                        .to_ascii_lowercase()
+                        .starts_with("authorization: basic dgvzdgvyonmzy3jlda")
+                    {
+                        authorized = true;
+                    }
+                }
+                if authorized {
+                    asked_flag.store(true, Ordering::SeqCst);
+                }
+                let query = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("")
+                    .to_string();
+                let param = |name: &str| {
+                    query
+                        .split(['?', '&'])
+                        .find_map(|p| p.strip_prefix(&format!("{name}=")))
+                        .map(|v| {
+                            v.replace("%3A", ":")
+                                .replace("%2C", ",")
+                                .replace("%2F", "/")
+                        })
+                        .unwrap_or_default()
+                };
+                let scope = param("scope");
+                let mut parts = scope.splitn(3, ':');
+                let (kind, name, actions) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
+                let granted: Vec<&str> = actions
+                    .split(',')
+                    .filter(|a| authorized || *a == "pull")
+                    .collect();
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs();
+                let chain = {
+                    use base64::Engine as _;
+                    base64::engine::general_purpose::STANDARD.encode(&cert_der)
+                };
+                let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [chain] });
+                let claims = serde_json::json!({
+                    "iss": "lade-test-issuer", "sub": "tester", "aud": "lade-test",
+                    "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{port}"),
+                    "access": [{ "type": kind, "name": name, "actions": granted }],
+                });
+                let signing_input = format!(
+                    "{}.{}",
+                    base64url(header.to_string().as_bytes()),
+                    base64url(claims.to_string().as_bytes())
+                );
+                let mut openssl = Command::new("openssl")
+                    .args(["dgst", "-sha256", "-sign", key.to_str().unwrap()])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                openssl
+                    .stdin
+                    .take()
+                    .unwrap()
+                    .write_all(signing_input.as_bytes())
+                    .unwrap();
+                let signature = openssl.wait_with_output().unwrap().stdout;
+                let token = format!("{signing_input}.{}", base64url(&signature));
+                let body = serde_json::json!({ "token": token }).to_string();
+                let mut out = stream;
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        TokenServer {
+            port,
+            asked_with_credentials: asked,
+        }
+    }
+}
+
+#[test]
+fn bearer_tokens_from_a_token_service() {
+    let work = tempfile::tempdir().unwrap();
+    let (_, cert, key) = make_certificates(work.path());
+    let der = work.path().join("server.der");
+    common::run(
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            cert.to_str().unwrap(),
+            "-outform",
+            "DER",
+            "-out",
+            der.to_str().unwrap(),
+        ],
+    );
+    let tokens = TokenServer::start(key, std::fs::read(&der).unwrap());
+    let registry = Registry::start_with_auth(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: lade-test\n    issuer: lade-test-issuer\n    rootcertbundle: {}\n",
+        tokens.port,
+        cert.display()
+    ));
+    let lade = Lade::new();
+    lade.busybox();
+    let auth_file = work.path().join("auth.json");
+    let with_auth = |lade: &Lade, args: &[&str]| {
+        lade.cmd()
+            .env("LADE_AUTH_FILE", &auth_file)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let name = format!("{}/tokens/busybox:1", registry.host());
+    // Anonymous: the token grants pull only, so the push is refused.
+    let refused = with_auth(&lade, &["push", "busybox", &name]);
+    assert!(!refused.status.success());
+    let login = with_auth(
+        &lade,
+        &["login", "-u", "tester", "-p", "s3cret", &registry.host()],
+    );
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let pushed = with_auth(&lade, &["push", "busybox", &name]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    assert!(tokens
+        .asked_with_credentials
+        .load(std::sync::atomic::Ordering::SeqCst));
+    // Pull needs no credentials here: an anonymous token grants it.
+    let other = Lade::new();
+    other.ok(&["pull", &name]);
 }

@@ -778,7 +778,9 @@ pub fn push(
     let client = Client::new(destination.registry(), &options.client)?;
     let repository = destination.repository();
     client.authenticate(repository, "pull,push")?;
-    let (layers, manifest) = if options.gzip && image.layers.iter().any(|l| !l.media_type.contains("gzip")) {
+    let (layers, manifest) = if options.gzip
+        && image.layers.iter().any(|l| !l.media_type.contains("gzip"))
+    {
         let mut layers = Vec::new();
         for layer in &image.layers {
             if layer.media_type.contains("gzip") {
@@ -839,7 +841,11 @@ pub fn push(
         return Err(client.status_error("the manifest", &mut response));
     }
     let digest = Digest::of(&manifest);
-    store.record_repo_digest(&image.manifest_digest, &repository_name(destination), &digest)?;
+    store.record_repo_digest(
+        &image.manifest_digest,
+        &repository_name(destination),
+        &digest,
+    )?;
     Ok(digest)
 }
 
