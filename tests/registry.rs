@@ -187,9 +187,12 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     );
     let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspect["Digest"], digest);
-    // Pushed again: every blob is there already.
+    // Pushed again: every blob is there already; to another repository: mounted.
     let again = lade.ok(&["push", "busybox", &name]);
     assert!(again.contains("already in the registry"), "{again}");
+    let elsewhere = lade.ok(&["push", "busybox", &format!("{}/more/busybox:1", registry.host())]);
+    assert!(elsewhere.contains("mounted from tools/busybox"), "{elsewhere}");
+    assert!(!elsewhere.contains(": pushed"), "{elsewhere}");
 
     let other = Lade::new();
     let pulled = other.ok(&["pull", &name]);

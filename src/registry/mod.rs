@@ -811,6 +811,15 @@ pub fn push(
     };
     let mut blobs: Vec<Digest> = layers.iter().map(|(digest, _, _)| *digest).collect();
     blobs.push(image.id);
+    // Other repositories of this registry known to hold this image: a blob can be
+    // mounted from them instead of uploaded.
+    let prefix = format!("{}/", destination.registry());
+    let mount_sources: Vec<String> = store
+        .repo_digests(&image.manifest_digest)?
+        .into_iter()
+        .filter_map(|(r, _)| r.strip_prefix(&prefix).map(str::to_string))
+        .filter(|r| r != repository)
+        .collect();
     for digest in &blobs {
         let exists = client
             .authorize(client.agent.head(client.blob_url(repository, digest)))
@@ -818,6 +827,10 @@ pub fn push(
             .map_err(|e| client.connect_error(e))?;
         if exists.status() == 200 {
             progress(&format!("{}: already in the registry", digest.short()));
+            continue;
+        }
+        if let Some(from) = mount_blob(&client, repository, digest, &mount_sources)? {
+            progress(&format!("{}: mounted from {from}", digest.short()));
             continue;
         }
         upload_blob(store, &client, repository, digest)?;
@@ -868,6 +881,30 @@ fn gzip_layer(store: &Store, blob: &Digest, media_type: &str) -> Result<(Digest,
         encoder.finish().map_err(failed)?;
     }
     Ok(writer.commit(None)?)
+}
+
+/// A cross-repository mount: the registry links a blob it holds in `sources` into
+/// `repository` without an upload. Returns the repository it came from.
+fn mount_blob(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    sources: &[String],
+) -> Result<Option<String>> {
+    for from in sources {
+        let response = client
+            .authorize(client.agent.post(format!(
+                "{}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}",
+                client.base
+            )))
+            .send_empty()
+            .map_err(|e| client.connect_error(e))?;
+        if response.status() == 201 {
+            return Ok(Some(from.clone()));
+        }
+        // 202: the registry started a plain upload instead; it is left to expire.
+    }
+    Ok(None)
 }
 
 fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest) -> Result<()> {
