@@ -190,8 +190,15 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     // Pushed again: every blob is there already; to another repository: mounted.
     let again = lade.ok(&["push", "busybox", &name]);
     assert!(again.contains("already in the registry"), "{again}");
-    let elsewhere = lade.ok(&["push", "busybox", &format!("{}/more/busybox:1", registry.host())]);
-    assert!(elsewhere.contains("mounted from tools/busybox"), "{elsewhere}");
+    let elsewhere = lade.ok(&[
+        "push",
+        "busybox",
+        &format!("{}/more/busybox:1", registry.host()),
+    ]);
+    assert!(
+        elsewhere.contains("mounted from tools/busybox"),
+        "{elsewhere}"
+    );
     assert!(!elsewhere.contains(": pushed"), "{elsewhere}");
 
     let other = Lade::new();
@@ -815,4 +822,33 @@ fn bearer_tokens_from_a_token_service() {
     // Pull needs no credentials here: an anonymous token grants it.
     let other = Lade::new();
     other.ok(&["pull", &name]);
+}
+
+#[test]
+fn the_build_cache_moves_between_two_stores_through_a_registry() {
+    let registry = Registry::start(None);
+    let cache = format!("type=registry,ref={}/cache/app:buildcache", registry.host());
+    let context =
+        common::Context::new("FROM busybox\nRUN date +%s%N > /stamp\nRUN echo second >> /stamp\n");
+    let first = Lade::new();
+    first.busybox();
+    let (_, log) = first.build_log(context.path(), &["-t", "app:1", "--cache-to", &cache]);
+    assert!(log.contains("exported"), "{log}");
+    let stamp = first.ok(&["run", "--rm", "--network", "none", "app:1", "cat", "/stamp"]);
+
+    let second = Lade::new();
+    second.busybox();
+    let (_, log) = second.build_log(context.path(), &["-t", "app:1", "--cache-from", &cache]);
+    assert!(log.matches("CACHED").count() >= 2, "{log}");
+    assert_eq!(
+        second.ok(&["run", "--rm", "--network", "none", "app:1", "cat", "/stamp"]),
+        stamp,
+        "the cached layer came from the registry"
+    );
+    // A cache that is not there yet is a warning.
+    let missing = format!("type=registry,ref={}/cache/none:1", registry.host());
+    let third = Lade::new();
+    third.busybox();
+    let (_, log) = third.build_log(context.path(), &["--cache-from", &missing]);
+    assert!(log.contains("warning: no build cache from"), "{log}");
 }

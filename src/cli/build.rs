@@ -55,13 +55,17 @@ pub struct BuildArgs {
     pub no_cache_filter: Vec<String>,
 
     /// Reuse steps from a build cache exported with --cache-to: a directory (an OCI
-    /// layout), as DIR or type=local,src=DIR; may be given more than once. A directory
-    /// with no cache in it yet is a warning, not an error
+    /// layout), as DIR or type=local,src=DIR, or a registry, as
+    /// type=registry,ref=NAME[:TAG]; may be given more than once. A directory or
+    /// reference with no cache in it yet is a warning, not an error
     #[arg(long, value_name = "SRC")]
     pub cache_from: Vec<String>,
 
     /// Export the cache of every step of this build to a directory (an OCI layout that
-    /// --cache-from reads, on this machine or another), as DIR or type=local,dest=DIR
+    /// --cache-from reads, on this machine or another), as DIR or type=local,dest=DIR,
+    /// or to a registry, as type=registry,ref=NAME[:TAG] (lade's cache manifest: its
+    /// records as the config, their layers as layers; every step's, as BuildKit's
+    /// mode=max)
     #[arg(long, value_name = "DEST")]
     pub cache_to: Option<String>,
 
@@ -176,42 +180,84 @@ fn build_options(
             .cache_from
             .iter()
             .map(|spec| cache_location(spec, "src"))
-            .collect::<Result<_>>()?,
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .filter_map(CacheLocation::local)
+            .collect(),
         cache_to: args
             .cache_to
             .as_deref()
             .map(|spec| cache_location(spec, "dest"))
-            .transpose()?,
+            .transpose()?
+            .and_then(CacheLocation::local),
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
         cancel: Default::default(),
     })
 }
 
-/// `DIR`, or BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`.
-fn cache_location(spec: &str, key: &str) -> Result<PathBuf> {
+/// Where a build cache goes or comes from.
+#[derive(Debug, Clone)]
+enum CacheLocation {
+    Local(PathBuf),
+    Registry(ImageRef),
+}
+
+impl CacheLocation {
+    fn local(self) -> Option<PathBuf> {
+        match self {
+            CacheLocation::Local(dir) => Some(dir),
+            CacheLocation::Registry(_) => None,
+        }
+    }
+
+    fn registry(self) -> Option<ImageRef> {
+        match self {
+            CacheLocation::Registry(reference) => Some(reference),
+            CacheLocation::Local(_) => None,
+        }
+    }
+}
+
+/// `DIR`, BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`, or
+/// `type=registry,ref=NAME`.
+fn cache_location(spec: &str, key: &str) -> Result<CacheLocation> {
     if !spec.contains('=') {
-        return Ok(PathBuf::from(spec));
+        return Ok(CacheLocation::Local(PathBuf::from(spec)));
     }
     let fields: Vec<(&str, &str)> = spec
         .split(',')
         .map(|field| field.split_once('=').unwrap_or((field, "")))
         .collect();
-    match fields.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
-        Some("local") | None => {}
+    let registry = match fields.iter().find(|(k, _)| *k == "type").map(|(_, v)| *v) {
+        Some("local") | None => false,
+        Some("registry") => true,
         Some(other) => bail!(
-            "cache type {other:?} is not supported: lade reads and writes local directories (type=local,{key}=DIR)"
+            "cache type {other:?} is not supported: lade reads and writes local directories (type=local,{key}=DIR) and registries (type=registry,ref=NAME)"
         ),
-    }
+    };
     let mut path = None;
+    let mut reference = None;
     for (name, value) in fields {
         match name {
-            "type" | "mode" | "compression" | "oci-mediatypes" | "ignore-error" => {}
-            _ if name == key => path = Some(PathBuf::from(value)),
+            "type" | "mode" | "compression" | "oci-mediatypes" | "ignore-error"
+            | "image-manifest" => {}
+            "ref" if registry => reference = Some(value),
+            _ if name == key && !registry => path = Some(PathBuf::from(value)),
             _ => bail!("invalid cache location {spec:?}: unknown field {name:?}"),
         }
     }
-    path.with_context(|| format!("invalid cache location {spec:?}: no {key}=DIR"))
+    if registry {
+        let reference =
+            reference.with_context(|| format!("invalid cache location {spec:?}: no ref=NAME"))?;
+        return Ok(CacheLocation::Registry(
+            reference
+                .parse()
+                .with_context(|| format!("invalid cache location {spec:?}"))?,
+        ));
+    }
+    path.map(CacheLocation::Local)
+        .with_context(|| format!("invalid cache location {spec:?}: no {key}=DIR"))
 }
 
 fn explain(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
@@ -281,6 +327,40 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
     let store = super::open_store(root)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
     cancel_on_signals(&options.cancel)?;
+    // Registry caches go through directories of the store's staging area.
+    let mut options = options.clone();
+    let mut staged = Vec::new();
+    for spec in &args.cache_from {
+        let Some(reference) = cache_location(spec, "src")?.registry() else {
+            continue;
+        };
+        let dir = store.staging_dir("cache-from")?;
+        match crate::registry::pull_layout(
+            &reference,
+            dir.path(),
+            builder::shared_cache::CACHE_REF_NAME,
+            &crate::registry::ClientOptions::default(),
+        ) {
+            Ok(()) => {
+                options.cache_from.push(dir.path().to_path_buf());
+                staged.push(dir);
+            }
+            Err(err) => progress.line(&format!(
+                "warning: no build cache from {}: {err}",
+                reference.familiar()
+            )),
+        }
+    }
+    let cache_to_registry = match &args.cache_to {
+        Some(spec) => cache_location(spec, "dest")?.registry(),
+        None => None,
+    };
+    if cache_to_registry.is_some() {
+        let dir = store.staging_dir("cache-to")?;
+        options.cache_to = Some(dir.path().to_path_buf());
+        staged.push(dir);
+    }
+    let options = &options;
     let output = match builder::build(&store, options, &progress) {
         Ok(output) => output,
         Err(err @ builder::BuildError::Interrupted { .. }) => {
@@ -291,11 +371,29 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
         Err(err) => return Err(err.into()),
     };
     if let (Some(count), Some(dir)) = (output.exported_records, &options.cache_to) {
-        progress.line(&format!(
-            "exported {count} cache record(s) to {}",
-            dir.display()
-        ));
+        match &cache_to_registry {
+            Some(reference) => {
+                let digest = crate::registry::push_layout(
+                    dir,
+                    builder::shared_cache::CACHE_REF_NAME,
+                    reference,
+                    &crate::registry::ClientOptions::default(),
+                )
+                .with_context(|| {
+                    format!("cannot push the build cache to {}", reference.familiar())
+                })?;
+                progress.line(&format!(
+                    "exported {count} cache record(s) to {} ({digest})",
+                    reference.familiar()
+                ));
+            }
+            None => progress.line(&format!(
+                "exported {count} cache record(s) to {}",
+                dir.display()
+            )),
+        }
     }
+    drop(staged);
     let id = output.image.id.to_string();
     if let Some(iidfile) = &args.iidfile {
         std::fs::write(iidfile, &id)

@@ -12,6 +12,7 @@ mod auth;
 mod tls;
 
 use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -908,6 +909,26 @@ fn mount_blob(
 }
 
 fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest) -> Result<()> {
+    let path = store.blob_path(digest);
+    let size = std::fs::metadata(&path)
+        .map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    // Read through the store's verifying reader; the registry checks the digest too.
+    let mut reader = store.open_blob(digest)?;
+    upload(client, repository, digest, size, &mut reader)
+}
+
+/// A monolithic upload: POST for a session, PUT of the whole blob with its digest.
+fn upload(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    reader: &mut dyn Read,
+) -> Result<()> {
     let mut started = client
         .authorize(
             client
@@ -932,17 +953,173 @@ fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest
     };
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{separator}digest={digest}");
-    let size = store.verify_blob(digest)?;
-    let mut reader = store.open_blob(digest)?;
     let mut response = client
         .authorize(client.agent.put(&url))
         .header("Content-Type", "application/octet-stream")
         .header("Content-Length", size.to_string())
-        .send(ureq::SendBody::from_reader(&mut reader))
+        .send(ureq::SendBody::from_reader(reader))
         .map_err(|e| client.connect_error(e))?;
     if response.status() != 201 {
         return Err(client.status_error(&format!("uploading {digest}"), &mut response));
     }
+    Ok(())
+}
+
+fn layout_blob(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join("blobs/sha256").join(digest.hex())
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Pushes the manifest an OCI layout at `dir` names `ref_name` (in `index.json`), with
+/// its config and layers, as `destination`: a build cache exported for a registry
+/// (`--cache-to type=registry`). Returns the manifest's digest.
+pub fn push_layout(
+    dir: &Path,
+    ref_name: &str,
+    destination: &ImageRef,
+    options: &ClientOptions,
+) -> Result<Digest> {
+    let index_path = dir.join("index.json");
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(&index_path).map_err(io_at(&index_path))?)
+            .map_err(|e| json_error(&index_path.display().to_string(), "index.json", e))?;
+    let manifest_digest: Digest = index["manifests"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["annotations"][crate::oci::REF_NAME_ANNOTATION] == ref_name)
+        .and_then(|m| m["digest"].as_str())
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| {
+            json_error(
+                &dir.display().to_string(),
+                "index.json",
+                format!("names no {ref_name}"),
+            )
+        })?;
+    let manifest_path = layout_blob(dir, &manifest_digest);
+    let manifest = std::fs::read(&manifest_path).map_err(io_at(&manifest_path))?;
+    if Digest::of(&manifest) != manifest_digest {
+        return Err(json_error(
+            &manifest_path.display().to_string(),
+            "the manifest",
+            "does not match its digest",
+        ));
+    }
+    let parsed: Value = serde_json::from_slice(&manifest)
+        .map_err(|e| json_error(&manifest_path.display().to_string(), "the manifest", e))?;
+    let client = Client::new(destination.registry(), options)?;
+    let repository = destination.repository();
+    client.authenticate(repository, "pull,push")?;
+    let blobs: Vec<Digest> = std::iter::once(&parsed["config"])
+        .chain(parsed["layers"].as_array().into_iter().flatten())
+        .filter_map(|d| d["digest"].as_str().and_then(|d| d.parse().ok()))
+        .collect();
+    for digest in &blobs {
+        let exists = client
+            .authorize(client.agent.head(client.blob_url(repository, digest)))
+            .call()
+            .map_err(|e| client.connect_error(e))?;
+        if exists.status() == 200 {
+            continue;
+        }
+        let path = layout_blob(dir, digest);
+        let mut file = std::fs::File::open(&path).map_err(io_at(&path))?;
+        let size = file.metadata().map_err(io_at(&path))?.len();
+        upload(&client, repository, digest, size, &mut file)?;
+    }
+    let media_type = parsed["mediaType"]
+        .as_str()
+        .unwrap_or(media::OCI_MANIFEST)
+        .to_string();
+    let tag = destination.tag().unwrap_or("latest");
+    let mut response = client
+        .authorize(
+            client
+                .agent
+                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
+        )
+        .header("Content-Type", media_type)
+        .send(&manifest[..])
+        .map_err(|e| client.connect_error(e))?;
+    if response.status() != 201 && response.status() != 200 {
+        return Err(client.status_error("the manifest", &mut response));
+    }
+    Ok(manifest_digest)
+}
+
+/// Fetches `reference`'s manifest, config and layers into an OCI layout at `dir` (each
+/// checked against its digest), named `ref_name` in `index.json`: a build cache
+/// imported from a registry (`--cache-from type=registry`).
+pub fn pull_layout(
+    reference: &ImageRef,
+    dir: &Path,
+    ref_name: &str,
+    options: &ClientOptions,
+) -> Result<()> {
+    let client = Client::new(reference.registry(), options)?;
+    let repository = reference.repository();
+    client.authenticate(repository, "pull")?;
+    let wanted = reference
+        .digest()
+        .map(str::to_string)
+        .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
+    let (manifest, media_type, manifest_digest) = client.manifest(repository, &wanted)?;
+    let parsed: Value = serde_json::from_slice(&manifest)
+        .map_err(|e| json_error(&reference.familiar(), "its manifest", e))?;
+    let blobs_dir = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs_dir).map_err(io_at(&blobs_dir))?;
+    let descriptors: Vec<Digest> = std::iter::once(&parsed["config"])
+        .chain(parsed["layers"].as_array().into_iter().flatten())
+        .filter_map(|d| d["digest"].as_str().and_then(|d| d.parse().ok()))
+        .collect();
+    for digest in &descriptors {
+        let target = layout_blob(dir, digest);
+        let partial = target.with_extension("part");
+        let mut response = client.get(&client.blob_url(repository, digest), None)?;
+        if response.status() != 200 {
+            return Err(client.status_error(&format!("blob {digest}"), &mut response));
+        }
+        let file = std::fs::File::create(&partial).map_err(io_at(&partial))?;
+        let mut hashing = Sha256Writer::new(io::BufWriter::new(file));
+        let copied = io::copy(
+            &mut response.body_mut().with_config().limit(u64::MAX).reader(),
+            &mut hashing,
+        );
+        let (actual, _, writer) = hashing.finish();
+        let flushed = writer.into_inner().map_err(|e| e.into_error());
+        if let Err(e) = copied.and(flushed.map(drop)) {
+            let _ = std::fs::remove_file(&partial);
+            return Err(client.error(format!("blob {digest}: {e}")));
+        }
+        if actual != *digest {
+            let _ = std::fs::remove_file(&partial);
+            return Err(client.error(format!("blob {digest}: what came has digest {actual}")));
+        }
+        std::fs::rename(&partial, &target).map_err(io_at(&target))?;
+    }
+    let manifest_path = layout_blob(dir, &manifest_digest);
+    std::fs::write(&manifest_path, &manifest).map_err(io_at(&manifest_path))?;
+    let index = crate::oci::canonical_json(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": media::OCI_INDEX,
+        "manifests": [{
+            "mediaType": if media_type.is_empty() { media::OCI_MANIFEST.to_string() } else { media_type },
+            "digest": manifest_digest.to_string(),
+            "size": manifest.len(),
+            "annotations": { crate::oci::REF_NAME_ANNOTATION: ref_name },
+        }],
+    }));
+    let index_path = dir.join("index.json");
+    std::fs::write(&index_path, index).map_err(io_at(&index_path))?;
+    std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+        .map_err(io_at(&dir.join("oci-layout")))?;
     Ok(())
 }
 
