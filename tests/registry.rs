@@ -448,9 +448,31 @@ fn tls_with_a_ca_from_certs_d() {
     with_ca(&lade, &["push", "busybox", &name]);
     let other = Lade::new();
     with_ca(&other, &["pull", &name]);
-    // --tls-verify=false takes any certificate.
+    // --tls-verify=false takes any certificate; so does a registry registries.conf
+    // marks insecure.
     let third = Lade::new();
     third.ok(&["pull", "--tls-verify=false", &name]);
+    let conf = work.path().join("registries.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[[registry]]\nlocation = \"{}\"\ninsecure = true\n",
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let fourth = Lade::new();
+    let pulled = fourth
+        .cmd()
+        .env("CONTAINERS_REGISTRIES_CONF", &conf)
+        .args(["pull", &name])
+        .output()
+        .unwrap();
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
 }
 
 #[test]

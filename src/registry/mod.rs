@@ -9,6 +9,7 @@
 //! do not speak TLS (as Docker allows without asking), or with `--tls-verify=false`.
 
 mod auth;
+mod config;
 mod tls;
 
 use std::io::{self, Read, Write};
@@ -38,6 +39,8 @@ pub enum RegistryError {
     Unauthorized { registry: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{path}: {reason}")]
+    Config { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
@@ -85,7 +88,8 @@ impl Client {
         } else {
             registry
         };
-        let tls = if options.insecure {
+        let insecure = options.insecure || config::is_insecure(registry)?;
+        let tls = if insecure {
             ureq::tls::TlsConfig::builder()
                 .disable_verification(true)
                 .build()
@@ -109,7 +113,7 @@ impl Client {
                 .or_else(|| credentials_for(registry)),
             authorization: Mutex::new(None),
         };
-        if options.insecure || is_loopback(registry) {
+        if insecure || is_loopback(registry) {
             // HTTPS if it speaks it; else plain HTTP, taken only from a registry's
             // answer to /v2/ (a TLS port answers plain HTTP with a 400).
             if let Err(tls_error) = client.agent.get(format!("{}/v2/", client.base)).call() {
