@@ -187,6 +187,16 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     );
     let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspect["Digest"], digest);
+    let copied = tempfile::tempdir().unwrap();
+    common::run(
+        "skopeo",
+        &[
+            "copy",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:copied", copied.path().display()),
+        ],
+    );
     // Pushed again: every blob is there already; to another repository: mounted.
     let again = lade.ok(&["push", "busybox", &name]);
     assert!(again.contains("already in the registry"), "{again}");
@@ -873,4 +883,98 @@ fn the_build_cache_moves_between_two_stores_through_a_registry() {
     third.busybox();
     let (_, log) = third.build_log(context.path(), &["--cache-from", &missing]);
     assert!(log.contains("warning: no build cache from"), "{log}");
+}
+
+/// A proxy to a registry that answers the first manifest requests itself, with 503 and
+/// then 429 (Retry-After: 1), closing that connection; everything else goes through.
+struct FlakyFront {
+    port: u16,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FlakyFront {
+    fn start(target: u16, failures: usize) -> FlakyFront {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = refused.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(|c| c.ok()) {
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let (mut server_in, mut client_out) =
+                    (server.try_clone().unwrap(), client.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_in, &mut client_out);
+                    let _ = client_out.shutdown(std::net::Shutdown::Both);
+                });
+                let counter = counter.clone();
+                let (mut client_in, mut server_out) = (client, server);
+                std::thread::spawn(move || {
+                    let mut buffer = [0u8; 16384];
+                    while let Ok(n) = client_in.read(&mut buffer) {
+                        if n == 0 {
+                            break;
+                        }
+                        let chunk = String::from_utf8_lossy(&buffer[..n]).to_string();
+                        let first_line = chunk.lines().next().unwrap_or("");
+                        if first_line.starts_with("GET /v2/") && first_line.contains("/manifests/")
+                        {
+                            let done = counter.fetch_add(1, Ordering::SeqCst);
+                            if done < failures {
+                                let answer = if done % 2 == 0 {
+                                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                                } else {
+                                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                                };
+                                let _ = client_in.write_all(answer.as_bytes());
+                                let _ = client_in.shutdown(std::net::Shutdown::Both);
+                                let _ = server_out.shutdown(std::net::Shutdown::Both);
+                                return;
+                            }
+                        }
+                        if server_out.write_all(&buffer[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_out.shutdown(std::net::Shutdown::Write);
+                });
+            }
+        });
+        FlakyFront { port, refused }
+    }
+}
+
+#[test]
+fn busy_and_failing_registries_are_retried() {
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "push",
+        "busybox",
+        &format!("{}/busy/busybox:1", registry.host()),
+    ]);
+    let front = FlakyFront::start(registry.port, 2);
+    let through = format!("127.0.0.1:{}/busy/busybox:1", front.port);
+    let other = Lade::new();
+    other.ok(&["pull", &through]);
+    assert_eq!(
+        front.refused.load(std::sync::atomic::Ordering::SeqCst),
+        3,
+        "two refusals, then the answer"
+    );
+    // Failing for good: one line naming the registry, and nothing stored.
+    let down = FlakyFront::start(registry.port, 100);
+    let failing = Lade::new();
+    let message = failing.fails(&["pull", &format!("127.0.0.1:{}/busy/busybox:1", down.port)]);
+    assert!(
+        message.contains(&format!("127.0.0.1:{}", down.port)) && message.contains("503"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert!(failing.ok(&["images", "-q"]).trim().is_empty());
 }

@@ -53,6 +53,10 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 /// The media types lade accepts for a manifest, best first.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
+/// How long the first HTTPS request to a loopback or insecure registry may take before
+/// lade tries plain HTTP.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How a client talks to a registry.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
@@ -116,7 +120,14 @@ impl Client {
         if insecure || is_loopback(registry) {
             // HTTPS if it speaks it; else plain HTTP, taken only from a registry's
             // answer to /v2/ (a TLS port answers plain HTTP with a 400).
-            if let Err(tls_error) = client.agent.get(format!("{}/v2/", client.base)).call() {
+            let probe = client
+                .agent
+                .get(format!("{}/v2/", client.base))
+                .config()
+                .timeout_global(Some(PROBE_TIMEOUT))
+                .build()
+                .call();
+            if let Err(tls_error) = probe {
                 let plain = format!("http://{host}");
                 let answered = client
                     .agent
