@@ -925,7 +925,7 @@ impl FlakyFront {
                         {
                             let done = counter.fetch_add(1, Ordering::SeqCst);
                             if done < failures {
-                                let answer = if done % 2 == 0 {
+                                let answer = if done.is_multiple_of(2) {
                                     "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                                 } else {
                                     "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
