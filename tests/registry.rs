@@ -187,6 +187,36 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     );
     let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(inspect["Digest"], digest);
+    // In chunks of 100 kB (the layer is about 1 MB): the same image arrives.
+    // (From a store that knows no other repository to mount the blobs from.)
+    let chunked = format!("{}/tools/chunked:1", registry.host());
+    let chunker = Lade::new();
+    chunker.busybox();
+    let pushed = chunker
+        .cmd()
+        .env("LADE_UPLOAD_CHUNK_SIZE", "100000")
+        .args(["push", "busybox", &chunked])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let pushed = String::from_utf8_lossy(&pushed.stdout);
+    assert!(
+        pushed.contains(": pushed") && !pushed.contains("mounted"),
+        "{pushed}"
+    );
+    let chunked_inspect = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            &format!("docker://{chunked}"),
+        ],
+    );
+    assert!(chunked_inspect.contains(digest), "{chunked_inspect}");
     let copied = tempfile::tempdir().unwrap();
     common::run(
         "skopeo",

@@ -961,11 +961,54 @@ fn upload(
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| client.error("an upload without a Location"))?
         .to_string();
-    let location = if location.starts_with("http://") || location.starts_with("https://") {
-        location
-    } else {
-        format!("{}{location}", client.base)
-    };
+    let mut location = absolute(client, &location);
+    let chunk = upload_chunk_size();
+    if size > chunk {
+        // In chunks: a PATCH each (the registry says where the next one goes), then
+        // the PUT that names the digest.
+        let mut offset = 0u64;
+        while offset < size {
+            let length = chunk.min(size - offset);
+            let mut part = (&mut *reader).take(length);
+            let mut response = client
+                .authorize(client.agent.patch(&location))
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", format!("{offset}-{}", offset + length - 1))
+                .header("Content-Length", length.to_string())
+                .send(ureq::SendBody::from_reader(&mut part))
+                .map_err(|e| client.connect_error(e))?;
+            if response.status() != 202 {
+                return Err(client.status_error(
+                    &format!("uploading {digest} at byte {offset}"),
+                    &mut response,
+                ));
+            }
+            if let Some(next) = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+            {
+                location = absolute(client, next);
+            }
+            offset += length;
+        }
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let mut response = client
+            .authorize(
+                client
+                    .agent
+                    .put(format!("{location}{separator}digest={digest}")),
+            )
+            .header("Content-Length", "0")
+            .send_empty()
+            .map_err(|e| client.connect_error(e))?;
+        if response.status() != 201 {
+            return Err(
+                client.status_error(&format!("finishing the upload of {digest}"), &mut response)
+            );
+        }
+        return Ok(());
+    }
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{separator}digest={digest}");
     let mut response = client
@@ -978,6 +1021,25 @@ fn upload(
         return Err(client.status_error(&format!("uploading {digest}"), &mut response));
     }
     Ok(())
+}
+
+/// Blobs larger than this go up in chunks of this size (`$LADE_UPLOAD_CHUNK_SIZE`
+/// bytes; 64 MiB by default): some proxies in front of registries bound a request's body.
+fn upload_chunk_size() -> u64 {
+    std::env::var("LADE_UPLOAD_CHUNK_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(64 << 20)
+}
+
+/// A Location header as a full URL.
+fn absolute(client: &Client, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else {
+        format!("{}{location}", client.base)
+    }
 }
 
 fn layout_blob(dir: &Path, digest: &Digest) -> PathBuf {
