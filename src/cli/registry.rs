@@ -31,19 +31,77 @@ pub struct PullArgs {
     pub image: String,
 }
 
-struct PlainProgress {
+/// A pull's progress: a bar per layer on a terminal, a line per layer otherwise.
+struct PullLines {
     quiet: bool,
+    bars: Option<indicatif::MultiProgress>,
+    layers: std::sync::Mutex<std::collections::HashMap<crate::oci::Digest, indicatif::ProgressBar>>,
 }
 
-impl registry::PullProgress for PlainProgress {
+impl PullLines {
+    fn new(quiet: bool) -> PullLines {
+        let bars = (!quiet && std::io::stderr().is_terminal()).then(indicatif::MultiProgress::new);
+        PullLines {
+            quiet,
+            bars,
+            layers: Default::default(),
+        }
+    }
+}
+
+impl registry::PullProgress for PullLines {
+    fn start(&self, digest: &crate::oci::Digest, size: u64) {
+        let Some(bars) = &self.bars else {
+            return;
+        };
+        let bar = bars.add(indicatif::ProgressBar::new(size));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} {bar:30.cyan/blue} {bytes}/{total_bytes} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(digest.short());
+        self.layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(*digest, bar);
+    }
+
+    fn advance(&self, digest: &crate::oci::Digest, bytes: u64) {
+        if let Some(bar) = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+        {
+            bar.inc(bytes);
+        }
+    }
+
     fn layer(&self, digest: &crate::oci::Digest, _size: u64, fetched: bool) {
-        if !self.quiet {
-            let what = if fetched {
-                "Pull complete"
-            } else {
-                "Already exists"
-            };
-            println!("{}: {what}", digest.short());
+        if self.quiet {
+            return;
+        }
+        let what = if fetched {
+            "Pull complete"
+        } else {
+            "Already exists"
+        };
+        let bar = self
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(digest);
+        match (&self.bars, bar) {
+            (Some(bars), Some(bar)) => {
+                bar.finish_and_clear();
+                let _ = bars.println(format!("{}: {what}", digest.short()));
+            }
+            (Some(bars), None) => {
+                let _ = bars.println(format!("{}: {what}", digest.short()));
+            }
+            (None, _) => println!("{}: {what}", digest.short()),
         }
     }
 }
@@ -79,13 +137,8 @@ pub fn pull(root: Option<PathBuf>, args: PullArgs) -> Result<ExitCode> {
         vec![reference]
     };
     for reference in references {
-        let image = registry::pull(
-            &store,
-            &reference,
-            &options,
-            &PlainProgress { quiet: args.quiet },
-        )
-        .with_context(|| format!("cannot pull {}", reference.familiar()))?;
+        let image = registry::pull(&store, &reference, &options, &PullLines::new(args.quiet))
+            .with_context(|| format!("cannot pull {}", reference.familiar()))?;
         if !args.quiet {
             println!("Image id: {}", image.id);
             println!("Status: pulled {}", reference.familiar());

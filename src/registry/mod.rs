@@ -347,7 +347,27 @@ pub struct PullOptions {
 
 /// What a pull reports as it goes.
 pub trait PullProgress: Sync {
+    /// A layer's download starts (`size` from the manifest).
+    fn start(&self, _digest: &Digest, _size: u64) {}
+    /// So many more bytes of it came.
+    fn advance(&self, _digest: &Digest, _bytes: u64) {}
+    /// It is in the store: downloaded (`fetched`) or there already.
     fn layer(&self, digest: &Digest, size: u64, fetched: bool);
+}
+
+/// Tells a [`PullProgress`] of the bytes read through it.
+struct Counted<'a, R> {
+    inner: R,
+    digest: &'a Digest,
+    progress: &'a dyn PullProgress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.advance(self.digest, n as u64);
+        Ok(n)
+    }
 }
 
 impl PullProgress for () {
@@ -733,19 +753,24 @@ fn fetch_layer(
     }
     let mut blob = store.blob_writer()?;
     let (unpacked, tar_size) = {
-        let body = Resuming {
-            client,
-            url: client.blob_url(repository, digest),
-            reader: Box::new(
-                response
-                    .into_body()
-                    .into_with_config()
-                    .limit(u64::MAX)
-                    .reader(),
-            ),
-            offset: 0,
-            size,
-            resumptions: 0,
+        progress.start(digest, size);
+        let body = Counted {
+            inner: Resuming {
+                client,
+                url: client.blob_url(repository, digest),
+                reader: Box::new(
+                    response
+                        .into_body()
+                        .into_with_config()
+                        .limit(u64::MAX)
+                        .reader(),
+                ),
+                offset: 0,
+                size,
+                resumptions: 0,
+            },
+            digest,
+            progress,
         };
         let mut tee = Tee {
             inner: body,
