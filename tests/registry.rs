@@ -544,6 +544,33 @@ fn podman_runs_what_lade_pushed_and_lade_picks_its_platform_from_an_index() {
         "podman-ran-it",
     ]);
     assert_eq!(out, "podman-ran-it\n");
+    // An image in podman's storage, copied to the registry by skopeo, runs under lade.
+    podman.ok(&["tag", &plain, "localhost/from-podman:1"]);
+    let from_podman = format!("{host}/interop/from-podman:1");
+    common::run(
+        "skopeo",
+        &[
+            "copy",
+            "--dest-tls-verify=false",
+            &format!(
+                "containers-storage:{}localhost/from-podman:1",
+                podman.storage()
+            ),
+            &format!("docker://{from_podman}"),
+        ],
+    );
+    assert_eq!(
+        Lade::new().ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &from_podman,
+            "echo",
+            "from-podman"
+        ]),
+        "from-podman\n"
+    );
 
     // An index with the busybox image for this machine and another for arm64.
     let list = format!("{host}/interop/multi:1");
