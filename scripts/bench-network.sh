@@ -6,20 +6,7 @@
 #   usage: scripts/bench-network.sh [RUNS]     (default 20; needs root)
 set -eu
 RUNS=${1:-20}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${BENCH_DIR:-/tmp/lade-bench-network}
-for tool in hyperfine podman; do
-    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
-done
-cargo build --release --manifest-path "$HERE/Cargo.toml" -q
-LADE=$HERE/target/release/lade
-rm -rf "$WORK"; mkdir -p "$WORK"
-export LADE_ROOT=$WORK/store
-"$HERE/scripts/busybox-image.sh" "$LADE" >/dev/null
-
-printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n[network]\nnetwork_backend = "netavark"\n' > "$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
+. "$(dirname "$0")/bench-common.sh" network hyperfine podman
 "$LADE" save -o "$WORK/busybox.tar" busybox:latest
 $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
 
@@ -29,7 +16,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$HERE/bench-results"
 OUT=$HERE/bench-results/network.json
 hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 3 --runs "$RUNS" --export-json "$OUT" \
     -n "lade bridge" "$LADE run --rm --network bridge busybox true" \

@@ -7,17 +7,8 @@
 #   usage: scripts/bench-registry.sh [RUNS]     (default 3; needs root)
 set -eu
 RUNS=${1:-3}
-HERE=$(cd "$(dirname "$0")/.." && pwd)
-WORK=${BENCH_DIR:-/tmp/lade-bench-registry}
 PORT=5077
-for tool in hyperfine podman skopeo docker-registry; do
-    command -v $tool >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q $tool >/dev/null
-done
-cargo build --release --manifest-path "$HERE/Cargo.toml" -q
-LADE=$HERE/target/release/lade
-rm -rf "$WORK"; mkdir -p "$WORK"
-export LADE_ROOT=$WORK/store
-"$HERE/scripts/busybox-image.sh" "$LADE" >/dev/null
+. "$(dirname "$0")/bench-common.sh" registry hyperfine podman skopeo docker-registry
 
 cat > "$WORK/registry.yml" <<YML
 version: 0.1
@@ -33,9 +24,6 @@ http:
 YML
 docker-registry serve "$WORK/registry.yml" >/dev/null 2>&1 &
 REGISTRY_PID=$!
-printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
 # Pulls go to a podman store of their own, emptied before each run.
 PODMAN_PULL="podman --root $WORK/podman-pull --runroot $WORK/podman-pull-run --storage-driver vfs"
 cleanup() {
@@ -57,7 +45,6 @@ $PODMAN load -q -i "$WORK/bench.tar" >/dev/null
 
 EMPTY="rm -rf $WORK/registry/docker"
 DEST=127.0.0.1:$PORT/bench
-mkdir -p "$HERE/bench-results"
 hyperfine -N ${HYPERFINE_FLAGS:-} --runs "$RUNS" --export-json "$HERE/bench-results/registry-push.json" \
     --prepare "sh -c '$EMPTY'" \
     -n "lade push" "$LADE push bench:1 $DEST:1" \

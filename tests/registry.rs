@@ -164,6 +164,16 @@ fn make_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     (ca, cert, key)
 }
 
+/// A registry holding busybox (pushed by a store that has it) at `repository:1`.
+fn registry_with_busybox(repository: &str) -> (Registry, Lade, String) {
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/{repository}:1", registry.host());
+    lade.ok(&["push", "busybox", &name]);
+    (registry, lade, name)
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -430,11 +440,7 @@ fn basic_auth_login_logout_and_nothing_printed() {
 
 #[test]
 fn a_corrupted_blob_is_refused_and_nothing_is_stored() {
-    let registry = Registry::start(None);
-    let lade = Lade::new();
-    lade.busybox();
-    let name = format!("{}/tampered/busybox:1", registry.host());
-    lade.ok(&["push", "busybox", &name]);
+    let (registry, _lade, name) = registry_with_busybox("tampered/busybox");
     // Flip a byte in the biggest blob (the layer) in the registry's own storage.
     let layer = registry
         .blob_files()
@@ -702,11 +708,7 @@ impl CuttingProxy {
 
 #[test]
 fn a_layer_cut_mid_download_is_resumed_with_a_range() {
-    let registry = Registry::start(None);
-    let lade = Lade::new();
-    lade.busybox();
-    let name = format!("{}/cut/busybox:1", registry.host());
-    lade.ok(&["push", "busybox", &name]);
+    let (registry, _lade, _) = registry_with_busybox("cut/busybox");
     let proxy = CuttingProxy::start(registry.port, 200_000);
     let through = format!("127.0.0.1:{}/cut/busybox:1", proxy.port);
     let other = Lade::new();
@@ -1007,14 +1009,7 @@ impl FlakyFront {
 
 #[test]
 fn busy_and_failing_registries_are_retried() {
-    let registry = Registry::start(None);
-    let lade = Lade::new();
-    lade.busybox();
-    lade.ok(&[
-        "push",
-        "busybox",
-        &format!("{}/busy/busybox:1", registry.host()),
-    ]);
+    let (registry, _lade, _) = registry_with_busybox("busy/busybox");
     let front = FlakyFront::start(registry.port, 2);
     let through = format!("127.0.0.1:{}/busy/busybox:1", front.port);
     let other = Lade::new();

@@ -308,6 +308,18 @@ impl Client {
         }
     }
 
+    /// A 200 answer's JSON body; any other answer is `what`'s error.
+    fn json(&self, what: &str, response: &mut ureq::http::Response<ureq::Body>) -> Result<Value> {
+        if response.status() != 200 {
+            return Err(self.status_error(what, response));
+        }
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| self.error(format!("{what}: {e}")))?;
+        serde_json::from_str(&text).map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
     /// A manifest by tag or digest: its bytes, media type and digest.
     fn manifest(&self, repository: &str, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
@@ -551,15 +563,7 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
         &format!("{}/v2/{repository}/tags/list?n=1000", client.base),
         None,
     )?;
-    if response.status() != 200 {
-        return Err(client.status_error(&format!("the tags of {repository}"), &mut response));
-    }
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| client.error(format!("the tags of {repository}: {e}")))?;
-    let body: Value = serde_json::from_str(&text)
-        .map_err(|e| client.error(format!("the tags of {repository}: {e}")))?;
+    let body = client.json(&format!("the tags of {repository}"), &mut response)?;
     let mut tags: Vec<String> = body["tags"]
         .as_array()
         .into_iter()
@@ -862,11 +866,7 @@ pub fn push(
         .filter(|r| r != repository)
         .collect();
     for digest in &blobs {
-        let exists = client
-            .authorize(client.agent.head(client.blob_url(repository, digest)))
-            .call()
-            .map_err(|e| client.connect_error(e))?;
-        if exists.status() == 200 {
+        if blob_exists(&client, repository, digest)? {
             progress(&format!("{}: already in the registry", digest.short()));
             continue;
         }
@@ -877,23 +877,12 @@ pub fn push(
         upload_blob(store, &client, repository, digest)?;
         progress(&format!("{}: pushed", digest.short()));
     }
-    let media_type = serde_json::from_slice::<Value>(&manifest)
-        .ok()
-        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
-        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
-    let tag = destination.tag().unwrap_or("latest");
-    let mut response = client
-        .authorize(
-            client
-                .agent
-                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
-        )
-        .header("Content-Type", media_type)
-        .send(&manifest[..])
-        .map_err(|e| client.connect_error(e))?;
-    if response.status() != 201 && response.status() != 200 {
-        return Err(client.status_error("the manifest", &mut response));
-    }
+    put_manifest(
+        &client,
+        repository,
+        destination.tag().unwrap_or("latest"),
+        &manifest,
+    )?;
     let digest = Digest::of(&manifest);
     store.record_repo_digest(
         &image.manifest_digest,
@@ -922,6 +911,36 @@ fn gzip_layer(store: &Store, blob: &Digest, media_type: &str) -> Result<(Digest,
         encoder.finish().map_err(failed)?;
     }
     Ok(writer.commit(None)?)
+}
+
+/// Whether the registry has `digest` in `repository` already.
+fn blob_exists(client: &Client, repository: &str, digest: &Digest) -> Result<bool> {
+    let response = client
+        .authorize(client.agent.head(client.blob_url(repository, digest)))
+        .call()
+        .map_err(|e| client.connect_error(e))?;
+    Ok(response.status() == 200)
+}
+
+/// PUTs a manifest under `tag`, after its blobs.
+fn put_manifest(client: &Client, repository: &str, tag: &str, manifest: &[u8]) -> Result<()> {
+    let media_type = serde_json::from_slice::<Value>(manifest)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    let mut response = client
+        .authorize(
+            client
+                .agent
+                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
+        )
+        .header("Content-Type", media_type)
+        .send(manifest)
+        .map_err(|e| client.connect_error(e))?;
+    if response.status() != 201 && response.status() != 200 {
+        return Err(client.status_error("the manifest", &mut response));
+    }
+    Ok(())
 }
 
 /// A cross-repository mount: the registry links a blob it holds in `sources` into
@@ -1124,11 +1143,7 @@ pub fn push_layout(
         .filter_map(|d| d["digest"].as_str().and_then(|d| d.parse().ok()))
         .collect();
     for digest in &blobs {
-        let exists = client
-            .authorize(client.agent.head(client.blob_url(repository, digest)))
-            .call()
-            .map_err(|e| client.connect_error(e))?;
-        if exists.status() == 200 {
+        if blob_exists(&client, repository, digest)? {
             continue;
         }
         let path = layout_blob(dir, digest);
@@ -1136,23 +1151,12 @@ pub fn push_layout(
         let size = file.metadata().map_err(io_at(&path))?.len();
         upload(&client, repository, digest, size, &mut file)?;
     }
-    let media_type = parsed["mediaType"]
-        .as_str()
-        .unwrap_or(media::OCI_MANIFEST)
-        .to_string();
-    let tag = destination.tag().unwrap_or("latest");
-    let mut response = client
-        .authorize(
-            client
-                .agent
-                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
-        )
-        .header("Content-Type", media_type)
-        .send(&manifest[..])
-        .map_err(|e| client.connect_error(e))?;
-    if response.status() != 201 && response.status() != 200 {
-        return Err(client.status_error("the manifest", &mut response));
-    }
+    put_manifest(
+        &client,
+        repository,
+        destination.tag().unwrap_or("latest"),
+        &manifest,
+    )?;
     Ok(manifest_digest)
 }
 
@@ -1289,15 +1293,7 @@ pub fn search(term: &str, limit: usize, options: &ClientOptions) -> Result<Vec<S
             .query("n", limit.to_string())
             .call()
             .map_err(|e| client.connect_error(e))?;
-        if response.status() != 200 {
-            return Err(client.status_error("search", &mut response));
-        }
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| client.error(format!("search: {e}")))?;
-        let body: Value =
-            serde_json::from_str(&text).map_err(|e| client.error(format!("search: {e}")))?;
+        let body = client.json("search", &mut response)?;
         return Ok(body["results"]
             .as_array()
             .into_iter()
@@ -1313,15 +1309,7 @@ pub fn search(term: &str, limit: usize, options: &ClientOptions) -> Result<Vec<S
     }
     client.authenticate_scope("registry:catalog:*")?;
     let mut response = client.get(&format!("{}/v2/_catalog?n=1000", client.base), None)?;
-    if response.status() != 200 {
-        return Err(client.status_error("the catalog", &mut response));
-    }
-    let body = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| client.error(format!("the catalog: {e}")))?;
-    let body: Value =
-        serde_json::from_str(&body).map_err(|e| client.error(format!("the catalog: {e}")))?;
+    let body = client.json("the catalog", &mut response)?;
     Ok(body["repositories"]
         .as_array()
         .into_iter()
