@@ -510,9 +510,16 @@ fn run_refuses_volumes_over_the_sandboxs_own_mounts_and_names_missing_images() {
         ]);
         assert!(err.contains("invalid mount"), "{target}: {err}");
     }
-    let err = lade.fails(&["run", "--rm", "nosuch:1"]);
+    let err = lade.fails(&["run", "--rm", "--pull", "never", "nosuch:1"]);
     assert!(
         err.contains("image nosuch:1 is not in the store") && err.contains("lade load"),
+        "{err}"
+    );
+    // By default the store's lack is a pull, whose failure names the image.
+    let err = lade.fails(&["run", "--rm", "nosuch:1"]);
+    assert!(
+        err.contains("Unable to find image 'nosuch:1' locally")
+            && err.contains("cannot pull nosuch:1"),
         "{err}"
     );
 }
