@@ -983,6 +983,54 @@ fn attach_detach_keys_start_a_exec_d_log_rotation_and_sizes() {
         "{logged}"
     );
 
+    // run -a: only the streams named.
+    let only_err = lade.output(&[
+        "run",
+        "--rm",
+        "-a",
+        "stderr",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2",
+    ]);
+    assert!(only_err.status.success());
+    assert_eq!(String::from_utf8_lossy(&only_err.stdout), "");
+    assert_eq!(String::from_utf8_lossy(&only_err.stderr), "err\n");
+    let conflict = lade.fails(&["run", "-d", "-a", "stdout", "busybox", "true"]);
+    assert!(conflict.contains("conflicting options"), "{conflict}");
+
+    // attach passes the signals it receives on (--sig-proxy): the trap's exit code.
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "trapper",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got-term; exit 7' TERM; while true; do echo tick; sleep 0.1; done",
+    ]);
+    let mut client = lade
+        .process()
+        .args(["attach", "trapper"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut output = Expect::new(client.stdout.take().unwrap());
+    output.until("tick");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(client.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    output.until("got-term");
+    assert_eq!(client.wait().unwrap().code(), Some(7));
+
     // Log rotation as Docker's json-file: two files at most, the newest lines kept.
     lade.ok(&[
         "run",
@@ -1037,7 +1085,7 @@ fn attach_detach_keys_start_a_exec_d_log_rotation_and_sizes() {
     assert!(sizes.lines().next().unwrap().ends_with("SIZE"), "{sizes}");
     let echoer = sizes.lines().find(|l| l.contains("echoer")).unwrap();
     assert!(echoer.contains("kB (virtual "), "{echoer}");
-    lade.ok(&["rm", "-f", "echoer", "tty", "once", "chatty"]);
+    lade.ok(&["rm", "-f", "echoer", "tty", "once", "chatty", "trapper"]);
 }
 
 #[test]

@@ -329,6 +329,47 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
     let inspect = lade.ok(&["network", "inspect", "-f", "{{.Internal}}", "sealed"]);
     assert_eq!(inspect.trim(), "true");
 
+    // connect and disconnect while it runs.
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "late",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    lade.ok(&["network", "connect", "--alias", "lateral", "front", "late"]);
+    lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W5 late && ping -c1 -W5 lateral",
+    ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["network", "inspect", "front"])).unwrap();
+    assert_eq!(inspect[0]["Containers"].as_object().unwrap().len(), 2);
+    lade.ok(&["network", "disconnect", "front", "late"]);
+    let gone = lade.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        "late",
+    ]);
+    assert!(!gone.status.success(), "late still answers on front");
+    lade.ok(&["rm", "-f", "late"]);
+
     let in_use = lade.fails(&["network", "rm", "front"]);
     assert!(
         in_use.contains("in use") && in_use.contains("api"),
@@ -370,6 +411,8 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
         "sleep",
         "300",
     ]);
+    // Connected to another network while it runs: torn down with it.
+    lade.ok(&["network", "connect", "mynet", "t1"]);
     let during = host_state();
     assert_ne!(
         before, during,

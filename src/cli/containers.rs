@@ -78,6 +78,10 @@ pub struct RunArgs {
     /// Keys that detach from an interactive container (`run -it`), which runs on
     #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
     pub detach_keys: String,
+    /// Attach to these streams only (stdin, stdout, stderr; may be repeated) [default:
+    /// stdout and stderr, and stdin with -i]
+    #[arg(short = 'a', long = "attach", value_name = "STREAM")]
+    pub attach: Vec<String>,
     /// Network: bridge (lade's default network, through netavark), NAME (a network made
     /// with `lade network create`), host, none (only loopback), container:NAME (another
     /// container's). Rootless networking (pasta) is not supported: lade runs as root
@@ -177,6 +181,19 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             bail!("--restart applies to detached containers: add -d");
         }
         let detach_keys = detach_keys(&args.detach_keys)?;
+        let mut attach = Vec::new();
+        let mut attach_stdin = args.attach.is_empty();
+        for stream in &args.attach {
+            match stream.to_ascii_lowercase().as_str() {
+                "stdout" => attach.push(crate::exec::Stream::Stdout),
+                "stderr" => attach.push(crate::exec::Stream::Stderr),
+                "stdin" => attach_stdin = true,
+                other => bail!("invalid -a {other:?}: stdin, stdout or stderr"),
+            }
+        }
+        if args.detach && !args.attach.is_empty() {
+            bail!("conflicting options: -a and -d");
+        }
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(root)?;
@@ -192,6 +209,8 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             user: args.user.clone(),
             interactive: args.interactive,
             tty: args.tty,
+            attach,
+            attach_stdin,
             network: container::NetworkRequest {
                 mode: container::NetworkMode::parse(&args.network),
                 aliases: args.network_aliases.clone(),
@@ -265,6 +284,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                 &container::AttachOptions {
                     stdin: true,
                     detach_keys,
+                    sig_proxy: true,
                 },
             ));
         }
@@ -841,6 +861,7 @@ pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
             &container::AttachOptions {
                 stdin: args.interactive,
                 detach_keys,
+                sig_proxy: true,
             },
         ))
     })();
@@ -852,6 +873,10 @@ pub struct AttachArgs {
     /// Do not send our standard input to the container
     #[arg(long)]
     pub no_stdin: bool,
+    /// Send the signals lade receives (SIGINT, SIGTERM...) to the container, unless it
+    /// has a terminal (its ctrl-c is a key then)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
     /// Keys that detach from the container, which runs on
     #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
     pub detach_keys: String,
@@ -870,6 +895,7 @@ pub fn attach(root: Option<PathBuf>, args: AttachArgs) -> Result<ExitCode> {
             &container::AttachOptions {
                 stdin: !args.no_stdin,
                 detach_keys,
+                sig_proxy: args.sig_proxy,
             },
         ))
     })();

@@ -133,8 +133,8 @@ pub enum Command {
     /// Attach to a running container's output, and its input when it keeps it open
     ///
     /// The exit code is the container's. The detach keys (ctrl-p ctrl-q) leave it
-    /// running; lade does not forward signals to it (Docker's --sig-proxy): `lade kill`
-    /// does that.
+    /// running; without a terminal, the signals lade receives go to the container
+    /// (--sig-proxy).
     Attach(containers::AttachArgs),
     /// Stop running containers: their stop signal, then SIGKILL after a timeout
     Stop(containers::StopArgs),

@@ -24,9 +24,9 @@ pub enum NetworkCommand {
     Rm(NamesArgs),
     /// Remove the user networks no container is on
     Prune(PruneArgs),
-    /// Put a stopped or created container on a network (joined at its next start)
+    /// Put a container on a network (at once when it runs, else at its next start)
     Connect(ConnectArgs),
-    /// Take a stopped or created container off a network
+    /// Take a container off a network
     Disconnect(DisconnectArgs),
 }
 

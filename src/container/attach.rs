@@ -227,6 +227,8 @@ pub struct AttachOptions {
     pub stdin: bool,
     /// The sequence that detaches, as bytes (Docker's default: ctrl-p ctrl-q).
     pub detach_keys: Vec<u8>,
+    /// Send the signals this process receives to the container (without a terminal).
+    pub sig_proxy: bool,
 }
 
 /// How an attach ended.
@@ -304,6 +306,9 @@ pub(crate) fn attach_stream(
     }
     let _raw = (terminal && send_input && std::io::IsTerminal::is_terminal(&io::stdin()))
         .then(crate::exec::RawMode::enter);
+    if options.sig_proxy && !terminal {
+        proxy_signals(&record);
+    }
     if send_input {
         let detached = detached.clone();
         let keys = options.detach_keys.clone();
@@ -372,6 +377,27 @@ pub(crate) fn attach_stream(
                 .map_or(125, |c| c as i32),
         )),
     }
+}
+
+/// Docker's `--sig-proxy`: the signals this process receives go to the container's
+/// init instead (a thread waits for them while the attach lasts).
+fn proxy_signals(record: &crate::store::ContainerRecord) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+    let Some(init) = running_init(record) else {
+        return;
+    };
+    let Ok(mut signals) =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2])
+    else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for signal in signals.forever() {
+            if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
+                init.signal(signal);
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -64,6 +64,10 @@ pub struct RunOptions {
     pub user: Option<String>,
     pub interactive: bool,
     pub tty: bool,
+    /// `-a`: the output streams a foreground run is attached to (all when `-a` is not
+    /// given), and whether its stdin is.
+    pub attach: Vec<exec::Stream>,
+    pub attach_stdin: bool,
     pub network: NetworkRequest,
     pub hostname: Option<String>,
     /// `-v HOST:CONTAINER[:ro|rw]` (a HOST without `/` names a volume in the store; a
@@ -267,12 +271,32 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
             &now_rfc3339(),
         );
     };
+    // `-a`: only the streams named reach ours (stdin only when named).
+    let (stdin, output) = if options.attach.is_empty() || options.tty {
+        (options.interactive, Output::Inherit)
+    } else {
+        let wanted = options.attach.clone();
+        let sink = move |stream: exec::Stream, line: &[u8]| {
+            use std::io::Write;
+            if !wanted.contains(&stream) {
+                return;
+            }
+            let _ = match stream {
+                exec::Stream::Stdout => std::io::stdout().lock().write_all(line),
+                exec::Stream::Stderr => std::io::stderr().lock().write_all(line),
+            };
+        };
+        (
+            options.interactive && options.attach_stdin,
+            Output::Streams(Box::new(sink)),
+        )
+    };
     let result = exec::run(
         &spec,
         Io {
-            stdin: options.interactive,
+            stdin,
             terminal: options.tty,
-            output: Output::Inherit,
+            output,
             cancel: None,
             started: Some(&mut record_init),
             on_terminal: None,
@@ -285,7 +309,7 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
             _ => 125,
         },
     };
-    let torn_down = network.map_or(Ok(()), networking::Session::finish);
+    let torn_down = network.map_or(Ok(()), |n| n.finish(store));
     if options.remove {
         auto_remove(store, &id)?;
     } else {

@@ -183,7 +183,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         };
         // The network goes before the exit is recorded: whoever waits for the exit
         // finds the host as it was.
-        let torn_down = network.map_or(Ok(()), super::networking::Session::finish);
+        let torn_down = network.map_or(Ok(()), |n| n.finish(store));
         if let Err(err) = &torn_down {
             let _ = fs::write(monitor_log(store, id), format!("{err}\n"));
         }

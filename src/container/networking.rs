@@ -396,9 +396,19 @@ pub(crate) fn start(
 }
 
 impl Session {
-    /// Tears the container's networks down (its namespace, its host side, its ports).
-    pub(crate) fn finish(self) -> Result<()> {
-        let torn = self.netavark.teardown(&self.namespace.path(), &self.plan);
+    /// Tears the container's networks down (its namespace, its host side, its ports):
+    /// those it started with and those `network connect` added since (as the store has
+    /// them now), with the host ports it was given.
+    pub(crate) fn finish(self, store: &Store) -> Result<()> {
+        let mut plan = self.plan.clone();
+        if let Some(now) = store
+            .container(&plan.container_id)
+            .ok()
+            .and_then(|record| settings(&record).network.plan)
+        {
+            plan.attachments = now.attachments;
+        }
+        let torn = self.netavark.teardown(&self.namespace.path(), &plan);
         let _ = fs::remove_file(&self.ports_file);
         let removed = remove_namespace(&self.namespace.file);
         torn?;
@@ -727,8 +737,8 @@ pub fn network_json(store: &Store, record: &NetworkRecord) -> Result<serde_json:
     }))
 }
 
-/// `network connect`: a stopped or created container joins another network (its next
-/// start connects it).
+/// `network connect`: a container joins another network: at once when it runs (on a
+/// bridge network of its own), else at its next start.
 pub fn connect(
     store: &Store,
     network_reference: &str,
@@ -737,12 +747,7 @@ pub fn connect(
     ip: Option<&str>,
 ) -> Result<()> {
     let record = store.container(container_reference)?;
-    if running_init(&record).is_some() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is running: lade connects containers that are stopped or created (stop it first)",
-            record.name
-        )));
-    }
+    let running = running_init(&record).is_some();
     let network = match store.network(network_reference)? {
         Some(found) => definition(&found)?,
         None if network_reference == "bridge" => default_network(store)?,
@@ -788,10 +793,36 @@ pub fn connect(
     let (joined, _) = plan_on(store, &record, &hostname, &request)?;
     let mut attachment = joined;
     attachment.interface = format!("eth{}", plan.attachments.len());
+    if running {
+        // Connected now, in the namespace it runs in: that network alone, no ports.
+        let file = live_namespace(&record)?;
+        let alone = ContainerNetwork {
+            attachments: vec![attachment.clone()],
+            ports: Vec::new(),
+            ..plan.clone()
+        };
+        if let Err(err) = netavark(store)?.setup(&file, &alone) {
+            let _ = store.release_addresses(&record.id, Some(&attachment.network.name));
+            return Err(err.into());
+        }
+    }
     plan.attachments.push(attachment);
     all.network.mode = NetworkMode::Bridge(plan.attachments[0].network.name.clone());
     all.network.plan = Some(plan);
     save_settings(store, &record, &all)
+}
+
+/// The network namespace file of a running container on a bridge network.
+fn live_namespace(record: &ContainerRecord) -> Result<PathBuf> {
+    let file = namespace_file(&record.id);
+    if !file.exists() {
+        return Err(ContainerError::Invalid(format!(
+            "container {} runs without a bridge network of its own (--network {}): it cannot be connected while it runs",
+            record.name,
+            settings(record).network.mode.docker_name()
+        )));
+    }
+    Ok(file)
 }
 
 fn plan_on(
@@ -815,15 +846,10 @@ fn plan_on(
     Ok((attachment, etc))
 }
 
-/// `network disconnect`: a stopped or created container leaves a network.
+/// `network disconnect`: a container leaves a network (at once when it runs).
 pub fn disconnect(store: &Store, network_reference: &str, container_reference: &str) -> Result<()> {
     let record = store.container(container_reference)?;
-    if running_init(&record).is_some() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is running: lade disconnects containers that are stopped or created (stop it first)",
-            record.name
-        )));
-    }
+    let running = running_init(&record).is_some();
     let name = match store.network(network_reference)? {
         Some(found) => found.name,
         None if network_reference == "bridge" => DEFAULT_NETWORK.to_string(),
@@ -836,16 +862,32 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
             record.name
         )));
     };
-    let before = plan.attachments.len();
-    plan.attachments.retain(|a| a.network.name != name);
-    if plan.attachments.len() == before {
+    let Some(leaving) = plan
+        .attachments
+        .iter()
+        .find(|a| a.network.name == name)
+        .cloned()
+    else {
         return Err(ContainerError::Invalid(format!(
             "container {} is not on network {name}",
             record.name
         )));
+    };
+    if running {
+        let file = live_namespace(&record)?;
+        let alone = ContainerNetwork {
+            attachments: vec![leaving],
+            ports: Vec::new(),
+            ..plan.clone()
+        };
+        netavark(store)?.teardown(&file, &alone)?;
     }
-    for (n, attachment) in plan.attachments.iter_mut().enumerate() {
-        attachment.interface = format!("eth{n}");
+    plan.attachments.retain(|a| a.network.name != name);
+    // A running container keeps its interfaces' names; its next start renumbers them.
+    if !running {
+        for (n, attachment) in plan.attachments.iter_mut().enumerate() {
+            attachment.interface = format!("eth{n}");
+        }
     }
     store.release_addresses(&record.id, Some(&name))?;
     all.network.mode = match plan.attachments.first() {
