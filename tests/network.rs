@@ -175,6 +175,20 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
     assert_eq!(lade.ok(&["port", "web", "80"]).trim(), "0.0.0.0:18080");
     let ps = lade.ok(&["ps"]);
     assert!(ps.contains("0.0.0.0:18080->80/tcp"), "{ps}");
+    // --network container:web shares its namespace: its loopback is web's.
+    let shared = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:web",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:80/",
+    ]);
+    assert_eq!(shared, "page-from-lade\n");
     let mut answer = None;
     wait_until("the UDP echo", || {
         answer = udp_ask("127.0.0.1:18081", "ping");
