@@ -188,6 +188,12 @@ pub enum BuildError {
     },
     #[error("{0}")]
     Context(String),
+    /// What the store is to keep could not be written as JSON (never stored empty).
+    #[error("cannot record {what}: {source}")]
+    Record {
+        what: &'static str,
+        source: serde_json::Error,
+    },
     #[error("the build stopped because another stage failed")]
     Cancelled,
     /// Ctrl-C or a termination signal: nothing of the running steps was kept, nothing
@@ -522,7 +528,10 @@ pub fn build(
     )?;
     store.set_built_image(
         &image.id,
-        &serde_json::to_string(&target.steps).unwrap_or_default(),
+        &serde_json::to_string(&target.steps).map_err(|source| BuildError::Record {
+            what: "the image's steps",
+            source,
+        })?,
     )?;
     let exported_records = match &options.cache_to {
         Some(dir) => Some(shared_cache::export(store, dir, &used)?),

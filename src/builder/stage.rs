@@ -345,7 +345,10 @@ impl Session<'_> {
                 created: created.clone(),
                 created_at: self.now,
                 last_used: self.now,
-                inputs: serde_json::to_string(&inputs).unwrap_or_default(),
+                inputs: serde_json::to_string(&inputs).map_err(|source| BuildError::Record {
+                    what: "a cached step's inputs",
+                    source,
+                })?,
             })?;
             lock(&self.sites).push((sites[0].clone(), key.clone()));
             lock(&self.sites).push((sites[1].clone(), key.clone()));
