@@ -27,9 +27,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("archive", &["layers", "store", "oci"]),
     (
         "builder",
-        &[
-            "graph", "layers", "exec", "store", "registry", "oci", "parser",
-        ],
+        &["graph", "layers", "exec", "store", "registry", "oci"],
     ),
     ("container", &["exec", "network", "layers", "store", "oci"]),
     ("network", &[]),

@@ -25,12 +25,12 @@ use std::time::Duration;
 
 pub use context::{BuildContext, IgnoreMatcher};
 
+use crate::graph::SourceLocation;
 use crate::graph::{
     self, Base, BaseImage, CopyFrom, ExpandedStage, Mount, Plan, PlanOptions, Step, StepKind,
 };
 use crate::layers::{Compression, LayerError};
 use crate::oci::{ImageConfig, ImageRef, Platform, RootFs};
-use crate::parser::{self, ParseError, SourceLocation};
 use crate::store::{Image, NewImage, Store, StoreError};
 use hash::ContextHasher;
 use shared_cache::ImportedCache;
@@ -166,8 +166,8 @@ impl Reporter for Silent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{0}")]
-    Parse(#[from] ParseError),
+    #[error(transparent)]
+    Plan(#[from] graph::PlanError),
     #[error("{0}")]
     Graph(#[from] graph::GraphError),
     #[error(transparent)]
@@ -269,9 +269,9 @@ pub(crate) struct Prepared {
 }
 
 fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError> {
-    let dockerfile = parser::parse(&options.dockerfile_name, options.dockerfile.clone())?;
-    let plan = graph::plan(
-        &dockerfile,
+    let plan = graph::plan_text(
+        &options.dockerfile_name,
+        options.dockerfile.clone(),
         &PlanOptions {
             build_args: options.build_args.clone(),
             target: options.target.clone(),

@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::oci::{ImageRef, Platform, ReferenceError};
-use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction, SourceLocation};
+/// Where in the Dockerfile something is (the parser's), for errors that point there.
+pub use crate::parser::SourceLocation;
+use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};
 
 pub use expand::{
     expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
@@ -103,6 +105,22 @@ impl Plan {
         }
         groups
     }
+}
+
+/// What planning a Dockerfile's text can fail with: its syntax, or its meaning.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Parse(#[from] crate::parser::ParseError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Parses a Dockerfile (`name` is how messages show it) and plans it: the one door from
+/// Dockerfile text to a plan for the builder.
+pub fn plan_text(name: &str, text: Vec<u8>, options: &PlanOptions) -> Result<Plan, PlanError> {
+    let dockerfile = crate::parser::parse(name, text)?;
+    Ok(plan(&dockerfile, options)?)
 }
 
 /// A located graph error.
