@@ -18,7 +18,7 @@ use nix::sys::stat::SFlag;
 use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
-use super::write::{
+use super::entry::{
     make_node, set_mtime, xattr_set, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
 use super::{IoContext, LayerError, Result};

@@ -22,7 +22,7 @@ use nix::sys::stat::SFlag;
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, Gid, Uid};
 
-use super::write::{
+use super::entry::{
     make_node, set_mtime, split_last, xattr_set, Entry, EntryKind, OVERLAY_OPAQUE_XATTR,
 };
 use super::{IoContext, LayerError, Result};

@@ -8,6 +8,7 @@
 
 mod background;
 mod compress;
+mod entry;
 mod extract;
 mod fingerprint;
 mod materialize;
@@ -17,10 +18,11 @@ mod write;
 use std::path::PathBuf;
 
 pub use compress::{decompressing_reader, Compression};
+pub use entry::{Entry, EntryKind};
 pub use extract::{check_room, extract, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
 pub use walk::{dir_entries, WalkedEntry};
-pub use write::{write_tree_tar, Entry, EntryKind, LayerWriter, SnapshotTarget};
+pub use write::{write_tree_tar, LayerWriter, SnapshotTarget};
 
 use crate::oci::Digest;
 use crate::store::{LayerInfo, Store, StoreError};

@@ -396,7 +396,7 @@ fn layers_are_deterministic_and_clamped() {
         .into_iter()
         .map(|e| e.unwrap())
     {
-        crate::layers::write::set_mtime(entry.path(), 2_000_000_000).unwrap();
+        crate::layers::entry::set_mtime(entry.path(), 2_000_000_000).unwrap();
     }
     let second = write_layer(&store, &source, Some(1_000));
     assert_eq!(first, second);
@@ -442,8 +442,8 @@ fn overlay_upper_dirs_become_whiteout_entries() {
     let dir = tempfile::tempdir().unwrap();
     let upper = dir.path().join("upper");
     fs::create_dir_all(upper.join("opaque")).unwrap();
-    write::make_node(&upper.join("deleted"), nix::sys::stat::SFlag::S_IFCHR, 0, 0).unwrap();
-    write::xattr_set(&upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
+    entry::make_node(&upper.join("deleted"), nix::sys::stat::SFlag::S_IFCHR, 0, 0).unwrap();
+    entry::xattr_set(&upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
     let names: Vec<String> = dir_entries(&upper, true)
         .unwrap()
         .iter()
@@ -495,7 +495,7 @@ fn a_new_snapshot_shares_only_files_that_are_truly_the_same() {
         .into_iter()
         .map(|e| e.unwrap())
     {
-        write::set_mtime(entry.path(), 1_600_000_000).unwrap();
+        entry::set_mtime(entry.path(), 1_600_000_000).unwrap();
     }
     let first = snapshot_sharing(&store, &source, None);
 
@@ -505,10 +505,10 @@ fn a_new_snapshot_shares_only_files_that_are_truly_the_same() {
     changed[2_500_000] ^= 0xff;
     fs::write(source.join("big.bin"), &changed).unwrap();
     for name in ["sub/edited.txt", "big.bin"] {
-        write::set_mtime(&source.join(name), 1_600_000_000).unwrap();
+        entry::set_mtime(&source.join(name), 1_600_000_000).unwrap();
     }
     // Same bytes, another time: not shareable (the inode's time is the old one).
-    write::set_mtime(&source.join("touched.txt"), 1_700_000_000).unwrap();
+    entry::set_mtime(&source.join("touched.txt"), 1_700_000_000).unwrap();
     let second = snapshot_sharing(&store, &source, Some(&first));
 
     let inode = |root: &Path, name: &str| fs::metadata(root.join(name)).unwrap().ino();

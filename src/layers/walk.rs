@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::write::{Entry, EntryKind, OVERLAY_OPAQUE_XATTR};
+use super::entry::{Entry, EntryKind, OVERLAY_OPAQUE_XATTR};
 use super::{IoContext, Result};
 
 /// An entry, and for a regular file the path its bytes come from.

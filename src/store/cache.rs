@@ -40,38 +40,6 @@ pub struct CacheRecord {
     pub inputs: String,
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS cache_records (
-    key        TEXT PRIMARY KEY,
-    kind       TEXT NOT NULL,
-    step       TEXT NOT NULL,
-    stage      TEXT NOT NULL,
-    blob       TEXT,
-    diff_id    TEXT,
-    media_type TEXT,
-    size       INTEGER,
-    tar_size   INTEGER,
-    created    TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    last_used  INTEGER NOT NULL,
-    inputs     TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS cache_records_last_used ON cache_records (last_used);
-CREATE TABLE IF NOT EXISTS cache_sites (
-    site    TEXT PRIMARY KEY,
-    key     TEXT NOT NULL,
-    updated INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS built_images (
-    image TEXT PRIMARY KEY,
-    steps TEXT NOT NULL
-);
-";
-
-pub(crate) fn create_tables(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
-}
-
 /// How closely `last_used` follows use, in seconds. Rebuilding within this time of the
 /// last use changes nothing in the database, so a no-op rebuild writes nothing and
 /// flushes nothing to disk; `prune --filter until=` and `--keep-storage` work on

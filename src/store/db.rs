@@ -73,6 +73,32 @@ CREATE TABLE IF NOT EXISTS network_addresses (
     container TEXT NOT NULL,
     PRIMARY KEY (network, address)
 );
+-- The build cache: its records, the sites that point at them, built images' steps.
+CREATE TABLE IF NOT EXISTS cache_records (
+    key        TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    step       TEXT NOT NULL,
+    stage      TEXT NOT NULL,
+    blob       TEXT,
+    diff_id    TEXT,
+    media_type TEXT,
+    size       INTEGER,
+    tar_size   INTEGER,
+    created    TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_used  INTEGER NOT NULL,
+    inputs     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cache_records_last_used ON cache_records (last_used);
+CREATE TABLE IF NOT EXISTS cache_sites (
+    site    TEXT PRIMARY KEY,
+    key     TEXT NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS built_images (
+    image TEXT PRIMARY KEY,
+    steps TEXT NOT NULL
+);
 ";
 
 /// Opens the database for reading only, creating nothing: for commands that only read,
@@ -88,9 +114,7 @@ pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
     };
     if !path.exists() {
         let conn = Connection::open_in_memory().map_err(err)?;
-        conn.execute_batch(SCHEMA)
-            .and_then(|()| super::cache::create_tables(&conn))
-            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
         return Ok(conn);
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -151,7 +175,6 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         let migrated = conn
             .execute_batch(SCHEMA)
             .and_then(|()| add_missing_columns(&conn))
-            .and_then(|()| super::cache::create_tables(&conn))
             .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
         match migrated {
             Ok(()) => conn.execute_batch("COMMIT;").map_err(err)?,
