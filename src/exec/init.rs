@@ -81,8 +81,8 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
     nix::unistd::sethostname(&spec.hostname)
         .or_else(|e| fail(125, format!("setting the hostname: {e}")))?;
     match &spec.network {
-        Network::Isolated => network::loopback_up().or_else(|e| fail(125, e))?,
-        Network::Join(path) => network::join(path).or_else(|e| fail(125, e))?,
+        Network::Isolated => network::loopback_up().or_else(|e| fail(125, e.to_string()))?,
+        Network::Join(path) => network::join(path).or_else(|e| fail(125, e.to_string()))?,
         Network::Host => {}
     }
     rootfs::setup(&mut Linux, &spec).or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
@@ -171,7 +171,7 @@ fn become_process(
     } else {
         security::DEFAULT_CAPS.into_iter().collect()
     };
-    security::limit_bounding_set(&keep).or_else(|e| fail(125, e))?;
+    security::limit_bounding_set(&keep).or_else(|e| fail(125, e.to_string()))?;
     let gids: Vec<Gid> = identity
         .additional_gids
         .iter()
@@ -182,8 +182,8 @@ fn become_process(
     setresgid(gid, gid, gid).or_else(|e| fail(125, format!("setgid {}: {e}", identity.gid)))?;
     let uid = Uid::from_raw(identity.uid);
     setresuid(uid, uid, uid).or_else(|e| fail(125, format!("setuid {}: {e}", identity.uid)))?;
-    security::set_process_caps(&keep, identity.uid == 0).or_else(|e| fail(125, e))?;
-    security::no_new_privs().or_else(|e| fail(125, e))?;
+    security::set_process_caps(&keep, identity.uid == 0).or_else(|e| fail(125, e.to_string()))?;
+    security::no_new_privs().or_else(|e| fail(125, e.to_string()))?;
 
     std::env::set_current_dir(&cwd).or_else(|e| fail(125, format!("entering {cwd}: {e}")))?;
     // CVE-2024-21626: the working directory must be inside the new root, not a leaked
@@ -213,7 +213,7 @@ fn become_process(
     let filters = if insecure {
         Vec::new()
     } else {
-        security::seccomp_filters().or_else(|e| fail(125, e))?
+        security::seccomp_filters().or_else(|e| fail(125, e.to_string()))?
     };
     Ok((program, env, filters))
 }
@@ -396,7 +396,7 @@ fn exec(
         .iter()
         .map(|e| to_c(e.as_bytes()))
         .collect::<Result<Vec<_>, _>>()?;
-    security::apply(filters).or_else(|e| fail(125, e))?;
+    security::apply(filters).or_else(|e| fail(125, e.to_string()))?;
     let error = nix::unistd::execve(&program_c, &args_c, &env_c).unwrap_err();
     let code = if error == nix::Error::ENOENT {
         127

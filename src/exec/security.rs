@@ -30,13 +30,38 @@ pub(crate) const DEFAULT_CAPS: [Capability; 14] = [
     Capability::CAP_AUDIT_WRITE,
 ];
 
+/// What went wrong while dropping privileges or installing the seccomp filter; the init
+/// reports it as its failure.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SecurityError {
+    #[error("{what}: {source}")]
+    Capabilities {
+        what: String,
+        source: caps::errors::CapsError,
+    },
+    #[error("setting no_new_privs: {0}")]
+    NoNewPrivs(std::io::Error),
+    #[error("no seccomp filter for {0}")]
+    Architecture(&'static str),
+    #[error("building the seccomp filter: {0}")]
+    Filter(#[from] seccompiler::BackendError),
+    #[error("installing the seccomp filter: {0}")]
+    Install(seccompiler::Error),
+}
+
+fn capabilities(what: impl Into<String>) -> impl FnOnce(caps::errors::CapsError) -> SecurityError {
+    let what = what.into();
+    move |source| SecurityError::Capabilities { what, source }
+}
+
 /// Limits the bounding set (what any later exec can get) to `keep`. Needs
 /// `CAP_SETPCAP`, so this comes before changing user.
-pub(crate) fn limit_bounding_set(keep: &CapsHashSet) -> Result<(), String> {
+pub(crate) fn limit_bounding_set(keep: &CapsHashSet) -> Result<(), SecurityError> {
     for cap in caps::all() {
         if !keep.contains(&cap) {
-            caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| format!("dropping {cap} from the bounding set: {e}"))?;
+            caps::drop(None, CapSet::Bounding, cap).map_err(capabilities(format!(
+                "dropping {cap} from the bounding set"
+            )))?;
         }
     }
     Ok(())
@@ -44,30 +69,26 @@ pub(crate) fn limit_bounding_set(keep: &CapsHashSet) -> Result<(), String> {
 
 /// After the user change: root keeps `keep` as its permitted and effective set; others
 /// keep nothing (the kernel cleared them when the uid changed). Nothing is inheritable.
-pub(crate) fn set_process_caps(keep: &CapsHashSet, root: bool) -> Result<(), String> {
+pub(crate) fn set_process_caps(keep: &CapsHashSet, root: bool) -> Result<(), SecurityError> {
     let empty = CapsHashSet::new();
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|e| format!("clearing ambient capabilities: {e}"))?;
+    caps::clear(None, CapSet::Ambient).map_err(capabilities("clearing ambient capabilities"))?;
     caps::set(None, CapSet::Inheritable, &empty)
-        .map_err(|e| format!("clearing inheritable capabilities: {e}"))?;
+        .map_err(capabilities("clearing inheritable capabilities"))?;
     let wanted = if root { keep } else { &empty };
-    caps::set(None, CapSet::Effective, &empty).map_err(|e| format!("setting capabilities: {e}"))?;
+    caps::set(None, CapSet::Effective, &empty).map_err(capabilities("setting capabilities"))?;
     caps::set(None, CapSet::Permitted, wanted)
-        .map_err(|e| format!("setting permitted capabilities: {e}"))?;
+        .map_err(capabilities("setting permitted capabilities"))?;
     caps::set(None, CapSet::Effective, wanted)
-        .map_err(|e| format!("setting effective capabilities: {e}"))?;
+        .map_err(capabilities("setting effective capabilities"))?;
     Ok(())
 }
 
 /// `no_new_privs`: no exec can gain privileges (setuid bits, file capabilities).
-pub(crate) fn no_new_privs() -> Result<(), String> {
+pub(crate) fn no_new_privs() -> Result<(), SecurityError> {
     // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only and touches no memory.
     let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
     if rc != 0 {
-        return Err(format!(
-            "setting no_new_privs: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(SecurityError::NoNewPrivs(std::io::Error::last_os_error()));
     }
     Ok(())
 }
@@ -461,12 +482,12 @@ const PERSONALITIES: [u64; 5] = [0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 /// `socket` is allowed for every address family but AF_VSOCK.
 const AF_VSOCK: u64 = 40;
 
-fn target_arch() -> Result<TargetArch, String> {
+fn target_arch() -> Result<TargetArch, SecurityError> {
     match std::env::consts::ARCH {
         "x86_64" => Ok(TargetArch::x86_64),
         "aarch64" => Ok(TargetArch::aarch64),
         "riscv64" => Ok(TargetArch::riscv64),
-        other => Err(format!("no seccomp filter for {other}")),
+        other => Err(SecurityError::Architecture(other)),
     }
 }
 
@@ -480,17 +501,17 @@ fn condition(
     len: SeccompCmpArgLen,
     op: SeccompCmpOp,
     value: u64,
-) -> Result<SeccompCondition, String> {
-    SeccompCondition::new(arg, len, op, value).map_err(|e| e.to_string())
+) -> Result<SeccompCondition, SecurityError> {
+    Ok(SeccompCondition::new(arg, len, op, value)?)
 }
 
-fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
-    SeccompRule::new(conditions).map_err(|e| e.to_string())
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SecurityError> {
+    Ok(SeccompRule::new(conditions)?)
 }
 
 /// The rules of the allow list: system call number -> the argument checks any one of
 /// which allows it (none: always allowed).
-fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let arch_specific = ALLOWED_ON_ARCH
         .iter()
@@ -532,35 +553,28 @@ fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
 
 /// The filters to install, in order: the allow list, then `clone3` -> ENOSYS (the last
 /// installed filter's errno wins among filters that both refuse).
-pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, String> {
+pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, SecurityError> {
     let arch = target_arch()?;
     let allow = SeccompFilter::new(
         allow_rules()?,
         SeccompAction::Errno(libc::EPERM as u32),
         SeccompAction::Allow,
         arch,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let no_clone3 = SeccompFilter::new(
         [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
         SeccompAction::Allow,
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
-    )
-    .map_err(|e| e.to_string())?;
-    let allow: BpfProgram = allow
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
-    let no_clone3: BpfProgram = no_clone3
-        .try_into()
-        .map_err(|e: seccompiler::BackendError| e.to_string())?;
+    )?;
+    let allow: BpfProgram = allow.try_into().map_err(SecurityError::Filter)?;
+    let no_clone3: BpfProgram = no_clone3.try_into().map_err(SecurityError::Filter)?;
     Ok(vec![allow, no_clone3])
 }
 
-pub(crate) fn apply(filters: &[BpfProgram]) -> Result<(), String> {
+pub(crate) fn apply(filters: &[BpfProgram]) -> Result<(), SecurityError> {
     for filter in filters {
-        seccompiler::apply_filter(filter)
-            .map_err(|e| format!("installing the seccomp filter: {e}"))?;
+        seccompiler::apply_filter(filter).map_err(SecurityError::Install)?;
     }
     Ok(())
 }

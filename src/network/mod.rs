@@ -22,7 +22,7 @@ use serde_json::json;
 
 pub use namespace::{namespace_dir, remove_namespace, NetNamespace};
 pub use ports::{parse_publish, reserve, tcp_port_free, PortMapping, Reservation};
-pub use subnet::{free_subnet, host_routes, Subnet};
+pub use subnet::{free_subnet, host_routes, Subnet, SubnetError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {

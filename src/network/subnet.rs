@@ -69,29 +69,41 @@ impl fmt::Display for Subnet {
     }
 }
 
-impl FromStr for Subnet {
-    type Err = String;
+/// Why a text is not a subnet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubnetError {
+    #[error("{0:?} is not a subnet in CIDR form (10.89.0.0/24)")]
+    NotCidr(String),
+    #[error("{text:?}: {address:?} is not an IPv4 address")]
+    Address { text: String, address: String },
+    #[error("{0:?}: the prefix must be between 8 and 30")]
+    Prefix(String),
+}
 
-    fn from_str(text: &str) -> Result<Subnet, String> {
+impl FromStr for Subnet {
+    type Err = SubnetError;
+
+    fn from_str(text: &str) -> Result<Subnet, SubnetError> {
         let (address, prefix) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not a subnet in CIDR form (10.89.0.0/24)"))?;
-        let address: Ipv4Addr = address
-            .parse()
-            .map_err(|_| format!("{text:?}: {address:?} is not an IPv4 address"))?;
+            .ok_or_else(|| SubnetError::NotCidr(text.to_string()))?;
+        let parsed: Ipv4Addr = address.parse().map_err(|_| SubnetError::Address {
+            text: text.to_string(),
+            address: address.to_string(),
+        })?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| (8..=30).contains(p))
-            .ok_or_else(|| format!("{text:?}: the prefix must be between 8 and 30"))?;
-        Subnet::new(address, prefix).ok_or_else(|| format!("{text:?} is not a subnet"))
+            .ok_or_else(|| SubnetError::Prefix(text.to_string()))?;
+        Subnet::new(parsed, prefix).ok_or_else(|| SubnetError::Prefix(text.to_string()))
     }
 }
 
 impl TryFrom<String> for Subnet {
-    type Error = String;
+    type Error = SubnetError;
 
-    fn try_from(text: String) -> Result<Subnet, String> {
+    fn try_from(text: String) -> Result<Subnet, SubnetError> {
         text.parse()
     }
 }
