@@ -231,26 +231,7 @@ fn a_monitor_or_init_killed_with_9_leaves_a_right_state_and_nothing_behind() {
     lade.ok(&["start", "victim"]);
     wait_until("the restart", || shared.path().join("started").exists());
     let init = record_pid(&lade);
-    let monitor = std::fs::read_to_string(format!("/proc/{init}/stat"))
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<i32>()
-        .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_until("the container to die with its monitor", || {
-        !Path::new(&format!("/proc/{init}")).exists()
-            || std::fs::read_to_string(format!("/proc/{init}/stat"))
-                .is_ok_and(|s| s.contains(") Z"))
-    });
+    common::kill_monitor_of(init);
     assert!(
         ps_line(&lade, "victim").contains("Dead"),
         "{}",

@@ -445,24 +445,7 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
         .trim()
         .parse()
         .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).unwrap();
-    let monitor: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    wait_until("the container to die with its monitor", || {
-        std::fs::read_to_string(format!("/proc/{init}/stat")).map_or(true, |s| s.contains(") Z"))
-    });
+    common::kill_monitor_of(init);
     lade.ok(&["ps", "-a"]);
     similar_asserts(
         &before,

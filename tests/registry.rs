@@ -634,51 +634,71 @@ fn podman_runs_what_lade_pushed_and_lade_picks_its_platform_from_an_index() {
     assert_eq!(tags, vec!["1", "2"]);
 }
 
-/// A TCP proxy to `target` that cuts the first connection carrying more than `cut_at`
-/// bytes from the server, once; it notes whether a client asked for a byte range.
-struct CuttingProxy {
-    port: u16,
-    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ranged: std::sync::Arc<std::sync::atomic::AtomicBool>,
+/// What a test proxy does with a chunk it carries.
+enum Verdict {
+    Forward,
+    /// Answer the client with this instead, and close the connection.
+    Answer(&'static str),
+    /// Forward only the first bytes of the chunk, then close the connection.
+    CutAt(usize),
 }
 
-impl CuttingProxy {
-    fn start(target: u16, cut_at: usize) -> CuttingProxy {
+/// A TCP proxy to a registry on `target`, deciding for each chunk of a request
+/// (`on_request(chunk)`) and of an answer (`on_answer(carried so far on this
+/// connection, chunk length)`).
+struct Proxy {
+    port: u16,
+}
+
+impl Proxy {
+    fn start(
+        target: u16,
+        on_request: impl Fn(&[u8]) -> Verdict + Send + Sync + 'static,
+        on_answer: impl Fn(usize, usize) -> Verdict + Send + Sync + 'static,
+    ) -> Proxy {
         use std::io::{Read, Write};
-        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let ranged = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (cut_flag, ranged_flag) = (cut.clone(), ranged.clone());
+        let (on_request, on_answer) = (Arc::new(on_request), Arc::new(on_answer));
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(|c| c.ok()) {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
                     continue;
                 };
+                let close = |a: &TcpStream, b: &TcpStream| {
+                    let _ = a.shutdown(std::net::Shutdown::Both);
+                    let _ = b.shutdown(std::net::Shutdown::Both);
+                };
                 let (mut client_in, mut server_out) =
                     (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let ranged_flag = ranged_flag.clone();
+                let on_request = on_request.clone();
                 std::thread::spawn(move || {
                     let mut buffer = [0u8; 16384];
                     while let Ok(n) = client_in.read(&mut buffer) {
                         if n == 0 {
                             break;
                         }
-                        if String::from_utf8_lossy(&buffer[..n])
-                            .to_ascii_lowercase()
-                            .contains("range: bytes=")
-                        {
-                            ranged_flag.store(true, Ordering::SeqCst);
-                        }
-                        if server_out.write_all(&buffer[..n]).is_err() {
-                            break;
+                        match on_request(&buffer[..n]) {
+                            Verdict::Forward => {
+                                if server_out.write_all(&buffer[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                            Verdict::Answer(answer) => {
+                                let _ = client_in.write_all(answer.as_bytes());
+                                return close(&client_in, &server_out);
+                            }
+                            Verdict::CutAt(keep) => {
+                                let _ = server_out.write_all(&buffer[..keep.min(n)]);
+                                return close(&client_in, &server_out);
+                            }
                         }
                     }
                     let _ = server_out.shutdown(std::net::Shutdown::Write);
                 });
                 let (mut server_in, mut client_out) = (server, client);
-                let cut_flag = cut_flag.clone();
+                let on_answer = on_answer.clone();
                 std::thread::spawn(move || {
                     let mut buffer = [0u8; 16384];
                     let mut carried = 0usize;
@@ -686,12 +706,12 @@ impl CuttingProxy {
                         if n == 0 {
                             break;
                         }
-                        if !cut_flag.load(Ordering::SeqCst) && carried + n > cut_at {
-                            cut_flag.store(true, Ordering::SeqCst);
-                            let _ = client_out.write_all(&buffer[..cut_at - carried]);
-                            let _ = client_out.shutdown(std::net::Shutdown::Both);
-                            let _ = server_in.shutdown(std::net::Shutdown::Both);
-                            return;
+                        match on_answer(carried, n) {
+                            Verdict::CutAt(keep) => {
+                                let _ = client_out.write_all(&buffer[..keep.min(n)]);
+                                return close(&client_out, &server_in);
+                            }
+                            Verdict::Answer(_) | Verdict::Forward => {}
                         }
                         carried += n;
                         if client_out.write_all(&buffer[..n]).is_err() {
@@ -702,25 +722,46 @@ impl CuttingProxy {
                 });
             }
         });
-        CuttingProxy { port, cut, ranged }
+        Proxy { port }
     }
 }
 
 #[test]
 fn a_layer_cut_mid_download_is_resumed_with_a_range() {
     let (registry, _lade, _) = registry_with_busybox("cut/busybox");
-    let proxy = CuttingProxy::start(registry.port, 200_000);
+    // The first connection to carry more than 200 kB is cut there, once; a range
+    // request is noted.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let (cut, ranged) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let (cut_flag, ranged_flag) = (cut.clone(), ranged.clone());
+    let proxy = Proxy::start(
+        registry.port,
+        move |chunk| {
+            if String::from_utf8_lossy(chunk)
+                .to_ascii_lowercase()
+                .contains("range: bytes=")
+            {
+                ranged_flag.store(true, Ordering::SeqCst);
+            }
+            Verdict::Forward
+        },
+        move |carried, n| {
+            if carried + n > 200_000 && !cut_flag.swap(true, Ordering::SeqCst) {
+                Verdict::CutAt(200_000 - carried)
+            } else {
+                Verdict::Forward
+            }
+        },
+    );
     let through = format!("127.0.0.1:{}/cut/busybox:1", proxy.port);
     let other = Lade::new();
     other.ok(&["pull", &through]);
-    assert!(
-        proxy.cut.load(std::sync::atomic::Ordering::SeqCst),
-        "the proxy never cut"
-    );
-    assert!(
-        proxy.ranged.load(std::sync::atomic::Ordering::SeqCst),
-        "no range request"
-    );
+    assert!(cut.load(Ordering::SeqCst), "the proxy never cut");
+    assert!(ranged.load(Ordering::SeqCst), "no range request");
     assert_eq!(
         other.ok(&[
             "run",
@@ -944,83 +985,52 @@ fn the_build_cache_moves_between_two_stores_through_a_registry() {
     assert!(log.contains("warning: no build cache from"), "{log}");
 }
 
-/// A proxy to a registry that answers the first manifest requests itself, with 503 and
-/// then 429 (Retry-After: 1), closing that connection; everything else goes through.
-struct FlakyFront {
-    port: u16,
-    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl FlakyFront {
-    fn start(target: u16, failures: usize) -> FlakyFront {
-        use std::io::{Read, Write};
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let refused = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = refused.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming().map_while(|c| c.ok()) {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                    continue;
-                };
-                let (mut server_in, mut client_out) =
-                    (server.try_clone().unwrap(), client.try_clone().unwrap());
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut server_in, &mut client_out);
-                    let _ = client_out.shutdown(std::net::Shutdown::Both);
-                });
-                let counter = counter.clone();
-                let (mut client_in, mut server_out) = (client, server);
-                std::thread::spawn(move || {
-                    let mut buffer = [0u8; 16384];
-                    while let Ok(n) = client_in.read(&mut buffer) {
-                        if n == 0 {
-                            break;
-                        }
-                        let chunk = String::from_utf8_lossy(&buffer[..n]).to_string();
-                        let first_line = chunk.lines().next().unwrap_or("");
-                        if first_line.starts_with("GET /v2/") && first_line.contains("/manifests/")
-                        {
-                            let done = counter.fetch_add(1, Ordering::SeqCst);
-                            if done < failures {
-                                let answer = if done.is_multiple_of(2) {
-                                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                                } else {
-                                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                                };
-                                let _ = client_in.write_all(answer.as_bytes());
-                                let _ = client_in.shutdown(std::net::Shutdown::Both);
-                                let _ = server_out.shutdown(std::net::Shutdown::Both);
-                                return;
-                            }
-                        }
-                        if server_out.write_all(&buffer[..n]).is_err() {
-                            break;
-                        }
-                    }
-                    let _ = server_out.shutdown(std::net::Shutdown::Write);
-                });
+/// A proxy to a registry that answers the first `failures` manifest requests itself,
+/// with 503 and then 429 (Retry-After: 1); returns it and the count of manifest requests.
+fn flaky_front(
+    target: u16,
+    failures: usize,
+) -> (Proxy, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = counter.clone();
+    let proxy = Proxy::start(
+        target,
+        move |chunk| {
+            let text = String::from_utf8_lossy(chunk);
+            let first_line = text.lines().next().unwrap_or("");
+            if !(first_line.starts_with("GET /v2/") && first_line.contains("/manifests/")) {
+                return Verdict::Forward;
             }
-        });
-        FlakyFront { port, refused }
-    }
+            match seen.fetch_add(1, Ordering::SeqCst) {
+                done if done >= failures => Verdict::Forward,
+                done if done.is_multiple_of(2) => Verdict::Answer(
+                    "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
+                _ => Verdict::Answer(
+                    "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                ),
+            }
+        },
+        |_, _| Verdict::Forward,
+    );
+    (proxy, counter)
 }
 
 #[test]
 fn busy_and_failing_registries_are_retried() {
     let (registry, _lade, _) = registry_with_busybox("busy/busybox");
-    let front = FlakyFront::start(registry.port, 2);
+    let (front, refused) = flaky_front(registry.port, 2);
     let through = format!("127.0.0.1:{}/busy/busybox:1", front.port);
     let other = Lade::new();
     other.ok(&["pull", &through]);
     assert_eq!(
-        front.refused.load(std::sync::atomic::Ordering::SeqCst),
+        refused.load(std::sync::atomic::Ordering::SeqCst),
         3,
         "two refusals, then the answer"
     );
     // Failing for good: one line naming the registry, and nothing stored.
-    let down = FlakyFront::start(registry.port, 100);
+    let (down, _) = flaky_front(registry.port, 100);
     let failing = Lade::new();
     let message = failing.fails(&["pull", &format!("127.0.0.1:{}/busy/busybox:1", down.port)]);
     assert!(

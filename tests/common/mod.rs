@@ -238,6 +238,31 @@ impl Drop for Podman {
     }
 }
 
+/// Kills a detached container's monitor (the parent of its init `init`) with SIGKILL,
+/// and waits (bounded) until the init, which dies with it, is gone.
+pub fn kill_monitor_of(init: i32) {
+    let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).expect("the init runs");
+    let monitor: i32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|ppid| ppid.parse().ok())
+        .expect("a parent pid in /proc/PID/stat");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("the monitor can be killed");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| !s.contains(") Z")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container did not die with its monitor"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Runs a command; returns stdout, panicking with stderr when it fails.
 pub fn run(program: &str, args: &[&str]) -> String {
     let output = std::process::Command::new(program)
