@@ -135,7 +135,16 @@ fn web_image(lade: &Lade) {
     lade.build(context.path(), &["-t", "web:1"]);
 }
 
-const SERVE: &str = "/udp-echo 7 & exec httpd -f -p 80 -h /www";
+/// The web image's servers; each makes its file in `/shared` once its port is bound
+/// (busybox httpd binds before it goes to the background), the test's handshake.
+const SERVE: &str = "/udp-echo 7 /shared/udp-ready & httpd -p 80 -h /www && touch /shared/http-ready; exec sleep 3600";
+
+/// Waits (bounded) for the servers of a container started with [`SERVE`].
+fn wait_for_servers(shared: &Path) {
+    wait_until("the servers to bind", || {
+        shared.join("udp-ready").exists() && shared.join("http-ready").exists()
+    });
+}
 
 #[test]
 fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refused() {
@@ -144,11 +153,15 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
     let lade = Lade::new();
     lade.busybox();
     web_image(&lade);
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
     lade.ok(&[
         "run",
         "-d",
         "--name",
         "web",
+        "-v",
+        &volume,
         "-p",
         "18080:80",
         "-p",
@@ -158,9 +171,9 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
         "-c",
         SERVE,
     ]);
-    wait_until("the page on 127.0.0.1", || {
-        http_get("127.0.0.1:18080").is_some_and(|r| r.contains("page-from-lade"))
-    });
+    wait_for_servers(shared.path());
+    let on_loopback = http_get("127.0.0.1:18080").unwrap_or_default();
+    assert!(on_loopback.contains("page-from-lade"), "{on_loopback}");
     let on_host = http_get(&format!("{}:18080", host_address())).unwrap_or_default();
     assert!(on_host.contains("page-from-lade"), "{on_host}");
     let ports = lade.ok(&["port", "web"]);
@@ -189,12 +202,10 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
         "http://127.0.0.1:80/",
     ]);
     assert_eq!(shared, "page-from-lade\n");
-    let mut answer = None;
-    wait_until("the UDP echo", || {
-        answer = udp_ask("127.0.0.1:18081", "ping");
-        answer.is_some()
-    });
-    assert_eq!(answer.as_deref(), Some("echo:ping"));
+    assert_eq!(
+        udp_ask("127.0.0.1:18081", "ping").as_deref(),
+        Some("echo:ping")
+    );
 
     // The same host port again: refused, naming it; the container does not start.
     let taken = lade.output(&["run", "-d", "--name", "web2", "-p", "18080:80", "web:1"]);
@@ -215,15 +226,17 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
     assert_eq!(web2.trim(), "created");
 
     // -P: every EXPOSE port to a free host port.
+    let shared_p = tempfile::tempdir().unwrap();
+    let volume_p = format!("{}:/shared", shared_p.path().display());
     lade.ok(&[
-        "run", "-d", "--name", "webp", "-P", "web:1", "sh", "-c", SERVE,
+        "run", "-d", "--name", "webp", "-v", &volume_p, "-P", "web:1", "sh", "-c", SERVE,
     ]);
     let published = lade.ok(&["port", "webp", "80/tcp"]);
     let port = published.trim().rsplit(':').next().unwrap().to_string();
     assert!(port.parse::<u16>().is_ok_and(|p| p > 0), "{published}");
-    wait_until("the page on the -P port", || {
-        http_get(&format!("127.0.0.1:{port}")).is_some_and(|r| r.contains("page-from-lade"))
-    });
+    wait_for_servers(shared_p.path());
+    let page = http_get(&format!("127.0.0.1:{port}")).unwrap_or_default();
+    assert!(page.contains("page-from-lade"), "{page}");
     assert!(lade.ok(&["port", "webp"]).contains("7/udp -> 0.0.0.0:"));
     lade.ok(&["rm", "-f", "web", "web2", "webp"]);
     assert!(

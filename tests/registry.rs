@@ -9,7 +9,7 @@ mod common;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Lade;
 
@@ -60,25 +60,34 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls}{auth}",
                 data.path().join("store").display()
             ),
         )
         .unwrap();
-        let child = Command::new("docker-registry")
+        let mut child = Command::new("docker-registry")
             .arg("serve")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("docker-registry starts");
+        // Ready when it says it listens (its log at info level, on stderr); the rest of
+        // its log is drained so that it never blocks on a full pipe.
+        let (ready_send, ready) = std::sync::mpsc::channel();
+        let log = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(log).lines().map_while(|l| l.ok()) {
+                if line.contains("listening on") {
+                    let _ = ready_send.send(());
+                }
+            }
+        });
         let registry = Registry { child, port, data };
-        // Ready when it accepts connections.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the registry did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        ready
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the registry did not say it listens");
         registry
     }
 

@@ -239,7 +239,7 @@ impl Drop for Podman {
 }
 
 /// Kills a detached container's monitor (the parent of its init `init`) with SIGKILL,
-/// and waits (bounded) until the init, which dies with it, is gone.
+/// and waits (bounded, on the init's pidfd) until the init, which dies with it, exits.
 pub fn kill_monitor_of(init: i32) {
     let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).expect("the init runs");
     let monitor: i32 = stat
@@ -248,19 +248,17 @@ pub fn kill_monitor_of(init: i32) {
         .and_then(|rest| rest.split_whitespace().nth(1))
         .and_then(|ppid| ppid.parse().ok())
         .expect("a parent pid in /proc/PID/stat");
+    let init = lade::exec::ProcessId::of(init).expect("the init runs");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(monitor),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("the monitor can be killed");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| !s.contains(") Z")) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the container did not die with its monitor"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // Its pidfd becomes readable when it exits: no polling.
+    assert!(
+        init.wait_exit(std::time::Duration::from_secs(30)),
+        "the container did not die with its monitor"
+    );
 }
 
 /// Runs a command; returns stdout, panicking with stderr when it fails.
