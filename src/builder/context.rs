@@ -7,6 +7,39 @@ use std::path::{Path, PathBuf};
 
 use regex::Regex;
 
+/// A bad pattern, or a context that cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("invalid pattern: {reason}")]
+    InvalidPattern { reason: String },
+    /// A `.dockerignore` line (numbered from 1) whose pattern is bad.
+    #[error("line {line}: {text:?}: {source}")]
+    IgnoreLine {
+        line: usize,
+        text: String,
+        source: Box<ContextError>,
+    },
+    #[error("{}: {source}", path.display())]
+    IgnoreFile {
+        path: PathBuf,
+        source: Box<ContextError>,
+    },
+    #[error("--exclude={pattern}: {source}")]
+    Exclude {
+        pattern: String,
+        source: Box<ContextError>,
+    },
+    #[error("invalid wildcard {component:?}: {reason}")]
+    InvalidWildcard { component: String, reason: String },
+    #[error("the build context {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("the build context {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// One `.dockerignore` or `--exclude` pattern.
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -22,7 +55,7 @@ pub struct IgnoreMatcher {
 
 impl IgnoreMatcher {
     /// Parses `.dockerignore` text: one pattern per line, `#` comments, `!` exceptions.
-    pub fn parse(text: &str) -> Result<IgnoreMatcher, String> {
+    pub fn parse(text: &str) -> Result<IgnoreMatcher, ContextError> {
         let mut patterns = Vec::new();
         for (number, line) in text.trim_start_matches('\u{feff}').lines().enumerate() {
             let line = line.trim();
@@ -33,23 +66,31 @@ impl IgnoreMatcher {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            patterns.push(
-                compile(pattern, exclusion)
-                    .map_err(|e| format!("line {}: {line:?}: {e}", number + 1))?,
-            );
+            patterns.push(compile(pattern, exclusion).map_err(|source| {
+                ContextError::IgnoreLine {
+                    line: number + 1,
+                    text: line.to_string(),
+                    source: Box::new(source),
+                }
+            })?);
         }
         Ok(IgnoreMatcher { patterns })
     }
 
     /// Matcher for `COPY --exclude` patterns.
-    pub fn from_patterns(patterns: &[String]) -> Result<IgnoreMatcher, String> {
+    pub fn from_patterns(patterns: &[String]) -> Result<IgnoreMatcher, ContextError> {
         let mut compiled = Vec::new();
         for p in patterns {
             let (exclusion, pattern) = match p.strip_prefix('!') {
                 Some(rest) => (true, rest),
                 None => (false, p.as_str()),
             };
-            compiled.push(compile(pattern, exclusion).map_err(|e| format!("--exclude={p}: {e}"))?);
+            compiled.push(
+                compile(pattern, exclusion).map_err(|source| ContextError::Exclude {
+                    pattern: p.clone(),
+                    source: Box::new(source),
+                })?,
+            );
         }
         Ok(IgnoreMatcher { patterns: compiled })
     }
@@ -114,7 +155,7 @@ fn clean_pattern(pattern: &str) -> String {
 
 /// Compiles a pattern to a regex as moby's patternmatcher does: `*` and `?` stop at
 /// `/`, `**` crosses directories, `\` escapes.
-fn compile(pattern: &str, exclusion: bool) -> Result<Pattern, String> {
+fn compile(pattern: &str, exclusion: bool) -> Result<Pattern, ContextError> {
     let cleaned = clean_pattern(pattern);
     let mut re = String::from("^");
     let chars: Vec<char> = cleaned.chars().collect();
@@ -148,7 +189,9 @@ fn compile(pattern: &str, exclusion: bool) -> Result<Pattern, String> {
         i += 1;
     }
     re.push('$');
-    let regex = Regex::new(&re).map_err(|e| format!("invalid pattern: {}", regex_reason(&e)))?;
+    let regex = Regex::new(&re).map_err(|e| ContextError::InvalidPattern {
+        reason: regex_reason(&e),
+    })?;
     Ok(Pattern { regex, exclusion })
 }
 
@@ -170,12 +213,9 @@ pub struct BuildContext {
 impl BuildContext {
     /// Opens a context directory; reads `.dockerignore` (or `<Dockerfile>.dockerignore`
     /// next to the Dockerfile, which wins, as BuildKit does).
-    pub fn open(root: &Path, dockerfile: Option<&Path>) -> Result<BuildContext, String> {
+    pub fn open(root: &Path, dockerfile: Option<&Path>) -> Result<BuildContext, ContextError> {
         if !root.is_dir() {
-            return Err(format!(
-                "the build context {} is not a directory",
-                root.display()
-            ));
+            return Err(ContextError::NotADirectory(root.to_path_buf()));
         }
         let specific = dockerfile.map(|d| {
             let mut name = d.as_os_str().to_os_string();
@@ -186,16 +226,19 @@ impl BuildContext {
             .filter(|p| p.is_file())
             .unwrap_or_else(|| root.join(".dockerignore"));
         let ignore = match fs::read_to_string(&path) {
-            Ok(text) => {
-                IgnoreMatcher::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?
-            }
+            Ok(text) => IgnoreMatcher::parse(&text).map_err(|source| ContextError::IgnoreFile {
+                path: path.clone(),
+                source: Box::new(source),
+            })?,
             Err(_) => IgnoreMatcher::default(),
         };
         // Absolute once, here: bind mounts and COPY resolve their sources inside this
         // directory, and a relative path would be resolved against whatever directory
         // the sandbox happens to work in.
-        let root = fs::canonicalize(root)
-            .map_err(|e| format!("the build context {}: {e}", root.display()))?;
+        let root = fs::canonicalize(root).map_err(|source| ContextError::Unreadable {
+            path: root.to_path_buf(),
+            source,
+        })?;
         Ok(BuildContext { root, ignore })
     }
 }
@@ -206,7 +249,7 @@ pub fn has_wildcards(pattern: &str) -> bool {
 }
 
 /// One path component of a glob as a regex (`filepath.Match` semantics).
-fn component_regex(component: &str) -> Result<Regex, String> {
+fn component_regex(component: &str) -> Result<Regex, ContextError> {
     let mut re = String::from("^");
     let mut chars = component.chars().peekable();
     while let Some(c) = chars.next() {
@@ -239,12 +282,15 @@ fn component_regex(component: &str) -> Result<Regex, String> {
         }
     }
     re.push('$');
-    Regex::new(&re).map_err(|e| format!("invalid wildcard {component:?}: {e}"))
+    Regex::new(&re).map_err(|e| ContextError::InvalidWildcard {
+        component: component.to_string(),
+        reason: regex_reason(&e),
+    })
 }
 
 /// The relative paths under `root` that `pattern` names. Without wildcards that is the
 /// pattern itself, whether or not it exists; `..` never leaves `root`.
-pub fn expand_sources(root: &Path, pattern: &str) -> Result<Vec<String>, String> {
+pub fn expand_sources(root: &Path, pattern: &str) -> Result<Vec<String>, ContextError> {
     let cleaned = clean_pattern(&format!("/{pattern}"));
     if cleaned == "." {
         return Ok(vec![String::new()]);

@@ -29,6 +29,23 @@ use crate::store::Store;
 /// A blake3 hash.
 pub(crate) type Hash = [u8; 32];
 
+/// A file of the context that could not be read to hash it.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub(crate) struct UnreadableFile {
+    pub path: PathBuf,
+    pub source: std::io::Error,
+}
+
+impl UnreadableFile {
+    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> UnreadableFile + '_ {
+        move |source| UnreadableFile {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// What decides whether a file or directory may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stat {
@@ -225,15 +242,14 @@ impl ContextHasher {
     }
 
     /// [`ContextHasher::hash_file`] for a file named relative to the context.
-    pub(crate) fn hash_file_at(&self, relative: &str, stat: Stat) -> Result<Hash, String> {
+    pub(crate) fn hash_file_at(&self, relative: &str, stat: Stat) -> Result<Hash, UnreadableFile> {
         if let Some((known, hash)) = self.known.file(relative.as_bytes()) {
             if known == stat {
                 return Ok(hash);
             }
         }
         let path = self.root.join(relative);
-        let hash =
-            hash_contents(&path, stat.size).map_err(|e| format!("{}: {e}", path.display()))?;
+        let hash = hash_contents(&path, stat.size).map_err(UnreadableFile::at(&path))?;
         self.read.fetch_add(1, Ordering::Relaxed);
         self.learn()
             .files
@@ -262,10 +278,14 @@ impl ContextHasher {
 
     /// The content hash of a file, read only when the cache cannot vouch for it. The
     /// caller passes the file's `lstat` when it has it.
-    pub(crate) fn hash_file(&self, path: &Path, stat: Option<Stat>) -> Result<Hash, String> {
+    pub(crate) fn hash_file(
+        &self,
+        path: &Path,
+        stat: Option<Stat>,
+    ) -> Result<Hash, UnreadableFile> {
         let stat = match stat {
             Some(stat) => stat,
-            None => Stat::of(&fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?),
+            None => Stat::of(&fs::metadata(path).map_err(UnreadableFile::at(path))?),
         };
         let relative = self.relative(path);
         if let Some((known, hash)) = relative.and_then(|r| self.known.file(r)) {
@@ -273,8 +293,7 @@ impl ContextHasher {
                 return Ok(hash);
             }
         }
-        let hash =
-            hash_contents(path, stat.size).map_err(|e| format!("{}: {e}", path.display()))?;
+        let hash = hash_contents(path, stat.size).map_err(UnreadableFile::at(path))?;
         self.read.fetch_add(1, Ordering::Relaxed);
         if let Some(relative) = relative {
             self.learn().files.insert(relative.to_vec(), (stat, hash));

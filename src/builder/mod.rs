@@ -11,7 +11,9 @@
 mod cache;
 mod context;
 mod copy;
+mod execute;
 mod hash;
+mod plan;
 mod run;
 mod schedule;
 pub mod shared_cache;
@@ -23,7 +25,9 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use context::{BuildContext, IgnoreMatcher};
+pub use context::{BuildContext, ContextError, IgnoreMatcher};
+pub use copy::CopyError;
+pub use run::MountError;
 
 use crate::graph::SourceLocation;
 use crate::graph::{
@@ -180,14 +184,20 @@ pub enum BuildError {
         source: std::io::Error,
     },
     /// A step failed: where it is and why.
-    #[error("{}", render_step_error(location, step, message))]
+    #[error("{}", render_step_error(location, step, &failure.to_string()))]
     Step {
         location: Box<SourceLocation>,
         step: String,
-        message: String,
+        #[source]
+        failure: Box<StepFailure>,
     },
-    #[error("{0}")]
-    Context(String),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("--no-cache-filter {filter}: {dockerfile} has no stage of that name or index")]
+    UnknownStage { filter: String, dockerfile: String },
+    /// A `--cache-from` or `--cache-to` directory that is not a cache lade wrote.
+    #[error("cache {}: {problem}", dir.display())]
+    CacheLayout { dir: PathBuf, problem: String },
     /// What the store is to keep could not be written as JSON (never stored empty).
     #[error("cannot record {what}: {source}")]
     Record {
@@ -234,11 +244,75 @@ fn render_step_error(location: &SourceLocation, step: &str, message: &str) -> St
     Show(location, format!("{step}: {message}")).to_string()
 }
 
-fn step_error(step: &Step, message: impl Into<String>) -> BuildError {
+/// Why a step failed. Each message is whole (it includes its cause's text).
+#[derive(Debug, thiserror::Error)]
+pub enum StepFailure {
+    #[error(transparent)]
+    Copy(#[from] copy::CopyError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Mount(#[from] run::MountError),
+    /// The command ran and exited with `code`.
+    #[error(
+        "the command {} did not complete successfully: exit code {code}{}",
+        run::shown_argv(argv),
+        run::output_tail(output)
+    )]
+    CommandFailed {
+        argv: Vec<String>,
+        code: i32,
+        /// Its last lines of output.
+        output: Vec<String>,
+    },
+    /// The sandbox could not start the command (no such program, a bad working
+    /// directory...).
+    #[error("{message}{}", run::output_tail(output))]
+    CommandNotStarted {
+        message: String,
+        output: Vec<String>,
+    },
+    #[error(transparent)]
+    Exec(crate::exec::ExecError),
+    #[error("{what} has no files to copy")]
+    NothingToCopy { what: String },
+    /// A bug in lade, reported rather than building on an unknown filesystem.
+    #[error("internal error: the stage has no state")]
+    NoState,
+}
+
+/// Why an image a build starts from or takes files from cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot pull {image}: {source}")]
+    Pull {
+        image: String,
+        source: crate::registry::RegistryError,
+    },
+    #[error("image {image} is not in the store, and pulling it failed: {source}")]
+    NotInStore {
+        image: String,
+        source: crate::registry::RegistryError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid --platform {0:?}: expected os/arch")]
+    BadPlatform(String),
+    #[error("--platform={requested}: lade builds for {host} only (no emulation)")]
+    OtherPlatform { requested: String, host: Platform },
+    #[error("the image is for {os}/{architecture}, but this machine is {host}")]
+    OtherArchitecture {
+        os: String,
+        architecture: String,
+        host: Platform,
+    },
+}
+
+fn step_failure(step: &Step, failure: impl Into<StepFailure>) -> BuildError {
     BuildError::Step {
         location: Box::new(step.location.clone()),
         step: one_line(&step.text),
-        message: message.into(),
+        failure: Box::new(failure.into()),
     }
 }
 
@@ -285,14 +359,13 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
                 || s.index.to_string() == *filter
         });
         if !known {
-            return Err(BuildError::Context(format!(
-                "--no-cache-filter {filter}: {} has no stage of that name or index",
-                options.dockerfile_name
-            )));
+            return Err(BuildError::UnknownStage {
+                filter: filter.clone(),
+                dockerfile: options.dockerfile_name.clone(),
+            });
         }
     }
-    let context = BuildContext::open(&options.context, options.dockerfile_path.as_deref())
-        .map_err(BuildError::Context)?;
+    let context = BuildContext::open(&options.context, options.dockerfile_path.as_deref())?;
     let mut warnings: Vec<String> = Vec::new();
     if !plan.unused_build_args.is_empty() {
         warnings.push(format!(
@@ -308,10 +381,10 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
     for &index in &plan.order {
         let stage = &plan.stages[index];
         if let Base::Image(reference) = &stage.base {
-            let located = |message| BuildError::Step {
+            let located = |failure: ImageError| BuildError::Step {
                 location: Box::new(stage.location.clone()),
                 step: stage.from_text.clone(),
-                message,
+                failure: Box::new(failure.into()),
             };
             let image = match found.get(&reference.familiar()) {
                 Some(image) => image.clone(),
@@ -342,7 +415,7 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
                 {
                     slot.insert(
                         find_image(store, reference, options.pull)
-                            .map_err(|m| step_error(step, m))?,
+                            .map_err(|e| step_failure(step, e))?,
                     );
                 }
             }
@@ -563,7 +636,7 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
 
 /// Finds a base image in the store, pulling it from its registry when the store lacks
 /// it (Docker's `--pull missing`) or `always` asks for a fresh copy.
-fn find_image(store: &Store, reference: &ImageRef, always: bool) -> Result<Image, String> {
+fn find_image(store: &Store, reference: &ImageRef, always: bool) -> Result<Image, ImageError> {
     let pull = || {
         crate::registry::pull(
             store,
@@ -573,39 +646,42 @@ fn find_image(store: &Store, reference: &ImageRef, always: bool) -> Result<Image
         )
     };
     if always {
-        return pull().map_err(|e| format!("cannot pull {}: {e}", reference.familiar()));
+        return pull().map_err(|source| ImageError::Pull {
+            image: reference.familiar(),
+            source,
+        });
     }
     match store.image(&reference.familiar()) {
         Ok(image) => Ok(image),
-        Err(StoreError::NoSuchImage(_)) => pull().map_err(|e| {
-            format!(
-                "image {} is not in the store, and pulling it failed: {e}",
-                reference.familiar()
-            )
+        Err(StoreError::NoSuchImage(_)) => pull().map_err(|source| ImageError::NotInStore {
+            image: reference.familiar(),
+            source,
         }),
-        Err(other) => Err(other.to_string()),
+        Err(other) => Err(other.into()),
     }
 }
 
 /// lade runs what it builds on this machine: a base image for another platform is an
 /// error, as is `--platform` naming one.
-fn check_platform(image: &Image, requested: Option<&str>) -> Result<(), String> {
+fn check_platform(image: &Image, requested: Option<&str>) -> Result<(), ImageError> {
     let host = Platform::host();
     if let Some(requested) = requested {
         let wanted = Platform::parse(requested)
-            .ok_or_else(|| format!("invalid --platform {requested:?}: expected os/arch"))?;
+            .ok_or_else(|| ImageError::BadPlatform(requested.to_string()))?;
         if wanted.os != host.os || wanted.architecture != host.architecture {
-            return Err(format!(
-                "--platform={requested}: lade builds for {host} only (no emulation)"
-            ));
+            return Err(ImageError::OtherPlatform {
+                requested: requested.to_string(),
+                host,
+            });
         }
     }
     let arch = &image.config.architecture;
     if !arch.is_empty() && *arch != host.architecture {
-        return Err(format!(
-            "the image is for {}/{arch}, but this machine is {host}",
-            image.config.os
-        ));
+        return Err(ImageError::OtherArchitecture {
+            os: image.config.os.clone(),
+            architecture: arch.clone(),
+            host,
+        });
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::view::{resolve_in_root, RootView};
-use super::{step_error, BuildError, Event, Reporter, StepRef};
+use super::{step_failure, BuildError, Event, Reporter, StepFailure, StepRef};
 use crate::exec::{self, Io, Mount, Network, Output, Process, Rootfs, Spec};
 use crate::graph::{CopyFrom, Mount as StepMount, RunNetwork, RunStep, Sharing, Step};
 use crate::layers::{self, Compression, LayerWriter};
@@ -41,7 +41,48 @@ pub(crate) struct RunContext<'a> {
     pub step_ref: StepRef,
     pub cancel: &'a exec::Cancel,
     /// Views of stages and images for `--mount=from=...`.
-    pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, String>,
+    pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, BuildError>,
+}
+
+/// Why a RUN step's `--mount` cannot be made.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("--mount from={from} has no files")]
+    NoFiles { from: String },
+    #[error("--mount source {0:?} does not exist")]
+    NoSource(String),
+    #[error("cache mounts seeded `from` a stage or image are not supported")]
+    SeededCache,
+    #[error(
+        "the required {kind} {id:?} cannot be provided: lade has no --secret or --ssh option yet"
+    )]
+    NotProvided { kind: &'static str, id: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The stage or image to mount could not be opened.
+    #[error(transparent)]
+    View(Box<BuildError>),
+}
+
+/// A command as a failed step shows it: its argv as JSON, as BuildKit does.
+pub(super) fn shown_argv(argv: &[String]) -> String {
+    serde_json::to_string(argv).unwrap_or_else(|_| format!("{argv:?}"))
+}
+
+/// The last lines a failed command wrote, indented, after its message.
+pub(super) fn output_tail(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut text = String::from("\nlast lines of its output:");
+    for line in lines {
+        text.push_str("\n  ");
+        text.push_str(line.trim_end());
+    }
+    text
 }
 
 /// Runs the step; returns its layer, or `None` when it changed nothing.
@@ -83,7 +124,7 @@ pub(crate) fn run(
     let mut mounts: Vec<Mount> = Vec::new();
     for (index, mount) in run.mounts.iter().enumerate() {
         if let Some(m) = step_mount(&mut cx, &staging, index, mount, &mut views, &mut locks)
-            .map_err(|m| step_error(step, m))?
+            .map_err(|e| step_failure(step, e))?
         {
             mounts.push(m);
         }
@@ -191,30 +232,32 @@ pub(crate) fn run(
     });
     drop(views);
     drop(locks);
-    let failure = |message: String| {
+    let output = || -> Vec<String> {
         let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-        let mut text = message;
-        if !tail.is_empty() {
-            text.push_str("\nlast lines of its output:\n");
-            for line in tail.iter() {
-                text.push_str("  ");
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-        step_error(step, text.trim_end().to_string())
+        tail.iter().cloned().collect()
     };
     match result {
         Ok(exit) if exit.code == 0 => {}
         Ok(exit) => {
-            return Err(failure(format!(
-                "the command {} did not complete successfully: exit code {}",
-                serde_json::to_string(&run.argv).unwrap_or_default(),
-                exit.code
-            )))
+            return Err(step_failure(
+                step,
+                StepFailure::CommandFailed {
+                    argv: run.argv.clone(),
+                    code: exit.code,
+                    output: output(),
+                },
+            ))
         }
-        Err(exec::ExecError::Setup { message, .. }) => return Err(failure(message)),
-        Err(other) => return Err(step_error(step, other.to_string())),
+        Err(exec::ExecError::Setup { message, .. }) => {
+            return Err(step_failure(
+                step,
+                StepFailure::CommandNotStarted {
+                    message,
+                    output: output(),
+                },
+            ))
+        }
+        Err(other) => return Err(step_failure(step, StepFailure::Exec(other))),
     }
 
     // Mount points the sandbox made are not the step's changes.
@@ -279,6 +322,13 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
     }
 }
 
+fn mount_io(path: &Path) -> impl FnOnce(std::io::Error) -> MountError + '_ {
+    move |source| MountError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// One `--mount` as a sandbox mount (or nothing, for an optional secret).
 fn step_mount(
     cx: &mut RunContext<'_>,
@@ -287,7 +337,7 @@ fn step_mount(
     mount: &StepMount,
     views: &mut Vec<RootView>,
     locks: &mut Vec<File>,
-) -> Result<Option<Mount>, String> {
+) -> Result<Option<Mount>, MountError> {
     Ok(Some(match mount {
         StepMount::Bind {
             target,
@@ -298,8 +348,15 @@ fn step_mount(
             let root = match from {
                 CopyFrom::Context => cx.context_root.to_path_buf(),
                 other => {
-                    let view = (cx.open_view)(other)?
-                        .ok_or_else(|| format!("--mount from={other:?} has no files"))?;
+                    let view = (cx.open_view)(other)
+                        .map_err(|e| MountError::View(Box::new(e)))?
+                        .ok_or_else(|| MountError::NoFiles {
+                            from: match other {
+                                CopyFrom::Stage(i) => format!("stage {i}"),
+                                CopyFrom::Image(r) => r.familiar(),
+                                CopyFrom::Context => "context".into(),
+                            },
+                        })?;
                     let root = view.root().to_path_buf();
                     views.push(view);
                     root
@@ -307,13 +364,13 @@ fn step_mount(
             };
             let path = resolve_in_root(&root, source, true);
             if !path.exists() {
-                return Err(format!("--mount source {source:?} does not exist"));
+                return Err(MountError::NoSource(source.clone()));
             }
             if *readwrite && path.is_dir() {
                 let upper = staging.path().join(format!("mount{index}-upper"));
                 let work = staging.path().join(format!("mount{index}-work"));
                 for dir in [&upper, &work] {
-                    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                    fs::create_dir_all(dir).map_err(mount_io(dir))?;
                 }
                 Mount::Overlay {
                     lower: path,
@@ -341,7 +398,7 @@ fn step_mount(
             ..
         } => {
             if from.is_some() {
-                return Err("cache mounts seeded `from` a stage or image are not supported".into());
+                return Err(MountError::SeededCache);
             }
             let base = cx.store.cache_mounts_dir();
             let key = &crate::oci::Digest::of(id.as_bytes()).hex()[..16];
@@ -355,10 +412,9 @@ fn step_mount(
                         .truncate(false)
                         .write(true)
                         .open(&lock_path)
-                        .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+                        .map_err(mount_io(&lock_path))?;
                     if *sharing == Sharing::Locked {
-                        lock.lock()
-                            .map_err(|e| format!("{}: {e}", lock_path.display()))?;
+                        lock.lock().map_err(mount_io(&lock_path))?;
                         locks.push(lock);
                     } else if lock.try_lock().is_ok() {
                         locks.push(lock);
@@ -369,11 +425,10 @@ fn step_mount(
                 }
             }
             if !dir.exists() {
-                fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                fs::create_dir_all(&dir).map_err(mount_io(&dir))?;
                 fs::set_permissions(&dir, fs::Permissions::from_mode(*mode))
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
-                std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid))
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    .map_err(mount_io(&dir))?;
+                std::os::unix::fs::chown(&dir, Some(*uid), Some(*gid)).map_err(mount_io(&dir))?;
             }
             Mount::Bind {
                 source: dir,
@@ -387,10 +442,14 @@ fn step_mount(
         },
         StepMount::Secret { id, required, .. } | StepMount::Ssh { id, required, .. } => {
             if *required {
-                return Err(format!(
-                    "the required {} {id:?} cannot be provided: lade has no --secret or --ssh option yet",
-                    if matches!(mount, StepMount::Secret { .. }) { "secret" } else { "ssh agent" }
-                ));
+                return Err(MountError::NotProvided {
+                    kind: if matches!(mount, StepMount::Secret { .. }) {
+                        "secret"
+                    } else {
+                        "ssh agent"
+                    },
+                    id: id.clone(),
+                });
             }
             // As BuildKit does: an optional secret that is not given is not mounted.
             return Ok(None);

@@ -52,7 +52,10 @@ struct CacheConfig {
 }
 
 fn layout_error(dir: &Path, message: impl std::fmt::Display) -> BuildError {
-    BuildError::Context(format!("cache {}: {message}", dir.display()))
+    BuildError::CacheLayout {
+        dir: dir.to_path_buf(),
+        problem: message.to_string(),
+    }
 }
 
 /// A cache directory to import from.

@@ -1,29 +1,25 @@
-//! One stage of a build, step by step. A step that can change files (COPY, ADD, RUN,
-//! WORKDIR) is looked up in the cache by its key and restored on a hit; on a miss the
-//! build says why, runs it, and records its result at once, so a build stopped half-way
-//! keeps what it finished. Config-only steps are computed from the Dockerfile and never
-//! cached. In explain mode nothing runs: each step is only classified.
+//! One stage of a build, step by step. Each step is planned (`plan`: its key, looked
+//! up, and a verdict); a hit is restored, a miss is reported with its reason, run by the
+//! executor (`execute`) and recorded at once, so a build stopped half-way keeps what it
+//! finished. Config-only steps are computed from the Dockerfile and never cached. In
+//! explain mode nothing runs: the verdicts are noted as they are.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use super::cache::{self, Inputs, State};
-use super::copy::{self, CopyRequest, FileInputs, Source};
 use super::hash::ContextHasher;
-use super::run;
+use super::plan::{StagePlanner, StepPlan};
 use super::schedule::Turn;
 use super::shared_cache::ImportedCache;
-use super::view::{self, RootView};
 use super::{
-    history_time, now_seconds, one_line, step_error, BuildError, BuildOptions, CacheStatus, Event,
-    Prepared, Reporter, StepRef, Verdict,
+    history_time, one_line, step_failure, BuildError, BuildOptions, CacheStatus, Event, Prepared,
+    Reporter, StepFailure, StepRef, Verdict,
 };
-use crate::graph::{self, Base, CopyFrom, CopySource, Mount, Step, StepKind};
-use crate::layers::ExtractLimits;
+use crate::graph::{Base, CopyFrom, Mount, Step, StepKind};
 use crate::oci::{ContainerConfig, History, Platform};
 use crate::store::{CacheRecord, LayerInfo, Store};
 
@@ -48,25 +44,32 @@ pub(crate) struct StageResult {
     pub pending: Option<String>,
 }
 
+impl StageResult {
+    /// A stage `FROM scratch`: nothing yet, for this machine's platform.
+    pub(super) fn scratch(time: String) -> StageResult {
+        let host = Platform::host();
+        StageResult {
+            layers: Vec::new(),
+            history: Vec::new(),
+            config: ContainerConfig::default(),
+            author: None,
+            architecture: host.architecture,
+            os: host.os,
+            variant: host.variant,
+            state: Some(State::base("scratch")),
+            last_time: time,
+            steps: Vec::new(),
+            pending: None,
+        }
+    }
+}
+
 /// One step of a built image, for `lade cache inspect IMAGE`.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct BuiltStep {
     pub stage: String,
     pub step: String,
     pub key: Option<String>,
-}
-
-/// A step's place in its stage's chain, to find what changed first.
-enum Link {
-    From {
-        site: String,
-        identity: String,
-    },
-    Step {
-        number: usize,
-        sites: [String; 2],
-        key: String,
-    },
 }
 
 /// Whether the build runs steps or only says what it would do.
@@ -98,16 +101,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// How a step's key came out.
-enum Keyed {
-    /// The inputs (holding only the digest of a COPY's files: a hit needs no more).
-    Known(Box<Inputs>),
-    /// Explaining: the key depends on a stage that will be rebuilt.
-    Pending(String),
-}
-
 impl Session<'_> {
-    fn label(&self, index: usize) -> String {
+    pub(super) fn label(&self, index: usize) -> String {
         self.prepared.plan.stages[index].label()
     }
 
@@ -123,20 +118,16 @@ impl Session<'_> {
     }
 
     /// The result of a stage this one depends on; the scheduler has finished it.
-    fn stage_result(&self, index: usize) -> Result<StageResult, BuildError> {
+    pub(super) fn stage_result(&self, index: usize) -> Result<StageResult, BuildError> {
         lock(&self.done)
             .get(&index)
             .cloned()
             .ok_or(BuildError::StageNotBuilt(index))
     }
 
-    fn note(&self, step: &StepRef, verdict: Verdict) {
-        if self.mode == Mode::Explain {
-            lock(&self.explained).push((step.clone(), verdict));
-        }
-    }
-
-    /// Builds (or explains) stage `index`; its result goes to `done`.
+    /// Builds (or explains) stage `index`; its result goes to `done`. Each step is
+    /// planned (`plan`); explaining notes the verdict, building restores a hit and has
+    /// the executor run a miss, whose result is recorded at once.
     pub(crate) fn run_stage(&self, index: usize, turn: &Turn<'_>) -> Result<(), BuildError> {
         let plan = &self.prepared.plan;
         let stage = &plan.stages[index];
@@ -146,56 +137,19 @@ impl Session<'_> {
         let (mut result, identity) = self.start(index)?;
         let own_history = result.history.len();
         let own_steps = result.steps.len();
-
-        let from_ref = StepRef {
+        let step_ref = |number: usize, text: String| StepRef {
             stage: index,
             stage_label: label.clone(),
             shown_stage: self.progress_label(index),
-            number: 0,
+            number,
             total,
-            text: stage.from_text.clone(),
+            text,
         };
-        if self.mode == Mode::Build {
-            self.reporter.report(Event::StepStarted(from_ref.clone()));
-        }
-        let from_site = cache::sites(&self.prepared.project, &label, "FROM", 0, 0)[0].clone();
-        let previous = self.store.cache_site(&from_site)?;
-        let base_change = match (&result.pending, previous) {
-            (Some(pending), _) => Some(pending.clone()),
-            (None, Some(previous)) if previous != identity => {
-                Some(cache::base_change(&previous, &identity))
-            }
-            _ => None,
-        };
-        match &base_change {
-            Some(change) => {
-                self.note(&from_ref, Verdict::BaseChanged(change.clone()));
-                if self.mode == Mode::Build {
-                    self.reporter.report(Event::StepCache {
-                        step: from_ref.clone(),
-                        status: CacheStatus::Miss(change.clone()),
-                    });
-                }
-            }
-            None => self.note(&from_ref, Verdict::Unchanged),
-        }
-        if self.mode == Mode::Build {
-            lock(&self.sites).push((from_site.clone(), identity.clone()));
-            self.reporter.report(Event::StepDone {
-                step: from_ref,
-                elapsed: std::time::Duration::ZERO,
-                layer_size: None,
-                cached: true,
-            });
-        }
 
-        let mut chain = vec![Link::From {
-            site: from_site,
-            identity,
-        }];
-        let mut first_ran: Option<usize> = None;
-        let mut occurrences: BTreeMap<&str, usize> = BTreeMap::new();
-        let forced = self.forced_miss(index);
+        let from_ref = step_ref(0, stage.from_text.clone());
+        let from_site = cache::sites(&self.prepared.project, &label, "FROM", 0, 0)[0].clone();
+        self.plan_from(&from_ref, &from_site, &identity, result.pending.as_deref())?;
+        let mut planner = StagePlanner::new(self, index, from_site, identity);
         for step in &expanded.steps {
             if self.options.cancel.is_cancelled() {
                 return Err(BuildError::Cancelled);
@@ -205,161 +159,53 @@ impl Session<'_> {
                     return Err(BuildError::Cancelled);
                 }
             }
-            let step_ref = StepRef {
-                stage: index,
-                stage_label: label.clone(),
-                shown_stage: self.progress_label(index),
-                number: step.number,
-                total,
-                text: shown_text(step),
-            };
-            let occurrence = occurrences.entry(step.text.as_str()).or_default();
-            *occurrence += 1;
-            let sites = cache::sites(
-                &self.prepared.project,
-                &label,
-                &step.text,
-                step.number,
-                *occurrence,
-            );
+            let step_ref = step_ref(step.number, shown_text(step));
+            let sites = planner.sites(step);
+            let started = Instant::now();
             if self.mode == Mode::Build {
                 self.reporter.report(Event::StepStarted(step_ref.clone()));
             }
-            let started = Instant::now();
-
-            if matches!(step.kind, StepKind::Config) {
-                self.note(&step_ref, Verdict::ConfigOnly);
-                self.push_history(&mut result, &label, step, None, None, None);
-                if self.mode == Mode::Build {
-                    self.reporter.report(Event::StepDone {
-                        step: step_ref,
-                        elapsed: started.elapsed(),
-                        layer_size: None,
-                        cached: false,
-                    });
-                }
+            let verdict = planner.plan(step, &sites, &result)?;
+            if self.mode == Mode::Explain {
+                self.explain_step(&mut result, &label, step, &step_ref, verdict);
                 continue;
             }
-            if let (Mode::Explain, Some(pending)) = (self.mode, &result.pending) {
-                self.note(&step_ref, Verdict::Runs(pending.clone()));
-                continue;
-            }
-            let Some(state) = result.state else {
-                return Err(step_error(step, "internal error: the stage has no state"));
-            };
-            let mut inputs = match self.inputs(step, state)? {
-                Keyed::Known(inputs) => *inputs,
-                Keyed::Pending(reason) => {
-                    self.note(&step_ref, Verdict::Runs(reason));
-                    result.pending =
-                        Some(format!("an earlier step will run (step {})", step.number));
-                    continue;
-                }
-            };
-            let key = inputs.key();
-
-            let hit = match &forced {
-                Some(_) => None,
-                None => self.lookup(&key)?,
-            };
-            if let Some(record) = hit {
-                self.note(&step_ref, Verdict::Cached);
-                if self.mode == Mode::Build {
+            let (key, layer, created, cached) = match verdict {
+                StepPlan::ConfigOnly => (None, None, None, false),
+                StepPlan::Hit { key, record } => {
                     self.reporter.report(Event::StepCache {
                         step: step_ref.clone(),
                         status: CacheStatus::Hit,
                     });
-                    lock(&self.sites).push((sites[0].clone(), key.clone()));
-                    lock(&self.sites).push((sites[1].clone(), key.clone()));
-                    lock(&self.used).push(key.clone());
+                    self.used(&sites, &key);
+                    (Some(key), record.layer, Some(record.created), true)
                 }
-                let layer_size = record.layer.as_ref().map(|l| l.size);
-                self.push_history(
-                    &mut result,
-                    &label,
-                    step,
-                    Some(key.clone()),
-                    record.layer,
-                    Some(record.created),
-                );
-                chain.push(Link::Step {
-                    number: step.number,
-                    sites,
+                StepPlan::Miss {
                     key,
-                });
-                if self.mode == Mode::Build {
-                    self.reporter.report(Event::StepDone {
-                        step: step_ref,
-                        elapsed: started.elapsed(),
-                        layer_size,
-                        cached: true,
+                    inputs,
+                    reason,
+                } => {
+                    self.reporter.report(Event::StepCache {
+                        step: step_ref.clone(),
+                        status: CacheStatus::Miss(reason),
                     });
+                    planner.ran(step.number);
+                    let layer = self.execute(&result, step, &step_ref, &sites, turn)?;
+                    let created = self.record(&label, step, &key, &inputs, layer.clone())?;
+                    self.used(&sites, &key);
+                    (Some(key), layer, Some(created), false)
                 }
-                continue;
-            }
-
-            // A miss lists the files behind the digest: the explanation compares them,
-            // and the record keeps them.
-            if let StepKind::Copy(copy) = &step.kind {
-                if copy.from == CopyFrom::Context {
-                    inputs.set_files(&self.context_files(step, copy, true)?);
+                StepPlan::Pending { .. } => {
+                    return Err(step_failure(step, StepFailure::NoState));
                 }
-            }
-            let reason = match &forced {
-                Some(reason) => reason.clone(),
-                None => self.miss_reason(&sites, &key, &inputs, &chain, first_ran)?,
             };
-            chain.push(Link::Step {
-                number: step.number,
-                sites: sites.clone(),
-                key: key.clone(),
-            });
-            if self.mode == Mode::Explain {
-                self.note(&step_ref, Verdict::Runs(reason));
-                result.pending = Some(format!("an earlier step will run (step {})", step.number));
-                continue;
-            }
-            self.reporter.report(Event::StepCache {
-                step: step_ref.clone(),
-                status: CacheStatus::Miss(reason),
-            });
-            first_ran.get_or_insert(step.number);
-            let layer = match &step.kind {
-                StepKind::Workdir { path, user } => self.workdir(&result, step, path, user)?,
-                StepKind::Copy(copy) => {
-                    let reuse = self.previous_snapshot(&sites)?;
-                    Some(self.copy(&result, step, copy, reuse.as_deref())?)
-                }
-                StepKind::Run(run_step) => {
-                    turn.limited(|| self.run_step(&result, step, run_step, &step_ref))?
-                }
-                StepKind::Config => None,
-            };
-            let created = history_time(self.options.source_date_epoch);
-            self.store.put_cache_record(&CacheRecord {
-                key: key.clone(),
-                kind: step_kind_name(step).into(),
-                step: one_line(&step.text),
-                stage: self.record_stage(&label),
-                layer: layer.clone(),
-                created: created.clone(),
-                created_at: self.now,
-                last_used: self.now,
-                inputs: serde_json::to_string(&inputs).map_err(|source| BuildError::Record {
-                    what: "a cached step's inputs",
-                    source,
-                })?,
-            })?;
-            lock(&self.sites).push((sites[0].clone(), key.clone()));
-            lock(&self.sites).push((sites[1].clone(), key.clone()));
-            lock(&self.used).push(key.clone());
             let layer_size = layer.as_ref().map(|l| l.size);
-            self.push_history(&mut result, &label, step, Some(key), layer, Some(created));
+            self.push_history(&mut result, &label, step, key, layer, created);
             self.reporter.report(Event::StepDone {
                 step: step_ref,
                 elapsed: started.elapsed(),
                 layer_size,
-                cached: false,
+                cached,
             });
         }
         date_config_steps(
@@ -376,30 +222,122 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// A stage's FROM: its base compared with the last build's, reported (building) or
+    /// noted (explaining); a build records it.
+    fn plan_from(
+        &self,
+        from_ref: &StepRef,
+        from_site: &str,
+        identity: &str,
+        pending: Option<&str>,
+    ) -> Result<(), BuildError> {
+        if self.mode == Mode::Build {
+            self.reporter.report(Event::StepStarted(from_ref.clone()));
+        }
+        let previous = self.store.cache_site(from_site)?;
+        let base_change = match (pending, previous) {
+            (Some(pending), _) => Some(pending.to_string()),
+            (None, Some(previous)) if previous != identity => {
+                Some(cache::base_change(&previous, identity))
+            }
+            _ => None,
+        };
+        if self.mode == Mode::Explain {
+            let verdict = match base_change {
+                Some(change) => Verdict::BaseChanged(change),
+                None => Verdict::Unchanged,
+            };
+            lock(&self.explained).push((from_ref.clone(), verdict));
+            return Ok(());
+        }
+        if let Some(change) = base_change {
+            self.reporter.report(Event::StepCache {
+                step: from_ref.clone(),
+                status: CacheStatus::Miss(change),
+            });
+        }
+        lock(&self.sites).push((from_site.to_string(), identity.to_string()));
+        self.reporter.report(Event::StepDone {
+            step: from_ref.clone(),
+            elapsed: std::time::Duration::ZERO,
+            layer_size: None,
+            cached: true,
+        });
+        Ok(())
+    }
+
+    /// `--explain`: the verdict noted as it is; what the step would give is added to
+    /// the stage only when it is known (config, or restored from the cache).
+    fn explain_step(
+        &self,
+        result: &mut StageResult,
+        label: &str,
+        step: &Step,
+        step_ref: &StepRef,
+        verdict: StepPlan,
+    ) {
+        let noted = match verdict {
+            StepPlan::ConfigOnly => {
+                self.push_history(result, label, step, None, None, None);
+                Verdict::ConfigOnly
+            }
+            StepPlan::Hit { key, record } => {
+                let created = Some(record.created);
+                self.push_history(result, label, step, Some(key), record.layer, created);
+                Verdict::Cached
+            }
+            StepPlan::Miss { reason, .. } | StepPlan::Pending { reason } => {
+                result.pending.get_or_insert_with(|| {
+                    format!("an earlier step will run (step {})", step.number)
+                });
+                Verdict::Runs(reason)
+            }
+        };
+        lock(&self.explained).push((step_ref.clone(), noted));
+    }
+
+    /// A step's key is this build's answer for its sites, and its record was used.
+    fn used(&self, sites: &[String; 2], key: &str) {
+        let mut recorded = lock(&self.sites);
+        recorded.push((sites[0].clone(), key.to_string()));
+        recorded.push((sites[1].clone(), key.to_string()));
+        lock(&self.used).push(key.to_string());
+    }
+
+    /// Records what a step that ran made, at once (a build stopped later keeps it); its
+    /// history time.
+    fn record(
+        &self,
+        label: &str,
+        step: &Step,
+        key: &str,
+        inputs: &Inputs,
+        layer: Option<LayerInfo>,
+    ) -> Result<String, BuildError> {
+        let created = history_time(self.options.source_date_epoch);
+        self.store.put_cache_record(&CacheRecord {
+            key: key.to_string(),
+            kind: step_kind_name(step).into(),
+            step: one_line(&step.text),
+            stage: self.record_stage(label),
+            layer,
+            created: created.clone(),
+            created_at: self.now,
+            last_used: self.now,
+            inputs: serde_json::to_string(inputs).map_err(|source| BuildError::Record {
+                what: "a cached step's inputs",
+                source,
+            })?,
+        })?;
+        Ok(created)
+    }
+
     /// The stage's starting point, and its identity as its FROM site records it.
     fn start(&self, index: usize) -> Result<(StageResult, String), BuildError> {
         let stage = &self.prepared.plan.stages[index];
         let epoch = history_time(Some(self.options.source_date_epoch.unwrap_or(0)));
         Ok(match &stage.base {
-            Base::Scratch => {
-                let host = Platform::host();
-                (
-                    StageResult {
-                        layers: Vec::new(),
-                        history: Vec::new(),
-                        config: ContainerConfig::default(),
-                        author: None,
-                        architecture: host.architecture,
-                        os: host.os,
-                        variant: host.variant,
-                        state: Some(State::base("scratch")),
-                        last_time: epoch,
-                        steps: Vec::new(),
-                        pending: None,
-                    },
-                    "scratch".into(),
-                )
-            }
+            Base::Scratch => (StageResult::scratch(epoch), "scratch".into()),
             Base::Image(_) => {
                 let image = &self.prepared.bases[&index];
                 // By content: the config digest (which holds the diff_ids), not the
@@ -477,406 +415,12 @@ impl Session<'_> {
         });
     }
 
-    /// `--no-cache` or `--no-cache-filter` naming this stage.
-    fn forced_miss(&self, index: usize) -> Option<String> {
-        if self.options.no_cache {
-            return Some("--no-cache".into());
-        }
-        let stage = &self.prepared.plan.stages[index];
-        self.options
-            .no_cache_filter
-            .iter()
-            .find(|f| {
-                stage
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.eq_ignore_ascii_case(f))
-                    || **f == index.to_string()
-            })
-            .map(|f| format!("--no-cache-filter {f}"))
-    }
-
     fn record_stage(&self, label: &str) -> String {
         let file = std::path::Path::new(&self.options.dockerfile_name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| self.options.dockerfile_name.clone());
         format!("{file}:{label}")
-    }
-
-    /// What goes into the key of a step that can change files.
-    fn inputs(&self, step: &Step, state: State) -> Result<Keyed, BuildError> {
-        let mut inputs = Inputs {
-            settings: self.prepared.settings.clone(),
-            parent: state.hex(),
-            step: cache::canonical_step(step),
-            ..Inputs::default()
-        };
-        let add_source = |inputs: &mut Inputs, from: &CopyFrom| -> Result<(), String> {
-            match from {
-                CopyFrom::Context => {}
-                CopyFrom::Stage(i) => {
-                    let label = self.label(*i);
-                    match self.stage_result(*i).ok().and_then(|r| r.state) {
-                        Some(state) => {
-                            inputs.sources.insert(format!("stage {label}"), state.hex());
-                        }
-                        None => return Err(format!("stage {label} will be rebuilt")),
-                    }
-                }
-                CopyFrom::Image(reference) => {
-                    let name = reference.familiar();
-                    if let Some(image) = self.prepared.images.get(&name) {
-                        inputs
-                            .sources
-                            .insert(format!("image {name}"), image.id.to_string());
-                    }
-                }
-            }
-            Ok(())
-        };
-        match &step.kind {
-            StepKind::Copy(copy) => {
-                if copy.from == CopyFrom::Context {
-                    let files = self.context_files(step, copy, false)?;
-                    inputs.files_digest = Some(cache::hex(&files.digest));
-                } else if let Err(pending) = add_source(&mut inputs, &copy.from) {
-                    return Ok(Keyed::Pending(pending));
-                }
-            }
-            StepKind::Run(run_step) => {
-                let (args, env) = cache::run_environment(run_step);
-                inputs.args = args;
-                inputs.env = env;
-                for mount in &run_step.mounts {
-                    let (from, source, target) = match mount {
-                        Mount::Bind {
-                            from,
-                            source,
-                            target,
-                            ..
-                        } => (from, source, target),
-                        Mount::Cache {
-                            from: Some(from),
-                            source,
-                            target,
-                            ..
-                        } => (from, source, target),
-                        _ => continue,
-                    };
-                    if *from == CopyFrom::Context {
-                        let files = self.context_tree(step, source)?;
-                        inputs
-                            .sources
-                            .insert(format!("mount {target}"), cache::hex(&files.digest));
-                    } else if let Err(pending) = add_source(&mut inputs, from) {
-                        return Ok(Keyed::Pending(pending));
-                    }
-                }
-            }
-            StepKind::Workdir { .. } | StepKind::Config => {}
-        }
-        Ok(Keyed::Known(Box::new(inputs)))
-    }
-
-    /// The context files a COPY or ADD selects, hashed.
-    fn context_files(
-        &self,
-        step: &Step,
-        copy: &graph::CopyStep,
-        detail: bool,
-    ) -> Result<FileInputs, BuildError> {
-        let scratch = self.store.staging_dir("key")?;
-        let request = CopyRequest {
-            step: copy,
-            source: Source::Context(&self.prepared.context),
-            dest_root: None,
-            source_date_epoch: self.options.source_date_epoch,
-            now: 0,
-            scratch: scratch.path(),
-            extract_limits: &ExtractLimits::for_store(self.store),
-            for_key: true,
-            hasher: Some(&self.hasher),
-        };
-        copy::key_inputs(&request, detail).map_err(|m| step_error(step, m))
-    }
-
-    /// The context files under `source`, as a bind mount shows them, hashed.
-    fn context_tree(&self, step: &Step, source: &str) -> Result<FileInputs, BuildError> {
-        let tree = plain_copy(vec![CopySource::Path(source.to_string())], "/", None);
-        self.context_files(step, &tree, false)
-    }
-
-    /// A usable record for `key`: from the store, or from a `--cache-from` directory.
-    fn lookup(&self, key: &str) -> Result<Option<CacheRecord>, BuildError> {
-        if let Some(record) = self.store.cache_record(key)? {
-            let intact = record
-                .layer
-                .as_ref()
-                .is_none_or(|l| self.store.has_blob(&l.blob));
-            if intact {
-                return Ok(Some(record));
-            }
-            if self.mode == Mode::Build {
-                self.store.delete_cache_records(&[key.to_string()])?;
-            }
-        }
-        for imported in &self.imported {
-            let found = match self.mode {
-                Mode::Build => imported.take(self.store, key, self.now)?,
-                Mode::Explain => imported.peek(key),
-            };
-            if found.is_some() {
-                return Ok(found);
-            }
-        }
-        Ok(None)
-    }
-
-    /// Why a step whose key has no record missed.
-    fn miss_reason(
-        &self,
-        sites: &[String; 2],
-        key: &str,
-        inputs: &Inputs,
-        chain: &[Link],
-        first_ran: Option<usize>,
-    ) -> Result<String, BuildError> {
-        let previous_key = match self.store.cache_site(&sites[0])? {
-            Some(k) => Some(k),
-            None => self.store.cache_site(&sites[1])?,
-        };
-        let Some(previous_key) = previous_key else {
-            return Ok("not built before".into());
-        };
-        let previous = match self.store.cache_record_full(&previous_key)? {
-            Some(record) => serde_json::from_str::<Inputs>(&record.inputs).ok(),
-            None if previous_key == key => {
-                return Ok("its cached result was removed (pruned)".into())
-            }
-            None => {
-                return Ok(self.upstream_change(chain, first_ran)?.unwrap_or_else(|| {
-                    "not in the cache (the record of its last build was pruned)".into()
-                }))
-            }
-        };
-        let upstream = match &previous {
-            Some(p) if p.parent != inputs.parent => self
-                .upstream_change(chain, first_ran)?
-                .unwrap_or_else(|| "an earlier step changed".into()),
-            _ => String::new(),
-        };
-        Ok(cache::explain_miss(previous.as_ref(), inputs, &upstream))
-    }
-
-    /// The first link of the chain that differs from the last build, or the first step
-    /// that ran in this one.
-    fn upstream_change(
-        &self,
-        chain: &[Link],
-        first_ran: Option<usize>,
-    ) -> Result<Option<String>, BuildError> {
-        for link in chain {
-            match link {
-                Link::From { site, identity } => {
-                    if let Some(previous) = self.store.cache_site(site)? {
-                        if previous != *identity {
-                            return Ok(Some(cache::base_change(&previous, identity)));
-                        }
-                    }
-                }
-                Link::Step { number, sites, key } => {
-                    let previous = match self.store.cache_site(&sites[0])? {
-                        Some(k) => Some(k),
-                        None => self.store.cache_site(&sites[1])?,
-                    };
-                    if previous.is_some_and(|p| p != *key) {
-                        return Ok(Some(format!("an earlier step changed (step {number})")));
-                    }
-                }
-            }
-        }
-        Ok(first_ran.map(|number| format!("an earlier step changed (step {number})")))
-    }
-
-    /// The stage's filesystem so far, mounted, or `None` while it is empty.
-    fn view(&self, layers: &[LayerInfo]) -> Result<Option<RootView>, BuildError> {
-        if layers.is_empty() {
-            return Ok(None);
-        }
-        RootView::open(self.store, layers).map(Some)
-    }
-
-    fn layers_of(&self, from: &CopyFrom) -> Result<Vec<LayerInfo>, BuildError> {
-        Ok(match from {
-            CopyFrom::Context => Vec::new(),
-            CopyFrom::Stage(i) => self.stage_result(*i)?.layers,
-            // `prepare` looked up every image a step takes files from.
-            CopyFrom::Image(reference) => self
-                .prepared
-                .images
-                .get(&reference.familiar())
-                .map(|i| i.layers.clone())
-                .unwrap_or_default(),
-        })
-    }
-
-    /// The snapshot of what this step's site made last, if it is still there.
-    fn previous_snapshot(&self, sites: &[String; 2]) -> Result<Option<PathBuf>, BuildError> {
-        for site in sites {
-            let Some(key) = self.store.cache_site(site)? else {
-                continue;
-            };
-            let layer = self.store.cache_record(&key)?.and_then(|r| r.layer);
-            return Ok(layer
-                .map(|l| self.store.snapshot_dir(&l.diff_id))
-                .filter(|dir| dir.is_dir()));
-        }
-        Ok(None)
-    }
-
-    fn copy(
-        &self,
-        result: &StageResult,
-        step: &Step,
-        copy: &graph::CopyStep,
-        reuse: Option<&std::path::Path>,
-    ) -> Result<LayerInfo, BuildError> {
-        let dest_view = self.view(&result.layers)?;
-        let from_view;
-        let source = match &copy.from {
-            CopyFrom::Context => Source::Context(&self.prepared.context),
-            other => {
-                from_view = self.view(&self.layers_of(other)?)?;
-                match &from_view {
-                    Some(view) => Source::Root(view.root()),
-                    None => {
-                        let what = match other {
-                            CopyFrom::Stage(i) => format!("stage {}", self.label(*i)),
-                            CopyFrom::Image(r) => format!("image {}", r.familiar()),
-                            CopyFrom::Context => unreachable!(),
-                        };
-                        return Err(step_error(step, format!("{what} has no files to copy")));
-                    }
-                }
-            }
-        };
-        let scratch = self.store.staging_dir("scratch")?;
-        let request = CopyRequest {
-            step: copy,
-            source,
-            dest_root: dest_view.as_ref().map(RootView::root),
-            source_date_epoch: self.options.source_date_epoch,
-            now: now_seconds(),
-            scratch: scratch.path(),
-            extract_limits: &ExtractLimits::for_store(self.store),
-            for_key: false,
-            hasher: Some(&self.hasher),
-        };
-        let plan = copy::plan(&request).map_err(|m| step_error(step, m))?;
-        copy::write_layer(
-            self.store,
-            plan,
-            self.options.compression,
-            self.options.source_date_epoch,
-            reuse,
-        )
-    }
-
-    /// WORKDIR creates its directory (owned by the USER in effect) when the image lacks
-    /// it; then it is a layer, otherwise only a config change.
-    fn workdir(
-        &self,
-        result: &StageResult,
-        step: &Step,
-        path: &str,
-        user: &str,
-    ) -> Result<Option<LayerInfo>, BuildError> {
-        let view = self.view(&result.layers)?;
-        let root = view.as_ref().map(RootView::root);
-        if root.is_some_and(|r| view::resolve_in_root(r, path, true).is_dir()) {
-            return Ok(None);
-        }
-        let scratch = self.store.staging_dir("scratch")?;
-        let mkdir = plain_copy(
-            Vec::new(),
-            &format!("{}/", path.trim_end_matches('/')),
-            (!user.is_empty()).then(|| user.to_string()),
-        );
-        let request = CopyRequest {
-            step: &mkdir,
-            source: Source::Context(&self.prepared.context),
-            dest_root: root,
-            source_date_epoch: self.options.source_date_epoch,
-            now: now_seconds(),
-            scratch: scratch.path(),
-            extract_limits: &ExtractLimits::for_store(self.store),
-            for_key: false,
-            hasher: Some(&self.hasher),
-        };
-        let plan = copy::plan_directory(&request, path).map_err(|m| step_error(step, m))?;
-        if plan.is_empty() {
-            return Ok(None);
-        }
-        copy::write_layer(
-            self.store,
-            plan,
-            self.options.compression,
-            self.options.source_date_epoch,
-            None,
-        )
-        .map(Some)
-    }
-
-    fn run_step(
-        &self,
-        result: &StageResult,
-        step: &Step,
-        run_step: &graph::RunStep,
-        step_ref: &StepRef,
-    ) -> Result<Option<LayerInfo>, BuildError> {
-        let mut open_view = |from: &CopyFrom| -> Result<Option<RootView>, String> {
-            let layers = self.layers_of(from).map_err(|e| e.to_string())?;
-            if layers.is_empty() {
-                return Ok(None);
-            }
-            RootView::open(self.store, &layers)
-                .map(Some)
-                .map_err(|e| e.to_string())
-        };
-        run::run(
-            run::RunContext {
-                store: self.store,
-                layers: &result.layers,
-                context_root: &self.prepared.context.root,
-                compression: self.options.compression,
-                source_date_epoch: self.options.source_date_epoch,
-                reporter: self.reporter,
-                step_ref: step_ref.clone(),
-                cancel: &self.options.cancel,
-                open_view: &mut open_view,
-            },
-            step,
-            run_step,
-        )
-    }
-}
-
-/// A COPY from the context with no options but `--chown`, for the builder's own use.
-fn plain_copy(sources: Vec<CopySource>, dest: &str, chown: Option<String>) -> graph::CopyStep {
-    graph::CopyStep {
-        add: false,
-        sources,
-        dest: dest.to_string(),
-        from: CopyFrom::Context,
-        chown,
-        chmod: None,
-        link: false,
-        parents: false,
-        excludes: Vec::new(),
-        checksum: None,
-        keep_git_dir: false,
-        workdir: "/".into(),
     }
 }
 

@@ -327,8 +327,9 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
 
 fn check(root: Option<PathBuf>, args: CheckArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
-    let fingerprint =
-        |dir: &std::path::Path| crate::layers::fingerprint(dir).map_err(|e| e.to_string());
+    let fingerprint = |dir: &std::path::Path| {
+        crate::layers::fingerprint(dir).map_err(crate::store::FingerprintError::from)
+    };
     let report = store.check(&CheckOptions {
         quick: args.quick,
         repair: args.repair,

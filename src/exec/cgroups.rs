@@ -132,9 +132,10 @@ impl Cgroup {
                 }
                 Some(Placement::V1(_)) => wanted.push((controller, v1)),
                 None => {
-                    return Err(ExecError::Invalid(format!(
-                        "this machine has no {controller} cgroup controller: the limit cannot be enforced"
-                    )))
+                    return Err(ExecError::NoController {
+                        controller,
+                        consequence: "the limit cannot be enforced",
+                    })
                 }
             }
             Ok(())
@@ -289,9 +290,10 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
                 &root.join("lade").join(name).join("cgroup.freeze"),
                 if frozen { "1" } else { "0" },
             ),
-            None => Err(ExecError::Invalid(
-                "this machine has no cgroup freezer: containers cannot be paused".into(),
-            )),
+            None => Err(ExecError::NoController {
+                controller: "freezer",
+                consequence: "containers cannot be paused",
+            }),
         },
     }
 }

@@ -141,8 +141,18 @@ pub enum ExecError {
     /// gives: 125 for the runtime, 126 not executable, 127 not found.
     #[error("{message}")]
     Setup { code: i32, message: String },
-    #[error("{0}")]
-    Invalid(String),
+    /// The spec could not be written for the init.
+    #[error("cannot encode the sandbox's spec: {0}")]
+    Spec(#[source] serde_json::Error),
+    #[error("unexpected wait status of the sandbox: {0}")]
+    WaitStatus(String),
+    /// A limit asks for a cgroup controller (`memory`, `pids`, `cpu`, `freezer`) this
+    /// machine does not have.
+    #[error("this machine has no {controller} cgroup controller: {consequence}")]
+    NoController {
+        controller: &'static str,
+        consequence: &'static str,
+    },
 }
 
 pub type Result<T, E = ExecError> = std::result::Result<T, E>;

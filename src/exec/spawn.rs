@@ -419,7 +419,7 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         if let Some(cgroup) = cgroup {
             cgroup.add(pid.as_raw())?;
         }
-        let json = serde_json::to_vec(launch).map_err(|e| ExecError::Invalid(e.to_string()))?;
+        let json = serde_json::to_vec(launch).map_err(ExecError::Spec)?;
         let mut pipe = File::from(spec_write);
         pipe.write_all(&json)
             .map_err(io_err("sending the spec to the init"))?;
@@ -519,11 +519,7 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     let code = match status.map_err(sys_err("waiting for the sandbox"))? {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
-        other => {
-            return Err(ExecError::Invalid(format!(
-                "unexpected wait status {other:?}"
-            )))
-        }
+        other => return Err(ExecError::WaitStatus(format!("{other:?}"))),
     };
     let message = message.trim();
     if !message.is_empty() {

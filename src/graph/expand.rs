@@ -381,7 +381,7 @@ impl State<'_> {
             Command::Expose(specs) => {
                 let mut ports = Vec::new();
                 for spec in specs {
-                    ports.extend(parse_ports(&self.word(spec)?).map_err(GraphErrorKind::Invalid)?);
+                    ports.extend(parse_ports(&self.word(spec)?)?);
                 }
                 let exposed = self.config.exposed_ports.get_or_insert_with(BTreeMap::new);
                 for port in &ports {
@@ -821,20 +821,17 @@ pub(crate) fn clean_path(path: &str) -> String {
 }
 
 /// EXPOSE values: `80`, `80/tcp`, `53/udp`, `8000-8010[/proto]`, as `port/proto` keys.
-fn parse_ports(spec: &str) -> Result<Vec<String>, String> {
+fn parse_ports(spec: &str) -> Result<Vec<String>, ExposeError> {
     let (ports, proto) = match spec.split_once('/') {
         Some((p, proto)) => (p, proto.to_ascii_lowercase()),
         None => (spec, "tcp".to_string()),
     };
     if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!(
-            "invalid protocol in EXPOSE {spec:?}: expected tcp, udp or sctp"
-        ));
+        return Err(ExposeError::Protocol(spec.to_string()));
     }
-    let port = |text: &str| -> Result<u16, String> {
-        text.parse::<u16>().map_err(|_| {
-            format!("invalid port in EXPOSE {spec:?}: expected a number from 0 to 65535")
-        })
+    let port = |text: &str| -> Result<u16, ExposeError> {
+        text.parse::<u16>()
+            .map_err(|_| ExposeError::Port(spec.to_string()))
     };
     let (start, end) = match ports.split_once('-') {
         Some((a, b)) => (port(a)?, port(b)?),
@@ -844,11 +841,20 @@ fn parse_ports(spec: &str) -> Result<Vec<String>, String> {
         }
     };
     if start > end {
-        return Err(format!(
-            "invalid port range in EXPOSE {spec:?}: the start is after the end"
-        ));
+        return Err(ExposeError::Range(spec.to_string()));
     }
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
+}
+
+/// A bad EXPOSE value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExposeError {
+    #[error("invalid protocol in EXPOSE {0:?}: expected tcp, udp or sctp")]
+    Protocol(String),
+    #[error("invalid port in EXPOSE {0:?}: expected a number from 0 to 65535")]
+    Port(String),
+    #[error("invalid port range in EXPOSE {0:?}: the start is after the end")]
+    Range(String),
 }
 
 const SIGNALS: [&str; 31] = [

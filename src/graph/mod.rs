@@ -162,6 +162,8 @@ pub enum GraphErrorKind {
     },
     #[error("circular dependency between stages: {0}")]
     Cycle(String),
+    #[error(transparent)]
+    Expose(#[from] expand::ExposeError),
     #[error("{0}")]
     Invalid(String),
 }

@@ -12,8 +12,29 @@ use std::collections::{BTreeMap, HashMap};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} in {text:?}")]
 pub struct ExpandError {
-    pub message: String,
+    pub message: WordError,
     pub text: String,
+}
+
+/// Why a word cannot be expanded (the texts are BuildKit's).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WordError {
+    /// The text ended inside a quote or before a closing character.
+    #[error("unexpected end of statement while looking for matching {0}")]
+    Unterminated(String),
+    #[error("substitutions nested more than {MAX_NESTING} deep")]
+    TooDeep,
+    #[error("syntax error: missing '}}'")]
+    MissingBrace,
+    #[error("syntax error: bad substitution")]
+    BadSubstitution,
+    #[error("unsupported modifier ({0}) in substitution")]
+    UnsupportedModifier(String),
+    /// `${name:?message}` (or `?`) with the variable unset or empty.
+    #[error("{name}: {message}")]
+    Required { name: String, message: String },
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern { pattern: String, reason: String },
 }
 
 /// Variables visible to an expansion.
@@ -193,7 +214,7 @@ struct ShellWord<'a> {
     split: bool,
 }
 
-type Step<T> = Result<T, String>;
+type Step<T> = Result<T, WordError>;
 
 impl<'a> ShellWord<'a> {
     fn new(lexer: &'a Lexer, text: &'a str, env: &'a dyn Lookup) -> ShellWord<'a> {
@@ -275,9 +296,7 @@ impl<'a> ShellWord<'a> {
             result.push(ch);
         }
         if let Some(stop) = stops.first() {
-            return Err(format!(
-                "unexpected end of statement while looking for matching {stop}"
-            ));
+            return Err(WordError::Unterminated(stop.to_string()));
         }
         Ok((result, words.finish(), None))
     }
@@ -290,12 +309,7 @@ impl<'a> ShellWord<'a> {
         }
         loop {
             match self.next() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching single-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(WordError::Unterminated("single-quote".into())),
                 Some('\'') => {
                     if self.lexer.raw_quotes {
                         result.push('\'');
@@ -315,12 +329,7 @@ impl<'a> ShellWord<'a> {
         }
         loop {
             match self.peek() {
-                None => {
-                    return Err(
-                        "unexpected end of statement while looking for matching double-quote"
-                            .into(),
-                    )
-                }
+                None => return Err(WordError::Unterminated("double-quote".into())),
                 Some('"') => {
                     self.next();
                     if self.lexer.raw_quotes {
@@ -371,7 +380,7 @@ impl<'a> ShellWord<'a> {
         }
         self.next(); // the '{'
         if self.depth >= MAX_NESTING {
-            return Err(format!("substitutions nested more than {MAX_NESTING} deep"));
+            return Err(WordError::TooDeep);
         }
         self.depth += 1;
         let result = self.process_braced();
@@ -382,8 +391,8 @@ impl<'a> ShellWord<'a> {
     /// After `${`: the name, then `}` or a modifier and its word.
     fn process_braced(&mut self) -> Step<String> {
         match self.peek() {
-            None => return Err("syntax error: missing '}'".into()),
-            Some('{' | '}' | ':') => return Err("syntax error: bad substitution".into()),
+            None => return Err(WordError::MissingBrace),
+            Some('{' | '}' | ':') => return Err(WordError::BadSubstitution),
             Some(_) => {}
         }
         let name = self.process_name();
@@ -425,9 +434,8 @@ impl<'a> ShellWord<'a> {
                             Ok(value.to_string())
                         }
                     }
-                    other => Err(format!(
-                        "unsupported modifier ({}) in substitution",
-                        other.map(String::from).unwrap_or_default()
+                    other => Err(WordError::UnsupportedModifier(
+                        other.map(String::from).unwrap_or_default(),
                     )),
                 }
             }
@@ -492,14 +500,14 @@ impl<'a> ShellWord<'a> {
                 let matcher = Pattern::new(&pattern, self.lexer.escape)?;
                 Ok(matcher.replace(value, &replacement, all))
             }
-            None => Err("syntax error: missing '}'".into()),
-            Some(other) => Err(format!("unsupported modifier ({other}) in substitution")),
+            None => Err(WordError::MissingBrace),
+            Some(other) => Err(WordError::UnsupportedModifier(other.to_string())),
         }
     }
 
-    fn missing_brace_or(&self, err: String) -> String {
+    fn missing_brace_or(&self, err: WordError) -> WordError {
         if self.peek().is_none() {
-            "syntax error: missing '}'".into()
+            WordError::MissingBrace
         } else {
             err
         }
@@ -545,8 +553,11 @@ impl<'a> ShellWord<'a> {
     }
 }
 
-fn required_message(name: &str, word: &str, default: &str) -> String {
-    format!("{name}: {}", if word.is_empty() { default } else { word })
+fn required_message(name: &str, word: &str, default: &str) -> WordError {
+    WordError::Required {
+        name: name.to_string(),
+        message: if word.is_empty() { default } else { word }.to_string(),
+    }
 }
 
 /// A shell glob (`*`, `?`, escapes) used by the `#`, `%` and `/` operators.
@@ -575,7 +586,10 @@ impl Pattern {
             regex::RegexBuilder::new(&re)
                 .dot_matches_new_line(true)
                 .build()
-                .map_err(|e| format!("invalid pattern {pattern:?}: {}", regex_reason(&e)))
+                .map_err(|e| WordError::InvalidPattern {
+                    pattern: pattern.to_string(),
+                    reason: regex_reason(&e),
+                })
         };
         Ok(Pattern {
             greedy: build(format!("(?:{body})"))?,
@@ -666,10 +680,13 @@ mod tests {
     #[test]
     fn required_and_alternatives() {
         assert_eq!(word("${PWD:?}").unwrap(), "/home");
-        assert!(word("${EMPTY:?must be set}")
-            .unwrap_err()
-            .message
-            .contains("must be set"));
+        assert_eq!(
+            word("${EMPTY:?must be set}").unwrap_err().message,
+            WordError::Required {
+                name: "EMPTY".into(),
+                message: "must be set".into()
+            }
+        );
         assert_eq!(word("${EMPTY?}").unwrap(), "");
         assert_eq!(word("${EMPTY-x}").unwrap(), "");
         assert_eq!(word("${EMPTY:-x}").unwrap(), "x");
@@ -690,7 +707,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_an_error_not_a_crash() {
         let text = "${a:-".repeat(100_000);
-        assert!(word(&text).unwrap_err().message.contains("nested"));
+        assert_eq!(word(&text).unwrap_err().message, WordError::TooDeep);
     }
 
     #[test]

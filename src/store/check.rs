@@ -22,8 +22,12 @@ pub struct CheckOptions<'a> {
     pub quick: bool,
     pub repair: bool,
     /// A snapshot's fingerprint (the layers module computes it; the store only keeps it).
-    pub fingerprint: &'a (dyn Fn(&Path) -> std::result::Result<String, String> + Sync),
+    pub fingerprint: &'a (dyn Fn(&Path) -> std::result::Result<String, FingerprintError> + Sync),
 }
+
+/// Why a snapshot could not be fingerprinted (its walk failed): the snapshot counts as
+/// changed.
+pub type FingerprintError = Box<dyn std::error::Error + Send + Sync>;
 
 /// One thing wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -264,7 +268,7 @@ impl Store {
             }
             report.snapshots += 1;
             let actual = (options.fingerprint)(&entry.path());
-            if actual.as_ref() != Ok(expected) {
+            if !actual.is_ok_and(|actual| actual == *expected) {
                 let diff_id = parse_digest(diff_id.clone()).map_err(|e| self.db_error(e))?;
                 bad_snapshots.push(name.clone());
                 report.problems.push(Problem::ChangedSnapshot {

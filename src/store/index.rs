@@ -48,9 +48,9 @@ impl Store {
             }
             other => other.at(&path)?,
         };
-        parse_index(&bytes).map_err(|reason| StoreError::Invalid {
+        parse_index(&bytes).map_err(|problem| StoreError::Invalid {
             what: path.display().to_string(),
-            reason,
+            reason: problem.to_string(),
         })
     }
 
@@ -112,8 +112,17 @@ fn write_index(store: &Store, tags: &[Tag]) -> Result<()> {
     write_atomically(store.root(), &path, &crate::oci::canonical_json(&index))
 }
 
-fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, String> {
-    let index: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+/// Why `index.json` cannot be read as the store's tags.
+#[derive(Debug, thiserror::Error)]
+enum IndexProblem {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Digest(#[from] crate::oci::DigestError),
+}
+
+fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, IndexProblem> {
+    let index: Value = serde_json::from_slice(bytes)?;
     let mut tags: BTreeMap<String, Tag> = BTreeMap::new();
     for entry in index["manifests"]
         .as_array()
@@ -123,11 +132,7 @@ fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, String> {
         let Some(name) = entry["annotations"][REF_NAME_ANNOTATION].as_str() else {
             continue;
         };
-        let manifest: Digest = entry["digest"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| format!("{e}"))?;
+        let manifest: Digest = entry["digest"].as_str().unwrap_or_default().parse()?;
         let manifest_size = entry["size"].as_u64().unwrap_or(0);
         tags.insert(
             name.to_string(),

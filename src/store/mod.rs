@@ -23,7 +23,7 @@ use std::sync::Mutex;
 
 pub use blobs::{BlobReader, BlobWriter};
 pub use cache::{CacheRecord, CacheUsage, PruneOptions, PruneReport};
-pub use check::{CheckOptions, CheckReport, Problem};
+pub use check::{CheckOptions, CheckReport, FingerprintError, Problem};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
