@@ -185,11 +185,14 @@ fn touching_files_without_changing_them_reruns_nothing() {
     lade.busybox();
     let context = multi_stage();
     let (first, _) = lade.build_log(context.path(), &["-t", "app"]);
-    std::thread::sleep(Duration::from_millis(20));
     for name in ["a.txt", "b.txt", "tool.txt"] {
         let path = context.path().join(name);
         let content = std::fs::read(&path).unwrap();
         std::fs::write(&path, content).unwrap();
+        // Touched: a new mtime, whatever the clock's granularity.
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        let later = file.metadata().unwrap().modified().unwrap() + Duration::from_secs(5);
+        file.set_modified(later).unwrap();
     }
     let (second, log) = lade.build_log(context.path(), &["-t", "app"]);
     assert!(misses(&log).is_empty(), "{log}");
@@ -334,39 +337,54 @@ fn no_cache_filter_reruns_a_stage_and_keeps_what_comes_out_the_same() {
     assert!(error.contains("--no-cache-filter nope"), "{error}");
 }
 
-/// `start end` of each stage, read from /proc/uptime inside its RUN step.
-fn stage_intervals(lade: &Lade, jobs: &str) -> ((f64, f64), (f64, f64)) {
+/// What each of two independent stages saw of the other while its RUN step ran:
+/// `met` when the other stage's step was running at the same time, `alone` when it was
+/// not. Each step marks itself running in a shared cache mount and waits for the other's
+/// mark (at most `patience` tenths of a second): a handshake, so no timing is compared.
+fn stage_meetings(lade: &Lade, jobs: &str, patience: u32) -> (String, String) {
+    // Having looked, a step stays until the other has looked too (or is not there).
+    let step = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,id=meet{jobs},target=/h,sharing=shared \\\n\
+             touch /h/{me} && i=0 && while [ ! -e /h/{other} ] && [ $i -lt {patience} ]; \\\n\
+             do sleep 0.1; i=$((i+1)); done; \\\n\
+             if [ -e /h/{other} ]; then echo met; else echo alone; fi > /seen; \\\n\
+             touch /h/{me}.done && i=0 && \\\n\
+             while [ -e /h/{other} ] && [ ! -e /h/{other}.done ] && [ $i -lt 600 ]; \\\n\
+             do sleep 0.1; i=$((i+1)); done; rm /h/{me}\n"
+        )
+    };
     let context = Context::new(&format!(
-        "FROM busybox AS a\nRUN echo a {jobs} && cut -d' ' -f1 /proc/uptime > /start && sleep 2 && cut -d' ' -f1 /proc/uptime > /end\n\n\
-         FROM busybox AS b\nRUN echo b {jobs} && cut -d' ' -f1 /proc/uptime > /start && sleep 2 && cut -d' ' -f1 /proc/uptime > /end\n\n\
-         FROM busybox\nCOPY --from=a /start /a-start\nCOPY --from=a /end /a-end\nCOPY --from=b /start /b-start\nCOPY --from=b /end /b-end\n"
+        "FROM busybox AS a\n{}\nFROM busybox AS b\n{}\n\
+         FROM busybox\nCOPY --from=a /seen /a\nCOPY --from=b /seen /b\n",
+        step("a", "b"),
+        step("b", "a"),
     ));
     let tag = format!("par{jobs}");
     lade.build_log(context.path(), &["-t", &tag, "--jobs", jobs]);
-    let times = lade.ok(&[
-        "run", "--rm", &tag, "cat", "/a-start", "/a-end", "/b-start", "/b-end",
-    ]);
-    let t: Vec<f64> = times
-        .split_whitespace()
-        .map(|v| v.parse().unwrap())
-        .collect();
-    assert_eq!(t.len(), 4, "{times}");
-    ((t[0], t[1]), (t[2], t[3]))
+    let seen = lade.ok(&["run", "--rm", &tag, "cat", "/a", "/b"]);
+    let seen: Vec<&str> = seen.split_whitespace().collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    (seen[0].to_string(), seen[1].to_string())
 }
 
 #[test]
 fn independent_stages_run_at_the_same_time() {
     let lade = Lade::new();
     lade.busybox();
-    let (a, b) = stage_intervals(&lade, "2");
-    assert!(
-        a.0 < b.1 && b.0 < a.1,
-        "with --jobs 2 the stages overlap: a {a:?}, b {b:?}"
+    // With two jobs each step waits as long as it takes (up to a minute) for the other.
+    let (a, b) = stage_meetings(&lade, "2", 600);
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        ("met", "met"),
+        "with --jobs 2 the stages overlap"
     );
-    let (a, b) = stage_intervals(&lade, "1");
-    assert!(
-        a.1 <= b.0 || b.1 <= a.0,
-        "with --jobs 1 they do not: a {a:?}, b {b:?}"
+    // With one, each waits two seconds for the other and must not see it.
+    let (a, b) = stage_meetings(&lade, "1", 20);
+    assert_eq!(
+        (a.as_str(), b.as_str()),
+        ("alone", "alone"),
+        "with --jobs 1 they do not"
     );
 }
 
@@ -403,7 +421,7 @@ fn a_build_killed_half_way_keeps_the_steps_it_finished() {
     let lade = Lade::new();
     lade.busybox();
     let context = Context::new(
-        "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nARG WAIT=3456\nRUN sleep $WAIT\n",
+        "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nARG WAIT=3456\nRUN echo sleeping && sleep $WAIT\n",
     );
     let mut child = lade
         .process()
@@ -423,38 +441,31 @@ fn a_build_killed_half_way_keeps_the_steps_it_finished() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
-        if line.contains("RUN sleep $WAIT") {
+        // The step's own output: its sandbox runs.
+        if line.ends_with(" sleeping") {
             break;
         }
     }
     assert!(
-        seen.contains("RUN sleep $WAIT"),
+        seen.contains("RUN echo sleeping && sleep $WAIT"),
         "the last step started:\n{seen}"
     );
-    std::thread::sleep(Duration::from_millis(300));
     child.kill().unwrap();
     child.wait().unwrap();
     // The sandbox dies with the build.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let left = std::process::Command::new("pgrep")
+    common::wait_until("the killed build's sandbox to be gone", || {
+        std::process::Command::new("pgrep")
             .args(["-f", "sleep 3456"])
             .output()
-            .unwrap();
-        if left.stdout.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the killed build's sandbox is gone"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            .unwrap()
+            .stdout
+            .is_empty()
+    });
     let (_, log) = lade.build_log(context.path(), &["--build-arg", "WAIT=0"]);
     assert_cached(&log, "RUN echo one");
     assert_cached(&log, "RUN echo two");
     assert!(
-        matches!(status_of(&log, "RUN sleep"), Status::Miss(_)),
+        matches!(status_of(&log, "RUN echo sleeping"), Status::Miss(_)),
         "{log}"
     );
 }

@@ -12,9 +12,9 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Context, Lade};
+use common::{wait_until, Context, Lade};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -29,15 +29,6 @@ fn require_netavark() {
     );
     common::require_tool("iptables-save");
     common::require_tool("ss");
-}
-
-/// Waits (bounded) until `ready` holds.
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn http_get(address: &str) -> Option<String> {

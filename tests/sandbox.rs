@@ -4,7 +4,6 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{require_tool, Lade};
 
@@ -198,12 +197,9 @@ fn pids_limit_stops_fork_bombs_and_the_host_is_fine() {
         "f(){ f|f & }; f 2>/dev/null; sleep 2; echo done",
     );
     assert_eq!(out.trim(), "done");
-    std::thread::sleep(Duration::from_millis(500));
-    let after = std::fs::read_dir("/proc").unwrap().count();
-    assert!(
-        after < before + 10,
-        "processes leaked to the host: {before} -> {after}"
-    );
+    common::wait_until("the fork bomb's processes to be gone from the host", || {
+        std::fs::read_dir("/proc").unwrap().count() < before + 10
+    });
     assert!(std::process::Command::new("true")
         .status()
         .unwrap()
@@ -267,23 +263,26 @@ fn exit_codes_are_dockers() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unable to find user nosuchuser"));
 }
 
-/// Starts `lade run` in the background, sends `signal` after a moment, returns the exit
-/// code and stdout.
+/// Starts `lade run` in the background, sends `signal` once the container has printed
+/// `ready` (after its traps are set), returns the exit code and what it printed after.
 fn signalled(lade: &Lade, args: &[&str], signal: nix::sys::signal::Signal) -> (i32, String) {
-    let child = lade
+    use std::io::{BufRead, Read};
+    let mut child = lade
         .process()
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first.trim(), "ready", "the container started");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-    )
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), rest)
 }
 
 #[test]
@@ -298,20 +297,36 @@ fn signals_reach_the_container() {
             "busybox",
             "sh",
             "-c",
-            "trap 'echo got TERM; exit 3' TERM; sleep 30 & wait",
+            "trap 'echo got TERM; exit 3' TERM; echo ready; sleep 30 & wait",
         ],
         Signal::SIGTERM,
     );
     assert_eq!((code, out.trim()), (3, "got TERM"));
     let (code, _) = signalled(
         &lade,
-        &["run", "--rm", "--init", "busybox", "sleep", "30"],
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 30",
+        ],
         Signal::SIGTERM,
     );
     assert_eq!(code, 143);
     let (code, _) = signalled(
         &lade,
-        &["run", "--rm", "--init", "busybox", "sleep", "30"],
+        &[
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "echo ready; exec sleep 30",
+        ],
         Signal::SIGINT,
     );
     assert_eq!(code, 130);
@@ -323,7 +338,7 @@ fn signals_reach_the_container() {
             "busybox",
             "sh",
             "-c",
-            "trap 'echo got HUP; exit 4' HUP; sleep 30 & wait",
+            "trap 'echo got HUP; exit 4' HUP; echo ready; sleep 30 & wait",
         ],
         Signal::SIGHUP,
     );

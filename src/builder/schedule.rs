@@ -207,17 +207,51 @@ mod tests {
         )
     }
 
+    /// How long a handshake between stages may take before the test fails: far more
+    /// than a loaded machine needs, only there so that a broken scheduler fails rather
+    /// than hangs.
+    const HANDSHAKE: Duration = Duration::from_secs(30);
+
+    /// Waits (bounded) until `count` stages have arrived; whether they all did.
+    struct Meeting {
+        arrived: Mutex<usize>,
+        all_here: std::sync::Condvar,
+        count: usize,
+    }
+
+    impl Meeting {
+        fn new(count: usize) -> Meeting {
+            Meeting {
+                arrived: Mutex::new(0),
+                all_here: std::sync::Condvar::new(),
+                count,
+            }
+        }
+
+        fn arrive(&self) -> bool {
+            let mut arrived = self.arrived.lock().unwrap();
+            *arrived += 1;
+            self.all_here.notify_all();
+            let (arrived, _) = self
+                .all_here
+                .wait_timeout_while(arrived, HANDSHAKE, |n| *n < self.count)
+                .unwrap();
+            *arrived >= self.count
+        }
+    }
+
     #[test]
     fn stages_overlap_and_wait_only_where_they_need_another() {
-        // 0 and 1 are independent; 2 starts at once and needs both half-way.
+        // 0 and 1 are independent; 2 starts at once and needs both half-way. All three
+        // meet before any ends: they run at the same time.
         let log = Mutex::new(Vec::new());
+        let meeting = Meeting::new(3);
         let run = |s: usize, turn: &Turn<'_>| -> Result<(), Error> {
             log.lock().unwrap().push(format!("start {s}"));
+            assert!(meeting.arrive(), "stage {s} met the others");
             if s == 2 {
                 assert!(turn.wait_for(0) && turn.wait_for(1));
                 log.lock().unwrap().push("2 has 0 and 1".into());
-            } else {
-                std::thread::sleep(Duration::from_millis(100));
             }
             log.lock().unwrap().push(format!("end {s}"));
             Ok(())
@@ -233,9 +267,24 @@ mod tests {
     #[test]
     fn a_stage_built_on_another_starts_after_it() {
         let log = Mutex::new(Vec::new());
+        let (started, starts) = std::sync::mpsc::channel::<usize>();
+        let started = Mutex::new(started);
+        let starts = Mutex::new(starts);
         let run = |s: usize, _: &Turn<'_>| -> Result<(), Error> {
             log.lock().unwrap().push(s);
-            std::thread::sleep(Duration::from_millis(20));
+            if s == 1 {
+                let _ = started.lock().unwrap().send(s);
+            } else {
+                // Stage 1 must not start while 0 runs: give it the chance to.
+                assert!(
+                    starts
+                        .lock()
+                        .unwrap()
+                        .recv_timeout(Duration::from_millis(100))
+                        != Ok(1),
+                    "stage 1 started before its base ended"
+                );
+            }
             Ok(())
         };
         schedule(&[0, 1], &|s| (s == 1).then_some(0), 2, &run, &|| {}).unwrap();
@@ -245,19 +294,24 @@ mod tests {
     #[test]
     fn jobs_bound_the_run_steps_at_once() {
         for jobs in [1, 2] {
-            let active = AtomicUsize::new(0);
-            let peak = AtomicUsize::new(0);
+            let active = Mutex::new((0usize, 0usize));
+            let changed = std::sync::Condvar::new();
             let run = |_s: usize, turn: &Turn<'_>| -> Result<(), Error> {
                 turn.limited(|| {
-                    let now = active.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(30));
-                    active.fetch_sub(1, Ordering::SeqCst);
+                    let mut state = active.lock().unwrap();
+                    state.0 += 1;
+                    state.1 = state.1.max(state.0);
+                    changed.notify_all();
+                    // Stay until as many steps as `jobs` allows have been seen at once.
+                    let (mut state, _) = changed
+                        .wait_timeout_while(state, HANDSHAKE, |(_, peak)| *peak < jobs)
+                        .unwrap();
+                    state.0 -= 1;
                 });
                 Ok(())
             };
             schedule(&[0, 1, 2, 3], &|_| None, jobs, &run, &|| {}).unwrap();
-            assert_eq!(peak.load(Ordering::SeqCst), jobs);
+            assert_eq!(active.lock().unwrap().1, jobs);
         }
     }
 
@@ -268,10 +322,7 @@ mod tests {
         let run = |s: usize, turn: &Turn<'_>| -> Result<(), Error> {
             ran.lock().unwrap().push(s);
             match s {
-                0 => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    Err(Error::Failed(0))
-                }
+                0 => Err(Error::Failed(0)),
                 2 if !turn.wait_for(0) => Err(Error::Cancelled),
                 _ => Ok(()),
             }

@@ -269,10 +269,7 @@ pub fn parse_detach_keys(text: &str) -> Option<Vec<u8>> {
 pub fn attach(store: &Store, reference: &str, options: &AttachOptions) -> Result<Attached> {
     let record = store.container(reference)?;
     if running_init(&record).is_none() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not running: start it first (lade start -a)",
-            record.name
-        )));
+        return Err(ContainerError::NotRunningToAttach(record.name.clone()));
     }
     let stream = connect(store, &record.id)?;
     attach_stream(store, &record.id, stream, options)

@@ -34,15 +34,15 @@ struct Container {
 
 fn open(store: &Store, reference: &str) -> Result<Container> {
     let record = store.container(reference)?;
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
-        ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+        what: format!("container {}: its spec", record.name),
+        source: e,
     })?;
-    let upper = spec.rootfs.upper.clone().ok_or_else(|| {
-        ContainerError::Invalid(format!(
-            "container {} has a read-only root file system: it changed nothing",
-            record.name
-        ))
-    })?;
+    let upper = spec
+        .rootfs
+        .upper
+        .clone()
+        .ok_or_else(|| ContainerError::ReadOnlyRoot(record.name.clone()))?;
     let lowers = spec
         .rootfs
         .lowers

@@ -134,8 +134,9 @@ impl Root {
                 });
             }
         }
-        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
-            ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+            what: format!("container {}: its spec", record.name),
+            source: e,
         })?;
         let staging = store.staging_dir("cp")?;
         let mounted =
@@ -214,7 +215,7 @@ pub fn copy(
         }
         CopyEnd::Stream => {
             let CopyEnd::Container { container, path } = to else {
-                return Err(invalid("`-` copies between a container and a tar stream"));
+                return Err(ContainerError::StreamToStream);
             };
             let root = Root::container(store, container)?;
             let path = PathBuf::from(path);
@@ -255,7 +256,7 @@ pub fn copy(
         }
         CopyEnd::Stream => {
             let CopyEnd::Container { .. } = from else {
-                return Err(invalid("`-` copies between a container and a tar stream"));
+                return Err(ContainerError::StreamToStream);
             };
             let mut builder = tar::Builder::new(stdout);
             archive_tree(
@@ -339,10 +340,6 @@ pub fn copy(
         // The reader's error explains the writer's (a stream cut short).
         archived.and(extracted).map_err(ContainerError::from)
     })
-}
-
-fn invalid(message: &str) -> ContainerError {
-    ContainerError::Invalid(message.to_string())
 }
 
 fn invalid_copy(message: &str) -> CopyError {

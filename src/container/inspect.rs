@@ -10,8 +10,9 @@ use crate::store::{ContainerRecord, Store};
 /// Docker's `container inspect` shape of one container.
 pub fn inspect(store: &Store, reference: &str) -> Result<Value> {
     let record = store.container(reference)?;
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
-        ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+        what: format!("container {}: its spec", record.name),
+        source: e,
     })?;
     Ok(shape(store, &record, &spec))
 }

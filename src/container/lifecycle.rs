@@ -135,9 +135,7 @@ pub fn start_attached(
     options: &super::AttachOptions,
 ) -> Result<super::Attached> {
     let (id, stream) = start_monitor(store, reference, true)?;
-    let stream = stream.ok_or_else(|| {
-        ContainerError::Invalid(format!("the monitor of container {id} did not listen"))
-    })?;
+    let stream = stream.ok_or_else(|| ContainerError::MonitorSilent(id.to_string()))?;
     super::attach::attach_stream(store, &id, stream, options)
 }
 
@@ -148,10 +146,7 @@ fn start_monitor(
 ) -> Result<(String, Option<std::os::unix::net::UnixStream>)> {
     let record = store.container(reference)?;
     if running_init(&record).is_some() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is already running",
-            record.name
-        )));
+        return Err(ContainerError::AlreadyRunning(record.name.clone()));
     }
     let _ = fs::remove_file(stop_marker(store, &record.id));
     let mut env = vec![(super::monitor::MONITOR_ENV, record.id.as_str())];
@@ -167,11 +162,10 @@ fn start_monitor(
     }
     match line.as_str() {
         "ok" => Ok((record.id, client)),
-        "" => Err(ContainerError::Invalid(format!(
-            "the monitor of container {} ended before the container started (see {})",
-            record.name,
-            super::monitor::monitor_log(store, &record.id).display()
-        ))),
+        "" => Err(ContainerError::MonitorEnded {
+            name: record.name.clone(),
+            log: super::monitor::monitor_log(store, &record.id),
+        }),
         failure => Err(setup_failure(failure)),
     }
 }
@@ -290,14 +284,10 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
 /// Sends a signal to a running container's init.
 pub fn kill(store: &Store, reference: &str, signal: Signal) -> Result<String> {
     let record = store.container(reference)?;
-    let init = running_init(&record).ok_or_else(|| {
-        ContainerError::Invalid(format!("container {} is not running", record.name))
-    })?;
+    let init =
+        running_init(&record).ok_or_else(|| ContainerError::NotRunning(record.name.clone()))?;
     if !init.signal(signal) {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not running",
-            record.name
-        )));
+        return Err(ContainerError::NotRunning(record.name.clone()));
     }
     Ok(record.name)
 }

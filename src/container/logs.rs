@@ -278,10 +278,7 @@ pub fn logs(
 ) -> Result<()> {
     let record = store.container(reference)?;
     if super::settings(&record).log.disabled {
-        return Err(ContainerError::Invalid(format!(
-            "container {} was started with --log-driver none: it keeps no log",
-            record.name
-        )));
+        return Err(ContainerError::NoLog(record.name.clone()));
     }
     let path = log_path(store, &record.id);
     let io = |path: &Path| {

@@ -95,8 +95,114 @@ pub enum ContainerError {
     Layer(#[from] LayerError),
     #[error(transparent)]
     Exec(#[from] exec::ExecError),
-    #[error("{0}")]
-    Invalid(String),
+    /// A flag's or a name's value that is not what it should be.
+    #[error("invalid {what} {value:?}: {expected}")]
+    BadValue {
+        what: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("invalid environment variable {0:?}")]
+    BadEnvironment(String),
+    #[error("invalid mount {spec:?}: {reason}")]
+    BadMount { spec: String, reason: String },
+    #[error("the working directory {0:?} is invalid: it must be an absolute path")]
+    RelativeWorkdir(String),
+    #[error(
+        "no command: the image {0} has no ENTRYPOINT or CMD, so give one after the image name"
+    )]
+    NoCommand(String),
+    #[error("no command given to run")]
+    NoCommandGiven,
+    #[error("the image {0} has no layers to run")]
+    NoLayers(String),
+    /// What lade keeps as JSON (a container's spec, its settings, a request to its
+    /// monitor) could not be read or written.
+    #[error("{what}: {source}")]
+    Json {
+        what: String,
+        source: serde_json::Error,
+    },
+    #[error("container {0} is not running")]
+    NotRunning(String),
+    #[error("container {0} is not running: start it first (lade start -a)")]
+    NotRunningToAttach(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is paused: unpause it first")]
+    Paused(String),
+    #[error("container {0} is already paused")]
+    AlreadyPaused(String),
+    #[error("container {0} is not paused")]
+    NotPaused(String),
+    #[error(
+        "container {0} runs in the foreground: lade pauses detached containers (run -d, create)"
+    )]
+    Foreground(String),
+    #[error("container {0} has a read-only root file system: it changed nothing")]
+    ReadOnlyRoot(String),
+    #[error("container {0} was started with --log-driver none: it keeps no log")]
+    NoLog(String),
+    #[error("`-` copies between a container and a tar stream")]
+    StreamToStream,
+    #[error("the monitor of container {0} did not listen")]
+    MonitorSilent(String),
+    #[error("the monitor of container {name} ended before the container started (see {})", log.display())]
+    MonitorEnded { name: String, log: PathBuf },
+    #[error("the detached exec in container {0} ended before its process started")]
+    DetachedExecEnded(String),
+    #[error("no such volume: {0}")]
+    NoSuchVolume(String),
+    #[error("volume {name} is in use by container(s) {}: remove them first", users.join(", "))]
+    VolumeInUse { name: String, users: Vec<String> },
+    #[error("copying the image's {0} into its new volume failed")]
+    VolumeSeed(String),
+    #[error("-p and -P need a bridge network, not --network {0}")]
+    PublishNeedsBridge(String),
+    #[error("--ip and --network-alias need a bridge network")]
+    AddressNeedsBridge,
+    #[error("--ip {ip} is not an address of network {network} ({subnet})")]
+    AddressOutside {
+        ip: std::net::Ipv4Addr,
+        network: String,
+        subnet: String,
+    },
+    #[error("--ip {ip} is taken on network {network}")]
+    AddressTaken {
+        ip: std::net::Ipv4Addr,
+        network: String,
+    },
+    #[error("network {network} has no address left ({subnet})")]
+    NoAddressLeft { network: String, subnet: String },
+    #[error("a bad address in the store: {0}")]
+    StoredAddress(String),
+    #[error("container {0} is not running: --network container:{0} needs it running")]
+    SharedNetworkStopped(String),
+    #[error("container {0}: its network is busy")]
+    NetworkBusy(String),
+    #[error("{0} is a predefined network name")]
+    PredefinedNetwork(String),
+    #[error("invalid --subnet: {0}")]
+    BadSubnet(#[source] crate::network::SubnetError),
+    #[error("--subnet {subnet} overlaps {clash}, which a route or another network has")]
+    SubnetOverlap { subnet: String, clash: String },
+    #[error("no free private subnet left in 10.89.0.0-10.99.255.0")]
+    NoFreeSubnet,
+    #[error("--gateway {gateway} is not in --subnet {subnet}")]
+    GatewayOutside { gateway: String, subnet: String },
+    #[error("network {name} is in use by container(s) {}: remove them first", users.join(", "))]
+    NetworkInUse { name: String, users: Vec<String> },
+    #[error("container {name} uses --network {mode}: it cannot join a bridge network")]
+    CannotJoin { name: String, mode: String },
+    #[error("container {name} is already on network {network}")]
+    AlreadyOnNetwork { name: String, network: String },
+    #[error("container {name} runs without a bridge network of its own (--network {mode}): it cannot be connected while it runs")]
+    CannotConnectLive { name: String, mode: String },
+    #[error("container {name} is not on network {network}")]
+    NotOnNetwork { name: String, network: String },
+    /// A bug in lade: a network was to be set up but none was planned.
+    #[error("internal error: no network was planned")]
+    NoNetworkPlanned,
     #[error("image {0} is not in the store: `lade pull`, `lade import` or `lade load` it first")]
     NoSuchImage(String),
     #[error("container {0} is running: stop it first, or remove it with -f")]
@@ -223,9 +329,7 @@ fn merge_environment(
     }
     for entry in env_args {
         if entry.starts_with('=') || entry.is_empty() {
-            return Err(ContainerError::Invalid(format!(
-                "invalid environment variable {entry:?}"
-            )));
+            return Err(ContainerError::BadEnvironment(entry.to_string()));
         }
         set(entry);
     }
@@ -250,8 +354,10 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<Ran> {
 pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran> {
     let id = id.to_string();
     let record = store.container(&id)?;
-    let mut spec: Spec = serde_json::from_str(&record.spec)
-        .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
+    let mut spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+        what: format!("container {id}: its spec"),
+        source: e,
+    })?;
     let (network, join) = match networking::start(store, &record) {
         Ok(started) => started,
         Err(err) => {
@@ -335,9 +441,7 @@ pub fn create_container(
     settings: &Settings,
 ) -> Result<(String, Spec)> {
     if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
-        return Err(ContainerError::Invalid(format!(
-            "the working directory {workdir:?} is invalid: it must be an absolute path"
-        )));
+        return Err(ContainerError::RelativeWorkdir(workdir.to_string()));
     }
     let image = store.image(&options.image).map_err(|e| match e {
         StoreError::NoSuchImage(name) => ContainerError::NoSuchImage(name),
@@ -345,10 +449,7 @@ pub fn create_container(
     })?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
-        return Err(ContainerError::Invalid(format!(
-            "no command: the image {} has no ENTRYPOINT or CMD, so give one after the image name",
-            options.image
-        )));
+        return Err(ContainerError::NoCommand(options.image.to_string()));
     }
     for layer in &image.layers {
         layers::ensure_snapshot(store, layer)?;
@@ -473,10 +574,7 @@ pub fn create_container(
         init: options.init,
     };
     if spec.rootfs.lowers.is_empty() {
-        return Err(ContainerError::Invalid(format!(
-            "the image {} has no layers to run",
-            options.image
-        )));
+        return Err(ContainerError::NoLayers(options.image.to_string()));
     }
     let record = ContainerRecord {
         id: id.clone(),
@@ -488,7 +586,10 @@ pub fn create_container(
         pid: None,
         pid_start: None,
         exit_code: None,
-        spec: serde_json::to_string(&spec).map_err(|e| ContainerError::Invalid(e.to_string()))?,
+        spec: serde_json::to_string(&spec).map_err(|e| ContainerError::Json {
+            what: "the container's spec".into(),
+            source: e,
+        })?,
         settings: Some(
             serde_json::to_string(&Settings {
                 network: network_settings,
@@ -507,7 +608,10 @@ pub fn create_container(
                 anonymous_volumes,
                 ..settings.clone()
             })
-            .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+            .map_err(|e| ContainerError::Json {
+                what: "the container's settings".into(),
+                source: e,
+            })?,
         ),
         started_at: None,
         finished_at: None,
@@ -582,16 +686,16 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
             ..options.clone()
         },
     })
-    .map_err(|e| ContainerError::Invalid(format!("the exec request: {e}")))?;
+    .map_err(|e| ContainerError::Json {
+        what: "the exec request".into(),
+        source: e,
+    })?;
     match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)])?
         .line()
         .as_str()
     {
         "ok" => Ok(()),
-        "" => Err(ContainerError::Invalid(format!(
-            "the detached exec in container {} ended before its process started",
-            record.name
-        ))),
+        "" => Err(ContainerError::DetachedExecEnded(record.name.clone())),
         failure => Err(lifecycle::setup_failure(failure)),
     }
 }
@@ -603,25 +707,20 @@ fn exec_with(
     started: Option<&mut dyn FnMut(ProcessId)>,
 ) -> Result<i32> {
     let record = store.container(reference)?;
-    let not_running =
-        || ContainerError::Invalid(format!("container {} is not running", record.name));
+    let not_running = || ContainerError::NotRunning(record.name.clone());
     let init = running_init(&record).ok_or_else(not_running)?;
     if record.state == "paused" {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is paused: unpause it first",
-            record.name
-        )));
+        return Err(ContainerError::Paused(record.name.clone()));
     }
     if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
-        return Err(ContainerError::Invalid(format!(
-            "the working directory {workdir:?} is invalid: it must be an absolute path"
-        )));
+        return Err(ContainerError::RelativeWorkdir(workdir.to_string()));
     }
     if options.args.is_empty() {
-        return Err(ContainerError::Invalid("no command given to run".into()));
+        return Err(ContainerError::NoCommandGiven);
     }
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| {
-        ContainerError::Invalid(format!("container {}: its spec: {e}", record.name))
+    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+        what: format!("container {}: its spec", record.name),
+        source: e,
     })?;
     let base = spec
         .process
@@ -669,9 +768,11 @@ pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
     if !valid {
-        return Err(ContainerError::Invalid(format!(
-            "invalid container name {name:?}: letters, digits, `_`, `.` and `-` only"
-        )));
+        return Err(ContainerError::BadValue {
+            what: "container name",
+            value: name.to_string(),
+            expected: "letters, digits, `_`, `.` and `-` only",
+        });
     }
     let record = store.container(reference)?;
     store.rename_container(&record.id, name)?;
@@ -705,32 +806,16 @@ pub fn current_state(record: &ContainerRecord) -> &str {
 pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
     let record = store.container(reference)?;
     if running_init(&record).is_none() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not running",
-            record.name
-        )));
+        return Err(ContainerError::NotRunning(record.name.clone()));
     }
     match (record.state.as_str(), paused) {
-        ("paused", true) => {
-            return Err(ContainerError::Invalid(format!(
-                "container {} is already paused",
-                record.name
-            )))
-        }
-        ("running", false) => {
-            return Err(ContainerError::Invalid(format!(
-                "container {} is not paused",
-                record.name
-            )))
-        }
+        ("paused", true) => return Err(ContainerError::AlreadyPaused(record.name.clone())),
+        ("running", false) => return Err(ContainerError::NotPaused(record.name.clone())),
         _ => {}
     }
     let pausable = serde_json::from_str::<Spec>(&record.spec).is_ok_and(|s| s.pausable);
     if !pausable {
-        return Err(ContainerError::Invalid(format!(
-            "container {} runs in the foreground: lade pauses detached containers (run -d, create)",
-            record.name
-        )));
+        return Err(ContainerError::Foreground(record.name.clone()));
     }
     exec::freeze(&record.id, paused)?;
     store.set_container_state(&record.id, if paused { "paused" } else { "running" })?;

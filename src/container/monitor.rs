@@ -61,8 +61,11 @@ pub fn maybe_run_monitor() -> Option<i32> {
     }
     let request = std::env::var(DETACHED_EXEC_ENV).ok()?;
     Some(as_helper(|store, ready| {
-        let request: DetachedExec = serde_json::from_str(&request)
-            .map_err(|e| ContainerError::Invalid(format!("the exec request: {e}")))?;
+        let request: DetachedExec =
+            serde_json::from_str(&request).map_err(|e| ContainerError::Json {
+                what: "the exec request".into(),
+                source: e,
+            })?;
         let mut started = |_: ProcessId| {
             if let Some(mut file) = ready.take() {
                 let _ = file.write_all(b"ok\n");
@@ -132,8 +135,11 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
     }
     loop {
         let record = store.container(id)?;
-        let mut spec: Spec = serde_json::from_str(&record.spec)
-            .map_err(|e| ContainerError::Invalid(format!("container {id}: its spec: {e}")))?;
+        let mut spec: Spec =
+            serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+                what: format!("container {id}: its spec"),
+                source: e,
+            })?;
         let settings = settings(&record);
         let (network, join) = super::networking::start(store, &record)?;
         spec.network = join;

@@ -118,18 +118,24 @@ pub(crate) fn plan(
             .split_once(':')
             .or_else(|| entry.split_once('='))
             .filter(|(h, ip)| !h.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
-            .ok_or_else(|| {
-                ContainerError::Invalid(format!("invalid --add-host {entry:?}: expected NAME:IP"))
+            .ok_or_else(|| ContainerError::BadValue {
+                what: "--add-host",
+                value: entry.clone(),
+                expected: "expected NAME:IP",
             })?;
         extra_hosts.push_str(&format!("{ip}\t{host}\n"));
     }
     let mut dns_servers = Vec::new();
     for server in &request.dns {
-        dns_servers.push(server.parse::<Ipv4Addr>().map_err(|_| {
-            ContainerError::Invalid(format!(
-                "invalid --dns {server:?}: expected an IPv4 address"
-            ))
-        })?);
+        dns_servers.push(
+            server
+                .parse::<Ipv4Addr>()
+                .map_err(|_| ContainerError::BadValue {
+                    what: "--dns",
+                    value: server.clone(),
+                    expected: "expected an IPv4 address",
+                })?,
+        );
     }
     let mut exposed: Vec<String> = image
         .config
@@ -154,15 +160,12 @@ pub(crate) fn plan(
     let published = !request.publish.is_empty() || request.publish_all;
     let NetworkMode::Bridge(network_name) = &request.mode else {
         if published {
-            return Err(ContainerError::Invalid(format!(
-                "-p and -P need a bridge network, not --network {}",
-                request.mode.docker_name()
-            )));
+            return Err(ContainerError::PublishNeedsBridge(
+                request.mode.docker_name(),
+            ));
         }
         if request.ip.is_some() || !request.aliases.is_empty() {
-            return Err(ContainerError::Invalid(
-                "--ip and --network-alias need a bridge network".into(),
-            ));
+            return Err(ContainerError::AddressNeedsBridge);
         }
         hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
         hosts.push_str(&extra_hosts);
@@ -188,14 +191,17 @@ pub(crate) fn plan(
     };
     let requested: Option<Ipv4Addr> = match &request.ip {
         Some(ip) => {
-            let ip: Ipv4Addr = ip.parse().map_err(|_| {
-                ContainerError::Invalid(format!("invalid --ip {ip:?}: expected an IPv4 address"))
+            let ip: Ipv4Addr = ip.parse().map_err(|_| ContainerError::BadValue {
+                what: "--ip",
+                value: ip.clone(),
+                expected: "expected an IPv4 address",
             })?;
             if !network.subnet.hosts().any(|h| h == ip) {
-                return Err(ContainerError::Invalid(format!(
-                    "--ip {ip} is not an address of network {} ({})",
-                    network.name, network.subnet
-                )));
+                return Err(ContainerError::AddressOutside {
+                    ip,
+                    network: network.name.clone(),
+                    subnet: network.subnet.to_string(),
+                });
             }
             Some(ip)
         }
@@ -211,17 +217,18 @@ pub(crate) fn plan(
                 .find(|h| !taken.contains(h)),
         })?
         .ok_or_else(|| match requested {
-            Some(ip) => {
-                ContainerError::Invalid(format!("--ip {ip} is taken on network {}", network.name))
-            }
-            None => ContainerError::Invalid(format!(
-                "network {} has no address left ({})",
-                network.name, network.subnet
-            )),
+            Some(ip) => ContainerError::AddressTaken {
+                ip,
+                network: network.name.clone(),
+            },
+            None => ContainerError::NoAddressLeft {
+                network: network.name.clone(),
+                subnet: network.subnet.to_string(),
+            },
         })?;
     let ip: Ipv4Addr = address
         .parse()
-        .map_err(|_| ContainerError::Invalid(format!("a bad address in the store: {address}")))?;
+        .map_err(|_| ContainerError::StoredAddress(address.to_string()))?;
     let mut ports = Vec::new();
     for text in &request.publish {
         ports.push(network::parse_publish(text)?);
@@ -337,12 +344,8 @@ pub(crate) fn start(
         NetworkMode::Host => return Ok((None, exec::Network::Host)),
         NetworkMode::Container(other) => {
             let other = store.container(other)?;
-            let init = running_init(&other).ok_or_else(|| {
-                ContainerError::Invalid(format!(
-                    "container {} is not running: --network container:{} needs it running",
-                    other.name, other.name
-                ))
-            })?;
+            let init = running_init(&other)
+                .ok_or_else(|| ContainerError::SharedNetworkStopped(other.name.clone()))?;
             let path = PathBuf::from(format!("/proc/{}/ns/net", init.pid));
             return Ok((None, exec::Network::Join(path)));
         }
@@ -351,9 +354,8 @@ pub(crate) fn start(
     let Some(mut plan) = network_settings.plan else {
         return Ok((None, exec::Network::Isolated));
     };
-    let lock = lock(store, &record.id, true)?.ok_or_else(|| {
-        ContainerError::Invalid(format!("container {}: its network is busy", record.name))
-    })?;
+    let lock = lock(store, &record.id, true)?
+        .ok_or_else(|| ContainerError::NetworkBusy(record.name.clone()))?;
     let netavark = netavark(store)?;
     // What a run that was killed left.
     teardown_leftovers(store, &record.id, &plan, &netavark);
@@ -371,8 +373,10 @@ pub(crate) fn start(
         return Err(err.into());
     }
     let ports_file = ports_file(store, &record.id);
-    let ports = serde_json::to_vec(&plan.ports)
-        .map_err(|e| ContainerError::Invalid(format!("the published ports: {e}")))?;
+    let ports = serde_json::to_vec(&plan.ports).map_err(|e| ContainerError::Json {
+        what: "the published ports".into(),
+        source: e,
+    })?;
     if let Err(source) = fs::write(&ports_file, ports) {
         let _ = netavark.teardown(&namespace.path(), &plan);
         let _ = remove_namespace(&file);
@@ -480,8 +484,9 @@ pub fn published_ports(store: &Store, record: &ContainerRecord) -> Vec<PortMappi
 
 /// A network's definition, from its record.
 pub fn definition(record: &NetworkRecord) -> Result<NetworkDefinition> {
-    serde_json::from_str(&record.definition).map_err(|e| {
-        ContainerError::Invalid(format!("network {}: its definition: {e}", record.name))
+    serde_json::from_str(&record.definition).map_err(|e| ContainerError::Json {
+        what: format!("network {}: its definition", record.name),
+        source: e,
     })
 }
 
@@ -530,19 +535,17 @@ fn claims_dir() -> PathBuf {
 /// the host's links and routes and every store's claims.
 pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<NetworkDefinition> {
     if !network::valid_name(&options.name) || options.name.len() > 64 {
-        return Err(ContainerError::Invalid(format!(
-            "invalid network name {:?}: letters, digits and _.- (not first), at most 64",
-            options.name
-        )));
+        return Err(ContainerError::BadValue {
+            what: "network name",
+            value: options.name.clone(),
+            expected: "letters, digits and _.- (not first), at most 64",
+        });
     }
     if matches!(
         options.name.as_str(),
         "bridge" | "host" | "none" | "default"
     ) {
-        return Err(ContainerError::Invalid(format!(
-            "{} is a predefined network name",
-            options.name
-        )));
+        return Err(ContainerError::PredefinedNetwork(options.name.clone()));
     }
     if store.network(&options.name)?.is_some() {
         return Err(ContainerError::NetworkExists(options.name.clone()));
@@ -581,31 +584,29 @@ pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<Network
     }
     let subnet = match &options.subnet {
         Some(text) => {
-            let subnet: Subnet = text
-                .parse()
-                .map_err(|e| ContainerError::Invalid(format!("invalid --subnet: {e}")))?;
+            let subnet: Subnet = text.parse().map_err(ContainerError::BadSubnet)?;
             if let Some(clash) = taken_subnets.iter().find(|t| t.overlaps(&subnet)) {
-                return Err(ContainerError::Invalid(format!(
-                    "--subnet {subnet} overlaps {clash}, which a route or another network has"
-                )));
+                return Err(ContainerError::SubnetOverlap {
+                    subnet: subnet.to_string(),
+                    clash: clash.to_string(),
+                });
             }
             subnet
         }
-        None => network::free_subnet(&taken_subnets).ok_or_else(|| {
-            ContainerError::Invalid("no free private subnet left in 10.89.0.0-10.99.255.0".into())
-        })?,
+        None => network::free_subnet(&taken_subnets).ok_or_else(|| ContainerError::NoFreeSubnet)?,
     };
     let gateway = match &options.gateway {
         Some(text) => {
-            let gateway: Ipv4Addr = text.parse().map_err(|_| {
-                ContainerError::Invalid(format!(
-                    "invalid --gateway {text:?}: expected an IPv4 address"
-                ))
+            let gateway: Ipv4Addr = text.parse().map_err(|_| ContainerError::BadValue {
+                what: "--gateway",
+                value: text.clone(),
+                expected: "expected an IPv4 address",
             })?;
             if !subnet.contains(gateway) {
-                return Err(ContainerError::Invalid(format!(
-                    "--gateway {gateway} is not in --subnet {subnet}"
-                )));
+                return Err(ContainerError::GatewayOutside {
+                    gateway: gateway.to_string(),
+                    subnet: subnet.to_string(),
+                });
             }
             gateway
         }
@@ -636,8 +637,10 @@ pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<Network
         labels: options.labels.clone(),
         created: now_rfc3339(),
     };
-    let definition = serde_json::to_string(&network)
-        .map_err(|e| ContainerError::Invalid(format!("network {}: {e}", network.name)))?;
+    let definition = serde_json::to_string(&network).map_err(|e| ContainerError::Json {
+        what: format!("network {}: its definition", network.name),
+        source: e,
+    })?;
     let claim = claims.join(&bridge);
     fs::write(&claim, format!("{subnet}\n{}\n", store.root().display())).map_err(|source| {
         ContainerError::Io {
@@ -678,11 +681,10 @@ pub fn remove_network(store: &Store, reference: &str) -> Result<String> {
                     .map_or_else(|_| id[..12].to_string(), |c| c.name)
             })
             .collect();
-        return Err(ContainerError::Invalid(format!(
-            "network {} is in use by container(s) {}: remove them first",
-            record.name,
-            names.join(", ")
-        )));
+        return Err(ContainerError::NetworkInUse {
+            name: record.name.clone(),
+            users: names,
+        });
     }
     let network = definition(&record)?;
     store.delete_network(&record.name)?;
@@ -764,11 +766,10 @@ pub fn connect(
             dns_servers: Vec::new(),
         },
         (mode, _) => {
-            return Err(ContainerError::Invalid(format!(
-                "container {} uses --network {}: it cannot join a bridge network",
-                record.name,
-                mode.docker_name()
-            )))
+            return Err(ContainerError::CannotJoin {
+                name: record.name.clone(),
+                mode: mode.docker_name(),
+            })
         }
     };
     if plan
@@ -776,10 +777,10 @@ pub fn connect(
         .iter()
         .any(|a| a.network.name == network.name)
     {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is already on network {}",
-            record.name, network.name
-        )));
+        return Err(ContainerError::AlreadyOnNetwork {
+            name: record.name.clone(),
+            network: network.name.clone(),
+        });
     }
     let request = NetworkRequest {
         mode: NetworkMode::Bridge(network.name.clone()),
@@ -816,11 +817,10 @@ pub fn connect(
 fn live_namespace(record: &ContainerRecord) -> Result<PathBuf> {
     let file = namespace_file(&record.id);
     if !file.exists() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} runs without a bridge network of its own (--network {}): it cannot be connected while it runs",
-            record.name,
-            settings(record).network.mode.docker_name()
-        )));
+        return Err(ContainerError::CannotConnectLive {
+            name: record.name.clone(),
+            mode: settings(record).network.mode.docker_name(),
+        });
     }
     Ok(file)
 }
@@ -842,7 +842,7 @@ fn plan_on(
     let attachment = settings
         .plan
         .and_then(|p| p.attachments.into_iter().next())
-        .ok_or_else(|| ContainerError::Invalid("no network was planned".into()))?;
+        .ok_or(ContainerError::NoNetworkPlanned)?;
     Ok((attachment, etc))
 }
 
@@ -857,10 +857,10 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
     };
     let mut all = settings(&record);
     let Some(mut plan) = all.network.plan.take() else {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not on network {name}",
-            record.name
-        )));
+        return Err(ContainerError::NotOnNetwork {
+            name: record.name.clone(),
+            network: name.to_string(),
+        });
     };
     let Some(leaving) = plan
         .attachments
@@ -868,10 +868,10 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
         .find(|a| a.network.name == name)
         .cloned()
     else {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not on network {name}",
-            record.name
-        )));
+        return Err(ContainerError::NotOnNetwork {
+            name: record.name.clone(),
+            network: name.to_string(),
+        });
     };
     if running {
         let file = live_namespace(&record)?;
@@ -899,8 +899,9 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
 }
 
 fn save_settings(store: &Store, record: &ContainerRecord, all: &super::Settings) -> Result<()> {
-    let json = serde_json::to_string(all).map_err(|e| {
-        ContainerError::Invalid(format!("container {}: its settings: {e}", record.name))
+    let json = serde_json::to_string(all).map_err(|e| ContainerError::Json {
+        what: format!("container {}: its settings", record.name),
+        source: e,
     })?;
     store.set_container_settings(&record.id, &json)?;
     Ok(())

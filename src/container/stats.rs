@@ -12,10 +12,7 @@ use crate::store::Store;
 pub fn processes(store: &Store, reference: &str) -> Result<Vec<i32>> {
     let record = store.container(reference)?;
     if running_init(&record).is_none() {
-        return Err(ContainerError::Invalid(format!(
-            "container {} is not running",
-            record.name
-        )));
+        return Err(ContainerError::NotRunning(record.name.clone()));
     }
     Ok(exec::cgroup_procs(&record.id))
 }

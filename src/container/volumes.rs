@@ -44,7 +44,10 @@ impl Request {
 }
 
 fn invalid(spec: &str, reason: impl std::fmt::Display) -> ContainerError {
-    ContainerError::Invalid(format!("invalid mount {spec:?}: {reason}"))
+    ContainerError::BadMount {
+        spec: spec.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 /// A container path: absolute, without `..`, not `/` or under `/proc` (the sandbox's).
@@ -84,9 +87,11 @@ pub fn check_volume_name(name: &str) -> Result<()> {
     if valid {
         Ok(())
     } else {
-        Err(ContainerError::Invalid(format!(
-            "invalid volume name {name:?}: letters, digits, `_`, `.` and `-`, at least two"
-        )))
+        Err(ContainerError::BadValue {
+            what: "volume name",
+            value: name.to_string(),
+            expected: "letters, digits, `_`, `.` and `-`, at least two",
+        })
     }
 }
 
@@ -225,8 +230,10 @@ fn mounts_of(store: &Store, spec: &str) -> Result<Vec<Request>> {
         other => return Err(invalid(spec, format!("mode {other:?}: expected ro or rw"))),
     };
     let record = store.container(reference)?;
-    let other: Spec = serde_json::from_str(&record.spec)
-        .map_err(|e| ContainerError::Invalid(format!("container {reference}: its spec: {e}")))?;
+    let other: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+        what: format!("container {reference}: its spec"),
+        source: e,
+    })?;
     let volumes_dir = store.root().join("volumes");
     Ok(other
         .mounts
@@ -405,9 +412,7 @@ fn copy_up(image_root: &Path, target: &str, data: &Path) -> Result<()> {
             source,
         })?;
     if !status.success() {
-        return Err(ContainerError::Invalid(format!(
-            "copying the image's {target} into its new volume failed"
-        )));
+        return Err(ContainerError::VolumeSeed(target.to_string()));
     }
     io(
         data,
@@ -455,8 +460,10 @@ pub fn create_volume(
     store.create_volume(&VolumeRecord {
         name: name.clone(),
         created: now_rfc3339(),
-        labels: serde_json::to_string(labels)
-            .map_err(|e| ContainerError::Invalid(e.to_string()))?,
+        labels: serde_json::to_string(labels).map_err(|e| ContainerError::Json {
+            what: format!("volume {name}: its labels"),
+            source: e,
+        })?,
         anonymous: false,
     })?;
     Ok(name)
@@ -481,14 +488,14 @@ pub fn volume_json(store: &Store, record: &VolumeRecord) -> Value {
 /// still refuses one a running container uses).
 pub fn remove_volume(store: &Store, name: &str, force: bool) -> Result<()> {
     if store.volume(name)?.is_none() {
-        return Err(ContainerError::Invalid(format!("no such volume: {name}")));
+        return Err(ContainerError::NoSuchVolume(name.to_string()));
     }
     let users = volume_users(store, name)?;
     if !users.is_empty() && !force {
-        return Err(ContainerError::Invalid(format!(
-            "volume {name} is in use by container(s) {}: remove them first",
-            users.join(", ")
-        )));
+        return Err(ContainerError::VolumeInUse {
+            name: name.to_string(),
+            users,
+        });
     }
     store.delete_volume(name)?;
     Ok(())

@@ -309,3 +309,17 @@ impl Drop for Tmpfs {
             .status();
     }
 }
+
+/// Waits until `done` holds, looking again every 20 ms, and fails the test after 30 s:
+/// for a state the test cannot be told of (a process gone, a port bound by a peer), not
+/// for readiness a handshake could announce.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
