@@ -737,3 +737,82 @@ fn run_steps_are_keyed_on_the_files_a_bind_mount_brings_in() {
     assert_miss(&log, "RUN echo after", "an earlier step changed (step 1)");
     assert_eq!(lade.ok(&["run", "--rm", "app", "cat", "/out"]), "two\n");
 }
+
+#[test]
+fn run_steps_write_on_a_volatile_overlay_and_a_build_killed_in_one_leaves_a_clean_store() {
+    let lade = Lade::new();
+    lade.busybox();
+    // The step shows its root mount, writes files, says so, then waits to be killed.
+    let context = Context::new(
+        "FROM busybox\nRUN echo base > /base\nARG WAIT=5678\n\
+         RUN grep ' / / ' /proc/self/mountinfo; i=0; while [ $i -lt 300 ]; do echo $i > /f$i; i=$((i+1)); done; \
+         sync; echo written && sleep $WAIT\n",
+    );
+    let mut child = common::Killed(
+        lade.process()
+            .args([
+                "build",
+                "--progress",
+                "plain",
+                context.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(" written") {
+            break;
+        }
+    }
+    let root_mount = seen
+        .lines()
+        .find(|l| l.contains(" - overlay "))
+        .unwrap_or_else(|| panic!("the step showed its root mount:\n{seen}"));
+    assert!(
+        // Newer kernels show the option as `fsync=volatile`.
+        root_mount
+            .split([' ', ','])
+            .any(|o| o == "volatile" || o == "fsync=volatile"),
+        "the RUN step's overlay is volatile (kernel {}): {root_mount}",
+        common::run("uname", &["-r"]).trim()
+    );
+    // Killed mid-step, with no chance to clean up.
+    drop(child);
+    common::wait_until("the killed build's sandbox to be gone", || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "sleep 5678"])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    });
+    let check = lade.cmd().args(["system", "check"]).output().unwrap();
+    let report = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        check.status.success() && report.contains("no problems"),
+        "{report}{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    // The rebuild reruns the step that died and gives all its files.
+    let (_, log) = lade.build_log(context.path(), &["-t", "after", "--build-arg", "WAIT=0"]);
+    assert_cached(&log, "RUN echo base");
+    let files = lade.ok(&[
+        "run",
+        "--rm",
+        "after",
+        "sh",
+        "-c",
+        "cat /base /f0 /f299; ls / | grep -c '^f'",
+    ]);
+    assert_eq!(
+        files.split_whitespace().collect::<Vec<_>>(),
+        ["base", "0", "299", "300"]
+    );
+}

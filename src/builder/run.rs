@@ -15,7 +15,7 @@ use super::{step_failure, BuildError, Event, Reporter, StepFailure, StepRef};
 use crate::exec::{self, Io, Mount, Network, Output, Process, Rootfs, Spec};
 use crate::graph::{CopyFrom, Mount as StepMount, RunNetwork, RunStep, Sharing, Step};
 use crate::layers::{self, Compression, LayerWriter};
-use crate::store::{snapshot_name, LayerInfo, Staging, Store};
+use crate::store::{LayerInfo, Staging, Store};
 
 /// The mount points the sandbox always makes.
 const SYSTEM_MOUNT_POINTS: [&str; 6] = [
@@ -92,16 +92,8 @@ pub(crate) fn run(
     run: &RunStep,
 ) -> Result<Option<LayerInfo>, BuildError> {
     let store = cx.store;
-    for layer in cx.layers {
-        layers::ensure_snapshot(store, layer)?;
-    }
     let snapshots = store.snapshots_dir();
-    let mut lowers: Vec<String> = cx
-        .layers
-        .iter()
-        .rev()
-        .map(|l| snapshot_name(&l.diff_id))
-        .collect();
+    let mut lowers = layers::overlay_lowers(store, cx.layers)?;
     if lowers.is_empty() {
         // Overlay needs a lower directory: an empty one for a stage that has none yet.
         let empty = snapshots.join("empty");
@@ -172,6 +164,9 @@ pub(crate) fn run(
             work: Some(staging.path().join("work")),
             target: staging.path().join("rootfs"),
             readonly: false,
+            // fsync inside a step (dpkg does one per file) is free: a step that dies
+            // leaves nothing used, since its layer counts once committed.
+            volatile: true,
         },
         process: Process {
             args: run.argv.clone(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::exec::mounts::{mount_readonly_view, Mounted};
 pub(crate) use crate::exec::paths::resolve_in_root;
 use crate::layers;
-use crate::store::{snapshot_name, LayerInfo, Staging, Store};
+use crate::store::{LayerInfo, Staging, Store};
 
 use super::BuildError;
 
@@ -22,14 +22,7 @@ impl RootView {
     /// Mounts `layers` (bottom first, as in a manifest), unpacking any layer not yet
     /// unpacked.
     pub(crate) fn open(store: &Store, layers: &[LayerInfo]) -> Result<RootView, BuildError> {
-        for layer in layers {
-            layers::ensure_snapshot(store, layer)?;
-        }
-        let names: Vec<String> = layers
-            .iter()
-            .rev()
-            .map(|l| snapshot_name(&l.diff_id))
-            .collect();
+        let names = layers::overlay_lowers(store, layers)?;
         let dir = store.staging_dir("view")?;
         let mount =
             mount_readonly_view(&store.snapshots_dir(), &names, dir.path()).map_err(|source| {

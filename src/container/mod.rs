@@ -26,7 +26,7 @@ use crate::exec::{
 };
 use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
-use crate::store::{snapshot_name, ContainerRecord, Store, StoreError};
+use crate::store::{ContainerRecord, Store, StoreError};
 
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
@@ -451,9 +451,7 @@ pub fn create_container(
     if args.is_empty() {
         return Err(ContainerError::NoCommand(options.image.to_string()));
     }
-    for layer in &image.layers {
-        layers::ensure_snapshot(store, layer)?;
-    }
+    let lowers = layers::overlay_lowers(store, &image.layers)?;
     let id = new_id()?;
     let name = options.name.clone().unwrap_or_else(|| generated_name(&id));
     let hostname = options
@@ -504,12 +502,7 @@ pub fn create_container(
             readonly: false,
         },
     ];
-    let lowers: Vec<String> = image
-        .layers
-        .iter()
-        .rev()
-        .map(|l| snapshot_name(&l.diff_id))
-        .collect();
+
     let (volume_mounts, anonymous_volumes) = volumes::plan(
         store,
         &volumes::MountFlags {
@@ -533,16 +526,12 @@ pub fn create_container(
     let spec = Spec {
         rootfs: Rootfs {
             layers_dir: store.snapshots_dir(),
-            lowers: image
-                .layers
-                .iter()
-                .rev()
-                .map(|l| snapshot_name(&l.diff_id))
-                .collect(),
+            lowers,
             upper: (!options.read_only).then(|| dir.join("upper")),
             work: (!options.read_only).then(|| dir.join("work")),
             target: dir.join("rootfs"),
             readonly: options.read_only,
+            volatile: false,
         },
         process: Process {
             args,

@@ -11,7 +11,7 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -41,14 +41,24 @@ pub fn maybe_run_init() -> Option<i32> {
         eprintln!("lade: {INIT_ENV} is set but malformed");
         return Some(125);
     };
-    let console = (console_fd >= 0).then_some(console_fd);
-    let (code, message) = match run(spec_fd, status_fd, console) {
+    // SAFETY: the parent handed this process these descriptors, open and for it alone;
+    // each becomes owned here, once, and nothing else refers to it by number.
+    let (spec, status, console) = unsafe {
+        (
+            OwnedFd::from_raw_fd(spec_fd),
+            OwnedFd::from_raw_fd(status_fd),
+            (console_fd >= 0).then(|| OwnedFd::from_raw_fd(console_fd)),
+        )
+    };
+    let mut status = Some(File::from(status));
+    let (code, message) = match run(spec, &mut status, console) {
         Ok(never) => match never {},
         Err(failure) => failure,
     };
-    // SAFETY: the status descriptor was handed to us by the parent and is still open.
-    let mut status = unsafe { File::from_raw_fd(status_fd) };
-    let _ = write!(status, "{code} {message}");
+    // A reaper gave its copy of the pipe away (its process reports by exiting).
+    if let Some(mut status) = status {
+        let _ = write!(status, "{code} {message}");
+    }
     Some(code)
 }
 
@@ -58,21 +68,29 @@ fn fail<T>(code: i32, message: impl Into<String>) -> Result<T, Failure> {
     Err((code, message.into()))
 }
 
-fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never, Failure> {
+fn run(
+    spec: OwnedFd,
+    status: &mut Option<File>,
+    console: Option<OwnedFd>,
+) -> Result<Never, Failure> {
     let mut json = Vec::new();
-    // SAFETY: the spec descriptor was handed to us by the parent; we own it from here.
-    let mut pipe = unsafe { File::from_raw_fd(spec_fd) };
+    let mut pipe = File::from(spec);
     pipe.read_to_end(&mut json)
         .or_else(|e| fail(125, format!("reading the spec: {e}")))?;
     drop(pipe);
     let launch: Launch =
         serde_json::from_slice(&json).or_else(|e| fail(125, format!("reading the spec: {e}")))?;
     // The final exec closes the status pipe: that is how the parent learns it worked.
-    // SAFETY: F_SETFD on a descriptor we hold.
-    unsafe { libc::fcntl(status_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    if let Some(pipe) = status.as_ref() {
+        nix::fcntl::fcntl(
+            pipe,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .or_else(|e| fail(125, format!("the status pipe: {e}")))?;
+    }
     let spec = match launch {
         Launch::Create(spec) => *spec,
-        Launch::Enter(enter) => return enter_container(&enter, status_fd, console),
+        Launch::Enter(enter) => return enter_container(&enter, status, console),
     };
 
     // The parent has put us in our cgroup by now: it becomes our cgroup namespace's root.
@@ -98,7 +116,7 @@ fn run(spec_fd: RawFd, status_fd: RawFd, console: Option<RawFd>) -> Result<Never
         // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
         match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
             ForkResult::Child => exec(&program, &spec.process.args, &env, &filters),
-            ForkResult::Parent { child } => reap(child, status_fd),
+            ForkResult::Parent { child } => reap(child, status),
         }
     } else {
         exec(&program, &spec.process.args, &env, &filters)
@@ -121,7 +139,7 @@ fn become_process(
     process: &super::Process,
     hostname: &str,
     insecure: bool,
-    console: Option<RawFd>,
+    console: Option<OwnedFd>,
     create_workdir: CreateWorkdir,
 ) -> Result<(PathBuf, Vec<String>, Vec<seccompiler::BpfProgram>), Failure> {
     let terminal = console.is_some();
@@ -224,8 +242,8 @@ fn become_process(
 /// copy of lade, so the container never sees the host's binary.
 fn enter_container(
     enter: &super::EnterSpec,
-    status_fd: RawFd,
-    console: Option<RawFd>,
+    status: &mut Option<File>,
+    console: Option<OwnedFd>,
 ) -> Result<Never, Failure> {
     let target = super::ProcessId {
         pid: enter.pid,
@@ -261,7 +279,7 @@ fn enter_container(
             )?;
             exec(&program, &enter.process.args, &env, &filters)
         }
-        ForkResult::Parent { child } => reap(child, status_fd),
+        ForkResult::Parent { child } => reap(child, status),
     }
 }
 
@@ -286,7 +304,7 @@ fn working_dir_target(path: &Path) -> std::path::PathBuf {
 
 /// Makes a pty in the container's devpts, sends its main side to the parent, and makes
 /// the secondary side our controlling terminal and stdio.
-fn attach_terminal(socket: RawFd, uid: u32, gid: u32) -> Result<(), Failure> {
+fn attach_terminal(socket: OwnedFd, uid: u32, gid: u32) -> Result<(), Failure> {
     use std::os::fd::AsRawFd;
     let (master, path) =
         super::pty::open_inside().or_else(|e| fail(125, format!("opening a pty: {e}")))?;
@@ -301,7 +319,7 @@ fn attach_terminal(socket: RawFd, uid: u32, gid: u32) -> Result<(), Failure> {
     let fds = [master.as_raw_fd()];
     let control = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
     nix::sys::socket::sendmsg::<()>(
-        socket,
+        socket.as_raw_fd(),
         &[std::io::IoSlice::new(b"t")],
         &control,
         nix::sys::socket::MsgFlags::empty(),
@@ -309,8 +327,7 @@ fn attach_terminal(socket: RawFd, uid: u32, gid: u32) -> Result<(), Failure> {
     )
     .or_else(|e| fail(125, format!("sending the pty: {e}")))?;
     drop(master);
-    // SAFETY: the console socket was handed to us by the parent; it is done with.
-    unsafe { libc::close(socket) };
+    drop(socket);
     nix::unistd::setsid().or_else(|e| fail(125, format!("setsid: {e}")))?;
     for target in 0..3 {
         // SAFETY: dup2 onto stdio of a descriptor we hold.
@@ -419,9 +436,9 @@ extern "C" fn forward_signal(signal: libc::c_int) {
 
 /// PID 1 under `--init` (and the process that waits for `exec`'s): forwards signals
 /// to the process, reaps every child, and exits as the process did.
-fn reap(child: Pid, status_fd: RawFd) -> Result<Never, Failure> {
-    // SAFETY: our copy of the status pipe is not needed; the child keeps its own.
-    unsafe { libc::close(status_fd) };
+fn reap(child: Pid, status: &mut Option<File>) -> Result<Never, Failure> {
+    // Our copy of the status pipe goes: the child keeps its own, which its exec closes.
+    drop(status.take());
     // Signals are forwarded from a handler, not a thread: after joining a PID
     // namespace (`exec`) this process may not start threads.
     FORWARD_TO.store(child.as_raw(), std::sync::atomic::Ordering::SeqCst);

@@ -81,6 +81,12 @@ pub struct Rootfs {
     pub work: Option<PathBuf>,
     pub target: PathBuf,
     pub readonly: bool,
+    /// Mount the overlay `volatile` (kernel 5.10 and later): the sandbox's fsyncs cost
+    /// nothing, and a crash may lose what the upper directory holds. For a build step,
+    /// whose result counts only once its layer is committed. Where the kernel lacks the
+    /// option the overlay is mounted without it.
+    #[serde(default)]
+    pub volatile: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::pty::Winsize;
 use nix::sys::termios::{self, SetArg, Termios};
@@ -20,9 +20,7 @@ pub(crate) fn open_inside() -> io::Result<(OwnedFd, std::path::PathBuf)> {
     grantpt(&master).map_err(io::Error::from)?;
     unlockpt(&master).map_err(io::Error::from)?;
     let name = ptsname_r(&master).map_err(io::Error::from)?;
-    // SAFETY: `into_raw_fd` hands over the descriptor we own, once.
-    let fd = unsafe { OwnedFd::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(master)) };
-    Ok((fd, name.into()))
+    Ok((OwnedFd::from(master), name.into()))
 }
 
 fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {

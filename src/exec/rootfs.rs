@@ -59,6 +59,9 @@ pub(crate) fn overlay_options(rootfs: &Rootfs) -> String {
             upper.display(),
             work.display()
         ));
+        if rootfs.volatile {
+            options.push_str(",volatile");
+        }
     }
     options.push_str(",index=off,redirect_dir=off,metacopy=off");
     options
@@ -177,16 +180,27 @@ fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
             if !writable {
                 flags |= MsFlags::MS_RDONLY;
             }
-            at(
-                "mounting the root overlay",
+            let mount = |sys: &mut dyn Sys, rootfs: &Rootfs| {
                 sys.mount(
                     Some(Path::new("overlay")),
                     target,
                     Some("overlay"),
                     flags,
                     Some(&overlay_options(rootfs)),
-                ),
-            )?;
+                )
+            };
+            let mounted = match mount(sys, rootfs) {
+                // A kernel before 5.10 knows no `volatile`: the overlay goes without.
+                Err(e) if rootfs.volatile && e.raw_os_error() == Some(libc::EINVAL) => {
+                    let durable = Rootfs {
+                        volatile: false,
+                        ..rootfs.clone()
+                    };
+                    mount(sys, &durable)
+                }
+                other => other,
+            };
+            at("mounting the root overlay", mounted)?;
         }
     }
     Ok(())
@@ -413,6 +427,7 @@ mod tests {
                 work: Some("/store/c/work".into()),
                 target: "/store/c/rootfs".into(),
                 readonly: false,
+                volatile: false,
             },
             process: Process {
                 args: vec!["sh".into()],
@@ -445,6 +460,31 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_volatile_overlay_falls_back_where_the_kernel_lacks_the_option() {
+        let volatile = |options: &str| options.split(',').any(|o| o == "volatile");
+        let mut rootfs = spec().rootfs;
+        assert!(!volatile(&overlay_options(&rootfs)));
+        rootfs.volatile = true;
+        assert!(volatile(&overlay_options(&rootfs)));
+
+        let mut sys = Recorder {
+            refuse_option: Some("volatile".into()),
+            ..Recorder::default()
+        };
+        mount_root(&mut sys, &rootfs).unwrap();
+        let options: Vec<String> = sys
+            .calls
+            .iter()
+            .filter_map(|c| match c {
+                Call::Mount { data, .. } => data.clone(),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(options.len(), 2, "{options:?}");
+        assert!(volatile(&options[0]) && !volatile(&options[1]));
     }
 
     #[test]

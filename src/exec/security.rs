@@ -85,12 +85,8 @@ pub(crate) fn set_process_caps(keep: &CapsHashSet, root: bool) -> Result<(), Sec
 
 /// `no_new_privs`: no exec can gain privileges (setuid bits, file capabilities).
 pub(crate) fn no_new_privs() -> Result<(), SecurityError> {
-    // SAFETY: PR_SET_NO_NEW_PRIVS takes integer arguments only and touches no memory.
-    let rc = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
-    if rc != 0 {
-        return Err(SecurityError::NoNewPrivs(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    nix::sys::prctl::set_no_new_privs()
+        .map_err(|errno| SecurityError::NoNewPrivs(std::io::Error::from(errno)))
 }
 
 /// Docker's default seccomp profile for a container with Docker's default capabilities,

@@ -135,6 +135,9 @@ pub struct Recorder {
     pub calls: Vec<Call>,
     pub existing: Vec<PathBuf>,
     pub dirs: Vec<PathBuf>,
+    /// A mount option this kernel does not know: a mount that asks for it fails with
+    /// EINVAL (after being recorded).
+    pub refuse_option: Option<String>,
 }
 
 impl Sys for Recorder {
@@ -153,6 +156,13 @@ impl Sys for Recorder {
             flags,
             data: data.map(str::to_string),
         });
+        let refused = self
+            .refuse_option
+            .as_deref()
+            .is_some_and(|option| data.is_some_and(|d| d.split(',').any(|o| o == option)));
+        if refused {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
         Ok(())
     }
 

@@ -107,6 +107,18 @@ pub fn commit_snapshot(store: &Store, dir: &std::path::Path, diff_id: &Digest) -
     Ok(store.commit_snapshot(dir, diff_id, &print)?)
 }
 
+/// The snapshots of `layers` (bottom first, as in a manifest) as an overlay stacks
+/// them: names under the store's snapshot directory, top first, each layer unpacked
+/// if it is not yet. A build's RUN steps, its views and containers all mount these.
+pub fn overlay_lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<String>> {
+    let mut lowers = Vec::with_capacity(layers.len());
+    for layer in layers.iter().rev() {
+        ensure_snapshot(store, layer)?;
+        lowers.push(crate::store::snapshot_name(&layer.diff_id));
+    }
+    Ok(lowers)
+}
+
 /// Unpacks a layer blob into its snapshot directory, once: the snapshot is shared by
 /// every image and container that uses the layer. The unpacked tar must hash to the
 /// layer's diff_id, or nothing is kept.

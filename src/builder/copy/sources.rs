@@ -204,27 +204,15 @@ pub(super) fn is_dir_in_image(request: &CopyRequest<'_>, path: &str) -> bool {
 mod tests {
     use super::super::super::context::BuildContext;
     use super::*;
-    use crate::graph::{CopyFrom, CopyStep};
+    use crate::graph::CopyStep;
     use crate::layers::ExtractLimits;
 
     fn step(sources: &[&str], dest: &str) -> CopyStep {
-        CopyStep {
-            add: false,
-            sources: sources
-                .iter()
-                .map(|s| CopySource::Path(s.to_string()))
-                .collect(),
-            dest: dest.to_string(),
-            from: CopyFrom::Context,
-            chown: None,
-            chmod: None,
-            link: false,
-            parents: false,
-            excludes: Vec::new(),
-            checksum: None,
-            keep_git_dir: false,
-            workdir: "/".into(),
-        }
+        let sources = sources
+            .iter()
+            .map(|s| CopySource::Path(s.to_string()))
+            .collect();
+        crate::builder::plan::plain_copy(sources, dest, None)
     }
 
     /// A context with `a.txt`, `b.txt`, `src/app/main.rs`, `src/app/lib.rs`, `secret`
@@ -288,43 +276,33 @@ mod tests {
             .collect())
     }
 
+    fn check(fixture: &Fixture, step: &CopyStep, expected: &[&str]) {
+        assert_eq!(targets(fixture, step).unwrap(), expected);
+    }
+
     #[test]
     fn a_file_goes_onto_dest_unless_dest_is_a_directory() {
         let f = fixture();
-        assert_eq!(
-            targets(&f, &step(&["a.txt"], "/x")).unwrap(),
-            ["a.txt -> /x"]
-        );
-        assert_eq!(
-            targets(&f, &step(&["a.txt"], "/x/")).unwrap(),
-            ["a.txt -> /x/a.txt"]
-        );
+        check(&f, &step(&["a.txt"], "/x"), &["a.txt -> /x"]);
+        check(&f, &step(&["a.txt"], "/x/"), &["a.txt -> /x/a.txt"]);
         // An existing directory of the image takes the file under its own name.
-        assert_eq!(
-            targets(&f, &step(&["a.txt"], "/opt")).unwrap(),
-            ["a.txt -> /opt/a.txt"]
-        );
-        assert_eq!(
-            targets(&f, &step(&["a.txt"], "/")).unwrap(),
-            ["a.txt -> /a.txt"]
-        );
+        check(&f, &step(&["a.txt"], "/opt"), &["a.txt -> /opt/a.txt"]);
+        check(&f, &step(&["a.txt"], "/"), &["a.txt -> /a.txt"]);
     }
 
     #[test]
     fn a_directory_copies_its_contents_and_parents_keep_the_path() {
         let f = fixture();
-        assert_eq!(
-            targets(&f, &step(&["src"], "/app")).unwrap(),
-            ["dir src -> /app"]
-        );
+        check(&f, &step(&["src"], "/app"), &["dir src -> /app"]);
         let mut parents = step(&["src/*/main.rs", "src/app"], "/w/");
         parents.parents = true;
-        assert_eq!(
-            targets(&f, &parents).unwrap(),
-            [
+        check(
+            &f,
+            &parents,
+            &[
                 "src/app/main.rs -> /w/src/app/main.rs",
-                "dir src/app -> /w/src/app"
-            ]
+                "dir src/app -> /w/src/app",
+            ],
         );
     }
 
@@ -336,12 +314,13 @@ mod tests {
             error.to_string(),
             "when using COPY with more than one source file, the destination must be a directory and end with a /"
         );
-        assert_eq!(
-            targets(&f, &step(&["*.txt"], "/x/")).unwrap(),
-            ["a.txt -> /x/a.txt", "b.txt -> /x/b.txt"]
+        check(
+            &f,
+            &step(&["*.txt"], "/x/"),
+            &["a.txt -> /x/a.txt", "b.txt -> /x/b.txt"],
         );
         // One match of a wildcard is one source.
-        assert_eq!(targets(&f, &step(&["a*"], "/x")).unwrap(), ["a.txt -> /x"]);
+        check(&f, &step(&["a*"], "/x"), &["a.txt -> /x"]);
     }
 
     #[test]
@@ -356,19 +335,17 @@ mod tests {
                 )
             );
         }
-        assert_eq!(
-            targets(&f, &step(&["*.txt", "src/*/main.rs"], "/x/")).unwrap(),
-            [
+        check(
+            &f,
+            &step(&["*.txt", "src/*/main.rs"], "/x/"),
+            &[
                 "a.txt -> /x/a.txt",
                 "b.txt -> /x/b.txt",
-                "src/app/main.rs -> /x/main.rs"
-            ]
+                "src/app/main.rs -> /x/main.rs",
+            ],
         );
         // `..` stays in the context.
-        assert_eq!(
-            targets(&f, &step(&["../../a.txt"], "/x")).unwrap(),
-            ["a.txt -> /x"]
-        );
+        check(&f, &step(&["../../a.txt"], "/x"), &["a.txt -> /x"]);
     }
 
     #[test]
@@ -376,13 +353,13 @@ mod tests {
         let f = fixture();
         let mut excluded = step(&["*.txt"], "/x/");
         excluded.excludes = vec!["b.*".into()];
-        assert_eq!(targets(&f, &excluded).unwrap(), ["a.txt -> /x/a.txt"]);
+        check(&f, &excluded, &["a.txt -> /x/a.txt"]);
         let mut heredoc = step(&[], "/etc/");
         heredoc.sources = vec![CopySource::Heredoc {
             name: "motd".into(),
             content: "hello\n".into(),
         }];
-        assert_eq!(targets(&f, &heredoc).unwrap(), ["<<motd -> /etc/motd"]);
+        check(&f, &heredoc, &["<<motd -> /etc/motd"]);
         let mut bad = step(&["a.txt"], "/x");
         bad.excludes = vec!["[".into()];
         assert!(targets(&f, &bad)
