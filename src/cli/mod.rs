@@ -428,21 +428,37 @@ fn report_item_error(item: &str, err: &dyn std::fmt::Display) {
     }
 }
 
-/// The error and its causes, `: `-separated, leaving out a cause whose text the message
-/// already holds (library errors often show their source as part of their own text).
+/// The contexts a command added and the error under them, `: `-separated. lade's own
+/// errors are whole (each message already includes its cause's text), so the chain is
+/// followed down to the first of them and no further: what is below would only repeat
+/// it.
 fn describe(err: &anyhow::Error) -> String {
-    let mut message = String::new();
+    let mut parts = Vec::new();
     for cause in err.chain() {
-        let text = cause.to_string();
-        if message.contains(&text) {
-            continue;
+        parts.push(cause.to_string());
+        if is_lades_own(cause) {
+            break;
         }
-        if !message.is_empty() {
-            message.push_str(": ");
-        }
-        message.push_str(&text);
     }
-    printable(&message)
+    printable(&parts.join(": "))
+}
+
+/// Whether an error is one of those the library's modules return (each of the others
+/// reaches the command line inside one of these).
+fn is_lades_own(error: &(dyn std::error::Error + 'static)) -> bool {
+    error.is::<crate::builder::BuildError>()
+        || error.is::<crate::store::StoreError>()
+        || error.is::<crate::container::ContainerError>()
+        || error.is::<crate::registry::RegistryError>()
+        || error.is::<crate::layers::LayerError>()
+        || error.is::<crate::archive::ArchiveError>()
+        || error.is::<crate::network::NetworkError>()
+        || error.is::<crate::exec::ExecError>()
+        || error.is::<crate::graph::PlanError>()
+        || error.is::<crate::graph::GraphError>()
+        || error.is::<crate::parser::ParseError>()
+        || error.is::<crate::oci::ReferenceError>()
+        || error.is::<crate::oci::DigestError>()
 }
 
 /// Messages quote what they were given, and that can be anything (a hostile archive's
@@ -607,21 +623,21 @@ mod tests {
 
     #[test]
     fn an_error_shows_each_cause_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("{path}: {source}")]
-        struct WithPath {
-            path: String,
-            source: std::io::Error,
-        }
-        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
-        let err = anyhow::Error::new(WithPath {
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        let err = anyhow::Error::new(crate::store::StoreError::Io {
             path: "/x.tar".into(),
-            source: io,
+            source: io(),
         })
         .context("loading");
         assert_eq!(
             describe(&err),
             "loading: /x.tar: No such file or directory (os error 2)"
+        );
+        // Contexts over an error of another library: each layer once.
+        let err = anyhow::Error::new(io()).context("reading the Dockerfile");
+        assert_eq!(
+            describe(&err),
+            "reading the Dockerfile: No such file or directory (os error 2)"
         );
     }
 }
