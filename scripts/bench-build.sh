@@ -22,43 +22,9 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/lade-bench-build}
 IMAGE=${BENCH_IMAGE:-/tmp/lade-bench-build.ext4}
 
-need=()
-for tool in hyperfine:hyperfine podman:podman buildah:buildah dockerd:docker.io busybox:busybox-static; do
-    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-fi
-cargo build --release --manifest-path "$HERE/Cargo.toml" -q
-LADE=$HERE/target/release/lade
-
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
-mkdir -p "$WORK"
-MOUNTED=
-DOCKERD_PID=
-cleanup() {
-    set +e
-    if [ -n "$DOCKERD_PID" ]; then
-        kill "$DOCKERD_PID"
-        for _ in $(seq 1 40); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$DOCKERD_PID" 2>/dev/null
-        ip link show docker0 >/dev/null 2>&1 && ip link del docker0
-    fi
-    $PODMAN rmi -af >/dev/null 2>&1
-    for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
-        umount -l "$m"
-    done
-    if [ -n "$MOUNTED" ]; then umount -l "$WORK"; rm -f "$IMAGE"; fi
-}
-trap cleanup EXIT
-if ! mountpoint -q "$WORK"; then
-    rm -f "$IMAGE"
-    truncate -s 24G "$IMAGE"
-    mkfs.ext4 -q -F "$IMAGE"
-    mount -o loop "$IMAGE" "$WORK"
-    MOUNTED=1
-fi
+IMAGE_SIZE=24G
+TOOLS="hyperfine:hyperfine buildah:buildah busybox:busybox-static"
+. "$HERE/scripts/bench-peers.sh"
 
 CTX=$WORK/context
 [ -f "$CTX/big.bin" ] || { mkdir -p "$CTX"; python3 "$HERE/scripts/gen-context.py" "$CTX" >/dev/null; }
@@ -92,19 +58,7 @@ export LADE_ROOT=$WORK/lade
 LADE_IMPORT_FLAGS="--compression gzip" "$HERE/scripts/busybox-image.sh" "$LADE" busybox:local >/dev/null
 "$LADE" save -o "$WORK/busybox.tar" busybox:local
 
-# dockerd of its own, on the bench file system.
-export DOCKER_HOST=unix://$WORK/docker.sock DOCKER_BUILDKIT=1
-/usr/sbin/dockerd --host "$DOCKER_HOST" --data-root "$WORK/docker" --exec-root "$WORK/docker-exec" \
-    --pidfile "$WORK/docker.pid" >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 1 80); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.25; done
-/usr/bin/docker info >/dev/null || { tail "$WORK/dockerd.log"; exit 1; }
 /usr/bin/docker load -q -i "$WORK/busybox.tar" >/dev/null
-
-# podman with storage of its own (overlay, its usual driver) and the ulimits this
-# machine needs (root lacks CAP_SYS_RESOURCE).
-printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
 $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
 
 LADE_BUILD="$LADE build --progress quiet -t bench $CTX"
@@ -114,7 +68,6 @@ LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all >/dev/nul
 DOCKER_COLD="/usr/bin/docker rmi -f bench >/dev/null 2>&1; /usr/bin/docker builder prune -af >/dev/null; sync"
 PODMAN_COLD="$PODMAN rmi -f bench >/dev/null 2>&1; $PODMAN image prune -f >/dev/null; sync"
 
-mkdir -p "$HERE/bench-results"
 run() { # name runs prepare-lade prepare-docker prepare-podman [extra hyperfine args]
     local name=$1 runs=$2
     hyperfine --runs "$runs" --warmup "${WARMUP:-0}" --export-json "$HERE/bench-results/build-$name.json" \

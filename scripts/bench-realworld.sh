@@ -29,59 +29,16 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/lade-bench-realworld}
 IMAGE=${BENCH_IMAGE:-/tmp/lade-bench-realworld.ext4}
 
-need=()
-for tool in podman:podman dockerd:docker.io mmdebstrap:mmdebstrap; do
-    command -v "${tool%%:*}" >/dev/null || need+=("${tool#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-fi
-cargo build --release --manifest-path "$HERE/Cargo.toml" -q
-LADE=$HERE/target/release/lade
-PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver overlay"
-
-mkdir -p "$WORK"
-MOUNTED=
-DOCKERD_PID=
-cleanup() {
-    set +e
-    if [ -n "$DOCKERD_PID" ]; then
-        kill "$DOCKERD_PID"
-        for _ in $(seq 1 40); do kill -0 "$DOCKERD_PID" 2>/dev/null || break; sleep 0.25; done
-        kill -9 "$DOCKERD_PID" 2>/dev/null
-        ip link show docker0 >/dev/null 2>&1 && ip link del docker0
-    fi
-    $PODMAN rmi -af >/dev/null 2>&1
-    for m in $(awk -v w="$WORK/" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r); do
-        umount -l "$m"
-    done
-    if [ -n "$MOUNTED" ]; then umount -l "$WORK"; rm -f "$IMAGE"; fi
-}
-trap cleanup EXIT
-if ! mountpoint -q "$WORK"; then
-    rm -f "$IMAGE"
-    truncate -s 40G "$IMAGE"
-    mkfs.ext4 -q -F "$IMAGE"
-    mount -o loop "$IMAGE" "$WORK"
-    MOUNTED=1
-fi
+IMAGE_SIZE=40G
+TOOLS="mmdebstrap:mmdebstrap"
+. "$HERE/scripts/bench-peers.sh"
 
 # The base: one rootfs tarball, imported by each tool as debian:bookworm.
 ROOTFS=${DEBIAN_ROOTFS:-/tmp/lade-debian-bookworm.tar}
 export DEBIAN_ROOTFS=$ROOTFS
 LADE_ROOT=$WORK/lade-base "$HERE/scripts/debian-image.sh" "$LADE" >/dev/null
 
-export DOCKER_HOST=unix://$WORK/docker.sock DOCKER_BUILDKIT=1
-/usr/sbin/dockerd --host "$DOCKER_HOST" --data-root "$WORK/docker" --exec-root "$WORK/docker-exec" \
-    --pidfile "$WORK/docker.pid" >"$WORK/dockerd.log" 2>&1 &
-DOCKERD_PID=$!
-for _ in $(seq 1 80); do /usr/bin/docker info >/dev/null 2>&1 && break; sleep 0.25; done
-/usr/bin/docker info >/dev/null || { tail "$WORK/dockerd.log"; exit 1; }
 /usr/bin/docker import --change 'CMD ["bash"]' "$ROOTFS" debian:bookworm >/dev/null
-
-printf '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n' > "$WORK/containers.conf"
-export CONTAINERS_CONF=$WORK/containers.conf
 $PODMAN import -q --change 'CMD ["bash"]' "$ROOTFS" docker.io/library/debian:bookworm >/dev/null
 
 # The apps. RUN steps that download over HTTPS trust the system's CA bundle, which
@@ -175,7 +132,6 @@ timed() { # label command...: runs it, prints the seconds, fails loudly
     python3 -c "print(f'{$end - $start:.2f}')"
 }
 
-mkdir -p "$HERE/bench-results"
 CSV=$HERE/bench-results/realworld.csv
 echo "round,app,tool,case,seconds" > "$CSV"
 TOOLS=(lade podman docker)

@@ -416,6 +416,36 @@ fn a_failing_stage_stops_the_others() {
     );
 }
 
+/// Starts `lade build --progress plain` of `context` and reads its log until a line
+/// ends with `marker` (a step's own output: its sandbox runs); the build, still running
+/// (killed when dropped), and the log so far.
+fn build_until(lade: &Lade, context: &Context, marker: &str) -> (common::Killed, String) {
+    let mut child = common::Killed(
+        lade.process()
+            .args([
+                "build",
+                "--progress",
+                "plain",
+                context.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.ends_with(marker) {
+            break;
+        }
+    }
+    (child, seen)
+}
+
 #[test]
 fn a_build_killed_half_way_keeps_the_steps_it_finished() {
     let lade = Lade::new();
@@ -423,35 +453,13 @@ fn a_build_killed_half_way_keeps_the_steps_it_finished() {
     let context = Context::new(
         "FROM busybox\nRUN echo one > /one\nRUN echo two > /two\nARG WAIT=3456\nRUN echo sleeping && sleep $WAIT\n",
     );
-    let mut child = lade
-        .process()
-        .args([
-            "build",
-            "--progress",
-            "plain",
-            context.path().to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        // The step's own output: its sandbox runs.
-        if line.ends_with(" sleeping") {
-            break;
-        }
-    }
+    // The step's own output: its sandbox runs.
+    let (child, seen) = build_until(&lade, &context, " sleeping");
     assert!(
         seen.contains("RUN echo sleeping && sleep $WAIT"),
         "the last step started:\n{seen}"
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
     // The sandbox dies with the build.
     common::wait_until("the killed build's sandbox to be gone", || {
         std::process::Command::new("pgrep")
@@ -748,29 +756,7 @@ fn run_steps_write_on_a_volatile_overlay_and_a_build_killed_in_one_leaves_a_clea
          RUN grep ' / / ' /proc/self/mountinfo; i=0; while [ $i -lt 300 ]; do echo $i > /f$i; i=$((i+1)); done; \
          sync; echo written && sleep $WAIT\n",
     );
-    let mut child = common::Killed(
-        lade.process()
-            .args([
-                "build",
-                "--progress",
-                "plain",
-                context.path().to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let stderr = child.0.stderr.take().unwrap();
-    let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
-        let line = line.unwrap();
-        seen.push_str(&line);
-        seen.push('\n');
-        if line.ends_with(" written") {
-            break;
-        }
-    }
+    let (child, seen) = build_until(&lade, &context, " written");
     let root_mount = seen
         .lines()
         .find(|l| l.contains(" - overlay "))
