@@ -17,7 +17,15 @@ cargo test --all-targets --no-run -q
 WORK=$(mktemp -d /tmp/lade-soak.XXXXXX)
 LOAD=""
 cleanup() {
-    [ -n "$LOAD" ] && kill "$LOAD" 2>/dev/null && wait "$LOAD" 2>/dev/null
+    if [ -n "$LOAD" ]; then
+        # The loop held still, the build it runs stopped (cleanly, on SIGTERM), then
+        # the loop itself.
+        kill -STOP "$LOAD" 2>/dev/null || true
+        pkill -TERM -P "$LOAD" 2>/dev/null || true
+        kill -TERM "$LOAD" 2>/dev/null || true
+        kill -CONT "$LOAD" 2>/dev/null || true
+        wait "$LOAD" 2>/dev/null || true
+    fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM

@@ -446,6 +446,18 @@ fn build_until(lade: &Lade, context: &Context, marker: &str) -> (common::Killed,
     (child, seen)
 }
 
+/// Waits until no process runs `command` (a killed build's sandbox dies with it).
+fn wait_gone(command: &str) {
+    common::wait_until(&format!("`{command}` to be gone"), || {
+        std::process::Command::new("pgrep")
+            .args(["-f", command])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    });
+}
+
 #[test]
 fn a_build_killed_half_way_keeps_the_steps_it_finished() {
     let lade = Lade::new();
@@ -461,14 +473,7 @@ fn a_build_killed_half_way_keeps_the_steps_it_finished() {
     );
     drop(child);
     // The sandbox dies with the build.
-    common::wait_until("the killed build's sandbox to be gone", || {
-        std::process::Command::new("pgrep")
-            .args(["-f", "sleep 3456"])
-            .output()
-            .unwrap()
-            .stdout
-            .is_empty()
-    });
+    wait_gone("sleep 3456");
     let (_, log) = lade.build_log(context.path(), &["--build-arg", "WAIT=0"]);
     assert_cached(&log, "RUN echo one");
     assert_cached(&log, "RUN echo two");
@@ -771,14 +776,7 @@ fn run_steps_write_on_a_volatile_overlay_and_a_build_killed_in_one_leaves_a_clea
     );
     // Killed mid-step, with no chance to clean up.
     drop(child);
-    common::wait_until("the killed build's sandbox to be gone", || {
-        std::process::Command::new("pgrep")
-            .args(["-f", "sleep 5678"])
-            .output()
-            .unwrap()
-            .stdout
-            .is_empty()
-    });
+    wait_gone("sleep 5678");
     let check = lade.cmd().args(["system", "check"]).output().unwrap();
     let report = String::from_utf8_lossy(&check.stderr);
     assert!(

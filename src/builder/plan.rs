@@ -505,13 +505,19 @@ mod tests {
         shown
     }
 
-    #[test]
-    fn steps_miss_then_hit_and_a_changed_file_is_named() {
+    /// A store and a context holding `app.txt`, in a temporary directory.
+    fn store_and_context() -> (tempfile::TempDir, Store, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("store")).unwrap();
         let context = dir.path().join("context");
         fs::create_dir(&context).unwrap();
         fs::write(context.join("app.txt"), "one").unwrap();
+        (dir, store, context)
+    }
+
+    #[test]
+    fn steps_miss_then_hit_and_a_changed_file_is_named() {
+        let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
 
         let prepared = prepare(&store, &options).unwrap();
@@ -546,10 +552,8 @@ mod tests {
 
     #[test]
     fn a_step_after_a_pending_one_is_pending_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("store")).unwrap();
-        let options = build_options(dir.path(), false);
-        fs::write(dir.path().join("app.txt"), "one").unwrap();
+        let (_dir, store, context) = store_and_context();
+        let options = build_options(&context, false);
         let prepared = prepare(&store, &options).unwrap();
         let session = session(&store, &options, &prepared, &Silent, Mode::Explain).unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());

@@ -446,19 +446,25 @@ fn describe(err: &anyhow::Error) -> String {
 /// Whether an error is one of those the library's modules return (each of the others
 /// reaches the command line inside one of these).
 fn is_lades_own(error: &(dyn std::error::Error + 'static)) -> bool {
-    error.is::<crate::builder::BuildError>()
-        || error.is::<crate::store::StoreError>()
-        || error.is::<crate::container::ContainerError>()
-        || error.is::<crate::registry::RegistryError>()
-        || error.is::<crate::layers::LayerError>()
-        || error.is::<crate::archive::ArchiveError>()
-        || error.is::<crate::network::NetworkError>()
-        || error.is::<crate::exec::ExecError>()
-        || error.is::<crate::graph::PlanError>()
-        || error.is::<crate::graph::GraphError>()
-        || error.is::<crate::parser::ParseError>()
-        || error.is::<crate::oci::ReferenceError>()
-        || error.is::<crate::oci::DigestError>()
+    macro_rules! one_of {
+        ($($kind:ty),+) => { false $(|| error.is::<$kind>())+ };
+    }
+    use crate::{archive, builder, container, exec, graph, layers, network, oci, parser};
+    one_of!(
+        builder::BuildError,
+        crate::store::StoreError,
+        container::ContainerError,
+        crate::registry::RegistryError,
+        layers::LayerError,
+        archive::ArchiveError,
+        network::NetworkError,
+        exec::ExecError,
+        graph::PlanError,
+        graph::GraphError,
+        parser::ParseError,
+        oci::ReferenceError,
+        oci::DigestError
+    )
 }
 
 /// Messages quote what they were given, and that can be anything (a hostile archive's
