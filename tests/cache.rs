@@ -339,26 +339,22 @@ fn no_cache_filter_reruns_a_stage_and_keeps_what_comes_out_the_same() {
 
 /// What each of two independent stages saw of the other while its RUN step ran:
 /// `met` when the other stage's step was running at the same time, `alone` when it was
-/// not. Each step marks itself running in a shared cache mount and waits for the other's
-/// mark (at most `patience` tenths of a second): a handshake, so no timing is compared.
+/// not. The steps meet at a FIFO in a shared cache mount: opening it blocks until the
+/// other side opens it too (a handshake, no timing compared); `timeout` bounds the wait
+/// at `patience` seconds, which is how long `alone` takes to conclude.
 fn stage_meetings(lade: &Lade, jobs: &str, patience: u32) -> (String, String) {
-    // Having looked, a step stays until the other has looked too (or is not there).
-    let step = |me: &str, other: &str| {
+    let mount = format!("--mount=type=cache,id=meet{jobs},target=/h,sharing=shared");
+    let step = |side: &str| {
         format!(
-            "RUN --mount=type=cache,id=meet{jobs},target=/h,sharing=shared \\\n\
-             touch /h/{me} && i=0 && while [ ! -e /h/{other} ] && [ $i -lt {patience} ]; \\\n\
-             do sleep 0.1; i=$((i+1)); done; \\\n\
-             if [ -e /h/{other} ]; then echo met; else echo alone; fi > /seen; \\\n\
-             touch /h/{me}.done && i=0 && \\\n\
-             while [ -e /h/{other} ] && [ ! -e /h/{other}.done ] && [ $i -lt 600 ]; \\\n\
-             do sleep 0.1; i=$((i+1)); done; rm /h/{me}\n"
+            "RUN {mount} (mkfifo /h/meet 2>/dev/null || true) && \\\n\
+             if timeout {patience} sh -c '{side}'; then echo met; else echo alone; fi > /seen\n"
         )
     };
     let context = Context::new(&format!(
         "FROM busybox AS a\n{}\nFROM busybox AS b\n{}\n\
          FROM busybox\nCOPY --from=a /seen /a\nCOPY --from=b /seen /b\n",
-        step("a", "b"),
-        step("b", "a"),
+        step("echo a > /h/meet"),
+        step("read other < /h/meet"),
     ));
     let tag = format!("par{jobs}");
     lade.build_log(context.path(), &["-t", &tag, "--jobs", jobs]);
@@ -373,14 +369,14 @@ fn independent_stages_run_at_the_same_time() {
     let lade = Lade::new();
     lade.busybox();
     // With two jobs each step waits as long as it takes (up to a minute) for the other.
-    let (a, b) = stage_meetings(&lade, "2", 600);
+    let (a, b) = stage_meetings(&lade, "2", 60);
     assert_eq!(
         (a.as_str(), b.as_str()),
         ("met", "met"),
         "with --jobs 2 the stages overlap"
     );
     // With one, each waits two seconds for the other and must not see it.
-    let (a, b) = stage_meetings(&lade, "1", 20);
+    let (a, b) = stage_meetings(&lade, "1", 2);
     assert_eq!(
         (a.as_str(), b.as_str()),
         ("alone", "alone"),

@@ -31,6 +31,25 @@ fn require_netavark() {
     common::require_tool("ss");
 }
 
+/// A container on `network` reaches each of `names` by name.
+fn pings_on(lade: &Lade, network: &str, names: &[&str]) {
+    let script = names
+        .iter()
+        .map(|name| format!("ping -c1 -W5 {name}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        network,
+        "busybox",
+        "sh",
+        "-c",
+        &script,
+    ]);
+}
+
 fn http_get(address: &str) -> Option<String> {
     let mut stream =
         TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
@@ -262,16 +281,7 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
         "sleep",
         "300",
     ]);
-    lade.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        "busybox",
-        "sh",
-        "-c",
-        "ping -c1 -W5 api && ping -c1 -W5 svc",
-    ]);
+    pings_on(&lade, "front", &["api", "svc"]);
     let api_ip = lade.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "api"]);
     let api_ip = api_ip.trim();
     assert!(api_ip.starts_with("10."), "{api_ip}");
@@ -360,16 +370,7 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
         "300",
     ]);
     lade.ok(&["network", "connect", "--alias", "lateral", "front", "late"]);
-    lade.ok(&[
-        "run",
-        "--rm",
-        "--network",
-        "front",
-        "busybox",
-        "sh",
-        "-c",
-        "ping -c1 -W5 late && ping -c1 -W5 lateral",
-    ]);
+    pings_on(&lade, "front", &["late", "lateral"]);
     let inspect: serde_json::Value =
         serde_json::from_str(&lade.ok(&["network", "inspect", "front"])).unwrap();
     assert_eq!(inspect[0]["Containers"].as_object().unwrap().len(), 2);

@@ -66,7 +66,7 @@ pub(super) struct StagePlanner<'s, 'a> {
     /// The first step of this stage that ran in this build.
     first_ran: Option<usize>,
     /// How often each step text was met, for the sites of repeated steps.
-    occurrences: BTreeMap<String, usize>,
+    occurrences: BTreeMap<&'a str, usize>,
     /// `--no-cache` or `--no-cache-filter` naming this stage.
     forced: Option<String>,
 }
@@ -94,8 +94,8 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
 
     /// Where `step`'s key is recorded for the next build to compare with: by its text
     /// and occurrence, and by its position.
-    pub(super) fn sites(&mut self, step: &Step) -> [String; 2] {
-        let occurrence = self.occurrences.entry(step.text.clone()).or_default();
+    pub(super) fn sites(&mut self, step: &'a Step) -> [String; 2] {
+        let occurrence = self.occurrences.entry(step.text.as_str()).or_default();
         *occurrence += 1;
         cache::sites(
             &self.session.prepared.project,

@@ -143,6 +143,21 @@ impl Client {
         Ok(client)
     }
 
+    /// A body kept in memory (a manifest, a config), refused past `limit` bytes.
+    fn small_body(
+        &self,
+        response: &mut ureq::http::Response<ureq::Body>,
+        limit: u64,
+        what: &str,
+    ) -> Result<Vec<u8>> {
+        response
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
     fn error(&self, reason: impl Into<String>) -> RegistryError {
         RegistryError::Registry {
             registry: self.registry.clone(),
@@ -335,12 +350,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let bytes = response
-            .body_mut()
-            .with_config()
-            .limit(4 << 20)
-            .read_to_vec()
-            .map_err(|e| self.error(format!("manifest {repository}:{reference}: {e}")))?;
+        let bytes = self.small_body(
+            &mut response,
+            4 << 20,
+            &format!("manifest {repository}:{reference}"),
+        )?;
         let digest = Digest::of(&bytes);
         Ok((bytes, media_type, digest))
     }
@@ -589,12 +603,7 @@ fn fetch_small_blob(
     if response.status() != 200 {
         return Err(client.status_error(&format!("blob {digest}"), &mut response));
     }
-    let bytes = response
-        .body_mut()
-        .with_config()
-        .limit(16 << 20)
-        .read_to_vec()
-        .map_err(|e| client.error(format!("blob {digest}: {e}")))?;
+    let bytes = client.small_body(&mut response, 16 << 20, &format!("blob {digest}"))?;
     if Digest::of(&bytes) != *digest {
         return Err(client.error(format!(
             "blob {digest}: what came has digest {}",
