@@ -602,3 +602,72 @@ fn import_applies_changes() {
     let err = lade.fails(&["import", "--change", "RUN true", "/dev/null"]);
     assert!(err.contains("only CMD, ENTRYPOINT"), "{err}");
 }
+
+#[test]
+fn uncompressed_layers_keep_the_image_id_and_are_read_by_skopeo_and_a_fresh_store() {
+    require_tool("skopeo");
+    let context = app_context();
+    let build = |compression: &str| {
+        let lade = Lade::new();
+        lade.busybox();
+        let out = lade
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["build", "--progress", "quiet", "-t", "app:1"])
+            .args(["--compression", compression])
+            .arg(context.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            lade,
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        )
+    };
+    let (_zstd, zstd_id) = build("zstd");
+    let (plain, plain_id) = build("uncompressed");
+    assert_eq!(
+        zstd_id, plain_id,
+        "the image id does not depend on compression"
+    );
+
+    let layout = format!("oci:{}/oci:app:1", plain.root().display());
+    let manifest: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", "--raw", &layout])).unwrap();
+    let config: Value =
+        serde_json::from_str(&run("skopeo", &["inspect", "--config", &layout])).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
+    assert!(layers.len() > 2, "{manifest}");
+    // The base was imported zstd-compressed; the build's own layers are plain tars,
+    // whose digest is their diff_id.
+    for (layer, diff_id) in layers.iter().zip(diff_ids).skip(1) {
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+        assert_eq!(&layer["digest"], diff_id);
+    }
+    // skopeo checks each blob against its digest as it copies.
+    let copied = plain.dir.path().join("copied");
+    run(
+        "skopeo",
+        &["copy", &layout, &format!("dir:{}", copied.display())],
+    );
+
+    // A store that has only the saved archive unpacks the plain layers and runs them.
+    let archive = plain.dir.path().join("app.tar");
+    plain.ok(&["save", "-o", &archive.to_string_lossy(), "app:1"]);
+    let fresh = Lade::new();
+    fresh.ok(&["load", "-i", &archive.to_string_lossy()]);
+    assert_eq!(
+        fresh.ok(&[
+            "run",
+            "--rm",
+            "app:1",
+            "cat /app/src/a.txt /opt/data/in.txt"
+        ]),
+        "hello\ninside the tar\n"
+    );
+}

@@ -1049,3 +1049,82 @@ fn busy_and_failing_registries_are_retried() {
     assert_eq!(message.trim().lines().count(), 1, "{message}");
     assert!(failing.ok(&["images", "-q"]).trim().is_empty());
 }
+
+#[test]
+fn a_build_keeps_layers_uncompressed_and_push_compresses_them_the_same_each_time() {
+    common::require_tool("skopeo");
+    let registry = Registry::start(None);
+    let lade = Lade::new();
+    lade.busybox();
+    let context = common::Context::new(
+        "FROM busybox\nCOPY greeting.txt /srv/\nRUN echo built > /srv/run.txt\n",
+    );
+    context.file("greeting.txt", "hello\n");
+    lade.build(context.path(), &["-t", "app:1"]);
+    let stored = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci:{}/oci:app:1", lade.root().display()),
+        ],
+    );
+    let stored: serde_json::Value = serde_json::from_str(&stored).unwrap();
+    let media_types: Vec<&str> = stored["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["mediaType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        media_types[1..],
+        ["application/vnd.oci.image.layer.v1.tar"; 2],
+        "the build's layers are stored uncompressed"
+    );
+
+    let name = format!("{}/apps/app:1", registry.host());
+    let first = lade.ok(&["push", "-q", "app:1", &name]);
+    let raw = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{raw}");
+    for layer in layers {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+zstd"
+        );
+    }
+    // Compressed again, the layers are the same bytes: a second push sends nothing.
+    let again = lade.ok(&["push", "app:1", &name]);
+    assert!(!again.contains(": pushed"), "{again}");
+    assert_eq!(lade.ok(&["push", "-q", "app:1", &name]), first);
+
+    let other = Lade::new();
+    other.ok(&["pull", &name]);
+    assert_eq!(
+        other.ok(&["inspect", "-f", "{{.Id}}", &name]),
+        lade.ok(&["inspect", "-f", "{{.Id}}", "app:1"]),
+        "the image id does not depend on compression"
+    );
+    assert_eq!(
+        other.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "cat",
+            "/srv/greeting.txt",
+            "/srv/run.txt"
+        ]),
+        "hello\nbuilt\n"
+    );
+}

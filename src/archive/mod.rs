@@ -118,11 +118,12 @@ pub fn import_rootfs(
     };
     let mut tar = layers::decompressing_reader(&mut counting).at("import input")?;
     layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
-    let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?;
+    let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?
+        .remembering_contents();
     for walked in layers::dir_entries(staging.path(), false)? {
         writer.add_walked(&walked)?;
     }
-    let layer = writer.finish()?;
+    let layer = writer.finish_with_walked_snapshot(store, staging.path())?;
     let created = timestamp(options.source_date_epoch);
     let host = Platform::host();
     let config = ImageConfig {
@@ -145,7 +146,6 @@ pub fn import_rootfs(
         }],
         extra: BTreeMap::new(),
     };
-    layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;
     staging.keep();
     Ok(store.commit_image(
         &NewImage {

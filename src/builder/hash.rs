@@ -372,9 +372,13 @@ fn hash_contents(path: &Path, size: u64) -> std::io::Result<Hash> {
     if size > MMAP_ABOVE {
         hasher.update_mmap_rayon(path)?;
     } else {
-        let mut file = File::open(path)?;
+        // The `size` bytes the stat describes, which are what a layer takes of the file
+        // (it copies exactly the size it was planned with), in one read: through
+        // `take`, as `File::read_to_end` would first ask the file its size and
+        // position, then read once more to find the end.
+        let file = File::open(path)?;
         let mut buf = Vec::with_capacity(size as usize);
-        file.read_to_end(&mut buf)?;
+        file.take(size).read_to_end(&mut buf)?;
         hasher.update(&buf);
     }
     Ok(*hasher.finalize().as_bytes())

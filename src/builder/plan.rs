@@ -124,7 +124,8 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         let Some(state) = result.state else {
             return Err(step_failure(step, StepFailure::NoState));
         };
-        let mut inputs = match self.inputs(step, state)? {
+        let listed = self.likely_miss(step, sites)?;
+        let mut inputs = match self.inputs(step, state, listed)? {
             Keyed::Known(inputs) => inputs,
             Keyed::Pending(reason) => return Ok(StepPlan::Pending { reason }),
         };
@@ -147,7 +148,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         // A miss lists the files behind the digest: the explanation compares them, and
         // the record keeps them.
         if let StepKind::Copy(copy) = &step.kind {
-            if copy.from == CopyFrom::Context {
+            if copy.from == CopyFrom::Context && !listed {
                 inputs.set_files(&self.context_files(step, copy, true)?);
             }
         }
@@ -172,8 +173,27 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         self.first_ran.get_or_insert(number);
     }
 
-    /// What goes into the key of a step that can change files.
-    fn inputs(&self, step: &Step, state: State) -> Result<Keyed, BuildError> {
+    /// Whether a COPY from the context will likely miss: then its key's walk lists the
+    /// files too, which a miss needs, rather than walking the sources a second time. A
+    /// hit costs nothing but that list; the no-op rebuild, where every step hits, walks
+    /// once without it.
+    fn likely_miss(&self, step: &Step, sites: &[String; 2]) -> Result<bool, BuildError> {
+        let StepKind::Copy(copy) = &step.kind else {
+            return Ok(false);
+        };
+        if copy.from != CopyFrom::Context {
+            return Ok(false);
+        }
+        if self.forced.is_some() || self.first_ran.is_some() {
+            return Ok(true);
+        }
+        let store = self.session.store;
+        Ok(store.cache_site(&sites[0])?.is_none() && store.cache_site(&sites[1])?.is_none())
+    }
+
+    /// What goes into the key of a step that can change files; with `listed`, a COPY
+    /// from the context lists its files as well as their digest.
+    fn inputs(&self, step: &Step, state: State, listed: bool) -> Result<Keyed, BuildError> {
         let session = self.session;
         let mut inputs = Inputs {
             settings: session.prepared.settings.clone(),
@@ -209,8 +229,12 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         match &step.kind {
             StepKind::Copy(copy) => {
                 if copy.from == CopyFrom::Context {
-                    let files = self.context_files(step, copy, false)?;
-                    inputs.files_digest = Some(cache::hex(&files.digest));
+                    let files = self.context_files(step, copy, listed)?;
+                    if listed {
+                        inputs.set_files(&files);
+                    } else {
+                        inputs.files_digest = Some(cache::hex(&files.digest));
+                    }
                 } else if let Some(pending) = add_source(&mut inputs, &copy.from) {
                     return Ok(Keyed::Pending(pending));
                 }

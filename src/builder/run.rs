@@ -270,13 +270,12 @@ pub(crate) fn run(
     if entries.is_empty() {
         return Ok(None);
     }
-    let mut writer = LayerWriter::new(store, cx.compression, cx.source_date_epoch, None)?;
+    let mut writer =
+        LayerWriter::new(store, cx.compression, cx.source_date_epoch, None)?.remembering_contents();
     for walked in &entries {
         writer.add_walked(walked)?;
     }
-    let layer = writer.finish()?;
-    layers::commit_snapshot(store, &upper, &layer.diff_id)?;
-    Ok(Some(layer))
+    Ok(Some(writer.finish_with_walked_snapshot(store, &upper)?))
 }
 
 /// Whether `path` (relative) is in the merged view of `lowers` (topmost first).

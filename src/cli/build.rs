@@ -96,8 +96,12 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
 
-    /// Layer compression
-    #[arg(long, value_enum, default_value = "zstd")]
+    /// Layer compression. Layers stay uncompressed by default, as BuildKit keeps them
+    /// until an export: no build waits for zstd, and `push` compresses them (zstd, or
+    /// gzip with `push --compression gzip`); the store then holds each built layer as
+    /// big as its files. zstd or gzip store them compressed. The image id is the same
+    /// whatever the choice.
+    #[arg(long, value_enum, default_value = "uncompressed")]
     pub compression: CompressionArg,
 
     /// The build context: the directory whose files COPY and ADD can use

@@ -225,8 +225,12 @@ impl ListFormat {
 /// Layer compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompressionArg {
+    /// zstd on all cores
     Zstd,
+    /// gzip, for older clients
     Gzip,
+    /// plain tar: a layer's digest is its diff_id; compressed when pushed
+    Uncompressed,
 }
 
 impl From<CompressionArg> for Compression {
@@ -234,6 +238,7 @@ impl From<CompressionArg> for Compression {
         match value {
             CompressionArg::Zstd => Compression::Zstd,
             CompressionArg::Gzip => Compression::Gzip,
+            CompressionArg::Uncompressed => Compression::None,
         }
     }
 }

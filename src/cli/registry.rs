@@ -157,7 +157,7 @@ pub struct PushArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// gzip: push layers gzip-compressed (for registries and clients without zstd);
-    /// without it, layers go as stored
+    /// without it, uncompressed layers (a build's) go zstd-compressed, others as stored
     #[arg(long, value_name = "gzip")]
     pub compression: Option<String>,
     /// The image in the store (NAME[:TAG])

@@ -174,8 +174,7 @@ pub fn commit(store: &Store, reference: &str, options: &CommitOptions) -> Result
         }
         writer.add_walked(&walked)?;
     }
-    let layer = writer.finish()?;
-    layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;
+    let layer = writer.finish_with_snapshot(store)?;
     staging.keep();
     let created = match options
         .source_date_epoch

@@ -7,12 +7,17 @@
 //! compared with the incoming bytes as they arrive; if they are all equal it becomes a
 //! hard link to that file instead of a new one. Creating an inode and writing its data
 //! is most of the cost of a snapshot, and both snapshots are read-only.
+//!
+//! The snapshot's fingerprint is gathered on the way, from each entry as it landed on
+//! disk and the bytes that went into it, so committing the snapshot need not read it
+//! all back.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{fchown, symlink, PermissionsExt};
+use std::os::unix::fs::{fchown, symlink, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -25,6 +30,8 @@ use nix::unistd::{fchownat, Gid, Uid};
 use super::entry::{
     make_node, set_mtime, split_last, xattr_set, Entry, EntryKind, OVERLAY_OPAQUE_XATTR,
 };
+use super::fingerprint::{Fingerprinter, Found, Stat};
+use super::walk::xattrs;
 use super::{IoContext, LayerError, Result};
 
 /// File data goes over in chunks of this size.
@@ -44,7 +51,7 @@ enum Job {
 /// The snapshot writer thread and the way to talk to it.
 pub(crate) struct Materializer {
     jobs: Option<SyncSender<Vec<Job>>>,
-    worker: Option<JoinHandle<Result<()>>>,
+    worker: Option<JoinHandle<Result<Option<String>>>>,
     batch: Vec<Job>,
     batch_bytes: usize,
 }
@@ -105,17 +112,19 @@ impl Materializer {
         })
     }
 
-    /// A reader that also sends what it reads to the snapshot file.
-    pub(crate) fn tee<R: Read>(&mut self, inner: R) -> Tee<'_, R> {
-        Tee {
-            inner,
-            materializer: self,
-            pending: Vec::with_capacity(CHUNK),
-        }
+    /// The next bytes of the file announced last.
+    pub(crate) fn data(&mut self, chunk: Vec<u8>) -> Result<()> {
+        self.send(Job::Data(chunk))
     }
 
-    /// Waits until everything is written.
-    pub(crate) fn finish(mut self) -> Result<()> {
+    /// The file announced last is complete.
+    pub(crate) fn end_of_file(&mut self) -> Result<()> {
+        self.send(Job::EndOfFile)
+    }
+
+    /// Waits until everything is written. Returns the snapshot's fingerprint, or `None`
+    /// when only a walk of the finished tree can tell it (see [`Prints`]).
+    pub(crate) fn finish(mut self) -> Result<Option<String>> {
         self.flush()?;
         self.jobs = None;
         match self.worker.take().map(JoinHandle::join) {
@@ -137,38 +146,6 @@ impl Drop for Materializer {
     }
 }
 
-/// See [`Materializer::tee`].
-pub(crate) struct Tee<'a, R> {
-    inner: R,
-    materializer: &'a mut Materializer,
-    pending: Vec<u8>,
-}
-
-impl<R: Read> Tee<'_, R> {
-    /// Sends what is left and closes the file.
-    pub(crate) fn end(mut self) -> Result<()> {
-        if !self.pending.is_empty() {
-            let chunk = std::mem::take(&mut self.pending);
-            self.materializer.send(Job::Data(chunk))?;
-        }
-        self.materializer.send(Job::EndOfFile)
-    }
-}
-
-impl<R: Read> Read for Tee<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.pending.extend_from_slice(&buf[..n]);
-        if self.pending.len() >= CHUNK {
-            let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(CHUNK));
-            self.materializer
-                .send(Job::Data(chunk))
-                .map_err(io::Error::other)?;
-        }
-        Ok(n)
-    }
-}
-
 /// A regular file being written.
 enum Target {
     /// Written out.
@@ -186,16 +163,104 @@ struct OpenFile {
     entry: Entry,
     path: PathBuf,
     mtime: i64,
+    content: blake3::Hasher,
 }
 
-fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<()> {
+/// The fingerprint of the entries written so far.
+struct Prints {
+    /// `None` once an entry came that the entries alone cannot account for: a whiteout
+    /// or an opaque marker (the walk sees them as the overlay stores them), an entry
+    /// for the root itself, a hard link to a file not written here.
+    fingerprinter: Option<Fingerprinter>,
+    /// Whether new files get extended attributes nobody set (a security module's
+    /// labels): then every entry's are read back. Decided at the first entry.
+    labelled: Option<bool>,
+    /// Content hashes of the files written, for hard links to them.
+    contents: HashMap<Vec<u8>, blake3::Hash>,
+}
+
+impl Prints {
+    fn give_up(&mut self) {
+        self.fingerprinter = None;
+    }
+
+    fn record(
+        &mut self,
+        entry: &Entry,
+        path: &Path,
+        stat: Stat,
+        content: Option<blake3::Hash>,
+    ) -> Result<()> {
+        if self.fingerprinter.is_none() {
+            return Ok(());
+        }
+        if entry.path.is_empty() {
+            self.give_up();
+            return Ok(());
+        }
+        let content = match (&entry.kind, content) {
+            (EntryKind::Hardlink { target }, _) => match self.contents.get(target) {
+                Some(hash) => Some(*hash),
+                None => {
+                    self.give_up();
+                    return Ok(());
+                }
+            },
+            (_, content) => content,
+        };
+        let labelled = match self.labelled {
+            Some(labelled) => labelled,
+            None => {
+                let mut set = entry.xattrs.clone();
+                set.sort();
+                let labelled = xattrs(path)? != set;
+                self.labelled = Some(labelled);
+                labelled
+            }
+        };
+        let found_xattrs = if labelled || !entry.xattrs.is_empty() {
+            xattrs(path)?
+        } else {
+            Vec::new()
+        };
+        let link = match &entry.kind {
+            EntryKind::Symlink { target } => Some(target.as_slice()),
+            _ => None,
+        };
+        if let (EntryKind::File { .. }, Some(hash)) = (&entry.kind, content) {
+            self.contents.insert(entry.path.clone(), hash);
+        }
+        if let Some(fingerprinter) = &mut self.fingerprinter {
+            fingerprinter.add(
+                &entry.path,
+                &Found {
+                    stat,
+                    content: content.as_ref(),
+                    link,
+                    xattrs: &found_xattrs,
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<Option<String>> {
     let mut dir_times: Vec<(PathBuf, i64)> = Vec::new();
     let mut open: Option<OpenFile> = None;
     let mut compare = Vec::new();
+    let mut prints = Prints {
+        fingerprinter: Some(Fingerprinter::default()),
+        labelled: None,
+        contents: HashMap::new(),
+    };
     for job in queue.into_iter().flatten() {
         match job {
             Job::Entry { entry, mtime } => {
                 let path = root.join(OsStr::from_bytes(&entry.path));
+                if matches!(entry.kind, EntryKind::Whiteout | EntryKind::Opaque) {
+                    prints.give_up();
+                }
                 if let EntryKind::File { .. } = entry.kind {
                     let target = match reuse.and_then(|dir| reusable(dir, &entry, mtime)) {
                         Some((old, old_path)) => Target::Same {
@@ -203,16 +268,21 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
                             old_path,
                             same: 0,
                         },
-                        None => Target::New(File::create(&path).at(&path)?),
+                        None => Target::New(create_file(&path, &entry)?),
                     };
                     open = Some(OpenFile {
                         target,
                         entry,
                         path,
                         mtime,
+                        content: blake3::Hasher::new(),
                     });
                 } else {
                     create(root, &entry, &path, mtime, &mut dir_times)?;
+                    if prints.fingerprinter.is_some() {
+                        let meta = fs::symlink_metadata(&path).at(&path)?;
+                        prints.record(&entry, &path, Stat::of(&meta), None)?;
+                    }
                 }
             }
             Job::Data(chunk) => {
@@ -222,7 +292,10 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
             }
             Job::EndOfFile => {
                 if let Some(file) = open.take() {
-                    file.finish()?;
+                    let content = file.content.finalize();
+                    let (entry, path) = (file.entry.clone(), file.path.clone());
+                    let stat = file.finish()?;
+                    prints.record(&entry, &path, stat, Some(content))?;
                 }
             }
         }
@@ -231,7 +304,10 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
     for (path, mtime) in dir_times.iter().rev() {
         set_mtime(path, *mtime)?;
     }
-    Ok(())
+    match prints.fingerprinter {
+        Some(fingerprinter) => fingerprinter.finish(root),
+        None => Ok(None),
+    }
 }
 
 /// The earlier snapshot's file for `entry`, if its size, mode, owner and time match.
@@ -258,6 +334,7 @@ fn reusable(dir: &Path, entry: &Entry, mtime: i64) -> Option<(File, PathBuf)> {
 
 impl OpenFile {
     fn write(&mut self, chunk: &[u8], compare: &mut Vec<u8>) -> Result<()> {
+        self.content.update(chunk);
         if let Target::Same {
             old,
             old_path,
@@ -282,14 +359,15 @@ impl OpenFile {
         Ok(())
     }
 
-    fn finish(self) -> Result<()> {
+    /// Closes the file; returns what it is on disk.
+    fn finish(self) -> Result<Stat> {
         match self.target {
             Target::New(file) => finish_file(&file, &self.entry, &self.path, self.mtime),
             Target::Same { old_path, .. } => match fs::hard_link(&old_path, &self.path) {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(Stat::of(&fs::symlink_metadata(&self.path).at(&self.path)?)),
                 // Too many links, or another file system: a copy does as well.
                 Err(_) => {
-                    let mut file = File::create(&self.path).at(&self.path)?;
+                    let mut file = create_file(&self.path, &self.entry)?;
                     io::copy(&mut File::open(&old_path).at(&old_path)?, &mut file).at(&self.path)?;
                     finish_file(&file, &self.entry, &self.path, self.mtime)
                 }
@@ -368,11 +446,33 @@ fn finish(entry: &Entry, path: &Path, mtime: i64) -> Result<()> {
     Ok(())
 }
 
-/// The same for a regular file, through its open descriptor (no path lookups).
-fn finish_file(file: &File, entry: &Entry, path: &Path, mtime: i64) -> Result<()> {
-    fchown(file, Some(entry.uid), Some(entry.gid)).at(path)?;
-    file.set_permissions(fs::Permissions::from_mode(entry.mode & 0o7777))
-        .at(path)?;
+/// A new regular file for `entry`, created with its permission bits (less the umask).
+fn create_file(path: &Path, entry: &Entry) -> Result<File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(entry.mode & 0o777)
+        .open(path)
+        .at(path)
+}
+
+/// Owner, mode, xattrs and mtime of a regular file written through `file`, by its open
+/// descriptor (no path lookups). Owner and mode are set only where the new file does
+/// not have them already (root's files created under the usual umask), which saves two
+/// system calls on most files. Returns what the file is on disk.
+fn finish_file(file: &File, entry: &Entry, path: &Path, mtime: i64) -> Result<Stat> {
+    let mut stat = Stat::of(&file.metadata().at(path)?);
+    let mode = entry.mode & 0o7777;
+    let owned = stat.uid == entry.uid && stat.gid == entry.gid;
+    if !owned {
+        fchown(file, Some(entry.uid), Some(entry.gid)).at(path)?;
+    }
+    // After a chown, which clears setuid and setgid bits, the mode is set in any case.
+    if !owned || stat.mode & 0o7777 != mode {
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .at(path)?;
+    }
     for (name, value) in &entry.xattrs {
         xattr_set(path, name, value)?;
     }
@@ -380,5 +480,11 @@ fn finish_file(file: &File, entry: &Entry, path: &Path, mtime: i64) -> Result<()
     nix::sys::stat::futimens(file, &time, &time).map_err(|e| LayerError::Io {
         path: path.into(),
         source: e.into(),
-    })
+    })?;
+    stat.uid = entry.uid;
+    stat.gid = entry.gid;
+    stat.mode = stat.mode & libc::S_IFMT | mode;
+    stat.mtime = mtime;
+    stat.mtime_nsec = 0;
+    Ok(stat)
 }

@@ -476,8 +476,14 @@ fn snapshot_sharing(
             .add(&walked.entry, file.as_mut().map(|f| f as &mut dyn Read))
             .unwrap();
     }
-    writer.finish().unwrap();
-    staging.keep()
+    let (_, print) = writer.finish_layer().unwrap();
+    let snapshot = staging.keep();
+    assert_eq!(
+        print.as_deref(),
+        Some(fingerprint(&snapshot).unwrap().as_str()),
+        "the fingerprint gathered while writing is the one a walk finds"
+    );
+    snapshot
 }
 
 #[test]
@@ -546,4 +552,89 @@ fn a_file_that_is_not_a_tar_is_named_as_such_without_its_bytes() {
     .to_string();
     assert!(err.contains("not a tar archive, or a damaged one"), "{err}");
     assert!(!err.contains('\u{1b}') && !err.contains("junk"), "{err}");
+}
+
+/// Writes `source`'s entries (as `dir_entries` finds them, `overlay` or not) with a
+/// snapshot; returns the fingerprint gathered on the way and the one a walk finds.
+fn both_fingerprints(source: &Path, overlay: bool) -> (Option<String>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+    let staging = store.staging_dir("test").unwrap();
+    let mut writer = LayerWriter::new(
+        &store,
+        Compression::Zstd,
+        None,
+        Some(SnapshotTarget {
+            dir: staging.path(),
+            reuse: None,
+        }),
+    )
+    .unwrap();
+    for walked in dir_entries(source, overlay).unwrap() {
+        writer.add_walked(&walked).unwrap();
+    }
+    let (_, gathered) = writer.finish_layer().unwrap();
+    (gathered, fingerprint(staging.path()).unwrap())
+}
+
+#[test]
+fn the_fingerprint_gathered_while_writing_a_snapshot_is_the_one_a_walk_finds() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    sample_tree(&source);
+    // walkdir's order is component by component: `a`, `a/b`, then `a-c`, `a.d`.
+    fs::create_dir_all(source.join("a/b")).unwrap();
+    fs::write(
+        source.join("a-c"),
+        b"after a/ in a walk, before it in a tar",
+    )
+    .unwrap();
+    fs::write(source.join("a.d"), b"").unwrap();
+    fs::write(source.join("a/b/big"), vec![7u8; 3 << 20]).unwrap();
+    entry::xattr_set(&source.join("a/b/big"), "user.origin", b"test").unwrap();
+    entry::make_node(&source.join("a/null"), nix::sys::stat::SFlag::S_IFCHR, 1, 3).unwrap();
+    let (gathered, walked) = both_fingerprints(&source, false);
+    assert_eq!(gathered.as_deref(), Some(walked.as_str()));
+}
+
+#[test]
+fn a_snapshot_with_whiteouts_is_fingerprinted_by_a_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let upper = dir.path().join("upper");
+    fs::create_dir_all(upper.join("opaque")).unwrap();
+    fs::write(upper.join("kept"), b"kept").unwrap();
+    entry::make_node(&upper.join("deleted"), nix::sys::stat::SFlag::S_IFCHR, 0, 0).unwrap();
+    entry::xattr_set(&upper.join("opaque"), "trusted.overlay.opaque", b"y").unwrap();
+    let (gathered, _) = both_fingerprints(&upper, true);
+    assert_eq!(gathered, None);
+}
+
+#[test]
+fn a_walked_tree_becomes_a_snapshot_whose_recorded_fingerprint_a_check_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::Store::open(&dir.path().join("store")).unwrap();
+    let staging = store.staging_dir("test").unwrap();
+    let tree = staging.path();
+    sample_tree(tree);
+    fs::write(tree.join("big"), vec![3u8; 3 << 20]).unwrap();
+    // A socket is in the tree (and its fingerprint) but not in the layer.
+    let _socket = std::os::unix::net::UnixListener::bind(tree.join("socket")).unwrap();
+    let mut writer = LayerWriter::new(&store, Compression::Zstd, None, None)
+        .unwrap()
+        .remembering_contents();
+    for walked in dir_entries(tree, false).unwrap() {
+        writer.add_walked(&walked).unwrap();
+    }
+    let layer = writer.finish_with_walked_snapshot(&store, tree).unwrap();
+    staging.keep();
+    assert!(store.snapshot_dir(&layer.diff_id).join("big").is_file());
+    let report = store
+        .check(&crate::store::CheckOptions {
+            quick: false,
+            repair: false,
+            fingerprint: &|path| fingerprint(path).map_err(Into::into),
+        })
+        .unwrap();
+    assert_eq!(report.snapshots, 1);
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
 }

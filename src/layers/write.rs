@@ -7,21 +7,67 @@
 //! pass, so a layer made from files never has to be unpacked again.
 
 use std::ffi::OsStr;
-use std::io::{self, BufWriter, Read};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
 use super::background::Background;
 use super::compress::{Compression, Compressor};
 use super::entry::{Entry, EntryKind};
+use super::fingerprint::{fingerprint_with, KnownContents};
 use super::materialize::Materializer;
 use super::{IoContext, LayerError, Result};
-use crate::oci::Sha256Writer;
+use crate::oci::{Digest, Sha256Writer};
 use crate::store::{BlobWriter, LayerInfo, Store};
 
-type TarSink = BufWriter<Sha256Writer<Compressor<Background<BlobWriter>>>>;
+/// File bytes are read in chunks of at most this size.
+const CHUNK: usize = 1 << 20;
+
+type TarSink = BufWriter<DiffHasher<Compressor<Background<BlobWriter>>>>;
+
+/// The tar stream's digest, the layer's diff_id, taken as the stream is written; except
+/// for an uncompressed layer, whose blob is the tar stream itself: the blob writer hashes
+/// it anyway (on its own thread), so hashing it here too would only cost time.
+enum DiffHasher<W> {
+    Hashing(Sha256Writer<W>),
+    Counting { inner: W, count: u64 },
+}
+
+impl<W> DiffHasher<W> {
+    /// The digest (`None` where the blob's digest is the diff_id), the size, and the
+    /// inner writer.
+    fn finish(self) -> (Option<Digest>, u64, W) {
+        match self {
+            DiffHasher::Hashing(writer) => {
+                let (digest, size, inner) = writer.finish();
+                (Some(digest), size, inner)
+            }
+            DiffHasher::Counting { inner, count } => (None, count, inner),
+        }
+    }
+}
+
+impl<W: Write> Write for DiffHasher<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            DiffHasher::Hashing(writer) => writer.write(buf),
+            DiffHasher::Counting { inner, count } => {
+                let n = inner.write(buf)?;
+                *count += n as u64;
+                Ok(n)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            DiffHasher::Hashing(writer) => writer.flush(),
+            DiffHasher::Counting { inner, .. } => inner.flush(),
+        }
+    }
+}
 
 /// Where a layer's snapshot is written.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +85,10 @@ pub struct LayerWriter {
     tar: tar::Builder<TarSink>,
     /// Fills the snapshot directory on a thread of its own, in entry order.
     snapshot: Option<Materializer>,
+    snapshot_dir: Option<PathBuf>,
+    /// With [`LayerWriter::remembering_contents`]: each file's content hash, taken from
+    /// the bytes as they go into the layer.
+    contents: Option<KnownContents>,
     compression: Compression,
     epoch: Option<i64>,
 }
@@ -53,7 +103,14 @@ impl LayerWriter {
     ) -> Result<LayerWriter> {
         let blob = Background::start(store.blob_writer()?).at(store.root())?;
         let compressor = compression.writer(blob).at(store.root())?;
-        let sink = BufWriter::with_capacity(1 << 20, Sha256Writer::new(compressor));
+        let hashing = match compression {
+            Compression::None => DiffHasher::Counting {
+                inner: compressor,
+                count: 0,
+            },
+            _ => DiffHasher::Hashing(Sha256Writer::new(compressor)),
+        };
+        let sink = BufWriter::with_capacity(1 << 20, hashing);
         let mut tar = tar::Builder::new(sink);
         tar.follow_symlinks(false);
         Ok(LayerWriter {
@@ -64,9 +121,19 @@ impl LayerWriter {
                     target.reuse.map(Path::to_path_buf),
                 )
             }),
+            snapshot_dir: snapshot.map(|target| target.dir.to_path_buf()),
+            contents: None,
             compression,
             epoch: source_date_epoch,
         })
+    }
+
+    /// Hashes file contents on the way, so that a tree the entries were walked from can
+    /// become the layer's snapshot without being read again: see
+    /// [`LayerWriter::finish_with_walked_snapshot`].
+    pub fn remembering_contents(mut self) -> LayerWriter {
+        self.contents = Some(KnownContents::new());
+        self
     }
 
     fn clamp(&self, mtime: i64) -> i64 {
@@ -92,19 +159,7 @@ impl LayerWriter {
         }
         match (&entry.kind, content) {
             (EntryKind::File { size }, Some(content)) => {
-                let exact = ExactReader {
-                    inner: content.take(*size),
-                    left: *size,
-                    entry: entry.display(),
-                };
-                match &mut self.snapshot {
-                    Some(snapshot) => {
-                        let mut tee = snapshot.tee(exact);
-                        self.tar.append(&header, &mut tee).at("layer stream")?;
-                        tee.end()?;
-                    }
-                    None => self.tar.append(&header, exact).at("layer stream")?,
-                }
+                self.add_content(entry, &header, *size, content)?
             }
             (EntryKind::File { .. }, None) => {
                 return Err(LayerError::Malformed {
@@ -113,6 +168,72 @@ impl LayerWriter {
                 })
             }
             _ => self.tar.append(&header, io::empty()).at("layer stream")?,
+        }
+        if let (Some(contents), EntryKind::Hardlink { target }) = (&mut self.contents, &entry.kind)
+        {
+            if let Some(known) = contents.get(target).copied() {
+                contents.insert(entry.path.clone(), known);
+            }
+        }
+        Ok(())
+    }
+
+    /// A file's header and bytes. The bytes are read in chunks of up to [`CHUNK`] into
+    /// buffers of their own, which the tar stream takes a look at and the snapshot's
+    /// writer then takes over: one read of each byte and no copy between the two.
+    fn add_content(
+        &mut self,
+        entry: &Entry,
+        header: &Header,
+        size: u64,
+        content: &mut dyn Read,
+    ) -> Result<()> {
+        let sink = self.tar.get_mut();
+        sink.write_all(header.as_bytes()).at("layer stream")?;
+        let mut hasher = self.contents.as_ref().map(|_| blake3::Hasher::new());
+        let mut left = size;
+        while left > 0 {
+            let want = left.min(CHUNK as u64);
+            let mut chunk = Vec::with_capacity(want as usize);
+            let got = (&mut *content)
+                .take(want)
+                .read_to_end(&mut chunk)
+                .map_err(|source| LayerError::Io {
+                    path: entry.display().into(),
+                    source,
+                })?;
+            if got as u64 != want {
+                return Err(LayerError::Io {
+                    path: entry.display().into(),
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "the file shrank while it was being copied ({} bytes missing)",
+                            left - got as u64
+                        ),
+                    ),
+                });
+            }
+            left -= want;
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&chunk);
+            }
+            let sink = self.tar.get_mut();
+            sink.write_all(&chunk).at("layer stream")?;
+            if let Some(snapshot) = &mut self.snapshot {
+                snapshot.data(chunk)?;
+            }
+        }
+        let padding = (512 - size % 512) % 512;
+        self.tar
+            .get_mut()
+            .write_all(&[0u8; 512][..padding as usize])
+            .at("layer stream")?;
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.end_of_file()?;
+        }
+        if let (Some(contents), Some(hasher)) = (&mut self.contents, hasher) {
+            contents.insert(entry.path.clone(), (size, hasher.finalize()));
         }
         Ok(())
     }
@@ -130,10 +251,47 @@ impl LayerWriter {
     }
 
     /// Ends the tar stream and stores the blob. Returns the layer's description.
-    pub fn finish(mut self) -> Result<LayerInfo> {
-        if let Some(snapshot) = self.snapshot.take() {
-            snapshot.finish()?;
-        }
+    pub fn finish(self) -> Result<LayerInfo> {
+        Ok(self.finish_layer()?.0)
+    }
+
+    /// Ends the layer as [`LayerWriter::finish`] does, then makes the snapshot directory
+    /// given to [`LayerWriter::new`] the layer's snapshot in the store, with the
+    /// fingerprint gathered while it was written (or, where that could not be, found by
+    /// walking it).
+    pub fn finish_with_snapshot(self, store: &Store) -> Result<LayerInfo> {
+        let Some(dir) = self.snapshot_dir.clone() else {
+            return Err(LayerError::Malformed {
+                entry: String::new(),
+                reason: "the layer was written without a snapshot directory".into(),
+            });
+        };
+        let (layer, print) = self.finish_layer()?;
+        match print {
+            Some(print) => store.commit_snapshot(&dir, &layer.diff_id, &print)?,
+            None => super::commit_snapshot(store, &dir, &layer.diff_id)?,
+        };
+        Ok(layer)
+    }
+
+    /// Ends the layer as [`LayerWriter::finish`] does, then makes `dir`, the tree its
+    /// entries were walked from, the layer's snapshot in the store. Its fingerprint is
+    /// found by a walk that reads only metadata where the writer was
+    /// [`LayerWriter::remembering_contents`].
+    pub fn finish_with_walked_snapshot(mut self, store: &Store, dir: &Path) -> Result<LayerInfo> {
+        let contents = self.contents.take().unwrap_or_default();
+        let (layer, _) = self.finish_layer()?;
+        let print = fingerprint_with(dir, &contents)?;
+        store.commit_snapshot(dir, &layer.diff_id, &print)?;
+        Ok(layer)
+    }
+
+    /// The layer, and the snapshot's fingerprint when the snapshot's writer could tell.
+    pub(crate) fn finish_layer(mut self) -> Result<(LayerInfo, Option<String>)> {
+        let print = match self.snapshot.take() {
+            Some(snapshot) => snapshot.finish()?,
+            None => None,
+        };
         self.tar.finish().at("layer stream")?;
         let sink = self.tar.into_inner().at("layer stream")?;
         let hashing = sink.into_inner().map_err(|e| LayerError::Io {
@@ -144,13 +302,15 @@ impl LayerWriter {
         let blob = compressor.finish().at("layer stream")?;
         let blob = blob.finish().at("layer blob")?;
         let (digest, size) = blob.commit(None)?;
-        Ok(LayerInfo {
+        let diff_id = diff_id.unwrap_or(digest);
+        let layer = LayerInfo {
             blob: digest,
             diff_id,
             media_type: self.compression.media_type().to_string(),
             size,
             tar_size,
-        })
+        };
+        Ok((layer, print))
     }
 }
 

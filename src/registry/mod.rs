@@ -814,8 +814,10 @@ fn fetch_layer(
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
     pub client: ClientOptions,
-    /// `--compression gzip`: layers stored otherwise (zstd) are pushed gzip-compressed,
-    /// for registries and clients that lack zstd (Docker 20.10).
+    /// `--compression gzip`: layers stored otherwise (zstd, or uncompressed) are pushed
+    /// gzip-compressed, for registries and clients that lack zstd (Docker 20.10).
+    /// Without it, layers stored uncompressed (as builds leave them) are pushed
+    /// zstd-compressed and the others as stored.
     pub gzip: bool,
 }
 
@@ -832,18 +834,25 @@ pub fn push(
     let client = Client::new(destination.registry(), &options.client)?;
     let repository = destination.repository();
     client.authenticate(repository, "pull,push")?;
-    let (layers, manifest) = if options.gzip
-        && image.layers.iter().any(|l| !l.media_type.contains("gzip"))
-    {
+    let converted: Vec<Option<Compressed>> = image
+        .layers
+        .iter()
+        .map(|layer| push_compression(&layer.media_type, options.gzip))
+        .collect();
+    let (layers, manifest) = if converted.iter().any(Option::is_some) {
         let mut layers = Vec::new();
-        for layer in &image.layers {
-            if layer.media_type.contains("gzip") {
+        for (layer, to) in image.layers.iter().zip(converted) {
+            let Some(to) = to else {
                 layers.push((layer.blob, layer.size, layer.media_type.clone()));
                 continue;
-            }
-            progress(&format!("{}: compressing with gzip", layer.blob.short()));
-            let (digest, size) = gzip_layer(store, &layer.blob, &layer.media_type)?;
-            layers.push((digest, size, media::OCI_LAYER_GZIP.to_string()));
+            };
+            progress(&format!(
+                "{}: compressing with {}",
+                layer.blob.short(),
+                to.name()
+            ));
+            let (digest, size) = compress_layer(store, &layer.blob, &layer.media_type, to)?;
+            layers.push((digest, size, to.media_type().to_string()));
         }
         let config_size = store.read_blob(&image.id)?.len() as u64;
         let manifest = serde_json::json!({
@@ -901,24 +910,81 @@ pub fn push(
     Ok(digest)
 }
 
-/// A stored layer again as a gzip blob in the store (the same tar): its digest, size.
-fn gzip_layer(store: &Store, blob: &Digest, media_type: &str) -> Result<(Digest, u64)> {
+/// How a layer is compressed on its way to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Compressed {
+    Zstd,
+    Gzip,
+}
+
+impl Compressed {
+    fn name(self) -> &'static str {
+        match self {
+            Compressed::Zstd => "zstd",
+            Compressed::Gzip => "gzip",
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            Compressed::Zstd => media::OCI_LAYER_ZSTD,
+            Compressed::Gzip => media::OCI_LAYER_GZIP,
+        }
+    }
+}
+
+/// What a layer stored as `media_type` is converted to for a push, if anything: gzip
+/// for all but gzip layers with `--compression gzip`; otherwise zstd for an
+/// uncompressed layer (a build's), which a registry would otherwise take whole.
+fn push_compression(media_type: &str, gzip: bool) -> Option<Compressed> {
+    if gzip {
+        return (!media_type.contains("gzip")).then_some(Compressed::Gzip);
+    }
+    matches!(media_type, media::OCI_LAYER_TAR | media::DOCKER_LAYER_TAR).then_some(Compressed::Zstd)
+}
+
+/// zstd level of pushed layers, as of the layers a build compresses.
+const PUSH_ZSTD_LEVEL: i32 = 3;
+
+/// A stored layer again as a blob in the store (the same tar), compressed `to`: its
+/// digest and size. The same layer always gives the same bytes, so a second push of it
+/// finds the registry has it.
+fn compress_layer(
+    store: &Store,
+    blob: &Digest,
+    media_type: &str,
+    to: Compressed,
+) -> Result<(Digest, u64)> {
     let failed = |e: io::Error| RegistryError::Io {
         path: store.root().join("blobs").join(blob.hex()),
         source: e,
     };
     let mut reader = store.open_blob(blob)?;
+    let mut tar: Box<dyn Read> = if media_type.contains("zstd") {
+        Box::new(zstd::stream::read::Decoder::new(&mut reader).map_err(failed)?)
+    } else {
+        Box::new(&mut reader)
+    };
     let mut writer = store.blob_writer()?;
-    {
-        let mut encoder = flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
-        if media_type.contains("zstd") {
-            let mut decoder = zstd::stream::read::Decoder::new(&mut reader).map_err(failed)?;
-            io::copy(&mut decoder, &mut encoder).map_err(failed)?;
-        } else {
-            io::copy(&mut reader, &mut encoder).map_err(failed)?;
+    match to {
+        Compressed::Gzip => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(&mut writer, flate2::Compression::fast());
+            io::copy(&mut tar, &mut encoder).map_err(failed)?;
+            encoder.finish().map_err(failed)?;
         }
-        encoder.finish().map_err(failed)?;
+        Compressed::Zstd => {
+            let mut encoder =
+                zstd::stream::write::Encoder::new(&mut writer, PUSH_ZSTD_LEVEL).map_err(failed)?;
+            // Any worker count of one or more gives the same bytes.
+            let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+            encoder.multithread(workers.max(1)).map_err(failed)?;
+            encoder.include_checksum(false).map_err(failed)?;
+            io::copy(&mut tar, &mut encoder).map_err(failed)?;
+            encoder.finish().map_err(failed)?;
+        }
     }
+    drop(tar);
     Ok(writer.commit(None)?)
 }
 

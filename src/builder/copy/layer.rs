@@ -456,8 +456,7 @@ pub(crate) fn write_layer(
             }
         }
     }
-    let layer = writer.finish()?;
-    layers::commit_snapshot(store, staging.path(), &layer.diff_id)?;
+    let layer = writer.finish_with_snapshot(store)?;
     staging.keep();
     Ok(layer)
 }
