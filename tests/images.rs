@@ -42,6 +42,25 @@ fn app_context() -> Context {
     context
 }
 
+/// Builds `context` as `app:1` in `lade`'s store with SOURCE_DATE_EPOCH pinned and
+/// `extra` arguments; returns the image id.
+fn build_pinned(lade: &Lade, context: &Context, extra: &[&str]) -> String {
+    let out = lade
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "--progress", "quiet", "-t", "app:1"])
+        .args(extra)
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn config_fields(config: &Value) -> Value {
     let c = &config["config"];
     let mut labels = c["Labels"].clone();
@@ -233,19 +252,7 @@ fn source_date_epoch_gives_the_same_image_id_from_two_stores() {
     let build = || {
         let lade = Lade::new();
         lade.busybox();
-        let id = lade
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["build", "--progress", "quiet", "-t", "app:1"])
-            .arg(context.path())
-            .output()
-            .unwrap();
-        assert!(
-            id.status.success(),
-            "{}",
-            String::from_utf8_lossy(&id.stderr)
-        );
-        String::from_utf8_lossy(&id.stdout).trim().to_string()
+        build_pinned(&lade, &context, &[])
     };
     let first = build();
     run(
@@ -610,23 +617,8 @@ fn uncompressed_layers_keep_the_image_id_and_are_read_by_skopeo_and_a_fresh_stor
     let build = |compression: &str| {
         let lade = Lade::new();
         lade.busybox();
-        let out = lade
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["build", "--progress", "quiet", "-t", "app:1"])
-            .args(["--compression", compression])
-            .arg(context.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            lade,
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-        )
+        let id = build_pinned(&lade, &context, &["--compression", compression]);
+        (lade, id)
     };
     let (_zstd, zstd_id) = build("zstd");
     let (plain, plain_id) = build("uncompressed");

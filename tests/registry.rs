@@ -183,6 +183,13 @@ fn registry_with_busybox(repository: &str) -> (Registry, Lade, String) {
     (registry, lade, name)
 }
 
+/// What `lade run --rm --network none NAME ARGS...` prints in `lade`'s store.
+fn run_offline(lade: &Lade, name: &str, args: &[&str]) -> String {
+    let mut argv = vec!["run", "--rm", "--network", "none", name];
+    argv.extend_from_slice(args);
+    lade.ok(&argv)
+}
+
 impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -263,10 +270,7 @@ fn push_then_skopeo_reads_it_and_another_store_pulls_and_runs_it() {
     let other = Lade::new();
     let pulled = other.ok(&["pull", &name]);
     assert!(pulled.contains("Pull complete"), "{pulled}");
-    assert_eq!(
-        other.ok(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]),
-        "pulled\n"
-    );
+    assert_eq!(run_offline(&other, &name, &["echo", "pulled"]), "pulled\n");
     let same = other.ok(&["inspect", "-f", "{{.Id}}", &name]);
     let original = lade.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
     assert_eq!(same, original, "the image id travels with the image");
@@ -364,16 +368,7 @@ fn an_image_skopeo_copied_in_dockers_format_is_pulled_and_runs() {
     let other = Lade::new();
     other.ok(&["pull", &name]);
     assert_eq!(
-        other.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &name,
-            "echo",
-            "from",
-            "docker"
-        ]),
+        run_offline(&other, &name, &["echo", "from", "docker"]),
         "from docker\n"
     );
 }
@@ -1115,16 +1110,7 @@ fn a_build_keeps_layers_uncompressed_and_push_compresses_them_the_same_each_time
         "the image id does not depend on compression"
     );
     assert_eq!(
-        other.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            &name,
-            "cat",
-            "/srv/greeting.txt",
-            "/srv/run.txt"
-        ]),
+        run_offline(&other, &name, &["cat", "/srv/greeting.txt", "/srv/run.txt"]),
         "hello\nbuilt\n"
     );
 }
