@@ -10,16 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::Lade;
-
-/// Waits (bounded) until `ready` holds; fails with `what` otherwise.
-fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::park_timeout(Duration::from_millis(20));
-    }
-}
+use common::{wait_until, Lade};
 
 /// A detached container that writes a tick a line, and a file once it runs.
 fn ticker(lade: &Lade, name: &str, shared: &Path, extra: &[&str]) -> String {

@@ -45,20 +45,13 @@ fn app_context() -> Context {
 /// Builds `context` as `app:1` in `lade`'s store with SOURCE_DATE_EPOCH pinned and
 /// `extra` arguments; returns the image id.
 fn build_pinned(lade: &Lade, context: &Context, extra: &[&str]) -> String {
-    let out = lade
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["build", "--progress", "quiet", "-t", "app:1"])
-        .args(extra)
-        .arg(context.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let path = context.path().to_string_lossy().into_owned();
+    let mut args = vec!["build", "--progress", "quiet", "-t", "app:1"];
+    args.extend_from_slice(extra);
+    args.push(&path);
+    lade.ok_with_env(&[("SOURCE_DATE_EPOCH", "1700000000")], &args)
+        .trim()
+        .to_string()
 }
 
 fn config_fields(config: &Value) -> Value {

@@ -377,10 +377,10 @@ fn run_options() {
     assert!(err.contains("must be an absolute path"), "{err}");
     let env_file = lade.dir.path().join("env");
     std::fs::write(&env_file, "# comment\nFROM_FILE=file\nBOTH=file\n").unwrap();
-    let out = lade
-        .cmd()
-        .env("PASSED", "through")
-        .args([
+    let env_file = env_file.to_string_lossy().into_owned();
+    let out = lade.ok_with_env(
+        &[("PASSED", "through")],
+        &[
             "run",
             "--rm",
             "-e",
@@ -390,9 +390,7 @@ fn run_options() {
             "-e",
             "PASSED",
             "--env-file",
-        ])
-        .arg(&env_file)
-        .args([
+            &env_file,
             "-w",
             "/made/by/workdir",
             "-u",
@@ -401,18 +399,9 @@ fn run_options() {
             "sh",
             "-c",
             "echo $A $BOTH $FROM_FILE $PASSED; pwd; id -u; echo $HOME",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "1 cli file through\n/made/by/workdir\n1\n/usr/sbin\n"
-    );
+    assert_eq!(out, "1 cli file through\n/made/by/workdir\n1\n/usr/sbin\n");
     let out = lade.ok(&["run", "--rm", "--entrypoint", "echo", "busybox", "replaced"]);
     assert_eq!(out, "replaced\n");
 

@@ -124,7 +124,9 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         let Some(state) = result.state else {
             return Err(step_failure(step, StepFailure::NoState));
         };
-        let listed = self.likely_miss(step, sites)?;
+        // The key recorded at this step's sites by the last build, looked up at most once.
+        let mut previous = None;
+        let listed = self.likely_miss(step, sites, &mut previous)?;
         let mut inputs = match self.inputs(step, state, listed)? {
             Keyed::Known(inputs) => inputs,
             Keyed::Pending(reason) => return Ok(StepPlan::Pending { reason }),
@@ -154,7 +156,13 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         }
         let reason = match &self.forced {
             Some(reason) => reason.clone(),
-            None => self.miss_reason(sites, &key, &inputs)?,
+            None => {
+                let previous = match previous {
+                    Some(previous) => previous,
+                    None => self.previous_key(sites)?,
+                };
+                self.miss_reason(previous, &key, &inputs)?
+            }
         };
         self.chain.push(Link::Step {
             number: step.number,
@@ -177,7 +185,13 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     /// files too, which a miss needs, rather than walking the sources a second time. A
     /// hit costs nothing but that list; the no-op rebuild, where every step hits, walks
     /// once without it.
-    fn likely_miss(&self, step: &Step, sites: &[String; 2]) -> Result<bool, BuildError> {
+    /// `previous` keeps the sites' last key if it was looked up.
+    fn likely_miss(
+        &self,
+        step: &Step,
+        sites: &[String; 2],
+        previous: &mut Option<Option<String>>,
+    ) -> Result<bool, BuildError> {
         let StepKind::Copy(copy) = &step.kind else {
             return Ok(false);
         };
@@ -187,8 +201,19 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         if self.forced.is_some() || self.first_ran.is_some() {
             return Ok(true);
         }
+        let key = self.previous_key(sites)?;
+        let never_built = key.is_none();
+        *previous = Some(key);
+        Ok(never_built)
+    }
+
+    /// The key the last build recorded at `sites` (by text, else by position).
+    fn previous_key(&self, sites: &[String; 2]) -> Result<Option<String>, BuildError> {
         let store = self.session.store;
-        Ok(store.cache_site(&sites[0])?.is_none() && store.cache_site(&sites[1])?.is_none())
+        Ok(match store.cache_site(&sites[0])? {
+            Some(key) => Some(key),
+            None => store.cache_site(&sites[1])?,
+        })
     }
 
     /// What goes into the key of a step that can change files; with `listed`, a COPY
@@ -335,15 +360,11 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     /// Why a step whose key has no record missed.
     fn miss_reason(
         &self,
-        sites: &[String; 2],
+        previous_key: Option<String>,
         key: &str,
         inputs: &Inputs,
     ) -> Result<String, BuildError> {
         let store = self.session.store;
-        let previous_key = match store.cache_site(&sites[0])? {
-            Some(k) => Some(k),
-            None => store.cache_site(&sites[1])?,
-        };
         let Some(previous_key) = previous_key else {
             return Ok("not built before".into());
         };

@@ -292,10 +292,8 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
             }
             Job::EndOfFile => {
                 if let Some(file) = open.take() {
-                    let content = file.content.finalize();
-                    let (entry, path) = (file.entry.clone(), file.path.clone());
-                    let stat = file.finish()?;
-                    prints.record(&entry, &path, stat, Some(content))?;
+                    let stat = file.close()?;
+                    prints.record(&file.entry, &file.path, stat, Some(file.content.finalize()))?;
                 }
             }
         }
@@ -359,16 +357,17 @@ impl OpenFile {
         Ok(())
     }
 
-    /// Closes the file; returns what it is on disk.
-    fn finish(self) -> Result<Stat> {
-        match self.target {
-            Target::New(file) => finish_file(&file, &self.entry, &self.path, self.mtime),
-            Target::Same { old_path, .. } => match fs::hard_link(&old_path, &self.path) {
+    /// Finishes the file (the descriptor is closed when `self` goes); returns what it is
+    /// on disk.
+    fn close(&self) -> Result<Stat> {
+        match &self.target {
+            Target::New(file) => finish_file(file, &self.entry, &self.path, self.mtime),
+            Target::Same { old_path, .. } => match fs::hard_link(old_path, &self.path) {
                 Ok(()) => Ok(Stat::of(&fs::symlink_metadata(&self.path).at(&self.path)?)),
                 // Too many links, or another file system: a copy does as well.
                 Err(_) => {
                     let mut file = create_file(&self.path, &self.entry)?;
-                    io::copy(&mut File::open(&old_path).at(&old_path)?, &mut file).at(&self.path)?;
+                    io::copy(&mut File::open(old_path).at(old_path)?, &mut file).at(&self.path)?;
                     finish_file(&file, &self.entry, &self.path, self.mtime)
                 }
             },

@@ -67,7 +67,17 @@ impl Lade {
 
     /// Runs lade and returns its output; panics with stderr when it fails.
     pub fn ok(&self, args: &[&str]) -> String {
-        let output = self.cmd().args(args).output().expect("lade runs");
+        self.ok_with_env(&[], args)
+    }
+
+    /// [`Lade::ok`] with these environment variables set.
+    pub fn ok_with_env(&self, env: &[(&str, &str)], args: &[&str]) -> String {
+        let output = self
+            .cmd()
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
+            .expect("lade runs");
         assert!(
             output.status.success(),
             "lade {args:?} failed ({}):\n{}",
@@ -310,11 +320,11 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Waits until `done` holds, looking again every 20 ms, and fails the test after 30 s:
+/// Waits until `done` holds, looking again every 20 ms, and fails the test after 60 s:
 /// for a state the test cannot be told of (a process gone, a port bound by a peer), not
 /// for readiness a handshake could announce.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !done() {
         assert!(
             std::time::Instant::now() < deadline,
