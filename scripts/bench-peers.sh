@@ -41,6 +41,15 @@ cleanup() {
 trap cleanup EXIT
 if ! mountpoint -q "$WORK"; then
     rm -f "$IMAGE"
+    # The image is sparse: a host file system with less room than its size fails the
+    # run half-way, when the loop device's writes find no space (the journal aborts).
+    mkdir -p "$(dirname "$IMAGE")"
+    free=$(df --output=avail -B1 "$(dirname "$IMAGE")" | tail -1)
+    need=$(numfmt --from=iec "$IMAGE_SIZE")
+    if [ "$free" -lt "$need" ]; then
+        echo "$(dirname "$IMAGE") has $(numfmt --to=iec "$free") free; the benchmark's file system needs up to $IMAGE_SIZE (set BENCH_IMAGE to a path with room)" >&2
+        exit 1
+    fi
     truncate -s "$IMAGE_SIZE" "$IMAGE"
     mkfs.ext4 -q -F "$IMAGE"
     mount -o loop "$IMAGE" "$WORK"
