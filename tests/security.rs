@@ -552,3 +552,161 @@ fn add_of_a_url_is_bounded_by_the_stores_reserve() {
     assert!(err.contains("reserve"), "{err}");
     server.join().unwrap();
 }
+
+/// Imports a root of busybox alone with `tweak` applied to it, as image `name`.
+fn import_busybox_root(lade: &Lade, name: &str, tweak: impl FnOnce(&Path)) {
+    common::require_tool("busybox");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("rootfs");
+    for sub in ["bin", "dev", "sys", "etc", "tmp"] {
+        std::fs::create_dir_all(root.join(sub)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "cat", "echo", "ls", "true", "wc"] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+    }
+    tweak(&root);
+    let tarball = dir.path().join("rootfs.tar");
+    common::run(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ],
+    );
+    lade.ok(&[
+        "import",
+        "--progress",
+        "quiet",
+        "--change",
+        "ENV PATH=/bin",
+        tarball.to_str().unwrap(),
+        name,
+    ]);
+}
+
+#[test]
+fn an_image_whose_proc_is_a_symlink_gets_no_unmasked_proc() {
+    let lade = Lade::new();
+    import_busybox_root(&lade, "proclink:1", |root| {
+        std::fs::create_dir(root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink("/elsewhere", root.join("proc")).unwrap();
+    });
+    // What it prints is not in its text, which a build's log repeats.
+    let attack = "cat /proc/sys/kernel/core_pattern > /proc/sys/kernel/core_pattern && echo WROTE-$((6*7)); cat /proc/keys && echo KEYS-$((6*7))";
+    let output = lade.output(&["run", "--rm", "proclink:1", "sh", "-c", attack]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stdout.contains("WROTE-42") && !stdout.contains("KEYS-42"),
+        "the container reached an unmasked proc:\n{stdout}\n{stderr}"
+    );
+    assert!(!output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("/proc is not a directory"),
+        "the refusal names /proc: {stderr}"
+    );
+    // A build's RUN goes through the same sandbox.
+    let context = Context::new(&format!("FROM proclink:1\nRUN {attack}\n"));
+    let output = lade.output(&[
+        "build",
+        "--progress",
+        "plain",
+        context.path().to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && !log.contains("WROTE-42") && !log.contains("KEYS-42"),
+        "{log}"
+    );
+    assert!(log.contains("/proc is not a directory"), "{log}");
+
+    // Mount targets that reach / or /proc through an image's symlink are refused too.
+    import_busybox_root(&lade, "rootlink:1", |root| {
+        std::fs::create_dir(root.join("proc")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("rootl")).unwrap();
+    });
+    for target in ["/rootl", "/rootl/proc", "/rootl/proc/sys"] {
+        let output = lade.output(&[
+            "run",
+            "--rm",
+            "-v",
+            &format!("/tmp:{target}"),
+            "rootlink:1",
+            "sh",
+            "-c",
+            "echo RAN",
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && !String::from_utf8_lossy(&output.stdout).contains("RAN"),
+            "{target} was mounted: {stderr}"
+        );
+        assert!(
+            stderr.contains("which the sandbox owns"),
+            "{target}: {stderr}"
+        );
+    }
+    // The masks hold on an ordinary image.
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "rootlink:1",
+        "sh",
+        "-c",
+        "cat /proc/keys | wc -c; echo x > /proc/sys/kernel/core_pattern || echo REFUSED",
+    ]);
+    assert!(out.starts_with("0\n") && out.contains("REFUSED"), "{out}");
+}
+
+#[test]
+fn steps_that_leave_the_sandbox_need_the_builds_entitlement() {
+    let lade = Lade::new();
+    lade.busybox();
+    // With every capability and no seccomp filter, a step could open host files by
+    // handle: it runs only when the build was started with --allow.
+    let context = Context::new(
+        "FROM busybox\nRUN --security=insecure grep CapEff /proc/self/status > /caps\n",
+    );
+    let output = lade.output(&[
+        "build",
+        "--progress",
+        "plain",
+        context.path().to_str().unwrap(),
+    ]);
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{log}");
+    assert!(
+        log.contains("--allow security.insecure") && !log.contains("#2 DONE"),
+        "refused before it runs, naming the flag: {log}"
+    );
+    lade.build(
+        context.path(),
+        &["--allow", "security.insecure", "-t", "insecure:1"],
+    );
+    let caps = lade.ok(&["run", "--rm", "insecure:1", "cat", "/caps"]);
+    let effective = u64::from_str_radix(caps.trim().trim_start_matches("CapEff:").trim(), 16)
+        .unwrap_or_else(|e| panic!("{caps}: {e}"));
+    const CAP_SYS_ADMIN: u32 = 21;
+    assert!(effective & (1 << CAP_SYS_ADMIN) != 0, "{caps}");
+
+    let context = Context::new("FROM busybox\nRUN --network=host true\n");
+    let err = lade.fails(&[
+        "build",
+        "--progress",
+        "plain",
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("--allow network.host"), "{err}");
+    lade.build(context.path(), &["--allow", "network.host"]);
+    let err = lade.fails(&[
+        "build",
+        "--allow",
+        "root.everything",
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(err.contains("unknown entitlement"), "{err}");
+}

@@ -66,9 +66,34 @@ pub struct BuildOptions {
     pub compression: Compression,
     /// `SOURCE_DATE_EPOCH`: clamps file times and sets every timestamp of the image.
     pub source_date_epoch: Option<i64>,
+    /// What the build's steps may ask beyond the sandbox (`--allow`).
+    pub entitlements: Entitlements,
     /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
     /// stage fails (the other stages' sandboxes are killed).
     pub cancel: std::sync::Arc<crate::exec::Cancel>,
+}
+
+/// BuildKit's entitlements: a step that asks to leave the sandbox's limits runs only
+/// when whoever started the build allowed it. A Dockerfile is often someone else's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Entitlements {
+    /// `security.insecure`: `RUN --security=insecure` (every capability, no seccomp).
+    pub security_insecure: bool,
+    /// `network.host`: `RUN --network=host`.
+    pub network_host: bool,
+}
+
+impl Entitlements {
+    /// The entitlement `run` needs that is not granted, by BuildKit's name.
+    fn missing_for(&self, run: &graph::RunStep) -> Option<(&'static str, &'static str)> {
+        if run.insecure && !self.security_insecure {
+            return Some(("--security=insecure", "security.insecure"));
+        }
+        if run.network == graph::RunNetwork::Host && !self.network_host {
+            return Some(("--network=host", "network.host"));
+        }
+        None
+    }
 }
 
 /// The image a build made.
@@ -274,6 +299,13 @@ pub enum StepFailure {
     },
     #[error(transparent)]
     Exec(crate::exec::ExecError),
+    #[error(
+        "RUN {flag} needs the {entitlement} entitlement, which this build was not given: start it with --allow {entitlement} if you trust this Dockerfile"
+    )]
+    NotEntitled {
+        flag: &'static str,
+        entitlement: &'static str,
+    },
     #[error("{what} has no files to copy")]
     NothingToCopy { what: String },
     /// A bug in lade, reported rather than building on an unknown filesystem.
@@ -405,6 +437,19 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             author: image.config.author.clone(),
         }
     })?;
+    // Nothing runs before every step is known to be allowed.
+    for stage in expanded.values() {
+        for step in &stage.steps {
+            if let StepKind::Run(run) = &step.kind {
+                if let Some((flag, entitlement)) = options.entitlements.missing_for(run) {
+                    return Err(step_failure(
+                        step,
+                        StepFailure::NotEntitled { flag, entitlement },
+                    ));
+                }
+            }
+        }
+    }
     // Images steps take files from: their digests are part of those steps' keys.
     let mut images: BTreeMap<String, Image> = BTreeMap::new();
     for stage in expanded.values() {

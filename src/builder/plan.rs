@@ -489,6 +489,7 @@ mod tests {
             cache_to: None,
             compression: Compression::Zstd,
             source_date_epoch: None,
+            entitlements: Default::default(),
             cancel: Default::default(),
         }
     }

@@ -104,6 +104,13 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "uncompressed")]
     pub compression: CompressionArg,
 
+    /// Allow an entitlement a step asks for: security.insecure (RUN
+    /// --security=insecure: every capability, no seccomp filter) or network.host (RUN
+    /// --network=host). Without it such a step is refused before anything runs, as
+    /// BuildKit refuses it; repeat it or separate with commas
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
+    pub allow: Vec<String>,
+
     /// The build context: the directory whose files COPY and ADD can use
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -142,6 +149,20 @@ pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
         Format::Text => write_plan_text(&mut out, &name, &plan, &expanded)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn entitlements(allowed: &[String]) -> Result<builder::Entitlements> {
+    let mut entitlements = builder::Entitlements::default();
+    for name in allowed.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match name {
+            "security.insecure" => entitlements.security_insecure = true,
+            "network.host" => entitlements.network_host = true,
+            other => bail!(
+                "--allow {other}: unknown entitlement (expected security.insecure or network.host)"
+            ),
+        }
+    }
+    Ok(entitlements)
 }
 
 fn build_options(
@@ -196,6 +217,7 @@ fn build_options(
             .and_then(CacheLocation::local),
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
+        entitlements: entitlements(&args.allow)?,
         cancel: Default::default(),
     })
 }

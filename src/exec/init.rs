@@ -103,7 +103,8 @@ fn run(
         Network::Join(path) => network::join(path).or_else(|e| fail(125, e.to_string()))?,
         Network::Host => {}
     }
-    rootfs::setup(&mut Linux, &spec).or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
+    rootfs::setup(&mut Linux::default(), &spec)
+        .or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
 
     let (program, env, filters) = become_process(
         &spec.process,
@@ -185,7 +186,10 @@ fn become_process(
     }
 
     let keep: CapsHashSet = if insecure {
-        caps::all()
+        // Every capability lade itself holds: the host's root may lack some (one
+        // without CAP_SYS_RESOURCE is common in containers), and asking for more fails.
+        caps::read(None, caps::CapSet::Permitted)
+            .or_else(|e| fail(125, format!("reading this process's capabilities: {e}")))?
     } else {
         security::DEFAULT_CAPS.into_iter().collect()
     };

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use super::paths::resolve_in_root;
 use super::sys::Sys;
 use super::{Mount, Rootfs, Spec};
 
@@ -86,36 +85,42 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
         mount_user(sys, &root, mount)?;
     }
     for path in MASKED {
-        let target = root.join(&path[1..]);
-        if sys.is_dir(&target) {
-            at(
-                format!("masking {path}"),
-                sys.mount(
-                    Some(Path::new("tmpfs")),
-                    &target,
-                    Some("tmpfs"),
-                    MsFlags::MS_RDONLY,
-                    Some("size=0"),
-                ),
-            )?;
-        } else if sys.exists(&target) {
-            at(
-                format!("masking {path}"),
-                sys.mount(
-                    Some(Path::new("/dev/null")),
-                    &target,
-                    None,
-                    MsFlags::MS_BIND,
-                    None,
-                ),
-            )?;
-        }
+        // Resolved inside the root, as the container will see it: `/proc` is the
+        // sandbox's own by now, so this is the kernel's file.
+        let Some(target) = at(format!("masking {path}"), sys.open_in_root(&root, path))? else {
+            continue;
+        };
+        let (source, fstype, data) = if target.is_dir {
+            (Path::new("tmpfs"), Some("tmpfs"), Some("size=0"))
+        } else {
+            (Path::new("/dev/null"), None, None)
+        };
+        let flags = if target.is_dir {
+            MsFlags::MS_RDONLY
+        } else {
+            MsFlags::MS_BIND
+        };
+        at(
+            format!("masking {path}"),
+            sys.mount(Some(source), &target.handle, fstype, flags, data),
+        )?;
     }
     for path in READ_ONLY {
-        let target = root.join(&path[1..]);
-        if sys.exists(&target) {
-            bind_readonly(sys, &target, &target, format!("making {path} read-only"))?;
-        }
+        let what = format!("making {path} read-only");
+        let Some(target) = at(what.clone(), sys.open_in_root(&root, path))? else {
+            continue;
+        };
+        at(
+            what.clone(),
+            sys.mount(
+                Some(&target.handle),
+                &target.handle,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            ),
+        )?;
+        remount_readonly(sys, &root, path, what)?;
     }
     if spec.rootfs.readonly {
         at(
@@ -133,6 +138,23 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
     at("pivot_root", sys.pivot_root(Path::new("."), Path::new(".")))?;
     at("detaching the old root", sys.umount_detach(Path::new(".")))?;
     at("entering /", sys.chdir(Path::new("/")))
+}
+
+/// Makes the mount now at `path` in the root read-only. The path is opened anew: a
+/// handle opened before the mount names what the mount covers, not the mount.
+fn remount_readonly(sys: &mut dyn Sys, root: &Path, path: &str, what: String) -> Result<()> {
+    let target = at(what.clone(), sys.open_in_root(root, path))?
+        .ok_or_else(|| (what.clone(), io::Error::other("it vanished once mounted")))?;
+    at(
+        what,
+        sys.mount(
+            None,
+            &target.handle,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None,
+        ),
+    )
 }
 
 fn bind_readonly(sys: &mut dyn Sys, source: &Path, target: &Path, what: String) -> Result<()> {
@@ -206,54 +228,90 @@ fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
     Ok(())
 }
 
-/// A mount point inside the root: resolved there, created when missing (a directory, or
-/// a file when `file`).
-fn mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> Result<PathBuf> {
-    let target = resolve_in_root(root, path, true);
-    if !target.starts_with(root) {
+/// A mount point inside the root: resolved there by the kernel, created when missing (a
+/// directory, or a file when `file`). Returns the opened target's handle, to mount on.
+fn mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> Result<PinnedTarget> {
+    let opened = at(format!("mount point {path}"), sys.open_in_root(root, path))?;
+    let target = match opened {
+        Some(target) => target,
+        None => {
+            at(
+                format!("creating {path}"),
+                sys.create_in_root(root, path, file),
+            )?;
+            at(format!("mount point {path}"), sys.open_in_root(root, path))?.ok_or_else(|| {
+                (
+                    format!("mount point {path}"),
+                    io::Error::other("it vanished as it was made"),
+                )
+            })?
+        }
+    };
+    if !target.resolved.starts_with(root) {
         return Err((
             format!("mount point {path}"),
             io::Error::other("outside the root"),
         ));
     }
-    if !sys.exists(&target) {
-        if file {
-            if let Some(parent) = target.parent() {
-                at(format!("creating {path}"), sys.mkdir_all(parent, 0o755))?;
-            }
-            at(format!("creating {path}"), sys.touch(&target))?;
-        } else {
-            at(format!("creating {path}"), sys.mkdir_all(&target, 0o755))?;
-        }
+    Ok(target)
+}
+
+type PinnedTarget = super::sys::Pinned;
+
+/// The directory the sandbox mounts a system file system on (`/proc`, `/dev`, `/sys`):
+/// it must be that directory itself. An image that makes it a symlink (or a file) would
+/// have the file system mounted where the link points, out of reach of the masks laid
+/// on the path: such an image is refused, as runc refuses it.
+fn system_mount_point(sys: &mut dyn Sys, root: &Path, path: &str) -> Result<PinnedTarget> {
+    let expected = root.join(&path[1..]);
+    if sys.exists(&expected) && !sys.is_dir(&expected) {
+        return Err((
+            format!("mounting {path}"),
+            io::Error::other(format!(
+                "the image's {path} is not a directory (a symlink or a file): the sandbox mounts its own {path} there"
+            )),
+        ));
+    }
+    let target = mount_point(sys, root, path, false)?;
+    if target.resolved != expected || !target.is_dir {
+        return Err((
+            format!("mounting {path}"),
+            io::Error::other(format!(
+                "the image's {path} resolves to {}, not to {path} itself",
+                target.resolved.display()
+            )),
+        ));
     }
     Ok(target)
 }
 
 fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
-    let proc = mount_point(sys, root, "/proc", false)?;
+    let proc = system_mount_point(sys, root, "/proc")?;
     at(
         "mounting /proc",
         sys.mount(
             Some(Path::new("proc")),
-            &proc,
+            &proc.handle,
             Some("proc"),
             nosuid_noexec_nodev,
             None,
         ),
     )?;
 
-    let dev = mount_point(sys, root, "/dev", false)?;
+    let dev_target = system_mount_point(sys, root, "/dev")?;
     at(
         "mounting /dev",
         sys.mount(
             Some(Path::new("tmpfs")),
-            &dev,
+            &dev_target.handle,
             Some("tmpfs"),
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_STRICTATIME,
             Some("mode=755,size=65536k"),
         ),
     )?;
+    // The fresh tmpfs holds nothing of the image's: paths in it are what they say.
+    let dev = dev_target.resolved;
     for device in DEVICES {
         let target = dev.join(device);
         at(format!("creating /dev/{device}"), sys.touch(&target))?;
@@ -322,17 +380,38 @@ fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
 
     // sysfs shows the network namespace it is mounted from: with the host's network it
     // is the host's view, read-only as always.
-    let sys_dir = mount_point(sys, root, "/sys", false)?;
+    let sys_dir = system_mount_point(sys, root, "/sys")?;
     at(
         "mounting /sys",
         sys.mount(
             Some(Path::new("sysfs")),
-            &sys_dir,
+            &sys_dir.handle,
             Some("sysfs"),
             nosuid_noexec_nodev | MsFlags::MS_RDONLY,
             None,
         ),
     )
+}
+
+/// A caller's mount target: never the root itself or the sandbox's `/proc`, however the
+/// image's symlinks spell the path (`/rootl/proc` with `/rootl` a link to `/`).
+fn user_mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> Result<PathBuf> {
+    let target = mount_point(sys, root, path, file)?;
+    let proc = root.join("proc");
+    if target.resolved == root || target.resolved.starts_with(&proc) {
+        let owned = if target.resolved == root {
+            "/"
+        } else {
+            "/proc"
+        };
+        return Err((
+            format!("mounting at {path}"),
+            io::Error::other(format!(
+                "it resolves to {owned} in the container, which the sandbox owns"
+            )),
+        ));
+    }
+    Ok(target.handle)
 }
 
 fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
@@ -343,7 +422,7 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
             readonly,
         } => {
             let is_file = !source.is_dir();
-            let target_path = mount_point(sys, root, target, is_file)?;
+            let target_path = user_mount_point(sys, root, target, is_file)?;
             at(
                 format!("mounting {} at {target}", source.display()),
                 sys.mount(
@@ -355,20 +434,11 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
                 ),
             )?;
             if *readonly {
-                at(
-                    format!("making {target} read-only"),
-                    sys.mount(
-                        None,
-                        &target_path,
-                        None,
-                        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                        None,
-                    ),
-                )?;
+                remount_readonly(sys, root, target, format!("making {target} read-only"))?;
             }
         }
         Mount::Tmpfs { target, size } => {
-            let target_path = mount_point(sys, root, target, false)?;
+            let target_path = user_mount_point(sys, root, target, false)?;
             let options = match size {
                 Some(bytes) => format!("mode=1777,size={bytes}"),
                 None => "mode=1777".to_string(),
@@ -390,7 +460,7 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
             work,
             target,
         } => {
-            let target_path = mount_point(sys, root, target, false)?;
+            let target_path = user_mount_point(sys, root, target, false)?;
             let options = format!(
                 "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
                 lower.display(),

@@ -1,12 +1,29 @@
 //! The privileged calls that build a container's file system, behind a small trait: the
 //! real one makes the system calls, a recording fake lets unit tests check the sequence
 //! (what is mounted where, in which order, before `pivot_root`).
+//!
+//! A mount target inside the container's root is opened by the kernel with the root as
+//! its root (`openat2` with `RESOLVE_IN_ROOT`), and the mount goes onto that open file
+//! through `/proc/self/fd/N`: an image's symlinks, or a path swapped under a shared
+//! volume meanwhile, cannot send a mount (or a mask) anywhere but where the container
+//! itself would see that path (runc's answer to CVE-2019-16884 and CVE-2019-19921).
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
 
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{mknod, Mode, SFlag};
+
+/// A path inside the root, opened: `handle` names exactly what was opened (mount onto
+/// it), `resolved` is where that is, for checks and messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pinned {
+    pub handle: PathBuf,
+    pub resolved: PathBuf,
+    pub is_dir: bool,
+}
 
 pub trait Sys {
     fn mount(
@@ -34,12 +51,115 @@ pub trait Sys {
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     fn exists(&mut self, path: &Path) -> bool;
     fn is_dir(&mut self, path: &Path) -> bool;
+    /// Opens `path` inside `root`, resolved as a process chrooted there would (symlinks
+    /// cannot leave it); `None` when it does not exist. The handle stays valid as long
+    /// as `self` does.
+    fn open_in_root(&mut self, root: &Path, path: &str) -> io::Result<Option<Pinned>>;
+    /// Creates `path` inside `root` (missing parents as directories; the last a file
+    /// when `file`), every component resolved inside the root.
+    fn create_in_root(&mut self, root: &Path, path: &str, file: bool) -> io::Result<()>;
 }
 
-/// The real system calls.
-pub struct Linux;
+/// The real system calls. Holds the descriptors of opened mount targets until dropped.
+#[derive(Default)]
+pub struct Linux {
+    pinned: Vec<OwnedFd>,
+}
+
+/// The path's normal components; `..` is kept (the kernel resolves it inside the root).
+fn relative_components(path: &str) -> Vec<&std::ffi::OsStr> {
+    Path::new(path)
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n),
+            Component::ParentDir => Some(std::ffi::OsStr::new("..")),
+            _ => None,
+        })
+        .collect()
+}
+
+fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    nix::fcntl::open(
+        root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
+/// Opens `relative` under `root_fd` as if `root_fd` were `/`.
+fn open_beneath(root_fd: &OwnedFd, relative: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+    let relative = if relative.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        relative
+    };
+    nix::fcntl::openat2(
+        root_fd,
+        relative,
+        OpenHow::new()
+            .flags(flags | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS),
+    )
+}
 
 impl Sys for Linux {
+    fn open_in_root(&mut self, root: &Path, path: &str) -> io::Result<Option<Pinned>> {
+        let root_fd = open_root(root)?;
+        let relative: PathBuf = relative_components(path).into_iter().collect();
+        let opened = match open_beneath(&root_fd, &relative, OFlag::O_PATH) {
+            Ok(fd) => fd,
+            Err(nix::Error::ENOENT) => return Ok(None),
+            Err(e) => return Err(io::Error::from(e)),
+        };
+        let handle = PathBuf::from(format!("/proc/self/fd/{}", opened.as_raw_fd()));
+        let resolved = std::fs::read_link(&handle)?;
+        let is_dir = nix::sys::stat::fstat(&opened)
+            .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR)
+            .map_err(io::Error::from)?;
+        self.pinned.push(opened);
+        Ok(Some(Pinned {
+            handle,
+            resolved,
+            is_dir,
+        }))
+    }
+
+    fn create_in_root(&mut self, root: &Path, path: &str, file: bool) -> io::Result<()> {
+        let root_fd = open_root(root)?;
+        let parts = relative_components(path);
+        let mut prefix = PathBuf::new();
+        for (i, part) in parts.iter().enumerate() {
+            let parent = prefix.clone();
+            prefix.push(part);
+            match open_beneath(&root_fd, &prefix, OFlag::O_PATH) {
+                Ok(_) => continue,
+                Err(nix::Error::ENOENT) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+            // The parent was resolved inside the root; the new entry is made in it by
+            // name, so no symlink is followed to make it.
+            let parent_fd = open_beneath(&root_fd, &parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
+            let last = i + 1 == parts.len();
+            let made = if last && file {
+                nix::fcntl::openat(
+                    &parent_fd,
+                    *part,
+                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o644),
+                )
+                .map(drop)
+            } else {
+                nix::sys::stat::mkdirat(&parent_fd, *part, Mode::from_bits_truncate(0o755))
+            };
+            match made {
+                Ok(()) | Err(nix::Error::EEXIST) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        Ok(())
+    }
+
     fn mount(
         &mut self,
         source: Option<&Path>,
@@ -138,6 +258,8 @@ pub struct Recorder {
     /// A mount option this kernel does not know: a mount that asks for it fails with
     /// EINVAL (after being recorded).
     pub refuse_option: Option<String>,
+    /// Symlinks in the root: (the link's full path, its absolute target in the root).
+    pub links: Vec<(PathBuf, String)>,
 }
 
 impl Sys for Recorder {
@@ -220,5 +342,37 @@ impl Sys for Recorder {
 
     fn is_dir(&mut self, path: &Path) -> bool {
         self.dirs.iter().any(|p| p == path)
+    }
+
+    /// Resolves with the symlinks of `links`, and names the result itself as the handle,
+    /// so recorded mounts show where they go.
+    fn open_in_root(&mut self, root: &Path, path: &str) -> io::Result<Option<Pinned>> {
+        let mut resolved = root.join(path.trim_start_matches('/'));
+        for (link, target) in &self.links {
+            if let Ok(rest) = resolved.strip_prefix(link) {
+                resolved = root.join(target.trim_start_matches('/')).join(rest);
+            }
+        }
+        if !self.exists(&resolved) {
+            return Ok(None);
+        }
+        let is_dir = self.is_dir(&resolved);
+        Ok(Some(Pinned {
+            handle: resolved.clone(),
+            resolved,
+            is_dir,
+        }))
+    }
+
+    fn create_in_root(&mut self, root: &Path, path: &str, file: bool) -> io::Result<()> {
+        let target = root.join(path.trim_start_matches('/'));
+        if file {
+            if let Some(parent) = target.parent() {
+                self.mkdir_all(parent, 0o755)?;
+            }
+            self.touch(&target)
+        } else {
+            self.mkdir_all(&target, 0o755)
+        }
     }
 }
