@@ -263,6 +263,72 @@ fn ctrl_c_and_sigterm_cancel_a_build() {
 }
 
 #[test]
+fn a_build_stopped_as_timeout_stops_it_never_caches_the_step_it_was_running() {
+    use std::os::unix::process::CommandExt;
+    let lade = Lade::new();
+    lade.busybox();
+    // `timeout -s TERM` signals lade, then its whole process group: the step's sleep
+    // must not die of it and let the rest of the command run to a clean exit.
+    for round in 0..3 {
+        // A duration no other test's process has.
+        let sleep = format!("{}{round}", std::process::id());
+        let context = Context::new(&format!(
+            "FROM busybox\nRUN sleep {sleep} & echo round{round}-ready; wait; echo done > /two\n"
+        ));
+        let child = lade
+            .process()
+            .args(["build", "--progress", "plain"])
+            .arg(context.path())
+            .process_group(0)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = common::Killed(child);
+        let child = &mut child.0;
+        let seen = read_stderr_until(child, &format!("round{round}-ready"));
+        // The step's processes are out of reach of what is sent to lade's group or
+        // session (a terminal's job control, timeout).
+        let mut sleeper = Vec::new();
+        common::wait_until("the step's sleep starts", || {
+            sleeper = processes_running(&format!("sleep {sleep}"));
+            !sleeper.is_empty()
+        });
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", sleeper[0])).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let (group_of_step, session_of_step) = (fields[2], fields[3]);
+        let lade_pid = child.id().to_string();
+        assert_ne!(
+            group_of_step, lade_pid,
+            "the step is in lade's process group"
+        );
+        assert_ne!(
+            session_of_step,
+            nix::unistd::getsid(None).unwrap().to_string(),
+            "the step is in the caller's session"
+        );
+        let group = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = wait_bounded(child, "the stopped build");
+        let mut rest = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut rest).unwrap();
+        assert_eq!(status.code(), Some(143), "{seen}{rest}");
+        assert!(!rest.contains("#2 DONE"), "the step was done: {seen}{rest}");
+        let explain = lade.ok(&["build", "--explain", context.path().to_str().unwrap()]);
+        assert!(
+            explain.contains("0 step(s) cached"),
+            "round {round}: the stopped step was recorded:\n{explain}\n{seen}{rest}"
+        );
+    }
+}
+
+#[test]
 fn rm_refuses_a_running_container_and_rm_f_kills_it() {
     let lade = Lade::new();
     lade.busybox();
@@ -369,6 +435,9 @@ const SECCOMP_EXPECTED: &[(&str, &str)] = &[
     ("chroot", "ok"),
     ("open_by_handle_at", "EPERM"),
     ("kexec_load", "EPERM"),
+    ("io_uring_setup", "EPERM"),
+    ("io_uring_enter", "EPERM"),
+    ("io_uring_register", "EPERM"),
 ];
 
 #[test]
@@ -709,4 +778,72 @@ fn steps_that_leave_the_sandbox_need_the_builds_entitlement() {
         context.path().to_str().unwrap(),
     ]);
     assert!(err.contains("unknown entitlement"), "{err}");
+}
+
+/// Runs lade with `args` as a terminal's shell would: in a session whose controlling
+/// terminal is a new pty, which is also lade's standard input. Returns stdout.
+fn lade_from_a_terminal(lade: &Lade, args: &[&str]) -> String {
+    let pty = nix::pty::openpty(None, None).expect("a pty");
+    // The main side stays open while lade runs, or the terminal hangs up.
+    let _main_side = pty.master;
+    let terminal = std::fs::File::from(pty.slave);
+    let mut command = lade.process();
+    command
+        .args(args)
+        .stdin(terminal)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: between fork and exec only setsid and ioctl, both async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::setsid() < 0 || libc::ioctl(0, libc::TIOCSCTTY, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().expect("lade runs");
+    assert!(
+        output.status.success(),
+        "lade {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn a_container_cannot_type_into_the_terminal_that_started_it() {
+    common::require_tool("cc");
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new("FROM busybox\nCOPY tiocsti /tiocsti\n");
+    common::run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            context.path().join("tiocsti").to_str().unwrap(),
+            common::repo()
+                .join("tests/fixtures/tiocsti.c")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    lade.build(context.path(), &["-t", "tiocsti:1"]);
+    // Without -t the container must not share the caller's session, whose controlling
+    // terminal /dev/tty opens.
+    let out = lade_from_a_terminal(&lade, &["run", "--rm", "tiocsti:1", "/tiocsti"]);
+    assert!(!out.contains("=ok"), "lade run: {out}");
+    assert!(
+        out.contains("devtty=ENXIO"),
+        "no controlling terminal: {out}"
+    );
+    lade.ok(&["run", "-d", "--name", "idle", "tiocsti:1", "sleep", "600"]);
+    let out = lade_from_a_terminal(&lade, &["exec", "idle", "/tiocsti"]);
+    assert!(!out.contains("=ok"), "lade exec: {out}");
+    assert!(
+        out.contains("devtty=ENXIO"),
+        "no controlling terminal: {out}"
+    );
 }

@@ -231,6 +231,12 @@ pub(crate) fn run(
         let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
         tail.iter().cloned().collect()
     };
+    // A build being stopped never records a step whose sandbox it was killing, however
+    // the step ended: a command whose child the signal reached may go on and exit 0
+    // having done half its work.
+    if cx.cancel.is_cancelled() {
+        return Err(BuildError::Cancelled);
+    }
     match result {
         Ok(exit) if exit.code == 0 => {}
         Ok(exit) => {

@@ -277,25 +277,63 @@ pub fn cgroup_procs(name: &str) -> Vec<i32> {
     pids
 }
 
-/// Freezes (pauses) or thaws the processes of the cgroup `lade/<name>`.
+/// Freezes (pauses) or thaws the processes of the cgroup `lade/<name>`. A freeze returns
+/// once every process is frozen: the kernel passes through FREEZING (v1) or reports
+/// `frozen 1` in `cgroup.events` later (v2), and a process forked meanwhile can make a v1
+/// freeze start over, so the request is repeated while it settles, as runc does.
 pub fn freeze(name: &str, frozen: bool) -> Result<()> {
     let layout = CgroupLayout::detect();
-    match layout.place("freezer") {
-        Some(Placement::V1(root)) => write(
-            &root.join("lade").join(name).join("freezer.state"),
-            if frozen { "FROZEN" } else { "THAWED" },
-        ),
-        _ => match &layout.unified {
-            Some((root, _)) => write(
-                &root.join("lade").join(name).join("cgroup.freeze"),
-                if frozen { "1" } else { "0" },
-            ),
-            None => Err(ExecError::NoController {
-                controller: "freezer",
-                consequence: "containers cannot be paused",
-            }),
-        },
+    let (request, value, settled): (PathBuf, &str, Box<dyn Fn() -> bool>) =
+        match layout.place("freezer") {
+            Some(Placement::V1(root)) => {
+                let state = root.join("lade").join(name).join("freezer.state");
+                let value = if frozen { "FROZEN" } else { "THAWED" };
+                let check = state.clone();
+                (
+                    state,
+                    value,
+                    Box::new(move || fs::read_to_string(&check).is_ok_and(|s| s.trim() == value)),
+                )
+            }
+            _ => match &layout.unified {
+                Some((root, _)) => {
+                    let dir = root.join("lade").join(name);
+                    let events = dir.join("cgroup.events");
+                    let wanted = if frozen { "frozen 1" } else { "frozen 0" };
+                    (
+                        dir.join("cgroup.freeze"),
+                        if frozen { "1" } else { "0" },
+                        Box::new(move || {
+                            fs::read_to_string(&events)
+                                .is_ok_and(|s| s.lines().any(|l| l.trim() == wanted))
+                        }),
+                    )
+                }
+                None => {
+                    return Err(ExecError::NoController {
+                        controller: "freezer",
+                        consequence: "containers cannot be paused",
+                    })
+                }
+            },
+        };
+    write(&request, value)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut tries = 0u32;
+    while !settled() {
+        if std::time::Instant::now() > deadline {
+            return Err(ExecError::Sys {
+                what: format!("{} did not become {value} within 10s", request.display()),
+                source: std::io::Error::from(std::io::ErrorKind::TimedOut),
+            });
+        }
+        tries += 1;
+        if tries % 10 == 0 {
+            write(&request, value)?;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
+    Ok(())
 }
 
 /// Removes `lade/<name>` from every hierarchy where it exists (its processes gone).

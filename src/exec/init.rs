@@ -146,8 +146,14 @@ fn become_process(
     let terminal = console.is_some();
     let identity =
         users::resolve_in(Path::new("/"), &process.user).or_else(|e| fail(125, e.to_string()))?;
-    if let Some(socket) = console {
-        attach_terminal(socket, identity.uid, identity.gid)?;
+    match console {
+        Some(socket) => attach_terminal(socket, identity.uid, identity.gid)?,
+        // A session of its own, as runc and crun give: the caller's terminal (its stdio
+        // may be one) is then not the container's controlling terminal, so TIOCSTI cannot
+        // type into the shell that started lade, nor can the caller's job control reach in.
+        None => {
+            nix::unistd::setsid().or_else(|e| fail(125, format!("setsid: {e}")))?;
+        }
     }
     let mut env = process.env.clone();
     let has = |env: &[String], name: &str| env.iter().any(|e| e.split('=').next() == Some(name));
