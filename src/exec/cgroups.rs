@@ -328,7 +328,7 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
             });
         }
         tries += 1;
-        if tries % 10 == 0 {
+        if tries.is_multiple_of(10) {
             write(&request, value)?;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
