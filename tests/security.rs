@@ -847,3 +847,40 @@ fn a_container_cannot_type_into_the_terminal_that_started_it() {
         "no controlling terminal: {out}"
     );
 }
+
+#[test]
+fn root_refuses_a_store_another_user_could_have_changed() {
+    let lade = Lade::new();
+    lade.busybox();
+    // A user's own store, used with sudo: its owner could have edited the database.
+    nix::unistd::chown(&lade.root(), Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let err = lade.fails(&["run", "--rm", "busybox", "true"]);
+    assert!(
+        err.contains("belongs to nobody (uid 65534)") && err.contains("--root"),
+        "{err}"
+    );
+    let err = lade.fails(&["images"]);
+    assert!(err.contains("belongs to nobody"), "read-only commands too: {err}");
+    nix::unistd::chown(&lade.root(), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    lade.ok(&["images"]);
+
+    // Its database, made by the user before the store was closed.
+    let db = lade.root().join("lade.db");
+    nix::unistd::chown(&db, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let err = lade.fails(&["images"]);
+    assert!(err.contains("lade.db belongs to nobody"), "{err}");
+    nix::unistd::chown(&db, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+
+    // Its staging or snapshot directory turned into a symlink.
+    let tmp = lade.root().join("tmp");
+    std::fs::remove_dir_all(&tmp).unwrap();
+    std::os::unix::fs::symlink("/etc", &tmp).unwrap();
+    let err = lade.fails(&["run", "--rm", "busybox", "true"]);
+    assert!(err.contains("tmp is a symlink"), "{err}");
+    assert!(
+        std::fs::metadata("/etc/passwd").is_ok(),
+        "the symlink's target is untouched"
+    );
+    std::fs::remove_file(&tmp).unwrap();
+    lade.ok(&["run", "--rm", "busybox", "true"]);
+}

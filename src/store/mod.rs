@@ -60,9 +60,15 @@ pub enum StoreError {
     InUse(String),
     /// The store belongs to another user: its files are closed to everyone else.
     #[error(
-        "the store at {path} belongs to {owner}: run lade as that user, or use a store of your own with --root DIR"
+        "the store at {} belongs to {owner}, not to this user: lade uses only a store of its own user, since whoever owns it decides what lade mounts and runs. Run lade as that user, use a store of your own with --root DIR, or, if you trust its files, chown -R the store to this user", path.display()
     )]
     NotOwner { path: PathBuf, owner: String },
+    /// A file or directory of the store that lade will not trust.
+    #[error(
+        "{} {problem}: lade does not use a store whose own files another user could have made; remove it if the store is yours, or use another store with --root DIR",
+        path.display()
+    )]
+    Unsafe { path: PathBuf, problem: String },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -123,16 +129,64 @@ fn make_private_root(root: &Path) -> Result<()> {
     }
     let meta = fs::metadata(root).at(root)?;
     let me = nix::unistd::geteuid();
-    if meta.uid() != me.as_raw() && !me.is_root() {
+    // Root too: the store's database and directories decide what lade mounts and runs,
+    // so a store another user can write is a way for that user to root (`sudo lade
+    // --root ~/store`). As git refuses a repository of dubious ownership.
+    if meta.uid() != me.as_raw() {
         return Err(not_owner(root).unwrap_or_else(|| StoreError::NotOwner {
             path: root.to_path_buf(),
             owner: format!("uid {}", meta.uid()),
         }));
     }
-    if meta.uid() == me.as_raw() && meta.mode() & 0o077 != 0 {
+    if meta.mode() & 0o077 != 0 {
         fs::set_permissions(root, fs::Permissions::from_mode(0o700)).at(root)?;
     }
+    check_store_entries(root)
+}
+
+/// The store's own files and directories (the root's entries, and each container's and
+/// volume's directory) belong to this user and are no symlinks: one made by another
+/// user, while the store was open to them, could send lade's writes anywhere.
+fn check_store_entries(root: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let mut dirs = vec![root.to_path_buf()];
+    for nested in ["containers", "volumes"] {
+        dirs.push(root.join(nested));
+    }
+    for dir in dirs {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+        };
+        for entry in entries {
+            let entry = entry.at(&dir)?;
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).at(&path)?;
+            if meta.file_type().is_symlink() {
+                return Err(StoreError::Unsafe {
+                    path,
+                    problem: "is a symlink".into(),
+                });
+            }
+            if meta.uid() != me {
+                return Err(StoreError::Unsafe {
+                    path,
+                    problem: format!("belongs to {}", user_name(meta.uid())),
+                });
+            }
+        }
+    }
     Ok(())
+}
+
+/// `name (uid N)`, or `uid N` for a uid with no name.
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("uid {uid}"), |u| format!("{} (uid {uid})", u.name))
 }
 
 /// The error for a store owned by someone else, naming the owner.
@@ -142,16 +196,9 @@ fn not_owner(root: &Path) -> Option<StoreError> {
     if owner == nix::unistd::geteuid().as_raw() {
         return None;
     }
-    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(owner))
-        .ok()
-        .flatten()
-        .map_or_else(
-            || format!("uid {owner}"),
-            |u| format!("{} (uid {owner})", u.name),
-        );
     Some(StoreError::NotOwner {
         path: root.to_path_buf(),
-        owner: name,
+        owner: user_name(owner),
     })
 }
 
