@@ -345,3 +345,42 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
         );
     }
 }
+
+#[test]
+fn repair_never_takes_a_containers_files_from_under_it() {
+    let lade = Lade::new();
+    two_apps(&lade);
+    let (_, two_diff_id) = top_layer(&lade, "two:1");
+    lade.ok(&["run", "-d", "--name", "standing", "two:1", "sleep", "600"]);
+    lade.ok(&["create", "--name", "resting", "two:1", "cat", "/two"]);
+    // Changed under the containers (as a careless hand or a bad disk would).
+    let snapshot = snapshot_dir(&lade, &two_diff_id);
+    std::fs::write(snapshot.join("extra"), "tampered\n").unwrap();
+
+    let repaired = lade.output(&["system", "check", "--repair"]);
+    let report = String::from_utf8_lossy(&repaired.stdout);
+    assert!(
+        snapshot.join("two").is_file(),
+        "the snapshot was removed: {report}"
+    );
+    assert!(
+        report.contains("left snapshot")
+            && report.contains("standing")
+            && report.contains("resting"),
+        "{report}"
+    );
+    assert_eq!(lade.ok(&["exec", "standing", "cat", "/two"]), "two\n");
+    lade.ok(&["rm", "-f", "standing"]);
+    assert_eq!(lade.ok(&["start", "-a", "resting"]), "two\n");
+
+    // A container whose snapshot went missing anyway is reported, not passed over.
+    let moved = lade.dir.path().join("moved-away");
+    std::fs::rename(&snapshot, &moved).unwrap();
+    let found = lade.output(&["system", "check"]);
+    let report = String::from_utf8_lossy(&found.stdout);
+    assert!(
+        !found.status.success() && report.contains("is missing: container resting"),
+        "{report}"
+    );
+    std::fs::rename(&moved, &snapshot).unwrap();
+}

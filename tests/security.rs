@@ -860,7 +860,10 @@ fn root_refuses_a_store_another_user_could_have_changed() {
         "{err}"
     );
     let err = lade.fails(&["images"]);
-    assert!(err.contains("belongs to nobody"), "read-only commands too: {err}");
+    assert!(
+        err.contains("belongs to nobody"),
+        "read-only commands too: {err}"
+    );
     nix::unistd::chown(&lade.root(), Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
     lade.ok(&["images"]);
 

@@ -330,10 +330,12 @@ fn check(root: Option<PathBuf>, args: CheckArgs) -> Result<ExitCode> {
     let fingerprint = |dir: &std::path::Path| {
         crate::layers::fingerprint(dir).map_err(crate::store::FingerprintError::from)
     };
+    let snapshot_users = crate::container::snapshot_users(&store)?;
     let report = store.check(&CheckOptions {
         quick: args.quick,
         repair: args.repair,
         fingerprint: &fingerprint,
+        snapshot_users: &snapshot_users,
     })?;
     let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     match args.format {

@@ -17,6 +17,7 @@ mod networking;
 mod stats;
 mod volumes;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -851,6 +852,22 @@ fn remove_container(store: &Store, id: &str) -> Result<()> {
     crate::store::remove_tree(&store.root().join("containers").join(id));
     store.delete_container(id)?;
     Ok(())
+}
+
+/// The snapshots each container's root file system stands on (snapshot name to the
+/// names of the containers using it), so that a store repair leaves them be.
+pub fn snapshot_users(store: &Store) -> Result<BTreeMap<String, Vec<String>>> {
+    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for record in store.containers()? {
+        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
+            what: format!("container {}: its spec", record.name),
+            source: e,
+        })?;
+        for lower in spec.rootfs.lowers {
+            users.entry(lower).or_default().push(record.name.clone());
+        }
+    }
+    Ok(users)
 }
 
 #[cfg(test)]

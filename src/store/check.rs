@@ -23,6 +23,9 @@ pub struct CheckOptions<'a> {
     pub repair: bool,
     /// A snapshot's fingerprint (the layers module computes it; the store only keeps it).
     pub fingerprint: &'a (dyn Fn(&Path) -> std::result::Result<String, FingerprintError> + Sync),
+    /// The snapshots containers stand on (name to the containers' names): a repair never
+    /// takes a running container's files from under it, nor a stopped one's.
+    pub snapshot_users: &'a BTreeMap<String, Vec<String>>,
 }
 
 /// Why a snapshot could not be fingerprinted (its walk failed): the snapshot counts as
@@ -47,6 +50,11 @@ pub enum Problem {
         name: String,
         diff_id: Digest,
         images: Vec<String>,
+    },
+    /// A snapshot a container stands on that is not in the store.
+    MissingSnapshot {
+        name: String,
+        containers: Vec<String>,
     },
 }
 
@@ -87,6 +95,11 @@ impl fmt::Display for Problem {
                 f,
                 "snapshot {name} of layer {diff_id} was changed since it was made ({})",
                 list(images)
+            ),
+            Problem::MissingSnapshot { name, containers } => write!(
+                f,
+                "snapshot {name} is missing: container {} cannot start (remove it and create it again)",
+                containers.join(", ")
             ),
         }
     }
@@ -283,8 +296,27 @@ impl Store {
             }
         }
 
+        for (name, containers) in options.snapshot_users {
+            if !snapshot_dir.join(name).is_dir() {
+                report.problems.push(Problem::MissingSnapshot {
+                    name: name.clone(),
+                    containers: containers.clone(),
+                });
+            }
+        }
+
         if options.repair {
-            self.repair(&mut report, &images, &broken, &bad_blobs, &bad_snapshots)?;
+            let (in_use, unused): (Vec<String>, Vec<String>) = bad_snapshots
+                .into_iter()
+                .partition(|name| options.snapshot_users.contains_key(name));
+            for name in in_use {
+                report.repairs.push(format!(
+                    "left snapshot {name} in place: container {} stands on it; remove {}, then repair again",
+                    options.snapshot_users[&name].join(", "),
+                    if options.snapshot_users[&name].len() == 1 { "it" } else { "them" }
+                ));
+            }
+            self.repair(&mut report, &images, &broken, &bad_blobs, &unused)?;
         }
         Ok(report)
     }

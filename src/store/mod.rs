@@ -158,7 +158,12 @@ fn check_store_entries(root: &Path) -> Result<()> {
         let entries = match fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(StoreError::Io { path: dir, source: e }),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    path: dir,
+                    source: e,
+                })
+            }
         };
         for entry in entries {
             let entry = entry.at(&dir)?;
@@ -186,7 +191,10 @@ fn user_name(uid: u32) -> String {
     nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
         .ok()
         .flatten()
-        .map_or_else(|| format!("uid {uid}"), |u| format!("{} (uid {uid})", u.name))
+        .map_or_else(
+            || format!("uid {uid}"),
+            |u| format!("{} (uid {uid})", u.name),
+        )
 }
 
 /// The error for a store owned by someone else, naming the owner.
