@@ -645,11 +645,13 @@ enum Verdict {
     Answer(&'static str),
     /// Forward only the first bytes of the chunk, then close the connection.
     CutAt(usize),
+    /// Forward these bytes instead of the chunk (answers only).
+    Replace(Vec<u8>),
 }
 
 /// A TCP proxy to a registry on `target`, deciding for each chunk of a request
 /// (`on_request(chunk)`) and of an answer (`on_answer(carried so far on this
-/// connection, chunk length)`).
+/// connection, chunk)`).
 struct Proxy {
     port: u16,
 }
@@ -658,7 +660,7 @@ impl Proxy {
     fn start(
         target: u16,
         on_request: impl Fn(&[u8]) -> Verdict + Send + Sync + 'static,
-        on_answer: impl Fn(usize, usize) -> Verdict + Send + Sync + 'static,
+        on_answer: impl Fn(usize, &[u8]) -> Verdict + Send + Sync + 'static,
     ) -> Proxy {
         use std::io::{Read, Write};
         use std::sync::Arc;
@@ -697,6 +699,7 @@ impl Proxy {
                                 let _ = server_out.write_all(&buffer[..keep.min(n)]);
                                 return close(&client_in, &server_out);
                             }
+                            Verdict::Replace(_) => unreachable!("requests are never replaced"),
                         }
                     }
                     let _ = server_out.shutdown(std::net::Shutdown::Write);
@@ -710,15 +713,17 @@ impl Proxy {
                         if n == 0 {
                             break;
                         }
-                        match on_answer(carried, n) {
+                        let replaced = match on_answer(carried, &buffer[..n]) {
                             Verdict::CutAt(keep) => {
                                 let _ = client_out.write_all(&buffer[..keep.min(n)]);
                                 return close(&client_out, &server_in);
                             }
-                            Verdict::Answer(_) | Verdict::Forward => {}
-                        }
+                            Verdict::Replace(bytes) => Some(bytes),
+                            Verdict::Answer(_) | Verdict::Forward => None,
+                        };
                         carried += n;
-                        if client_out.write_all(&buffer[..n]).is_err() {
+                        let out = replaced.as_deref().unwrap_or(&buffer[..n]);
+                        if client_out.write_all(out).is_err() {
                             break;
                         }
                     }
@@ -753,7 +758,8 @@ fn a_layer_cut_mid_download_is_resumed_with_a_range() {
             }
             Verdict::Forward
         },
-        move |carried, n| {
+        move |carried, chunk: &[u8]| {
+            let n = chunk.len();
             if carried + n > 200_000 && !cut_flag.swap(true, Ordering::SeqCst) {
                 Verdict::CutAt(200_000 - carried)
             } else {
@@ -1113,4 +1119,357 @@ fn a_build_keeps_layers_uncompressed_and_push_compresses_them_the_same_each_time
         run_offline(&other, &name, &["cat", "/srv/greeting.txt", "/srv/run.txt"]),
         "hello\nbuilt\n"
     );
+}
+
+#[test]
+fn a_manifest_whose_docker_content_digest_header_lies_is_refused() {
+    let (registry, _lade, _) = registry_with_busybox("forged/busybox");
+    let forged = lade::oci::Digest::of(b"not the manifest").to_string();
+    let real = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = real.clone();
+    // The manifest's answer keeps its body but names another digest in its header.
+    let forged_header = forged.clone();
+    let proxy = Proxy::start(
+        registry.port,
+        |_| Verdict::Forward,
+        move |_, chunk: &[u8]| {
+            let text = String::from_utf8_lossy(chunk);
+            if !text.starts_with("HTTP/1.1 200")
+                || !text.contains("application/vnd.oci.image.manifest.v1+json")
+            {
+                return Verdict::Forward;
+            }
+            let Some(start) = text.find("Docker-Content-Digest: ") else {
+                return Verdict::Forward;
+            };
+            let value = start + "Docker-Content-Digest: ".len();
+            let end = value + forged_header.len();
+            *seen.lock().unwrap() = Some(text[value..end].to_string());
+            let mut replaced = chunk.to_vec();
+            replaced[value..end].copy_from_slice(forged_header.as_bytes());
+            Verdict::Replace(replaced)
+        },
+    );
+    let through = format!("127.0.0.1:{}/forged/busybox:1", proxy.port);
+    let other = Lade::new();
+    let refused = other.fails(&["pull", &through]);
+    let real = real
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("the proxy saw the manifest's answer");
+    assert!(
+        refused.contains("forged/busybox:1")
+            && refused.contains(&forged)
+            && refused.contains(&real),
+        "{refused}"
+    );
+    assert!(other.ok(&["images", "-q"]).trim().is_empty());
+}
+
+/// How the fake registry answers a request.
+#[derive(Clone, Copy)]
+enum Reply {
+    /// 200 with this JSON body, at once.
+    Json(&'static str),
+    /// 200 with these bytes, at once.
+    Bytes(&'static [u8]),
+    /// Response headers one byte each `interval`, forever.
+    TrickledHeaders(Duration),
+    /// 200 with a Content-Length of `length`, then one byte of body each `interval`,
+    /// forever.
+    TrickledBody(u64, Duration),
+    /// 200 with a Content-Length of `length`, then nothing.
+    StalledBody(u64),
+    /// Nothing at all: the request is read and the connection held.
+    Silent,
+}
+
+/// A plain-HTTP registry of the test's own on 127.0.0.1, answering each request as
+/// `route(path)` says (a TLS hello gets the 400 an HTTP server gives it), keeping the
+/// request lines it saw.
+struct FakeRegistry {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeRegistry {
+    fn start(route: impl Fn(&str) -> Reply + Send + Sync + 'static) -> FakeRegistry {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (route, seen) = (std::sync::Arc::new(route), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(|s| s.ok()) {
+                let (route, seen) = (route.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut out = stream.try_clone().unwrap();
+                    let mut reader = BufReader::new(stream);
+                    // One request after another on a kept-alive connection.
+                    loop {
+                        if reader.fill_buf().map_or(true, |b| b.is_empty()) {
+                            return;
+                        }
+                        if reader.buffer()[0] == 0x16 {
+                            let _ = out.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                            return;
+                        }
+                        let mut request_line = String::new();
+                        let _ = reader.read_line(&mut request_line);
+                        loop {
+                            let mut header = String::new();
+                            if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                                break;
+                            }
+                        }
+                        seen.lock().unwrap().push(request_line.trim().to_string());
+                        let path = request_line.split_whitespace().nth(1).unwrap_or("");
+                        let whole = |body: &[u8], out: &mut TcpStream| {
+                            let _ = write!(
+                                out,
+                                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = out.write_all(body);
+                        };
+                        let trickle = |bytes: &mut dyn Iterator<Item = u8>,
+                                       interval: Duration,
+                                       out: &mut TcpStream| {
+                            for byte in bytes {
+                                if out.write_all(&[byte]).is_err() {
+                                    return;
+                                }
+                                std::thread::sleep(interval);
+                            }
+                        };
+                        match route(path) {
+                            Reply::Json(body) => whole(body.as_bytes(), &mut out),
+                            Reply::Bytes(body) => whole(body, &mut out),
+                            Reply::TrickledHeaders(interval) => {
+                                let start = b"HTTP/1.1 200 OK\r\nX-Slow: ".iter().copied();
+                                return trickle(
+                                    &mut start.chain(std::iter::repeat(b'a')),
+                                    interval,
+                                    &mut out,
+                                );
+                            }
+                            Reply::TrickledBody(length, interval) => {
+                                let _ = write!(
+                                    out,
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n"
+                                );
+                                return trickle(&mut std::iter::repeat(0u8), interval, &mut out);
+                            }
+                            Reply::StalledBody(length) => {
+                                let _ = write!(
+                                    out,
+                                    "HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n"
+                                );
+                                // Held open, silent, until lade hangs up.
+                                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                                return;
+                            }
+                            Reply::Silent => {
+                                let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakeRegistry { port, requests }
+    }
+
+    /// How many requests so far had `part` in their request line.
+    fn count(&self, part: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(part))
+            .count()
+    }
+}
+
+/// Runs `lade pull NAME` with `LADE_REGISTRY_TIMEOUT=timeout` (seconds), expecting it
+/// to fail: returns its stderr and how long it ran. Past `watchdog` it is killed and the
+/// test fails: the timeouts did not hold.
+fn pull_failing_within(lade: &Lade, name: &str, timeout: &str, watchdog: Duration) -> String {
+    let started = std::time::Instant::now();
+    let child = lade
+        .process()
+        .env("LADE_REGISTRY_TIMEOUT", timeout)
+        .args(["pull", name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lade starts");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done_send, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done_send.send(child.wait_with_output());
+    });
+    let output = match done.recv_timeout(watchdog) {
+        Ok(output) => output.expect("lade runs"),
+        Err(_) => {
+            // Not reaped yet (its waiter still waits), so the pid is still lade's.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = done.recv();
+            panic!(
+                "lade pull {name} still ran after {watchdog:?} with LADE_REGISTRY_TIMEOUT={timeout}"
+            );
+        }
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "lade pull {name} succeeded");
+    eprintln!("{name}: failed after {:?}: {stderr}", started.elapsed());
+    stderr
+}
+
+#[test]
+fn a_registry_that_never_answers_fails_the_pull_in_bounded_time() {
+    // Accepts connections and never answers (nor reads).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        let held: Vec<TcpStream> = listener.incoming().map_while(|s| s.ok()).collect();
+        drop(held);
+    });
+    let lade = Lade::new();
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/silent/busybox:1"),
+        "2",
+        Duration::from_secs(30),
+    );
+    assert!(
+        message.contains(&format!("registry {host}")) && message.contains("within 2s"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+
+    // A registry that answers /v2/ but never a manifest request: retried, then the
+    // message names the stage.
+    let fake = FakeRegistry::start(|path| match path {
+        "/v2/" => Reply::Json("{}"),
+        _ => Reply::Silent,
+    });
+    let host = format!("127.0.0.1:{}", fake.port);
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/silent/busybox:1"),
+        "1",
+        Duration::from_secs(30),
+    );
+    assert!(
+        message.contains(&format!(
+            "registry {host} sent no response headers within 1s while fetching the manifest of {host}/silent/busybox:1"
+        )),
+        "{message}"
+    );
+    assert!(
+        fake.count("/manifests/") >= 2,
+        "the manifest fetch was not retried"
+    );
+    assert!(lade.ok(&["images", "-q"]).trim().is_empty());
+}
+
+/// A manifest of one layer of `LAYER_SIZE` bytes (never sent whole) and its config.
+const FAKE_CONFIG: &str = r#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+const LAYER_SIZE: u64 = 1_000_000;
+
+fn fake_manifest() -> (String, String) {
+    let config = lade::oci::Digest::of(FAKE_CONFIG.as_bytes());
+    let layer = lade::oci::Digest::of(b"a layer never sent whole");
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": { "mediaType": "application/vnd.oci.image.config.v1+json", "digest": config.to_string(), "size": FAKE_CONFIG.len() },
+        "layers": [{ "mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer.to_string(), "size": LAYER_SIZE }],
+    });
+    (manifest.to_string(), layer.to_string())
+}
+
+/// A fake registry serving [`fake_manifest`] and its config, the layer as `layer` says.
+fn fake_with_layer(layer: Reply) -> (FakeRegistry, String) {
+    let (manifest, layer_digest) = fake_manifest();
+    let manifest: &'static str = Box::leak(manifest.into_boxed_str());
+    let config = format!("/blobs/{}", lade::oci::Digest::of(FAKE_CONFIG.as_bytes()));
+    let fake = FakeRegistry::start(move |path| {
+        if path == "/v2/" {
+            Reply::Json("{}")
+        } else if path.contains("/manifests/") {
+            Reply::Json(manifest)
+        } else if path.ends_with(&config) {
+            Reply::Bytes(FAKE_CONFIG.as_bytes())
+        } else {
+            layer
+        }
+    });
+    (fake, layer_digest)
+}
+
+#[test]
+fn a_slow_loris_registry_fails_the_pull_in_bounded_time() {
+    let lade = Lade::new();
+    // Response headers a byte at a time, never ending.
+    let fake = FakeRegistry::start(|path| match path {
+        "/v2/" => Reply::Json("{}"),
+        _ => Reply::TrickledHeaders(Duration::from_millis(250)),
+    });
+    let host = format!("127.0.0.1:{}", fake.port);
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/slow/busybox:1"),
+        "1",
+        Duration::from_secs(40),
+    );
+    assert!(
+        message.contains(&format!(
+            "registry {host} sent no response headers within 1s while fetching the manifest"
+        )),
+        "{message}"
+    );
+
+    // A layer's body a byte at a time: each read brings data, so only a floor on the
+    // rate ends it, after the bounded retries (each restarts it: no range support).
+    let (fake, layer) =
+        fake_with_layer(Reply::TrickledBody(LAYER_SIZE, Duration::from_millis(250)));
+    let host = format!("127.0.0.1:{}", fake.port);
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/slow/busybox:1"),
+        "1",
+        Duration::from_secs(60),
+    );
+    assert!(
+        message.contains(&format!("registry {host}"))
+            && message.contains("trickled")
+            && message.contains(&layer),
+        "{message}"
+    );
+    let fetches = fake.count(&format!("/blobs/{layer}"));
+    assert!((2..=6).contains(&fetches), "{fetches} fetches of the layer");
+
+    // A layer's body that stops: cut after a second without data, retried, bounded.
+    let (fake, layer) = fake_with_layer(Reply::StalledBody(LAYER_SIZE));
+    let host = format!("127.0.0.1:{}", fake.port);
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/slow/busybox:1"),
+        "1",
+        Duration::from_secs(60),
+    );
+    assert!(
+        message.contains(&format!(
+            "registry {host} stalled: no data for 1s while fetching layer {layer}"
+        )),
+        "{message}"
+    );
+    let fetches = fake.count(&format!("/blobs/{layer}"));
+    assert!((2..=6).contains(&fetches), "{fetches} fetches of the layer");
+    assert!(lade.ok(&["images", "-q"]).trim().is_empty());
+    lade.ok(&["system", "check"]);
 }

@@ -12,6 +12,9 @@ use crate::oci::{ImageRef, Platform};
 use crate::registry::{self, ClientOptions, Credentials, PullOptions};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Environment:\n  LADE_REGISTRY_TIMEOUT=SECONDS  How long to wait on a registry (30 by default): to connect, for an answer's headers, and for more of a body (a blob must also keep 1 KiB/s over each such window). A stalled layer is resumed up to 5 times; push, login and search wait the same."
+)]
 pub struct PullArgs {
     /// Every tag of the repository
     #[arg(short = 'a', long)]

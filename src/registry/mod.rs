@@ -4,12 +4,17 @@
 //! against the config's diff ids once unpacked; nothing unverified reaches the store,
 //! and a failed pull leaves nothing half-written.
 //!
+//! No registry can hold a command forever: every request has connect, header and
+//! stall limits, blob bodies a floor on their rate, and a pull retries what it can (see
+//! [`timeouts`]).
+//!
 //! HTTPS is checked against the system's roots and the CAs of the registry's `certs.d`
 //! directory; plain HTTP is used only for `localhost` and `127.0.0.0/8` registries that
 //! do not speak TLS (as Docker allows without asking), or with `--tls-verify=false`.
 
 mod auth;
 mod config;
+mod timeouts;
 mod tls;
 
 use std::io::{self, Read, Write};
@@ -20,6 +25,9 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use auth::{auth_file, credentials_for, Credentials};
+pub use timeouts::{Timeouts, TIMEOUT_VARIABLE};
+
+use timeouts::{Paced, Trickled};
 
 use crate::oci::{media, Digest, ImageConfig, ImageRef, Platform, Sha256Writer};
 use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
@@ -28,10 +36,24 @@ use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
 pub enum RegistryError {
     #[error("{registry}: {reason}")]
     Registry { registry: String, reason: String },
-    #[error("{registry}: cannot connect: {source}")]
-    Connect {
+    #[error("registry {registry} failed while {stage}: {source}")]
+    Transport {
         registry: String,
+        stage: String,
         source: Box<ureq::Error>,
+    },
+    /// A limit of [`Timeouts`] ran out: `reason` says which.
+    #[error("registry {registry} {reason} while {stage}")]
+    Timeout {
+        registry: String,
+        stage: String,
+        reason: String,
+    },
+    #[error("{variable}={value:?}: {reason}")]
+    Setting {
+        variable: &'static str,
+        value: String,
+        reason: String,
     },
     #[error("{image}: {reason}")]
     Image { image: String, reason: String },
@@ -53,10 +75,6 @@ pub type Result<T, E = RegistryError> = std::result::Result<T, E>;
 /// The media types lade accepts for a manifest, best first.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
-/// How long the first HTTPS request to a loopback or insecure registry may take before
-/// lade tries plain HTTP.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How a client talks to a registry.
 #[derive(Debug, Clone, Default)]
 pub struct ClientOptions {
@@ -75,7 +93,14 @@ pub struct Client {
     base: String,
     credentials: Option<Credentials>,
     authorization: Mutex<Option<String>>,
+    timeouts: Timeouts,
 }
+
+/// The stage of the first request to a registry, as errors name it.
+const CHECKING: &str = "checking the registry (GET /v2/)";
+
+/// Tries of a GET whose connection fails or times out, and of a small body's fetch.
+const GET_ATTEMPTS: u32 = 3;
 
 fn is_loopback(registry: &str) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
@@ -100,15 +125,10 @@ impl Client {
         } else {
             tls::config(registry)
         };
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(30)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .tls_config(tls)
-            .build()
-            .into();
+        let timeouts = Timeouts::from_env()?;
         let mut client = Client {
-            agent,
+            agent: timeouts.agent(tls),
+            timeouts,
             registry: registry.to_string(),
             base: format!("https://{host}"),
             credentials: options
@@ -124,18 +144,18 @@ impl Client {
                 .agent
                 .get(format!("{}/v2/", client.base))
                 .config()
-                .timeout_global(Some(PROBE_TIMEOUT))
+                .timeout_global(Some(client.timeouts.probe()))
                 .build()
                 .call();
             if let Err(tls_error) = probe {
                 let plain = format!("http://{host}");
-                let answered = client
-                    .agent
-                    .get(format!("{plain}/v2/"))
-                    .call()
-                    .is_ok_and(|r| matches!(r.status().as_u16(), 200 | 401));
-                if !answered {
-                    return Err(client.connect_error(tls_error));
+                match client.agent.get(format!("{plain}/v2/")).call() {
+                    Ok(answer) if matches!(answer.status().as_u16(), 200 | 401) => {}
+                    // Neither spoke in time: say how long lade waited, and for what.
+                    Err(timeout @ ureq::Error::Timeout(_)) => {
+                        return Err(client.transport_error(timeout, CHECKING))
+                    }
+                    _ => return Err(client.transport_error(tls_error, CHECKING)),
                 }
                 client.base = plain;
             }
@@ -143,19 +163,36 @@ impl Client {
         Ok(client)
     }
 
-    /// A body kept in memory (a manifest, a config), refused past `limit` bytes.
-    fn small_body(
+    /// A small answer kept in memory (a manifest, a config): its headers and body,
+    /// refused past `limit` bytes. The whole fetch is tried again when the connection
+    /// fails or times out, headers or body.
+    fn fetch_small(
         &self,
-        response: &mut ureq::http::Response<ureq::Body>,
+        url: &str,
+        accept: Option<&str>,
         limit: u64,
-        what: &str,
-    ) -> Result<Vec<u8>> {
-        response
-            .body_mut()
-            .with_config()
-            .limit(limit)
-            .read_to_vec()
-            .map_err(|e| self.error(format!("{what}: {e}")))
+        stage: &str,
+    ) -> Result<(ureq::http::HeaderMap, Vec<u8>)> {
+        let mut attempt = 1;
+        loop {
+            let mut response = self.get(url, accept, stage)?;
+            if response.status() != 200 {
+                return Err(self.status_error(stage, &mut response));
+            }
+            match response.body_mut().with_config().limit(limit).read_to_vec() {
+                Ok(bytes) => return Ok((response.headers().clone(), bytes)),
+                Err(ureq::Error::BodyExceedsLimit(_)) => {
+                    return Err(self.error(format!(
+                        "{stage}: the answer is larger than the {limit} bytes lade takes"
+                    )))
+                }
+                Err(e) if attempt < GET_ATTEMPTS => {
+                    let _ = e;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.transport_error(e, &tried(stage, attempt))),
+            }
+        }
     }
 
     fn error(&self, reason: impl Into<String>) -> RegistryError {
@@ -165,11 +202,81 @@ impl Client {
         }
     }
 
-    fn connect_error(&self, source: ureq::Error) -> RegistryError {
-        RegistryError::Connect {
-            registry: self.registry.clone(),
-            source: Box::new(source),
+    /// A request that failed during `stage`: a limit that ran out in words, anything
+    /// else as ureq says it.
+    fn transport_error(&self, error: ureq::Error, stage: &str) -> RegistryError {
+        match error {
+            ureq::Error::Timeout(timeout) => RegistryError::Timeout {
+                registry: self.registry.clone(),
+                stage: stage.to_string(),
+                reason: self.timeouts.describe(timeout),
+            },
+            other => RegistryError::Transport {
+                registry: self.registry.clone(),
+                stage: stage.to_string(),
+                source: Box::new(other),
+            },
         }
+    }
+
+    /// A body read that failed during `stage`: a timeout (ureq's, or a trickle) in
+    /// words, anything else as the reader says it.
+    fn body_error(&self, error: io::Error, stage: &str) -> RegistryError {
+        if error.get_ref().is_some_and(|e| e.is::<ureq::Error>()) {
+            if let Some(Ok(ureq)) = error.into_inner().map(|e| e.downcast::<ureq::Error>()) {
+                return self.transport_error(*ureq, stage);
+            }
+            return self.error(format!("{stage}: the download failed"));
+        }
+        if error.get_ref().is_some_and(|e| e.is::<Trickled>()) {
+            return RegistryError::Timeout {
+                registry: self.registry.clone(),
+                stage: stage.to_string(),
+                reason: error.to_string(),
+            };
+        }
+        self.error(format!("{stage}: the download failed: {error}"))
+    }
+
+    /// A GET of a blob: no total limit on its body (see [`timeouts`]).
+    fn blob_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.authorize(self.agent.get(url))
+            .config()
+            .timeout_recv_body(None)
+            .build()
+    }
+
+    /// `digest`'s body from `repository`, checked against [`Paced`]'s floor and resumed
+    /// where a failure cuts it (see [`Resuming`]); `size` as the manifest gives it.
+    fn open_blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        size: u64,
+        stage: &str,
+    ) -> Result<Resuming<'_>> {
+        let url = self.blob_url(repository, digest);
+        let mut response = self.get_with(&url, None, stage, true)?;
+        if response.status() != 200 {
+            return Err(self.status_error(stage, &mut response));
+        }
+        Ok(Resuming {
+            client: self,
+            reader: Box::new(Paced::new(
+                response
+                    .into_body()
+                    .into_with_config()
+                    .limit(u64::MAX)
+                    .reader(),
+                &self.timeouts,
+            )),
+            url,
+            stage: stage.to_string(),
+            offset: 0,
+            size,
+            resumptions: 0,
+            failure: None,
+        })
     }
 
     /// Earns the right to `actions` (`pull`, `pull,push`) on `repository`: the `/v2/`
@@ -184,7 +291,7 @@ impl Client {
             .agent
             .get(format!("{}/v2/", self.base))
             .call()
-            .map_err(|e| self.connect_error(e))?;
+            .map_err(|e| self.transport_error(e, CHECKING))?;
         if response.status() != 401 {
             return Ok(());
         }
@@ -224,7 +331,10 @@ impl Client {
         if let Some(credentials) = &self.credentials {
             request = request.header("Authorization", credentials.basic());
         }
-        let mut response = request.call().map_err(|e| self.connect_error(e))?;
+        let stage = format!("asking the token service {realm} for a token");
+        let mut response = request
+            .call()
+            .map_err(|e| self.transport_error(e, &stage))?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => {
@@ -237,7 +347,7 @@ impl Client {
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
+            .map_err(|e| self.transport_error(e, &stage))?;
         let body: Value = serde_json::from_str(&text)
             .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
         body.get("token")
@@ -247,6 +357,17 @@ impl Client {
             .ok_or_else(|| self.error("its token service gave no token"))
     }
 
+    /// A request that sends a blob: the registry may answer only once it has stored
+    /// it, so the wait for the answer is [`Timeouts::upload_answer`].
+    fn upload_request<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let answer = Some(self.timeouts.upload_answer());
+        self.authorize(request)
+            .config()
+            .timeout_recv_response(answer)
+            .timeout_per_read(answer)
+            .build()
+    }
+
     fn authorize<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
         match &*self.authorization.lock().unwrap_or_else(|e| e.into_inner()) {
             Some(value) => request.header("Authorization", value.as_str()),
@@ -254,26 +375,47 @@ impl Client {
         }
     }
 
-    /// GET with retries: 429 (after its Retry-After) and 5xx, three times, backing off.
-    fn get(&self, url: &str, accept: Option<&str>) -> Result<ureq::http::Response<ureq::Body>> {
+    /// GET of a small answer (see [`Client::get_with`]).
+    fn get(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        stage: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
+        self.get_with(url, accept, stage, false)
+    }
+
+    /// GET with retries: a failed or timed-out connection, 429 (after its Retry-After)
+    /// and 5xx, three tries in all, backing off. A `blob`'s body has no total limit.
+    fn get_with(
+        &self,
+        url: &str,
+        accept: Option<&str>,
+        stage: &str,
+        blob: bool,
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let mut delay = Duration::from_millis(200);
-        for attempt in 0.. {
-            let mut request = self.authorize(self.agent.get(url));
+        for attempt in 1.. {
+            let mut request = if blob {
+                self.blob_request(url)
+            } else {
+                self.authorize(self.agent.get(url))
+            };
             if let Some(accept) = accept {
                 request = request.header("Accept", accept);
             }
             let response = match request.call() {
                 Ok(response) => response,
-                Err(e) if attempt < 2 => {
+                Err(e) if attempt < GET_ATTEMPTS => {
                     let _ = e;
                     std::thread::sleep(delay);
                     delay *= 2;
                     continue;
                 }
-                Err(e) => return Err(self.connect_error(e)),
+                Err(e) => return Err(self.transport_error(e, &tried(stage, attempt))),
             };
             let status = response.status().as_u16();
-            if (status == 429 || status >= 500) && attempt < 2 {
+            if (status == 429 || status >= 500) && attempt < GET_ATTEMPTS {
                 let wait = response
                     .headers()
                     .get("retry-after")
@@ -295,12 +437,17 @@ impl Client {
         response: &mut ureq::http::Response<ureq::Body>,
     ) -> RegistryError {
         let status = response.status().as_u16();
-        // Registries explain in {"errors": [{"code", "message"}]}.
-        let detail = response
-            .body_mut()
-            .read_to_string()
+        // Registries explain in {"errors": [{"code", "message"}]}; read within bounds,
+        // as this may be a blob request's answer, which has no total limit.
+        let mut explanation = Vec::new();
+        let explained = Paced::new(
+            response.body_mut().with_config().limit(64 << 10).reader(),
+            &self.timeouts,
+        )
+        .read_to_end(&mut explanation);
+        let detail = explained
             .ok()
-            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|_| serde_json::from_slice::<Value>(&explanation).ok())
             .and_then(|v| {
                 v.get("errors")?.as_array()?.first().map(|e| {
                     format!(
@@ -331,36 +478,69 @@ impl Client {
         let text = response
             .body_mut()
             .read_to_string()
-            .map_err(|e| self.error(format!("{what}: {e}")))?;
+            .map_err(|e| self.transport_error(e, &format!("fetching {what}")))?;
         serde_json::from_str(&text).map_err(|e| self.error(format!("{what}: {e}")))
     }
 
-    /// A manifest by tag or digest: its bytes, media type and digest.
+    /// A manifest by tag or digest: its bytes, media type and digest. A
+    /// `Docker-Content-Digest` header that names another digest than the bytes' is
+    /// refused, as Docker does: what the registry says it sent is what came.
     fn manifest(&self, repository: &str, reference: &str) -> Result<(Vec<u8>, String, Digest)> {
+        let separator = if reference.contains(':') { '@' } else { ':' };
+        let name = format!("{}/{repository}{separator}{reference}", self.registry);
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let mut response = self.get(&url, Some(ACCEPT))?;
-        if response.status() != 200 {
-            return Err(
-                self.status_error(&format!("manifest {repository}:{reference}"), &mut response)
-            );
-        }
-        let media_type = response
-            .headers()
+        let stage = format!("fetching the manifest of {name}");
+        let (headers, bytes) = self.fetch_small(&url, Some(ACCEPT), 4 << 20, &stage)?;
+        let media_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let bytes = self.small_body(
-            &mut response,
-            4 << 20,
-            &format!("manifest {repository}:{reference}"),
-        )?;
         let digest = Digest::of(&bytes);
+        if let Some(claimed) = headers.get("docker-content-digest") {
+            let claimed = String::from_utf8_lossy(claimed.as_bytes());
+            if !names_bytes(&claimed, &digest, &bytes) {
+                return Err(RegistryError::Image {
+                    image: name,
+                    reason: format!(
+                        "the registry's Docker-Content-Digest header says {claimed}, but the manifest it sent has digest {digest}"
+                    ),
+                });
+            }
+        }
         Ok((bytes, media_type, digest))
     }
 
     fn blob_url(&self, repository: &str, digest: &Digest) -> String {
         format!("{}/v2/{repository}/blobs/{digest}", self.base)
+    }
+}
+
+/// `stage`, with how many times it was tried when more than once.
+fn tried(stage: &str, attempts: u32) -> String {
+    if attempts > 1 {
+        format!("{stage} (tried {attempts} times)")
+    } else {
+        stage.to_string()
+    }
+}
+
+/// Whether a `Docker-Content-Digest` value names `bytes` (whose sha256 is `digest`):
+/// sha256 as lade's digests, sha512 as the distribution spec also allows.
+fn names_bytes(claimed: &str, digest: &Digest, bytes: &[u8]) -> bool {
+    use sha2::Digest as _;
+    if let Ok(parsed) = claimed.parse::<Digest>() {
+        return parsed == *digest;
+    }
+    match claimed.strip_prefix("sha512:") {
+        Some(hex) => {
+            let actual: String = sha2::Sha512::digest(bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            hex == actual
+        }
+        None => false,
     }
 }
 
@@ -576,6 +756,7 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
     let mut response = client.get(
         &format!("{}/v2/{repository}/tags/list?n=1000", client.base),
         None,
+        &format!("listing the tags of {repository}"),
     )?;
     let body = client.json(&format!("the tags of {repository}"), &mut response)?;
     let mut tags: Vec<String> = body["tags"]
@@ -599,11 +780,12 @@ fn fetch_small_blob(
     if store.has_blob(digest) {
         return Ok(store.read_blob(digest)?);
     }
-    let mut response = client.get(&client.blob_url(repository, digest), None)?;
-    if response.status() != 200 {
-        return Err(client.status_error(&format!("blob {digest}"), &mut response));
-    }
-    let bytes = client.small_body(&mut response, 16 << 20, &format!("blob {digest}"))?;
+    let (_, bytes) = client.fetch_small(
+        &client.blob_url(repository, digest),
+        None,
+        16 << 20,
+        &format!("fetching blob {digest}"),
+    )?;
     if Digest::of(&bytes) != *digest {
         return Err(client.error(format!(
             "blob {digest}: what came has digest {}",
@@ -614,47 +796,100 @@ fn fetch_small_blob(
     Ok(bytes)
 }
 
-/// A blob's body that picks up where a cut connection left it, with an HTTP range
-/// request (a few times at most); a body shorter than the manifest said is a cut too.
+/// A blob's body that picks up where a failure cut it (a reset, a stall, a trickle
+/// under [`Paced`]'s floor, a body shorter than the manifest said): with a range
+/// request, or, from a registry that ignores ranges, the whole blob again with the part
+/// already read skipped. At most [`MAX_RESUMPTIONS`] times.
 struct Resuming<'a> {
     client: &'a Client,
     url: String,
+    /// What the fetch is, as errors name it.
+    stage: String,
     reader: Box<dyn Read + Send + 'a>,
     offset: u64,
     /// The size the manifest gives (0 when it does not say).
     size: u64,
     resumptions: u32,
+    /// Why it gave up, when it did: the error to report rather than the reader's.
+    failure: Option<RegistryError>,
 }
 
 const MAX_RESUMPTIONS: u32 = 5;
 
-impl Resuming<'_> {
-    fn resume(&mut self, why: io::Error) -> io::Result<()> {
-        if self.resumptions >= MAX_RESUMPTIONS {
-            return Err(why);
+/// Why a resumption did not give a body.
+enum Reopening {
+    /// A failure worth another try.
+    Again(io::Error),
+    /// An answer no retry changes (404, 401).
+    Refused(RegistryError),
+}
+
+impl<'a> Resuming<'a> {
+    fn resume(&mut self, mut why: io::Error) -> io::Result<()> {
+        loop {
+            if self.resumptions >= MAX_RESUMPTIONS {
+                let message = why.to_string();
+                let stage = format!("{} (resumed {} times)", self.stage, self.resumptions);
+                self.failure = Some(self.client.body_error(why, &stage));
+                return Err(io::Error::other(message));
+            }
+            self.resumptions += 1;
+            match self.reopen() {
+                Ok(reader) => {
+                    self.reader = reader;
+                    return Ok(());
+                }
+                Err(Reopening::Again(again)) => why = again,
+                Err(Reopening::Refused(error)) => {
+                    let message = error.to_string();
+                    self.failure = Some(error);
+                    return Err(io::Error::other(message));
+                }
+            }
         }
-        self.resumptions += 1;
-        let request = self
+    }
+
+    fn reopen(&self) -> std::result::Result<Box<dyn Read + Send + 'a>, Reopening> {
+        let mut response = self
             .client
-            .authorize(self.client.agent.get(&self.url))
-            .header("Range", format!("bytes={}-", self.offset));
-        let response = request
+            .blob_request(&self.url)
+            .header("Range", format!("bytes={}-", self.offset))
             .call()
-            .map_err(|e| io::Error::other(format!("{why}; resuming: {e}")))?;
-        if response.status() != 206 {
-            return Err(io::Error::other(format!(
-                "{why}; the registry answered {} to a range request",
-                response.status()
-            )));
+            .map_err(|e| Reopening::Again(e.into_io()))?;
+        let status = response.status().as_u16();
+        if status != 200 && status != 206 {
+            if status == 429 || status >= 500 {
+                return Err(Reopening::Again(io::Error::other(format!(
+                    "the registry answered {status} when asked again"
+                ))));
+            }
+            let stage = format!("{} (resuming at byte {})", self.stage, self.offset);
+            return Err(Reopening::Refused(
+                self.client.status_error(&stage, &mut response),
+            ));
         }
-        self.reader = Box::new(
+        let mut reader: Box<dyn Read + Send + 'a> = Box::new(Paced::new(
             response
                 .into_body()
                 .into_with_config()
                 .limit(u64::MAX)
                 .reader(),
-        );
-        Ok(())
+            &self.client.timeouts,
+        ));
+        if status == 200 {
+            let skipped = io::copy(&mut (&mut reader).take(self.offset), &mut io::sink())
+                .map_err(Reopening::Again)?;
+            if skipped < self.offset {
+                return Err(Reopening::Again(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "sent again, the blob ended at byte {skipped} of the {} already read",
+                        self.offset
+                    ),
+                )));
+            }
+        }
+        Ok(reader)
     }
 }
 
@@ -760,28 +995,13 @@ fn fetch_layer(
             tar_size,
         });
     }
-    let mut response = client.get(&client.blob_url(repository, digest), None)?;
-    if response.status() != 200 {
-        return Err(client.status_error(&format!("layer {digest}"), &mut response));
-    }
+    let stage = format!("fetching layer {digest}");
+    let body = client.open_blob(repository, digest, size, &stage)?;
     let mut blob = store.blob_writer()?;
     let (unpacked, tar_size) = {
         progress.start(digest, size);
         let body = Counted {
-            inner: Resuming {
-                client,
-                url: client.blob_url(repository, digest),
-                reader: Box::new(
-                    response
-                        .into_body()
-                        .into_with_config()
-                        .limit(u64::MAX)
-                        .reader(),
-                ),
-                offset: 0,
-                size,
-                resumptions: 0,
-            },
+            inner: body,
             digest,
             progress,
         };
@@ -789,8 +1009,15 @@ fn fetch_layer(
             inner: body,
             copy: &mut blob,
         };
-        unpacked_digest(&mut tee, &media_type)
-            .map_err(|e| client.error(format!("layer {digest}: the download failed: {e}")))?
+        match unpacked_digest(&mut tee, &media_type) {
+            Ok(unpacked) => unpacked,
+            Err(e) => {
+                return Err(match tee.inner.inner.failure.take() {
+                    Some(failure) => failure,
+                    None => client.body_error(e, &stage),
+                })
+            }
+        }
     };
     check(unpacked)?;
     // Nothing is kept unless it hashes to the digest the manifest gave.
@@ -993,7 +1220,7 @@ fn blob_exists(client: &Client, repository: &str, digest: &Digest) -> Result<boo
     let response = client
         .authorize(client.agent.head(client.blob_url(repository, digest)))
         .call()
-        .map_err(|e| client.connect_error(e))?;
+        .map_err(|e| client.transport_error(e, &format!("asking whether it has {digest}")))?;
     Ok(response.status() == 200)
 }
 
@@ -1011,7 +1238,7 @@ fn put_manifest(client: &Client, repository: &str, tag: &str, manifest: &[u8]) -
         )
         .header("Content-Type", media_type)
         .send(manifest)
-        .map_err(|e| client.connect_error(e))?;
+        .map_err(|e| client.transport_error(e, &format!("pushing the manifest as {tag}")))?;
     if response.status() != 201 && response.status() != 200 {
         return Err(client.status_error("the manifest", &mut response));
     }
@@ -1033,7 +1260,7 @@ fn mount_blob(
                 client.base
             )))
             .send_empty()
-            .map_err(|e| client.connect_error(e))?;
+            .map_err(|e| client.transport_error(e, &format!("mounting {digest} from {from}")))?;
         if response.status() == 201 {
             return Ok(Some(from.clone()));
         }
@@ -1070,7 +1297,7 @@ fn upload(
                 .post(format!("{}/v2/{repository}/blobs/uploads/", client.base)),
         )
         .send_empty()
-        .map_err(|e| client.connect_error(e))?;
+        .map_err(|e| client.transport_error(e, &format!("starting the upload of {digest}")))?;
     if started.status() != 202 {
         return Err(client.status_error(&format!("starting the upload of {digest}"), &mut started));
     }
@@ -1090,12 +1317,14 @@ fn upload(
             let length = chunk.min(size - offset);
             let mut part = (&mut *reader).take(length);
             let mut response = client
-                .authorize(client.agent.patch(&location))
+                .upload_request(client.agent.patch(&location))
                 .header("Content-Type", "application/octet-stream")
                 .header("Content-Range", format!("{offset}-{}", offset + length - 1))
                 .header("Content-Length", length.to_string())
                 .send(ureq::SendBody::from_reader(&mut part))
-                .map_err(|e| client.connect_error(e))?;
+                .map_err(|e| {
+                    client.transport_error(e, &format!("uploading {digest} at byte {offset}"))
+                })?;
             if response.status() != 202 {
                 return Err(client.status_error(
                     &format!("uploading {digest} at byte {offset}"),
@@ -1113,14 +1342,14 @@ fn upload(
         }
         let separator = if location.contains('?') { '&' } else { '?' };
         let mut response = client
-            .authorize(
+            .upload_request(
                 client
                     .agent
                     .put(format!("{location}{separator}digest={digest}")),
             )
             .header("Content-Length", "0")
             .send_empty()
-            .map_err(|e| client.connect_error(e))?;
+            .map_err(|e| client.transport_error(e, &format!("finishing the upload of {digest}")))?;
         if response.status() != 201 {
             return Err(
                 client.status_error(&format!("finishing the upload of {digest}"), &mut response)
@@ -1131,11 +1360,11 @@ fn upload(
     let separator = if location.contains('?') { '&' } else { '?' };
     let url = format!("{location}{separator}digest={digest}");
     let mut response = client
-        .authorize(client.agent.put(&url))
+        .upload_request(client.agent.put(&url))
         .header("Content-Type", "application/octet-stream")
         .header("Content-Length", size.to_string())
         .send(ureq::SendBody::from_reader(reader))
-        .map_err(|e| client.connect_error(e))?;
+        .map_err(|e| client.transport_error(e, &format!("uploading {digest}")))?;
     if response.status() != 201 {
         return Err(client.status_error(&format!("uploading {digest}"), &mut response));
     }
@@ -1256,28 +1485,36 @@ pub fn pull_layout(
         .map_err(|e| json_error(&reference.familiar(), "its manifest", e))?;
     let blobs_dir = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs_dir).map_err(io_at(&blobs_dir))?;
-    let descriptors: Vec<Digest> = std::iter::once(&parsed["config"])
+    let descriptors: Vec<(Digest, u64)> = std::iter::once(&parsed["config"])
         .chain(parsed["layers"].as_array().into_iter().flatten())
-        .filter_map(|d| d["digest"].as_str().and_then(|d| d.parse().ok()))
+        .filter_map(|d| {
+            let digest = d["digest"].as_str().and_then(|d| d.parse().ok())?;
+            Some((digest, d["size"].as_u64().unwrap_or(0)))
+        })
         .collect();
-    for digest in &descriptors {
+    for (digest, size) in &descriptors {
         let target = layout_blob(dir, digest);
         let partial = target.with_extension("part");
-        let mut response = client.get(&client.blob_url(repository, digest), None)?;
-        if response.status() != 200 {
-            return Err(client.status_error(&format!("blob {digest}"), &mut response));
-        }
+        let stage = format!("fetching blob {digest}");
+        let mut body = client.open_blob(repository, digest, *size, &stage)?;
         let file = std::fs::File::create(&partial).map_err(io_at(&partial))?;
         let mut hashing = Sha256Writer::new(io::BufWriter::new(file));
-        let copied = io::copy(
-            &mut response.body_mut().with_config().limit(u64::MAX).reader(),
-            &mut hashing,
-        );
+        let copied = io::copy(&mut body, &mut hashing);
         let (actual, _, writer) = hashing.finish();
         let flushed = writer.into_inner().map_err(|e| e.into_error());
-        if let Err(e) = copied.and(flushed.map(drop)) {
+        if let Err(e) = copied {
             let _ = std::fs::remove_file(&partial);
-            return Err(client.error(format!("blob {digest}: {e}")));
+            return Err(match body.failure.take() {
+                Some(failure) => failure,
+                None => client.body_error(e, &stage),
+            });
+        }
+        if let Err(e) = flushed {
+            let _ = std::fs::remove_file(&partial);
+            return Err(RegistryError::Io {
+                path: partial,
+                source: e,
+            });
         }
         if actual != *digest {
             let _ = std::fs::remove_file(&partial);
@@ -1329,7 +1566,9 @@ pub fn login(
     if let Some(value) = &authorization {
         request = request.header("Authorization", value.as_str());
     }
-    let response = request.call().map_err(|e| client.connect_error(e))?;
+    let response = request
+        .call()
+        .map_err(|e| client.transport_error(e, "checking the credentials"))?;
     if response.status() == 401 {
         return Err(client.error("the user name or password is wrong"));
     }
@@ -1367,7 +1606,7 @@ pub fn search(term: &str, limit: usize, options: &ClientOptions) -> Result<Vec<S
             .query("q", &text)
             .query("n", limit.to_string())
             .call()
-            .map_err(|e| client.connect_error(e))?;
+            .map_err(|e| client.transport_error(e, "searching Docker Hub"))?;
         let body = client.json("search", &mut response)?;
         return Ok(body["results"]
             .as_array()
@@ -1383,7 +1622,11 @@ pub fn search(term: &str, limit: usize, options: &ClientOptions) -> Result<Vec<S
             .collect());
     }
     client.authenticate_scope("registry:catalog:*")?;
-    let mut response = client.get(&format!("{}/v2/_catalog?n=1000", client.base), None)?;
+    let mut response = client.get(
+        &format!("{}/v2/_catalog?n=1000", client.base),
+        None,
+        "listing its repositories",
+    )?;
     let body = client.json("the catalog", &mut response)?;
     Ok(body["repositories"]
         .as_array()
