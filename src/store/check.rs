@@ -48,6 +48,14 @@ pub enum Problem {
         diff_id: Digest,
         images: Vec<String>,
     },
+    /// A `containers/<id>` directory with no container record (see `orphans.rs`).
+    OrphanContainerDir { id: String },
+    /// An address reserved on a network for a container with no record.
+    OrphanAddress {
+        network: String,
+        address: String,
+        container: String,
+    },
 }
 
 fn list(images: &[String]) -> String {
@@ -87,6 +95,18 @@ impl fmt::Display for Problem {
                 f,
                 "snapshot {name} of layer {diff_id} was changed since it was made ({})",
                 list(images)
+            ),
+            Problem::OrphanContainerDir { id } => write!(
+                f,
+                "container directory containers/{id} has no record (a create that did not finish left it)"
+            ),
+            Problem::OrphanAddress {
+                network,
+                address,
+                container,
+            } => write!(
+                f,
+                "address {address} on network {network} is reserved for container {container}, which has no record"
             ),
         }
     }
@@ -283,9 +303,14 @@ impl Store {
             }
         }
 
+        let orphans = self.container_orphans()?;
         if options.repair {
             self.repair(&mut report, &images, &broken, &bad_blobs, &bad_snapshots)?;
+            for orphan in &orphans {
+                report.repairs.extend(self.remove_orphan(orphan)?);
+            }
         }
+        report.problems.extend(orphans);
         Ok(report)
     }
 
