@@ -194,10 +194,6 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
         if args.detach && !args.attach.is_empty() {
             bail!("conflicting options: -a and -d");
         }
-        // Mounts made for the container must not outlive it: a namespace of our own.
-        crate::exec::mounts::private_mount_namespace()?;
-        let store = open_store(root)?;
-        pull_for_run(&store, &args.image, &args.pull)?;
         let options = RunOptions {
             image: args.image.clone(),
             name: args.name.clone(),
@@ -236,20 +232,12 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             remove: args.rm && !args.detach,
             detach: args.detach || args.create_only,
         };
-        let mut labels = std::collections::BTreeMap::new();
-        for label in &args.labels {
-            let (key, value) = label.split_once('=').unwrap_or((label, ""));
-            if key.is_empty() {
-                bail!("invalid --label {label:?}: expected KEY=VALUE");
-            }
-            labels.insert(key.to_string(), value.to_string());
-        }
         let settings = container::Settings {
             restart,
             stop_signal: args.stop_signal.clone(),
             stop_timeout: args.stop_timeout,
             auto_remove: args.rm,
-            labels,
+            labels: container::validate::labels(&args.labels)?,
             anonymous_volumes: Vec::new(),
             network: Default::default(),
             interactive: args.interactive,
@@ -260,6 +248,12 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                 bail!("the container id file {} already exists", cidfile.display());
             }
         }
+        // Refused before anything is pulled or made.
+        container::check_run_options(&options, &settings).map_err(exit_with)?;
+        // Mounts made for the container must not outlive it: a namespace of our own.
+        crate::exec::mounts::private_mount_namespace()?;
+        let store = open_store(root)?;
+        pull_for_run(&store, &args.image, &args.pull)?;
         if args.detach || args.create_only {
             let (id, _) =
                 container::create_container(&store, &options, &settings).map_err(exit_with)?;
@@ -1103,12 +1097,8 @@ pub struct VolumePruneArgs {
 pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode> {
     match command {
         VolumeCommand::Create(args) => {
+            let labels = container::validate::labels(&args.labels)?;
             let store = open_store(root)?;
-            let mut labels = std::collections::BTreeMap::new();
-            for label in &args.labels {
-                let (k, v) = label.split_once('=').unwrap_or((label, ""));
-                labels.insert(k.to_string(), v.to_string());
-            }
             println!(
                 "{}",
                 container::create_volume(&store, args.name.as_deref(), &labels)?

@@ -120,11 +120,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
                     args.driver
                 );
             }
-            let mut labels = std::collections::BTreeMap::new();
-            for label in &args.labels {
-                let (key, value) = label.split_once('=').unwrap_or((label, ""));
-                labels.insert(key.to_string(), value.to_string());
-            }
+            let labels = container::validate::labels(&args.labels)?;
             let store = open_store(root)?;
             let network = container::create_network(
                 &store,
@@ -222,6 +218,9 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Connect(args) => {
+            for alias in &args.aliases {
+                container::validate::dns_name("--alias", alias)?;
+            }
             let store = open_store(root)?;
             container::connect(
                 &store,

@@ -15,8 +15,9 @@ use crate::store::CheckOptions;
 pub enum SystemCommand {
     /// Check the store: re-hash every blob, follow every reference from the tags to
     /// manifests, configs and layers, and compare every snapshot with what it held when
-    /// it was made. Each problem names its digest and the images it touches; the exit
-    /// code is 1 when there is any (0 with --repair, which mends them all)
+    /// it was made, and find what containers left without a record (directories,
+    /// reserved addresses). Each problem names its digest and the images it touches;
+    /// the exit code is 1 when there is any (0 with --repair, which mends them all)
     Check(CheckArgs),
     /// Show the space images, containers, volumes and the build cache take, and what
     /// could be reclaimed
@@ -62,7 +63,8 @@ pub struct CheckArgs {
     #[arg(long)]
     pub quick: bool,
     /// Remove corrupt snapshots (remade from their layers when next needed), corrupt
-    /// blobs, and the images and cached steps that needed them. A good blob is never
+    /// blobs, and the images and cached steps that needed them; remove container
+    /// directories and release addresses that have no container. A good blob is never
     /// removed
     #[arg(long)]
     pub repair: bool,

@@ -15,6 +15,7 @@ mod logs;
 mod monitor;
 mod networking;
 mod stats;
+pub mod validate;
 mod volumes;
 
 use std::collections::BTreeMap;
@@ -105,6 +106,13 @@ pub enum ContainerError {
     },
     #[error("invalid environment variable {0:?}")]
     BadEnvironment(String),
+    #[error("cannot read --env-file {}: {source}", path.display())]
+    EnvFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Invalid(#[from] validate::InvalidValue),
     #[error("invalid mount {spec:?}: {reason}")]
     BadMount { spec: String, reason: String },
     #[error("the working directory {0:?} is invalid: it must be an absolute path")]
@@ -113,6 +121,10 @@ pub enum ContainerError {
         "no command: the image {0} has no ENTRYPOINT or CMD, so give one after the image name"
     )]
     NoCommand(String),
+    #[error(
+        "the container name {0:?} is already in use: remove that container or choose another name"
+    )]
+    NameInUse(String),
     #[error("no command given to run")]
     NoCommandGiven,
     #[error("the image {0} has no layers to run")]
@@ -320,7 +332,10 @@ fn merge_environment(
         }
     };
     for file in env_files {
-        let text = io(file, fs::read_to_string(file))?;
+        let text = fs::read_to_string(file).map_err(|source| ContainerError::EnvFile {
+            path: file.clone(),
+            source,
+        })?;
         for line in text.lines() {
             let line = line.trim_start();
             if !line.is_empty() && !line.starts_with('#') {
@@ -434,16 +449,78 @@ pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now().to_string()
 }
 
+/// Everything in a `run` or `create` request that can be refused without looking at
+/// the store: names and host values, `-p`, `--expose`, `-v`, `--mount`, `--tmpfs`,
+/// `-e`, `--env-file`, `--dns`, `--ip`, `--add-host`, labels, the working directory.
+/// `create_container` checks it again first; callers check it before they pull.
+pub fn check_run_options(options: &RunOptions, settings: &Settings) -> Result<()> {
+    if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
+        return Err(ContainerError::RelativeWorkdir(workdir.to_string()));
+    }
+    if let Some(name) = &options.name {
+        validate::container_name(name)?;
+    }
+    if let Some(hostname) = &options.hostname {
+        validate::hostname(hostname)?;
+    }
+    for key in settings.labels.keys() {
+        validate::label_key(key)?;
+    }
+    for entry in &options.env {
+        if entry.starts_with('=') || entry.is_empty() {
+            return Err(ContainerError::BadEnvironment(entry.to_string()));
+        }
+    }
+    for file in &options.env_files {
+        fs::File::open(file).map_err(|source| ContainerError::EnvFile {
+            path: file.clone(),
+            source,
+        })?;
+    }
+    networking::check_request(&options.network)?;
+    volumes::check_flags(&options.volumes, &options.mounts, &options.tmpfs)?;
+    Ok(())
+}
+
+/// What a container's creation has made so far (its directory, its addresses, new
+/// volumes), undone when it is dropped before the record is in: a refused or failed
+/// creation leaves nothing behind.
+struct Undo<'a> {
+    store: &'a Store,
+    id: String,
+    dir: PathBuf,
+    volumes: Vec<String>,
+    done: bool,
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let _ = self.store.release_addresses(&self.id, None);
+        for name in &self.volumes {
+            // Another container made meanwhile may have taken it up.
+            if volume_users(self.store, name).is_ok_and(|users| users.is_empty()) {
+                let _ = self.store.delete_volume(name);
+            }
+        }
+        crate::store::remove_tree(&self.dir);
+    }
+}
+
 /// `lade create`, and the first half of `lade run`: the container's directory, spec and
 /// record (state `created`). Returns its id and spec.
+///
+/// What the request can be refused for is checked before anything is made; what can
+/// fail after that (an address or a name taken meanwhile, a volume that cannot be
+/// filled) undoes what was made.
 pub fn create_container(
     store: &Store,
     options: &RunOptions,
     settings: &Settings,
 ) -> Result<(String, Spec)> {
-    if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
-        return Err(ContainerError::RelativeWorkdir(workdir.to_string()));
-    }
+    check_run_options(options, settings)?;
     let image = store.image(&options.image).map_err(|e| match e {
         StoreError::NoSuchImage(name) => ContainerError::NoSuchImage(name),
         other => other.into(),
@@ -452,23 +529,54 @@ pub fn create_container(
     if args.is_empty() {
         return Err(ContainerError::NoCommand(options.image.to_string()));
     }
+    // Held until the record is in: `system check --repair`, which takes this lock
+    // alone, never takes a directory or an address on its way to a record for an orphan.
+    let _content = store.content_guard()?;
     let lowers = layers::overlay_lowers(store, &image.layers)?;
+    if lowers.is_empty() {
+        return Err(ContainerError::NoLayers(options.image.to_string()));
+    }
+    let env = environment(&image.config, options)?;
+    let config = &image.config.config;
+    let mount_requests = volumes::requests(
+        store,
+        &volumes::MountFlags {
+            volumes: &options.volumes,
+            mounts: &options.mounts,
+            tmpfs: &options.tmpfs,
+            volumes_from: &options.volumes_from,
+            image_volumes: config
+                .volumes
+                .as_ref()
+                .map(|v| v.keys().cloned().collect())
+                .unwrap_or_default(),
+        },
+    )?;
     let id = new_id()?;
-    let name = options.name.clone().unwrap_or_else(|| generated_name(&id));
+    let name = match &options.name {
+        Some(name) => validate::container_name(name)?.to_string(),
+        None => generated_name(&id),
+    };
+    if store.container(&name).is_ok_and(|other| other.name == name) {
+        return Err(ContainerError::NameInUse(name));
+    }
     let hostname = options
         .hostname
         .clone()
         .unwrap_or_else(|| id[..12].to_string());
     let dir = store.root().join("containers").join(&id);
+    let mut undo = Undo {
+        store,
+        id: id.clone(),
+        dir: dir.clone(),
+        volumes: Vec::new(),
+        done: false,
+    };
     for sub in ["upper", "work", "rootfs"] {
         io(&dir.join(sub), fs::create_dir_all(dir.join(sub)))?;
     }
     let etc = dir.join("etc");
     io(&etc, fs::create_dir_all(&etc))?;
-    io(
-        &etc,
-        fs::write(etc.join("hostname"), format!("{hostname}\n")),
-    )?;
     let (network_settings, etc_files) = networking::plan(
         store,
         &id,
@@ -476,15 +584,11 @@ pub fn create_container(
         &hostname,
         &options.network,
         &image.config,
-    )
-    .inspect_err(|_| crate::store::remove_tree(&dir))?;
-    let written = fs::write(etc.join("hosts"), &etc_files.hosts)
+    )?;
+    let written = fs::write(etc.join("hostname"), format!("{hostname}\n"))
+        .and_then(|()| fs::write(etc.join("hosts"), &etc_files.hosts))
         .and_then(|()| fs::write(etc.join("resolv.conf"), &etc_files.resolv));
-    if let Err(source) = written {
-        let _ = store.release_addresses(&id, None);
-        crate::store::remove_tree(&dir);
-        return Err(ContainerError::Io { path: etc, source });
-    }
+    io(&etc, written)?;
 
     let mut mounts = vec![
         Mount::Bind {
@@ -503,27 +607,14 @@ pub fn create_container(
             readonly: false,
         },
     ];
-
-    let (volume_mounts, anonymous_volumes) = volumes::plan(
+    let (volume_mounts, anonymous_volumes) = volumes::apply(
         store,
-        &volumes::MountFlags {
-            volumes: &options.volumes,
-            mounts: &options.mounts,
-            tmpfs: &options.tmpfs,
-            volumes_from: &options.volumes_from,
-            image_volumes: image
-                .config
-                .config
-                .volumes
-                .as_ref()
-                .map(|v| v.keys().cloned().collect())
-                .unwrap_or_default(),
-        },
+        mount_requests,
         &store.snapshots_dir(),
         &lowers,
+        &mut undo.volumes,
     )?;
     mounts.extend(volume_mounts);
-    let config = &image.config.config;
     let spec = Spec {
         rootfs: Rootfs {
             layers_dir: store.snapshots_dir(),
@@ -536,7 +627,7 @@ pub fn create_container(
         },
         process: Process {
             args,
-            env: environment(&image.config, options)?,
+            env,
             cwd: options
                 .workdir
                 .clone()
@@ -563,9 +654,6 @@ pub fn create_container(
         insecure: false,
         init: options.init,
     };
-    if spec.rootfs.lowers.is_empty() {
-        return Err(ContainerError::NoLayers(options.image.to_string()));
-    }
     let record = ContainerRecord {
         id: id.clone(),
         name,
@@ -594,7 +682,7 @@ pub fn create_container(
                 stop_signal: settings
                     .stop_signal
                     .clone()
-                    .or_else(|| image.config.config.stop_signal.clone()),
+                    .or_else(|| config.stop_signal.clone()),
                 anonymous_volumes,
                 ..settings.clone()
             })
@@ -607,11 +695,8 @@ pub fn create_container(
         finished_at: None,
         restarts: 0,
     };
-    if let Err(err) = store.insert_container(&record) {
-        let _ = store.release_addresses(&id, None);
-        crate::store::remove_tree(&dir);
-        return Err(err.into());
-    }
+    store.insert_container(&record)?;
+    undo.done = true;
     Ok((id, spec))
 }
 
@@ -753,17 +838,7 @@ fn exec_with(
 
 /// Gives a container another name.
 pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !valid {
-        return Err(ContainerError::BadValue {
-            what: "container name",
-            value: name.to_string(),
-            expected: "letters, digits, `_`, `.` and `-` only",
-        });
-    }
+    let name = validate::container_name(name)?;
     let record = store.container(reference)?;
     store.rename_container(&record.id, name)?;
     Ok(())

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_rfc3339, running_init, settings, ContainerError, Result};
+use super::{now_rfc3339, running_init, settings, validate, ContainerError, Result};
 use crate::exec;
 use crate::network::{
     self, Attachment, ContainerNetwork, NetNamespace, Netavark, NetworkDefinition, PortMapping,
@@ -100,8 +100,56 @@ pub(crate) struct EtcFiles {
     pub resolv: String,
 }
 
-/// Works out a new container's networks: its address on a bridge network (taken now),
-/// its ports, and its `/etc` files.
+/// `--ip`: an IPv4 address.
+fn parse_ip(text: &str) -> Result<Ipv4Addr> {
+    text.parse().map_err(|_| ContainerError::BadValue {
+        what: "--ip",
+        value: text.to_string(),
+        expected: "expected an IPv4 address",
+    })
+}
+
+/// `--expose PORT[/PROTOCOL]` (or a range), as `-P` publishes it.
+fn exposed_port(text: &str) -> Result<String> {
+    let port = if text.contains('/') {
+        text.to_string()
+    } else {
+        format!("{text}/tcp")
+    };
+    network::parse_publish(&port).map_err(|_| ContainerError::BadValue {
+        what: "--expose",
+        value: text.to_string(),
+        expected: "expected PORT[/tcp|udp|sctp] or a range",
+    })?;
+    Ok(port)
+}
+
+/// The network flags of a request as written, refused before anything is made.
+pub(crate) fn check_request(request: &NetworkRequest) -> Result<()> {
+    for alias in &request.aliases {
+        validate::dns_name("--network-alias", alias)?;
+    }
+    for entry in &request.add_hosts {
+        validate::extra_host(entry)?;
+    }
+    for server in &request.dns {
+        validate::dns_server(server)?;
+    }
+    if let Some(ip) = &request.ip {
+        parse_ip(ip)?;
+    }
+    for text in &request.publish {
+        network::parse_publish(text)?;
+    }
+    for port in &request.expose {
+        exposed_port(port)?;
+    }
+    Ok(())
+}
+
+/// Works out a new container's networks: its address on a bridge network (taken now,
+/// after everything else in the request has been checked), its ports, and its `/etc`
+/// files.
 pub(crate) fn plan(
     store: &Store,
     id: &str,
@@ -110,33 +158,19 @@ pub(crate) fn plan(
     request: &NetworkRequest,
     image: &ImageConfig,
 ) -> Result<(NetworkSettings, EtcFiles)> {
+    check_request(request)?;
     let mut hosts =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     let mut extra_hosts = String::new();
     for entry in &request.add_hosts {
-        let (host, ip) = entry
-            .split_once(':')
-            .or_else(|| entry.split_once('='))
-            .filter(|(h, ip)| !h.is_empty() && ip.parse::<std::net::IpAddr>().is_ok())
-            .ok_or_else(|| ContainerError::BadValue {
-                what: "--add-host",
-                value: entry.clone(),
-                expected: "expected NAME:IP",
-            })?;
+        let (host, ip) = validate::extra_host(entry)?;
         extra_hosts.push_str(&format!("{ip}\t{host}\n"));
     }
-    let mut dns_servers = Vec::new();
-    for server in &request.dns {
-        dns_servers.push(
-            server
-                .parse::<Ipv4Addr>()
-                .map_err(|_| ContainerError::BadValue {
-                    what: "--dns",
-                    value: server.clone(),
-                    expected: "expected an IPv4 address",
-                })?,
-        );
-    }
+    let dns_servers = request
+        .dns
+        .iter()
+        .map(|server| validate::dns_server(server))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut exposed: Vec<String> = image
         .config
         .exposed_ports
@@ -144,11 +178,7 @@ pub(crate) fn plan(
         .map(|ports| ports.keys().cloned().collect())
         .unwrap_or_default();
     for port in &request.expose {
-        exposed.push(if port.contains('/') {
-            port.clone()
-        } else {
-            format!("{port}/tcp")
-        });
+        exposed.push(exposed_port(port)?);
     }
     let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     let own_resolv = |servers: &[Ipv4Addr]| {
@@ -191,11 +221,7 @@ pub(crate) fn plan(
     };
     let requested: Option<Ipv4Addr> = match &request.ip {
         Some(ip) => {
-            let ip: Ipv4Addr = ip.parse().map_err(|_| ContainerError::BadValue {
-                what: "--ip",
-                value: ip.clone(),
-                expected: "expected an IPv4 address",
-            })?;
+            let ip = parse_ip(ip)?;
             if !network.subnet.hosts().any(|h| h == ip) {
                 return Err(ContainerError::AddressOutside {
                     ip,
@@ -207,6 +233,21 @@ pub(crate) fn plan(
         }
         None => None,
     };
+    let mut ports = Vec::new();
+    for text in &request.publish {
+        ports.push(network::parse_publish(text)?);
+    }
+    if request.publish_all {
+        for port in &exposed {
+            let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+            let mapping = network::parse_publish(&format!("{number}/{protocol}"))?;
+            if !ports.iter().any(|p| {
+                p.container_port == mapping.container_port && p.protocol == mapping.protocol
+            }) {
+                ports.push(mapping);
+            }
+        }
+    }
     let subnet = network.subnet;
     let address = store
         .allocate_address(&network.name, id, |taken| match requested {
@@ -229,21 +270,6 @@ pub(crate) fn plan(
     let ip: Ipv4Addr = address
         .parse()
         .map_err(|_| ContainerError::StoredAddress(address.to_string()))?;
-    let mut ports = Vec::new();
-    for text in &request.publish {
-        ports.push(network::parse_publish(text)?);
-    }
-    if request.publish_all {
-        for port in &exposed {
-            let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-            let mapping = network::parse_publish(&format!("{number}/{protocol}"))?;
-            if !ports.iter().any(|p| {
-                p.container_port == mapping.container_port && p.protocol == mapping.protocol
-            }) {
-                ports.push(mapping);
-            }
-        }
-    }
     hosts.push_str(&format!("{ip}\t{hostname} {name}\n"));
     hosts.push_str(&extra_hosts);
     let resolv = if network.dns_enabled {
@@ -534,12 +560,9 @@ fn claims_dir() -> PathBuf {
 /// Makes a bridge network: its bridge name and subnet are chosen (or checked) against
 /// the host's links and routes and every store's claims.
 pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<NetworkDefinition> {
-    if !network::valid_name(&options.name) || options.name.len() > 64 {
-        return Err(ContainerError::BadValue {
-            what: "network name",
-            value: options.name.clone(),
-            expected: "letters, digits and _.- (not first), at most 64",
-        });
+    validate::network_name(&options.name)?;
+    for key in options.labels.keys() {
+        validate::label_key(key)?;
     }
     if matches!(
         options.name.as_str(),
@@ -807,10 +830,13 @@ pub fn connect(
             return Err(err.into());
         }
     }
+    let joined_network = attachment.network.name.clone();
     plan.attachments.push(attachment);
     all.network.mode = NetworkMode::Bridge(plan.attachments[0].network.name.clone());
     all.network.plan = Some(plan);
-    save_settings(store, &record, &all)
+    save_settings(store, &record, &all).inspect_err(|_| {
+        let _ = store.release_addresses(&record.id, Some(&joined_network));
+    })
 }
 
 /// The network namespace file of a running container on a bridge network.

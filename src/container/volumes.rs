@@ -15,7 +15,7 @@ use crate::store::{Store, VolumeRecord};
 
 /// One mount a container asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Request {
+pub(super) enum Request {
     /// A named volume, or an anonymous one (`None`).
     Volume {
         name: Option<String>,
@@ -76,23 +76,21 @@ fn check_target(spec: &str, target: &str) -> Result<String> {
 
 /// A volume name as Docker allows it.
 pub fn check_volume_name(name: &str) -> Result<()> {
-    let valid = name.len() >= 2
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if valid {
-        Ok(())
-    } else {
-        Err(ContainerError::BadValue {
-            what: "volume name",
-            value: name.to_string(),
-            expected: "letters, digits, `_`, `.` and `-`, at least two",
-        })
+    Ok(super::validate::volume_name(name)?)
+}
+
+/// `-v`, `--mount` and `--tmpfs` as written: refused here, before anything is made.
+pub(super) fn check_flags(volumes: &[String], mounts: &[String], tmpfs: &[String]) -> Result<()> {
+    for spec in volumes {
+        parse_volume_flag(spec)?;
     }
+    for spec in mounts {
+        parse_mount_flag(spec)?;
+    }
+    for spec in tmpfs {
+        parse_tmpfs_flag(spec)?;
+    }
+    Ok(())
 }
 
 /// `-v NAME:/path[:ro]`, `-v /host:/path[:ro]`, `-v /path` (anonymous).
@@ -281,15 +279,9 @@ pub struct MountFlags<'a> {
     pub image_volumes: Vec<String>,
 }
 
-/// The sandbox mounts for a new container, with its volumes made (and new ones filled
-/// from the image, whose layers are `lowers` under `layers_dir`). Returns the mounts
-/// and the anonymous volumes made for it.
-pub(super) fn plan(
-    store: &Store,
-    flags: &MountFlags<'_>,
-    layers_dir: &Path,
-    lowers: &[String],
-) -> Result<(Vec<Mount>, Vec<String>)> {
+/// What a new container's mounts are to be, one per path, from its flags and the
+/// other containers `--volumes-from` names. Nothing is made yet.
+pub(super) fn requests(store: &Store, flags: &MountFlags<'_>) -> Result<Vec<Request>> {
     let mut requests: Vec<Request> = Vec::new();
     for spec in flags.volumes_from {
         requests.extend(mounts_of(store, spec)?);
@@ -316,12 +308,26 @@ pub(super) fn plan(
             readonly: false,
         });
     }
+    // Shorter paths first, so that a mount inside another lands on top of it.
+    Ok(by_target.into_values().collect())
+}
 
-    let mut view: Option<(crate::store::Staging, Option<exec::mounts::Mounted>)> = None;
+/// The sandbox mounts for a new container, with its volumes made (and new ones filled
+/// from the image, whose layers are `lowers` under `layers_dir`). Returns the mounts
+/// and the anonymous volumes made for it; each volume it makes is added to `made` as
+/// soon as it exists, so that a failure later on can remove it.
+pub(super) fn apply(
+    store: &Store,
+    requests: Vec<Request>,
+    layers_dir: &Path,
+    lowers: &[String],
+    made: &mut Vec<String>,
+) -> Result<(Vec<Mount>, Vec<String>)> {
+    // Dropped in this order on every way out: unmounted before its directory goes.
+    let mut view: Option<(Option<exec::mounts::Mounted>, crate::store::Staging)> = None;
     let mut anonymous = Vec::new();
     let mut mounts = Vec::new();
-    // Shorter paths first, so that a mount inside another lands on top of it.
-    for request in by_target.into_values() {
+    for request in requests {
         mounts.push(match request {
             Request::Bind {
                 source,
@@ -348,12 +354,15 @@ pub(super) fn plan(
                     Some(name) => name,
                     None => new_id()?,
                 };
-                store.create_volume(&VolumeRecord {
+                let (_, new) = store.create_volume(&VolumeRecord {
                     name: name.clone(),
                     created: now_rfc3339(),
                     labels: "{}".into(),
                     anonymous: is_anonymous,
                 })?;
+                if new {
+                    made.push(name.clone());
+                }
                 if is_anonymous {
                     anonymous.push(name.clone());
                 }
@@ -369,9 +378,9 @@ pub(super) fn plan(
                                     path: dir.path().to_path_buf(),
                                     source,
                                 })?;
-                        view = Some((dir, mounted));
+                        view = Some((mounted, dir));
                     }
-                    if let Some((dir, _)) = &view {
+                    if let Some((_, dir)) = &view {
                         copy_up(dir.path(), &target, &data)?;
                     }
                 }
@@ -383,11 +392,7 @@ pub(super) fn plan(
             }
         });
     }
-    // Unmount the view before its directory goes.
-    if let Some((dir, mounted)) = view {
-        drop(mounted);
-        drop(dir);
-    }
+    drop(view);
     Ok((mounts, anonymous))
 }
 
@@ -457,6 +462,9 @@ pub fn create_volume(
         }
         None => new_id()?,
     };
+    for key in labels.keys() {
+        super::validate::label_key(key)?;
+    }
     store.create_volume(&VolumeRecord {
         name: name.clone(),
         created: now_rfc3339(),

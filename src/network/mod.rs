@@ -273,10 +273,3 @@ pub fn host_links() -> Vec<String> {
         })
         .unwrap_or_default()
 }
-
-/// Names a network may have: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
-pub fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-}

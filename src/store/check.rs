@@ -56,6 +56,14 @@ pub enum Problem {
         name: String,
         containers: Vec<String>,
     },
+    /// A `containers/<id>` directory with no container record (see `orphans.rs`).
+    OrphanContainerDir { id: String },
+    /// An address reserved on a network for a container with no record.
+    OrphanAddress {
+        network: String,
+        address: String,
+        container: String,
+    },
 }
 
 fn list(images: &[String]) -> String {
@@ -100,6 +108,18 @@ impl fmt::Display for Problem {
                 f,
                 "snapshot {name} is missing: container {} cannot start (remove it and create it again)",
                 containers.join(", ")
+            ),
+            Problem::OrphanContainerDir { id } => write!(
+                f,
+                "container directory containers/{id} has no record (a create that did not finish left it)"
+            ),
+            Problem::OrphanAddress {
+                network,
+                address,
+                container,
+            } => write!(
+                f,
+                "address {address} on network {network} is reserved for container {container}, which has no record"
             ),
         }
     }
@@ -305,6 +325,7 @@ impl Store {
             }
         }
 
+        let orphans = self.container_orphans()?;
         if options.repair {
             let (in_use, unused): (Vec<String>, Vec<String>) = bad_snapshots
                 .into_iter()
@@ -317,7 +338,11 @@ impl Store {
                 ));
             }
             self.repair(&mut report, &images, &broken, &bad_blobs, &unused)?;
+            for orphan in &orphans {
+                report.repairs.extend(self.remove_orphan(orphan)?);
+            }
         }
+        report.problems.extend(orphans);
         Ok(report)
     }
 

@@ -14,6 +14,7 @@ mod db;
 mod images;
 mod index;
 mod networks;
+mod orphans;
 mod volumes;
 
 use std::fs::{self, File};
