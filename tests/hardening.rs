@@ -1,0 +1,46 @@
+//! Smaller holes an attacker's trial of lade found, each attacked through the real CLI:
+//! `cp` into a read-only place, `--mount` options taken loosely, a password on the
+//! command line, the runtime directory open to every user, a published address the host
+//! lacks.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::Lade;
+
+/// A port on 127.0.0.1 where nothing listens (just bound and let go).
+fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn login_with_a_password_on_the_command_line_is_warned_against() {
+    let lade = Lade::new();
+    let registry = format!("127.0.0.1:{}", closed_port());
+    let output = lade.output(&["login", "-u", "someone", "-p", "secret", &registry]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("WARNING! Using --password via the CLI is insecure. Use --password-stdin."),
+        "no warning about -p:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_runtime_directory_is_closed_to_other_users() {
+    let lade = Lade::new();
+    lade.busybox();
+    // An older lade left it open: a run must close it again.
+    if std::path::Path::new("/run/lade").exists() {
+        std::fs::set_permissions("/run/lade", std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    lade.ok(&["run", "-d", "--name", "idle", "busybox", "sleep", "1000"]);
+    for dir in ["/run/lade", "/run/lade/netns"] {
+        let mode = std::fs::metadata(dir)
+            .unwrap_or_else(|e| panic!("{dir}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700, "{dir} is mode {:o}", mode & 0o777);
+    }
+}
