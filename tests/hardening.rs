@@ -44,3 +44,16 @@ fn the_runtime_directory_is_closed_to_other_users() {
         assert_eq!(mode & 0o777, 0o700, "{dir} is mode {:o}", mode & 0o777);
     }
 }
+
+#[test]
+fn publishing_on_an_address_the_host_lacks_says_so() {
+    let lade = Lade::new();
+    lade.busybox();
+    let stderr = lade.fails(&["run", "--rm", "-p", "192.0.2.1:18080:80", "busybox", "true"]);
+    assert!(
+        stderr.contains("cannot publish 192.0.2.1:18080")
+            && stderr.contains("the host has no address 192.0.2.1")
+            && !stderr.contains("in use"),
+        "{stderr}"
+    );
+}

@@ -40,6 +40,13 @@ pub enum NetworkError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cannot publish {address}: the host has no address {ip}")]
+    NoSuchHostAddress { address: String, ip: Ipv4Addr },
+    #[error("cannot publish {address}: {source}")]
+    CannotPublish {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
