@@ -57,3 +57,28 @@ fn publishing_on_an_address_the_host_lacks_says_so() {
         "{stderr}"
     );
 }
+
+#[test]
+fn mount_options_lade_cannot_honour_are_refused_not_ignored() {
+    let lade = Lade::new();
+    lade.busybox();
+    let host = tempfile::tempdir().unwrap();
+    let written = host.path().join("written");
+    // "maybe" was taken as read-write: the container wrote to the host directory.
+    let mount = format!(
+        "type=bind,source={},target=/m,readonly=maybe",
+        host.path().display()
+    );
+    let stderr = lade.fails(&[
+        "run", "--rm", "--mount", &mount, "busybox", "sh", "-c", "echo x > /m/written",
+    ]);
+    assert!(stderr.contains("readonly=maybe"), "{stderr}");
+    assert!(!written.exists(), "the container wrote through readonly=maybe");
+    // volume-subpath was ignored: the container got the whole volume.
+    lade.ok(&["volume", "create", "data"]);
+    let stderr = lade.fails(&[
+        "run", "--rm", "--mount", "type=volume,source=data,target=/m,volume-subpath=sub",
+        "busybox", "true",
+    ]);
+    assert!(stderr.contains("volume-subpath"), "{stderr}");
+}
