@@ -70,15 +70,72 @@ fn mount_options_lade_cannot_honour_are_refused_not_ignored() {
         host.path().display()
     );
     let stderr = lade.fails(&[
-        "run", "--rm", "--mount", &mount, "busybox", "sh", "-c", "echo x > /m/written",
+        "run",
+        "--rm",
+        "--mount",
+        &mount,
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /m/written",
     ]);
     assert!(stderr.contains("readonly=maybe"), "{stderr}");
-    assert!(!written.exists(), "the container wrote through readonly=maybe");
+    assert!(
+        !written.exists(),
+        "the container wrote through readonly=maybe"
+    );
     // volume-subpath was ignored: the container got the whole volume.
     lade.ok(&["volume", "create", "data"]);
     let stderr = lade.fails(&[
-        "run", "--rm", "--mount", "type=volume,source=data,target=/m,volume-subpath=sub",
-        "busybox", "true",
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,source=data,target=/m,volume-subpath=sub",
+        "busybox",
+        "true",
     ]);
     assert!(stderr.contains("volume-subpath"), "{stderr}");
+}
+
+/// `lade cp` of a file larger than a pipe's buffer into a read-only place: the archiving
+/// side wrote into a pipe the failed extraction had closed, and lade died of SIGPIPE
+/// (exit 141) without a word.
+#[test]
+fn copying_into_a_read_only_place_fails_with_a_message() {
+    let lade = Lade::new();
+    lade.busybox();
+    let host = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let big = host.path().join("big");
+    std::fs::write(&big, vec![b'x'; 1 << 20]).unwrap();
+    let volume = format!("{}:/shared:ro", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--read-only",
+        "--name",
+        "sealed",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    lade.ok(&[
+        "run", "-d", "--name", "bound", "-v", &volume, "busybox", "sleep", "1000",
+    ]);
+    let source = big.to_str().unwrap();
+    for (destination, named) in [("sealed:/etc/", "/etc"), ("bound:/shared/", "/shared")] {
+        let output = lade.output(&["cp", source, destination]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(1),
+            "lade cp {destination}: {:?}\n{stderr}",
+            output.status
+        );
+        assert!(
+            stderr.contains(named) && stderr.to_lowercase().contains("read-only"),
+            "lade cp {destination} should name the read-only destination:\n{stderr}"
+        );
+    }
+    assert!(!shared.path().join("big").exists());
 }
