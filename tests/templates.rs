@@ -6,12 +6,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
-use common::{Killed, Lade};
-
-/// Far more than any of these templates needs once bounded; before, they hung for good.
-const LIMIT: Duration = Duration::from_secs(30);
+use common::{wait_until, Killed, Lade};
 
 /// What a run of lade left: its exit code (None when a signal ended it) and stderr.
 struct Ended {
@@ -19,8 +15,10 @@ struct Ended {
     stderr: String,
 }
 
-/// Runs lade with `args`, killing it (and failing the test) past [`LIMIT`]. Output goes
-/// to files, so that a template printing a lot cannot block on a full pipe.
+/// Runs lade with `args`, failing the test and killing lade when it has not ended within
+/// [`wait_until`]'s limit (far more than any of these templates needs once bounded;
+/// before, some hung for good). Output goes to files, so that a template printing a
+/// lot cannot block on a full pipe.
 fn run_bounded(lade: &Lade, args: &[&str]) -> Ended {
     let out = lade.dir.path().join("template-stdout");
     let err = lade.dir.path().join("template-stderr");
@@ -33,17 +31,12 @@ fn run_bounded(lade: &Lade, args: &[&str]) -> Ended {
             .spawn()
             .expect("lade starts"),
     );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("lade can be waited for") {
-            break status;
-        }
-        assert!(
-            started.elapsed() < LIMIT,
-            "lade {args:?} still ran after {LIMIT:?}: killed"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let mut status = None;
+    wait_until(&format!("lade {args:?} to end"), || {
+        status = child.0.try_wait().expect("lade can be waited for");
+        status.is_some()
+    });
+    let status = status.expect("lade ended");
     Ended {
         code: status.code(),
         stderr: read(&err),
