@@ -47,7 +47,7 @@ impl Format {
 /// of what would fill a terminal's scroll-back or the memory of a small machine.
 const MAX_OUTPUT: usize = 16 << 20;
 
-/// The longest an error about a template may be, template text included.
+/// The most bytes of a template's text, or of the engine's message, an error quotes.
 const MAX_ERROR: usize = 400;
 
 /// A rendering's output, refused past [`MAX_OUTPUT`] bytes.
@@ -72,8 +72,8 @@ impl std::io::Write for BoundedOutput {
     }
 }
 
-/// `text` on one line (line breaks and other control characters escaped), cut to
-/// [`MAX_ERROR`] characters: an error may quote a template or a value of any size.
+/// `text` on one line (line breaks and other control characters escaped), cut after
+/// [`MAX_ERROR`] bytes: an error may quote a template or a value of any size.
 fn one_line(text: &str) -> String {
     let mut line = String::new();
     for c in text.chars() {
