@@ -236,7 +236,12 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     };
     let password = match (args.password, args.password_stdin) {
         (Some(_), true) => bail!("give -p or --password-stdin, not both"),
-        (Some(password), false) => password,
+        (Some(password), false) => {
+            // Docker's words: the password is in the shell's history and, while lade
+            // runs, in its command line for every user to read.
+            eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+            password
+        }
         (None, true) => {
             let mut line = String::new();
             std::io::stdin().lock().read_line(&mut line)?;

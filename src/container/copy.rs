@@ -18,6 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{
     fchmod, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag,
     UtimensatFlags,
@@ -326,6 +327,16 @@ pub fn copy(
     })?;
     std::thread::scope(|scope| {
         let archiving = scope.spawn(|| {
+            // When extraction fails (a read-only destination), it closes the pipe's far
+            // end: this thread's next write must fail with EPIPE, which the error below
+            // explains, not raise SIGPIPE, which ends lade without a word. SIGPIPE for a
+            // write goes to the writing thread, so blocking it here is enough.
+            SigSet::from(Signal::SIGPIPE)
+                .thread_block()
+                .map_err(|e| CopyError::Io {
+                    path: "a pipe".into(),
+                    source: e.into(),
+                })?;
             let mut builder = tar::Builder::new(writer);
             archive_tree(&source_root, &source_path, &top, options, &mut builder)?;
             builder.finish().map_err(|source| CopyError::Io {
@@ -337,8 +348,13 @@ pub fn copy(
         let archived = archiving
             .join()
             .unwrap_or_else(|_| Err(invalid_copy("the archiving thread panicked")));
-        // The reader's error explains the writer's (a stream cut short).
-        archived.and(extracted).map_err(ContainerError::from)
+        let closed_pipe = |error: &CopyError| matches!(error, CopyError::Io { source, .. } if source.kind() == io::ErrorKind::BrokenPipe);
+        match (archived, extracted) {
+            // The pipe was closed because extraction failed: its error is the one to tell.
+            (Err(archived), Err(extracted)) if closed_pipe(&archived) => Err(extracted.into()),
+            // Otherwise the writer's error explains the reader's (a stream cut short).
+            (archived, extracted) => archived.and(extracted).map_err(ContainerError::from),
+        }
     })
 }
 

@@ -554,7 +554,7 @@ pub struct NetworkOptions {
 /// The directory where bridge names and subnets are claimed for every store on this
 /// host, so two stores never pick the same ones.
 fn claims_dir() -> PathBuf {
-    PathBuf::from("/run/lade/claims")
+    PathBuf::from(network::RUNTIME_DIR).join("claims")
 }
 
 /// Makes a bridge network: its bridge name and subnet are chosen (or checked) against
@@ -578,7 +578,7 @@ pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<Network
         source,
     })?;
     let claims = claims_dir();
-    fs::create_dir_all(&claims).map_err(|source| ContainerError::Io {
+    network::private_runtime_dir(&claims).map_err(|source| ContainerError::Io {
         path: claims.clone(),
         source,
     })?;

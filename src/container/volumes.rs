@@ -136,20 +136,47 @@ fn parse_volume_flag(spec: &str) -> Result<Request> {
     })
 }
 
-/// `--mount type=volume|bind|tmpfs,source=,target=,readonly[,tmpfs-size=]`.
+/// `--mount type=volume|bind|tmpfs,source=,target=,readonly[,tmpfs-size=]`. A key
+/// lade does not act on is refused, never passed over: a mount silently other than the
+/// one asked for (writable, or the whole volume for a subpath) is a hole.
 fn parse_mount_flag(spec: &str) -> Result<Request> {
     let mut fields: BTreeMap<&str, &str> = BTreeMap::new();
     for field in spec.split(',') {
         let (key, value) = field.split_once('=').unwrap_or((field, "true"));
         let key = match key {
-            "src" => "source",
-            "dst" | "destination" => "target",
-            "ro" => "readonly",
-            other => other,
+            "src" | "source" => "source",
+            "dst" | "destination" | "target" => "target",
+            "ro" | "readonly" => "readonly",
+            // Docker ignores it on Linux too.
+            "consistency" => continue,
+            "type" | "tmpfs-size" => key,
+            "volume-subpath" => {
+                return Err(invalid(
+                    spec,
+                    "volume-subpath= is not supported yet: mount the whole volume",
+                ))
+            }
+            other => {
+                return Err(invalid(
+                    spec,
+                    format!(
+                        "{other:?} is not supported: lade takes type, source, target, \
+                         readonly and tmpfs-size"
+                    ),
+                ))
+            }
         };
         fields.insert(key, value);
     }
-    let readonly = matches!(fields.get("readonly"), Some(&"true") | Some(&"1"));
+    let readonly = match fields.get("readonly") {
+        None => false,
+        Some(value) => parse_bool(value).ok_or_else(|| {
+            invalid(
+                spec,
+                format!("readonly={value}: expected true or false (or 1 or 0)"),
+            )
+        })?,
+    };
     let target = check_target(
         spec,
         fields
@@ -186,6 +213,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
                 readonly,
             }
         }
+        "tmpfs" if readonly => return Err(invalid(spec, "a read-only tmpfs is not supported yet")),
         "tmpfs" => Request::Tmpfs {
             target,
             size: match fields.get("tmpfs-size") {
@@ -203,6 +231,15 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
             ))
         }
     })
+}
+
+/// A boolean as Docker's `--mount` takes it (Go's `strconv.ParseBool`).
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
 }
 
 /// `--tmpfs /path[:size=64m]`.
@@ -519,4 +556,53 @@ pub fn prune_volumes(store: &Store, all: bool) -> Result<Vec<String>> {
         }
     }
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(spec: &str) -> String {
+        match parse_mount_flag(spec) {
+            Ok(request) => panic!("{spec} was taken as {request:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn mount_booleans_are_docker_s_or_refused() {
+        let readonly = |spec: &str| match parse_mount_flag(spec).unwrap() {
+            Request::Volume { readonly, .. } | Request::Bind { readonly, .. } => readonly,
+            Request::Tmpfs { .. } => panic!("{spec}: not a tmpfs"),
+        };
+        for spec in ["readonly", "ro", "readonly=true", "ro=1", "readonly=True"] {
+            assert!(
+                readonly(&format!("type=volume,source=data,target=/m,{spec}")),
+                "{spec}"
+            );
+        }
+        for spec in ["readonly=false", "ro=0", "readonly=FALSE"] {
+            assert!(
+                !readonly(&format!("type=volume,source=data,target=/m,{spec}")),
+                "{spec}"
+            );
+        }
+        assert!(!readonly("type=volume,source=data,target=/m"));
+        for value in ["maybe", "", "yes", "2"] {
+            let error = refusal(&format!(
+                "type=volume,source=data,target=/m,readonly={value}"
+            ));
+            assert!(error.contains(&format!("readonly={value}")), "{error}");
+        }
+    }
+
+    #[test]
+    fn mount_keys_lade_does_not_act_on_are_refused() {
+        let error = refusal("type=volume,source=data,target=/m,volume-subpath=a/b");
+        assert!(error.contains("volume-subpath"), "{error}");
+        let error = refusal("type=volume,source=data,target=/m,volume-nocopy");
+        assert!(error.contains("volume-nocopy"), "{error}");
+        assert!(refusal("type=tmpfs,target=/t,readonly").contains("read-only tmpfs"));
+        assert!(parse_mount_flag("type=volume,src=data,dst=/m,consistency=cached").is_ok());
+    }
 }

@@ -40,6 +40,13 @@ pub enum NetworkError {
         address: String,
         source: std::io::Error,
     },
+    #[error("cannot publish {address}: the host has no address {ip}")]
+    NoSuchHostAddress { address: String, ip: Ipv4Addr },
+    #[error("cannot publish {address}: {source}")]
+    CannotPublish {
+        address: String,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -248,11 +255,34 @@ impl Netavark {
     }
 }
 
+/// lade's runtime files on this host: network namespaces, claims, the host lock.
+pub const RUNTIME_DIR: &str = "/run/lade";
+
+/// Makes `dir` and its parents up to [`RUNTIME_DIR`], each mode 0700, and closes any of
+/// them an older lade left open: their names are container ids and their files show
+/// which stores exist, which is no other user's business.
+pub fn private_runtime_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    for made in dir
+        .ancestors()
+        .take_while(|made| made.starts_with(RUNTIME_DIR))
+    {
+        if std::fs::symlink_metadata(made)?.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(made, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
 /// A host-wide lock (`/run/lade/network.lock`) for what several stores share: netavark's
 /// changes to the host, and choosing bridge names and subnets.
 pub fn host_lock() -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = Path::new("/run/lade");
-    std::fs::create_dir_all(dir)?;
+    let dir = Path::new(RUNTIME_DIR);
+    private_runtime_dir(dir)?;
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -15,7 +15,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 
 /// Where the namespaces' files live.
 pub fn namespace_dir() -> PathBuf {
-    PathBuf::from("/run/lade/netns")
+    Path::new(super::RUNTIME_DIR).join("netns")
 }
 
 /// A network namespace this process holds open.
@@ -31,7 +31,7 @@ impl NetNamespace {
     /// mount namespace lade's next commands see).
     pub fn create(file: &Path, host_mounts: File) -> io::Result<NetNamespace> {
         if let Some(parent) = file.parent() {
-            std::fs::create_dir_all(parent)?;
+            super::private_runtime_dir(parent)?;
         }
         File::create(file)?;
         let target = file.to_path_buf();

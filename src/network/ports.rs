@@ -127,9 +127,15 @@ pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError
             } else {
                 mapping.host_port + offset
             };
-            let in_use = |source: std::io::Error| NetworkError::PortInUse {
-                address: format!("{ip}:{port}/{}", mapping.protocol),
-                source,
+            // Binding says why it failed: the port taken, or an address this host
+            // does not have (EADDRNOTAVAIL), which is no matter of the port at all.
+            let in_use = |source: std::io::Error| {
+                let address = format!("{ip}:{port}/{}", mapping.protocol);
+                match source.raw_os_error() {
+                    Some(libc::EADDRINUSE) => NetworkError::PortInUse { address, source },
+                    Some(libc::EADDRNOTAVAIL) => NetworkError::NoSuchHostAddress { address, ip },
+                    _ => NetworkError::CannotPublish { address, source },
+                }
             };
             let address = SocketAddrV4::new(ip, port);
             let bound = match mapping.protocol.as_str() {
@@ -215,5 +221,18 @@ mod tests {
         let mut second = vec![parse_publish(&format!("127.0.0.1:{port}:80")).unwrap()];
         let err = reserve(&mut second).unwrap_err().to_string();
         assert!(err.contains(&format!("127.0.0.1:{port}/tcp")), "{err}");
+    }
+
+    #[test]
+    fn an_address_the_host_lacks_is_named_as_such() {
+        // TEST-NET-1 (RFC 5737): documentation only, on no host.
+        for spec in ["192.0.2.1:18080:80", "192.0.2.1:18080:80/udp"] {
+            let mut mappings = vec![parse_publish(spec).unwrap()];
+            let err = reserve(&mut mappings).unwrap_err().to_string();
+            assert!(
+                err.contains("the host has no address 192.0.2.1") && !err.contains("in use"),
+                "{err}"
+            );
+        }
     }
 }
