@@ -430,6 +430,25 @@ fn run_options() {
     let (code, _, err) = sh(&lade, &["--read-only"], "touch /x");
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
+    // Volumes on paths the image lacks: their mount points are made before the root
+    // becomes read-only, as Docker makes them.
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::write(shared.path().join("f"), "shared\n").unwrap();
+    let bind = format!("{}:/new/shared:ro", shared.path().display());
+    let out = ok(
+        &lade,
+        &[
+            "--read-only",
+            "-v",
+            &bind,
+            "-v",
+            "named:/data",
+            "--tmpfs",
+            "/scratch",
+        ],
+        "cat /new/shared/f /data/file; touch /scratch/ok; touch /y || echo refused",
+    );
+    assert_eq!(out, "shared\nkept\nrefused\n");
 }
 
 #[test]

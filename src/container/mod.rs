@@ -619,8 +619,11 @@ pub fn create_container(
         rootfs: Rootfs {
             layers_dir: store.snapshots_dir(),
             lowers,
-            upper: (!options.read_only).then(|| dir.join("upper")),
-            work: (!options.read_only).then(|| dir.join("work")),
+            // A read-only root still has an upper directory, as Docker's does: the
+            // mount points of its volumes are made there before the root is made
+            // read-only, last.
+            upper: Some(dir.join("upper")),
+            work: Some(dir.join("work")),
             target: dir.join("rootfs"),
             readonly: options.read_only,
             volatile: false,

@@ -136,7 +136,12 @@ pub fn mount_container_root(rootfs: &super::Rootfs, target: &Path) -> io::Result
         });
     }
     let options = super::rootfs::overlay_options(rootfs);
-    mount_overlay_from(&rootfs.layers_dir, target, &options, MsFlags::empty())?;
+    let flags = if rootfs.readonly {
+        MsFlags::MS_RDONLY
+    } else {
+        MsFlags::empty()
+    };
+    mount_overlay_from(&rootfs.layers_dir, target, &options, flags)?;
     Ok(Mounted {
         target: target.to_path_buf(),
     })
