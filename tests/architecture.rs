@@ -38,20 +38,174 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("oci", &[]),
 ];
 
-/// Module names referenced as `crate::<name>` in a file.
-fn crate_references(text: &str) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
-    for (i, _) in text.match_indices("crate::") {
-        let rest = &text[i + "crate::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect();
-        if !name.is_empty() {
-            found.insert(name);
+/// The top-level modules a file refers to, however it spells the path: `use
+/// crate::a::b`, grouped `use crate::{a, b::{c}}`, `super::super::a` and `self::` paths
+/// reaching across modules, and paths written inline in code, types and attributes'
+/// arguments. `module_path` is the file's place in the crate (`["builder", "copy",
+/// "key"]`); inline `mod` blocks inside it are followed.
+fn crate_references(text: &str, module_path: &[String]) -> Result<BTreeSet<String>, String> {
+    let file = syn::parse_file(text).map_err(|e| e.to_string())?;
+    let mut finder = References {
+        here: module_path.to_vec(),
+        found: BTreeSet::new(),
+    };
+    syn::visit::visit_file(&mut finder, &file);
+    Ok(finder.found)
+}
+
+struct References {
+    /// The module being read, from the crate root.
+    here: Vec<String>,
+    found: BTreeSet<String>,
+}
+
+impl References {
+    /// Records the top-level module a path that starts with `segments` reaches.
+    fn reach(&mut self, segments: &[String]) {
+        let Some(first) = segments.first() else {
+            return;
+        };
+        let absolute: Vec<String> = match first.as_str() {
+            "crate" => segments[1..].to_vec(),
+            "self" | "super" => {
+                let mut base = self.here.clone();
+                let mut rest = segments;
+                if rest.first().is_some_and(|s| s == "self") {
+                    rest = &rest[1..];
+                }
+                while rest.first().is_some_and(|s| s == "super") {
+                    base.pop();
+                    rest = &rest[1..];
+                }
+                base.extend(rest.iter().cloned());
+                base
+            }
+            _ => return,
+        };
+        if let Some(top) = absolute.first() {
+            self.found.insert(top.clone());
         }
     }
-    found
+
+    fn use_tree(&mut self, prefix: &mut Vec<String>, tree: &syn::UseTree) {
+        match tree {
+            syn::UseTree::Path(path) => {
+                prefix.push(path.ident.to_string());
+                self.use_tree(prefix, &path.tree);
+                prefix.pop();
+            }
+            syn::UseTree::Name(name) => {
+                prefix.push(name.ident.to_string());
+                self.reach(prefix);
+                prefix.pop();
+            }
+            syn::UseTree::Rename(rename) => {
+                prefix.push(rename.ident.to_string());
+                self.reach(prefix);
+                prefix.pop();
+            }
+            syn::UseTree::Glob(_) => self.reach(prefix),
+            syn::UseTree::Group(group) => {
+                for tree in &group.items {
+                    self.use_tree(prefix, tree);
+                }
+            }
+        }
+    }
+}
+
+impl<'ast> syn::visit::Visit<'ast> for References {
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.use_tree(&mut Vec::new(), &item.tree);
+    }
+
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        let segments: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+        self.reach(&segments);
+        syn::visit::visit_path(self, path);
+    }
+
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        self.here.push(item.ident.to_string());
+        syn::visit::visit_item_mod(self, item);
+        self.here.pop();
+    }
+
+    /// Paths inside macro calls (`format!`, `matches!`, ...) are read as far as they
+    /// parse as expressions.
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        let parsed = mac.parse_body_with(
+            syn::punctuated::Punctuated::<syn::Expr, syn::Token![,]>::parse_terminated,
+        );
+        if let Ok(arguments) = parsed {
+            for argument in &arguments {
+                self.visit_expr(argument);
+            }
+        }
+        syn::visit::visit_macro(self, mac);
+    }
+}
+
+/// A file's place in the crate: `src/builder/copy/key.rs` is `builder::copy::key`, a
+/// `mod.rs` its folder's module.
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut parts: Vec<String> = relative
+        .iter()
+        .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod") {
+        parts.pop();
+    }
+    parts
+}
+
+/// What `module` may not use among the modules `text` refers to.
+fn violations_in(text: &str, relative: &Path, may_use: &[&str]) -> Result<Vec<String>, String> {
+    let path = module_path(relative);
+    let module = path[0].clone();
+    Ok(crate_references(text, &path)?
+        .into_iter()
+        .filter(|used| *used != module && !may_use.contains(&used.as_str()))
+        .map(|used| {
+            format!(
+                "{}: uses crate::{used}, which {module} may not use",
+                relative.display()
+            )
+        })
+        .collect())
+}
+
+#[test]
+fn every_import_form_is_seen() {
+    let store = Path::new("store/check.rs");
+    let allowed = ["oci"];
+    for (text, reaches) in [
+        ("use crate::builder::Thing;", Some("builder")),
+        ("use crate::{oci::Digest, builder};", Some("builder")),
+        ("use crate::{oci, {exec::{self, Spec}}};", Some("exec")),
+        ("use super::super::container::Record;", Some("container")),
+        ("fn f() { crate::network::setup(); }", Some("network")),
+        ("fn f() -> crate::layers::Layer { todo!() }", Some("layers")),
+        (
+            "fn f() { println!(\"{}\", crate::cli::NAME); }",
+            Some("cli"),
+        ),
+        (
+            "mod inner { use super::super::super::registry as r; }",
+            Some("registry"),
+        ),
+        ("use crate::{oci::Digest, store::Store};", None),
+        ("use super::blobs; use self::x::y;", None),
+    ] {
+        let found = violations_in(text, store, &allowed).unwrap();
+        match reaches {
+            Some(module) => assert!(
+                found.len() == 1 && found[0].contains(&format!("crate::{module}")),
+                "{text}: {found:?}"
+            ),
+            None => assert!(found.is_empty(), "{text}: {found:?}"),
+        }
+    }
 }
 
 #[test]
@@ -79,13 +233,9 @@ fn modules_only_use_what_the_design_allows() {
             continue;
         };
         let text = std::fs::read_to_string(path).unwrap();
-        for used in crate_references(&text) {
-            if used != module && !may_use.contains(&used.as_str()) {
-                violations.push(format!(
-                    "{}: uses crate::{used}, which {module} may not use",
-                    relative.display()
-                ));
-            }
+        match violations_in(&text, relative, may_use) {
+            Ok(found) => violations.extend(found),
+            Err(e) => violations.push(format!("{}: cannot be read: {e}", relative.display())),
         }
     }
     assert!(seen_modules.contains("parser") && seen_modules.contains("graph"));
