@@ -468,3 +468,244 @@ fn similar_asserts(before: &str, after: &str, when: &str) {
         panic!("{when}: the host changed.\nnow missing: {gone:#?}\nleft behind: {new:#?}");
     }
 }
+
+/// A host where `/run/systemd/system` exists but systemd is not PID 1 (a container, WSL,
+/// a CI image, or a package that made the directory), made without changing the real
+/// host: a mount namespace of the test's own with a tmpfs on `/run/systemd` holding an
+/// empty `system`. lade runs in it through nsenter; whatever lade made in it is removed
+/// there before the namespace's holder goes, even when the test fails.
+struct SystemdLessHost<'a> {
+    lade: &'a Lade,
+    holder: common::Killed,
+    /// `/run/systemd` was made for the test (an empty directory in a tmpfs).
+    made_run_systemd: bool,
+}
+
+impl<'a> SystemdLessHost<'a> {
+    fn new(lade: &'a Lade) -> SystemdLessHost<'a> {
+        common::require_tool("unshare");
+        common::require_tool("nsenter");
+        let made_run_systemd = !Path::new("/run/systemd").exists();
+        if made_run_systemd {
+            std::fs::create_dir("/run/systemd").unwrap();
+        }
+        let mut holder = common::Killed(
+            std::process::Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir /run/systemd/system \
+                     && echo ready && exec sleep 3600",
+                )
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("unshare runs"),
+        );
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.0.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n", "the simulated host could not be made");
+        SystemdLessHost {
+            lade,
+            holder,
+            made_run_systemd,
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("nsenter")
+            .arg("-t")
+            .arg(self.holder.0.id().to_string())
+            .args(["-m", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .args(args)
+            .env("LADE_ROOT", self.lade.root())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .expect("nsenter runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert!(
+            output.status.success(),
+            "lade {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for SystemdLessHost<'_> {
+    fn drop(&mut self) {
+        let ids = self.output(&["ps", "-aq", "--no-trunc"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = self.output(&args);
+        }
+        let _ = self.output(&["network", "prune", "-f"]);
+        if self.made_run_systemd {
+            let _ = std::fs::remove_dir("/run/systemd");
+        }
+    }
+}
+
+/// netavark 1.4 starts aardvark-dns through `systemd-run --scope` whenever
+/// `/run/systemd/system` exists, which fails when systemd is not PID 1: names must
+/// resolve there all the same, and runs must end without a teardown error.
+#[test]
+fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    let host = SystemdLessHost::new(&lade);
+    // netavark makes its base chains once and leaves them: make them before looking.
+    host.ok(&["run", "--rm", "-p", "18094:80", "busybox", "true"]);
+    let before = host_state();
+    host.ok(&["network", "create", "front"]);
+    for name in ["api", "web"] {
+        host.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "front",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    host.ok(&["exec", "api", "ping", "-c1", "-W5", "web"]);
+    host.ok(&["exec", "web", "ping", "-c1", "-W5", "api"]);
+    let run = host.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W5",
+        "api",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "a --rm run did not resolve api:\n{stderr}"
+    );
+    assert!(stderr.is_empty(), "a --rm run said:\n{stderr}");
+    host.ok(&["rm", "-f", "api", "web"]);
+    host.ok(&["network", "rm", "front"]);
+    // Nothing is left: no aardvark-dns (it had no names left to answer), no bridge, no
+    // rule.
+    similar_asserts(&before, &host_state(), "after the network went");
+}
+
+/// CVE-2020-8558: the bridge routes 127.0.0.0/8 (route_localnet, for ports published on
+/// 127.0.0.1), so a container with CAP_NET_RAW that hands the gateway's MAC a frame
+/// addressed to 127.0.0.1 reaches the host's loopback-only services, unless a firewall
+/// rule drops such packets. Ports published on 127.0.0.1 still answer there.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
+    require_netavark();
+    common::require_tool("cc");
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox\nCOPY localnet-attack /localnet-attack\n\
+         RUN mkdir /www && echo page-from-lade > /www/index.html\n",
+    );
+    common::run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            context.path().join("localnet-attack").to_str().unwrap(),
+            common::repo()
+                .join("tests/fixtures/localnet-attack.c")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    lade.build(context.path(), &["-t", "attack:1"]);
+    lade.ok(&["network", "create", "probed"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["network", "inspect", "probed"])).unwrap();
+    let gateway = inspect[0]["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A service only the host itself should reach, and one the container may reach.
+    let loopback = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let open = UdpSocket::bind("0.0.0.0:0").unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let script = format!(
+        "ping -c1 -W5 {gateway} >/dev/null && /localnet-attack {gateway} {} {}",
+        loopback.local_addr().unwrap().port(),
+        open.local_addr().unwrap().port()
+    );
+    let sent = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "probed",
+        "attack:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(sent, "sent\n");
+    let mut buffer = [0u8; 64];
+    let (n, _) = open
+        .recv_from(&mut buffer)
+        .expect("the frame to the gateway's address arrived");
+    assert_eq!(&buffer[..n], b"after-attack");
+    loopback.set_nonblocking(true).unwrap();
+    match loopback.recv_from(&mut buffer) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "a container reached a service bound to the host's 127.0.0.1: {:?}",
+            other.map(|(n, from)| (String::from_utf8_lossy(&buffer[..n]).into_owned(), from))
+        ),
+    }
+
+    // What route_localnet is there for still works: a port published on 127.0.0.1.
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "local-web",
+        "--network",
+        "probed",
+        "-v",
+        &volume,
+        "-p",
+        "127.0.0.1:18096:80",
+        "attack:1",
+        "sh",
+        "-c",
+        "httpd -p 80 -h /www && touch /shared/http-ready; exec sleep 3600",
+    ]);
+    wait_until("the server to bind", || {
+        shared.path().join("http-ready").exists()
+    });
+    let page = http_get("127.0.0.1:18096").unwrap_or_default();
+    assert!(page.contains("page-from-lade"), "{page}");
+    lade.ok(&["rm", "-f", "local-web"]);
+    lade.ok(&["network", "rm", "probed"]);
+}
