@@ -90,7 +90,14 @@ fn host_state() -> String {
     let links = common::run("ip", &["-o", "link", "show"]);
     let mut links: Vec<String> = links
         .lines()
-        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+        .filter_map(|l| {
+            let name = l.split(':').nth(1)?.trim();
+            let mut words = l.split_whitespace();
+            Some(match words.find(|w| *w == "master").and(words.next()) {
+                Some(bridge) => format!("{name} master {bridge}"),
+                None => name.to_string(),
+            })
+        })
         .collect();
     links.sort();
     let rules = common::run("iptables-save", &[]);
@@ -433,12 +440,15 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     // Connected to another network while it runs: torn down with it.
     lade.ok(&["network", "connect", "mynet", "t1"]);
     let during = host_state();
+    let ours = Ours::of(&lade, &during);
+    let before = ours.only(&before);
     assert_ne!(
-        before, during,
+        before,
+        ours.only(&during),
         "running containers changed nothing that is looked at"
     );
     lade.ok(&["rm", "-f", "t1", "t2"]);
-    similar_asserts(&before, &host_state(), "after rm -f");
+    similar_asserts(&before, &ours.only(&host_state()), "after rm -f");
 
     // A monitor killed with -9: its container dies with it, and the next `ps` tears
     // its network down.
@@ -454,11 +464,79 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     lade.ok(&["ps", "-a"]);
     similar_asserts(
         &before,
-        &host_state(),
+        &ours.only(&host_state()),
         "after a monitor was killed and ps ran",
     );
     lade.ok(&["rm", "t3"]);
     lade.ok(&["network", "rm", "mynet"]);
+}
+
+/// A store's networks, as far as the host's state shows them.
+struct Ours {
+    bridges: Vec<String>,
+    subnets: Vec<String>,
+    /// netavark's chains for them (`NETAVARK-<hash>`, `NETAVARK-DN-<hash>`).
+    chains: Vec<String>,
+}
+
+impl Ours {
+    /// `lade`'s networks, their chains found in `state` (taken while they are in use).
+    fn of(lade: &Lade, state: &str) -> Ours {
+        let ids = lade.ok(&["network", "ls", "-q"]);
+        let mut args = vec!["network", "inspect"];
+        args.extend(ids.lines());
+        let networks: serde_json::Value = serde_json::from_str(&lade.ok(&args)).unwrap();
+        let mut ours = Ours {
+            bridges: Vec::new(),
+            subnets: Vec::new(),
+            chains: Vec::new(),
+        };
+        for network in networks.as_array().unwrap() {
+            let bridge = network["Options"]["com.docker.network.bridge.name"]
+                .as_str()
+                .unwrap();
+            let subnet = network["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+            ours.bridges.push(bridge.to_string());
+            ours.subnets.push(subnet.to_string());
+            let jump = format!("-A POSTROUTING -s {subnet} -j NETAVARK-");
+            for line in state.lines().filter(|l| l.starts_with(&jump)) {
+                let hash = line.rsplit('-').next().unwrap();
+                ours.chains.push(format!("NETAVARK-{hash}"));
+                ours.chains.push(format!("NETAVARK-DN-{hash}"));
+            }
+        }
+        ours
+    }
+
+    /// `state` without what belongs to other stores' networks, which other tests on
+    /// this host make and remove meanwhile: lines naming a lade bridge, a per-network
+    /// netavark chain or a 10.0.0.0/8 subnet that is none of ours.
+    fn only(&self, state: &str) -> String {
+        let foreign = |word: &str| {
+            let bridge = word
+                .strip_prefix("lade")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && !self.bridges.iter().any(|b| b == word);
+            let hash = word
+                .strip_prefix("NETAVARK-DN-")
+                .or_else(|| word.strip_prefix("NETAVARK-"))
+                .is_some_and(|h| h.len() == 13 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let chain = hash && !self.chains.iter().any(|c| c == word);
+            let subnet = word.starts_with("10.")
+                && word.contains('/')
+                && !self.subnets.iter().any(|s| s == word);
+            bridge || chain || subnet
+        };
+        state
+            .lines()
+            .filter(|line| {
+                !line
+                    .split(|c: char| c.is_whitespace() || c == '@' || c == ':')
+                    .any(foreign)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 fn similar_asserts(before: &str, after: &str, when: &str) {
@@ -568,10 +646,9 @@ fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
     let lade = Lade::new();
     lade.busybox();
     let host = SystemdLessHost::new(&lade);
-    // netavark makes its base chains once and leaves them: make them before looking.
-    host.ok(&["run", "--rm", "-p", "18094:80", "busybox", "true"]);
-    let before = host_state();
     host.ok(&["network", "create", "front"]);
+    let front: serde_json::Value =
+        serde_json::from_str(&host.ok(&["network", "inspect", "front"])).unwrap();
     for name in ["api", "web"] {
         host.ok(&[
             "run",
@@ -604,11 +681,46 @@ fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
         "a --rm run did not resolve api:\n{stderr}"
     );
     assert!(stderr.is_empty(), "a --rm run said:\n{stderr}");
+    let pid_file = lade.root().join("networks/aardvark-dns/aardvark.pid");
+    assert!(pid_file.exists(), "no aardvark-dns ran");
+    assert!(
+        !traces_of(&front[0]).is_empty(),
+        "the network left no trace to look for"
+    );
     host.ok(&["rm", "-f", "api", "web"]);
     host.ok(&["network", "rm", "front"]);
-    // Nothing is left: no aardvark-dns (it had no names left to answer), no bridge, no
-    // rule.
-    similar_asserts(&before, &host_state(), "after the network went");
+    // Nothing of it is left: no aardvark-dns (it had no names left to answer), no
+    // bridge, no rule, no socket.
+    assert!(!pid_file.exists(), "aardvark-dns still runs");
+    assert_eq!(traces_of(&front[0]), Vec::<String>::new());
+}
+
+/// What of the host's links, firewall rules and listening sockets belongs to a network
+/// (its bridge, subnet or gateway, from `network inspect`): unlike [`host_state`], blind
+/// to what other stores' networks on this host do meanwhile.
+fn traces_of(network: &serde_json::Value) -> Vec<String> {
+    let bridge = network["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap();
+    let subnet = network["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    let gateway = format!(
+        "{}:",
+        network["IPAM"]["Config"][0]["Gateway"].as_str().unwrap()
+    );
+    let links = common::run("ip", &["-o", "link", "show"]);
+    let rules = common::run("iptables-save", &[]);
+    let sockets = common::run("ss", &["-lntuH"]);
+    let bridge_word = |line: &str| {
+        line.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word == bridge)
+    };
+    links
+        .lines()
+        .chain(rules.lines())
+        .filter(|line| bridge_word(line) || line.contains(subnet))
+        .chain(sockets.lines().filter(|line| line.contains(&gateway)))
+        .map(str::to_string)
+        .collect()
 }
 
 /// CVE-2020-8558: the bridge routes 127.0.0.0/8 (route_localnet, for ports published on
@@ -708,4 +820,55 @@ fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
     assert!(page.contains("page-from-lade"), "{page}");
     lade.ok(&["rm", "-f", "local-web"]);
     lade.ok(&["network", "rm", "probed"]);
+}
+
+/// When aardvark-dns cannot be started, `run` says so (naming the network and the
+/// cause), foreground and detached, and the runs still end without a teardown error.
+#[test]
+fn a_run_says_when_names_will_not_resolve_and_ends_without_a_teardown_error() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "front"]);
+    let broken = [("LADE_AARDVARK_DNS", "/bin/false")];
+    let expected = "warning: container names will not resolve on network front: /bin/false failed (exit status: 1)";
+    let run = lade
+        .cmd()
+        .envs(broken)
+        .args(["run", "--rm", "--network", "front", "busybox", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.starts_with(expected), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let detached = lade
+        .cmd()
+        .envs(broken)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "quiet",
+            "--network",
+            "front",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&detached.stderr);
+    assert!(detached.status.success(), "{stderr}");
+    assert!(stderr.starts_with(expected), "{stderr}");
+    let id = String::from_utf8_lossy(&detached.stdout).trim().to_string();
+    // The monitor tears the network down before the exit that `stop` waits for is
+    // recorded, and writes what failed in its log.
+    lade.ok(&["stop", "-t", "0", "quiet"]);
+    let monitor_log = lade.root().join("containers").join(&id).join("monitor.log");
+    let said = std::fs::read_to_string(&monitor_log).unwrap_or_default();
+    assert!(said.is_empty(), "{}: {said}", monitor_log.display());
+    lade.ok(&["rm", "quiet"]);
+    lade.ok(&["network", "rm", "front"]);
 }

@@ -7,6 +7,7 @@
 //!
 //! Rootless networking (pasta) is not here: lade's containers need root.
 
+mod dns;
 mod localnet;
 mod namespace;
 mod ports;
@@ -258,19 +259,41 @@ impl Netavark {
             }
             return Err(err);
         }
-        let named: Vec<String> = network
+        let named: Vec<&Attachment> = network
             .attachments
             .iter()
             .filter(|a| a.network.dns_enabled)
-            .map(|a| a.network.name.clone())
             .collect();
         if named.is_empty() {
             return Ok(None);
         }
-        Ok(self.start_aardvark().err().map(|cause| DnsUnavailable {
-            networks: named,
-            cause,
-        }))
+        if let Err(cause) = self.start_aardvark() {
+            return Ok(Some(DnsUnavailable {
+                networks: named.iter().map(|a| a.network.name.clone()).collect(),
+                cause,
+            }));
+        }
+        // Its short id, which every lade container answers to (plain DNS labels,
+        // whatever its name).
+        let own_name = network
+            .container_id
+            .get(..12)
+            .unwrap_or(&network.container_name);
+        let mut silent = DnsUnavailable {
+            networks: Vec::new(),
+            cause: String::new(),
+        };
+        for attachment in named {
+            let gateway = attachment.network.gateway;
+            if let Err(why) = dns::wait_until_answered(netns, gateway, own_name, DNS_READY) {
+                silent.networks.push(attachment.network.name.clone());
+                silent.cause = format!(
+                    "{} does not answer the container's name: {why}",
+                    self.aardvark.display()
+                );
+            }
+        }
+        Ok((!silent.networks.is_empty()).then_some(silent))
     }
 
     /// Undoes [`Netavark::setup`]; the namespace may be empty by now (its container
@@ -395,11 +418,16 @@ impl Netavark {
                 )
             })?;
         if !output.status.success() {
+            let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            };
             return Err(format!(
-                "{} failed ({}): {}{why_netavark_failed}",
+                "{} failed ({}){said}{why_netavark_failed}",
                 self.aardvark.display(),
                 output.status,
-                String::from_utf8_lossy(&output.stderr).trim()
             ));
         }
         if !self.aardvark_running() {
@@ -449,6 +477,10 @@ impl Netavark {
         Err(failed(message))
     }
 }
+
+/// How long a new container's names may take to be answered (aardvark-dns reads its
+/// files again and binds anew after each change).
+const DNS_READY: Duration = Duration::from_secs(5);
 
 /// How long aardvark-dns is given to leave once it has no names to answer.
 const AARDVARK_EXIT: Duration = Duration::from_secs(10);
