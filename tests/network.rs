@@ -2,7 +2,10 @@
 //! answering on the host's address and on 127.0.0.1 (TCP and UDP), `-P`, a taken port
 //! refused, user networks resolving names and aliases (and only their own), an internal
 //! network without a route out, and the host's links, firewall rules and listening
-//! ports as they were after `rm -f` and after a monitor killed with -9.
+//! ports as they were after `rm -f` and after a monitor killed with -9. Names resolve on
+//! a host where `/run/systemd/system` exists without systemd (netavark's systemd-run
+//! fails there), `run` warns when they cannot, and a container cannot reach the host's
+//! 127.0.0.1 services through its gateway (CVE-2020-8558).
 //!
 //! The tests here change the host's network, so they run one at a time.
 
