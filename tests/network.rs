@@ -2,7 +2,10 @@
 //! answering on the host's address and on 127.0.0.1 (TCP and UDP), `-P`, a taken port
 //! refused, user networks resolving names and aliases (and only their own), an internal
 //! network without a route out, and the host's links, firewall rules and listening
-//! ports as they were after `rm -f` and after a monitor killed with -9.
+//! ports as they were after `rm -f` and after a monitor killed with -9. Names resolve on
+//! a host where `/run/systemd/system` exists without systemd (netavark's systemd-run
+//! fails there), `run` warns when they cannot, and a container cannot reach the host's
+//! 127.0.0.1 services through its gateway (CVE-2020-8558).
 //!
 //! The tests here change the host's network, so they run one at a time.
 
@@ -90,7 +93,14 @@ fn host_state() -> String {
     let links = common::run("ip", &["-o", "link", "show"]);
     let mut links: Vec<String> = links
         .lines()
-        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+        .filter_map(|l| {
+            let name = l.split(':').nth(1)?.trim();
+            let mut words = l.split_whitespace();
+            Some(match words.find(|w| *w == "master").and(words.next()) {
+                Some(bridge) => format!("{name} master {bridge}"),
+                None => name.to_string(),
+            })
+        })
         .collect();
     links.sort();
     let rules = common::run("iptables-save", &[]);
@@ -433,12 +443,15 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     // Connected to another network while it runs: torn down with it.
     lade.ok(&["network", "connect", "mynet", "t1"]);
     let during = host_state();
+    let ours = Ours::of(&lade, &during);
+    let before = ours.only(&before);
     assert_ne!(
-        before, during,
+        before,
+        ours.only(&during),
         "running containers changed nothing that is looked at"
     );
     lade.ok(&["rm", "-f", "t1", "t2"]);
-    similar_asserts(&before, &host_state(), "after rm -f");
+    similar_asserts(&before, &ours.only(&host_state()), "after rm -f");
 
     // A monitor killed with -9: its container dies with it, and the next `ps` tears
     // its network down.
@@ -454,11 +467,79 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     lade.ok(&["ps", "-a"]);
     similar_asserts(
         &before,
-        &host_state(),
+        &ours.only(&host_state()),
         "after a monitor was killed and ps ran",
     );
     lade.ok(&["rm", "t3"]);
     lade.ok(&["network", "rm", "mynet"]);
+}
+
+/// A store's networks, as far as the host's state shows them.
+struct Ours {
+    bridges: Vec<String>,
+    subnets: Vec<String>,
+    /// netavark's chains for them (`NETAVARK-<hash>`, `NETAVARK-DN-<hash>`).
+    chains: Vec<String>,
+}
+
+impl Ours {
+    /// `lade`'s networks, their chains found in `state` (taken while they are in use).
+    fn of(lade: &Lade, state: &str) -> Ours {
+        let ids = lade.ok(&["network", "ls", "-q"]);
+        let mut args = vec!["network", "inspect"];
+        args.extend(ids.lines());
+        let networks: serde_json::Value = serde_json::from_str(&lade.ok(&args)).unwrap();
+        let mut ours = Ours {
+            bridges: Vec::new(),
+            subnets: Vec::new(),
+            chains: Vec::new(),
+        };
+        for network in networks.as_array().unwrap() {
+            let bridge = network["Options"]["com.docker.network.bridge.name"]
+                .as_str()
+                .unwrap();
+            let subnet = network["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+            ours.bridges.push(bridge.to_string());
+            ours.subnets.push(subnet.to_string());
+            let jump = format!("-A POSTROUTING -s {subnet} -j NETAVARK-");
+            for line in state.lines().filter(|l| l.starts_with(&jump)) {
+                let hash = line.rsplit('-').next().unwrap();
+                ours.chains.push(format!("NETAVARK-{hash}"));
+                ours.chains.push(format!("NETAVARK-DN-{hash}"));
+            }
+        }
+        ours
+    }
+
+    /// `state` without what belongs to other stores' networks, which other tests on
+    /// this host make and remove meanwhile: lines naming a lade bridge, a per-network
+    /// netavark chain or a 10.0.0.0/8 subnet that is none of ours.
+    fn only(&self, state: &str) -> String {
+        let foreign = |word: &str| {
+            let bridge = word
+                .strip_prefix("lade")
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                && !self.bridges.iter().any(|b| b == word);
+            let hash = word
+                .strip_prefix("NETAVARK-DN-")
+                .or_else(|| word.strip_prefix("NETAVARK-"))
+                .is_some_and(|h| h.len() == 13 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+            let chain = hash && !self.chains.iter().any(|c| c == word);
+            let subnet = word.starts_with("10.")
+                && word.contains('/')
+                && !self.subnets.iter().any(|s| s == word);
+            bridge || chain || subnet
+        };
+        state
+            .lines()
+            .filter(|line| {
+                !line
+                    .split(|c: char| c.is_whitespace() || c == '@' || c == ':')
+                    .any(foreign)
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 fn similar_asserts(before: &str, after: &str, when: &str) {
@@ -467,4 +548,330 @@ fn similar_asserts(before: &str, after: &str, when: &str) {
         let new: Vec<&str> = after.lines().filter(|l| !before.contains(l)).collect();
         panic!("{when}: the host changed.\nnow missing: {gone:#?}\nleft behind: {new:#?}");
     }
+}
+
+/// A host where `/run/systemd/system` exists but systemd is not PID 1 (a container, WSL,
+/// a CI image, or a package that made the directory), made without changing the real
+/// host: a mount namespace of the test's own with a tmpfs on `/run/systemd` holding an
+/// empty `system`. lade runs in it through nsenter; whatever lade made in it is removed
+/// there before the namespace's holder goes, even when the test fails.
+struct SystemdLessHost<'a> {
+    lade: &'a Lade,
+    holder: common::Killed,
+    /// `/run/systemd` was made for the test (an empty directory in a tmpfs).
+    made_run_systemd: bool,
+}
+
+impl<'a> SystemdLessHost<'a> {
+    fn new(lade: &'a Lade) -> SystemdLessHost<'a> {
+        common::require_tool("unshare");
+        common::require_tool("nsenter");
+        let made_run_systemd = !Path::new("/run/systemd").exists();
+        if made_run_systemd {
+            std::fs::create_dir("/run/systemd").unwrap();
+        }
+        let mut holder = common::Killed(
+            std::process::Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c"])
+                .arg(
+                    "mount -t tmpfs -o mode=0755 tmpfs /run/systemd && mkdir /run/systemd/system \
+                     && echo ready && exec sleep 3600",
+                )
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("unshare runs"),
+        );
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(holder.0.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready, "ready\n", "the simulated host could not be made");
+        SystemdLessHost {
+            lade,
+            holder,
+            made_run_systemd,
+        }
+    }
+
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("nsenter")
+            .arg("-t")
+            .arg(self.holder.0.id().to_string())
+            .args(["-m", "--"])
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .args(args)
+            .env("LADE_ROOT", self.lade.root())
+            .env_remove("SOURCE_DATE_EPOCH")
+            .output()
+            .expect("nsenter runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert!(
+            output.status.success(),
+            "lade {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+}
+
+impl Drop for SystemdLessHost<'_> {
+    fn drop(&mut self) {
+        let ids = self.output(&["ps", "-aq", "--no-trunc"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = self.output(&args);
+        }
+        let _ = self.output(&["network", "prune", "-f"]);
+        if self.made_run_systemd {
+            let _ = std::fs::remove_dir("/run/systemd");
+        }
+    }
+}
+
+/// netavark 1.4 starts aardvark-dns through `systemd-run --scope` whenever
+/// `/run/systemd/system` exists, which fails when systemd is not PID 1: names must
+/// resolve there all the same, and runs must end without a teardown error.
+#[test]
+fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    let host = SystemdLessHost::new(&lade);
+    host.ok(&["network", "create", "front"]);
+    let front: serde_json::Value =
+        serde_json::from_str(&host.ok(&["network", "inspect", "front"])).unwrap();
+    for name in ["api", "web"] {
+        host.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "front",
+            "busybox",
+            "sleep",
+            "300",
+        ]);
+    }
+    host.ok(&["exec", "api", "ping", "-c1", "-W5", "web"]);
+    host.ok(&["exec", "web", "ping", "-c1", "-W5", "api"]);
+    let run = host.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W5",
+        "api",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "a --rm run did not resolve api:\n{stderr}"
+    );
+    assert!(stderr.is_empty(), "a --rm run said:\n{stderr}");
+    let pid_file = lade.root().join("networks/aardvark-dns/aardvark.pid");
+    assert!(pid_file.exists(), "no aardvark-dns ran");
+    assert!(
+        !traces_of(&front[0]).is_empty(),
+        "the network left no trace to look for"
+    );
+    host.ok(&["rm", "-f", "api", "web"]);
+    host.ok(&["network", "rm", "front"]);
+    // Nothing of it is left: no aardvark-dns (it had no names left to answer), no
+    // bridge, no rule, no socket.
+    assert!(!pid_file.exists(), "aardvark-dns still runs");
+    assert_eq!(traces_of(&front[0]), Vec::<String>::new());
+}
+
+/// What of the host's links, firewall rules and listening sockets belongs to a network
+/// (its bridge, subnet or gateway, from `network inspect`): unlike [`host_state`], blind
+/// to what other stores' networks on this host do meanwhile.
+fn traces_of(network: &serde_json::Value) -> Vec<String> {
+    let bridge = network["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap();
+    let subnet = network["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+    let gateway = format!(
+        "{}:",
+        network["IPAM"]["Config"][0]["Gateway"].as_str().unwrap()
+    );
+    let links = common::run("ip", &["-o", "link", "show"]);
+    let rules = common::run("iptables-save", &[]);
+    let sockets = common::run("ss", &["-lntuH"]);
+    let bridge_word = |line: &str| {
+        line.split(|c: char| !c.is_ascii_alphanumeric())
+            .any(|word| word == bridge)
+    };
+    links
+        .lines()
+        .chain(rules.lines())
+        .filter(|line| bridge_word(line) || line.contains(subnet))
+        .chain(sockets.lines().filter(|line| line.contains(&gateway)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// CVE-2020-8558: the bridge routes 127.0.0.0/8 (route_localnet, for ports published on
+/// 127.0.0.1), so a container with CAP_NET_RAW that hands the gateway's MAC a frame
+/// addressed to 127.0.0.1 reaches the host's loopback-only services, unless a firewall
+/// rule drops such packets. Ports published on 127.0.0.1 still answer there.
+#[test]
+fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
+    require_netavark();
+    common::require_tool("cc");
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox\nCOPY localnet-attack /localnet-attack\n\
+         RUN mkdir /www && echo page-from-lade > /www/index.html\n",
+    );
+    common::run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            context.path().join("localnet-attack").to_str().unwrap(),
+            common::repo()
+                .join("tests/fixtures/localnet-attack.c")
+                .to_str()
+                .unwrap(),
+        ],
+    );
+    lade.build(context.path(), &["-t", "attack:1"]);
+    lade.ok(&["network", "create", "probed"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["network", "inspect", "probed"])).unwrap();
+    let gateway = inspect[0]["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A service only the host itself should reach, and one the container may reach.
+    let loopback = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let open = UdpSocket::bind("0.0.0.0:0").unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let script = format!(
+        "ping -c1 -W5 {gateway} >/dev/null && /localnet-attack {gateway} {} {}",
+        loopback.local_addr().unwrap().port(),
+        open.local_addr().unwrap().port()
+    );
+    let sent = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "probed",
+        "attack:1",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(sent, "sent\n");
+    let mut buffer = [0u8; 64];
+    let (n, _) = open
+        .recv_from(&mut buffer)
+        .expect("the frame to the gateway's address arrived");
+    assert_eq!(&buffer[..n], b"after-attack");
+    loopback.set_nonblocking(true).unwrap();
+    match loopback.recv_from(&mut buffer) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "a container reached a service bound to the host's 127.0.0.1: {:?}",
+            other.map(|(n, from)| (String::from_utf8_lossy(&buffer[..n]).into_owned(), from))
+        ),
+    }
+
+    // What route_localnet is there for still works: a port published on 127.0.0.1.
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "local-web",
+        "--network",
+        "probed",
+        "-v",
+        &volume,
+        "-p",
+        "127.0.0.1:18096:80",
+        "attack:1",
+        "sh",
+        "-c",
+        "httpd -p 80 -h /www && touch /shared/http-ready; exec sleep 3600",
+    ]);
+    wait_until("the server to bind", || {
+        shared.path().join("http-ready").exists()
+    });
+    let page = http_get("127.0.0.1:18096").unwrap_or_default();
+    assert!(page.contains("page-from-lade"), "{page}");
+    lade.ok(&["rm", "-f", "local-web"]);
+    lade.ok(&["network", "rm", "probed"]);
+}
+
+/// When aardvark-dns cannot be started, `run` says so (naming the network and the
+/// cause), foreground and detached, and the runs still end without a teardown error.
+#[test]
+fn a_run_says_when_names_will_not_resolve_and_ends_without_a_teardown_error() {
+    require_netavark();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "front"]);
+    let broken = [("LADE_AARDVARK_DNS", "/bin/false")];
+    let expected = "warning: container names will not resolve on network front: /bin/false failed (exit status: 1)";
+    let run = lade
+        .cmd()
+        .envs(broken)
+        .args(["run", "--rm", "--network", "front", "busybox", "true"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    assert!(stderr.starts_with(expected), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let detached = lade
+        .cmd()
+        .envs(broken)
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "quiet",
+            "--network",
+            "front",
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&detached.stderr);
+    assert!(detached.status.success(), "{stderr}");
+    assert!(stderr.starts_with(expected), "{stderr}");
+    let id = String::from_utf8_lossy(&detached.stdout).trim().to_string();
+    // The monitor tears the network down before the exit that `stop` waits for is
+    // recorded, and writes what failed in its log.
+    lade.ok(&["stop", "-t", "0", "quiet"]);
+    let monitor_log = lade.root().join("containers").join(&id).join("monitor.log");
+    let said = std::fs::read_to_string(&monitor_log).unwrap_or_default();
+    assert!(said.is_empty(), "{}: {said}", monitor_log.display());
+    lade.ok(&["rm", "quiet"]);
+    lade.ok(&["network", "rm", "front"]);
 }

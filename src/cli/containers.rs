@@ -231,6 +231,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             init: args.init,
             remove: args.rm && !args.detach,
             detach: args.detach || args.create_only,
+            on_warning: Some(warn),
         };
         let settings = container::Settings {
             restart,
@@ -261,7 +262,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
             let id = if args.create_only {
                 id
             } else {
-                container::start_detached(&store, &id).map_err(exit_with)?
+                container::start_detached(&store, &id, warn).map_err(exit_with)?
             };
             println!("{id}");
             return Ok(0);
@@ -280,6 +281,7 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                     detach_keys,
                     sig_proxy: true,
                 },
+                warn,
             ));
         }
         if args.cidfile.is_some() || !settings.labels.is_empty() {
@@ -373,6 +375,12 @@ pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
     }
     println!("Total reclaimed containers: {}", removed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a container lacks that it asked for (names that will not resolve), on stderr so
+/// that its output stays its own.
+pub(crate) fn warn(text: &str) {
+    eprintln!("warning: {text}");
 }
 
 /// A container error tagged with the exit code it stands for (Docker's 125/126/127).
@@ -839,7 +847,7 @@ pub struct StartArgs {
 pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
     if !args.attach && !args.interactive {
         return each_container(root, &args.containers, |store, reference| {
-            container::start_detached(store, reference).map(drop)
+            container::start_detached(store, reference, warn).map(drop)
         });
     }
     if args.containers.len() > 1 {
@@ -857,6 +865,7 @@ pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
                 detach_keys,
                 sig_proxy: true,
             },
+            warn,
         ))
     })();
     Ok(container_exit(result))
@@ -907,7 +916,7 @@ pub fn stop(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
 pub fn restart(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
     each_container(root, &args.containers, |store, reference| {
         container::stop(store, reference, args.time)?;
-        container::start_detached(store, reference).map(drop)
+        container::start_detached(store, reference, warn).map(drop)
     })
 }
 

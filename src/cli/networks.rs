@@ -222,13 +222,16 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
                 container::validate::dns_name("--alias", alias)?;
             }
             let store = open_store(root)?;
-            container::connect(
+            let dns_unavailable = container::connect(
                 &store,
                 &args.network,
                 &args.container,
                 &args.aliases,
                 args.ip.as_deref(),
             )?;
+            if let Some(warning) = dns_unavailable {
+                super::containers::warn(&warning.to_string());
+            }
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Disconnect(args) => {

@@ -122,9 +122,10 @@ fn stop_marker(store: &Store, id: &str) -> std::path::PathBuf {
 
 /// Starts a created or exited container under a monitor of its own (lade re-executed,
 /// in a session of its own, so it outlives the terminal and the command that started
-/// it). Returns once the container's process runs, or with the reason it could not.
-pub fn start_detached(store: &Store, reference: &str) -> Result<String> {
-    start_monitor(store, reference, false).map(|(id, _)| id)
+/// it). Returns once the container's process runs, or with the reason it could not;
+/// what it lacks (names that will not resolve) is told to `on_warning` before.
+pub fn start_detached(store: &Store, reference: &str, on_warning: fn(&str)) -> Result<String> {
+    start_monitor(store, reference, false, on_warning).map(|(id, _)| id)
 }
 
 /// `start -a`, `run -it`: starts the container with a client attached before it runs,
@@ -133,8 +134,9 @@ pub fn start_attached(
     store: &Store,
     reference: &str,
     options: &super::AttachOptions,
+    on_warning: fn(&str),
 ) -> Result<super::Attached> {
-    let (id, stream) = start_monitor(store, reference, true)?;
+    let (id, stream) = start_monitor(store, reference, true, on_warning)?;
     let stream = stream.ok_or_else(|| ContainerError::MonitorSilent(id.to_string()))?;
     super::attach::attach_stream(store, &id, stream, options)
 }
@@ -143,6 +145,7 @@ fn start_monitor(
     store: &Store,
     reference: &str,
     attach_first: bool,
+    on_warning: fn(&str),
 ) -> Result<(String, Option<std::os::unix::net::UnixStream>)> {
     let record = store.container(reference)?;
     if running_init(&record).is_some() {
@@ -158,6 +161,10 @@ fn start_monitor(
     let mut client = None;
     if attach_first && line == "listening" {
         client = Some(super::attach::connect(store, &record.id)?);
+        line = helper.line();
+    }
+    while let Some(warning) = line.strip_prefix(super::monitor::WARNING_PREFIX) {
+        on_warning(warning);
         line = helper.line();
     }
     match line.as_str() {

@@ -30,6 +30,7 @@ use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
 use crate::store::{ContainerRecord, Store, StoreError};
 
+pub use crate::network::DnsUnavailable;
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
@@ -87,6 +88,9 @@ pub struct RunOptions {
     pub remove: bool,
     /// Started detached (`run -d`, `create`): it can be paused.
     pub detach: bool,
+    /// Told, before the container runs, what it lacks that it asked for (names that
+    /// will not resolve on its networks).
+    pub on_warning: Option<fn(&str)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -384,6 +388,12 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
         }
     };
     spec.network = join;
+    if let (Some(warn), Some(warning)) = (
+        options.on_warning,
+        network.as_ref().and_then(|n| n.warning()),
+    ) {
+        warn(&warning.to_string());
+    }
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
         let _ = store.set_container_running(

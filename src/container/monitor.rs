@@ -28,6 +28,9 @@ pub(crate) const MONITOR_ENV: &str = "_LADE_MONITOR";
 /// `<code> <message>` when it could not start it.
 pub(crate) const READY_FD: i32 = 3;
 
+/// A line on the ready pipe before `ok` that is a warning for the starting command.
+pub(crate) const WARNING_PREFIX: &str = "warning ";
+
 /// The container's log, as Docker's json-file driver writes it.
 pub fn log_path(store: &Store, id: &str) -> PathBuf {
     store.root().join("containers").join(id).join("log")
@@ -143,6 +146,12 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         let settings = settings(&record);
         let (network, join) = super::networking::start(store, &record)?;
         spec.network = join;
+        // Told to the command that starts it (`run -d`, `start`), before its `ok`.
+        if let (Some(file), Some(warning)) =
+            (ready.as_mut(), network.as_ref().and_then(|n| n.warning()))
+        {
+            let _ = writeln!(file, "{WARNING_PREFIX}{warning}");
+        }
         let mut log = LogWriter::open(log_path(store, id), settings.log.clone())?;
         let sending = server.clone();
         // With a terminal the output comes in pieces; the log keeps whole lines.

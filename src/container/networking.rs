@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use super::{now_rfc3339, running_init, settings, validate, ContainerError, Result};
 use crate::exec;
 use crate::network::{
-    self, Attachment, ContainerNetwork, NetNamespace, Netavark, NetworkDefinition, PortMapping,
-    Reservation, Subnet,
+    self, Attachment, ContainerNetwork, DnsUnavailable, NetNamespace, Netavark, NetworkDefinition,
+    PortMapping, Reservation, Subnet,
 };
 use crate::oci::ImageConfig;
 use crate::store::{ContainerRecord, NetworkRecord, Store};
@@ -356,6 +356,7 @@ pub(crate) struct Session {
     _reservation: Reservation,
     _lock: Lock,
     ports_file: PathBuf,
+    dns_unavailable: Option<DnsUnavailable>,
 }
 
 /// Sets up what a container's start needs of the network, and says how the sandbox is to
@@ -393,11 +394,14 @@ pub(crate) fn start(
             path: file.clone(),
             source,
         })?;
-    if let Err(err) = netavark.setup(&namespace.path(), &plan) {
-        let _ = netavark.teardown(&namespace.path(), &plan);
-        let _ = remove_namespace(&file);
-        return Err(err.into());
-    }
+    let dns_unavailable = match netavark.setup(&namespace.path(), &plan) {
+        Ok(warning) => warning,
+        Err(err) => {
+            let _ = netavark.teardown(&namespace.path(), &plan);
+            let _ = remove_namespace(&file);
+            return Err(err.into());
+        }
+    };
     let ports_file = ports_file(store, &record.id);
     let ports = serde_json::to_vec(&plan.ports).map_err(|e| ContainerError::Json {
         what: "the published ports".into(),
@@ -420,12 +424,19 @@ pub(crate) fn start(
             _reservation: reservation,
             _lock: lock,
             ports_file,
+            dns_unavailable,
         }),
         join,
     ))
 }
 
 impl Session {
+    /// What the container's networks lack (names that will not resolve), to be told
+    /// before it runs.
+    pub(crate) fn warning(&self) -> Option<&DnsUnavailable> {
+        self.dns_unavailable.as_ref()
+    }
+
     /// Tears the container's networks down (its namespace, its host side, its ports):
     /// those it started with and those `network connect` added since (as the store has
     /// them now), with the host ports it was given.
@@ -763,14 +774,15 @@ pub fn network_json(store: &Store, record: &NetworkRecord) -> Result<serde_json:
 }
 
 /// `network connect`: a container joins another network: at once when it runs (on a
-/// bridge network of its own), else at its next start.
+/// bridge network of its own), else at its next start. Returns what the network lacks
+/// when joined at once (names that will not resolve).
 pub fn connect(
     store: &Store,
     network_reference: &str,
     container_reference: &str,
     aliases: &[String],
     ip: Option<&str>,
-) -> Result<()> {
+) -> Result<Option<DnsUnavailable>> {
     let record = store.container(container_reference)?;
     let running = running_init(&record).is_some();
     let network = match store.network(network_reference)? {
@@ -817,6 +829,7 @@ pub fn connect(
     let (joined, _) = plan_on(store, &record, &hostname, &request)?;
     let mut attachment = joined;
     attachment.interface = format!("eth{}", plan.attachments.len());
+    let mut dns_unavailable = None;
     if running {
         // Connected now, in the namespace it runs in: that network alone, no ports.
         let file = live_namespace(&record)?;
@@ -825,9 +838,12 @@ pub fn connect(
             ports: Vec::new(),
             ..plan.clone()
         };
-        if let Err(err) = netavark(store)?.setup(&file, &alone) {
-            let _ = store.release_addresses(&record.id, Some(&attachment.network.name));
-            return Err(err.into());
+        match netavark(store)?.setup(&file, &alone) {
+            Ok(warning) => dns_unavailable = warning,
+            Err(err) => {
+                let _ = store.release_addresses(&record.id, Some(&attachment.network.name));
+                return Err(err.into());
+            }
         }
     }
     let joined_network = attachment.network.name.clone();
@@ -836,7 +852,8 @@ pub fn connect(
     all.network.plan = Some(plan);
     save_settings(store, &record, &all).inspect_err(|_| {
         let _ = store.release_addresses(&record.id, Some(&joined_network));
-    })
+    })?;
+    Ok(dns_unavailable)
 }
 
 /// The network namespace file of a running container on a bridge network.

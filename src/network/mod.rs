@@ -7,6 +7,8 @@
 //!
 //! Rootless networking (pasta) is not here: lade's containers need root.
 
+mod dns;
+mod localnet;
 mod namespace;
 mod ports;
 mod subnet;
@@ -14,12 +16,17 @@ mod subnet;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+pub use localnet::GuardError;
 pub use namespace::{namespace_dir, remove_namespace, NetNamespace};
 pub use ports::{parse_publish, reserve, tcp_port_free, PortMapping, Reservation};
 pub use subnet::{free_subnet, host_routes, Subnet, SubnetError};
@@ -52,6 +59,30 @@ pub enum NetworkError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Guard(#[from] GuardError),
+}
+
+/// Container names will not resolve on these networks: aardvark-dns, which answers them,
+/// does not run. The container runs all the same (Docker's names are a convenience, and
+/// addresses still work), so this is told as a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsUnavailable {
+    /// The networks' names, as their user knows them.
+    pub networks: Vec<String>,
+    pub cause: String,
+}
+
+impl std::fmt::Display for DnsUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = if self.networks.len() == 1 { "" } else { "s" };
+        write!(
+            f,
+            "container names will not resolve on network{plural} {}: {}",
+            self.networks.join(", "),
+            self.cause
+        )
+    }
 }
 
 pub type Result<T, E = NetworkError> = std::result::Result<T, E>;
@@ -203,22 +234,221 @@ impl Netavark {
         &self.binary
     }
 
-    /// Connects the namespace at `netns` to the container's networks.
-    pub fn setup(&self, netns: &Path, network: &ContainerNetwork) -> Result<()> {
-        self.call("setup", netns, network)
+    /// Connects the namespace at `netns` to the container's networks, each bridge
+    /// guarded first (see `localnet`). Names are answered on its DNS-enabled networks
+    /// unless the returned warning says why not.
+    pub fn setup(
+        &self,
+        netns: &Path,
+        network: &ContainerNetwork,
+    ) -> Result<Option<DnsUnavailable>> {
+        let _lock = host_lock().map_err(|e| NetworkError::Netavark {
+            command: "setup",
+            message: format!("its lock: {e}"),
+        })?;
+        let bridges: Vec<&str> = network
+            .attachments
+            .iter()
+            .map(|a| a.network.bridge.as_str())
+            .collect();
+        // Before netavark makes the bridge: no packet crosses it unguarded.
+        for (n, bridge) in bridges.iter().enumerate() {
+            if let Err(err) = localnet::guard(bridge) {
+                for made in &bridges[..n] {
+                    let _ = localnet::unguard_if_gone(made);
+                }
+                return Err(err.into());
+            }
+        }
+        if let Err(err) = self.call("setup", netns, network) {
+            for bridge in &bridges {
+                let _ = localnet::unguard_if_gone(bridge);
+            }
+            return Err(err);
+        }
+        let named: Vec<&Attachment> = network
+            .attachments
+            .iter()
+            .filter(|a| a.network.dns_enabled)
+            .collect();
+        if named.is_empty() {
+            return Ok(None);
+        }
+        if let Err(cause) = self.start_aardvark() {
+            return Ok(Some(DnsUnavailable {
+                networks: named.iter().map(|a| a.network.name.clone()).collect(),
+                cause,
+            }));
+        }
+        // Its short id, which every lade container answers to (plain DNS labels,
+        // whatever its name).
+        let own_name = network
+            .container_id
+            .get(..12)
+            .unwrap_or(&network.container_name);
+        let mut silent = DnsUnavailable {
+            networks: Vec::new(),
+            cause: String::new(),
+        };
+        for attachment in named {
+            let gateway = attachment.network.gateway;
+            if let Err(why) = dns::wait_until_answered(netns, gateway, own_name, DNS_READY) {
+                silent.networks.push(attachment.network.name.clone());
+                silent.cause = format!(
+                    "{} does not answer the container's name: {why}",
+                    self.aardvark.display()
+                );
+            }
+        }
+        Ok((!silent.networks.is_empty()).then_some(silent))
     }
 
     /// Undoes [`Netavark::setup`]; the namespace may be empty by now (its container
     /// gone), which leaves only the host's side to undo.
     pub fn teardown(&self, netns: &Path, network: &ContainerNetwork) -> Result<()> {
-        self.call("teardown", netns, network)
+        let _lock = host_lock().map_err(|e| NetworkError::Netavark {
+            command: "teardown",
+            message: format!("its lock: {e}"),
+        })?;
+        // Held before netavark tells it of the removal: a wait below cannot name a newer
+        // process with its pid.
+        let aardvark = self.aardvark_process();
+        let torn = match self.call("teardown", netns, network) {
+            // netavark removed the container's names, then found no aardvark-dns to
+            // tell (it never started, as `setup` warned): nothing is left undone.
+            Err(NetworkError::Netavark { command, message }) if !self.aardvark_running() => {
+                match without_missing_aardvark(&message) {
+                    None => Ok(()),
+                    Some(message) => Err(NetworkError::Netavark { command, message }),
+                }
+            }
+            other => other,
+        };
+        // With no names left it exits (its pid file and its sockets gone) once it has
+        // read its files again: waited for, so that the host is as it was when this
+        // returns, and the next setup starts a new one rather than tell one that leaves.
+        if let Some(process) = aardvark {
+            if !self.aardvark_has_names() {
+                exits_within(&process, AARDVARK_EXIT);
+            }
+        }
+        let mut unguarded = Ok(());
+        for attachment in &network.attachments {
+            if let Err(err) = localnet::unguard_if_gone(&attachment.network.bridge) {
+                unguarded = Err(err);
+            }
+        }
+        torn?;
+        Ok(unguarded?)
+    }
+
+    fn aardvark_dir(&self) -> PathBuf {
+        self.config_dir.join("aardvark-dns")
+    }
+
+    /// The aardvark-dns that netavark tells of changes (the one in its pid file), when
+    /// it runs.
+    fn aardvark_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.aardvark_dir().join("aardvark.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim_end() == "aardvark-dns")
+            })
+    }
+
+    fn aardvark_running(&self) -> bool {
+        self.aardvark_pid().is_some()
+    }
+
+    /// A pidfd for the running aardvark-dns, checked after it is opened, so that it
+    /// cannot name a newer process that took its pid.
+    fn aardvark_process(&self) -> Option<OwnedFd> {
+        let pid = self.aardvark_pid()?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+        (self.aardvark_pid() == Some(pid)).then_some(fd)
+    }
+
+    /// Whether aardvark-dns has names to answer: a file per network, beside its pid.
+    fn aardvark_has_names(&self) -> bool {
+        std::fs::read_dir(self.aardvark_dir())
+            .map(|entries| {
+                entries
+                    .filter_map(|e| e.ok())
+                    .any(|e| e.file_name() != "aardvark.pid")
+            })
+            .unwrap_or(false)
+    }
+
+    /// Makes sure aardvark-dns runs after a setup; says why not when it cannot. netavark
+    /// 1.4 starts it through `systemd-run --scope` whenever `/run/systemd/system`
+    /// exists, which fails (silently) where systemd is not PID 1 (a container, WSL, a CI
+    /// image, a package that made the directory); it skips it (silently) when the
+    /// binary is missing. Started here as netavark starts it without systemd, it then
+    /// finds it running at the next setup and teardown.
+    fn start_aardvark(&self) -> std::result::Result<(), String> {
+        if self.aardvark_running() {
+            return Ok(());
+        }
+        if !self.aardvark.is_file() {
+            return Err(format!(
+                "aardvark-dns is not installed ({}): apt-get install aardvark-dns",
+                self.aardvark.display()
+            ));
+        }
+        let why_netavark_failed = if systemd_dir_without_systemd() {
+            " (netavark tried systemd-run, since /run/systemd/system exists, but systemd is not PID 1)"
+        } else {
+            ""
+        };
+        // aardvark-dns forks its server, which lets go of our pipes before its parent
+        // returns, once its pid file is written.
+        let output = Command::new(&self.aardvark)
+            .arg("--config")
+            .arg(self.aardvark_dir())
+            .args(["-p", "53", "run"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .map_err(|e| {
+                format!(
+                    "cannot run {}: {e}{why_netavark_failed}",
+                    self.aardvark.display()
+                )
+            })?;
+        if !output.status.success() {
+            let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+            let said = if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            };
+            return Err(format!(
+                "{} failed ({}){said}{why_netavark_failed}",
+                self.aardvark.display(),
+                output.status,
+            ));
+        }
+        if !self.aardvark_running() {
+            return Err(format!(
+                "{} started but does not run (its pid file {} names no aardvark-dns){why_netavark_failed}",
+                self.aardvark.display(),
+                self.aardvark_dir().join("aardvark.pid").display()
+            ));
+        }
+        Ok(())
     }
 
     fn call(&self, command: &'static str, netns: &Path, network: &ContainerNetwork) -> Result<()> {
         let failed = |message: String| NetworkError::Netavark { command, message };
-        // One netavark at a time on this host: it edits the host's firewall tables and
-        // bridges, which other stores' containers share.
-        let _lock = host_lock().map_err(|e| failed(format!("its lock: {e}")))?;
         std::fs::create_dir_all(&self.config_dir).map_err(|source| NetworkError::Io {
             path: self.config_dir.clone(),
             source,
@@ -278,6 +508,29 @@ pub fn private_runtime_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// How long a new container's names may take to be answered (aardvark-dns reads its
+/// files again and binds anew after each change).
+const DNS_READY: Duration = Duration::from_secs(5);
+
+/// How long aardvark-dns is given to leave once it has no names to answer.
+const AARDVARK_EXIT: Duration = Duration::from_secs(10);
+
+/// Whether the pidfd's process exits within `timeout` (a pidfd becomes readable then).
+fn exits_within(process: &OwnedFd, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut fds = [PollFd::new(process.as_fd(), PollFlags::POLLIN)];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(n) if n > 0 => return true,
+            Ok(_) if left.is_zero() || millis < u16::MAX => return false,
+            Ok(_) | Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 /// A host-wide lock (`/run/lade/network.lock`) for what several stores share: netavark's
 /// changes to the host, and choosing bridge names and subnets.
 pub fn host_lock() -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
@@ -302,4 +555,67 @@ pub fn host_links() -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+/// `/run/systemd/system` exists (which netavark takes for a booted systemd, as
+/// sd_booted(3) does) while PID 1 is not systemd.
+fn systemd_dir_without_systemd() -> bool {
+    Path::new("/run/systemd/system").exists()
+        && std::fs::read_to_string("/proc/1/comm").is_ok_and(|comm| comm.trim_end() != "systemd")
+}
+
+/// netavark's error without its complaint that no aardvark-dns runs to be told of
+/// removed names; `None` when nothing else is left. netavark says one error alone, or
+/// several as `netavark encountered multiple errors:` and a `\n\t- ` line each.
+fn without_missing_aardvark(message: &str) -> Option<String> {
+    const MISSING: &str = "IO error: aardvark pid not found";
+    const SEVERAL: &str = "netavark encountered multiple errors:";
+    if message.trim() == MISSING {
+        return None;
+    }
+    let Some(list) = message.strip_prefix(SEVERAL) else {
+        return Some(message.to_string());
+    };
+    let rest: Vec<&str> = list
+        .split("\n\t- ")
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && *e != MISSING)
+        .collect();
+    match rest.as_slice() {
+        [] => None,
+        [one] => Some(one.to_string()),
+        many => Some(format!("{SEVERAL}\n\t- {}", many.join("\n\t- "))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_aardvark_alone_is_no_teardown_error() {
+        assert_eq!(
+            without_missing_aardvark("IO error: aardvark pid not found"),
+            None
+        );
+        assert_eq!(
+            without_missing_aardvark(
+                "netavark encountered multiple errors:\n\t- IO error: aardvark pid not found\n\t- Netlink error: No such device"
+            ),
+            Some("Netlink error: No such device".to_string())
+        );
+        let other = "Netlink error: No such device";
+        assert_eq!(without_missing_aardvark(other), Some(other.to_string()));
+    }
+
+    #[test]
+    fn the_dns_warning_names_the_networks_and_the_cause() {
+        let warning = DnsUnavailable {
+            networks: vec!["front".into()],
+            cause: "aardvark-dns is not installed".into(),
+        };
+        assert_eq!(
+            warning.to_string(),
+            "container names will not resolve on network front: aardvark-dns is not installed"
+        );
+    }
 }
