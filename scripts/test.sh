@@ -24,6 +24,10 @@ if [ ! -d ../shared/conformance ]; then
     echo "NOTE: ../shared/conformance is absent: the BuildKit conformance cases will be skipped"
 fi
 
+echo "== formatting (cargo fmt --check)"
 cargo fmt --check
+echo "== lints (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --all-targets -- -D warnings
-cargo test --all-targets
+# Every test file runs even when an earlier one fails, so one failure hides no other.
+echo "== tests (cargo test --all-targets --no-fail-fast)"
+cargo test --all-targets --no-fail-fast
