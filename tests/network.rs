@@ -138,20 +138,7 @@ fn web_image(lade: &Lade) {
         "FROM busybox\nCOPY udp-echo /udp-echo\n\
          RUN mkdir /www && echo page-from-lade > /www/index.html\nEXPOSE 80 7/udp\n",
     );
-    common::require_tool("cc");
-    common::run(
-        "cc",
-        &[
-            "-static",
-            "-O1",
-            "-o",
-            context.path().join("udp-echo").to_str().unwrap(),
-            common::repo()
-                .join("tests/fixtures/udp-echo.c")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    common::compile_fixture("udp-echo", &context.path().join("udp-echo"));
     lade.build(context.path(), &["-t", "web:1"]);
 }
 
@@ -733,7 +720,6 @@ fn traces_of(network: &serde_json::Value) -> Vec<String> {
 #[test]
 fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
     require_netavark();
-    common::require_tool("cc");
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();
@@ -741,19 +727,7 @@ fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
         "FROM busybox\nCOPY localnet-attack /localnet-attack\n\
          RUN mkdir /www && echo page-from-lade > /www/index.html\n",
     );
-    common::run(
-        "cc",
-        &[
-            "-static",
-            "-O1",
-            "-o",
-            context.path().join("localnet-attack").to_str().unwrap(),
-            common::repo()
-                .join("tests/fixtures/localnet-attack.c")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    common::compile_fixture("localnet-attack", &context.path().join("localnet-attack"));
     lade.build(context.path(), &["-t", "attack:1"]);
     lade.ok(&["network", "create", "probed"]);
     let inspect: serde_json::Value =

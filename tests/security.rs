@@ -442,25 +442,12 @@ const SECCOMP_EXPECTED: &[(&str, &str)] = &[
 
 #[test]
 fn seccomp_allows_and_refuses_what_dockers_default_profile_does() {
-    common::require_tool("cc");
     let lade = Lade::new();
     lade.busybox();
     let context = Context::new(
         "FROM busybox\nCOPY probe /probe\nRUN /probe > /during-build\nCMD [\"/probe\"]\n",
     );
-    common::run(
-        "cc",
-        &[
-            "-static",
-            "-O1",
-            "-o",
-            context.path().join("probe").to_str().unwrap(),
-            common::repo()
-                .join("tests/fixtures/syscall-probe.c")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    common::compile_fixture("syscall-probe", &context.path().join("probe"));
     lade.build(context.path(), &["-t", "probe:1"]);
     let expected: String = SECCOMP_EXPECTED
         .iter()
@@ -813,23 +800,10 @@ fn lade_from_a_terminal(lade: &Lade, args: &[&str]) -> String {
 
 #[test]
 fn a_container_cannot_type_into_the_terminal_that_started_it() {
-    common::require_tool("cc");
     let lade = Lade::new();
     lade.busybox();
     let context = Context::new("FROM busybox\nCOPY tiocsti /tiocsti\n");
-    common::run(
-        "cc",
-        &[
-            "-static",
-            "-O1",
-            "-o",
-            context.path().join("tiocsti").to_str().unwrap(),
-            common::repo()
-                .join("tests/fixtures/tiocsti.c")
-                .to_str()
-                .unwrap(),
-        ],
-    );
+    common::compile_fixture("tiocsti", &context.path().join("tiocsti"));
     lade.build(context.path(), &["-t", "tiocsti:1"]);
     // Without -t the container must not share the caller's session, whose controlling
     // terminal /dev/tty opens.

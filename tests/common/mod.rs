@@ -287,6 +287,23 @@ pub fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Compiles `tests/fixtures/<fixture>.c` into a static binary at `output` (static, so
+/// it runs in a busybox image).
+pub fn compile_fixture(fixture: &str, output: &Path) {
+    require_tool("cc");
+    let source = repo().join(format!("tests/fixtures/{fixture}.c"));
+    run(
+        "cc",
+        &[
+            "-static",
+            "-O1",
+            "-o",
+            output.to_str().unwrap(),
+            source.to_str().unwrap(),
+        ],
+    );
+}
+
 /// A tmpfs mounted for the test, unmounted (lazily, so a failing test cannot leave it
 /// busy) when dropped.
 pub struct Tmpfs {
