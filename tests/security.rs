@@ -861,3 +861,65 @@ fn root_refuses_a_store_another_user_could_have_changed() {
     std::fs::remove_file(&tmp).unwrap();
     lade.ok(&["run", "--rm", "busybox", "true"]);
 }
+
+#[test]
+fn device_nodes_made_in_a_volume_or_bind_cannot_be_opened() {
+    let lade = Lade::new();
+    lade.busybox();
+    // A container keeps CAP_MKNOD (Docker's set); lade has no device cgroup, so nodev on
+    // every mount it can write is what keeps a node it makes from reaching the host's
+    // devices (block 254:0 would be the host's disk).
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/bound", host.path().display());
+    for target in ["/data", "/bound", "/scratch"] {
+        let out = lade.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "devices:/data",
+            "-v",
+            &bind,
+            "--tmpfs",
+            "/scratch",
+            "busybox",
+            "sh",
+            "-c",
+            &format!(
+                "mknod {target}/null c 1 3 && echo made; echo x > {target}/null && echo OPENED-$((6*7)); true"
+            ),
+        ]);
+        assert!(out.contains("made"), "{target}: {out}");
+        assert!(
+            !out.contains("OPENED-42"),
+            "{target}: a device node opened: {out}"
+        );
+    }
+}
+
+#[test]
+fn mount_targets_through_dangling_links_are_made_inside_the_image() {
+    let lade = Lade::new();
+    // As systemd images ship it: a link to a file that exists only on a booted system.
+    import_busybox_root(&lade, "stub:1", |root| {
+        std::fs::create_dir(root.join("proc")).unwrap();
+        std::os::unix::fs::symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            root.join("etc/resolv.conf"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/nowhere/data", root.join("data")).unwrap();
+    });
+    let out = lade.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "192.0.2.53",
+        "-v",
+        "kept:/data",
+        "stub:1",
+        "sh",
+        "-c",
+        "cat /etc/resolv.conf; echo x > /data/f && cat /nowhere/data/f",
+    ]);
+    assert!(out.contains("192.0.2.53") && out.ends_with("x\n"), "{out}");
+}

@@ -8,7 +8,7 @@
 //! bind mounts of the host's, whose mount keeps them usable.
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::MsFlags;
 
@@ -120,7 +120,15 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
                 None,
             ),
         )?;
-        remount_readonly(sys, &root, path, what)?;
+        let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+        restrict_bind(
+            sys,
+            &root,
+            path,
+            &target.resolved,
+            MsFlags::MS_RDONLY | proc_flags,
+            what,
+        )?;
     }
     if spec.rootfs.readonly {
         at(
@@ -140,18 +148,36 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
     at("entering /", sys.chdir(Path::new("/")))
 }
 
-/// Makes the mount now at `path` in the root read-only. The path is opened anew: a
-/// handle opened before the mount names what the mount covers, not the mount.
-fn remount_readonly(sys: &mut dyn Sys, root: &Path, path: &str, what: String) -> Result<()> {
+/// Sets the flags of the bind mount just made at `path` (its target resolved to
+/// `made_at`). The path is opened anew, since a handle from before the mount names what
+/// the mount covers; it must still resolve to where the mount was made, or a path
+/// swapped meanwhile in a shared volume would leave the bind as it was made.
+fn restrict_bind(
+    sys: &mut dyn Sys,
+    root: &Path,
+    path: &str,
+    made_at: &Path,
+    flags: MsFlags,
+    what: String,
+) -> Result<()> {
     let target = at(what.clone(), sys.open_in_root(root, path))?
         .ok_or_else(|| (what.clone(), io::Error::other("it vanished once mounted")))?;
+    if target.resolved != made_at {
+        return Err((
+            what,
+            io::Error::other(format!(
+                "it moved to {} while it was mounted",
+                target.resolved.display()
+            )),
+        ));
+    }
     at(
         what,
         sys.mount(
             None,
             &target.handle,
             None,
-            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags,
             None,
         ),
     )
@@ -395,7 +421,12 @@ fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
 
 /// A caller's mount target: never the root itself or the sandbox's `/proc`, however the
 /// image's symlinks spell the path (`/rootl/proc` with `/rootl` a link to `/`).
-fn user_mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> Result<PathBuf> {
+fn user_mount_point(
+    sys: &mut dyn Sys,
+    root: &Path,
+    path: &str,
+    file: bool,
+) -> Result<PinnedTarget> {
     let target = mount_point(sys, root, path, file)?;
     let proc = root.join("proc");
     if target.resolved == root || target.resolved.starts_with(&proc) {
@@ -411,7 +442,7 @@ fn user_mount_point(sys: &mut dyn Sys, root: &Path, path: &str, file: bool) -> R
             )),
         ));
     }
-    Ok(target.handle)
+    Ok(target)
 }
 
 fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
@@ -422,23 +453,35 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
             readonly,
         } => {
             let is_file = !source.is_dir();
-            let target_path = user_mount_point(sys, root, target, is_file)?;
+            let point = user_mount_point(sys, root, target, is_file)?;
             at(
                 format!("mounting {} at {target}", source.display()),
                 sys.mount(
                     Some(source),
-                    &target_path,
+                    &point.handle,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
                 ),
             )?;
-            if *readonly {
-                remount_readonly(sys, root, target, format!("making {target} read-only"))?;
-            }
+            // nodev always: lade has no device cgroup, so this is what keeps a device
+            // node the container makes in a volume (it has CAP_MKNOD) from opening.
+            let flags = if *readonly {
+                MsFlags::MS_NODEV | MsFlags::MS_RDONLY
+            } else {
+                MsFlags::MS_NODEV
+            };
+            restrict_bind(
+                sys,
+                root,
+                target,
+                &point.resolved,
+                flags,
+                format!("mounting {} at {target}", source.display()),
+            )?;
         }
         Mount::Tmpfs { target, size } => {
-            let target_path = user_mount_point(sys, root, target, false)?;
+            let target_path = user_mount_point(sys, root, target, false)?.handle;
             let options = match size {
                 Some(bytes) => format!("mode=1777,size={bytes}"),
                 None => "mode=1777".to_string(),
@@ -460,7 +503,7 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
             work,
             target,
         } => {
-            let target_path = user_mount_point(sys, root, target, false)?;
+            let target_path = user_mount_point(sys, root, target, false)?.handle;
             let options = format!(
                 "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
                 lower.display(),

@@ -127,7 +127,17 @@ impl Sys for Linux {
 
     fn create_in_root(&mut self, root: &Path, path: &str, file: bool) -> io::Result<()> {
         let root_fd = open_root(root)?;
-        let parts = relative_components(path);
+        // Symlinks on the way are followed inside the root, so a dangling link (an
+        // image's `/etc/resolv.conf -> ../run/systemd/resolve/stub-resolv.conf`) gets
+        // its target made, as runc makes it. Each entry is then made by name in a parent
+        // the kernel resolved inside the root: whatever changes meanwhile, nothing is
+        // made outside it.
+        let resolved = super::paths::resolve_in_root(root, path, true);
+        let relative = resolved
+            .strip_prefix(root)
+            .unwrap_or(&resolved)
+            .to_path_buf();
+        let parts: Vec<&std::ffi::OsStr> = relative.iter().collect();
         let mut prefix = PathBuf::new();
         for (i, part) in parts.iter().enumerate() {
             let parent = prefix.clone();
@@ -137,15 +147,18 @@ impl Sys for Linux {
                 Err(nix::Error::ENOENT) => {}
                 Err(e) => return Err(io::Error::from(e)),
             }
-            // The parent was resolved inside the root; the new entry is made in it by
-            // name, so no symlink is followed to make it.
             let parent_fd = open_beneath(&root_fd, &parent, OFlag::O_DIRECTORY | OFlag::O_RDONLY)?;
             let last = i + 1 == parts.len();
+            // O_EXCL: never open (and block on) a FIFO that appeared there meanwhile.
             let made = if last && file {
                 nix::fcntl::openat(
                     &parent_fd,
                     *part,
-                    OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_WRONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(0o644),
                 )
                 .map(drop)
@@ -374,5 +387,47 @@ impl Sys for Recorder {
         } else {
             self.mkdir_all(&target, 0o755)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dangling_link_gets_its_target_made_inside_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(
+            "../run/systemd/resolve/stub-resolv.conf",
+            root.join("etc/resolv.conf"),
+        )
+        .unwrap();
+        // An absolute target is the root's, never the host's.
+        let outside = dir.path().join("outside");
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+
+        let mut sys = Linux::default();
+        assert_eq!(sys.open_in_root(&root, "/etc/resolv.conf").unwrap(), None);
+        sys.create_in_root(&root, "/etc/resolv.conf", true).unwrap();
+        let made = root.join("run/systemd/resolve/stub-resolv.conf");
+        assert!(made.is_file());
+        let opened = sys
+            .open_in_root(&root, "/etc/resolv.conf")
+            .unwrap()
+            .unwrap();
+        assert_eq!(opened.resolved, made);
+        assert!(!opened.is_dir);
+
+        sys.create_in_root(&root, "/escape/data", false).unwrap();
+        assert!(!outside.exists(), "made on the host");
+        let inside = root.join(outside.strip_prefix("/").unwrap()).join("data");
+        assert!(inside.is_dir(), "{}", inside.display());
+        let opened = sys.open_in_root(&root, "/escape/data").unwrap().unwrap();
+        assert_eq!(opened.resolved, inside);
+        assert!(opened.is_dir);
+        // Made twice: nothing changes, no error.
+        sys.create_in_root(&root, "/etc/resolv.conf", true).unwrap();
     }
 }
