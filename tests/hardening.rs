@@ -95,6 +95,17 @@ fn mount_options_lade_cannot_honour_are_refused_not_ignored() {
         "true",
     ]);
     assert!(stderr.contains("volume-subpath"), "{stderr}");
+    // volume-nocopy is honoured: a new volume over /etc stays empty.
+    let listing = |mount: &str| {
+        lade.ok(&[
+            "run", "--rm", "--mount", mount, "busybox", "ls", "-A", "/etc",
+        ])
+    };
+    assert_eq!(
+        listing("type=volume,source=bare,target=/etc,volume-nocopy"),
+        ""
+    );
+    assert!(listing("type=volume,source=filled,target=/etc").contains("passwd"));
 }
 
 /// `lade cp` of a file larger than a pipe's buffer into a read-only place: the archiving

@@ -383,4 +383,24 @@ fn repair_never_takes_a_containers_files_from_under_it() {
         "{report}"
     );
     std::fs::rename(&moved, &snapshot).unwrap();
+
+    // A container whose spec cannot be read may stand on any snapshot: repair then
+    // removes none, and says why.
+    let db = rusqlite::Connection::open(lade.root().join("lade.db")).unwrap();
+    db.execute(
+        "UPDATE containers SET spec = '{' WHERE name = 'resting'",
+        [],
+    )
+    .unwrap();
+    drop(db);
+    let repaired = lade.output(&["system", "check", "--repair"]);
+    let report = String::from_utf8_lossy(&repaired.stdout);
+    assert!(
+        report.contains("container resting: its spec cannot be read"),
+        "{report}"
+    );
+    assert!(
+        snapshot.join("two").is_file(),
+        "the snapshot was removed: {report}"
+    );
 }

@@ -923,3 +923,61 @@ fn mount_targets_through_dangling_links_are_made_inside_the_image() {
     ]);
     assert!(out.contains("192.0.2.53") && out.ends_with("x\n"), "{out}");
 }
+
+#[test]
+fn a_store_under_a_directory_another_user_controls_is_refused() {
+    let lade = Lade::new();
+    // lade.dir is root's; the store goes one level further down.
+    let between = lade.dir.path().join("between");
+    std::fs::create_dir(&between).unwrap();
+    let store = between.join("store");
+    lade.cmd()
+        .env("LADE_ROOT", &store)
+        .args(["volume", "create", "made"])
+        .assert()
+        .success();
+    let run = |expect_ok: bool| {
+        let output = lade
+            .cmd()
+            .env("LADE_ROOT", &store)
+            .args(["images"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.success(),
+            expect_ok,
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    run(true);
+    // Its owner could rename the store away and put their own in its place.
+    nix::unistd::chown(&between, Some(nix::unistd::Uid::from_raw(NOBODY)), None).unwrap();
+    let err = run(false);
+    assert!(err.contains("between belongs to nobody"), "{err}");
+    nix::unistd::chown(&between, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    std::fs::set_permissions(&between, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = run(false);
+    assert!(err.contains("between is writable by other users"), "{err}");
+    // Sticky, as /tmp: others may not rename what is not theirs.
+    std::fs::set_permissions(&between, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    run(true);
+    // Reached through a symlink: the link's directory and the real path both count.
+    std::fs::set_permissions(&between, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open = lade.dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::os::unix::fs::symlink(&store, open.join("link")).unwrap();
+    let output = lade
+        .cmd()
+        .env("LADE_ROOT", open.join("link"))
+        .args(["images"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && err.contains("open is writable"),
+        "{err}"
+    );
+}

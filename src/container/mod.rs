@@ -18,7 +18,6 @@ mod stats;
 pub mod validate;
 mod volumes;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -942,20 +941,34 @@ fn remove_container(store: &Store, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// The snapshots each container's root file system stands on (snapshot name to the
-/// names of the containers using it), so that a store repair leaves them be.
-pub fn snapshot_users(store: &Store) -> Result<BTreeMap<String, Vec<String>>> {
-    let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for record in store.containers()? {
-        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-            what: format!("container {}: its spec", record.name),
-            source: e,
-        })?;
-        for lower in spec.rootfs.lowers {
-            users.entry(lower).or_default().push(record.name.clone());
+/// The snapshots each container's root file system stands on, for a store repair to
+/// leave be; a container whose spec cannot be read is named, not skipped.
+pub fn snapshot_users(store: &Store) -> crate::store::SnapshotUsers {
+    let mut found = crate::store::SnapshotUsers::default();
+    let records = match store.containers() {
+        Ok(records) => records,
+        Err(e) => {
+            found
+                .unreadable
+                .push(("(all)".into(), format!("the container records: {e}")));
+            return found;
+        }
+    };
+    for record in records {
+        match serde_json::from_str::<Spec>(&record.spec) {
+            Ok(spec) => {
+                for lower in spec.rootfs.lowers {
+                    found
+                        .users
+                        .entry(lower)
+                        .or_default()
+                        .push(record.name.clone());
+                }
+            }
+            Err(e) => found.unreadable.push((record.name.clone(), e.to_string())),
         }
     }
-    Ok(users)
+    found
 }
 
 #[cfg(test)]

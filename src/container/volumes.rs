@@ -21,6 +21,9 @@ pub(super) enum Request {
         name: Option<String>,
         target: String,
         readonly: bool,
+        /// Fill a new, empty volume from the image (Docker's copy-up; off with
+        /// `volume-nocopy`).
+        copy_up: bool,
     },
     Bind {
         source: PathBuf,
@@ -113,6 +116,7 @@ fn parse_volume_flag(spec: &str) -> Result<Request> {
             name: None,
             target,
             readonly,
+            copy_up: true,
         },
         Some(s) if s.contains('/') => {
             let path = PathBuf::from(s);
@@ -131,6 +135,7 @@ fn parse_volume_flag(spec: &str) -> Result<Request> {
                 name: Some(name.to_string()),
                 target,
                 readonly,
+                copy_up: true,
             }
         }
     })
@@ -149,7 +154,15 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
             "ro" | "readonly" => "readonly",
             // Docker ignores it on Linux too.
             "consistency" => continue,
-            "type" | "tmpfs-size" => key,
+            // lade's mounts are always private (Docker's default): only that is taken.
+            "bind-propagation" if matches!(value, "private" | "rprivate") => continue,
+            "bind-propagation" => {
+                return Err(invalid(
+                    spec,
+                    format!("bind-propagation={value} is not supported: lade's mounts are private (rprivate)"),
+                ))
+            }
+            "type" | "tmpfs-size" | "volume-nocopy" => key,
             "volume-subpath" => {
                 return Err(invalid(
                     spec,
@@ -161,7 +174,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
                     spec,
                     format!(
                         "{other:?} is not supported: lade takes type, source, target, \
-                         readonly and tmpfs-size"
+                         readonly, volume-nocopy, bind-propagation=rprivate and tmpfs-size"
                     ),
                 ))
             }
@@ -174,6 +187,15 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
             invalid(
                 spec,
                 format!("readonly={value}: expected true or false (or 1 or 0)"),
+            )
+        })?,
+    };
+    let nocopy = match fields.get("volume-nocopy") {
+        None => false,
+        Some(value) => parse_bool(value).ok_or_else(|| {
+            invalid(
+                spec,
+                format!("volume-nocopy={value}: expected true or false"),
             )
         })?,
     };
@@ -193,6 +215,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
                 name,
                 target,
                 readonly,
+                copy_up: !nocopy,
             }
         }
         "bind" => {
@@ -285,6 +308,7 @@ fn mounts_of(store: &Store, spec: &str) -> Result<Vec<Request>> {
                         name: Some(name),
                         target,
                         readonly,
+                        copy_up: true,
                     },
                     None => Request::Bind {
                         source,
@@ -343,6 +367,7 @@ pub(super) fn requests(store: &Store, flags: &MountFlags<'_>) -> Result<Vec<Requ
             name: None,
             target,
             readonly: false,
+            copy_up: true,
         });
     }
     // Shorter paths first, so that a mount inside another lands on top of it.
@@ -385,6 +410,7 @@ pub(super) fn apply(
                 name,
                 target,
                 readonly,
+                copy_up: fill,
             } => {
                 let is_anonymous = name.is_none();
                 let name = match name {
@@ -406,7 +432,7 @@ pub(super) fn apply(
                 let data = store.volume_data(&name);
                 // An empty volume takes what the image has there (Docker's copy-up).
                 let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
-                if empty && !lowers.is_empty() {
+                if fill && empty && !lowers.is_empty() {
                     if view.is_none() {
                         let dir = store.staging_dir("volume-view")?;
                         let mounted =
@@ -600,8 +626,14 @@ mod tests {
     fn mount_keys_lade_does_not_act_on_are_refused() {
         let error = refusal("type=volume,source=data,target=/m,volume-subpath=a/b");
         assert!(error.contains("volume-subpath"), "{error}");
-        let error = refusal("type=volume,source=data,target=/m,volume-nocopy");
-        assert!(error.contains("volume-nocopy"), "{error}");
+        let error = refusal("type=bind,source=/tmp,target=/m,bind-propagation=rshared");
+        assert!(error.contains("bind-propagation=rshared"), "{error}");
+        assert!(parse_mount_flag("type=bind,src=/tmp,dst=/m,bind-propagation=rprivate").is_ok());
+        let nocopy = parse_mount_flag("type=volume,src=data,dst=/m,volume-nocopy").unwrap();
+        assert!(
+            matches!(nocopy, Request::Volume { copy_up: false, .. }),
+            "{nocopy:?}"
+        );
         assert!(refusal("type=tmpfs,target=/t,readonly").contains("read-only tmpfs"));
         assert!(parse_mount_flag("type=volume,src=data,dst=/m,consistency=cached").is_ok());
     }

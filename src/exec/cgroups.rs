@@ -322,6 +322,11 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
     let mut tries = 0u32;
     while !settled() {
         if std::time::Instant::now() > deadline {
+            // Never leave a half-frozen container behind a failed pause: its record
+            // still says running, and nothing else would thaw it.
+            if frozen {
+                let _ = write(&request, if value == "1" { "0" } else { "THAWED" });
+            }
             return Err(ExecError::Sys {
                 what: format!("{} did not become {value} within 10s", request.display()),
                 source: std::io::Error::from(std::io::ErrorKind::TimedOut),

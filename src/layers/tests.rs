@@ -633,7 +633,7 @@ fn a_walked_tree_becomes_a_snapshot_whose_recorded_fingerprint_a_check_confirms(
             quick: false,
             repair: false,
             fingerprint: &|path| fingerprint(path).map_err(Into::into),
-            snapshot_users: &Default::default(),
+            snapshot_users: &crate::store::SnapshotUsers::default,
         })
         .unwrap();
     assert_eq!(report.snapshots, 1);

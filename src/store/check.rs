@@ -23,9 +23,21 @@ pub struct CheckOptions<'a> {
     pub repair: bool,
     /// A snapshot's fingerprint (the layers module computes it; the store only keeps it).
     pub fingerprint: &'a (dyn Fn(&Path) -> std::result::Result<String, FingerprintError> + Sync),
-    /// The snapshots containers stand on (name to the containers' names): a repair never
-    /// takes a running container's files from under it, nor a stopped one's.
-    pub snapshot_users: &'a BTreeMap<String, Vec<String>>,
+    /// The snapshots containers stand on, asked once the check holds the store's
+    /// content lock (so no container is made meanwhile): a repair never takes a running
+    /// container's files from under it, nor a stopped one's.
+    pub snapshot_users: &'a dyn Fn() -> SnapshotUsers,
+}
+
+/// Which containers stand on which snapshots (the container module reads their specs;
+/// the store only keeps them).
+#[derive(Debug, Default)]
+pub struct SnapshotUsers {
+    /// Snapshot name to the names of the containers using it.
+    pub users: BTreeMap<String, Vec<String>>,
+    /// Containers whose spec cannot be read, with why: what they stand on is unknown,
+    /// so a repair then removes no snapshot at all.
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// Why a snapshot could not be fingerprinted (its walk failed): the snapshot counts as
@@ -51,6 +63,8 @@ pub enum Problem {
         diff_id: Digest,
         images: Vec<String>,
     },
+    /// A container whose spec cannot be read.
+    UnreadableContainer { name: String, reason: String },
     /// A snapshot a container stands on that is not in the store.
     MissingSnapshot {
         name: String,
@@ -104,6 +118,9 @@ impl fmt::Display for Problem {
                 "snapshot {name} of layer {diff_id} was changed since it was made ({})",
                 list(images)
             ),
+            Problem::UnreadableContainer { name, reason } => {
+                write!(f, "container {name}: its spec cannot be read ({reason})")
+            }
             Problem::MissingSnapshot { name, containers } => write!(
                 f,
                 "snapshot {name} is missing: container {} cannot start (remove it and create it again)",
@@ -316,7 +333,14 @@ impl Store {
             }
         }
 
-        for (name, containers) in options.snapshot_users {
+        let snapshot_users = (options.snapshot_users)();
+        for (name, reason) in &snapshot_users.unreadable {
+            report.problems.push(Problem::UnreadableContainer {
+                name: name.clone(),
+                reason: reason.clone(),
+            });
+        }
+        for (name, containers) in &snapshot_users.users {
             if !snapshot_dir.join(name).is_dir() {
                 report.problems.push(Problem::MissingSnapshot {
                     name: name.clone(),
@@ -327,15 +351,22 @@ impl Store {
 
         let orphans = self.container_orphans()?;
         if options.repair {
+            let users = &snapshot_users.users;
+            let unknown = !snapshot_users.unreadable.is_empty();
             let (in_use, unused): (Vec<String>, Vec<String>) = bad_snapshots
                 .into_iter()
-                .partition(|name| options.snapshot_users.contains_key(name));
+                .partition(|name| unknown || users.contains_key(name));
             for name in in_use {
-                report.repairs.push(format!(
-                    "left snapshot {name} in place: container {} stands on it; remove {}, then repair again",
-                    options.snapshot_users[&name].join(", "),
-                    if options.snapshot_users[&name].len() == 1 { "it" } else { "them" }
-                ));
+                report.repairs.push(match users.get(&name) {
+                    Some(containers) => format!(
+                        "left snapshot {name} in place: container {} stands on it; remove {}, then repair again",
+                        containers.join(", "),
+                        if containers.len() == 1 { "it" } else { "them" }
+                    ),
+                    None => format!(
+                        "left snapshot {name} in place: a container whose spec cannot be read may stand on it"
+                    ),
+                });
             }
             self.repair(&mut report, &images, &broken, &bad_blobs, &unused)?;
             for orphan in &orphans {

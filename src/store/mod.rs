@@ -24,7 +24,7 @@ use std::sync::Mutex;
 
 pub use blobs::{BlobReader, BlobWriter};
 pub use cache::{CacheRecord, CacheUsage, PruneOptions, PruneReport};
-pub use check::{CheckOptions, CheckReport, FingerprintError, Problem};
+pub use check::{CheckOptions, CheckReport, FingerprintError, Problem, SnapshotUsers};
 pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
@@ -66,7 +66,7 @@ pub enum StoreError {
     NotOwner { path: PathBuf, owner: String },
     /// A file or directory of the store that lade will not trust.
     #[error(
-        "{} {problem}: lade does not use a store whose own files another user could have made; remove it if the store is yours, or use another store with --root DIR",
+        "{} {problem}: lade will not use a store another user could change or put in its place; fix that, or use another store with --root DIR",
         path.display()
     )]
     Unsafe { path: PathBuf, problem: String },
@@ -128,6 +128,7 @@ fn make_private_root(root: &Path) -> Result<()> {
             })
         }
     }
+    check_ancestors(root)?;
     let meta = fs::metadata(root).at(root)?;
     let me = nix::unistd::geteuid();
     // Root too: the store's database and directories decide what lade mounts and runs,
@@ -182,6 +183,46 @@ fn check_store_entries(root: &Path) -> Result<()> {
                     problem: format!("belongs to {}", user_name(meta.uid())),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Every directory above the store, as written and as it really is (symlinks
+/// followed), belongs to root or this user and is not open to others' writes (unless
+/// sticky, as /tmp: others may not rename what they do not own there): otherwise
+/// another user could put a store of their own in its place while lade uses it.
+fn check_ancestors(root: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let me = nix::unistd::geteuid().as_raw();
+    let canonical = fs::canonicalize(root).at(root)?;
+    for dir in root
+        .ancestors()
+        .skip(1)
+        .chain(canonical.ancestors().skip(1))
+    {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let meta = fs::metadata(dir).at(dir)?;
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(StoreError::Unsafe {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "belongs to {}, who could put another store in this one's place",
+                    user_name(meta.uid())
+                ),
+            });
+        }
+        let mode = meta.permissions().mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(StoreError::Unsafe {
+                path: dir.to_path_buf(),
+                problem: format!(
+                    "is writable by other users (mode {:o}), who could put another store in this one's place",
+                    mode & 0o7777
+                ),
+            });
         }
     }
     Ok(())
