@@ -17,6 +17,19 @@ use nix::sched::{setns, CloneFlags};
 /// How long one question waits for its answer before it is asked again.
 const RETRY: Duration = Duration::from_millis(100);
 
+/// Why a DNS server did not answer a name.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("{name:?} is no DNS name")]
+    NotAName { name: String },
+    #[error("entering {}: {source}", netns.display())]
+    Namespace { netns: PathBuf, source: io::Error },
+    #[error("asking {server}:53: {source}")]
+    Ask { server: Ipv4Addr, source: io::Error },
+    #[error("the DNS probe's thread panicked")]
+    Panicked,
+}
+
 /// Waits, up to `timeout`, until the DNS server at `server`:53 answers `name` with an
 /// address to a question asked from the network namespace at `netns`. Says why not.
 pub fn wait_until_answered(
@@ -24,18 +37,23 @@ pub fn wait_until_answered(
     server: Ipv4Addr,
     name: &str,
     timeout: Duration,
-) -> Result<(), String> {
-    let question = query(0x1ade, name).ok_or_else(|| format!("{name:?} is no DNS name"))?;
+) -> Result<(), ProbeError> {
+    let question = query(0x1ade, name).ok_or_else(|| ProbeError::NotAName {
+        name: name.to_string(),
+    })?;
     let netns: PathBuf = netns.to_path_buf();
     // Namespaces belong to threads: a helper thread asks from the container's.
-    std::thread::spawn(move || -> Result<(), String> {
-        let namespace = File::open(&netns).map_err(|e| format!("{}: {e}", netns.display()))?;
-        setns(&namespace, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("entering {}: {e}", netns.display()))?;
-        ask(server, &question, timeout).map_err(|e| format!("asking {server}:53: {e}"))
+    std::thread::spawn(move || -> Result<(), ProbeError> {
+        let entered = File::open(&netns).and_then(|namespace| {
+            setns(&namespace, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)
+        });
+        if let Err(source) = entered {
+            return Err(ProbeError::Namespace { netns, source });
+        }
+        ask(server, &question, timeout).map_err(|source| ProbeError::Ask { server, source })
     })
     .join()
-    .map_err(|_| "the DNS probe's thread panicked".to_string())?
+    .map_err(|_| ProbeError::Panicked)?
 }
 
 fn ask(server: Ipv4Addr, question: &[u8], timeout: Duration) -> io::Result<()> {

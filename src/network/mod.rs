@@ -66,11 +66,64 @@ pub enum NetworkError {
 /// Container names will not resolve on these networks: aardvark-dns, which answers them,
 /// does not run. The container runs all the same (Docker's names are a convenience, and
 /// addresses still work), so this is told as a warning.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct DnsUnavailable {
     /// The networks' names, as their user knows them.
     pub networks: Vec<String>,
-    pub cause: String,
+    pub cause: DnsError,
+}
+
+/// Why aardvark-dns does not answer a network's names.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("aardvark-dns is not installed ({}): apt-get install aardvark-dns", path.display())]
+    NotInstalled { path: PathBuf },
+    #[error("cannot run {}: {source}{}", path.display(), systemd_note(*netavark_tried_systemd))]
+    CannotRun {
+        path: PathBuf,
+        source: std::io::Error,
+        netavark_tried_systemd: bool,
+    },
+    #[error("{} failed ({status}){}{}", path.display(), said_note(said), systemd_note(*netavark_tried_systemd))]
+    Failed {
+        path: PathBuf,
+        status: std::process::ExitStatus,
+        /// What it said on stderr.
+        said: String,
+        netavark_tried_systemd: bool,
+    },
+    #[error(
+        "{} started but does not run (its pid file {} names no aardvark-dns){}",
+        path.display(),
+        pid_file.display(),
+        systemd_note(*netavark_tried_systemd)
+    )]
+    NotRunning {
+        path: PathBuf,
+        pid_file: PathBuf,
+        netavark_tried_systemd: bool,
+    },
+    #[error("{} does not answer the container's name: {source}", path.display())]
+    NoAnswer {
+        path: PathBuf,
+        source: dns::ProbeError,
+    },
+}
+
+fn systemd_note(tried: bool) -> &'static str {
+    if tried {
+        " (netavark tried systemd-run, since /run/systemd/system exists, but systemd is not PID 1)"
+    } else {
+        ""
+    }
+}
+
+fn said_note(said: &str) -> String {
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(": {said}")
+    }
 }
 
 impl std::fmt::Display for DnsUnavailable {
@@ -286,21 +339,26 @@ impl Netavark {
             .container_id
             .get(..12)
             .unwrap_or(&network.container_name);
-        let mut silent = DnsUnavailable {
-            networks: Vec::new(),
-            cause: String::new(),
-        };
+        let mut silent: Option<DnsUnavailable> = None;
         for attachment in named {
             let gateway = attachment.network.gateway;
-            if let Err(why) = dns::wait_until_answered(netns, gateway, own_name, DNS_READY) {
-                silent.networks.push(attachment.network.name.clone());
-                silent.cause = format!(
-                    "{} does not answer the container's name: {why}",
-                    self.aardvark.display()
-                );
+            if let Err(source) = dns::wait_until_answered(netns, gateway, own_name, DNS_READY) {
+                let name = attachment.network.name.clone();
+                match &mut silent {
+                    Some(silent) => silent.networks.push(name),
+                    None => {
+                        silent = Some(DnsUnavailable {
+                            networks: vec![name],
+                            cause: DnsError::NoAnswer {
+                                path: self.aardvark.clone(),
+                                source,
+                            },
+                        })
+                    }
+                }
             }
         }
-        Ok((!silent.networks.is_empty()).then_some(silent))
+        Ok(silent)
     }
 
     /// Undoes [`Netavark::setup`]; the namespace may be empty by now (its container
@@ -393,56 +451,49 @@ impl Netavark {
     /// image, a package that made the directory); it skips it (silently) when the
     /// binary is missing. Started here as netavark starts it without systemd, it then
     /// finds it running at the next setup and teardown.
-    fn start_aardvark(&self) -> std::result::Result<(), String> {
+    fn start_aardvark(&self) -> std::result::Result<(), DnsError> {
         if self.aardvark_running() {
             return Ok(());
         }
-        if !self.aardvark.is_file() {
-            return Err(format!(
-                "aardvark-dns is not installed ({}): apt-get install aardvark-dns",
-                self.aardvark.display()
-            ));
+        let path = self.aardvark.clone();
+        if !path.is_file() {
+            return Err(DnsError::NotInstalled { path });
         }
-        let why_netavark_failed = if systemd_dir_without_systemd() {
-            " (netavark tried systemd-run, since /run/systemd/system exists, but systemd is not PID 1)"
-        } else {
-            ""
-        };
+        let netavark_tried_systemd = systemd_dir_without_systemd();
         // aardvark-dns forks its server, which lets go of our pipes before its parent
         // returns, once its pid file is written.
-        let output = Command::new(&self.aardvark)
+        let output = Command::new(&path)
             .arg("--config")
             .arg(self.aardvark_dir())
             .args(["-p", "53", "run"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .output()
-            .map_err(|e| {
-                format!(
-                    "cannot run {}: {e}{why_netavark_failed}",
-                    self.aardvark.display()
-                )
-            })?;
+            .output();
+        let output = match output {
+            Ok(output) => output,
+            Err(source) => {
+                return Err(DnsError::CannotRun {
+                    path,
+                    source,
+                    netavark_tried_systemd,
+                })
+            }
+        };
         if !output.status.success() {
-            let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
-            let said = if said.is_empty() {
-                String::new()
-            } else {
-                format!(": {said}")
-            };
-            return Err(format!(
-                "{} failed ({}){said}{why_netavark_failed}",
-                self.aardvark.display(),
-                output.status,
-            ));
+            return Err(DnsError::Failed {
+                path,
+                status: output.status,
+                said: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+                netavark_tried_systemd,
+            });
         }
         if !self.aardvark_running() {
-            return Err(format!(
-                "{} started but does not run (its pid file {} names no aardvark-dns){why_netavark_failed}",
-                self.aardvark.display(),
-                self.aardvark_dir().join("aardvark.pid").display()
-            ));
+            return Err(DnsError::NotRunning {
+                path,
+                pid_file: self.aardvark_dir().join("aardvark.pid"),
+                netavark_tried_systemd,
+            });
         }
         Ok(())
     }
@@ -611,11 +662,13 @@ mod tests {
     fn the_dns_warning_names_the_networks_and_the_cause() {
         let warning = DnsUnavailable {
             networks: vec!["front".into()],
-            cause: "aardvark-dns is not installed".into(),
+            cause: DnsError::NotInstalled {
+                path: "/usr/lib/podman/aardvark-dns".into(),
+            },
         };
         assert_eq!(
             warning.to_string(),
-            "container names will not resolve on network front: aardvark-dns is not installed"
+            "container names will not resolve on network front: aardvark-dns is not installed (/usr/lib/podman/aardvark-dns): apt-get install aardvark-dns"
         );
     }
 }
