@@ -295,7 +295,7 @@ impl Netavark {
         netns: &Path,
         network: &ContainerNetwork,
     ) -> Result<Option<DnsUnavailable>> {
-        let _lock = host_lock().map_err(|e| NetworkError::Netavark {
+        let lock = host_lock().map_err(|e| NetworkError::Netavark {
             command: "setup",
             message: format!("its lock: {e}"),
         })?;
@@ -333,6 +333,8 @@ impl Netavark {
                 cause,
             }));
         }
+        // The waits below need nothing of the host's: other containers' setups go on.
+        drop(lock);
         // Its short id, which every lade container answers to (plain DNS labels,
         // whatever its name).
         let own_name = network
