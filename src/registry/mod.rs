@@ -102,6 +102,15 @@ const CHECKING: &str = "checking the registry (GET /v2/)";
 /// Tries of a GET whose connection fails or times out, and of a small body's fetch.
 const GET_ATTEMPTS: u32 = 3;
 
+/// The most lade reads of an answer whose size nothing vouches for (a manifest, a
+/// token, a tag list, the catalogue): a hostile registry's endless answer ends here,
+/// not in memory.
+const SMALL_ANSWER_LIMIT: u64 = 4 << 20;
+
+/// The most lade takes of an image config, whatever its descriptor claims: it is held
+/// in memory and stored whole.
+const CONFIG_LIMIT: u64 = 16 << 20;
+
 fn is_loopback(registry: &str) -> bool {
     let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
     host == "localhost" || host.starts_with("127.") || host == "[::1]"
@@ -246,8 +255,9 @@ impl Client {
             .build()
     }
 
-    /// `digest`'s body from `repository`, checked against [`Paced`]'s floor and resumed
-    /// where a failure cuts it (see [`Resuming`]); `size` as the manifest gives it.
+    /// `digest`'s body from `repository`, checked against [`Paced`]'s floor, resumed
+    /// where a failure cuts it and refused past `size`, its descriptor's (see
+    /// [`Resuming`]).
     fn open_blob(
         &self,
         repository: &str,
@@ -263,15 +273,12 @@ impl Client {
         Ok(Resuming {
             client: self,
             reader: Box::new(Paced::new(
-                response
-                    .into_body()
-                    .into_with_config()
-                    .limit(u64::MAX)
-                    .reader(),
+                response.into_body().into_reader(),
                 &self.timeouts,
             )),
             url,
             stage: stage.to_string(),
+            digest: *digest,
             offset: 0,
             size,
             resumptions: 0,
@@ -344,11 +351,8 @@ impl Client {
             }
             status => return Err(self.error(format!("its token service answered {status}"))),
         }
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| self.transport_error(e, &stage))?;
-        let body: Value = serde_json::from_str(&text)
+        let text = self.read_small(&mut response, &stage)?;
+        let body: Value = serde_json::from_slice(&text)
             .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
         body.get("token")
             .or_else(|| body.get("access_token"))
@@ -475,11 +479,29 @@ impl Client {
         if response.status() != 200 {
             return Err(self.status_error(what, response));
         }
-        let text = response
+        let text = self.read_small(response, &format!("fetching {what}"))?;
+        serde_json::from_slice(&text).map_err(|e| self.error(format!("{what}: {e}")))
+    }
+
+    /// The body of an answer whose size nothing vouches for, up to
+    /// [`SMALL_ANSWER_LIMIT`].
+    fn read_small(
+        &self,
+        response: &mut ureq::http::Response<ureq::Body>,
+        stage: &str,
+    ) -> Result<Vec<u8>> {
+        match response
             .body_mut()
-            .read_to_string()
-            .map_err(|e| self.transport_error(e, &format!("fetching {what}")))?;
-        serde_json::from_str(&text).map_err(|e| self.error(format!("{what}: {e}")))
+            .with_config()
+            .limit(SMALL_ANSWER_LIMIT)
+            .read_to_vec()
+        {
+            Ok(bytes) => Ok(bytes),
+            Err(ureq::Error::BodyExceedsLimit(_)) => Err(self.error(format!(
+                "{stage}: the answer is larger than the {SMALL_ANSWER_LIMIT} bytes lade takes"
+            ))),
+            Err(e) => Err(self.transport_error(e, stage)),
+        }
     }
 
     /// A manifest by tag or digest: its bytes, media type and digest. A
@@ -490,7 +512,7 @@ impl Client {
         let name = format!("{}/{repository}{separator}{reference}", self.registry);
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
         let stage = format!("fetching the manifest of {name}");
-        let (headers, bytes) = self.fetch_small(&url, Some(ACCEPT), 4 << 20, &stage)?;
+        let (headers, bytes) = self.fetch_small(&url, Some(ACCEPT), SMALL_ANSWER_LIMIT, &stage)?;
         let media_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -580,6 +602,23 @@ impl PullProgress for () {
     fn layer(&self, _: &Digest, _: u64, _: bool) {}
 }
 
+/// A descriptor of `image`'s manifest (`what` names it in errors): digest, size and
+/// media type. The size is required, as the spec has it: it bounds the blob's body.
+fn descriptor(image: &str, value: &Value, what: &str) -> Result<(Digest, u64, String)> {
+    let digest = value["digest"]
+        .as_str()
+        .and_then(|d| d.parse::<Digest>().ok())
+        .ok_or_else(|| json_error(image, what, "no valid digest"))?;
+    let size = value["size"]
+        .as_u64()
+        .ok_or_else(|| json_error(image, what, format!("{digest} has no size")))?;
+    Ok((
+        digest,
+        size,
+        value["mediaType"].as_str().unwrap_or_default().to_string(),
+    ))
+}
+
 fn json_error(image: &str, what: &str, e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Image {
         image: image.to_string(),
@@ -660,19 +699,9 @@ pub fn pull(
             .map_err(|e| json_error(&image_name, "its manifest", e))?;
     }
     let _ = (media_type, digest);
-    let descriptor = |value: &Value, what: &str| -> Result<(Digest, u64, String)> {
-        let digest = value["digest"]
-            .as_str()
-            .and_then(|d| d.parse::<Digest>().ok())
-            .ok_or_else(|| json_error(&image_name, what, "no valid digest"))?;
-        Ok((
-            digest,
-            value["size"].as_u64().unwrap_or(0),
-            value["mediaType"].as_str().unwrap_or_default().to_string(),
-        ))
-    };
-    let (config_digest, _, _) = descriptor(&manifest["config"], "its config")?;
-    let config_bytes = fetch_small_blob(store, &client, repository, &config_digest)?;
+    let descriptor = |value: &Value, what: &str| descriptor(&image_name, value, what);
+    let (config_digest, config_size, _) = descriptor(&manifest["config"], "its config")?;
+    let config_bytes = fetch_config(store, &client, repository, &config_digest, config_size)?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| json_error(&image_name, "its config", e))?;
     let layer_descriptors: Vec<(Digest, u64, String)> = manifest["layers"]
@@ -770,20 +799,27 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
     Ok(tags)
 }
 
-/// A small blob (a config): from the store when it has it, else fetched and checked.
-fn fetch_small_blob(
+/// A config: from the store when it has it, else fetched (no more than `size`, its
+/// descriptor's) and checked.
+fn fetch_config(
     store: &Store,
     client: &Client,
     repository: &str,
     digest: &Digest,
+    size: u64,
 ) -> Result<Vec<u8>> {
     if store.has_blob(digest) {
         return Ok(store.read_blob(digest)?);
     }
+    if size > CONFIG_LIMIT {
+        return Err(client.error(format!(
+            "blob {digest}: its descriptor gives {size} bytes, more than the {CONFIG_LIMIT} lade takes of an image config"
+        )));
+    }
     let (_, bytes) = client.fetch_small(
         &client.blob_url(repository, digest),
         None,
-        16 << 20,
+        size,
         &format!("fetching blob {digest}"),
     )?;
     if Digest::of(&bytes) != *digest {
@@ -806,8 +842,10 @@ struct Resuming<'a> {
     /// What the fetch is, as errors name it.
     stage: String,
     reader: Box<dyn Read + Send + 'a>,
+    digest: Digest,
     offset: u64,
-    /// The size the manifest gives (0 when it does not say).
+    /// The size its descriptor gives: a byte past it fails the fetch, so a registry
+    /// cannot hold a pull with an endless body nor fill the disk with one.
     size: u64,
     resumptions: u32,
     /// Why it gave up, when it did: the error to report rather than the reader's.
@@ -869,11 +907,7 @@ impl<'a> Resuming<'a> {
             ));
         }
         let mut reader: Box<dyn Read + Send + 'a> = Box::new(Paced::new(
-            response
-                .into_body()
-                .into_with_config()
-                .limit(u64::MAX)
-                .reader(),
+            response.into_body().into_reader(),
             &self.client.timeouts,
         ));
         if status == 200 {
@@ -897,7 +931,7 @@ impl Read for Resuming<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.reader.read(buf) {
-                Ok(0) if self.size > 0 && self.offset < self.size => {
+                Ok(0) if self.offset < self.size => {
                     let cut = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!(
@@ -906,6 +940,17 @@ impl Read for Resuming<'_> {
                         ),
                     );
                     self.resume(cut)?;
+                }
+                Ok(n) if self.offset + n as u64 > self.size => {
+                    // No resumption: the registry sent what it sent, and more of it
+                    // would not make it right.
+                    let error = self.client.error(format!(
+                        "blob {}: the registry sent more than the {} bytes its descriptor gives",
+                        self.digest, self.size
+                    ));
+                    let message = error.to_string();
+                    self.failure = Some(error);
+                    return Err(io::Error::other(message));
                 }
                 Ok(n) => {
                     self.offset += n as u64;
@@ -1485,14 +1530,12 @@ pub fn pull_layout(
         .map_err(|e| json_error(&reference.familiar(), "its manifest", e))?;
     let blobs_dir = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs_dir).map_err(io_at(&blobs_dir))?;
-    let descriptors: Vec<(Digest, u64)> = std::iter::once(&parsed["config"])
+    let image = reference.familiar();
+    let descriptors: Vec<(Digest, u64, String)> = std::iter::once(&parsed["config"])
         .chain(parsed["layers"].as_array().into_iter().flatten())
-        .filter_map(|d| {
-            let digest = d["digest"].as_str().and_then(|d| d.parse().ok())?;
-            Some((digest, d["size"].as_u64().unwrap_or(0)))
-        })
-        .collect();
-    for (digest, size) in &descriptors {
+        .map(|d| descriptor(&image, d, "a blob"))
+        .collect::<Result<_>>()?;
+    for (digest, size, _) in &descriptors {
         let target = layout_blob(dir, digest);
         let partial = target.with_extension("part");
         let stage = format!("fetching blob {digest}");
