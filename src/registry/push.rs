@@ -345,3 +345,33 @@ fn absolute(client: &Client, location: &str) -> String {
         format!("{}{location}", client.base)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_layer_goes_zstd_and_gzip_on_request_converts_all_but_gzip_layers() {
+        assert_eq!(
+            push_compression(media::OCI_LAYER_TAR, false),
+            Some(PushCompression::Zstd)
+        );
+        assert_eq!(
+            push_compression(media::DOCKER_LAYER_TAR, false),
+            Some(PushCompression::Zstd)
+        );
+        assert_eq!(push_compression(media::OCI_LAYER_GZIP, false), None);
+        assert_eq!(push_compression(media::OCI_LAYER_ZSTD, false), None);
+        assert_eq!(
+            push_compression(media::OCI_LAYER_ZSTD, true),
+            Some(PushCompression::Gzip)
+        );
+        assert_eq!(
+            push_compression(media::OCI_LAYER_TAR, true),
+            Some(PushCompression::Gzip)
+        );
+        assert_eq!(push_compression(media::DOCKER_LAYER_GZIP, true), None);
+        assert_eq!(PushCompression::Gzip.media_type(), media::OCI_LAYER_GZIP);
+        assert_eq!(PushCompression::Zstd.media_type(), media::OCI_LAYER_ZSTD);
+    }
+}

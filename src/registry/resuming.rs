@@ -152,7 +152,7 @@ impl Read for Resuming<'_> {
                     );
                     self.resume(cut)?;
                 }
-                Ok(n) if self.offset + n as u64 > self.size => {
+                Ok(n) if self.offset.saturating_add(n as u64) > self.size => {
                     // No resumption: the registry sent what it sent, and more of it
                     // would not make it right.
                     let error = self.client.error(format!(
