@@ -1181,6 +1181,9 @@ enum Reply {
     TrickledBody(u64, Duration),
     /// 200 with a Content-Length of `length`, then nothing.
     StalledBody(u64),
+    /// 200 with no Content-Length (the body ends when the connection does), then
+    /// zeros as fast as they are taken, forever.
+    EndlessBody,
     /// Nothing at all: the request is read and the connection held.
     Silent,
 }
@@ -1268,6 +1271,12 @@ impl FakeRegistry {
                                 );
                                 // Held open, silent, until lade hangs up.
                                 let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                                return;
+                            }
+                            Reply::EndlessBody => {
+                                let _ = write!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                                let zeros = [0u8; 64 << 10];
+                                while out.write_all(&zeros).is_ok() {}
                                 return;
                             }
                             Reply::Silent => {
@@ -1471,5 +1480,42 @@ fn a_slow_loris_registry_fails_the_pull_in_bounded_time() {
     let fetches = fake.count(&format!("/blobs/{layer}"));
     assert!((2..=6).contains(&fetches), "{fetches} fetches of the layer");
     assert!(lade.ok(&["images", "-q"]).trim().is_empty());
+    lade.ok(&["system", "check"]);
+}
+
+#[test]
+fn a_layer_body_longer_than_its_descriptor_fails_the_pull_at_once_and_stores_nothing() {
+    let lade = Lade::new();
+    // Fast enough for any rate floor: only the descriptor's size can end it.
+    let (fake, layer) = fake_with_layer(Reply::EndlessBody);
+    let host = format!("127.0.0.1:{}", fake.port);
+    let message = pull_failing_within(
+        &lade,
+        &format!("{host}/endless/busybox:1"),
+        "30",
+        Duration::from_secs(20),
+    );
+    assert!(
+        message.contains(&format!(
+            "{host}: blob {layer}: the registry sent more than the {LAYER_SIZE} bytes its descriptor gives"
+        )),
+        "{message}"
+    );
+    // Refused, not resumed: more of the same would not make it right.
+    assert_eq!(fake.count(&format!("/blobs/{layer}")), 1);
+    assert!(lade.ok(&["images", "-q"]).trim().is_empty());
+    let hex = layer.trim_start_matches("sha256:");
+    let largest = walkdir::WalkDir::new(lade.root())
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .inspect(|e| assert_ne!(e.file_name().to_string_lossy(), hex, "the layer was stored"))
+        .map(|e| e.metadata().map_or(0, |m| m.len()))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        largest < LAYER_SIZE,
+        "a file of {largest} bytes was left in the store"
+    );
     lade.ok(&["system", "check"]);
 }

@@ -445,6 +445,7 @@ fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Res
                 &tag.normalized(),
                 tag,
                 &crate::registry::PushOptions::default(),
+                &super::registry::recompress,
                 &|line| progress.line(line),
             )
             .with_context(|| format!("cannot push {}", tag.familiar()))?;

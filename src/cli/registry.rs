@@ -8,8 +8,10 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
 
 use super::open_store;
-use crate::oci::{ImageRef, Platform};
-use crate::registry::{self, ClientOptions, Credentials, PullOptions};
+use crate::layers::{self, Compression};
+use crate::oci::{Digest, ImageRef, Platform};
+use crate::registry::{self, ClientOptions, Credentials, PullOptions, PushCompression};
+use crate::store::{LayerInfo, Store};
 
 #[derive(Debug, Args)]
 #[command(
@@ -192,6 +194,7 @@ pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
             },
             gzip,
         },
+        &recompress,
         &|line| {
             if !quiet {
                 println!("{line}");
@@ -208,6 +211,20 @@ pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The layers module's compressor, as a push takes it: `registry` may not use `layers`,
+/// so the one layer compressor reaches it from here.
+pub(super) fn recompress(
+    store: &Store,
+    layer: &LayerInfo,
+    to: PushCompression,
+) -> std::result::Result<(Digest, u64), Box<dyn std::error::Error + Send + Sync>> {
+    let to = match to {
+        PushCompression::Zstd => Compression::Zstd,
+        PushCompression::Gzip => Compression::Gzip,
+    };
+    Ok(layers::recompress(store, layer, to)?)
 }
 
 #[derive(Debug, Args)]

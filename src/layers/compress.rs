@@ -3,7 +3,9 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use crate::oci::media;
+use super::{IoContext, LayerError, Result};
+use crate::oci::{media, Digest};
+use crate::store::{LayerInfo, Store};
 
 /// How layer blobs are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,27 @@ impl<W: Write> Write for Compressor<W> {
     }
 }
 
+/// A stored layer again as a blob in the store (the same tar), compressed `to`: its
+/// digest and size. The source blob is checked against its digest as it is read; the
+/// same layer always gives the same bytes, so a second push of it finds the registry
+/// has it.
+pub fn recompress(store: &Store, layer: &LayerInfo, to: Compression) -> Result<(Digest, u64)> {
+    let from = Compression::from_media_type(&layer.media_type)
+        .ok_or_else(|| LayerError::UnknownMediaType(layer.media_type.clone()))?;
+    let source = store.blob_path(&layer.blob);
+    let mut blob = store.open_blob(&layer.blob)?;
+    let mut compressor = to.writer(store.blob_writer()?).at(&source)?;
+    {
+        let mut tar = from
+            .reader(BufReader::with_capacity(1 << 20, &mut blob))
+            .at(&source)?;
+        io::copy(&mut tar, &mut compressor).at(&source)?;
+    }
+    blob.finish()?;
+    let writer = compressor.finish().at(&source)?;
+    Ok(writer.commit(None)?)
+}
+
 /// A reader of the tar inside `inner`, whatever its compression (gzip, bzip2, xz, zstd
 /// or none), recognised by its first bytes.
 pub fn decompressing_reader<'a, R: Read + 'a>(inner: R) -> io::Result<Box<dyn Read + 'a>> {
@@ -142,6 +165,66 @@ mod tests {
         round_trip(Compression::Zstd);
         round_trip(Compression::Gzip);
         round_trip(Compression::None);
+    }
+
+    #[test]
+    fn a_recompressed_layer_holds_the_same_tar_and_is_the_same_each_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let tar: Vec<u8> = (0..200_000u32).map(|i| (i % 97) as u8).collect();
+        let stored = store.put_blob(&tar).unwrap();
+        let layer = LayerInfo {
+            blob: stored,
+            diff_id: stored,
+            media_type: media::OCI_LAYER_TAR.to_string(),
+            size: tar.len() as u64,
+            tar_size: tar.len() as u64,
+        };
+        for to in [Compression::Zstd, Compression::Gzip] {
+            let (digest, size) = recompress(&store, &layer, to).unwrap();
+            assert_eq!(recompress(&store, &layer, to).unwrap(), (digest, size));
+            let compressed = store.read_blob(&digest).unwrap();
+            assert_eq!(compressed.len() as u64, size);
+            let mut back = Vec::new();
+            to.reader(compressed.as_slice())
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, tar, "{to:?}");
+            // And back from the compressed form: zstd to gzip, as `--compression gzip`.
+            let again = LayerInfo {
+                blob: digest,
+                media_type: to.media_type().to_string(),
+                size,
+                ..layer.clone()
+            };
+            let (gzip, _) = recompress(&store, &again, Compression::Gzip).unwrap();
+            let mut back = Vec::new();
+            decompressing_reader(store.read_blob(&gzip).unwrap().as_slice())
+                .unwrap()
+                .read_to_end(&mut back)
+                .unwrap();
+            assert_eq!(back, tar);
+        }
+    }
+
+    #[test]
+    fn recompressing_a_layer_of_an_unknown_media_type_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let blob = store.put_blob(b"not a layer").unwrap();
+        let layer = LayerInfo {
+            blob,
+            diff_id: blob,
+            media_type: "application/x-unknown".to_string(),
+            size: 11,
+            tar_size: 11,
+        };
+        let error = recompress(&store, &layer, Compression::Gzip).unwrap_err();
+        assert!(
+            matches!(error, LayerError::UnknownMediaType(ref t) if t == "application/x-unknown"),
+            "{error}"
+        );
     }
 
     #[test]

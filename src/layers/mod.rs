@@ -17,7 +17,7 @@ mod write;
 
 use std::path::PathBuf;
 
-pub use compress::{decompressing_reader, Compression};
+pub use compress::{decompressing_reader, recompress, Compression};
 pub use entry::{Entry, EntryKind};
 pub use extract::{check_room, extract, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;

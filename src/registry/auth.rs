@@ -2,6 +2,9 @@
 //! `$XDG_RUNTIME_DIR/containers/auth.json` (for root without it,
 //! `/run/containers/0/auth.json`, as podman) and then `~/.docker/config.json`; written
 //! (by `lade login`) where podman writes them, mode 0600. A secret is never printed.
+//!
+//! And what a client does with them: the `/v2/` challenge answered with Basic
+//! credentials or a bearer token from the registry's token service.
 
 use std::fs;
 use std::io::Write;
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use base64::Engine as _;
 use serde_json::{json, Value};
 
+use super::client::{Client, CHECKING};
 use super::{RegistryError, Result};
 
 /// A user name and password (or token) for one registry.
@@ -211,6 +215,83 @@ pub(crate) fn parse_challenge(header: &str) -> Option<Challenge> {
         scheme: scheme.to_string(),
         params,
     })
+}
+
+impl Client {
+    /// Earns the right to `actions` (`pull`, `pull,push`) on `repository`: the `/v2/`
+    /// challenge, then Basic credentials or a bearer token from the token service.
+    pub(super) fn authenticate(&self, repository: &str, actions: &str) -> Result<()> {
+        self.authenticate_scope(&format!("repository:{repository}:{actions}"))
+    }
+
+    /// The same, for any scope (`registry:catalog:*`).
+    pub(super) fn authenticate_scope(&self, scope: &str) -> Result<()> {
+        let response = self
+            .agent
+            .get(format!("{}/v2/", self.base))
+            .call()
+            .map_err(|e| self.transport_error(e, CHECKING))?;
+        if response.status() != 401 {
+            return Ok(());
+        }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| self.error("it asks for authentication without saying how"))?;
+        let authorization = if challenge.scheme.eq_ignore_ascii_case("basic") {
+            self.credentials
+                .as_ref()
+                .map(Credentials::basic)
+                .ok_or_else(|| RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                })?
+        } else if challenge.scheme.eq_ignore_ascii_case("bearer") {
+            format!("Bearer {}", self.token(&challenge, scope)?)
+        } else {
+            return Err(self.error(format!(
+                "it asks for {} authentication, which lade does not speak",
+                challenge.scheme
+            )));
+        };
+        *self.authorization.lock().unwrap_or_else(|e| e.into_inner()) = Some(authorization);
+        Ok(())
+    }
+
+    fn token(&self, challenge: &Challenge, scope: &str) -> Result<String> {
+        let realm = challenge
+            .param("realm")
+            .ok_or_else(|| self.error("its bearer challenge has no realm"))?;
+        let mut request = self.agent.get(realm).query("scope", scope);
+        if let Some(service) = challenge.param("service") {
+            request = request.query("service", service);
+        }
+        if let Some(credentials) = &self.credentials {
+            request = request.header("Authorization", credentials.basic());
+        }
+        let stage = format!("asking the token service {realm} for a token");
+        let mut response = request
+            .call()
+            .map_err(|e| self.transport_error(e, &stage))?;
+        match response.status().as_u16() {
+            200 => {}
+            401 | 403 => {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.registry.clone(),
+                })
+            }
+            status => return Err(self.error(format!("its token service answered {status}"))),
+        }
+        let text = self.read_small(&mut response, &stage)?;
+        let body: Value = serde_json::from_slice(&text)
+            .map_err(|e| self.error(format!("its token service's answer: {e}")))?;
+        body.get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| self.error("its token service gave no token"))
+    }
 }
 
 #[cfg(test)]

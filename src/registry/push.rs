@@ -1,0 +1,377 @@
+//! `lade push`: an image from the store to a registry. Blobs the registry lacks go up
+//! (mounted from another repository of the same registry where one holds them, else
+//! uploaded whole or in chunks), layers re-compressed on the way where they are stored
+//! uncompressed or `--compression gzip` asks, and the manifest last.
+
+use std::io::Read;
+
+use serde_json::Value;
+
+use super::client::{Client, ClientOptions};
+use super::{repository_name, RegistryError, Result};
+use crate::oci::{media, Digest, ImageRef};
+use crate::store::{LayerInfo, Store};
+
+/// What `lade push` asks for.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    pub client: ClientOptions,
+    /// `--compression gzip`: layers stored otherwise (zstd, or uncompressed) are pushed
+    /// gzip-compressed, for registries and clients that lack zstd (Docker 20.10).
+    /// Without it, layers stored uncompressed (as builds leave them) are pushed
+    /// zstd-compressed and the others as stored.
+    pub gzip: bool,
+}
+
+/// Pushes the store's image `source` as `destination`: blobs the registry lacks, then
+/// the manifest, layers compressed with `recompress` where they must be. Returns the
+/// manifest's digest.
+pub fn push(
+    store: &Store,
+    source: &str,
+    destination: &ImageRef,
+    options: &PushOptions,
+    recompress: &Recompress,
+    progress: &dyn Fn(&str),
+) -> Result<Digest> {
+    let image = store.image(source)?;
+    let client = Client::new(destination.registry(), &options.client)?;
+    let repository = destination.repository();
+    client.authenticate(repository, "pull,push")?;
+    let converted: Vec<Option<PushCompression>> = image
+        .layers
+        .iter()
+        .map(|layer| push_compression(&layer.media_type, options.gzip))
+        .collect();
+    let (layers, manifest) = if converted.iter().any(Option::is_some) {
+        let mut layers = Vec::new();
+        for (layer, to) in image.layers.iter().zip(converted) {
+            let Some(to) = to else {
+                layers.push((layer.blob, layer.size, layer.media_type.clone()));
+                continue;
+            };
+            progress(&format!(
+                "{}: compressing with {}",
+                layer.blob.short(),
+                to.name()
+            ));
+            let (digest, size) =
+                recompress(store, layer, to).map_err(|source| RegistryError::Compress {
+                    layer: layer.blob,
+                    compression: to.name(),
+                    source,
+                })?;
+            layers.push((digest, size, to.media_type().to_string()));
+        }
+        let config_size = store.read_blob(&image.id)?.len() as u64;
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": { "mediaType": media::OCI_CONFIG, "digest": image.id.to_string(), "size": config_size },
+            "layers": layers.iter().map(|(digest, size, media_type)| serde_json::json!({
+                "mediaType": media_type, "digest": digest.to_string(), "size": size,
+            })).collect::<Vec<_>>(),
+        });
+        (layers, crate::oci::canonical_json(&manifest))
+    } else {
+        let layers = image
+            .layers
+            .iter()
+            .map(|l| (l.blob, l.size, l.media_type.clone()))
+            .collect();
+        (layers, store.read_blob(&image.manifest_digest)?)
+    };
+    let mut blobs: Vec<Digest> = layers.iter().map(|(digest, _, _)| *digest).collect();
+    blobs.push(image.id);
+    // Other repositories of this registry known to hold this image: a blob can be
+    // mounted from them instead of uploaded.
+    let prefix = format!("{}/", destination.registry());
+    let mount_sources: Vec<String> = store
+        .repo_digests(&image.manifest_digest)?
+        .into_iter()
+        .filter_map(|(r, _)| r.strip_prefix(&prefix).map(str::to_string))
+        .filter(|r| r != repository)
+        .collect();
+    for digest in &blobs {
+        if blob_exists(&client, repository, digest)? {
+            progress(&format!("{}: already in the registry", digest.short()));
+            continue;
+        }
+        if let Some(from) = mount_blob(&client, repository, digest, &mount_sources)? {
+            progress(&format!("{}: mounted from {from}", digest.short()));
+            continue;
+        }
+        upload_blob(store, &client, repository, digest)?;
+        progress(&format!("{}: pushed", digest.short()));
+    }
+    put_manifest(
+        &client,
+        repository,
+        destination.tag().unwrap_or("latest"),
+        &manifest,
+    )?;
+    let digest = Digest::of(&manifest);
+    store.record_repo_digest(
+        &image.manifest_digest,
+        &repository_name(destination),
+        &digest,
+    )?;
+    Ok(digest)
+}
+
+/// A compression a layer is given on its way to a registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushCompression {
+    Zstd,
+    Gzip,
+}
+
+impl PushCompression {
+    pub fn name(self) -> &'static str {
+        match self {
+            PushCompression::Zstd => "zstd",
+            PushCompression::Gzip => "gzip",
+        }
+    }
+
+    pub fn media_type(self) -> &'static str {
+        match self {
+            PushCompression::Zstd => media::OCI_LAYER_ZSTD,
+            PushCompression::Gzip => media::OCI_LAYER_GZIP,
+        }
+    }
+}
+
+/// Writes a stored layer into the store again (the same tar) compressed as asked, and
+/// gives the new blob's digest and size. The same layer must always give the same
+/// bytes, so that a second push finds the registry has it.
+///
+/// The compressor is the `layers` module's, which `registry` may not use: the caller,
+/// which may use both, hands it in, so that lade has one layer compressor.
+pub type Recompress =
+    dyn Fn(
+        &Store,
+        &LayerInfo,
+        PushCompression,
+    ) -> std::result::Result<(Digest, u64), Box<dyn std::error::Error + Send + Sync>>;
+
+/// What a layer stored as `media_type` is converted to for a push, if anything: gzip
+/// for all but gzip layers with `--compression gzip`; otherwise zstd for an
+/// uncompressed layer (a build's), which a registry would otherwise take whole.
+fn push_compression(media_type: &str, gzip: bool) -> Option<PushCompression> {
+    if gzip {
+        return (!media_type.contains("gzip")).then_some(PushCompression::Gzip);
+    }
+    matches!(media_type, media::OCI_LAYER_TAR | media::DOCKER_LAYER_TAR)
+        .then_some(PushCompression::Zstd)
+}
+
+/// Whether the registry has `digest` in `repository` already.
+pub(super) fn blob_exists(client: &Client, repository: &str, digest: &Digest) -> Result<bool> {
+    let response = client
+        .authorize(client.agent.head(client.blob_url(repository, digest)))
+        .call()
+        .map_err(|e| client.transport_error(e, &format!("asking whether it has {digest}")))?;
+    Ok(response.status() == 200)
+}
+
+/// PUTs a manifest under `tag`, after its blobs.
+pub(super) fn put_manifest(
+    client: &Client,
+    repository: &str,
+    tag: &str,
+    manifest: &[u8],
+) -> Result<()> {
+    let media_type = serde_json::from_slice::<Value>(manifest)
+        .ok()
+        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+        .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+    let mut response = client
+        .authorize(
+            client
+                .agent
+                .put(format!("{}/v2/{repository}/manifests/{tag}", client.base)),
+        )
+        .header("Content-Type", media_type)
+        .send(manifest)
+        .map_err(|e| client.transport_error(e, &format!("pushing the manifest as {tag}")))?;
+    if response.status() != 201 && response.status() != 200 {
+        return Err(client.status_error("the manifest", &mut response));
+    }
+    Ok(())
+}
+
+/// A cross-repository mount: the registry links a blob it holds in `sources` into
+/// `repository` without an upload. Returns the repository it came from.
+fn mount_blob(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    sources: &[String],
+) -> Result<Option<String>> {
+    for from in sources {
+        let response = client
+            .authorize(client.agent.post(format!(
+                "{}/v2/{repository}/blobs/uploads/?mount={digest}&from={from}",
+                client.base
+            )))
+            .send_empty()
+            .map_err(|e| client.transport_error(e, &format!("mounting {digest} from {from}")))?;
+        if response.status() == 201 {
+            return Ok(Some(from.clone()));
+        }
+        // 202: the registry started a plain upload instead; it is left to expire.
+    }
+    Ok(None)
+}
+
+fn upload_blob(store: &Store, client: &Client, repository: &str, digest: &Digest) -> Result<()> {
+    let path = store.blob_path(digest);
+    let size = std::fs::metadata(&path)
+        .map_err(|source| RegistryError::Io {
+            path: path.clone(),
+            source,
+        })?
+        .len();
+    // Read through the store's verifying reader; the registry checks the digest too.
+    let mut reader = store.open_blob(digest)?;
+    upload(client, repository, digest, size, &mut reader)
+}
+
+/// A monolithic upload: POST for a session, PUT of the whole blob with its digest.
+pub(super) fn upload(
+    client: &Client,
+    repository: &str,
+    digest: &Digest,
+    size: u64,
+    reader: &mut dyn Read,
+) -> Result<()> {
+    let mut started = client
+        .authorize(
+            client
+                .agent
+                .post(format!("{}/v2/{repository}/blobs/uploads/", client.base)),
+        )
+        .send_empty()
+        .map_err(|e| client.transport_error(e, &format!("starting the upload of {digest}")))?;
+    if started.status() != 202 {
+        return Err(client.status_error(&format!("starting the upload of {digest}"), &mut started));
+    }
+    let location = started
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| client.error("an upload without a Location"))?
+        .to_string();
+    let mut location = absolute(client, &location);
+    let chunk = upload_chunk_size();
+    if size > chunk {
+        // In chunks: a PATCH each (the registry says where the next one goes), then
+        // the PUT that names the digest.
+        let mut offset = 0u64;
+        while offset < size {
+            let length = chunk.min(size - offset);
+            let mut part = (&mut *reader).take(length);
+            let mut response = client
+                .upload_request(client.agent.patch(&location))
+                .header("Content-Type", "application/octet-stream")
+                .header("Content-Range", format!("{offset}-{}", offset + length - 1))
+                .header("Content-Length", length.to_string())
+                .send(ureq::SendBody::from_reader(&mut part))
+                .map_err(|e| {
+                    client.transport_error(e, &format!("uploading {digest} at byte {offset}"))
+                })?;
+            if response.status() != 202 {
+                return Err(client.status_error(
+                    &format!("uploading {digest} at byte {offset}"),
+                    &mut response,
+                ));
+            }
+            if let Some(next) = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+            {
+                location = absolute(client, next);
+            }
+            offset += length;
+        }
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let mut response = client
+            .upload_request(
+                client
+                    .agent
+                    .put(format!("{location}{separator}digest={digest}")),
+            )
+            .header("Content-Length", "0")
+            .send_empty()
+            .map_err(|e| client.transport_error(e, &format!("finishing the upload of {digest}")))?;
+        if response.status() != 201 {
+            return Err(
+                client.status_error(&format!("finishing the upload of {digest}"), &mut response)
+            );
+        }
+        return Ok(());
+    }
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let url = format!("{location}{separator}digest={digest}");
+    let mut response = client
+        .upload_request(client.agent.put(&url))
+        .header("Content-Type", "application/octet-stream")
+        .header("Content-Length", size.to_string())
+        .send(ureq::SendBody::from_reader(reader))
+        .map_err(|e| client.transport_error(e, &format!("uploading {digest}")))?;
+    if response.status() != 201 {
+        return Err(client.status_error(&format!("uploading {digest}"), &mut response));
+    }
+    Ok(())
+}
+
+/// Blobs larger than this go up in chunks of this size (`$LADE_UPLOAD_CHUNK_SIZE`
+/// bytes; 64 MiB by default): some proxies in front of registries bound a request's body.
+fn upload_chunk_size() -> u64 {
+    std::env::var("LADE_UPLOAD_CHUNK_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(64 << 20)
+}
+
+/// A Location header as a full URL.
+fn absolute(client: &Client, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else {
+        format!("{}{location}", client.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_layer_goes_zstd_and_gzip_on_request_converts_all_but_gzip_layers() {
+        assert_eq!(
+            push_compression(media::OCI_LAYER_TAR, false),
+            Some(PushCompression::Zstd)
+        );
+        assert_eq!(
+            push_compression(media::DOCKER_LAYER_TAR, false),
+            Some(PushCompression::Zstd)
+        );
+        assert_eq!(push_compression(media::OCI_LAYER_GZIP, false), None);
+        assert_eq!(push_compression(media::OCI_LAYER_ZSTD, false), None);
+        assert_eq!(
+            push_compression(media::OCI_LAYER_ZSTD, true),
+            Some(PushCompression::Gzip)
+        );
+        assert_eq!(
+            push_compression(media::OCI_LAYER_TAR, true),
+            Some(PushCompression::Gzip)
+        );
+        assert_eq!(push_compression(media::DOCKER_LAYER_GZIP, true), None);
+        assert_eq!(PushCompression::Gzip.media_type(), media::OCI_LAYER_GZIP);
+        assert_eq!(PushCompression::Zstd.media_type(), media::OCI_LAYER_ZSTD);
+    }
+}
