@@ -17,6 +17,7 @@ use crate::builder::{self, BuildOptions};
 use crate::graph::{self, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
 use crate::oci::ImageRef;
 use crate::parser;
+use crate::registry::PullPolicy;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -194,7 +195,11 @@ fn build_options(
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
         no_cache: args.no_cache,
-        pull: args.pull,
+        pull: if args.pull {
+            PullPolicy::Always
+        } else {
+            PullPolicy::Missing
+        },
         no_cache_filter: args
             .no_cache_filter
             .iter()

@@ -14,6 +14,7 @@ use super::{human_age, open_store, print_table};
 use crate::container::{self, RunOptions};
 use crate::exec::Limits;
 use crate::oci::parse_size;
+use crate::registry::{self, PullPolicy};
 
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
@@ -250,12 +251,15 @@ pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
                 bail!("the container id file {} already exists", cidfile.display());
             }
         }
+        let pull: PullPolicy = args.pull.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --pull {:?}: always, missing or never", args.pull)
+        })?;
         // Refused before anything is pulled or made.
         container::check_run_options(&options, &settings).map_err(exit_with)?;
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(store_config)?;
-        pull_for_run(&store, &args.image, &args.pull)?;
+        pull_for_run(&store, &args.image, pull)?;
         if args.detach || args.create_only {
             let (id, _) =
                 container::create_container(&store, &options, &settings).map_err(exit_with)?;
@@ -300,32 +304,29 @@ pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
 
 /// `--pull`: the image from its registry when the policy says so (Docker's messages,
 /// on stderr, so that the container's output stays its own).
-fn pull_for_run(store: &crate::store::Store, image: &str, policy: &str) -> Result<()> {
-    let missing = matches!(
-        store.image(image),
-        Err(crate::store::StoreError::NoSuchImage(_))
-    );
-    let pull = match policy {
-        "always" => true,
-        "missing" => missing,
-        "never" => false,
-        other => bail!("invalid --pull {other:?}: always, missing or never"),
-    };
-    if !pull {
-        return Ok(());
-    }
-    let reference: crate::oci::ImageRef = image.parse()?;
-    if missing {
-        eprintln!("Unable to find image '{}' locally", reference.familiar());
-    }
-    crate::registry::pull(
+fn pull_for_run(store: &crate::store::Store, image: &str, policy: PullPolicy) -> Result<()> {
+    registry::find_or_pull(
         store,
-        &reference,
-        &crate::registry::PullOptions::default(),
-        &(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot pull {}: {e}", reference.familiar()))?;
+        image,
+        policy,
+        &registry::PullOptions::default(),
+        &RunPull,
+    )?;
     Ok(())
+}
+
+/// What `run` says of a pull: only Docker's notice that the store lacked the image.
+struct RunPull;
+
+impl registry::PullProgress for RunPull {
+    fn layer(&self, _: &crate::oci::Digest, _: u64, _: bool) {}
+
+    fn not_in_store(&self, image: &str) {
+        let shown = image
+            .parse::<crate::oci::ImageRef>()
+            .map_or_else(|_| image.to_string(), |reference| reference.familiar());
+        eprintln!("Unable to find image '{shown}' locally");
+    }
 }
 
 fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {

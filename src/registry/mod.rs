@@ -14,6 +14,7 @@
 
 mod auth;
 mod config;
+mod policy;
 mod timeouts;
 mod tls;
 
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub use auth::{auth_file, credentials_for, Credentials};
+pub use policy::{find_or_pull, PullPolicy};
 pub use timeouts::{Timeouts, TIMEOUT_VARIABLE};
 
 use timeouts::{Paced, Trickled};
@@ -61,6 +63,19 @@ pub enum RegistryError {
     Unauthorized { registry: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Reference(#[from] crate::oci::ReferenceError),
+    /// A pull that the pull policy asked for failed.
+    #[error("cannot pull {image}: {source}")]
+    Pull {
+        image: String,
+        source: Box<RegistryError>,
+    },
+    /// The store lacks an image that the pull policy forbids pulling.
+    #[error("image {0} is not in the store: `lade pull`, `lade import` or `lade load` it first")]
+    NotInStore(String),
+    #[error("unknown pull policy {0:?}: expected always, missing or never")]
+    UnknownPullPolicy(String),
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
@@ -559,6 +574,8 @@ pub trait PullProgress: Sync {
     fn advance(&self, _digest: &Digest, _bytes: u64) {}
     /// It is in the store: downloaded (`fetched`) or there already.
     fn layer(&self, digest: &Digest, size: u64, fetched: bool);
+    /// The store lacks `image`, which is therefore pulled (Docker says so first).
+    fn not_in_store(&self, _image: &str) {}
 }
 
 /// Tells a [`PullProgress`] of the bytes read through it.
