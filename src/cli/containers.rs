@@ -305,14 +305,20 @@ pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
 /// `--pull`: the image from its registry when the policy says so (Docker's messages,
 /// on stderr, so that the container's output stays its own).
 fn pull_for_run(store: &crate::store::Store, image: &str, policy: PullPolicy) -> Result<()> {
-    registry::find_or_pull(
+    match registry::find_or_pull(
         store,
         image,
         policy,
         &registry::PullOptions::default(),
         &RunPull,
-    )?;
-    Ok(())
+    ) {
+        Ok(_) => Ok(()),
+        // Docker's notice has already said that the store lacks it.
+        Err(registry::RegistryError::PullOfMissing { image, source }) => {
+            bail!("cannot pull {image}: {source}")
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 /// What `run` says of a pull: only Docker's notice that the store lacked the image.

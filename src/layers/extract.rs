@@ -11,7 +11,7 @@
 //!   path is resolved with `openat2(RESOLVE_IN_ROOT)` against the root's descriptor, so
 //!   the root's own symlinks are followed as the container would follow them but never
 //!   lead out of it, and entries are made relative to their opened parent without
-//!   following links (see [`root`]).
+//!   following links (the `root` module).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;

@@ -65,9 +65,15 @@ pub enum RegistryError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Reference(#[from] crate::oci::ReferenceError),
-    /// A pull that the pull policy asked for failed.
+    /// A pull that the pull policy asked for (`always`) failed.
     #[error("cannot pull {image}: {source}")]
     Pull {
+        image: String,
+        source: Box<RegistryError>,
+    },
+    /// The store lacks an image, and pulling it failed.
+    #[error("image {image} is not in the store, and pulling it failed: {source}")]
+    PullOfMissing {
         image: String,
         source: Box<RegistryError>,
     },

@@ -59,16 +59,23 @@ pub fn find_or_pull(
         Err(StoreError::NoSuchImage(_)) => None,
         Err(other) => return Err(other.into()),
     };
-    match (policy, stored) {
+    let missing = match (policy, stored) {
         (PullPolicy::Never, None) => return Err(RegistryError::NotInStore(name.to_string())),
         (PullPolicy::Missing | PullPolicy::Never, Some(image)) => return Ok(image),
-        (PullPolicy::Always, Some(_)) => {}
-        (PullPolicy::Missing | PullPolicy::Always, None) => progress.not_in_store(name),
-    }
+        (PullPolicy::Always, Some(_)) => false,
+        (PullPolicy::Missing | PullPolicy::Always, None) => {
+            progress.not_in_store(name);
+            true
+        }
+    };
     let reference: ImageRef = name.parse()?;
-    pull(store, &reference, options, progress).map_err(|source| RegistryError::Pull {
-        image: reference.familiar(),
-        source: Box::new(source),
+    pull(store, &reference, options, progress).map_err(|source| {
+        let (image, source) = (reference.familiar(), Box::new(source));
+        if missing {
+            RegistryError::PullOfMissing { image, source }
+        } else {
+            RegistryError::Pull { image, source }
+        }
     })
 }
 
