@@ -35,6 +35,7 @@ use crate::graph::{
 };
 use crate::layers::{Compression, LayerError};
 use crate::oci::{ImageConfig, ImageRef, Platform, RootFs};
+use crate::registry::PullPolicy;
 use crate::store::{Image, NewImage, Store, StoreError};
 use hash::ContextHasher;
 use shared_cache::ImportedCache;
@@ -53,8 +54,9 @@ pub struct BuildOptions {
     pub build_args: BTreeMap<String, String>,
     pub target: Option<String>,
     pub no_cache: bool,
-    /// `--pull`: base images are pulled again even when the store has them.
-    pub pull: bool,
+    /// When base images are pulled: `--pull` pulls them again even when the store has
+    /// them (`Always`); by default only those the store lacks are.
+    pub pull: PullPolicy,
     /// Stages (names or indexes) whose steps are rebuilt whatever the cache holds.
     pub no_cache_filter: Vec<String>,
     /// How many RUN steps may run at once (stages always build side by side).
@@ -316,16 +318,8 @@ pub enum StepFailure {
 /// Why an image a build starts from or takes files from cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
-    #[error("cannot pull {image}: {source}")]
-    Pull {
-        image: String,
-        source: crate::registry::RegistryError,
-    },
-    #[error("image {image} is not in the store, and pulling it failed: {source}")]
-    NotInStore {
-        image: String,
-        source: crate::registry::RegistryError,
-    },
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("invalid --platform {0:?}: expected os/arch")]
@@ -679,31 +673,19 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
         .collect())
 }
 
-/// Finds a base image in the store, pulling it from its registry when the store lacks
-/// it (Docker's `--pull missing`) or `always` asks for a fresh copy.
-fn find_image(store: &Store, reference: &ImageRef, always: bool) -> Result<Image, ImageError> {
-    let pull = || {
-        crate::registry::pull(
-            store,
-            reference,
-            &crate::registry::PullOptions::default(),
-            &(),
-        )
-    };
-    if always {
-        return pull().map_err(|source| ImageError::Pull {
-            image: reference.familiar(),
-            source,
-        });
-    }
-    match store.image(&reference.familiar()) {
-        Ok(image) => Ok(image),
-        Err(StoreError::NoSuchImage(_)) => pull().map_err(|source| ImageError::NotInStore {
-            image: reference.familiar(),
-            source,
-        }),
-        Err(other) => Err(other.into()),
-    }
+/// A base image, from the store or pulled as the build's pull policy says.
+fn find_image(
+    store: &Store,
+    reference: &ImageRef,
+    policy: PullPolicy,
+) -> Result<Image, ImageError> {
+    Ok(crate::registry::find_or_pull(
+        store,
+        &reference.familiar(),
+        policy,
+        &crate::registry::PullOptions::default(),
+        &(),
+    )?)
 }
 
 /// lade runs what it builds on this machine: a base image for another platform is an

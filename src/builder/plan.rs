@@ -482,7 +482,7 @@ mod tests {
             build_args: Default::default(),
             target: None,
             no_cache,
-            pull: false,
+            pull: crate::registry::PullPolicy::Missing,
             no_cache_filter: Vec::new(),
             jobs: 1,
             cache_from: Vec::new(),

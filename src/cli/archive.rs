@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 
 use super::progress::{ByteProgress, Mode};
+use super::StoreConfig;
 use super::{is_dash, open_store, CompressionArg, Progress};
 use crate::archive::{self, ImportOptions, SaveFormat, SaveItem};
 use crate::graph::{self, BaseImage, PlanOptions, StepKind};
@@ -87,7 +88,7 @@ pub(super) fn config_with_changes(base: BaseImage, changes: &[String]) -> Result
     Ok(stage.config)
 }
 
-pub fn import(root: Option<PathBuf>, args: ImportArgs) -> Result<ExitCode> {
+pub fn import(store_config: &StoreConfig, args: ImportArgs) -> Result<ExitCode> {
     let config = config_from_changes(&args.changes)?;
     let tags = match &args.name {
         Some(name) => vec![name
@@ -95,7 +96,7 @@ pub fn import(root: Option<PathBuf>, args: ImportArgs) -> Result<ExitCode> {
             .with_context(|| format!("invalid name {name:?}"))?],
         None => Vec::new(),
     };
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     let options = ImportOptions {
         config,
         message: args.message.clone(),
@@ -148,8 +149,8 @@ pub struct SaveArgs {
     pub images: Vec<String>,
 }
 
-pub fn save(root: Option<PathBuf>, args: SaveArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn save(store_config: &StoreConfig, args: SaveArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let mut items: Vec<SaveItem> = Vec::new();
     for reference in &args.images {
         let image = store.image(reference)?;
@@ -237,8 +238,8 @@ pub struct LoadArgs {
     pub progress: Progress,
 }
 
-pub fn load(root: Option<PathBuf>, args: LoadArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn load(store_config: &StoreConfig, args: LoadArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     let input = args.input.as_deref().filter(|p| !is_dash(p));
     if input.is_none() && std::io::stdin().is_terminal() {
         bail!("no archive to load: use -i FILE or redirect standard input");

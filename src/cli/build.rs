@@ -11,11 +11,13 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::progress::{BuildProgress, Mode};
+use super::StoreConfig;
 use super::{CompressionArg, Format, Progress};
 use crate::builder::{self, BuildOptions};
 use crate::graph::{self, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
 use crate::oci::ImageRef;
 use crate::parser;
+use crate::registry::PullPolicy;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -116,7 +118,7 @@ pub struct BuildArgs {
     pub context: PathBuf,
 }
 
-pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
+pub fn run(store_config: &StoreConfig, args: BuildArgs) -> Result<ExitCode> {
     let dockerfile_path = args
         .file
         .clone()
@@ -127,9 +129,9 @@ pub fn run(root: Option<PathBuf>, args: BuildArgs) -> Result<ExitCode> {
     if args.explain || !args.dry_run {
         let options = build_options(&args, name, bytes, dockerfile_path)?;
         return if args.explain {
-            explain(root, &args, &options)
+            explain(store_config, &args, &options)
         } else {
-            build(root, &args, &options)
+            build(store_config, &args, &options)
         };
     }
     let dockerfile = parser::parse(&name, bytes)?;
@@ -193,7 +195,11 @@ fn build_options(
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
         no_cache: args.no_cache,
-        pull: args.pull,
+        pull: if args.pull {
+            PullPolicy::Always
+        } else {
+            PullPolicy::Missing
+        },
         no_cache_filter: args
             .no_cache_filter
             .iter()
@@ -286,8 +292,12 @@ fn cache_location(spec: &str, key: &str) -> Result<CacheLocation> {
         .with_context(|| format!("invalid cache location {spec:?}: no {key}=DIR"))
 }
 
-fn explain(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
-    let store = super::open_store(root)?;
+fn explain(
+    store_config: &StoreConfig,
+    args: &BuildArgs,
+    options: &BuildOptions,
+) -> Result<ExitCode> {
+    let store = super::open_store(store_config)?;
     let steps = builder::explain(&store, options)?;
     let mut out = std::io::stdout().lock();
     match args.format {
@@ -346,11 +356,11 @@ fn verdict_parts(verdict: &builder::Verdict) -> (&'static str, Option<&str>) {
     }
 }
 
-fn build(root: Option<PathBuf>, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
+fn build(store_config: &StoreConfig, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
     // Views of image filesystems are mounted in a namespace of lade's own, so they vanish
     // with the process whatever happens. This must come before any thread starts.
     crate::exec::mounts::private_mount_namespace()?;
-    let store = super::open_store(root)?;
+    let store = super::open_store(store_config)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
     cancel_on_signals(&options.cancel)?;
     // Registry caches go through directories of the store's staging area.

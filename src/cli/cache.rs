@@ -1,13 +1,13 @@
 //! `lade cache`: what the build cache holds (`ls`, `inspect`, `du`) and removing it
 //! (`prune`).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
+use super::StoreConfig;
 use super::{human_age, human_size, open_store, print_table, Format};
 use crate::oci::parse_size;
 use crate::store::{CacheRecord, PruneOptions, Store};
@@ -69,10 +69,10 @@ pub struct PruneArgs {
     pub force: bool,
 }
 
-pub fn run(root: Option<PathBuf>, command: CacheCommand) -> Result<ExitCode> {
+pub fn run(store_config: &StoreConfig, command: CacheCommand) -> Result<ExitCode> {
     let store = match command {
-        CacheCommand::Prune(_) => open_store(root)?,
-        _ => super::open_store_read_only(root)?,
+        CacheCommand::Prune(_) => open_store(store_config)?,
+        _ => super::open_store_read_only(store_config)?,
     };
     match command {
         CacheCommand::Ls(args) => ls(&store, args),

@@ -9,10 +9,12 @@ use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 
+use super::StoreConfig;
 use super::{human_age, open_store, print_table};
 use crate::container::{self, RunOptions};
 use crate::exec::Limits;
 use crate::oci::parse_size;
+use crate::registry::{self, PullPolicy};
 
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
@@ -153,7 +155,7 @@ pub struct RunArgs {
 
 /// `lade run`: the exit code is the container's; 125 when lade itself fails, 126 when
 /// the command cannot be run, 127 when it is not found (as Docker).
-pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
+pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
         let memory = match &args.memory {
             None => None,
@@ -249,12 +251,15 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
                 bail!("the container id file {} already exists", cidfile.display());
             }
         }
+        let pull: PullPolicy = args.pull.parse().map_err(|_| {
+            anyhow::anyhow!("invalid --pull {:?}: always, missing or never", args.pull)
+        })?;
         // Refused before anything is pulled or made.
         container::check_run_options(&options, &settings).map_err(exit_with)?;
         // Mounts made for the container must not outlive it: a namespace of our own.
         crate::exec::mounts::private_mount_namespace()?;
-        let store = open_store(root)?;
-        pull_for_run(&store, &args.image, &args.pull)?;
+        let store = open_store(store_config)?;
+        pull_for_run(&store, &args.image, pull)?;
         if args.detach || args.create_only {
             let (id, _) =
                 container::create_container(&store, &options, &settings).map_err(exit_with)?;
@@ -299,32 +304,35 @@ pub fn run(root: Option<PathBuf>, args: RunArgs) -> Result<ExitCode> {
 
 /// `--pull`: the image from its registry when the policy says so (Docker's messages,
 /// on stderr, so that the container's output stays its own).
-fn pull_for_run(store: &crate::store::Store, image: &str, policy: &str) -> Result<()> {
-    let missing = matches!(
-        store.image(image),
-        Err(crate::store::StoreError::NoSuchImage(_))
-    );
-    let pull = match policy {
-        "always" => true,
-        "missing" => missing,
-        "never" => false,
-        other => bail!("invalid --pull {other:?}: always, missing or never"),
-    };
-    if !pull {
-        return Ok(());
-    }
-    let reference: crate::oci::ImageRef = image.parse()?;
-    if missing {
-        eprintln!("Unable to find image '{}' locally", reference.familiar());
-    }
-    crate::registry::pull(
+fn pull_for_run(store: &crate::store::Store, image: &str, policy: PullPolicy) -> Result<()> {
+    match registry::find_or_pull(
         store,
-        &reference,
-        &crate::registry::PullOptions::default(),
-        &(),
-    )
-    .map_err(|e| anyhow::anyhow!("cannot pull {}: {e}", reference.familiar()))?;
-    Ok(())
+        image,
+        policy,
+        &registry::PullOptions::default(),
+        &RunPull,
+    ) {
+        Ok(_) => Ok(()),
+        // Docker's notice has already said that the store lacks it.
+        Err(registry::RegistryError::PullOfMissing { image, source }) => {
+            bail!("cannot pull {image}: {source}")
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// What `run` says of a pull: only Docker's notice that the store lacked the image.
+struct RunPull;
+
+impl registry::PullProgress for RunPull {
+    fn layer(&self, _: &crate::oci::Digest, _: u64, _: bool) {}
+
+    fn not_in_store(&self, image: &str) {
+        let shown = image
+            .parse::<crate::oci::ImageRef>()
+            .map_or_else(|_| image.to_string(), |reference| reference.familiar());
+        eprintln!("Unable to find image '{shown}' locally");
+    }
 }
 
 fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
@@ -336,9 +344,9 @@ fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
 }
 
 /// `lade create`: a container made as `lade run` makes it, not started.
-pub fn create(root: Option<PathBuf>, mut args: RunArgs) -> Result<ExitCode> {
+pub fn create(store_config: &StoreConfig, mut args: RunArgs) -> Result<ExitCode> {
     args.create_only = true;
-    run(root, args)
+    run(store_config, args)
 }
 
 #[derive(Debug, Args)]
@@ -349,8 +357,8 @@ pub struct RenameArgs {
     pub name: String,
 }
 
-pub fn rename(root: Option<PathBuf>, args: RenameArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn rename(store_config: &StoreConfig, args: RenameArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     container::rename(&store, &args.container, &args.name)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -363,8 +371,8 @@ pub struct PruneArgs {
 }
 
 /// `lade container prune`: removes every container that does not run.
-pub fn prune(root: Option<PathBuf>, _args: PruneArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn prune(store_config: &StoreConfig, _args: PruneArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     let removed = container::prune(&store)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
@@ -477,8 +485,8 @@ pub struct PsArgs {
     pub format: String,
 }
 
-pub fn ps(root: Option<PathBuf>, args: PsArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     // A container whose monitor was killed left its network: it goes now.
     if let Err(err) = container::reap_networks(&store) {
         eprintln!("lade: tearing down the network of a dead container: {err}");
@@ -613,8 +621,8 @@ pub struct PortArgs {
 }
 
 /// `lade port`: a running container's published ports, as Docker prints them.
-pub fn port(root: Option<PathBuf>, args: PortArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn port(store_config: &StoreConfig, args: PortArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let record = store.container(&args.container)?;
     let wanted = args.port.as_ref().map(|p| {
         if p.contains('/') {
@@ -754,8 +762,8 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
-pub fn rm(root: Option<PathBuf>, args: RmArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn rm(store_config: &StoreConfig, args: RmArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     Ok(super::each_item(&args.containers, |reference| {
         let name = container::remove(&store, reference, args.force, args.volumes)?;
         println!("{name}");
@@ -815,11 +823,11 @@ pub struct LogsArgs {
 /// Does `act` to each container named, printing each name as Docker does when it
 /// worked; the exit code says whether any failed.
 fn each_container(
-    root: Option<PathBuf>,
+    store_config: &StoreConfig,
     containers: &[String],
     mut act: impl FnMut(&crate::store::Store, &str) -> container::Result<()>,
 ) -> Result<ExitCode> {
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     Ok(super::each_item(containers, |reference| {
         act(&store, reference)?;
         println!("{reference}");
@@ -844,9 +852,9 @@ pub struct StartArgs {
 }
 
 /// `lade start`: detached, or with `-a` attached (the exit code is the container's).
-pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
+pub fn start(store_config: &StoreConfig, args: StartArgs) -> Result<ExitCode> {
     if !args.attach && !args.interactive {
-        return each_container(root, &args.containers, |store, reference| {
+        return each_container(store_config, &args.containers, |store, reference| {
             container::start_detached(store, reference, warn).map(drop)
         });
     }
@@ -856,7 +864,7 @@ pub fn start(root: Option<PathBuf>, args: StartArgs) -> Result<ExitCode> {
     let detach_keys = detach_keys(&args.detach_keys)?;
     let result = (|| -> Result<i32> {
         crate::exec::mounts::private_mount_namespace()?;
-        let store = open_store(root)?;
+        let store = open_store(store_config)?;
         attached_exit(container::start_attached(
             &store,
             &args.containers[0],
@@ -888,10 +896,10 @@ pub struct AttachArgs {
 }
 
 /// `lade attach`: the exit code is the container's (0 after the detach keys).
-pub fn attach(root: Option<PathBuf>, args: AttachArgs) -> Result<ExitCode> {
+pub fn attach(store_config: &StoreConfig, args: AttachArgs) -> Result<ExitCode> {
     let detach_keys = detach_keys(&args.detach_keys)?;
     let result = (|| -> Result<i32> {
-        let store = open_store(root)?;
+        let store = open_store(store_config)?;
         attached_exit(container::attach(
             &store,
             &args.container,
@@ -906,31 +914,31 @@ pub fn attach(root: Option<PathBuf>, args: AttachArgs) -> Result<ExitCode> {
 }
 
 /// `lade stop`: the stop signal, then SIGKILL after the timeout.
-pub fn stop(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
-    each_container(root, &args.containers, |store, reference| {
+pub fn stop(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
         container::stop(store, reference, args.time).map(drop)
     })
 }
 
 /// `lade restart`: stop, then start.
-pub fn restart(root: Option<PathBuf>, args: StopArgs) -> Result<ExitCode> {
-    each_container(root, &args.containers, |store, reference| {
+pub fn restart(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
         container::stop(store, reference, args.time)?;
         container::start_detached(store, reference, warn).map(drop)
     })
 }
 
-pub fn kill(root: Option<PathBuf>, args: KillArgs) -> Result<ExitCode> {
+pub fn kill(store_config: &StoreConfig, args: KillArgs) -> Result<ExitCode> {
     let signal = container::parse_signal(&args.signal)
         .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
-    each_container(root, &args.containers, |store, reference| {
+    each_container(store_config, &args.containers, |store, reference| {
         container::kill(store, reference, signal).map(drop)
     })
 }
 
 /// `lade wait`: prints each container's exit code once it stops.
-pub fn wait(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn wait(store_config: &StoreConfig, args: ContainersArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     Ok(super::each_item(&args.containers, |reference| {
         let code = container::wait(&store, reference)?;
         println!("{code}");
@@ -938,14 +946,14 @@ pub fn wait(root: Option<PathBuf>, args: ContainersArgs) -> Result<ExitCode> {
     }))
 }
 
-pub fn pause(root: Option<PathBuf>, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
-    each_container(root, &args.containers, |store, reference| {
+pub fn pause(store_config: &StoreConfig, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
         container::pause(store, reference, paused).map(drop)
     })
 }
 
-pub fn logs(root: Option<PathBuf>, args: LogsArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn logs(store_config: &StoreConfig, args: LogsArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let tail = match args.tail.as_str() {
         "all" | "-1" => None,
         n => Some(
@@ -1018,9 +1026,9 @@ pub struct ExecArgs {
 
 /// `lade exec`: the exit code is the process's (125 when lade fails, 126 not
 /// executable, 127 not found).
-pub fn exec(root: Option<PathBuf>, args: ExecArgs) -> Result<ExitCode> {
+pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
-        let store = open_store(root)?;
+        let store = open_store(store_config)?;
         let options = container::ExecOptions {
             args: args.command.clone(),
             env: args.env.clone(),
@@ -1103,11 +1111,11 @@ pub struct VolumePruneArgs {
     pub force: bool,
 }
 
-pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode> {
+pub fn volume(store_config: &StoreConfig, command: VolumeCommand) -> Result<ExitCode> {
     match command {
         VolumeCommand::Create(args) => {
             let labels = container::validate::labels(&args.labels)?;
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             println!(
                 "{}",
                 container::create_volume(&store, args.name.as_deref(), &labels)?
@@ -1115,7 +1123,7 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         VolumeCommand::Ls(args) => {
-            let store = super::open_store_read_only(root)?;
+            let store = super::open_store_read_only(store_config)?;
             let mut rows = Vec::new();
             for record in store.volumes()? {
                 let mut keep = true;
@@ -1155,7 +1163,7 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         VolumeCommand::Inspect(args) => {
-            let store = super::open_store_read_only(root)?;
+            let store = super::open_store_read_only(store_config)?;
             let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
             let code = super::each_item(&args.volumes, |name| {
                 let record = store
@@ -1167,7 +1175,7 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
             Ok(code)
         }
         VolumeCommand::Rm(args) => {
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             Ok(super::each_item(&args.volumes, |name| {
                 container::remove_volume(&store, name, args.force)?;
                 println!("{name}");
@@ -1175,7 +1183,7 @@ pub fn volume(root: Option<PathBuf>, command: VolumeCommand) -> Result<ExitCode>
             }))
         }
         VolumeCommand::Prune(args) => {
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             let removed = container::prune_volumes(&store, args.all)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
@@ -1197,8 +1205,8 @@ pub struct OneContainer {
 }
 
 /// `lade diff`: A/C/D lines, as Docker prints them.
-pub fn diff(root: Option<PathBuf>, args: OneContainer) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn diff(store_config: &StoreConfig, args: OneContainer) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     for (kind, path) in container::diff(&store, &args.container)? {
         println!("{kind} {}", super::printable(&path));
     }
@@ -1215,9 +1223,9 @@ pub struct ExportArgs {
 }
 
 /// `lade export`: the container's root file system as a tar.
-pub fn export(root: Option<PathBuf>, args: ExportArgs) -> Result<ExitCode> {
+pub fn export(store_config: &StoreConfig, args: ExportArgs) -> Result<ExitCode> {
     crate::exec::mounts::private_mount_namespace()?;
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     match &args.output {
         Some(path) => {
             // Written beside, renamed into place: no half-written archive on failure.
@@ -1264,7 +1272,7 @@ pub struct CpArgs {
 }
 
 /// `lade cp`.
-pub fn cp(root: Option<PathBuf>, args: CpArgs) -> Result<ExitCode> {
+pub fn cp(store_config: &StoreConfig, args: CpArgs) -> Result<ExitCode> {
     let from = container::CopyEnd::parse(&args.source);
     let to = container::CopyEnd::parse(&args.destination);
     let in_container =
@@ -1277,7 +1285,7 @@ pub fn cp(root: Option<PathBuf>, args: CpArgs) -> Result<ExitCode> {
     }
     // A stopped container's root is mounted for the copy, in a namespace of lade's own.
     crate::exec::mounts::private_mount_namespace()?;
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     let options = container::CopyOptions {
         archive: args.archive,
         follow_link: args.follow_link,
@@ -1315,8 +1323,8 @@ pub struct CommitArgs {
 }
 
 /// `lade commit`: the container's changes as a new image; prints its id.
-pub fn commit(root: Option<PathBuf>, args: CommitArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn commit(store_config: &StoreConfig, args: CommitArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     let record = store.container(&args.container)?;
     let base = store.image(&record.image.to_string())?;
     let config = super::archive::config_with_changes(
@@ -1360,8 +1368,8 @@ pub struct TopArgs {
 }
 
 /// `lade top`: the host's `ps` over the container's processes, as Docker runs it.
-pub fn top(root: Option<PathBuf>, args: TopArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn top(store_config: &StoreConfig, args: TopArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let pids = container::processes(&store, &args.container)?;
     let options = if args.ps_options.is_empty() {
         vec!["-ef".to_string()]
@@ -1412,8 +1420,8 @@ pub struct StatsArgs {
 }
 
 /// `lade stats`: CPU, memory and processes of running containers.
-pub fn stats(root: Option<PathBuf>, args: StatsArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn stats(store_config: &StoreConfig, args: StatsArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let format = super::ListFormat::parse(&args.format)?;
     loop {
         let usage = container::usage(&store, &args.containers)?;

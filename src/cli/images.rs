@@ -1,13 +1,13 @@
 //! `lade images`, `tag`, `rmi`, `inspect` and `history`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::StoreConfig;
 use super::{human_age, human_size, open_store, print_table, Format};
 use crate::oci::ImageRef;
 use crate::store::{Image, StoreError};
@@ -46,8 +46,8 @@ fn split_tag(name: &str) -> (String, String) {
     }
 }
 
-pub fn images(root: Option<PathBuf>, args: ImagesArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let mut summaries = store.list_images()?;
     if let Some(filter) = &args.filter {
         let wanted = filter
@@ -155,8 +155,8 @@ pub struct TagArgs {
     pub target: String,
 }
 
-pub fn tag(root: Option<PathBuf>, args: TagArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn tag(store_config: &StoreConfig, args: TagArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     let target = args
         .target
         .parse::<ImageRef>()
@@ -182,8 +182,8 @@ pub struct RmiArgs {
     pub images: Vec<String>,
 }
 
-pub fn rmi(root: Option<PathBuf>, args: RmiArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+pub fn rmi(store_config: &StoreConfig, args: RmiArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     Ok(super::each_item(&args.images, |reference| {
         let (untagged, deleted) = store.remove_image(reference, args.force)?;
         for name in untagged {
@@ -246,8 +246,8 @@ fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
     })
 }
 
-pub fn inspect(root: Option<PathBuf>, args: InspectArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
     let code = super::each_item(&args.images, |reference| {
         // As Docker: a container by that name or id first, then an image.
@@ -294,8 +294,8 @@ pub struct HistoryArgs {
     pub image: String,
 }
 
-pub fn history(root: Option<PathBuf>, args: HistoryArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let image = store.image(&args.image)?;
     // History entries with a layer take the layers in order.
     let mut layers = image.layers.iter();

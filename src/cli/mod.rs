@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::layers::Compression;
-use crate::store::Store;
+use crate::store::{Store, StoreOptions};
 
 /// A daemonless, Docker-compatible container tool.
 #[derive(Debug, Parser)]
@@ -286,7 +286,6 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let root = cli.root.clone();
     let reserve = match cli.storage_reserve.as_deref() {
         Some(text) => match crate::oci::parse_size(text) {
             Some(bytes) => Some(bytes),
@@ -297,51 +296,53 @@ pub fn run(cli: Cli) -> ExitCode {
         },
         None => None,
     };
-    let _ = STORAGE_RESERVE.set(reserve);
-    let store_root = store_root(root.clone());
+    let store_config = StoreConfig {
+        root: store_root(cli.root.clone()),
+        options: StoreOptions { reserve },
+    };
     let result = match cli.command {
-        Command::Build(args) => build::run(root, args),
-        Command::Cache(command) => cache::run(root, command),
-        Command::Import(args) => archive::import(root, args),
-        Command::Images(args) => images::images(root, args),
-        Command::Tag(args) => images::tag(root, args),
-        Command::Rmi(args) => images::rmi(root, args),
-        Command::Inspect(args) => images::inspect(root, args),
-        Command::History(args) => images::history(root, args),
-        Command::Save(args) => archive::save(root, args),
-        Command::Load(args) => archive::load(root, args),
-        Command::Run(args) => containers::run(root, args),
-        Command::Ps(args) => containers::ps(root, args),
-        Command::Rm(args) => containers::rm(root, args),
-        Command::Exec(args) => containers::exec(root, args),
-        Command::Create(args) => containers::create(root, args),
-        Command::Rename(args) => containers::rename(root, args),
-        Command::Diff(args) => containers::diff(root, args),
-        Command::Export(args) => containers::export(root, args),
-        Command::Cp(args) => containers::cp(root, args),
-        Command::Commit(args) => containers::commit(root, args),
-        Command::Top(args) => containers::top(root, args),
-        Command::Port(args) => containers::port(root, args),
-        Command::Pull(args) => registry::pull(root, args),
-        Command::Push(args) => registry::push(root, args),
+        Command::Build(args) => build::run(&store_config, args),
+        Command::Cache(command) => cache::run(&store_config, command),
+        Command::Import(args) => archive::import(&store_config, args),
+        Command::Images(args) => images::images(&store_config, args),
+        Command::Tag(args) => images::tag(&store_config, args),
+        Command::Rmi(args) => images::rmi(&store_config, args),
+        Command::Inspect(args) => images::inspect(&store_config, args),
+        Command::History(args) => images::history(&store_config, args),
+        Command::Save(args) => archive::save(&store_config, args),
+        Command::Load(args) => archive::load(&store_config, args),
+        Command::Run(args) => containers::run(&store_config, args),
+        Command::Ps(args) => containers::ps(&store_config, args),
+        Command::Rm(args) => containers::rm(&store_config, args),
+        Command::Exec(args) => containers::exec(&store_config, args),
+        Command::Create(args) => containers::create(&store_config, args),
+        Command::Rename(args) => containers::rename(&store_config, args),
+        Command::Diff(args) => containers::diff(&store_config, args),
+        Command::Export(args) => containers::export(&store_config, args),
+        Command::Cp(args) => containers::cp(&store_config, args),
+        Command::Commit(args) => containers::commit(&store_config, args),
+        Command::Top(args) => containers::top(&store_config, args),
+        Command::Port(args) => containers::port(&store_config, args),
+        Command::Pull(args) => registry::pull(&store_config, args),
+        Command::Push(args) => registry::push(&store_config, args),
         Command::Login(args) => registry::login(args),
         Command::Logout(args) => registry::logout(args),
         Command::Search(args) => registry::search(args),
-        Command::Network(command) => networks::run(root, command),
-        Command::Stats(args) => containers::stats(root, args),
-        Command::Volume(command) => containers::volume(root, command),
-        Command::Container(ContainerCommand::Prune(args)) => containers::prune(root, args),
-        Command::Start(args) => containers::start(root, args),
-        Command::Attach(args) => containers::attach(root, args),
-        Command::Stop(args) => containers::stop(root, args),
-        Command::Restart(args) => containers::restart(root, args),
-        Command::Kill(args) => containers::kill(root, args),
-        Command::Wait(args) => containers::wait(root, args),
-        Command::Logs(args) => containers::logs(root, args),
-        Command::Pause(args) => containers::pause(root, args, true),
-        Command::Unpause(args) => containers::pause(root, args, false),
-        Command::System(command) => system::run(root, command),
-        Command::Info(args) => system::info(root, args),
+        Command::Network(command) => networks::run(&store_config, command),
+        Command::Stats(args) => containers::stats(&store_config, args),
+        Command::Volume(command) => containers::volume(&store_config, command),
+        Command::Container(ContainerCommand::Prune(args)) => containers::prune(&store_config, args),
+        Command::Start(args) => containers::start(&store_config, args),
+        Command::Attach(args) => containers::attach(&store_config, args),
+        Command::Stop(args) => containers::stop(&store_config, args),
+        Command::Restart(args) => containers::restart(&store_config, args),
+        Command::Kill(args) => containers::kill(&store_config, args),
+        Command::Wait(args) => containers::wait(&store_config, args),
+        Command::Logs(args) => containers::logs(&store_config, args),
+        Command::Pause(args) => containers::pause(&store_config, args, true),
+        Command::Unpause(args) => containers::pause(&store_config, args, false),
+        Command::System(command) => system::run(&store_config, command),
+        Command::Info(args) => system::info(&store_config, args),
         Command::Version(args) => system::version(args),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
@@ -349,10 +350,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            if is_out_of_space(&err, &store_root) {
+            if is_out_of_space(&err, &store_config.root) {
                 eprintln!(
                     "lade: no space left on the store's file system ({}): {}",
-                    store_root.display(),
+                    store_config.root.display(),
                     describe(&err)
                 );
             } else {
@@ -362,9 +363,6 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     }
 }
-
-/// `--storage-reserve`, for every store this process opens.
-static STORAGE_RESERVE: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
 
 /// Whether the error comes from a full file system: a write's ENOSPC, SQLite's "disk
 /// full", or an SQLite I/O error (it cannot map its shared memory file) while the
@@ -499,21 +497,25 @@ fn store_root(root: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(crate::store::default_root)
 }
 
+/// Where the store is and how to open it, from the global options; every command
+/// receives it rather than reading process-wide settings.
+#[derive(Debug, Clone)]
+pub(crate) struct StoreConfig {
+    root: PathBuf,
+    options: StoreOptions,
+}
+
 /// The store, for a command that may change it.
-fn open_store(root: Option<PathBuf>) -> Result<Store> {
-    let root = store_root(root);
-    let mut store = Store::open(&root)
-        .with_context(|| format!("cannot open the store at {}", root.display()))?;
-    if let Some(Some(reserve)) = STORAGE_RESERVE.get() {
-        store.set_reserve(*reserve);
-    }
-    Ok(store)
+fn open_store(store_config: &StoreConfig) -> Result<Store> {
+    let root = &store_config.root;
+    Store::open_with(root, &store_config.options)
+        .with_context(|| format!("cannot open the store at {}", root.display()))
 }
 
 /// The store, for a command that only reads it (it works on a full disk).
-fn open_store_read_only(root: Option<PathBuf>) -> Result<Store> {
-    let root = store_root(root);
-    Store::open_read_only(&root)
+fn open_store_read_only(store_config: &StoreConfig) -> Result<Store> {
+    let root = &store_config.root;
+    Store::open_read_only(root)
         .with_context(|| format!("cannot open the store at {}", root.display()))
 }
 

@@ -1,12 +1,12 @@
 //! `lade network`: bridge networks (create, ls, inspect, rm, prune, connect,
 //! disconnect), in Docker's words and shapes.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
+use super::StoreConfig;
 use super::{open_store, print_table};
 use crate::container;
 
@@ -111,7 +111,7 @@ pub struct DisconnectArgs {
     pub container: String,
 }
 
-pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
+pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCode> {
     match command {
         NetworkCommand::Create(args) => {
             if args.driver != "bridge" {
@@ -121,7 +121,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
                 );
             }
             let labels = container::validate::labels(&args.labels)?;
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             let network = container::create_network(
                 &store,
                 &container::NetworkOptions {
@@ -137,7 +137,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Ls(args) => {
-            let store = super::open_store_read_only(root)?;
+            let store = super::open_store_read_only(store_config)?;
             let mut rows = Vec::new();
             for record in store.networks()? {
                 rows.push(container::network_json(&store, &record)?);
@@ -174,7 +174,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Inspect(args) => {
-            let store = super::open_store_read_only(root)?;
+            let store = super::open_store_read_only(store_config)?;
             let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
             let code = super::each_item(&args.networks, |name| {
                 let record = store
@@ -186,7 +186,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             Ok(code)
         }
         NetworkCommand::Rm(args) => {
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             Ok(super::each_item(&args.networks, |name| {
                 if name == "bridge" || name == container::DEFAULT_NETWORK {
                     return Err(anyhow::anyhow!(
@@ -199,7 +199,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             }))
         }
         NetworkCommand::Prune(_) => {
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             let mut removed = Vec::new();
             for record in store.networks()? {
                 if record.name == container::DEFAULT_NETWORK
@@ -221,7 +221,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             for alias in &args.aliases {
                 container::validate::dns_name("--alias", alias)?;
             }
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             let dns_unavailable = container::connect(
                 &store,
                 &args.network,
@@ -235,7 +235,7 @@ pub fn run(root: Option<PathBuf>, command: NetworkCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Disconnect(args) => {
-            let store = open_store(root)?;
+            let store = open_store(store_config)?;
             container::disconnect(&store, &args.network, &args.container)?;
             Ok(ExitCode::SUCCESS)
         }

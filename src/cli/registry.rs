@@ -1,13 +1,13 @@
 //! `lade pull`, `push`, `login`, `logout`: the registry client's commands.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
 
 use super::open_store;
+use super::StoreConfig;
 use crate::layers::{self, Compression};
 use crate::oci::{Digest, ImageRef, Platform};
 use crate::registry::{self, ClientOptions, Credentials, PullOptions, PushCompression};
@@ -112,7 +112,7 @@ impl registry::PullProgress for PullLines {
 }
 
 /// `lade pull`.
-pub fn pull(root: Option<PathBuf>, args: PullArgs) -> Result<ExitCode> {
+pub fn pull(store_config: &StoreConfig, args: PullArgs) -> Result<ExitCode> {
     let reference: ImageRef = args.image.parse()?;
     let platform =
         match &args.platform {
@@ -121,7 +121,7 @@ pub fn pull(root: Option<PathBuf>, args: PullArgs) -> Result<ExitCode> {
             })?),
             None => None,
         };
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     let options = PullOptions {
         platform,
         client: ClientOptions {
@@ -174,14 +174,14 @@ pub struct PushArgs {
 }
 
 /// `lade push`: layers as stored, the manifest last; prints its digest.
-pub fn push(root: Option<PathBuf>, args: PushArgs) -> Result<ExitCode> {
+pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
     let destination: ImageRef = args.destination.as_deref().unwrap_or(&args.image).parse()?;
     let gzip = match args.compression.as_deref() {
         None => false,
         Some("gzip") => true,
         Some(other) => bail!("invalid --compression {other:?}: lade converts to gzip only"),
     };
-    let store = open_store(root)?;
+    let store = open_store(store_config)?;
     let quiet = args.quiet;
     let digest = registry::push(
         &store,

@@ -1,13 +1,13 @@
 //! `lade system`: the store as a whole (`check`, `df`, `prune`), and `lade info` and
 //! `lade version`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use super::StoreConfig;
 use super::{open_store, Format};
 use crate::store::CheckOptions;
 
@@ -73,11 +73,11 @@ pub struct CheckArgs {
     pub format: Format,
 }
 
-pub fn run(root: Option<PathBuf>, command: SystemCommand) -> Result<ExitCode> {
+pub fn run(store_config: &StoreConfig, command: SystemCommand) -> Result<ExitCode> {
     match command {
-        SystemCommand::Check(args) => check(root, args),
-        SystemCommand::Df(args) => df(root, args),
-        SystemCommand::Prune(args) => prune(root, args),
+        SystemCommand::Check(args) => check(store_config, args),
+        SystemCommand::Df(args) => df(store_config, args),
+        SystemCommand::Prune(args) => prune(store_config, args),
     }
 }
 
@@ -90,8 +90,8 @@ struct Space {
     reclaimable: u64,
 }
 
-fn df(root: Option<PathBuf>, args: DfArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let containers = store.containers()?;
     let running = |c: &crate::store::ContainerRecord| {
         matches!(
@@ -209,8 +209,8 @@ fn df(root: Option<PathBuf>, args: DfArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn prune(root: Option<PathBuf>, args: SystemPruneArgs) -> Result<ExitCode> {
-    let store = super::open_store(root)?;
+fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> {
+    let store = super::open_store(store_config)?;
     let containers = crate::container::prune(&store)?;
     println!("Deleted containers: {}", containers.len());
     let remaining = store.containers()?;
@@ -242,8 +242,8 @@ fn prune(root: Option<PathBuf>, args: SystemPruneArgs) -> Result<ExitCode> {
 }
 
 /// `lade info`: the store, what it holds, and what this machine offers.
-pub fn info(root: Option<PathBuf>, args: InfoArgs) -> Result<ExitCode> {
-    let store = super::open_store_read_only(root)?;
+pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
+    let store = super::open_store_read_only(store_config)?;
     let containers = store.containers()?;
     let count = |state: &str| {
         containers
@@ -327,8 +327,8 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(root: Option<PathBuf>, args: CheckArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
+fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
     let fingerprint = |dir: &std::path::Path| {
         crate::layers::fingerprint(dir).map_err(crate::store::FingerprintError::from)
     };

@@ -14,20 +14,16 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{openat, openat2, readlinkat, AtFlags, OFlag, OpenHow, ResolveFlag};
+use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::stat::{
-    fchmod, fstat, fstatat, futimens, mkdirat, mknodat, utimensat, FileStat, Mode, SFlag,
-    UtimensatFlags,
-};
-use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 
 use super::{running_init, ContainerError, Result};
 use crate::exec::{self, mounts::Mounted, Spec};
+use crate::layers::{self, ExtractLimits, InRoot, LayerError};
 use crate::store::{Staging, Store};
 
 /// What went wrong in a copy; paths are shown as the user wrote them (`web:/etc`).
@@ -42,14 +38,13 @@ pub enum CopyError {
         source_path: String,
         destination: String,
     },
-    #[error("cannot replace the directory {0} with a file")]
-    FileOntoDirectory(String),
     #[error("the destination directory {0} does not exist")]
     NoDestinationDirectory(String),
     #[error("copying a tar stream needs an existing directory as destination, not {0}")]
     StreamNeedsDirectory(String),
-    #[error("tar entry {0} would leave the destination directory")]
-    EntryEscapes(String),
+    /// Unpacking the copy's tar stream at its destination failed.
+    #[error(transparent)]
+    Extract(#[from] LayerError),
     #[error("{path}: {source}")]
     Io { path: String, source: io::Error },
 }
@@ -161,19 +156,7 @@ impl Root {
 
     /// Opens `path` inside this root; symlinks (absolute ones too) and `..` stay in it.
     fn open(&self, path: &Path, flags: OFlag, follow_last: bool) -> nix::Result<OwnedFd> {
-        let mut flags = flags | OFlag::O_CLOEXEC;
-        if !follow_last {
-            flags |= OFlag::O_NOFOLLOW;
-        }
-        let how = OpenHow::new()
-            .flags(flags)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-        let path = if path.as_os_str().is_empty() {
-            Path::new("/")
-        } else {
-            path
-        };
-        openat2(&self.fd, path, how)
+        layers::open_in_root(self.fd.as_fd(), path, flags, follow_last)
     }
 
     fn io(&self, path: &Path, errno: Errno) -> CopyError {
@@ -565,237 +548,22 @@ impl Root {
     }
 }
 
-/// Unpacks a tar stream into the directory `into` of `root`. Each entry's parent is
-/// resolved inside the root and the entry made relative to it without following links.
+/// Unpacks a tar stream into the directory `into` of `root`, with the one extractor
+/// of untrusted archives: the stream may come from anyone (`lade cp - web:/dir`).
 fn extract(
     root: &Root,
     into: &Path,
-    input: impl Read,
+    mut input: impl Read,
     options: CopyOptions,
 ) -> std::result::Result<(), CopyError> {
-    let mut archive = tar::Archive::new(input);
-    let stream_error = |source: io::Error| CopyError::Io {
-        path: "the tar stream".into(),
-        source,
+    let destination = InRoot {
+        root: root.fd.as_fd(),
+        into,
+        label: &root.label,
+        keep_owners: options.archive,
     };
-    // Directory times are set last: adding entries changes them.
-    let mut directory_times: Vec<(PathBuf, u64)> = Vec::new();
-    for entry in archive.entries().map_err(stream_error)? {
-        let mut entry = entry.map_err(stream_error)?;
-        let raw = entry.path().map_err(stream_error)?.into_owned();
-        let relative = entry_path(&raw)?;
-        let header = entry.header().clone();
-        let mode = Mode::from_bits_truncate(header.mode().map_err(stream_error)? & 0o7777);
-        let mtime = header.mtime().unwrap_or(0);
-        let target = into.join(&relative);
-        let Some(name) = relative.file_name().map(OsStr::to_os_string) else {
-            // The destination itself (`.`): it exists, and keeps its own mode.
-            continue;
-        };
-        let parent_path = target
-            .parent()
-            .map_or_else(|| PathBuf::from("/"), Path::to_path_buf);
-        let parent = ensure_directory(root, &parent_path)?;
-        let shown = target.as_path();
-        let existing = fstatat(&parent, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
-        let entry_type = header.entry_type();
-        if entry_type.is_dir() {
-            match existing {
-                Some(stat) if is_dir(&stat) => {}
-                Some(_) => remove(&parent, &name, false).map_err(|e| root.io(shown, e))?,
-                None => {}
-            }
-            match mkdirat(&parent, name.as_os_str(), mode) {
-                Ok(()) | Err(Errno::EEXIST) => {}
-                Err(e) => return Err(root.io(shown, e)),
-            }
-            let dir = openat(
-                &parent,
-                name.as_os_str(),
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| root.io(shown, e))?;
-            finish(&dir, &header, mode, options).map_err(|e| root.io(shown, e))?;
-            directory_times.push((target.clone(), mtime));
-            continue;
-        }
-        match existing {
-            Some(stat) if is_dir(&stat) => {
-                return Err(CopyError::FileOntoDirectory(root.show(shown)))
-            }
-            Some(_) => remove(&parent, &name, false).map_err(|e| root.io(shown, e))?,
-            None => {}
-        }
-        let times = [
-            TimeSpec::new(mtime as i64, 0),
-            TimeSpec::new(mtime as i64, 0),
-        ];
-        match entry_type {
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let fd = openat(
-                    &parent,
-                    name.as_os_str(),
-                    OFlag::O_WRONLY
-                        | OFlag::O_CREAT
-                        | OFlag::O_EXCL
-                        | OFlag::O_NOFOLLOW
-                        | OFlag::O_CLOEXEC,
-                    mode,
-                )
-                .map_err(|e| root.io(shown, e))?;
-                let mut file = File::from(fd);
-                io::copy(&mut entry, &mut file).map_err(|source| CopyError::Io {
-                    path: root.show(shown),
-                    source,
-                })?;
-                finish(&file, &header, mode, options).map_err(|e| root.io(shown, e))?;
-                futimens(&file, &times[0], &times[1]).map_err(|e| root.io(shown, e))?;
-            }
-            tar::EntryType::Symlink => {
-                let link = header
-                    .link_name()
-                    .map_err(stream_error)?
-                    .ok_or_else(|| CopyError::EntryEscapes(raw.display().to_string()))?;
-                symlinkat(link.as_ref(), &parent, name.as_os_str())
-                    .map_err(|e| root.io(shown, e))?;
-                if options.archive {
-                    let (uid, gid) = owner(&header);
-                    fchownat(
-                        &parent,
-                        name.as_os_str(),
-                        Some(uid),
-                        Some(gid),
-                        AtFlags::AT_SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| root.io(shown, e))?;
-                }
-                utimensat(
-                    &parent,
-                    name.as_os_str(),
-                    &times[0],
-                    &times[1],
-                    UtimensatFlags::NoFollowSymlink,
-                )
-                .map_err(|e| root.io(shown, e))?;
-            }
-            tar::EntryType::Link => {
-                let link = header
-                    .link_name()
-                    .map_err(stream_error)?
-                    .ok_or_else(|| CopyError::EntryEscapes(raw.display().to_string()))?;
-                let link_target = into.join(entry_path(&link)?);
-                let link_name = link_target
-                    .file_name()
-                    .ok_or_else(|| CopyError::EntryEscapes(link.display().to_string()))?
-                    .to_os_string();
-                let link_parent = root
-                    .open(
-                        link_target.parent().unwrap_or(Path::new("/")),
-                        OFlag::O_PATH | OFlag::O_DIRECTORY,
-                        true,
-                    )
-                    .map_err(|e| root.io(&link_target, e))?;
-                linkat(
-                    &link_parent,
-                    link_name.as_os_str(),
-                    &parent,
-                    name.as_os_str(),
-                    AtFlags::empty(),
-                )
-                .map_err(|e| root.io(shown, e))?;
-            }
-            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                let file_kind = match entry_type {
-                    tar::EntryType::Char => SFlag::S_IFCHR,
-                    tar::EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
-                let device = nix::sys::stat::makedev(
-                    u64::from(header.device_major().ok().flatten().unwrap_or(0)),
-                    u64::from(header.device_minor().ok().flatten().unwrap_or(0)),
-                );
-                mknodat(&parent, name.as_os_str(), file_kind, mode, device)
-                    .map_err(|e| root.io(shown, e))?;
-            }
-            // Extended headers are read by the tar crate itself; anything else is skipped.
-            _ => {}
-        }
-    }
-    for (path, mtime) in directory_times.iter().rev() {
-        if let Ok(dir) = root.open(path, OFlag::O_RDONLY | OFlag::O_DIRECTORY, false) {
-            let time = TimeSpec::new(*mtime as i64, 0);
-            let _ = futimens(&dir, &time, &time);
-        }
-    }
+    layers::extract_in_root(&mut input, &destination, &ExtractLimits::default())?;
     Ok(())
-}
-
-/// A tar entry's path as relative components; one that climbs out is refused.
-fn entry_path(raw: &Path) -> std::result::Result<PathBuf, CopyError> {
-    let mut relative = PathBuf::new();
-    for component in raw.components() {
-        match component {
-            Component::Normal(part) => relative.push(part),
-            Component::CurDir | Component::RootDir => {}
-            Component::ParentDir | Component::Prefix(_) => {
-                return Err(CopyError::EntryEscapes(raw.display().to_string()))
-            }
-        }
-    }
-    Ok(relative)
-}
-
-/// Opens the directory `path` of `root`, making it and its parents as needed (`0755`).
-fn ensure_directory(root: &Root, path: &Path) -> std::result::Result<OwnedFd, CopyError> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY;
-    match root.open(path, flags, true) {
-        Ok(fd) => return Ok(fd),
-        Err(Errno::ENOENT) => {}
-        Err(e) => return Err(root.io(path, e)),
-    }
-    let parent = ensure_directory(root, path.parent().unwrap_or(Path::new("/")))?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| CopyError::NotADirectory(root.show(path)))?;
-    match mkdirat(&parent, name, Mode::from_bits_truncate(0o755)) {
-        Ok(()) | Err(Errno::EEXIST) => {}
-        Err(e) => return Err(root.io(path, e)),
-    }
-    root.open(path, flags, true).map_err(|e| root.io(path, e))
-}
-
-fn remove(parent: &OwnedFd, name: &OsStr, directory: bool) -> nix::Result<()> {
-    let flag = if directory {
-        UnlinkatFlags::RemoveDir
-    } else {
-        UnlinkatFlags::NoRemoveDir
-    };
-    unlinkat(parent, name, flag)
-}
-
-fn owner(header: &tar::Header) -> (Uid, Gid) {
-    let uid = header.uid().ok().and_then(|u| u32::try_from(u).ok());
-    let gid = header.gid().ok().and_then(|g| u32::try_from(g).ok());
-    (
-        Uid::from_raw(uid.unwrap_or(0)),
-        Gid::from_raw(gid.unwrap_or(0)),
-    )
-}
-
-/// The entry's mode (exactly, past the umask; after `chown`, which clears setuid bits)
-/// and, with `-a`, its owner.
-fn finish(
-    fd: impl AsFd,
-    header: &tar::Header,
-    mode: Mode,
-    options: CopyOptions,
-) -> nix::Result<()> {
-    if options.archive {
-        let (uid, gid) = owner(header);
-        fchown(fd.as_fd(), Some(uid), Some(gid))?;
-    }
-    fchmod(fd.as_fd(), mode)
 }
 
 #[cfg(test)]
@@ -823,14 +591,98 @@ mod tests {
         assert_eq!(CopyEnd::parse("/tmp/x"), CopyEnd::Host("/tmp/x".into()));
     }
 
+    /// A tar stream of `(path, contents)` files, the names written as given.
+    fn stream(files: &[(&str, &str)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (path, contents) in files {
+            let mut header = tar::Header::new_gnu();
+            header.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+            header.set_size(contents.len() as u64);
+            header.set_mode(0o644);
+            header.set_entry_type(tar::EntryType::Regular);
+            header.set_cksum();
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(contents.as_bytes());
+            out.resize(out.len().div_ceil(512) * 512, 0);
+        }
+        out.resize(out.len() + 1024, 0);
+        out
+    }
+
     #[test]
     fn entry_paths_stay_below_the_destination() {
-        assert_eq!(entry_path(Path::new("./a/b")).unwrap(), Path::new("a/b"));
-        assert_eq!(entry_path(Path::new("/a")).unwrap(), Path::new("a"));
-        assert!(matches!(
-            entry_path(Path::new("a/../../b")),
-            Err(CopyError::EntryEscapes(_))
-        ));
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("root");
+        std::fs::create_dir_all(inside.join("dest")).unwrap();
+        let root = Root {
+            fd: open_path(&inside, "c:").unwrap(),
+            label: "c:".into(),
+            _mounted: None,
+            _staging: None,
+        };
+        let options = CopyOptions::default();
+        let files = stream(&[("./a/b", "b"), ("/c", "c")]);
+        extract(&root, Path::new("/dest"), &files[..], options).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(inside.join("dest/a/b")).unwrap(),
+            "b"
+        );
+        assert_eq!(std::fs::read_to_string(inside.join("dest/c")).unwrap(), "c");
+        let climbing = stream(&[("a/../../b", "out")]);
+        let err = extract(&root, Path::new("/dest"), &climbing[..], options).unwrap_err();
+        assert!(
+            matches!(err, CopyError::Extract(LayerError::Unsafe { .. })),
+            "{err}"
+        );
+        assert!(!inside.join("b").exists());
+    }
+
+    #[test]
+    fn a_file_never_replaces_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("root");
+        std::fs::create_dir_all(inside.join("dest/a")).unwrap();
+        std::fs::write(inside.join("dest/a/kept"), "kept").unwrap();
+        let root = Root {
+            fd: open_path(&inside, "c:").unwrap(),
+            label: "c:".into(),
+            _mounted: None,
+            _staging: None,
+        };
+        let files = stream(&[("a", "file")]);
+        let err = extract(
+            &root,
+            Path::new("/dest"),
+            &files[..],
+            CopyOptions::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(err, "cannot replace the directory c:/dest/a with a file");
+        assert!(inside.join("dest/a/kept").exists());
+    }
+
+    #[test]
+    fn the_roots_own_links_are_followed_inside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let inside = dir.path().join("root");
+        std::fs::create_dir_all(inside.join("run")).unwrap();
+        std::fs::create_dir_all(inside.join("var")).unwrap();
+        std::os::unix::fs::symlink("/run", inside.join("var/run")).unwrap();
+        std::os::unix::fs::symlink("/", inside.join("up")).unwrap();
+        let root = Root {
+            fd: open_path(&inside, "c:").unwrap(),
+            label: "c:".into(),
+            _mounted: None,
+            _staging: None,
+        };
+        let files = stream(&[("var/run/pid", "1"), ("up/etc/x", "x")]);
+        extract(&root, Path::new("/"), &files[..], CopyOptions::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(inside.join("run/pid")).unwrap(),
+            "1"
+        );
+        assert_eq!(std::fs::read_to_string(inside.join("etc/x")).unwrap(), "x");
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub fn private_mount_namespace() -> io::Result<()> {
 }
 
 /// The mount namespace lade was started in, kept before it made its own private one.
+/// Static because what it records is itself process-wide: the unshare above swaps the
+/// mount namespace of the whole process, once, before any thread starts, so the only
+/// moment to hold on to the old one is there, and every later caller (in whatever
+/// module sets up a network namespace or a monitor) must see that same descriptor.
 static HOST_MOUNTS: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
 
 /// Where a detached helper (a monitor) finds the host's mount namespace, handed on by

@@ -136,17 +136,22 @@ pub struct Exit {
 pub(crate) const INIT_ENV: &str = "_LADE_INIT";
 
 /// The sandboxes that lade's signals are forwarded to (those run without a [`Cancel`]),
-/// and the pty whose size follows ours: a signal handler's only way to find them.
+/// and the pty whose size follows ours.
 struct Forwarded {
     pids: Vec<i32>,
     pty: Option<RawFd>,
 }
 
+/// Static because signal dispositions belong to the process, not to a caller: the one
+/// forwarding thread serves every sandbox this process runs, and this is its only way
+/// to find them.
 static FORWARDED: Mutex<Forwarded> = Mutex::new(Forwarded {
     pids: Vec::new(),
     pty: None,
 });
 
+/// Whether the forwarding thread has taken over the signals: a second one would race
+/// the first for each signal, so this is once per process, not once per caller.
 static FORWARDER: OnceLock<()> = OnceLock::new();
 
 /// Once per process: SIGINT, SIGTERM, SIGHUP, SIGQUIT and the user signals go to the

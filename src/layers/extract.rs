@@ -1,9 +1,17 @@
-//! Safe extraction of an untrusted layer tar into an empty directory. No entry may land
-//! outside the target: `..` components are refused, leading `/` are dropped, no entry
-//! is created through a symlink, hard links only point at earlier entries inside, and
-//! the root itself cannot be replaced. Extension headers, entry counts and sizes are
-//! bounded. Whiteouts become overlay's: `.wh.<name>` a 0/0 character device,
-//! `.wh..wh..opq` the `trusted.overlay.opaque` attribute. Errors name the entry.
+//! The one extractor of untrusted tar streams. Reading is shared by every destination:
+//! extension headers, entry counts, path lengths and sizes are bounded, `..` components
+//! are refused and leading `/` dropped, and errors name the entry.
+//!
+//! Where entries land is the one thing that differs:
+//! - a layer ([`extract`]): an empty directory; no entry is created through a symlink,
+//!   hard links only point at earlier entries inside, the root itself cannot be
+//!   replaced, and whiteouts become overlay's (`.wh.<name>` a 0/0 character device,
+//!   `.wh..wh..opq` the `trusted.overlay.opaque` attribute);
+//! - a directory inside a root ([`extract_in_root`], `lade cp` into a container): every
+//!   path is resolved with `openat2(RESOLVE_IN_ROOT)` against the root's descriptor, so
+//!   the root's own symlinks are followed as the container would follow them but never
+//!   lead out of it, and entries are made relative to their opened parent without
+//!   following links (the `root` module).
 
 use std::collections::HashSet;
 use std::ffi::OsStr;
@@ -21,6 +29,7 @@ use tar::EntryType;
 use super::entry::{
     make_node, set_mtime, xattr_set, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
 };
+use super::root::{InRoot, RootLanding};
 use super::{IoContext, LayerError, Result};
 
 /// Bounds on what one archive may make lade do.
@@ -80,21 +89,95 @@ struct Pending {
     xattrs: Vec<(String, Vec<u8>)>,
 }
 
-/// Extracts the tar read from `reader` into `target`, an empty directory.
+/// Extracts the tar read from `reader` into `target`, an empty directory that becomes a
+/// layer's snapshot.
 pub fn extract(
     reader: &mut dyn Read,
     target: &Path,
     limits: &ExtractLimits,
 ) -> Result<ExtractStats> {
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().at(target)?.raw(true);
-    let mut extractor = Extractor {
+    let mut landing = LayerLanding {
         target: target.to_path_buf(),
-        limits: limits.clone(),
         known_dirs: HashSet::new(),
         dir_times: Vec::new(),
+    };
+    let budget = Budget {
+        limits: limits.clone(),
+        space_at: Some(target.to_path_buf()),
         stats: ExtractStats::default(),
     };
+    read_entries(reader, &mut landing, budget, target)
+}
+
+/// Extracts the tar read from `reader` into a directory inside a root (`lade cp` into a
+/// container): see [`InRoot`] for how entries land there.
+pub fn extract_in_root(
+    reader: &mut dyn Read,
+    destination: &InRoot<'_>,
+    limits: &ExtractLimits,
+) -> Result<ExtractStats> {
+    let mut landing = RootLanding::new(destination);
+    let budget = Budget {
+        limits: limits.clone(),
+        // The destination is reached through a descriptor only: nothing to measure.
+        space_at: None,
+        stats: ExtractStats::default(),
+    };
+    read_entries(reader, &mut landing, budget, destination.into)
+}
+
+/// An entry as the archive describes it, its path checked and split.
+pub(super) struct ArchiveEntry {
+    /// The path's components, without `.`, `..` or empty ones.
+    pub parts: Vec<Vec<u8>>,
+    /// The path as errors show it.
+    pub shown: String,
+    pub entry_type: EntryType,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits, setuid, setgid and sticky included.
+    pub mode: u32,
+    pub mtime: i64,
+    /// A link's target, for symlinks and hard links.
+    pub link: Option<Vec<u8>>,
+    pub device: (u32, u32),
+    /// The size the header gives.
+    pub size: u64,
+    /// Extended attributes from PAX records.
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// Where entries land: the part of extraction that differs between destinations.
+pub(super) trait Landing {
+    /// Makes one entry; `data` is its content, for a regular file.
+    fn land(
+        &mut self,
+        entry: &ArchiveEntry,
+        data: &mut dyn Read,
+        budget: &mut Budget,
+    ) -> Result<()>;
+
+    /// Runs once the archive is read (directory times go last: entries change them).
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// The archive's bounds and what has been written against them.
+pub(super) struct Budget {
+    limits: ExtractLimits,
+    /// Where free space is measured for the reserve.
+    space_at: Option<PathBuf>,
+    stats: ExtractStats,
+}
+
+fn read_entries(
+    reader: &mut dyn Read,
+    landing: &mut dyn Landing,
+    mut budget: Budget,
+    target: &Path,
+) -> Result<ExtractStats> {
+    let limits = budget.limits.clone();
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().at(target)?.raw(true);
     let mut pending = Pending::default();
     let mut count: u64 = 0;
     let mut last_name = String::new();
@@ -136,12 +219,69 @@ pub fn extract(
         last_name = String::from_utf8_lossy(fields.path.as_deref().unwrap_or(&entry.path_bytes()))
             .into_owned();
         if count.is_multiple_of(SPACE_CHECK_ENTRIES) {
-            extractor.check_space(0, &last_name)?;
+            budget.check_space(0, &last_name)?;
         }
-        extractor.entry(&mut entry, fields)?;
+        let described = describe(&mut entry, fields, &limits, target)?;
+        landing.land(&described, &mut entry, &mut budget)?;
     }
-    extractor.finish()?;
-    Ok(extractor.stats)
+    landing.finish()?;
+    Ok(budget.stats)
+}
+
+/// Checks an entry's path against the limits and gathers what its headers say.
+fn describe(
+    entry: &mut tar::Entry<'_, &mut dyn Read>,
+    fields: Pending,
+    limits: &ExtractLimits,
+    target: &Path,
+) -> Result<ArchiveEntry> {
+    let header = entry.header().clone();
+    let raw_path = fields
+        .path
+        .clone()
+        .unwrap_or_else(|| entry.path_bytes().into_owned());
+    // The path must also fit the kernel's limit once under the target.
+    let room = (libc::PATH_MAX as usize).saturating_sub(target.as_os_str().len() + 2);
+    let max_path = limits.max_path_bytes.min(room);
+    if raw_path.len() > max_path {
+        let mut shown = String::from_utf8_lossy(&raw_path[..raw_path.len().min(80)]).into_owned();
+        shown.push_str("...");
+        return Err(LayerError::Unsafe {
+            entry: shown,
+            reason: format!("a path longer than {max_path} bytes"),
+        });
+    }
+    let shown = String::from_utf8_lossy(&raw_path).into_owned();
+    if let Some(size) = fields.size {
+        if header.size().ok() != Some(size) {
+            return Err(LayerError::Malformed {
+                entry: shown,
+                reason: "a PAX size that differs from the header's is not supported".into(),
+            });
+        }
+    }
+    let parts = components(&raw_path, &shown)?;
+    Ok(ArchiveEntry {
+        parts,
+        shown,
+        entry_type: header.entry_type(),
+        uid: fields.uid.or_else(|| header.uid().ok()).unwrap_or(0) as u32,
+        gid: fields.gid.or_else(|| header.gid().ok()).unwrap_or(0) as u32,
+        mode: header.mode().unwrap_or(0o644) & 0o7777,
+        mtime: fields
+            .mtime
+            .or_else(|| header.mtime().ok().map(|m| m as i64))
+            .unwrap_or(0),
+        link: fields
+            .link
+            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned())),
+        device: (
+            header.device_major().ok().flatten().unwrap_or(0),
+            header.device_minor().ok().flatten().unwrap_or(0),
+        ),
+        size: header.size().unwrap_or(0),
+        xattrs: fields.xattrs,
+    })
 }
 
 /// Refuses to go on when writing `more` bytes into `dir` would leave less than
@@ -215,18 +355,17 @@ fn apply_pax(pending: &mut Pending, data: &[u8], name: &str) -> Result<()> {
     Ok(())
 }
 
-struct Extractor {
+/// A layer's snapshot directory, empty to begin with.
+struct LayerLanding {
     target: PathBuf,
-    limits: ExtractLimits,
     /// Directories under the target known to be real directories (not symlinks).
     known_dirs: HashSet<PathBuf>,
     dir_times: Vec<(PathBuf, i64)>,
-    stats: ExtractStats,
 }
 
 /// Splits an archive path into components: leading `/` and `.` components dropped, `..`
 /// refused.
-fn components(raw: &[u8], shown: &str) -> Result<Vec<Vec<u8>>> {
+pub(super) fn components(raw: &[u8], shown: &str) -> Result<Vec<Vec<u8>>> {
     let mut parts = Vec::new();
     for part in raw.split(|&b| b == b'/') {
         match part {
@@ -243,37 +382,16 @@ fn components(raw: &[u8], shown: &str) -> Result<Vec<Vec<u8>>> {
     Ok(parts)
 }
 
-impl Extractor {
-    fn entry(&mut self, entry: &mut tar::Entry<'_, &mut dyn Read>, fields: Pending) -> Result<()> {
-        let header = entry.header().clone();
-        let raw_path = fields
-            .path
-            .clone()
-            .unwrap_or_else(|| entry.path_bytes().into_owned());
-        // The path must also fit the kernel's limit once under the target.
-        let room = (libc::PATH_MAX as usize).saturating_sub(self.target.as_os_str().len() + 2);
-        let max_path = self.limits.max_path_bytes.min(room);
-        if raw_path.len() > max_path {
-            let mut shown =
-                String::from_utf8_lossy(&raw_path[..raw_path.len().min(80)]).into_owned();
-            shown.push_str("...");
-            return Err(LayerError::Unsafe {
-                entry: shown,
-                reason: format!("a path longer than {max_path} bytes"),
-            });
-        }
-        let shown = String::from_utf8_lossy(&raw_path).into_owned();
-        if let Some(size) = fields.size {
-            if header.size().ok() != Some(size) {
-                return Err(LayerError::Malformed {
-                    entry: shown,
-                    reason: "a PAX size that differs from the header's is not supported".into(),
-                });
-            }
-        }
-        let parts = components(&raw_path, &shown)?;
-        let entry_type = header.entry_type();
-        let Some((name, parents)) = parts.split_last() else {
+impl Landing for LayerLanding {
+    fn land(
+        &mut self,
+        archived: &ArchiveEntry,
+        data: &mut dyn Read,
+        budget: &mut Budget,
+    ) -> Result<()> {
+        let shown = archived.shown.clone();
+        let entry_type = archived.entry_type;
+        let Some((name, parents)) = archived.parts.split_last() else {
             // The root itself: its metadata is the image's business, its kind is not.
             if entry_type != EntryType::Directory {
                 return Err(LayerError::Unsafe {
@@ -313,17 +431,8 @@ impl Extractor {
         if !(entry_type == EntryType::Directory && existing_dir) {
             self.clear(&path)?;
         }
-        let uid = fields.uid.or_else(|| header.uid().ok()).unwrap_or(0) as u32;
-        let gid = fields.gid.or_else(|| header.gid().ok()).unwrap_or(0) as u32;
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
-        let mtime = fields
-            .mtime
-            .or_else(|| header.mtime().ok().map(|m| m as i64))
-            .unwrap_or(0);
-        let link = fields
-            .link
-            .clone()
-            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
+        let (uid, gid, mode, mtime) = (archived.uid, archived.gid, archived.mode, archived.mtime);
+        let link = archived.link.clone();
 
         match entry_type {
             EntryType::Directory => {
@@ -336,22 +445,17 @@ impl Extractor {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 // A sparse entry stores less than it unpacks to; the tar reader fills
                 // its holes, and the copy counts what it really writes.
-                let size = header.size().unwrap_or(0);
-                self.check_space(size, &shown)?;
+                let size = archived.size;
+                budget.check_space(size, &shown)?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&path)
                     .at(&path)?;
-                let written = self.copy_data(entry, &mut file, &shown)?;
+                let written = budget.copy_data(data, &mut file, &shown, &path)?;
                 if entry_type != EntryType::GNUSparse && written < size {
-                    return Err(LayerError::Malformed {
-                        entry: shown,
-                        reason: format!(
-                            "the archive ends inside it ({written} of its {size} bytes)"
-                        ),
-                    });
+                    return Err(ends_inside(shown, written, size));
                 }
             }
             EntryType::Symlink => {
@@ -368,12 +472,11 @@ impl Extractor {
                 })?;
                 let source = self.hardlink_source(&target, &shown)?;
                 fs::hard_link(&source, &path).at(&path)?;
-                self.stats.entries += 1;
+                budget.count_entry();
                 return Ok(());
             }
             EntryType::Char | EntryType::Block => {
-                let major = header.device_major().ok().flatten().unwrap_or(0);
-                let minor = header.device_minor().ok().flatten().unwrap_or(0);
+                let (major, minor) = archived.device;
                 let kind = if entry_type == EntryType::Char {
                     SFlag::S_IFCHR
                 } else {
@@ -382,12 +485,7 @@ impl Extractor {
                 make_node(&path, kind, major, minor)?;
             }
             EntryType::Fifo => make_node(&path, SFlag::S_IFIFO, 0, 0)?,
-            other => {
-                return Err(LayerError::Malformed {
-                    entry: shown,
-                    reason: format!("unsupported entry type {other:?}"),
-                })
-            }
+            other => return Err(unsupported(shown, other)),
         }
 
         fchownat(
@@ -404,7 +502,7 @@ impl Extractor {
         if entry_type != EntryType::Symlink {
             fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
         }
-        for (key, value) in &fields.xattrs {
+        for (key, value) in &archived.xattrs {
             // Overlay's own attributes would change what the mount shows: never from a layer.
             if key.starts_with("trusted.overlay.") || key.starts_with("user.overlay.") {
                 continue;
@@ -414,13 +512,45 @@ impl Extractor {
         if entry_type != EntryType::Directory {
             set_mtime(&path, mtime)?;
         }
-        self.stats.entries += 1;
+        budget.count_entry();
         Ok(())
     }
 
+    fn finish(&mut self) -> Result<()> {
+        for (path, mtime) in self.dir_times.iter().rev() {
+            if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+                set_mtime(path, *mtime)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A regular file's entry that holds fewer bytes than its header promised.
+pub(super) fn ends_inside(shown: String, written: u64, size: u64) -> LayerError {
+    LayerError::Malformed {
+        entry: shown,
+        reason: format!("the archive ends inside it ({written} of its {size} bytes)"),
+    }
+}
+
+pub(super) fn unsupported(shown: String, entry_type: EntryType) -> LayerError {
+    LayerError::Malformed {
+        entry: shown,
+        reason: format!("unsupported entry type {entry_type:?}"),
+    }
+}
+
+impl Budget {
     /// Copies an entry's data, bounded by the total size limit and the reserve of free
     /// space. Returns the bytes written.
-    fn copy_data(&mut self, data: &mut dyn Read, file: &mut fs::File, shown: &str) -> Result<u64> {
+    pub(super) fn copy_data(
+        &mut self,
+        data: &mut dyn Read,
+        file: &mut fs::File,
+        shown: &str,
+        path: &Path,
+    ) -> Result<u64> {
         use std::io::Write;
         let mut buffer = vec![0u8; 1 << 16];
         let mut written: u64 = 0;
@@ -450,19 +580,26 @@ impl Extractor {
                 since_check = 0;
                 self.check_space(0, shown)?;
             }
-            file.write_all(&buffer[..n]).at(&self.target)?;
+            file.write_all(&buffer[..n]).at(path)?;
         }
     }
 
     /// Refuses to go on when writing `more` bytes would leave less than the reserve
     /// free on the target's file system.
-    fn check_space(&self, more: u64, shown: &str) -> Result<()> {
-        match self.limits.reserve {
-            Some(reserve) => check_room(&self.target, more, reserve, shown),
-            None => Ok(()),
+    pub(super) fn check_space(&self, more: u64, shown: &str) -> Result<()> {
+        match (self.limits.reserve, &self.space_at) {
+            (Some(reserve), Some(dir)) => check_room(dir, more, reserve, shown),
+            _ => Ok(()),
         }
     }
 
+    /// Counts one more entry made.
+    pub(super) fn count_entry(&mut self) {
+        self.stats.entries += 1;
+    }
+}
+
+impl LayerLanding {
     /// Makes sure every parent of an entry is a real directory under the target,
     /// creating missing ones; a symlink on the way is refused. Returns the parent.
     fn ensure_parents(&mut self, parents: &[Vec<u8>], shown: &str) -> Result<PathBuf> {
@@ -561,15 +698,6 @@ impl Extractor {
             }
             Ok(_) => fs::remove_file(path).at(path)?,
             Err(_) => {}
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        for (path, mtime) in self.dir_times.iter().rev() {
-            if fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
-                set_mtime(path, *mtime)?;
-            }
         }
         Ok(())
     }

@@ -12,6 +12,7 @@ mod entry;
 mod extract;
 mod fingerprint;
 mod materialize;
+mod root;
 mod walk;
 mod write;
 
@@ -19,8 +20,9 @@ use std::path::PathBuf;
 
 pub use compress::{decompressing_reader, recompress, Compression};
 pub use entry::{Entry, EntryKind};
-pub use extract::{check_room, extract, ExtractLimits, ExtractStats};
+pub use extract::{check_room, extract, extract_in_root, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
+pub use root::{open_in_root, InRoot};
 pub use walk::{dir_entries, WalkedEntry};
 pub use write::{write_tree_tar, LayerWriter, SnapshotTarget};
 
@@ -41,6 +43,10 @@ pub enum LayerError {
     Unsafe { entry: String, reason: String },
     #[error("archive entry {entry:?}: {reason}")]
     Malformed { entry: String, reason: String },
+    /// A file entry where the destination has a directory (extracting into a root,
+    /// where replacing the directory would lose what it holds).
+    #[error("cannot replace the directory {0} with a file")]
+    DirectoryInTheWay(String),
     #[error(
         "layer {blob} does not match its diff_id: expected {expected}, it unpacks to {actual}"
     )]

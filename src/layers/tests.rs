@@ -639,3 +639,22 @@ fn a_walked_tree_becomes_a_snapshot_whose_recorded_fingerprint_a_check_confirms(
     assert_eq!(report.snapshots, 1);
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[test]
+fn the_reserve_comes_from_the_options_the_store_was_opened_with() {
+    use crate::store::{Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let chosen = Store::open_with(
+        &root,
+        &StoreOptions {
+            reserve: Some(12345),
+        },
+    )
+    .unwrap();
+    assert_eq!(ExtractLimits::for_store(&chosen).reserve, Some(12345));
+    drop(chosen);
+    let default = Store::open_with(&root, &StoreOptions::default()).unwrap();
+    let (_, total) = crate::store::filesystem_space(&root).unwrap();
+    assert_eq!(default.reserve(), (1u64 << 30).min(total / 20));
+}

@@ -22,6 +22,7 @@ mod catalogue;
 mod client;
 mod config;
 mod layout;
+mod policy;
 mod pull;
 mod push;
 mod resuming;
@@ -35,6 +36,7 @@ pub use auth::{auth_file, credentials_for, Credentials};
 pub use catalogue::{login, logout, search, tags, SearchResult};
 pub use client::ClientOptions;
 pub use layout::{pull_layout, push_layout};
+pub use policy::{find_or_pull, PullPolicy};
 pub use pull::{pull, PullOptions, PullProgress};
 pub use push::{push, PushCompression, PushOptions, Recompress};
 pub use timeouts::{Timeouts, TIMEOUT_VARIABLE};
@@ -71,6 +73,25 @@ pub enum RegistryError {
     Unauthorized { registry: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Reference(#[from] crate::oci::ReferenceError),
+    /// A pull that the pull policy asked for (`always`) failed.
+    #[error("cannot pull {image}: {source}")]
+    Pull {
+        image: String,
+        source: Box<RegistryError>,
+    },
+    /// The store lacks an image, and pulling it failed.
+    #[error("image {image} is not in the store, and pulling it failed: {source}")]
+    PullOfMissing {
+        image: String,
+        source: Box<RegistryError>,
+    },
+    /// The store lacks an image that the pull policy forbids pulling.
+    #[error("image {0} is not in the store: `lade pull`, `lade import` or `lade load` it first")]
+    NotInStore(String),
+    #[error("unknown pull policy {0:?}: expected always, missing or never")]
+    UnknownPullPolicy(String),
     #[error("{path}: {reason}")]
     Config { path: PathBuf, reason: String },
     /// The caller's compressor failed on a layer a push had to compress.

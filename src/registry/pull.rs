@@ -32,6 +32,8 @@ pub trait PullProgress: Sync {
     fn advance(&self, _digest: &Digest, _bytes: u64) {}
     /// It is in the store: downloaded (`fetched`) or there already.
     fn layer(&self, digest: &Digest, size: u64, fetched: bool);
+    /// The store lacks `image`, which is therefore pulled (Docker says so first).
+    fn not_in_store(&self, _image: &str) {}
 }
 
 /// Tells a [`PullProgress`] of the bytes read through it.

@@ -262,6 +262,15 @@ pub struct Store {
     read_only: bool,
 }
 
+/// How a store is opened for changes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Free space to keep on the store's file system: unpacking an archive (import,
+    /// load, ADD, a layer's snapshot) stops before going below it. `None` takes the
+    /// default, 1 GiB or 5% of the file system when that is smaller.
+    pub reserve: Option<u64>,
+}
+
 /// The default reserve: 1 GiB, or 5% of the file system when that is smaller.
 const DEFAULT_RESERVE: u64 = 1 << 30;
 
@@ -281,9 +290,14 @@ const SNAPSHOTS: &str = "snapshots";
 const TMP: &str = "tmp";
 
 impl Store {
+    /// Opens (creating if needed) the store at `root` with the default options.
+    pub fn open(root: &Path) -> Result<Store> {
+        Store::open_with(root, &StoreOptions::default())
+    }
+
     /// Opens (creating if needed) the store at `root`, and removes staging files left by
     /// processes that died.
-    pub fn open(root: &Path) -> Result<Store> {
+    pub fn open_with(root: &Path, options: &StoreOptions) -> Result<Store> {
         make_private_root(root)?;
         for dir in [
             root.join(OCI).join("blobs/sha256"),
@@ -303,7 +317,9 @@ impl Store {
         let store = Store {
             root: root.to_path_buf(),
             db: Mutex::new(db::open(&root.join("lade.db"))?),
-            reserve: DEFAULT_RESERVE.min(total / 20),
+            reserve: options
+                .reserve
+                .unwrap_or_else(|| DEFAULT_RESERVE.min(total / 20)),
             read_only: false,
         };
         store.index_init()?;
@@ -343,15 +359,9 @@ impl Store {
     }
 
     /// The free space unpacking leaves on the store's file system (see
-    /// [`Store::set_reserve`]).
+    /// [`StoreOptions::reserve`]).
     pub fn reserve(&self) -> u64 {
         self.reserve
-    }
-
-    /// Sets the reserve: unpacking an archive (import, load, ADD, a layer's snapshot)
-    /// stops before the store's file system has less than this free.
-    pub fn set_reserve(&mut self, bytes: u64) {
-        self.reserve = bytes;
     }
 
     /// The OCI image layout directory.
