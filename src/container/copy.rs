@@ -26,8 +26,9 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
 
+use super::record::spec_of;
 use super::{running_init, ContainerError, Result};
-use crate::exec::{self, mounts::Mounted, Spec};
+use crate::exec::{self, mounts::Mounted};
 use crate::store::{Staging, Store};
 
 /// What went wrong in a copy; paths are shown as the user wrote them (`web:/etc`).
@@ -135,10 +136,7 @@ impl Root {
                 });
             }
         }
-        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-            what: format!("container {}: its spec", record.name),
-            source: e,
-        })?;
+        let spec = spec_of(&record)?;
         let staging = store.staging_dir("cp")?;
         let mounted =
             exec::mounts::mount_container_root(&spec.rootfs, staging.path()).map_err(|source| {
