@@ -37,8 +37,8 @@ pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
 pub use inspect::inspect;
 pub use lifecycle::{
-    kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy,
-    Settings, DEFAULT_STOP_TIMEOUT,
+    kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,
+    DEFAULT_STOP_TIMEOUT,
 };
 pub use logs::{logs, LogConfig, LogConfigError, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};

@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::attach::AttachServer;
 use super::logs::LogWriter;
 use super::record::{write_exited, write_started};
-use super::{auto_remove, now_rfc3339, Container, ContainerError, ContainerState, ExecOptions, Result};
+use super::{
+    auto_remove, now_rfc3339, Container, ContainerError, ContainerState, ExecOptions, Result,
+};
 use crate::exec::{self, Io, Output, ProcessId, Stream};
 use crate::store::Store;
 

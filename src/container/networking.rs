@@ -744,11 +744,12 @@ pub fn network_json(store: &Store, record: &NetworkRecord) -> Result<serde_json:
             continue; // removed meanwhile
         };
         let container = Container::read(found)?;
-        let attachment = container.settings.network.plan.as_ref().and_then(|p| {
-            p.attachments
-                .iter()
-                .find(|a| a.network.name == record.name)
-        });
+        let attachment = container
+            .settings
+            .network
+            .plan
+            .as_ref()
+            .and_then(|p| p.attachments.iter().find(|a| a.network.name == record.name));
         if let Some(attachment) = attachment {
             containers.insert(
                 id.clone(),

@@ -10,7 +10,10 @@ use super::{running_init, ContainerError, Result};
 use crate::exec::{ProcessId, Spec};
 use crate::store::{ContainerRecord, Store};
 
-/// Where a container is in its life, as Docker names it.
+/// Where a container is in its life, as Docker names it. Users move it with
+/// [`ContainerState::start`], [`ContainerState::pause`] and [`ContainerState::unpause`];
+/// whoever watches its init records the rest: running once the init runs, exited when it
+/// ends, restarting when the restart policy starts it again. Nothing returns to created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ContainerState {
     /// Made, never started.
@@ -98,49 +101,31 @@ impl ContainerState {
         )
     }
 
-    /// Whether a container in this state may be put in `next`: started from anything
-    /// not up, paused only when running, resumed only when paused, exited from
-    /// anything that has not (a start that fails exits a created one), restarted only
-    /// once exited. Nothing goes back to created, and dead is only ever seen.
-    pub fn may_become(self, next: ContainerState) -> bool {
-        use ContainerState::*;
-        match next {
-            Running => !self.is_up() || self == Paused,
-            Paused => self == Running,
-            Exited => self != Exited,
-            Restarting => self == Exited,
-            Created | Dead => false,
+    /// `start`: the state it goes to, or why it cannot. Anything not up starts; a
+    /// paused container is resumed by `unpause`, not started.
+    pub fn start(self) -> std::result::Result<ContainerState, Refused> {
+        if self.is_up() {
+            return Err(Refused::AlreadyRunning);
+        }
+        Ok(ContainerState::Running)
+    }
+
+    /// `pause`: only a running container freezes.
+    pub fn pause(self) -> std::result::Result<ContainerState, Refused> {
+        match self {
+            ContainerState::Running => Ok(ContainerState::Paused),
+            ContainerState::Paused => Err(Refused::AlreadyPaused),
+            _ => Err(Refused::NotRunning),
         }
     }
 
-    /// `start`: the state it goes to, or why it cannot.
-    pub fn start(self) -> std::result::Result<ContainerState, Refused> {
-        self.to(ContainerState::Running)
-    }
-
-    /// `pause`: the state it goes to, or why it cannot.
-    pub fn pause(self) -> std::result::Result<ContainerState, Refused> {
-        self.to(ContainerState::Paused)
-    }
-
-    /// `unpause`: the state it goes to, or why it cannot.
+    /// `unpause`: only a paused container thaws.
     pub fn unpause(self) -> std::result::Result<ContainerState, Refused> {
         match self {
             ContainerState::Paused => Ok(ContainerState::Running),
             ContainerState::Running => Err(Refused::NotPaused),
             _ => Err(Refused::NotRunning),
         }
-    }
-
-    fn to(self, next: ContainerState) -> std::result::Result<ContainerState, Refused> {
-        if self.may_become(next) {
-            return Ok(next);
-        }
-        Err(match (self, next) {
-            (ContainerState::Paused, ContainerState::Paused) => Refused::AlreadyPaused,
-            (_, ContainerState::Running) => Refused::AlreadyRunning,
-            _ => Refused::NotRunning,
-        })
     }
 
     /// Records this state of container `id`.
@@ -299,7 +284,9 @@ mod tests {
         ContainerRecord {
             id: "ab".repeat(32),
             name: "web".into(),
-            image: format!("sha256:{}", "0".repeat(64)).parse().expect("a digest"),
+            image: format!("sha256:{}", "0".repeat(64))
+                .parse()
+                .expect("a digest"),
             image_name: "busybox".into(),
             created: 0,
             state: state.into(),
@@ -371,13 +358,19 @@ mod tests {
         assert_eq!(ContainerState::Exited.seen(gone), ContainerState::Exited);
         assert_eq!(ContainerState::Created.seen(gone), ContainerState::Created);
         let record = record("running", None, "{}");
-        assert_eq!(ContainerState::current(&record).ok(), Some(ContainerState::Dead));
+        assert_eq!(
+            ContainerState::current(&record).ok(),
+            Some(ContainerState::Dead)
+        );
     }
 
     #[test]
     fn groups_of_states() {
         use ContainerState::*;
-        let up: Vec<_> = ContainerState::ALL.into_iter().filter(|s| s.is_up()).collect();
+        let up: Vec<_> = ContainerState::ALL
+            .into_iter()
+            .filter(|s| s.is_up())
+            .collect();
         assert_eq!(up, [Running, Paused]);
         let active: Vec<_> = ContainerState::ALL
             .into_iter()
@@ -405,9 +398,15 @@ mod tests {
         assert_eq!(Paused.pause(), Err(Refused::AlreadyPaused));
         assert_eq!(Paused.unpause(), Ok(Running));
         assert_eq!(Running.unpause(), Err(Refused::NotPaused));
-        assert!(Exited.may_become(Restarting) && !Running.may_become(Restarting));
-        assert!(ContainerState::ALL.iter().all(|s| !s.may_become(Created)));
-        assert!(ContainerState::ALL.iter().all(|s| !s.may_become(Dead)));
+        // Nothing a user asks for leads back to created, or to dead, which is only seen.
+        for from in ContainerState::ALL {
+            for next in [from.start(), from.pause(), from.unpause()]
+                .into_iter()
+                .flatten()
+            {
+                assert!(next != Created && next != Dead, "{from} -> {next}");
+            }
+        }
     }
 
     #[test]
@@ -452,6 +451,9 @@ mod tests {
             "{err}"
         );
         let err = Container::read(record("created", None, "[]")).expect_err("a bad spec");
-        assert!(err.to_string().starts_with("container web: its spec:"), "{err}");
+        assert!(
+            err.to_string().starts_with("container web: its spec:"),
+            "{err}"
+        );
     }
 }

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::{io, new_id, now_rfc3339, ContainerError, Result};
 use super::record::spec_of;
+use super::{io, new_id, now_rfc3339, ContainerError, Result};
 use crate::exec::{self, Mount};
 use crate::store::{Store, VolumeRecord};
 
