@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::StoreConfig;
 use super::{human_age, open_store, print_table};
-use crate::container::{self, RunOptions};
+use crate::container::{self, Container, ContainerState, RunOptions};
 use crate::exec::Limits;
 use crate::oci::parse_size;
 use crate::registry::{self, PullPolicy};
@@ -497,16 +497,9 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
         .map(|f| PsFilter::parse(f))
         .collect::<Result<Vec<_>>>()?;
     let any_state = args.all || args.latest || args.last.is_some() || !filters.is_empty();
-    let mut containers: Vec<_> = store
-        .containers()?
+    let mut containers: Vec<_> = Container::all(&store)?
         .into_iter()
-        .filter(|c| {
-            any_state
-                || matches!(
-                    container::current_state(c),
-                    "running" | "paused" | "restarting"
-                )
-        })
+        .filter(|c| any_state || c.current_state().is_active())
         .filter(|c| filters.iter().all(|f| f.matches(c)))
         .collect();
     // Newest first, as the store lists them.
@@ -523,7 +516,7 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     };
     if args.quiet {
         for c in &containers {
-            println!("{}", short(&c.id));
+            println!("{}", short(c.id()));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -531,13 +524,14 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     if !matches!(format, super::ListFormat::Table) {
         let rows: Vec<_> = containers
             .iter()
-            .map(|c| {
+            .map(|container| {
+                let c = &container.record;
                 // RFC 3339, as every time in lade's (and Docker's) JSON.
                 let created = jiff::Timestamp::from_second(c.created)
                     .map(|t| t.to_string())
                     .unwrap_or_default();
-                let pid = container::running_init(c).map(|init| init.pid);
-                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(c), "Created": created, "State": container::current_state(c), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": pid, "Labels": container::settings(c).labels, "Ports": docker_ports(&container::published_ports(&store, c)) })
+                let pid = container.running_init().map(|init| init.pid);
+                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(container), "Created": created, "State": container.current_state().as_str(), "Status": docker_status(container), "ExitCode": c.exit_code, "Pid": pid, "Labels": container.settings.labels, "Ports": docker_ports(&container::published_ports(&store, c)) })
             })
             .collect();
         format.print(&rows)?;
@@ -565,15 +559,16 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     };
     let rows: Vec<Vec<String>> = containers
         .iter()
-        .map(|c| {
+        .map(|container| {
+            let c = &container.record;
             let created = jiff::Timestamp::from_second(c.created)
                 .map(|t| t.to_string())
                 .ok();
-            let status = docker_status(c);
+            let status = docker_status(container);
             let mut row = vec![
                 short(&c.id),
                 c.image_name.clone(),
-                command_of(c),
+                command_of(container),
                 human_age(created.as_deref()),
                 status,
                 docker_ports(&container::published_ports(&store, c)),
@@ -649,10 +644,8 @@ pub fn port(store_config: &StoreConfig, args: PortArgs) -> Result<ExitCode> {
 }
 
 /// COMMAND as `docker ps` shows it: quoted, cut to 20 characters.
-fn command_of(record: &crate::store::ContainerRecord) -> String {
-    let args = serde_json::from_str::<crate::exec::Spec>(&record.spec)
-        .map(|s| s.process.args.join(" "))
-        .unwrap_or_default();
+fn command_of(container: &Container) -> String {
+    let args = container.spec.process.args.join(" ");
     let shown: String = if args.chars().count() > 20 {
         format!("{}…", args.chars().take(19).collect::<String>())
     } else {
@@ -663,7 +656,7 @@ fn command_of(record: &crate::store::ContainerRecord) -> String {
 
 /// One `ps --filter`.
 enum PsFilter {
-    Status(String),
+    Status(ContainerState),
     Name(String),
     Label(String, Option<String>),
     Ancestor(String),
@@ -677,14 +670,13 @@ impl PsFilter {
             .split_once('=')
             .ok_or_else(|| anyhow::anyhow!("invalid --filter {text:?}: expected KEY=VALUE"))?;
         Ok(match key {
-            "status" => {
-                const STATES: [&str; 6] =
-                    ["created", "running", "paused", "restarting", "exited", "dead"];
-                if !STATES.contains(&value) {
-                    bail!("invalid --filter {text:?}: status is one of {}", STATES.join(", "));
-                }
-                PsFilter::Status(value.into())
-            }
+            "status" => match ContainerState::parse(value) {
+                Some(state) => PsFilter::Status(state),
+                None => bail!(
+                    "invalid --filter {text:?}: status is one of {}",
+                    ContainerState::ALL.map(ContainerState::as_str).join(", ")
+                ),
+            },
             "name" => PsFilter::Name(value.into()),
             "label" => match value.split_once('=') {
                 Some((k, v)) => PsFilter::Label(k.into(), Some(v.into())),
@@ -703,12 +695,13 @@ impl PsFilter {
         })
     }
 
-    fn matches(&self, c: &crate::store::ContainerRecord) -> bool {
+    fn matches(&self, container: &Container) -> bool {
+        let c = &container.record;
         match self {
-            PsFilter::Status(state) => container::current_state(c) == state,
+            PsFilter::Status(state) => container.current_state() == *state,
             PsFilter::Name(name) => c.name.contains(name.as_str()),
             PsFilter::Label(key, value) => {
-                let labels = container::settings(c).labels;
+                let labels = &container.settings.labels;
                 match value {
                     Some(value) => labels.get(key) == Some(value),
                     None => labels.contains_key(key),
@@ -721,7 +714,7 @@ impl PsFilter {
                     || (hex.len() >= 4 && c.image.hex().starts_with(hex))
             }
             PsFilter::Exited(code) => {
-                container::current_state(c) == "exited" && c.exit_code == Some(*code)
+                container.current_state() == ContainerState::Exited && c.exit_code == Some(*code)
             }
             PsFilter::Id(prefix) => c.id.starts_with(prefix.as_str()),
         }
@@ -730,7 +723,8 @@ impl PsFilter {
 
 /// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,
 /// `Exited (137) 2 seconds ago`, `Restarting (1) 1 second ago`, `Created`, `Dead`.
-fn docker_status(record: &crate::store::ContainerRecord) -> String {
+fn docker_status(container: &Container) -> String {
+    let record = &container.record;
     let since = |time: &Option<String>| {
         let seconds = time
             .as_deref()
@@ -739,14 +733,15 @@ fn docker_status(record: &crate::store::ContainerRecord) -> String {
         super::human_duration(seconds)
     };
     let code = record.exit_code.unwrap_or(0);
-    match container::current_state(record) {
-        "running" => format!("Up {}", since(&record.started_at)),
-        "paused" => format!("Up {} (Paused)", since(&record.started_at)),
-        "exited" => format!("Exited ({code}) {} ago", since(&record.finished_at)),
-        "restarting" => format!("Restarting ({code}) {} ago", since(&record.finished_at)),
-        "created" => "Created".into(),
-        "dead" => "Dead".into(),
-        other => other.to_string(),
+    match container.current_state() {
+        ContainerState::Running => format!("Up {}", since(&record.started_at)),
+        ContainerState::Paused => format!("Up {} (Paused)", since(&record.started_at)),
+        ContainerState::Exited => format!("Exited ({code}) {} ago", since(&record.finished_at)),
+        ContainerState::Restarting => {
+            format!("Restarting ({code}) {} ago", since(&record.finished_at))
+        }
+        ContainerState::Created => "Created".into(),
+        ContainerState::Dead => "Dead".into(),
     }
 }
 

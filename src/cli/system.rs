@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::StoreConfig;
 use super::{open_store, Format};
+use crate::container::ContainerState;
 use crate::store::CheckOptions;
 
 #[derive(Debug, Subcommand)]
@@ -93,12 +94,10 @@ struct Space {
 fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
     let containers = store.containers()?;
-    let running = |c: &crate::store::ContainerRecord| {
-        matches!(
-            crate::container::current_state(c),
-            "running" | "paused" | "restarting"
-        )
-    };
+    let active = containers
+        .iter()
+        .map(|c| Ok(ContainerState::current(c)?.is_active()))
+        .collect::<Result<Vec<bool>, crate::container::ContainerError>>()?;
     // Images, once per id.
     let mut images: std::collections::BTreeMap<String, (u64, bool)> = Default::default();
     for summary in store.list_images()? {
@@ -118,15 +117,16 @@ fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
     };
     let container_sizes: Vec<(String, u64, bool)> = containers
         .iter()
-        .map(|c| {
+        .zip(&active)
+        .map(|(c, active)| {
             let upper = store.root().join("containers").join(&c.id).join("upper");
-            (c.name.clone(), crate::store::dir_size(&upper), running(c))
+            (c.name.clone(), crate::store::dir_size(&upper), *active)
         })
         .collect();
     let container_space = Space {
         kind: "Containers",
         total: containers.len(),
-        active: containers.iter().filter(|c| running(c)).count(),
+        active: active.iter().filter(|a| **a).count(),
         size: container_sizes.iter().map(|(_, s, _)| s).sum(),
         reclaimable: container_sizes
             .iter()
@@ -245,12 +245,11 @@ fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> 
 pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
     let containers = store.containers()?;
-    let count = |state: &str| {
-        containers
-            .iter()
-            .filter(|c| crate::container::current_state(c) == state)
-            .count()
-    };
+    let states = containers
+        .iter()
+        .map(ContainerState::current)
+        .collect::<Result<Vec<_>, _>>()?;
+    let count = |state: ContainerState| states.iter().filter(|s| **s == state).count();
     let images: std::collections::BTreeSet<_> =
         store.list_images()?.into_iter().map(|s| s.id).collect();
     let layout = crate::exec::CgroupLayout::detect();
@@ -266,9 +265,9 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
         "ID": "lade",
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Containers": containers.len(),
-        "ContainersRunning": count("running"),
-        "ContainersPaused": count("paused"),
-        "ContainersStopped": count("exited") + count("created") + count("dead"),
+        "ContainersRunning": count(ContainerState::Running),
+        "ContainersPaused": count(ContainerState::Paused),
+        "ContainersStopped": states.iter().filter(|s| s.is_stopped()).count(),
         "Images": images.len(),
         "Driver": "overlay",
         "DockerRootDir": store.root(),

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use super::{running_init, settings, ContainerError, Result};
+use super::{running_init, Container, ContainerError, Result};
 use crate::exec::Stream;
 use crate::store::Store;
 
@@ -282,11 +282,13 @@ pub(crate) fn attach_stream(
     stream: UnixStream,
     options: &AttachOptions,
 ) -> Result<Attached> {
-    let record = store.container(id)?;
-    let settings = settings(&record);
-    let terminal = serde_json::from_str::<crate::exec::Spec>(&record.spec)
-        .map(|s| s.process.terminal)
-        .unwrap_or(false);
+    let Container {
+        record,
+        spec,
+        settings,
+        ..
+    } = Container::load(store, id)?;
+    let terminal = spec.process.terminal;
     let send_input = options.stdin && settings.interactive;
     let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let failed = |source| ContainerError::Io {

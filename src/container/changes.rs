@@ -25,19 +25,16 @@ const MOUNT_POINTS: [&str; 6] = [
     "etc/hostname",
 ];
 
-struct Container {
+/// A container's root file system as layers: its upper directory over the image's.
+struct Layered {
     record: ContainerRecord,
     spec: Spec,
     upper: PathBuf,
     lowers: Vec<PathBuf>,
 }
 
-fn open(store: &Store, reference: &str) -> Result<Container> {
-    let record = store.container(reference)?;
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-        what: format!("container {}: its spec", record.name),
-        source: e,
-    })?;
+fn open(store: &Store, reference: &str) -> Result<Layered> {
+    let super::Container { record, spec, .. } = super::Container::load(store, reference)?;
     let upper = spec
         .rootfs
         .upper
@@ -49,7 +46,7 @@ fn open(store: &Store, reference: &str) -> Result<Container> {
         .iter()
         .map(|l| spec.rootfs.layers_dir.join(l))
         .collect();
-    Ok(Container {
+    Ok(Layered {
         record,
         spec,
         upper,
@@ -67,7 +64,7 @@ fn in_image(lowers: &[PathBuf], relative: &Path) -> bool {
     false
 }
 
-impl Container {
+impl Layered {
     /// Mount points the sandbox made (system ones and the container's mounts), when
     /// they are empty and not in the image.
     fn is_mount_point(&self, relative: &Path) -> bool {

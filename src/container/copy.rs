@@ -21,8 +21,9 @@ use nix::fcntl::{openat, readlinkat, AtFlags, OFlag};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 
+use super::record::spec_of;
 use super::{running_init, ContainerError, Result};
-use crate::exec::{self, mounts::Mounted, Spec};
+use crate::exec::{self, mounts::Mounted};
 use crate::layers::{self, ExtractLimits, InRoot, LayerError};
 use crate::store::{Staging, Store};
 
@@ -130,10 +131,7 @@ impl Root {
                 });
             }
         }
-        let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-            what: format!("container {}: its spec", record.name),
-            source: e,
-        })?;
+        let spec = spec_of(&record)?;
         let staging = store.staging_dir("cp")?;
         let mounted =
             exec::mounts::mount_container_root(&spec.rootfs, staging.path()).map_err(|source| {

@@ -3,24 +3,24 @@
 
 use serde_json::{json, Value};
 
-use super::{current_state, running_init, settings, ContainerError, RestartPolicy, Result};
-use crate::exec::{Mount, Spec};
+use super::{Container, ContainerState, RestartPolicy, Result};
+use crate::exec::Mount;
 use crate::store::{ContainerRecord, Store};
 
 /// Docker's `container inspect` shape of one container.
 pub fn inspect(store: &Store, reference: &str) -> Result<Value> {
-    let record = store.container(reference)?;
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-        what: format!("container {}: its spec", record.name),
-        source: e,
-    })?;
-    Ok(shape(store, &record, &spec))
+    Ok(shape(store, &Container::load(store, reference)?))
 }
 
-fn shape(store: &Store, record: &ContainerRecord, spec: &Spec) -> Value {
-    let settings = settings(record);
-    let state = current_state(record);
-    let pid = running_init(record).map_or(0, |init| init.pid);
+fn shape(store: &Store, container: &Container) -> Value {
+    let Container {
+        record,
+        spec,
+        settings,
+        ..
+    } = container;
+    let state = container.current_state();
+    let pid = container.running_init().map_or(0, |init| init.pid);
     let zero_time = "0001-01-01T00:00:00Z";
     let (restart_name, retries) = match settings.restart {
         RestartPolicy::No => ("no", 0),
@@ -68,12 +68,12 @@ fn shape(store: &Store, record: &ContainerRecord, spec: &Spec) -> Value {
         "Path": spec.process.args.first(),
         "Args": spec.process.args.iter().skip(1).collect::<Vec<_>>(),
         "State": {
-            "Status": state,
-            "Running": matches!(state, "running" | "paused"),
-            "Paused": state == "paused",
-            "Restarting": state == "restarting",
+            "Status": state.as_str(),
+            "Running": state.is_up(),
+            "Paused": state == ContainerState::Paused,
+            "Restarting": state == ContainerState::Restarting,
             "OOMKilled": false,
-            "Dead": state == "dead",
+            "Dead": state == ContainerState::Dead,
             "Pid": pid,
             "ExitCode": record.exit_code.unwrap_or(0),
             "Error": "",

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use super::{running_init, ContainerError, Result};
+use super::{running_init, Container, ContainerError, ContainerState, Result};
 use crate::exec::ProcessId;
-use crate::store::{ContainerRecord, Store};
+use crate::store::Store;
 
 /// When the monitor starts a container again after it exits (Docker's `--restart`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -93,14 +93,6 @@ pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 /// How long a command waits for the monitor to record what happened.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 
-pub fn settings(record: &ContainerRecord) -> Settings {
-    record
-        .settings
-        .as_deref()
-        .and_then(|s| serde_json::from_str(s).ok())
-        .unwrap_or_default()
-}
-
 /// A signal by name (`SIGTERM`, `TERM`, `term`) or number.
 pub fn parse_signal(text: &str) -> Option<Signal> {
     if let Ok(number) = text.parse::<i32>() {
@@ -147,10 +139,12 @@ fn start_monitor(
     attach_first: bool,
     on_warning: fn(&str),
 ) -> Result<(String, Option<std::os::unix::net::UnixStream>)> {
-    let record = store.container(reference)?;
-    if running_init(&record).is_some() {
-        return Err(ContainerError::AlreadyRunning(record.name.clone()));
-    }
+    let container = Container::load(store, reference)?;
+    container
+        .current_state()
+        .start()
+        .map_err(|refused| refused.error(container.name()))?;
+    let record = container.record;
     let _ = fs::remove_file(stop_marker(store, &record.id));
     let mut env = vec![(super::monitor::MONITOR_ENV, record.id.as_str())];
     if attach_first {
@@ -250,8 +244,12 @@ impl Helper {
 /// container's `--stop-timeout`, else 10). Its restart policy does not start it again.
 /// Returns its name; stopping a container that does not run is not an error.
 pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<String> {
-    let record = store.container(reference)?;
-    let settings = settings(&record);
+    let Container {
+        record,
+        settings,
+        state,
+        ..
+    } = Container::load(store, reference)?;
     let dir = store.root().join("containers").join(&record.id);
     if dir.is_dir() {
         fs::write(stop_marker(store, &record.id), b"").map_err(|source| ContainerError::Io {
@@ -273,9 +271,9 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
             .unwrap_or(DEFAULT_STOP_TIMEOUT),
     );
     // A paused container cannot act on its signal: thaw it first.
-    if record.state == "paused" {
+    if let Ok(running) = state.unpause() {
         crate::exec::freeze(&record.id, false)?;
-        store.set_container_state(&record.id, "running")?;
+        running.write(store, &record.id)?;
     }
     init.signal(signal);
     if !init.wait_exit(timeout) && !init.kill_and_wait(super::KILL_TIMEOUT) {
@@ -304,16 +302,17 @@ pub fn wait(store: &Store, reference: &str) -> Result<i64> {
     let id = store.container(reference)?.id;
     loop {
         let record = store.container(&id)?;
+        let state = ContainerState::of(&record)?;
         match running_init(&record) {
             Some(init) => {
                 init.wait_exit(Duration::from_secs(3600));
                 wait_for_record(store, &id, init);
             }
-            None if record.state == "created" || record.state == "restarting" => {
+            None if matches!(state, ContainerState::Created | ContainerState::Restarting) => {
                 // Not started yet, or between two runs: look again shortly.
                 std::thread::sleep(Duration::from_millis(50));
             }
-            None if matches!(record.state.as_str(), "running" | "paused") => {
+            None if state.is_up() => {
                 // Its init just ended: its monitor records the exit in a moment (unless
                 // it is gone too, which the bounded wait outlasts).
                 if let (Some(pid), Some(start)) = (record.pid, record.pid_start) {
@@ -329,7 +328,10 @@ pub fn wait(store: &Store, reference: &str) -> Result<i64> {
             None => return Ok(record.exit_code.unwrap_or(-1)),
         }
         let record = store.container(&id)?;
-        if record.state == "exited" || record.state == "dead" {
+        if matches!(
+            ContainerState::of(&record)?,
+            ContainerState::Exited | ContainerState::Dead
+        ) {
             return Ok(record.exit_code.unwrap_or(-1));
         }
     }
@@ -340,7 +342,10 @@ fn wait_for_record(store: &Store, id: &str, init: ProcessId) {
     let deadline = Instant::now() + RECORD_WAIT;
     while Instant::now() < deadline {
         match store.container(id) {
-            Ok(record) if record.pid == Some(i64::from(init.pid)) && record.state == "running" => {
+            Ok(record)
+                if record.pid == Some(i64::from(init.pid))
+                    && ContainerState::of(&record).ok() == Some(ContainerState::Running) =>
+            {
                 std::thread::sleep(Duration::from_millis(10));
             }
             _ => return,

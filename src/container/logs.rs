@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{current_state, log_path, now_rfc3339, ContainerError, Result};
+use super::{log_path, now_rfc3339, Container, ContainerError, ContainerState, Result};
 use crate::exec::Stream;
 use crate::store::Store;
 
@@ -276,8 +276,10 @@ pub fn logs(
     stdout: &mut dyn Write,
     stderr: &mut dyn Write,
 ) -> Result<()> {
-    let record = store.container(reference)?;
-    if super::settings(&record).log.disabled {
+    let Container {
+        record, settings, ..
+    } = Container::load(store, reference)?;
+    if settings.log.disabled {
         return Err(ContainerError::NoLog(record.name.clone()));
     }
     let path = log_path(store, &record.id);
@@ -351,7 +353,9 @@ pub fn logs(
     loop {
         let running = store
             .container(&record.id)
-            .is_ok_and(|r| matches!(current_state(&r), "running" | "paused" | "restarting"));
+            .ok()
+            .and_then(|r| ContainerState::current(&r).ok())
+            .is_some_and(ContainerState::is_active);
         let mut any = false;
         if let Some(open) = &mut reader {
             any = read_appended(open, &mut line, options, stdout, stderr).map_err(io(&path))?;

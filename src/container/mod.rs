@@ -14,6 +14,7 @@ mod lifecycle;
 mod logs;
 mod monitor;
 mod networking;
+mod record;
 mod stats;
 pub mod validate;
 mod volumes;
@@ -35,8 +36,8 @@ pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
 pub use inspect::inspect;
 pub use lifecycle::{
-    kill, parse_signal, settings, start_attached, start_detached, stop, wait, RestartPolicy,
-    Settings, DEFAULT_STOP_TIMEOUT,
+    kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,
+    DEFAULT_STOP_TIMEOUT,
 };
 pub use logs::{logs, LogConfig, LogConfigError, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
@@ -45,6 +46,7 @@ pub use networking::{
     network_json, published_ports, reap_networks, remove_network, NetworkMode, NetworkOptions,
     NetworkRequest, NetworkSettings, DEFAULT_NETWORK,
 };
+pub use record::{Container, ContainerState, Refused};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{
     check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
@@ -139,6 +141,8 @@ pub enum ContainerError {
         what: String,
         source: serde_json::Error,
     },
+    #[error("container {name} has an unknown state {state:?} in the store")]
+    UnknownState { name: String, state: String },
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error("container {0} is not running: start it first (lade start -a)")]
@@ -372,12 +376,9 @@ pub fn run(store: &Store, options: &RunOptions) -> Result<Ran> {
 /// Runs a container `create_container` made, in the foreground, to completion.
 pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran> {
     let id = id.to_string();
-    let record = store.container(&id)?;
-    let mut spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-        what: format!("container {id}: its spec"),
-        source: e,
-    })?;
-    let (network, join) = match networking::start(store, &record) {
+    let container = Container::load(store, &id)?;
+    let mut spec = container.spec.clone();
+    let (network, join) = match networking::start(store, &container) {
         Ok(started) => started,
         Err(err) => {
             if options.remove {
@@ -395,12 +396,7 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
     }
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
-        let _ = store.set_container_running(
-            &id,
-            i64::from(init.pid),
-            init.start as i64,
-            &now_rfc3339(),
-        );
+        let _ = record::write_started(store, &id, init, &now_rfc3339());
     };
     // `-a`: only the streams named reach ours (stdin only when named).
     let (stdin, output) = if options.attach.is_empty() || options.tty {
@@ -444,7 +440,7 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
     if options.remove {
         auto_remove(store, &id)?;
     } else {
-        store.set_container_exited(&id, i64::from(code), &now_rfc3339())?;
+        record::write_exited(store, &id, code, &now_rfc3339())?;
     }
     result?;
     Ok(Ran {
@@ -672,7 +668,7 @@ pub fn create_container(
         image: image.id,
         image_name: options.image.clone(),
         created: jiff::Timestamp::now().as_second(),
-        state: "created".into(),
+        state: ContainerState::Created.as_str().into(),
         pid: None,
         pid_start: None,
         exit_code: None,
@@ -680,8 +676,9 @@ pub fn create_container(
             what: "the container's spec".into(),
             source: e,
         })?,
-        settings: Some(
-            serde_json::to_string(&Settings {
+        settings: Some(record::settings_json(
+            &id,
+            &Settings {
                 network: network_settings,
                 interactive: options.interactive,
                 log: {
@@ -697,12 +694,8 @@ pub fn create_container(
                     .or_else(|| config.stop_signal.clone()),
                 anonymous_volumes,
                 ..settings.clone()
-            })
-            .map_err(|e| ContainerError::Json {
-                what: "the container's settings".into(),
-                source: e,
-            })?,
-        ),
+            },
+        )?),
         started_at: None,
         finished_at: None,
         restarts: 0,
@@ -723,7 +716,7 @@ pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Res
         // Its monitor must not restart it, and frozen processes cannot die.
         let dir = store.root().join("containers").join(&record.id);
         let _ = fs::write(dir.join("stopped"), b"");
-        if record.state == "paused" {
+        if ContainerState::of(&record).ok() == Some(ContainerState::Paused) {
             let _ = exec::freeze(&record.id, false);
         }
         if !init.kill_and_wait(KILL_TIMEOUT) {
@@ -736,9 +729,12 @@ pub fn remove(store: &Store, reference: &str, force: bool, volumes: bool) -> Res
     // The cgroup goes with its last process; the one that ran the container removes
     // it too, so whichever comes second finds nothing to do.
     exec::remove_cgroup(&record.id);
-    remove_container(store, &record.id)?;
-    if volumes {
-        remove_anonymous_volumes(store, &record)?;
+    // A record whose JSON cannot be read is still removed, as the user asked: only what
+    // that JSON names (its network's leftovers, its anonymous volumes) stays behind.
+    let container = Container::read(record.clone()).ok();
+    remove_container(store, &record.id, container.as_ref())?;
+    if let (true, Some(container)) = (volumes, &container) {
+        remove_anonymous_volumes(store, &container.settings)?;
     }
     Ok(record.name)
 }
@@ -793,10 +789,11 @@ fn exec_with(
     options: &ExecOptions,
     started: Option<&mut dyn FnMut(ProcessId)>,
 ) -> Result<i32> {
-    let record = store.container(reference)?;
+    let container = Container::load(store, reference)?;
+    let record = &container.record;
     let not_running = || ContainerError::NotRunning(record.name.clone());
-    let init = running_init(&record).ok_or_else(not_running)?;
-    if record.state == "paused" {
+    let init = container.running_init().ok_or_else(not_running)?;
+    if container.state == ContainerState::Paused {
         return Err(ContainerError::Paused(record.name.clone()));
     }
     if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
@@ -805,10 +802,7 @@ fn exec_with(
     if options.args.is_empty() {
         return Err(ContainerError::NoCommandGiven);
     }
-    let spec: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-        what: format!("container {}: its spec", record.name),
-        source: e,
-    })?;
+    let spec = &container.spec;
     let base = spec
         .process
         .env
@@ -860,43 +854,32 @@ pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
 pub fn prune(store: &Store) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for record in store.containers()? {
-        if matches!(current_state(&record), "exited" | "created" | "dead") {
+        if ContainerState::current(&record)?.is_stopped() {
             exec::remove_cgroup(&record.id);
-            remove_container(store, &record.id)?;
+            let container = Container::read(record.clone()).ok();
+            remove_container(store, &record.id, container.as_ref())?;
             removed.push(record.id);
         }
     }
     Ok(removed)
 }
 
-/// What a container is doing now: its record, checked against its init. A container
-/// recorded as running whose init is gone (its `lade run` was killed with it) is dead:
-/// its exit code is unknown.
-pub fn current_state(record: &ContainerRecord) -> &str {
-    match record.state.as_str() {
-        "running" | "paused" if running_init(record).is_none() => "dead",
-        state => state,
-    }
-}
-
 /// Pauses (freezes) or resumes a running container's processes, as `docker pause` does.
 pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
-    let record = store.container(reference)?;
-    if running_init(&record).is_none() {
-        return Err(ContainerError::NotRunning(record.name.clone()));
+    let container = Container::load(store, reference)?;
+    let state = container.current_state();
+    let next = if paused {
+        state.pause()
+    } else {
+        state.unpause()
     }
-    match (record.state.as_str(), paused) {
-        ("paused", true) => return Err(ContainerError::AlreadyPaused(record.name.clone())),
-        ("running", false) => return Err(ContainerError::NotPaused(record.name.clone())),
-        _ => {}
+    .map_err(|refused| refused.error(container.name()))?;
+    if !container.spec.pausable {
+        return Err(ContainerError::Foreground(container.record.name));
     }
-    let pausable = serde_json::from_str::<Spec>(&record.spec).is_ok_and(|s| s.pausable);
-    if !pausable {
-        return Err(ContainerError::Foreground(record.name.clone()));
-    }
-    exec::freeze(&record.id, paused)?;
-    store.set_container_state(&record.id, if paused { "paused" } else { "running" })?;
-    Ok(record.name)
+    exec::freeze(container.id(), paused)?;
+    next.write(store, container.id())?;
+    Ok(container.record.name)
 }
 
 /// How long `rm -f` waits for a killed container to be gone.
@@ -914,10 +897,10 @@ pub fn running_init(record: &ContainerRecord) -> Option<ProcessId> {
 
 /// A removed container's anonymous volumes, unless another container (--volumes-from)
 /// uses them.
-fn remove_anonymous_volumes(store: &Store, record: &ContainerRecord) -> Result<()> {
-    for name in settings(record).anonymous_volumes {
-        if volume_users(store, &name)?.is_empty() {
-            store.delete_volume(&name)?;
+fn remove_anonymous_volumes(store: &Store, settings: &Settings) -> Result<()> {
+    for name in &settings.anonymous_volumes {
+        if volume_users(store, name)?.is_empty() {
+            store.delete_volume(name)?;
         }
     }
     Ok(())
@@ -925,15 +908,17 @@ fn remove_anonymous_volumes(store: &Store, record: &ContainerRecord) -> Result<(
 
 /// `--rm`: the container and its anonymous volumes, as Docker removes them.
 fn auto_remove(store: &Store, id: &str) -> Result<()> {
-    let record = store.container(id)?;
-    remove_container(store, id)?;
-    remove_anonymous_volumes(store, &record)
+    let container = Container::load(store, id)?;
+    remove_container(store, id, Some(&container))?;
+    remove_anonymous_volumes(store, &container.settings)
 }
 
-fn remove_container(store: &Store, id: &str) -> Result<()> {
-    if let Ok(record) = store.container(id) {
+/// Removes container `id`'s record and files; `container` is what its record says, when
+/// that can be read.
+fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> Result<()> {
+    if let Some(container) = container {
         // Whoever ran it tears its network down; if nobody does any more, we do.
-        networking::reap(store, &record, true)?;
+        networking::reap(store, container, true)?;
     }
     store.release_addresses(id, None)?;
     crate::store::remove_tree(&store.root().join("containers").join(id));
@@ -955,7 +940,7 @@ pub fn snapshot_users(store: &Store) -> crate::store::SnapshotUsers {
         }
     };
     for record in records {
-        match serde_json::from_str::<Spec>(&record.spec) {
+        match record::spec_of(&record) {
             Ok(spec) => {
                 for lower in spec.rootfs.lowers {
                     found

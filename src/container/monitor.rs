@@ -14,10 +14,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::attach::AttachServer;
-use super::lifecycle::settings;
 use super::logs::LogWriter;
-use super::{auto_remove, now_rfc3339, ContainerError, ExecOptions, Result};
-use crate::exec::{self, Io, Output, ProcessId, Spec, Stream};
+use super::record::{write_exited, write_started};
+use super::{
+    auto_remove, now_rfc3339, Container, ContainerError, ContainerState, ExecOptions, Result,
+};
+use crate::exec::{self, Io, Output, ProcessId, Stream};
 use crate::store::Store;
 
 /// The environment variable that makes lade's binary a container's monitor (its value:
@@ -30,6 +32,21 @@ pub(crate) const READY_FD: i32 = 3;
 
 /// A line on the ready pipe before `ok` that is a warning for the starting command.
 pub(crate) const WARNING_PREFIX: &str = "warning ";
+
+/// `text` fit for one line of the ready pipe, which its reader takes line by line: a
+/// message can quote another program's stderr (aardvark-dns's), whose second line would
+/// otherwise be read as the status line.
+fn one_line(text: &str) -> String {
+    let mut line = String::with_capacity(text.len());
+    for c in text.trim_end().chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+    line
+}
 
 /// The container's log, as Docker's json-file driver writes it.
 pub fn log_path(store: &Store, id: &str) -> PathBuf {
@@ -106,7 +123,7 @@ fn as_helper(work: impl FnOnce(&Store, &mut Option<File>) -> Result<()>) -> i32 
         (Ok(()), _) => 0,
         (Err(err), Some(mut ready)) => {
             let code = err.exit_code();
-            let _ = writeln!(ready, "{code} {err}");
+            let _ = writeln!(ready, "{code} {}", one_line(&err.to_string()));
             code
         }
         (Err(err), None) => err.exit_code(),
@@ -114,14 +131,11 @@ fn as_helper(work: impl FnOnce(&Store, &mut Option<File>) -> Result<()>) -> i32 
 }
 
 fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
-    let record = store.container(id)?;
-    let first_settings = settings(&record);
-    let terminal = serde_json::from_str::<Spec>(&record.spec)
-        .map(|s| s.process.terminal)
-        .unwrap_or(false);
+    let first = Container::load(store, id)?;
+    let terminal = first.spec.process.terminal;
     // `-i`: the container's stdin is a pipe the monitor holds open (at our fd 0, which
     // the sandbox hands on), fed by attached clients.
-    let stdin = if first_settings.interactive {
+    let stdin = if first.settings.interactive {
         Some(stdin_pipe().map_err(|source| ContainerError::Io {
             path: "pipe".into(),
             source,
@@ -137,20 +151,17 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         server.wait_for_client();
     }
     loop {
-        let record = store.container(id)?;
-        let mut spec: Spec =
-            serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-                what: format!("container {id}: its spec"),
-                source: e,
-            })?;
-        let settings = settings(&record);
-        let (network, join) = super::networking::start(store, &record)?;
+        let container = Container::load(store, id)?;
+        let (network, join) = super::networking::start(store, &container)?;
+        let Container {
+            mut spec, settings, ..
+        } = container;
         spec.network = join;
         // Told to the command that starts it (`run -d`, `start`), before its `ok`.
         if let (Some(file), Some(warning)) =
             (ready.as_mut(), network.as_ref().and_then(|n| n.warning()))
         {
-            let _ = writeln!(file, "{WARNING_PREFIX}{warning}");
+            let _ = writeln!(file, "{WARNING_PREFIX}{}", one_line(&warning.to_string()));
         }
         let mut log = LogWriter::open(log_path(store, id), settings.log.clone())?;
         let sending = server.clone();
@@ -169,12 +180,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             }
         };
         let mut started = |init: ProcessId| {
-            let _ = store.set_container_running(
-                id,
-                i64::from(init.pid),
-                init.start as i64,
-                &now_rfc3339(),
-            );
+            let _ = write_started(store, id, init, &now_rfc3339());
             if let Some(mut file) = ready.take() {
                 let _ = file.write_all(b"ok\n");
             }
@@ -202,7 +208,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         if let Err(err) = &torn_down {
             let _ = fs::write(monitor_log(store, id), format!("{err}\n"));
         }
-        let recorded = store.set_container_exited(id, i64::from(code), &now_rfc3339())?;
+        let recorded = write_exited(store, id, code, &now_rfc3339())?;
         server.exited(code);
         if !recorded {
             return Ok(()); // removed meanwhile (rm -f): nothing left to watch
@@ -225,7 +231,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             return Ok(());
         }
         store.count_container_restart(id)?;
-        store.set_container_state(id, "restarting")?;
+        ContainerState::Restarting.write(store, id)?;
         // Docker waits 100 ms before the first restart, doubling each time.
         let delay = 100u64 << record.restarts.clamp(0, 6);
         std::thread::sleep(Duration::from_millis(delay));
@@ -242,4 +248,21 @@ fn stdin_pipe() -> std::io::Result<File> {
     // dup2 leaves the new fd 0 without close-on-exec: the sandbox hands it on.
     nix::unistd::dup2_stdin(&read)?;
     Ok(File::from(write))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_pipe_messages_are_one_line() {
+        let cause = "aardvark-dns failed:\nError: bind 10.89.0.1:53\r\n\tin use\u{1b}[0m\n";
+        let line = one_line(cause);
+        assert!(!line.contains(['\n', '\r']), "{line}");
+        assert_eq!(
+            line,
+            "aardvark-dns failed:\\nError: bind 10.89.0.1:53\\r\\n\\tin use\\u{1b}[0m"
+        );
+        assert_eq!(one_line("plain: köln"), "plain: köln");
+    }
 }

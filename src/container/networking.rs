@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{now_rfc3339, running_init, settings, validate, ContainerError, Result};
+use super::record::write_settings;
+use super::{now_rfc3339, running_init, validate, Container, ContainerError, Result};
 use crate::exec;
 use crate::network::{
     self, Attachment, ContainerNetwork, DnsUnavailable, NetNamespace, Netavark, NetworkDefinition,
@@ -363,9 +364,10 @@ pub(crate) struct Session {
 /// join it. The session (for a bridge network) must be finished when it stops.
 pub(crate) fn start(
     store: &Store,
-    record: &ContainerRecord,
+    container: &Container,
 ) -> Result<(Option<Session>, exec::Network)> {
-    let network_settings = settings(record).network;
+    let record = &container.record;
+    let network_settings = container.settings.network.clone();
     match &network_settings.mode {
         NetworkMode::None => return Ok((None, exec::Network::Isolated)),
         NetworkMode::Host => return Ok((None, exec::Network::Host)),
@@ -442,10 +444,11 @@ impl Session {
     /// them now), with the host ports it was given.
     pub(crate) fn finish(self, store: &Store) -> Result<()> {
         let mut plan = self.plan.clone();
-        if let Some(now) = store
-            .container(&plan.container_id)
+        // A container whose settings cannot be read now keeps the networks it started
+        // with: those at least are torn down.
+        if let Some(now) = Container::load(store, &plan.container_id)
             .ok()
-            .and_then(|record| settings(&record).network.plan)
+            .and_then(|container| container.settings.network.plan)
         {
             plan.attachments = now.attachments;
         }
@@ -480,8 +483,9 @@ fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, netavark
 /// Tears down the network of a container nobody runs any more (its monitor killed):
 /// what `ps`, `rm` and `start` do when they find one. With `wait`, waits for whoever
 /// still runs it to finish (`rm -f`, after the kill).
-pub(crate) fn reap(store: &Store, record: &ContainerRecord, wait: bool) -> Result<()> {
-    let Some(plan) = settings(record).network.plan else {
+pub(crate) fn reap(store: &Store, container: &Container, wait: bool) -> Result<()> {
+    let record = &container.record;
+    let Some(plan) = &container.settings.network.plan else {
         return Ok(());
     };
     if !namespace_file(&record.id).exists() && !ports_file(store, &record.id).exists() {
@@ -493,7 +497,7 @@ pub(crate) fn reap(store: &Store, record: &ContainerRecord, wait: bool) -> Resul
     let Some(_lock) = lock(store, &record.id, wait)? else {
         return Ok(()); // its runner is alive and will do it
     };
-    teardown_leftovers(store, &record.id, &plan, &netavark(store)?);
+    teardown_leftovers(store, &record.id, plan, &netavark(store)?);
     Ok(())
 }
 
@@ -502,7 +506,7 @@ pub(crate) fn reap(store: &Store, record: &ContainerRecord, wait: bool) -> Resul
 pub fn reap_networks(store: &Store) -> Result<()> {
     for record in store.containers()? {
         if running_init(&record).is_none() {
-            reap(store, &record, false)?;
+            reap(store, &Container::read(record)?, false)?;
         }
     }
     Ok(())
@@ -736,19 +740,21 @@ pub fn network_json(store: &Store, record: &NetworkRecord) -> Result<serde_json:
     let network = definition(record)?;
     let mut containers = serde_json::Map::new();
     for id in store.network_users(&record.name)? {
-        let Ok(container) = store.container(&id) else {
-            continue;
+        let Ok(found) = store.container(&id) else {
+            continue; // removed meanwhile
         };
-        let attachment = settings(&container).network.plan.and_then(|p| {
-            p.attachments
-                .into_iter()
-                .find(|a| a.network.name == record.name)
-        });
+        let container = Container::read(found)?;
+        let attachment = container
+            .settings
+            .network
+            .plan
+            .as_ref()
+            .and_then(|p| p.attachments.iter().find(|a| a.network.name == record.name));
         if let Some(attachment) = attachment {
             containers.insert(
                 id.clone(),
                 serde_json::json!({
-                    "Name": container.name,
+                    "Name": container.record.name,
                     "IPv4Address": format!("{}/{}", attachment.ip, network.subnet.prefix()),
                     "IPv6Address": "",
                 }),
@@ -783,14 +789,18 @@ pub fn connect(
     aliases: &[String],
     ip: Option<&str>,
 ) -> Result<Option<DnsUnavailable>> {
-    let record = store.container(container_reference)?;
+    let Container {
+        record,
+        spec,
+        settings: mut all,
+        ..
+    } = Container::load(store, container_reference)?;
     let running = running_init(&record).is_some();
     let network = match store.network(network_reference)? {
         Some(found) => definition(&found)?,
         None if network_reference == "bridge" => default_network(store)?,
         None => return Err(ContainerError::NoSuchNetwork(network_reference.to_string())),
     };
-    let mut all = settings(&record);
     let mut plan = match (&all.network.mode, all.network.plan.take()) {
         (NetworkMode::Bridge(_), Some(plan)) => plan,
         (NetworkMode::None, _) => ContainerNetwork {
@@ -823,16 +833,13 @@ pub fn connect(
         ip: ip.map(str::to_string),
         ..NetworkRequest::default()
     };
-    let hostname = serde_json::from_str::<exec::Spec>(&record.spec)
-        .map(|s| s.hostname)
-        .unwrap_or_default();
-    let (joined, _) = plan_on(store, &record, &hostname, &request)?;
+    let (joined, _) = plan_on(store, &record, &spec.hostname, &request)?;
     let mut attachment = joined;
     attachment.interface = format!("eth{}", plan.attachments.len());
     let mut dns_unavailable = None;
     if running {
         // Connected now, in the namespace it runs in: that network alone, no ports.
-        let file = live_namespace(&record)?;
+        let file = live_namespace(&record, &all)?;
         let alone = ContainerNetwork {
             attachments: vec![attachment.clone()],
             ports: Vec::new(),
@@ -850,19 +857,19 @@ pub fn connect(
     plan.attachments.push(attachment);
     all.network.mode = NetworkMode::Bridge(plan.attachments[0].network.name.clone());
     all.network.plan = Some(plan);
-    save_settings(store, &record, &all).inspect_err(|_| {
+    write_settings(store, &record, &all).inspect_err(|_| {
         let _ = store.release_addresses(&record.id, Some(&joined_network));
     })?;
     Ok(dns_unavailable)
 }
 
 /// The network namespace file of a running container on a bridge network.
-fn live_namespace(record: &ContainerRecord) -> Result<PathBuf> {
+fn live_namespace(record: &ContainerRecord, settings: &super::Settings) -> Result<PathBuf> {
     let file = namespace_file(&record.id);
     if !file.exists() {
         return Err(ContainerError::CannotConnectLive {
             name: record.name.clone(),
-            mode: settings(record).network.mode.docker_name(),
+            mode: settings.network.mode.docker_name(),
         });
     }
     Ok(file)
@@ -891,14 +898,17 @@ fn plan_on(
 
 /// `network disconnect`: a container leaves a network (at once when it runs).
 pub fn disconnect(store: &Store, network_reference: &str, container_reference: &str) -> Result<()> {
-    let record = store.container(container_reference)?;
+    let Container {
+        record,
+        settings: mut all,
+        ..
+    } = Container::load(store, container_reference)?;
     let running = running_init(&record).is_some();
     let name = match store.network(network_reference)? {
         Some(found) => found.name,
         None if network_reference == "bridge" => DEFAULT_NETWORK.to_string(),
         None => return Err(ContainerError::NoSuchNetwork(network_reference.to_string())),
     };
-    let mut all = settings(&record);
     let Some(mut plan) = all.network.plan.take() else {
         return Err(ContainerError::NotOnNetwork {
             name: record.name.clone(),
@@ -917,7 +927,7 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
         });
     };
     if running {
-        let file = live_namespace(&record)?;
+        let file = live_namespace(&record, &all)?;
         let alone = ContainerNetwork {
             attachments: vec![leaving],
             ports: Vec::new(),
@@ -938,14 +948,5 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
         None => NetworkMode::None,
     };
     all.network.plan = (!plan.attachments.is_empty()).then_some(plan);
-    save_settings(store, &record, &all)
-}
-
-fn save_settings(store: &Store, record: &ContainerRecord, all: &super::Settings) -> Result<()> {
-    let json = serde_json::to_string(all).map_err(|e| ContainerError::Json {
-        what: format!("container {}: its settings", record.name),
-        source: e,
-    })?;
-    store.set_container_settings(&record.id, &json)?;
-    Ok(())
+    write_settings(store, &record, &all)
 }

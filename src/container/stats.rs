@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{current_state, running_init, ContainerError, Result};
-use crate::exec::{self, Spec};
+use super::{running_init, Container, ContainerError, Result};
+use crate::exec;
 use crate::store::Store;
 
 /// The host pids of a running container's processes.
@@ -70,40 +70,39 @@ fn host_memory() -> u64 {
 
 /// What each running container uses: CPU over a short sample, memory, processes.
 pub fn usage(store: &Store, references: &[String]) -> Result<Vec<Usage>> {
-    let records = if references.is_empty() {
-        store
-            .containers()?
+    let containers = if references.is_empty() {
+        Container::all(store)?
             .into_iter()
-            .filter(|r| matches!(current_state(r), "running" | "paused"))
+            .filter(|c| c.current_state().is_up())
             .collect()
     } else {
         references
             .iter()
-            .map(|r| store.container(r))
-            .collect::<std::result::Result<Vec<_>, _>>()?
+            .map(|r| Container::load(store, r))
+            .collect::<Result<Vec<_>>>()?
     };
     // SAFETY: sysconf takes a constant and touches no memory.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let sample = |pids: &[i32]| pids.iter().map(|p| cpu_ticks(*p)).sum::<u64>();
-    let pid_sets: Vec<Vec<i32>> = records.iter().map(|r| exec::cgroup_procs(&r.id)).collect();
+    let pid_sets: Vec<Vec<i32>> = containers
+        .iter()
+        .map(|c| exec::cgroup_procs(c.id()))
+        .collect();
     let before: Vec<u64> = pid_sets.iter().map(|p| sample(p)).collect();
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(200));
     let elapsed = started.elapsed().as_secs_f64();
     let host = host_memory();
-    Ok(records
+    Ok(containers
         .iter()
         .zip(pid_sets)
         .zip(before)
-        .map(|((record, pids), before)| {
+        .map(|((container, pids), before)| {
             let ticks = sample(&pids).saturating_sub(before) as f64;
-            let limit = serde_json::from_str::<Spec>(&record.spec)
-                .ok()
-                .and_then(|s| s.limits.memory)
-                .unwrap_or(host);
+            let limit = container.spec.limits.memory.unwrap_or(host);
             Usage {
-                id: record.id.clone(),
-                name: record.name.clone(),
+                id: container.record.id.clone(),
+                name: container.record.name.clone(),
                 cpu_percent: ticks / ticks_per_second / elapsed * 100.0,
                 memory: pids.iter().map(|p| resident_bytes(*p)).sum(),
                 memory_limit: limit,

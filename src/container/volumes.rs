@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
+use super::record::spec_of;
 use super::{io, new_id, now_rfc3339, ContainerError, Result};
-use crate::exec::{self, Mount, Spec};
+use crate::exec::{self, Mount};
 use crate::store::{Store, VolumeRecord};
 
 /// One mount a container asks for.
@@ -287,11 +288,7 @@ fn mounts_of(store: &Store, spec: &str) -> Result<Vec<Request>> {
         "rw" => false,
         other => return Err(invalid(spec, format!("mode {other:?}: expected ro or rw"))),
     };
-    let record = store.container(reference)?;
-    let other: Spec = serde_json::from_str(&record.spec).map_err(|e| ContainerError::Json {
-        what: format!("container {reference}: its spec"),
-        source: e,
-    })?;
+    let other = super::Container::load(store, reference)?.spec;
     let volumes_dir = store.root().join("volumes");
     Ok(other
         .mounts
@@ -498,10 +495,7 @@ pub fn volume_users(store: &Store, name: &str) -> Result<Vec<String>> {
     let data = store.volume_data(name);
     let mut users = Vec::new();
     for record in store.containers()? {
-        let Ok(spec) = serde_json::from_str::<Spec>(&record.spec) else {
-            continue;
-        };
-        let uses = spec
+        let uses = spec_of(&record)?
             .mounts
             .iter()
             .any(|m| matches!(m, Mount::Bind { source, .. } if *source == data));

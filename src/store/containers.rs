@@ -40,41 +40,44 @@ impl Store {
     }
 
     /// Records the init of a running container: its pid and start time, and when it
-    /// started.
+    /// started, with `state`, the container module's name for running.
     pub fn set_container_running(
         &self,
         id: &str,
+        state: &str,
         pid: i64,
         pid_start: i64,
         started_at: &str,
     ) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
-                "UPDATE containers SET state = 'running', pid = ?2, pid_start = ?3, exit_code = NULL, started_at = ?4 WHERE id = ?1",
-                params![id, pid, pid_start, started_at],
+                "UPDATE containers SET state = ?2, pid = ?3, pid_start = ?4, exit_code = NULL, started_at = ?5 WHERE id = ?1",
+                params![id, state, pid, pid_start, started_at],
             )
         })?;
         Ok(())
     }
 
-    /// Records that a container ended, with its exit code and when. False when the
-    /// container is no longer recorded (it was removed meanwhile).
+    /// Records that a container ended, with its exit code and when, and `state`, the
+    /// container module's name for exited. False when the container is no longer
+    /// recorded (it was removed meanwhile).
     pub fn set_container_exited(
         &self,
         id: &str,
+        state: &str,
         exit_code: i64,
         finished_at: &str,
     ) -> Result<bool> {
         let changed = self.with_db(|conn| {
             conn.execute(
-                "UPDATE containers SET state = 'exited', pid = NULL, pid_start = NULL, exit_code = ?2, finished_at = ?3 WHERE id = ?1",
-                params![id, exit_code, finished_at],
+                "UPDATE containers SET state = ?2, pid = NULL, pid_start = NULL, exit_code = ?3, finished_at = ?4 WHERE id = ?1",
+                params![id, state, exit_code, finished_at],
             )
         })?;
         Ok(changed > 0)
     }
 
-    /// Sets a container's state alone (`created`, `paused`, `running`...).
+    /// Sets a container's state alone (the container module gives its meaning).
     pub fn set_container_state(&self, id: &str, state: &str) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
