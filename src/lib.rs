@@ -6,12 +6,15 @@
 //! `layers` (deterministic tars, safe extraction, snapshots), `store` (the on-disk
 //! content-addressed store), `exec` (the sandbox), `container` (container lifecycle),
 //! `registry` (the distribution protocol) and `oci` (the image format's types).
-//! `cli` turns command lines into calls on these modules.
+//! `engine` is the application layer above them: one operation per user-level command
+//! (`run`, `create`, `start`), each over a typed request. `cli` turns command lines into
+//! those requests, or calls on the modules for the commands not moved there yet.
 
 pub mod archive;
 pub mod builder;
 pub mod cli;
 pub mod container;
+pub mod engine;
 pub mod exec;
 pub mod graph;
 pub mod layers;

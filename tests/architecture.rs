@@ -6,9 +6,12 @@ use std::path::Path;
 
 /// `module -> modules it may use`, exactly as the design's table gives it.
 const ALLOWED: &[(&str, &[&str])] = &[
+    // cli's arrows below `engine` stay for the verbs not moved to the engine yet (all but
+    // run, create and start); they go as those verbs move.
     (
         "cli",
         &[
+            "engine",
             "builder",
             "container",
             "graph",
@@ -19,6 +22,21 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "store",
             "exec",
             "parser",
+            "oci",
+        ],
+    ),
+    (
+        "engine",
+        &[
+            "builder",
+            "container",
+            "archive",
+            "graph",
+            "registry",
+            "network",
+            "layers",
+            "store",
+            "exec",
             "oci",
         ],
     ),

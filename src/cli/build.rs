@@ -357,9 +357,6 @@ fn verdict_parts(verdict: &builder::Verdict) -> (&'static str, Option<&str>) {
 }
 
 fn build(store_config: &StoreConfig, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
-    // Views of image filesystems are mounted in a namespace of lade's own, so they vanish
-    // with the process whatever happens. This must come before any thread starts.
-    crate::exec::mounts::private_mount_namespace()?;
     let store = super::open_store(store_config)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
     cancel_on_signals(&options.cancel)?;

@@ -12,9 +12,12 @@ use serde_json::json;
 use super::StoreConfig;
 use super::{human_age, open_store, print_table};
 use crate::container::{self, Container, ContainerState, RunOptions};
+use crate::engine::{
+    self, ContainerRequest, EngineError, ImageName, RunOutcome, RunRequest, StartAttached,
+};
 use crate::exec::Limits;
 use crate::oci::parse_size;
-use crate::registry::{self, PullPolicy};
+use crate::registry::PullPolicy;
 
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
@@ -157,190 +160,151 @@ pub struct RunArgs {
 /// the command cannot be run, 127 when it is not found (as Docker).
 pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
-        let memory = match &args.memory {
-            None => None,
-            Some(text) => Some(parse_size(text).filter(|b| *b > 0).ok_or_else(|| {
-                anyhow::anyhow!("invalid --memory {text:?}: expected a size such as 512m or 1g")
-            })?),
-        };
-        if let Some(cpus) = args.cpus {
-            if !(cpus > 0.0 && cpus.is_finite()) {
-                bail!("invalid --cpus {cpus}: expected a positive number");
-            }
-        }
-        let restart = container::RestartPolicy::parse(&args.restart).ok_or_else(|| {
-            anyhow::anyhow!(
-                "invalid --restart {:?}: expected no, on-failure[:N], always or unless-stopped",
-                args.restart
-            )
-        })?;
-        if let Some(signal) = &args.stop_signal {
-            if container::parse_signal(signal).is_none() {
-                bail!("invalid --stop-signal {signal:?}: expected a signal name or number");
-            }
-        }
-        if !args.detach && restart != container::RestartPolicy::No {
-            bail!("--restart applies to detached containers: add -d");
-        }
-        let detach_keys = detach_keys(&args.detach_keys)?;
-        let mut attach = Vec::new();
-        let mut attach_stdin = args.attach.is_empty();
-        for stream in &args.attach {
-            match stream.to_ascii_lowercase().as_str() {
-                "stdout" => attach.push(crate::exec::Stream::Stdout),
-                "stderr" => attach.push(crate::exec::Stream::Stderr),
-                "stdin" => attach_stdin = true,
-                other => bail!("invalid -a {other:?}: stdin, stdout or stderr"),
-            }
-        }
-        if args.detach && !args.attach.is_empty() {
-            bail!("conflicting options: -a and -d");
-        }
-        let options = RunOptions {
-            image: args.image.clone(),
-            name: args.name.clone(),
-            args: args.command.clone(),
-            entrypoint: args.entrypoint.clone(),
-            env: args.env.clone(),
-            env_files: args.env_files.clone(),
-            workdir: args.workdir.clone(),
-            user: args.user.clone(),
-            interactive: args.interactive,
-            tty: args.tty,
-            attach,
-            attach_stdin,
-            network: container::NetworkRequest {
-                mode: container::NetworkMode::parse(&args.network),
-                aliases: args.network_aliases.clone(),
-                ip: args.ip.clone(),
-                publish: args.publish.clone(),
-                publish_all: args.publish_all,
-                expose: args.expose.clone(),
-                dns: args.dns.clone(),
-                add_hosts: args.add_hosts.clone(),
-            },
-            hostname: args.hostname.clone(),
-            volumes: args.volumes.clone(),
-            mounts: args.mounts.clone(),
-            tmpfs: args.tmpfs.clone(),
-            volumes_from: args.volumes_from.clone(),
-            read_only: args.read_only,
-            limits: Limits {
-                memory,
-                cpus: args.cpus,
-                pids: args.pids_limit,
-            },
-            init: args.init,
-            remove: args.rm && !args.detach,
-            detach: args.detach || args.create_only,
-            on_warning: Some(warn),
-        };
-        let settings = container::Settings {
-            restart,
-            stop_signal: args.stop_signal.clone(),
-            stop_timeout: args.stop_timeout,
-            auto_remove: args.rm,
-            labels: container::validate::labels(&args.labels)?,
-            anonymous_volumes: Vec::new(),
-            network: Default::default(),
-            interactive: args.interactive,
-            log: container::LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
-        };
-        if let Some(cidfile) = &args.cidfile {
-            if cidfile.exists() {
-                bail!("the container id file {} already exists", cidfile.display());
-            }
-        }
-        let pull: PullPolicy = args.pull.parse().map_err(|_| {
-            anyhow::anyhow!("invalid --pull {:?}: always, missing or never", args.pull)
-        })?;
-        // Refused before anything is pulled or made.
-        container::check_run_options(&options, &settings).map_err(exit_with)?;
-        // Mounts made for the container must not outlive it: a namespace of our own.
-        crate::exec::mounts::private_mount_namespace()?;
+        let request = run_request(&args)?;
         let store = open_store(store_config)?;
-        pull_for_run(&store, &args.image, pull)?;
-        if args.detach || args.create_only {
-            let (id, _) =
-                container::create_container(&store, &options, &settings).map_err(exit_with)?;
-            write_cidfile(&args, &id)?;
-            let id = if args.create_only {
-                id
-            } else {
-                container::start_detached(&store, &id, warn).map_err(exit_with)?
-            };
+        if args.create_only {
+            let id = engine::create(&store, &request.container, &Tell).map_err(exit_with)?;
             println!("{id}");
             return Ok(0);
         }
-        if args.interactive && args.tty {
-            // Through a monitor, as a detached container with a client attached: the
-            // detach keys leave it running.
-            let (id, _) =
-                container::create_container(&store, &options, &settings).map_err(exit_with)?;
-            write_cidfile(&args, &id)?;
-            return attached_exit(container::start_attached(
-                &store,
-                &id,
-                &container::AttachOptions {
-                    stdin: true,
-                    detach_keys,
-                    sig_proxy: true,
-                },
-                warn,
-            ));
+        match engine::run(&store, &request, &Tell).map_err(exit_with)? {
+            RunOutcome::Started(id) => {
+                println!("{id}");
+                Ok(0)
+            }
+            RunOutcome::Exited(code) => Ok(code),
         }
-        if args.cidfile.is_some() || !settings.labels.is_empty() {
-            let (id, _) =
-                container::create_container(&store, &options, &settings).map_err(exit_with)?;
-            write_cidfile(&args, &id)?;
-            return container::run_created(&store, &id, &options)
-                .map(ran)
-                .map_err(exit_with);
-        }
-        container::run(&store, &options).map(ran).map_err(exit_with)
     })();
     Ok(container_exit(result))
 }
 
-/// `--pull`: the image from its registry when the policy says so (Docker's messages,
-/// on stderr, so that the container's output stays its own).
-fn pull_for_run(store: &crate::store::Store, image: &str, policy: PullPolicy) -> Result<()> {
-    match registry::find_or_pull(
-        store,
-        image,
-        policy,
-        &registry::PullOptions::default(),
-        &RunPull,
-    ) {
-        Ok(_) => Ok(()),
-        // Docker's notice has already said that the store lacks it.
-        Err(registry::RegistryError::PullOfMissing { image, source }) => {
-            bail!("cannot pull {image}: {source}")
+/// `run`'s and `create`'s arguments as the engine's request, refused (in this order)
+/// before anything is pulled or made.
+fn run_request(args: &RunArgs) -> Result<RunRequest> {
+    let memory = match &args.memory {
+        None => None,
+        Some(text) => Some(parse_size(text).filter(|b| *b > 0).ok_or_else(|| {
+            anyhow::anyhow!("invalid --memory {text:?}: expected a size such as 512m or 1g")
+        })?),
+    };
+    if let Some(cpus) = args.cpus {
+        if !(cpus > 0.0 && cpus.is_finite()) {
+            bail!("invalid --cpus {cpus}: expected a positive number");
         }
-        Err(other) => Err(other.into()),
     }
+    let restart = container::RestartPolicy::parse(&args.restart).ok_or_else(|| {
+        anyhow::anyhow!(
+            "invalid --restart {:?}: expected no, on-failure[:N], always or unless-stopped",
+            args.restart
+        )
+    })?;
+    if let Some(signal) = &args.stop_signal {
+        if container::parse_signal(signal).is_none() {
+            bail!("invalid --stop-signal {signal:?}: expected a signal name or number");
+        }
+    }
+    if !args.detach && restart != container::RestartPolicy::No {
+        bail!("--restart applies to detached containers: add -d");
+    }
+    let detach_keys = detach_keys(&args.detach_keys)?;
+    let mut attach = Vec::new();
+    let mut attach_stdin = args.attach.is_empty();
+    for stream in &args.attach {
+        match stream.to_ascii_lowercase().as_str() {
+            "stdout" => attach.push(crate::exec::Stream::Stdout),
+            "stderr" => attach.push(crate::exec::Stream::Stderr),
+            "stdin" => attach_stdin = true,
+            other => bail!("invalid -a {other:?}: stdin, stdout or stderr"),
+        }
+    }
+    if args.detach && !args.attach.is_empty() {
+        bail!("conflicting options: -a and -d");
+    }
+    let options = RunOptions {
+        image: args.image.clone(),
+        name: args.name.clone(),
+        args: args.command.clone(),
+        entrypoint: args.entrypoint.clone(),
+        env: args.env.clone(),
+        env_files: args.env_files.clone(),
+        workdir: args.workdir.clone(),
+        user: args.user.clone(),
+        interactive: args.interactive,
+        tty: args.tty,
+        attach,
+        attach_stdin,
+        network: container::NetworkRequest {
+            mode: container::NetworkMode::parse(&args.network),
+            aliases: args.network_aliases.clone(),
+            ip: args.ip.clone(),
+            publish: args.publish.clone(),
+            publish_all: args.publish_all,
+            expose: args.expose.clone(),
+            dns: args.dns.clone(),
+            add_hosts: args.add_hosts.clone(),
+        },
+        hostname: args.hostname.clone(),
+        volumes: args.volumes.clone(),
+        mounts: args.mounts.clone(),
+        tmpfs: args.tmpfs.clone(),
+        volumes_from: args.volumes_from.clone(),
+        read_only: args.read_only,
+        limits: Limits {
+            memory,
+            cpus: args.cpus,
+            pids: args.pids_limit,
+        },
+        init: args.init,
+        remove: args.rm && !args.detach,
+        detach: args.detach || args.create_only,
+    };
+    let settings = container::Settings {
+        restart,
+        stop_signal: args.stop_signal.clone(),
+        stop_timeout: args.stop_timeout,
+        auto_remove: args.rm,
+        labels: container::validate::labels(&args.labels)?,
+        anonymous_volumes: Vec::new(),
+        network: Default::default(),
+        interactive: args.interactive,
+        log: container::LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
+    };
+    if let Some(cidfile) = &args.cidfile {
+        if cidfile.exists() {
+            bail!("the container id file {} already exists", cidfile.display());
+        }
+    }
+    let pull: PullPolicy = args
+        .pull
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid --pull {:?}: always, missing or never", args.pull))?;
+    container::check_run_options(&options, &settings).map_err(exit_with)?;
+    let mut container = ContainerRequest::new(ImageName::new(&args.image), options, settings);
+    container.pull = pull;
+    container.cidfile = args.cidfile.clone();
+    Ok(RunRequest {
+        container,
+        detach: args.detach,
+        detach_keys,
+    })
 }
 
-/// What `run` says of a pull: only Docker's notice that the store lacked the image.
-struct RunPull;
+/// What `run`, `create` and `start` tell the user as they go: on stderr, so that a
+/// container's output stays its own (Docker's wording).
+struct Tell;
 
-impl registry::PullProgress for RunPull {
-    fn layer(&self, _: &crate::oci::Digest, _: u64, _: bool) {}
-
-    fn not_in_store(&self, image: &str) {
-        let shown = image
-            .parse::<crate::oci::ImageRef>()
-            .map_or_else(|_| image.to_string(), |reference| reference.familiar());
-        eprintln!("Unable to find image '{shown}' locally");
+impl engine::Reporter for Tell {
+    fn warning(&self, text: &str) {
+        warn(text);
     }
-}
 
-fn write_cidfile(args: &RunArgs, id: &str) -> Result<()> {
-    if let Some(path) = &args.cidfile {
-        std::fs::write(path, id)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    fn image_not_found(&self, image: &str) {
+        eprintln!("Unable to find image '{image}' locally");
     }
-    Ok(())
+
+    fn after_exit(&self, error: &engine::EngineError) {
+        eprintln!("lade: after the container exited: {error}");
+    }
 }
 
 /// `lade create`: a container made as `lade run` makes it, not started.
@@ -391,15 +355,6 @@ pub(crate) fn warn(text: &str) {
     eprintln!("warning: {text}");
 }
 
-/// A container error tagged with the exit code it stands for (Docker's 125/126/127).
-/// A foreground run's exit code; what could not be undone after it is said.
-fn ran(ran: container::Ran) -> i32 {
-    if let Some(err) = ran.teardown {
-        eprintln!("lade: after the container exited: {err}");
-    }
-    ran.code
-}
-
 /// Docker's default detach keys.
 const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
@@ -411,7 +366,7 @@ fn detach_keys(text: &str) -> Result<Vec<u8>> {
     })
 }
 
-/// The exit code of an attach: the container's, or 0 once detached from it.
+/// The exit code of `lade attach`: the container's, or 0 once detached from it.
 fn attached_exit(attached: container::Result<container::Attached>) -> Result<i32> {
     match attached.map_err(exit_with)? {
         container::Attached::Exited(code) => Ok(code),
@@ -419,7 +374,9 @@ fn attached_exit(attached: container::Result<container::Attached>) -> Result<i32
     }
 }
 
-fn exit_with(e: container::ContainerError) -> anyhow::Error {
+/// An error tagged with the exit code it stands for (Docker's 125/126/127).
+fn exit_with(e: impl Into<EngineError>) -> anyhow::Error {
+    let e = e.into();
     let code = e.exit_code();
     anyhow::Error::new(e).context(ExitWith(code))
 }
@@ -817,16 +774,16 @@ pub struct LogsArgs {
 
 /// Does `act` to each container named, printing each name as Docker does when it
 /// worked; the exit code says whether any failed.
-fn each_container(
+fn each_container<E: std::fmt::Display>(
     store_config: &StoreConfig,
     containers: &[String],
-    mut act: impl FnMut(&crate::store::Store, &str) -> container::Result<()>,
+    mut act: impl FnMut(&crate::store::Store, &str) -> std::result::Result<(), E>,
 ) -> Result<ExitCode> {
     let store = open_store(store_config)?;
     Ok(super::each_item(containers, |reference| {
         act(&store, reference)?;
         println!("{reference}");
-        Ok::<_, container::ContainerError>(())
+        Ok::<_, E>(())
     }))
 }
 
@@ -850,26 +807,20 @@ pub struct StartArgs {
 pub fn start(store_config: &StoreConfig, args: StartArgs) -> Result<ExitCode> {
     if !args.attach && !args.interactive {
         return each_container(store_config, &args.containers, |store, reference| {
-            container::start_detached(store, reference, warn).map(drop)
+            engine::start_detached(store, reference, &Tell).map(drop)
         });
     }
     if args.containers.len() > 1 {
         bail!("lade start -a starts one container at a time");
     }
-    let detach_keys = detach_keys(&args.detach_keys)?;
+    let request = StartAttached {
+        container: args.containers[0].clone(),
+        stdin: args.interactive,
+        detach_keys: detach_keys(&args.detach_keys)?,
+    };
     let result = (|| -> Result<i32> {
-        crate::exec::mounts::private_mount_namespace()?;
         let store = open_store(store_config)?;
-        attached_exit(container::start_attached(
-            &store,
-            &args.containers[0],
-            &container::AttachOptions {
-                stdin: args.interactive,
-                detach_keys,
-                sig_proxy: true,
-            },
-            warn,
-        ))
+        engine::start_attached(&store, &request, &Tell).map_err(exit_with)
     })();
     Ok(container_exit(result))
 }
@@ -919,7 +870,7 @@ pub fn stop(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
 pub fn restart(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
     each_container(store_config, &args.containers, |store, reference| {
         container::stop(store, reference, args.time)?;
-        container::start_detached(store, reference, warn).map(drop)
+        container::start_detached(store, reference, &warn).map(drop)
     })
 }
 
@@ -1219,7 +1170,6 @@ pub struct ExportArgs {
 
 /// `lade export`: the container's root file system as a tar.
 pub fn export(store_config: &StoreConfig, args: ExportArgs) -> Result<ExitCode> {
-    crate::exec::mounts::private_mount_namespace()?;
     let store = open_store(store_config)?;
     match &args.output {
         Some(path) => {
@@ -1278,8 +1228,6 @@ pub fn cp(store_config: &StoreConfig, args: CpArgs) -> Result<ExitCode> {
     if to == container::CopyEnd::Stream && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         bail!("refusing to write a tar to a terminal: give a path or a redirection");
     }
-    // A stopped container's root is mounted for the copy, in a namespace of lade's own.
-    crate::exec::mounts::private_mount_namespace()?;
     let store = open_store(store_config)?;
     let options = container::CopyOptions {
         archive: args.archive,

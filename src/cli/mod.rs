@@ -1,4 +1,5 @@
-//! The command line: clap types, turning arguments into the library's option structs,
+//! The command line: clap types, turning arguments into the engine's typed requests
+//! (the library's option structs for the commands not moved to the engine yet),
 //! rendering tables, progress and JSON, and exit codes. Library code never sees a clap
 //! type, and everything that prints lives here.
 
@@ -275,6 +276,19 @@ fn needs_root(command: &Command) -> Option<&'static str> {
     }
 }
 
+/// The commands that mount (a container's root, an image's view) and so run in a mount
+/// namespace of their own, with the exit code they give when it cannot be made: the
+/// container commands' 125, as for any failure of lade's own there.
+fn needs_private_mounts(command: &Command) -> Option<ExitCode> {
+    match command {
+        Command::Run(_) | Command::Create(_) => Some(ExitCode::from(125)),
+        Command::Start(args) if args.attach || args.interactive => Some(ExitCode::from(125)),
+        Command::Build(args) if !args.dry_run && !args.explain => Some(ExitCode::FAILURE),
+        Command::Cp(_) | Command::Export(_) => Some(ExitCode::FAILURE),
+        _ => None,
+    }
+}
+
 /// Runs a parsed command line; the exit code is the command's.
 pub fn run(cli: Cli) -> ExitCode {
     if !matches!(cli.command, Command::Run(_)) {
@@ -284,6 +298,13 @@ pub fn run(cli: Cli) -> ExitCode {
         if !nix::unistd::geteuid().is_root() {
             eprintln!("lade: lade {name} needs root; rootless mode is not supported yet");
             return ExitCode::FAILURE;
+        }
+    }
+    // First of all: the namespace must be made before any thread starts.
+    if let Some(code) = needs_private_mounts(&cli.command) {
+        if let Err(err) = crate::engine::process::private_mount_namespace() {
+            eprintln!("lade: {}", describe(&anyhow::Error::new(err)));
+            return code;
         }
     }
     let reserve = match cli.storage_reserve.as_deref() {
@@ -454,6 +475,7 @@ fn is_lades_own(error: &(dyn std::error::Error + 'static)) -> bool {
     }
     use crate::{archive, builder, container, exec, graph, layers, network, oci, parser};
     one_of!(
+        crate::engine::EngineError,
         builder::BuildError,
         crate::store::StoreError,
         container::ContainerError,

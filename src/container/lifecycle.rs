@@ -116,7 +116,7 @@ fn stop_marker(store: &Store, id: &str) -> std::path::PathBuf {
 /// in a session of its own, so it outlives the terminal and the command that started
 /// it). Returns once the container's process runs, or with the reason it could not;
 /// what it lacks (names that will not resolve) is told to `on_warning` before.
-pub fn start_detached(store: &Store, reference: &str, on_warning: fn(&str)) -> Result<String> {
+pub fn start_detached(store: &Store, reference: &str, on_warning: &dyn Fn(&str)) -> Result<String> {
     start_monitor(store, reference, false, on_warning).map(|(id, _)| id)
 }
 
@@ -126,7 +126,7 @@ pub fn start_attached(
     store: &Store,
     reference: &str,
     options: &super::AttachOptions,
-    on_warning: fn(&str),
+    on_warning: &dyn Fn(&str),
 ) -> Result<super::Attached> {
     let (id, stream) = start_monitor(store, reference, true, on_warning)?;
     let stream = stream.ok_or_else(|| ContainerError::MonitorSilent(id.to_string()))?;
@@ -137,7 +137,7 @@ fn start_monitor(
     store: &Store,
     reference: &str,
     attach_first: bool,
-    on_warning: fn(&str),
+    on_warning: &dyn Fn(&str),
 ) -> Result<(String, Option<std::os::unix::net::UnixStream>)> {
     let container = Container::load(store, reference)?;
     container

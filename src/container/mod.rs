@@ -28,7 +28,7 @@ use crate::exec::{
 };
 use crate::layers::{self, LayerError};
 use crate::oci::ImageConfig;
-use crate::store::{ContainerRecord, Store, StoreError};
+use crate::store::{ContainerRecord, Image, Store, StoreError};
 
 pub use crate::network::DnsUnavailable;
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
@@ -89,9 +89,6 @@ pub struct RunOptions {
     pub remove: bool,
     /// Started detached (`run -d`, `create`): it can be paused.
     pub detach: bool,
-    /// Told, before the container runs, what it lacks that it asked for (names that
-    /// will not resolve on its networks).
-    pub on_warning: Option<fn(&str)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -367,14 +364,15 @@ pub struct Ran {
     pub teardown: Option<ContainerError>,
 }
 
-/// Runs a container to completion.
-pub fn run(store: &Store, options: &RunOptions) -> Result<Ran> {
-    let (id, _) = create_container(store, options, &Settings::default())?;
-    run_created(store, &id, options)
-}
-
-/// Runs a container `create_container` made, in the foreground, to completion.
-pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran> {
+/// Runs a container `create_container` made, in the foreground, to completion;
+/// `on_warning` is told, before it runs, what it lacks that it asked for (names that
+/// will not resolve on its networks).
+pub fn run_created(
+    store: &Store,
+    id: &str,
+    options: &RunOptions,
+    on_warning: &dyn Fn(&str),
+) -> Result<Ran> {
     let id = id.to_string();
     let container = Container::load(store, &id)?;
     let mut spec = container.spec.clone();
@@ -388,11 +386,8 @@ pub fn run_created(store: &Store, id: &str, options: &RunOptions) -> Result<Ran>
         }
     };
     spec.network = join;
-    if let (Some(warn), Some(warning)) = (
-        options.on_warning,
-        network.as_ref().and_then(|n| n.warning()),
-    ) {
-        warn(&warning.to_string());
+    if let Some(warning) = network.as_ref().and_then(|n| n.warning()) {
+        on_warning(&warning.to_string());
     }
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
@@ -530,6 +525,28 @@ pub fn create_container(
         StoreError::NoSuchImage(name) => ContainerError::NoSuchImage(name),
         other => other.into(),
     })?;
+    create_checked(store, image, options, settings)
+}
+
+/// [`create_container`] from `image`, which the caller has found already (`run` has it
+/// from its pull policy): the image named by `options.image` is not looked up again.
+pub fn create_from_image(
+    store: &Store,
+    image: Image,
+    options: &RunOptions,
+    settings: &Settings,
+) -> Result<(String, Spec)> {
+    check_run_options(options, settings)?;
+    create_checked(store, image, options, settings)
+}
+
+/// What [`create_container`] makes once the request has passed its checks.
+fn create_checked(
+    store: &Store,
+    image: Image,
+    options: &RunOptions,
+    settings: &Settings,
+) -> Result<(String, Spec)> {
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
         return Err(ContainerError::NoCommand(options.image.to_string()));

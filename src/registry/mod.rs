@@ -36,7 +36,7 @@ pub use auth::{auth_file, credentials_for, Credentials};
 pub use catalogue::{login, logout, search, tags, SearchResult};
 pub use client::ClientOptions;
 pub use layout::{pull_layout, push_layout};
-pub use policy::{find_or_pull, PullPolicy};
+pub use policy::{find_or_pull, find_or_pull_parsed, PullPolicy};
 pub use pull::{pull, PullOptions, PullProgress};
 pub use push::{push, PushCompression, PushOptions, Recompress};
 pub use timeouts::{Timeouts, TIMEOUT_VARIABLE};

@@ -54,6 +54,20 @@ pub fn find_or_pull(
     options: &PullOptions,
     progress: &dyn PullProgress,
 ) -> Result<Image> {
+    find_or_pull_parsed(store, name, || name.parse(), policy, options, progress)
+}
+
+/// [`find_or_pull`] for a caller that has parsed `name` already: `reference` gives that
+/// parse's outcome, asked for only when a pull is needed (an image id, which is no
+/// reference, is found in the store by `name` alone).
+pub fn find_or_pull_parsed(
+    store: &Store,
+    name: &str,
+    reference: impl FnOnce() -> std::result::Result<ImageRef, crate::oci::ReferenceError>,
+    policy: PullPolicy,
+    options: &PullOptions,
+    progress: &dyn PullProgress,
+) -> Result<Image> {
     let stored = match store.image(name) {
         Ok(image) => Some(image),
         Err(StoreError::NoSuchImage(_)) => None,
@@ -68,7 +82,7 @@ pub fn find_or_pull(
             true
         }
     };
-    let reference: ImageRef = name.parse()?;
+    let reference = reference()?;
     pull(store, &reference, options, progress).map_err(|source| {
         let (image, source) = (reference.familiar(), Box::new(source));
         if missing {

@@ -1,0 +1,87 @@
+//! `run`: a container made (`create`) and started in the mode its request asks for:
+//! detached under a monitor, attached through one (`-it`, so the detach keys can leave
+//! it running), or in the foreground of this process, removed afterwards with `--rm`.
+
+use super::create::{self, ContainerRequest};
+use super::start::{self, StartAttached};
+use super::{pull, Reporter, Result};
+use crate::container::{self, Settings};
+use crate::store::Store;
+
+/// What `lade run` is asked for.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    pub container: ContainerRequest,
+    /// `-d`: started under a monitor, the id returned at once.
+    pub detach: bool,
+    /// The keys that detach from an `-it` container, which runs on.
+    pub detach_keys: Vec<u8>,
+}
+
+/// How a run ended, for `cli` to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Detached: the container runs on; its id.
+    Started(String),
+    /// The container's exit code (0 once detached from an `-it` container).
+    Exited(i32),
+}
+
+/// `lade run`.
+pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Result<RunOutcome> {
+    let wanted = &request.container;
+    let image = pull::image_for_container(store, wanted.image(), wanted.pull, reporter)?;
+    let options = wanted.options();
+    if request.detach {
+        let id = create::make(store, image, wanted, &wanted.settings)?;
+        return start::start_detached(store, &id, reporter).map(RunOutcome::Started);
+    }
+    if options.interactive && options.tty {
+        // Through a monitor, as a detached container with a client attached: the
+        // detach keys leave it running.
+        let id = create::make(store, image, wanted, &wanted.settings)?;
+        let attached = StartAttached {
+            container: id,
+            stdin: true,
+            detach_keys: request.detach_keys.clone(),
+        };
+        return start::start_attached(store, &attached, reporter).map(RunOutcome::Exited);
+    }
+    // A plain foreground run keeps none of the settings only a monitor applies (restart,
+    // log driver, stop signal): the container lives exactly as long as this process.
+    // A cidfile or labels are for other commands to find it by, so they are kept.
+    let settings = if wanted.cidfile.is_some() || !wanted.settings.labels.is_empty() {
+        wanted.settings.clone()
+    } else {
+        Settings::default()
+    };
+    let id = create::make(store, image, wanted, &settings)?;
+    let ran = container::run_created(store, &id, options, &|text| reporter.warning(text))?;
+    if let Some(err) = ran.teardown {
+        reporter.after_exit(&err.into());
+    }
+    Ok(RunOutcome::Exited(ran.code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::RunOptions;
+    use crate::engine::ImageName;
+
+    #[test]
+    fn a_run_request_carries_its_mode() {
+        let request = RunRequest {
+            container: ContainerRequest::new(
+                ImageName::new("alpine:3"),
+                RunOptions::default(),
+                Settings::default(),
+            ),
+            detach: true,
+            detach_keys: crate::container::parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+        };
+        assert_eq!(request.detach_keys, vec![16, 17]);
+        assert_eq!(request.container.options().image, "alpine:3");
+        assert_ne!(RunOutcome::Started("x".into()), RunOutcome::Exited(0));
+    }
+}

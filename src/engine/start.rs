@@ -1,0 +1,49 @@
+//! `start`: a created or exited container runs again under its monitor, detached, or
+//! with the user attached until it exits (or the detach keys leave it running).
+
+use super::{Reporter, Result};
+use crate::container::{self, AttachOptions, Attached};
+use crate::store::Store;
+
+/// `start -a`: one container, attached.
+#[derive(Debug, Clone)]
+pub struct StartAttached {
+    /// The container's name or id.
+    pub container: String,
+    /// `-i`: our standard input goes to the container.
+    pub stdin: bool,
+    /// The keys that detach from it (it runs on), as `container::parse_detach_keys`
+    /// reads them.
+    pub detach_keys: Vec<u8>,
+}
+
+/// Starts `reference` detached; returns its id once its process runs.
+pub fn start_detached(store: &Store, reference: &str, reporter: &dyn Reporter) -> Result<String> {
+    Ok(container::start_detached(store, reference, &|text| {
+        reporter.warning(text)
+    })?)
+}
+
+/// Starts a container with the user attached; returns its exit code, or 0 once
+/// detached from it.
+pub fn start_attached(
+    store: &Store,
+    request: &StartAttached,
+    reporter: &dyn Reporter,
+) -> Result<i32> {
+    let attached = container::start_attached(
+        store,
+        &request.container,
+        &AttachOptions {
+            stdin: request.stdin,
+            detach_keys: request.detach_keys.clone(),
+            // The signals lade receives go to the container, as `docker start -a`'s do.
+            sig_proxy: true,
+        },
+        &|text| reporter.warning(text),
+    )?;
+    Ok(match attached {
+        Attached::Exited(code) => code,
+        Attached::Detached => 0,
+    })
+}
