@@ -252,19 +252,3 @@ impl Write for EarlyWriteback {
         self.file.flush()
     }
 }
-
-/// Replaces `path` with `bytes` atomically: write to `tmp/`, fsync, rename.
-pub(crate) fn write_atomically(root: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp_dir = root.join("tmp");
-    fs::create_dir_all(&tmp_dir).at(&tmp_dir)?;
-    let tmp = tmp_dir.join(format!(
-        "{}-{}.tmp",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut file = File::create(&tmp).at(&tmp)?;
-    file.write_all(bytes).at(&tmp)?;
-    file.sync_all().at(&tmp)?;
-    drop(file);
-    fs::rename(&tmp, path).at(path)
-}
