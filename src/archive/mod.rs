@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use crate::layers::{self, Compression, ExtractLimits, LayerError, LayerWriter, TeeReader};
 use crate::oci::layout::{blob_name, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE};
 use crate::oci::{
-    canonical_json, media, ContainerConfig, Descriptor, Digest, History, ImageConfig, ImageIndex,
-    ImageManifest, ImageRef, Platform, RootFs, Sha256Writer, REF_NAME_ANNOTATION,
+    media, ContainerConfig, Descriptor, Digest, History, ImageConfig, ImageIndex, ImageManifest,
+    ImageRef, Platform, RootFs, Sha256Writer, REF_NAME_ANNOTATION,
 };
 use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
 
@@ -232,9 +232,10 @@ pub fn save(
                 .collect();
             // The empty map was always written for an unnamed image: the bytes stay.
             if annotations.is_empty() {
-                entry
-                    .extra
-                    .insert("annotations".into(), serde_json::Value::Object(Default::default()));
+                entry.extra.insert(
+                    "annotations".into(),
+                    serde_json::Value::Object(Default::default()),
+                );
             }
             entry
         };
@@ -270,7 +271,6 @@ pub fn save(
     tar.finish().at("archive")?;
     Ok(())
 }
-
 
 fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
     let mut header = tar::Header::new_ustar();

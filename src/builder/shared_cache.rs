@@ -236,9 +236,7 @@ pub(crate) fn export(store: &Store, dir: &Path, keys: &[String]) -> Result<usize
         // The store's reader checks the digest as it streams.
         let mut source = store.open_blob(digest)?;
         layout
-            .write_blob_with(digest, |file| {
-                std::io::copy(&mut source, file).map(|_| ())
-            })
+            .write_blob_with(digest, |file| std::io::copy(&mut source, file).map(|_| ()))
             .map_err(layout_failure(dir))?;
     }
     let count = records.len();

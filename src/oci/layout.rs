@@ -45,7 +45,11 @@ pub enum LayoutError {
         actual: Digest,
     },
     #[error("{}: {size} bytes, more than the {limit} lade reads of such a document", path.display())]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
 }
 
 impl LayoutError {
@@ -131,10 +135,11 @@ impl Layout {
     /// what is pushed or stored, never the parsed value written again).
     pub fn read_manifest(&self, digest: &Digest) -> Result<(Vec<u8>, ImageManifest), LayoutError> {
         let bytes = self.read_blob(digest)?;
-        let manifest = ImageManifest::from_slice(&bytes).map_err(|source| LayoutError::Document {
-            path: self.blob_path(digest),
-            source,
-        })?;
+        let manifest =
+            ImageManifest::from_slice(&bytes).map_err(|source| LayoutError::Document {
+                path: self.blob_path(digest),
+                source,
+            })?;
         Ok((bytes, manifest))
     }
 
@@ -253,16 +258,24 @@ mod tests {
             .annotations
             .insert(crate::oci::REF_NAME_ANNOTATION.into(), "t".into());
         layout.write_index(&ImageIndex::new(vec![entry])).unwrap();
-        assert_eq!(fs::read(dir.join(OCI_LAYOUT_FILE)).unwrap(), OCI_LAYOUT_CONTENT);
+        assert_eq!(
+            fs::read(dir.join(OCI_LAYOUT_FILE)).unwrap(),
+            OCI_LAYOUT_CONTENT
+        );
         let index = layout.read_index().unwrap();
-        let (read, parsed) = layout.read_manifest(&index.named("t").unwrap().digest).unwrap();
+        let (read, parsed) = layout
+            .read_manifest(&index.named("t").unwrap().digest)
+            .unwrap();
         assert_eq!((read, parsed), (bytes, manifest));
         fs::write(layout.blob_path(&config), b"{ }").unwrap();
         assert!(matches!(
             layout.read_blob(&config),
             Err(LayoutError::DigestMismatch { .. })
         ));
-        assert!(Layout::new(dir.join("none")).read_index().unwrap_err().is_not_found());
+        assert!(Layout::new(dir.join("none"))
+            .read_index()
+            .unwrap_err()
+            .is_not_found());
         let _ = fs::remove_dir_all(&dir);
     }
 }

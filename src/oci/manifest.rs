@@ -251,13 +251,15 @@ impl Kind {
             manifests: Option<serde::de::IgnoredAny>,
         }
         let probe: Probe = serde_json::from_slice(bytes).ok()?;
-        Some(if probe.schema_version.and_then(|v| v.as_i64()) == Some(1) {
-            Kind::Schema1
-        } else if probe.manifests.is_some() {
-            Kind::Index
-        } else {
-            Kind::Manifest
-        })
+        Some(
+            if probe.schema_version.and_then(|v| v.as_i64()) == Some(1) {
+                Kind::Schema1
+            } else if probe.manifests.is_some() {
+                Kind::Index
+            } else {
+                Kind::Manifest
+            },
+        )
     }
 }
 
@@ -301,7 +303,10 @@ mod tests {
             r#"{{"config":{{"digest":"sha256:{HEX}","mediaType":"x","size":2,"urls":["u"]}},"layers":[],"schemaVersion":2,"zz":{{"a":1}}}}"#
         );
         let manifest = ImageManifest::from_slice(text.as_bytes()).unwrap();
-        assert_eq!(String::from_utf8(manifest.to_canonical_json()).unwrap(), text);
+        assert_eq!(
+            String::from_utf8(manifest.to_canonical_json()).unwrap(),
+            text
+        );
     }
 
     #[test]
@@ -310,7 +315,10 @@ mod tests {
         let e = ImageManifest::from_slice(no_size.as_bytes()).unwrap_err();
         assert!(e.to_string().contains("image manifest") && e.to_string().contains("size"));
         let md5 = br#"{"manifests":[{"digest":"md5:abc"}]}"#;
-        assert!(ImageIndex::from_slice(md5).unwrap_err().to_string().contains("md5"));
+        assert!(ImageIndex::from_slice(md5)
+            .unwrap_err()
+            .to_string()
+            .contains("md5"));
         let huge = format!(r#"{{"manifests":[{{"digest":"sha256:{HEX}","size":-1}}]}}"#);
         assert!(ImageIndex::from_slice(huge.as_bytes()).is_err());
         assert!(matches!(

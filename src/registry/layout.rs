@@ -31,16 +31,13 @@ pub fn push_layout(
 ) -> Result<Digest> {
     let layout = Layout::new(dir);
     let index = layout.read_index()?;
-    let manifest_digest = index
-        .named(ref_name)
-        .map(|m| m.digest)
-        .ok_or_else(|| {
-            json_error(
-                &dir.display().to_string(),
-                "index.json",
-                format!("names no {ref_name}"),
-            )
-        })?;
+    let manifest_digest = index.named(ref_name).map(|m| m.digest).ok_or_else(|| {
+        json_error(
+            &dir.display().to_string(),
+            "index.json",
+            format!("names no {ref_name}"),
+        )
+    })?;
     // The bytes as they are in the layout are pushed: its digest is the one named.
     let (manifest, parsed) = layout.read_manifest(&manifest_digest)?;
     let client = Client::new(destination.registry(), options)?;

@@ -86,8 +86,8 @@ pub fn pull(
     // An index (a multi-platform image): the manifest for this platform. The body, not
     // the Content-Type, decides, as registries are not all careful with the latter.
     if Kind::of(&bytes) == Some(Kind::Index) {
-        let index = ImageIndex::from_slice(&bytes)
-            .map_err(|e| json_error(&image_name, "its index", e))?;
+        let index =
+            ImageIndex::from_slice(&bytes).map_err(|e| json_error(&image_name, "its index", e))?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
         let chosen = index
             .for_platform(&platform, true)
@@ -109,8 +109,8 @@ pub fn pull(
         }
     }
     let _ = (media_type, digest);
-    let manifest =
-        ImageManifest::from_slice(&bytes).map_err(|e| json_error(&image_name, "its manifest", e))?;
+    let manifest = ImageManifest::from_slice(&bytes)
+        .map_err(|e| json_error(&image_name, "its manifest", e))?;
     let config_bytes = fetch_config(
         store,
         &client,

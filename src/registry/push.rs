@@ -66,7 +66,9 @@ pub fn push(
             Descriptor::new(media::OCI_CONFIG, image.id, config_size),
             layers
                 .iter()
-                .map(|(digest, size, media_type)| Descriptor::new(media_type.as_str(), *digest, *size))
+                .map(|(digest, size, media_type)| {
+                    Descriptor::new(media_type.as_str(), *digest, *size)
+                })
                 .collect(),
         );
         (layers, manifest.to_canonical_json())

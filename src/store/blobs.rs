@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{IoContext, Result, Store, StoreError};
 use sha2::{Digest as _, Sha256};

@@ -8,9 +8,7 @@ use rusqlite::params;
 
 use super::db::{self, parse_digest, LayerRecord};
 use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError, Tag};
-use crate::oci::{
-    canonical_json, media, Descriptor, Digest, ImageConfig, ImageManifest, ImageRef,
-};
+use crate::oci::{canonical_json, media, Descriptor, Digest, ImageConfig, ImageManifest, ImageRef};
 
 /// One layer of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,11 +73,7 @@ impl Store {
         let config_digest = self.put_blob(&config_bytes)?;
         // The bytes oci-spec's builder wrote before, key for key, so digests stay.
         let manifest = ImageManifest::new(
-            Descriptor::new(
-                media::OCI_CONFIG,
-                config_digest,
-                config_bytes.len() as u64,
-            ),
+            Descriptor::new(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
             image
                 .layers
                 .iter()
