@@ -16,9 +16,10 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Value};
 
 use crate::layers::{self, Compression, ExtractLimits, LayerError, LayerWriter, TeeReader};
+use crate::oci::layout::{blob_name, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE};
 use crate::oci::{
-    canonical_json, media, ContainerConfig, Digest, History, ImageConfig, ImageRef, Platform,
-    RootFs, Sha256Writer, REF_NAME_ANNOTATION,
+    media, ContainerConfig, Descriptor, Digest, History, ImageConfig, ImageIndex, ImageManifest,
+    ImageRef, Platform, RootFs, Sha256Writer, REF_NAME_ANNOTATION,
 };
 use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
 
@@ -183,7 +184,7 @@ pub fn save(
 ) -> Result<()> {
     let mut tar = tar::Builder::new(out);
     let mut written: BTreeSet<Digest> = BTreeSet::new();
-    let mut index_entries: Vec<Value> = Vec::new();
+    let mut index_entries: Vec<Descriptor> = Vec::new();
     let mut docker_manifest: Vec<Value> = Vec::new();
     append_dir(&mut tar, "blobs/")?;
     append_dir(&mut tar, "blobs/sha256/")?;
@@ -207,42 +208,49 @@ pub fn save(
             if written.insert(digest) {
                 append_layer(store, &mut tar, layer, format, size, progress)?;
             }
-            layer_descriptors.push(
-                json!({ "mediaType": media_type, "digest": digest.to_string(), "size": size }),
-            );
+            layer_descriptors.push(Descriptor::new(media_type, digest, size));
             layer_paths.push(blob_name(&digest));
         }
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_MANIFEST,
-            "config": { "mediaType": media::OCI_CONFIG, "digest": image.id.to_string(), "size": config_bytes.len() },
-            "layers": layer_descriptors,
-        });
-        let manifest_bytes = canonical_json(&manifest);
+        let manifest = ImageManifest::new(
+            Descriptor::new(media::OCI_CONFIG, image.id, config_bytes.len() as u64),
+            layer_descriptors,
+        );
+        let manifest_bytes = manifest.to_canonical_json();
         let manifest_digest = Digest::of(&manifest_bytes);
         if written.insert(manifest_digest) {
             append_file(&mut tar, &blob_name(&manifest_digest), &manifest_bytes)?;
         }
-        let descriptor = |annotations: Value| {
-            json!({
-                "mediaType": media::OCI_MANIFEST,
-                "digest": manifest_digest.to_string(),
-                "size": manifest_bytes.len(),
-                "annotations": annotations,
-            })
+        let descriptor = |annotations: &[(&str, String)]| {
+            let mut entry = Descriptor::new(
+                media::OCI_MANIFEST,
+                manifest_digest,
+                manifest_bytes.len() as u64,
+            );
+            entry.annotations = annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect();
+            // The empty map was always written for an unnamed image: the bytes stay.
+            if annotations.is_empty() {
+                entry.extra.insert(
+                    "annotations".into(),
+                    serde_json::Value::Object(Default::default()),
+                );
+            }
+            entry
         };
         if item.names.is_empty() {
-            index_entries.push(descriptor(json!({})));
+            index_entries.push(descriptor(&[]));
         }
         for name in &item.names {
             let ref_name = match format {
                 SaveFormat::Docker => name.tag().unwrap_or("latest").to_string(),
                 SaveFormat::Oci => name.familiar(),
             };
-            index_entries.push(descriptor(json!({
-                CONTAINERD_NAME_ANNOTATION: name.normalized(),
-                REF_NAME_ANNOTATION: ref_name,
-            })));
+            index_entries.push(descriptor(&[
+                (CONTAINERD_NAME_ANNOTATION, name.normalized()),
+                (REF_NAME_ANNOTATION, ref_name),
+            ]));
         }
         docker_manifest.push(json!({
             "Config": blob_name(&image.id),
@@ -250,9 +258,8 @@ pub fn save(
             "Layers": layer_paths,
         }));
     }
-    let index =
-        json!({ "schemaVersion": 2, "mediaType": media::OCI_INDEX, "manifests": index_entries });
-    append_file(&mut tar, "index.json", &canonical_json(&index))?;
+    let index = ImageIndex::new(index_entries).to_canonical_json();
+    append_file(&mut tar, INDEX_FILE, &index)?;
     if format == SaveFormat::Docker {
         append_file(
             &mut tar,
@@ -260,13 +267,9 @@ pub fn save(
             &serde_json::to_vec(&docker_manifest).unwrap_or_default(),
         )?;
     }
-    append_file(&mut tar, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    append_file(&mut tar, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT)?;
     tar.finish().at("archive")?;
     Ok(())
-}
-
-fn blob_name(digest: &Digest) -> String {
-    format!("blobs/sha256/{}", digest.hex())
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {
@@ -528,7 +531,7 @@ pub fn load(store: &Store, file: &File, progress: &dyn Progress) -> Result<Vec<L
     };
     let found = if archive.has("manifest.json") {
         docker_archive_images(&archive)?
-    } else if archive.has("index.json") {
+    } else if archive.has(INDEX_FILE) {
         oci_archive_images(&archive)?
     } else {
         return Err(invalid(
@@ -581,19 +584,15 @@ fn docker_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
 }
 
 fn oci_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
-    let index: Value = serde_json::from_slice(&archive.read_small("index.json")?)
-        .map_err(|e| invalid("index.json", e.to_string()))?;
+    let index = ImageIndex::from_slice(&archive.read_small(INDEX_FILE)?)
+        .map_err(|e| invalid(INDEX_FILE, e.to_string()))?;
     let mut by_manifest: BTreeMap<String, Found> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    for descriptor in index["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
+    for descriptor in &index.manifests {
         let names: Vec<String> = [
-            descriptor["annotations"][CONTAINERD_NAME_ANNOTATION].as_str(),
-            descriptor["annotations"][REF_NAME_ANNOTATION]
-                .as_str()
+            descriptor.annotation(CONTAINERD_NAME_ANNOTATION),
+            descriptor
+                .ref_name()
                 .filter(|n| n.contains(':') || n.contains('/')),
         ]
         .into_iter()
@@ -609,21 +608,14 @@ fn oci_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
         }
         let manifest_bytes =
             archive.read_verified(&blob_name(&manifest_digest), &manifest_digest)?;
-        let manifest: Value = serde_json::from_slice(&manifest_bytes)
+        let manifest = ImageManifest::from_slice(&manifest_bytes)
             .map_err(|e| invalid(blob_name(&manifest_digest), e.to_string()))?;
-        let digest_of = |v: &Value| -> Result<Digest> {
-            v["digest"].as_str().unwrap_or_default().parse().map_err(
-                |e: crate::oci::DigestError| invalid(blob_name(&manifest_digest), e.to_string()),
-            )
-        };
-        let config = digest_of(&manifest["config"])?;
-        let layers = manifest["layers"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        let config = manifest.config.digest;
+        let layers = manifest
+            .layers
             .iter()
-            .map(|l| digest_of(l).map(|d| (blob_name(&d), Some(d))))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|l| (blob_name(&l.digest), Some(l.digest)))
+            .collect();
         order.push(key.clone());
         by_manifest.insert(
             key,
@@ -641,29 +633,17 @@ fn oci_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
 }
 
 /// A manifest descriptor, or for an index (several platforms) the host's manifest.
-fn pick_manifest(archive: &ArchiveReader<'_>, descriptor: &Value) -> Result<Digest> {
-    let digest: Digest = descriptor["digest"]
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e: crate::oci::DigestError| invalid("index.json", e.to_string()))?;
-    let media_type = descriptor["mediaType"].as_str().unwrap_or_default();
-    if media_type != media::OCI_INDEX && media_type != media::DOCKER_MANIFEST_LIST {
+/// Each nested index is checked against its digest, so no index can name itself.
+fn pick_manifest(archive: &ArchiveReader<'_>, descriptor: &Descriptor) -> Result<Digest> {
+    let digest = descriptor.digest;
+    if !descriptor.is_index() {
         return Ok(digest);
     }
-    let nested: Value =
-        serde_json::from_slice(&archive.read_verified(&blob_name(&digest), &digest)?)
-            .map_err(|e| invalid(blob_name(&digest), e.to_string()))?;
+    let nested = ImageIndex::from_slice(&archive.read_verified(&blob_name(&digest), &digest)?)
+        .map_err(|e| invalid(blob_name(&digest), e.to_string()))?;
     let host = Platform::host();
-    nested["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .find(|m| {
-            m["platform"]["os"] == host.os.as_str()
-                && m["platform"]["architecture"] == host.architecture.as_str()
-        })
+    nested
+        .for_platform(&host, false)
         .map(|m| pick_manifest(archive, m))
         .unwrap_or_else(|| {
             Err(invalid(

@@ -7,19 +7,20 @@
 //! its digest checked) only when a step hits on it.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::BuildError;
-use crate::oci::{canonical_json, media, Digest, REF_NAME_ANNOTATION};
+use crate::oci::{
+    canonical_json, media, Descriptor, Digest, ImageIndex, ImageManifest, Layout, LayoutError,
+    REF_NAME_ANNOTATION,
+};
 use crate::store::{CacheRecord, LayerInfo, Store};
 
 /// The config media type of a cache manifest.
-pub const CACHE_CONFIG_MEDIA_TYPE: &str = "application/vnd.lade.build-cache.v1+json";
+pub const CACHE_CONFIG_MEDIA_TYPE: &str = media::LADE_BUILD_CACHE;
 /// The name of the cache manifest in `index.json`.
 pub const CACHE_REF_NAME: &str = "lade-build-cache";
 
@@ -49,6 +50,11 @@ struct ExportedRecord {
 struct CacheConfig {
     version: u32,
     records: Vec<ExportedRecord>,
+}
+
+/// A layout error as the cache's: it names the file, this names the cache directory.
+fn layout_failure(dir: &Path) -> impl FnOnce(LayoutError) -> BuildError + '_ {
+    move |e| layout_error(dir, e)
 }
 
 fn layout_error(dir: &Path, message: impl std::fmt::Display) -> BuildError {
@@ -85,37 +91,32 @@ impl ImportedCache {
             records: BTreeMap::new(),
             found: false,
         };
-        let index_path = dir.join("index.json");
-        if !index_path.exists() {
+        let layout = Layout::new(dir);
+        if !layout.has_index() {
             return Ok(cache);
         }
         cache.found = true;
-        let index: serde_json::Value = serde_json::from_slice(
-            &fs::read(&index_path).map_err(|e| layout_error(dir, format!("index.json: {e}")))?,
-        )
-        .map_err(|e| layout_error(dir, format!("index.json: {e}")))?;
-        let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
-        let Some(entry) = manifests
-            .iter()
-            .find(|m| m["annotations"][REF_NAME_ANNOTATION] == CACHE_REF_NAME)
-        else {
+        let index = layout.read_index().map_err(layout_failure(dir))?;
+        let Some(entry) = index.named(CACHE_REF_NAME) else {
             return Err(layout_error(
                 dir,
                 format!("index.json names no {CACHE_REF_NAME:?} manifest: not a lade build cache"),
             ));
         };
-        let manifest_digest = parse_digest(dir, &entry["digest"])?;
-        let manifest: serde_json::Value =
-            serde_json::from_slice(&read_verified(dir, &manifest_digest)?)
-                .map_err(|e| layout_error(dir, format!("manifest: {e}")))?;
-        if manifest["config"]["mediaType"] != CACHE_CONFIG_MEDIA_TYPE {
+        let (_, manifest) = layout
+            .read_manifest(&entry.digest)
+            .map_err(layout_failure(dir))?;
+        if manifest.config.media_type != CACHE_CONFIG_MEDIA_TYPE {
             return Err(layout_error(
                 dir,
                 format!("the manifest's config is not {CACHE_CONFIG_MEDIA_TYPE}"),
             ));
         }
-        let config_digest = parse_digest(dir, &manifest["config"]["digest"])?;
-        let config: CacheConfig = serde_json::from_slice(&read_verified(dir, &config_digest)?)
+        let config_digest = manifest.config.digest;
+        let config_bytes = layout
+            .read_blob(&config_digest)
+            .map_err(layout_failure(dir))?;
+        let config: CacheConfig = serde_json::from_slice(&config_bytes)
             .map_err(|e| layout_error(dir, format!("cache records: {e}")))?;
         if config.version != 1 {
             return Err(layout_error(
@@ -159,11 +160,9 @@ impl ImportedCache {
         };
         let layer = match &record.layer {
             Some(layer) => {
-                let path = blob_path(&self.dir, &layer.digest);
-                let mut file = File::open(&path).map_err(|source| BuildError::Io {
-                    path: path.clone(),
-                    source,
-                })?;
+                let mut file = Layout::new(&self.dir)
+                    .open_blob(&layer.digest)
+                    .map_err(layout_failure(&self.dir))?;
                 store.copy_blob(&mut file, &layer.digest)?;
                 Some(LayerInfo {
                     blob: layer.digest,
@@ -191,41 +190,13 @@ impl ImportedCache {
     }
 }
 
-fn parse_digest(dir: &Path, value: &serde_json::Value) -> Result<Digest, BuildError> {
-    value
-        .as_str()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|e| layout_error(dir, format!("bad digest {value}: {e}")))
-}
-
-fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs/sha256").join(digest.hex())
-}
-
-fn read_verified(dir: &Path, digest: &Digest) -> Result<Vec<u8>, BuildError> {
-    let path = blob_path(dir, digest);
-    let bytes =
-        fs::read(&path).map_err(|e| layout_error(dir, format!("{}: {e}", path.display())))?;
-    if Digest::of(&bytes) != *digest {
-        return Err(layout_error(
-            dir,
-            format!("{} does not match its digest", path.display()),
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Writes the records `keys` name, with their layers, as the cache at `dir`, replacing
 /// what it held: blobs first, then `index.json` by an atomic rename, then blobs no longer
 /// named are removed. A crash leaves either the old cache or the new one.
 pub(crate) fn export(store: &Store, dir: &Path, keys: &[String]) -> Result<usize, BuildError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| BuildError::Io { path, source }
-    };
+    let layout = Layout::new(dir);
+    layout.create_dirs().map_err(layout_failure(dir))?;
     let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs).map_err(io(&blobs))?;
     let mut records = Vec::new();
     let mut layers: BTreeMap<Digest, ExportedLayer> = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -259,58 +230,39 @@ pub(crate) fn export(store: &Store, dir: &Path, keys: &[String]) -> Result<usize
     }
     records.sort_by(|a, b| a.key.cmp(&b.key));
     for digest in layers.keys() {
-        let target = blob_path(dir, digest);
-        if target.exists() {
+        if layout.blob_path(digest).exists() {
             continue;
         }
+        // The store's reader checks the digest as it streams.
         let mut source = store.open_blob(digest)?;
-        write_file(dir, &target, |file| {
-            std::io::copy(&mut source, file).map(|_| ())
-        })?;
+        layout
+            .write_blob_with(digest, |file| std::io::copy(&mut source, file).map(|_| ()))
+            .map_err(layout_failure(dir))?;
     }
     let count = records.len();
     let config = canonical_json(&CacheConfig {
         version: 1,
         records,
     });
-    let config_digest = Digest::of(&config);
-    write_file(dir, &blob_path(dir, &config_digest), |f| {
-        f.write_all(&config)
-    })?;
-    let layer_descriptors: Vec<serde_json::Value> = layers
-        .values()
-        .map(|l| json!({ "mediaType": l.media_type, "digest": l.digest.to_string(), "size": l.size }))
-        .collect();
-    let manifest = canonical_json(&json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_MANIFEST,
-        "artifactType": CACHE_CONFIG_MEDIA_TYPE,
-        "config": {
-            "mediaType": CACHE_CONFIG_MEDIA_TYPE,
-            "digest": config_digest.to_string(),
-            "size": config.len(),
-        },
-        "layers": layer_descriptors,
-    }));
-    let manifest_digest = Digest::of(&manifest);
-    write_file(dir, &blob_path(dir, &manifest_digest), |f| {
-        f.write_all(&manifest)
-    })?;
-    write_file(dir, &dir.join("oci-layout"), |f| {
-        f.write_all(br#"{"imageLayoutVersion":"1.0.0"}"#)
-    })?;
-    let index = canonical_json(&json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": [{
-            "mediaType": media::OCI_MANIFEST,
-            "artifactType": CACHE_CONFIG_MEDIA_TYPE,
-            "digest": manifest_digest.to_string(),
-            "size": manifest.len(),
-            "annotations": { REF_NAME_ANNOTATION: CACHE_REF_NAME },
-        }],
-    }));
-    write_file(dir, &dir.join("index.json"), |f| f.write_all(&index))?;
+    let config_digest = layout.write_blob(&config).map_err(layout_failure(dir))?;
+    let mut manifest = ImageManifest::new(
+        Descriptor::new(CACHE_CONFIG_MEDIA_TYPE, config_digest, config.len() as u64),
+        layers
+            .values()
+            .map(|l| Descriptor::new(l.media_type.as_str(), l.digest, l.size))
+            .collect(),
+    );
+    manifest.artifact_type = Some(CACHE_CONFIG_MEDIA_TYPE.to_string());
+    let manifest = manifest.to_canonical_json();
+    let manifest_digest = layout.write_blob(&manifest).map_err(layout_failure(dir))?;
+    let mut entry = Descriptor::new(media::OCI_MANIFEST, manifest_digest, manifest.len() as u64);
+    entry.artifact_type = Some(CACHE_CONFIG_MEDIA_TYPE.to_string());
+    entry
+        .annotations
+        .insert(REF_NAME_ANNOTATION.to_string(), CACHE_REF_NAME.to_string());
+    layout
+        .write_index(&ImageIndex::new(vec![entry]))
+        .map_err(layout_failure(dir))?;
     let mut keep: std::collections::BTreeSet<String> = layers.keys().map(|d| d.hex()).collect();
     keep.insert(config_digest.hex());
     keep.insert(manifest_digest.hex());
@@ -323,33 +275,4 @@ pub(crate) fn export(store: &Store, dir: &Path, keys: &[String]) -> Result<usize
         }
     }
     Ok(count)
-}
-
-/// Writes a file next to its final place, syncs it and renames it there.
-fn write_file(
-    dir: &Path,
-    target: &Path,
-    fill: impl FnOnce(&mut File) -> std::io::Result<()>,
-) -> Result<(), BuildError> {
-    let tmp = dir.join(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    ));
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        fill(&mut file)?;
-        file.sync_all()?;
-        fs::rename(&tmp, target)
-    })();
-    result.map_err(|source| {
-        let _ = fs::remove_file(&tmp);
-        BuildError::Io {
-            path: target.to_path_buf(),
-            source,
-        }
-    })
 }

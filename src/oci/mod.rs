@@ -2,20 +2,27 @@
 //! a superset of the OCI one), image references, and canonical JSON so that the same
 //! content always gives the same digest.
 //!
-//! Manifests, indexes and descriptors are oci-spec's. The config type is ours because
-//! Docker's config carries fields that oci-spec's drops (Healthcheck, OnBuild, Shell),
-//! and those must survive a round trip through lade.
+//! Manifests, indexes, descriptors and the config are our own small serde types rather
+//! than oci-spec's: Docker's config carries fields that oci-spec's drops (Healthcheck,
+//! OnBuild, Shell), a manifest or index read must keep the fields no type names, and a
+//! bad document must be refused with what is wrong in it. The OCI image layout on disk
+//! is read and written by [`layout`] (std::fs only: `oci` uses no other module).
 
 mod config;
 mod digest;
+pub mod layout;
+mod manifest;
 mod reference;
 
 pub use config::{ContainerConfig, Healthcheck, History, ImageConfig, RootFs};
 pub use digest::{Digest, DigestError, Sha256Writer};
-pub use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+pub use layout::{Layout, LayoutError};
+pub use manifest::{
+    declared_media_type, Descriptor, ImageIndex, ImageManifest, Kind, ManifestError, PlatformSpec,
+};
 pub use reference::{ImageRef, ReferenceError};
 
-/// Media types lade writes or reads.
+/// Media types lade writes or reads, named here once.
 pub mod media {
     pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -29,6 +36,8 @@ pub mod media {
     pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
     pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
+    /// The config (and artifact type) of a lade build cache's manifest.
+    pub const LADE_BUILD_CACHE: &str = "application/vnd.lade.build-cache.v1+json";
 }
 
 /// The annotation that names a tag in an OCI layout's `index.json`.

@@ -46,6 +46,9 @@ use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// An OCI layout directory (a build cache going to or coming from a registry).
+    #[error(transparent)]
+    Layout(#[from] crate::oci::LayoutError),
     #[error("{registry}: {reason}")]
     Registry { registry: String, reason: String },
     #[error("registry {registry} failed while {stage}: {source}")]

@@ -6,11 +6,12 @@
 use std::io::{self, Read, Write};
 use std::sync::Mutex;
 
-use serde_json::Value;
-
 use super::client::{Client, ClientOptions};
 use super::{json_error, repository_name, Result};
-use crate::oci::{media, Digest, ImageConfig, ImageRef, Platform, Sha256Writer};
+use crate::oci::{
+    media, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, ImageRef, Kind, Platform,
+    Sha256Writer,
+};
 use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
 
 /// The most lade takes of an image config, whatever its descriptor claims: it is held
@@ -55,23 +56,6 @@ impl PullProgress for () {
     fn layer(&self, _: &Digest, _: u64, _: bool) {}
 }
 
-/// A descriptor of `image`'s manifest (`what` names it in errors): digest, size and
-/// media type. The size is required, as the spec has it: it bounds the blob's body.
-pub(super) fn descriptor(image: &str, value: &Value, what: &str) -> Result<(Digest, u64, String)> {
-    let digest = value["digest"]
-        .as_str()
-        .and_then(|d| d.parse::<Digest>().ok())
-        .ok_or_else(|| json_error(image, what, "no valid digest"))?;
-    let size = value["size"]
-        .as_u64()
-        .ok_or_else(|| json_error(image, what, format!("{digest} has no size")))?;
-    Ok((
-        digest,
-        size,
-        value["mediaType"].as_str().unwrap_or_default().to_string(),
-    ))
-}
-
 /// Pulls `reference` into the store and tags it; returns the image.
 pub fn pull(
     store: &Store,
@@ -99,40 +83,22 @@ pub fn pull(
             ));
         }
     }
-    let mut manifest: Value =
-        serde_json::from_slice(&bytes).map_err(|e| json_error(&image_name, "its manifest", e))?;
-    if manifest.get("schemaVersion").and_then(Value::as_i64) == Some(1) {
-        return Err(json_error(
-            &image_name,
-            "its manifest",
-            "it is Docker's schema 1, which lade does not pull (push the image again with a newer tool)",
-        ));
-    }
-    // An index: the manifest for this platform.
-    if manifest.get("manifests").is_some() {
+    // An index (a multi-platform image): the manifest for this platform. The body, not
+    // the Content-Type, decides, as registries are not all careful with the latter.
+    if Kind::of(&bytes) == Some(Kind::Index) {
+        let index =
+            ImageIndex::from_slice(&bytes).map_err(|e| json_error(&image_name, "its index", e))?;
         let platform = options.platform.clone().unwrap_or_else(Platform::host);
-        let chosen = manifest["manifests"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                let p = &m["platform"];
-                p["os"] == platform.os.as_str()
-                    && p["architecture"] == platform.architecture.as_str()
-                    && platform
-                        .variant
-                        .as_deref()
-                        .is_none_or(|v| p.get("variant").is_none_or(|pv| pv == v))
-            })
-            .and_then(|m| m["digest"].as_str())
+        let chosen = index
+            .for_platform(&platform, true)
+            .map(|m| m.digest.to_string())
             .ok_or_else(|| {
                 json_error(
                     &image_name,
                     "its index",
                     format!("has no manifest for {platform}"),
                 )
-            })?
-            .to_string();
+            })?;
         (bytes, media_type, digest) = client.manifest(repository, &chosen)?;
         if digest.to_string() != chosen {
             return Err(json_error(
@@ -141,21 +107,20 @@ pub fn pull(
                 format!("has digest {digest}, not {chosen}"),
             ));
         }
-        manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| json_error(&image_name, "its manifest", e))?;
     }
     let _ = (media_type, digest);
-    let descriptor = |value: &Value, what: &str| descriptor(&image_name, value, what);
-    let (config_digest, config_size, _) = descriptor(&manifest["config"], "its config")?;
-    let config_bytes = fetch_config(store, &client, repository, &config_digest, config_size)?;
+    let manifest = ImageManifest::from_slice(&bytes)
+        .map_err(|e| json_error(&image_name, "its manifest", e))?;
+    let config_bytes = fetch_config(
+        store,
+        &client,
+        repository,
+        &manifest.config.digest,
+        manifest.config.size,
+    )?;
     let config: ImageConfig = serde_json::from_slice(&config_bytes)
         .map_err(|e| json_error(&image_name, "its config", e))?;
-    let layer_descriptors: Vec<(Digest, u64, String)> = manifest["layers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|l| descriptor(l, "a layer"))
-        .collect::<Result<_>>()?;
+    let layer_descriptors: &[Descriptor] = &manifest.layers;
     if layer_descriptors.len() != config.rootfs.diff_ids.len() {
         return Err(json_error(
             &image_name,
@@ -168,7 +133,7 @@ pub fn pull(
         ));
     }
     // A few layers at a time.
-    let jobs: Vec<(usize, &(Digest, u64, String), &Digest)> = layer_descriptors
+    let jobs: Vec<(usize, &Descriptor, &Digest)> = layer_descriptors
         .iter()
         .zip(&config.rootfs.diff_ids)
         .enumerate()
@@ -181,11 +146,18 @@ pub fn pull(
         for _ in 0..3.min(jobs.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some((index, (digest, size, media_type), diff_id)) = jobs.get(i) else {
+                let Some((index, layer, diff_id)) = jobs.get(i) else {
                     break;
                 };
                 let result = fetch_layer(
-                    store, &client, repository, digest, *size, media_type, diff_id, progress,
+                    store,
+                    &client,
+                    repository,
+                    &layer.digest,
+                    layer.size,
+                    &layer.media_type,
+                    diff_id,
+                    progress,
                 );
                 results.lock().unwrap_or_else(|e| e.into_inner())[*index] = Some(result);
             });

@@ -5,11 +5,9 @@
 
 use std::io::Read;
 
-use serde_json::Value;
-
 use super::client::{Client, ClientOptions};
 use super::{repository_name, RegistryError, Result};
-use crate::oci::{media, Digest, ImageRef};
+use crate::oci::{media, Descriptor, Digest, ImageManifest, ImageRef};
 use crate::store::{LayerInfo, Store};
 
 /// What `lade push` asks for.
@@ -64,15 +62,16 @@ pub fn push(
             layers.push((digest, size, to.media_type().to_string()));
         }
         let config_size = store.read_blob(&image.id)?.len() as u64;
-        let manifest = serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": media::OCI_MANIFEST,
-            "config": { "mediaType": media::OCI_CONFIG, "digest": image.id.to_string(), "size": config_size },
-            "layers": layers.iter().map(|(digest, size, media_type)| serde_json::json!({
-                "mediaType": media_type, "digest": digest.to_string(), "size": size,
-            })).collect::<Vec<_>>(),
-        });
-        (layers, crate::oci::canonical_json(&manifest))
+        let manifest = ImageManifest::new(
+            Descriptor::new(media::OCI_CONFIG, image.id, config_size),
+            layers
+                .iter()
+                .map(|(digest, size, media_type)| {
+                    Descriptor::new(media_type.as_str(), *digest, *size)
+                })
+                .collect(),
+        );
+        (layers, manifest.to_canonical_json())
     } else {
         let layers = image
             .layers
@@ -182,9 +181,7 @@ pub(super) fn put_manifest(
     tag: &str,
     manifest: &[u8],
 ) -> Result<()> {
-    let media_type = serde_json::from_slice::<Value>(manifest)
-        .ok()
-        .and_then(|v| v["mediaType"].as_str().map(str::to_string))
+    let media_type = crate::oci::declared_media_type(manifest)
         .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
     let mut response = client
         .authorize(

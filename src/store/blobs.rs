@@ -3,7 +3,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::{IoContext, Result, Store, StoreError};
 use sha2::{Digest as _, Sha256};
@@ -251,20 +251,4 @@ impl Write for EarlyWriteback {
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
     }
-}
-
-/// Replaces `path` with `bytes` atomically: write to `tmp/`, fsync, rename.
-pub(crate) fn write_atomically(root: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp_dir = root.join("tmp");
-    fs::create_dir_all(&tmp_dir).at(&tmp_dir)?;
-    let tmp = tmp_dir.join(format!(
-        "{}-{}.tmp",
-        std::process::id(),
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
-    ));
-    let mut file = File::create(&tmp).at(&tmp)?;
-    file.write_all(bytes).at(&tmp)?;
-    file.sync_all().at(&tmp)?;
-    drop(file);
-    fs::rename(&tmp, path).at(path)
 }

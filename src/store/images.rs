@@ -4,12 +4,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 
-use oci_spec::image::{DescriptorBuilder, ImageManifest, ImageManifestBuilder, MediaType};
 use rusqlite::params;
 
 use super::db::{self, parse_digest, LayerRecord};
 use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError, Tag};
-use crate::oci::{canonical_json, media, Digest, ImageConfig, ImageRef};
+use crate::oci::{canonical_json, media, Descriptor, Digest, ImageConfig, ImageManifest, ImageRef};
 
 /// One layer of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,36 +71,15 @@ impl Store {
             None => canonical_json(&image.config),
         };
         let config_digest = self.put_blob(&config_bytes)?;
-        let descriptor = |media_type: MediaType, digest: Digest, size: u64| {
-            DescriptorBuilder::default()
-                .media_type(media_type)
-                .digest(oci_spec::image::Digest::from(digest))
-                .size(size)
-                .build()
-                .map_err(|e| StoreError::Invalid {
-                    what: "a descriptor".into(),
-                    reason: e.to_string(),
-                })
-        };
-        let layers = image
-            .layers
-            .iter()
-            .map(|l| descriptor(MediaType::from(l.media_type.as_str()), l.blob, l.size))
-            .collect::<Result<Vec<_>>>()?;
-        let manifest = ImageManifestBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageManifest)
-            .config(descriptor(
-                MediaType::ImageConfig,
-                config_digest,
-                config_bytes.len() as u64,
-            )?)
-            .layers(layers)
-            .build()
-            .map_err(|e| StoreError::Invalid {
-                what: "an image manifest".into(),
-                reason: e.to_string(),
-            })?;
+        // The bytes oci-spec's builder wrote before, key for key, so digests stay.
+        let manifest = ImageManifest::new(
+            Descriptor::new(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
+            image
+                .layers
+                .iter()
+                .map(|l| Descriptor::new(l.media_type.as_str(), l.blob, l.size))
+                .collect(),
+        );
         let manifest_bytes = canonical_json(&manifest);
         let manifest_digest = self.put_blob(&manifest_bytes)?;
         let size: u64 = image.layers.iter().map(|l| l.tar_size).sum();
@@ -214,45 +192,38 @@ impl Store {
     /// [`Store::image_by_manifest`] with the tags already read.
     fn load_image(&self, manifest_digest: &Digest, tags: &[Tag]) -> Result<Image> {
         let manifest_bytes = self.read_blob(manifest_digest)?;
-        let manifest: ImageManifest =
-            serde_json::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
+        let manifest =
+            ImageManifest::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
                 what: format!("manifest {manifest_digest}"),
                 reason: e.to_string(),
             })?;
-        let config_digest =
-            Digest::try_from(manifest.config().digest()).map_err(|e| StoreError::Invalid {
-                what: format!("manifest {manifest_digest}"),
-                reason: e.to_string(),
-            })?;
+        let config_digest = manifest.config.digest;
         let config: ImageConfig = serde_json::from_slice(&self.read_blob(&config_digest)?)
             .map_err(|e| StoreError::Invalid {
                 what: format!("image config {config_digest}"),
                 reason: e.to_string(),
             })?;
-        if config.rootfs.diff_ids.len() != manifest.layers().len() {
+        if config.rootfs.diff_ids.len() != manifest.layers.len() {
             return Err(StoreError::Invalid {
                 what: format!("image {config_digest}"),
                 reason: format!(
                     "its config lists {} layers but its manifest {}",
                     config.rootfs.diff_ids.len(),
-                    manifest.layers().len()
+                    manifest.layers.len()
                 ),
             });
         }
         let mut layers = Vec::new();
-        for (descriptor, diff_id) in manifest.layers().iter().zip(&config.rootfs.diff_ids) {
-            let blob = Digest::try_from(descriptor.digest()).map_err(|e| StoreError::Invalid {
-                what: format!("manifest {manifest_digest}"),
-                reason: e.to_string(),
-            })?;
+        for (descriptor, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
+            let blob = descriptor.digest;
             let tar_size = self
                 .with_db(|conn| db::layer(conn, &blob))?
-                .map_or(descriptor.size(), |l| l.tar_size);
+                .map_or(descriptor.size, |l| l.tar_size);
             layers.push(LayerInfo {
                 blob,
                 diff_id: *diff_id,
-                media_type: descriptor.media_type().to_string(),
-                size: descriptor.size(),
+                media_type: descriptor.media_type.clone(),
+                size: descriptor.size,
                 tar_size,
             });
         }

@@ -6,10 +6,8 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 
-use serde_json::{json, Value};
-
-use super::{blobs::write_atomically, IoContext, Result, Store, StoreError};
-use crate::oci::{media, Digest, REF_NAME_ANNOTATION};
+use super::{IoContext, Result, Store, StoreError};
+use crate::oci::{media, Descriptor, Digest, ImageIndex, Layout, REF_NAME_ANNOTATION};
 
 /// A tag and the manifest it names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,7 +20,7 @@ pub struct Tag {
 
 impl Store {
     pub(crate) fn index_init(&self) -> Result<()> {
-        let path = self.layout_dir().join("index.json");
+        let path = self.layout().index_path();
         if !path.exists() {
             let _lock = self.index_lock()?;
             if !path.exists() {
@@ -40,7 +38,7 @@ impl Store {
 
     /// All tags, in name order.
     pub fn tags(&self) -> Result<Vec<Tag>> {
-        let path = self.layout_dir().join("index.json");
+        let path = self.layout().index_path();
         let bytes = match fs::read(&path) {
             // A store only being read may not have written its index yet.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.read_only => {
@@ -91,55 +89,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The store's OCI layout, staging its files in the store's `tmp/` (the one place a
+    /// crash may leave garbage).
+    pub(crate) fn layout(&self) -> Layout {
+        Layout::new(self.layout_dir()).with_staging(self.root().join("tmp"))
+    }
+}
+
 fn write_index(store: &Store, tags: &[Tag]) -> Result<()> {
-    let manifests: Vec<Value> = tags
+    let manifests = tags
         .iter()
         .map(|t| {
-            json!({
-                "mediaType": media::OCI_MANIFEST,
-                "digest": t.manifest.to_string(),
-                "size": t.manifest_size,
-                "annotations": { REF_NAME_ANNOTATION: t.name },
-            })
+            let mut entry = Descriptor::new(media::OCI_MANIFEST, t.manifest, t.manifest_size);
+            entry
+                .annotations
+                .insert(REF_NAME_ANNOTATION.to_string(), t.name.clone());
+            entry
         })
         .collect();
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": media::OCI_INDEX,
-        "manifests": manifests,
-    });
-    let path = store.layout_dir().join("index.json");
-    write_atomically(store.root(), &path, &crate::oci::canonical_json(&index))
+    Ok(store.layout().write_index(&ImageIndex::new(manifests))?)
 }
 
-/// Why `index.json` cannot be read as the store's tags.
-#[derive(Debug, thiserror::Error)]
-enum IndexProblem {
-    #[error("{0}")]
-    Json(#[from] serde_json::Error),
-    #[error("{0}")]
-    Digest(#[from] crate::oci::DigestError),
-}
-
-fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, IndexProblem> {
-    let index: Value = serde_json::from_slice(bytes)?;
+/// The tags of `index.json`, by name. Entries without a name (another tool's untagged
+/// images) are not tags. A size is required by the spec; `index.json` is the store's
+/// own, but another tool may have written it, so the entry is read whole.
+fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, crate::oci::ManifestError> {
+    let index = ImageIndex::from_slice(bytes)?;
     let mut tags: BTreeMap<String, Tag> = BTreeMap::new();
-    for entry in index["manifests"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        let Some(name) = entry["annotations"][REF_NAME_ANNOTATION].as_str() else {
+    for entry in &index.manifests {
+        let Some(name) = entry.ref_name() else {
             continue;
         };
-        let manifest: Digest = entry["digest"].as_str().unwrap_or_default().parse()?;
-        let manifest_size = entry["size"].as_u64().unwrap_or(0);
         tags.insert(
             name.to_string(),
             Tag {
                 name: name.to_string(),
-                manifest,
-                manifest_size,
+                manifest: entry.digest,
+                manifest_size: entry.size,
             },
         );
     }

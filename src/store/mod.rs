@@ -70,6 +70,9 @@ pub enum StoreError {
         path.display()
     )]
     Unsafe { path: PathBuf, problem: String },
+    /// The store's OCI layout (`index.json`, `oci-layout`) cannot be read or written.
+    #[error(transparent)]
+    Layout(#[from] crate::oci::LayoutError),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -309,10 +312,9 @@ impl Store {
         ] {
             fs::create_dir_all(&dir).at(&dir)?;
         }
-        let layout = root.join(OCI).join("oci-layout");
-        if !layout.exists() {
-            blobs::write_atomically(root, &layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
+        crate::oci::Layout::new(root.join(OCI))
+            .with_staging(root.join(TMP))
+            .write_marker()?;
         let total = filesystem_space(root).map_or(0, |(_, total)| total);
         let store = Store {
             root: root.to_path_buf(),
