@@ -364,7 +364,7 @@ pub struct Ran {
     pub teardown: Option<ContainerError>,
 }
 
-/// Runs a container `create_container` made, in the foreground, to completion;
+/// Runs a container `create_from_image` made, in the foreground, to completion;
 /// `on_warning` is told, before it runs, what it lacks that it asked for (names that
 /// will not resolve on its networks).
 pub fn run_created(
@@ -452,7 +452,7 @@ pub(crate) fn now_rfc3339() -> String {
 /// Everything in a `run` or `create` request that can be refused without looking at
 /// the store: names and host values, `-p`, `--expose`, `-v`, `--mount`, `--tmpfs`,
 /// `-e`, `--env-file`, `--dns`, `--ip`, `--add-host`, labels, the working directory.
-/// `create_container` checks it again first; callers check it before they pull.
+/// `create_from_image` checks it again first; callers check it before they pull.
 pub fn check_run_options(options: &RunOptions, settings: &Settings) -> Result<()> {
     if let Some(workdir) = options.workdir.as_deref().filter(|w| !w.starts_with('/')) {
         return Err(ContainerError::RelativeWorkdir(workdir.to_string()));
@@ -509,27 +509,14 @@ impl Drop for Undo<'_> {
     }
 }
 
-/// `lade create`, and the first half of `lade run`: the container's directory, spec and
-/// record (state `created`). Returns its id and spec.
+/// `lade create`, and the first half of `lade run`, from `image`, which the caller has
+/// found already (through its pull policy: the image named by `options.image` is not
+/// looked up again): the container's directory, spec and record (state `created`).
+/// Returns its id and spec.
 ///
 /// What the request can be refused for is checked before anything is made; what can
 /// fail after that (an address or a name taken meanwhile, a volume that cannot be
 /// filled) undoes what was made.
-pub fn create_container(
-    store: &Store,
-    options: &RunOptions,
-    settings: &Settings,
-) -> Result<(String, Spec)> {
-    check_run_options(options, settings)?;
-    let image = store.image(&options.image).map_err(|e| match e {
-        StoreError::NoSuchImage(name) => ContainerError::NoSuchImage(name),
-        other => other.into(),
-    })?;
-    create_checked(store, image, options, settings)
-}
-
-/// [`create_container`] from `image`, which the caller has found already (`run` has it
-/// from its pull policy): the image named by `options.image` is not looked up again.
 pub fn create_from_image(
     store: &Store,
     image: Image,
@@ -540,7 +527,7 @@ pub fn create_from_image(
     create_checked(store, image, options, settings)
 }
 
-/// What [`create_container`] makes once the request has passed its checks.
+/// What [`create_from_image`] makes once the request has passed its checks.
 fn create_checked(
     store: &Store,
     image: Image,
