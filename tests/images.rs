@@ -628,7 +628,7 @@ fn uncompressed_layers_keep_the_image_id_and_are_read_by_skopeo_and_a_fresh_stor
     let layers = manifest["layers"].as_array().unwrap();
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
     assert!(layers.len() > 2, "{manifest}");
-    // The base was imported zstd-compressed; the build's own layers are plain tars,
+    // The base was imported compressed; the build's own layers are plain tars,
     // whose digest is their diff_id.
     for (layer, diff_id) in layers.iter().zip(diff_ids).skip(1) {
         assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar");

@@ -1097,11 +1097,53 @@ fn a_build_keeps_layers_uncompressed_and_push_compresses_them_the_same_each_time
     let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3, "{raw}");
+    // gzip by default, which every client reads (Docker 20.10 cannot read zstd).
     for layer in layers {
         assert_eq!(
             layer["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+zstd"
+            "application/vnd.oci.image.layer.v1.tar+gzip"
         );
+    }
+    // zstd when asked: a build's layers go zstd, the gzip base stays as it is unless
+    // forced.
+    let zstd_name = format!("{}/apps/app:zstd", registry.host());
+    lade.ok(&["push", "--compression", "zstd", "app:1", &zstd_name]);
+    let forced_name = format!("{}/apps/app:forced", registry.host());
+    lade.ok(&[
+        "push",
+        "--compression-format",
+        "zstd",
+        "--force-compression",
+        "app:1",
+        &forced_name,
+    ]);
+    for (pushed, expected) in [
+        (&zstd_name, ["tar+gzip", "tar+zstd", "tar+zstd"]),
+        (&forced_name, ["tar+zstd", "tar+zstd", "tar+zstd"]),
+    ] {
+        let raw = common::run(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{pushed}"),
+            ],
+        );
+        let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+        let types: Vec<String> = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l["mediaType"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("application/vnd.oci.image.layer.v1.")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(types, expected, "{pushed}: {raw}");
     }
     // Compressed again, the layers are the same bytes: a second push sends nothing.
     let again = lade.ok(&["push", "app:1", &name]);

@@ -25,8 +25,9 @@ pub struct ImportArgs {
     /// A comment for the image's history
     #[arg(short, long)]
     pub message: Option<String>,
-    /// Layer compression
-    #[arg(long, value_enum, default_value = "zstd")]
+    /// Layer compression: gzip (the default) is what every client reads when the image
+    /// is pushed as it is; zstd is smaller, but Docker before 23 cannot pull it
+    #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
     /// How to show progress
     #[arg(long, value_enum, default_value = "auto")]

@@ -161,10 +161,21 @@ pub struct PushArgs {
     /// Only print the pushed manifest's digest
     #[arg(short, long)]
     pub quiet: bool,
-    /// gzip: push layers gzip-compressed (for registries and clients without zstd);
-    /// without it, uncompressed layers (a build's) go zstd-compressed, others as stored
-    #[arg(long, value_name = "gzip")]
-    pub compression: Option<String>,
+    /// How layers go out: gzip, which every client reads, or zstd (smaller and faster
+    /// to unpack, but Docker before 23 — Debian 12's docker.io 20.10 — and older
+    /// BuildKit cannot pull it; podman 3+, skopeo 1.x and Docker 23+ can). Uncompressed
+    /// layers (a build's) are compressed so; with gzip, zstd layers are converted too
+    #[arg(
+        long,
+        visible_alias = "compression-format",
+        value_name = "gzip|zstd",
+        default_value = "gzip"
+    )]
+    pub compression: String,
+    /// Convert layers stored in another compression too (with --compression zstd, gzip
+    /// layers become zstd)
+    #[arg(long)]
+    pub force_compression: bool,
     /// The image in the store (NAME[:TAG])
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -176,10 +187,10 @@ pub struct PushArgs {
 /// `lade push`: layers as stored, the manifest last; prints its digest.
 pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
     let destination: ImageRef = args.destination.as_deref().unwrap_or(&args.image).parse()?;
-    let gzip = match args.compression.as_deref() {
-        None => false,
-        Some("gzip") => true,
-        Some(other) => bail!("invalid --compression {other:?}: lade converts to gzip only"),
+    let compression = match args.compression.as_str() {
+        "gzip" => PushCompression::Gzip,
+        "zstd" => PushCompression::Zstd,
+        other => bail!("invalid --compression {other:?}: expected gzip or zstd"),
     };
     let store = open_store(store_config)?;
     let quiet = args.quiet;
@@ -192,7 +203,8 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
                 insecure: !args.tls_verify,
                 credentials: None,
             },
-            gzip,
+            compression,
+            force_compression: args.force_compression,
         },
         &recompress,
         &|line| {

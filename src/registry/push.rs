@@ -1,7 +1,8 @@
 //! `lade push`: an image from the store to a registry. Blobs the registry lacks go up
 //! (mounted from another repository of the same registry where one holds them, else
-//! uploaded whole or in chunks), layers re-compressed on the way where they are stored
-//! uncompressed or `--compression gzip` asks, and the manifest last.
+//! uploaded whole or in chunks), layers compressed on the way to what the push asks
+//! (gzip unless told otherwise, as Docker, BuildKit and podman push), and the manifest
+//! last.
 
 use std::io::Read;
 
@@ -14,11 +15,11 @@ use crate::store::{LayerInfo, Store};
 #[derive(Debug, Clone, Default)]
 pub struct PushOptions {
     pub client: ClientOptions,
-    /// `--compression gzip`: layers stored otherwise (zstd, or uncompressed) are pushed
-    /// gzip-compressed, for registries and clients that lack zstd (Docker 20.10).
-    /// Without it, layers stored uncompressed (as builds leave them) are pushed
-    /// zstd-compressed and the others as stored.
-    pub gzip: bool,
+    pub compression: PushCompression,
+    /// Layers already compressed otherwise are converted too (podman's
+    /// `--force-compression`); without it only gzip converts them, since gzip is the one
+    /// every client reads, and `zstd` leaves gzip layers as they are.
+    pub force_compression: bool,
 }
 
 /// Pushes the store's image `source` as `destination`: blobs the registry lacks, then
@@ -39,7 +40,13 @@ pub fn push(
     let converted: Vec<Option<PushCompression>> = image
         .layers
         .iter()
-        .map(|layer| push_compression(&layer.media_type, options.gzip))
+        .map(|layer| {
+            push_compression(
+                &layer.media_type,
+                options.compression,
+                options.force_compression,
+            )
+        })
         .collect();
     let (layers, manifest) = if converted.iter().any(Option::is_some) {
         let mut layers = Vec::new();
@@ -119,9 +126,13 @@ pub fn push(
 }
 
 /// A compression a layer is given on its way to a registry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How pushed layers are compressed. gzip is the default: every client reads it, where
+/// zstd needs Docker 23 or later (containerd 1.5), podman 3 or later or skopeo 1.x;
+/// Docker 20.10 (Debian 12's docker.io) and BuildKit's older `FROM` fail on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PushCompression {
     Zstd,
+    #[default]
     Gzip,
 }
 
@@ -154,15 +165,27 @@ pub type Recompress =
         PushCompression,
     ) -> std::result::Result<(Digest, u64), Box<dyn std::error::Error + Send + Sync>>;
 
-/// What a layer stored as `media_type` is converted to for a push, if anything: gzip
-/// for all but gzip layers with `--compression gzip`; otherwise zstd for an
-/// uncompressed layer (a build's), which a registry would otherwise take whole.
-fn push_compression(media_type: &str, gzip: bool) -> Option<PushCompression> {
-    if gzip {
-        return (!media_type.contains("gzip")).then_some(PushCompression::Gzip);
+/// What a layer stored as `media_type` is converted to for a push, if anything: an
+/// uncompressed layer (a build's) always goes as `to`, which a registry would otherwise
+/// take whole; a layer compressed otherwise goes as `to` when `to` is gzip (so that
+/// every client can read the image) or when forced, and as stored otherwise.
+fn push_compression(media_type: &str, to: PushCompression, force: bool) -> Option<PushCompression> {
+    let stored = if matches!(media_type, media::OCI_LAYER_TAR | media::DOCKER_LAYER_TAR) {
+        None
+    } else if media_type.contains("gzip") {
+        Some(PushCompression::Gzip)
+    } else if media_type.contains("zstd") {
+        Some(PushCompression::Zstd)
+    } else {
+        // A media type lade does not know is pushed as it is.
+        return None;
+    };
+    match stored {
+        None => Some(to),
+        Some(stored) if stored == to => None,
+        Some(_) if to == PushCompression::Gzip || force => Some(to),
+        Some(_) => None,
     }
-    matches!(media_type, media::OCI_LAYER_TAR | media::DOCKER_LAYER_TAR)
-        .then_some(PushCompression::Zstd)
 }
 
 /// Whether the registry has `digest` in `repository` already.
@@ -348,27 +371,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_build_layer_goes_zstd_and_gzip_on_request_converts_all_but_gzip_layers() {
-        assert_eq!(
-            push_compression(media::OCI_LAYER_TAR, false),
-            Some(PushCompression::Zstd)
-        );
-        assert_eq!(
-            push_compression(media::DOCKER_LAYER_TAR, false),
-            Some(PushCompression::Zstd)
-        );
-        assert_eq!(push_compression(media::OCI_LAYER_GZIP, false), None);
-        assert_eq!(push_compression(media::OCI_LAYER_ZSTD, false), None);
-        assert_eq!(
-            push_compression(media::OCI_LAYER_ZSTD, true),
-            Some(PushCompression::Gzip)
-        );
-        assert_eq!(
-            push_compression(media::OCI_LAYER_TAR, true),
-            Some(PushCompression::Gzip)
-        );
-        assert_eq!(push_compression(media::DOCKER_LAYER_GZIP, true), None);
-        assert_eq!(PushCompression::Gzip.media_type(), media::OCI_LAYER_GZIP);
-        assert_eq!(PushCompression::Zstd.media_type(), media::OCI_LAYER_ZSTD);
+    fn layers_go_gzip_unless_asked_and_zstd_converts_only_what_it_must() {
+        use PushCompression::{Gzip, Zstd};
+        let tar = media::OCI_LAYER_TAR;
+        let docker_tar = media::DOCKER_LAYER_TAR;
+        let gzip = media::OCI_LAYER_GZIP;
+        let zstd = media::OCI_LAYER_ZSTD;
+        // The default: everything ends gzip.
+        assert_eq!(push_compression(tar, Gzip, false), Some(Gzip));
+        assert_eq!(push_compression(docker_tar, Gzip, false), Some(Gzip));
+        assert_eq!(push_compression(zstd, Gzip, false), Some(Gzip));
+        assert_eq!(push_compression(gzip, Gzip, false), None);
+        // zstd: a build's layers go zstd, gzip ones stay unless forced.
+        assert_eq!(push_compression(tar, Zstd, false), Some(Zstd));
+        assert_eq!(push_compression(gzip, Zstd, false), None);
+        assert_eq!(push_compression(gzip, Zstd, true), Some(Zstd));
+        assert_eq!(push_compression(zstd, Zstd, true), None);
+        assert_eq!(push_compression("application/x-unknown", Zstd, true), None);
     }
 }
