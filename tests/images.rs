@@ -506,6 +506,18 @@ fn image_commands() {
     let json: Value = serde_json::from_str(&lade.ok(&["images", "--format", "json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 4);
     assert_eq!(lade.ok(&["images", "-q", "one"]).trim(), &id[7..19]);
+    // A repository with a registry port lists every tag, not only latest.
+    lade.ok(&["tag", "one:1", "localhost:5000/three:v2"]);
+    let listed = lade.ok(&["images", "localhost:5000/three"]);
+    assert!(
+        listed.contains("latest") && listed.contains("v2"),
+        "{listed}"
+    );
+    let listed = lade.ok(&["images", "localhost:5000/three:v2"]);
+    assert!(
+        !listed.contains("latest") && listed.contains("v2"),
+        "{listed}"
+    );
 
     let history = lade.ok(&["history", "one:1"]);
     assert!(history.lines().count() == 4, "{history}");

@@ -1107,16 +1107,34 @@ fn a_build_keeps_layers_uncompressed_and_push_compresses_them_the_same_each_time
     // zstd when asked: a build's layers go zstd, the gzip base stays as it is unless
     // forced.
     let zstd_name = format!("{}/apps/app:zstd", registry.host());
-    lade.ok(&["push", "--compression", "zstd", "app:1", &zstd_name]);
+    let zstd_digest = lade.ok(&["push", "-q", "--compression", "zstd", "app:1", &zstd_name]);
     let forced_name = format!("{}/apps/app:forced", registry.host());
-    lade.ok(&[
+    let forced_digest = lade.ok(&[
         "push",
+        "-q",
         "--compression-format",
         "zstd",
         "--force-compression",
         "app:1",
         &forced_name,
     ]);
+    // Each manifest the repository serves the image as is kept, as Docker keeps them,
+    // and the registry answers each.
+    let repo_digests = lade.ok(&["inspect", "-f", "{{json .RepoDigests}}", "app:1"]);
+    let repository = format!("{}/apps/app", registry.host());
+    for digest in [first.trim(), zstd_digest.trim(), forced_digest.trim()] {
+        let pinned = format!("{repository}@{digest}");
+        assert!(repo_digests.contains(&pinned), "{pinned}: {repo_digests}");
+        common::run(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{pinned}"),
+            ],
+        );
+    }
     for (pushed, expected) in [
         (&zstd_name, ["tar+gzip", "tar+zstd", "tar+zstd"]),
         (&forced_name, ["tar+zstd", "tar+zstd", "tar+zstd"]),

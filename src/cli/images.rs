@@ -53,7 +53,10 @@ pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> 
         let wanted = filter
             .parse::<ImageRef>()
             .with_context(|| format!("invalid name {filter:?}"))?;
-        let with_tag = filter.contains(':') && !filter.ends_with(':');
+        // A tag is given when the last path component has one: the colon of
+        // `HOST:PORT/REPO` is a port's.
+        let last = filter.rsplit('/').next().unwrap_or(filter);
+        let with_tag = last.contains(':') && !last.ends_with(':');
         summaries.retain(|s| {
             s.tag
                 .as_deref()

@@ -9,7 +9,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Result, StoreError};
 use crate::oci::Digest;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS images (
@@ -61,11 +61,11 @@ CREATE TABLE IF NOT EXISTS networks (
     id         TEXT NOT NULL UNIQUE,
     definition TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS repo_digests (
+CREATE TABLE IF NOT EXISTS repository_digests (
     manifest   TEXT NOT NULL,
     repository TEXT NOT NULL,
     digest     TEXT NOT NULL,
-    PRIMARY KEY (manifest, repository)
+    PRIMARY KEY (manifest, repository, digest)
 );
 CREATE TABLE IF NOT EXISTS network_addresses (
     network   TEXT NOT NULL,
@@ -175,6 +175,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         let migrated = conn
             .execute_batch(SCHEMA)
             .and_then(|()| add_missing_columns(&conn))
+            .and_then(|()| keep_every_repository_digest(&conn))
             .and_then(|()| conn.pragma_update(None, "user_version", SCHEMA_VERSION));
         match migrated {
             Ok(()) => conn.execute_batch("COMMIT;").map_err(err)?,
@@ -185,6 +186,25 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
         }
     }
     Ok(conn)
+}
+
+/// A store made before lade kept every digest a repository serves an image as (one a
+/// repository, the last pushed or pulled): its digests move to the table that keeps
+/// them all, as Docker's RepoDigests do.
+fn keep_every_repository_digest(conn: &Connection) -> rusqlite::Result<()> {
+    let old: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'repo_digests'",
+        [],
+        |row| row.get(0),
+    )?;
+    if old {
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO repository_digests (manifest, repository, digest)
+                 SELECT manifest, repository, digest FROM repo_digests;
+             DROP TABLE repo_digests;",
+        )?;
+    }
+    Ok(())
 }
 
 /// Columns added since a table was first made, for stores made by an older lade.
@@ -353,4 +373,46 @@ pub(crate) fn container_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Co
         finished_at: row.get(12)?,
         restarts: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_of_the_last_schema_keeps_its_repository_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lade.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE repo_digests (
+                     manifest TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL,
+                     PRIMARY KEY (manifest, repository));
+                 INSERT INTO repo_digests VALUES ('sha256:m', 'r.example/app', 'sha256:d');
+                 PRAGMA user_version = 6;",
+            )
+            .unwrap();
+        }
+        let conn = open(&path).unwrap();
+        let kept: Vec<(String, String, String)> = conn
+            .prepare("SELECT manifest, repository, digest FROM repository_digests")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(
+            kept,
+            [("sha256:m".into(), "r.example/app".into(), "sha256:d".into())]
+        );
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'repo_digests'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(old, 0);
+    }
 }

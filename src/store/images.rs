@@ -261,6 +261,8 @@ impl Store {
 
     /// Records that `repository` (`registry/name`) serves this image's manifest as
     /// `digest` (the registry's manifest or index, which may not be the store's own).
+    /// Every such digest is kept, as Docker keeps them: two tags pushed or pulled as
+    /// different manifests (another compression, another index) are both served.
     pub fn record_repo_digest(
         &self,
         manifest: &Digest,
@@ -269,7 +271,7 @@ impl Store {
     ) -> Result<()> {
         self.with_db(|conn| {
             conn.execute(
-                "INSERT OR REPLACE INTO repo_digests (manifest, repository, digest) VALUES (?1, ?2, ?3)",
+                "INSERT OR IGNORE INTO repository_digests (manifest, repository, digest) VALUES (?1, ?2, ?3)",
                 rusqlite::params![manifest.to_string(), repository, digest.to_string()],
             )
         })?;
@@ -279,9 +281,21 @@ impl Store {
     /// An image's repository digests: `(repository, digest)`.
     pub fn repo_digests(&self, manifest: &Digest) -> Result<Vec<(String, Digest)>> {
         let rows: Vec<(String, String)> = self.with_db(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT repository, digest FROM repo_digests WHERE manifest = ?1 ORDER BY repository",
+            // A store an older lade made, opened only to read, is not migrated: its
+            // table keeps one digest a repository.
+            let table: bool = conn.query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'repository_digests'",
+                [],
+                |row| row.get(0),
             )?;
+            let table = if table {
+                "repository_digests"
+            } else {
+                "repo_digests"
+            };
+            let mut stmt = conn.prepare(&format!(
+                "SELECT repository, digest FROM {table} WHERE manifest = ?1 ORDER BY repository, rowid"
+            ))?;
             let rows = stmt.query_map(rusqlite::params![manifest.to_string()], |row| {
                 Ok((row.get(0)?, row.get(1)?))
             })?;
