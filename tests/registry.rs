@@ -2,7 +2,9 @@
 //! started by the test on 127.0.0.1: push then `skopeo inspect` and a pull into another
 //! store that runs it; an image skopeo copied in Docker's format pulled and run; basic
 //! auth with `login`/`logout` (the credentials file 0600, never a password printed); a
-//! blob corrupted in the registry refused with nothing stored.
+//! blob corrupted in the registry refused with nothing stored; TLS trusted through
+//! certs.d (a CA, a self-signed certificate as Docker's docs make it, a client
+//! certificate for a registry that asks for one) and refused in one sentence otherwise.
 
 mod common;
 
@@ -41,6 +43,16 @@ impl Registry {
     }
 
     fn launch(auth: String, tls: Option<(&Path, &Path)>) -> Registry {
+        Registry::launch_tls(auth, tls, None)
+    }
+
+    /// A registry serving TLS with `cert` and `key`; with `client_ca`, one that asks
+    /// every client for a certificate signed by it (mutual TLS).
+    fn start_tls(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Registry {
+        Registry::launch_tls(String::new(), Some((cert, key)), client_ca)
+    }
+
+    fn launch_tls(auth: String, tls: Option<(&Path, &Path)>, client_ca: Option<&Path>) -> Registry {
         common::require_tool("docker-registry");
         let data = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -48,9 +60,13 @@ impl Registry {
             .local_addr()
             .unwrap()
             .port();
+        let client_cas = match client_ca {
+            Some(ca) => format!("    clientcas:\n      - {}\n", ca.display()),
+            None => String::new(),
+        };
         let tls = match tls {
             Some((cert, key)) => format!(
-                "  tls:\n    certificate: {}\n    key: {}\n",
+                "  tls:\n    certificate: {}\n    key: {}\n{client_cas}",
                 cert.display(),
                 key.display()
             ),
@@ -523,6 +539,160 @@ fn tls_with_a_ca_from_certs_d() {
         "{}",
         String::from_utf8_lossy(&pulled.stderr)
     );
+}
+
+/// A self-signed certificate and its key, made as Docker's documentation makes a
+/// registry's (`openssl req -x509`, which marks it a CA too), named `name.crt` and
+/// `name.key` (or `name.cert` for a client's, as certs.d names those).
+fn self_signed(dir: &Path, name: &str, subject: &str, san: Option<&str>) -> (PathBuf, PathBuf) {
+    common::require_tool("openssl");
+    let cert = dir.join(format!("{name}.crt"));
+    let key = dir.join(format!("{name}.key"));
+    let subj = format!("/CN={subject}");
+    let mut args = vec![
+        "req".to_string(),
+        "-newkey".into(),
+        "rsa:2048".into(),
+        "-nodes".into(),
+        "-sha256".into(),
+        "-keyout".into(),
+        key.to_str().unwrap().into(),
+        "-x509".into(),
+        "-days".into(),
+        "2".into(),
+        "-out".into(),
+        cert.to_str().unwrap().into(),
+        "-subj".into(),
+        subj,
+    ];
+    if let Some(san) = san {
+        args.extend(["-addext".to_string(), format!("subjectAltName={san}")]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    common::run("openssl", &args);
+    (cert, key)
+}
+
+/// Runs lade with `certs` as `$LADE_CERTS_DIR`; its status and stderr.
+fn with_certs_dir(lade: &Lade, certs: &Path, args: &[&str]) -> (bool, String) {
+    let output = lade
+        .cmd()
+        .env("LADE_CERTS_DIR", certs)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// A TLS refusal is one line that names the registry and the three ways past it.
+fn assert_tls_advice(stderr: &str, host: &str) {
+    let message = stderr.trim();
+    assert_eq!(message.lines().count(), 1, "{message}");
+    for part in [
+        host,
+        &format!("/etc/containers/certs.d/{host}/ca.crt"),
+        "--tls-verify=false",
+        "insecure = true",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+    assert!(!message.contains("Other("), "{message}");
+}
+
+#[test]
+fn a_self_signed_certificate_in_certs_d_is_trusted_as_docker_trusts_it() {
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(work.path(), "domain", "127.0.0.1", Some("IP:127.0.0.1"));
+    let registry = Registry::start_tls(&cert, &key, None);
+    let host = registry.host();
+    let name = format!("{host}/pinned/busybox:1");
+    let lade = Lade::new();
+    lade.busybox();
+
+    // The registry's own certificate as its ca.crt: trusted, verification on.
+    let certs = work.path().join("certs.d");
+    std::fs::create_dir_all(certs.join(&host)).unwrap();
+    std::fs::copy(&cert, certs.join(&host).join("ca.crt")).unwrap();
+    let (pushed, stderr) = with_certs_dir(&lade, &certs, &["push", "busybox", &name]);
+    assert!(pushed, "push: {stderr}");
+    let other = Lade::new();
+    let (pulled, stderr) = with_certs_dir(&other, &certs, &["pull", &name]);
+    assert!(pulled, "pull: {stderr}");
+    assert!(other.ok(&["images"]).contains("pinned/busybox"));
+
+    // Another self-signed certificate for the same address: refused, in one sentence.
+    let wrong_dir = work.path().join("wrong");
+    std::fs::create_dir_all(&wrong_dir).unwrap();
+    let (wrong, _) = self_signed(&wrong_dir, "domain", "127.0.0.1", Some("IP:127.0.0.1"));
+    let wrong_certs = wrong_dir.join("certs.d");
+    std::fs::create_dir_all(wrong_certs.join(&host)).unwrap();
+    std::fs::copy(&wrong, wrong_certs.join(&host).join("ca.crt")).unwrap();
+    let (ok, stderr) = with_certs_dir(&Lade::new(), &wrong_certs, &["pull", &name]);
+    assert!(!ok, "a wrong certificate was accepted");
+    assert_tls_advice(&stderr, &host);
+
+    // The right certificate for another name: the name is still checked.
+    let named_dir = work.path().join("named");
+    std::fs::create_dir_all(&named_dir).unwrap();
+    let (named, named_key) = self_signed(
+        &named_dir,
+        "domain",
+        "registry.test",
+        Some("DNS:registry.test"),
+    );
+    let misnamed = Registry::start_tls(&named, &named_key, None);
+    let named_certs = named_dir.join("certs.d");
+    std::fs::create_dir_all(named_certs.join(misnamed.host())).unwrap();
+    std::fs::copy(&named, named_certs.join(misnamed.host()).join("ca.crt")).unwrap();
+    let misnamed_image = format!("{}/pinned/busybox:1", misnamed.host());
+    let (ok, stderr) = with_certs_dir(&lade, &named_certs, &["push", "busybox", &misnamed_image]);
+    assert!(!ok, "a certificate for another name was accepted");
+    assert_tls_advice(&stderr, &misnamed.host());
+
+    // A ca.crt that is not PEM is an error naming it, not a silent skip.
+    let bad_certs = work.path().join("bad.d");
+    std::fs::create_dir_all(bad_certs.join(&host)).unwrap();
+    std::fs::write(bad_certs.join(&host).join("ca.crt"), "not a certificate\n").unwrap();
+    let (ok, stderr) = with_certs_dir(&Lade::new(), &bad_certs, &["pull", &name]);
+    assert!(!ok);
+    assert!(stderr.contains("ca.crt"), "{stderr}");
+}
+
+#[test]
+fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_certs_d() {
+    let work = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(work.path(), "domain", "127.0.0.1", Some("IP:127.0.0.1"));
+    let (client_cert, client_key) = self_signed(work.path(), "client", "lade client", None);
+    let registry = Registry::start_tls(&cert, &key, Some(&client_cert));
+    let host = registry.host();
+    let name = format!("{host}/mutual/busybox:1");
+    let lade = Lade::new();
+    lade.busybox();
+    let certs = work.path().join("certs.d");
+    let dir = certs.join(&host);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&cert, dir.join("ca.crt")).unwrap();
+
+    // Without a client certificate: refused, and told where one goes.
+    let (ok, stderr) = with_certs_dir(&lade, &certs, &["push", "busybox", &name]);
+    assert!(!ok, "the registry took a client without a certificate");
+    assert!(stderr.contains(&host), "{stderr}");
+    assert!(stderr.contains("client.cert"), "{stderr}");
+
+    // A key without its certificate is an error naming it.
+    std::fs::copy(&client_key, dir.join("client.key")).unwrap();
+    let (ok, stderr) = with_certs_dir(&lade, &certs, &["push", "busybox", &name]);
+    assert!(!ok);
+    assert!(stderr.contains("client.key"), "{stderr}");
+
+    std::fs::copy(&client_cert, dir.join("client.cert")).unwrap();
+    let (ok, stderr) = with_certs_dir(&lade, &certs, &["push", "busybox", &name]);
+    assert!(ok, "push with a client certificate: {stderr}");
+    let (ok, stderr) = with_certs_dir(&Lade::new(), &certs, &["pull", &name]);
+    assert!(ok, "pull with a client certificate: {stderr}");
 }
 
 #[test]

@@ -64,16 +64,10 @@ impl Client {
             registry
         };
         let insecure = options.insecure || config::is_insecure(registry)?;
-        let tls = if insecure {
-            ureq::tls::TlsConfig::builder()
-                .disable_verification(true)
-                .build()
-        } else {
-            tls::config(registry)
-        };
+        let tls = tls::client_config(registry, insecure)?;
         let timeouts = Timeouts::from_env()?;
         let mut client = Client {
-            agent: timeouts.agent(tls),
+            agent: timeouts.agent(tls::connector(tls)),
             timeouts,
             registry: registry.to_string(),
             base: format!("https://{host}"),
@@ -148,9 +142,12 @@ impl Client {
         }
     }
 
-    /// A request that failed during `stage`: a limit that ran out in words, anything
-    /// else as ureq says it.
+    /// A request that failed during `stage`: a limit that ran out or a TLS refusal in
+    /// words, anything else as ureq says it.
     pub(super) fn transport_error(&self, error: ureq::Error, stage: &str) -> RegistryError {
+        if let Some(refusal) = tls::refusal(&self.registry, &error) {
+            return refusal;
+        }
         match error {
             ureq::Error::Timeout(timeout) => RegistryError::Timeout {
                 registry: self.registry.clone(),

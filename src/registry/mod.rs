@@ -9,7 +9,8 @@
 //! [`timeouts`]).
 //!
 //! HTTPS is checked against the system's roots and the CAs of the registry's `certs.d`
-//! directory; plain HTTP is used only for `localhost` and `127.0.0.0/8` registries that
+//! directory, where a self-signed certificate is also trusted as the registry's own and
+//! a `client.cert`/`client.key` pair is sent when asked (see [`tls`]); plain HTTP is used only for `localhost` and `127.0.0.0/8` registries that
 //! do not speak TLS (as Docker allows without asking), or with `--tls-verify=false`.
 //!
 //! One file a concern: `client` (the agent, requests, retries, error answers), `auth`
@@ -57,6 +58,13 @@ pub enum RegistryError {
         stage: String,
         source: Box<ureq::Error>,
     },
+    /// The registry's TLS certificate was refused (or TLS failed): one sentence with
+    /// the ways to trust it.
+    #[error("registry {registry} {reason}: to trust it, put its CA in /etc/containers/certs.d/{registry}/ca.crt (or $LADE_CERTS_DIR/{registry}/ca.crt), or skip verification with --tls-verify=false or `insecure = true` for it in registries.conf")]
+    Untrusted { registry: String, reason: String },
+    /// The registry wants a TLS client certificate lade did not give (or refused it).
+    #[error("registry {registry} {reason}: put the client certificate it accepts in /etc/containers/certs.d/{registry}/client.cert and its key in client.key")]
+    ClientCertificate { registry: String, reason: String },
     /// A limit of [`Timeouts`] ran out: `reason` says which.
     #[error("registry {registry} {reason} while {stage}")]
     Timeout {

@@ -89,8 +89,11 @@ impl Timeouts {
 
     /// The whole limits as ureq applies them to every request of an agent; blob bodies
     /// lift the total ([`Timeouts::small_body`]) per request.
-    pub fn agent(&self, tls: ureq::tls::TlsConfig) -> ureq::Agent {
-        ureq::Agent::config_builder()
+    pub(crate) fn agent(
+        &self,
+        connector: impl ureq::unversioned::transport::Connector,
+    ) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(self.base))
             .timeout_send_request(Some(self.base))
@@ -98,9 +101,12 @@ impl Timeouts {
             .timeout_recv_body(Some(self.small_body()))
             .timeout_per_read(Some(self.base))
             .timeout_per_write(Some(self.base))
-            .tls_config(tls)
-            .build()
-            .into()
+            .build();
+        ureq::Agent::with_parts(
+            config,
+            connector,
+            ureq::unversioned::resolver::DefaultResolver::default(),
+        )
     }
 
     /// What ran out, in words: `sent no response headers within 30s`.
