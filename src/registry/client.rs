@@ -72,15 +72,16 @@ impl Client {
             tls::config(registry)
         };
         let timeouts = Timeouts::from_env()?;
+        let credentials = match &options.credentials {
+            Some(given) => Some(given.clone()),
+            None => credentials_for(registry)?,
+        };
         let mut client = Client {
             agent: timeouts.agent(tls),
             timeouts,
             registry: registry.to_string(),
             base: format!("https://{host}"),
-            credentials: options
-                .credentials
-                .clone()
-                .or_else(|| credentials_for(registry)),
+            credentials,
             authorization: Mutex::new(None),
         };
         if insecure || is_loopback(registry) {
