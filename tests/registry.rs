@@ -458,6 +458,263 @@ fn basic_auth_login_logout_and_nothing_printed() {
     assert!(!after.status.success(), "pulled after logout");
 }
 
+/// A Docker credential helper for tests, `docker-credential-test`: the
+/// docker-credential-helpers protocol, its logins kept in `helper-store` beside it
+/// (a line `SERVER-URL JSON` each) and its actions logged in `helper-log`.
+const TEST_HELPER: &str = r#"#!/bin/sh
+dir=$(dirname "$0")
+store="$dir/helper-store"
+touch "$store"
+echo "$1" >> "$dir/helper-log"
+has() { awk -v u="$1" 'index($0, u " ") == 1 { found = 1 } END { exit !found }' "$store"; }
+drop() { awk -v u="$1" 'index($0, u " ") != 1' "$store" > "$store.new" && mv "$store.new" "$store"; }
+case "$1" in
+get)
+    read -r url
+    if has "$url"; then
+        awk -v u="$url" 'index($0, u " ") == 1 { print substr($0, length(u) + 2) }' "$store"
+    else
+        echo "credentials not found in native keychain"; exit 1
+    fi ;;
+store)
+    json=$(cat)
+    url=$(printf '%s' "$json" | sed -n 's/.*"ServerURL" *: *"\([^"]*\)".*/\1/p')
+    drop "$url"
+    printf '%s %s\n' "$url" "$json" >> "$store" ;;
+erase)
+    read -r url
+    if has "$url"; then drop "$url"; else echo "credentials not found in native keychain"; exit 1; fi ;;
+*)
+    echo "unknown action $1" >&2; exit 1 ;;
+esac
+"#;
+
+/// A directory holding `docker-credential-NAME` scripts, and a PATH that finds it first.
+fn helper_bin(dir: &Path, helpers: &[(&str, &str)]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).unwrap();
+    for (name, script) in helpers {
+        let path = dir.join(format!("docker-credential-{name}"));
+        std::fs::write(&path, script).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// An htpasswd-protected registry whose user is `tester`, password `s3cret-pass`.
+fn registry_with_htpasswd(work: &Path) -> Registry {
+    common::require_tool("htpasswd");
+    let htpasswd = work.join("htpasswd");
+    common::run(
+        "htpasswd",
+        &["-Bbc", htpasswd.to_str().unwrap(), "tester", "s3cret-pass"],
+    );
+    Registry::start(Some(&htpasswd))
+}
+
+#[test]
+fn credential_helpers_get_store_and_erase_logins() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = registry_with_htpasswd(work.path());
+    let bin = work.path().join("bin");
+    let broken = "#!/bin/sh\necho 'the keychain is locked' >&2\nexit 1\n";
+    let path = helper_bin(&bin, &[("test", TEST_HELPER), ("broken", broken)]);
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let config = docker_config.join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"credHelpers":{{"{}":"test"}},"credsStore":"broken"}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let auth_file = work.path().join("auth.json");
+    let with_helper = |lade: &Lade, args: &[&str]| {
+        let mut command = lade.cmd();
+        command
+            .env("PATH", &path)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("LADE_AUTH_FILE", &auth_file)
+            .args(args);
+        command
+    };
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/helped/busybox:1", registry.host());
+    let refused = with_helper(&lade, &["push", "busybox", &name])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("authentication required"), "{stderr}");
+
+    let login = with_helper(
+        &lade,
+        &[
+            "login",
+            "-u",
+            "tester",
+            "--password-stdin",
+            &registry.host(),
+        ],
+    )
+    .write_stdin("s3cret-pass\n")
+    .output()
+    .unwrap();
+    let shown = String::from_utf8_lossy(&login.stdout).to_string()
+        + &String::from_utf8_lossy(&login.stderr);
+    assert!(login.status.success(), "{shown}");
+    assert!(shown.contains("docker-credential-test"), "{shown}");
+    assert!(!shown.contains("s3cret-pass"), "{shown}");
+    // credHelpers wins over credsStore: the broken store was never asked.
+    let store = std::fs::read_to_string(bin.join("helper-store")).unwrap();
+    assert!(
+        store.contains(&format!(r#""ServerURL":"{}""#, registry.host()))
+            && store.contains(r#""Username":"tester""#)
+            && store.contains(r#""Secret":"s3cret-pass""#),
+        "{store}"
+    );
+    let own = std::fs::read_to_string(&auth_file).unwrap_or_default();
+    assert!(!own.contains(&registry.host()), "lade's file has it: {own}");
+
+    let pushed = with_helper(&lade, &["push", "busybox", &name])
+        .output()
+        .unwrap();
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let other = Lade::new();
+    let pulled = with_helper(&other, &["pull", &name]).output().unwrap();
+    assert!(
+        pulled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pulled.stderr)
+    );
+    let log = std::fs::read_to_string(bin.join("helper-log")).unwrap();
+    assert!(log.lines().any(|l| l == "get"), "{log}");
+
+    let out = with_helper(&lade, &["logout", &registry.host()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Removing login credentials for {}",
+            registry.host()
+        )),
+        "{stdout}"
+    );
+    let store = std::fs::read_to_string(bin.join("helper-store")).unwrap();
+    assert!(!store.contains(&registry.host()), "{store}");
+    let after = with_helper(&Lade::new(), &["pull", &name])
+        .output()
+        .unwrap();
+    assert!(!after.status.success(), "pulled after logout");
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(stderr.contains("authentication required"), "{stderr}");
+
+    // A helper that fails is named, with what it said; one that is missing too.
+    std::fs::write(
+        &config,
+        format!(r#"{{"credHelpers":{{"{}":"broken"}}}}"#, registry.host()),
+    )
+    .unwrap();
+    let failed = with_helper(&Lade::new(), &["pull", &name])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(
+        stderr.contains("docker-credential-broken") && stderr.contains("the keychain is locked"),
+        "{stderr}"
+    );
+    std::fs::write(&config, r#"{"credsStore":"absent"}"#).unwrap();
+    let missing = with_helper(&Lade::new(), &["pull", &name])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        stderr.contains("docker-credential-absent") && stderr.contains("PATH"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn logout_removes_a_login_from_dockers_config() {
+    use base64::Engine as _;
+    let work = tempfile::tempdir().unwrap();
+    let registry = registry_with_htpasswd(work.path());
+    let docker_config = work.path().join("docker");
+    std::fs::create_dir_all(&docker_config).unwrap();
+    let config = docker_config.join("config.json");
+    let auth = base64::engine::general_purpose::STANDARD.encode("tester:s3cret-pass");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}},"other.example":{{"auth":"eDp5"}}}},"psFormat":"table {{{{.ID}}}}"}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let auth_file = work.path().join("auth.json");
+    let with_docker = |lade: &Lade, args: &[&str]| {
+        lade.cmd()
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("LADE_AUTH_FILE", &auth_file)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let lade = Lade::new();
+    lade.busybox();
+    let name = format!("{}/docker-login/busybox:1", registry.host());
+    let pushed = with_docker(&lade, &["push", "busybox", &name]);
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    let out = with_docker(&lade, &["logout", &registry.host()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "Removing login credentials for {}",
+            registry.host()
+        )),
+        "{stdout}"
+    );
+    let kept: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert!(kept["auths"].get(registry.host()).is_none(), "{kept}");
+    assert_eq!(kept["auths"]["other.example"]["auth"], "eDp5", "{kept}");
+    assert_eq!(kept["psFormat"], "table {{.ID}}", "{kept}");
+    let after = with_docker(&Lade::new(), &["pull", &name]);
+    assert!(!after.status.success(), "pulled after logout");
+    let stderr = String::from_utf8_lossy(&after.stderr);
+    assert!(stderr.contains("authentication required"), "{stderr}");
+    let again = with_docker(&lade, &["logout", &registry.host()]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not logged in"));
+}
+
 #[test]
 fn a_corrupted_blob_is_refused_and_nothing_is_stored() {
     let (registry, _lade, name) = registry_with_busybox("tampered/busybox");

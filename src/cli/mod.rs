@@ -104,9 +104,10 @@ pub enum Command {
     Pull(registry::PullArgs),
     /// Push an image to a registry (its layers as stored, the manifest last)
     Push(registry::PushArgs),
-    /// Log in to a registry (saved in podman's auth.json, mode 0600)
+    /// Log in to a registry (saved by the Docker credential helper configured for it,
+    /// else in podman's auth.json, mode 0600)
     Login(registry::LoginArgs),
-    /// Forget the credentials of a registry
+    /// Forget the credentials of a registry (lade's, Docker's config and its helper)
     Logout(registry::LogoutArgs),
     /// Search Docker Hub, or another registry's catalog (REGISTRY/TERM)
     Search(registry::SearchArgs),

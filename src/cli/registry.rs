@@ -258,7 +258,8 @@ pub struct LoginArgs {
     pub registry: String,
 }
 
-/// `lade login`: checked against the registry, then saved where podman keeps them.
+/// `lade login`: checked against the registry, then saved through the credential
+/// helper Docker's config names for it, else where podman keeps them.
 pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let Some(username) = args.username else {
         bail!("lade login needs -u USER (and -p or --password-stdin)");
@@ -285,13 +286,13 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
         bail!("the password is empty");
     }
     let registry = registry_name(&args.registry);
-    let path = registry::login(
+    let saved = registry::login(
         &registry,
         Credentials { username, password },
         !args.tls_verify,
     )
     .with_context(|| format!("cannot log in to {registry}"))?;
-    println!("Login Succeeded! (saved in {})", path.display());
+    println!("Login Succeeded! ({saved})");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -303,12 +304,17 @@ pub struct LogoutArgs {
 
 pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
     let registry = registry_name(&args.registry);
-    if registry::logout(&registry)? {
-        println!("Removed login credentials for {registry}");
-        Ok(ExitCode::SUCCESS)
-    } else {
+    let removed =
+        registry::logout(&registry).with_context(|| format!("cannot log out of {registry}"))?;
+    if removed.is_empty() {
         bail!("not logged in to {registry}")
     }
+    // Docker's words; then where from, since lade reads several places.
+    println!("Removing login credentials for {registry}");
+    for place in removed {
+        println!("  removed from {place}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `https://host:port/` as `host:port`.

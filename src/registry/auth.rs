@@ -1,7 +1,11 @@
 //! Credentials, where podman and Docker keep them: read from
 //! `$XDG_RUNTIME_DIR/containers/auth.json` (for root without it,
-//! `/run/containers/0/auth.json`, as podman) and then `~/.docker/config.json`; written
-//! (by `lade login`) where podman writes them, mode 0600. A secret is never printed.
+//! `/run/containers/0/auth.json`, as podman) and then Docker's config
+//! (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`): the credential helper
+//! it names for the registry (`credHelpers`, else `credsStore`; see [`super::helpers`]),
+//! then its `auths`. Written (by `lade login`) through that helper when there is one,
+//! else where podman writes them, mode 0600; `lade logout` removes them from all of
+//! these. A secret is never printed.
 //!
 //! And what a client does with them: the `/v2/` challenge answered with Basic
 //! credentials or a bearer token from the registry's token service.
@@ -9,12 +13,13 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::client::{Client, CHECKING};
+use super::helpers::Helper;
 use super::{RegistryError, Result};
 
 /// A user name and password (or token) for one registry.
@@ -30,7 +35,16 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// The user name that marks the secret as an identity token (an OAuth2 refresh token),
+/// as Docker's credential helpers and config file mark it.
+pub(crate) const IDENTITY_TOKEN_USER: &str = "<token>";
+
 impl Credentials {
+    /// The identity token these credentials are, if they are one.
+    pub(crate) fn identity_token(&self) -> Option<&str> {
+        (self.username == IDENTITY_TOKEN_USER).then_some(self.password.as_str())
+    }
+
     /// `Basic <base64(user:password)>`.
     pub(crate) fn basic(&self) -> String {
         let pair = format!("{}:{}", self.username, self.password);
@@ -63,11 +77,20 @@ pub fn auth_file() -> PathBuf {
     }
 }
 
+/// Docker's `config.json`: in `$DOCKER_CONFIG`, else `~/.docker`, as Docker looks.
 fn docker_config() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
     }
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json"))
+}
+
+/// Whether `registry` is Docker Hub, whatever it is called.
+fn is_docker_hub(registry: &str) -> bool {
+    matches!(
+        registry,
+        "docker.io" | "registry-1.docker.io" | "index.docker.io"
+    )
 }
 
 /// The keys a registry may be filed under (`docker.io` is Docker Hub's index too).
@@ -77,49 +100,132 @@ fn keys(registry: &str) -> Vec<String> {
         format!("https://{registry}"),
         format!("http://{registry}"),
     ];
-    if registry == "docker.io" || registry == "registry-1.docker.io" {
-        keys.push("https://index.docker.io/v1/".into());
+    if is_docker_hub(registry) {
+        keys.push(DOCKER_HUB_KEY.into());
         keys.push("index.docker.io".into());
         keys.push("docker.io".into());
     }
     keys
 }
 
-fn from_file(path: &PathBuf, registry: &str) -> Option<Credentials> {
+/// Docker's name for Docker Hub, in its files and to its credential helpers.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// The server URL a credential helper is asked about: the key Docker files `registry`
+/// under, so that a helper shares its logins with Docker.
+fn server_url(registry: &str) -> String {
+    if is_docker_hub(registry) {
+        DOCKER_HUB_KEY.to_string()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// A credentials file, parsed; `None` when it is missing or not JSON (as Docker and
+/// podman, lade reads on without it).
+fn load(path: &Path) -> Option<Value> {
     let text = fs::read_to_string(path).ok()?;
-    let file: Value = serde_json::from_str(&text).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// The credentials an `auths` entry holds for `registry`: `auth` (base64 of
+/// `user:password`), or an `identitytoken`.
+fn from_auths(file: &Value, registry: &str) -> Option<Credentials> {
     let auths = file.get("auths")?;
-    for key in keys(registry) {
-        let Some(entry) = auths.get(&key) else {
-            continue;
-        };
-        let encoded = entry.get("auth").and_then(Value::as_str)?;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
-        let decoded = String::from_utf8(decoded).ok()?;
-        let (username, password) = decoded.split_once(':')?;
+    let entry = keys(registry).iter().find_map(|key| auths.get(key))?;
+    if let Some(token) = entry
+        .get("identitytoken")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         return Some(Credentials {
-            username: username.to_string(),
-            password: password.to_string(),
+            username: IDENTITY_TOKEN_USER.into(),
+            password: token.to_string(),
         });
     }
-    None
+    let encoded = entry.get("auth").and_then(Value::as_str)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    Some(Credentials {
+        username: username.to_string(),
+        password: password.to_string(),
+    })
 }
 
-/// The credentials saved for `registry`, if any.
-pub fn credentials_for(registry: &str) -> Option<Credentials> {
-    from_file(&auth_file(), registry)
-        .or_else(|| docker_config().and_then(|p| from_file(&p, registry)))
+/// The helper Docker's config names for `registry`: its `credHelpers` entry, which
+/// wins, else `credsStore`.
+fn helper_for(config: &Value, path: &Path, registry: &str) -> Option<Helper> {
+    let named = |value: Option<&Value>| {
+        value
+            .and_then(Value::as_str)
+            .filter(|name| !name.is_empty())
+            .map(|name| Helper {
+                name: name.to_string(),
+                config: path.to_path_buf(),
+            })
+    };
+    let helpers = config.get("credHelpers");
+    keys(registry)
+        .iter()
+        .find_map(|key| named(helpers.and_then(|h| h.get(key))))
+        .or_else(|| named(config.get("credsStore")))
 }
 
-/// Saves credentials for `registry` in [`auth_file`] (mode 0600).
-pub fn save(registry: &str, credentials: &Credentials) -> Result<PathBuf> {
+/// The credentials saved for `registry`, if any: lade's (podman's) file, then
+/// Docker's config, where a credential helper it names for the registry is asked
+/// first. A helper that fails is an error: guessing on without the user's credentials
+/// would end in a puzzling "authentication required".
+pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
+    if let Some(found) = load(&auth_file()).and_then(|file| from_auths(&file, registry)) {
+        return Ok(Some(found));
+    }
+    let Some(path) = docker_config() else {
+        return Ok(None);
+    };
+    let Some(config) = load(&path) else {
+        return Ok(None);
+    };
+    if let Some(helper) = helper_for(&config, &path, registry) {
+        if let Some(found) = helper.get(&server_url(registry))? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(from_auths(&config, registry))
+}
+
+/// Where `lade login` saved credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SavedTo {
+    File(PathBuf),
+    /// The credential helper `docker-credential-NAME`.
+    Helper(String),
+}
+
+impl std::fmt::Display for SavedTo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SavedTo::File(path) => write!(f, "saved in {}", path.display()),
+            SavedTo::Helper(program) => write!(f, "saved by {program}"),
+        }
+    }
+}
+
+/// Saves credentials for `registry`: through the credential helper Docker's config
+/// names for it (as docker and podman do), else in [`auth_file`] (mode 0600).
+pub fn save(registry: &str, credentials: &Credentials) -> Result<SavedTo> {
+    if let Some(path) = docker_config() {
+        if let Some(helper) = load(&path).and_then(|config| helper_for(&config, &path, registry)) {
+            helper.store(&server_url(registry), credentials)?;
+            // lade's file is read first: an older login there would hide this one.
+            remove_from_file(&auth_file(), registry)?;
+            return Ok(SavedTo::Helper(helper.program()));
+        }
+    }
     let path = auth_file();
-    let mut file: Value = fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_else(|| json!({ "auths": {} }));
+    let mut file: Value = load(&path).unwrap_or_else(|| json!({ "auths": {} }));
     let encoded = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", credentials.username, credentials.password));
     if !file.get("auths").is_some_and(Value::is_object) {
@@ -127,24 +233,66 @@ pub fn save(registry: &str, credentials: &Credentials) -> Result<PathBuf> {
     }
     file["auths"][registry] = json!({ "auth": encoded });
     write(&path, &file)?;
-    Ok(path)
+    Ok(SavedTo::File(path))
 }
 
-/// Forgets the credentials of `registry`; whether there were any.
-pub fn remove(registry: &str) -> Result<bool> {
-    let path = auth_file();
-    let Some(mut file) = fs::read_to_string(&path)
-        .ok()
-        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-    else {
+/// Forgets the credentials of `registry` everywhere lade reads them: its own file,
+/// Docker's config and the credential helper that config names. Where they were (none:
+/// there were none).
+pub fn remove(registry: &str) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let own = auth_file();
+    if remove_from_file(&own, registry)? {
+        removed.push(own.display().to_string());
+    }
+    let Some(path) = docker_config() else {
+        return Ok(removed);
+    };
+    let helper = load(&path).and_then(|config| helper_for(&config, &path, registry));
+    if remove_from_file(&path, registry)? {
+        removed.push(path.display().to_string());
+    }
+    if let Some(helper) = helper {
+        // Docker's logout erases the scheme-prefixed keys too: a login may have filed
+        // the registry under any of them.
+        let mut urls = vec![server_url(registry)];
+        if !is_docker_hub(registry) {
+            urls.push(format!("https://{registry}"));
+            urls.push(format!("http://{registry}"));
+        }
+        let mut erased = false;
+        for url in urls {
+            erased |= helper.erase(&url)?;
+        }
+        if erased {
+            removed.push(helper.program());
+        }
+    }
+    Ok(removed)
+}
+
+/// Drops `registry`'s `auths` entries from the file at `path`; whether it had any.
+/// Everything else in the file (Docker's other settings) is kept.
+fn remove_from_file(path: &Path, registry: &str) -> Result<bool> {
+    let Some(mut file) = load(path) else {
         return Ok(false);
     };
     let removed = file
         .get_mut("auths")
         .and_then(Value::as_object_mut)
-        .is_some_and(|auths| keys(registry).iter().any(|k| auths.remove(k).is_some()));
+        .is_some_and(|auths| {
+            // Every key, not the first found: one login may be filed under several.
+            keys(registry)
+                .iter()
+                .filter(|k| auths.remove(k.as_str()).is_some())
+                .count()
+                > 0
+        });
     if removed {
-        write(&path, &file)?;
+        // The file a symlinked config points at is rewritten, not the link replaced
+        // (as Docker does).
+        let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        write(&target, &file)?;
     }
     Ok(removed)
 }
@@ -263,17 +411,35 @@ impl Client {
         let realm = challenge
             .param("realm")
             .ok_or_else(|| self.error("its bearer challenge has no realm"))?;
-        let mut request = self.agent.get(realm).query("scope", scope);
-        if let Some(service) = challenge.param("service") {
-            request = request.query("service", service);
-        }
-        if let Some(credentials) = &self.credentials {
-            request = request.header("Authorization", credentials.basic());
-        }
         let stage = format!("asking the token service {realm} for a token");
-        let mut response = request
-            .call()
-            .map_err(|e| self.transport_error(e, &stage))?;
+        let identity_token = self
+            .credentials
+            .as_ref()
+            .and_then(Credentials::identity_token);
+        let answer = if let Some(refresh_token) = identity_token {
+            // An identity token is no password: it is traded for an access token by
+            // OAuth2's refresh-token grant, as Docker trades it.
+            let mut form = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", "lade"),
+                ("scope", scope),
+            ];
+            if let Some(service) = challenge.param("service") {
+                form.push(("service", service));
+            }
+            self.agent.post(realm).send_form(form)
+        } else {
+            let mut request = self.agent.get(realm).query("scope", scope);
+            if let Some(service) = challenge.param("service") {
+                request = request.query("service", service);
+            }
+            if let Some(credentials) = &self.credentials {
+                request = request.header("Authorization", credentials.basic());
+            }
+            request.call()
+        };
+        let mut response = answer.map_err(|e| self.transport_error(e, &stage))?;
         match response.status().as_u16() {
             200 => {}
             401 | 403 => {
@@ -310,6 +476,38 @@ mod tests {
         let basic = parse_challenge(r#"Basic realm="Registry Realm""#).unwrap();
         assert_eq!(basic.scheme, "Basic");
         assert_eq!(basic.param("realm"), Some("Registry Realm"));
+    }
+
+    #[test]
+    fn cred_helpers_win_over_the_creds_store() {
+        let path = Path::new("/c/config.json");
+        let config = json!({
+            "credHelpers": { "ecr.example:5000": "ecr-login", "index.docker.io": "hub" },
+            "credsStore": "desktop",
+        });
+        let name = |registry| helper_for(&config, path, registry).map(|h| h.name);
+        assert_eq!(name("ecr.example:5000").as_deref(), Some("ecr-login"));
+        assert_eq!(name("docker.io").as_deref(), Some("hub"));
+        assert_eq!(name("other.example").as_deref(), Some("desktop"));
+        assert_eq!(
+            helper_for(&json!({ "credsStore": "" }), path, "a.example"),
+            None
+        );
+        assert_eq!(server_url("docker.io"), "https://index.docker.io/v1/");
+        assert_eq!(server_url("127.0.0.1:5000"), "127.0.0.1:5000");
+    }
+
+    #[test]
+    fn auths_entries_and_identity_tokens() {
+        let file = json!({ "auths": {
+            "https://index.docker.io/v1/": { "auth": "bWU6aHVudGVyMg==" },
+            "acr.example": { "auth": "", "identitytoken": "refresh-me" },
+        }});
+        let hub = from_auths(&file, "docker.io").unwrap();
+        assert_eq!((hub.username.as_str(), hub.identity_token()), ("me", None));
+        let acr = from_auths(&file, "acr.example").unwrap();
+        assert_eq!(acr.identity_token(), Some("refresh-me"));
+        assert_eq!(from_auths(&file, "none.example"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::auth::{self, Credentials};
+use super::auth::{self, Credentials, SavedTo};
 use super::client::{Client, ClientOptions};
 use super::Result;
 use crate::oci::ImageRef;
@@ -32,11 +32,7 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
 }
 
 /// `lade login`: checks the credentials against the registry, then saves them.
-pub fn login(
-    registry: &str,
-    credentials: Credentials,
-    insecure: bool,
-) -> Result<std::path::PathBuf> {
+pub fn login(registry: &str, credentials: Credentials, insecure: bool) -> Result<SavedTo> {
     let client = Client::new(
         registry,
         &ClientOptions {
@@ -65,8 +61,9 @@ pub fn login(
     auth::save(registry, &credentials)
 }
 
-/// `lade logout`: whether credentials were saved for `registry`.
-pub fn logout(registry: &str) -> Result<bool> {
+/// `lade logout`: where credentials for `registry` were removed from (none: there were
+/// none).
+pub fn logout(registry: &str) -> Result<Vec<String>> {
     auth::remove(registry)
 }
 

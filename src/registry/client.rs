@@ -66,15 +66,16 @@ impl Client {
         let insecure = options.insecure || config::is_insecure(registry)?;
         let tls = tls::client_config(registry, insecure)?;
         let timeouts = Timeouts::from_env()?;
+        let credentials = match &options.credentials {
+            Some(given) => Some(given.clone()),
+            None => credentials_for(registry)?,
+        };
         let mut client = Client {
             agent: timeouts.agent(tls::connector(tls)),
             timeouts,
             registry: registry.to_string(),
             base: format!("https://{host}"),
-            credentials: options
-                .credentials
-                .clone()
-                .or_else(|| credentials_for(registry)),
+            credentials,
             authorization: Mutex::new(None),
         };
         if insecure || is_loopback(registry) {

@@ -14,7 +14,7 @@
 //! do not speak TLS (as Docker allows without asking), or with `--tls-verify=false`.
 //!
 //! One file a concern: `client` (the agent, requests, retries, error answers), `auth`
-//! (credentials and tokens), `resuming` (a blob's body, resumed and bounded), `pull`,
+//! (credentials and tokens), `helpers` (Docker's credential helpers), `resuming` (a blob's body, resumed and bounded), `pull`,
 //! `push`, `layout` (the OCI-layout transport of build caches) and `catalogue` (tags,
 //! search, login).
 
@@ -22,6 +22,7 @@ mod auth;
 mod catalogue;
 mod client;
 mod config;
+mod helpers;
 mod layout;
 mod policy;
 mod pull;
@@ -33,9 +34,10 @@ mod tls;
 use std::io;
 use std::path::PathBuf;
 
-pub use auth::{auth_file, credentials_for, Credentials};
+pub use auth::{auth_file, credentials_for, Credentials, SavedTo};
 pub use catalogue::{login, logout, search, tags, SearchResult};
 pub use client::ClientOptions;
+pub use helpers::HelperError;
 pub use layout::{pull_layout, push_layout};
 pub use policy::{find_or_pull, find_or_pull_parsed, PullPolicy};
 pub use pull::{pull, PullOptions, PullProgress};
@@ -82,6 +84,9 @@ pub enum RegistryError {
     Image { image: String, reason: String },
     #[error("{registry}: authentication required: lade login {registry}")]
     Unauthorized { registry: String },
+    /// A Docker credential helper (`credHelpers`, `credsStore`) failed.
+    #[error(transparent)]
+    CredentialHelper(#[from] HelperError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
