@@ -807,3 +807,20 @@ fn load_follows_docker_layer_links_inside_the_archive_only() {
         );
     }
 }
+
+/// `save --help` says which format is the default and which Dockers cannot load `oci`.
+#[test]
+fn save_help_names_the_default_format_and_who_cannot_load_oci() {
+    let lade = Lade::new();
+    // Words compared across clap's line wrapping.
+    let help = lade
+        .ok(&["save", "--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("docker-archive, the default") && help.contains("[default: docker]"),
+        "{help}"
+    );
+    assert!(help.contains("before Docker 25 cannot"), "{help}");
+}
