@@ -812,6 +812,150 @@ fn cp_copies_both_ways_on_running_and_stopped_containers_and_stays_in_the_contai
     lade.ok(&["rm", "-f", "box"]);
 }
 
+/// `lade cp - C:DIR` takes a tar stream compressed as Docker's does (gzip, bzip2, xz,
+/// zstd), and the hostile-tar extractor still judges what it decompresses to.
+#[test]
+fn cp_takes_a_compressed_tar_stream() {
+    use std::io::Write;
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["create", "--name", "packed", "busybox", "true"]);
+    let tar_of = |name: &str, contents: &[u8]| {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(contents.len() as u64);
+        header.set_entry_type(tar::EntryType::Regular);
+        {
+            let old = header.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name.as_bytes());
+        }
+        header.set_cksum();
+        builder.append(&header, contents).unwrap();
+        builder.into_inner().unwrap()
+    };
+    let compress = |kind: &str, tar: &[u8]| -> Vec<u8> {
+        match kind {
+            "gzip" => {
+                let mut e =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                e.write_all(tar).unwrap();
+                e.finish().unwrap()
+            }
+            "bzip2" => {
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+                e.write_all(tar).unwrap();
+                e.finish().unwrap()
+            }
+            "xz" => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+                e.write_all(tar).unwrap();
+                e.finish().unwrap()
+            }
+            "zstd" => zstd::encode_all(tar, 3).unwrap(),
+            _ => tar.to_vec(),
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    for kind in ["gzip", "bzip2", "xz", "zstd", "none"] {
+        let file = work.path().join(format!("{kind}.tar"));
+        std::fs::write(
+            &file,
+            compress(kind, &tar_of(&format!("from-{kind}"), kind.as_bytes())),
+        )
+        .unwrap();
+        lade.cmd()
+            .args(["cp", "-", "packed:/tmp"])
+            .pipe_stdin(&file)
+            .unwrap()
+            .assert()
+            .success();
+        let out = work.path().join(format!("out-{kind}"));
+        lade.ok(&[
+            "cp",
+            &format!("packed:/tmp/from-{kind}"),
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), kind);
+    }
+    let climbing = work.path().join("climbing.tar.gz");
+    std::fs::write(&climbing, compress("gzip", &tar_of("../../escaped", b"x"))).unwrap();
+    let output = lade
+        .cmd()
+        .args(["cp", "-", "packed:/tmp"])
+        .pipe_stdin(&climbing)
+        .unwrap()
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("refusing archive entry"),
+        "{stderr}"
+    );
+}
+
+/// `lade cp` into a created, never started container reaches its volumes and binds as
+/// the container will see them, read-only ones refused, and leaves no mount behind.
+#[test]
+fn cp_into_a_created_container_reaches_its_volumes_and_binds() {
+    let lade = Lade::new();
+    lade.busybox();
+    let bound = tempfile::tempdir().unwrap();
+    let sealed = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/bound", bound.path().display());
+    let read_only = format!("{}:/sealed:ro", sealed.path().display());
+    lade.ok(&[
+        "create",
+        "--name",
+        "fresh",
+        "-v",
+        "cpvol:/data",
+        "-v",
+        &bind,
+        "-v",
+        &read_only,
+        "busybox",
+        "true",
+    ]);
+    let work = tempfile::tempdir().unwrap();
+    let payload = work.path().join("payload");
+    std::fs::write(&payload, "payload\n").unwrap();
+    let payload = payload.to_str().unwrap();
+    lade.ok(&["cp", payload, "fresh:/data/"]);
+    lade.ok(&["cp", payload, "fresh:/bound/"]);
+    assert_eq!(
+        std::fs::read_to_string(bound.path().join("payload")).unwrap(),
+        "payload\n"
+    );
+    let refused = lade.fails(&["cp", payload, "fresh:/sealed/"]);
+    assert!(
+        refused.contains("/sealed") && refused.to_lowercase().contains("read-only"),
+        "{refused}"
+    );
+    assert!(!sealed.path().join("payload").exists());
+    // Out of the volume again, and in the volume as another container sees it.
+    let back = work.path().join("back");
+    lade.ok(&["cp", "fresh:/data/payload", back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "payload\n");
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "-v",
+            "cpvol:/data",
+            "busybox",
+            "cat",
+            "/data/payload"
+        ]),
+        "payload\n"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(lade.root().to_str().unwrap()),
+        "cp left a mount"
+    );
+}
+
 /// Reads a child's output in the background, so a test can wait (bounded) for a line.
 struct Expect {
     lines: std::sync::mpsc::Receiver<u8>,

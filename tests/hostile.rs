@@ -244,6 +244,22 @@ fn tar_of(members: &[(String, Vec<u8>)]) -> Vec<u8> {
     tar.bytes()
 }
 
+/// A docker-archive whose one layer is `l1/layer.tar`, a symlink to `targets[0]`, and
+/// `l2/layer.tar`, ... symlinks to the targets after it.
+fn docker_linked_layer(targets: &[&str]) -> Vec<u8> {
+    let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#;
+    let mut tar = RawTar::new()
+        .file(
+            "manifest.json",
+            br#"[{"Config":"c.json","Layers":["l1/layer.tar"]}]"#,
+        )
+        .file("c.json", config);
+    for (i, target) in targets.iter().enumerate() {
+        tar = tar.symlink(&format!("l{}/layer.tar", i + 1), target);
+    }
+    tar.bytes()
+}
+
 /// What a case expects of lade.
 enum Expect {
     /// Refused, the message holding this text.
@@ -783,6 +799,11 @@ fn hostile_archives_are_refused_or_contained() {
             ("manifest.json".into(), br#"[{"Config":"c.json","Layers":["../../../../etc/shadow"]}]"#.to_vec()),
             ("c.json".into(), br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}}"#.to_vec()),
         ]), Refused("etc/shadow")),
+        // docker save's link from one layer.tar to another, pointed out of the archive
+        // or round a loop: refused with the link named, nothing followed on the host.
+        ("docker-layer-link-outside", docker_linked_layer(&["../../etc/passwd"]), Refused("l1/layer.tar: it links to ../../etc/passwd, outside the archive")),
+        ("docker-layer-link-absolute", docker_linked_layer(&["/etc/passwd"]), Refused("l1/layer.tar: it links to /etc/passwd, outside the archive")),
+        ("docker-layer-link-loop", docker_linked_layer(&["../l2/layer.tar", "../l1/layer.tar"]), Refused("loop")),
         ("docker-manifest-not-a-list", tar_of(&[("manifest.json".into(), br#"{"Config":"x"}"#.to_vec())]), Refused("list")),
         ("docker-config-name-digest-mismatch", {
             let config = br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();

@@ -668,3 +668,171 @@ fn uncompressed_layers_keep_the_image_id_and_are_read_by_skopeo_and_a_fresh_stor
         "hello\ninside the tar\n"
     );
 }
+
+/// The regular files of a tar archive by name.
+fn tar_files(path: &std::path::Path) -> std::collections::HashMap<String, Vec<u8>> {
+    use std::io::Read;
+    let mut files = std::collections::HashMap::new();
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type() == tar::EntryType::Regular {
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            files.insert(name, data);
+        }
+    }
+    files
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends one entry to a hand-made archive: a file, or a symlink when `link` is set.
+fn append(builder: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8], link: Option<&str>) {
+    let mut header = tar::Header::new_gnu();
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    match link {
+        Some(target) => {
+            header.set_entry_type(tar::EntryType::Symlink);
+            builder.append_link(&mut header, name, target).unwrap();
+        }
+        None => {
+            header.set_entry_type(tar::EntryType::Regular);
+            builder.append_data(&mut header, name, data).unwrap();
+        }
+    }
+}
+
+/// A docker-archive in Docker's legacy layout (`<id>/layer.tar`, `<id>/VERSION`,
+/// `<id>/json`, `<config hex>.json`, `repositories`, `manifest.json`) of an image that
+/// holds busybox's layer twice, the second `layer.tar` a symlink to the first as
+/// `docker save` writes it; `second_link` replaces that symlink's target.
+fn legacy_archive_with_a_linked_layer(lade: &Lade, second_link: &str) -> Vec<u8> {
+    let saved = lade.dir.path().join("busybox-saved.tar");
+    lade.ok(&["save", "-o", &saved.to_string_lossy(), "busybox:latest"]);
+    let files = tar_files(&saved);
+    let manifest: Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let mut config: Value =
+        serde_json::from_slice(&files[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+    let layers = manifest[0]["Layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    let layer = &files[layers[0].as_str().unwrap()];
+    let diff_id = format!("sha256:{}", sha256_hex(layer));
+    config["rootfs"]["diff_ids"] = serde_json::json!([diff_id, diff_id]);
+    config["history"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"created_by": "the same layer again"}));
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let config_hex = sha256_hex(&config_bytes);
+    let first = "a".repeat(64);
+    let second = "b".repeat(64);
+    let mut builder = tar::Builder::new(Vec::new());
+    for (id, parent) in [(&first, None), (&second, Some(&first))] {
+        append(&mut builder, &format!("{id}/VERSION"), b"1.0", None);
+        let json = serde_json::json!({"id": id, "parent": parent});
+        append(
+            &mut builder,
+            &format!("{id}/json"),
+            &serde_json::to_vec(&json).unwrap(),
+            None,
+        );
+    }
+    append(&mut builder, &format!("{first}/layer.tar"), layer, None);
+    append(
+        &mut builder,
+        &format!("{second}/layer.tar"),
+        b"",
+        Some(second_link),
+    );
+    append(
+        &mut builder,
+        &format!("{config_hex}.json"),
+        &config_bytes,
+        None,
+    );
+    let repositories = serde_json::json!({"twice": {"1": second}});
+    append(
+        &mut builder,
+        "repositories",
+        &serde_json::to_vec(&repositories).unwrap(),
+        None,
+    );
+    let manifest = serde_json::json!([{
+        "Config": format!("{config_hex}.json"),
+        "RepoTags": ["twice:1"],
+        "Layers": [format!("{first}/layer.tar"), format!("{second}/layer.tar")],
+    }]);
+    append(
+        &mut builder,
+        "manifest.json",
+        &serde_json::to_vec(&manifest).unwrap(),
+        None,
+    );
+    builder.into_inner().unwrap()
+}
+
+/// Docker writes a layer it already wrote as a symlink to the first copy; such an
+/// archive loads and runs. Links out of the archive, absolute ones, dangling ones and
+/// loops are refused with the entry named.
+#[test]
+fn load_follows_docker_layer_links_inside_the_archive_only() {
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let first = "a".repeat(64);
+    let second = "b".repeat(64);
+    let archive = dir.path().join("twice.tar");
+    std::fs::write(
+        &archive,
+        legacy_archive_with_a_linked_layer(&lade, &format!("../{first}/layer.tar")),
+    )
+    .unwrap();
+    let fresh = Lade::new();
+    let out = fresh.ok(&["load", "-i", &archive.to_string_lossy()]);
+    assert!(out.contains("twice:1"), "{out}");
+    assert_eq!(
+        fresh.ok(&["run", "--rm", "twice:1", "echo", "loaded"]),
+        "loaded\n"
+    );
+
+    for (link, says) in [
+        ("../../etc/passwd".to_string(), "outside the archive"),
+        ("/etc/passwd".to_string(), "outside the archive"),
+        (format!("../{second}/layer.tar"), "loop"),
+        ("../nothing/layer.tar".to_string(), "does not have"),
+    ] {
+        let hostile = dir.path().join("hostile.tar");
+        std::fs::write(&hostile, legacy_archive_with_a_linked_layer(&lade, &link)).unwrap();
+        let err = fresh.fails(&["load", "-i", &hostile.to_string_lossy()]);
+        assert!(
+            err.contains(&format!("{second}/layer.tar")) && err.contains(says),
+            "{link}: {err}"
+        );
+    }
+}
+
+/// `save --help` says which format is the default and which Dockers cannot load `oci`.
+#[test]
+fn save_help_names_the_default_format_and_who_cannot_load_oci() {
+    let lade = Lade::new();
+    // Words compared across clap's line wrapping.
+    let help = lade
+        .ok(&["save", "--help"])
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        help.contains("docker-archive, the default") && help.contains("[default: docker]"),
+        "{help}"
+    );
+    assert!(help.contains("before Docker 25 cannot"), "{help}");
+}

@@ -414,32 +414,67 @@ impl Read for SectionReader<'_> {
     }
 }
 
-/// The archive's regular files by name (leading `./` and `/` dropped). Extension
-/// headers are bounded; member data is not read.
-fn index_members(file: &File) -> Result<HashMap<String, Member>> {
+/// How a member name is looked up: leading `./` and `/` dropped, as tar writers differ.
+fn member_name(name: &str) -> &str {
+    let mut name = name;
+    loop {
+        let trimmed = name.trim_start_matches("./").trim_start_matches('/');
+        if trimmed.len() == name.len() {
+            return name;
+        }
+        name = trimmed;
+    }
+}
+
+/// A link entry of the archive: Docker's `save` writes a layer it already wrote (two
+/// images sharing it, or one image holding it twice) as a symlink
+/// `<id>/layer.tar -> ../<other id>/layer.tar`; other writers use a hard link.
+#[derive(Debug, Clone)]
+enum MemberLink {
+    /// A symlink's target, relative to the link's own directory.
+    Symbolic(String),
+    /// A hard link's target, a name from the archive's top.
+    Hard(String),
+}
+
+/// The archive's regular files by name, and its links (followed, inside the archive
+/// only, when a name is looked up). Extension headers are bounded; member data is not
+/// read.
+fn index_members(file: &File) -> Result<(HashMap<String, Member>, HashMap<String, MemberLink>)> {
     const MAX_NAME: u64 = 64 * 1024;
     let mut members = HashMap::new();
+    let mut links = HashMap::new();
     let mut archive = tar::Archive::new(file);
     let mut long_name: Option<Vec<u8>> = None;
+    let mut long_link: Option<Vec<u8>> = None;
     for entry in archive.entries_with_seek().at("archive")?.raw(true) {
         let mut entry = entry.map_err(|e| invalid("archive", layers::tar_error_text(&e)))?;
         let kind = entry.header().entry_type();
-        if matches!(kind, tar::EntryType::GNULongName | tar::EntryType::XHeader) {
+        if matches!(
+            kind,
+            tar::EntryType::GNULongName | tar::EntryType::GNULongLink | tar::EntryType::XHeader
+        ) {
             if entry.size() > MAX_NAME {
                 return Err(invalid("archive", "an extension header is too large"));
             }
             let mut data = Vec::new();
             entry.read_to_end(&mut data).at("archive")?;
-            if kind == tar::EntryType::GNULongName {
+            if kind == tar::EntryType::XHeader {
+                for ext in tar::PaxExtensions::new(&data).flatten() {
+                    match ext.key() {
+                        Ok("path") => long_name = Some(ext.value_bytes().to_vec()),
+                        Ok("linkpath") => long_link = Some(ext.value_bytes().to_vec()),
+                        _ => {}
+                    }
+                }
+            } else {
                 while data.last() == Some(&0) {
                     data.pop();
                 }
-                long_name = Some(data);
-            } else {
-                for ext in tar::PaxExtensions::new(&data).flatten() {
-                    if ext.key() == Ok("path") {
-                        long_name = Some(ext.value_bytes().to_vec());
-                    }
+                if kind == tar::EntryType::GNULongName {
+                    long_name = Some(data);
+                } else {
+                    long_link = Some(data);
                 }
             }
             continue;
@@ -447,36 +482,115 @@ fn index_members(file: &File) -> Result<HashMap<String, Member>> {
         let name_bytes = long_name
             .take()
             .unwrap_or_else(|| entry.path_bytes().into_owned());
-        if !kind.is_file() {
-            continue;
+        let link_bytes = long_link
+            .take()
+            .or_else(|| entry.link_name_bytes().map(|l| l.into_owned()));
+        let name = member_name(&String::from_utf8_lossy(&name_bytes)).to_string();
+        let link = || String::from_utf8_lossy(link_bytes.as_deref().unwrap_or_default()).into();
+        match kind {
+            tar::EntryType::Symlink => {
+                links.insert(name, MemberLink::Symbolic(link()));
+            }
+            tar::EntryType::Link => {
+                links.insert(name, MemberLink::Hard(link()));
+            }
+            kind if kind.is_file() => {
+                members.insert(
+                    name,
+                    Member {
+                        offset: entry.raw_file_position(),
+                        size: entry.size(),
+                    },
+                );
+            }
+            _ => {}
         }
-        let name = String::from_utf8_lossy(&name_bytes);
-        let name = name
-            .trim_start_matches("./")
-            .trim_start_matches('/')
-            .to_string();
-        members.insert(
-            name,
-            Member {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
-            },
-        );
     }
-    Ok(members)
+    Ok((members, links))
 }
+
+/// The archive member `target` names, `from` the directory `base` (components of a name
+/// from the archive's top), or why it leads outside the archive.
+fn resolve_in_archive(base: &[&str], target: &str) -> Option<String> {
+    if target.starts_with('/') {
+        return None;
+    }
+    let mut parts: Vec<&str> = base.to_vec();
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Links followed in a row before a name is refused: Docker writes one.
+const MAX_LINK_HOPS: usize = 8;
 
 struct ArchiveReader<'a> {
     file: &'a File,
     members: HashMap<String, Member>,
+    links: HashMap<String, MemberLink>,
 }
 
 impl ArchiveReader<'_> {
+    /// The regular file `name` is, following links to other members of the archive:
+    /// never to a name outside it (absolute, or climbing above its top), in at most
+    /// [`MAX_LINK_HOPS`] hops and never round a loop.
+    fn resolve(&self, name: &str) -> Result<Member> {
+        let mut current = member_name(name).to_string();
+        let mut seen: Vec<String> = Vec::new();
+        loop {
+            if let Some(member) = self.members.get(&current) {
+                return Ok(*member);
+            }
+            let Some(link) = self.links.get(&current) else {
+                return Err(if seen.is_empty() {
+                    invalid("archive", format!("it has no {name}"))
+                } else {
+                    invalid(
+                        seen.last().map_or(name, String::as_str),
+                        format!("it links to {current}, which the archive does not have"),
+                    )
+                });
+            };
+            if seen.contains(&current) {
+                return Err(invalid(
+                    &current,
+                    format!("its links go round in a loop ({})", seen.join(" -> ")),
+                ));
+            }
+            if seen.len() >= MAX_LINK_HOPS {
+                return Err(invalid(
+                    name,
+                    format!("it is reached through more than {MAX_LINK_HOPS} links"),
+                ));
+            }
+            let (base, target): (Vec<&str>, &str) = match link {
+                MemberLink::Symbolic(target) => {
+                    let mut dir: Vec<&str> = current.split('/').collect();
+                    dir.pop();
+                    (dir, target)
+                }
+                MemberLink::Hard(target) => (Vec::new(), target),
+            };
+            let Some(next) = resolve_in_archive(&base, target) else {
+                return Err(invalid(
+                    &current,
+                    format!("it links to {target}, outside the archive"),
+                ));
+            };
+            seen.push(current);
+            current = next;
+        }
+    }
+
     fn member(&self, name: &str) -> Result<SectionReader<'_>> {
-        let member = self
-            .members
-            .get(name.trim_start_matches("./"))
-            .ok_or_else(|| invalid("archive", format!("it has no {name}")))?;
+        let member = self.resolve(name)?;
         Ok(SectionReader {
             file: self.file,
             position: member.offset,
@@ -525,9 +639,11 @@ struct Found {
 /// `docker load`: adds every image of a docker-archive or OCI archive.
 pub fn load(store: &Store, file: &File, progress: &dyn Progress) -> Result<Vec<Loaded>> {
     let _guard = store.content_guard()?;
+    let (members, links) = index_members(file)?;
     let archive = ArchiveReader {
         file,
-        members: index_members(file)?,
+        members,
+        links,
     };
     let found = if archive.has("manifest.json") {
         docker_archive_images(&archive)?
@@ -788,4 +904,25 @@ fn load_layer(
         size,
         tar_size,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_resolve_inside_the_archive_only() {
+        assert_eq!(
+            resolve_in_archive(&["b"], "../a/layer.tar").as_deref(),
+            Some("a/layer.tar")
+        );
+        assert_eq!(
+            resolve_in_archive(&["b"], "./layer.tar").as_deref(),
+            Some("b/layer.tar")
+        );
+        assert_eq!(resolve_in_archive(&["b"], "../../etc/passwd"), None);
+        assert_eq!(resolve_in_archive(&["b"], "/etc/passwd"), None);
+        assert_eq!(resolve_in_archive(&[], "../x"), None);
+        assert_eq!(member_name(".//./a/b"), "a/b");
+    }
 }

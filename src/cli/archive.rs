@@ -130,8 +130,11 @@ pub fn import(store_config: &StoreConfig, args: ImportArgs) -> Result<ExitCode> 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SaveFormatArg {
     /// docker-archive (manifest.json) with an OCI layout alongside, as Docker 25+ writes
+    /// it: the default, which every Docker and podman loads
+    #[value(alias = "docker-archive")]
     Docker,
-    /// OCI image layout
+    /// OCI image layout only (no manifest.json): Docker before 25 cannot load it
+    #[value(alias = "oci-archive")]
     Oci,
 }
 
@@ -140,7 +143,9 @@ pub struct SaveArgs {
     /// Write to this file instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Archive format
+    /// Archive format: docker (docker-archive, the default) or oci (an OCI layout, which
+    /// `docker load` before Docker 25 cannot read); podman's names docker-archive and
+    /// oci-archive work too
     #[arg(long, value_enum, default_value = "docker")]
     pub format: SaveFormatArg,
     /// How to show progress

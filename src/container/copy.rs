@@ -3,7 +3,8 @@
 //! A copy is always a tar stream from a reader to a writer, as Docker's is. Paths inside
 //! a container are resolved with `openat2(RESOLVE_IN_ROOT)` against the container's own
 //! root (its init's `/proc/<pid>/root` while it runs, its overlay mounted in lade's
-//! private mount namespace when it does not), and everything below is opened relative
+//! private mount namespace when it does not, with its volumes and binds on it as its
+//! start would mount them), and everything below is opened relative
 //! to its parent directory without following links. A symlink in the container, to `/`
 //! or anywhere else, therefore resolves inside the container and can never make `cp`
 //! read or write a host file (CVE-2018-15664). The host side goes through the same code
@@ -134,12 +135,11 @@ impl Root {
         let spec = spec_of(&record)?;
         let staging = store.staging_dir("cp")?;
         let mounted =
-            exec::mounts::mount_container_root(&spec.rootfs, staging.path()).map_err(|source| {
-                ContainerError::Io {
+            exec::mounts::mount_container_root(&spec.rootfs, &spec.mounts, staging.path())
+                .map_err(|source| ContainerError::Io {
                     path: staging.path().to_path_buf(),
                     source,
-                }
-            })?;
+                })?;
         Ok(Root {
             fd: open_path(staging.path(), &label)?,
             label,
@@ -211,7 +211,13 @@ pub fn copy(
             if !is_dir(&stat) {
                 return Err(CopyError::StreamNeedsDirectory(root.show(&path)).into());
             }
-            return Ok(extract(&root, &path, stdin, options)?);
+            // Docker takes the stream compressed too (gzip, bzip2, xz, zstd); the
+            // extractor's bounds apply to what the stream decompresses to.
+            let tar = layers::decompressing_reader(stdin).map_err(|source| CopyError::Io {
+                path: "standard input".into(),
+                source,
+            })?;
+            return Ok(extract(&root, &path, tar, options)?);
         }
     };
     let source_stat = source_root

@@ -131,24 +131,43 @@ pub fn mount_readonly_view(
 }
 
 /// Mounts a container's root file system (its image's layers, and its upper directory
-/// when it has one) at `target`, writable unless the container's root is read-only.
-/// The mount lives in the caller's mount namespace.
-pub fn mount_container_root(rootfs: &super::Rootfs, target: &Path) -> io::Result<Mounted> {
-    if rootfs.upper.is_none() {
-        return mount_readonly_view(&rootfs.layers_dir, &rootfs.lowers, target)?.ok_or_else(|| {
+/// when it has one) at `target`, writable unless the container's root is read-only, and
+/// on it the container's bind mounts (its volumes, binds and `/etc` files) as its start
+/// would, so that `lade cp` into a container that is not running sees what it will see.
+/// The mounts live in the caller's mount namespace; dropping the result detaches them
+/// all.
+pub fn mount_container_root(
+    rootfs: &super::Rootfs,
+    mounts: &[super::Mount],
+    target: &Path,
+) -> io::Result<Mounted> {
+    let mounted = if rootfs.upper.is_none() {
+        mount_readonly_view(&rootfs.layers_dir, &rootfs.lowers, target)?.ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "the container has no layers")
-        });
-    }
-    let options = super::rootfs::overlay_options(rootfs);
-    let flags = if rootfs.readonly {
-        MsFlags::MS_RDONLY
+        })?
     } else {
-        MsFlags::empty()
+        // Writable at first even for a read-only root: a mount point the container's
+        // start would create may be missing yet. The root is made read-only after.
+        let options = super::rootfs::overlay_options(rootfs);
+        mount_overlay_from(&rootfs.layers_dir, target, &options, MsFlags::MS_NODEV)?;
+        Mounted {
+            target: target.to_path_buf(),
+        }
     };
-    mount_overlay_from(&rootfs.layers_dir, target, &options, flags)?;
-    Ok(Mounted {
-        target: target.to_path_buf(),
-    })
+    let mut sys = super::sys::Linux::default();
+    super::rootfs::mount_binds(&mut sys, target, mounts)
+        .map_err(|(what, e)| io::Error::new(e.kind(), format!("{what}: {e}")))?;
+    if rootfs.readonly && rootfs.upper.is_some() {
+        // Only the root's own mount: the binds below keep their own flags.
+        mount(
+            None::<&Path>,
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NODEV,
+            None::<&str>,
+        )?;
+    }
+    Ok(mounted)
 }
 
 /// Mounts overlay at `target` with `options` whose directory names are relative to

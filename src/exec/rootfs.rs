@@ -445,6 +445,27 @@ fn user_mount_point(
     Ok(target)
 }
 
+/// The bind mounts of `mounts` on a root mounted outside a sandbox (`lade cp` into a
+/// container that is not running): resolved inside the root and read-only where they
+/// are, as at start. Tmpfs and overlay mounts exist only while the container runs, and
+/// what sits under `/proc`, `/dev` or `/sys` lands on the sandbox's own file systems,
+/// which a stopped container does not have: those are left out.
+pub(crate) fn mount_binds(sys: &mut dyn Sys, root: &Path, mounts: &[Mount]) -> Result<()> {
+    for mount in mounts {
+        let Mount::Bind { target, .. } = mount else {
+            continue;
+        };
+        // Compared by components: `/device` is not under `/dev`.
+        let on_system = ["/proc", "/dev", "/sys"]
+            .iter()
+            .any(|system| Path::new(target).starts_with(system));
+        if !on_system {
+            mount_user(sys, root, mount)?;
+        }
+    }
+    Ok(())
+}
+
 fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
     match mount {
         Mount::Bind {

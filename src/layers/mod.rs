@@ -116,9 +116,18 @@ pub fn commit_snapshot(store: &Store, dir: &std::path::Path, diff_id: &Digest) -
 /// The snapshots of `layers` (bottom first, as in a manifest) as an overlay stacks
 /// them: names under the store's snapshot directory, top first, each layer unpacked
 /// if it is not yet. A build's RUN steps, its views and containers all mount these.
+///
+/// A layer an image holds twice (Docker writes such images, and `docker save` links the
+/// second copy to the first) is stacked once, at its topmost place: overlay refuses the
+/// same lower directory twice (ELOOP), and since that copy is applied last, whatever
+/// the lower copy did below it is overridden anyway.
 pub fn overlay_lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<String>> {
     let mut lowers = Vec::with_capacity(layers.len());
+    let mut stacked = std::collections::HashSet::new();
     for layer in layers.iter().rev() {
+        if !stacked.insert(layer.diff_id) {
+            continue;
+        }
         ensure_snapshot(store, layer)?;
         lowers.push(crate::store::snapshot_name(&layer.diff_id));
     }
