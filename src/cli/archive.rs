@@ -26,7 +26,7 @@ pub struct ImportArgs {
     #[arg(short, long)]
     pub message: Option<String>,
     /// Layer compression: gzip (the default) is what every client reads when the image
-    /// is pushed as it is; zstd is smaller, but Docker before 23 cannot pull it
+    /// is pushed as it is; zstd is smaller, but older clients fail on it
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
     /// How to show progress

@@ -162,8 +162,8 @@ pub struct PushArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// How layers go out: gzip, which every client reads, or zstd (smaller and faster
-    /// to unpack, but Docker before 23 — Debian 12's docker.io 20.10 — and older
-    /// BuildKit cannot pull it; podman 3+, skopeo 1.x and Docker 23+ can). Uncompressed
+    /// to unpack, but older clients fail on it: containerd before 1.5, BuildKit's FROM
+    /// in Docker 20.10; podman 3+, skopeo 1.x and Docker 23+ read it). Uncompressed
     /// layers (a build's) are compressed so; with gzip, zstd layers are converted too
     #[arg(
         long,

@@ -125,10 +125,9 @@ pub fn push(
     Ok(digest)
 }
 
-/// A compression a layer is given on its way to a registry.
 /// How pushed layers are compressed. gzip is the default: every client reads it, where
-/// zstd needs Docker 23 or later (containerd 1.5), podman 3 or later or skopeo 1.x;
-/// Docker 20.10 (Debian 12's docker.io) and BuildKit's older `FROM` fail on it.
+/// zstd needs a newer one (containerd 1.5, Docker 23, podman 3, skopeo 1.x); older
+/// clients, BuildKit's `FROM` in Docker 20.10 among them, fail on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PushCompression {
     Zstd,
