@@ -1,5 +1,6 @@
 //! A COPY's cache key from its sources alone: every entry the step selects with its
-//! origin, kind, mode (after `--chmod`), link target and content hash, folded into one
+//! origin, kind, mode (after `--chmod`), link target, content hash and the extended
+//! attributes the layer keeps (a changed capability is a changed image), folded into one
 //! digest. Directory sources are walked through the context's stat and listing cache,
 //! one top-level entry per thread, with one path buffer each. Owners are left out (they
 //! are the step's `--chown`, which the key holds); nothing about the destination is
@@ -17,6 +18,7 @@ use super::super::context::{join_relative, IgnoreMatcher};
 use super::super::hash::{hash_bytes, ContextHasher, Hash, Stat};
 use super::sources::{self, Selected};
 use super::{at, walk_decision, CopyError, CopyRequest, Source, Walk};
+use crate::layers;
 
 /// What a key holds of the entries of a COPY's sources, in the order they are met.
 enum KeyUnit {
@@ -41,7 +43,7 @@ pub(crate) fn key_inputs(
         _ => None,
     };
     let chmod = request.step.chmod;
-    let one = |origin: String, kind: u8, mode: u32, link: Vec<u8>, hash: Hash| {
+    let one = |origin: String, kind: u8, mode: u32, link: Vec<u8>, hash: Hash, xattrs| {
         KeyUnit::One(FileInput {
             origin,
             kind,
@@ -51,6 +53,7 @@ pub(crate) fn key_inputs(
             },
             link: String::from_utf8_lossy(&link).into_owned(),
             hash,
+            xattrs,
         })
     };
     let mut units = Vec::new();
@@ -62,10 +65,11 @@ pub(crate) fn key_inputs(
                 0o644,
                 Vec::new(),
                 hash_bytes(content.as_bytes()),
+                Vec::new(),
             )),
             Selected::Download { name, file, .. } => {
                 let hash = hasher.hash_file(&file, None)?;
-                units.push(one(name, b'f', 0o600, Vec::new(), hash));
+                units.push(one(name, b'f', 0o600, Vec::new(), hash, Vec::new()));
             }
             Selected::Entry {
                 relative,
@@ -86,7 +90,15 @@ pub(crate) fn key_inputs(
                         .to_vec(),
                     _ => Vec::new(),
                 };
-                units.push(one(relative, kind, meta.mode() & 0o7777, link, hash));
+                let xattrs = xattrs_of(kind, &path)?;
+                units.push(one(
+                    relative,
+                    kind,
+                    meta.mode() & 0o7777,
+                    link,
+                    hash,
+                    xattrs,
+                ));
             }
             Selected::Directory {
                 relative,
@@ -101,6 +113,7 @@ pub(crate) fn key_inputs(
                         meta.mode() & 0o7777,
                         Vec::new(),
                         [0; 32],
+                        xattrs_of(b'd', &path)?,
                     ));
                 }
                 let Some(dir) = path.strip_prefix(hasher.root()).ok().and_then(Path::to_str) else {
@@ -140,6 +153,18 @@ pub(crate) fn key_inputs(
         units,
     })
 }
+
+/// The extended attributes the layer will hold for an entry of `kind` at `path`: only
+/// files and directories get them (as the layer writer reads them).
+fn xattrs_of(kind: u8, path: &Path) -> Result<Xattrs, CopyError> {
+    match kind {
+        b'f' | b'd' => layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Extended attributes, sorted by name.
+type Xattrs = Vec<(String, Vec<u8>)>;
 
 /// An entry's kind as a key records it (a socket counts as a FIFO, as the layer has it).
 fn kind_of(meta: &Metadata) -> u8 {
@@ -260,7 +285,16 @@ impl KeyWalk<'_> {
                 _ => st_mode & 0o7777,
             };
             let link = link.as_deref().unwrap_or_default();
-            feed_leaf(digest, at.origin.as_bytes(), kind, mode, link, &hash);
+            let xattrs = xattrs_of(kind, &self.hasher.root().join(&at.path))?;
+            feed_leaf(
+                digest,
+                at.origin.as_bytes(),
+                kind,
+                mode,
+                link,
+                &hash,
+                &xattrs,
+            );
             *count += 1;
             if self.detail {
                 inputs.push(FileInput {
@@ -269,6 +303,7 @@ impl KeyWalk<'_> {
                     mode,
                     link: String::from_utf8_lossy(link).into_owned(),
                     hash,
+                    xattrs,
                 });
             }
         }
@@ -303,6 +338,7 @@ fn feed_leaf(
     mode: u32,
     link: &[u8],
     hash: &Hash,
+    xattrs: &[(String, Vec<u8>)],
 ) {
     digest.update(&(origin.len() as u64).to_le_bytes());
     digest.update(origin);
@@ -311,6 +347,17 @@ fn feed_leaf(
     digest.update(&(link.len() as u64).to_le_bytes());
     digest.update(link);
     digest.update(hash);
+    feed_xattrs(digest, xattrs);
+}
+
+fn feed_xattrs(digest: &mut blake3::Hasher, xattrs: &[(String, Vec<u8>)]) {
+    digest.update(&(xattrs.len() as u64).to_le_bytes());
+    for (name, value) in xattrs {
+        digest.update(&(name.len() as u64).to_le_bytes());
+        digest.update(name.as_bytes());
+        digest.update(&(value.len() as u64).to_le_bytes());
+        digest.update(value);
+    }
 }
 
 /// The files behind a COPY's cache key.
@@ -340,6 +387,7 @@ pub(crate) struct FileInput {
     mode: u32,
     link: String,
     hash: Hash,
+    xattrs: Xattrs,
 }
 
 impl FileInput {
@@ -351,17 +399,29 @@ impl FileInput {
             self.mode,
             self.link.as_bytes(),
             &self.hash,
+            &self.xattrs,
         );
     }
 
-    /// `f 644 1f2e3d4c5b6a7988`, with ` -> target` for links: what `lade cache inspect`
-    /// shows and what explanations compare.
+    /// `f 644 1f2e3d4c5b6a7988`, with ` -> target` for links and ` xattrs <hash>` for
+    /// extended attributes: what `lade cache inspect` shows and what explanations
+    /// compare (so a changed capability is named as a changed file).
     pub(crate) fn summary(&self) -> String {
         let hex: String = self.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         let mut text = format!("{} {:o} {hex}", self.kind as char, self.mode);
         if !self.link.is_empty() {
             text.push_str(" -> ");
             text.push_str(&self.link);
+        }
+        if !self.xattrs.is_empty() {
+            let mut digest = blake3::Hasher::new();
+            feed_xattrs(&mut digest, &self.xattrs);
+            let hex: String = digest.finalize().as_bytes()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            text.push_str(" xattrs ");
+            text.push_str(&hex);
         }
         text
     }

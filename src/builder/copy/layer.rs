@@ -148,7 +148,7 @@ impl Planner<'_> {
                     return self.unpack(&path, &relative, &dest);
                 }
                 let link = read_link_if_symlink(&meta, &path)?;
-                let entry = self.entry_from(&meta, link);
+                let entry = self.entry_from(&path, &meta, link)?;
                 let content = match entry.kind {
                     EntryKind::File { .. } => Content::File(path),
                     _ => Content::None,
@@ -188,7 +188,7 @@ impl Planner<'_> {
     fn copy_dir(&mut self, dir: &Path, relative: &str, target: &str) -> Result<(), CopyError> {
         let dir_meta = fs::symlink_metadata(dir).map_err(at(dir))?;
         if target != "/" && !sources::is_dir_in_image(self.request, target) {
-            let entry = self.entry_from(&dir_meta, None);
+            let entry = self.entry_from(dir, &dir_meta, None)?;
             self.put(target, entry, Content::None);
         }
         let context_ignore = match self.request.source {
@@ -206,9 +206,10 @@ impl Planner<'_> {
         let chunks = walk_tree(dir, relative, context_ignore, &self.excludes, &list)?;
         let target = target.trim_end_matches('/');
         for found in chunks.into_iter().flatten() {
-            let entry = self.entry_from(&found.meta, found.link);
+            let path = dir.join(&found.inner);
+            let entry = self.entry_from(&path, &found.meta, found.link)?;
             let content = match entry.kind {
-                EntryKind::File { .. } => Content::File(dir.join(&found.inner)),
+                EntryKind::File { .. } => Content::File(path),
                 _ => Content::None,
             };
             self.put(&format!("{target}/{}", found.inner), entry, content);
@@ -216,7 +217,13 @@ impl Planner<'_> {
         Ok(())
     }
 
-    fn entry_from(&self, meta: &Metadata, link: Option<Vec<u8>>) -> Entry {
+    /// The entry for the source at `path`, with the extended attributes COPY keeps.
+    fn entry_from(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        link: Option<Vec<u8>>,
+    ) -> Result<Entry, CopyError> {
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             EntryKind::Directory
@@ -237,7 +244,13 @@ impl Planner<'_> {
         };
         let mut entry = self.new_entry(kind, meta.mode() & 0o7777, Some((meta.uid(), meta.gid())));
         entry.mtime = meta.mtime();
-        entry
+        // Only files and directories: a symlink cannot hold `user.*` attributes, nor a
+        // device or FIFO a capability, and skipping them saves a system call each.
+        if matches!(entry.kind, EntryKind::File { .. } | EntryKind::Directory) {
+            entry.xattrs =
+                layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)))?;
+        }
+        Ok(entry)
     }
 
     fn new_entry(&self, kind: EntryKind, mode: u32, source_owner: Option<(u32, u32)>) -> Entry {
