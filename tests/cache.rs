@@ -868,3 +868,51 @@ fn copy_keeps_extended_attributes_and_a_changed_one_misses() {
     let seen = probe(&lade, &changed, &["/files/plain"]);
     assert!(seen[0].ends_with(" user.x=32"), "{seen:?}");
 }
+
+/// Hard links among a COPY's files stay one file in the image (as in Docker): one inode
+/// in the container, one copy of the bytes in the layer, the same digests each time. A
+/// link turned into a copy is a changed file to the cache.
+#[test]
+fn copy_keeps_hard_links_and_a_broken_link_misses() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new("FROM busybox\nCOPY probe /probe\nCOPY files/ /files/\n");
+    context.file("files/a", "same\n").file("files/c", "same\n");
+    common::compile_fixture("xattr-probe", &context.path().join("probe"));
+    let files = context.path().join("files");
+    std::fs::hard_link(files.join("a"), files.join("b")).unwrap();
+    set_xattr(&files.join("a"), "user.x", b"1");
+
+    // With SOURCE_DATE_EPOCH a rebuild from scratch makes the same image.
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        args.push(context.path().to_str().unwrap());
+        let output = lade
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(&args)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        let image = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (image, log)
+    };
+    let (image, _) = build(&[]);
+    let seen = probe(&lade, &image, &["/files/a", "/files/b", "/files/c"]);
+    let inode = |line: &str| line.split(' ').nth(1).unwrap_or_default().to_string();
+    assert_eq!(inode(&seen[0]), inode(&seen[1]), "{seen:?}");
+    assert_ne!(inode(&seen[0]), inode(&seen[2]), "{seen:?}");
+    // One inode: the second name has the first's attributes.
+    assert!(seen[1].ends_with(" user.x=31"), "{seen:?}");
+    assert_eq!(build(&["--no-cache"]).0, image, "the same layers and image");
+
+    std::fs::remove_file(files.join("b")).unwrap();
+    context.file("files/b", "same\n");
+    let (copied, log) = build(&[]);
+    assert_cached(&log, "COPY probe");
+    assert_miss(&log, "COPY files/", "1 file changed (files/b)");
+    let seen = probe(&lade, &copied, &["/files/a", "/files/b"]);
+    assert_ne!(inode(&seen[0]), inode(&seen[1]), "{seen:?}");
+}

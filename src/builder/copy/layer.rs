@@ -28,6 +28,9 @@ enum Content {
 struct Planned {
     entry: Entry,
     content: Content,
+    /// The source file's device and inode when it has other names: the names a step
+    /// copies of one file stay one file, as in Docker.
+    inode: Option<(u64, u64)>,
 }
 
 /// The entries of the layer a COPY or ADD makes, by path (which is tar order).
@@ -83,9 +86,36 @@ pub(crate) fn plan(request: &CopyRequest<'_>) -> Result<CopyPlan, CopyError> {
     for item in selection.items {
         planner.add(item)?;
     }
+    link_shared_inodes(&mut planner.entries);
     Ok(CopyPlan {
         entries: planner.entries,
     })
+}
+
+/// Files copied from one inode under several names: the first name in tar order keeps
+/// the data, the others become hard links to it (in the tar, a link entry; in the
+/// snapshot, a hard link), so the copies stay one file and the layer does not hold the
+/// bytes twice. Tar order makes which name is first depend on the names alone.
+fn link_shared_inodes(entries: &mut BTreeMap<Vec<u8>, Planned>) {
+    let mut first: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for planned in entries.values_mut() {
+        let Some(inode) = planned.inode else {
+            continue;
+        };
+        match first.get(&inode) {
+            Some(target) => {
+                planned.entry.kind = EntryKind::Hardlink {
+                    target: target.clone(),
+                };
+                // The link shares the first name's inode, attributes and all.
+                planned.entry.xattrs.clear();
+                planned.content = Content::None;
+            }
+            None => {
+                first.insert(inode, planned.entry.path.clone());
+            }
+        }
+    }
 }
 
 /// The layer of WORKDIR: `path` and any missing parents, owned by `request.step.chown`
@@ -116,7 +146,7 @@ impl Planner<'_> {
             } => {
                 let size = content.len() as u64;
                 let entry = self.new_entry(EntryKind::File { size }, 0o644, None);
-                self.put(&target, entry, Content::Bytes(content.into_bytes()));
+                self.put(&target, entry, Content::Bytes(content.into_bytes()), None);
             }
             Selected::Download {
                 file,
@@ -127,7 +157,7 @@ impl Planner<'_> {
                 let size = fs::metadata(&file).map_err(at(&file))?.len();
                 let mut entry = self.new_entry(EntryKind::File { size }, 0o600, None);
                 entry.mtime = mtime;
-                self.put(&target, entry, Content::File(file));
+                self.put(&target, entry, Content::File(file), None);
             }
             Selected::Directory {
                 relative,
@@ -153,7 +183,8 @@ impl Planner<'_> {
                     EntryKind::File { .. } => Content::File(path),
                     _ => Content::None,
                 };
-                self.put(&target, entry, content);
+                let inode = shared_inode(&meta);
+                self.put(&target, entry, content, inode);
             }
         }
         Ok(())
@@ -189,7 +220,7 @@ impl Planner<'_> {
         let dir_meta = fs::symlink_metadata(dir).map_err(at(dir))?;
         if target != "/" && !sources::is_dir_in_image(self.request, target) {
             let entry = self.entry_from(dir, &dir_meta, None)?;
-            self.put(target, entry, Content::None);
+            self.put(target, entry, Content::None, None);
         }
         let context_ignore = match self.request.source {
             Source::Context(context) if !context.ignore.is_empty() => Some(&context.ignore),
@@ -212,7 +243,8 @@ impl Planner<'_> {
                 EntryKind::File { .. } => Content::File(path),
                 _ => Content::None,
             };
-            self.put(&format!("{target}/{}", found.inner), entry, content);
+            let inode = shared_inode(&found.meta);
+            self.put(&format!("{target}/{}", found.inner), entry, content, inode);
         }
         Ok(())
     }
@@ -275,7 +307,7 @@ impl Planner<'_> {
     }
 
     /// Records an entry at the image path `target` (absolute), with its parents.
-    fn put(&mut self, target: &str, mut entry: Entry, content: Content) {
+    fn put(&mut self, target: &str, mut entry: Entry, content: Content, inode: Option<(u64, u64)>) {
         let (parent, name) = match target.trim_end_matches('/').rsplit_once('/') {
             Some((p, n)) => (p, n),
             None => ("", target),
@@ -290,8 +322,14 @@ impl Planner<'_> {
             return;
         }
         entry.path = path.into_bytes();
-        self.entries
-            .insert(entry.path.clone(), Planned { entry, content });
+        self.entries.insert(
+            entry.path.clone(),
+            Planned {
+                entry,
+                content,
+                inode,
+            },
+        );
     }
 
     /// The layer path of image directory `dir`, with symlinks resolved inside the image,
@@ -351,6 +389,7 @@ impl Planner<'_> {
                 Planned {
                     entry,
                     content: Content::None,
+                    inode: None,
                 },
             );
         }
@@ -365,6 +404,11 @@ struct Walked {
     inner: String,
     meta: Metadata,
     link: Option<Vec<u8>>,
+}
+
+/// A regular file's device and inode when it has several names.
+fn shared_inode(meta: &Metadata) -> Option<(u64, u64)> {
+    (meta.file_type().is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()))
 }
 
 fn read_link_if_symlink(meta: &Metadata, path: &Path) -> Result<Option<Vec<u8>>, CopyError> {
