@@ -796,3 +796,123 @@ fn run_steps_write_on_a_volatile_overlay_and_a_build_killed_in_one_leaves_a_clea
         ["base", "0", "299", "300"]
     );
 }
+
+/// Sets the extended attribute `name` of `path` (not following symlinks).
+fn set_xattr(path: &std::path::Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let c_name = std::ffi::CString::new(name).unwrap();
+    // SAFETY: both strings are NUL-terminated and live across the call; the value
+    // pointer and length describe a live slice.
+    let rc = unsafe {
+        libc::lsetxattr(
+            c_path.as_ptr(),
+            c_name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "{}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The line `tests/fixtures/xattr-probe.c` prints for `path` in the image: its inode and
+/// extended attributes.
+fn probe(lade: &Lade, image: &str, paths: &[&str]) -> Vec<String> {
+    let mut args = vec!["run", "--rm", image, "/probe"];
+    args.extend_from_slice(paths);
+    lade.ok(&args).lines().map(str::to_string).collect()
+}
+
+/// COPY keeps `user.*` attributes and file capabilities (as podman does), in the layer
+/// and the snapshot the container runs on; a changed attribute is a changed file to the
+/// cache.
+#[test]
+fn copy_keeps_extended_attributes_and_a_changed_one_misses() {
+    common::require_tool("setcap");
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new("FROM busybox\nCOPY probe /probe\nCOPY files/ /files/\n");
+    context.file("files/plain", "x\n").file("files/bind", "b\n");
+    common::compile_fixture("xattr-probe", &context.path().join("probe"));
+    set_xattr(&context.path().join("files/plain"), "user.x", b"1");
+    let bind = context.path().join("files/bind");
+    common::run(
+        "setcap",
+        &["cap_net_bind_service+ep", bind.to_str().unwrap()],
+    );
+
+    let (image, _) = lade.build_log(context.path(), &[]);
+    let seen = probe(&lade, &image, &["/files/plain", "/files/bind"]);
+    assert!(seen[0].ends_with(" user.x=31"), "{seen:?}");
+    // VFS_CAP_REVISION_2, effective, CAP_NET_BIND_SERVICE (bit 10) permitted.
+    assert!(
+        seen[1].ends_with(" security.capability=0100000200040000000000000000000000000000"),
+        "{seen:?}"
+    );
+
+    let (again, log) = lade.build_log(context.path(), &[]);
+    assert_cached(&log, "COPY files/");
+    assert_eq!(image, again);
+
+    set_xattr(&context.path().join("files/plain"), "user.x", b"2");
+    let (changed, log) = lade.build_log(context.path(), &[]);
+    assert_cached(&log, "COPY probe");
+    assert_miss(&log, "COPY files/", "1 file changed (files/plain)");
+    let seen = probe(&lade, &changed, &["/files/plain"]);
+    assert!(seen[0].ends_with(" user.x=32"), "{seen:?}");
+}
+
+/// Hard links among a COPY's files stay one file in the image (as in Docker): one inode
+/// in the container, one copy of the bytes in the layer, the same digests each time. A
+/// link turned into a copy is a changed file to the cache.
+#[test]
+fn copy_keeps_hard_links_and_a_broken_link_misses() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new("FROM busybox\nCOPY probe /probe\nCOPY files/ /files/\n");
+    context.file("files/a", "same\n").file("files/c", "same\n");
+    common::compile_fixture("xattr-probe", &context.path().join("probe"));
+    let files = context.path().join("files");
+    std::fs::hard_link(files.join("a"), files.join("b")).unwrap();
+    set_xattr(&files.join("a"), "user.x", b"1");
+
+    // With SOURCE_DATE_EPOCH a rebuild from scratch makes the same image.
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", "--progress", "plain"];
+        args.extend_from_slice(extra);
+        args.push(context.path().to_str().unwrap());
+        let output = lade
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(&args)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{log}");
+        let image = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (image, log)
+    };
+    let (image, _) = build(&[]);
+    let seen = probe(&lade, &image, &["/files/a", "/files/b", "/files/c"]);
+    let inode = |line: &str| line.split(' ').nth(1).unwrap_or_default().to_string();
+    assert_eq!(inode(&seen[0]), inode(&seen[1]), "{seen:?}");
+    assert_ne!(inode(&seen[0]), inode(&seen[2]), "{seen:?}");
+    // One inode: the second name has the first's attributes.
+    assert!(seen[1].ends_with(" user.x=31"), "{seen:?}");
+    assert_eq!(build(&["--no-cache"]).0, image, "the same layers and image");
+
+    std::fs::remove_file(files.join("b")).unwrap();
+    context.file("files/b", "same\n");
+    let (copied, log) = build(&[]);
+    assert_cached(&log, "COPY probe");
+    assert_miss(&log, "COPY files/", "1 file changed (files/b)");
+    let seen = probe(&lade, &copied, &["/files/a", "/files/b"]);
+    assert_ne!(inode(&seen[0]), inode(&seen[1]), "{seen:?}");
+}

@@ -27,7 +27,8 @@ use crate::oci::Digest;
 
 /// Bumped whenever what goes into a key, or what a cached result means, changes.
 /// 2: images are named by their config digest, not their manifest's.
-pub(crate) const CACHE_KEY_VERSION: u32 = 2;
+/// 3: COPY keys hold each entry's kept extended attributes, and hard links.
+pub(crate) const CACHE_KEY_VERSION: u32 = 3;
 
 /// A filesystem's identity: a base, then the layers made on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -46,6 +46,9 @@ impl UnreadableFile {
     }
 }
 
+/// A file's device and inode: which names are one file.
+pub(crate) type FileId = (u64, u64);
+
 /// What decides whether a file or directory may have changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stat {
@@ -213,8 +216,9 @@ impl ContextHasher {
     }
 
     /// `lstat` of the context entry at `relative` (`""` for the root): its type and mode
-    /// bits (`st_mode`), and what tells whether it changed.
-    pub(crate) fn lstat_at(&self, relative: &str) -> std::io::Result<(u32, Stat)> {
+    /// bits (`st_mode`), what tells whether it changed, and for a regular file with
+    /// several names its device and inode (which of a COPY's files are hard links).
+    pub(crate) fn lstat_at(&self, relative: &str) -> std::io::Result<(u32, Stat, Option<FileId>)> {
         let name = if relative.is_empty() { "." } else { relative };
         let stat = match &self.root_fd {
             Some(fd) => {
@@ -231,6 +235,8 @@ impl ContextHasher {
                 ctime_ns: stat.st_ctime * 1_000_000_000 + stat.st_ctime_nsec,
                 inode: stat.st_ino,
             },
+            (stat.st_mode & libc::S_IFMT == libc::S_IFREG && stat.st_nlink > 1)
+                .then_some((stat.st_dev, stat.st_ino)),
         ))
     }
 

@@ -130,6 +130,21 @@ fn is_internal_xattr(name: &str) -> bool {
         || name == "security.selinux"
 }
 
+/// Whether COPY carries an extended attribute into the image: what podman keeps (the
+/// user namespace and file capabilities). Others describe the host (SELinux labels,
+/// ACLs naming host users, overlay's own) or need privileges the image cannot assume.
+pub(crate) fn is_copied_xattr(name: &str) -> bool {
+    name.starts_with("user.") && !name.starts_with("user.overlay.") || name == "security.capability"
+}
+
+/// The extended attributes COPY carries of the file at `path` (see
+/// [`is_copied_xattr`]), sorted by name.
+pub fn copied_xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut found = xattrs(path)?;
+    found.retain(|(name, _)| is_copied_xattr(name));
+    Ok(found)
+}
+
 /// The extended attributes of a file (not following symlinks).
 pub(crate) fn xattrs(path: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     let c_path =

@@ -1,10 +1,13 @@
 //! A COPY's cache key from its sources alone: every entry the step selects with its
-//! origin, kind, mode (after `--chmod`), link target and content hash, folded into one
+//! origin, kind, mode (after `--chmod`), link target, content hash and the extended
+//! attributes the layer keeps (a changed capability is a changed image), then which of
+//! them are names of one file (the layer keeps them hard-linked), folded into one
 //! digest. Directory sources are walked through the context's stat and listing cache,
 //! one top-level entry per thread, with one path buffer each. Owners are left out (they
 //! are the step's `--chown`, which the key holds); nothing about the destination is
 //! asked, no owner name is looked up and no archive is unpacked.
 
+use std::collections::HashMap;
 use std::fs::{self, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
@@ -14,9 +17,10 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::super::context::{join_relative, IgnoreMatcher};
-use super::super::hash::{hash_bytes, ContextHasher, Hash, Stat};
+use super::super::hash::{hash_bytes, ContextHasher, FileId, Hash, Stat};
 use super::sources::{self, Selected};
 use super::{at, walk_decision, CopyError, CopyRequest, Source, Walk};
+use crate::layers;
 
 /// What a key holds of the entries of a COPY's sources, in the order they are met.
 enum KeyUnit {
@@ -41,7 +45,7 @@ pub(crate) fn key_inputs(
         _ => None,
     };
     let chmod = request.step.chmod;
-    let one = |origin: String, kind: u8, mode: u32, link: Vec<u8>, hash: Hash| {
+    let one = |origin: String, kind: u8, mode: u32, link: Vec<u8>, hash: Hash, xattrs| {
         KeyUnit::One(FileInput {
             origin,
             kind,
@@ -51,9 +55,12 @@ pub(crate) fn key_inputs(
             },
             link: String::from_utf8_lossy(&link).into_owned(),
             hash,
+            xattrs,
+            linked_to: None,
         })
     };
     let mut units = Vec::new();
+    let mut linked = Vec::new();
     for item in selection.items {
         match item {
             Selected::Text { name, content, .. } => units.push(one(
@@ -62,10 +69,11 @@ pub(crate) fn key_inputs(
                 0o644,
                 Vec::new(),
                 hash_bytes(content.as_bytes()),
+                Vec::new(),
             )),
             Selected::Download { name, file, .. } => {
                 let hash = hasher.hash_file(&file, None)?;
-                units.push(one(name, b'f', 0o600, Vec::new(), hash));
+                units.push(one(name, b'f', 0o600, Vec::new(), hash, Vec::new()));
             }
             Selected::Entry {
                 relative,
@@ -86,7 +94,21 @@ pub(crate) fn key_inputs(
                         .to_vec(),
                     _ => Vec::new(),
                 };
-                units.push(one(relative, kind, meta.mode() & 0o7777, link, hash));
+                let xattrs = xattrs_of(kind, &path)?;
+                if kind == b'f' && meta.nlink() > 1 {
+                    linked.push(Linked {
+                        inode: (meta.dev(), meta.ino()),
+                        origin: relative.clone(),
+                    });
+                }
+                units.push(one(
+                    relative,
+                    kind,
+                    meta.mode() & 0o7777,
+                    link,
+                    hash,
+                    xattrs,
+                ));
             }
             Selected::Directory {
                 relative,
@@ -101,6 +123,7 @@ pub(crate) fn key_inputs(
                         meta.mode() & 0o7777,
                         Vec::new(),
                         [0; 32],
+                        xattrs_of(b'd', &path)?,
                     ));
                 }
                 let Some(dir) = path.strip_prefix(hasher.root()).ok().and_then(Path::to_str) else {
@@ -115,10 +138,16 @@ pub(crate) fn key_inputs(
                     chmod,
                     detail,
                 };
-                units.push(KeyUnit::Tree(walk.top()?));
+                let mut chunks = Vec::new();
+                for (digest, inputs, links) in walk.top()? {
+                    chunks.push((digest, inputs));
+                    linked.extend(links);
+                }
+                units.push(KeyUnit::Tree(chunks));
             }
         }
     }
+    let groups = link_groups(linked);
     let mut digest = blake3::Hasher::new();
     for unit in &units {
         match unit {
@@ -135,11 +164,90 @@ pub(crate) fn key_inputs(
             }
         }
     }
+    // Which names are one file, by name only: inode numbers change with every checkout.
+    digest.update(b"h");
+    digest.update(&(groups.len() as u64).to_le_bytes());
+    for group in &groups {
+        digest.update(&(group.len() as u64).to_le_bytes());
+        for origin in group {
+            digest.update(&(origin.len() as u64).to_le_bytes());
+            digest.update(origin.as_bytes());
+        }
+    }
+    if detail {
+        mark_links(&mut units, &groups);
+    }
     Ok(FileInputs {
         digest: *digest.finalize().as_bytes(),
         units,
     })
 }
+
+/// A selected file with other names, by its device and inode.
+struct Linked {
+    inode: FileId,
+    origin: String,
+}
+
+/// The names of each file selected more than once, each group sorted, groups sorted.
+fn link_groups(linked: Vec<Linked>) -> Vec<Vec<String>> {
+    let mut by_inode: HashMap<FileId, Vec<String>> = HashMap::new();
+    for one in linked {
+        by_inode.entry(one.inode).or_default().push(one.origin);
+    }
+    let mut groups: Vec<Vec<String>> = by_inode
+        .into_values()
+        .filter(|group| group.len() > 1)
+        .map(|mut group| {
+            group.sort();
+            group
+        })
+        .collect();
+    groups.sort();
+    groups
+}
+
+/// Marks each entry that is another name of an earlier one with that name, so that an
+/// explanation names a change of links as a changed file.
+fn mark_links(units: &mut [KeyUnit], groups: &[Vec<String>]) {
+    let mut first_of: HashMap<&str, &str> = HashMap::new();
+    for group in groups {
+        for origin in &group[1..] {
+            if *origin != group[0] {
+                first_of.insert(origin, &group[0]);
+            }
+        }
+    }
+    if first_of.is_empty() {
+        return;
+    }
+    let mark = |input: &mut FileInput| {
+        if let Some(first) = first_of.get(input.origin.as_str()) {
+            input.linked_to = Some((*first).to_string());
+        }
+    };
+    for unit in units {
+        match unit {
+            KeyUnit::One(input) => mark(input),
+            KeyUnit::Tree(chunks) => chunks
+                .iter_mut()
+                .flat_map(|(_, inputs)| inputs.iter_mut())
+                .for_each(mark),
+        }
+    }
+}
+
+/// The extended attributes the layer will hold for an entry of `kind` at `path`: only
+/// files and directories get them (as the layer writer reads them).
+fn xattrs_of(kind: u8, path: &Path) -> Result<Xattrs, CopyError> {
+    match kind {
+        b'f' | b'd' => layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e))),
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// Extended attributes, sorted by name.
+type Xattrs = Vec<(String, Vec<u8>)>;
 
 /// An entry's kind as a key records it (a socket counts as a FIFO, as the layer has it).
 fn kind_of(meta: &Metadata) -> u8 {
@@ -172,6 +280,18 @@ struct KeyWalk<'a> {
     detail: bool,
 }
 
+/// A [`Chunk`] once walked: its digest, entries and files with other names.
+type WalkedChunk = (Hash, Vec<FileInput>, Vec<Linked>);
+
+/// What the walk of one top-level entry found: how many entries were taken, their
+/// digest, the files among them with other names, and (with `detail`) the entries.
+struct Chunk {
+    count: usize,
+    digest: blake3::Hasher,
+    inputs: Vec<FileInput>,
+    links: Vec<Linked>,
+}
+
 /// Where a walk is: relative to the context's root, to the walked directory, and as
 /// the source names it.
 struct WalkPosition {
@@ -183,49 +303,50 @@ struct WalkPosition {
 impl KeyWalk<'_> {
     /// The walked directory's top-level entries, each with what it holds: only what is
     /// taken counts (a left-out entry adds no empty chunk).
-    fn top(&self) -> Result<Vec<(Hash, Vec<FileInput>)>, CopyError> {
+    fn top(&self) -> Result<Vec<WalkedChunk>, CopyError> {
         let failed = |source| CopyError::Io {
             path: PathBuf::from(self.dir),
             source,
         };
-        let (_, dir_stat) = self.hasher.lstat_at(self.dir).map_err(failed)?;
+        let (_, dir_stat, _) = self.hasher.lstat_at(self.dir).map_err(failed)?;
         let top = self
             .hasher
             .list_dir_at(self.dir, dir_stat)
             .map_err(failed)?;
         top.par_iter()
             .map(|(name, is_dir)| self.subtree(name, *is_dir))
-            .filter(|chunk| !matches!(chunk, Ok((0, _, _))))
-            .map(|chunk| chunk.map(|(_, digest, inputs)| (digest, inputs)))
+            .filter(|chunk| !matches!(chunk, Ok(Chunk { count: 0, .. })))
+            .map(|chunk| {
+                chunk.map(|chunk| {
+                    let digest = *chunk.digest.finalize().as_bytes();
+                    (digest, chunk.inputs, chunk.links)
+                })
+            })
             .collect()
     }
 
-    /// One top-level entry and everything below it: how many entries were taken, their
-    /// digest, and (with `detail`) the entries.
-    fn subtree(
-        &self,
-        name: &str,
-        is_dir: bool,
-    ) -> Result<(usize, Hash, Vec<FileInput>), CopyError> {
+    /// One top-level entry and everything below it.
+    fn subtree(&self, name: &str, is_dir: bool) -> Result<Chunk, CopyError> {
         let mut at = WalkPosition {
             path: join_relative(self.dir, name),
             inner: name.to_string(),
             origin: join_relative(self.relative, name),
         };
-        let mut digest = blake3::Hasher::new();
-        let mut inputs = Vec::new();
-        let mut count = 0;
-        self.visit(&mut at, is_dir, &mut digest, &mut inputs, &mut count)?;
-        Ok((count, *digest.finalize().as_bytes(), inputs))
+        let mut chunk = Chunk {
+            count: 0,
+            digest: blake3::Hasher::new(),
+            inputs: Vec::new(),
+            links: Vec::new(),
+        };
+        self.visit(&mut at, is_dir, &mut chunk)?;
+        Ok(chunk)
     }
 
     fn visit(
         &self,
         at: &mut WalkPosition,
         is_dir: bool,
-        digest: &mut blake3::Hasher,
-        inputs: &mut Vec<FileInput>,
-        count: &mut usize,
+        chunk: &mut Chunk,
     ) -> Result<(), CopyError> {
         let take = match walk_decision(self.ignore, self.excludes, &at.origin, &at.inner, is_dir) {
             Walk::SkipTree => return Ok(()),
@@ -237,7 +358,7 @@ impl KeyWalk<'_> {
             path: PathBuf::from(&at.path),
             source,
         };
-        let (st_mode, stat) = self.hasher.lstat_at(&at.path).map_err(failed)?;
+        let (st_mode, stat, inode) = self.hasher.lstat_at(&at.path).map_err(failed)?;
         let is_dir = st_mode & libc::S_IFMT == libc::S_IFDIR;
         if !is_dir && (!take || st_mode & libc::S_IFMT == libc::S_IFSOCK) {
             return Ok(());
@@ -260,15 +381,32 @@ impl KeyWalk<'_> {
                 _ => st_mode & 0o7777,
             };
             let link = link.as_deref().unwrap_or_default();
-            feed_leaf(digest, at.origin.as_bytes(), kind, mode, link, &hash);
-            *count += 1;
+            let xattrs = xattrs_of(kind, &self.hasher.root().join(&at.path))?;
+            feed_leaf(
+                &mut chunk.digest,
+                at.origin.as_bytes(),
+                kind,
+                mode,
+                link,
+                &hash,
+                &xattrs,
+            );
+            chunk.count += 1;
+            if let Some(inode) = inode {
+                chunk.links.push(Linked {
+                    inode,
+                    origin: at.origin.clone(),
+                });
+            }
             if self.detail {
-                inputs.push(FileInput {
+                chunk.inputs.push(FileInput {
                     origin: at.origin.clone(),
                     kind,
                     mode,
                     link: String::from_utf8_lossy(link).into_owned(),
                     hash,
+                    xattrs,
+                    linked_to: None,
                 });
             }
         }
@@ -286,7 +424,7 @@ impl KeyWalk<'_> {
             at.inner.push_str(&child);
             at.origin.push('/');
             at.origin.push_str(&child);
-            let visited = self.visit(at, child_is_dir, digest, inputs, count);
+            let visited = self.visit(at, child_is_dir, chunk);
             at.path.truncate(path_len);
             at.inner.truncate(inner_len);
             at.origin.truncate(origin_len);
@@ -303,6 +441,7 @@ fn feed_leaf(
     mode: u32,
     link: &[u8],
     hash: &Hash,
+    xattrs: &[(String, Vec<u8>)],
 ) {
     digest.update(&(origin.len() as u64).to_le_bytes());
     digest.update(origin);
@@ -311,6 +450,17 @@ fn feed_leaf(
     digest.update(&(link.len() as u64).to_le_bytes());
     digest.update(link);
     digest.update(hash);
+    feed_xattrs(digest, xattrs);
+}
+
+fn feed_xattrs(digest: &mut blake3::Hasher, xattrs: &[(String, Vec<u8>)]) {
+    digest.update(&(xattrs.len() as u64).to_le_bytes());
+    for (name, value) in xattrs {
+        digest.update(&(name.len() as u64).to_le_bytes());
+        digest.update(name.as_bytes());
+        digest.update(&(value.len() as u64).to_le_bytes());
+        digest.update(value);
+    }
 }
 
 /// The files behind a COPY's cache key.
@@ -340,6 +490,10 @@ pub(crate) struct FileInput {
     mode: u32,
     link: String,
     hash: Hash,
+    xattrs: Xattrs,
+    /// The first name of the file this entry is another name of (explanations only: the
+    /// digest has the groups of names).
+    linked_to: Option<String>,
 }
 
 impl FileInput {
@@ -351,17 +505,33 @@ impl FileInput {
             self.mode,
             self.link.as_bytes(),
             &self.hash,
+            &self.xattrs,
         );
     }
 
-    /// `f 644 1f2e3d4c5b6a7988`, with ` -> target` for links: what `lade cache inspect`
-    /// shows and what explanations compare.
+    /// `f 644 1f2e3d4c5b6a7988`, with ` -> target` for links and ` xattrs <hash>` for
+    /// extended attributes: what `lade cache inspect` shows and what explanations
+    /// compare (so a changed capability is named as a changed file).
     pub(crate) fn summary(&self) -> String {
         let hex: String = self.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
         let mut text = format!("{} {:o} {hex}", self.kind as char, self.mode);
         if !self.link.is_empty() {
             text.push_str(" -> ");
             text.push_str(&self.link);
+        }
+        if let Some(first) = &self.linked_to {
+            text.push_str(" = ");
+            text.push_str(first);
+        }
+        if !self.xattrs.is_empty() {
+            let mut digest = blake3::Hasher::new();
+            feed_xattrs(&mut digest, &self.xattrs);
+            let hex: String = digest.finalize().as_bytes()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            text.push_str(" xattrs ");
+            text.push_str(&hex);
         }
         text
     }

@@ -28,6 +28,9 @@ enum Content {
 struct Planned {
     entry: Entry,
     content: Content,
+    /// The source file's device and inode when it has other names: the names a step
+    /// copies of one file stay one file, as in Docker.
+    inode: Option<(u64, u64)>,
 }
 
 /// The entries of the layer a COPY or ADD makes, by path (which is tar order).
@@ -83,9 +86,36 @@ pub(crate) fn plan(request: &CopyRequest<'_>) -> Result<CopyPlan, CopyError> {
     for item in selection.items {
         planner.add(item)?;
     }
+    link_shared_inodes(&mut planner.entries);
     Ok(CopyPlan {
         entries: planner.entries,
     })
+}
+
+/// Files copied from one inode under several names: the first name in tar order keeps
+/// the data, the others become hard links to it (in the tar, a link entry; in the
+/// snapshot, a hard link), so the copies stay one file and the layer does not hold the
+/// bytes twice. Tar order makes which name is first depend on the names alone.
+fn link_shared_inodes(entries: &mut BTreeMap<Vec<u8>, Planned>) {
+    let mut first: HashMap<(u64, u64), Vec<u8>> = HashMap::new();
+    for planned in entries.values_mut() {
+        let Some(inode) = planned.inode else {
+            continue;
+        };
+        match first.get(&inode) {
+            Some(target) => {
+                planned.entry.kind = EntryKind::Hardlink {
+                    target: target.clone(),
+                };
+                // The link shares the first name's inode, attributes and all.
+                planned.entry.xattrs.clear();
+                planned.content = Content::None;
+            }
+            None => {
+                first.insert(inode, planned.entry.path.clone());
+            }
+        }
+    }
 }
 
 /// The layer of WORKDIR: `path` and any missing parents, owned by `request.step.chown`
@@ -116,7 +146,7 @@ impl Planner<'_> {
             } => {
                 let size = content.len() as u64;
                 let entry = self.new_entry(EntryKind::File { size }, 0o644, None);
-                self.put(&target, entry, Content::Bytes(content.into_bytes()));
+                self.put(&target, entry, Content::Bytes(content.into_bytes()), None);
             }
             Selected::Download {
                 file,
@@ -127,7 +157,7 @@ impl Planner<'_> {
                 let size = fs::metadata(&file).map_err(at(&file))?.len();
                 let mut entry = self.new_entry(EntryKind::File { size }, 0o600, None);
                 entry.mtime = mtime;
-                self.put(&target, entry, Content::File(file));
+                self.put(&target, entry, Content::File(file), None);
             }
             Selected::Directory {
                 relative,
@@ -148,12 +178,13 @@ impl Planner<'_> {
                     return self.unpack(&path, &relative, &dest);
                 }
                 let link = read_link_if_symlink(&meta, &path)?;
-                let entry = self.entry_from(&meta, link);
+                let entry = self.entry_from(&path, &meta, link)?;
                 let content = match entry.kind {
                     EntryKind::File { .. } => Content::File(path),
                     _ => Content::None,
                 };
-                self.put(&target, entry, content);
+                let inode = shared_inode(&meta);
+                self.put(&target, entry, content, inode);
             }
         }
         Ok(())
@@ -188,8 +219,8 @@ impl Planner<'_> {
     fn copy_dir(&mut self, dir: &Path, relative: &str, target: &str) -> Result<(), CopyError> {
         let dir_meta = fs::symlink_metadata(dir).map_err(at(dir))?;
         if target != "/" && !sources::is_dir_in_image(self.request, target) {
-            let entry = self.entry_from(&dir_meta, None);
-            self.put(target, entry, Content::None);
+            let entry = self.entry_from(dir, &dir_meta, None)?;
+            self.put(target, entry, Content::None, None);
         }
         let context_ignore = match self.request.source {
             Source::Context(context) if !context.ignore.is_empty() => Some(&context.ignore),
@@ -206,17 +237,25 @@ impl Planner<'_> {
         let chunks = walk_tree(dir, relative, context_ignore, &self.excludes, &list)?;
         let target = target.trim_end_matches('/');
         for found in chunks.into_iter().flatten() {
-            let entry = self.entry_from(&found.meta, found.link);
+            let path = dir.join(&found.inner);
+            let entry = self.entry_from(&path, &found.meta, found.link)?;
             let content = match entry.kind {
-                EntryKind::File { .. } => Content::File(dir.join(&found.inner)),
+                EntryKind::File { .. } => Content::File(path),
                 _ => Content::None,
             };
-            self.put(&format!("{target}/{}", found.inner), entry, content);
+            let inode = shared_inode(&found.meta);
+            self.put(&format!("{target}/{}", found.inner), entry, content, inode);
         }
         Ok(())
     }
 
-    fn entry_from(&self, meta: &Metadata, link: Option<Vec<u8>>) -> Entry {
+    /// The entry for the source at `path`, with the extended attributes COPY keeps.
+    fn entry_from(
+        &self,
+        path: &Path,
+        meta: &Metadata,
+        link: Option<Vec<u8>>,
+    ) -> Result<Entry, CopyError> {
         let file_type = meta.file_type();
         let kind = if file_type.is_dir() {
             EntryKind::Directory
@@ -237,7 +276,13 @@ impl Planner<'_> {
         };
         let mut entry = self.new_entry(kind, meta.mode() & 0o7777, Some((meta.uid(), meta.gid())));
         entry.mtime = meta.mtime();
-        entry
+        // Only files and directories: a symlink cannot hold `user.*` attributes, nor a
+        // device or FIFO a capability, and skipping them saves a system call each.
+        if matches!(entry.kind, EntryKind::File { .. } | EntryKind::Directory) {
+            entry.xattrs =
+                layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)))?;
+        }
+        Ok(entry)
     }
 
     fn new_entry(&self, kind: EntryKind, mode: u32, source_owner: Option<(u32, u32)>) -> Entry {
@@ -262,7 +307,7 @@ impl Planner<'_> {
     }
 
     /// Records an entry at the image path `target` (absolute), with its parents.
-    fn put(&mut self, target: &str, mut entry: Entry, content: Content) {
+    fn put(&mut self, target: &str, mut entry: Entry, content: Content, inode: Option<(u64, u64)>) {
         let (parent, name) = match target.trim_end_matches('/').rsplit_once('/') {
             Some((p, n)) => (p, n),
             None => ("", target),
@@ -277,8 +322,14 @@ impl Planner<'_> {
             return;
         }
         entry.path = path.into_bytes();
-        self.entries
-            .insert(entry.path.clone(), Planned { entry, content });
+        self.entries.insert(
+            entry.path.clone(),
+            Planned {
+                entry,
+                content,
+                inode,
+            },
+        );
     }
 
     /// The layer path of image directory `dir`, with symlinks resolved inside the image,
@@ -338,6 +389,7 @@ impl Planner<'_> {
                 Planned {
                     entry,
                     content: Content::None,
+                    inode: None,
                 },
             );
         }
@@ -352,6 +404,11 @@ struct Walked {
     inner: String,
     meta: Metadata,
     link: Option<Vec<u8>>,
+}
+
+/// A regular file's device and inode when it has several names.
+fn shared_inode(meta: &Metadata) -> Option<(u64, u64)> {
+    (meta.file_type().is_file() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino()))
 }
 
 fn read_link_if_symlink(meta: &Metadata, path: &Path) -> Result<Option<Vec<u8>>, CopyError> {

@@ -73,6 +73,10 @@ pub enum CopyError {
     Chown { spec: String, source: UserError },
     #[error("{}: not a UTF-8 path in the context", .0.display())]
     NotUtf8(PathBuf),
+    /// The extended attributes a COPY keeps could not be read (see
+    /// [`layers::copied_xattrs`]).
+    #[error("cannot read extended attributes: {0}")]
+    Xattrs(Box<LayerError>),
     #[error("ADD {origin}: {source}")]
     Unpack {
         origin: String,
