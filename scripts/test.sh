@@ -7,7 +7,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="busybox-static podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash"
+PACKAGES="busybox-static podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
