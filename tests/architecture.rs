@@ -46,7 +46,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["graph", "layers", "exec", "store", "registry", "oci"],
     ),
     ("container", &["exec", "network", "layers", "store", "oci"]),
-    ("network", &[]),
+    ("network", &["store"]),
     ("graph", &["parser", "oci"]),
     ("registry", &["store", "oci"]),
     ("layers", &["store", "oci"]),

@@ -1,5 +1,6 @@
-//! `lade network`: bridge networks (create, ls, inspect, rm, prune, connect,
-//! disconnect), in Docker's words and shapes.
+//! `lade network`: its arguments (create, ls, inspect, rm, prune, connect, disconnect)
+//! turned into the engine's requests, and what the engine returns shown in Docker's
+//! words and shapes (ids, tables, JSON, templates).
 
 use std::process::ExitCode;
 
@@ -8,7 +9,7 @@ use clap::{Args, Subcommand};
 
 use super::StoreConfig;
 use super::{open_store, print_table};
-use crate::container;
+use crate::engine::{self, validate, ConnectRequest, DisconnectRequest, NetworkOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum NetworkCommand {
@@ -120,11 +121,11 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
                     args.driver
                 );
             }
-            let labels = container::validate::labels(&args.labels)?;
+            let labels = validate::labels(&args.labels)?;
             let store = open_store(store_config)?;
-            let network = container::create_network(
+            let network = engine::create_network(
                 &store,
-                &container::NetworkOptions {
+                &NetworkOptions {
                     name: args.name,
                     subnet: args.subnet,
                     gateway: args.gateway,
@@ -138,12 +139,8 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
         }
         NetworkCommand::Ls(args) => {
             let store = super::open_store_read_only(store_config)?;
-            let mut rows = Vec::new();
-            for record in store.networks()? {
-                rows.push(container::network_json(&store, &record)?);
-            }
-            let id = |row: &serde_json::Value| {
-                let id = row["Id"].as_str().unwrap_or_default();
+            let networks = engine::list_networks(&store)?;
+            let id = |id: &str| {
                 if args.no_trunc {
                     id.to_string()
                 } else {
@@ -151,21 +148,25 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
                 }
             };
             if args.quiet {
-                for row in &rows {
-                    println!("{}", id(row));
+                for network in &networks {
+                    println!("{}", id(&network.id));
                 }
                 return Ok(ExitCode::SUCCESS);
             }
             let format = super::ListFormat::parse(&args.format)?;
+            let rows = networks
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<serde_json::Result<Vec<_>>>()?;
             if !format.print(&rows)? {
-                let table: Vec<Vec<String>> = rows
+                let table: Vec<Vec<String>> = networks
                     .iter()
-                    .map(|row| {
+                    .map(|network| {
                         vec![
-                            id(row),
-                            row["Name"].as_str().unwrap_or_default().to_string(),
-                            "bridge".to_string(),
-                            "local".to_string(),
+                            id(&network.id),
+                            network.name.clone(),
+                            network.driver.to_string(),
+                            network.scope.to_string(),
                         ]
                     })
                     .collect();
@@ -177,10 +178,8 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
             let store = super::open_store_read_only(store_config)?;
             let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
             let code = super::each_item(&args.networks, |name| {
-                let record = store
-                    .network(name)?
-                    .ok_or_else(|| anyhow::anyhow!("no such network: {name}"))?;
-                out.push(container::network_json(&store, &record)?)
+                let network = engine::inspect_network(&store, name)?;
+                out.push(serde_json::to_value(network)?)
             });
             out.finish()?;
             Ok(code)
@@ -188,27 +187,14 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
         NetworkCommand::Rm(args) => {
             let store = open_store(store_config)?;
             Ok(super::each_item(&args.networks, |name| {
-                if name == "bridge" || name == container::DEFAULT_NETWORK {
-                    return Err(anyhow::anyhow!(
-                        "{name} is lade's default network: it cannot be removed"
-                    ));
-                }
-                container::remove_network(&store, name)?;
+                engine::remove_network(&store, name)?;
                 println!("{name}");
-                Ok(())
+                anyhow::Ok(())
             }))
         }
         NetworkCommand::Prune(_) => {
             let store = open_store(store_config)?;
-            let mut removed = Vec::new();
-            for record in store.networks()? {
-                if record.name == container::DEFAULT_NETWORK
-                    || !store.network_users(&record.name)?.is_empty()
-                {
-                    continue;
-                }
-                removed.push(container::remove_network(&store, &record.name)?);
-            }
+            let removed = engine::prune_networks(&store)?;
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 for name in &removed {
@@ -219,24 +205,27 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
         }
         NetworkCommand::Connect(args) => {
             for alias in &args.aliases {
-                container::validate::dns_name("--alias", alias)?;
+                validate::dns_name("--alias", alias)?;
             }
             let store = open_store(store_config)?;
-            let dns_unavailable = container::connect(
-                &store,
-                &args.network,
-                &args.container,
-                &args.aliases,
-                args.ip.as_deref(),
-            )?;
-            if let Some(warning) = dns_unavailable {
+            let request = ConnectRequest {
+                network: args.network,
+                container: args.container,
+                aliases: args.aliases,
+                ip: args.ip,
+            };
+            if let Some(warning) = engine::connect_network(&store, &request)? {
                 super::containers::warn(&warning.to_string());
             }
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Disconnect(args) => {
             let store = open_store(store_config)?;
-            container::disconnect(&store, &args.network, &args.container)?;
+            let request = DisconnectRequest {
+                network: args.network,
+                container: args.container,
+            };
+            engine::disconnect_network(&store, &request)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -144,7 +144,7 @@ fn network_settings(
             first_ip = attachment.ip.to_string();
             first_gateway = attachment.network.gateway.to_string();
         }
-        let name = if attachment.network.name == super::DEFAULT_NETWORK {
+        let name = if attachment.network.name == crate::network::DEFAULT_NETWORK {
             "bridge".to_string()
         } else {
             attachment.network.name.clone()

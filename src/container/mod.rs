@@ -42,9 +42,8 @@ pub use lifecycle::{
 pub use logs::{logs, LogConfig, LogConfigError, LogOptions};
 pub use monitor::{log_path, maybe_run_monitor};
 pub use networking::{
-    connect, create_network, default_network, definition as network_definition, disconnect,
-    network_json, published_ports, reap_networks, remove_network, NetworkMode, NetworkOptions,
-    NetworkRequest, NetworkSettings, DEFAULT_NETWORK,
+    live_namespace, plan_join, plan_leave, published_ports, reap_networks, set_network_plan,
+    NetworkMode, NetworkRequest, NetworkSettings,
 };
 pub use record::{Container, ContainerState, Refused};
 pub use stats::{processes, usage, Usage};
@@ -178,37 +177,10 @@ pub enum ContainerError {
     PublishNeedsBridge(String),
     #[error("--ip and --network-alias need a bridge network")]
     AddressNeedsBridge,
-    #[error("--ip {ip} is not an address of network {network} ({subnet})")]
-    AddressOutside {
-        ip: std::net::Ipv4Addr,
-        network: String,
-        subnet: String,
-    },
-    #[error("--ip {ip} is taken on network {network}")]
-    AddressTaken {
-        ip: std::net::Ipv4Addr,
-        network: String,
-    },
-    #[error("network {network} has no address left ({subnet})")]
-    NoAddressLeft { network: String, subnet: String },
-    #[error("a bad address in the store: {0}")]
-    StoredAddress(String),
     #[error("container {0} is not running: --network container:{0} needs it running")]
     SharedNetworkStopped(String),
     #[error("container {0}: its network is busy")]
     NetworkBusy(String),
-    #[error("{0} is a predefined network name")]
-    PredefinedNetwork(String),
-    #[error("invalid --subnet: {0}")]
-    BadSubnet(#[source] crate::network::SubnetError),
-    #[error("--subnet {subnet} overlaps {clash}, which a route or another network has")]
-    SubnetOverlap { subnet: String, clash: String },
-    #[error("no free private subnet left in 10.89.0.0-10.99.255.0")]
-    NoFreeSubnet,
-    #[error("--gateway {gateway} is not in --subnet {subnet}")]
-    GatewayOutside { gateway: String, subnet: String },
-    #[error("network {name} is in use by container(s) {}: remove them first", users.join(", "))]
-    NetworkInUse { name: String, users: Vec<String> },
     #[error("container {name} uses --network {mode}: it cannot join a bridge network")]
     CannotJoin { name: String, mode: String },
     #[error("container {name} is already on network {network}")]
@@ -230,10 +202,6 @@ pub enum ContainerError {
     Copy(#[from] CopyError),
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
-    #[error("no such network: {0}")]
-    NoSuchNetwork(String),
-    #[error("network {0} already exists")]
-    NetworkExists(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -498,7 +466,7 @@ impl Drop for Undo<'_> {
         if self.done {
             return;
         }
-        let _ = self.store.release_addresses(&self.id, None);
+        let _ = crate::network::release_addresses(self.store, &self.id, None);
         for name in &self.volumes {
             // Another container made meanwhile may have taken it up.
             if volume_users(self.store, name).is_ok_and(|users| users.is_empty()) {
@@ -924,7 +892,7 @@ fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> R
         // Whoever ran it tears its network down; if nobody does any more, we do.
         networking::reap(store, container, true)?;
     }
-    store.release_addresses(id, None)?;
+    crate::network::release_addresses(store, id, None)?;
     crate::store::remove_tree(&store.root().join("containers").join(id));
     store.delete_container(id)?;
     Ok(())

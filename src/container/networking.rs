@@ -1,15 +1,16 @@
 //! A container's networks: what `--network`, `-p`, `-P`, `--network-alias`, `--ip`,
-//! `--dns` and `--add-host` make of it when it is created (its addresses, taken in the
-//! store, its `/etc/hosts` and `/etc/resolv.conf`), and at each start a session that
-//! reserves its host ports, makes its network namespace and has netavark connect it;
-//! the session's end, or the next lade command that finds the container dead, tears it
-//! all down. Networks themselves (`lade network ...`) are made and listed here too.
+//! `--dns` and `--add-host` make of it when it is created (its addresses, taken through
+//! the network module, its `/etc/hosts` and `/etc/resolv.conf`), and at each start a
+//! session that reserves its host ports, makes its network namespace and has netavark
+//! connect it; the session's end, or the next lade command that finds the container
+//! dead, tears it all down. It also keeps the steps of `network connect` and
+//! `network disconnect` that are the container's (its plan, its live namespace), which
+//! the engine puts together. Networks themselves are the network module's.
 //!
 //! A lock file in the container's directory is held by whoever runs the container (its
 //! monitor, or a foreground `run`): a command that can take it knows nobody will tear
 //! the network down after it, and does so itself.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -17,17 +18,14 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::record::write_settings;
-use super::{now_rfc3339, running_init, validate, Container, ContainerError, Result};
+use super::{running_init, validate, Container, ContainerError, Result};
 use crate::exec;
 use crate::network::{
     self, Attachment, ContainerNetwork, DnsUnavailable, NetNamespace, Netavark, NetworkDefinition,
-    PortMapping, Reservation, Subnet,
+    PortMapping, Reservation, DEFAULT_NETWORK,
 };
 use crate::oci::ImageConfig;
-use crate::store::{ContainerRecord, NetworkRecord, Store};
-
-/// The network every container joins unless told otherwise (Docker's `bridge`).
-pub const DEFAULT_NETWORK: &str = "lade";
+use crate::store::{ContainerRecord, Store};
 
 /// `--network`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -213,27 +211,11 @@ pub(crate) fn plan(
         return Ok((settings, EtcFiles { hosts, resolv }));
     };
     let network = if network_name == DEFAULT_NETWORK {
-        default_network(store)?
+        network::default_network(store)?
     } else {
-        let record = store
-            .network(network_name)?
-            .ok_or_else(|| ContainerError::NoSuchNetwork(network_name.clone()))?;
-        definition(&record)?
+        network::find(store, network_name)?
     };
-    let requested: Option<Ipv4Addr> = match &request.ip {
-        Some(ip) => {
-            let ip = parse_ip(ip)?;
-            if !network.subnet.hosts().any(|h| h == ip) {
-                return Err(ContainerError::AddressOutside {
-                    ip,
-                    network: network.name.clone(),
-                    subnet: network.subnet.to_string(),
-                });
-            }
-            Some(ip)
-        }
-        None => None,
-    };
+    let requested = request.ip.as_deref().map(parse_ip).transpose()?;
     let mut ports = Vec::new();
     for text in &request.publish {
         ports.push(network::parse_publish(text)?);
@@ -249,28 +231,7 @@ pub(crate) fn plan(
             }
         }
     }
-    let subnet = network.subnet;
-    let address = store
-        .allocate_address(&network.name, id, |taken| match requested {
-            Some(ip) => (!taken.contains(&ip.to_string())).then(|| ip.to_string()),
-            None => subnet
-                .hosts()
-                .map(|h| h.to_string())
-                .find(|h| !taken.contains(h)),
-        })?
-        .ok_or_else(|| match requested {
-            Some(ip) => ContainerError::AddressTaken {
-                ip,
-                network: network.name.clone(),
-            },
-            None => ContainerError::NoAddressLeft {
-                network: network.name.clone(),
-                subnet: network.subnet.to_string(),
-            },
-        })?;
-    let ip: Ipv4Addr = address
-        .parse()
-        .map_err(|_| ContainerError::StoredAddress(address.to_string()))?;
+    let ip = network::allocate_address(store, &network, id, requested)?;
     hosts.push_str(&format!("{ip}\t{hostname} {name}\n"));
     hosts.push_str(&extra_hosts);
     let resolv = if network.dns_enabled {
@@ -308,16 +269,12 @@ fn container_dir(store: &Store, id: &str) -> PathBuf {
     store.root().join("containers").join(id)
 }
 
-fn namespace_file(id: &str) -> PathBuf {
-    network::namespace_dir().join(id)
-}
-
 fn ports_file(store: &Store, id: &str) -> PathBuf {
     container_dir(store, id).join("ports.json")
 }
 
 fn netavark(store: &Store) -> Result<Netavark> {
-    Ok(Netavark::locate(store.root().join("networks"))?)
+    Ok(Netavark::for_store(store)?)
 }
 
 type Lock = nix::fcntl::Flock<fs::File>;
@@ -389,7 +346,7 @@ pub(crate) fn start(
     // What a run that was killed left.
     teardown_leftovers(store, &record.id, &plan, &netavark);
     let reservation = network::reserve(&mut plan.ports)?;
-    let file = namespace_file(&record.id);
+    let file = network::namespace_file(&record.id);
     let namespace = host_mounts()
         .and_then(|host| NetNamespace::create(&file, host))
         .map_err(|source| ContainerError::Io {
@@ -472,11 +429,7 @@ fn remove_namespace(file: &std::path::Path) -> std::io::Result<()> {
 }
 
 fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, netavark: &Netavark) {
-    let file = namespace_file(id);
-    if file.exists() {
-        let _ = netavark.teardown(&file, plan);
-        let _ = remove_namespace(&file);
-    }
+    netavark.reap(id, plan, host_mounts);
     let _ = fs::remove_file(ports_file(store, id));
 }
 
@@ -488,7 +441,7 @@ pub(crate) fn reap(store: &Store, container: &Container, wait: bool) -> Result<(
     let Some(plan) = &container.settings.network.plan else {
         return Ok(());
     };
-    if !namespace_file(&record.id).exists() && !ports_file(store, &record.id).exists() {
+    if !network::namespace_file(&record.id).exists() && !ports_file(store, &record.id).exists() {
         return Ok(());
     }
     if !container_dir(store, &record.id).is_dir() {
@@ -523,285 +476,20 @@ pub fn published_ports(store: &Store, record: &ContainerRecord) -> Vec<PortMappi
         .unwrap_or_default()
 }
 
-/// A network's definition, from its record.
-pub fn definition(record: &NetworkRecord) -> Result<NetworkDefinition> {
-    serde_json::from_str(&record.definition).map_err(|e| ContainerError::Json {
-        what: format!("network {}: its definition", record.name),
-        source: e,
-    })
-}
-
-/// The default network, made the first time a container needs it.
-pub fn default_network(store: &Store) -> Result<NetworkDefinition> {
-    if let Some(record) = store.network(DEFAULT_NETWORK)? {
-        return definition(&record);
-    }
-    match create_network(
-        store,
-        &NetworkOptions {
-            name: DEFAULT_NETWORK.into(),
-            dns: false,
-            ..NetworkOptions::default()
-        },
-    ) {
-        Ok(network) => Ok(network),
-        // Made by another command meanwhile.
-        Err(ContainerError::NetworkExists(_)) => store
-            .network(DEFAULT_NETWORK)?
-            .ok_or_else(|| ContainerError::NoSuchNetwork(DEFAULT_NETWORK.into()))
-            .and_then(|r| definition(&r)),
-        Err(e) => Err(e),
-    }
-}
-
-/// What `lade network create` asks for.
-#[derive(Debug, Clone, Default)]
-pub struct NetworkOptions {
-    pub name: String,
-    pub subnet: Option<String>,
-    pub gateway: Option<String>,
-    pub internal: bool,
-    pub labels: BTreeMap<String, String>,
-    /// aardvark-dns for container names (user networks; not the default one, as Docker).
-    pub dns: bool,
-}
-
-/// The directory where bridge names and subnets are claimed for every store on this
-/// host, so two stores never pick the same ones.
-fn claims_dir() -> PathBuf {
-    PathBuf::from(network::RUNTIME_DIR).join("claims")
-}
-
-/// Makes a bridge network: its bridge name and subnet are chosen (or checked) against
-/// the host's links and routes and every store's claims.
-pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<NetworkDefinition> {
-    validate::network_name(&options.name)?;
-    for key in options.labels.keys() {
-        validate::label_key(key)?;
-    }
-    if matches!(
-        options.name.as_str(),
-        "bridge" | "host" | "none" | "default"
-    ) {
-        return Err(ContainerError::PredefinedNetwork(options.name.clone()));
-    }
-    if store.network(&options.name)?.is_some() {
-        return Err(ContainerError::NetworkExists(options.name.clone()));
-    }
-    let _host = network::host_lock().map_err(|source| ContainerError::Io {
-        path: "/run/lade/network.lock".into(),
-        source,
-    })?;
-    let claims = claims_dir();
-    network::private_runtime_dir(&claims).map_err(|source| ContainerError::Io {
-        path: claims.clone(),
-        source,
-    })?;
-    let mut taken_subnets: Vec<Subnet> = network::host_routes();
-    let mut taken_bridges: Vec<String> = network::host_links();
-    for record in store.networks()? {
-        if let Ok(existing) = definition(&record) {
-            taken_subnets.push(existing.subnet);
-            taken_bridges.push(existing.bridge);
-        }
-    }
-    for claim in fs::read_dir(&claims).into_iter().flatten().flatten() {
-        let text = fs::read_to_string(claim.path()).unwrap_or_default();
-        let mut lines = text.lines();
-        let (Some(subnet), Some(owner)) = (lines.next(), lines.next()) else {
-            continue;
-        };
-        // A claim of a store that is gone is void.
-        if !std::path::Path::new(owner).join("lade.db").exists() {
-            continue;
-        }
-        taken_bridges.push(claim.file_name().to_string_lossy().into_owned());
-        if let Ok(subnet) = subnet.parse() {
-            taken_subnets.push(subnet);
-        }
-    }
-    let subnet = match &options.subnet {
-        Some(text) => {
-            let subnet: Subnet = text.parse().map_err(ContainerError::BadSubnet)?;
-            if let Some(clash) = taken_subnets.iter().find(|t| t.overlaps(&subnet)) {
-                return Err(ContainerError::SubnetOverlap {
-                    subnet: subnet.to_string(),
-                    clash: clash.to_string(),
-                });
-            }
-            subnet
-        }
-        None => network::free_subnet(&taken_subnets).ok_or_else(|| ContainerError::NoFreeSubnet)?,
-    };
-    let gateway = match &options.gateway {
-        Some(text) => {
-            let gateway: Ipv4Addr = text.parse().map_err(|_| ContainerError::BadValue {
-                what: "--gateway",
-                value: text.clone(),
-                expected: "expected an IPv4 address",
-            })?;
-            if !subnet.contains(gateway) {
-                return Err(ContainerError::GatewayOutside {
-                    gateway: gateway.to_string(),
-                    subnet: subnet.to_string(),
-                });
-            }
-            gateway
-        }
-        None => subnet.gateway(),
-    };
-    let bridge = (0..)
-        .map(|n| format!("lade{n}"))
-        .find(|name| !taken_bridges.contains(name))
-        .unwrap_or_else(|| "lade".into());
-    let id = {
-        let mut bytes = [0u8; 32];
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-            .map_err(|source| ContainerError::Io {
-                path: "/dev/urandom".into(),
-                source,
-            })?;
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    };
-    let network = NetworkDefinition {
-        name: options.name.clone(),
-        id: id.clone(),
-        bridge: bridge.clone(),
-        subnet,
-        gateway,
-        internal: options.internal,
-        dns_enabled: options.dns,
-        labels: options.labels.clone(),
-        created: now_rfc3339(),
-    };
-    let definition = serde_json::to_string(&network).map_err(|e| ContainerError::Json {
-        what: format!("network {}: its definition", network.name),
-        source: e,
-    })?;
-    let claim = claims.join(&bridge);
-    fs::write(&claim, format!("{subnet}\n{}\n", store.root().display())).map_err(|source| {
-        ContainerError::Io {
-            path: claim.clone(),
-            source,
-        }
-    })?;
-    let inserted = store.insert_network(&NetworkRecord {
-        name: network.name.clone(),
-        id,
-        definition,
-    });
-    match inserted {
-        Ok(true) => Ok(network),
-        Ok(false) => {
-            let _ = fs::remove_file(&claim);
-            Err(ContainerError::NetworkExists(options.name.clone()))
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&claim);
-            Err(e.into())
-        }
-    }
-}
-
-/// Removes a network no container uses.
-pub fn remove_network(store: &Store, reference: &str) -> Result<String> {
-    let record = store
-        .network(reference)?
-        .ok_or_else(|| ContainerError::NoSuchNetwork(reference.to_string()))?;
-    let users = store.network_users(&record.name)?;
-    if !users.is_empty() {
-        let names: Vec<String> = users
-            .iter()
-            .map(|id| {
-                store
-                    .container(id)
-                    .map_or_else(|_| id[..12].to_string(), |c| c.name)
-            })
-            .collect();
-        return Err(ContainerError::NetworkInUse {
-            name: record.name.clone(),
-            users: names,
-        });
-    }
-    let network = definition(&record)?;
-    store.delete_network(&record.name)?;
-    let claim = claims_dir().join(&network.bridge);
-    let owned = fs::read_to_string(&claim)
-        .is_ok_and(|text| text.lines().nth(1) == Some(&store.root().display().to_string()));
-    if owned {
-        let _ = fs::remove_file(claim);
-    }
-    Ok(record.name)
-}
-
-/// `network inspect`: Docker's shape.
-pub fn network_json(store: &Store, record: &NetworkRecord) -> Result<serde_json::Value> {
-    let network = definition(record)?;
-    let mut containers = serde_json::Map::new();
-    for id in store.network_users(&record.name)? {
-        let Ok(found) = store.container(&id) else {
-            continue; // removed meanwhile
-        };
-        let container = Container::read(found)?;
-        let attachment = container
-            .settings
-            .network
-            .plan
-            .as_ref()
-            .and_then(|p| p.attachments.iter().find(|a| a.network.name == record.name));
-        if let Some(attachment) = attachment {
-            containers.insert(
-                id.clone(),
-                serde_json::json!({
-                    "Name": container.record.name,
-                    "IPv4Address": format!("{}/{}", attachment.ip, network.subnet.prefix()),
-                    "IPv6Address": "",
-                }),
-            );
-        }
-    }
-    Ok(serde_json::json!({
-        "Name": network.name,
-        "Id": network.id,
-        "Created": network.created,
-        "Scope": "local",
-        "Driver": "bridge",
-        "EnableIPv6": false,
-        "IPAM": { "Driver": "default", "Options": {}, "Config": [{ "Subnet": network.subnet.to_string(), "Gateway": network.gateway.to_string() }] },
-        "Internal": network.internal,
-        "Attachable": false,
-        "Ingress": false,
-        "Containers": containers,
-        "Options": { "com.docker.network.bridge.name": network.bridge },
-        "Labels": network.labels,
-        "DNSEnabled": network.dns_enabled,
-    }))
-}
-
-/// `network connect`: a container joins another network: at once when it runs (on a
-/// bridge network of its own), else at its next start. Returns what the network lacks
-/// when joined at once (names that will not resolve).
-pub fn connect(
+/// The first step of `network connect`: the container's plan as it is, and its
+/// attachment to `network` (`aliases`, `ip` as `--alias` and `--ip` give them), its
+/// address there already taken. The caller gives the address back if the join goes no
+/// further.
+pub fn plan_join(
     store: &Store,
-    network_reference: &str,
-    container_reference: &str,
+    container: &Container,
+    network: &NetworkDefinition,
     aliases: &[String],
     ip: Option<&str>,
-) -> Result<Option<DnsUnavailable>> {
-    let Container {
-        record,
-        spec,
-        settings: mut all,
-        ..
-    } = Container::load(store, container_reference)?;
-    let running = running_init(&record).is_some();
-    let network = match store.network(network_reference)? {
-        Some(found) => definition(&found)?,
-        None if network_reference == "bridge" => default_network(store)?,
-        None => return Err(ContainerError::NoSuchNetwork(network_reference.to_string())),
-    };
-    let mut plan = match (&all.network.mode, all.network.plan.take()) {
+) -> Result<(ContainerNetwork, Attachment)> {
+    let record = &container.record;
+    let settings = &container.settings.network;
+    let current = match (&settings.mode, settings.plan.clone()) {
         (NetworkMode::Bridge(_), Some(plan)) => plan,
         (NetworkMode::None, _) => ContainerNetwork {
             container_id: record.id.clone(),
@@ -817,7 +505,7 @@ pub fn connect(
             })
         }
     };
-    if plan
+    if current
         .attachments
         .iter()
         .any(|a| a.network.name == network.name)
@@ -833,120 +521,64 @@ pub fn connect(
         ip: ip.map(str::to_string),
         ..NetworkRequest::default()
     };
-    let (joined, _) = plan_on(store, &record, &spec.hostname, &request)?;
-    let mut attachment = joined;
-    attachment.interface = format!("eth{}", plan.attachments.len());
-    let mut dns_unavailable = None;
-    if running {
-        // Connected now, in the namespace it runs in: that network alone, no ports.
-        let file = live_namespace(&record, &all)?;
-        let alone = ContainerNetwork {
-            attachments: vec![attachment.clone()],
-            ports: Vec::new(),
-            ..plan.clone()
-        };
-        match netavark(store)?.setup(&file, &alone) {
-            Ok(warning) => dns_unavailable = warning,
-            Err(err) => {
-                let _ = store.release_addresses(&record.id, Some(&attachment.network.name));
-                return Err(err.into());
-            }
-        }
-    }
-    let joined_network = attachment.network.name.clone();
-    plan.attachments.push(attachment);
-    all.network.mode = NetworkMode::Bridge(plan.attachments[0].network.name.clone());
-    all.network.plan = Some(plan);
-    write_settings(store, &record, &all).inspect_err(|_| {
-        let _ = store.release_addresses(&record.id, Some(&joined_network));
-    })?;
-    Ok(dns_unavailable)
+    let (planned, _) = plan(
+        store,
+        &record.id,
+        &record.name,
+        &container.spec.hostname,
+        &request,
+        &ImageConfig::default(),
+    )?;
+    let mut attachment = planned
+        .plan
+        .and_then(|p| p.attachments.into_iter().next())
+        .ok_or(ContainerError::NoNetworkPlanned)?;
+    attachment.interface = format!("eth{}", current.attachments.len());
+    Ok((current, attachment))
 }
 
-/// The network namespace file of a running container on a bridge network.
-fn live_namespace(record: &ContainerRecord, settings: &super::Settings) -> Result<PathBuf> {
-    let file = namespace_file(&record.id);
+/// The first step of `network disconnect`: the container's plan as it is, and its
+/// attachment to the network named `network`.
+pub fn plan_leave(container: &Container, network: &str) -> Result<(ContainerNetwork, Attachment)> {
+    let not_on = || ContainerError::NotOnNetwork {
+        name: container.record.name.clone(),
+        network: network.to_string(),
+    };
+    let plan = container.settings.network.plan.clone().ok_or_else(not_on)?;
+    let leaving = plan
+        .attachments
+        .iter()
+        .find(|a| a.network.name == network)
+        .cloned()
+        .ok_or_else(not_on)?;
+    Ok((plan, leaving))
+}
+
+/// The network namespace file of a running container on a bridge network, which
+/// `network connect` and `disconnect` change at once.
+pub fn live_namespace(container: &Container) -> Result<PathBuf> {
+    let file = network::namespace_file(&container.record.id);
     if !file.exists() {
         return Err(ContainerError::CannotConnectLive {
-            name: record.name.clone(),
-            mode: settings.network.mode.docker_name(),
+            name: container.record.name.clone(),
+            mode: container.settings.network.mode.docker_name(),
         });
     }
     Ok(file)
 }
 
-fn plan_on(
+/// Keeps `plan` as the container's networks: its mode is its first network's, or
+/// `none` when it has none left.
+pub fn set_network_plan(
     store: &Store,
-    record: &ContainerRecord,
-    hostname: &str,
-    request: &NetworkRequest,
-) -> Result<(Attachment, EtcFiles)> {
-    let (settings, etc) = plan(
-        store,
-        &record.id,
-        &record.name,
-        hostname,
-        request,
-        &ImageConfig::default(),
-    )?;
-    let attachment = settings
-        .plan
-        .and_then(|p| p.attachments.into_iter().next())
-        .ok_or(ContainerError::NoNetworkPlanned)?;
-    Ok((attachment, etc))
-}
-
-/// `network disconnect`: a container leaves a network (at once when it runs).
-pub fn disconnect(store: &Store, network_reference: &str, container_reference: &str) -> Result<()> {
-    let Container {
-        record,
-        settings: mut all,
-        ..
-    } = Container::load(store, container_reference)?;
-    let running = running_init(&record).is_some();
-    let name = match store.network(network_reference)? {
-        Some(found) => found.name,
-        None if network_reference == "bridge" => DEFAULT_NETWORK.to_string(),
-        None => return Err(ContainerError::NoSuchNetwork(network_reference.to_string())),
-    };
-    let Some(mut plan) = all.network.plan.take() else {
-        return Err(ContainerError::NotOnNetwork {
-            name: record.name.clone(),
-            network: name.to_string(),
-        });
-    };
-    let Some(leaving) = plan
-        .attachments
-        .iter()
-        .find(|a| a.network.name == name)
-        .cloned()
-    else {
-        return Err(ContainerError::NotOnNetwork {
-            name: record.name.clone(),
-            network: name.to_string(),
-        });
-    };
-    if running {
-        let file = live_namespace(&record, &all)?;
-        let alone = ContainerNetwork {
-            attachments: vec![leaving],
-            ports: Vec::new(),
-            ..plan.clone()
-        };
-        netavark(store)?.teardown(&file, &alone)?;
-    }
-    plan.attachments.retain(|a| a.network.name != name);
-    // A running container keeps its interfaces' names; its next start renumbers them.
-    if !running {
-        for (n, attachment) in plan.attachments.iter_mut().enumerate() {
-            attachment.interface = format!("eth{n}");
-        }
-    }
-    store.release_addresses(&record.id, Some(&name))?;
-    all.network.mode = match plan.attachments.first() {
+    container: &Container,
+    plan: ContainerNetwork,
+) -> Result<()> {
+    let mut settings = container.settings.clone();
+    settings.network.mode = match plan.attachments.first() {
         Some(first) => NetworkMode::Bridge(first.network.name.clone()),
         None => NetworkMode::None,
     };
-    all.network.plan = (!plan.attachments.is_empty()).then_some(plan);
-    write_settings(store, &record, &all)
+    settings.network.plan = (!plan.attachments.is_empty()).then_some(plan);
+    write_settings(store, &container.record, &settings)
 }

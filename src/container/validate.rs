@@ -2,12 +2,12 @@
 //!
 //! They do not stay in lade: a container's name and aliases become lines of
 //! aardvark-dns's records (names separated by commas, fields by spaces), its hostname,
-//! names and `--add-host` entries lines of `/etc/hosts`, network and volume names file
-//! names. A newline, a space or a comma in one writes records of the caller's choosing
+//! names and `--add-host` entries lines of `/etc/hosts`, volume names file names. A
+//! newline, a space or a comma in one writes records of the caller's choosing
 //! (a name that resolves to another address for every container on the network) or
 //! lines the other program cannot read. So each value is held to Docker's rules
 //! (names) or to the DNS's (host names) here, in one place, for every command that
-//! takes one.
+//! takes one. (A network's name is the network module's to check: it makes networks.)
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -61,22 +61,6 @@ pub fn container_name(name: &str) -> Result<&str> {
     } else {
         Err(InvalidValue::ContainerName(name.to_string()))
     }
-}
-
-/// A network name: Docker's characters, at most 64 (the bridge's files are named
-/// after it).
-pub fn network_name(name: &str) -> Result<()> {
-    if !docker_name(name, 1) {
-        return Err(invalid(
-            "network name",
-            name,
-            "only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
-        ));
-    }
-    if name.len() > 64 {
-        return Err(invalid("network name", name, "at most 64 characters"));
-    }
-    Ok(())
 }
 
 /// A volume name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]+`, short enough to be a
@@ -262,12 +246,8 @@ mod tests {
     }
 
     #[test]
-    fn network_and_volume_names() {
-        assert!(network_name("n").is_ok());
-        assert!(network_name("front-1.a_b").is_ok());
-        assert!(network_name(&"n".repeat(65)).is_err());
+    fn volume_names() {
         for bad in ["", "a/b", "../x", "a\nb", "-n", "a b"] {
-            assert!(network_name(bad).is_err(), "{bad:?}");
             assert!(volume_name(bad).is_err(), "{bad:?}");
         }
         assert!(volume_name("v").is_err());

@@ -8,10 +8,12 @@
 //! Process set-up that whole commands need (the private mount namespace) lives in
 //! [`process`], called once by the command-line entry.
 //!
-//! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`.
+//! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`,
+//! `network`.
 
 mod create;
 mod image;
+mod network;
 pub mod process;
 mod pull;
 mod run;
@@ -20,13 +22,21 @@ mod start;
 use std::path::PathBuf;
 
 use crate::container::ContainerError;
+use crate::network::NetworkError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
 pub use create::{create, ContainerRequest};
 pub use image::ImageName;
+pub use network::{
+    connect_network, create_network, disconnect_network, inspect_network, list_networks,
+    prune_networks, remove_network, ConnectRequest, DisconnectRequest,
+};
 pub use run::{run, RunOutcome, RunRequest};
 pub use start::{start_attached, start_detached, StartAttached};
+
+pub use crate::container::validate;
+pub use crate::network::{NetworkInspect, NetworkOptions};
 
 /// What an operation must tell the user while it runs. `cli` renders it (on stderr, so
 /// that a container's output stays its own); the engine never prints.
@@ -49,6 +59,8 @@ pub trait Reporter: Sync {
 pub enum EngineError {
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
     #[error(transparent)]

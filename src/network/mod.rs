@@ -2,13 +2,19 @@
 //! makes the bridge, the veth pair, addresses, NAT and port forwarding, and aardvark-dns
 //! answers container names on user networks. This module owns netavark's JSON and
 //! running it, subnets, published-port syntax and host-port reservations, and the
-//! persistent network namespaces containers join. It knows nothing of the store: its
-//! callers keep the definitions and addresses it works with.
+//! persistent network namespaces containers join. It also owns network management: the
+//! networks a store keeps (records, definitions, create, remove, prune, inspect data,
+//! the default network) and containers' addresses on them, since a network's record
+//! and its address claims are stored state. What a container makes of its networks
+//! (its plan at create, the session of each start) is the container module's.
 //!
 //! Rootless networking (pasta) is not here: lade's containers need root.
 
+mod address;
 mod dns;
+mod inspect;
 mod localnet;
+mod manage;
 mod namespace;
 mod ports;
 mod subnet;
@@ -26,8 +32,16 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::store::{Store, StoreError};
+
+pub use address::{allocate_address, release_addresses};
+pub use inspect::{inspect, list, Endpoint, Ipam, IpamConfig, NetworkInspect};
 pub use localnet::GuardError;
-pub use namespace::{namespace_dir, remove_namespace, NetNamespace};
+pub use manage::{
+    create, default_network, definition, find, find_or_default, name_of, prune, remove,
+    NetworkOptions, DEFAULT_NETWORK,
+};
+pub use namespace::{namespace_dir, namespace_file, remove_namespace, NetNamespace};
 pub use ports::{parse_publish, reserve, tcp_port_free, PortMapping, Reservation};
 pub use subnet::{free_subnet, host_routes, Subnet, SubnetError};
 
@@ -61,6 +75,49 @@ pub enum NetworkError {
     },
     #[error(transparent)]
     Guard(#[from] GuardError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no such network: {0}")]
+    NoSuchNetwork(String),
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("{0} is a predefined network name")]
+    Predefined(String),
+    #[error("{0} is lade's default network: it cannot be removed")]
+    DefaultKept(String),
+    #[error("invalid network name {name:?}: {reason}")]
+    BadName { name: String, reason: &'static str },
+    #[error("invalid --subnet: {0}")]
+    BadSubnet(#[source] SubnetError),
+    #[error("--subnet {subnet} overlaps {clash}, which a route or another network has")]
+    SubnetOverlap { subnet: String, clash: String },
+    #[error("no free private subnet left in 10.89.0.0-10.99.255.0")]
+    NoFreeSubnet,
+    #[error("invalid --gateway {0:?}: expected an IPv4 address")]
+    BadGateway(String),
+    #[error("--gateway {gateway} is not in --subnet {subnet}")]
+    GatewayOutside { gateway: String, subnet: String },
+    #[error("network {name} is in use by container(s) {}: remove them first", users.join(", "))]
+    InUse { name: String, users: Vec<String> },
+    #[error("--ip {ip} is not an address of network {network} ({subnet})")]
+    AddressOutside {
+        ip: Ipv4Addr,
+        network: String,
+        subnet: String,
+    },
+    #[error("--ip {ip} is taken on network {network}")]
+    AddressTaken { ip: Ipv4Addr, network: String },
+    #[error("network {network} has no address left ({subnet})")]
+    NoAddressLeft { network: String, subnet: String },
+    #[error("a bad address in the store: {0}")]
+    StoredAddress(String),
+    /// A network's record keeps a definition that cannot be read (or one that cannot be
+    /// written).
+    #[error("network {name}: its definition: {source}")]
+    Definition {
+        name: String,
+        source: serde_json::Error,
+    },
 }
 
 /// Container names will not resolve on these networks: aardvark-dns, which answers them,
@@ -206,6 +263,29 @@ pub struct ContainerNetwork {
 }
 
 impl ContainerNetwork {
+    /// The container on `attachment`'s network alone, without published ports: what
+    /// netavark is given to connect a running container to one more network, or to
+    /// disconnect it from one.
+    pub fn alone(&self, attachment: &Attachment) -> ContainerNetwork {
+        ContainerNetwork {
+            attachments: vec![attachment.clone()],
+            ports: Vec::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Takes the container off `network`. `renumber` names the interfaces left `eth0`,
+    /// `eth1`, ... again: for a container that does not run (a running one keeps its
+    /// interfaces' names until its next start).
+    pub fn leave(&mut self, network: &str, renumber: bool) {
+        self.attachments.retain(|a| a.network.name != network);
+        if renumber {
+            for (n, attachment) in self.attachments.iter_mut().enumerate() {
+                attachment.interface = format!("eth{n}");
+            }
+        }
+    }
+
     fn netavark(&self) -> serde_json::Value {
         let mut networks = serde_json::Map::new();
         let mut info = serde_json::Map::new();
@@ -281,6 +361,27 @@ impl Netavark {
             aardvark,
             config_dir,
         })
+    }
+
+    /// Finds the binaries for containers of `store`, which keeps aardvark-dns's files.
+    pub fn for_store(store: &Store) -> Result<Netavark> {
+        Netavark::locate(store.root().join("networks"))
+    }
+
+    /// Tears down what a container nobody runs any more left of its networks: its
+    /// namespace (unmounted in `host_mounts`, where it was mounted) and the host's side
+    /// of it. What cannot be undone is left for the next try.
+    pub fn reap(
+        &self,
+        container_id: &str,
+        plan: &ContainerNetwork,
+        host_mounts: impl FnOnce() -> std::io::Result<std::fs::File>,
+    ) {
+        let file = namespace_file(container_id);
+        if file.exists() {
+            let _ = self.teardown(&file, plan);
+            let _ = host_mounts().and_then(|host| remove_namespace(&file, host));
+        }
     }
 
     pub fn binary(&self) -> &Path {

@@ -18,6 +18,11 @@ pub fn namespace_dir() -> PathBuf {
     Path::new(super::RUNTIME_DIR).join("netns")
 }
 
+/// The file of a container's namespace.
+pub fn namespace_file(container_id: &str) -> PathBuf {
+    namespace_dir().join(container_id)
+}
+
 /// A network namespace this process holds open.
 #[derive(Debug)]
 pub struct NetNamespace {

@@ -117,6 +117,17 @@ impl Store {
         })
     }
 
+    /// The addresses taken on `network`, as `(container, address)`, by container.
+    pub fn network_addresses(&self, network: &str) -> Result<Vec<(String, String)>> {
+        self.with_db(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT container, address FROM network_addresses WHERE network = ?1 ORDER BY container, address",
+            )?;
+            let rows = stmt.query_map(params![network], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// Gives back a container's addresses (on one network, or on all).
     pub fn release_addresses(&self, container: &str, network: Option<&str>) -> Result<()> {
         self.with_db(|conn| match network {
