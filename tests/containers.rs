@@ -198,11 +198,9 @@ fn a_monitor_or_init_killed_with_9_leaves_a_right_state_and_nothing_behind() {
     wait_until("ticks", || count(shared.path()) >= 1);
     // Kill the container's init: the monitor records how it ended.
     let record_pid = |lade: &Lade| -> i32 {
-        let ps: serde_json::Value =
-            serde_json::from_str(&lade.ok(&["ps", "--format", "json"])).unwrap();
-        ps.as_array()
-            .unwrap()
-            .iter()
+        lade.ok(&["ps", "--format", "json"])
+            .lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
             .find(|c| c["ID"] == id.as_str())
             .and_then(|c| c["Pid"].as_i64())
             .unwrap_or(0) as i32
@@ -1275,15 +1273,12 @@ fn system_df_prune_info_and_version() {
     ]);
     let context = common::Context::new("FROM busybox\nRUN echo z > /z\n");
     let id = lade.build(context.path(), &[]);
-    let df: serde_json::Value =
-        serde_json::from_str(&lade.ok(&["system", "df", "--format", "json"])).unwrap();
+    let df = lade.ok(&["system", "df", "--format", "json"]);
     let kind = |name: &str| {
-        df.as_array()
-            .unwrap()
-            .iter()
+        df.lines()
+            .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
             .find(|r| r["Type"] == name)
             .unwrap()
-            .clone()
     };
     assert_eq!(kind("Images")["TotalCount"], 2, "{df}");
     assert_eq!(kind("Containers")["TotalCount"], 1);

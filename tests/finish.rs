@@ -106,9 +106,13 @@ fn json_times_are_rfc_3339_everywhere() {
     let lade = Lade::new();
     lade.busybox();
     lade.ok(&["run", "--name", "timed", "busybox", "true"]);
-    let ps: Value = serde_json::from_str(&lade.ok(&["ps", "-a", "--format", "json"])).unwrap();
-    let images: Value = serde_json::from_str(&lade.ok(&["images", "--format", "json"])).unwrap();
-    for created in [&ps[0]["Created"], &images[0]["Created"]] {
+    // A listing's `--format json` is one object a line, as Docker's.
+    let first = |args: &[&str]| -> Value {
+        serde_json::from_str(lade.ok(args).lines().next().unwrap()).unwrap()
+    };
+    let ps = first(&["ps", "-a", "--format", "json"]);
+    let images = first(&["images", "--format", "json"]);
+    for created in [&ps["Created"], &images["Created"]] {
         let text = created
             .as_str()
             .unwrap_or_else(|| panic!("not a string: {created}"));

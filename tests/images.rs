@@ -503,8 +503,12 @@ fn image_commands() {
     for name in ["one ", "two ", "localhost:5000/three ", "busybox "] {
         assert!(images.contains(name), "{images}");
     }
-    let json: Value = serde_json::from_str(&lade.ok(&["images", "--format", "json"])).unwrap();
-    assert_eq!(json.as_array().unwrap().len(), 4);
+    let json = lade.ok(&["images", "--format", "json"]);
+    let rows: Vec<Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 4, "{json}");
     assert_eq!(lade.ok(&["images", "-q", "one"]).trim(), &id[7..19]);
     // A repository with a registry port lists every tag, not only latest.
     lade.ok(&["tag", "one:1", "localhost:5000/three:v2"]);

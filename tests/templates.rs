@@ -104,3 +104,47 @@ fn hostile_templates_end_with_one_line_errors() {
         "web   7"
     );
 }
+
+/// `--format` prints what Docker's prints: values as Go prints them, `table` with a
+/// header row and aligned columns, `json` one object a line.
+#[test]
+fn formats_print_what_dockers_print() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["run", "--name", "web", "-e", "A=1", "busybox", "true"]);
+    assert_eq!(
+        lade.ok(&["inspect", "-f", "{{.Config.Env}}", "web"]),
+        "[PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin A=1]\n"
+    );
+    assert_eq!(
+        lade.ok(&[
+            "inspect",
+            "-f",
+            r#"{{join .Config.Cmd ","}}|{{.Config.Missing}}"#,
+            "web"
+        ]),
+        "true|<no value>\n"
+    );
+
+    let table = lade.ok(&["ps", "-a", "--format", r"table {{.Names}}\t{{.Status}}"]);
+    let lines: Vec<&str> = table.lines().collect();
+    // NAMES is padded to Docker's least column width (10) and 3 spaces past its widest.
+    assert_eq!(lines[0], "NAMES     STATUS", "{table}");
+    assert_eq!(lines.len(), 2, "{table}");
+    assert!(lines[1].starts_with("web       Exited (0)"), "{table}");
+
+    lade.ok(&["create", "--name", "db", "busybox", "true"]);
+    let json = lade.ok(&["ps", "-a", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect();
+    assert_eq!(rows.len(), 2, "{json}");
+    let mut names: Vec<&str> = rows.iter().map(|r| r["Names"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["db", "web"]);
+    // inspect keeps its pretty array.
+    let inspected: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "web", "db"])).unwrap();
+    assert_eq!(inspected.as_array().unwrap().len(), 2);
+}

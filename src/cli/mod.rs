@@ -191,38 +191,7 @@ pub enum Format {
     Json,
 }
 
-/// `--format` of a listing: `table` (the default), `json`, or a Go template applied to
-/// each row's JSON (`{{.Names}}\t{{.Status}}`), as Docker's CLI takes it.
-pub(crate) enum ListFormat {
-    Table,
-    Json,
-    Template(template::Format),
-}
-
-impl ListFormat {
-    pub(crate) fn parse(text: &str) -> Result<ListFormat> {
-        Ok(match text {
-            "" | "table" | "text" => ListFormat::Table,
-            "json" => ListFormat::Json,
-            template => ListFormat::Template(template::Format::parse(template)?),
-        })
-    }
-
-    /// Prints `rows` as JSON or through the template; false for a table (the caller
-    /// prints it).
-    pub(crate) fn print(&self, rows: &[serde_json::Value]) -> Result<bool> {
-        match self {
-            ListFormat::Table => return Ok(false),
-            ListFormat::Json => println!("{}", serde_json::to_string_pretty(rows)?),
-            ListFormat::Template(template) => {
-                for row in rows {
-                    println!("{}", template.render(row)?);
-                }
-            }
-        }
-        Ok(true)
-    }
-}
+pub(crate) use template::ListFormat;
 
 /// Layer compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

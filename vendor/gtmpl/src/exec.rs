@@ -524,27 +524,38 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
 
     fn walk_range(&mut self, ctx: &Context, range: &'a RangeNode) -> Result<(), ExecError> {
         let val = self.eval_pipeline(ctx, &range.pipe)?;
-        match val {
+        let empty = match val {
             Value::Object(ref map) | Value::Map(ref map) => {
-                for (k, v) in map.clone() {
-                    self.one_iteration(Value::from(k), v, range)?;
+                // lade: in key order, as Go ranges over a map.
+                let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                for (k, v) in entries {
+                    self.one_iteration(Value::from(k.clone()), v.clone(), range)?;
                 }
+                map.is_empty()
             }
             Value::Array(ref vec) => {
                 for (k, v) in vec.iter().enumerate() {
                     self.one_iteration(Value::from(k), v.clone(), range)?;
                 }
+                vec.is_empty()
             }
+            // lade: nothing to range over, as Go takes a nil slice or map.
+            Value::Nil | Value::NoValue => true,
             _ => return Err(ExecError::InvalidRange(val)),
-        }
-        if let Some(ref else_list) = range.else_list {
-            self.walk_list(ctx, else_list)?;
+        };
+        // lade: `{{else}}` only when there was nothing to range over, as in Go.
+        if empty {
+            if let Some(ref else_list) = range.else_list {
+                self.walk_list(ctx, else_list)?;
+            }
         }
         Ok(())
     }
 
     fn print_value(&mut self, val: &Value) -> Result<(), ExecError> {
-        write!(self.writer, "{}", val).map_err(ExecError::IOError)?;
+        // lade: as Go prints values, not Rust's debug form of arrays and maps.
+        write!(self.writer, "{}", crate::print_verb::sprint(val)).map_err(ExecError::IOError)?;
         Ok(())
     }
 }

@@ -1,6 +1,5 @@
 //! Builtin functions.
 use std::cmp::Ordering;
-use std::fmt::Write;
 
 use gtmpl_value::{Func, FuncError, Value};
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
@@ -268,11 +267,11 @@ pub fn print(args: &[Value]) -> Result<Value, FuncError> {
             no_space = true;
             s.push_str(v);
         } else {
-            if no_space {
-                s += &val.to_string();
-            } else {
-                s += &format!(" {}", val.to_string())
+            // lade: values as Go prints them (`[a b]`, `map[k:v]`, `<nil>`).
+            if !no_space {
+                s.push(' ');
             }
+            s += &crate::print_verb::sprint(val);
             no_space = false;
         }
     }
@@ -300,14 +299,14 @@ pub fn println(args: &[Value]) -> Result<Value, FuncError> {
             if let Value::String(ref v) = *first_elt {
                 result.push_str(v);
             } else {
-                write!(&mut result, "{}", first_elt).unwrap();
+                result.push_str(&crate::print_verb::sprint(first_elt));
             }
             for elt in iter {
                 result.push(' ');
                 if let Value::String(ref v) = *elt {
                     result.push_str(v);
                 } else {
-                    write!(&mut result, "{}", elt).unwrap();
+                    result.push_str(&crate::print_verb::sprint(elt));
                 }
             }
             result.push('\n');

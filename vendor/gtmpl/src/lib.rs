@@ -33,6 +33,8 @@ pub use gtmpl_value::FuncError;
 pub use gtmpl_value::from_value;
 
 pub use error::TemplateError;
+/// lade: values printed as Go's text/template prints them.
+pub use print_verb::{go_float, sprint};
 pub use gtmpl_value::Value;
 
 /// Provides simple basic templating given just a template sting and context.

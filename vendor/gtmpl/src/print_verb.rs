@@ -55,6 +55,8 @@ pub fn print(p: &FormatParams, typ: char, val: &Value) -> Result<String, PrintEr
                 'e' => printf_e(p, f),
                 'E' => printf_ee(p, f),
                 'f' | 'F' => printf_generic(p, f),
+                // lade: Go's %v of a float64 (`1.5`, `2`, `1e+21`), not an error.
+                'v' | 'g' => printf_generic(p, go_float(f)),
                 _ => return Err(PrintError::UnableToFormat(val.clone(), typ)),
             })
         }
@@ -75,30 +77,87 @@ pub fn print(p: &FormatParams, typ: char, val: &Value) -> Result<String, PrintEr
             }
             _ => return Err(PrintError::UnableToFormat(val.clone(), typ)),
         }),
-        Value::Array(ref a) => Ok(match typ {
-            'v' => {
-                let values: Vec<String> = a.iter().map(|v| printf_generic(p, v)).collect();
-                let res = format!("[{}]", values.join(" "));
-                printf_generic(p, res)
-            }
-            _ => return Err(PrintError::UnableToFormat(val.clone(), typ)),
-        }),
-        Value::Map(ref m) => Ok(match typ {
-            'v' => {
-                let values: Vec<String> = m
-                    .iter()
-                    .map(|(k, v)| {
-                        let v_str = printf_generic(p, v);
-                        format!("{}:{}", k, v_str)
-                    })
-                    .collect();
-                let res = format!("map[{}]", values.join(" "));
-                printf_generic(p, res)
-            }
-            _ => return Err(PrintError::UnableToFormat(val.clone(), typ)),
-        }),
+        // lade: arrays, maps and nil print as Go's %v prints them (`[a b]`,
+        // `map[k:v]` with sorted keys, `<nil>`), not as Rust's debug form.
+        Value::Array(_) | Value::Map(_) | Value::Object(_) | Value::Nil | Value::NoValue => {
+            Ok(match typ {
+                's' | 'v' => printf_generic(p, sprint(val)),
+                _ => return Err(PrintError::UnableToFormat(val.clone(), typ)),
+            })
+        }
         _ => Err(PrintError::UnableToFormat(val.clone(), typ)),
     }
+}
+
+/// lade: `val` as Go's `fmt.Sprint` prints what text/template holds: integers in full,
+/// floats as `%v` does, arrays as `[a b]`, maps as `map[a:1 b:2]` in key order, nil as
+/// `<nil>` and a missing value as `<no value>`.
+pub fn sprint(val: &Value) -> String {
+    let mut out = String::new();
+    write_sprint(&mut out, val);
+    out
+}
+
+fn write_sprint(out: &mut String, val: &Value) {
+    match val {
+        Value::NoValue => out.push_str("<no value>"),
+        Value::Nil => out.push_str("<nil>"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::String(s) => out.push_str(s),
+        Value::Number(n) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => out.push_str(&u.to_string()),
+            (_, Some(i), _) => out.push_str(&i.to_string()),
+            (_, _, Some(f)) => out.push_str(&go_float(f)),
+            _ => out.push_str("<nil>"),
+        },
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                write_sprint(out, item);
+            }
+            out.push(']');
+        }
+        Value::Map(map) | Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push_str("map[");
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                out.push_str(key);
+                out.push(':');
+                write_sprint(out, &map[key]);
+            }
+            out.push(']');
+        }
+        Value::Function(_) => out.push_str("<func>"),
+    }
+}
+
+/// lade: a float64 as Go's `%v` prints it: the shortest digits that read back the same,
+/// in exponent form (`1e+21`, `1e-05`) only when the exponent is below -4 or at least 21.
+pub fn go_float(f: f64) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let exp_form = format!("{:e}", f);
+    let (mantissa, exp) = exp_form.split_once('e').unwrap_or((&exp_form, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if (-4..21).contains(&exp) {
+        return format!("{}", f);
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{}e{}{:02}", mantissa, sign, exp.abs())
 }
 
 fn printf_b<B: fmt::Binary>(p: &FormatParams, u: B) -> String {
