@@ -9,15 +9,30 @@
 //! [`process`], called once by the command-line entry.
 //!
 //! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`,
-//! `network`.
+//! `attach`, and the other container verbs (`ps`, `port`, `top`, `stats`, `rm`,
+//! `container prune`, `rename`, `stop`, `restart`, `kill`, `pause`, `wait`, `logs`,
+//! `exec`, `cp`, `export`, `diff`, `commit`), `volume`, and `network`.
+//!
+//! The types of lower modules that requests are made of (run options, settings,
+//! signals and the like) reach `cli` through this module's re-exports, so that the
+//! command line depends on the engine alone.
 
+mod commit;
+mod copy;
 mod create;
+mod exec;
 mod image;
+mod lifecycle;
+mod list;
+mod logs;
 mod network;
 pub mod process;
 mod pull;
+mod remove;
+mod rename;
 mod run;
 mod start;
+mod volume;
 
 use std::path::PathBuf;
 
@@ -26,14 +41,40 @@ use crate::network::NetworkError;
 use crate::registry::RegistryError;
 use crate::store::StoreError;
 
+pub use commit::{commit, CommitRequest};
+pub use copy::{copy, diff, export, Change, CopyRequest, ExportRequest};
 pub use create::{create, ContainerRequest};
+pub use exec::{exec, ExecRequest};
 pub use image::ImageName;
+pub use lifecycle::{kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest};
+pub use list::{
+    port, ps, stats, top, ContainerRow, ContainerSize, PortRequest, Processes, PsFilter, PsRequest,
+    PublishedPort, TopRequest,
+};
+pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use network::{
     connect_network, create_network, disconnect_network, inspect_network, list_networks,
     prune_networks, remove_network, ConnectRequest, DisconnectRequest,
 };
+pub use remove::{prune_containers, remove, RemoveRequest};
+pub use rename::{rename, RenameRequest};
 pub use run::{run, RunOutcome, RunRequest};
-pub use start::{start_attached, start_detached, StartAttached};
+pub use start::{attach, start_attached, start_detached, AttachRequest, StartAttached};
+pub use volume::{
+    create_volume, inspect_volume, list_volumes, prune_volumes, remove_volume, Volume,
+    VolumeCreateRequest, VolumeFilter, VolumeRemoveRequest,
+};
+
+// What requests are made of, and what results carry, from the modules below.
+pub use crate::container::validate::labels as parse_labels;
+pub use crate::container::{
+    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
+    NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
+};
+pub use crate::exec::{Limits, Stream};
+pub use crate::network::PortMapping;
+pub use crate::registry::PullPolicy;
+pub use crate::store::Store;
 
 pub use crate::container::validate;
 pub use crate::network::{NetworkInspect, NetworkOptions};
@@ -53,6 +94,13 @@ pub trait Reporter: Sync {
     /// A foreground container has exited, and what it left (its network) could not be
     /// undone; its exit code stands.
     fn after_exit(&self, error: &EngineError);
+    /// The network of a container whose monitor died could not be torn down; what was
+    /// asked (a listing) goes on.
+    fn network_teardown_failed(&self, error: &EngineError) {
+        self.warning(&format!(
+            "tearing down the network of a dead container: {error}"
+        ));
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +129,34 @@ pub enum EngineError {
     /// The process set-up (its private mount namespace) failed; the message says what.
     #[error(transparent)]
     Process(std::io::Error),
+    /// A request's value that is not what it should be (`--filter`, `--tail`...).
+    #[error("invalid {what} {value:?}: {expected}")]
+    BadValue {
+        what: &'static str,
+        value: String,
+        expected: String,
+    },
+    /// A time out of range (`logs --since`).
+    #[error(transparent)]
+    Time(#[from] jiff::Error),
+    #[error("no public port {port} published for container {container}")]
+    NoPublicPort { port: String, container: String },
+    #[error("cannot run ps: {0}")]
+    PsNotRun(std::io::Error),
+    #[error("ps {options}: {stderr}")]
+    PsFailed { options: String, stderr: String },
+    #[error("ps {0} shows no PID column")]
+    PsNoPid(String),
+    /// A file the user asked for (`export -o`) cannot be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("lade cp copies between a container and the host: name the container in SRC or DEST as CONTAINER:PATH")]
+    CopyNeedsContainer,
+    #[error(transparent)]
+    Change(#[from] crate::graph::ChangeError),
 }
 
 impl EngineError {

@@ -1,5 +1,6 @@
 //! `start`: a created or exited container runs again under its monitor, detached, or
-//! with the user attached until it exits (or the detach keys leave it running).
+//! with the user attached until it exits (or the detach keys leave it running); and
+//! `attach`, the user attached to a container that runs already.
 
 use super::{Reporter, Result};
 use crate::container::{self, AttachOptions, Attached};
@@ -14,6 +15,19 @@ pub struct StartAttached {
     pub stdin: bool,
     /// The keys that detach from it (it runs on), as `container::parse_detach_keys`
     /// reads them.
+    pub detach_keys: Vec<u8>,
+}
+
+/// `attach`: the user joins a running container through its monitor.
+#[derive(Debug, Clone)]
+pub struct AttachRequest {
+    /// The container's name or id.
+    pub container: String,
+    /// Our standard input goes to the container (when it keeps its own open).
+    pub stdin: bool,
+    /// The signals lade receives go to the container (unless it has a terminal).
+    pub sig_proxy: bool,
+    /// As `container::parse_detach_keys` reads them.
     pub detach_keys: Vec<u8>,
 }
 
@@ -42,8 +56,27 @@ pub fn start_attached(
         },
         &|text| reporter.warning(text),
     )?;
-    Ok(match attached {
+    Ok(exit_code(attached))
+}
+
+/// `lade attach`: returns the container's exit code, or 0 once detached from it.
+pub fn attach(store: &Store, request: &AttachRequest) -> Result<i32> {
+    let attached = container::attach(
+        store,
+        &request.container,
+        &AttachOptions {
+            stdin: request.stdin,
+            detach_keys: request.detach_keys.clone(),
+            sig_proxy: request.sig_proxy,
+        },
+    )?;
+    Ok(exit_code(attached))
+}
+
+/// The exit code of an attached client: the container's, or 0 when it runs on.
+fn exit_code(attached: Attached) -> i32 {
+    match attached {
         Attached::Exited(code) => code,
         Attached::Detached => 0,
-    })
+    }
 }

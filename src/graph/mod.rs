@@ -6,6 +6,7 @@
 //! Pure: no I/O. Planning needs no base image; expanding a stage takes its base image's
 //! config as an argument.
 
+mod changes;
 mod expand;
 mod scope;
 
@@ -17,6 +18,7 @@ use crate::oci::{ImageRef, Platform, ReferenceError};
 pub use crate::parser::SourceLocation;
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};
 
+pub use changes::{config_with_changes, ChangeError, CHANGE_INSTRUCTIONS};
 pub use expand::{
     expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
     RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,

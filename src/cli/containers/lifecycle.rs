@@ -1,0 +1,224 @@
+//! The verbs on containers that exist: `start`, `attach`, `stop`, `restart`, `kill`,
+//! `wait`, `pause`, `unpause`, `rm`, `rename` and `container prune`.
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use super::{
+    container_exit, detach_keys, each_container, each_item, exit_with, open_store, ContainersArgs,
+    StoreConfig, Tell, DEFAULT_DETACH_KEYS,
+};
+use crate::engine::{
+    self, AttachRequest, EngineError, KillRequest, PauseRequest, RemoveRequest, RenameRequest,
+    StartAttached, StopRequest,
+};
+
+/// `lade start`: each container runs again, detached, its files kept.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Attach to the container's output (and its input with -i) until it exits
+    #[arg(short, long)]
+    pub attach: bool,
+    /// With -a: send our standard input to the container (made with -i)
+    #[arg(short, long)]
+    pub interactive: bool,
+    /// Keys that detach from the container, which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `lade start`: detached, or with `-a` attached (the exit code is the container's).
+pub fn start(store_config: &StoreConfig, args: StartArgs) -> Result<ExitCode> {
+    if !args.attach && !args.interactive {
+        return each_container(store_config, &args.containers, |store, reference| {
+            engine::start_detached(store, reference, &Tell).map(drop)
+        });
+    }
+    if args.containers.len() > 1 {
+        bail!("lade start -a starts one container at a time");
+    }
+    let request = StartAttached {
+        container: args.containers[0].clone(),
+        stdin: args.interactive,
+        detach_keys: detach_keys(&args.detach_keys)?,
+    };
+    let result = (|| -> Result<i32> {
+        let store = open_store(store_config)?;
+        engine::start_attached(&store, &request, &Tell).map_err(exit_with)
+    })();
+    Ok(container_exit(result))
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Do not send our standard input to the container
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Send the signals lade receives (SIGINT, SIGTERM...) to the container, unless it
+    /// has a terminal (its ctrl-c is a key then)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub sig_proxy: bool,
+    /// Keys that detach from the container, which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+}
+
+/// `lade attach`: the exit code is the container's (0 after the detach keys).
+pub fn attach(store_config: &StoreConfig, args: AttachArgs) -> Result<ExitCode> {
+    let request = AttachRequest {
+        container: args.container,
+        stdin: !args.no_stdin,
+        sig_proxy: args.sig_proxy,
+        detach_keys: detach_keys(&args.detach_keys)?,
+    };
+    let result = (|| -> Result<i32> {
+        let store = open_store(store_config)?;
+        engine::attach(&store, &request).map_err(exit_with)
+    })();
+    Ok(container_exit(result))
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Seconds to wait for the stop signal before SIGKILL [default: the container's
+    /// --stop-timeout, else 10]
+    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    pub time: Option<u64>,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `lade stop`: the stop signal, then SIGKILL after the timeout.
+pub fn stop(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
+        let request = StopRequest {
+            container: reference.to_string(),
+            timeout: args.time,
+        };
+        engine::stop(store, &request).map(drop)
+    })
+}
+
+/// `lade restart`: stop, then start.
+pub fn restart(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
+        let request = StopRequest {
+            container: reference.to_string(),
+            timeout: args.time,
+        };
+        engine::restart(store, &request, &Tell).map(drop)
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal to send (name or number)
+    #[arg(short, long, default_value = "KILL")]
+    pub signal: String,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn kill(store_config: &StoreConfig, args: KillArgs) -> Result<ExitCode> {
+    let signal = engine::parse_signal(&args.signal)
+        .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
+    each_container(store_config, &args.containers, |store, reference| {
+        let request = KillRequest {
+            container: reference.to_string(),
+            signal,
+        };
+        engine::kill(store, &request).map(drop)
+    })
+}
+
+/// `lade wait`: prints each container's exit code once it stops.
+pub fn wait(store_config: &StoreConfig, args: ContainersArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
+    Ok(each_item(&args.containers, |reference| {
+        let code = engine::wait(&store, reference)?;
+        println!("{code}");
+        Ok::<_, EngineError>(())
+    }))
+}
+
+pub fn pause(store_config: &StoreConfig, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
+    each_container(store_config, &args.containers, |store, reference| {
+        let request = PauseRequest {
+            container: reference.to_string(),
+            paused,
+        };
+        engine::pause(store, &request).map(drop)
+    })
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Kill and remove a running container
+    #[arg(short, long)]
+    pub force: bool,
+    /// Remove the container's anonymous volumes too
+    #[arg(short, long)]
+    pub volumes: bool,
+    #[arg(value_name = "CONTAINER", required = true)]
+    pub containers: Vec<String>,
+}
+
+pub fn rm(store_config: &StoreConfig, args: RmArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
+    Ok(each_item(&args.containers, |reference| {
+        let request = RemoveRequest {
+            container: reference.to_string(),
+            force: args.force,
+            volumes: args.volumes,
+        };
+        let name = engine::remove(&store, &request)?;
+        println!("{name}");
+        Ok::<_, EngineError>(())
+    }))
+}
+
+#[derive(Debug, Args)]
+pub struct RenameArgs {
+    #[arg(value_name = "CONTAINER")]
+    pub container: String,
+    #[arg(value_name = "NEW_NAME")]
+    pub name: String,
+}
+
+pub fn rename(store_config: &StoreConfig, args: RenameArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
+    let request = RenameRequest {
+        container: args.container,
+        name: args.name,
+    };
+    engine::rename(&store, &request)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Accepted for Docker compatibility: lade never asks for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `lade container prune`: removes every container that does not run.
+pub fn prune(store_config: &StoreConfig, _args: PruneArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
+    let removed = engine::prune_containers(&store)?;
+    if !removed.is_empty() {
+        println!("Deleted Containers:");
+        for id in &removed {
+            println!("{id}");
+        }
+        println!();
+    }
+    println!("Total reclaimed containers: {}", removed.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,394 @@
+//! What `ps`, `port`, `top` and `stats` show: the containers as rows (filtered as
+//! Docker filters them), a container's published ports, its processes as the host's
+//! `ps` lists them, and what running containers use. `cli` renders the rows.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{EngineError, Reporter, Result};
+use crate::container::{self, Container, ContainerState, Usage};
+use crate::network::PortMapping;
+use crate::oci::Digest;
+use crate::store::{self, Store};
+
+/// What `lade ps` is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct PsRequest {
+    /// `-a`: every container, not only the active ones.
+    pub all: bool,
+    /// `-n`: the last N created, in any state.
+    pub last: Option<usize>,
+    /// `-l`: the latest created, in any state.
+    pub latest: bool,
+    /// `-s`: each row's sizes.
+    pub size: bool,
+    /// All must match.
+    pub filters: Vec<PsFilter>,
+}
+
+/// One `ps --filter`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PsFilter {
+    Status(ContainerState),
+    /// Names that contain it.
+    Name(String),
+    /// `label=KEY` (any value) or `label=KEY=VALUE`.
+    Label(String, Option<String>),
+    /// Made from this image: its name (`:latest` implied) or an id prefix.
+    Ancestor(String),
+    /// Exited with this code.
+    Exited(i64),
+    /// Ids that start with it.
+    Id(String),
+}
+
+impl PsFilter {
+    pub fn parse(text: &str) -> Result<PsFilter> {
+        let bad = |expected: String| EngineError::BadValue {
+            what: "--filter",
+            value: text.to_string(),
+            expected,
+        };
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+        Ok(match key {
+            "status" => PsFilter::Status(ContainerState::parse(value).ok_or_else(|| {
+                bad(format!(
+                    "status is one of {}",
+                    ContainerState::ALL.map(ContainerState::as_str).join(", ")
+                ))
+            })?),
+            "name" => PsFilter::Name(value.into()),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => PsFilter::Label(k.into(), Some(v.into())),
+                None => PsFilter::Label(value.into(), None),
+            },
+            "ancestor" => PsFilter::Ancestor(value.into()),
+            "exited" => PsFilter::Exited(
+                value
+                    .parse()
+                    .map_err(|_| bad("exited takes a number".into()))?,
+            ),
+            "id" => PsFilter::Id(value.into()),
+            other => {
+                return Err(bad(format!(
+                    "lade knows status, name, label, ancestor, exited, id (not {other})"
+                )))
+            }
+        })
+    }
+
+    fn matches(&self, container: &Container) -> bool {
+        let c = &container.record;
+        match self {
+            PsFilter::Status(state) => container.current_state() == *state,
+            PsFilter::Name(name) => c.name.contains(name.as_str()),
+            PsFilter::Label(key, value) => {
+                let labels = &container.settings.labels;
+                match value {
+                    Some(value) => labels.get(key) == Some(value),
+                    None => labels.contains_key(key),
+                }
+            }
+            PsFilter::Ancestor(image) => {
+                let hex = image.strip_prefix("sha256:").unwrap_or(image);
+                c.image_name == *image
+                    || c.image_name == format!("{image}:latest")
+                    || (hex.len() >= 4 && c.image.hex().starts_with(hex))
+            }
+            PsFilter::Exited(code) => {
+                container.current_state() == ContainerState::Exited && c.exit_code == Some(*code)
+            }
+            PsFilter::Id(prefix) => c.id.starts_with(prefix.as_str()),
+        }
+    }
+}
+
+/// One container as `ps` shows it.
+#[derive(Debug, Clone)]
+pub struct ContainerRow {
+    pub id: String,
+    pub name: String,
+    /// The image's name as the container was made from it.
+    pub image: String,
+    pub image_id: Digest,
+    /// Its process's arguments, joined by spaces.
+    pub command: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// What it is doing now.
+    pub state: ContainerState,
+    /// When it last started and ended (RFC 3339).
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub exit_code: Option<i64>,
+    /// Its init's pid while it runs.
+    pub pid: Option<i32>,
+    pub labels: BTreeMap<String, String>,
+    /// The ports it publishes while it runs.
+    pub ports: Vec<PortMapping>,
+    /// With `-s`: its own changes, and its image's layers.
+    pub size: Option<ContainerSize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContainerSize {
+    /// What the container wrote (its upper directory).
+    pub own: u64,
+    /// Its image's layers.
+    pub image: u64,
+}
+
+/// `lade ps`: the containers asked for, newest first.
+pub fn ps(
+    store: &Store,
+    request: &PsRequest,
+    reporter: &dyn Reporter,
+) -> Result<Vec<ContainerRow>> {
+    // A container whose monitor was killed left its network: it goes now.
+    if let Err(err) = container::reap_networks(store) {
+        reporter.network_teardown_failed(&err.into());
+    }
+    let any_state =
+        request.all || request.latest || request.last.is_some() || !request.filters.is_empty();
+    let mut containers: Vec<_> = Container::all(store)?
+        .into_iter()
+        .filter(|c| any_state || c.current_state().is_active())
+        .filter(|c| request.filters.iter().all(|f| f.matches(c)))
+        .collect();
+    let keep = if request.latest {
+        Some(1)
+    } else {
+        request.last
+    };
+    if let Some(n) = keep {
+        containers.truncate(n);
+    }
+    let image_sizes: HashMap<Digest, u64> = if request.size {
+        store
+            .list_images()?
+            .into_iter()
+            .map(|i| (i.id, i.size))
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    Ok(containers
+        .into_iter()
+        .map(|container| {
+            let size = request.size.then(|| ContainerSize {
+                own: container
+                    .spec
+                    .rootfs
+                    .upper
+                    .as_deref()
+                    .map_or(0, store::dir_size),
+                image: image_sizes
+                    .get(&container.record.image)
+                    .copied()
+                    .unwrap_or(0),
+            });
+            let state = container.current_state();
+            let pid = container.running_init().map(|init| init.pid);
+            let ports = container::published_ports(store, &container.record);
+            let Container {
+                record,
+                spec,
+                settings,
+                ..
+            } = container;
+            ContainerRow {
+                command: spec.process.args.join(" "),
+                id: record.id,
+                name: record.name,
+                image: record.image_name,
+                image_id: record.image,
+                created: record.created,
+                state,
+                started_at: record.started_at,
+                finished_at: record.finished_at,
+                exit_code: record.exit_code,
+                pid,
+                labels: settings.labels,
+                ports,
+                size,
+            }
+        })
+        .collect())
+}
+
+/// `lade port`.
+#[derive(Debug, Clone)]
+pub struct PortRequest {
+    pub container: String,
+    /// Only this port (`80/tcp`).
+    pub port: Option<String>,
+}
+
+impl PortRequest {
+    /// A port without a protocol (`80`) is a TCP port, as Docker reads it.
+    pub fn new(container: String, port: Option<String>) -> PortRequest {
+        let port = port.map(|p| {
+            if p.contains('/') {
+                p
+            } else {
+                format!("{p}/tcp")
+            }
+        });
+        PortRequest { container, port }
+    }
+}
+
+/// One published port: `80/tcp` on `0.0.0.0:18080`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedPort {
+    pub container_port: String,
+    pub host: String,
+}
+
+/// `lade port`: the container's published ports (those asked for); none asked for and
+/// none published is an error.
+pub fn port(store: &Store, request: &PortRequest) -> Result<Vec<PublishedPort>> {
+    let record = store.container(&request.container)?;
+    let ports: Vec<PublishedPort> = container::published_ports(store, &record)
+        .iter()
+        .flat_map(PortMapping::docker_lines)
+        .filter(|(container_port, _)| request.port.as_ref().is_none_or(|w| w == container_port))
+        .map(|(container_port, host)| PublishedPort {
+            container_port,
+            host,
+        })
+        .collect();
+    if let (Some(port), true) = (&request.port, ports.is_empty()) {
+        return Err(EngineError::NoPublicPort {
+            port: port.clone(),
+            container: record.name,
+        });
+    }
+    Ok(ports)
+}
+
+/// `lade top`.
+#[derive(Debug, Clone)]
+pub struct TopRequest {
+    pub container: String,
+    /// The options given to `ps` [default: `-ef`].
+    pub ps_options: Vec<String>,
+}
+
+/// What `ps` printed of the container's processes: its header and their lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processes {
+    pub header: String,
+    pub lines: Vec<String>,
+}
+
+/// `lade top`: the host's `ps`, as Docker runs it, keeping the container's processes.
+pub fn top(store: &Store, request: &TopRequest) -> Result<Processes> {
+    let pids = container::processes(store, &request.container)?;
+    let options = if request.ps_options.is_empty() {
+        vec!["-ef".to_string()]
+    } else {
+        request.ps_options.clone()
+    };
+    let output = std::process::Command::new("ps")
+        .args(&options)
+        .output()
+        .map_err(EngineError::PsNotRun)?;
+    if !output.status.success() {
+        return Err(EngineError::PsFailed {
+            options: options.join(" "),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    processes_of(&String::from_utf8_lossy(&output.stdout), &pids)
+        .ok_or_else(|| EngineError::PsNoPid(options.join(" ")))
+}
+
+/// The header and the lines of `ps` output whose PID is one of `pids`; `None` when
+/// there is no PID column.
+fn processes_of(text: &str, pids: &[i32]) -> Option<Processes> {
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let pid_column = header.split_whitespace().position(|c| c == "PID")?;
+    let lines = lines
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(pid_column)
+                .and_then(|p| p.parse::<i32>().ok())
+                .is_some_and(|p| pids.contains(&p))
+        })
+        .map(str::to_string)
+        .collect();
+    Some(Processes {
+        header: header.to_string(),
+        lines,
+    })
+}
+
+/// `lade stats`: what the containers named use (every running one when none is).
+pub fn stats(store: &Store, containers: &[String]) -> Result<Vec<Usage>> {
+    Ok(container::usage(store, containers)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ps_filters() {
+        assert_eq!(
+            PsFilter::parse("status=exited").unwrap(),
+            PsFilter::Status(ContainerState::Exited)
+        );
+        assert_eq!(
+            PsFilter::parse("label=a=b").unwrap(),
+            PsFilter::Label("a".into(), Some("b".into()))
+        );
+        assert_eq!(
+            PsFilter::parse("label=a").unwrap(),
+            PsFilter::Label("a".into(), None)
+        );
+        assert_eq!(
+            PsFilter::parse("exited=137").unwrap(),
+            PsFilter::Exited(137)
+        );
+        let error = |text| PsFilter::parse(text).unwrap_err().to_string();
+        assert_eq!(
+            error("status"),
+            "invalid --filter \"status\": expected KEY=VALUE"
+        );
+        assert_eq!(
+            error("exited=x"),
+            "invalid --filter \"exited=x\": exited takes a number"
+        );
+        assert!(error("status=sleeping").contains("status is one of created, "));
+        assert!(error("size=1").ends_with("(not size)"));
+    }
+
+    #[test]
+    fn a_port_is_tcp_unless_it_says() {
+        assert_eq!(
+            PortRequest::new("web".into(), Some("80".into()))
+                .port
+                .as_deref(),
+            Some("80/tcp")
+        );
+        assert_eq!(
+            PortRequest::new("web".into(), Some("53/udp".into()))
+                .port
+                .as_deref(),
+            Some("53/udp")
+        );
+        assert_eq!(PortRequest::new("web".into(), None).port, None);
+    }
+
+    #[test]
+    fn top_keeps_the_containers_processes() {
+        let text = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh\nroot 43 42 sleep\n";
+        let shown = processes_of(text, &[42, 43]).unwrap();
+        assert_eq!(shown.header, "UID PID PPID CMD");
+        assert_eq!(shown.lines, ["root 42 1 sh", "root 43 42 sleep"]);
+        assert_eq!(processes_of("UID CMD\nroot init\n", &[1]), None);
+    }
+}
