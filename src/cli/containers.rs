@@ -148,6 +148,29 @@ pub struct RunArgs {
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Command that checks the container's health, run with /bin/sh -c inside it (exit
+    /// 0: healthy). Checks run while lade watches the container: under its monitor when
+    /// detached, in `lade run` itself in the foreground
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h) [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Longest a health check may run before it counts as failed [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy [default: 3]
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u64>,
+    /// Time after the start during which failures do not count yet [default: 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Time between health checks during the start period [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
+    /// Run no health check, not even the image's HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// The image
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -268,6 +291,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         network: Default::default(),
         interactive: args.interactive,
         log: container::LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
+        healthcheck: health_flags(args)?.as_config(),
     };
     if let Some(cidfile) = &args.cidfile {
         if cidfile.exists() {
@@ -287,6 +311,41 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         detach: args.detach,
         detach_keys,
     })
+}
+
+/// The `--health-*` flags, refused as Docker refuses them.
+fn health_flags(args: &RunArgs) -> Result<container::HealthFlags> {
+    let duration = |flag: &str, text: &Option<String>| -> Result<Option<std::time::Duration>> {
+        let Some(text) = text else { return Ok(None) };
+        let nanos = crate::parser::parse_duration(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --{flag} {text:?}: expected a duration such as 500ms, 10s or 1m"
+            )
+        })?;
+        if nanos != 0 && nanos < 1_000_000 {
+            bail!("invalid --{flag} {text:?}: it cannot be less than 1ms");
+        }
+        Ok(Some(std::time::Duration::from_nanos(nanos)))
+    };
+    let flags = container::HealthFlags {
+        cmd: args.health_cmd.clone().filter(|c| !c.is_empty()),
+        interval: duration("health-interval", &args.health_interval)?,
+        timeout: duration("health-timeout", &args.health_timeout)?,
+        start_period: duration("health-start-period", &args.health_start_period)?,
+        start_interval: duration("health-start-interval", &args.health_start_interval)?,
+        retries: args.health_retries,
+        disabled: false,
+    };
+    if args.no_healthcheck {
+        if flags != container::HealthFlags::default() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(container::HealthFlags {
+            disabled: true,
+            ..flags
+        });
+    }
+    Ok(flags)
 }
 
 /// What `run`, `create` and `start` tell the user as they go: on stderr, so that a
@@ -434,7 +493,8 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub size: bool,
     /// Only containers that match: status=, name=, label=KEY[=VALUE], ancestor=IMAGE,
-    /// exited=CODE, id= (several filters: all must match)
+    /// exited=CODE, id=, health=starting|healthy|unhealthy|none (several filters: all
+    /// must match)
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
     /// Output format: table, json, or a Go template (`{{.Names}} {{.Status}}`)
@@ -457,7 +517,7 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     let mut containers: Vec<_> = Container::all(&store)?
         .into_iter()
         .filter(|c| any_state || c.current_state().is_active())
-        .filter(|c| filters.iter().all(|f| f.matches(c)))
+        .filter(|c| filters.iter().all(|f| f.matches(&store, c)))
         .collect();
     // Newest first, as the store lists them.
     let keep = if args.latest { Some(1) } else { args.last };
@@ -488,7 +548,7 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
                     .map(|t| t.to_string())
                     .unwrap_or_default();
                 let pid = container.running_init().map(|init| init.pid);
-                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(container), "Created": created, "State": container.current_state().as_str(), "Status": docker_status(container), "ExitCode": c.exit_code, "Pid": pid, "Labels": container.settings.labels, "Ports": docker_ports(&container::published_ports(&store, c)) })
+                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image_name, "ImageID": c.image.to_string(), "Command": command_of(container), "Created": created, "State": container.current_state().as_str(), "Status": docker_status(&store, container), "ExitCode": c.exit_code, "Pid": pid, "Labels": container.settings.labels, "Ports": docker_ports(&container::published_ports(&store, c)) })
             })
             .collect();
         format.print(&rows)?;
@@ -521,7 +581,7 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
             let created = jiff::Timestamp::from_second(c.created)
                 .map(|t| t.to_string())
                 .ok();
-            let status = docker_status(container);
+            let status = docker_status(&store, container);
             let mut row = vec![
                 short(&c.id),
                 c.image_name.clone(),
@@ -611,8 +671,22 @@ fn command_of(container: &Container) -> String {
     format!("\"{shown}\"")
 }
 
+/// A container's health, when it has a check.
+fn health_of(
+    store: &crate::store::Store,
+    container: &Container,
+) -> Option<container::HealthStatus> {
+    container.settings.healthcheck.as_ref()?;
+    Some(
+        container::health(store, container.id())
+            .map_or(container::HealthStatus::Starting, |h| h.status),
+    )
+}
+
 /// One `ps --filter`.
 enum PsFilter {
+    /// `health=starting|healthy|unhealthy`, or `none` (no check) as `None`.
+    Health(Option<container::HealthStatus>),
     Status(ContainerState),
     Name(String),
     Label(String, Option<String>),
@@ -646,15 +720,23 @@ impl PsFilter {
                     .map_err(|_| anyhow::anyhow!("invalid --filter {text:?}: exited takes a number"))?,
             ),
             "id" => PsFilter::Id(value.into()),
+            "health" => match (value, container::HealthStatus::parse(value)) {
+                ("none", _) => PsFilter::Health(None),
+                (_, Some(status)) => PsFilter::Health(Some(status)),
+                _ => bail!(
+                    "invalid --filter {text:?}: health is one of starting, healthy, unhealthy, none"
+                ),
+            },
             other => bail!(
-                "invalid --filter {text:?}: lade knows status, name, label, ancestor, exited, id (not {other})"
+                "invalid --filter {text:?}: lade knows status, name, label, ancestor, exited, id, health (not {other})"
             ),
         })
     }
 
-    fn matches(&self, container: &Container) -> bool {
+    fn matches(&self, store: &crate::store::Store, container: &Container) -> bool {
         let c = &container.record;
         match self {
+            PsFilter::Health(wanted) => health_of(store, container) == *wanted,
             PsFilter::Status(state) => container.current_state() == *state,
             PsFilter::Name(name) => c.name.contains(name.as_str()),
             PsFilter::Label(key, value) => {
@@ -680,7 +762,7 @@ impl PsFilter {
 
 /// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,
 /// `Exited (137) 2 seconds ago`, `Restarting (1) 1 second ago`, `Created`, `Dead`.
-fn docker_status(container: &Container) -> String {
+fn docker_status(store: &crate::store::Store, container: &Container) -> String {
     let record = &container.record;
     let since = |time: &Option<String>| {
         let seconds = time
@@ -691,7 +773,10 @@ fn docker_status(container: &Container) -> String {
     };
     let code = record.exit_code.unwrap_or(0);
     match container.current_state() {
-        ContainerState::Running => format!("Up {}", since(&record.started_at)),
+        ContainerState::Running => match health_of(store, container) {
+            Some(health) => format!("Up {} ({})", since(&record.started_at), health.ps_text()),
+            None => format!("Up {}", since(&record.started_at)),
+        },
         ContainerState::Paused => format!("Up {} (Paused)", since(&record.started_at)),
         ContainerState::Exited => format!("Exited ({code}) {} ago", since(&record.finished_at)),
         ContainerState::Restarting => {

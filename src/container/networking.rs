@@ -692,7 +692,10 @@ pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<Network
         definition,
     });
     match inserted {
-        Ok(true) => Ok(network),
+        Ok(true) => {
+            super::events::network_event(store, &network.id, &network.name, "create", None);
+            Ok(network)
+        }
         Ok(false) => {
             let _ = fs::remove_file(&claim);
             Err(ContainerError::NetworkExists(options.name.clone()))
@@ -732,6 +735,7 @@ pub fn remove_network(store: &Store, reference: &str) -> Result<String> {
     if owned {
         let _ = fs::remove_file(claim);
     }
+    super::events::network_event(store, &network.id, &network.name, "destroy", None);
     Ok(record.name)
 }
 
@@ -854,12 +858,15 @@ pub fn connect(
         }
     }
     let joined_network = attachment.network.name.clone();
+    let joined_id = attachment.network.id.clone();
     plan.attachments.push(attachment);
     all.network.mode = NetworkMode::Bridge(plan.attachments[0].network.name.clone());
     all.network.plan = Some(plan);
     write_settings(store, &record, &all).inspect_err(|_| {
         let _ = store.release_addresses(&record.id, Some(&joined_network));
     })?;
+    let container = Some(record.id.as_str());
+    super::events::network_event(store, &joined_id, &joined_network, "connect", container);
     Ok(dns_unavailable)
 }
 
@@ -926,6 +933,7 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
             network: name.to_string(),
         });
     };
+    let (left_id, left_name) = (leaving.network.id.clone(), leaving.network.name.clone());
     if running {
         let file = live_namespace(&record, &all)?;
         let alone = ContainerNetwork {
@@ -948,5 +956,7 @@ pub fn disconnect(store: &Store, network_reference: &str, container_reference: &
         None => NetworkMode::None,
     };
     all.network.plan = (!plan.attachments.is_empty()).then_some(plan);
-    write_settings(store, &record, &all)
+    write_settings(store, &record, &all)?;
+    super::events::network_event(store, &left_id, &left_name, "disconnect", Some(&record.id));
+    Ok(())
 }

@@ -8,9 +8,11 @@
 //! Process set-up that whole commands need (the private mount namespace) lives in
 //! [`process`], called once by the command-line entry.
 //!
-//! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`.
+//! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`,
+//! `events`.
 
 mod create;
+mod events;
 mod image;
 pub mod process;
 mod pull;
@@ -24,6 +26,7 @@ use crate::registry::RegistryError;
 use crate::store::StoreError;
 
 pub use create::{create, ContainerRequest};
+pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use image::ImageName;
 pub use run::{run, RunOutcome, RunRequest};
 pub use start::{start_attached, start_detached, StartAttached};
