@@ -148,14 +148,17 @@ pub fn import_rootfs(
         extra: BTreeMap::new(),
     };
     staging.keep();
-    Ok(store.commit_image(
+    let image = store.commit_image(
         &NewImage {
             config,
             config_bytes: None,
             layers: vec![layer],
         },
         &options.tags,
-    )?)
+    )?;
+    let id = image.id.to_string();
+    crate::store::events::image_event(store, "import", &id, &id);
+    Ok(image)
 }
 
 /// The archive formats `save` writes.
@@ -269,6 +272,14 @@ pub fn save(
     }
     append_file(&mut tar, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT)?;
     tar.finish().at("archive")?;
+    for item in items {
+        let id = item.image.id.to_string();
+        let name = item
+            .names
+            .first()
+            .map_or_else(|| id.clone(), ImageRef::familiar);
+        crate::store::events::image_event(store, "save", &name, &name);
+    }
     Ok(())
 }
 
@@ -658,6 +669,11 @@ pub fn load(store: &Store, file: &File, progress: &dyn Progress) -> Result<Vec<L
     let mut loaded = Vec::new();
     for image in found {
         loaded.push(load_image(store, &archive, image, progress)?);
+    }
+    for image in &loaded {
+        let id = image.image.id.to_string();
+        let name = image.names.first().cloned().unwrap_or_else(|| id.clone());
+        crate::store::events::image_event(store, "load", &name, &name);
     }
     Ok(loaded)
 }

@@ -173,6 +173,8 @@ pub fn tag(store_config: &StoreConfig, args: TagArgs) -> Result<ExitCode> {
         &image.manifest_digest,
         image.manifest_size,
     )?;
+    let id = image.id.to_string();
+    crate::store::events::image_event(&store, "tag", &id, &target.familiar());
     Ok(ExitCode::SUCCESS)
 }
 

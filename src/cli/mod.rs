@@ -8,6 +8,7 @@ mod build;
 mod cache;
 mod containers;
 mod docs;
+mod events;
 mod images;
 mod networks;
 mod progress;
@@ -75,6 +76,9 @@ pub enum Command {
     Run(containers::RunArgs),
     /// List containers
     Ps(containers::PsArgs),
+    /// Show what happens to containers, images, networks and volumes: past events
+    /// (--since), then new ones as they happen, until interrupted or --until
+    Events(events::EventsArgs),
     /// Remove containers
     Rm(containers::RmArgs),
     /// Create a container without starting it (as `run` would make it)
@@ -304,6 +308,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Load(args) => archive::load(&store_config, args),
         Command::Run(args) => containers::run(&store_config, args),
         Command::Ps(args) => containers::ps(&store_config, args),
+        Command::Events(args) => events::events(&store_config, args),
         Command::Rm(args) => containers::rm(&store_config, args),
         Command::Exec(args) => containers::exec(&store_config, args),
         Command::Create(args) => containers::create(&store_config, args),

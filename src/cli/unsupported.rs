@@ -6,8 +6,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 
 /// Docker CLI commands lade lacks today.
 const DOCKER_COMMANDS: &[&str] = &[
-    "builder", "buildx", "compose", "config", "context", "events", "manifest", "node", "plugin",
-    "search", "secret", "service", "stack", "swarm", "trust", "update",
+    "builder", "buildx", "compose", "config", "context", "manifest", "node", "plugin", "search",
+    "secret", "service", "stack", "swarm", "trust", "update",
 ];
 
 /// Long options of Docker's `build`, `run`, `ps`, `images`, `rmi`, `rm`, `save`,
@@ -53,12 +53,6 @@ const DOCKER_OPTIONS: &[&str] = &[
     "force-rm",
     "gpus",
     "group-add",
-    "health-cmd",
-    "health-interval",
-    "health-retries",
-    "health-start-interval",
-    "health-start-period",
-    "health-timeout",
     "human",
     "ip6",
     "ipc",
@@ -73,7 +67,6 @@ const DOCKER_OPTIONS: &[&str] = &[
     "memory-swap",
     "memory-swappiness",
     "metadata-file",
-    "no-healthcheck",
     "no-prune",
     "oom-kill-disable",
     "oom-score-adj",

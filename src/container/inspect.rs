@@ -59,10 +59,13 @@ fn shape(store: &Store, container: &Container) -> Value {
             _ => None,
         })
         .collect();
+    let health = super::health(store, &record.id)
+        .filter(|_| settings.healthcheck.is_some())
+        .and_then(|health| serde_json::to_value(health).ok());
     let created = jiff::Timestamp::from_second(record.created)
         .map(|t| t.to_string())
         .unwrap_or_default();
-    json!({
+    let mut shaped = json!({
         "Id": record.id,
         "Created": created,
         "Path": spec.process.args.first(),
@@ -109,7 +112,19 @@ fn shape(store: &Store, container: &Container) -> Value {
         },
         "Mounts": mounts,
         "NetworkSettings": network_settings(store, record, &settings.network),
-    })
+    });
+    // Docker leaves both out for a container without a check.
+    if let Some(health) = health {
+        shaped["State"]["Health"] = health;
+    }
+    if let Some(check) = settings
+        .healthcheck
+        .as_ref()
+        .and_then(|c| serde_json::to_value(c).ok())
+    {
+        shaped["Config"]["Healthcheck"] = check;
+    }
+    shaped
 }
 
 /// Docker's `{"80/tcp": [{"HostIp": "", "HostPort": "18080"}]}`.

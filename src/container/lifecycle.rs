@@ -46,10 +46,29 @@ impl RestartPolicy {
         match self {
             RestartPolicy::No => false,
             RestartPolicy::OnFailure(max) => {
-                code != 0 && max.is_none_or(|max| restarts < i64::from(max))
+                // Docker reads a maximum of 0 as no maximum.
+                code != 0 && max.is_none_or(|max| max == 0 || restarts < i64::from(max))
             }
             RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
         }
+    }
+}
+
+/// The wait before the next restart (moby's restart manager): 100 ms, doubling with
+/// each restart up to a minute, and from 100 ms again after a run of 10 seconds or
+/// more, which counts as having started well.
+pub(crate) fn restart_delay(previous: Duration, ran_for: Duration) -> Duration {
+    const FIRST: Duration = Duration::from_millis(100);
+    const MAX: Duration = Duration::from_secs(60);
+    let previous = if ran_for >= Duration::from_secs(10) {
+        Duration::ZERO
+    } else {
+        previous
+    };
+    if previous.is_zero() {
+        FIRST
+    } else {
+        (previous * 2).min(MAX)
     }
 }
 
@@ -78,6 +97,10 @@ pub struct Settings {
     /// `--log-driver`, `--log-opt`.
     #[serde(default = "default_log")]
     pub log: super::LogConfig,
+    /// The health check: as asked (`--health-*`) when a request carries it, merged
+    /// with the image's once the container is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<crate::oci::Healthcheck>,
 }
 
 fn default_log() -> super::LogConfig {
@@ -146,6 +169,8 @@ fn start_monitor(
         .map_err(|refused| refused.error(container.name()))?;
     let record = container.record;
     let _ = fs::remove_file(stop_marker(store, &record.id));
+    // A start by hand begins the restart policy anew, as Docker's does: its count too.
+    store.reset_container_restarts(&record.id)?;
     let mut env = vec![(super::monitor::MONITOR_ENV, record.id.as_str())];
     if attach_first {
         env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
@@ -276,13 +301,24 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
         running.write(store, &record.id)?;
     }
     init.signal(signal);
-    if !init.wait_exit(timeout) && !init.kill_and_wait(super::KILL_TIMEOUT) {
-        return Err(ContainerError::Unkillable {
-            name: record.name,
-            pid: init.pid,
-        });
+    super::events::container_event(
+        store,
+        &record,
+        "kill",
+        super::events::attribute("signal", signal as i32),
+    );
+    if !init.wait_exit(timeout) {
+        if !init.kill_and_wait(super::KILL_TIMEOUT) {
+            return Err(ContainerError::Unkillable {
+                name: record.name,
+                pid: init.pid,
+            });
+        }
+        let killed = super::events::attribute("signal", Signal::SIGKILL as i32);
+        super::events::container_event(store, &record, "kill", killed);
     }
     wait_for_record(store, &record.id, init);
+    super::events::container_event(store, &record, "stop", Default::default());
     Ok(record.name)
 }
 
@@ -294,6 +330,8 @@ pub fn kill(store: &Store, reference: &str, signal: Signal) -> Result<String> {
     if !init.signal(signal) {
         return Err(ContainerError::NotRunning(record.name.clone()));
     }
+    let number = super::events::attribute("signal", signal as i32);
+    super::events::container_event(store, &record, "kill", number);
     Ok(record.name)
 }
 
@@ -369,6 +407,27 @@ mod tests {
         let twice = RestartPolicy::OnFailure(Some(2));
         assert!(twice.restarts(1, 0) && twice.restarts(1, 1) && !twice.restarts(1, 2));
         assert!(!twice.restarts(0, 0));
+    }
+
+    #[test]
+    fn restart_back_off_as_dockers() {
+        let ms = Duration::from_millis;
+        let quick = ms(5);
+        let mut delay = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..12 {
+            delay = restart_delay(delay, quick);
+            seen.push(delay);
+        }
+        assert_eq!(&seen[..4], [ms(100), ms(200), ms(400), ms(800)]);
+        assert_eq!(seen[11], Duration::from_secs(60));
+        assert_eq!(restart_delay(ms(6400), Duration::from_secs(10)), ms(100));
+        let unless = RestartPolicy::UnlessStopped;
+        assert!(unless.restarts(0, 100) && RestartPolicy::Always.restarts(0, 0));
+        assert!(!RestartPolicy::No.restarts(1, 0));
+        let unbounded = RestartPolicy::OnFailure(None);
+        assert!(unbounded.restarts(1, 1000) && !unbounded.restarts(0, 0));
+        assert_eq!(RestartPolicy::parse("on-failure:x"), None);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 mod attach;
 mod changes;
 mod copy;
+mod events;
+mod health;
 mod inspect;
 mod lifecycle;
 mod logs;
@@ -34,6 +36,7 @@ pub use crate::network::DnsUnavailable;
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
+pub use health::{health, Health, HealthFlags, HealthStatus, ProbeResult};
 pub use inspect::inspect;
 pub use lifecycle::{
     kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,
@@ -357,9 +360,12 @@ pub fn run_created(
     if let Some(warning) = network.as_ref().and_then(|n| n.warning()) {
         on_warning(&warning.to_string());
     }
+    let mut watcher = None;
+    let check = container.settings.healthcheck.clone();
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
         let _ = record::write_started(store, &id, init, &now_rfc3339());
+        watcher = health::Watcher::start(store, &id, check.as_ref());
     };
     // `-a`: only the streams named reach ours (stdin only when named).
     let (stdin, output) = if options.attach.is_empty() || options.tty {
@@ -399,11 +405,13 @@ pub fn run_created(
             _ => 125,
         },
     };
+    if let Some(watcher) = watcher {
+        watcher.stop();
+    }
     let torn_down = network.map_or(Ok(()), |n| n.finish(store));
+    record::write_exited(store, &id, code, &now_rfc3339())?;
     if options.remove {
         auto_remove(store, &id)?;
-    } else {
-        record::write_exited(store, &id, code, &now_rfc3339())?;
     }
     result?;
     Ok(Ran {
@@ -665,6 +673,10 @@ fn create_checked(
                     .clone()
                     .or_else(|| config.stop_signal.clone()),
                 anonymous_volumes,
+                healthcheck: health::merge(
+                    config.healthcheck.as_ref(),
+                    settings.healthcheck.as_ref(),
+                ),
                 ..settings.clone()
             },
         )?),
@@ -674,6 +686,7 @@ fn create_checked(
     };
     store.insert_container(&record)?;
     undo.done = true;
+    events::container_event(store, &record, "create", Default::default());
     Ok((id, spec))
 }
 
@@ -762,6 +775,29 @@ fn exec_with(
     started: Option<&mut dyn FnMut(ProcessId)>,
 ) -> Result<i32> {
     let container = Container::load(store, reference)?;
+    let enter = enter_spec(&container, options)?;
+    let record = &container.record;
+    let result = exec::enter(
+        &enter,
+        &record.id,
+        Io {
+            stdin: options.interactive,
+            terminal: options.tty,
+            output: Output::Inherit,
+            cancel: None,
+            started,
+            on_terminal: None,
+        },
+    );
+    match result {
+        Ok(Exit { code }) => Ok(code),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// How `options` enters running `container` (`exec`, a health check): its process
+/// with the container's environment, user and working directory unless given.
+fn enter_spec(container: &Container, options: &ExecOptions) -> Result<exec::EnterSpec> {
     let record = &container.record;
     let not_running = || ContainerError::NotRunning(record.name.clone());
     let init = container.running_init().ok_or_else(not_running)?;
@@ -784,7 +820,7 @@ fn exec_with(
             None => (e.clone(), String::new()),
         })
         .collect();
-    let enter = exec::EnterSpec {
+    Ok(exec::EnterSpec {
         pid: init.pid,
         pid_start: init.start,
         process: Process {
@@ -795,23 +831,7 @@ fn exec_with(
             terminal: options.tty,
         },
         hostname: spec.hostname.clone(),
-    };
-    let result = exec::enter(
-        &enter,
-        &record.id,
-        Io {
-            stdin: options.interactive,
-            terminal: options.tty,
-            output: Output::Inherit,
-            cancel: None,
-            started,
-            on_terminal: None,
-        },
-    );
-    match result {
-        Ok(Exit { code }) => Ok(code),
-        Err(err) => Err(err.into()),
-    }
+    })
 }
 
 /// Gives a container another name.
@@ -819,6 +839,8 @@ pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
     let name = validate::container_name(name)?;
     let record = store.container(reference)?;
     store.rename_container(&record.id, name)?;
+    let old_name = events::attribute("oldName", &record.name);
+    events::container_event_by_id(store, &record.id, "rename", old_name);
     Ok(())
 }
 
@@ -851,6 +873,8 @@ pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
     }
     exec::freeze(container.id(), paused)?;
     next.write(store, container.id())?;
+    let action = if paused { "pause" } else { "unpause" };
+    events::container_event(store, &container.record, action, Default::default());
     Ok(container.record.name)
 }
 
@@ -873,6 +897,7 @@ fn remove_anonymous_volumes(store: &Store, settings: &Settings) -> Result<()> {
     for name in &settings.anonymous_volumes {
         if volume_users(store, name)?.is_empty() {
             store.delete_volume(name)?;
+            events::volume_event(store, name, "destroy", Default::default());
         }
     }
     Ok(())
@@ -894,7 +919,11 @@ fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> R
     }
     crate::network::release_addresses(store, id, None)?;
     crate::store::remove_tree(&store.root().join("containers").join(id));
+    let record = store.container(id).ok();
     store.delete_container(id)?;
+    if let Some(record) = record {
+        events::container_event(store, &record, "destroy", Default::default());
+    }
     Ok(())
 }
 

@@ -9,11 +9,13 @@ use std::io::Write;
 use std::os::fd::FromRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use super::attach::AttachServer;
+use super::health::Watcher;
+use super::lifecycle::restart_delay;
 use super::logs::LogWriter;
 use super::record::{write_exited, write_started};
 use super::{
@@ -150,6 +152,8 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         }
         server.wait_for_client();
     }
+    // The restart back-off, kept between runs as Docker's restart manager keeps it.
+    let mut backoff = Duration::ZERO;
     loop {
         let container = Container::load(store, id)?;
         let (network, join) = super::networking::start(store, &container)?;
@@ -179,8 +183,13 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
                 log.write(stream, &line);
             }
         };
+        let check = settings.healthcheck.clone();
+        let mut watcher = None;
+        let mut ran_since = Instant::now();
         let mut started = |init: ProcessId| {
             let _ = write_started(store, id, init, &now_rfc3339());
+            ran_since = Instant::now();
+            watcher = Watcher::start(store, id, check.as_ref());
             if let Some(mut file) = ready.take() {
                 let _ = file.write_all(b"ok\n");
             }
@@ -202,6 +211,9 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             Err(exec::ExecError::Setup { code, .. }) => *code,
             Err(_) => 125,
         };
+        if let Some(watcher) = watcher {
+            watcher.stop();
+        }
         // The network goes before the exit is recorded: whoever waits for the exit
         // finds the host as it was.
         let torn_down = network.map_or(Ok(()), |n| n.finish(store));
@@ -217,14 +229,9 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             // It never started: the starter hears why.
             result?;
         }
-        let stopped = store
-            .root()
-            .join("containers")
-            .join(id)
-            .join("stopped")
-            .exists();
+        let stop_marker = store.root().join("containers").join(id).join("stopped");
         let record = store.container(id)?;
-        if stopped || !settings.restart.restarts(code, record.restarts) {
+        if stop_marker.exists() || !settings.restart.restarts(code, record.restarts) {
             if settings.auto_remove {
                 auto_remove(store, id)?;
             }
@@ -232,9 +239,16 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         }
         store.count_container_restart(id)?;
         ContainerState::Restarting.write(store, id)?;
-        // Docker waits 100 ms before the first restart, doubling each time.
-        let delay = 100u64 << record.restarts.clamp(0, 6);
-        std::thread::sleep(Duration::from_millis(delay));
+        backoff = restart_delay(backoff, ran_since.elapsed());
+        std::thread::sleep(backoff);
+        // `stop` while it waited: it stays exited, as Docker's restart manager cancels.
+        if stop_marker.exists() {
+            ContainerState::Exited.write(store, id)?;
+            if settings.auto_remove {
+                auto_remove(store, id)?;
+            }
+            return Ok(());
+        }
     }
 }
 

@@ -172,13 +172,25 @@ pub(crate) fn write_started(store: &Store, id: &str, init: ProcessId, at: &str) 
         init.start as i64,
         at,
     )?;
+    if let Ok(record) = store.container(id) {
+        if let Ok(spec) = spec_of(&record) {
+            super::events::volume_mounts(store, &record, &spec);
+        }
+        super::events::container_event(store, &record, "start", Default::default());
+    }
     Ok(())
 }
 
 /// Records that container `id` ended with `code` at `at`; false when it is no longer
 /// recorded (removed meanwhile).
 pub(crate) fn write_exited(store: &Store, id: &str, code: i32, at: &str) -> Result<bool> {
-    Ok(store.set_container_exited(id, ContainerState::Exited.as_str(), i64::from(code), at)?)
+    let recorded =
+        store.set_container_exited(id, ContainerState::Exited.as_str(), i64::from(code), at)?;
+    if recorded {
+        let code = super::events::attribute("exitCode", code);
+        super::events::container_event_by_id(store, id, "die", code);
+    }
+    Ok(recorded)
 }
 
 /// A container with its record read: its spec, its settings and its recorded state.

@@ -422,6 +422,7 @@ pub(super) fn apply(
                 })?;
                 if new {
                     made.push(name.clone());
+                    super::events::volume_event(store, &name, "create", Default::default());
                 }
                 if is_anonymous {
                     anonymous.push(name.clone());
@@ -531,6 +532,7 @@ pub fn create_volume(
         })?,
         anonymous: false,
     })?;
+    super::events::volume_event(store, &name, "create", Default::default());
     Ok(name)
 }
 
@@ -563,6 +565,7 @@ pub fn remove_volume(store: &Store, name: &str, force: bool) -> Result<()> {
         });
     }
     store.delete_volume(name)?;
+    super::events::volume_event(store, name, "destroy", Default::default());
     Ok(())
 }
 
@@ -572,6 +575,7 @@ pub fn prune_volumes(store: &Store, all: bool) -> Result<Vec<String>> {
     for record in store.volumes()? {
         if (record.anonymous || all) && volume_users(store, &record.name)?.is_empty() {
             store.delete_volume(&record.name)?;
+            super::events::volume_event(store, &record.name, "destroy", Default::default());
             removed.push(record.name);
         }
     }

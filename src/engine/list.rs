@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{EngineError, Reporter, Result};
-use crate::container::{self, Container, ContainerState, Usage};
+use crate::container::{self, Container, ContainerState, HealthStatus, Usage};
 use crate::network::PortMapping;
 use crate::oci::Digest;
 use crate::store::{self, Store};
@@ -28,6 +28,8 @@ pub struct PsRequest {
 /// One `ps --filter`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PsFilter {
+    /// `health=starting|healthy|unhealthy`, or `none` (no check) as `None`.
+    Health(Option<HealthStatus>),
     Status(ContainerState),
     /// Names that contain it.
     Name(String),
@@ -70,17 +72,27 @@ impl PsFilter {
                     .map_err(|_| bad("exited takes a number".into()))?,
             ),
             "id" => PsFilter::Id(value.into()),
+            "health" => match (value, HealthStatus::parse(value)) {
+                ("none", _) => PsFilter::Health(None),
+                (_, Some(status)) => PsFilter::Health(Some(status)),
+                _ => {
+                    return Err(bad(
+                        "health is one of starting, healthy, unhealthy, none".into()
+                    ))
+                }
+            },
             other => {
                 return Err(bad(format!(
-                    "lade knows status, name, label, ancestor, exited, id (not {other})"
+                    "lade knows status, name, label, ancestor, exited, id, health (not {other})"
                 )))
             }
         })
     }
 
-    fn matches(&self, container: &Container) -> bool {
+    fn matches(&self, store: &Store, container: &Container) -> bool {
         let c = &container.record;
         match self {
+            PsFilter::Health(wanted) => health_of(store, container) == *wanted,
             PsFilter::Status(state) => container.current_state() == *state,
             PsFilter::Name(name) => c.name.contains(name.as_str()),
             PsFilter::Label(key, value) => {
@@ -102,6 +114,12 @@ impl PsFilter {
             PsFilter::Id(prefix) => c.id.starts_with(prefix.as_str()),
         }
     }
+}
+
+/// A container's health, when it has a check (`starting` until its first result).
+fn health_of(store: &Store, container: &Container) -> Option<HealthStatus> {
+    container.settings.healthcheck.as_ref()?;
+    Some(container::health(store, container.id()).map_or(HealthStatus::Starting, |h| h.status))
 }
 
 /// One container as `ps` shows it.
@@ -127,6 +145,8 @@ pub struct ContainerRow {
     pub labels: BTreeMap<String, String>,
     /// The ports it publishes while it runs.
     pub ports: Vec<PortMapping>,
+    /// Its health, when it has a check.
+    pub health: Option<HealthStatus>,
     /// With `-s`: its own changes, and its image's layers.
     pub size: Option<ContainerSize>,
 }
@@ -154,7 +174,7 @@ pub fn ps(
     let mut containers: Vec<_> = Container::all(store)?
         .into_iter()
         .filter(|c| any_state || c.current_state().is_active())
-        .filter(|c| request.filters.iter().all(|f| f.matches(c)))
+        .filter(|c| request.filters.iter().all(|f| f.matches(store, c)))
         .collect();
     let keep = if request.latest {
         Some(1)
@@ -191,6 +211,7 @@ pub fn ps(
             let state = container.current_state();
             let pid = container.running_init().map(|init| init.pid);
             let ports = container::published_ports(store, &container.record);
+            let health = health_of(store, &container);
             let Container {
                 record,
                 spec,
@@ -211,6 +232,7 @@ pub fn ps(
                 pid,
                 labels: settings.labels,
                 ports,
+                health,
                 size,
             }
         })

@@ -11,7 +11,8 @@
 //! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`,
 //! `attach`, and the other container verbs (`ps`, `port`, `top`, `stats`, `rm`,
 //! `container prune`, `rename`, `stop`, `restart`, `kill`, `pause`, `wait`, `logs`,
-//! `exec`, `cp`, `export`, `diff`, `commit`), `volume`, and `network`.
+//! `exec`, `cp`, `export`, `diff`, `commit`), `volume`, `network`, and
+//! `events`.
 //!
 //! The types of lower modules that requests are made of (run options, settings,
 //! signals and the like) reach `cli` through this module's re-exports, so that the
@@ -20,6 +21,7 @@
 mod commit;
 mod copy;
 mod create;
+mod events;
 mod exec;
 mod image;
 mod lifecycle;
@@ -44,6 +46,7 @@ use crate::store::StoreError;
 pub use commit::{commit, CommitRequest};
 pub use copy::{copy, diff, export, Change, CopyRequest, ExportRequest};
 pub use create::{create, ContainerRequest};
+pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use exec::{exec, ExecRequest};
 pub use image::ImageName;
 pub use lifecycle::{kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest};
@@ -77,6 +80,9 @@ pub use crate::registry::PullPolicy;
 pub use crate::store::Store;
 
 pub use crate::container::validate;
+pub use crate::container::{HealthFlags, HealthStatus};
+/// Docker's durations (`500ms`, `1m30s`), in nanoseconds.
+pub use crate::graph::parse_duration;
 pub use crate::network::{NetworkInspect, NetworkOptions};
 
 /// What an operation must tell the user while it runs. `cli` renders it (on stderr, so

@@ -74,6 +74,7 @@ pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option
         request.ip.as_deref(),
     )?;
     let joined = attachment.network.name.clone();
+    let joined_id = attachment.network.id.clone();
     let rest = || -> Result<Option<DnsUnavailable>> {
         let mut dns_unavailable = None;
         if running {
@@ -83,6 +84,8 @@ pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option
         }
         plan.attachments.push(attachment);
         container::set_network_plan(store, &target, plan)?;
+        let id = Some(target.record.id.as_str());
+        network::record_event(store, &joined_id, &joined, "connect", id);
         Ok(dns_unavailable)
     };
     rest().inspect_err(|_| {
@@ -96,6 +99,7 @@ pub fn disconnect_network(store: &Store, request: &DisconnectRequest) -> Result<
     let running = target.running_init().is_some();
     let name = network::name_of(store, &request.network)?;
     let (mut plan, leaving) = container::plan_leave(&target, &name)?;
+    let left_id = leaving.network.id.clone();
     if running {
         let file = container::live_namespace(&target)?;
         Netavark::for_store(store)?.teardown(&file, &plan.alone(&leaving))?;
@@ -103,5 +107,7 @@ pub fn disconnect_network(store: &Store, request: &DisconnectRequest) -> Result<
     plan.leave(&name, !running);
     network::release_addresses(store, &target.record.id, Some(&name))?;
     container::set_network_plan(store, &target, plan)?;
+    let id = Some(target.record.id.as_str());
+    network::record_event(store, &left_id, &name, "disconnect", id);
     Ok(())
 }

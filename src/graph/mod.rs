@@ -14,6 +14,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::oci::{ImageRef, Platform, ReferenceError};
+/// Docker's (Go's) durations (`500ms`, `1m30s`) in nanoseconds, as HEALTHCHECK and the
+/// `--health-*` flags write them.
+pub use crate::parser::parse_duration;
 /// Where in the Dockerfile something is (the parser's), for errors that point there.
 pub use crate::parser::SourceLocation;
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};

@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use super::{NetworkDefinition, NetworkError, Result, Subnet};
+use crate::store::events::{self as event_log, Event};
 use crate::store::{NetworkRecord, Store};
 
 /// The network every container joins unless told otherwise (Docker's `bridge`).
@@ -236,7 +237,10 @@ pub fn create(store: &Store, options: &NetworkOptions) -> Result<NetworkDefiniti
         definition,
     });
     match inserted {
-        Ok(true) => Ok(network),
+        Ok(true) => {
+            record_event(store, &network.id, &network.name, "create", None);
+            Ok(network)
+        }
         Ok(false) => {
             let _ = fs::remove_file(&claim);
             Err(NetworkError::Exists(options.name.clone()))
@@ -280,6 +284,7 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
     if owned {
         let _ = fs::remove_file(claim);
     }
+    record_event(store, &network.id, &network.name, "destroy", None);
     Ok(record.name)
 }
 
@@ -312,4 +317,24 @@ mod tests {
             Err("invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into())
         );
     }
+}
+
+/// Records a network event (`create`, `destroy`, `connect`, `disconnect`) for `lade
+/// events`: Docker's actor is the network, with its `name` and `type`, and the
+/// container's id for (dis)connect. Recording never fails the operation.
+pub fn record_event(
+    store: &Store,
+    network_id: &str,
+    name: &str,
+    action: &str,
+    container: Option<&str>,
+) {
+    let mut attributes = BTreeMap::from([
+        ("name".to_string(), name.to_string()),
+        ("type".to_string(), "bridge".to_string()),
+    ]);
+    if let Some(container) = container {
+        attributes.insert("container".into(), container.to_string());
+    }
+    event_log::record(store, Event::new("network", action, network_id, attributes));
 }

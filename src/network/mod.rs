@@ -38,8 +38,8 @@ pub use address::{allocate_address, release_addresses};
 pub use inspect::{inspect, list, Endpoint, Ipam, IpamConfig, NetworkInspect};
 pub use localnet::GuardError;
 pub use manage::{
-    create, default_network, definition, find, find_or_default, name_of, prune, remove,
-    NetworkOptions, DEFAULT_NETWORK,
+    create, default_network, definition, find, find_or_default, name_of, prune, record_event,
+    remove, NetworkOptions, DEFAULT_NETWORK,
 };
 pub use namespace::{namespace_dir, namespace_file, remove_namespace, NetNamespace};
 pub use ports::{parse_publish, reserve, tcp_port_free, PortMapping, Reservation};

@@ -97,7 +97,7 @@ impl ContainerConfig {
 }
 
 /// Docker's health check settings; durations in nanoseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Healthcheck {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -187,6 +187,7 @@ pub fn pull(
         &repository_name(reference),
         &repo_digest,
     )?;
+    crate::store::events::image_event(store, "pull", &image_name, &image_name);
     Ok(image)
 }
 

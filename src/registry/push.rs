@@ -122,6 +122,8 @@ pub fn push(
         &repository_name(destination),
         &digest,
     )?;
+    let name = destination.familiar();
+    crate::store::events::image_event(store, "push", &name, &name);
     Ok(digest)
 }
 

@@ -126,6 +126,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the restarts made so far (a start by hand).
+    pub fn reset_container_restarts(&self, id: &str) -> Result<()> {
+        self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET restarts = 0 WHERE id = ?1",
+                params![id],
+            )
+        })?;
+        Ok(())
+    }
+
     pub fn delete_container(&self, id: &str) -> Result<()> {
         self.with_db(|conn| conn.execute("DELETE FROM containers WHERE id = ?1", params![id]))?;
         Ok(())

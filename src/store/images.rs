@@ -391,6 +391,7 @@ impl Store {
                 .map(|r| r.familiar())
                 .unwrap_or_default();
             self.remove_tag(&name)?;
+            super::events::image_event(self, "untag", &image.id.to_string(), &name);
             return Ok((vec![name], Vec::new()));
         }
         if !by_tag && image.tags.len() > 1 && !force {
@@ -407,8 +408,10 @@ impl Store {
                 users.join(", ")
             )));
         }
+        let id = image.id.to_string();
         for tag in &image.tags {
             self.remove_tag(tag)?;
+            super::events::image_event(self, "untag", &id, tag);
             untagged.push(tag.clone());
         }
         self.with_db(|conn| {
@@ -417,6 +420,7 @@ impl Store {
                 params![image.manifest_digest.to_string()],
             )
         })?;
+        super::events::image_event(self, "delete", &id, &id);
         self.collect_garbage()?;
         Ok((untagged, vec![image.id]))
     }

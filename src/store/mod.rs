@@ -11,6 +11,7 @@ mod cache;
 mod check;
 mod containers;
 mod db;
+pub mod events;
 mod images;
 mod index;
 mod networks;

@@ -35,7 +35,8 @@ pub struct PsArgs {
     #[arg(short, long)]
     pub size: bool,
     /// Only containers that match: status=, name=, label=KEY[=VALUE], ancestor=IMAGE,
-    /// exited=CODE, id= (several filters: all must match)
+    /// exited=CODE, id=, health=starting|healthy|unhealthy|none (several filters: all
+    /// must match)
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
     /// Output format: table, json, or a Go template (`{{.Names}} {{.Status}}`)
@@ -161,7 +162,10 @@ fn docker_status(container: &ContainerRow) -> String {
     };
     let code = container.exit_code.unwrap_or(0);
     match container.state {
-        ContainerState::Running => format!("Up {}", since(&container.started_at)),
+        ContainerState::Running => match container.health {
+            Some(health) => format!("Up {} ({})", since(&container.started_at), health.ps_text()),
+            None => format!("Up {}", since(&container.started_at)),
+        },
         ContainerState::Paused => format!("Up {} (Paused)", since(&container.started_at)),
         ContainerState::Exited => {
             format!("Exited ({code}) {} ago", since(&container.finished_at))

@@ -11,8 +11,8 @@ use super::{
     container_exit, detach_keys, exit_with, open_store, StoreConfig, Tell, DEFAULT_DETACH_KEYS,
 };
 use crate::engine::{
-    self, ContainerRequest, ImageName, Limits, LogConfig, NetworkMode, NetworkRequest, PullPolicy,
-    RestartPolicy, RunOptions, RunOutcome, RunRequest, Settings, Stream,
+    self, ContainerRequest, HealthFlags, ImageName, Limits, LogConfig, NetworkMode, NetworkRequest,
+    PullPolicy, RestartPolicy, RunOptions, RunOutcome, RunRequest, Settings, Stream,
 };
 use crate::oci::parse_size;
 
@@ -145,6 +145,29 @@ pub struct RunArgs {
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Command that checks the container's health, run with /bin/sh -c inside it (exit
+    /// 0: healthy). Checks run while lade watches the container: under its monitor when
+    /// detached, in `lade run` itself in the foreground
+    #[arg(long, value_name = "COMMAND")]
+    pub health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h) [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    /// Longest a health check may run before it counts as failed [default: 30s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    /// Failures in a row that make the container unhealthy [default: 3]
+    #[arg(long, value_name = "N")]
+    pub health_retries: Option<u64>,
+    /// Time after the start during which failures do not count yet [default: 0s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    /// Time between health checks during the start period [default: 5s]
+    #[arg(long, value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
+    /// Run no health check, not even the image's HEALTHCHECK
+    #[arg(long)]
+    pub no_healthcheck: bool,
     /// The image
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -265,6 +288,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         network: Default::default(),
         interactive: args.interactive,
         log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
+        healthcheck: health_flags(args)?.as_config(),
     };
     if let Some(cidfile) = &args.cidfile {
         if cidfile.exists() {
@@ -284,6 +308,41 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         detach: args.detach,
         detach_keys,
     })
+}
+
+/// The `--health-*` flags, refused as Docker refuses them.
+fn health_flags(args: &RunArgs) -> Result<HealthFlags> {
+    let duration = |flag: &str, text: &Option<String>| -> Result<Option<std::time::Duration>> {
+        let Some(text) = text else { return Ok(None) };
+        let nanos = engine::parse_duration(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid --{flag} {text:?}: expected a duration such as 500ms, 10s or 1m"
+            )
+        })?;
+        if nanos != 0 && nanos < 1_000_000 {
+            bail!("invalid --{flag} {text:?}: it cannot be less than 1ms");
+        }
+        Ok(Some(std::time::Duration::from_nanos(nanos)))
+    };
+    let flags = HealthFlags {
+        cmd: args.health_cmd.clone().filter(|c| !c.is_empty()),
+        interval: duration("health-interval", &args.health_interval)?,
+        timeout: duration("health-timeout", &args.health_timeout)?,
+        start_period: duration("health-start-period", &args.health_start_period)?,
+        start_interval: duration("health-start-interval", &args.health_start_interval)?,
+        retries: args.health_retries,
+        disabled: false,
+    };
+    if args.no_healthcheck {
+        if flags != HealthFlags::default() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        return Ok(HealthFlags {
+            disabled: true,
+            ..flags
+        });
+    }
+    Ok(flags)
 }
 
 /// `lade create`: a container made as `lade run` makes it, not started.
