@@ -300,25 +300,6 @@ pub fn prune(store: &Store) -> Result<Vec<String>> {
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn network_names_follow_docker() {
-        assert!(check_name("front-1.a_b").is_ok());
-        assert!(check_name("n").is_ok());
-        assert!(check_name(&"n".repeat(65)).is_err());
-        for bad in ["", "a/b", "../x", "a\nb", "-n", "a b"] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-        assert_eq!(
-            check_name("a b").map_err(|e| e.to_string()),
-            Err("invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into())
-        );
-    }
-}
-
 /// Records a network event (`create`, `destroy`, `connect`, `disconnect`) for `lade
 /// events`: Docker's actor is the network, with its `name` and `type`, and the
 /// container's id for (dis)connect. Recording never fails the operation.
@@ -337,4 +318,23 @@ pub fn record_event(
         attributes.insert("container".into(), container.to_string());
     }
     event_log::record(store, Event::new("network", action, network_id, attributes));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_names_follow_docker() {
+        assert!(check_name("front-1.a_b").is_ok());
+        assert!(check_name("n").is_ok());
+        assert!(check_name(&"n".repeat(65)).is_err());
+        for bad in ["", "a/b", "../x", "a\nb", "-n", "a b"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            check_name("a b").map_err(|e| e.to_string()),
+            Err("invalid network name \"a b\": only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed".into())
+        );
+    }
 }
