@@ -6,6 +6,7 @@
 //! Pure: no I/O. Planning needs no base image; expanding a stage takes its base image's
 //! config as an argument.
 
+mod changes;
 mod expand;
 mod scope;
 
@@ -13,10 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::oci::{ImageRef, Platform, ReferenceError};
+/// What [`PlanError`] holds when the Dockerfile does not parse.
+pub use crate::parser::ParseError;
 /// Where in the Dockerfile something is (the parser's), for errors that point there.
 pub use crate::parser::SourceLocation;
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};
 
+pub use changes::{config_with_changes, ChangeError};
 pub use expand::{
     expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
     RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,
