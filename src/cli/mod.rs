@@ -10,6 +10,7 @@ mod containers;
 mod docs;
 mod images;
 mod networks;
+mod plan;
 mod progress;
 mod registry;
 mod system;
