@@ -1407,6 +1407,15 @@ fn the_build_cache_moves_between_two_stores_through_a_registry() {
 
     let second = Lade::new();
     second.busybox();
+    // --explain reads the registry's cache as the build does.
+    let explained = second.ok(&[
+        "build",
+        "--explain",
+        "--cache-from",
+        &cache,
+        &context.path().to_string_lossy(),
+    ]);
+    assert!(explained.contains("2 step(s) cached"), "{explained}");
     let (_, log) = second.build_log(context.path(), &["-t", "app:1", "--cache-from", &cache]);
     assert!(log.matches("CACHED").count() >= 2, "{log}");
     assert_eq!(

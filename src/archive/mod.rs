@@ -13,8 +13,6 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
-
 use crate::layers::{self, Compression, ExtractLimits, LayerError, LayerWriter, TeeReader};
 use crate::oci::layout::{blob_name, INDEX_FILE, OCI_LAYOUT_CONTENT, OCI_LAYOUT_FILE};
 use crate::oci::{
@@ -24,6 +22,22 @@ use crate::oci::{
 use crate::store::{Image, LayerInfo, NewImage, Store, StoreError};
 
 const CONTAINERD_NAME_ANNOTATION: &str = "io.containerd.image.name";
+
+/// One image of a docker-archive's `manifest.json`, as `docker save` writes it. The
+/// fields are in the order of their names, as they were always written: the same
+/// images give the same bytes.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct DockerManifestEntry {
+    /// The config's path in the archive; absent only in a broken archive.
+    #[serde(rename = "Config", default)]
+    config: Option<String>,
+    /// The layers' paths, bottom first.
+    #[serde(rename = "Layers", default)]
+    layers: Option<Vec<String>>,
+    /// Docker writes `null` for an image saved by id.
+    #[serde(rename = "RepoTags", default)]
+    repo_tags: Option<Vec<String>>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -188,7 +202,7 @@ pub fn save(
     let mut tar = tar::Builder::new(out);
     let mut written: BTreeSet<Digest> = BTreeSet::new();
     let mut index_entries: Vec<Descriptor> = Vec::new();
-    let mut docker_manifest: Vec<Value> = Vec::new();
+    let mut docker_manifest: Vec<DockerManifestEntry> = Vec::new();
     append_dir(&mut tar, "blobs/")?;
     append_dir(&mut tar, "blobs/sha256/")?;
     for item in items {
@@ -255,11 +269,11 @@ pub fn save(
                 (REF_NAME_ANNOTATION, ref_name),
             ]));
         }
-        docker_manifest.push(json!({
-            "Config": blob_name(&image.id),
-            "RepoTags": item.names.iter().map(ImageRef::familiar).collect::<Vec<_>>(),
-            "Layers": layer_paths,
-        }));
+        docker_manifest.push(DockerManifestEntry {
+            config: Some(blob_name(&image.id)),
+            layers: Some(layer_paths),
+            repo_tags: Some(item.names.iter().map(ImageRef::familiar).collect()),
+        });
     }
     let index = ImageIndex::new(index_entries).to_canonical_json();
     append_file(&mut tar, INDEX_FILE, &index)?;
@@ -679,37 +693,25 @@ pub fn load(store: &Store, file: &File, progress: &dyn Progress) -> Result<Vec<L
 }
 
 fn docker_archive_images(archive: &ArchiveReader<'_>) -> Result<Vec<Found>> {
-    let manifest: Value = serde_json::from_slice(&archive.read_small("manifest.json")?)
-        .map_err(|e| invalid("manifest.json", e.to_string()))?;
-    let items = manifest
-        .as_array()
-        .ok_or_else(|| invalid("manifest.json", "expected a list of images"))?;
-    items
-        .iter()
+    let manifest: Vec<DockerManifestEntry> =
+        serde_json::from_slice(&archive.read_small("manifest.json")?)
+            .map_err(|e| invalid("manifest.json", e.to_string()))?;
+    manifest
+        .into_iter()
         .map(|item| {
-            let config_path = item["Config"]
-                .as_str()
-                .ok_or_else(|| invalid("manifest.json", "an image without Config"))?
-                .to_string();
-            let layers = item["Layers"]
-                .as_array()
+            let config_path = item
+                .config
+                .ok_or_else(|| invalid("manifest.json", "an image without Config"))?;
+            let layers = item
+                .layers
                 .ok_or_else(|| invalid("manifest.json", "an image without Layers"))?
-                .iter()
-                .map(|l| l.as_str().map(|s| (s.to_string(), None)))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| invalid("manifest.json", "a layer that is not a path"))?;
-            let names = item["RepoTags"]
-                .as_array()
-                .map(|tags| {
-                    tags.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+                .into_iter()
+                .map(|path| (path, None))
+                .collect();
             Ok(Found {
                 config_path,
                 layers,
-                names,
+                names: item.repo_tags.unwrap_or_default(),
             })
         })
         .collect()
@@ -925,6 +927,23 @@ fn load_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn manifest_json_keeps_its_bytes_and_reads_dockers_nulls() {
+        let entry = DockerManifestEntry {
+            config: Some("blobs/sha256/c".into()),
+            layers: Some(vec!["blobs/sha256/l".into()]),
+            repo_tags: Some(vec!["app:1".into()]),
+        };
+        assert_eq!(
+            serde_json::to_string(&[entry]).unwrap(),
+            r#"[{"Config":"blobs/sha256/c","Layers":["blobs/sha256/l"],"RepoTags":["app:1"]}]"#
+        );
+        let read: Vec<DockerManifestEntry> =
+            serde_json::from_str(r#"[{"Config":"c","RepoTags":null,"Layers":[]}]"#).unwrap();
+        assert_eq!(read[0].repo_tags, None);
+        assert_eq!(read[0].layers.as_deref(), Some(&[][..]));
+    }
 
     #[test]
     fn links_resolve_inside_the_archive_only() {

@@ -132,7 +132,8 @@ impl ImportedCache {
         Ok(cache)
     }
 
-    /// The record for `key`, as it would be imported (nothing is copied).
+    /// The record for `key`, as it would be imported (nothing is copied). Its layer is
+    /// described, so that the steps after it get the keys a build would give them.
     pub(crate) fn peek(&self, key: &str) -> Option<CacheRecord> {
         let record = self.records.get(key)?;
         Some(CacheRecord {
@@ -140,11 +141,17 @@ impl ImportedCache {
             kind: record.kind.clone(),
             step: record.step.clone(),
             stage: record.stage.clone(),
-            layer: None,
+            layer: record.layer.as_ref().map(|layer| LayerInfo {
+                blob: layer.digest,
+                diff_id: layer.diff_id,
+                media_type: layer.media_type.clone(),
+                size: layer.size,
+                tar_size: layer.tar_size,
+            }),
             created: record.created.clone(),
             created_at: record.created_at,
             last_used: record.created_at,
-            inputs: String::new(),
+            inputs: record.inputs.clone(),
         })
     }
 

@@ -1,7 +1,6 @@
 //! `lade import`, `save` and `load`.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,10 +10,11 @@ use clap::{Args, ValueEnum};
 use super::progress::{ByteProgress, Mode};
 use super::StoreConfig;
 use super::{is_dash, open_store, CompressionArg, Progress};
-use crate::archive::{self, ImportOptions, SaveFormat, SaveItem};
-use crate::graph::{self, BaseImage, PlanOptions, StepKind};
-use crate::oci::{ContainerConfig, ImageRef};
-use crate::parser;
+use crate::engine::{
+    self, BaseImage, ImportInput, ImportOptions, ImportRequest, ImportSource, LoadInput,
+    SaveDestination, SaveFormat, SaveRequest,
+};
+use crate::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -40,57 +40,9 @@ pub struct ImportArgs {
     pub name: Option<String>,
 }
 
-/// The config that `--change` instructions describe, through the same parser and
-/// expansion rules as a Dockerfile.
-fn config_from_changes(changes: &[String]) -> Result<ContainerConfig> {
-    config_with_changes(BaseImage::default(), changes)
-}
-
-/// `base`'s config with `--change` instructions applied (`import`, `commit`).
-pub(super) fn config_with_changes(base: BaseImage, changes: &[String]) -> Result<ContainerConfig> {
-    if changes.is_empty() {
-        return Ok(base.config);
-    }
-    const ALLOWED: [&str; 10] = [
-        "CMD",
-        "ENTRYPOINT",
-        "ENV",
-        "EXPOSE",
-        "LABEL",
-        "ONBUILD",
-        "USER",
-        "VOLUME",
-        "WORKDIR",
-        "STOPSIGNAL",
-    ];
-    let mut text = String::from("FROM scratch\n");
-    for change in changes {
-        let keyword = change
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_ascii_uppercase();
-        if !ALLOWED.contains(&keyword.as_str()) {
-            bail!(
-                "--change {change:?}: only {} are allowed",
-                ALLOWED.join(", ")
-            );
-        }
-        text.push_str(change);
-        text.push('\n');
-    }
-    let dockerfile = parser::parse("--change", text.into_bytes())?;
-    let plan = graph::plan(&dockerfile, &PlanOptions::default())?;
-    let stage = graph::expand_stage(&plan, 0, &base)?;
-    debug_assert!(stage
-        .steps
-        .iter()
-        .all(|s| matches!(s.kind, StepKind::Config | StepKind::Workdir { .. })));
-    Ok(stage.config)
-}
-
 pub fn import(store_config: &StoreConfig, args: ImportArgs) -> Result<ExitCode> {
-    let config = config_from_changes(&args.changes)?;
+    let config = engine::config_with_changes(BaseImage::default(), &args.changes)
+        .map_err(engine::EngineError::from)?;
     let tags = match &args.name {
         Some(name) => vec![name
             .parse::<ImageRef>()
@@ -98,31 +50,23 @@ pub fn import(store_config: &StoreConfig, args: ImportArgs) -> Result<ExitCode> 
         None => Vec::new(),
     };
     let store = open_store(store_config)?;
-    let options = ImportOptions {
-        config,
-        message: args.message.clone(),
-        source_date_epoch: super::source_date_epoch()?,
-        compression: args.compression.into(),
-        tags,
+    let request = ImportRequest {
+        options: ImportOptions {
+            config,
+            message: args.message.clone(),
+            source_date_epoch: super::source_date_epoch()?,
+            compression: args.compression.into(),
+            tags,
+        },
     };
-    let mode = super::progress::Mode::from(args.progress);
-    let image = if is_dash(&args.file) {
-        let progress = ByteProgress::new(mode, "importing", None);
-        let image =
-            archive::import_rootfs(&store, &mut std::io::stdin().lock(), &options, &progress)
-                .context("cannot import standard input")?;
-        progress.finish();
-        image
+    let input = ImportInput::open(if is_dash(&args.file) {
+        ImportSource::Stdin
     } else {
-        let mut file = File::open(&args.file)
-            .with_context(|| format!("cannot open {}", args.file.display()))?;
-        let total = file.metadata().ok().map(|m| m.len());
-        let progress = ByteProgress::new(mode, "importing", total);
-        let image = archive::import_rootfs(&store, &mut file, &options, &progress)
-            .with_context(|| format!("cannot import {}", args.file.display()))?;
-        progress.finish();
-        image
-    };
+        ImportSource::File(args.file.clone())
+    })?;
+    let progress = ByteProgress::new(Mode::from(args.progress), "importing", input.size());
+    let image = engine::import(&store, &request, input, &progress)?;
+    progress.finish();
     println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
 }
@@ -157,74 +101,26 @@ pub struct SaveArgs {
 
 pub fn save(store_config: &StoreConfig, args: SaveArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let mut items: Vec<SaveItem> = Vec::new();
-    for reference in &args.images {
-        let image = store.image(reference)?;
-        // Saved by name: under that name; by id: under no name, as Docker does.
-        let name = reference
-            .parse::<ImageRef>()
-            .ok()
-            .filter(|r| image.tags.contains(&r.familiar()));
-        match items
-            .iter_mut()
-            .find(|i| i.image.manifest_digest == image.manifest_digest)
-        {
-            Some(item) => item.names.extend(name),
-            None => items.push(SaveItem {
-                image,
-                names: name.into_iter().collect(),
-            }),
-        }
-    }
-    let format = match args.format {
-        SaveFormatArg::Docker => SaveFormat::Docker,
-        SaveFormatArg::Oci => SaveFormat::Oci,
+    let request = SaveRequest {
+        images: args.images.clone(),
+        format: match args.format {
+            SaveFormatArg::Docker => SaveFormat::Docker,
+            SaveFormatArg::Oci => SaveFormat::Oci,
+        },
     };
-    let total: u64 = items
-        .iter()
-        .flat_map(|i| i.image.layers.iter())
-        .map(|l| {
-            if format == SaveFormat::Docker {
-                l.tar_size
-            } else {
-                l.size
-            }
-        })
-        .sum();
-    let progress = ByteProgress::new(Mode::from(args.progress), "saving", Some(total));
+    let set = engine::save_set(&store, &request)?;
+    let progress = ByteProgress::new(Mode::from(args.progress), "saving", Some(set.size()));
     match &args.output {
         Some(path) if !is_dash(path) => {
-            // Written beside the target and renamed: never a half-written archive.
-            let tmp = path.with_file_name(format!(
-                ".{}.lade-tmp",
-                path.file_name()
-                    .map(|n| n.to_string_lossy())
-                    .unwrap_or_default()
-            ));
-            let result = (|| -> Result<()> {
-                let file = File::create(&tmp)
-                    .with_context(|| format!("cannot create {}", tmp.display()))?;
-                let mut out = BufWriter::with_capacity(1 << 20, file);
-                archive::save(&store, &items, format, &mut out, &progress)?;
-                let file = out.into_inner().map_err(|e| e.into_error())?;
-                file.sync_all()?;
-                std::fs::rename(&tmp, path)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                Ok(())
-            })();
-            if result.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            result?;
+            engine::save(&store, &set, SaveDestination::File(path.clone()), &progress)?;
         }
         _ => {
             let stdout = std::io::stdout();
             if stdout.is_terminal() {
                 bail!("refusing to write an archive to a terminal: use -o FILE or redirect the output");
             }
-            let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-            archive::save(&store, &items, format, &mut out, &progress)?;
-            out.flush()?;
+            let mut out = stdout.lock();
+            engine::save(&store, &set, SaveDestination::Stream(&mut out), &progress)?;
         }
     }
     progress.finish();
@@ -250,17 +146,14 @@ pub fn load(store_config: &StoreConfig, args: LoadArgs) -> Result<ExitCode> {
     if input.is_none() && std::io::stdin().is_terminal() {
         bail!("no archive to load: use -i FILE or redirect standard input");
     }
-    let (file, _staging) = archive::open_input(&store, input)?;
-    let total = file.metadata().ok().map(|m| m.len());
+    let archive = LoadInput::open(&store, input)?;
     let mode = if args.quiet {
         Mode::Quiet
     } else {
         Mode::from(args.progress)
     };
-    let progress = ByteProgress::new(mode, "loading", total);
-    let source = input.map_or_else(|| "standard input".to_string(), |p| p.display().to_string());
-    let loaded =
-        archive::load(&store, &file, &progress).with_context(|| format!("cannot load {source}"))?;
+    let progress = ByteProgress::new(mode, "loading", archive.size());
+    let loaded = engine::load(&store, &archive, &progress)?;
     progress.finish();
     if !args.quiet {
         for image in loaded {

@@ -10,14 +10,15 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::{json, Value};
 
+use super::plan;
 use super::progress::{BuildProgress, Mode};
 use super::StoreConfig;
 use super::{CompressionArg, Format, Progress};
-use crate::builder::{self, BuildOptions};
-use crate::graph::{self, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
+use crate::engine::{
+    self, BuildNotice, BuildOptions, BuildRequest, CacheSource, Entitlements, PlanOptions,
+    PullPolicy, Verdict,
+};
 use crate::oci::ImageRef;
-use crate::parser;
-use crate::registry::PullPolicy;
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -127,34 +128,31 @@ pub fn run(store_config: &StoreConfig, args: BuildArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
     let name = dockerfile_path.display().to_string();
     if args.explain || !args.dry_run {
-        let options = build_options(&args, name, bytes, dockerfile_path)?;
+        let request = build_request(&args, name, bytes, dockerfile_path)?;
         return if args.explain {
-            explain(store_config, &args, &options)
+            explain(store_config, &args, &request)
         } else {
-            build(store_config, &args, &options)
+            build(store_config, &args, &request)
         };
     }
-    let dockerfile = parser::parse(&name, bytes)?;
     let options = PlanOptions {
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
     };
-    let plan = graph::plan(&dockerfile, &options)?;
-    // A dry run reads no image: stages built on an image start from an empty config.
-    let expanded = graph::expand_all(&plan, |_, _| BaseImage::default())?;
+    let engine::DryRun { plan, expanded } = engine::dry_run(&name, bytes, &options)?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, &plan_json(&name, &plan, &expanded))?;
+            serde_json::to_writer_pretty(&mut out, &plan::plan_json(&name, &plan, &expanded))?;
             writeln!(out)?;
         }
-        Format::Text => write_plan_text(&mut out, &name, &plan, &expanded)?,
+        Format::Text => plan::write_plan_text(&mut out, &name, &plan, &expanded)?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn entitlements(allowed: &[String]) -> Result<builder::Entitlements> {
-    let mut entitlements = builder::Entitlements::default();
+fn entitlements(allowed: &[String]) -> Result<Entitlements> {
+    let mut entitlements = Entitlements::default();
     for name in allowed.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
         match name {
             "security.insecure" => entitlements.security_insecure = true,
@@ -167,12 +165,12 @@ fn entitlements(allowed: &[String]) -> Result<builder::Entitlements> {
     Ok(entitlements)
 }
 
-fn build_options(
+fn build_request(
     args: &BuildArgs,
     name: String,
     bytes: Vec<u8>,
     path: PathBuf,
-) -> Result<BuildOptions> {
+) -> Result<BuildRequest> {
     let tags = args
         .tags
         .iter()
@@ -186,7 +184,18 @@ fn build_options(
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    Ok(BuildOptions {
+    // Parsed where the options list them, so that errors come in the same order.
+    let cache_from = args
+        .cache_from
+        .iter()
+        .map(|spec| cache_source(spec, "src"))
+        .collect::<Result<Vec<_>>>()?;
+    let cache_to = args
+        .cache_to
+        .as_deref()
+        .map(|spec| cache_source(spec, "dest"))
+        .transpose()?;
+    let options = BuildOptions {
         context: args.context.clone(),
         dockerfile_name: name,
         dockerfile: bytes,
@@ -207,55 +216,27 @@ fn build_options(
             .filter(|s| !s.is_empty())
             .collect(),
         jobs,
-        cache_from: args
-            .cache_from
-            .iter()
-            .map(|spec| cache_location(spec, "src"))
-            .collect::<Result<Vec<_>>>()?
-            .into_iter()
-            .filter_map(CacheLocation::local)
-            .collect(),
-        cache_to: args
-            .cache_to
-            .as_deref()
-            .map(|spec| cache_location(spec, "dest"))
-            .transpose()?
-            .and_then(CacheLocation::local),
+        cache_from: Vec::new(),
+        cache_to: None,
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
         entitlements: entitlements(&args.allow)?,
         cancel: Default::default(),
+    };
+    Ok(BuildRequest {
+        options,
+        cache_from,
+        cache_to,
+        iidfile: args.iidfile.clone(),
+        push: args.push,
     })
-}
-
-/// Where a build cache goes or comes from.
-#[derive(Debug, Clone)]
-enum CacheLocation {
-    Local(PathBuf),
-    Registry(ImageRef),
-}
-
-impl CacheLocation {
-    fn local(self) -> Option<PathBuf> {
-        match self {
-            CacheLocation::Local(dir) => Some(dir),
-            CacheLocation::Registry(_) => None,
-        }
-    }
-
-    fn registry(self) -> Option<ImageRef> {
-        match self {
-            CacheLocation::Registry(reference) => Some(reference),
-            CacheLocation::Local(_) => None,
-        }
-    }
 }
 
 /// `DIR`, BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`, or
 /// `type=registry,ref=NAME`.
-fn cache_location(spec: &str, key: &str) -> Result<CacheLocation> {
+fn cache_source(spec: &str, key: &str) -> Result<CacheSource> {
     if !spec.contains('=') {
-        return Ok(CacheLocation::Local(PathBuf::from(spec)));
+        return Ok(CacheSource::Local(PathBuf::from(spec)));
     }
     let fields: Vec<(&str, &str)> = spec
         .split(',')
@@ -282,23 +263,25 @@ fn cache_location(spec: &str, key: &str) -> Result<CacheLocation> {
     if registry {
         let reference =
             reference.with_context(|| format!("invalid cache location {spec:?}: no ref=NAME"))?;
-        return Ok(CacheLocation::Registry(
+        return Ok(CacheSource::Registry(
             reference
                 .parse()
                 .with_context(|| format!("invalid cache location {spec:?}"))?,
         ));
     }
-    path.map(CacheLocation::Local)
+    path.map(CacheSource::Local)
         .with_context(|| format!("invalid cache location {spec:?}: no {key}=DIR"))
 }
 
 fn explain(
     store_config: &StoreConfig,
     args: &BuildArgs,
-    options: &BuildOptions,
+    request: &BuildRequest,
 ) -> Result<ExitCode> {
     let store = super::open_store(store_config)?;
-    let steps = builder::explain(&store, options)?;
+    let steps = engine::explain(&store, request, &|notice| {
+        eprintln!("{}", notice_line(&notice, None));
+    })?;
     let mut out = std::io::stdout().lock();
     match args.format {
         Format::Json => {
@@ -334,11 +317,11 @@ fn explain(
             }
             let cached = steps
                 .iter()
-                .filter(|s| s.verdict == builder::Verdict::Cached)
+                .filter(|s| s.verdict == Verdict::Cached)
                 .count();
             let runs = steps
                 .iter()
-                .filter(|s| matches!(s.verdict, builder::Verdict::Runs(_)))
+                .filter(|s| matches!(s.verdict, Verdict::Runs(_)))
                 .count();
             writeln!(out, "{cached} step(s) cached, {runs} would run")?;
         }
@@ -346,126 +329,86 @@ fn explain(
     Ok(ExitCode::SUCCESS)
 }
 
-fn verdict_parts(verdict: &builder::Verdict) -> (&'static str, Option<&str>) {
+fn verdict_parts(verdict: &Verdict) -> (&'static str, Option<&str>) {
     match verdict {
-        builder::Verdict::Unchanged => ("unchanged", None),
-        builder::Verdict::BaseChanged(reason) => ("changed", Some(reason)),
-        builder::Verdict::Cached => ("cached", None),
-        builder::Verdict::Runs(reason) => ("runs", Some(reason)),
-        builder::Verdict::ConfigOnly => ("config only", None),
+        Verdict::Unchanged => ("unchanged", None),
+        Verdict::BaseChanged(reason) => ("changed", Some(reason)),
+        Verdict::Cached => ("cached", None),
+        Verdict::Runs(reason) => ("runs", Some(reason)),
+        Verdict::ConfigOnly => ("config only", None),
     }
 }
 
-fn build(store_config: &StoreConfig, args: &BuildArgs, options: &BuildOptions) -> Result<ExitCode> {
+fn build(store_config: &StoreConfig, args: &BuildArgs, request: &BuildRequest) -> Result<ExitCode> {
     let store = super::open_store(store_config)?;
     let progress = BuildProgress::new(Mode::from(args.progress));
-    cancel_on_signals(&options.cancel)?;
-    // Registry caches go through directories of the store's staging area.
-    let mut options = options.clone();
-    let mut staged = Vec::new();
-    for spec in &args.cache_from {
-        let Some(reference) = cache_location(spec, "src")?.registry() else {
-            continue;
-        };
-        let dir = store.staging_dir("cache-from")?;
-        match crate::registry::pull_layout(
-            &reference,
-            dir.path(),
-            builder::shared_cache::CACHE_REF_NAME,
-            &crate::registry::ClientOptions::default(),
-        ) {
-            Ok(()) => {
-                options.cache_from.push(dir.path().to_path_buf());
-                staged.push(dir);
+    cancel_on_signals(&request.options.cancel)?;
+    let image = match engine::build(&store, request, &progress) {
+        Ok(image) => image,
+        Err(err) => match err.interrupted_build() {
+            Some(code) => {
+                drop(progress);
+                eprintln!("lade: {err}");
+                return Ok(ExitCode::from(code));
             }
-            Err(err) => progress.line(&format!(
-                "warning: no build cache from {}: {err}",
-                reference.familiar()
-            )),
-        }
-    }
-    let cache_to_registry = match &args.cache_to {
-        Some(spec) => cache_location(spec, "dest")?.registry(),
-        None => None,
+            None => return Err(err.into()),
+        },
     };
-    if cache_to_registry.is_some() {
-        let dir = store.staging_dir("cache-to")?;
-        options.cache_to = Some(dir.path().to_path_buf());
-        staged.push(dir);
-    }
-    let options = &options;
-    let output = match builder::build(&store, options, &progress) {
-        Ok(output) => output,
-        Err(err @ builder::BuildError::Interrupted { .. }) => {
-            drop(progress);
-            eprintln!("lade: {err}");
-            return Ok(ExitCode::from(err.exit_code()));
-        }
-        Err(err) => return Err(err.into()),
-    };
-    if let (Some(count), Some(dir)) = (output.exported_records, &options.cache_to) {
-        match &cache_to_registry {
-            Some(reference) => {
-                let digest = crate::registry::push_layout(
-                    dir,
-                    builder::shared_cache::CACHE_REF_NAME,
-                    reference,
-                    &crate::registry::ClientOptions::default(),
-                )
-                .with_context(|| {
-                    format!("cannot push the build cache to {}", reference.familiar())
-                })?;
-                progress.line(&format!(
-                    "exported {count} cache record(s) to {} ({digest})",
-                    reference.familiar()
-                ));
-            }
-            None => progress.line(&format!(
-                "exported {count} cache record(s) to {}",
-                dir.display()
-            )),
-        }
-    }
-    drop(staged);
-    let id = output.image.id.to_string();
-    if let Some(iidfile) = &args.iidfile {
-        std::fs::write(iidfile, &id)
-            .with_context(|| format!("cannot write {}", iidfile.display()))?;
-    }
-    let names = if output.image.tags.is_empty() {
-        String::new()
-    } else {
-        format!(", tagged {}", output.image.tags.join(", "))
-    };
-    progress.line(&format!(
-        "built {} in {:.1}s{names}",
-        output.image.id.short(),
-        progress.elapsed().as_secs_f64()
-    ));
-    if args.push {
-        if options.tags.is_empty() {
-            bail!("--push needs a -t naming where to push");
-        }
-        for tag in &options.tags {
-            let digest = crate::registry::push(
-                &store,
-                &tag.normalized(),
-                tag,
-                &crate::registry::PushOptions::default(),
-                &super::registry::recompress,
-                &|line| progress.line(line),
-            )
-            .with_context(|| format!("cannot push {}", tag.familiar()))?;
-            progress.line(&format!("pushed {} ({digest})", tag.familiar()));
-        }
-    }
-    println!("{id}");
+    println!("{}", image.id);
     Ok(ExitCode::SUCCESS)
+}
+
+impl engine::BuildReporter for BuildProgress {
+    fn notice(&self, notice: BuildNotice<'_>) {
+        self.line(&notice_line(&notice, Some(self.elapsed())));
+    }
+}
+
+/// What a build's notice says; `elapsed` is the build's time so far, for its end.
+fn notice_line(notice: &BuildNotice<'_>, elapsed: Option<std::time::Duration>) -> String {
+    match notice {
+        BuildNotice::NoCacheFrom { reference, error } => format!(
+            "warning: no build cache from {}: {error}",
+            reference.familiar()
+        ),
+        BuildNotice::Exported {
+            count,
+            to: CacheSource::Registry(reference),
+            digest,
+        } => {
+            let digest = digest.map(|d| d.to_string()).unwrap_or_default();
+            format!(
+                "exported {count} cache record(s) to {} ({digest})",
+                reference.familiar()
+            )
+        }
+        BuildNotice::Exported {
+            count,
+            to: CacheSource::Local(dir),
+            ..
+        } => format!("exported {count} cache record(s) to {}", dir.display()),
+        BuildNotice::Built(image) => {
+            let names = if image.tags.is_empty() {
+                String::new()
+            } else {
+                format!(", tagged {}", image.tags.join(", "))
+            };
+            format!(
+                "built {} in {:.1}s{names}",
+                image.id.short(),
+                elapsed.unwrap_or_default().as_secs_f64()
+            )
+        }
+        BuildNotice::Pushing(line) => line.to_string(),
+        BuildNotice::Pushed { tag, digest } => {
+            format!("pushed {} ({digest})", tag.familiar())
+        }
+    }
 }
 
 /// Ctrl-C, SIGTERM and SIGHUP cancel the build, as they do BuildKit's: its sandboxes are
 /// killed, nothing of the running steps is kept, nothing is tagged.
-fn cancel_on_signals(cancel: &std::sync::Arc<crate::exec::Cancel>) -> Result<()> {
+fn cancel_on_signals(cancel: &std::sync::Arc<engine::Cancel>) -> Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .context("cannot listen for Ctrl-C")?;
@@ -499,181 +442,4 @@ fn build_args(specs: &[String]) -> Result<BTreeMap<String, String>> {
         }
     }
     Ok(args)
-}
-
-fn base_text(plan: &Plan, base: &Base) -> String {
-    match base {
-        Base::Scratch => "scratch".into(),
-        Base::Image(image) => image.familiar(),
-        Base::Stage(i) => format!("stage {}", plan.stages[*i].label()),
-    }
-}
-
-fn stage_title(plan: &Plan, index: usize) -> String {
-    let stage = &plan.stages[index];
-    match &stage.name {
-        Some(name) => format!("stage {index} \"{name}\""),
-        None => format!("stage {index}"),
-    }
-}
-
-fn shown_step(created_by: &str) -> &str {
-    created_by.strip_suffix(" # buildkit").unwrap_or(created_by)
-}
-
-fn write_plan_text(
-    out: &mut impl Write,
-    name: &str,
-    plan: &Plan,
-    expanded: &BTreeMap<usize, ExpandedStage>,
-) -> Result<()> {
-    writeln!(
-        out,
-        "Plan for {name}: {} of {} stage(s) needed, target {}",
-        plan.order.len(),
-        plan.stages.len(),
-        stage_title(plan, plan.target)
-    )?;
-    if !plan.global_args.is_empty() {
-        let args: Vec<String> = plan
-            .global_args
-            .iter()
-            .map(|(k, v)| match v {
-                Some(v) => format!("{k}={v}"),
-                None => k.clone(),
-            })
-            .collect();
-        writeln!(out, "Global ARGs: {}", args.join(" "))?;
-    }
-    let mut sorted = plan.order.clone();
-    sorted.sort_unstable();
-    for &index in &sorted {
-        let stage = &plan.stages[index];
-        writeln!(out)?;
-        writeln!(
-            out,
-            "{}: {}  (line {})",
-            stage_title(plan, index),
-            stage.from_text,
-            stage.location.line
-        )?;
-        writeln!(out, "  base: {}", base_text(plan, &stage.base))?;
-        if !stage.deps.is_empty() {
-            let deps: Vec<String> = stage.deps.iter().map(|d| plan.stages[*d].label()).collect();
-            writeln!(out, "  needs: {}", deps.join(", "))?;
-        }
-        for step in &expanded[&index].steps {
-            let kind = if step.kind.makes_layer() {
-                "layer "
-            } else {
-                "config"
-            };
-            let trigger = if step.from_onbuild {
-                " (ONBUILD trigger)"
-            } else {
-                ""
-            };
-            writeln!(
-                out,
-                "  {:>3}  {kind}  {}{trigger}",
-                step.number,
-                one_line(shown_step(&step.created_by))
-            )?;
-        }
-    }
-    let skipped: Vec<String> = plan
-        .stages
-        .iter()
-        .filter(|s| !plan.order.contains(&s.index))
-        .map(|s| s.label())
-        .collect();
-    if !skipped.is_empty() {
-        writeln!(out, "\nNot needed for the target: {}", skipped.join(", "))?;
-    }
-    writeln!(out, "\nRun order (the stages of a group run in parallel):")?;
-    for (i, group) in plan.parallel_groups().iter().enumerate() {
-        let names: Vec<String> = group.iter().map(|s| plan.stages[*s].label()).collect();
-        writeln!(out, "  {}. {}", i + 1, names.join(", "))?;
-    }
-    if plan.stages.iter().any(|s| matches!(s.base, Base::Image(_))) {
-        writeln!(
-            out,
-            "\nA dry run reads no image: the ENV, WORKDIR, SHELL and ONBUILD of base images are not applied above."
-        )?;
-    }
-    if !plan.unused_build_args.is_empty() {
-        writeln!(
-            out,
-            "Warning: build args not consumed by any ARG: {}",
-            plan.unused_build_args.join(", ")
-        )?;
-    }
-    Ok(())
-}
-
-/// Long RUN scripts are shown on one line, shortened.
-fn one_line(text: &str) -> String {
-    let flat: String = text
-        .chars()
-        .map(|c| if c == '\n' { ' ' } else { c })
-        .collect();
-    if flat.chars().count() > 120 {
-        let cut: String = flat.chars().take(117).collect();
-        format!("{cut}...")
-    } else {
-        flat
-    }
-}
-
-fn plan_json(name: &str, plan: &Plan, expanded: &BTreeMap<usize, ExpandedStage>) -> Value {
-    let mut sorted = plan.order.clone();
-    sorted.sort_unstable();
-    let stages: Vec<Value> = sorted
-        .iter()
-        .map(|&index| {
-            let stage = &plan.stages[index];
-            let base = match &stage.base {
-                Base::Scratch => json!("scratch"),
-                Base::Image(image) => json!({ "image": image.normalized() }),
-                Base::Stage(i) => json!({ "stage": i }),
-            };
-            let steps: Vec<Value> = expanded[&index]
-                .steps
-                .iter()
-                .map(|step| {
-                    json!({
-                        "number": step.number,
-                        "line": step.location.line,
-                        "instruction": step.text,
-                        "expanded": shown_step(&step.created_by),
-                        "layer": step.kind.makes_layer(),
-                        "onbuild_trigger": step.from_onbuild,
-                        "step": step.kind,
-                    })
-                })
-                .collect();
-            json!({
-                "index": index,
-                "name": stage.name,
-                "from": stage.from_text,
-                "line": stage.location.line,
-                "base": base,
-                "platform": stage.platform,
-                "needs": stage.deps,
-                "steps": steps,
-                "config": expanded[&index].config,
-            })
-        })
-        .collect();
-    let global_args: BTreeMap<&String, &Option<String>> =
-        plan.global_args.iter().map(|(k, v)| (k, v)).collect();
-    json!({
-        "dockerfile": name,
-        "target": plan.target,
-        "global_args": global_args,
-        "stages": stages,
-        "parallel_groups": plan.parallel_groups(),
-        "unused_build_args": plan.unused_build_args,
-        "base_images_read": false,
-    })
 }

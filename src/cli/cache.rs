@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::StoreConfig;
 use super::{human_age, human_size, open_store, print_table, Format};
+use crate::engine::{self, CacheInspection, CachePruneRequest, CacheRecord, Store};
 use crate::oci::parse_size;
-use crate::store::{CacheRecord, PruneOptions, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
@@ -89,7 +89,7 @@ fn time_of(seconds: i64) -> String {
 }
 
 fn ls(store: &Store, args: LsArgs) -> Result<ExitCode> {
-    let records = store.cache_records()?;
+    let records = engine::cache_records(store)?;
     if args.format == Format::Json {
         let rows: Vec<Value> = records.iter().map(record_json).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -153,64 +153,38 @@ fn with_inputs(record: &CacheRecord) -> Value {
 }
 
 fn inspect(store: &Store, args: InspectArgs) -> Result<ExitCode> {
-    let target = args.target.trim();
-    let hex_like = target.len() >= 4 && target.chars().all(|c| c.is_ascii_hexdigit());
-    if hex_like {
-        let records = store.cache_records_by_prefix(&target.to_ascii_lowercase())?;
-        match records.len() {
-            0 => {}
-            1 => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&with_inputs(&records[0]))?
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            n => bail!("{target:?} is the start of {n} cache keys: give more of it"),
+    let shown = match engine::cache_inspect(store, &args.target)? {
+        CacheInspection::Record(record) => with_inputs(&record),
+        CacheInspection::Image { id, tags, steps } => {
+            let steps: Vec<Value> = steps
+                .iter()
+                .map(|step| {
+                    json!({
+                        "stage": step.stage,
+                        "step": step.step,
+                        "key": step.key,
+                        "cached": match (&step.key, &step.record) {
+                            (None, _) => json!("config only: computed from the Dockerfile, never cached"),
+                            (Some(_), Some(_)) => json!(true),
+                            (Some(_), None) => json!("the record was pruned"),
+                        },
+                        "record": step.record.as_ref().map(with_inputs),
+                    })
+                })
+                .collect();
+            json!({
+                "image": id,
+                "tags": tags,
+                "steps": steps,
+            })
         }
-    }
-    let image = store
-        .image(target)
-        .with_context(|| format!("{target:?} is neither a cache key nor an image in the store"))?;
-    let Some(steps) = store.built_image(&image.id)? else {
-        bail!(
-            "{} was not built by lade in this store (or was built before lade kept cache records)",
-            image.id.short()
-        );
     };
-    let steps: Vec<Value> = serde_json::from_str(&steps).context("the stored step list")?;
-    let mut out = Vec::new();
-    for step in steps {
-        let key = step["key"].as_str().map(str::to_string);
-        let record = match &key {
-            Some(key) => store.cache_record_full(key)?,
-            None => None,
-        };
-        out.push(json!({
-            "stage": step["stage"],
-            "step": step["step"],
-            "key": key,
-            "cached": match (&key, &record) {
-                (None, _) => json!("config only: computed from the Dockerfile, never cached"),
-                (Some(_), Some(_)) => json!(true),
-                (Some(_), None) => json!("the record was pruned"),
-            },
-            "record": record.as_ref().map(with_inputs),
-        }));
-    }
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&json!({
-            "image": image.id.to_string(),
-            "tags": image.tags,
-            "steps": out,
-        }))?
-    );
+    println!("{}", serde_json::to_string_pretty(&shown)?);
     Ok(ExitCode::SUCCESS)
 }
 
 fn du(store: &Store, args: DuArgs) -> Result<ExitCode> {
-    let usage = store.cache_usage()?;
+    let usage = engine::cache_usage(store)?;
     if args.format == Format::Json {
         let pair = |(count, bytes): (u64, u64)| json!({ "count": count, "bytes": bytes });
         println!(
@@ -257,9 +231,9 @@ fn du(store: &Store, args: DuArgs) -> Result<ExitCode> {
 }
 
 fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
-    let mut options = PruneOptions {
+    let mut request = CachePruneRequest {
         all: args.all,
-        ..PruneOptions::default()
+        ..CachePruneRequest::default()
     };
     for filter in &args.filter {
         match filter.split_once('=') {
@@ -267,17 +241,17 @@ fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
                 let seconds = parse_duration(duration).with_context(|| {
                     format!("invalid --filter {filter:?}: expected until=DURATION such as 24h")
                 })?;
-                options.unused_since = Some(jiff::Timestamp::now().as_second() - seconds);
+                request.unused_for = Some(seconds);
             }
             _ => bail!("invalid --filter {filter:?}: lade knows until=DURATION"),
         }
     }
     if let Some(size) = &args.keep_storage {
-        options.keep_storage = Some(parse_size(size).with_context(|| {
+        request.keep_storage = Some(parse_size(size).with_context(|| {
             format!("invalid --keep-storage {size:?}: expected a size such as 10GB or 500m")
         })?);
     }
-    let report = store.prune_cache(&options)?;
+    let report = engine::prune_cache(store, &request)?;
     println!("removed {} cached step(s)", report.records);
     if args.all {
         if report.cache_mounts_busy {

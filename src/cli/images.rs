@@ -9,8 +9,8 @@ use serde_json::{json, Value};
 
 use super::StoreConfig;
 use super::{human_age, human_size, open_store, print_table, Format};
+use crate::engine::{self, ImageFilter};
 use crate::oci::ImageRef;
-use crate::store::{Image, StoreError};
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
@@ -31,110 +31,64 @@ pub struct ImagesArgs {
     pub filter: Option<String>,
 }
 
-/// REPOSITORY and TAG of a listed image; `<none>` for an image no tag names.
-fn repository_and_tag(tag: Option<&str>) -> (String, String) {
-    tag.map_or_else(|| ("<none>".into(), "<none>".into()), split_tag)
-}
-
-fn split_tag(name: &str) -> (String, String) {
-    match name.parse::<ImageRef>() {
-        Ok(r) => (
-            r.familiar_repository(),
-            r.tag().unwrap_or("<none>").to_string(),
-        ),
-        Err(_) => (name.to_string(), "<none>".into()),
-    }
-}
-
 pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let mut summaries = store.list_images()?;
-    if let Some(filter) = &args.filter {
-        let wanted = filter
-            .parse::<ImageRef>()
-            .with_context(|| format!("invalid name {filter:?}"))?;
-        // A tag is given when the last path component has one: the colon of
-        // `HOST:PORT/REPO` is a port's.
-        let last = filter.rsplit('/').next().unwrap_or(filter);
-        let with_tag = last.contains(':') && !last.ends_with(':');
-        summaries.retain(|s| {
-            s.tag
-                .as_deref()
-                .and_then(|t| t.parse::<ImageRef>().ok())
-                .is_some_and(|r| {
-                    r.familiar_repository() == wanted.familiar_repository()
-                        && (!with_tag || r.tag() == wanted.tag())
-                })
-        });
-    }
+    let filter = match &args.filter {
+        Some(text) => {
+            Some(ImageFilter::parse(text).with_context(|| format!("invalid name {text:?}"))?)
+        }
+        None => None,
+    };
+    let listed = engine::images(&store, filter.as_ref(), args.digests)?;
+    let id = |image: &engine::ListedImage| {
+        if args.no_trunc {
+            image.id.to_string()
+        } else {
+            image.id.short()
+        }
+    };
     if args.quiet {
         let mut seen = BTreeSet::new();
-        for s in &summaries {
-            if seen.insert(s.id) {
-                println!(
-                    "{}",
-                    if args.no_trunc {
-                        s.id.to_string()
-                    } else {
-                        s.id.short()
-                    }
-                );
+        for image in &listed {
+            if seen.insert(image.id) {
+                println!("{}", id(image));
             }
         }
         return Ok(ExitCode::SUCCESS);
     }
     let format = super::ListFormat::parse(&args.format)?;
     if !matches!(format, super::ListFormat::Table) {
-        let rows: Vec<Value> = summaries
+        let rows: Vec<Value> = listed
             .iter()
-            .map(|s| {
-                let (repository, tag) = repository_and_tag(s.tag.as_deref());
+            .map(|image| {
                 json!({
-                    "Repository": repository,
-                    "Tag": tag,
-                    "ID": s.id.to_string(),
-                    "Digest": s.manifest_digest.to_string(),
-                    "Created": s.created,
-                    "Size": s.size,
+                    "Repository": image.repository,
+                    "Tag": image.tag,
+                    "ID": image.id.to_string(),
+                    "Digest": image.manifest_digest.to_string(),
+                    "Created": image.created,
+                    "Size": image.size,
                 })
             })
             .collect();
         format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
-    // DIGEST: what the registry of this row's repository calls the image.
-    let digest_of = |s: &crate::store::ImageSummary| -> String {
-        let repository = s
-            .tag
-            .as_deref()
-            .and_then(|t| t.parse::<ImageRef>().ok())
-            .map(|r| format!("{}/{}", r.registry(), r.repository()));
-        store
-            .repo_digests(&s.manifest_digest)
-            .ok()
-            .and_then(|digests| {
-                digests
-                    .into_iter()
-                    .find(|(r, _)| repository.as_deref().is_none_or(|want| want == r))
-            })
-            .map_or_else(|| "<none>".to_string(), |(_, d)| d.to_string())
-    };
-    let rows: Vec<Vec<String>> = summaries
+    let rows: Vec<Vec<String>> = listed
         .iter()
-        .map(|s| {
-            let (repository, tag) = repository_and_tag(s.tag.as_deref());
-            let mut row = vec![repository, tag];
+        .map(|image| {
+            let mut row = vec![image.repository.clone(), image.tag.clone()];
             if args.digests {
-                row.push(digest_of(s));
+                row.push(
+                    image
+                        .repo_digest
+                        .map_or_else(|| "<none>".to_string(), |d| d.to_string()),
+                );
             }
             row.extend([
-                if args.no_trunc {
-                    s.id.to_string()
-                } else {
-                    s.id.short()
-                },
-                human_age(s.created.as_deref()),
-                human_size(s.size),
+                id(image),
+                human_age(image.created.as_deref()),
+                human_size(image.size),
             ]);
             row
         })
@@ -167,14 +121,7 @@ pub fn tag(store_config: &StoreConfig, args: TagArgs) -> Result<ExitCode> {
     if target.digest().is_some() {
         bail!("a tag cannot contain a digest: {}", args.target);
     }
-    let image = store.image(&args.source)?;
-    store.set_tag(
-        &target.familiar(),
-        &image.manifest_digest,
-        image.manifest_size,
-    )?;
-    let id = image.id.to_string();
-    crate::store::events::image_event(&store, "tag", &id, &target.familiar());
+    engine::tag(&store, &args.source, &target)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -190,14 +137,14 @@ pub struct RmiArgs {
 pub fn rmi(store_config: &StoreConfig, args: RmiArgs) -> Result<ExitCode> {
     let store = open_store(store_config)?;
     Ok(super::each_item(&args.images, |reference| {
-        let (untagged, deleted) = store.remove_image(reference, args.force)?;
-        for name in untagged {
+        let removed = engine::remove_image(&store, reference, args.force)?;
+        for name in removed.untagged {
             println!("Untagged: {name}");
         }
-        for id in deleted {
+        for id in removed.deleted {
             println!("Deleted: {id}");
         }
-        Ok::<_, StoreError>(())
+        Ok::<_, engine::EngineError>(())
     }))
 }
 
@@ -219,69 +166,15 @@ pub enum InspectKind {
     Image,
 }
 
-/// Docker's `image inspect` shape.
-fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
-    let config = &image.config;
-    json!({
-        "Id": image.id.to_string(),
-        "RepoTags": image.tags,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Created": config.created,
-        "Author": config.author.clone().unwrap_or_default(),
-        "Config": config.config,
-        "Architecture": config.architecture,
-        "Variant": config.variant,
-        "Os": config.os,
-        "Size": image.size(),
-        "RootFS": {
-            "Type": config.rootfs.kind,
-            "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        },
-        "Manifest": {
-            "Digest": image.manifest_digest.to_string(),
-            "Layers": image.layers.iter().map(|l| json!({
-                "Digest": l.blob.to_string(),
-                "MediaType": l.media_type,
-                "Size": l.size,
-            })).collect::<Vec<_>>(),
-        },
-        "Metadata": {},
-    })
-}
-
 pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
     let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
+    let kind = args.kind.map(|kind| match kind {
+        InspectKind::Container => engine::InspectKind::Container,
+        InspectKind::Image => engine::InspectKind::Image,
+    });
     let code = super::each_item(&args.images, |reference| {
-        // As Docker: a container by that name or id first, then an image.
-        let container = match args.kind {
-            Some(InspectKind::Image) => None,
-            _ => match crate::container::inspect(&store, reference) {
-                Ok(found) => Some(found),
-                Err(_) if args.kind.is_none() => None,
-                Err(e) => return Err(anyhow::Error::new(e)),
-            },
-        };
-        let item = match container {
-            Some(found) => found,
-            None => {
-                let image = store.image(reference).map_err(|e| match e {
-                    StoreError::NoSuchImage(_) if args.kind.is_none() => {
-                        anyhow::anyhow!("no such object: {reference}")
-                    }
-                    other => anyhow::Error::new(other),
-                })?;
-                let digests: Vec<String> = store
-                    .repo_digests(&image.manifest_digest)?
-                    .into_iter()
-                    .map(|(repository, digest)| format!("{repository}@{digest}"))
-                    .collect();
-                inspect_json(&image, &digests)
-            }
-        };
-        out.push(item)
+        out.push(engine::inspect(&store, reference, kind)?)
     });
     out.finish()?;
     Ok(code)
@@ -301,57 +194,43 @@ pub struct HistoryArgs {
 
 pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let image = store.image(&args.image)?;
-    // History entries with a layer take the layers in order.
-    let mut layers = image.layers.iter();
-    let mut rows: Vec<(String, Option<String>, String, u64, String)> = Vec::new();
-    for entry in &image.config.history {
-        let size = if entry.is_empty_layer() {
-            0
-        } else {
-            layers.next().map_or(0, |l| l.tar_size)
-        };
-        rows.push((
-            "<missing>".into(),
-            entry.created.clone(),
-            entry.created_by.clone().unwrap_or_default(),
-            size,
-            entry.comment.clone().unwrap_or_default(),
-        ));
-    }
-    rows.reverse();
-    if let Some(first) = rows.first_mut() {
-        first.0 = if args.no_trunc {
-            image.id.to_string()
-        } else {
-            image.id.short()
-        };
-    }
+    let rows = engine::history(&store, &args.image)?;
+    let id = |row: &engine::HistoryRow| match row.id {
+        Some(id) if args.no_trunc => id.to_string(),
+        Some(id) => id.short(),
+        None => "<missing>".to_string(),
+    };
     if args.format == Format::Json {
         let json: Vec<Value> = rows
             .iter()
-            .map(|(id, created, by, size, comment)| {
-                json!({ "ID": id, "Created": created, "CreatedBy": by, "Size": size, "Comment": comment })
+            .map(|row| {
+                json!({
+                    "ID": id(row),
+                    "Created": row.created,
+                    "CreatedBy": row.created_by,
+                    "Size": row.size,
+                    "Comment": row.comment,
+                })
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
     let table: Vec<Vec<String>> = rows
-        .into_iter()
-        .map(|(id, created, by, size, comment)| {
-            let by = by.replace('\n', " ");
+        .iter()
+        .map(|row| {
+            let by = row.created_by.replace('\n', " ");
             let by = if !args.no_trunc && by.chars().count() > 45 {
                 format!("{}...", by.chars().take(42).collect::<String>())
             } else {
                 by
             };
             vec![
-                id,
-                human_age(created.as_deref()),
+                id(row),
+                human_age(row.created.as_deref()),
                 by,
-                human_size(size),
-                comment,
+                human_size(row.size),
+                row.comment.clone(),
             ]
         })
         .collect();

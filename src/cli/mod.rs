@@ -11,6 +11,7 @@ mod docs;
 mod events;
 mod images;
 mod networks;
+mod plan;
 mod progress;
 mod registry;
 mod system;
@@ -23,8 +24,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::layers::Compression;
-use crate::store::{Store, StoreOptions};
+use crate::engine::{Compression, Store, StoreOptions};
 
 /// A daemonless, Docker-compatible container tool.
 #[derive(Debug, Parser)]
@@ -360,29 +360,10 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Whether the error comes from a full file system: a write's ENOSPC, SQLite's "disk
-/// full", or an SQLite I/O error (it cannot map its shared memory file) while the
-/// store's file system has next to nothing free.
+/// Whether the error comes from a full file system (any error of its chain).
 fn is_out_of_space(err: &anyhow::Error, root: &Path) -> bool {
-    let nearly_full = || {
-        let probe = if root.exists() {
-            root
-        } else {
-            root.parent().unwrap_or(root)
-        };
-        crate::store::filesystem_space(probe).is_ok_and(|(available, _)| available < 1 << 20)
-    };
-    err.chain().any(|cause| {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return io.raw_os_error() == Some(libc::ENOSPC);
-        }
-        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
-        {
-            return e.code == rusqlite::ErrorCode::DiskFull
-                || (e.code == rusqlite::ErrorCode::SystemIoFailure && nearly_full());
-        }
-        false
-    })
+    err.chain()
+        .any(|cause| crate::engine::is_out_of_space(cause, root))
 }
 
 /// `lade images | head -1`: when the reader goes away, end quietly as other command-line
@@ -435,36 +416,11 @@ fn describe(err: &anyhow::Error) -> String {
     let mut parts = Vec::new();
     for cause in err.chain() {
         parts.push(cause.to_string());
-        if is_lades_own(cause) {
+        if crate::engine::is_lades_own(cause) {
             break;
         }
     }
     printable(&parts.join(": "))
-}
-
-/// Whether an error is one of those the library's modules return (each of the others
-/// reaches the command line inside one of these).
-fn is_lades_own(error: &(dyn std::error::Error + 'static)) -> bool {
-    macro_rules! one_of {
-        ($($kind:ty),+) => { false $(|| error.is::<$kind>())+ };
-    }
-    use crate::{archive, builder, container, exec, graph, layers, network, oci, parser};
-    one_of!(
-        crate::engine::EngineError,
-        builder::BuildError,
-        crate::store::StoreError,
-        container::ContainerError,
-        crate::registry::RegistryError,
-        layers::LayerError,
-        archive::ArchiveError,
-        network::NetworkError,
-        exec::ExecError,
-        graph::PlanError,
-        graph::GraphError,
-        parser::ParseError,
-        oci::ReferenceError,
-        oci::DigestError
-    )
 }
 
 /// Messages quote what they were given, and that can be anything (a hostile archive's
@@ -491,7 +447,7 @@ fn store_root(root: Option<PathBuf>) -> PathBuf {
             .filter(|v| !v.is_empty())
             .map(PathBuf::from)
     })
-    .unwrap_or_else(crate::store::default_root)
+    .unwrap_or_else(crate::engine::default_root)
 }
 
 /// Where the store is and how to open it, from the global options; every command
@@ -634,7 +590,7 @@ mod tests {
     #[test]
     fn an_error_shows_each_cause_once() {
         let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
-        let err = anyhow::Error::new(crate::store::StoreError::Io {
+        let err = anyhow::Error::new(crate::engine::StoreError::Io {
             path: "/x.tar".into(),
             source: io(),
         })

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::Progress;
-use crate::archive;
-use crate::builder::{CacheStatus, Event, Reporter, StepRef};
+use crate::engine::{CacheStatus, Event, StepRef, StepReporter as Reporter, TransferProgress};
 
 /// How progress will actually be shown, once `auto` is decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,7 +254,7 @@ impl ByteProgress {
     }
 }
 
-impl archive::Progress for ByteProgress {
+impl TransferProgress for ByteProgress {
     fn advance(&self, bytes: u64) {
         if let Some(bar) = &self.bar {
             bar.inc(bytes);

@@ -8,10 +8,11 @@ use clap::{ArgAction, Args};
 
 use super::open_store;
 use super::StoreConfig;
-use crate::layers::{self, Compression};
+use crate::engine::{
+    self, ClientOptions, Credentials, PullOptions, PullProgress, PullRequest, PushCompression,
+    PushOptions, PushRequest, SearchFilter, SearchRequest,
+};
 use crate::oci::{Digest, ImageRef, Platform};
-use crate::registry::{self, ClientOptions, Credentials, PullOptions, PushCompression};
-use crate::store::{LayerInfo, Store};
 
 #[derive(Debug, Args)]
 #[command(
@@ -40,7 +41,7 @@ pub struct PullArgs {
 struct PullLines {
     quiet: bool,
     bars: Option<indicatif::MultiProgress>,
-    layers: std::sync::Mutex<std::collections::HashMap<crate::oci::Digest, indicatif::ProgressBar>>,
+    layers: std::sync::Mutex<std::collections::HashMap<Digest, indicatif::ProgressBar>>,
 }
 
 impl PullLines {
@@ -54,8 +55,8 @@ impl PullLines {
     }
 }
 
-impl registry::PullProgress for PullLines {
-    fn start(&self, digest: &crate::oci::Digest, size: u64) {
+impl PullProgress for PullLines {
+    fn start(&self, digest: &Digest, size: u64) {
         let Some(bars) = &self.bars else {
             return;
         };
@@ -73,7 +74,7 @@ impl registry::PullProgress for PullLines {
             .insert(*digest, bar);
     }
 
-    fn advance(&self, digest: &crate::oci::Digest, bytes: u64) {
+    fn advance(&self, digest: &Digest, bytes: u64) {
         if let Some(bar) = self
             .layers
             .lock()
@@ -84,7 +85,7 @@ impl registry::PullProgress for PullLines {
         }
     }
 
-    fn layer(&self, digest: &crate::oci::Digest, _size: u64, fetched: bool) {
+    fn layer(&self, digest: &Digest, _size: u64, fetched: bool) {
         if self.quiet {
             return;
         }
@@ -129,27 +130,26 @@ pub fn pull(store_config: &StoreConfig, args: PullArgs) -> Result<ExitCode> {
             credentials: None,
         },
     };
-    let references = if args.all_tags {
-        if reference.digest().is_some() {
-            bail!("-a pulls every tag: name the repository without a digest");
-        }
-        registry::tags(&reference, &options.client)
-            .with_context(|| format!("cannot list the tags of {}", reference.familiar()))?
-            .into_iter()
-            .map(|tag| reference.with_tag(&tag))
-            .collect()
-    } else {
-        vec![reference]
-    };
-    for reference in references {
-        let image = registry::pull(&store, &reference, &options, &PullLines::new(args.quiet))
-            .with_context(|| format!("cannot pull {}", reference.familiar()))?;
-        if !args.quiet {
-            println!("Image id: {}", image.id);
-            println!("Status: pulled {}", reference.familiar());
-        }
-        println!("{}", reference.normalized());
+    if args.all_tags && reference.digest().is_some() {
+        bail!("-a pulls every tag: name the repository without a digest");
     }
+    let request = PullRequest {
+        reference,
+        all_tags: args.all_tags,
+        options,
+    };
+    engine::pull(
+        &store,
+        &request,
+        &PullLines::new(args.quiet),
+        &mut |reference, image| {
+            if !args.quiet {
+                println!("Image id: {}", image.id);
+                println!("Status: pulled {}", reference.familiar());
+            }
+            println!("{}", reference.normalized());
+        },
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -194,11 +194,10 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
     };
     let store = open_store(store_config)?;
     let quiet = args.quiet;
-    let digest = registry::push(
-        &store,
-        &args.image,
-        &destination,
-        &registry::PushOptions {
+    let request = PushRequest {
+        image: args.image.clone(),
+        destination,
+        options: PushOptions {
             client: ClientOptions {
                 insecure: !args.tls_verify,
                 credentials: None,
@@ -206,37 +205,21 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
             compression,
             force_compression: args.force_compression,
         },
-        &recompress,
-        &|line| {
-            if !quiet {
-                println!("{line}");
-            }
-        },
-    )
-    .with_context(|| format!("cannot push {}", destination.familiar()))?;
+    };
+    let digest = engine::push(&store, &request, &|line| {
+        if !quiet {
+            println!("{line}");
+        }
+    })?;
     if quiet {
         println!("{digest}");
     } else {
         println!(
             "{}: digest: {digest}",
-            destination.tag().unwrap_or("latest")
+            request.destination.tag().unwrap_or("latest")
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The layers module's compressor, as a push takes it: `registry` may not use `layers`,
-/// so the one layer compressor reaches it from here.
-pub(super) fn recompress(
-    store: &Store,
-    layer: &LayerInfo,
-    to: PushCompression,
-) -> std::result::Result<(Digest, u64), Box<dyn std::error::Error + Send + Sync>> {
-    let to = match to {
-        PushCompression::Zstd => Compression::Zstd,
-        PushCompression::Gzip => Compression::Gzip,
-    };
-    Ok(layers::recompress(store, layer, to)?)
 }
 
 #[derive(Debug, Args)]
@@ -285,13 +268,11 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     if password.is_empty() {
         bail!("the password is empty");
     }
-    let registry = registry_name(&args.registry);
-    let saved = registry::login(
-        &registry,
-        Credentials { username, password },
-        !args.tls_verify,
-    )
-    .with_context(|| format!("cannot log in to {registry}"))?;
+    let saved = engine::login(engine::LoginRequest {
+        registry: engine::registry_name(&args.registry),
+        credentials: Credentials { username, password },
+        insecure: !args.tls_verify,
+    })?;
     println!("Login Succeeded! ({saved})");
     Ok(ExitCode::SUCCESS)
 }
@@ -303,26 +284,14 @@ pub struct LogoutArgs {
 }
 
 pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
-    let registry = registry_name(&args.registry);
-    let removed =
-        registry::logout(&registry).with_context(|| format!("cannot log out of {registry}"))?;
-    if removed.is_empty() {
-        bail!("not logged in to {registry}")
-    }
+    let registry = engine::registry_name(&args.registry);
+    let removed = engine::logout(&registry)?;
     // Docker's words; then where from, since lade reads several places.
     println!("Removing login credentials for {registry}");
     for place in removed {
         println!("  removed from {place}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// `https://host:port/` as `host:port`.
-fn registry_name(text: &str) -> String {
-    text.trim_start_matches("https://")
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_string()
 }
 
 #[derive(Debug, Args)]
@@ -346,33 +315,31 @@ pub struct SearchArgs {
 
 /// `lade search`, with Docker's columns.
 pub fn search(args: SearchArgs) -> Result<ExitCode> {
-    let mut min_stars = 0;
-    let mut official: Option<bool> = None;
+    let mut search_filter = SearchFilter::default();
     for filter in &args.filter {
         match filter.split_once('=') {
             Some(("stars", n)) => {
-                min_stars = n
+                search_filter.min_stars = n
                     .parse()
                     .with_context(|| format!("invalid --filter {filter:?}: stars=N"))?
             }
-            Some(("is-official", v)) => official = Some(v == "true"),
+            Some(("is-official", v)) => search_filter.official = Some(v == "true"),
             _ => {
                 bail!("invalid --filter {filter:?}: lade knows stars=N and is-official=true|false")
             }
         }
     }
-    let results = registry::search(
-        &args.term,
-        args.limit,
-        &ClientOptions {
+    let results = engine::search(&SearchRequest {
+        term: args.term.clone(),
+        limit: args.limit,
+        filter: search_filter,
+        client: ClientOptions {
             insecure: !args.tls_verify,
             credentials: None,
         },
-    )
-    .with_context(|| format!("cannot search for {}", args.term))?;
+    })?;
     let rows: Vec<Vec<String>> = results
         .into_iter()
-        .filter(|r| r.stars >= min_stars && official.is_none_or(|o| r.official == o))
         .map(|r| {
             let description = if args.no_trunc || r.description.chars().count() <= 45 {
                 r.description

@@ -8,9 +8,8 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::StoreConfig;
-use super::{open_store, Format};
-use crate::container::ContainerState;
-use crate::store::CheckOptions;
+use super::{human_size, open_store, print_table, Format};
+use crate::engine::{self, CheckRequest, PruneRequest, Pruned};
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
@@ -82,88 +81,11 @@ pub fn run(store_config: &StoreConfig, command: SystemCommand) -> Result<ExitCod
     }
 }
 
-/// What one kind of thing takes.
-struct Space {
-    kind: &'static str,
-    total: usize,
-    active: usize,
-    size: u64,
-    reclaimable: u64,
-}
-
 fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let containers = store.containers()?;
-    let active = containers
-        .iter()
-        .map(|c| Ok(ContainerState::current(c)?.is_active()))
-        .collect::<Result<Vec<bool>, crate::container::ContainerError>>()?;
-    // Images, once per id.
-    let mut images: std::collections::BTreeMap<String, (u64, bool)> = Default::default();
-    for summary in store.list_images()? {
-        let used = containers.iter().any(|c| c.image == summary.id);
-        images.insert(summary.id.to_string(), (summary.size, used));
-    }
-    let image_space = Space {
-        kind: "Images",
-        total: images.len(),
-        active: images.values().filter(|(_, used)| *used).count(),
-        size: images.values().map(|(size, _)| size).sum(),
-        reclaimable: images
-            .values()
-            .filter(|(_, used)| !used)
-            .map(|(s, _)| s)
-            .sum(),
-    };
-    let container_sizes: Vec<(String, u64, bool)> = containers
-        .iter()
-        .zip(&active)
-        .map(|(c, active)| {
-            let upper = store.root().join("containers").join(&c.id).join("upper");
-            (c.name.clone(), crate::store::dir_size(&upper), *active)
-        })
-        .collect();
-    let container_space = Space {
-        kind: "Containers",
-        total: containers.len(),
-        active: active.iter().filter(|a| **a).count(),
-        size: container_sizes.iter().map(|(_, s, _)| s).sum(),
-        reclaimable: container_sizes
-            .iter()
-            .filter(|(_, _, r)| !r)
-            .map(|(_, s, _)| s)
-            .sum(),
-    };
-    let mut volume_sizes = Vec::new();
-    for volume in store.volumes()? {
-        let used = !crate::container::volume_users(&store, &volume.name)?.is_empty();
-        volume_sizes.push((
-            volume.name.clone(),
-            crate::store::dir_size(&store.volume_data(&volume.name)),
-            used,
-        ));
-    }
-    let volume_space = Space {
-        kind: "Local Volumes",
-        total: volume_sizes.len(),
-        active: volume_sizes.iter().filter(|(_, _, u)| *u).count(),
-        size: volume_sizes.iter().map(|(_, s, _)| s).sum(),
-        reclaimable: volume_sizes
-            .iter()
-            .filter(|(_, _, u)| !u)
-            .map(|(_, s, _)| s)
-            .sum(),
-    };
-    let cache = store.cache_usage()?;
-    let cache_space = Space {
-        kind: "Build Cache",
-        total: cache.records as usize,
-        active: 0,
-        size: cache.layers.1 + cache.cache_mounts.1 + cache.context_hashes.1,
-        reclaimable: cache.layers.1 + cache.cache_mounts.1 + cache.context_hashes.1,
-    };
-    let spaces = [image_space, container_space, volume_space, cache_space];
-    let rows: Vec<serde_json::Value> = spaces
+    let usage = engine::df(&store)?;
+    let rows: Vec<serde_json::Value> = usage
+        .spaces
         .iter()
         .map(|s| {
             let percent = (s.reclaimable * 100).checked_div(s.size).unwrap_or(0);
@@ -171,8 +93,8 @@ fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
                 "Type": s.kind,
                 "TotalCount": s.total,
                 "Active": s.active,
-                "Size": super::human_size(s.size),
-                "Reclaimable": format!("{} ({percent}%)", super::human_size(s.reclaimable)),
+                "Size": human_size(s.size),
+                "Reclaimable": format!("{} ({percent}%)", human_size(s.reclaimable)),
             })
         })
         .collect();
@@ -190,20 +112,18 @@ fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
                 ]
             })
             .collect();
-        super::print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &table);
+        print_table(&["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], &table);
         if args.verbose {
+            let sizes = |usages: &[engine::Usage]| -> Vec<Vec<String>> {
+                usages
+                    .iter()
+                    .map(|u| vec![u.name.clone(), human_size(u.size)])
+                    .collect()
+            };
             println!("\nContainers space usage:\n");
-            let rows: Vec<Vec<String>> = container_sizes
-                .iter()
-                .map(|(name, size, _)| vec![name.clone(), super::human_size(*size)])
-                .collect();
-            super::print_table(&["NAMES", "SIZE"], &rows);
+            print_table(&["NAMES", "SIZE"], &sizes(&usage.containers));
             println!("\nLocal Volumes space usage:\n");
-            let rows: Vec<Vec<String>> = volume_sizes
-                .iter()
-                .map(|(name, size, _)| vec![name.clone(), super::human_size(*size)])
-                .collect();
-            super::print_table(&["VOLUME NAME", "SIZE"], &rows);
+            print_table(&["VOLUME NAME", "SIZE"], &sizes(&usage.volumes));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -211,32 +131,18 @@ fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
 
 fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> {
     let store = super::open_store(store_config)?;
-    let containers = crate::container::prune(&store)?;
-    println!("Deleted containers: {}", containers.len());
-    let remaining = store.containers()?;
-    let mut images = 0;
-    for summary in store.list_images()? {
-        let dangling = summary.tag.is_none();
-        let used = remaining.iter().any(|c| c.image == summary.id);
-        if (dangling || args.all) && !used {
-            let reference = summary
-                .tag
-                .clone()
-                .unwrap_or_else(|| summary.id.to_string());
-            if store.remove_image(&reference, true).is_ok() {
-                images += 1;
-            }
-        }
-    }
-    println!("Deleted images: {images}");
-    if args.volumes {
-        let volumes = crate::container::prune_volumes(&store, false)?;
-        println!("Deleted volumes: {}", volumes.len());
-    }
-    let report = store.prune_cache(&crate::store::PruneOptions::default())?;
+    let request = PruneRequest {
+        all: args.all,
+        volumes: args.volumes,
+    };
+    let report = engine::prune(&store, request, &|pruned| match pruned {
+        Pruned::Containers(n) => println!("Deleted containers: {n}"),
+        Pruned::Images(n) => println!("Deleted images: {n}"),
+        Pruned::Volumes(n) => println!("Deleted volumes: {n}"),
+    })?;
     println!("Deleted build cache records: {}", report.records);
     if let Some(gc) = report.gc {
-        println!("Total reclaimed space: {}", super::human_size(gc.bytes));
+        println!("Total reclaimed space: {}", human_size(gc.bytes));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -244,44 +150,28 @@ fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> 
 /// `lade info`: the store, what it holds, and what this machine offers.
 pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let containers = store.containers()?;
-    let states = containers
-        .iter()
-        .map(ContainerState::current)
-        .collect::<Result<Vec<_>, _>>()?;
-    let count = |state: ContainerState| states.iter().filter(|s| **s == state).count();
-    let images: std::collections::BTreeSet<_> =
-        store.list_images()?.into_iter().map(|s| s.id).collect();
-    let layout = crate::exec::CgroupLayout::detect();
-    let cgroup_version = match &layout.unified {
-        Some((_, controllers)) if !controllers.is_empty() && layout.v1.is_empty() => "2",
-        Some(_) if !layout.v1.is_empty() => "1 (hybrid: v2 mounted, v1 controllers)",
-        Some(_) => "2",
-        None => "1",
-    };
-    let uname = nix::sys::utsname::uname()?;
-    let (available, total) = crate::store::filesystem_space(store.root()).unwrap_or((0, 0));
+    let found = engine::info(&store)?;
     let info = json!({
         "ID": "lade",
         "ServerVersion": env!("CARGO_PKG_VERSION"),
-        "Containers": containers.len(),
-        "ContainersRunning": count(ContainerState::Running),
-        "ContainersPaused": count(ContainerState::Paused),
-        "ContainersStopped": states.iter().filter(|s| s.is_stopped()).count(),
-        "Images": images.len(),
+        "Containers": found.containers,
+        "ContainersRunning": found.running,
+        "ContainersPaused": found.paused,
+        "ContainersStopped": found.stopped,
+        "Images": found.images,
         "Driver": "overlay",
-        "DockerRootDir": store.root(),
-        "CgroupVersion": cgroup_version,
-        "CgroupControllers": layout.v1.keys().collect::<Vec<_>>(),
-        "KernelVersion": uname.release().to_string_lossy(),
-        "OperatingSystem": uname.sysname().to_string_lossy(),
-        "Architecture": uname.machine().to_string_lossy(),
-        "NCPU": std::thread::available_parallelism().map_or(1, |n| n.get()),
+        "DockerRootDir": found.root,
+        "CgroupVersion": found.cgroup_version,
+        "CgroupControllers": found.cgroup_controllers,
+        "KernelVersion": found.kernel,
+        "OperatingSystem": found.os,
+        "Architecture": found.architecture,
+        "NCPU": found.cpus,
         "SecurityOptions": ["name=seccomp,profile=builtin", "name=no-new-privileges"],
-        "StorageAvailable": available,
-        "StorageTotal": total,
-        "StorageReserve": store.reserve(),
-        "Rootless": !nix::unistd::geteuid().is_root(),
+        "StorageAvailable": found.storage_available,
+        "StorageTotal": found.storage_total,
+        "StorageReserve": found.storage_reserve,
+        "Rootless": found.rootless,
     });
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&info)?),
@@ -328,16 +218,13 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
 
 fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
     let store = open_store(store_config)?;
-    let fingerprint = |dir: &std::path::Path| {
-        crate::layers::fingerprint(dir).map_err(crate::store::FingerprintError::from)
-    };
-    let snapshot_users = || crate::container::snapshot_users(&store);
-    let report = store.check(&CheckOptions {
-        quick: args.quick,
-        repair: args.repair,
-        fingerprint: &fingerprint,
-        snapshot_users: &snapshot_users,
-    })?;
+    let report = engine::check(
+        &store,
+        CheckRequest {
+            quick: args.quick,
+            repair: args.repair,
+        },
+    )?;
     let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
     match args.format {
         Format::Json => println!(

@@ -8,60 +8,99 @@
 //! Process set-up that whole commands need (the private mount namespace) lives in
 //! [`process`], called once by the command-line entry.
 //!
-//! Moved so far: `run` (foreground, `-it`, detached, with `--rm`), `create`, `start`,
-//! `attach`, and the other container verbs (`ps`, `port`, `top`, `stats`, `rm`,
-//! `container prune`, `rename`, `stop`, `restart`, `kill`, `pause`, `wait`, `logs`,
-//! `exec`, `cp`, `export`, `diff`, `commit`), `volume`, `network`, and
-//! `events`.
+//! Every verb has its operation here: the container verbs (`run`, `create`, `start`,
+//! `attach`, `ps`, `port`, `top`, `stats`, `rm`, `container prune`, `rename`, `stop`,
+//! `restart`, `kill`, `pause`, `wait`, `logs`, `exec`, `cp`, `export`, `diff`,
+//! `commit`), `volume`, `network` and `events`; the image verbs (`images`, `tag`, `rmi`,
+//! `inspect`, `history`), the registry's (`pull`, `push`, `login`, `logout`, `search`),
+//! the archives' (`import`, `save`, `load`), `build` with its caches, `cache`, and the
+//! store's (`df`, `prune`, `check`, `info`).
 //!
 //! The types of lower modules that requests are made of (run options, settings,
 //! signals and the like) reach `cli` through this module's re-exports, so that the
 //! command line depends on the engine alone.
 
+mod archive;
+mod build;
+mod cache;
+mod check;
 mod commit;
 mod copy;
 mod create;
+mod df;
 mod events;
 mod exec;
 mod image;
+mod images;
+mod info;
 mod lifecycle;
 mod list;
+mod login;
 mod logs;
 mod network;
 pub mod process;
+mod prune;
 mod pull;
+mod push;
 mod remove;
 mod rename;
 mod run;
+mod search;
 mod start;
 mod volume;
 
 use std::path::PathBuf;
 
+use crate::archive::ArchiveError;
+use crate::builder::BuildError;
 use crate::container::ContainerError;
+use crate::graph::{ChangeError, GraphError, PlanError};
 use crate::network::NetworkError;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
+pub use crate::store::StoreError;
 
+pub use archive::{
+    import, load, save, save_set, ImportInput, ImportRequest, ImportSource, LoadInput,
+    SaveDestination, SaveRequest, SaveSet,
+};
+pub use build::{
+    build, dry_run, explain, BuildNotice, BuildReporter, BuildRequest, CacheSource, DryRun,
+};
+pub use cache::{
+    cache_inspect, cache_records, cache_usage, prune_cache, CacheInspection, CachePruneRequest,
+    CachedStep,
+};
+pub use check::{check, CheckRequest};
 pub use commit::{commit, CommitRequest};
 pub use copy::{copy, diff, export, Change, CopyRequest, ExportRequest};
 pub use create::{create, ContainerRequest};
+pub use df::{df, DiskUsage, Space, Usage};
 pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use exec::{exec, ExecRequest};
 pub use image::ImageName;
+pub use images::{
+    history, images, inspect, remove_image, tag, HistoryRow, ImageFilter, InspectKind, ListedImage,
+    Removed,
+};
+pub use info::{info, Info};
 pub use lifecycle::{kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest};
 pub use list::{
     port, ps, stats, top, ContainerRow, ContainerSize, PortRequest, Processes, PsFilter, PsRequest,
     PublishedPort, TopRequest,
 };
+pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use network::{
     connect_network, create_network, disconnect_network, inspect_network, list_networks,
     prune_networks, remove_network, ConnectRequest, DisconnectRequest,
 };
+pub use prune::{prune, PruneRequest, Pruned};
+pub use pull::{pull, PullRequest};
+pub use push::{push, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};
 pub use rename::{rename, RenameRequest};
 pub use run::{run, RunOutcome, RunRequest};
+pub use search::{search, SearchFilter, SearchRequest};
 pub use start::{attach, start_attached, start_detached, AttachRequest, StartAttached};
 pub use volume::{
     create_volume, inspect_volume, list_volumes, prune_volumes, remove_volume, Volume,
@@ -72,18 +111,35 @@ pub use volume::{
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
     check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
-    NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
+    NetworkRequest, RestartPolicy, RunOptions, Settings,
 };
 pub use crate::exec::{Limits, Stream};
 pub use crate::network::PortMapping;
-pub use crate::registry::PullPolicy;
-pub use crate::store::Store;
 
 pub use crate::container::validate;
 pub use crate::container::{HealthFlags, HealthStatus};
 /// Docker's durations (`500ms`, `1m30s`), in nanoseconds.
 pub use crate::graph::parse_duration;
 pub use crate::network::{NetworkInspect, NetworkOptions};
+
+// The lower modules' plain data and progress traits, as `cli` names them: it reaches
+// them through here only.
+pub use crate::archive::{ImportOptions, Loaded, Progress as TransferProgress, SaveFormat};
+pub use crate::builder::{
+    BuildOptions, CacheStatus, Entitlements, Event, ExplainedStep, Reporter as StepReporter,
+    StepRef, Verdict,
+};
+pub use crate::exec::Cancel;
+pub use crate::graph::{config_with_changes, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
+pub use crate::layers::Compression;
+pub use crate::registry::{
+    ClientOptions, Credentials, PullOptions, PullPolicy, PullProgress, PushCompression,
+    PushOptions, SavedTo, SearchResult,
+};
+pub use crate::store::{
+    default_root, is_out_of_space, CacheRecord, CacheUsage, CheckReport, Image, PruneReport, Store,
+    StoreOptions,
+};
 
 /// What an operation must tell the user while it runs. `cli` renders it (on stderr, so
 /// that a container's output stays its own); the engine never prints.
@@ -119,6 +175,60 @@ pub enum EngineError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// A Dockerfile that cannot be planned (`--dry-run`).
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// `--change` instructions that are no Dockerfile's, or not allowed there.
+    #[error(transparent)]
+    Change(#[from] ChangeError),
+    /// A registry failed at what the verb asked of it: `what` says what that was
+    /// (`pull busybox:latest`, `log in to ghcr.io`).
+    #[error("cannot {what}: {source}")]
+    Remote {
+        what: String,
+        source: Box<RegistryError>,
+    },
+    /// A file the verb reads or writes (an archive, the iidfile): `what` says which
+    /// and what was done to it (`open x.tar`, `write id.txt`).
+    #[error("cannot {what}: {source}")]
+    File {
+        what: String,
+        source: std::io::Error,
+    },
+    /// An archive could not be read or written: `what` says which (`import x.tar`,
+    /// `load standard input`).
+    #[error("cannot {what}: {source}")]
+    ArchiveOf {
+        what: String,
+        source: Box<ArchiveError>,
+    },
+    /// `logout` of a registry no credentials were kept for.
+    #[error("not logged in to {0}")]
+    NotLoggedIn(String),
+    /// `inspect` of a name that is neither a container nor an image.
+    #[error("no such object: {0}")]
+    NoSuchObject(String),
+    /// `cache inspect` of a key prefix that several keys start with.
+    #[error("{prefix:?} is the start of {count} cache keys: give more of it")]
+    AmbiguousKey { prefix: String, count: usize },
+    /// `cache inspect` of what is neither a key nor an image.
+    #[error("{target:?} is neither a cache key nor an image in the store: {source}")]
+    NotKeyNorImage { target: String, source: StoreError },
+    /// `cache inspect` of an image this store has no build record of (its short id).
+    #[error(
+        "{0} was not built by lade in this store (or was built before lade kept cache records)"
+    )]
+    NotBuiltHere(String),
+    /// The step list a build recorded cannot be read back.
+    #[error("the stored step list: {0}")]
+    StepList(serde_json::Error),
+    /// `build --push` with no `-t` to say where.
+    #[error("--push needs a -t naming where to push")]
+    PushWithoutTag,
     /// The store lacked the image and pulling it failed: Docker's notice has already
     /// said that it was missing, so the message only says what went wrong.
     #[error("cannot pull {image}: {source}")]
@@ -132,6 +242,9 @@ pub enum EngineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A write or a flush of what the verb makes failed (the file system's words).
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
     /// The process set-up (its private mount namespace) failed; the message says what.
     #[error(transparent)]
     Process(std::io::Error),
@@ -161,8 +274,6 @@ pub enum EngineError {
     },
     #[error("lade cp copies between a container and the host: name the container in SRC or DEST as CONTAINER:PATH")]
     CopyNeedsContainer,
-    #[error(transparent)]
-    Change(#[from] crate::graph::ChangeError),
 }
 
 impl EngineError {
@@ -174,6 +285,49 @@ impl EngineError {
             _ => 125,
         }
     }
+}
+
+impl From<GraphError> for EngineError {
+    fn from(error: GraphError) -> Self {
+        EngineError::Plan(error.into())
+    }
+}
+
+impl EngineError {
+    /// The exit code of a build a signal stopped (128 + the signal), as a shell gives.
+    pub fn interrupted_build(&self) -> Option<u8> {
+        match self {
+            EngineError::Build(e @ BuildError::Interrupted { .. }) => Some(e.exit_code()),
+            _ => None,
+        }
+    }
+}
+
+/// Whether an error is one of those lade's modules return, each of which says all of
+/// its cause (the others reach the command line inside one of these): a message made
+/// of an error's chain stops at the first of them.
+pub fn is_lades_own(error: &(dyn std::error::Error + 'static)) -> bool {
+    macro_rules! one_of {
+        ($($kind:ty),+) => { false $(|| error.is::<$kind>())+ };
+    }
+    use crate::{archive, builder, exec, graph, layers, network, oci};
+    one_of!(
+        EngineError,
+        builder::BuildError,
+        StoreError,
+        ContainerError,
+        RegistryError,
+        layers::LayerError,
+        archive::ArchiveError,
+        network::NetworkError,
+        exec::ExecError,
+        graph::PlanError,
+        graph::GraphError,
+        graph::ChangeError,
+        graph::ParseError,
+        oci::ReferenceError,
+        oci::DigestError
+    )
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;

@@ -17,6 +17,8 @@ use crate::oci::{ImageRef, Platform, ReferenceError};
 /// Docker's (Go's) durations (`500ms`, `1m30s`) in nanoseconds, as HEALTHCHECK and the
 /// `--health-*` flags write them.
 pub use crate::parser::parse_duration;
+/// What [`PlanError`] holds when the Dockerfile does not parse.
+pub use crate::parser::ParseError;
 /// Where in the Dockerfile something is (the parser's), for errors that point there.
 pub use crate::parser::SourceLocation;
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};

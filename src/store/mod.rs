@@ -288,6 +288,40 @@ pub fn filesystem_space(path: &Path) -> io::Result<(u64, u64)> {
     ))
 }
 
+/// Whether `cause` (one error of a chain) comes from a full file system: a write's
+/// ENOSPC, SQLite's "disk full", or an SQLite I/O error (it cannot map its shared memory
+/// file) while the file system holding the store at `root` has next to nothing free.
+pub fn is_out_of_space(cause: &(dyn std::error::Error + 'static), root: &Path) -> bool {
+    if let Some(io) = cause.downcast_ref::<io::Error>() {
+        return io.raw_os_error() == Some(libc::ENOSPC);
+    }
+    let nearly_full = || {
+        let probe = if root.exists() {
+            root
+        } else {
+            root.parent().unwrap_or(root)
+        };
+        filesystem_space(probe).is_ok_and(|(available, _)| available < 1 << 20)
+    };
+    if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>() {
+        return e.code == rusqlite::ErrorCode::DiskFull
+            || (e.code == rusqlite::ErrorCode::SystemIoFailure && nearly_full());
+    }
+    false
+}
+
+impl Store {
+    /// The space a container's own changes take (its upper directory), for `df`.
+    pub fn container_changes_size(&self, id: &str) -> u64 {
+        dir_size(&self.root().join("containers").join(id).join("upper"))
+    }
+
+    /// The space a volume's files take, for `df`.
+    pub fn volume_size(&self, name: &str) -> u64 {
+        dir_size(&self.volume_data(name))
+    }
+}
+
 /// Where things are under the root.
 const OCI: &str = "oci";
 const SNAPSHOTS: &str = "snapshots";

@@ -1,0 +1,226 @@
+//! `build`: a Dockerfile made into an image with its caches (local directories and
+//! registries, imported before and exported after), the iidfile and `--push`; its
+//! `--explain` (what the cache has for every step, registry caches included) and its
+//! `--dry-run` (the plan, reading no image).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::{push, EngineError, PushRequest, Result};
+use crate::builder::{self, shared_cache, BuildOptions, ExplainedStep, Reporter};
+use crate::graph::{self, BaseImage, ExpandedStage, Plan, PlanOptions};
+use crate::oci::{Digest, ImageRef};
+use crate::registry::{self, ClientOptions, PushOptions, RegistryError};
+use crate::store::{Image, Staging, Store};
+
+/// Where a build cache comes from (`--cache-from`) or goes (`--cache-to`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CacheSource {
+    /// A directory holding an OCI layout.
+    Local(PathBuf),
+    /// A registry's image of lade's cache manifest.
+    Registry(ImageRef),
+}
+
+/// What `lade build` is asked for. `options` leaves its cache directories empty: they
+/// come from `cache_from` and `cache_to`, registries' through the store's staging area.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    pub options: BuildOptions,
+    pub cache_from: Vec<CacheSource>,
+    pub cache_to: Option<CacheSource>,
+    /// `--iidfile`: where the image id is written.
+    pub iidfile: Option<PathBuf>,
+    /// `--push`: each tag pushed to its registry once built.
+    pub push: bool,
+}
+
+/// What a build tells beyond its steps' events, in the order it happens.
+#[derive(Debug)]
+pub enum BuildNotice<'a> {
+    /// A registry's cache could not be imported: the build goes on without it.
+    NoCacheFrom {
+        reference: &'a ImageRef,
+        error: &'a RegistryError,
+    },
+    /// `--cache-to` wrote `count` records: to a directory, or pushed to a registry as
+    /// the manifest `digest`.
+    Exported {
+        count: usize,
+        to: &'a CacheSource,
+        digest: Option<Digest>,
+    },
+    /// The image is made (and tagged).
+    Built(&'a Image),
+    /// A line of a push's progress.
+    Pushing(&'a str),
+    /// `--push`: a tag is pushed, as the manifest `digest`.
+    Pushed { tag: &'a ImageRef, digest: Digest },
+}
+
+/// A build's reporter: its steps' events, and its notices.
+pub trait BuildReporter: Reporter {
+    fn notice(&self, notice: BuildNotice<'_>);
+}
+
+/// `lade build`: the image made.
+pub fn build(store: &Store, request: &BuildRequest, reporter: &dyn BuildReporter) -> Result<Image> {
+    let mut options = request.options.clone();
+    let mut staged = import_caches(store, &request.cache_from, &mut options, &|notice| {
+        reporter.notice(notice)
+    })?;
+    match &request.cache_to {
+        Some(CacheSource::Local(dir)) => options.cache_to = Some(dir.clone()),
+        Some(CacheSource::Registry(_)) => {
+            let dir = store.staging_dir("cache-to")?;
+            options.cache_to = Some(dir.path().to_path_buf());
+            staged.push(dir);
+        }
+        None => {}
+    }
+    let output = builder::build(store, &options, reporter)?;
+    if let (Some(count), Some(dir), Some(to)) = (
+        output.exported_records,
+        &options.cache_to,
+        &request.cache_to,
+    ) {
+        let digest = match to {
+            CacheSource::Registry(reference) => Some(export_cache(dir, reference)?),
+            CacheSource::Local(_) => None,
+        };
+        reporter.notice(BuildNotice::Exported { count, to, digest });
+    }
+    drop(staged);
+    let image = output.image;
+    if let Some(iidfile) = &request.iidfile {
+        std::fs::write(iidfile, image.id.to_string()).map_err(|source| EngineError::File {
+            what: format!("write {}", iidfile.display()),
+            source,
+        })?;
+    }
+    reporter.notice(BuildNotice::Built(&image));
+    if request.push {
+        push_tags(store, &options.tags, reporter)?;
+    }
+    Ok(image)
+}
+
+/// Adds the caches of `sources` to `options`: directories first, in order, then the
+/// registries' that could be pulled into staging directories (returned: they must
+/// live as long as the build reads them).
+fn import_caches(
+    store: &Store,
+    sources: &[CacheSource],
+    options: &mut BuildOptions,
+    notice: &dyn Fn(BuildNotice<'_>),
+) -> Result<Vec<Staging>> {
+    options
+        .cache_from
+        .extend(sources.iter().filter_map(|source| match source {
+            CacheSource::Local(dir) => Some(dir.clone()),
+            CacheSource::Registry(_) => None,
+        }));
+    let mut staged = Vec::new();
+    for source in sources {
+        let CacheSource::Registry(reference) = source else {
+            continue;
+        };
+        let dir = store.staging_dir("cache-from")?;
+        match registry::pull_layout(
+            reference,
+            dir.path(),
+            shared_cache::CACHE_REF_NAME,
+            &ClientOptions::default(),
+        ) {
+            Ok(()) => {
+                options.cache_from.push(dir.path().to_path_buf());
+                staged.push(dir);
+            }
+            Err(error) => notice(BuildNotice::NoCacheFrom {
+                reference,
+                error: &error,
+            }),
+        }
+    }
+    Ok(staged)
+}
+
+fn export_cache(dir: &Path, reference: &ImageRef) -> Result<Digest> {
+    registry::push_layout(
+        dir,
+        shared_cache::CACHE_REF_NAME,
+        reference,
+        &ClientOptions::default(),
+    )
+    .map_err(|source| EngineError::Remote {
+        what: format!("push the build cache to {}", reference.familiar()),
+        source: Box::new(source),
+    })
+}
+
+fn push_tags(store: &Store, tags: &[ImageRef], reporter: &dyn BuildReporter) -> Result<()> {
+    if tags.is_empty() {
+        return Err(EngineError::PushWithoutTag);
+    }
+    for tag in tags {
+        let request = PushRequest {
+            image: tag.normalized(),
+            destination: tag.clone(),
+            options: PushOptions::default(),
+        };
+        let digest = push(store, &request, &|line| {
+            reporter.notice(BuildNotice::Pushing(line))
+        })?;
+        reporter.notice(BuildNotice::Pushed { tag, digest });
+    }
+    Ok(())
+}
+
+/// `lade build --explain`: for every step, whether the cache (the store's, and the
+/// imported ones, registries' too) has it, and if not why. Builds nothing.
+pub fn explain(
+    store: &Store,
+    request: &BuildRequest,
+    notice: &dyn Fn(BuildNotice<'_>),
+) -> Result<Vec<ExplainedStep>> {
+    let mut options = request.options.clone();
+    let _staged = import_caches(store, &request.cache_from, &mut options, notice)?;
+    Ok(builder::explain(store, &options)?)
+}
+
+/// The plan of a `--dry-run`, and each needed stage's steps after expansion.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub plan: Plan,
+    pub expanded: BTreeMap<usize, ExpandedStage>,
+}
+
+/// `lade build --dry-run`: the Dockerfile `name` (its bytes) planned. It reads no
+/// image: stages built on an image start from an empty config.
+pub fn dry_run(name: &str, dockerfile: Vec<u8>, options: &PlanOptions) -> Result<DryRun> {
+    let plan = graph::plan_text(name, dockerfile, options)?;
+    let expanded = graph::expand_all(&plan, |_, _| BaseImage::default())?;
+    Ok(DryRun { plan, expanded })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dry_run_reads_no_image() {
+        let run = dry_run(
+            "Dockerfile",
+            b"FROM busybox AS one\nENV A=1\nFROM one\nRUN true\n".to_vec(),
+            &PlanOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(run.plan.stages.len(), 2);
+        assert_eq!(run.expanded.len(), 2);
+    }
+
+    #[test]
+    fn a_bad_dockerfile_is_an_error() {
+        assert!(dry_run("Dockerfile", b"FROM\n".to_vec(), &PlanOptions::default()).is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! `lade info`: the store, what it holds, and what this machine offers (cgroups, kernel,
+//! CPUs, free space).
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::{EngineError, Result};
+use crate::container::{ContainerError, ContainerState};
+use crate::exec::CgroupLayout;
+use crate::store::Store;
+
+/// What `lade info` shows.
+#[derive(Debug, Clone)]
+pub struct Info {
+    pub containers: usize,
+    pub running: usize,
+    pub paused: usize,
+    pub stopped: usize,
+    /// Distinct image ids.
+    pub images: usize,
+    pub root: PathBuf,
+    /// `2`, `1`, or the hybrid of this machine's kind, in words.
+    pub cgroup_version: &'static str,
+    /// The cgroup v1 controllers mounted.
+    pub cgroup_controllers: Vec<String>,
+    pub kernel: String,
+    pub os: String,
+    pub architecture: String,
+    pub cpus: usize,
+    /// Bytes free to lade, and in all, on the store's file system (0 when unknown).
+    pub storage_available: u64,
+    pub storage_total: u64,
+    pub storage_reserve: u64,
+    pub rootless: bool,
+}
+
+/// `lade info`.
+pub fn info(store: &Store) -> Result<Info> {
+    let records = store.containers()?;
+    let states = records
+        .iter()
+        .map(ContainerState::current)
+        .collect::<Result<Vec<_>, ContainerError>>()?;
+    let count = |state: ContainerState| states.iter().filter(|s| **s == state).count();
+    let images: BTreeSet<_> = store.list_images()?.into_iter().map(|s| s.id).collect();
+    let layout = CgroupLayout::detect();
+    let cgroup_version = match &layout.unified {
+        Some((_, controllers)) if !controllers.is_empty() && layout.v1.is_empty() => "2",
+        Some(_) if !layout.v1.is_empty() => "1 (hybrid: v2 mounted, v1 controllers)",
+        Some(_) => "2",
+        None => "1",
+    };
+    let uname = nix::sys::utsname::uname().map_err(|e| EngineError::Io(e.into()))?;
+    let (storage_available, storage_total) =
+        crate::store::filesystem_space(store.root()).unwrap_or((0, 0));
+    Ok(Info {
+        containers: records.len(),
+        running: count(ContainerState::Running),
+        paused: count(ContainerState::Paused),
+        stopped: states.iter().filter(|s| s.is_stopped()).count(),
+        images: images.len(),
+        root: store.root().to_path_buf(),
+        cgroup_version,
+        cgroup_controllers: layout.v1.keys().cloned().collect(),
+        kernel: uname.release().to_string_lossy().into_owned(),
+        os: uname.sysname().to_string_lossy().into_owned(),
+        architecture: uname.machine().to_string_lossy().into_owned(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        storage_available,
+        storage_total,
+        storage_reserve: store.reserve(),
+        rootless: !nix::unistd::geteuid().is_root(),
+    })
+}

@@ -1,0 +1,58 @@
+//! `lade login` and `logout`: a registry's credentials checked and kept (through the
+//! credential helper Docker's config names for it, else where podman keeps them), or
+//! forgotten wherever lade reads them.
+
+use super::{EngineError, Result};
+use crate::registry::{self, Credentials, SavedTo};
+
+/// What `lade login` is asked for: the password read already (never empty).
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    /// `host[:port]`, as [`registry_name`] gives it.
+    pub registry: String,
+    pub credentials: Credentials,
+    pub insecure: bool,
+}
+
+/// `lade login`: says where the credentials were saved.
+pub fn login(request: LoginRequest) -> Result<SavedTo> {
+    let registry = request.registry;
+    registry::login(&registry, request.credentials, request.insecure).map_err(|source| {
+        EngineError::Remote {
+            what: format!("log in to {registry}"),
+            source: Box::new(source),
+        }
+    })
+}
+
+/// `lade logout`: the places the credentials were removed from (at least one).
+pub fn logout(registry: &str) -> Result<Vec<String>> {
+    let removed = registry::logout(registry).map_err(|source| EngineError::Remote {
+        what: format!("log out of {registry}"),
+        source: Box::new(source),
+    })?;
+    if removed.is_empty() {
+        return Err(EngineError::NotLoggedIn(registry.to_string()));
+    }
+    Ok(removed)
+}
+
+/// `https://host:port/` as `host:port`.
+pub fn registry_name(text: &str) -> String {
+    text.trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_registry_is_named_without_scheme_or_slash() {
+        assert_eq!(registry_name("https://ghcr.io/"), "ghcr.io");
+        assert_eq!(registry_name("http://localhost:5000"), "localhost:5000");
+        assert_eq!(registry_name("quay.io"), "quay.io");
+    }
+}
