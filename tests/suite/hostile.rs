@@ -7,7 +7,7 @@
 //! The store lives on a small tmpfs of its own, so that a decompression bomb meets the
 //! store's reserve of free space instead of this machine's disk.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! moment of a build, load, rmi, cache prune or repair leaves a store the check finds
 //! clean.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
