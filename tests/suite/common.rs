@@ -423,6 +423,18 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Says what a long test is doing, one line per step on the test process's stderr,
+/// with the test's name (its thread's name): the suite runs for minutes, and a test
+/// that takes more than a few of its seconds says where it is. Written to the stream
+/// itself, not through `eprintln!`, which the test harness captures until the test
+/// ends (and shows only when it fails or under `--nocapture`).
+pub fn step(what: impl std::fmt::Display) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "    {test}: {what}");
+}
+
 /// A child process killed (SIGKILL) and reaped when dropped, so that a failing test
 /// leaves nothing running.
 pub struct Killed(pub std::process::Child);

@@ -329,6 +329,7 @@ impl Battery {
     /// Runs `lade <command> <archive>` on `bytes` and checks what must hold after.
     fn case(&mut self, name: &str, command: &str, bytes: &[u8], expect: Expect) {
         self.ran += 1;
+        common::step(format_args!("case {}: {command} of {name}", self.ran));
         let file = self.work.path().join(format!("{name}.tar"));
         std::fs::write(&file, bytes).unwrap();
         let before = listing(&self.outside);
