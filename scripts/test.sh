@@ -24,10 +24,40 @@ if [ ! -d ../shared/conformance ]; then
     echo "NOTE: ../shared/conformance is absent: the BuildKit conformance cases will be skipped"
 fi
 
-echo "== formatting (cargo fmt --check)"
+# Each phase says what it runs when it starts, and how long it took.
+started=0
+phase() {
+    started=$(date +%s)
+    echo "== $*"
+}
+done_in() {
+    echo "   ($1 in $(( $(date +%s) - started )) s)"
+}
+
+phase "formatting (cargo fmt --check)"
 cargo fmt --check
-echo "== lints (cargo clippy --all-targets -- -D warnings)"
+done_in checked
+phase "lints (cargo clippy --all-targets -- -D warnings)"
 cargo clippy --all-targets -- -D warnings
-# Every test file runs even when an earlier one fails, so one failure hides no other.
-echo "== tests (cargo test --all-targets --no-fail-fast)"
-cargo test --all-targets --no-fail-fast
+done_in checked
+phase "building the tests (cargo test --all-targets --no-run)"
+cargo test --all-targets --no-run
+done_in built
+
+# Every phase of tests runs even when an earlier one fails, and each runs all its
+# tests (--no-fail-fast), so one failure hides no other.
+failed=""
+phase "unit tests (cargo test --lib --bins)"
+cargo test --lib --bins --no-fail-fast || failed="$failed unit"
+done_in ran
+phase "integration tests (cargo test --test suite): one binary, a module per file of tests/suite/; the busybox base is made once; the longest tests print their steps to stderr"
+cargo test --test suite --no-fail-fast || failed="$failed integration"
+done_in ran
+phase "benchmarks, each run once as a test (cargo test --benches)"
+cargo test --benches --no-fail-fast || failed="$failed benchmarks"
+done_in ran
+if [ -n "$failed" ]; then
+    echo "== FAILED:$failed"
+    exit 1
+fi
+echo "== all passed"

@@ -6,7 +6,7 @@
 //! certs.d (a CA, a self-signed certificate as Docker's docs make it, a client
 //! certificate for a registry that asks for one) and refused in one sentence otherwise.
 
-mod common;
+use crate::common;
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! moment of a build, load, rmi, cache prune or repair leaves a store the check finds
 //! clean.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
@@ -286,8 +286,19 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
     let archive = work.path().join("busybox.tar");
     lade.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
     let spread = |trial: u64, span_ms: u64| Duration::from_micros(trial * span_ms * 1000 / TRIALS);
+    // This test runs for minutes: it says where it is every few trials.
+    let progress = |what: &str, trial: u64| {
+        if trial.is_multiple_of(5) {
+            common::step(format_args!(
+                "{what}, trials {} to {} of {TRIALS}",
+                trial + 1,
+                trial + 5
+            ));
+        }
+    };
 
     for trial in 0..TRIALS {
+        progress("kill -9 during a build", trial);
         let context = Context::new(&format!(
             "FROM busybox\nCOPY data /data\nRUN head -c 2000000 /dev/urandom > /r{trial} && echo {trial}\n"
         ));
@@ -301,6 +312,7 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
         assert_check_clean(&lade, &format!("build trial {trial}"));
     }
     for trial in 0..TRIALS {
+        progress("kill -9 during a load", trial);
         lade.ok(&["rmi", "-f", "busybox"]);
         kill_9_after(
             &lade,
@@ -311,6 +323,7 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
         lade.ok(&["load", "-i", archive.to_str().unwrap()]);
     }
     for trial in 0..TRIALS {
+        progress("kill -9 during an rmi", trial);
         let context = Context::new(&format!(
             "FROM busybox\nRUN head -c 500000 /dev/urandom > /rmi{trial}\n"
         ));
@@ -320,6 +333,7 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
         assert_check_clean(&lade, &format!("rmi trial {trial}"));
     }
     for trial in 0..TRIALS {
+        progress("kill -9 during a cache prune", trial);
         let context = Context::new(&format!(
             "FROM busybox\nRUN head -c 500000 /dev/urandom > /prune{trial}\n"
         ));
@@ -332,6 +346,7 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
     let context = Context::new("FROM busybox\nRUN echo mended > /mended\n");
     lade.build(context.path(), &["-t", "mended:1"]);
     for trial in 0..TRIALS {
+        progress("kill -9 during a repair", trial);
         let (_, diff_id) = top_layer(&lade, "mended:1");
         lade.ok(&["run", "--rm", "mended:1", "true"]);
         std::fs::write(snapshot_dir(&lade, &diff_id).join("mended"), "changed\n").unwrap();

@@ -9,7 +9,7 @@
 //!
 //! The tests here change the host's network, so they run one at a time.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};

@@ -5,7 +5,7 @@
 //! record and no reserved address behind (a few hundred would exhaust a network); and
 //! `system check` finds what an older lade or a crash left, and `--repair` removes it.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

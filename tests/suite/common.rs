@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::OnceLock;
 
 use assert_cmd::Command;
 
@@ -102,22 +103,50 @@ impl Lade {
         self.cmd().args(args).output().expect("lade runs")
     }
 
-    /// Imports the busybox base as `busybox:latest` (with `flags` for `lade import`).
+    /// Imports the busybox base as `busybox:latest` (with `flags` for `lade import`):
+    /// scripts/busybox-image.sh makes its root file system and imports it. For tests
+    /// that need an import's flags; the others take [`Lade::busybox`], which is cheaper.
     pub fn busybox_with(&self, flags: &str) {
-        require_tool("busybox");
-        let lade = assert_cmd::cargo::cargo_bin("lade");
-        let status = std::process::Command::new(repo().join("scripts/busybox-image.sh"))
-            .arg(&lade)
-            .env("LADE_ROOT", self.root())
-            .env("LADE_IMPORT_FLAGS", flags)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("scripts/busybox-image.sh runs");
-        assert!(status.success(), "scripts/busybox-image.sh failed");
+        import_busybox(&self.root(), flags);
     }
 
+    /// Gives this store the busybox base as `busybox:latest`: the image, blobs and
+    /// records [`Lade::busybox_with`]`("")` makes, from the store made once for this
+    /// test process ([`busybox_store`]). A store that does not exist yet starts as a
+    /// copy of that one (milliseconds; a `lade load` takes 0.1 s on an idle machine and
+    /// over 0.5 s on a busy one, most of it in fsync); one that exists loads the image
+    /// saved from it.
     pub fn busybox(&self) {
-        self.busybox_with("");
+        let base = busybox_store();
+        if !self.root().exists() {
+            run(
+                "cp",
+                &["-a", base.to_str().unwrap(), self.root().to_str().unwrap()],
+            );
+            return;
+        }
+        let mut save = self
+            .process()
+            .env("LADE_ROOT", base)
+            .args(["save", "--format", "oci", "busybox:latest"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("lade save runs");
+        let load = self
+            .process()
+            .args(["load", "--quiet"])
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .expect("lade load runs");
+        assert!(
+            save.wait().unwrap().success(),
+            "lade save of busybox failed"
+        );
+        assert!(
+            load.status.success(),
+            "lade load of busybox failed:\n{}",
+            String::from_utf8_lossy(&load.stderr)
+        );
     }
 
     /// Builds `context` with lade; returns the image id and the plain progress log.
@@ -147,6 +176,49 @@ impl Lade {
         args.push(&context);
         self.ok(&args).trim().to_string()
     }
+}
+
+/// Runs scripts/busybox-image.sh: `busybox:latest` into the store at `root`, imported
+/// with `flags`.
+fn import_busybox(root: &Path, flags: &str) {
+    require_tool("busybox");
+    let lade = assert_cmd::cargo::cargo_bin("lade");
+    let status = std::process::Command::new(repo().join("scripts/busybox-image.sh"))
+        .arg(&lade)
+        .env("LADE_ROOT", root)
+        .env("LADE_IMPORT_FLAGS", flags)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("scripts/busybox-image.sh runs");
+    assert!(status.success(), "scripts/busybox-image.sh failed");
+}
+
+/// The store holding only the busybox base, made by the first test that asks for it.
+static BUSYBOX_STORE: OnceLock<PathBuf> = OnceLock::new();
+
+/// A store with the busybox base as scripts/busybox-image.sh imports it, made once for
+/// this test process and never changed (tests copy it or read from it), removed when
+/// the process exits.
+fn busybox_store() -> &'static Path {
+    BUSYBOX_STORE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("lade-busybox-store.")
+            .tempdir()
+            .expect("a temporary directory");
+        let store = dir.path().join("store");
+        import_busybox(&store, "");
+        extern "C" fn remove_busybox_store() {
+            if let Some(store) = BUSYBOX_STORE.get() {
+                let _ = std::fs::remove_dir_all(store.parent().unwrap());
+            }
+        }
+        // SAFETY: the handler is a plain function; it runs once, at exit, after every
+        // test has ended.
+        let registered = unsafe { libc::atexit(remove_busybox_store) };
+        assert_eq!(registered, 0, "atexit failed");
+        let _ = dir.keep();
+        store
+    })
 }
 
 /// Containers a test leaves behind, even by failing, are killed and removed with their
@@ -349,6 +421,18 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Says what a long test is doing, one line per step on the test process's stderr,
+/// with the test's name (its thread's name): the suite runs for minutes, and a test
+/// that takes more than a few of its seconds says where it is. Written to the stream
+/// itself, not through `eprintln!`, which the test harness captures until the test
+/// ends (and shows only when it fails or under `--nocapture`).
+pub fn step(what: impl std::fmt::Display) {
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(std::io::stderr().lock(), "    {test}: {what}");
 }
 
 /// A child process killed (SIGKILL) and reaped when dropped, so that a failing test

@@ -1,7 +1,7 @@
 //! RUN steps in builds: changes captured as layers (whiteouts, opaque directories)
 //! that umoci, lade run and podman all see the same way; mounts; failures.
 
-mod common;
+use crate::common;
 
 use common::{require_tool, run, Context, Lade, Podman};
 

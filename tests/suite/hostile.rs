@@ -7,7 +7,7 @@
 //! The store lives on a small tmpfs of its own, so that a decompression bomb meets the
 //! store's reserve of free space instead of this machine's disk.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -329,6 +329,7 @@ impl Battery {
     /// Runs `lade <command> <archive>` on `bytes` and checks what must hold after.
     fn case(&mut self, name: &str, command: &str, bytes: &[u8], expect: Expect) {
         self.ran += 1;
+        common::step(format_args!("case {}: {command} of {name}", self.ran));
         let file = self.work.path().join(format!("{name}.tar"));
         std::fs::write(&file, bytes).unwrap();
         let before = listing(&self.outside);

@@ -1,7 +1,7 @@
 //! `lade run` in real sandboxes: isolation, Docker's capabilities and seccomp refusals,
 //! cgroup limits, networking, exit codes, signals, terminals, and the run options.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -3,7 +3,7 @@
 //! command line, the runtime directory open to every user, a published address the host
 //! lacks.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

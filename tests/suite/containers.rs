@@ -5,7 +5,7 @@
 //! monitor or init killed with -9. Every wait is for a file or a log line the container
 //! writes, bounded, never a fixed sleep.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! bounded time with a one-line error and lade's usual exit code for a bad template,
 //! never hang while memory grows, panic, or overflow the stack.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

@@ -2,7 +2,7 @@
 //! is closed to other users, bind mounts stay inside the context, closed pipes end
 //! quietly, other users are told whose store it is.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

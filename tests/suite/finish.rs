@@ -1,7 +1,7 @@
 //! Fit and finish: a build cache that follows its base image through save/load, history
 //! as Docker shows it, progress labels as BuildKit prints them, one time format in JSON.
 
-mod common;
+use crate::common;
 
 use common::{Context, Lade};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! store all succeed, and a process killed at any moment leaves a store the next command
 //! opens and uses, with no blob that does not match its name.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::process::{Child, Stdio};

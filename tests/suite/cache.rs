@@ -2,7 +2,7 @@
 //! reason it gives for each miss, parallel stages, a build killed half-way, `lade cache`
 //! and pruning, and a cache carried to another store with --cache-to/--cache-from.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

@@ -2,7 +2,7 @@
 //! compared with podman's, umoci and skopeo reading lade's store and archives, podman
 //! round trips, reproducible ids, and the image commands.
 
-mod common;
+use crate::common;
 
 use common::{require_tool, run, Context, Lade, Podman};
 use serde_json::Value;

@@ -1,0 +1,28 @@
+//! lade's integration tests, one module per subject, in one test binary: the crate and
+//! its dependencies are linked once, not once per file, and the busybox base image is
+//! made once per run (see `common::Lade::busybox`).
+//!
+//! Run one subject's tests with `cargo test --test suite <module>::`, e.g.
+//! `cargo test --test suite cache::`.
+
+mod common;
+
+mod architecture;
+mod build_run;
+mod cache;
+mod conformance;
+mod containers;
+mod dry_run;
+mod finish;
+mod hardening;
+mod hostile;
+mod images;
+mod integrity;
+mod network;
+mod parser_fuzz;
+mod refusals;
+mod registry;
+mod sandbox;
+mod security;
+mod store;
+mod templates;
