@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::template::Format;
 use super::StoreConfig;
+use crate::engine::LoggedEvent;
 use crate::engine::{self, EventFilters, EventsRequest};
-use crate::store::events::Event;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -38,7 +38,7 @@ fn parse_time(text: &str, now: jiff::Timestamp) -> Result<i64> {
         anyhow!("invalid time {text:?}: expected RFC 3339, a date, Unix seconds or a duration such as 10m")
     };
     let nanos = |t: jiff::Timestamp| i64::try_from(t.as_nanosecond()).map_err(|_| bad());
-    if let Some(duration) = crate::parser::parse_duration(text).filter(|_| text != "0") {
+    if let Some(duration) = crate::engine::parse_duration(text).filter(|_| text != "0") {
         let before = jiff::SignedDuration::from_nanos(i64::try_from(duration).map_err(|_| bad())?);
         return nanos(now.checked_sub(before).map_err(|_| bad())?);
     }
@@ -84,7 +84,7 @@ fn unix_time(text: &str) -> Option<(i64, i64)> {
 
 /// Docker's plain line: the local time with nanoseconds, type, action, actor and its
 /// attributes.
-fn plain_line(event: &Event) -> String {
+fn plain_line(event: &LoggedEvent) -> String {
     let time = jiff::Timestamp::from_nanosecond(i128::from(event.time_nano))
         .map(|t| {
             t.to_zoned(jiff::tz::TimeZone::system())
@@ -186,7 +186,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let line = plain_line(&Event::new("container", "start", "abc", attributes));
+        let line = plain_line(&LoggedEvent::new("container", "start", "abc", attributes));
         assert!(
             line.ends_with(" container start abc (image=busybox, name=web)"),
             "{line}"

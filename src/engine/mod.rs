@@ -59,6 +59,8 @@ use crate::network::NetworkError;
 use crate::registry::RegistryError;
 pub use crate::store::StoreError;
 
+/// One entry of the store's event log (`lade events`).
+pub use crate::store::events::Event as LoggedEvent;
 pub use archive::{
     import, load, save, save_set, ImportInput, ImportRequest, ImportSource, LoadInput,
     SaveDestination, SaveRequest, SaveSet,

@@ -6,25 +6,10 @@ use std::path::Path;
 
 /// `module -> modules it may use`, exactly as the design's table gives it.
 const ALLOWED: &[(&str, &[&str])] = &[
-    // cli's arrows below `engine` stay for the verbs not moved to the engine yet (all but
-    // run, create and start); they go as those verbs move.
-    (
-        "cli",
-        &[
-            "engine",
-            "builder",
-            "container",
-            "graph",
-            "registry",
-            "archive",
-            "network",
-            "layers",
-            "store",
-            "exec",
-            "parser",
-            "oci",
-        ],
-    ),
+    // cli parses and renders: everything it asks for goes through the engine, which
+    // re-exports the plain data types requests are made of; `oci`'s references and
+    // digests it may name directly.
+    ("cli", &["engine", "oci"]),
     (
         "engine",
         &[

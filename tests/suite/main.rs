@@ -15,6 +15,7 @@ mod containers;
 mod dry_run;
 mod finish;
 mod hardening;
+mod health;
 mod hostile;
 mod images;
 mod integrity;

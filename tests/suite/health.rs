@@ -4,7 +4,7 @@
 //! lists a run's events between two times and streams them to a follower as they
 //! happen. Every wait polls a state or reads a line, bounded, never a fixed sleep.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
