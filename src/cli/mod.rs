@@ -468,7 +468,7 @@ fn open_store(store_config: &StoreConfig) -> Result<Store> {
 /// The store, for a command that only reads it (it works on a full disk).
 fn open_store_read_only(store_config: &StoreConfig) -> Result<Store> {
     let root = &store_config.root;
-    Store::open_read_only(root)
+    Store::open_read_only_with(root, &store_config.options)
         .with_context(|| format!("cannot open the store at {}", root.display()))
 }
 

@@ -194,23 +194,43 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
 
 /// `lade version`.
 pub fn version(args: InfoArgs) -> Result<ExitCode> {
-    let version = json!({
-        "Version": env!("CARGO_PKG_VERSION"),
+    let (os, arch) = (std::env::consts::OS, std::env::consts::ARCH);
+    let version = env!("CARGO_PKG_VERSION");
+    // Docker's shape, so that `-f '{{.Client.Version}}'` and `{{.Server.Version}}` work
+    // in scripts. With no daemon, the "server" is this same binary, as with podman.
+    let client = json!({
+        "Platform": { "Name": "lade" },
+        "Version": version,
         "ApiVersion": "none (no daemon)",
-        "Os": std::env::consts::OS,
-        "Arch": std::env::consts::ARCH,
+        "Os": os,
+        "Arch": arch,
+        "Context": "default",
     });
+    let server = json!({
+        "Platform": { "Name": "lade (no daemon: each command does its own work)" },
+        "Version": version,
+        "Components": [{ "Name": "Engine", "Version": version }],
+        "Os": os,
+        "Arch": arch,
+    });
+    let shown = json!({ "Client": client, "Server": server });
     match args.format.as_str() {
-        "json" => println!("{}", serde_json::to_string_pretty(&version)?),
-        "text" | "" => println!(
-            "lade version {} ({}/{})",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        ),
+        "json" => println!("{}", serde_json::to_string(&shown)?),
+        "text" | "" => {
+            println!("lade version {version} ({os}/{arch})");
+            println!("Client:");
+            println!(" Version:      {version}");
+            println!(" API version:  none (no daemon)");
+            println!(" OS/Arch:      {os}/{arch}");
+            println!();
+            println!("Server: lade (no daemon: each command does its own work)");
+            println!(" Engine:");
+            println!("  Version:     {version}");
+            println!("  OS/Arch:     {os}/{arch}");
+        }
         template => println!(
             "{}",
-            super::template::Format::parse(template)?.render(&version)?
+            super::template::Format::parse(template)?.render(&shown)?
         ),
     }
     Ok(ExitCode::SUCCESS)

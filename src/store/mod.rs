@@ -275,6 +275,19 @@ pub struct StoreOptions {
     pub reserve: Option<u64>,
 }
 
+/// The reserve `options` ask for, else the default one for `root`'s file system.
+fn reserve_for(root: &Path, options: &StoreOptions) -> u64 {
+    options.reserve.unwrap_or_else(|| {
+        let probe = if root.exists() {
+            root
+        } else {
+            root.parent().unwrap_or(root)
+        };
+        let total = filesystem_space(probe).map_or(0, |(_, total)| total);
+        DEFAULT_RESERVE.min(total / 20)
+    })
+}
+
 /// The default reserve: 1 GiB, or 5% of the file system when that is smaller.
 const DEFAULT_RESERVE: u64 = 1 << 30;
 
@@ -350,13 +363,10 @@ impl Store {
         crate::oci::Layout::new(root.join(OCI))
             .with_staging(root.join(TMP))
             .write_marker()?;
-        let total = filesystem_space(root).map_or(0, |(_, total)| total);
         let store = Store {
             root: root.to_path_buf(),
             db: Mutex::new(db::open(&root.join("lade.db"))?),
-            reserve: options
-                .reserve
-                .unwrap_or_else(|| DEFAULT_RESERVE.min(total / 20)),
+            reserve: reserve_for(root, options),
             read_only: false,
         };
         store.index_init()?;
@@ -368,6 +378,12 @@ impl Store {
     /// nothing is created, written or cleaned, so it works on a full disk, and a path
     /// that holds no store reads as an empty store and is left alone.
     pub fn open_read_only(root: &Path) -> Result<Store> {
+        Store::open_read_only_with(root, &StoreOptions::default())
+    }
+
+    /// [`Store::open_read_only`], with the options the command line gives (so that
+    /// `info` shows the reserve a writing command would keep).
+    pub fn open_read_only_with(root: &Path, options: &StoreOptions) -> Result<Store> {
         match fs::metadata(root) {
             Ok(_) => make_private_root(root)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -381,7 +397,7 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
             db: Mutex::new(db::open_read_only(&root.join("lade.db"))?),
-            reserve: 0,
+            reserve: reserve_for(root, options),
             read_only: true,
         })
     }

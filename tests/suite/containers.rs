@@ -1291,6 +1291,11 @@ fn system_df_prune_info_and_version() {
     assert_eq!(info["ContainersStopped"], 1);
     assert_eq!(info["Driver"], "overlay");
     assert!(lade.ok(&["version"]).starts_with("lade version "));
+    // Docker's shape for scripts, and the reserve a writing command would keep.
+    let version = lade.ok(&["version", "-f", "{{.Client.Version}} {{.Server.Version}}"]);
+    let ours = env!("CARGO_PKG_VERSION");
+    assert_eq!(version.trim(), format!("{ours} {ours}"));
+    assert!(info["StorageReserve"].as_u64().unwrap() > 0, "{info}");
 
     let pruned = lade.ok(&["system", "prune", "-f", "--volumes"]);
     assert!(pruned.contains("Deleted containers: 1"), "{pruned}");
