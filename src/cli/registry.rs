@@ -286,6 +286,11 @@ pub struct LogoutArgs {
 pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
     let registry = engine::registry_name(&args.registry);
     let removed = engine::logout(&registry)?;
+    if removed.is_empty() {
+        // Docker's words and exit code: nothing to forget is not a failure.
+        println!("Not logged in to {registry}");
+        return Ok(ExitCode::SUCCESS);
+    }
     // Docker's words; then where from, since lade reads several places.
     println!("Removing login credentials for {registry}");
     for place in removed {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::Result;
 use crate::container::{self, ContainerError, ContainerState};
+use crate::oci::Digest;
 use crate::store::Store;
 
 /// What one kind of thing takes.
@@ -42,21 +43,32 @@ pub fn df(store: &Store) -> Result<DiskUsage> {
         .iter()
         .map(|c| Ok(ContainerState::current(c)?.is_active()))
         .collect::<Result<Vec<bool>, ContainerError>>()?;
-    // Images, once per id.
-    let mut images: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    // Images once per id, and their layers once each: a layer several images share
+    // takes its space once, and is reclaimable only when no image in use has it.
+    let mut images: BTreeMap<Digest, bool> = BTreeMap::new();
+    let mut layers: BTreeMap<Digest, (u64, bool)> = BTreeMap::new();
     for summary in store.list_images()? {
+        if images.contains_key(&summary.id) {
+            continue;
+        }
         let used = records.iter().any(|c| c.image == summary.id);
-        images.insert(summary.id.to_string(), (summary.size, used));
+        images.insert(summary.id.clone(), used);
+        for layer in store.image_by_manifest(&summary.manifest_digest)?.layers {
+            let entry = layers
+                .entry(layer.diff_id)
+                .or_insert((layer.tar_size, false));
+            entry.1 |= used;
+        }
     }
     let image_space = Space {
         kind: "Images",
         total: images.len(),
-        active: images.values().filter(|(_, used)| *used).count(),
-        size: images.values().map(|(size, _)| size).sum(),
-        reclaimable: images
+        active: images.values().filter(|used| **used).count(),
+        size: layers.values().map(|(size, _)| size).sum(),
+        reclaimable: layers
             .values()
             .filter(|(_, used)| !used)
-            .map(|(s, _)| s)
+            .map(|(size, _)| size)
             .sum(),
     };
     let containers: Vec<Usage> = records

@@ -25,16 +25,13 @@ pub fn login(request: LoginRequest) -> Result<SavedTo> {
     })
 }
 
-/// `lade logout`: the places the credentials were removed from (at least one).
+/// `lade logout`: the places the credentials were removed from; none when lade held
+/// no credentials for it (not an error, as with Docker).
 pub fn logout(registry: &str) -> Result<Vec<String>> {
-    let removed = registry::logout(registry).map_err(|source| EngineError::Remote {
+    registry::logout(registry).map_err(|source| EngineError::Remote {
         what: format!("log out of {registry}"),
         source: Box::new(source),
-    })?;
-    if removed.is_empty() {
-        return Err(EngineError::NotLoggedIn(registry.to_string()));
-    }
-    Ok(removed)
+    })
 }
 
 /// `https://host:port/` as `host:port`.

@@ -208,9 +208,6 @@ pub enum EngineError {
         what: String,
         source: Box<ArchiveError>,
     },
-    /// `logout` of a registry no credentials were kept for.
-    #[error("not logged in to {0}")]
-    NotLoggedIn(String),
     /// `inspect` of a name that is neither a container nor an image.
     #[error("no such object: {0}")]
     NoSuchObject(String),

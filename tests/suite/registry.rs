@@ -711,8 +711,9 @@ fn logout_removes_a_login_from_dockers_config() {
     let stderr = String::from_utf8_lossy(&after.stderr);
     assert!(stderr.contains("authentication required"), "{stderr}");
     let again = with_docker(&lade, &["logout", &registry.host()]);
-    assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("not logged in"));
+    // Docker's answer: said, and not a failure.
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("Not logged in to"));
 }
 
 #[test]
