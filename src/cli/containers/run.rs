@@ -262,6 +262,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             expose: args.expose.clone(),
             dns: args.dns.clone(),
             add_hosts: args.add_hosts.clone(),
+            ..Default::default()
         },
         hostname: args.hostname.clone(),
         volumes: args.volumes.clone(),
@@ -273,10 +274,12 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             memory,
             cpus: args.cpus,
             pids: args.pids_limit,
+            ..Limits::default()
         },
         init: args.init,
         remove: args.rm && !args.detach,
         detach: args.detach || args.create_only,
+        ..RunOptions::default()
     };
     let settings = Settings {
         restart,
@@ -289,6 +292,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         interactive: args.interactive,
         log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
         healthcheck: health_flags(args)?.as_config(),
+        ..Settings::default()
     };
     if let Some(cidfile) = &args.cidfile {
         if cidfile.exists() {
