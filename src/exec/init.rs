@@ -290,7 +290,7 @@ fn become_process(
         // Without no_new_privs only CAP_SYS_ADMIN may install a filter, so it goes on
         // now, while this process still holds it, as runc does: what the init does from
         // here on passes through it.
-        security::apply(&filters).or_else(|e| fail(125, e.to_string()))?;
+        security::apply_keeping_new_privileges(&filters).or_else(|e| fail(125, e.to_string()))?;
         filters.clear();
     }
     security::limit_bounding_set(&keep).or_else(|e| fail(125, e.to_string()))?;

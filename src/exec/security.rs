@@ -1057,6 +1057,40 @@ pub(crate) fn apply(filters: &[BpfProgram]) -> Result<(), SecurityError> {
     Ok(())
 }
 
+/// Installs the filters without setting `no_new_privs` (seccompiler always sets it):
+/// for `--security-opt no-new-privileges=false`, while this process still holds
+/// `CAP_SYS_ADMIN`, which the kernel then asks for instead.
+pub(crate) fn apply_keeping_new_privileges(filters: &[BpfProgram]) -> Result<(), SecurityError> {
+    for filter in filters {
+        let program = libc::sock_fprog {
+            len: u16::try_from(filter.len()).map_err(|_| {
+                SecurityError::Install(seccompiler::Error::Seccomp(std::io::Error::from(
+                    std::io::ErrorKind::InvalidInput,
+                )))
+            })?,
+            // seccompiler's sock_filter is the kernel's layout (code, jt, jf, k), as
+            // libc's is.
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        // SAFETY: seccomp(2) reads `program` and the instructions it points to, which
+        // outlive the call; it changes nothing in this process's memory.
+        let done = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                &program as *const libc::sock_fprog,
+            )
+        };
+        if done != 0 {
+            return Err(SecurityError::Install(seccompiler::Error::Seccomp(
+                std::io::Error::last_os_error(),
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
