@@ -279,6 +279,23 @@ fn ipc_uts_cgroupns_and_userns_modes() {
         host_link("/proc/self/ns/ipc")
     );
     assert_ne!(ns(&[], "ipc"), host_link("/proc/self/ns/ipc"));
+    let note = tempfile::Builder::new()
+        .prefix("lade-ipc-host")
+        .tempfile_in("/dev/shm")
+        .unwrap();
+    let name = note
+        .path()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let seen = ok(
+        &lade,
+        &["--ipc", "host"],
+        &format!("test -e /dev/shm/{name} && echo shared"),
+    );
+    assert_eq!(seen.trim(), "shared", "--ipc host has the host's /dev/shm");
     assert_eq!(
         ns(&["--uts", "host"], "uts"),
         host_link("/proc/self/ns/uts")

@@ -149,7 +149,10 @@ pub(crate) fn plan(request: &SandboxRequest, network: &NetworkMode) -> Result<Sa
         // records that it agreed to it, which is what Docker checks.
         "shareable" => plan.shared.ipc_shareable = true,
         "none" => sandbox.no_shm = true,
-        "host" => sandbox.ipc = Share::Host,
+        "host" => {
+            sandbox.ipc = Share::Host;
+            sandbox.shm_from = Some(PathBuf::from("/dev/shm"));
+        }
         text => match container_of("--ipc", text)? {
             Some(name) => plan.shared.ipc_from = Some(name.to_string()),
             None => {
@@ -483,6 +486,8 @@ pub(crate) fn join_shared(store: &Store, shared: &Shared, spec: &mut exec::Spec)
         let path = PathBuf::from(format!("/proc/{}/ns/{namespace}", init.pid));
         match namespace {
             "pid" => spec.sandbox.pid = Share::Join(path),
+            // Its /dev/shm stays its own: that tmpfs is a mount of the other container's
+            // mount namespace, which the kernel will not bind into this one.
             _ => spec.sandbox.ipc = Share::Join(path),
         }
     }

@@ -145,6 +145,10 @@ pub struct SandboxOptions {
     pub devices: Vec<Device>,
     /// `--shm-size` in bytes (Docker's default: 64 MiB).
     pub shm_size: Option<u64>,
+    /// The `/dev/shm` bound in place of a tmpfs of its own: the host's with `--ipc
+    /// host`, as Docker's.
+    #[serde(default)]
+    pub shm_from: Option<PathBuf>,
     /// `--domainname`: the NIS domain name of its UTS namespace.
     pub domainname: Option<String>,
 }

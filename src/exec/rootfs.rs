@@ -464,7 +464,20 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, sandbox: &super::SandboxOptions)
         sys.symlink("pts/ptmx", &dev.join("ptmx")),
     )?;
     // `--ipc none`: no /dev/shm at all, as Docker's.
-    if !sandbox.no_shm {
+    if let Some(source) = &sandbox.shm_from {
+        let shm = dev.join("shm");
+        at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
+        at(
+            format!("mounting {} at /dev/shm", source.display()),
+            sys.mount(
+                Some(source),
+                &shm,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            ),
+        )?;
+    } else if !sandbox.no_shm {
         let shm = dev.join("shm");
         at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
         let size = sandbox.shm_size.unwrap_or(DEFAULT_SHM_SIZE);

@@ -178,7 +178,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "MODE")]
     pub pid: Option<String>,
     /// IPC namespace: private (the default), shareable (others may join it), none (no
-    /// /dev/shm), host, or container:NAME (a shareable one)
+    /// /dev/shm), host (with the host's /dev/shm), or container:NAME (a shareable one;
+    /// unlike Docker, its /dev/shm is not shared, only the namespace)
     #[arg(long, value_name = "MODE")]
     pub ipc: Option<String>,
     /// UTS namespace: host (the host's hostname and domain name)
