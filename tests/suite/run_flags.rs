@@ -2,9 +2,7 @@
 //! a cgroup, by what the host's cgroup files say), and each bad value refused with 125
 //! and a message naming the flag.
 
-mod common;
-
-use common::Lade;
+use crate::common::Lade;
 
 fn lade() -> Lade {
     let lade = Lade::new();
