@@ -186,6 +186,8 @@ pub(crate) fn run(
         insecure: run.insecure,
         init: false,
         pausable: false,
+        privileges: Default::default(),
+        sandbox: Default::default(),
     };
     // Output lines arrive on the sandbox's reader thread; they reach the reporter (only
     // borrowed here) through a channel read on a scoped thread.

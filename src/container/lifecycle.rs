@@ -101,6 +101,10 @@ pub struct Settings {
     /// with the image's once the container is made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<crate::oci::Healthcheck>,
+    /// Namespaces taken from other containers at each start (`--pid`/`--ipc
+    /// container:NAME`), and whether its own IPC namespace may be taken.
+    #[serde(default)]
+    pub shared: super::Shared,
 }
 
 fn default_log() -> super::LogConfig {

@@ -17,6 +17,7 @@ mod logs;
 mod monitor;
 mod networking;
 mod record;
+mod sandbox;
 mod stats;
 pub mod validate;
 mod volumes;
@@ -49,6 +50,7 @@ pub use networking::{
     NetworkMode, NetworkRequest, NetworkSettings,
 };
 pub use record::{Container, ContainerState, Refused};
+pub use sandbox::{SandboxRequest, Shared};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{
     check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
@@ -91,6 +93,11 @@ pub struct RunOptions {
     pub remove: bool,
     /// Started detached (`run -d`, `create`): it can be paused.
     pub detach: bool,
+    /// `--privileged`, `--cap-add`, `--security-opt`, `--device`, `--ulimit`, `--pid`,
+    /// `--ipc`, `--sysctl`, `--shm-size` and the rest of the sandbox's flags.
+    pub sandbox: SandboxRequest,
+    /// `--platform`: the image must be for it.
+    pub platform: Option<crate::oci::Platform>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +216,24 @@ pub enum ContainerError {
     Io {
         path: PathBuf,
         source: std::io::Error,
+    },
+    #[error("conflicting options: {0}")]
+    Conflicting(&'static str),
+    #[error(transparent)]
+    Security(#[from] exec::SecurityError),
+    #[error("container {name} is not running: {flag} container:{name} needs it running")]
+    SharedStopped { flag: &'static str, name: String },
+    #[error(
+        "container {0} has a private IPC namespace: start it with --ipc shareable to share it"
+    )]
+    NotShareable(String),
+    #[error(
+        "image {image} is for {actual}, which does not match the --platform {wanted} asked for"
+    )]
+    PlatformMismatch {
+        image: String,
+        wanted: String,
+        actual: String,
     },
 }
 
@@ -357,6 +382,12 @@ pub fn run_created(
         }
     };
     spec.network = join;
+    if let Err(err) = sandbox::join_shared(store, &container.settings.shared, &mut spec) {
+        if options.remove {
+            auto_remove(store, &id)?;
+        }
+        return Err(err);
+    }
     if let Some(warning) = network.as_ref().and_then(|n| n.warning()) {
         on_warning(&warning.to_string());
     }
@@ -455,6 +486,36 @@ pub fn check_run_options(options: &RunOptions, settings: &Settings) -> Result<()
     }
     networking::check_request(&options.network)?;
     volumes::check_flags(&options.volumes, &options.mounts, &options.tmpfs)?;
+    let planned = sandbox::plan(&options.sandbox, &options.network.mode)?;
+    if planned.sandbox.uts_host && options.hostname.is_some() {
+        // Docker's words.
+        return Err(ContainerError::Conflicting("hostname and the UTS mode"));
+    }
+    Ok(())
+}
+
+/// `--platform`: the image's platform must be the one asked for (the variant only when
+/// both name one).
+fn check_platform(options: &RunOptions, config: &ImageConfig) -> Result<()> {
+    let Some(wanted) = &options.platform else {
+        return Ok(());
+    };
+    let variant_differs = matches!(
+        (&wanted.variant, &config.variant),
+        (Some(w), Some(h)) if w != h
+    );
+    if config.os != wanted.os || config.architecture != wanted.architecture || variant_differs {
+        let mut actual = format!("{}/{}", config.os, config.architecture);
+        if let Some(variant) = &config.variant {
+            actual.push('/');
+            actual.push_str(variant);
+        }
+        return Err(ContainerError::PlatformMismatch {
+            image: options.image.clone(),
+            wanted: wanted.to_string(),
+            actual,
+        });
+    }
     Ok(())
 }
 
@@ -510,6 +571,8 @@ fn create_checked(
     options: &RunOptions,
     settings: &Settings,
 ) -> Result<(String, Spec)> {
+    check_platform(options, &image.config)?;
+    let planned = sandbox::plan(&options.sandbox, &options.network.mode)?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
         return Err(ContainerError::NoCommand(options.image.to_string()));
@@ -545,10 +608,17 @@ fn create_checked(
     if store.container(&name).is_ok_and(|other| other.name == name) {
         return Err(ContainerError::NameInUse(name));
     }
-    let hostname = options
-        .hostname
-        .clone()
-        .unwrap_or_else(|| id[..12].to_string());
+    // With the host's UTS namespace the host's name is the container's, as in Docker.
+    let host_name = || {
+        nix::unistd::gethostname()
+            .ok()
+            .map(|h| h.to_string_lossy().into_owned())
+    };
+    let hostname = match (&options.hostname, planned.sandbox.uts_host) {
+        (Some(name), _) => name.clone(),
+        (None, true) => host_name().unwrap_or_else(|| id[..12].to_string()),
+        (None, false) => id[..12].to_string(),
+    };
     let dir = store.root().join("containers").join(&id);
     let mut undo = Undo {
         store,
@@ -636,11 +706,17 @@ fn create_checked(
             NetworkMode::Host => Network::Host,
             _ => Network::Isolated,
         },
-        limits: options.limits.clone(),
+        limits: exec::Limits {
+            devices: planned.device_rules.clone(),
+            oom_kill_disable: planned.oom_kill_disable,
+            ..options.limits.clone()
+        },
         cgroup: Some(id.clone()),
         pausable: options.detach,
         insecure: false,
         init: options.init,
+        privileges: planned.privileges.clone(),
+        sandbox: planned.sandbox.clone(),
     };
     let record = ContainerRecord {
         id: id.clone(),
@@ -677,6 +753,7 @@ fn create_checked(
                     config.healthcheck.as_ref(),
                     settings.healthcheck.as_ref(),
                 ),
+                shared: planned.shared.clone(),
                 ..settings.clone()
             },
         )?),
@@ -831,6 +908,7 @@ fn enter_spec(container: &Container, options: &ExecOptions) -> Result<exec::Ente
             terminal: options.tty,
         },
         hostname: spec.hostname.clone(),
+        privileges: spec.privileges.clone(),
     })
 }
 

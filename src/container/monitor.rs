@@ -161,6 +161,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
             mut spec, settings, ..
         } = container;
         spec.network = join;
+        super::sandbox::join_shared(store, &settings.shared, &mut spec)?;
         // Told to the command that starts it (`run -d`, `start`), before its `ok`.
         if let (Some(file), Some(warning)) =
             (ready.as_mut(), network.as_ref().and_then(|n| n.warning()))

@@ -78,8 +78,43 @@ pub struct NetworkRequest {
     pub publish_all: bool,
     pub expose: Vec<String>,
     pub dns: Vec<String>,
+    /// `--dns-search`: the search domains of resolv.conf (`.` for none).
+    pub dns_search: Vec<String>,
+    /// `--dns-option`: its `options`.
+    pub dns_options: Vec<String>,
     /// `--add-host NAME:IP`.
     pub add_hosts: Vec<String>,
+}
+
+/// `resolv` with its `search` (and `domain`) lines replaced when `search` is given,
+/// and its `options` lines when `options` is, as Docker writes them.
+fn resolv_with(resolv: &str, search: &[String], options: &[String]) -> String {
+    let mut lines: Vec<&str> = resolv
+        .lines()
+        .filter(|line| {
+            let key = line.split_whitespace().next().unwrap_or("");
+            !((!search.is_empty() && (key == "search" || key == "domain"))
+                || (!options.is_empty() && key == "options"))
+        })
+        .collect();
+    let search_line;
+    let domains: Vec<&str> = search
+        .iter()
+        .map(String::as_str)
+        .filter(|d| *d != ".")
+        .collect();
+    if !domains.is_empty() {
+        search_line = format!("search {}", domains.join(" "));
+        lines.push(&search_line);
+    }
+    let options_line;
+    if !options.is_empty() {
+        options_line = format!("options {}", options.join(" "));
+        lines.push(&options_line);
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    text
 }
 
 /// What a container keeps of its networks.
@@ -130,6 +165,19 @@ pub(crate) fn check_request(request: &NetworkRequest) -> Result<()> {
     }
     for entry in &request.add_hosts {
         validate::extra_host(entry)?;
+    }
+    for domain in request.dns_search.iter().filter(|d| *d != ".") {
+        validate::dns_name("--dns-search", domain.trim_end_matches('.'))?;
+    }
+    for option in &request.dns_options {
+        if option.is_empty() || option.contains(char::is_whitespace) {
+            return Err(validate::invalid(
+                "--dns-option",
+                option,
+                "a resolv.conf option is one word, such as ndots:2 or edns0",
+            )
+            .into());
+        }
     }
     for server in &request.dns {
         validate::dns_server(server)?;
@@ -203,6 +251,7 @@ pub(crate) fn plan(
         } else {
             own_resolv(&dns_servers)
         };
+        let resolv = resolv_with(&resolv, &request.dns_search, &request.dns_options);
         let settings = NetworkSettings {
             mode: request.mode.clone(),
             plan: None,
@@ -243,6 +292,7 @@ pub(crate) fn plan(
     } else {
         host_resolv
     };
+    let resolv = resolv_with(&resolv, &request.dns_search, &request.dns_options);
     let mut aliases = request.aliases.clone();
     aliases.push(id[..12].to_string());
     let plan = ContainerNetwork {
@@ -581,4 +631,28 @@ pub fn set_network_plan(
     };
     settings.network.plan = (!plan.attachments.is_empty()).then_some(plan);
     write_settings(store, &container.record, &settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_search_and_options_replace_their_lines() {
+        let host = "nameserver 10.0.0.1\nsearch corp.example\noptions ndots:1\n";
+        assert_eq!(resolv_with(host, &[], &[]), host);
+        let text = resolv_with(
+            host,
+            &["a.example".into(), "b.example".into()],
+            &["ndots:2".into(), "edns0".into()],
+        );
+        assert_eq!(
+            text,
+            "nameserver 10.0.0.1\nsearch a.example b.example\noptions ndots:2 edns0\n"
+        );
+        assert_eq!(
+            resolv_with(host, &[".".into()], &[]),
+            "nameserver 10.0.0.1\noptions ndots:1\n"
+        );
+    }
 }

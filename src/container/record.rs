@@ -339,6 +339,8 @@ mod tests {
             insecure: false,
             init: false,
             pausable: false,
+            privileges: Default::default(),
+            sandbox: Default::default(),
         })
         .expect("a spec serializes")
     }

@@ -36,7 +36,7 @@ fn quoted(value: &str) -> String {
     format!("{value:?}")
 }
 
-fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> InvalidValue {
+pub(crate) fn invalid(what: &'static str, value: &str, reason: impl Into<String>) -> InvalidValue {
     InvalidValue::Value {
         what,
         value: value.to_string(),

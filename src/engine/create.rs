@@ -53,7 +53,13 @@ pub fn create(
     request: &ContainerRequest,
     reporter: &dyn Reporter,
 ) -> Result<String> {
-    let image = pull::image_for_container(store, &request.image, request.pull, reporter)?;
+    let image = pull::image_for_container(
+        store,
+        &request.image,
+        request.pull,
+        request.options.platform.as_ref(),
+        reporter,
+    )?;
     make(store, image, request, &request.settings)
 }
 

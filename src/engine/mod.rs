@@ -113,7 +113,7 @@ pub use volume::{
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
     check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
-    NetworkRequest, RestartPolicy, RunOptions, Settings,
+    NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
 };
 pub use crate::exec::{Limits, Stream};
 pub use crate::network::PortMapping;

@@ -13,6 +13,7 @@ pub(super) fn image_for_container(
     store: &Store,
     image: &ImageName,
     policy: PullPolicy,
+    platform: Option<&crate::oci::Platform>,
     reporter: &dyn Reporter,
 ) -> Result<Image> {
     let told = Told { image, reporter };
@@ -21,7 +22,10 @@ pub(super) fn image_for_container(
         image.as_str(),
         || image.reference().cloned().map_err(Clone::clone),
         policy,
-        &PullOptions::default(),
+        &PullOptions {
+            platform: platform.cloned(),
+            ..PullOptions::default()
+        },
         &told,
     ) {
         Ok(found) => Ok(found),

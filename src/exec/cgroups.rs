@@ -18,15 +18,54 @@ pub struct Limits {
     /// CPUs' worth of time, e.g. 0.5.
     pub cpus: Option<f64>,
     pub pids: Option<u64>,
+    /// `--oom-kill-disable` (v1 memory controller).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
+    /// A devices cgroup (v1) allowing Docker's default devices and then these rules;
+    /// `None` makes none, and device nodes are kept in check by `nodev` mounts alone.
+    #[serde(default)]
+    pub devices: Option<Vec<DeviceRule>>,
 }
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.cpus.is_none() && self.pids.is_none()
+        self.memory.is_none()
+            && self.cpus.is_none()
+            && self.pids.is_none()
+            && !self.oom_kill_disable
+            && self.devices.is_none()
     }
 }
 
-const CONTROLLERS: [&str; 4] = ["memory", "cpu", "pids", "freezer"];
+/// A devices cgroup rule in the kernel's form: `TYPE MAJOR:MINOR ACCESS`, with `a`, `c`
+/// or `b`, numbers or `*`, and some of `rwm`.
+pub type DeviceRule = String;
+
+/// What Docker allows every container: creating any node (opening is another matter),
+/// and the standard devices, the console and pseudo-terminals.
+const DEFAULT_DEVICE_RULES: [&str; 11] = [
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
+/// Whether this machine has a v1 devices controller, where device rules are enforced.
+pub fn devices_controller() -> bool {
+    matches!(
+        CgroupLayout::detect().place("devices"),
+        Some(Placement::V1(_))
+    )
+}
+
+const CONTROLLERS: [&str; 5] = ["memory", "cpu", "pids", "freezer", "devices"];
 
 /// Where each controller can be used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -165,6 +204,38 @@ impl Cgroup {
                 vec![("pids.max", pids.to_string())],
                 vec![("pids.max", pids.to_string())],
             )?;
+        }
+        if limits.oom_kill_disable {
+            match layout.place("memory") {
+                Some(Placement::V1(_)) => {
+                    wanted.push(("memory", vec![("memory.oom_control", "1".into())]))
+                }
+                Some(Placement::V2(_)) => return Err(ExecError::OomKillDisableOnV2),
+                None => {
+                    return Err(ExecError::NoController {
+                        controller: "memory",
+                        consequence: "--oom-kill-disable cannot be applied",
+                    })
+                }
+            }
+        }
+        if let Some(rules) = &limits.devices {
+            let Some(Placement::V1(_)) = layout.place("devices") else {
+                return Err(ExecError::NoController {
+                    controller: "v1 devices",
+                    consequence: "device rules cannot be enforced (lade loads no eBPF device filter for cgroup v2)",
+                });
+            };
+            // Deny all first: the allow list is all there is afterwards.
+            let mut files = vec![("devices.deny", "a".to_string())];
+            files.extend(
+                DEFAULT_DEVICE_RULES
+                    .iter()
+                    .map(|r| r.to_string())
+                    .chain(rules.iter().cloned())
+                    .map(|rule| ("devices.allow", rule)),
+            );
+            wanted.push(("devices", files));
         }
         // A container that can be paused gets a freezer (v1) even without limits; in a
         // v2 tree every cgroup can freeze.
@@ -366,6 +437,7 @@ mod tests {
             memory: Some(32 << 20),
             cpus: Some(0.5),
             pids: Some(50),
+            ..Limits::default()
         };
         let cgroup = Cgroup::create(&layout, "c1", &limits, true).unwrap();
         let read = |p: &str| fs::read_to_string(root.join(p)).unwrap();
@@ -401,6 +473,7 @@ mod tests {
             memory: Some(1 << 20),
             cpus: None,
             pids: Some(7),
+            ..Limits::default()
         };
         Cgroup::create(&layout, "c2", &limits, true).unwrap();
         assert!(

@@ -93,15 +93,38 @@ fn run(
         Launch::Enter(enter) => return enter_container(&enter, status, console),
     };
 
+    let sandbox = &spec.sandbox;
+    if let super::Share::Join(path) = &sandbox.pid {
+        join_pid_namespace(path, status)?;
+    }
     // The parent has put us in our cgroup by now: it becomes our cgroup namespace's root.
-    unshare(CloneFlags::CLONE_NEWCGROUP)
-        .or_else(|e| fail(125, format!("cgroup namespace: {e}")))?;
-    nix::unistd::sethostname(&spec.hostname)
-        .or_else(|e| fail(125, format!("setting the hostname: {e}")))?;
+    if !sandbox.cgroupns_host {
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .or_else(|e| fail(125, format!("cgroup namespace: {e}")))?;
+    }
+    if !sandbox.uts_host {
+        nix::unistd::sethostname(&spec.hostname)
+            .or_else(|e| fail(125, format!("setting the hostname: {e}")))?;
+        if let Some(domain) = &sandbox.domainname {
+            set_domainname(domain)?;
+        }
+    }
+    if let super::Share::Join(path) = &sandbox.ipc {
+        let file = File::open(path).or_else(|e| fail(125, format!("{}: {e}", path.display())))?;
+        nix::sched::setns(&file, CloneFlags::CLONE_NEWIPC)
+            .or_else(|e| fail(125, format!("joining the IPC namespace of --ipc: {e}")))?;
+    }
     match &spec.network {
         Network::Isolated => network::loopback_up().or_else(|e| fail(125, e.to_string()))?,
         Network::Join(path) => network::join(path).or_else(|e| fail(125, e.to_string()))?,
         Network::Host => {}
+    }
+    // The kernel shows a namespaced parameter of the writer's own namespace, whichever
+    // /proc it is written through: these land in the container's.
+    for (name, value) in &sandbox.sysctls {
+        let path = Path::new("/proc/sys").join(name.replace('.', "/"));
+        std::fs::write(&path, value)
+            .or_else(|e| fail(125, format!("--sysctl {name}={value}: {e}")))?;
     }
     rootfs::setup(&mut Linux::default(), &spec)
         .or_else(|(what, e)| fail(125, format!("{what}: {e}")))?;
@@ -109,7 +132,10 @@ fn run(
     let (program, env, filters) = become_process(
         &spec.process,
         &spec.hostname,
-        spec.insecure,
+        &Confinement {
+            insecure: spec.insecure,
+            privileges: &spec.privileges,
+        },
         console,
         CreateWorkdir::Yes,
     )?;
@@ -122,6 +148,44 @@ fn run(
     } else {
         exec(&program, &spec.process.args, &env, &filters)
     }
+}
+
+/// `--pid container:NAME`: a process enters a PID namespace only through a fork, so the
+/// init joins it and forks; the child goes on as the container's init, and this process
+/// stays outside, waiting for it, forwarding signals and exiting as it does.
+fn join_pid_namespace(path: &Path, status: &mut Option<File>) -> Result<(), Failure> {
+    let file = File::open(path).or_else(|e| fail(125, format!("{}: {e}", path.display())))?;
+    nix::sched::setns(&file, CloneFlags::CLONE_NEWPID)
+        .or_else(|e| fail(125, format!("joining the PID namespace of --pid: {e}")))?;
+    drop(file);
+    // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+    match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
+        ForkResult::Child => {
+            // SAFETY: prctl with integer arguments only.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            Ok(())
+        }
+        ForkResult::Parent { child } => match reap(child, status)? {},
+    }
+}
+
+fn set_domainname(domain: &str) -> Result<(), Failure> {
+    // SAFETY: the pointer and length describe `domain`'s bytes, which outlive the call.
+    let done = unsafe { libc::setdomainname(domain.as_ptr().cast(), domain.len()) };
+    if done != 0 {
+        return fail(
+            125,
+            format!("--domainname {domain}: {}", std::io::Error::last_os_error()),
+        );
+    }
+    Ok(())
+}
+
+/// How a process is confined: `RUN --security=insecure` (every capability, no
+/// seccomp filter), else what its container's flags say.
+struct Confinement<'a> {
+    insecure: bool,
+    privileges: &'a super::Privileges,
 }
 
 /// Whether a missing working directory is made (as for a container's process, like
@@ -139,7 +203,7 @@ enum CreateWorkdir {
 fn become_process(
     process: &super::Process,
     hostname: &str,
-    insecure: bool,
+    confinement: &Confinement<'_>,
     console: Option<OwnedFd>,
     create_workdir: CreateWorkdir,
 ) -> Result<(PathBuf, Vec<String>, Vec<seccompiler::BpfProgram>), Failure> {
@@ -191,27 +255,63 @@ fn become_process(
             .or_else(|e| fail(125, format!("creating the working directory {cwd}: {e}")))?;
     }
 
-    let keep: CapsHashSet = if insecure {
-        // Every capability lade itself holds: the host's root may lack some (one
-        // without CAP_SYS_RESOURCE is common in containers), and asking for more fails.
-        caps::read(None, caps::CapSet::Permitted)
-            .or_else(|e| fail(125, format!("reading this process's capabilities: {e}")))?
+    let privileges = confinement.privileges;
+    security::set_rlimits(&privileges.rlimits).or_else(|e| fail(125, e))?;
+    if let Some(score) = privileges.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", score.to_string()).or_else(|e| {
+            fail(
+                125,
+                format!("--oom-score-adj {score}: {e} (lowering it needs CAP_SYS_RESOURCE)"),
+            )
+        })?;
+    }
+    // Every capability lade itself holds is the most it can give: the host's root may
+    // lack some (one without CAP_SYS_RESOURCE is common in containers), and asking for
+    // more fails.
+    let held = caps::read(None, caps::CapSet::Permitted)
+        .or_else(|e| fail(125, format!("reading this process's capabilities: {e}")))?;
+    let keep: CapsHashSet = if confinement.insecure {
+        held
     } else {
-        security::DEFAULT_CAPS.into_iter().collect()
+        security::capabilities_for(privileges, &held).or_else(|e| fail(125, e.to_string()))?
     };
+    let unconfined = confinement.insecure || privileges.privileged;
+    let mut filters = match &privileges.seccomp {
+        _ if unconfined => Vec::new(),
+        super::Seccomp::Unconfined => Vec::new(),
+        super::Seccomp::Default => {
+            security::seccomp_filters().or_else(|e| fail(125, e.to_string()))?
+        }
+        super::Seccomp::Profile(profile) => profile
+            .filters(&keep)
+            .or_else(|e| fail(125, e.to_string()))?,
+    };
+    if privileges.new_privileges && !filters.is_empty() {
+        // Without no_new_privs only CAP_SYS_ADMIN may install a filter, so it goes on
+        // now, while this process still holds it, as runc does: what the init does from
+        // here on passes through it.
+        security::apply_keeping_new_privileges(&filters).or_else(|e| fail(125, e.to_string()))?;
+        filters.clear();
+    }
     security::limit_bounding_set(&keep).or_else(|e| fail(125, e.to_string()))?;
-    let gids: Vec<Gid> = identity
+    let extra = users::group_ids_in(Path::new("/"), &privileges.groups)
+        .or_else(|e| fail(125, format!("--group-add: {e}")))?;
+    let mut gids: Vec<Gid> = identity
         .additional_gids
         .iter()
+        .chain(&extra)
         .map(|g| Gid::from_raw(*g))
         .collect();
+    gids.dedup();
     setgroups(&gids).or_else(|e| fail(125, format!("setgroups: {e}")))?;
     let gid = Gid::from_raw(identity.gid);
     setresgid(gid, gid, gid).or_else(|e| fail(125, format!("setgid {}: {e}", identity.gid)))?;
     let uid = Uid::from_raw(identity.uid);
     setresuid(uid, uid, uid).or_else(|e| fail(125, format!("setuid {}: {e}", identity.uid)))?;
     security::set_process_caps(&keep, identity.uid == 0).or_else(|e| fail(125, e.to_string()))?;
-    security::no_new_privs().or_else(|e| fail(125, e.to_string()))?;
+    if !privileges.new_privileges {
+        security::no_new_privs().or_else(|e| fail(125, e.to_string()))?;
+    }
 
     std::env::set_current_dir(&cwd).or_else(|e| fail(125, format!("entering {cwd}: {e}")))?;
     // CVE-2024-21626: the working directory must be inside the new root, not a leaked
@@ -238,11 +338,6 @@ fn become_process(
     };
 
     let program = find_program(&process.args, &env)?;
-    let filters = if insecure {
-        Vec::new()
-    } else {
-        security::seccomp_filters().or_else(|e| fail(125, e.to_string()))?
-    };
     Ok((program, env, filters))
 }
 
@@ -283,7 +378,10 @@ fn enter_container(
             let (program, env, filters) = become_process(
                 &enter.process,
                 &enter.hostname,
-                false,
+                &Confinement {
+                    insecure: false,
+                    privileges: &enter.privileges,
+                },
                 console,
                 CreateWorkdir::No,
             )?;

@@ -25,7 +25,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use cgroups::{cgroup_procs, freeze, remove_cgroup, CgroupLayout, Limits};
+pub use cgroups::{
+    cgroup_procs, devices_controller, freeze, remove_cgroup, CgroupLayout, DeviceRule, Limits,
+};
 pub use init::maybe_run_init;
 pub use process::ProcessId;
 pub use pty::{set_terminal_size, terminal_size, RawMode};
@@ -51,6 +53,111 @@ pub struct Spec {
     /// cgroup per start, which a short-lived foreground `run` does without.
     #[serde(default)]
     pub pausable: bool,
+    /// Capabilities, seccomp, `no_new_privs`, rlimits: what `run`'s flags change of
+    /// Docker's defaults for every process of the container.
+    #[serde(default)]
+    pub privileges: Privileges,
+    /// Namespaces shared with the host or another container, kernel parameters,
+    /// devices, `/dev/shm`.
+    #[serde(default)]
+    pub sandbox: SandboxOptions,
+}
+
+/// How a container's processes are confined. The default is Docker's: its 14
+/// capabilities and seccomp profile; lade adds `no_new_privs`, which Docker leaves off.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Privileges {
+    /// `--privileged`: every capability lade holds, no seccomp filter (the rest of what
+    /// it means is in [`SandboxOptions::privileged`]).
+    pub privileged: bool,
+    /// `--cap-add`/`--cap-drop`: `CAP_` names, or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// `--security-opt no-new-privileges=false`: setuid binaries and file capabilities
+    /// work again, as in Docker's default.
+    pub new_privileges: bool,
+    pub seccomp: Seccomp,
+    /// `--ulimit`, set before the exec.
+    pub rlimits: Vec<Rlimit>,
+    /// `--oom-score-adj`.
+    pub oom_score_adj: Option<i32>,
+    /// `--group-add`: more supplementary groups (names resolved in the container, or
+    /// numbers).
+    pub groups: Vec<String>,
+}
+
+/// The seccomp filter a container's processes run under.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum Seccomp {
+    /// Docker's default profile.
+    #[default]
+    Default,
+    /// `seccomp=unconfined`.
+    Unconfined,
+    /// `seccomp=FILE`: a profile in Docker's JSON format, parsed already.
+    Profile(SeccompProfile),
+}
+
+pub use security::{
+    capabilities_for, parse_capability, rlimit_names, ArgOp, ProfileAction, SeccompArg,
+    SeccompProfile, SeccompRuleSet, SecurityError,
+};
+
+/// `--ulimit NAME=SOFT[:HARD]`: a resource by Docker's name (`nofile`, `nproc`, ...);
+/// `u64::MAX` is unlimited.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rlimit {
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Whose namespace a container uses, for those `run` lets it share.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Share {
+    /// A new one of its own.
+    #[default]
+    Private,
+    /// The host's (lade's own).
+    Host,
+    /// The namespace at this path (another container's init's, `/proc/PID/ns/NAME`).
+    Join(PathBuf),
+}
+
+/// What the sandbox around the process is made of, beyond Docker's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SandboxOptions {
+    /// `--privileged`: no masked or read-only paths, `/sys` and `/proc/sys` writable,
+    /// every device of the host in `/dev`.
+    pub privileged: bool,
+    /// `--pid`.
+    pub pid: Share,
+    /// `--ipc` (`none` is a private one without `/dev/shm`).
+    pub ipc: Share,
+    pub no_shm: bool,
+    /// `--uts host`.
+    pub uts_host: bool,
+    /// `--cgroupns host`.
+    pub cgroupns_host: bool,
+    /// `--sysctl`, written in the container's namespaces before its process starts.
+    pub sysctls: std::collections::BTreeMap<String, String>,
+    /// `--device`: host device nodes bound into the container.
+    pub devices: Vec<Device>,
+    /// `--shm-size` in bytes (Docker's default: 64 MiB).
+    pub shm_size: Option<u64>,
+    /// The `/dev/shm` bound in place of a tmpfs of its own: the host's with `--ipc
+    /// host`, as Docker's.
+    #[serde(default)]
+    pub shm_from: Option<PathBuf>,
+    /// `--domainname`: the NIS domain name of its UTS namespace.
+    pub domainname: Option<String>,
+}
+
+/// A host device node at `target` in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub source: PathBuf,
+    pub target: String,
 }
 
 /// A process to run in a running container (`lade exec`).
@@ -62,13 +169,16 @@ pub struct EnterSpec {
     pub process: Process,
     /// The container's hostname (the process's `HOSTNAME`).
     pub hostname: String,
+    /// The container's, so an `exec` gets what its process got.
+    #[serde(default)]
+    pub privileges: Privileges,
 }
 
 /// What the init is started for: a new container, or a process in a running one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum Launch {
     Create(Box<Spec>),
-    Enter(EnterSpec),
+    Enter(Box<EnterSpec>),
 }
 
 /// The root filesystem: overlay of `lowers` (topmost first, names relative to
@@ -159,6 +269,9 @@ pub enum ExecError {
         controller: &'static str,
         consequence: &'static str,
     },
+    /// `--oom-kill-disable` on a v2 memory controller, which has no such switch.
+    #[error("--oom-kill-disable needs a cgroup v1 memory controller: cgroup v2 cannot disable the OOM killer")]
+    OomKillDisableOnV2,
 }
 
 pub type Result<T, E = ExecError> = std::result::Result<T, E>;

@@ -39,6 +39,9 @@ pub(crate) const READ_ONLY: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
+/// Docker's `/dev/shm` size when `--shm-size` does not say: 64 MiB.
+pub(crate) const DEFAULT_SHM_SIZE: u64 = 64 << 20;
+
 /// Devices a container gets, bind-mounted from the host.
 const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -80,11 +83,21 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
         ),
     )?;
     mount_root(sys, &spec.rootfs)?;
-    mount_system(sys, &root)?;
+    let sandbox = &spec.sandbox;
+    mount_system(sys, &root, sandbox)?;
     for mount in &spec.mounts {
         mount_user(sys, &root, mount)?;
     }
-    for path in MASKED {
+    for device in &sandbox.devices {
+        mount_device(sys, &root, device)?;
+    }
+    // Docker's --privileged leaves /proc and /sys as the kernel shows them.
+    let (masked, read_only): (&[&str], &[&str]) = if sandbox.privileged {
+        (&[], &[])
+    } else {
+        (&MASKED, &READ_ONLY)
+    };
+    for &path in masked {
         // Resolved inside the root, as the container will see it: `/proc` is the
         // sandbox's own by now, so this is the kernel's file.
         let Some(target) = at(format!("masking {path}"), sys.open_in_root(&root, path))? else {
@@ -105,7 +118,7 @@ pub(crate) fn setup(sys: &mut dyn Sys, spec: &Spec) -> Result<()> {
             sys.mount(Some(source), &target.handle, fstype, flags, data),
         )?;
     }
-    for path in READ_ONLY {
+    for &path in read_only {
         let what = format!("making {path} read-only");
         let Some(target) = at(what.clone(), sys.open_in_root(&root, path))? else {
             continue;
@@ -311,7 +324,67 @@ fn system_mount_point(sys: &mut dyn Sys, root: &Path, path: &str) -> Result<Pinn
     Ok(target)
 }
 
-fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
+/// `--device`: the host's node bound at its path in the container. A bind keeps the
+/// node usable on the `nodev` root and `/dev`, as the default devices are.
+fn mount_device(sys: &mut dyn Sys, root: &Path, device: &super::Device) -> Result<()> {
+    let what = format!("--device {}:{}", device.source.display(), device.target);
+    let point = mount_point(sys, root, &device.target, true)?;
+    let proc = root.join("proc");
+    if point.resolved == root || point.resolved.starts_with(&proc) {
+        return Err((
+            what,
+            io::Error::other("its target resolves to / or /proc in the container"),
+        ));
+    }
+    at(
+        what,
+        sys.mount(
+            Some(&device.source),
+            &point.handle,
+            None,
+            MsFlags::MS_BIND,
+            None,
+        ),
+    )
+}
+
+/// Every device node of the host's `/dev` (not its pseudo-terminals, shared memory or
+/// message queues, which the container has its own of), with its path under `/dev`:
+/// what Docker's --privileged gives a container.
+fn host_devices() -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            let relative = path.strip_prefix("/dev").unwrap_or(&path).to_path_buf();
+            let name = relative.to_string_lossy().into_owned();
+            if kind.is_dir() {
+                if !["pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev"]
+                    .contains(&name.as_str())
+                {
+                    pending.push(path);
+                }
+                continue;
+            }
+            use std::os::unix::fs::FileTypeExt;
+            let device = kind.is_char_device() || kind.is_block_device();
+            if device && name != "console" && name != "ptmx" && !DEVICES.contains(&name.as_str()) {
+                found.push(name);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+fn mount_system(sys: &mut dyn Sys, root: &Path, sandbox: &super::SandboxOptions) -> Result<()> {
     let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
     let proc = system_mount_point(sys, root, "/proc")?;
     at(
@@ -352,6 +425,28 @@ fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
             ),
         )?;
     }
+    if sandbox.privileged {
+        for name in host_devices() {
+            let target = dev.join(&name);
+            if let Some(parent) = target.parent() {
+                at(
+                    format!("creating /dev/{name}"),
+                    sys.mkdir_all(parent, 0o755),
+                )?;
+            }
+            at(format!("creating /dev/{name}"), sys.touch(&target))?;
+            at(
+                format!("mounting /dev/{name}"),
+                sys.mount(
+                    Some(&Path::new("/dev").join(&name)),
+                    &target,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                ),
+            )?;
+        }
+    }
     let pts = dev.join("pts");
     at("creating /dev/pts", sys.mkdir_all(&pts, 0o755))?;
     at(
@@ -368,18 +463,35 @@ fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
         "linking /dev/ptmx",
         sys.symlink("pts/ptmx", &dev.join("ptmx")),
     )?;
-    let shm = dev.join("shm");
-    at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
-    at(
-        "mounting /dev/shm",
-        sys.mount(
-            Some(Path::new("shm")),
-            &shm,
-            Some("tmpfs"),
-            nosuid_noexec_nodev,
-            Some("mode=1777,size=65536k"),
-        ),
-    )?;
+    // `--ipc none`: no /dev/shm at all, as Docker's.
+    if let Some(source) = &sandbox.shm_from {
+        let shm = dev.join("shm");
+        at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
+        at(
+            format!("mounting {} at /dev/shm", source.display()),
+            sys.mount(
+                Some(source),
+                &shm,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            ),
+        )?;
+    } else if !sandbox.no_shm {
+        let shm = dev.join("shm");
+        at("creating /dev/shm", sys.mkdir_all(&shm, 0o1777))?;
+        let size = sandbox.shm_size.unwrap_or(DEFAULT_SHM_SIZE);
+        at(
+            "mounting /dev/shm",
+            sys.mount(
+                Some(Path::new("shm")),
+                &shm,
+                Some("tmpfs"),
+                nosuid_noexec_nodev,
+                Some(&format!("mode=1777,size={size}")),
+            ),
+        )?;
+    }
     let mqueue = dev.join("mqueue");
     at("creating /dev/mqueue", sys.mkdir_all(&mqueue, 0o755))?;
     at(
@@ -406,14 +518,20 @@ fn mount_system(sys: &mut dyn Sys, root: &Path) -> Result<()> {
 
     // sysfs shows the network namespace it is mounted from: with the host's network it
     // is the host's view, read-only as always.
+    // --privileged: writable, as Docker's.
     let sys_dir = system_mount_point(sys, root, "/sys")?;
+    let read_only = if sandbox.privileged {
+        MsFlags::empty()
+    } else {
+        MsFlags::MS_RDONLY
+    };
     at(
         "mounting /sys",
         sys.mount(
             Some(Path::new("sysfs")),
             &sys_dir.handle,
             Some("sysfs"),
-            nosuid_noexec_nodev | MsFlags::MS_RDONLY,
+            nosuid_noexec_nodev | read_only,
             None,
         ),
     )
@@ -581,6 +699,8 @@ mod tests {
             insecure: false,
             init: false,
             pausable: false,
+            privileges: Default::default(),
+            sandbox: Default::default(),
         }
     }
 

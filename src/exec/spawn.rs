@@ -20,7 +20,7 @@ use nix::unistd::{pipe2, Pid};
 
 use super::cgroups::{Cgroup, CgroupLayout};
 use super::process::ProcessId;
-use super::{io_err, pty, sys_err, EnterSpec, ExecError, Launch, Network, Result, Spec};
+use super::{io_err, pty, sys_err, EnterSpec, ExecError, Launch, Network, Result, Share, Spec};
 
 /// How the sandbox's standard streams connect to ours, and who may stop it.
 pub struct Io<'a> {
@@ -262,7 +262,7 @@ pub fn enter(spec: &EnterSpec, cgroup: &str, io: Io<'_>) -> Result<Exit> {
         install_forwarder();
     }
     run_in(
-        &Launch::Enter(spec.clone()),
+        &Launch::Enter(Box::new(spec.clone())),
         io,
         Some(&Cgroup::existing(cgroup)),
     )
@@ -362,10 +362,18 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
 
     let flags = match launch {
         Launch::Create(spec) => {
-            let mut flags = CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWIPC;
+            let mut flags = CloneFlags::CLONE_NEWNS;
+            let sandbox = &spec.sandbox;
+            // A namespace to join is joined by the init, from the host's.
+            if sandbox.pid == Share::Private {
+                flags |= CloneFlags::CLONE_NEWPID;
+            }
+            if sandbox.ipc == Share::Private {
+                flags |= CloneFlags::CLONE_NEWIPC;
+            }
+            if !sandbox.uts_host {
+                flags |= CloneFlags::CLONE_NEWUTS;
+            }
             if spec.network == Network::Isolated {
                 flags |= CloneFlags::CLONE_NEWNET;
             }

@@ -134,6 +134,23 @@ pub fn resolve(spec: &str, passwd_text: &str, group_text: &str) -> Result<Identi
     })
 }
 
+/// `--group-add` entries as gids: numbers as they are, names from `<root>/etc/group`.
+pub fn group_ids_in(root: &Path, names: &[String]) -> Result<Vec<u32>, UserError> {
+    let text = std::fs::read_to_string(root.join("etc/group")).unwrap_or_default();
+    let all = groups(&text);
+    names
+        .iter()
+        .map(|name| match name.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => all
+                .iter()
+                .find(|g| g.name == *name)
+                .map(|g| g.gid)
+                .ok_or_else(|| UserError::NoGroup(name.clone())),
+        })
+        .collect()
+}
+
 /// Resolves `spec` against `<root>/etc/passwd` and `<root>/etc/group` (missing files are
 /// empty).
 pub fn resolve_in(root: &Path, spec: &str) -> Result<Identity, UserError> {

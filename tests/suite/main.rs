@@ -23,6 +23,7 @@ mod network;
 mod parser_fuzz;
 mod refusals;
 mod registry;
+mod run_flags;
 mod sandbox;
 mod security;
 mod store;

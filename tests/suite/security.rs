@@ -513,10 +513,10 @@ fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
         stderr.contains("`swarm` is a Docker command that lade does not support yet"),
         "{stderr}"
     );
-    let output = lade.output(&["run", "--privileged", "busybox"]);
+    let output = lade.output(&["run", "--gpus", "all", "busybox"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--privileged is a Docker option that lade does not support yet"),
+        stderr.contains("--gpus is a Docker option that lade does not support yet"),
         "{stderr}"
     );
     assert!(!stderr.contains("--root"), "{stderr}");

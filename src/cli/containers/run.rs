@@ -12,7 +12,8 @@ use super::{
 };
 use crate::engine::{
     self, ContainerRequest, HealthFlags, ImageName, Limits, LogConfig, NetworkMode, NetworkRequest,
-    PullPolicy, RestartPolicy, RunOptions, RunOutcome, RunRequest, Settings, Stream,
+    PullPolicy, RestartPolicy, RunOptions, RunOutcome, RunRequest, SandboxRequest, Settings,
+    Stream,
 };
 use crate::oci::parse_size;
 
@@ -145,6 +146,91 @@ pub struct RunArgs {
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Give the container every capability lade holds, no seccomp filter, /proc and /sys
+    /// unmasked and writable, and every device of the host in /dev (bound from the
+    /// host's nodes, where Docker makes new ones; no devices cgroup)
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add a Linux capability (NET_ADMIN, cap_net_admin, ...; ALL for every one lade holds)
+    #[arg(long = "cap-add", value_name = "CAPABILITY")]
+    pub cap_add: Vec<String>,
+    /// Drop a Linux capability (ALL drops all but those added)
+    #[arg(long = "cap-drop", value_name = "CAPABILITY")]
+    pub cap_drop: Vec<String>,
+    /// no-new-privileges[=true|false] (lade sets no_new_privs unless given false; Docker
+    /// leaves it off), seccomp=unconfined|builtin|FILE (a profile in Docker's JSON
+    /// format). apparmor=PROFILE and label=... are accepted and ignored, as Docker does
+    /// where AppArmor and SELinux are off: lade applies neither
+    #[arg(long = "security-opt", value_name = "OPTION")]
+    pub security_opts: Vec<String>,
+    /// Add a host device (HOST[:CONTAINER[:PERMS]], PERMS some of rwm; a directory adds
+    /// the devices under it): bound in the container, allowed by its devices cgroup (v1)
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:PERMS]]")]
+    pub devices: Vec<String>,
+    /// Add a rule to the devices cgroup's allow list ('c|b|a MAJOR:MINOR rwm'; cgroup v1)
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rules: Vec<String>,
+    /// Set a resource limit (NAME=SOFT[:HARD]: nofile, nproc, core, memlock, stack, ...;
+    /// -1 is unlimited). Raising a hard limit needs CAP_SYS_RESOURCE, which root may lack
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// PID namespace: host, or container:NAME (another running container's)
+    #[arg(long, value_name = "MODE")]
+    pub pid: Option<String>,
+    /// IPC namespace: private (the default), shareable (others may join it), none (no
+    /// /dev/shm), host (with the host's /dev/shm), or container:NAME (a shareable one;
+    /// unlike Docker, its /dev/shm is not shared, only the namespace)
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
+    /// UTS namespace: host (the host's hostname and domain name)
+    #[arg(long, value_name = "MODE")]
+    pub uts: Option<String>,
+    /// User namespace: host only (lade has no user namespace remapping for root)
+    #[arg(long, value_name = "MODE")]
+    pub userns: Option<String>,
+    /// Cgroup namespace: private (the default, on cgroup v1 as well) or host
+    #[arg(long, value_name = "MODE")]
+    pub cgroupns: Option<String>,
+    /// Add a supplementary group (a name in the container's /etc/group, or a number)
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// The container process's OOM score adjustment, -1000 to 1000 (lowering it needs
+    /// CAP_SYS_RESOURCE)
+    #[arg(
+        long = "oom-score-adj",
+        value_name = "SCORE",
+        allow_negative_numbers = true
+    )]
+    pub oom_score_adj: Option<i64>,
+    /// Disable the OOM killer for the container's memory cgroup (cgroup v1)
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Set a namespaced kernel parameter (net.*, fs.mqueue.*, kernel.msg*, kernel.sem,
+    /// kernel.shm*; not net.* with --network host)
+    #[arg(long = "sysctl", value_name = "NAME=VALUE")]
+    pub sysctls: Vec<String>,
+    /// Size of /dev/shm (e.g. 128m) [default: 64m]
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// A resolv.conf option (ndots:2, edns0, ...)
+    #[arg(long = "dns-option", visible_alias = "dns-opt", value_name = "OPTION")]
+    pub dns_options: Vec<String>,
+    /// A DNS search domain for resolv.conf (`.` for none)
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub dns_search: Vec<String>,
+    /// The container's NIS domain name
+    #[arg(long, value_name = "NAME")]
+    pub domainname: Option<String>,
+    /// Read labels from a file (KEY=VALUE lines; -l wins over it)
+    #[arg(long = "label-file", value_name = "FILE")]
+    pub label_files: Vec<PathBuf>,
+    /// The image's platform (os/arch[/variant]): pulled for it, refused if the image is
+    /// for another. lade runs no emulator: only the host's platform runs
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Do not tell about pulling the image
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Command that checks the container's health, run with /bin/sh -c inside it (exit
     /// 0: healthy). Checks run while lade watches the container: under its monitor when
     /// detached, in `lade run` itself in the foreground
@@ -182,12 +268,13 @@ pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
         let request = run_request(&args)?;
         let store = open_store(store_config)?;
+        let reporter: &dyn engine::Reporter = if args.quiet { &Quiet } else { &Tell };
         if args.create_only {
-            let id = engine::create(&store, &request.container, &Tell).map_err(exit_with)?;
+            let id = engine::create(&store, &request.container, reporter).map_err(exit_with)?;
             println!("{id}");
             return Ok(0);
         }
-        match engine::run(&store, &request, &Tell).map_err(exit_with)? {
+        match engine::run(&store, &request, reporter).map_err(exit_with)? {
             RunOutcome::Started(id) => {
                 println!("{id}");
                 Ok(0)
@@ -198,15 +285,61 @@ pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     Ok(container_exit(result))
 }
 
+/// `run -q`/`create -q`: what [`Tell`] tells, but for the pull's notice.
+struct Quiet;
+
+impl engine::Reporter for Quiet {
+    fn warning(&self, text: &str) {
+        Tell.warning(text);
+    }
+
+    fn image_not_found(&self, _image: &str) {}
+
+    fn after_exit(&self, error: &engine::EngineError) {
+        Tell.after_exit(error);
+    }
+
+    fn network_teardown_failed(&self, error: &engine::EngineError) {
+        Tell.network_teardown_failed(error);
+    }
+}
+
 /// `run`'s and `create`'s arguments as the engine's request, refused (in this order)
 /// before anything is pulled or made.
 fn run_request(args: &RunArgs) -> Result<RunRequest> {
     let memory = match &args.memory {
         None => None,
-        Some(text) => Some(parse_size(text).filter(|b| *b > 0).ok_or_else(|| {
+        // 0 is no limit, as in Docker.
+        Some(text) => Some(parse_size(text).ok_or_else(|| {
             anyhow::anyhow!("invalid --memory {text:?}: expected a size such as 512m or 1g")
+        })?)
+        .filter(|b| *b > 0),
+    };
+    let shm_size = match &args.shm_size {
+        None => None,
+        Some(text) => Some(parse_size(text).ok_or_else(|| {
+            anyhow::anyhow!("invalid --shm-size {text:?}: expected a size such as 64m or 1g")
         })?),
     };
+    let platform = match &args.platform {
+        None => None,
+        Some(text) => Some(crate::oci::Platform::parse(text).ok_or_else(|| {
+            anyhow::anyhow!("invalid --platform {text:?}: expected os/arch[/variant]")
+        })?),
+    };
+    // The files first, then -l: later ones win, as in Docker.
+    let mut labels = Vec::new();
+    for file in &args.label_files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read --label-file {}: {e}", file.display()))?;
+        labels.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+    }
+    labels.extend(args.labels.iter().cloned());
     if let Some(cpus) = args.cpus {
         if !(cpus > 0.0 && cpus.is_finite()) {
             bail!("invalid --cpus {cpus}: expected a positive number");
@@ -262,6 +395,8 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             expose: args.expose.clone(),
             dns: args.dns.clone(),
             add_hosts: args.add_hosts.clone(),
+            dns_search: args.dns_search.clone(),
+            dns_options: args.dns_options.clone(),
         },
         hostname: args.hostname.clone(),
         volumes: args.volumes.clone(),
@@ -273,22 +408,45 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             memory,
             cpus: args.cpus,
             pids: args.pids_limit,
+            ..Limits::default()
         },
         init: args.init,
         remove: args.rm && !args.detach,
         detach: args.detach || args.create_only,
+        sandbox: SandboxRequest {
+            privileged: args.privileged,
+            cap_add: args.cap_add.clone(),
+            cap_drop: args.cap_drop.clone(),
+            security_opts: args.security_opts.clone(),
+            devices: args.devices.clone(),
+            device_cgroup_rules: args.device_cgroup_rules.clone(),
+            ulimits: args.ulimits.clone(),
+            pid: args.pid.clone(),
+            ipc: args.ipc.clone(),
+            uts: args.uts.clone(),
+            userns: args.userns.clone(),
+            cgroupns: args.cgroupns.clone(),
+            group_add: args.group_add.clone(),
+            oom_score_adj: args.oom_score_adj,
+            oom_kill_disable: args.oom_kill_disable,
+            sysctls: args.sysctls.clone(),
+            shm_size,
+            domainname: args.domainname.clone(),
+        },
+        platform,
     };
     let settings = Settings {
         restart,
         stop_signal: args.stop_signal.clone(),
         stop_timeout: args.stop_timeout,
         auto_remove: args.rm,
-        labels: engine::parse_labels(&args.labels)?,
+        labels: engine::parse_labels(&labels)?,
         anonymous_volumes: Vec::new(),
         network: Default::default(),
         interactive: args.interactive,
         log: LogConfig::parse(args.log_driver.as_deref(), &args.log_opts)?,
         healthcheck: health_flags(args)?.as_config(),
+        ..Settings::default()
     };
     if let Some(cidfile) = &args.cidfile {
         if cidfile.exists() {
