@@ -52,7 +52,7 @@ pub fn df(store: &Store) -> Result<DiskUsage> {
             continue;
         }
         let used = records.iter().any(|c| c.image == summary.id);
-        images.insert(summary.id.clone(), used);
+        images.insert(summary.id, used);
         for layer in store.image_by_manifest(&summary.manifest_digest)?.layers {
             let entry = layers
                 .entry(layer.diff_id)
