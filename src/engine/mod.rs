@@ -49,7 +49,9 @@ pub use create::{create, ContainerRequest};
 pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use exec::{exec, ExecRequest};
 pub use image::ImageName;
-pub use lifecycle::{kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest};
+pub use lifecycle::{
+    each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,
+};
 pub use list::{
     port, ps, stats, top, ContainerRow, ContainerSize, PortRequest, Processes, PsFilter, PsRequest,
     PublishedPort, TopRequest,
@@ -74,7 +76,7 @@ pub use crate::container::{
     check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
     NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
 };
-pub use crate::exec::{Limits, Stream};
+pub use crate::exec::{Limits, SignalNumber, Stream};
 pub use crate::network::PortMapping;
 pub use crate::registry::PullPolicy;
 pub use crate::store::Store;
@@ -173,6 +175,15 @@ impl EngineError {
             EngineError::Container(e) => e.exit_code(),
             _ => 125,
         }
+    }
+
+    /// The container named does not exist: `rm -f` passes over it, as Docker's does.
+    pub fn is_no_such_container(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(StoreError::NoSuchContainer(_))
+                | EngineError::Container(ContainerError::Store(StoreError::NoSuchContainer(_)))
+        )
     }
 }
 

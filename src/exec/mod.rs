@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cgroups::{cgroup_procs, freeze, remove_cgroup, CgroupLayout, Limits};
 pub use init::maybe_run_init;
-pub use process::ProcessId;
+pub use process::{ProcessId, SignalNumber};
 pub use pty::{set_terminal_size, terminal_size, RawMode};
 pub use spawn::{enter, run, Cancel, Exit, Io, Output, Stream, StreamSink};
 
