@@ -16,7 +16,6 @@ const DOCKER_OPTIONS: &[&str] = &[
     "filter",
     "last",
     "latest",
-    "no-trunc",
     "allow",
     "annotation",
     "attach",

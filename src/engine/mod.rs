@@ -73,7 +73,8 @@ pub use volume::{
 // What requests are made of, and what results carry, from the modules below.
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
-    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
+    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, MountName,
+    NetworkMode,
     NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
 };
 pub use crate::exec::{Limits, SignalNumber, Stream};
