@@ -74,8 +74,7 @@ pub use volume::{
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
     check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, MountName,
-    NetworkMode,
-    NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
+    NetworkMode, NetworkRequest, RestartPolicy, RunOptions, Settings, Usage,
 };
 pub use crate::exec::{Limits, SignalNumber, Stream};
 pub use crate::network::PortMapping;

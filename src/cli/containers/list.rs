@@ -7,8 +7,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{
-    human_age, human_duration, human_size, open_store_read_only, print_table, template,
-    ListFormat, StoreConfig, Tell,
+    human_age, human_duration, human_size, open_store_read_only, print_table, template, ListFormat,
+    StoreConfig, Tell,
 };
 use crate::engine::{
     self, ContainerRow, ContainerState, PortMapping, PortRequest, PsFilter, PsRequest, TopRequest,
@@ -413,7 +413,10 @@ mod tests {
         assert_eq!(go_quote("a\tb\u{1b}c\u{85}"), r#""a\tb\x1bc\u0085""#);
         assert_eq!(go_quote("köln"), "\"köln\"");
         assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
-        assert_eq!(ellipsis("abcdefghijklmnopqrstuvwxyz", 20), "abcdefghijklmnopqrs…");
+        assert_eq!(
+            ellipsis("abcdefghijklmnopqrstuvwxyz", 20),
+            "abcdefghijklmnopqrs…"
+        );
         assert_eq!(ellipsis("/var/lib/lade/volumes", 15), "/var/lib/lade/…");
     }
 }
