@@ -16,6 +16,11 @@ use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::io::Write;
 
+/// The key under which a listing's row carries its labels as a map, for Docker's
+/// `{{.Label "com.example"}}` (its `Labels` field is the `k=v,k2=v2` text). No
+/// template can name it, and no JSON output shows it.
+pub(crate) const LABELS: &str = "\u{0}labels";
+
 /// Docker's template functions (docker/cli `templates.basicFunctions`), beside Go's own.
 const FUNCTIONS: &[(&str, Func)] = &[
     ("json", json_func),
@@ -488,12 +493,32 @@ fn to_template(json: &Json) -> Value {
         },
         Json::String(s) => Value::String(s.clone()),
         Json::Array(items) => Value::Array(items.iter().map(to_template).collect()),
-        Json::Object(map) => Value::Map(
-            map.iter()
+        Json::Object(map) => {
+            let mut fields: HashMap<String, Value> = map
+                .iter()
                 .map(|(k, v)| (k.clone(), to_template(v)))
-                .collect(),
-        ),
+                .collect();
+            if map.contains_key(LABELS) {
+                let method = gtmpl_value::Function { f: label_method };
+                fields.insert("Label".into(), Value::Function(method));
+            }
+            Value::Map(fields)
+        }
     }
+}
+
+/// Docker's `Label` method of a listing's row: the value of one label, empty when the
+/// row has no such label.
+fn label_method(args: &[Value]) -> Result<Value, FuncError> {
+    let [Value::Map(row), key] = args else {
+        return Err(FuncError::ExactlyXArgs("Label".into(), 1));
+    };
+    let key = string_arg("Label", key)?;
+    Ok(match row.get(LABELS) {
+        Some(Value::Map(labels)) => labels.get(key).cloned(),
+        _ => None,
+    }
+    .unwrap_or_else(|| Value::String(String::new())))
 }
 
 /// A float as a template value. gtmpl's numbers turn a float whose fraction is below
@@ -522,8 +547,12 @@ fn to_json(value: &Value) -> Json {
         },
         Value::Array(items) => Json::Array(items.iter().map(to_json).collect()),
         Value::Object(map) | Value::Map(map) => {
-            let sorted: std::collections::BTreeMap<_, _> =
-                map.iter().map(|(k, v)| (k.clone(), to_json(v))).collect();
+            // A row's methods and what they read are no fields of its JSON.
+            let sorted: std::collections::BTreeMap<_, _> = map
+                .iter()
+                .filter(|(k, v)| *k != LABELS && !matches!(v, Value::Function(_)))
+                .map(|(k, v)| (k.clone(), to_json(v)))
+                .collect();
             Json::Object(sorted.into_iter().collect())
         }
     }
@@ -543,7 +572,15 @@ fn go_json(value: &Json) -> String {
 /// A listing's row for `--format json`: Docker's rows marshal themselves with
 /// `json.Marshal`, which writes `<`, `>` and `&` escaped (`"\u003cnone\u003e"`).
 fn listing_json(row: &Json) -> String {
-    go_json(row)
+    let shown = match row {
+        Json::Object(fields) if fields.contains_key(LABELS) => {
+            let mut fields = fields.clone();
+            fields.remove(LABELS);
+            Json::Object(fields)
+        }
+        _ => row.clone(),
+    };
+    go_json(&shown)
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")

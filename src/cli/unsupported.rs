@@ -18,7 +18,6 @@ const DOCKER_OPTIONS: &[&str] = &[
     "filter",
     "last",
     "latest",
-    "no-trunc",
     "allow",
     "annotation",
     "attach",

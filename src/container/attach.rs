@@ -392,7 +392,7 @@ fn proxy_signals(record: &crate::store::ContainerRecord) {
     };
     std::thread::spawn(move || {
         for signal in signals.forever() {
-            if let Ok(signal) = nix::sys::signal::Signal::try_from(signal) {
+            if let Some(signal) = crate::exec::SignalNumber::new(signal) {
                 init.signal(signal);
             }
         }

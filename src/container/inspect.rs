@@ -36,13 +36,8 @@ fn shape(store: &Store, container: &Container) -> Value {
                 source,
                 target,
                 readonly,
-            } if !target.starts_with("/etc/host") && target != "/etc/resolv.conf" => {
-                let volumes = store.root().join("volumes");
-                let name = source
-                    .strip_prefix(&volumes)
-                    .ok()
-                    .and_then(|rest| rest.iter().next())
-                    .map(|n| n.to_string_lossy().into_owned());
+            } => {
+                let name = user_bind(store, mount)?;
                 Some(json!({
                     "Type": if name.is_some() { "volume" } else { "bind" },
                     "Name": name,
@@ -128,6 +123,81 @@ fn shape(store: &Store, container: &Container) -> Value {
 }
 
 /// Docker's `{"80/tcp": [{"HostIp": "", "HostPort": "18080"}]}`.
+/// A bind mount the user asked for (`-v`, `--mount`), not one lade makes itself (the
+/// hosts and resolver files): `Some(Some(name))` for a volume, `Some(None)` for a
+/// directory of the host.
+fn user_bind(store: &Store, mount: &Mount) -> Option<Option<String>> {
+    let Mount::Bind { source, target, .. } = mount else {
+        return None;
+    };
+    if target.starts_with("/etc/host") || target == "/etc/resolv.conf" {
+        return None;
+    }
+    let volumes = store.root().join("volumes");
+    Some(
+        source
+            .strip_prefix(&volumes)
+            .ok()
+            .and_then(|rest| rest.iter().next())
+            .map(|n| n.to_string_lossy().into_owned()),
+    )
+}
+
+/// A container's volumes and bind mounts as `ps` names them: a volume by its name
+/// (`local` is true), a bind mount by its source on the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountName {
+    pub name: String,
+    pub local: bool,
+}
+
+/// The volumes and bind mounts of `container`, in the order they were asked for.
+pub fn mount_names(store: &Store, container: &Container) -> Vec<MountName> {
+    container
+        .spec
+        .mounts
+        .iter()
+        .filter_map(|mount| {
+            let Mount::Bind { source, .. } = mount else {
+                return None;
+            };
+            Some(match user_bind(store, mount)? {
+                Some(name) => MountName { name, local: true },
+                None => MountName {
+                    name: source.to_string_lossy().into_owned(),
+                    local: false,
+                },
+            })
+        })
+        .collect()
+}
+
+/// The networks `container` is on, by the names Docker gives them (`bridge` for the
+/// default one, `host`, `none`; none for another container's network).
+pub fn network_names(container: &Container) -> Vec<String> {
+    let network = &container.settings.network;
+    match (&network.mode, &network.plan) {
+        (super::NetworkMode::None, _) => vec!["none".into()],
+        (super::NetworkMode::Host, _) => vec!["host".into()],
+        (super::NetworkMode::Container(_), _) => Vec::new(),
+        (super::NetworkMode::Bridge(name), None) => vec![docker_network_name(name)],
+        (super::NetworkMode::Bridge(_), Some(plan)) => plan
+            .attachments
+            .iter()
+            .map(|a| docker_network_name(&a.network.name))
+            .collect(),
+    }
+}
+
+/// The default network is Docker's `bridge`.
+fn docker_network_name(name: &str) -> String {
+    if name == crate::network::DEFAULT_NETWORK {
+        "bridge".to_string()
+    } else {
+        name.to_string()
+    }
+}
+
 fn port_bindings(ports: &[crate::network::PortMapping]) -> Value {
     let mut bindings = serde_json::Map::new();
     for mapping in ports {
@@ -159,11 +229,7 @@ fn network_settings(
             first_ip = attachment.ip.to_string();
             first_gateway = attachment.network.gateway.to_string();
         }
-        let name = if attachment.network.name == crate::network::DEFAULT_NETWORK {
-            "bridge".to_string()
-        } else {
-            attachment.network.name.clone()
-        };
+        let name = docker_network_name(&attachment.network.name);
         networks.insert(
             name,
             json!({

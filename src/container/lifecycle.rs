@@ -9,11 +9,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::{running_init, Container, ContainerError, ContainerState, Result};
-use crate::exec::ProcessId;
+use crate::exec::{ProcessId, SignalNumber};
 use crate::store::Store;
 
 /// When the monitor starts a container again after it exits (Docker's `--restart`).
@@ -120,18 +119,72 @@ pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 /// How long a command waits for the monitor to record what happened.
 const RECORD_WAIT: Duration = Duration::from_secs(10);
 
-/// A signal by name (`SIGTERM`, `TERM`, `term`) or number.
-pub fn parse_signal(text: &str) -> Option<Signal> {
+/// The signal names Linux has, as moby/sys/signal's `SignalMap` lists them (without
+/// the real-time ones, which [`parse_signal`] reads as `RTMIN+N` and `RTMAX-N`).
+const SIGNAL_NAMES: &[(&str, i32)] = &[
+    ("ABRT", libc::SIGABRT),
+    ("ALRM", libc::SIGALRM),
+    ("BUS", libc::SIGBUS),
+    ("CHLD", libc::SIGCHLD),
+    ("CLD", libc::SIGCHLD),
+    ("CONT", libc::SIGCONT),
+    ("FPE", libc::SIGFPE),
+    ("HUP", libc::SIGHUP),
+    ("ILL", libc::SIGILL),
+    ("INT", libc::SIGINT),
+    ("IO", libc::SIGIO),
+    ("IOT", libc::SIGIOT),
+    ("KILL", libc::SIGKILL),
+    ("PIPE", libc::SIGPIPE),
+    ("POLL", libc::SIGPOLL),
+    ("PROF", libc::SIGPROF),
+    ("PWR", libc::SIGPWR),
+    ("QUIT", libc::SIGQUIT),
+    ("SEGV", libc::SIGSEGV),
+    ("STKFLT", libc::SIGSTKFLT),
+    ("STOP", libc::SIGSTOP),
+    ("SYS", libc::SIGSYS),
+    ("TERM", libc::SIGTERM),
+    ("TRAP", libc::SIGTRAP),
+    ("TSTP", libc::SIGTSTP),
+    ("TTIN", libc::SIGTTIN),
+    ("TTOU", libc::SIGTTOU),
+    ("URG", libc::SIGURG),
+    ("USR1", libc::SIGUSR1),
+    ("USR2", libc::SIGUSR2),
+    ("VTALRM", libc::SIGVTALRM),
+    ("WINCH", libc::SIGWINCH),
+    ("XCPU", libc::SIGXCPU),
+    ("XFSZ", libc::SIGXFSZ),
+];
+
+/// A signal as Docker's `ParseSignal` reads it: a number (1 to 64), or a name in any
+/// case with or without `SIG` (`SIGTERM`, `term`), `RTMIN`, `RTMIN+N` and `RTMAX-N`
+/// (N up to 15, `RTMIN+15` and `RTMAX-14` being the two halves' ends).
+pub fn parse_signal(text: &str) -> Option<SignalNumber> {
     if let Ok(number) = text.parse::<i32>() {
-        return Signal::try_from(number).ok();
+        return SignalNumber::new(number);
     }
     let upper = text.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
+    let name = upper.strip_prefix("SIG").unwrap_or(&upper);
+    let real_time = |rest: &str, sign: i32, base: i32, max: i32| {
+        let offset: i32 = match rest {
+            "" => 0,
+            _ => rest
+                .strip_prefix(if sign > 0 { '+' } else { '-' })?
+                .parse()
+                .ok()?,
+        };
+        (0..=max).contains(&offset).then(|| base + sign * offset)
     };
-    name.parse().ok()
+    let number = if let Some(rest) = name.strip_prefix("RTMIN") {
+        real_time(rest, 1, SignalNumber::RTMIN, 15)?
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        real_time(rest, -1, SignalNumber::RTMAX, 14)?
+    } else {
+        SIGNAL_NAMES.iter().find(|(n, _)| *n == name)?.1
+    };
+    SignalNumber::new(number)
 }
 
 /// Marks a container as stopped by a user, so that its monitor does not restart it.
@@ -269,10 +322,16 @@ impl Helper {
     }
 }
 
-/// Stops a container: its stop signal, then SIGKILL after `timeout` seconds (the
-/// container's `--stop-timeout`, else 10). Its restart policy does not start it again.
-/// Returns its name; stopping a container that does not run is not an error.
-pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<String> {
+/// Stops a container: `signal` (else its stop signal), then SIGKILL after `timeout`
+/// seconds (the container's `--stop-timeout`, else 10). Its restart policy does not
+/// start it again. Returns its name; stopping a container that does not run is not an
+/// error.
+pub fn stop(
+    store: &Store,
+    reference: &str,
+    timeout: Option<u64>,
+    signal: Option<SignalNumber>,
+) -> Result<String> {
     let Container {
         record,
         settings,
@@ -289,11 +348,9 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
     let Some(init) = running_init(&record) else {
         return Ok(record.name);
     };
-    let signal = settings
-        .stop_signal
-        .as_deref()
-        .and_then(parse_signal)
-        .unwrap_or(Signal::SIGTERM);
+    let signal = signal
+        .or_else(|| settings.stop_signal.as_deref().and_then(parse_signal))
+        .unwrap_or(SignalNumber::TERM);
     let timeout = Duration::from_secs(
         timeout
             .or(settings.stop_timeout)
@@ -309,7 +366,7 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
         store,
         &record,
         "kill",
-        super::events::attribute("signal", signal as i32),
+        super::events::attribute("signal", signal.number()),
     );
     if !init.wait_exit(timeout) {
         if !init.kill_and_wait(super::KILL_TIMEOUT) {
@@ -318,7 +375,7 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
                 pid: init.pid,
             });
         }
-        let killed = super::events::attribute("signal", Signal::SIGKILL as i32);
+        let killed = super::events::attribute("signal", SignalNumber::KILL.number());
         super::events::container_event(store, &record, "kill", killed);
     }
     wait_for_record(store, &record.id, init);
@@ -326,16 +383,22 @@ pub fn stop(store: &Store, reference: &str, timeout: Option<u64>) -> Result<Stri
     Ok(record.name)
 }
 
-/// Sends a signal to a running container's init.
-pub fn kill(store: &Store, reference: &str, signal: Signal) -> Result<String> {
+/// Sends a signal to a running container's init. After SIGKILL it returns once the
+/// container's exit is recorded, as Docker's `kill` waits for a killed container to
+/// stop: a listing right after shows it exited (137), not running or dead.
+pub fn kill(store: &Store, reference: &str, signal: SignalNumber) -> Result<String> {
     let record = store.container(reference)?;
     let init =
         running_init(&record).ok_or_else(|| ContainerError::NotRunning(record.name.clone()))?;
     if !init.signal(signal) {
         return Err(ContainerError::NotRunning(record.name.clone()));
     }
-    let number = super::events::attribute("signal", signal as i32);
+    let number = super::events::attribute("signal", signal.number());
     super::events::container_event(store, &record, "kill", number);
+    if signal == SignalNumber::KILL {
+        init.wait_exit(super::KILL_TIMEOUT);
+        wait_for_record(store, &record.id, init);
+    }
     Ok(record.name)
 }
 
@@ -436,9 +499,23 @@ mod tests {
 
     #[test]
     fn signals_by_name_or_number() {
-        assert_eq!(parse_signal("SIGTERM"), Some(Signal::SIGTERM));
-        assert_eq!(parse_signal("kill"), Some(Signal::SIGKILL));
-        assert_eq!(parse_signal("10"), Some(Signal::SIGUSR1));
-        assert_eq!(parse_signal("NOPE"), None);
+        let number = |text| parse_signal(text).map(SignalNumber::number);
+        assert_eq!(number("SIGTERM"), Some(15));
+        assert_eq!(number("kill"), Some(9));
+        assert_eq!(number("sigUsr1"), Some(10));
+        assert_eq!(number("10"), Some(10));
+        assert_eq!(number("64"), Some(64));
+        assert_eq!(number("RTMIN"), Some(34));
+        assert_eq!(number("RTMIN+3"), Some(37));
+        assert_eq!(number("SIGRTMIN+15"), Some(49));
+        assert_eq!(number("rtmax-2"), Some(62));
+        assert_eq!(number("RTMAX-14"), Some(50));
+        assert_eq!(number("RTMAX"), Some(64));
+        assert_eq!(number("CLD"), Some(17));
+        for bad in [
+            "NOPE", "0", "65", "-1", "RTMIN+16", "RTMAX-15", "RTMIN-1", "SIG",
+        ] {
+            assert_eq!(number(bad), None, "{bad}");
+        }
     }
 }

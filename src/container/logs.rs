@@ -377,14 +377,24 @@ pub fn logs(
             reader = File::open(&path).ok().map(BufReader::new);
             continue;
         }
-        if !running && !any {
+        // `--until` ends following once it has passed, as Docker's does.
+        let until_left = options
+            .until
+            .map(|until| until.duration_since(jiff::Timestamp::now()));
+        let until_passed = until_left.is_some_and(|left| !left.is_positive());
+        if (!running || until_passed) && !any {
             return Ok(());
         }
         if !any {
             use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
             use std::os::fd::AsFd;
             let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-            let _ = poll(&mut fds, PollTimeout::from(STATE_CHECK_MS));
+            let wait = until_left.map_or(STATE_CHECK_MS, |left| {
+                let millis = left.as_millis().clamp(0, i128::from(STATE_CHECK_MS)) as u16;
+                // Wake a little after `until`, not before it.
+                millis.saturating_add(1)
+            });
+            let _ = poll(&mut fds, PollTimeout::from(wait));
             let _ = inotify.read_events();
         }
     }

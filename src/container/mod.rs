@@ -38,7 +38,7 @@ pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
 pub use health::{health, Health, HealthFlags, HealthStatus, ProbeResult};
-pub use inspect::inspect;
+pub use inspect::{inspect, mount_names, network_names, MountName};
 pub use lifecycle::{
     kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,
     DEFAULT_STOP_TIMEOUT,
@@ -398,25 +398,51 @@ pub fn run_created(
         let _ = record::write_started(store, &id, init, &now_rfc3339());
         watcher = health::Watcher::start(store, &id, check.as_ref());
     };
+    // Docker logs what every container but an `--rm` one writes: the output goes
+    // through us, to ours and to the log, as the monitor's does. An `--rm` run, whose
+    // log goes with it, keeps our descriptors (nothing copied), and so do runs with a
+    // terminal or stdin, whose output comes in pieces (a prompt without its line end)
+    // that a line-by-line copy would hold back.
+    let log = if options.remove
+        || options.tty
+        || options.interactive
+        || container.settings.log.disabled
+    {
+        None
+    } else {
+        Some(logs::LogWriter::open(
+            monitor::log_path(store, &id),
+            container.settings.log.clone(),
+        )?)
+    };
     // `-a`: only the streams named reach ours (stdin only when named).
-    let (stdin, output) = if options.attach.is_empty() || options.tty {
+    let (stdin, output) = if (options.attach.is_empty() || options.tty) && log.is_none() {
         (options.interactive, Output::Inherit)
     } else {
         let wanted = options.attach.clone();
+        let mut log = log;
         let sink = move |stream: exec::Stream, line: &[u8]| {
             use std::io::Write;
-            if !wanted.contains(&stream) {
+            if let Some(log) = log.as_mut() {
+                log.write(stream, line);
+            }
+            if !wanted.is_empty() && !wanted.contains(&stream) {
                 return;
             }
             let _ = match stream {
-                exec::Stream::Stdout => std::io::stdout().lock().write_all(line),
+                exec::Stream::Stdout => {
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(line).and_then(|()| out.flush())
+                }
                 exec::Stream::Stderr => std::io::stderr().lock().write_all(line),
             };
         };
-        (
-            options.interactive && options.attach_stdin,
-            Output::Streams(Box::new(sink)),
-        )
+        let stdin = if options.attach.is_empty() {
+            options.interactive
+        } else {
+            options.interactive && options.attach_stdin
+        };
+        (stdin, Output::Streams(Box::new(sink)))
     };
     let result = exec::run(
         &spec,

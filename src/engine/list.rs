@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{EngineError, Reporter, Result};
-use crate::container::{self, Container, ContainerState, HealthStatus, Usage};
+use crate::container::{self, Container, ContainerState, HealthStatus, MountName, Usage};
 use crate::network::PortMapping;
 use crate::oci::Digest;
 use crate::store::{self, Store};
@@ -149,6 +149,10 @@ pub struct ContainerRow {
     pub health: Option<HealthStatus>,
     /// With `-s`: its own changes, and its image's layers.
     pub size: Option<ContainerSize>,
+    /// Its volumes and bind mounts.
+    pub mounts: Vec<MountName>,
+    /// The networks it is on.
+    pub networks: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,6 +216,8 @@ pub fn ps(
             let pid = container.running_init().map(|init| init.pid);
             let ports = container::published_ports(store, &container.record);
             let health = health_of(store, &container);
+            let mounts = container::mount_names(store, &container);
+            let networks = container::network_names(&container);
             let Container {
                 record,
                 spec,
@@ -234,6 +240,8 @@ pub fn ps(
                 ports,
                 health,
                 size,
+                mounts,
+                networks,
             }
         })
         .collect())

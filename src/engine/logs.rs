@@ -64,54 +64,156 @@ pub fn parse_tail(text: &str) -> Result<Option<usize>> {
     }
 }
 
-/// A time for `--since`/`--until`: RFC 3339, Unix seconds, or a duration ago (`10m`).
+/// A time for `--since`/`--until`, as Docker's client reads it (moby's
+/// `timestamp.GetTimestamp`): a Go duration before now (`10m`, `1h30m`, `1.5h`; `-1s`
+/// is a second from now), RFC 3339 or a part of it (`2026-01-02`,
+/// `2026-01-02T15:04`, without a zone in local time), or Unix seconds with a fraction
+/// (`1136073600.5`). Days and weeks (`7d`, `2w`) are read too.
 pub fn parse_log_time(text: &str) -> Result<Timestamp> {
-    log_time_at(text, Timestamp::now())
+    log_time_at(text, Timestamp::now(), &jiff::tz::TimeZone::system())
 }
 
-fn log_time_at(text: &str, now: Timestamp) -> Result<Timestamp> {
-    if let Ok(time) = text.parse::<Timestamp>() {
-        return Ok(time);
-    }
-    if let Ok(seconds) = text.parse::<i64>() {
-        return Ok(Timestamp::from_second(seconds)?);
-    }
-    let seconds = parse_duration(text).ok_or_else(|| EngineError::BadValue {
+fn log_time_at(text: &str, now: Timestamp, local: &jiff::tz::TimeZone) -> Result<Timestamp> {
+    let bad = |expected: &str| EngineError::BadValue {
         what: "time",
         value: text.to_string(),
-        expected: "expected RFC 3339, Unix seconds or a duration such as 10m".into(),
-    })?;
-    Ok(Timestamp::from_second(now.as_second() - seconds)?)
+        expected: expected.into(),
+    };
+    if text != "0" {
+        if let Some(nanos) = go_duration(text) {
+            let ago = jiff::SignedDuration::from_nanos_i128(nanos);
+            return Ok(now.checked_sub(ago)?);
+        }
+    }
+    if text.contains('-') {
+        return date_time(text, now, local).ok_or_else(|| {
+            bad("expected RFC 3339 (2006-01-02T15:04:05Z07:00, or a part of it such as 2006-01-02)")
+        });
+    }
+    unix_time(text).ok_or_else(|| bad("expected RFC 3339, Unix seconds or a duration such as 10m"))
 }
 
-/// `90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`: Docker's durations, and days and weeks, in
-/// seconds.
-fn parse_duration(text: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: i64 = number.parse().ok()?;
-        number.clear();
-        let scale = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return None,
-        };
-        total = total.checked_add(value.checked_mul(scale)?)?;
-        any = true;
+/// Go's `time.ParseDuration` (with `d` and `w` besides), in nanoseconds: a sign, then
+/// numbers with fractions, each with its unit.
+fn go_duration(text: &str) -> Option<i128> {
+    let (sign, mut rest) = match text.as_bytes().first()? {
+        b'-' => (-1, &text[1..]),
+        b'+' => (1, &text[1..]),
+        _ => (1, text),
+    };
+    if rest == "0" {
+        return Some(0);
     }
-    if !number.is_empty() {
+    if rest.is_empty() {
         return None;
     }
-    any.then_some(total)
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number = &rest[..number_end];
+        if number.is_empty() || number == "." {
+            return None;
+        }
+        let value: f64 = number.parse().ok()?;
+        rest = &rest[number_end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale: f64 = match &rest[..unit_end] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            "d" => 86_400e9,
+            "w" => 7.0 * 86_400e9,
+            _ => return None,
+        };
+        rest = &rest[unit_end..];
+        total += value * scale;
+    }
+    // Go refuses what overflows its int64 of nanoseconds.
+    (total <= i64::MAX as f64).then_some(sign * total as i128)
+}
+
+/// RFC 3339 or a part of it, as `GetTimestamp` picks the layout: with a zone (`Z`, `+`,
+/// or a third `-`) as written, else in the local zone's present offset; a missing time
+/// is midnight, missing minutes and seconds are zero.
+fn date_time(text: &str, now: Timestamp, local: &jiff::tz::TimeZone) -> Option<Timestamp> {
+    let zoned = text.contains(['z', 'Z', '+']) || text.matches('-').count() == 3;
+    let (civil, offset) = if !zoned {
+        (text, local.to_offset(now))
+    } else if let Some(civil) = text.strip_suffix(['Z', 'z']) {
+        (civil, jiff::tz::Offset::UTC)
+    } else {
+        // The zone starts at the `+`, or at the third `-`.
+        let at = text
+            .rfind('+')
+            .or_else(|| text.match_indices('-').nth(2).map(|(i, _)| i))?;
+        let (civil, zone) = text.split_at(at);
+        (civil, offset(zone)?)
+    };
+    let (date, time) = match civil.split_once('T') {
+        None => (civil, "00:00:00".to_string()),
+        Some((date, time)) => {
+            let colons = time.matches(':').count();
+            let time = match colons {
+                0 => format!("{time}:00:00"),
+                1 => format!("{time}:00"),
+                _ => time.to_string(),
+            };
+            (date, time)
+        }
+    };
+    // Go's layouts take exactly two digits for each field of the time.
+    let fields: Vec<&str> = time.split('.').next()?.split(':').collect();
+    if fields.len() != 3 || fields.iter().any(|f| f.len() != 2) || date.len() != 10 {
+        return None;
+    }
+    let civil: jiff::civil::DateTime = format!("{date}T{time}").parse().ok()?;
+    civil
+        .to_zoned(jiff::tz::TimeZone::fixed(offset))
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+/// `+01:00`, `-07:00`.
+fn offset(zone: &str) -> Option<jiff::tz::Offset> {
+    let sign = match zone.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let (hours, minutes) = zone[1..].split_once(':')?;
+    if hours.len() != 2 || minutes.len() != 2 {
+        return None;
+    }
+    let seconds = hours.parse::<i32>().ok()? * 3600 + minutes.parse::<i32>().ok()? * 60;
+    jiff::tz::Offset::from_seconds(sign * seconds).ok()
+}
+
+/// Unix seconds, with a fraction of up to nine digits.
+fn unix_time(text: &str) -> Option<Timestamp> {
+    let (seconds, fraction) = match text.split_once('.') {
+        Some((seconds, fraction)) => (seconds, fraction),
+        None => (text, ""),
+    };
+    let seconds: i64 = seconds.parse().ok()?;
+    let nanos: i32 = if fraction.is_empty() && !text.contains('.') {
+        0
+    } else {
+        if fraction.is_empty()
+            || fraction.len() > 9
+            || !fraction.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        format!("{fraction:0<9}").parse().ok()?
+    };
+    Timestamp::new(seconds, nanos).ok()
 }
 
 #[cfg(test)]
@@ -130,26 +232,51 @@ mod tests {
     }
 
     #[test]
-    fn log_times_are_absolute_or_ago() {
+    fn log_times_are_read_as_dockers_get_timestamp_reads_them() {
         let now = Timestamp::from_second(1_000_000).unwrap();
-        let at = |text| log_time_at(text, now).unwrap().as_second();
-        assert_eq!(at("1970-01-01T00:01:40Z"), 100);
-        assert_eq!(at("12345"), 12345);
-        assert_eq!(at("10m"), 1_000_000 - 600);
-        assert_eq!(at("1h30m"), 1_000_000 - 5400);
-        assert_eq!(at("2w"), 1_000_000 - 14 * 86_400);
+        let paris = jiff::tz::TimeZone::fixed(jiff::tz::offset(1));
+        let at = |text| log_time_at(text, now, &paris).unwrap();
+        let second = |text| at(text).as_second();
+        assert_eq!(second("1970-01-01T00:01:40Z"), 100);
+        assert_eq!(second("1970-01-01T00:01:40+01:00"), 100 - 3600);
+        assert_eq!(second("1970-01-01T00:01:40-01:00"), 100 + 3600);
+        assert_eq!(at("1970-01-01T00:01:40.5Z").as_millisecond(), 100_500);
+        // Without a zone, local time.
+        assert_eq!(second("1970-01-02"), 86_400 - 3600);
+        assert_eq!(second("1970-01-02Z"), 86_400);
+        assert_eq!(second("1970-01-02T01"), 86_400);
+        assert_eq!(second("1970-01-02T01:30"), 86_400 + 1800);
+        assert_eq!(second("1970-01-02T01:30:05"), 86_400 + 1805);
+        assert_eq!(second("1970-01-02T01Z"), 86_400 + 3600);
+        assert_eq!(second("2026-01-02"), 1_767_308_400);
+        // Unix seconds, with a fraction.
+        assert_eq!(second("12345"), 12345);
+        assert_eq!(at("12345.25").as_millisecond(), 12_345_250);
+        assert_eq!(at("1136073600.000000001").subsec_nanosecond(), 1);
+        // Go durations, before now; a negative one is after.
+        assert_eq!(second("10m"), 1_000_000 - 600);
+        assert_eq!(second("1h30m"), 1_000_000 - 5400);
+        assert_eq!(second("1.5h"), 1_000_000 - 5400);
+        assert_eq!(at("500ms").as_millisecond(), 1_000_000_000 - 500);
+        assert_eq!(second("-1s"), 1_000_001);
+        assert_eq!(second("0s"), 1_000_000);
+        assert_eq!(second("0"), 0);
+        assert_eq!(second("2w"), 1_000_000 - 14 * 86_400);
         assert_eq!(
-            log_time_at("soon", now).unwrap_err().to_string(),
+            log_time_at("soon", now, &paris).unwrap_err().to_string(),
             "invalid time \"soon\": expected RFC 3339, Unix seconds or a duration such as 10m"
         );
-        assert!(log_time_at("10", now).is_ok());
-        assert!(log_time_at("5y", now).is_err());
-    }
-
-    #[test]
-    fn durations_need_a_unit() {
-        assert_eq!(parse_duration("90s"), Some(90));
-        assert_eq!(parse_duration("10"), None);
-        assert_eq!(parse_duration(""), None);
+        for bad in [
+            "5y",
+            "2026-1-2",
+            "2026-01-02T1",
+            "1.2.3",
+            "12.",
+            "-",
+            "1h30",
+            "2026-01-02T",
+        ] {
+            assert!(log_time_at(bad, now, &paris).is_err(), "{bad}");
+        }
     }
 }

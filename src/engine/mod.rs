@@ -85,7 +85,9 @@ pub use images::{
     Removed,
 };
 pub use info::{info, Info};
-pub use lifecycle::{kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest};
+pub use lifecycle::{
+    each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,
+};
 pub use list::{
     port, ps, stats, top, ContainerRow, ContainerSize, PortRequest, Processes, PsFilter, PsRequest,
     PublishedPort, TopRequest,
@@ -112,10 +114,10 @@ pub use volume::{
 // What requests are made of, and what results carry, from the modules below.
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
-    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, NetworkMode,
-    NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
+    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, MountName,
+    NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
 };
-pub use crate::exec::{Limits, Stream};
+pub use crate::exec::{Limits, SignalNumber, Stream};
 pub use crate::network::PortMapping;
 
 pub use crate::container::validate;
@@ -283,6 +285,15 @@ impl EngineError {
             EngineError::Container(e) => e.exit_code(),
             _ => 125,
         }
+    }
+
+    /// The container named does not exist: `rm -f` passes over it, as Docker's does.
+    pub fn is_no_such_container(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Store(StoreError::NoSuchContainer(_))
+                | EngineError::Container(ContainerError::Store(StoreError::NoSuchContainer(_)))
+        )
     }
 }
 

@@ -54,12 +54,16 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
         return start::start_attached(store, &attached, reporter).map(RunOutcome::Exited);
     }
     // A plain foreground run keeps none of the settings only a monitor applies (restart,
-    // log driver, stop signal): the container lives exactly as long as this process.
-    // A cidfile or labels are for other commands to find it by, so they are kept.
+    // stop signal): the container lives exactly as long as this process. A cidfile or
+    // labels are for other commands to find it by, so they are kept; its log settings
+    // too, since this process writes its log.
     let settings = if wanted.cidfile.is_some() || !wanted.settings.labels.is_empty() {
         wanted.settings.clone()
     } else {
-        Settings::default()
+        Settings {
+            log: wanted.settings.log.clone(),
+            ..Settings::default()
+        }
     };
     let id = create::make(store, image, wanted, &settings)?;
     let ran = container::run_created(store, &id, options, &|text| reporter.warning(text))?;

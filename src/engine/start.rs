@@ -31,8 +31,14 @@ pub struct AttachRequest {
     pub detach_keys: Vec<u8>,
 }
 
-/// Starts `reference` detached; returns its id once its process runs.
+/// Starts `reference` detached; returns its id once its process runs. A container
+/// that runs already is left as it is, as Docker's `start` leaves it (the daemon
+/// answers "not modified", which its client counts as done); a paused one is refused.
 pub fn start_detached(store: &Store, reference: &str, reporter: &dyn Reporter) -> Result<String> {
+    let found = container::Container::load(store, reference)?;
+    if found.current_state() == container::ContainerState::Running {
+        return Ok(found.record.id);
+    }
     Ok(container::start_detached(store, reference, &|text| {
         reporter.warning(text)
     })?)

@@ -29,7 +29,7 @@ pub use cgroups::{
     cgroup_procs, devices_controller, freeze, remove_cgroup, CgroupLayout, DeviceRule, Limits,
 };
 pub use init::maybe_run_init;
-pub use process::ProcessId;
+pub use process::{ProcessId, SignalNumber};
 pub use pty::{set_terminal_size, terminal_size, RawMode};
 pub use spawn::{enter, run, Cancel, Exit, Io, Output, Stream, StreamSink};
 

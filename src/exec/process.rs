@@ -8,6 +8,38 @@ use std::time::Duration;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
+/// A signal by its number. nix's `Signal` has no real-time signals (`RTMIN+3`), which
+/// Docker's `kill -s` and `--stop-signal` accept, so commands carry the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SignalNumber(i32);
+
+impl SignalNumber {
+    pub const KILL: SignalNumber = SignalNumber(libc::SIGKILL);
+    pub const TERM: SignalNumber = SignalNumber(libc::SIGTERM);
+
+    /// The first and last real-time signals as Docker names them (glibc keeps 32 and
+    /// 33 for itself; moby/sys/signal counts `RTMIN` from 34 too).
+    pub const RTMIN: i32 = 34;
+    pub const RTMAX: i32 = 64;
+
+    /// The signal numbered `number`, if Linux has one (1 to 64).
+    pub fn new(number: i32) -> Option<SignalNumber> {
+        (1..=Self::RTMAX)
+            .contains(&number)
+            .then_some(SignalNumber(number))
+    }
+
+    pub fn number(self) -> i32 {
+        self.0
+    }
+}
+
+impl From<Signal> for SignalNumber {
+    fn from(signal: Signal) -> SignalNumber {
+        SignalNumber(signal as i32)
+    }
+}
+
 /// A process: its pid (in lade's pid namespace) and its start time in clock ticks since
 /// boot (field 22 of `/proc/<pid>/stat`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +87,7 @@ impl ProcessId {
     }
 
     /// Sends `signal`; false when the process is gone.
-    pub fn signal(&self, signal: Signal) -> bool {
+    pub fn signal(&self, signal: SignalNumber) -> bool {
         let Some(fd) = self.pidfd() else {
             return false;
         };
@@ -68,7 +100,7 @@ impl ProcessId {
         let Some(fd) = self.pidfd() else {
             return true;
         };
-        send(&fd, Signal::SIGKILL);
+        send(&fd, SignalNumber::KILL);
         exited_within(&fd, timeout) || !self.is_alive()
     }
 
@@ -97,14 +129,14 @@ fn exited_within(fd: &OwnedFd, timeout: Duration) -> bool {
     }
 }
 
-fn send(fd: &OwnedFd, signal: Signal) -> bool {
+fn send(fd: &OwnedFd, signal: SignalNumber) -> bool {
     // SAFETY: pidfd_send_signal reads the descriptor and the signal number; the info
     // pointer is null, which the kernel accepts.
     let sent = unsafe {
         libc::syscall(
             libc::SYS_pidfd_send_signal,
             fd.as_raw_fd(),
-            signal as i32,
+            signal.number(),
             std::ptr::null::<libc::siginfo_t>(),
             0,
         )
@@ -132,7 +164,7 @@ mod tests {
             !impostor.is_alive(),
             "another start time is another process"
         );
-        assert!(!impostor.signal(Signal::SIGTERM));
+        assert!(!impostor.signal(SignalNumber::TERM));
         assert!(id.kill_and_wait(Duration::from_secs(10)));
         let status = child.wait().unwrap();
         use std::os::unix::process::ExitStatusExt;

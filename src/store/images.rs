@@ -374,7 +374,8 @@ impl Store {
     }
 
     /// Docker's `rmi`: a tag is untagged, and the image deleted once nothing names it.
-    /// By id, an image with several tags, or one a container uses, needs `force`.
+    /// By id, an image with several tags, or one a container uses, needs `force`; one a
+    /// container uses is only untagged then.
     /// Returns what was untagged and the ids deleted.
     pub fn remove_image(&self, reference: &str, force: bool) -> Result<(Vec<String>, Vec<Digest>)> {
         let image = self.image(reference)?;
@@ -413,6 +414,12 @@ impl Store {
             self.remove_tag(tag)?;
             super::events::image_event(self, "untag", &id, tag);
             untagged.push(tag.clone());
+        }
+        // Forced, while a container uses it: untagged only, as Docker leaves an image a
+        // container runs from; its layers stay for that container (and `images` lists
+        // it as <none>).
+        if !users.is_empty() {
+            return Ok((untagged, Vec::new()));
         }
         self.with_db(|conn| {
             conn.execute(

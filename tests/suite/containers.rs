@@ -198,7 +198,7 @@ fn a_monitor_or_init_killed_with_9_leaves_a_right_state_and_nothing_behind() {
     wait_until("ticks", || count(shared.path()) >= 1);
     // Kill the container's init: the monitor records how it ended.
     let record_pid = |lade: &Lade| -> i32 {
-        lade.ok(&["ps", "--format", "json"])
+        lade.ok(&["ps", "--no-trunc", "--format", "json"])
             .lines()
             .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
             .find(|c| c["ID"] == id.as_str())

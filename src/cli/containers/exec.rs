@@ -70,11 +70,12 @@ pub struct LogsArgs {
     /// Only the last N lines ("all" for every line)
     #[arg(short = 'n', long, value_name = "N", default_value = "all")]
     pub tail: String,
-    /// Only lines written since TIME (RFC 3339, or a duration such as 10m, 2h)
-    #[arg(long, value_name = "TIME")]
+    /// Only lines written since TIME: RFC 3339 or a part of it (2006-01-02), Unix
+    /// seconds (1136214245.5), or a duration before now (10m, 1h30m; -1s is after)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
-    /// Only lines written before TIME (RFC 3339, or a duration such as 10m, 2h)
-    #[arg(long, value_name = "TIME")]
+    /// Only lines written before TIME (as --since); with -f, follow until then
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Prefix each line with its time
     #[arg(short, long)]

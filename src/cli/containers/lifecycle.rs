@@ -34,9 +34,13 @@ pub struct StartArgs {
 /// `lade start`: detached, or with `-a` attached (the exit code is the container's).
 pub fn start(store_config: &StoreConfig, args: StartArgs) -> Result<ExitCode> {
     if !args.attach && !args.interactive {
-        return each_container(store_config, &args.containers, |store, reference| {
-            engine::start_detached(store, reference, &Tell).map(drop)
-        });
+        // Docker starts them one after the other.
+        let store = open_store(store_config)?;
+        return Ok(each_item(&args.containers, |reference| {
+            engine::start_detached(&store, reference, &Tell)?;
+            println!("{reference}");
+            Ok::<_, EngineError>(())
+        }));
     }
     if args.containers.len() > 1 {
         bail!("lade start -a starts one container at a time");
@@ -88,18 +92,34 @@ pub fn attach(store_config: &StoreConfig, args: AttachArgs) -> Result<ExitCode> 
 pub struct StopArgs {
     /// Seconds to wait for the stop signal before SIGKILL [default: the container's
     /// --stop-timeout, else 10]
-    #[arg(short = 't', long = "time", value_name = "SECONDS")]
-    pub time: Option<u64>,
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS"
+    )]
+    pub timeout: Option<u64>,
+    /// Signal to send first [default: the container's --stop-signal, else the image's
+    /// STOPSIGNAL, else SIGTERM]
+    #[arg(short, long, value_name = "SIGNAL")]
+    pub signal: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
 
+/// A signal as Docker reads it (a name, with or without SIG, or a number).
+fn signal(text: &str) -> Result<engine::SignalNumber> {
+    engine::parse_signal(text).ok_or_else(|| anyhow::anyhow!("invalid signal: {text}"))
+}
+
 /// `lade stop`: the stop signal, then SIGKILL after the timeout.
 pub fn stop(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
-    each_container(store_config, &args.containers, |store, reference| {
+    let signal = args.signal.as_deref().map(signal).transpose()?;
+    each_container(store_config, &args.containers, false, |store, reference| {
         let request = StopRequest {
             container: reference.to_string(),
-            timeout: args.time,
+            timeout: args.timeout,
+            signal,
         };
         engine::stop(store, &request).map(drop)
     })
@@ -107,10 +127,12 @@ pub fn stop(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
 
 /// `lade restart`: stop, then start.
 pub fn restart(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
-    each_container(store_config, &args.containers, |store, reference| {
+    let signal = args.signal.as_deref().map(signal).transpose()?;
+    each_container(store_config, &args.containers, false, |store, reference| {
         let request = StopRequest {
             container: reference.to_string(),
-            timeout: args.time,
+            timeout: args.timeout,
+            signal,
         };
         engine::restart(store, &request, &Tell).map(drop)
     })
@@ -118,7 +140,7 @@ pub fn restart(store_config: &StoreConfig, args: StopArgs) -> Result<ExitCode> {
 
 #[derive(Debug, Args)]
 pub struct KillArgs {
-    /// Signal to send (name or number)
+    /// Signal to send: a name (KILL, SIGTERM, RTMIN+3) or a number
     #[arg(short, long, default_value = "KILL")]
     pub signal: String,
     #[arg(value_name = "CONTAINER", required = true)]
@@ -126,9 +148,8 @@ pub struct KillArgs {
 }
 
 pub fn kill(store_config: &StoreConfig, args: KillArgs) -> Result<ExitCode> {
-    let signal = engine::parse_signal(&args.signal)
-        .ok_or_else(|| anyhow::anyhow!("invalid signal {:?}", args.signal))?;
-    each_container(store_config, &args.containers, |store, reference| {
+    let signal = signal(&args.signal)?;
+    each_container(store_config, &args.containers, false, |store, reference| {
         let request = KillRequest {
             container: reference.to_string(),
             signal,
@@ -148,7 +169,7 @@ pub fn wait(store_config: &StoreConfig, args: ContainersArgs) -> Result<ExitCode
 }
 
 pub fn pause(store_config: &StoreConfig, args: ContainersArgs, paused: bool) -> Result<ExitCode> {
-    each_container(store_config, &args.containers, |store, reference| {
+    each_container(store_config, &args.containers, false, |store, reference| {
         let request = PauseRequest {
             container: reference.to_string(),
             paused,
@@ -169,18 +190,22 @@ pub struct RmArgs {
     pub containers: Vec<String>,
 }
 
+/// `lade rm`: with `-f`, a container that does not exist is no error (Docker's
+/// `rm -f` says nothing of it).
 pub fn rm(store_config: &StoreConfig, args: RmArgs) -> Result<ExitCode> {
-    let store = open_store(store_config)?;
-    Ok(each_item(&args.containers, |reference| {
-        let request = RemoveRequest {
-            container: reference.to_string(),
-            force: args.force,
-            volumes: args.volumes,
-        };
-        let name = engine::remove(&store, &request)?;
-        println!("{name}");
-        Ok::<_, EngineError>(())
-    }))
+    each_container(
+        store_config,
+        &args.containers,
+        args.force,
+        |store, reference| {
+            let request = RemoveRequest {
+                container: reference.to_string(),
+                force: args.force,
+                volumes: args.volumes,
+            };
+            engine::remove(store, &request).map(drop)
+        },
+    )
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{
-    human_age, human_duration, human_size, open_store_read_only, print_table, ListFormat,
+    human_age, human_duration, human_size, open_store_read_only, print_table, template, ListFormat,
     StoreConfig, Tell,
 };
 use crate::engine::{
@@ -59,27 +59,16 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     };
     let store = open_store_read_only(store_config)?;
     let containers = engine::ps(&store, &request, &Tell)?;
-    let short = |id: &str| {
-        if args.no_trunc {
-            id.to_string()
-        } else {
-            id[..12].to_string()
-        }
-    };
+    let trunc = !args.no_trunc;
     if args.quiet {
         for c in &containers {
-            println!("{}", short(&c.id));
+            println!("{}", short_id(&c.id, trunc));
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let format = ListFormat::parse(&args.format)?;
+    let format = ListFormat::parse_with_headers(&args.format, &[("ID", "CONTAINER ID")])?;
     if !matches!(format, ListFormat::Table) {
-        let rows: Vec<_> = containers
-            .iter()
-            .map(|c| {
-                json!({ "ID": c.id, "Names": c.name, "Name": c.name, "Image": c.image, "ImageID": c.image_id.to_string(), "Command": command_of(c), "Created": created(c).unwrap_or_default(), "State": c.state.as_str(), "Status": docker_status(c), "ExitCode": c.exit_code, "Pid": c.pid, "Labels": c.labels, "Ports": docker_ports(&c.ports) })
-            })
-            .collect();
+        let rows: Vec<_> = containers.iter().map(|c| ps_row(c, trunc)).collect();
         format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -87,21 +76,16 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
         .iter()
         .map(|c| {
             let mut row = vec![
-                short(&c.id),
+                short_id(&c.id, trunc),
                 c.image.clone(),
-                command_of(c),
+                command_of(c, trunc),
                 human_age(created(c).as_deref()),
                 docker_status(c),
                 docker_ports(&c.ports),
                 c.name.clone(),
             ];
-            // SIZE: the container's changes, and with its image's layers.
-            if let Some(size) = c.size {
-                row.push(format!(
-                    "{} (virtual {})",
-                    human_size(size.own),
-                    human_size(size.own + size.image)
-                ));
+            if c.size.is_some() {
+                row.push(size_of(c));
             }
             row
         })
@@ -122,11 +106,94 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A row as Docker's `ps` formatter (docker/cli `formatter.ContainerContext`) has its
+/// fields, for `--format json` and templates, with lade's own besides (`Created` in
+/// RFC 3339, `ExitCode`, `Pid`, `ImageID`, `Name`). `trunc` is Docker's: ids, commands
+/// and mounts are cut unless `--no-trunc`.
+fn ps_row(c: &ContainerRow, trunc: bool) -> serde_json::Value {
+    let labels = c
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mounts = c
+        .mounts
+        .iter()
+        .map(|m| {
+            if trunc {
+                ellipsis(&m.name, 15)
+            } else {
+                m.name.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let local_volumes = c.mounts.iter().filter(|m| m.local).count();
+    json!({
+        "ID": short_id(&c.id, trunc),
+        "Names": c.name,
+        "Image": c.image,
+        "Command": command_of(c, trunc),
+        "CreatedAt": created_at(c.created),
+        "RunningFor": human_age(created(c).as_deref()),
+        "Ports": docker_ports(&c.ports),
+        "State": c.state.as_str(),
+        "Status": docker_status(c),
+        "Size": size_of(c),
+        "Labels": labels,
+        "Mounts": mounts,
+        "LocalVolumes": local_volumes.to_string(),
+        "Networks": c.networks.join(","),
+        "HealthStatus": c.health.map(|h| h.as_str()).unwrap_or_default(),
+        "Platform": null,
+        "Created": created(c).unwrap_or_default(),
+        "Name": c.name,
+        "ImageID": c.image_id.to_string(),
+        "ExitCode": c.exit_code,
+        "Pid": c.pid,
+        template::LABELS: c.labels,
+    })
+}
+
 /// When it was made, in RFC 3339, as every time in lade's (and Docker's) JSON.
 fn created(container: &ContainerRow) -> Option<String> {
     jiff::Timestamp::from_second(container.created)
         .map(|t| t.to_string())
         .ok()
+}
+
+/// An id as Docker shows it: its first 12 characters unless `--no-trunc`.
+fn short_id(id: &str, trunc: bool) -> String {
+    if trunc {
+        id.chars().take(12).collect()
+    } else {
+        id.to_string()
+    }
+}
+
+/// SIZE as Docker shows it: the container's changes, and with its image's layers.
+fn size_of(c: &ContainerRow) -> String {
+    match c.size {
+        Some(size) if size.image > 0 => format!(
+            "{} (virtual {})",
+            human_size(size.own),
+            human_size(size.own + size.image)
+        ),
+        Some(size) => human_size(size.own),
+        None => human_size(0),
+    }
+}
+
+/// `.CreatedAt` as Go's `time.Time.String` writes it, in local time:
+/// `2026-01-02 15:04:05 +0100 CET`.
+fn created_at(created: i64) -> String {
+    let Ok(time) = jiff::Timestamp::from_second(created) else {
+        return String::new();
+    };
+    time.to_zoned(jiff::tz::TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S %z %Z")
+        .to_string()
 }
 
 /// PORTS as `docker ps` shows them: `0.0.0.0:18080->80/tcp, ...`.
@@ -139,15 +206,53 @@ fn docker_ports(ports: &[PortMapping]) -> String {
         .join(", ")
 }
 
-/// COMMAND as `docker ps` shows it: quoted, cut to 20 characters.
-fn command_of(container: &ContainerRow) -> String {
-    let args = &container.command;
-    let shown: String = if args.chars().count() > 20 {
-        format!("{}…", args.chars().take(19).collect::<String>())
+/// COMMAND as `docker ps` shows it: quoted as Go's `strconv.Quote` quotes, cut to 20
+/// characters unless `--no-trunc`.
+fn command_of(container: &ContainerRow, trunc: bool) -> String {
+    let shown = if trunc {
+        ellipsis(&container.command, 20)
     } else {
-        args.clone()
+        container.command.clone()
     };
-    format!("\"{shown}\"")
+    go_quote(&shown)
+}
+
+/// docker/cli `formatter.Ellipsis`: at most `width` characters, the last one `…` when
+/// cut.
+fn ellipsis(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+/// Go's `strconv.Quote`: in double quotes, with quotes, backslashes and what cannot be
+/// printed escaped.
+fn go_quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            '\u{7}' => quoted.push_str("\\a"),
+            '\u{8}' => quoted.push_str("\\b"),
+            '\u{c}' => quoted.push_str("\\f"),
+            '\n' => quoted.push_str("\\n"),
+            '\r' => quoted.push_str("\\r"),
+            '\t' => quoted.push_str("\\t"),
+            '\u{b}' => quoted.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                quoted.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => quoted.push_str(&format!("\\u{:04x}", c as u32)),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
 }
 
 /// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,
@@ -295,5 +400,23 @@ pub fn stats(store_config: &StoreConfig, args: StatsArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
         std::thread::sleep(std::time::Duration::from_millis(800));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_are_quoted_and_cut_as_dockers() {
+        assert_eq!(go_quote(r#"sh -c "echo \hi""#), r#""sh -c \"echo \\hi\"""#);
+        assert_eq!(go_quote("a\tb\u{1b}c\u{85}"), r#""a\tb\x1bc\u0085""#);
+        assert_eq!(go_quote("köln"), "\"köln\"");
+        assert_eq!(ellipsis("sleep 100", 20), "sleep 100");
+        assert_eq!(
+            ellipsis("abcdefghijklmnopqrstuvwxyz", 20),
+            "abcdefghijklmnopqrs…"
+        );
+        assert_eq!(ellipsis("/var/lib/lade/volumes", 15), "/var/lib/lade/…");
     }
 }

@@ -18,7 +18,8 @@ use clap::Args;
 
 use super::{
     describe, each_item, human_age, human_duration, human_size, open_store, open_store_read_only,
-    print_table, printable, source_date_epoch, template, ListFormat, StoreConfig,
+    print_table, printable, report_item_error, source_date_epoch, template, ListFormat,
+    StoreConfig,
 };
 use crate::engine::{self, EngineError, Store};
 
@@ -83,19 +84,34 @@ fn detach_keys(text: &str) -> Result<Vec<u8>> {
     })
 }
 
-/// Does `act` to each container named, printing each name as Docker does when it
-/// worked; the exit code says whether any failed.
+/// Does `act` to the containers named, all at once as Docker's client does, printing
+/// each name as it is done; the exit code says whether any failed. `rm -f` passes
+/// over containers that do not exist (`skip_missing`).
 fn each_container(
     store_config: &StoreConfig,
     containers: &[String],
-    mut act: impl FnMut(&Store, &str) -> engine::Result<()>,
+    skip_missing: bool,
+    act: impl Fn(&Store, &str) -> engine::Result<()> + Sync,
 ) -> Result<ExitCode> {
     let store = open_store(store_config)?;
-    Ok(each_item(containers, |reference| {
-        act(&store, reference)?;
-        println!("{reference}");
-        Ok::<_, EngineError>(())
-    }))
+    let mut failed = false;
+    engine::each_container(
+        containers,
+        |reference| act(&store, reference),
+        |reference, outcome| match outcome {
+            Ok(()) => println!("{reference}"),
+            Err(err) if skip_missing && err.is_no_such_container() => {}
+            Err(err) => {
+                report_item_error(reference, &err);
+                failed = true;
+            }
+        },
+    );
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// An error tagged with the exit code it stands for (Docker's 125/126/127).

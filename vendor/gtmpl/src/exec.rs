@@ -314,7 +314,7 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
 
         match *(*first_word) {
             Nodes::Field(ref n) => return self.eval_field_node(ctx, n, &cmd.args, val),
-            Nodes::Variable(ref n) => return self.eval_variable_node(n, &cmd.args, val),
+            Nodes::Variable(ref n) => return self.eval_variable_node(ctx, n, &cmd.args, val),
             Nodes::Pipe(ref n) => return self.eval_pipeline(ctx, n),
             Nodes::Chain(ref n) => return self.eval_chain_node(ctx, n, &cmd.args, val),
             Nodes::Identifier(ref n) => return self.eval_function(ctx, n, &cmd.args, val),
@@ -383,7 +383,7 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
             return Err(ExecError::NullInChain(chain.clone()));
         }
         let pipe = self.eval_arg(ctx, &*chain.node)?;
-        self.eval_field_chain(&pipe, &chain.field, args, fin)
+        self.eval_field_chain(ctx, &pipe, &chain.field, args, fin)
     }
 
     fn eval_arg(&mut self, ctx: &Context, node: &Nodes) -> Result<Value, ExecError> {
@@ -391,7 +391,7 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
             Nodes::Dot(_) => Ok(ctx.dot.clone()),
             //Nodes::Nil
             Nodes::Field(ref n) => self.eval_field_node(ctx, n, &[], &None), // args?
-            Nodes::Variable(ref n) => self.eval_variable_node(n, &[], &None),
+            Nodes::Variable(ref n) => self.eval_variable_node(ctx, n, &[], &None),
             Nodes::Pipe(ref n) => self.eval_pipeline(ctx, n),
             // Nodes::Identifier
             Nodes::Identifier(ref n) => self.eval_function(ctx, n, &[], &None),
@@ -410,11 +410,12 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
         args: &[Nodes],
         fin: &Option<Value>,
     ) -> Result<Value, ExecError> {
-        self.eval_field_chain(&ctx.dot, &field.ident, args, fin)
+        self.eval_field_chain(ctx, &ctx.dot, &field.ident, args, fin)
     }
 
     fn eval_field_chain(
         &mut self,
+        ctx: &Context,
         receiver: &Value,
         ident: &[String],
         args: &[Nodes],
@@ -427,21 +428,43 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
         // TODO clean shit up
         let mut r: Value = Value::from(0);
         for (i, id) in ident.iter().enumerate().take(n - 1) {
-            r = self.eval_field(if i == 0 { receiver } else { &r }, id, &[], &None)?;
+            r = self.eval_field(ctx, if i == 0 { receiver } else { &r }, id, &[], &None)?;
         }
-        self.eval_field(if n == 1 { receiver } else { &r }, &ident[n - 1], args, fin)
+        self.eval_field(ctx, if n == 1 { receiver } else { &r }, &ident[n - 1], args, fin)
     }
 
     fn eval_field(
         &mut self,
+        ctx: &Context,
         receiver: &Value,
         field_name: &str,
         args: &[Nodes],
         fin: &Option<Value>,
     ) -> Result<Value, ExecError> {
         let has_args = args.len() > 1 || fin.is_some();
+        // lade: a field that holds a function is a method, as Go's are: it is called
+        // with its receiver, then the arguments written after it (`{{.Label "k"}}`).
         if has_args {
-            return Err(ExecError::NotAFunctionButArguments(field_name.to_string()));
+            let method = match *receiver {
+                Value::Object(ref o) | Value::Map(ref o) => match o.get(field_name) {
+                    Some(Value::Function(f)) => Some(f.f),
+                    _ => None,
+                },
+                _ => None,
+            };
+            let Some(method) = method else {
+                return Err(ExecError::NotAFunctionButArguments(field_name.to_string()));
+            };
+            let mut arg_vals = vec![receiver.clone()];
+            for arg in args.iter().skip(1) {
+                arg_vals.push(self.eval_arg(ctx, arg)?);
+            }
+            if let Some(ref f) = *fin {
+                arg_vals.push(f.clone());
+            }
+            let made = method(&arg_vals)?;
+            self.budget.made(&made)?;
+            return Ok(made);
         }
         let ret = match *receiver {
             Value::Object(ref o) => o
@@ -459,6 +482,7 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
 
     fn eval_variable_node(
         &mut self,
+        ctx: &Context,
         variable: &VariableNode,
         args: &[Nodes],
         fin: &Option<Value>,
@@ -468,7 +492,7 @@ impl<'a, 'b, T: Write> State<'a, 'b, T> {
             not_a_function(args, fin)?;
             return Ok(val);
         }
-        self.eval_field_chain(&val, &variable.ident[1..], args, fin)
+        self.eval_field_chain(ctx, &val, &variable.ident[1..], args, fin)
     }
 
     // Walks an `if` or `with` node. They behave the same, except that `with` sets dot.
