@@ -88,7 +88,12 @@ pub fn attach(store_config: &StoreConfig, args: AttachArgs) -> Result<ExitCode> 
 pub struct StopArgs {
     /// Seconds to wait for the stop signal before SIGKILL [default: the container's
     /// --stop-timeout, else 10]
-    #[arg(short = 't', long = "time", value_name = "SECONDS")]
+    #[arg(
+        short = 't',
+        long = "timeout",
+        visible_alias = "time",
+        value_name = "SECONDS"
+    )]
     pub time: Option<u64>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
