@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Args, CommandFactory};
-
-use super::Cli;
+use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct CompletionArgs {
@@ -26,7 +24,7 @@ pub struct ManPagesArgs {
 /// `lade completion bash`: the script on stdout (source it, or install it where the
 /// shell's completion loader looks, as `scripts/install.sh` does).
 pub fn completion(args: CompletionArgs) -> Result<ExitCode> {
-    let mut command = Cli::command();
+    let mut command = super::command();
     clap_complete::generate(args.shell, &mut command, "lade", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
@@ -35,7 +33,7 @@ pub fn completion(args: CompletionArgs) -> Result<ExitCode> {
 pub fn man_pages(args: ManPagesArgs) -> Result<ExitCode> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let mut command = Cli::command();
+    let mut command = super::command();
     command.build();
     write_pages(&command, "lade", &args.dir)?;
     Ok(ExitCode::SUCCESS)

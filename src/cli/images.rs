@@ -1,4 +1,4 @@
-//! `lade images`, `tag`, `rmi`, `inspect` and `history`.
+//! `lade images`, `tag`, `rmi`, `inspect`, `history` and `image prune`.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -160,6 +160,27 @@ pub struct InspectArgs {
     pub images: Vec<String>,
 }
 
+/// `container inspect` and `image inspect`: `inspect` for one kind of object.
+#[derive(Debug, Args)]
+pub struct ObjectInspectArgs {
+    /// Format each item with a Go template (`{{.State.Status}}`, `{{json .Config}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+impl ObjectInspectArgs {
+    /// The `inspect` these arguments stand for, limited to `kind`.
+    pub fn of(self, kind: InspectKind) -> InspectArgs {
+        InspectArgs {
+            format: self.format,
+            kind: Some(kind),
+            images: self.names,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum InspectKind {
     Container,
@@ -178,6 +199,32 @@ pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode
     });
     out.finish()?;
     Ok(code)
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only untagged ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Accepted for Docker compatibility: lade never asks for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+/// `lade image prune`: removes the images no container uses (untagged ones only,
+/// unless --all).
+pub fn prune(store_config: &StoreConfig, args: ImagePruneArgs) -> Result<ExitCode> {
+    let store = open_store(store_config)?;
+    let removed = engine::prune_images(&store, args.all)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for name in &removed {
+            println!("{name}");
+        }
+        println!();
+    }
+    println!("Total reclaimed images: {}", removed.len());
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,8 @@
 mod archive;
 mod build;
 mod cache;
+#[cfg(test)]
+mod compat;
 mod containers;
 mod docs;
 mod events;
@@ -13,16 +15,16 @@ mod images;
 mod networks;
 mod plan;
 mod progress;
+mod refusals;
 mod registry;
 mod system;
 mod template;
-mod unsupported;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::engine::{Compression, Store, StoreOptions};
 
@@ -31,14 +33,34 @@ use crate::engine::{Compression, Store, StoreOptions};
 #[command(name = "lade", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Store directory [default: $LADE_ROOT, else /var/lib/lade as root, else $XDG_DATA_HOME/lade]
-    #[arg(long, global = true, value_name = "DIR")]
+    #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL_OPTIONS)]
     pub root: Option<PathBuf>,
 
     /// Free space that unpacking archives (import, load, ADD) leaves on the store's file
     /// system: it stops with an error before going below [default: 1GiB, or 5% of the
     /// file system when smaller]
-    #[arg(long, global = true, value_name = "SIZE", env = "LADE_STORAGE_RESERVE")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SIZE",
+        env = "LADE_STORAGE_RESERVE",
+        help_heading = GLOBAL_OPTIONS
+    )]
     pub storage_reserve: Option<String>,
+
+    /// Docker's configuration directory, where registry credentials are read and saved
+    /// (config.json and the credential helpers it names) [default: $DOCKER_CONFIG, else
+    /// ~/.docker]
+    #[arg(long, value_name = "DIR", help_heading = GLOBAL_OPTIONS)]
+    pub config: Option<PathBuf>,
+
+    /// Errors with every cause underneath them
+    #[arg(short = 'D', long, help_heading = GLOBAL_OPTIONS)]
+    pub debug: bool,
+
+    /// Docker's logging level: lade prints only warnings and errors, and `debug` is --debug
+    #[arg(short = 'l', long, value_enum, value_name = "LEVEL", help_heading = GLOBAL_OPTIONS)]
+    pub log_level: Option<LogLevel>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -130,10 +152,16 @@ pub enum Command {
     /// Manage volumes (create, ls, inspect, rm, prune)
     #[command(subcommand)]
     Volume(containers::VolumeCommand),
-    /// Containers: `lade container prune` (the other Docker forms are the top-level
-    /// commands)
+    /// Manage containers (Docker's `container` forms of the container commands, and
+    /// `prune`)
     #[command(subcommand)]
     Container(ContainerCommand),
+    /// Manage images (Docker's `image` forms of the image commands, and `prune`)
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage the build cache (`builder prune` is `cache prune`)
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Start stopped or created containers (detached, their files kept; -a attached)
     Start(containers::StartArgs),
     /// Attach to a running container's output, and its input when it keeps it open
@@ -156,7 +184,7 @@ pub enum Command {
     Pause(containers::ContainersArgs),
     /// Resume paused containers
     Unpause(containers::ContainersArgs),
-    /// The store as a whole: check, df, prune
+    /// The store as a whole: check, df, prune, info, events
     #[command(subcommand)]
     System(system::SystemCommand),
     /// Show the store, what it holds and what this machine offers
@@ -169,10 +197,175 @@ pub enum Command {
     ManPages(docs::ManPagesArgs),
 }
 
+/// `lade container VERB`: each is the top-level command of that name (`container ls`
+/// is `ps`), with the same options.
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
+    /// Attach to a running container's output, and its input when it keeps it open
+    Attach(containers::AttachArgs),
+    /// Make an image of a container's changes
+    Commit(containers::CommitArgs),
+    /// Copy files between a container and the host (or a tar stream, `-`)
+    Cp(containers::CpArgs),
+    /// Create a container without starting it (as `run` would make it)
+    Create(containers::RunArgs),
+    /// Show what a container changed in its file system (A added, C changed, D deleted)
+    Diff(containers::OneContainer),
+    /// Run a command in a running container
+    Exec(containers::ExecArgs),
+    /// Write a container's root file system as a tar
+    Export(containers::ExportArgs),
+    /// Show containers as JSON (or through a --format template)
+    Inspect(images::ObjectInspectArgs),
+    /// Send a signal to running containers (default SIGKILL)
+    Kill(containers::KillArgs),
+    /// Show what a detached container wrote (stdout and stderr, each to its own)
+    Logs(containers::LogsArgs),
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(containers::PsArgs),
+    /// Freeze the processes of running containers
+    Pause(containers::ContainersArgs),
+    /// Show a running container's published ports
+    Port(containers::PortArgs),
     /// Remove every container that is not running
     Prune(containers::PruneArgs),
+    /// Give a container another name
+    Rename(containers::RenameArgs),
+    /// Stop and start containers again
+    Restart(containers::StopArgs),
+    /// Remove containers
+    #[command(visible_alias = "remove")]
+    Rm(containers::RmArgs),
+    /// Run a command in a new container
+    Run(containers::RunArgs),
+    /// Start stopped or created containers (detached, their files kept; -a attached)
+    Start(containers::StartArgs),
+    /// Show what running containers use (CPU, memory, processes)
+    Stats(containers::StatsArgs),
+    /// Stop running containers: their stop signal, then SIGKILL after a timeout
+    Stop(containers::StopArgs),
+    /// Show a running container's processes (the host's ps)
+    Top(containers::TopArgs),
+    /// Resume paused containers
+    Unpause(containers::ContainersArgs),
+    /// Wait until containers stop; print their exit codes
+    Wait(containers::ContainersArgs),
+}
+
+/// `lade image VERB`: each is the top-level command of that name (`image ls` is
+/// `images`, `image rm` is `rmi`), with the same options.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Make an image of a root filesystem tarball
+    Import(archive::ImportArgs),
+    /// Show images as JSON (or through a --format template)
+    Inspect(images::ObjectInspectArgs),
+    /// Add the images of a tar archive (docker-archive or OCI, compressed or not)
+    Load(archive::LoadArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Remove dangling images (untagged ones no container uses; --all: every unused one)
+    Prune(images::ImagePruneArgs),
+    /// Pull an image from a registry (docker.io unless the name says another)
+    Pull(registry::PullArgs),
+    /// Push an image to a registry (its layers as stored, the manifest last)
+    Push(registry::PushArgs),
+    /// Remove images
+    #[command(visible_alias = "remove")]
+    Rm(images::RmiArgs),
+    /// Write images to a tar archive (docker-archive with an OCI layout, or OCI)
+    Save(archive::SaveArgs),
+    /// Give an image another name
+    Tag(images::TagArgs),
+}
+
+/// `lade builder`: Docker's name for the build cache's commands.
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile (`lade build`)
+    Build(Box<build::BuildArgs>),
+    /// Remove build cache (`lade cache prune`)
+    Prune(cache::PruneArgs),
+}
+
+impl Command {
+    /// The top-level command a management form stands for (`container ls` is `ps`), so
+    /// that each has one handler and one set of rules (root, mounts). The prunes of
+    /// `container` and `image` have no top-level form and stay as they are.
+    fn into_top_level(self) -> Command {
+        use ContainerCommand as C;
+        match self {
+            Command::Container(command) => match command {
+                C::Attach(args) => Command::Attach(args),
+                C::Commit(args) => Command::Commit(args),
+                C::Cp(args) => Command::Cp(args),
+                C::Create(args) => Command::Create(args),
+                C::Diff(args) => Command::Diff(args),
+                C::Exec(args) => Command::Exec(args),
+                C::Export(args) => Command::Export(args),
+                C::Inspect(args) => Command::Inspect(args.of(images::InspectKind::Container)),
+                C::Kill(args) => Command::Kill(args),
+                C::Logs(args) => Command::Logs(args),
+                C::Ls(args) => Command::Ps(args),
+                C::Pause(args) => Command::Pause(args),
+                C::Port(args) => Command::Port(args),
+                C::Rename(args) => Command::Rename(args),
+                C::Restart(args) => Command::Restart(args),
+                C::Rm(args) => Command::Rm(args),
+                C::Run(args) => Command::Run(args),
+                C::Start(args) => Command::Start(args),
+                C::Stats(args) => Command::Stats(args),
+                C::Stop(args) => Command::Stop(args),
+                C::Top(args) => Command::Top(args),
+                C::Unpause(args) => Command::Unpause(args),
+                C::Wait(args) => Command::Wait(args),
+                prune @ C::Prune(_) => Command::Container(prune),
+            },
+            Command::Image(command) => match command {
+                ImageCommand::Build(args) => Command::Build(args),
+                ImageCommand::History(args) => Command::History(args),
+                ImageCommand::Import(args) => Command::Import(args),
+                ImageCommand::Inspect(args) => {
+                    Command::Inspect(args.of(images::InspectKind::Image))
+                }
+                ImageCommand::Load(args) => Command::Load(args),
+                ImageCommand::Ls(args) => Command::Images(args),
+                ImageCommand::Pull(args) => Command::Pull(args),
+                ImageCommand::Push(args) => Command::Push(args),
+                ImageCommand::Rm(args) => Command::Rmi(args),
+                ImageCommand::Save(args) => Command::Save(args),
+                ImageCommand::Tag(args) => Command::Tag(args),
+                prune @ ImageCommand::Prune(_) => Command::Image(prune),
+            },
+            Command::Builder(BuilderCommand::Build(args)) => Command::Build(*args),
+            Command::Builder(BuilderCommand::Prune(args)) => {
+                Command::Cache(cache::CacheCommand::Prune(args))
+            }
+            Command::System(system::SystemCommand::Info(args)) => Command::Info(args),
+            Command::System(system::SystemCommand::Events(args)) => Command::Events(args),
+            command => command,
+        }
+    }
+}
+
+/// The heading of the options that come before any command (and `--root` and
+/// `--storage-reserve` anywhere).
+const GLOBAL_OPTIONS: &str = "Global options";
+
+/// Docker's logging levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
 }
 
 /// How progress is shown.
@@ -218,19 +411,49 @@ impl From<CompressionArg> for Compression {
     }
 }
 
-/// Parses the command line, answering Docker names lade lacks with "not supported yet"
-/// (exit code 125, as Docker's CLI gives for its own usage errors).
-pub fn parse() -> std::result::Result<Cli, ExitCode> {
-    match Cli::try_parse() {
-        Ok(cli) => Ok(cli),
-        Err(error) => match unsupported::not_supported_yet(&error) {
-            Some(message) => {
-                eprintln!("lade: {message}");
-                Err(ExitCode::from(125))
+/// lade's command line as clap sees it: the derived tree, the stand-ins for Docker's
+/// names lade refuses, and the global options shown once, in `lade --help` (clap would
+/// list an option made global in every subcommand's help as well).
+pub(crate) fn command() -> clap::Command {
+    let tree = refusals::with_refusals(Cli::command());
+    let globals: Vec<clap::Arg> = tree
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    hide_globals(tree, &globals)
+}
+
+/// Gives every subcommand its own hidden copy of the global options: clap then
+/// propagates nothing, and they show in `lade --help` alone.
+fn hide_globals(mut command: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |mut sub| {
+            for arg in globals {
+                sub = sub.arg(arg.clone());
             }
-            None => error.exit(),
-        },
+            hide_globals(sub, globals)
+        });
     }
+    command
+}
+
+/// Parses the command line, answering Docker names lade refuses with one line that says
+/// why (exit code 125, as Docker's CLI gives for its own usage errors).
+pub fn parse() -> std::result::Result<Cli, ExitCode> {
+    let mut tree = command();
+    let matches = tree
+        .try_get_matches_from_mut(std::env::args_os())
+        .unwrap_or_else(|error| error.exit());
+    if let Some(message) = refusals::refusal(&tree, &matches) {
+        eprintln!("lade: {message}");
+        return Err(ExitCode::from(125));
+    }
+    Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut tree).exit()))
 }
 
 /// Commands that make snapshots with an image's owners, devices and mounts: they need
@@ -264,7 +487,8 @@ fn needs_private_mounts(command: &Command) -> Option<ExitCode> {
 }
 
 /// Runs a parsed command line; the exit code is the command's.
-pub fn run(cli: Cli) -> ExitCode {
+pub fn run(mut cli: Cli) -> ExitCode {
+    cli.command = cli.command.into_top_level();
     if !matches!(cli.command, Command::Run(_)) {
         quiet_on_closed_pipe();
     }
@@ -294,7 +518,9 @@ pub fn run(cli: Cli) -> ExitCode {
     let store_config = StoreConfig {
         root: store_root(cli.root.clone()),
         options: StoreOptions { reserve },
+        docker_config: cli.config.clone(),
     };
+    let debug = cli.debug || cli.log_level == Some(LogLevel::Debug);
     let result = match cli.command {
         Command::Build(args) => build::run(&store_config, args),
         Command::Cache(command) => cache::run(&store_config, command),
@@ -321,13 +547,17 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Port(args) => containers::port(&store_config, args),
         Command::Pull(args) => registry::pull(&store_config, args),
         Command::Push(args) => registry::push(&store_config, args),
-        Command::Login(args) => registry::login(args),
-        Command::Logout(args) => registry::logout(args),
-        Command::Search(args) => registry::search(args),
+        Command::Login(args) => registry::login(&store_config, args),
+        Command::Logout(args) => registry::logout(&store_config, args),
+        Command::Search(args) => registry::search(&store_config, args),
         Command::Network(command) => networks::run(&store_config, command),
         Command::Stats(args) => containers::stats(&store_config, args),
         Command::Volume(command) => containers::volume(&store_config, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(&store_config, args),
+        Command::Image(ImageCommand::Prune(args)) => images::prune(&store_config, args),
+        Command::Container(_) | Command::Image(_) | Command::Builder(_) => {
+            unreachable!("management forms are turned into top-level commands first")
+        }
         Command::Start(args) => containers::start(&store_config, args),
         Command::Attach(args) => containers::attach(&store_config, args),
         Command::Stop(args) => containers::stop(&store_config, args),
@@ -352,6 +582,8 @@ pub fn run(cli: Cli) -> ExitCode {
                     store_config.root.display(),
                     describe(&err)
                 );
+            } else if debug {
+                eprintln!("lade: {}", describe_all(&err));
             } else {
                 eprintln!("lade: {}", describe(&err));
             }
@@ -423,6 +655,16 @@ fn describe(err: &anyhow::Error) -> String {
     printable(&parts.join(": "))
 }
 
+/// Every cause of an error, one a line (`--debug`): what [`describe`] leaves out as
+/// repeated is shown too.
+fn describe_all(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("\n  caused by: {cause}"));
+    }
+    printable(&text)
+}
+
 /// Messages quote what they were given, and that can be anything (a hostile archive's
 /// header bytes, say): control characters are escaped so that they cannot drive the
 /// terminal, and a run of undecodable bytes shows as one replacement character. Line
@@ -450,12 +692,14 @@ fn store_root(root: Option<PathBuf>) -> PathBuf {
     .unwrap_or_else(crate::engine::default_root)
 }
 
-/// Where the store is and how to open it, from the global options; every command
-/// receives it rather than reading process-wide settings.
+/// Where the store is and how to open it, and where Docker's configuration is, from
+/// the global options; every command receives it rather than reading process-wide
+/// settings.
 #[derive(Debug, Clone)]
 pub(crate) struct StoreConfig {
     root: PathBuf,
     options: StoreOptions,
+    docker_config: Option<PathBuf>,
 }
 
 /// The store, for a command that may change it.

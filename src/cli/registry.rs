@@ -128,6 +128,7 @@ pub fn pull(store_config: &StoreConfig, args: PullArgs) -> Result<ExitCode> {
         client: ClientOptions {
             insecure: !args.tls_verify,
             credentials: None,
+            docker_config: store_config.docker_config.clone(),
         },
     };
     if args.all_tags && reference.digest().is_some() {
@@ -201,6 +202,7 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
             client: ClientOptions {
                 insecure: !args.tls_verify,
                 credentials: None,
+                docker_config: store_config.docker_config.clone(),
             },
             compression,
             force_compression: args.force_compression,
@@ -243,7 +245,7 @@ pub struct LoginArgs {
 
 /// `lade login`: checked against the registry, then saved through the credential
 /// helper Docker's config names for it, else where podman keeps them.
-pub fn login(args: LoginArgs) -> Result<ExitCode> {
+pub fn login(store_config: &StoreConfig, args: LoginArgs) -> Result<ExitCode> {
     let Some(username) = args.username else {
         bail!("lade login needs -u USER (and -p or --password-stdin)");
     };
@@ -271,7 +273,11 @@ pub fn login(args: LoginArgs) -> Result<ExitCode> {
     let saved = engine::login(engine::LoginRequest {
         registry: engine::registry_name(&args.registry),
         credentials: Credentials { username, password },
-        insecure: !args.tls_verify,
+        client: ClientOptions {
+            insecure: !args.tls_verify,
+            credentials: None,
+            docker_config: store_config.docker_config.clone(),
+        },
     })?;
     println!("Login Succeeded! ({saved})");
     Ok(ExitCode::SUCCESS)
@@ -283,9 +289,9 @@ pub struct LogoutArgs {
     pub registry: String,
 }
 
-pub fn logout(args: LogoutArgs) -> Result<ExitCode> {
+pub fn logout(store_config: &StoreConfig, args: LogoutArgs) -> Result<ExitCode> {
     let registry = engine::registry_name(&args.registry);
-    let removed = engine::logout(&registry)?;
+    let removed = engine::logout(&registry, store_config.docker_config.as_deref())?;
     if removed.is_empty() {
         // Docker's words and exit code: nothing to forget is not a failure.
         println!("Not logged in to {registry}");
@@ -319,7 +325,7 @@ pub struct SearchArgs {
 }
 
 /// `lade search`, with Docker's columns.
-pub fn search(args: SearchArgs) -> Result<ExitCode> {
+pub fn search(store_config: &StoreConfig, args: SearchArgs) -> Result<ExitCode> {
     let mut search_filter = SearchFilter::default();
     for filter in &args.filter {
         match filter.split_once('=') {
@@ -341,6 +347,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
         client: ClientOptions {
             insecure: !args.tls_verify,
             credentials: None,
+            docker_config: store_config.docker_config.clone(),
         },
     })?;
     let rows: Vec<Vec<String>> = results

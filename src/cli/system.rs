@@ -25,6 +25,10 @@ pub enum SystemCommand {
     /// Remove stopped containers, dangling images (every unused one with --all), the
     /// build cache, and with --volumes unused anonymous volumes
     Prune(SystemPruneArgs),
+    /// Show the store, what it holds and what this machine offers (`lade info`)
+    Info(InfoArgs),
+    /// Show what happens to containers, images, networks and volumes (`lade events`)
+    Events(super::events::EventsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +82,11 @@ pub fn run(store_config: &StoreConfig, command: SystemCommand) -> Result<ExitCod
         SystemCommand::Check(args) => check(store_config, args),
         SystemCommand::Df(args) => df(store_config, args),
         SystemCommand::Prune(args) => prune(store_config, args),
+        SystemCommand::Info(_) | SystemCommand::Events(_) => {
+            unreachable!(
+                "`system info` and `system events` are turned into `info` and `events` first"
+            )
+        }
     }
 }
 

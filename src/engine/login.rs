@@ -3,7 +3,9 @@
 //! forgotten wherever lade reads them.
 
 use super::{EngineError, Result};
-use crate::registry::{self, Credentials, SavedTo};
+use std::path::Path;
+
+use crate::registry::{self, ClientOptions, Credentials, SavedTo};
 
 /// What `lade login` is asked for: the password read already (never empty).
 #[derive(Debug, Clone)]
@@ -11,13 +13,14 @@ pub struct LoginRequest {
     /// `host[:port]`, as [`registry_name`] gives it.
     pub registry: String,
     pub credentials: Credentials,
-    pub insecure: bool,
+    /// TLS, and where Docker's configuration is (`credentials` are ignored).
+    pub client: ClientOptions,
 }
 
 /// `lade login`: says where the credentials were saved.
 pub fn login(request: LoginRequest) -> Result<SavedTo> {
     let registry = request.registry;
-    registry::login(&registry, request.credentials, request.insecure).map_err(|source| {
+    registry::login(&registry, request.credentials, &request.client).map_err(|source| {
         EngineError::Remote {
             what: format!("log in to {registry}"),
             source: Box::new(source),
@@ -26,9 +29,10 @@ pub fn login(request: LoginRequest) -> Result<SavedTo> {
 }
 
 /// `lade logout`: the places the credentials were removed from; none when lade held
-/// no credentials for it (not an error, as with Docker).
-pub fn logout(registry: &str) -> Result<Vec<String>> {
-    registry::logout(registry).map_err(|source| EngineError::Remote {
+/// no credentials for it (not an error, as with Docker). `docker_config` is Docker's
+/// configuration directory when the command line names one.
+pub fn logout(registry: &str, docker_config: Option<&Path>) -> Result<Vec<String>> {
+    registry::logout(registry, docker_config).map_err(|source| EngineError::Remote {
         what: format!("log out of {registry}"),
         source: Box::new(source),
     })

@@ -98,7 +98,7 @@ pub use network::{
     connect_network, create_network, disconnect_network, inspect_network, list_networks,
     prune_networks, remove_network, ConnectRequest, DisconnectRequest,
 };
-pub use prune::{prune, PruneRequest, Pruned};
+pub use prune::{prune, prune_images, PruneRequest, Pruned};
 pub use pull::{pull, PullRequest};
 pub use push::{push, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};

@@ -77,8 +77,12 @@ pub fn auth_file() -> PathBuf {
     }
 }
 
-/// Docker's `config.json`: in `$DOCKER_CONFIG`, else `~/.docker`, as Docker looks.
-fn docker_config() -> Option<PathBuf> {
+/// Docker's `config.json`: in `dir` (`--config`), else `$DOCKER_CONFIG`, else
+/// `~/.docker`, as Docker looks.
+fn docker_config(dir: Option<&Path>) -> Option<PathBuf> {
+    if let Some(dir) = dir {
+        return Some(dir.join("config.json"));
+    }
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
     }
@@ -177,12 +181,16 @@ fn helper_for(config: &Value, path: &Path, registry: &str) -> Option<Helper> {
 /// The credentials saved for `registry`, if any: lade's (podman's) file, then
 /// Docker's config, where a credential helper it names for the registry is asked
 /// first. A helper that fails is an error: guessing on without the user's credentials
-/// would end in a puzzling "authentication required".
-pub fn credentials_for(registry: &str) -> Result<Option<Credentials>> {
+/// would end in a puzzling "authentication required". `docker_config` is Docker's
+/// configuration directory when the command line names one.
+pub fn credentials_for(
+    registry: &str,
+    docker_config: Option<&Path>,
+) -> Result<Option<Credentials>> {
     if let Some(found) = load(&auth_file()).and_then(|file| from_auths(&file, registry)) {
         return Ok(Some(found));
     }
-    let Some(path) = docker_config() else {
+    let Some(path) = self::docker_config(docker_config) else {
         return Ok(None);
     };
     let Some(config) = load(&path) else {
@@ -215,8 +223,12 @@ impl std::fmt::Display for SavedTo {
 
 /// Saves credentials for `registry`: through the credential helper Docker's config
 /// names for it (as docker and podman do), else in [`auth_file`] (mode 0600).
-pub fn save(registry: &str, credentials: &Credentials) -> Result<SavedTo> {
-    if let Some(path) = docker_config() {
+pub fn save(
+    registry: &str,
+    credentials: &Credentials,
+    docker_config: Option<&Path>,
+) -> Result<SavedTo> {
+    if let Some(path) = self::docker_config(docker_config) {
         if let Some(helper) = load(&path).and_then(|config| helper_for(&config, &path, registry)) {
             helper.store(&server_url(registry), credentials)?;
             // lade's file is read first: an older login there would hide this one.
@@ -239,13 +251,13 @@ pub fn save(registry: &str, credentials: &Credentials) -> Result<SavedTo> {
 /// Forgets the credentials of `registry` everywhere lade reads them: its own file,
 /// Docker's config and the credential helper that config names. Where they were (none:
 /// there were none).
-pub fn remove(registry: &str) -> Result<Vec<String>> {
+pub fn remove(registry: &str, docker_config: Option<&Path>) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let own = auth_file();
     if remove_from_file(&own, registry)? {
         removed.push(own.display().to_string());
     }
-    let Some(path) = docker_config() else {
+    let Some(path) = self::docker_config(docker_config) else {
         return Ok(removed);
     };
     let helper = load(&path).and_then(|config| helper_for(&config, &path, registry));

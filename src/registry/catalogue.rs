@@ -32,12 +32,12 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
 }
 
 /// `lade login`: checks the credentials against the registry, then saves them.
-pub fn login(registry: &str, credentials: Credentials, insecure: bool) -> Result<SavedTo> {
+pub fn login(registry: &str, credentials: Credentials, options: &ClientOptions) -> Result<SavedTo> {
     let client = Client::new(
         registry,
         &ClientOptions {
-            insecure,
             credentials: Some(credentials.clone()),
+            ..options.clone()
         },
     )?;
     // Any repository scope will do for the check; the token service says whether
@@ -58,13 +58,13 @@ pub fn login(registry: &str, credentials: Credentials, insecure: bool) -> Result
     if response.status() == 401 {
         return Err(client.error("the user name or password is wrong"));
     }
-    auth::save(registry, &credentials)
+    auth::save(registry, &credentials, options.docker_config.as_deref())
 }
 
 /// `lade logout`: where credentials for `registry` were removed from (none: there were
 /// none).
-pub fn logout(registry: &str) -> Result<Vec<String>> {
-    auth::remove(registry)
+pub fn logout(registry: &str, docker_config: Option<&std::path::Path>) -> Result<Vec<String>> {
+    auth::remove(registry, docker_config)
 }
 
 /// One `lade search` result.

@@ -23,6 +23,9 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// Credentials given on the command line (`login -u`), rather than saved ones.
     pub credentials: Option<Credentials>,
+    /// Docker's configuration directory (`--config`), where saved credentials are
+    /// looked up [default: `$DOCKER_CONFIG`, else `~/.docker`].
+    pub docker_config: Option<std::path::PathBuf>,
 }
 
 /// One registry, with the authorization it has earned.
@@ -68,7 +71,7 @@ impl Client {
         let timeouts = Timeouts::from_env()?;
         let credentials = match &options.credentials {
             Some(given) => Some(given.clone()),
-            None => credentials_for(registry)?,
+            None => credentials_for(registry, options.docker_config.as_deref())?,
         };
         let mut client = Client {
             agent: timeouts.agent(tls::connector(tls)),

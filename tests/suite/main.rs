@@ -13,6 +13,7 @@ mod cache;
 mod conformance;
 mod containers;
 mod docker_behaviour;
+mod docker_cli;
 mod dry_run;
 mod finish;
 mod hardening;

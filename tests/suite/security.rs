@@ -504,19 +504,16 @@ fn a_user_without_root_is_told_plainly_what_needs_root() {
 }
 
 #[test]
-fn docker_commands_and_options_lade_lacks_are_not_supported_yet() {
+fn docker_commands_and_options_lade_lacks_are_refused() {
     let lade = Lade::new();
     let output = lade.output(&["swarm", "init"]);
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("`swarm` is a Docker command that lade does not support yet"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("lade swarm is not supported"), "{stderr}");
     let output = lade.output(&["run", "--gpus", "all", "busybox"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("--gpus is a Docker option that lade does not support yet"),
+        stderr.contains("--gpus is not supported by lade run"),
         "{stderr}"
     );
     assert!(!stderr.contains("--root"), "{stderr}");

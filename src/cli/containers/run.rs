@@ -18,7 +18,8 @@ use crate::engine::{
 use crate::oci::parse_size;
 
 #[derive(Debug, Args)]
-#[command(trailing_var_arg = true)]
+// `-h` is Docker's --hostname here, so help is --help alone.
+#[command(trailing_var_arg = true, disable_help_flag = true)]
 pub struct RunArgs {
     /// Run in the background under a monitor of its own, and print the container's id
     #[arg(short = 'd', long)]
@@ -88,10 +89,19 @@ pub struct RunArgs {
     /// Network: bridge (lade's default network, through netavark), NAME (a network made
     /// with `lade network create`), host, none (only loopback), container:NAME (another
     /// container's). Rootless networking (pasta) is not supported: lade runs as root
-    #[arg(long, default_value = "bridge", value_name = "NETWORK")]
+    #[arg(
+        long,
+        visible_alias = "net",
+        default_value = "bridge",
+        value_name = "NETWORK"
+    )]
     pub network: String,
     /// Another name the container answers to on a user network
-    #[arg(long = "network-alias", value_name = "ALIAS")]
+    #[arg(
+        long = "network-alias",
+        visible_alias = "net-alias",
+        value_name = "ALIAS"
+    )]
     pub network_aliases: Vec<String>,
     /// The container's IPv4 address on its network
     #[arg(long, value_name = "ADDRESS")]
@@ -115,8 +125,11 @@ pub struct RunArgs {
     #[arg(long = "add-host", value_name = "NAME:IP")]
     pub add_hosts: Vec<String>,
     /// Hostname [default: the start of the container id]
-    #[arg(long)]
+    #[arg(short = 'h', long)]
     pub hostname: Option<String>,
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
     /// Mount a named volume, a host path, or a new anonymous volume
     /// (NAME:TARGET[:ro], /HOST:TARGET[:ro], TARGET). A new volume mounted over a path
     /// the image has content at is filled with it, as Docker does
