@@ -240,3 +240,48 @@ pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// `lade image ...`: the Docker forms lade has no top-level command for.
+#[derive(Debug, clap::Subcommand)]
+pub enum ImageCommand {
+    /// Remove dangling images (every image no container uses with --all)
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only untagged ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Only images made before a time (until=24h) or with (label=KEY[=VALUE]) or
+    /// without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+pub fn image(store_config: &StoreConfig, command: ImageCommand) -> Result<ExitCode> {
+    let ImageCommand::Prune(args) = command;
+    let filters = engine::PruneFilters::parse(&args.filter, &["until", "label"])?;
+    let question = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
+    } else {
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
+    };
+    if !super::confirm::confirm(question, args.force)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(store_config)?;
+    let removed = engine::prune_images(&store, args.all, &filters)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for reference in &removed {
+            println!("deleted: {reference}");
+        }
+        println!();
+    }
+    println!("Total reclaimed images: {}", removed.len());
+    Ok(ExitCode::SUCCESS)
+}

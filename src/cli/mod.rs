@@ -6,6 +6,7 @@
 mod archive;
 mod build;
 mod cache;
+mod confirm;
 mod containers;
 mod docs;
 mod events;
@@ -49,12 +50,15 @@ pub enum Command {
     /// Build an image from a Dockerfile
     Build(build::BuildArgs),
     /// Show and prune the build cache
-    #[command(subcommand)]
+    #[command(subcommand, alias = "builder")]
     Cache(cache::CacheCommand),
     /// Make an image of a root filesystem tarball (like `docker import`)
     Import(archive::ImportArgs),
     /// List images
     Images(images::ImagesArgs),
+    /// Images: `lade image prune`
+    #[command(subcommand)]
+    Image(images::ImageCommand),
     /// Give an image another name
     Tag(images::TagArgs),
     /// Remove images
@@ -300,6 +304,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Cache(command) => cache::run(&store_config, command),
         Command::Import(args) => archive::import(&store_config, args),
         Command::Images(args) => images::images(&store_config, args),
+        Command::Image(command) => images::image(&store_config, command),
         Command::Tag(args) => images::tag(&store_config, args),
         Command::Rmi(args) => images::rmi(&store_config, args),
         Command::Inspect(args) => images::inspect(&store_config, args),
