@@ -268,6 +268,7 @@ pub(crate) fn run(
     points.extend(mounts.iter().map(|m| match m {
         Mount::Bind { target, .. }
         | Mount::Tmpfs { target, .. }
+        | Mount::Filesystem { target, .. }
         | Mount::Overlay { target, .. } => target.trim_start_matches('/').to_string(),
     }));
     for point in points {

@@ -64,7 +64,7 @@ pub struct PruneArgs {
     /// (e.g. 10GB, 500m)
     #[arg(long, value_name = "SIZE")]
     pub keep_storage: Option<String>,
-    /// Accepted for Docker compatibility: lade never asks for confirmation
+    /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
 }
@@ -250,6 +250,14 @@ fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
         request.keep_storage = Some(parse_size(size).with_context(|| {
             format!("invalid --keep-storage {size:?}: expected a size such as 10GB or 500m")
         })?);
+    }
+    let question = if args.all {
+        "WARNING! This will remove all build cache. Are you sure you want to continue?"
+    } else {
+        "WARNING! This will remove all dangling build cache. Are you sure you want to continue?"
+    };
+    if !super::confirm::confirm(question, args.force)? {
+        return Ok(ExitCode::SUCCESS);
     }
     let report = engine::prune_cache(store, &request)?;
     println!("removed {} cached step(s)", report.records);

@@ -202,32 +202,6 @@ pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode
 }
 
 #[derive(Debug, Args)]
-pub struct ImagePruneArgs {
-    /// Every image no container uses, not only untagged ones
-    #[arg(short, long)]
-    pub all: bool,
-    /// Accepted for Docker compatibility: lade never asks for confirmation
-    #[arg(short, long)]
-    pub force: bool,
-}
-
-/// `lade image prune`: removes the images no container uses (untagged ones only,
-/// unless --all).
-pub fn prune(store_config: &StoreConfig, args: ImagePruneArgs) -> Result<ExitCode> {
-    let store = open_store(store_config)?;
-    let removed = engine::prune_images(&store, args.all)?;
-    if !removed.is_empty() {
-        println!("Deleted Images:");
-        for name in &removed {
-            println!("{name}");
-        }
-        println!();
-    }
-    println!("Total reclaimed images: {}", removed.len());
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Do not shorten CREATED BY
     #[arg(long)]
@@ -285,5 +259,44 @@ pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode
         &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
         &table,
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only untagged ones
+    #[arg(short, long)]
+    pub all: bool,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+    /// Only images made before a time (until=24h) or with (label=KEY[=VALUE]) or
+    /// without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+}
+
+/// `lade image prune`: removes the images no container uses (untagged ones only,
+/// unless --all), after Docker's question.
+pub fn prune(store_config: &StoreConfig, args: ImagePruneArgs) -> Result<ExitCode> {
+    let filters = engine::PruneFilters::parse(&args.filter, &["until", "label"])?;
+    let question = if args.all {
+        "WARNING! This will remove all images without at least one container associated to them.\nAre you sure you want to continue?"
+    } else {
+        "WARNING! This will remove all dangling images.\nAre you sure you want to continue?"
+    };
+    if !super::confirm::confirm(question, args.force)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = open_store(store_config)?;
+    let removed = engine::prune_images(&store, args.all, &filters)?;
+    if !removed.is_empty() {
+        println!("Deleted Images:");
+        for reference in &removed {
+            println!("deleted: {reference}");
+        }
+        println!();
+    }
+    println!("Total reclaimed images: {}", removed.len());
     Ok(ExitCode::SUCCESS)
 }

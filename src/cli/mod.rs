@@ -8,6 +8,7 @@ mod build;
 mod cache;
 #[cfg(test)]
 mod compat;
+mod confirm;
 mod containers;
 mod docs;
 mod events;

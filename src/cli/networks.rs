@@ -63,7 +63,11 @@ pub struct LsArgs {
     /// Do not cut ids to 12 digits
     #[arg(long)]
     pub no_trunc: bool,
-    /// json, or a Go template ({{.Name}})
+    /// name=REGEX, id=PREFIX, label=KEY[=VALUE], driver=bridge, type=custom|builtin
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
+    /// json, or a Go template with Docker's fields ({{.ID}}, .Name, .Driver, .Scope,
+    /// .IPv6, .Internal, .Labels, .CreatedAt)
     #[arg(long, default_value = "table")]
     pub format: String,
 }
@@ -85,9 +89,13 @@ pub struct NamesArgs {
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Do not ask (lade never asks: accepted for Docker's command lines)
+    /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Only networks made before a time (until=24h) or with (label=KEY[=VALUE]) or
+    /// without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -110,6 +118,57 @@ pub struct DisconnectArgs {
     pub network: String,
     #[arg(value_name = "CONTAINER")]
     pub container: String,
+}
+
+/// The store, with the default network made if it is not there yet (Docker always has
+/// its `bridge`); read-only where it cannot be written, without it then.
+fn default_network_store(store_config: &StoreConfig) -> Result<engine::Store> {
+    if let Ok(store) = open_store(store_config) {
+        if engine::ensure_default_network(&store).is_ok() {
+            return Ok(store);
+        }
+    }
+    super::open_store_read_only(store_config)
+}
+
+/// A network as a row of `network ls --format`: Docker's fields, as strings.
+fn list_row(network: &engine::NetworkInspect, id: &str) -> serde_json::Value {
+    let labels = network
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    serde_json::json!({
+        "CreatedAt": go_time(&network.created),
+        "Driver": network.driver,
+        "ID": id,
+        "IPv4": "true",
+        "IPv6": network.enable_ipv6.to_string(),
+        "Internal": network.internal.to_string(),
+        "Labels": labels,
+        "Name": network.name,
+        "Scope": network.scope,
+    })
+}
+
+/// An RFC 3339 time as Go's `time.Time.String()` writes it, as Docker shows a network's
+/// `CreatedAt` (`2024-01-01 10:00:00.123456789 +0000 UTC`).
+fn go_time(rfc3339: &str) -> String {
+    match rfc3339.parse::<jiff::Timestamp>() {
+        Ok(time) => {
+            let fraction = time.subsec_nanosecond();
+            let mut text = time.strftime("%Y-%m-%d %H:%M:%S").to_string();
+            if fraction != 0 {
+                let digits = format!("{fraction:09}");
+                text.push('.');
+                text.push_str(digits.trim_end_matches('0'));
+            }
+            text.push_str(" +0000 UTC");
+            text
+        }
+        Err(_) => rfc3339.to_string(),
+    }
 }
 
 pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCode> {
@@ -138,8 +197,13 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Ls(args) => {
-            let store = super::open_store_read_only(store_config)?;
-            let networks = engine::list_networks(&store)?;
+            let filters = args
+                .filter
+                .iter()
+                .map(|f| engine::NetworkFilter::parse(f))
+                .collect::<engine::Result<Vec<_>>>()?;
+            let store = default_network_store(store_config)?;
+            let networks = engine::list_networks(&store, &filters)?;
             let id = |id: &str| {
                 if args.no_trunc {
                     id.to_string()
@@ -153,11 +217,12 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let format = super::ListFormat::parse(&args.format)?;
-            let rows = networks
+            let format =
+                super::ListFormat::parse_with_headers(&args.format, &[("ID", "NETWORK ID")])?;
+            let rows: Vec<serde_json::Value> = networks
                 .iter()
-                .map(serde_json::to_value)
-                .collect::<serde_json::Result<Vec<_>>>()?;
+                .map(|network| list_row(network, &id(&network.id)))
+                .collect();
             if !format.print(&rows)? {
                 let table: Vec<Vec<String>> = networks
                     .iter()
@@ -175,7 +240,7 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Inspect(args) => {
-            let store = super::open_store_read_only(store_config)?;
+            let store = default_network_store(store_config)?;
             let mut out = super::template::InspectOutput::new(args.format.as_deref())?;
             let code = super::each_item(&args.networks, |name| {
                 let network = engine::inspect_network(&store, name)?;
@@ -192,9 +257,16 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
                 anyhow::Ok(())
             }))
         }
-        NetworkCommand::Prune(_) => {
+        NetworkCommand::Prune(args) => {
+            let filters = engine::PruneFilters::parse(&args.filter, &["until", "label"])?;
+            if !super::confirm::confirm(
+                "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue?",
+                args.force,
+            )? {
+                return Ok(ExitCode::SUCCESS);
+            }
             let store = open_store(store_config)?;
-            let removed = engine::prune_networks(&store)?;
+            let removed = engine::prune_networks(&store, &filters)?;
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 for name in &removed {

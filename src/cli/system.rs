@@ -49,9 +49,13 @@ pub struct SystemPruneArgs {
     /// Unused anonymous volumes too
     #[arg(long)]
     pub volumes: bool,
-    /// Accepted for Docker compatibility: lade never asks for confirmation
+    /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Only what was made before a time (until=24h) or has (label=KEY[=VALUE]) or lacks
+    /// (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -139,14 +143,23 @@ fn df(store_config: &StoreConfig, args: DfArgs) -> Result<ExitCode> {
 }
 
 fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> {
+    let filters = engine::PruneFilters::parse(&args.filter, &["until", "label"])?;
+    if args.volumes && filters.until.is_some() {
+        anyhow::bail!("ERROR: The \"until\" filter is not supported with \"--volumes\"");
+    }
+    if !super::confirm::confirm(&system_prune_warning(&args), args.force)? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = super::open_store(store_config)?;
     let request = PruneRequest {
         all: args.all,
         volumes: args.volumes,
+        filters,
     };
     let report = engine::prune(&store, request, &|pruned| match pruned {
         Pruned::Containers(n) => println!("Deleted containers: {n}"),
         Pruned::Images(n) => println!("Deleted images: {n}"),
+        Pruned::Networks(n) => println!("Deleted networks: {n}"),
         Pruned::Volumes(n) => println!("Deleted volumes: {n}"),
     })?;
     println!("Deleted build cache records: {}", report.records);
@@ -154,6 +167,41 @@ fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> 
         println!("Total reclaimed space: {}", human_size(gc.bytes));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Docker's question before `system prune`: what it will remove, and the filters.
+fn system_prune_warning(args: &SystemPruneArgs) -> String {
+    let mut items = vec![
+        "all stopped containers",
+        "all networks not used by at least one container",
+    ];
+    if args.volumes {
+        items.push("all anonymous volumes not used by at least one container");
+    }
+    items.push(if args.all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    });
+    items.push(if args.all {
+        "all build cache"
+    } else {
+        "unused build cache"
+    });
+    let mut text = String::from("WARNING! This will remove:");
+    for item in items {
+        text.push_str(&format!("\n  - {item}"));
+    }
+    text.push('\n');
+    if !args.filter.is_empty() {
+        text.push_str("\n  Items to be pruned will be filtered with:");
+        for filter in &args.filter {
+            text.push_str(&format!("\n  - {filter}"));
+        }
+        text.push('\n');
+    }
+    text.push_str("\nAre you sure you want to continue?");
+    text
 }
 
 /// `lade info`: the store, what it holds, and what this machine offers.

@@ -73,6 +73,7 @@ impl Layered {
             || self.spec.mounts.iter().any(|m| match m {
                 Mount::Bind { target, .. }
                 | Mount::Tmpfs { target, .. }
+                | Mount::Filesystem { target, .. }
                 | Mount::Overlay { target, .. } => target.trim_start_matches('/') == text,
             });
         if !is_point || in_image(&self.lowers, relative) {

@@ -46,6 +46,17 @@ fn shape(store: &Store, container: &Container) -> Value {
                     "RW": !readonly,
                 }))
             }
+            Mount::Filesystem {
+                source,
+                target,
+                readonly,
+                ..
+            } => Some(json!({
+                "Type": "volume",
+                "Source": source,
+                "Destination": target,
+                "RW": !readonly,
+            })),
             Mount::Tmpfs { target, .. } => Some(json!({
                 "Type": "tmpfs",
                 "Destination": target,

@@ -87,6 +87,10 @@ pub struct Settings {
     /// The anonymous volumes made for it (`rm -v` removes them).
     #[serde(default)]
     pub anonymous_volumes: Vec<String>,
+    /// The volumes with mount options (`volume create -o`) it mounts: their mounts are
+    /// file systems of their own, which do not name the volume's data directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounted_volumes: Vec<String>,
     /// Its networks (`--network`, its address, its published ports).
     #[serde(default)]
     pub network: super::NetworkSettings,

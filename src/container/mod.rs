@@ -126,6 +126,12 @@ pub enum ContainerError {
     Invalid(#[from] validate::InvalidValue),
     #[error("invalid mount {spec:?}: {reason}")]
     BadMount { spec: String, reason: String },
+    /// A `volume create -o` the local driver refuses, in moby's words.
+    #[error("{0}")]
+    VolumeOptions(String),
+    /// Docker's words: two of `-v`, `--mount` and `--tmpfs` on one container path.
+    #[error("Duplicate mount point: {0}")]
+    DuplicateMount(String),
     #[error("the working directory {0:?} is invalid: it must be an absolute path")]
     RelativeWorkdir(String),
     #[error(
@@ -688,7 +694,7 @@ fn create_checked(
             readonly: false,
         },
     ];
-    let (volume_mounts, anonymous_volumes) = volumes::apply(
+    let (volume_mounts, anonymous_volumes, mounted_volumes) = volumes::apply(
         store,
         mount_requests,
         &store.snapshots_dir(),
@@ -775,6 +781,7 @@ fn create_checked(
                     .clone()
                     .or_else(|| config.stop_signal.clone()),
                 anonymous_volumes,
+                mounted_volumes,
                 healthcheck: health::merge(
                     config.healthcheck.as_ref(),
                     settings.healthcheck.as_ref(),
@@ -949,12 +956,24 @@ pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
 }
 
 /// Removes every container that does not run; returns their ids.
-pub fn prune(store: &Store) -> Result<Vec<String>> {
+/// `pass` sees each stopped container's creation time (Unix seconds) and labels, and
+/// says whether it goes.
+pub fn prune(
+    store: &Store,
+    pass: &dyn Fn(i64, &std::collections::BTreeMap<String, String>) -> bool,
+) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for record in store.containers()? {
         if ContainerState::current(&record)?.is_stopped() {
-            exec::remove_cgroup(&record.id);
             let container = Container::read(record.clone()).ok();
+            let labels = container
+                .as_ref()
+                .map(|c| c.settings.labels.clone())
+                .unwrap_or_default();
+            if !pass(record.created, &labels) {
+                continue;
+            }
+            exec::remove_cgroup(&record.id);
             remove_container(store, &record.id, container.as_ref())?;
             removed.push(record.id);
         }

@@ -84,15 +84,23 @@ pub fn check_volume_name(name: &str) -> Result<()> {
 }
 
 /// `-v`, `--mount` and `--tmpfs` as written: refused here, before anything is made.
+/// Two of them on one container path are refused, as Docker refuses them.
 pub(super) fn check_flags(volumes: &[String], mounts: &[String], tmpfs: &[String]) -> Result<()> {
+    let mut requests = Vec::new();
     for spec in volumes {
-        parse_volume_flag(spec)?;
+        requests.push(parse_volume_flag(spec)?);
     }
     for spec in mounts {
-        parse_mount_flag(spec)?;
+        requests.push(parse_mount_flag(spec)?);
     }
     for spec in tmpfs {
-        parse_tmpfs_flag(spec)?;
+        requests.push(parse_tmpfs_flag(spec)?);
+    }
+    let mut targets = std::collections::BTreeSet::new();
+    for request in &requests {
+        if !targets.insert(request.target()) {
+            return Err(ContainerError::DuplicateMount(request.target().to_string()));
+        }
     }
     Ok(())
 }
@@ -340,6 +348,7 @@ pub struct MountFlags<'a> {
 /// What a new container's mounts are to be, one per path, from its flags and the
 /// other containers `--volumes-from` names. Nothing is made yet.
 pub(super) fn requests(store: &Store, flags: &MountFlags<'_>) -> Result<Vec<Request>> {
+    check_flags(flags.volumes, flags.mounts, flags.tmpfs)?;
     let mut requests: Vec<Request> = Vec::new();
     for spec in flags.volumes_from {
         requests.extend(mounts_of(store, spec)?);
@@ -381,10 +390,11 @@ pub(super) fn apply(
     layers_dir: &Path,
     lowers: &[String],
     made: &mut Vec<String>,
-) -> Result<(Vec<Mount>, Vec<String>)> {
+) -> Result<(Vec<Mount>, Vec<String>, Vec<String>)> {
     // Dropped in this order on every way out: unmounted before its directory goes.
     let mut view: Option<(Option<exec::mounts::Mounted>, crate::store::Staging)> = None;
     let mut anonymous = Vec::new();
+    let mut mounted = Vec::new();
     let mut mounts = Vec::new();
     for request in requests {
         mounts.push(match request {
@@ -427,6 +437,14 @@ pub(super) fn apply(
                 if is_anonymous {
                     anonymous.push(name.clone());
                 }
+                if !is_anonymous {
+                    let options = store.volume_options(&name)?;
+                    if !options.is_empty() {
+                        mounted.push(name.clone());
+                        mounts.push(options_mount(&name, &options, target, readonly)?);
+                        continue;
+                    }
+                }
                 let data = store.volume_data(&name);
                 // An empty volume takes what the image has there (Docker's copy-up).
                 let empty = std::fs::read_dir(&data).is_ok_and(|mut d| d.next().is_none());
@@ -454,7 +472,68 @@ pub(super) fn apply(
         });
     }
     drop(view);
-    Ok((mounts, anonymous))
+    Ok((mounts, anonymous, mounted))
+}
+
+/// The mount a volume with driver options makes, as moby's local driver makes it:
+/// `type=none,o=bind,device=/dir` (or any type with `bind` in `o`) binds the device,
+/// anything else mounts `device` as a file system of `type` with `o`.
+fn options_mount(
+    name: &str,
+    options: &BTreeMap<String, String>,
+    target: String,
+    readonly: bool,
+) -> Result<Mount> {
+    let get = |key: &str| options.get(key).map(String::as_str).unwrap_or("");
+    let (fstype, device, mount_options) = (get("type"), get("device"), get("o"));
+    let words: Vec<&str> = mount_options.split(',').collect();
+    if words.iter().any(|w| matches!(*w, "bind" | "rbind")) {
+        let source = PathBuf::from(device);
+        if !source.is_absolute() || !source.exists() {
+            return Err(ContainerError::VolumeOptions(format!(
+                "error while mounting volume '{name}': failed to mount local volume: mount {device}: no such file or directory"
+            )));
+        }
+        return Ok(Mount::Bind {
+            source,
+            target,
+            readonly: readonly || words.contains(&"ro"),
+        });
+    }
+    Ok(Mount::Filesystem {
+        source: device.to_string(),
+        fstype: fstype.to_string(),
+        options: mount_options.to_string(),
+        target,
+        readonly,
+    })
+}
+
+/// moby's local driver's checks of `volume create -o`: only `type`, `o`, `device`
+/// (and `size`, a quota lade has no support for), each with those it needs.
+fn check_volume_options(options: &BTreeMap<String, String>) -> Result<()> {
+    let refuse = |text: String| Err(ContainerError::VolumeOptions(text));
+    for key in options.keys() {
+        if !matches!(key.as_str(), "type" | "o" | "device" | "size") {
+            return refuse(format!("invalid option: {key:?}"));
+        }
+    }
+    if options.contains_key("size") {
+        return refuse("quota size requested but no quota support".into());
+    }
+    const NEEDS: [(&str, &[&str]); 3] = [
+        ("device", &["type"]),
+        ("o", &["device", "type"]),
+        ("type", &["device"]),
+    ];
+    for (key, needed) in NEEDS {
+        if options.contains_key(key) {
+            if let Some(missing) = needed.iter().find(|n| !options.contains_key(**n)) {
+                return refuse(format!("missing required option: {missing:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Docker's copy-up: the image's content at `target` (resolved inside the image) fills
@@ -499,7 +578,11 @@ pub fn volume_users(store: &Store, name: &str) -> Result<Vec<String>> {
         let uses = spec_of(&record)?
             .mounts
             .iter()
-            .any(|m| matches!(m, Mount::Bind { source, .. } if *source == data));
+            .any(|m| matches!(m, Mount::Bind { source, .. } if *source == data))
+            || super::record::settings_of(&record)?
+                .mounted_volumes
+                .iter()
+                .any(|v| v == name);
         if uses {
             users.push(record.name);
         }
@@ -512,7 +595,9 @@ pub fn create_volume(
     store: &Store,
     name: Option<&str>,
     labels: &BTreeMap<String, String>,
+    options: &BTreeMap<String, String>,
 ) -> Result<String> {
+    check_volume_options(options)?;
     let name = match name {
         Some(name) => {
             check_volume_name(name)?;
@@ -523,7 +608,7 @@ pub fn create_volume(
     for key in labels.keys() {
         super::validate::label_key(key)?;
     }
-    store.create_volume(&VolumeRecord {
+    let (_, new) = store.create_volume(&VolumeRecord {
         name: name.clone(),
         created: now_rfc3339(),
         labels: serde_json::to_string(labels).map_err(|e| ContainerError::Json {
@@ -532,6 +617,10 @@ pub fn create_volume(
         })?,
         anonymous: false,
     })?;
+    // An existing volume keeps its options, as Docker's does.
+    if new && !options.is_empty() {
+        store.set_volume_options(&name, options)?;
+    }
     super::events::volume_event(store, &name, "create", Default::default());
     Ok(name)
 }
@@ -539,13 +628,14 @@ pub fn create_volume(
 /// Docker's `volume inspect` shape.
 pub fn volume_json(store: &Store, record: &VolumeRecord) -> Value {
     let labels: Value = serde_json::from_str(&record.labels).unwrap_or(json!({}));
+    let options = store.volume_options(&record.name).unwrap_or_default();
     json!({
         "CreatedAt": record.created,
         "Driver": "local",
         "Labels": labels,
         "Mountpoint": store.volume_data(&record.name),
         "Name": record.name,
-        "Options": {},
+        "Options": options,
         "Scope": "local",
         "Anonymous": record.anonymous,
     })
@@ -569,11 +659,21 @@ pub fn remove_volume(store: &Store, name: &str, force: bool) -> Result<()> {
     Ok(())
 }
 
-/// `lade volume prune`: unused anonymous volumes (every unused one with `all`).
-pub fn prune_volumes(store: &Store, all: bool) -> Result<Vec<String>> {
+/// `lade volume prune`: unused anonymous volumes (every unused one with `all`) whose
+/// labels `pass` takes.
+pub fn prune_volumes(
+    store: &Store,
+    all: bool,
+    pass: &dyn Fn(&BTreeMap<String, String>) -> bool,
+) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for record in store.volumes()? {
-        if (record.anonymous || all) && volume_users(store, &record.name)?.is_empty() {
+        let labels: BTreeMap<String, String> =
+            serde_json::from_str(&record.labels).unwrap_or_default();
+        if (record.anonymous || all)
+            && pass(&labels)
+            && volume_users(store, &record.name)?.is_empty()
+        {
             store.delete_volume(&record.name)?;
             super::events::volume_event(store, &record.name, "destroy", Default::default());
             removed.push(record.name);

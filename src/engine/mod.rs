@@ -95,10 +95,11 @@ pub use list::{
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use network::{
-    connect_network, create_network, disconnect_network, inspect_network, list_networks,
-    prune_networks, remove_network, ConnectRequest, DisconnectRequest,
+    connect_network, create_network, disconnect_network, ensure_default_network, inspect_network,
+    list_networks, prune_networks, remove_network, ConnectRequest, DisconnectRequest,
+    NetworkFilter,
 };
-pub use prune::{prune, prune_images, PruneRequest, Pruned};
+pub use prune::{prune, prune_images, LabelFilter, PruneFilters, PruneRequest, Pruned};
 pub use pull::{pull, PullRequest};
 pub use push::{push, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};

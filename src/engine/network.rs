@@ -4,7 +4,7 @@
 //! namespace; the order of those steps, and the address given back when one fails, are
 //! here.
 
-use super::Result;
+use super::{EngineError, Result};
 use crate::container::{self, validate, Container};
 use crate::network::{
     self, DnsUnavailable, Netavark, NetworkDefinition, NetworkInspect, NetworkOptions,
@@ -39,14 +39,99 @@ pub fn create_network(store: &Store, options: &NetworkOptions) -> Result<Network
     Ok(network::create(store, options)?)
 }
 
-/// `lade network ls`.
-pub fn list_networks(store: &Store) -> Result<Vec<NetworkInspect>> {
-    Ok(network::list(store)?)
+/// One `network ls --filter`.
+#[derive(Debug, Clone)]
+pub enum NetworkFilter {
+    /// `name=REGEX`: names it matches anywhere.
+    Name(regex::Regex),
+    /// `id=PREFIX`.
+    Id(String),
+    /// `label=KEY` or `label=KEY=VALUE`.
+    Label { key: String, value: Option<String> },
+    /// `driver=NAME` (lade's networks are all `bridge`).
+    Driver(String),
+    /// `type=builtin` (the default network) or `type=custom`.
+    Builtin(bool),
 }
 
-/// `lade network inspect`, for one network.
+impl NetworkFilter {
+    pub fn parse(text: &str) -> Result<NetworkFilter> {
+        let bad = |expected: String| EngineError::BadValue {
+            what: "--filter",
+            value: text.to_string(),
+            expected,
+        };
+        match text.split_once('=') {
+            Some(("name", pattern)) => regex::Regex::new(pattern)
+                .map(NetworkFilter::Name)
+                .map_err(|e| bad(format!("not a regular expression: {e}"))),
+            Some(("id", prefix)) => Ok(NetworkFilter::Id(prefix.to_string())),
+            Some(("driver", driver)) => Ok(NetworkFilter::Driver(driver.to_string())),
+            Some(("type", "builtin")) => Ok(NetworkFilter::Builtin(true)),
+            Some(("type", "custom")) => Ok(NetworkFilter::Builtin(false)),
+            Some(("type", _)) => Err(bad("type= takes custom or builtin".into())),
+            Some(("label", label)) if !label.is_empty() => {
+                let (key, value) = match label.split_once('=') {
+                    Some((key, value)) => (key.to_string(), Some(value.to_string())),
+                    None => (label.to_string(), None),
+                };
+                Ok(NetworkFilter::Label { key, value })
+            }
+            _ => Err(bad(
+                "lade knows name=, id=, label=, driver= and type=".into()
+            )),
+        }
+    }
+
+    fn keeps(&self, network: &NetworkInspect) -> bool {
+        match self {
+            NetworkFilter::Name(pattern) => pattern.is_match(&network.name),
+            NetworkFilter::Id(prefix) => network.id.starts_with(prefix.as_str()),
+            NetworkFilter::Driver(driver) => network.driver == driver,
+            NetworkFilter::Builtin(builtin) => (network.name == "bridge") == *builtin,
+            NetworkFilter::Label { key, value } => match (network.labels.get(key), value) {
+                (None, _) => false,
+                (Some(_), None) => true,
+                (Some(found), Some(wanted)) => found == wanted,
+            },
+        }
+    }
+}
+
+/// Makes the default network if it is not there yet: Docker always has its `bridge`,
+/// and scripts look it up.
+pub fn ensure_default_network(store: &Store) -> Result<()> {
+    network::default_network(store)?;
+    Ok(())
+}
+
+/// `lade network ls`: the networks every filter keeps, by name.
+pub fn list_networks(store: &Store, filters: &[NetworkFilter]) -> Result<Vec<NetworkInspect>> {
+    let mut networks = network::list(store)?;
+    networks.retain(|n| filters.iter().all(|f| f.keeps(n)));
+    for network in &mut networks {
+        only_running(store, network);
+    }
+    Ok(networks)
+}
+
+/// `lade network inspect`, for one network (`bridge` is the default network).
 pub fn inspect_network(store: &Store, reference: &str) -> Result<NetworkInspect> {
-    Ok(network::inspect(store, reference)?)
+    let mut network = network::inspect(store, reference)?;
+    only_running(store, &mut network);
+    Ok(network)
+}
+
+/// As Docker's, a network's `Containers` are those running on it: a stopped
+/// container keeps its address claim, not an endpoint.
+fn only_running(store: &Store, network: &mut NetworkInspect) {
+    network.containers.retain(|id, _| {
+        store
+            .container(id)
+            .ok()
+            .and_then(|record| container::ContainerState::current(&record).ok())
+            .is_some_and(|state| state.is_up())
+    });
 }
 
 /// `lade network rm`, for one network: its name.
@@ -55,8 +140,14 @@ pub fn remove_network(store: &Store, reference: &str) -> Result<String> {
 }
 
 /// `lade network prune`: the names of the networks removed.
-pub fn prune_networks(store: &Store) -> Result<Vec<String>> {
-    Ok(network::prune(store)?)
+pub fn prune_networks(store: &Store, filters: &super::PruneFilters) -> Result<Vec<String>> {
+    Ok(network::prune(store, &|created, labels| {
+        let created = created
+            .parse::<jiff::Timestamp>()
+            .ok()
+            .map(|t| t.as_second());
+        filters.pass(created, labels)
+    })?)
 }
 
 /// `lade network connect`: the container joins the network at once when it runs (on a

@@ -1,7 +1,7 @@
 //! `rm` (one container, killed first with `force`) and `container prune` (every
 //! container that does not run).
 
-use super::Result;
+use super::{PruneFilters, Result};
 use crate::container;
 use crate::store::Store;
 
@@ -26,7 +26,10 @@ pub fn remove(store: &Store, request: &RemoveRequest) -> Result<String> {
     )?)
 }
 
-/// `lade container prune`: returns the ids of the containers removed.
-pub fn prune_containers(store: &Store) -> Result<Vec<String>> {
-    Ok(container::prune(store)?)
+/// `lade container prune`: the stopped containers `filters` keep go; returns their
+/// ids.
+pub fn prune_containers(store: &Store, filters: &PruneFilters) -> Result<Vec<String>> {
+    Ok(container::prune(store, &|created, labels| {
+        filters.pass(Some(created), labels)
+    })?)
 }

@@ -223,6 +223,16 @@ pub enum Mount {
         target: String,
         size: Option<u64>,
     },
+    /// A file system of its own (`mount -t fstype -o options source target`), as a
+    /// volume of the local driver with mount options asks: `options` is mount(8)'s list,
+    /// its flag words (`ro`, `nosuid`, `noexec`...) taken as flags, the rest passed on.
+    Filesystem {
+        source: String,
+        fstype: String,
+        options: String,
+        target: String,
+        readonly: bool,
+    },
     /// A writable view of `lower` whose changes land in `upper` (and are discarded by
     /// whoever deletes it).
     Overlay {

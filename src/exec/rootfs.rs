@@ -636,6 +636,31 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
                 ),
             )?;
         }
+        Mount::Filesystem {
+            source,
+            fstype,
+            options,
+            target,
+            readonly,
+        } => {
+            let target_path = user_mount_point(sys, root, target, false)?.handle;
+            let (mut flags, data) = mount_options(options);
+            // nodev always, as for binds: lade has no device cgroup.
+            flags |= MsFlags::MS_NODEV;
+            if *readonly {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            at(
+                format!("mounting {source} ({fstype}) at {target}"),
+                sys.mount(
+                    Some(Path::new(source)),
+                    &target_path,
+                    Some(fstype),
+                    flags,
+                    (!data.is_empty()).then_some(data.as_str()),
+                ),
+            )?;
+        }
         Mount::Overlay {
             lower,
             upper,
@@ -664,8 +689,50 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
     Ok(())
 }
 
+/// mount(8)'s option list split as moby's `mount.Mount` splits it: the flag words
+/// become flags, the rest (`size=10m`, `uid=1000`, `addr=...`) the file system's data.
+fn mount_options(options: &str) -> (MsFlags, String) {
+    let mut flags = MsFlags::empty();
+    let mut data = Vec::new();
+    for option in options.split(',').filter(|o| !o.is_empty()) {
+        let (set, clear) = match option {
+            "ro" => (MsFlags::MS_RDONLY, MsFlags::empty()),
+            "rw" => (MsFlags::empty(), MsFlags::MS_RDONLY),
+            "nosuid" => (MsFlags::MS_NOSUID, MsFlags::empty()),
+            "suid" => (MsFlags::empty(), MsFlags::MS_NOSUID),
+            "noexec" => (MsFlags::MS_NOEXEC, MsFlags::empty()),
+            "exec" => (MsFlags::empty(), MsFlags::MS_NOEXEC),
+            "nodev" | "dev" => (MsFlags::empty(), MsFlags::empty()),
+            "sync" => (MsFlags::MS_SYNCHRONOUS, MsFlags::empty()),
+            "async" => (MsFlags::empty(), MsFlags::MS_SYNCHRONOUS),
+            "noatime" => (MsFlags::MS_NOATIME, MsFlags::empty()),
+            "atime" => (MsFlags::empty(), MsFlags::MS_NOATIME),
+            "nodiratime" => (MsFlags::MS_NODIRATIME, MsFlags::empty()),
+            "relatime" => (MsFlags::MS_RELATIME, MsFlags::empty()),
+            "strictatime" => (MsFlags::MS_STRICTATIME, MsFlags::empty()),
+            "dirsync" => (MsFlags::MS_DIRSYNC, MsFlags::empty()),
+            "defaults" => (MsFlags::empty(), MsFlags::empty()),
+            other => {
+                data.push(other);
+                continue;
+            }
+        };
+        flags = (flags | set) & !clear;
+    }
+    (flags, data.join(","))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mount_options_split_as_moby_does() {
+        let (flags, data) = super::mount_options("size=10m,uid=1000,ro,noexec");
+        assert_eq!(data, "size=10m,uid=1000");
+        assert!(flags.contains(super::MsFlags::MS_RDONLY | super::MsFlags::MS_NOEXEC));
+        let (flags, data) = super::mount_options("ro,rw,defaults");
+        assert!(flags.is_empty() && data.is_empty());
+    }
+
     use super::*;
     use crate::exec::sys::{Call, Recorder};
     use crate::exec::{Limits, Network, Process};

@@ -65,17 +65,21 @@ pub struct Endpoint {
 }
 
 /// A network by name, full id or unique id prefix, as `network inspect` shows it.
+/// `bridge`, Docker's name for the default network, names lade's.
 pub fn inspect(store: &Store, reference: &str) -> Result<NetworkInspect> {
-    of_record(store, &record(store, reference)?)
+    let name = super::manage::name_of(store, reference)?;
+    of_record(store, &record(store, &name)?)
 }
 
-/// Every network of the store, by name.
+/// Every network of the store, by the name it shows.
 pub fn list(store: &Store) -> Result<Vec<NetworkInspect>> {
-    store
+    let mut networks = store
         .networks()?
         .iter()
         .map(|record| of_record(store, record))
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    networks.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(networks)
 }
 
 fn of_record(store: &Store, record: &NetworkRecord) -> Result<NetworkInspect> {
@@ -94,8 +98,14 @@ fn of_record(store: &Store, record: &NetworkRecord) -> Result<NetworkInspect> {
             },
         );
     }
+    // Docker's scripts know the default network as `bridge`.
+    let name = if network.name == super::DEFAULT_NETWORK {
+        super::manage::DOCKER_DEFAULT.to_string()
+    } else {
+        network.name
+    };
     Ok(NetworkInspect {
-        name: network.name,
+        name,
         id: network.id,
         created: network.created,
         scope: "local",

@@ -16,7 +16,7 @@ use crate::store::{NetworkRecord, Store};
 pub const DEFAULT_NETWORK: &str = "lade";
 
 /// Docker's name of its default network, which names lade's.
-const DOCKER_DEFAULT: &str = "bridge";
+pub(super) const DOCKER_DEFAULT: &str = "bridge";
 
 /// What `lade network create` asks for.
 #[derive(Debug, Clone, Default)]
@@ -288,11 +288,19 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
     Ok(record.name)
 }
 
-/// Removes the user networks no container is on; returns their names.
-pub fn prune(store: &Store) -> Result<Vec<String>> {
+/// Removes the user networks no container is on that `pass` takes (it sees each one's
+/// creation time, RFC 3339, and labels); returns their names.
+pub fn prune(
+    store: &Store,
+    pass: &dyn Fn(&str, &BTreeMap<String, String>) -> bool,
+) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for record in store.networks()? {
         if record.name == DEFAULT_NETWORK || !store.network_users(&record.name)?.is_empty() {
+            continue;
+        }
+        let network = definition(&record)?;
+        if !pass(&network.created, &network.labels) {
             continue;
         }
         removed.push(remove_record(store, record)?);

@@ -1,6 +1,8 @@
 //! Volume records: named and anonymous volumes, whose data lives under
 //! `volumes/<name>/_data`.
 
+use std::collections::BTreeMap;
+
 use rusqlite::{params, OptionalExtension};
 
 use super::{IoContext, Result, Store, StoreError};
@@ -70,6 +72,34 @@ impl Store {
             let rows = stmt.query_map([], from_row)?;
             rows.collect()
         })
+    }
+
+    /// A volume's driver options (`volume create -o`), kept beside its data as moby's
+    /// local driver keeps them (`opts.json`); empty when it has none.
+    pub fn volume_options(&self, name: &str) -> Result<BTreeMap<String, String>> {
+        let path = self.root.join("volumes").join(name).join("opts.json");
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Invalid {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(e).at(&path),
+        }
+    }
+
+    /// Records a volume's driver options, written whole or not at all.
+    pub fn set_volume_options(&self, name: &str, options: &BTreeMap<String, String>) -> Result<()> {
+        let dir = self.root.join("volumes").join(name);
+        let path = dir.join("opts.json");
+        let staged = dir.join("opts.json.new");
+        let text = serde_json::to_vec(options).map_err(|e| StoreError::Invalid {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        std::fs::write(&staged, text).at(&staged)?;
+        std::fs::rename(&staged, &path).at(&path)?;
+        Ok(())
     }
 
     /// Removes a volume's record and files.

@@ -265,7 +265,7 @@ fn each_kind_of_miss_is_explained() {
     let (_, log) = lade.build_log(context.path(), &[]);
     assert_miss(&log, "RUN echo $MODE", "the command changed");
 
-    lade.ok(&["cache", "prune", "--all"]);
+    lade.ok(&["cache", "prune", "--all", "-f"]);
     let (_, log) = lade.build_log(context.path(), &[]);
     assert_miss(
         &log,
@@ -619,11 +619,11 @@ fn pruning_with_any_filter_leaves_tagged_images_runnable() {
     };
     assert_eq!(count(&lade), 11);
 
-    lade.ok(&["cache", "prune", "--filter", "until=1h"]);
+    lade.ok(&["cache", "prune", "-f", "--filter", "until=1h"]);
     assert_eq!(count(&lade), 11, "everything was used within the hour");
     runs(&lade);
 
-    let out = lade.ok(&["cache", "prune"]);
+    let out = lade.ok(&["cache", "prune", "-f"]);
     let kept = kept_layers(&lade);
     let first_layers = image_layers(&lade, "app");
     assert!(kept.len() >= 2, "the final image's own steps are kept");
@@ -649,7 +649,7 @@ fn pruning_with_any_filter_leaves_tagged_images_runnable() {
         "{log}"
     );
 
-    lade.ok(&["cache", "prune", "--keep-storage", "0"]);
+    lade.ok(&["cache", "prune", "-f", "--keep-storage", "0"]);
     let now_layers = image_layers(&lade, "app");
     let kept = kept_layers(&lade);
     assert!(kept.len() >= 2, "the new image's own steps are kept");

@@ -338,7 +338,11 @@ fn kill_9_during_build_load_rmi_prune_and_repair_leaves_a_clean_store() {
             "FROM busybox\nRUN head -c 500000 /dev/urandom > /prune{trial}\n"
         ));
         lade.build(context.path(), &[]);
-        kill_9_after(&lade, &["cache", "prune", "--all"], spread(trial, 150));
+        kill_9_after(
+            &lade,
+            &["cache", "prune", "--all", "-f"],
+            spread(trial, 150),
+        );
         assert_check_clean(&lade, &format!("cache prune trial {trial}"));
     }
     // A repair killed half-way: what it had done holds, and the next repair finishes.

@@ -21,11 +21,11 @@ use common::{wait_until, Context, Lade};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn require_netavark() {
+pub(crate) fn require_netavark() {
     assert!(
         Path::new("/usr/lib/podman/netavark").is_file(),
         "netavark is not installed: apt-get install netavark aardvark-dns (scripts/test.sh does)"

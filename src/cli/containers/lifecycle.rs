@@ -228,15 +228,26 @@ pub fn rename(store_config: &StoreConfig, args: RenameArgs) -> Result<ExitCode> 
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
-    /// Accepted for Docker compatibility: lade never asks for confirmation
+    /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Only containers made before a time (until=24h, until=2024-01-01T00:00:00Z) or
+    /// with (label=KEY[=VALUE]) or without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 /// `lade container prune`: removes every container that does not run.
-pub fn prune(store_config: &StoreConfig, _args: PruneArgs) -> Result<ExitCode> {
+pub fn prune(store_config: &StoreConfig, args: PruneArgs) -> Result<ExitCode> {
+    let filters = engine::PruneFilters::parse(&args.filter, &["until", "label"])?;
+    if !crate::cli::confirm::confirm(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?",
+        args.force,
+    )? {
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = open_store(store_config)?;
-    let removed = engine::prune_containers(&store)?;
+    let removed = engine::prune_containers(&store, &filters)?;
     if !removed.is_empty() {
         println!("Deleted Containers:");
         for id in &removed {

@@ -26,6 +26,13 @@ pub enum VolumeCommand {
 
 #[derive(Debug, Args)]
 pub struct VolumeCreateArgs {
+    /// Volume driver: local (the only one)
+    #[arg(short, long, default_value = "local")]
+    pub driver: String,
+    /// The local driver's options: type=tmpfs|none|nfs|..., o=MOUNT-OPTIONS,
+    /// device=SOURCE; the file system is mounted when a container uses the volume
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub opt: Vec<String>,
     /// Set a label (KEY=VALUE)
     #[arg(long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
@@ -38,12 +45,44 @@ pub struct VolumeLsArgs {
     /// Only names
     #[arg(short, long)]
     pub quiet: bool,
-    /// dangling=true: only volumes no container uses; name=SUBSTRING
+    /// dangling=true|false (whether a container uses it), name=REGEX,
+    /// label=KEY[=VALUE], driver=local
     #[arg(short, long, value_name = "FILTER")]
     pub filter: Vec<String>,
-    /// Output format: table, json, or a Go template (`{{.Name}}`)
+    /// Output format: table, json, or a Go template with Docker's fields (`{{.Name}}`,
+    /// `.Driver`, `.Scope`, `.Mountpoint`, `.Labels`, `.Links`, `.Size`)
     #[arg(long, default_value = "table")]
     pub format: String,
+}
+
+/// A volume as a row of `volume ls --format`: Docker's fields, all strings (`Labels`
+/// as `k=v,...`; what lade does not count is `N/A`, as Docker shows it unless asked for
+/// sizes).
+fn list_row(volume: &engine::Volume) -> serde_json::Value {
+    let details = &volume.details;
+    let text = |key: &str| details[key].as_str().unwrap_or_default().to_string();
+    let labels = details["Labels"]
+        .as_object()
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "Availability": "N/A",
+        "Driver": text("Driver"),
+        "Group": "N/A",
+        "Labels": labels,
+        "Links": "N/A",
+        "Mountpoint": details["Mountpoint"].as_str().map(str::to_string).unwrap_or_else(|| details["Mountpoint"].to_string()),
+        "Name": volume.name,
+        "Scope": text("Scope"),
+        "Size": "N/A",
+        "Status": "N/A",
+    })
 }
 
 #[derive(Debug, Args)]
@@ -69,17 +108,29 @@ pub struct VolumePruneArgs {
     /// Every unused volume, named ones too
     #[arg(short, long)]
     pub all: bool,
-    /// Accepted for Docker compatibility: lade never asks for confirmation
+    /// Do not ask for confirmation
     #[arg(short, long)]
     pub force: bool,
+    /// Only volumes with (label=KEY[=VALUE]) or without (label!=KEY[=VALUE]) a label
+    #[arg(long, value_name = "FILTER")]
+    pub filter: Vec<String>,
 }
 
 pub fn volume(store_config: &StoreConfig, command: VolumeCommand) -> Result<ExitCode> {
     match command {
         VolumeCommand::Create(args) => {
+            let mut options = std::collections::BTreeMap::new();
+            for opt in &args.opt {
+                let Some((key, value)) = opt.split_once('=') else {
+                    anyhow::bail!("invalid option {opt:?}: expected KEY=VALUE");
+                };
+                options.insert(key.to_string(), value.to_string());
+            }
             let request = VolumeCreateRequest {
                 labels: engine::parse_labels(&args.labels)?,
                 name: args.name,
+                driver: args.driver,
+                options,
             };
             let store = open_store(store_config)?;
             println!("{}", engine::create_volume(&store, &request)?);
@@ -99,8 +150,8 @@ pub fn volume(store_config: &StoreConfig, command: VolumeCommand) -> Result<Exit
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let format = ListFormat::parse(&args.format)?;
-            let rows: Vec<serde_json::Value> = volumes.iter().map(|v| v.details.clone()).collect();
+            let format = ListFormat::parse_with_headers(&args.format, &[("Name", "VOLUME NAME")])?;
+            let rows: Vec<serde_json::Value> = volumes.iter().map(list_row).collect();
             if !format.print(&rows)? {
                 let table: Vec<Vec<String>> = volumes
                     .iter()
@@ -132,8 +183,17 @@ pub fn volume(store_config: &StoreConfig, command: VolumeCommand) -> Result<Exit
             }))
         }
         VolumeCommand::Prune(args) => {
+            let filters = engine::PruneFilters::parse(&args.filter, &["label"])?;
+            let question = if args.all {
+                "WARNING! This will remove all local volumes not used by at least one container.\nAre you sure you want to continue?"
+            } else {
+                "WARNING! This will remove anonymous local volumes not used by at least one container.\nAre you sure you want to continue?"
+            };
+            if !super::super::confirm::confirm(question, args.force)? {
+                return Ok(ExitCode::SUCCESS);
+            }
             let store = open_store(store_config)?;
-            let removed = engine::prune_volumes(&store, args.all)?;
+            let removed = engine::prune_volumes(&store, args.all, &filters)?;
             if !removed.is_empty() {
                 println!("Deleted Volumes:");
                 for name in &removed {
