@@ -12,6 +12,7 @@ mod build_run;
 mod cache;
 mod conformance;
 mod containers;
+mod docker_images;
 mod dry_run;
 mod finish;
 mod hardening;
