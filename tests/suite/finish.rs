@@ -59,9 +59,9 @@ fn history_shows_steps_as_written_with_sensible_times() {
         "FROM busybox AS build\nRUN echo built > /out\n\nFROM busybox\nENV APP=/app\nARG OWNER=1000\nCOPY --from=build --chown=${OWNER}:0 --chmod=750 /out /app/out\nCMD [\"cat\", \"/app/out\"]\n",
     );
     let id = lade.build(context.path(), &["-t", "hist:1"]);
-    // One object a line, as Docker's.
+    // One object a line, as Docker's; CREATED BY whole, as Docker's with --no-trunc.
     let rows: Vec<Value> = lade
-        .ok(&["history", "--format", "json", "hist:1"])
+        .ok(&["history", "--no-trunc", "--format", "json", "hist:1"])
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
         .collect();
