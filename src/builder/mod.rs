@@ -573,7 +573,8 @@ pub fn build(
     let prepared = prepare(store, options)?;
     let _guard = store.content_guard()?;
     let plan = &prepared.plan;
-    let total_steps: usize = prepared.expanded.values().map(|s| s.steps.len()).sum();
+    // Each stage's FROM counts, as the `[n/m]` labels and the `#n` lines count it.
+    let total_steps: usize = prepared.expanded.values().map(|s| s.steps.len() + 1).sum();
     reporter.report(Event::Started {
         stages: plan.order.len(),
         steps: total_steps,

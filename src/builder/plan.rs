@@ -407,15 +407,26 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
                         None => store.cache_site(&sites[1])?,
                     };
                     if previous.is_some_and(|p| p != *key) {
-                        return Ok(Some(format!("an earlier step changed (step {number})")));
+                        return Ok(Some(earlier_step_changed(*number)));
                     }
                 }
             }
         }
-        Ok(self
-            .first_ran
-            .map(|number| format!("an earlier step changed (step {number})")))
+        Ok(self.first_ran.map(earlier_step_changed))
     }
+}
+
+/// Steps are named as progress labels them (`[2/3]`), where the stage's FROM is the
+/// first: `number`, 1-based after the FROM, is one less.
+pub(super) fn shown_step_number(number: usize) -> usize {
+    number + 1
+}
+
+fn earlier_step_changed(number: usize) -> String {
+    format!(
+        "an earlier step changed (step {})",
+        shown_step_number(number)
+    )
 }
 
 /// `--no-cache` or `--no-cache-filter` naming stage `index`.
@@ -584,7 +595,7 @@ mod tests {
             [
                 "miss: 1 file changed (app.txt)",
                 "config",
-                "miss: an earlier step changed (step 1)"
+                "miss: an earlier step changed (step 2)"
             ]
         );
 

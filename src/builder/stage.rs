@@ -288,7 +288,10 @@ impl Session<'_> {
             }
             StepPlan::Miss { reason, .. } | StepPlan::Pending { reason } => {
                 result.pending.get_or_insert_with(|| {
-                    format!("an earlier step will run (step {})", step.number)
+                    format!(
+                        "an earlier step will run (step {})",
+                        super::plan::shown_step_number(step.number)
+                    )
                 });
                 Verdict::Runs(reason)
             }

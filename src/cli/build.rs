@@ -1,7 +1,7 @@
 //! `lade build`: arguments, and the dry-run plan as text or JSON.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use std::process::ExitCode;
@@ -26,9 +26,14 @@ pub struct BuildArgs {
     #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
     pub tags: Vec<String>,
 
-    /// Path of the Dockerfile [default: CONTEXT/Dockerfile]
+    /// Path of the Dockerfile [default: CONTEXT/Dockerfile]; `-` reads it from standard
+    /// input
     #[arg(short = 'f', long = "file", value_name = "PATH")]
     pub file: Option<PathBuf>,
+
+    /// Print only the image id: no progress
+    #[arg(short, long)]
+    pub quiet: bool,
 
     /// Set a build-time variable (NAME=VALUE, or NAME to take it from the environment)
     #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
@@ -114,21 +119,69 @@ pub struct BuildArgs {
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
 
-    /// The build context: the directory whose files COPY and ADD can use
+    /// The build context: the directory whose files COPY and ADD can use; `-` reads
+    /// standard input: a Dockerfile (no context), or an archive (tar, compressed or
+    /// not) that is the context
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
 }
 
-pub fn run(store_config: &StoreConfig, args: BuildArgs) -> Result<ExitCode> {
-    let dockerfile_path = args
-        .file
-        .clone()
-        .unwrap_or_else(|| args.context.join("Dockerfile"));
-    let bytes = std::fs::read(&dockerfile_path)
-        .with_context(|| format!("cannot read the Dockerfile {}", dockerfile_path.display()))?;
+pub fn run(store_config: &StoreConfig, mut args: BuildArgs) -> Result<ExitCode> {
+    let file_on_stdin = args.file.as_deref().is_some_and(super::is_dash);
+    // Kept until the build is done: the context unpacked from standard input.
+    let mut _staged = None;
+    let (dockerfile_path, bytes) = if super::is_dash(&args.context) {
+        if file_on_stdin {
+            bail!("invalid argument: can't use stdin for both build context and dockerfile");
+        }
+        let store = super::open_store(store_config)?;
+        match engine::stdin_context(&store, &mut std::io::stdin().lock())? {
+            engine::StdinInput::Dockerfile {
+                dockerfile,
+                context,
+            } => {
+                args.context = context.path().to_path_buf();
+                _staged = Some(context);
+                (PathBuf::from("-"), dockerfile)
+            }
+            engine::StdinInput::Context(staged) => {
+                args.context = staged.path().to_path_buf();
+                let path = staged
+                    .path()
+                    .join(args.file.clone().unwrap_or_else(|| "Dockerfile".into()));
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!(
+                        "cannot read the Dockerfile {} in the context from standard input",
+                        args.file
+                            .as_deref()
+                            .unwrap_or("Dockerfile".as_ref())
+                            .display()
+                    )
+                })?;
+                _staged = Some(staged);
+                (path, bytes)
+            }
+        }
+    } else if file_on_stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .context("cannot read the Dockerfile from standard input")?;
+        (PathBuf::from("-"), bytes)
+    } else {
+        let path = args
+            .file
+            .clone()
+            .unwrap_or_else(|| args.context.join("Dockerfile"));
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read the Dockerfile {}", path.display()))?;
+        (path, bytes)
+    };
     let name = dockerfile_path.display().to_string();
     if args.explain || !args.dry_run {
-        let request = build_request(&args, name, bytes, dockerfile_path)?;
+        let path = (!super::is_dash(&dockerfile_path)).then_some(dockerfile_path);
+        let request = build_request(&args, name, bytes, path)?;
         return if args.explain {
             explain(store_config, &args, &request)
         } else {
@@ -169,7 +222,7 @@ fn build_request(
     args: &BuildArgs,
     name: String,
     bytes: Vec<u8>,
-    path: PathBuf,
+    path: Option<PathBuf>,
 ) -> Result<BuildRequest> {
     let tags = args
         .tags
@@ -199,7 +252,7 @@ fn build_request(
         context: args.context.clone(),
         dockerfile_name: name,
         dockerfile: bytes,
-        dockerfile_path: Some(path),
+        dockerfile_path: path,
         tags,
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
@@ -341,7 +394,11 @@ fn verdict_parts(verdict: &Verdict) -> (&'static str, Option<&str>) {
 
 fn build(store_config: &StoreConfig, args: &BuildArgs, request: &BuildRequest) -> Result<ExitCode> {
     let store = super::open_store(store_config)?;
-    let progress = BuildProgress::new(Mode::from(args.progress));
+    let progress = BuildProgress::new(if args.quiet {
+        Mode::Quiet
+    } else {
+        Mode::from(args.progress)
+    });
     cancel_on_signals(&request.options.cancel)?;
     let image = match engine::build(&store, request, &progress) {
         Ok(image) => image,

@@ -4,16 +4,19 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
+use clap::{ArgAction, Args};
 use serde_json::{json, Value};
 
 use super::StoreConfig;
-use super::{human_age, human_size, open_store, print_table, Format};
+use super::{human_age, human_size, open_store, print_table};
 use crate::engine::{self, ImageFilter};
 use crate::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct ImagesArgs {
+    /// Show all images (intermediate ones, untagged and built on by others, too)
+    #[arg(short, long)]
+    pub all: bool,
     /// Only image ids
     #[arg(short, long)]
     pub quiet: bool,
@@ -26,20 +29,40 @@ pub struct ImagesArgs {
     /// Show the digest a registry gave each image (pulled or pushed)
     #[arg(long)]
     pub digests: bool,
+    /// dangling=true|false, label=KEY[=VALUE], before=IMAGE, since=IMAGE,
+    /// reference=PATTERN
+    #[arg(short, long, value_name = "FILTER")]
+    pub filter: Vec<String>,
     /// Only images of this repository (and tag)
     #[arg(value_name = "REPOSITORY[:TAG]")]
-    pub filter: Option<String>,
+    pub repository: Option<String>,
 }
 
 pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
-    let filter = match &args.filter {
+    let repository = match &args.repository {
         Some(text) => {
             Some(ImageFilter::parse(text).with_context(|| format!("invalid name {text:?}"))?)
         }
         None => None,
     };
-    let listed = engine::images(&store, filter.as_ref(), args.digests)?;
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| engine::ImagesFilter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let format = super::ListFormat::parse_with_headers(&args.format, &[("ID", "IMAGE ID")])?;
+    // Docker looks up digests only to show them: asked for, or named by the template.
+    let digests = args.digests || args.format.contains(".Digest");
+    let listed = engine::images(
+        &store,
+        &engine::ImagesRequest {
+            repository,
+            all: args.all,
+            filters,
+            digests,
+        },
+    )?;
     let id = |image: &engine::ListedImage| {
         if args.no_trunc {
             image.id.to_string()
@@ -56,20 +79,10 @@ pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> 
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let format = super::ListFormat::parse(&args.format)?;
     if !matches!(format, super::ListFormat::Table) {
         let rows: Vec<Value> = listed
             .iter()
-            .map(|image| {
-                json!({
-                    "Repository": image.repository,
-                    "Tag": image.tag,
-                    "ID": image.id.to_string(),
-                    "Digest": image.manifest_digest.to_string(),
-                    "Created": image.created,
-                    "Size": image.size,
-                })
-            })
+            .map(|image| image_row(image, &id(image), digests))
             .collect();
         format.print(&rows)?;
         return Ok(ExitCode::SUCCESS);
@@ -79,11 +92,7 @@ pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> 
         .map(|image| {
             let mut row = vec![image.repository.clone(), image.tag.clone()];
             if args.digests {
-                row.push(
-                    image
-                        .repo_digest
-                        .map_or_else(|| "<none>".to_string(), |d| d.to_string()),
-                );
+                row.push(shown_digest(image));
             }
             row.extend([
                 id(image),
@@ -100,6 +109,44 @@ pub fn images(store_config: &StoreConfig, args: ImagesArgs) -> Result<ExitCode> 
     header.extend(["IMAGE ID", "CREATED", "SIZE"]);
     print_table(&header, &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+fn shown_digest(image: &engine::ListedImage) -> String {
+    image
+        .repo_digest
+        .map_or_else(|| "<none>".to_string(), |d| d.to_string())
+}
+
+/// A row as Docker's image formatter gives its fields (`cli/command/formatter/image.go`);
+/// the listing asks for no container counts or shared sizes, so those are `N/A` there too.
+fn image_row(image: &engine::ListedImage, id: &str, digests: bool) -> Value {
+    let created = image.created.as_deref();
+    let size = human_size(image.size);
+    json!({
+        "Containers": "N/A",
+        // Beside Docker's fields, the time itself, for scripts.
+        "Created": created,
+        "CreatedAt": created_at(created),
+        "CreatedSince": human_age(created),
+        "Digest": if digests { shown_digest(image) } else { "<none>".to_string() },
+        "ID": id,
+        "Repository": image.repository,
+        "SharedSize": "N/A",
+        "Size": size,
+        "Tag": image.tag,
+        "UniqueSize": "N/A",
+        "VirtualSize": size,
+    })
+}
+
+/// Go's `time.Time.String()` in the local zone, as Docker prints `.CreatedAt`:
+/// `2006-01-02 15:04:05 -0700 MST`.
+pub(super) fn created_at(created: Option<&str>) -> String {
+    let time = created
+        .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let zoned = time.to_zoned(jiff::tz::TimeZone::system());
+    zoned.strftime("%Y-%m-%d %H:%M:%S %z %Z").to_string()
 }
 
 #[derive(Debug, Args)]
@@ -203,60 +250,69 @@ pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
-    /// Do not shorten CREATED BY
+    /// Sizes and dates in human units (`-H=false`: bytes, and RFC 3339 times)
+    #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL",
+          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub human: bool,
+    /// Do not shorten ids and CREATED BY
     #[arg(long)]
     pub no_trunc: bool,
-    /// Output format
-    #[arg(long, value_enum, default_value = "text")]
-    pub format: Format,
+    /// Only image ids
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Output format: table, json, or a Go template (`{{.ID}}\t{{.CreatedBy}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
 
 pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
+    let format = super::ListFormat::parse_with_headers(
+        &args.format,
+        &[
+            ("ID", "IMAGE"),
+            ("CreatedBy", "CREATED BY"),
+            ("Comment", "COMMENT"),
+        ],
+    )?;
     let rows = engine::history(&store, &args.image)?;
-    let id = |row: &engine::HistoryRow| match row.id {
-        Some(id) if args.no_trunc => id.to_string(),
-        Some(id) => id.short(),
-        None => "<missing>".to_string(),
-    };
-    if args.format == Format::Json {
-        let json: Vec<Value> = rows
-            .iter()
-            .map(|row| {
-                json!({
-                    "ID": id(row),
-                    "Created": row.created,
-                    "CreatedBy": row.created_by,
-                    "Size": row.size,
-                    "Comment": row.comment,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| history_row(row, args.human, !args.no_trunc))
+        .collect();
+    let field = |row: &Value, name: &str| row[name].as_str().unwrap_or_default().to_string();
+    if args.quiet {
+        for row in &rows {
+            println!("{}", field(row, "ID"));
+        }
         return Ok(ExitCode::SUCCESS);
     }
+    if format.print(&rows)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let created = if args.human {
+        "CreatedSince"
+    } else {
+        "CreatedAt"
+    };
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            let by = row.created_by.replace('\n', " ");
-            let by = if !args.no_trunc && by.chars().count() > 45 {
-                format!("{}...", by.chars().take(42).collect::<String>())
-            } else {
-                by
-            };
             vec![
-                id(row),
-                human_age(row.created.as_deref()),
-                by,
-                human_size(row.size),
-                row.comment.clone(),
+                field(row, "ID"),
+                field(row, created),
+                // A heredoc's lines would break the table's.
+                field(row, "CreatedBy").replace('\n', " "),
+                field(row, "Size"),
+                field(row, "Comment"),
             ]
         })
         .collect();
+    let created_header = if args.human { "CREATED" } else { "CREATED AT" };
     print_table(
-        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &["IMAGE", created_header, "CREATED BY", "SIZE", "COMMENT"],
         &table,
     );
     Ok(ExitCode::SUCCESS)
@@ -299,4 +355,69 @@ pub fn prune(store_config: &StoreConfig, args: ImagePruneArgs) -> Result<ExitCod
     }
     println!("Total reclaimed images: {}", removed.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// A row as Docker's history formatter gives its fields (`formatter_history.go`).
+fn history_row(row: &engine::HistoryRow, human: bool, trunc: bool) -> Value {
+    let id = match row.id {
+        Some(id) if trunc => id.short(),
+        Some(id) => id.to_string(),
+        None => "<missing>".to_string(),
+    };
+    let created_at = rfc3339_local(row.created.as_deref());
+    let created_since = if !human {
+        created_at.clone()
+    } else {
+        match row
+            .created
+            .as_deref()
+            .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+        {
+            // Docker's epoch for history: older dates are placeholders, not ages.
+            Some(time) if time.as_second() > 946_684_800 => human_age(row.created.as_deref()),
+            _ => "N/A".to_string(),
+        }
+    };
+    let created_by = row.created_by.replace('\t', " ");
+    let created_by = if trunc {
+        ellipsis(&created_by, 45)
+    } else {
+        created_by
+    };
+    let size = if human {
+        human_size(row.size)
+    } else {
+        row.size.to_string()
+    };
+    json!({
+        "Comment": row.comment,
+        "CreatedAt": created_at,
+        "CreatedBy": created_by,
+        "CreatedSince": created_since,
+        "ID": id,
+        "Size": size,
+    })
+}
+
+/// Go's `time.RFC3339` of the time in the local zone (`Z` when that is UTC).
+fn rfc3339_local(created: Option<&str>) -> String {
+    let time = created
+        .and_then(|c| c.parse::<jiff::Timestamp>().ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let zoned = time.to_zoned(jiff::tz::TimeZone::system());
+    if zoned.offset().seconds() == 0 {
+        zoned.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    } else {
+        zoned.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string()
+    }
+}
+
+/// Docker's `formatter.Ellipsis`: at most `width` characters, the last one `…` when cut.
+pub(super) fn ellipsis(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }

@@ -89,7 +89,7 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("container rm", &["link"], LINKS),
     ("container start", &["checkpoint", "checkpoint-dir"], CRIU),
     ("container stats", &["all", "no-trunc"], NOT_YET),
-    ("image build", &["add-host", "label", "network", "quiet", "shm-size", "ulimit"], NOT_YET),
+    ("image build", &["add-host", "label", "network", "shm-size", "ulimit"], NOT_YET),
     ("image build", &["cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus",
                       "cpuset-mems", "memory", "memory-swap"], "build steps run without limits"),
     ("image build", &["compress"], "the context is read where it is, never sent"),
@@ -98,7 +98,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image build", &["platform"], "builds are for this machine's platform"),
     ("image build", &["security-opt"], NO_PRIVILEGED),
     ("image build", &["squash"], "not supported (experimental in Docker)"),
-    ("image history", &["human", "quiet"], NOT_YET),
     ("image history", &["platform"], ONE_PLATFORM),
     ("image import", &["platform"], ONE_PLATFORM),
     ("image inspect", &["platform"], ONE_PLATFORM),
@@ -108,8 +107,7 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image push", &["all-tags"], NOT_YET),
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),
-    ("image ls", &["all"], "lade keeps no intermediate images"),
-    ("image ls", &["filter", "tree"], NOT_YET),
+    ("image ls", &["tree"], NOT_YET),
     ("network connect", &["driver-opt", "gw-priority", "link-local-ip"], NOT_YET),
     ("network connect", &["ip6"], NO_IPV6),
     ("network connect", &["link"], LINKS),
@@ -120,7 +118,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("network disconnect", &["force"], NOT_YET),
     ("network inspect", &["verbose"], SWARM),
     ("network rm", &["force"], NOT_YET),
-    ("search", &["format"], NOT_YET),
     ("volume create", &["availability", "group", "limit-bytes", "required-bytes", "scope",
                         "secret", "sharing", "topology-preferred", "topology-required", "type"],
      CLUSTER_VOLUMES),
@@ -407,9 +404,9 @@ mod tests {
             refused(&["lade", "run", "--dns-opt", "ndots:1", "busybox"]),
             None
         );
-        assert!(refused(&["lade", "images", "--filter", "dangling=true"])
+        assert!(refused(&["lade", "images", "--tree"])
             .unwrap()
-            .starts_with("--filter is not supported by lade images"));
+            .starts_with("--tree is not supported by lade images"));
         assert_eq!(
             refused(&["lade", "run", "-h", "box", "busybox", "hostname"]),
             None

@@ -1,10 +1,11 @@
 //! `lade pull`, `push`, `login`, `logout`: the registry client's commands.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args};
+use serde_json::{json, Value};
 
 use super::open_store;
 use super::StoreConfig;
@@ -228,8 +229,9 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
 pub struct LoginArgs {
     #[arg(short, long)]
     pub username: Option<String>,
-    /// The password (prefer --password-stdin: a password on the command line is seen
-    /// by other users' `ps`)
+    /// The password, or "-" to read it from standard input (prefer --password-stdin: a
+    /// password on the command line is seen by other users' `ps`); asked for on a
+    /// terminal when missing
     #[arg(short, long)]
     pub password: Option<String>,
     /// Read the password from standard input
@@ -246,29 +248,52 @@ pub struct LoginArgs {
 /// `lade login`: checked against the registry, then saved through the credential
 /// helper Docker's config names for it, else where podman keeps them.
 pub fn login(store_config: &StoreConfig, args: LoginArgs) -> Result<ExitCode> {
-    let Some(username) = args.username else {
-        bail!("lade login needs -u USER (and -p or --password-stdin)");
-    };
-    let password = match (args.password, args.password_stdin) {
-        (Some(_), true) => bail!("give -p or --password-stdin, not both"),
-        (Some(password), false) => {
+    let from_stdin = args.password_stdin || args.password.as_deref() == Some("-");
+    if from_stdin {
+        if args.password.as_deref().is_some_and(|p| p != "-") {
+            bail!("conflicting options: cannot specify both --password and --password-stdin");
+        }
+        if args.username.is_none() {
+            bail!("the --password-stdin option requires --username to be set");
+        }
+    }
+    if args.username.as_deref() == Some("") {
+        bail!("username is empty");
+    }
+    if args.password.as_deref() == Some("") {
+        bail!("password is empty");
+    }
+    let password = if from_stdin {
+        Some(secret_from_stdin()?)
+    } else {
+        args.password.inspect(|_| {
             // Docker's words: the password is in the shell's history and, while lade
             // runs, in its command line for every user to read.
             eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
-            password
+        })
+    };
+    let (username, password) = match (args.username, password) {
+        (Some(username), Some(password)) => (username, password),
+        (username, password) => {
+            if !std::io::stdin().is_terminal() {
+                bail!("cannot perform an interactive login from a non-TTY device: give -u USER and --password-stdin (or -p)");
+            }
+            let username = match username {
+                Some(username) => username,
+                None => prompt_line("Username: ")?,
+            };
+            if username.is_empty() {
+                bail!("username is required");
+            }
+            let password = match password {
+                Some(password) => password,
+                None => prompt_password("Password: ")?,
+            };
+            (username, password)
         }
-        (None, true) => {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line.trim_end_matches(['\n', '\r']).to_string()
-        }
-        (None, false) if std::io::stdin().is_terminal() => {
-            bail!("give the password with -p or --password-stdin")
-        }
-        (None, false) => bail!("give the password with -p or --password-stdin"),
     };
     if password.is_empty() {
-        bail!("the password is empty");
+        bail!("password is required");
     }
     let saved = engine::login(engine::LoginRequest {
         registry: engine::registry_name(&args.registry),
@@ -281,6 +306,49 @@ pub fn login(store_config: &StoreConfig, args: LoginArgs) -> Result<ExitCode> {
     })?;
     println!("Login Succeeded! ({saved})");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The secret on standard input: all of it, one line ending at its end taken off (as
+/// Docker's `readSecretFromStdin`); other white space is the secret's.
+fn secret_from_stdin() -> Result<String> {
+    let mut secret = String::new();
+    std::io::stdin()
+        .lock()
+        .read_to_string(&mut secret)
+        .context("cannot read the password from standard input")?;
+    let trimmed = secret
+        .strip_suffix("\r\n")
+        .or_else(|| secret.strip_suffix('\n'))
+        .or_else(|| secret.strip_suffix('\r'))
+        .unwrap_or(&secret);
+    Ok(trimmed.to_string())
+}
+
+/// A line typed on the terminal after `prompt` (on standard output, as Docker's).
+fn prompt_line(prompt: &str) -> Result<String> {
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt}")?;
+    out.flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim().to_string())
+}
+
+/// [`prompt_line`] with the terminal's echo off while the password is typed.
+fn prompt_password(prompt: &str) -> Result<String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin).context("cannot read the terminal's settings")?;
+    let mut silent = saved.clone();
+    silent.local_flags.remove(LocalFlags::ECHO);
+    // The line ending still shows, so the next output starts on a line of its own.
+    silent.local_flags.insert(LocalFlags::ECHONL);
+    tcsetattr(&stdin, SetArg::TCSANOW, &silent).context("cannot turn the terminal's echo off")?;
+    let typed = prompt_line(prompt);
+    let restored = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+    let typed = typed?;
+    restored.context("cannot restore the terminal's echo (`stty echo` does)")?;
+    Ok(typed)
 }
 
 #[derive(Debug, Args)]
@@ -316,12 +384,40 @@ pub struct SearchArgs {
     /// Do not cut descriptions
     #[arg(long)]
     pub no_trunc: bool,
+    /// Output format: table, json, or a Go template (`{{.Name}}: {{.StarCount}}`)
+    #[arg(long, default_value = "table")]
+    pub format: String,
     /// Verify the registry's TLS certificate
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub tls_verify: bool,
     /// TERM, or REGISTRY/TERM for another registry than Docker Hub (its catalog)
     #[arg(value_name = "TERM")]
     pub term: String,
+}
+
+/// A result as Docker's search formatter gives its fields (`formatter_search.go`): flags
+/// are `[OK]` or empty in a table or template, `true` or `false` in JSON; nothing is
+/// automated any more.
+fn search_row(result: &engine::SearchResult, trunc: bool, json: bool) -> Value {
+    let flag = |value: bool| match (value, json) {
+        (true, true) => "true",
+        (true, false) => "[OK]",
+        (false, true) => "false",
+        (false, false) => "",
+    };
+    let description = result.description.replace(['\n', '\r'], " ");
+    let description = if trunc {
+        super::images::ellipsis(&description, 45)
+    } else {
+        description
+    };
+    json!({
+        "Description": description,
+        "IsAutomated": flag(false),
+        "IsOfficial": flag(result.official),
+        "Name": result.name,
+        "StarCount": result.stars.to_string(),
+    })
 }
 
 /// `lade search`, with Docker's columns.
@@ -350,26 +446,81 @@ pub fn search(store_config: &StoreConfig, args: SearchArgs) -> Result<ExitCode> 
             docker_config: store_config.docker_config.clone(),
         },
     })?;
+    let format = super::ListFormat::parse_with_headers(
+        &args.format,
+        &[
+            ("StarCount", "STARS"),
+            ("IsOfficial", "OFFICIAL"),
+            ("IsAutomated", "AUTOMATED"),
+        ],
+    )?;
+    let json = matches!(format, super::ListFormat::Json);
+    let results: Vec<Value> = results
+        .iter()
+        .map(|r| search_row(r, !args.no_trunc, json))
+        .collect();
+    if format.print(&results)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let field = |row: &Value, name: &str| row[name].as_str().unwrap_or_default().to_string();
     let rows: Vec<Vec<String>> = results
-        .into_iter()
-        .map(|r| {
-            let description = if args.no_trunc || r.description.chars().count() <= 45 {
-                r.description
-            } else {
-                format!("{}…", r.description.chars().take(44).collect::<String>())
-            };
-            vec![
-                r.name,
-                description,
-                r.stars.to_string(),
-                if r.official {
-                    "[OK]".into()
-                } else {
-                    String::new()
-                },
-            ]
+        .iter()
+        .map(|row| {
+            ["Name", "Description", "StarCount", "IsOfficial"]
+                .iter()
+                .map(|name| field(row, name))
+                .collect()
         })
         .collect();
     super::print_table(&["NAME", "DESCRIPTION", "STARS", "OFFICIAL"], &rows);
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(description: &str, official: bool) -> engine::SearchResult {
+        engine::SearchResult {
+            name: "team/app".into(),
+            description: description.into(),
+            stars: 7,
+            official,
+        }
+    }
+
+    #[test]
+    fn search_rows_have_dockers_fields() {
+        let row = search_row(&result("an app\nof note", true), true, false);
+        assert_eq!(row["Name"], "team/app");
+        assert_eq!(row["Description"], "an app of note");
+        assert_eq!(row["StarCount"], "7");
+        assert_eq!(row["IsOfficial"], "[OK]");
+        assert_eq!(row["IsAutomated"], "");
+        let json = search_row(&result("", false), true, true);
+        assert_eq!(json["IsOfficial"], "false");
+        assert_eq!(json["IsAutomated"], "false");
+        let official = search_row(&result("", true), true, true);
+        assert_eq!(official["IsOfficial"], "true");
+    }
+
+    #[test]
+    fn search_descriptions_are_cut_unless_asked() {
+        let long = "d".repeat(60);
+        let cut = search_row(&result(&long, false), true, false);
+        let cut = cut["Description"].as_str().unwrap();
+        assert_eq!(cut.chars().count(), 45);
+        assert!(cut.ends_with('…'));
+        let whole = search_row(&result(&long, false), false, false);
+        assert_eq!(whole["Description"], long.as_str());
+    }
+
+    #[test]
+    fn a_search_template_renders_the_fields() {
+        let format =
+            crate::cli::template::Format::parse("{{.Name}} {{.StarCount}} {{.IsOfficial}}")
+                .unwrap();
+        let row = search_row(&result("", true), true, false);
+        assert_eq!(format.render(&row).unwrap(), "team/app 7 [OK]");
+    }
 }

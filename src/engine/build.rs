@@ -4,6 +4,7 @@
 //! `--dry-run` (the plan, reading no image).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{push, EngineError, PushRequest, Result};
@@ -188,6 +189,121 @@ pub fn explain(
     Ok(builder::explain(store, &options)?)
 }
 
+/// What `build -` found on standard input (Docker's `GetContextFromReader`).
+pub enum StdinInput {
+    /// A Dockerfile: the build's context is an empty directory, where COPY and ADD
+    /// find nothing.
+    Dockerfile {
+        dockerfile: Vec<u8>,
+        context: StagedContext,
+    },
+    /// An archive (tar, or tar compressed with gzip, bzip2, xz or zstd), unpacked: the
+    /// context, with the Dockerfile in it.
+    Context(StagedContext),
+}
+
+/// A context unpacked under the store's staging area, removed when dropped with the
+/// stat cache a build kept of it (no later build sees that directory again).
+pub struct StagedContext {
+    staging: Staging,
+    stat_cache: Option<PathBuf>,
+}
+
+impl StagedContext {
+    fn new(store: &Store, staging: Staging) -> StagedContext {
+        let stat_cache = std::fs::canonicalize(staging.path())
+            .ok()
+            .map(|root| store.stat_cache_path(&root.to_string_lossy()));
+        StagedContext {
+            staging,
+            stat_cache,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.staging.path()
+    }
+}
+
+impl Drop for StagedContext {
+    fn drop(&mut self) {
+        if let Some(path) = &self.stat_cache {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// An archive's first block: what tells it from a Dockerfile.
+const TAR_BLOCK: usize = 512;
+
+/// `lade build -`: standard input as a Dockerfile or, when it is an archive, as the
+/// context.
+pub fn stdin_context(store: &Store, input: &mut dyn Read) -> Result<StdinInput> {
+    let read_error = |source| EngineError::File {
+        what: "read standard input".into(),
+        source,
+    };
+    let mut head = Vec::with_capacity(TAR_BLOCK);
+    (&mut *input)
+        .take(TAR_BLOCK as u64)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    let staging = store.staging_dir("stdin-context")?;
+    if !is_archive(&head) {
+        input.read_to_end(&mut head).map_err(read_error)?;
+        return Ok(StdinInput::Dockerfile {
+            dockerfile: head,
+            context: StagedContext::new(store, staging),
+        });
+    }
+    let mut tar = crate::layers::decompressing_reader(std::io::Cursor::new(head).chain(input))
+        .map_err(read_error)?;
+    crate::layers::extract(
+        &mut tar,
+        staging.path(),
+        &crate::layers::ExtractLimits::for_store(store),
+    )
+    .map_err(EngineError::StdinContext)?;
+    Ok(StdinInput::Context(StagedContext::new(store, staging)))
+}
+
+/// Compressed data (gzip, bzip2, xz, zstd), or a tar header whose checksum holds.
+fn is_archive(head: &[u8]) -> bool {
+    const MAGICS: [&[u8]; 4] = [
+        &[0x1f, 0x8b],
+        b"BZh",
+        &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
+        &[0x28, 0xb5, 0x2f, 0xfd],
+    ];
+    if MAGICS.iter().any(|magic| head.starts_with(magic)) {
+        return true;
+    }
+    if head.len() < TAR_BLOCK {
+        return false;
+    }
+    let field = &head[148..156];
+    let digits: String = field
+        .iter()
+        .take_while(|&&b| b != 0 && b != b' ')
+        .map(|&b| b as char)
+        .collect();
+    let Ok(expected) = u32::from_str_radix(digits.trim_start(), 8) else {
+        return false;
+    };
+    let sum: u32 = head[..TAR_BLOCK]
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    sum == expected
+}
+
 /// The plan of a `--dry-run`, and each needed stage's steps after expansion.
 #[derive(Debug, Clone)]
 pub struct DryRun {
@@ -217,6 +333,22 @@ mod tests {
         .unwrap();
         assert_eq!(run.plan.stages.len(), 2);
         assert_eq!(run.expanded.len(), 2);
+    }
+
+    #[test]
+    fn a_tar_is_told_from_a_dockerfile() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_ustar();
+        header.set_path("Dockerfile").unwrap();
+        header.set_size(12);
+        header.set_cksum();
+        tar.append(&header, &b"FROM scratch"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        assert!(is_archive(&tar[..TAR_BLOCK]));
+        assert!(is_archive(&[0x1f, 0x8b, 8, 0]));
+        let dockerfile = format!("FROM busybox\n{}", "# padding\n".repeat(100));
+        assert!(!is_archive(&dockerfile.as_bytes()[..TAR_BLOCK]));
+        assert!(!is_archive(b"FROM busybox\n"));
     }
 
     #[test]

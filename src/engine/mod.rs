@@ -66,7 +66,8 @@ pub use archive::{
     SaveDestination, SaveRequest, SaveSet,
 };
 pub use build::{
-    build, dry_run, explain, BuildNotice, BuildReporter, BuildRequest, CacheSource, DryRun,
+    build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, CacheSource,
+    DryRun, StagedContext, StdinInput,
 };
 pub use cache::{
     cache_inspect, cache_records, cache_usage, prune_cache, CacheInspection, CachePruneRequest,
@@ -81,8 +82,8 @@ pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use exec::{exec, ExecRequest};
 pub use image::ImageName;
 pub use images::{
-    history, images, inspect, remove_image, tag, HistoryRow, ImageFilter, InspectKind, ListedImage,
-    Removed,
+    history, images, inspect, remove_image, tag, HistoryRow, ImageFilter, ImagesFilter,
+    ImagesRequest, InspectKind, ListedImage, Removed,
 };
 pub use info::{info, Info};
 pub use lifecycle::{
@@ -204,6 +205,9 @@ pub enum EngineError {
         what: String,
         source: std::io::Error,
     },
+    /// `build -`: the archive on standard input could not be unpacked as the context.
+    #[error("cannot unpack the build context from standard input: {0}")]
+    StdinContext(#[source] crate::layers::LayerError),
     /// An archive could not be read or written: `what` says which (`import x.tar`,
     /// `load standard input`).
     #[error("cannot {what}: {source}")]

@@ -2,7 +2,8 @@
 //! image's config, read by the same parser and expansion rules as a build, so that
 //! `--change 'ENV A=$B'` means what it means in a Dockerfile.
 
-use super::{expand_stage, plan_text, BaseImage, PlanError, PlanOptions, StepKind};
+use super::expand::expand_changes;
+use super::{plan_text, BaseImage, PlanError, PlanOptions, StepKind};
 use crate::oci::ContainerConfig;
 
 /// The instructions a `--change` may give: those that change only the config.
@@ -51,7 +52,7 @@ pub fn config_with_changes(
         text.push('\n');
     }
     let plan = plan_text("--change", text.into_bytes(), &PlanOptions::default())?;
-    let stage = expand_stage(&plan, 0, &base).map_err(PlanError::from)?;
+    let stage = expand_changes(&plan, &base).map_err(PlanError::from)?;
     debug_assert!(stage
         .steps
         .iter()

@@ -204,6 +204,21 @@ pub fn expand_stage(
     index: usize,
     base: &BaseImage,
 ) -> Result<ExpandedStage, GraphError> {
+    expand(plan, index, base, true)
+}
+
+/// As [`expand_stage`], for `--change` lines: Docker applies them to the config as it
+/// is, without the PATH a build's stage gets.
+pub(super) fn expand_changes(plan: &Plan, base: &BaseImage) -> Result<ExpandedStage, GraphError> {
+    expand(plan, 0, base, false)
+}
+
+fn expand(
+    plan: &Plan,
+    index: usize,
+    base: &BaseImage,
+    default_path: bool,
+) -> Result<ExpandedStage, GraphError> {
     let stage = &plan.stages[index];
     let automatic = automatic_args(&Platform::host());
     let mut global = ArgValues::default();
@@ -211,6 +226,12 @@ pub fn expand_stage(
         global.set(name, value.clone());
     }
     let mut config = base.config.clone();
+    // BuildKit gives every stage a PATH when its base has none (an `import`ed image, a
+    // hand-made config), so `ENV PATH=$PATH:/opt/bin` and RUN find their programs; the
+    // built image keeps it.
+    if default_path && !config.env_pairs().iter().any(|(name, _)| name == "PATH") {
+        config.set_env("PATH", DEFAULT_PATH);
+    }
     let triggers = config.on_build.take().unwrap_or_default();
     let env = config.env_pairs();
     let names: BTreeMap<String, usize> = plan

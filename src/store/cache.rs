@@ -250,7 +250,8 @@ impl Store {
         self.root().join("contexts")
     }
 
-    fn stat_cache_path(&self, root: &str) -> PathBuf {
+    /// The file of the stat cache of the context directory `root` (canonical).
+    pub fn stat_cache_path(&self, root: &str) -> PathBuf {
         let name = Digest::of(root.as_bytes()).hex();
         self.contexts_dir().join(&name[..32])
     }

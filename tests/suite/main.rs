@@ -14,6 +14,7 @@ mod conformance;
 mod containers;
 mod docker_behaviour;
 mod docker_cli;
+mod docker_images;
 mod docker_volumes;
 mod dry_run;
 mod finish;
