@@ -440,7 +440,9 @@ fn hide_globals(mut command: clap::Command, globals: &[clap::Arg]) -> clap::Comm
             hide_globals(sub, globals)
         });
     }
-    command
+    // A single-value option given twice takes its last value, as Docker's flags do
+    // (`--name a --name b` names it b); lists still gather every value.
+    command.args_override_self(true)
 }
 
 /// Parses the command line, answering Docker names lade refuses with one line that says
@@ -812,6 +814,27 @@ fn is_dash(path: &Path) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_repeated_option_takes_its_last_value_and_lists_keep_all() {
+        use clap::FromArgMatches;
+        let matches = command()
+            .try_get_matches_from([
+                "lade", "run", "--name", "first", "--name", "second", "-e", "A=1", "-e", "B=2",
+                "busybox",
+            ])
+            .unwrap();
+        let Cli {
+            command: Command::Run(args),
+            ..
+        } = Cli::from_arg_matches(&matches).unwrap()
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(args.name.as_deref(), Some("second"));
+        assert_eq!(args.env, ["A=1", "B=2"]);
+    }
+
     use super::*;
 
     #[test]

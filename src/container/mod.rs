@@ -378,6 +378,14 @@ pub fn run_created(
     let id = id.to_string();
     let container = Container::load(store, &id)?;
     let mut spec = container.spec.clone();
+    // Before the network session: a refusal here must not find the container's network
+    // lock held by this very process (its removal would wait for it forever).
+    if let Err(err) = sandbox::join_shared(store, &container.settings.shared, &mut spec) {
+        if options.remove {
+            auto_remove(store, &id)?;
+        }
+        return Err(err);
+    }
     let (network, join) = match networking::start(store, &container) {
         Ok(started) => started,
         Err(err) => {
@@ -388,12 +396,6 @@ pub fn run_created(
         }
     };
     spec.network = join;
-    if let Err(err) = sandbox::join_shared(store, &container.settings.shared, &mut spec) {
-        if options.remove {
-            auto_remove(store, &id)?;
-        }
-        return Err(err);
-    }
     if let Some(warning) = network.as_ref().and_then(|n| n.warning()) {
         on_warning(&warning.to_string());
     }

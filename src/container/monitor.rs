@@ -156,12 +156,12 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
     let mut backoff = Duration::ZERO;
     loop {
         let container = Container::load(store, id)?;
+        let mut spec = container.spec.clone();
+        // Before a network is made for a start that would be refused.
+        super::sandbox::join_shared(store, &container.settings.shared, &mut spec)?;
         let (network, join) = super::networking::start(store, &container)?;
-        let Container {
-            mut spec, settings, ..
-        } = container;
+        let settings = container.settings;
         spec.network = join;
-        super::sandbox::join_shared(store, &settings.shared, &mut spec)?;
         // Told to the command that starts it (`run -d`, `start`), before its `ok`.
         if let (Some(file), Some(warning)) =
             (ready.as_mut(), network.as_ref().and_then(|n| n.warning()))

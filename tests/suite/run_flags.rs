@@ -358,6 +358,21 @@ fn ipc_uts_cgroupns_and_userns_modes() {
     let theirs = lade.ok(&["exec", "shm-owner", "readlink", "/proc/self/ns/ipc"]);
     assert_eq!(ns(&["--ipc", "container:shm-owner"], "ipc"), theirs.trim());
     refused(&lade, &["--ipc", "container:private-one"], "shareable");
+    // On a network of its own too: refused at once (the refusal once waited forever for
+    // the network lock its own run held), and `--rm` leaves nothing behind.
+    let bridged = lade.output(&[
+        "run",
+        "--rm",
+        "--name",
+        "ipc-refused",
+        "--ipc",
+        "container:private-one",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(bridged.status.code(), Some(125), "{bridged:?}");
+    let left = lade.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!left.contains("ipc-refused"), "{left}");
     lade.ok(&["rm", "-f", "shm-owner", "private-one"]);
 }
 
