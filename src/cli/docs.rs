@@ -24,7 +24,7 @@ pub struct ManPagesArgs {
 /// `lade completion bash`: the script on stdout (source it, or install it where the
 /// shell's completion loader looks, as `scripts/install.sh` does).
 pub fn completion(args: CompletionArgs) -> Result<ExitCode> {
-    let mut command = super::command();
+    let mut command = super::command_without_refusals();
     clap_complete::generate(args.shell, &mut command, "lade", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }

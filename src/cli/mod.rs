@@ -416,7 +416,16 @@ impl From<CompressionArg> for Compression {
 /// names lade refuses, and the global options shown once, in `lade --help` (clap would
 /// list an option made global in every subcommand's help as well).
 pub(crate) fn command() -> clap::Command {
-    let tree = refusals::with_refusals(Cli::command());
+    with_hidden_globals(refusals::with_refusals(Cli::command()))
+}
+
+/// The command tree without the refused Docker names: what completion offers (the
+/// stand-ins are hidden, but completion scripts list hidden commands too).
+pub(crate) fn command_without_refusals() -> clap::Command {
+    with_hidden_globals(Cli::command())
+}
+
+fn with_hidden_globals(tree: clap::Command) -> clap::Command {
     let globals: Vec<clap::Arg> = tree
         .get_arguments()
         .filter(|arg| arg.is_global_set())
