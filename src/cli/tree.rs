@@ -1,0 +1,207 @@
+//! Docker's command tree around lade's commands: the management forms (`container ls`,
+//! `image rm`, `builder prune`) as the top-level commands they are, and the clap tree
+//! the parser, help, completion and man pages are made from (refused Docker names
+//! stood in, global options shown once).
+
+use clap::{CommandFactory, Subcommand};
+
+use super::*;
+
+/// `lade container VERB`: each is the top-level command of that name (`container ls`
+/// is `ps`), with the same options.
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Attach to a running container's output, and its input when it keeps it open
+    Attach(containers::AttachArgs),
+    /// Make an image of a container's changes
+    Commit(containers::CommitArgs),
+    /// Copy files between a container and the host (or a tar stream, `-`)
+    Cp(containers::CpArgs),
+    /// Create a container without starting it (as `run` would make it)
+    Create(containers::RunArgs),
+    /// Show what a container changed in its file system (A added, C changed, D deleted)
+    Diff(containers::OneContainer),
+    /// Run a command in a running container
+    Exec(containers::ExecArgs),
+    /// Write a container's root file system as a tar
+    Export(containers::ExportArgs),
+    /// Show containers as JSON (or through a --format template)
+    Inspect(images::ObjectInspectArgs),
+    /// Send a signal to running containers (default SIGKILL)
+    Kill(containers::KillArgs),
+    /// Show what a detached container wrote (stdout and stderr, each to its own)
+    Logs(containers::LogsArgs),
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(containers::PsArgs),
+    /// Freeze the processes of running containers
+    Pause(containers::ContainersArgs),
+    /// Show a running container's published ports
+    Port(containers::PortArgs),
+    /// Remove every container that is not running
+    Prune(containers::PruneArgs),
+    /// Give a container another name
+    Rename(containers::RenameArgs),
+    /// Stop and start containers again
+    Restart(containers::StopArgs),
+    /// Remove containers
+    #[command(visible_alias = "remove")]
+    Rm(containers::RmArgs),
+    /// Run a command in a new container
+    Run(containers::RunArgs),
+    /// Start stopped or created containers (detached, their files kept; -a attached)
+    Start(containers::StartArgs),
+    /// Show what running containers use (CPU, memory, processes)
+    Stats(containers::StatsArgs),
+    /// Stop running containers: their stop signal, then SIGKILL after a timeout
+    Stop(containers::StopArgs),
+    /// Show a running container's processes (the host's ps)
+    Top(containers::TopArgs),
+    /// Resume paused containers
+    Unpause(containers::ContainersArgs),
+    /// Wait until containers stop; print their exit codes
+    Wait(containers::ContainersArgs),
+}
+
+/// `lade image VERB`: each is the top-level command of that name (`image ls` is
+/// `images`, `image rm` is `rmi`), with the same options.
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
+    /// Show the history of an image
+    History(images::HistoryArgs),
+    /// Make an image of a root filesystem tarball
+    Import(archive::ImportArgs),
+    /// Show images as JSON (or through a --format template)
+    Inspect(images::ObjectInspectArgs),
+    /// Add the images of a tar archive (docker-archive or OCI, compressed or not)
+    Load(archive::LoadArgs),
+    /// List images
+    #[command(visible_alias = "list")]
+    Ls(images::ImagesArgs),
+    /// Remove dangling images (untagged ones no container uses; --all: every unused one)
+    Prune(images::ImagePruneArgs),
+    /// Pull an image from a registry (docker.io unless the name says another)
+    Pull(registry::PullArgs),
+    /// Push an image to a registry (its layers as stored, the manifest last)
+    Push(registry::PushArgs),
+    /// Remove images
+    #[command(visible_alias = "remove")]
+    Rm(images::RmiArgs),
+    /// Write images to a tar archive (docker-archive with an OCI layout, or OCI)
+    Save(archive::SaveArgs),
+    /// Give an image another name
+    Tag(images::TagArgs),
+}
+
+/// `lade builder`: Docker's name for the build cache's commands.
+#[derive(Debug, Subcommand)]
+pub enum BuilderCommand {
+    /// Build an image from a Dockerfile (`lade build`)
+    Build(Box<build::BuildArgs>),
+    /// Remove build cache (`lade cache prune`)
+    Prune(cache::PruneArgs),
+}
+
+impl Command {
+    /// The top-level command a management form stands for (`container ls` is `ps`), so
+    /// that each has one handler and one set of rules (root, mounts). The prunes of
+    /// `container` and `image` have no top-level form and stay as they are.
+    pub(super) fn into_top_level(self) -> Command {
+        use ContainerCommand as C;
+        match self {
+            Command::Container(command) => match command {
+                C::Attach(args) => Command::Attach(args),
+                C::Commit(args) => Command::Commit(args),
+                C::Cp(args) => Command::Cp(args),
+                C::Create(args) => Command::Create(args),
+                C::Diff(args) => Command::Diff(args),
+                C::Exec(args) => Command::Exec(args),
+                C::Export(args) => Command::Export(args),
+                C::Inspect(args) => Command::Inspect(args.of(images::InspectKind::Container)),
+                C::Kill(args) => Command::Kill(args),
+                C::Logs(args) => Command::Logs(args),
+                C::Ls(args) => Command::Ps(args),
+                C::Pause(args) => Command::Pause(args),
+                C::Port(args) => Command::Port(args),
+                C::Rename(args) => Command::Rename(args),
+                C::Restart(args) => Command::Restart(args),
+                C::Rm(args) => Command::Rm(args),
+                C::Run(args) => Command::Run(args),
+                C::Start(args) => Command::Start(args),
+                C::Stats(args) => Command::Stats(args),
+                C::Stop(args) => Command::Stop(args),
+                C::Top(args) => Command::Top(args),
+                C::Unpause(args) => Command::Unpause(args),
+                C::Wait(args) => Command::Wait(args),
+                prune @ C::Prune(_) => Command::Container(prune),
+            },
+            Command::Image(command) => match command {
+                ImageCommand::Build(args) => Command::Build(args),
+                ImageCommand::History(args) => Command::History(args),
+                ImageCommand::Import(args) => Command::Import(args),
+                ImageCommand::Inspect(args) => {
+                    Command::Inspect(args.of(images::InspectKind::Image))
+                }
+                ImageCommand::Load(args) => Command::Load(args),
+                ImageCommand::Ls(args) => Command::Images(args),
+                ImageCommand::Pull(args) => Command::Pull(args),
+                ImageCommand::Push(args) => Command::Push(args),
+                ImageCommand::Rm(args) => Command::Rmi(args),
+                ImageCommand::Save(args) => Command::Save(args),
+                ImageCommand::Tag(args) => Command::Tag(args),
+                prune @ ImageCommand::Prune(_) => Command::Image(prune),
+            },
+            Command::Builder(BuilderCommand::Build(args)) => Command::Build(*args),
+            Command::Builder(BuilderCommand::Prune(args)) => {
+                Command::Cache(cache::CacheCommand::Prune(args))
+            }
+            Command::System(system::SystemCommand::Info(args)) => Command::Info(args),
+            Command::System(system::SystemCommand::Events(args)) => Command::Events(args),
+            command => command,
+        }
+    }
+}
+
+/// lade's command line as clap sees it: the derived tree, the stand-ins for Docker's
+/// names lade refuses, and the global options shown once, in `lade --help` (clap would
+/// list an option made global in every subcommand's help as well).
+pub(crate) fn command() -> clap::Command {
+    with_hidden_globals(refusals::with_refusals(Cli::command()))
+}
+
+/// The command tree without the refused Docker names: what completion offers (the
+/// stand-ins are hidden, but completion scripts list hidden commands too).
+pub(crate) fn command_without_refusals() -> clap::Command {
+    with_hidden_globals(Cli::command())
+}
+
+fn with_hidden_globals(tree: clap::Command) -> clap::Command {
+    let globals: Vec<clap::Arg> = tree
+        .get_arguments()
+        .filter(|arg| arg.is_global_set())
+        .map(|arg| arg.clone().hide(true))
+        .collect();
+    hide_globals(tree, &globals)
+}
+
+/// Gives every subcommand its own hidden copy of the global options: clap then
+/// propagates nothing, and they show in `lade --help` alone.
+fn hide_globals(mut command: clap::Command, globals: &[clap::Arg]) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|sub| sub.get_name().to_string())
+        .collect();
+    for name in names {
+        command = command.mut_subcommand(name, |mut sub| {
+            for arg in globals {
+                sub = sub.arg(arg.clone());
+            }
+            hide_globals(sub, globals)
+        });
+    }
+    // A single-value option given twice takes its last value, as Docker's flags do
+    // (`--name a --name b` names it b); lists still gather every value.
+    command.args_override_self(true)
+}
