@@ -1,14 +1,12 @@
-//! The store's images as the user sees them: listed (`images`), named (`tag`), removed
-//! (`rmi`), described (`inspect`, containers first as Docker has it) and their steps
-//! (`history`).
+//! `lade images`: the store's images as the user sees them, with Docker's filters
+//! (`reference` with Go's path patterns, `dangling`, `label`, `before`, `since`) and the
+//! intermediate ones `-a` adds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde_json::{json, Value};
-
 use super::{EngineError, Result};
 use crate::oci::{Digest, ImageRef, ReferenceError};
-use crate::store::{Image, ImageSummary, Store, StoreError};
+use crate::store::{Image, ImageSummary, Store};
 
 /// `images REPOSITORY[:TAG]`: the images of a repository, of one tag when one is given.
 #[derive(Debug, Clone)]
@@ -392,140 +390,6 @@ fn repository_and_tag(tag: Option<&str>) -> (String, String) {
         ),
         Err(_) => (name.to_string(), "<none>".into()),
     }
-}
-
-/// `lade tag`: `target` (a name without a digest, checked by the caller) names the
-/// image `source` names.
-pub fn tag(store: &Store, source: &str, target: &ImageRef) -> Result<()> {
-    let image = store.image(source)?;
-    store.set_tag(
-        &target.familiar(),
-        &image.manifest_digest,
-        image.manifest_size,
-    )?;
-    let id = image.id.to_string();
-    crate::store::events::image_event(store, "tag", &id, &target.familiar());
-    Ok(())
-}
-
-/// What `rmi` of one image did.
-#[derive(Debug, Clone, Default)]
-pub struct Removed {
-    pub untagged: Vec<String>,
-    pub deleted: Vec<Digest>,
-}
-
-/// `lade rmi` of one image; `force` removes it from under containers and other tags.
-pub fn remove_image(store: &Store, reference: &str, force: bool) -> Result<Removed> {
-    let (untagged, deleted) = store.remove_image(reference, force)?;
-    Ok(Removed { untagged, deleted })
-}
-
-/// What `inspect` looks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InspectKind {
-    Container,
-    Image,
-}
-
-/// `lade inspect` of one name: a container by that name or id first, then an image (or
-/// only the `kind` asked), in Docker's JSON shape.
-pub fn inspect(store: &Store, reference: &str, kind: Option<InspectKind>) -> Result<Value> {
-    if kind != Some(InspectKind::Image) {
-        match crate::container::inspect(store, reference) {
-            Ok(found) => return Ok(found),
-            Err(_) if kind.is_none() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let image = store.image(reference).map_err(|e| match e {
-        StoreError::NoSuchImage(_) if kind.is_none() => {
-            EngineError::NoSuchObject(reference.to_string())
-        }
-        other => other.into(),
-    })?;
-    let digests: Vec<String> = store
-        .repo_digests(&image.manifest_digest)?
-        .into_iter()
-        .map(|(repository, digest)| format!("{repository}@{digest}"))
-        .collect();
-    Ok(inspect_json(&image, &digests))
-}
-
-/// Docker's `image inspect` shape.
-fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
-    let config = &image.config;
-    json!({
-        "Id": image.id.to_string(),
-        "RepoTags": image.tags,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Created": config.created,
-        "Author": config.author.clone().unwrap_or_default(),
-        "Config": config.config,
-        "Architecture": config.architecture,
-        "Variant": config.variant,
-        "Os": config.os,
-        "Size": image.size(),
-        "RootFS": {
-            "Type": config.rootfs.kind,
-            "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
-        },
-        "Manifest": {
-            "Digest": image.manifest_digest.to_string(),
-            "Layers": image.layers.iter().map(|l| json!({
-                "Digest": l.blob.to_string(),
-                "MediaType": l.media_type,
-                "Size": l.size,
-            })).collect::<Vec<_>>(),
-        },
-        "Metadata": {},
-    })
-}
-
-/// A row of `lade history`, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HistoryRow {
-    /// The image's id on the newest row; the others have none (`<missing>`).
-    pub id: Option<Digest>,
-    pub created: Option<String>,
-    pub created_by: String,
-    /// The size of the step's layer, uncompressed (0 for a step without one).
-    pub size: u64,
-    pub comment: String,
-}
-
-/// `lade history`.
-pub fn history(store: &Store, image: &str) -> Result<Vec<HistoryRow>> {
-    let image = store.image(image)?;
-    Ok(history_rows(&image))
-}
-
-fn history_rows(image: &Image) -> Vec<HistoryRow> {
-    // History entries with a layer take the layers in order.
-    let mut layers = image.layers.iter();
-    let mut rows: Vec<HistoryRow> = image
-        .config
-        .history
-        .iter()
-        .map(|entry| HistoryRow {
-            id: None,
-            created: entry.created.clone(),
-            created_by: entry.created_by.clone().unwrap_or_default(),
-            size: if entry.is_empty_layer() {
-                0
-            } else {
-                layers.next().map_or(0, |l| l.tar_size)
-            },
-            comment: entry.comment.clone().unwrap_or_default(),
-        })
-        .collect();
-    rows.reverse();
-    if let Some(first) = rows.first_mut() {
-        first.id = Some(image.id);
-    }
-    rows
 }
 
 #[cfg(test)]

@@ -30,16 +30,20 @@ mod create;
 mod df;
 mod events;
 mod exec;
+mod history;
 mod image;
 mod images;
 mod info;
+mod inspect;
 mod lifecycle;
-mod list;
 mod login;
 mod logs;
 mod network;
+mod port;
 pub mod process;
+mod processes;
 mod prune;
+mod ps;
 mod pull;
 mod push;
 mod remove;
@@ -47,6 +51,7 @@ mod rename;
 mod run;
 mod search;
 mod start;
+mod tag;
 mod volume;
 
 use std::path::PathBuf;
@@ -80,18 +85,13 @@ pub use create::{create, ContainerRequest};
 pub use df::{df, DiskUsage, Space, Usage};
 pub use events::{events, EventFilters, EventsRequest, UnknownFilter};
 pub use exec::{exec, ExecRequest};
+pub use history::{history, HistoryRow};
 pub use image::ImageName;
-pub use images::{
-    history, images, inspect, remove_image, tag, HistoryRow, ImageFilter, ImagesFilter,
-    ImagesRequest, InspectKind, ListedImage, Removed,
-};
+pub use images::{images, ImageFilter, ImagesFilter, ImagesRequest, ListedImage};
 pub use info::{info, Info};
+pub use inspect::{inspect, InspectKind};
 pub use lifecycle::{
     each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,
-};
-pub use list::{
-    port, ps, stats, top, ContainerRow, ContainerSize, PortRequest, Processes, PsFilter, PsRequest,
-    PublishedPort, TopRequest,
 };
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
@@ -100,7 +100,10 @@ pub use network::{
     list_networks, prune_networks, remove_network, ConnectRequest, DisconnectRequest,
     NetworkFilter,
 };
+pub use port::{port, PortRequest, PublishedPort};
+pub use processes::{stats, top, Processes, TopRequest};
 pub use prune::{prune, prune_images, LabelFilter, PruneFilters, PruneRequest, Pruned};
+pub use ps::{ps, ContainerRow, ContainerSize, PsFilter, PsRequest};
 pub use pull::{pull, PullRequest};
 pub use push::{push, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};
@@ -108,6 +111,7 @@ pub use rename::{rename, RenameRequest};
 pub use run::{run, RunOutcome, RunRequest};
 pub use search::{search, SearchFilter, SearchRequest};
 pub use start::{attach, start_attached, start_detached, AttachRequest, StartAttached};
+pub use tag::{remove_image, tag, Removed};
 pub use volume::{
     create_volume, inspect_volume, list_volumes, prune_volumes, remove_volume, Volume,
     VolumeCreateRequest, VolumeFilter, VolumeRemoveRequest,

@@ -1,11 +1,10 @@
-//! What `ps`, `port`, `top` and `stats` show: the containers as rows (filtered as
-//! Docker filters them), a container's published ports, its processes as the host's
-//! `ps` lists them, and what running containers use. `cli` renders the rows.
+//! `lade ps`: the containers as rows, filtered as Docker filters them, with their
+//! health, ports, mounts and sizes. `cli` renders the rows.
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::{EngineError, Reporter, Result};
-use crate::container::{self, Container, ContainerState, HealthStatus, MountName, Usage};
+use crate::container::{self, Container, ContainerState, HealthStatus, MountName};
 use crate::network::PortMapping;
 use crate::oci::Digest;
 use crate::store::{self, Store};
@@ -247,120 +246,6 @@ pub fn ps(
         .collect())
 }
 
-/// `lade port`.
-#[derive(Debug, Clone)]
-pub struct PortRequest {
-    pub container: String,
-    /// Only this port (`80/tcp`).
-    pub port: Option<String>,
-}
-
-impl PortRequest {
-    /// A port without a protocol (`80`) is a TCP port, as Docker reads it.
-    pub fn new(container: String, port: Option<String>) -> PortRequest {
-        let port = port.map(|p| {
-            if p.contains('/') {
-                p
-            } else {
-                format!("{p}/tcp")
-            }
-        });
-        PortRequest { container, port }
-    }
-}
-
-/// One published port: `80/tcp` on `0.0.0.0:18080`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishedPort {
-    pub container_port: String,
-    pub host: String,
-}
-
-/// `lade port`: the container's published ports (those asked for); none asked for and
-/// none published is an error.
-pub fn port(store: &Store, request: &PortRequest) -> Result<Vec<PublishedPort>> {
-    let record = store.container(&request.container)?;
-    let ports: Vec<PublishedPort> = container::published_ports(store, &record)
-        .iter()
-        .flat_map(PortMapping::docker_lines)
-        .filter(|(container_port, _)| request.port.as_ref().is_none_or(|w| w == container_port))
-        .map(|(container_port, host)| PublishedPort {
-            container_port,
-            host,
-        })
-        .collect();
-    if let (Some(port), true) = (&request.port, ports.is_empty()) {
-        return Err(EngineError::NoPublicPort {
-            port: port.clone(),
-            container: record.name,
-        });
-    }
-    Ok(ports)
-}
-
-/// `lade top`.
-#[derive(Debug, Clone)]
-pub struct TopRequest {
-    pub container: String,
-    /// The options given to `ps` [default: `-ef`].
-    pub ps_options: Vec<String>,
-}
-
-/// What `ps` printed of the container's processes: its header and their lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Processes {
-    pub header: String,
-    pub lines: Vec<String>,
-}
-
-/// `lade top`: the host's `ps`, as Docker runs it, keeping the container's processes.
-pub fn top(store: &Store, request: &TopRequest) -> Result<Processes> {
-    let pids = container::processes(store, &request.container)?;
-    let options = if request.ps_options.is_empty() {
-        vec!["-ef".to_string()]
-    } else {
-        request.ps_options.clone()
-    };
-    let output = std::process::Command::new("ps")
-        .args(&options)
-        .output()
-        .map_err(EngineError::PsNotRun)?;
-    if !output.status.success() {
-        return Err(EngineError::PsFailed {
-            options: options.join(" "),
-            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
-    }
-    processes_of(&String::from_utf8_lossy(&output.stdout), &pids)
-        .ok_or_else(|| EngineError::PsNoPid(options.join(" ")))
-}
-
-/// The header and the lines of `ps` output whose PID is one of `pids`; `None` when
-/// there is no PID column.
-fn processes_of(text: &str, pids: &[i32]) -> Option<Processes> {
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or_default();
-    let pid_column = header.split_whitespace().position(|c| c == "PID")?;
-    let lines = lines
-        .filter(|line| {
-            line.split_whitespace()
-                .nth(pid_column)
-                .and_then(|p| p.parse::<i32>().ok())
-                .is_some_and(|p| pids.contains(&p))
-        })
-        .map(str::to_string)
-        .collect();
-    Some(Processes {
-        header: header.to_string(),
-        lines,
-    })
-}
-
-/// `lade stats`: what the containers named use (every running one when none is).
-pub fn stats(store: &Store, containers: &[String]) -> Result<Vec<Usage>> {
-    Ok(container::usage(store, containers)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,31 +279,5 @@ mod tests {
         );
         assert!(error("status=sleeping").contains("status is one of created, "));
         assert!(error("size=1").ends_with("(not size)"));
-    }
-
-    #[test]
-    fn a_port_is_tcp_unless_it_says() {
-        assert_eq!(
-            PortRequest::new("web".into(), Some("80".into()))
-                .port
-                .as_deref(),
-            Some("80/tcp")
-        );
-        assert_eq!(
-            PortRequest::new("web".into(), Some("53/udp".into()))
-                .port
-                .as_deref(),
-            Some("53/udp")
-        );
-        assert_eq!(PortRequest::new("web".into(), None).port, None);
-    }
-
-    #[test]
-    fn top_keeps_the_containers_processes() {
-        let text = "UID PID PPID CMD\nroot 1 0 init\nroot 42 1 sh\nroot 43 42 sleep\n";
-        let shown = processes_of(text, &[42, 43]).unwrap();
-        assert_eq!(shown.header, "UID PID PPID CMD");
-        assert_eq!(shown.lines, ["root 42 1 sh", "root 43 42 sleep"]);
-        assert_eq!(processes_of("UID CMD\nroot init\n", &[1]), None);
     }
 }

@@ -1,0 +1,70 @@
+//! `lade inspect`: a container or an image (containers first, as Docker has it), in
+//! Docker's JSON shape.
+
+use serde_json::{json, Value};
+
+use super::{EngineError, Result};
+use crate::store::{Image, Store, StoreError};
+
+/// What `inspect` looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InspectKind {
+    Container,
+    Image,
+}
+
+/// `lade inspect` of one name: a container by that name or id first, then an image (or
+/// only the `kind` asked), in Docker's JSON shape.
+pub fn inspect(store: &Store, reference: &str, kind: Option<InspectKind>) -> Result<Value> {
+    if kind != Some(InspectKind::Image) {
+        match crate::container::inspect(store, reference) {
+            Ok(found) => return Ok(found),
+            Err(_) if kind.is_none() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let image = store.image(reference).map_err(|e| match e {
+        StoreError::NoSuchImage(_) if kind.is_none() => {
+            EngineError::NoSuchObject(reference.to_string())
+        }
+        other => other.into(),
+    })?;
+    let digests: Vec<String> = store
+        .repo_digests(&image.manifest_digest)?
+        .into_iter()
+        .map(|(repository, digest)| format!("{repository}@{digest}"))
+        .collect();
+    Ok(inspect_json(&image, &digests))
+}
+
+/// Docker's `image inspect` shape.
+fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
+    let config = &image.config;
+    json!({
+        "Id": image.id.to_string(),
+        "RepoTags": image.tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": config.created,
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": config.config,
+        "Architecture": config.architecture,
+        "Variant": config.variant,
+        "Os": config.os,
+        "Size": image.size(),
+        "RootFS": {
+            "Type": config.rootfs.kind,
+            "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+        },
+        "Manifest": {
+            "Digest": image.manifest_digest.to_string(),
+            "Layers": image.layers.iter().map(|l| json!({
+                "Digest": l.blob.to_string(),
+                "MediaType": l.media_type,
+                "Size": l.size,
+            })).collect::<Vec<_>>(),
+        },
+        "Metadata": {},
+    })
+}
