@@ -57,6 +57,9 @@ pub struct BuildOptions {
     /// When base images are pulled: `--pull` pulls them again even when the store has
     /// them (`Always`); by default only those the store lacks are.
     pub pull: PullPolicy,
+    /// Docker's configuration directory (`--config`), whose saved credentials pull
+    /// the base images [default: `$DOCKER_CONFIG`, else `~/.docker`].
+    pub docker_config: Option<PathBuf>,
     /// Stages (names or indexes) whose steps are rebuilt whatever the cache holds.
     pub no_cache_filter: Vec<String>,
     /// How many RUN steps may run at once (stages always build side by side).
@@ -415,7 +418,7 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             let image = match found.get(&reference.familiar()) {
                 Some(image) => image.clone(),
                 None => {
-                    let image = find_image(store, reference, options.pull).map_err(located)?;
+                    let image = find_image(store, reference, options).map_err(located)?;
                     found.insert(reference.familiar(), image.clone());
                     image
                 }
@@ -453,8 +456,7 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
                     images.entry(reference.familiar())
                 {
                     slot.insert(
-                        find_image(store, reference, options.pull)
-                            .map_err(|e| step_failure(step, e))?,
+                        find_image(store, reference, options).map_err(|e| step_failure(step, e))?,
                     );
                 }
             }
@@ -678,13 +680,20 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
 fn find_image(
     store: &Store,
     reference: &ImageRef,
-    policy: PullPolicy,
+    options: &BuildOptions,
 ) -> Result<Image, ImageError> {
+    let pull = crate::registry::PullOptions {
+        client: crate::registry::ClientOptions {
+            docker_config: options.docker_config.clone(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     Ok(crate::registry::find_or_pull(
         store,
         &reference.familiar(),
-        policy,
-        &crate::registry::PullOptions::default(),
+        options.pull,
+        &pull,
         &(),
     )?)
 }

@@ -494,6 +494,7 @@ mod tests {
             target: None,
             no_cache,
             pull: crate::registry::PullPolicy::Missing,
+            docker_config: None,
             no_cache_filter: Vec::new(),
             jobs: 1,
             cache_from: Vec::new(),

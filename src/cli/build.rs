@@ -181,7 +181,7 @@ pub fn run(store_config: &StoreConfig, mut args: BuildArgs) -> Result<ExitCode> 
     let name = dockerfile_path.display().to_string();
     if args.explain || !args.dry_run {
         let path = (!super::is_dash(&dockerfile_path)).then_some(dockerfile_path);
-        let request = build_request(&args, name, bytes, path)?;
+        let request = build_request(&args, store_config, name, bytes, path)?;
         return if args.explain {
             explain(store_config, &args, &request)
         } else {
@@ -220,6 +220,7 @@ fn entitlements(allowed: &[String]) -> Result<Entitlements> {
 
 fn build_request(
     args: &BuildArgs,
+    store_config: &StoreConfig,
     name: String,
     bytes: Vec<u8>,
     path: Option<PathBuf>,
@@ -262,6 +263,7 @@ fn build_request(
         } else {
             PullPolicy::Missing
         },
+        docker_config: store_config.docker_config.clone(),
         no_cache_filter: args
             .no_cache_filter
             .iter()

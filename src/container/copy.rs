@@ -33,6 +33,13 @@ use crate::store::{Staging, Store};
 pub enum CopyError {
     #[error("{0}: no such file or directory")]
     NotFound(String),
+    /// Docker's words for a path missing in a container (a pattern such as `/tmp/*`
+    /// too: paths are never expanded).
+    #[error("Could not find the file {path} in container {container}")]
+    NotInContainer { path: String, container: String },
+    /// What Docker's client refuses to write a copy onto (a device, a pipe).
+    #[error("invalid output path: {path:?} must be a directory or a regular file: got {kind}")]
+    NotDirectoryOrFile { path: String, kind: &'static str },
     #[error("{0}: not a directory")]
     NotADirectory(String),
     #[error("cannot copy the directory {source_path} onto the file {destination}")]
@@ -157,6 +164,40 @@ impl Root {
         layers::open_in_root(self.fd.as_fd(), path, flags, follow_last)
     }
 
+    /// `path` is not there: said as Docker says it for a container's path.
+    fn not_found(&self, path: &Path) -> CopyError {
+        match self.label.strip_suffix(':') {
+            Some(container) if !container.is_empty() => CopyError::NotInContainer {
+                path: path.display().to_string(),
+                container: container.to_string(),
+            },
+            _ => CopyError::NotFound(self.show(path)),
+        }
+    }
+
+    /// The destination a symlink named as `path` stands for, followed as Docker's
+    /// client does (at most ten links): a copy onto a link writes where it points,
+    /// inside this root, and never replaces the link.
+    fn follow_links(&self, path: &Path) -> PathBuf {
+        let mut path = path.to_path_buf();
+        for _ in 0..10 {
+            let Ok(fd) = self.open(&path, OFlag::O_PATH, false) else {
+                break;
+            };
+            if !fstat(&fd).is_ok_and(|stat| kind(&stat) == SFlag::S_IFLNK) {
+                break;
+            }
+            let Ok(target) = readlinkat(&fd, Path::new("")) else {
+                break;
+            };
+            path = match path.parent() {
+                Some(parent) => parent.join(target),
+                None => PathBuf::from(target),
+            };
+        }
+        path
+    }
+
     fn io(&self, path: &Path, errno: Errno) -> CopyError {
         CopyError::Io {
             path: self.show(path),
@@ -205,7 +246,7 @@ pub fn copy(
                 .open(&path, OFlag::O_PATH, true)
                 .and_then(fstat)
                 .map_err(|e| match e {
-                    Errno::ENOENT => CopyError::NotFound(root.show(&path)),
+                    Errno::ENOENT => root.not_found(&path),
                     e => root.io(&path, e),
                 })?;
             if !is_dir(&stat) {
@@ -224,7 +265,7 @@ pub fn copy(
         .open(&source_path, OFlag::O_PATH, options.follow_link)
         .and_then(fstat)
         .map_err(|e| match e {
-            Errno::ENOENT => CopyError::NotFound(source_root.show(&source_path)),
+            Errno::ENOENT => source_root.not_found(&source_path),
             e => source_root.io(&source_path, e),
         })?;
     let source_is_dir = is_dir(&source_stat);
@@ -238,7 +279,10 @@ pub fn copy(
         .map_or_else(|| OsString::from("."), OsStr::to_os_string);
 
     let (dest_root, dest_path) = match to {
-        CopyEnd::Host(path) => (Root::host()?, host_path(path)?),
+        CopyEnd::Host(path) => {
+            refuse_special_output(path)?;
+            (Root::host()?, host_path(path)?)
+        }
         CopyEnd::Container { container, path } => {
             (Root::container(store, container)?, PathBuf::from(path))
         }
@@ -263,6 +307,11 @@ pub fn copy(
     };
 
     // Docker's rules for where the copy lands and under what name.
+    let dest_path = if dest_path.as_os_str().as_bytes().ends_with(b"/") {
+        dest_path
+    } else {
+        dest_root.follow_links(&dest_path)
+    };
     let dest_text = dest_path.as_os_str().as_bytes();
     let dest_stat = dest_root
         .open(&dest_path, OFlag::O_PATH, true)
@@ -350,6 +399,30 @@ fn invalid_copy(message: &str) -> CopyError {
         path: String::new(),
         source: io::Error::other(message.to_string()),
     }
+}
+
+/// Docker's client writes a copy only onto a directory or a regular file of the host
+/// (links followed): a device or a pipe (`/dev/stdout`, `/dev/null`) would be replaced
+/// by a file, not written to. `-` is the way to standard output.
+fn refuse_special_output(path: &Path) -> std::result::Result<(), CopyError> {
+    let Ok(metadata) = std::fs::metadata(path) else {
+        return Ok(());
+    };
+    use std::os::unix::fs::FileTypeExt;
+    let file_type = metadata.file_type();
+    let kind = if file_type.is_dir() || file_type.is_file() {
+        return Ok(());
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        "a device"
+    } else if file_type.is_fifo() {
+        "a pipe"
+    } else {
+        "an irregular file"
+    };
+    Err(CopyError::NotDirectoryOrFile {
+        path: path.display().to_string(),
+        kind,
+    })
 }
 
 /// A host path made absolute against the working directory (links are left to the

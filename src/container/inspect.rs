@@ -109,6 +109,7 @@ fn shape(store: &Store, container: &Container) -> Value {
             "NetworkMode": settings.network.mode.docker_name(),
             "PortBindings": port_bindings(settings.network.plan.as_ref().map(|p| p.ports.as_slice()).unwrap_or(&[])),
             "RestartPolicy": { "Name": restart_name, "MaximumRetryCount": retries },
+            "LogConfig": settings.log.docker_shape(),
             "AutoRemove": settings.auto_remove,
             "ReadonlyRootfs": spec.rootfs.readonly,
             "Memory": spec.limits.memory.unwrap_or(0),

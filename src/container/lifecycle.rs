@@ -406,7 +406,8 @@ pub fn kill(store: &Store, reference: &str, signal: SignalNumber) -> Result<Stri
     Ok(record.name)
 }
 
-/// Waits until a container is no longer running; returns its exit code.
+/// Waits until a container is no longer running (at once for one never started, as
+/// Docker's `wait`); returns its exit code.
 pub fn wait(store: &Store, reference: &str) -> Result<i64> {
     let id = store.container(reference)?.id;
     loop {
@@ -417,8 +418,8 @@ pub fn wait(store: &Store, reference: &str) -> Result<i64> {
                 init.wait_exit(Duration::from_secs(3600));
                 wait_for_record(store, &id, init);
             }
-            None if matches!(state, ContainerState::Created | ContainerState::Restarting) => {
-                // Not started yet, or between two runs: look again shortly.
+            None if state == ContainerState::Restarting => {
+                // Between two runs, which Docker counts as running: look again shortly.
                 std::thread::sleep(Duration::from_millis(50));
             }
             None if state.is_up() => {
@@ -434,6 +435,9 @@ pub fn wait(store: &Store, reference: &str) -> Result<i64> {
                 let record = store.container(&id)?;
                 return Ok(record.exit_code.unwrap_or(-1));
             }
+            // Docker's default condition is "not running": a container never started
+            // (or whose start failed) answers at once, with 0 when nothing ever ran.
+            None if state == ContainerState::Created => return Ok(record.exit_code.unwrap_or(0)),
             None => return Ok(record.exit_code.unwrap_or(-1)),
         }
         let record = store.container(&id)?;

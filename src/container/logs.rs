@@ -31,6 +31,9 @@ pub struct LogConfig {
     pub label_keys: Vec<String>,
     pub env_names: Vec<String>,
     pub attrs: BTreeMap<String, String>,
+    /// Every `--log-opt` as given, which `inspect` shows as Docker's `LogConfig.Config`.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +69,7 @@ impl LogConfig {
             let (key, value) = option
                 .split_once('=')
                 .ok_or_else(|| LogConfigError::Syntax(option.clone()))?;
+            config.options.insert(key.to_string(), value.to_string());
             let bad = |reason| LogConfigError::Value {
                 option: option.clone(),
                 reason,
@@ -99,6 +103,14 @@ impl LogConfig {
             });
         }
         Ok(config)
+    }
+
+    /// Docker's `HostConfig.LogConfig`: the driver and its options.
+    pub fn docker_shape(&self) -> serde_json::Value {
+        serde_json::json!({
+            "Type": if self.disabled { "none" } else { "json-file" },
+            "Config": self.options,
+        })
     }
 
     /// Fills `attrs` from the container's labels and environment.

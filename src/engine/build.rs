@@ -86,7 +86,7 @@ pub fn build(store: &Store, request: &BuildRequest, reporter: &dyn BuildReporter
         &request.cache_to,
     ) {
         let digest = match to {
-            CacheSource::Registry(reference) => Some(export_cache(dir, reference)?),
+            CacheSource::Registry(reference) => Some(export_cache(dir, reference, &options)?),
             CacheSource::Local(_) => None,
         };
         reporter.notice(BuildNotice::Exported { count, to, digest });
@@ -101,7 +101,7 @@ pub fn build(store: &Store, request: &BuildRequest, reporter: &dyn BuildReporter
     }
     reporter.notice(BuildNotice::Built(&image));
     if request.push {
-        push_tags(store, &options.tags, reporter)?;
+        push_tags(store, &options, reporter)?;
     }
     Ok(image)
 }
@@ -131,7 +131,7 @@ fn import_caches(
             reference,
             dir.path(),
             shared_cache::CACHE_REF_NAME,
-            &ClientOptions::default(),
+            &client_options(options),
         ) {
             Ok(()) => {
                 options.cache_from.push(dir.path().to_path_buf());
@@ -146,12 +146,20 @@ fn import_caches(
     Ok(staged)
 }
 
-fn export_cache(dir: &Path, reference: &ImageRef) -> Result<Digest> {
+/// How the build reaches registries: with the credentials of its `--config`.
+fn client_options(options: &BuildOptions) -> ClientOptions {
+    ClientOptions {
+        docker_config: options.docker_config.clone(),
+        ..ClientOptions::default()
+    }
+}
+
+fn export_cache(dir: &Path, reference: &ImageRef, options: &BuildOptions) -> Result<Digest> {
     registry::push_layout(
         dir,
         shared_cache::CACHE_REF_NAME,
         reference,
-        &ClientOptions::default(),
+        &client_options(options),
     )
     .map_err(|source| EngineError::Remote {
         what: format!("push the build cache to {}", reference.familiar()),
@@ -159,15 +167,18 @@ fn export_cache(dir: &Path, reference: &ImageRef) -> Result<Digest> {
     })
 }
 
-fn push_tags(store: &Store, tags: &[ImageRef], reporter: &dyn BuildReporter) -> Result<()> {
-    if tags.is_empty() {
+fn push_tags(store: &Store, options: &BuildOptions, reporter: &dyn BuildReporter) -> Result<()> {
+    if options.tags.is_empty() {
         return Err(EngineError::PushWithoutTag);
     }
-    for tag in tags {
+    for tag in &options.tags {
         let request = PushRequest {
             image: tag.normalized(),
             destination: tag.clone(),
-            options: PushOptions::default(),
+            options: PushOptions {
+                client: client_options(options),
+                ..PushOptions::default()
+            },
         };
         let digest = push(store, &request, &|line| {
             reporter.notice(BuildNotice::Pushing(line))

@@ -19,6 +19,9 @@ pub struct ContainerRequest {
     pub pull: PullPolicy,
     /// `--cidfile`: where the new container's id is written.
     pub cidfile: Option<PathBuf>,
+    /// Docker's configuration directory (`--config`), whose saved credentials pull
+    /// the image when it must be pulled.
+    pub docker_config: Option<PathBuf>,
 }
 
 impl ContainerRequest {
@@ -35,6 +38,7 @@ impl ContainerRequest {
             settings,
             pull: PullPolicy::default(),
             cidfile: None,
+            docker_config: None,
         }
     }
 
@@ -53,13 +57,7 @@ pub fn create(
     request: &ContainerRequest,
     reporter: &dyn Reporter,
 ) -> Result<String> {
-    let image = pull::image_for_container(
-        store,
-        &request.image,
-        request.pull,
-        request.options.platform.as_ref(),
-        reporter,
-    )?;
+    let image = pull::image_for_container(store, request, reporter)?;
     make(store, image, request, &request.settings)
 }
 

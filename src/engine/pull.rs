@@ -2,29 +2,31 @@
 //! as `run` and `create` use it: the image found in the store once, or pulled into it
 //! first, with Docker's notice when the store lacked it.
 
-use super::{EngineError, ImageName, Reporter, Result};
+use super::{ContainerRequest, EngineError, ImageName, Reporter, Result};
 use crate::oci::{Digest, ImageRef};
-use crate::registry::{self, PullOptions, PullPolicy, RegistryError};
+use crate::registry::{self, ClientOptions, PullOptions, RegistryError};
 use crate::store::{Image, Store};
 
 /// `image` as `policy` has it. This is the one lookup of the image a container is made
 /// from: the caller hands what it returns on, rather than naming the image again.
 pub(super) fn image_for_container(
     store: &Store,
-    image: &ImageName,
-    policy: PullPolicy,
-    platform: Option<&crate::oci::Platform>,
+    request: &ContainerRequest,
     reporter: &dyn Reporter,
 ) -> Result<Image> {
+    let image = request.image();
     let told = Told { image, reporter };
     match registry::find_or_pull_parsed(
         store,
         image.as_str(),
         || image.reference().cloned().map_err(Clone::clone),
-        policy,
+        request.pull,
         &PullOptions {
-            platform: platform.cloned(),
-            ..PullOptions::default()
+            platform: request.options().platform.clone(),
+            client: ClientOptions {
+                docker_config: request.docker_config.clone(),
+                ..ClientOptions::default()
+            },
         },
         &told,
     ) {

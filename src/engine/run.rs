@@ -30,13 +30,7 @@ pub enum RunOutcome {
 /// `lade run`.
 pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Result<RunOutcome> {
     let wanted = &request.container;
-    let image = pull::image_for_container(
-        store,
-        wanted.image(),
-        wanted.pull,
-        wanted.options().platform.as_ref(),
-        reporter,
-    )?;
+    let image = pull::image_for_container(store, wanted, reporter)?;
     let options = wanted.options();
     if request.detach {
         let id = create::make(store, image, wanted, &wanted.settings)?;

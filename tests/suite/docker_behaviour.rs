@@ -390,3 +390,148 @@ fn rmi_f_of_an_image_a_container_uses_untags_it() {
     assert_eq!(lade.ok(&["start", "-a", "user"]), "still here\n");
     assert!(lade.ok(&["images"]).contains("<none>"));
 }
+
+#[test]
+fn wait_answers_at_once_for_a_container_that_is_not_running() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["create", "--name", "broken", "busybox", "/no/such/command"]);
+    let out = lade.output(&["start", "broken"]);
+    assert!(!out.status.success(), "{out:?}");
+    // Docker's default condition is "not running": the failed start's code, at once.
+    assert_eq!(lade.ok(&["wait", "broken"]).trim(), "127");
+    // Never started: 0, at once, as Docker's `wait` answers.
+    lade.ok(&["create", "--name", "idle", "busybox", "true"]);
+    assert_eq!(lade.ok(&["wait", "idle"]).trim(), "0");
+}
+
+#[test]
+fn cp_as_docker_takes_its_arguments_and_destinations() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "box",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a > /tmp/a; echo b > /tmp/b; touch /tmp/ready; sleep 100",
+    ]);
+    wait_until("the files are written", || {
+        lade.output(&["exec", "box", "test", "-e", "/tmp/ready"])
+            .status
+            .success()
+    });
+    let host = tempfile::tempdir().unwrap();
+    let at = |name: &str| host.path().join(name).to_string_lossy().into_owned();
+
+    // Go's boolean flags take `=false`; alone, or grouped, they are on.
+    lade.ok(&["cp", "-a=false", "box:/tmp/a", &at("plain")]);
+    lade.ok(&[
+        "cp",
+        "--archive=true",
+        "-L=false",
+        "box:/tmp/a",
+        &at("kept"),
+    ]);
+    lade.ok(&["cp", "-aL", "box:/tmp/a", &at("grouped")]);
+    for name in ["plain", "kept", "grouped"] {
+        assert_eq!(std::fs::read_to_string(at(name)).unwrap(), "a\n", "{name}");
+    }
+
+    // No pattern is expanded: `/tmp/*` is a name the container does not have.
+    let out = lade.output(&["cp", "box:/tmp/*", &at("")]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Could not find the file /tmp/* in container box"),
+        "{stderr}"
+    );
+
+    // A device or a pipe is refused, never replaced by a file; `-` is the stream.
+    let fifo = at("fifo");
+    common::run("mkfifo", &[&fifo]);
+    for special in ["/dev/null", fifo.as_str()] {
+        let out = lade.output(&["cp", "box:/tmp/a", special]);
+        assert!(!out.status.success(), "{special}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("must be a directory or a regular file"),
+            "{stderr}"
+        );
+    }
+    use std::os::unix::fs::FileTypeExt;
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let tar = lade.cmd().args(["cp", "box:/tmp/a", "-"]).output().unwrap();
+    assert!(tar.status.success());
+    assert_eq!(&tar.stdout[..1], b"a", "a tar whose first entry is `a`");
+
+    // A link named as destination is followed: its target gets the copy.
+    std::fs::write(at("target"), "old").unwrap();
+    std::os::unix::fs::symlink("target", at("link")).unwrap();
+    lade.ok(&["cp", "box:/tmp/b", &at("link")]);
+    assert!(std::fs::symlink_metadata(at("link"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read_to_string(at("target")).unwrap(), "b\n");
+
+    // Into the volume of the running container: the volume has it.
+    std::fs::write(at("note"), "in the volume").unwrap();
+    lade.ok(&["cp", &at("note"), "box:/data/note"]);
+    let volume = lade.ok(&["volume", "inspect", "-f", "{{.Mountpoint}}", "data"]);
+    assert_eq!(
+        std::fs::read_to_string(std::path::Path::new(volume.trim()).join("note")).unwrap(),
+        "in the volume"
+    );
+    lade.ok(&["rm", "-f", "box"]);
+}
+
+#[test]
+fn inspect_shows_the_log_config_and_restart_policy() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "create",
+        "--name",
+        "logged",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=2",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "true",
+    ]);
+    let host: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "-f", "{{json .HostConfig}}", "logged"]))
+            .unwrap();
+    assert_eq!(
+        host["LogConfig"],
+        serde_json::json!({"Type": "json-file", "Config": {"max-size": "1k", "max-file": "2"}})
+    );
+    assert_eq!(
+        host["RestartPolicy"],
+        serde_json::json!({"Name": "on-failure", "MaximumRetryCount": 2})
+    );
+    lade.ok(&[
+        "create",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    let log = lade.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "quiet"]);
+    assert_eq!(log.trim(), r#"{"Config":{},"Type":"none"}"#);
+}

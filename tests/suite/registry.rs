@@ -2016,3 +2016,107 @@ fn a_layer_body_longer_than_its_descriptor_fails_the_pull_at_once_and_stores_not
     );
     lade.ok(&["system", "check"]);
 }
+
+/// `--config DIR` (Docker's configuration directory) lends its saved login to every
+/// pull and push a command makes, not only to `pull` and `push`: `run` and `create`
+/// pulling a missing image, `build`'s FROM, and its registry cache both ways.
+#[test]
+fn the_config_directory_reaches_the_pulls_of_run_create_and_build() {
+    use base64::Engine as _;
+    let work = tempfile::tempdir().unwrap();
+    let registry = registry_with_htpasswd(work.path());
+    let config = work.path().join("docker");
+    std::fs::create_dir_all(&config).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode("tester:s3cret-pass");
+    std::fs::write(
+        config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            registry.host()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let home = work.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // No other saved login may answer for the registry.
+    let run = |lade: &Lade, args: &[&str]| {
+        lade.cmd()
+            .env("LADE_AUTH_FILE", work.path().join("no-auth.json"))
+            .env("HOME", &home)
+            .env_remove("DOCKER_CONFIG")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ok = |lade: &Lade, args: &[&str]| {
+        let out = run(lade, args);
+        assert!(
+            out.status.success(),
+            "lade {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let name = format!("{}/private/busybox:1", registry.host());
+    let source = Lade::new();
+    source.busybox();
+    ok(&source, &["--config", &config, "push", "busybox", &name]);
+
+    let fresh = Lade::new();
+    let refused = run(&fresh, &["run", "--rm", "--network", "none", &name, "true"]);
+    assert!(!refused.status.success(), "pulled without credentials");
+    ok(
+        &fresh,
+        &[
+            "--config",
+            &config,
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "true",
+        ],
+    );
+    let other = Lade::new();
+    ok(
+        &other,
+        &["--config", &config, "create", "--name", "made", &name],
+    );
+
+    let context = common::Context::new(&format!("FROM {name}\nRUN echo built > /built\n"));
+    let cache = format!("type=registry,ref={}/private/cache:1", registry.host());
+    let builder = Lade::new();
+    let path = context.path().to_string_lossy().into_owned();
+    let log = ok(
+        &builder,
+        &[
+            "--config",
+            &config,
+            "build",
+            "--progress",
+            "plain",
+            "--cache-to",
+            &cache,
+            &path,
+        ],
+    );
+    assert!(log.contains("exported"), "{log}");
+    let reader = Lade::new();
+    let log = ok(
+        &reader,
+        &[
+            "--config",
+            &config,
+            "build",
+            "--progress",
+            "plain",
+            "--cache-from",
+            &cache,
+            &path,
+        ],
+    );
+    assert!(!log.contains("no build cache from"), "{log}");
+    assert!(log.contains("CACHED"), "{log}");
+}

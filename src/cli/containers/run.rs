@@ -279,7 +279,8 @@ pub struct RunArgs {
 /// the command cannot be run, 127 when it is not found (as Docker).
 pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
-        let request = run_request(&args)?;
+        let mut request = run_request(&args)?;
+        request.container.docker_config = store_config.docker_config.clone();
         let store = open_store(store_config)?;
         let reporter: &dyn engine::Reporter = if args.quiet { &Quiet } else { &Tell };
         if args.create_only {
@@ -369,7 +370,8 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             bail!("invalid --stop-signal {signal:?}: expected a signal name or number");
         }
     }
-    if !args.detach && restart != RestartPolicy::No {
+    // A created container starts under its monitor, which applies the policy.
+    if !args.detach && !args.create_only && restart != RestartPolicy::No {
         bail!("--restart applies to detached containers: add -d");
     }
     let detach_keys = detach_keys(&args.detach_keys)?;
