@@ -574,6 +574,36 @@ mod tests {
         assert_eq!(args.env, ["A=1", "B=2"]);
     }
 
+    #[test]
+    fn options_end_at_the_image() {
+        use clap::FromArgMatches;
+        // `-c` is a refused Docker option of `run` and `-l` is lade's --label: after the
+        // image both are the command's, as with Docker.
+        let matches = command()
+            .try_get_matches_from([
+                "lade",
+                "run",
+                "--entrypoint",
+                "sh",
+                "busybox",
+                "-c",
+                "ls -l",
+                "-l",
+                "x",
+            ])
+            .unwrap();
+        let Cli {
+            command: Command::Run(args),
+            ..
+        } = Cli::from_arg_matches(&matches).unwrap()
+        else {
+            panic!("not a run");
+        };
+        assert_eq!(args.image(), "busybox");
+        assert_eq!(args.command(), ["-c", "ls -l", "-l", "x"]);
+        assert!(args.labels.is_empty());
+    }
+
     use super::*;
 
     #[test]

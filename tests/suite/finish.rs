@@ -124,6 +124,29 @@ fn json_times_are_rfc_3339_everywhere() {
     }
 }
 
+/// The README's first command, on this build: the demo builds and runs
+/// examples/Dockerfile.demo, then runs it detached with a published port.
+#[test]
+fn the_readme_demo_runs() {
+    crate::network::require_netavark();
+    // Its published port is one the network tests use too.
+    let _serial = crate::network::serial();
+    let lade = Lade::new();
+    let output = std::process::Command::new(common::repo().join("scripts/demo.sh"))
+        .env("LADE", assert_cmd::cargo::cargo_bin("lade"))
+        .env("LADE_ROOT", lade.root())
+        .output()
+        .expect("scripts/demo.sh runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "scripts/demo.sh failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Hello from lade-demo"), "{stdout}");
+    assert!(stdout.contains("hello from lade-demo-web"), "{stdout}");
+}
+
 #[test]
 fn install_gives_man_pages_and_a_bash_completion_that_completes_commands() {
     common::require_tool("bash");

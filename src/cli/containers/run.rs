@@ -267,12 +267,28 @@ pub struct RunArgs {
     /// Run no health check, not even the image's HEALTHCHECK
     #[arg(long)]
     pub no_healthcheck: bool,
-    /// The image
-    #[arg(value_name = "IMAGE")]
-    pub image: String,
-    /// The command and its arguments (replacing the image's CMD)
-    #[arg(value_name = "COMMAND", allow_hyphen_values = true)]
-    pub command: Vec<String>,
+    /// The image, then the command and its arguments (replacing the image's CMD).
+    /// Options end at the image, as Docker's do: what follows is the command's, even
+    /// when it looks like one of lade's options (`sh -c`, `ls -l`)
+    #[arg(
+        value_name = "IMAGE [COMMAND]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The image named.
+    pub fn image(&self) -> &str {
+        self.image_and_command.first().map_or("", String::as_str)
+    }
+
+    /// The command given after the image (empty: the image's own).
+    pub fn command(&self) -> &[String] {
+        self.image_and_command.get(1..).unwrap_or_default()
+    }
 }
 
 /// `lade run`: the exit code is the container's; 125 when lade itself fails, 126 when
@@ -389,9 +405,9 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         bail!("conflicting options: -a and -d");
     }
     let options = RunOptions {
-        image: args.image.clone(),
+        image: args.image().to_string(),
         name: args.name.clone(),
-        args: args.command.clone(),
+        args: args.command().to_vec(),
         entrypoint: args.entrypoint.clone(),
         env: args.env.clone(),
         env_files: args.env_files.clone(),
@@ -473,7 +489,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         .parse()
         .map_err(|_| anyhow::anyhow!("invalid --pull {:?}: always, missing or never", args.pull))?;
     engine::check_run_options(&options, &settings).map_err(exit_with)?;
-    let mut container = ContainerRequest::new(ImageName::new(&args.image), options, settings);
+    let mut container = ContainerRequest::new(ImageName::new(args.image()), options, settings);
     container.pull = pull;
     container.cidfile = args.cidfile.clone();
     Ok(RunRequest {
