@@ -105,35 +105,81 @@ pub(super) fn check_flags(volumes: &[String], mounts: &[String], tmpfs: &[String
     Ok(())
 }
 
-/// `-v NAME:/path[:ro]`, `-v /host:/path[:ro]`, `-v /path` (anonymous).
+/// `-v NAME:/path[:MODES]`, `-v /host:/path[:MODES]`, `-v ./dir:/path` (relative to
+/// where lade runs, as Docker 23+), `-v /path` (anonymous). MODES, comma-separated as
+/// Docker takes them: `ro`/`rw`; `z`/`Z` (SELinux relabelling: accepted and ignored, as
+/// Docker does where SELinux is off, and lade has no SELinux support); `nocopy` (a new
+/// volume is not filled from the image); a propagation (`private`/`rprivate`, what lade's
+/// binds are; the shared and slave kinds are refused); a consistency (`consistent`,
+/// `cached`, `delegated`: Docker Desktop's, ignored by Docker on Linux too).
 fn parse_volume_flag(spec: &str) -> Result<Request> {
     let parts: Vec<&str> = spec.split(':').collect();
-    let (source, target, mode) = match parts.as_slice() {
-        [t] => (None, *t, "rw"),
-        [s, t] => (Some(*s), *t, "rw"),
+    let (source, target, modes) = match parts.as_slice() {
+        [t] => (None, *t, ""),
+        [s, t] => (Some(*s), *t, ""),
         [s, t, m] => (Some(*s), *t, *m),
-        _ => return Err(invalid(spec, "expected [SOURCE:]TARGET[:ro]")),
+        _ => return Err(invalid(spec, "expected [SOURCE:]TARGET[:MODES]")),
     };
-    let readonly = match mode {
-        "ro" => true,
-        "rw" | "" => false,
-        other => return Err(invalid(spec, format!("mode {other:?}: expected ro or rw"))),
-    };
+    let mut readonly = None;
+    let mut copy_up = true;
+    for mode in modes.split(',').filter(|m| !m.is_empty()) {
+        match mode {
+            "ro" | "rw" if readonly.is_some() => {
+                return Err(invalid(spec, "ro and rw are given twice"))
+            }
+            "ro" => readonly = Some(true),
+            "rw" => readonly = Some(false),
+            "z" | "Z" | "consistent" | "cached" | "delegated" | "private" | "rprivate" => {}
+            "nocopy" => copy_up = false,
+            "shared" | "rshared" | "slave" | "rslave" => {
+                return Err(invalid(
+                    spec,
+                    format!("propagation {mode:?} is not supported: lade's binds are rprivate"),
+                ))
+            }
+            "U" => {
+                return Err(invalid(
+                    spec,
+                    "U (podman's chown of the source to the container's user) is not supported",
+                ))
+            }
+            other => {
+                return Err(invalid(
+                    spec,
+                    format!("mode {other:?}: expected ro, rw, z, Z, nocopy or a propagation"),
+                ))
+            }
+        }
+    }
+    let readonly = readonly.unwrap_or(false);
     let target = check_target(spec, target)?;
     Ok(match source {
         None => Request::Volume {
             name: None,
             target,
             readonly,
-            copy_up: true,
+            copy_up,
         },
-        Some(s) if s.contains('/') => {
-            let path = PathBuf::from(s);
+        Some(s) if s.contains('/') || s == "." || s == ".." => {
+            let relative = s == "." || s == ".." || s.starts_with("./") || s.starts_with("../");
+            let path = if relative {
+                std::env::current_dir()
+                    .map_err(|e| invalid(spec, format!("cannot resolve {s}: {e}")))?
+                    .join(s)
+            } else {
+                PathBuf::from(s)
+            };
             if !path.is_absolute() {
-                return Err(invalid(spec, "the host path must be absolute"));
+                return Err(invalid(
+                    spec,
+                    "the host path must be absolute, or relative starting with ./ or ../",
+                ));
+            }
+            if !copy_up {
+                return Err(invalid(spec, "nocopy is for volumes, not host paths"));
             }
             Request::Bind {
-                source: path,
+                source: normalize(&path),
                 target,
                 readonly,
             }
@@ -144,10 +190,26 @@ fn parse_volume_flag(spec: &str) -> Result<Request> {
                 name: Some(name.to_string()),
                 target,
                 readonly,
-                copy_up: true,
+                copy_up,
             }
         }
     })
+}
+
+/// `path` without `.` and `..` components (lexically, as Go's `filepath.Clean`): a
+/// relative `-v ./dir` is shown and stored as the directory it names.
+fn normalize(path: &std::path::Path) -> PathBuf {
+    let mut clean = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    clean
 }
 
 /// `--mount type=volume|bind|tmpfs,source=,target=,readonly[,tmpfs-size=]`. A key
@@ -734,5 +796,46 @@ mod tests {
         );
         assert!(refusal("type=tmpfs,target=/t,readonly").contains("read-only tmpfs"));
         assert!(parse_mount_flag("type=volume,src=data,dst=/m,consistency=cached").is_ok());
+    }
+
+    #[test]
+    fn volume_modes_are_dockers() {
+        let parsed = |spec: &str| parse_volume_flag(spec).unwrap();
+        assert!(matches!(
+            parsed("data:/m:z"),
+            Request::Volume {
+                readonly: false,
+                copy_up: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            parsed("data:/m:Z,ro"),
+            Request::Volume { readonly: true, .. }
+        ));
+        assert!(matches!(
+            parsed("data:/m:nocopy"),
+            Request::Volume { copy_up: false, .. }
+        ));
+        assert!(matches!(
+            parsed("/tmp:/m:ro,rprivate"),
+            Request::Bind { readonly: true, .. }
+        ));
+        let here = std::env::current_dir().unwrap();
+        match parsed("./sub/../dir:/m") {
+            Request::Bind { source, .. } => assert_eq!(source, here.join("dir")),
+            other => panic!("{other:?}"),
+        }
+        match parsed(".:/m") {
+            Request::Bind { source, .. } => assert_eq!(source, here),
+            other => panic!("{other:?}"),
+        }
+        let error = |spec: &str| parse_volume_flag(spec).unwrap_err().to_string();
+        assert!(error("data:/m:U").contains("podman's chown"));
+        assert!(error("/tmp:/m:rshared").contains("rshared"));
+        assert!(error("/tmp:/m:nocopy").contains("nocopy is for volumes"));
+        assert!(error("data:/m:ro,rw").contains("twice"));
+        assert!(error("a/b:/m").contains("relative starting with ./"));
+        assert!(error("data:/m:bogus").contains("bogus"));
     }
 }

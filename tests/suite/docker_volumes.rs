@@ -408,3 +408,50 @@ fn prunes_ask_docker_s_question_first() {
     assert!(out.contains("Deleted containers: 1"), "{out}");
     assert_eq!(lade.ok(&["ps", "-aq"]), "");
 }
+
+#[test]
+fn volume_modes_and_relative_host_paths_are_dockers() {
+    let lade = Lade::new();
+    lade.busybox();
+    let project = tempfile::tempdir().unwrap();
+    std::fs::create_dir(project.path().join("data")).unwrap();
+    std::fs::write(project.path().join("data/note"), "from the host\n").unwrap();
+    // `./data`, relative to where lade runs; z and Z are accepted (no SELinux here).
+    let output = lade
+        .cmd()
+        .current_dir(project.path())
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "./data:/data:z,ro",
+        ])
+        .args(["busybox", "cat", "/data/note"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout), "from the host\n");
+    let refused = lade.output(&["run", "--rm", "-v", "data:/m:U", "busybox", "true"]);
+    assert_eq!(refused.status.code(), Some(125));
+    assert!(
+        text(&refused.stderr).contains("chown"),
+        "{}",
+        text(&refused.stderr)
+    );
+    // nocopy: a new volume over the image's /etc stays empty.
+    let listed = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "fresh:/etc:nocopy",
+        "busybox",
+        "ls",
+        "-A",
+        "/etc",
+    ]);
+    assert_eq!(listed.trim(), "", "{listed}");
+}
