@@ -385,11 +385,7 @@ pub fn open_input(
         let mut file = File::open(path).at(path)?;
         let mut magic = [0u8; 6];
         let n = file.read(&mut magic).at(path)?;
-        let compressed = n >= 2
-            && (magic.starts_with(&[0x1f, 0x8b])
-                || magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
-                || magic.starts_with(b"BZh")
-                || magic.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]));
+        let compressed = crate::layers::compression_of(&magic[..n]).is_some();
         file.seek(SeekFrom::Start(0)).at(path)?;
         if !compressed {
             return Ok((file, None));
@@ -863,12 +859,11 @@ fn load_layer(
 ) -> Result<LayerInfo> {
     let mut head = [0u8; 6];
     let n = archive.member(path)?.read(&mut head).at(path)?;
-    let compression = if head[..n].starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else {
-        Compression::None
+    // Kept as stored when a registry could serve it so; others are stored plain.
+    let compression = match crate::layers::compression_of(&head[..n]) {
+        Some(crate::layers::Compressed::Gzip) => Compression::Gzip,
+        Some(crate::layers::Compressed::Zstd) => Compression::Zstd,
+        _ => Compression::None,
     };
     let mut blob = store.blob_writer()?;
     let mut unpacked_hash = Sha256Writer::new(io::sink());

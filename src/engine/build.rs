@@ -278,41 +278,9 @@ pub fn stdin_context(store: &Store, input: &mut dyn Read) -> Result<StdinInput> 
     Ok(StdinInput::Context(StagedContext::new(store, staging)))
 }
 
-/// Compressed data (gzip, bzip2, xz, zstd), or a tar header whose checksum holds.
+/// Compressed data (gzip, bzip2, xz, zstd), or a tar header.
 fn is_archive(head: &[u8]) -> bool {
-    const MAGICS: [&[u8]; 4] = [
-        &[0x1f, 0x8b],
-        b"BZh",
-        &[0xfd, b'7', b'z', b'X', b'Z', 0x00],
-        &[0x28, 0xb5, 0x2f, 0xfd],
-    ];
-    if MAGICS.iter().any(|magic| head.starts_with(magic)) {
-        return true;
-    }
-    if head.len() < TAR_BLOCK {
-        return false;
-    }
-    let field = &head[148..156];
-    let digits: String = field
-        .iter()
-        .take_while(|&&b| b != 0 && b != b' ')
-        .map(|&b| b as char)
-        .collect();
-    let Ok(expected) = u32::from_str_radix(digits.trim_start(), 8) else {
-        return false;
-    };
-    let sum: u32 = head[..TAR_BLOCK]
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    sum == expected
+    crate::layers::compression_of(head).is_some() || crate::layers::is_tar_header(head)
 }
 
 /// The plan of a `--dry-run`, and each needed stage's steps after expansion.

@@ -123,21 +123,68 @@ pub fn recompress(store: &Store, layer: &LayerInfo, to: Compression) -> Result<(
     Ok(writer.commit(None)?)
 }
 
+/// A compression recognised by a stream's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compressed {
+    Gzip,
+    Zstd,
+    Bzip2,
+    Xz,
+}
+
+/// The compression `head` (a stream's first bytes, six are enough) starts with, if any.
+pub fn compression_of(head: &[u8]) -> Option<Compressed> {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Some(Compressed::Gzip)
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Compressed::Zstd)
+    } else if head.starts_with(b"BZh") {
+        Some(Compressed::Bzip2)
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(Compressed::Xz)
+    } else {
+        None
+    }
+}
+
+/// Whether `block` (a tar's first 512 bytes) is a tar header: a ustar one, or an old
+/// one whose checksum field holds the sum of its bytes (that field counted as spaces).
+pub fn is_tar_header(block: &[u8]) -> bool {
+    let Some(block) = block.get(..512) else {
+        return false;
+    };
+    if &block[257..262] == b"ustar" {
+        return true;
+    }
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    block[0] != 0 && stored == Some(sum)
+}
+
 /// A reader of the tar inside `inner`, whatever its compression (gzip, bzip2, xz, zstd
 /// or none), recognised by its first bytes.
 pub fn decompressing_reader<'a, R: Read + 'a>(inner: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut buffered = BufReader::with_capacity(1 << 20, inner);
     let head = buffered.fill_buf()?;
-    Ok(if head.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::read::MultiGzDecoder::new(buffered))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
-    } else if head.starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(buffered))
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Box::new(liblzma::read::XzDecoder::new_multi_decoder(buffered))
-    } else {
-        Box::new(buffered)
+    Ok(match compression_of(head) {
+        Some(Compressed::Gzip) => Box::new(flate2::read::MultiGzDecoder::new(buffered)),
+        Some(Compressed::Zstd) => Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?),
+        Some(Compressed::Bzip2) => Box::new(bzip2::read::MultiBzDecoder::new(buffered)),
+        Some(Compressed::Xz) => Box::new(liblzma::read::XzDecoder::new_multi_decoder(buffered)),
+        None => Box::new(buffered),
     })
 }
 

@@ -18,7 +18,9 @@ mod write;
 
 use std::path::PathBuf;
 
-pub use compress::{decompressing_reader, recompress, Compression};
+pub use compress::{
+    compression_of, decompressing_reader, is_tar_header, recompress, Compressed, Compression,
+};
 pub use entry::{Entry, EntryKind};
 pub use extract::{check_room, extract, extract_in_root, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;

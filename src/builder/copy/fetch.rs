@@ -120,30 +120,7 @@ pub(super) fn is_archive(path: &Path) -> bool {
     if reader.read_exact(&mut header).is_err() {
         return false;
     }
-    is_tar_header(&header)
-}
-
-fn is_tar_header(header: &[u8; 512]) -> bool {
-    if &header[257..262] == b"ustar" {
-        return true;
-    }
-    // An old-style header: its checksum field holds the sum of its bytes.
-    let stored = std::str::from_utf8(&header[148..156])
-        .ok()
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
-        .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let sum: u32 = header
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum();
-    header[0] != 0 && stored == Some(sum)
+    layers::is_tar_header(&header)
 }
 
 #[cfg(test)]
