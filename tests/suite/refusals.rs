@@ -263,7 +263,7 @@ fn refused_runs_leave_no_directory_record_or_address_behind() {
             &["-v", "relative:dir"],
             "the container path must be absolute",
         ),
-        (&["-v", "data:/data:rx"], "expected ro or rw"),
+        (&["-v", "data:/data:rx"], "expected ro, rw"),
         (
             &["--mount", "type=bind,source=/nonexistent-lade,target=/x"],
             "the host path does not exist",
