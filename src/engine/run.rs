@@ -5,7 +5,7 @@
 use super::create::{self, ContainerRequest};
 use super::start::{self, StartAttached};
 use super::{pull, Reporter, Result};
-use crate::container::{self, Settings};
+use crate::container::{self, RestartPolicy};
 use crate::store::Store;
 
 /// What `lade run` is asked for.
@@ -36,29 +36,23 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
         let id = create::make(store, image, wanted, &wanted.settings)?;
         return start::start_detached(store, &id, reporter).map(RunOutcome::Started);
     }
-    if options.interactive && options.tty {
-        // Through a monitor, as a detached container with a client attached: the
-        // detach keys leave it running.
+    // With a terminal and stdin, or a restart policy: through a monitor, as a detached
+    // container with this client attached (the detach keys leave it running; the
+    // monitor restarts it as its policy says, while this client reports the first
+    // exit, as Docker's does).
+    let restarts = wanted.settings.restart != RestartPolicy::No;
+    if (options.interactive && options.tty) || restarts {
         let id = create::make(store, image, wanted, &wanted.settings)?;
         let attached = StartAttached {
             container: id,
-            stdin: true,
+            stdin: options.interactive,
             detach_keys: request.detach_keys.clone(),
         };
         return start::start_attached(store, &attached, reporter).map(RunOutcome::Exited);
     }
-    // A plain foreground run keeps none of the settings only a monitor applies (restart,
-    // stop signal): the container lives exactly as long as this process. A cidfile or
-    // labels are for other commands to find it by, so they are kept; its log settings
-    // too, since this process writes its log.
-    let settings = if wanted.cidfile.is_some() || !wanted.settings.labels.is_empty() {
-        wanted.settings.clone()
-    } else {
-        Settings {
-            log: wanted.settings.log.clone(),
-            ..Settings::default()
-        }
-    };
+    // Otherwise in this process: the container lives exactly as long as it, with every
+    // setting it asked for (its health is checked here, its log written here).
+    let settings = wanted.settings.clone();
     let id = create::make(store, image, wanted, &settings)?;
     let ran = container::run_created(store, &id, options, &|text| reporter.warning(text))?;
     if let Some(err) = ran.teardown {
@@ -70,7 +64,7 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::container::RunOptions;
+    use crate::container::{RunOptions, Settings};
     use crate::engine::ImageName;
 
     #[test]

@@ -327,3 +327,54 @@ fn a_follower_sees_events_as_they_happen() {
         .expect("it can be waited for")
         .is_none());
 }
+
+#[test]
+fn a_foreground_run_keeps_its_health_check_and_restart_policy() {
+    let lade = Lade::new();
+    lade.busybox();
+    // Checked in the foreground too, as Docker checks every container.
+    let mut running = std::process::Command::new(assert_cmd::cargo::cargo_bin("lade"))
+        .env("LADE_ROOT", lade.root())
+        .args(["run", "--name", "fg-health", "--network", "none"])
+        .args(["--health-cmd", "false", "--health-interval", "100ms"])
+        .args(["--health-retries", "1", "busybox", "sleep", "60"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the foreground container to be unhealthy", || {
+        lade.output(&["inspect", "-f", "{{.State.Health.Status}}", "fg-health"])
+            .stdout
+            .starts_with(b"unhealthy")
+    });
+    lade.ok(&["kill", "fg-health"]);
+    running.wait().unwrap();
+
+    // --restart without -d, as Docker allows it: the first exit is this run's code,
+    // and the policy restarts it after.
+    let ran = lade.output(&[
+        "run",
+        "--name",
+        "fg-restart",
+        "--network",
+        "none",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(ran.status.code(), Some(3), "{ran:?}");
+    wait_until("the restarts to end", || {
+        lade.ok(&[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{.State.Status}}",
+            "fg-restart",
+        ])
+        .trim()
+            == "2 exited"
+    });
+    let refused = lade.output(&["run", "--rm", "--restart", "always", "busybox", "true"]);
+    assert_eq!(refused.status.code(), Some(125));
+}

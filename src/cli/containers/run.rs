@@ -386,9 +386,9 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             bail!("invalid --stop-signal {signal:?}: expected a signal name or number");
         }
     }
-    // A created container starts under its monitor, which applies the policy.
-    if !args.detach && !args.create_only && restart != RestartPolicy::No {
-        bail!("--restart applies to detached containers: add -d");
+    // Docker's rule: a container removed when it exits is never restarted.
+    if args.rm && restart != RestartPolicy::No {
+        bail!("conflicting options: --restart and --rm");
     }
     let detach_keys = detach_keys(&args.detach_keys)?;
     let mut attach = Vec::new();
