@@ -333,7 +333,7 @@ impl Helper {
 pub fn stop(
     store: &Store,
     reference: &str,
-    timeout: Option<u64>,
+    timeout: Option<i64>,
     signal: Option<SignalNumber>,
 ) -> Result<String> {
     let Container {
@@ -355,11 +355,14 @@ pub fn stop(
     let signal = signal
         .or_else(|| settings.stop_signal.as_deref().and_then(parse_signal))
         .unwrap_or(SignalNumber::TERM);
-    let timeout = Duration::from_secs(
-        timeout
-            .or(settings.stop_timeout)
-            .unwrap_or(DEFAULT_STOP_TIMEOUT),
-    );
+    // Docker's `-t -1`: the stop signal alone, waited for as long as it takes.
+    let timeout = match timeout {
+        Some(seconds) if seconds < 0 => None,
+        Some(seconds) => Some(Duration::from_secs(seconds.unsigned_abs())),
+        None => Some(Duration::from_secs(
+            settings.stop_timeout.unwrap_or(DEFAULT_STOP_TIMEOUT),
+        )),
+    };
     // A paused container cannot act on its signal: thaw it first.
     if let Ok(running) = state.unpause() {
         crate::exec::freeze(&record.id, false)?;
@@ -372,7 +375,14 @@ pub fn stop(
         "kill",
         super::events::attribute("signal", signal.number()),
     );
-    if !init.wait_exit(timeout) {
+    let exited = match timeout {
+        Some(timeout) => init.wait_exit(timeout),
+        None => {
+            while !init.wait_exit(Duration::from_secs(3600)) {}
+            true
+        }
+    };
+    if !exited {
         if !init.kill_and_wait(super::KILL_TIMEOUT) {
             return Err(ContainerError::Unkillable {
                 name: record.name,

@@ -16,9 +16,9 @@ use crate::store::Store;
 pub struct StopRequest {
     /// The container's name or id.
     pub container: String,
-    /// `-t`: seconds between the stop signal and SIGKILL [default: the container's
-    /// `--stop-timeout`, else 10].
-    pub timeout: Option<u64>,
+    /// `-t`: seconds between the stop signal and SIGKILL, negative for no SIGKILL
+    /// [default: the container's `--stop-timeout`, else 10].
+    pub timeout: Option<i64>,
     /// `-s`: the signal sent first [default: the container's stop signal].
     pub signal: Option<SignalNumber>,
 }

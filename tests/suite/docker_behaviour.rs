@@ -535,3 +535,29 @@ fn inspect_shows_the_log_config_and_restart_policy() {
     let log = lade.ok(&["inspect", "-f", "{{json .HostConfig.LogConfig}}", "quiet"]);
     assert_eq!(log.trim(), r#"{"Config":{},"Type":"none"}"#);
 }
+
+#[test]
+fn stop_with_a_negative_timeout_waits_for_the_stop_signal_alone() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "patient",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'sleep 1; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
+    ]);
+    wait_until("the trap to be set", || {
+        lade.ok(&["logs", "patient"]).contains("ready")
+    });
+    // -t 0 would kill it at once (137); -t -1 lets its trap finish.
+    lade.ok(&["stop", "-t", "-1", "patient"]);
+    let code = lade.ok(&["inspect", "-f", "{{.State.ExitCode}}", "patient"]);
+    assert_eq!(code.trim(), "7");
+    lade.ok(&["rm", "patient"]);
+}

@@ -90,15 +90,16 @@ pub fn attach(store_config: &StoreConfig, args: AttachArgs) -> Result<ExitCode> 
 
 #[derive(Debug, Args)]
 pub struct StopArgs {
-    /// Seconds to wait for the stop signal before SIGKILL [default: the container's
-    /// --stop-timeout, else 10]
+    /// Seconds to wait for the stop signal before SIGKILL; -1 waits as long as it
+    /// takes [default: the container's --stop-timeout, else 10]
     #[arg(
         short = 't',
         long = "timeout",
         visible_alias = "time",
-        value_name = "SECONDS"
+        value_name = "SECONDS",
+        allow_negative_numbers = true
     )]
-    pub timeout: Option<u64>,
+    pub timeout: Option<i64>,
     /// Signal to send first [default: the container's --stop-signal, else the image's
     /// STOPSIGNAL, else SIGTERM]
     #[arg(short, long, value_name = "SIGNAL")]
