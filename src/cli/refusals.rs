@@ -83,7 +83,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("container commit", &["no-pause"], NOT_YET),
     ("container cp", &["quiet"], NOT_YET),
     ("container exec", &["detach-keys"], NOT_YET),
-    ("container exec", &["privileged"], NO_PRIVILEGED),
     ("container inspect", &["size"], NOT_YET),
     ("inspect", &["size"], NOT_YET),
     ("container rm", &["link"], LINKS),

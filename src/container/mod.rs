@@ -846,6 +846,10 @@ pub struct ExecOptions {
     pub workdir: Option<String>,
     pub interactive: bool,
     pub tty: bool,
+    /// `exec --privileged`: every capability lade holds and no seccomp filter for this
+    /// process (the container's own mounts and devices stay as they are, as Docker's).
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 /// Runs a process in a running container; returns its exit code (Docker's: 126 not
@@ -943,7 +947,10 @@ fn enter_spec(container: &Container, options: &ExecOptions) -> Result<exec::Ente
             terminal: options.tty,
         },
         hostname: spec.hostname.clone(),
-        privileges: spec.privileges.clone(),
+        privileges: exec::Privileges {
+            privileged: spec.privileges.privileged || options.privileged,
+            ..spec.privileges.clone()
+        },
     })
 }
 

@@ -25,6 +25,8 @@ pub struct ExecRequest {
     pub tty: bool,
     /// `-d`: the process runs on, its output discarded (as Docker's).
     pub detach: bool,
+    /// `--privileged`: every capability, no seccomp filter, for this process.
+    pub privileged: bool,
 }
 
 /// `lade exec`: returns the process's exit code (0 once a detached one has started).
@@ -37,6 +39,7 @@ pub fn exec(store: &Store, request: &ExecRequest) -> Result<i32> {
         workdir: request.workdir.clone(),
         interactive: request.interactive,
         tty: request.tty,
+        privileged: request.privileged,
     };
     if request.detach {
         container::exec_detached(store, &request.container, &options)?;

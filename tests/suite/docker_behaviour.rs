@@ -561,3 +561,38 @@ fn stop_with_a_negative_timeout_waits_for_the_stop_signal_alone() {
     assert_eq!(code.trim(), "7");
     lade.ok(&["rm", "patient"]);
 }
+
+#[test]
+fn exec_privileged_gives_that_process_every_capability() {
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "capped",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["capped", "grep", "CapEff", "/proc/self/status"]);
+        lade.ok(&args)
+    };
+    let plain = caps(&[]);
+    let privileged = caps(&["--privileged"]);
+    // Docker's 14 capabilities, against all that lade holds.
+    assert_ne!(plain, privileged);
+    let bits = |line: &str| {
+        u64::from_str_radix(line.split_whitespace().last().unwrap(), 16)
+            .unwrap()
+            .count_ones()
+    };
+    assert_eq!(bits(&plain), 14, "{plain}");
+    assert!(bits(&privileged) > 30, "{privileged}");
+    lade.ok(&["rm", "-f", "capped"]);
+}

@@ -28,6 +28,10 @@ pub struct ExecArgs {
     /// Give the process a terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// Every capability lade holds and no seccomp filter for this process (the
+    /// container's mounts and devices stay as they are, as with Docker)
+    #[arg(long)]
+    pub privileged: bool,
     /// User to run as (NAME, UID, NAME:GROUP or UID:GID) [default: the container's]
     #[arg(short = 'u', long)]
     pub user: Option<String>,
@@ -53,6 +57,7 @@ pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
         workdir: args.workdir,
         interactive: args.interactive,
         tty: args.tty,
+        privileged: args.privileged,
         detach: args.detach,
     };
     let result = (|| -> Result<i32> {
