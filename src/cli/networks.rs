@@ -149,6 +149,8 @@ fn list_row(network: &engine::NetworkInspect, id: &str) -> serde_json::Value {
         "Labels": labels,
         "Name": network.name,
         "Scope": network.scope,
+        // For `{{.Label "k"}}`.
+        super::template::LABELS: network.labels,
     })
 }
 

@@ -455,3 +455,28 @@ fn volume_modes_and_relative_host_paths_are_dockers() {
     ]);
     assert_eq!(listed.trim(), "", "{listed}");
 }
+
+#[test]
+fn volume_and_network_rows_answer_label() {
+    let lade = Lade::new();
+    lade.ok(&["volume", "create", "--label", "team=blue", "labelled"]);
+    let shown = lade.ok(&["volume", "ls", "--format", "{{.Name}} {{.Label \"team\"}}"]);
+    assert_eq!(shown.trim(), "labelled blue");
+    let json = lade.ok(&["volume", "ls", "--format", "json"]);
+    assert!(
+        !json.contains("\\u0000"),
+        "the label stand-in stays out of JSON: {json}"
+    );
+    let _serial = crate::network::serial();
+    lade.ok(&["network", "create", "--label", "team=red", "labelled-net"]);
+    let shown = lade.ok(&[
+        "network",
+        "ls",
+        "--filter",
+        "name=labelled-net",
+        "--format",
+        "{{.Label \"team\"}}",
+    ]);
+    assert_eq!(shown.trim(), "red");
+    lade.ok(&["network", "rm", "labelled-net"]);
+}

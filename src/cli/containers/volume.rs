@@ -82,6 +82,8 @@ fn list_row(volume: &engine::Volume) -> serde_json::Value {
         "Scope": text("Scope"),
         "Size": "N/A",
         "Status": "N/A",
+        // For `{{.Label "k"}}`.
+        crate::cli::template::LABELS: details["Labels"],
     })
 }
 
