@@ -434,6 +434,10 @@ fn attach_terminal(socket: OwnedFd, uid: u32, gid: u32) -> Result<(), Failure> {
         None,
     )
     .or_else(|e| fail(125, format!("sending the pty: {e}")))?;
+    // The parent sets the window size, then says so (or closes the socket: either way
+    // the read returns).
+    let mut sized = [0u8; 1];
+    let _ = nix::unistd::read(&socket, &mut sized);
     drop(master);
     drop(socket);
     nix::unistd::setsid().or_else(|e| fail(125, format!("setsid: {e}")))?;

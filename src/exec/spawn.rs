@@ -444,9 +444,15 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         return Err(err);
     }
     // The pty's main side, once the init has made it.
-    let pty_master: Option<OwnedFd> = console.and_then(|socket| receive_fd(&socket));
-    if let Some(master) = &pty_master {
+    let pty_master: Option<OwnedFd> = console.and_then(|socket| {
+        let master = receive_fd(&socket)?;
         pty::resize(master.as_fd());
+        // The init waits for this byte before it starts the process, so that the
+        // process finds the terminal's size set (`stty size` read 0 rows before).
+        let _ = nix::unistd::write(&socket, b"s");
+        Some(master)
+    });
+    if let Some(master) = &pty_master {
         if let (Some(on_terminal), Ok(handle)) = (io.on_terminal, master.try_clone()) {
             on_terminal(File::from(handle));
         }

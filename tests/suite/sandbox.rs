@@ -353,7 +353,7 @@ fn terminal_with_t() {
     let output = std::process::Command::new("script")
         .args(["-qec"])
         .arg(format!(
-            "stty cols 101 rows 33; {} run --rm -t -u nobody busybox sh -c 'tty; stty size; ls -l $(tty); echo $TERM'",
+            "stty cols 101 rows 33; {} run --rm -t -u nobody busybox sh -c 'stty size; tty; ls -l $(tty); echo $TERM'",
             lade_bin.display()
         ))
         .arg("/dev/null")
@@ -363,8 +363,9 @@ fn terminal_with_t() {
     let out = String::from_utf8_lossy(&output.stdout).replace('\r', "");
     assert!(output.status.success(), "{out}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[0].starts_with("/dev/pts/"), "{out}");
-    assert_eq!(lines[1], "33 101", "the window size follows ours");
+    // First thing the process does: the size is set before it starts.
+    assert_eq!(lines[0], "33 101", "the window size follows ours");
+    assert!(lines[1].starts_with("/dev/pts/"), "{out}");
     assert!(
         lines[2].contains("nobody"),
         "the pty belongs to the user: {out}"
