@@ -474,7 +474,11 @@ pub fn run_created(
         watcher.stop();
     }
     let torn_down = network.map_or(Ok(()), |n| n.finish(store));
-    record::write_exited(store, &id, code, &now_rfc3339())?;
+    if matches!(result, Err(exec::ExecError::Setup { .. })) {
+        record::write_start_failed(store, &id, code, &now_rfc3339())?;
+    } else {
+        record::write_exited(store, &id, code, &now_rfc3339())?;
+    }
     if options.remove {
         auto_remove(store, &id)?;
     }

@@ -17,7 +17,7 @@ use super::attach::AttachServer;
 use super::health::Watcher;
 use super::lifecycle::restart_delay;
 use super::logs::LogWriter;
-use super::record::{write_exited, write_started};
+use super::record::{write_exited, write_start_failed, write_started};
 use super::{
     auto_remove, now_rfc3339, Container, ContainerError, ContainerState, ExecOptions, Result,
 };
@@ -221,7 +221,12 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         if let Err(err) = &torn_down {
             let _ = fs::write(monitor_log(store, id), format!("{err}\n"));
         }
-        let recorded = write_exited(store, id, code, &now_rfc3339())?;
+        let never_started = matches!(result, Err(exec::ExecError::Setup { .. }));
+        let recorded = if never_started {
+            write_start_failed(store, id, code, &now_rfc3339())?
+        } else {
+            write_exited(store, id, code, &now_rfc3339())?
+        };
         server.exited(code);
         if !recorded {
             return Ok(()); // removed meanwhile (rm -f): nothing left to watch
@@ -229,6 +234,13 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         if ready.is_some() {
             // It never started: the starter hears why.
             result?;
+        }
+        // A start that fails is not restarted, as Docker's restart manager does not.
+        if never_started {
+            if settings.auto_remove {
+                auto_remove(store, id)?;
+            }
+            return Ok(());
         }
         let stop_marker = store.root().join("containers").join(id).join("stopped");
         let record = store.container(id)?;

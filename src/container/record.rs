@@ -193,6 +193,13 @@ pub(crate) fn write_exited(store: &Store, id: &str, code: i32, at: &str) -> Resu
     Ok(recorded)
 }
 
+/// Records a start that failed before the container's process ran (its init reported
+/// 126 or 127): as Docker keeps it, the container stays `created`, the code and time
+/// recorded for `inspect` and `wait`. Returns false when the container is gone.
+pub(crate) fn write_start_failed(store: &Store, id: &str, code: i32, at: &str) -> Result<bool> {
+    Ok(store.set_container_exited(id, ContainerState::Created.as_str(), i64::from(code), at)?)
+}
+
 /// A container with its record read: its spec, its settings and its recorded state.
 #[derive(Debug, Clone)]
 pub struct Container {

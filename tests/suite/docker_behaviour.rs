@@ -400,6 +400,23 @@ fn wait_answers_at_once_for_a_container_that_is_not_running() {
     assert!(!out.status.success(), "{out:?}");
     // Docker's default condition is "not running": the failed start's code, at once.
     assert_eq!(lade.ok(&["wait", "broken"]).trim(), "127");
+    // And it stays `created`, as Docker keeps a container whose start failed.
+    let status = lade.ok(&[
+        "ps",
+        "-a",
+        "--filter",
+        "name=broken",
+        "--format",
+        "{{.Status}}",
+    ]);
+    assert_eq!(status.trim(), "Created");
+    let state = lade.ok(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "broken",
+    ]);
+    assert_eq!(state.trim(), "created 127");
     // Never started: 0, at once, as Docker's `wait` answers.
     lade.ok(&["create", "--name", "idle", "busybox", "true"]);
     assert_eq!(lade.ok(&["wait", "idle"]).trim(), "0");
