@@ -64,6 +64,7 @@ use crate::network::NetworkError;
 use crate::registry::RegistryError;
 pub use crate::store::StoreError;
 
+pub use crate::container::ExecOptions;
 /// One entry of the store's event log (`lade events`).
 pub use crate::store::events::Event as LoggedEvent;
 pub use archive::{

@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{container_exit, exit_with, open_store, open_store_read_only, StoreConfig};
-use crate::engine::{self, ExecRequest, LogsRequest};
+use crate::engine::{self, ExecOptions, ExecRequest, LogsRequest};
 
 #[derive(Debug, Args)]
 #[command(trailing_var_arg = true)]
@@ -50,14 +50,16 @@ pub struct ExecArgs {
 pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
     let request = ExecRequest {
         container: args.container,
-        command: args.command,
-        env: args.env,
-        env_files: args.env_files,
-        user: args.user,
-        workdir: args.workdir,
-        interactive: args.interactive,
-        tty: args.tty,
-        privileged: args.privileged,
+        options: ExecOptions {
+            args: args.command,
+            env: args.env,
+            env_files: args.env_files,
+            user: args.user,
+            workdir: args.workdir,
+            interactive: args.interactive,
+            tty: args.tty,
+            privileged: args.privileged,
+        },
         detach: args.detach,
     };
     let result = (|| -> Result<i32> {
