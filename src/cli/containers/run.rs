@@ -130,10 +130,12 @@ pub struct RunArgs {
     /// Print help
     #[arg(long, action = clap::ArgAction::Help)]
     pub help: Option<bool>,
-    /// Mount a named volume, a host path, or a new anonymous volume
-    /// (NAME:TARGET[:ro], /HOST:TARGET[:ro], TARGET). A new volume mounted over a path
-    /// the image has content at is filled with it, as Docker does
-    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]TARGET[:ro]")]
+    /// Mount a named volume, a host path, or a new anonymous volume (NAME:TARGET,
+    /// /HOST:TARGET, ./HOST:TARGET relative to here, TARGET), with Docker's modes after
+    /// a colon, comma-separated: ro, rw, nocopy, z and Z (accepted and ignored: no
+    /// SELinux), private/rprivate. A new volume mounted over a path the image has
+    /// content at is filled with it unless nocopy, as Docker does
+    #[arg(short = 'v', long = "volume", value_name = "[SOURCE:]TARGET[:MODES]")]
     pub volumes: Vec<String>,
     /// Mount: type=volume|bind|tmpfs,source=,target=[,readonly][,tmpfs-size=]
     #[arg(long = "mount", value_name = "SPEC")]
