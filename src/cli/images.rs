@@ -346,14 +346,7 @@ pub fn prune(store_config: &StoreConfig, args: ImagePruneArgs) -> Result<ExitCod
     }
     let store = open_store(store_config)?;
     let removed = engine::prune_images(&store, args.all, &filters)?;
-    if !removed.is_empty() {
-        println!("Deleted Images:");
-        for reference in &removed {
-            println!("deleted: {reference}");
-        }
-        println!();
-    }
-    println!("Total reclaimed images: {}", removed.len());
+    super::render::print_pruned("Images", "deleted: ", &removed, Some("images"));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -269,12 +269,7 @@ pub fn run(store_config: &StoreConfig, command: NetworkCommand) -> Result<ExitCo
             }
             let store = open_store(store_config)?;
             let removed = engine::prune_networks(&store, &filters)?;
-            if !removed.is_empty() {
-                println!("Deleted Networks:");
-                for name in &removed {
-                    println!("{name}");
-                }
-            }
+            super::render::print_pruned("Networks", "", &removed, None);
             Ok(ExitCode::SUCCESS)
         }
         NetworkCommand::Connect(args) => {

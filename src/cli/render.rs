@@ -77,3 +77,21 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
         println!("{}", line(row.clone()));
     }
 }
+
+/// What a prune removed, as Docker lists it: `Deleted KIND:` over one line each (each
+/// after `line_prefix`), then, for the prunes that count, a blank line and
+/// `Total reclaimed NOUN: N`.
+pub(crate) fn print_pruned(kind: &str, line_prefix: &str, removed: &[String], total: Option<&str>) {
+    if !removed.is_empty() {
+        println!("Deleted {kind}:");
+        for item in removed {
+            println!("{line_prefix}{item}");
+        }
+        if total.is_some() {
+            println!();
+        }
+    }
+    if let Some(noun) = total {
+        println!("Total reclaimed {noun}: {}", removed.len());
+    }
+}

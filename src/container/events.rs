@@ -8,17 +8,17 @@ use crate::exec::{Mount, Spec};
 use crate::store::events::{record, Event};
 use crate::store::{ContainerRecord, Store};
 
-/// A container event, with Docker's attributes: `image`, `name`, its labels, and
-/// `extra` (`exitCode`, `signal`, `oldName`).
+/// A container event, with Docker's attributes: `image`, `name`, its `labels` (the
+/// caller has the container's settings at hand: they are not read again for each
+/// event), and `extra` (`exitCode`, `signal`, `oldName`).
 pub(crate) fn container_event(
     store: &Store,
     container: &ContainerRecord,
+    labels: &BTreeMap<String, String>,
     action: &str,
     extra: BTreeMap<String, String>,
 ) {
-    let mut attributes = super::record::settings_of(container)
-        .map(|settings| settings.labels)
-        .unwrap_or_default();
+    let mut attributes = labels.clone();
     attributes.insert("image".into(), container.image_name.clone());
     attributes.insert("name".into(), container.name.clone());
     attributes.extend(extra);
@@ -32,11 +32,12 @@ pub(crate) fn container_event(
 pub(crate) fn container_event_by_id(
     store: &Store,
     id: &str,
+    labels: &BTreeMap<String, String>,
     action: &str,
     extra: BTreeMap<String, String>,
 ) {
     if let Ok(container) = store.container(id) {
-        container_event(store, &container, action, extra);
+        container_event(store, &container, labels, action, extra);
     }
 }
 

@@ -311,6 +311,7 @@ fn run_checks(
             super::events::container_event(
                 store,
                 &container.record,
+                &container.settings.labels,
                 &format!("health_status: {}", health.status.as_str()),
                 BTreeMap::new(),
             );

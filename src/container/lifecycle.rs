@@ -372,6 +372,7 @@ pub fn stop(
     super::events::container_event(
         store,
         &record,
+        &settings.labels,
         "kill",
         super::events::attribute("signal", signal.number()),
     );
@@ -390,10 +391,10 @@ pub fn stop(
             });
         }
         let killed = super::events::attribute("signal", SignalNumber::KILL.number());
-        super::events::container_event(store, &record, "kill", killed);
+        super::events::container_event(store, &record, &settings.labels, "kill", killed);
     }
     wait_for_record(store, &record.id, init);
-    super::events::container_event(store, &record, "stop", Default::default());
+    super::events::container_event(store, &record, &settings.labels, "stop", Default::default());
     Ok(record.name)
 }
 
@@ -407,8 +408,11 @@ pub fn kill(store: &Store, reference: &str, signal: SignalNumber) -> Result<Stri
     if !init.signal(signal) {
         return Err(ContainerError::NotRunning(record.name.clone()));
     }
+    let labels = super::record::settings_of(&record)
+        .map(|settings| settings.labels)
+        .unwrap_or_default();
     let number = super::events::attribute("signal", signal.number());
-    super::events::container_event(store, &record, "kill", number);
+    super::events::container_event(store, &record, &labels, "kill", number);
     if signal == SignalNumber::KILL {
         init.wait_exit(super::KILL_TIMEOUT);
         wait_for_record(store, &record.id, init);

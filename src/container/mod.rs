@@ -403,7 +403,14 @@ pub fn run_created(
     let check = container.settings.healthcheck.clone();
     let mut record_init = |init: ProcessId| {
         // Best effort: the container runs either way, and `ps` tells a missing record.
-        let _ = record::write_started(store, &id, init, &now_rfc3339());
+        let _ = record::write_started(
+            store,
+            &id,
+            &container.settings,
+            &container.spec,
+            init,
+            &now_rfc3339(),
+        );
         watcher = health::Watcher::start(store, &id, check.as_ref());
     };
     // Docker logs what every container but an `--rm` one writes: the output goes
@@ -477,7 +484,7 @@ pub fn run_created(
     if matches!(result, Err(exec::ExecError::Setup { .. })) {
         record::write_start_failed(store, &id, code, &now_rfc3339())?;
     } else {
-        record::write_exited(store, &id, code, &now_rfc3339())?;
+        record::write_exited(store, &id, &container.settings.labels, code, &now_rfc3339())?;
     }
     if options.remove {
         auto_remove(store, &id)?;
@@ -802,7 +809,13 @@ fn create_checked(
     };
     store.insert_container(&record)?;
     undo.done = true;
-    events::container_event(store, &record, "create", Default::default());
+    events::container_event(
+        store,
+        &record,
+        &settings.labels,
+        "create",
+        Default::default(),
+    );
     Ok((id, spec))
 }
 
@@ -963,8 +976,11 @@ pub fn rename(store: &Store, reference: &str, name: &str) -> Result<()> {
     let name = validate::container_name(name)?;
     let record = store.container(reference)?;
     store.rename_container(&record.id, name)?;
+    let labels = record::settings_of(&record)
+        .map(|settings| settings.labels)
+        .unwrap_or_default();
     let old_name = events::attribute("oldName", &record.name);
-    events::container_event_by_id(store, &record.id, "rename", old_name);
+    events::container_event_by_id(store, &record.id, &labels, "rename", old_name);
     Ok(())
 }
 
@@ -1010,7 +1026,13 @@ pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
     exec::freeze(container.id(), paused)?;
     next.write(store, container.id())?;
     let action = if paused { "pause" } else { "unpause" };
-    events::container_event(store, &container.record, action, Default::default());
+    events::container_event(
+        store,
+        &container.record,
+        &container.settings.labels,
+        action,
+        Default::default(),
+    );
     Ok(container.record.name)
 }
 
@@ -1058,7 +1080,14 @@ fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> R
     let record = store.container(id).ok();
     store.delete_container(id)?;
     if let Some(record) = record {
-        events::container_event(store, &record, "destroy", Default::default());
+        let labels = container.map(|c| &c.settings.labels);
+        events::container_event(
+            store,
+            &record,
+            labels.unwrap_or(&Default::default()),
+            "destroy",
+            Default::default(),
+        );
     }
     Ok(())
 }

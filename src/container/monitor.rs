@@ -188,7 +188,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         let mut watcher = None;
         let mut ran_since = Instant::now();
         let mut started = |init: ProcessId| {
-            let _ = write_started(store, id, init, &now_rfc3339());
+            let _ = write_started(store, id, &settings, &container.spec, init, &now_rfc3339());
             ran_since = Instant::now();
             watcher = Watcher::start(store, id, check.as_ref());
             if let Some(mut file) = ready.take() {
@@ -225,7 +225,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         let recorded = if never_started {
             write_start_failed(store, id, code, &now_rfc3339())?
         } else {
-            write_exited(store, id, code, &now_rfc3339())?
+            write_exited(store, id, &settings.labels, code, &now_rfc3339())?
         };
         server.exited(code);
         if !recorded {

@@ -3,6 +3,7 @@
 //! [`ContainerState`] and a [`Container`], says which state may follow which, and
 //! writes states back.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use super::lifecycle::Settings;
@@ -163,8 +164,16 @@ impl Refused {
     }
 }
 
-/// Records that container `id` runs with `init`, started at `at` (RFC 3339).
-pub(crate) fn write_started(store: &Store, id: &str, init: ProcessId, at: &str) -> Result<()> {
+/// Records that container `id` runs with `init`, started at `at` (RFC 3339). Its
+/// `settings` and `spec` are the caller's, for the events (labels, volume mounts).
+pub(crate) fn write_started(
+    store: &Store,
+    id: &str,
+    settings: &Settings,
+    spec: &Spec,
+    init: ProcessId,
+    at: &str,
+) -> Result<()> {
     store.set_container_running(
         id,
         ContainerState::Running.as_str(),
@@ -173,22 +182,32 @@ pub(crate) fn write_started(store: &Store, id: &str, init: ProcessId, at: &str) 
         at,
     )?;
     if let Ok(record) = store.container(id) {
-        if let Ok(spec) = spec_of(&record) {
-            super::events::volume_mounts(store, &record, &spec);
-        }
-        super::events::container_event(store, &record, "start", Default::default());
+        super::events::volume_mounts(store, &record, spec);
+        super::events::container_event(
+            store,
+            &record,
+            &settings.labels,
+            "start",
+            Default::default(),
+        );
     }
     Ok(())
 }
 
 /// Records that container `id` ended with `code` at `at`; false when it is no longer
-/// recorded (removed meanwhile).
-pub(crate) fn write_exited(store: &Store, id: &str, code: i32, at: &str) -> Result<bool> {
+/// recorded (removed meanwhile). Its `labels` are for the event.
+pub(crate) fn write_exited(
+    store: &Store,
+    id: &str,
+    labels: &BTreeMap<String, String>,
+    code: i32,
+    at: &str,
+) -> Result<bool> {
     let recorded =
         store.set_container_exited(id, ContainerState::Exited.as_str(), i64::from(code), at)?;
     if recorded {
         let code = super::events::attribute("exitCode", code);
-        super::events::container_event_by_id(store, id, "die", code);
+        super::events::container_event_by_id(store, id, labels, "die", code);
     }
     Ok(recorded)
 }

@@ -222,8 +222,8 @@ pub(crate) fn client_config(registry: &str, insecure: bool) -> Result<ClientConf
 fn build_config(found: CertsD, insecure: bool) -> std::result::Result<ClientConfig, String> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
-    let verifier: Arc<dyn ServerCertVerifier> = if insecure {
-        Arc::new(AnyCertificate { algorithms })
+    let trust = if insecure {
+        Trust::Any
     } else {
         let mut roots = system_roots();
         // A certificate webpki cannot take as an anchor may still be pinned.
@@ -231,12 +231,12 @@ fn build_config(found: CertsD, insecure: bool) -> std::result::Result<ClientConf
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
             .build()
             .map_err(|e| format!("cannot set up TLS verification: {e}"))?;
-        Arc::new(PinnedOrWebPki {
+        Trust::PinnedOrWebPki {
             pinned: found.certificates,
             webpki,
-            algorithms,
-        })
+        }
     };
+    let verifier = Arc::new(RegistryVerifier { trust, algorithms });
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("cannot set up TLS: {e}"))?
@@ -255,16 +255,36 @@ fn build_config(found: CertsD, insecure: bool) -> std::result::Result<ClientConf
     }
 }
 
-/// Trusts a presented certificate that `certs.d` holds as it is (its name and dates
-/// still checked), and otherwise asks webpki with `certs.d`'s CAs among the roots.
+/// How a registry's certificate is judged.
 #[derive(Debug)]
-struct PinnedOrWebPki {
-    pinned: Vec<CertificateDer<'static>>,
-    webpki: Arc<WebPkiServerVerifier>,
+enum Trust {
+    /// A certificate that `certs.d` holds as it is is trusted (its name and dates
+    /// still checked); any other is asked of webpki, with `certs.d`'s CAs among the
+    /// roots.
+    PinnedOrWebPki {
+        pinned: Vec<CertificateDer<'static>>,
+        webpki: Arc<WebPkiServerVerifier>,
+    },
+    /// `--tls-verify=false` and `insecure = true`: any certificate and signature, as
+    /// ureq's own disabled verification takes them (the session is still encrypted, to
+    /// whoever answers).
+    Any,
+}
+
+/// The one certificate verifier of registry connections, in the mode `trust` says.
+#[derive(Debug)]
+struct RegistryVerifier {
+    trust: Trust,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for PinnedOrWebPki {
+impl RegistryVerifier {
+    fn checks_signatures(&self) -> bool {
+        !matches!(self.trust, Trust::Any)
+    }
+}
+
+impl ServerCertVerifier for RegistryVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -273,11 +293,10 @@ impl ServerCertVerifier for PinnedOrWebPki {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pinned
-            .iter()
-            .any(|p| p.as_ref() == end_entity.as_ref())
-        {
+        let Trust::PinnedOrWebPki { pinned, webpki } = &self.trust else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        if pinned.iter().any(|p| p.as_ref() == end_entity.as_ref()) {
             let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
             rustls::client::verify_server_name(&parsed, server_name)?;
             check_validity(end_entity.as_ref(), now)?;
@@ -285,8 +304,7 @@ impl ServerCertVerifier for PinnedOrWebPki {
             // the registry holds this certificate's key.
             return Ok(ServerCertVerified::assertion());
         }
-        self.webpki
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
     fn verify_tls12_signature(
@@ -295,6 +313,9 @@ impl ServerCertVerifier for PinnedOrWebPki {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        if !self.checks_signatures() {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -304,49 +325,10 @@ impl ServerCertVerifier for PinnedOrWebPki {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        if !self.checks_signatures() {
+            return Ok(HandshakeSignatureValid::assertion());
+        }
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `--tls-verify=false` and `insecure = true`: any certificate, as ureq's own
-/// disabled verification takes it (the session is still encrypted, to whoever answers).
-#[derive(Debug)]
-struct AnyCertificate {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -594,15 +576,17 @@ HEJYLml7ODCOabcHlWWS7LpEVuR8ezF/3Qz/WPAH6e3obAafRVVCNrCr
         UnixTime::since_unix_epoch(std::time::Duration::from_secs(seconds))
     }
 
-    fn verifier() -> PinnedOrWebPki {
+    fn verifier() -> RegistryVerifier {
         let provider = provider();
         let webpki =
             WebPkiServerVerifier::builder_with_provider(Arc::new(system_roots()), provider.clone())
                 .build()
                 .unwrap();
-        PinnedOrWebPki {
-            pinned: vec![der()],
-            webpki,
+        RegistryVerifier {
+            trust: Trust::PinnedOrWebPki {
+                pinned: vec![der()],
+                webpki,
+            },
             algorithms: provider.signature_verification_algorithms,
         }
     }

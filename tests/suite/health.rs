@@ -227,7 +227,7 @@ fn events_between_two_times_list_a_run() {
     let lade = Lade::new();
     lade.busybox();
     let since = now();
-    lade.ok(&["run", "--name", "once", "busybox", "true"]);
+    lade.ok(&["run", "--name", "once", "--label", "tier=web", "busybox", "true"]);
     let until = now();
     let out = lade.ok(&[
         "events",
@@ -238,11 +238,16 @@ fn events_between_two_times_list_a_run() {
         "--filter",
         "type=container",
         "--format",
-        "{{.Type}} {{.Action}}",
+        "{{.Type}} {{.Action}} {{.Actor.Attributes.tier}}",
     ]);
+    // Each event carries the container's labels, as Docker's do.
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["container create", "container start", "container die"],
+        [
+            "container create web",
+            "container start web",
+            "container die web"
+        ],
         "{out}"
     );
     let json = lade.ok(&[

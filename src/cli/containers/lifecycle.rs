@@ -249,13 +249,6 @@ pub fn prune(store_config: &StoreConfig, args: PruneArgs) -> Result<ExitCode> {
     }
     let store = open_store(store_config)?;
     let removed = engine::prune_containers(&store, &filters)?;
-    if !removed.is_empty() {
-        println!("Deleted Containers:");
-        for id in &removed {
-            println!("{id}");
-        }
-        println!();
-    }
-    println!("Total reclaimed containers: {}", removed.len());
+    crate::cli::render::print_pruned("Containers", "", &removed, Some("containers"));
     Ok(ExitCode::SUCCESS)
 }

@@ -196,14 +196,7 @@ pub fn volume(store_config: &StoreConfig, command: VolumeCommand) -> Result<Exit
             }
             let store = open_store(store_config)?;
             let removed = engine::prune_volumes(&store, args.all, &filters)?;
-            if !removed.is_empty() {
-                println!("Deleted Volumes:");
-                for name in &removed {
-                    println!("{name}");
-                }
-                println!();
-            }
-            println!("Total reclaimed volumes: {}", removed.len());
+            crate::cli::render::print_pruned("Volumes", "", &removed, Some("volumes"));
             Ok(ExitCode::SUCCESS)
         }
     }
