@@ -120,9 +120,15 @@ pub struct DisconnectArgs {
     pub container: String,
 }
 
-/// The store, with the default network made if it is not there yet (Docker always has
-/// its `bridge`); read-only where it cannot be written, without it then.
+/// The store, opened only to read, with the default network in it (Docker always has
+/// its `bridge`): once made, on the first listing or the first container, it is only
+/// read. Still read-only where it cannot be written, without it then.
 fn default_network_store(store_config: &StoreConfig) -> Result<engine::Store> {
+    if let Ok(store) = super::open_store_read_only(store_config) {
+        if engine::has_default_network(&store)? {
+            return Ok(store);
+        }
+    }
     if let Ok(store) = open_store(store_config) {
         if engine::ensure_default_network(&store).is_ok() {
             return Ok(store);

@@ -203,5 +203,40 @@ fn hide_globals(mut command: clap::Command, globals: &[clap::Arg]) -> clap::Comm
     }
     // A single-value option given twice takes its last value, as Docker's flags do
     // (`--name a --name b` names it b); lists still gather every value.
-    command.args_override_self(true)
+    go_booleans(command).args_override_self(true)
+}
+
+/// Docker's boolean flags are Go's (pflag): `-d` alone, or with a value after `=`
+/// (`-d=false`, `--rm=true`), never the next word. Every boolean flag of a command
+/// becomes one here, once for the whole tree.
+fn go_booleans(mut command: clap::Command) -> clap::Command {
+    let flags: Vec<clap::Id> = command
+        .get_arguments()
+        .filter(|arg| matches!(arg.get_action(), clap::ArgAction::SetTrue))
+        .map(|arg| arg.get_id().clone())
+        .collect();
+    for id in flags {
+        command = command.mut_arg(id, |arg| {
+            arg.action(clap::ArgAction::Set)
+                .value_parser(go_bool)
+                .num_args(0..=1)
+                .require_equals(true)
+                .default_missing_value("true")
+                .default_value("false")
+                .hide_default_value(true)
+                .value_name("BOOL")
+        });
+    }
+    command
+}
+
+/// A boolean as Go's `strconv.ParseBool` reads it, which is how Docker reads `--flag=VALUE`.
+fn go_bool(text: &str) -> std::result::Result<bool, String> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(format!(
+            "invalid boolean {text:?}: expected true or false (or 1, 0, t, f)"
+        )),
+    }
 }

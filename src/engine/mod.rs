@@ -97,9 +97,9 @@ pub use lifecycle::{
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use network::{
-    connect_network, create_network, disconnect_network, ensure_default_network, inspect_network,
-    list_networks, prune_networks, remove_network, ConnectRequest, DisconnectRequest,
-    NetworkFilter,
+    connect_network, create_network, disconnect_network, ensure_default_network,
+    has_default_network, inspect_network, list_networks, prune_networks, remove_network,
+    ConnectRequest, DisconnectRequest, NetworkFilter,
 };
 pub use port::{port, PortRequest, PublishedPort};
 pub use processes::{stats, top, Processes, TopRequest};

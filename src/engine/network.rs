@@ -105,6 +105,12 @@ pub fn ensure_default_network(store: &Store) -> Result<()> {
     Ok(())
 }
 
+/// Whether the default network is made yet: once it is, listing and inspecting
+/// networks only read the store.
+pub fn has_default_network(store: &Store) -> Result<bool> {
+    Ok(store.network(network::DEFAULT_NETWORK)?.is_some())
+}
+
 /// `lade network ls`: the networks every filter keeps, by name.
 pub fn list_networks(store: &Store, filters: &[NetworkFilter]) -> Result<Vec<NetworkInspect>> {
     let mut networks = network::list(store)?;

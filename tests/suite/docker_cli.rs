@@ -85,3 +85,140 @@ fn global_options_are_shown_once() {
     // Still taken after a command, as before.
     lade.ok(&["ps", "--root", lade.root().to_str().unwrap()]);
 }
+
+#[test]
+fn boolean_flags_take_go_s_values_after_an_equals_sign() {
+    let lade = Lade::new();
+    lade.busybox();
+    // `-d=false`: in the foreground after all, its output ours; `--rm=true` removes it.
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "-d=false",
+            "--rm=true",
+            "-i=false",
+            "busybox",
+            "echo",
+            "hi"
+        ]),
+        "hi\n"
+    );
+    assert!(lade.ok(&["ps", "-a", "-q"]).trim().is_empty());
+    // `--rm=false` keeps it; `--read-only=0` is Go's false too, `--init=T` true.
+    lade.ok(&[
+        "run",
+        "--name",
+        "kept",
+        "--rm=false",
+        "--read-only=0",
+        "--init=T",
+        "busybox",
+        "true",
+    ]);
+    let full = lade.ok(&["ps", "-a", "-q", "--no-trunc=true"]);
+    assert_eq!(full.trim().len(), 64, "{full}");
+    let short = lade.ok(&["ps", "-a", "-q", "--no-trunc=false"]);
+    assert_eq!(short.trim().len(), 12, "{short}");
+    assert!(lade.ok(&["ps", "-q", "-a=false"]).trim().is_empty());
+    assert_eq!(
+        lade.ok(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.AutoRemove}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.Init}}",
+            "kept"
+        ]),
+        "false false true\n"
+    );
+    // Alone, a flag is true and never takes the next word; short ones still cluster.
+    lade.ok(&["create", "--name", "cluster", "-it", "busybox", "sh"]);
+    assert_eq!(
+        lade.ok(&["inspect", "-f", "{{.Config.Tty}}", "cluster"]),
+        "true\n"
+    );
+    lade.ok(&[
+        "create", "--name", "told", "-i", "-t=false", "busybox", "sh",
+    ]);
+    assert_eq!(
+        lade.ok(&["inspect", "-f", "{{.Config.Tty}}", "told"]),
+        "false\n"
+    );
+    assert!(lade
+        .ok(&["image", "ls", "--no-trunc=true", "-q"])
+        .starts_with("sha256:"));
+    let output = lade.output(&["run", "--rm=maybe", "busybox", "true"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--rm") && stderr.contains("maybe"),
+        "{stderr}"
+    );
+}
+
+/// The manifest digest the store's OCI index gives `busybox:latest`.
+fn busybox_manifest(lade: &Lade) -> String {
+    let index = std::fs::read_to_string(lade.root().join("oci/index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .is_some_and(|name| name.ends_with("busybox:latest"))
+        })
+        .and_then(|m| m["digest"].as_str())
+        .expect("busybox:latest in the index")
+        .to_string()
+}
+
+#[test]
+fn ps_shows_the_image_as_docker_does() {
+    let lade = Lade::new();
+    lade.busybox();
+    let id = lade.ok(&["inspect", "-f", "{{.Id}}", "busybox"]);
+    let id = id.trim();
+    let by_digest = format!("busybox@{}", busybox_manifest(&lade));
+    for (name, image) in [
+        ("by-name", "busybox"),
+        ("by-id", id),
+        ("by-digest", by_digest.as_str()),
+        ("by-full-name", "docker.io/library/busybox:latest"),
+    ] {
+        lade.ok(&["create", "--name", name, image, "true"]);
+    }
+    let shown = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["ps", "-a", "--format", "{{.Names}} {{.Image}}"];
+        args.extend_from_slice(extra);
+        let mut lines: Vec<String> = lade.ok(&args).lines().map(str::to_string).collect();
+        lines.sort();
+        lines
+    };
+    let short_id = &id.strip_prefix("sha256:").unwrap()[..12];
+    assert_eq!(
+        shown(&[]),
+        [
+            "by-digest busybox".to_string(),
+            "by-full-name busybox:latest".to_string(),
+            format!("by-id {short_id}"),
+            "by-name busybox".to_string(),
+        ]
+    );
+    assert_eq!(
+        shown(&["--no-trunc"]),
+        [
+            format!("by-digest {by_digest}"),
+            "by-full-name docker.io/library/busybox:latest".to_string(),
+            format!("by-id {id}"),
+            "by-name busybox".to_string(),
+        ]
+    );
+    // The table's IMAGE column is the same.
+    let table = lade.ok(&["ps", "-a"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains(short_id) && l.trim_end().ends_with("by-id")),
+        "{table}"
+    );
+}

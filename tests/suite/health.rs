@@ -227,7 +227,9 @@ fn events_between_two_times_list_a_run() {
     let lade = Lade::new();
     lade.busybox();
     let since = now();
-    lade.ok(&["run", "--name", "once", "--label", "tier=web", "busybox", "true"]);
+    lade.ok(&[
+        "run", "--name", "once", "--label", "tier=web", "busybox", "true",
+    ]);
     let until = now();
     let out = lade.ok(&[
         "events",

@@ -13,6 +13,7 @@ use super::{
 use crate::engine::{
     self, ContainerRow, ContainerState, PortMapping, PortRequest, PsFilter, PsRequest, TopRequest,
 };
+use crate::oci::ImageRef;
 
 #[derive(Debug, Args)]
 pub struct PsArgs {
@@ -77,7 +78,7 @@ pub fn ps(store_config: &StoreConfig, args: PsArgs) -> Result<ExitCode> {
         .map(|c| {
             let mut row = vec![
                 short_id(&c.id, trunc),
-                c.image.clone(),
+                image_shown(c, trunc),
                 command_of(c, trunc),
                 human_age(created(c).as_deref()),
                 docker_status(c),
@@ -133,7 +134,7 @@ fn ps_row(c: &ContainerRow, trunc: bool) -> serde_json::Value {
     json!({
         "ID": short_id(&c.id, trunc),
         "Names": c.name,
-        "Image": c.image,
+        "Image": image_shown(c, trunc),
         "Command": command_of(c, trunc),
         "CreatedAt": created_at(c.created),
         "RunningFor": human_age(created(c).as_deref()),
@@ -154,6 +155,43 @@ fn ps_row(c: &ContainerRow, trunc: bool) -> serde_json::Value {
         "Pid": c.pid,
         template::LABELS: c.labels,
     })
+}
+
+/// IMAGE as Docker's `ps` shows it (`formatter.ContainerContext.Image`): the name the
+/// container was made from, but, unless `--no-trunc`, an id as its 12 hex digits and a
+/// name with a digest without the digest (its tag kept), in Docker's short form.
+fn image_shown(c: &ContainerRow, trunc: bool) -> String {
+    let image = c.image.as_str();
+    if image.is_empty() {
+        return "<no image>".into();
+    }
+    if !trunc {
+        return image.to_string();
+    }
+    let short = |id: &str| -> String {
+        id.strip_prefix("sha256:")
+            .unwrap_or(id)
+            .chars()
+            .take(12)
+            .collect()
+    };
+    let id = short(&c.image_id.to_string());
+    if short(image) == id {
+        return id;
+    }
+    let Ok(reference) = image.parse::<ImageRef>() else {
+        return image.to_string();
+    };
+    // The tag as written: the parser gives a name without tag or digest `latest`.
+    let last_part = image.rsplit('/').next().unwrap_or(image);
+    let tagged = last_part
+        .split('@')
+        .next()
+        .is_some_and(|name| name.contains(':'));
+    match reference.tag().filter(|_| tagged) {
+        Some(tag) => format!("{}:{tag}", reference.familiar_repository()),
+        None => reference.familiar_repository(),
+    }
 }
 
 /// When it was made, in RFC 3339, as every time in lade's (and Docker's) JSON.
