@@ -54,7 +54,7 @@ const CRIU: &str = "no checkpoint and restore (CRIU)";
 /// What `run` and `create` lack alike.
 #[rustfmt::skip]
 const RUN_OPTIONS: &[(&[&str], &str)] = &[
-    (&["annotation", "link-local-ip", "mac-address"], NOT_YET),
+    (&["annotation", "link-local-ip"], NOT_YET),
     (&["blkio-weight", "blkio-weight-device", "device-read-bps", "device-read-iops",
        "device-write-bps", "device-write-iops"], "no block I/O limits"),
     (&["cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops", "isolation"], WINDOWS),
@@ -395,9 +395,9 @@ mod tests {
         );
         // A refused flag takes no value of the next word: the image is still the image.
         assert!(
-            refused(&["lade", "run", "--mac-address", "busybox", "true"])
+            refused(&["lade", "run", "--link-local-ip", "busybox", "true"])
                 .unwrap()
-                .starts_with("--mac-address is not supported by lade run")
+                .starts_with("--link-local-ip is not supported by lade run")
         );
         assert_eq!(
             refused(&["lade", "run", "--dns-opt", "ndots:1", "busybox"]),

@@ -120,6 +120,16 @@ fn shape(store: &Store, container: &Container) -> Value {
         "Mounts": mounts,
         "NetworkSettings": network_settings(store, record, &settings.network),
     });
+    // Docker's `Config.MacAddress` is there only when `--mac-address` was given.
+    if let Some(mac) = settings
+        .network
+        .plan
+        .iter()
+        .flat_map(|p| p.attachments.first())
+        .find_map(|a| a.mac_address.clone())
+    {
+        shaped["Config"]["MacAddress"] = mac.into();
+    }
     // Docker leaves both out for a container without a check.
     if let Some(health) = health {
         shaped["State"]["Health"] = health;
@@ -236,10 +246,13 @@ fn network_settings(
     let mut networks = serde_json::Map::new();
     let mut first_ip = String::new();
     let mut first_gateway = String::new();
+    let mut first_mac = String::new();
     for attachment in network.plan.iter().flat_map(|p| p.attachments.iter()) {
+        let mac = attachment.mac_address.clone().unwrap_or_default();
         if first_ip.is_empty() {
             first_ip = attachment.ip.to_string();
             first_gateway = attachment.network.gateway.to_string();
+            first_mac = mac.clone();
         }
         let name = docker_network_name(&attachment.network.name);
         networks.insert(
@@ -250,6 +263,7 @@ fn network_settings(
                 "IPPrefixLen": attachment.network.subnet.prefix(),
                 "Gateway": attachment.network.gateway.to_string(),
                 "Aliases": attachment.aliases,
+                "MacAddress": mac,
             }),
         );
     }
@@ -258,6 +272,7 @@ fn network_settings(
         "Networks": networks,
         "IPAddress": first_ip,
         "Gateway": first_gateway,
+        "MacAddress": first_mac,
         "Ports": port_bindings(&published),
     })
 }

@@ -191,7 +191,7 @@ pub enum ContainerError {
     VolumeSeed(String),
     #[error("-p and -P need a bridge network, not --network {0}")]
     PublishNeedsBridge(String),
-    #[error("--ip and --network-alias need a bridge network")]
+    #[error("--ip, --mac-address and --network-alias need a bridge network")]
     AddressNeedsBridge,
     #[error("container {0} is not running: --network container:{0} needs it running")]
     SharedNetworkStopped(String),

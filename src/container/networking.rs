@@ -72,6 +72,8 @@ pub struct NetworkRequest {
     pub mode: NetworkMode,
     pub aliases: Vec<String>,
     pub ip: Option<String>,
+    /// `--mac-address`: the MAC address on its (first) network.
+    pub mac_address: Option<String>,
     /// `-p`.
     pub publish: Vec<String>,
     /// `-P`: every exposed port (the image's EXPOSE and `--expose`) to a free one.
@@ -185,6 +187,9 @@ pub(crate) fn check_request(request: &NetworkRequest) -> Result<()> {
     if let Some(ip) = &request.ip {
         parse_ip(ip)?;
     }
+    if let Some(mac) = &request.mac_address {
+        validate::mac_address(mac)?;
+    }
     for text in &request.publish {
         network::parse_publish(text)?;
     }
@@ -241,7 +246,7 @@ pub(crate) fn plan(
                 request.mode.docker_name(),
             ));
         }
-        if request.ip.is_some() || !request.aliases.is_empty() {
+        if request.ip.is_some() || request.mac_address.is_some() || !request.aliases.is_empty() {
             return Err(ContainerError::AddressNeedsBridge);
         }
         hosts.push_str(&format!("127.0.1.1\t{hostname}\n"));
@@ -303,6 +308,11 @@ pub(crate) fn plan(
             ip,
             aliases,
             interface: "eth0".into(),
+            mac_address: request
+                .mac_address
+                .as_deref()
+                .map(validate::mac_address)
+                .transpose()?,
         }],
         ports,
         dns_servers,

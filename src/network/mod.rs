@@ -249,6 +249,11 @@ pub struct Attachment {
     pub aliases: Vec<String>,
     /// `eth0`, `eth1`, ...
     pub interface: String,
+    /// `--mac-address`: the interface's fixed MAC address, lower-case and colon-separated
+    /// (`92:d0:c6:0a:29:33`, as netavark's `static_mac` takes it); none for one of the
+    /// kernel's choosing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
 }
 
 /// Everything netavark needs to set up (or tear down) one container's networks.

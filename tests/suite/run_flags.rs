@@ -621,9 +621,49 @@ fn label_file_platform_quiet_tty_term_and_memory_zero() {
     let term = ok(&lade, &["-t"], "echo $TERM");
     assert_eq!(term.trim(), "xterm");
     ok(&lade, &["-m", "0"], "true");
+    // Without a network of its own there is no interface to give the address.
     refused(
         &lade,
         &["--mac-address", "02:42:ac:11:00:02"],
         "--mac-address",
     );
+}
+
+#[test]
+fn mac_address_is_checked_and_kept_where_docker_shows_it() {
+    let lade = lade();
+    // Go's net.ParseMAC forms, kept lower-case and colon-separated.
+    for (given, kept) in [
+        ("92-D0-C6-0A-29-33", "92:d0:c6:0a:29:33"),
+        ("92d0.c60a.2934", "92:d0:c6:0a:29:34"),
+    ] {
+        let id = lade.ok(&["create", "--mac-address", given, "busybox", "true"]);
+        let shown = lade.ok(&[
+            "inspect",
+            "-f",
+            "{{.Config.MacAddress}} {{.NetworkSettings.MacAddress}} \
+             {{range .NetworkSettings.Networks}}{{.MacAddress}}{{end}}",
+            id.trim(),
+        ]);
+        assert_eq!(
+            shown.split_whitespace().collect::<Vec<_>>(),
+            [kept, kept, kept],
+            "{given}"
+        );
+    }
+    // Without one, Docker's fields are empty and Config has none.
+    let id = lade.ok(&["create", "busybox", "true"]);
+    let config = lade.ok(&["inspect", "-f", "{{json .Config}}", id.trim()]);
+    assert!(!config.contains("MacAddress"), "{config}");
+    for bad in [
+        "02:42:ac:11:00",
+        "02:42:ac:11:00:zz",
+        "nonsense",
+        "02:42:ac:11:00:02:03",
+    ] {
+        let output = lade.output(&["create", "--mac-address", bad, "busybox", "true"]);
+        assert_eq!(output.status.code(), Some(125), "{bad}");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(err.contains("--mac-address") && err.contains(bad), "{err}");
+    }
 }

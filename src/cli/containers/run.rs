@@ -106,6 +106,9 @@ pub struct RunArgs {
     /// The container's IPv4 address on its network
     #[arg(long, value_name = "ADDRESS")]
     pub ip: Option<String>,
+    /// The container's MAC address on its network (92:d0:c6:0a:29:33)
+    #[arg(long, value_name = "ADDRESS")]
+    pub mac_address: Option<String>,
     /// Publish a port: [IP:][HOST_PORT:]CONTAINER_PORT[/tcp|udp|sctp], ranges as
     /// 8000-8002:80-82; without HOST_PORT, a free one. Answers on the host's addresses
     /// and on 127.0.0.1
@@ -423,6 +426,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
             mode: NetworkMode::parse(&args.network),
             aliases: args.network_aliases.clone(),
             ip: args.ip.clone(),
+            mac_address: args.mac_address.clone(),
             publish: args.publish.clone(),
             publish_all: args.publish_all,
             expose: args.expose.clone(),
