@@ -82,7 +82,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("container run", &["sig-proxy"], NOT_YET),
     ("container commit", &["no-pause"], NOT_YET),
     ("container cp", &["quiet"], NOT_YET),
-    ("container exec", &["detach-keys"], NOT_YET),
     ("container inspect", &["size"], NOT_YET),
     ("inspect", &["size"], NOT_YET),
     ("container rm", &["link"], LINKS),

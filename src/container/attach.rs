@@ -3,6 +3,7 @@
 //! client sends goes to the container's standard input (kept open for `-i`) or sets the
 //! window size of its terminal (`-t`). `lade attach`, `start -a` and an interactive
 //! `run -it` are clients; the detach keys (ctrl-p ctrl-q) leave the container running.
+//! An `exec -it` process is served alike by its holder, on a socket of its own.
 //!
 //! Frames both ways are Docker's multiplexed-stream header (kind, three zero bytes, a
 //! big-endian u32 length) and the payload. Kinds: 0 input, 1 stdout, 2 stderr, 3 exit
@@ -40,10 +41,10 @@ fn container_dir(store: &Store, id: &str) -> PathBuf {
     store.root().join("containers").join(id)
 }
 
-/// A short path to `name` in `dir`, good while `_dir` is open.
-fn short_path(dir: &Path) -> io::Result<(OwnedFd, PathBuf)> {
+/// A short path to socket `name` in `dir`, good while `_dir` is open.
+fn short_path(dir: &Path, name: &str) -> io::Result<(OwnedFd, PathBuf)> {
     let fd: OwnedFd = File::open(dir)?.into();
-    let path = PathBuf::from(format!("/proc/self/fd/{}/{SOCKET}", fd.as_raw_fd()));
+    let path = PathBuf::from(format!("/proc/self/fd/{}/{name}", fd.as_raw_fd()));
     Ok((fd, path))
 }
 
@@ -96,12 +97,22 @@ impl AttachServer {
     /// Listens beside the container's log. `stdin`: the write end of the container's
     /// standard input, when it is kept open (`-i`).
     pub(crate) fn listen(store: &Store, id: &str, stdin: Option<File>) -> Result<AttachServer> {
+        Self::listen_at(store, id, SOCKET, stdin)
+    }
+
+    /// Listens on socket `name` in the container's directory (an `exec -it` process's).
+    pub(crate) fn listen_at(
+        store: &Store,
+        id: &str,
+        name: &str,
+        stdin: Option<File>,
+    ) -> Result<AttachServer> {
         let dir = container_dir(store, id);
         let failed = |source| ContainerError::Io {
-            path: dir.join(SOCKET),
+            path: dir.join(name),
             source,
         };
-        let (dir_fd, path) = short_path(&dir).map_err(failed)?;
+        let (dir_fd, path) = short_path(&dir, name).map_err(failed)?;
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(failed)?;
         let clients: Arc<(Mutex<Clients>, Condvar)> = Arc::default();
@@ -211,12 +222,17 @@ fn serve_input(
 
 /// Connects to a running container's monitor.
 pub fn connect(store: &Store, id: &str) -> Result<UnixStream> {
+    connect_to(store, id, SOCKET)
+}
+
+/// Connects to socket `name` in the container's directory.
+pub(crate) fn connect_to(store: &Store, id: &str, name: &str) -> Result<UnixStream> {
     let dir = container_dir(store, id);
     let failed = |source| ContainerError::Io {
-        path: dir.join(SOCKET),
+        path: dir.join(name),
         source,
     };
-    let (_dir_fd, path) = short_path(&dir).map_err(failed)?;
+    let (_dir_fd, path) = short_path(&dir, name).map_err(failed)?;
     UnixStream::connect(&path).map_err(failed)
 }
 
@@ -240,8 +256,8 @@ pub enum Attached {
     Detached,
 }
 
-/// Docker's `--detach-keys`: `ctrl-<letter or @[\]^_>` and single characters, comma
-/// separated.
+/// Docker's `--detach-keys` (moby's `term.ToBytes`): `ctrl-<letter or @[\]^_>`,
+/// `DEL` and single characters, comma separated.
 pub fn parse_detach_keys(text: &str) -> Option<Vec<u8>> {
     text.split(',')
         .map(|key| match key.strip_prefix("ctrl-") {
@@ -259,6 +275,7 @@ pub fn parse_detach_keys(text: &str) -> Option<Vec<u8>> {
                 }
             }
             None if key.len() == 1 => Some(key.as_bytes()[0]),
+            None if key == "DEL" => Some(127),
             _ => None,
         })
         .collect()
@@ -288,11 +305,47 @@ pub(crate) fn attach_stream(
         settings,
         ..
     } = Container::load(store, id)?;
-    let terminal = spec.process.terminal;
-    let send_input = options.stdin && settings.interactive;
+    let client = Client {
+        terminal: spec.process.terminal,
+        send_input: options.stdin && settings.interactive,
+        detach_keys: &options.detach_keys,
+        proxy_to: options.sig_proxy.then_some(&record),
+        socket: container_dir(store, id).join(SOCKET),
+    };
+    let exit = serve_client(stream, &client)?;
+    Ok(exit.unwrap_or_else(|| {
+        // The monitor went without a word (killed): what the store knows.
+        Attached::Exited(
+            store
+                .container(id)
+                .ok()
+                .and_then(|r| r.exit_code)
+                .map_or(125, |c| c as i32),
+        )
+    }))
+}
+
+/// What one attached client does.
+pub(crate) struct Client<'a> {
+    /// The process has a terminal: ours goes raw, and its size is sent.
+    pub terminal: bool,
+    /// Our standard input goes to the process.
+    pub send_input: bool,
+    pub detach_keys: &'a [u8],
+    /// Without a terminal, the container whose init gets the signals we receive.
+    pub proxy_to: Option<&'a crate::store::ContainerRecord>,
+    /// The socket's path, for errors.
+    pub socket: PathBuf,
+}
+
+/// Our end of an attach: the output to ours, our input (up to the detach keys) to the
+/// process. `None` when the server went without telling an exit code.
+pub(crate) fn serve_client(stream: UnixStream, client: &Client<'_>) -> Result<Option<Attached>> {
+    let terminal = client.terminal;
+    let send_input = client.send_input;
     let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let failed = |source| ContainerError::Io {
-        path: container_dir(store, id).join(SOCKET),
+        path: client.socket.clone(),
         source,
     };
     let mut writer = stream.try_clone().map_err(failed)?;
@@ -305,12 +358,12 @@ pub(crate) fn attach_stream(
     }
     let _raw = (terminal && send_input && std::io::IsTerminal::is_terminal(&io::stdin()))
         .then(crate::exec::RawMode::enter);
-    if options.sig_proxy && !terminal {
-        proxy_signals(&record);
+    if let (Some(record), false) = (client.proxy_to, terminal) {
+        proxy_signals(record);
     }
     if send_input {
         let detached = detached.clone();
-        let keys = options.detach_keys.clone();
+        let keys = client.detach_keys.to_vec();
         let stream = stream.try_clone().map_err(failed)?;
         std::thread::spawn(move || {
             let mut stdin = io::stdin();
@@ -363,19 +416,9 @@ pub(crate) fn attach_stream(
         }
     }
     if detached.load(std::sync::atomic::Ordering::SeqCst) {
-        return Ok(Attached::Detached);
+        return Ok(Some(Attached::Detached));
     }
-    match exit {
-        Some(code) => Ok(Attached::Exited(code)),
-        // The monitor went without a word (killed): what the store knows.
-        None => Ok(Attached::Exited(
-            store
-                .container(id)
-                .ok()
-                .and_then(|r| r.exit_code)
-                .map_or(125, |c| c as i32),
-        )),
-    }
+    Ok(exit.map(Attached::Exited))
 }
 
 /// Docker's `--sig-proxy`: the signals this process receives go to the container's
@@ -407,6 +450,7 @@ mod tests {
     fn detach_keys_as_docker_writes_them() {
         assert_eq!(parse_detach_keys("ctrl-p,ctrl-q"), Some(vec![16, 17]));
         assert_eq!(parse_detach_keys("ctrl-@,a"), Some(vec![0, b'a']));
+        assert_eq!(parse_detach_keys("ctrl-[,DEL"), Some(vec![27, 127]));
         assert_eq!(parse_detach_keys("ctrl-1"), None);
         assert_eq!(parse_detach_keys("ab"), None);
     }

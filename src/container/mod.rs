@@ -886,6 +886,7 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
             tty: false,
             ..options.clone()
         },
+        attach_socket: None,
     })
     .map_err(|e| ContainerError::Json {
         what: "the exec request".into(),
@@ -901,18 +902,69 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
     }
 }
 
+/// `exec -it`: the process is held by a detached helper that serves its terminal on a
+/// socket of its own, and we attach to it, so that the detach keys leave it running
+/// (as Docker's daemon keeps it); returns how the attach ended.
+pub fn exec_attached(
+    store: &Store,
+    reference: &str,
+    options: &ExecOptions,
+    detach_keys: &[u8],
+) -> Result<Attached> {
+    let record = store.container(reference)?;
+    // Unique among the container's execs: this process's id and the time.
+    let socket = format!(
+        "exec-{}-{}",
+        std::process::id(),
+        jiff::Timestamp::now().as_nanosecond()
+    );
+    let request = serde_json::to_string(&monitor::DetachedExec {
+        container: record.id.clone(),
+        options: options.clone(),
+        attach_socket: Some(socket.clone()),
+    })
+    .map_err(|e| ContainerError::Json {
+        what: "the exec request".into(),
+        source: e,
+    })?;
+    let mut helper = lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)])?;
+    let mut line = helper.line();
+    let mut stream = None;
+    if line == "listening" {
+        stream = Some(attach::connect_to(store, &record.id, &socket)?);
+        line = helper.line();
+    }
+    match (line.as_str(), stream) {
+        ("ok", Some(stream)) => {
+            let client = attach::Client {
+                terminal: options.tty,
+                send_input: options.interactive,
+                detach_keys,
+                proxy_to: None,
+                socket: store
+                    .root()
+                    .join("containers")
+                    .join(&record.id)
+                    .join(&socket),
+            };
+            // A holder that went without a word was killed with its process.
+            Ok(attach::serve_client(stream, &client)?.unwrap_or(Attached::Exited(137)))
+        }
+        ("" | "ok", _) => Err(ContainerError::DetachedExecEnded(record.name.clone())),
+        (failure, _) => Err(lifecycle::setup_failure(failure)),
+    }
+}
+
 fn exec_with(
     store: &Store,
     reference: &str,
     options: &ExecOptions,
     started: Option<&mut dyn FnMut(ProcessId)>,
 ) -> Result<i32> {
-    let container = Container::load(store, reference)?;
-    let enter = enter_spec(&container, options)?;
-    let record = &container.record;
-    let result = exec::enter(
-        &enter,
-        &record.id,
+    exec_with_io(
+        store,
+        reference,
+        options,
         Io {
             stdin: options.interactive,
             terminal: options.tty,
@@ -921,8 +973,13 @@ fn exec_with(
             started,
             on_terminal: None,
         },
-    );
-    match result {
+    )
+}
+
+fn exec_with_io(store: &Store, reference: &str, options: &ExecOptions, io: Io<'_>) -> Result<i32> {
+    let container = Container::load(store, reference)?;
+    let enter = enter_spec(&container, options)?;
+    match exec::enter(&enter, &container.record.id, io) {
         Ok(Exit { code }) => Ok(code),
         Err(err) => Err(err.into()),
     }

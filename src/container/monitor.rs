@@ -64,11 +64,15 @@ pub(crate) fn monitor_log(store: &Store, id: &str) -> PathBuf {
 /// process (its value: the request as JSON).
 pub(crate) const DETACHED_EXEC_ENV: &str = "_LADE_DETACHED_EXEC";
 
-/// What `exec -d` hands its holder.
+/// What `exec -d` (and `exec -it`) hands its holder.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct DetachedExec {
     pub container: String,
     pub options: ExecOptions,
+    /// `exec -it`: the socket (in the container's directory) on which the holder serves
+    /// the process's terminal to its client, who may detach from it.
+    #[serde(default)]
+    pub attach_socket: Option<String>,
 }
 
 /// If this process was started as a monitor (or as the holder of an `exec -d`
@@ -88,6 +92,9 @@ pub fn maybe_run_monitor() -> Option<i32> {
                 what: "the exec request".into(),
                 source: e,
             })?;
+        if let Some(socket) = &request.attach_socket {
+            return hold_attached_exec(store, &request, socket, ready);
+        }
         let mut started = |_: ProcessId| {
             if let Some(mut file) = ready.take() {
                 let _ = file.write_all(b"ok\n");
@@ -101,6 +108,69 @@ pub fn maybe_run_monitor() -> Option<i32> {
         )
         .map(drop)
     }))
+}
+
+/// The holder of an `exec -it` process: its terminal served on `socket` to the client
+/// that asked for it (who connects first, so it misses no output), and to whoever
+/// attaches after; the process runs on when the client detaches.
+fn hold_attached_exec(
+    store: &Store,
+    request: &DetachedExec,
+    socket: &str,
+    ready: &mut Option<File>,
+) -> Result<()> {
+    let stdin = if request.options.interactive {
+        Some(stdin_pipe().map_err(|source| ContainerError::Io {
+            path: "pipe".into(),
+            source,
+        })?)
+    } else {
+        None
+    };
+    let server = Arc::new(AttachServer::listen_at(
+        store,
+        &request.container,
+        socket,
+        stdin,
+    )?);
+    if let Some(file) = ready.as_mut() {
+        let _ = file.write_all(b"listening\n");
+    }
+    server.wait_for_client();
+    let sending = server.clone();
+    let mut started = |_: ProcessId| {
+        if let Some(mut file) = ready.take() {
+            let _ = file.write_all(b"ok\n");
+        }
+    };
+    let terminal = server.clone();
+    let mut on_terminal = move |master: File| terminal.set_terminal(master);
+    let result = super::exec_with_io(
+        store,
+        &request.container,
+        &request.options,
+        Io {
+            stdin: request.options.interactive,
+            terminal: request.options.tty,
+            output: Output::Streams(Box::new(move |stream, bytes| sending.send(stream, bytes))),
+            cancel: None,
+            started: Some(&mut started),
+            on_terminal: Some(&mut on_terminal),
+        },
+    );
+    match result {
+        Ok(code) => {
+            server.exited(code);
+            Ok(())
+        }
+        // Before it started, the client hears why on the ready pipe.
+        Err(err) if ready.is_some() => Err(err),
+        Err(err) => {
+            server.send(Stream::Stderr, format!("lade: {err}\n").as_bytes());
+            server.exited(err.exit_code());
+            Ok(())
+        }
+    }
 }
 
 /// Runs `work` as a detached helper: the store from `LADE_ROOT`, the ready pipe at

@@ -14,13 +14,29 @@ pub struct ExecRequest {
     pub options: ExecOptions,
     /// `-d`: the process runs on, its output discarded (as Docker's).
     pub detach: bool,
+    /// With `-it`: the keys that detach from the process, which runs on (as
+    /// `container::parse_detach_keys` reads them).
+    pub detach_keys: Vec<u8>,
 }
 
-/// `lade exec`: returns the process's exit code (0 once a detached one has started).
+/// `lade exec`: returns the process's exit code (0 once a detached one has started,
+/// or once the detach keys left an `-it` one running).
 pub fn exec(store: &Store, request: &ExecRequest) -> Result<i32> {
     if request.detach {
         container::exec_detached(store, &request.container, &request.options)?;
         return Ok(0);
+    }
+    if request.options.tty && request.options.interactive {
+        let attached = container::exec_attached(
+            store,
+            &request.container,
+            &request.options,
+            &request.detach_keys,
+        )?;
+        return Ok(match attached {
+            container::Attached::Exited(code) => code,
+            container::Attached::Detached => 0,
+        });
     }
     Ok(container::exec_in(
         store,

@@ -1316,3 +1316,82 @@ fn system_df_prune_info_and_version() {
         "busybox stays"
     );
 }
+
+#[test]
+fn exec_it_detaches_with_its_keys_and_the_process_runs_on() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["run", "-d", "--name", "host", "busybox", "sleep", "1000"]);
+    let lade_bin = assert_cmd::cargo::cargo_bin("lade");
+    // A pty of our own, as a user's terminal.
+    let terminal = |command: &str| {
+        std::process::Command::new("script")
+            .args(["-qec", command, "/dev/null"])
+            .env("LADE_ROOT", lade.root())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("script runs")
+    };
+    // Docker's syntax for other keys: ctrl-a then x.
+    let mut session = terminal(&format!(
+        "{} exec -it --detach-keys ctrl-a,x host sh -c \
+         'tty; read l; echo got $l; n=0; while :; do n=$((n+1)); echo $n > /beat; sleep 0.1; done'",
+        lade_bin.display()
+    ));
+    let mut input = session.stdin.take().unwrap();
+    let mut output = Expect::new(session.stdout.take().unwrap());
+    output.until("/dev/pts/");
+    input.write_all(b"first\r").unwrap();
+    output.until("got first");
+    input.write_all(b"\x01x").unwrap();
+    assert!(session.wait().unwrap().success(), "detaching exits 0");
+    // The process runs on: its heartbeat still moves after we left.
+    let beat = || lade.ok(&["exec", "host", "cat", "/beat"]);
+    wait_until("a first beat", || {
+        lade.output(&["exec", "host", "cat", "/beat"])
+            .status
+            .success()
+    });
+    let after_detach = beat();
+    wait_until("the process to beat on after the detach", || {
+        beat() != after_detach
+    });
+
+    // Docker's default keys, and the process's exit code when it ends by itself.
+    let mut session = terminal(&format!(
+        "{} exec -it host sh -c 'tty; read l; [ $l = quit ] && exit 5'",
+        lade_bin.display()
+    ));
+    let mut input = session.stdin.take().unwrap();
+    let mut output = Expect::new(session.stdout.take().unwrap());
+    output.until("/dev/pts/");
+    input.write_all(b"quit\r").unwrap();
+    assert_eq!(session.wait().unwrap().code(), Some(5));
+    let mut session = terminal(&format!(
+        "{} exec -it host sh -c 'tty; sleep 1000'",
+        lade_bin.display()
+    ));
+    let mut input = session.stdin.take().unwrap();
+    let mut output = Expect::new(session.stdout.take().unwrap());
+    output.until("/dev/pts/");
+    input.write_all(b"\x10\x11").unwrap();
+    assert!(session.wait().unwrap().success());
+    let processes = lade.ok(&["exec", "host", "ps"]);
+    assert!(processes.contains("sleep 1000"), "{processes}");
+
+    // A command that cannot start says so, with Docker's code, through the holder too.
+    let missing = terminal(&format!(
+        "{} exec -it host nosuchcommand",
+        lade_bin.display()
+    ))
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(missing.status.code(), Some(127));
+    let bad = lade.output(&["exec", "-it", "--detach-keys", "ctrl-1", "host", "true"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--detach-keys"));
+    lade.ok(&["rm", "-f", "host"]);
+}

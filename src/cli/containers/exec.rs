@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::{container_exit, exit_with, open_store, open_store_read_only, StoreConfig};
+use super::{
+    container_exit, detach_keys, exit_with, open_store, open_store_read_only, StoreConfig,
+    DEFAULT_DETACH_KEYS,
+};
 use crate::engine::{self, ExecOptions, ExecRequest, LogsRequest};
 
 #[derive(Debug, Args)]
@@ -28,6 +31,9 @@ pub struct ExecArgs {
     /// Give the process a terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// With -it: keys that detach from the process, which runs on
+    #[arg(long, value_name = "KEYS", default_value = DEFAULT_DETACH_KEYS)]
+    pub detach_keys: String,
     /// Every capability lade holds and no seccomp filter for this process (the
     /// container's mounts and devices stay as they are, as with Docker)
     #[arg(long)]
@@ -61,6 +67,7 @@ pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
             privileged: args.privileged,
         },
         detach: args.detach,
+        detach_keys: detach_keys(&args.detach_keys)?,
     };
     let result = (|| -> Result<i32> {
         let store = open_store(store_config)?;
