@@ -208,6 +208,49 @@ pub fn labels(texts: &[String]) -> Result<std::collections::BTreeMap<String, Str
     texts.iter().map(|t| label(t)).collect()
 }
 
+/// `--mac-address`: an Ethernet (EUI-48) address in one of the forms Go's
+/// `net.ParseMAC` reads (`92:d0:c6:0a:29:33`, `92-d0-c6-0a-29-33`, `92d0.c60a.2933`),
+/// as the lower-case, colon-separated form.
+pub fn mac_address(text: &str) -> Result<String> {
+    let bad = || {
+        invalid(
+            "--mac-address",
+            text,
+            "expected a MAC address such as 92:d0:c6:0a:29:33",
+        )
+    };
+    let trimmed = text.trim();
+    let hex_pairs = |parts: Vec<&str>, width: usize| -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        for part in parts {
+            if part.len() != width || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            for pair in part.as_bytes().chunks(2) {
+                bytes.push(u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?);
+            }
+        }
+        Some(bytes)
+    };
+    let bytes = match (
+        trimmed.len(),
+        trimmed.as_bytes().get(2),
+        trimmed.as_bytes().get(4),
+    ) {
+        (17, Some(b':'), _) => hex_pairs(trimmed.split(':').collect(), 2),
+        (17, Some(b'-'), _) => hex_pairs(trimmed.split('-').collect(), 2),
+        (14, _, Some(b'.')) => hex_pairs(trimmed.split('.').collect(), 4),
+        _ => None,
+    }
+    .filter(|bytes| bytes.len() == 6)
+    .ok_or_else(bad)?;
+    Ok(bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -335,47 +378,26 @@ mod tests {
         let map = labels(&["a=1".into(), "a=2".into()]).unwrap();
         assert_eq!(map["a"], "2");
     }
-}
 
-/// `--mac-address`: an Ethernet (EUI-48) address in one of the forms Go's
-/// `net.ParseMAC` reads (`92:d0:c6:0a:29:33`, `92-d0-c6-0a-29-33`, `92d0.c60a.2933`),
-/// as the lower-case, colon-separated form.
-pub fn mac_address(text: &str) -> Result<String> {
-    let bad = || {
-        invalid(
-            "--mac-address",
-            text,
-            "expected a MAC address such as 92:d0:c6:0a:29:33",
-        )
-    };
-    let trimmed = text.trim();
-    let hex_pairs = |parts: Vec<&str>, width: usize| -> Option<Vec<u8>> {
-        let mut bytes = Vec::new();
-        for part in parts {
-            if part.len() != width || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            for pair in part.as_bytes().chunks(2) {
-                bytes.push(u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?);
-            }
+    #[test]
+    fn mac_addresses_are_go_s_forms_of_48_bits() {
+        assert_eq!(
+            mac_address("92:D0:c6:0a:29:33").unwrap(),
+            "92:d0:c6:0a:29:33"
+        );
+        assert_eq!(
+            mac_address("92-d0-c6-0a-29-33").unwrap(),
+            "92:d0:c6:0a:29:33"
+        );
+        assert_eq!(mac_address("92d0.c60a.2933").unwrap(), "92:d0:c6:0a:29:33");
+        for bad in [
+            "",
+            "92:d0:c6:0a:29",
+            "92:d0:c6:0a:29:3g",
+            "92:d0-c6:0a:29:33",
+            "+2:d0:c6:0a:29:33",
+        ] {
+            assert!(mac_address(bad).is_err(), "{bad}");
         }
-        Some(bytes)
-    };
-    let bytes = match (
-        trimmed.len(),
-        trimmed.as_bytes().get(2),
-        trimmed.as_bytes().get(4),
-    ) {
-        (17, Some(b':'), _) => hex_pairs(trimmed.split(':').collect(), 2),
-        (17, Some(b'-'), _) => hex_pairs(trimmed.split('-').collect(), 2),
-        (14, _, Some(b'.')) => hex_pairs(trimmed.split('.').collect(), 4),
-        _ => None,
     }
-    .filter(|bytes| bytes.len() == 6)
-    .ok_or_else(bad)?;
-    Ok(bytes
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":"))
 }
