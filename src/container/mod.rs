@@ -887,6 +887,7 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
             ..options.clone()
         },
         attach_socket: None,
+        window: None,
     })
     .map_err(|e| ContainerError::Json {
         what: "the exec request".into(),
@@ -922,6 +923,7 @@ pub fn exec_attached(
         container: record.id.clone(),
         options: options.clone(),
         attach_socket: Some(socket.clone()),
+        window: exec::terminal_size(std::os::fd::AsFd::as_fd(&std::io::stdout())),
     })
     .map_err(|e| ContainerError::Json {
         what: "the exec request".into(),

@@ -73,6 +73,10 @@ pub(crate) struct DetachedExec {
     /// the process's terminal to its client, who may detach from it.
     #[serde(default)]
     pub attach_socket: Option<String>,
+    /// With `attach_socket`: the client's window size (rows, columns), set before the
+    /// process starts.
+    #[serde(default)]
+    pub window: Option<(u16, u16)>,
 }
 
 /// If this process was started as a monitor (or as the holder of an `exec -d`
@@ -144,7 +148,13 @@ fn hold_attached_exec(
         }
     };
     let terminal = server.clone();
-    let mut on_terminal = move |master: File| terminal.set_terminal(master);
+    let window = request.window;
+    let mut on_terminal = move |master: File| {
+        if let Some((rows, columns)) = window {
+            exec::set_terminal_size(std::os::fd::AsFd::as_fd(&master), rows, columns);
+        }
+        terminal.set_terminal(master)
+    };
     let result = super::exec_with_io(
         store,
         &request.container,

@@ -444,19 +444,19 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         return Err(err);
     }
     // The pty's main side, once the init has made it.
+    let mut on_terminal = io.on_terminal;
     let pty_master: Option<OwnedFd> = console.and_then(|socket| {
         let master = receive_fd(&socket)?;
         pty::resize(master.as_fd());
+        // Before the process starts too: whoever is given the terminal may size it.
+        if let (Some(on_terminal), Ok(handle)) = (on_terminal.take(), master.try_clone()) {
+            on_terminal(File::from(handle));
+        }
         // The init waits for this byte before it starts the process, so that the
         // process finds the terminal's size set (`stty size` read 0 rows before).
         let _ = nix::unistd::write(&socket, b"s");
         Some(master)
     });
-    if let Some(master) = &pty_master {
-        if let (Some(on_terminal), Ok(handle)) = (io.on_terminal, master.try_clone()) {
-            on_terminal(File::from(handle));
-        }
-    }
     match io.cancel {
         Some(cancel) => cancel.register(pid),
         None => {

@@ -1360,16 +1360,18 @@ fn exec_it_detaches_with_its_keys_and_the_process_runs_on() {
         beat() != after_detach
     });
 
-    // Docker's default keys, and the process's exit code when it ends by itself.
+    // The process's exit code when it ends by itself; our window size, from its start.
     let mut session = terminal(&format!(
-        "{} exec -it host sh -c 'tty; read l; [ $l = quit ] && exit 5'",
+        "stty rows 33 cols 77; {} exec -it host sh -c 'stty size; tty; read l; [ $l = quit ] && exit 5'",
         lade_bin.display()
     ));
     let mut input = session.stdin.take().unwrap();
     let mut output = Expect::new(session.stdout.take().unwrap());
     output.until("/dev/pts/");
+    assert!(output.seen.starts_with("33 77"), "{:?}", output.seen);
     input.write_all(b"quit\r").unwrap();
     assert_eq!(session.wait().unwrap().code(), Some(5));
+    // Docker's default keys.
     let mut session = terminal(&format!(
         "{} exec -it host sh -c 'tty; sleep 1000'",
         lade_bin.display()
