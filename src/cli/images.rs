@@ -251,6 +251,7 @@ pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
     /// Sizes and dates in human units (`-H=false`: bytes, and RFC 3339 times)
+    // True unless told: the tree's Go booleans (`cli::tree`) are the false-by-default ones.
     #[arg(short = 'H', long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL",
           num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub human: bool,

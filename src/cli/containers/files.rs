@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
-use clap::{ArgAction, Args};
+use clap::Args;
 
 use super::{
     open_store, open_store_read_only, printable, source_date_epoch, OneContainer, StoreConfig,
@@ -50,13 +50,10 @@ pub fn export(store_config: &StoreConfig, args: ExportArgs) -> Result<ExitCode> 
 #[derive(Debug, Args)]
 pub struct CpArgs {
     /// Keep owners (uid and gid) as they are in the source
-    // Go's boolean flags: `-a` alone, or `-a=false`, never the next word.
-    #[arg(short, long, action = ArgAction::Set, value_name = "BOOL", default_value_t = false,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    #[arg(short, long)]
     pub archive: bool,
     /// Follow a symlink named as SRC
-    #[arg(short = 'L', long, action = ArgAction::Set, value_name = "BOOL", default_value_t = false,
-          num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    #[arg(short = 'L', long)]
     pub follow_link: bool,
     /// CONTAINER:SRC, a host path, or `-` for a tar stream on standard input
     #[arg(value_name = "SRC")]
