@@ -73,8 +73,8 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     /// `-a`: the output streams a foreground run is attached to (all when `-a` is not
-    /// given), and whether its stdin is.
-    pub attach: Vec<exec::Stream>,
+    /// given: None; none when `-a` names stdin alone), and whether its stdin is.
+    pub attach: Option<Vec<exec::Stream>>,
     pub attach_stdin: bool,
     pub network: NetworkRequest,
     pub hostname: Option<String>,
@@ -424,7 +424,7 @@ pub fn run_created(
         )?)
     };
     // `-a`: only the streams named reach ours (stdin only when named).
-    let (stdin, output) = if (options.attach.is_empty() || options.tty) && log.is_none() {
+    let (stdin, output) = if (options.attach.is_none() || options.tty) && log.is_none() {
         (options.interactive, Output::Inherit)
     } else {
         let wanted = options.attach.clone();
@@ -434,7 +434,10 @@ pub fn run_created(
             if let Some(log) = log.as_mut() {
                 log.write(stream, line);
             }
-            if !wanted.is_empty() && !wanted.contains(&stream) {
+            if wanted
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(&stream))
+            {
                 return;
             }
             let _ = match stream {
@@ -445,7 +448,7 @@ pub fn run_created(
                 exec::Stream::Stderr => std::io::stderr().lock().write_all(line),
             };
         };
-        let stdin = if options.attach.is_empty() {
+        let stdin = if options.attach.is_none() {
             options.interactive
         } else {
             options.interactive && options.attach_stdin

@@ -164,6 +164,10 @@ pub trait Reporter: Sync {
     /// A layer of a pulled image is in the store: downloaded (`fetched`) or there
     /// already.
     fn pull_layer(&self, _digest: &crate::oci::Digest, _size: u64, _fetched: bool) {}
+    /// A container run in the foreground with neither its stdout nor its stderr attached
+    /// (`-a stdin`) has been made: Docker prints its id then, as for `-d`, since nothing
+    /// else of it would show.
+    fn unattached(&self, _id: &str) {}
     /// A foreground container has exited, and what it left (its network) could not be
     /// undone; its exit code stands.
     fn after_exit(&self, error: &EngineError);

@@ -2,7 +2,7 @@
 //! `rm -f` of a missing container, `kill` and the status `ps` shows after it, every
 //! signal `kill -s` and `stop -s` take, `start` of a running container, verbs on
 //! several containers at once, the log a foreground run keeps, `logs --since/--until`,
-//! `ps`'s format fields, and `rmi -f` of an image a container uses. Every wait is for
+//! `ps`'s format fields, `run -a stdin`'s printed id, and `rmi -f` of an image a container uses. Every wait is for
 //! something the container or lade does, bounded, never a fixed sleep.
 
 use crate::common;
@@ -210,6 +210,25 @@ fn a_foreground_run_keeps_its_log() {
         "hi",
     ]);
     assert!(lade.fails(&["logs", "quiet"]).contains("quiet"));
+}
+
+/// `run -a stdin` attaches neither output: the container's output goes to its log only,
+/// and the run prints the container's id instead, as Docker's (docker/cli runContainer:
+/// "!config.AttachStdout && !config.AttachStderr" prints the id).
+#[test]
+fn run_attached_to_stdin_alone_prints_the_id() {
+    let lade = Lade::new();
+    lade.busybox();
+    let out = lade.output(&[
+        "run", "--name", "in", "-a", "stdin", "busybox", "echo", "hello",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let id = lade.ok(&["inspect", "--format", "{{.Id}}", "in"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), id);
+    assert_eq!(lade.ok(&["logs", "in"]), "hello\n");
+    // -a stdout keeps the output and prints no id.
+    let out = lade.ok(&["run", "--rm", "-a", "stdout", "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
 }
 
 #[test]

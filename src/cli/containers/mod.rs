@@ -58,6 +58,10 @@ impl engine::Reporter for Tell {
         eprintln!("Unable to find image '{image}' locally");
     }
 
+    fn unattached(&self, id: &str) {
+        println!("{id}");
+    }
+
     fn after_exit(&self, error: &EngineError) {
         eprintln!("lade: after the container exited: {error}");
     }

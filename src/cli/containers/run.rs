@@ -327,6 +327,10 @@ impl engine::Reporter for Quiet {
 
     fn image_not_found(&self, _image: &str) {}
 
+    fn unattached(&self, id: &str) {
+        Tell.unattached(id);
+    }
+
     fn after_exit(&self, error: &engine::EngineError) {
         Tell.after_exit(error);
     }
@@ -417,7 +421,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         user: args.user.clone(),
         interactive: args.interactive,
         tty: args.tty,
-        attach,
+        attach: (!args.attach.is_empty()).then_some(attach),
         attach_stdin,
         network: NetworkRequest {
             mode: NetworkMode::parse(&args.network),
