@@ -229,8 +229,9 @@ pub enum ContainerError {
     Security(#[from] exec::SecurityError),
     #[error("container {name} is not running: {flag} container:{name} needs it running")]
     SharedStopped { flag: &'static str, name: String },
+    // Docker's daemon's words (daemon/container_operations_unix.go, getIPCContainer)
     #[error(
-        "container {0} has a private IPC namespace: start it with --ipc shareable to share it"
+        "container {0}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
     )]
     NotShareable(String),
     #[error(
