@@ -50,6 +50,7 @@ pub use networking::{
     NetworkMode, NetworkRequest, NetworkSettings,
 };
 pub use record::{Container, ContainerState, Refused};
+pub use sandbox::ulimit as parse_ulimit;
 pub use sandbox::{SandboxRequest, Shared};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{

@@ -121,8 +121,8 @@ pub use volume::{
 // What requests are made of, and what results carry, from the modules below.
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
-    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, MountName,
-    NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
+    check_run_options, parse_detach_keys, parse_signal, parse_ulimit, ContainerState, LogConfig,
+    MountName, NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
 };
 pub use crate::exec::{Limits, SignalNumber, Stream};
 pub use crate::network::PortMapping;
