@@ -212,6 +212,33 @@ fn a_foreground_run_keeps_its_log() {
     assert!(lade.fails(&["logs", "quiet"]).contains("quiet"));
 }
 
+/// `-it` when stdin is not a terminal is refused before anything runs, in Docker's words
+/// and with its exit code 1 (docker/cli streams.In.CheckTty), for run and exec; `-t`
+/// alone, or `-d`, needs no terminal.
+#[test]
+fn a_terminal_with_stdin_needs_stdin_to_be_one() {
+    let lade = Lade::new();
+    lade.busybox();
+    let refused = |args: &[&str]| {
+        let out = lade.output(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "lade: cannot attach stdin to a TTY-enabled container because stdin is not a terminal\n"
+        );
+    };
+    refused(&["run", "-it", "--name", "never", "busybox", "true"]);
+    assert!(lade.fails(&["inspect", "never"]).contains("never"));
+    assert_eq!(
+        lade.ok(&["run", "--rm", "-t", "busybox", "echo", "hi"]),
+        "hi\r\n"
+    );
+    lade.ok(&["run", "-dit", "--name", "up", "busybox", "sh"]);
+    refused(&["exec", "-it", "up", "true"]);
+    lade.ok(&["exec", "-t", "up", "true"]);
+    lade.ok(&["rm", "-f", "up"]);
+}
+
 /// `run -a stdin` attaches neither output: the container's output goes to its log only,
 /// and the run prints the container's id instead, as Docker's (docker/cli runContainer:
 /// "!config.AttachStdout && !config.AttachStderr" prints the id).

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use super::{container_exit, exit_with, open_store, open_store_read_only, StoreConfig};
+use super::{check_tty, container_exit, exit_with, open_store, open_store_read_only, StoreConfig};
 use crate::engine::{self, ExecOptions, ExecRequest, LogsRequest};
 
 #[derive(Debug, Args)]
@@ -63,6 +63,9 @@ pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
         detach: args.detach,
     };
     let result = (|| -> Result<i32> {
+        if !request.detach {
+            check_tty(request.options.interactive, request.options.tty)?;
+        }
         let store = open_store(store_config)?;
         engine::exec(&store, &request).map_err(exit_with)
     })();

@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::{
-    container_exit, detach_keys, exit_with, open_store, StoreConfig, Tell, DEFAULT_DETACH_KEYS,
+    check_tty, container_exit, detach_keys, exit_with, open_store, StoreConfig, Tell,
+    DEFAULT_DETACH_KEYS,
 };
 use crate::engine::{
     self, ContainerRequest, HealthFlags, ImageName, Limits, LogConfig, NetworkMode, NetworkRequest,
@@ -297,6 +298,13 @@ impl RunArgs {
 /// the command cannot be run, 127 when it is not found (as Docker).
 pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
+        if !args.detach && !args.create_only {
+            let named_stdin = args.attach.iter().any(|s| s.eq_ignore_ascii_case("stdin"));
+            check_tty(
+                named_stdin || (args.interactive && args.attach.is_empty()),
+                args.tty,
+            )?;
+        }
         let mut request = run_request(&args)?;
         request.container.docker_config = store_config.docker_config.clone();
         let store = open_store(store_config)?;
