@@ -659,3 +659,64 @@ fn exec_privileged_gives_that_process_every_capability() {
     assert!(bits(&privileged) > 30, "{privileged}");
     lade.ok(&["rm", "-f", "capped"]);
 }
+
+/// `cp` into a container keeps the owners of what it copies (a host file's, a tar
+/// stream's), as Docker's daemon unpacks it; `-a` gives it to the container's user
+/// when it has one (docker/daemon: applyTarCopyUserOptions), and keeps the owners when
+/// it runs as root by default.
+#[test]
+fn cp_into_a_container_keeps_owners_and_a_gives_them_to_its_user() {
+    let lade = Lade::new();
+    lade.busybox();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("owned");
+    std::fs::write(&file, "x").unwrap();
+    std::os::unix::fs::chown(&file, Some(1042), Some(1043)).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-C", work.path().to_str().unwrap(), "-cf", "-", "owned"])
+        .output()
+        .unwrap();
+    lade.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--user",
+        "1000:1001",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let owner = |container: &str, path: &str| {
+        lade.ok(&["exec", container, "stat", "-c", "%u:%g", path])
+            .trim()
+            .to_string()
+    };
+    let file = file.to_str().unwrap();
+    lade.ok(&["cp", file, "plain:/tmp/host"]);
+    assert_eq!(owner("plain", "/tmp/host"), "1042:1043");
+    let mut streamed = lade
+        .process()
+        .args(["cp", "-", "plain:/root"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    streamed
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&tar.stdout)
+        .unwrap();
+    assert!(streamed.wait().unwrap().success());
+    assert_eq!(owner("plain", "/root/owned"), "1042:1043");
+    // -a: the container's user, if it has one.
+    lade.ok(&["cp", "-a", file, "plain:/tmp/kept"]);
+    assert_eq!(owner("plain", "/tmp/kept"), "1042:1043");
+    lade.ok(&["cp", "-a", file, "user:/tmp/theirs"]);
+    assert_eq!(owner("user", "/tmp/theirs"), "1000:1001");
+    lade.ok(&["cp", file, "user:/tmp/kept"]);
+    assert_eq!(owner("user", "/tmp/kept"), "1042:1043");
+    lade.ok(&["rm", "-f", "plain", "user"]);
+}
