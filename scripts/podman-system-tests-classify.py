@@ -66,7 +66,8 @@ PODMAN_ONLY_BEHAVIOUR = {
     # podman's output and messages
     "001-basic:podman version emits reasonable output":
         "podman's `version` layout (`Version:` first, `Go Version`); Docker's has "
-        "`Client:` with indented ` Version:` and `Go version`",
+        "`Client:` with indented ` Version:` and `Go version`. (lade's own text, one "
+        "line, is not Docker's layout either; `version -f {{.Client.Version}}` is)",
     "001-basic:podman --log-level recognizes log levels":
         "podman's message `Log Level \"telepathic\" is not supported`; Docker prints "
         "`Unable to parse logging level: telepathic` and exits 1, as lade",
