@@ -13,8 +13,13 @@
 #     OUT         where the TAP output of each file goes
 #                 (default: target/podman-system-tests)
 #     KEEP=1      keep the temporary directory (podman's tests, the store, the wrapper)
+#     TRANSLATE=0 pass every argument to lade untouched; by default (1) the wrapper
+#                 rewrites the few podman-only spellings that have an exact Docker
+#                 equivalent (scripts/podman_translate.py, listed in the doc)
+#     DOC=1       write the counts and the per-test classification into
+#                 docs/podman-system-tests.md (its generated section)
 #
-# What it needs (as root; it installs what is missing with apt-get): bats, jq,
+# What it needs (as root; it installs what is missing with apt-get): bats, jq, socat,
 # busybox-static, dpkg-dev (for `apt-get source`), and Debian's source archive: podman's
 # tests come from `apt-get source podman` (source package libpod 4.3.1+ds1, which keeps
 # test/system), through a deb-src entry for bookworm in a temporary apt configuration
@@ -25,12 +30,14 @@
 # be pulled here, so a stand-in is built with lade: Debian's busybox-static
 # (scripts/busybox-image.sh), alpine's users and groups, /home/podman/testimage-id
 # (the tag, mtime 1600000000), /home/podman/pause, an /etc/os-release, /etc/mtab,
-# printenv (a script), the labels
+# /etc/services,
+# printenv (a script), /bin/busybox-extras (alpine's httpd, nc...: busybox here), the labels
 # created_by and created_at, WORKDIR /home/podman and the CMD of build-testimage. It is
 # tagged with the name and date helpers.bash expects.
 #
 # podman is replaced by a wrapper that runs lade with a temporary store (LADE_ROOT) and
-# passes the arguments through untouched. One thing in podman's harness is changed:
+# passes the arguments through, rewriting only the podman spellings that have an exact
+# Docker equivalent (scripts/podman_translate.py; TRANSLATE=0 for none). One thing in podman's harness is changed:
 # helpers.bash's basic_setup/basic_teardown, which run before and after every test,
 # use podman-only forms (`rm -t 0 --all --force --ignore`, `ps --external`,
 # `pod rm`), so they are redefined with Docker's forms of the same clean-up
@@ -91,6 +98,7 @@ trap 'exit 130' INT TERM
 need=""
 command -v bats >/dev/null || need="$need bats"
 command -v jq >/dev/null || need="$need jq"
+command -v socat >/dev/null || need="$need socat"   # 450-interactive's ptys
 command -v dpkg-source >/dev/null || need="$need dpkg-dev"
 { [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1; } || need="$need busybox-static"
 if [ -n "$need" ]; then
@@ -125,10 +133,18 @@ echo "podman's tests: $(basename "$orig") ($T)" >&2
 # --- the harness: podman is lade with a store of its own -----------------------------
 export LADE_ROOT=$WORK/store
 mkdir -p "$WORK/bin" "$LADE_ROOT"
-cat > "$WORK/bin/podman" <<EOF
+TRANSLATE=${TRANSLATE:-1}
+if [ "$TRANSLATE" = 1 ]; then
+    cat > "$WORK/bin/podman" <<EOF
+#!/bin/sh
+LADE_ROOT='$LADE_ROOT' PODMAN_TRANSLATE=1 exec python3 '$HERE/podman_translate.py' '$LADE' "\$@"
+EOF
+else
+    cat > "$WORK/bin/podman" <<EOF
 #!/bin/sh
 LADE_ROOT='$LADE_ROOT' exec '$LADE' "\$@"
 EOF
+fi
 chmod 755 "$WORK/bin/podman"
 
 cat >> "$T/helpers.bash" <<'EOF'
@@ -224,6 +240,9 @@ done
 exit $rc
 EOF
 chmod 755 "$C/printenv"
+# alpine has /etc/services (140-diff removes it); Debian's, from netbase, or a line
+if [ -f /etc/services ]; then cp /etc/services "$C/services"
+else printf 'ssh\t\t22/tcp\n' > "$C/services"; fi
 # alpine 3.16's users and groups (the tests use some of them, e.g. the group ping)
 cat > "$C/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/ash
@@ -306,10 +325,10 @@ nobody:x:65534:
 EOF
 cat > "$C/Dockerfile" <<EOF
 FROM lade-testimage-base:latest
-COPY passwd group os-release /etc/
+COPY passwd group os-release services /etc/
 COPY testimage-id pause /home/podman/
 COPY printenv /usr/bin/
-RUN ln -sf /bin/busybox /sbin/nologin && ln -s ../proc/mounts /etc/mtab
+RUN ln -sf /bin/busybox /sbin/nologin && ln -s ../proc/mounts /etc/mtab && ln -s busybox /bin/busybox-extras
 LABEL created_by=test/system/build-testimage
 LABEL created_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 WORKDIR /home/podman
@@ -335,6 +354,13 @@ for f in "${files[@]}"; do
     f=$(basename "$f" .bats)
     if ! [ -f "$T/$f.bats" ]; then echo "no $f.bats in podman's test/system" >&2; continue; fi
     tap=$OUT/$f.tap
+    # Each file starts with no containers and no volumes, as in podman's own runs,
+    # where each file's clean-up removes its volumes with podman's `volume rm -a -f`
+    # (which Docker lacks): in Docker's forms here.
+    ids=$("$PODMAN" ps -aq 2>/dev/null)
+    [ -n "$ids" ] && "$PODMAN" rm -f $ids >/dev/null 2>&1
+    vols=$("$PODMAN" volume ls -q 2>/dev/null)
+    [ -n "$vols" ] && "$PODMAN" volume rm -f $vols >/dev/null 2>&1
     (cd "$T" && timeout --kill-after=30 1800 bats --tap "$f.bats") > "$tap" 2>&1
     ok=$(grep -c '^ok ' "$tap")
     skipped=$(grep -c '^ok .* # skip' "$tap")
@@ -345,3 +371,10 @@ for f in "${files[@]}"; do
 done
 printf '%-24s %6d %6d %7d %6d\n' total "$tp" "$tf" "$ts" $((tp + tf + ts))
 echo "TAP output of each file (with the failing commands): $OUT" >&2
+
+# --- each failure classified ---------------------------------------------------------
+echo "$TRANSLATE" > "$OUT/translate"
+classify=(python3 "$HERE/podman-system-tests-classify.py" "$OUT")
+[ "${DOC:-0}" = 1 ] && classify+=(--doc "$REPO/docs/podman-system-tests.md")
+"${classify[@]}" >/dev/null
+echo "every failure with its command, output and class: $OUT/failures.md" >&2

@@ -189,6 +189,7 @@ impl Session<'_> {
                 reporter: self.reporter,
                 step_ref: step_ref.clone(),
                 cancel: &self.options.cancel,
+                rlimits: &self.options.ulimits,
                 open_view: &mut open_view,
             },
             step,

@@ -73,6 +73,9 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<i64>,
     /// What the build's steps may ask beyond the sandbox (`--allow`).
     pub entitlements: Entitlements,
+    /// `--ulimit`: the RUN steps' resource limits. Like Docker's, they are not part of
+    /// a step's cache key.
+    pub ulimits: Vec<crate::exec::Rlimit>,
     /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
     /// stage fails (the other stages' sandboxes are killed).
     pub cancel: std::sync::Arc<crate::exec::Cancel>,

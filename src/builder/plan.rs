@@ -502,6 +502,7 @@ mod tests {
             compression: Compression::Zstd,
             source_date_epoch: None,
             entitlements: Default::default(),
+            ulimits: Vec::new(),
             cancel: Default::default(),
         }
     }

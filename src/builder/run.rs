@@ -40,6 +40,8 @@ pub(crate) struct RunContext<'a> {
     pub reporter: &'a dyn Reporter,
     pub step_ref: StepRef,
     pub cancel: &'a exec::Cancel,
+    /// `build --ulimit`.
+    pub rlimits: &'a [exec::Rlimit],
     /// Views of stages and images for `--mount=from=...`.
     pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, BuildError>,
 }
@@ -186,7 +188,10 @@ pub(crate) fn run(
         insecure: run.insecure,
         init: false,
         pausable: false,
-        privileges: Default::default(),
+        privileges: exec::Privileges {
+            rlimits: cx.rlimits.to_vec(),
+            ..Default::default()
+        },
         sandbox: Default::default(),
     };
     // Output lines arrive on the sandbox's reader thread; they reach the reporter (only

@@ -119,6 +119,11 @@ pub struct BuildArgs {
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_delimiter = ',')]
     pub allow: Vec<String>,
 
+    /// A resource limit of the RUN steps, as run's: NAME=SOFT[:HARD] (nofile, nproc,
+    /// ...; -1 is unlimited); repeat it for more
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+
     /// The build context: the directory whose files COPY and ADD can use; `-` reads
     /// standard input: a Dockerfile (no context), or an archive (tar, compressed or
     /// not) that is the context
@@ -276,6 +281,11 @@ fn build_request(
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
         entitlements: entitlements(&args.allow)?,
+        ulimits: args
+            .ulimits
+            .iter()
+            .map(|text| engine::parse_ulimit(text))
+            .collect::<std::result::Result<_, _>>()?,
         cancel: Default::default(),
     };
     Ok(BuildRequest {

@@ -265,14 +265,46 @@ impl From<CompressionArg> for Compression {
 /// why (exit code 125, as Docker's CLI gives for its own usage errors).
 pub fn parse() -> std::result::Result<Cli, ExitCode> {
     let mut tree = command();
-    let matches = tree
-        .try_get_matches_from_mut(std::env::args_os())
-        .unwrap_or_else(|error| error.exit());
+    let matches = match tree.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(matches) => matches,
+        Err(error) => return Err(usage_error(error)),
+    };
     if let Some(message) = refusals::refusal(&tree, &matches) {
         eprintln!("lade: {message}");
         return Err(ExitCode::from(125));
     }
     Ok(Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.format(&mut tree).exit()))
+}
+
+/// Prints a command line clap could not read and gives Docker's exit code for it: help
+/// and version as asked (0); a bad option, option value or missing value 125, as Docker's
+/// flag errors; a missing or extra argument or an unknown command 1, as Docker's argument
+/// checks (`requires at least 1 argument`, `unknown command`); a logging level Docker's
+/// own line and 1, as Docker exits before anything else.
+fn usage_error(error: clap::Error) -> ExitCode {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let invalid = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg.clone(),
+        _ => String::new(),
+    };
+    if invalid.starts_with("--log-level") || invalid.starts_with("-l ") {
+        if let Some(ContextValue::String(value)) = error.get(ContextKind::InvalidValue) {
+            eprintln!("Unable to parse logging level: {value}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let code = match error.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => error.exit(),
+        ErrorKind::UnknownArgument if !invalid.starts_with('-') => 1,
+        ErrorKind::MissingRequiredArgument if !invalid.starts_with('-') => 1,
+        ErrorKind::InvalidSubcommand | ErrorKind::MissingSubcommand => 1,
+        _ => 125,
+    };
+    // printing to a closed stderr cannot be reported anywhere
+    let _ = error.print();
+    ExitCode::from(code)
 }
 
 /// Commands that make snapshots with an image's owners, devices and mounts: they need

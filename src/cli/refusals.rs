@@ -87,7 +87,7 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("container rm", &["link"], LINKS),
     ("container start", &["checkpoint", "checkpoint-dir"], CRIU),
     ("container stats", &["all", "no-trunc"], NOT_YET),
-    ("image build", &["add-host", "label", "network", "shm-size", "ulimit"], NOT_YET),
+    ("image build", &["add-host", "label", "network", "shm-size"], NOT_YET),
     ("image build", &["cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus",
                       "cpuset-mems", "memory", "memory-swap"], "build steps run without limits"),
     ("image build", &["compress"], "the context is read where it is, never sent"),

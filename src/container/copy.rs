@@ -25,7 +25,7 @@ use nix::sys::stat::{fstat, fstatat, FileStat, Mode, SFlag};
 use super::record::spec_of;
 use super::{running_init, ContainerError, Result};
 use crate::exec::{self, mounts::Mounted};
-use crate::layers::{self, ExtractLimits, InRoot, LayerError};
+use crate::layers::{self, ExtractLimits, InRoot, LayerError, Owners};
 use crate::store::{Staging, Store};
 
 /// What went wrong in a copy; paths are shown as the user wrote them (`web:/etc`).
@@ -33,6 +33,9 @@ use crate::store::{Staging, Store};
 pub enum CopyError {
     #[error("{0}: no such file or directory")]
     NotFound(String),
+    /// `cp -a` into a container whose user cannot be found in it.
+    #[error("cp -a: the user of container {container}: {reason}")]
+    Owner { container: String, reason: String },
     /// Docker's words for a path missing in a container (a pattern such as `/tmp/*`
     /// too: paths are never expanded).
     #[error("Could not find the file {path} in container {container}")]
@@ -95,7 +98,10 @@ impl CopyEnd {
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CopyOptions {
-    /// `-a`: keep owners (otherwise what is written belongs to root, or to the caller).
+    /// `-a`, as Docker's: into a container with a user (`--user`), what is written
+    /// belongs to that user; to the host, the owners are kept. Without it, what is
+    /// written into a container keeps its owners (the archive's, the host files'), and
+    /// on the host belongs to the caller.
     pub archive: bool,
     /// `-L`: follow a symlink named as the source.
     pub follow_link: bool,
@@ -106,6 +112,8 @@ struct Root {
     fd: OwnedFd,
     /// How paths in it are shown: `web:` or nothing for the host.
     label: String,
+    /// A container's user (`user[:group]`, empty for root); None for the host.
+    user: Option<String>,
     // Dropped after `fd`, in this order: the view is unmounted, then its mount point goes.
     _mounted: Option<Mounted>,
     _staging: Option<Staging>,
@@ -116,6 +124,7 @@ impl Root {
         Ok(Root {
             fd: open_path(Path::new("/"), "/")?,
             label: String::new(),
+            user: None,
             _mounted: None,
             _staging: None,
         })
@@ -126,6 +135,8 @@ impl Root {
     fn container(store: &Store, reference: &str) -> Result<Root> {
         let record = store.container(reference)?;
         let label = format!("{}:", record.name);
+        let spec = spec_of(&record)?;
+        let user = Some(spec.process.user.clone());
         if let Some(init) = running_init(&record) {
             let path = format!("/proc/{}/root", init.pid);
             let fd = open_path(Path::new(&path), &label)?;
@@ -134,12 +145,12 @@ impl Root {
                 return Ok(Root {
                     fd,
                     label,
+                    user,
                     _mounted: None,
                     _staging: None,
                 });
             }
         }
-        let spec = spec_of(&record)?;
         let staging = store.staging_dir("cp")?;
         let mounted =
             exec::mounts::mount_container_root(&spec.rootfs, &spec.mounts, staging.path())
@@ -150,6 +161,7 @@ impl Root {
         Ok(Root {
             fd: open_path(staging.path(), &label)?,
             label,
+            user,
             _mounted: Some(mounted),
             _staging: Some(staging),
         })
@@ -162,6 +174,39 @@ impl Root {
     /// Opens `path` inside this root; symlinks (absolute ones too) and `..` stay in it.
     fn open(&self, path: &Path, flags: OFlag, follow_last: bool) -> nix::Result<OwnedFd> {
         layers::open_in_root(self.fd.as_fd(), path, flags, follow_last)
+    }
+
+    /// Who owns what is copied into this root (Docker's daemon and client: a container
+    /// keeps the archive's owners, or with `-a` takes its user's; the host gives them
+    /// to the caller, or with `-a` keeps them).
+    fn owners(&self, options: CopyOptions) -> std::result::Result<Owners, CopyError> {
+        match &self.user {
+            None if options.archive => Ok(Owners::Archive),
+            None => Ok(Owners::Caller),
+            Some(user) if options.archive && !user.is_empty() => {
+                let read = |name: &str| self.read_small(Path::new(name));
+                let id = exec::users::resolve(user, &read("/etc/passwd"), &read("/etc/group"))
+                    .map_err(|e| CopyError::Owner {
+                        container: self.label.trim_end_matches(':').to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Owners::Set {
+                    uid: id.uid,
+                    gid: id.gid,
+                })
+            }
+            Some(_) => Ok(Owners::Archive),
+        }
+    }
+
+    /// A small file of this root (a passwd file), or nothing when it cannot be read.
+    fn read_small(&self, path: &Path) -> String {
+        let Ok(fd) = self.open(path, OFlag::O_RDONLY, true) else {
+            return String::new();
+        };
+        let mut text = String::new();
+        let _ = File::from(fd).take(1 << 20).read_to_string(&mut text);
+        text
     }
 
     /// `path` is not there: said as Docker says it for a container's path.
@@ -637,7 +682,7 @@ fn extract(
         root: root.fd.as_fd(),
         into,
         label: &root.label,
-        keep_owners: options.archive,
+        owners: root.owners(options)?,
     };
     layers::extract_in_root(&mut input, &destination, &ExtractLimits::default())?;
     Ok(())
@@ -694,6 +739,7 @@ mod tests {
         let root = Root {
             fd: open_path(&inside, "c:").unwrap(),
             label: "c:".into(),
+            user: Some(String::new()),
             _mounted: None,
             _staging: None,
         };
@@ -723,6 +769,7 @@ mod tests {
         let root = Root {
             fd: open_path(&inside, "c:").unwrap(),
             label: "c:".into(),
+            user: Some(String::new()),
             _mounted: None,
             _staging: None,
         };
@@ -750,6 +797,7 @@ mod tests {
         let root = Root {
             fd: open_path(&inside, "c:").unwrap(),
             label: "c:".into(),
+            user: Some(String::new()),
             _mounted: None,
             _staging: None,
         };
@@ -773,6 +821,7 @@ mod tests {
         let root = Root {
             fd: open_path(&inside, "c:").unwrap(),
             label: "c:".into(),
+            user: Some(String::new()),
             _mounted: None,
             _staging: None,
         };

@@ -50,6 +50,7 @@ pub use networking::{
     NetworkMode, NetworkRequest, NetworkSettings,
 };
 pub use record::{Container, ContainerState, Refused};
+pub use sandbox::ulimit as parse_ulimit;
 pub use sandbox::{SandboxRequest, Shared};
 pub use stats::{processes, usage, Usage};
 pub use volumes::{
@@ -73,8 +74,8 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     /// `-a`: the output streams a foreground run is attached to (all when `-a` is not
-    /// given), and whether its stdin is.
-    pub attach: Vec<exec::Stream>,
+    /// given: None; none when `-a` names stdin alone), and whether its stdin is.
+    pub attach: Option<Vec<exec::Stream>>,
     pub attach_stdin: bool,
     pub network: NetworkRequest,
     pub hostname: Option<String>,
@@ -229,8 +230,9 @@ pub enum ContainerError {
     Security(#[from] exec::SecurityError),
     #[error("container {name} is not running: {flag} container:{name} needs it running")]
     SharedStopped { flag: &'static str, name: String },
+    // Docker's daemon's words (daemon/container_operations_unix.go, getIPCContainer)
     #[error(
-        "container {0} has a private IPC namespace: start it with --ipc shareable to share it"
+        "container {0}: non-shareable IPC (hint: use IpcMode:shareable for the donor container)"
     )]
     NotShareable(String),
     #[error(
@@ -431,7 +433,7 @@ pub fn run_created(
         )?)
     };
     // `-a`: only the streams named reach ours (stdin only when named).
-    let (stdin, output) = if (options.attach.is_empty() || options.tty) && log.is_none() {
+    let (stdin, output) = if (options.attach.is_none() || options.tty) && log.is_none() {
         (options.interactive, Output::Inherit)
     } else {
         let wanted = options.attach.clone();
@@ -441,7 +443,10 @@ pub fn run_created(
             if let Some(log) = log.as_mut() {
                 log.write(stream, line);
             }
-            if !wanted.is_empty() && !wanted.contains(&stream) {
+            if wanted
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(&stream))
+            {
                 return;
             }
             let _ = match stream {
@@ -452,7 +457,7 @@ pub fn run_created(
                 exec::Stream::Stderr => std::io::stderr().lock().write_all(line),
             };
         };
-        let stdin = if options.attach.is_empty() {
+        let stdin = if options.attach.is_none() {
             options.interactive
         } else {
             options.interactive && options.attach_stdin

@@ -309,8 +309,9 @@ fn security_opt(opt: &str, privileges: &mut Privileges) -> Result<()> {
     Ok(())
 }
 
-/// `--ulimit NAME=SOFT[:HARD]` (-1 is unlimited; a lone value is both).
-fn ulimit(text: &str) -> Result<Rlimit> {
+/// `--ulimit NAME=SOFT[:HARD]` (-1 is unlimited; a lone value is both), as `run` and
+/// `build` take it.
+pub fn ulimit(text: &str) -> Result<Rlimit> {
     let (name, values) = text
         .split_once('=')
         .ok_or_else(|| bad("--ulimit", text, "expected NAME=SOFT[:HARD]"))?;

@@ -121,8 +121,8 @@ pub use volume::{
 // What requests are made of, and what results carry, from the modules below.
 pub use crate::container::validate::labels as parse_labels;
 pub use crate::container::{
-    check_run_options, parse_detach_keys, parse_signal, ContainerState, LogConfig, MountName,
-    NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
+    check_run_options, parse_detach_keys, parse_signal, parse_ulimit, ContainerState, LogConfig,
+    MountName, NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
 };
 pub use crate::exec::{Limits, SignalNumber, Stream};
 pub use crate::network::PortMapping;
@@ -164,6 +164,10 @@ pub trait Reporter: Sync {
     /// A layer of a pulled image is in the store: downloaded (`fetched`) or there
     /// already.
     fn pull_layer(&self, _digest: &crate::oci::Digest, _size: u64, _fetched: bool) {}
+    /// A container run in the foreground with neither its stdout nor its stderr attached
+    /// (`-a stdin`) has been made: Docker prints its id then, as for `-d`, since nothing
+    /// else of it would show.
+    fn unattached(&self, _id: &str) {}
     /// A foreground container has exited, and what it left (its network) could not be
     /// undone; its exit code stands.
     fn after_exit(&self, error: &EngineError);

@@ -172,8 +172,15 @@ pub fn ps(
     if let Err(err) = container::reap_networks(store) {
         reporter.network_teardown_failed(&err.into());
     }
-    let any_state =
-        request.all || request.latest || request.last.is_some() || !request.filters.is_empty();
+    // Docker's daemon lists stopped containers with -a, -n/-l, or a `status` filter
+    // (which implies -a); its other filters apply to the running ones only.
+    let any_state = request.all
+        || request.latest
+        || request.last.is_some()
+        || request
+            .filters
+            .iter()
+            .any(|f| matches!(f, PsFilter::Status(_)));
     let mut containers: Vec<_> = Container::all(store)?
         .into_iter()
         .filter(|c| any_state || c.current_state().is_active())

@@ -41,8 +41,15 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
     // monitor restarts it as its policy says, while this client reports the first
     // exit, as Docker's does).
     let restarts = wanted.settings.restart != RestartPolicy::No;
+    let unattached = options
+        .attach
+        .as_ref()
+        .is_some_and(|streams| streams.is_empty());
     if (options.interactive && options.tty) || restarts {
         let id = create::make(store, image, wanted, &wanted.settings)?;
+        if unattached {
+            reporter.unattached(&id);
+        }
         let attached = StartAttached {
             container: id,
             stdin: options.interactive,
@@ -54,6 +61,9 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
     // setting it asked for (its health is checked here, its log written here).
     let settings = wanted.settings.clone();
     let id = create::make(store, image, wanted, &settings)?;
+    if unattached {
+        reporter.unattached(&id);
+    }
     let ran = container::run_created(store, &id, options, &|text| reporter.warning(text))?;
     if let Some(err) = ran.teardown {
         reporter.after_exit(&err.into());

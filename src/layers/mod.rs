@@ -24,7 +24,7 @@ pub use compress::{
 pub use entry::{Entry, EntryKind};
 pub use extract::{check_room, extract, extract_in_root, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
-pub use root::{open_in_root, InRoot};
+pub use root::{open_in_root, InRoot, Owners};
 pub use walk::{copied_xattrs, dir_entries, WalkedEntry};
 pub use write::{write_tree_tar, LayerWriter, SnapshotTarget};
 

@@ -34,9 +34,30 @@ pub struct InRoot<'a> {
     pub into: &'a Path,
     /// How paths in the root are shown in errors (`web:`, or nothing for the host).
     pub label: &'a str,
-    /// Keep the archive's owners (`lade cp -a`); otherwise what is made belongs to the
-    /// caller.
-    pub keep_owners: bool,
+    /// Who owns what is made.
+    pub owners: Owners,
+}
+
+/// Who owns the files an archive is unpacked into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owners {
+    /// Whoever unpacks it (the caller).
+    Caller,
+    /// The owners the archive's entries name.
+    Archive,
+    /// One user and group, whatever the archive says.
+    Set { uid: u32, gid: u32 },
+}
+
+impl Owners {
+    /// The owner an entry gets, when it is not the caller.
+    fn of(&self, entry: &ArchiveEntry) -> Option<(Uid, Gid)> {
+        match *self {
+            Owners::Caller => None,
+            Owners::Archive => Some((Uid::from_raw(entry.uid), Gid::from_raw(entry.gid))),
+            Owners::Set { uid, gid } => Some((Uid::from_raw(uid), Gid::from_raw(gid))),
+        }
+    }
 }
 
 /// Opens `path` inside `root`; symlinks (absolute ones too) and `..` stay in it, and the
@@ -114,12 +135,8 @@ impl<'a> RootLanding<'a> {
     /// The mode (exactly, past the umask; after `chown`, which clears setuid bits) and,
     /// when owners are kept, the owner.
     fn settle(&self, fd: impl AsFd, entry: &ArchiveEntry) -> nix::Result<()> {
-        if self.destination.keep_owners {
-            fchown(
-                fd.as_fd(),
-                Some(Uid::from_raw(entry.uid)),
-                Some(Gid::from_raw(entry.gid)),
-            )?;
+        if let Some((uid, gid)) = self.destination.owners.of(entry) {
+            fchown(fd.as_fd(), Some(uid), Some(gid))?;
         }
         fchmod(fd.as_fd(), Mode::from_bits_truncate(entry.mode))
     }
@@ -244,12 +261,12 @@ impl Landing for RootLanding<'_> {
                     reason: "a symlink without a target".into(),
                 })?;
                 symlinkat(OsStr::from_bytes(link), &parent, name).map_err(|e| self.io(shown, e))?;
-                if self.destination.keep_owners {
+                if let Some((uid, gid)) = self.destination.owners.of(entry) {
                     fchownat(
                         &parent,
                         name,
-                        Some(Uid::from_raw(entry.uid)),
-                        Some(Gid::from_raw(entry.gid)),
+                        Some(uid),
+                        Some(gid),
                         AtFlags::AT_SYMLINK_NOFOLLOW,
                     )
                     .map_err(|e| self.io(shown, e))?;

@@ -422,6 +422,18 @@ fn create_rename_inspect_ps_filters_and_prune() {
             .collect::<Vec<_>>()
     };
     assert_eq!(names("status=exited"), ["renamed"]);
+    // Without -a a filter sees the running containers only, but `status`, which implies
+    // -a (Docker's daemon: daemon/list.go).
+    let running = |filter: &str| {
+        lade.ok(&["ps", "--filter", filter, "--format", "{{.Names}}"])
+            .lines()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert!(running("name=renamed").is_empty());
+    assert!(running("exited=4").is_empty());
+    assert_eq!(running("name=aliv"), ["alive"]);
+    assert_eq!(running("status=exited"), ["renamed"]);
     assert_eq!(names("exited=4"), ["renamed"]);
     assert_eq!(names("label=team=api"), ["alive"]);
     assert_eq!(names("label=team").len(), 2);

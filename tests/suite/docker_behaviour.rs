@@ -2,7 +2,7 @@
 //! `rm -f` of a missing container, `kill` and the status `ps` shows after it, every
 //! signal `kill -s` and `stop -s` take, `start` of a running container, verbs on
 //! several containers at once, the log a foreground run keeps, `logs --since/--until`,
-//! `ps`'s format fields, and `rmi -f` of an image a container uses. Every wait is for
+//! `ps`'s format fields, `run -a stdin`'s printed id, and `rmi -f` of an image a container uses. Every wait is for
 //! something the container or lade does, bounded, never a fixed sleep.
 
 use crate::common;
@@ -210,6 +210,52 @@ fn a_foreground_run_keeps_its_log() {
         "hi",
     ]);
     assert!(lade.fails(&["logs", "quiet"]).contains("quiet"));
+}
+
+/// `-it` when stdin is not a terminal is refused before anything runs, in Docker's words
+/// and with its exit code 1 (docker/cli streams.In.CheckTty), for run and exec; `-t`
+/// alone, or `-d`, needs no terminal.
+#[test]
+fn a_terminal_with_stdin_needs_stdin_to_be_one() {
+    let lade = Lade::new();
+    lade.busybox();
+    let refused = |args: &[&str]| {
+        let out = lade.output(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "lade: cannot attach stdin to a TTY-enabled container because stdin is not a terminal\n"
+        );
+    };
+    refused(&["run", "-it", "--name", "never", "busybox", "true"]);
+    assert!(lade.fails(&["inspect", "never"]).contains("never"));
+    assert_eq!(
+        lade.ok(&["run", "--rm", "-t", "busybox", "echo", "hi"]),
+        "hi\r\n"
+    );
+    lade.ok(&["run", "-dit", "--name", "up", "busybox", "sh"]);
+    refused(&["exec", "-it", "up", "true"]);
+    lade.ok(&["exec", "-t", "up", "true"]);
+    lade.ok(&["rm", "-f", "up"]);
+}
+
+/// `run -a stdin` attaches neither output: the container's output goes to its log only,
+/// and the run prints the container's id instead, as Docker's (docker/cli runContainer:
+/// "!config.AttachStdout && !config.AttachStderr" prints the id).
+#[test]
+fn run_attached_to_stdin_alone_prints_the_id() {
+    let lade = Lade::new();
+    lade.busybox();
+    let out = lade.output(&[
+        "run", "--name", "in", "-a", "stdin", "busybox", "echo", "hello",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let id = lade.ok(&["inspect", "--format", "{{.Id}}", "in"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), id);
+    assert_eq!(lade.ok(&["logs", "in"]), "hello\n");
+    // -a stdout keeps the output and prints no id.
+    let out = lade.ok(&["run", "--rm", "-a", "stdout", "busybox", "echo", "hi"]);
+    assert_eq!(out, "hi\n");
 }
 
 #[test]
@@ -612,4 +658,65 @@ fn exec_privileged_gives_that_process_every_capability() {
     assert_eq!(bits(&plain), 14, "{plain}");
     assert!(bits(&privileged) > 30, "{privileged}");
     lade.ok(&["rm", "-f", "capped"]);
+}
+
+/// `cp` into a container keeps the owners of what it copies (a host file's, a tar
+/// stream's), as Docker's daemon unpacks it; `-a` gives it to the container's user
+/// when it has one (docker/daemon: applyTarCopyUserOptions), and keeps the owners when
+/// it runs as root by default.
+#[test]
+fn cp_into_a_container_keeps_owners_and_a_gives_them_to_its_user() {
+    let lade = Lade::new();
+    lade.busybox();
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("owned");
+    std::fs::write(&file, "x").unwrap();
+    std::os::unix::fs::chown(&file, Some(1042), Some(1043)).unwrap();
+    let tar = std::process::Command::new("tar")
+        .args(["-C", work.path().to_str().unwrap(), "-cf", "-", "owned"])
+        .output()
+        .unwrap();
+    lade.ok(&["run", "-d", "--name", "plain", "busybox", "sleep", "300"]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "user",
+        "--user",
+        "1000:1001",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let owner = |container: &str, path: &str| {
+        lade.ok(&["exec", container, "stat", "-c", "%u:%g", path])
+            .trim()
+            .to_string()
+    };
+    let file = file.to_str().unwrap();
+    lade.ok(&["cp", file, "plain:/tmp/host"]);
+    assert_eq!(owner("plain", "/tmp/host"), "1042:1043");
+    let mut streamed = lade
+        .process()
+        .args(["cp", "-", "plain:/root"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    streamed
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&tar.stdout)
+        .unwrap();
+    assert!(streamed.wait().unwrap().success());
+    assert_eq!(owner("plain", "/root/owned"), "1042:1043");
+    // -a: the container's user, if it has one.
+    lade.ok(&["cp", "-a", file, "plain:/tmp/kept"]);
+    assert_eq!(owner("plain", "/tmp/kept"), "1042:1043");
+    lade.ok(&["cp", "-a", file, "user:/tmp/theirs"]);
+    assert_eq!(owner("user", "/tmp/theirs"), "1000:1001");
+    lade.ok(&["cp", file, "user:/tmp/kept"]);
+    assert_eq!(owner("user", "/tmp/kept"), "1042:1043");
+    lade.ok(&["rm", "-f", "plain", "user"]);
 }

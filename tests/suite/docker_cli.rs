@@ -222,3 +222,27 @@ fn ps_shows_the_image_as_docker_does() {
         "{table}"
     );
 }
+
+/// The exit code of a command line lade cannot read is Docker's: 125 for an option
+/// Docker's flag parser rejects (unknown, bad value, value missing), 1 for the argument
+/// checks and unknown commands, and a bad logging level its own line with 1
+/// (docker/cli: cli.FlagErrorFunc, cli.RequiresMinArgs, flags.SetLogLevel).
+#[test]
+fn usage_errors_exit_as_docker_does() {
+    let lade = Lade::new();
+    let code = |args: &[&str]| lade.output(args).status.code();
+    assert_eq!(code(&["ps", "--no-such-flag"]), Some(125));
+    assert_eq!(code(&["run", "-h"]), Some(125));
+    assert_eq!(code(&["ps", "--last", "many"]), Some(125));
+    assert_eq!(code(&["tag", "busybox"]), Some(1));
+    assert_eq!(code(&["logs", "one", "two"]), Some(1));
+    assert_eq!(code(&["no-such-command"]), Some(1));
+    let output = lade.output(&["--log-level=telepathic", "info"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "Unable to parse logging level: telepathic\n"
+    );
+    assert_eq!(code(&["--help"]), Some(0));
+    assert_eq!(code(&["ps", "--help"]), Some(0));
+}

@@ -481,6 +481,30 @@ fn a_base_without_path_gets_dockers_default_path() {
     );
 }
 
+/// `build --ulimit` sets the RUN steps' limits, as `run --ulimit` a container's
+/// (Docker's build flag); a bad one is refused before anything runs.
+#[test]
+fn build_ulimit_limits_the_run_steps() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new("FROM busybox\nRUN ulimit -n > /soft && ulimit -Hn > /hard\n");
+    lade.build(
+        context.path(),
+        &["-t", "limited", "--ulimit", "nofile=101:102"],
+    );
+    assert_eq!(
+        lade.ok(&["run", "--rm", "limited", "cat", "/soft", "/hard"]),
+        "101\n102\n"
+    );
+    let error = lade.fails(&[
+        "build",
+        "--ulimit",
+        "nofiles=1",
+        context.path().to_str().unwrap(),
+    ]);
+    assert!(error.contains("--ulimit \"nofiles=1\""), "{error}");
+}
+
 /// `[stage n/m] TEXT` of a plain progress line `#k [stage n/m] TEXT`.
 fn label(line: &str) -> Option<(String, usize, usize, String)> {
     let open = line.find('[')?;

@@ -357,7 +357,11 @@ fn ipc_uts_cgroupns_and_userns_modes() {
     ]);
     let theirs = lade.ok(&["exec", "shm-owner", "readlink", "/proc/self/ns/ipc"]);
     assert_eq!(ns(&["--ipc", "container:shm-owner"], "ipc"), theirs.trim());
-    refused(&lade, &["--ipc", "container:private-one"], "shareable");
+    refused(
+        &lade,
+        &["--ipc", "container:private-one"],
+        "container private-one: non-shareable IPC (hint: use IpcMode:shareable",
+    );
     // On a network of its own too: refused at once (the refusal once waited forever for
     // the network lock its own run held), and `--rm` leaves nothing behind.
     let bridged = lade.output(&[

@@ -8,8 +8,8 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{
-    container_exit, detach_keys, exit_with, open_store, open_store_read_only, StoreConfig,
-    DEFAULT_DETACH_KEYS,
+    check_tty, container_exit, detach_keys, exit_with, open_store, open_store_read_only,
+    StoreConfig, DEFAULT_DETACH_KEYS,
 };
 use crate::engine::{self, ExecOptions, ExecRequest, LogsRequest};
 
@@ -70,6 +70,9 @@ pub fn exec(store_config: &StoreConfig, args: ExecArgs) -> Result<ExitCode> {
         detach_keys: detach_keys(&args.detach_keys)?,
     };
     let result = (|| -> Result<i32> {
+        if !request.detach {
+            check_tty(request.options.interactive, request.options.tty)?;
+        }
         let store = open_store(store_config)?;
         engine::exec(&store, &request).map_err(exit_with)
     })();

@@ -58,6 +58,10 @@ impl engine::Reporter for Tell {
         eprintln!("Unable to find image '{image}' locally");
     }
 
+    fn unattached(&self, id: &str) {
+        println!("{id}");
+    }
+
     fn after_exit(&self, error: &EngineError) {
         eprintln!("lade: after the container exited: {error}");
     }
@@ -141,6 +145,20 @@ fn without_exit_code(err: &anyhow::Error, code: i32) -> String {
     text.strip_prefix(&format!("exit code {code}: "))
         .map(str::to_string)
         .unwrap_or(text)
+}
+
+/// Docker's check before it attaches stdin to a container with a terminal
+/// (docker/cli: streams.In.CheckTty, for run, exec and attach): stdin must be a terminal
+/// too. Docker's words, and its exit code 1.
+fn check_tty(attach_stdin: bool, tty: bool) -> Result<()> {
+    use std::io::IsTerminal;
+    if tty && attach_stdin && !std::io::stdin().is_terminal() {
+        return Err(anyhow::anyhow!(
+            "cannot attach stdin to a TTY-enabled container because stdin is not a terminal"
+        )
+        .context(ExitWith(1)));
+    }
+    Ok(())
 }
 
 /// The exit code an error stands for.

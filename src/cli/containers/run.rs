@@ -8,7 +8,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use super::{
-    container_exit, detach_keys, exit_with, open_store, StoreConfig, Tell, DEFAULT_DETACH_KEYS,
+    check_tty, container_exit, detach_keys, exit_with, open_store, StoreConfig, Tell,
+    DEFAULT_DETACH_KEYS,
 };
 use crate::engine::{
     self, ContainerRequest, HealthFlags, ImageName, Limits, LogConfig, NetworkMode, NetworkRequest,
@@ -300,6 +301,13 @@ impl RunArgs {
 /// the command cannot be run, 127 when it is not found (as Docker).
 pub fn run(store_config: &StoreConfig, args: RunArgs) -> Result<ExitCode> {
     let result = (|| -> Result<i32> {
+        if !args.detach && !args.create_only {
+            let named_stdin = args.attach.iter().any(|s| s.eq_ignore_ascii_case("stdin"));
+            check_tty(
+                named_stdin || (args.interactive && args.attach.is_empty()),
+                args.tty,
+            )?;
+        }
         let mut request = run_request(&args)?;
         request.container.docker_config = store_config.docker_config.clone();
         let store = open_store(store_config)?;
@@ -329,6 +337,10 @@ impl engine::Reporter for Quiet {
     }
 
     fn image_not_found(&self, _image: &str) {}
+
+    fn unattached(&self, id: &str) {
+        Tell.unattached(id);
+    }
 
     fn after_exit(&self, error: &engine::EngineError) {
         Tell.after_exit(error);
@@ -420,7 +432,7 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         user: args.user.clone(),
         interactive: args.interactive,
         tty: args.tty,
-        attach,
+        attach: (!args.attach.is_empty()).then_some(attach),
         attach_stdin,
         network: NetworkRequest {
             mode: NetworkMode::parse(&args.network),
