@@ -274,11 +274,11 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string(&shown)?),
         "text" | "" => {
-            println!("lade version {version} ({os}/{arch})");
-            println!("Client:");
+            println!("Client: lade");
             println!(" Version:      {version}");
             println!(" API version:  none (no daemon)");
             println!(" OS/Arch:      {os}/{arch}");
+            println!(" Context:      default");
             println!();
             println!("Server: lade (no daemon: each command does its own work)");
             println!(" Engine:");

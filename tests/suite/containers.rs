@@ -1308,7 +1308,9 @@ fn system_df_prune_info_and_version() {
     assert_eq!(info["Containers"], 1);
     assert_eq!(info["ContainersStopped"], 1);
     assert_eq!(info["Driver"], "overlay");
-    assert!(lade.ok(&["version"]).starts_with("lade version "));
+    assert!(lade
+        .ok(&["version"])
+        .starts_with("Client: lade\n Version: "));
     // Docker's shape for scripts, and the reserve a writing command would keep.
     let version = lade.ok(&["version", "-f", "{{.Client.Version}} {{.Server.Version}}"]);
     let ours = env!("CARGO_PKG_VERSION");
