@@ -148,8 +148,9 @@ pub enum Command {
     Port(containers::PortArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
     ///
-    /// Bridge networks through netavark and aardvark-dns, as podman's: containers on a
-    /// user network find each other by name and alias. lade's default network (`bridge`
+    /// Bridge networks of lade's own, with podman's aardvark-dns for names: containers on
+    /// a user network find each other by name and alias. A network's bridge and rules
+    /// stay until the network is removed (`network rm`, `system reset`). lade's default network (`bridge`
     /// to Docker's commands) is made the first time a container needs it. Rootless
     /// networking (pasta) is not supported.
     #[command(subcommand)]
