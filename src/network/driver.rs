@@ -152,7 +152,6 @@ impl Driver {
                 cause,
             })
         };
-        let mut names = vec![network.container_name.as_str()];
         let entries: Vec<Entry> = named
             .iter()
             .map(|a| Entry {
@@ -160,11 +159,9 @@ impl Driver {
                 gateway: a.network.gateway,
                 container_id: &network.container_id,
                 ip: a.ip,
-                names: {
-                    names.truncate(1);
-                    names.extend(a.aliases.iter().map(String::as_str));
-                    names.clone()
-                },
+                names: std::iter::once(network.container_name.as_str())
+                    .chain(a.aliases.iter().map(String::as_str))
+                    .collect(),
                 dns_servers: &network.dns_servers,
             })
             .collect();

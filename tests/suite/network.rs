@@ -775,9 +775,9 @@ impl Drop for SystemdLessHost<'_> {
     }
 }
 
-/// netavark 1.4 starts aardvark-dns through `systemd-run --scope` whenever
-/// `/run/systemd/system` exists, which fails when systemd is not PID 1: names must
-/// resolve there all the same, and runs must end without a teardown error.
+/// A start of aardvark-dns through `systemd-run --scope` whenever `/run/systemd/system`
+/// exists (netavark 1.4's) fails when systemd is not PID 1: names must resolve there all
+/// the same, and runs must end without a teardown error.
 #[test]
 fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
     require_network_tools();
