@@ -236,10 +236,13 @@ fn network_settings(
     let mut networks = serde_json::Map::new();
     let mut first_ip = String::new();
     let mut first_gateway = String::new();
+    let mut first_mac = String::new();
     for attachment in network.plan.iter().flat_map(|p| p.attachments.iter()) {
+        let mac = crate::network::mac_address(attachment.ip);
         if first_ip.is_empty() {
             first_ip = attachment.ip.to_string();
             first_gateway = attachment.network.gateway.to_string();
+            first_mac = mac.clone();
         }
         let name = docker_network_name(&attachment.network.name);
         networks.insert(
@@ -250,6 +253,7 @@ fn network_settings(
                 "IPPrefixLen": attachment.network.subnet.prefix(),
                 "Gateway": attachment.network.gateway.to_string(),
                 "Aliases": attachment.aliases,
+                "MacAddress": mac,
             }),
         );
     }
@@ -258,6 +262,7 @@ fn network_settings(
         "Networks": networks,
         "IPAddress": first_ip,
         "Gateway": first_gateway,
+        "MacAddress": first_mac,
         "Ports": port_bindings(&published),
     })
 }

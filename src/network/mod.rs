@@ -43,6 +43,7 @@ pub use manage::{
     remove, remove_all, NetworkOptions, DEFAULT_NETWORK,
 };
 pub use namespace::{namespace_dir, namespace_file, remove_namespace, NetNamespace};
+pub use netlink::mac_address;
 pub use ports::{parse_publish, reserve, tcp_port_free, PortMapping, Reservation};
 pub use subnet::{free_subnet, host_routes, Subnet, SubnetError};
 

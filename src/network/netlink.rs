@@ -234,6 +234,15 @@ pub fn container_mac(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x42, a, b, c, d]
 }
 
+/// [`container_mac`] as Docker's `inspect` shows it.
+pub fn mac_address(ip: Ipv4Addr) -> String {
+    container_mac(ip)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +252,10 @@ mod tests {
         assert_eq!(
             container_mac(Ipv4Addr::new(10, 89, 0, 2)),
             [0x02, 0x42, 10, 89, 0, 2]
+        );
+        assert_eq!(
+            mac_address(Ipv4Addr::new(10, 89, 0, 2)),
+            "02:42:0a:59:00:02"
         );
     }
 }

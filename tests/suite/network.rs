@@ -286,6 +286,11 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
     let api_ip = lade.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "api"]);
     let api_ip = api_ip.trim();
     assert!(api_ip.starts_with("10."), "{api_ip}");
+    // Its MAC, as Docker makes it from the address, is the one inspect shows.
+    let mac = lade.ok(&["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "api"]);
+    let inside = lade.ok(&["exec", "api", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), inside.trim());
+    assert!(mac.starts_with("02:42:0a:"), "{mac}");
     // Another network does not know its names (nor the default network, as Docker's).
     for network in ["back", "bridge"] {
         let by_name = lade.output(&[
