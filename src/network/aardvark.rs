@@ -348,7 +348,7 @@ mod tests {
             names: vec!["one"],
             dns_servers: &[],
         };
-        aardvark.add(&[entry.clone()]).unwrap();
+        aardvark.add(std::slice::from_ref(&entry)).unwrap();
         aardvark
             .add(&[Entry {
                 container_id: "c2",

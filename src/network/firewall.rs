@@ -28,7 +28,7 @@ use super::{localnet, NetworkDefinition, PortMapping};
 /// Why the firewall could not be read or changed.
 #[derive(Debug, thiserror::Error)]
 pub enum FirewallError {
-    #[error("cannot run {}: {source}", tool.display())]
+    #[error("cannot run {}: {source} (apt-get install iptables)", tool.display())]
     CannotRun {
         tool: PathBuf,
         source: std::io::Error,
