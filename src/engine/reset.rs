@@ -17,12 +17,20 @@ pub struct ResetReport {
     pub networks: usize,
 }
 
-/// `lade system reset`.
+/// `lade system reset`. Each step is tried even when an earlier one failed (what the
+/// store made on the host goes even when an image cannot be removed); the first
+/// failure is returned once all were tried.
 pub fn reset(store: &Store) -> Result<ResetReport> {
     let mut report = ResetReport::default();
+    let mut first_failure: Option<super::EngineError> = None;
+    let mut failed = |error: super::EngineError| {
+        first_failure.get_or_insert(error);
+    };
     for record in store.containers()? {
-        container::remove(store, &record.id, true, true)?;
-        report.containers += 1;
+        match container::remove(store, &record.id, true, true) {
+            Ok(_) => report.containers += 1,
+            Err(e) => failed(e.into()),
+        }
     }
     // Every image, the build cache, and the user networks (none is in use now).
     let everything = PruneRequest {
@@ -32,15 +40,27 @@ pub fn reset(store: &Store) -> Result<ResetReport> {
     };
     let images = std::cell::Cell::new(0);
     let networks = std::cell::Cell::new(0);
-    super::prune(store, everything, &|pruned| match pruned {
+    let pruned = super::prune(store, everything, &|pruned| match pruned {
         super::Pruned::Images(n) => images.set(n),
         super::Pruned::Networks(n) => networks.set(n),
         _ => {}
-    })?;
+    });
+    if let Err(e) = pruned {
+        failed(e);
+    }
     report.images = images.get();
-    report.volumes = super::volume::prune_volumes(store, true, &PruneFilters::default())?.len();
+    match super::volume::prune_volumes(store, true, &PruneFilters::default()) {
+        Ok(removed) => report.volumes = removed.len(),
+        Err(e) => failed(e),
+    }
     // The default network too, which no prune removes.
-    report.networks = networks.get() + network::remove_all(store)?.len();
+    match network::remove_all(store) {
+        Ok(removed) => report.networks = networks.get() + removed.len(),
+        Err(e) => failed(e.into()),
+    }
     Driver::for_store(store).stop_dns();
-    Ok(report)
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
 }

@@ -292,13 +292,23 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
 }
 
 /// Removes every network of the store, the default one too, with its bridge and rules
-/// (`system reset`, once the containers are gone); returns their names.
+/// (`system reset`, once the containers are gone); returns their names. Each one is
+/// tried; the first failure is returned once all were.
 pub fn remove_all(store: &Store) -> Result<Vec<String>> {
     let mut removed = Vec::new();
+    let mut first_failure = None;
     for record in store.networks()? {
-        removed.push(remove_record(store, record)?);
+        match remove_record(store, record) {
+            Ok(name) => removed.push(name),
+            Err(e) => {
+                first_failure.get_or_insert(e);
+            }
+        }
     }
-    Ok(removed)
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(removed),
+    }
 }
 
 /// Removes the user networks no container is on that `pass` takes (it sees each one's
