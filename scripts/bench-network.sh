@@ -1,7 +1,8 @@
 #!/bin/sh
 # The cost of a container's bridge network: `lade run --rm --network bridge busybox
-# true` against `--network none`, and `podman run --rm` on its bridge (netavark) against
-# podman's `--network none`, in one run (hyperfine, medians). Both use the same netavark.
+# true` against `--network none` (lade's own bridge driver), and `podman run --rm` on
+# its bridge (netavark) against podman's `--network none`, in one run (hyperfine,
+# medians).
 #
 #   usage: scripts/bench-network.sh [RUNS]     (default 20; needs root)
 set -eu
@@ -12,6 +13,8 @@ $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
 
 cleanup() {
     $PODMAN rmi -af >/dev/null 2>&1 || true
+    # The default network's bridge and rules outlive the runs: the store takes them.
+    "$LADE" system reset -f >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

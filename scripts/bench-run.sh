@@ -1,7 +1,9 @@
 #!/bin/sh
 # `lade run --rm busybox true` against `crun run` on a bundle of the same root file
 # system and `podman run --rm` of the same image, in one run (hyperfine, medians and
-# ratios). runc is measured too, as shipped.
+# ratios). runc is measured too, as shipped. Each of lade and podman runs with
+# `--network none` and on its default bridge network (lade-bridge, podman-bridge):
+# lade's bridged run against its own `--network none` is the network's cost.
 #
 #   usage: scripts/bench-run.sh [RUNS]     (default 50; needs root)
 #
@@ -27,6 +29,8 @@ restore() {
         umount /sys/fs/cgroup/hugetlb 2>/dev/null && rmdir /sys/fs/cgroup/hugetlb
     fi
     podman --root "$WORK/podman" --runroot "$WORK/podman-run" --storage-driver vfs rmi -af >/dev/null 2>&1 || true
+    # The default network's bridge and rules outlive the runs: the store takes them.
+    "$LADE" system reset -f >/dev/null 2>&1 || true
     rm -rf "$WORK"
 }
 trap restore EXIT
@@ -55,14 +59,22 @@ mkdir -p "$HERE/bench-results"
 OUT=$HERE/bench-results/run.json
 CONTAINERS_CONF=$WORK/containers.conf hyperfine -N ${HYPERFINE_FLAGS:-} --warmup 5 --runs "$RUNS" --export-json "$OUT" \
     -n lade "$LADE run --rm --network none busybox true" \
+    -n lade-bridge "$LADE run --rm busybox true" \
     -n crun "crun run --bundle $WORK/bundle lade-bench-crun" \
     -n runc "runc run --bundle $WORK/bundle lade-bench-runc" \
-    -n podman "$PODMAN run --rm --network none --runtime runc busybox true"
+    -n podman "$PODMAN run --rm --network none --runtime runc busybox true" \
+    -n podman-bridge "$PODMAN run --rm --runtime runc busybox true"
 
 python3 - "$OUT" <<'PY'
 import json, sys
-results = {r["command"]: r["median"] * 1000 for r in json.load(open(sys.argv[1]))["results"]}
+runs = json.load(open(sys.argv[1]))["results"]
+results = {r["command"]: r["median"] * 1000 for r in runs}
+spread = {r["command"]: (min(r["times"]) * 1000, max(r["times"]) * 1000) for r in runs}
 lade = results["lade"]
 for name, ms in results.items():
-    print(f"{name:7} median {ms:7.1f} ms   lade/{name} = {lade / ms:.2f}")
+    low, high = spread[name]
+    print(f"{name:13} median {ms:7.1f} ms ({low:.1f}-{high:.1f})   lade/{name} = {lade / ms:.2f}")
+bridge = results["lade-bridge"]
+print(f"lade on its bridge network: {bridge / lade:.2f}x lade --network none; "
+      f"{results['podman-bridge'] / bridge:.1f}x faster than podman on its bridge")
 PY

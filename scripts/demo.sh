@@ -13,8 +13,9 @@ if [ -z "${LADE:-}" ]; then
     cargo build --release
     LADE=target/release/lade
 fi
-# Containers join a bridge network by default, made by netavark (podman's network stack).
-for package in netavark aardvark-dns iptables; do
+# Containers join a bridge network by default: lade's bridge driver needs iptables, and
+# podman's aardvark-dns answers names on user networks.
+for package in aardvark-dns iptables; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" >/dev/null
 done

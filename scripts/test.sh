@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs lade's whole test suite on Debian 12, as root: installs the system packages the
 # tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
-# for comparisons, netavark and aardvark-dns for container networks, docker-registry
+# for comparisons, iptables and aardvark-dns for container networks (netavark for
+# podman's, in the interop tests), docker-registry
 # and htpasswd for registry round trips, compressors for archive fixtures), then checks formatting and lints
 # and runs every test.
 set -eu

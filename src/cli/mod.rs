@@ -40,15 +40,14 @@ pub use tree::{BuilderCommand, ContainerCommand, ImageCommand};
 #[command(
     name = "lade",
     version = concat!("version ", env!("CARGO_PKG_VERSION")),
-    disable_version_flag = true,
     about,
-    long_about = None
+    long_about = None,
+    mut_arg("version", |a| a
+        .short('v')
+        .help("Print version information and quit (as `docker -v`: \"lade version X\")")
+        .help_heading(GLOBAL_OPTIONS))
 )]
 pub struct Cli {
-    /// Print version information and quit (as `docker -v`: "lade version X")
-    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version, help_heading = GLOBAL_OPTIONS)]
-    version: (),
-
     /// Store directory [default: $LADE_ROOT, else /var/lib/lade as root, else $XDG_DATA_HOME/lade]
     #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL_OPTIONS)]
     pub root: Option<PathBuf>,
@@ -158,8 +157,9 @@ pub enum Command {
     Port(containers::PortArgs),
     /// Manage networks (create, ls, inspect, rm, prune, connect, disconnect)
     ///
-    /// Bridge networks through netavark and aardvark-dns, as podman's: containers on a
-    /// user network find each other by name and alias. lade's default network (`bridge`
+    /// Bridge networks of lade's own, with podman's aardvark-dns for names: containers on
+    /// a user network find each other by name and alias. A network's bridge and rules
+    /// stay until the network is removed (`network rm`, `system reset`). lade's default network (`bridge`
     /// to Docker's commands) is made the first time a container needs it. Rootless
     /// networking (pasta) is not supported.
     #[command(subcommand)]

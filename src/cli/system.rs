@@ -1,4 +1,4 @@
-//! `lade system`: the store as a whole (`check`, `df`, `prune`), and `lade info` and
+//! `lade system`: the store as a whole (`check`, `df`, `prune`, `reset`), and `lade info` and
 //! `lade version`.
 
 use std::process::ExitCode;
@@ -25,6 +25,11 @@ pub enum SystemCommand {
     /// Remove stopped containers, dangling images (every unused one with --all), the
     /// build cache, and with --volumes unused anonymous volumes
     Prune(SystemPruneArgs),
+    /// Remove everything the store holds: every container (running ones killed), image,
+    /// volume and network, the build cache, and what the store made on the host (its
+    /// networks' bridges and firewall rules, its aardvark-dns). podman's command; Docker
+    /// has none
+    Reset(ResetArgs),
     /// Show the store, what it holds and what this machine offers (`lade info`)
     Info(InfoArgs),
     /// Show what happens to containers, images, networks and volumes (`lade events`)
@@ -59,6 +64,13 @@ pub struct SystemPruneArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct ResetArgs {
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Output format: text, json, or a Go template (`{{.Containers}}`)
     #[arg(short, long, default_value = "text")]
@@ -86,6 +98,7 @@ pub fn run(store_config: &StoreConfig, command: SystemCommand) -> Result<ExitCod
         SystemCommand::Check(args) => check(store_config, args),
         SystemCommand::Df(args) => df(store_config, args),
         SystemCommand::Prune(args) => prune(store_config, args),
+        SystemCommand::Reset(args) => reset(store_config, args),
         SystemCommand::Info(_) | SystemCommand::Events(_) => {
             unreachable!(
                 "`system info` and `system events` are turned into `info` and `events` first"
@@ -166,6 +179,22 @@ fn prune(store_config: &StoreConfig, args: SystemPruneArgs) -> Result<ExitCode> 
     if let Some(gc) = report.gc {
         println!("Total reclaimed space: {}", human_size(gc.bytes));
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn reset(store_config: &StoreConfig, args: ResetArgs) -> Result<ExitCode> {
+    let question = "WARNING! This will remove all containers, images, volumes, networks and the \
+                    build cache of this store, with its networks' bridges and firewall rules.\n\
+                    Are you sure you want to continue?";
+    if !super::confirm::confirm(question, args.force)? {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let store = super::open_store(store_config)?;
+    let report = engine::reset(&store)?;
+    println!("Deleted containers: {}", report.containers);
+    println!("Deleted images: {}", report.images);
+    println!("Deleted volumes: {}", report.volumes);
+    println!("Deleted networks: {}", report.networks);
     Ok(ExitCode::SUCCESS)
 }
 

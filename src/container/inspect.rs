@@ -248,7 +248,7 @@ fn network_settings(
     let mut first_gateway = String::new();
     let mut first_mac = String::new();
     for attachment in network.plan.iter().flat_map(|p| p.attachments.iter()) {
-        let mac = attachment.mac_address.clone().unwrap_or_default();
+        let mac = attachment.mac_text();
         if first_ip.is_empty() {
             first_ip = attachment.ip.to_string();
             first_gateway = attachment.network.gateway.to_string();

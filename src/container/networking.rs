@@ -1,8 +1,8 @@
 //! A container's networks: what `--network`, `-p`, `-P`, `--network-alias`, `--ip`,
 //! `--dns` and `--add-host` make of it when it is created (its addresses, taken through
 //! the network module, its `/etc/hosts` and `/etc/resolv.conf`), and at each start a
-//! session that reserves its host ports, makes its network namespace and has netavark
-//! connect it; the session's end, or the next lade command that finds the container
+//! session that reserves its host ports, makes its network namespace and has the
+//! network module's driver connect it; the session's end, or the next lade command that finds the container
 //! dead, tears it all down. It also keeps the steps of `network connect` and
 //! `network disconnect` that are the container's (its plan, its live namespace), which
 //! the engine puts together. Networks themselves are the network module's.
@@ -21,7 +21,7 @@ use super::record::write_settings;
 use super::{running_init, validate, Container, ContainerError, Result};
 use crate::exec;
 use crate::network::{
-    self, Attachment, ContainerNetwork, DnsUnavailable, NetNamespace, Netavark, NetworkDefinition,
+    self, Attachment, ContainerNetwork, DnsUnavailable, Driver, NetNamespace, NetworkDefinition,
     PortMapping, Reservation, DEFAULT_NETWORK,
 };
 use crate::oci::ImageConfig;
@@ -123,7 +123,7 @@ fn resolv_with(resolv: &str, search: &[String], options: &[String]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct NetworkSettings {
     pub mode: NetworkMode,
-    /// For a bridge network: what netavark is given.
+    /// For a bridge network: what the driver is given.
     pub plan: Option<ContainerNetwork>,
     /// `--expose` and the image's EXPOSE (for `-P` and `inspect`).
     #[serde(default)]
@@ -333,8 +333,8 @@ fn ports_file(store: &Store, id: &str) -> PathBuf {
     container_dir(store, id).join("ports.json")
 }
 
-fn netavark(store: &Store) -> Result<Netavark> {
-    Ok(Netavark::for_store(store)?)
+fn driver(store: &Store) -> Driver {
+    Driver::for_store(store)
 }
 
 type Lock = nix::fcntl::Flock<fs::File>;
@@ -370,7 +370,7 @@ fn lock(store: &Store, id: &str, wait: bool) -> Result<Option<Lock>> {
 pub(crate) struct Session {
     plan: ContainerNetwork,
     namespace: NetNamespace,
-    netavark: Netavark,
+    driver: Driver,
     _reservation: Reservation,
     _lock: Lock,
     ports_file: PathBuf,
@@ -402,9 +402,9 @@ pub(crate) fn start(
     };
     let lock = lock(store, &record.id, true)?
         .ok_or_else(|| ContainerError::NetworkBusy(record.name.clone()))?;
-    let netavark = netavark(store)?;
+    let driver = driver(store);
     // What a run that was killed left.
-    teardown_leftovers(store, &record.id, &plan, &netavark);
+    teardown_leftovers(store, &record.id, &plan, &driver);
     let reservation = network::reserve(&mut plan.ports)?;
     let file = network::namespace_file(&record.id);
     let namespace = host_mounts()
@@ -413,10 +413,10 @@ pub(crate) fn start(
             path: file.clone(),
             source,
         })?;
-    let dns_unavailable = match netavark.setup(&namespace.path(), &plan) {
+    let dns_unavailable = match driver.setup(&namespace.path(), &plan) {
         Ok(warning) => warning,
         Err(err) => {
-            let _ = netavark.teardown(&namespace.path(), &plan);
+            let _ = driver.teardown(&plan);
             let _ = remove_namespace(&file);
             return Err(err.into());
         }
@@ -427,7 +427,7 @@ pub(crate) fn start(
         source: e,
     })?;
     if let Err(source) = fs::write(&ports_file, ports) {
-        let _ = netavark.teardown(&namespace.path(), &plan);
+        let _ = driver.teardown(&plan);
         let _ = remove_namespace(&file);
         return Err(ContainerError::Io {
             path: ports_file,
@@ -439,7 +439,7 @@ pub(crate) fn start(
         Some(Session {
             plan,
             namespace,
-            netavark,
+            driver,
             _reservation: reservation,
             _lock: lock,
             ports_file,
@@ -469,7 +469,7 @@ impl Session {
         {
             plan.attachments = now.attachments;
         }
-        let torn = self.netavark.teardown(&self.namespace.path(), &plan);
+        let torn = self.driver.teardown(&plan);
         let _ = fs::remove_file(&self.ports_file);
         let removed = remove_namespace(&self.namespace.file);
         torn?;
@@ -488,8 +488,8 @@ fn remove_namespace(file: &std::path::Path) -> std::io::Result<()> {
     network::remove_namespace(file, host_mounts()?)
 }
 
-fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, netavark: &Netavark) {
-    netavark.reap(id, plan, host_mounts);
+fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, driver: &Driver) {
+    driver.reap(id, plan, host_mounts);
     let _ = fs::remove_file(ports_file(store, id));
 }
 
@@ -510,7 +510,7 @@ pub(crate) fn reap(store: &Store, container: &Container, wait: bool) -> Result<(
     let Some(_lock) = lock(store, &record.id, wait)? else {
         return Ok(()); // its runner is alive and will do it
     };
-    teardown_leftovers(store, &record.id, plan, &netavark(store)?);
+    teardown_leftovers(store, &record.id, plan, &driver(store));
     Ok(())
 }
 

@@ -14,7 +14,7 @@
 //! `commit`), `volume`, `network` and `events`; the image verbs (`images`, `tag`, `rmi`,
 //! `inspect`, `history`), the registry's (`pull`, `push`, `login`, `logout`, `search`),
 //! the archives' (`import`, `save`, `load`), `build` with its caches, `cache`, and the
-//! store's (`df`, `prune`, `check`, `info`).
+//! store's (`df`, `prune`, `reset`, `check`, `info`).
 //!
 //! The types of lower modules that requests are made of (run options, settings,
 //! signals and the like) reach `cli` through this module's re-exports, so that the
@@ -48,6 +48,7 @@ mod pull;
 mod push;
 mod remove;
 mod rename;
+mod reset;
 mod run;
 mod search;
 mod start;
@@ -109,6 +110,7 @@ pub use pull::{pull, PullRequest};
 pub use push::{push, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};
 pub use rename::{rename, RenameRequest};
+pub use reset::{reset, ResetReport};
 pub use run::{run, RunOutcome, RunRequest};
 pub use search::{search, SearchFilter, SearchRequest};
 pub use start::{attach, start_attached, start_detached, AttachRequest, StartAttached};

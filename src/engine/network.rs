@@ -7,7 +7,7 @@
 use super::{EngineError, Result};
 use crate::container::{self, validate, Container};
 use crate::network::{
-    self, DnsUnavailable, Netavark, NetworkDefinition, NetworkInspect, NetworkOptions,
+    self, DnsUnavailable, Driver, NetworkDefinition, NetworkInspect, NetworkOptions,
 };
 use crate::store::Store;
 
@@ -177,7 +177,7 @@ pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option
         if running {
             // Connected now, in the namespace it runs in: that network alone, no ports.
             let file = container::live_namespace(&target)?;
-            dns_unavailable = Netavark::for_store(store)?.setup(&file, &plan.alone(&attachment))?;
+            dns_unavailable = Driver::for_store(store).connect(&file, &plan.alone(&attachment))?;
         }
         plan.attachments.push(attachment);
         container::set_network_plan(store, &target, plan)?;
@@ -199,7 +199,7 @@ pub fn disconnect_network(store: &Store, request: &DisconnectRequest) -> Result<
     let left_id = leaving.network.id.clone();
     if running {
         let file = container::live_namespace(&target)?;
-        Netavark::for_store(store)?.teardown(&file, &plan.alone(&leaving))?;
+        Driver::for_store(store).disconnect(&file, &plan.alone(&leaving))?;
     }
     plan.leave(&name, !running);
     network::release_addresses(store, &target.record.id, Some(&name))?;

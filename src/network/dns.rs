@@ -1,5 +1,5 @@
-//! Whether aardvark-dns answers a container's names yet. netavark tells a running
-//! aardvark-dns of a new container with SIGHUP and returns at once; aardvark-dns then
+//! Whether aardvark-dns answers a container's names yet. The driver tells a running
+//! aardvark-dns of a new container with SIGHUP, which returns at once; aardvark-dns then
 //! stops its servers, reads its files again and binds anew, and a container that asks
 //! in between (its first command often does) is refused. Setup therefore waits until
 //! aardvark-dns answers the new container's own name, asked from inside the container's

@@ -1,7 +1,8 @@
 //! The networks a store keeps: each one's record and definition, made with a bridge
 //! name and a subnet that no other network on this host has (host-wide claims, since
-//! several stores share the host's links and routes), looked up, removed and pruned, and
-//! the default network, made the first time a container needs it.
+//! several stores share the host's links and routes), looked up, removed (with their
+//! bridge and rules) and pruned, and the default network, made the first time a
+//! container needs it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -277,6 +278,8 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
         });
     }
     let network = definition(&record)?;
+    // Its bridge and rules first: a record is never gone while they are left.
+    super::remove_bridge(&network)?;
     store.delete_network(&record.name)?;
     let claim = claims_dir().join(&network.bridge);
     let owned = fs::read_to_string(&claim)
@@ -286,6 +289,26 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
     }
     record_event(store, &network.id, &network.name, "destroy", None);
     Ok(record.name)
+}
+
+/// Removes every network of the store, the default one too, with its bridge and rules
+/// (`system reset`, once the containers are gone); returns their names. Each one is
+/// tried; the first failure is returned once all were.
+pub fn remove_all(store: &Store) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let mut first_failure = None;
+    for record in store.networks()? {
+        match remove_record(store, record) {
+            Ok(name) => removed.push(name),
+            Err(e) => {
+                first_failure.get_or_insert(e);
+            }
+        }
+    }
+    match first_failure {
+        Some(error) => Err(error),
+        None => Ok(removed),
+    }
 }
 
 /// Removes the user networks no container is on that `pass` takes (it sees each one's

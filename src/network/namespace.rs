@@ -1,5 +1,5 @@
 //! Persistent network namespaces, as podman keeps them: made before the container
-//! starts (netavark configures it, then the container joins it) and bind-mounted on a
+//! starts (the driver configures it, then the container joins it) and bind-mounted on a
 //! file under `/run/lade/netns` in the mount namespace lade was started in (not its
 //! private one), so that it outlives a
 //! monitor killed with -9 and the next lade command can still tear it down. `/run` is

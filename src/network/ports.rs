@@ -1,5 +1,5 @@
-//! Published ports: Docker's `-p` syntax, netavark's port mappings, Docker's way of
-//! showing them, and the reservation of host ports. netavark forwards with NAT rules
+//! Published ports: Docker's `-p` syntax, port mappings, Docker's way of
+//! showing them, and the reservation of host ports. The driver forwards with NAT rules
 //! and binds nothing, so lade binds each host port itself for as long as the container
 //! runs (as podman's conmon does): a port another program or container holds is refused
 //! with its number, and `-p 80` gets a free port from the kernel.
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::NetworkError;
 
-/// One `-p`, as netavark takes it: `range` ports from `host_port` to `container_port`.
+/// One `-p`: `range` ports from `host_port` to `container_port`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
     pub container_port: u16,
@@ -147,7 +147,7 @@ pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError
                 }
                 _ => {
                     // Bound, not listening: the port is ours and nothing answers on it
-                    // but the container behind netavark's forwarding.
+                    // but the container behind the driver's forwarding.
                     use nix::sys::socket::{
                         bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
                     };

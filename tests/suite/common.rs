@@ -223,20 +223,28 @@ fn busybox_store() -> &'static Path {
 
 /// Containers a test leaves behind, even by failing, are killed and removed with their
 /// store: no process, mount or cgroup outlives the test.
+/// A store's containers, and its networks' bridges and rules, which outlive their
+/// containers, go with it (`system reset`): the suite leaves no bridge behind. Only a
+/// store with containers, or with networks (each has a host-wide claim naming the
+/// store), has anything to reset.
 impl Drop for Lade {
     fn drop(&mut self) {
         if !self.root().join("lade.db").exists() {
             return;
         }
-        let Ok(output) = self.cmd().args(["ps", "-aq", "--no-trunc"]).output() else {
-            return;
-        };
-        let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if !ids.is_empty() {
-            let _ = self.cmd().args(["rm", "-f"]).args(&ids).output();
+        let had_containers = std::fs::read_dir(self.root().join("containers"))
+            .is_ok_and(|mut entries| entries.next().is_some());
+        let root = self.root().display().to_string();
+        let has_networks = std::fs::read_dir("/run/lade/claims")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|claim| {
+                std::fs::read_to_string(claim.path())
+                    .is_ok_and(|text| text.lines().nth(1) == Some(root.as_str()))
+            });
+        if had_containers || has_networks {
+            let _ = self.cmd().args(["system", "reset", "-f"]).output();
         }
     }
 }

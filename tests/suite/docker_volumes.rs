@@ -212,7 +212,7 @@ fn volume_ls_filters_and_formats_as_docker() {
 
 #[test]
 fn the_default_network_is_docker_s_bridge_and_ls_filters() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let _serial = crate::network::serial();
     let lade = Lade::new();
     lade.busybox();

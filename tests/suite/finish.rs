@@ -128,7 +128,7 @@ fn json_times_are_rfc_3339_everywhere() {
 /// examples/Dockerfile.demo, then runs it detached with a published port.
 #[test]
 fn the_readme_demo_runs() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     // Its published port is one the network tests use too.
     let _serial = crate::network::serial();
     let lade = Lade::new();

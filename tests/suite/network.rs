@@ -1,11 +1,13 @@
-//! Container networks through the real CLI, netavark and aardvark-dns: published ports
-//! answering on the host's address and on 127.0.0.1 (TCP and UDP), `-P`, a taken port
-//! refused, user networks resolving names and aliases (and only their own), an internal
-//! network without a route out, and the host's links, firewall rules and listening
-//! ports as they were after `rm -f` and after a monitor killed with -9. Names resolve on
-//! a host where `/run/systemd/system` exists without systemd (netavark's systemd-run
-//! fails there), `run` warns when they cannot, and a container cannot reach the host's
-//! 127.0.0.1 services through its gateway (CVE-2020-8558).
+//! Container networks through the real CLI, lade's bridge driver and aardvark-dns:
+//! published ports answering on the host's address and on 127.0.0.1 (TCP and UDP), `-P`,
+//! a taken port refused, user networks resolving names and aliases (and only their own),
+//! an internal network without a route out, the host's links, firewall rules and
+//! listening ports as they were with the networks in place after `rm -f` and after a
+//! monitor killed with -9, and as they were before the networks after `network rm` and
+//! `system reset`, and a network's rules made again after a firewall flush. Names
+//! resolve on a host where `/run/systemd/system` exists without systemd, `run` warns
+//! when they cannot, and a container cannot reach the host's 127.0.0.1 services through
+//! its gateway (CVE-2020-8558).
 //!
 //! The tests here change the host's network, so they run one at a time.
 
@@ -25,12 +27,14 @@ pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn require_netavark() {
+/// What the networks need (iptables and aardvark-dns) and what the tests look with.
+pub(crate) fn require_network_tools() {
     assert!(
-        Path::new("/usr/lib/podman/netavark").is_file(),
-        "netavark is not installed: apt-get install netavark aardvark-dns (scripts/test.sh does)"
+        Path::new("/usr/lib/podman/aardvark-dns").is_file(),
+        "aardvark-dns is not installed: apt-get install aardvark-dns (scripts/test.sh does)"
     );
     common::require_tool("iptables-save");
+    common::require_tool("iptables-restore");
     common::require_tool("ss");
 }
 
@@ -155,7 +159,7 @@ fn wait_for_servers(shared: &Path) {
 
 #[test]
 fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refused() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();
@@ -254,7 +258,7 @@ fn published_ports_answer_on_the_host_and_on_loopback_and_a_taken_port_is_refuse
 
 #[test]
 fn user_networks_resolve_names_and_aliases_and_keep_apart() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();
@@ -282,6 +286,11 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
     let api_ip = lade.ok(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "api"]);
     let api_ip = api_ip.trim();
     assert!(api_ip.starts_with("10."), "{api_ip}");
+    // Its MAC, as Docker makes it from the address, is the one inspect shows.
+    let mac = lade.ok(&["inspect", "-f", "{{.NetworkSettings.MacAddress}}", "api"]);
+    let inside = lade.ok(&["exec", "api", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), inside.trim());
+    assert!(mac.starts_with("02:42:0a:"), "{mac}");
     // Another network does not know its names (nor the default network, as Docker's).
     for network in ["back", "bridge"] {
         let by_name = lade.output(&[
@@ -401,16 +410,45 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
     );
 }
 
+/// The host's chains of lade's firewall are made once and stay, shared by every store:
+/// made before the host is looked at, by a store that leaves nothing else.
+fn make_the_hosts_chains() {
+    let first = Lade::new();
+    first.busybox();
+    first.ok(&["run", "--rm", "busybox", "true"]);
+    first.ok(&["system", "reset", "-f"]);
+}
+
+/// Waits (bounded) until the host's state, as `ours` sees it, is `expected`: the
+/// kernel removes a container's veth as it frees its namespace, a moment after the
+/// namespace's last user is gone.
+fn settles_to(ours: &Ours, expected: &str, when: &str) {
+    let settled = (0..250).any(|_| {
+        if ours.only(&host_state()) == expected {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        false
+    });
+    if !settled {
+        similar_asserts(expected, &ours.only(&host_state()), when);
+    }
+}
+
 #[test]
 fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
+    make_the_hosts_chains();
     let lade = Lade::new();
     lade.busybox();
-    // netavark makes its base chains once and leaves them: make them before looking.
-    lade.ok(&["run", "--rm", "-p", "18090:80", "busybox", "true"]);
-    let before = host_state();
+    let before_networks = host_state();
     lade.ok(&["network", "create", "mynet"]);
+    // A network's bridge and rules are made when a container first needs them, and
+    // stay until the network is removed.
+    lade.ok(&["run", "--rm", "busybox", "true"]);
+    lade.ok(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
+    let with_networks = host_state();
     lade.ok(&[
         "run", "-d", "--name", "t1", "-p", "18091:80", "busybox", "sleep", "300",
     ]);
@@ -430,15 +468,20 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     // Connected to another network while it runs: torn down with it.
     lade.ok(&["network", "connect", "mynet", "t1"]);
     let during = host_state();
-    let ours = Ours::of(&lade, &during);
-    let before = ours.only(&before);
+    let ours = Ours::of(&lade);
+    let with_networks = ours.only(&with_networks);
     assert_ne!(
-        before,
+        with_networks,
         ours.only(&during),
         "running containers changed nothing that is looked at"
     );
+    assert_ne!(
+        ours.only(&before_networks),
+        with_networks,
+        "the networks changed nothing that is looked at"
+    );
     lade.ok(&["rm", "-f", "t1", "t2"]);
-    similar_asserts(&before, &ours.only(&host_state()), "after rm -f");
+    settles_to(&ours, &with_networks, "after rm -f");
 
     // A monitor killed with -9: its container dies with it, and the next `ps` tears
     // its network down.
@@ -452,26 +495,134 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
         .unwrap();
     common::kill_monitor_of(init);
     lade.ok(&["ps", "-a"]);
-    similar_asserts(
-        &before,
-        &ours.only(&host_state()),
+    settles_to(
+        &ours,
+        &with_networks,
         "after a monitor was killed and ps ran",
     );
     lade.ok(&["rm", "t3"]);
+    // `network rm` takes the network's bridge and rules; `system reset` the default
+    // network's too.
     lade.ok(&["network", "rm", "mynet"]);
+    let without_mynet = ours.only(&host_state());
+    assert!(
+        !without_mynet.contains(&ours.bridges_of("mynet")),
+        "{without_mynet}"
+    );
+    lade.ok(&["system", "reset", "-f"]);
+    similar_asserts(
+        &ours.only(&before_networks),
+        &ours.only(&host_state()),
+        "after network rm and system reset",
+    );
+}
+
+/// A flush of lade's chains takes the networks' rules: the next run makes them again,
+/// and a port published on 127.0.0.1 answers (which needs the network's masquerade).
+#[test]
+fn a_networks_rules_come_back_after_a_firewall_flush() {
+    require_network_tools();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    web_image(&lade);
+    lade.ok(&["run", "--rm", "busybox", "true"]);
+    let network: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["network", "inspect", "bridge"])).unwrap();
+    let made = traces_of(&network[0]);
+    let rules = |traces: &[String]| -> Vec<String> {
+        traces
+            .iter()
+            .filter(|l| l.starts_with("-A "))
+            .cloned()
+            .collect()
+    };
+    assert!(rules(&made).len() >= 5, "{made:#?}");
+    common::run("iptables", &["-w", "-F", "LADE-FORWARD"]);
+    common::run("iptables", &["-w", "-t", "nat", "-F", "LADE-POSTROUTING"]);
+    assert_ne!(
+        rules(&traces_of(&network[0])),
+        rules(&made),
+        "nothing was flushed"
+    );
+    let shared = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-v",
+        &volume,
+        "-p",
+        "127.0.0.1:18098:80",
+        "web:1",
+        "sh",
+        "-c",
+        SERVE,
+    ]);
+    let mut again = rules(&traces_of(&network[0]));
+    let mut expected = rules(&made);
+    again.sort();
+    expected.sort();
+    assert_eq!(again, expected, "the network's rules were not made again");
+    wait_for_servers(shared.path());
+    let page = http_get("127.0.0.1:18098").unwrap_or_default();
+    assert!(page.contains("page-from-lade"), "{page}");
+    lade.ok(&["rm", "-f", "web"]);
+}
+
+/// `system reset` removes every container, image and network of the store, and their
+/// bridges and rules from the host.
+#[test]
+fn system_reset_removes_the_stores_bridges_and_rules() {
+    require_network_tools();
+    let _serial = serial();
+    let lade = Lade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "front"]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "front",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    lade.ok(&["run", "--rm", "-p", "18099:80", "busybox", "true"]);
+    let networks: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["network", "inspect", "front", "bridge"])).unwrap();
+    for network in networks.as_array().unwrap() {
+        assert!(!traces_of(network).is_empty(), "{network}");
+    }
+    // Without -f it asks, and an empty answer is no.
+    let asked = lade.ok(&["system", "reset"]);
+    assert!(asked.contains("[y/N]"), "{asked}");
+    assert_eq!(lade.ok(&["ps", "-aq"]).lines().count(), 1);
+    let said = lade.ok(&["system", "reset", "-f"]);
+    assert!(said.contains("Deleted containers: 1"), "{said}");
+    for network in networks.as_array().unwrap() {
+        assert_eq!(traces_of(network), Vec::<String>::new(), "{network}");
+    }
+    assert_eq!(lade.ok(&["ps", "-aq"]), "");
+    assert_eq!(lade.ok(&["images", "-q"]), "");
+    let pid_file = lade.root().join("networks/aardvark-dns/aardvark.pid");
+    assert!(!pid_file.exists(), "aardvark-dns still runs");
 }
 
 /// A store's networks, as far as the host's state shows them.
 struct Ours {
-    bridges: Vec<String>,
+    /// By network name.
+    bridges: Vec<(String, String)>,
     subnets: Vec<String>,
-    /// netavark's chains for them (`NETAVARK-<hash>`, `NETAVARK-DN-<hash>`).
-    chains: Vec<String>,
 }
 
 impl Ours {
-    /// `lade`'s networks, their chains found in `state` (taken while they are in use).
-    fn of(lade: &Lade, state: &str) -> Ours {
+    /// `lade`'s networks now.
+    fn of(lade: &Lade) -> Ours {
         let ids = lade.ok(&["network", "ls", "-q"]);
         let mut args = vec!["network", "inspect"];
         args.extend(ids.lines());
@@ -479,39 +630,42 @@ impl Ours {
         let mut ours = Ours {
             bridges: Vec::new(),
             subnets: Vec::new(),
-            chains: Vec::new(),
         };
         for network in networks.as_array().unwrap() {
             let bridge = network["Options"]["com.docker.network.bridge.name"]
                 .as_str()
                 .unwrap();
             let subnet = network["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
-            ours.bridges.push(bridge.to_string());
+            let name = network["Name"].as_str().unwrap();
+            ours.bridges.push((name.to_string(), bridge.to_string()));
             ours.subnets.push(subnet.to_string());
-            let jump = format!("-A POSTROUTING -s {subnet} -j NETAVARK-");
-            for line in state.lines().filter(|l| l.starts_with(&jump)) {
-                let hash = line.rsplit('-').next().unwrap();
-                ours.chains.push(format!("NETAVARK-{hash}"));
-                ours.chains.push(format!("NETAVARK-DN-{hash}"));
-            }
         }
         ours
     }
 
+    /// The bridge of the network `name`.
+    fn bridges_of(&self, name: &str) -> String {
+        self.bridges
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.clone())
+            .unwrap()
+    }
+
     /// `state` without what belongs to other stores' networks, which other tests on
-    /// this host make and remove meanwhile: lines naming a lade bridge, a per-network
-    /// netavark chain or a 10.0.0.0/8 subnet that is none of ours.
+    /// this host make and remove meanwhile: lines naming a lade bridge, a 10.0.0.0/8
+    /// subnet or a per-network netavark chain (an older lade's, or podman's) that is
+    /// none of ours.
     fn only(&self, state: &str) -> String {
         let foreign = |word: &str| {
             let bridge = word
                 .strip_prefix("lade")
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-                && !self.bridges.iter().any(|b| b == word);
-            let hash = word
+                && !self.bridges.iter().any(|(_, b)| b == word);
+            let chain = word
                 .strip_prefix("NETAVARK-DN-")
                 .or_else(|| word.strip_prefix("NETAVARK-"))
                 .is_some_and(|h| h.len() == 13 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-            let chain = hash && !self.chains.iter().any(|c| c == word);
             let subnet = word.starts_with("10.")
                 && word.contains('/')
                 && !self.subnets.iter().any(|s| s == word);
@@ -521,7 +675,7 @@ impl Ours {
             .lines()
             .filter(|line| {
                 !line
-                    .split(|c: char| c.is_whitespace() || c == '@' || c == ':')
+                    .split(|c: char| c.is_whitespace() || "@:\"".contains(c))
                     .any(foreign)
             })
             .collect::<Vec<_>>()
@@ -626,12 +780,12 @@ impl Drop for SystemdLessHost<'_> {
     }
 }
 
-/// netavark 1.4 starts aardvark-dns through `systemd-run --scope` whenever
-/// `/run/systemd/system` exists, which fails when systemd is not PID 1: names must
-/// resolve there all the same, and runs must end without a teardown error.
+/// A start of aardvark-dns through `systemd-run --scope` whenever `/run/systemd/system`
+/// exists (netavark 1.4's) fails when systemd is not PID 1: names must resolve there all
+/// the same, and runs must end without a teardown error.
 #[test]
 fn names_resolve_where_run_systemd_system_exists_but_systemd_does_not_run() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();
@@ -719,7 +873,7 @@ fn traces_of(network: &serde_json::Value) -> Vec<String> {
 /// rule drops such packets. Ports published on 127.0.0.1 still answer there.
 #[test]
 fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();
@@ -803,7 +957,7 @@ fn a_container_cannot_reach_the_hosts_loopback_services_through_its_gateway() {
 /// cause), foreground and detached, and the runs still end without a teardown error.
 #[test]
 fn a_run_says_when_names_will_not_resolve_and_ends_without_a_teardown_error() {
-    require_netavark();
+    require_network_tools();
     let _serial = serial();
     let lade = Lade::new();
     lade.busybox();

@@ -7,16 +7,7 @@
 
 use crate::common;
 
-use std::path::Path;
-
 use common::Lade;
-
-fn require_netavark() {
-    assert!(
-        Path::new("/usr/lib/podman/netavark").is_file(),
-        "netavark is not installed: apt-get install netavark aardvark-dns (scripts/test.sh does)"
-    );
-}
 
 /// What a refusal must not change: the containers' records and directories, the
 /// addresses taken on `network`, the volumes.
@@ -109,7 +100,7 @@ fn small_network(lade: &Lade, name: &str) -> String {
 
 #[test]
 fn names_and_host_values_that_would_write_dns_or_hosts_records_are_refused_and_make_nothing() {
-    require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     lade.ok(&["network", "create", "front"]);
@@ -243,7 +234,7 @@ fn names_and_host_values_that_would_write_dns_or_hosts_records_are_refused_and_m
 
 #[test]
 fn refused_runs_leave_no_directory_record_or_address_behind() {
-    require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     small_network(&lade, "tiny");

@@ -655,7 +655,20 @@ fn mac_address_is_checked_and_kept_where_docker_shows_it() {
             "{given}"
         );
     }
-    // Without one, Docker's fields are empty and Config has none.
+    // The interface has it.
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--mac-address",
+            "92:d0:c6:0a:29:35",
+            "busybox",
+            "cat",
+            "/sys/class/net/eth0/address"
+        ]),
+        "92:d0:c6:0a:29:35\n"
+    );
+    // Without one, Config has none.
     let id = lade.ok(&["create", "busybox", "true"]);
     let config = lade.ok(&["inspect", "-f", "{{json .Config}}", id.trim()]);
     assert!(!config.contains("MacAddress"), "{config}");

@@ -87,7 +87,7 @@ pub struct RunArgs {
     /// stdout and stderr, and stdin with -i]
     #[arg(short = 'a', long = "attach", value_name = "STREAM")]
     pub attach: Vec<String>,
-    /// Network: bridge (lade's default network, through netavark), NAME (a network made
+    /// Network: bridge (lade's default network), NAME (a network made
     /// with `lade network create`), host, none (only loopback), container:NAME (another
     /// container's). Rootless networking (pasta) is not supported: lade runs as root
     #[arg(
