@@ -40,14 +40,15 @@ pub use tree::{BuilderCommand, ContainerCommand, ImageCommand};
 #[command(
     name = "lade",
     version = concat!("version ", env!("CARGO_PKG_VERSION")),
+    disable_version_flag = true,
     about,
-    long_about = None,
-    mut_arg("version", |a| a
-        .short('v')
-        .help("Print version information and quit (as `docker -v`: \"lade version X\")")
-        .help_heading(GLOBAL_OPTIONS))
+    long_about = None
 )]
 pub struct Cli {
+    /// Print version information and quit (as `docker -v`: "lade version X")
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version, help_heading = GLOBAL_OPTIONS)]
+    pub version: (),
+
     /// Store directory [default: $LADE_ROOT, else /var/lib/lade as root, else $XDG_DATA_HOME/lade]
     #[arg(long, global = true, value_name = "DIR", help_heading = GLOBAL_OPTIONS)]
     pub root: Option<PathBuf>,
