@@ -684,3 +684,38 @@ fn mac_address_is_checked_and_kept_where_docker_shows_it() {
         assert!(err.contains("--mac-address") && err.contains(bad), "{err}");
     }
 }
+
+/// docker/cli's run: ports with the host's network are dropped with a warning (the
+/// host's ports are the container's); with no network they are refused.
+#[test]
+fn published_ports_with_the_host_network_are_dropped_with_docker_s_warning() {
+    let lade = lade();
+    let output = lade.output(&[
+        "run",
+        "--rm",
+        "-p",
+        "8080",
+        "--net=host",
+        "busybox",
+        "echo",
+        "ran",
+    ]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "ran\n");
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("WARNING: Published ports are discarded when using host network mode"),
+        "{output:?}"
+    );
+    let refused = lade.output(&[
+        "run",
+        "--rm",
+        "-p",
+        "8080",
+        "--network",
+        "none",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(refused.status.code(), Some(125), "{refused:?}");
+}

@@ -421,6 +421,13 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
     if args.detach && !args.attach.is_empty() {
         bail!("conflicting options: -a and -d");
     }
+    let mode = NetworkMode::parse(&args.network);
+    // Docker's client drops them with a warning: the host's own ports are the
+    // container's, so there is nothing to publish.
+    let host_network = matches!(mode, NetworkMode::Host);
+    if host_network && (!args.publish.is_empty() || args.publish_all) {
+        eprintln!("WARNING: Published ports are discarded when using host network mode");
+    }
     let options = RunOptions {
         image: args.image().to_string(),
         name: args.name.clone(),
@@ -435,12 +442,16 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         attach: (!args.attach.is_empty()).then_some(attach),
         attach_stdin,
         network: NetworkRequest {
-            mode: NetworkMode::parse(&args.network),
+            mode,
             aliases: args.network_aliases.clone(),
             ip: args.ip.clone(),
             mac_address: args.mac_address.clone(),
-            publish: args.publish.clone(),
-            publish_all: args.publish_all,
+            publish: if host_network {
+                Vec::new()
+            } else {
+                args.publish.clone()
+            },
+            publish_all: args.publish_all && !host_network,
             expose: args.expose.clone(),
             dns: args.dns.clone(),
             add_hosts: args.add_hosts.clone(),
