@@ -3,6 +3,8 @@
 //! with its source location. No instruction-specific validation happens here; that is
 //! `instructions.rs`.
 
+use std::borrow::Cow;
+
 use pest::iterators::Pair;
 use pest::Parser as _;
 
@@ -248,13 +250,18 @@ fn logical_line_node(
     item: Pair<'_, Rule>,
     item_pos: usize,
 ) -> Result<Node, ParseError> {
-    let mut joined = String::new();
+    // Most logical lines are one physical line: their text is borrowed, not copied.
+    let mut joined: Cow<'_, str> = Cow::Borrowed("");
     let mut map = OffsetMap::default();
     for piece in item.into_inner() {
         if piece.as_rule() == Rule::segment {
             map.pieces
                 .push((joined.len(), item_pos + piece.as_span().start()));
-            joined.push_str(piece.as_str());
+            if joined.is_empty() {
+                joined = Cow::Borrowed(piece.as_str());
+            } else {
+                joined.to_mut().push_str(piece.as_str());
+            }
         }
     }
     let start_offset = map.source_offset(0);
