@@ -187,7 +187,10 @@ impl<'a> Scope<'a> {
                 Some(default) => Some(Arc::from(self.expand(default, escape)?)),
                 None => match self.global.get(&decl.name) {
                     Some(global) => global.clone(),
-                    None => self.automatic.get(&decl.name).map(|v| Arc::from(v.as_str())),
+                    None => self
+                        .automatic
+                        .get(&decl.name)
+                        .map(|v| Arc::from(v.as_str())),
                 },
             },
         };
