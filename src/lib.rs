@@ -10,6 +10,9 @@
 //! (`run`, `create`, `start`), each over a typed request. `cli` turns command lines into
 //! those requests, or calls on the modules for the commands not moved there yet.
 
+// The pest parser generated without `std` (see Cargo.toml) names `alloc`.
+extern crate alloc;
+
 pub mod archive;
 pub mod builder;
 pub mod cli;

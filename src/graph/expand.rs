@@ -223,7 +223,7 @@ fn expand(
     let automatic = automatic_args(&Platform::host());
     let mut global = ArgValues::default();
     for (name, value) in &plan.global_args {
-        global.set(name, value.clone());
+        global.set(name, value.as_deref().map(std::sync::Arc::from));
     }
     let mut config = base.config.clone();
     // BuildKit gives every stage a PATH when its base has none (an `import`ed image, a

@@ -199,17 +199,19 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
             (Command::Arg(decls), None) => {
                 for decl in decls {
                     declared.insert(decl.name.clone());
-                    let value = match options.build_args.get(&decl.name) {
-                        Some(v) => Some(v.clone()),
-                        None => match &decl.default {
-                            Some(default) => Some(
-                                lexer
-                                    .process_word(default, &global.lookup_with(&automatic))
-                                    .map_err(|e| GraphError::at(loc, e))?,
-                            ),
-                            None => automatic.get(&decl.name).cloned(),
-                        },
-                    };
+                    let value: Option<std::sync::Arc<str>> =
+                        match options.build_args.get(&decl.name) {
+                            Some(v) => Some(v.as_str().into()),
+                            None => match &decl.default {
+                                Some(default) => Some(
+                                    lexer
+                                        .process_word(default, &global.lookup_with(&automatic))
+                                        .map_err(|e| GraphError::at(loc, e))?
+                                        .into(),
+                                ),
+                                None => automatic.get(&decl.name).map(|v| v.as_str().into()),
+                            },
+                        };
                     global.set(&decl.name, value);
                 }
             }

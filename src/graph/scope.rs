@@ -40,14 +40,16 @@ pub(crate) fn is_predefined(name: &str) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct Vars<V> {
     entries: Vec<(Arc<str>, V)>,
-    index: HashMap<Arc<str>, usize>,
+    /// Names are short and chosen by the Dockerfile's author, whom the build trusts: a
+    /// fast hash is enough.
+    index: HashMap<Arc<str>, usize, foldhash::fast::RandomState>,
 }
 
 impl<V> Default for Vars<V> {
     fn default() -> Self {
         Vars {
             entries: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
         }
     }
 }
@@ -77,14 +79,15 @@ impl<V: Clone> Vars<V> {
     }
 }
 
-/// ARG values in declaration order; `None` is declared but unset.
-pub(crate) type ArgValues = Vars<Option<String>>;
+/// ARG values in declaration order; `None` is declared but unset. Values are shared:
+/// every RUN step's environment holds them.
+pub(crate) type ArgValues = Vars<Option<Arc<str>>>;
 
 impl ArgValues {
     pub(crate) fn pairs(&self) -> Vec<(String, Option<String>)> {
         self.entries
             .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
+            .map(|(k, v)| (k.to_string(), v.as_deref().map(str::to_string)))
             .collect()
     }
 
@@ -92,7 +95,7 @@ impl ArgValues {
     pub(crate) fn set_pairs(&self) -> Vec<(Arc<str>, Arc<str>)> {
         self.entries
             .iter()
-            .filter_map(|(k, v)| v.as_deref().map(|v| (k.clone(), Arc::from(v))))
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
             .collect()
     }
 
@@ -178,13 +181,16 @@ impl<'a> Scope<'a> {
     /// Declares an ARG inside the stage: `--build-arg` first, then the ARG's own default,
     /// then the global ARG of that name, then the automatic platform ARGs.
     pub(crate) fn declare(&mut self, decl: &ArgDecl, escape: char) -> Result<(), ExpandError> {
-        let value = match self.build_args.get(&decl.name) {
-            Some(v) => Some(v.clone()),
+        let value: Option<Arc<str>> = match self.build_args.get(&decl.name) {
+            Some(v) => Some(Arc::from(v.as_str())),
             None => match &decl.default {
-                Some(default) => Some(self.expand(default, escape)?),
+                Some(default) => Some(Arc::from(self.expand(default, escape)?)),
                 None => match self.global.get(&decl.name) {
                     Some(global) => global.clone(),
-                    None => self.automatic.get(&decl.name).cloned(),
+                    None => self
+                        .automatic
+                        .get(&decl.name)
+                        .map(|v| Arc::from(v.as_str())),
                 },
             },
         };

@@ -399,7 +399,12 @@ impl Builder<'_> {
             .error_at(node.source_offset(offset_in_original), kind)
     }
 
-    pub(crate) fn instruction(&self, node: &Node) -> Result<Instruction, ParseError> {
+    /// Takes the node: its strings move into the instruction, none is copied.
+    pub(crate) fn instruction(&self, mut node: Node) -> Result<Instruction, ParseError> {
+        let args = std::mem::replace(&mut node.args, Args::Empty);
+        let heredocs = std::mem::take(&mut node.heredocs);
+        let original = std::mem::take(&mut node.original);
+        let node = &node;
         let at_start = |kind| self.error(node, 0, kind);
         let keyword = Keyword::parse(&node.keyword).ok_or_else(|| {
             at_start(ErrorKind::UnknownInstruction {
@@ -416,7 +421,7 @@ impl Builder<'_> {
         };
         let command = match keyword {
             Keyword::From => {
-                let Args::List(words) = &node.args else {
+                let Args::List(words) = &args else {
                     return Err(missing("requires either one or three arguments: FROM image [AS name]"));
                 };
                 let stage_name = match words.as_slice() {
@@ -443,7 +448,7 @@ impl Builder<'_> {
                 })
             }
             Keyword::Run => {
-                let command = command_line(&node.args).ok_or_else(|| missing("requires a command"))?;
+                let command = command_line(args).ok_or_else(|| missing("requires a command"))?;
                 let mounts = self.mounts(node, flags.many("mount"))?;
                 let network = flags.value("network");
                 if let Some(n) = &network {
@@ -459,18 +464,18 @@ impl Builder<'_> {
                 }
                 Command::Run(RunCmd {
                     command,
-                    heredocs: node.heredocs.clone(),
+                    heredocs,
                     mounts,
                     network,
                     security,
                 })
             }
-            Keyword::Cmd => Command::Cmd(command_line(&node.args).unwrap_or(CommandLine::Shell(String::new()))),
+            Keyword::Cmd => Command::Cmd(command_line(args).unwrap_or(CommandLine::Shell(String::new()))),
             Keyword::Entrypoint => {
-                Command::Entrypoint(command_line(&node.args).unwrap_or(CommandLine::Shell(String::new())))
+                Command::Entrypoint(command_line(args).unwrap_or(CommandLine::Shell(String::new())))
             }
-            Keyword::Shell => match &node.args {
-                Args::Json(items) if !items.is_empty() => Command::Shell(items.clone()),
+            Keyword::Shell => match args {
+                Args::Json(items) if !items.is_empty() => Command::Shell(items),
                 Args::Json(_) | Args::Empty => return Err(missing("requires at least one argument, in JSON form")),
                 _ => {
                     return Err(at_start(ErrorKind::Invalid(
@@ -479,15 +484,12 @@ impl Builder<'_> {
                 }
             },
             Keyword::Env | Keyword::Label => {
-                let Args::KeyValues { pairs, .. } = &node.args else {
+                let Args::KeyValues { pairs, .. } = args else {
                     return Err(missing("requires at least one argument, as in NAME=VALUE"));
                 };
                 let pairs: Vec<KeyValue> = pairs
-                    .iter()
-                    .map(|(key, value)| KeyValue {
-                        key: key.clone(),
-                        value: value.clone(),
-                    })
+                    .into_iter()
+                    .map(|(key, value)| KeyValue { key, value })
                     .collect();
                 if pairs.iter().any(|kv| kv.key.is_empty()) {
                     return Err(at_start(ErrorKind::Invalid(format!(
@@ -500,20 +502,20 @@ impl Builder<'_> {
                     Command::Label(pairs)
                 }
             }
-            Keyword::Maintainer => Command::Maintainer(text(&node.args).ok_or_else(|| missing("requires a name"))?),
-            Keyword::User => Command::User(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?),
+            Keyword::Maintainer => Command::Maintainer(text(args).ok_or_else(|| missing("requires a name"))?),
+            Keyword::User => Command::User(text(args).ok_or_else(|| missing("requires exactly one argument"))?),
             Keyword::Workdir => {
-                Command::Workdir(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?)
+                Command::Workdir(text(args).ok_or_else(|| missing("requires exactly one argument"))?)
             }
             Keyword::Stopsignal => {
-                Command::StopSignal(text(&node.args).ok_or_else(|| missing("requires exactly one argument"))?)
+                Command::StopSignal(text(args).ok_or_else(|| missing("requires exactly one argument"))?)
             }
-            Keyword::Expose => match &node.args {
-                Args::List(ports) => Command::Expose(ports.clone()),
+            Keyword::Expose => match args {
+                Args::List(ports) => Command::Expose(ports),
                 _ => return Err(missing("requires at least one argument, as in EXPOSE 80/tcp")),
             },
             Keyword::Volume => {
-                let items = list(&node.args);
+                let items = list(args);
                 if items.is_empty() {
                     return Err(missing("requires at least one argument"));
                 }
@@ -525,17 +527,17 @@ impl Builder<'_> {
                 Command::Volume(items)
             }
             Keyword::Arg => {
-                let Args::Words(words) = &node.args else {
+                let Args::Words(words) = args else {
                     return Err(missing("requires at least one argument"));
                 };
                 if words.is_empty() {
                     return Err(missing("requires at least one argument"));
                 }
                 let decls = words
-                    .iter()
+                    .into_iter()
                     .map(|word| match word.split_once('=') {
                         Some((name, default)) => (name.to_string(), Some(default.to_string())),
-                        None => (word.clone(), None),
+                        None => (word, None),
                     })
                     .map(|(name, default)| {
                         if name.is_empty() {
@@ -548,27 +550,29 @@ impl Builder<'_> {
                 Command::Arg(decls)
             }
             Keyword::Add | Keyword::Copy => {
-                let words = list(&node.args);
+                let is_json = matches!(args, Args::Json(_));
+                let mut words = list(args);
                 if words.len() < 2 {
                     return Err(missing(
                         "requires at least two arguments: one or more sources, then the destination",
                     ));
                 }
-                let mut heredocs = node.heredocs.iter();
-                let sources = words[..words.len() - 1]
-                    .iter()
+                let dest = words.pop().unwrap_or_default();
+                let mut heredocs = heredocs.into_iter();
+                let sources = words
+                    .into_iter()
                     .map(|word| {
-                        let is_heredoc = !matches!(node.args, Args::Json(_))
-                            && parse_heredoc_marker(word).ok().flatten().is_some();
+                        let is_heredoc =
+                            !is_json && parse_heredoc_marker(&word).ok().flatten().is_some();
                         match heredocs.next().filter(|_| is_heredoc) {
-                            Some(doc) => SourceSpec::Heredoc(doc.clone()),
-                            None => SourceSpec::Path(word.clone()),
+                            Some(doc) => SourceSpec::Heredoc(doc),
+                            None => SourceSpec::Path(word),
                         }
                     })
                     .collect();
                 let mut copy = CopyCmd {
                     sources,
-                    dest: words[words.len() - 1].clone(),
+                    dest,
                     chown: flags.value("chown"),
                     chmod: flags.value("chmod"),
                     link: flags.bool("link"),
@@ -586,7 +590,7 @@ impl Builder<'_> {
                 }
             }
             Keyword::Onbuild => {
-                let Args::OnBuild(inner_node) = &node.args else {
+                let Args::OnBuild(inner_node) = args else {
                     return Err(missing("requires an instruction to run later, as in ONBUILD RUN make"));
                 };
                 if let Some(k @ (Keyword::Onbuild | Keyword::From | Keyword::Maintainer)) =
@@ -596,17 +600,18 @@ impl Builder<'_> {
                         "{k} isn't allowed as an ONBUILD trigger"
                     ))));
                 }
-                let inner = self.instruction(inner_node)?;
+                let expression = inner_node.original.clone();
+                let inner = self.instruction(*inner_node)?;
                 Command::Onbuild {
-                    expression: inner_node.original.clone(),
+                    expression,
                     inner: Box::new(inner),
                 }
             }
-            Keyword::Healthcheck => Command::Healthcheck(self.healthcheck(node, &mut flags)?),
+            Keyword::Healthcheck => Command::Healthcheck(self.healthcheck(node, &args, &mut flags)?),
         };
         Ok(Instruction {
             command,
-            original: node.original.clone(),
+            original,
             location: self.source.location(node.source_offset(0)),
             start_line: node.start_line,
             end_line: node.end_line,
@@ -725,9 +730,14 @@ impl Builder<'_> {
             .collect()
     }
 
-    fn healthcheck(&self, node: &Node, flags: &mut Flags) -> Result<HealthcheckCmd, ParseError> {
+    fn healthcheck(
+        &self,
+        node: &Node,
+        args: &Args,
+        flags: &mut Flags,
+    ) -> Result<HealthcheckCmd, ParseError> {
         let at_start = |kind| self.error(node, 0, kind);
-        let Args::Healthcheck { kind, command } = &node.args else {
+        let Args::Healthcheck { kind, command } = args else {
             return Err(at_start(ErrorKind::MissingArguments {
                 instruction: "HEALTHCHECK".into(),
                 expected: "requires CMD or NONE",
@@ -743,7 +753,7 @@ impl Builder<'_> {
                 Ok(HealthcheckCmd::None)
             }
             "CMD" => {
-                let test = match command_line(command) {
+                let test = match command_line((**command).clone()) {
                     Some(CommandLine::Exec(args)) if !args.is_empty() => {
                         let mut test = vec!["CMD".to_string()];
                         test.extend(args);
@@ -804,24 +814,24 @@ impl Builder<'_> {
     }
 }
 
-fn command_line(args: &Args) -> Option<CommandLine> {
+fn command_line(args: Args) -> Option<CommandLine> {
     match args {
-        Args::Json(items) => Some(CommandLine::Exec(items.clone())),
-        Args::Text(text) => Some(CommandLine::Shell(text.clone())),
+        Args::Json(items) => Some(CommandLine::Exec(items)),
+        Args::Text(text) => Some(CommandLine::Shell(text)),
         _ => None,
     }
 }
 
-fn text(args: &Args) -> Option<String> {
+fn text(args: Args) -> Option<String> {
     match args {
-        Args::Text(text) => Some(text.clone()),
+        Args::Text(text) => Some(text),
         _ => None,
     }
 }
 
-fn list(args: &Args) -> Vec<String> {
+fn list(args: Args) -> Vec<String> {
     match args {
-        Args::Json(items) | Args::List(items) => items.clone(),
+        Args::Json(items) | Args::List(items) => items,
         _ => Vec::new(),
     }
 }

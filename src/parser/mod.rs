@@ -33,7 +33,7 @@ pub fn parse(name: &str, bytes: Vec<u8>) -> Result<Dockerfile, ParseError> {
     let builder = instructions::Builder { source: &source };
     let instructions = tree
         .nodes
-        .iter()
+        .into_iter()
         .map(|node| builder.instruction(node))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Dockerfile {

@@ -3,6 +3,8 @@
 //! with its source location. No instruction-specific validation happens here; that is
 //! `instructions.rs`.
 
+use std::borrow::Cow;
+
 use pest::iterators::Pair;
 use pest::Parser as _;
 
@@ -248,13 +250,18 @@ fn logical_line_node(
     item: Pair<'_, Rule>,
     item_pos: usize,
 ) -> Result<Node, ParseError> {
-    let mut joined = String::new();
+    // Most logical lines are one physical line: their text is borrowed, not copied.
+    let mut joined: Cow<'_, str> = Cow::Borrowed("");
     let mut map = OffsetMap::default();
     for piece in item.into_inner() {
         if piece.as_rule() == Rule::segment {
             map.pieces
                 .push((joined.len(), item_pos + piece.as_span().start()));
-            joined.push_str(piece.as_str());
+            if joined.is_empty() {
+                joined = Cow::Borrowed(piece.as_str());
+            } else {
+                joined.to_mut().push_str(piece.as_str());
+            }
         }
     }
     let start_offset = map.source_offset(0);
@@ -376,7 +383,12 @@ fn split_arguments(
                 Args::Text(rest.to_string())
             }
         }
-        "arg" => Args::Words(words(directives, rest)),
+        "arg" => Args::Words(
+            words(directives, rest)
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
+        ),
         "env" | "label" => key_values(directives, keyword, rest).map_err(at_start)?,
         "healthcheck" => {
             let kind_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
@@ -459,8 +471,9 @@ fn maybe_json(rest: &str) -> Result<Args, ErrorKind> {
     }
 }
 
-/// Quote-aware words, quotes and escapes kept (BuildKit's `parseWords`).
-fn words(directives: &Directives, rest: &str) -> Vec<String> {
+/// Quote-aware words, quotes and escapes kept (BuildKit's `parseWords`), borrowed from
+/// `rest`.
+fn words<'a>(directives: &Directives, rest: &'a str) -> Vec<&'a str> {
     let rule = match directives.escape {
         '`' => Rule::words_backtick,
         _ => Rule::words_backslash,
@@ -480,9 +493,9 @@ fn words(directives: &Directives, rest: &str) -> Vec<String> {
             if dangling {
                 // The dangling escape is the word's last character.
                 let cut = text.char_indices().last().map_or(0, |(i, _)| i);
-                text[..cut].to_string()
+                &text[..cut]
             } else {
-                text.to_string()
+                text
             }
         })
         .collect()
@@ -515,7 +528,7 @@ fn key_values(directives: &Directives, keyword: &str, rest: &str) -> Result<Args
         .into_iter()
         .map(|word| match word.split_once('=') {
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => Err(ErrorKind::MissingEquals(word)),
+            None => Err(ErrorKind::MissingEquals(word.to_string())),
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Args::KeyValues {
