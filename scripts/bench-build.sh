@@ -64,7 +64,7 @@ $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
 LADE_BUILD="$LADE build --progress quiet -t bench $CTX"
 DOCKER_BUILD="/usr/bin/docker build -q -t bench $CTX"
 PODMAN_BUILD="$PODMAN build -q --layers --jobs 2 --network none -t bench $CTX"
-LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all >/dev/null; sync"
+LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all --force >/dev/null; sync"
 DOCKER_COLD="/usr/bin/docker rmi -f bench >/dev/null 2>&1; /usr/bin/docker builder prune -af >/dev/null; sync"
 PODMAN_COLD="$PODMAN rmi -f bench >/dev/null 2>&1; $PODMAN image prune -f >/dev/null; sync"
 

@@ -11,7 +11,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::super::context::{join_relative, IgnoreMatcher};
-use super::super::hash::{read_listing, Listing};
+use super::super::hash::{read_listing, Listing, Stat};
 use super::super::view::resolve_in_root;
 use super::super::BuildError;
 use super::sources::{self, Selected};
@@ -279,8 +279,15 @@ impl Planner<'_> {
         // Only files and directories: a symlink cannot hold `user.*` attributes, nor a
         // device or FIFO a capability, and skipping them saves a system call each.
         if matches!(entry.kind, EntryKind::File { .. } | EntryKind::Directory) {
-            entry.xattrs =
-                layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)))?;
+            let read = || layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)));
+            // The key's walk of the context has just read them, or the cache had them.
+            entry.xattrs = match (&self.request.source, self.request.hasher) {
+                (Source::Context(_), Some(hasher)) => {
+                    let is_dir = matches!(entry.kind, EntryKind::Directory);
+                    hasher.copied_xattrs(path, is_dir, Stat::of(meta), read)?
+                }
+                _ => read()?,
+            };
         }
         Ok(entry)
     }
