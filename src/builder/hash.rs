@@ -282,10 +282,8 @@ impl ContextHasher {
 
     /// [`ContextHasher::hash_file`] for a file named relative to the context.
     pub(crate) fn hash_file_at(&self, relative: &str, stat: Stat) -> Result<Hash, UnreadableFile> {
-        if let Some((known, hash)) = self.known.file(relative.as_bytes()) {
-            if known == stat {
-                return Ok(hash);
-            }
+        if let Some(hash) = self.cached_hash(relative.as_bytes(), stat) {
+            return Ok(hash);
         }
         let path = self.root.join(relative);
         let hash = hash_contents(&path, stat.size).map_err(UnreadableFile::at(&path))?;
@@ -298,16 +296,55 @@ impl ContextHasher {
 
     /// [`ContextHasher::list_dir`] for a directory named relative to the context.
     pub(crate) fn list_dir_at(&self, relative: &str, stat: Stat) -> std::io::Result<Listing> {
-        if let Some((known, listing)) = self.known.dir(relative.as_bytes()) {
-            if known == stat {
-                return Ok(listing);
-            }
+        if let Some(listing) = self.cached_listing(relative.as_bytes(), stat) {
+            return Ok(listing);
         }
         let listing = read_listing(&self.root.join(relative))?;
         self.learn()
             .dirs
             .insert(relative.as_bytes().to_vec(), (stat, listing.clone()));
         Ok(listing)
+    }
+
+    /// Whether an entry with `stat` has not changed for longer than a timestamp could
+    /// hide: only then does its stat vouch for what was read under it.
+    fn settled(&self, stat: &Stat) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        now - stat.mtime_ns > self.racy_ns && now - stat.ctime_ns > self.racy_ns
+    }
+
+    /// The hash of the file at `relative` under `stat`, from the stored cache or from
+    /// what this build learned (another step's key, or the look-ahead of a stage, may
+    /// have hashed it already; trusted only for a settled file, as the stored cache).
+    fn cached_hash(&self, relative: &[u8], stat: Stat) -> Option<Hash> {
+        if let Some((known, hash)) = self.known.file(relative) {
+            if known == stat {
+                return Some(hash);
+            }
+        }
+        if !self.settled(&stat) {
+            return None;
+        }
+        let learned = self.learn();
+        let (learned_stat, hash) = learned.files.get(relative)?;
+        (*learned_stat == stat).then_some(*hash)
+    }
+
+    /// As [`ContextHasher::cached_hash`], for a directory's listing.
+    fn cached_listing(&self, relative: &[u8], stat: Stat) -> Option<Listing> {
+        if let Some((known, listing)) = self.known.dir(relative) {
+            if known == stat {
+                return Some(listing);
+            }
+        }
+        if !self.settled(&stat) {
+            return None;
+        }
+        let learned = self.learn();
+        let (learned_stat, listing) = learned.dirs.get(relative)?;
+        (*learned_stat == stat).then(|| listing.clone())
     }
 
     /// The extended attributes COPY carries of the file or directory at `relative`
@@ -349,9 +386,11 @@ impl ContextHasher {
                 return Ok(xattrs);
             }
         }
-        if let Some((learned, xattrs)) = self.learn().xattrs.get(relative) {
-            if *learned == stat {
-                return Ok(xattrs.clone());
+        if self.settled(&stat) {
+            if let Some((learned, xattrs)) = self.learn().xattrs.get(relative) {
+                if *learned == stat {
+                    return Ok(xattrs.clone());
+                }
             }
         }
         let xattrs = read()?;
@@ -359,6 +398,17 @@ impl ContextHasher {
             .xattrs
             .insert(relative.to_vec(), (stat, xattrs.clone()));
         Ok(xattrs)
+    }
+
+    /// The content hash of the file at `path` while its `lstat` is `stat`: known only
+    /// when the cache or this build hashed it under that very stat, and the file has
+    /// not changed for longer than a timestamp could hide (as the cache trusts files).
+    pub(crate) fn vouched_hash(&self, path: &Path, stat: Stat) -> Option<Hash> {
+        let relative = self.relative(path)?;
+        if !self.settled(&stat) {
+            return None;
+        }
+        self.cached_hash(relative, stat)
     }
 
     /// The root of the context as the hasher names files under it.
@@ -378,10 +428,8 @@ impl ContextHasher {
             None => Stat::of(&fs::metadata(path).map_err(UnreadableFile::at(path))?),
         };
         let relative = self.relative(path);
-        if let Some((known, hash)) = relative.and_then(|r| self.known.file(r)) {
-            if known == stat {
-                return Ok(hash);
-            }
+        if let Some(hash) = relative.and_then(|r| self.cached_hash(r, stat)) {
+            return Ok(hash);
         }
         let hash = hash_contents(path, stat.size).map_err(UnreadableFile::at(path))?;
         self.read.fetch_add(1, Ordering::Relaxed);
@@ -396,10 +444,8 @@ impl ContextHasher {
     pub(crate) fn list_dir(&self, path: &Path, meta: &fs::Metadata) -> std::io::Result<Listing> {
         let stat = Stat::of(meta);
         let relative = self.relative(path);
-        if let Some((known, listing)) = relative.and_then(|r| self.known.dir(r)) {
-            if known == stat {
-                return Ok(listing);
-            }
+        if let Some(listing) = relative.and_then(|r| self.cached_listing(r, stat)) {
+            return Ok(listing);
         }
         let listing = read_listing(path)?;
         if let Some(relative) = relative {
@@ -416,11 +462,7 @@ impl ContextHasher {
         if learned.files.is_empty() && learned.dirs.is_empty() && learned.xattrs.is_empty() {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        let settled =
-            |stat: &Stat| now - stat.mtime_ns > self.racy_ns && now - stat.ctime_ns > self.racy_ns;
+        let settled = |stat: &Stat| self.settled(stat);
         let mut all = self.known.all();
         all.files
             .extend(learned.files.iter().map(|(k, v)| (k.clone(), *v)));
