@@ -459,6 +459,34 @@ pub(super) fn plain_copy(
     }
 }
 
+/// The context files a COPY or ADD selects, hashed: what goes into its key. The outer
+/// error is the store's (no room to stage in), the inner one the step's.
+fn context_inputs(
+    session: &Session<'_>,
+    copy: &graph::CopyStep,
+    detail: bool,
+) -> Result<Result<FileInputs, copy::CopyError>, BuildError> {
+    let scratch = session.store.staging_dir("key")?;
+    let request = CopyRequest {
+        step: copy,
+        source: Source::Context(&session.prepared.context),
+        dest_root: None,
+        source_date_epoch: session.options.source_date_epoch,
+        now: 0,
+        scratch: scratch.path(),
+        extract_limits: &ExtractLimits::for_store(session.store),
+        hasher: Some(&session.hasher),
+    };
+    Ok(copy::key_inputs(&request, &session.hasher, detail))
+}
+
+/// Hashes what a later COPY will need, ahead of its turn (see `Session::hash_ahead`):
+/// the results stay in the session's context hasher; errors are the step's to report
+/// when its turn comes.
+pub(super) fn hash_context_ahead(session: &Session<'_>, copy: &graph::CopyStep) {
+    let _ = context_inputs(session, copy, false);
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;
@@ -612,32 +640,4 @@ mod tests {
             StepPlan::Pending { reason } if reason == "an earlier step will run (step 1)"
         ));
     }
-}
-
-/// The context files a COPY or ADD selects, hashed: what goes into its key. The outer
-/// error is the store's (no room to stage in), the inner one the step's.
-fn context_inputs(
-    session: &Session<'_>,
-    copy: &graph::CopyStep,
-    detail: bool,
-) -> Result<Result<FileInputs, copy::CopyError>, BuildError> {
-    let scratch = session.store.staging_dir("key")?;
-    let request = CopyRequest {
-        step: copy,
-        source: Source::Context(&session.prepared.context),
-        dest_root: None,
-        source_date_epoch: session.options.source_date_epoch,
-        now: 0,
-        scratch: scratch.path(),
-        extract_limits: &ExtractLimits::for_store(session.store),
-        hasher: Some(&session.hasher),
-    };
-    Ok(copy::key_inputs(&request, &session.hasher, detail))
-}
-
-/// Hashes what a later COPY will need, ahead of its turn (see `Session::hash_ahead`):
-/// the results stay in the session's context hasher; errors are the step's to report
-/// when its turn comes.
-pub(super) fn hash_context_ahead(session: &Session<'_>, copy: &graph::CopyStep) {
-    let _ = context_inputs(session, copy, false);
 }

@@ -177,18 +177,14 @@ enum Target {
     },
 }
 
-/// What the fingerprint takes for a file's content.
-enum ContentHash {
-    Hashing(blake3::Hasher),
-    Given(blake3::Hash),
-}
-
 struct OpenFile {
     target: Target,
     entry: Entry,
     path: PathBuf,
     mtime: i64,
-    content: ContentHash,
+    /// The content's hash as the caller gave it; else `content` hashes the bytes.
+    given: Option<blake3::Hash>,
+    content: blake3::Hasher,
 }
 
 /// The fingerprint of the entries written so far.
@@ -304,10 +300,8 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
                         entry,
                         path,
                         mtime,
-                        content: match content {
-                            Some(hash) => ContentHash::Given(hash),
-                            None => ContentHash::Hashing(blake3::Hasher::new()),
-                        },
+                        given: content,
+                        content: blake3::Hasher::new(),
                     });
                 } else {
                     create(root, &entry, &path, mtime, &mut dir_times)?;
@@ -325,11 +319,11 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
             Job::EndOfFile { vouched } => {
                 if let Some(file) = open.take() {
                     let stat = file.close()?;
-                    let content = match &file.content {
-                        ContentHash::Hashing(hasher) => hasher.finalize(),
-                        ContentHash::Given(hash) if vouched => *hash,
+                    let content = match file.given {
+                        None => file.content.finalize(),
+                        Some(hash) if vouched => hash,
                         // The source changed while it was read: what was written says.
-                        ContentHash::Given(_) => {
+                        Some(_) => {
                             let mut hasher = blake3::Hasher::new();
                             let mut written = File::open(&file.path).at(&file.path)?;
                             io::copy(&mut written, &mut hasher).at(&file.path)?;
@@ -375,8 +369,8 @@ fn reusable(dir: &Path, entry: &Entry, mtime: i64) -> Option<(File, PathBuf)> {
 
 impl OpenFile {
     fn write(&mut self, chunk: &[u8], compare: &mut Vec<u8>) -> Result<()> {
-        if let ContentHash::Hashing(hasher) = &mut self.content {
-            hasher.update(chunk);
+        if self.given.is_none() {
+            self.content.update(chunk);
         }
         if let Target::Same {
             old,
