@@ -4,6 +4,8 @@
 # run: cold build, no-op rebuild, one-file-changed rebuild. hyperfine medians and ratios.
 #
 #   usage: scripts/bench-build.sh [COLD_RUNS [WARM_RUNS]]    (default 3 and 10; root)
+#   BENCH_IMAGE_SIZE: the file system's size (default 24G; sparse, but the host must have
+#   that much free); about 8G is enough for the three tools.
 #
 # The project: a 10,000-file / 60 MB tree plus a 200 MB file (scripts/gen-context.py), a
 # final stage with COPY and RUN steps, and two independent stages (each `sleep 3` and a
@@ -22,7 +24,7 @@ HERE=$(cd "$(dirname "$0")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/lade-bench-build}
 IMAGE=${BENCH_IMAGE:-/tmp/lade-bench-build.ext4}
 
-IMAGE_SIZE=24G
+IMAGE_SIZE=${BENCH_IMAGE_SIZE:-24G}
 TOOLS="hyperfine:hyperfine buildah:buildah busybox:busybox-static"
 . "$HERE/scripts/bench-peers.sh"
 
@@ -64,7 +66,7 @@ $PODMAN load -q -i "$WORK/busybox.tar" >/dev/null
 LADE_BUILD="$LADE build --progress quiet -t bench $CTX"
 DOCKER_BUILD="/usr/bin/docker build -q -t bench $CTX"
 PODMAN_BUILD="$PODMAN build -q --layers --jobs 2 --network none -t bench $CTX"
-LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all >/dev/null; sync"
+LADE_COLD="$LADE rmi -f bench >/dev/null 2>&1; $LADE cache prune --all --force >/dev/null; sync"
 DOCKER_COLD="/usr/bin/docker rmi -f bench >/dev/null 2>&1; /usr/bin/docker builder prune -af >/dev/null; sync"
 PODMAN_COLD="$PODMAN rmi -f bench >/dev/null 2>&1; $PODMAN image prune -f >/dev/null; sync"
 

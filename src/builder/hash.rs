@@ -8,6 +8,10 @@
 //! size, times and inode are unchanged (adding, removing or renaming an entry changes
 //! them), as git's untracked cache does: walking an unchanged tree then costs one `lstat`
 //! per entry and no directory reads.
+//!
+//! Each file's and directory's extended attributes (those COPY carries) are kept beside
+//! its hash or listing under the same `lstat`: setting or removing an attribute changes
+//! the ctime, so an unchanged entry needs no `llistxattr` either.
 
 use std::collections::HashMap;
 use std::fs::{self, File};
@@ -73,16 +77,24 @@ impl Stat {
 const MMAP_ABOVE: u64 = 4 << 20;
 /// Modified this recently: not trusted by the next build.
 const RACY_NS: i64 = 2_000_000_000;
-const MAGIC: &[u8; 4] = b"LSC2";
+const MAGIC: &[u8; 4] = b"LSC3";
 
 /// A directory's entries, by name, with whether each is a directory.
 pub(crate) type Listing = Vec<(String, bool)>;
+
+/// Extended attributes by name, sorted.
+pub(crate) type Xattrs = Vec<(String, Vec<u8>)>;
+
+/// In an encoded record: the entry's extended attributes were never read.
+const XATTRS_UNKNOWN: u32 = u32::MAX;
 
 /// What this build learned, by path relative to the context.
 #[derive(Debug, Default)]
 struct Learned {
     files: HashMap<Vec<u8>, (Stat, Hash)>,
     dirs: HashMap<Vec<u8>, (Stat, Listing)>,
+    /// Of files and directories both: a path names one or the other.
+    xattrs: HashMap<Vec<u8>, (Stat, Xattrs)>,
 }
 
 /// The stored cache, read in place: only the offsets of its records are indexed (by a
@@ -119,10 +131,25 @@ impl Known {
         Some((self.stat_at(at)?, hash))
     }
 
+    /// The extended attributes recorded with the file or directory at `path`, if they
+    /// were read, with the stat they go with.
+    fn xattrs(&self, path: &[u8], is_dir: bool) -> Option<(Stat, Xattrs)> {
+        let (at, fields) = if is_dir {
+            let at = self.find(&self.dirs, path)?;
+            (at, at + 32)
+        } else {
+            let at = self.find(&self.files, path)?;
+            (at, at + 64)
+        };
+        let xattrs = Reader(self.data.get(fields..)?).xattrs()??;
+        Some((self.stat_at(at)?, xattrs))
+    }
+
     fn dir(&self, path: &[u8]) -> Option<(Stat, Listing)> {
         let at = self.find(&self.dirs, path)?;
         let stat = self.stat_at(at)?;
         let mut reader = Reader(self.data.get(at + 32..)?);
+        reader.xattrs()?;
         let count = reader.u32()?;
         let mut listing = Vec::with_capacity(count.min(1 << 16));
         for _ in 0..count {
@@ -141,11 +168,17 @@ impl Known {
             if let Some(value) = self.file(path) {
                 all.files.insert(path.to_vec(), value);
             }
+            if let Some(value) = self.xattrs(path, false) {
+                all.xattrs.insert(path.to_vec(), value);
+            }
         }
         for &offset in self.dirs.values() {
             let path = self.path_at(offset);
             if let Some(value) = self.dir(path) {
                 all.dirs.insert(path.to_vec(), value);
+            }
+            if let Some(value) = self.xattrs(path, true) {
+                all.xattrs.insert(path.to_vec(), value);
             }
         }
         all
@@ -249,10 +282,8 @@ impl ContextHasher {
 
     /// [`ContextHasher::hash_file`] for a file named relative to the context.
     pub(crate) fn hash_file_at(&self, relative: &str, stat: Stat) -> Result<Hash, UnreadableFile> {
-        if let Some((known, hash)) = self.known.file(relative.as_bytes()) {
-            if known == stat {
-                return Ok(hash);
-            }
+        if let Some(hash) = self.cached_hash(relative.as_bytes(), stat) {
+            return Ok(hash);
         }
         let path = self.root.join(relative);
         let hash = hash_contents(&path, stat.size).map_err(UnreadableFile::at(&path))?;
@@ -265,16 +296,119 @@ impl ContextHasher {
 
     /// [`ContextHasher::list_dir`] for a directory named relative to the context.
     pub(crate) fn list_dir_at(&self, relative: &str, stat: Stat) -> std::io::Result<Listing> {
-        if let Some((known, listing)) = self.known.dir(relative.as_bytes()) {
-            if known == stat {
-                return Ok(listing);
-            }
+        if let Some(listing) = self.cached_listing(relative.as_bytes(), stat) {
+            return Ok(listing);
         }
         let listing = read_listing(&self.root.join(relative))?;
         self.learn()
             .dirs
             .insert(relative.as_bytes().to_vec(), (stat, listing.clone()));
         Ok(listing)
+    }
+
+    /// Whether an entry with `stat` has not changed for longer than a timestamp could
+    /// hide: only then does its stat vouch for what was read under it.
+    fn settled(&self, stat: &Stat) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        now - stat.mtime_ns > self.racy_ns && now - stat.ctime_ns > self.racy_ns
+    }
+
+    /// The hash of the file at `relative` under `stat`, from the stored cache or from
+    /// what this build learned (another step's key, or the look-ahead of a stage, may
+    /// have hashed it already; trusted only for a settled file, as the stored cache).
+    fn cached_hash(&self, relative: &[u8], stat: Stat) -> Option<Hash> {
+        if let Some((known, hash)) = self.known.file(relative) {
+            if known == stat {
+                return Some(hash);
+            }
+        }
+        if !self.settled(&stat) {
+            return None;
+        }
+        let learned = self.learn();
+        let (learned_stat, hash) = learned.files.get(relative)?;
+        (*learned_stat == stat).then_some(*hash)
+    }
+
+    /// As [`ContextHasher::cached_hash`], for a directory's listing.
+    fn cached_listing(&self, relative: &[u8], stat: Stat) -> Option<Listing> {
+        if let Some((known, listing)) = self.known.dir(relative) {
+            if known == stat {
+                return Some(listing);
+            }
+        }
+        if !self.settled(&stat) {
+            return None;
+        }
+        let learned = self.learn();
+        let (learned_stat, listing) = learned.dirs.get(relative)?;
+        (*learned_stat == stat).then(|| listing.clone())
+    }
+
+    /// The extended attributes COPY carries of the file or directory at `relative`
+    /// (whose `lstat` is `stat`): from the cache when the entry is unchanged, else
+    /// from `read`.
+    pub(crate) fn copied_xattrs_at<E>(
+        &self,
+        relative: &str,
+        is_dir: bool,
+        stat: Stat,
+        read: impl FnOnce() -> Result<Xattrs, E>,
+    ) -> Result<Xattrs, E> {
+        self.cached_xattrs(Some(relative.as_bytes()), is_dir, stat, read)
+    }
+
+    /// [`ContextHasher::copied_xattrs_at`] for an entry named by its path.
+    pub(crate) fn copied_xattrs<E>(
+        &self,
+        path: &Path,
+        is_dir: bool,
+        stat: Stat,
+        read: impl FnOnce() -> Result<Xattrs, E>,
+    ) -> Result<Xattrs, E> {
+        self.cached_xattrs(self.relative(path), is_dir, stat, read)
+    }
+
+    fn cached_xattrs<E>(
+        &self,
+        relative: Option<&[u8]>,
+        is_dir: bool,
+        stat: Stat,
+        read: impl FnOnce() -> Result<Xattrs, E>,
+    ) -> Result<Xattrs, E> {
+        let Some(relative) = relative else {
+            return read();
+        };
+        if let Some((known, xattrs)) = self.known.xattrs(relative, is_dir) {
+            if known == stat {
+                return Ok(xattrs);
+            }
+        }
+        if self.settled(&stat) {
+            if let Some((learned, xattrs)) = self.learn().xattrs.get(relative) {
+                if *learned == stat {
+                    return Ok(xattrs.clone());
+                }
+            }
+        }
+        let xattrs = read()?;
+        self.learn()
+            .xattrs
+            .insert(relative.to_vec(), (stat, xattrs.clone()));
+        Ok(xattrs)
+    }
+
+    /// The content hash of the file at `path` while its `lstat` is `stat`: known only
+    /// when the cache or this build hashed it under that very stat, and the file has
+    /// not changed for longer than a timestamp could hide (as the cache trusts files).
+    pub(crate) fn vouched_hash(&self, path: &Path, stat: Stat) -> Option<Hash> {
+        let relative = self.relative(path)?;
+        if !self.settled(&stat) {
+            return None;
+        }
+        self.cached_hash(relative, stat)
     }
 
     /// The root of the context as the hasher names files under it.
@@ -294,10 +428,8 @@ impl ContextHasher {
             None => Stat::of(&fs::metadata(path).map_err(UnreadableFile::at(path))?),
         };
         let relative = self.relative(path);
-        if let Some((known, hash)) = relative.and_then(|r| self.known.file(r)) {
-            if known == stat {
-                return Ok(hash);
-            }
+        if let Some(hash) = relative.and_then(|r| self.cached_hash(r, stat)) {
+            return Ok(hash);
         }
         let hash = hash_contents(path, stat.size).map_err(UnreadableFile::at(path))?;
         self.read.fetch_add(1, Ordering::Relaxed);
@@ -312,10 +444,8 @@ impl ContextHasher {
     pub(crate) fn list_dir(&self, path: &Path, meta: &fs::Metadata) -> std::io::Result<Listing> {
         let stat = Stat::of(meta);
         let relative = self.relative(path);
-        if let Some((known, listing)) = relative.and_then(|r| self.known.dir(r)) {
-            if known == stat {
-                return Ok(listing);
-            }
+        if let Some(listing) = relative.and_then(|r| self.cached_listing(r, stat)) {
+            return Ok(listing);
         }
         let listing = read_listing(path)?;
         if let Some(relative) = relative {
@@ -329,19 +459,17 @@ impl ContextHasher {
     /// Writes the cache back when this build learned something.
     pub(crate) fn save(&self, store: &Store) {
         let learned = self.learn();
-        if learned.files.is_empty() && learned.dirs.is_empty() {
+        if learned.files.is_empty() && learned.dirs.is_empty() && learned.xattrs.is_empty() {
             return;
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64);
-        let settled =
-            |stat: &Stat| now - stat.mtime_ns > self.racy_ns && now - stat.ctime_ns > self.racy_ns;
+        let settled = |stat: &Stat| self.settled(stat);
         let mut all = self.known.all();
         all.files
             .extend(learned.files.iter().map(|(k, v)| (k.clone(), *v)));
         all.dirs
             .extend(learned.dirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        all.xattrs
+            .extend(learned.xattrs.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut files: Vec<(&[u8], &(Stat, Hash))> = all
             .files
             .iter()
@@ -356,7 +484,7 @@ impl ContextHasher {
             .map(|(k, v)| (k.as_slice(), v))
             .collect();
         dirs.sort_by(|a, b| a.0.cmp(b.0));
-        let _ = store.set_stat_cache(&self.key, &encode(&files, &dirs));
+        let _ = store.set_stat_cache(&self.key, &encode(&files, &dirs, &all.xattrs));
     }
 }
 
@@ -406,20 +534,42 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// `LSC2`, the files (path, stat, hash), then the directories (path, stat, entries).
-fn encode(files: &[(&[u8], &(Stat, Hash))], dirs: &[(&[u8], &(Stat, Listing))]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 + files.len() * 96 + dirs.len() * 96);
+/// An entry's extended attributes, if they were read under `stat`: their count, then
+/// each name and value; [`XATTRS_UNKNOWN`] where they were not.
+fn put_xattrs(out: &mut Vec<u8>, stat: &Stat, xattrs: Option<&(Stat, Xattrs)>) {
+    match xattrs.filter(|(read_under, _)| read_under == stat) {
+        Some((_, xattrs)) => {
+            out.extend_from_slice(&(xattrs.len() as u32).to_le_bytes());
+            for (name, value) in xattrs {
+                put_bytes(out, name.as_bytes());
+                put_bytes(out, value);
+            }
+        }
+        None => out.extend_from_slice(&XATTRS_UNKNOWN.to_le_bytes()),
+    }
+}
+
+/// `LSC3`, the files (path, stat, hash, xattrs), then the directories (path, stat,
+/// xattrs, entries).
+fn encode(
+    files: &[(&[u8], &(Stat, Hash))],
+    dirs: &[(&[u8], &(Stat, Listing))],
+    xattrs: &HashMap<Vec<u8>, (Stat, Xattrs)>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + files.len() * 100 + dirs.len() * 100);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(files.len() as u32).to_le_bytes());
     for (path, (stat, hash)) in files {
         put_bytes(&mut out, path);
         put_stat(&mut out, stat);
         out.extend_from_slice(hash);
+        put_xattrs(&mut out, stat, xattrs.get(*path));
     }
     out.extend_from_slice(&(dirs.len() as u32).to_le_bytes());
     for (path, (stat, listing)) in dirs {
         put_bytes(&mut out, path);
         put_stat(&mut out, stat);
+        put_xattrs(&mut out, stat, xattrs.get(*path));
         out.extend_from_slice(&(listing.len() as u32).to_le_bytes());
         for (name, is_dir) in listing {
             put_bytes(&mut out, name.as_bytes());
@@ -450,6 +600,20 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = self.u32()?;
         self.take(len)
+    }
+
+    /// An encoded entry's extended attributes: `Some(None)` where they were not read.
+    fn xattrs(&mut self) -> Option<Option<Xattrs>> {
+        let count = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        if count == XATTRS_UNKNOWN {
+            return Some(None);
+        }
+        let mut xattrs = Vec::new();
+        for _ in 0..count {
+            let name = std::str::from_utf8(self.bytes()?).ok()?.to_string();
+            xattrs.push((name, self.bytes()?.to_vec()));
+        }
+        Some(Some(xattrs))
     }
 
     fn stat(&mut self) -> Option<Stat> {
@@ -486,9 +650,13 @@ fn decode(data: Vec<u8>) -> Option<Known> {
         }
         Some(records)
     };
-    let files = index(&mut reader, &|r| r.take(32 + 32).map(drop))?;
+    let files = index(&mut reader, &|r| {
+        r.take(32 + 32)?;
+        r.xattrs().map(drop)
+    })?;
     let dirs = index(&mut reader, &|r| {
         r.take(32)?;
+        r.xattrs()?;
         for _ in 0..r.u32()? {
             std::str::from_utf8(r.bytes()?).ok()?;
             r.take(1)?;
@@ -524,9 +692,21 @@ mod tests {
             vec![("b.txt".to_string(), false), ("c".to_string(), true)],
         );
         let other = (stat, [8u8; 32]);
+        let xattrs: HashMap<Vec<u8>, (Stat, Xattrs)> = [
+            (
+                b"a/b.txt".to_vec(),
+                (stat, vec![("user.x".to_string(), b"1".to_vec())]),
+            ),
+            (b"a".to_vec(), (stat, Vec::new())),
+            // Read under another stat: not kept.
+            (b"a/c.txt".to_vec(), (Stat { size: 6, ..stat }, Vec::new())),
+        ]
+        .into_iter()
+        .collect();
         let decoded = decode(encode(
             &[(&b"a/b.txt"[..], &entry), (&b"a/c.txt"[..], &other)],
             &[(&b"a"[..], &listing)],
+            &xattrs,
         ))
         .unwrap();
         assert_eq!(decoded.file(b"a/b.txt"), Some(entry));
@@ -534,15 +714,26 @@ mod tests {
         assert_eq!(decoded.file(b"a/d.txt"), None);
         assert_eq!(decoded.dir(b"a"), Some(listing.clone()));
         assert_eq!(decoded.dir(b"b"), None);
-        let unsorted = encode(&[(&b"b"[..], &entry), (&b"a"[..], &other)], &[]);
+        assert_eq!(
+            decoded.xattrs(b"a/b.txt", false),
+            Some((stat, vec![("user.x".to_string(), b"1".to_vec())]))
+        );
+        assert_eq!(decoded.xattrs(b"a/c.txt", false), None);
+        assert_eq!(decoded.xattrs(b"a", true), Some((stat, Vec::new())));
+        assert_eq!(decoded.xattrs(b"a", false), None, "no file a");
+        let unsorted = encode(
+            &[(&b"b"[..], &entry), (&b"a"[..], &other)],
+            &[],
+            &HashMap::new(),
+        );
         assert!(decode(unsorted).is_none(), "records out of order");
-        assert!(decode(b"LSC2\xff\xff\xff\xff".to_vec()).is_none());
+        assert!(decode(b"LSC3\xff\xff\xff\xff".to_vec()).is_none());
         assert!(
-            decode(b"LSC2\x00\x00\x00\x00".to_vec()).is_none(),
+            decode(b"LSC3\x00\x00\x00\x00".to_vec()).is_none(),
             "the directory count is missing"
         );
         assert!(
-            decode(b"LSC1\x00\x00\x00\x00".to_vec()).is_none(),
+            decode(b"LSC2\x00\x00\x00\x00\x00\x00\x00\x00".to_vec()).is_none(),
             "an older format"
         );
         assert!(decode(b"nope".to_vec()).is_none());
@@ -606,6 +797,72 @@ mod tests {
         let replaced = fourth.hash_file(&file, None).unwrap();
         assert_eq!(fourth.files_read(), 1, "a new inode means a re-read");
         assert_eq!(replaced, hash_bytes(b"cccc"));
+    }
+
+    #[test]
+    fn extended_attributes_are_read_again_only_when_the_entry_changed() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let root = dir.path().join("context");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        let file = root.join("sub/a.txt");
+        fs::write(&file, "aaaa").unwrap();
+        let reads = AtomicUsize::new(0);
+        let found = vec![("user.note".to_string(), b"x".to_vec())];
+        let read = || -> Result<Xattrs, std::io::Error> {
+            reads.fetch_add(1, Ordering::Relaxed);
+            Ok(found.clone())
+        };
+        let stat_of = |path: &Path| Stat::of(&fs::symlink_metadata(path).unwrap());
+        let first = hasher(&store, &root);
+        first.hash_file(&file, None).unwrap();
+        let sub = root.join("sub");
+        first
+            .list_dir(&sub, &fs::symlink_metadata(&sub).unwrap())
+            .unwrap();
+        assert_eq!(
+            first
+                .copied_xattrs(&file, false, stat_of(&file), read)
+                .unwrap(),
+            found
+        );
+        assert_eq!(
+            first
+                .copied_xattrs_at("sub", true, stat_of(&sub), read)
+                .unwrap(),
+            found
+        );
+        assert_eq!(reads.load(Ordering::Relaxed), 2);
+        first.save(&store);
+
+        let second = hasher(&store, &root);
+        assert_eq!(
+            second
+                .copied_xattrs(&file, false, stat_of(&file), read)
+                .unwrap(),
+            found
+        );
+        assert_eq!(
+            second
+                .copied_xattrs_at("sub", true, stat_of(&sub), read)
+                .unwrap(),
+            found
+        );
+        assert_eq!(reads.load(Ordering::Relaxed), 2, "both came from the cache");
+
+        // Setting an attribute changes the ctime, as a chmod does.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        let third = hasher(&store, &root);
+        third
+            .copied_xattrs(&file, false, stat_of(&file), read)
+            .unwrap();
+        assert_eq!(
+            reads.load(Ordering::Relaxed),
+            3,
+            "a new ctime means a re-read"
+        );
     }
 
     #[test]

@@ -306,19 +306,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
         copy: &graph::CopyStep,
         detail: bool,
     ) -> Result<FileInputs, BuildError> {
-        let session = self.session;
-        let scratch = session.store.staging_dir("key")?;
-        let request = CopyRequest {
-            step: copy,
-            source: Source::Context(&session.prepared.context),
-            dest_root: None,
-            source_date_epoch: session.options.source_date_epoch,
-            now: 0,
-            scratch: scratch.path(),
-            extract_limits: &ExtractLimits::for_store(session.store),
-            hasher: Some(&session.hasher),
-        };
-        copy::key_inputs(&request, &session.hasher, detail)
+        context_inputs(self.session, copy, detail)?
             .map_err(|e| step_failure(step, StepFailure::Copy(e)))
     }
 
@@ -469,6 +457,34 @@ pub(super) fn plain_copy(
         keep_git_dir: false,
         workdir: "/".into(),
     }
+}
+
+/// The context files a COPY or ADD selects, hashed: what goes into its key. The outer
+/// error is the store's (no room to stage in), the inner one the step's.
+fn context_inputs(
+    session: &Session<'_>,
+    copy: &graph::CopyStep,
+    detail: bool,
+) -> Result<Result<FileInputs, copy::CopyError>, BuildError> {
+    let scratch = session.store.staging_dir("key")?;
+    let request = CopyRequest {
+        step: copy,
+        source: Source::Context(&session.prepared.context),
+        dest_root: None,
+        source_date_epoch: session.options.source_date_epoch,
+        now: 0,
+        scratch: scratch.path(),
+        extract_limits: &ExtractLimits::for_store(session.store),
+        hasher: Some(&session.hasher),
+    };
+    Ok(copy::key_inputs(&request, &session.hasher, detail))
+}
+
+/// Hashes what a later COPY will need, ahead of its turn (see `Session::hash_ahead`):
+/// the results stay in the session's context hasher; errors are the step's to report
+/// when its turn comes.
+pub(super) fn hash_context_ahead(session: &Session<'_>, copy: &graph::CopyStep) {
+    let _ = context_inputs(session, copy, false);
 }
 
 #[cfg(test)]

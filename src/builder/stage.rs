@@ -5,6 +5,7 @@
 //! explain mode nothing runs: the verdicts are noted as they are.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -19,7 +20,7 @@ use super::{
     history_time, one_line, step_failure, BuildError, BuildOptions, CacheStatus, Event, Prepared,
     Reporter, StepFailure, StepRef, Verdict,
 };
-use crate::graph::{Base, CopyFrom, Mount, Step, StepKind};
+use crate::graph::{Base, CopyFrom, CopySource, Mount, Step, StepKind};
 use crate::oci::{ContainerConfig, History, Platform};
 use crate::store::{CacheRecord, LayerInfo, Store};
 
@@ -150,7 +151,54 @@ impl Session<'_> {
         let from_site = cache::sites(&self.prepared.project, &label, "FROM", 0, 0)[0].clone();
         self.plan_from(&from_ref, &from_site, &identity, result.pending.as_deref())?;
         let mut planner = StagePlanner::new(self, index, from_site, identity);
-        for step in &expanded.steps {
+        let stop_look_ahead = AtomicBool::new(false);
+        std::thread::scope(|scope| {
+            let built = self.run_steps(
+                &expanded.steps,
+                &mut planner,
+                &mut result,
+                turn,
+                &step_ref,
+                &label,
+                &|from| {
+                    let (later, stop) = (&expanded.steps[from..], &stop_look_ahead);
+                    scope.spawn(move || self.hash_ahead(later, stop));
+                },
+            );
+            stop_look_ahead.store(true, Ordering::Relaxed);
+            built
+        })?;
+        date_config_steps(
+            &mut result.history[own_history..],
+            &result.steps[own_steps..],
+        );
+        result.config = expanded.config.clone();
+        result.author = expanded.author.clone();
+        if result.pending.is_some() {
+            result.pending = Some(format!("stage {label} will be rebuilt"));
+            result.state = None;
+        }
+        lock(&self.done).insert(index, result);
+        Ok(())
+    }
+
+    /// The steps of a stage, each planned, then restored or run. At the first RUN or COPY
+    /// that runs, `look_ahead` is given the position of the steps after it: every one of
+    /// them misses too (a key includes its parent's), so their context files are hashed
+    /// while it runs.
+    #[allow(clippy::too_many_arguments)]
+    fn run_steps<'p>(
+        &self,
+        steps: &'p [Step],
+        planner: &mut StagePlanner<'_, 'p>,
+        result: &mut StageResult,
+        turn: &Turn<'_>,
+        step_ref: &dyn Fn(usize, String) -> StepRef,
+        label: &str,
+        look_ahead: &dyn Fn(usize),
+    ) -> Result<(), BuildError> {
+        let mut looking_ahead = false;
+        for (position, step) in steps.iter().enumerate() {
             if self.options.cancel.is_cancelled() {
                 return Err(BuildError::Cancelled);
             }
@@ -165,9 +213,9 @@ impl Session<'_> {
             if self.mode == Mode::Build {
                 self.reporter.report(Event::StepStarted(step_ref.clone()));
             }
-            let verdict = planner.plan(step, &sites, &result)?;
+            let verdict = planner.plan(step, &sites, result)?;
             if self.mode == Mode::Explain {
-                self.explain_step(&mut result, &label, step, &step_ref, verdict);
+                self.explain_step(result, label, step, &step_ref, verdict);
                 continue;
             }
             let (key, layer, created, cached) = match verdict {
@@ -190,8 +238,15 @@ impl Session<'_> {
                         status: CacheStatus::Miss(reason),
                     });
                     planner.ran(step.number);
-                    let layer = self.execute(&result, step, &step_ref, &sites, turn)?;
-                    let created = self.record(&label, step, &key, &inputs, layer.clone())?;
+                    // From the first step that takes time to run (not a WORKDIR, after
+                    // which the next step is planned at once and would be hashed twice).
+                    let slow = matches!(step.kind, StepKind::Run(_) | StepKind::Copy(_));
+                    if slow && !looking_ahead {
+                        looking_ahead = true;
+                        look_ahead(position + 1);
+                    }
+                    let layer = self.execute(result, step, &step_ref, &sites, turn)?;
+                    let created = self.record(label, step, &key, &inputs, layer.clone())?;
                     self.used(&sites, &key);
                     (Some(key), layer, Some(created), false)
                 }
@@ -200,7 +255,7 @@ impl Session<'_> {
                 }
             };
             let layer_size = layer.as_ref().map(|l| l.size);
-            self.push_history(&mut result, &label, step, key, layer, created);
+            self.push_history(result, label, step, key, layer, created);
             self.reporter.report(Event::StepDone {
                 step: step_ref,
                 elapsed: started.elapsed(),
@@ -208,18 +263,31 @@ impl Session<'_> {
                 cached,
             });
         }
-        date_config_steps(
-            &mut result.history[own_history..],
-            &result.steps[own_steps..],
-        );
-        result.config = expanded.config.clone();
-        result.author = expanded.author.clone();
-        if result.pending.is_some() {
-            result.pending = Some(format!("stage {label} will be rebuilt"));
-            result.state = None;
-        }
-        lock(&self.done).insert(index, result);
         Ok(())
+    }
+
+    /// Hashes the build-context files of `steps`' COPY instructions (into the session's
+    /// context hasher, where their keys then find them) while an earlier step runs.
+    /// Errors are left for the step's own planning to report; `stop` ends the work
+    /// between steps once the stage is over.
+    fn hash_ahead(&self, steps: &[Step], stop: &AtomicBool) {
+        for step in steps {
+            if stop.load(Ordering::Relaxed) || self.options.cancel.is_cancelled() {
+                return;
+            }
+            let StepKind::Copy(copy) = &step.kind else {
+                continue;
+            };
+            // ADD may download: only plain context paths are looked at ahead.
+            let local = copy
+                .sources
+                .iter()
+                .all(|source| matches!(source, CopySource::Path(_)));
+            if copy.from != CopyFrom::Context || copy.add || !local {
+                continue;
+            }
+            super::plan::hash_context_ahead(self, copy);
+        }
     }
 
     /// A stage's FROM: its base compared with the last build's, reported (building) or

@@ -10,7 +10,8 @@
 //!
 //! The snapshot's fingerprint is gathered on the way, from each entry as it landed on
 //! disk and the bytes that went into it, so committing the snapshot need not read it
-//! all back.
+//! all back. A file whose content hash the caller can vouch for (a build-context file
+//! its stat cache hashed, unchanged since) is not hashed again.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -43,9 +44,18 @@ const BATCH_JOBS: usize = 256;
 const QUEUE: usize = 16;
 
 enum Job {
-    Entry { entry: Entry, mtime: i64 },
+    Entry {
+        entry: Entry,
+        mtime: i64,
+        /// The content's blake3, when the caller knows it before the bytes come.
+        content: Option<blake3::Hash>,
+    },
     Data(Vec<u8>),
-    EndOfFile,
+    /// `vouched`: the content hash given with the entry still holds (the source did not
+    /// change while it was read).
+    EndOfFile {
+        vouched: bool,
+    },
 }
 
 /// The snapshot writer thread and the way to talk to it.
@@ -104,11 +114,19 @@ impl Materializer {
         }
     }
 
-    /// Announces an entry; a file's data follows through [`Materializer::tee`].
-    pub(crate) fn entry(&mut self, entry: &Entry, mtime: i64) -> Result<()> {
+    /// Announces an entry; a file's data follows through [`Materializer::data`].
+    /// `content`: the file's blake3, when the caller can vouch for it (see
+    /// [`Materializer::end_of_file`]); then the bytes are not hashed again.
+    pub(crate) fn entry(
+        &mut self,
+        entry: &Entry,
+        mtime: i64,
+        content: Option<blake3::Hash>,
+    ) -> Result<()> {
         self.send(Job::Entry {
             entry: entry.clone(),
             mtime,
+            content,
         })
     }
 
@@ -117,9 +135,10 @@ impl Materializer {
         self.send(Job::Data(chunk))
     }
 
-    /// The file announced last is complete.
-    pub(crate) fn end_of_file(&mut self) -> Result<()> {
-        self.send(Job::EndOfFile)
+    /// The file announced last is complete. `vouched`: the content hash given with its
+    /// entry is still good; if not, the file is hashed from what was written.
+    pub(crate) fn end_of_file(&mut self, vouched: bool) -> Result<()> {
+        self.send(Job::EndOfFile { vouched })
     }
 
     /// Waits until everything is written. Returns the snapshot's fingerprint, or `None`
@@ -163,6 +182,8 @@ struct OpenFile {
     entry: Entry,
     path: PathBuf,
     mtime: i64,
+    /// The content's hash as the caller gave it; else `content` hashes the bytes.
+    given: Option<blake3::Hash>,
     content: blake3::Hasher,
 }
 
@@ -256,7 +277,11 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
     };
     for job in queue.into_iter().flatten() {
         match job {
-            Job::Entry { entry, mtime } => {
+            Job::Entry {
+                entry,
+                mtime,
+                content,
+            } => {
                 let path = root.join(OsStr::from_bytes(&entry.path));
                 if matches!(entry.kind, EntryKind::Whiteout | EntryKind::Opaque) {
                     prints.give_up();
@@ -275,6 +300,7 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
                         entry,
                         path,
                         mtime,
+                        given: content,
                         content: blake3::Hasher::new(),
                     });
                 } else {
@@ -290,10 +316,21 @@ fn work(root: &Path, reuse: Option<&Path>, queue: Receiver<Vec<Job>>) -> Result<
                     file.write(&chunk, &mut compare)?;
                 }
             }
-            Job::EndOfFile => {
+            Job::EndOfFile { vouched } => {
                 if let Some(file) = open.take() {
                     let stat = file.close()?;
-                    prints.record(&file.entry, &file.path, stat, Some(file.content.finalize()))?;
+                    let content = match file.given {
+                        None => file.content.finalize(),
+                        Some(hash) if vouched => hash,
+                        // The source changed while it was read: what was written says.
+                        Some(_) => {
+                            let mut hasher = blake3::Hasher::new();
+                            let mut written = File::open(&file.path).at(&file.path)?;
+                            io::copy(&mut written, &mut hasher).at(&file.path)?;
+                            hasher.finalize()
+                        }
+                    };
+                    prints.record(&file.entry, &file.path, stat, Some(content))?;
                 }
             }
         }
@@ -332,7 +369,9 @@ fn reusable(dir: &Path, entry: &Entry, mtime: i64) -> Option<(File, PathBuf)> {
 
 impl OpenFile {
     fn write(&mut self, chunk: &[u8], compare: &mut Vec<u8>) -> Result<()> {
-        self.content.update(chunk);
+        if self.given.is_none() {
+            self.content.update(chunk);
+        }
         if let Target::Same {
             old,
             old_path,

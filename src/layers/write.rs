@@ -146,6 +146,30 @@ impl LayerWriter {
 
     /// Adds an entry; `content` gives a file's bytes (exactly `size` of them).
     pub fn add(&mut self, entry: &Entry, content: Option<&mut dyn Read>) -> Result<()> {
+        self.add_entry(entry, content, None)
+    }
+
+    /// Adds a file entry whose content's blake3 the caller already knows (a build-context
+    /// file its stat cache hashed), so the snapshot's fingerprint takes it instead of
+    /// hashing the bytes again. `still_holds`, asked once the bytes were read, says
+    /// whether the source stayed unchanged meanwhile; if not, the snapshot's file is
+    /// hashed as written.
+    pub fn add_vouched(
+        &mut self,
+        entry: &Entry,
+        content: &mut dyn Read,
+        hash: blake3::Hash,
+        still_holds: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
+        self.add_entry(entry, Some(content), Some((hash, still_holds)))
+    }
+
+    fn add_entry(
+        &mut self,
+        entry: &Entry,
+        content: Option<&mut dyn Read>,
+        vouched: Option<(blake3::Hash, &mut dyn FnMut() -> bool)>,
+    ) -> Result<()> {
         validate_path(entry)?;
         let mtime = self.clamp(entry.mtime);
         let (header, pax) = header_for(entry, mtime)?;
@@ -154,12 +178,17 @@ impl LayerWriter {
                 .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
                 .at("layer stream")?;
         }
+        // The hash is of no use where the layer remembers contents: it hashes them anyway.
+        let (given, still_holds) = match vouched {
+            Some((hash, still_holds)) if self.contents.is_none() => (Some(hash), Some(still_holds)),
+            _ => (None, None),
+        };
         if let Some(snapshot) = &mut self.snapshot {
-            snapshot.entry(entry, mtime)?;
+            snapshot.entry(entry, mtime, given)?;
         }
         match (&entry.kind, content) {
             (EntryKind::File { size }, Some(content)) => {
-                self.add_content(entry, &header, *size, content)?
+                self.add_content(entry, &header, *size, content, still_holds)?
             }
             (EntryKind::File { .. }, None) => {
                 return Err(LayerError::Malformed {
@@ -187,6 +216,7 @@ impl LayerWriter {
         header: &Header,
         size: u64,
         content: &mut dyn Read,
+        still_holds: Option<&mut dyn FnMut() -> bool>,
     ) -> Result<()> {
         let sink = self.tar.get_mut();
         sink.write_all(header.as_bytes()).at("layer stream")?;
@@ -230,7 +260,7 @@ impl LayerWriter {
             .write_all(&[0u8; 512][..padding as usize])
             .at("layer stream")?;
         if let Some(snapshot) = &mut self.snapshot {
-            snapshot.end_of_file()?;
+            snapshot.end_of_file(still_holds.is_none_or(|still_holds| still_holds()))?;
         }
         if let (Some(contents), Some(hasher)) = (&mut self.contents, hasher) {
             contents.insert(entry.path.clone(), (size, hasher.finalize()));

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use super::super::context::{join_relative, IgnoreMatcher};
-use super::super::hash::{hash_bytes, ContextHasher, FileId, Hash, Stat};
+use super::super::hash::{hash_bytes, ContextHasher, FileId, Hash, Stat, Xattrs};
 use super::sources::{self, Selected};
 use super::{at, walk_decision, CopyError, CopyRequest, Source, Walk};
 use crate::layers;
@@ -94,7 +94,7 @@ pub(crate) fn key_inputs(
                         .to_vec(),
                     _ => Vec::new(),
                 };
-                let xattrs = xattrs_of(kind, &path)?;
+                let xattrs = cached_xattrs_of(hasher, kind, &path, &meta)?;
                 if kind == b'f' && meta.nlink() > 1 {
                     linked.push(Linked {
                         inode: (meta.dev(), meta.ino()),
@@ -123,7 +123,7 @@ pub(crate) fn key_inputs(
                         meta.mode() & 0o7777,
                         Vec::new(),
                         [0; 32],
-                        xattrs_of(b'd', &path)?,
+                        cached_xattrs_of(hasher, b'd', &path, &meta)?,
                     ));
                 }
                 let Some(dir) = path.strip_prefix(hasher.root()).ok().and_then(Path::to_str) else {
@@ -246,8 +246,20 @@ fn xattrs_of(kind: u8, path: &Path) -> Result<Xattrs, CopyError> {
     }
 }
 
-/// Extended attributes, sorted by name.
-type Xattrs = Vec<(String, Vec<u8>)>;
+/// [`xattrs_of`] through the context's stat cache, for an entry whose `lstat` is `meta`.
+fn cached_xattrs_of(
+    hasher: &ContextHasher,
+    kind: u8,
+    path: &Path,
+    meta: &Metadata,
+) -> Result<Xattrs, CopyError> {
+    match kind {
+        b'f' | b'd' => {
+            hasher.copied_xattrs(path, kind == b'd', Stat::of(meta), || xattrs_of(kind, path))
+        }
+        _ => Ok(Vec::new()),
+    }
+}
 
 /// An entry's kind as a key records it (a socket counts as a FIFO, as the layer has it).
 fn kind_of(meta: &Metadata) -> u8 {
@@ -381,7 +393,12 @@ impl KeyWalk<'_> {
                 _ => st_mode & 0o7777,
             };
             let link = link.as_deref().unwrap_or_default();
-            let xattrs = xattrs_of(kind, &self.hasher.root().join(&at.path))?;
+            let xattrs = match kind {
+                b'f' | b'd' => self.hasher.copied_xattrs_at(&at.path, is_dir, stat, || {
+                    xattrs_of(kind, &self.hasher.root().join(&at.path))
+                })?,
+                _ => Vec::new(),
+            };
             feed_leaf(
                 &mut chunk.digest,
                 at.origin.as_bytes(),

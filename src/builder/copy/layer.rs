@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, Metadata};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
 use super::super::context::{join_relative, IgnoreMatcher};
-use super::super::hash::{read_listing, Listing};
+use super::super::hash::{read_listing, Hash, Listing, Stat};
 use super::super::view::resolve_in_root;
 use super::super::BuildError;
 use super::sources::{self, Selected};
@@ -22,6 +22,13 @@ use crate::store::{LayerInfo, Store};
 enum Content {
     None,
     File(std::path::PathBuf),
+    /// A build-context file with the content hash its stat cache vouches for while the
+    /// file keeps this stat.
+    ContextFile {
+        path: std::path::PathBuf,
+        stat: Stat,
+        hash: Hash,
+    },
     Bytes(Vec<u8>),
 }
 
@@ -179,10 +186,7 @@ impl Planner<'_> {
                 }
                 let link = read_link_if_symlink(&meta, &path)?;
                 let entry = self.entry_from(&path, &meta, link)?;
-                let content = match entry.kind {
-                    EntryKind::File { .. } => Content::File(path),
-                    _ => Content::None,
-                };
+                let content = self.content_of(&entry, path, &meta);
                 let inode = shared_inode(&meta);
                 self.put(&target, entry, content, inode);
             }
@@ -239,14 +243,27 @@ impl Planner<'_> {
         for found in chunks.into_iter().flatten() {
             let path = dir.join(&found.inner);
             let entry = self.entry_from(&path, &found.meta, found.link)?;
-            let content = match entry.kind {
-                EntryKind::File { .. } => Content::File(path),
-                _ => Content::None,
-            };
+            let content = self.content_of(&entry, path, &found.meta);
             let inode = shared_inode(&found.meta);
             self.put(&format!("{target}/{}", found.inner), entry, content, inode);
         }
         Ok(())
+    }
+
+    /// Where the bytes of `entry`, found at `path` with `meta`, come from.
+    fn content_of(&self, entry: &Entry, path: PathBuf, meta: &Metadata) -> Content {
+        if !matches!(entry.kind, EntryKind::File { .. }) {
+            return Content::None;
+        }
+        let stat = Stat::of(meta);
+        let vouched = match (&self.request.source, self.request.hasher) {
+            (Source::Context(_), Some(hasher)) => hasher.vouched_hash(&path, stat),
+            _ => None,
+        };
+        match vouched {
+            Some(hash) => Content::ContextFile { path, stat, hash },
+            None => Content::File(path),
+        }
     }
 
     /// The entry for the source at `path`, with the extended attributes COPY keeps.
@@ -279,8 +296,15 @@ impl Planner<'_> {
         // Only files and directories: a symlink cannot hold `user.*` attributes, nor a
         // device or FIFO a capability, and skipping them saves a system call each.
         if matches!(entry.kind, EntryKind::File { .. } | EntryKind::Directory) {
-            entry.xattrs =
-                layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)))?;
+            let read = || layers::copied_xattrs(path).map_err(|e| CopyError::Xattrs(Box::new(e)));
+            // The key's walk of the context has just read them, or the cache had them.
+            entry.xattrs = match (&self.request.source, self.request.hasher) {
+                (Source::Context(_), Some(hasher)) => {
+                    let is_dir = matches!(entry.kind, EntryKind::Directory);
+                    hasher.copied_xattrs(path, is_dir, Stat::of(meta), read)?
+                }
+                _ => read()?,
+            };
         }
         Ok(entry)
     }
@@ -510,6 +534,21 @@ pub(crate) fn write_layer(
                 let mut file =
                     File::open(&path).map_err(|source| BuildError::Io { path, source })?;
                 writer.add(&planned.entry, Some(&mut file))?;
+            }
+            Content::ContextFile { path, stat, hash } => {
+                let file = File::open(&path).map_err(|source| BuildError::Io { path, source })?;
+                let unchanged = || file.metadata().is_ok_and(|meta| Stat::of(&meta) == stat);
+                if unchanged() {
+                    let mut still_holds = unchanged;
+                    writer.add_vouched(
+                        &planned.entry,
+                        &mut &file,
+                        blake3::Hash::from_bytes(hash),
+                        &mut still_holds,
+                    )?;
+                } else {
+                    writer.add(&planned.entry, Some(&mut &file))?;
+                }
             }
         }
     }
