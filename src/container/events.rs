@@ -16,9 +16,22 @@ pub(crate) fn container_event(
     action: &str,
     extra: BTreeMap<String, String>,
 ) {
-    let mut attributes = super::record::settings_of(container)
+    let labels = super::record::settings_of(container)
         .map(|settings| settings.labels)
         .unwrap_or_default();
+    container_event_labelled(store, container, labels, action, extra);
+}
+
+/// [`container_event`] for a caller that holds the container's labels already (its
+/// settings read): the record's settings are not parsed again.
+pub(crate) fn container_event_labelled(
+    store: &Store,
+    container: &ContainerRecord,
+    labels: BTreeMap<String, String>,
+    action: &str,
+    extra: BTreeMap<String, String>,
+) {
+    let mut attributes = labels;
     attributes.insert("image".into(), container.image_name.clone());
     attributes.insert("name".into(), container.name.clone());
     attributes.extend(extra);

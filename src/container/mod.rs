@@ -805,7 +805,13 @@ fn create_checked(
     };
     store.insert_container(&record)?;
     undo.done = true;
-    events::container_event(store, &record, "create", Default::default());
+    events::container_event_labelled(
+        store,
+        &record,
+        settings.labels.clone(),
+        "create",
+        Default::default(),
+    );
     Ok((id, spec))
 }
 
@@ -1060,8 +1066,19 @@ fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> R
     crate::store::remove_tree(&store.root().join("containers").join(id));
     let record = store.container(id).ok();
     store.delete_container(id)?;
-    if let Some(record) = record {
-        events::container_event(store, &record, "destroy", Default::default());
+    match (record, container) {
+        // The settings read with the container give its labels (they never change).
+        (Some(record), Some(container)) => events::container_event_labelled(
+            store,
+            &record,
+            container.settings.labels.clone(),
+            "destroy",
+            Default::default(),
+        ),
+        (Some(record), None) => {
+            events::container_event(store, &record, "destroy", Default::default())
+        }
+        (None, _) => {}
     }
     Ok(())
 }
