@@ -1063,7 +1063,7 @@ fn remove_container(store: &Store, id: &str, container: Option<&Container>) -> R
         networking::reap(store, container, true)?;
     }
     crate::network::release_addresses(store, id, None)?;
-    crate::store::remove_tree(&store.root().join("containers").join(id));
+    crate::store::remove_tree_in_parallel(&store.root().join("containers").join(id));
     let record = store.container(id).ok();
     store.delete_container(id)?;
     match (record, container) {
