@@ -270,6 +270,12 @@ impl Container {
         self.state.seen(self.running_init())
     }
 
+    /// What it is doing now, its init being `init` as [`Container::running_init`] found
+    /// it: for a caller that needs both, at the cost of one look at the process.
+    pub fn state_seen(&self, init: Option<ProcessId>) -> ContainerState {
+        self.state.seen(init)
+    }
+
     /// Its init, if it still runs.
     pub fn running_init(&self) -> Option<ProcessId> {
         running_init(&self.record)

@@ -181,10 +181,15 @@ pub fn ps(
             .filters
             .iter()
             .any(|f| matches!(f, PsFilter::Status(_)));
+    // Each container's init is looked at once (a read of /proc), for its state and pid.
     let mut containers: Vec<_> = Container::all(store)?
         .into_iter()
-        .filter(|c| any_state || c.current_state().is_active())
-        .filter(|c| request.filters.iter().all(|f| f.matches(store, c)))
+        .map(|c| {
+            let init = c.running_init();
+            (c, init)
+        })
+        .filter(|(c, init)| any_state || c.state_seen(*init).is_active())
+        .filter(|(c, _)| request.filters.iter().all(|f| f.matches(store, c)))
         .collect();
     let keep = if request.latest {
         Some(1)
@@ -205,7 +210,7 @@ pub fn ps(
     };
     Ok(containers
         .into_iter()
-        .map(|container| {
+        .map(|(container, init)| {
             let size = request.size.then(|| ContainerSize {
                 own: container
                     .spec
@@ -218,8 +223,8 @@ pub fn ps(
                     .copied()
                     .unwrap_or(0),
             });
-            let state = container.current_state();
-            let pid = container.running_init().map(|init| init.pid);
+            let state = container.state_seen(init);
+            let pid = init.map(|init| init.pid);
             let ports = container::published_ports(store, &container.record);
             let health = health_of(store, &container);
             let mounts = container::mount_names(store, &container);

@@ -51,9 +51,29 @@ pub struct ProcessId {
 /// The start time of `pid`, or `None` when there is no such process or it has exited
 /// (a zombie counts as gone).
 fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields count from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    use std::io::Read;
+    // `ps` asks this of every container, several times: one open and a read or two
+    // into a buffer larger than the file can be (52 numbers and a 16-byte name), where
+    // `read_to_string` would stat the file, which tells no size, then read it in growing
+    // pieces: ten calls where four do.
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    loop {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+        if len == buf.len() {
+            return None;
+        }
+    }
+    let stat = &buf[..len];
+    // The command name may hold spaces, parentheses and bytes that are not UTF-8:
+    // fields count from the last ')'.
+    let rest = std::str::from_utf8(&stat[stat.iter().rposition(|&b| b == b')')? + 1..]).ok()?;
     let mut fields = rest.split_whitespace();
     let state = fields.next()?;
     if state == "Z" || state == "X" {

@@ -250,6 +250,21 @@ fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
                     Some(&overlay_options(rootfs)),
                 )
             };
+            // A volatile overlay leaves a mark in its work directory
+            // (`work/incompat/volatile`), and the kernel refuses to mount that
+            // directory again while the mark is there. A container mounted volatile is
+            // one whose upper directory is disposable (it goes with the container), so
+            // on a restart the mark goes, and the container goes on with its upper
+            // directory as it was left.
+            if rootfs.volatile {
+                if let Some(work) = &rootfs.work {
+                    let mark = work.join("work").join("incompat");
+                    at(
+                        format!("removing {}", mark.display()),
+                        sys.remove_tree(&mark),
+                    )?;
+                }
+            }
             let mounted = match mount(sys, rootfs) {
                 // A kernel before 5.10 knows no `volatile`: the overlay goes without.
                 Err(e) if rootfs.volatile && e.raw_os_error() == Some(libc::EINVAL) => {
@@ -806,6 +821,33 @@ mod tests {
             .collect();
         assert_eq!(options.len(), 2, "{options:?}");
         assert!(volatile(&options[0]) && !volatile(&options[1]));
+    }
+
+    #[test]
+    fn a_volatile_overlay_mounts_again_without_its_last_mark() {
+        let mut rootfs = spec().rootfs;
+        rootfs.volatile = true;
+        let work = rootfs.work.clone().unwrap();
+        let mut sys = Recorder::default();
+        mount_root(&mut sys, &rootfs).unwrap();
+        let removed = sys
+            .calls
+            .iter()
+            .position(|c| *c == Call::RemoveTree(work.join("work/incompat")));
+        let mounted = sys
+            .calls
+            .iter()
+            .position(|c| matches!(c, Call::Mount { .. }));
+        assert!(removed.is_some() && removed < mounted, "{:?}", sys.calls);
+
+        rootfs.volatile = false;
+        let mut sys = Recorder::default();
+        mount_root(&mut sys, &rootfs).unwrap();
+        assert!(
+            !sys.calls.iter().any(|c| matches!(c, Call::RemoveTree(_))),
+            "a durable overlay keeps its work directory: {:?}",
+            sys.calls
+        );
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub trait Sys {
         minor: u64,
     ) -> io::Result<()>;
     fn symlink(&mut self, target: &str, path: &Path) -> io::Result<()>;
+    /// Removes `path` and what it holds; a missing path is no error.
+    fn remove_tree(&mut self, path: &Path) -> io::Result<()>;
     fn chdir(&mut self, path: &Path) -> io::Result<()>;
     fn pivot_root(&mut self, new_root: &Path, put_old: &Path) -> io::Result<()>;
     fn exists(&mut self, path: &Path) -> bool;
@@ -226,6 +228,13 @@ impl Sys for Linux {
         std::os::unix::fs::symlink(target, path)
     }
 
+    fn remove_tree(&mut self, path: &Path) -> io::Result<()> {
+        match std::fs::remove_dir_all(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
     fn chdir(&mut self, path: &Path) -> io::Result<()> {
         std::env::set_current_dir(path)
     }
@@ -258,6 +267,7 @@ pub enum Call {
     Touch(PathBuf),
     Mknod(PathBuf),
     Symlink(String, PathBuf),
+    RemoveTree(PathBuf),
     Chdir(PathBuf),
     PivotRoot(PathBuf),
 }
@@ -336,6 +346,13 @@ impl Sys for Recorder {
         self.calls
             .push(Call::Symlink(target.to_string(), path.to_path_buf()));
         self.existing.push(path.to_path_buf());
+        Ok(())
+    }
+
+    fn remove_tree(&mut self, path: &Path) -> io::Result<()> {
+        self.calls.push(Call::RemoveTree(path.to_path_buf()));
+        self.existing.retain(|p| !p.starts_with(path));
+        self.dirs.retain(|p| !p.starts_with(path));
         Ok(())
     }
 

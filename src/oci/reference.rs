@@ -13,10 +13,16 @@ use regex::Regex;
 /// Unicode, which both accepts tags Docker refuses and costs ~40 ms per process to
 /// compile (a 128-fold repetition of Unicode's word class), a cost every command that
 /// names an image would pay.
-const REFERENCE_GRAMMAR: &str = r"(?-u)^((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\w][\w.-]{0,127}))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
+const REFERENCE_GRAMMAR: &str = r"(?-u)^((?:(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?/)?[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?)(?::([\w][\w.-]*))?(?:@([A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*[:][[:xdigit:]]{32,}))?$";
 
 /// The longest repository name distribution accepts.
 const NAME_MAX: usize = 255;
+
+/// The longest tag distribution accepts. The grammar leaves the bound to the code: a
+/// bounded repetition (`{0,127}`) is compiled as 128 copies of its class, which made the
+/// grammar's compilation the largest part of parsing a reference, paid by every command
+/// that names an image.
+const TAG_MAX: usize = 128;
 
 fn grammar() -> &'static Regex {
     static GRAMMAR: OnceLock<Regex> = OnceLock::new();
@@ -148,6 +154,11 @@ impl FromStr for ImageRef {
             return Err(err("the repository name is longer than 255 characters"));
         }
         let tag = captures.get(2).map(|m| m.as_str().to_string());
+        if tag.as_ref().is_some_and(|tag| tag.len() > TAG_MAX) {
+            return Err(err(
+                "expected [registry/]name[:tag][@sha256:digest], as in busybox:latest",
+            ));
+        }
         let digest = captures.get(3).map(|m| m.as_str().to_string());
         if let Some(digest) = &digest {
             let (algorithm, hex) = digest.split_once(':').unwrap_or_default();
@@ -230,7 +241,9 @@ mod tests {
             "x@sha256:1234".into(),
             "x@md5:0123456789abcdef0123456789abcdef".into(),
             "a/".into(),
+            format!("x:{}", "t".repeat(128)),
             format!("x:{}", "t".repeat(129)),
+            format!("x:{}@{digest}", "t".repeat(129)),
         ];
         for case in &cases {
             let ours = case.parse::<ImageRef>().map(|r| r.normalized());

@@ -612,6 +612,28 @@ pub fn dir_size(path: &Path) -> u64 {
         .sum()
 }
 
+/// [`remove_tree`], each entry of the directory `path` removed on a thread of its own,
+/// then `path`: where freeing a block waits for the disk (ext4 without a journal,
+/// mounted `discard`, discards each freed block before the call returns), the waits
+/// overlap. For a container's directory, which `run --rm` removes before it returns:
+/// about half the time of one thread here. A symlink is removed, never followed.
+pub fn remove_tree_in_parallel(path: &Path) {
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir());
+    let entries: Vec<PathBuf> = match fs::read_dir(path) {
+        Ok(entries) if is_dir => entries.flatten().map(|entry| entry.path()).collect(),
+        _ => Vec::new(),
+    };
+    std::thread::scope(|scope| {
+        for entry in &entries {
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, || remove_tree(entry));
+            if spawned.is_err() {
+                remove_tree(entry);
+            }
+        }
+    });
+    remove_tree(path);
+}
+
 /// Removes a file or a tree, making read-only directories writable on the way; errors
 /// are ignored (this is clean-up).
 pub fn remove_tree(path: &Path) {
@@ -632,5 +654,34 @@ pub fn remove_tree(path: &Path) {
             let _ = fs::remove_file(path);
         }
         Err(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_removed_in_parallel_goes_whole_and_its_links_are_not_followed() {
+        let scratch = tempfile::tempdir().unwrap();
+        let outside = scratch.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("kept"), "x").unwrap();
+        let tree = scratch.path().join("container");
+        fs::create_dir_all(tree.join("work/work/incompat")).unwrap();
+        fs::create_dir_all(tree.join("etc")).unwrap();
+        fs::write(tree.join("etc/hosts"), "x").unwrap();
+        fs::write(tree.join("log"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        remove_tree_in_parallel(&tree);
+        assert!(!tree.exists());
+        assert!(outside.join("kept").exists(), "the link's target is kept");
+
+        // A link given as the tree itself is removed, its target kept.
+        let link = scratch.path().join("link");
+        std::os::unix::fs::symlink(&outside, &link).unwrap();
+        remove_tree_in_parallel(&link);
+        assert!(fs::symlink_metadata(&link).is_err());
+        assert!(outside.join("kept").exists());
     }
 }
