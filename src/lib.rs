@@ -13,6 +13,7 @@
 pub mod archive;
 pub mod builder;
 pub mod cli;
+pub mod compose;
 pub mod container;
 pub mod engine;
 pub mod exec;
