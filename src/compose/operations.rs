@@ -11,9 +11,9 @@ use super::up::{self, NoReport, Prefixed};
 use super::{labels, ComposeError, Reporter, Result};
 use crate::engine::{
     self, BuildOptions, BuildRequest, ContainerRow, ContainerState, ExecOptions, ExecRequest,
-    ImageName, InspectKind, LogsRequest, NetworkFilter, PsFilter, PsRequest, PullOptions,
-    PullRequest, PushOptions, PushRequest, RunOutcome, RunRequest, StopRequest, Store,
-    VolumeFilter, VolumeRemoveRequest,
+    InspectKind, LogsRequest, NetworkFilter, PsFilter, PsRequest, PullOptions, PullRequest,
+    PushOptions, PushRequest, RunOutcome, RunRequest, StopRequest, Store, VolumeFilter,
+    VolumeRemoveRequest,
 };
 use crate::oci::ImageRef;
 
@@ -511,6 +511,9 @@ pub fn run_one_off(
             interrupted,
         )?;
     }
+    let this = [request.service.clone()];
+    up::make_networks(store, project, &this, reporter)?;
+    up::make_volumes(store, project, &this, reporter)?;
     if service.build.is_some() {
         let image = convert::image_of(project, &request.service, service);
         if engine::inspect(store, &image, Some(InspectKind::Image)).is_err() {
@@ -549,7 +552,6 @@ pub fn run_one_off(
     let mut container =
         convert::container_request(project, &request.service, service, 1, Some(one_off))?;
     container.docker_config = request.docker_config.clone();
-    let _ = ImageName::new(container.options().image.as_str());
     Ok(engine::run(
         store,
         &RunRequest {

@@ -88,7 +88,7 @@ pub fn up(
     Ok(started)
 }
 
-fn make_networks(
+pub(super) fn make_networks(
     store: &Store,
     project: &Project,
     services: &[String],
@@ -139,7 +139,7 @@ fn make_networks(
     Ok(())
 }
 
-fn make_volumes(
+pub(super) fn make_volumes(
     store: &Store,
     project: &Project,
     services: &[String],
