@@ -898,7 +898,7 @@ pub fn parse_volume(text: &str) -> Result<ServiceVolume, String> {
         source: source.map(str::to_string),
         target: target.to_string(),
         read_only,
-        bind: (kind == "bind").then(|| BindOptions {
+        bind: (kind == "bind").then_some(BindOptions {
             create_host_path: true,
         }),
         volume: (kind == "volume" && source.is_some()).then(|| VolumeOptions {

@@ -45,7 +45,7 @@ mod tests {
     fn the_schema_refuses_with_the_path_of_the_bad_key() {
         let ok = serde_json::json!({"services": {"web": {"image": "busybox", "ports": ["80:80"]}}});
         validate(&ok, "compose.yaml").unwrap();
-        let bad = serde_json::json!({"services": {"web": {"image": "busybox", "ports": [{"target": "x"}]}}});
+        let bad = serde_json::json!({"services": {"web": {"image": "busybox", "ports": [{"target": [1]}]}}});
         let err = validate(&bad, "compose.yaml").unwrap_err().to_string();
         assert!(
             err.starts_with("compose.yaml: services.web.ports.0"),

@@ -131,17 +131,23 @@ fn value_refused(path: &[String], value: &Value) -> Option<String> {
             "{at}: lade has the local volume driver only, not {value}"
         ));
     }
-    if path.len() == 5 && path[0] == "services" && path[2] == "volumes" && path[4] == "type" {
-        if !matches!(text, Some("volume" | "bind" | "tmpfs")) {
-            return Some(format!(
-                "{at}: lade mounts volume, bind and tmpfs, not {value}"
-            ));
-        }
+    if path.len() == 5
+        && path[0] == "services"
+        && path[2] == "volumes"
+        && path[4] == "type"
+        && !matches!(text, Some("volume" | "bind" | "tmpfs"))
+    {
+        return Some(format!(
+            "{at}: lade mounts volume, bind and tmpfs, not {value}"
+        ));
     }
-    if path.len() == 5 && path[0] == "services" && path[2] == "ports" && path[4] == "mode" {
-        if !matches!(text, Some("ingress" | "host")) {
-            return Some(format!("{at}: unknown port mode {value}"));
-        }
+    if path.len() == 5
+        && path[0] == "services"
+        && path[2] == "ports"
+        && path[4] == "mode"
+        && !matches!(text, Some("ingress" | "host"))
+    {
+        return Some(format!("{at}: unknown port mode {value}"));
     }
     None
 }
