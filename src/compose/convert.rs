@@ -53,6 +53,9 @@ pub fn networks_of(
     project: &Project,
     service: &Service,
 ) -> Vec<(String, Vec<String>, Option<String>)> {
+    if service.network_mode.is_some() {
+        return Vec::new();
+    }
     service
         .networks
         .iter()
@@ -98,11 +101,23 @@ pub fn container_request(
         project.directory.display().to_string(),
     );
     let networks = networks_of(project, service);
-    let (network, mut aliases, ip) = networks
-        .first()
-        .cloned()
-        .unwrap_or_else(|| ("none".into(), Vec::new(), None));
-    if one_off.is_none() {
+    let (network, mut aliases, ip) = match &service.network_mode {
+        // `service:NAME` shares the namespace of that service's first container.
+        Some(mode) => match mode.strip_prefix("service:") {
+            Some(other) => (
+                format!("container:{}-{other}-1", project.name),
+                Vec::new(),
+                None,
+            ),
+            None => (mode.clone(), Vec::new(), None),
+        },
+        None => networks
+            .first()
+            .cloned()
+            .unwrap_or_else(|| ("none".into(), Vec::new(), None)),
+    };
+    let user_network = service.network_mode.is_none();
+    if one_off.is_none() && user_network {
         aliases.insert(0, name.to_string());
     }
     let publish = match &one_off {
@@ -227,6 +242,17 @@ pub fn container_request(
     options.sandbox.privileged = service.privileged;
     options.sandbox.cap_add = service.cap_add.clone();
     options.sandbox.cap_drop = service.cap_drop.clone();
+    options.sandbox.sysctls = service
+        .sysctls
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if let Some(platform) = &service.platform {
+        options.platform =
+            Some(crate::oci::Platform::parse(platform).ok_or_else(|| {
+                bad(format!("platform {platform:?}: expected os/arch[/variant]"))
+            })?);
+    }
     let settings = Settings {
         restart: if one_off.is_some() {
             RestartPolicy::No

@@ -482,7 +482,13 @@ fn normalise(project: &mut Project, variables: &Variables) -> Result<(), Compose
     let mut uses_default = false;
     for (service_name, service) in project.services.iter_mut() {
         normalise_service(service_name, service, &directory, variables)?;
-        if service.networks.is_empty() {
+        if service.network_mode.is_some() && !service.networks.is_empty() {
+            return Err(ComposeError::Service {
+                service: service_name.clone(),
+                reason: "network_mode and networks cannot be combined".into(),
+            });
+        }
+        if service.networks.is_empty() && service.network_mode.is_none() {
             service.networks.insert("default".into(), None);
         }
         uses_default |= service.networks.contains_key("default");

@@ -51,7 +51,11 @@ pub struct Service {
         deserialize_with = "command"
     )]
     pub command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "file_references"
+    )]
     pub configs: Vec<FileReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_name: Option<String>,
@@ -132,8 +136,16 @@ pub struct Service {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "file_references"
+    )]
     pub secrets: Vec<FileReference>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub stdin_open: bool,
@@ -141,6 +153,12 @@ pub struct Service {
     pub stop_grace_period: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "key_values_plain"
+    )]
+    pub sysctls: BTreeMap<String, String>,
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
@@ -717,6 +735,27 @@ fn env_files<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<EnvFile>, D::Error> 
         Json::Array(items) => items.iter().map(one).collect(),
         other => Ok(vec![one(other)?]),
     }
+}
+
+/// A service's `secrets`/`configs`: names, or `{source, target}`.
+fn file_references<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileReference>, D::Error> {
+    let value = Json::deserialize(d)?;
+    let Json::Array(items) = &value else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Json::String(source) => Ok(FileReference {
+                source: source.clone(),
+                target: None,
+            }),
+            Json::Object(_) => {
+                serde_json::from_value(item.clone()).map_err(serde::de::Error::custom)
+            }
+            other => Err(bad("expected a name or a mapping", other)),
+        })
+        .collect()
 }
 
 fn build<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Build>, D::Error> {

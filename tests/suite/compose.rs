@@ -358,3 +358,129 @@ fn run_makes_a_one_off_container_and_removes_it() {
     assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
     ok(&lade, dir.path(), &["down"]);
 }
+
+/// Compose files from docker's awesome-compose (tests/fixtures/awesome-compose): those
+/// that use only what lade supports load; the other is refused naming its field.
+#[test]
+fn awesome_compose_samples_load_or_name_what_lade_lacks() {
+    let lade = Lade::new();
+    let samples = common::repo().join("tests/fixtures/awesome-compose");
+    for name in [
+        "nginx-golang-mysql",
+        "react-express-mongodb",
+        "wordpress-mysql",
+        "postgresql-pgadmin",
+        "prometheus-grafana",
+    ] {
+        let config = ok(&lade, &samples.join(name), &["config"]);
+        assert!(
+            config.starts_with(&format!("name: {name}\nservices:\n")),
+            "{name}:\n{config}"
+        );
+    }
+    let err = fails(&lade, &samples.join("wasmedge-mysql-nginx"), &["config"]);
+    assert!(
+        err.contains("compose.yaml: services.backend.runtime: lade does not support this field"),
+        "{err}"
+    );
+}
+
+#[test]
+fn services_stop_start_restart_and_follow_their_logs() {
+    crate::network::require_netavark();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[(
+        "compose.yaml",
+        "name: cycle\nservices:\n  counter:\n    image: busybox\n    command: sh -c 'echo started; exec sleep 100'\n    init: true\n    stop_grace_period: 2s\n  helper:\n    image: busybox\n    command: sleep 100\n    init: true\n    depends_on: [counter]\n",
+    )]);
+    ok(&lade, dir.path(), &["up", "-d"]);
+    let state = |name: &str| lade.ok(&["inspect", "--format", "{{.State.Status}}", name]);
+    ok(&lade, dir.path(), &["stop"]);
+    assert_eq!(state("cycle-counter-1"), "exited\n");
+    assert_eq!(state("cycle-helper-1"), "exited\n");
+    ok(&lade, dir.path(), &["start", "counter"]);
+    assert_eq!(state("cycle-counter-1"), "running\n");
+    assert_eq!(state("cycle-helper-1"), "exited\n");
+    ok(&lade, dir.path(), &["restart"]);
+    assert_eq!(state("cycle-helper-1"), "running\n");
+    let logs = ok(&lade, dir.path(), &["logs", "--no-log-prefix", "counter"]);
+    assert_eq!(logs, "started\nstarted\nstarted\n");
+    let tail = ok(&lade, dir.path(), &["logs", "--tail", "1"]);
+    assert_eq!(tail, "counter-1  | started\n");
+
+    common::step("logs -f ends when the containers stop");
+    let args = compose_args(dir.path(), &["logs", "-f", "counter"]);
+    let follower = lade
+        .process()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let follower = common::Killed(follower);
+    ok(&lade, dir.path(), &["stop", "counter"]);
+    let mut follower = follower;
+    let status = follower.0.wait().unwrap();
+    assert!(status.success());
+    let mut out = String::new();
+    follower
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert_eq!(
+        out,
+        "counter-1  | started\ncounter-1  | started\ncounter-1  | started\n"
+    );
+    ok(&lade, dir.path(), &["down"]);
+}
+
+/// Several networks with aliases and a fixed address; `up SERVICE --no-deps` makes that
+/// service alone; `build` builds what has a build section.
+#[test]
+fn networks_aliases_and_addresses_and_no_deps() {
+    crate::network::require_netavark();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[
+        (
+            "compose.yaml",
+            "name: nets\nservices:\n  api:\n    build:\n      context: ./api\n      args: [MESSAGE=built-with-arg]\n    command: sleep 100\n    hostname: api-host\n    extra_hosts: ['extra.example:10.1.2.3']\n    networks:\n      front:\n        aliases: [api-alias]\n        ipv4_address: 10.89.77.20\n      back: {}\n  client:\n    image: busybox\n    command: sleep 100\n    depends_on: [api]\n    networks: [front]\nnetworks:\n  front:\n    ipam:\n      config:\n        - subnet: 10.89.77.0/24\n  back:\n",
+        ),
+        (
+            "api/Dockerfile",
+            "FROM busybox\nARG MESSAGE\nRUN echo $MESSAGE > /message\n",
+        ),
+    ]);
+    ok(&lade, dir.path(), &["build"]);
+    ok(&lade, dir.path(), &["up", "-d", "--no-deps", "client"]);
+    let names = lade.ok(&["ps", "--format", "{{.Names}}"]);
+    assert_eq!(names, "nets-client-1\n");
+    ok(&lade, dir.path(), &["up", "-d"]);
+    let exec = |service: &str, command: &str| {
+        ok(
+            &lade,
+            dir.path(),
+            &["exec", "-T", service, "sh", "-c", command],
+        )
+    };
+    assert_eq!(
+        exec("api", "cat /message; hostname"),
+        "built-with-arg\napi-host\n"
+    );
+    assert!(exec("api", "cat /etc/hosts").contains("10.1.2.3\textra.example"));
+    let resolved = exec("client", "nslookup api-alias 2>&1; nslookup api 2>&1");
+    assert!(resolved.matches("10.89.77.20").count() >= 2, "{resolved}");
+    let api_networks = lade.ok(&[
+        "inspect",
+        "--format",
+        "{{range $name, $n := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        "nets-api-1",
+    ]);
+    assert_eq!(api_networks.trim(), "nets_back nets_front");
+    ok(&lade, dir.path(), &["down", "--rmi", "local"]);
+    let images = lade.ok(&["images", "--format", "{{.Repository}}"]);
+    assert!(!images.contains("nets-api"), "{images}");
+}
