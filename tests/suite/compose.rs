@@ -484,3 +484,32 @@ fn networks_aliases_and_addresses_and_no_deps() {
     let images = lade.ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("nets-api"), "{images}");
 }
+
+/// `build` and `push` the image a service builds and names; another store's `pull`
+/// of a service that only names it fetches it, and `run` runs it.
+#[test]
+fn build_push_and_pull_through_a_registry() {
+    let registry = crate::registry::Registry::start(None);
+    let image = format!("{}/compose-app:1", registry.host());
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[
+        (
+            "compose.yaml",
+            &format!("name: shipped\nservices:\n  app:\n    image: {image}\n    build: ./app\n"),
+        ),
+        ("app/Dockerfile", "FROM busybox\nRUN echo shipped > /what\n"),
+    ]);
+    ok(&lade, dir.path(), &["build"]);
+    ok(&lade, dir.path(), &["push"]);
+
+    let other = Lade::new();
+    let pulling = project(&[(
+        "compose.yaml",
+        &format!("name: pulled\nservices:\n  app:\n    image: {image}\n    network_mode: none\n"),
+    )]);
+    ok(&other, pulling.path(), &["pull"]);
+    let out = ok(&other, pulling.path(), &["run", "--rm", "-T", "app", "cat", "/what"]);
+    assert_eq!(out, "shipped\n");
+    ok(&other, pulling.path(), &["down"]);
+}
