@@ -100,6 +100,15 @@ pub fn container_request(
         labels::WORKING_DIR.into(),
         project.directory.display().to_string(),
     );
+    settings_labels.insert(
+        labels::CONFIG_FILES.into(),
+        project
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     let networks = networks_of(project, service);
     let (network, mut aliases, ip) = match &service.network_mode {
         // `service:NAME` shares the namespace of that service's first container.

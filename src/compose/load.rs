@@ -151,6 +151,7 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ComposeError> {
         }
     }
     project.directory = directory;
+    project.files = files.clone();
     apply_profiles(&mut project, options);
     normalise(&mut project, &variables)?;
     super::order::check(&project)?;

@@ -26,6 +26,9 @@ pub struct Project {
     /// The directory relative paths are resolved from (the first file's).
     #[serde(skip)]
     pub directory: PathBuf,
+    /// The compose files it was read from, in order.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
     /// Services left out because none of their profiles is active.
     #[serde(skip)]
     pub disabled: BTreeMap<String, Service>,

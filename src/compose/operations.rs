@@ -644,8 +644,6 @@ pub fn list_projects(store: &Store) -> Result<Vec<ProjectRow>> {
         *entry.0.entry(row.state.as_str()).or_default() += 1;
         if let Some(files) = row.labels.get(labels::CONFIG_FILES) {
             entry.1 = files.clone();
-        } else if let Some(dir) = row.labels.get(labels::WORKING_DIR) {
-            entry.1 = dir.clone();
         }
     }
     Ok(projects

@@ -238,7 +238,13 @@ fn a_built_web_service_behind_a_port_with_a_healthy_dependency() {
         id_before
     );
     let ls = ok(&lade, dir.path(), &["ls"]);
-    assert!(ls.contains("shop") && ls.contains("running(2)"), "{ls}");
+    let compose_file = dir.path().join("compose.yaml").display().to_string();
+    assert!(
+        ls.lines().any(|l| l.starts_with("shop ")
+            && l.contains("running(2)")
+            && l.ends_with(&compose_file)),
+        "{ls}"
+    );
 
     common::step("down -v");
     ok(&lade, dir.path(), &["down", "-v"]);
@@ -509,7 +515,51 @@ fn build_push_and_pull_through_a_registry() {
         &format!("name: pulled\nservices:\n  app:\n    image: {image}\n    network_mode: none\n"),
     )]);
     ok(&other, pulling.path(), &["pull"]);
-    let out = ok(&other, pulling.path(), &["run", "--rm", "-T", "app", "cat", "/what"]);
+    let out = ok(
+        &other,
+        pulling.path(),
+        &["run", "--rm", "-T", "app", "cat", "/what"],
+    );
     assert_eq!(out, "shipped\n");
     ok(&other, pulling.path(), &["down"]);
+}
+
+/// Ctrl-C while `up` waits for a dependency's health: what it started is stopped, and
+/// it says so.
+#[test]
+fn ctrl_c_while_up_waits_stops_what_it_started() {
+    crate::network::require_netavark();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[(
+        "compose.yaml",
+        "name: waiting\nservices:\n  app:\n    image: busybox\n    command: sleep 100\n    depends_on:\n      slow: {condition: service_healthy}\n  slow:\n    image: busybox\n    command: sleep 100\n    init: true\n    healthcheck:\n      test: exit 1\n      interval: 1h\n      start_period: 1h\n",
+    )]);
+    let args = compose_args(dir.path(), &["up", "-d"]);
+    let child = lade
+        .process()
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state = || {
+        lade.output(&["inspect", "--format", "{{.State.Status}}", "waiting-slow-1"])
+            .stdout
+    };
+    common::wait_until("the dependency to run", || state() == b"running\n");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("Gracefully stopping"), "{stderr}");
+    assert!(stderr.contains("Container waiting-slow-1  Stopped"), "{stderr}");
+    assert_eq!(state(), b"exited\n");
+    let names = lade.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert_eq!(names, "waiting-slow-1\n");
+    ok(&lade, dir.path(), &["down"]);
 }
