@@ -549,6 +549,7 @@ pub fn run_one_off(
         tty: request.tty,
         service_ports: request.service_ports,
     };
+    up::make_bind_sources(&request.service, service)?;
     let mut container =
         convert::container_request(project, &request.service, service, 1, Some(one_off))?;
     container.docker_config = request.docker_config.clone();

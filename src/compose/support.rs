@@ -146,6 +146,16 @@ fn value_refused(path: &[String], value: &Value) -> Option<String> {
     }
     if path.len() == 5
         && path[0] == "services"
+        && path[2] == "depends_on"
+        && path[4] == "restart"
+        && value.as_bool() == Some(true)
+    {
+        return Some(format!(
+            "{at}: lade does not restart a service when its dependency restarts"
+        ));
+    }
+    if path.len() == 5
+        && path[0] == "services"
         && path[2] == "ports"
         && path[4] == "mode"
         && !matches!(text, Some("ingress" | "host"))

@@ -360,11 +360,29 @@ pub(super) fn create_container(
     request: &UpRequest,
 ) -> Result<String> {
     let service = &project.services[name];
+    make_bind_sources(name, service)?;
     let mut container = convert::container_request(project, name, service, number, None)?;
     container.docker_config = request.docker_config.clone();
     let id = engine::create(store, &container, &NoReport)?;
     connect_other_networks(store, project, name, &id)?;
     Ok(id)
+}
+
+/// Compose makes the missing host directories of binds (`bind.create_host_path`, true
+/// in the short syntax), where `--mount` would refuse them.
+pub(super) fn make_bind_sources(name: &str, service: &super::model::Service) -> Result<()> {
+    for volume in &service.volumes {
+        let create = volume.bind.as_ref().is_some_and(|b| b.create_host_path);
+        if let (Some(source), "bind", true) = (&volume.source, volume.kind.as_str(), create) {
+            if !std::path::Path::new(source).exists() {
+                std::fs::create_dir_all(source).map_err(|e| ComposeError::Service {
+                    service: name.to_string(),
+                    reason: format!("cannot make the bind source {source}: {e}"),
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Joins a made container to the service's networks after its first.

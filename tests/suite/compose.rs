@@ -286,7 +286,7 @@ fn a_changed_service_is_made_again_and_replicas_follow_deploy() {
     let write = |dir: &Path, replicas: u32, command: &str| {
         std::fs::write(
             dir.join("compose.yaml"),
-            format!("name: scale\nservices:\n  worker:\n    image: busybox\n    command: {command}\n    deploy:\n      replicas: {replicas}\n"),
+            format!("name: scale\nservices:\n  worker:\n    image: busybox\n    command: {command}\n    volumes: ['./made-by-up:/shared']\n    deploy:\n      replicas: {replicas}\n      resources:\n        limits: {{memory: 64m, pids: 50, cpus: '0.5'}}\n"),
         )
         .unwrap();
     };
@@ -298,6 +298,14 @@ fn a_changed_service_is_made_again_and_replicas_follow_deploy() {
     listed.sort();
     assert_eq!(listed, ["scale-worker-1", "scale-worker-2"]);
     let first = lade.ok(&["inspect", "--format", "{{.Id}}", "scale-worker-1"]);
+    let limits = lade.ok(&[
+        "inspect",
+        "--format",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.NanoCpus}}",
+        "scale-worker-2",
+    ]);
+    assert_eq!(limits, "67108864 50 500000000\n");
+    assert!(dir.path().join("made-by-up").is_dir());
     write(dir.path(), 1, "sleep 200");
     ok(&lade, dir.path(), &["up", "-d"]);
     assert_eq!(names(), "scale-worker-1\n");
@@ -557,7 +565,10 @@ fn ctrl_c_while_up_waits_stops_what_it_started() {
     assert_eq!(output.status.code(), Some(130));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("Gracefully stopping"), "{stderr}");
-    assert!(stderr.contains("Container waiting-slow-1  Stopped"), "{stderr}");
+    assert!(
+        stderr.contains("Container waiting-slow-1  Stopped"),
+        "{stderr}"
+    );
     assert_eq!(state(), b"exited\n");
     let names = lade.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(names, "waiting-slow-1\n");
