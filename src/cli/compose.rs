@@ -602,3 +602,64 @@ fn ls(store_config: &StoreConfig, args: &LsArgs) -> Result<ExitCode> {
     let _ = Ordering::SeqCst;
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Subcommand)]
+pub enum KubeCommand {
+    /// Write Kubernetes YAML for a compose project: a Pod of all its services, or with
+    /// --type deployment a Deployment (and a Service when it has ports) per service;
+    /// named volumes become PersistentVolumeClaims. What has no Kubernetes field is
+    /// named on stderr
+    Generate(KubeGenerateArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeType {
+    Pod,
+    Deployment,
+}
+
+#[derive(Debug, Args)]
+pub struct KubeGenerateArgs {
+    /// The compose file (may be repeated, merged as `compose -f` merges them)
+    #[arg(long = "compose", value_name = "FILE", required = true)]
+    pub compose: Vec<PathBuf>,
+    /// Project name (as `compose -p`)
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
+    pub project_name: Option<String>,
+    /// What to write
+    #[arg(long = "type", value_enum, default_value = "pod")]
+    pub kind: KubeType,
+    /// Write to this file instead of standard output
+    #[arg(short = 'f', long = "filename", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+/// `lade kube ...`.
+pub fn kube(command: KubeCommand) -> Result<ExitCode> {
+    let KubeCommand::Generate(args) = command;
+    let options = LoadOptions {
+        files: args.compose,
+        project_name: args.project_name,
+        environment: std::env::vars().collect(),
+        working_dir: std::env::current_dir().context("cannot read the working directory")?,
+        ..LoadOptions::default()
+    };
+    let loaded = compose::load(&options)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let kind = match args.kind {
+        KubeType::Pod => compose::KubeKind::Pod,
+        KubeType::Deployment => compose::KubeKind::Deployment,
+    };
+    let generated = compose::kube_generate(&loaded.project, kind)?;
+    for warning in &generated.warnings {
+        eprintln!("warning: {warning}");
+    }
+    match &args.output {
+        Some(path) => std::fs::write(path, &generated.yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{}", generated.yaml),
+    }
+    Ok(ExitCode::SUCCESS)
+}

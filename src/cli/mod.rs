@@ -201,6 +201,9 @@ pub enum Command {
     Version(system::InfoArgs),
     /// Run multi-container apps from compose files (the compose-spec, as `docker compose`)
     Compose(compose::ComposeArgs),
+    /// Kubernetes YAML from compose projects (`kube generate --compose FILE`)
+    #[command(subcommand)]
+    Kube(compose::KubeCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Write man pages for lade and each of its commands to a directory
@@ -395,6 +398,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Info(args) => system::info(&store_config, args),
         Command::Version(args) => system::version(args),
         Command::Compose(args) => compose::run(&store_config, args),
+        Command::Kube(command) => compose::kube(command),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
     };

@@ -8,6 +8,7 @@
 
 mod convert;
 mod interpolate;
+mod kube;
 mod load;
 mod model;
 mod operations;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 
 use crate::engine::EngineError;
 
+pub use kube::{generate as kube_generate, kube_name, Generated, KubeKind};
 pub use load::{load, normalise_name, LoadOptions, Loaded};
 pub use model::{Project, Service};
 pub use operations::{
@@ -120,6 +122,9 @@ pub enum ComposeError {
     NotCompleted { service: String, code: i64 },
     #[error("service {service:?} is not running")]
     NotRunning { service: String },
+    /// Kubernetes YAML could not be written.
+    #[error("cannot write Kubernetes YAML: {0}")]
+    Kube(String),
     #[error("interrupted")]
     Interrupted,
     #[error(transparent)]

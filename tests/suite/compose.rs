@@ -574,3 +574,73 @@ fn ctrl_c_while_up_waits_stops_what_it_started() {
     assert_eq!(names, "waiting-slow-1\n");
     ok(&lade, dir.path(), &["down"]);
 }
+
+/// Each document of `kube generate`'s output read back through k8s-openapi's types and
+/// written again unchanged: it is what the Kubernetes API's types hold, with nothing
+/// they would drop. Returns the documents by kind.
+fn kube_round_trip(yaml: &str) -> Vec<(String, serde_json::Value)> {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
+    fn again<T: serde::de::DeserializeOwned + serde::Serialize>(value: &serde_json::Value) -> serde_json::Value {
+        let typed: T = serde_json::from_value(value.clone()).expect("a valid Kubernetes object");
+        serde_json::to_value(&typed).unwrap()
+    }
+    let mut out = Vec::new();
+    for document in serde_yaml_ng::Deserializer::from_str(yaml) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(document).unwrap();
+        let kind = value["kind"].as_str().unwrap().to_string();
+        let written = match kind.as_str() {
+            "Pod" => again::<Pod>(&value),
+            "Deployment" => again::<Deployment>(&value),
+            "Service" => again::<Service>(&value),
+            "PersistentVolumeClaim" => again::<PersistentVolumeClaim>(&value),
+            other => panic!("unexpected kind {other}"),
+        };
+        assert_eq!(written, value, "{kind} changed through k8s-openapi");
+        out.push((kind, value));
+    }
+    out
+}
+
+#[test]
+fn kube_generate_writes_what_the_kubernetes_api_accepts() {
+    let lade = Lade::new();
+    let dir = project(&[(
+        "compose.yaml",
+        "name: shop\nservices:\n  web:\n    image: busybox\n    command: [httpd, -f, -p, '80']\n    ports: ['8080:80']\n    environment: {GREETING: hi}\n    volumes: [pages:/www, ./conf:/conf:ro]\n    depends_on: [db]\n    deploy:\n      replicas: 2\n      resources:\n        limits: {memory: 64m, cpus: '0.5'}\n  db:\n    image: busybox\n    command: sleep 1000\n    healthcheck:\n      test: [CMD, 'true']\n      interval: 5s\n      retries: 3\nvolumes:\n  pages:\n",
+    )]);
+    let file = dir.path().join("compose.yaml").display().to_string();
+    let out = lade.output(&["kube", "generate", "--compose", &file]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("services.web.deploy.replicas: a Pod runs one of each container"), "{stderr}");
+    let documents = kube_round_trip(&String::from_utf8_lossy(&out.stdout));
+    let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Pod"]);
+    let pod = &documents[1].1;
+    assert_eq!(pod["metadata"]["name"], "shop");
+    let web = &pod["spec"]["containers"][1];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["args"], serde_json::json!(["httpd", "-f", "-p", "80"]));
+    assert_eq!(web["ports"][0], serde_json::json!({"containerPort": 80, "hostPort": 8080, "protocol": "TCP"}));
+    assert_eq!(web["resources"]["limits"], serde_json::json!({"cpu": "500m", "memory": "67108864"}));
+    assert_eq!(web["env"], serde_json::json!([{"name": "GREETING", "value": "hi"}]));
+    let db = &pod["spec"]["containers"][0];
+    assert_eq!(db["livenessProbe"]["exec"]["command"], serde_json::json!(["true"]));
+    assert_eq!(db["livenessProbe"]["periodSeconds"], 5);
+    assert_eq!(pod["spec"]["hostAliases"][0]["hostnames"], serde_json::json!(["db", "web"]));
+    let volumes = &pod["spec"]["volumes"];
+    assert!(volumes.as_array().unwrap().iter().any(|v| v["persistentVolumeClaim"]["claimName"] == "shop-pages"));
+    assert!(volumes.as_array().unwrap().iter().any(|v| v["hostPath"]["path"] == format!("{}/conf", dir.path().display())));
+
+    let out = lade.ok(&["kube", "generate", "--compose", &file, "--type", "deployment"]);
+    let documents = kube_round_trip(&out);
+    let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Deployment", "Deployment", "Service"]);
+    let web = &documents[2].1;
+    assert_eq!(web["metadata"]["name"], "web");
+    assert_eq!(web["spec"]["replicas"], 2);
+    let service = &documents[3].1;
+    assert_eq!(service["metadata"]["name"], "web");
+    assert_eq!(service["spec"]["ports"][0]["port"], 80);
+}
