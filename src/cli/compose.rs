@@ -610,6 +610,26 @@ pub enum KubeCommand {
     /// named volumes become PersistentVolumeClaims. What has no Kubernetes field is
     /// named on stderr
     Generate(KubeGenerateArgs),
+    /// Run the Pods and Deployments of a Kubernetes YAML file: each pod's containers share
+    /// one network namespace (hostPorts published), PersistentVolumeClaims become named
+    /// volumes; fields lade does not honour (and ConfigMaps, Secrets) are refused by name
+    Play(KubeFileArgs),
+    /// Stop and remove the pods of a Kubernetes YAML file that `kube play` ran
+    Down(KubeFileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KubeFileArgs {
+    /// The Kubernetes YAML file (`-` for standard input)
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+impl KubeCommand {
+    /// Whether it makes or starts containers.
+    pub fn makes_containers(&self) -> bool {
+        matches!(self, KubeCommand::Play(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -635,8 +655,12 @@ pub struct KubeGenerateArgs {
 }
 
 /// `lade kube ...`.
-pub fn kube(command: KubeCommand) -> Result<ExitCode> {
-    let KubeCommand::Generate(args) = command;
+pub fn kube(store_config: &StoreConfig, command: KubeCommand) -> Result<ExitCode> {
+    let args = match command {
+        KubeCommand::Generate(args) => args,
+        KubeCommand::Play(args) => return kube_file(store_config, &args, true),
+        KubeCommand::Down(args) => return kube_file(store_config, &args, false),
+    };
     let options = LoadOptions {
         files: args.compose,
         project_name: args.project_name,
@@ -660,6 +684,31 @@ pub fn kube(command: KubeCommand) -> Result<ExitCode> {
         Some(path) => std::fs::write(path, &generated.yaml)
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => print!("{}", generated.yaml),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `kube play FILE` (`play`) and `kube down FILE`.
+fn kube_file(store_config: &StoreConfig, args: &KubeFileArgs, play: bool) -> Result<ExitCode> {
+    let (yaml, shown) = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read standard input")?;
+        (text, "standard input".to_string())
+    } else {
+        let text = std::fs::read_to_string(&args.file)
+            .with_context(|| format!("cannot read {}", args.file.display()))?;
+        (text, args.file.display().to_string())
+    };
+    let store = open_store(store_config)?;
+    let reporter = Status {
+        build: BuildProgress::new(Mode::Plain),
+        engine: EngineTell,
+    };
+    if play {
+        compose::kube_play(&store, &yaml, &shown, &reporter)?;
+    } else {
+        compose::kube_down(&store, &yaml, &shown, &reporter)?;
     }
     Ok(ExitCode::SUCCESS)
 }

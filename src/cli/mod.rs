@@ -295,6 +295,7 @@ fn needs_root(command: &Command) -> Option<&'static str> {
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
         Command::Compose(args) if args.makes_containers() => Some("compose"),
+        Command::Kube(command) if command.makes_containers() => Some("kube play"),
         _ => None,
     }
 }
@@ -309,6 +310,7 @@ fn needs_private_mounts(command: &Command) -> Option<ExitCode> {
         Command::Build(args) if !args.dry_run && !args.explain => Some(ExitCode::FAILURE),
         Command::Cp(_) | Command::Export(_) => Some(ExitCode::FAILURE),
         Command::Compose(args) if args.makes_containers() => Some(ExitCode::FAILURE),
+        Command::Kube(command) if command.makes_containers() => Some(ExitCode::FAILURE),
         _ => None,
     }
 }
@@ -398,7 +400,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Info(args) => system::info(&store_config, args),
         Command::Version(args) => system::version(args),
         Command::Compose(args) => compose::run(&store_config, args),
-        Command::Kube(command) => compose::kube(command),
+        Command::Kube(command) => compose::kube(&store_config, command),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
     };

@@ -9,6 +9,7 @@
 mod convert;
 mod interpolate;
 mod kube;
+mod kube_play;
 mod load;
 mod model;
 mod operations;
@@ -22,6 +23,7 @@ use std::path::PathBuf;
 use crate::engine::EngineError;
 
 pub use kube::{generate as kube_generate, kube_name, Generated, KubeKind};
+pub use kube_play::{down as kube_down, play as kube_play, POD_LABEL};
 pub use load::{load, normalise_name, LoadOptions, Loaded};
 pub use model::{Project, Service};
 pub use operations::{

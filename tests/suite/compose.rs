@@ -581,7 +581,9 @@ fn ctrl_c_while_up_waits_stops_what_it_started() {
 fn kube_round_trip(yaml: &str) -> Vec<(String, serde_json::Value)> {
     use k8s_openapi::api::apps::v1::Deployment;
     use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Service};
-    fn again<T: serde::de::DeserializeOwned + serde::Serialize>(value: &serde_json::Value) -> serde_json::Value {
+    fn again<T: serde::de::DeserializeOwned + serde::Serialize>(
+        value: &serde_json::Value,
+    ) -> serde_json::Value {
         let typed: T = serde_json::from_value(value.clone()).expect("a valid Kubernetes object");
         serde_json::to_value(&typed).unwrap()
     }
@@ -611,9 +613,16 @@ fn kube_generate_writes_what_the_kubernetes_api_accepts() {
     )]);
     let file = dir.path().join("compose.yaml").display().to_string();
     let out = lade.output(&["kube", "generate", "--compose", &file]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("services.web.deploy.replicas: a Pod runs one of each container"), "{stderr}");
+    assert!(
+        stderr.contains("services.web.deploy.replicas: a Pod runs one of each container"),
+        "{stderr}"
+    );
     let documents = kube_round_trip(&String::from_utf8_lossy(&out.stdout));
     let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(kinds, ["PersistentVolumeClaim", "Pod"]);
@@ -622,25 +631,101 @@ fn kube_generate_writes_what_the_kubernetes_api_accepts() {
     let web = &pod["spec"]["containers"][1];
     assert_eq!(web["name"], "web");
     assert_eq!(web["args"], serde_json::json!(["httpd", "-f", "-p", "80"]));
-    assert_eq!(web["ports"][0], serde_json::json!({"containerPort": 80, "hostPort": 8080, "protocol": "TCP"}));
-    assert_eq!(web["resources"]["limits"], serde_json::json!({"cpu": "500m", "memory": "67108864"}));
-    assert_eq!(web["env"], serde_json::json!([{"name": "GREETING", "value": "hi"}]));
+    assert_eq!(
+        web["ports"][0],
+        serde_json::json!({"containerPort": 80, "hostPort": 8080, "protocol": "TCP"})
+    );
+    assert_eq!(
+        web["resources"]["limits"],
+        serde_json::json!({"cpu": "500m", "memory": "67108864"})
+    );
+    assert_eq!(
+        web["env"],
+        serde_json::json!([{"name": "GREETING", "value": "hi"}])
+    );
     let db = &pod["spec"]["containers"][0];
-    assert_eq!(db["livenessProbe"]["exec"]["command"], serde_json::json!(["true"]));
+    assert_eq!(
+        db["livenessProbe"]["exec"]["command"],
+        serde_json::json!(["true"])
+    );
     assert_eq!(db["livenessProbe"]["periodSeconds"], 5);
-    assert_eq!(pod["spec"]["hostAliases"][0]["hostnames"], serde_json::json!(["db", "web"]));
+    assert_eq!(
+        pod["spec"]["hostAliases"][0]["hostnames"],
+        serde_json::json!(["db", "web"])
+    );
     let volumes = &pod["spec"]["volumes"];
-    assert!(volumes.as_array().unwrap().iter().any(|v| v["persistentVolumeClaim"]["claimName"] == "shop-pages"));
-    assert!(volumes.as_array().unwrap().iter().any(|v| v["hostPath"]["path"] == format!("{}/conf", dir.path().display())));
+    assert!(volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["persistentVolumeClaim"]["claimName"] == "shop-pages"));
+    assert!(volumes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["hostPath"]["path"] == format!("{}/conf", dir.path().display())));
 
-    let out = lade.ok(&["kube", "generate", "--compose", &file, "--type", "deployment"]);
+    let out = lade.ok(&[
+        "kube",
+        "generate",
+        "--compose",
+        &file,
+        "--type",
+        "deployment",
+    ]);
     let documents = kube_round_trip(&out);
     let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(kinds, ["PersistentVolumeClaim", "Deployment", "Deployment", "Service"]);
+    assert_eq!(
+        kinds,
+        [
+            "PersistentVolumeClaim",
+            "Deployment",
+            "Deployment",
+            "Service"
+        ]
+    );
     let web = &documents[2].1;
     assert_eq!(web["metadata"]["name"], "web");
     assert_eq!(web["spec"]["replicas"], 2);
     let service = &documents[3].1;
     assert_eq!(service["metadata"]["name"], "web");
     assert_eq!(service["spec"]["ports"][0]["port"], 80);
+}
+
+/// The Pod `kube generate` writes for a project, run again by `kube play`: its
+/// containers share the pod's network (the web container reaches `db` on it through
+/// the pod's host aliases) and its host port serves the same page; `kube down` removes
+/// it.
+#[test]
+fn kube_play_runs_the_generated_pod_and_kube_down_removes_it() {
+    crate::network::require_netavark();
+    let lade = Lade::new();
+    lade.busybox();
+    let port = free_port();
+    let dir = project(&[(
+        "compose.yaml",
+        &format!(
+            "name: podapp\nservices:\n  db:\n    image: busybox\n    command: sh -c 'mkdir -p /srv && echo from-db > /srv/x && exec httpd -f -p 8000 -h /srv'\n  web:\n    image: busybox\n    command: sh -c 'mkdir -p /www; until wget -qO- http://db:8000/x > /www/index.html; do sleep 0.1; done; exec httpd -f -p 80 -h /www'\n    ports: ['127.0.0.1:{port}:80']\n"
+        ),
+    )]);
+    let pod_file = dir.path().join("pod.yaml").display().to_string();
+    let compose_file = dir.path().join("compose.yaml").display().to_string();
+    lade.ok(&[
+        "kube",
+        "generate",
+        "--compose",
+        &compose_file,
+        "-f",
+        &pod_file,
+    ]);
+    lade.ok(&["kube", "play", &pod_file]);
+    let names = lade.ok(&["ps", "--format", "{{.Names}}"]);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, ["podapp-db", "podapp-web"]);
+    common::wait_until("the pod to serve its page", || {
+        http_get(port).as_deref() == Some("from-db\n")
+    });
+    lade.ok(&["kube", "down", &pod_file]);
+    assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
 }
