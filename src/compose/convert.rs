@@ -24,10 +24,12 @@ pub fn image_of(project: &Project, name: &str, service: &Service) -> String {
     }
 }
 
-/// The hash of what a service's containers are made from: a container whose label
-/// differs is made again by `up`.
-pub fn config_hash(project: &Project, service: &Service) -> String {
+/// The hash of what a service's containers are made from (its configuration and the
+/// id of the image it runs, so that a rebuilt or newly pulled image counts as a
+/// change): a container whose label differs is made again by `up`.
+pub fn config_hash(project: &Project, service: &Service, image_id: &str) -> String {
     let mut hasher = Sha256::new();
+    hasher.update(image_id.as_bytes());
     hasher.update(serde_json::to_vec(service).unwrap_or_default());
     // The names its networks and volumes get are part of what it is made with.
     for network in service.networks.keys() {
@@ -82,6 +84,7 @@ pub fn container_request(
     service: &Service,
     number: u64,
     one_off: Option<OneOff>,
+    image_id: &str,
 ) -> Result<ContainerRequest> {
     let bad = |reason: String| ComposeError::Service {
         service: name.to_string(),
@@ -91,7 +94,10 @@ pub fn container_request(
     settings_labels.insert(labels::PROJECT.into(), project.name.clone());
     settings_labels.insert(labels::SERVICE.into(), name.into());
     settings_labels.insert(labels::NUMBER.into(), number.to_string());
-    settings_labels.insert(labels::CONFIG_HASH.into(), config_hash(project, service));
+    settings_labels.insert(
+        labels::CONFIG_HASH.into(),
+        config_hash(project, service, image_id),
+    );
     settings_labels.insert(
         labels::ONEOFF.into(),
         if one_off.is_some() { "True" } else { "False" }.into(),

@@ -551,7 +551,7 @@ pub fn run_one_off(
     };
     up::make_bind_sources(&request.service, service)?;
     let mut container =
-        convert::container_request(project, &request.service, service, 1, Some(one_off))?;
+        convert::container_request(project, &request.service, service, 1, Some(one_off), "")?;
     container.docker_config = request.docker_config.clone();
     Ok(engine::run(
         store,

@@ -77,6 +77,15 @@ pub fn up(
             }
         }
     }
+    // Images pulled first, so that each container's hash has its image's id.
+    for name in &services {
+        let service = &project.services[name];
+        if let (Some(image), None) = (&service.image, &service.build) {
+            if engine::inspect(store, image, Some(InspectKind::Image)).is_err() {
+                pull_image(store, name, image, request, reporter)?;
+            }
+        }
+    }
     let mut started = Vec::new();
     for name in &services {
         if interrupted.load(Ordering::SeqCst) {
@@ -86,6 +95,46 @@ pub fn up(
         started.extend(converge(store, project, name, request, reporter)?);
     }
     Ok(started)
+}
+
+fn pull_image(
+    store: &Store,
+    service: &str,
+    image: &str,
+    request: &UpRequest,
+    reporter: &dyn Reporter,
+) -> Result<()> {
+    let reference: crate::oci::ImageRef = image.parse().map_err(|e| ComposeError::Service {
+        service: service.to_string(),
+        reason: format!("image {image:?}: {e}"),
+    })?;
+    reporter.status("Image", image, "Pulling");
+    engine::pull(
+        store,
+        &engine::PullRequest {
+            reference,
+            all_tags: false,
+            options: engine::PullOptions {
+                platform: None,
+                client: engine::ClientOptions {
+                    insecure: false,
+                    credentials: None,
+                    docker_config: request.docker_config.clone(),
+                },
+            },
+        },
+        &NoPullProgress,
+        &mut |_, _| {},
+    )?;
+    reporter.status("Image", image, "Pulled");
+    Ok(())
+}
+
+/// A pull's per-layer progress, which `up` does not show.
+struct NoPullProgress;
+
+impl engine::PullProgress for NoPullProgress {
+    fn layer(&self, _digest: &crate::oci::Digest, _size: u64, _fetched: bool) {}
 }
 
 pub(super) fn make_networks(
@@ -304,7 +353,8 @@ fn converge(
             reason: "container_name is set: it cannot have more than one replica".into(),
         });
     }
-    let hash = config_hash(project, service);
+    let image_id = image_id(store, &convert::image_of(project, name, service));
+    let hash = config_hash(project, service, &image_id);
     let existing: BTreeMap<u64, ServiceContainer> =
         containers_of(store, &project.name, Some(name), true)?
             .into_iter()
@@ -328,7 +378,7 @@ fn converge(
             remove_container(store, &current.id)?;
             reporter.status("Container", &current.name, "Recreated");
         }
-        let id = create_container(store, project, name, number, request)?;
+        let id = create_container(store, project, name, number, request, &image_id)?;
         if !existing.contains_key(&number) {
             reporter.status("Container", &container_name, "Created");
         }
@@ -351,6 +401,16 @@ fn converge(
     Ok(out)
 }
 
+/// The id of the image the store has by this name (empty when it lacks it: the first
+/// `create` pulls it, and the next `up` sees its id and keeps the container only if it
+/// is unchanged).
+fn image_id(store: &Store, image: &str) -> String {
+    engine::inspect(store, image, Some(InspectKind::Image))
+        .ok()
+        .and_then(|v| v.get("Id").and_then(|id| id.as_str()).map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Makes replica `number` of a service (not started), joined to all its networks.
 pub(super) fn create_container(
     store: &Store,
@@ -358,10 +418,11 @@ pub(super) fn create_container(
     name: &str,
     number: u64,
     request: &UpRequest,
+    image_id: &str,
 ) -> Result<String> {
     let service = &project.services[name];
     make_bind_sources(name, service)?;
-    let mut container = convert::container_request(project, name, service, number, None)?;
+    let mut container = convert::container_request(project, name, service, number, None, image_id)?;
     container.docker_config = request.docker_config.clone();
     let id = engine::create(store, &container, &NoReport)?;
     connect_other_networks(store, project, name, &id)?;

@@ -494,6 +494,24 @@ fn networks_aliases_and_addresses_and_no_deps() {
         "nets-api-1",
     ]);
     assert_eq!(api_networks.trim(), "nets_back nets_front");
+    common::step("a rebuilt image makes its service's container again");
+    let before = lade.ok(&["inspect", "--format", "{{.Id}}", "nets-api-1"]);
+    let client_before = lade.ok(&["inspect", "--format", "{{.Id}}", "nets-client-1"]);
+    std::fs::write(
+        dir.path().join("api/Dockerfile"),
+        "FROM busybox\nARG MESSAGE\nRUN echo rebuilt $MESSAGE > /message\n",
+    )
+    .unwrap();
+    ok(&lade, dir.path(), &["up", "-d", "--build"]);
+    assert_ne!(
+        lade.ok(&["inspect", "--format", "{{.Id}}", "nets-api-1"]),
+        before
+    );
+    assert_eq!(
+        lade.ok(&["inspect", "--format", "{{.Id}}", "nets-client-1"]),
+        client_before
+    );
+    assert_eq!(exec("api", "cat /message"), "rebuilt built-with-arg\n");
     ok(&lade, dir.path(), &["down", "--rmi", "local"]);
     let images = lade.ok(&["images", "--format", "{{.Repository}}"]);
     assert!(!images.contains("nets-api"), "{images}");
