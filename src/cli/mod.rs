@@ -201,7 +201,8 @@ pub enum Command {
     Version(system::InfoArgs),
     /// Run multi-container apps from compose files (the compose-spec, as `docker compose`)
     Compose(compose::ComposeArgs),
-    /// Kubernetes YAML from compose projects (`kube generate --compose FILE`)
+    /// Kubernetes YAML: written from compose projects (generate), run locally (play), removed
+    /// (down)
     #[command(subcommand)]
     Kube(compose::KubeCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
