@@ -16,6 +16,7 @@ extern crate alloc;
 pub mod archive;
 pub mod builder;
 pub mod cli;
+pub mod compose;
 pub mod container;
 pub mod engine;
 pub mod exec;

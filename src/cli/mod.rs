@@ -8,6 +8,7 @@ mod build;
 mod cache;
 #[cfg(test)]
 mod compat;
+mod compose;
 mod confirm;
 mod containers;
 mod docs;
@@ -209,6 +210,12 @@ pub enum Command {
     Info(system::InfoArgs),
     /// Show lade's version
     Version(system::InfoArgs),
+    /// Run multi-container apps from compose files (the compose-spec, as `docker compose`)
+    Compose(compose::ComposeArgs),
+    /// Kubernetes YAML: written from compose projects (generate), run locally (play), removed
+    /// (down)
+    #[command(subcommand)]
+    Kube(compose::KubeCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(docs::CompletionArgs),
     /// Write man pages for lade and each of its commands to a directory
@@ -331,6 +338,8 @@ fn needs_root(command: &Command) -> Option<&'static str> {
         Command::Commit(_) => Some("commit"),
         Command::Load(_) => Some("load"),
         Command::Import(_) => Some("import"),
+        Command::Compose(args) if args.makes_containers() => Some("compose"),
+        Command::Kube(command) if command.makes_containers() => Some("kube play"),
         _ => None,
     }
 }
@@ -344,6 +353,8 @@ fn needs_private_mounts(command: &Command) -> Option<ExitCode> {
         Command::Start(args) if args.attach || args.interactive => Some(ExitCode::from(125)),
         Command::Build(args) if !args.dry_run && !args.explain => Some(ExitCode::FAILURE),
         Command::Cp(_) | Command::Export(_) => Some(ExitCode::FAILURE),
+        Command::Compose(args) if args.makes_containers() => Some(ExitCode::FAILURE),
+        Command::Kube(command) if command.makes_containers() => Some(ExitCode::FAILURE),
         _ => None,
     }
 }
@@ -432,6 +443,8 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::System(command) => system::run(&store_config, command),
         Command::Info(args) => system::info(&store_config, args),
         Command::Version(args) => system::version(args),
+        Command::Compose(args) => compose::run(&store_config, args),
+        Command::Kube(command) => compose::kube(&store_config, command),
         Command::Completion(args) => docs::completion(args),
         Command::ManPages(args) => docs::man_pages(args),
     };

@@ -10,6 +10,7 @@ mod common;
 mod architecture;
 mod build_run;
 mod cache;
+mod compose;
 mod conformance;
 mod containers;
 mod docker_behaviour;

@@ -16,14 +16,14 @@ use std::time::Duration;
 use common::Lade;
 
 /// A registry on a free port of 127.0.0.1, stopped when dropped.
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
     port: u16,
     data: tempfile::TempDir,
 }
 
 impl Registry {
-    fn start(htpasswd: Option<&Path>) -> Registry {
+    pub(crate) fn start(htpasswd: Option<&Path>) -> Registry {
         Registry::start_with(htpasswd, None)
     }
 
@@ -107,7 +107,7 @@ impl Registry {
         registry
     }
 
-    fn host(&self) -> String {
+    pub(crate) fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 

@@ -235,7 +235,7 @@ fn created_at(created: i64) -> String {
 }
 
 /// PORTS as `docker ps` shows them: `0.0.0.0:18080->80/tcp, ...`.
-fn docker_ports(ports: &[PortMapping]) -> String {
+pub(crate) fn docker_ports(ports: &[PortMapping]) -> String {
     ports
         .iter()
         .flat_map(|p| p.docker_lines())
@@ -295,7 +295,7 @@ fn go_quote(text: &str) -> String {
 
 /// STATUS as `docker ps` says it: `Up 3 seconds`, `Up 5 seconds (Paused)`,
 /// `Exited (137) 2 seconds ago`, `Restarting (1) 1 second ago`, `Created`, `Dead`.
-fn docker_status(container: &ContainerRow) -> String {
+pub(crate) fn docker_status(container: &ContainerRow) -> String {
     let since = |time: &Option<String>| {
         let seconds = time
             .as_deref()

@@ -8,6 +8,7 @@ mod exec;
 mod files;
 mod lifecycle;
 mod list;
+pub(crate) use list::{docker_ports, docker_status};
 mod run;
 mod volume;
 

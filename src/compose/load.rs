@@ -1,0 +1,689 @@
+//! From compose files to the project: each file read, interpolated, checked against the
+//! compose-spec's JSON schema and against what lade supports, then the files merged as
+//! compose merges them, profiles applied, the project named, and the model normalised.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::{Mapping, Value};
+
+use super::interpolate::{self, key_text, Unset, Variables};
+use super::model::{self, Network, Project, Service, Volume};
+use super::ComposeError;
+
+/// The files compose looks for when none is named, in its order.
+const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yaml",
+    "docker-compose.yml",
+];
+const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yaml",
+    "docker-compose.override.yml",
+];
+
+/// What a project is loaded from.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `-f`, in order; none: compose.yaml (and its override) in the working directory.
+    pub files: Vec<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--profile`, with `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
+    /// `--env-file`: instead of `.env` in the project's directory.
+    pub env_file: Option<PathBuf>,
+    /// The process environment (passed in, so tests and callers choose).
+    pub environment: BTreeMap<String, String>,
+    /// The working directory, where compose files are looked for.
+    pub working_dir: PathBuf,
+}
+
+/// A project and what loading it found worth a warning.
+#[derive(Debug)]
+pub struct Loaded {
+    pub project: Project,
+    pub warnings: Vec<String>,
+}
+
+/// Reads, checks and merges the files of `options` into the project.
+pub fn load(options: &LoadOptions) -> Result<Loaded, ComposeError> {
+    let files = compose_files(options)?;
+    let directory = files[0]
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| options.working_dir.clone());
+    let mut variables = dot_env(options, &directory)?;
+    // The process environment wins over `.env`.
+    variables.extend(options.environment.clone());
+    let mut warnings = Vec::new();
+    let mut merged = Value::Mapping(Mapping::new());
+    for file in &files {
+        let shown = file.display().to_string();
+        let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        let mut value: Value =
+            serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+                file: shown.clone(),
+                source,
+            })?;
+        if value.is_null() {
+            value = Value::Mapping(Mapping::new());
+        }
+        let mut unset = Unset::default();
+        interpolate::interpolate_value(&mut value, &variables, &shown, &mut unset)?;
+        for name in unset.0 {
+            warnings.push(format!(
+                "{shown}: the {name:?} variable is not set: defaulting to a blank string"
+            ));
+        }
+        let plain = untagged_json(&value).map_err(|reason| ComposeError::Invalid {
+            file: shown.clone(),
+            path: String::new(),
+            reason,
+        })?;
+        super::schema::validate(&plain, &shown)?;
+        super::support::check(&plain, &shown)?;
+        merge(&mut merged, value, &mut Vec::new());
+    }
+    let mut json = untagged_json(&merged).map_err(|reason| ComposeError::Invalid {
+        file: files[0].display().to_string(),
+        path: String::new(),
+        reason,
+    })?;
+    let top_name = json
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string);
+    let name = project_name(options, top_name.as_deref(), &directory)?;
+    if let Some(object) = json.as_object_mut() {
+        object.insert("name".into(), serde_json::Value::String(name));
+        object.remove("version");
+        object.retain(|k, _| !k.starts_with("x-"));
+        if let Some(services) = object.get_mut("services").and_then(|s| s.as_object_mut()) {
+            for service in services.values_mut() {
+                if let Some(service) = service.as_object_mut() {
+                    service.retain(|k, _| !k.starts_with("x-"));
+                }
+            }
+        }
+    }
+    let shown_files = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(object) = json.as_object_mut() {
+        // `volumes: {data:}`: a definition with every default.
+        for section in ["networks", "volumes", "secrets", "configs"] {
+            if let Some(entries) = object.get_mut(section).and_then(|s| s.as_object_mut()) {
+                for entry in entries.values_mut() {
+                    if entry.is_null() {
+                        *entry = serde_json::Value::Object(Default::default());
+                    }
+                }
+            }
+        }
+    }
+    // Each service on its own first, so that an error names it.
+    let services = json
+        .as_object_mut()
+        .and_then(|o| o.remove("services"))
+        .unwrap_or_default();
+    let mut project: Project =
+        serde_json::from_value(json).map_err(|source| ComposeError::Model {
+            file: shown_files.clone(),
+            reason: source.to_string(),
+        })?;
+    if let serde_json::Value::Object(services) = services {
+        for (name, service) in services {
+            let service =
+                serde_json::from_value(service).map_err(|source| ComposeError::Model {
+                    file: shown_files.clone(),
+                    reason: format!("services.{name}: {source}"),
+                })?;
+            project.services.insert(name, service);
+        }
+    }
+    project.directory = directory;
+    project.files = files.clone();
+    apply_profiles(&mut project, options);
+    normalise(&mut project, &variables)?;
+    super::order::check(&project)?;
+    Ok(Loaded { project, warnings })
+}
+
+/// The files named, or those compose finds in the working directory.
+fn compose_files(options: &LoadOptions) -> Result<Vec<PathBuf>, ComposeError> {
+    if !options.files.is_empty() {
+        return Ok(options
+            .files
+            .iter()
+            .map(|f| absolute_path(f, &options.working_dir))
+            .collect());
+    }
+    let found = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| options.working_dir.join(n))
+            .find(|p| p.is_file())
+    };
+    let main = found(&DEFAULT_FILES).ok_or_else(|| ComposeError::NoFile {
+        directory: options.working_dir.clone(),
+    })?;
+    let mut files = vec![main];
+    files.extend(found(&OVERRIDE_FILES));
+    Ok(files)
+}
+
+fn absolute_path(path: &Path, base: &Path) -> PathBuf {
+    PathBuf::from(model::absolute(&path.display().to_string(), base))
+}
+
+/// The variables of `.env` beside the first file (or `--env-file`), none when it is
+/// absent.
+fn dot_env(options: &LoadOptions, directory: &Path) -> Result<Variables, ComposeError> {
+    let (path, required) = match &options.env_file {
+        Some(path) => (absolute_path(path, &options.working_dir), true),
+        None => (directory.join(".env"), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(Variables::new())
+        }
+        Err(source) => return Err(ComposeError::Read { path, source }),
+    };
+    let pairs = interpolate::parse_env_file(&text, &options.environment)
+        .map_err(|reason| ComposeError::EnvFile { path, reason })?;
+    Ok(pairs.into_iter().collect())
+}
+
+/// `-p`, `COMPOSE_PROJECT_NAME`, the top-level `name:`, or the directory's name, made a
+/// name as compose makes it (lowercase; letters, digits, `_` and `-`; starting with a
+/// letter or digit).
+fn project_name(
+    options: &LoadOptions,
+    top_name: Option<&str>,
+    directory: &Path,
+) -> Result<String, ComposeError> {
+    let given = options
+        .project_name
+        .clone()
+        .or_else(|| options.environment.get("COMPOSE_PROJECT_NAME").cloned())
+        .filter(|n| !n.is_empty());
+    if let Some(name) = given.or(top_name.map(str::to_string)) {
+        if normalise_name(&name) != name || name.is_empty() {
+            return Err(ComposeError::ProjectName(name));
+        }
+        return Ok(name);
+    }
+    let base = directory
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let name = normalise_name(&base);
+    if name.is_empty() {
+        return Err(ComposeError::ProjectName(base));
+    }
+    Ok(name)
+}
+
+/// A directory's name as compose makes a project name of it.
+pub fn normalise_name(text: &str) -> String {
+    let lower: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        .collect();
+    lower.trim_start_matches(['_', '-']).to_string()
+}
+
+/// A YAML value as JSON for the schema and the typed model: tags (`!reset`,
+/// `!override`) dropped, keys made strings.
+fn untagged_json(value: &Value) -> Result<serde_json::Value, String> {
+    Ok(match value {
+        Value::Null => serde_json::Value::Null,
+        Value::Bool(b) => serde_json::Value::Bool(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into()
+            } else if let Some(u) = n.as_u64() {
+                u.into()
+            } else {
+                serde_json::Number::from_f64(n.as_f64().unwrap_or(0.0))
+                    .map(serde_json::Value::Number)
+                    .ok_or_else(|| format!("{n} is not a number JSON can hold"))?
+            }
+        }
+        Value::String(s) => serde_json::Value::String(s.clone()),
+        Value::Sequence(items) => {
+            serde_json::Value::Array(items.iter().map(untagged_json).collect::<Result<_, _>>()?)
+        }
+        Value::Mapping(map) => {
+            let mut object = serde_json::Map::new();
+            for (key, item) in map {
+                // `<<` merge keys are applied by the YAML reader already.
+                object.insert(key_text(key), untagged_json(item)?);
+            }
+            serde_json::Value::Object(object)
+        }
+        Value::Tagged(tagged) => untagged_json(&tagged.value)?,
+    })
+}
+
+/// The tag of a value, when it has one of compose's (`reset`, `override`).
+fn tag_of(value: &Value) -> Option<String> {
+    match value {
+        Value::Tagged(tagged) => Some(tagged.tag.to_string().trim_start_matches('!').to_string()),
+        _ => None,
+    }
+}
+
+/// Merges `over` into `base` by the compose-spec's rules (its "Merge and override"
+/// chapter): mappings merged key by key, sequences appended, but `command`,
+/// `entrypoint` and `healthcheck.test` replaced, `ports`, `volumes`, `secrets` and
+/// `configs` merged by their unique key, the lists that are mappings in disguise
+/// (`environment`, `labels`, `depends_on`...) merged as mappings; `!reset` removes and
+/// `!override` replaces.
+fn merge(base: &mut Value, over: Value, path: &mut Vec<String>) {
+    match tag_of(&over).as_deref() {
+        Some("override") => {
+            if let Value::Tagged(tagged) = over {
+                *base = tagged.value;
+            }
+            return;
+        }
+        Some(_) => {
+            if let Value::Tagged(tagged) = over {
+                return merge(base, tagged.value, path);
+            }
+        }
+        None => {}
+    }
+    let field = path.last().map(String::as_str).unwrap_or("");
+    let in_service = path.len() >= 3 && path[0] == "services";
+    if in_service && path.len() == 3 && matches!(field, "command" | "entrypoint") {
+        *base = over;
+        return;
+    }
+    if in_service && path.len() == 4 && path[2] == "healthcheck" && field == "test" {
+        *base = over;
+        return;
+    }
+    let as_mapping = in_service
+        && ((path.len() == 3
+            && matches!(
+                field,
+                "environment" | "labels" | "depends_on" | "networks" | "extra_hosts" | "sysctls"
+            ))
+            || (path.len() == 4 && path[2] == "build" && field == "args"));
+    if as_mapping {
+        if let Some(over_map) = list_as_mapping(&over) {
+            let mut base_map = list_as_mapping(base).unwrap_or_default();
+            for (key, value) in over_map {
+                if tag_of(&value).as_deref() == Some("reset") {
+                    base_map.remove(&key);
+                } else {
+                    base_map.insert(key, untag(value));
+                }
+            }
+            *base = Value::Mapping(base_map);
+            return;
+        }
+    }
+    if in_service && path.len() == 3 && field == "build" {
+        if let Value::String(context) = base.clone() {
+            let mut map = Mapping::new();
+            map.insert("context".into(), Value::String(context));
+            *base = Value::Mapping(map);
+        }
+        if let Value::String(context) = over {
+            let mut map = Mapping::new();
+            map.insert("context".into(), Value::String(context));
+            return merge(base, Value::Mapping(map), path);
+        }
+    }
+    match (base, over) {
+        (Value::Mapping(base_map), Value::Mapping(over_map)) => {
+            for (key, value) in over_map {
+                if tag_of(&value).as_deref() == Some("reset") {
+                    base_map.remove(&key);
+                    continue;
+                }
+                path.push(key_text(&key));
+                match base_map.get_mut(&key) {
+                    Some(existing) => merge(existing, value, path),
+                    None => {
+                        base_map.insert(key, untag(value));
+                    }
+                }
+                path.pop();
+            }
+        }
+        (Value::Sequence(base_items), Value::Sequence(over_items)) => {
+            let unique = in_service && path.len() == 3;
+            let key_of: Option<fn(&Value) -> Option<String>> = match field {
+                "ports" if unique => Some(port_key),
+                "volumes" if unique => Some(volume_key),
+                "secrets" | "configs" if unique => Some(file_key),
+                _ => None,
+            };
+            for item in over_items {
+                let item = untag(item);
+                let existing = key_of.and_then(|key| {
+                    let wanted = key(&item)?;
+                    base_items
+                        .iter()
+                        .position(|b| key(b).as_ref() == Some(&wanted))
+                });
+                match existing {
+                    Some(at) => base_items[at] = item,
+                    None => base_items.push(item),
+                }
+            }
+        }
+        (base, over) => *base = untag(over),
+    }
+}
+
+fn untag(value: Value) -> Value {
+    match value {
+        Value::Tagged(tagged) => untag(tagged.value),
+        other => other,
+    }
+}
+
+/// `[A=1, B]` or `{A: 1}` as a mapping (`B` to null); `None` for other values.
+fn list_as_mapping(value: &Value) -> Option<Mapping> {
+    match value {
+        Value::Mapping(map) => Some(map.clone()),
+        Value::Sequence(items) => {
+            let mut map = Mapping::new();
+            for item in items {
+                let text = key_text(item);
+                match text.split_once('=') {
+                    Some((k, v)) => map.insert(k.into(), Value::String(v.into())),
+                    None => map.insert(text.into(), Value::Null),
+                };
+            }
+            Some(map)
+        }
+        _ => None,
+    }
+}
+
+fn port_key(value: &Value) -> Option<String> {
+    let ports = match value {
+        Value::Mapping(_) => {
+            let json = untagged_json(value).ok()?;
+            vec![serde_json::from_value::<model::Port>(json).ok()?]
+        }
+        other => model::parse_port(&key_text(other)).ok()?,
+    };
+    let p = ports.first()?;
+    Some(format!(
+        "{:?}/{}/{:?}/{}",
+        p.host_ip, p.target, p.published, p.protocol
+    ))
+}
+
+fn volume_key(value: &Value) -> Option<String> {
+    match value {
+        Value::Mapping(map) => map.get("target").map(key_text),
+        other => model::parse_volume(&key_text(other)).ok().map(|v| v.target),
+    }
+}
+
+fn file_key(value: &Value) -> Option<String> {
+    match value {
+        Value::Mapping(map) => map
+            .get("target")
+            .or_else(|| map.get("source"))
+            .map(key_text),
+        other => Some(key_text(other)),
+    }
+}
+
+/// Services whose profiles are none of the active ones are set aside.
+fn apply_profiles(project: &mut Project, options: &LoadOptions) {
+    let mut active: BTreeSet<String> = options.profiles.iter().cloned().collect();
+    if let Some(listed) = options.environment.get("COMPOSE_PROFILES") {
+        active.extend(
+            listed
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        );
+    }
+    let names: Vec<String> = project.services.keys().cloned().collect();
+    for name in names {
+        let service = &project.services[&name];
+        let enabled = service.profiles.is_empty()
+            || active.contains("*")
+            || service.profiles.iter().any(|p| active.contains(p));
+        if !enabled {
+            let service = project.services.remove(&name).expect("listed");
+            project.disabled.insert(name, service);
+        }
+    }
+}
+
+/// Paths made absolute, env files read into the environment, names given to networks
+/// and volumes, the default network added where services use it, references checked.
+fn normalise(project: &mut Project, variables: &Variables) -> Result<(), ComposeError> {
+    let directory = project.directory.clone();
+    let name = project.name.clone();
+    let mut uses_default = false;
+    for (service_name, service) in project.services.iter_mut() {
+        normalise_service(service_name, service, &directory, variables)?;
+        if service.network_mode.is_some() && !service.networks.is_empty() {
+            return Err(ComposeError::Service {
+                service: service_name.clone(),
+                reason: "network_mode and networks cannot be combined".into(),
+            });
+        }
+        if service.networks.is_empty() && service.network_mode.is_none() {
+            service.networks.insert("default".into(), None);
+        }
+        uses_default |= service.networks.contains_key("default");
+        for network in service.networks.keys() {
+            if network != "default" && !project.networks.contains_key(network) {
+                return Err(ComposeError::Undefined {
+                    service: service_name.clone(),
+                    kind: "network",
+                    name: network.clone(),
+                });
+            }
+        }
+        for volume in &service.volumes {
+            if let (Some(source), "volume") = (&volume.source, volume.kind.as_str()) {
+                if !project.volumes.contains_key(source) {
+                    return Err(ComposeError::Undefined {
+                        service: service_name.clone(),
+                        kind: "volume",
+                        name: source.clone(),
+                    });
+                }
+            }
+        }
+        for (kind, references, defined) in [
+            ("secret", &service.secrets, &project.secrets),
+            ("config", &service.configs, &project.configs),
+        ] {
+            for reference in references {
+                if !defined.contains_key(&reference.source) {
+                    return Err(ComposeError::Undefined {
+                        service: service_name.clone(),
+                        kind,
+                        name: reference.source.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if uses_default && !project.networks.contains_key("default") {
+        project
+            .networks
+            .insert("default".into(), Network::default());
+    }
+    for (key, network) in project.networks.iter_mut() {
+        if network.name.is_none() {
+            network.name = Some(if network.external == Some(true) {
+                key.clone()
+            } else {
+                format!("{name}_{key}")
+            });
+        }
+    }
+    for (key, volume) in project.volumes.iter_mut() {
+        normalise_volume(&name, key, volume);
+    }
+    for objects in [&mut project.secrets, &mut project.configs] {
+        for (key, object) in objects.iter_mut() {
+            if object.name.is_none() {
+                object.name = Some(format!("{name}_{key}"));
+            }
+            if let Some(file) = &object.file {
+                object.file = Some(model::absolute(file, &directory));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn normalise_volume(project: &str, key: &str, volume: &mut Volume) {
+    if volume.name.is_none() {
+        volume.name = Some(if volume.external == Some(true) {
+            key.to_string()
+        } else {
+            format!("{project}_{key}")
+        });
+    }
+}
+
+fn normalise_service(
+    name: &str,
+    service: &mut Service,
+    directory: &Path,
+    variables: &Variables,
+) -> Result<(), ComposeError> {
+    if service.image.is_none() && service.build.is_none() {
+        return Err(ComposeError::NoImage(name.to_string()));
+    }
+    if let Some(build) = &mut service.build {
+        build.context = model::absolute(&build.context, directory);
+        for (key, value) in build.args.iter_mut() {
+            if value.is_none() {
+                // An argument without a value takes the environment's, as compose does.
+                *value = variables.get(key).cloned();
+            }
+        }
+    }
+    // The env files first, `environment` over them; a name without a value takes the
+    // environment's (and is left out when that lacks it, as compose leaves it).
+    let mut environment = BTreeMap::new();
+    for file in &mut service.env_file {
+        file.path = model::absolute(&file.path, directory);
+        let text = match std::fs::read_to_string(&file.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
+            Err(source) => {
+                return Err(ComposeError::Read {
+                    path: file.path.clone().into(),
+                    source,
+                })
+            }
+        };
+        let pairs = interpolate::parse_env_file(&text, variables).map_err(|reason| {
+            ComposeError::EnvFile {
+                path: file.path.clone().into(),
+                reason,
+            }
+        })?;
+        environment.extend(pairs.into_iter().map(|(k, v)| (k, Some(v))));
+    }
+    for (key, value) in std::mem::take(&mut service.environment) {
+        let value = value.or_else(|| variables.get(&key).cloned());
+        environment.insert(key, value);
+    }
+    service.environment = environment;
+    for volume in &mut service.volumes {
+        if volume.kind == "bind" {
+            if let Some(source) = &volume.source {
+                volume.source = Some(model::absolute(source, directory));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn yaml(text: &str) -> Value {
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    fn merged(a: &str, b: &str) -> serde_json::Value {
+        let mut base = yaml(a);
+        merge(&mut base, yaml(b), &mut Vec::new());
+        untagged_json(&base).unwrap()
+    }
+
+    #[test]
+    fn files_merge_as_the_spec_says() {
+        let m = merged(
+            "services: {foo: {image: a, command: [echo, foo], dns: [1.1.1.1], ports: ['8080:80', '9090:90'], volumes: ['foo:/work'], environment: [A=1, B=2]}}",
+            "services: {foo: {command: [echo, bar], dns: [8.8.8.8], ports: [{target: 80, published: '8080'}, '7070:70'], volumes: ['bar:/work'], environment: {B: '3', C: '4'}}}",
+        );
+        let foo = &m["services"]["foo"];
+        assert_eq!(foo["image"], "a");
+        assert_eq!(foo["command"], serde_json::json!(["echo", "bar"]));
+        assert_eq!(foo["dns"], serde_json::json!(["1.1.1.1", "8.8.8.8"]));
+        assert_eq!(
+            foo["ports"],
+            serde_json::json!([{"target": 80, "published": "8080"}, "9090:90", "7070:70"])
+        );
+        assert_eq!(foo["volumes"], serde_json::json!(["bar:/work"]));
+        assert_eq!(
+            foo["environment"],
+            serde_json::json!({"A": "1", "B": "3", "C": "4"})
+        );
+    }
+
+    #[test]
+    fn reset_and_override_tags() {
+        let m = merged(
+            "services: {app: {image: a, ports: ['8080:80'], environment: {FOO: BAR, KEEP: x}}}",
+            "services: {app: {ports: !reset [], environment: {FOO: !reset null}}}",
+        );
+        assert_eq!(m["services"]["app"].get("ports"), None);
+        assert_eq!(
+            m["services"]["app"]["environment"],
+            serde_json::json!({"KEEP": "x"})
+        );
+        let m = merged(
+            "services: {app: {ports: ['8080:80']}}",
+            "services: {app: {ports: !override ['8443:443']}}",
+        );
+        assert_eq!(
+            m["services"]["app"]["ports"],
+            serde_json::json!(["8443:443"])
+        );
+    }
+
+    #[test]
+    fn project_names_as_compose_makes_them() {
+        assert_eq!(normalise_name("My App.v2"), "myappv2");
+        assert_eq!(normalise_name("_-x_y-Z"), "x_y-z");
+        assert_eq!(normalise_name("ÜBER"), "ber");
+    }
+}
