@@ -177,7 +177,7 @@ fn down_of_a_project_that_does_not_exist_does_nothing() {
 /// an env default; `up -d`, fetched, `ps`, `logs`, `exec`, and `down -v` leaves nothing.
 #[test]
 fn a_built_web_service_behind_a_port_with_a_healthy_dependency() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let port = free_port();
@@ -257,7 +257,7 @@ fn a_built_web_service_behind_a_port_with_a_healthy_dependency() {
 
 #[test]
 fn an_unhealthy_dependency_stops_up_with_its_last_check() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[(
@@ -280,7 +280,7 @@ fn an_unhealthy_dependency_stops_up_with_its_last_check() {
 
 #[test]
 fn a_changed_service_is_made_again_and_replicas_follow_deploy() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let write = |dir: &Path, replicas: u32, command: &str| {
@@ -318,7 +318,7 @@ fn a_changed_service_is_made_again_and_replicas_follow_deploy() {
 
 #[test]
 fn a_foreground_up_shows_prefixed_logs_and_ctrl_c_stops_what_it_started() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[(
@@ -356,7 +356,7 @@ fn a_foreground_up_shows_prefixed_logs_and_ctrl_c_stops_what_it_started() {
 
 #[test]
 fn run_makes_a_one_off_container_and_removes_it() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[(
@@ -401,7 +401,7 @@ fn awesome_compose_samples_load_or_name_what_lade_lacks() {
 
 #[test]
 fn services_stop_start_restart_and_follow_their_logs() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[(
@@ -455,7 +455,7 @@ fn services_stop_start_restart_and_follow_their_logs() {
 /// service alone; `build` builds what has a build section.
 #[test]
 fn networks_aliases_and_addresses_and_no_deps() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[
@@ -554,7 +554,7 @@ fn build_push_and_pull_through_a_registry() {
 /// it says so.
 #[test]
 fn ctrl_c_while_up_waits_stops_what_it_started() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let dir = project(&[(
@@ -716,7 +716,7 @@ fn kube_generate_writes_what_the_kubernetes_api_accepts() {
 /// it.
 #[test]
 fn kube_play_runs_the_generated_pod_and_kube_down_removes_it() {
-    crate::network::require_netavark();
+    crate::network::require_network_tools();
     let lade = Lade::new();
     lade.busybox();
     let port = free_port();
