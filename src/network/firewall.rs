@@ -134,6 +134,19 @@ fn network_rules(network: &NetworkDefinition) -> Vec<Rule> {
         return rules;
     }
     rules.extend([
+        // Between its own containers (seen here when br_netfilter is loaded), then, as
+        // Docker keeps bridge networks apart, no new connection to another lade bridge
+        // (replies, and published ports reached through the host, still pass).
+        Rule::append(
+            "filter",
+            format!("-A {FORWARD} -i {bridge} -o {bridge} {mark} -j ACCEPT"),
+        ),
+        Rule::append(
+            "filter",
+            format!(
+                "-A {FORWARD} -i {bridge} -o lade+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT {mark} -j DROP"
+            ),
+        ),
         Rule::append(
             "filter",
             format!(
@@ -452,6 +465,8 @@ mod tests {
         assert_eq!(
             lines[1..],
             [
+                format!("filter -A LADE-FORWARD -i lade4 -o lade4 {mark} -j ACCEPT"),
+                format!("filter -A LADE-FORWARD -i lade4 -o lade+ -m conntrack --ctstate NEW -m conntrack ! --ctstate DNAT {mark} -j DROP"),
                 format!("filter -A LADE-FORWARD -d 10.89.4.0/24 -o lade4 -m conntrack --ctstate RELATED,ESTABLISHED,DNAT {mark} -j ACCEPT"),
                 format!("filter -A LADE-FORWARD -s 10.89.4.0/24 -i lade4 {mark} -j ACCEPT"),
                 format!("nat -A LADE-POSTROUTING -s 10.89.4.0/24 ! -d 10.89.4.0/24 {mark} -j MASQUERADE"),

@@ -306,6 +306,23 @@ fn user_networks_resolve_names_and_aliases_and_keep_apart() {
         ]);
         assert!(!by_name.status.success(), "{network} resolved api");
     }
+    // Nor can it reach another network's containers by address: Docker keeps bridge
+    // networks apart.
+    let across = lade.output(&[
+        "run",
+        "--rm",
+        "--network",
+        "back",
+        "busybox",
+        "ping",
+        "-c1",
+        "-W2",
+        api_ip,
+    ]);
+    assert!(
+        !across.status.success(),
+        "a container on back reached api at {api_ip} on front"
+    );
     // An internal network has no route out.
     let routes = lade.ok(&[
         "run",
