@@ -101,7 +101,13 @@ fn a_running_container_gets_its_new_limits_at_once() {
         "max"
     );
     assert_eq!(inspect(&lade, "box", LIMITS), "67108864 500000000 <nil>");
-    lade.ok(&["rm", "-f", "box"]);
+    // The cgroups the update made go when the container ends, as those of its start.
+    let memory_cgroup = cgroup_file(id, ("memory", ""), "");
+    lade.ok(&["stop", "-t", "0", "box"]);
+    common::wait_until("the memory cgroup to be removed", || {
+        !memory_cgroup.exists()
+    });
+    lade.ok(&["rm", "box"]);
 }
 
 #[test]
