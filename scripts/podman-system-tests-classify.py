@@ -262,8 +262,6 @@ LADE_REFUSES = {
         "filter and no_new_privs (docs/docker-compat.md)",
     "090-events:events with file backend and journald logdriver with --follow failure":
         "`--log-driver=journald`: lade keeps json-file logs or none",
-    "280-update:podman update - test all options":
-        "`update`: a container's limits are set when it is made (docs/docker-compat.md)",
 }
 
 # Docker forms that fail on lade's networking, which is being rewritten: class (a),

@@ -203,6 +203,9 @@ pub enum Command {
     Pause(containers::ContainersArgs),
     /// Resume paused containers
     Unpause(containers::ContainersArgs),
+    /// Change containers' limits (memory, CPUs, processes) and restart policy: kept for
+    /// their next start, and applied at once to those that run
+    Update(containers::UpdateArgs),
     /// The store as a whole: check, df, prune, info, events
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -440,6 +443,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Logs(args) => containers::logs(&store_config, args),
         Command::Pause(args) => containers::pause(&store_config, args, true),
         Command::Unpause(args) => containers::pause(&store_config, args, false),
+        Command::Update(args) => containers::update(&store_config, args),
         Command::System(command) => system::run(&store_config, command),
         Command::Info(args) => system::info(&store_config, args),
         Command::Version(args) => system::version(args),

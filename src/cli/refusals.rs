@@ -24,10 +24,6 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ),
     ("checkpoint", "no checkpoint and restore (CRIU)"),
     ("config", SWARM),
-    (
-        "container update",
-        "a container's limits are set when it is made",
-    ),
     ("context", "lade has no daemon to choose"),
     ("manifest", "manifest lists are not supported"),
     ("node", SWARM),
@@ -50,18 +46,21 @@ const ONE_PLATFORM: &str = "the store keeps one platform of each image";
 const CLUSTER_VOLUMES: &str = "cluster volumes: swarm mode";
 const CRIU: &str = "no checkpoint and restore (CRIU)";
 
+const NO_BLKIO: &str = "no block I/O limits";
+const CPUS_ONLY: &str = "CPU is limited by --cpus only";
+const MEMORY_ONLY: &str = "memory is limited by --memory only";
+
 /// What `run` and `create` lack alike.
 #[rustfmt::skip]
 const RUN_OPTIONS: &[(&[&str], &str)] = &[
     (&["annotation", "link-local-ip"], NOT_YET),
     (&["blkio-weight", "blkio-weight-device", "device-read-bps", "device-read-iops",
-       "device-write-bps", "device-write-iops"], "no block I/O limits"),
+       "device-write-bps", "device-write-iops"], NO_BLKIO),
     (&["cpu-count", "cpu-percent", "io-maxbandwidth", "io-maxiops", "isolation"], WINDOWS),
     (&["cgroup-parent"], "each container has a cgroup of lade's making"),
     (&["cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems",
-       "cpu-rt-period", "cpu-rt-runtime"], "CPU is limited by --cpus only"),
-    (&["memory-reservation", "memory-swap", "memory-swappiness"],
-     "memory is limited by --memory only"),
+       "cpu-rt-period", "cpu-rt-runtime"], CPUS_ONLY),
+    (&["memory-reservation", "memory-swap", "memory-swappiness"], MEMORY_ONLY),
     (&["gpus"], "no GPU support"),
     (&["ip6"], NO_IPV6),
     (&["link"], LINKS),
@@ -85,6 +84,10 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("inspect", &["size"], NOT_YET),
     ("container rm", &["link"], LINKS),
     ("container start", &["checkpoint", "checkpoint-dir"], CRIU),
+    ("container update", &["blkio-weight"], NO_BLKIO),
+    ("container update", &["cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime",
+                           "cpu-shares", "cpuset-cpus", "cpuset-mems"], CPUS_ONLY),
+    ("container update", &["memory-reservation", "memory-swap"], MEMORY_ONLY),
     ("container stats", &["all", "no-trunc"], NOT_YET),
     ("image build", &["add-host", "label", "network", "shm-size"], NOT_YET),
     ("image build", &["cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus",
@@ -421,11 +424,20 @@ mod tests {
             Some("lade has no daemon: --host is not supported")
         );
         assert_eq!(refused(&["lade", "ps", "-a"]), None);
+        assert_eq!(refused(&["lade", "update", "--memory", "1g", "x"]), None);
         assert_eq!(
-            refused(&["lade", "update", "--memory", "1g", "x"]).as_deref(),
-            Some("lade update is not supported: a container's limits are set when it is made")
+            refused(&["lade", "update", "--cpu-shares", "512", "x"]).as_deref(),
+            Some("--cpu-shares is not supported by lade update: CPU is limited by --cpus only")
         );
-        assert!(refused(&["lade", "container", "update", "x"]).is_some());
+        assert_eq!(
+            refused(&["lade", "container", "update", "-c", "2", "x"]).as_deref(),
+            Some(
+                "--cpu-shares is not supported by lade container update: CPU is limited by --cpus only"
+            )
+        );
+        assert!(refused(&["lade", "update", "--memory-swap", "1g", "x"])
+            .unwrap()
+            .ends_with("memory is limited by --memory only"));
         assert_eq!(refused(&["lade", "compose", "up", "-d"]), None);
         let error = crate::cli::command()
             .try_get_matches_from(["lade", "bild"])

@@ -59,6 +59,9 @@ pub enum ContainerCommand {
     Top(containers::TopArgs),
     /// Resume paused containers
     Unpause(containers::ContainersArgs),
+    /// Change containers' limits (memory, CPUs, processes) and restart policy: kept for
+    /// their next start, and applied at once to those that run
+    Update(containers::UpdateArgs),
     /// Wait until containers stop; print their exit codes
     Wait(containers::ContainersArgs),
 }
@@ -134,6 +137,7 @@ impl Command {
                 C::Stop(args) => Command::Stop(args),
                 C::Top(args) => Command::Top(args),
                 C::Unpause(args) => Command::Unpause(args),
+                C::Update(args) => Command::Update(args),
                 C::Wait(args) => Command::Wait(args),
                 prune @ C::Prune(_) => Command::Container(prune),
             },

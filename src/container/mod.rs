@@ -1,7 +1,8 @@
 //! Containers: an image plus run options becomes a sandbox spec (Docker's ENTRYPOINT
 //! and CMD rules, environment, user, working directory, volumes, `/etc/hosts`,
 //! `/etc/hostname` and `/etc/resolv.conf`), run in the sandbox with a record in the
-//! store, and removed afterwards with `--rm`.
+//! store, and removed afterwards with `--rm`; `update` changes its limits and restart
+//! policy later.
 //!
 //! A container's directory holds its overlay upper and work directories, the mount
 //! point of its root, and its generated `/etc` files.
@@ -19,6 +20,7 @@ mod networking;
 mod record;
 mod sandbox;
 mod stats;
+mod update;
 pub mod validate;
 mod volumes;
 
@@ -53,6 +55,7 @@ pub use record::{Container, ContainerState, Refused};
 pub use sandbox::ulimit as parse_ulimit;
 pub use sandbox::{SandboxRequest, Shared};
 pub use stats::{processes, usage, Usage};
+pub use update::update;
 pub use volumes::{
     check_volume_name, create_volume, prune_volumes, remove_volume, volume_json, volume_users,
 };
@@ -226,6 +229,16 @@ pub enum ContainerError {
     },
     #[error("conflicting options: {0}")]
     Conflicting(&'static str),
+    /// `update` of a running container whose cgroup refused a limit (the kernel's
+    /// words, as Docker reports them).
+    #[error("cannot update container {name}: {source}")]
+    Update {
+        name: String,
+        source: exec::ExecError,
+    },
+    // Docker's daemon's words (container/container_unix.go, UpdateContainer)
+    #[error("cannot update container {0}: Restart policy cannot be updated because AutoRemove is enabled for the container")]
+    RestartWithAutoRemove(String),
     #[error(transparent)]
     Security(#[from] exec::SecurityError),
     #[error("container {name} is not running: {flag} container:{name} needs it running")]

@@ -324,7 +324,9 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         }
         let stop_marker = store.root().join("containers").join(id).join("stopped");
         let record = store.container(id)?;
-        if stop_marker.exists() || !settings.restart.restarts(code, record.restarts) {
+        // As recorded now: `update --restart` may have changed it while it ran.
+        let restart = super::record::settings_of(&record).map_or(settings.restart, |s| s.restart);
+        if stop_marker.exists() || !restart.restarts(code, record.restarts) {
             if settings.auto_remove {
                 auto_remove(store, id)?;
             }

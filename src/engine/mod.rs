@@ -10,8 +10,8 @@
 //!
 //! Every verb has its operation here: the container verbs (`run`, `create`, `start`,
 //! `attach`, `ps`, `port`, `top`, `stats`, `rm`, `container prune`, `rename`, `stop`,
-//! `restart`, `kill`, `pause`, `wait`, `logs`, `exec`, `cp`, `export`, `diff`,
-//! `commit`), `volume`, `network` and `events`; the image verbs (`images`, `tag`, `rmi`,
+//! `restart`, `kill`, `pause`, `wait`, `update`, `logs`, `exec`, `cp`, `export`,
+//! `diff`, `commit`), `volume`, `network` and `events`; the image verbs (`images`, `tag`, `rmi`,
 //! `inspect`, `history`), the registry's (`pull`, `push`, `login`, `logout`, `search`),
 //! the archives' (`import`, `save`, `load`), `build` with its caches, `cache`, and the
 //! store's (`df`, `prune`, `reset`, `check`, `info`).
@@ -53,6 +53,7 @@ mod run;
 mod search;
 mod start;
 mod tag;
+mod update;
 mod volume;
 
 use std::path::PathBuf;
@@ -115,6 +116,7 @@ pub use run::{run, RunOutcome, RunRequest};
 pub use search::{search, SearchFilter, SearchRequest};
 pub use start::{attach, start_attached, start_detached, AttachRequest, StartAttached};
 pub use tag::{remove_image, tag, Removed};
+pub use update::{update, UpdateRequest};
 pub use volume::{
     create_volume, inspect_volume, list_volumes, prune_volumes, remove_volume, Volume,
     VolumeCreateRequest, VolumeFilter, VolumeRemoveRequest,
@@ -126,7 +128,7 @@ pub use crate::container::{
     check_run_options, parse_detach_keys, parse_signal, parse_ulimit, ContainerState, LogConfig,
     MountName, NetworkMode, NetworkRequest, RestartPolicy, RunOptions, SandboxRequest, Settings,
 };
-pub use crate::exec::{Limits, SignalNumber, Stream};
+pub use crate::exec::{Limits, LimitsUpdate, SignalNumber, Stream};
 pub use crate::network::PortMapping;
 
 pub use crate::container::validate;

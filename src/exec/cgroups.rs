@@ -1,4 +1,5 @@
-//! cgroup limits (memory, CPU, pids) written straight to the cgroup files. Each
+//! cgroup limits (memory, CPU, pids) written straight to the cgroup files, when a
+//! container starts and when `update` changes them while it runs. Each
 //! controller is used on the v2 unified hierarchy when it has it, else on its v1
 //! hierarchy: this machine is hybrid (v1 controllers, an empty v2 tree). A container's
 //! cgroups live under `lade/<name>` and are removed when it ends.
@@ -142,6 +143,27 @@ pub(crate) struct Cgroup {
     dirs: Vec<PathBuf>,
 }
 
+/// The CFS period lade uses, in microseconds (Docker's).
+const CPU_PERIOD: u64 = 100_000;
+
+/// The CFS quota per period for `cpus` CPUs' worth of time, at least the kernel's
+/// minimum of 1 ms.
+fn cpu_quota(cpus: f64) -> u64 {
+    ((cpus * CPU_PERIOD as f64).round() as u64).max(1000)
+}
+
+/// Makes `lade` under the v2 `root` and enables the controllers `enable` (`+memory
+/// +cpu`; none when empty) for its children; returns it.
+fn enable_v2_controllers(root: &Path, enable: &str) -> Result<PathBuf> {
+    let parent = root.join("lade");
+    fs::create_dir_all(&parent).map_err(io_err(format!("cannot create {}", parent.display())))?;
+    if !enable.is_empty() {
+        write(&root.join("cgroup.subtree_control"), enable)?;
+        write(&parent.join("cgroup.subtree_control"), enable)?;
+    }
+    Ok(parent)
+}
+
 fn write(path: &Path, value: &str) -> Result<()> {
     fs::write(path, value).map_err(io_err(format!(
         "cannot write {value:?} to {}",
@@ -187,15 +209,14 @@ impl Cgroup {
             )?;
         }
         if let Some(cpus) = limits.cpus {
-            let period = 100_000u64;
-            let quota = ((cpus * period as f64).round() as u64).max(1000);
+            let quota = cpu_quota(cpus);
             add(
                 "cpu",
                 vec![
-                    ("cpu.cfs_period_us", period.to_string()),
+                    ("cpu.cfs_period_us", CPU_PERIOD.to_string()),
                     ("cpu.cfs_quota_us", quota.to_string()),
                 ],
-                vec![("cpu.max", format!("{quota} {period}"))],
+                vec![("cpu.max", format!("{quota} {CPU_PERIOD}"))],
             )?;
         }
         if let Some(pids) = limits.pids {
@@ -272,13 +293,7 @@ impl Cgroup {
                 .filter(|c| !c.is_empty())
                 .map(|c| format!("+{c} "))
                 .collect();
-            let parent = root.join("lade");
-            fs::create_dir_all(&parent)
-                .map_err(io_err(format!("cannot create {}", parent.display())))?;
-            if !enable.is_empty() {
-                write(&root.join("cgroup.subtree_control"), enable.trim_end())?;
-                write(&parent.join("cgroup.subtree_control"), enable.trim_end())?;
-            }
+            let parent = enable_v2_controllers(root, enable.trim_end())?;
             let dir = parent.join(name);
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
@@ -329,6 +344,209 @@ impl Cgroup {
         dirs.dedup();
         Cgroup { dirs }
     }
+}
+
+/// A change of a container's limits, as `update` asks for it: `None` leaves a limit as
+/// it is, `Some(None)` lifts it, `Some(Some(value))` sets it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LimitsUpdate {
+    pub memory: Option<Option<u64>>,
+    pub cpus: Option<Option<f64>>,
+    pub pids: Option<Option<u64>>,
+}
+
+impl LimitsUpdate {
+    /// Nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.memory.is_none() && self.cpus.is_none() && self.pids.is_none()
+    }
+
+    /// `limits` with this change made.
+    pub fn applied_to(&self, limits: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.unwrap_or(limits.memory),
+            cpus: self.cpus.unwrap_or(limits.cpus),
+            pids: self.pids.unwrap_or(limits.pids),
+            ..limits.clone()
+        }
+    }
+
+    /// Each changed limit: its controller, and its files with their values on v1 and
+    /// on v2 (no limit: the value each hierarchy reads as unlimited), and whether it is
+    /// a limit (not a lifting of one).
+    fn files(&self) -> Vec<ControllerFiles> {
+        let mut files = Vec::new();
+        if let Some(memory) = self.memory {
+            files.push(ControllerFiles {
+                controller: "memory",
+                v1: vec![(
+                    "memory.limit_in_bytes",
+                    memory.map_or("-1".into(), |b| b.to_string()),
+                )],
+                v2: vec![("memory.max", memory.map_or("max".into(), |b| b.to_string()))],
+                limited: memory.is_some(),
+            });
+        }
+        if let Some(cpus) = self.cpus {
+            let quota = cpus.map(cpu_quota);
+            files.push(ControllerFiles {
+                controller: "cpu",
+                v1: vec![
+                    ("cpu.cfs_period_us", CPU_PERIOD.to_string()),
+                    (
+                        "cpu.cfs_quota_us",
+                        quota.map_or("-1".into(), |q| q.to_string()),
+                    ),
+                ],
+                v2: vec![(
+                    "cpu.max",
+                    format!(
+                        "{} {CPU_PERIOD}",
+                        quota.map_or("max".into(), |q| q.to_string())
+                    ),
+                )],
+                limited: cpus.is_some(),
+            });
+        }
+        if let Some(pids) = self.pids {
+            let value = pids.map_or("max".into(), |n| n.to_string());
+            files.push(ControllerFiles {
+                controller: "pids",
+                v1: vec![("pids.max", value.clone())],
+                v2: vec![("pids.max", value)],
+                limited: pids.is_some(),
+            });
+        }
+        files
+    }
+}
+
+/// What one changed limit writes.
+struct ControllerFiles {
+    controller: &'static str,
+    v1: Vec<(&'static str, String)>,
+    v2: Vec<(&'static str, String)>,
+    limited: bool,
+}
+
+/// Writes a change of limits to the cgroup `lade/<name>` of a running container whose
+/// init is `init`. A controller whose cgroup its start did not make (it had no limit
+/// of that kind) gets one now, with the limit written before the container's
+/// processes are moved into it; lifting a limit that was never set changes nothing.
+/// The kernel's refusal (a memory limit below what the container uses: EBUSY) is the
+/// error, as Docker reports it.
+pub fn update_limits(name: &str, change: &LimitsUpdate, init: i32) -> Result<()> {
+    update_limits_in(&CgroupLayout::detect(), name, change, init)
+}
+
+fn update_limits_in(
+    layout: &CgroupLayout,
+    name: &str,
+    change: &LimitsUpdate,
+    init: i32,
+) -> Result<()> {
+    for files in change.files() {
+        let (dir, values, parent_v2) = match layout.place(files.controller) {
+            Some(Placement::V1(root)) => (root.join("lade").join(name), files.v1, None),
+            Some(Placement::V2(root)) => (root.join("lade").join(name), files.v2, Some(root)),
+            None if files.limited => {
+                return Err(ExecError::NoController {
+                    controller: files.controller,
+                    consequence: "the limit cannot be enforced",
+                })
+            }
+            None => continue,
+        };
+        let made = !dir.exists();
+        if made && !files.limited {
+            continue;
+        }
+        if let Some(root) = &parent_v2 {
+            enable_v2_controllers(root, &format!("+{}", files.controller))?;
+        }
+        if made {
+            fs::create_dir_all(&dir).map_err(io_err(format!(
+                "cannot create the cgroup {}",
+                dir.display()
+            )))?;
+        }
+        let written = values
+            .iter()
+            .try_for_each(|(file, value)| write(&dir.join(file), value))
+            .and_then(|()| {
+                if made {
+                    move_members(name, init, &dir)
+                } else {
+                    Ok(())
+                }
+            });
+        if let Err(error) = written {
+            if made {
+                // No half-made cgroup left behind (one with processes stays for `rm`).
+                let _ = fs::remove_dir(&dir);
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
+/// Moves the processes of container `name` (those of its cgroups, and its init
+/// `init` with every descendant, for a container its start gave no cgroup) into
+/// `dir`, until none is left outside: a process forked while the others moved is
+/// found on the next round. One that ended meanwhile is passed over.
+fn move_members(name: &str, init: i32, dir: &Path) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    for _ in 0..10 {
+        let inside: Vec<i32> = fs::read_to_string(&procs)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        let mut members = cgroup_procs(name);
+        members.push(init);
+        members.extend(descendants(init));
+        members.sort_unstable();
+        members.dedup();
+        let outside: Vec<i32> = members
+            .into_iter()
+            .filter(|pid| !inside.contains(pid))
+            .collect();
+        if outside.is_empty() {
+            return Ok(());
+        }
+        for pid in outside {
+            match fs::write(&procs, pid.to_string()) {
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                other => other.map_err(io_err(format!(
+                    "cannot move process {pid} into {}",
+                    procs.display()
+                )))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every descendant of process `pid` (the kernel's `children` lists of its threads).
+fn descendants(pid: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        let Ok(tasks) = fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                if !found.contains(&child) {
+                    found.push(child);
+                    next.push(child);
+                }
+            }
+        }
+    }
+    found
 }
 
 /// The processes in the cgroup `lade/<name>` (host pids), in order.
@@ -447,6 +665,56 @@ mod tests {
         assert_eq!(read("cgroup.subtree_control"), "+memory +cpu +pids");
         cgroup.add(1234).unwrap();
         assert_eq!(read("lade/c1/cgroup.procs"), "1234");
+    }
+
+    #[test]
+    fn an_update_writes_what_changes_and_makes_a_missing_cgroup() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join("unified");
+        let pids = dir.path().join("pids");
+        fs::create_dir_all(v2.join("lade/c4")).unwrap();
+        fs::create_dir_all(&pids).unwrap();
+        fs::write(v2.join("cgroup.subtree_control"), "").unwrap();
+        let layout = CgroupLayout {
+            unified: Some((v2.clone(), vec!["memory".into(), "cpu".into()])),
+            v1: [("pids".to_string(), pids.clone())].into(),
+        };
+        let change = LimitsUpdate {
+            memory: Some(Some(64 << 20)),
+            cpus: Some(None),
+            pids: Some(Some(50)),
+        };
+        // No such process: the made cgroup gets the init alone.
+        let init = i32::MAX;
+        update_limits_in(&layout, "c4", &change, init).unwrap();
+        let read = |p: &Path| fs::read_to_string(p).unwrap();
+        assert_eq!(read(&v2.join("lade/c4/memory.max")), "67108864");
+        assert_eq!(read(&v2.join("lade/c4/cpu.max")), "max 100000");
+        assert_eq!(read(&v2.join("lade/cgroup.subtree_control")), "+cpu");
+        assert_eq!(read(&pids.join("lade/c4/pids.max")), "50");
+        assert_eq!(read(&pids.join("lade/c4/cgroup.procs")), init.to_string());
+        // Lifting a limit whose cgroup was never made makes none.
+        let lift = LimitsUpdate {
+            pids: Some(None),
+            ..LimitsUpdate::default()
+        };
+        update_limits_in(&layout, "c5", &lift, init).unwrap();
+        assert!(!pids.join("lade/c5").exists());
+        let limits = Limits {
+            memory: Some(1),
+            cpus: Some(2.0),
+            ..Limits::default()
+        };
+        assert_eq!(
+            change.applied_to(&limits),
+            Limits {
+                memory: Some(64 << 20),
+                cpus: None,
+                pids: Some(50),
+                ..Limits::default()
+            }
+        );
+        assert!(LimitsUpdate::default().is_empty());
     }
 
     #[test]

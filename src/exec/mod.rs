@@ -26,7 +26,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroups::{
-    cgroup_procs, devices_controller, freeze, remove_cgroup, CgroupLayout, DeviceRule, Limits,
+    cgroup_procs, devices_controller, freeze, remove_cgroup, update_limits, CgroupLayout,
+    DeviceRule, Limits, LimitsUpdate,
 };
 pub use init::maybe_run_init;
 pub use process::{ProcessId, SignalNumber};

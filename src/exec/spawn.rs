@@ -248,8 +248,10 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
         _ => None,
     };
     let result = run_in(&Launch::Create(Box::new(spec.clone())), io, cgroup.as_ref());
-    if let Some(cgroup) = cgroup {
+    if let (Some(cgroup), Some(name)) = (cgroup, &spec.cgroup) {
         cgroup.remove();
+        // What `update` made while it ran (another controller's cgroup) goes too.
+        Cgroup::existing(name).remove();
     }
     result
 }

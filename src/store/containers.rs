@@ -88,6 +88,23 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a container's sandbox spec and settings (JSON) at once. False when the
+    /// container is no longer recorded (removed meanwhile).
+    pub fn set_container_spec_and_settings(
+        &self,
+        id: &str,
+        spec: &str,
+        settings: &str,
+    ) -> Result<bool> {
+        let changed = self.with_db(|conn| {
+            conn.execute(
+                "UPDATE containers SET spec = ?2, settings = ?3 WHERE id = ?1",
+                params![id, spec, settings],
+            )
+        })?;
+        Ok(changed > 0)
+    }
+
     /// Replaces a container's settings (JSON).
     pub fn set_container_settings(&self, id: &str, settings: &str) -> Result<()> {
         self.with_db(|conn| {

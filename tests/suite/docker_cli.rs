@@ -71,7 +71,11 @@ fn docker_names_lade_lacks_are_refused_in_one_line() {
     assert!(stderr.starts_with("lade: lade has no daemon: "), "{stderr}");
     refused(&lade, &["run", "--link", "other:alias", "busybox", "true"]);
     refused(&lade, &["create", "-c", "512", "busybox"]);
-    refused(&lade, &["container", "update", "--memory", "1g", "x"]);
+    let stderr = refused(&lade, &["container", "update", "--cpu-shares", "512", "x"]);
+    assert_eq!(
+        stderr,
+        "lade: --cpu-shares is not supported by lade container update: CPU is limited by --cpus only\n"
+    );
 }
 
 #[test]

@@ -33,3 +33,4 @@ mod sandbox;
 mod security;
 mod store;
 mod templates;
+mod update;

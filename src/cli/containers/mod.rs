@@ -1,7 +1,8 @@
 //! The container commands: `run` and `create`, the listings (`ps`, `port`, `top`,
 //! `stats`), the verbs on containers that live on (`start`, `attach`, `stop`,
-//! `restart`, `kill`, `wait`, `pause`, `unpause`, `rm`, `rename`, `container prune`),
-//! `exec` and `logs`, their files (`cp`, `export`, `diff`, `commit`), and `volume`.
+//! `restart`, `kill`, `wait`, `pause`, `unpause`, `rm`, `rename`, `update`,
+//! `container prune`), `exec` and `logs`, their files (`cp`, `export`, `diff`,
+//! `commit`), and `volume`.
 //! Each turns its arguments into an engine request and renders what comes back.
 
 mod exec;
@@ -10,6 +11,7 @@ mod lifecycle;
 mod list;
 pub(crate) use list::{docker_ports, docker_status};
 mod run;
+mod update;
 mod volume;
 
 use std::process::ExitCode;
@@ -32,6 +34,7 @@ pub use lifecycle::{
 };
 pub use list::{port, ps, stats, top, PortArgs, PsArgs, StatsArgs, TopArgs};
 pub use run::{create, run, RunArgs};
+pub use update::{update, UpdateArgs};
 pub use volume::{volume, VolumeCommand};
 
 #[derive(Debug, Args)]
