@@ -247,6 +247,10 @@ PODMAN_ONLY_BEHAVIOUR = {
 # Docker forms lade refuses plainly, each with its reason in docs/docker-compat.md:
 # class (a), counted apart. "FILE:test name" -> what is refused and why.
 LADE_REFUSES = {
+    "280-update:podman update - test all options":
+        "`update --cpu-shares` (with `--cpuset-*`, `--memory-swap`, `--memory-reservation`): "
+        "lade limits CPU by --cpus only (docs/docker-compat.md); `update -m/--cpus/--pids-limit/"
+        "--restart` work",
     "010-images:podman images - bare manifest list":
         "`manifest create`: lade has no manifest lists (docs/docker-compat.md)",
     "030-run:podman run --device-read-bps":

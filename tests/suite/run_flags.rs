@@ -719,3 +719,22 @@ fn published_ports_with_the_host_network_are_dropped_with_docker_s_warning() {
     ]);
     assert_eq!(refused.status.code(), Some(125), "{refused:?}");
 }
+
+/// Docker reads `--pids-limit -1` and `0` as no limit.
+#[test]
+fn pids_limit_minus_one_and_zero_are_unlimited() {
+    let lade = lade();
+    for unlimited in ["-1", "0"] {
+        let id = lade.ok(&["create", "--pids-limit", unlimited, "busybox", "true"]);
+        let shown = lade.ok(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", id.trim()]);
+        assert!(
+            matches!(shown.trim(), "0" | "<nil>" | ""),
+            "--pids-limit {unlimited}: {shown}"
+        );
+    }
+    let id = lade.ok(&["create", "--pids-limit", "50", "busybox", "true"]);
+    assert_eq!(
+        lade.ok(&["inspect", "-f", "{{.HostConfig.PidsLimit}}", id.trim()]),
+        "50\n"
+    );
+}

@@ -159,9 +159,9 @@ pub struct RunArgs {
     /// CPU limit in CPUs (e.g. 0.5)
     #[arg(long)]
     pub cpus: Option<f64>,
-    /// Process limit
-    #[arg(long = "pids-limit")]
-    pub pids_limit: Option<u64>,
+    /// Process limit (-1 or 0: unlimited, as Docker reads them)
+    #[arg(long = "pids-limit", allow_negative_numbers = true)]
+    pub pids_limit: Option<i64>,
     /// Run a tiny init as PID 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
@@ -467,7 +467,10 @@ fn run_request(args: &RunArgs) -> Result<RunRequest> {
         limits: Limits {
             memory,
             cpus: args.cpus,
-            pids: args.pids_limit,
+            pids: args
+                .pids_limit
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|n| *n > 0),
             ..Limits::default()
         },
         init: args.init,
