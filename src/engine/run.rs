@@ -36,8 +36,8 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
         let id = create::make(store, image, wanted, &wanted.settings)?;
         return start::start_detached(store, &id, reporter).map(RunOutcome::Started);
     }
-    // With a terminal and stdin, or a restart policy: through a monitor, as a detached
-    // container with this client attached (the detach keys leave it running; the
+    // With a terminal, or a restart policy: through a monitor, as a detached container
+    // with this client attached (which also keeps the terminal's output in its log) (the detach keys leave it running; the
     // monitor restarts it as its policy says, while this client reports the first
     // exit, as Docker's does).
     let restarts = wanted.settings.restart != RestartPolicy::No;
@@ -45,7 +45,7 @@ pub fn run(store: &Store, request: &RunRequest, reporter: &dyn Reporter) -> Resu
         .attach
         .as_ref()
         .is_some_and(|streams| streams.is_empty());
-    if (options.interactive && options.tty) || restarts {
+    if options.tty || restarts {
         let id = create::make(store, image, wanted, &wanted.settings)?;
         if unattached {
             reporter.unattached(&id);

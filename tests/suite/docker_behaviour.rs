@@ -720,3 +720,24 @@ fn cp_into_a_container_keeps_owners_and_a_gives_them_to_its_user() {
     assert_eq!(owner("user", "/tmp/kept"), "1042:1043");
     lade.ok(&["rm", "-f", "plain", "user"]);
 }
+
+/// Docker logs every container that is not `--rm`, a foreground one with a terminal too.
+#[test]
+fn a_foreground_run_with_a_terminal_is_logged() {
+    let lade = Lade::new();
+    lade.busybox();
+    let output = lade.output(&[
+        "run",
+        "--name",
+        "termed",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "echo on-the-terminal; exit 3",
+    ]);
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("on-the-terminal"));
+    let logged = lade.ok(&["logs", "termed"]);
+    assert!(logged.contains("on-the-terminal"), "{logged:?}");
+}
