@@ -678,6 +678,24 @@ fn decode(data: Vec<u8>) -> Option<Known> {
 mod tests {
     use super::*;
 
+    /// Waits until the clock file timestamps come from has moved past `path`'s ctime, so
+    /// that the next change to it gets another one (that clock is coarse: a change made
+    /// at once could carry the same time). Watched on a probe file elsewhere, so that
+    /// `path`'s directory is left as it is.
+    fn past_the_ctime_of(path: &Path) {
+        let ctime = |m: &fs::Metadata| (m.ctime(), m.ctime_nsec());
+        let before = ctime(&fs::metadata(path).unwrap());
+        let probe_dir = tempfile::tempdir().unwrap();
+        let probe = probe_dir.path().join("probe");
+        for _ in 0..1_000_000 {
+            fs::write(&probe, "").unwrap();
+            if ctime(&fs::metadata(&probe).unwrap()) > before {
+                return;
+            }
+        }
+        panic!("the file-system clock did not move past {before:?}");
+    }
+
     #[test]
     fn stat_cache_round_trips_and_rejects_garbage() {
         let stat = Stat {
@@ -777,7 +795,7 @@ mod tests {
 
         // Same size, same mtime, new content: only the ctime tells.
         let before = fs::metadata(&file).unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        past_the_ctime_of(&file);
         fs::write(&file, "bbbb").unwrap();
         set_times(&file, &before);
         let after = fs::metadata(&file).unwrap();
@@ -852,7 +870,7 @@ mod tests {
         assert_eq!(reads.load(Ordering::Relaxed), 2, "both came from the cache");
 
         // Setting an attribute changes the ctime, as a chmod does.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        past_the_ctime_of(&file);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
         let third = hasher(&store, &root);
         third
@@ -894,7 +912,7 @@ mod tests {
             "the listing came from the cache"
         );
 
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        past_the_ctime_of(&sub);
         fs::write(sub.join("c"), "").unwrap();
         let third = hasher(&store, &root);
         assert_eq!(
