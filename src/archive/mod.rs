@@ -228,10 +228,11 @@ pub fn save(
             layer_descriptors.push(Descriptor::new(media_type, digest, size));
             layer_paths.push(blob_name(&digest));
         }
-        let manifest = ImageManifest::new(
+        let mut manifest = ImageManifest::new(
             Descriptor::new(media::OCI_CONFIG, image.id, config_bytes.len() as u64),
             layer_descriptors,
         );
+        manifest.annotations = image.annotations.clone();
         let manifest_bytes = manifest.to_canonical_json();
         let manifest_digest = Digest::of(&manifest_bytes);
         if written.insert(manifest_digest) {

@@ -190,6 +190,7 @@ impl Session<'_> {
                 step_ref: step_ref.clone(),
                 cancel: &self.options.cancel,
                 rlimits: &self.options.ulimits,
+                settings: &self.options.steps,
                 open_view: &mut open_view,
             },
             step,

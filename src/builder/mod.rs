@@ -76,9 +76,51 @@ pub struct BuildOptions {
     /// `--ulimit`: the RUN steps' resource limits. Like Docker's, they are not part of
     /// a step's cache key.
     pub ulimits: Vec<crate::exec::Rlimit>,
+    /// What the RUN steps' sandboxes get from the build's flags.
+    pub steps: StepSettings,
+    /// What the image gets beyond its Dockerfile, and whether the store keeps it.
+    pub image: ImageSettings,
     /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
     /// stage fails (the other stages' sandboxes are killed).
     pub cancel: std::sync::Arc<crate::exec::Cancel>,
+}
+
+/// The RUN steps' sandboxes as the build's flags set them. Like `--ulimit`, none of it
+/// is part of a step's cache key but `--network none`, which changes the steps' own
+/// network (as BuildKit keys it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepSettings {
+    /// `--add-host NAME:IP`: lines added to the steps' `/etc/hosts`.
+    pub extra_hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--shm-size`: the size of the steps' `/dev/shm`, in bytes.
+    pub shm_size: Option<u64>,
+    /// `--network none`: steps that do not name a network with `RUN --network` have
+    /// none (but loopback).
+    pub no_network: bool,
+}
+
+/// What the built image gets beyond its Dockerfile, and whether the store keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSettings {
+    /// `--label`: set on the image's config, over the Dockerfile's `LABEL`s.
+    pub labels: BTreeMap<String, String>,
+    /// `--annotation`: set on the image's manifest.
+    pub annotations: BTreeMap<String, String>,
+    /// Whether the store records the image (and tags it): false for a build whose
+    /// outputs are files or archives only, which leaves no image behind, as BuildKit
+    /// leaves none. Its config and manifest blobs are written all the same, for the
+    /// archives to take.
+    pub keep: bool,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            keep: true,
+        }
+    }
 }
 
 /// BuildKit's entitlements: a step that asks to leave the sandbox's limits runs only
@@ -437,6 +479,18 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             author: image.config.author.clone(),
         }
     })?;
+    let mut expanded = expanded;
+    if options.steps.no_network {
+        for stage in expanded.values_mut() {
+            for step in &mut stage.steps {
+                if let StepKind::Run(run) = &mut step.kind {
+                    if run.network == graph::RunNetwork::Default {
+                        run.network = graph::RunNetwork::None;
+                    }
+                }
+            }
+        }
+    }
     // Nothing runs before every step is known to be allowed.
     for stage in expanded.values() {
         for step in &stage.steps {
@@ -615,6 +669,13 @@ pub fn build(
 
     let done = session.done.lock().unwrap_or_else(|e| e.into_inner());
     let target = &done[&plan.target];
+    let mut image_config = target.config.clone();
+    if !options.image.labels.is_empty() {
+        image_config
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .extend(options.image.labels.clone());
+    }
     let config = ImageConfig {
         created: Some(
             target
@@ -627,7 +688,7 @@ pub fn build(
         architecture: target.architecture.clone(),
         os: target.os.clone(),
         variant: target.variant.clone(),
-        config: target.config.clone(),
+        config: image_config,
         rootfs: RootFs {
             kind: "layers".into(),
             diff_ids: target.layers.iter().map(|l| l.diff_id).collect(),
@@ -636,21 +697,25 @@ pub fn build(
         extra: BTreeMap::new(),
     };
     interrupted(options)?;
-    let image = store.commit_image(
-        &NewImage {
-            config,
-            config_bytes: None,
-            layers: target.layers.clone(),
-        },
-        &options.tags,
-    )?;
-    store.set_built_image(
-        &image.id,
-        &serde_json::to_string(&target.steps).map_err(|source| BuildError::Record {
-            what: "the image's steps",
-            source,
-        })?,
-    )?;
+    let new_image = NewImage {
+        config,
+        config_bytes: None,
+        layers: target.layers.clone(),
+    };
+    let image = if options.image.keep {
+        let image =
+            store.commit_annotated_image(&new_image, &options.image.annotations, &options.tags)?;
+        store.set_built_image(
+            &image.id,
+            &serde_json::to_string(&target.steps).map_err(|source| BuildError::Record {
+                what: "the image's steps",
+                source,
+            })?,
+        )?;
+        image
+    } else {
+        store.unrecorded_image(&new_image, &options.image.annotations)?
+    };
     let exported_records = match &options.cache_to {
         Some(dir) => Some(shared_cache::export(store, dir, &used)?),
         None => None,

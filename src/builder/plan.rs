@@ -519,6 +519,8 @@ mod tests {
             source_date_epoch: None,
             entitlements: Default::default(),
             ulimits: Vec::new(),
+            steps: Default::default(),
+            image: Default::default(),
             cancel: Default::default(),
         }
     }

@@ -42,6 +42,8 @@ pub(crate) struct RunContext<'a> {
     pub cancel: &'a exec::Cancel,
     /// `build --ulimit`.
     pub rlimits: &'a [exec::Rlimit],
+    /// `build --add-host` and `--shm-size`.
+    pub settings: &'a super::StepSettings,
     /// Views of stages and images for `--mount=from=...`.
     pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, BuildError>,
 }
@@ -142,12 +144,31 @@ pub(crate) fn run(
             readonly: true,
         });
     }
+    // `--add-host`: the hosts file the step would have, and the build's names after it
+    // (as BuildKit adds them, whatever the network).
+    if !cx.settings.extra_hosts.is_empty() {
+        let file = staging.path().join("files").join("hosts");
+        fs::write(&file, hosts_file(run.network, &cx.settings.extra_hosts)).map_err(|source| {
+            BuildError::Io {
+                path: file.clone(),
+                source,
+            }
+        })?;
+        mounts.push(Mount::Bind {
+            source: file,
+            target: "/etc/hosts".into(),
+            readonly: true,
+        });
+    }
     // Name resolution for the host network, where the image has the files to mount on.
     if run.network != RunNetwork::None {
         for (path, host) in [
             ("etc/resolv.conf", "/etc/resolv.conf"),
             ("etc/hosts", "/etc/hosts"),
         ] {
+            if path == "etc/hosts" && !cx.settings.extra_hosts.is_empty() {
+                continue;
+            }
             if exists_in(&lower_dirs, path) && Path::new(host).exists() {
                 mounts.push(Mount::Bind {
                     source: host.into(),
@@ -192,7 +213,10 @@ pub(crate) fn run(
             rlimits: cx.rlimits.to_vec(),
             ..Default::default()
         },
-        sandbox: Default::default(),
+        sandbox: exec::SandboxOptions {
+            shm_size: cx.settings.shm_size,
+            ..Default::default()
+        },
     };
     // Output lines arrive on the sandbox's reader thread; they reach the reporter (only
     // borrowed here) through a channel read on a scoped thread.
@@ -290,6 +314,27 @@ pub(crate) fn run(
         writer.add_walked(walked)?;
     }
     Ok(Some(writer.finish_with_walked_snapshot(store, &upper)?))
+}
+
+/// A step's `/etc/hosts` with `--add-host`'s names: the host's on its network, else
+/// loopback's names alone, then one line per name.
+fn hosts_file(network: RunNetwork, extra: &[(String, std::net::IpAddr)]) -> String {
+    let mut text = match network {
+        RunNetwork::None => String::new(),
+        RunNetwork::Default | RunNetwork::Host => {
+            fs::read_to_string("/etc/hosts").unwrap_or_default()
+        }
+    };
+    if text.is_empty() {
+        text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n".into();
+    }
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for (name, ip) in extra {
+        text.push_str(&format!("{ip}\t{name}\n"));
+    }
+    text
 }
 
 /// Whether `path` (relative) is in the merged view of `lowers` (topmost first).

@@ -1,7 +1,7 @@
 //! `lade build`: arguments, and the dry-run plan as text or JSON.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 
 use std::process::ExitCode;
@@ -15,10 +15,10 @@ use super::progress::{BuildProgress, Mode};
 use super::StoreConfig;
 use super::{CompressionArg, Format, Progress};
 use crate::engine::{
-    self, BuildNotice, BuildOptions, BuildRequest, CacheSource, Entitlements, PlanOptions,
-    PullPolicy, Verdict,
+    self, BuildExport, BuildNotice, BuildOptions, BuildRequest, CacheSource, Entitlements,
+    ExportTo, ImageSettings, PlanOptions, PullPolicy, StepSettings, Verdict,
 };
-use crate::oci::ImageRef;
+use crate::oci::{ImageRef, Platform};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -91,9 +91,55 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: Progress,
 
-    /// Write the image id to this file
+    /// Write the image id to this file (left empty when the outputs are files only:
+    /// -o type=local or type=tar make no image)
     #[arg(long, value_name = "FILE")]
     pub iidfile: Option<PathBuf>,
+
+    /// Write buildx's JSON of the result to this file: containerimage.digest (the
+    /// manifest's), containerimage.config.digest (the image id),
+    /// containerimage.descriptor and image.name
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+
+    /// Where the result goes, as BuildKit's exporters (repeat it for more):
+    /// type=local,dest=DIR (the final stage's files), type=tar,dest=FILE|- (the same
+    /// as a tar), type=oci,dest=FILE|- (an OCI layout tar), type=docker[,dest=FILE|-]
+    /// (a docker-archive; without dest, into the store), type=image[,name=NAME][,push=true]
+    /// (into the store; type=registry pushes too). `-o DIR` is type=local and `-o -`
+    /// a tar on standard output. Without it the image goes into the store under its
+    /// -t names; with it, the store keeps the image only for an image output, so -t
+    /// with -o type=local loads nothing, as with buildx
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "[PATH,-,type=TYPE[,KEY=VALUE]]"
+    )]
+    pub outputs: Vec<String>,
+
+    /// Set a label on the image (KEY=VALUE), over the Dockerfile's LABELs; repeat it
+    /// for more
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+
+    /// Set an annotation on the image's manifest: [manifest:]KEY=VALUE. index: and
+    /// index-descriptor: are refused as BuildKit refuses them for one platform;
+    /// repeat it for more
+    #[arg(long = "annotation", value_name = "[TYPE:]KEY=VALUE")]
+    pub annotations: Vec<String>,
+
+    /// Add a line to the RUN steps' /etc/hosts (NAME:IP or NAME=IP); repeat it for more
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+
+    /// The network of RUN steps that name none with RUN --network: default and host
+    /// are the host's network (lade's build steps share it), none has only loopback
+    #[arg(long, value_name = "MODE", default_value = "default")]
+    pub network: String,
+
+    /// The size of the RUN steps' /dev/shm (e.g. 128m) [default: 64m]
+    #[arg(long, value_name = "SIZE")]
+    pub shm_size: Option<String>,
 
     /// Print the plan (stages, steps after expansion, what runs in parallel) and stop;
     /// reads no image and writes nothing
@@ -254,12 +300,36 @@ fn build_request(
         .as_deref()
         .map(|spec| cache_source(spec, "dest"))
         .transpose()?;
+    let shm_size = match &args.shm_size {
+        None => None,
+        Some(text) => Some(
+            crate::oci::parse_size(text)
+                .filter(|s| *s > 0)
+                .with_context(|| {
+                    format!("invalid --shm-size {text:?}: expected a size such as 64m or 1g")
+                })?,
+        ),
+    };
+    let mut entitlements = entitlements(&args.allow)?;
+    let no_network = match args.network.as_str() {
+        "default" | "" => false,
+        // lade's build steps share the host's network already; BuildKit allows the
+        // entitlement for the steps that ask for it again with RUN --network=host.
+        "host" => {
+            entitlements.network_host = true;
+            false
+        }
+        "none" => true,
+        other => bail!(
+            "--network {other:?} is not supported for a build: expected default, none or host"
+        ),
+    };
     let options = BuildOptions {
         context: args.context.clone(),
         dockerfile_name: name,
         dockerfile: bytes,
         dockerfile_path: path,
-        tags,
+        tags: tags.clone(),
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
         no_cache: args.no_cache,
@@ -280,21 +350,253 @@ fn build_request(
         cache_to: None,
         compression: args.compression.into(),
         source_date_epoch: super::source_date_epoch()?,
-        entitlements: entitlements(&args.allow)?,
+        entitlements,
         ulimits: args
             .ulimits
             .iter()
             .map(|text| engine::parse_ulimit(text))
             .collect::<std::result::Result<_, _>>()?,
+        steps: StepSettings {
+            extra_hosts: args
+                .add_hosts
+                .iter()
+                .map(|entry| engine::validate::extra_host(entry))
+                .collect::<std::result::Result<_, _>>()?,
+            shm_size,
+            no_network,
+        },
+        image: ImageSettings {
+            labels: engine::parse_labels(&args.labels)?,
+            annotations: annotations(&args.annotations)?,
+            keep: true,
+        },
         cancel: Default::default(),
     };
+    let mut exports = args
+        .outputs
+        .iter()
+        .map(|spec| output(spec, &tags))
+        .collect::<Result<Vec<_>>>()?;
+    if args.push {
+        exports.push(BuildExport::Image {
+            names: tags.clone(),
+            push: true,
+        });
+    }
+    if exports.iter().filter(|e| e.to_stdout()).count() > 1 {
+        bail!("only one --output can write to standard output");
+    }
+    if exports.iter().any(BuildExport::to_stdout) && std::io::stdout().is_terminal() {
+        bail!("--output: refusing to write a tar to the terminal: redirect standard output or give dest=FILE");
+    }
     Ok(BuildRequest {
         options,
         cache_from,
         cache_to,
         iidfile: args.iidfile.clone(),
-        push: args.push,
+        metadata_file: args.metadata_file.clone(),
+        exports,
     })
+}
+
+/// One `--output`, as buildx reads it: `-` is a tar on standard output, any other
+/// value without `type=` a directory for the local exporter, else comma-separated
+/// `KEY=VALUE` fields (a field with a comma in double quotes, as CSV).
+fn output(spec: &str, tags: &[ImageRef]) -> Result<BuildExport> {
+    if spec == "-" {
+        return Ok(BuildExport::Tar(ExportTo::Stdout));
+    }
+    if !spec.starts_with("type=") && !spec.contains(',') && !spec.is_empty() {
+        return Ok(BuildExport::Local(PathBuf::from(spec)));
+    }
+    let mut kind = None;
+    let mut dest = None;
+    let mut names: Vec<String> = Vec::new();
+    let mut push = false;
+    for field in csv_fields(spec) {
+        let (key, value) = field
+            .split_once('=')
+            .with_context(|| format!("--output {spec:?}: {field:?} is not KEY=VALUE"))?;
+        match key.trim().to_ascii_lowercase().as_str() {
+            "type" => kind = Some(value.to_string()),
+            "dest" => dest = Some(value.to_string()),
+            "name" => names.extend(
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(String::from),
+            ),
+            "push" => {
+                push = parse_bool(value).with_context(|| {
+                    format!("--output {spec:?}: push={value:?} is not true or false")
+                })?
+            }
+            other => bail!(
+                "--output {spec:?}: unknown key {other:?} (lade reads type, dest, name and push)"
+            ),
+        }
+    }
+    let kind = kind.with_context(|| format!("--output {spec:?}: no type=TYPE"))?;
+    let to = |what: &str| -> Result<ExportTo> {
+        match dest.as_deref() {
+            Some("-") => Ok(ExportTo::Stdout),
+            Some("") | None => bail!(
+                "--output {spec:?}: type={what} needs dest=FILE (or dest=- for standard output)"
+            ),
+            Some(path) => Ok(ExportTo::File(PathBuf::from(path))),
+        }
+    };
+    let named = !names.is_empty();
+    let names = || -> Result<Vec<ImageRef>> {
+        if names.is_empty() {
+            return Ok(tags.to_vec());
+        }
+        names
+            .iter()
+            .map(|n| {
+                n.parse::<ImageRef>()
+                    .with_context(|| format!("--output {spec:?}: invalid name {n:?}"))
+            })
+            .collect()
+    };
+    let no_key = |key: &str, given: bool| -> Result<()> {
+        if given {
+            bail!("--output {spec:?}: type={kind} takes no {key}");
+        }
+        Ok(())
+    };
+    Ok(match kind.as_str() {
+        "local" => {
+            no_key("name", named)?;
+            no_key("push", push)?;
+            match dest.as_deref() {
+                Some("") | None => bail!("--output {spec:?}: type=local needs dest=DIR"),
+                Some("-") => bail!("--output {spec:?}: type=local writes a directory: use type=tar for standard output"),
+                Some(dir) => BuildExport::Local(PathBuf::from(dir)),
+            }
+        }
+        "tar" => {
+            no_key("name", named)?;
+            no_key("push", push)?;
+            BuildExport::Tar(to("tar")?)
+        }
+        "oci" => {
+            no_key("push", push)?;
+            BuildExport::Oci {
+                to: to("oci")?,
+                names: names()?,
+            }
+        }
+        "docker" => {
+            no_key("push", push)?;
+            match dest {
+                None => BuildExport::Image {
+                    names: names()?,
+                    push: false,
+                },
+                Some(_) => BuildExport::Docker {
+                    to: to("docker")?,
+                    names: names()?,
+                },
+            }
+        }
+        "image" | "registry" => {
+            no_key("dest", dest.is_some())?;
+            BuildExport::Image {
+                names: names()?,
+                push: push || kind == "registry",
+            }
+        }
+        "cacheonly" => bail!("--output {spec:?}: type=cacheonly is not supported: every lade build records its cache"),
+        other => bail!(
+            "--output {spec:?}: unknown type {other:?} (expected local, tar, oci, docker, image or registry)"
+        ),
+    })
+}
+
+/// Splits `text` at commas outside double quotes, as Go's CSV reader that buildx uses
+/// (`"name=a,b"` is one field; `""` inside quotes is one quote).
+fn csv_fields(text: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields.into_iter().filter(|f| !f.is_empty()).collect()
+}
+
+/// Go's `strconv.ParseBool`, as BuildKit reads its boolean attributes.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// `--annotation [TYPE[PLATFORM]:]KEY=VALUE`, as buildx reads it: the annotations
+/// of the image's manifest. lade builds one platform, so BuildKit's index types are
+/// refused as BuildKit refuses them then, and a platform qualifier must be this one.
+fn annotations(specs: &[String]) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for spec in specs.iter().filter(|s| !s.is_empty()) {
+        let (key, value) = spec
+            .split_once('=')
+            .with_context(|| format!("invalid --annotation {spec:?}: expected KEY=VALUE"))?;
+        let (types, key) = match key.split_once(':') {
+            Some((types, key)) => (types, key),
+            None => ("", key),
+        };
+        if key.is_empty() {
+            bail!("invalid --annotation {spec:?}: the key is empty");
+        }
+        for kind in types.split(',').filter(|t| !t.is_empty()) {
+            let (name, platform) = match kind.split_once('[') {
+                Some((name, rest)) => (
+                    name,
+                    Some(rest.strip_suffix(']').with_context(|| {
+                        format!("invalid --annotation {spec:?}: {kind:?} has no closing ]")
+                    })?),
+                ),
+                None => (kind, None),
+            };
+            if let Some(platform) = platform {
+                let host = Platform::host();
+                let wanted = Platform::parse(platform).with_context(|| {
+                    format!("invalid --annotation {spec:?}: {platform:?} is no platform")
+                })?;
+                if wanted.os != host.os || wanted.architecture != host.architecture {
+                    bail!("invalid --annotation {spec:?}: no platform {platform} in this build (it is for {host})");
+                }
+            }
+            match name {
+                "manifest" => {}
+                "index" | "index-descriptor" => bail!(
+                    "--annotation {spec:?}: index annotations not supported for single platform export"
+                ),
+                "manifest-descriptor" => bail!(
+                    "--annotation {spec:?}: manifest-descriptor annotations are not supported: lade annotates the manifest itself (manifest:KEY=VALUE)"
+                ),
+                other => bail!(
+                    "invalid --annotation {spec:?}: unknown annotation type {other:?} (expected manifest)"
+                ),
+            }
+        }
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// `DIR`, BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`, or
@@ -423,7 +725,14 @@ fn build(store_config: &StoreConfig, args: &BuildArgs, request: &BuildRequest) -
             None => return Err(err.into()),
         },
     };
-    println!("{}", image.id);
+    drop(progress);
+    // Standard output is the archive's when an output writes there; a build of files
+    // only has no image id to print.
+    if let Some(image) = image {
+        if !request.exports.iter().any(BuildExport::to_stdout) {
+            println!("{}", image.id);
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

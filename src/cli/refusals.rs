@@ -89,7 +89,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
                            "cpu-shares", "cpuset-cpus", "cpuset-mems"], CPUS_ONLY),
     ("container update", &["memory-reservation", "memory-swap"], MEMORY_ONLY),
     ("container stats", &["all", "no-trunc"], NOT_YET),
-    ("image build", &["add-host", "label", "network", "shm-size"], NOT_YET),
     ("image build", &["cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus",
                       "cpuset-mems", "memory", "memory-swap"], "build steps run without limits"),
     ("image build", &["compress"], "the context is read where it is, never sent"),

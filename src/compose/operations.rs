@@ -317,6 +317,8 @@ pub(super) fn build_service(
         source_date_epoch: None,
         entitlements: Default::default(),
         ulimits: Vec::new(),
+        steps: Default::default(),
+        image: Default::default(),
         cancel: Default::default(),
     };
     reporter.status("Image", &image, "Building");
@@ -327,7 +329,8 @@ pub(super) fn build_service(
             cache_from: Vec::new(),
             cache_to: None,
             iidfile: None,
-            push: false,
+            metadata_file: None,
+            exports: Vec::new(),
         },
         reporter.builder(),
     )?;

@@ -92,6 +92,14 @@ pub struct SaveSet {
 }
 
 impl SaveSet {
+    /// One image, saved under `names` (a build's `--output type=oci|docker`).
+    pub(super) fn of(image: Image, names: Vec<ImageRef>, format: SaveFormat) -> SaveSet {
+        SaveSet {
+            items: vec![SaveItem { image, names }],
+            format,
+        }
+    }
+
     /// The bytes the archive's layers take, as it writes them.
     pub fn size(&self) -> u64 {
         self.items

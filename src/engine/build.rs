@@ -1,5 +1,6 @@
 //! `build`: a Dockerfile made into an image with its caches (local directories and
-//! registries, imported before and exported after), the iidfile and `--push`; its
+//! registries, imported before and exported after), its outputs (`build_output`), the
+//! iidfile, the metadata file and `--push`; its
 //! `--explain` (what the cache has for every step, registry caches included) and its
 //! `--dry-run` (the plan, reading no image).
 
@@ -7,6 +8,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use super::build_output::{self, BuildExport};
 use super::{push, EngineError, PushRequest, Result};
 use crate::builder::{self, shared_cache, BuildOptions, ExplainedStep, Reporter};
 use crate::graph::{self, BaseImage, ExpandedStage, Plan, PlanOptions};
@@ -25,15 +27,20 @@ pub enum CacheSource {
 
 /// What `lade build` is asked for. `options` leaves its cache directories empty: they
 /// come from `cache_from` and `cache_to`, registries' through the store's staging area.
+/// Its tags and image settings' `keep` are what `exports` make them.
 #[derive(Debug, Clone)]
 pub struct BuildRequest {
     pub options: BuildOptions,
     pub cache_from: Vec<CacheSource>,
     pub cache_to: Option<CacheSource>,
-    /// `--iidfile`: where the image id is written.
+    /// `--iidfile`: where the image id is written (empty when the build makes files
+    /// only, as buildx leaves it).
     pub iidfile: Option<PathBuf>,
-    /// `--push`: each tag pushed to its registry once built.
-    pub push: bool,
+    /// `--metadata-file`: where buildx's JSON of the result is written.
+    pub metadata_file: Option<PathBuf>,
+    /// `--output` (and `--push`): none is the image in the store under the options'
+    /// tags, Docker's default.
+    pub exports: Vec<BuildExport>,
 }
 
 /// What a build tells beyond its steps' events, in the order it happens.
@@ -64,9 +71,40 @@ pub trait BuildReporter: Reporter {
     fn notice(&self, notice: BuildNotice<'_>);
 }
 
-/// `lade build`: the image made.
-pub fn build(store: &Store, request: &BuildRequest, reporter: &dyn BuildReporter) -> Result<Image> {
+/// `lade build`: the image made, or `None` when the build's outputs are files only
+/// (`--output type=local|tar`), which make no image.
+pub fn build(
+    store: &Store,
+    request: &BuildRequest,
+    reporter: &dyn BuildReporter,
+) -> Result<Option<Image>> {
     let mut options = request.options.clone();
+    let exports = match request.exports.as_slice() {
+        [] => vec![BuildExport::Image {
+            names: options.tags.clone(),
+            push: false,
+        }],
+        given => given.to_vec(),
+    };
+    // The store keeps the image only when an output asks for it, under that output's
+    // names: `-t` with `--output type=local` loads nothing, as with buildx.
+    let mut kept_names: Vec<ImageRef> = Vec::new();
+    for export in &exports {
+        if let BuildExport::Image { names, .. } = export {
+            for name in names {
+                if !kept_names.contains(name) {
+                    kept_names.push(name.clone());
+                }
+            }
+        }
+    }
+    options.image.keep = exports
+        .iter()
+        .any(|e| matches!(e, BuildExport::Image { .. }));
+    options.tags = kept_names;
+    // Held until the outputs are written: an image the store does not keep has blobs
+    // nothing names, which garbage collection must leave alone meanwhile.
+    let _guard = store.content_guard()?;
     let mut staged = import_caches(store, &request.cache_from, &mut options, &|notice| {
         reporter.notice(notice)
     })?;
@@ -93,17 +131,43 @@ pub fn build(store: &Store, request: &BuildRequest, reporter: &dyn BuildReporter
     }
     drop(staged);
     let image = output.image;
+    reporter.notice(BuildNotice::Built(&image));
+    let mut stdout = std::io::stdout().lock();
+    for export in &exports {
+        build_output::write(store, &image, export, &mut stdout)?;
+    }
+    drop(stdout);
+    for export in &exports {
+        if let BuildExport::Image { names, push: true } = export {
+            push_names(store, names, &options, reporter)?;
+        }
+    }
+    let made = exports.iter().any(BuildExport::is_image).then_some(image);
     if let Some(iidfile) = &request.iidfile {
-        std::fs::write(iidfile, image.id.to_string()).map_err(|source| EngineError::File {
+        let id = made.as_ref().map(|i| i.id.to_string()).unwrap_or_default();
+        std::fs::write(iidfile, id).map_err(|source| EngineError::File {
             what: format!("write {}", iidfile.display()),
             source,
         })?;
     }
-    reporter.notice(BuildNotice::Built(&image));
-    if request.push {
-        push_tags(store, &options, reporter)?;
+    if let Some(path) = &request.metadata_file {
+        let names: Vec<ImageRef> = exports
+            .iter()
+            .flat_map(|e| match e {
+                BuildExport::Image { names, .. }
+                | BuildExport::Oci { names, .. }
+                | BuildExport::Docker { names, .. } => names.clone(),
+                BuildExport::Local(_) | BuildExport::Tar(_) => Vec::new(),
+            })
+            .fold(Vec::new(), |mut all, name| {
+                if !all.contains(&name) {
+                    all.push(name);
+                }
+                all
+            });
+        build_output::write_json(path, &build_output::metadata(made.as_ref(), &names))?;
     }
-    Ok(image)
+    Ok(made)
 }
 
 /// Adds the caches of `sources` to `options`: directories first, in order, then the
@@ -167,11 +231,17 @@ fn export_cache(dir: &Path, reference: &ImageRef, options: &BuildOptions) -> Res
     })
 }
 
-fn push_tags(store: &Store, options: &BuildOptions, reporter: &dyn BuildReporter) -> Result<()> {
-    if options.tags.is_empty() {
+/// Pushes the built image under each of `names` to its registry.
+fn push_names(
+    store: &Store,
+    names: &[ImageRef],
+    options: &BuildOptions,
+    reporter: &dyn BuildReporter,
+) -> Result<()> {
+    if names.is_empty() {
         return Err(EngineError::PushWithoutTag);
     }
-    for tag in &options.tags {
+    for tag in names {
         let request = PushRequest {
             image: tag.normalized(),
             destination: tag.clone(),

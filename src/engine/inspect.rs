@@ -40,7 +40,7 @@ pub fn inspect(store: &Store, reference: &str, kind: Option<InspectKind>) -> Res
 /// Docker's `image inspect` shape.
 fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
     let config = &image.config;
-    json!({
+    let mut value = json!({
         "Id": image.id.to_string(),
         "RepoTags": image.tags,
         "RepoDigests": repo_digests,
@@ -66,5 +66,10 @@ fn inspect_json(image: &Image, repo_digests: &[String]) -> Value {
             })).collect::<Vec<_>>(),
         },
         "Metadata": {},
-    })
+    });
+    // A build's `--annotation`s, where the manifest has any.
+    if !image.annotations.is_empty() {
+        value["Manifest"]["Annotations"] = json!(image.annotations);
+    }
+    value
 }

@@ -22,6 +22,7 @@
 
 mod archive;
 mod build;
+mod build_output;
 mod cache;
 mod check;
 mod commit;
@@ -77,6 +78,7 @@ pub use build::{
     build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, CacheSource,
     DryRun, StagedContext, StdinInput,
 };
+pub use build_output::{BuildExport, ExportTo};
 pub use cache::{
     cache_inspect, cache_records, cache_usage, prune_cache, CacheInspection, CachePruneRequest,
     CachedStep,
@@ -141,8 +143,8 @@ pub use crate::network::{NetworkInspect, NetworkOptions};
 // them through here only.
 pub use crate::archive::{ImportOptions, Loaded, Progress as TransferProgress, SaveFormat};
 pub use crate::builder::{
-    BuildOptions, CacheStatus, Entitlements, Event, ExplainedStep, Reporter as StepReporter,
-    StepRef, Verdict,
+    BuildOptions, CacheStatus, Entitlements, Event, ExplainedStep, ImageSettings,
+    Reporter as StepReporter, StepRef, StepSettings, Verdict,
 };
 pub use crate::exec::Cancel;
 pub use crate::graph::{config_with_changes, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
@@ -246,7 +248,7 @@ pub enum EngineError {
     #[error("the stored step list: {0}")]
     StepList(serde_json::Error),
     /// `build --push` with no `-t` to say where.
-    #[error("--push needs a -t naming where to push")]
+    #[error("--push (or --output type=image,push=true) needs a name: give -t NAME or name=NAME")]
     PushWithoutTag,
     /// The store lacked the image and pulling it failed: Docker's notice has already
     /// said that it was missing, so the message only says what went wrong.
@@ -293,6 +295,12 @@ pub enum EngineError {
     },
     #[error("lade cp copies between a container and the host: name the container in SRC or DEST as CONTAINER:PATH")]
     CopyNeedsContainer,
+    /// A build's `--output` could not be written: `what` says where it was going.
+    #[error("cannot write the build's output to {what}: {source}")]
+    BuildOutput {
+        what: String,
+        source: crate::layers::LayerError,
+    },
 }
 
 impl EngineError {

@@ -722,6 +722,9 @@ impl State<'_> {
                 }
                 SourceSpec::Path(path) => {
                     let path = self.word(path)?;
+                    if add && is_git_source(&path) {
+                        return Err(GraphErrorKind::GitSource(path));
+                    }
                     if add && (path.starts_with("http://") || path.starts_with("https://")) {
                         CopySource::Url(path)
                     } else {
@@ -901,6 +904,34 @@ fn is_valid_signal(text: &str) -> bool {
         || name == "RTMAX"
 }
 
+/// Whether an ADD source is a git repository as BuildKit tells one (its `ParseGitRef`):
+/// a `git://` or `ssh://` URL, an `http(s)://` URL whose path ends in `.git`, or
+/// scp's `user@host:path`.
+fn is_git_source(source: &str) -> bool {
+    let lower = source.to_ascii_lowercase();
+    if lower.starts_with("git://") || lower.starts_with("ssh://") {
+        return true;
+    }
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let path = source.split(['?', '#']).next().unwrap_or_default();
+        let after_host = path.splitn(4, '/').nth(3).unwrap_or_default();
+        return after_host.ends_with(".git");
+    }
+    let Some((user, rest)) = source.split_once('@') else {
+        return false;
+    };
+    let Some((host, _)) = rest.split_once(':') else {
+        return false;
+    };
+    let word = |text: &str, extra: &[char]| {
+        !text.is_empty()
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || extra.contains(&c))
+    };
+    word(user, &['_']) && word(host, &['.'])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -937,5 +968,27 @@ mod tests {
         assert_eq!(parse_size("1GiB"), Some(1 << 30));
         assert_eq!(parse_size("100"), Some(100));
         assert_eq!(parse_size("x"), None);
+    }
+
+    #[test]
+    fn git_sources_are_told_as_buildkit_tells_them() {
+        for git in [
+            "https://github.com/moby/buildkit.git",
+            "https://example.com/a/b.git#v1:sub",
+            "git://127.0.0.1/repo",
+            "ssh://git@example.com/repo",
+            "git@github.com:moby/buildkit.git",
+        ] {
+            assert!(is_git_source(git), "{git}");
+        }
+        for other in [
+            "https://example.com/archive.tar.gz",
+            "https://example.com.git/file",
+            "app.git",
+            "./git@host:x",
+            "dir/file",
+        ] {
+            assert!(!is_git_source(other), "{other}");
+        }
     }
 }

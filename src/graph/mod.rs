@@ -173,6 +173,12 @@ pub enum GraphErrorKind {
     Expose(#[from] expand::ExposeError),
     #[error("{0}")]
     Invalid(String),
+    /// BuildKit's git sources (`ADD https://host/repo.git`, `ADD git@host:repo`):
+    /// refused by name rather than fetched as a web page or read as a path.
+    #[error(
+        "ADD {0}: git repositories as sources are not supported (lade does not clone them); clone the repository into the build context and COPY it, or ADD an archive of it"
+    )]
+    GitSource(String),
 }
 
 impl GraphError {

@@ -69,7 +69,7 @@ pub fn push(
             layers.push((digest, size, to.media_type().to_string()));
         }
         let config_size = store.read_blob(&image.id)?.len() as u64;
-        let manifest = ImageManifest::new(
+        let mut manifest = ImageManifest::new(
             Descriptor::new(media::OCI_CONFIG, image.id, config_size),
             layers
                 .iter()
@@ -78,6 +78,7 @@ pub fn push(
                 })
                 .collect(),
         );
+        manifest.annotations = image.annotations.clone();
         (layers, manifest.to_canonical_json())
     } else {
         let layers = image

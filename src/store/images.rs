@@ -41,6 +41,8 @@ pub struct Image {
     pub manifest_size: u64,
     pub config: ImageConfig,
     pub layers: Vec<LayerInfo>,
+    /// Its manifest's annotations (a build's `--annotation`).
+    pub annotations: BTreeMap<String, String>,
     /// Tags naming this image's manifest.
     pub tags: Vec<String>,
 }
@@ -66,22 +68,19 @@ impl Store {
     /// Writes the config and manifest blobs, records the image and points `tags` at it.
     /// The layer blobs must be in the store already.
     pub fn commit_image(&self, image: &NewImage, tags: &[ImageRef]) -> Result<Image> {
-        let config_bytes = match &image.config_bytes {
-            Some(bytes) => bytes.clone(),
-            None => canonical_json(&image.config),
-        };
-        let config_digest = self.put_blob(&config_bytes)?;
-        // The bytes oci-spec's builder wrote before, key for key, so digests stay.
-        let manifest = ImageManifest::new(
-            Descriptor::new(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
-            image
-                .layers
-                .iter()
-                .map(|l| Descriptor::new(l.media_type.as_str(), l.blob, l.size))
-                .collect(),
-        );
-        let manifest_bytes = canonical_json(&manifest);
-        let manifest_digest = self.put_blob(&manifest_bytes)?;
+        self.commit_annotated_image(image, &BTreeMap::new(), tags)
+    }
+
+    /// [`Store::commit_image`] with `annotations` on the image's manifest (a build's
+    /// `--annotation`).
+    pub fn commit_annotated_image(
+        &self,
+        image: &NewImage,
+        annotations: &BTreeMap<String, String>,
+        tags: &[ImageRef],
+    ) -> Result<Image> {
+        let (config_digest, manifest_digest, manifest_len) =
+            self.put_image_blobs(image, annotations)?;
         let size: u64 = image.layers.iter().map(|l| l.tar_size).sum();
         self.with_db(|conn| {
             let tx = conn.transaction()?;
@@ -101,7 +100,7 @@ impl Store {
                 &tx,
                 &manifest_digest,
                 &config_digest,
-                manifest_bytes.len(),
+                manifest_len,
                 image.config.created.as_deref(),
                 size,
                 now_seconds(),
@@ -109,13 +108,62 @@ impl Store {
             tx.commit()
         })?;
         for tag in tags {
-            self.set_tag(
-                &tag.familiar(),
-                &manifest_digest,
-                manifest_bytes.len() as u64,
-            )?;
+            self.set_tag(&tag.familiar(), &manifest_digest, manifest_len as u64)?;
         }
         self.image_by_manifest(&manifest_digest)
+    }
+
+    /// The config and manifest blobs of `image`, written but not recorded: an image a
+    /// build exports (to an archive) without keeping it. Nothing names it, so the next
+    /// garbage collection takes its blobs unless something else needs them.
+    pub fn unrecorded_image(
+        &self,
+        image: &NewImage,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<Image> {
+        let (id, manifest_digest, manifest_len) = self.put_image_blobs(image, annotations)?;
+        let config = match &image.config_bytes {
+            Some(bytes) => serde_json::from_slice(bytes).map_err(|e| StoreError::Invalid {
+                what: format!("image config {id}"),
+                reason: e.to_string(),
+            })?,
+            None => image.config.clone(),
+        };
+        Ok(Image {
+            id,
+            manifest_digest,
+            manifest_size: manifest_len as u64,
+            config,
+            layers: image.layers.clone(),
+            annotations: annotations.clone(),
+            tags: Vec::new(),
+        })
+    }
+
+    /// Writes `image`'s config and manifest: their digests and the manifest's length.
+    fn put_image_blobs(
+        &self,
+        image: &NewImage,
+        annotations: &BTreeMap<String, String>,
+    ) -> Result<(Digest, Digest, usize)> {
+        let config_bytes = match &image.config_bytes {
+            Some(bytes) => bytes.clone(),
+            None => canonical_json(&image.config),
+        };
+        let config_digest = self.put_blob(&config_bytes)?;
+        // The bytes oci-spec's builder wrote before, key for key, so digests stay.
+        let mut manifest = ImageManifest::new(
+            Descriptor::new(media::OCI_CONFIG, config_digest, config_bytes.len() as u64),
+            image
+                .layers
+                .iter()
+                .map(|l| Descriptor::new(l.media_type.as_str(), l.blob, l.size))
+                .collect(),
+        );
+        manifest.annotations = annotations.clone();
+        let manifest_bytes = canonical_json(&manifest);
+        let manifest_digest = self.put_blob(&manifest_bytes)?;
+        Ok((config_digest, manifest_digest, manifest_bytes.len()))
     }
 
     /// Finds an image by tag (`busybox`, `app:1`), manifest digest (`name@sha256:...`),
@@ -255,6 +303,7 @@ impl Store {
             manifest_size: manifest_bytes.len() as u64,
             config,
             layers,
+            annotations: manifest.annotations,
             tags,
         })
     }
