@@ -821,3 +821,104 @@ fn build_args(specs: &[String]) -> Result<BTreeMap<String, String>> {
     }
     Ok(args)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags() -> Vec<ImageRef> {
+        vec!["app:1".parse().unwrap()]
+    }
+
+    #[test]
+    fn outputs_read_as_buildx_reads_them() {
+        assert_eq!(
+            output("-", &tags()).unwrap(),
+            BuildExport::Tar(ExportTo::Stdout)
+        );
+        assert_eq!(
+            output("dist", &tags()).unwrap(),
+            BuildExport::Local("dist".into())
+        );
+        assert_eq!(
+            output("type=tar,dest=out.tar", &tags()).unwrap(),
+            BuildExport::Tar(ExportTo::File("out.tar".into()))
+        );
+        assert_eq!(
+            output("type=oci,dest=-", &tags()).unwrap(),
+            BuildExport::Oci {
+                to: ExportTo::Stdout,
+                names: tags()
+            }
+        );
+        assert_eq!(
+            output("type=docker", &tags()).unwrap(),
+            BuildExport::Image {
+                names: tags(),
+                push: false
+            }
+        );
+        assert_eq!(
+            output("type=registry", &tags()).unwrap(),
+            BuildExport::Image {
+                names: tags(),
+                push: true
+            }
+        );
+        assert_eq!(
+            output("type=image,\"name=a:1,b:2\",push=false", &tags()).unwrap(),
+            BuildExport::Image {
+                names: vec!["a:1".parse().unwrap(), "b:2".parse().unwrap()],
+                push: false
+            }
+        );
+        for (spec, says) in [
+            ("type=local,dest=-", "use type=tar"),
+            ("type=image,dest=x", "takes no dest"),
+            ("type=cacheonly", "not supported"),
+            ("type=local,dest=x,name=a", "takes no name"),
+            ("type=image,name=UPPER", "invalid name"),
+        ] {
+            let error = format!("{:#}", output(spec, &tags()).unwrap_err());
+            assert!(error.contains(says), "{spec}: {error}");
+        }
+    }
+
+    #[test]
+    fn csv_fields_keep_quoted_commas() {
+        assert_eq!(
+            csv_fields("a=1,\"b=2,3\",c=\"\"x\"\""),
+            ["a=1", "b=2,3", "c=x"]
+        );
+        assert_eq!(csv_fields("\"q=\"\"x\"\"\""), ["q=\"x\""]);
+    }
+
+    #[test]
+    fn annotations_go_on_the_manifest() {
+        let host = Platform::host();
+        let read = annotations(&[
+            "a=1".into(),
+            "manifest:b=2".into(),
+            format!("manifest[{}/{}]:c=3", host.os, host.architecture),
+        ])
+        .unwrap();
+        assert_eq!(
+            read.into_iter().collect::<Vec<_>>(),
+            [
+                ("a".to_string(), "1".to_string()),
+                ("b".into(), "2".into()),
+                ("c".into(), "3".into())
+            ]
+        );
+        for (spec, says) in [
+            ("index:a=1", "index annotations not supported"),
+            ("manifest-descriptor:a=1", "not supported"),
+            ("manifest[linux/s390x]:a=1", "no platform linux/s390x"),
+            ("layer:a=1", "unknown annotation type"),
+            ("novalue", "expected KEY=VALUE"),
+        ] {
+            let error = annotations(&[spec.into()]).unwrap_err().to_string();
+            assert!(error.contains(says), "{spec}: {error}");
+        }
+    }
+}

@@ -69,7 +69,10 @@ impl BuildExport {
 }
 
 fn output_error(what: String) -> impl FnOnce(LayerError) -> EngineError {
-    move |source| EngineError::BuildOutput { what, source }
+    move |source| EngineError::BuildOutput {
+        what,
+        source: Box::new(source),
+    }
 }
 
 /// Writes the files and archives of `export` (an `Image` output is the store's and the

@@ -299,7 +299,7 @@ pub enum EngineError {
     #[error("cannot write the build's output to {what}: {source}")]
     BuildOutput {
         what: String,
-        source: crate::layers::LayerError,
+        source: Box<crate::layers::LayerError>,
     },
 }
 

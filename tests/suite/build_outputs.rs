@@ -145,7 +145,7 @@ fn dash_output_is_a_tar_on_standard_output() {
     let lade = Lade::new();
     lade.busybox();
     let context = Context::new(ARTEFACTS);
-    let build = lade
+    let mut build = lade
         .process()
         .args([
             "build",
@@ -156,14 +156,15 @@ fn dash_output_is_a_tar_on_standard_output() {
             &arg(context.path()),
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .expect("lade build runs");
     let tar = std::process::Command::new("tar")
         .arg("-t")
-        .stdin(build.stdout.unwrap())
+        .stdin(build.stdout.take().unwrap())
         .output()
         .expect("tar runs");
+    assert!(build.wait().unwrap().success(), "lade build -o - failed");
     assert!(tar.status.success(), "tar -t failed");
     let mut names: Vec<String> = String::from_utf8_lossy(&tar.stdout)
         .lines()
