@@ -140,6 +140,44 @@ fn tar_output_keeps_the_images_owners_and_modes() {
     }
 }
 
+/// The files of `--target`'s stage are its layers merged: what a later step deleted
+/// (a whiteout) or replaced (an opaque directory) is gone.
+#[test]
+fn tar_output_of_a_target_stage_applies_deletions() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox AS base
+RUN echo a > /gone && echo b > /kept && mkdir /d && touch /d/old
+FROM base AS trimmed
+RUN rm /gone && rm -r /d && mkdir /d && touch /d/new
+FROM scratch
+COPY --from=trimmed /kept /
+",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("trimmed.tar");
+    lade.ok(&[
+        "build",
+        "-q",
+        "--target",
+        "trimmed",
+        "-o",
+        &format!("type=tar,dest={}", file.display()),
+        &arg(context.path()),
+    ]);
+    let paths: Vec<String> = tar_listing(&std::fs::read(&file).unwrap())
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().to_string())
+        .collect();
+    for present in ["kept", "d/", "d/new", "bin/busybox"] {
+        assert!(paths.iter().any(|p| p == present), "{present} missing");
+    }
+    for absent in ["gone", "d/old"] {
+        assert!(!paths.iter().any(|p| p == absent), "{absent} exported");
+    }
+}
+
 #[test]
 fn dash_output_is_a_tar_on_standard_output() {
     let lade = Lade::new();
