@@ -747,3 +747,95 @@ fn kube_play_runs_the_generated_pod_and_kube_down_removes_it() {
     lade.ok(&["kube", "down", &pod_file]);
     assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
 }
+
+/// `kube generate` of a running container: its pod carries only what the container sets
+/// beyond its image (the environment it was given, not the image's PATH), its published
+/// port as a hostPort, its named volume as a claim, its healthcheck as a probe and its
+/// limit; the YAML is what the API accepts, and `kube play` of it serves the same page
+/// again from the same volume. The played pod is then named to `kube generate` again.
+#[test]
+fn kube_generate_of_a_container_and_play_of_it_serve_the_same_app() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let port = free_port();
+    let published = format!("127.0.0.1:{port}:80");
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &published,
+        "-e",
+        "GREETING=hello from web",
+        "-v",
+        "pages:/www",
+        "--memory",
+        "64m",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "5s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING > /www/index.html; exec httpd -f -p 80 -h /www",
+    ]);
+    common::wait_until("the container to serve", || http_get(port).is_some());
+    let documents = kube_round_trip(&lade.ok(&["kube", "generate", "web"]));
+    let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Pod"]);
+    assert_eq!(documents[0].1["metadata"]["name"], "pages");
+    let pod = &documents[1].1;
+    assert_eq!(pod["metadata"]["name"], "web-pod");
+    let web = &pod["spec"]["containers"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(
+        web["env"],
+        serde_json::json!([{"name": "GREETING", "value": "hello from web"}])
+    );
+    assert_eq!(
+        web["ports"][0],
+        serde_json::json!({"containerPort": 80, "hostIP": "127.0.0.1", "hostPort": port, "protocol": "TCP"})
+    );
+    assert_eq!(
+        web["livenessProbe"],
+        serde_json::json!({"exec": {"command": ["/bin/sh", "-c", "true"]}, "periodSeconds": 5})
+    );
+    assert_eq!(
+        web["resources"]["limits"],
+        serde_json::json!({"memory": "67108864"})
+    );
+    assert_eq!(
+        pod["spec"]["volumes"],
+        serde_json::json!([{"name": "pages", "persistentVolumeClaim": {"claimName": "pages"}}])
+    );
+    let deployment =
+        kube_round_trip(&lade.ok(&["kube", "generate", "--type", "deployment", "web"]));
+    let kinds: Vec<&str> = deployment.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Deployment", "Service"]);
+    assert_eq!(deployment[2].1["spec"]["ports"][0]["port"], 80);
+
+    common::step("the generated pod played again");
+    let dir = tempfile::tempdir().unwrap();
+    let pod_file = dir.path().join("web.yaml").display().to_string();
+    lade.ok(&["kube", "generate", "web", "-f", &pod_file]);
+    lade.ok(&["rm", "-f", "web"]);
+    lade.ok(&["kube", "play", &pod_file]);
+    assert_eq!(lade.ok(&["ps", "--format", "{{.Names}}"]), "web-pod-web\n");
+    common::wait_until("the played pod to serve", || {
+        http_get(port).as_deref() == Some("hello from web\n")
+    });
+    // The played pod, named by its pod name, gives the same pod.
+    let again = kube_round_trip(&lade.ok(&["kube", "generate", "web-pod"]));
+    assert_eq!(again[1].1["metadata"]["name"], "web-pod");
+    assert_eq!(again[1].1["spec"]["containers"][0]["name"], "web");
+    let missing = lade.fails(&["kube", "generate", "nothing-here"]);
+    assert!(
+        missing.contains("no such container or pod: nothing-here"),
+        "{missing}"
+    );
+    lade.ok(&["kube", "down", &pod_file]);
+    assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
+}
