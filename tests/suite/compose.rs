@@ -839,3 +839,54 @@ fn kube_generate_of_a_container_and_play_of_it_serve_the_same_app() {
     lade.ok(&["kube", "down", &pod_file]);
     assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
 }
+
+/// `kube play` of ConfigMaps and Secrets in the same file as the Deployment using them:
+/// as files (all keys, or chosen items at their paths with their modes, read-only) and
+/// as environment (`envFrom` with a prefix, `valueFrom` key references, `env` winning);
+/// `replicas: 2` runs two pods named as podman names them; `kube down` removes the
+/// containers and the volumes the files were written to.
+#[test]
+fn kube_play_mounts_config_maps_and_secrets_and_runs_replicas() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[(
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata:\n  GREETING: hello from a map\n  LEVEL: low\n  app.conf: |\n    port=80\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ntype: Opaque\ndata: {password: czNjcjN0}\nstringData: {user: admin}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers:\n      - name: main\n        image: busybox\n        command: [sleep, '1000']\n        envFrom:\n        - configMapRef: {name: settings}\n          prefix: CFG_\n        env:\n        - {name: CFG_LEVEL, value: high}\n        - name: PASSWORD\n          valueFrom: {secretKeyRef: {name: creds, key: password}}\n        volumeMounts:\n        - {name: conf, mountPath: /etc/app}\n        - {name: secret, mountPath: /run/creds}\n      volumes:\n      - name: conf\n        configMap:\n          name: settings\n          items: [{key: app.conf, path: sub/app.conf, mode: 256}]\n      - name: secret\n        secret: {secretName: creds, defaultMode: 384}\n",
+    )]);
+    let file = dir.path().join("app.yaml").display().to_string();
+    lade.ok(&["kube", "play", &file]);
+    let mut names: Vec<String> = lade
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app-pod-0-main", "app-pod-1-main"]);
+    for name in &names {
+        let env = lade.ok(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "echo $CFG_GREETING/$CFG_LEVEL/$PASSWORD",
+        ]);
+        assert_eq!(env, "hello from a map/high/s3cr3t\n");
+    }
+    let files = lade.ok(&[
+        "exec",
+        "app-pod-1-main",
+        "sh",
+        "-c",
+        "ls /etc/app; cat /etc/app/sub/app.conf; stat -c '%a %n' /etc/app/sub/app.conf /run/creds/*; cat /run/creds/user; echo; touch /etc/app/x 2>&1 || true",
+    ]);
+    assert_eq!(
+        files,
+        "sub\nport=80\n400 /etc/app/sub/app.conf\n600 /run/creds/password\n600 /run/creds/user\nadmin\ntouch: /etc/app/x: Read-only file system\n"
+    );
+    let err = lade.fails(&["kube", "play", "-"]);
+    assert!(err.contains("standard input"), "{err}");
+    lade.ok(&["kube", "down", &file]);
+    assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(lade.ok(&["volume", "ls", "-q"]), "");
+}
