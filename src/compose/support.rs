@@ -12,9 +12,10 @@ const SUPPORTED: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "version", "name", "services", "networks", "volumes", "secrets", "configs",
+            "version", "name", "include", "services", "networks", "volumes", "secrets", "configs",
         ],
     ),
+    ("include.#", &["path", "project_directory", "env_file"]),
     (
         "services.*",
         &[
@@ -31,6 +32,7 @@ const SUPPORTED: &[(&str, &[&str])] = &[
             "env_file",
             "environment",
             "expose",
+            "extends",
             "extra_hosts",
             "healthcheck",
             "hostname",
@@ -62,6 +64,7 @@ const SUPPORTED: &[(&str, &[&str])] = &[
         &["context", "dockerfile", "args", "target"],
     ),
     ("services.*.deploy", &["replicas", "resources"]),
+    ("services.*.extends", &["file", "service"]),
     ("services.*.deploy.resources", &["limits"]),
     (
         "services.*.deploy.resources.limits",
