@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::containers::{docker_ports, docker_status};
+use super::containers::{docker_command_and_created, docker_ports, docker_status};
 use super::progress::{BuildProgress, Mode};
 use super::{open_store, open_store_read_only, print_table, StoreConfig};
 use crate::compose::{self, LoadOptions, Project};
@@ -531,21 +531,26 @@ fn ps(store_config: &StoreConfig, project: &Project, args: &PsArgs) -> Result<Ex
         .iter()
         .map(|row| {
             let status = docker_status(row);
+            let (command, created) = docker_command_and_created(row);
             vec![
                 row.name.clone(),
                 row.image.clone(),
-                row.command.clone(),
+                command,
                 row.labels
                     .get(compose::labels::SERVICE)
                     .cloned()
                     .unwrap_or_default(),
+                created,
                 status,
                 docker_ports(&row.ports),
             ]
         })
         .collect();
+    // docker compose's columns.
     print_table(
-        &["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"],
+        &[
+            "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+        ],
         &table,
     );
     Ok(ExitCode::SUCCESS)

@@ -59,6 +59,19 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ComposeError> {
     let mut variables = dot_env(options, &directory)?;
     // The process environment wins over `.env`.
     variables.extend(options.environment.clone());
+    // The project's name is there for interpolation, as the spec says, before the
+    // files are interpolated.
+    if !variables.contains_key("COMPOSE_PROJECT_NAME") {
+        let top_name = files.iter().rev().find_map(|file| {
+            let text = std::fs::read_to_string(file).ok()?;
+            let value: Value = serde_yaml_ng::from_str(&text).ok()?;
+            let name = value.get("name")?.as_str()?.to_string();
+            interpolate::interpolate(&name, &variables, &mut Unset::default()).ok()
+        });
+        if let Ok(name) = project_name(options, top_name.as_deref(), &directory) {
+            variables.insert("COMPOSE_PROJECT_NAME".into(), name);
+        }
+    }
     let mut warnings = Vec::new();
     let mut merged = Value::Mapping(Mapping::new());
     for file in &files {
@@ -273,6 +286,11 @@ fn read_checked(
     if value.is_null() {
         value = Value::Mapping(Mapping::new());
     }
+    // YAML's `<<` merge keys (the spec's fragments and extensions use them).
+    value.apply_merge().map_err(|source| ComposeError::Yaml {
+        file: shown.clone(),
+        source,
+    })?;
     let mut unset = Unset::default();
     interpolate::interpolate_value(&mut value, variables, &shown, &mut unset)?;
     for name in unset.0 {
@@ -594,7 +612,7 @@ fn untagged_json(value: &Value) -> Result<serde_json::Value, String> {
         Value::Mapping(map) => {
             let mut object = serde_json::Map::new();
             for (key, item) in map {
-                // `<<` merge keys are applied by the YAML reader already.
+                // `<<` merge keys were applied when the file was read.
                 object.insert(key_text(key), untagged_json(item)?);
             }
             serde_json::Value::Object(object)

@@ -888,3 +888,173 @@ fn kube_play_mounts_config_maps_and_secrets_and_runs_replicas() {
     assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
     assert_eq!(lade.ok(&["volume", "ls", "-q"]), "");
 }
+
+/// `include` brings another file's services and volumes, its relative paths and `.env`
+/// its own; `extends` builds a service on one of the same or another file (merged as
+/// files merge, relative paths kept to their file); a name defined twice and cycles are
+/// refused by name. `ps` shows compose's columns, CREATED as Docker says it.
+#[test]
+fn include_and_extends_and_ps_created() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[
+        (
+            "common/compose.yaml",
+            "services:\n  db:\n    image: busybox\n    command: sleep ${DB_SLEEP}\n    volumes: [./data:/data]\n  base:\n    image: busybox\n    environment: {FROM_BASE: '1', LEVEL: base}\n    volumes: ['./conf:/conf:ro']\nvolumes:\n  shared: {}\n",
+        ),
+        ("common/.env", "DB_SLEEP=77\n"),
+        (
+            "compose.yaml",
+            "name: inc\ninclude:\n  - common/compose.yaml\nservices:\n  web:\n    extends:\n      file: common/compose.yaml\n      service: base\n    environment: {LEVEL: web}\n    command: sleep 100\n  worker:\n    extends: web\n    command: sleep 200\n",
+        ),
+        (
+            "twice.yaml",
+            "include: [common/compose.yaml]\nservices:\n  db:\n    image: busybox\n",
+        ),
+        (
+            "cycle.yaml",
+            "services:\n  a:\n    extends: b\n    image: busybox\n  b:\n    extends: a\n",
+        ),
+    ]);
+    let root = dir.path().display().to_string();
+    let services = ok(&lade, dir.path(), &["config", "--services"]);
+    assert_eq!(services, "base\ndb\nweb\nworker\n");
+    let config: serde_json::Value =
+        serde_yaml_ng::from_str(&ok(&lade, dir.path(), &["config"])).unwrap();
+    let services = &config["services"];
+    assert_eq!(
+        services["db"]["command"],
+        serde_json::json!(["sleep", "77"])
+    );
+    assert_eq!(
+        services["db"]["volumes"][0]["source"],
+        format!("{root}/common/data")
+    );
+    for (name, command) in [("web", "100"), ("worker", "200")] {
+        let service = &services[name];
+        assert_eq!(service["command"], serde_json::json!(["sleep", command]));
+        assert_eq!(
+            service["environment"],
+            serde_json::json!({"FROM_BASE": "1", "LEVEL": "web"})
+        );
+        assert_eq!(
+            service["volumes"][0]["source"],
+            format!("{root}/common/conf"),
+            "{name}"
+        );
+    }
+    assert_eq!(config["volumes"]["shared"]["name"], "inc_shared");
+    let twice = lade.fails(&["compose", "-f", &format!("{root}/twice.yaml"), "config"]);
+    assert!(
+        twice.contains("services.db: defined here and in the file include.0 includes"),
+        "{twice}"
+    );
+    let cycle = lade.fails(&["compose", "-f", &format!("{root}/cycle.yaml"), "config"]);
+    assert!(
+        cycle.contains(&format!(
+            "extends has a cycle: {root}/cycle.yaml:a -> {root}/cycle.yaml:b -> {root}/cycle.yaml:a"
+        )),
+        "{cycle}"
+    );
+
+    common::step("up, ps with CREATED");
+    ok(&lade, dir.path(), &["up", "-d", "worker"]);
+    let ps = ok(&lade, dir.path(), &["ps"]);
+    let mut lines = ps.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("inc-worker-1 ") && row.contains("\"sleep 200\"") && row.contains(" ago "),
+        "{ps}"
+    );
+    ok(&lade, dir.path(), &["down"]);
+}
+
+/// The compose-spec's own example files (tests/fixtures/compose-spec): each `config`s
+/// as the spec says (YAML anchors and `<<` merge keys, profiles, the project name in
+/// `COMPOSE_PROJECT_NAME`), or is refused with every unsupported key named.
+#[test]
+fn compose_spec_examples_load_or_name_every_unsupported_key() {
+    let lade = Lade::new();
+    let samples = common::repo().join("tests/fixtures/compose-spec");
+    let refused = [
+        ("02-model-0", "configs.httpd-config.external: lade does not support this field; secrets.server-certificate.external: lade does not support this field; volumes.db-data.driver: lade has the local volume driver only, not \"flocker\""),
+        ("05-services-2", "services.foo.blkio_config: lade does not support this field"),
+        ("05-services-16", "services.myservice.credential_spec: lade does not support this field"),
+        ("06-networks-1", "networks.backend.driver: lade makes bridge networks only, not \"custom-driver-2\"; networks.backend.driver_opts: lade does not support this field; networks.frontend.driver: lade makes bridge networks only, not \"custom-driver-1\""),
+        ("10-fragments-2", "volumes.db-data.driver: lade has the local volume driver only, not \"default\"; volumes.metrics.driver: lade has the local volume driver only, not \"default\""),
+        ("11-extension-3", "services.echoit.deploy.placement: lade does not support this field; services.nodeinfo.deploy.placement: lade does not support this field"),
+        ("deploy-6", "services.frontend.deploy.resources.reservations: lade does not support this field"),
+        ("develop-0", "services.backend.develop: lade does not support this field; services.frontend.develop: lade does not support this field"),
+        ("models-0", "models: lade does not support this field; services.app.models: lade does not support this field"),
+    ];
+    let config = |name: &str| {
+        let file = samples.join(format!("{name}.yaml")).display().to_string();
+        lade.output(&["compose", "-p", "spec", "-f", &file, "config"])
+    };
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&samples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let out = config(&name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refused.iter().find(|(n, _)| *n == name) {
+            Some((_, reasons)) => {
+                assert!(!out.status.success(), "{name} loaded");
+                assert!(
+                    stderr.contains(&format!("{name}.yaml: {reasons}\n")),
+                    "{name}:\n{stderr}"
+                );
+            }
+            None => {
+                assert!(out.status.success(), "{name}:\n{stderr}");
+                loaded += 1;
+            }
+        }
+    }
+    assert_eq!(loaded, 20);
+    let model = |name: &str| -> serde_json::Value {
+        serde_yaml_ng::from_slice(&config(name).stdout).unwrap()
+    };
+    // The project's name is there for interpolation and for `environment`.
+    let named = model("04-version-and-name-0");
+    assert_eq!(
+        named["services"]["foo"]["command"],
+        serde_json::json!(["echo", "I'm running spec"])
+    );
+    assert_eq!(
+        named["services"]["foo"]["environment"]["COMPOSE_PROJECT_NAME"],
+        "spec"
+    );
+    // Anchors, and `<<` merge keys of one mapping or of several.
+    assert_eq!(
+        model("10-fragments-3")["services"]["second"]["environment"],
+        serde_json::json!({"FOO": "BAR", "ZOT": "QUIX", "YET_ANOTHER": "VARIABLE"})
+    );
+    assert_eq!(
+        model("11-extension-4")["services"]["frontend"]["environment"],
+        serde_json::json!({"FOO": "BAR", "ZOT": "QUIX", "KEY": "VALUE", "YET_ANOTHER": "VARIABLE"})
+    );
+    let shared = model("11-extension-2");
+    for service in ["first", "second"] {
+        assert_eq!(
+            shared["services"][service]["environment"],
+            serde_json::json!({"CONFIG_KEY": null, "EXAMPLE_KEY": null}),
+            "{service}"
+        );
+    }
+    // Services of an inactive profile are left out.
+    let file = samples.join("15-profiles-0.yaml").display().to_string();
+    assert_eq!(
+        lade.ok(&["compose", "-f", &file, "config", "--services"]),
+        "foo\n"
+    );
+}
