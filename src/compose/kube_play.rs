@@ -455,8 +455,15 @@ fn environment(
 }
 
 /// A file mode of a ConfigMap or Secret volume (`defaultMode`, an item's `mode`).
+///
+/// YAML 1.1 (which Kubernetes reads) takes `0644` as octal; the YAML 1.2 reader here
+/// leaves it a string of digits, read as octal too.
 fn file_mode(value: &Value, default: u32) -> std::result::Result<u32, String> {
-    match value.as_u64() {
+    let octal = value
+        .as_str()
+        .filter(|text| text.len() > 1 && text.starts_with('0'))
+        .and_then(|text| u64::from_str_radix(text, 8).ok());
+    match octal.or(value.as_u64()) {
         None if value.is_null() => Ok(default),
         Some(mode) if mode <= 0o777 => Ok(mode as u32),
         _ => Err(format!(
@@ -884,6 +891,17 @@ mod tests {
             environment(&missing, &documents).unwrap_err(),
             "env X: Secret \"s\" has no key \"nope\""
         );
+    }
+
+    #[test]
+    fn file_modes_in_octal_or_decimal() {
+        let yaml = |text: &str| -> Value { serde_yaml_ng::from_str(text).unwrap() };
+        assert_eq!(file_mode(&yaml("0400"), 0o644), Ok(0o400));
+        assert_eq!(file_mode(&yaml("0o600"), 0o644), Ok(0o600));
+        assert_eq!(file_mode(&yaml("256"), 0o644), Ok(0o400));
+        assert_eq!(file_mode(&Value::Null, 0o644), Ok(0o644));
+        assert!(file_mode(&yaml("0999"), 0o644).is_err());
+        assert!(file_mode(&yaml("4096"), 0o644).is_err());
     }
 
     #[test]
