@@ -342,7 +342,7 @@ fn strings(value: &Value) -> Vec<String> {
 pub fn play(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> Result<Vec<String>> {
     let documents = read(yaml, file)?;
     for claim in &documents.claims {
-        if engine::inspect_volume(store, &claim).is_err() {
+        if engine::inspect_volume(store, claim).is_err() {
             engine::create_volume(
                 store,
                 &VolumeCreateRequest {
@@ -352,7 +352,7 @@ pub fn play(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> R
                     options: BTreeMap::new(),
                 },
             )?;
-            reporter.status("Volume", &claim, "Created");
+            reporter.status("Volume", claim, "Created");
         }
     }
     let mut started = Vec::new();

@@ -52,7 +52,10 @@ pub fn generate_from_containers(
 
 /// The containers a name stands for, with the names they get in the pod: a container,
 /// or the containers of a pod `kube play` ran (then the pod's name too).
-fn members(store: &Store, name: &str) -> Result<(Option<String>, Vec<(String, Value)>)> {
+/// Containers by the names they get in a pod, with their `inspect` details.
+type Members = Vec<(String, Value)>;
+
+fn members(store: &Store, name: &str) -> Result<(Option<String>, Members)> {
     match engine::inspect(store, name, Some(InspectKind::Container)) {
         Ok(details) => {
             let own = container_name(&details);
@@ -261,7 +264,7 @@ fn service_of(
         ports,
         volumes: service_volumes,
         healthcheck,
-        deploy: has_limits.then(|| Deploy {
+        deploy: has_limits.then_some(Deploy {
             replicas: None,
             resources: Some(Resources {
                 limits: Some(limits),

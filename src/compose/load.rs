@@ -478,11 +478,11 @@ fn absolutise_paths(value: &mut Value, base: &Path) {
                                 *short = format!("{}:{rest}", model::absolute(source, base));
                             }
                         }
-                        Value::Mapping(long) => {
-                            if long.get("type").map(key_text).as_deref() == Some("bind") {
-                                if let Some(source) = long.get_mut("source") {
-                                    fix(source);
-                                }
+                        Value::Mapping(long)
+                            if long.get("type").map(key_text).as_deref() == Some("bind") =>
+                        {
+                            if let Some(source) = long.get_mut("source") {
+                                fix(source);
                             }
                         }
                         _ => {}
