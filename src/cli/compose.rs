@@ -617,10 +617,12 @@ pub enum KubeCommand {
     /// is named on stderr
     Generate(KubeGenerateArgs),
     /// Run the Pods and Deployments of a Kubernetes YAML file: each pod's containers share
-    /// one network namespace (hostPorts published), PersistentVolumeClaims become named
-    /// volumes; fields lade does not honour (and ConfigMaps, Secrets) are refused by name
+    /// one network namespace (hostPorts published), a Deployment runs its replicas,
+    /// PersistentVolumeClaims become named volumes, ConfigMaps and Secrets files and
+    /// environment; fields and kinds lade does not honour are refused by their path
     Play(KubeFileArgs),
-    /// Stop and remove the pods of a Kubernetes YAML file that `kube play` ran
+    /// Stop and remove the pods of a Kubernetes YAML file that `kube play` ran (and the
+    /// volumes its ConfigMaps and Secrets became)
     Down(KubeFileArgs),
 }
 

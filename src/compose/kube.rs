@@ -1,9 +1,11 @@
-//! `kube generate --compose`: a compose project written as Kubernetes YAML, typed with
-//! the k8s-openapi crate so that it is what a cluster's API accepts. A Pod holds every
-//! service's container (sharing one network namespace, as a pod does, so service names
-//! are made to resolve to 127.0.0.1 through `hostAliases`); with the deployment type,
-//! each service becomes a Deployment and, when it has ports, a Service of its name (the
-//! cluster's DNS then resolves it). Named volumes become PersistentVolumeClaims, binds
+//! `kube generate`: a compose project written as Kubernetes YAML, typed with the
+//! k8s-openapi crate so that it is what a cluster's API accepts. The one converter of
+//! both sources: existing containers reach it as a project too (`kube_source`). A Pod
+//! holds every service's container (sharing one network namespace, as a pod does, so
+//! service names are made to resolve to 127.0.0.1 through `hostAliases`); with the
+//! deployment type, each service of a compose project becomes a Deployment and, when it
+//! has ports, a Service of its name (the cluster's DNS then resolves it), while
+//! containers that share a pod stay one Deployment. Named volumes become PersistentVolumeClaims, binds
 //! hostPath volumes, tmpfs in-memory emptyDirs; healthchecks liveness probes; limits
 //! resource limits. What has no Kubernetes field is named in the warnings.
 
