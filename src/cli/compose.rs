@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
-use super::containers::{docker_ports, docker_status};
+use super::containers::{docker_command_and_created, docker_ports, docker_status};
 use super::progress::{BuildProgress, Mode};
 use super::{open_store, open_store_read_only, print_table, StoreConfig};
 use crate::compose::{self, LoadOptions, Project};
@@ -531,21 +531,26 @@ fn ps(store_config: &StoreConfig, project: &Project, args: &PsArgs) -> Result<Ex
         .iter()
         .map(|row| {
             let status = docker_status(row);
+            let (command, created) = docker_command_and_created(row);
             vec![
                 row.name.clone(),
                 row.image.clone(),
-                row.command.clone(),
+                command,
                 row.labels
                     .get(compose::labels::SERVICE)
                     .cloned()
                     .unwrap_or_default(),
+                created,
                 status,
                 docker_ports(&row.ports),
             ]
         })
         .collect();
+    // docker compose's columns.
     print_table(
-        &["NAME", "IMAGE", "COMMAND", "SERVICE", "STATUS", "PORTS"],
+        &[
+            "NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS",
+        ],
         &table,
     );
     Ok(ExitCode::SUCCESS)
@@ -605,16 +610,19 @@ fn ls(store_config: &StoreConfig, args: &LsArgs) -> Result<ExitCode> {
 
 #[derive(Debug, Subcommand)]
 pub enum KubeCommand {
-    /// Write Kubernetes YAML for a compose project: a Pod of all its services, or with
-    /// --type deployment a Deployment (and a Service when it has ports) per service;
-    /// named volumes become PersistentVolumeClaims. What has no Kubernetes field is
-    /// named on stderr
+    /// Write Kubernetes YAML for containers, pods `kube play` ran, or a compose project: a
+    /// Pod (of the containers, or of all the project's services), or with --type
+    /// deployment a Deployment and a Service for its ports (per service for a compose
+    /// project); named volumes become PersistentVolumeClaims. What has no Kubernetes field
+    /// is named on stderr
     Generate(KubeGenerateArgs),
     /// Run the Pods and Deployments of a Kubernetes YAML file: each pod's containers share
-    /// one network namespace (hostPorts published), PersistentVolumeClaims become named
-    /// volumes; fields lade does not honour (and ConfigMaps, Secrets) are refused by name
+    /// one network namespace (hostPorts published), a Deployment runs its replicas,
+    /// PersistentVolumeClaims become named volumes, ConfigMaps and Secrets files and
+    /// environment; fields and kinds lade does not honour are refused by their path
     Play(KubeFileArgs),
-    /// Stop and remove the pods of a Kubernetes YAML file that `kube play` ran
+    /// Stop and remove the pods of a Kubernetes YAML file that `kube play` ran (and the
+    /// volumes its ConfigMaps and Secrets became)
     Down(KubeFileArgs),
 }
 
@@ -640,8 +648,15 @@ pub enum KubeType {
 
 #[derive(Debug, Args)]
 pub struct KubeGenerateArgs {
+    /// Containers, or pods that `kube play` ran (their containers carry the pod's name)
+    #[arg(
+        value_name = "CONTAINER|POD",
+        required_unless_present = "compose",
+        conflicts_with = "compose"
+    )]
+    pub names: Vec<String>,
     /// The compose file (may be repeated, merged as `compose -f` merges them)
-    #[arg(long = "compose", value_name = "FILE", required = true)]
+    #[arg(long = "compose", value_name = "FILE")]
     pub compose: Vec<PathBuf>,
     /// Project name (as `compose -p`)
     #[arg(short = 'p', long = "project-name", value_name = "NAME")]
@@ -661,22 +676,30 @@ pub fn kube(store_config: &StoreConfig, command: KubeCommand) -> Result<ExitCode
         KubeCommand::Play(args) => return kube_file(store_config, &args, true),
         KubeCommand::Down(args) => return kube_file(store_config, &args, false),
     };
-    let options = LoadOptions {
-        files: args.compose,
-        project_name: args.project_name,
-        environment: std::env::vars().collect(),
-        working_dir: std::env::current_dir().context("cannot read the working directory")?,
-        ..LoadOptions::default()
-    };
-    let loaded = compose::load(&options)?;
-    for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
-    }
     let kind = match args.kind {
         KubeType::Pod => compose::KubeKind::Pod,
         KubeType::Deployment => compose::KubeKind::Deployment,
     };
-    let generated = compose::kube_generate(&loaded.project, kind)?;
+    let generated = if args.compose.is_empty() {
+        if args.project_name.is_some() {
+            bail!("-p names a compose project: it goes with --compose");
+        }
+        let store = open_store_read_only(store_config)?;
+        compose::kube_generate_from_containers(&store, &args.names, kind)?
+    } else {
+        let options = LoadOptions {
+            files: args.compose,
+            project_name: args.project_name,
+            environment: std::env::vars().collect(),
+            working_dir: std::env::current_dir().context("cannot read the working directory")?,
+            ..LoadOptions::default()
+        };
+        let loaded = compose::load(&options)?;
+        for warning in &loaded.warnings {
+            eprintln!("warning: {warning}");
+        }
+        compose::kube_generate(&loaded.project, kind, compose::Grouping::PerService)?
+    };
     for warning in &generated.warnings {
         eprintln!("warning: {warning}");
     }

@@ -1,9 +1,11 @@
-//! `kube generate --compose`: a compose project written as Kubernetes YAML, typed with
-//! the k8s-openapi crate so that it is what a cluster's API accepts. A Pod holds every
-//! service's container (sharing one network namespace, as a pod does, so service names
-//! are made to resolve to 127.0.0.1 through `hostAliases`); with the deployment type,
-//! each service becomes a Deployment and, when it has ports, a Service of its name (the
-//! cluster's DNS then resolves it). Named volumes become PersistentVolumeClaims, binds
+//! `kube generate`: a compose project written as Kubernetes YAML, typed with the
+//! k8s-openapi crate so that it is what a cluster's API accepts. The one converter of
+//! both sources: existing containers reach it as a project too (`kube_source`). A Pod
+//! holds every service's container (sharing one network namespace, as a pod does, so
+//! service names are made to resolve to 127.0.0.1 through `hostAliases`); with the
+//! deployment type, each service of a compose project becomes a Deployment and, when it
+//! has ports, a Service of its name (the cluster's DNS then resolves it), while
+//! containers that share a pod stay one Deployment. Named volumes become PersistentVolumeClaims, binds
 //! hostPath volumes, tmpfs in-memory emptyDirs; healthchecks liveness probes; limits
 //! resource limits. What has no Kubernetes field is named in the warnings.
 
@@ -49,8 +51,20 @@ pub fn kube_name(text: &str) -> String {
     name.trim_matches('-').to_string()
 }
 
+/// How a project's services make pods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grouping {
+    /// A compose project: with the pod type one pod of every service; with the
+    /// deployment type a Deployment (and a Service) per service, as each service is
+    /// scaled on its own.
+    PerService,
+    /// Containers that share a network (a pod `kube play` ran, or containers named
+    /// together): always one pod, whichever the type.
+    OnePod,
+}
+
 /// The project as Kubernetes YAML (documents separated by `---`).
-pub fn generate(project: &Project, kind: KubeKind) -> Result<Generated> {
+pub fn generate(project: &Project, kind: KubeKind, grouping: Grouping) -> Result<Generated> {
     let mut warnings = Vec::new();
     let mut documents = Vec::new();
     for (key, volume) in &project.volumes {
@@ -79,146 +93,157 @@ pub fn generate(project: &Project, kind: KubeKind) -> Result<Generated> {
         };
         documents.push(to_yaml(&claim)?);
     }
-    match kind {
-        KubeKind::Pod => {
-            let mut containers = Vec::new();
-            let mut volumes = BTreeMap::new();
-            let mut restart = "Never";
-            for (name, service) in &project.services {
-                containers.push(container(
-                    project,
-                    name,
-                    service,
-                    &mut volumes,
-                    &mut warnings,
-                )?);
-                restart = match service.restart.as_deref() {
-                    Some("always" | "unless-stopped") => "Always",
-                    Some(r) if r.starts_with("on-failure") && restart != "Always" => "OnFailure",
-                    _ => restart,
-                };
-                if service
-                    .deploy
-                    .as_ref()
-                    .and_then(|d| d.replicas)
-                    .unwrap_or(1)
-                    != 1
-                {
-                    warnings.push(format!("services.{name}.deploy.replicas: a Pod runs one of each container (use --type deployment)"));
-                }
+    let all: Vec<&String> = project.services.keys().collect();
+    let groups: Vec<(String, Vec<&String>)> = match (kind, grouping) {
+        (KubeKind::Deployment, Grouping::PerService) => project
+            .services
+            .keys()
+            .map(|name| (kube_name(name), vec![name]))
+            .collect(),
+        (KubeKind::Deployment, Grouping::OnePod) => {
+            vec![(format!("{}-deployment", kube_name(&project.name)), all)]
+        }
+        (KubeKind::Pod, _) => vec![(kube_name(&project.name), all)],
+    };
+    for (group_name, members) in groups {
+        let mut containers = Vec::new();
+        let mut volumes = BTreeMap::new();
+        let mut restart = "Never";
+        for name in &members {
+            let service = &project.services[*name];
+            containers.push(container(
+                project,
+                name,
+                service,
+                &mut volumes,
+                &mut warnings,
+            )?);
+            restart = match service.restart.as_deref() {
+                Some("always" | "unless-stopped") => "Always",
+                Some(r) if r.starts_with("on-failure") && restart != "Always" => "OnFailure",
+                _ => restart,
+            };
+            let replicas = service
+                .deploy
+                .as_ref()
+                .and_then(|d| d.replicas)
+                .unwrap_or(1);
+            if kind == KubeKind::Pod && replicas != 1 {
+                warnings.push(format!("services.{name}.deploy.replicas: a Pod runs one of each container (use --type deployment)"));
             }
-            let names: Vec<String> = project.services.keys().map(|n| kube_name(n)).collect();
+            if kind == KubeKind::Deployment
+                && service
+                    .restart
+                    .as_deref()
+                    .is_some_and(|r| r != "always" && r != "unless-stopped")
+            {
+                warnings.push(format!(
+                    "services.{name}.restart: a Deployment always restarts its pods"
+                ));
+            }
+        }
+        // The containers share the pod's network: each service's name is this pod.
+        let host_aliases = (kind == KubeKind::Pod || members.len() > 1).then(|| {
+            vec![HostAlias {
+                ip: "127.0.0.1".into(),
+                hostnames: Some(members.iter().map(|n| kube_name(n)).collect()),
+            }]
+        });
+        let volumes = (!volumes.is_empty()).then(|| volumes.into_values().collect());
+        if kind == KubeKind::Pod {
             let pod = Pod {
                 metadata: ObjectMeta {
-                    name: Some(kube_name(&project.name)),
-                    labels: Some(BTreeMap::from([("app".into(), kube_name(&project.name))])),
+                    name: Some(group_name.clone()),
+                    labels: Some(BTreeMap::from([("app".into(), group_name)])),
                     ..ObjectMeta::default()
                 },
                 spec: Some(PodSpec {
                     containers,
                     restart_policy: Some(restart.into()),
-                    // The containers share the pod's network: each service's name is
-                    // this pod.
-                    host_aliases: Some(vec![HostAlias {
-                        ip: "127.0.0.1".into(),
-                        hostnames: Some(names),
-                    }]),
-                    volumes: (!volumes.is_empty()).then(|| volumes.into_values().collect()),
+                    host_aliases,
+                    volumes,
                     ..PodSpec::default()
                 }),
                 ..Pod::default()
             };
             documents.push(to_yaml(&pod)?);
+            continue;
         }
-        KubeKind::Deployment => {
-            for (name, service) in &project.services {
-                let mut volumes = BTreeMap::new();
-                let one = container(project, name, service, &mut volumes, &mut warnings)?;
-                let app = kube_name(name);
-                let labels = BTreeMap::from([
-                    ("app".to_string(), app.clone()),
-                    ("project".to_string(), kube_name(&project.name)),
-                ]);
-                let ports: Vec<ServicePort> = one
-                    .ports
-                    .iter()
-                    .flatten()
-                    .map(|p| ServicePort {
-                        name: Some(format!(
-                            "{}-{}",
-                            p.protocol.as_deref().unwrap_or("TCP").to_lowercase(),
-                            p.container_port
-                        )),
-                        port: p.container_port,
-                        protocol: p.protocol.clone(),
-                        target_port: Some(IntOrString::Int(p.container_port)),
-                        ..ServicePort::default()
-                    })
-                    .collect();
-                if service
-                    .restart
-                    .as_deref()
-                    .is_some_and(|r| r != "always" && r != "unless-stopped")
-                {
-                    warnings.push(format!(
-                        "services.{name}.restart: a Deployment always restarts its pods"
-                    ));
-                }
-                let deployment = Deployment {
-                    metadata: ObjectMeta {
-                        name: Some(app.clone()),
+        let labels = BTreeMap::from([
+            ("app".to_string(), group_name.clone()),
+            ("project".to_string(), kube_name(&project.name)),
+        ]);
+        let ports: Vec<ServicePort> = containers
+            .iter()
+            .flat_map(|c| c.ports.iter().flatten())
+            .map(|p| ServicePort {
+                name: Some(format!(
+                    "{}-{}",
+                    p.protocol.as_deref().unwrap_or("TCP").to_lowercase(),
+                    p.container_port
+                )),
+                port: p.container_port,
+                protocol: p.protocol.clone(),
+                target_port: Some(IntOrString::Int(p.container_port)),
+                ..ServicePort::default()
+            })
+            .collect();
+        // A pod of several services scales as one: the most any of them asks for.
+        let replicas = members
+            .iter()
+            .map(|name| {
+                project.services[*name]
+                    .deploy
+                    .as_ref()
+                    .and_then(|d| d.replicas)
+                    .unwrap_or(1)
+            })
+            .max()
+            .unwrap_or(1);
+        let deployment = Deployment {
+            metadata: ObjectMeta {
+                name: Some(group_name.clone()),
+                labels: Some(labels.clone()),
+                ..ObjectMeta::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(i32::try_from(replicas).unwrap_or(i32::MAX)),
+                selector: LabelSelector {
+                    match_labels: Some(labels.clone()),
+                    ..LabelSelector::default()
+                },
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
                         labels: Some(labels.clone()),
                         ..ObjectMeta::default()
-                    },
-                    spec: Some(DeploymentSpec {
-                        replicas: Some(
-                            i32::try_from(
-                                service
-                                    .deploy
-                                    .as_ref()
-                                    .and_then(|d| d.replicas)
-                                    .unwrap_or(1),
-                            )
-                            .unwrap_or(i32::MAX),
-                        ),
-                        selector: LabelSelector {
-                            match_labels: Some(labels.clone()),
-                            ..LabelSelector::default()
-                        },
-                        template: PodTemplateSpec {
-                            metadata: Some(ObjectMeta {
-                                labels: Some(labels.clone()),
-                                ..ObjectMeta::default()
-                            }),
-                            spec: Some(PodSpec {
-                                containers: vec![one],
-                                volumes: (!volumes.is_empty())
-                                    .then(|| volumes.into_values().collect()),
-                                ..PodSpec::default()
-                            }),
-                        },
-                        ..DeploymentSpec::default()
                     }),
-                    ..Deployment::default()
-                };
-                documents.push(to_yaml(&deployment)?);
-                if !ports.is_empty() {
-                    let kube_service = KubeService {
-                        metadata: ObjectMeta {
-                            name: Some(app.clone()),
-                            labels: Some(labels.clone()),
-                            ..ObjectMeta::default()
-                        },
-                        spec: Some(ServiceSpec {
-                            selector: Some(labels),
-                            ports: Some(ports),
-                            ..ServiceSpec::default()
-                        }),
-                        ..KubeService::default()
-                    };
-                    documents.push(to_yaml(&kube_service)?);
-                }
-            }
+                    spec: Some(PodSpec {
+                        containers,
+                        host_aliases,
+                        volumes,
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        };
+        documents.push(to_yaml(&deployment)?);
+        if !ports.is_empty() {
+            let kube_service = KubeService {
+                metadata: ObjectMeta {
+                    name: Some(group_name),
+                    labels: Some(labels.clone()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(ServiceSpec {
+                    selector: Some(labels),
+                    ports: Some(ports),
+                    ..ServiceSpec::default()
+                }),
+                ..KubeService::default()
+            };
+            documents.push(to_yaml(&kube_service)?);
         }
     }
     Ok(Generated {

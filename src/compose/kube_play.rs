@@ -2,19 +2,22 @@
 //! locally. A pod's containers share one network namespace, as a pod's do: the first
 //! container has it (with every container's `hostPort` published) and the others join
 //! it. PersistentVolumeClaims become named volumes; Services are accepted and left to
-//! the shared namespace (a pod's containers reach each other on localhost). Every field
-//! of a pod lade does not honour is refused with its path; ConfigMaps and Secrets are
-//! refused.
+//! the shared namespace (a pod's containers reach each other on localhost). ConfigMaps
+//! and Secrets of the same file become environment variables and files (a volume per
+//! pod volume, filled with their keys, as podman makes one); a Deployment of N replicas
+//! runs N pods. Every field lade does not honour is refused with its path.
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde_json::Value;
 
 use super::up::NoReport;
 use super::{ComposeError, Reporter, Result};
 use crate::engine::{
     self, ContainerRequest, ImageName, Limits, NetworkMode, NetworkRequest, PsFilter, PsRequest,
-    RemoveRequest, RunOptions, Settings, StopRequest, Store, VolumeCreateRequest,
+    RemoveRequest, RunOptions, Settings, StopRequest, Store, VolumeCreateRequest, VolumeFilter,
+    VolumeRemoveRequest,
 };
 use crate::oci::Healthcheck;
 
@@ -43,9 +46,28 @@ const HONOURED: &[(&str, &[&str])] = &[
             "tty",
             "stdin",
             "securityContext",
+            "envFrom",
         ],
     ),
-    ("containers.#.env.#", &["name", "value"]),
+    ("containers.#.env.#", &["name", "value", "valueFrom"]),
+    (
+        "containers.#.env.#.valueFrom",
+        &["configMapKeyRef", "secretKeyRef"],
+    ),
+    (
+        "containers.#.env.#.valueFrom.configMapKeyRef",
+        &["name", "key", "optional"],
+    ),
+    (
+        "containers.#.env.#.valueFrom.secretKeyRef",
+        &["name", "key", "optional"],
+    ),
+    (
+        "containers.#.envFrom.#",
+        &["configMapRef", "secretRef", "prefix"],
+    ),
+    ("containers.#.envFrom.#.configMapRef", &["name", "optional"]),
+    ("containers.#.envFrom.#.secretRef", &["name", "optional"]),
     (
         "containers.#.ports.#",
         &["containerPort", "hostPort", "hostIP", "protocol", "name"],
@@ -74,8 +96,25 @@ const HONOURED: &[(&str, &[&str])] = &[
     ("hostAliases.#", &["ip", "hostnames"]),
     (
         "volumes.#",
-        &["name", "persistentVolumeClaim", "hostPath", "emptyDir"],
+        &[
+            "name",
+            "persistentVolumeClaim",
+            "hostPath",
+            "emptyDir",
+            "configMap",
+            "secret",
+        ],
     ),
+    (
+        "volumes.#.configMap",
+        &["name", "items", "defaultMode", "optional"],
+    ),
+    ("volumes.#.configMap.items.#", &["key", "path", "mode"]),
+    (
+        "volumes.#.secret",
+        &["secretName", "items", "defaultMode", "optional"],
+    ),
+    ("volumes.#.secret.items.#", &["key", "path", "mode"]),
     (
         "volumes.#.persistentVolumeClaim",
         &["claimName", "readOnly"],
@@ -90,6 +129,18 @@ struct PodToRun {
     spec: Value,
 }
 
+/// A ConfigMap's or a Secret's keys and their bytes.
+type Data = BTreeMap<String, Vec<u8>>;
+
+/// What a file's documents give `play`.
+#[derive(Default)]
+struct Documents {
+    pods: Vec<PodToRun>,
+    claims: Vec<String>,
+    config_maps: BTreeMap<String, Data>,
+    secrets: BTreeMap<String, Data>,
+}
+
 fn refuse(file: &str, path: &str, reason: &str) -> ComposeError {
     ComposeError::Unsupported {
         file: file.to_string(),
@@ -98,10 +149,9 @@ fn refuse(file: &str, path: &str, reason: &str) -> ComposeError {
     }
 }
 
-/// The pods and claims of a file's documents, every field checked.
-fn read(yaml: &str, file: &str) -> Result<(Vec<PodToRun>, Vec<String>)> {
-    let mut pods = Vec::new();
-    let mut claims = Vec::new();
+/// The pods, claims, ConfigMaps and Secrets of a file's documents, every field checked.
+fn read(yaml: &str, file: &str) -> Result<Documents> {
+    let mut found = Documents::default();
     for (index, document) in serde_yaml_ng::Deserializer::from_str(yaml).enumerate() {
         let value: Value =
             serde::Deserialize::deserialize(document).map_err(|source| ComposeError::Yaml {
@@ -121,7 +171,7 @@ fn read(yaml: &str, file: &str) -> Result<(Vec<PodToRun>, Vec<String>)> {
             return Err(refuse(file, &at, "has no metadata.name"));
         }
         match kind {
-            "Pod" => pods.push(PodToRun {
+            "Pod" => found.pods.push(PodToRun {
                 name,
                 spec: value["spec"].clone(),
             }),
@@ -129,34 +179,109 @@ fn read(yaml: &str, file: &str) -> Result<(Vec<PodToRun>, Vec<String>)> {
                 let replicas = value["spec"]["replicas"].as_u64().unwrap_or(1);
                 let spec = value["spec"]["template"]["spec"].clone();
                 if replicas > 1 {
-                    return Err(refuse(
-                        file,
-                        &format!("{at}.spec.replicas"),
-                        "lade plays one replica of a Deployment",
-                    ));
+                    refuse_shared_host_ports(&spec, replicas, file, &at)?;
                 }
-                if replicas == 1 {
-                    pods.push(PodToRun {
-                        name: format!("{name}-pod"),
-                        spec,
+                // Podman's names: `NAME-pod`, or `NAME-pod-0`... for several replicas.
+                for replica in 0..replicas {
+                    found.pods.push(PodToRun {
+                        name: if replicas == 1 {
+                            format!("{name}-pod")
+                        } else {
+                            format!("{name}-pod-{replica}")
+                        },
+                        spec: spec.clone(),
                     });
                 }
             }
-            "PersistentVolumeClaim" => claims.push(name),
+            "PersistentVolumeClaim" => found.claims.push(name),
             "Service" => {}
+            "ConfigMap" => {
+                let data = data_of(&value, file, &at, &["binaryData"], &["data"])?;
+                found.config_maps.insert(name, data);
+            }
+            "Secret" => {
+                let data = data_of(&value, file, &at, &["data"], &["stringData"])?;
+                found.secrets.insert(name, data);
+            }
             other => {
                 return Err(refuse(
                     file,
                     &at,
-                    &format!("lade kube play runs Pods and Deployments (with PersistentVolumeClaims and Services), not {other}"),
+                    &format!("lade kube play runs Pods and Deployments (with PersistentVolumeClaims, ConfigMaps, Secrets and Services), not {other}"),
                 ))
             }
         }
     }
-    for pod in &pods {
+    for pod in &found.pods {
         check(&pod.spec, &mut Vec::new(), &mut Vec::new(), file, &pod.name)?;
     }
-    Ok((pods, claims))
+    Ok(found)
+}
+
+/// Replicas of one pod on one host cannot each publish the same host port.
+fn refuse_shared_host_ports(spec: &Value, replicas: u64, file: &str, at: &str) -> Result<()> {
+    for (index, container) in spec["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (number, port) in container["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            if let Some(host) = port["hostPort"].as_u64() {
+                return Err(refuse(
+                    file,
+                    &format!("{at}.spec.template.spec.containers.{index}.ports.{number}.hostPort"),
+                    &format!("{replicas} replicas on one host cannot all publish host port {host}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keys of a ConfigMap or a Secret: `encoded` fields hold base64, `plain` fields
+/// text (which wins, as `stringData` wins over `data`).
+fn data_of(value: &Value, file: &str, at: &str, encoded: &[&str], plain: &[&str]) -> Result<Data> {
+    const COMMON: &[&str] = &["apiVersion", "kind", "metadata", "immutable", "type"];
+    for key in value.as_object().into_iter().flatten().map(|(k, _)| k) {
+        if !COMMON.contains(&key.as_str())
+            && !encoded.contains(&key.as_str())
+            && !plain.contains(&key.as_str())
+        {
+            return Err(refuse(
+                file,
+                &format!("{at}.{key}"),
+                "lade kube play does not honour this field",
+            ));
+        }
+    }
+    let mut data = Data::new();
+    for (field, is_encoded) in encoded
+        .iter()
+        .map(|f| (*f, true))
+        .chain(plain.iter().map(|f| (*f, false)))
+    {
+        for (key, item) in value[field].as_object().into_iter().flatten() {
+            let path = format!("{at}.{field}.{key}");
+            let text = item
+                .as_str()
+                .ok_or_else(|| refuse(file, &path, "is not a string"))?;
+            let bytes = if is_encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| refuse(file, &path, &format!("is not base64: {e}")))?
+            } else {
+                text.as_bytes().to_vec()
+            };
+            data.insert(key.clone(), bytes);
+        }
+    }
+    Ok(data)
 }
 
 fn check(
@@ -215,9 +340,9 @@ fn strings(value: &Value) -> Vec<String> {
 
 /// `kube play`: each pod's containers made and started; their names.
 pub fn play(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> Result<Vec<String>> {
-    let (pods, claims) = read(yaml, file)?;
-    for claim in claims {
-        if engine::inspect_volume(store, &claim).is_err() {
+    let documents = read(yaml, file)?;
+    for claim in &documents.claims {
+        if engine::inspect_volume(store, claim).is_err() {
             engine::create_volume(
                 store,
                 &VolumeCreateRequest {
@@ -227,17 +352,213 @@ pub fn play(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> R
                     options: BTreeMap::new(),
                 },
             )?;
-            reporter.status("Volume", &claim, "Created");
+            reporter.status("Volume", claim, "Created");
         }
     }
     let mut started = Vec::new();
-    for pod in pods {
-        started.extend(play_pod(store, &pod, reporter)?);
+    for pod in &documents.pods {
+        started.extend(play_pod(store, pod, &documents, reporter)?);
     }
     Ok(started)
 }
 
-fn play_pod(store: &Store, pod: &PodToRun, reporter: &dyn Reporter) -> Result<Vec<String>> {
+/// A ConfigMap or a Secret of the file, by name: `None` when it is missing and the
+/// reference is optional.
+fn lookup<'a>(
+    documents: &'a Documents,
+    kind: &str,
+    name: &str,
+    optional: bool,
+) -> std::result::Result<Option<&'a Data>, String> {
+    let found = match kind {
+        "Secret" => documents.secrets.get(name),
+        _ => documents.config_maps.get(name),
+    };
+    match found {
+        Some(data) => Ok(Some(data)),
+        None if optional => Ok(None),
+        None => Err(format!("{kind} {name:?} is not in the file")),
+    }
+}
+
+/// A container's environment: `envFrom` first, then `env` (which wins), as the
+/// kubelet makes it.
+fn environment(
+    container: &Value,
+    documents: &Documents,
+) -> std::result::Result<Vec<String>, String> {
+    let mut variables: Vec<(String, String)> = Vec::new();
+    let mut set = |name: String, value: String| {
+        variables.retain(|(n, _)| *n != name);
+        variables.push((name, value));
+    };
+    let text = |bytes: &[u8], what: &str| {
+        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{what} is not UTF-8 text"))
+    };
+    for source in container["envFrom"].as_array().into_iter().flatten() {
+        let prefix = source["prefix"].as_str().unwrap_or_default();
+        for (field, kind) in [("configMapRef", "ConfigMap"), ("secretRef", "Secret")] {
+            let reference = &source[field];
+            let Some(name) = reference["name"].as_str() else {
+                continue;
+            };
+            let optional = reference["optional"].as_bool() == Some(true);
+            for (key, value) in lookup(documents, kind, name, optional)?
+                .into_iter()
+                .flatten()
+            {
+                set(
+                    format!("{prefix}{key}"),
+                    text(value, &format!("{kind} {name:?} key {key:?}"))?,
+                );
+            }
+        }
+    }
+    for variable in container["env"].as_array().into_iter().flatten() {
+        let Some(name) = variable["name"].as_str() else {
+            continue;
+        };
+        let from = &variable["valueFrom"];
+        let reference = [("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")]
+            .into_iter()
+            .find(|(field, _)| from[field].is_object());
+        match reference {
+            None => set(
+                name.to_string(),
+                variable["value"].as_str().unwrap_or_default().to_string(),
+            ),
+            Some((field, kind)) => {
+                let source = &from[field];
+                let source_name = source["name"].as_str().unwrap_or_default();
+                let key = source["key"].as_str().unwrap_or_default();
+                let optional = source["optional"].as_bool() == Some(true);
+                let data = lookup(documents, kind, source_name, optional)?;
+                match data.and_then(|d| d.get(key)) {
+                    Some(value) => set(
+                        name.to_string(),
+                        text(value, &format!("{kind} {source_name:?} key {key:?}"))?,
+                    ),
+                    None if optional => {}
+                    None => {
+                        return Err(format!(
+                            "env {name}: {kind} {source_name:?} has no key {key:?}"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(variables
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect())
+}
+
+/// A file mode of a ConfigMap or Secret volume (`defaultMode`, an item's `mode`).
+///
+/// YAML 1.1 (which Kubernetes reads) takes `0644` as octal; the YAML 1.2 reader here
+/// leaves it a string of digits, read as octal too.
+fn file_mode(value: &Value, default: u32) -> std::result::Result<u32, String> {
+    let octal = value
+        .as_str()
+        .filter(|text| text.len() > 1 && text.starts_with('0'))
+        .and_then(|text| u64::from_str_radix(text, 8).ok());
+    match octal.or(value.as_u64()) {
+        None if value.is_null() => Ok(default),
+        Some(mode) if mode <= 0o777 => Ok(mode as u32),
+        _ => Err(format!(
+            "{value} is not a file mode (0 to 0777, in decimal 0 to 511)"
+        )),
+    }
+}
+
+/// The volume a ConfigMap or Secret volume of a pod becomes: its keys written as files
+/// (all, or its `items` at their paths), with their modes.
+fn fill_config_volume(
+    store: &Store,
+    volume_name: &str,
+    source: &Value,
+    data: Option<&Data>,
+    pod: &str,
+) -> std::result::Result<(), String> {
+    if engine::inspect_volume(store, volume_name).is_err() {
+        engine::create_volume(
+            store,
+            &VolumeCreateRequest {
+                name: Some(volume_name.to_string()),
+                labels: BTreeMap::from([(POD_LABEL.to_string(), pod.to_string())]),
+                driver: "local".into(),
+                options: BTreeMap::new(),
+            },
+        )
+        .map_err(|e| e.to_string())?;
+    }
+    let found = engine::inspect_volume(store, volume_name).map_err(|e| e.to_string())?;
+    let directory =
+        std::path::PathBuf::from(found.details["Mountpoint"].as_str().unwrap_or_default());
+    let write_error =
+        |path: &std::path::Path, e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    // A new play shows the file's data, not what an earlier one left.
+    for entry in std::fs::read_dir(&directory).map_err(|e| write_error(&directory, e))? {
+        let path = entry.map_err(|e| write_error(&directory, e))?.path();
+        let removed = if path.is_dir() && !path.is_symlink() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(|e| write_error(&path, e))?;
+    }
+    let empty = Data::new();
+    let data = data.unwrap_or(&empty);
+    let default_mode = file_mode(&source["defaultMode"], 0o644)?;
+    let files: Vec<(String, String, u32)> = match source["items"].as_array() {
+        None => data
+            .keys()
+            .map(|key| (key.clone(), key.clone(), default_mode))
+            .collect(),
+        Some(items) => items
+            .iter()
+            .map(|item| {
+                Ok((
+                    item["key"].as_str().unwrap_or_default().to_string(),
+                    item["path"].as_str().unwrap_or_default().to_string(),
+                    file_mode(&item["mode"], default_mode)?,
+                ))
+            })
+            .collect::<std::result::Result<_, String>>()?,
+    };
+    for (key, path, mode) in files {
+        let Some(bytes) = data.get(&key) else {
+            if source["optional"].as_bool() == Some(true) {
+                continue;
+            }
+            return Err(format!("volume {volume_name}: no key {key:?} to write"));
+        };
+        let relative = std::path::Path::new(&path);
+        if path.is_empty()
+            || !relative
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!("item path {path:?} must be relative, without '..'"));
+        }
+        let target = directory.join(relative);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| write_error(parent, e))?;
+        }
+        std::fs::write(&target, bytes).map_err(|e| write_error(&target, e))?;
+        std::fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(|e| write_error(&target, e))?;
+    }
+    Ok(())
+}
+
+fn play_pod(
+    store: &Store,
+    pod: &PodToRun,
+    documents: &Documents,
+    reporter: &dyn Reporter,
+) -> Result<Vec<String>> {
     let spec = &pod.spec;
     let bad = |reason: String| ComposeError::Service {
         service: pod.name.clone(),
@@ -253,6 +574,30 @@ fn play_pod(store: &Store, pod: &PodToRun, reporter: &dyn Reporter) -> Result<Ve
         .flatten()
         .filter_map(|v| Some((v["name"].as_str()?.to_string(), v.clone())))
         .collect();
+    // ConfigMaps and Secrets as files: a volume of the pod's (`POD-VOLUME`) each.
+    let mut config_volumes: BTreeMap<String, String> = BTreeMap::new();
+    for (volume_name, volume) in &volumes {
+        let (source, kind, name) = if volume["configMap"].is_object() {
+            let source = &volume["configMap"];
+            (source, "ConfigMap", source["name"].as_str())
+        } else if volume["secret"].is_object() {
+            let source = &volume["secret"];
+            (source, "Secret", source["secretName"].as_str())
+        } else {
+            continue;
+        };
+        let name = name.ok_or_else(|| bad(format!("volume {volume_name:?} names no {kind}")))?;
+        let data = lookup(
+            documents,
+            kind,
+            name,
+            source["optional"].as_bool() == Some(true),
+        )
+        .map_err(|e| bad(format!("volume {volume_name:?}: {e}")))?;
+        let made = format!("{}-{volume_name}", pod.name);
+        fill_config_volume(store, &made, source, data, &pod.name).map_err(bad)?;
+        config_volumes.insert(volume_name.clone(), made);
+    }
     let add_hosts: Vec<String> = spec["hostAliases"]
         .as_array()
         .into_iter()
@@ -319,6 +664,11 @@ fn play_pod(store: &Store, pod: &PodToRun, reporter: &dyn Reporter) -> Result<Ve
                 mounts.push(format!(
                     "type=volume,source={claim},target={target}{readonly}"
                 ));
+            } else if let Some(made) = config_volumes.get(volume_name) {
+                // As a kubelet mounts them: read-only.
+                mounts.push(format!(
+                    "type=volume,source={made},target={target},readonly"
+                ));
             } else if let Some(path) = volume["hostPath"]["path"].as_str() {
                 mounts.push(format!("type=bind,source={path},target={target}{readonly}"));
             } else if volume["emptyDir"]["medium"].as_str() == Some("Memory") {
@@ -361,24 +711,19 @@ fn play_pod(store: &Store, pod: &PodToRun, reporter: &dyn Reporter) -> Result<Ve
             }
         });
         let security = &container["securityContext"];
-        let entrypoint = strings(&container["command"]);
+        // `command` is a whole argv: its first word the entrypoint, the rest
+        // arguments before `args` (an entrypoint set drops the image's CMD, as
+        // `command` does in a pod).
+        let mut command = strings(&container["command"]).into_iter();
+        let entrypoint = command.next();
+        let args: Vec<String> = command.chain(strings(&container["args"])).collect();
         let mut options = RunOptions {
             image: image.to_string(),
             name: Some(name.clone()),
-            args: strings(&container["args"]),
-            entrypoint: (!entrypoint.is_empty()).then(|| entrypoint.join(" ")),
-            env: container["env"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    Some(format!(
-                        "{}={}",
-                        e["name"].as_str()?,
-                        e["value"].as_str().unwrap_or_default()
-                    ))
-                })
-                .collect(),
+            args,
+            entrypoint,
+            env: environment(container, documents)
+                .map_err(|e| bad(format!("container {name}: {e}")))?,
             workdir: container["workingDir"].as_str().map(str::to_string),
             user: security["runAsUser"].as_i64().map(|u| u.to_string()),
             tty: container["tty"].as_bool() == Some(true),
@@ -451,8 +796,8 @@ fn kube_quantity(text: &str) -> Option<u64> {
 /// `kube down`: the containers of the file's pods stopped and removed (claims' volumes
 /// kept, as a cluster keeps them).
 pub fn down(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> Result<()> {
-    let (pods, _) = read(yaml, file)?;
-    for pod in pods {
+    let documents = read(yaml, file)?;
+    for pod in documents.pods {
         let rows = engine::ps(
             store,
             &PsRequest {
@@ -482,6 +827,24 @@ pub fn down(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> R
             )?;
             reporter.status("Container", &row.name, "Removed");
         }
+        // The volumes its ConfigMaps and Secrets became (claims stay).
+        let made = engine::list_volumes(
+            store,
+            &[VolumeFilter::Label {
+                key: POD_LABEL.into(),
+                value: Some(pod.name.clone()),
+            }],
+        )?;
+        for volume in made {
+            engine::remove_volume(
+                store,
+                &VolumeRemoveRequest {
+                    name: volume.name.clone(),
+                    force: true,
+                },
+            )?;
+            reporter.status("Volume", &volume.name, "Removed");
+        }
     }
     Ok(())
 }
@@ -489,6 +852,57 @@ pub fn down(store: &Store, yaml: &str, file: &str, reporter: &dyn Reporter) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_maps_and_secrets_are_read_and_replicas_named_as_podman_names_them() {
+        let yaml = "kind: ConfigMap\nmetadata: {name: c}\ndata: {a: one}\nbinaryData: {b: dHdv}\n---\nkind: Secret\nmetadata: {name: s}\ndata: {p: c2VjcmV0}\nstringData: {q: plain}\n---\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 3\n  template:\n    spec:\n      containers: [{name: x, image: busybox}]\n";
+        let found = read(yaml, "f.yaml").unwrap();
+        assert_eq!(found.config_maps["c"]["a"], b"one");
+        assert_eq!(found.config_maps["c"]["b"], b"two");
+        assert_eq!(found.secrets["s"]["p"], b"secret");
+        assert_eq!(found.secrets["s"]["q"], b"plain");
+        let names: Vec<&str> = found.pods.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["d-pod-0", "d-pod-1", "d-pod-2"]);
+        let shared = "kind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: 2\n  template:\n    spec:\n      containers: [{name: x, image: busybox, ports: [{containerPort: 80, hostPort: 8080}]}]\n";
+        assert_eq!(
+            read(shared, "f.yaml").err().unwrap().to_string(),
+            "f.yaml: document 1 (Deployment d).spec.template.spec.containers.0.ports.0.hostPort: 2 replicas on one host cannot all publish host port 8080"
+        );
+    }
+
+    #[test]
+    fn environment_from_config_maps_and_secrets() {
+        let yaml = "kind: ConfigMap\nmetadata: {name: c}\ndata: {A: from-map, B: b}\n---\nkind: Secret\nmetadata: {name: s}\nstringData: {P: pw}\n";
+        let documents = read(yaml, "f.yaml").unwrap();
+        let container: Value = serde_json::json!({
+            "envFrom": [{"configMapRef": {"name": "c"}, "prefix": "CM_"}],
+            "env": [
+                {"name": "CM_B", "value": "overridden"},
+                {"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "s", "key": "P"}}},
+                {"name": "GONE", "valueFrom": {"configMapKeyRef": {"name": "none", "key": "x", "optional": true}}},
+            ],
+        });
+        assert_eq!(
+            environment(&container, &documents).unwrap(),
+            ["CM_A=from-map", "CM_B=overridden", "PASSWORD=pw"]
+        );
+        let missing = serde_json::json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "nope"}}}]});
+        assert_eq!(
+            environment(&missing, &documents).unwrap_err(),
+            "env X: Secret \"s\" has no key \"nope\""
+        );
+    }
+
+    #[test]
+    fn file_modes_in_octal_or_decimal() {
+        let yaml = |text: &str| -> Value { serde_yaml_ng::from_str(text).unwrap() };
+        assert_eq!(file_mode(&yaml("0400"), 0o644), Ok(0o400));
+        assert_eq!(file_mode(&yaml("0o600"), 0o644), Ok(0o600));
+        assert_eq!(file_mode(&yaml("256"), 0o644), Ok(0o400));
+        assert_eq!(file_mode(&Value::Null, 0o644), Ok(0o644));
+        assert!(file_mode(&yaml("0999"), 0o644).is_err());
+        assert!(file_mode(&yaml("4096"), 0o644).is_err());
+    }
 
     #[test]
     fn quantities_of_bytes() {
@@ -506,11 +920,16 @@ mod tests {
             err,
             "pod.yaml: p.spec.containers.0.readinessProbe: lade kube play does not honour this field"
         );
-        let config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n";
-        assert!(read(config, "c.yaml")
+        let config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\nbinary: x\n";
+        assert_eq!(
+            read(config, "c.yaml").err().unwrap().to_string(),
+            "c.yaml: document 1 (ConfigMap c).binary: lade kube play does not honour this field"
+        );
+        let job = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\n";
+        assert!(read(job, "j.yaml")
             .err()
             .unwrap()
             .to_string()
-            .contains("not ConfigMap"));
+            .contains("not Job"));
     }
 }

@@ -59,36 +59,23 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ComposeError> {
     let mut variables = dot_env(options, &directory)?;
     // The process environment wins over `.env`.
     variables.extend(options.environment.clone());
+    // The project's name is there for interpolation, as the spec says, before the
+    // files are interpolated.
+    if !variables.contains_key("COMPOSE_PROJECT_NAME") {
+        let top_name = files.iter().rev().find_map(|file| {
+            let text = std::fs::read_to_string(file).ok()?;
+            let value: Value = serde_yaml_ng::from_str(&text).ok()?;
+            let name = value.get("name")?.as_str()?.to_string();
+            interpolate::interpolate(&name, &variables, &mut Unset::default()).ok()
+        });
+        if let Ok(name) = project_name(options, top_name.as_deref(), &directory) {
+            variables.insert("COMPOSE_PROJECT_NAME".into(), name);
+        }
+    }
     let mut warnings = Vec::new();
     let mut merged = Value::Mapping(Mapping::new());
     for file in &files {
-        let shown = file.display().to_string();
-        let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
-            path: file.clone(),
-            source,
-        })?;
-        let mut value: Value =
-            serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
-                file: shown.clone(),
-                source,
-            })?;
-        if value.is_null() {
-            value = Value::Mapping(Mapping::new());
-        }
-        let mut unset = Unset::default();
-        interpolate::interpolate_value(&mut value, &variables, &shown, &mut unset)?;
-        for name in unset.0 {
-            warnings.push(format!(
-                "{shown}: the {name:?} variable is not set: defaulting to a blank string"
-            ));
-        }
-        let plain = untagged_json(&value).map_err(|reason| ComposeError::Invalid {
-            file: shown.clone(),
-            path: String::new(),
-            reason,
-        })?;
-        super::schema::validate(&plain, &shown)?;
-        super::support::check(&plain, &shown)?;
+        let value = read_file(file, &variables, &mut warnings, &mut Vec::new())?;
         merge(&mut merged, value, &mut Vec::new());
     }
     let mut json = untagged_json(&merged).map_err(|reason| ComposeError::Invalid {
@@ -156,6 +143,363 @@ pub fn load(options: &LoadOptions) -> Result<Loaded, ComposeError> {
     normalise(&mut project, &variables)?;
     super::order::check(&project)?;
     Ok(Loaded { project, warnings })
+}
+
+/// One compose file read, interpolated, checked against the schema and what lade
+/// supports, with its `include`s and its services' `extends` resolved: the value to
+/// merge. `including` holds the files that include it (an include cycle is refused).
+fn read_file(
+    file: &Path,
+    variables: &Variables,
+    warnings: &mut Vec<String>,
+    including: &mut Vec<PathBuf>,
+) -> Result<Value, ComposeError> {
+    let mut value = read_checked(file, variables, warnings)?;
+    let directory = file.parent().unwrap_or(Path::new("/")).to_path_buf();
+    apply_extends(&mut value, file, variables, warnings)?;
+    let includes = match &mut value {
+        Value::Mapping(map) => map.remove("include"),
+        _ => None,
+    };
+    let Some(Value::Sequence(includes)) = includes else {
+        return Ok(value);
+    };
+    including.push(file.to_path_buf());
+    for (index, entry) in includes.into_iter().enumerate() {
+        let at = format!("include.{index}");
+        let (paths, project_directory, env_files) = match &entry {
+            Value::String(path) => (vec![path.clone()], None, Vec::new()),
+            Value::Mapping(map) => {
+                let strings = |key: &str| match map.get(key) {
+                    Some(Value::String(one)) => vec![one.clone()],
+                    Some(Value::Sequence(items)) => items.iter().map(key_text).collect(),
+                    _ => Vec::new(),
+                };
+                (
+                    strings("path"),
+                    map.get("project_directory").map(key_text),
+                    strings("env_file"),
+                )
+            }
+            _ => (Vec::new(), None, Vec::new()),
+        };
+        let paths: Vec<PathBuf> = paths
+            .iter()
+            .map(|p| absolute_path(Path::new(p), &directory))
+            .collect();
+        let Some(first) = paths.first() else {
+            continue;
+        };
+        // Relative paths of the included files are their project directory's: by
+        // default the first included file's.
+        let base = match &project_directory {
+            Some(dir) => absolute_path(Path::new(dir), &directory),
+            None => first.parent().unwrap_or(Path::new("/")).to_path_buf(),
+        };
+        // Its variables: the environment's over its own env files (or `.env` there).
+        let mut own = Variables::new();
+        let env_files: Vec<(PathBuf, bool)> = if env_files.is_empty() {
+            vec![(base.join(".env"), false)]
+        } else {
+            env_files
+                .iter()
+                .map(|f| (absolute_path(Path::new(f), &directory), true))
+                .collect()
+        };
+        for (path, required) in env_files {
+            match std::fs::read_to_string(&path) {
+                Ok(text) => own.extend(
+                    interpolate::parse_env_file(&text, variables)
+                        .map_err(|reason| ComposeError::EnvFile { path, reason })?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {}
+                Err(source) => return Err(ComposeError::Read { path, source }),
+            }
+        }
+        own.extend(variables.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut included = Value::Mapping(Mapping::new());
+        for path in &paths {
+            if including.contains(path) {
+                return Err(ComposeError::Model {
+                    file: file.display().to_string(),
+                    reason: format!("{at}: {} includes itself", path.display()),
+                });
+            }
+            let mut one = read_file(path, &own, warnings, including)?;
+            absolutise_paths(&mut one, &base);
+            merge(&mut included, one, &mut Vec::new());
+        }
+        // What is included may not be defined again by the including file.
+        if let (Value::Mapping(target), Value::Mapping(source)) = (&mut value, included) {
+            for (section, entries) in source {
+                let section_name = key_text(&section);
+                let Value::Mapping(entries) = entries else {
+                    if !target.contains_key(&section) {
+                        target.insert(section, entries);
+                    }
+                    continue;
+                };
+                let slot = target
+                    .entry(section.clone())
+                    .or_insert_with(|| Value::Mapping(Mapping::new()));
+                if slot.is_null() {
+                    *slot = Value::Mapping(Mapping::new());
+                }
+                let Value::Mapping(existing) = slot else {
+                    continue;
+                };
+                for (name, definition) in entries {
+                    if existing.contains_key(&name) {
+                        return Err(ComposeError::Model {
+                            file: file.display().to_string(),
+                            reason: format!(
+                                "{section_name}.{}: defined here and in the file {at} includes ({})",
+                                key_text(&name),
+                                first.display()
+                            ),
+                        });
+                    }
+                    existing.insert(name, definition);
+                }
+            }
+        }
+    }
+    including.pop();
+    Ok(value)
+}
+
+/// A file read, interpolated and checked, as it is written (no include, no extends).
+fn read_checked(
+    file: &Path,
+    variables: &Variables,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ComposeError> {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file).map_err(|source| ComposeError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let mut value: Value = serde_yaml_ng::from_str(&text).map_err(|source| ComposeError::Yaml {
+        file: shown.clone(),
+        source,
+    })?;
+    if value.is_null() {
+        value = Value::Mapping(Mapping::new());
+    }
+    // YAML's `<<` merge keys (the spec's fragments and extensions use them).
+    value.apply_merge().map_err(|source| ComposeError::Yaml {
+        file: shown.clone(),
+        source,
+    })?;
+    let mut unset = Unset::default();
+    interpolate::interpolate_value(&mut value, variables, &shown, &mut unset)?;
+    for name in unset.0 {
+        let warning =
+            format!("{shown}: the {name:?} variable is not set: defaulting to a blank string");
+        if !warnings.contains(&warning) {
+            warnings.push(warning);
+        }
+    }
+    let plain = untagged_json(&value).map_err(|reason| ComposeError::Invalid {
+        file: shown.clone(),
+        path: String::new(),
+        reason,
+    })?;
+    super::schema::validate(&plain, &shown)?;
+    super::support::check(&plain, &shown)?;
+    Ok(value)
+}
+
+/// Each service of a file with `extends` made its base service (of this file or
+/// another, itself extended first) merged with what it sets, by the merge rules of
+/// several files.
+fn apply_extends(
+    value: &mut Value,
+    file: &Path,
+    variables: &Variables,
+    warnings: &mut Vec<String>,
+) -> Result<(), ComposeError> {
+    let Some(Value::Mapping(services)) = value.get("services").cloned() else {
+        return Ok(());
+    };
+    let mut resolved = Mapping::new();
+    for (name, _) in &services {
+        let service = extended(
+            &services,
+            file,
+            &key_text(name),
+            variables,
+            warnings,
+            &mut Vec::new(),
+        )?;
+        resolved.insert(name.clone(), service);
+    }
+    if let Value::Mapping(map) = value {
+        map.insert("services".into(), Value::Mapping(resolved));
+    }
+    Ok(())
+}
+
+/// A service of `services` (read from `file`) with its `extends` resolved; `chain`
+/// holds the services being resolved, so that a cycle is named.
+fn extended(
+    services: &Mapping,
+    file: &Path,
+    name: &str,
+    variables: &Variables,
+    warnings: &mut Vec<String>,
+    chain: &mut Vec<String>,
+) -> Result<Value, ComposeError> {
+    let shown = file.display().to_string();
+    let link = format!("{shown}:{name}");
+    if chain.contains(&link) {
+        chain.push(link);
+        return Err(ComposeError::Model {
+            file: shown,
+            reason: format!("extends has a cycle: {}", chain.join(" -> ")),
+        });
+    }
+    let Some(mut service) = services.get(name).cloned() else {
+        return Err(ComposeError::Model {
+            file: shown,
+            reason: format!("extends names service {name:?}, which this file does not define"),
+        });
+    };
+    let extends = match &mut service {
+        Value::Mapping(map) => map.remove("extends"),
+        _ => None,
+    };
+    let Some(extends) = extends else {
+        return Ok(service);
+    };
+    let (other_file, base_name) = match &extends {
+        Value::String(base) => (None, base.clone()),
+        Value::Mapping(map) => (
+            map.get("file").map(key_text),
+            map.get("service").map(key_text).unwrap_or_default(),
+        ),
+        _ => (None, String::new()),
+    };
+    chain.push(link);
+    let mut base = match other_file {
+        None => extended(services, file, &base_name, variables, warnings, chain)?,
+        Some(other) => {
+            let directory = file.parent().unwrap_or(Path::new("/"));
+            let other = absolute_path(Path::new(&other), directory);
+            let document = read_checked(&other, variables, warnings)?;
+            let Some(Value::Mapping(other_services)) = document.get("services").cloned() else {
+                return Err(ComposeError::Model {
+                    file: other.display().to_string(),
+                    reason: format!("services.{name}.extends: the file has no services"),
+                });
+            };
+            let mut base = extended(
+                &other_services,
+                &other,
+                &base_name,
+                variables,
+                warnings,
+                chain,
+            )?;
+            // Its relative paths are its own file's.
+            let mut wrapper = Mapping::new();
+            let mut one = Mapping::new();
+            one.insert(base_name.clone().into(), base);
+            wrapper.insert("services".into(), Value::Mapping(one));
+            let mut wrapper = Value::Mapping(wrapper);
+            absolutise_paths(&mut wrapper, other.parent().unwrap_or(Path::new("/")));
+            base = wrapper["services"][base_name.as_str()].clone();
+            base
+        }
+    };
+    chain.pop();
+    merge(
+        &mut base,
+        service,
+        &mut vec!["services".to_string(), name.to_string()],
+    );
+    Ok(base)
+}
+
+/// The relative paths of a file's definitions (build contexts, env files, bind
+/// sources, secret and config files, extends files) made absolute from `base`, before
+/// the file is merged where another directory is the project's.
+fn absolutise_paths(value: &mut Value, base: &Path) {
+    let relative =
+        |text: &str| !text.starts_with('/') && !text.starts_with("~/") && !text.contains("://");
+    let fix = |value: &mut Value| {
+        if let Value::String(text) = value {
+            if relative(text) {
+                *text = model::absolute(text, base);
+            }
+        }
+    };
+    if let Some(Value::Mapping(services)) = value.get_mut("services") {
+        for (_, service) in services.iter_mut() {
+            let Value::Mapping(service) = service else {
+                continue;
+            };
+            match service.get_mut("build") {
+                Some(Value::Mapping(build)) => {
+                    if let Some(context) = build.get_mut("context") {
+                        fix(context);
+                    }
+                }
+                Some(context) => fix(context),
+                None => {}
+            }
+            match service.get_mut("env_file") {
+                Some(Value::Sequence(items)) => {
+                    for item in items {
+                        match item {
+                            Value::Mapping(long) => {
+                                if let Some(path) = long.get_mut("path") {
+                                    fix(path);
+                                }
+                            }
+                            other => fix(other),
+                        }
+                    }
+                }
+                Some(one) => fix(one),
+                None => {}
+            }
+            if let Some(Value::Mapping(extends)) = service.get_mut("extends") {
+                if let Some(file) = extends.get_mut("file") {
+                    fix(file);
+                }
+            }
+            if let Some(Value::Sequence(volumes)) = service.get_mut("volumes") {
+                for volume in volumes {
+                    match volume {
+                        Value::String(short) => {
+                            let (source, rest) = short.split_once(':').unwrap_or((short, ""));
+                            if (source.starts_with('.') || source == "~") && !rest.is_empty() {
+                                *short = format!("{}:{rest}", model::absolute(source, base));
+                            }
+                        }
+                        Value::Mapping(long)
+                            if long.get("type").map(key_text).as_deref() == Some("bind") =>
+                        {
+                            if let Some(source) = long.get_mut("source") {
+                                fix(source);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    for section in ["secrets", "configs"] {
+        if let Some(Value::Mapping(entries)) = value.get_mut(section) {
+            for (_, entry) in entries.iter_mut() {
+                if let Some(file) = entry.get_mut("file") {
+                    fix(file);
+                }
+            }
+        }
+    }
 }
 
 /// The files named, or those compose finds in the working directory.
@@ -268,7 +612,7 @@ fn untagged_json(value: &Value) -> Result<serde_json::Value, String> {
         Value::Mapping(map) => {
             let mut object = serde_json::Map::new();
             for (key, item) in map {
-                // `<<` merge keys are applied by the YAML reader already.
+                // `<<` merge keys were applied when the file was read.
                 object.insert(key_text(key), untagged_json(item)?);
             }
             serde_json::Value::Object(object)

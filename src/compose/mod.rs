@@ -10,6 +10,7 @@ mod convert;
 mod interpolate;
 mod kube;
 mod kube_play;
+mod kube_source;
 mod load;
 mod model;
 mod operations;
@@ -22,8 +23,9 @@ use std::path::PathBuf;
 
 use crate::engine::EngineError;
 
-pub use kube::{generate as kube_generate, kube_name, Generated, KubeKind};
+pub use kube::{generate as kube_generate, kube_name, Generated, Grouping, KubeKind};
 pub use kube_play::{down as kube_down, play as kube_play, POD_LABEL};
+pub use kube_source::generate_from_containers as kube_generate_from_containers;
 pub use load::{load, normalise_name, LoadOptions, Loaded};
 pub use model::{Project, Service};
 pub use operations::{

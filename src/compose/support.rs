@@ -12,9 +12,10 @@ const SUPPORTED: &[(&str, &[&str])] = &[
     (
         "",
         &[
-            "version", "name", "services", "networks", "volumes", "secrets", "configs",
+            "version", "name", "include", "services", "networks", "volumes", "secrets", "configs",
         ],
     ),
+    ("include.#", &["path", "project_directory", "env_file"]),
     (
         "services.*",
         &[
@@ -31,6 +32,7 @@ const SUPPORTED: &[(&str, &[&str])] = &[
             "env_file",
             "environment",
             "expose",
+            "extends",
             "extra_hosts",
             "healthcheck",
             "hostname",
@@ -62,6 +64,7 @@ const SUPPORTED: &[(&str, &[&str])] = &[
         &["context", "dockerfile", "args", "target"],
     ),
     ("services.*.deploy", &["replicas", "resources"]),
+    ("services.*.extends", &["file", "service"]),
     ("services.*.deploy.resources", &["limits"]),
     (
         "services.*.deploy.resources.limits",
@@ -165,23 +168,34 @@ fn value_refused(path: &[String], value: &Value) -> Option<String> {
     None
 }
 
-/// Refuses the first field of `document` lade does not support.
+/// Refuses `document` when it has fields lade does not support, naming every one.
 pub fn check(document: &Value, file: &str) -> Result<(), ComposeError> {
-    walk(document, &mut Vec::new(), &mut Vec::new(), file)
+    let mut refused = Vec::new();
+    walk(document, &mut Vec::new(), &mut Vec::new(), &mut refused);
+    match refused.first() {
+        None => Ok(()),
+        Some((path, _)) => Err(ComposeError::Unsupported {
+            file: file.to_string(),
+            path: path.clone(),
+            reason: refused
+                .iter()
+                .map(|(_, reason)| reason.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
 }
 
+/// Adds each unsupported field under `value` to `refused`: its path and why.
 fn walk(
     value: &Value,
     path: &mut Vec<String>,
     pattern: &mut Vec<String>,
-    file: &str,
-) -> Result<(), ComposeError> {
+    refused: &mut Vec<(String, String)>,
+) {
     if let Some(reason) = value_refused(path, value) {
-        return Err(ComposeError::Unsupported {
-            file: file.to_string(),
-            path: path.join("."),
-            reason,
-        });
+        refused.push((path.join("."), reason));
+        return;
     }
     let here = pattern.join(".");
     match value {
@@ -203,11 +217,12 @@ fn walk(
                     Some(_) => {
                         path.push(key.clone());
                         let at = path.join(".");
-                        return Err(ComposeError::Unsupported {
-                            file: file.to_string(),
-                            path: at.clone(),
-                            reason: format!("{at}: lade does not support this field"),
-                        });
+                        refused.push((
+                            at.clone(),
+                            format!("{at}: lade does not support this field"),
+                        ));
+                        path.pop();
+                        continue;
                     }
                     None if names => "*".to_string(),
                     // Free-form content (labels, environment, args...).
@@ -215,7 +230,7 @@ fn walk(
                 };
                 path.push(key.clone());
                 pattern.push(step);
-                walk(item, path, pattern, file)?;
+                walk(item, path, pattern, refused);
                 pattern.pop();
                 path.pop();
             }
@@ -224,14 +239,13 @@ fn walk(
             for (index, item) in items.iter().enumerate() {
                 path.push(index.to_string());
                 pattern.push("#".into());
-                walk(item, path, pattern, file)?;
+                walk(item, path, pattern, refused);
                 pattern.pop();
                 path.pop();
             }
         }
         _ => {}
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -258,6 +272,11 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("services.web.cpu_shares"));
+        let several = serde_json::json!({"services": {"a": {"image": "a", "gpus": "all"}, "b": {"image": "b", "pull_policy": "always"}}});
+        assert_eq!(
+            check(&several, "c.yaml").unwrap_err().to_string(),
+            "c.yaml: services.a.gpus: lade does not support this field; services.b.pull_policy: lade does not support this field"
+        );
         let bad = serde_json::json!({"networks": {"n": {"driver": "overlay"}}});
         assert!(check(&bad, "c.yaml")
             .unwrap_err()

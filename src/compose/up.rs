@@ -5,8 +5,9 @@
 //! end or the user interrupts, when what was started is stopped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -509,13 +510,36 @@ pub fn attach(
         .unwrap_or(0);
     let root = store.root().to_path_buf();
     let stopped = AtomicBool::new(false);
-    std::thread::scope(|scope| -> Result<()> {
+    // The self-pipe trick: SIGINT and SIGTERM (as the handler that sets `interrupted`
+    // runs) and each follower as it ends write a byte, so this thread sleeps until one
+    // of them has something to say, instead of polling.
+    let wake_error = |e: std::io::Error| -> ComposeError {
+        engine::EngineError::Io(std::io::Error::new(
+            e.kind(),
+            format!("a wake-up socket: {e}"),
+        ))
+        .into()
+    };
+    let (mut wake_reader, wake_writer) = UnixStream::pair().map_err(wake_error)?;
+    let mut registered = Vec::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let writer = wake_writer.try_clone().map_err(wake_error)?;
+        registered
+            .push(signal_hook::low_level::pipe::register(signal, writer).map_err(wake_error)?);
+    }
+    let ended = AtomicUsize::new(0);
+    let result = std::thread::scope(|scope| -> Result<()> {
         let mut followers = Vec::new();
         for (index, container) in containers.iter().enumerate() {
             let prefix = prefix(&short_name(container), width, colour.then_some(index));
             let root = root.clone();
             let id = container.id.clone();
+            let waker = wake_writer.try_clone().map_err(wake_error)?;
+            let ended = &ended;
             followers.push(scope.spawn(move || -> Result<()> {
+                // Counted before the byte is written: the byte that wakes the watcher
+                // finds the count already up.
+                let _wake = WakeOnDrop { ended, waker };
                 let store = Store::open(&root).map_err(engine::EngineError::from)?;
                 let mut writer = Prefixed::new(prefix.clone(), out);
                 let mut errors = Prefixed::new(prefix, out);
@@ -539,7 +563,8 @@ pub fn attach(
             }));
         }
         // Watch for the interrupt while the followers run.
-        while followers.iter().any(|f| !f.is_finished()) {
+        let mut byte = [0u8; 1];
+        while ended.load(Ordering::SeqCst) < followers.len() {
             if interrupted.load(Ordering::SeqCst) && !stopped.swap(true, Ordering::SeqCst) {
                 reporter.warning("Gracefully stopping... (interrupted)");
                 for container in containers.iter().rev() {
@@ -554,17 +579,40 @@ pub fn attach(
                     reporter.status("Container", &container.name, "Stopped");
                 }
             }
-            std::thread::sleep(Duration::from_millis(50));
+            match wake_reader.read(&mut byte) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(wake_error(e)),
+            }
         }
         for follower in followers {
             follower.join().expect("a log follower panicked")?;
         }
         Ok(())
-    })?;
+    });
+    for id in registered {
+        signal_hook::low_level::unregister(id);
+    }
+    result?;
     if stopped.load(Ordering::SeqCst) {
         return Err(ComposeError::Interrupted);
     }
     Ok(())
+}
+
+/// Counts a log follower as ended and wakes the thread watching them, however the
+/// follower ends.
+struct WakeOnDrop<'a> {
+    ended: &'a AtomicUsize,
+    waker: UnixStream,
+}
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.ended.fetch_add(1, Ordering::SeqCst);
+        // A full socket already holds a wake-up: nothing is lost.
+        let _ = self.waker.write(&[1]);
+    }
 }
 
 /// A container as log prefixes name it: `SERVICE-N`.

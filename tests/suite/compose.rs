@@ -373,30 +373,55 @@ fn run_makes_a_one_off_container_and_removes_it() {
     ok(&lade, dir.path(), &["down"]);
 }
 
-/// Compose files from docker's awesome-compose (tests/fixtures/awesome-compose): those
-/// that use only what lade supports load; the other is refused naming its field.
+/// Compose files from docker's awesome-compose (tests/fixtures/awesome-compose, every
+/// sample of the collection): those that use only what lade supports load; the others
+/// are refused with the unsupported field named.
 #[test]
 fn awesome_compose_samples_load_or_name_what_lade_lacks() {
     let lade = Lade::new();
     let samples = common::repo().join("tests/fixtures/awesome-compose");
-    for name in [
-        "nginx-golang-mysql",
-        "react-express-mongodb",
-        "wordpress-mysql",
-        "postgresql-pgadmin",
-        "prometheus-grafana",
-    ] {
-        let config = ok(&lade, &samples.join(name), &["config"]);
-        assert!(
-            config.starts_with(&format!("name: {name}\nservices:\n")),
-            "{name}:\n{config}"
-        );
+    let refused = [
+        (
+            "wasmedge-mysql-nginx",
+            "compose.yaml: services.backend.runtime: lade does not support this field",
+        ),
+        (
+            "wasmedge-kafka-mysql",
+            "compose.yaml: services.etl.runtime: lade does not support this field",
+        ),
+    ];
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&samples).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        match refused.iter().find(|(n, _)| *n == name) {
+            Some((_, reason)) => {
+                let err = fails(&lade, &dir, &["config"]);
+                assert!(err.contains(reason), "{name}: {err}");
+            }
+            None => {
+                let config = ok(&lade, &dir, &["config"]);
+                let name = normalised(&name);
+                assert!(
+                    config.starts_with(&format!("name: {name}\nservices:\n")),
+                    "{name}:\n{config}"
+                );
+                loaded += 1;
+            }
+        }
     }
-    let err = fails(&lade, &samples.join("wasmedge-mysql-nginx"), &["config"]);
-    assert!(
-        err.contains("compose.yaml: services.backend.runtime: lade does not support this field"),
-        "{err}"
-    );
+    assert_eq!(loaded, 37);
+}
+
+/// A directory's name as compose makes a project name of it.
+fn normalised(name: &str) -> String {
+    name.to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+        .collect()
 }
 
 #[test]
@@ -746,4 +771,315 @@ fn kube_play_runs_the_generated_pod_and_kube_down_removes_it() {
     });
     lade.ok(&["kube", "down", &pod_file]);
     assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
+}
+
+/// `kube generate` of a running container: its pod carries only what the container sets
+/// beyond its image (the environment it was given, not the image's PATH), its published
+/// port as a hostPort, its named volume as a claim, its healthcheck as a probe and its
+/// limit; the YAML is what the API accepts, and `kube play` of it serves the same page
+/// again from the same volume. The played pod is then named to `kube generate` again.
+#[test]
+fn kube_generate_of_a_container_and_play_of_it_serve_the_same_app() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let port = free_port();
+    let published = format!("127.0.0.1:{port}:80");
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &published,
+        "-e",
+        "GREETING=hello from web",
+        "-v",
+        "pages:/www",
+        "--memory",
+        "64m",
+        "--health-cmd",
+        "true",
+        "--health-interval",
+        "5s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo $GREETING > /www/index.html; exec httpd -f -p 80 -h /www",
+    ]);
+    common::wait_until("the container to serve", || http_get(port).is_some());
+    let documents = kube_round_trip(&lade.ok(&["kube", "generate", "web"]));
+    let kinds: Vec<&str> = documents.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Pod"]);
+    assert_eq!(documents[0].1["metadata"]["name"], "pages");
+    let pod = &documents[1].1;
+    assert_eq!(pod["metadata"]["name"], "web-pod");
+    let web = &pod["spec"]["containers"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(
+        web["env"],
+        serde_json::json!([{"name": "GREETING", "value": "hello from web"}])
+    );
+    assert_eq!(
+        web["ports"][0],
+        serde_json::json!({"containerPort": 80, "hostIP": "127.0.0.1", "hostPort": port, "protocol": "TCP"})
+    );
+    assert_eq!(
+        web["livenessProbe"],
+        serde_json::json!({"exec": {"command": ["/bin/sh", "-c", "true"]}, "periodSeconds": 5})
+    );
+    assert_eq!(
+        web["resources"]["limits"],
+        serde_json::json!({"memory": "67108864"})
+    );
+    assert_eq!(
+        pod["spec"]["volumes"],
+        serde_json::json!([{"name": "pages", "persistentVolumeClaim": {"claimName": "pages"}}])
+    );
+    let deployment =
+        kube_round_trip(&lade.ok(&["kube", "generate", "--type", "deployment", "web"]));
+    let kinds: Vec<&str> = deployment.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Deployment", "Service"]);
+    assert_eq!(deployment[2].1["spec"]["ports"][0]["port"], 80);
+
+    common::step("the generated pod played again");
+    let dir = tempfile::tempdir().unwrap();
+    let pod_file = dir.path().join("web.yaml").display().to_string();
+    lade.ok(&["kube", "generate", "web", "-f", &pod_file]);
+    lade.ok(&["rm", "-f", "web"]);
+    lade.ok(&["kube", "play", &pod_file]);
+    assert_eq!(lade.ok(&["ps", "--format", "{{.Names}}"]), "web-pod-web\n");
+    common::wait_until("the played pod to serve", || {
+        http_get(port).as_deref() == Some("hello from web\n")
+    });
+    // The played pod, named by its pod name, gives the same pod.
+    let again = kube_round_trip(&lade.ok(&["kube", "generate", "web-pod"]));
+    assert_eq!(again[1].1["metadata"]["name"], "web-pod");
+    assert_eq!(again[1].1["spec"]["containers"][0]["name"], "web");
+    let missing = lade.fails(&["kube", "generate", "nothing-here"]);
+    assert!(
+        missing.contains("no such container or pod: nothing-here"),
+        "{missing}"
+    );
+    lade.ok(&["kube", "down", &pod_file]);
+    assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
+}
+
+/// `kube play` of ConfigMaps and Secrets in the same file as the Deployment using them:
+/// as files (all keys, or chosen items at their paths with their modes, read-only) and
+/// as environment (`envFrom` with a prefix, `valueFrom` key references, `env` winning);
+/// `replicas: 2` runs two pods named as podman names them; `kube down` removes the
+/// containers and the volumes the files were written to.
+#[test]
+fn kube_play_mounts_config_maps_and_secrets_and_runs_replicas() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[(
+        "app.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata:\n  GREETING: hello from a map\n  LEVEL: low\n  app.conf: |\n    port=80\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: creds}\ntype: Opaque\ndata: {password: czNjcjN0}\nstringData: {user: admin}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  replicas: 2\n  selector: {matchLabels: {app: app}}\n  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers:\n      - name: main\n        image: busybox\n        command: [sleep, '1000']\n        envFrom:\n        - configMapRef: {name: settings}\n          prefix: CFG_\n        env:\n        - {name: CFG_LEVEL, value: high}\n        - name: PASSWORD\n          valueFrom: {secretKeyRef: {name: creds, key: password}}\n        volumeMounts:\n        - {name: conf, mountPath: /etc/app}\n        - {name: secret, mountPath: /run/creds}\n      volumes:\n      - name: conf\n        configMap:\n          name: settings\n          items: [{key: app.conf, path: sub/app.conf, mode: 256}]\n      - name: secret\n        secret: {secretName: creds, defaultMode: 384}\n",
+    )]);
+    let file = dir.path().join("app.yaml").display().to_string();
+    lade.ok(&["kube", "play", &file]);
+    let mut names: Vec<String> = lade
+        .ok(&["ps", "--format", "{{.Names}}"])
+        .lines()
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app-pod-0-main", "app-pod-1-main"]);
+    for name in &names {
+        let env = lade.ok(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            "echo $CFG_GREETING/$CFG_LEVEL/$PASSWORD",
+        ]);
+        assert_eq!(env, "hello from a map/high/s3cr3t\n");
+    }
+    let files = lade.ok(&[
+        "exec",
+        "app-pod-1-main",
+        "sh",
+        "-c",
+        "ls /etc/app; cat /etc/app/sub/app.conf; stat -c '%a %n' /etc/app/sub/app.conf /run/creds/*; cat /run/creds/user; echo; touch /etc/app/x 2>&1 || true",
+    ]);
+    assert_eq!(
+        files,
+        "sub\nport=80\n400 /etc/app/sub/app.conf\n600 /run/creds/password\n600 /run/creds/user\nadmin\ntouch: /etc/app/x: Read-only file system\n"
+    );
+    lade.ok(&["kube", "down", &file]);
+    assert_eq!(lade.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(lade.ok(&["volume", "ls", "-q"]), "");
+}
+
+/// `include` brings another file's services and volumes, its relative paths and `.env`
+/// its own; `extends` builds a service on one of the same or another file (merged as
+/// files merge, relative paths kept to their file); a name defined twice and cycles are
+/// refused by name. `ps` shows compose's columns, CREATED as Docker says it.
+#[test]
+fn include_and_extends_and_ps_created() {
+    crate::network::require_network_tools();
+    let lade = Lade::new();
+    lade.busybox();
+    let dir = project(&[
+        (
+            "common/compose.yaml",
+            "services:\n  db:\n    image: busybox\n    command: sleep ${DB_SLEEP}\n    volumes: [./data:/data]\n  base:\n    image: busybox\n    environment: {FROM_BASE: '1', LEVEL: base}\n    volumes: ['./conf:/conf:ro']\nvolumes:\n  shared: {}\n",
+        ),
+        ("common/.env", "DB_SLEEP=77\n"),
+        (
+            "compose.yaml",
+            "name: inc\ninclude:\n  - common/compose.yaml\nservices:\n  web:\n    extends:\n      file: common/compose.yaml\n      service: base\n    environment: {LEVEL: web}\n    command: sleep 100\n  worker:\n    extends: web\n    command: sleep 200\n",
+        ),
+        (
+            "twice.yaml",
+            "include: [common/compose.yaml]\nservices:\n  db:\n    image: busybox\n",
+        ),
+        (
+            "cycle.yaml",
+            "services:\n  a:\n    extends: b\n    image: busybox\n  b:\n    extends: a\n",
+        ),
+    ]);
+    let root = dir.path().display().to_string();
+    let services = ok(&lade, dir.path(), &["config", "--services"]);
+    assert_eq!(services, "base\ndb\nweb\nworker\n");
+    let config: serde_json::Value =
+        serde_yaml_ng::from_str(&ok(&lade, dir.path(), &["config"])).unwrap();
+    let services = &config["services"];
+    assert_eq!(
+        services["db"]["command"],
+        serde_json::json!(["sleep", "77"])
+    );
+    assert_eq!(
+        services["db"]["volumes"][0]["source"],
+        format!("{root}/common/data")
+    );
+    for (name, command) in [("web", "100"), ("worker", "200")] {
+        let service = &services[name];
+        assert_eq!(service["command"], serde_json::json!(["sleep", command]));
+        assert_eq!(
+            service["environment"],
+            serde_json::json!({"FROM_BASE": "1", "LEVEL": "web"})
+        );
+        assert_eq!(
+            service["volumes"][0]["source"],
+            format!("{root}/common/conf"),
+            "{name}"
+        );
+    }
+    assert_eq!(config["volumes"]["shared"]["name"], "inc_shared");
+    let twice = lade.fails(&["compose", "-f", &format!("{root}/twice.yaml"), "config"]);
+    assert!(
+        twice.contains("services.db: defined here and in the file include.0 includes"),
+        "{twice}"
+    );
+    let cycle = lade.fails(&["compose", "-f", &format!("{root}/cycle.yaml"), "config"]);
+    assert!(
+        cycle.contains(&format!(
+            "extends has a cycle: {root}/cycle.yaml:a -> {root}/cycle.yaml:b -> {root}/cycle.yaml:a"
+        )),
+        "{cycle}"
+    );
+
+    common::step("up, ps with CREATED");
+    ok(&lade, dir.path(), &["up", "-d", "worker"]);
+    let ps = ok(&lade, dir.path(), &["ps"]);
+    let mut lines = ps.lines();
+    let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"]
+    );
+    let row = lines.next().unwrap();
+    assert!(
+        row.starts_with("inc-worker-1 ") && row.contains("\"sleep 200\"") && row.contains(" ago "),
+        "{ps}"
+    );
+    ok(&lade, dir.path(), &["down"]);
+}
+
+/// The compose-spec's own example files (tests/fixtures/compose-spec): each `config`s
+/// as the spec says (YAML anchors and `<<` merge keys, profiles, the project name in
+/// `COMPOSE_PROJECT_NAME`), or is refused with every unsupported key named.
+#[test]
+fn compose_spec_examples_load_or_name_every_unsupported_key() {
+    let lade = Lade::new();
+    let samples = common::repo().join("tests/fixtures/compose-spec");
+    let refused = [
+        ("02-model-0", "configs.httpd-config.external: lade does not support this field; secrets.server-certificate.external: lade does not support this field; volumes.db-data.driver: lade has the local volume driver only, not \"flocker\""),
+        ("05-services-2", "services.foo.blkio_config: lade does not support this field"),
+        ("05-services-16", "services.myservice.credential_spec: lade does not support this field"),
+        ("06-networks-1", "networks.backend.driver: lade makes bridge networks only, not \"custom-driver-2\"; networks.backend.driver_opts: lade does not support this field; networks.frontend.driver: lade makes bridge networks only, not \"custom-driver-1\""),
+        ("10-fragments-2", "volumes.db-data.driver: lade has the local volume driver only, not \"default\"; volumes.metrics.driver: lade has the local volume driver only, not \"default\""),
+        ("11-extension-3", "services.echoit.deploy.placement: lade does not support this field; services.nodeinfo.deploy.placement: lade does not support this field"),
+        ("deploy-6", "services.frontend.deploy.resources.reservations: lade does not support this field"),
+        ("develop-0", "services.backend.develop: lade does not support this field; services.frontend.develop: lade does not support this field"),
+        ("models-0", "models: lade does not support this field; services.app.models: lade does not support this field"),
+    ];
+    let config = |name: &str| {
+        let file = samples.join(format!("{name}.yaml")).display().to_string();
+        lade.output(&["compose", "-p", "spec", "-f", &file, "config"])
+    };
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&samples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let name = path.file_stem().unwrap().to_string_lossy().to_string();
+        let out = config(&name);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refused.iter().find(|(n, _)| *n == name) {
+            Some((_, reasons)) => {
+                assert!(!out.status.success(), "{name} loaded");
+                assert!(
+                    stderr.contains(&format!("{name}.yaml: {reasons}\n")),
+                    "{name}:\n{stderr}"
+                );
+            }
+            None => {
+                assert!(out.status.success(), "{name}:\n{stderr}");
+                loaded += 1;
+            }
+        }
+    }
+    assert_eq!(loaded, 20);
+    let model = |name: &str| -> serde_json::Value {
+        serde_yaml_ng::from_slice(&config(name).stdout).unwrap()
+    };
+    // The project's name is there for interpolation and for `environment`.
+    let named = model("04-version-and-name-0");
+    assert_eq!(
+        named["services"]["foo"]["command"],
+        serde_json::json!(["echo", "I'm running spec"])
+    );
+    assert_eq!(
+        named["services"]["foo"]["environment"]["COMPOSE_PROJECT_NAME"],
+        "spec"
+    );
+    // Anchors, and `<<` merge keys of one mapping or of several.
+    assert_eq!(
+        model("10-fragments-3")["services"]["second"]["environment"],
+        serde_json::json!({"FOO": "BAR", "ZOT": "QUIX", "YET_ANOTHER": "VARIABLE"})
+    );
+    assert_eq!(
+        model("11-extension-4")["services"]["frontend"]["environment"],
+        serde_json::json!({"FOO": "BAR", "ZOT": "QUIX", "KEY": "VALUE", "YET_ANOTHER": "VARIABLE"})
+    );
+    let shared = model("11-extension-2");
+    for service in ["first", "second"] {
+        assert_eq!(
+            shared["services"][service]["environment"],
+            serde_json::json!({"CONFIG_KEY": null, "EXAMPLE_KEY": null}),
+            "{service}"
+        );
+    }
+    // Services of an inactive profile are left out.
+    let file = samples.join("15-profiles-0.yaml").display().to_string();
+    assert_eq!(
+        lade.ok(&["compose", "-f", &file, "config", "--services"]),
+        "foo\n"
+    );
 }

@@ -255,6 +255,14 @@ fn command_of(container: &ContainerRow, trunc: bool) -> String {
     go_quote(&shown)
 }
 
+/// COMMAND and CREATED as `docker ps` (and `docker compose ps`) show them.
+pub(crate) fn docker_command_and_created(container: &ContainerRow) -> (String, String) {
+    (
+        command_of(container, true),
+        human_age(created(container).as_deref()),
+    )
+}
+
 /// docker/cli `formatter.Ellipsis`: at most `width` characters, the last one `…` when
 /// cut.
 fn ellipsis(text: &str, width: usize) -> String {

@@ -9,7 +9,7 @@ mod exec;
 mod files;
 mod lifecycle;
 mod list;
-pub(crate) use list::{docker_ports, docker_status};
+pub(crate) use list::{docker_command_and_created, docker_ports, docker_status};
 mod run;
 mod update;
 mod volume;
