@@ -190,6 +190,8 @@ impl Session<'_> {
                 step_ref: step_ref.clone(),
                 cancel: &self.options.cancel,
                 rlimits: &self.options.ulimits,
+                secrets: &self.providers.secrets,
+                agents: &self.providers.agents,
                 open_view: &mut open_view,
             },
             step,

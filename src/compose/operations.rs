@@ -317,6 +317,8 @@ pub(super) fn build_service(
         source_date_epoch: None,
         entitlements: Default::default(),
         ulimits: Vec::new(),
+        secrets: Vec::new(),
+        ssh: Vec::new(),
         cancel: Default::default(),
     };
     reporter.status("Image", &image, "Building");

@@ -142,7 +142,7 @@ pub use crate::network::{NetworkInspect, NetworkOptions};
 pub use crate::archive::{ImportOptions, Loaded, Progress as TransferProgress, SaveFormat};
 pub use crate::builder::{
     BuildOptions, CacheStatus, Entitlements, Event, ExplainedStep, Reporter as StepReporter,
-    StepRef, Verdict,
+    SecretError, SecretSource, SshSource, StepRef, Verdict,
 };
 pub use crate::exec::Cancel;
 pub use crate::graph::{config_with_changes, Base, BaseImage, ExpandedStage, Plan, PlanOptions};
