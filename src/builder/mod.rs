@@ -601,6 +601,12 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildOutput, BuildError> {
     let prepared = prepare(store, options)?;
+    // Read and started before anything runs: a secret file that cannot be read or a key
+    // ssh-add refuses stops the build at once, naming the flag.
+    let providers = Providers {
+        secrets: Secrets::load(&options.secrets)?,
+        agents: SshAgents::start(store, &options.ssh)?,
+    };
     let _guard = store.content_guard()?;
     let plan = &prepared.plan;
     // Each stage's FROM counts, as the `[n/m]` labels and the `#n` lines count it.
@@ -612,12 +618,6 @@ pub fn build(
     for warning in &prepared.warnings {
         reporter.report(Event::Warning(warning.clone()));
     }
-    // Read and started before anything runs: a secret file that cannot be read or a key
-    // ssh-add refuses stops the build at once, naming the flag.
-    let providers = Providers {
-        secrets: Secrets::load(&options.secrets)?,
-        agents: SshAgents::start(store, &options.ssh)?,
-    };
     let session = session(store, options, &prepared, reporter, Mode::Build, providers)?;
     for absent in session.imported.iter().filter_map(|cache| cache.absence()) {
         reporter.report(Event::Warning(absent));

@@ -360,15 +360,40 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
         }
         _ => return,
     }
-    // Parents made only to hold the mount point go too.
+    // Parents made only to hold the mount point go too, and so do directories of the
+    // image that overlay copied up only to make it (empty in the upper, their owner and
+    // mode unchanged): the step did not change them.
     let mut parent = Path::new(point).parent();
     while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-        let dir_str = dir.to_string_lossy();
-        if exists_in(lowers, &dir_str) || fs::remove_dir(upper.join(dir)).is_err() {
+        let in_upper = upper.join(dir);
+        if let Some(lower) = lower_metadata(lowers, &dir.to_string_lossy()) {
+            let unchanged = fs::symlink_metadata(&in_upper).is_ok_and(|meta| {
+                meta.is_dir()
+                    && lower.is_dir()
+                    && meta.mode() == lower.mode()
+                    && meta.uid() == lower.uid()
+                    && meta.gid() == lower.gid()
+            }) && layers::has_only_copy_up_xattrs(&in_upper);
+            if !unchanged {
+                break;
+            }
+        }
+        if fs::remove_dir(&in_upper).is_err() {
             break;
         }
         parent = dir.parent();
     }
+}
+
+/// The metadata of `path` (relative) in the merged view of `lowers` (topmost first).
+fn lower_metadata(lowers: &[PathBuf], path: &str) -> Option<fs::Metadata> {
+    for lower in lowers {
+        if let Ok(meta) = fs::symlink_metadata(lower.join(path)) {
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            return (!whiteout).then_some(meta);
+        }
+    }
+    None
 }
 
 fn mount_io(path: &Path) -> impl FnOnce(std::io::Error) -> MountError + '_ {

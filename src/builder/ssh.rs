@@ -54,10 +54,10 @@ pub enum SshError {
         "--ssh {id}: cannot start ssh-agent (Debian's openssh-client) for the key files: {message}"
     )]
     AgentNotStarted { id: String, message: String },
-    #[error("--ssh {id}: ssh-add could not load {keys}: {message}")]
-    KeysNotLoaded {
+    #[error("--ssh {id}: ssh-add could not load the key {}: {message}", key.display())]
+    KeyNotLoaded {
         id: String,
-        keys: String,
+        key: PathBuf,
         message: String,
     },
     #[error(transparent)]
@@ -220,34 +220,70 @@ impl StartedAgent {
             }
             return Err(not_started(stderr.trim().to_string()));
         }
-        let added = Command::new("ssh-add")
-            .arg("-q")
-            .arg("--")
-            .args(keys)
-            .env("SSH_AUTH_SOCK", &agent.socket)
+        for key in keys {
+            agent.add(id, key)?;
+        }
+        Ok(agent)
+    }
+
+    /// Loads the key file `key` into the agent. The key goes through ssh-add's
+    /// standard input, as BuildKit reads key files itself: ssh-add's refusal of a key
+    /// file others may read is not BuildKit's behaviour.
+    fn add(&self, id: &str, key: &Path) -> Result<(), SshError> {
+        let not_loaded = |message: String| SshError::KeyNotLoaded {
+            id: id.to_string(),
+            key: key.to_path_buf(),
+            message,
+        };
+        let size = std::fs::metadata(key)
+            .map_err(|source| SshError::Path {
+                id: id.to_string(),
+                path: key.to_path_buf(),
+                source,
+            })?
+            .len();
+        if size > MAX_KEY_FILE {
+            return Err(not_loaded(format!(
+                "{size} bytes is too big for a private key"
+            )));
+        }
+        let content = std::fs::read(key).map_err(|source| SshError::Path {
+            id: id.to_string(),
+            path: key.to_path_buf(),
+            source,
+        })?;
+        let mut child = Command::new("ssh-add")
+            .args(["-q", "-"])
+            .env("SSH_AUTH_SOCK", &self.socket)
             .env_remove("DISPLAY")
             .env_remove("SSH_ASKPASS")
-            .stdin(Stdio::null())
-            .output();
-        let keys_text = || {
-            keys.iter()
-                .map(|k| k.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match added {
-            Ok(output) if output.status.success() => Ok(agent),
-            Ok(output) => Err(SshError::KeysNotLoaded {
-                id: id.to_string(),
-                keys: keys_text(),
-                message: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            }),
-            Err(e) => Err(SshError::KeysNotLoaded {
-                id: id.to_string(),
-                keys: keys_text(),
-                message: format!("ssh-add: {e}"),
-            }),
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| not_loaded(format!("ssh-add: {e}")))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(&content);
         }
+        let output = child
+            .wait_with_output()
+            .map_err(|e| not_loaded(format!("ssh-add: {e}")))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        // ssh-add ends its lines with CR LF; one line of them reads better.
+        let message = String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .map(|line| line.trim())
+            .filter(|line| !line.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        if message.contains("passphrase") {
+            return Err(not_loaded(
+                "the key needs its passphrase, and there is no terminal to ask it on: add it to an ssh-agent (ssh-add) and build with --ssh default".into(),
+            ));
+        }
+        Err(not_loaded(message))
     }
 }
 
@@ -269,6 +305,8 @@ impl Drop for StartedAgent {
 const REQUEST_IDENTITIES: u8 = 11;
 const SIGN_REQUEST: u8 = 13;
 const FAILURE: u8 = 5;
+/// The largest key file read, as BuildKit reads them.
+const MAX_KEY_FILE: u64 = 100 * 1024;
 /// OpenSSH's bound on a message.
 const MAX_MESSAGE: usize = 256 * 1024;
 

@@ -9,6 +9,7 @@ mod common;
 
 mod architecture;
 mod build_run;
+mod build_secrets;
 mod cache;
 mod compose;
 mod conformance;
