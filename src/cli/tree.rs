@@ -71,7 +71,7 @@ pub enum ContainerCommand {
 #[derive(Debug, Subcommand)]
 pub enum ImageCommand {
     /// Build an image from a Dockerfile
-    Build(build::BuildArgs),
+    Build(Box<build::BuildArgs>),
     /// Show the history of an image
     History(images::HistoryArgs),
     /// Make an image of a root filesystem tarball
@@ -142,7 +142,7 @@ impl Command {
                 prune @ C::Prune(_) => Command::Container(prune),
             },
             Command::Image(command) => match command {
-                ImageCommand::Build(args) => Command::Build(args),
+                ImageCommand::Build(args) => Command::Build(*args),
                 ImageCommand::History(args) => Command::History(args),
                 ImageCommand::Import(args) => Command::Import(args),
                 ImageCommand::Inspect(args) => {
