@@ -134,10 +134,10 @@ pub struct BuildArgs {
     #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VARIABLE]")]
     pub secrets: Vec<String>,
 
-    /// An SSH agent for `RUN --mount=type=ssh` steps, as BuildKit's: default (the
-    /// agent at $SSH_AUTH_SOCK), ID, or ID=SOCKET or ID=KEY[,KEY...] (key files are
-    /// loaded into an ssh-agent of this build's own, stopped when it ends). A step may
-    /// list keys and sign with them, nothing more. Repeat it for more
+    /// An SSH agent for `RUN --mount=type=ssh` steps, as BuildKit's: `default` or an ID
+    /// alone is the agent at $SSH_AUTH_SOCK; ID=SOCKET another agent; ID=KEY[,KEY...]
+    /// key files, loaded into an ssh-agent of this build's own (stopped when it ends).
+    /// A step may list the keys and sign with them, nothing more. Repeat it for more
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]")]
     pub ssh: Vec<String>,
 

@@ -73,6 +73,24 @@ fn succeeded(output: Output) -> String {
     all
 }
 
+/// The plain log's line of the one step whose label contains `needle` that starts
+/// with `word` (`DONE`, `CACHED`...).
+fn step_line(log: &str, needle: &str, word: &str) -> String {
+    let number = log
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .find(|(number, rest)| {
+            number.starts_with('#') && rest.starts_with('[') && rest.contains(needle)
+        })
+        .map(|(number, _)| number.to_string())
+        .unwrap_or_else(|| panic!("no step {needle:?} in:\n{log}"));
+    log.lines()
+        .filter_map(|line| line.strip_prefix(&format!("{number} ")))
+        .find(|rest| rest.starts_with(word))
+        .unwrap_or_else(|| panic!("no {word} line for {needle:?} in:\n{log}"))
+        .to_string()
+}
+
 /// The plain log's status line of the one step whose label contains `needle`:
 /// `CACHED`, or `cache miss: ...`.
 fn cache_status(log: &str, needle: &str) -> String {
@@ -108,6 +126,7 @@ RUN --mount=type=secret,id=envtok,env=ENVTOK test -n "$ENVTOK" && test ! -e /run
 RUN --mount=type=secret,id=envtok,target=/etc/tok,mode=0440,uid=12,gid=13 stat -c '%a %u %g' /etc/tok > /options
 RUN --mount=type=secret,id=LADE_SHORT_SECRET sha256sum /run/secrets/LADE_SHORT_SECRET | cut -d' ' -f1 > /short.sha
 RUN echo "${ENVTOK:-unset}" > /later-env
+RUN --mount=type=secret,id=tok,target=/run/secrets/only test -s /run/secrets/only
 "#,
     );
     let file_spec = format!("id=tok,src={}", secret_file.display());
@@ -165,6 +184,11 @@ RUN echo "${ENVTOK:-unset}" > /later-env
         left.matches("No such file or directory").count() == 2,
         "no mount point is left in the image: {left}"
     );
+
+    // A step that only read its secret changed nothing: its mount point, and /run
+    // that overlay copied up to make it, are not a layer.
+    let done = step_line(&log, "target=/run/secrets/only", "DONE");
+    assert!(!done.contains("layer"), "{done}\n{log}");
 
     // And nothing else did.
     let saved = lade.dir.path().join("saved.tar");
