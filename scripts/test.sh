@@ -3,12 +3,13 @@
 # tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
 # for comparisons, iptables and aardvark-dns for container networks (netavark for
 # podman's, in the interop tests), docker-registry
-# and htpasswd for registry round trips, compressors for archive fixtures), then checks formatting and lints
+# and htpasswd for registry round trips, compressors for archive fixtures, openssh-client
+# for build --ssh's agents), then checks formatting and lints
 # and runs every test.
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="busybox-static podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin"
+PACKAGES="busybox-static openssh-client podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

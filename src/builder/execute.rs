@@ -191,6 +191,8 @@ impl Session<'_> {
                 cancel: &self.options.cancel,
                 rlimits: &self.options.ulimits,
                 settings: &self.options.steps,
+                secrets: &self.providers.secrets,
+                agents: &self.providers.agents,
                 open_view: &mut open_view,
             },
             step,

@@ -16,7 +16,9 @@ mod hash;
 mod plan;
 mod run;
 mod schedule;
+mod secrets;
 pub mod shared_cache;
+mod ssh;
 mod stage;
 mod view;
 
@@ -28,6 +30,8 @@ use std::time::Duration;
 pub use context::{BuildContext, ContextError, IgnoreMatcher};
 pub use copy::CopyError;
 pub use run::MountError;
+pub use secrets::{SecretError, SecretFrom, SecretSource, MAX_SECRET_SIZE};
+pub use ssh::{SshError, SshSource, DEFAULT_SSH_ID};
 
 use crate::graph::SourceLocation;
 use crate::graph::{
@@ -38,7 +42,9 @@ use crate::oci::{ImageConfig, ImageRef, Platform, RootFs};
 use crate::registry::PullPolicy;
 use crate::store::{Image, NewImage, Store, StoreError};
 use hash::ContextHasher;
+use secrets::Secrets;
 use shared_cache::ImportedCache;
+use ssh::SshAgents;
 use stage::{Mode, Session};
 
 /// What to build.
@@ -80,6 +86,11 @@ pub struct BuildOptions {
     pub steps: StepSettings,
     /// What the image gets beyond its Dockerfile, and whether the store keeps it.
     pub image: ImageSettings,
+    /// `--secret`: where the values of `RUN --mount=type=secret` come from. They are
+    /// read when the build starts and are part of no key.
+    pub secrets: Vec<SecretSource>,
+    /// `--ssh`: the agents `RUN --mount=type=ssh` reaches.
+    pub ssh: Vec<SshSource>,
     /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
     /// stage fails (the other stages' sandboxes are killed).
     pub cancel: std::sync::Arc<crate::exec::Cancel>,
@@ -268,6 +279,10 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Context(#[from] ContextError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Ssh(#[from] SshError),
     #[error("--no-cache-filter {filter}: {dockerfile} has no stage of that name or index")]
     UnknownStage { filter: String, dockerfile: String },
     /// A `--cache-from` or `--cache-to` directory that is not a cache lade wrote.
@@ -397,6 +412,14 @@ fn one_line(text: &str) -> String {
     } else {
         first.to_string()
     }
+}
+
+/// What the build's secret and ssh mounts are made from: the secrets' values and the
+/// agents' sockets (the agents the build started stop when this is dropped).
+#[derive(Default)]
+pub(crate) struct Providers {
+    pub secrets: Secrets,
+    pub agents: SshAgents,
 }
 
 /// What a build needs before any step runs: the plan, the stages expanded, the base
@@ -593,6 +616,7 @@ fn session<'a>(
     prepared: &'a Prepared,
     reporter: &'a dyn Reporter,
     mode: Mode,
+    providers: Providers,
 ) -> Result<Session<'a>, BuildError> {
     let imported = options
         .cache_from
@@ -612,6 +636,7 @@ fn session<'a>(
         used: Mutex::new(Vec::new()),
         explained: Mutex::new(Vec::new()),
         now: now_seconds(),
+        providers,
     })
 }
 
@@ -630,6 +655,12 @@ pub fn build(
     reporter: &dyn Reporter,
 ) -> Result<BuildOutput, BuildError> {
     let prepared = prepare(store, options)?;
+    // Read and started before anything runs: a secret file that cannot be read or a key
+    // ssh-add refuses stops the build at once, naming the flag.
+    let providers = Providers {
+        secrets: Secrets::load(&options.secrets)?,
+        agents: SshAgents::start(store, &options.ssh)?,
+    };
     let _guard = store.content_guard()?;
     let plan = &prepared.plan;
     // Each stage's FROM counts, as the `[n/m]` labels and the `#n` lines count it.
@@ -641,7 +672,7 @@ pub fn build(
     for warning in &prepared.warnings {
         reporter.report(Event::Warning(warning.clone()));
     }
-    let session = session(store, options, &prepared, reporter, Mode::Build)?;
+    let session = session(store, options, &prepared, reporter, Mode::Build, providers)?;
     for absent in session.imported.iter().filter_map(|cache| cache.absence()) {
         reporter.report(Event::Warning(absent));
     }
@@ -731,7 +762,15 @@ pub fn build(
 /// without running or writing anything (but the stat cache of the context's files).
 pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedStep>, BuildError> {
     let prepared = prepare(store, options)?;
-    let session = session(store, options, &prepared, &Silent, Mode::Explain)?;
+    // Nothing runs: no secret is read, no agent started.
+    let session = session(
+        store,
+        options,
+        &prepared,
+        &Silent,
+        Mode::Explain,
+        Providers::default(),
+    )?;
     for &stage in &prepared.plan.order {
         session.run_stage(stage, &schedule::Turn::unscheduled())?;
     }

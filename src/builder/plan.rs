@@ -521,13 +521,23 @@ mod tests {
             ulimits: Vec::new(),
             steps: Default::default(),
             image: Default::default(),
+            secrets: Vec::new(),
+            ssh: Vec::new(),
             cancel: Default::default(),
         }
     }
 
     /// The verdict on each step of the one stage, as `kind: reason`.
     fn verdicts(store: &Store, prepared: &Prepared, options: &BuildOptions) -> Vec<String> {
-        let session = session(store, options, prepared, &Silent, Mode::Build).unwrap();
+        let session = session(
+            store,
+            options,
+            prepared,
+            &Silent,
+            Mode::Build,
+            Default::default(),
+        )
+        .unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
         let mut result = StageResult::scratch(String::new());
         let mut shown = Vec::new();
@@ -632,7 +642,15 @@ mod tests {
         let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
         let prepared = prepare(&store, &options).unwrap();
-        let session = session(&store, &options, &prepared, &Silent, Mode::Explain).unwrap();
+        let session = session(
+            &store,
+            &options,
+            &prepared,
+            &Silent,
+            Mode::Explain,
+            Default::default(),
+        )
+        .unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
         let mut result = StageResult::scratch(String::new());
         result.pending = Some("an earlier step will run (step 1)".into());

@@ -2,7 +2,10 @@
 //! private upper directory; the upper directory (whiteouts and opaque directories
 //! already in overlay's form) becomes the step's layer and, by rename, its snapshot.
 //! `--mount`s are bind mounts from the context, a stage or an image, cache directories
-//! kept in the store, and tmpfs.
+//! kept in the store, tmpfs, secrets (files on a private tmpfs bound in, or environment
+//! variables of the step alone) and ssh agents (a proxy socket bound in). Every mount
+//! point the sandbox made is taken out of the upper directory before it becomes the
+//! layer, so nothing a mount showed the step is in it.
 
 use std::collections::VecDeque;
 use std::fs::{self, File};
@@ -10,8 +13,11 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::secrets::{Secrets, MAX_SECRET_SIZE};
+use super::ssh::{AgentProxy, SshAgents};
 use super::view::{resolve_in_root, RootView};
 use super::{step_failure, BuildError, Event, Reporter, StepFailure, StepRef};
+use crate::exec::mounts::{mount_private_tmpfs, Mounted};
 use crate::exec::{self, Io, Mount, Network, Output, Process, Rootfs, Spec};
 use crate::graph::{CopyFrom, Mount as StepMount, RunNetwork, RunStep, Sharing, Step};
 use crate::layers::{self, Compression, LayerWriter};
@@ -44,6 +50,10 @@ pub(crate) struct RunContext<'a> {
     pub rlimits: &'a [exec::Rlimit],
     /// `build --add-host` and `--shm-size`.
     pub settings: &'a super::StepSettings,
+    /// `build --secret`'s values, for secret mounts.
+    pub secrets: &'a Secrets,
+    /// `build --ssh`'s agents, for ssh mounts.
+    pub agents: &'a SshAgents,
     /// Views of stages and images for `--mount=from=...`.
     pub open_view: &'a mut dyn FnMut(&CopyFrom) -> Result<Option<RootView>, BuildError>,
 }
@@ -57,10 +67,12 @@ pub enum MountError {
     NoSource(String),
     #[error("cache mounts seeded `from` a stage or image are not supported")]
     SeededCache,
-    #[error(
-        "the required {kind} {id:?} cannot be provided: lade has no --secret or --ssh option yet"
-    )]
-    NotProvided { kind: &'static str, id: String },
+    #[error("the secret {id:?} is required but was not given: pass it with --secret id={id},src=FILE (or env=VARIABLE)")]
+    SecretNotGiven { id: String },
+    #[error("the ssh agent {id:?} is required but was not given: pass it with --ssh {id} (the agent at $SSH_AUTH_SOCK) or --ssh {id}=SOCKET|KEY")]
+    SshNotGiven { id: String },
+    #[error("the secret {id:?} cannot be the environment variable {variable}: its value holds a NUL byte or is not UTF-8")]
+    SecretNotText { id: String, variable: String },
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -117,12 +129,33 @@ pub(crate) fn run(
 
     let mut views: Vec<RootView> = Vec::new();
     let mut locks: Vec<File> = Vec::new();
+    let mut private = PrivateMounts::default();
     let mut mounts: Vec<Mount> = Vec::new();
     for (index, mount) in run.mounts.iter().enumerate() {
-        if let Some(m) = step_mount(&mut cx, &staging, index, mount, &mut views, &mut locks)
-            .map_err(|e| step_failure(step, e))?
+        if let Some(m) = step_mount(
+            &mut cx,
+            &staging,
+            index,
+            mount,
+            &mut views,
+            &mut locks,
+            &mut private,
+        )
+        .map_err(|e| step_failure(step, e))?
         {
             mounts.push(m);
+        }
+    }
+    // As BuildKit: the first ssh mount is the step's agent, unless it names its own.
+    let first_ssh = run.mounts.iter().find_map(|m| match m {
+        StepMount::Ssh { target, .. } => Some(target),
+        _ => None,
+    });
+    if let Some(target) = first_ssh {
+        if !run.env.iter().any(|(k, _)| &**k == "SSH_AUTH_SOCK") {
+            private
+                .env
+                .push(("SSH_AUTH_SOCK".to_string(), target.clone()));
         }
     }
     for script in &run.script_files {
@@ -193,7 +226,13 @@ pub(crate) fn run(
         },
         process: Process {
             args: run.argv.clone(),
-            env: run.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env: run
+                .env
+                .iter()
+                .filter(|(k, _)| !private.env.iter().any(|(name, _)| name == &**k))
+                .map(|(k, v)| format!("{k}={v}"))
+                .chain(private.env.iter().map(|(k, v)| format!("{k}={v}")))
+                .collect(),
             cwd: run.workdir.clone(),
             user: run.user.clone(),
             terminal: false,
@@ -258,6 +297,8 @@ pub(crate) fn run(
     });
     drop(views);
     drop(locks);
+    // The secrets' tmpfs and the agents' proxies go as soon as the command ends.
+    drop(private);
     let output = || -> Vec<String> {
         let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
         tail.iter().cloned().collect()
@@ -364,15 +405,40 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
         }
         _ => return,
     }
-    // Parents made only to hold the mount point go too.
+    // Parents made only to hold the mount point go too, and so do directories of the
+    // image that overlay copied up only to make it (empty in the upper, their owner and
+    // mode unchanged): the step did not change them.
     let mut parent = Path::new(point).parent();
     while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-        let dir_str = dir.to_string_lossy();
-        if exists_in(lowers, &dir_str) || fs::remove_dir(upper.join(dir)).is_err() {
+        let in_upper = upper.join(dir);
+        if let Some(lower) = lower_metadata(lowers, &dir.to_string_lossy()) {
+            let unchanged = fs::symlink_metadata(&in_upper).is_ok_and(|meta| {
+                meta.is_dir()
+                    && lower.is_dir()
+                    && meta.mode() == lower.mode()
+                    && meta.uid() == lower.uid()
+                    && meta.gid() == lower.gid()
+            }) && layers::has_only_copy_up_xattrs(&in_upper);
+            if !unchanged {
+                break;
+            }
+        }
+        if fs::remove_dir(&in_upper).is_err() {
             break;
         }
         parent = dir.parent();
     }
+}
+
+/// The metadata of `path` (relative) in the merged view of `lowers` (topmost first).
+fn lower_metadata(lowers: &[PathBuf], path: &str) -> Option<fs::Metadata> {
+    for lower in lowers {
+        if let Ok(meta) = fs::symlink_metadata(lower.join(path)) {
+            let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
+            return (!whiteout).then_some(meta);
+        }
+    }
+    None
 }
 
 fn mount_io(path: &Path) -> impl FnOnce(std::io::Error) -> MountError + '_ {
@@ -382,7 +448,51 @@ fn mount_io(path: &Path) -> impl FnOnce(std::io::Error) -> MountError + '_ {
     }
 }
 
-/// One `--mount` as a sandbox mount (or nothing, for an optional secret).
+/// What a step's secret and ssh mounts are made of while it runs: a tmpfs (in lade's
+/// private mount namespace) holding the secrets' files and the proxies' sockets, which
+/// are bound into the sandbox; and the secrets' environment variables, given to the
+/// step's process alone (never part of the step's recorded environment).
+#[derive(Default)]
+struct PrivateMounts {
+    // Declared first: the proxies stop, and their sockets go, before the tmpfs under
+    // them is unmounted.
+    proxies: Vec<AgentProxy>,
+    tmpfs: Option<(Mounted, PathBuf)>,
+    env: Vec<(String, String)>,
+}
+
+impl PrivateMounts {
+    /// The tmpfs directory, mounted under the step's staging directory the first time.
+    fn dir(&mut self, staging: &Staging) -> Result<PathBuf, MountError> {
+        if let Some((_, dir)) = &self.tmpfs {
+            return Ok(dir.clone());
+        }
+        let dir = staging.path().join("private");
+        fs::create_dir(&dir).map_err(mount_io(&dir))?;
+        // Room for a step that mounts many secrets: tmpfs pages are used as written.
+        let mounted = mount_private_tmpfs(&dir, 64 * MAX_SECRET_SIZE).map_err(mount_io(&dir))?;
+        self.tmpfs = Some((mounted, dir.clone()));
+        Ok(dir)
+    }
+}
+
+/// Writes a secret's file on the private tmpfs, as the step is to see it.
+fn write_secret(path: &Path, value: &[u8], mode: u32, uid: u32, gid: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(value)?;
+    drop(file);
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+/// One `--mount` as a sandbox mount (or nothing, for an optional secret or agent that
+/// was not given, or a secret that is only an environment variable).
 fn step_mount(
     cx: &mut RunContext<'_>,
     staging: &Staging,
@@ -390,6 +500,7 @@ fn step_mount(
     mount: &StepMount,
     views: &mut Vec<RootView>,
     locks: &mut Vec<File>,
+    private: &mut PrivateMounts,
 ) -> Result<Option<Mount>, MountError> {
     Ok(Some(match mount {
         StepMount::Bind {
@@ -493,19 +604,66 @@ fn step_mount(
             target: target.clone(),
             size: *size,
         },
-        StepMount::Secret { id, required, .. } | StepMount::Ssh { id, required, .. } => {
-            if *required {
-                return Err(MountError::NotProvided {
-                    kind: if matches!(mount, StepMount::Secret { .. }) {
-                        "secret"
-                    } else {
-                        "ssh agent"
-                    },
-                    id: id.clone(),
-                });
+        StepMount::Secret {
+            target,
+            id,
+            required,
+            env,
+            mode,
+            uid,
+            gid,
+        } => {
+            let Some(value) = cx.secrets.get(id) else {
+                if *required {
+                    return Err(MountError::SecretNotGiven { id: id.clone() });
+                }
+                // As BuildKit does: an optional secret that is not given is not mounted.
+                return Ok(None);
+            };
+            if let Some(variable) = env {
+                let text = std::str::from_utf8(value)
+                    .ok()
+                    .filter(|text| !text.contains('\0'))
+                    .ok_or_else(|| MountError::SecretNotText {
+                        id: id.clone(),
+                        variable: variable.clone(),
+                    })?;
+                private.env.push((variable.clone(), text.to_string()));
             }
-            // As BuildKit does: an optional secret that is not given is not mounted.
-            return Ok(None);
+            let Some(target) = target else {
+                return Ok(None);
+            };
+            let file = private.dir(staging)?.join(format!("secret{index}"));
+            write_secret(&file, value, *mode, *uid, *gid).map_err(mount_io(&file))?;
+            Mount::Bind {
+                source: file,
+                target: target.clone(),
+                readonly: true,
+            }
+        }
+        StepMount::Ssh {
+            target,
+            id,
+            required,
+            mode,
+            uid,
+            gid,
+        } => {
+            let Some(agent) = cx.agents.socket(id) else {
+                if *required {
+                    return Err(MountError::SshNotGiven { id: id.clone() });
+                }
+                return Ok(None);
+            };
+            let socket = private.dir(staging)?.join(format!("ssh{index}.sock"));
+            let proxy =
+                AgentProxy::start(&socket, agent, *mode, *uid, *gid).map_err(mount_io(&socket))?;
+            private.proxies.push(proxy);
+            Mount::Bind {
+                source: socket,
+                target: target.clone(),
+                readonly: true,
+            }
         }
     }))
 }

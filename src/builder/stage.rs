@@ -96,6 +96,8 @@ pub(crate) struct Session<'a> {
     pub used: Mutex<Vec<String>>,
     pub explained: Mutex<Vec<(StepRef, Verdict)>>,
     pub now: i64,
+    /// The secrets and ssh agents RUN steps mount.
+    pub providers: super::Providers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

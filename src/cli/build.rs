@@ -170,6 +170,23 @@ pub struct BuildArgs {
     #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
     pub ulimits: Vec<String>,
 
+    /// A secret for `RUN --mount=type=secret` steps, as BuildKit's:
+    /// id=ID[,src=FILE|,env=VARIABLE] (also type=file|env,src=...); id=ID alone takes the
+    /// variable ID when it is set, else the file ID. The value reaches only the steps
+    /// that mount it (a file on a tmpfs, or a variable of that step): never a layer, the
+    /// image, the cache or the output. A step's cache key holds the mount's options, not
+    /// the value: a new value alone does not rebuild a cached step (--no-cache does).
+    /// Repeat it for more
+    #[arg(long = "secret", value_name = "id=ID[,src=FILE|,env=VARIABLE]")]
+    pub secrets: Vec<String>,
+
+    /// An SSH agent for `RUN --mount=type=ssh` steps, as BuildKit's: `default` or an ID
+    /// alone is the agent at $SSH_AUTH_SOCK; ID=SOCKET another agent; ID=KEY[,KEY...]
+    /// key files, loaded into an ssh-agent of this build's own (stopped when it ends).
+    /// A step may list the keys and sign with them, nothing more. Repeat it for more
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY...]]")]
+    pub ssh: Vec<String>,
+
     /// The build context: the directory whose files COPY and ADD can use; `-` reads
     /// standard input: a Dockerfile (no context), or an archive (tar, compressed or
     /// not) that is the context
@@ -370,6 +387,16 @@ fn build_request(
             annotations: annotations(&args.annotations)?,
             keep: true,
         },
+        secrets: args
+            .secrets
+            .iter()
+            .map(|spec| engine::SecretSource::parse(spec))
+            .collect::<std::result::Result<_, _>>()?,
+        ssh: args
+            .ssh
+            .iter()
+            .map(|spec| engine::SshSource::parse(spec))
+            .collect(),
         cancel: Default::default(),
     };
     let mut exports = args

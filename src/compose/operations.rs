@@ -319,6 +319,8 @@ pub(super) fn build_service(
         ulimits: Vec::new(),
         steps: Default::default(),
         image: Default::default(),
+        secrets: Vec::new(),
+        ssh: Vec::new(),
         cancel: Default::default(),
     };
     reporter.status("Image", &image, "Building");

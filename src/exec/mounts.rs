@@ -1,5 +1,6 @@
 //! Mounts: a private mount namespace for lade itself (so whatever it mounts disappears
-//! with it, even after `kill -9`), and read-only overlay views of stacked directories.
+//! with it, even after `kill -9`), read-only overlay views of stacked directories, and
+//! private tmpfs scratch space.
 
 use std::ffi::CString;
 use std::io;
@@ -87,6 +88,23 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = umount2(&self.target, MntFlags::MNT_DETACH);
     }
+}
+
+/// Mounts a tmpfs of at most `size` bytes at `target`, reachable by root alone (mode
+/// 0700, no devices, no setuid, nothing executable): files that must never reach a disk,
+/// such as a build's secrets, are written there and bound into a sandbox. The mount is
+/// in lade's private mount namespace, so even `kill -9` leaves nothing of it behind.
+pub fn mount_private_tmpfs(target: &Path, size: u64) -> io::Result<Mounted> {
+    mount(
+        Some("tmpfs"),
+        target,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(format!("mode=0700,size={size}").as_str()),
+    )?;
+    Ok(Mounted {
+        target: target.to_path_buf(),
+    })
 }
 
 /// Mounts the directories `layers` (names relative to `base`, topmost first) read-only

@@ -157,16 +157,26 @@ pub enum Mount {
         target: String,
         size: Option<u64>,
     },
+    /// A build secret (`--secret`): a file at `target`, an environment variable `env`,
+    /// or both. Only these options are part of the step; the value never is.
     Secret {
-        target: String,
+        /// `None` when the secret is only an environment variable.
+        target: Option<String>,
         id: String,
         required: bool,
         env: Option<String>,
+        mode: u32,
+        uid: u32,
+        gid: u32,
     },
+    /// An SSH agent (`--ssh`) reached through a socket at `target`.
     Ssh {
         target: String,
         id: String,
         required: bool,
+        mode: u32,
+        uid: u32,
+        gid: u32,
     },
 }
 
@@ -512,10 +522,17 @@ impl State<'_> {
                     CommandLine::Exec(args) => (args.clone(), Vec::new()),
                     CommandLine::Shell(text) => self.shell_run(text, &run.heredocs),
                 };
+                let mut ssh_mounts = 0;
                 let mounts = run
                     .mounts
                     .iter()
-                    .map(|m| self.mount(m))
+                    .map(|m| {
+                        let mount = self.mount(m, ssh_mounts);
+                        if m.kind == MountKind::Ssh {
+                            ssh_mounts += 1;
+                        }
+                        mount
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let network = match run.network.as_deref() {
                     Some("none") => RunNetwork::None,
@@ -595,7 +612,9 @@ impl State<'_> {
         (argv, Vec::new())
     }
 
-    fn mount(&self, flag: &MountFlag) -> Result<Mount, GraphErrorKind> {
+    /// One `--mount`; `ssh_index` counts the ssh mounts of the RUN before it (an ssh
+    /// socket's default target is numbered, as BuildKit numbers it).
+    fn mount(&self, flag: &MountFlag, ssh_index: usize) -> Result<Mount, GraphErrorKind> {
         let mut values: BTreeMap<&str, Option<String>> = BTreeMap::new();
         for (key, value) in &flag.options {
             let key = match key.as_str() {
@@ -675,30 +694,56 @@ impl State<'_> {
                     })
                     .transpose()?,
             },
-            MountKind::Secret | MountKind::Ssh => {
-                let id = text("id")
-                    .or_else(|| {
-                        target
-                            .as_ref()
-                            .and_then(|t| t.rsplit('/').next().map(str::to_string))
-                    })
-                    .unwrap_or_else(|| "default".into());
-                let required = flag_bool("required")?.unwrap_or(false);
-                if flag.kind == MountKind::Secret {
-                    Mount::Secret {
-                        target: target.unwrap_or_else(|| format!("/run/secrets/{id}")),
-                        id,
-                        required,
-                        env: text("env"),
+            MountKind::Secret => {
+                // As BuildKit: the id is `id`, else `source`, else the target's name.
+                let id = match (text("id"), text("source")) {
+                    (Some(_), Some(_)) => {
+                        return Err(GraphErrorKind::Invalid(
+                            "a secret mount takes id or source, not both".into(),
+                        ))
                     }
-                } else {
-                    Mount::Ssh {
-                        target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
-                        id,
-                        required,
-                    }
+                    (Some(id), None) | (None, Some(id)) => id,
+                    (None, None) => match &target {
+                        Some(t) => base_name(t).to_string(),
+                        None => {
+                            return Err(GraphErrorKind::Invalid(
+                                "a secret mount needs an id (or a target), as in id=NAME".into(),
+                            ))
+                        }
+                    },
+                };
+                if id.is_empty() {
+                    return Err(GraphErrorKind::Invalid(
+                        "a secret mount needs a non-empty id".into(),
+                    ));
+                }
+                let env = text("env");
+                // Only an environment variable when `env` is given without a target.
+                let target = match (target, &env) {
+                    (Some(target), _) => Some(target),
+                    (None, Some(_)) => None,
+                    (None, None) => Some(format!("/run/secrets/{}", base_name(&id))),
+                };
+                Mount::Secret {
+                    target,
+                    id,
+                    required: flag_bool("required")?.unwrap_or(false),
+                    env,
+                    mode: number("mode", 0o400, 8)?,
+                    uid: number("uid", 0, 10)?,
+                    gid: number("gid", 0, 10)?,
                 }
             }
+            MountKind::Ssh => Mount::Ssh {
+                target: target.unwrap_or_else(|| format!("/run/buildkit/ssh_agent.{ssh_index}")),
+                id: text("id")
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| "default".into()),
+                required: flag_bool("required")?.unwrap_or(false),
+                mode: number("mode", 0o600, 8)?,
+                uid: number("uid", 0, 10)?,
+                gid: number("gid", 0, 10)?,
+            },
         })
     }
 
@@ -826,6 +871,15 @@ pub(crate) fn join_path(base: &str, path: &str) -> String {
         path.to_string()
     } else {
         format!("{}/{}", base.trim_end_matches('/'), path)
+    }
+}
+
+/// The last name of a slash-separated path, as Go's `path.Base` (`a/b/` gives `b`).
+fn base_name(path: &str) -> &str {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit('/').next() {
+        Some(name) if !name.is_empty() => name,
+        _ => path,
     }
 }
 

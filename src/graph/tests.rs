@@ -387,3 +387,89 @@ fn run_mounts_are_expanded_and_typed() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn secret_and_ssh_mounts_take_buildkit_defaults() {
+    let text = "FROM scratch\nWORKDIR /w\nRUN --mount=type=secret,id=tok --mount=type=secret,target=rel/key --mount=type=secret,id=aws,env=AWS_KEY --mount=type=secret,source=npm,env=NPM,target=/n,mode=0440,uid=7,required --mount=type=ssh --mount=type=ssh,id=git,mode=0666 true\n";
+    let p = plan_with(text, &[], None).unwrap();
+    let StepKind::Run(run) = &stage(&p, 0).steps[1].kind else {
+        panic!("not a RUN")
+    };
+    let secret = |index: usize| match &run.mounts[index] {
+        Mount::Secret {
+            target,
+            id,
+            env,
+            mode,
+            uid,
+            required,
+            ..
+        } => (
+            target.clone(),
+            id.clone(),
+            env.clone(),
+            *mode,
+            *uid,
+            *required,
+        ),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        secret(0),
+        (
+            Some("/run/secrets/tok".into()),
+            "tok".into(),
+            None,
+            0o400,
+            0,
+            false
+        )
+    );
+    // The id is the target's name; a relative target is under the working directory.
+    assert_eq!(secret(1).0.as_deref(), Some("/w/rel/key"));
+    assert_eq!(secret(1).1, "key");
+    // `env` without a target is only a variable.
+    assert_eq!(
+        secret(2),
+        (None, "aws".into(), Some("AWS_KEY".into()), 0o400, 0, false)
+    );
+    assert_eq!(
+        secret(3),
+        (
+            Some("/n".into()),
+            "npm".into(),
+            Some("NPM".into()),
+            0o440,
+            7,
+            true
+        )
+    );
+    let ssh = |index: usize| match &run.mounts[index] {
+        Mount::Ssh {
+            target, id, mode, ..
+        } => (target.clone(), id.clone(), *mode),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        ssh(4),
+        ("/run/buildkit/ssh_agent.0".into(), "default".into(), 0o600)
+    );
+    assert_eq!(
+        ssh(5),
+        ("/run/buildkit/ssh_agent.1".into(), "git".into(), 0o666)
+    );
+}
+
+#[test]
+fn a_secret_mount_without_id_or_target_is_refused() {
+    for text in [
+        "FROM scratch\nRUN --mount=type=secret true\n",
+        "FROM scratch\nRUN --mount=type=secret,id=a,source=b true\n",
+    ] {
+        let plan = plan_with(text, &[], None).unwrap();
+        let err = expand_stage(&plan, 0, &BaseImage::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("secret mount"), "{err}");
+    }
+}

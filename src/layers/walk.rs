@@ -123,6 +123,18 @@ fn device_numbers(rdev: u64) -> (u32, u32) {
     )
 }
 
+/// Whether an overlay upper directory's extended attributes are overlay's bookkeeping
+/// alone (those of a copy-up), so removing the directory from the upper leaves the lower
+/// one as it was. An opaque directory, or one given attributes of its own, is not.
+pub fn has_only_copy_up_xattrs(path: &Path) -> bool {
+    xattrs(path).is_ok_and(|found| {
+        found.iter().all(|(name, _)| {
+            name != OVERLAY_OPAQUE_XATTR
+                && (name.starts_with("trusted.overlay.") || name == "security.selinux")
+        })
+    })
+}
+
 /// Attributes that describe the storage, not the file: overlay's own and SELinux labels.
 fn is_internal_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.")

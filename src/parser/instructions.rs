@@ -237,6 +237,8 @@ impl MountKind {
                 "target",
                 "dst",
                 "destination",
+                "source",
+                "src",
                 "id",
                 "required",
                 "mode",

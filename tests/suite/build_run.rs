@@ -214,5 +214,8 @@ CMD ["sh", "-c", "cat /from-context /from-stage /rw-copy /tmpfs /net-none /secre
         "quiet",
         &context.path().to_string_lossy(),
     ]);
-    assert!(err.contains("required secret \"needed\""), "{err}");
+    assert!(
+        err.contains("the secret \"needed\" is required but was not given"),
+        "{err}"
+    );
 }

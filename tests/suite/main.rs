@@ -10,6 +10,7 @@ mod common;
 mod architecture;
 mod build_outputs;
 mod build_run;
+mod build_secrets;
 mod cache;
 mod compose;
 mod conformance;
