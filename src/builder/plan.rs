@@ -61,6 +61,8 @@ enum Keyed {
 /// One stage's walk through its steps: what the planning phase has met so far.
 pub(super) struct StagePlanner<'s, 'a> {
     session: &'s Session<'a>,
+    /// The stage's index.
+    stage: usize,
     label: String,
     chain: Vec<Link>,
     /// The first step of this stage that ran in this build.
@@ -81,6 +83,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     ) -> StagePlanner<'s, 'a> {
         StagePlanner {
             session,
+            stage: index,
             label: session.label(index),
             chain: vec![Link::From {
                 site: from_site,
@@ -221,7 +224,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     fn inputs(&self, step: &Step, state: State, listed: bool) -> Result<Keyed, BuildError> {
         let session = self.session;
         let mut inputs = Inputs {
-            settings: session.prepared.settings.clone(),
+            settings: session.prepared.settings(self.stage),
             parent: state.hex(),
             step: cache::canonical_step(step),
             ..Inputs::default()
@@ -520,6 +523,7 @@ mod tests {
             entitlements: Default::default(),
             ulimits: Vec::new(),
             cancel: Default::default(),
+            platforms: Vec::new(),
         }
     }
 
@@ -527,7 +531,7 @@ mod tests {
     fn verdicts(store: &Store, prepared: &Prepared, options: &BuildOptions) -> Vec<String> {
         let session = session(store, options, prepared, &Silent, Mode::Build).unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
-        let mut result = StageResult::scratch(String::new());
+        let mut result = StageResult::scratch(String::new(), crate::oci::Platform::host());
         let mut shown = Vec::new();
         let mut sites_seen = Vec::new();
         for step in &prepared.expanded[&0].steps {
@@ -595,7 +599,7 @@ mod tests {
         let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
 
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
         assert_eq!(
             verdicts(&store, &prepared, &options),
             ["miss: not built before", "config", "miss: not built before"]
@@ -606,7 +610,7 @@ mod tests {
         );
 
         fs::write(context.join("app.txt"), "two!").unwrap();
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
         // WORKDIR's key holds the state before it, which the changed COPY moved.
         assert_eq!(
             verdicts(&store, &prepared, &options),
@@ -618,7 +622,7 @@ mod tests {
         );
 
         let forced = build_options(&context, true);
-        let prepared = prepare(&store, &forced).unwrap();
+        let prepared = prepare(&store, &forced, &crate::oci::Platform::host()).unwrap();
         assert_eq!(
             verdicts(&store, &prepared, &forced),
             ["miss: --no-cache", "config", "miss: --no-cache"]
@@ -629,10 +633,10 @@ mod tests {
     fn a_step_after_a_pending_one_is_pending_too() {
         let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
         let session = session(&store, &options, &prepared, &Silent, Mode::Explain).unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
-        let mut result = StageResult::scratch(String::new());
+        let mut result = StageResult::scratch(String::new(), crate::oci::Platform::host());
         result.pending = Some("an earlier step will run (step 1)".into());
         let step = &prepared.expanded[&0].steps[2];
         let sites = planner.sites(step);

@@ -18,7 +18,7 @@ use crate::engine::{
     self, BuildNotice, BuildOptions, BuildRequest, CacheSource, Entitlements, PlanOptions,
     PullPolicy, Verdict,
 };
-use crate::oci::ImageRef;
+use crate::oci::{ImageRef, Platform};
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -42,6 +42,14 @@ pub struct BuildArgs {
     /// Build only up to this stage (a name or an index)
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
+
+    /// The platforms to build for (os/arch[/variant], separated by commas), e.g.
+    /// linux/arm64 or linux/amd64,linux/arm64: one image each, tagged as one
+    /// multi-platform image (an OCI image index) when there are several. RUN steps of
+    /// another platform than this machine's run under qemu-user (qemu-user-static,
+    /// registered with binfmt_misc) [default: this machine's]
+    #[arg(long, value_name = "PLATFORMS")]
+    pub platform: Option<String>,
 
     /// Do not use the build cache: run every step (results are still recorded)
     #[arg(long)]
@@ -196,6 +204,7 @@ pub fn run(store_config: &StoreConfig, mut args: BuildArgs) -> Result<ExitCode> 
     let options = PlanOptions {
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
+        platform: platforms(args.platform.as_deref())?.into_iter().next(),
     };
     let engine::DryRun { plan, expanded } = engine::dry_run(&name, bytes, &options)?;
     let mut out = std::io::stdout().lock();
@@ -287,6 +296,7 @@ fn build_request(
             .map(|text| engine::parse_ulimit(text))
             .collect::<std::result::Result<_, _>>()?,
         cancel: Default::default(),
+        platforms: platforms(args.platform.as_deref())?,
     };
     Ok(BuildRequest {
         options,
@@ -299,6 +309,18 @@ fn build_request(
 
 /// `DIR`, BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`, or
 /// `type=registry,ref=NAME`.
+/// The platforms of `--platform` (none when it is not given).
+fn platforms(text: Option<&str>) -> Result<Vec<Platform>> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => Platform::parse_list(text).map_err(|bad| {
+            anyhow::anyhow!(
+                "invalid --platform {bad:?}: expected os/arch[/variant], separated by commas"
+            )
+        }),
+    }
+}
+
 fn cache_source(spec: &str, key: &str) -> Result<CacheSource> {
     if !spec.contains('=') {
         return Ok(CacheSource::Local(PathBuf::from(spec)));

@@ -318,6 +318,7 @@ pub(super) fn build_service(
         entitlements: Default::default(),
         ulimits: Vec::new(),
         cancel: Default::default(),
+        platforms: Vec::new(),
     };
     reporter.status("Image", &image, "Building");
     engine::build(

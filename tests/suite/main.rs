@@ -8,6 +8,7 @@
 mod common;
 
 mod architecture;
+mod build_platforms;
 mod build_run;
 mod cache;
 mod compose;
