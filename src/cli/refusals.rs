@@ -25,7 +25,10 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("checkpoint", "no checkpoint and restore (CRIU)"),
     ("config", SWARM),
     ("context", "lade has no daemon to choose"),
-    ("manifest", "manifest lists are not supported"),
+    (
+        "manifest annotate",
+        "not supported yet: `lade manifest add --os/--arch/--variant/--annotation` sets an entry's platform and annotations",
+    ),
     ("node", SWARM),
     ("plugin", "no plugins: lade has no daemon"),
     ("secret", SWARM),
@@ -42,7 +45,8 @@ const LINKS: &str = "legacy links: on a user network containers find each other 
 const NO_PRIVILEGED: &str =
     "containers keep Docker's default capabilities, seccomp filter and no_new_privs";
 const WINDOWS: &str = "Windows only";
-const ONE_PLATFORM: &str = "the store keeps one platform of each image";
+const ONE_PLATFORM: &str =
+    "not supported yet: push and rm take a multi-platform image whole, the other commands its image for this machine (else its first)";
 const CLUSTER_VOLUMES: &str = "cluster volumes: swarm mode";
 const CRIU: &str = "no checkpoint and restore (CRIU)";
 
@@ -106,6 +110,7 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),
     ("image ls", &["tree"], NOT_YET),
+    ("manifest inspect", &["verbose"], NOT_YET),
     ("network connect", &["driver-opt", "gw-priority", "link-local-ip"], NOT_YET),
     ("network connect", &["ip6"], NO_IPV6),
     ("network connect", &["link"], LINKS),
