@@ -141,6 +141,8 @@ impl Store {
         index: &ImageIndex,
         tags: &[ImageRef],
     ) -> Result<(Digest, u64)> {
+        // Garbage collection must not take the blob before a tag names it.
+        let _guard = self.content_guard()?;
         let bytes = canonical_json(index);
         let digest = self.put_blob(&bytes)?;
         for tag in tags {
@@ -218,5 +220,76 @@ pub(crate) fn platforms_text<'a>(entries: impl Iterator<Item = &'a PlatformEntry
         "none".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oci::ImageConfig;
+    use crate::store::NewImage;
+
+    fn image_for(store: &Store, architecture: &str) -> Image {
+        let config = ImageConfig {
+            architecture: architecture.into(),
+            os: "linux".into(),
+            created: Some(format!("2026-01-01T00:00:00Z{architecture}")),
+            ..ImageConfig::default()
+        };
+        store
+            .commit_image(
+                &NewImage {
+                    config,
+                    config_bytes: None,
+                    layers: Vec::new(),
+                },
+                &[],
+            )
+            .unwrap()
+    }
+
+    #[test]
+    fn a_tag_holds_one_image_a_platform_and_goes_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let host = Platform::host();
+        let other = if host.architecture == "arm64" {
+            "amd64"
+        } else {
+            "arm64"
+        };
+        let native = image_for(&store, &host.architecture);
+        let foreign = image_for(&store, other);
+        let name: ImageRef = "x:1".parse().unwrap();
+        store.tag_for_platform(&name, &foreign).unwrap();
+        assert!(!store.tags().unwrap()[0].is_index, "one image: a plain tag");
+        store.tag_for_platform(&name, &native).unwrap();
+        assert!(store.tags().unwrap()[0].is_index, "two platforms: an index");
+        // Again for the same platform: replaced, not added.
+        store.tag_for_platform(&name, &native).unwrap();
+        let (_, index) = store.image_index("x:1").unwrap().unwrap();
+        assert_eq!(index.manifests.len(), 2);
+
+        let wanted = Platform::parse(&format!("linux/{other}")).unwrap();
+        assert_eq!(
+            store.image_for_platform("x:1", &wanted).unwrap().id,
+            foreign.id
+        );
+        assert_eq!(store.image("x:1").unwrap().id, native.id, "this machine's");
+        assert_eq!(store.image("x:1").unwrap().tags, ["x:1"]);
+        let s390x = Platform::parse("linux/s390x").unwrap();
+        let err = store.image_for_platform("x:1", &s390x).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::OtherPlatform { has, .. } if has.contains(other)),
+            "{err}"
+        );
+        let listed = store.list_images().unwrap();
+        assert_eq!(listed.len(), 1, "the index's images are not dangling");
+        assert_eq!(listed[0].index.as_ref().unwrap().1.len(), 2);
+
+        let (untagged, deleted) = store.remove_image("x:1", false).unwrap();
+        assert_eq!(untagged, ["x:1"]);
+        assert_eq!(deleted.len(), 2);
+        assert!(store.list_images().unwrap().is_empty());
     }
 }
