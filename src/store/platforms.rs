@@ -4,8 +4,10 @@
 //! descriptor names. What reads "the image" of such a tag gets this machine's entry, or
 //! the first one the store holds; a build or a pull for a platform picks that entry.
 //!
-//! Entries whose manifests the store lacks may stay in an index (one pulled for one
-//! platform names the others): they are kept as they are and never loaded.
+//! lade's own indexes name only images the store holds (a pull stores the one image
+//! it is for, not the registry's index); an index another tool wrote into the layout
+//! may name manifests the store lacks: those entries are kept, never loaded, and left
+//! out of a push.
 
 use std::collections::BTreeSet;
 
