@@ -16,8 +16,8 @@ pub enum ManifestCommand {
     /// Make a manifest list (an OCI image index: one image a platform) named LIST from
     /// images of the store (pulled when it lacks them)
     Create(CreateArgs),
-    /// Add an image to a list, for the platform its config names (or --os/--arch/
-    /// --variant); it replaces the list's image of that platform
+    /// Add an image to a list, for the platform its config names (or the one
+    /// --os/--arch/--variant give); it replaces the list's image of that platform
     Add(AddArgs),
     /// Show a list as JSON: the store's of that name, else the registry's
     Inspect(InspectArgs),
@@ -71,8 +71,10 @@ pub struct AddArgs {
     /// Verify registries' TLS certificates
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub tls_verify: bool,
+    /// The list (made by `manifest create`)
     #[arg(value_name = "LIST")]
     pub list: String,
+    /// The image to add: from the store, or pulled when it lacks it
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
@@ -107,6 +109,7 @@ pub struct PushArgs {
     /// Only print the pushed list's digest
     #[arg(short, long)]
     pub quiet: bool,
+    /// The list in the store
     #[arg(value_name = "LIST")]
     pub list: String,
     /// Where to push it [default: LIST itself]; podman's `docker://` prefix is taken
@@ -116,6 +119,7 @@ pub struct PushArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
+    /// The lists to remove
     #[arg(value_name = "LIST", required = true)]
     pub lists: Vec<String>,
 }
