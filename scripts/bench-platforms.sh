@@ -21,7 +21,7 @@ export LADE_ROOT=$WORK/store
 "$HERE/scripts/busybox-image.sh" "$LADE" base:arm64 arm64 >/dev/null
 PODMAN="podman --root $WORK/podman --runroot $WORK/podman-run --storage-driver vfs"
 export CONTAINERS_CONF=${CONTAINERS_CONF:-/work/shared/bench/config/containers.conf}
-"$LADE" save base:arm64 | $PODMAN load -q >/dev/null
+"$LADE" save base:arm64 | $PODMAN load -q >/dev/null 2>&1
 $PODMAN tag localhost/base:arm64 base:arm64 2>/dev/null || true
 
 # Work a shell does in user space (emulated instruction by instruction) and processes
