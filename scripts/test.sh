@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs lade's whole test suite on Debian 12, as root: installs the system packages the
 # tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
-# for comparisons, iptables and aardvark-dns for container networks (netavark for
+# for comparisons, qemu-user-static and binfmt-support for builds of other platforms,
+# iptables and aardvark-dns for container networks (netavark for
 # podman's, in the interop tests), docker-registry
 # and htpasswd for registry round trips, compressors for archive fixtures, openssh-client
 # for build --ssh's agents), then checks formatting and lints
@@ -9,7 +10,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="busybox-static openssh-client podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin"
+PACKAGES="busybox-static openssh-client qemu-user-static binfmt-support podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"
@@ -18,6 +19,15 @@ if [ -n "$missing" ]; then
     echo "installing:$missing"
     apt-get update -q
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+fi
+
+# Builds for arm64 run their steps under qemu-user: binfmt_misc must be mounted and
+# qemu-aarch64 registered (with the F flag, which Debian's qemu-user-static sets).
+if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+fi
+if ! grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null; then
+    update-binfmts --enable qemu-aarch64
 fi
 
 # The conformance corpora live beside the repository; without them their tests skip

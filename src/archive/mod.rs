@@ -107,6 +107,8 @@ pub struct ImportOptions {
     pub source_date_epoch: Option<i64>,
     pub compression: Compression,
     pub tags: Vec<ImageRef>,
+    /// The platform the files are for (`--platform`); this machine's by default.
+    pub platform: Option<Platform>,
 }
 
 fn timestamp(source_date_epoch: Option<i64>) -> String {
@@ -140,13 +142,13 @@ pub fn import_rootfs(
     }
     let layer = writer.finish_with_walked_snapshot(store, staging.path())?;
     let created = timestamp(options.source_date_epoch);
-    let host = Platform::host();
+    let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let config = ImageConfig {
         created: Some(created.clone()),
         author: None,
-        architecture: host.architecture,
-        os: host.os,
-        variant: host.variant,
+        architecture: platform.architecture,
+        os: platform.os,
+        variant: platform.variant,
         config: options.config.clone(),
         rootfs: RootFs {
             kind: "layers".into(),

@@ -176,6 +176,13 @@ impl Session<'_> {
         run_step: &graph::RunStep,
         step_ref: &StepRef,
     ) -> Result<Option<LayerInfo>, BuildError> {
+        // A step of another platform runs under qemu-user: it must be registered.
+        let platform = crate::oci::Platform {
+            os: result.os.clone(),
+            architecture: result.architecture.clone(),
+            variant: result.variant.clone(),
+        };
+        super::emulation::check(&platform).map_err(|e| super::step_failure(step, e))?;
         let mut open_view = |from: &CopyFrom| -> Result<Option<RootView>, BuildError> {
             self.view(&self.layers_of(from)?)
         };

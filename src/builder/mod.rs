@@ -11,6 +11,7 @@
 mod cache;
 mod context;
 mod copy;
+mod emulation;
 mod execute;
 mod hash;
 mod plan;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 pub use context::{BuildContext, ContextError, IgnoreMatcher};
 pub use copy::CopyError;
+pub use emulation::EmulationError;
 pub use run::MountError;
 pub use secrets::{SecretError, SecretFrom, SecretSource, MAX_SECRET_SIZE};
 pub use ssh::{SshError, SshSource, DEFAULT_SSH_ID};
@@ -38,7 +40,7 @@ use crate::graph::{
     self, Base, BaseImage, CopyFrom, ExpandedStage, Mount, Plan, PlanOptions, Step, StepKind,
 };
 use crate::layers::{Compression, LayerError};
-use crate::oci::{ImageConfig, ImageRef, Platform, RootFs};
+use crate::oci::{Digest, ImageConfig, ImageRef, Platform, RootFs};
 use crate::registry::PullPolicy;
 use crate::store::{Image, NewImage, Store, StoreError};
 use hash::ContextHasher;
@@ -94,6 +96,10 @@ pub struct BuildOptions {
     /// Stops the build: its owner cancels it on Ctrl-C, and the build itself when a
     /// stage fails (the other stages' sandboxes are killed).
     pub cancel: std::sync::Arc<crate::exec::Cancel>,
+    /// `--platform`: the platforms to build for, one image each, under one image index
+    /// when there are several; empty is this machine's. RUN steps of another platform
+    /// run under qemu-user.
+    pub platforms: Vec<Platform>,
 }
 
 /// The RUN steps' sandboxes as the build's flags set them. Like `--ulimit`, none of it
@@ -160,7 +166,10 @@ impl Entitlements {
 /// The image a build made.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
+    /// The image; of a build for several platforms, this machine's (else the first).
     pub image: Image,
+    /// A build for several platforms: the index its tags name.
+    pub index: Option<Digest>,
     pub warnings: Vec<String>,
     /// How many cache records `--cache-to` wrote.
     pub exported_records: Option<usize>,
@@ -373,6 +382,8 @@ pub enum StepFailure {
     },
     #[error("{what} has no files to copy")]
     NothingToCopy { what: String },
+    #[error(transparent)]
+    Emulation(#[from] emulation::EmulationError),
     /// A bug in lade, reported rather than building on an unknown filesystem.
     #[error("internal error: the stage has no state")]
     NoState,
@@ -385,16 +396,8 @@ pub enum ImageError {
     Registry(#[from] crate::registry::RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("invalid --platform {0:?}: expected os/arch")]
+    #[error("invalid --platform {0:?}: expected os/arch[/variant]")]
     BadPlatform(String),
-    #[error("--platform={requested}: lade builds for {host} only (no emulation)")]
-    OtherPlatform { requested: String, host: Platform },
-    #[error("the image is for {os}/{architecture}, but this machine is {host}")]
-    OtherArchitecture {
-        os: String,
-        architecture: String,
-        host: Platform,
-    },
 }
 
 fn step_failure(step: &Step, failure: impl Into<StepFailure>) -> BuildError {
@@ -435,17 +438,47 @@ pub(crate) struct Prepared {
     warnings: Vec<String>,
     /// Identifies this context and Dockerfile among cache sites.
     project: String,
-    /// What every key of this build shares: platform, compression, SOURCE_DATE_EPOCH.
+    /// What every key of this build shares: compression, SOURCE_DATE_EPOCH.
     settings: String,
+    /// The platform of each stage: its `FROM --platform`, else the build's.
+    platforms: BTreeMap<usize, Platform>,
+    /// A build for several platforms: the one this build is for, shown in progress.
+    shown_platform: Option<String>,
 }
 
-fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError> {
+impl Prepared {
+    /// What every key of stage `index` shares: its platform, compression and
+    /// SOURCE_DATE_EPOCH.
+    pub(crate) fn settings(&self, index: usize) -> String {
+        let platform = self
+            .platforms
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(Platform::host);
+        format!("{platform} {}", self.settings)
+    }
+
+    /// The platform stage `index` is for.
+    pub(crate) fn platform(&self, index: usize) -> Platform {
+        self.platforms
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(|| self.plan.platform.clone())
+    }
+}
+
+fn prepare(
+    store: &Store,
+    options: &BuildOptions,
+    platform: &Platform,
+) -> Result<Prepared, BuildError> {
     let plan = graph::plan_text(
         &options.dockerfile_name,
         options.dockerfile.clone(),
         &PlanOptions {
             build_args: options.build_args.clone(),
             target: options.target.clone(),
+            platform: Some(platform.clone()),
         },
     )?;
     for filter in &options.no_cache_filter {
@@ -474,26 +507,34 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
     // Base images first: expansion needs their config (ENV, WORKDIR, ONBUILD...).
     // Stages often share a base: each image is looked up once.
     let mut bases: BTreeMap<usize, Image> = BTreeMap::new();
-    let mut found: BTreeMap<String, Image> = BTreeMap::new();
+    let mut found: BTreeMap<(String, String), Image> = BTreeMap::new();
+    let mut platforms: BTreeMap<usize, Platform> = BTreeMap::new();
     for &index in &plan.order {
         let stage = &plan.stages[index];
+        let located = |failure: ImageError| BuildError::Step {
+            location: Box::new(stage.location.clone()),
+            step: stage.from_text.clone(),
+            failure: Box::new(failure.into()),
+        };
+        let stage_platform = match &stage.platform {
+            Some(text) => Platform::parse(text)
+                .ok_or_else(|| located(ImageError::BadPlatform(text.clone())))?,
+            None => platform.clone(),
+        };
         if let Base::Image(reference) = &stage.base {
-            let located = |failure: ImageError| BuildError::Step {
-                location: Box::new(stage.location.clone()),
-                step: stage.from_text.clone(),
-                failure: Box::new(failure.into()),
-            };
-            let image = match found.get(&reference.familiar()) {
+            let key = (reference.familiar(), stage_platform.to_string());
+            let image = match found.get(&key) {
                 Some(image) => image.clone(),
                 None => {
-                    let image = find_image(store, reference, options).map_err(located)?;
-                    found.insert(reference.familiar(), image.clone());
+                    let image =
+                        find_image(store, reference, options, &stage_platform).map_err(located)?;
+                    found.insert(key, image.clone());
                     image
                 }
             };
-            check_platform(&image, stage.platform.as_deref()).map_err(located)?;
             bases.insert(index, image);
         }
+        platforms.insert(index, stage_platform);
     }
     let expanded = graph::expand_all(&plan, |stage, _| {
         let image = &bases[&stage.index];
@@ -529,14 +570,16 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
     }
     // Images steps take files from: their digests are part of those steps' keys.
     let mut images: BTreeMap<String, Image> = BTreeMap::new();
-    for stage in expanded.values() {
+    for (index, stage) in &expanded {
+        let stage_platform = &platforms[index];
         for step in &stage.steps {
             for reference in images_used(step) {
                 if let std::collections::btree_map::Entry::Vacant(slot) =
                     images.entry(reference.familiar())
                 {
                     slot.insert(
-                        find_image(store, reference, options).map_err(|e| step_failure(step, e))?,
+                        find_image(store, reference, options, stage_platform)
+                            .map_err(|e| step_failure(step, e))?,
                     );
                 }
             }
@@ -548,7 +591,7 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             .to_string_lossy()
             .into_owned()
     };
-    let project = format!(
+    let mut project = format!(
         "{}\0{}",
         canonical(&options.context),
         options
@@ -557,17 +600,19 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
             .map(canonical)
             .unwrap_or_else(|| options.dockerfile_name.clone())
     );
+    // Each platform's steps are recorded apart, so that a build for one does not
+    // explain its misses by the other's.
+    if !platform.is_native() {
+        project.push_str(&format!("\0{platform}"));
+    }
     let compression = match options.compression {
         Compression::Zstd => "zstd",
         Compression::Gzip => "gzip",
         Compression::None => "uncompressed",
     };
     let settings = match options.source_date_epoch {
-        Some(epoch) => format!(
-            "{} {compression} SOURCE_DATE_EPOCH={epoch}",
-            Platform::host()
-        ),
-        None => format!("{} {compression}", Platform::host()),
+        Some(epoch) => format!("{compression} SOURCE_DATE_EPOCH={epoch}"),
+        None => compression.to_string(),
     };
     Ok(Prepared {
         plan,
@@ -578,6 +623,8 @@ fn prepare(store: &Store, options: &BuildOptions) -> Result<Prepared, BuildError
         warnings,
         project,
         settings,
+        platforms,
+        shown_platform: (options.platforms.len() > 1).then(|| platform.to_string()),
     })
 }
 
@@ -616,7 +663,7 @@ fn session<'a>(
     prepared: &'a Prepared,
     reporter: &'a dyn Reporter,
     mode: Mode,
-    providers: Providers,
+    providers: &'a Providers,
 ) -> Result<Session<'a>, BuildError> {
     let imported = options
         .cache_from
@@ -648,19 +695,79 @@ fn interrupted(options: &BuildOptions) -> Result<(), BuildError> {
     }
 }
 
-/// Builds the image `options` describe.
+/// Builds the image `options` describe: for each of its platforms, one after the other,
+/// then an index of them under the tags when there are several.
 pub fn build(
     store: &Store,
     options: &BuildOptions,
     reporter: &dyn Reporter,
 ) -> Result<BuildOutput, BuildError> {
-    let prepared = prepare(store, options)?;
+    let platforms = match options.platforms.as_slice() {
+        [] => vec![Platform::host()],
+        some => some.to_vec(),
+    };
+    let several = platforms.len() > 1;
     // Read and started before anything runs: a secret file that cannot be read or a key
-    // ssh-add refuses stops the build at once, naming the flag.
+    // ssh-add refuses stops the build at once, naming the flag. One set serves every
+    // platform.
     let providers = Providers {
         secrets: Secrets::load(&options.secrets)?,
         agents: SshAgents::start(store, &options.ssh)?,
     };
+    let mut built: Vec<(Platform, Image)> = Vec::new();
+    let mut warnings: Vec<String> = Vec::new();
+    let mut used: Vec<String> = Vec::new();
+    for platform in &platforms {
+        let tags: &[ImageRef] = if several { &[] } else { &options.tags };
+        let (image, used_here, warned) =
+            build_for(store, options, platform, tags, reporter, &providers)?;
+        used.extend(used_here);
+        for warning in warned {
+            if !warnings.contains(&warning) {
+                warnings.push(warning);
+            }
+        }
+        built.push((platform.clone(), image));
+    }
+    let index = if several {
+        let (digest, _) = store.commit_index(&built, &options.tags)?;
+        Some(digest)
+    } else {
+        None
+    };
+    let host = Platform::host();
+    let image = match built.iter().position(|(p, _)| p.serves(&host)) {
+        Some(i) => built.swap_remove(i).1,
+        None => built.swap_remove(0).1,
+    };
+    let image = match index {
+        // Its tags are the index's.
+        Some(_) => store.image_by_manifest(&image.manifest_digest)?,
+        None => image,
+    };
+    let exported_records = match &options.cache_to {
+        Some(dir) => Some(shared_cache::export(store, dir, &used)?),
+        None => None,
+    };
+    Ok(BuildOutput {
+        image,
+        index,
+        warnings,
+        exported_records,
+    })
+}
+
+/// Builds the image for one platform, tagged `tags`; returns it, the cache records it
+/// used or made, and its warnings.
+fn build_for(
+    store: &Store,
+    options: &BuildOptions,
+    platform: &Platform,
+    tags: &[ImageRef],
+    reporter: &dyn Reporter,
+    providers: &Providers,
+) -> Result<(Image, Vec<String>, Vec<String>), BuildError> {
+    let prepared = prepare(store, options, platform)?;
     let _guard = store.content_guard()?;
     let plan = &prepared.plan;
     // Each stage's FROM counts, as the `[n/m]` labels and the `#n` lines count it.
@@ -734,8 +841,7 @@ pub fn build(
         layers: target.layers.clone(),
     };
     let image = if options.image.keep {
-        let image =
-            store.commit_annotated_image(&new_image, &options.image.annotations, &options.tags)?;
+        let image = store.commit_annotated_image(&new_image, &options.image.annotations, tags)?;
         store.set_built_image(
             &image.id,
             &serde_json::to_string(&target.steps).map_err(|source| BuildError::Record {
@@ -747,29 +853,27 @@ pub fn build(
     } else {
         store.unrecorded_image(&new_image, &options.image.annotations)?
     };
-    let exported_records = match &options.cache_to {
-        Some(dir) => Some(shared_cache::export(store, dir, &used)?),
-        None => None,
-    };
-    Ok(BuildOutput {
-        image,
-        warnings: prepared.warnings.clone(),
-        exported_records,
-    })
+    Ok((image, used, prepared.warnings.clone()))
 }
 
 /// Says, for every step the build would take, whether the cache has it and if not why,
 /// without running or writing anything (but the stat cache of the context's files).
 pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedStep>, BuildError> {
-    let prepared = prepare(store, options)?;
+    let platform = options
+        .platforms
+        .first()
+        .cloned()
+        .unwrap_or_else(Platform::host);
+    let prepared = prepare(store, options, &platform)?;
     // Nothing runs: no secret is read, no agent started.
+    let providers = Providers::default();
     let session = session(
         store,
         options,
         &prepared,
         &Silent,
         Mode::Explain,
-        Providers::default(),
+        &providers,
     )?;
     for &stage in &prepared.plan.order {
         session.run_stage(stage, &schedule::Turn::unscheduled())?;
@@ -783,18 +887,20 @@ pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedSte
         .collect())
 }
 
-/// A base image, from the store or pulled as the build's pull policy says.
+/// A base image for `platform`, from the store (the entry for it of a multi-platform
+/// image) or pulled for it as the build's pull policy says.
 fn find_image(
     store: &Store,
     reference: &ImageRef,
     options: &BuildOptions,
+    platform: &Platform,
 ) -> Result<Image, ImageError> {
     let pull = crate::registry::PullOptions {
         client: crate::registry::ClientOptions {
             docker_config: options.docker_config.clone(),
             ..Default::default()
         },
-        ..Default::default()
+        platform: Some(platform.clone()),
     };
     Ok(crate::registry::find_or_pull(
         store,
@@ -803,31 +909,6 @@ fn find_image(
         &pull,
         &(),
     )?)
-}
-
-/// lade runs what it builds on this machine: a base image for another platform is an
-/// error, as is `--platform` naming one.
-fn check_platform(image: &Image, requested: Option<&str>) -> Result<(), ImageError> {
-    let host = Platform::host();
-    if let Some(requested) = requested {
-        let wanted = Platform::parse(requested)
-            .ok_or_else(|| ImageError::BadPlatform(requested.to_string()))?;
-        if wanted.os != host.os || wanted.architecture != host.architecture {
-            return Err(ImageError::OtherPlatform {
-                requested: requested.to_string(),
-                host,
-            });
-        }
-    }
-    let arch = &image.config.architecture;
-    if !arch.is_empty() && *arch != host.architecture {
-        return Err(ImageError::OtherArchitecture {
-            os: image.config.os.clone(),
-            architecture: arch.clone(),
-            host,
-        });
-    }
-    Ok(())
 }
 
 /// An RFC 3339 time: `SOURCE_DATE_EPOCH` if set, else now.

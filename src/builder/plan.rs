@@ -61,6 +61,8 @@ enum Keyed {
 /// One stage's walk through its steps: what the planning phase has met so far.
 pub(super) struct StagePlanner<'s, 'a> {
     session: &'s Session<'a>,
+    /// The stage's index.
+    stage: usize,
     label: String,
     chain: Vec<Link>,
     /// The first step of this stage that ran in this build.
@@ -81,6 +83,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     ) -> StagePlanner<'s, 'a> {
         StagePlanner {
             session,
+            stage: index,
             label: session.label(index),
             chain: vec![Link::From {
                 site: from_site,
@@ -221,7 +224,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     fn inputs(&self, step: &Step, state: State, listed: bool) -> Result<Keyed, BuildError> {
         let session = self.session;
         let mut inputs = Inputs {
-            settings: session.prepared.settings.clone(),
+            settings: session.prepared.settings(self.stage),
             parent: state.hex(),
             step: cache::canonical_step(step),
             ..Inputs::default()
@@ -524,22 +527,16 @@ mod tests {
             secrets: Vec::new(),
             ssh: Vec::new(),
             cancel: Default::default(),
+            platforms: Vec::new(),
         }
     }
 
     /// The verdict on each step of the one stage, as `kind: reason`.
     fn verdicts(store: &Store, prepared: &Prepared, options: &BuildOptions) -> Vec<String> {
-        let session = session(
-            store,
-            options,
-            prepared,
-            &Silent,
-            Mode::Build,
-            Default::default(),
-        )
-        .unwrap();
+        let providers = Default::default();
+        let session = session(store, options, prepared, &Silent, Mode::Build, &providers).unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
-        let mut result = StageResult::scratch(String::new());
+        let mut result = StageResult::scratch(String::new(), crate::oci::Platform::host());
         let mut shown = Vec::new();
         let mut sites_seen = Vec::new();
         for step in &prepared.expanded[&0].steps {
@@ -607,7 +604,7 @@ mod tests {
         let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
 
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
         assert_eq!(
             verdicts(&store, &prepared, &options),
             ["miss: not built before", "config", "miss: not built before"]
@@ -618,7 +615,7 @@ mod tests {
         );
 
         fs::write(context.join("app.txt"), "two!").unwrap();
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
         // WORKDIR's key holds the state before it, which the changed COPY moved.
         assert_eq!(
             verdicts(&store, &prepared, &options),
@@ -630,7 +627,7 @@ mod tests {
         );
 
         let forced = build_options(&context, true);
-        let prepared = prepare(&store, &forced).unwrap();
+        let prepared = prepare(&store, &forced, &crate::oci::Platform::host()).unwrap();
         assert_eq!(
             verdicts(&store, &prepared, &forced),
             ["miss: --no-cache", "config", "miss: --no-cache"]
@@ -641,18 +638,19 @@ mod tests {
     fn a_step_after_a_pending_one_is_pending_too() {
         let (_dir, store, context) = store_and_context();
         let options = build_options(&context, false);
-        let prepared = prepare(&store, &options).unwrap();
+        let prepared = prepare(&store, &options, &crate::oci::Platform::host()).unwrap();
+        let providers = Default::default();
         let session = session(
             &store,
             &options,
             &prepared,
             &Silent,
             Mode::Explain,
-            Default::default(),
+            &providers,
         )
         .unwrap();
         let mut planner = StagePlanner::new(&session, 0, "from-site".into(), "scratch".into());
-        let mut result = StageResult::scratch(String::new());
+        let mut result = StageResult::scratch(String::new(), crate::oci::Platform::host());
         result.pending = Some("an earlier step will run (step 1)".into());
         let step = &prepared.expanded[&0].steps[2];
         let sites = planner.sites(step);

@@ -46,17 +46,16 @@ pub(crate) struct StageResult {
 }
 
 impl StageResult {
-    /// A stage `FROM scratch`: nothing yet, for this machine's platform.
-    pub(super) fn scratch(time: String) -> StageResult {
-        let host = Platform::host();
+    /// A stage `FROM scratch`: nothing yet, for the stage's platform.
+    pub(super) fn scratch(time: String, platform: Platform) -> StageResult {
         StageResult {
             layers: Vec::new(),
             history: Vec::new(),
             config: ContainerConfig::default(),
             author: None,
-            architecture: host.architecture,
-            os: host.os,
-            variant: host.variant,
+            architecture: platform.architecture,
+            os: platform.os,
+            variant: platform.variant,
             state: Some(State::base("scratch")),
             last_time: time,
             steps: Vec::new(),
@@ -97,7 +96,7 @@ pub(crate) struct Session<'a> {
     pub explained: Mutex<Vec<(StepRef, Verdict)>>,
     pub now: i64,
     /// The secrets and ssh agents RUN steps mount.
-    pub providers: super::Providers,
+    pub providers: &'a super::Providers,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -113,10 +112,16 @@ impl Session<'_> {
     /// unnamed one, nothing in a build of one stage.
     fn progress_label(&self, index: usize) -> String {
         let stages = &self.prepared.plan.stages;
-        match &stages[index].name {
+        let label = match &stages[index].name {
             _ if stages.len() == 1 => String::new(),
             Some(name) => name.clone(),
             None => format!("stage-{index}"),
+        };
+        // A build for several platforms says which one a step is for, as BuildKit does.
+        match &self.prepared.shown_platform {
+            Some(platform) if label.is_empty() => platform.clone(),
+            Some(platform) => format!("{platform} {label}"),
+            None => label,
         }
     }
 
@@ -410,7 +415,10 @@ impl Session<'_> {
         let stage = &self.prepared.plan.stages[index];
         let epoch = history_time(Some(self.options.source_date_epoch.unwrap_or(0)));
         Ok(match &stage.base {
-            Base::Scratch => (StageResult::scratch(epoch), "scratch".into()),
+            Base::Scratch => (
+                StageResult::scratch(epoch, self.prepared.platform(index)),
+                "scratch".into(),
+            ),
             Base::Image(_) => {
                 let image = &self.prepared.bases[&index];
                 // By content: the config digest (which holds the diff_ids), not the
@@ -425,14 +433,20 @@ impl Session<'_> {
                     .find_map(|h| h.created.clone())
                     .or_else(|| image.config.created.clone())
                     .unwrap_or(epoch);
+                // An image whose config names no platform is taken as the stage's.
+                let platform = if image.config.architecture.is_empty() {
+                    self.prepared.platform(index)
+                } else {
+                    Platform::of_config(&image.config)
+                };
                 (
                     StageResult {
                         layers: image.layers.clone(),
                         history: image.config.history.clone(),
                         config: image.config.config.clone(),
                         author: image.config.author.clone(),
-                        architecture: image.config.architecture.clone(),
-                        os: image.config.os.clone(),
+                        architecture: platform.architecture,
+                        os: platform.os,
                         variant: image.config.variant.clone(),
                         state: Some(State::base(&identity)),
                         last_time,

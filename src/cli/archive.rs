@@ -32,6 +32,10 @@ pub struct ImportArgs {
     /// How to show progress
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: Progress,
+    /// The platform the files are for (os/arch[/variant]), as the image's config says
+    /// [default: this machine's]
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// The tarball (any compression), or - for standard input
     #[arg(value_name = "FILE|-")]
     pub file: PathBuf,
@@ -57,6 +61,15 @@ pub fn import(store_config: &StoreConfig, args: ImportArgs) -> Result<ExitCode> 
             source_date_epoch: super::source_date_epoch()?,
             compression: args.compression.into(),
             tags,
+            platform: args
+                .platform
+                .as_deref()
+                .map(|text| {
+                    crate::oci::Platform::parse(text).with_context(|| {
+                        format!("invalid --platform {text:?}: expected os/arch[/variant]")
+                    })
+                })
+                .transpose()?,
         },
     };
     let input = ImportInput::open(if is_dash(&args.file) {

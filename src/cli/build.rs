@@ -43,6 +43,14 @@ pub struct BuildArgs {
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
 
+    /// The platforms to build for (os/arch[/variant], separated by commas), e.g.
+    /// linux/arm64 or linux/amd64,linux/arm64: one image each, tagged as one
+    /// multi-platform image (an OCI image index) when there are several. RUN steps of
+    /// another platform than this machine's run under qemu-user (qemu-user-static,
+    /// registered with binfmt_misc) [default: this machine's]
+    #[arg(long, value_name = "PLATFORMS")]
+    pub platform: Option<String>,
+
     /// Do not use the build cache: run every step (results are still recorded)
     #[arg(long)]
     pub no_cache: bool,
@@ -259,6 +267,7 @@ pub fn run(store_config: &StoreConfig, mut args: BuildArgs) -> Result<ExitCode> 
     let options = PlanOptions {
         build_args: build_args(&args.build_args)?,
         target: args.target.clone(),
+        platform: platforms(args.platform.as_deref())?.into_iter().next(),
     };
     let engine::DryRun { plan, expanded } = engine::dry_run(&name, bytes, &options)?;
     let mut out = std::io::stdout().lock();
@@ -398,6 +407,7 @@ fn build_request(
             .map(|spec| engine::SshSource::parse(spec))
             .collect(),
         cancel: Default::default(),
+        platforms: platforms(args.platform.as_deref())?,
     };
     let mut exports = args
         .outputs
@@ -412,6 +422,15 @@ fn build_request(
     }
     if exports.iter().filter(|e| e.to_stdout()).count() > 1 {
         bail!("only one --output can write to standard output");
+    }
+    // BuildKit writes one directory or archive per platform then; lade writes the
+    // files and archives of one image.
+    if options.platforms.len() > 1
+        && exports
+            .iter()
+            .any(|e| !matches!(e, BuildExport::Image { .. }))
+    {
+        bail!("--output: files and archives are written for one --platform at a time; build each platform with its own --output, or use type=image (with push=true) for the index");
     }
     if exports.iter().any(BuildExport::to_stdout) && std::io::stdout().is_terminal() {
         bail!("--output: refusing to write a tar to the terminal: redirect standard output or give dest=FILE");
@@ -628,6 +647,18 @@ fn annotations(specs: &[String]) -> Result<BTreeMap<String, String>> {
 
 /// `DIR`, BuildKit's `type=local,src=DIR` / `type=local,dest=DIR`, or
 /// `type=registry,ref=NAME`.
+/// The platforms of `--platform` (none when it is not given).
+fn platforms(text: Option<&str>) -> Result<Vec<Platform>> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => Platform::parse_list(text).map_err(|bad| {
+            anyhow::anyhow!(
+                "invalid --platform {bad:?}: expected os/arch[/variant], separated by commas"
+            )
+        }),
+    }
+}
+
 fn cache_source(spec: &str, key: &str) -> Result<CacheSource> {
     if !spec.contains('=') {
         return Ok(CacheSource::Local(PathBuf::from(spec)));

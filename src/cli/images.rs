@@ -130,6 +130,8 @@ fn image_row(image: &engine::ListedImage, id: &str, digests: bool) -> Value {
         "CreatedSince": human_age(created),
         "Digest": if digests { shown_digest(image) } else { "<none>".to_string() },
         "ID": id,
+        // lade's own: the platforms of a multi-platform image (empty for one image).
+        "Platforms": image.platforms.join(","),
         "Repository": image.repository,
         "SharedSize": "N/A",
         "Size": size,

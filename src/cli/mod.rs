@@ -14,6 +14,7 @@ mod containers;
 mod docs;
 mod events;
 mod images;
+mod manifest;
 mod networks;
 mod plan;
 mod progress;
@@ -166,6 +167,16 @@ pub enum Command {
     /// networking (pasta) is not supported.
     #[command(subcommand)]
     Network(networks::NetworkCommand),
+    /// Manage manifest lists: multi-platform images made by hand (create, add, inspect,
+    /// push, rm)
+    ///
+    /// A list is an OCI image index named by a tag of the store, one image a platform,
+    /// as a build for several platforms (`build --platform linux/amd64,linux/arm64`)
+    /// makes one. `run`, `inspect` and `images` take this machine's image of it (else its
+    /// first); `build --platform` and `pull --platform` take the one for that platform;
+    /// `push` pushes the index with its images.
+    #[command(subcommand)]
+    Manifest(manifest::ManifestCommand),
     /// Show what running containers use (CPU, memory, processes)
     Stats(containers::StatsArgs),
     /// Manage volumes (create, ls, inspect, rm, prune)
@@ -427,6 +438,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         Command::Logout(args) => registry::logout(&store_config, args),
         Command::Search(args) => registry::search(&store_config, args),
         Command::Network(command) => networks::run(&store_config, command),
+        Command::Manifest(command) => manifest::run(&store_config, command),
         Command::Stats(args) => containers::stats(&store_config, args),
         Command::Volume(command) => containers::volume(&store_config, command),
         Command::Container(ContainerCommand::Prune(args)) => containers::prune(&store_config, args),

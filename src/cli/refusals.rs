@@ -25,7 +25,10 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("checkpoint", "no checkpoint and restore (CRIU)"),
     ("config", SWARM),
     ("context", "lade has no daemon to choose"),
-    ("manifest", "manifest lists are not supported"),
+    (
+        "manifest annotate",
+        "not supported yet: `lade manifest add --os/--arch/--variant/--annotation` sets an entry's platform and annotations",
+    ),
     ("node", SWARM),
     ("plugin", "no plugins: lade has no daemon"),
     ("secret", SWARM),
@@ -42,7 +45,8 @@ const LINKS: &str = "legacy links: on a user network containers find each other 
 const NO_PRIVILEGED: &str =
     "containers keep Docker's default capabilities, seccomp filter and no_new_privs";
 const WINDOWS: &str = "Windows only";
-const ONE_PLATFORM: &str = "the store keeps one platform of each image";
+const ONE_PLATFORM: &str =
+    "not supported yet: push and rm take a multi-platform image whole, the other commands its image for this machine (else its first)";
 const CLUSTER_VOLUMES: &str = "cluster volumes: swarm mode";
 const CRIU: &str = "no checkpoint and restore (CRIU)";
 
@@ -94,11 +98,9 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image build", &["compress"], "the context is read where it is, never sent"),
     ("image build", &["force-rm", "rm"], "a build leaves no containers behind"),
     ("image build", &["isolation"], WINDOWS),
-    ("image build", &["platform"], "builds are for this machine's platform"),
     ("image build", &["security-opt"], NO_PRIVILEGED),
     ("image build", &["squash"], "not supported (experimental in Docker)"),
     ("image history", &["platform"], ONE_PLATFORM),
-    ("image import", &["platform"], ONE_PLATFORM),
     ("image inspect", &["platform"], ONE_PLATFORM),
     ("image load", &["platform"], ONE_PLATFORM),
     ("image save", &["platform"], ONE_PLATFORM),
@@ -107,6 +109,7 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),
     ("image ls", &["tree"], NOT_YET),
+    ("manifest inspect", &["verbose"], NOT_YET),
     ("network connect", &["driver-opt", "gw-priority", "link-local-ip"], NOT_YET),
     ("network connect", &["ip6"], NO_IPV6),
     ("network connect", &["link"], LINKS),

@@ -322,6 +322,7 @@ pub(super) fn build_service(
         secrets: Vec::new(),
         ssh: Vec::new(),
         cancel: Default::default(),
+        platforms: Vec::new(),
     };
     reporter.status("Image", &image, "Building");
     engine::build(

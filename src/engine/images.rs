@@ -108,6 +108,9 @@ pub struct ListedImage {
     pub repo_digest: Option<Digest>,
     pub created: Option<String>,
     pub size: u64,
+    /// A tag naming a multi-platform image: the platforms the store holds of it (the
+    /// row's id, size and time are this machine's image's, else the first's).
+    pub platforms: Vec<String>,
 }
 
 /// `lade images`.
@@ -150,6 +153,7 @@ pub fn images(store: &Store, request: &ImagesRequest) -> Result<Vec<ListedImage>
                 repo_digest,
                 created: s.created,
                 size: s.size,
+                platforms: s.index.map(|(_, platforms)| platforms).unwrap_or_default(),
             }
         })
         .collect())

@@ -39,6 +39,7 @@ mod inspect;
 mod lifecycle;
 mod login;
 mod logs;
+mod manifest;
 mod network;
 mod port;
 pub mod process;
@@ -100,6 +101,10 @@ pub use lifecycle::{
 };
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
+pub use manifest::{
+    manifest_add, manifest_create, manifest_inspect, manifest_push, manifest_rm,
+    ManifestEntryOptions,
+};
 pub use network::{
     connect_network, create_network, disconnect_network, ensure_default_network,
     has_default_network, inspect_network, list_networks, prune_networks, remove_network,
@@ -206,6 +211,9 @@ pub enum EngineError {
     /// `--change` instructions that are no Dockerfile's, or not allowed there.
     #[error(transparent)]
     Change(#[from] ChangeError),
+    /// `lade manifest`: a list that is not there, or is there already.
+    #[error("{0}")]
+    Manifest(String),
     /// A registry failed at what the verb asked of it: `what` says what that was
     /// (`pull busybox:latest`, `log in to ghcr.io`).
     #[error("cannot {what}: {source}")]

@@ -8,6 +8,13 @@ use crate::store::Store;
 /// image `source` names.
 pub fn tag(store: &Store, source: &str, target: &ImageRef) -> Result<()> {
     let image = store.image(source)?;
+    // A multi-platform image is named whole: the new tag names its index.
+    if let Some((index, _)) = store.image_index(source)? {
+        let size = store.read_blob(&index)?.len() as u64;
+        store.set_index_tag(&target.familiar(), &index, size)?;
+        crate::store::events::image_event(store, "tag", &index.to_string(), &target.familiar());
+        return Ok(());
+    }
     store.set_tag(
         &target.familiar(),
         &image.manifest_digest,

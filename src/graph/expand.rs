@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::scope::{automatic_args, lexer, ArgValues, Scope};
 use super::{resolve_from, GraphError, GraphErrorKind, Plan};
-use crate::oci::{ContainerConfig, Healthcheck, ImageRef, Platform, ReferenceError};
+use crate::oci::{ContainerConfig, Healthcheck, ImageRef, ReferenceError};
 use crate::parser::{
     self, expand::Lexer, Command, CommandLine, CopyCmd, HealthcheckCmd, Instruction, MountFlag,
     MountKind, SourceLocation, SourceSpec,
@@ -230,7 +230,7 @@ fn expand(
     default_path: bool,
 ) -> Result<ExpandedStage, GraphError> {
     let stage = &plan.stages[index];
-    let automatic = automatic_args(&Platform::host());
+    let automatic = automatic_args(&plan.platform);
     let mut global = ArgValues::default();
     for (name, value) in &plan.global_args {
         global.set(name, value.as_deref().map(std::sync::Arc::from));

@@ -37,6 +37,9 @@ pub struct PlanOptions {
     pub build_args: BTreeMap<String, String>,
     /// `--target`: the stage to build (by name or index); the last stage by default.
     pub target: Option<String>,
+    /// `--platform`: the platform the image is for (`TARGETPLATFORM`); this machine's
+    /// by default.
+    pub platform: Option<Platform>,
 }
 
 /// Where a stage starts from.
@@ -87,6 +90,8 @@ pub struct Plan {
     pub unused_build_args: Vec<String>,
     pub escape: char,
     pub(crate) build_args: BTreeMap<String, String>,
+    /// The platform the image is for (`TARGETPLATFORM`).
+    pub platform: Platform,
 }
 
 impl Plan {
@@ -193,7 +198,8 @@ impl GraphError {
 /// Splits the Dockerfile into stages, resolves their bases and dependencies, and keeps
 /// the stages the target needs.
 pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, GraphError> {
-    let automatic = automatic_args(&Platform::host());
+    let target_platform = options.platform.clone().unwrap_or_else(Platform::host);
+    let automatic = automatic_args(&target_platform);
     let mut global = ArgValues::default();
     let mut stages: Vec<Stage> = Vec::new();
     let mut declared: BTreeSet<String> = BTreeSet::new();
@@ -381,6 +387,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
         unused_build_args,
         escape: dockerfile.directives.escape,
         build_args: options.build_args.clone(),
+        platform: target_platform,
     })
 }
 

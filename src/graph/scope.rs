@@ -14,15 +14,16 @@ pub(crate) fn lexer(escape: char) -> Lexer {
 }
 
 /// ARGs Docker defines for every build, without a declaration in FROM lines and with
-/// `ARG NAME` inside a stage.
-pub(crate) fn automatic_args(platform: &Platform) -> BTreeMap<String, String> {
-    let variant = platform.variant.clone().unwrap_or_default();
+/// `ARG NAME` inside a stage: `TARGET*` for the platform the image is for, `BUILD*` for
+/// this machine's (where the build runs, for stages `FROM --platform=$BUILDPLATFORM`).
+pub(crate) fn automatic_args(target: &Platform) -> BTreeMap<String, String> {
     let mut args = BTreeMap::new();
-    for prefix in ["TARGET", "BUILD"] {
+    for (prefix, platform) in [("TARGET", target.clone()), ("BUILD", Platform::host())] {
+        let variant = platform.variant.clone().unwrap_or_default();
         args.insert(format!("{prefix}PLATFORM"), platform.to_string());
         args.insert(format!("{prefix}OS"), platform.os.clone());
         args.insert(format!("{prefix}ARCH"), platform.architecture.clone());
-        args.insert(format!("{prefix}VARIANT"), variant.clone());
+        args.insert(format!("{prefix}VARIANT"), variant);
     }
     args
 }

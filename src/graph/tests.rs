@@ -11,6 +11,7 @@ fn plan_with(text: &str, args: &[(&str, &str)], target: Option<&str>) -> Result<
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         target: target.map(str::to_string),
+        platform: None,
     };
     plan(&dockerfile, &options)
 }
@@ -170,6 +171,35 @@ fn automatic_platform_args() {
         p.stages[0].base,
         Base::Image("busybox:linux".parse().unwrap())
     );
+}
+
+#[test]
+fn target_platform_args_follow_the_platform_and_build_ones_the_host() {
+    let dockerfile = parser::parse(
+        "Dockerfile",
+        b"FROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETARCH TARGETPLATFORM BUILDARCH TARGETVARIANT\nENV T=$TARGETARCH P=$TARGETPLATFORM B=$BUILDARCH V=$TARGETVARIANT\n"
+            .to_vec(),
+    )
+    .unwrap();
+    let options = PlanOptions {
+        platform: Some(crate::oci::Platform::parse("linux/arm/v7").unwrap()),
+        ..PlanOptions::default()
+    };
+    let p = plan(&dockerfile, &options).unwrap();
+    let host = crate::oci::Platform::host();
+    assert_eq!(
+        p.stages[0].platform.as_deref(),
+        Some(host.to_string().as_str())
+    );
+    let env = stage(&p, 0).config.env.unwrap();
+    for wanted in [
+        "T=arm".to_string(),
+        "P=linux/arm/v7".to_string(),
+        format!("B={}", host.architecture),
+        "V=v7".to_string(),
+    ] {
+        assert!(env.contains(&wanted), "{wanted} not in {env:?}");
+    }
 }
 
 #[test]

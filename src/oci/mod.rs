@@ -84,6 +84,67 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Parses a comma-separated list (`linux/amd64,linux/arm64`), as `--platform` takes
+    /// it; the error is the first entry that is not `os/arch[/variant]`.
+    pub fn parse_list(text: &str) -> Result<Vec<Platform>, String> {
+        let mut platforms: Vec<Platform> = Vec::new();
+        for part in text.split(',').map(str::trim) {
+            let platform = Platform::parse(part).ok_or_else(|| part.to_string())?;
+            if !platforms.contains(&platform) {
+                platforms.push(platform);
+            }
+        }
+        Ok(platforms)
+    }
+
+    /// The platform an image config says it is for.
+    pub fn of_config(config: &ImageConfig) -> Platform {
+        Platform {
+            os: config.os.clone(),
+            architecture: config.architecture.clone(),
+            variant: config.variant.clone().filter(|v| !v.is_empty()),
+        }
+    }
+
+    /// Whether an image for `self` serves a request for `wanted`: the same os and
+    /// architecture, and the same variant when both name one (`linux/arm64` and
+    /// `linux/arm64/v8` are the same machine).
+    pub fn serves(&self, wanted: &Platform) -> bool {
+        self.os == wanted.os
+            && self.architecture == wanted.architecture
+            && match (&self.variant, &wanted.variant) {
+                (Some(have), Some(want)) => have == want,
+                _ => true,
+            }
+    }
+
+    /// Whether this machine runs programs for `self` natively (no emulator).
+    pub fn is_native(&self) -> bool {
+        let host = Platform::host();
+        self.os == host.os && self.architecture == host.architecture
+    }
+
+    /// The entry of an image index for this platform.
+    pub fn spec(&self) -> PlatformSpec {
+        PlatformSpec {
+            architecture: self.architecture.clone(),
+            os: self.os.clone(),
+            variant: self.variant.clone(),
+            extra: Default::default(),
+        }
+    }
+
+    /// The platform an index entry names.
+    pub fn of_spec(spec: &PlatformSpec) -> Platform {
+        Platform {
+            os: spec.os.clone(),
+            architecture: spec.architecture.clone(),
+            variant: spec.variant.clone().filter(|v| !v.is_empty()),
+        }
+    }
+}
+
 impl std::fmt::Display for Platform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.os, self.architecture)?;

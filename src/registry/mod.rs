@@ -35,7 +35,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use auth::{auth_file, credentials_for, Credentials, SavedTo};
-pub use catalogue::{login, logout, search, tags, SearchResult};
+pub use catalogue::{login, logout, manifest, search, tags, SearchResult};
 pub use client::ClientOptions;
 pub use helpers::HelperError;
 pub use layout::{pull_layout, push_layout};
@@ -101,6 +101,15 @@ pub enum RegistryError {
     #[error("image {image} is not in the store, and pulling it failed: {source}")]
     PullOfMissing {
         image: String,
+        source: Box<RegistryError>,
+    },
+    /// The store has an image only for other platforms, and pulling it for the one
+    /// asked for failed.
+    #[error("image {image} is in the store for {has} only, and pulling it for {platform} failed: {source}")]
+    PullForPlatform {
+        image: String,
+        platform: String,
+        has: String,
         source: Box<RegistryError>,
     },
     /// The store lacks an image that the pull policy forbids pulling.

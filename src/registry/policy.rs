@@ -68,9 +68,19 @@ pub fn find_or_pull_parsed(
     options: &PullOptions,
     progress: &dyn PullProgress,
 ) -> Result<Image> {
-    let stored = match store.image(name) {
+    // With a platform, an image the store has only for others counts as missing.
+    let mut other_platform = None;
+    let found = match &options.platform {
+        Some(platform) => store.image_for_platform(name, platform),
+        None => store.image(name),
+    };
+    let stored = match found {
         Ok(image) => Some(image),
         Err(StoreError::NoSuchImage(_)) => None,
+        Err(StoreError::OtherPlatform { has, .. }) if policy != PullPolicy::Never => {
+            other_platform = Some(has);
+            None
+        }
         Err(other) => return Err(other.into()),
     };
     let missing = match (policy, stored) {
@@ -85,7 +95,14 @@ pub fn find_or_pull_parsed(
     let reference = reference()?;
     pull(store, &reference, options, progress).map_err(|source| {
         let (image, source) = (reference.familiar(), Box::new(source));
-        if missing {
+        if let (Some(has), Some(platform)) = (other_platform, &options.platform) {
+            RegistryError::PullForPlatform {
+                image,
+                platform: platform.to_string(),
+                has,
+                source,
+            }
+        } else if missing {
             RegistryError::PullOfMissing { image, source }
         } else {
             RegistryError::Pull { image, source }

@@ -169,19 +169,21 @@ pub fn pull(
         .into_iter()
         .map(|r| r.unwrap_or_else(|| Err(json_error(&image_name, "a layer", "was not fetched"))))
         .collect::<Result<_>>()?;
-    let tag = if reference.digest().is_some() {
-        vec![]
-    } else {
-        vec![reference.clone()]
-    };
     let image = store.commit_image(
         &NewImage {
             config,
             config_bytes: Some(config_bytes),
             layers,
         },
-        &tag,
+        &[],
     )?;
+    // The tag keeps what it named for other platforms (see `Store::tag_for_platform`).
+    let image = if reference.digest().is_none() {
+        store.tag_for_platform(reference, &image)?;
+        store.image_by_manifest(&image.manifest_digest)?
+    } else {
+        image
+    };
     store.record_repo_digest(
         &image.manifest_digest,
         &repository_name(reference),

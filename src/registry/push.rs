@@ -24,7 +24,8 @@ pub struct PushOptions {
 
 /// Pushes the store's image `source` as `destination`: blobs the registry lacks, then
 /// the manifest, layers compressed with `recompress` where they must be. Returns the
-/// manifest's digest.
+/// manifest's digest. A multi-platform image goes as an index: each of its images the
+/// store holds is pushed by digest first, then the index of them under the tag.
 pub fn push(
     store: &Store,
     source: &str,
@@ -33,10 +34,83 @@ pub fn push(
     recompress: &Recompress,
     progress: &dyn Fn(&str),
 ) -> Result<Digest> {
-    let image = store.image(source)?;
     let client = Client::new(destination.registry(), &options.client)?;
     let repository = destination.repository();
     client.authenticate(repository, "pull,push")?;
+    let tag = destination.tag().unwrap_or("latest");
+    let digest = match store.image_index(source)? {
+        Some((index_digest, index)) => {
+            let mut entries = Vec::new();
+            for entry in &index.manifests {
+                // Entries the store lacks (the other platforms of an index pulled for
+                // one) cannot go: the registry would refuse an index naming them.
+                if !store.has_blob(&entry.digest) {
+                    progress(&format!(
+                        "{}: not in the store, left out of the index",
+                        entry.digest.short()
+                    ));
+                    continue;
+                }
+                let image = store.image_by_manifest(&entry.digest)?;
+                let (digest, size) = push_image(
+                    store,
+                    &client,
+                    &image,
+                    destination,
+                    None,
+                    options,
+                    recompress,
+                    progress,
+                )?;
+                let mut pushed = entry.clone();
+                pushed.digest = digest;
+                pushed.size = size;
+                pushed.media_type = media::OCI_MANIFEST.to_string();
+                entries.push(pushed);
+            }
+            let mut pushed_index = index.clone();
+            pushed_index.manifests = entries;
+            pushed_index.media_type = Some(media::OCI_INDEX.to_string());
+            let bytes = pushed_index.to_canonical_json();
+            put_manifest(&client, repository, tag, &bytes)?;
+            let digest = Digest::of(&bytes);
+            store.record_repo_digest(&index_digest, &repository_name(destination), &digest)?;
+            digest
+        }
+        None => {
+            let image = store.image(source)?;
+            push_image(
+                store,
+                &client,
+                &image,
+                destination,
+                Some(tag),
+                options,
+                recompress,
+                progress,
+            )?
+            .0
+        }
+    };
+    let name = destination.familiar();
+    crate::store::events::image_event(store, "push", &name, &name);
+    Ok(digest)
+}
+
+/// Pushes one image: blobs the registry lacks, then its manifest under `tag` (by its
+/// digest without one). Returns the manifest's digest and size.
+#[allow(clippy::too_many_arguments)]
+fn push_image(
+    store: &Store,
+    client: &Client,
+    image: &crate::store::Image,
+    destination: &ImageRef,
+    tag: Option<&str>,
+    options: &PushOptions,
+    recompress: &Recompress,
+    progress: &dyn Fn(&str),
+) -> Result<(Digest, u64)> {
+    let repository = destination.repository();
     let converted: Vec<Option<PushCompression>> = image
         .layers
         .iter()
@@ -100,32 +174,29 @@ pub fn push(
         .filter(|r| r != repository)
         .collect();
     for digest in &blobs {
-        if blob_exists(&client, repository, digest)? {
+        if blob_exists(client, repository, digest)? {
             progress(&format!("{}: already in the registry", digest.short()));
             continue;
         }
-        if let Some(from) = mount_blob(&client, repository, digest, &mount_sources)? {
+        if let Some(from) = mount_blob(client, repository, digest, &mount_sources)? {
             progress(&format!("{}: mounted from {from}", digest.short()));
             continue;
         }
-        upload_blob(store, &client, repository, digest)?;
+        upload_blob(store, client, repository, digest)?;
         progress(&format!("{}: pushed", digest.short()));
     }
-    put_manifest(
-        &client,
-        repository,
-        destination.tag().unwrap_or("latest"),
-        &manifest,
-    )?;
     let digest = Digest::of(&manifest);
+    let reference = match tag {
+        Some(tag) => tag.to_string(),
+        None => digest.to_string(),
+    };
+    put_manifest(client, repository, &reference, &manifest)?;
     store.record_repo_digest(
         &image.manifest_digest,
         &repository_name(destination),
         &digest,
     )?;
-    let name = destination.familiar();
-    crate::store::events::image_event(store, "push", &name, &name);
-    Ok(digest)
+    Ok((digest, manifest.len() as u64))
 }
 
 /// How pushed layers are compressed. gzip is the default: every client reads it, where

@@ -200,7 +200,12 @@ impl Store {
             };
             match self.image_by_manifest(manifest) {
                 Ok(image) => {
-                    let mut blobs = vec![(*manifest, image.manifest_size), (image.id, 0)];
+                    let mut blobs =
+                        vec![(image.manifest_digest, image.manifest_size), (image.id, 0)];
+                    // A tag naming a multi-platform image: its index is a blob too.
+                    if image.manifest_digest != *manifest {
+                        blobs.push((*manifest, 0));
+                    }
                     blobs.extend(image.layers.iter().map(|l| (l.blob, l.size)));
                     images.push(Seen {
                         label,

@@ -8,7 +8,10 @@ use rusqlite::params;
 
 use super::db::{self, parse_digest, LayerRecord};
 use super::{remove_tree, snapshot_name, IoContext, Result, Store, StoreError, Tag};
-use crate::oci::{canonical_json, media, Descriptor, Digest, ImageConfig, ImageManifest, ImageRef};
+use crate::oci::{
+    canonical_json, media, Descriptor, Digest, ImageConfig, ImageIndex, ImageManifest, ImageRef,
+    Kind,
+};
 
 /// One layer of an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,9 @@ pub struct ImageSummary {
     pub manifest_digest: Digest,
     pub created: Option<String>,
     pub size: u64,
+    /// For a tag naming a multi-platform image: its index, and the platforms the store
+    /// holds of it (the row shows the image of this machine's platform, else the first).
+    pub index: Option<(Digest, Vec<String>)>,
 }
 
 impl Store {
@@ -237,9 +243,40 @@ impl Store {
         self.load_image(manifest_digest, &self.tags()?)
     }
 
-    /// [`Store::image_by_manifest`] with the tags already read.
+    /// [`Store::image_by_manifest`] with the tags already read. An index stands for
+    /// its default entry (see `platforms`), and its tags name that image too.
     fn load_image(&self, manifest_digest: &Digest, tags: &[Tag]) -> Result<Image> {
         let manifest_bytes = self.read_blob(manifest_digest)?;
+        if Kind::of(&manifest_bytes) == Some(Kind::Index) {
+            let index =
+                ImageIndex::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
+                    what: format!("image index {manifest_digest}"),
+                    reason: e.to_string(),
+                })?;
+            let chosen = self
+                .default_entry(&index)
+                .ok_or_else(|| StoreError::Invalid {
+                    what: format!("image index {manifest_digest}"),
+                    reason: "the store holds none of its images".into(),
+                })?;
+            let chosen_bytes = self.read_blob(&chosen)?;
+            if Kind::of(&chosen_bytes) == Some(Kind::Index) {
+                return Err(StoreError::Invalid {
+                    what: format!("image index {manifest_digest}"),
+                    reason: format!("its entry {chosen} is an index, not an image"),
+                });
+            }
+            return self.load_manifest(&chosen, chosen_bytes, tags);
+        }
+        self.load_manifest(manifest_digest, manifest_bytes, tags)
+    }
+
+    fn load_manifest(
+        &self,
+        manifest_digest: &Digest,
+        manifest_bytes: Vec<u8>,
+        tags: &[Tag],
+    ) -> Result<Image> {
         let manifest =
             ImageManifest::from_slice(&manifest_bytes).map_err(|e| StoreError::Invalid {
                 what: format!("manifest {manifest_digest}"),
@@ -292,11 +329,19 @@ impl Store {
                 now_seconds(),
             )
         })?;
-        let tags = tags
-            .iter()
-            .filter(|t| t.manifest == *manifest_digest)
-            .map(|t| t.name.clone())
-            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for tag in tags {
+            let names_it = if tag.is_index {
+                self.read_index(&tag.manifest)
+                    .is_ok_and(|i| i.manifests.iter().any(|d| d.digest == *manifest_digest))
+            } else {
+                tag.manifest == *manifest_digest
+            };
+            if names_it {
+                names.push(tag.name.clone());
+            }
+        }
+        let tags = names;
         Ok(Image {
             id: config_digest,
             manifest_digest: *manifest_digest,
@@ -369,9 +414,25 @@ impl Store {
         })?;
         let mut summaries = Vec::new();
         for tag in &tags {
-            let key = tag.manifest.to_string();
+            let mut manifest = tag.manifest;
+            let mut index = None;
+            if tag.is_index {
+                let document = self.read_index(&tag.manifest)?;
+                let Some(chosen) = self.default_entry(&document) else {
+                    continue;
+                };
+                manifest = chosen;
+                let platforms = self
+                    .platform_entries(&document)
+                    .into_iter()
+                    .filter(|e| e.present)
+                    .map(|e| e.platform.to_string())
+                    .collect();
+                index = Some((tag.manifest, platforms));
+            }
+            let key = manifest.to_string();
             if !known.contains_key(&key) {
-                let image = self.image_by_manifest(&tag.manifest)?;
+                let image = self.image_by_manifest(&manifest)?;
                 known.insert(
                     key.clone(),
                     (
@@ -385,12 +446,15 @@ impl Store {
             summaries.push(ImageSummary {
                 tag: Some(tag.name.clone()),
                 id: parse_digest(id.clone()).map_err(|e| self.db_error(e))?,
-                manifest_digest: tag.manifest,
+                manifest_digest: manifest,
                 created: created.clone(),
                 size: *size as u64,
+                index,
             });
         }
-        let tagged: BTreeSet<String> = tags.iter().map(|t| t.manifest.to_string()).collect();
+        // The images of a tagged multi-platform image are not dangling.
+        let mut tagged: BTreeSet<String> = tags.iter().map(|t| t.manifest.to_string()).collect();
+        tagged.extend(self.indexed_manifests()?.iter().map(Digest::to_string));
         for (manifest, (id, created, size)) in known {
             if !tagged.contains(&manifest) {
                 summaries.push(ImageSummary {
@@ -399,6 +463,7 @@ impl Store {
                     manifest_digest: parse_digest(manifest).map_err(|e| self.db_error(e))?,
                     created,
                     size: size as u64,
+                    index: None,
                 });
             }
         }
@@ -427,6 +492,9 @@ impl Store {
     /// container uses is only untagged then.
     /// Returns what was untagged and the ids deleted.
     pub fn remove_image(&self, reference: &str, force: bool) -> Result<(Vec<String>, Vec<Digest>)> {
+        if let Some(removed) = self.remove_index_tag(reference)? {
+            return Ok(removed);
+        }
         let image = self.image(reference)?;
         let by_tag = image.tags.iter().any(|t| {
             reference
@@ -481,6 +549,63 @@ impl Store {
         Ok((untagged, vec![image.id]))
     }
 
+    /// `rmi` of a tag naming a multi-platform image: the tag goes, and each of its
+    /// images that nothing else names or runs is deleted. `None` when `reference` is not
+    /// such a tag.
+    fn remove_index_tag(&self, reference: &str) -> Result<Option<(Vec<String>, Vec<Digest>)>> {
+        let Ok(parsed) = reference.parse::<ImageRef>() else {
+            return Ok(None);
+        };
+        if parsed.digest().is_some() {
+            return Ok(None);
+        }
+        let name = parsed.familiar();
+        let Some(tag) = self
+            .tags()?
+            .into_iter()
+            .find(|t| t.name == name && t.is_index)
+        else {
+            return Ok(None);
+        };
+        let index = self.read_index(&tag.manifest)?;
+        self.remove_tag(&name)?;
+        let index_id = tag.manifest.to_string();
+        super::events::image_event(self, "untag", &index_id, &name);
+        let still_named: BTreeSet<Digest> = self
+            .tags()?
+            .into_iter()
+            .map(|t| t.manifest)
+            .chain(self.indexed_manifests()?)
+            .collect();
+        let mut deleted = Vec::new();
+        for entry in self.platform_entries(&index) {
+            if !entry.present || still_named.contains(&entry.manifest) {
+                continue;
+            }
+            let Ok(image) = self.image_by_manifest(&entry.manifest) else {
+                continue;
+            };
+            if !self.containers_using(&image.id)?.is_empty() {
+                continue;
+            }
+            self.with_db(|conn| {
+                conn.execute(
+                    "DELETE FROM images WHERE manifest_digest = ?1",
+                    params![entry.manifest.to_string()],
+                )
+            })?;
+            super::events::image_event(
+                self,
+                "delete",
+                &image.id.to_string(),
+                &image.id.to_string(),
+            );
+            deleted.push(image.id);
+        }
+        self.collect_garbage()?;
+        Ok(Some((vec![name], deleted)))
+    }
+
     /// Deletes blobs and snapshots that no image, container or cache record needs.
     /// Does nothing (and returns `None`) while another process is writing content.
     pub fn collect_garbage(&self) -> Result<Option<GcStats>> {
@@ -489,8 +614,18 @@ impl Store {
         };
         let mut blobs: BTreeSet<Digest> = BTreeSet::new();
         let mut snapshots: BTreeSet<String> = BTreeSet::new();
-        let mut manifests: BTreeSet<Digest> =
-            self.tags()?.into_iter().map(|t| t.manifest).collect();
+        let mut manifests: BTreeSet<Digest> = BTreeSet::new();
+        for tag in self.tags()? {
+            if tag.is_index {
+                // The index itself, and every entry of it the store holds.
+                blobs.insert(tag.manifest);
+                if let Ok(index) = self.read_index(&tag.manifest) {
+                    manifests.extend(index.manifests.iter().map(|d| d.digest));
+                }
+            } else {
+                manifests.insert(tag.manifest);
+            }
+        }
         let recorded: Vec<String> = self.with_db(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT manifest_digest FROM images

@@ -14,8 +14,11 @@ use crate::oci::{media, Descriptor, Digest, ImageIndex, Layout, REF_NAME_ANNOTAT
 pub struct Tag {
     /// Docker's short form, e.g. `busybox:latest`.
     pub name: String,
+    /// The manifest it names, or the image index of a multi-platform image.
     pub manifest: Digest,
     pub manifest_size: u64,
+    /// Whether `manifest` is an image index rather than one image's manifest.
+    pub is_index: bool,
 }
 
 impl Store {
@@ -54,12 +57,22 @@ impl Store {
 
     /// Points `name` at a manifest (replacing what it named before).
     pub fn set_tag(&self, name: &str, manifest: &Digest, manifest_size: u64) -> Result<()> {
+        self.point_tag(name, manifest, manifest_size, false)
+    }
+
+    /// Points `name` at an image index (a multi-platform image).
+    pub fn set_index_tag(&self, name: &str, index: &Digest, index_size: u64) -> Result<()> {
+        self.point_tag(name, index, index_size, true)
+    }
+
+    fn point_tag(&self, name: &str, digest: &Digest, size: u64, is_index: bool) -> Result<()> {
         self.update_tags(|tags| {
             tags.retain(|t| t.name != name);
             tags.push(Tag {
                 name: name.to_string(),
-                manifest: *manifest,
-                manifest_size,
+                manifest: *digest,
+                manifest_size: size,
+                is_index,
             });
         })
     }
@@ -101,7 +114,12 @@ fn write_index(store: &Store, tags: &[Tag]) -> Result<()> {
     let manifests = tags
         .iter()
         .map(|t| {
-            let mut entry = Descriptor::new(media::OCI_MANIFEST, t.manifest, t.manifest_size);
+            let media_type = if t.is_index {
+                media::OCI_INDEX
+            } else {
+                media::OCI_MANIFEST
+            };
+            let mut entry = Descriptor::new(media_type, t.manifest, t.manifest_size);
             entry
                 .annotations
                 .insert(REF_NAME_ANNOTATION.to_string(), t.name.clone());
@@ -127,6 +145,7 @@ fn parse_index(bytes: &[u8]) -> std::result::Result<Vec<Tag>, crate::oci::Manife
                 name: name.to_string(),
                 manifest: entry.digest,
                 manifest_size: entry.size,
+                is_index: entry.is_index(),
             },
         );
     }

@@ -16,6 +16,7 @@ mod images;
 mod index;
 mod networks;
 mod orphans;
+mod platforms;
 mod volumes;
 
 use std::fs::{self, File};
@@ -30,6 +31,7 @@ pub use db::{ContainerRecord, LayerRecord};
 pub use images::{layer_media_type, GcStats, Image, ImageSummary, LayerInfo, NewImage};
 pub use index::Tag;
 pub use networks::NetworkRecord;
+pub use platforms::PlatformEntry;
 pub use volumes::VolumeRecord;
 
 use crate::oci::Digest;
@@ -50,6 +52,13 @@ pub enum StoreError {
     NoSuchImage(String),
     #[error("image reference {0:?} is ambiguous: it matches several image ids")]
     Ambiguous(String),
+    /// The store has the image, but not for the platform asked for.
+    #[error("image {image} is not in the store for {wanted} (it has {has}): pull it with --platform {wanted}")]
+    OtherPlatform {
+        image: String,
+        wanted: String,
+        has: String,
+    },
     #[error("no such container: {0}")]
     NoSuchContainer(String),
     #[error("container reference {0:?} is ambiguous: it matches several container ids")]

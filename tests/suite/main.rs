@@ -9,6 +9,7 @@ mod common;
 
 mod architecture;
 mod build_outputs;
+mod build_platforms;
 mod build_run;
 mod build_secrets;
 mod cache;

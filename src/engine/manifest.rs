@@ -1,0 +1,222 @@
+//! `lade manifest`: multi-platform images (OCI image indexes) made by hand, as podman's
+//! and Docker's `manifest` commands make them: `create` a list under a name from
+//! images, `add` an image to it (for the platform its config names, or one given),
+//! `inspect` it (or a registry's), `push` it with its images, `rm` it. A list is a tag
+//! of the store naming an index, so `build`, `run`, `push` and `pull` read it as they
+//! read any multi-platform image.
+
+use std::collections::BTreeMap;
+
+use super::{push, EngineError, PushRequest, Result};
+use crate::oci::{media, Descriptor, Digest, ImageIndex, ImageRef, Platform};
+use crate::registry::{self, ClientOptions, PullOptions, PullPolicy, PushOptions};
+use crate::store::{Image, Store, StoreError};
+
+/// What an image added to a list is for, where its config does not say it, or says
+/// it otherwise (`--os`, `--arch`, `--variant`), and its entry's annotations.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestEntryOptions {
+    pub os: Option<String>,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+    pub annotations: BTreeMap<String, String>,
+    /// An image that is itself a multi-platform image adds all its platforms (podman's
+    /// `--all`); without it, only this machine's (else its first).
+    pub all: bool,
+}
+
+/// `lade manifest create`: a list named `list` of `images` (each from the store, or
+/// pulled when it lacks them). With `amend`, an existing list is added to; without it,
+/// an existing name is an error.
+pub fn manifest_create(
+    store: &Store,
+    list: &ImageRef,
+    images: &[String],
+    amend: bool,
+    all: bool,
+    client: &ClientOptions,
+) -> Result<Digest> {
+    let mut index = match existing_list(store, list)? {
+        Some(index) if amend => index,
+        Some(_) => {
+            return Err(manifest_error(format!(
+                "{} already exists: add to it with `lade manifest add`, or create it again with --amend",
+                list.familiar()
+            )))
+        }
+        None if store.image(&list.familiar()).is_ok() && !amend => {
+            return Err(manifest_error(format!(
+                "{} names an image already: choose another name for the list",
+                list.familiar()
+            )))
+        }
+        None => ImageIndex::new(Vec::new()),
+    };
+    let options = ManifestEntryOptions {
+        all,
+        ..Default::default()
+    };
+    for image in images {
+        add_to(store, &mut index, image, &options, client)?;
+    }
+    Ok(store
+        .commit_index_document(&index, std::slice::from_ref(list))?
+        .0)
+}
+
+/// `lade manifest add`: `image` added to the list `list`, its entry replacing one of
+/// the same platform, or of the same image (listed again for another platform, as
+/// podman's instances are).
+pub fn manifest_add(
+    store: &Store,
+    list: &ImageRef,
+    image: &str,
+    options: &ManifestEntryOptions,
+    client: &ClientOptions,
+) -> Result<Digest> {
+    let mut index = existing_list(store, list)?.ok_or_else(|| not_a_list(list))?;
+    add_to(store, &mut index, image, options, client)?;
+    Ok(store
+        .commit_index_document(&index, std::slice::from_ref(list))?
+        .0)
+}
+
+/// `lade manifest inspect`: the list as JSON (indented, as Docker and podman show it):
+/// the store's list of that name, else what the registry has for it.
+pub fn manifest_inspect(store: &Store, name: &str, client: &ClientOptions) -> Result<String> {
+    if let Some((digest, _)) = store.image_index(name)? {
+        return pretty(&store.read_blob(&digest)?);
+    }
+    let reference: ImageRef = name.parse().map_err(crate::registry::RegistryError::from)?;
+    let bytes = registry::manifest(&reference, client).map_err(|source| EngineError::Remote {
+        what: format!("inspect the manifest of {}", reference.familiar()),
+        source: Box::new(source),
+    })?;
+    pretty(&bytes)
+}
+
+/// `lade manifest push`: the list and its images to `destination` (the list's own
+/// name by default); with `purge`, the list is removed from the store once pushed.
+pub fn manifest_push(
+    store: &Store,
+    list: &ImageRef,
+    destination: &ImageRef,
+    options: &PushOptions,
+    purge: bool,
+    progress: &dyn Fn(&str),
+) -> Result<Digest> {
+    existing_list(store, list)?.ok_or_else(|| not_a_list(list))?;
+    let digest = push(
+        store,
+        &PushRequest {
+            image: list.familiar(),
+            destination: destination.clone(),
+            options: options.clone(),
+        },
+        progress,
+    )?;
+    if purge {
+        store.remove_image(&list.familiar(), false)?;
+    }
+    Ok(digest)
+}
+
+/// `lade manifest rm`: the list goes, and those of its images nothing else names.
+pub fn manifest_rm(store: &Store, list: &ImageRef) -> Result<()> {
+    existing_list(store, list)?.ok_or_else(|| not_a_list(list))?;
+    store.remove_image(&list.familiar(), false)?;
+    Ok(())
+}
+
+/// The index a list's name names, if it names one.
+fn existing_list(store: &Store, list: &ImageRef) -> Result<Option<ImageIndex>> {
+    Ok(store.image_index(&list.familiar())?.map(|(_, index)| index))
+}
+
+fn not_a_list(list: &ImageRef) -> EngineError {
+    manifest_error(format!(
+        "{} is not a manifest list in the store: make one with `lade manifest create`",
+        list.familiar()
+    ))
+}
+
+fn manifest_error(reason: String) -> EngineError {
+    EngineError::Manifest(reason)
+}
+
+/// Adds `image`'s entries to `index`, each replacing one of the same platform.
+fn add_to(
+    store: &Store,
+    index: &mut ImageIndex,
+    image: &str,
+    options: &ManifestEntryOptions,
+    client: &ClientOptions,
+) -> Result<()> {
+    let mut images: Vec<Image> = Vec::new();
+    match store.image_index(image)? {
+        Some((_, inner)) if options.all => {
+            for entry in store
+                .platform_entries(&inner)
+                .into_iter()
+                .filter(|e| e.present)
+            {
+                images.push(store.image_by_manifest(&entry.manifest)?);
+            }
+        }
+        _ => {
+            let pull = PullOptions {
+                client: client.clone(),
+                platform: None,
+            };
+            images.push(registry::find_or_pull(
+                store,
+                image,
+                PullPolicy::Missing,
+                &pull,
+                &(),
+            )?);
+        }
+    }
+    for found in images {
+        let mut platform = Platform::of_config(&found.config);
+        if let Some(os) = &options.os {
+            platform.os = os.clone();
+        }
+        if let Some(architecture) = &options.architecture {
+            platform.architecture = architecture.clone();
+        }
+        if let Some(variant) = &options.variant {
+            platform.variant = Some(variant.clone()).filter(|v| !v.is_empty());
+        }
+        if platform.os.is_empty() || platform.architecture.is_empty() {
+            return Err(manifest_error(format!(
+                "image {image} does not say which platform it is for: give it with --os and --arch"
+            )));
+        }
+        index.manifests.retain(|d| {
+            d.digest != found.manifest_digest
+                && d.platform
+                    .as_ref()
+                    .is_none_or(|p| Platform::of_spec(p).to_string() != platform.to_string())
+        });
+        let mut entry = Descriptor::new(
+            media::OCI_MANIFEST,
+            found.manifest_digest,
+            found.manifest_size,
+        );
+        entry.platform = Some(platform.spec());
+        entry.annotations = options.annotations.clone();
+        index.manifests.push(entry);
+    }
+    Ok(())
+}
+
+fn pretty(bytes: &[u8]) -> Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        EngineError::Store(StoreError::Invalid {
+            what: "the manifest".into(),
+            reason: e.to_string(),
+        })
+    })?;
+    Ok(serde_json::to_string_pretty(&value).unwrap_or_default())
+}

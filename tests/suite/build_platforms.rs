@@ -1,0 +1,333 @@
+//! Builds for other platforms: an arm64 image built on this amd64 machine with its RUN
+//! steps under qemu-user, the automatic platform ARGs and `FROM --platform=$BUILDPLATFORM`
+//! for cross-compiling, a build for two platforms as one image index pushed to a
+//! registry and pulled back per platform, `lade manifest` for lists made by hand, and
+//! the build cache kept apart per platform.
+
+use crate::common::{self, Context, Lade};
+use crate::registry::Registry;
+
+/// Fails (not skips) when qemu-user is not registered: scripts/test.sh installs and
+/// registers it, as CI does.
+fn require_qemu() {
+    let entry = std::path::Path::new("/proc/sys/fs/binfmt_misc/qemu-aarch64");
+    let text = std::fs::read_to_string(entry).unwrap_or_default();
+    assert!(
+        text.starts_with("enabled") && text.contains("flags: ") && text.contains('F'),
+        "qemu-aarch64 is not registered with binfmt_misc (with the F flag): scripts/test.sh installs qemu-user-static and binfmt-support and enables it"
+    );
+}
+
+/// A store with busybox for this machine (`busybox:latest`), busybox for arm64
+/// (`busybox-arm64:latest`, Debian's arm64 busybox-static), and `base:multi`, a list of
+/// both.
+fn lade_with_both_bases() -> Lade {
+    require_qemu();
+    let lade = Lade::new();
+    lade.busybox();
+    let status = std::process::Command::new(common::repo().join("scripts/busybox-image.sh"))
+        .arg(assert_cmd::cargo::cargo_bin("lade"))
+        .args(["busybox-arm64:latest", "arm64"])
+        .env("LADE_ROOT", lade.root())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("scripts/busybox-image.sh runs");
+    assert!(
+        status.success(),
+        "scripts/busybox-image.sh for arm64 failed"
+    );
+    lade.ok(&[
+        "manifest",
+        "create",
+        "base:multi",
+        "busybox:latest",
+        "busybox-arm64:latest",
+    ]);
+    lade
+}
+
+fn inspect(lade: &Lade, format: &str, image: &str) -> String {
+    lade.ok(&["inspect", "-f", format, image])
+        .trim()
+        .to_string()
+}
+
+/// What `cat FILE...` prints in the image, run for `platform`.
+fn cat(lade: &Lade, platform: &str, image: &str, files: &[&str]) -> String {
+    let mut args = vec!["run", "--rm", "--platform", platform, image, "cat"];
+    args.extend_from_slice(files);
+    lade.ok(&args)
+}
+
+#[test]
+fn an_arm64_build_runs_its_steps_under_qemu_and_says_arm64() {
+    let lade = lade_with_both_bases();
+    let context = Context::new(
+        "FROM base:multi\nARG TARGETARCH TARGETPLATFORM\nRUN uname -m > /arch && echo $TARGETARCH $TARGETPLATFORM > /target\n",
+    );
+    lade.build(
+        context.path(),
+        &["--platform", "linux/arm64", "-t", "app:arm"],
+    );
+    assert_eq!(
+        inspect(&lade, "{{.Os}}/{{.Architecture}}", "app:arm"),
+        "linux/arm64"
+    );
+    assert_eq!(
+        cat(&lade, "linux/arm64", "app:arm", &["/arch", "/target"]),
+        "aarch64\narm64 linux/arm64\n"
+    );
+    // The base came from the list: its arm64 image.
+    let base_layer = inspect(&lade, "{{index .RootFS.Layers 0}}", "busybox-arm64");
+    assert_eq!(
+        inspect(&lade, "{{index .RootFS.Layers 0}}", "app:arm"),
+        base_layer
+    );
+}
+
+#[test]
+fn build_platform_stages_run_natively_and_target_args_name_the_target() {
+    let lade = lade_with_both_bases();
+    let context = Context::new(
+        "FROM --platform=$BUILDPLATFORM busybox AS build\nARG TARGETARCH BUILDARCH\nRUN uname -m > /built-on && echo $BUILDARCH-$TARGETARCH > /args\nFROM base:multi\nCOPY --from=build /built-on /args /\nRUN uname -m > /runs-on\n",
+    );
+    lade.build(
+        context.path(),
+        &["--platform", "linux/arm64", "-t", "cross:1"],
+    );
+    assert_eq!(
+        cat(
+            &lade,
+            "linux/arm64",
+            "cross:1",
+            &["/built-on", "/args", "/runs-on"]
+        ),
+        "x86_64\namd64-arm64\naarch64\n"
+    );
+    assert_eq!(inspect(&lade, "{{.Architecture}}", "cross:1"), "arm64");
+}
+
+#[test]
+fn two_platforms_make_one_index_that_is_pushed_and_pulled_back_per_platform() {
+    let lade = lade_with_both_bases();
+    let context = Context::new("FROM base:multi\nRUN uname -m > /arch\n");
+    let (_, log) = lade.build_log(
+        context.path(),
+        &["--platform", "linux/amd64,linux/arm64", "-t", "app:multi"],
+    );
+    assert!(
+        log.contains("[linux/amd64 2/2] RUN") && log.contains("[linux/arm64 2/2] RUN"),
+        "{log}"
+    );
+    assert_eq!(
+        lade.ok(&["images", "--format", "{{.Platforms}}", "app"])
+            .trim(),
+        "linux/amd64,linux/arm64"
+    );
+    // One image for this machine's platform stands for the list where one is meant.
+    assert_eq!(
+        cat(&lade, "linux/amd64", "app:multi", &["/arch"]),
+        "x86_64\n"
+    );
+    assert_eq!(inspect(&lade, "{{.Architecture}}", "app:multi"), "amd64");
+
+    let registry = Registry::start(None);
+    let remote = format!("{}/platforms/app:multi", registry.host());
+    lade.ok(&["push", "app:multi", &remote]);
+    let raw = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{raw}");
+
+    // Pulled for arm64: the arm64 image, whose steps ran under qemu.
+    let puller = Lade::new();
+    puller.ok(&["pull", "--platform", "linux/arm64", &remote]);
+    assert_eq!(inspect(&puller, "{{.Architecture}}", &remote), "arm64");
+    assert_eq!(
+        cat(&puller, "linux/arm64", &remote, &["/arch"]),
+        "aarch64\n"
+    );
+    // Then for this machine: the tag holds both, each platform its own image.
+    puller.ok(&["pull", "--platform", "linux/amd64", &remote]);
+    assert_eq!(
+        puller.ok(&["images", "--format", "{{.Platforms}}"]).trim(),
+        "linux/arm64,linux/amd64"
+    );
+    assert_eq!(cat(&puller, "linux/amd64", &remote, &["/arch"]), "x86_64\n");
+    assert_eq!(
+        cat(&puller, "linux/arm64", &remote, &["/arch"]),
+        "aarch64\n"
+    );
+
+    // Removing the tag removes both images, and nothing is left dangling.
+    lade.ok(&["rmi", "app:multi"]);
+    let left = lade.ok(&["images", "-a", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(!left.contains("app") && !left.contains("<none>"), "{left}");
+    let check = lade.ok(&["system", "check"]);
+    assert!(!check.contains("missing"), "{check}");
+}
+
+#[test]
+fn manifest_lists_are_made_added_to_inspected_pushed_and_removed() {
+    let lade = lade_with_both_bases();
+    lade.ok(&["manifest", "create", "list:1", "busybox:latest"]);
+    let exists = lade.fails(&["manifest", "create", "list:1", "busybox:latest"]);
+    assert!(
+        exists.contains("already exists") && exists.contains("--amend"),
+        "{exists}"
+    );
+    lade.ok(&["manifest", "add", "list:1", "busybox-arm64:latest"]);
+    // An image whose config says amd64, listed as arm/v7 by the flags.
+    let context = Context::new("FROM scratch\nCOPY a.txt /\n");
+    context.file("a.txt", "a\n");
+    lade.build(context.path(), &["-t", "relabelled:1"]);
+    lade.ok(&[
+        "manifest",
+        "add",
+        "--arch",
+        "arm",
+        "--variant",
+        "v7",
+        "--annotation",
+        "org.example.note=relabelled",
+        "list:1",
+        "relabelled:1",
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["manifest", "inspect", "list:1"])).unwrap();
+    let entries = shown["manifests"].as_array().unwrap();
+    let platforms: Vec<String> = entries
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            match p["variant"].as_str() {
+                Some(v) => format!(
+                    "{}/{}/{v}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                ),
+                None => format!(
+                    "{}/{}",
+                    p["os"].as_str().unwrap(),
+                    p["architecture"].as_str().unwrap()
+                ),
+            }
+        })
+        .collect();
+    assert_eq!(
+        platforms,
+        ["linux/amd64", "linux/arm64", "linux/arm/v7"],
+        "{shown}"
+    );
+    assert_eq!(entries[2]["annotations"]["org.example.note"], "relabelled");
+    // Adding an image of a platform the list has replaces that platform's.
+    lade.ok(&["manifest", "add", "list:1", "busybox-arm64:latest"]);
+    let again: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["manifest", "inspect", "list:1"])).unwrap();
+    assert_eq!(again["manifests"].as_array().unwrap().len(), 3, "{again}");
+
+    let registry = Registry::start(None);
+    let remote = format!("{}/platforms/list:1", registry.host());
+    lade.ok(&["manifest", "push", "list:1", &remote]);
+    let raw = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ],
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&raw).unwrap()["manifests"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3,
+        "{raw}"
+    );
+    // The registry's list, inspected from a store without it.
+    let remote_shown = Lade::new().ok(&["manifest", "inspect", &remote]);
+    assert!(remote_shown.contains("\"v7\""), "{remote_shown}");
+
+    lade.ok(&["manifest", "rm", "list:1"]);
+    assert!(!lade.ok(&["images"]).contains("list"));
+    let gone = lade.fails(&["manifest", "add", "list:1", "busybox:latest"]);
+    assert!(gone.contains("not a manifest list"), "{gone}");
+    // The images it named are still there.
+    inspect(&lade, "{{.Id}}", "busybox-arm64:latest");
+}
+
+#[test]
+fn the_same_steps_for_two_platforms_share_no_cache_entry() {
+    let lade = lade_with_both_bases();
+    let context = Context::new("FROM scratch\nCOPY a.txt /a.txt\n");
+    context.file("a.txt", "same for both\n");
+    let (_, amd) = lade.build_log(context.path(), &["--platform", "linux/amd64"]);
+    assert!(amd.contains("cache miss"), "{amd}");
+    let (_, arm) = lade.build_log(context.path(), &["--platform", "linux/arm64"]);
+    assert!(
+        arm.contains("cache miss") && !arm.contains("CACHED"),
+        "the arm64 build reused the amd64 one's step:\n{arm}"
+    );
+    // Each platform's step is found again by its own next build.
+    let (_, again) = lade.build_log(context.path(), &["--platform", "linux/arm64"]);
+    assert!(again.contains("CACHED"), "{again}");
+}
+
+#[test]
+fn a_step_of_another_platform_without_qemu_says_how_to_register_it() {
+    let lade = lade_with_both_bases();
+    let context = Context::new("FROM busybox-arm64\nRUN true\n");
+    let output = lade
+        .cmd()
+        .env("LADE_BINFMT_DIR", "/nonexistent/binfmt_misc")
+        .args(["build", "--progress", "plain", "--platform", "linux/arm64"])
+        .arg(context.path())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        err.contains("qemu-user-static")
+            && err.contains("update-binfmts --enable qemu-aarch64")
+            && err.contains("mount -t binfmt_misc"),
+        "{err}"
+    );
+    // A base for another platform than the one asked for is refused by name.
+    let context = Context::new("FROM busybox-arm64\nRUN true\n");
+    let err = lade.fails(&[
+        "build",
+        "--platform",
+        "linux/amd64",
+        &context.path().to_string_lossy(),
+    ]);
+    assert!(
+        err.contains("busybox-arm64") && err.contains("linux/arm64"),
+        "{err}"
+    );
+}
