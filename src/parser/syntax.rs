@@ -543,8 +543,10 @@ fn words<'a>(directives: &Directives, rest: &'a str) -> Vec<&'a str> {
             Some('\'') if c == '\'' => quote = None,
             Some('\'') => {}
             _ if c == escape => {
-                if chars.next().is_none() {
-                    // A dangling escape at the end: the word stops before it.
+                // The escape takes the next character into the word; a dangling one at
+                // the very end is dropped, and the word stops before it.
+                let dangling = chars.next().is_none();
+                if dangling {
                     if let Some(from) = start.take() {
                         words.push(&rest[from..at]);
                     }
