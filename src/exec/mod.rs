@@ -19,6 +19,7 @@ mod rootfs;
 mod security;
 mod spawn;
 pub mod sys;
+mod syscall_tree;
 pub mod users;
 
 use std::path::PathBuf;

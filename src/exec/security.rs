@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::syscall_tree;
+
 use caps::{CapSet, Capability, CapsHashSet};
 use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
@@ -48,6 +50,8 @@ pub enum SecurityError {
     Architecture(&'static str),
     #[error("building the seccomp filter: {0}")]
     Filter(#[from] seccompiler::BackendError),
+    #[error("building the seccomp filter: system call number {0} is out of range")]
+    SyscallNumber(i64),
     #[error("installing the seccomp filter: {0}")]
     Install(seccompiler::Error),
     /// A capability `--cap-add` names that lade itself does not hold, so cannot give.
@@ -483,21 +487,23 @@ impl SeccompProfile {
                     }
                 }
             }
-            let filter = SeccompFilter::new(
+            filters.push(syscall_tree::compile(
                 finish(&named),
                 action(self.default_action),
                 SeccompAction::Allow,
                 arch,
-            )?;
-            filters.push(filter.try_into().map_err(SecurityError::Filter)?);
+            )?);
         }
         for (matched, calls) in &by_action {
             if *matched == ProfileAction::Allow || calls.is_empty() {
                 continue;
             }
-            let filter =
-                SeccompFilter::new(finish(calls), SeccompAction::Allow, action(*matched), arch)?;
-            filters.push(filter.try_into().map_err(SecurityError::Filter)?);
+            filters.push(syscall_tree::compile(
+                finish(calls),
+                SeccompAction::Allow,
+                action(*matched),
+                arch,
+            )?);
         }
         Ok(filters)
     }
@@ -989,7 +995,7 @@ fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, SecurityError>
 
 /// The rules of the allow list: system call number -> the argument checks any one of
 /// which allows it (none: always allowed).
-fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
+pub(super) fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
     let arch_specific = ALLOWED_ON_ARCH
         .iter()
@@ -1033,7 +1039,7 @@ fn allow_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
 /// installed filter's errno wins among filters that both refuse).
 pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, SecurityError> {
     let arch = target_arch()?;
-    let allow = SeccompFilter::new(
+    let allow = syscall_tree::compile(
         allow_rules()?,
         SeccompAction::Errno(libc::EPERM as u32),
         SeccompAction::Allow,
@@ -1045,7 +1051,6 @@ pub(crate) fn seccomp_filters() -> Result<Vec<BpfProgram>, SecurityError> {
         SeccompAction::Errno(libc::ENOSYS as u32),
         arch,
     )?;
-    let allow: BpfProgram = allow.try_into().map_err(SecurityError::Filter)?;
     let no_clone3: BpfProgram = no_clone3.try_into().map_err(SecurityError::Filter)?;
     Ok(vec![allow, no_clone3])
 }

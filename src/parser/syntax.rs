@@ -298,30 +298,18 @@ fn node_from_line_at_depth(
     let map = map.shifted(lead);
     let mut keyword = String::new();
     let mut flags = Vec::new();
-    // The arguments are what follows the last token the grammar read.
+    // The arguments are what follows the keyword and the flags.
     let mut args_offset = 0;
     if !trimmed.is_empty() {
-        // Keyword and flags do not depend on the escape character (flags always use `\`).
-        let pairs = Grammar::parse(Rule::instruction_line, trimmed).map_err(|e| {
-            source.error_at(map.source_offset(0), ErrorKind::Grammar(e.to_string()))
-        })?;
-        for pair in pairs.flatten() {
-            args_offset = args_offset.max(pair.as_span().end());
-            match pair.as_rule() {
-                Rule::keyword => keyword = pair.as_str().to_string(),
-                Rule::flag => {
-                    let text = flag_text(pair.clone());
-                    if text == "--" {
-                        // A quoted-away flag like `--""` ends the flags too.
-                        break;
-                    }
-                    flags.push(Flag {
-                        text: text[2..].to_string(),
-                        offset: pair.as_span().start(),
-                    });
-                }
-                _ => {}
-            }
+        let keyword_end = trimmed.find(is_split_space).unwrap_or(trimmed.len());
+        keyword = trimmed[..keyword_end].to_string();
+        let spaces = trimmed[keyword_end..].len()
+            - trimmed[keyword_end..]
+                .trim_start_matches(is_split_space)
+                .len();
+        args_offset = keyword_end + spaces;
+        if spaces > 0 {
+            args_offset = read_flags(trimmed, args_offset, &mut flags);
         }
     }
     let args_text = &trimmed[args_offset..];
@@ -341,19 +329,81 @@ fn node_from_line_at_depth(
     })
 }
 
-/// The text of a `flag` pair: quotes removed, `\x` taken as `x`.
-fn flag_text(flag: Pair<'_, Rule>) -> String {
-    let mut text = String::from("--");
-    for part in flag.into_inner().flatten() {
-        match part.as_rule() {
-            Rule::flag_text | Rule::flag_dq_text | Rule::flag_sq_text => {
-                text.push_str(part.as_str())
-            }
-            Rule::flag_escaped => text.push_str(&part.as_str()[1..]),
-            _ => {}
+/// Reads builder flags (BuildKit's `extractBuilderFlags`) from `line[start..]`: words
+/// starting with `--`, up to the first word that does not; a bare `--` ends them and is
+/// dropped. Quotes are removed and `\` takes the next character literally, whatever the
+/// escape directive says. Flags after one quoted away to nothing (`--""`) are read but
+/// not kept. Returns where the arguments start.
+///
+/// Keyword and flags are read here rather than by the grammar: they are a few words at
+/// the start of the joined line, and a grammar rule per character costs about a hundred
+/// times what this loop does.
+fn read_flags(line: &str, start: usize, flags: &mut Vec<Flag>) -> usize {
+    let bytes = line.as_bytes();
+    let mut end = start;
+    let mut keep = true;
+    loop {
+        let at = end + (line[end..].len() - line[end..].trim_start().len());
+        if !line[at..].starts_with("--") {
+            return end;
         }
+        let after = &line[at + 2..];
+        if after.is_empty() || after.starts_with(char::is_whitespace) {
+            // `--` alone ends the flags.
+            return at + 2;
+        }
+        let mut text = String::new();
+        let mut pos = at + 2;
+        let mut quote: Option<u8> = None;
+        while pos < bytes.len() {
+            let c = bytes[pos];
+            match (c, quote) {
+                (b'\\', _) => {
+                    pos += 1;
+                    if let Some(next) = line[pos..].chars().next() {
+                        text.push(next);
+                        pos += next.len_utf8();
+                    }
+                }
+                (b'"' | b'\'', None) => {
+                    quote = Some(c);
+                    pos += 1;
+                }
+                (_, Some(open)) if c == open => {
+                    quote = None;
+                    pos += 1;
+                }
+                (_, Some(open)) => {
+                    // Inside quotes: up to the closing quote or an escape.
+                    let run = line[pos..]
+                        .find(|ch| ch == '\\' || ch == char::from(open))
+                        .unwrap_or(line.len() - pos);
+                    text.push_str(&line[pos..pos + run]);
+                    pos += run;
+                }
+                _ => {
+                    let run = line[pos..]
+                        .find(|ch: char| ch.is_whitespace() || matches!(ch, '"' | '\'' | '\\'))
+                        .unwrap_or(line.len() - pos);
+                    if run == 0 {
+                        // Whitespace outside quotes ends the flag.
+                        break;
+                    }
+                    text.push_str(&line[pos..pos + run]);
+                    pos += run;
+                }
+            }
+        }
+        if keep {
+            if text.is_empty() {
+                // A flag quoted away to nothing ends the flags that are kept.
+                keep = false;
+            } else {
+                flags.push(Flag { text, offset: at });
+            }
+        }
+        end = pos;
     }
-    text
 }
 
 /// ONBUILD wraps one instruction; nesting (refused later) is parsed only this deep.
@@ -472,33 +522,46 @@ fn maybe_json(rest: &str) -> Result<Args, ErrorKind> {
 }
 
 /// Quote-aware words, quotes and escapes kept (BuildKit's `parseWords`), borrowed from
-/// `rest`.
+/// `rest`: only whitespace outside quotes separates words; the escape character takes
+/// the next character into the word, and one at the very end of the text is dropped.
 fn words<'a>(directives: &Directives, rest: &'a str) -> Vec<&'a str> {
-    let rule = match directives.escape {
-        '`' => Rule::words_backtick,
-        _ => Rule::words_backslash,
-    };
-    let Ok(pairs) = Grammar::parse(rule, rest) else {
-        return Vec::new();
-    };
-    pairs
-        .flatten()
-        .filter(|p| p.as_rule() == Rule::word)
-        .map(|word| {
-            let dangling = word
-                .clone()
-                .into_inner()
-                .any(|p| p.as_rule() == Rule::dangling_escape);
-            let text = word.as_str();
-            if dangling {
-                // The dangling escape is the word's last character.
-                let cut = text.char_indices().last().map_or(0, |(i, _)| i);
-                &text[..cut]
-            } else {
-                text
+    let escape = directives.escape;
+    let mut words = Vec::new();
+    let mut chars = rest.char_indices().peekable();
+    let mut start: Option<usize> = None;
+    let mut quote: Option<char> = None;
+    while let Some((at, c)) = chars.next() {
+        if quote.is_none() && c.is_whitespace() {
+            if let Some(from) = start.take() {
+                words.push(&rest[from..at]);
             }
-        })
-        .collect()
+            continue;
+        }
+        start.get_or_insert(at);
+        match quote {
+            // No escapes between single quotes.
+            Some('\'') if c == '\'' => quote = None,
+            Some('\'') => {}
+            _ if c == escape => {
+                // The escape takes the next character into the word; a dangling one at
+                // the very end is dropped, and the word stops before it.
+                let dangling = chars.next().is_none();
+                if dangling {
+                    if let Some(from) = start.take() {
+                        words.push(&rest[from..at]);
+                    }
+                }
+            }
+            Some(_) if c == '"' => quote = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None => {}
+        }
+    }
+    if let Some(from) = start {
+        words.push(&rest[from..]);
+    }
+    words
 }
 
 fn key_values(directives: &Directives, keyword: &str, rest: &str) -> Result<Args, ErrorKind> {
@@ -753,6 +816,44 @@ mod tests {
         let text = format!("{}RUN x\n", "ONBUILD ".repeat(100_000));
         let err = parse(&text).unwrap_err();
         assert!(err.to_string().contains("nested"), "{err}");
+    }
+
+    #[test]
+    fn flags_as_buildkit_reads_them() {
+        let tree = parse(
+            "FROM a\nCOPY --from=a --chown=\"1 2\" --x=b\\ c src dst\nRUN -- echo\nRUN --\"\" --mount=x echo\nRUN --a='q\\'x' b\n",
+        )
+        .unwrap();
+        let texts = |n: &Node| n.flags.iter().map(|f| f.text.clone()).collect::<Vec<_>>();
+        assert_eq!(texts(&tree.nodes[1]), ["from=a", "chown=1 2", "x=b c"]);
+        assert_eq!(tree.nodes[1].flags[1].offset, 14);
+        assert_eq!(
+            tree.nodes[1].args,
+            Args::List(vec!["src".into(), "dst".into()])
+        );
+        assert!(tree.nodes[2].flags.is_empty());
+        assert_eq!(tree.nodes[2].args, Args::Text("echo".into()));
+        // A flag quoted away to nothing: the flags after it are read, not kept.
+        assert!(tree.nodes[3].flags.is_empty());
+        assert_eq!(tree.nodes[3].args, Args::Text("echo".into()));
+        assert_eq!(texts(&tree.nodes[4]), ["a=q'x"]);
+        assert_eq!(tree.nodes[4].args, Args::Text("b".into()));
+    }
+
+    #[test]
+    fn words_keep_quotes_and_escapes() {
+        let directives = Directives::default();
+        assert_eq!(
+            words(&directives, " a=\"b c\" d\\ e 'f g'h \"i\\\"j\" k\\"),
+            ["a=\"b c\"", "d\\ e", "'f g'h", "\"i\\\"j\"", "k"]
+        );
+        assert_eq!(words(&directives, "'a\\"), ["'a\\"]);
+        assert_eq!(words(&directives, "x \"a b"), ["x", "\"a b"]);
+        let backtick = Directives {
+            escape: '`',
+            ..Directives::default()
+        };
+        assert_eq!(words(&backtick, "a`  b\\ c`"), ["a` ", "b\\", "c"]);
     }
 
     #[test]
