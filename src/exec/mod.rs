@@ -15,6 +15,7 @@ mod network;
 pub mod paths;
 mod process;
 mod pty;
+pub mod rootless;
 mod rootfs;
 mod security;
 mod spawn;

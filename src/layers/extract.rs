@@ -27,7 +27,7 @@ use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
 use super::entry::{
-    make_node, set_mtime, xattr_set, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+    make_node, set_mtime, xattr_set, overlay_opaque_xattr, OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 use super::root::{InRoot, RootLanding};
 use super::{IoContext, LayerError, Result};
@@ -405,7 +405,7 @@ impl Landing for LayerLanding {
         // Whiteouts.
         if name.as_slice() == OPAQUE_MARKER {
             let dir = self.ensure_parents(parents, &shown)?;
-            xattr_set(&dir, OVERLAY_OPAQUE_XATTR, b"y")?;
+            xattr_set(&dir, overlay_opaque_xattr(), b"y")?;
             return Ok(());
         }
         if name.starts_with(b".wh..wh.") {
