@@ -553,16 +553,42 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, sandbox: &super::SandboxOptions)
     } else {
         MsFlags::MS_RDONLY
     };
-    at(
-        "mounting /sys",
-        sys.mount(
-            Some(Path::new("sysfs")),
-            &sys_dir.handle,
-            Some("sysfs"),
-            nosuid_noexec_nodev | read_only,
-            None,
-        ),
-    )
+    let mounted = sys.mount(
+        Some(Path::new("sysfs")),
+        &sys_dir.handle,
+        Some("sysfs"),
+        nosuid_noexec_nodev | read_only,
+        None,
+    );
+    let mounted = match mounted {
+        // A new sysfs needs a network namespace of the user namespace's own: with the
+        // host's network (a build's RUN) rootless lade binds the host's /sys instead,
+        // read-only, as runc does for rootless containers.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EPERM)
+                && super::rootless::outside_ids().is_some() =>
+        {
+            sys.mount(
+                Some(Path::new("/sys")),
+                &sys_dir.handle,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .and_then(|()| {
+                // The handle still names the directory under the new mount.
+                sys.mount(
+                    None,
+                    &sys_dir.resolved,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | nosuid_noexec_nodev | read_only,
+                    None,
+                )
+            })
+        }
+        other => other,
+    };
+    at("mounting /sys", mounted)
 }
 
 /// A caller's mount target: never the root itself or the sandbox's `/proc`, however the
