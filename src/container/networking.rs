@@ -605,11 +605,9 @@ impl Session {
             Session::Pasta(session) => {
                 network::pasta::stop(&session.pid_file);
                 let _ = fs::remove_file(&session.ports_file);
-                remove_namespace(&session.namespace.file).map_err(|source| {
-                    ContainerError::Io {
-                        path: session.namespace.file.clone(),
-                        source,
-                    }
+                remove_namespace(&session.namespace.file).map_err(|source| ContainerError::Io {
+                    path: session.namespace.file.clone(),
+                    source,
                 })
             }
         }

@@ -152,8 +152,8 @@ pub use crate::registry::{
     PushOptions, SavedTo, SearchResult,
 };
 pub use crate::store::{
-    check_location, default_root, is_out_of_space, CacheRecord, CacheUsage, CheckReport, Image, PruneReport, Store,
-    StoreOptions,
+    check_location, default_root, is_out_of_space, CacheRecord, CacheUsage, CheckReport, Image,
+    PruneReport, Store, StoreOptions,
 };
 
 /// What an operation must tell the user while it runs. `cli` renders it (on stderr, so

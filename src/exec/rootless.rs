@@ -183,10 +183,7 @@ pub enum RootlessError {
     #[error("cannot join lade's user namespace (process {pid}): {source}")]
     Join { pid: i32, source: io::Error },
     #[error("{context}: {source}")]
-    Io {
-        context: String,
-        source: io::Error,
-    },
+    Io { context: String, source: io::Error },
 }
 
 fn io_error(context: impl Into<String>) -> impl FnOnce(io::Error) -> RootlessError {
@@ -245,7 +242,11 @@ const PAUSE_NAME: &str = "lade-pause";
 /// The pause process named in `pid_file`, when it still runs for this user.
 fn running_pause(pid_file: &Path) -> Option<i32> {
     use std::os::unix::fs::MetadataExt;
-    let pid: i32 = std::fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let comm = std::fs::read_to_string(proc_dir.join("comm")).ok()?;
     let owner = std::fs::metadata(&proc_dir).ok()?.uid();
@@ -444,7 +445,8 @@ mod tests {
 
     #[test]
     fn the_first_range_of_the_user_by_name_or_id() {
-        let text = "# ranges\nalice:100000:65536\nbob:165536:65536\n1003:300000:1000\nbob:500000:10\n";
+        let text =
+            "# ranges\nalice:100000:65536\nbob:165536:65536\n1003:300000:1000\nbob:500000:10\n";
         assert_eq!(
             subordinate_range(text, "bob", 1002),
             Some(IdRange {
@@ -465,11 +467,19 @@ mod tests {
 
     #[test]
     fn root_outside_is_read_from_the_map() {
-        assert_eq!(outside_id_of_root("         0          0 4294967295\n"), Some(0));
         assert_eq!(
-            outside_id_of_root("         0       1001          1\n         1     100000      65535\n"),
+            outside_id_of_root("         0          0 4294967295\n"),
+            Some(0)
+        );
+        assert_eq!(
+            outside_id_of_root(
+                "         0       1001          1\n         1     100000      65535\n"
+            ),
             Some(1001)
         );
-        assert_eq!(outside_id_of_root("      1000       1000          1\n"), None);
+        assert_eq!(
+            outside_id_of_root("      1000       1000          1\n"),
+            None
+        );
     }
 }

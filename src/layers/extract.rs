@@ -27,7 +27,7 @@ use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
 use super::entry::{
-    make_node, set_mtime, xattr_set, overlay_opaque_xattr, OPAQUE_MARKER, WHITEOUT_PREFIX,
+    make_node, overlay_opaque_xattr, set_mtime, xattr_set, OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 use super::root::{InRoot, RootLanding};
 use super::{IoContext, LayerError, Result};

@@ -130,12 +130,10 @@ pub fn start(
             Ok(())
         });
     }
-    let output = command
-        .output()
-        .map_err(|source| NetworkError::Io {
-            path: pasta.clone(),
-            source,
-        })?;
+    let output = command.output().map_err(|source| NetworkError::Io {
+        path: pasta.clone(),
+        source,
+    })?;
     drop(host_mounts);
     if output.status.success() {
         return Ok(());
@@ -170,7 +168,13 @@ pub fn stop(pid_file: &Path) {
 mod tests {
     use super::*;
 
-    fn mapping(host_ip: &str, host: u16, container: u16, protocol: &str, range: u16) -> PortMapping {
+    fn mapping(
+        host_ip: &str,
+        host: u16,
+        container: u16,
+        protocol: &str,
+        range: u16,
+    ) -> PortMapping {
         PortMapping {
             container_port: container,
             host_ip: host_ip.into(),

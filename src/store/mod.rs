@@ -255,7 +255,11 @@ pub fn check_location(root: &Path) -> Result<()> {
             _ => return Ok(()),
         }
     }
-    check_directories_above(existing, existing != root)
+    check_directories_above(existing, existing != root)?;
+    match not_owner(root) {
+        Some(err) if existing == root => Err(err),
+        _ => Ok(()),
+    }
 }
 
 /// The id a user namespace shows for owners it does not map, when this process runs in
