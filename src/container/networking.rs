@@ -425,7 +425,7 @@ fn lock(store: &Store, id: &str, wait: bool) -> Result<Option<Lock>> {
 
 /// A running container's networks: held until [`Session::finish`].
 pub(crate) enum Session {
-    Bridge(BridgeSession),
+    Bridge(Box<BridgeSession>),
     Pasta(PastaSession),
 }
 
@@ -511,7 +511,7 @@ pub(crate) fn start(
     }
     let join = exec::Network::Join(namespace.path());
     Ok((
-        Some(Session::Bridge(BridgeSession {
+        Some(Session::Bridge(Box::new(BridgeSession {
             plan,
             namespace,
             driver,
@@ -519,7 +519,7 @@ pub(crate) fn start(
             _lock: lock,
             ports_file,
             dns_unavailable,
-        })),
+        }))),
         join,
     ))
 }

@@ -146,9 +146,12 @@ impl IdMapping {
     }
 }
 
+/// One line of a uid or gid map: `(inside, outside, count)`.
+pub type MapLine = (u32, u32, u32);
+
 /// The namespace as this process sees it, for `lade info`: `(inside, outside, count)`
 /// lines of the uid and gid maps.
-pub fn current_mapping() -> (Vec<(u32, u32, u32)>, Vec<(u32, u32, u32)>) {
+pub fn current_mapping() -> (Vec<MapLine>, Vec<MapLine>) {
     let parse = |path| {
         std::fs::read_to_string(path)
             .unwrap_or_default()
