@@ -603,3 +603,37 @@ fn a_missing_newuidmap_names_the_package() {
         "{stderr}"
     );
 }
+
+#[test]
+fn device_nodes_in_an_image_are_left_out() {
+    let lade = RootlessLade::new();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if kind == tar::EntryType::Char {
+            header.set_device_major(1).unwrap();
+            header.set_device_minor(3).unwrap();
+        }
+        archive.append_data(&mut header, path, data).unwrap();
+    };
+    add("bin/", tar::EntryType::Directory, b"");
+    add("dev/", tar::EntryType::Directory, b"");
+    add("dev/mynull", tar::EntryType::Char, b"");
+    add("kept", tar::EntryType::Regular, b"kept\n");
+    let bytes = archive.into_inner().unwrap();
+    let image = lade.work().join("devices.tar");
+    std::fs::write(&image, bytes).unwrap();
+    lade.ok(&["import", "--progress", "quiet", "devices.tar", "devices:1"]);
+    let exported = lade.ok(&["create", "--name", "dev", "devices:1", "/none"]);
+    assert!(!exported.trim().is_empty());
+    lade.ok(&["cp", "dev:/kept", "kept.out"]);
+    assert_eq!(
+        std::fs::read_to_string(lade.work().join("kept.out")).unwrap(),
+        "kept\n"
+    );
+    let stderr = lade.fails(&["cp", "dev:/dev/mynull", "node.out"]);
+    assert!(stderr.contains("mynull"), "{stderr}");
+}
