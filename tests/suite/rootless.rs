@@ -637,3 +637,23 @@ fn device_nodes_in_an_image_are_left_out() {
     let stderr = lade.fails(&["cp", "dev:/dev/mynull", "node.out"]);
     assert!(stderr.contains("mynull"), "{stderr}");
 }
+
+#[test]
+fn an_interactive_run_gets_a_terminal() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    common::require_tool("script");
+    let command = format!(
+        "{} run --rm -it --network none busybox sh -c 'tty; exit 3'",
+        assert_cmd::cargo::cargo_bin("lade").display()
+    );
+    let output = lade
+        .as_user("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("/dev/pts/"), "{stdout}");
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+}
