@@ -201,8 +201,8 @@ pub enum ContainerError {
     VolumeSeed(String),
     #[error("-p and -P need a bridge network, not --network {0}")]
     PublishNeedsBridge(String),
-    #[error("--network pasta is rootless lade's network: as root, use a bridge network")]
-    PastaNeedsRootless,
+    #[error("--network {0} is rootless lade's network: as root, use a bridge network")]
+    PastaNeedsRootless(String),
     #[error("--ip, --mac-address and --network-alias need a bridge network")]
     AddressNeedsBridge,
     #[error("container {0} is not running: --network container:{0} needs it running")]

@@ -41,6 +41,16 @@ pub enum NetworkMode {
     /// A namespace of its own connected to the host's sockets by pasta: rootless lade's
     /// default network (`--network pasta`).
     Pasta,
+    /// The same through slirp4netns (`--network slirp4netns`): the default when pasta
+    /// is not installed.
+    Slirp4netns,
+}
+
+impl NetworkMode {
+    /// Whether this is one of rootless lade's user-mode networks.
+    pub fn is_user_mode(&self) -> bool {
+        matches!(self, NetworkMode::Pasta | NetworkMode::Slirp4netns)
+    }
 }
 
 impl NetworkMode {
@@ -50,6 +60,7 @@ impl NetworkMode {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,
             "pasta" => NetworkMode::Pasta,
+            "slirp4netns" => NetworkMode::Slirp4netns,
             "bridge" | "default" => NetworkMode::Bridge(DEFAULT_NETWORK.into()),
             other => match other.strip_prefix("container:") {
                 Some(name) => NetworkMode::Container(name.into()),
@@ -67,6 +78,7 @@ impl NetworkMode {
             NetworkMode::Bridge(name) => name.clone(),
             NetworkMode::Container(name) => format!("container:{name}"),
             NetworkMode::Pasta => "pasta".into(),
+            NetworkMode::Slirp4netns => "slirp4netns".into(),
         }
     }
 }
@@ -142,13 +154,21 @@ pub struct NetworkSettings {
 /// bridge driver is root's); user networks are refused.
 fn rootless_mode(mode: &NetworkMode) -> Result<NetworkMode> {
     if !exec::rootless::is_rootless() {
-        if *mode == NetworkMode::Pasta {
-            return Err(ContainerError::PastaNeedsRootless);
+        if mode.is_user_mode() {
+            return Err(ContainerError::PastaNeedsRootless(mode.docker_name()));
         }
         return Ok(mode.clone());
     }
     match mode {
-        NetworkMode::Bridge(name) if name == DEFAULT_NETWORK => Ok(NetworkMode::Pasta),
+        NetworkMode::Bridge(name) if name == DEFAULT_NETWORK => {
+            let pasta = network::pasta::pasta_binary().is_some();
+            let slirp = network::pasta::slirp4netns_binary().is_some();
+            Ok(if !pasta && slirp {
+                NetworkMode::Slirp4netns
+            } else {
+                NetworkMode::Pasta
+            })
+        }
         NetworkMode::Bridge(name) => {
             Err(network::NetworkError::RootlessUserNetwork(name.clone()).into())
         }
@@ -287,7 +307,7 @@ pub(crate) fn plan(
     };
     let published = !request.publish.is_empty() || request.publish_all;
     let mode = rootless_mode(&request.mode)?;
-    if mode == NetworkMode::Pasta {
+    if mode.is_user_mode() {
         if request.ip.is_some() || request.mac_address.is_some() || !request.aliases.is_empty() {
             return Err(ContainerError::AddressNeedsBridge);
         }
@@ -295,7 +315,10 @@ pub(crate) fn plan(
         network::pasta::check_rootless_ports(&pasta_ports)?;
         hosts.push_str(&format!("127.0.1.1\t{hostname} {name}\n"));
         hosts.push_str(&extra_hosts);
-        let resolv = if dns_servers.is_empty() {
+        let resolv = if dns_servers.is_empty() && mode == NetworkMode::Slirp4netns {
+            // slirp4netns answers DNS on its own address and asks the host's servers.
+            format!("nameserver {}\n", network::slirp::DNS_SERVER)
+        } else if dns_servers.is_empty() {
             host_resolv
         } else {
             own_resolv(&dns_servers)
@@ -431,6 +454,9 @@ pub(crate) enum Session {
 
 /// A rootless container's network while it runs: its namespace, which pasta connects.
 pub(crate) struct PastaSession {
+    /// slirp4netns, when it connects the namespace instead of pasta: it ends when this
+    /// goes.
+    slirp: Option<network::slirp::Slirp>,
     namespace: NetNamespace,
     pid_file: PathBuf,
     ports_file: PathBuf,
@@ -466,8 +492,10 @@ pub(crate) fn start(
             let path = PathBuf::from(format!("/proc/{}/ns/net", init.pid));
             return Ok((None, exec::Network::Join(path)));
         }
-        NetworkMode::Pasta => {
-            let (session, join) = start_pasta(store, container, network_settings.pasta_ports)?;
+        NetworkMode::Pasta | NetworkMode::Slirp4netns => {
+            let slirp = network_settings.mode == NetworkMode::Slirp4netns;
+            let (session, join) =
+                start_pasta(store, container, network_settings.pasta_ports, slirp)?;
             return Ok((Some(Session::Pasta(session)), join));
         }
         NetworkMode::Bridge(_) => {}
@@ -535,6 +563,7 @@ fn start_pasta(
     store: &Store,
     container: &Container,
     mut ports: Vec<PortMapping>,
+    with_slirp: bool,
 ) -> Result<(PastaSession, exec::Network)> {
     let record = &container.record;
     let lock = lock(store, &record.id, true)?
@@ -553,13 +582,26 @@ fn start_pasta(
             source,
         })?;
     let ports_file = ports_file(store, &record.id);
+    let mut slirp = None;
     let started = host_mounts()
         .map_err(|source| ContainerError::Io {
             path: file.clone(),
             source,
         })
         .and_then(|host| {
-            network::pasta::start(&file, host, &ports, &pid_file).map_err(ContainerError::from)
+            if with_slirp {
+                // Under the runtime directory: a socket's path must stay under 108 bytes.
+                let dir = network::runtime_dir().join("slirp");
+                network::private_runtime_dir(&dir).map_err(|source| ContainerError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let socket = dir.join(format!("{}.sock", &record.id[..12]));
+                slirp = Some(network::slirp::start(&file, host, &ports, &socket)?);
+                Ok(())
+            } else {
+                network::pasta::start(&file, host, &ports, &pid_file).map_err(ContainerError::from)
+            }
         })
         .and_then(|()| {
             let json = serde_json::to_vec(&ports).map_err(|e| ContainerError::Json {
@@ -572,6 +614,7 @@ fn start_pasta(
             })
         });
     if let Err(err) = started {
+        drop(slirp);
         network::pasta::stop(&pid_file);
         let _ = remove_namespace(&file);
         return Err(err);
@@ -579,6 +622,7 @@ fn start_pasta(
     let join = exec::Network::Join(namespace.path());
     Ok((
         PastaSession {
+            slirp,
             namespace,
             pid_file,
             ports_file,
@@ -602,7 +646,8 @@ impl Session {
     pub(crate) fn finish(self, store: &Store) -> Result<()> {
         match self {
             Session::Bridge(session) => session.finish(store),
-            Session::Pasta(session) => {
+            Session::Pasta(mut session) => {
+                drop(session.slirp.take());
                 network::pasta::stop(&session.pid_file);
                 let _ = fs::remove_file(&session.ports_file);
                 remove_namespace(&session.namespace.file).map_err(|source| ContainerError::Io {
@@ -657,7 +702,7 @@ fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, driver: 
 /// still runs it to finish (`rm -f`, after the kill).
 pub(crate) fn reap(store: &Store, container: &Container, wait: bool) -> Result<()> {
     let record = &container.record;
-    if container.settings.network.mode == NetworkMode::Pasta {
+    if container.settings.network.mode.is_user_mode() {
         let pid_file = pasta_pid_file(store, &record.id);
         if !pid_file.exists() && !network::namespace_file(&record.id).exists() {
             return Ok(());

@@ -96,10 +96,8 @@ pub fn info(store: &Store) -> Result<Info> {
                 crate::network::pasta::slirp4netns_binary(),
             ) {
                 (Some(pasta), _) => format!("pasta ({})", pasta.display()),
-                (None, Some(_)) => {
-                    "none: pasta is missing (apt-get install passt); lade does not use slirp4netns yet".into()
-                }
-                (None, None) => "none: pasta is missing (apt-get install passt)".into(),
+                (None, Some(slirp)) => format!("slirp4netns ({})", slirp.display()),
+                (None, None) => "none: install pasta (apt-get install passt) or slirp4netns".into(),
             }
         }),
     })

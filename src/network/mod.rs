@@ -25,6 +25,7 @@ mod namespace;
 mod netlink;
 pub mod pasta;
 mod ports;
+pub mod slirp;
 mod subnet;
 
 use std::collections::BTreeMap;

@@ -17,7 +17,7 @@ pub fn pasta_binary() -> Option<PathBuf> {
     find_on_path("pasta")
 }
 
-/// `slirp4netns` on `PATH`, when installed (lade does not use it yet).
+/// `slirp4netns` on `PATH`, when installed.
 pub fn slirp4netns_binary() -> Option<PathBuf> {
     find_on_path("slirp4netns")
 }

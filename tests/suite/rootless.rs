@@ -426,48 +426,85 @@ fn a_volume_keeps_files_of_other_owners() {
     lade.ok(&["volume", "rm", "kept"]);
 }
 
-#[test]
-fn published_ports_are_reached_from_the_host_through_pasta() {
-    let lade = RootlessLade::new();
-    lade.busybox();
+/// Runs a web server published on a free host port with `network` (none: the default)
+/// and fetches its page from the host with curl; the port is free again after `rm -f`.
+fn serve_and_fetch(lade: &RootlessLade, network: Option<&str>) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let publish = format!("{port}:80");
-    lade.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "web",
-        "-p",
-        &publish,
+    let mut args = vec!["run", "-d", "--name", "web", "-p", &publish];
+    if let Some(network) = network {
+        args.extend(["--network", network]);
+    }
+    args.extend([
         "busybox",
         "sh",
         "-c",
         "mkdir /www && echo served-rootless > /www/index.html && exec httpd -f -p 80 -h /www",
     ]);
+    lade.ok(&args);
     assert_eq!(
         lade.ok(&["port", "web"]),
         format!("80/tcp -> 0.0.0.0:{port}\n")
     );
     let url = format!("http://127.0.0.1:{port}/index.html");
     let mut body = String::new();
-    common::wait_until("the container's web server behind pasta", || {
-        let output = std::process::Command::new("curl")
-            .args(["-s", "--max-time", "2", &url])
-            .output()
-            .unwrap();
-        body = String::from_utf8_lossy(&output.stdout).into_owned();
-        output.status.success() && !body.is_empty()
-    });
-    assert_eq!(body, "served-rootless\n");
+    common::wait_until(
+        "the container's web server behind the user-mode network",
+        || {
+            let output = std::process::Command::new("curl")
+                .args(["-s", "--max-time", "2", &url])
+                .output()
+                .unwrap();
+            body = String::from_utf8_lossy(&output.stdout).into_owned();
+            output.status.success() && !body.is_empty()
+        },
+    );
+    assert_eq!(body, "served-rootless\n", "{network:?}");
     lade.ok(&["rm", "-f", "web"]);
-    // pasta went with the container: the port is free again.
-    common::wait_until("pasta to let the port go", || {
+    // The network's helper went with the container: the port is free again.
+    common::wait_until("the published port to be let go", || {
         std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
     });
+}
+
+#[test]
+fn published_ports_are_reached_from_the_host_through_pasta() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    serve_and_fetch(&lade, None);
+    let inspected = lade.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route | grep -c default",
+    ]);
+    assert_eq!(inspected, "1\n");
+}
+
+#[test]
+fn slirp4netns_serves_as_pastas_alternative() {
+    common::require_tool("slirp4netns");
+    let lade = RootlessLade::new();
+    lade.busybox();
+    serve_and_fetch(&lade, Some("slirp4netns"));
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "slirp4netns",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+        ]),
+        "nameserver 10.0.2.3\n"
+    );
 }
 
 #[test]
