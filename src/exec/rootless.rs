@@ -253,7 +253,11 @@ fn running_pause(pid_file: &Path) -> Option<i32> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let comm = std::fs::read_to_string(proc_dir.join("comm")).ok()?;
     let owner = std::fs::metadata(&proc_dir).ok()?.uid();
-    (comm.trim() == PAUSE_NAME && owner == nix::unistd::getuid().as_raw()).then_some(pid)
+    // A pause process killed but not yet reaped keeps its name and has no namespaces.
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
+    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+    let alive = state != "Z" && state != "X";
+    (alive && comm.trim() == PAUSE_NAME && owner == nix::unistd::getuid().as_raw()).then_some(pid)
 }
 
 /// Moves this process into the user's rootless namespace (user and mount), making it
