@@ -694,3 +694,35 @@ fn an_interactive_run_gets_a_terminal() {
     assert!(stdout.contains("/dev/pts/"), "{stdout}");
     assert_eq!(output.status.code(), Some(3), "{stdout}");
 }
+
+#[test]
+fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
+    let lade = RootlessLade::new();
+    let fallback = PathBuf::from(format!("/tmp/lade-run-{}", lade.uid));
+    let output = lade
+        .cmd()
+        .env_remove("XDG_RUNTIME_DIR")
+        .arg("images")
+        .output()
+        .unwrap();
+    let pause = std::fs::read_to_string(fallback.join("pause.pid")).unwrap_or_default();
+    let meta = std::fs::metadata(&fallback);
+    // Its pause process goes now, whatever the checks below say.
+    if let Ok(pid) = pause.trim().parse::<i32>() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "lade-pause" {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let meta = meta.expect("the fallback runtime directory");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
+    let _ = std::fs::remove_dir_all(&fallback);
+}
