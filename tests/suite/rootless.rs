@@ -663,7 +663,13 @@ fn device_nodes_in_an_image_are_left_out() {
     let bytes = archive.into_inner().unwrap();
     let image = lade.work().join("devices.tar");
     std::fs::write(&image, bytes).unwrap();
-    lade.ok(&["import", "--progress", "quiet", "devices.tar", "devices:1"]);
+    let output = lade.output(&["import", "--progress", "quiet", "devices.tar", "devices:1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("left out 1 device node(s)") && stderr.contains("dev/mynull"),
+        "{stderr}"
+    );
     let exported = lade.ok(&["create", "--name", "dev", "devices:1", "/none"]);
     assert!(!exported.trim().is_empty());
     lade.ok(&["cp", "dev:/kept", "kept.out"]);
