@@ -6,7 +6,8 @@
 # overlay in the user namespace (podman's storage.conf says `driver = "overlay"`).
 #
 #   usage: scripts/bench-rootless.sh [RUNS]     (default 30; run as root: it makes the
-#          user `laderootless` with a subordinate range, as the rootless tests do)
+#          user `laderootless` with a subordinate range, as the rootless tests do;
+#          LADE=path uses that binary instead of building the release one)
 set -eu
 RUNS=${1:-30}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,16 +18,19 @@ done
 id -u $USER_NAME >/dev/null 2>&1 || useradd --no-create-home --shell /usr/sbin/nologin $USER_NAME
 grep -q "^$USER_NAME:" /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 $USER_NAME
 chmod 0666 /dev/net/tun
-cargo build --release --manifest-path "$HERE/Cargo.toml" -q
-LADE=$HERE/target/release/lade
+if [ -z "${LADE:-}" ]; then
+    cargo build --release --manifest-path "$HERE/Cargo.toml" -q
+    LADE=$HERE/target/release/lade
+fi
 WORK=$(mktemp -d /tmp/lade-bench-rootless.XXXXXX)
 chmod 0755 "$WORK"
 chown $USER_NAME "$WORK"
 cleanup() {
-    runuser -u $USER_NAME -- env HOME="$WORK/home" XDG_RUNTIME_DIR="$WORK/run" sh -c \
-        "podman system migrate >/dev/null 2>&1; podman unshare rm -rf \$HOME/.local/share/containers >/dev/null 2>&1" || true
+    # Each tool's pause process (holding its user namespace), by its pid file.
     pid=$(cat "$WORK/run/lade/pause.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = lade-pause ] && kill "$pid"
+    if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = lade-pause ]; then kill "$pid"; fi
+    pid=$(cat "$WORK/run/libpod/tmp/pause.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = podman ]; then kill "$pid"; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
