@@ -30,7 +30,7 @@ cleanup() {
     pid=$(cat "$WORK/run/lade/pause.pid" 2>/dev/null || true)
     if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = lade-pause ]; then kill "$pid"; fi
     pid=$(cat "$WORK/run/libpod/tmp/pause.pid" 2>/dev/null || true)
-    if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = podman ]; then kill "$pid"; fi
+    if [ -n "$pid" ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" = "podman pause" ]; then kill "$pid"; fi
     rm -rf "$WORK"
 }
 trap cleanup EXIT
