@@ -76,6 +76,9 @@ impl<T> IoContext<T> for io::Result<T> {
 /// Told how many bytes were processed, for progress bars.
 pub trait Progress: Sync {
     fn advance(&self, bytes: u64);
+    /// Something the user should know of what was read (device nodes a rootless import
+    /// left out). Nobody is told by default.
+    fn note(&self, _text: &str) {}
 }
 
 /// Progress nobody watches.
@@ -134,7 +137,14 @@ pub fn import_rootfs(
         progress,
     };
     let mut tar = layers::decompressing_reader(&mut counting).at("import input")?;
-    layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
+    let extracted = layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
+    if !extracted.skipped_devices.is_empty() {
+        progress.note(&format!(
+            "left out {} device node(s), which rootless lade cannot make (a container could not open them either): {}",
+            extracted.skipped_devices.len(),
+            extracted.skipped_devices.join(", ")
+        ));
+    }
     let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?
         .remembering_contents();
     for walked in layers::dir_entries(staging.path(), false)? {

@@ -339,23 +339,13 @@ fn usage_error(error: clap::Error) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Commands that make snapshots with an image's owners, devices and mounts: they need
-/// root, as there is no rootless mode yet.
-fn needs_root(command: &Command) -> Option<&'static str> {
-    match command {
-        Command::Build(args) if !args.dry_run => Some("build"),
-        Command::Run(_) | Command::Create(_) => Some("run"),
-        Command::Start(_) | Command::Restart(_) => Some("start"),
-        Command::Exec(_) => Some("exec"),
-        Command::Export(_) => Some("export"),
-        Command::Cp(_) => Some("cp"),
-        Command::Commit(_) => Some("commit"),
-        Command::Load(_) => Some("load"),
-        Command::Import(_) => Some("import"),
-        Command::Compose(args) if args.makes_containers() => Some("compose"),
-        Command::Kube(command) if command.makes_containers() => Some("kube play"),
-        _ => None,
-    }
+/// Commands that need no store and no namespace: an ordinary user runs them as
+/// they are, outside lade's rootless user namespace.
+fn needs_no_namespace(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Version(_) | Command::Completion(_) | Command::ManPages(_)
+    ) || matches!(command, Command::Build(args) if args.dry_run)
 }
 
 /// The commands that mount (a container's root, an image's view) and so run in a mount
@@ -379,13 +369,32 @@ pub fn run(mut cli: Cli) -> ExitCode {
     if !matches!(cli.command, Command::Run(_)) {
         quiet_on_closed_pipe();
     }
-    if let Some(name) = needs_root(&cli.command) {
-        if !nix::unistd::geteuid().is_root() {
-            eprintln!("lade: lade {name} needs root; rootless mode is not supported yet");
+    // The store's place is decided by who runs lade, before its namespace makes an
+    // ordinary user root.
+    let root = store_root(cli.root.clone());
+    // First of all, before any thread starts: an ordinary user's lade joins its user
+    // namespace (where it is root over its own files and subordinate ids).
+    if !nix::unistd::geteuid().is_root() && !needs_no_namespace(&cli.command) {
+        if let Err(err) = crate::engine::check_location(&root) {
+            eprintln!(
+                "lade: cannot use the store at {}: {}",
+                root.display(),
+                describe(&anyhow::Error::new(err))
+            );
             return ExitCode::FAILURE;
         }
+        match crate::engine::process::enter_rootless() {
+            Ok(crate::engine::process::Entered::Created { single_id: true }) => eprintln!(
+                "lade: note: no subordinate ids for this user in /etc/subuid and /etc/subgid: only your own id is mapped (as root inside), so image files owned by other users cannot be made; add a range with `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 $USER`"
+            ),
+            Ok(_) => {}
+            Err(err) => {
+                eprintln!("lade: {}", describe(&anyhow::Error::new(err)));
+                return ExitCode::from(125);
+            }
+        }
     }
-    // First of all: the namespace must be made before any thread starts.
+    // Also before any thread starts: the private mount namespace.
     if let Some(code) = needs_private_mounts(&cli.command) {
         if let Err(err) = crate::engine::process::private_mount_namespace() {
             eprintln!("lade: {}", describe(&anyhow::Error::new(err)));
@@ -403,7 +412,7 @@ pub fn run(mut cli: Cli) -> ExitCode {
         None => None,
     };
     let store_config = StoreConfig {
-        root: store_root(cli.root.clone()),
+        root,
         options: StoreOptions { reserve },
         docker_config: cli.config.clone(),
     };

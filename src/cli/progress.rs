@@ -260,4 +260,11 @@ impl TransferProgress for ByteProgress {
             bar.inc(bytes);
         }
     }
+
+    fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(format!("note: {text}")),
+            None => eprintln!("note: {text}"),
+        }
+    }
 }

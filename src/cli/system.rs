@@ -237,7 +237,7 @@ fn system_prune_warning(args: &SystemPruneArgs) -> String {
 pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
     let store = super::open_store_read_only(store_config)?;
     let found = engine::info(&store)?;
-    let info = json!({
+    let mut info = json!({
         "ID": "lade",
         "ServerVersion": env!("CARGO_PKG_VERSION"),
         "Containers": found.containers,
@@ -259,6 +259,27 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
         "StorageReserve": found.storage_reserve,
         "Rootless": found.rootless,
     });
+    if found.rootless {
+        let map = |entries: &[(u32, u32, u32)]| {
+            entries
+                .iter()
+                .map(|(inside, outside, size)| {
+                    json!({ "ContainerID": inside, "HostID": outside, "Size": size })
+                })
+                .collect::<Vec<_>>()
+        };
+        if let Some(fields) = info.as_object_mut() {
+            fields.insert(
+                "RootlessIDMappings".into(),
+                json!({ "UIDMap": map(&found.uid_map), "GIDMap": map(&found.gid_map) }),
+            );
+            fields.insert("DriverStatus".into(), json!(found.overlay));
+            fields.insert(
+                "RootlessNetworkTool".into(),
+                json!(found.network_tool.clone().unwrap_or_default()),
+            );
+        }
+    }
     match args.format.as_str() {
         "json" => println!("{}", serde_json::to_string_pretty(&info)?),
         "text" | "" => {

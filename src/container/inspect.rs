@@ -201,6 +201,8 @@ pub fn network_names(container: &Container) -> Vec<String> {
     match (&network.mode, &network.plan) {
         (super::NetworkMode::None, _) => vec!["none".into()],
         (super::NetworkMode::Host, _) => vec!["host".into()],
+        (super::NetworkMode::Pasta, _) => vec!["pasta".into()],
+        (super::NetworkMode::Slirp4netns, _) => vec!["slirp4netns".into()],
         (super::NetworkMode::Container(_), _) => Vec::new(),
         (super::NetworkMode::Bridge(name), None) => vec![docker_network_name(name)],
         (super::NetworkMode::Bridge(_), Some(plan)) => plan

@@ -175,6 +175,12 @@ pub enum ContainerError {
         "container {0} runs in the foreground: lade pauses detached containers (run -d, create)"
     )]
     Foreground(String),
+    /// Resource limits for an ordinary user without a delegated cgroup v2 subtree.
+    #[error("{flag} needs a cgroup, and rootless lade has none it may write: {reason}")]
+    RootlessLimits { flag: &'static str, reason: String },
+    /// `pause` of a rootless container: freezing needs a cgroup.
+    #[error("container {0} cannot be paused: rootless containers have no freezer cgroup here ({reason})", reason = exec::rootless::cgroup_reason())]
+    RootlessPause(String),
     #[error("container {0} has a read-only root file system: it changed nothing")]
     ReadOnlyRoot(String),
     #[error("container {0} was started with --log-driver none: it keeps no log")]
@@ -195,6 +201,8 @@ pub enum ContainerError {
     VolumeSeed(String),
     #[error("-p and -P need a bridge network, not --network {0}")]
     PublishNeedsBridge(String),
+    #[error("--network {0} is rootless lade's network: as root, use a bridge network")]
+    PastaNeedsRootless(String),
     #[error("--ip, --mac-address and --network-alias need a bridge network")]
     AddressNeedsBridge,
     #[error("container {0} is not running: --network container:{0} needs it running")]
@@ -628,6 +636,29 @@ pub fn create_from_image(
 }
 
 /// What [`create_from_image`] makes once the request has passed its checks.
+/// Refuses limits an ordinary user cannot set: they need a cgroup, and without a v2
+/// subtree delegated to the user (systemd's `Delegate=yes`) there is none to write.
+pub(crate) fn check_rootless_limits(limits: &exec::Limits) -> Result<()> {
+    if !exec::rootless::is_rootless() {
+        return Ok(());
+    }
+    let flag = if limits.memory.is_some() {
+        "--memory"
+    } else if limits.cpus.is_some() {
+        "--cpus"
+    } else if limits.pids.is_some() {
+        "--pids-limit"
+    } else if limits.oom_kill_disable {
+        "--oom-kill-disable"
+    } else {
+        return Ok(());
+    };
+    Err(ContainerError::RootlessLimits {
+        flag,
+        reason: exec::rootless::cgroup_reason(),
+    })
+}
+
 fn create_checked(
     store: &Store,
     image: Image,
@@ -635,6 +666,7 @@ fn create_checked(
     settings: &Settings,
 ) -> Result<(String, Spec)> {
     check_platform(options, &image.config)?;
+    check_rootless_limits(&options.limits)?;
     let planned = sandbox::plan(&options.sandbox, &options.network.mode)?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
@@ -778,7 +810,8 @@ fn create_checked(
             ..options.limits.clone()
         },
         cgroup: Some(id.clone()),
-        pausable: options.detach,
+        // Pausing takes a freezer cgroup, which rootless lade has none of.
+        pausable: options.detach && !exec::rootless::is_rootless(),
         insecure: false,
         init: options.init,
         privileges: planned.privileges.clone(),
@@ -1100,6 +1133,9 @@ pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
         state.unpause()
     }
     .map_err(|refused| refused.error(container.name()))?;
+    if !container.spec.pausable && exec::rootless::is_rootless() {
+        return Err(ContainerError::RootlessPause(container.record.name));
+    }
     if !container.spec.pausable {
         return Err(ContainerError::Foreground(container.record.name));
     }

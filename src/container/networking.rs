@@ -38,6 +38,19 @@ pub enum NetworkMode {
     Bridge(String),
     /// Another container's network namespace (`container:NAME`).
     Container(String),
+    /// A namespace of its own connected to the host's sockets by pasta: rootless lade's
+    /// default network (`--network pasta`).
+    Pasta,
+    /// The same through slirp4netns (`--network slirp4netns`): the default when pasta
+    /// is not installed.
+    Slirp4netns,
+}
+
+impl NetworkMode {
+    /// Whether this is one of rootless lade's user-mode networks.
+    pub fn is_user_mode(&self) -> bool {
+        matches!(self, NetworkMode::Pasta | NetworkMode::Slirp4netns)
+    }
 }
 
 impl NetworkMode {
@@ -46,6 +59,8 @@ impl NetworkMode {
         match text {
             "none" => NetworkMode::None,
             "host" => NetworkMode::Host,
+            "pasta" => NetworkMode::Pasta,
+            "slirp4netns" => NetworkMode::Slirp4netns,
             "bridge" | "default" => NetworkMode::Bridge(DEFAULT_NETWORK.into()),
             other => match other.strip_prefix("container:") {
                 Some(name) => NetworkMode::Container(name.into()),
@@ -62,6 +77,8 @@ impl NetworkMode {
             NetworkMode::Bridge(name) if name == DEFAULT_NETWORK => "bridge".into(),
             NetworkMode::Bridge(name) => name.clone(),
             NetworkMode::Container(name) => format!("container:{name}"),
+            NetworkMode::Pasta => "pasta".into(),
+            NetworkMode::Slirp4netns => "slirp4netns".into(),
         }
     }
 }
@@ -128,6 +145,55 @@ pub struct NetworkSettings {
     /// `--expose` and the image's EXPOSE (for `-P` and `inspect`).
     #[serde(default)]
     pub exposed: Vec<String>,
+    /// For pasta: the published ports (a host port of 0 is chosen at each start).
+    #[serde(default)]
+    pub pasta_ports: Vec<PortMapping>,
+}
+
+/// The network rootless lade gives for `mode`: pasta for the default network (the
+/// bridge driver is root's); user networks are refused.
+fn rootless_mode(mode: &NetworkMode) -> Result<NetworkMode> {
+    if !exec::rootless::is_rootless() {
+        if mode.is_user_mode() {
+            return Err(ContainerError::PastaNeedsRootless(mode.docker_name()));
+        }
+        return Ok(mode.clone());
+    }
+    match mode {
+        NetworkMode::Bridge(name) if name == DEFAULT_NETWORK => {
+            let pasta = network::pasta::pasta_binary().is_some();
+            let slirp = network::pasta::slirp4netns_binary().is_some();
+            Ok(if !pasta && slirp {
+                NetworkMode::Slirp4netns
+            } else {
+                NetworkMode::Pasta
+            })
+        }
+        NetworkMode::Bridge(name) => {
+            Err(network::NetworkError::RootlessUserNetwork(name.clone()).into())
+        }
+        other => Ok(other.clone()),
+    }
+}
+
+/// The ports `-p` and `-P` ask for, parsed (host ports of 0 chosen at each start).
+fn requested_ports(request: &NetworkRequest, exposed: &[String]) -> Result<Vec<PortMapping>> {
+    let mut ports = Vec::new();
+    for text in &request.publish {
+        ports.push(network::parse_publish(text)?);
+    }
+    if request.publish_all {
+        for port in exposed {
+            let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+            let mapping = network::parse_publish(&format!("{number}/{protocol}"))?;
+            if !ports.iter().any(|p: &PortMapping| {
+                p.container_port == mapping.container_port && p.protocol == mapping.protocol
+            }) {
+                ports.push(mapping);
+            }
+        }
+    }
+    Ok(ports)
 }
 
 /// The container's `/etc/hosts` and `/etc/resolv.conf`.
@@ -240,6 +306,32 @@ pub(crate) fn plan(
             .collect::<String>()
     };
     let published = !request.publish.is_empty() || request.publish_all;
+    let mode = rootless_mode(&request.mode)?;
+    if mode.is_user_mode() {
+        if request.ip.is_some() || request.mac_address.is_some() || !request.aliases.is_empty() {
+            return Err(ContainerError::AddressNeedsBridge);
+        }
+        let pasta_ports = requested_ports(request, &exposed)?;
+        network::pasta::check_rootless_ports(&pasta_ports)?;
+        hosts.push_str(&format!("127.0.1.1\t{hostname} {name}\n"));
+        hosts.push_str(&extra_hosts);
+        let resolv = if dns_servers.is_empty() && mode == NetworkMode::Slirp4netns {
+            // slirp4netns answers DNS on its own address and asks the host's servers.
+            format!("nameserver {}\n", network::slirp::DNS_SERVER)
+        } else if dns_servers.is_empty() {
+            host_resolv
+        } else {
+            own_resolv(&dns_servers)
+        };
+        let resolv = resolv_with(&resolv, &request.dns_search, &request.dns_options);
+        let settings = NetworkSettings {
+            mode,
+            plan: None,
+            exposed,
+            pasta_ports,
+        };
+        return Ok((settings, EtcFiles { hosts, resolv }));
+    }
     let NetworkMode::Bridge(network_name) = &request.mode else {
         if published {
             return Err(ContainerError::PublishNeedsBridge(
@@ -261,6 +353,7 @@ pub(crate) fn plan(
             mode: request.mode.clone(),
             plan: None,
             exposed,
+            pasta_ports: Vec::new(),
         };
         return Ok((settings, EtcFiles { hosts, resolv }));
     };
@@ -270,21 +363,7 @@ pub(crate) fn plan(
         network::find(store, network_name)?
     };
     let requested = request.ip.as_deref().map(parse_ip).transpose()?;
-    let mut ports = Vec::new();
-    for text in &request.publish {
-        ports.push(network::parse_publish(text)?);
-    }
-    if request.publish_all {
-        for port in &exposed {
-            let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
-            let mapping = network::parse_publish(&format!("{number}/{protocol}"))?;
-            if !ports.iter().any(|p| {
-                p.container_port == mapping.container_port && p.protocol == mapping.protocol
-            }) {
-                ports.push(mapping);
-            }
-        }
-    }
+    let ports = requested_ports(request, &exposed)?;
     let ip = network::allocate_address(store, &network, id, requested)?;
     hosts.push_str(&format!("{ip}\t{hostname} {name}\n"));
     hosts.push_str(&extra_hosts);
@@ -321,6 +400,7 @@ pub(crate) fn plan(
         mode: request.mode.clone(),
         plan: Some(plan),
         exposed,
+        pasta_ports: Vec::new(),
     };
     Ok((settings, EtcFiles { hosts, resolv }))
 }
@@ -367,7 +447,24 @@ fn lock(store: &Store, id: &str, wait: bool) -> Result<Option<Lock>> {
 }
 
 /// A running container's networks: held until [`Session::finish`].
-pub(crate) struct Session {
+pub(crate) enum Session {
+    Bridge(Box<BridgeSession>),
+    Pasta(PastaSession),
+}
+
+/// A rootless container's network while it runs: its namespace, which pasta connects.
+pub(crate) struct PastaSession {
+    /// slirp4netns, when it connects the namespace instead of pasta: it ends when this
+    /// goes.
+    slirp: Option<network::slirp::Slirp>,
+    namespace: NetNamespace,
+    pid_file: PathBuf,
+    ports_file: PathBuf,
+    _lock: Lock,
+}
+
+/// A container's bridge networks while it runs.
+pub(crate) struct BridgeSession {
     plan: ContainerNetwork,
     namespace: NetNamespace,
     driver: Driver,
@@ -394,6 +491,12 @@ pub(crate) fn start(
                 .ok_or_else(|| ContainerError::SharedNetworkStopped(other.name.clone()))?;
             let path = PathBuf::from(format!("/proc/{}/ns/net", init.pid));
             return Ok((None, exec::Network::Join(path)));
+        }
+        NetworkMode::Pasta | NetworkMode::Slirp4netns => {
+            let slirp = network_settings.mode == NetworkMode::Slirp4netns;
+            let (session, join) =
+                start_pasta(store, container, network_settings.pasta_ports, slirp)?;
+            return Ok((Some(Session::Pasta(session)), join));
         }
         NetworkMode::Bridge(_) => {}
     }
@@ -436,7 +539,7 @@ pub(crate) fn start(
     }
     let join = exec::Network::Join(namespace.path());
     Ok((
-        Some(Session {
+        Some(Session::Bridge(Box::new(BridgeSession {
             plan,
             namespace,
             driver,
@@ -444,7 +547,87 @@ pub(crate) fn start(
             _lock: lock,
             ports_file,
             dns_unavailable,
-        }),
+        }))),
+        join,
+    ))
+}
+
+fn pasta_pid_file(store: &Store, id: &str) -> PathBuf {
+    container_dir(store, id).join("pasta.pid")
+}
+
+/// A rootless start's network: a namespace of its own (a file under the runtime
+/// directory, so that the next command can tear it down after a `kill -9`), connected
+/// by pasta with the published ports.
+fn start_pasta(
+    store: &Store,
+    container: &Container,
+    mut ports: Vec<PortMapping>,
+    with_slirp: bool,
+) -> Result<(PastaSession, exec::Network)> {
+    let record = &container.record;
+    let lock = lock(store, &record.id, true)?
+        .ok_or_else(|| ContainerError::NetworkBusy(record.name.clone()))?;
+    let pid_file = pasta_pid_file(store, &record.id);
+    let file = network::namespace_file(&record.id);
+    // What a run that was killed left.
+    network::pasta::stop(&pid_file);
+    let _ = remove_namespace(&file);
+    // Host ports of 0 are chosen now; pasta binds them as soon as the reservation goes.
+    drop(network::reserve(&mut ports)?);
+    let namespace = host_mounts()
+        .and_then(|host| NetNamespace::create(&file, host))
+        .map_err(|source| ContainerError::Io {
+            path: file.clone(),
+            source,
+        })?;
+    let ports_file = ports_file(store, &record.id);
+    let mut slirp = None;
+    let started = host_mounts()
+        .map_err(|source| ContainerError::Io {
+            path: file.clone(),
+            source,
+        })
+        .and_then(|host| {
+            if with_slirp {
+                // Under the runtime directory: a socket's path must stay under 108 bytes.
+                let dir = network::runtime_dir().join("slirp");
+                network::private_runtime_dir(&dir).map_err(|source| ContainerError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                let socket = dir.join(format!("{}.sock", &record.id[..12]));
+                slirp = Some(network::slirp::start(&file, host, &ports, &socket)?);
+                Ok(())
+            } else {
+                network::pasta::start(&file, host, &ports, &pid_file).map_err(ContainerError::from)
+            }
+        })
+        .and_then(|()| {
+            let json = serde_json::to_vec(&ports).map_err(|e| ContainerError::Json {
+                what: "the published ports".into(),
+                source: e,
+            })?;
+            fs::write(&ports_file, json).map_err(|source| ContainerError::Io {
+                path: ports_file.clone(),
+                source,
+            })
+        });
+    if let Err(err) = started {
+        drop(slirp);
+        network::pasta::stop(&pid_file);
+        let _ = remove_namespace(&file);
+        return Err(err);
+    }
+    let join = exec::Network::Join(namespace.path());
+    Ok((
+        PastaSession {
+            slirp,
+            namespace,
+            pid_file,
+            ports_file,
+            _lock: lock,
+        },
         join,
     ))
 }
@@ -453,9 +636,30 @@ impl Session {
     /// What the container's networks lack (names that will not resolve), to be told
     /// before it runs.
     pub(crate) fn warning(&self) -> Option<&DnsUnavailable> {
-        self.dns_unavailable.as_ref()
+        match self {
+            Session::Bridge(session) => session.dns_unavailable.as_ref(),
+            Session::Pasta(_) => None,
+        }
     }
 
+    /// Tears the container's network down.
+    pub(crate) fn finish(self, store: &Store) -> Result<()> {
+        match self {
+            Session::Bridge(session) => session.finish(store),
+            Session::Pasta(mut session) => {
+                drop(session.slirp.take());
+                network::pasta::stop(&session.pid_file);
+                let _ = fs::remove_file(&session.ports_file);
+                remove_namespace(&session.namespace.file).map_err(|source| ContainerError::Io {
+                    path: session.namespace.file.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+impl BridgeSession {
     /// Tears the container's networks down (its namespace, its host side, its ports):
     /// those it started with and those `network connect` added since (as the store has
     /// them now), with the host ports it was given.
@@ -498,6 +702,19 @@ fn teardown_leftovers(store: &Store, id: &str, plan: &ContainerNetwork, driver: 
 /// still runs it to finish (`rm -f`, after the kill).
 pub(crate) fn reap(store: &Store, container: &Container, wait: bool) -> Result<()> {
     let record = &container.record;
+    if container.settings.network.mode.is_user_mode() {
+        let pid_file = pasta_pid_file(store, &record.id);
+        if !pid_file.exists() && !network::namespace_file(&record.id).exists() {
+            return Ok(());
+        }
+        let Some(_lock) = lock(store, &record.id, wait)? else {
+            return Ok(());
+        };
+        network::pasta::stop(&pid_file);
+        let _ = fs::remove_file(ports_file(store, &record.id));
+        let _ = remove_namespace(&network::namespace_file(&record.id));
+        return Ok(());
+    }
     let Some(plan) = &container.settings.network.plan else {
         return Ok(());
     };

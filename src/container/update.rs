@@ -26,6 +26,7 @@ pub fn update(
     }
     let mut spec = container.spec.clone();
     spec.limits = limits.applied_to(&spec.limits);
+    super::check_rootless_limits(&spec.limits)?;
     let cgroup = spec
         .cgroup
         .get_or_insert_with(|| container.id().to_string())

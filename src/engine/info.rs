@@ -32,6 +32,13 @@ pub struct Info {
     pub storage_total: u64,
     pub storage_reserve: u64,
     pub rootless: bool,
+    /// Rootless: the user namespace's uid and gid maps, `(inside, outside, count)`.
+    pub uid_map: Vec<(u32, u32, u32)>,
+    pub gid_map: Vec<(u32, u32, u32)>,
+    /// The overlay mount's kind: native overlay, with `userxattr` in a user namespace.
+    pub overlay: &'static str,
+    /// Rootless: the program that connects containers to the network.
+    pub network_tool: Option<String>,
 }
 
 /// `lade info`.
@@ -49,6 +56,12 @@ pub fn info(store: &Store) -> Result<Info> {
         Some(_) if !layout.v1.is_empty() => "1 (hybrid: v2 mounted, v1 controllers)",
         Some(_) => "2",
         None => "1",
+    };
+    let rootless = crate::exec::rootless::is_rootless();
+    let (uid_map, gid_map) = if rootless {
+        crate::exec::rootless::current_mapping()
+    } else {
+        (Vec::new(), Vec::new())
     };
     let uname = nix::sys::utsname::uname().map_err(|e| EngineError::Io(e.into()))?;
     let (storage_available, storage_total) =
@@ -69,6 +82,23 @@ pub fn info(store: &Store) -> Result<Info> {
         storage_available,
         storage_total,
         storage_reserve: store.reserve(),
-        rootless: !nix::unistd::geteuid().is_root(),
+        rootless,
+        uid_map,
+        gid_map,
+        overlay: if rootless {
+            "native overlay in the user namespace (userxattr)"
+        } else {
+            "native overlay"
+        },
+        network_tool: rootless.then(|| {
+            match (
+                crate::network::pasta::pasta_binary(),
+                crate::network::pasta::slirp4netns_binary(),
+            ) {
+                (Some(pasta), _) => format!("pasta ({})", pasta.display()),
+                (None, Some(slirp)) => format!("slirp4netns ({})", slirp.display()),
+                (None, None) => "none: install pasta (apt-get install passt) or slirp4netns".into(),
+            }
+        }),
     })
 }

@@ -159,8 +159,8 @@ pub use crate::registry::{
     PushOptions, SavedTo, SearchResult,
 };
 pub use crate::store::{
-    default_root, is_out_of_space, CacheRecord, CacheUsage, CheckReport, Image, PruneReport, Store,
-    StoreOptions,
+    check_location, default_root, is_out_of_space, CacheRecord, CacheUsage, CheckReport, Image,
+    PruneReport, Store, StoreOptions,
 };
 
 /// What an operation must tell the user while it runs. `cli` renders it (on stderr, so
@@ -277,6 +277,10 @@ pub enum EngineError {
     /// The process set-up (its private mount namespace) failed; the message says what.
     #[error(transparent)]
     Process(std::io::Error),
+    /// The rootless user namespace could not be made or joined; the message says how to
+    /// fix it.
+    #[error(transparent)]
+    Rootless(#[from] crate::exec::rootless::RootlessError),
     /// A request's value that is not what it should be (`--filter`, `--tail`...).
     #[error("invalid {what} {value:?}: {expected}")]
     BadValue {

@@ -16,6 +16,7 @@ pub mod paths;
 mod process;
 mod pty;
 mod rootfs;
+pub mod rootless;
 mod security;
 mod spawn;
 pub mod sys;

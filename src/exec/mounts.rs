@@ -139,7 +139,11 @@ pub fn mount_readonly_view(
             Ok(Some(mounted))
         }
         _ => {
-            let options = format!("lowerdir={}", layers.join(":"));
+            let mut options = format!("lowerdir={}", layers.join(":"));
+            if super::rootless::outside_ids().is_some() {
+                // Whiteouts and opaque marks in a user namespace's snapshots.
+                options.push_str(",userxattr");
+            }
             mount_overlay_from(base, target, &options, MsFlags::MS_RDONLY)?;
             Ok(Some(Mounted {
                 target: target.to_path_buf(),

@@ -53,6 +53,19 @@ fn at<T>(what: impl Into<String>, result: io::Result<T>) -> Result<T> {
 
 /// Overlay options: relative lower names (the caller changes to `layers_dir`), and the
 /// features that would put more than plain changes in the upper directory turned off.
+/// The overlay options past the directories: no index, redirects or metacopy (layers
+/// must stay plain trees). In a user namespace overlay keeps its marks in
+/// `user.overlay.*` attributes (only the initial namespace's root may write
+/// `trusted.*`) and then follows no redirects (`redirect_dir=off` is refused beside
+/// `userxattr`).
+pub(crate) fn overlay_features() -> &'static str {
+    if super::rootless::outside_ids().is_some() {
+        ",userxattr,index=off,metacopy=off"
+    } else {
+        ",index=off,redirect_dir=off,metacopy=off"
+    }
+}
+
 pub(crate) fn overlay_options(rootfs: &Rootfs) -> String {
     let mut options = format!("lowerdir={}", rootfs.lowers.join(":"));
     if let (Some(upper), Some(work)) = (&rootfs.upper, &rootfs.work) {
@@ -65,7 +78,7 @@ pub(crate) fn overlay_options(rootfs: &Rootfs) -> String {
             options.push_str(",volatile");
         }
     }
-    options.push_str(",index=off,redirect_dir=off,metacopy=off");
+    options.push_str(overlay_features());
     options
 }
 
@@ -540,16 +553,42 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, sandbox: &super::SandboxOptions)
     } else {
         MsFlags::MS_RDONLY
     };
-    at(
-        "mounting /sys",
-        sys.mount(
-            Some(Path::new("sysfs")),
-            &sys_dir.handle,
-            Some("sysfs"),
-            nosuid_noexec_nodev | read_only,
-            None,
-        ),
-    )
+    let mounted = sys.mount(
+        Some(Path::new("sysfs")),
+        &sys_dir.handle,
+        Some("sysfs"),
+        nosuid_noexec_nodev | read_only,
+        None,
+    );
+    let mounted = match mounted {
+        // A new sysfs needs a network namespace of the user namespace's own: with the
+        // host's network (a build's RUN) rootless lade binds the host's /sys instead,
+        // read-only, as runc does for rootless containers.
+        Err(e)
+            if e.raw_os_error() == Some(libc::EPERM)
+                && super::rootless::outside_ids().is_some() =>
+        {
+            sys.mount(
+                Some(Path::new("/sys")),
+                &sys_dir.handle,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .and_then(|()| {
+                // The handle still names the directory under the new mount.
+                sys.mount(
+                    None,
+                    &sys_dir.resolved,
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | nosuid_noexec_nodev | read_only,
+                    None,
+                )
+            })
+        }
+        other => other,
+    };
+    at("mounting /sys", mounted)
 }
 
 /// A caller's mount target: never the root itself or the sandbox's `/proc`, however the
@@ -684,10 +723,11 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
         } => {
             let target_path = user_mount_point(sys, root, target, false)?.handle;
             let options = format!(
-                "lowerdir={},upperdir={},workdir={},index=off,redirect_dir=off,metacopy=off",
+                "lowerdir={},upperdir={},workdir={}{}",
                 lower.display(),
                 upper.display(),
-                work.display()
+                work.display(),
+                overlay_features()
             );
             at(
                 format!("mounting a writable view at {target}"),

@@ -59,7 +59,26 @@ pub enum EntryKind {
 
 pub(crate) const WHITEOUT_PREFIX: &[u8] = b".wh.";
 pub(crate) const OPAQUE_MARKER: &[u8] = b".wh..wh..opq";
-pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// Overlay's mark of an opaque directory as root's overlay reads it.
+const TRUSTED_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// The same mark for an overlay mounted in a user namespace (`userxattr`): only root
+/// of the initial namespace may write `trusted.*` attributes.
+const USER_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The opaque mark this process's overlay mounts read: rootless lade's snapshots carry
+/// the `user.` one (its stores never mix with root's).
+pub(crate) fn overlay_opaque_xattr() -> &'static str {
+    if crate::store::in_user_namespace() {
+        USER_OPAQUE_XATTR
+    } else {
+        TRUSTED_OPAQUE_XATTR
+    }
+}
+
+/// Whether `name` is an opaque mark of either kind.
+pub(crate) fn is_opaque_xattr(name: &str) -> bool {
+    name == TRUSTED_OPAQUE_XATTR || name == USER_OPAQUE_XATTR
+}
 
 impl Entry {
     /// An entry with the permission bits, owner and time of a file as `lstat` saw it.

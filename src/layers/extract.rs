@@ -27,7 +27,7 @@ use nix::unistd::{fchownat, Gid, Uid};
 use tar::EntryType;
 
 use super::entry::{
-    make_node, set_mtime, xattr_set, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+    make_node, overlay_opaque_xattr, set_mtime, xattr_set, OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 use super::root::{InRoot, RootLanding};
 use super::{IoContext, LayerError, Result};
@@ -75,6 +75,10 @@ impl Default for ExtractLimits {
 pub struct ExtractStats {
     pub entries: u64,
     pub bytes: u64,
+    /// Device nodes left out: rootless lade cannot make them (only the initial user
+    /// namespace's root may), and a container could not open them anyway (its root is
+    /// mounted `nodev`).
+    pub skipped_devices: Vec<String>,
 }
 
 /// What PAX and GNU extension headers say about the next entry.
@@ -405,7 +409,7 @@ impl Landing for LayerLanding {
         // Whiteouts.
         if name.as_slice() == OPAQUE_MARKER {
             let dir = self.ensure_parents(parents, &shown)?;
-            xattr_set(&dir, OVERLAY_OPAQUE_XATTR, b"y")?;
+            xattr_set(&dir, overlay_opaque_xattr(), b"y")?;
             return Ok(());
         }
         if name.starts_with(b".wh..wh.") {
@@ -482,7 +486,16 @@ impl Landing for LayerLanding {
                 } else {
                     SFlag::S_IFBLK
                 };
-                make_node(&path, kind, major, minor)?;
+                match make_node(&path, kind, major, minor) {
+                    Err(LayerError::Io { source, .. })
+                        if source.raw_os_error() == Some(libc::EPERM)
+                            && crate::store::in_user_namespace() =>
+                    {
+                        budget.stats.skipped_devices.push(shown);
+                        return Ok(());
+                    }
+                    other => other?,
+                }
             }
             EntryType::Fifo => make_node(&path, SFlag::S_IFIFO, 0, 0)?,
             other => return Err(unsupported(shown, other)),

@@ -29,7 +29,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchownat, Gid, Uid};
 
 use super::entry::{
-    make_node, set_mtime, split_last, xattr_set, Entry, EntryKind, OVERLAY_OPAQUE_XATTR,
+    make_node, overlay_opaque_xattr, set_mtime, split_last, xattr_set, Entry, EntryKind,
 };
 use super::fingerprint::{Fingerprinter, Found, Stat};
 use super::walk::xattrs;
@@ -453,7 +453,7 @@ fn create(
                 .join(OsStr::from_bytes(name));
             return make_node(&whiteout, SFlag::S_IFCHR, 0, 0);
         }
-        EntryKind::Opaque => return xattr_set(path, OVERLAY_OPAQUE_XATTR, b"y"),
+        EntryKind::Opaque => return xattr_set(path, overlay_opaque_xattr(), b"y"),
         EntryKind::File { .. } => {}
     }
     finish(entry, path, mtime)

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::entry::{Entry, EntryKind, OVERLAY_OPAQUE_XATTR};
+use super::entry::{is_opaque_xattr, Entry, EntryKind};
 use super::{IoContext, Result};
 
 /// An entry, and for a regular file the path its bytes come from.
@@ -49,7 +49,7 @@ pub fn dir_entries(root: &Path, overlay: bool) -> Result<Vec<WalkedEntry>> {
                 && entry
                     .xattrs
                     .iter()
-                    .any(|(k, v)| k == OVERLAY_OPAQUE_XATTR && v == b"y");
+                    .any(|(k, v)| is_opaque_xattr(k) && v == b"y");
             entry.xattrs.retain(|(k, _)| !is_internal_xattr(k));
             if opaque {
                 entries.push(WalkedEntry {

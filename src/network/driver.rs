@@ -35,7 +35,7 @@ fn link_error(what: String) -> impl FnOnce(std::io::Error) -> NetworkError {
 
 fn locked() -> Result<nix::fcntl::Flock<File>> {
     host_lock().map_err(|source| NetworkError::Io {
-        path: Path::new(super::RUNTIME_DIR).join("network.lock"),
+        path: super::runtime_dir().join("network.lock"),
         source,
     })
 }

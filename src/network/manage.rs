@@ -110,7 +110,7 @@ fn check_name(name: &str) -> Result<()> {
 /// The directory where bridge names and subnets are claimed for every store on this
 /// host, so two stores never pick the same ones.
 fn claims_dir() -> PathBuf {
-    PathBuf::from(super::RUNTIME_DIR).join("claims")
+    super::runtime_dir().join("claims")
 }
 
 /// The subnets and bridge names no new network may have: the host's routes and links,
@@ -167,7 +167,7 @@ pub fn create(store: &Store, options: &NetworkOptions) -> Result<NetworkDefiniti
         return Err(NetworkError::Exists(options.name.clone()));
     }
     let _host = super::host_lock().map_err(|source| NetworkError::Io {
-        path: Path::new(super::RUNTIME_DIR).join("network.lock"),
+        path: super::runtime_dir().join("network.lock"),
         source,
     })?;
     let claims = claims_dir();

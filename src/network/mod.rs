@@ -23,7 +23,9 @@ mod localnet;
 mod manage;
 mod namespace;
 mod netlink;
+pub mod pasta;
 mod ports;
+pub mod slirp;
 mod subnet;
 
 use std::collections::BTreeMap;
@@ -72,6 +74,12 @@ pub enum NetworkError {
         address: String,
         source: std::io::Error,
     },
+    /// Rootless networking through pasta failed; the message says how to fix it.
+    #[error("{0}")]
+    Pasta(String),
+    /// A user network asked for by rootless lade.
+    #[error("network {0}: rootless lade has no user networks yet (pasta gives each container the host's connectivity): use the default network, --network none or --network host")]
+    RootlessUserNetwork(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -281,20 +289,55 @@ impl ContainerNetwork {
 }
 
 /// lade's runtime files on this host: network namespaces, claims, the host lock.
-pub const RUNTIME_DIR: &str = "/run/lade";
+/// `/run/lade` for root; for an ordinary user (rootless lade, root only inside its user
+/// namespace) `$XDG_RUNTIME_DIR/lade`, else `/tmp/lade-run-UID`, as podman keeps them.
+pub fn runtime_dir() -> PathBuf {
+    let outside_uid = std::fs::read_to_string("/proc/self/uid_map")
+        .ok()
+        .and_then(|map| {
+            let fields: Vec<u64> = map
+                .lines()
+                .next()?
+                .split_whitespace()
+                .filter_map(|field| field.parse().ok())
+                .collect();
+            match fields.as_slice() {
+                [0, outside, _] if *outside != 0 => u32::try_from(*outside).ok(),
+                _ => None,
+            }
+        })
+        .or_else(|| {
+            let uid = nix::unistd::geteuid().as_raw();
+            (uid != 0).then_some(uid)
+        });
+    let Some(uid) = outside_uid else {
+        return PathBuf::from("/run/lade");
+    };
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("lade"),
+        _ => PathBuf::from(format!("/tmp/lade-run-{uid}")),
+    }
+}
 
-/// Makes `dir` and its parents up to [`RUNTIME_DIR`], each mode 0700, and closes any of
+/// Whether lade runs rootless (in an ordinary user's user namespace): the bridge driver
+/// is root's alone, and networks go through pasta.
+pub fn is_rootless() -> bool {
+    runtime_dir() != Path::new("/run/lade")
+}
+
+/// Makes `dir` and its parents up to [`runtime_dir`], each mode 0700, and closes any of
 /// them an older lade left open: their names are container ids and their files show
 /// which stores exist, which is no other user's business.
 pub fn private_runtime_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let runtime = runtime_dir();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
     for made in dir
         .ancestors()
-        .take_while(|made| made.starts_with(RUNTIME_DIR))
+        .take_while(|made| made.starts_with(&runtime))
     {
         if std::fs::symlink_metadata(made)?.permissions().mode() & 0o077 != 0 {
             std::fs::set_permissions(made, std::fs::Permissions::from_mode(0o700))?;
@@ -306,7 +349,7 @@ pub fn private_runtime_dir(dir: &Path) -> std::io::Result<()> {
 /// A host-wide lock (`/run/lade/network.lock`) for what several stores share: the
 /// driver's changes to the host, and choosing bridge names and subnets.
 pub fn host_lock() -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = Path::new(RUNTIME_DIR);
+    let dir = &runtime_dir();
     private_runtime_dir(dir)?;
     let file = std::fs::OpenOptions::new()
         .create(true)

@@ -15,7 +15,7 @@ use nix::sched::{setns, unshare, CloneFlags};
 
 /// Where the namespaces' files live.
 pub fn namespace_dir() -> PathBuf {
-    Path::new(super::RUNTIME_DIR).join("netns")
+    super::runtime_dir().join("netns")
 }
 
 /// The file of a container's namespace.

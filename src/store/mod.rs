@@ -104,7 +104,8 @@ impl<T> IoContext<T> for io::Result<T> {
 /// The default store: `/var/lib/lade` for root, `$XDG_DATA_HOME/lade` (or
 /// `~/.local/share/lade`) otherwise.
 pub fn default_root() -> PathBuf {
-    if nix::unistd::geteuid().is_root() {
+    // Root inside lade's rootless namespace is still the user.
+    if nix::unistd::geteuid().is_root() && unmapped_owner().is_none() {
         return PathBuf::from("/var/lib/lade");
     }
     match std::env::var_os("XDG_DATA_HOME") {
@@ -206,19 +207,28 @@ fn check_store_entries(root: &Path) -> Result<()> {
 /// sticky, as /tmp: others may not rename what they do not own there): otherwise
 /// another user could put a store of their own in its place while lade uses it.
 fn check_ancestors(root: &Path) -> Result<()> {
+    check_directories_above(root, false)
+}
+
+/// [`check_ancestors`] of `path`, which must exist; `path` itself too when `inclusive`
+/// (the nearest existing directory above a store not made yet).
+fn check_directories_above(path: &Path, inclusive: bool) -> Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = path;
+    let skip = usize::from(!inclusive);
     let me = nix::unistd::geteuid().as_raw();
+    let unmapped = unmapped_owner();
     let canonical = fs::canonicalize(root).at(root)?;
     for dir in root
         .ancestors()
-        .skip(1)
-        .chain(canonical.ancestors().skip(1))
+        .skip(skip)
+        .chain(canonical.ancestors().skip(skip))
     {
         if dir.as_os_str().is_empty() {
             continue;
         }
         let meta = fs::metadata(dir).at(dir)?;
-        if meta.uid() != 0 && meta.uid() != me {
+        if meta.uid() != 0 && meta.uid() != me && Some(meta.uid()) != unmapped {
             return Err(StoreError::Unsafe {
                 path: dir.to_path_buf(),
                 problem: format!(
@@ -239,6 +249,54 @@ fn check_ancestors(root: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks, before lade enters its rootless user namespace, that no other user could
+/// put another store in the place of the one at `root` (every directory above it
+/// belongs to root or this user and is closed to others' writes). Inside the namespace
+/// the owners outside it are out of sight (root's directories show as the overflow id),
+/// so the command checks them here first.
+pub fn check_location(root: &Path) -> Result<()> {
+    let mut existing = root;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => return Ok(()),
+        }
+    }
+    check_directories_above(existing, existing != root)?;
+    match not_owner(root) {
+        Some(err) if existing == root => Err(err),
+        _ => Ok(()),
+    }
+}
+
+/// The id a user namespace shows for owners it does not map, when this process runs in
+/// one that maps only some ids (lade's rootless namespace): there, root's directories
+/// above the store show as this id, and [`check_location`] checked their real owners
+/// before the command entered.
+fn unmapped_owner() -> Option<u32> {
+    let map = fs::read_to_string("/proc/self/uid_map").ok()?;
+    let whole = map
+        .split_whitespace()
+        .map(|field| field.parse::<u64>().ok())
+        .collect::<Vec<_>>()
+        == [Some(0), Some(0), Some(u64::from(u32::MAX))];
+    if whole {
+        return None;
+    }
+    fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether this process runs in a user namespace that maps only some ids (rootless
+/// lade's): its overlay mounts use `user.overlay.*` attributes, and files it cannot map
+/// show as the overflow id.
+pub fn in_user_namespace() -> bool {
+    unmapped_owner().is_some()
 }
 
 /// `name (uid N)`, or `uid N` for a uid with no name.

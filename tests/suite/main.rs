@@ -31,6 +31,7 @@ mod network;
 mod parser_fuzz;
 mod refusals;
 mod registry;
+mod rootless;
 mod run_flags;
 mod sandbox;
 mod security;

@@ -462,48 +462,6 @@ fn seccomp_allows_and_refuses_what_dockers_default_profile_does() {
 }
 
 #[test]
-fn a_user_without_root_is_told_plainly_what_needs_root() {
-    let lade = lade_under_open_dir();
-    let own = lade.dir.path().join("nobody-home");
-    std::fs::create_dir(&own).unwrap();
-    std::os::unix::fs::chown(&own, Some(NOBODY), Some(NOBODY)).unwrap();
-    let as_nobody_lade = |args: &[&str]| {
-        as_nobody(assert_cmd::cargo::cargo_bin("lade"))
-            .env("LADE_ROOT", own.join("store"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    for (args, name) in [
-        (&["load", "-i", "/dev/null"][..], "load"),
-        (&["import", "/dev/null", "x:1"], "import"),
-        (&["build", "."], "build"),
-        (&["run", "busybox"], "run"),
-    ] {
-        let output = as_nobody_lade(args);
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success());
-        assert_eq!(
-            stderr.trim(),
-            format!("lade: lade {name} needs root; rootless mode is not supported yet")
-        );
-    }
-    for args in [
-        &["images"][..],
-        &["ps", "-a"],
-        &["cache", "ls"],
-        &["system", "check"],
-    ] {
-        let output = as_nobody_lade(args);
-        assert!(
-            output.status.success(),
-            "lade {args:?} on one's own store: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-#[test]
 fn docker_commands_and_options_lade_lacks_are_refused() {
     let lade = Lade::new();
     let output = lade.output(&["swarm", "init"]);

@@ -1,0 +1,219 @@
+//! Rootless networking through `pasta` (Debian's `passt`), as podman 5 does by default:
+//! an ordinary user cannot make bridges or firewall rules, so a container's network
+//! namespace gets a tap device that pasta, a process of the user's, connects to the
+//! host's own sockets. Outbound connections become the user's; published ports are
+//! sockets pasta listens on in the host's namespace. pasta forks into the background
+//! once the namespace is configured (its exit is the handshake), writes its pid to a
+//! file, and is stopped through that file when the container ends (it also quits by
+//! itself when the namespace goes).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::{NetworkError, PortMapping, Result};
+
+/// pasta on `PATH`, when installed.
+pub fn pasta_binary() -> Option<PathBuf> {
+    find_on_path("pasta")
+}
+
+/// `slirp4netns` on `PATH`, when installed.
+pub fn slirp4netns_binary() -> Option<PathBuf> {
+    find_on_path("slirp4netns")
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The lowest port an ordinary user may bind (`net.ipv4.ip_unprivileged_port_start`).
+pub fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+/// Refuses published host ports an ordinary user may not bind.
+pub fn check_rootless_ports(ports: &[PortMapping]) -> Result<()> {
+    let lowest = unprivileged_port_start();
+    for mapping in ports {
+        if mapping.host_port != 0 && mapping.host_port < lowest {
+            return Err(NetworkError::Publish {
+                text: format!("{}:{}", mapping.host_port, mapping.container_port),
+                reason: format!(
+                    "host ports below {lowest} need root (net.ipv4.ip_unprivileged_port_start is {lowest}; lower it with `sysctl net.ipv4.ip_unprivileged_port_start=PORT` as root, or publish a higher port)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// pasta's spelling of one `-p`: `[ADDRESS/]HOST[-END]:CONTAINER[-END]`.
+fn port_spec(mapping: &PortMapping) -> String {
+    let span = |first: u16| {
+        if mapping.range > 1 {
+            format!("{first}-{}", first + (mapping.range - 1))
+        } else {
+            first.to_string()
+        }
+    };
+    let address = if mapping.host_ip.is_empty() {
+        String::new()
+    } else {
+        format!("{}/", mapping.host_ip)
+    };
+    format!(
+        "{address}{}:{}",
+        span(mapping.host_port),
+        span(mapping.container_port)
+    )
+}
+
+/// pasta's arguments for the namespace at `namespace` with `ports` published (their
+/// host ports chosen already), its pid written to `pid_file`.
+fn arguments(namespace: &Path, ports: &[PortMapping], pid_file: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--config-net".into(), "--quiet".into()];
+    for (flag, protocol) in [("-t", "tcp"), ("-u", "udp")] {
+        let chosen: Vec<_> = ports.iter().filter(|p| p.protocol == protocol).collect();
+        if chosen.is_empty() {
+            args.extend([flag.to_string(), "none".into()]);
+        }
+        for mapping in chosen {
+            args.extend([flag.to_string(), port_spec(mapping)]);
+        }
+    }
+    // No ports of the host forwarded into the container unasked.
+    args.extend(["-T", "none", "-U", "none"].map(String::from));
+    args.extend([
+        "--pid".into(),
+        pid_file.display().to_string(),
+        "--netns".into(),
+        namespace.display().to_string(),
+    ]);
+    args
+}
+
+/// Connects the network namespace bind-mounted at `namespace` (in `host_mounts`, the
+/// mount namespace lade's commands share) to the host through pasta, publishing
+/// `ports`; returns once pasta has configured it and gone to the background. pasta runs
+/// in `host_mounts`, where the file is the namespace (and where it sees the file go).
+pub fn start(
+    namespace: &Path,
+    host_mounts: std::fs::File,
+    ports: &[PortMapping],
+    pid_file: &Path,
+) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let Some(pasta) = pasta_binary() else {
+        return Err(NetworkError::Pasta(
+            "pasta is not installed: rootless networking needs it (apt-get install passt), or run with --network none or --network host".into(),
+        ));
+    };
+    let mount_namespace = host_mounts.as_raw_fd();
+    let mut command = Command::new(&pasta);
+    command
+        .args(arguments(namespace, ports, pid_file))
+        .stdin(std::process::Stdio::null());
+    // SAFETY: setns is a plain system call, async-signal-safe; the descriptor stays open
+    // in the parent until the child has been spawned.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(mount_namespace, libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().map_err(|source| NetworkError::Io {
+        path: pasta.clone(),
+        source,
+    })?;
+    drop(host_mounts);
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr).trim().to_string();
+    let hint = if said.contains("/dev/net/tun") {
+        " (/dev/net/tun must be open to users, mode 0666 as Debian's udev makes it: `chmod 0666 /dev/net/tun` as root)"
+    } else {
+        ""
+    };
+    Err(NetworkError::Pasta(format!("pasta failed: {said}{hint}")))
+}
+
+/// Stops the pasta whose pid is in `pid_file` (if it still runs) and removes the file.
+pub fn stop(pid_file: &Path) {
+    if let Some(pid) = std::fs::read_to_string(pid_file)
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok())
+    {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if matches!(comm.trim(), "pasta" | "passt" | "pasta.avx2" | "passt.avx2") {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+    let _ = std::fs::remove_file(pid_file);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(
+        host_ip: &str,
+        host: u16,
+        container: u16,
+        protocol: &str,
+        range: u16,
+    ) -> PortMapping {
+        PortMapping {
+            container_port: container,
+            host_ip: host_ip.into(),
+            host_port: host,
+            protocol: protocol.into(),
+            range,
+        }
+    }
+
+    #[test]
+    fn ports_are_spelled_as_pasta_reads_them() {
+        assert_eq!(port_spec(&mapping("", 8080, 80, "tcp", 1)), "8080:80");
+        assert_eq!(
+            port_spec(&mapping("127.0.0.1", 9000, 90, "tcp", 3)),
+            "127.0.0.1/9000-9002:90-92"
+        );
+        let args = arguments(
+            Path::new("/run/n"),
+            &[mapping("", 8080, 80, "tcp", 1)],
+            Path::new("/run/p"),
+        );
+        let joined = args.join(" ");
+        assert!(joined.contains("-t 8080:80"), "{joined}");
+        assert!(joined.contains("-u none"), "{joined}");
+        assert!(joined.ends_with("--pid /run/p --netns /run/n"), "{joined}");
+    }
+
+    #[test]
+    fn privileged_host_ports_are_refused_with_the_sysctl_named() {
+        let lowest = unprivileged_port_start();
+        if lowest == 0 {
+            return;
+        }
+        let err = check_rootless_ports(&[mapping("", lowest - 1, 80, "tcp", 1)]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("net.ipv4.ip_unprivileged_port_start"),
+            "{err}"
+        );
+        assert!(check_rootless_ports(&[mapping("", 0, 80, "tcp", 1)]).is_ok());
+    }
+}

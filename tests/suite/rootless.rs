@@ -1,0 +1,734 @@
+//! Rootless lade: an ordinary user, made for these tests with a subordinate id range
+//! (`laderootless`), runs lade in its own user namespace with a store under its
+//! `$HOME` and runtime files under its `$XDG_RUNTIME_DIR` (both temporary): builds with
+//! a second user inside, files of that user through run, save and load, detached
+//! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
+//! from the host, `info`, the security settings inside, and the refusals of what needs
+//! root or a cgroup.
+
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::common;
+
+const USER: &str = "laderootless";
+const NOBODY: u32 = 65534;
+
+/// The test user and its subordinate range.
+struct TestUser {
+    uid: u32,
+    gid: u32,
+    /// The first id outside that ids from 1 inside map to.
+    range_start: u32,
+}
+
+fn id_of(flag: &str) -> Option<u32> {
+    let output = std::process::Command::new("id")
+        .args([flag, USER])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
+fn range_of(file: &str) -> Option<u32> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|line| {
+            let mut fields = line.split(':');
+            (fields.next()? == USER).then_some(())?;
+            fields.next()?.parse().ok()
+        })
+}
+
+/// Makes the test user once per test process (idempotent across runs: an existing
+/// user and range are kept), with Debian's `uidmap` and `passt` present, and
+/// `/dev/net/tun` open to users as Debian's udev rules make it (pasta needs it; a VM
+/// without udev leaves it 0600).
+fn test_user() -> &'static TestUser {
+    static USER_MADE: OnceLock<TestUser> = OnceLock::new();
+    USER_MADE.get_or_init(|| {
+        common::require_root();
+        for tool in [
+            "newuidmap",
+            "newgidmap",
+            "pasta",
+            "useradd",
+            "usermod",
+            "curl",
+        ] {
+            common::require_tool(tool);
+        }
+        if id_of("-u").is_none() {
+            // Another test process may make it at the same moment: its result counts.
+            let _ = std::process::Command::new("useradd")
+                .args(["--no-create-home", "--shell", "/usr/sbin/nologin", USER])
+                .status();
+        }
+        if range_of("/etc/subuid").is_none() || range_of("/etc/subgid").is_none() {
+            common::run(
+                "usermod",
+                &[
+                    "--add-subuids",
+                    "200000-265535",
+                    "--add-subgids",
+                    "200000-265535",
+                    USER,
+                ],
+            );
+        }
+        let tun = Path::new("/dev/net/tun");
+        if tun.exists() && std::fs::metadata(tun).unwrap().mode() & 0o006 != 0o006 {
+            std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+        TestUser {
+            uid: id_of("-u").expect("the test user exists"),
+            gid: id_of("-g").expect("the test user has a group"),
+            range_start: range_of("/etc/subuid").expect("the test user has a range"),
+        }
+    })
+}
+
+/// lade for an ordinary user: a temporary home (the store goes to its
+/// `.local/share/lade`), runtime directory and working directory, all the user's.
+/// Dropping it removes the user's containers and ends its namespace's pause process.
+struct RootlessLade {
+    dir: tempfile::TempDir,
+    uid: u32,
+    gid: u32,
+}
+
+impl RootlessLade {
+    fn new() -> RootlessLade {
+        let user = test_user();
+        RootlessLade::for_ids(user.uid, user.gid)
+    }
+
+    fn for_ids(uid: u32, gid: u32) -> RootlessLade {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        // The user must reach its own directories below this one (root's).
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (name, mode) in [("home", 0o755), ("run", 0o700), ("work", 0o755)] {
+            let path = dir.path().join(name);
+            std::fs::create_dir(&path).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+        }
+        RootlessLade { dir, uid, gid }
+    }
+
+    fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("home/.local/share/lade")
+    }
+
+    fn as_user(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut cmd = std::process::Command::new(program);
+        cmd.uid(self.uid)
+            .gid(self.gid)
+            .current_dir(self.work())
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_RUNTIME_DIR", self.dir.path().join("run"))
+            .env("USER", USER)
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("LADE_ROOT")
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+
+    fn cmd(&self) -> std::process::Command {
+        self.as_user(assert_cmd::cargo::cargo_bin("lade"))
+    }
+
+    fn output(&self, args: &[&str]) -> std::process::Output {
+        self.cmd().args(args).output().expect("lade runs")
+    }
+
+    /// Runs lade as the user; its stdout, or a failure with its stderr.
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert!(
+            output.status.success(),
+            "rootless lade {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Runs lade as the user expecting a failure; its stderr.
+    fn fails(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        assert!(
+            !output.status.success(),
+            "rootless lade {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// `busybox:latest` imported by the user (scripts/busybox-image.sh).
+    fn busybox(&self) {
+        common::require_tool("busybox");
+        let status = self
+            .as_user(common::repo().join("scripts/busybox-image.sh"))
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("scripts/busybox-image.sh runs");
+        assert!(
+            status.success(),
+            "scripts/busybox-image.sh as the user failed"
+        );
+    }
+
+    /// A file in the working directory, readable by the user.
+    fn file(&self, relative: &str, content: &str) -> PathBuf {
+        let path = self.work().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, content).unwrap();
+        path
+    }
+}
+
+impl Drop for RootlessLade {
+    fn drop(&mut self) {
+        // Containers first (their monitors, pasta), then the namespace's pause process.
+        if let Ok(output) = self.cmd().args(["ps", "-aq"]).output() {
+            let ids = String::from_utf8_lossy(&output.stdout).into_owned();
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            if !ids.is_empty() {
+                let _ = self.cmd().args(["rm", "-f"]).args(&ids).output();
+            }
+        }
+        let pid_file = self.dir.path().join("run/lade/pause.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "lade-pause" {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// The file at `relative` in whichever of the store's snapshots holds it.
+fn in_snapshots(store: &Path, relative: &str) -> PathBuf {
+    for entry in std::fs::read_dir(store.join("snapshots")).unwrap() {
+        let candidate = entry.unwrap().path().join(relative);
+        if candidate.symlink_metadata().is_ok() {
+            return candidate;
+        }
+    }
+    panic!("no snapshot holds {relative}");
+}
+
+/// The `(uid, gid, mode)` of `wanted` in the layers of a docker-archive.
+fn owner_in_archive(archive: &Path, wanted: &str) -> Option<(u64, u64, u32)> {
+    let mut outer = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for entry in outer.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        entry.read_to_end(&mut bytes).unwrap();
+        let mut inner = tar::Archive::new(bytes.as_slice());
+        let Ok(entries) = inner.entries() else {
+            continue;
+        };
+        for layer_entry in entries.flatten() {
+            let path = layer_entry.path().ok()?.to_string_lossy().into_owned();
+            if path.trim_start_matches("./") == wanted {
+                let header = layer_entry.header();
+                return Some((header.uid().ok()?, header.gid().ok()?, header.mode().ok()?));
+            }
+        }
+    }
+    None
+}
+
+const SECOND_USER_DOCKERFILE: &str = "FROM busybox\n\
+RUN echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd \\\n\
+ && echo 'bob:x:1000:' >> /etc/group \\\n\
+ && mkdir -p /home/bob && echo hi > /home/bob/f \\\n\
+ && chown -R bob:bob /home/bob && chmod 0640 /home/bob/f \\\n\
+ && mkdir /gone && touch /gone/x\n\
+RUN rm -r /gone /bin/vi && mkdir /opaque && touch /opaque/kept\n\
+USER bob\n";
+
+#[test]
+fn a_build_with_a_second_user_keeps_its_owners_through_save_and_load() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file("ctx/Dockerfile", SECOND_USER_DOCKERFILE);
+    lade.ok(&["build", "--progress", "plain", "-t", "second:1", "ctx"]);
+    let shown =
+        "id -u; stat -c %u:%g:%a /home/bob/f; test -e /gone || test -e /bin/vi || echo gone";
+    let check = |lade: &RootlessLade| {
+        assert_eq!(
+            lade.ok(&[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "second:1",
+                "sh",
+                "-c",
+                shown
+            ]),
+            "1000\n1000:1000:640\ngone\n"
+        );
+    };
+    check(&lade);
+    // Outside, the second user's file lands on the subordinate range.
+    let on_host = in_snapshots(&lade.store(), "home/bob/f");
+    let meta = std::fs::metadata(&on_host).unwrap();
+    let start = test_user().range_start;
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (start + 999, start + 999),
+        "{}",
+        on_host.display()
+    );
+    // save writes the image's own ids back.
+    lade.ok(&["save", "-o", "second.tar", "second:1"]);
+    assert_eq!(
+        owner_in_archive(&lade.work().join("second.tar"), "home/bob/f"),
+        Some((1000, 1000, 0o640))
+    );
+    let other = RootlessLade::new();
+    std::fs::rename(
+        lade.work().join("second.tar"),
+        other.work().join("second.tar"),
+    )
+    .unwrap();
+    other.ok(&["load", "-i", "second.tar"]);
+    check(&other);
+}
+
+#[test]
+fn a_detached_container_takes_exec_cp_and_commit() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "held",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    assert_eq!(lade.ok(&["exec", "held", "id", "-u"]), "0\n");
+    assert_eq!(
+        lade.ok(&["exec", "-u", "1000", "held", "id", "-u"]),
+        "1000\n"
+    );
+    lade.file("in.txt", "carried in\n");
+    lade.ok(&["cp", "in.txt", "held:/tmp/in.txt"]);
+    lade.ok(&["exec", "held", "chown", "1000:1000", "/tmp/in.txt"]);
+    lade.ok(&["cp", "held:/tmp/in.txt", "out.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(lade.work().join("out.txt")).unwrap(),
+        "carried in\n"
+    );
+    // What cp wrote out is the user's own file.
+    assert_eq!(
+        std::fs::metadata(lade.work().join("out.txt"))
+            .unwrap()
+            .uid(),
+        test_user().uid
+    );
+    lade.ok(&["commit", "held", "held:committed"]);
+    lade.ok(&["rm", "-f", "held"]);
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "held:committed",
+            "stat",
+            "-c",
+            "%u:%g",
+            "/tmp/in.txt",
+        ]),
+        "1000:1000\n"
+    );
+}
+
+#[test]
+fn a_volume_keeps_files_of_other_owners() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["volume", "create", "kept"]);
+    lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "kept:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo vol > /data/x && chown 1000:1000 /data/x",
+    ]);
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "kept:/data",
+            "busybox",
+            "stat",
+            "-c",
+            "%u:%g %s",
+            "/data/x",
+        ]),
+        "1000:1000 4\n"
+    );
+    // A bind mount of the user's own directory: root inside writes as the user outside.
+    std::fs::create_dir(lade.work().join("bound")).unwrap();
+    std::os::unix::fs::chown(lade.work().join("bound"), Some(lade.uid), Some(lade.gid)).unwrap();
+    let bound = format!("{}:/bound", lade.work().join("bound").display());
+    lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        &bound,
+        "busybox",
+        "sh",
+        "-c",
+        "echo out > /bound/made",
+    ]);
+    assert_eq!(
+        std::fs::metadata(lade.work().join("bound/made"))
+            .unwrap()
+            .uid(),
+        test_user().uid
+    );
+    lade.ok(&["volume", "rm", "kept"]);
+}
+
+/// Runs a web server published on a free host port with `network` (none: the default)
+/// and fetches its page from the host with curl; the port is free again after `rm -f`.
+fn serve_and_fetch(lade: &RootlessLade, network: Option<&str>) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let publish = format!("{port}:80");
+    let mut args = vec!["run", "-d", "--name", "web", "-p", &publish];
+    if let Some(network) = network {
+        args.extend(["--network", network]);
+    }
+    args.extend([
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /www && echo served-rootless > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    lade.ok(&args);
+    assert_eq!(
+        lade.ok(&["port", "web"]),
+        format!("80/tcp -> 0.0.0.0:{port}\n")
+    );
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let mut body = String::new();
+    common::wait_until(
+        "the container's web server behind the user-mode network",
+        || {
+            let output = std::process::Command::new("curl")
+                .args(["-s", "--max-time", "2", &url])
+                .output()
+                .unwrap();
+            body = String::from_utf8_lossy(&output.stdout).into_owned();
+            output.status.success() && !body.is_empty()
+        },
+    );
+    assert_eq!(body, "served-rootless\n", "{network:?}");
+    lade.ok(&["rm", "-f", "web"]);
+    // The network's helper went with the container: the port is free again.
+    common::wait_until("the published port to be let go", || {
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+    });
+}
+
+#[test]
+fn published_ports_are_reached_from_the_host_through_pasta() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    serve_and_fetch(&lade, None);
+    let inspected = lade.ok(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route | grep -c default",
+    ]);
+    assert_eq!(inspected, "1\n");
+}
+
+#[test]
+fn slirp4netns_serves_as_pastas_alternative() {
+    common::require_tool("slirp4netns");
+    let lade = RootlessLade::new();
+    lade.busybox();
+    serve_and_fetch(&lade, Some("slirp4netns"));
+    assert_eq!(
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "slirp4netns",
+            "busybox",
+            "cat",
+            "/etc/resolv.conf",
+        ]),
+        "nameserver 10.0.2.3\n"
+    );
+}
+
+#[test]
+fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    for flag in [["--memory", "10m"], ["--cpus", "1"], ["--pids-limit", "10"]] {
+        let stderr = lade.fails(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            flag[0],
+            flag[1],
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            stderr.contains(&format!("{} needs a cgroup", flag[0])) && stderr.contains("cgroup v1"),
+            "{stderr}"
+        );
+    }
+    let stderr = lade.fails(&["run", "--rm", "-p", "80:80", "busybox", "true"]);
+    assert!(
+        stderr.contains("net.ipv4.ip_unprivileged_port_start"),
+        "{stderr}"
+    );
+    let stderr = lade.fails(&["run", "--rm", "--network", "mine", "busybox", "true"]);
+    assert!(stderr.contains("no user networks"), "{stderr}");
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "still",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let stderr = lade.fails(&["pause", "still"]);
+    assert!(stderr.contains("cannot be paused"), "{stderr}");
+}
+
+#[test]
+fn info_shows_rootless_the_mapping_and_the_driver() {
+    let lade = RootlessLade::new();
+    let info: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["info", "--format", "json"])).unwrap();
+    let user = test_user();
+    assert_eq!(info["Rootless"], true);
+    assert_eq!(info["Driver"], "overlay");
+    assert_eq!(
+        info["DockerRootDir"].as_str().unwrap(),
+        lade.store().to_str().unwrap()
+    );
+    let uid_map = &info["RootlessIDMappings"]["UIDMap"];
+    assert_eq!(uid_map[0]["ContainerID"], 0);
+    assert_eq!(uid_map[0]["HostID"], user.uid);
+    assert_eq!(uid_map[1]["ContainerID"], 1);
+    assert_eq!(uid_map[1]["HostID"], user.range_start);
+    assert!(
+        info["RootlessNetworkTool"]
+            .as_str()
+            .unwrap()
+            .starts_with("pasta"),
+        "{info}"
+    );
+    // Root's lade says it is not rootless.
+    let root = common::Lade::new();
+    let info: serde_json::Value =
+        serde_json::from_str(&root.ok(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["Rootless"], false);
+}
+
+#[test]
+fn security_settings_hold_inside_the_user_namespace() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let status = lade.ok(&[
+        "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+        "grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; wc -c < /proc/keys; mount -t tmpfs none /mnt 2>/dev/null || echo no-mount",
+    ]);
+    // Docker's default capabilities, as for root's containers.
+    assert_eq!(
+        status,
+        "CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\nSeccomp:\t2\n0\nno-mount\n"
+    );
+}
+
+#[test]
+fn a_build_runs_steps_with_the_hosts_network_view() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file(
+        "ctx/Dockerfile",
+        "FROM busybox\nRUN ls /sys/class/net > /nets && test -s /nets && ! touch /sys/x 2>/dev/null\n",
+    );
+    lade.ok(&["build", "--progress", "plain", "-t", "nets:1", "ctx"]);
+}
+
+#[test]
+fn without_a_range_only_the_users_own_id_is_mapped() {
+    common::require_root();
+    let lade = RootlessLade::for_ids(NOBODY, NOBODY);
+    let output = lade.output(&["info", "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("only your own id is mapped") && stderr.contains("usermod --add-subuids"),
+        "{stderr}"
+    );
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        info["RootlessIDMappings"]["UIDMap"],
+        serde_json::json!([{"ContainerID": 0, "HostID": NOBODY, "Size": 1}])
+    );
+}
+
+#[test]
+fn a_missing_newuidmap_names_the_package() {
+    let lade = RootlessLade::new();
+    let output = lade
+        .cmd()
+        .env("PATH", "/nonexistent")
+        .arg("images")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("newuidmap is not installed") && stderr.contains("apt-get install uidmap"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn device_nodes_in_an_image_are_left_out() {
+    let lade = RootlessLade::new();
+    let mut archive = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, kind: tar::EntryType, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        if kind == tar::EntryType::Char {
+            header.set_device_major(1).unwrap();
+            header.set_device_minor(3).unwrap();
+        }
+        archive.append_data(&mut header, path, data).unwrap();
+    };
+    add("bin/", tar::EntryType::Directory, b"");
+    add("dev/", tar::EntryType::Directory, b"");
+    add("dev/mynull", tar::EntryType::Char, b"");
+    add("kept", tar::EntryType::Regular, b"kept\n");
+    let bytes = archive.into_inner().unwrap();
+    let image = lade.work().join("devices.tar");
+    std::fs::write(&image, bytes).unwrap();
+    let output = lade.output(&["import", "--progress", "quiet", "devices.tar", "devices:1"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("left out 1 device node(s)") && stderr.contains("dev/mynull"),
+        "{stderr}"
+    );
+    let exported = lade.ok(&["create", "--name", "dev", "devices:1", "/none"]);
+    assert!(!exported.trim().is_empty());
+    lade.ok(&["cp", "dev:/kept", "kept.out"]);
+    assert_eq!(
+        std::fs::read_to_string(lade.work().join("kept.out")).unwrap(),
+        "kept\n"
+    );
+    let stderr = lade.fails(&["cp", "dev:/dev/mynull", "node.out"]);
+    assert!(stderr.contains("mynull"), "{stderr}");
+}
+
+#[test]
+fn an_interactive_run_gets_a_terminal() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    common::require_tool("script");
+    let command = format!(
+        "{} run --rm -it --network none busybox sh -c 'tty; exit 3'",
+        assert_cmd::cargo::cargo_bin("lade").display()
+    );
+    let output = lade
+        .as_user("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("/dev/pts/"), "{stdout}");
+    assert_eq!(output.status.code(), Some(3), "{stdout}");
+}
+
+#[test]
+fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
+    let lade = RootlessLade::new();
+    let fallback = PathBuf::from(format!("/tmp/lade-run-{}", lade.uid));
+    let output = lade
+        .cmd()
+        .env_remove("XDG_RUNTIME_DIR")
+        .arg("images")
+        .output()
+        .unwrap();
+    let pause = std::fs::read_to_string(fallback.join("pause.pid")).unwrap_or_default();
+    let meta = std::fs::metadata(&fallback);
+    // Its pause process goes now, whatever the checks below say.
+    if let Ok(pid) = pause.trim().parse::<i32>() {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() == "lade-pause" {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let meta = meta.expect("the fallback runtime directory");
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
+    let _ = std::fs::remove_dir_all(&fallback);
+}
