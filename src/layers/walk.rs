@@ -128,10 +128,9 @@ fn device_numbers(rdev: u64) -> (u32, u32) {
 /// one as it was. An opaque directory, or one given attributes of its own, is not.
 pub fn has_only_copy_up_xattrs(path: &Path) -> bool {
     xattrs(path).is_ok_and(|found| {
-        found.iter().all(|(name, _)| {
-            name != OVERLAY_OPAQUE_XATTR
-                && (name.starts_with("trusted.overlay.") || name == "security.selinux")
-        })
+        found
+            .iter()
+            .all(|(name, _)| !is_opaque_xattr(name) && is_internal_xattr(name))
     })
 }
 
