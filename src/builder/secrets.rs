@@ -63,7 +63,8 @@ impl SecretSource {
         let mut kind = None;
         let mut source = None;
         let mut env = None;
-        for field in spec.split(',') {
+        // buildx reads the flag as one CSV record: `src="a,b"` is one field.
+        for field in crate::graph::csv_fields(spec) {
             let Some((key, value)) = field.split_once('=') else {
                 return Err(invalid(format!("field {field:?} must be a key=value pair")));
             };

@@ -459,7 +459,7 @@ fn output(spec: &str, tags: &[ImageRef]) -> Result<BuildExport> {
     let mut dest = None;
     let mut names: Vec<String> = Vec::new();
     let mut push = false;
-    for field in csv_fields(spec) {
+    for field in engine::csv_fields(spec) {
         let (key, value) = field
             .split_once('=')
             .with_context(|| format!("--output {spec:?}: {field:?} is not KEY=VALUE"))?;
@@ -474,7 +474,7 @@ fn output(spec: &str, tags: &[ImageRef]) -> Result<BuildExport> {
                     .map(String::from),
             ),
             "push" => {
-                push = parse_bool(value).with_context(|| {
+                push = engine::validate::go_bool(value).with_context(|| {
                     format!("--output {spec:?}: push={value:?} is not true or false")
                 })?
             }
@@ -559,37 +559,6 @@ fn output(spec: &str, tags: &[ImageRef]) -> Result<BuildExport> {
             "--output {spec:?}: unknown type {other:?} (expected local, tar, oci, docker, image or registry)"
         ),
     })
-}
-
-/// Splits `text` at commas outside double quotes, as Go's CSV reader that buildx uses
-/// (`"name=a,b"` is one field; `""` inside quotes is one quote).
-fn csv_fields(text: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields.into_iter().filter(|f| !f.is_empty()).collect()
-}
-
-/// Go's `strconv.ParseBool`, as BuildKit reads its boolean attributes.
-fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// `--annotation [TYPE[PLATFORM]:]KEY=VALUE`, as buildx reads it: the annotations
@@ -940,15 +909,6 @@ mod tests {
             let error = format!("{:#}", output(spec, &tags()).unwrap_err());
             assert!(error.contains(says), "{spec}: {error}");
         }
-    }
-
-    #[test]
-    fn csv_fields_keep_quoted_commas() {
-        assert_eq!(
-            csv_fields("a=1,\"b=2,3\",c=\"\"x\"\""),
-            ["a=1", "b=2,3", "c=x"]
-        );
-        assert_eq!(csv_fields("\"q=\"\"x\"\"\""), ["q=\"x\""]);
     }
 
     #[test]

@@ -282,33 +282,14 @@ fn prune(store: &Store, args: PruneArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`: Docker's durations, and days and weeks.
+/// `90s`, `30m`, `24h`, `7d`, `2w`, `1h30m`: Docker's durations, and days and weeks, in
+/// whole seconds; never negative.
 pub(super) fn parse_duration(text: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut number = String::new();
-    let mut any = false;
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let value: i64 = number.parse().ok()?;
-        number.clear();
-        let scale = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return None,
-        };
-        total = total.checked_add(value.checked_mul(scale)?)?;
-        any = true;
-    }
-    if !number.is_empty() {
+    let nanos = engine::go_duration(text.trim(), true)?;
+    if nanos < 0 {
         return None;
     }
-    any.then_some(total)
+    i64::try_from(nanos / 1_000_000_000).ok()
 }
 
 #[cfg(test)]

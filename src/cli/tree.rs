@@ -236,11 +236,6 @@ fn go_booleans(mut command: clap::Command) -> clap::Command {
 
 /// A boolean as Go's `strconv.ParseBool` reads it, which is how Docker reads `--flag=VALUE`.
 fn go_bool(text: &str) -> std::result::Result<bool, String> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(format!(
-            "invalid boolean {text:?}: expected true or false (or 1, 0, t, f)"
-        )),
-    }
+    crate::engine::validate::go_bool(text)
+        .ok_or_else(|| format!("invalid boolean {text:?}: expected true or false (or 1, 0, t, f)"))
 }

@@ -11,6 +11,16 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+/// A boolean as Docker reads `--flag=VALUE` and the `--mount`-style options: Go's
+/// `strconv.ParseBool`.
+pub fn go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// What is wrong with a value: it names the flag and shows the value (control
 /// characters escaped, so the message itself stays one line).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

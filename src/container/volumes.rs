@@ -254,7 +254,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
     }
     let readonly = match fields.get("readonly") {
         None => false,
-        Some(value) => parse_bool(value).ok_or_else(|| {
+        Some(value) => super::validate::go_bool(value).ok_or_else(|| {
             invalid(
                 spec,
                 format!("readonly={value}: expected true or false (or 1 or 0)"),
@@ -263,7 +263,7 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
     };
     let nocopy = match fields.get("volume-nocopy") {
         None => false,
-        Some(value) => parse_bool(value).ok_or_else(|| {
+        Some(value) => super::validate::go_bool(value).ok_or_else(|| {
             invalid(
                 spec,
                 format!("volume-nocopy={value}: expected true or false"),
@@ -325,15 +325,6 @@ fn parse_mount_flag(spec: &str) -> Result<Request> {
             ))
         }
     })
-}
-
-/// A boolean as Docker's `--mount` takes it (Go's `strconv.ParseBool`).
-fn parse_bool(text: &str) -> Option<bool> {
-    match text {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// `--tmpfs /path[:size=64m]`.

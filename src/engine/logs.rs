@@ -80,7 +80,7 @@ fn log_time_at(text: &str, now: Timestamp, local: &jiff::tz::TimeZone) -> Result
         expected: expected.into(),
     };
     if text != "0" {
-        if let Some(nanos) = go_duration(text) {
+        if let Some(nanos) = crate::graph::go_duration(text, true) {
             let ago = jiff::SignedDuration::from_nanos_i128(nanos);
             return Ok(now.checked_sub(ago)?);
         }
@@ -91,52 +91,6 @@ fn log_time_at(text: &str, now: Timestamp, local: &jiff::tz::TimeZone) -> Result
         });
     }
     unix_time(text).ok_or_else(|| bad("expected RFC 3339, Unix seconds or a duration such as 10m"))
-}
-
-/// Go's `time.ParseDuration` (with `d` and `w` besides), in nanoseconds: a sign, then
-/// numbers with fractions, each with its unit.
-fn go_duration(text: &str) -> Option<i128> {
-    let (sign, mut rest) = match text.as_bytes().first()? {
-        b'-' => (-1, &text[1..]),
-        b'+' => (1, &text[1..]),
-        _ => (1, text),
-    };
-    if rest == "0" {
-        return Some(0);
-    }
-    if rest.is_empty() {
-        return None;
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let number_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number = &rest[..number_end];
-        if number.is_empty() || number == "." {
-            return None;
-        }
-        let value: f64 = number.parse().ok()?;
-        rest = &rest[number_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale: f64 = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "d" => 86_400e9,
-            "w" => 7.0 * 86_400e9,
-            _ => return None,
-        };
-        rest = &rest[unit_end..];
-        total += value * scale;
-    }
-    // Go refuses what overflows its int64 of nanoseconds.
-    (total <= i64::MAX as f64).then_some(sign * total as i128)
 }
 
 /// RFC 3339 or a part of it, as `GetTimestamp` picks the layout: with a zone (`Z`, `+`,

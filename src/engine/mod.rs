@@ -141,7 +141,7 @@ pub use crate::network::PortMapping;
 pub use crate::container::validate;
 pub use crate::container::{HealthFlags, HealthStatus};
 /// Docker's durations (`500ms`, `1m30s`), in nanoseconds.
-pub use crate::graph::parse_duration;
+pub use crate::graph::{csv_fields, go_duration, parse_duration};
 pub use crate::network::{NetworkInspect, NetworkOptions};
 
 // The lower modules' plain data and progress traits, as `cli` names them: it reaches

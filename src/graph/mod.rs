@@ -14,13 +14,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::oci::{ImageRef, Platform, ReferenceError};
-/// Docker's (Go's) durations (`500ms`, `1m30s`) in nanoseconds, as HEALTHCHECK and the
-/// `--health-*` flags write them.
-pub use crate::parser::parse_duration;
 /// What [`PlanError`] holds when the Dockerfile does not parse.
 pub use crate::parser::ParseError;
 /// Where in the Dockerfile something is (the parser's), for errors that point there.
 pub use crate::parser::SourceLocation;
+/// Docker's (Go's) durations (`500ms`, `1m30s`) in nanoseconds, as HEALTHCHECK and the
+/// `--health-*` flags write them.
+pub use crate::parser::{csv_fields, go_duration, parse_duration};
 use crate::parser::{expand::ExpandError, Command, Dockerfile, Instruction};
 
 pub use changes::{config_with_changes, ChangeError, CHANGE_INSTRUCTIONS};

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::error::{ErrorKind, ParseError, Source, SourceLocation};
+use super::go::{csv_fields, parse_duration};
 use super::syntax::{parse_heredoc_marker, Args, Heredoc, Node};
 
 /// An instruction keyword.
@@ -687,7 +688,7 @@ impl Builder<'_> {
             .map(|spec| {
                 let invalid =
                     |message: String| self.flag_value_error(node, "mount", &spec, &message);
-                let options: Vec<(String, Option<String>)> = split_csv(&spec)
+                let options: Vec<(String, Option<String>)> = csv_fields(&spec)
                     .into_iter()
                     .map(|field| match field.split_once('=') {
                         Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
@@ -838,75 +839,9 @@ fn list(args: Args) -> Vec<String> {
     }
 }
 
-/// Splits a `--mount` value on commas, honouring double quotes as Go's csv reader does.
-fn split_csv(text: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut field = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if quoted && chars.peek() == Some(&'"') => {
-                field.push('"');
-                chars.next();
-            }
-            '"' => quoted = !quoted,
-            ',' if !quoted => fields.push(std::mem::take(&mut field)),
-            c => field.push(c),
-        }
-    }
-    fields.push(field);
-    fields.retain(|f| !f.is_empty());
-    fields
-}
-
-/// A Go duration (`300ms`, `1.5h`, `2h45m`) in nanoseconds.
-pub fn parse_duration(text: &str) -> Option<u64> {
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    (total.is_finite() && total < u64::MAX as f64).then_some(total as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s"), Some(30_000_000_000));
-        assert_eq!(parse_duration("1m30s"), Some(90_000_000_000));
-        assert_eq!(parse_duration("1.5ms"), Some(1_500_000));
-        assert_eq!(parse_duration("0"), Some(0));
-        assert_eq!(parse_duration("5"), None);
-        assert_eq!(parse_duration("x"), None);
-    }
 
     #[test]
     fn suggestions() {
@@ -914,14 +849,5 @@ mod tests {
         assert_eq!(Keyword::suggest("cpoy"), Some("COPY"));
         assert_eq!(Keyword::suggest("ENTRYPIONT"), Some("ENTRYPOINT"));
         assert_eq!(Keyword::suggest("XYZZY"), None);
-    }
-
-    #[test]
-    fn csv_fields() {
-        assert_eq!(
-            split_csv("type=cache,target=/a"),
-            vec!["type=cache", "target=/a"]
-        );
-        assert_eq!(split_csv("\"target=/a,b\",ro"), vec!["target=/a,b", "ro"]);
     }
 }

@@ -7,14 +7,16 @@
 mod dump;
 mod error;
 pub mod expand;
+mod go;
 mod instructions;
 mod syntax;
 
 pub use dump::{dump, go_quote};
 pub use error::{ErrorKind, ParseError, Source, SourceLocation};
+pub use go::{csv_fields, go_duration, parse_duration};
 pub use instructions::{
-    parse_duration, ArgDecl, Command, CommandLine, CopyCmd, FromCmd, HealthcheckCmd, Instruction,
-    KeyValue, Keyword, MountFlag, MountKind, RunCmd, SourceSpec,
+    ArgDecl, Command, CommandLine, CopyCmd, FromCmd, HealthcheckCmd, Instruction, KeyValue,
+    Keyword, MountFlag, MountKind, RunCmd, SourceSpec,
 };
 pub use syntax::{Args, Directives, Flag, Heredoc, Node, SyntaxTree};
 
