@@ -34,22 +34,8 @@ pub fn tags(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<String>
 /// The manifest or index a reference names in its registry, as the registry serves it
 /// (`manifest inspect` of a remote image), checked against its digest when pinned.
 pub fn manifest(reference: &ImageRef, options: &ClientOptions) -> Result<Vec<u8>> {
-    let client = Client::new(reference.registry(), options)?;
-    let repository = reference.repository();
-    client.authenticate(repository, "pull")?;
-    let wanted = reference
-        .digest()
-        .map(str::to_string)
-        .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
-    let (bytes, _, digest) = client.manifest(repository, &wanted)?;
-    if let Some(pinned) = reference.digest() {
-        if digest.to_string() != pinned {
-            return Err(client.error(format!(
-                "the manifest of {} has digest {digest}, not {pinned}",
-                reference.familiar()
-            )));
-        }
-    }
+    let client = Client::for_pull(reference, options)?;
+    let (bytes, _, _) = client.named_manifest(reference)?;
     Ok(bytes)
 }
 

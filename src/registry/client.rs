@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::auth::{credentials_for, Credentials};
 use super::timeouts::{Paced, Timeouts, Trickled};
 use super::{config, tls, RegistryError, Result};
-use crate::oci::Digest;
+use crate::oci::{Digest, ImageRef};
 
 /// The media types lade accepts for a manifest, best first.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
@@ -344,6 +344,34 @@ impl Client {
             ))),
             Err(e) => Err(self.transport_error(e, stage)),
         }
+    }
+
+    /// A client for `reference`'s registry, allowed to pull from its repository.
+    pub(super) fn for_pull(reference: &ImageRef, options: &ClientOptions) -> Result<Client> {
+        let client = Client::new(reference.registry(), options)?;
+        client.authenticate(reference.repository(), "pull")?;
+        Ok(client)
+    }
+
+    /// The manifest (or index) `reference` names, by its digest when pinned (the
+    /// registry's answer checked against it), else by its tag (`latest` when it has
+    /// none): its bytes, media type and digest.
+    pub(super) fn named_manifest(&self, reference: &ImageRef) -> Result<(Vec<u8>, String, Digest)> {
+        let wanted = match reference.digest() {
+            Some(pinned) => pinned.to_string(),
+            None => reference.tag().unwrap_or("latest").to_string(),
+        };
+        let answer = self.manifest(reference.repository(), &wanted)?;
+        if let Some(pinned) = reference.digest() {
+            if answer.2.to_string() != pinned {
+                return Err(self.error(format!(
+                    "the manifest of {} has digest {}, not {pinned}",
+                    reference.familiar(),
+                    answer.2
+                )));
+            }
+        }
+        Ok(answer)
     }
 
     /// A manifest by tag or digest: its bytes, media type and digest. A

@@ -74,14 +74,9 @@ pub fn pull_layout(
     ref_name: &str,
     options: &ClientOptions,
 ) -> Result<()> {
-    let client = Client::new(reference.registry(), options)?;
+    let client = Client::for_pull(reference, options)?;
     let repository = reference.repository();
-    client.authenticate(repository, "pull")?;
-    let wanted = reference
-        .digest()
-        .map(str::to_string)
-        .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
-    let (manifest, media_type, manifest_digest) = client.manifest(repository, &wanted)?;
+    let (manifest, media_type, manifest_digest) = client.named_manifest(reference)?;
     let parsed = ImageManifest::from_slice(&manifest)
         .map_err(|e| json_error(&reference.familiar(), "its manifest", e))?;
     let layout = Layout::new(dir);

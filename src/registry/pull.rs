@@ -64,25 +64,11 @@ pub fn pull(
     progress: &dyn PullProgress,
 ) -> Result<Image> {
     let image_name = reference.familiar();
-    let client = Client::new(reference.registry(), &options.client)?;
+    let client = Client::for_pull(reference, &options.client)?;
     let repository = reference.repository();
-    client.authenticate(repository, "pull")?;
-    let wanted = reference
-        .digest()
-        .map(str::to_string)
-        .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
-    let (mut bytes, mut media_type, mut digest) = client.manifest(repository, &wanted)?;
+    let (mut bytes, mut media_type, mut digest) = client.named_manifest(reference)?;
     // What the tag points at (an index, for a multi-platform image): its repo digest.
     let repo_digest = digest;
-    if let Some(pinned) = reference.digest() {
-        if digest.to_string() != pinned {
-            return Err(json_error(
-                &image_name,
-                "its manifest",
-                format!("has digest {digest}, not {pinned}"),
-            ));
-        }
-    }
     // An index (a multi-platform image): the manifest for this platform. The body, not
     // the Content-Type, decides, as registries are not all careful with the latter.
     if Kind::of(&bytes) == Some(Kind::Index) {
