@@ -76,8 +76,8 @@ pub use archive::{
     SaveDestination, SaveRequest, SaveSet,
 };
 pub use build::{
-    build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, CacheSource,
-    DryRun, StagedContext, StdinInput,
+    build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, Built,
+    CacheSource, DryRun, StagedContext, StdinInput,
 };
 pub use build_output::{BuildExport, ExportTo};
 pub use cache::{
