@@ -168,8 +168,8 @@ impl Entitlements {
 pub struct BuildOutput {
     /// The image; of a build for several platforms, this machine's (else the first).
     pub image: Image,
-    /// A build for several platforms: the index its tags name.
-    pub index: Option<Digest>,
+    /// A build for several platforms: the index its tags name, and its size.
+    pub index: Option<(Digest, u64)>,
     pub warnings: Vec<String>,
     /// How many cache records `--cache-to` wrote.
     pub exported_records: Option<usize>,
@@ -730,8 +730,7 @@ pub fn build(
         built.push((platform.clone(), image));
     }
     let index = if several {
-        let (digest, _) = store.commit_index(&built, &options.tags)?;
-        Some(digest)
+        Some(store.commit_index(&built, &options.tags)?)
     } else {
         None
     };

@@ -741,7 +741,7 @@ fn build(store_config: &StoreConfig, args: &BuildArgs, request: &BuildRequest) -
         Mode::from(args.progress)
     });
     cancel_on_signals(&request.options.cancel)?;
-    let image = match engine::build(&store, request, &progress) {
+    let built = match engine::build(&store, request, &progress) {
         Ok(image) => image,
         Err(err) => match err.interrupted_build() {
             Some(code) => {
@@ -755,9 +755,9 @@ fn build(store_config: &StoreConfig, args: &BuildArgs, request: &BuildRequest) -
     drop(progress);
     // Standard output is the archive's when an output writes there; a build of files
     // only has no image id to print.
-    if let Some(image) = image {
+    if let Some(built) = built {
         if !request.exports.iter().any(BuildExport::to_stdout) {
-            println!("{}", image.id);
+            println!("{}", built.id());
         }
     }
     Ok(ExitCode::SUCCESS)

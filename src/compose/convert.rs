@@ -156,7 +156,7 @@ pub fn container_request(
             let object = &defined[&reference.source];
             let file = object.file.clone().ok_or_else(|| {
                 bad(format!(
-                    "{:?} has no file: lade supports secrets and configs made of files",
+                    "{:?} has no file: lade supports secrets and configs made of files (a secret from environment serves build.secrets only)",
                     reference.source
                 ))
             })?;

@@ -857,6 +857,24 @@ fn normalise(project: &mut Project, variables: &Variables) -> Result<(), Compose
                 }
             }
         }
+        for secret in service.build.iter().flat_map(|build| &build.secrets) {
+            let Some(defined) = project.secrets.get(&secret.source) else {
+                return Err(ComposeError::Undefined {
+                    service: service_name.clone(),
+                    kind: "secret",
+                    name: secret.source.clone(),
+                });
+            };
+            if defined.file.is_none() && defined.environment.is_none() {
+                return Err(ComposeError::Service {
+                    service: service_name.clone(),
+                    reason: format!(
+                        "build.secrets: secret {:?} has neither file nor environment: a build takes its secrets from a file or a variable",
+                        secret.source
+                    ),
+                });
+            }
+        }
         for (kind, references, defined) in [
             ("secret", &service.secrets, &project.secrets),
             ("config", &service.configs, &project.configs),

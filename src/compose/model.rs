@@ -196,6 +196,49 @@ pub struct Build {
     pub args: BTreeMap<String, Option<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "build_secrets"
+    )]
+    pub secrets: Vec<BuildSecret>,
+}
+
+/// A secret a build's `RUN --mount=type=secret` steps may read (`build.secrets`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BuildSecret {
+    /// The top-level secret's name.
+    pub source: String,
+    /// The id the Dockerfile's mount names; the source's name when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// Kept as written: BuildKit's mount sets a secret's owner and mode, so compose
+    /// ignores these (with a warning) and so does lade.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_string"
+    )]
+    pub uid: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_string"
+    )]
+    pub gid: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "opt_string"
+    )]
+    pub mode: Option<String>,
+}
+
+impl BuildSecret {
+    /// The id a `RUN --mount=type=secret,id=ID` step asks for, as compose gives it.
+    pub fn id(&self) -> &str {
+        self.target.as_deref().unwrap_or(&self.source)
+    }
 }
 
 fn dot() -> String {
@@ -380,13 +423,17 @@ pub struct FileReference {
     pub target: Option<String>,
 }
 
-/// A top-level secret or config: lade supports those made of a file.
+/// A top-level secret or config: lade supports those made of a file, and secrets
+/// taken from an environment variable for builds.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 pub struct FileObject {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// The variable of lade's environment holding the value (`environment:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
@@ -752,6 +799,30 @@ fn file_references<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<FileReference>
             Json::String(source) => Ok(FileReference {
                 source: source.clone(),
                 target: None,
+            }),
+            Json::Object(_) => {
+                serde_json::from_value(item.clone()).map_err(serde::de::Error::custom)
+            }
+            other => Err(bad("expected a name or a mapping", other)),
+        })
+        .collect()
+}
+
+/// `build.secrets`: names, or the long syntax.
+fn build_secrets<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<BuildSecret>, D::Error> {
+    let value = Json::deserialize(d)?;
+    let Json::Array(items) = &value else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .map(|item| match item {
+            Json::String(source) => Ok(BuildSecret {
+                source: source.clone(),
+                target: None,
+                uid: None,
+                gid: None,
+                mode: None,
             }),
             Json::Object(_) => {
                 serde_json::from_value(item.clone()).map_err(serde::de::Error::custom)

@@ -12,8 +12,8 @@ use super::{labels, ComposeError, Reporter, Result};
 use crate::engine::{
     self, BuildOptions, BuildRequest, ContainerRow, ContainerState, ExecOptions, ExecRequest,
     InspectKind, LogsRequest, NetworkFilter, PsFilter, PsRequest, PullOptions, PullRequest,
-    PushOptions, PushRequest, RunOutcome, RunRequest, StopRequest, Store, VolumeFilter,
-    VolumeRemoveRequest,
+    PushOptions, PushRequest, RunOutcome, RunRequest, SecretFrom, SecretSource, StopRequest, Store,
+    VolumeFilter, VolumeRemoveRequest,
 };
 use crate::oci::ImageRef;
 
@@ -268,6 +268,47 @@ pub fn logs(
     })
 }
 
+/// A service's `build.secrets` as the builder takes them: the id is the `target` or
+/// else the secret's name, the value its file or its variable, as docker compose maps
+/// them. The values are read by the build itself, never here.
+fn build_secrets(
+    project: &Project,
+    service: &str,
+    build: &super::model::Build,
+    reporter: &dyn Reporter,
+) -> Result<Vec<SecretSource>> {
+    build
+        .secrets
+        .iter()
+        .map(|secret| {
+            if secret.uid.is_some() || secret.gid.is_some() || secret.mode.is_some() {
+                reporter.warning(&format!(
+                    "service {service:?}: build.secrets {:?}: uid, gid and mode are ignored: a build sets them on its RUN --mount=type=secret",
+                    secret.source
+                ));
+            }
+            let defined = project.secrets.get(&secret.source);
+            let from = match defined.map(|d| (&d.file, &d.environment)) {
+                Some((Some(file), _)) => SecretFrom::File(file.into()),
+                Some((None, Some(variable))) => SecretFrom::Env(variable.clone()),
+                _ => {
+                    return Err(ComposeError::Service {
+                        service: service.to_string(),
+                        reason: format!(
+                            "build.secrets: secret {:?} is not a top-level secret made of a file or an environment variable",
+                            secret.source
+                        ),
+                    })
+                }
+            };
+            Ok(SecretSource {
+                id: secret.id().to_string(),
+                from,
+            })
+        })
+        .collect()
+}
+
 /// Builds one service's image, tagged as the service runs it.
 pub(super) fn build_service(
     store: &Store,
@@ -294,6 +335,7 @@ pub(super) fn build_service(
         path: dockerfile_path.clone(),
         source,
     })?;
+    let secrets = build_secrets(project, name, build, reporter)?;
     let options = BuildOptions {
         context,
         dockerfile_name: build.dockerfile.clone(),
@@ -319,7 +361,7 @@ pub(super) fn build_service(
         ulimits: Vec::new(),
         steps: Default::default(),
         image: Default::default(),
-        secrets: Vec::new(),
+        secrets,
         ssh: Vec::new(),
         cancel: Default::default(),
         platforms: Vec::new(),

@@ -61,7 +61,11 @@ const SUPPORTED: &[(&str, &[&str])] = &[
     ),
     (
         "services.*.build",
-        &["context", "dockerfile", "args", "target"],
+        &["context", "dockerfile", "args", "target", "secrets"],
+    ),
+    (
+        "services.*.build.secrets.#",
+        &["source", "target", "uid", "gid", "mode"],
     ),
     ("services.*.deploy", &["replicas", "resources"]),
     ("services.*.extends", &["file", "service"]),
@@ -119,7 +123,7 @@ const SUPPORTED: &[(&str, &[&str])] = &[
         "volumes.*",
         &["name", "driver", "driver_opts", "external", "labels"],
     ),
-    ("secrets.*", &["name", "file"]),
+    ("secrets.*", &["name", "file", "environment"]),
     ("configs.*", &["name", "file"]),
 ];
 

@@ -43,6 +43,26 @@ pub struct BuildRequest {
     pub exports: Vec<BuildExport>,
 }
 
+/// What a build kept in the store.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The image; of a build for several platforms, this machine's (else the first).
+    pub image: Image,
+    /// A build for several platforms: the index its tags name, and its size.
+    pub index: Option<(Digest, u64)>,
+}
+
+impl Built {
+    /// What `--iidfile` and `-q` give, as buildx has them: the image's config digest,
+    /// or for several platforms (no one config) the index's digest.
+    pub fn id(&self) -> String {
+        match &self.index {
+            Some((digest, _)) => digest.to_string(),
+            None => self.image.id.to_string(),
+        }
+    }
+}
+
 /// What a build tells beyond its steps' events, in the order it happens.
 #[derive(Debug)]
 pub enum BuildNotice<'a> {
@@ -77,7 +97,7 @@ pub fn build(
     store: &Store,
     request: &BuildRequest,
     reporter: &dyn BuildReporter,
-) -> Result<Option<Image>> {
+) -> Result<Option<Built>> {
     let mut options = request.options.clone();
     let exports = match request.exports.as_slice() {
         [] => vec![BuildExport::Image {
@@ -142,9 +162,12 @@ pub fn build(
             push_names(store, names, &options, reporter)?;
         }
     }
-    let made = exports.iter().any(BuildExport::is_image).then_some(image);
+    let made = exports.iter().any(BuildExport::is_image).then_some(Built {
+        image,
+        index: output.index,
+    });
     if let Some(iidfile) = &request.iidfile {
-        let id = made.as_ref().map(|i| i.id.to_string()).unwrap_or_default();
+        let id = made.as_ref().map(Built::id).unwrap_or_default();
         std::fs::write(iidfile, id).map_err(|source| EngineError::File {
             what: format!("write {}", iidfile.display()),
             source,

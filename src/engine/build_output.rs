@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 
 use super::archive::{save, SaveDestination, SaveSet};
+use super::build::Built;
 use super::{EngineError, Result};
 use crate::archive::{NoProgress, SaveFormat};
 use crate::exec::mounts::mount_readonly_view;
@@ -226,32 +227,39 @@ fn write_dir(root: &Path, dir: &Path) -> Result<()> {
 
 /// `--metadata-file`: what buildx writes of the build's result. An image output gives
 /// its manifest's digest and descriptor, its config's digest and the names it got; a
-/// build of files only gives nothing of an image.
-pub(super) fn metadata(image: Option<&Image>, names: &[ImageRef]) -> Value {
+/// build for several platforms gives its index's digest and descriptor and no config
+/// digest (there is one per platform), as BuildKit's image exporter does; a build of
+/// files only gives nothing of an image.
+pub(super) fn metadata(built: Option<&Built>, names: &[ImageRef]) -> Value {
     let mut out = Map::new();
-    if let Some(image) = image {
-        let mut annotations = Map::new();
-        annotations.insert("config.digest".into(), json!(image.id.to_string()));
-        if let Some(created) = &image.config.created {
-            annotations.insert("org.opencontainers.image.created".into(), json!(created));
-        }
-        out.insert(
-            "containerimage.config.digest".into(),
-            json!(image.id.to_string()),
-        );
-        out.insert(
-            "containerimage.descriptor".into(),
-            json!({
-                "mediaType": media::OCI_MANIFEST,
-                "digest": image.manifest_digest.to_string(),
-                "size": image.manifest_size,
-                "annotations": annotations,
+    if let Some(built) = built {
+        let image = &built.image;
+        let descriptor = match &built.index {
+            Some((digest, size)) => json!({
+                "mediaType": media::OCI_INDEX,
+                "digest": digest.to_string(),
+                "size": size,
             }),
-        );
-        out.insert(
-            "containerimage.digest".into(),
-            json!(image.manifest_digest.to_string()),
-        );
+            None => {
+                let mut annotations = Map::new();
+                annotations.insert("config.digest".into(), json!(image.id.to_string()));
+                if let Some(created) = &image.config.created {
+                    annotations.insert("org.opencontainers.image.created".into(), json!(created));
+                }
+                out.insert(
+                    "containerimage.config.digest".into(),
+                    json!(image.id.to_string()),
+                );
+                json!({
+                    "mediaType": media::OCI_MANIFEST,
+                    "digest": image.manifest_digest.to_string(),
+                    "size": image.manifest_size,
+                    "annotations": annotations,
+                })
+            }
+        };
+        out.insert("containerimage.digest".into(), descriptor["digest"].clone());
+        out.insert("containerimage.descriptor".into(), descriptor);
         if !names.is_empty() {
             let names: Vec<String> = names.iter().map(ImageRef::normalized).collect();
             out.insert("image.name".into(), json!(names.join(",")));

@@ -76,8 +76,8 @@ pub use archive::{
     SaveDestination, SaveRequest, SaveSet,
 };
 pub use build::{
-    build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, CacheSource,
-    DryRun, StagedContext, StdinInput,
+    build, dry_run, explain, stdin_context, BuildNotice, BuildReporter, BuildRequest, Built,
+    CacheSource, DryRun, StagedContext, StdinInput,
 };
 pub use build_output::{BuildExport, ExportTo};
 pub use cache::{
@@ -149,7 +149,8 @@ pub use crate::network::{NetworkInspect, NetworkOptions};
 pub use crate::archive::{ImportOptions, Loaded, Progress as TransferProgress, SaveFormat};
 pub use crate::builder::{
     BuildOptions, CacheStatus, Entitlements, Event, ExplainedStep, ImageSettings,
-    Reporter as StepReporter, SecretError, SecretSource, SshSource, StepRef, StepSettings, Verdict,
+    Reporter as StepReporter, SecretError, SecretFrom, SecretSource, SshSource, StepRef,
+    StepSettings, Verdict,
 };
 pub use crate::exec::Cancel;
 pub use crate::graph::{config_with_changes, Base, BaseImage, ExpandedStage, Plan, PlanOptions};

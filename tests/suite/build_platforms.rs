@@ -111,10 +111,47 @@ fn build_platform_stages_run_natively_and_target_args_name_the_target() {
 fn two_platforms_make_one_index_that_is_pushed_and_pulled_back_per_platform() {
     let lade = lade_with_both_bases();
     let context = Context::new("FROM base:multi\nRUN uname -m > /arch\n");
-    let (_, log) = lade.build_log(
+    let outputs = tempfile::tempdir().unwrap();
+    let iidfile = outputs.path().join("iid");
+    let metadata_file = outputs.path().join("metadata.json");
+    let (printed, log) = lade.build_log(
         context.path(),
-        &["--platform", "linux/amd64,linux/arm64", "-t", "app:multi"],
+        &[
+            "--platform",
+            "linux/amd64,linux/arm64",
+            "-t",
+            "app:multi",
+            "--iidfile",
+            iidfile.to_str().unwrap(),
+            "--metadata-file",
+            metadata_file.to_str().unwrap(),
+        ],
     );
+    // As buildx: with no one config, the id is the index's digest.
+    let index_digest = std::fs::read_to_string(&iidfile).unwrap();
+    assert_eq!(printed, index_digest);
+    assert!(index_digest.starts_with("sha256:"), "{index_digest}");
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&metadata_file).unwrap()).unwrap();
+    assert_eq!(metadata["containerimage.digest"], index_digest.as_str());
+    assert_eq!(
+        metadata["containerimage.descriptor"]["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert!(
+        metadata.get("containerimage.config.digest").is_none(),
+        "{metadata}"
+    );
+    // The store holds a document of that digest: the index of both platforms.
+    let stored_index = walkdir::WalkDir::new(lade.root())
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .find(|bytes| format!("sha256:{}", crate::build_secrets::sha256_hex(bytes)) == index_digest)
+        .expect("a stored document of the index digest");
+    let stored_index: serde_json::Value = serde_json::from_slice(&stored_index).unwrap();
+    assert_eq!(stored_index["manifests"].as_array().map(Vec::len), Some(2));
     assert!(
         log.contains("[linux/amd64 2/2] RUN") && log.contains("[linux/arm64 2/2] RUN"),
         "{log}"

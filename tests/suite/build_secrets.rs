@@ -24,7 +24,7 @@ fn unique(label: &str) -> String {
     format!("{label}-{}-{nanos:x}", std::process::id())
 }
 
-fn sha256_hex(data: &[u8]) -> String {
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -37,7 +37,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Every regular file under `root` (the store: blobs, snapshots, the database and its
 /// write-ahead log, caches) that holds `needle`.
-fn files_holding(root: &Path, needle: &str) -> Vec<PathBuf> {
+pub(crate) fn files_holding(root: &Path, needle: &str) -> Vec<PathBuf> {
     walkdir::WalkDir::new(root)
         .follow_links(false)
         .into_iter()

@@ -1083,3 +1083,76 @@ fn compose_spec_examples_load_or_name_every_unsupported_key() {
         "foo\n"
     );
 }
+
+/// `build.secrets` from a file and from a variable reach the build's `RUN
+/// --mount=type=secret` steps under their names (or `target`), and their values are
+/// nowhere in the store.
+#[test]
+fn build_secrets_from_a_file_and_the_environment_reach_the_build_only() {
+    let lade = Lade::new();
+    lade.busybox();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let file_value = format!("compose-file-secret-{nanos:x}");
+    let env_value = format!("compose-env-secret-{nanos:x}");
+    let dir = project(&[
+        (
+            "compose.yaml",
+            "name: secretbuild\nservices:\n  app:\n    image: secretbuild-app:1\n    build:\n      context: ./app\n      secrets:\n        - tok\n        - source: fromenv\n          target: envtok\n          mode: 0400\nsecrets:\n  tok:\n    file: ./token.txt\n  fromenv:\n    environment: LADE_COMPOSE_SECRET\n",
+        ),
+        ("token.txt", &file_value),
+        (
+            "app/Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok sha256sum /run/secrets/tok | cut -d' ' -f1 > /tok.sha\nRUN --mount=type=secret,id=envtok,required=true sha256sum /run/secrets/envtok | cut -d' ' -f1 > /env.sha\n",
+        ),
+    ]);
+    let config = ok(&lade, dir.path(), &["config"]);
+    assert!(
+        config.contains("target: envtok") && config.contains("environment: LADE_COMPOSE_SECRET"),
+        "{config}"
+    );
+    let args = compose_args(dir.path(), &["build"]);
+    let output = lade
+        .cmd()
+        .env("LADE_COMPOSE_SECRET", &env_value)
+        .args(&args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("uid, gid and mode are ignored"), "{stderr}");
+    let hashes = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "secretbuild-app:1",
+        "cat",
+        "/tok.sha",
+        "/env.sha",
+    ]);
+    assert_eq!(
+        hashes,
+        format!(
+            "{}\n{}\n",
+            crate::build_secrets::sha256_hex(file_value.as_bytes()),
+            crate::build_secrets::sha256_hex(env_value.as_bytes())
+        )
+    );
+    for value in [&file_value, &env_value] {
+        let holding = crate::build_secrets::files_holding(&lade.root(), value);
+        assert!(holding.is_empty(), "{value} is in {holding:?}");
+    }
+
+    // Without the variable the build stops, naming it; an undefined secret is named too.
+    let missing = fails(&lade, dir.path(), &["build"]);
+    assert!(missing.contains("LADE_COMPOSE_SECRET"), "{missing}");
+    let undefined = project(&[(
+        "compose.yaml",
+        "services:\n  app:\n    build:\n      context: .\n      secrets: [nosuch]\n",
+    )]);
+    let refused = fails(&lade, undefined.path(), &["config"]);
+    assert!(refused.contains("nosuch"), "{refused}");
+}
