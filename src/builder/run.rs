@@ -378,10 +378,35 @@ fn hosts_file(network: RunNetwork, extra: &[(String, std::net::IpAddr)]) -> Stri
     text
 }
 
+/// `base/relative` when no directory on the way is a symbolic link, else None. The
+/// step wrote the upper directory (and an image the layers): a link there must not
+/// lead lade's own removals and checks out to the host. The step has ended, so nothing
+/// changes the directories between this check and their use.
+fn without_links(base: &Path, relative: &Path) -> Option<PathBuf> {
+    let mut path = base.to_path_buf();
+    let mut components = relative.components().peekable();
+    while let Some(component) = components.next() {
+        match component {
+            std::path::Component::Normal(name) => path.push(name),
+            _ => return None,
+        }
+        if components.peek().is_some()
+            && fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink())
+        {
+            return None;
+        }
+    }
+    Some(path)
+}
+
 /// Whether `path` (relative) is in the merged view of `lowers` (topmost first).
 fn exists_in(lowers: &[PathBuf], path: &str) -> bool {
     for lower in lowers {
-        if let Ok(meta) = fs::symlink_metadata(lower.join(path)) {
+        let Some(at) = without_links(lower, Path::new(path)) else {
+            // A link on the way: the view shows something there.
+            return true;
+        };
+        if let Ok(meta) = fs::symlink_metadata(at) {
             let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
             return !whiteout;
         }
@@ -395,7 +420,9 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
     if point.is_empty() || exists_in(lowers, point) {
         return;
     }
-    let path = upper.join(point);
+    let Some(path) = without_links(upper, Path::new(point)) else {
+        return;
+    };
     match fs::symlink_metadata(&path) {
         Ok(meta) if meta.is_dir() => {
             let _ = fs::remove_dir(&path);
@@ -410,7 +437,9 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
     // mode unchanged): the step did not change them.
     let mut parent = Path::new(point).parent();
     while let Some(dir) = parent.filter(|d| !d.as_os_str().is_empty()) {
-        let in_upper = upper.join(dir);
+        let Some(in_upper) = without_links(upper, dir) else {
+            break;
+        };
         if let Some(lower) = lower_metadata(lowers, &dir.to_string_lossy()) {
             let unchanged = fs::symlink_metadata(&in_upper).is_ok_and(|meta| {
                 meta.is_dir()
@@ -433,7 +462,8 @@ fn remove_mount_point(upper: &Path, lowers: &[PathBuf], point: &str) {
 /// The metadata of `path` (relative) in the merged view of `lowers` (topmost first).
 fn lower_metadata(lowers: &[PathBuf], path: &str) -> Option<fs::Metadata> {
     for lower in lowers {
-        if let Ok(meta) = fs::symlink_metadata(lower.join(path)) {
+        let at = without_links(lower, Path::new(path))?;
+        if let Ok(meta) = fs::symlink_metadata(at) {
             let whiteout = meta.file_type().is_char_device() && meta.rdev() == 0;
             return (!whiteout).then_some(meta);
         }

@@ -199,7 +199,7 @@ fn write_dir(root: &Path, dir: &Path) -> Result<()> {
         root: target.as_fd(),
         into: Path::new("/"),
         label: &label,
-        owners: Owners::Caller,
+        owners: Owners::CallerUnprivileged,
     };
     let (mut reader, mut writer) = std::io::pipe().map_err(EngineError::Io)?;
     std::thread::scope(|scope| {

@@ -6,7 +6,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::sync::{Mutex, OnceLock};
 
 use nix::fcntl::OFlag;
@@ -343,18 +342,14 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     let arg0 = CString::new("lade-init").expect("no NUL");
     let argv: Vec<*const libc::c_char> = vec![arg0.as_ptr(), std::ptr::null()];
     let (spec_fd, status_fd) = (spec_read.as_raw_fd(), status_write.as_raw_fd());
-    let mut env: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| k != INIT_ENV)
-        .filter_map(|(k, v)| {
-            let mut entry = k.as_bytes().to_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(v.as_bytes());
-            CString::new(entry).ok()
-        })
-        .collect();
-    env.push(
-        CString::new(format!("{INIT_ENV}={spec_fd}:{status_fd}:{console_fd}")).expect("no NUL"),
-    );
+    // The init's environment is its hand-off alone: it stays as PID 1 with `--init`
+    // (and until its exec otherwise), where the container reads /proc/1/environ, and
+    // lade's own environment (the caller's tokens, `build --secret env=` values, agent
+    // sockets) is not the container's to see.
+    let env: Vec<CString> =
+        vec![
+            CString::new(format!("{INIT_ENV}={spec_fd}:{status_fd}:{console_fd}")).expect("no NUL"),
+        ];
     let envp: Vec<*const libc::c_char> = env
         .iter()
         .map(|e| e.as_ptr())

@@ -43,6 +43,10 @@ pub struct InRoot<'a> {
 pub enum Owners {
     /// Whoever unpacks it (the caller).
     Caller,
+    /// Whoever unpacks it, as plain files: no setuid or setgid bit and no device node
+    /// (skipped). A build's `--output` lands an image someone else wrote on the host;
+    /// it must not leave a root-owned setuid shell or a writable disk node there.
+    CallerUnprivileged,
     /// The owners the archive's entries name.
     Archive,
     /// One user and group, whatever the archive says.
@@ -53,7 +57,7 @@ impl Owners {
     /// The owner an entry gets, when it is not the caller.
     fn of(&self, entry: &ArchiveEntry) -> Option<(Uid, Gid)> {
         match *self {
-            Owners::Caller => None,
+            Owners::Caller | Owners::CallerUnprivileged => None,
             Owners::Archive => Some((Uid::from_raw(entry.uid), Gid::from_raw(entry.gid))),
             Owners::Set { uid, gid } => Some((Uid::from_raw(uid), Gid::from_raw(gid))),
         }
@@ -138,7 +142,16 @@ impl<'a> RootLanding<'a> {
         if let Some((uid, gid)) = self.destination.owners.of(entry) {
             fchown(fd.as_fd(), Some(uid), Some(gid))?;
         }
-        fchmod(fd.as_fd(), Mode::from_bits_truncate(entry.mode))
+        fchmod(fd.as_fd(), self.mode_of(entry))
+    }
+
+    /// The permission bits an entry gets: the archive's, without setuid and setgid for
+    /// [`Owners::CallerUnprivileged`].
+    fn mode_of(&self, entry: &ArchiveEntry) -> Mode {
+        match self.destination.owners {
+            Owners::CallerUnprivileged => Mode::from_bits_truncate(entry.mode & !0o6000),
+            _ => Mode::from_bits_truncate(entry.mode),
+        }
     }
 
     /// Makes a hard link to `link`, an earlier entry of the archive.
@@ -199,7 +212,7 @@ impl Landing for RootLanding<'_> {
         let shown = target.as_path();
         let parent = self.ensure_directory(&parent_path)?;
         let existing = fstatat(&parent, name, AtFlags::AT_SYMLINK_NOFOLLOW).ok();
-        let mode = Mode::from_bits_truncate(entry.mode);
+        let mode = self.mode_of(entry);
         if entry.entry_type == EntryType::Directory {
             match existing {
                 Some(stat) if is_dir(&stat) => {}
@@ -275,6 +288,8 @@ impl Landing for RootLanding<'_> {
                     .map_err(|e| self.io(shown, e))?;
             }
             EntryType::Link => self.hard_link(entry, &parent, name, shown)?,
+            EntryType::Char | EntryType::Block
+                if self.destination.owners == Owners::CallerUnprivileged => {}
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let kind = match entry.entry_type {
                     EntryType::Char => SFlag::S_IFCHR,

@@ -87,8 +87,11 @@ fn arguments(namespace: &Path, ports: &[PortMapping], pid_file: &Path) -> Vec<St
             args.extend([flag.to_string(), port_spec(mapping)]);
         }
     }
-    // No ports of the host forwarded into the container unasked.
-    args.extend(["-T", "none", "-U", "none"].map(String::from));
+    // No ports of the host forwarded into the container unasked, and the gateway's
+    // address is not the host's loopback (pasta's default maps it there, which would
+    // open services bound to 127.0.0.1 to every container; podman turns it off too, as
+    // slirp4netns's --disable-host-loopback does).
+    args.extend(["-T", "none", "-U", "none", "--no-map-gw"].map(String::from));
     args.extend([
         "--pid".into(),
         pid_file.display().to_string(),
@@ -199,6 +202,7 @@ mod tests {
         let joined = args.join(" ");
         assert!(joined.contains("-t 8080:80"), "{joined}");
         assert!(joined.contains("-u none"), "{joined}");
+        assert!(joined.contains("--no-map-gw"), "{joined}");
         assert!(joined.ends_with("--pid /run/p --netns /run/n"), "{joined}");
     }
 

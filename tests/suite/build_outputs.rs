@@ -495,3 +495,27 @@ fn add_of_a_git_repository_is_refused_by_name() {
         );
     }
 }
+
+/// Files an image's author chose land on the host as plain files: no setuid or setgid
+/// bit, no device node.
+#[test]
+fn local_output_drops_setuid_bits_and_device_nodes() {
+    let lade = Lade::new();
+    lade.busybox();
+    let context = Context::new(
+        "FROM busybox AS made\n\
+         RUN cp /bin/busybox /x && chmod 6755 /x && mknod /d b 8 0 && mkfifo /f\n\
+         FROM scratch\n\
+         COPY --from=made /x /d /f /\n",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("dist");
+    lade.build(context.path(), &["-o", dest.to_str().unwrap()]);
+    let mode = std::fs::metadata(dest.join("x"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755, "setuid and setgid are dropped");
+    assert!(!dest.join("d").exists(), "the device node is not made");
+    assert!(dest.join("f").exists(), "a FIFO is harmless and kept");
+}

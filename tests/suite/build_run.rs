@@ -219,3 +219,25 @@ CMD ["sh", "-c", "cat /from-context /from-stage /rw-copy /tmpfs /net-none /secre
         "{err}"
     );
 }
+
+/// A step that swaps a mount point's parent for a link to the host cannot make lade's
+/// clean-up of the mount points (after the step) remove the host's files.
+#[test]
+fn mount_point_clean_up_does_not_follow_links_the_step_planted() {
+    let lade = Lade::new();
+    lade.busybox();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(host.path().join("b/c")).unwrap();
+    std::fs::write(host.path().join("b/empty"), "").unwrap();
+    let context = Context::new(&format!(
+        "FROM busybox\n\
+         RUN --mount=type=tmpfs,target=/a/b/c --mount=type=tmpfs,target=/a/b/empty \
+         sh -c 'mv /a /a2 && ln -s {} /a'\n",
+        host.path().display()
+    ));
+    lade.build(context.path(), &["-t", "planted"]);
+    assert!(
+        host.path().join("b/c").is_dir() && host.path().join("b/empty").is_file(),
+        "the host's files are still there"
+    );
+}

@@ -936,3 +936,36 @@ fn a_store_under_a_directory_another_user_controls_is_refused() {
         "{err}"
     );
 }
+
+/// The init that stays as PID 1 with `--init` carries none of lade's own environment
+/// (the caller's tokens would be the container's to read in /proc/1/environ).
+#[test]
+fn the_init_does_not_carry_lades_environment() {
+    let lade = Lade::new();
+    lade.busybox();
+    let out = lade
+        .cmd()
+        .env("LADE_TEST_HOST_TOKEN", "host-only-value")
+        .args([
+            "run",
+            "--rm",
+            "--init",
+            "busybox",
+            "sh",
+            "-c",
+            "tr '\\0' '\\n' < /proc/1/environ; echo; env",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("PATH="),
+        "the container's own environment: {stdout}"
+    );
+    assert!(!stdout.contains("host-only-value"), "{stdout}");
+}
