@@ -6,6 +6,7 @@
 //! value does not rebuild a cached step (BuildKit's rule).
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
@@ -155,15 +156,20 @@ fn read_secret_file(id: &str, path: &Path) -> Result<Vec<u8>, SecretError> {
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(read_error)?.len();
-    if size > MAX_SECRET_SIZE {
+    // Read through a bound, not after a size check: a FIFO, /dev/zero or a growing
+    // file has no size to check.
+    let mut value = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_SECRET_SIZE + 1).read_to_end(&mut value))
+        .map_err(read_error)?;
+    if value.len() as u64 > MAX_SECRET_SIZE {
         return Err(SecretError::TooBig {
             id: id.to_string(),
             path: path.to_path_buf(),
-            size,
+            size: value.len() as u64,
         });
     }
-    std::fs::read(path).map_err(read_error)
+    Ok(value)
 }
 
 impl Drop for Secrets {

@@ -235,23 +235,20 @@ impl StartedAgent {
             key: key.to_path_buf(),
             message,
         };
-        let size = std::fs::metadata(key)
+        // Read through a bound: a FIFO or a growing file has no size to check first.
+        let mut content = Vec::new();
+        std::fs::File::open(key)
+            .and_then(|file| file.take(MAX_KEY_FILE + 1).read_to_end(&mut content))
             .map_err(|source| SshError::Path {
                 id: id.to_string(),
                 path: key.to_path_buf(),
                 source,
-            })?
-            .len();
-        if size > MAX_KEY_FILE {
+            })?;
+        if content.len() as u64 > MAX_KEY_FILE {
             return Err(not_loaded(format!(
-                "{size} bytes is too big for a private key"
+                "more than {MAX_KEY_FILE} bytes is too big for a private key"
             )));
         }
-        let content = std::fs::read(key).map_err(|source| SshError::Path {
-            id: id.to_string(),
-            path: key.to_path_buf(),
-            source,
-        })?;
         let mut child = Command::new("ssh-add")
             .args(["-q", "-"])
             .env("SSH_AUTH_SOCK", &self.socket)

@@ -159,27 +159,32 @@ fn to_file_or_stream(
         ExportTo::Stdout => return write(stdout),
         ExportTo::File(path) => path,
     };
-    let tmp = path.with_file_name(format!(
-        ".{}.lade-tmp",
-        path.file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
     let failed = |source| EngineError::Output {
         path: path.clone(),
         source,
     };
+    // A fresh name made exclusively (no link followed, no file of someone else's
+    // reused), renamed over `path` once complete; removed when dropped unfinished.
+    let parent = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
     let result = (|| -> Result<()> {
-        let file = File::create(&tmp).map_err(failed)?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        // Made 0600, and 0644 once complete, as an archive is written for others to read.
+        let tmp = tempfile::Builder::new()
+            .prefix(".lade-output-")
+            .tempfile_in(parent)
+            .map_err(failed)?;
+        let mut out = BufWriter::with_capacity(1 << 20, tmp);
         write(&mut out)?;
-        let file = out.into_inner().map_err(|e| failed(e.into_error()))?;
-        file.sync_all().map_err(failed)?;
-        std::fs::rename(&tmp, path).map_err(failed)
+        let tmp = out.into_inner().map_err(|e| failed(e.into_error()))?;
+        tmp.as_file().sync_all().map_err(failed)?;
+        tmp.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(failed)?;
+        tmp.persist(path).map_err(|e| failed(e.error))?;
+        Ok(())
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
     result
 }
 

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use super::entry::{is_opaque_xattr, Entry, EntryKind};
+use super::entry::{is_opaque_xattr, overlay_opaque_xattr, Entry, EntryKind};
 use super::{IoContext, Result};
 
 /// An entry, and for a regular file the path its bytes come from.
@@ -49,7 +49,9 @@ pub fn dir_entries(root: &Path, overlay: bool) -> Result<Vec<WalkedEntry>> {
                 && entry
                     .xattrs
                     .iter()
-                    .any(|(k, v)| is_opaque_xattr(k) && v == b"y");
+                    // Only the mark this overlay reads: a step could set the other
+                    // kind itself, and its layer would hide what the step saw.
+                    .any(|(k, v)| k == overlay_opaque_xattr() && v == b"y");
             entry.xattrs.retain(|(k, _)| !is_internal_xattr(k));
             if opaque {
                 entries.push(WalkedEntry {
