@@ -3,7 +3,7 @@
 //! `$HOME` and runtime files under its `$XDG_RUNTIME_DIR` (both temporary): builds with
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
-//! from the host, `info`, the security settings inside, and the refusals of what needs
+//! from the host, names on a user network, `info`, the security settings inside, and the refusals of what needs
 //! root or a cgroup.
 
 use std::io::Read;
@@ -532,8 +532,21 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         stderr.contains("net.ipv4.ip_unprivileged_port_start"),
         "{stderr}"
     );
-    let stderr = lade.fails(&["run", "--rm", "--network", "mine", "busybox", "true"]);
-    assert!(stderr.contains("no user networks"), "{stderr}");
+    lade.ok(&["network", "create", "mine"]);
+    let stderr = lade.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "mine",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr.contains("publishes no ports from a user network"),
+        "{stderr}"
+    );
     lade.ok(&[
         "run",
         "-d",
@@ -547,6 +560,47 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
     ]);
     let stderr = lade.fails(&["pause", "still"]);
     assert!(stderr.contains("cannot be paused"), "{stderr}");
+}
+
+#[test]
+fn containers_on_a_user_network_resolve_and_reach_each_other_by_name() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "inner"]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "echo served-by-name > /index.html && exec httpd -f -p 8000 -h /",
+    ]);
+    // httpd may bind after the client starts: the client asks until it answers. (The
+    // address is looked up by nslookup: busybox-static's wget and nc crash on a name.)
+    let fetched = lade.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "client",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup server >&2 && ping -c1 -W5 server >&2 \
+         && addr=$(nslookup server | sed -n 's/^Address: //p' | tail -n1) \
+         && for i in $(seq 100); do \
+         printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $addr 8000 \
+         | grep served && exit 0; usleep 100000; done; exit 1",
+    ]);
+    assert_eq!(fetched.trim(), "served-by-name", "{fetched}");
+    // The network stays usable after its containers leave, and goes with `network rm`.
+    lade.ok(&["rm", "-f", "server"]);
+    lade.ok(&["network", "rm", "inner"]);
 }
 
 #[test]
