@@ -111,7 +111,7 @@ fn in_namespace<T: Send>(namespace: &File, work: impl FnOnce() -> T + Send) -> i
     std::thread::scope(|scope| {
         scope
             .spawn(|| -> io::Result<T> {
-                setns(&namespace, CloneFlags::CLONE_NEWNET)?;
+                setns(namespace, CloneFlags::CLONE_NEWNET)?;
                 Ok(work())
             })
             .join()

@@ -604,6 +604,37 @@ fn containers_on_a_user_network_resolve_and_reach_each_other_by_name() {
 }
 
 #[test]
+fn exec_reaches_a_running_container_after_the_pause_process_is_killed() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["run", "-d", "--name", "lasting", "busybox", "sleep", "300"]);
+    let pid_file = lade.dir.path().join("run/lade/pause.pid");
+    let pause: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pause = nix::unistd::Pid::from_raw(pause);
+    nix::sys::signal::kill(pause, nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Reaped by init once it is gone: until then its pid names a zombie.
+    common::wait_until("the pause process to end", || {
+        std::fs::read_to_string(format!("/proc/{pause}/stat"))
+            .map_or(true, |stat| stat.contains(") Z") || stat.contains(") X"))
+    });
+    assert_eq!(
+        lade.ok(&["exec", "lasting", "echo", "still-here"]).trim(),
+        "still-here"
+    );
+    let adopted = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(
+        adopted.trim(),
+        pause.to_string(),
+        "a new pause process holds the namespace"
+    );
+    lade.ok(&["rm", "-f", "lasting"]);
+}
+
+#[test]
 fn info_shows_rootless_the_mapping_and_the_driver() {
     let lade = RootlessLade::new();
     let info: serde_json::Value =
