@@ -3,7 +3,7 @@
 //! `$HOME` and runtime files under its `$XDG_RUNTIME_DIR` (both temporary): builds with
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
-//! from the host, names on a user network, `info`, the security settings inside, and the refusals of what needs
+//! from the host, names on a user network, cache mounts, a push and pull round trip, exec after the pause process is killed, `info`, the security settings inside, and the refusals of what needs
 //! root or a cgroup.
 
 use std::io::Read;
@@ -632,6 +632,61 @@ fn exec_reaches_a_running_container_after_the_pause_process_is_killed() {
         "a new pause process holds the namespace"
     );
     lade.ok(&["rm", "-f", "lasting"]);
+}
+
+#[test]
+fn a_cache_mount_keeps_files_of_other_owners_between_builds() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file(
+        "ctx/Dockerfile",
+        "FROM busybox\nARG RUN_ID\n\
+         RUN --mount=type=cache,target=/cache,id=kept \\\n\
+         ls -n /cache | awk 'NR > 1 {print $3, $9}' > /seen \\\n\
+         && touch /cache/$RUN_ID && chown 1000:1000 /cache/$RUN_ID\n\
+         CMD [\"cat\", \"/seen\"]\n",
+    );
+    for run in ["first", "second"] {
+        let arg = format!("RUN_ID={run}");
+        lade.ok(&["build", "-q", "--build-arg", &arg, "-t", run, "ctx"]);
+    }
+    assert_eq!(lade.ok(&["run", "--rm", "--network", "none", "first"]), "");
+    assert_eq!(
+        lade.ok(&["run", "--rm", "--network", "none", "second"]),
+        "1000 first\n"
+    );
+}
+
+#[test]
+fn push_then_pull_into_a_fresh_store_keeps_owners() {
+    common::require_tool("docker-registry");
+    let registry = crate::registry::Registry::start(None);
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file("ctx/Dockerfile", SECOND_USER_DOCKERFILE);
+    lade.ok(&["build", "-q", "-t", "second:1", "ctx"]);
+    let name = format!("{}/rootless/second:1", registry.host());
+    lade.ok(&["push", "-q", "second:1", &name]);
+    let other = RootlessLade::new();
+    other.ok(&["pull", "-q", &name]);
+    assert_eq!(
+        other.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "stat",
+            "-c",
+            "%u:%g:%a",
+            "/home/bob/f",
+        ]),
+        "1000:1000:640\n"
+    );
+    // In the fresh store too the file lands on the range.
+    let meta = std::fs::metadata(in_snapshots(&other.store(), "home/bob/f")).unwrap();
+    let start = test_user().range_start;
+    assert_eq!((meta.uid(), meta.gid()), (start + 999, start + 999));
 }
 
 #[test]
