@@ -304,6 +304,31 @@ pub fn enter() -> Result<Entered, RootlessError> {
     Ok(entered)
 }
 
+/// Stops the pause process (`system migrate`) and forgets its namespaces, so that the
+/// next command makes new ones rather than join what is left of them. Returns its pid
+/// when one ran.
+pub fn stop_pause() -> Result<Option<i32>, RootlessError> {
+    let runtime = runtime_dir();
+    let pid_file = runtime.join("pause.pid");
+    let pid = running_pause(&pid_file);
+    if let Some(pid) = pid {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| io_error(format!("stopping the pause process {pid}"))(e.into()))?;
+    }
+    for file in [pid_file, runtime.join("pause.ns")] {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error(file.display().to_string())(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(pid)
+}
+
 /// The namespaces of process `pid` as the kernel names them (`user:[4026532001]`).
 fn namespace_names(pid: i32) -> Option<(String, String)> {
     let name = |kind: &str| {

@@ -690,6 +690,37 @@ fn push_then_pull_into_a_fresh_store_keeps_owners() {
 }
 
 #[test]
+fn system_migrate_ends_the_namespace_once_containers_stop() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let stderr = lade.fails(&["system", "migrate"]);
+    assert!(
+        stderr.contains("containers still run") && stderr.contains("busy"),
+        "{stderr}"
+    );
+    lade.ok(&["rm", "-f", "busy"]);
+    let pid_file = lade.dir.path().join("run/lade/pause.pid");
+    let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let old_pid = std::fs::read_to_string(&pid_file).unwrap();
+    let old = namespace(old_pid.trim());
+    lade.ok(&["system", "migrate"]);
+    lade.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let new_pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(namespace(new_pid.trim()), old, "a new user namespace");
+}
+
+#[test]
 fn info_shows_rootless_the_mapping_and_the_driver() {
     let lade = RootlessLade::new();
     let info: serde_json::Value =
