@@ -30,11 +30,18 @@ pub enum SystemCommand {
     /// networks' bridges and firewall rules, its aardvark-dns). podman's command; Docker
     /// has none
     Reset(ResetArgs),
+    /// Rootless: stop the pause process that holds the user's namespace, so that the
+    /// next command makes a new one (after a change to /etc/subuid, say); refused while
+    /// containers run. podman's command; Docker has none
+    Migrate(MigrateArgs),
     /// Show the store, what it holds and what this machine offers (`lade info`)
     Info(InfoArgs),
     /// Show what happens to containers, images, networks and volumes (`lade events`)
     Events(super::events::EventsArgs),
 }
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {}
 
 #[derive(Debug, Args)]
 pub struct DfArgs {
@@ -99,6 +106,7 @@ pub fn run(store_config: &StoreConfig, command: SystemCommand) -> Result<ExitCod
         SystemCommand::Df(args) => df(store_config, args),
         SystemCommand::Prune(args) => prune(store_config, args),
         SystemCommand::Reset(args) => reset(store_config, args),
+        SystemCommand::Migrate(_) => migrate(store_config),
         SystemCommand::Info(_) | SystemCommand::Events(_) => {
             unreachable!(
                 "`system info` and `system events` are turned into `info` and `events` first"
@@ -195,6 +203,14 @@ fn reset(store_config: &StoreConfig, args: ResetArgs) -> Result<ExitCode> {
     println!("Deleted images: {}", report.images);
     println!("Deleted volumes: {}", report.volumes);
     println!("Deleted networks: {}", report.networks);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn migrate(store_config: &StoreConfig) -> Result<ExitCode> {
+    let store = super::open_store(store_config)?;
+    if let Some(pid) = engine::migrate(&store)? {
+        eprintln!("stopped the pause process {pid}: the next command makes a new namespace");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

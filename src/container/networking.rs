@@ -150,9 +150,10 @@ pub struct NetworkSettings {
     pub pasta_ports: Vec<PortMapping>,
 }
 
-/// The network rootless lade gives for `mode`: pasta for the default network (the
-/// bridge driver is root's); user networks are refused.
-fn rootless_mode(mode: &NetworkMode) -> Result<NetworkMode> {
+/// The network rootless lade gives for `mode`: pasta for the default network, the
+/// bridge driver in rootless lade's own network namespace for user networks (which
+/// publish no ports: nothing carries the host's connections into that namespace yet).
+fn rootless_mode(mode: &NetworkMode, published: bool) -> Result<NetworkMode> {
     if !exec::rootless::is_rootless() {
         if mode.is_user_mode() {
             return Err(ContainerError::PastaNeedsRootless(mode.docker_name()));
@@ -169,7 +170,7 @@ fn rootless_mode(mode: &NetworkMode) -> Result<NetworkMode> {
                 NetworkMode::Pasta
             })
         }
-        NetworkMode::Bridge(name) => {
+        NetworkMode::Bridge(name) if published => {
             Err(network::NetworkError::RootlessUserNetwork(name.clone()).into())
         }
         other => Ok(other.clone()),
@@ -306,7 +307,7 @@ pub(crate) fn plan(
             .collect::<String>()
     };
     let published = !request.publish.is_empty() || request.publish_all;
-    let mode = rootless_mode(&request.mode)?;
+    let mode = rootless_mode(&request.mode, published)?;
     if mode.is_user_mode() {
         if request.ip.is_some() || request.mac_address.is_some() || !request.aliases.is_empty() {
             return Err(ContainerError::AddressNeedsBridge);
@@ -414,7 +415,7 @@ fn ports_file(store: &Store, id: &str) -> PathBuf {
 }
 
 fn driver(store: &Store) -> Driver {
-    Driver::for_store(store)
+    Driver::for_store(store, exec::mounts::host_mount_namespace)
 }
 
 type Lock = nix::fcntl::Flock<fs::File>;

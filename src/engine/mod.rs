@@ -40,6 +40,7 @@ mod lifecycle;
 mod login;
 mod logs;
 mod manifest;
+mod migrate;
 mod network;
 mod port;
 pub mod process;
@@ -105,6 +106,7 @@ pub use manifest::{
     manifest_add, manifest_create, manifest_inspect, manifest_push, manifest_rm,
     ManifestEntryOptions,
 };
+pub use migrate::migrate;
 pub use network::{
     connect_network, create_network, disconnect_network, ensure_default_network,
     has_default_network, inspect_network, list_networks, prune_networks, remove_network,
@@ -282,6 +284,9 @@ pub enum EngineError {
     /// fix it.
     #[error(transparent)]
     Rootless(#[from] crate::exec::rootless::RootlessError),
+    /// `system migrate` while containers run in the namespace it would end.
+    #[error("lade system migrate: containers still run in the rootless namespace: {}; stop them first (lade stop {})", .0.join(", "), .0.join(" "))]
+    MigrateWhileRunning(Vec<String>),
     /// A request's value that is not what it should be (`--filter`, `--tail`...).
     #[error("invalid {what} {value:?}: {expected}")]
     BadValue {

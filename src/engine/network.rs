@@ -142,18 +142,26 @@ fn only_running(store: &Store, network: &mut NetworkInspect) {
 
 /// `lade network rm`, for one network: its name.
 pub fn remove_network(store: &Store, reference: &str) -> Result<String> {
-    Ok(network::remove(store, reference)?)
+    Ok(network::remove(
+        store,
+        reference,
+        crate::exec::mounts::host_mount_namespace,
+    )?)
 }
 
 /// `lade network prune`: the names of the networks removed.
 pub fn prune_networks(store: &Store, filters: &super::PruneFilters) -> Result<Vec<String>> {
-    Ok(network::prune(store, &|created, labels| {
-        let created = created
-            .parse::<jiff::Timestamp>()
-            .ok()
-            .map(|t| t.as_second());
-        filters.pass(created, labels)
-    })?)
+    Ok(network::prune(
+        store,
+        &|created, labels| {
+            let created = created
+                .parse::<jiff::Timestamp>()
+                .ok()
+                .map(|t| t.as_second());
+            filters.pass(created, labels)
+        },
+        crate::exec::mounts::host_mount_namespace,
+    )?)
 }
 
 /// `lade network connect`: the container joins the network at once when it runs (on a
@@ -177,7 +185,8 @@ pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option
         if running {
             // Connected now, in the namespace it runs in: that network alone, no ports.
             let file = container::live_namespace(&target)?;
-            dns_unavailable = Driver::for_store(store).connect(&file, &plan.alone(&attachment))?;
+            dns_unavailable = Driver::for_store(store, crate::exec::mounts::host_mount_namespace)
+                .connect(&file, &plan.alone(&attachment))?;
         }
         plan.attachments.push(attachment);
         container::set_network_plan(store, &target, plan)?;
@@ -199,7 +208,8 @@ pub fn disconnect_network(store: &Store, request: &DisconnectRequest) -> Result<
     let left_id = leaving.network.id.clone();
     if running {
         let file = container::live_namespace(&target)?;
-        Driver::for_store(store).disconnect(&file, &plan.alone(&leaving))?;
+        Driver::for_store(store, crate::exec::mounts::host_mount_namespace)
+            .disconnect(&file, &plan.alone(&leaving))?;
     }
     plan.leave(&name, !running);
     network::release_addresses(store, &target.record.id, Some(&name))?;

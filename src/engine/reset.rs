@@ -54,11 +54,11 @@ pub fn reset(store: &Store) -> Result<ResetReport> {
         Err(e) => failed(e),
     }
     // The default network too, which no prune removes.
-    match network::remove_all(store) {
+    match network::remove_all(store, crate::exec::mounts::host_mount_namespace) {
         Ok(removed) => report.networks = networks.get() + removed.len(),
         Err(e) => failed(e.into()),
     }
-    Driver::for_store(store).stop_dns();
+    Driver::for_store(store, crate::exec::mounts::host_mount_namespace).stop_dns();
     match first_failure {
         Some(error) => Err(error),
         None => Ok(report),

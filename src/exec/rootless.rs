@@ -279,23 +279,194 @@ pub fn enter() -> Result<Entered, RootlessError> {
     let (pid, entered) = match running_pause(&pid_file) {
         Some(pid) => (pid, Entered::Joined),
         None => {
-            let mapping = IdMapping::for_current_user();
-            let pid = make_pause_process(&mapping)?;
+            let namespaces_file = runtime.join("pause.ns");
+            let (pid, entered) = match surviving_namespaces(&namespaces_file) {
+                // Containers outlived the pause process: a new one holds their
+                // namespaces, as podman's does, so that commands reach them still.
+                Some((user, mount)) => (adopt_namespaces(&user, mount.as_ref())?, Entered::Joined),
+                None => {
+                    let mapping = IdMapping::for_current_user();
+                    let pid = make_pause_process(&mapping)?;
+                    let single_id = !mapping.has_ranges();
+                    (pid, Entered::Created { single_id })
+                }
+            };
             let staged = runtime.join("pause.pid.new");
             std::fs::write(&staged, format!("{pid}\n"))
                 .and_then(|()| std::fs::rename(&staged, &pid_file))
                 .map_err(io_error(pid_file.display().to_string()))?;
-            (
-                pid,
-                Entered::Created {
-                    single_id: !mapping.has_ranges(),
-                },
-            )
+            record_namespaces(pid, &namespaces_file)?;
+            (pid, entered)
         }
     };
     join(pid)?;
     drop(lock);
     Ok(entered)
+}
+
+/// Stops the pause process (`system migrate`) and forgets its namespaces, so that the
+/// next command makes new ones rather than join what is left of them. Returns its pid
+/// when one ran.
+pub fn stop_pause() -> Result<Option<i32>, RootlessError> {
+    let runtime = runtime_dir();
+    let pid_file = runtime.join("pause.pid");
+    let pid = running_pause(&pid_file);
+    if let Some(pid) = pid {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .map_err(|e| io_error(format!("stopping the pause process {pid}"))(e.into()))?;
+    }
+    for file in [pid_file, runtime.join("pause.ns")] {
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_error(file.display().to_string())(e))
+            }
+            _ => {}
+        }
+    }
+    Ok(pid)
+}
+
+/// The namespaces of process `pid` as the kernel names them (`user:[4026532001]`).
+fn namespace_names(pid: i32) -> Option<(String, String)> {
+    let name = |kind: &str| {
+        std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+            .ok()
+            .map(|link| link.to_string_lossy().into_owned())
+    };
+    Some((name("user")?, name("mnt")?))
+}
+
+/// Writes which user and mount namespaces the pause process `pid` holds, by which a
+/// later command finds processes still in them when the pause process is gone.
+fn record_namespaces(pid: i32, file: &Path) -> Result<(), RootlessError> {
+    let Some((user, mount)) = namespace_names(pid) else {
+        return Err(RootlessError::Join {
+            pid,
+            source: io::Error::other("its namespaces cannot be read"),
+        });
+    };
+    let staged = file.with_extension("ns.new");
+    std::fs::write(&staged, format!("{user}\n{mount}\n"))
+        .and_then(|()| std::fs::rename(&staged, file))
+        .map_err(io_error(file.display().to_string()))
+}
+
+/// The user namespace a killed pause process held, when a process of this user (a
+/// container's monitor, its processes, pasta) still runs in it: opened from that
+/// process, with the mount namespace too when one of them is in the pause's.
+fn surviving_namespaces(file: &Path) -> Option<(OwnedFd, Option<OwnedFd>)> {
+    use std::os::unix::fs::MetadataExt;
+    let text = std::fs::read_to_string(file).ok()?;
+    let mut lines = text.lines();
+    let (user, mount) = (lines.next()?, lines.next()?);
+    let uid = nix::unistd::getuid().as_raw();
+    let mut in_user = None;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if entry.metadata().map(|m| m.uid()).ok() != Some(uid) {
+            continue;
+        }
+        let Some((its_user, its_mount)) = namespace_names(pid) else {
+            continue;
+        };
+        if its_user != user {
+            continue;
+        }
+        let open = |kind: &str| {
+            File::open(format!("/proc/{pid}/ns/{kind}"))
+                .ok()
+                .map(OwnedFd::from)
+        };
+        if its_mount == mount {
+            if let (Some(user), Some(mount)) = (open("user"), open("mnt")) {
+                return Some((user, Some(mount)));
+            }
+        } else if in_user.is_none() {
+            in_user = open("user");
+        }
+    }
+    in_user.map(|user| (user, None))
+}
+
+/// Forks a pause process that joins the user namespace `user` (and the mount namespace
+/// `mount`, else a new one) and then only waits. Returns its pid.
+fn adopt_namespaces(user: &OwnedFd, mount: Option<&OwnedFd>) -> Result<i32, RootlessError> {
+    let (ready_read, ready_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| io_error("making a pipe")(e.into()))?;
+    let mount_fd = mount.map_or(-1, |fd| fd.as_raw_fd());
+    // SAFETY: lade has no other thread yet (the caller's contract); the child only makes
+    // async-signal-safe system calls on values prepared before the fork and never
+    // returns.
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io_error("forking the pause process")(
+            io::Error::last_os_error(),
+        ));
+    }
+    if child == 0 {
+        // SAFETY: raw system calls only, on descriptors made before the fork.
+        unsafe {
+            let ready = ready_write.as_raw_fd();
+            let joined = libc::setns(user.as_raw_fd(), libc::CLONE_NEWUSER) == 0
+                && if mount_fd >= 0 {
+                    libc::setns(mount_fd, libc::CLONE_NEWNS) == 0
+                } else {
+                    libc::unshare(libc::CLONE_NEWNS) == 0
+                };
+            if !joined {
+                let errno = *libc::__errno_location();
+                let byte = u8::try_from(errno).unwrap_or(u8::MAX);
+                libc::write(ready, [b'e', byte].as_ptr().cast(), 2);
+                libc::_exit(1);
+            }
+            libc::write(ready, b"r".as_ptr().cast(), 1);
+            pause_forever();
+        }
+    }
+    drop(ready_write);
+    let mut answer = [0u8; 2];
+    let read = File::from(ready_read).read(&mut answer).unwrap_or(0);
+    if read >= 1 && answer[0] == b'r' {
+        return Ok(child);
+    }
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child), None);
+    let source = if read == 2 && answer[0] == b'e' {
+        io::Error::from_raw_os_error(i32::from(answer[1]))
+    } else {
+        io::Error::other("the process joining it ended")
+    };
+    Err(RootlessError::Join { pid: child, source })
+}
+
+/// The pause process's life once its namespaces are set: named, detached from the
+/// command's session and descriptors, waiting for signals.
+///
+/// # Safety
+/// Only in a forked child: it makes async-signal-safe system calls and never returns.
+unsafe fn pause_forever() -> ! {
+    // SAFETY: raw system calls on constant strings (the caller's contract).
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"lade-pause".as_ptr());
+        libc::chdir(c"/".as_ptr());
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        for fd in 0..3 {
+            libc::dup2(null, fd);
+        }
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        loop {
+            libc::pause();
+        }
+    }
 }
 
 /// Joins the user and mount namespaces of the pause process `pid`, keeping the working
@@ -325,8 +496,6 @@ fn make_pause_process(mapping: &IdMapping) -> Result<i32, RootlessError> {
     };
     let (ready_read, ready_write) = pipe()?;
     let (go_read, go_write) = pipe()?;
-    let dev_null = c"/dev/null";
-    let name = c"lade-pause";
     // SAFETY: lade has no other thread yet (the caller's contract); the child only makes
     // async-signal-safe system calls on values prepared before the fork and never
     // returns.
@@ -351,17 +520,7 @@ fn make_pause_process(mapping: &IdMapping) -> Result<i32, RootlessError> {
             if libc::read(go_read.as_raw_fd(), (&raw mut go).cast(), 1) != 1 || go != b'g' {
                 libc::_exit(1);
             }
-            libc::setsid();
-            libc::prctl(libc::PR_SET_NAME, name.as_ptr());
-            libc::chdir(c"/".as_ptr());
-            let null = libc::open(dev_null.as_ptr(), libc::O_RDWR);
-            for fd in 0..3 {
-                libc::dup2(null, fd);
-            }
-            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-            loop {
-                libc::pause();
-            }
+            pause_forever();
         }
     }
     drop((ready_write, go_read));

@@ -20,8 +20,8 @@ use std::time::Duration;
 use super::aardvark::{self, Aardvark, Entry};
 use super::netlink::Netlink;
 use super::{
-    dns, firewall, host_lock, Attachment, ContainerNetwork, DnsError, DnsUnavailable,
-    NetworkDefinition, NetworkError, Result,
+    dns, firewall, host_lock, rootless_netns, Attachment, ContainerNetwork, DnsError,
+    DnsUnavailable, NetworkDefinition, NetworkError, Result,
 };
 use crate::store::Store;
 
@@ -87,16 +87,33 @@ fn host_end_name() -> Result<String> {
     Ok(format!("veth{:08x}", u32::from_ne_bytes(bytes)))
 }
 
+/// The mount namespace lade's next commands see, where namespaces are bind-mounted.
+pub type HostMounts = fn() -> std::io::Result<File>;
+
+/// Runs `work` where the driver's bridges are: the host's network namespace for root,
+/// rootless lade's own for an ordinary user.
+fn in_bridges_namespace<T: Send>(
+    host_mounts: HostMounts,
+    work: impl FnOnce() -> Result<T> + Send,
+) -> Result<T> {
+    rootless_netns::within(host_mounts, work).map_err(|source| NetworkError::Io {
+        path: rootless_netns::namespace_file(),
+        source,
+    })?
+}
+
 /// The bridge driver for a store's containers (the store keeps aardvark-dns's files).
 #[derive(Debug, Clone)]
 pub struct Driver {
     aardvark: Aardvark,
+    host_mounts: HostMounts,
 }
 
 impl Driver {
-    pub fn for_store(store: &Store) -> Driver {
+    pub fn for_store(store: &Store, host_mounts: HostMounts) -> Driver {
         Driver {
             aardvark: Aardvark::locate(store.root().join("networks").join("aardvark-dns")),
+            host_mounts,
         }
     }
 
@@ -104,6 +121,14 @@ impl Driver {
     /// first), with its published ports. Names are answered on its DNS-enabled networks
     /// unless the returned warning says why not.
     pub fn setup(
+        &self,
+        netns: &Path,
+        network: &ContainerNetwork,
+    ) -> Result<Option<DnsUnavailable>> {
+        in_bridges_namespace(self.host_mounts, || self.setup_here(netns, network))
+    }
+
+    fn setup_here(
         &self,
         netns: &Path,
         network: &ContainerNetwork,
@@ -204,6 +229,10 @@ impl Driver {
     /// Undoes what [`Driver::setup`] made for the container on the host (its ports'
     /// rules, its names); its veth pairs go with its namespace.
     pub fn teardown(&self, network: &ContainerNetwork) -> Result<()> {
+        in_bridges_namespace(self.host_mounts, || self.teardown_here(network))
+    }
+
+    fn teardown_here(&self, network: &ContainerNetwork) -> Result<()> {
         let _lock = locked()?;
         let mut result = Ok(());
         if let Some(exit) = network.attachments.iter().find(|a| !a.network.internal) {
@@ -335,8 +364,21 @@ fn attach(
     Ok(())
 }
 
-/// Removes a network's bridge and rules from the host (its containers gone).
-pub fn remove_bridge(network: &NetworkDefinition) -> Result<()> {
+/// Removes a network's bridge and rules from the host (its containers gone); rootless,
+/// from rootless lade's namespace when it has one (without it there is nothing to
+/// remove).
+pub fn remove_bridge(network: &NetworkDefinition, host_mounts: HostMounts) -> Result<()> {
+    match rootless_netns::within_existing(host_mounts, || remove_bridge_here(network)) {
+        Ok(Some(done)) => done,
+        Ok(None) => Ok(()),
+        Err(source) => Err(NetworkError::Io {
+            path: rootless_netns::namespace_file(),
+            source,
+        }),
+    }
+}
+
+fn remove_bridge_here(network: &NetworkDefinition) -> Result<()> {
     let _lock = locked()?;
     let bridge = &network.bridge;
     let mut host = Netlink::open().map_err(link_error("open a netlink socket".into()))?;

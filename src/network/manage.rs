@@ -9,7 +9,7 @@ use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use super::{NetworkDefinition, NetworkError, Result, Subnet};
+use super::{HostMounts, NetworkDefinition, NetworkError, Result, Subnet};
 use crate::store::events::{self as event_log, Event};
 use crate::store::{NetworkRecord, Store};
 
@@ -254,14 +254,14 @@ pub fn create(store: &Store, options: &NetworkOptions) -> Result<NetworkDefiniti
 }
 
 /// Removes a network no container uses; returns its name. The default network stays.
-pub fn remove(store: &Store, reference: &str) -> Result<String> {
+pub fn remove(store: &Store, reference: &str, host_mounts: HostMounts) -> Result<String> {
     if reference == DOCKER_DEFAULT || reference == DEFAULT_NETWORK {
         return Err(NetworkError::DefaultKept(reference.to_string()));
     }
-    remove_record(store, record(store, reference)?)
+    remove_record(store, record(store, reference)?, host_mounts)
 }
 
-fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
+fn remove_record(store: &Store, record: NetworkRecord, host_mounts: HostMounts) -> Result<String> {
     let users = store.network_users(&record.name)?;
     if !users.is_empty() {
         let names: Vec<String> = users
@@ -279,7 +279,7 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
     }
     let network = definition(&record)?;
     // Its bridge and rules first: a record is never gone while they are left.
-    super::remove_bridge(&network)?;
+    super::remove_bridge(&network, host_mounts)?;
     store.delete_network(&record.name)?;
     let claim = claims_dir().join(&network.bridge);
     let owned = fs::read_to_string(&claim)
@@ -294,11 +294,11 @@ fn remove_record(store: &Store, record: NetworkRecord) -> Result<String> {
 /// Removes every network of the store, the default one too, with its bridge and rules
 /// (`system reset`, once the containers are gone); returns their names. Each one is
 /// tried; the first failure is returned once all were.
-pub fn remove_all(store: &Store) -> Result<Vec<String>> {
+pub fn remove_all(store: &Store, host_mounts: HostMounts) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     let mut first_failure = None;
     for record in store.networks()? {
-        match remove_record(store, record) {
+        match remove_record(store, record, host_mounts) {
             Ok(name) => removed.push(name),
             Err(e) => {
                 first_failure.get_or_insert(e);
@@ -316,6 +316,7 @@ pub fn remove_all(store: &Store) -> Result<Vec<String>> {
 pub fn prune(
     store: &Store,
     pass: &dyn Fn(&str, &BTreeMap<String, String>) -> bool,
+    host_mounts: HostMounts,
 ) -> Result<Vec<String>> {
     let mut removed = Vec::new();
     for record in store.networks()? {
@@ -326,7 +327,7 @@ pub fn prune(
         if !pass(&network.created, &network.labels) {
             continue;
         }
-        removed.push(remove_record(store, record)?);
+        removed.push(remove_record(store, record, host_mounts)?);
     }
     Ok(removed)
 }

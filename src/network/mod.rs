@@ -11,7 +11,9 @@
 //! its networks (its plan at create, the session of each start) is the container
 //! module's.
 //!
-//! Rootless networking (pasta) is not here: lade's containers need root.
+//! Rootless, the bridge driver works in a network namespace of the user's own
+//! (`rootless_netns`), as podman 4+ does; pasta and slirp4netns, the default network of
+//! rootless containers, are in `pasta` and `slirp`.
 
 mod aardvark;
 mod address;
@@ -25,6 +27,7 @@ mod namespace;
 mod netlink;
 pub mod pasta;
 mod ports;
+mod rootless_netns;
 pub mod slirp;
 mod subnet;
 
@@ -37,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::store::StoreError;
 
 pub use address::{allocate_address, release_addresses};
-pub use driver::{remove_bridge, Driver};
+pub use driver::{remove_bridge, Driver, HostMounts};
 pub use firewall::FirewallError;
 pub use inspect::{inspect, list, Endpoint, Ipam, IpamConfig, NetworkInspect};
 pub use manage::{
@@ -77,8 +80,8 @@ pub enum NetworkError {
     /// Rootless networking through pasta failed; the message says how to fix it.
     #[error("{0}")]
     Pasta(String),
-    /// A user network asked for by rootless lade.
-    #[error("network {0}: rootless lade has no user networks yet (pasta gives each container the host's connectivity): use the default network, --network none or --network host")]
+    /// Published ports on a user network asked for by rootless lade.
+    #[error("network {0}: rootless lade publishes no ports from a user network yet (its containers reach each other, not the host): publish on the default network (pasta), or use --network host")]
     RootlessUserNetwork(String),
     #[error("{path}: {source}")]
     Io {

@@ -3,7 +3,7 @@
 //! `$HOME` and runtime files under its `$XDG_RUNTIME_DIR` (both temporary): builds with
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
-//! from the host, `info`, the security settings inside, and the refusals of what needs
+//! from the host, names on a user network, cache mounts, a push and pull round trip, exec after the pause process is killed, `info`, the security settings inside, and the refusals of what needs
 //! root or a cgroup.
 
 use std::io::Read;
@@ -532,8 +532,21 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         stderr.contains("net.ipv4.ip_unprivileged_port_start"),
         "{stderr}"
     );
-    let stderr = lade.fails(&["run", "--rm", "--network", "mine", "busybox", "true"]);
-    assert!(stderr.contains("no user networks"), "{stderr}");
+    lade.ok(&["network", "create", "mine"]);
+    let stderr = lade.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "mine",
+        "-p",
+        "8080:80",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        stderr.contains("publishes no ports from a user network"),
+        "{stderr}"
+    );
     lade.ok(&[
         "run",
         "-d",
@@ -547,6 +560,164 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
     ]);
     let stderr = lade.fails(&["pause", "still"]);
     assert!(stderr.contains("cannot be paused"), "{stderr}");
+}
+
+#[test]
+fn containers_on_a_user_network_resolve_and_reach_each_other_by_name() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "inner"]);
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "server",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "echo served-by-name > /index.html && exec httpd -f -p 8000 -h /",
+    ]);
+    // httpd may bind after the client starts: the client asks until it answers. (The
+    // address is looked up by nslookup: busybox-static's wget and nc crash on a name.)
+    let fetched = lade.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "client",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup server >&2 && ping -c1 -W5 server >&2 \
+         && addr=$(nslookup server | sed -n 's/^Address: //p' | tail -n1) \
+         && for i in $(seq 100); do \
+         printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 $addr 8000 \
+         | grep served && exit 0; usleep 100000; done; exit 1",
+    ]);
+    assert_eq!(fetched.trim(), "served-by-name", "{fetched}");
+    // The network stays usable after its containers leave, and goes with `network rm`.
+    lade.ok(&["rm", "-f", "server"]);
+    lade.ok(&["network", "rm", "inner"]);
+}
+
+#[test]
+fn exec_reaches_a_running_container_after_the_pause_process_is_killed() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["run", "-d", "--name", "lasting", "busybox", "sleep", "300"]);
+    let pid_file = lade.dir.path().join("run/lade/pause.pid");
+    let pause: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let pause = nix::unistd::Pid::from_raw(pause);
+    nix::sys::signal::kill(pause, nix::sys::signal::Signal::SIGKILL).unwrap();
+    // Reaped by init once it is gone: until then its pid names a zombie.
+    common::wait_until("the pause process to end", || {
+        std::fs::read_to_string(format!("/proc/{pause}/stat"))
+            .map_or(true, |stat| stat.contains(") Z") || stat.contains(") X"))
+    });
+    assert_eq!(
+        lade.ok(&["exec", "lasting", "echo", "still-here"]).trim(),
+        "still-here"
+    );
+    let adopted = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(
+        adopted.trim(),
+        pause.to_string(),
+        "a new pause process holds the namespace"
+    );
+    lade.ok(&["rm", "-f", "lasting"]);
+}
+
+#[test]
+fn a_cache_mount_keeps_files_of_other_owners_between_builds() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file(
+        "ctx/Dockerfile",
+        "FROM busybox\nARG RUN_ID\n\
+         RUN --mount=type=cache,target=/cache,id=kept \\\n\
+         ls -n /cache | awk 'NR > 1 {print $3, $9}' > /seen \\\n\
+         && touch /cache/$RUN_ID && chown 1000:1000 /cache/$RUN_ID\n\
+         CMD [\"cat\", \"/seen\"]\n",
+    );
+    for run in ["first", "second"] {
+        let arg = format!("RUN_ID={run}");
+        lade.ok(&["build", "-q", "--build-arg", &arg, "-t", run, "ctx"]);
+    }
+    assert_eq!(lade.ok(&["run", "--rm", "--network", "none", "first"]), "");
+    assert_eq!(
+        lade.ok(&["run", "--rm", "--network", "none", "second"]),
+        "1000 first\n"
+    );
+}
+
+#[test]
+fn push_then_pull_into_a_fresh_store_keeps_owners() {
+    common::require_tool("docker-registry");
+    let registry = crate::registry::Registry::start(None);
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.file("ctx/Dockerfile", SECOND_USER_DOCKERFILE);
+    lade.ok(&["build", "-q", "-t", "second:1", "ctx"]);
+    let name = format!("{}/rootless/second:1", registry.host());
+    lade.ok(&["push", "-q", "second:1", &name]);
+    let other = RootlessLade::new();
+    other.ok(&["pull", "-q", &name]);
+    assert_eq!(
+        other.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "stat",
+            "-c",
+            "%u:%g:%a",
+            "/home/bob/f",
+        ]),
+        "1000:1000:640\n"
+    );
+    // In the fresh store too the file lands on the range.
+    let meta = std::fs::metadata(in_snapshots(&other.store(), "home/bob/f")).unwrap();
+    let start = test_user().range_start;
+    assert_eq!((meta.uid(), meta.gid()), (start + 999, start + 999));
+}
+
+#[test]
+fn system_migrate_ends_the_namespace_once_containers_stop() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "busy",
+        "--network",
+        "none",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let stderr = lade.fails(&["system", "migrate"]);
+    assert!(
+        stderr.contains("containers still run") && stderr.contains("busy"),
+        "{stderr}"
+    );
+    lade.ok(&["rm", "-f", "busy"]);
+    let pid_file = lade.dir.path().join("run/lade/pause.pid");
+    let namespace = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap();
+    let old_pid = std::fs::read_to_string(&pid_file).unwrap();
+    let old = namespace(old_pid.trim());
+    lade.ok(&["system", "migrate"]);
+    lade.ok(&["run", "--rm", "--network", "none", "busybox", "true"]);
+    let new_pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert_ne!(namespace(new_pid.trim()), old, "a new user namespace");
 }
 
 #[test]
