@@ -585,6 +585,23 @@ fn mount_system(sys: &mut dyn Sys, root: &Path, sandbox: &super::SandboxOptions)
                     None,
                 )
             })
+            .and_then(|()| {
+                // The remount made the top read-only, not the mounts under it: the
+                // host's cgroup tree would stay writable, and the user's own cgroups
+                // there are the namespace root's to write. An empty read-only tmpfs
+                // hides it, as runc mounts its own cgroup file system there.
+                let cgroup = sys_dir.resolved.join("fs/cgroup");
+                match sys.mount(
+                    Some(Path::new("tmpfs")),
+                    &cgroup,
+                    Some("tmpfs"),
+                    nosuid_noexec_nodev | read_only,
+                    Some("mode=755"),
+                ) {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+                    other => other,
+                }
+            })
         }
         other => other,
     };
