@@ -170,6 +170,9 @@ pub struct BuildOutput {
     pub image: Image,
     /// A build for several platforms: the index its tags name.
     pub index: Option<Digest>,
+    /// A build for several platforms: each platform's image, in the order asked (empty
+    /// for a build of one).
+    pub platform_images: Vec<(Platform, Image)>,
     pub warnings: Vec<String>,
     /// How many cache records `--cache-to` wrote.
     pub exported_records: Option<usize>,
@@ -737,9 +740,10 @@ pub fn build(
     };
     let host = Platform::host();
     let image = match built.iter().position(|(p, _)| p.serves(&host)) {
-        Some(i) => built.swap_remove(i).1,
-        None => built.swap_remove(0).1,
+        Some(i) => built[i].1.clone(),
+        None => built[0].1.clone(),
     };
+    let platform_images = if several { built } else { Vec::new() };
     let image = match index {
         // Its tags are the index's.
         Some(_) => store.image_by_manifest(&image.manifest_digest)?,
@@ -752,6 +756,7 @@ pub fn build(
     Ok(BuildOutput {
         image,
         index,
+        platform_images,
         warnings,
         exported_records,
     })

@@ -313,6 +313,9 @@ pub enum EngineError {
         what: String,
         source: Box<crate::layers::LayerError>,
     },
+    /// BuildKit's docker exporter writes one image, never an index.
+    #[error("--output type=docker: a docker-archive holds one platform's image, not an index of several (use type=oci, or one --platform)")]
+    DockerArchiveOfIndex,
 }
 
 impl EngineError {

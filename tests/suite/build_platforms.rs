@@ -331,3 +331,121 @@ fn a_step_of_another_platform_without_qemu_says_how_to_register_it() {
         "{err}"
     );
 }
+
+/// The entries of the tar at `path`: each path with the file's text (empty for others).
+fn tar_entries(path: &std::path::Path) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut entries = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut text = String::new();
+        if entry.header().entry_type().is_file() {
+            entry.read_to_string(&mut text).unwrap_or_default();
+        }
+        entries.push((name, text));
+    }
+    entries
+}
+
+#[test]
+fn outputs_of_two_platforms_are_split_per_platform_as_buildkit_splits_them() {
+    // No step runs: qemu is not needed.
+    let lade = Lade::new();
+    let context =
+        Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello-$TARGETARCH\n");
+    context.file("amd64.txt", "built for amd64\n");
+    context.file("arm64.txt", "built for arm64\n");
+    let out = tempfile::tempdir().unwrap();
+    let two = ["--platform", "linux/amd64,linux/arm64"];
+    let dir = out.path().join("files");
+    let local = format!("type=local,dest={}", dir.display());
+    lade.build(context.path(), &[two[0], two[1], "-o", &local]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("linux_amd64/hello-amd64")).unwrap(),
+        "built for amd64\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("linux_arm64/hello-arm64")).unwrap(),
+        "built for arm64\n"
+    );
+    assert!(!dir.join("linux_amd64/hello-arm64").exists());
+
+    // One tar, with a top directory per platform.
+    let tar_path = out.path().join("files.tar");
+    let tar_spec = format!("type=tar,dest={}", tar_path.display());
+    lade.build(context.path(), &[two[0], two[1], "-o", &tar_spec]);
+    let entries = tar_entries(&tar_path);
+    let files: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|(_, text)| !text.is_empty())
+        .map(|(n, t)| (n.trim_start_matches("./"), t.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("linux_amd64/hello-amd64", "built for amd64\n"),
+            ("linux_arm64/hello-arm64", "built for arm64\n")
+        ],
+        "{entries:?}"
+    );
+
+    // An OCI layout of the index: index.json names it, it names both platforms.
+    let oci_path = out.path().join("image.tar");
+    let oci_spec = format!(
+        "type=oci,dest={},name=example.com/multi:1",
+        oci_path.display()
+    );
+    lade.build(context.path(), &[two[0], two[1], "-o", &oci_spec]);
+    let entries = tar_entries(&oci_path);
+    let text_of = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {entries:?}"))
+            .1
+            .clone()
+    };
+    let top: serde_json::Value = serde_json::from_str(&text_of("index.json")).unwrap();
+    let named = &top["manifests"][0];
+    assert_eq!(
+        named["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        named["annotations"]["io.containerd.image.name"],
+        "example.com/multi:1"
+    );
+    let digest = named["digest"].as_str().unwrap().replace(':', "/");
+    let index: serde_json::Value =
+        serde_json::from_str(&text_of(&format!("blobs/{digest}"))).unwrap();
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+
+    // BuildKit's docker exporter writes no index: refused before anything is built.
+    let docker_spec = format!("type=docker,dest={}", out.path().join("d.tar").display());
+    let err = lade.fails(&[
+        "build",
+        two[0],
+        two[1],
+        "-o",
+        &docker_spec,
+        &context.path().to_string_lossy(),
+    ]);
+    assert!(
+        err.contains("type=docker") && err.contains("type=oci"),
+        "{err}"
+    );
+}
