@@ -91,7 +91,8 @@ pub struct BuildArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Say for every step whether the cache has it and, if not, why; build nothing
+    /// Say for every step whether the cache has it and, if not, why; build nothing.
+    /// With several --platform values, every platform's steps, each labelled with it
     #[arg(long, conflicts_with = "dry_run")]
     pub explain: bool,
 
@@ -715,13 +716,19 @@ fn explain(
                 .iter()
                 .map(|s| {
                     let (status, reason) = verdict_parts(&s.verdict);
-                    json!({
+                    let mut row = json!({
                         "stage": s.step.stage_label,
                         "number": s.step.number,
                         "instruction": s.step.text,
                         "status": status,
                         "reason": reason,
-                    })
+                    });
+                    // Only a build for several platforms has the key, so one for one
+                    // platform keeps the rows it always had.
+                    if let Some(platform) = &s.platform {
+                        row["platform"] = json!(platform.to_string());
+                    }
+                    row
                 })
                 .collect();
             serde_json::to_writer_pretty(&mut out, &rows)?;

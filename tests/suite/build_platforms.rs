@@ -449,3 +449,39 @@ fn outputs_of_two_platforms_are_split_per_platform_as_buildkit_splits_them() {
         "{err}"
     );
 }
+
+#[test]
+fn explain_of_two_platforms_explains_each_under_its_platform() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello\n");
+    context.file("amd64.txt", "amd64\n");
+    context.file("arm64.txt", "arm64\n");
+    let path = context.path().to_string_lossy().to_string();
+    // Only amd64 is in the cache.
+    lade.build(context.path(), &["--platform", "linux/amd64"]);
+    let two = [
+        "build",
+        "--explain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ];
+    let text = lade.ok(&[two[0], two[1], two[2], two[3], &path]);
+    let copy = |platform: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("[{platform} ")) && l.contains("COPY"))
+            .unwrap_or_else(|| panic!("no COPY step for {platform}:\n{text}"))
+            .to_string()
+    };
+    assert!(copy("linux/amd64").ends_with("cached"), "{text}");
+    assert!(copy("linux/arm64").contains("runs"), "{text}");
+    let json = lade.ok(&[two[0], two[1], two[2], two[3], "--format", "json", &path]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let platforms: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["instruction"].as_str().unwrap().starts_with("COPY"))
+        .map(|r| r["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{json}");
+}
