@@ -485,3 +485,79 @@ fn explain_of_two_platforms_explains_each_under_its_platform() {
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{json}");
 }
+
+#[test]
+fn inspect_history_and_save_take_the_image_of_one_platform() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello\n");
+    context.file("amd64.txt", "amd64\n");
+    context.file("arm64.txt", "arm64\n");
+    lade.build(
+        context.path(),
+        &["--platform", "linux/amd64,linux/arm64", "-t", "multi:1"],
+    );
+    let arch = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "{{.Architecture}}",
+        "multi:1",
+    ]);
+    assert_eq!(arch.trim(), "arm64");
+    let amd = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/amd64",
+        "-f",
+        "{{.Id}}",
+        "multi:1",
+    ]);
+    let arm = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "{{.Id}}",
+        "multi:1",
+    ]);
+    assert_ne!(amd, arm);
+    let err = lade.fails(&["image", "inspect", "--platform", "linux/s390x", "multi:1"]);
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
+
+    let history = lade.ok(&["history", "--platform", "linux/arm64", "-q", "multi:1"]);
+    assert_eq!(history.lines().next().unwrap().trim(), &arm.trim()[7..19]);
+
+    let out = tempfile::tempdir().unwrap();
+    let saved = out.path().join("arm.tar");
+    lade.ok(&[
+        "save",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        saved.to_str().unwrap(),
+        "multi:1",
+    ]);
+    let entries = tar_entries(&saved);
+    let manifest = &entries
+        .iter()
+        .find(|(n, _)| n == "manifest.json")
+        .unwrap()
+        .1;
+    let manifest: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    assert_eq!(manifest.as_array().unwrap().len(), 1, "{manifest}");
+    assert_eq!(manifest[0]["RepoTags"][0], "multi:1");
+    assert!(
+        manifest[0]["Config"]
+            .as_str()
+            .unwrap()
+            .ends_with(&arm.trim()[7..]),
+        "{manifest}"
+    );
+}
