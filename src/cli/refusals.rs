@@ -46,7 +46,7 @@ const NO_PRIVILEGED: &str =
     "containers keep Docker's default capabilities, seccomp filter and no_new_privs";
 const WINDOWS: &str = "Windows only";
 const ONE_PLATFORM: &str =
-    "not supported yet: push and rm take a multi-platform image whole (inspect, history and save take --platform)";
+    "not supported yet: rm takes a multi-platform image whole (inspect, history, save and push take --platform)";
 const CLUSTER_VOLUMES: &str = "cluster volumes: swarm mode";
 const CRIU: &str = "no checkpoint and restore (CRIU)";
 
@@ -101,7 +101,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image build", &["security-opt"], NO_PRIVILEGED),
     ("image build", &["squash"], "not supported (experimental in Docker)"),
     ("image load", &["platform"], "not supported yet: load adds every image of the archive"),
-    ("image push", &["platform"], ONE_PLATFORM),
     ("image push", &["all-tags"], NOT_YET),
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),

@@ -115,7 +115,7 @@ pub use processes::{stats, top, Processes, TopRequest};
 pub use prune::{prune, prune_images, LabelFilter, PruneFilters, PruneRequest, Pruned};
 pub use ps::{ps, ContainerRow, ContainerSize, PsFilter, PsRequest};
 pub use pull::{pull, PullRequest};
-pub use push::{push, PushRequest};
+pub use push::{push, push_platform, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};
 pub use rename::{rename, RenameRequest};
 pub use reset::{reset, ResetReport};

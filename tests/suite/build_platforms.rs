@@ -487,7 +487,7 @@ fn explain_of_two_platforms_explains_each_under_its_platform() {
 }
 
 #[test]
-fn inspect_history_and_save_take_the_image_of_one_platform() {
+fn inspect_history_save_and_push_take_the_image_of_one_platform() {
     let lade = Lade::new();
     let context = Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello\n");
     context.file("amd64.txt", "amd64\n");
@@ -560,4 +560,24 @@ fn inspect_history_and_save_take_the_image_of_one_platform() {
             .ends_with(&arm.trim()[7..]),
         "{manifest}"
     );
+
+    // push --platform sends that image alone, as an image of one platform.
+    let registry = Registry::start(None);
+    let remote = format!("{}/platforms/one:arm", registry.host());
+    lade.ok(&["push", "--platform", "linux/arm64", "multi:1", &remote]);
+    let raw = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{raw}"
+    );
+    assert_eq!(manifest["config"]["digest"], arm.trim(), "{raw}");
 }
