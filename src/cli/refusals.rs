@@ -25,10 +25,6 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("checkpoint", "no checkpoint and restore (CRIU)"),
     ("config", SWARM),
     ("context", "lade has no daemon to choose"),
-    (
-        "manifest annotate",
-        "not supported yet: `lade manifest add --os/--arch/--variant/--annotation` sets an entry's platform and annotations",
-    ),
     ("node", SWARM),
     ("plugin", "no plugins: lade has no daemon"),
     ("secret", SWARM),

@@ -81,6 +81,88 @@ pub fn manifest_add(
         .0)
 }
 
+/// What `manifest annotate` changes of an entry's platform (Docker's `--os`, `--arch`,
+/// `--variant`, `--os-version`, `--os-features`); what is not given stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct PlatformAnnotation {
+    pub os: Option<String>,
+    pub architecture: Option<String>,
+    pub variant: Option<String>,
+    pub os_version: Option<String>,
+    pub os_features: Option<Vec<String>>,
+}
+
+/// `lade manifest annotate`: the platform of `image`'s entry in the list `list` changed
+/// as `annotation` says (an empty variant, version or feature list removes it).
+/// `image` is the image's name or id in the store, or its manifest's digest.
+pub fn manifest_annotate(
+    store: &Store,
+    list: &ImageRef,
+    image: &str,
+    annotation: &PlatformAnnotation,
+) -> Result<Digest> {
+    let mut index = existing_list(store, list)?.ok_or_else(|| not_a_list(list))?;
+    let digest = match image.parse::<Digest>() {
+        Ok(digest) if index.manifests.iter().any(|d| d.digest == digest) => digest,
+        _ => store.image(image)?.manifest_digest,
+    };
+    let entry = index
+        .manifests
+        .iter_mut()
+        .find(|d| d.digest == digest)
+        .ok_or_else(|| {
+            manifest_error(format!(
+                "{image} is not in {}: add it with `lade manifest add`",
+                list.familiar()
+            ))
+        })?;
+    let spec = entry.platform.get_or_insert_with(|| {
+        Platform {
+            os: String::new(),
+            architecture: String::new(),
+            variant: None,
+        }
+        .spec()
+    });
+    if let Some(os) = &annotation.os {
+        spec.os = os.clone();
+    }
+    if let Some(architecture) = &annotation.architecture {
+        spec.architecture = architecture.clone();
+    }
+    if let Some(variant) = &annotation.variant {
+        spec.variant = Some(variant.clone()).filter(|v| !v.is_empty());
+    }
+    if let Some(version) = &annotation.os_version {
+        match version.as_str() {
+            "" => spec.extra.remove("os.version"),
+            _ => spec
+                .extra
+                .insert("os.version".into(), version.clone().into()),
+        };
+    }
+    if let Some(features) = &annotation.os_features {
+        let features: Vec<serde_json::Value> = features
+            .iter()
+            .filter(|f| !f.is_empty())
+            .map(|f| f.clone().into())
+            .collect();
+        match features.is_empty() {
+            true => spec.extra.remove("os.features"),
+            false => spec.extra.insert("os.features".into(), features.into()),
+        };
+    }
+    if spec.os.is_empty() || spec.architecture.is_empty() {
+        return Err(manifest_error(format!(
+            "the entry of {image} in {} says no platform: give --os and --arch",
+            list.familiar()
+        )));
+    }
+    Ok(store
+        .commit_index_document(&index, std::slice::from_ref(list))?
+        .0)
+}
+
 /// `lade manifest inspect`: the list as JSON (indented, as Docker and podman show it):
 /// the store's list of that name, else what the registry has for it.
 pub fn manifest_inspect(store: &Store, name: &str, client: &ClientOptions) -> Result<String> {

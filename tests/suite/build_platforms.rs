@@ -581,3 +581,94 @@ fn inspect_history_save_and_push_take_the_image_of_one_platform() {
     );
     assert_eq!(manifest["config"]["digest"], arm.trim(), "{raw}");
 }
+
+#[test]
+fn manifest_annotate_changes_an_entrys_platform_and_keeps_the_rest() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nCOPY a.txt /\n");
+    context.file("a.txt", "a\n");
+    lade.build(
+        context.path(),
+        &["--platform", "linux/amd64", "-t", "one:amd"],
+    );
+    lade.build(
+        context.path(),
+        &["--platform", "linux/arm64", "-t", "one:arm"],
+    );
+    lade.ok(&["manifest", "create", "annotated:1", "one:amd", "one:arm"]);
+    lade.ok(&[
+        "manifest",
+        "annotate",
+        "--variant",
+        "v8",
+        "--os-version",
+        "13",
+        "--os-features",
+        "a,b",
+        "annotated:1",
+        "one:arm",
+    ]);
+    let platform_of = |arch: &str| {
+        let shown: serde_json::Value =
+            serde_json::from_str(&lade.ok(&["manifest", "inspect", "annotated:1"])).unwrap();
+        shown["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap_or_else(|| panic!("no {arch} entry: {shown}"))["platform"]
+            .clone()
+    };
+    let arm = platform_of("arm64");
+    assert_eq!(arm["os"], "linux");
+    assert_eq!(arm["variant"], "v8");
+    assert_eq!(arm["os.version"], "13");
+    assert_eq!(arm["os.features"], serde_json::json!(["a", "b"]));
+    assert_eq!(platform_of("amd64")["variant"], serde_json::Value::Null);
+    // An empty value removes what it names; the rest stays.
+    lade.ok(&[
+        "manifest",
+        "annotate",
+        "--os-version",
+        "",
+        "annotated:1",
+        "one:arm",
+    ]);
+    let arm = platform_of("arm64");
+    assert_eq!(arm["os.version"], serde_json::Value::Null);
+    assert_eq!(arm["variant"], "v8");
+    // The list still serves arm64 with its image.
+    assert_eq!(
+        inspect(&lade, "{{.Id}}", "one:arm"),
+        lade.ok(&[
+            "image",
+            "inspect",
+            "--platform",
+            "linux/arm64",
+            "-f",
+            "{{.Id}}",
+            "annotated:1"
+        ])
+        .trim()
+    );
+    lade.build(
+        context.path(),
+        &[
+            "--platform",
+            "linux/arm64",
+            "--label",
+            "x=y",
+            "-t",
+            "other:1",
+        ],
+    );
+    let err = lade.fails(&[
+        "manifest",
+        "annotate",
+        "--os",
+        "linux",
+        "annotated:1",
+        "other:1",
+    ]);
+    assert!(err.contains("other:1 is not in annotated:1"), "{err}");
+}
