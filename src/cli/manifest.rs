@@ -114,6 +114,10 @@ pub struct InspectArgs {
     /// Verify the registry's TLS certificate (podman's spelling)
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub tls_verify: bool,
+    /// Each entry's reference, descriptor, raw manifest (base64) and the manifest
+    /// itself, as Docker's `manifest inspect -v` shows them
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The list (or a registry's image)
     #[arg(value_name = "LIST")]
     pub list: String,
@@ -209,7 +213,12 @@ pub fn run(store_config: &StoreConfig, command: ManifestCommand) -> Result<ExitC
             )?;
         }
         ManifestCommand::Inspect(args) => {
-            let text = engine::manifest_inspect(
+            let inspect = if args.verbose {
+                engine::manifest_inspect_verbose
+            } else {
+                engine::manifest_inspect
+            };
+            let text = inspect(
                 &store,
                 &args.list,
                 &client(args.tls_verify && !args.insecure),

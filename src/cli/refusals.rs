@@ -101,7 +101,6 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),
     ("image ls", &["tree"], NOT_YET),
-    ("manifest inspect", &["verbose"], NOT_YET),
     ("network connect", &["driver-opt", "gw-priority", "link-local-ip"], NOT_YET),
     ("network connect", &["ip6"], NO_IPV6),
     ("network connect", &["link"], LINKS),

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
+
 use super::{push, EngineError, PushRequest, Result};
 use crate::oci::{media, Descriptor, Digest, ImageIndex, ImageRef, Platform};
 use crate::registry::{self, ClientOptions, PullOptions, PullPolicy, PushOptions};
@@ -175,6 +177,95 @@ pub fn manifest_inspect(store: &Store, name: &str, client: &ClientOptions) -> Re
         source: Box::new(source),
     })?;
     pretty(&bytes)
+}
+
+/// `lade manifest inspect -v`, as Docker shows it: for a list, each entry's reference
+/// (`NAME@DIGEST`), descriptor, raw manifest (base64) and that manifest parsed (under
+/// `OCIManifest`, or `SchemaV2Manifest` for Docker's type); for one image, that object
+/// alone. Manifests come from the store, else the registry.
+pub fn manifest_inspect_verbose(
+    store: &Store,
+    name: &str,
+    client: &ClientOptions,
+) -> Result<String> {
+    let reference: ImageRef = name.parse().map_err(crate::registry::RegistryError::from)?;
+    let fetch = |digest: Option<&Digest>| -> Result<Vec<u8>> {
+        if let Some(digest) = digest.filter(|d| store.has_blob(d)) {
+            return Ok(store.read_blob(digest)?);
+        }
+        let wanted = match digest {
+            Some(digest) => format!(
+                "{}/{}@{digest}",
+                reference.registry(),
+                reference.repository()
+            )
+            .parse()
+            .map_err(crate::registry::RegistryError::from)?,
+            None => reference.clone(),
+        };
+        registry::manifest(&wanted, client).map_err(|source| EngineError::Remote {
+            what: format!("inspect the manifest of {}", wanted.familiar()),
+            source: Box::new(source),
+        })
+    };
+    let (top, top_digest) = match store.image_index(name)? {
+        Some((digest, _)) => (store.read_blob(&digest)?, Some(digest)),
+        None => {
+            let bytes = fetch(None)?;
+            let digest = Digest::of(&bytes);
+            (bytes, Some(digest))
+        }
+    };
+    let parsed = parse_json(&top)?;
+    let media_type = parsed["mediaType"].as_str().unwrap_or_default().to_string();
+    let verbose = |descriptor: serde_json::Value, bytes: &[u8]| -> Result<serde_json::Value> {
+        let manifest = parse_json(bytes)?;
+        let key = match manifest["mediaType"].as_str() {
+            Some(media::DOCKER_MANIFEST) => "SchemaV2Manifest",
+            _ => "OCIManifest",
+        };
+        let digest = descriptor["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        Ok(serde_json::json!({
+            "Ref": format!("{}@{digest}", reference.normalized()),
+            "Descriptor": descriptor,
+            "Raw": base64::engine::general_purpose::STANDARD.encode(bytes),
+            key: manifest,
+        }))
+    };
+    let shown = if media_type == media::OCI_INDEX || media_type == media::DOCKER_MANIFEST_LIST {
+        let mut entries = Vec::new();
+        for descriptor in parsed["manifests"].as_array().cloned().unwrap_or_default() {
+            let digest: Digest = descriptor["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|_| {
+                    manifest_error(format!("{name}: an entry of the list has no valid digest"))
+                })?;
+            entries.push(verbose(descriptor, &fetch(Some(&digest))?)?);
+        }
+        serde_json::Value::Array(entries)
+    } else {
+        let descriptor = serde_json::json!({
+            "mediaType": media_type,
+            "digest": top_digest.map(|d| d.to_string()),
+            "size": top.len(),
+        });
+        verbose(descriptor, &top)?
+    };
+    Ok(serde_json::to_string_pretty(&shown).unwrap_or_default())
+}
+
+fn parse_json(bytes: &[u8]) -> Result<serde_json::Value> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        EngineError::Store(StoreError::Invalid {
+            what: "the manifest".into(),
+            reason: e.to_string(),
+        })
+    })
 }
 
 /// `lade manifest push`: the list and its images to `destination` (the list's own

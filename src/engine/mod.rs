@@ -102,8 +102,8 @@ pub use lifecycle::{
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use manifest::{
-    manifest_add, manifest_annotate, manifest_create, manifest_inspect, manifest_push, manifest_rm,
-    ManifestEntryOptions, PlatformAnnotation,
+    manifest_add, manifest_annotate, manifest_create, manifest_inspect, manifest_inspect_verbose,
+    manifest_push, manifest_rm, ManifestEntryOptions, PlatformAnnotation,
 };
 pub use network::{
     connect_network, create_network, disconnect_network, ensure_default_network,

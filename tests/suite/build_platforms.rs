@@ -671,4 +671,26 @@ fn manifest_annotate_changes_an_entrys_platform_and_keeps_the_rest() {
         "other:1",
     ]);
     assert!(err.contains("other:1 is not in annotated:1"), "{err}");
+    // -v: each entry's reference, descriptor, raw bytes and manifest, as Docker shows it.
+    let verbose: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["manifest", "inspect", "-v", "annotated:1"])).unwrap();
+    let entries = verbose.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{verbose}");
+    let arm_entry = entries
+        .iter()
+        .find(|e| e["Descriptor"]["platform"]["architecture"] == "arm64")
+        .unwrap();
+    let digest = arm_entry["Descriptor"]["digest"].as_str().unwrap();
+    assert_eq!(
+        arm_entry["Ref"],
+        format!("docker.io/library/annotated:1@{digest}")
+    );
+    assert_eq!(
+        arm_entry["OCIManifest"]["config"]["digest"]
+            .as_str()
+            .unwrap(),
+        inspect(&lade, "{{.Id}}", "one:arm"),
+        "{verbose}"
+    );
+    assert!(!arm_entry["Raw"].as_str().unwrap().is_empty());
 }
