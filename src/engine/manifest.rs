@@ -1,7 +1,8 @@
 //! `lade manifest`: multi-platform images (OCI image indexes) made by hand, as podman's
 //! and Docker's `manifest` commands make them: `create` a list under a name from
 //! images, `add` an image to it (for the platform its config names, or one given),
-//! `inspect` it (or a registry's), `push` it with its images, `rm` it. A list is a tag
+//! `annotate` an entry's platform, `inspect` it (or a registry's; `-v` with each
+//! entry's manifest), `push` it with its images, `rm` it. A list is a tag
 //! of the store naming an index, so `build`, `run`, `push` and `pull` read it as they
 //! read any multi-platform image.
 

@@ -1,8 +1,9 @@
 //! Builds for other platforms: an arm64 image built on this amd64 machine with its RUN
 //! steps under qemu-user, the automatic platform ARGs and `FROM --platform=$BUILDPLATFORM`
 //! for cross-compiling, a build for two platforms as one image index pushed to a
-//! registry and pulled back per platform, `lade manifest` for lists made by hand, and
-//! the build cache kept apart per platform.
+//! registry and pulled back per platform, `lade manifest` for lists made by hand
+//! (annotate, inspect -v), the build cache kept apart per platform, outputs and
+//! `--explain` of several platforms, and `--platform` of inspect, history, save, push.
 
 use crate::common::{self, Context, Lade};
 use crate::registry::Registry;
