@@ -219,37 +219,8 @@ pub fn save(
     append_dir(&mut tar, "blobs/sha256/")?;
     for item in items {
         let image = &item.image;
-        let config_bytes = store.read_blob(&image.id)?;
-        if written.insert(image.id) {
-            append_file(&mut tar, &blob_name(&image.id), &config_bytes)?;
-        }
-        let mut layer_descriptors = Vec::new();
-        let mut layer_paths = Vec::new();
-        for layer in &image.layers {
-            let (digest, size, media_type) = match format {
-                SaveFormat::Oci => (layer.blob, layer.size, layer.media_type.clone()),
-                SaveFormat::Docker => (
-                    layer.diff_id,
-                    layer_tar_size(store, layer)?,
-                    media::OCI_LAYER_TAR.to_string(),
-                ),
-            };
-            if written.insert(digest) {
-                append_layer(store, &mut tar, layer, format, size, progress)?;
-            }
-            layer_descriptors.push(Descriptor::new(media_type, digest, size));
-            layer_paths.push(blob_name(&digest));
-        }
-        let mut manifest = ImageManifest::new(
-            Descriptor::new(media::OCI_CONFIG, image.id, config_bytes.len() as u64),
-            layer_descriptors,
-        );
-        manifest.annotations = image.annotations.clone();
-        let manifest_bytes = manifest.to_canonical_json();
-        let manifest_digest = Digest::of(&manifest_bytes);
-        if written.insert(manifest_digest) {
-            append_file(&mut tar, &blob_name(&manifest_digest), &manifest_bytes)?;
-        }
+        let (manifest_digest, manifest_bytes, layer_paths) =
+            append_image(store, &mut tar, &mut written, image, format, progress)?;
         let descriptor = |annotations: &[(&str, String)]| {
             let mut entry = Descriptor::new(
                 media::OCI_MANIFEST,
@@ -308,6 +279,108 @@ pub fn save(
         crate::store::events::image_event(store, "save", &name, &name);
     }
     Ok(())
+}
+
+/// Writes the blobs of `image` that `written` does not hold yet: its config, its
+/// layers (as `format` keeps them) and its manifest. Returns the manifest's digest and
+/// bytes, and the layers' paths in the archive.
+fn append_image(
+    store: &Store,
+    tar: &mut tar::Builder<&mut dyn Write>,
+    written: &mut BTreeSet<Digest>,
+    image: &Image,
+    format: SaveFormat,
+    progress: &dyn Progress,
+) -> Result<(Digest, Vec<u8>, Vec<String>)> {
+    let config_bytes = store.read_blob(&image.id)?;
+    if written.insert(image.id) {
+        append_file(tar, &blob_name(&image.id), &config_bytes)?;
+    }
+    let mut layer_descriptors = Vec::new();
+    let mut layer_paths = Vec::new();
+    for layer in &image.layers {
+        let (digest, size, media_type) = match format {
+            SaveFormat::Oci => (layer.blob, layer.size, layer.media_type.clone()),
+            SaveFormat::Docker => (
+                layer.diff_id,
+                layer_tar_size(store, layer)?,
+                media::OCI_LAYER_TAR.to_string(),
+            ),
+        };
+        if written.insert(digest) {
+            append_layer(store, tar, layer, format, size, progress)?;
+        }
+        layer_descriptors.push(Descriptor::new(media_type, digest, size));
+        layer_paths.push(blob_name(&digest));
+    }
+    let mut manifest = ImageManifest::new(
+        Descriptor::new(media::OCI_CONFIG, image.id, config_bytes.len() as u64),
+        layer_descriptors,
+    );
+    manifest.annotations = image.annotations.clone();
+    let manifest_bytes = manifest.to_canonical_json();
+    let manifest_digest = Digest::of(&manifest_bytes);
+    if written.insert(manifest_digest) {
+        append_file(tar, &blob_name(&manifest_digest), &manifest_bytes)?;
+    }
+    Ok((manifest_digest, manifest_bytes, layer_paths))
+}
+
+/// Writes a deterministic OCI layout of an image index to `out`, as BuildKit's oci
+/// exporter writes a build for several platforms: each platform's image, the index of
+/// them (one entry per platform), and `index.json` naming that index once per name.
+pub fn save_index(
+    store: &Store,
+    entries: &[(Platform, Image)],
+    names: &[ImageRef],
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let mut tar = tar::Builder::new(out);
+    let mut written: BTreeSet<Digest> = BTreeSet::new();
+    append_dir(&mut tar, "blobs/")?;
+    append_dir(&mut tar, "blobs/sha256/")?;
+    let mut manifests = Vec::new();
+    for (platform, image) in entries {
+        let (digest, bytes, _) = append_image(
+            store,
+            &mut tar,
+            &mut written,
+            image,
+            SaveFormat::Oci,
+            progress,
+        )?;
+        let mut entry = Descriptor::new(media::OCI_MANIFEST, digest, bytes.len() as u64);
+        entry.platform = Some(platform.spec());
+        manifests.push(entry);
+    }
+    let index_bytes = ImageIndex::new(manifests).to_canonical_json();
+    let index_digest = Digest::of(&index_bytes);
+    append_file(&mut tar, &blob_name(&index_digest), &index_bytes)?;
+    let named = |name: Option<&ImageRef>| {
+        let mut entry = Descriptor::new(media::OCI_INDEX, index_digest, index_bytes.len() as u64);
+        if let Some(name) = name {
+            entry.annotations = [
+                (CONTAINERD_NAME_ANNOTATION.to_string(), name.normalized()),
+                (REF_NAME_ANNOTATION.to_string(), name.familiar()),
+            ]
+            .into_iter()
+            .collect();
+        }
+        entry
+    };
+    let top: Vec<Descriptor> = if names.is_empty() {
+        vec![named(None)]
+    } else {
+        names.iter().map(|n| named(Some(n))).collect()
+    };
+    append_file(
+        &mut tar,
+        INDEX_FILE,
+        &ImageIndex::new(top).to_canonical_json(),
+    )?;
+    append_file(&mut tar, OCI_LAYOUT_FILE, OCI_LAYOUT_CONTENT)?;
+    tar.finish().at("archive")
 }
 
 fn header(kind: tar::EntryType, size: u64, mode: u32) -> tar::Header {

@@ -170,6 +170,9 @@ pub struct BuildOutput {
     pub image: Image,
     /// A build for several platforms: the index its tags name, and its size.
     pub index: Option<(Digest, u64)>,
+    /// A build for several platforms: each platform's image, in the order asked (empty
+    /// for a build of one).
+    pub platform_images: Vec<(Platform, Image)>,
     pub warnings: Vec<String>,
     /// How many cache records `--cache-to` wrote.
     pub exported_records: Option<usize>,
@@ -249,6 +252,8 @@ pub enum Verdict {
 pub struct ExplainedStep {
     pub step: StepRef,
     pub verdict: Verdict,
+    /// The platform it is for, in a build for several.
+    pub platform: Option<Platform>,
 }
 
 /// Receives build events; the CLI renders them.
@@ -736,9 +741,10 @@ pub fn build(
     };
     let host = Platform::host();
     let image = match built.iter().position(|(p, _)| p.serves(&host)) {
-        Some(i) => built.swap_remove(i).1,
-        None => built.swap_remove(0).1,
+        Some(i) => built[i].1.clone(),
+        None => built[0].1.clone(),
     };
+    let platform_images = if several { built } else { Vec::new() };
     let image = match index {
         // Its tags are the index's.
         Some(_) => store.image_by_manifest(&image.manifest_digest)?,
@@ -751,6 +757,7 @@ pub fn build(
     Ok(BuildOutput {
         image,
         index,
+        platform_images,
         warnings,
         exported_records,
     })
@@ -856,34 +863,41 @@ fn build_for(
 }
 
 /// Says, for every step the build would take, whether the cache has it and if not why,
-/// without running or writing anything (but the stat cache of the context's files).
+/// without running or writing anything (but the stat cache of the context's files). A
+/// build for several platforms is explained for each, in order, each step labelled with
+/// its platform as progress labels it.
 pub fn explain(store: &Store, options: &BuildOptions) -> Result<Vec<ExplainedStep>, BuildError> {
-    let platform = options
-        .platforms
-        .first()
-        .cloned()
-        .unwrap_or_else(Platform::host);
-    let prepared = prepare(store, options, &platform)?;
-    // Nothing runs: no secret is read, no agent started.
-    let providers = Providers::default();
-    let session = session(
-        store,
-        options,
-        &prepared,
-        &Silent,
-        Mode::Explain,
-        &providers,
-    )?;
-    for &stage in &prepared.plan.order {
-        session.run_stage(stage, &schedule::Turn::unscheduled())?;
+    let platforms = match options.platforms.as_slice() {
+        [] => vec![Platform::host()],
+        some => some.to_vec(),
+    };
+    let several = platforms.len() > 1;
+    let mut all = Vec::new();
+    for platform in &platforms {
+        let prepared = prepare(store, options, platform)?;
+        // Nothing runs: no secret is read, no agent started.
+        let providers = Providers::default();
+        let session = session(
+            store,
+            options,
+            &prepared,
+            &Silent,
+            Mode::Explain,
+            &providers,
+        )?;
+        for &stage in &prepared.plan.order {
+            session.run_stage(stage, &schedule::Turn::unscheduled())?;
+        }
+        session.hasher.save(store);
+        let explained =
+            std::mem::take(&mut *session.explained.lock().unwrap_or_else(|e| e.into_inner()));
+        all.extend(explained.into_iter().map(|(step, verdict)| ExplainedStep {
+            step,
+            verdict,
+            platform: several.then(|| platform.clone()),
+        }));
     }
-    session.hasher.save(store);
-    let explained =
-        std::mem::take(&mut *session.explained.lock().unwrap_or_else(|e| e.into_inner()));
-    Ok(explained
-        .into_iter()
-        .map(|(step, verdict)| ExplainedStep { step, verdict })
-        .collect())
+    Ok(all)
 }
 
 /// A base image for `platform`, from the store (the entry for it of a multi-platform

@@ -108,6 +108,10 @@ pub struct SaveArgs {
     /// How to show progress
     #[arg(long, value_enum, default_value = "auto")]
     pub progress: Progress,
+    /// Of a multi-platform image, save only its image for this platform
+    /// (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(value_name = "IMAGE", required = true)]
     pub images: Vec<String>,
 }
@@ -120,6 +124,7 @@ pub fn save(store_config: &StoreConfig, args: SaveArgs) -> Result<ExitCode> {
             SaveFormatArg::Docker => SaveFormat::Docker,
             SaveFormatArg::Oci => SaveFormat::Oci,
         },
+        platform: super::images::platform_arg(args.platform.as_deref())?,
     };
     let set = engine::save_set(&store, &request)?;
     let progress = ByteProgress::new(Mode::from(args.progress), "saving", Some(set.size()));

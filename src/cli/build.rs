@@ -91,7 +91,8 @@ pub struct BuildArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Say for every step whether the cache has it and, if not, why; build nothing
+    /// Say for every step whether the cache has it and, if not, why; build nothing.
+    /// With several --platform values, every platform's steps, each labelled with it
     #[arg(long, conflicts_with = "dry_run")]
     pub explain: bool,
 
@@ -117,7 +118,8 @@ pub struct BuildArgs {
     /// (into the store; type=registry pushes too). `-o DIR` is type=local and `-o -`
     /// a tar on standard output. Without it the image goes into the store under its
     /// -t names; with it, the store keeps the image only for an image output, so -t
-    /// with -o type=local loads nothing, as with buildx
+    /// with -o type=local loads nothing, as with buildx. With several --platform values
+    /// local and tar write a directory per platform (linux_arm64/), oci the index
     #[arg(
         short = 'o',
         long = "output",
@@ -423,14 +425,14 @@ fn build_request(
     if exports.iter().filter(|e| e.to_stdout()).count() > 1 {
         bail!("only one --output can write to standard output");
     }
-    // BuildKit writes one directory or archive per platform then; lade writes the
-    // files and archives of one image.
+    // Files and OCI layouts are split per platform (the engine's), but BuildKit's docker
+    // exporter refuses an index: a docker-archive names one image per tag.
     if options.platforms.len() > 1
         && exports
             .iter()
-            .any(|e| !matches!(e, BuildExport::Image { .. }))
+            .any(|e| matches!(e, BuildExport::Docker { .. }))
     {
-        bail!("--output: files and archives are written for one --platform at a time; build each platform with its own --output, or use type=image (with push=true) for the index");
+        bail!("--output type=docker: a docker-archive holds one platform's image, not an index of several; use type=oci for the index, or one --platform");
     }
     if exports.iter().any(BuildExport::to_stdout) && std::io::stdout().is_terminal() {
         bail!("--output: refusing to write a tar to the terminal: redirect standard output or give dest=FILE");
@@ -683,13 +685,19 @@ fn explain(
                 .iter()
                 .map(|s| {
                     let (status, reason) = verdict_parts(&s.verdict);
-                    json!({
+                    let mut row = json!({
                         "stage": s.step.stage_label,
                         "number": s.step.number,
                         "instruction": s.step.text,
                         "status": status,
                         "reason": reason,
-                    })
+                    });
+                    // Only a build for several platforms has the key, so one for one
+                    // platform keeps the rows it always had.
+                    if let Some(platform) = &s.platform {
+                        row["platform"] = json!(platform.to_string());
+                    }
+                    row
                 })
                 .collect();
             serde_json::to_writer_pretty(&mut out, &rows)?;

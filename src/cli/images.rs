@@ -207,6 +207,43 @@ pub struct InspectArgs {
     pub kind: Option<InspectKind>,
     #[arg(value_name = "CONTAINER|IMAGE", required = true)]
     pub images: Vec<String>,
+    /// `image inspect --platform` (Docker's top-level inspect has none).
+    #[arg(skip)]
+    pub platform: Option<String>,
+}
+
+/// `image inspect`: `inspect` of images, with Docker's `--platform`.
+#[derive(Debug, Args)]
+pub struct ImageInspectArgs {
+    /// Format each item with a Go template (`{{.State.Status}}`, `{{json .Config}}`)
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub format: Option<String>,
+    /// Of a multi-platform image, its image for this platform (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+impl ImageInspectArgs {
+    /// The `inspect` these arguments stand for, of images only.
+    pub fn of_images(self) -> InspectArgs {
+        InspectArgs {
+            format: self.format,
+            kind: Some(InspectKind::Image),
+            images: self.names,
+            platform: self.platform,
+        }
+    }
+}
+
+/// `--platform` as os/arch[/variant], named in the error.
+pub(super) fn platform_arg(text: Option<&str>) -> Result<Option<crate::oci::Platform>> {
+    text.map(|text| {
+        crate::oci::Platform::parse(text)
+            .with_context(|| format!("invalid --platform {text:?}: expected os/arch[/variant]"))
+    })
+    .transpose()
 }
 
 /// `container inspect` and `image inspect`: `inspect` for one kind of object.
@@ -226,6 +263,7 @@ impl ObjectInspectArgs {
             format: self.format,
             kind: Some(kind),
             images: self.names,
+            platform: None,
         }
     }
 }
@@ -243,8 +281,14 @@ pub fn inspect(store_config: &StoreConfig, args: InspectArgs) -> Result<ExitCode
         InspectKind::Container => engine::InspectKind::Container,
         InspectKind::Image => engine::InspectKind::Image,
     });
+    let platform = platform_arg(args.platform.as_deref())?;
     let code = super::each_item(&args.images, |reference| {
-        out.push(engine::inspect(&store, reference, kind)?)
+        out.push(engine::inspect_for(
+            &store,
+            reference,
+            kind,
+            platform.as_ref(),
+        )?)
     });
     out.finish()?;
     Ok(code)
@@ -266,6 +310,10 @@ pub struct HistoryArgs {
     /// Output format: table, json, or a Go template (`{{.ID}}\t{{.CreatedBy}}`)
     #[arg(long, default_value = "table")]
     pub format: String,
+    /// Of a multi-platform image, the history of its image for this platform
+    /// (os/arch[/variant])
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     #[arg(value_name = "IMAGE")]
     pub image: String,
 }
@@ -280,7 +328,8 @@ pub fn history(store_config: &StoreConfig, args: HistoryArgs) -> Result<ExitCode
             ("Comment", "COMMENT"),
         ],
     )?;
-    let rows = engine::history(&store, &args.image)?;
+    let platform = platform_arg(args.platform.as_deref())?;
+    let rows = engine::history(&store, &args.image, platform.as_ref())?;
     let rows: Vec<Value> = rows
         .iter()
         .map(|row| history_row(row, args.human, !args.no_trunc))

@@ -19,6 +19,8 @@ pub enum ManifestCommand {
     /// Add an image to a list, for the platform its config names (or the one
     /// --os/--arch/--variant give); it replaces the list's image of that platform
     Add(AddArgs),
+    /// Change the platform of an image's entry in a list (what is not given stays)
+    Annotate(AnnotateArgs),
     /// Show a list as JSON: the store's of that name, else the registry's
     Inspect(InspectArgs),
     /// Push a list and its images to a registry
@@ -80,6 +82,31 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// The entry's operating system
+    #[arg(long, value_name = "OS")]
+    pub os: Option<String>,
+    /// The entry's architecture
+    #[arg(long = "arch", value_name = "ARCH")]
+    pub architecture: Option<String>,
+    /// The entry's variant (v7, v8...; empty removes it)
+    #[arg(long, value_name = "VARIANT")]
+    pub variant: Option<String>,
+    /// The entry's os.version (empty removes it)
+    #[arg(long, value_name = "VERSION")]
+    pub os_version: Option<String>,
+    /// The entry's os.features, comma-separated (empty removes them)
+    #[arg(long, value_name = "FEATURES", value_delimiter = ',')]
+    pub os_features: Option<Vec<String>>,
+    /// The list (made by `manifest create`)
+    #[arg(value_name = "LIST")]
+    pub list: String,
+    /// The image whose entry changes: its name or id in the store, or its digest
+    #[arg(value_name = "IMAGE")]
+    pub image: String,
+}
+
+#[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Reach the registry over plain HTTP or unverified TLS (Docker's spelling)
     #[arg(long)]
@@ -87,6 +114,10 @@ pub struct InspectArgs {
     /// Verify the registry's TLS certificate (podman's spelling)
     #[arg(long, default_value_t = true, action = ArgAction::Set, value_name = "BOOL")]
     pub tls_verify: bool,
+    /// Each entry's reference, descriptor, raw manifest (base64) and the manifest
+    /// itself, as Docker's `manifest inspect -v` shows them
+    #[arg(short, long)]
+    pub verbose: bool,
     /// The list (or a registry's image)
     #[arg(value_name = "LIST")]
     pub list: String,
@@ -167,8 +198,27 @@ pub fn run(store_config: &StoreConfig, command: ManifestCommand) -> Result<ExitC
             )?;
             println!("{digest}");
         }
+        ManifestCommand::Annotate(args) => {
+            engine::manifest_annotate(
+                &store,
+                &list_name(&args.list)?,
+                &args.image,
+                &engine::PlatformAnnotation {
+                    os: args.os,
+                    architecture: args.architecture,
+                    variant: args.variant,
+                    os_version: args.os_version,
+                    os_features: args.os_features,
+                },
+            )?;
+        }
         ManifestCommand::Inspect(args) => {
-            let text = engine::manifest_inspect(
+            let inspect = if args.verbose {
+                engine::manifest_inspect_verbose
+            } else {
+                engine::manifest_inspect
+            };
+            let text = inspect(
                 &store,
                 &args.list,
                 &client(args.tls_verify && !args.insecure),

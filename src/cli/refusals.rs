@@ -25,10 +25,6 @@ pub(super) const COMMANDS: &[(&str, &str)] = &[
     ("checkpoint", "no checkpoint and restore (CRIU)"),
     ("config", SWARM),
     ("context", "lade has no daemon to choose"),
-    (
-        "manifest annotate",
-        "not supported yet: `lade manifest add --os/--arch/--variant/--annotation` sets an entry's platform and annotations",
-    ),
     ("node", SWARM),
     ("plugin", "no plugins: lade has no daemon"),
     ("secret", SWARM),
@@ -46,7 +42,7 @@ const NO_PRIVILEGED: &str =
     "containers keep Docker's default capabilities, seccomp filter and no_new_privs";
 const WINDOWS: &str = "Windows only";
 const ONE_PLATFORM: &str =
-    "not supported yet: push and rm take a multi-platform image whole, the other commands its image for this machine (else its first)";
+    "not supported yet: rm takes a multi-platform image whole (inspect, history, save and push take --platform)";
 const CLUSTER_VOLUMES: &str = "cluster volumes: swarm mode";
 const CRIU: &str = "no checkpoint and restore (CRIU)";
 
@@ -100,16 +96,11 @@ pub(super) const OPTIONS: &[(&str, &[&str], &str)] = &[
     ("image build", &["isolation"], WINDOWS),
     ("image build", &["security-opt"], NO_PRIVILEGED),
     ("image build", &["squash"], "not supported (experimental in Docker)"),
-    ("image history", &["platform"], ONE_PLATFORM),
-    ("image inspect", &["platform"], ONE_PLATFORM),
-    ("image load", &["platform"], ONE_PLATFORM),
-    ("image save", &["platform"], ONE_PLATFORM),
-    ("image push", &["platform"], ONE_PLATFORM),
+    ("image load", &["platform"], "not supported yet: load adds every image of the archive"),
     ("image push", &["all-tags"], NOT_YET),
     ("image rm", &["platform"], ONE_PLATFORM),
     ("image rm", &["no-prune"], NOT_YET),
     ("image ls", &["tree"], NOT_YET),
-    ("manifest inspect", &["verbose"], NOT_YET),
     ("network connect", &["driver-opt", "gw-priority", "link-local-ip"], NOT_YET),
     ("network connect", &["ip6"], NO_IPV6),
     ("network connect", &["link"], LINKS),

@@ -178,6 +178,10 @@ pub struct PushArgs {
     /// layers become zstd)
     #[arg(long)]
     pub force_compression: bool,
+    /// Of a multi-platform image, push only its image for this platform (os/arch[/variant])
+    /// under the tag, as an image of one platform: the index is not pushed
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
     /// The image in the store (NAME[:TAG])
     #[arg(value_name = "IMAGE")]
     pub image: String,
@@ -209,11 +213,16 @@ pub fn push(store_config: &StoreConfig, args: PushArgs) -> Result<ExitCode> {
             force_compression: args.force_compression,
         },
     };
-    let digest = engine::push(&store, &request, &|line| {
+    let platform = super::images::platform_arg(args.platform.as_deref())?;
+    let progress = |line: &str| {
         if !quiet {
             println!("{line}");
         }
-    })?;
+    };
+    let digest = match &platform {
+        Some(platform) => engine::push_platform(&store, &request, platform, &progress)?,
+        None => engine::push(&store, &request, &progress)?,
+    };
     if quiet {
         println!("{digest}");
     } else {

@@ -77,7 +77,7 @@ pub enum ImageCommand {
     /// Make an image of a root filesystem tarball
     Import(archive::ImportArgs),
     /// Show images as JSON (or through a --format template)
-    Inspect(images::ObjectInspectArgs),
+    Inspect(images::ImageInspectArgs),
     /// Add the images of a tar archive (docker-archive or OCI, compressed or not)
     Load(archive::LoadArgs),
     /// List images
@@ -145,9 +145,7 @@ impl Command {
                 ImageCommand::Build(args) => Command::Build(*args),
                 ImageCommand::History(args) => Command::History(args),
                 ImageCommand::Import(args) => Command::Import(args),
-                ImageCommand::Inspect(args) => {
-                    Command::Inspect(args.of(images::InspectKind::Image))
-                }
+                ImageCommand::Inspect(args) => Command::Inspect(args.of_images()),
                 ImageCommand::Load(args) => Command::Load(args),
                 ImageCommand::Ls(args) => Command::Images(args),
                 ImageCommand::Pull(args) => Command::Pull(args),

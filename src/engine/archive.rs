@@ -122,14 +122,19 @@ pub struct SaveRequest {
     /// Names or ids.
     pub images: Vec<String>,
     pub format: SaveFormat,
+    /// `--platform`: of a multi-platform image, only its image for this platform.
+    pub platform: Option<crate::oci::Platform>,
 }
 
 /// The images `request` names: saved by name, under that name; by id, under no name,
-/// as Docker does.
+/// as Docker does. With a platform, each name's image for it.
 pub fn save_set(store: &Store, request: &SaveRequest) -> Result<SaveSet> {
     let mut items: Vec<SaveItem> = Vec::new();
     for reference in &request.images {
-        let image = store.image(reference)?;
+        let image = match &request.platform {
+            Some(platform) => store.image_for_platform(reference, platform)?,
+            None => store.image(reference)?,
+        };
         let name = reference
             .parse::<ImageRef>()
             .ok()

@@ -154,7 +154,7 @@ pub fn build(
     reporter.notice(BuildNotice::Built(&image));
     let mut stdout = std::io::stdout().lock();
     for export in &exports {
-        build_output::write(store, &image, export, &mut stdout)?;
+        build_output::write(store, &image, &output.platform_images, export, &mut stdout)?;
     }
     drop(stdout);
     for export in &exports {

@@ -17,7 +17,7 @@ use super::{EngineError, Result};
 use crate::archive::{NoProgress, SaveFormat};
 use crate::exec::mounts::mount_readonly_view;
 use crate::layers::{self, ExtractLimits, InRoot, LayerError, Owners};
-use crate::oci::{media, ImageRef};
+use crate::oci::{media, ImageRef, Platform};
 use crate::store::{Image, Store};
 
 /// Where an output that is one file goes.
@@ -77,13 +77,20 @@ fn output_error(what: String) -> impl FnOnce(LayerError) -> EngineError {
 }
 
 /// Writes the files and archives of `export` (an `Image` output is the store's and the
-/// push's, done by the build itself). `stdout` is where `dest=-` writes.
+/// push's, done by the build itself). `stdout` is where `dest=-` writes. A build for
+/// several platforms gives each platform's image in `platforms`: files then go into one
+/// directory per platform (`linux_arm64/`), as BuildKit splits them, and an OCI layout
+/// holds the index of them.
 pub(super) fn write(
     store: &Store,
     image: &Image,
+    platforms: &[(Platform, Image)],
     export: &BuildExport,
     stdout: &mut dyn Write,
 ) -> Result<()> {
+    if !platforms.is_empty() {
+        return write_split(store, platforms, export, stdout);
+    }
     match export {
         BuildExport::Image { .. } => Ok(()),
         BuildExport::Local(dir) => with_root(store, image, |root| write_dir(root, dir)),
@@ -106,6 +113,50 @@ pub(super) fn write(
             Ok(())
         }
     })
+}
+
+/// `write` for a build of several platforms. The checks of the command line refuse a
+/// docker-archive of several platforms, as BuildKit's docker exporter does.
+fn write_split(
+    store: &Store,
+    platforms: &[(Platform, Image)],
+    export: &BuildExport,
+    stdout: &mut dyn Write,
+) -> Result<()> {
+    match export {
+        BuildExport::Image { .. } => Ok(()),
+        BuildExport::Local(dir) => {
+            with_platform_roots(store, platforms, |root| write_dir(root, dir))
+        }
+        BuildExport::Tar(to) => with_platform_roots(store, platforms, |root| {
+            to_file_or_stream(to, stdout, &mut |out| {
+                layers::write_tree_tar(root, out).map_err(output_error(shown(to)))
+            })
+        }),
+        BuildExport::Oci { to, names } => to_file_or_stream(to, stdout, &mut |out| {
+            Ok(crate::archive::save_index(
+                store,
+                platforms,
+                names,
+                out,
+                &NoProgress,
+            )?)
+        }),
+        BuildExport::Docker { .. } => Err(EngineError::DockerArchiveOfIndex),
+    }
+    .and_then(|()| {
+        if export.to_stdout() {
+            stdout.flush().map_err(EngineError::Io)
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// The directory a platform's files go to in a split output: BuildKit's name, the
+/// platform with `_` for `/` (`linux_arm_v7`).
+pub fn platform_dir(platform: &Platform) -> String {
+    platform.to_string().replace('/', "_")
 }
 
 fn shown(to: &ExportTo) -> String {
@@ -146,6 +197,35 @@ fn with_root(store: &Store, image: &Image, f: impl FnOnce(&Path) -> Result<()>) 
         })?;
     let result = f(dir.path());
     drop(mounted);
+    result
+}
+
+/// Runs `f` on one tree holding each platform's image's root file system (mounted
+/// read-only, as `with_root` mounts one) under the platform's directory.
+fn with_platform_roots(
+    store: &Store,
+    platforms: &[(Platform, Image)],
+    f: impl FnOnce(&Path) -> Result<()>,
+) -> Result<()> {
+    let dir = store.staging_dir("output")?;
+    let mut mounted = Vec::new();
+    for (platform, image) in platforms {
+        let lowers = layers::overlay_lowers(store, &image.layers)
+            .map_err(output_error(format!("the files of the {platform} image")))?;
+        let at = dir.path().join(platform_dir(platform));
+        let mount_error = |source| EngineError::File {
+            what: format!("mount the image's files at {}", at.display()),
+            source,
+        };
+        std::fs::create_dir(&at).map_err(mount_error)?;
+        mounted
+            .push(mount_readonly_view(&store.snapshots_dir(), &lowers, &at).map_err(mount_error)?);
+    }
+    let result = f(dir.path());
+    // Unmounted (in reverse) before the staging directory goes.
+    while let Some(view) = mounted.pop() {
+        drop(view);
+    }
     result
 }
 

@@ -1,7 +1,7 @@
 //! `lade history`: an image's steps, newest first, with the size of each one's layer.
 
 use super::Result;
-use crate::oci::Digest;
+use crate::oci::{Digest, Platform};
 use crate::store::{Image, Store};
 
 /// A row of `lade history`, newest first.
@@ -16,9 +16,13 @@ pub struct HistoryRow {
     pub comment: String,
 }
 
-/// `lade history`.
-pub fn history(store: &Store, image: &str) -> Result<Vec<HistoryRow>> {
-    let image = store.image(image)?;
+/// `lade history`; with `platform` (`--platform`), of a multi-platform image the image
+/// for that platform.
+pub fn history(store: &Store, image: &str, platform: Option<&Platform>) -> Result<Vec<HistoryRow>> {
+    let image = match platform {
+        Some(platform) => store.image_for_platform(image, platform)?,
+        None => store.image(image)?,
+    };
     Ok(history_rows(&image))
 }
 

@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::{EngineError, Result};
+use crate::oci::Platform;
 use crate::store::{Image, Store, StoreError};
 
 /// What `inspect` looks for.
@@ -16,6 +17,17 @@ pub enum InspectKind {
 /// `lade inspect` of one name: a container by that name or id first, then an image (or
 /// only the `kind` asked), in Docker's JSON shape.
 pub fn inspect(store: &Store, reference: &str, kind: Option<InspectKind>) -> Result<Value> {
+    inspect_for(store, reference, kind, None)
+}
+
+/// `inspect`, and `image inspect --platform`: of a multi-platform image, the image for
+/// `platform` (an error naming the platforms it has when it has none for it).
+pub fn inspect_for(
+    store: &Store,
+    reference: &str,
+    kind: Option<InspectKind>,
+    platform: Option<&Platform>,
+) -> Result<Value> {
     if kind != Some(InspectKind::Image) {
         match crate::container::inspect(store, reference) {
             Ok(found) => return Ok(found),
@@ -23,7 +35,11 @@ pub fn inspect(store: &Store, reference: &str, kind: Option<InspectKind>) -> Res
             Err(e) => return Err(e.into()),
         }
     }
-    let image = store.image(reference).map_err(|e| match e {
+    let found = match platform {
+        Some(platform) => store.image_for_platform(reference, platform),
+        None => store.image(reference),
+    };
+    let image = found.map_err(|e| match e {
         StoreError::NoSuchImage(_) if kind.is_none() => {
             EngineError::NoSuchObject(reference.to_string())
         }

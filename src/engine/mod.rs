@@ -96,15 +96,15 @@ pub use history::{history, HistoryRow};
 pub use image::ImageName;
 pub use images::{images, ImageFilter, ImagesFilter, ImagesRequest, ListedImage};
 pub use info::{info, Info};
-pub use inspect::{inspect, InspectKind};
+pub use inspect::{inspect, inspect_for, InspectKind};
 pub use lifecycle::{
     each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,
 };
 pub use login::{login, logout, registry_name, LoginRequest};
 pub use logs::{logs, parse_log_time, parse_tail, LogsRequest};
 pub use manifest::{
-    manifest_add, manifest_create, manifest_inspect, manifest_push, manifest_rm,
-    ManifestEntryOptions,
+    manifest_add, manifest_annotate, manifest_create, manifest_inspect, manifest_inspect_verbose,
+    manifest_push, manifest_rm, ManifestEntryOptions, PlatformAnnotation,
 };
 pub use migrate::migrate;
 pub use network::{
@@ -117,7 +117,7 @@ pub use processes::{stats, top, Processes, TopRequest};
 pub use prune::{prune, prune_images, LabelFilter, PruneFilters, PruneRequest, Pruned};
 pub use ps::{ps, ContainerRow, ContainerSize, PsFilter, PsRequest};
 pub use pull::{pull, PullRequest};
-pub use push::{push, PushRequest};
+pub use push::{push, push_platform, PushRequest};
 pub use remove::{prune_containers, remove, RemoveRequest};
 pub use rename::{rename, RenameRequest};
 pub use reset::{reset, ResetReport};
@@ -319,6 +319,9 @@ pub enum EngineError {
         what: String,
         source: Box<crate::layers::LayerError>,
     },
+    /// BuildKit's docker exporter writes one image, never an index.
+    #[error("--output type=docker: a docker-archive holds one platform's image, not an index of several (use type=oci, or one --platform)")]
+    DockerArchiveOfIndex,
 }
 
 impl EngineError {

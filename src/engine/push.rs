@@ -4,7 +4,7 @@
 
 use super::{EngineError, Result};
 use crate::layers::{self, Compression};
-use crate::oci::{Digest, ImageRef};
+use crate::oci::{Digest, ImageRef, Platform};
 use crate::registry::{self, PushCompression, PushOptions};
 use crate::store::{LayerInfo, Store};
 
@@ -32,6 +32,23 @@ pub fn push(store: &Store, request: &PushRequest, progress: &dyn Fn(&str)) -> Re
         what: format!("push {}", request.destination.familiar()),
         source: Box::new(source),
     })
+}
+
+/// `lade push --platform`: of a multi-platform image, only its image for `platform`,
+/// pushed under the destination's tag as an image of one platform (Docker 29's
+/// behaviour: the index and its other images stay behind). Returns the manifest's digest.
+pub fn push_platform(
+    store: &Store,
+    request: &PushRequest,
+    platform: &Platform,
+    progress: &dyn Fn(&str),
+) -> Result<Digest> {
+    let image = store.image_for_platform(&request.image, platform)?;
+    let one = PushRequest {
+        image: image.id.to_string(),
+        ..request.clone()
+    };
+    push(store, &one, progress)
 }
 
 /// The layers module's compressor, as a push takes it.

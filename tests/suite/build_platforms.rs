@@ -1,8 +1,9 @@
 //! Builds for other platforms: an arm64 image built on this amd64 machine with its RUN
 //! steps under qemu-user, the automatic platform ARGs and `FROM --platform=$BUILDPLATFORM`
 //! for cross-compiling, a build for two platforms as one image index pushed to a
-//! registry and pulled back per platform, `lade manifest` for lists made by hand, and
-//! the build cache kept apart per platform.
+//! registry and pulled back per platform, `lade manifest` for lists made by hand
+//! (annotate, inspect -v), the build cache kept apart per platform, outputs and
+//! `--explain` of several platforms, and `--platform` of inspect, history, save, push.
 
 use crate::common::{self, Context, Lade};
 use crate::registry::Registry;
@@ -367,4 +368,367 @@ fn a_step_of_another_platform_without_qemu_says_how_to_register_it() {
         err.contains("busybox-arm64") && err.contains("linux/arm64"),
         "{err}"
     );
+}
+
+/// The entries of the tar at `path`: each path with the file's text (empty for others).
+fn tar_entries(path: &std::path::Path) -> Vec<(String, String)> {
+    use std::io::Read;
+    let mut archive = tar::Archive::new(std::fs::File::open(path).unwrap());
+    let mut entries = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().to_string();
+        let mut text = String::new();
+        if entry.header().entry_type().is_file() {
+            entry.read_to_string(&mut text).unwrap_or_default();
+        }
+        entries.push((name, text));
+    }
+    entries
+}
+
+#[test]
+fn outputs_of_two_platforms_are_split_per_platform_as_buildkit_splits_them() {
+    // No step runs: qemu is not needed.
+    let lade = Lade::new();
+    let context =
+        Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello-$TARGETARCH\n");
+    context.file("amd64.txt", "built for amd64\n");
+    context.file("arm64.txt", "built for arm64\n");
+    let out = tempfile::tempdir().unwrap();
+    let two = ["--platform", "linux/amd64,linux/arm64"];
+    let dir = out.path().join("files");
+    let local = format!("type=local,dest={}", dir.display());
+    lade.build(context.path(), &[two[0], two[1], "-o", &local]);
+    assert_eq!(
+        std::fs::read_to_string(dir.join("linux_amd64/hello-amd64")).unwrap(),
+        "built for amd64\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("linux_arm64/hello-arm64")).unwrap(),
+        "built for arm64\n"
+    );
+    assert!(!dir.join("linux_amd64/hello-arm64").exists());
+
+    // One tar, with a top directory per platform.
+    let tar_path = out.path().join("files.tar");
+    let tar_spec = format!("type=tar,dest={}", tar_path.display());
+    lade.build(context.path(), &[two[0], two[1], "-o", &tar_spec]);
+    let entries = tar_entries(&tar_path);
+    let files: Vec<(&str, &str)> = entries
+        .iter()
+        .filter(|(_, text)| !text.is_empty())
+        .map(|(n, t)| (n.trim_start_matches("./"), t.as_str()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("linux_amd64/hello-amd64", "built for amd64\n"),
+            ("linux_arm64/hello-arm64", "built for arm64\n")
+        ],
+        "{entries:?}"
+    );
+
+    // An OCI layout of the index: index.json names it, it names both platforms.
+    let oci_path = out.path().join("image.tar");
+    let oci_spec = format!(
+        "type=oci,dest={},name=example.com/multi:1",
+        oci_path.display()
+    );
+    lade.build(context.path(), &[two[0], two[1], "-o", &oci_spec]);
+    let entries = tar_entries(&oci_path);
+    let text_of = |name: &str| {
+        entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name} in {entries:?}"))
+            .1
+            .clone()
+    };
+    let top: serde_json::Value = serde_json::from_str(&text_of("index.json")).unwrap();
+    let named = &top["manifests"][0];
+    assert_eq!(
+        named["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    assert_eq!(
+        named["annotations"]["io.containerd.image.name"],
+        "example.com/multi:1"
+    );
+    let digest = named["digest"].as_str().unwrap().replace(':', "/");
+    let index: serde_json::Value =
+        serde_json::from_str(&text_of(&format!("blobs/{digest}"))).unwrap();
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+
+    // BuildKit's docker exporter writes no index: refused before anything is built.
+    let docker_spec = format!("type=docker,dest={}", out.path().join("d.tar").display());
+    let err = lade.fails(&[
+        "build",
+        two[0],
+        two[1],
+        "-o",
+        &docker_spec,
+        &context.path().to_string_lossy(),
+    ]);
+    assert!(
+        err.contains("type=docker") && err.contains("type=oci"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_of_two_platforms_explains_each_under_its_platform() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello\n");
+    context.file("amd64.txt", "amd64\n");
+    context.file("arm64.txt", "arm64\n");
+    let path = context.path().to_string_lossy().to_string();
+    // Only amd64 is in the cache.
+    lade.build(context.path(), &["--platform", "linux/amd64"]);
+    let two = [
+        "build",
+        "--explain",
+        "--platform",
+        "linux/amd64,linux/arm64",
+    ];
+    let text = lade.ok(&[two[0], two[1], two[2], two[3], &path]);
+    let copy = |platform: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("[{platform} ")) && l.contains("COPY"))
+            .unwrap_or_else(|| panic!("no COPY step for {platform}:\n{text}"))
+            .to_string()
+    };
+    assert!(copy("linux/amd64").ends_with("cached"), "{text}");
+    assert!(copy("linux/arm64").contains("runs"), "{text}");
+    let json = lade.ok(&[two[0], two[1], two[2], two[3], "--format", "json", &path]);
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let platforms: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["instruction"].as_str().unwrap().starts_with("COPY"))
+        .map(|r| r["platform"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{json}");
+}
+
+#[test]
+fn inspect_history_save_and_push_take_the_image_of_one_platform() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /hello\n");
+    context.file("amd64.txt", "amd64\n");
+    context.file("arm64.txt", "arm64\n");
+    lade.build(
+        context.path(),
+        &["--platform", "linux/amd64,linux/arm64", "-t", "multi:1"],
+    );
+    let arch = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "{{.Architecture}}",
+        "multi:1",
+    ]);
+    assert_eq!(arch.trim(), "arm64");
+    let amd = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/amd64",
+        "-f",
+        "{{.Id}}",
+        "multi:1",
+    ]);
+    let arm = lade.ok(&[
+        "image",
+        "inspect",
+        "--platform",
+        "linux/arm64",
+        "-f",
+        "{{.Id}}",
+        "multi:1",
+    ]);
+    assert_ne!(amd, arm);
+    let err = lade.fails(&["image", "inspect", "--platform", "linux/s390x", "multi:1"]);
+    assert!(
+        err.contains("linux/s390x") && err.contains("linux/arm64"),
+        "{err}"
+    );
+
+    let history = lade.ok(&["history", "--platform", "linux/arm64", "-q", "multi:1"]);
+    assert_eq!(history.lines().next().unwrap().trim(), &arm.trim()[7..19]);
+
+    let out = tempfile::tempdir().unwrap();
+    let saved = out.path().join("arm.tar");
+    lade.ok(&[
+        "save",
+        "--platform",
+        "linux/arm64",
+        "-o",
+        saved.to_str().unwrap(),
+        "multi:1",
+    ]);
+    let entries = tar_entries(&saved);
+    let manifest = &entries
+        .iter()
+        .find(|(n, _)| n == "manifest.json")
+        .unwrap()
+        .1;
+    let manifest: serde_json::Value = serde_json::from_str(manifest).unwrap();
+    assert_eq!(manifest.as_array().unwrap().len(), 1, "{manifest}");
+    assert_eq!(manifest[0]["RepoTags"][0], "multi:1");
+    assert!(
+        manifest[0]["Config"]
+            .as_str()
+            .unwrap()
+            .ends_with(&arm.trim()[7..]),
+        "{manifest}"
+    );
+
+    // push --platform sends that image alone, as an image of one platform.
+    let registry = Registry::start(None);
+    let remote = format!("{}/platforms/one:arm", registry.host());
+    lade.ok(&["push", "--platform", "linux/arm64", "multi:1", &remote]);
+    let raw = common::run(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{remote}"),
+        ],
+    );
+    let manifest: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json",
+        "{raw}"
+    );
+    assert_eq!(manifest["config"]["digest"], arm.trim(), "{raw}");
+}
+
+#[test]
+fn manifest_annotate_changes_an_entrys_platform_and_keeps_the_rest() {
+    let lade = Lade::new();
+    let context = Context::new("FROM scratch\nCOPY a.txt /\n");
+    context.file("a.txt", "a\n");
+    lade.build(
+        context.path(),
+        &["--platform", "linux/amd64", "-t", "one:amd"],
+    );
+    lade.build(
+        context.path(),
+        &["--platform", "linux/arm64", "-t", "one:arm"],
+    );
+    lade.ok(&["manifest", "create", "annotated:1", "one:amd", "one:arm"]);
+    lade.ok(&[
+        "manifest",
+        "annotate",
+        "--variant",
+        "v8",
+        "--os-version",
+        "13",
+        "--os-features",
+        "a,b",
+        "annotated:1",
+        "one:arm",
+    ]);
+    let platform_of = |arch: &str| {
+        let shown: serde_json::Value =
+            serde_json::from_str(&lade.ok(&["manifest", "inspect", "annotated:1"])).unwrap();
+        shown["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["platform"]["architecture"] == arch)
+            .unwrap_or_else(|| panic!("no {arch} entry: {shown}"))["platform"]
+            .clone()
+    };
+    let arm = platform_of("arm64");
+    assert_eq!(arm["os"], "linux");
+    assert_eq!(arm["variant"], "v8");
+    assert_eq!(arm["os.version"], "13");
+    assert_eq!(arm["os.features"], serde_json::json!(["a", "b"]));
+    assert_eq!(platform_of("amd64")["variant"], serde_json::Value::Null);
+    // An empty value removes what it names; the rest stays.
+    lade.ok(&[
+        "manifest",
+        "annotate",
+        "--os-version",
+        "",
+        "annotated:1",
+        "one:arm",
+    ]);
+    let arm = platform_of("arm64");
+    assert_eq!(arm["os.version"], serde_json::Value::Null);
+    assert_eq!(arm["variant"], "v8");
+    // The list still serves arm64 with its image.
+    assert_eq!(
+        inspect(&lade, "{{.Id}}", "one:arm"),
+        lade.ok(&[
+            "image",
+            "inspect",
+            "--platform",
+            "linux/arm64",
+            "-f",
+            "{{.Id}}",
+            "annotated:1"
+        ])
+        .trim()
+    );
+    lade.build(
+        context.path(),
+        &[
+            "--platform",
+            "linux/arm64",
+            "--label",
+            "x=y",
+            "-t",
+            "other:1",
+        ],
+    );
+    let err = lade.fails(&[
+        "manifest",
+        "annotate",
+        "--os",
+        "linux",
+        "annotated:1",
+        "other:1",
+    ]);
+    assert!(err.contains("other:1 is not in annotated:1"), "{err}");
+    // -v: each entry's reference, descriptor, raw bytes and manifest, as Docker shows it.
+    let verbose: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["manifest", "inspect", "-v", "annotated:1"])).unwrap();
+    let entries = verbose.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{verbose}");
+    let arm_entry = entries
+        .iter()
+        .find(|e| e["Descriptor"]["platform"]["architecture"] == "arm64")
+        .unwrap();
+    let digest = arm_entry["Descriptor"]["digest"].as_str().unwrap();
+    assert_eq!(
+        arm_entry["Ref"],
+        format!("docker.io/library/annotated:1@{digest}")
+    );
+    assert_eq!(
+        arm_entry["OCIManifest"]["config"]["digest"]
+            .as_str()
+            .unwrap(),
+        inspect(&lade, "{{.Id}}", "one:arm"),
+        "{verbose}"
+    );
+    assert!(!arm_entry["Raw"].as_str().unwrap().is_empty());
 }
