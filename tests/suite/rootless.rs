@@ -772,7 +772,10 @@ fn a_build_runs_steps_with_the_hosts_network_view() {
     lade.busybox();
     lade.file(
         "ctx/Dockerfile",
-        "FROM busybox\nRUN ls /sys/class/net > /nets && test -s /nets && ! touch /sys/x 2>/dev/null\n",
+        // The host's cgroup tree (where the user's own cgroups are the namespace
+        // root's to write) is hidden under an empty read-only tmpfs.
+        "FROM busybox\nRUN ls /sys/class/net > /nets && test -s /nets && ! touch /sys/x 2>/dev/null \
+         && test -z \"$(ls /sys/fs/cgroup)\" && ! mkdir /sys/fs/cgroup/x 2>/dev/null\n",
     );
     lade.ok(&["build", "--progress", "plain", "-t", "nets:1", "ctx"]);
 }
