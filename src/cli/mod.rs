@@ -296,8 +296,9 @@ impl From<CompressionArg> for Compression {
 /// Parses the command line, answering Docker names lade refuses with one line that says
 /// why (exit code 125, as Docker's CLI gives for its own usage errors).
 pub fn parse() -> std::result::Result<Cli, ExitCode> {
-    let mut tree = command();
-    let matches = match tree.try_get_matches_from_mut(std::env::args_os()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let mut tree = tree::command_for(&args);
+    let matches = match tree.try_get_matches_from_mut(args) {
         Ok(matches) => matches,
         Err(error) => return Err(usage_error(error)),
     };

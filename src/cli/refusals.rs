@@ -241,8 +241,11 @@ pub(super) fn lade_paths(tree: &Command, command: &DockerCommand) -> Vec<Vec<Str
 
 /// lade's command tree with stand-ins for what it refuses: hidden commands and options
 /// that parse as Docker's would (a refused option's value is taken, so the words after
-/// it are not mistaken for an image or a command), for [`refusal`] to answer.
-pub(super) fn with_refusals(mut tree: Command) -> Command {
+/// it are not mistaken for an image or a command), for [`refusal`] to answer. `only`:
+/// the path of the commands to give them to (the stand-ins of commands under these,
+/// the options of these); `None` for all.
+pub(super) fn with_refusals(mut tree: Command, only: Option<&[String]>) -> Command {
+    let on_path = |path: &[String]| only.is_none_or(|only| only.starts_with(path));
     let commands = docker_commands();
     for (name, why) in COMMANDS {
         let names: Vec<String> = commands
@@ -253,7 +256,7 @@ pub(super) fn with_refusals(mut tree: Command) -> Command {
         for name in names {
             let words = words(&name);
             let (last, parent) = words.split_last().expect("a command has a name");
-            let Some(parent) = resolve(&tree, parent) else {
+            let Some(parent) = resolve(&tree, parent).filter(|parent| on_path(parent)) else {
                 continue;
             };
             let parent = subcommand_at(&mut tree, &parent);
@@ -282,6 +285,9 @@ pub(super) fn with_refusals(mut tree: Command) -> Command {
             continue;
         };
         for path in lade_paths(&tree, command) {
+            if !on_path(&path) {
+                continue;
+            }
             let at = subcommand_at(&mut tree, &path);
             let mut arg = Arg::new(format!("{REFUSED_OPTION}{long}"))
                 .long(long)

@@ -170,37 +170,152 @@ impl Command {
 /// names lade refuses, and the global options shown once, in `lade --help` (clap would
 /// list an option made global in every subcommand's help as well).
 pub(crate) fn command() -> clap::Command {
-    with_hidden_globals(refusals::with_refusals(Cli::command()))
+    with_hidden_globals(refusals::with_refusals(Cli::command(), None), None)
+}
+
+/// The command tree as [`command`] makes it for the commands on the path `args` invokes
+/// (`lade container run ...`: the root, `container` and `container run`), the others
+/// as derived: they cannot match, and making all of Docker's tree costs more than the
+/// rest of a short command. When the path is not plain (`help`, an option lade lacks
+/// before the command, words that are not UTF-8), the whole tree.
+pub(crate) fn command_for(args: &[std::ffi::OsString]) -> clap::Command {
+    let tree = Cli::command();
+    let path = invoked_path(&tree, args);
+    let only = path.as_deref();
+    with_hidden_globals(refusals::with_refusals(tree, only), only)
 }
 
 /// The command tree without the refused Docker names: what completion offers (the
 /// stand-ins are hidden, but completion scripts list hidden commands too).
 pub(crate) fn command_without_refusals() -> clap::Command {
-    with_hidden_globals(Cli::command())
+    with_hidden_globals(Cli::command(), None)
 }
 
-fn with_hidden_globals(tree: clap::Command) -> clap::Command {
+/// The canonical names of the subcommands `args` (the program's name first) goes
+/// through in the derived tree, read as clap would: options before each subcommand
+/// are the root's global ones or the command's own, with their values. `None` when
+/// that cannot be told without clap's whole parse.
+fn invoked_path(tree: &clap::Command, args: &[std::ffi::OsString]) -> Option<Vec<String>> {
+    let mut path = Vec::new();
+    let mut command = tree;
+    let mut words = args.iter().skip(1);
+    while let Some(word) = words.next() {
+        let word = word.to_str()?;
+        let option = if let Some(long) = word.strip_prefix("--") {
+            if long.is_empty() {
+                break;
+            }
+            let (name, value) = match long.split_once('=') {
+                Some((name, _)) => (name, true),
+                None => (long, false),
+            };
+            let arg = option_of(tree, command, |arg| {
+                arg.get_long_and_visible_aliases()
+                    .is_some_and(|names| names.contains(&name))
+                    || arg
+                        .get_all_aliases()
+                        .is_some_and(|names| names.contains(&name))
+            })?;
+            Some((arg, value))
+        } else if let Some(shorts) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+            let mut chars = shorts.chars();
+            let short = chars.next()?;
+            let arg = option_of(tree, command, |arg| {
+                arg.get_short_and_visible_aliases()
+                    .is_some_and(|names| names.contains(&short))
+                    || arg
+                        .get_all_short_aliases()
+                        .is_some_and(|names| names.contains(&short))
+            })?;
+            let rest = chars.as_str();
+            if !rest.is_empty() && !takes_value(arg)? {
+                // a cluster of flags: clap's to read
+                return None;
+            }
+            Some((arg, !rest.is_empty()))
+        } else {
+            None
+        };
+        match option {
+            Some((arg, value_given)) => {
+                if takes_value(arg)? && !value_given {
+                    words.next()?;
+                }
+            }
+            None => {
+                if word == "help" && command.has_subcommands() {
+                    return None;
+                }
+                match command.find_subcommand(word) {
+                    Some(sub) => {
+                        path.push(sub.get_name().to_string());
+                        command = sub;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+    Some(path)
+}
+
+/// Whether an option takes the next word as its value; `None` when that depends on
+/// more than the option (an optional value, several values, `=` required).
+fn takes_value(arg: &clap::Arg) -> Option<bool> {
+    if !arg.get_action().takes_values() {
+        return Some(false);
+    }
+    let one = arg
+        .get_num_args()
+        .is_none_or(|range| range.min_values() == 1 && range.max_values() == 1);
+    (one && !arg.is_require_equals_set()).then_some(true)
+}
+
+/// The option of `command`, or a global one of the root, that `is` names.
+fn option_of<'a>(
+    root: &'a clap::Command,
+    command: &'a clap::Command,
+    is: impl Fn(&clap::Arg) -> bool,
+) -> Option<&'a clap::Arg> {
+    command.get_arguments().find(|arg| is(arg)).or_else(|| {
+        root.get_arguments()
+            .find(|arg| arg.is_global_set() && is(arg))
+    })
+}
+
+/// `only`: the path of the commands to change (the others are left as derived); `None`
+/// for all.
+fn with_hidden_globals(tree: clap::Command, only: Option<&[String]>) -> clap::Command {
     let globals: Vec<clap::Arg> = tree
         .get_arguments()
         .filter(|arg| arg.is_global_set())
         .map(|arg| arg.clone().hide(true))
         .collect();
-    hide_globals(tree, &globals)
+    hide_globals(tree, &globals, only)
 }
 
-/// Gives every subcommand its own hidden copy of the global options: clap then
-/// propagates nothing, and they show in `lade --help` alone.
-fn hide_globals(mut command: clap::Command, globals: &[clap::Arg]) -> clap::Command {
-    let names: Vec<String> = command
-        .get_subcommands()
-        .map(|sub| sub.get_name().to_string())
-        .collect();
+/// Gives every subcommand (on `only`, when given) its own hidden copy of the global
+/// options: clap then propagates nothing, and they show in `lade --help` alone.
+fn hide_globals(
+    mut command: clap::Command,
+    globals: &[clap::Arg],
+    only: Option<&[String]>,
+) -> clap::Command {
+    let names: Vec<String> = match only {
+        Some([]) => Vec::new(),
+        Some([first, ..]) => vec![first.clone()],
+        None => command
+            .get_subcommands()
+            .map(|sub| sub.get_name().to_string())
+            .collect(),
+    };
+    let rest = only.map(|path| &path[1.min(path.len())..]);
     for name in names {
         command = command.mut_subcommand(name, |mut sub| {
             for arg in globals {
                 sub = sub.arg(arg.clone());
             }
-            hide_globals(sub, globals)
+            hide_globals(sub, globals, rest)
         });
     }
     // A single-value option given twice takes its last value, as Docker's flags do
@@ -236,4 +351,99 @@ fn go_booleans(mut command: clap::Command) -> clap::Command {
 fn go_bool(text: &str) -> std::result::Result<bool, String> {
     crate::engine::validate::go_bool(text)
         .ok_or_else(|| format!("invalid boolean {text:?}: expected true or false (or 1, 0, t, f)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::FromArgMatches;
+
+    use super::*;
+
+    /// What a tree makes of a command line: the refusal, the parsed command, or clap's
+    /// error as it would be shown.
+    fn outcome(mut tree: clap::Command, args: &[String]) -> String {
+        match tree.try_get_matches_from_mut(args) {
+            Ok(matches) => match refusals::refusal(&tree, &matches) {
+                Some(message) => message,
+                None => format!(
+                    "{:?}",
+                    Cli::from_arg_matches(&matches).map_err(|error| error.to_string())
+                ),
+            },
+            Err(error) => format!("{:?}: {}", error.kind(), error.render()),
+        }
+    }
+
+    fn paths(command: &clap::Command, at: &[String], out: &mut Vec<Vec<String>>) {
+        for sub in command.get_subcommands() {
+            let mut path = at.to_vec();
+            path.push(sub.get_name().to_string());
+            paths(sub, &path, out);
+            out.push(path);
+        }
+    }
+
+    #[test]
+    fn the_tree_made_for_a_command_line_reads_it_as_the_whole_tree_does() {
+        let whole = command();
+        let mut lines: Vec<Vec<String>> = [
+            &["run", "--rm", "--network", "none", "busybox", "true"][..],
+            &["--root", "/x", "run", "-d=false", "--rm=true", "busybox"],
+            &["--root=/x", "container", "ls", "--all=false"],
+            &["container", "run", "-it", "busybox", "sh"],
+            &["-D", "ps", "-a"],
+            &["--debug=false", "ps"],
+            &["--log-level", "debug", "images"],
+            &["-lwarn", "ps"],
+            &["-l", "bogus", "ps"],
+            &["-Dl", "warn", "ps"],
+            &["--storage-reserve", "1G", "builder", "prune", "-f"],
+            &["--config", "/c", "pull", "busybox"],
+            &["-H", "unix:///x", "ps"],
+            &["container", "create", "-c", "2", "busybox"],
+            &["run", "--gpus", "all", "busybox"],
+            &["run", "--privileged", "busybox"],
+            &["run", "--name", "a", "--name", "b", "busybox"],
+            &["swarm", "init"],
+            &["manifest", "annotate", "x"],
+            &["system", "dial-stdio"],
+            &["image", "ls", "-q"],
+            &["help", "run"],
+            &["container", "help", "run"],
+            &["--version"],
+            &["-v"],
+            &["--help"],
+            &[],
+            &["nosuch"],
+            &["--", "run"],
+            &["-", "run"],
+        ]
+        .iter()
+        .map(|line| line.iter().map(|word| word.to_string()).collect())
+        .collect();
+        let mut all = Vec::new();
+        paths(&whole, &[], &mut all);
+        for path in all {
+            for tail in [
+                &[][..],
+                &["--help"],
+                &["--bogus"],
+                &["-d=false", "x"],
+                &["x", "y"],
+            ] {
+                let mut line = path.clone();
+                line.extend(tail.iter().map(|word| word.to_string()));
+                lines.push(line);
+            }
+        }
+        for line in lines {
+            let args: Vec<String> = std::iter::once("lade".to_string()).chain(line).collect();
+            let os_args: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+            assert_eq!(
+                outcome(command_for(&os_args), &args),
+                outcome(whole.clone(), &args),
+                "{args:?}"
+            );
+        }
+    }
 }

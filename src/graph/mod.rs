@@ -132,7 +132,7 @@ pub enum PlanError {
 /// Dockerfile text to a plan for the builder.
 pub fn plan_text(name: &str, text: Vec<u8>, options: &PlanOptions) -> Result<Plan, PlanError> {
     let dockerfile = crate::parser::parse(name, text)?;
-    Ok(plan(&dockerfile, options)?)
+    Ok(plan(dockerfile, options)?)
 }
 
 /// A located graph error.
@@ -196,19 +196,28 @@ impl GraphError {
 }
 
 /// Splits the Dockerfile into stages, resolves their bases and dependencies, and keeps
-/// the stages the target needs.
-pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, GraphError> {
+/// the stages the target needs. The stages take the Dockerfile's instructions as they
+/// are: a plan of thousands of instructions copies none.
+pub fn plan(dockerfile: Dockerfile, options: &PlanOptions) -> Result<Plan, GraphError> {
     let target_platform = options.platform.clone().unwrap_or_else(Platform::host);
     let automatic = automatic_args(&target_platform);
     let mut global = ArgValues::default();
     let mut stages: Vec<Stage> = Vec::new();
     let mut declared: BTreeSet<String> = BTreeSet::new();
-    let lexer = scope::lexer(dockerfile.directives.escape);
+    let escape = dockerfile.directives.escape;
+    let lexer = scope::lexer(escape);
 
-    for instruction in &dockerfile.instructions {
+    for instruction in dockerfile.instructions {
+        if !matches!(instruction.command, Command::From(_)) {
+            if let Some(stage) = stages.last_mut() {
+                stage.instructions.push(instruction);
+                continue;
+            }
+        }
         let loc = &instruction.location;
-        match (&instruction.command, stages.last_mut()) {
-            (Command::Arg(decls), None) => {
+        // Here: a FROM, or an instruction before the first FROM.
+        match &instruction.command {
+            Command::Arg(decls) => {
                 for decl in decls {
                     declared.insert(decl.name.clone());
                     let value: Option<std::sync::Arc<str>> =
@@ -227,7 +236,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
                     global.set(&decl.name, value);
                 }
             }
-            (Command::From(from), _) => {
+            Command::From(from) => {
                 let index = stages.len();
                 let env = global.lookup_with(&automatic);
                 let image = lexer
@@ -290,8 +299,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
                     deps,
                 });
             }
-            (_, Some(stage)) => stage.instructions.push(instruction.clone()),
-            (_, None) => {
+            _ => {
                 return Err(GraphError::at(
                     loc,
                     GraphErrorKind::BeforeFrom {
@@ -330,12 +338,12 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
             }
             if needs_scope {
                 scope
-                    .apply_scope_only(instruction, dockerfile.directives.escape)
+                    .apply_scope_only(instruction, escape)
                     .map_err(|e| GraphError::at(&instruction.location, e))?;
             }
             for value in from_values(&instruction.command) {
                 let value = scope
-                    .expand(value, dockerfile.directives.escape)
+                    .expand(value, escape)
                     .map_err(|e| GraphError::at(&instruction.location, e))?;
                 if let Some(dep) = resolve_from(&value, index, &names)
                     .map_err(|kind| GraphError::at(&instruction.location, kind))?
@@ -385,7 +393,7 @@ pub fn plan(dockerfile: &Dockerfile, options: &PlanOptions) -> Result<Plan, Grap
         order,
         global_args,
         unused_build_args,
-        escape: dockerfile.directives.escape,
+        escape,
         build_args: options.build_args.clone(),
         platform: target_platform,
     })

@@ -13,7 +13,7 @@ fn plan_with(text: &str, args: &[(&str, &str)], target: Option<&str>) -> Result<
         target: target.map(str::to_string),
         platform: None,
     };
-    plan(&dockerfile, &options)
+    plan(dockerfile, &options)
 }
 
 fn stage(plan: &Plan, index: usize) -> ExpandedStage {
@@ -185,7 +185,7 @@ fn target_platform_args_follow_the_platform_and_build_ones_the_host() {
         platform: Some(crate::oci::Platform::parse("linux/arm/v7").unwrap()),
         ..PlanOptions::default()
     };
-    let p = plan(&dockerfile, &options).unwrap();
+    let p = plan(dockerfile, &options).unwrap();
     let host = crate::oci::Platform::host();
     assert_eq!(
         p.stages[0].platform.as_deref(),
@@ -217,7 +217,7 @@ fn unused_build_args_are_reported() {
 fn entrypoint_resets_inherited_cmd() {
     let dockerfile =
         parser::parse("Dockerfile", b"FROM busybox\nENTRYPOINT [\"x\"]\n".to_vec()).unwrap();
-    let p = plan(&dockerfile, &PlanOptions::default()).unwrap();
+    let p = plan(dockerfile, &PlanOptions::default()).unwrap();
     let mut base = BaseImage::default();
     base.config.cmd = Some(vec!["sh".into()]);
     assert_eq!(expand_stage(&p, 0, &base).unwrap().config.cmd, None);
@@ -227,7 +227,7 @@ fn entrypoint_resets_inherited_cmd() {
         b"FROM busybox\nCMD [\"a\"]\nENTRYPOINT x\n".to_vec(),
     )
     .unwrap();
-    let p = plan(&dockerfile, &PlanOptions::default()).unwrap();
+    let p = plan(dockerfile, &PlanOptions::default()).unwrap();
     let s = expand_stage(&p, 0, &base).unwrap();
     assert_eq!(s.config.cmd, Some(vec!["a".into()]));
     assert_eq!(

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 fn exercise(bytes: &[u8]) {
     let _ = parser::parse_syntax("Dockerfile", bytes.to_vec()).map(|tree| parser::dump(&tree));
     if let Ok(dockerfile) = parser::parse("Dockerfile", bytes.to_vec()) {
-        if let Ok(plan) = graph::plan(&dockerfile, &PlanOptions::default()) {
+        if let Ok(plan) = graph::plan(dockerfile, &PlanOptions::default()) {
             let _ = graph::expand_all(&plan, |_, _| BaseImage::default());
         }
     }
