@@ -190,11 +190,17 @@ impl StartedAgent {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        // SAFETY: prctl is a system call, async-signal-safe; it makes the agent (and the
-        // keys it holds) go when lade goes, even by `kill -9`.
+        // Read before the fork: a parent that died before the child's prctl has left the
+        // child with another parent, and the death signal would never come.
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl, getppid and _exit are system calls, async-signal-safe; they make
+        // the agent (and the keys it holds) go when lade goes, even by `kill -9`.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
                 Ok(())
             });
         }
@@ -345,9 +351,18 @@ impl AgentProxy {
                             break;
                         }
                         let Ok(client) = client else { continue };
-                        if let Ok(copy) = client.try_clone() {
-                            clients.lock().unwrap_or_else(|e| e.into_inner()).push(copy);
+                        let mut held = clients.lock().unwrap_or_else(|e| e.into_inner());
+                        // A thread per connection, a few at a time: a step that opens
+                        // connections in a loop is refused past the cap, not given
+                        // lade's threads. Ended connections make room.
+                        held.retain(|c| !closed(c));
+                        if held.len() >= MAX_PROXY_CLIENTS {
+                            continue;
                         }
+                        if let Ok(copy) = client.try_clone() {
+                            held.push(copy);
+                        }
+                        drop(held);
                         let agent = agent.clone();
                         let _ = std::thread::Builder::new()
                             .name("ssh-agent-proxy".into())
@@ -363,6 +378,22 @@ impl AgentProxy {
             accepting: Some(accepting),
         })
     }
+}
+
+/// How many connections to the agent a step may hold at once.
+const MAX_PROXY_CLIENTS: usize = 16;
+
+/// Whether the other end of `client` has gone (a read would give end of file).
+fn closed(client: &UnixStream) -> bool {
+    let mut probe = [0u8; 1];
+    matches!(
+        nix::sys::socket::recv(
+            std::os::fd::AsRawFd::as_raw_fd(client),
+            &mut probe,
+            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+        ),
+        Ok(0) | Err(nix::errno::Errno::ECONNRESET)
+    )
 }
 
 impl Drop for AgentProxy {
