@@ -82,13 +82,32 @@ struct Clients {
     streams: Vec<UnixStream>,
     /// How many have connected since the monitor started listening.
     connected: usize,
+    /// How many of those have sent their first frame or gone: a terminal client's
+    /// first frame is its window size, which the process must find set when it starts.
+    greeted: usize,
+}
+
+/// The container's terminal while it has one, and the last window size a client sent:
+/// a size that comes before the terminal is made is applied when it is.
+#[derive(Default)]
+struct Terminal {
+    master: Option<File>,
+    window: Option<(u16, u16)>,
+}
+
+impl Terminal {
+    fn apply(&self) {
+        if let (Some(master), Some((rows, columns))) = (&self.master, self.window) {
+            crate::exec::set_terminal_size(master.as_fd(), rows, columns);
+        }
+    }
 }
 
 /// The monitor's end: accepts clients, sends them output, takes their input.
 pub(crate) struct AttachServer {
     clients: Arc<(Mutex<Clients>, Condvar)>,
     /// The pty's main side while the container has a terminal (for window sizes).
-    terminal: Arc<Mutex<Option<File>>>,
+    terminal: Arc<Mutex<Terminal>>,
     path: PathBuf,
     _dir: OwnedFd,
 }
@@ -116,7 +135,7 @@ impl AttachServer {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(failed)?;
         let clients: Arc<(Mutex<Clients>, Condvar)> = Arc::default();
-        let terminal: Arc<Mutex<Option<File>>> = Arc::default();
+        let terminal: Arc<Mutex<Terminal>> = Arc::default();
         let stdin = stdin.map(|f| Arc::new(Mutex::new(f)));
         {
             let clients = clients.clone();
@@ -135,7 +154,8 @@ impl AttachServer {
                     }
                     let stdin = stdin.clone();
                     let terminal = terminal.clone();
-                    std::thread::spawn(move || serve_input(stream, stdin, terminal));
+                    let clients = clients.clone();
+                    std::thread::spawn(move || serve_input(stream, stdin, terminal, &clients));
                 }
             });
         }
@@ -148,16 +168,21 @@ impl AttachServer {
     }
 
     /// Waits (bounded) for a first client: `start -a` connects before its container
-    /// starts, so that it misses none of its output.
-    pub(crate) fn wait_for_client(&self) {
+    /// starts, so that it misses none of its output. With a `terminal`, until that
+    /// client's window size has come too, so that the process starts with it set.
+    pub(crate) fn wait_for_client(&self, terminal: bool) {
         let (list, arrived) = &*self.clients;
         let list = list.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = arrived.wait_timeout_while(list, FIRST_CLIENT_WAIT, |l| l.connected == 0);
+        let _ = arrived.wait_timeout_while(list, FIRST_CLIENT_WAIT, |l| {
+            l.connected == 0 || (terminal && l.greeted == 0)
+        });
     }
 
     /// The container's terminal, for the window sizes clients send.
     pub(crate) fn set_terminal(&self, master: File) {
-        *self.terminal.lock().unwrap_or_else(|e| e.into_inner()) = Some(master);
+        let mut terminal = self.terminal.lock().unwrap_or_else(|e| e.into_inner());
+        terminal.master = Some(master);
+        terminal.apply();
     }
 
     /// Sends output to every client; one that is gone is dropped.
@@ -182,7 +207,10 @@ impl AttachServer {
         for client in list.streams.drain(..) {
             let _ = client.shutdown(std::net::Shutdown::Both);
         }
-        *self.terminal.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.terminal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .master = None;
     }
 }
 
@@ -196,8 +224,17 @@ impl Drop for AttachServer {
 fn serve_input(
     mut stream: UnixStream,
     stdin: Option<Arc<Mutex<File>>>,
-    terminal: Arc<Mutex<Option<File>>>,
+    terminal: Arc<Mutex<Terminal>>,
+    clients: &(Mutex<Clients>, Condvar),
 ) {
+    let mut greeted = false;
+    let greet = |greeted: &mut bool| {
+        if !std::mem::replace(greeted, true) {
+            let (list, arrived) = clients;
+            list.lock().unwrap_or_else(|e| e.into_inner()).greeted += 1;
+            arrived.notify_all();
+        }
+    };
     while let Ok(Some((kind, payload))) = read_frame(&mut stream) {
         match kind {
             INPUT => {
@@ -211,13 +248,19 @@ fn serve_input(
             WINDOW if payload.len() == 4 => {
                 let rows = u16::from_be_bytes([payload[0], payload[1]]);
                 let columns = u16::from_be_bytes([payload[2], payload[3]]);
-                if let Some(master) = &*terminal.lock().unwrap_or_else(|e| e.into_inner()) {
-                    crate::exec::set_terminal_size(master.as_fd(), rows, columns);
+                // Zero: the client's own output is no terminal; it has no size to give.
+                if rows != 0 || columns != 0 {
+                    let mut terminal = terminal.lock().unwrap_or_else(|e| e.into_inner());
+                    terminal.window = Some((rows, columns));
+                    terminal.apply();
                 }
             }
             _ => {}
         }
+        // After the frame has taken effect: the monitor may start the process now.
+        greet(&mut greeted);
     }
+    greet(&mut greeted);
 }
 
 /// Connects to a running container's monitor.
@@ -350,10 +393,21 @@ pub(crate) fn serve_client(stream: UnixStream, client: &Client<'_>) -> Result<Op
     };
     let mut writer = stream.try_clone().map_err(failed)?;
     if terminal {
-        if let Some((rows, columns)) = crate::exec::terminal_size(io::stdout().as_fd()) {
-            let mut size = rows.to_be_bytes().to_vec();
-            size.extend_from_slice(&columns.to_be_bytes());
-            let _ = writer.write_all(&frame(WINDOW, &size));
+        // `lade attach` is heard first here; a client attached before the start sent
+        // it already, and the same size again changes nothing.
+        send_window(&mut writer);
+        // Later sizes follow ours, as the terminal is resized.
+        if let (Ok(mut resized), Ok(mut signals)) = (
+            stream.try_clone(),
+            signal_hook::iterator::Signals::new([signal_hook::consts::SIGWINCH]),
+        ) {
+            std::thread::spawn(move || {
+                for _ in signals.forever() {
+                    if resized.write_all(&window_frame()).is_err() {
+                        break;
+                    }
+                }
+            });
         }
     }
     let _raw = (terminal && send_input && std::io::IsTerminal::is_terminal(&io::stdin()))
@@ -419,6 +473,20 @@ pub(crate) fn serve_client(stream: UnixStream, client: &Client<'_>) -> Result<Op
         return Ok(Some(Attached::Detached));
     }
     Ok(exit.map(Attached::Exited))
+}
+
+/// Sends our terminal's size. A monitor that waits for its first client before it starts
+/// a process with a terminal waits for this frame too.
+pub(crate) fn send_window(stream: &mut UnixStream) {
+    let _ = stream.write_all(&window_frame());
+}
+
+/// A window frame with our terminal's size (zero rows and columns without one).
+fn window_frame() -> Vec<u8> {
+    let (rows, columns) = crate::exec::terminal_size(io::stdout().as_fd()).unwrap_or((0, 0));
+    let mut size = rows.to_be_bytes().to_vec();
+    size.extend_from_slice(&columns.to_be_bytes());
+    frame(WINDOW, &size)
 }
 
 /// Docker's `--sig-proxy`: the signals this process receives go to the container's

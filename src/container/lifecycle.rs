@@ -228,6 +228,7 @@ fn start_monitor(
         .current_state()
         .start()
         .map_err(|refused| refused.error(container.name()))?;
+    let terminal = container.spec.process.terminal;
     let record = container.record;
     let _ = fs::remove_file(stop_marker(store, &record.id));
     // A start by hand begins the restart policy anew, as Docker's does: its count too.
@@ -240,7 +241,12 @@ fn start_monitor(
     let mut line = helper.line();
     let mut client = None;
     if attach_first && line == "listening" {
-        client = Some(super::attach::connect(store, &record.id)?);
+        let mut stream = super::attach::connect(store, &record.id)?;
+        // The monitor starts the process once it has our window size.
+        if terminal {
+            super::attach::send_window(&mut stream);
+        }
+        client = Some(stream);
         line = helper.line();
     }
     while let Some(warning) = line.strip_prefix(super::monitor::WARNING_PREFIX) {

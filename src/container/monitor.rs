@@ -140,7 +140,7 @@ fn hold_attached_exec(
     if let Some(file) = ready.as_mut() {
         let _ = file.write_all(b"listening\n");
     }
-    server.wait_for_client();
+    server.wait_for_client(false);
     let sending = server.clone();
     let mut started = |_: ProcessId| {
         if let Some(mut file) = ready.take() {
@@ -230,7 +230,7 @@ fn monitor(store: &Store, id: &str, ready: &mut Option<File>) -> Result<()> {
         if let Some(file) = ready.as_mut() {
             let _ = file.write_all(b"listening\n");
         }
-        server.wait_for_client();
+        server.wait_for_client(terminal);
     }
     // The restart back-off, kept between runs as Docker's restart manager keeps it.
     let mut backoff = Duration::ZERO;
