@@ -2,9 +2,10 @@
 # Runs lade's whole test suite on Debian 12, as root: installs the system packages the
 # tests use (busybox-static for base images, podman, skopeo and umoci for interop, crun
 # for comparisons, qemu-user-static and binfmt-support for builds of other platforms,
-# uidmap and passt (slirp4netns as its fall-back) for rootless lade (the rootless tests
-# make a user `laderootless` with a subordinate id range, and open /dev/net/tun to users
-# as Debian's udev does, for pasta), iptables and aardvark-dns for container networks (netavark for
+# uidmap and passt (slirp4netns as its fall-back) for rootless lade, fuse-overlayfs for
+# its storage where the kernel refuses overlay in a user namespace (the rootless tests
+# make a user `laderootless` with a subordinate id range, and open /dev/net/tun and
+# /dev/fuse to users as Debian's udev does, for pasta and fuse-overlayfs), iptables and aardvark-dns for container networks (netavark for
 # podman's, in the interop tests), docker-registry
 # and htpasswd for registry round trips, compressors for archive fixtures, openssh-client
 # for build --ssh's agents), then checks formatting and lints
@@ -12,7 +13,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-PACKAGES="busybox-static openssh-client qemu-user-static binfmt-support podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin uidmap passt slirp4netns curl"
+PACKAGES="busybox-static openssh-client qemu-user-static binfmt-support podman skopeo umoci crun runc netavark aardvark-dns iptables docker-registry apache2-utils openssl bzip2 xz-utils zstd iproute2 procps bsdutils util-linux tar gcc libc6-dev man-db bash libcap2-bin uidmap passt slirp4netns fuse-overlayfs fuse3 curl"
 missing=""
 for package in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing="$missing $package"

@@ -120,6 +120,8 @@ pub(crate) fn run(
         lowers.push("empty".into());
     }
     let lower_dirs: Vec<PathBuf> = lowers.iter().map(|l| snapshots.join(l)).collect();
+    let driver = crate::exec::overlay::choose()
+        .map_err(|e| step_failure(step, StepFailure::Exec(e.into())))?;
     let staging = store.staging_dir("run")?;
     let upper = staging.path().join("upper");
     for sub in ["upper", "work", "rootfs", "files"] {
@@ -223,6 +225,7 @@ pub(crate) fn run(
             // fsync inside a step (dpkg does one per file) is free: a step that dies
             // leaves nothing used, since its layer counts once committed.
             volatile: true,
+            driver,
         },
         process: Process {
             args: run.argv.clone(),
@@ -333,6 +336,9 @@ pub(crate) fn run(
         Err(other) => return Err(step_failure(step, StepFailure::Exec(other))),
     }
 
+    if driver == crate::exec::overlay::OverlayDriver::Fuse {
+        layers::adopt_fuse_overlay_marks(&upper)?;
+    }
     // Mount points the sandbox made are not the step's changes.
     let mut points: Vec<String> = SYSTEM_MOUNT_POINTS.iter().map(|p| p.to_string()).collect();
     points.extend(mounts.iter().map(|m| match m {

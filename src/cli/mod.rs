@@ -66,6 +66,17 @@ pub struct Cli {
         help_heading = GLOBAL_OPTIONS
     )]
     pub storage_reserve: Option<String>,
+    /// The storage driver of rootless lade: `overlay` (the kernel's, where it lets a
+    /// user namespace mount it: Linux 5.11 and later) or `fuse-overlayfs`. Probed
+    /// once when not given; root always uses the kernel's overlay
+    #[arg(
+        long,
+        global = true,
+        value_name = "DRIVER",
+        env = "LADE_STORAGE_DRIVER",
+        help_heading = GLOBAL_OPTIONS
+    )]
+    pub storage_driver: Option<String>,
 
     /// Docker's configuration directory, where registry credentials are read and saved
     /// (config.json and the credential helpers it names) [default: $DOCKER_CONFIG, else
@@ -401,6 +412,9 @@ pub fn run(mut cli: Cli) -> ExitCode {
             eprintln!("lade: {}", describe(&anyhow::Error::new(err)));
             return code;
         }
+    }
+    if let Some(driver) = cli.storage_driver.clone().filter(|d| !d.is_empty()) {
+        crate::engine::process::force_storage_driver(driver);
     }
     let reserve = match cli.storage_reserve.as_deref() {
         Some(text) => match crate::oci::parse_size(text) {

@@ -261,7 +261,7 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
         "ContainersPaused": found.paused,
         "ContainersStopped": found.stopped,
         "Images": found.images,
-        "Driver": "overlay",
+        "Driver": found.driver,
         "DockerRootDir": found.root,
         "CgroupVersion": found.cgroup_version,
         "CgroupControllers": found.cgroup_controllers,

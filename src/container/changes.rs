@@ -35,6 +35,11 @@ struct Layered {
 
 fn open(store: &Store, reference: &str) -> Result<Layered> {
     let super::Container { record, spec, .. } = super::Container::load(store, reference)?;
+    if spec.rootfs.driver == exec::overlay::OverlayDriver::Fuse {
+        if let Some(upper) = &spec.rootfs.upper {
+            layers::adopt_fuse_overlay_marks(upper)?;
+        }
+    }
     let upper = spec
         .rootfs
         .upper

@@ -780,6 +780,7 @@ fn create_checked(
             // reach the disk, nor its overlay's unmount sync the host's whole file
             // system (several milliseconds on a busy host), as podman does for `--rm`.
             volatile: options.remove,
+            driver: exec::overlay::choose().map_err(exec::ExecError::from)?,
         },
         process: Process {
             args,

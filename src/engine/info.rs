@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::{EngineError, Result};
 use crate::container::{ContainerError, ContainerState};
+use crate::exec::overlay::OverlayDriver;
 use crate::exec::CgroupLayout;
 use crate::store::Store;
 
@@ -35,8 +36,11 @@ pub struct Info {
     /// Rootless: the user namespace's uid and gid maps, `(inside, outside, count)`.
     pub uid_map: Vec<(u32, u32, u32)>,
     pub gid_map: Vec<(u32, u32, u32)>,
-    /// The overlay mount's kind: native overlay, with `userxattr` in a user namespace.
-    pub overlay: &'static str,
+    /// The storage driver's name (`overlay`, `fuse-overlayfs`), or why there is none.
+    pub driver: String,
+    /// The overlay mount's kind: native overlay, with `userxattr` in a user namespace,
+    /// or fuse-overlayfs.
+    pub overlay: String,
     /// Rootless: the program that connects containers to the network.
     pub network_tool: Option<String>,
 }
@@ -63,6 +67,7 @@ pub fn info(store: &Store) -> Result<Info> {
     } else {
         (Vec::new(), Vec::new())
     };
+    let driver = crate::exec::overlay::choose();
     let uname = nix::sys::utsname::uname().map_err(|e| EngineError::Io(e.into()))?;
     let (storage_available, storage_total) =
         crate::store::filesystem_space(store.root()).unwrap_or((0, 0));
@@ -85,10 +90,19 @@ pub fn info(store: &Store) -> Result<Info> {
         rootless,
         uid_map,
         gid_map,
-        overlay: if rootless {
-            "native overlay in the user namespace (userxattr)"
-        } else {
-            "native overlay"
+        driver: match &driver {
+            Ok(driver) => driver.name().to_string(),
+            Err(_) => "none".to_string(),
+        },
+        overlay: match (&driver, rootless) {
+            (Err(e), _) => e.to_string(),
+            (Ok(OverlayDriver::Fuse), _) => {
+                "fuse-overlayfs in the user namespace (a process per mount)".to_string()
+            }
+            (Ok(OverlayDriver::Kernel), true) => {
+                "native overlay in the user namespace (userxattr)".to_string()
+            }
+            (Ok(OverlayDriver::Kernel), false) => "native overlay".to_string(),
         },
         network_tool: rootless.then(|| {
             match (

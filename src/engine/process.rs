@@ -41,3 +41,9 @@ pub fn runtime_dir() -> PathBuf {
 pub fn enter_rootless() -> Result<Entered> {
     Ok(rootless::enter()?)
 }
+
+/// `--storage-driver`: the overlay driver this command uses (checked when first
+/// needed).
+pub fn force_storage_driver(name: String) {
+    crate::exec::overlay::force(name);
+}

@@ -12,6 +12,7 @@ mod cgroups;
 mod init;
 pub mod mounts;
 mod network;
+pub mod overlay;
 pub mod paths;
 mod process;
 mod pty;
@@ -200,6 +201,25 @@ pub struct Rootfs {
     /// option the overlay is mounted without it.
     #[serde(default)]
     pub volatile: bool,
+    /// What mounts the overlay: the kernel, or (rootless, where the kernel does not
+    /// let a user namespace) fuse-overlayfs, whose upper directory keeps its marks in
+    /// its own form. Recorded with a container, so its restarts use the same.
+    #[serde(default)]
+    pub driver: overlay::OverlayDriver,
+}
+
+impl Rootfs {
+    /// The overlay's directories; relative lower names are read from `layers_dir`.
+    pub(crate) fn overlay_layers(&self) -> overlay::OverlayLayers<'_> {
+        overlay::OverlayLayers {
+            lowers: &self.lowers,
+            upper: match (&self.upper, &self.work) {
+                (Some(upper), Some(work)) => Some((upper.as_path(), work.as_path())),
+                _ => None,
+            },
+            volatile: self.volatile,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -282,6 +302,10 @@ pub enum ExecError {
         controller: &'static str,
         consequence: &'static str,
     },
+    /// No overlay driver can be used (rootless, where the kernel refuses its overlay and
+    /// fuse-overlayfs is missing), or the one forced is unknown or unusable.
+    #[error(transparent)]
+    Driver(#[from] overlay::DriverError),
     /// `--oom-kill-disable` on a v2 memory controller, which has no such switch.
     #[error("--oom-kill-disable needs a cgroup v1 memory controller: cgroup v2 cannot disable the OOM killer")]
     OomKillDisableOnV2,

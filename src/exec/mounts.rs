@@ -2,12 +2,13 @@
 //! with it, even after `kill -9`), read-only overlay views of stacked directories, and
 //! private tmpfs scratch space.
 
-use std::ffi::CString;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
+
+use super::overlay::{self, FuseKeeper, OverlayDriver, OverlayLayers};
 
 /// Moves this process into a mount namespace of its own whose mounts do not propagate
 /// back. Must run before the process starts threads (the kernel refuses otherwise).
@@ -72,10 +73,11 @@ pub fn adopt_host_mount_namespace() {
     let _ = HOST_MOUNTS.set(namespace);
 }
 
-/// A mount that is detached when dropped.
+/// A mount that is detached when dropped (and its fuse-overlayfs process ended).
 #[derive(Debug)]
 pub struct Mounted {
     target: PathBuf,
+    fuse: Option<FuseKeeper>,
 }
 
 impl Mounted {
@@ -87,6 +89,9 @@ impl Mounted {
 impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = umount2(&self.target, MntFlags::MNT_DETACH);
+        if let Some(fuse) = &self.fuse {
+            fuse.stop();
+        }
     }
 }
 
@@ -104,6 +109,7 @@ pub fn mount_private_tmpfs(target: &Path, size: u64) -> io::Result<Mounted> {
     )?;
     Ok(Mounted {
         target: target.to_path_buf(),
+        fuse: None,
     })
 }
 
@@ -128,6 +134,7 @@ pub fn mount_readonly_view(
             )?;
             let mounted = Mounted {
                 target: target.to_path_buf(),
+                fuse: None,
             };
             mount(
                 None::<&str>,
@@ -139,14 +146,21 @@ pub fn mount_readonly_view(
             Ok(Some(mounted))
         }
         _ => {
-            let mut options = format!("lowerdir={}", layers.join(":"));
-            if super::rootless::outside_ids().is_some() {
-                // Whiteouts and opaque marks in a user namespace's snapshots.
-                options.push_str(",userxattr");
-            }
-            mount_overlay_from(base, target, &options, MsFlags::MS_RDONLY)?;
+            let layers = OverlayLayers {
+                lowers: layers,
+                upper: None,
+                volatile: false,
+            };
+            let fuse = mount_overlay_from(
+                overlay::current(),
+                base,
+                &layers,
+                target,
+                MsFlags::MS_RDONLY,
+            )?;
             Ok(Some(Mounted {
                 target: target.to_path_buf(),
+                fuse,
             }))
         }
     }
@@ -170,10 +184,16 @@ pub fn mount_container_root(
     } else {
         // Writable at first even for a read-only root: a mount point the container's
         // start would create may be missing yet. The root is made read-only after.
-        let options = super::rootfs::overlay_options(rootfs);
-        mount_overlay_from(&rootfs.layers_dir, target, &options, MsFlags::MS_NODEV)?;
+        let fuse = mount_overlay_from(
+            rootfs.driver,
+            &rootfs.layers_dir,
+            &rootfs.overlay_layers(),
+            target,
+            MsFlags::MS_NODEV,
+        )?;
         Mounted {
             target: target.to_path_buf(),
+            fuse,
         }
     };
     let mut sys = super::sys::Linux::default();
@@ -192,47 +212,105 @@ pub fn mount_container_root(
     Ok(mounted)
 }
 
-/// Mounts overlay at `target` with `options` whose directory names are relative to
-/// `base`. The working directory is changed only in a helper thread that has its own
-/// filesystem context, so the rest of the process is unaffected.
-pub fn mount_overlay_from(
+/// Mounts an overlay of `layers` (names relative to `base`) at `target` with the
+/// driver given, from a helper thread that changes its own working directory alone
+/// (so the options stay short however deep `base` is).
+fn mount_overlay_from(
+    driver: OverlayDriver,
     base: &Path,
+    layers: &OverlayLayers<'_>,
     target: &Path,
-    options: &str,
     flags: MsFlags,
-) -> io::Result<()> {
-    if options.len() >= page_size() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!(
-                "overlay options are {} bytes, more than a page: too many layers",
-                options.len()
-            ),
-        ));
-    }
+) -> io::Result<Option<FuseKeeper>> {
     let base = base.to_path_buf();
     let target = target.to_path_buf();
-    let options = CString::new(options)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in options"))?;
-    std::thread::spawn(move || -> io::Result<()> {
+    let lowers = layers.lowers.to_vec();
+    let upper = layers
+        .upper
+        .map(|(upper, work)| (upper.to_path_buf(), work.to_path_buf()));
+    let volatile = layers.volatile;
+    std::thread::spawn(move || -> io::Result<Option<FuseKeeper>> {
         unshare(CloneFlags::CLONE_FS)?;
         std::env::set_current_dir(&base)?;
-        mount(
-            Some("overlay"),
-            &target,
-            Some("overlay"),
-            flags,
-            Some(options.as_c_str()),
-        )?;
-        Ok(())
+        let layers = OverlayLayers {
+            lowers: &lowers,
+            upper: upper
+                .as_ref()
+                .map(|(upper, work)| (upper.as_path(), work.as_path())),
+            volatile,
+        };
+        let mut sys = super::sys::Linux::default();
+        overlay::mount(&mut sys, driver, &layers, &target, flags)
     })
     .join()
     .map_err(|_| io::Error::other("the mount helper thread panicked"))?
 }
 
-fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |n| n as usize)
+/// What a container started with fuse-overlayfs needs mounted before its init runs
+/// (see [`overlay::mount`]): its root at its target, and each writable view, which
+/// the returned spec binds from where it is mounted instead. Dropping the mounts ends
+/// their processes.
+pub(crate) fn premount_fuse(spec: &super::Spec) -> io::Result<(super::Spec, Vec<Mounted>)> {
+    let mut spec = spec.clone();
+    let mut held = Vec::new();
+    let rootfs = &spec.rootfs;
+    if rootfs.driver != OverlayDriver::Fuse {
+        return Ok((spec, held));
+    }
+    if rootfs.upper.is_some() || rootfs.lowers.len() > 1 {
+        let flags = if rootfs.upper.is_some() {
+            MsFlags::MS_NODEV
+        } else {
+            MsFlags::MS_RDONLY | MsFlags::MS_NODEV
+        };
+        let fuse = mount_overlay_from(
+            OverlayDriver::Fuse,
+            &rootfs.layers_dir,
+            &rootfs.overlay_layers(),
+            &rootfs.target,
+            flags,
+        )?;
+        held.push(Mounted {
+            target: rootfs.target.clone(),
+            fuse,
+        });
+    }
+    for mount in &mut spec.mounts {
+        let super::Mount::Overlay {
+            lower,
+            upper,
+            work,
+            target,
+        } = mount
+        else {
+            continue;
+        };
+        let mut name = upper.file_name().unwrap_or_default().to_os_string();
+        name.push("-view");
+        let view = upper.with_file_name(name);
+        std::fs::create_dir_all(&view)?;
+        let lowers = [lower.display().to_string()];
+        let layers = OverlayLayers {
+            lowers: &lowers,
+            upper: Some((upper.as_path(), work.as_path())),
+            volatile: false,
+        };
+        let fuse = mount_overlay_from(
+            OverlayDriver::Fuse,
+            Path::new("/"),
+            &layers,
+            &view,
+            MsFlags::MS_NODEV,
+        )?;
+        held.push(Mounted {
+            target: view.clone(),
+            fuse,
+        });
+        *mount = super::Mount::Bind {
+            source: view,
+            target: target.clone(),
+            readonly: false,
+        };
+    }
+    Ok((spec, held))
 }

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 
+use super::overlay::{self, OverlayDriver, OverlayLayers};
 use super::sys::Sys;
 use super::{Mount, Rootfs, Spec};
 
@@ -51,35 +52,11 @@ fn at<T>(what: impl Into<String>, result: io::Result<T>) -> Result<T> {
     result.map_err(|e| (what.into(), e))
 }
 
-/// Overlay options: relative lower names (the caller changes to `layers_dir`), and the
-/// features that would put more than plain changes in the upper directory turned off.
-/// The overlay options past the directories: no index, redirects or metacopy (layers
-/// must stay plain trees). In a user namespace overlay keeps its marks in
-/// `user.overlay.*` attributes (only the initial namespace's root may write
-/// `trusted.*`) and then follows no redirects (`redirect_dir=off` is refused beside
-/// `userxattr`).
-pub(crate) fn overlay_features() -> &'static str {
-    if super::rootless::outside_ids().is_some() {
-        ",userxattr,index=off,metacopy=off"
-    } else {
-        ",index=off,redirect_dir=off,metacopy=off"
-    }
-}
-
+/// The kernel overlay's options for the root: relative lower names (the caller changes
+/// to `layers_dir`).
+#[cfg(test)]
 pub(crate) fn overlay_options(rootfs: &Rootfs) -> String {
-    let mut options = format!("lowerdir={}", rootfs.lowers.join(":"));
-    if let (Some(upper), Some(work)) = (&rootfs.upper, &rootfs.work) {
-        options.push_str(&format!(
-            ",upperdir={},workdir={}",
-            upper.display(),
-            work.display()
-        ));
-        if rootfs.volatile {
-            options.push_str(",volatile");
-        }
-    }
-    options.push_str(overlay_features());
-    options
+    super::overlay::kernel_options(&rootfs.overlay_layers())
 }
 
 /// Builds the container's file system and makes it the root.
@@ -254,22 +231,13 @@ fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
             if !writable {
                 flags |= MsFlags::MS_RDONLY;
             }
-            let mount = |sys: &mut dyn Sys, rootfs: &Rootfs| {
-                sys.mount(
-                    Some(Path::new("overlay")),
-                    target,
-                    Some("overlay"),
-                    flags,
-                    Some(&overlay_options(rootfs)),
-                )
-            };
             // A volatile overlay leaves a mark in its work directory
             // (`work/incompat/volatile`), and the kernel refuses to mount that
             // directory again while the mark is there. A container mounted volatile is
             // one whose upper directory is disposable (it goes with the container), so
             // on a restart the mark goes, and the container goes on with its upper
             // directory as it was left.
-            if rootfs.volatile {
+            if rootfs.volatile && rootfs.driver == OverlayDriver::Kernel {
                 if let Some(work) = &rootfs.work {
                     let mark = work.join("work").join("incompat");
                     at(
@@ -278,17 +246,18 @@ fn mount_root(sys: &mut dyn Sys, rootfs: &Rootfs) -> Result<()> {
                     )?;
                 }
             }
-            let mounted = match mount(sys, rootfs) {
-                // A kernel before 5.10 knows no `volatile`: the overlay goes without.
-                Err(e) if rootfs.volatile && e.raw_os_error() == Some(libc::EINVAL) => {
-                    let durable = Rootfs {
-                        volatile: false,
-                        ..rootfs.clone()
-                    };
-                    mount(sys, &durable)
-                }
-                other => other,
-            };
+            if rootfs.driver == OverlayDriver::Fuse {
+                // Mounted by whoever started the container, before its init: see
+                // `overlay::mount`.
+                return Ok(());
+            }
+            let mounted = overlay::mount(
+                sys,
+                OverlayDriver::Kernel,
+                &rootfs.overlay_layers(),
+                target,
+                flags,
+            );
             at("mounting the root overlay", mounted)?;
         }
     }
@@ -739,21 +708,21 @@ fn mount_user(sys: &mut dyn Sys, root: &Path, mount: &Mount) -> Result<()> {
             target,
         } => {
             let target_path = user_mount_point(sys, root, target, false)?.handle;
-            let options = format!(
-                "lowerdir={},upperdir={},workdir={}{}",
-                lower.display(),
-                upper.display(),
-                work.display(),
-                overlay_features()
-            );
+            let lowers = [lower.display().to_string()];
+            let layers = OverlayLayers {
+                lowers: &lowers,
+                upper: Some((upper.as_path(), work.as_path())),
+                volatile: false,
+            };
+            // With fuse-overlayfs the starter mounted the view, and this is a bind.
             at(
                 format!("mounting a writable view at {target}"),
-                sys.mount(
-                    Some(Path::new("overlay")),
+                overlay::mount(
+                    sys,
+                    OverlayDriver::Kernel,
+                    &layers,
                     &target_path,
-                    Some("overlay"),
                     MsFlags::MS_NODEV,
-                    Some(&options),
                 ),
             )?;
         }

@@ -246,7 +246,11 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
         )?),
         _ => None,
     };
-    let result = run_in(&Launch::Create(Box::new(spec.clone())), io, cgroup.as_ref());
+    // fuse-overlayfs mounts made here live until the container has stopped.
+    let (started, fuse_mounts) = super::mounts::premount_fuse(spec)
+        .map_err(io_err("mounting the root file system with fuse-overlayfs"))?;
+    let result = run_in(&Launch::Create(Box::new(started)), io, cgroup.as_ref());
+    drop(fuse_mounts);
     if let (Some(cgroup), Some(name)) = (cgroup, &spec.cgroup) {
         cgroup.remove();
         // What `update` made while it ran (another controller's cgroup) goes too.

@@ -25,7 +25,9 @@ pub use entry::{Entry, EntryKind};
 pub use extract::{check_room, extract, extract_in_root, ExtractLimits, ExtractStats};
 pub use fingerprint::fingerprint;
 pub use root::{open_in_root, InRoot, Owners};
-pub use walk::{copied_xattrs, dir_entries, has_only_copy_up_xattrs, WalkedEntry};
+pub use walk::{
+    adopt_fuse_overlay_marks, copied_xattrs, dir_entries, has_only_copy_up_xattrs, WalkedEntry,
+};
 pub use write::{write_tree_tar, LayerWriter, SnapshotTarget};
 
 use crate::oci::Digest;

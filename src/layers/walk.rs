@@ -140,7 +140,100 @@ pub fn has_only_copy_up_xattrs(path: &Path) -> bool {
 fn is_internal_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.")
         || name.starts_with("user.overlay.")
+        || name.starts_with("user.fuseoverlayfs.")
         || name == "security.selinux"
+}
+
+/// fuse-overlayfs's marks of an opaque directory in its upper directory, beside overlay's
+/// attribute: a `.wh..wh..opq` file, a `.wh..opq` 0/0 device and this attribute.
+const FUSE_OPAQUE_XATTR: &str = "user.fuseoverlayfs.opaque";
+const FUSE_OPAQUE_NODE: &str = ".wh..opq";
+
+/// Turns what fuse-overlayfs wrote in the upper directory `root` into the kernel
+/// overlay's form, which the rest of lade reads (and either driver mounts): an opaque
+/// directory gets overlay's attribute in place of fuse-overlayfs's marks, and a
+/// `.wh.NAME` file (its whiteout where it cannot make a 0/0 device) becomes one. A
+/// whiteout the kernel does not let this user make stays as it is, which a layer's tar
+/// says the same way. fuse-overlayfs reads both forms, so this may run under a live
+/// mount.
+pub fn adopt_fuse_overlay_marks(root: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let marker = std::ffi::OsStr::from_bytes(super::entry::OPAQUE_MARKER);
+    for item in walkdir::WalkDir::new(root).follow_links(false) {
+        let item = item.map_err(|e| super::LayerError::Io {
+            path: e
+                .path()
+                .map_or_else(|| root.to_path_buf(), Path::to_path_buf),
+            source: e.into(),
+        })?;
+        if !item.file_type().is_dir() {
+            continue;
+        }
+        let dir = item.path();
+        let attributes = xattrs(dir)?;
+        let marked = attributes.iter().any(|(name, _)| name == FUSE_OPAQUE_XATTR);
+        let marker_file = dir.join(marker);
+        let node = dir.join(FUSE_OPAQUE_NODE);
+        if marked || marker_file.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            super::entry::xattr_set(dir, overlay_opaque_xattr(), b"y")?;
+            for path in [&marker_file, &node] {
+                match fs::remove_file(path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(super::LayerError::Io {
+                            path: path.clone(),
+                            source: e,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if marked {
+                xattr_remove(dir, FUSE_OPAQUE_XATTR)?;
+            }
+        }
+        for entry in fs::read_dir(dir).at(dir)? {
+            let entry = entry.at(dir)?;
+            let name = entry.file_name();
+            let Some(hidden) = name.as_bytes().strip_prefix(super::entry::WHITEOUT_PREFIX) else {
+                continue;
+            };
+            if hidden.is_empty() || hidden.starts_with(super::entry::WHITEOUT_PREFIX) {
+                continue;
+            }
+            if !entry.file_type().at(entry.path())?.is_file() {
+                continue;
+            }
+            let whiteout = dir.join(std::ffi::OsStr::from_bytes(hidden));
+            if whiteout.symlink_metadata().is_ok() {
+                continue;
+            }
+            if super::entry::make_node(&whiteout, nix::sys::stat::SFlag::S_IFCHR, 0, 0).is_ok() {
+                fs::remove_file(entry.path()).at(entry.path())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn xattr_remove(path: &Path, name: &str) -> Result<()> {
+    let c_path =
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| super::LayerError::Malformed {
+            entry: path.display().to_string(),
+            reason: "a NUL byte in the path".into(),
+        })?;
+    let c_name = CString::new(name).expect("attribute names are constants");
+    // SAFETY: both strings are NUL-terminated and outlive the call.
+    let rc = unsafe { libc::lremovexattr(c_path.as_ptr(), c_name.as_ptr()) };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ENODATA) {
+            return Err(super::LayerError::Io {
+                path: path.into(),
+                source: error,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Whether COPY carries an extended attribute into the image: what podman keeps (the

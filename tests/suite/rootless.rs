@@ -84,6 +84,11 @@ fn test_user() -> &'static TestUser {
         if tun.exists() && std::fs::metadata(tun).unwrap().mode() & 0o006 != 0o006 {
             std::fs::set_permissions(tun, std::fs::Permissions::from_mode(0o666)).unwrap();
         }
+        // fuse-overlayfs needs it, as Debian's udev rules leave it (0666).
+        let fuse = Path::new("/dev/fuse");
+        if fuse.exists() && std::fs::metadata(fuse).unwrap().mode() & 0o006 != 0o006 {
+            std::fs::set_permissions(fuse, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
         TestUser {
             uid: id_of("-u").expect("the test user exists"),
             gid: id_of("-g").expect("the test user has a group"),
@@ -905,4 +910,79 @@ fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
     let meta = meta.expect("the fallback runtime directory");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
     let _ = std::fs::remove_dir_all(&fallback);
+}
+
+/// The user's fuse-overlayfs processes (none must outlive a command).
+fn fuse_overlayfs_processes(lade: &RootlessLade) -> Vec<String> {
+    let home = lade.dir.path().to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("fuse-overlayfs") && cmdline.contains(&home) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn fuse_overlayfs_serves_builds_runs_commits_and_leaves_no_process() {
+    common::require_tool("fuse-overlayfs");
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let with_fuse = |args: &[&str]| -> String {
+        let output = lade
+            .cmd()
+            .env("LADE_STORAGE_DRIVER", "fuse-overlayfs")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "lade {args:?} with fuse-overlayfs failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let info: serde_json::Value =
+        serde_json::from_str(&with_fuse(&["info", "--format", "json"])).unwrap();
+    assert_eq!(info["Driver"], "fuse-overlayfs", "{info}");
+    lade.file(
+        "ctx/Dockerfile",
+        "FROM busybox\nRUN mkdir -p /data/old && echo a > /data/old/f && echo gone > /gone\n\
+         RUN rm /gone && rm -rf /data && mkdir /data && echo new > /data/new\n",
+    );
+    with_fuse(&["build", "--progress", "plain", "-t", "fused:1", "ctx"]);
+    let listing =
+        "ls -A /data; test -e /gone && echo gone-is-there; ps | grep -c [f]use-overlayfs; true";
+    let check = |image: &str| {
+        let shown = with_fuse(&["run", "--rm", image, "sh", "-c", listing]);
+        // The file is gone, the directory holds only what the step put there, and the
+        // fuse-overlayfs process is not among the container's.
+        assert_eq!(shown, "new\n0\n", "{image}");
+    };
+    check("fused:1");
+    with_fuse(&[
+        "run",
+        "--name",
+        "changer",
+        "fused:1",
+        "sh",
+        "-c",
+        "echo more > /data/more",
+    ]);
+    with_fuse(&["commit", "changer", "fused:2"]);
+    assert_eq!(
+        with_fuse(&["run", "--rm", "fused:2", "ls", "-A", "/data"]),
+        "more\nnew\n"
+    );
+    with_fuse(&["save", "-o", "fused.tar", "fused:1"]);
+    with_fuse(&["rm", "changer"]);
+    with_fuse(&["rmi", "fused:1", "fused:2"]);
+    with_fuse(&["load", "-i", "fused.tar"]);
+    check("fused:1");
+    assert_eq!(fuse_overlayfs_processes(&lade), Vec::<String>::new());
 }
