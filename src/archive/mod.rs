@@ -121,6 +121,18 @@ fn timestamp(source_date_epoch: Option<i64>) -> String {
     }
 }
 
+/// Tells of the device nodes an unpacking left out (rootless: an ordinary user cannot
+/// make them).
+fn note_skipped_devices(extracted: &layers::ExtractStats, progress: &dyn Progress) {
+    if !extracted.skipped_devices.is_empty() {
+        progress.note(&format!(
+            "left out {} device node(s), which rootless lade cannot make (a container could not open them either): {}",
+            extracted.skipped_devices.len(),
+            extracted.skipped_devices.join(", ")
+        ));
+    }
+}
+
 /// `docker import`: a root filesystem tarball (any compression) becomes a one-layer
 /// image. The tar is unpacked (as untrusted) and written again deterministically, so
 /// the same files give the same image with `SOURCE_DATE_EPOCH`.
@@ -138,13 +150,7 @@ pub fn import_rootfs(
     };
     let mut tar = layers::decompressing_reader(&mut counting).at("import input")?;
     let extracted = layers::extract(&mut tar, staging.path(), &ExtractLimits::for_store(store))?;
-    if !extracted.skipped_devices.is_empty() {
-        progress.note(&format!(
-            "left out {} device node(s), which rootless lade cannot make (a container could not open them either): {}",
-            extracted.skipped_devices.len(),
-            extracted.skipped_devices.join(", ")
-        ));
-    }
+    note_skipped_devices(&extracted, progress);
     let mut writer = LayerWriter::new(store, options.compression, options.source_date_epoch, None)?
         .remembering_contents();
     for walked in layers::dir_entries(staging.path(), false)? {
@@ -974,11 +980,12 @@ fn load_layer(
                 copy: &mut unpacked_hash,
             };
             if let Some(staging) = &staging {
-                layers::extract(
+                let extracted = layers::extract(
                     &mut unpacked,
                     staging.path(),
                     &ExtractLimits::for_store(store),
                 )?;
+                note_skipped_devices(&extracted, progress);
             }
             io::copy(&mut unpacked, &mut io::sink()).at(path)?;
         }

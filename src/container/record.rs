@@ -355,6 +355,7 @@ mod tests {
                 target: "/store/containers/ab/rootfs".into(),
                 readonly: false,
                 volatile: false,
+                driver: Default::default(),
             },
             process: crate::exec::Process {
                 args: vec!["sh".into()],

@@ -788,6 +788,7 @@ mod tests {
                 target: "/store/c/rootfs".into(),
                 readonly: false,
                 volatile: false,
+                driver: Default::default(),
             },
             process: Process {
                 args: vec!["sh".into()],
