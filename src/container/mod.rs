@@ -39,7 +39,7 @@ pub use crate::network::DnsUnavailable;
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
-pub use health::{health, Health, HealthFlags, HealthStatus, ProbeResult};
+pub use health::{health, Health, HealthFlags, HealthStatus, HealthWatch, ProbeResult};
 pub use inspect::{inspect, mount_names, network_names, MountName};
 pub use lifecycle::{
     kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,

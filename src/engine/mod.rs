@@ -141,7 +141,7 @@ pub use crate::exec::{Limits, LimitsUpdate, SignalNumber, Stream};
 pub use crate::network::PortMapping;
 
 pub use crate::container::validate;
-pub use crate::container::{HealthFlags, HealthStatus};
+pub use crate::container::{HealthFlags, HealthStatus, HealthWatch};
 /// Docker's durations (`500ms`, `1m30s`), in nanoseconds.
 pub use crate::graph::{csv_fields, go_duration, parse_duration};
 pub use crate::network::{NetworkInspect, NetworkOptions};
