@@ -361,7 +361,10 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
 
 fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
     let store = open_store(store_config)?;
-    let report = engine::check(
+    let engine::CheckOutcome {
+        report,
+        host_leftovers,
+    } = engine::check(
         &store,
         CheckRequest {
             quick: args.quick,
@@ -369,6 +372,7 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
         },
     )?;
     let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    let leftovers: Vec<String> = host_leftovers.iter().map(|p| p.to_string()).collect();
     match args.format {
         Format::Json => println!(
             "{}",
@@ -378,6 +382,7 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
                 "SnapshotsChecked": report.snapshots,
                 "SnapshotsUnrecorded": report.unrecorded_snapshots,
                 "Problems": problems,
+                "HostLeftovers": leftovers,
                 "Repairs": report.repairs,
             }))?
         ),
@@ -387,6 +392,14 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
             }
             for repair in &report.repairs {
                 println!("repaired: {repair}");
+            }
+            if !args.repair {
+                for leftover in &leftovers {
+                    eprintln!(
+                        "warning: {} (`lade system check --repair` removes it)",
+                        super::printable(leftover)
+                    );
+                }
             }
             let what = if args.quick {
                 format!("{} image(s), references and sizes", report.images)

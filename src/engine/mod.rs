@@ -85,7 +85,7 @@ pub use cache::{
     cache_inspect, cache_records, cache_usage, prune_cache, CacheInspection, CachePruneRequest,
     CachedStep,
 };
-pub use check::{check, CheckRequest};
+pub use check::{check, CheckOutcome, CheckRequest};
 pub use commit::{commit, CommitRequest};
 pub use copy::{copy, diff, export, Change, CopyRequest, ExportRequest};
 pub use create::{create, ContainerRequest};

@@ -368,7 +368,29 @@ fn attach(
 /// from rootless lade's namespace when it has one (without it there is nothing to
 /// remove).
 pub fn remove_bridge(network: &NetworkDefinition, host_mounts: HostMounts) -> Result<()> {
-    match rootless_netns::within_existing(host_mounts, || remove_bridge_here(network)) {
+    remove_bridge_named(&network.bridge, host_mounts)
+}
+
+/// Removes bridge `bridge` and its rules, as [`remove_bridge`] does, by a caller that
+/// holds the host's network lock already.
+pub(crate) fn remove_bridge_holding_lock(bridge: &str, host_mounts: HostMounts) -> Result<()> {
+    in_bridges_namespace_if_any(host_mounts, || remove_bridge_unlocked(bridge))
+}
+
+fn remove_bridge_named(bridge: &str, host_mounts: HostMounts) -> Result<()> {
+    in_bridges_namespace_if_any(host_mounts, || {
+        let _lock = locked()?;
+        remove_bridge_unlocked(bridge)
+    })
+}
+
+/// Runs `work` where the bridges are, if anywhere (rootless lade without its namespace
+/// has made none).
+fn in_bridges_namespace_if_any(
+    host_mounts: HostMounts,
+    work: impl FnOnce() -> Result<()> + Send,
+) -> Result<()> {
+    match rootless_netns::within_existing(host_mounts, work) {
         Ok(Some(done)) => done,
         Ok(None) => Ok(()),
         Err(source) => Err(NetworkError::Io {
@@ -378,9 +400,7 @@ pub fn remove_bridge(network: &NetworkDefinition, host_mounts: HostMounts) -> Re
     }
 }
 
-fn remove_bridge_here(network: &NetworkDefinition) -> Result<()> {
-    let _lock = locked()?;
-    let bridge = &network.bridge;
+fn remove_bridge_unlocked(bridge: &str) -> Result<()> {
     let mut host = Netlink::open().map_err(link_error("open a netlink socket".into()))?;
     if let Some(index) = host
         .link_index(bridge)

@@ -44,8 +44,9 @@ pub use driver::{remove_bridge, Driver, HostMounts};
 pub use firewall::FirewallError;
 pub use inspect::{inspect, list, Endpoint, Ipam, IpamConfig, NetworkInspect};
 pub use manage::{
-    create, default_network, definition, find, find_or_default, name_of, prune, record_event,
-    remove, remove_all, NetworkOptions, DEFAULT_NETWORK,
+    create, default_network, definition, find, find_or_default, name_of, orphan_bridges, prune,
+    record_event, remove, remove_all, remove_orphan_bridge, NetworkOptions, OrphanBridge,
+    DEFAULT_NETWORK,
 };
 pub use namespace::{namespace_dir, namespace_file, remove_namespace, NetNamespace};
 pub use netlink::mac_address;
