@@ -237,7 +237,7 @@ fn start_monitor(
     if attach_first {
         env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
     }
-    let mut helper = spawn_detached(store, &env)?;
+    let mut helper = spawn_detached(store, &env, true)?;
     let mut line = helper.line();
     let mut client = None;
     if attach_first && line == "listening" {
@@ -275,8 +275,14 @@ pub(crate) fn setup_failure(line: &str) -> ContainerError {
 /// Starts lade's binary again as a detached helper (a monitor, or the holder of an
 /// `exec -d` process) in a session of its own, with `env` added to its environment.
 /// What it says on its ready pipe (`ok` once its work runs, or why it failed) is read
-/// from the returned [`Helper`].
-pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Helper> {
+/// from the returned [`Helper`]. A container's monitor (`own_scope`) of a rootless
+/// user outside any delegated cgroup subtree starts in a scope the user's systemd
+/// manager delegates, where one is reachable, so that its container gets a cgroup.
+pub(crate) fn spawn_detached(
+    store: &Store,
+    env: &[(&str, &str)],
+    own_scope: bool,
+) -> Result<Helper> {
     let (ready_read, ready_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
             path: "pipe".into(),
@@ -286,7 +292,12 @@ pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Help
     // The host's mount namespace, for the network namespace files it mounts.
     let host_mounts = crate::exec::mounts::host_mount_namespace().ok();
     let host_fd = host_mounts.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let mut command = Command::new("/proc/self/exe");
+    let scoped = own_scope && crate::exec::rootless::is_rootless();
+    let mut command = scoped
+        .then(|| std::env::current_exe().ok())
+        .flatten()
+        .and_then(|exe| crate::exec::delegation::scope_command(&exe))
+        .unwrap_or_else(|| Command::new("/proc/self/exe"));
     command
         .envs(env.iter().copied())
         .env("LADE_ROOT", store.root())

@@ -9,6 +9,7 @@
 //! the process, which stays PID 1 (or becomes PID 2 under `--init`).
 
 mod cgroups;
+pub mod delegation;
 mod init;
 pub mod mounts;
 mod network;
@@ -28,8 +29,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroups::{
-    cgroup_procs, devices_controller, freeze, remove_cgroup, update_limits, CgroupLayout,
-    DeviceRule, Limits, LimitsUpdate,
+    cgroup_procs, devices_controller, freeze, remove_cgroup, rootless_cgroup_subtree,
+    update_limits, CgroupLayout, DeviceRule, Limits, LimitsUpdate,
 };
 pub use init::maybe_run_init;
 pub use process::{ProcessId, SignalNumber};

@@ -239,7 +239,7 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
     }
     let cgroup = match &spec.cgroup {
         Some(name) if spec.pausable || !spec.limits.is_empty() => Some(Cgroup::create(
-            &CgroupLayout::detect(),
+            &CgroupLayout::for_containers(),
             name,
             &spec.limits,
             spec.pausable,

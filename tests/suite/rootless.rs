@@ -906,3 +906,198 @@ fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
     assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
     let _ = std::fs::remove_dir_all(&fallback);
 }
+
+/// A cgroup v2 directory handed to the test user as systemd's `Delegate=yes` leaves
+/// one: the directory, `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads`
+/// are the user's. Dropping it moves what is left in it (and below) back to the root
+/// cgroup and removes it, on failure too.
+struct DelegatedCgroup {
+    mount: PathBuf,
+    dir: PathBuf,
+}
+
+impl DelegatedCgroup {
+    /// One under this machine's cgroup v2 mount.
+    fn new(uid: u32, gid: u32) -> DelegatedCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = mountinfo
+            .lines()
+            .find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                right
+                    .starts_with("cgroup2 ")
+                    .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+            })
+            .expect("a cgroup v2 mount (this machine's is /sys/fs/cgroup/unified)");
+        let dir = mount.join(format!("lade-test-delegated-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let delegated = DelegatedCgroup { mount, dir };
+        for file in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(delegated.dir.join(file), Some(uid), Some(gid)).unwrap();
+        }
+        delegated
+    }
+
+    /// Runs rootless lade with `args` in the delegated cgroup, as a process of a unit
+    /// with `Delegate=yes` starts in its cgroup: a shell of the user waits on its stdin
+    /// until root has moved it there, then becomes lade.
+    fn lade(&self, lade: &RootlessLade, args: &[&str]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = lade
+            .as_user("sh")
+            .args(["-c", "read _ && exec \"$@\"", "sh"])
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        std::fs::write(self.dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            output.status.success(),
+            "rootless lade {args:?} in {} failed ({}):\n{}",
+            self.dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn fails(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            !output.status.success(),
+            "rootless lade {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// A process's cgroup v2 directory, from `/proc/PID/cgroup`.
+    fn of_process(&self, pid: &str) -> PathBuf {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let path = text
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .unwrap();
+        self.mount.join(path.trim_start_matches('/'))
+    }
+
+    fn procs(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default()
+    }
+}
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        // Children first: each one's processes back to the root cgroup, then rmdir.
+        let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry.file_type().is_dir())
+            .map(|entry| entry.into_path())
+            .collect();
+        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+        for dir in dirs {
+            for _ in 0..100 {
+                for pid in DelegatedCgroup::procs(&dir).split_whitespace() {
+                    let _ = std::fs::write(self.mount.join("cgroup.procs"), pid);
+                }
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                // A process the kernel has not finished tearing down holds it a moment.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_delegated_cgroup_v2_subtree_holds_the_containers_cgroups() {
+    let user = test_user();
+    let delegated = DelegatedCgroup::new(user.uid, user.gid);
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let id = delegated
+        .ok(
+            &lade,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "held",
+                "--network",
+                "none",
+                "busybox",
+                "sleep",
+                "300",
+            ],
+        )
+        .trim()
+        .to_string();
+    let pid = lade.ok(&["inspect", "-f", "{{.State.Pid}}", "held"]);
+    let container = delegated.dir.join("lade").join(&id);
+    assert_eq!(delegated.of_process(pid.trim()), container);
+    // The subtree's own processes went to a leaf, as cgroup v2 asks of a cgroup that
+    // hands controllers to its children.
+    assert_eq!(DelegatedCgroup::procs(&delegated.dir), "");
+    assert!(
+        !DelegatedCgroup::procs(&delegated.dir.join("lade-leaf")).is_empty(),
+        "the monitor is in the leaf"
+    );
+    // A command in another cgroup finds it (recorded), to pause and list it.
+    lade.ok(&["pause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
+    lade.ok(&["unpause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 0"), "{events}");
+    assert!(lade.ok(&["top", "held"]).contains("sleep"));
+    // This machine's v2 tree has no controllers to delegate: limits name the one missing.
+    let stderr = delegated.fails(
+        &lade,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "10m",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        stderr.contains("--memory needs the memory cgroup controller")
+            && stderr.contains(delegated.dir.to_str().unwrap())
+            && stderr.contains("Delegate=cpu cpuset io memory pids"),
+        "{stderr}"
+    );
+    let stderr = lade.fails(&["update", "--pids-limit", "10", "held"]);
+    assert!(
+        stderr.contains("--pids-limit needs the pids cgroup controller"),
+        "{stderr}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&delegated.ok(&lade, &["info", "--format", "json"])).unwrap();
+    assert_eq!(
+        info["RootlessCgroup"]["Delegated"].as_str(),
+        delegated.dir.to_str(),
+        "{info}"
+    );
+    lade.ok(&["rm", "-f", "held"]);
+    assert!(!container.exists(), "the container's cgroup went with it");
+}
