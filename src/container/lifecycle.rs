@@ -229,6 +229,13 @@ fn start_monitor(
         .start()
         .map_err(|refused| refused.error(container.name()))?;
     let terminal = container.spec.process.terminal;
+    // A monitor outside any delegated subtree asks the user's systemd for a scope only
+    // for a container that needs a cgroup: where that fails, the others still start.
+    let limits = &container.spec.limits;
+    let needs_cgroup = container.spec.pausable
+        || limits.memory.is_some()
+        || limits.cpus.is_some()
+        || limits.pids.is_some();
     let record = container.record;
     let _ = fs::remove_file(stop_marker(store, &record.id));
     // A start by hand begins the restart policy anew, as Docker's does: its count too.
@@ -237,7 +244,7 @@ fn start_monitor(
     if attach_first {
         env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
     }
-    let mut helper = spawn_detached(store, &env, true)?;
+    let mut helper = spawn_detached(store, &env, needs_cgroup)?;
     let mut line = helper.line();
     let mut client = None;
     if attach_first && line == "listening" {

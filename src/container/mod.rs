@@ -852,10 +852,15 @@ fn create_checked(
         },
         cgroup: Some(id.clone()),
         // Pausing takes a cgroup, which rootless lade has only in a delegated subtree.
+        // (A container with limits started from outside one gets a delegated scope
+        // for its monitor, and so a cgroup to freeze.)
         pausable: options.detach
             && (!exec::rootless::is_rootless()
                 || exec::delegation::current().is_ok()
-                || exec::delegation::scope_possible()),
+                || (exec::delegation::scope_possible()
+                    && (options.limits.memory.is_some()
+                        || options.limits.cpus.is_some()
+                        || options.limits.pids.is_some()))),
         insecure: false,
         init: options.init,
         privileges: planned.privileges.clone(),

@@ -164,6 +164,28 @@ impl CgroupLayout {
         }
     }
 
+    /// The error for a controller this layout lacks, saying why where it is rootless.
+    fn missing(&self, controller: &'static str, consequence: &'static str) -> ExecError {
+        match (&self.delegated, &self.unified) {
+            (None, _) => ExecError::NoController {
+                controller,
+                consequence,
+            },
+            (Some(_), Some((dir, _))) => ExecError::DelegatedLacks {
+                controller,
+                dir: dir.clone(),
+                consequence,
+            },
+            (Some(_), None) => ExecError::NotDelegated {
+                controller,
+                consequence,
+                reason: super::delegation::current()
+                    .err()
+                    .unwrap_or_else(|| "it had none when the container was made".into()),
+            },
+        }
+    }
+
     /// The directory for controller `name`: v2 if the unified tree has it.
     fn place(&self, controller: &str) -> Option<Placement> {
         if let Some((root, controllers)) = &self.unified {
@@ -268,12 +290,7 @@ impl Cgroup {
                     v2_wanted.extend(v2);
                 }
                 Some(Placement::V1(_)) => wanted.push((controller, v1)),
-                None => {
-                    return Err(ExecError::NoController {
-                        controller,
-                        consequence: "the limit cannot be enforced",
-                    })
-                }
+                None => return Err(layout.missing(controller, "the limit cannot be enforced")),
             }
             Ok(())
         };
@@ -309,10 +326,7 @@ impl Cgroup {
                 }
                 Some(Placement::V2(_)) => return Err(ExecError::OomKillDisableOnV2),
                 None => {
-                    return Err(ExecError::NoController {
-                        controller: "memory",
-                        consequence: "--oom-kill-disable cannot be applied",
-                    })
+                    return Err(layout.missing("memory", "--oom-kill-disable cannot be applied"))
                 }
             }
         }
@@ -545,10 +559,7 @@ fn update_limits_in(
             Some(Placement::V1(root)) => (root.join("lade").join(name), files.v1, None),
             Some(Placement::V2(root)) => (root.join("lade").join(name), files.v2, Some(root)),
             None if files.limited => {
-                return Err(ExecError::NoController {
-                    controller: files.controller,
-                    consequence: "the limit cannot be enforced",
-                })
+                return Err(layout.missing(files.controller, "the limit cannot be enforced"))
             }
             None => continue,
         };
@@ -697,12 +708,7 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
                         }),
                     )
                 }
-                None => {
-                    return Err(ExecError::NoController {
-                        controller: "freezer",
-                        consequence: "containers cannot be paused",
-                    })
-                }
+                None => return Err(layout.missing("freezer", "containers cannot be paused")),
             },
         };
     write(&request, value)?;
@@ -875,6 +881,94 @@ mod tests {
         assert!(
             err.to_string().contains("no cpu cgroup controller"),
             "{err}"
+        );
+    }
+
+    /// A delegated subtree in a tempdir: the kernel's files as plain ones.
+    fn delegated_tree(controllers: &[&str]) -> (tempfile::TempDir, CgroupLayout) {
+        let dir = tempfile::tempdir().unwrap();
+        let subtree = dir.path().join("user@1001.service/app.slice/run-r1.scope");
+        fs::create_dir_all(&subtree).unwrap();
+        fs::write(subtree.join("cgroup.subtree_control"), "").unwrap();
+        // The monitor (and whatever else started there) is in the subtree itself.
+        fs::write(subtree.join("cgroup.procs"), "4321\n").unwrap();
+        let layout = CgroupLayout {
+            unified: Some((
+                subtree.clone(),
+                controllers.iter().map(|c| c.to_string()).collect(),
+            )),
+            v1: BTreeMap::new(),
+            delegated: Some(dir.path().join("records")),
+        };
+        (dir, layout)
+    }
+
+    #[test]
+    fn a_delegated_subtree_gets_the_containers_cgroup_after_its_processes_leave() {
+        let (dir, layout) = delegated_tree(&["memory", "pids"]);
+        let subtree = layout.unified.clone().unwrap().0;
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(20),
+            ..Limits::default()
+        };
+        let cgroup = Cgroup::create(&layout, "c6", &limits, true).unwrap();
+        let read = |p: &Path| fs::read_to_string(p).unwrap();
+        assert_eq!(read(&subtree.join("lade/c6/memory.max")), "67108864");
+        assert_eq!(read(&subtree.join("lade/c6/pids.max")), "20");
+        assert_eq!(
+            read(&subtree.join("cgroup.subtree_control")),
+            "+memory +pids"
+        );
+        assert_eq!(
+            read(&subtree.join("lade/cgroup.subtree_control")),
+            "+memory +pids"
+        );
+        assert_eq!(
+            read(&subtree.join("lade-leaf/cgroup.procs")),
+            "4321",
+            "the subtree's own processes went to its leaf first"
+        );
+        assert_eq!(
+            read(&dir.path().join("records/c6")),
+            subtree.to_str().unwrap(),
+            "the subtree is recorded for commands run elsewhere"
+        );
+        assert_eq!(cgroup.dirs, vec![subtree.join("lade/c6")]);
+        assert!(
+            !dir.path().join("lade").exists(),
+            "nothing above the subtree is touched"
+        );
+    }
+
+    #[test]
+    fn a_delegated_subtree_without_the_controller_refuses_the_limit() {
+        let (_dir, layout) = delegated_tree(&[]);
+        let subtree = layout.unified.clone().unwrap().0;
+        let limits = Limits {
+            memory: Some(1 << 20),
+            ..Limits::default()
+        };
+        let err = Cgroup::create(&layout, "c7", &limits, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("delegated to the user has no memory controller")
+                && err
+                    .to_string()
+                    .contains("Delegate=cpu cpuset io memory pids"),
+            "{err}"
+        );
+        assert!(!subtree.join("lade/c7").exists());
+        // Pausing needs no controller: cgroup.freeze is in every v2 cgroup.
+        Cgroup::create(&layout, "c8", &Limits::default(), true).unwrap();
+        assert_eq!(
+            fs::read_to_string(subtree.join("lade/c8/cgroup.freeze")).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            fs::read_to_string(subtree.join("cgroup.subtree_control")).unwrap(),
+            "",
+            "no controller enabled"
         );
     }
 }

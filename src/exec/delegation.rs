@@ -126,7 +126,7 @@ pub fn current() -> std::result::Result<Delegation, String> {
     };
     Err(format!(
         "{machine}this process's cgroup v2 {} is in no subtree delegated to the user (systemd's Delegate=yes){manager}; start lade in one (`systemd-run --user --scope -p Delegate=yes lade ...`, with `loginctl enable-linger USER` for a user manager without a login)",
-        mount.join(&own).display()
+        mount.join(&own).components().as_path().display()
     ))
 }
 
@@ -232,7 +232,7 @@ mod tests {
     }
 
     #[test]
-    fn mount_and_own_cgroup_are_read() {
+    fn the_cgroup_mount_and_own_cgroup_are_read() {
         let mountinfo = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
                          35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
                          41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n";
@@ -251,7 +251,7 @@ mod tests {
     }
 
     #[test]
-    fn the_nearest_delegated_ancestor_is_found() {
+    fn the_nearest_delegated_ancestor_cgroup_is_found() {
         let root = tempfile::tempdir().unwrap();
         let mount = root.path();
         let (user, other) = (4242, 0);
@@ -301,7 +301,7 @@ mod tests {
     }
 
     #[test]
-    fn vacating_moves_the_processes_to_the_leaf() {
+    fn vacating_moves_a_cgroups_processes_to_the_leaf() {
         // Plain files stand for the kernel's: a written pid is kept, not moved, so
         // the test reads the leaf's file; the real move is tested on a live tree.
         let root = tempfile::tempdir().unwrap();

@@ -283,6 +283,20 @@ pub enum ExecError {
         controller: &'static str,
         consequence: &'static str,
     },
+    /// Rootless: a limit asks for a controller the user's delegated subtree lacks.
+    #[error("the cgroup v2 subtree {dir} delegated to the user has no {controller} controller: {consequence} (to delegate it, {fix})", dir = dir.display(), fix = delegation::DELEGATE_FIX)]
+    DelegatedLacks {
+        controller: &'static str,
+        dir: PathBuf,
+        consequence: &'static str,
+    },
+    /// Rootless: a limit, and this process in no subtree delegated to the user.
+    #[error("no {controller} cgroup controller for rootless lade: {consequence}, as {reason}")]
+    NotDelegated {
+        controller: &'static str,
+        consequence: &'static str,
+        reason: String,
+    },
     /// `--oom-kill-disable` on a v2 memory controller, which has no such switch.
     #[error("--oom-kill-disable needs a cgroup v1 memory controller: cgroup v2 cannot disable the OOM killer")]
     OomKillDisableOnV2,

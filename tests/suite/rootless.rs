@@ -4,7 +4,10 @@
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
 //! from the host, names on a user network, cache mounts, a push and pull round trip, exec after the pause process is killed, `info`, the security settings inside, and the refusals of what needs
-//! root or a cgroup.
+//! root or a cgroup. Containers' cgroups go under a cgroup v2 directory delegated to the
+//! user as systemd's `Delegate=yes` leaves one (made by hand here: this machine has no
+//! systemd, and its v2 tree no controllers), and a monitor outside one asks the user's
+//! systemd for a delegated scope (a stand-in `systemd-run` here).
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -1100,4 +1103,61 @@ fn a_delegated_cgroup_v2_subtree_holds_the_containers_cgroups() {
     );
     lade.ok(&["rm", "-f", "held"]);
     assert!(!container.exists(), "the container's cgroup went with it");
+}
+
+#[test]
+fn a_monitor_outside_a_delegated_subtree_asks_the_users_systemd_for_a_scope() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    // A user manager's socket, and a `systemd-run` that records how it was asked and
+    // runs the command where it is (this machine has no systemd to make the scope).
+    let systemd = lade.dir.path().join("run/systemd");
+    std::fs::create_dir(&systemd).unwrap();
+    std::fs::write(systemd.join("private"), "").unwrap();
+    let bin = lade.work().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = lade.work().join("systemd-run.args");
+    lade.file(
+        "bin/systemd-run",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n\
+             while [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n",
+            asked.display()
+        ),
+    );
+    std::fs::set_permissions(
+        bin.join("systemd-run"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| lade.cmd().env("PATH", &path).args(args).output().unwrap();
+    // Without limits no scope is asked for.
+    let output = run(&["run", "-d", "--network", "none", "busybox", "sleep", "300"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!asked.exists(), "a container without limits needs no scope");
+    let output = run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let args = std::fs::read_to_string(&asked).unwrap();
+    assert!(
+        args.starts_with("--user\n--scope\n") && args.contains("-p\nDelegate=yes\n--\n"),
+        "{args}"
+    );
+    // The stand-in made no delegated scope: the monitor says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("no pids cgroup controller for rootless lade")
+            && stderr.contains("no subtree delegated to the user"),
+        "{stderr}"
+    );
 }
