@@ -416,6 +416,22 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves a process entering the container (`exec`) into its cgroups. Rootless, a
+    /// process started outside the delegated subtree cannot be moved into it (the
+    /// kernel wants the user to own the cgroup both sides share, which is root's): it
+    /// then stays in the caller's cgroup, as runc and crun leave a rootless exec.
+    pub(crate) fn join(&self, pid: i32) -> Result<()> {
+        match self.add(pid) {
+            Err(ExecError::Sys { source, .. })
+                if self.record.is_some()
+                    && source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Removes the cgroups once their processes are gone (retrying briefly: the kernel
     /// finishes tearing a dead process down asynchronously).
     pub(crate) fn remove(self) {
@@ -935,6 +951,15 @@ mod tests {
             "the subtree is recorded for commands run elsewhere"
         );
         assert_eq!(cgroup.dirs, vec![subtree.join("lade/c6")]);
+        // `update` writes through the same subtree.
+        let change = LimitsUpdate {
+            memory: Some(Some(32 << 20)),
+            pids: Some(None),
+            ..LimitsUpdate::default()
+        };
+        update_limits_in(&layout, "c6", &change, i32::MAX).unwrap();
+        assert_eq!(read(&subtree.join("lade/c6/memory.max")), "33554432");
+        assert_eq!(read(&subtree.join("lade/c6/pids.max")), "max");
         assert!(
             !dir.path().join("lade").exists(),
             "nothing above the subtree is touched"

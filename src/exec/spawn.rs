@@ -426,8 +426,10 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     ));
 
     let started = (|| -> Result<()> {
-        if let Some(cgroup) = cgroup {
-            cgroup.add(pid.as_raw())?;
+        match (cgroup, launch) {
+            (Some(cgroup), Launch::Enter(_)) => cgroup.join(pid.as_raw())?,
+            (Some(cgroup), _) => cgroup.add(pid.as_raw())?,
+            (None, _) => {}
         }
         let json = serde_json::to_vec(launch).map_err(ExecError::Spec)?;
         let mut pipe = File::from(spec_write);

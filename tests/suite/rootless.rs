@@ -1069,6 +1069,17 @@ fn a_delegated_cgroup_v2_subtree_holds_the_containers_cgroups() {
     let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
     assert!(events.lines().any(|l| l == "frozen 0"), "{events}");
     assert!(lade.ok(&["top", "held"]).contains("sleep"));
+    // A process entered from a shell in the subtree joins the container's cgroup.
+    let entered = delegated.ok(&lade, &["exec", "held", "cat", "/proc/self/cgroup"]);
+    // (Seen from the container's cgroup namespace, rooted at its cgroup.)
+    assert!(entered.lines().any(|l| l == "0::/"), "{entered}");
+    // One from a shell outside it cannot join it (the kernel wants the user to own the
+    // cgroup both share): it runs in the caller's, as with runc and crun.
+    let outside = lade.ok(&["exec", "held", "cat", "/proc/self/cgroup"]);
+    assert!(
+        outside.lines().any(|l| l.starts_with("0::/..")),
+        "{outside}"
+    );
     // This machine's v2 tree has no controllers to delegate: limits name the one missing.
     let stderr = delegated.fails(
         &lade,
