@@ -141,7 +141,9 @@ impl RootlessLade {
             .env("USER", USER)
             .env_remove("XDG_DATA_HOME")
             .env_remove("LADE_ROOT")
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            // No user manager of the caller's: whether one is reachable is set per test.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
     }
 
@@ -526,7 +528,9 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
             "true",
         ]);
         assert!(
-            stderr.contains(&format!("{} needs a cgroup", flag[0])) && stderr.contains("cgroup v1"),
+            stderr.contains(&format!("{} needs a cgroup", flag[0]))
+                && stderr.contains("cgroup v1")
+                && stderr.contains("in no subtree delegated to the user"),
             "{stderr}"
         );
     }
@@ -562,7 +566,10 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         "300",
     ]);
     let stderr = lade.fails(&["pause", "still"]);
-    assert!(stderr.contains("cannot be paused"), "{stderr}");
+    assert!(
+        stderr.contains("cannot be paused: it was made without a cgroup"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -745,6 +752,15 @@ fn info_shows_rootless_the_mapping_and_the_driver() {
             .as_str()
             .unwrap()
             .starts_with("pasta"),
+        "{info}"
+    );
+    // The test process is in no delegated cgroup v2 subtree: limits are off, and why.
+    assert_eq!(info["RootlessCgroup"]["Limits"], "off", "{info}");
+    assert!(
+        info["RootlessCgroup"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("delegated"),
         "{info}"
     );
     // Root's lade says it is not rootless.
