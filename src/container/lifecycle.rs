@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -244,7 +245,8 @@ fn start_monitor(
     if attach_first {
         env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
     }
-    let mut helper = spawn_detached(store, &env, needs_cgroup)?;
+    let scope_log = needs_cgroup.then(|| super::monitor::monitor_log(store, &record.id));
+    let mut helper = spawn_detached(store, &env, scope_log.as_deref())?;
     let mut line = helper.line();
     let mut client = None;
     if attach_first && line == "listening" {
@@ -282,13 +284,14 @@ pub(crate) fn setup_failure(line: &str) -> ContainerError {
 /// Starts lade's binary again as a detached helper (a monitor, or the holder of an
 /// `exec -d` process) in a session of its own, with `env` added to its environment.
 /// What it says on its ready pipe (`ok` once its work runs, or why it failed) is read
-/// from the returned [`Helper`]. A container's monitor (`own_scope`) of a rootless
-/// user outside any delegated cgroup subtree starts in a scope the user's systemd
-/// manager delegates, where one is reachable, so that its container gets a cgroup.
+/// from the returned [`Helper`]. A container's monitor that asks for a scope (with
+/// the log `scope_log` for what `systemd-run` says) of a rootless user outside any
+/// delegated cgroup subtree starts in a scope the user's systemd manager delegates,
+/// where one is reachable, so that its container gets a cgroup.
 pub(crate) fn spawn_detached(
     store: &Store,
     env: &[(&str, &str)],
-    own_scope: bool,
+    scope_log: Option<&Path>,
 ) -> Result<Helper> {
     let (ready_read, ready_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
@@ -299,18 +302,26 @@ pub(crate) fn spawn_detached(
     // The host's mount namespace, for the network namespace files it mounts.
     let host_mounts = crate::exec::mounts::host_mount_namespace().ok();
     let host_fd = host_mounts.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let scoped = own_scope && crate::exec::rootless::is_rootless();
-    let mut command = scoped
-        .then(|| std::env::current_exe().ok())
-        .flatten()
-        .and_then(|exe| crate::exec::delegation::scope_command(&exe))
-        .unwrap_or_else(|| Command::new("/proc/self/exe"));
+    let scoped = scope_log
+        .filter(|_| crate::exec::rootless::is_rootless())
+        .and_then(|log| {
+            let exe = std::env::current_exe().ok()?;
+            let command = crate::exec::delegation::scope_command(&exe)?;
+            // What systemd-run says when it cannot make the scope; the monitor
+            // itself writes its own errors there, after.
+            let log = fs::File::create(log).ok()?;
+            Some((command, log))
+        });
+    let (mut command, stderr) = match scoped {
+        Some((command, log)) => (command, Stdio::from(log)),
+        None => (Command::new("/proc/self/exe"), Stdio::null()),
+    };
     command
         .envs(env.iter().copied())
         .env("LADE_ROOT", store.root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     // SAFETY: between fork and exec only async-signal-safe calls: setsid and dup2.
     unsafe {
         command.pre_exec(move || {

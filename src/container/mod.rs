@@ -996,7 +996,7 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
         what: "the exec request".into(),
         source: e,
     })?;
-    match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], false)?
+    match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], None)?
         .line()
         .as_str()
     {
@@ -1033,7 +1033,7 @@ pub fn exec_attached(
         source: e,
     })?;
     let mut helper =
-        lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], false)?;
+        lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], None)?;
     let mut line = helper.line();
     let mut stream = None;
     if line == "listening" {

@@ -1187,4 +1187,34 @@ fn a_monitor_outside_a_delegated_subtree_asks_the_users_systemd_for_a_scope() {
             && stderr.contains("no subtree delegated to the user"),
         "{stderr}"
     );
+    // A systemd-run that cannot make the scope: what it says is in the monitor's log.
+    lade.file(
+        "bin/systemd-run",
+        "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n",
+    );
+    let output = run(&[
+        "run",
+        "-d",
+        "--name",
+        "unscoped",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("ended before the container started"),
+        "{stderr}"
+    );
+    let id = lade.ok(&["inspect", "-f", "{{.Id}}", "unscoped"]);
+    let log = lade
+        .store()
+        .join("containers")
+        .join(id.trim())
+        .join("monitor.log");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("Failed to connect to bus"), "{log}");
 }
