@@ -216,6 +216,19 @@ pub fn rootless_cgroup_subtree(
     }
 }
 
+/// Rootless: records that container `name`'s cgroup is under the delegated subtree
+/// `root`; returns the record's path.
+fn record_subtree(layout: &CgroupLayout, name: &str, root: &Path) -> Result<Option<PathBuf>> {
+    let Some(records) = &layout.delegated else {
+        return Ok(None);
+    };
+    let record = records.join(name);
+    fs::create_dir_all(records)
+        .and_then(|()| fs::write(&record, root.as_os_str().as_encoded_bytes()))
+        .map_err(io_err(format!("cannot record {}", record.display())))?;
+    Ok(Some(record))
+}
+
 /// Where rootless lade records which delegated subtree holds each container's cgroup.
 fn records_dir() -> PathBuf {
     super::rootless::runtime_dir().join("cgroups")
@@ -389,13 +402,7 @@ impl Cgroup {
             let parent =
                 enable_v2_controllers(root, enable.trim_end(), layout.delegated.is_some())?;
             let dir = parent.join(name);
-            if let Some(records) = &layout.delegated {
-                let record = records.join(name);
-                fs::create_dir_all(records)
-                    .and_then(|()| fs::write(&record, root.as_os_str().as_encoded_bytes()))
-                    .map_err(io_err(format!("cannot record {}", record.display())))?;
-                cgroup.record = Some(record);
-            }
+            cgroup.record = record_subtree(layout, name, root)?;
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
                 dir.display()
@@ -591,6 +598,9 @@ fn update_limits_in(
             )?;
         }
         if made {
+            if let Some(root) = &parent_v2 {
+                record_subtree(layout, name, root)?;
+            }
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
                 dir.display()
@@ -960,6 +970,13 @@ mod tests {
         update_limits_in(&layout, "c6", &change, i32::MAX).unwrap();
         assert_eq!(read(&subtree.join("lade/c6/memory.max")), "33554432");
         assert_eq!(read(&subtree.join("lade/c6/pids.max")), "max");
+        // A cgroup `update` makes (its start made none) is recorded too.
+        update_limits_in(&layout, "c9", &change, i32::MAX).unwrap();
+        assert_eq!(read(&subtree.join("lade/c9/memory.max")), "33554432");
+        assert_eq!(
+            read(&dir.path().join("records/c9")),
+            subtree.to_str().unwrap()
+        );
         assert!(
             !dir.path().join("lade").exists(),
             "nothing above the subtree is touched"
