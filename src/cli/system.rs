@@ -294,6 +294,28 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
                 "RootlessNetworkTool".into(),
                 json!(found.network_tool.clone().unwrap_or_default()),
             );
+            let cgroup = match &found.rootless_cgroup {
+                Some(engine::RootlessCgroup::Delegated { dir, controllers }) => json!({
+                    "Version": "2",
+                    "Delegated": dir,
+                    "Controllers": controllers,
+                    "Limits": if controllers.is_empty() {
+                        "none (the subtree has no controllers); pause works"
+                    } else {
+                        "those of its controllers; pause works"
+                    },
+                }),
+                Some(engine::RootlessCgroup::Off { reason, scope }) => json!({
+                    "Limits": if *scope {
+                        "run -d: in a scope the user's systemd delegates; others: off"
+                    } else {
+                        "off"
+                    },
+                    "Reason": reason,
+                }),
+                None => json!(null),
+            };
+            fields.insert("RootlessCgroup".into(), cgroup);
         }
     }
     match args.format.as_str() {

@@ -26,11 +26,11 @@ pub fn update(
     }
     let mut spec = container.spec.clone();
     spec.limits = limits.applied_to(&spec.limits);
-    super::check_rootless_limits(&spec.limits)?;
     let cgroup = spec
         .cgroup
         .get_or_insert_with(|| container.id().to_string())
         .clone();
+    super::check_rootless_limits(&spec.limits, Some(&cgroup), false)?;
     if !limits.is_empty() {
         if let Some(init) = container.running_init() {
             exec::update_limits(&cgroup, limits, init.pid).map_err(|source| {

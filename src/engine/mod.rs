@@ -95,7 +95,7 @@ pub use exec::{exec, ExecRequest};
 pub use history::{history, HistoryRow};
 pub use image::ImageName;
 pub use images::{images, ImageFilter, ImagesFilter, ImagesRequest, ListedImage};
-pub use info::{info, Info};
+pub use info::{info, Info, RootlessCgroup};
 pub use inspect::{inspect, inspect_for, InspectKind};
 pub use lifecycle::{
     each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,

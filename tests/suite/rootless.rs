@@ -4,7 +4,10 @@
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
 //! from the host, names on a user network, cache mounts, a push and pull round trip, exec after the pause process is killed, `info`, the security settings inside, and the refusals of what needs
-//! root or a cgroup.
+//! root or a cgroup. Containers' cgroups go under a cgroup v2 directory delegated to the
+//! user as systemd's `Delegate=yes` leaves one (made by hand here: this machine has no
+//! systemd, and its v2 tree no controllers), and a monitor outside one asks the user's
+//! systemd for a delegated scope (a stand-in `systemd-run` here).
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -138,7 +141,9 @@ impl RootlessLade {
             .env("USER", USER)
             .env_remove("XDG_DATA_HOME")
             .env_remove("LADE_ROOT")
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            // No user manager of the caller's: whether one is reachable is set per test.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
     }
 
@@ -523,7 +528,9 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
             "true",
         ]);
         assert!(
-            stderr.contains(&format!("{} needs a cgroup", flag[0])) && stderr.contains("cgroup v1"),
+            stderr.contains(&format!("{} needs a cgroup", flag[0]))
+                && stderr.contains("cgroup v1")
+                && stderr.contains("in no subtree delegated to the user"),
             "{stderr}"
         );
     }
@@ -559,7 +566,10 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         "300",
     ]);
     let stderr = lade.fails(&["pause", "still"]);
-    assert!(stderr.contains("cannot be paused"), "{stderr}");
+    assert!(
+        stderr.contains("cannot be paused: it was made without a cgroup"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -744,6 +754,15 @@ fn info_shows_rootless_the_mapping_and_the_driver() {
             .starts_with("pasta"),
         "{info}"
     );
+    // The test process is in no delegated cgroup v2 subtree: limits are off, and why.
+    assert_eq!(info["RootlessCgroup"]["Limits"], "off", "{info}");
+    assert!(
+        info["RootlessCgroup"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("delegated"),
+        "{info}"
+    );
     // Root's lade says it is not rootless.
     let root = common::Lade::new();
     let info: serde_json::Value =
@@ -905,4 +924,297 @@ fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
     let meta = meta.expect("the fallback runtime directory");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
     let _ = std::fs::remove_dir_all(&fallback);
+}
+
+/// A cgroup v2 directory handed to the test user as systemd's `Delegate=yes` leaves
+/// one: the directory, `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads`
+/// are the user's. Dropping it moves what is left in it (and below) back to the root
+/// cgroup and removes it, on failure too.
+struct DelegatedCgroup {
+    mount: PathBuf,
+    dir: PathBuf,
+}
+
+impl DelegatedCgroup {
+    /// One under this machine's cgroup v2 mount.
+    fn new(uid: u32, gid: u32) -> DelegatedCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = mountinfo
+            .lines()
+            .find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                right
+                    .starts_with("cgroup2 ")
+                    .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+            })
+            .expect("a cgroup v2 mount (this machine's is /sys/fs/cgroup/unified)");
+        let dir = mount.join(format!("lade-test-delegated-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let delegated = DelegatedCgroup { mount, dir };
+        for file in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(delegated.dir.join(file), Some(uid), Some(gid)).unwrap();
+        }
+        delegated
+    }
+
+    /// Runs rootless lade with `args` in the delegated cgroup, as a process of a unit
+    /// with `Delegate=yes` starts in its cgroup: a shell of the user waits on its stdin
+    /// until root has moved it there, then becomes lade.
+    fn lade(&self, lade: &RootlessLade, args: &[&str]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = lade
+            .as_user("sh")
+            .args(["-c", "read _ && exec \"$@\"", "sh"])
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        std::fs::write(self.dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            output.status.success(),
+            "rootless lade {args:?} in {} failed ({}):\n{}",
+            self.dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn fails(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            !output.status.success(),
+            "rootless lade {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// A process's cgroup v2 directory, from `/proc/PID/cgroup`.
+    fn of_process(&self, pid: &str) -> PathBuf {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let path = text
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .unwrap();
+        self.mount.join(path.trim_start_matches('/'))
+    }
+
+    fn procs(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default()
+    }
+}
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        // Children first: each one's processes back to the root cgroup, then rmdir.
+        let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry.file_type().is_dir())
+            .map(|entry| entry.into_path())
+            .collect();
+        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+        for dir in dirs {
+            for _ in 0..100 {
+                for pid in DelegatedCgroup::procs(&dir).split_whitespace() {
+                    let _ = std::fs::write(self.mount.join("cgroup.procs"), pid);
+                }
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                // A process the kernel has not finished tearing down holds it a moment.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_delegated_cgroup_v2_subtree_holds_the_containers_cgroups() {
+    let user = test_user();
+    let delegated = DelegatedCgroup::new(user.uid, user.gid);
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let id = delegated
+        .ok(
+            &lade,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "held",
+                "--network",
+                "none",
+                "busybox",
+                "sleep",
+                "300",
+            ],
+        )
+        .trim()
+        .to_string();
+    let pid = lade.ok(&["inspect", "-f", "{{.State.Pid}}", "held"]);
+    let container = delegated.dir.join("lade").join(&id);
+    assert_eq!(delegated.of_process(pid.trim()), container);
+    // The subtree's own processes went to a leaf, as cgroup v2 asks of a cgroup that
+    // hands controllers to its children.
+    assert_eq!(DelegatedCgroup::procs(&delegated.dir), "");
+    assert!(
+        !DelegatedCgroup::procs(&delegated.dir.join("lade-leaf")).is_empty(),
+        "the monitor is in the leaf"
+    );
+    // A command in another cgroup finds it (recorded), to pause and list it.
+    lade.ok(&["pause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
+    lade.ok(&["unpause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 0"), "{events}");
+    assert!(lade.ok(&["top", "held"]).contains("sleep"));
+    // A process entered from a shell in the subtree joins the container's cgroup.
+    let entered = delegated.ok(&lade, &["exec", "held", "cat", "/proc/self/cgroup"]);
+    // (Seen from the container's cgroup namespace, rooted at its cgroup.)
+    assert!(entered.lines().any(|l| l == "0::/"), "{entered}");
+    // One from a shell outside it cannot join it (the kernel wants the user to own the
+    // cgroup both share): it runs in the caller's, as with runc and crun.
+    let outside = lade.ok(&["exec", "held", "cat", "/proc/self/cgroup"]);
+    assert!(
+        outside.lines().any(|l| l.starts_with("0::/..")),
+        "{outside}"
+    );
+    // This machine's v2 tree has no controllers to delegate: limits name the one missing.
+    let stderr = delegated.fails(
+        &lade,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "10m",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        stderr.contains("--memory needs the memory cgroup controller")
+            && stderr.contains(delegated.dir.to_str().unwrap())
+            && stderr.contains("Delegate=cpu cpuset io memory pids"),
+        "{stderr}"
+    );
+    let stderr = lade.fails(&["update", "--pids-limit", "10", "held"]);
+    assert!(
+        stderr.contains("--pids-limit needs the pids cgroup controller"),
+        "{stderr}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&delegated.ok(&lade, &["info", "--format", "json"])).unwrap();
+    assert_eq!(
+        info["RootlessCgroup"]["Delegated"].as_str(),
+        delegated.dir.to_str(),
+        "{info}"
+    );
+    lade.ok(&["rm", "-f", "held"]);
+    assert!(!container.exists(), "the container's cgroup went with it");
+}
+
+#[test]
+fn a_monitor_outside_a_delegated_subtree_asks_the_users_systemd_for_a_scope() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    // A user manager's socket, and a `systemd-run` that records how it was asked and
+    // runs the command where it is (this machine has no systemd to make the scope).
+    let systemd = lade.dir.path().join("run/systemd");
+    std::fs::create_dir(&systemd).unwrap();
+    std::fs::write(systemd.join("private"), "").unwrap();
+    let bin = lade.work().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = lade.work().join("systemd-run.args");
+    lade.file(
+        "bin/systemd-run",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n\
+             while [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n",
+            asked.display()
+        ),
+    );
+    std::fs::set_permissions(
+        bin.join("systemd-run"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| lade.cmd().env("PATH", &path).args(args).output().unwrap();
+    // Without limits no scope is asked for.
+    let output = run(&["run", "-d", "--network", "none", "busybox", "sleep", "300"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!asked.exists(), "a container without limits needs no scope");
+    let output = run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let args = std::fs::read_to_string(&asked).unwrap();
+    assert!(
+        args.starts_with("--user\n--scope\n") && args.contains("-p\nDelegate=yes\n--\n"),
+        "{args}"
+    );
+    // The stand-in made no delegated scope: the monitor says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("no pids cgroup controller for rootless lade")
+            && stderr.contains("no subtree delegated to the user"),
+        "{stderr}"
+    );
+    // A systemd-run that cannot make the scope: what it says is in the monitor's log.
+    lade.file(
+        "bin/systemd-run",
+        "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n",
+    );
+    let output = run(&[
+        "run",
+        "-d",
+        "--name",
+        "unscoped",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("ended before the container started"),
+        "{stderr}"
+    );
+    let id = lade.ok(&["inspect", "-f", "{{.Id}}", "unscoped"]);
+    let log = lade
+        .store()
+        .join("containers")
+        .join(id.trim())
+        .join("monitor.log");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("Failed to connect to bus"), "{log}");
 }
