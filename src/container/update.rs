@@ -18,7 +18,7 @@ pub fn update(
     limits: &LimitsUpdate,
     restart: Option<RestartPolicy>,
 ) -> Result<String> {
-    let container = Container::load(store, reference)?;
+    let (container, _change) = Container::load_for_change(store, reference)?;
     let name = container.name().to_string();
     // Docker's rule, as at `run`: a container removed when it exits never restarts.
     if container.settings.auto_remove && restart.is_some_and(|r| r != RestartPolicy::No) {
