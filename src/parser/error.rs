@@ -7,10 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A Dockerfile's text with an index of line starts, so offsets map to lines in O(log n).
+/// The text is shared with the locations made from it, which show their line from it.
 #[derive(Debug)]
 pub struct Source {
     name: Arc<str>,
-    text: String,
+    text: Arc<String>,
     line_starts: Vec<usize>,
 }
 
@@ -41,7 +42,7 @@ impl Source {
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Source {
             name: Arc::from(name),
-            text,
+            text: Arc::new(text),
             line_starts,
         }
     }
@@ -62,15 +63,16 @@ impl Source {
         }
     }
 
-    /// The location (line, character column, text of the line) of a byte offset.
+    /// The location (line, character column, text of the line) of a byte offset. Every
+    /// instruction and step carries one: the line's text is not copied, only shared.
     pub fn location(&self, offset: usize) -> SourceLocation {
         let offset = offset.min(self.text.len());
         let line = self.line_of(offset);
         let start = self.line_starts[line - 1];
-        let end = self.text[start..]
-            .find('\n')
-            .map_or(self.text.len(), |p| start + p);
-        let line_text = self.text[start..end].trim_end_matches('\r');
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
         let column = self.text[start..floor_char_boundary(&self.text, offset)]
             .chars()
             .count()
@@ -79,7 +81,11 @@ impl Source {
             file: self.name.clone(),
             line,
             column,
-            line_text: shorten(line_text, column),
+            line_text: LineText {
+                text: self.text.clone(),
+                start,
+                end,
+            },
         }
     }
 
@@ -111,15 +117,57 @@ fn shorten(line: &str, column: usize) -> String {
 }
 
 /// Where something is in a Dockerfile: file, 1-based line and column, and the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SourceLocation {
     pub file: Arc<str>,
     pub line: usize,
     pub column: usize,
-    pub line_text: String,
+    line_text: LineText,
+}
+
+/// One line of a source's text (without its line ending), by its place in the text.
+#[derive(Clone)]
+struct LineText {
+    text: Arc<String>,
+    start: usize,
+    end: usize,
+}
+
+impl LineText {
+    fn as_str(&self) -> &str {
+        self.text[self.start..self.end].trim_end_matches('\r')
+    }
+}
+
+impl PartialEq for SourceLocation {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+            && self.line == other.line
+            && self.column == other.column
+            && self.line_text.as_str() == other.line_text.as_str()
+    }
+}
+
+impl Eq for SourceLocation {}
+
+impl fmt::Debug for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceLocation")
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("line_text", &self.line_text())
+            .finish()
+    }
 }
 
 impl SourceLocation {
+    /// The text of the line, as an error shows it: at most 200 characters, from a little
+    /// before the column.
+    pub fn line_text(&self) -> String {
+        shorten(self.line_text.as_str(), self.column)
+    }
+
     /// Writes `file:line:col: message`, then the line and a caret under the column.
     pub fn render(&self, f: &mut fmt::Formatter<'_>, message: &dyn fmt::Display) -> fmt::Result {
         write!(
@@ -127,10 +175,10 @@ impl SourceLocation {
             "{}:{}:{}: {}",
             self.file, self.line, self.column, message
         )?;
-        if !self.line_text.is_empty() {
+        let line_text = self.line_text();
+        if !line_text.is_empty() {
             let number = self.line.to_string();
-            let caret_pad: String = self
-                .line_text
+            let caret_pad: String = line_text
                 .chars()
                 .take(self.column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
@@ -138,7 +186,7 @@ impl SourceLocation {
             write!(
                 f,
                 "\n {number} | {}\n {} | {caret_pad}^",
-                self.line_text,
+                line_text,
                 " ".repeat(number.len())
             )?;
         }
