@@ -257,7 +257,7 @@ fn expand(
         author: base.author.clone(),
         cmd_set: false,
         env_changed: false,
-        steps: Vec::new(),
+        steps: Vec::with_capacity(triggers.len() + stage.instructions.len()),
         stage_index: index,
         names: &names,
     };

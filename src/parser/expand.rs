@@ -257,7 +257,13 @@ impl<'a> ShellWord<'a> {
         stops: &[char],
         raw_escapes: bool,
     ) -> Step<(String, Vec<String>, Option<char>)> {
-        let mut result = String::new();
+        // The whole word's result is about as long as the rest of the text; a part that
+        // stops at a closing character is short.
+        let mut result = if stops.is_empty() {
+            String::with_capacity(self.text.len() - self.pos)
+        } else {
+            String::new()
+        };
         let mut words = Words::new(self.split);
         while let Some(ch) = self.peek() {
             if stops.contains(&ch) {
@@ -529,27 +535,28 @@ impl<'a> ShellWord<'a> {
 
     /// A variable name: letters, digits and `_`; or a run of digits (a positional
     /// parameter); or one special parameter character.
-    fn process_name(&mut self) -> String {
-        let mut name = String::new();
+    /// The name is borrowed from the text: it is all the characters read.
+    fn process_name(&mut self) -> &'a str {
+        let text = self.text;
+        let start = self.pos;
         while let Some(ch) = self.peek() {
-            if name.is_empty() && ch.is_numeric() {
-                while let Some(d) = self.peek().filter(|c| c.is_numeric()) {
-                    name.push(d);
+            let empty = self.pos == start;
+            if empty && ch.is_numeric() {
+                while self.peek().is_some_and(|c| c.is_numeric()) {
                     self.next();
                 }
-                return name;
+                return &text[start..self.pos];
             }
-            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+            if empty && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
                 self.next();
-                return ch.to_string();
+                return &text[start..self.pos];
             }
             if !ch.is_alphabetic() && !ch.is_numeric() && ch != '_' {
                 break;
             }
-            name.push(ch);
             self.next();
         }
-        name
+        &text[start..self.pos]
     }
 }
 
