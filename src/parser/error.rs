@@ -38,8 +38,9 @@ impl Source {
     }
 
     pub fn new(name: &str, text: String) -> Source {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut line_starts = Vec::with_capacity(text.len() / 32 + 1);
+        line_starts.push(0);
+        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         Source {
             name: Arc::from(name),
             text: Arc::new(text),
