@@ -378,7 +378,7 @@ impl<'a> ShellWord<'a> {
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(match self.getenv(&name) {
+            return Ok(match self.getenv(name) {
                 Some(value) => value.to_string(),
                 None if self.lexer.skip_unset => format!("${name}"),
                 None => String::new(),
@@ -404,7 +404,7 @@ impl<'a> ShellWord<'a> {
         let name = self.process_name();
         let modifier = self.next();
         match modifier {
-            Some('}') => Ok(match self.getenv(&name) {
+            Some('}') => Ok(match self.getenv(name) {
                 Some(value) => value.to_string(),
                 None if self.lexer.skip_unset => format!("${{{name}}}"),
                 None => String::new(),
@@ -412,7 +412,7 @@ impl<'a> ShellWord<'a> {
             Some(':') => {
                 let op = self.next();
                 let word = self.stop_on_brace()?;
-                let value = self.getenv(&name);
+                let value = self.getenv(name);
                 if self.lexer.skip_unset && value.is_none() {
                     return Ok(format!(
                         "${{{name}:{}{word}}}",
@@ -432,10 +432,10 @@ impl<'a> ShellWord<'a> {
                         value.to_string()
                     }),
                     Some('?') => {
-                        if self.getenv(&name).is_none() {
-                            Err(required_message(&name, &word, "is not allowed to be unset"))
+                        if self.getenv(name).is_none() {
+                            Err(required_message(name, &word, "is not allowed to be unset"))
                         } else if value.is_empty() {
-                            Err(required_message(&name, &word, "is not allowed to be empty"))
+                            Err(required_message(name, &word, "is not allowed to be empty"))
                         } else {
                             Ok(value.to_string())
                         }
@@ -447,7 +447,7 @@ impl<'a> ShellWord<'a> {
             }
             Some(op @ ('-' | '+' | '?')) => {
                 let word = self.stop_on_brace()?;
-                let value = self.getenv(&name);
+                let value = self.getenv(name);
                 if self.lexer.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{op}{word}}}"));
                 }
@@ -456,7 +456,7 @@ impl<'a> ShellWord<'a> {
                     ('-', Some(v)) => Ok(v.to_string()),
                     ('+', None) => Ok(String::new()),
                     ('+', Some(_)) => Ok(word),
-                    (_, None) => Err(required_message(&name, &word, "is not allowed to be unset")),
+                    (_, None) => Err(required_message(name, &word, "is not allowed to be unset")),
                     (_, Some(v)) => Ok(v.to_string()),
                 }
             }
@@ -466,7 +466,7 @@ impl<'a> ShellWord<'a> {
                     self.next();
                 }
                 let pattern = self.stop_on_brace_raw()?;
-                let Some(value) = self.getenv(&name) else {
+                let Some(value) = self.getenv(name) else {
                     return Ok(if self.lexer.skip_unset {
                         format!(
                             "${{{name}{op}{}{pattern}}}",
@@ -500,7 +500,7 @@ impl<'a> ShellWord<'a> {
                 } else {
                     String::new()
                 };
-                let Some(value) = self.getenv(&name) else {
+                let Some(value) = self.getenv(name) else {
                     return Ok(String::new());
                 };
                 let matcher = Pattern::new(&pattern, self.lexer.escape)?;
