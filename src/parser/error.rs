@@ -258,3 +258,24 @@ pub enum ErrorKind {
     #[error("internal grammar error: {0}")]
     Grammar(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_show_their_line_without_its_ending() {
+        let source = Source::new("Dockerfile", "FROM a\r\nRUN  bad\r\n".to_string());
+        let error = source.error_at(13, ErrorKind::Invalid("wrong".into()));
+        assert_eq!(
+            error.to_string(),
+            "Dockerfile:2:6: wrong\n 2 | RUN  bad\n   |      ^"
+        );
+        let long = format!("RUN {}x\n", "a".repeat(300));
+        let source = Source::new("Dockerfile", long);
+        let location = source.location(304);
+        assert_eq!(location.column, 305);
+        assert_eq!(location.line_text().chars().count(), 40);
+        assert!(location.line_text().ends_with('x'));
+    }
+}

@@ -908,6 +908,21 @@ mod tests {
     }
 
     #[test]
+    fn runs_stop_where_the_escape_or_a_carriage_return_says() {
+        // A carriage return inside a line is text; before the line feed it is the line end.
+        let tree = parse("RUN a\rb \\\n c\r\nRUN d\\\\\nRUN e\\ f\n").unwrap();
+        let args: Vec<&Args> = tree.nodes.iter().map(|n| &n.args).collect();
+        assert_eq!(*args[0], Args::Text("a\rb  c".into()));
+        assert_eq!(*args[1], Args::Text("d\\\\".into()));
+        assert_eq!(*args[2], Args::Text("e\\ f".into()));
+        // With the backtick, a backslash is text and two backticks are an escaped one.
+        let tree = parse("# escape=`\nRUN a\\b `\n c``\nRUN x` y\n").unwrap();
+        let args: Vec<&Args> = tree.nodes.iter().map(|n| &n.args).collect();
+        assert_eq!(*args[0], Args::Text("a\\b  c``".into()));
+        assert_eq!(*args[1], Args::Text("x` y".into()));
+    }
+
+    #[test]
     fn long_escape_runs_are_linear() {
         let text = format!("RUN {}\n", "\\".repeat(200_000));
         let tree = parse(&text).unwrap();
