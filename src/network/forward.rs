@@ -384,3 +384,88 @@ fn stop(shared: &Arc<Shared>) {
         .unwrap_or_else(|e| e.into_inner())
         .clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    /// A network namespace of its own with its loopback up, standing for a container
+    /// behind rootless lade's namespace: a TCP and a UDP echo server on its 127.0.0.1.
+    fn echoing_namespace() -> (File, u16, u16) {
+        std::thread::spawn(|| {
+            nix::sched::unshare(CloneFlags::CLONE_NEWNET).expect("a network namespace");
+            let mut inside = super::super::netlink::Netlink::open().unwrap();
+            let lo = inside.link_index("lo").unwrap().unwrap();
+            inside.set_up(lo).unwrap();
+            let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+            let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let ports = (
+                tcp.local_addr().unwrap().port(),
+                udp.local_addr().unwrap().port(),
+            );
+            std::thread::spawn(move || {
+                for stream in tcp.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut text = Vec::new();
+                    stream.read_to_end(&mut text).unwrap();
+                    stream.write_all(&text).unwrap();
+                }
+            });
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 1500];
+                loop {
+                    let (length, from) = udp.recv_from(&mut buffer).unwrap();
+                    udp.send_to(&buffer[..length], from).unwrap();
+                }
+            });
+            let namespace = File::open("/proc/thread-self/ns/net").unwrap();
+            (namespace, ports.0, ports.1)
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn tcp_and_udp_reach_the_namespace_and_the_ports_are_let_go() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: making a network namespace needs root");
+            return;
+        }
+        let (namespace, tcp_port, udp_port) = echoing_namespace();
+        let mut mappings = vec![
+            super::super::parse_publish(&format!("127.0.0.1::{tcp_port}")).unwrap(),
+            super::super::parse_publish(&format!("127.0.0.1::{udp_port}/udp")).unwrap(),
+        ];
+        let reservation = super::super::ports::reserve_for(&mut mappings, true).unwrap();
+        let (host_tcp, host_udp) = (mappings[0].host_port, mappings[1].host_port);
+        let forwarder = Forwarder::start(reservation, Ipv4Addr::LOCALHOST, namespace).unwrap();
+
+        // Nothing answers on the host's 127.0.0.1 at the container's ports but the
+        // namespace's servers, through the forwarder.
+        let mut stream = TcpStream::connect(("127.0.0.1", host_tcp)).unwrap();
+        stream.write_all(b"over tcp").unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert_eq!(answer, "over tcp");
+
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        for text in ["first datagram", "second datagram"] {
+            client
+                .send_to(text.as_bytes(), ("127.0.0.1", host_udp))
+                .unwrap();
+            let mut buffer = [0u8; 100];
+            let (length, from) = client.recv_from(&mut buffer).unwrap();
+            assert_eq!(&buffer[..length], text.as_bytes());
+            assert_eq!(from.port(), host_udp);
+        }
+
+        drop(forwarder);
+        assert!(TcpListener::bind(("127.0.0.1", host_tcp)).is_ok());
+        assert!(UdpSocket::bind(("127.0.0.1", host_udp)).is_ok());
+    }
+}

@@ -2,7 +2,8 @@
 //! showing them, and the reservation of host ports. The driver forwards with NAT rules
 //! and binds nothing, so lade binds each host port itself for as long as the container
 //! runs (as podman's conmon does): a port another program or container holds is refused
-//! with its number, and `-p 80` gets a free port from the kernel.
+//! with its number, and `-p 80` gets a free port from the kernel. Rootless, the
+//! reserved ports are the very sockets lade's forwarder (`forward`) serves.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
@@ -130,8 +131,15 @@ pub(super) enum HeldSocket {
 /// `SO_REUSEADDR` as any server's: connections it closed last do not keep the port from
 /// the container's next start.
 pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError> {
+    reserve_for(mappings, super::is_rootless())
+}
+
+/// [`reserve`], with TCP ports `listening` or only bound.
+pub(super) fn reserve_for(
+    mappings: &mut [PortMapping],
+    listening: bool,
+) -> Result<Reservation, NetworkError> {
     let mut reservation = Reservation::default();
-    let listening = super::is_rootless();
     for mapping in mappings.iter_mut() {
         let ip: Ipv4Addr = if mapping.host_ip.is_empty() {
             Ipv4Addr::UNSPECIFIED
