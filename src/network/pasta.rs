@@ -5,7 +5,8 @@
 //! sockets pasta listens on in the host's namespace. pasta forks into the background
 //! once the namespace is configured (its exit is the handshake), writes its pid to a
 //! file, and is stopped through that file when the container ends (it also quits by
-//! itself when the namespace goes).
+//! itself when the namespace goes). pasta is also the way out of rootless lade's own
+//! namespace for user networks (`rootless_netns`), with addresses of its own there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,9 +1,11 @@
 //! Rootless networking through `slirp4netns`, pasta's older alternative (podman's
 //! default before version 5): `--network slirp4netns`, and the fall-back when pasta is
-//! not installed. slirp4netns stays in the foreground for as long as the container's
-//! network lives: it says it is ready on one pipe and ends when the other closes (held by
-//! whoever runs the container, so it also ends when that process is killed). Published
-//! ports are added through its API socket.
+//! not installed, for containers and for rootless lade's own namespace of user networks.
+//! slirp4netns stays in the foreground: for a container's network it says it is ready
+//! on one pipe and ends when the other closes (held by whoever runs the container, so it
+//! also ends when that process is killed), and published ports are added through its API
+//! socket; for rootless lade's namespace it runs in a session of its own, with its pid
+//! in a file, until it is stopped through that pid.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
