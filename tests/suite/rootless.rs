@@ -697,6 +697,86 @@ fn strays(lade: &RootlessLade) -> Vec<String> {
     found
 }
 
+/// The pids of this test's processes named `comm` (its runtime directory in their
+/// environment tells them from other tests' of the same user).
+fn ours_named(lade: &RootlessLade, names: &[&str]) -> Vec<i32> {
+    let marker = format!("XDG_RUNTIME_DIR={}", lade.dir.path().join("run").display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_string_lossy().parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            let state = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let zombie = state
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let ours = environ
+                .split(|b| *b == 0)
+                .any(|variable| variable == marker.as_bytes());
+            (ours && !zombie && names.contains(&comm.trim())).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn the_way_out_comes_back_after_its_helper_or_the_pause_process_is_killed() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "back"]);
+    let address = host_address();
+    let port = serve_page_on_host(address, "still-out\n");
+    let url = format!("http://{address}:{port}/");
+    let fetch = || {
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &url,
+        ])
+    };
+    let helpers = || ours_named(&lade, &["pasta", "pasta.avx2", "passt", "passt.avx2"]);
+    assert_eq!(fetch(), "still-out\n");
+    let first = helpers();
+    assert_eq!(first.len(), 1, "one pasta for the namespace: {first:?}");
+    // Its pasta killed: the next command attaches a new one.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::wait_until("the killed pasta to end", || helpers().is_empty());
+    assert_eq!(fetch(), "still-out\n");
+    let second = helpers();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+    // The pause process killed: its mount namespace, where the namespace was mounted,
+    // goes; the next command makes the namespace anew and stops the old pasta.
+    let pause: i32 = std::fs::read_to_string(lade.dir.path().join("run/lade/pause.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pause),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::wait_until("the killed pause process to end", || {
+        ours_named(&lade, &["lade-pause"]).is_empty()
+    });
+    assert_eq!(fetch(), "still-out\n");
+    common::wait_until("one pasta left for the namespace", || helpers().len() == 1);
+    lade.ok(&["network", "rm", "back"]);
+}
+
 #[test]
 fn a_container_on_a_user_network_reaches_the_host_and_names_outside() {
     let lade = RootlessLade::new();
@@ -775,7 +855,8 @@ fn a_container_on_a_user_network_reaches_the_host_and_names_outside() {
 }
 
 #[test]
-fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_stop() {
+fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_stop_or_monitor_death()
+{
     let lade = RootlessLade::new();
     lade.busybox();
     lade.ok(&["network", "create", "published"]);
@@ -838,8 +919,19 @@ fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_sto
             .output()
             .is_ok_and(|output| output.stdout == b"served-from-a-user-network\n")
     });
+    // A monitor killed with -9 takes the forwarder, and so its port, with it.
+    let init: i32 = lade
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "web"])
+        .trim()
+        .parse()
+        .unwrap();
+    common::kill_monitor_of(init);
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+        "port {port} is still held after the monitor was killed"
+    );
+    lade.ok(&["ps", "-a"]);
     lade.ok(&["rm", "-f", "web"]);
-    assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
     lade.ok(&["network", "rm", "published"]);
 }
 
