@@ -259,7 +259,7 @@ fn carry(client: TcpStream, target: SocketAddrV4) {
 /// Copies `from` to `to` until `from` ends, then passes the end on (or both ends
 /// down, when a side failed).
 fn copy(mut from: TcpStream, mut to: TcpStream) {
-    match io::copy(&mut from, &mut to) {
+    match copy_all(&mut from, &mut to) {
         Ok(_) => {
             let _ = to.shutdown(Shutdown::Write);
         }
@@ -267,6 +267,22 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
             let _ = to.shutdown(Shutdown::Both);
             let _ = from.shutdown(Shutdown::Both);
         }
+    }
+}
+
+/// Copies until `from` ends, through a buffer of 64 KiB (`io::copy`'s 8 KiB costs
+/// many more system calls on a fast local connection).
+fn copy_all(from: &mut TcpStream, to: &mut TcpStream) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buffer = vec![0u8; 64 * 1024];
+    loop {
+        let length = match from.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(length) => length,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buffer[..length])?;
     }
 }
 
