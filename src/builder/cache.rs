@@ -544,6 +544,82 @@ mod tests {
         );
     }
 
+    /// Keys name the results in existing stores, and history texts go into image configs:
+    /// what planning makes of a Dockerfile's steps, and the keys made of them, must stay
+    /// as they are unless [`CACHE_KEY_VERSION`] changes. The lines are pinned by their
+    /// digest; a failure prints them.
+    #[test]
+    fn keys_of_planned_steps_are_pinned() {
+        use crate::graph::{self, BaseImage, PlanOptions};
+        let text = concat!(
+            "# escape=\\\n",
+            "ARG BASE=busybox\n",
+            "FROM ${BASE}:1.36 AS build\n",
+            "ARG V=1 W\n",
+            "ENV P=/opt X=\"$V y\" PATH=/usr/bin:$PATH\n",
+            "WORKDIR app/../src/./x/\n",
+            "RUN --mount=type=cache,target=/cache,id=c --mount=type=secret,id=s --network=none echo $V \\\n",
+            "  && make ${X:-z}\n",
+            "COPY --chown=1:1 --chmod=0644 --exclude=*.o a ${P}/b ./dst/\n",
+            "ADD --checksum=sha256:0123456789012345678901234567890123456789012345678901234567890123 https://example.com/f /f\n",
+            "USER 1000:1000\n",
+            "RUN [\"/bin/sh\", \"-c\", \"true\"]\n",
+            "RUN <<EOF\necho $V\nEOF\n",
+            "LABEL a=b \"c d\"=e\n",
+            "EXPOSE 80 53/udp\n",
+            "VOLUME /data\n",
+            "SHELL [\"/bin/bash\", \"-c\"]\n",
+            "RUN echo in bash\n",
+            "HEALTHCHECK --interval=5s CMD true\n",
+            "ENTRYPOINT [\"/e\"]\n",
+            "CMD run\n",
+            "STOPSIGNAL SIGINT\n",
+            "ONBUILD RUN x\n",
+            "FROM scratch\n",
+            "WORKDIR /\n",
+            "COPY --from=build --link /src/x /y\n",
+            "COPY <<A /a.txt\nbody $HOME\nA\n",
+        );
+        let options = PlanOptions {
+            platform: crate::oci::Platform::parse("linux/amd64"),
+            ..PlanOptions::default()
+        };
+        let plan = graph::plan_text("Dockerfile", text.as_bytes().to_vec(), &options).unwrap();
+        let stages = graph::expand_all(&plan, |_, _| BaseImage::default()).unwrap();
+        let mut lines = Vec::new();
+        for (index, stage) in &stages {
+            for step in &stage.steps {
+                let mut inputs = Inputs {
+                    settings: "linux/amd64 zstd".into(),
+                    parent: "p".into(),
+                    step: canonical_step(step),
+                    ..Inputs::default()
+                };
+                if let StepKind::Run(run) = &step.kind {
+                    (inputs.args, inputs.env) = run_environment(run);
+                }
+                lines.push(format!(
+                    "{index} {} {:?} {:?} {:?} {}",
+                    step.number,
+                    step.text,
+                    step.created_by,
+                    (step.location.line, step.location.column),
+                    inputs.key()
+                ));
+            }
+            lines.push(format!(
+                "{index} config {}",
+                serde_json::to_string(&stage.config).unwrap()
+            ));
+        }
+        let joined = lines.join("\n");
+        let digest = hex(blake3::hash(joined.as_bytes()).as_bytes());
+        assert_eq!(
+            digest, "9e21057900370e6c4e90d052acc094dd99feb0f5944b37c8e33ed89a8478f6a5",
+            "{joined}"
+        );
+    }
+
     #[test]
     fn proxies_stay_out_of_keys() {
         use std::sync::Arc;

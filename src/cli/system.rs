@@ -294,6 +294,28 @@ pub fn info(store_config: &StoreConfig, args: InfoArgs) -> Result<ExitCode> {
                 "RootlessNetworkTool".into(),
                 json!(found.network_tool.clone().unwrap_or_default()),
             );
+            let cgroup = match &found.rootless_cgroup {
+                Some(engine::RootlessCgroup::Delegated { dir, controllers }) => json!({
+                    "Version": "2",
+                    "Delegated": dir,
+                    "Controllers": controllers,
+                    "Limits": if controllers.is_empty() {
+                        "none (the subtree has no controllers); pause works"
+                    } else {
+                        "those of its controllers; pause works"
+                    },
+                }),
+                Some(engine::RootlessCgroup::Off { reason, scope }) => json!({
+                    "Limits": if *scope {
+                        "run -d: in a scope the user's systemd delegates; others: off"
+                    } else {
+                        "off"
+                    },
+                    "Reason": reason,
+                }),
+                None => json!(null),
+            };
+            fields.insert("RootlessCgroup".into(), cgroup);
         }
     }
     match args.format.as_str() {
@@ -361,7 +383,10 @@ pub fn version(args: InfoArgs) -> Result<ExitCode> {
 
 fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
     let store = open_store(store_config)?;
-    let report = engine::check(
+    let engine::CheckOutcome {
+        report,
+        host_leftovers,
+    } = engine::check(
         &store,
         CheckRequest {
             quick: args.quick,
@@ -369,6 +394,7 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
         },
     )?;
     let problems: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+    let leftovers: Vec<String> = host_leftovers.iter().map(|p| p.to_string()).collect();
     match args.format {
         Format::Json => println!(
             "{}",
@@ -378,6 +404,7 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
                 "SnapshotsChecked": report.snapshots,
                 "SnapshotsUnrecorded": report.unrecorded_snapshots,
                 "Problems": problems,
+                "HostLeftovers": leftovers,
                 "Repairs": report.repairs,
             }))?
         ),
@@ -387,6 +414,14 @@ fn check(store_config: &StoreConfig, args: CheckArgs) -> Result<ExitCode> {
             }
             for repair in &report.repairs {
                 println!("repaired: {repair}");
+            }
+            if !args.repair {
+                for leftover in &leftovers {
+                    eprintln!(
+                        "warning: {} (`lade system check --repair` removes it)",
+                        super::printable(leftover)
+                    );
+                }
             }
             let what = if args.quick {
                 format!("{} image(s), references and sizes", report.images)

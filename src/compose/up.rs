@@ -268,9 +268,14 @@ fn wait_for_dependencies(
     Ok(())
 }
 
-/// Polls a container's health until it is healthy; unhealthy (or stopped) is an error
-/// with its last health check's output.
+/// Waits for a container's health to become healthy; unhealthy (or stopped) is an
+/// error with its last health check's output. Woken by each new result; the bound on
+/// each wait only bounds how late Ctrl-C is noticed.
 fn wait_healthy(store: &Store, service: &str, id: &str, interrupted: &AtomicBool) -> Result<()> {
+    let watch = engine::HealthWatch::new(store, id).map_err(|e| ComposeError::Service {
+        service: service.to_string(),
+        reason: format!("watching its health: {e}"),
+    })?;
     loop {
         if interrupted.load(Ordering::SeqCst) {
             return Err(ComposeError::Interrupted);
@@ -309,7 +314,7 @@ fn wait_healthy(store: &Store, service: &str, id: &str, interrupted: &AtomicBool
                     last_log: format!("it stopped ({})", row.state.as_str()),
                 })
             }
-            Some(_) => std::thread::sleep(Duration::from_millis(100)),
+            Some(_) => watch.wait(Duration::from_millis(500)),
         }
     }
 }

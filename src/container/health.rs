@@ -171,6 +171,37 @@ pub fn health(store: &Store, id: &str) -> Option<Health> {
     serde_json::from_slice(&text).ok()
 }
 
+/// Wakes a waiter when a container's health file is replaced (or its directory
+/// otherwise changes: the monitor's socket goes when the container stops), so that
+/// `compose up` waits for `service_healthy` without polling.
+pub struct HealthWatch {
+    inotify: nix::sys::inotify::Inotify,
+}
+
+impl HealthWatch {
+    /// Watches container `id`. Made before the first look at its health, so that a
+    /// change between that look and the wait is not missed.
+    pub fn new(store: &Store, id: &str) -> std::io::Result<HealthWatch> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)?;
+        inotify.add_watch(
+            &store.root().join("containers").join(id),
+            AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_DELETE | AddWatchFlags::IN_CREATE,
+        )?;
+        Ok(HealthWatch { inotify })
+    }
+
+    /// Returns at the next change, or after `at_most`.
+    pub fn wait(&self, at_most: Duration) {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        let millis = at_most.as_millis().min(u128::from(u16::MAX)) as u16;
+        let _ = poll(&mut fds, PollTimeout::from(millis));
+        let _ = self.inotify.read_events();
+    }
+}
+
 /// Replaces the health file whole (a reader never sees half of it).
 fn write_health(store: &Store, id: &str, health: &Health) {
     let path = health_path(store, id);

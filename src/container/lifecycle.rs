@@ -6,6 +6,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -229,6 +230,13 @@ fn start_monitor(
         .start()
         .map_err(|refused| refused.error(container.name()))?;
     let terminal = container.spec.process.terminal;
+    // A monitor outside any delegated subtree asks the user's systemd for a scope only
+    // for a container that needs a cgroup: where that fails, the others still start.
+    let limits = &container.spec.limits;
+    let needs_cgroup = container.spec.pausable
+        || limits.memory.is_some()
+        || limits.cpus.is_some()
+        || limits.pids.is_some();
     let record = container.record;
     let _ = fs::remove_file(stop_marker(store, &record.id));
     // A start by hand begins the restart policy anew, as Docker's does: its count too.
@@ -237,7 +245,8 @@ fn start_monitor(
     if attach_first {
         env.push((super::monitor::ATTACH_FIRST_ENV, "1"));
     }
-    let mut helper = spawn_detached(store, &env)?;
+    let scope_log = needs_cgroup.then(|| super::monitor::monitor_log(store, &record.id));
+    let mut helper = spawn_detached(store, &env, scope_log.as_deref())?;
     let mut line = helper.line();
     let mut client = None;
     if attach_first && line == "listening" {
@@ -275,8 +284,15 @@ pub(crate) fn setup_failure(line: &str) -> ContainerError {
 /// Starts lade's binary again as a detached helper (a monitor, or the holder of an
 /// `exec -d` process) in a session of its own, with `env` added to its environment.
 /// What it says on its ready pipe (`ok` once its work runs, or why it failed) is read
-/// from the returned [`Helper`].
-pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Helper> {
+/// from the returned [`Helper`]. A container's monitor that asks for a scope (with
+/// the log `scope_log` for what `systemd-run` says) of a rootless user outside any
+/// delegated cgroup subtree starts in a scope the user's systemd manager delegates,
+/// where one is reachable, so that its container gets a cgroup.
+pub(crate) fn spawn_detached(
+    store: &Store,
+    env: &[(&str, &str)],
+    scope_log: Option<&Path>,
+) -> Result<Helper> {
     let (ready_read, ready_write): (OwnedFd, OwnedFd) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ContainerError::Io {
             path: "pipe".into(),
@@ -286,13 +302,26 @@ pub(crate) fn spawn_detached(store: &Store, env: &[(&str, &str)]) -> Result<Help
     // The host's mount namespace, for the network namespace files it mounts.
     let host_mounts = crate::exec::mounts::host_mount_namespace().ok();
     let host_fd = host_mounts.as_ref().map_or(-1, |f| f.as_raw_fd());
-    let mut command = Command::new("/proc/self/exe");
+    let scoped = scope_log
+        .filter(|_| crate::exec::rootless::is_rootless())
+        .and_then(|log| {
+            let exe = std::env::current_exe().ok()?;
+            let command = crate::exec::delegation::scope_command(&exe)?;
+            // What systemd-run says when it cannot make the scope; the monitor
+            // itself writes its own errors there, after.
+            let log = fs::File::create(log).ok()?;
+            Some((command, log))
+        });
+    let (mut command, stderr) = match scoped {
+        Some((command, log)) => (command, Stdio::from(log)),
+        None => (Command::new("/proc/self/exe"), Stdio::null()),
+    };
     command
         .envs(env.iter().copied())
         .env("LADE_ROOT", store.root())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     // SAFETY: between fork and exec only async-signal-safe calls: setsid and dup2.
     unsafe {
         command.pre_exec(move || {

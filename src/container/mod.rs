@@ -39,7 +39,7 @@ pub use crate::network::DnsUnavailable;
 pub use attach::{attach, parse_detach_keys, AttachOptions, Attached};
 pub use changes::{commit, diff, export, CommitOptions};
 pub use copy::{copy, CopyEnd, CopyError, CopyOptions};
-pub use health::{health, Health, HealthFlags, HealthStatus, ProbeResult};
+pub use health::{health, Health, HealthFlags, HealthStatus, HealthWatch, ProbeResult};
 pub use inspect::{inspect, mount_names, network_names, MountName};
 pub use lifecycle::{
     kill, parse_signal, start_attached, start_detached, stop, wait, RestartPolicy, Settings,
@@ -178,9 +178,17 @@ pub enum ContainerError {
     /// Resource limits for an ordinary user without a delegated cgroup v2 subtree.
     #[error("{flag} needs a cgroup, and rootless lade has none it may write: {reason}")]
     RootlessLimits { flag: &'static str, reason: String },
-    /// `pause` of a rootless container: freezing needs a cgroup.
-    #[error("container {0} cannot be paused: rootless containers have no freezer cgroup here ({reason})", reason = exec::rootless::cgroup_reason())]
-    RootlessPause(String),
+    /// A limit whose controller the user's delegated subtree lacks.
+    #[error("{flag} needs the {controller} cgroup controller, which the cgroup v2 subtree {dir} delegated to this user does not have (it has: {has}); to delegate it, {fix}", dir = dir.display(), fix = exec::delegation::DELEGATE_FIX)]
+    RootlessController {
+        flag: &'static str,
+        controller: &'static str,
+        dir: PathBuf,
+        has: String,
+    },
+    /// `pause` of a rootless container made without a cgroup: freezing needs one.
+    #[error("container {name} cannot be paused: it was made without a cgroup, as rootless lade had no cgroup v2 subtree delegated to the user ({reason})")]
+    RootlessPause { name: String, reason: String },
     #[error("container {0} has a read-only root file system: it changed nothing")]
     ReadOnlyRoot(String),
     #[error("container {0} was started with --log-driver none: it keeps no log")]
@@ -636,27 +644,60 @@ pub fn create_from_image(
 }
 
 /// What [`create_from_image`] makes once the request has passed its checks.
-/// Refuses limits an ordinary user cannot set: they need a cgroup, and without a v2
-/// subtree delegated to the user (systemd's `Delegate=yes`) there is none to write.
-pub(crate) fn check_rootless_limits(limits: &exec::Limits) -> Result<()> {
+/// Refuses limits an ordinary user cannot set: they need a cgroup v2 subtree delegated
+/// to the user (systemd's `Delegate=yes`) with their controllers. `container` is the
+/// cgroup name of an existing container (`update`), whose subtree was recorded when it
+/// was made; a new container started detached (`detach`) may get a delegated scope
+/// from the user's systemd manager for its monitor.
+pub(crate) fn check_rootless_limits(
+    limits: &exec::Limits,
+    container: Option<&str>,
+    detach: bool,
+) -> Result<()> {
     if !exec::rootless::is_rootless() {
         return Ok(());
     }
-    let flag = if limits.memory.is_some() {
-        "--memory"
-    } else if limits.cpus.is_some() {
-        "--cpus"
-    } else if limits.pids.is_some() {
-        "--pids-limit"
-    } else if limits.oom_kill_disable {
-        "--oom-kill-disable"
-    } else {
+    if limits.oom_kill_disable {
+        return Err(ContainerError::RootlessLimits {
+            flag: "--oom-kill-disable",
+            reason: "a user may only be delegated cgroup v2, which cannot disable the OOM killer"
+                .into(),
+        });
+    }
+    let wanted: Vec<(&'static str, &'static str)> = [
+        (limits.memory.is_some(), "--memory", "memory"),
+        (limits.cpus.is_some(), "--cpus", "cpu"),
+        (limits.pids.is_some(), "--pids-limit", "pids"),
+    ]
+    .into_iter()
+    .filter(|(set, _, _)| *set)
+    .map(|(_, flag, controller)| (flag, controller))
+    .collect();
+    let Some(&(first_flag, _)) = wanted.first() else {
         return Ok(());
     };
-    Err(ContainerError::RootlessLimits {
-        flag,
-        reason: exec::rootless::cgroup_reason(),
-    })
+    match exec::rootless_cgroup_subtree(container) {
+        Ok(delegation) => {
+            for (flag, controller) in wanted {
+                if !delegation.has(controller) {
+                    return Err(ContainerError::RootlessController {
+                        flag,
+                        controller,
+                        dir: delegation.dir.clone(),
+                        has: delegation.controllers_text(),
+                    });
+                }
+            }
+            Ok(())
+        }
+        // The monitor's scope is checked by the monitor, which reports a missing
+        // controller as it makes the cgroup.
+        Err(_) if container.is_none() && detach && exec::delegation::scope_possible() => Ok(()),
+        Err(reason) => Err(ContainerError::RootlessLimits {
+            flag: first_flag,
+            reason,
+        }),
+    }
 }
 
 fn create_checked(
@@ -666,7 +707,7 @@ fn create_checked(
     settings: &Settings,
 ) -> Result<(String, Spec)> {
     check_platform(options, &image.config)?;
-    check_rootless_limits(&options.limits)?;
+    check_rootless_limits(&options.limits, None, options.detach)?;
     let planned = sandbox::plan(&options.sandbox, &options.network.mode)?;
     let args = command(&image.config, options.entrypoint.as_deref(), &options.args);
     if args.is_empty() {
@@ -811,8 +852,16 @@ fn create_checked(
             ..options.limits.clone()
         },
         cgroup: Some(id.clone()),
-        // Pausing takes a freezer cgroup, which rootless lade has none of.
-        pausable: options.detach && !exec::rootless::is_rootless(),
+        // Pausing takes a cgroup, which rootless lade has only in a delegated subtree.
+        // (A container with limits started from outside one gets a delegated scope
+        // for its monitor, and so a cgroup to freeze.)
+        pausable: options.detach
+            && (!exec::rootless::is_rootless()
+                || exec::delegation::current().is_ok()
+                || (exec::delegation::scope_possible()
+                    && (options.limits.memory.is_some()
+                        || options.limits.cpus.is_some()
+                        || options.limits.pids.is_some()))),
         insecure: false,
         init: options.init,
         privileges: planned.privileges.clone(),
@@ -948,7 +997,7 @@ pub fn exec_detached(store: &Store, reference: &str, options: &ExecOptions) -> R
         what: "the exec request".into(),
         source: e,
     })?;
-    match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)])?
+    match lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], None)?
         .line()
         .as_str()
     {
@@ -984,7 +1033,8 @@ pub fn exec_attached(
         what: "the exec request".into(),
         source: e,
     })?;
-    let mut helper = lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)])?;
+    let mut helper =
+        lifecycle::spawn_detached(store, &[(monitor::DETACHED_EXEC_ENV, &request)], None)?;
     let mut line = helper.line();
     let mut stream = None;
     if line == "listening" {
@@ -1135,7 +1185,12 @@ pub fn pause(store: &Store, reference: &str, paused: bool) -> Result<String> {
     }
     .map_err(|refused| refused.error(container.name()))?;
     if !container.spec.pausable && exec::rootless::is_rootless() {
-        return Err(ContainerError::RootlessPause(container.record.name));
+        return Err(ContainerError::RootlessPause {
+            name: container.record.name,
+            reason: exec::delegation::current()
+                .err()
+                .unwrap_or_else(|| "one is delegated now: recreate the container".into()),
+        });
     }
     if !container.spec.pausable {
         return Err(ContainerError::Foreground(container.record.name));

@@ -22,7 +22,7 @@ use super::{running_init, validate, Container, ContainerError, Result};
 use crate::exec;
 use crate::network::{
     self, Attachment, ContainerNetwork, DnsUnavailable, Driver, NetNamespace, NetworkDefinition,
-    PortMapping, Reservation, DEFAULT_NETWORK,
+    PortMapping, Published, DEFAULT_NETWORK,
 };
 use crate::oci::ImageConfig;
 use crate::store::{ContainerRecord, Store};
@@ -151,9 +151,8 @@ pub struct NetworkSettings {
 }
 
 /// The network rootless lade gives for `mode`: pasta for the default network, the
-/// bridge driver in rootless lade's own network namespace for user networks (which
-/// publish no ports: nothing carries the host's connections into that namespace yet).
-fn rootless_mode(mode: &NetworkMode, published: bool) -> Result<NetworkMode> {
+/// bridge driver in rootless lade's own network namespace for user networks.
+fn rootless_mode(mode: &NetworkMode) -> Result<NetworkMode> {
     if !exec::rootless::is_rootless() {
         if mode.is_user_mode() {
             return Err(ContainerError::PastaNeedsRootless(mode.docker_name()));
@@ -169,9 +168,6 @@ fn rootless_mode(mode: &NetworkMode, published: bool) -> Result<NetworkMode> {
             } else {
                 NetworkMode::Pasta
             })
-        }
-        NetworkMode::Bridge(name) if published => {
-            Err(network::NetworkError::RootlessUserNetwork(name.clone()).into())
         }
         other => Ok(other.clone()),
     }
@@ -307,7 +303,7 @@ pub(crate) fn plan(
             .collect::<String>()
     };
     let published = !request.publish.is_empty() || request.publish_all;
-    let mode = rootless_mode(&request.mode, published)?;
+    let mode = rootless_mode(&request.mode)?;
     if mode.is_user_mode() {
         if request.ip.is_some() || request.mac_address.is_some() || !request.aliases.is_empty() {
             return Err(ContainerError::AddressNeedsBridge);
@@ -365,6 +361,9 @@ pub(crate) fn plan(
     };
     let requested = request.ip.as_deref().map(parse_ip).transpose()?;
     let ports = requested_ports(request, &exposed)?;
+    if exec::rootless::is_rootless() {
+        network::pasta::check_rootless_ports(&ports)?;
+    }
     let ip = network::allocate_address(store, &network, id, requested)?;
     hosts.push_str(&format!("{ip}\t{hostname} {name}\n"));
     hosts.push_str(&extra_hosts);
@@ -469,7 +468,8 @@ pub(crate) struct BridgeSession {
     plan: ContainerNetwork,
     namespace: NetNamespace,
     driver: Driver,
-    _reservation: Reservation,
+    /// The published ports, carried to the container while it runs.
+    _published: Published,
     _lock: Lock,
     ports_file: PathBuf,
     dns_unavailable: Option<DnsUnavailable>,
@@ -538,13 +538,22 @@ pub(crate) fn start(
             source,
         });
     }
+    let published = match driver.publish(reservation, &plan) {
+        Ok(published) => published,
+        Err(err) => {
+            let _ = driver.teardown(&plan);
+            let _ = fs::remove_file(&ports_file);
+            let _ = remove_namespace(&file);
+            return Err(err.into());
+        }
+    };
     let join = exec::Network::Join(namespace.path());
     Ok((
         Some(Session::Bridge(Box::new(BridgeSession {
             plan,
             namespace,
             driver,
-            _reservation: reservation,
+            _published: published,
             _lock: lock,
             ports_file,
             dns_unavailable,

@@ -229,10 +229,42 @@ pub struct Container {
     pub state: ContainerState,
 }
 
+/// Held while a container's settings are read, changed and written back.
+pub struct ChangeLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
 impl Container {
     /// A container by name, full id or unique id prefix.
     pub fn load(store: &Store, reference: &str) -> Result<Container> {
         Container::read(store.container(reference)?)
+    }
+
+    /// A container to change (`update`, `network connect`/`disconnect`), read under a
+    /// lock of its own that the change holds until it is written: two changes at once
+    /// would each write the settings they read, and the first one's would be lost.
+    pub fn load_for_change(store: &Store, reference: &str) -> Result<(Container, ChangeLock)> {
+        let id = store.container(reference)?.id;
+        let path = store
+            .root()
+            .join("containers")
+            .join(&id)
+            .join("change.lock");
+        let failed = |source: std::io::Error| ContainerError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(failed)?;
+        let lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| failed(e.into()))?;
+        // Read again under the lock: what an earlier change wrote is seen.
+        let container = Container::load(store, &id)?;
+        Ok((container, ChangeLock { _lock: lock }))
     }
 
     /// Every container, newest first.

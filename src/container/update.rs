@@ -18,7 +18,7 @@ pub fn update(
     limits: &LimitsUpdate,
     restart: Option<RestartPolicy>,
 ) -> Result<String> {
-    let container = Container::load(store, reference)?;
+    let (container, _change) = Container::load_for_change(store, reference)?;
     let name = container.name().to_string();
     // Docker's rule, as at `run`: a container removed when it exits never restarts.
     if container.settings.auto_remove && restart.is_some_and(|r| r != RestartPolicy::No) {
@@ -26,11 +26,11 @@ pub fn update(
     }
     let mut spec = container.spec.clone();
     spec.limits = limits.applied_to(&spec.limits);
-    super::check_rootless_limits(&spec.limits)?;
     let cgroup = spec
         .cgroup
         .get_or_insert_with(|| container.id().to_string())
         .clone();
+    super::check_rootless_limits(&spec.limits, Some(&cgroup), false)?;
     if !limits.is_empty() {
         if let Some(init) = container.running_init() {
             exec::update_limits(&cgroup, limits, init.pid).map_err(|source| {

@@ -43,6 +43,21 @@ pub struct Info {
     pub overlay: String,
     /// Rootless: the program that connects containers to the network.
     pub network_tool: Option<String>,
+    /// Rootless: the cgroup containers' limits go to, or why there is none.
+    pub rootless_cgroup: Option<RootlessCgroup>,
+}
+
+/// Where a rootless user's containers get their cgroups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootlessCgroup {
+    /// A cgroup v2 subtree delegated to the user, with the controllers it offers.
+    Delegated {
+        dir: PathBuf,
+        controllers: Vec<String>,
+    },
+    /// None here: limits and `pause` are refused for this reason. `scope` says whether
+    /// a detached container's monitor gets a delegated scope from the user's systemd.
+    Off { reason: String, scope: bool },
 }
 
 /// `lade info`.
@@ -68,6 +83,16 @@ pub fn info(store: &Store) -> Result<Info> {
         (Vec::new(), Vec::new())
     };
     let driver = crate::exec::overlay::choose();
+    let rootless_cgroup = rootless.then(|| match crate::exec::rootless_cgroup_subtree(None) {
+        Ok(delegation) => RootlessCgroup::Delegated {
+            dir: delegation.dir,
+            controllers: delegation.controllers,
+        },
+        Err(reason) => RootlessCgroup::Off {
+            reason,
+            scope: crate::exec::delegation::scope_possible(),
+        },
+    });
     let uname = nix::sys::utsname::uname().map_err(|e| EngineError::Io(e.into()))?;
     let (storage_available, storage_total) =
         crate::store::filesystem_space(store.root()).unwrap_or((0, 0));
@@ -104,6 +129,7 @@ pub fn info(store: &Store) -> Result<Info> {
             }
             (Ok(OverlayDriver::Kernel), false) => "native overlay".to_string(),
         },
+        rootless_cgroup,
         network_tool: rootless.then(|| {
             match (
                 crate::network::pasta::pasta_binary(),

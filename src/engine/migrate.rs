@@ -1,6 +1,7 @@
 //! `lade system migrate` (podman's command, for rootless lade): ends the user's
 //! namespace, its pause process and what it held, so that the next command makes a new
-//! one from `/etc/subuid` and `/etc/subgid` as they are now.
+//! one from `/etc/subuid` and `/etc/subgid` as they are now, and the network namespace
+//! of its user networks with the pasta that connects it.
 
 use super::{EngineError, Result};
 use crate::container::Container;
@@ -22,5 +23,7 @@ pub fn migrate(store: &Store) -> Result<Option<i32>> {
     if !running.is_empty() {
         return Err(EngineError::MigrateWhileRunning(running));
     }
+    // Its network namespace's way out (pasta) would otherwise hold on to it.
+    crate::network::remove_rootless_namespace(crate::exec::mounts::host_mount_namespace)?;
     Ok(rootless::stop_pause()?)
 }

@@ -85,7 +85,7 @@ pub use cache::{
     cache_inspect, cache_records, cache_usage, prune_cache, CacheInspection, CachePruneRequest,
     CachedStep,
 };
-pub use check::{check, CheckRequest};
+pub use check::{check, CheckOutcome, CheckRequest};
 pub use commit::{commit, CommitRequest};
 pub use copy::{copy, diff, export, Change, CopyRequest, ExportRequest};
 pub use create::{create, ContainerRequest};
@@ -95,7 +95,7 @@ pub use exec::{exec, ExecRequest};
 pub use history::{history, HistoryRow};
 pub use image::ImageName;
 pub use images::{images, ImageFilter, ImagesFilter, ImagesRequest, ListedImage};
-pub use info::{info, Info};
+pub use info::{info, Info, RootlessCgroup};
 pub use inspect::{inspect, inspect_for, InspectKind};
 pub use lifecycle::{
     each_container, kill, pause, restart, stop, wait, KillRequest, PauseRequest, StopRequest,
@@ -141,7 +141,7 @@ pub use crate::exec::{Limits, LimitsUpdate, SignalNumber, Stream};
 pub use crate::network::PortMapping;
 
 pub use crate::container::validate;
-pub use crate::container::{HealthFlags, HealthStatus};
+pub use crate::container::{HealthFlags, HealthStatus, HealthWatch};
 /// Docker's durations (`500ms`, `1m30s`), in nanoseconds.
 pub use crate::graph::{csv_fields, go_duration, parse_duration};
 pub use crate::network::{NetworkInspect, NetworkOptions};

@@ -168,7 +168,7 @@ pub fn prune_networks(store: &Store, filters: &super::PruneFilters) -> Result<Ve
 /// bridge network of its own), else at its next start. Returns what the network lacks
 /// when joined at once (names that will not resolve).
 pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option<DnsUnavailable>> {
-    let target = Container::load(store, &request.container)?;
+    let (target, _change) = Container::load_for_change(store, &request.container)?;
     let running = target.running_init().is_some();
     let network = network::find_or_default(store, &request.network)?;
     let (mut plan, attachment) = container::plan_join(
@@ -201,7 +201,7 @@ pub fn connect_network(store: &Store, request: &ConnectRequest) -> Result<Option
 
 /// `lade network disconnect`: the container leaves the network (at once when it runs).
 pub fn disconnect_network(store: &Store, request: &DisconnectRequest) -> Result<()> {
-    let target = Container::load(store, &request.container)?;
+    let (target, _change) = Container::load_for_change(store, &request.container)?;
     let running = target.running_init().is_some();
     let name = network::name_of(store, &request.network)?;
     let (mut plan, leaving) = container::plan_leave(&target, &name)?;

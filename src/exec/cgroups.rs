@@ -2,7 +2,8 @@
 //! container starts and when `update` changes them while it runs. Each
 //! controller is used on the v2 unified hierarchy when it has it, else on its v1
 //! hierarchy: this machine is hybrid (v1 controllers, an empty v2 tree). A container's
-//! cgroups live under `lade/<name>` and are removed when it ends.
+//! cgroups live under `lade/<name>` and are removed when it ends. Rootless, the v2 root
+//! is the subtree systemd delegates to the user (see `delegation`), and v1 is not used.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -61,7 +62,7 @@ const DEFAULT_DEVICE_RULES: [&str; 11] = [
 /// Whether this machine has a v1 devices controller, where device rules are enforced.
 pub fn devices_controller() -> bool {
     matches!(
-        CgroupLayout::detect().place("devices"),
+        CgroupLayout::for_containers().place("devices"),
         Some(Placement::V1(_))
     )
 }
@@ -75,6 +76,10 @@ pub struct CgroupLayout {
     pub unified: Option<(PathBuf, Vec<String>)>,
     /// v1 mounts by controller.
     pub v1: BTreeMap<String, PathBuf>,
+    /// Rootless: the unified root is a subtree delegated to the user, and this
+    /// directory records under which one each container's cgroup was made (a command
+    /// may run in another cgroup than the monitor that made it).
+    pub delegated: Option<PathBuf>,
 }
 
 impl CgroupLayout {
@@ -117,6 +122,70 @@ impl CgroupLayout {
         layout
     }
 
+    /// Where this process makes containers' cgroups: the machine's hierarchies for
+    /// root; rootless, the subtree delegated to the user, if any.
+    pub fn for_containers() -> CgroupLayout {
+        if !super::rootless::is_rootless() {
+            return CgroupLayout::detect();
+        }
+        CgroupLayout::delegated_at(super::delegation::current().ok().map(|d| d.dir))
+    }
+
+    /// Where the cgroups of container `name` are: rootless, under the subtree recorded
+    /// when they were made, else under this process's own delegated subtree.
+    fn of_container(name: &str) -> CgroupLayout {
+        if !super::rootless::is_rootless() {
+            return CgroupLayout::detect();
+        }
+        let recorded = fs::read_to_string(records_dir().join(name))
+            .ok()
+            .map(|text| PathBuf::from(text.trim_end()))
+            .filter(|dir| dir.is_dir());
+        match recorded {
+            Some(dir) => CgroupLayout::delegated_at(Some(dir)),
+            None => CgroupLayout::for_containers(),
+        }
+    }
+
+    /// A rootless layout: the delegated subtree `dir` (if any) as the v2 root, no v1.
+    fn delegated_at(dir: Option<PathBuf>) -> CgroupLayout {
+        let unified = dir.map(|dir| {
+            let controllers = fs::read_to_string(dir.join("cgroup.controllers"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
+            (dir, controllers)
+        });
+        CgroupLayout {
+            unified,
+            v1: BTreeMap::new(),
+            delegated: Some(records_dir()),
+        }
+    }
+
+    /// The error for a controller this layout lacks, saying why where it is rootless.
+    fn missing(&self, controller: &'static str, consequence: &'static str) -> ExecError {
+        match (&self.delegated, &self.unified) {
+            (None, _) => ExecError::NoController {
+                controller,
+                consequence,
+            },
+            (Some(_), Some((dir, _))) => ExecError::DelegatedLacks {
+                controller,
+                dir: dir.clone(),
+                consequence,
+            },
+            (Some(_), None) => ExecError::NotDelegated {
+                controller,
+                consequence,
+                reason: super::delegation::current()
+                    .err()
+                    .unwrap_or_else(|| "it had none when the container was made".into()),
+            },
+        }
+    }
+
     /// The directory for controller `name`: v2 if the unified tree has it.
     fn place(&self, controller: &str) -> Option<Placement> {
         if let Some((root, controllers)) = &self.unified {
@@ -130,6 +199,41 @@ impl CgroupLayout {
     }
 }
 
+/// Rootless: the delegated subtree under which container `container`'s cgroups were
+/// made (else this process's, as for a new container), or why there is none.
+pub fn rootless_cgroup_subtree(
+    container: Option<&str>,
+) -> std::result::Result<super::delegation::Delegation, String> {
+    let layout = match container {
+        Some(name) => CgroupLayout::of_container(name),
+        None => CgroupLayout::for_containers(),
+    };
+    match layout.unified {
+        Some((dir, controllers)) if layout.delegated.is_some() => {
+            Ok(super::delegation::Delegation { dir, controllers })
+        }
+        _ => super::delegation::current(),
+    }
+}
+
+/// Rootless: records that container `name`'s cgroup is under the delegated subtree
+/// `root`; returns the record's path.
+fn record_subtree(layout: &CgroupLayout, name: &str, root: &Path) -> Result<Option<PathBuf>> {
+    let Some(records) = &layout.delegated else {
+        return Ok(None);
+    };
+    let record = records.join(name);
+    fs::create_dir_all(records)
+        .and_then(|()| fs::write(&record, root.as_os_str().as_encoded_bytes()))
+        .map_err(io_err(format!("cannot record {}", record.display())))?;
+    Ok(Some(record))
+}
+
+/// Where rootless lade records which delegated subtree holds each container's cgroup.
+fn records_dir() -> PathBuf {
+    super::rootless::runtime_dir().join("cgroups")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Placement {
     V1(PathBuf),
@@ -141,6 +245,8 @@ enum Placement {
 pub(crate) struct Cgroup {
     /// Every directory made, one per hierarchy used.
     dirs: Vec<PathBuf>,
+    /// Rootless: the file recording the delegated subtree it is under.
+    record: Option<PathBuf>,
 }
 
 /// The CFS period lade uses, in microseconds (Docker's).
@@ -153,8 +259,13 @@ fn cpu_quota(cpus: f64) -> u64 {
 }
 
 /// Makes `lade` under the v2 `root` and enables the controllers `enable` (`+memory
-/// +cpu`; none when empty) for its children; returns it.
-fn enable_v2_controllers(root: &Path, enable: &str) -> Result<PathBuf> {
+/// +cpu`; none when empty) for its children; returns it. A delegated root's own
+/// processes move to its leaf first: a cgroup that enables controllers for its
+/// children may hold none.
+fn enable_v2_controllers(root: &Path, enable: &str, delegated: bool) -> Result<PathBuf> {
+    if delegated {
+        super::delegation::vacate(root)?;
+    }
     let parent = root.join("lade");
     fs::create_dir_all(&parent).map_err(io_err(format!("cannot create {}", parent.display())))?;
     if !enable.is_empty() {
@@ -192,12 +303,7 @@ impl Cgroup {
                     v2_wanted.extend(v2);
                 }
                 Some(Placement::V1(_)) => wanted.push((controller, v1)),
-                None => {
-                    return Err(ExecError::NoController {
-                        controller,
-                        consequence: "the limit cannot be enforced",
-                    })
-                }
+                None => return Err(layout.missing(controller, "the limit cannot be enforced")),
             }
             Ok(())
         };
@@ -233,10 +339,7 @@ impl Cgroup {
                 }
                 Some(Placement::V2(_)) => return Err(ExecError::OomKillDisableOnV2),
                 None => {
-                    return Err(ExecError::NoController {
-                        controller: "memory",
-                        consequence: "--oom-kill-disable cannot be applied",
-                    })
+                    return Err(layout.missing("memory", "--oom-kill-disable cannot be applied"))
                 }
             }
         }
@@ -267,7 +370,10 @@ impl Cgroup {
             v2_wanted.push(("cgroup.freeze", "0".into()));
             v2_controllers.push("");
         }
-        let mut cgroup = Cgroup { dirs: Vec::new() };
+        let mut cgroup = Cgroup {
+            dirs: Vec::new(),
+            record: None,
+        };
         for (controller, files) in wanted {
             let Some(Placement::V1(root)) = layout.place(controller) else {
                 continue;
@@ -293,8 +399,10 @@ impl Cgroup {
                 .filter(|c| !c.is_empty())
                 .map(|c| format!("+{c} "))
                 .collect();
-            let parent = enable_v2_controllers(root, enable.trim_end())?;
+            let parent =
+                enable_v2_controllers(root, enable.trim_end(), layout.delegated.is_some())?;
             let dir = parent.join(name);
+            cgroup.record = record_subtree(layout, name, root)?;
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
                 dir.display()
@@ -315,6 +423,22 @@ impl Cgroup {
         Ok(())
     }
 
+    /// Moves a process entering the container (`exec`) into its cgroups. Rootless, a
+    /// process started outside the delegated subtree cannot be moved into it (the
+    /// kernel wants the user to own the cgroup both sides share, which is root's): it
+    /// then stays in the caller's cgroup, as runc and crun leave a rootless exec.
+    pub(crate) fn join(&self, pid: i32) -> Result<()> {
+        match self.add(pid) {
+            Err(ExecError::Sys { source, .. })
+                if self.record.is_some()
+                    && source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
     /// Removes the cgroups once their processes are gone (retrying briefly: the kernel
     /// finishes tearing a dead process down asynchronously).
     pub(crate) fn remove(self) {
@@ -326,13 +450,18 @@ impl Cgroup {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
         }
+        if let Some(record) = &self.record {
+            if self.dirs.iter().all(|dir| !dir.exists()) {
+                let _ = fs::remove_file(record);
+            }
+        }
     }
 }
 
 impl Cgroup {
     /// The cgroup `lade/<name>` as it exists now, in every hierarchy (to join it).
     pub(crate) fn existing(name: &str) -> Cgroup {
-        let layout = CgroupLayout::detect();
+        let layout = CgroupLayout::of_container(name);
         let mut dirs: Vec<PathBuf> = layout
             .v1
             .values()
@@ -342,7 +471,10 @@ impl Cgroup {
             .collect();
         dirs.sort();
         dirs.dedup();
-        Cgroup { dirs }
+        Cgroup {
+            dirs,
+            record: layout.delegated.map(|records| records.join(name)),
+        }
     }
 }
 
@@ -436,7 +568,7 @@ struct ControllerFiles {
 /// The kernel's refusal (a memory limit below what the container uses: EBUSY) is the
 /// error, as Docker reports it.
 pub fn update_limits(name: &str, change: &LimitsUpdate, init: i32) -> Result<()> {
-    update_limits_in(&CgroupLayout::detect(), name, change, init)
+    update_limits_in(&CgroupLayout::of_container(name), name, change, init)
 }
 
 fn update_limits_in(
@@ -450,10 +582,7 @@ fn update_limits_in(
             Some(Placement::V1(root)) => (root.join("lade").join(name), files.v1, None),
             Some(Placement::V2(root)) => (root.join("lade").join(name), files.v2, Some(root)),
             None if files.limited => {
-                return Err(ExecError::NoController {
-                    controller: files.controller,
-                    consequence: "the limit cannot be enforced",
-                })
+                return Err(layout.missing(files.controller, "the limit cannot be enforced"))
             }
             None => continue,
         };
@@ -462,9 +591,16 @@ fn update_limits_in(
             continue;
         }
         if let Some(root) = &parent_v2 {
-            enable_v2_controllers(root, &format!("+{}", files.controller))?;
+            enable_v2_controllers(
+                root,
+                &format!("+{}", files.controller),
+                layout.delegated.is_some(),
+            )?;
         }
         if made {
+            if let Some(root) = &parent_v2 {
+                record_subtree(layout, name, root)?;
+            }
             fs::create_dir_all(&dir).map_err(io_err(format!(
                 "cannot create the cgroup {}",
                 dir.display()
@@ -571,7 +707,7 @@ pub fn cgroup_procs(name: &str) -> Vec<i32> {
 /// `frozen 1` in `cgroup.events` later (v2), and a process forked meanwhile can make a v1
 /// freeze start over, so the request is repeated while it settles, as runc does.
 pub fn freeze(name: &str, frozen: bool) -> Result<()> {
-    let layout = CgroupLayout::detect();
+    let layout = CgroupLayout::of_container(name);
     let (request, value, settled): (PathBuf, &str, Box<dyn Fn() -> bool>) =
         match layout.place("freezer") {
             Some(Placement::V1(root)) => {
@@ -598,12 +734,7 @@ pub fn freeze(name: &str, frozen: bool) -> Result<()> {
                         }),
                     )
                 }
-                None => {
-                    return Err(ExecError::NoController {
-                        controller: "freezer",
-                        consequence: "containers cannot be paused",
-                    })
-                }
+                None => return Err(layout.missing("freezer", "containers cannot be paused")),
             },
         };
     write(&request, value)?;
@@ -650,6 +781,7 @@ mod tests {
                 vec!["memory".into(), "cpu".into(), "pids".into()],
             )),
             v1: BTreeMap::new(),
+            delegated: None,
         };
         let limits = Limits {
             memory: Some(32 << 20),
@@ -678,6 +810,7 @@ mod tests {
         let layout = CgroupLayout {
             unified: Some((v2.clone(), vec!["memory".into(), "cpu".into()])),
             v1: [("pids".to_string(), pids.clone())].into(),
+            delegated: None,
         };
         let change = LimitsUpdate {
             memory: Some(Some(64 << 20)),
@@ -736,6 +869,7 @@ mod tests {
                 ("freezer".to_string(), freezer.clone()),
             ]
             .into(),
+            delegated: None,
         };
         let limits = Limits {
             memory: Some(1 << 20),
@@ -773,6 +907,110 @@ mod tests {
         assert!(
             err.to_string().contains("no cpu cgroup controller"),
             "{err}"
+        );
+    }
+
+    /// A delegated subtree in a tempdir: the kernel's files as plain ones.
+    fn delegated_tree(controllers: &[&str]) -> (tempfile::TempDir, CgroupLayout) {
+        let dir = tempfile::tempdir().unwrap();
+        let subtree = dir.path().join("user@1001.service/app.slice/run-r1.scope");
+        fs::create_dir_all(&subtree).unwrap();
+        fs::write(subtree.join("cgroup.subtree_control"), "").unwrap();
+        // The monitor (and whatever else started there) is in the subtree itself.
+        fs::write(subtree.join("cgroup.procs"), "4321\n").unwrap();
+        let layout = CgroupLayout {
+            unified: Some((
+                subtree.clone(),
+                controllers.iter().map(|c| c.to_string()).collect(),
+            )),
+            v1: BTreeMap::new(),
+            delegated: Some(dir.path().join("records")),
+        };
+        (dir, layout)
+    }
+
+    #[test]
+    fn a_delegated_subtree_gets_the_containers_cgroup_after_its_processes_leave() {
+        let (dir, layout) = delegated_tree(&["memory", "pids"]);
+        let subtree = layout.unified.clone().unwrap().0;
+        let limits = Limits {
+            memory: Some(64 << 20),
+            pids: Some(20),
+            ..Limits::default()
+        };
+        let cgroup = Cgroup::create(&layout, "c6", &limits, true).unwrap();
+        let read = |p: &Path| fs::read_to_string(p).unwrap();
+        assert_eq!(read(&subtree.join("lade/c6/memory.max")), "67108864");
+        assert_eq!(read(&subtree.join("lade/c6/pids.max")), "20");
+        assert_eq!(
+            read(&subtree.join("cgroup.subtree_control")),
+            "+memory +pids"
+        );
+        assert_eq!(
+            read(&subtree.join("lade/cgroup.subtree_control")),
+            "+memory +pids"
+        );
+        assert_eq!(
+            read(&subtree.join("lade-leaf/cgroup.procs")),
+            "4321",
+            "the subtree's own processes went to its leaf first"
+        );
+        assert_eq!(
+            read(&dir.path().join("records/c6")),
+            subtree.to_str().unwrap(),
+            "the subtree is recorded for commands run elsewhere"
+        );
+        assert_eq!(cgroup.dirs, vec![subtree.join("lade/c6")]);
+        // `update` writes through the same subtree.
+        let change = LimitsUpdate {
+            memory: Some(Some(32 << 20)),
+            pids: Some(None),
+            ..LimitsUpdate::default()
+        };
+        update_limits_in(&layout, "c6", &change, i32::MAX).unwrap();
+        assert_eq!(read(&subtree.join("lade/c6/memory.max")), "33554432");
+        assert_eq!(read(&subtree.join("lade/c6/pids.max")), "max");
+        // A cgroup `update` makes (its start made none) is recorded too.
+        update_limits_in(&layout, "c9", &change, i32::MAX).unwrap();
+        assert_eq!(read(&subtree.join("lade/c9/memory.max")), "33554432");
+        assert_eq!(
+            read(&dir.path().join("records/c9")),
+            subtree.to_str().unwrap()
+        );
+        assert!(
+            !dir.path().join("lade").exists(),
+            "nothing above the subtree is touched"
+        );
+    }
+
+    #[test]
+    fn a_delegated_subtree_without_the_controller_refuses_the_limit() {
+        let (_dir, layout) = delegated_tree(&[]);
+        let subtree = layout.unified.clone().unwrap().0;
+        let limits = Limits {
+            memory: Some(1 << 20),
+            ..Limits::default()
+        };
+        let err = Cgroup::create(&layout, "c7", &limits, true).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("delegated to the user has no memory controller")
+                && err
+                    .to_string()
+                    .contains("Delegate=cpu cpuset io memory pids"),
+            "{err}"
+        );
+        assert!(!subtree.join("lade/c7").exists());
+        // Pausing needs no controller: cgroup.freeze is in every v2 cgroup.
+        Cgroup::create(&layout, "c8", &Limits::default(), true).unwrap();
+        assert_eq!(
+            fs::read_to_string(subtree.join("lade/c8/cgroup.freeze")).unwrap(),
+            "0"
+        );
+        assert_eq!(
+            fs::read_to_string(subtree.join("cgroup.subtree_control")).unwrap(),
+            "",
+            "no controller enabled"
         );
     }
 }

@@ -9,6 +9,7 @@
 //! the process, which stays PID 1 (or becomes PID 2 under `--init`).
 
 mod cgroups;
+pub mod delegation;
 mod init;
 pub mod mounts;
 mod network;
@@ -29,8 +30,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use cgroups::{
-    cgroup_procs, devices_controller, freeze, remove_cgroup, update_limits, CgroupLayout,
-    DeviceRule, Limits, LimitsUpdate,
+    cgroup_procs, devices_controller, freeze, remove_cgroup, rootless_cgroup_subtree,
+    update_limits, CgroupLayout, DeviceRule, Limits, LimitsUpdate,
 };
 pub use init::maybe_run_init;
 pub use process::{ProcessId, SignalNumber};
@@ -306,6 +307,20 @@ pub enum ExecError {
     /// fuse-overlayfs is missing), or the one forced is unknown or unusable.
     #[error(transparent)]
     Driver(#[from] overlay::DriverError),
+    /// Rootless: a limit asks for a controller the user's delegated subtree lacks.
+    #[error("the cgroup v2 subtree {dir} delegated to the user has no {controller} controller: {consequence} (to delegate it, {fix})", dir = dir.display(), fix = delegation::DELEGATE_FIX)]
+    DelegatedLacks {
+        controller: &'static str,
+        dir: PathBuf,
+        consequence: &'static str,
+    },
+    /// Rootless: a limit, and this process in no subtree delegated to the user.
+    #[error("no {controller} cgroup controller for rootless lade: {consequence}, as {reason}")]
+    NotDelegated {
+        controller: &'static str,
+        consequence: &'static str,
+        reason: String,
+    },
     /// `--oom-kill-disable` on a v2 memory controller, which has no such switch.
     #[error("--oom-kill-disable needs a cgroup v1 memory controller: cgroup v2 cannot disable the OOM killer")]
     OomKillDisableOnV2,

@@ -72,22 +72,6 @@ pub fn runtime_dir() -> PathBuf {
     }
 }
 
-/// Why rootless lade sets no cgroup limits on this machine: limits need a cgroup v2
-/// subtree delegated to the user (systemd's `Delegate=yes`), which lade does not use
-/// yet, and v1 hierarchies belong to root.
-pub fn cgroup_reason() -> String {
-    let layout = super::CgroupLayout::detect();
-    let v2_controllers = layout
-        .unified
-        .as_ref()
-        .is_some_and(|(_, controllers)| !controllers.is_empty());
-    if !layout.v1.is_empty() || !v2_controllers {
-        "this machine's controllers are cgroup v1 (hybrid layout), whose hierarchies only root may write".into()
-    } else {
-        "limits through a cgroup v2 subtree delegated by systemd (Delegate=yes) are not supported yet".into()
-    }
-}
-
 /// A user's subordinate range from `/etc/subuid` or `/etc/subgid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdRange {

@@ -239,7 +239,7 @@ pub fn run(spec: &Spec, io: Io<'_>) -> Result<Exit> {
     }
     let cgroup = match &spec.cgroup {
         Some(name) if spec.pausable || !spec.limits.is_empty() => Some(Cgroup::create(
-            &CgroupLayout::detect(),
+            &CgroupLayout::for_containers(),
             name,
             &spec.limits,
             spec.pausable,
@@ -430,8 +430,10 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     ));
 
     let started = (|| -> Result<()> {
-        if let Some(cgroup) = cgroup {
-            cgroup.add(pid.as_raw())?;
+        match (cgroup, launch) {
+            (Some(cgroup), Launch::Enter(_)) => cgroup.join(pid.as_raw())?,
+            (Some(cgroup), _) => cgroup.add(pid.as_raw())?,
+            (None, _) => {}
         }
         let json = serde_json::to_vec(launch).map_err(ExecError::Spec)?;
         let mut pipe = File::from(spec_write);

@@ -257,7 +257,7 @@ fn expand(
         author: base.author.clone(),
         cmd_set: false,
         env_changed: false,
-        steps: Vec::new(),
+        steps: Vec::with_capacity(triggers.len() + stage.instructions.len()),
         stage_index: index,
         names: &names,
     };
@@ -313,29 +313,29 @@ impl State<'_> {
         Ok(self.lexer.process_word(text, &self.scope)?)
     }
 
-    fn shell(&self) -> Vec<String> {
-        self.config
-            .shell
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SHELL.iter().map(|s| s.to_string()).collect())
+    /// The shell in effect, then `command`: a shell-form command's argv.
+    fn shell_argv(&self, command: &str) -> Vec<String> {
+        let shell: &[String] = self.config.shell.as_deref().unwrap_or_default();
+        let mut argv = Vec::with_capacity(shell.len().max(DEFAULT_SHELL.len()) + 1);
+        match &self.config.shell {
+            Some(shell) => argv.extend(shell.iter().cloned()),
+            None => argv.extend(DEFAULT_SHELL.iter().map(|s| s.to_string())),
+        }
+        argv.push(command.to_string());
+        argv
     }
 
-    fn workdir(&self) -> String {
-        self.config
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into())
+    fn workdir(&self) -> &str {
+        match self.config.working_dir.as_deref() {
+            Some(dir) if !dir.is_empty() => dir,
+            _ => "/",
+        }
     }
 
     fn command_argv(&self, line: &CommandLine) -> Vec<String> {
         match line {
             CommandLine::Exec(args) => args.clone(),
-            CommandLine::Shell(text) => {
-                let mut argv = self.shell();
-                argv.push(text.clone());
-                argv
-            }
+            CommandLine::Shell(text) => self.shell_argv(text),
         }
     }
 
@@ -366,19 +366,19 @@ impl State<'_> {
         match &instruction.command {
             Command::From(_) => Err(GraphErrorKind::Invalid("FROM inside a stage".into())),
             Command::Arg(decls) => {
-                let mut shown = Vec::new();
+                let mut shown = History::new("ARG");
                 for decl in decls {
                     self.scope.declare(decl, self.escape)?;
                     match &decl.default {
-                        Some(_) => shown.push(format!(
-                            "{}={}",
-                            decl.name,
-                            self.scope.arg_value(&decl.name).unwrap_or_default()
-                        )),
-                        None => shown.push(decl.name.clone()),
+                        Some(_) => shown.word(&[
+                            &decl.name,
+                            "=",
+                            self.scope.arg_value(&decl.name).unwrap_or_default(),
+                        ]),
+                        None => shown.word(&[&decl.name]),
                     }
                 }
-                config_only(format!("ARG {}", shown.join(" ")))
+                config_only(shown.text)
             }
             Command::Env(pairs) => {
                 // Every value sees the variables as they were before this instruction.
@@ -386,24 +386,30 @@ impl State<'_> {
                 for kv in pairs {
                     updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
                 }
-                let shown: Vec<String> = updates.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut shown = History::new("ENV");
+                for (k, v) in &updates {
+                    shown.word(&[k, "=", v]);
+                }
                 for (k, v) in updates {
                     self.scope.set_env(&k, v);
                 }
                 self.env_changed = true;
-                config_only(format!("ENV {}", shown.join(" ")))
+                config_only(shown.text)
             }
             Command::Label(pairs) => {
                 let mut updates = Vec::new();
                 for kv in pairs {
                     updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
                 }
-                let shown: Vec<String> = updates.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let mut shown = History::new("LABEL");
+                for (k, v) in &updates {
+                    shown.word(&[k, "=", v]);
+                }
                 self.config
                     .labels
                     .get_or_insert_with(BTreeMap::new)
                     .extend(updates);
-                config_only(format!("LABEL {}", shown.join(" ")))
+                config_only(shown.text)
             }
             Command::Maintainer(name) => {
                 self.author = Some(name.clone());
@@ -414,17 +420,21 @@ impl State<'_> {
                 for spec in specs {
                     ports.extend(parse_ports(&self.word(spec)?)?);
                 }
+                let mut shown = History::new("EXPOSE");
                 let exposed = self.config.exposed_ports.get_or_insert_with(BTreeMap::new);
-                for port in &ports {
-                    exposed.insert(port.clone(), serde_json::json!({}));
+                for port in ports {
+                    shown.word(&[&port]);
+                    exposed.insert(port, serde_json::json!({}));
                 }
-                config_only(format!("EXPOSE {}", ports.join(" ")))
+                config_only(shown.text)
             }
             Command::Workdir(path) => {
                 let path = self.word(path)?;
-                let resolved = clean_path(&join_path(&self.workdir(), &path));
+                let resolved = clean_path(&join_path(self.workdir(), &path));
                 self.config.working_dir = Some(resolved.clone());
-                let text = format!("WORKDIR {resolved}");
+                let mut shown = History::new("WORKDIR");
+                shown.word(&[&resolved]);
+                let text = shown.text;
                 if resolved == "/" {
                     config_only(text)
                 } else {
@@ -440,8 +450,10 @@ impl State<'_> {
             }
             Command::User(user) => {
                 let user = self.word(user)?;
-                self.config.user = Some(user.clone());
-                config_only(format!("USER {user}"))
+                let mut shown = History::new("USER");
+                shown.word(&[&user]);
+                self.config.user = Some(user);
+                config_only(shown.text)
             }
             Command::Volume(paths) => {
                 let mut expanded = Vec::new();
@@ -540,22 +552,12 @@ impl State<'_> {
                     _ => RunNetwork::Default,
                 };
                 let context = self.scope.run_context();
-                let mut created_by = String::from("RUN ");
-                if !context.build_args.is_empty() {
-                    created_by.push('|');
-                    created_by.push_str(&context.build_args.len().to_string());
-                    created_by.push(' ');
-                    for (k, v) in context.build_args.iter() {
-                        created_by.extend([&**k, "=", &**v, " "]);
-                    }
-                }
-                created_by.push_str(&argv.join(" "));
-                created_by.push_str(HISTORY_SUFFIX);
+                let created_by = run_history(&context.build_args, &argv);
                 let step = RunStep {
                     argv,
                     env: context.env,
                     build_args: context.build_args,
-                    workdir: self.workdir(),
+                    workdir: self.workdir().to_string(),
                     user: self.config.user.clone().unwrap_or_default(),
                     mounts,
                     network,
@@ -577,10 +579,8 @@ impl State<'_> {
         text: &str,
         heredocs: &[parser::Heredoc],
     ) -> (Vec<String>, Vec<ScriptFile>) {
-        let mut argv = self.shell();
         if heredocs.is_empty() {
-            argv.push(text.to_string());
-            return (argv, Vec::new());
+            return (self.shell_argv(text), Vec::new());
         }
         let sole = parser::heredoc_marker(text.trim());
         if let (Some(marker), [doc]) = (sole, heredocs) {
@@ -594,8 +594,7 @@ impl State<'_> {
                     };
                     return (vec![path], vec![file]);
                 }
-                argv.push(doc.content.clone());
-                return (argv, Vec::new());
+                return (self.shell_argv(&doc.content), Vec::new());
             }
         }
         let mut script = text.to_string();
@@ -608,8 +607,7 @@ impl State<'_> {
             script.push_str(&doc.name);
             script.push('\n');
         }
-        argv.push(script);
-        (argv, Vec::new())
+        (self.shell_argv(&script), Vec::new())
     }
 
     /// One `--mount`; `ssh_index` counts the ssh mounts of the RUN before it (an ssh
@@ -649,7 +647,7 @@ impl State<'_> {
                 }),
             }
         };
-        let target = text("target").map(|t| clean_path(&join_path(&self.workdir(), &t)));
+        let target = text("target").map(|t| clean_path(&join_path(self.workdir(), &t)));
         let from = text("from").map(|f| self.resolve_from(&f)).transpose()?;
         let source = text("source").unwrap_or_else(|| "/".into());
         Ok(match flag.kind {
@@ -779,7 +777,7 @@ impl State<'_> {
             });
         }
         let dest_word = self.word(&copy.dest)?;
-        let mut dest = clean_path(&join_path(&self.workdir(), &dest_word));
+        let mut dest = clean_path(&join_path(self.workdir(), &dest_word));
         let is_dir = dest_word.is_empty()
             || dest_word == "."
             || dest_word.ends_with('/')
@@ -787,23 +785,22 @@ impl State<'_> {
         if is_dir && !dest.ends_with('/') {
             dest.push('/');
         }
-        let from = match &copy.from {
+        let from_word = copy.from.as_ref().map(|f| self.word(f)).transpose()?;
+        let from = match &from_word {
             None => CopyFrom::Context,
-            Some(f) => self.resolve_from(&self.word(f)?)?,
+            Some(f) => self.resolve_from(f)?,
         };
-        let chmod = match &copy.chmod {
+        let chmod_word = copy.chmod.as_ref().map(|c| self.word(c)).transpose()?;
+        let chmod = match &chmod_word {
             None => None,
-            Some(text) => {
-                let text = self.word(text)?;
-                match u32::from_str_radix(&text, 8) {
-                    Ok(mode) if mode <= 0o7777 => Some(mode),
-                    _ => {
-                        return Err(GraphErrorKind::Invalid(format!(
-                            "invalid --chmod={text}: expected an octal mode such as 0755"
-                        )))
-                    }
+            Some(text) => match u32::from_str_radix(text, 8) {
+                Ok(mode) if mode <= 0o7777 => Some(mode),
+                _ => {
+                    return Err(GraphErrorKind::Invalid(format!(
+                        "invalid --chmod={text}: expected an octal mode such as 0755"
+                    )))
                 }
-            }
+            },
         };
         let checksum = copy.checksum.as_ref().map(|c| self.word(c)).transpose()?;
         if let Some(sum) = &checksum {
@@ -829,40 +826,107 @@ impl State<'_> {
                 .collect::<Result<Vec<_>, _>>()?,
             checksum,
             keep_git_dir: copy.keep_git_dir,
-            workdir: self.workdir(),
+            workdir: self.workdir().to_string(),
         };
         // The step as written, its variables expanded: what `lade history` shows.
-        let mut words: Vec<String> = vec![keyword.to_string()];
-        if let Some(from) = &copy.from {
-            words.push(format!("--from={}", self.word(from)?));
+        let mut shown = History::new(keyword);
+        if let Some(from) = &from_word {
+            shown.word(&["--from=", from]);
         }
         if let Some(chown) = &step.chown {
-            words.push(format!("--chown={chown}"));
+            shown.word(&["--chown=", chown]);
         }
-        if let Some(chmod) = &copy.chmod {
-            words.push(format!("--chmod={}", self.word(chmod)?));
+        if let Some(chmod) = &chmod_word {
+            shown.word(&["--chmod=", chmod]);
         }
         if let Some(checksum) = &step.checksum {
-            words.push(format!("--checksum={checksum}"));
+            shown.word(&["--checksum=", checksum]);
         }
         if step.keep_git_dir {
-            words.push("--keep-git-dir".into());
+            shown.word(&["--keep-git-dir"]);
         }
         if step.link {
-            words.push("--link".into());
+            shown.word(&["--link"]);
         }
         if step.parents {
-            words.push("--parents".into());
+            shown.word(&["--parents"]);
         }
-        words.extend(step.excludes.iter().map(|e| format!("--exclude={e}")));
-        words.extend(step.sources.iter().map(|s| match s {
-            CopySource::Path(p) | CopySource::Url(p) => p.clone(),
-            CopySource::Heredoc { name, .. } => format!("<<{name}"),
-        }));
-        words.push(dest_word);
-        let created_by = format!("{}{HISTORY_SUFFIX}", words.join(" "));
-        Ok((StepKind::Copy(step), created_by))
+        for exclude in &step.excludes {
+            shown.word(&["--exclude=", exclude]);
+        }
+        for source in &step.sources {
+            match source {
+                CopySource::Path(p) | CopySource::Url(p) => shown.word(&[p]),
+                CopySource::Heredoc { name, .. } => shown.word(&["<<", name]),
+            }
+        }
+        shown.word(&[&dest_word]);
+        shown.text.push_str(HISTORY_SUFFIX);
+        Ok((StepKind::Copy(step), shown.text))
     }
+}
+
+/// A step's history text, built in one string: the keyword, then words separated by
+/// spaces, each written from its parts.
+struct History {
+    text: String,
+    words: usize,
+}
+
+impl History {
+    fn new(keyword: &str) -> History {
+        let mut text = String::with_capacity(64);
+        text.push_str(keyword);
+        text.push(' ');
+        History { text, words: 0 }
+    }
+
+    fn word(&mut self, parts: &[&str]) {
+        if self.words > 0 {
+            self.text.push(' ');
+        }
+        for part in parts {
+            self.text.push_str(part);
+        }
+        self.words += 1;
+    }
+}
+
+/// A RUN's history text, as BuildKit writes it: `RUN |N K=V ... ` when build arguments
+/// are in scope, then the argv joined by spaces.
+fn run_history(build_args: &[(Arc<str>, Arc<str>)], argv: &[String]) -> String {
+    let count = build_args.len().to_string();
+    let len = "RUN ".len()
+        + if build_args.is_empty() {
+            0
+        } else {
+            count.len()
+                + 2
+                + build_args
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len() + 2)
+                    .sum::<usize>()
+        }
+        + argv.iter().map(|a| a.len() + 1).sum::<usize>()
+        + HISTORY_SUFFIX.len();
+    let mut text = String::with_capacity(len);
+    text.push_str("RUN ");
+    if !build_args.is_empty() {
+        text.push('|');
+        text.push_str(&count);
+        text.push(' ');
+        for (k, v) in build_args {
+            text.extend([&**k, "=", &**v, " "]);
+        }
+    }
+    for (i, arg) in argv.iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        text.push_str(arg);
+    }
+    text.push_str(HISTORY_SUFFIX);
+    text
 }
 
 /// `base` joined with `path` unless `path` is absolute.
@@ -885,17 +949,24 @@ fn base_name(path: &str) -> &str {
 
 /// Lexical clean of an absolute path, as Go's `path.Clean`: no `.`, `..` or `//`.
 pub(crate) fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
+    let mut clean = String::with_capacity(path.len() + 1);
     for part in path.split('/') {
         match part {
             "" | "." => {}
             ".." => {
-                parts.pop();
+                let parent = clean.rfind('/').unwrap_or(0);
+                clean.truncate(parent);
             }
-            p => parts.push(p),
+            name => {
+                clean.push('/');
+                clean.push_str(name);
+            }
         }
     }
-    format!("/{}", parts.join("/"))
+    if clean.is_empty() {
+        clean.push('/');
+    }
+    clean
 }
 
 /// EXPOSE values: `80`, `80/tcp`, `53/udp`, `8000-8010[/proto]`, as `port/proto` keys.

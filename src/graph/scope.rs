@@ -78,6 +78,10 @@ impl<V: Clone> Vars<V> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Arc<str>, V)> {
         self.entries.iter()
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
 }
 
 /// ARG values in declaration order; `None` is declared but unset. Values are shared:
@@ -94,10 +98,13 @@ impl ArgValues {
 
     /// The ARGs that have a value.
     pub(crate) fn set_pairs(&self) -> Vec<(Arc<str>, Arc<str>)> {
-        self.entries
-            .iter()
-            .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone())))
-            .collect()
+        let mut pairs = Vec::with_capacity(self.entries.len());
+        pairs.extend(
+            self.entries
+                .iter()
+                .filter_map(|(k, v)| v.as_ref().map(|v| (k.clone(), v.clone()))),
+        );
+        pairs
     }
 
     /// Looks up these values, then the automatic ARGs.
@@ -258,8 +265,10 @@ impl<'a> Scope<'a> {
         if let Some(context) = &self.run_context {
             return context.clone();
         }
-        let mut env: Vec<(Arc<str>, Arc<str>)> = self.env.iter().cloned().collect();
         let build_args = self.args.set_pairs();
+        let mut env: Vec<(Arc<str>, Arc<str>)> =
+            Vec::with_capacity(self.env.len() + build_args.len() + self.build_args.len());
+        env.extend(self.env.iter().cloned());
         let proxies = self
             .build_args
             .iter()

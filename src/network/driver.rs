@@ -18,11 +18,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::aardvark::{self, Aardvark, Entry};
+use super::forward;
 use super::netlink::Netlink;
 use super::{
     dns, firewall, host_lock, rootless_netns, Attachment, ContainerNetwork, DnsError,
-    DnsUnavailable, NetworkDefinition, NetworkError, Result,
+    DnsUnavailable, NetworkDefinition, NetworkError, Reservation, Result,
 };
+
+/// A running container's published ports, carried to it until this is dropped.
+#[derive(Debug)]
+pub enum Published {
+    /// Root: the host ports held while the firewall's rules forward them.
+    Held(Reservation),
+    /// Rootless: lade's own forwarder, listening on them.
+    Forwarded(forward::Forwarder),
+}
 use crate::store::Store;
 
 /// How long a new container's names may take to be answered (aardvark-dns reads its
@@ -96,10 +106,7 @@ fn in_bridges_namespace<T: Send>(
     host_mounts: HostMounts,
     work: impl FnOnce() -> Result<T> + Send,
 ) -> Result<T> {
-    rootless_netns::within(host_mounts, work).map_err(|source| NetworkError::Io {
-        path: rootless_netns::namespace_file(),
-        source,
-    })?
+    rootless_netns::within(host_mounts, work)?
 }
 
 /// The bridge driver for a store's containers (the store keeps aardvark-dns's files).
@@ -177,6 +184,16 @@ impl Driver {
                 cause,
             })
         };
+        // Rootless, what is no container's name goes out through the namespace's way
+        // out, which answers DNS on its own address (the host's resolver may be on the
+        // host's loopback, which the namespace cannot reach).
+        let rootless_upstream = [rootless_netns::WAY_OUT.dns];
+        let dns_servers: &[std::net::Ipv4Addr] =
+            if network.dns_servers.is_empty() && super::is_rootless() {
+                &rootless_upstream
+            } else {
+                &network.dns_servers
+            };
         let entries: Vec<Entry> = named
             .iter()
             .map(|a| Entry {
@@ -187,7 +204,7 @@ impl Driver {
                 names: std::iter::once(network.container_name.as_str())
                     .chain(a.aliases.iter().map(String::as_str))
                     .collect(),
-                dns_servers: &network.dns_servers,
+                dns_servers,
             })
             .collect();
         if let Err(source) = self.aardvark.add(&entries) {
@@ -316,6 +333,37 @@ impl Driver {
         }
     }
 
+    /// Carries the container's published ports, held in `reservation`, to it: for root
+    /// the firewall's rules made by [`Driver::setup`] do, and the reservation is only
+    /// held; rootless, a forwarder listens on them and connects to the container from
+    /// inside rootless lade's namespace. Either ends when the returned value is dropped.
+    pub fn publish(
+        &self,
+        reservation: Reservation,
+        network: &ContainerNetwork,
+    ) -> Result<Published> {
+        if !super::is_rootless() || network.ports.is_empty() {
+            return Ok(Published::Held(reservation));
+        }
+        let Some(exit) = network.attachments.iter().find(|a| !a.network.internal) else {
+            return Ok(Published::Held(reservation));
+        };
+        let Some(namespace) = rootless_netns::existing(self.host_mounts)? else {
+            return Err(NetworkError::Io {
+                path: rootless_netns::namespace_file(),
+                source: std::io::Error::from_raw_os_error(libc::ENOENT),
+            });
+        };
+        let forwarder =
+            forward::Forwarder::start(reservation, exit.ip, namespace).map_err(|source| {
+                NetworkError::Link {
+                    what: "start the published ports' forwarder".into(),
+                    source,
+                }
+            })?;
+        Ok(Published::Forwarded(forwarder))
+    }
+
     /// Stops the store's aardvark-dns (`system reset`).
     pub fn stop_dns(&self) {
         self.aardvark.stop();
@@ -368,7 +416,29 @@ fn attach(
 /// from rootless lade's namespace when it has one (without it there is nothing to
 /// remove).
 pub fn remove_bridge(network: &NetworkDefinition, host_mounts: HostMounts) -> Result<()> {
-    match rootless_netns::within_existing(host_mounts, || remove_bridge_here(network)) {
+    remove_bridge_named(&network.bridge, host_mounts)
+}
+
+/// Removes bridge `bridge` and its rules, as [`remove_bridge`] does, by a caller that
+/// holds the host's network lock already.
+pub(crate) fn remove_bridge_holding_lock(bridge: &str, host_mounts: HostMounts) -> Result<()> {
+    in_bridges_namespace_if_any(host_mounts, || remove_bridge_unlocked(bridge))
+}
+
+fn remove_bridge_named(bridge: &str, host_mounts: HostMounts) -> Result<()> {
+    in_bridges_namespace_if_any(host_mounts, || {
+        let _lock = locked()?;
+        remove_bridge_unlocked(bridge)
+    })
+}
+
+/// Runs `work` where the bridges are, if anywhere (rootless lade without its namespace
+/// has made none).
+fn in_bridges_namespace_if_any(
+    host_mounts: HostMounts,
+    work: impl FnOnce() -> Result<()> + Send,
+) -> Result<()> {
+    match rootless_netns::within_existing(host_mounts, work) {
         Ok(Some(done)) => done,
         Ok(None) => Ok(()),
         Err(source) => Err(NetworkError::Io {
@@ -378,9 +448,7 @@ pub fn remove_bridge(network: &NetworkDefinition, host_mounts: HostMounts) -> Re
     }
 }
 
-fn remove_bridge_here(network: &NetworkDefinition) -> Result<()> {
-    let _lock = locked()?;
-    let bridge = &network.bridge;
+fn remove_bridge_unlocked(bridge: &str) -> Result<()> {
     let mut host = Netlink::open().map_err(link_error("open a netlink socket".into()))?;
     if let Some(index) = host
         .link_index(bridge)

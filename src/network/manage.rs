@@ -142,6 +142,67 @@ fn taken(store: &Store, claims: &Path) -> Result<(Vec<Subnet>, Vec<String>)> {
     Ok((subnets, bridges))
 }
 
+/// A bridge claimed by a store that is gone (its directory deleted without
+/// `system reset`): the bridge, its rules and its claim outlived every store that could
+/// remove them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrphanBridge {
+    pub bridge: String,
+    /// The store that claimed it.
+    pub owner: String,
+    /// Whether the bridge itself is still there (else only its claim is left).
+    pub present: bool,
+}
+
+/// The bridges of stores that are gone, from the host's claims.
+pub fn orphan_bridges() -> Vec<OrphanBridge> {
+    let links = super::host_links();
+    let mut orphans: Vec<OrphanBridge> = fs::read_dir(claims_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|claim| {
+            let text = fs::read_to_string(claim.path()).ok()?;
+            let owner = text.lines().nth(1)?.to_string();
+            if Path::new(&owner).join("lade.db").exists() {
+                return None;
+            }
+            let bridge = claim.file_name().to_string_lossy().into_owned();
+            // Rootless bridges are in lade's own namespace, not among the host's links.
+            let present = super::is_rootless() || links.contains(&bridge);
+            Some(OrphanBridge {
+                bridge,
+                owner,
+                present,
+            })
+        })
+        .collect();
+    orphans.sort_by(|a, b| a.bridge.cmp(&b.bridge));
+    orphans
+}
+
+/// Removes an orphan's bridge, rules and claim, under the host's network lock and only
+/// if its store is still gone (a store made meanwhile at that path owns it again).
+pub fn remove_orphan_bridge(orphan: &OrphanBridge, host_mounts: HostMounts) -> Result<()> {
+    let _host = super::host_lock().map_err(|source| NetworkError::Io {
+        path: super::runtime_dir().join("network.lock"),
+        source,
+    })?;
+    let claim = claims_dir().join(&orphan.bridge);
+    let still_orphan = fs::read_to_string(&claim).is_ok_and(|text| {
+        text.lines().nth(1) == Some(orphan.owner.as_str())
+            && !Path::new(&orphan.owner).join("lade.db").exists()
+    });
+    if !still_orphan {
+        return Ok(());
+    }
+    super::driver::remove_bridge_holding_lock(&orphan.bridge, host_mounts)?;
+    fs::remove_file(&claim).map_err(|source| NetworkError::Io {
+        path: claim.clone(),
+        source,
+    })
+}
+
 fn new_id() -> Result<String> {
     let mut bytes = [0u8; 32];
     fs::File::open("/dev/urandom")

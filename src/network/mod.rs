@@ -12,14 +12,17 @@
 //! module's.
 //!
 //! Rootless, the bridge driver works in a network namespace of the user's own
-//! (`rootless_netns`), as podman 4+ does; pasta and slirp4netns, the default network of
-//! rootless containers, are in `pasta` and `slirp`.
+//! (`rootless_netns`, with pasta or slirp4netns as its way out), as podman 4+ does, and
+//! published ports reach its containers through lade's own forwarder (`forward`);
+//! pasta and slirp4netns, also the default network of rootless containers, are in
+//! `pasta` and `slirp`.
 
 mod aardvark;
 mod address;
 mod dns;
 mod driver;
 mod firewall;
+mod forward;
 mod inspect;
 mod localnet;
 mod manage;
@@ -40,12 +43,13 @@ use serde::{Deserialize, Serialize};
 use crate::store::StoreError;
 
 pub use address::{allocate_address, release_addresses};
-pub use driver::{remove_bridge, Driver, HostMounts};
+pub use driver::{remove_bridge, Driver, HostMounts, Published};
 pub use firewall::FirewallError;
 pub use inspect::{inspect, list, Endpoint, Ipam, IpamConfig, NetworkInspect};
 pub use manage::{
-    create, default_network, definition, find, find_or_default, name_of, prune, record_event,
-    remove, remove_all, NetworkOptions, DEFAULT_NETWORK,
+    create, default_network, definition, find, find_or_default, name_of, orphan_bridges, prune,
+    record_event, remove, remove_all, remove_orphan_bridge, NetworkOptions, OrphanBridge,
+    DEFAULT_NETWORK,
 };
 pub use namespace::{namespace_dir, namespace_file, remove_namespace, NetNamespace};
 pub use netlink::mac_address;
@@ -80,9 +84,6 @@ pub enum NetworkError {
     /// Rootless networking through pasta failed; the message says how to fix it.
     #[error("{0}")]
     Pasta(String),
-    /// Published ports on a user network asked for by rootless lade.
-    #[error("network {0}: rootless lade publishes no ports from a user network yet (its containers reach each other, not the host): publish on the default network (pasta), or use --network host")]
-    RootlessUserNetwork(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -289,6 +290,12 @@ impl ContainerNetwork {
             }
         }
     }
+}
+
+/// Removes rootless lade's own network namespace and stops its way out (`system
+/// migrate`); nothing for root.
+pub fn remove_rootless_namespace(host_mounts: HostMounts) -> Result<()> {
+    rootless_netns::remove(host_mounts)
 }
 
 /// lade's runtime files on this host: network namespaces, claims, the host lock.

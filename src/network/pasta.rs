@@ -5,7 +5,8 @@
 //! sockets pasta listens on in the host's namespace. pasta forks into the background
 //! once the namespace is configured (its exit is the handshake), writes its pid to a
 //! file, and is stopped through that file when the container ends (it also quits by
-//! itself when the namespace goes).
+//! itself when the namespace goes). pasta is also the way out of rootless lade's own
+//! namespace for user networks (`rootless_netns`), with addresses of its own there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,10 +38,17 @@ pub fn unprivileged_port_start() -> u16 {
         .unwrap_or(1024)
 }
 
-/// Refuses published host ports an ordinary user may not bind.
+/// Refuses published host ports an ordinary user may not bind, and protocols rootless
+/// networking does not carry.
 pub fn check_rootless_ports(ports: &[PortMapping]) -> Result<()> {
     let lowest = unprivileged_port_start();
     for mapping in ports {
+        if mapping.protocol == "sctp" {
+            return Err(NetworkError::Publish {
+                text: format!("{}/sctp", mapping.container_port),
+                reason: "rootless lade forwards tcp and udp only (its user-mode networking carries no sctp)".into(),
+            });
+        }
         if mapping.host_port != 0 && mapping.host_port < lowest {
             return Err(NetworkError::Publish {
                 text: format!("{}:{}", mapping.host_port, mapping.container_port),
@@ -101,6 +109,57 @@ fn arguments(namespace: &Path, ports: &[PortMapping], pid_file: &Path) -> Vec<St
     args
 }
 
+/// pasta's arguments for rootless lade's own namespace (`rootless_netns`), the way out of
+/// its bridges: addresses of its own rather than copies of the host's (so that the host's
+/// addresses are the host's from there too, reached through pasta as slirp4netns's are),
+/// DNS questions to `dns` answered by the host's resolver, no ports forwarded either way
+/// (published ports come through lade's own forwarder), and the gateway kept off the
+/// host's loopback as for containers.
+fn bridges_arguments(namespace: &Path, way_out: &WayOut, pid_file: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec!["--config-net".into(), "--quiet".into()];
+    args.extend([
+        "-a".into(),
+        way_out.address.to_string(),
+        "-n".into(),
+        way_out.prefix.to_string(),
+        "-g".into(),
+        way_out.gateway.to_string(),
+        "--dns-forward".into(),
+        way_out.dns.to_string(),
+    ]);
+    args.extend(
+        [
+            "-t",
+            "none",
+            "-u",
+            "none",
+            "-T",
+            "none",
+            "-U",
+            "none",
+            "--no-map-gw",
+        ]
+        .map(String::from),
+    );
+    args.extend([
+        "--pid".into(),
+        pid_file.display().to_string(),
+        "--netns".into(),
+        namespace.display().to_string(),
+    ]);
+    args
+}
+
+/// The addresses a namespace's way out gives it: its own, its gateway's, and where DNS
+/// questions are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WayOut {
+    pub address: std::net::Ipv4Addr,
+    pub prefix: u8,
+    pub gateway: std::net::Ipv4Addr,
+    pub dns: std::net::Ipv4Addr,
+}
+
 /// Connects the network namespace bind-mounted at `namespace` (in `host_mounts`, the
 /// mount namespace lade's commands share) to the host through pasta, publishing
 /// `ports`; returns once pasta has configured it and gone to the background. pasta runs
@@ -111,6 +170,23 @@ pub fn start(
     ports: &[PortMapping],
     pid_file: &Path,
 ) -> Result<()> {
+    run_pasta(arguments(namespace, ports, pid_file), host_mounts)
+}
+
+/// Connects rootless lade's own namespace, bind-mounted at `namespace` in `host_mounts`,
+/// to the host through pasta with `way_out`'s addresses; returns once pasta has
+/// configured it and gone to the background (its pid in `pid_file`). It lives until it
+/// is stopped or the file is removed (pasta watches it).
+pub fn start_for_bridges(
+    namespace: &Path,
+    host_mounts: std::fs::File,
+    way_out: &WayOut,
+    pid_file: &Path,
+) -> Result<()> {
+    run_pasta(bridges_arguments(namespace, way_out, pid_file), host_mounts)
+}
+
+fn run_pasta(args: Vec<String>, host_mounts: std::fs::File) -> Result<()> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
     let Some(pasta) = pasta_binary() else {
@@ -120,9 +196,7 @@ pub fn start(
     };
     let mount_namespace = host_mounts.as_raw_fd();
     let mut command = Command::new(&pasta);
-    command
-        .args(arguments(namespace, ports, pid_file))
-        .stdin(std::process::Stdio::null());
+    command.args(args).stdin(std::process::Stdio::null());
     // SAFETY: setns is a plain system call, async-signal-safe; the descriptor stays open
     // in the parent until the child has been spawned.
     unsafe {
@@ -150,19 +224,31 @@ pub fn start(
     Err(NetworkError::Pasta(format!("pasta failed: {said}{hint}")))
 }
 
-/// Stops the pasta whose pid is in `pid_file` (if it still runs) and removes the file.
-pub fn stop(pid_file: &Path) {
-    if let Some(pid) = std::fs::read_to_string(pid_file)
+/// The names a helper process of rootless networking goes by in `/proc/PID/comm`.
+const HELPER_NAMES: [&str; 5] = ["pasta", "passt", "pasta.avx2", "passt.avx2", "slirp4netns"];
+
+/// The helper (pasta or slirp4netns) whose pid is in `pid_file`, while it runs.
+pub fn running_helper(pid_file: &Path) -> Option<i32> {
+    let pid = std::fs::read_to_string(pid_file)
         .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok())
-    {
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if matches!(comm.trim(), "pasta" | "passt" | "pasta.avx2" | "passt.avx2") {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
+        .and_then(|text| text.trim().parse::<i32>().ok())?;
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    // A helper killed but not reaped yet is no helper any more.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = state
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    (HELPER_NAMES.contains(&comm.trim()) && !zombie).then_some(pid)
+}
+
+/// Stops the pasta (or slirp4netns) whose pid is in `pid_file` (if it still runs) and
+/// removes the file.
+pub fn stop(pid_file: &Path) {
+    if let Some(pid) = running_helper(pid_file) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
     let _ = std::fs::remove_file(pid_file);
 }

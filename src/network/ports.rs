@@ -2,7 +2,8 @@
 //! showing them, and the reservation of host ports. The driver forwards with NAT rules
 //! and binds nothing, so lade binds each host port itself for as long as the container
 //! runs (as podman's conmon does): a port another program or container holds is refused
-//! with its number, and `-p 80` gets a free port from the kernel.
+//! with its number, and `-p 80` gets a free port from the kernel. Rootless, the
+//! reserved ports are the very sockets lade's forwarder (`forward`) serves.
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 
@@ -108,12 +109,36 @@ fn port_range(text: &str) -> Option<(u16, u16)> {
 /// Host ports held for a running container; released when dropped.
 #[derive(Debug, Default)]
 pub struct Reservation {
-    _tcp: Vec<std::os::fd::OwnedFd>,
-    _udp: Vec<UdpSocket>,
+    pub(super) held: Vec<HeldPort>,
+}
+
+/// One host port of a reservation, and the container's port behind it.
+#[derive(Debug)]
+pub(super) struct HeldPort {
+    pub(super) socket: HeldSocket,
+    pub(super) container_port: u16,
+}
+
+#[derive(Debug)]
+pub(super) enum HeldSocket {
+    /// Bound (and listening, rootless, where lade's forwarder accepts on it).
+    Tcp(std::os::fd::OwnedFd),
+    Udp(UdpSocket),
 }
 
 /// Binds every host port of `mappings` (choosing one where it is 0, written back).
+/// Rootless, TCP ports listen at once (lade's forwarder accepts on them), with
+/// `SO_REUSEADDR` as any server's: connections it closed last do not keep the port from
+/// the container's next start.
 pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError> {
+    reserve_for(mappings, super::is_rootless())
+}
+
+/// [`reserve`], with TCP ports `listening` or only bound.
+pub(super) fn reserve_for(
+    mappings: &mut [PortMapping],
+    listening: bool,
+) -> Result<Reservation, NetworkError> {
     let mut reservation = Reservation::default();
     for mapping in mappings.iter_mut() {
         let ip: Ipv4Addr = if mapping.host_ip.is_empty() {
@@ -138,19 +163,20 @@ pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError
                 }
             };
             let address = SocketAddrV4::new(ip, port);
-            let bound = match mapping.protocol.as_str() {
+            let (socket, bound) = match mapping.protocol.as_str() {
                 "udp" => {
                     let socket = UdpSocket::bind(address).map_err(in_use)?;
                     let bound = socket.local_addr().map_err(in_use)?.port();
-                    reservation._udp.push(socket);
-                    bound
+                    (HeldSocket::Udp(socket), bound)
                 }
                 _ => {
-                    // Bound, not listening: the port is ours and nothing answers on it
-                    // but the container behind the driver's forwarding.
+                    // Bound, not listening (root): the port is ours and nothing answers
+                    // on it but the container behind the driver's forwarding.
                     use nix::sys::socket::{
-                        bind, getsockname, socket, AddressFamily, SockFlag, SockType, SockaddrIn,
+                        bind, getsockname, listen, setsockopt, socket, sockopt, AddressFamily,
+                        Backlog, SockFlag, SockType, SockaddrIn,
                     };
+                    use std::os::fd::AsRawFd;
                     let socket = socket(
                         AddressFamily::Inet,
                         SockType::Stream,
@@ -158,17 +184,25 @@ pub fn reserve(mappings: &mut [PortMapping]) -> Result<Reservation, NetworkError
                         None,
                     )
                     .map_err(|e| in_use(e.into()))?;
-                    bind(
-                        std::os::fd::AsRawFd::as_raw_fd(&socket),
-                        &SockaddrIn::from(address),
-                    )
-                    .map_err(|e| in_use(e.into()))?;
-                    let bound = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&socket))
-                        .map_or(0, |a| a.port());
-                    reservation._tcp.push(socket);
-                    bound
+                    if listening {
+                        setsockopt(&socket, sockopt::ReuseAddr, &true)
+                            .map_err(|e| in_use(e.into()))?;
+                    }
+                    bind(socket.as_raw_fd(), &SockaddrIn::from(address))
+                        .map_err(|e| in_use(e.into()))?;
+                    if listening {
+                        listen(&socket, Backlog::new(128).unwrap_or(Backlog::MAXCONN))
+                            .map_err(|e| in_use(e.into()))?;
+                    }
+                    let bound =
+                        getsockname::<SockaddrIn>(socket.as_raw_fd()).map_or(0, |a| a.port());
+                    (HeldSocket::Tcp(socket), bound)
                 }
             };
+            reservation.held.push(HeldPort {
+                socket,
+                container_port: mapping.container_port + offset,
+            });
             if mapping.host_port == 0 {
                 mapping.host_port = bound;
             }

@@ -4,19 +4,30 @@
 //! its own), and containers on user networks reach each other through its bridges. It
 //! is bind-mounted on a file of the runtime directory in the user's mount namespace (the
 //! pause process's), so it lives as long as that namespace does; one whose mount namespace
-//! went (the pause process killed) is made anew, and its bridges with it. It has no way
-//! out to the host's network: containers on user networks reach each other, not the
-//! outside, and publish no ports.
+//! went (the pause process killed) is made anew, and its bridges with it.
+//!
+//! Its way out to the host's network is pasta (slirp4netns where pasta is not
+//! installed), attached when the namespace is made, as podman 5 does: the bridges'
+//! masquerade sends containers' connections out through its interface, and DNS
+//! questions to [`WAY_OUT`]'s DNS address are answered by the host's resolver (aardvark-dns
+//! forwards there what is no container's name). The helper runs in a session of its
+//! own, so that it outlives the command that made it, with its pid in a file beside
+//! the namespace's: it lives as long as the namespace. It is stopped when the
+//! namespace is made anew or removed (`system migrate`); pasta also quits by itself
+//! when the namespace's file goes. A namespace whose helper died (killed) gets a new
+//! one at the next command that uses it. The host's loopback stays closed to it (no
+//! gateway mapped there). Published ports come in through lade's own forwarder
+//! (`forward`), which connects to containers from inside this namespace.
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::statfs::{statfs, FsType};
 
 use super::namespace::NetNamespace;
-use super::HostMounts;
+use super::{HostMounts, NetworkError, Result};
 
 /// The file the namespace is mounted on.
 pub fn namespace_file() -> PathBuf {
@@ -44,11 +55,17 @@ fn open_existing(host_mounts: File) -> io::Result<Option<File>> {
     .map_err(|_| io::Error::other("the mount namespace's thread panicked"))?
 }
 
-/// The namespace, made (under its own lock) when no earlier command made it.
-fn open(host_mounts: HostMounts) -> io::Result<File> {
-    if let Some(namespace) = open_existing(host_mounts()?)? {
-        return Ok(namespace);
-    }
+/// The addresses the namespace gets from its way out: slirp4netns's own, which pasta
+/// is told to give too, so that both answer DNS at the same address and neither takes
+/// the host's addresses (which stay the host's, reached through the helper).
+pub const WAY_OUT: super::pasta::WayOut = super::slirp::WAY_OUT;
+
+/// The file with the pid of the namespace's way out (pasta or slirp4netns).
+fn helper_pid_file() -> PathBuf {
+    super::runtime_dir().join("rootless-netns.pid")
+}
+
+fn lock_file() -> io::Result<nix::fcntl::Flock<File>> {
     let dir = super::runtime_dir();
     super::private_runtime_dir(&dir)?;
     let lock = std::fs::OpenOptions::new()
@@ -56,20 +73,83 @@ fn open(host_mounts: HostMounts) -> io::Result<File> {
         .truncate(false)
         .write(true)
         .open(dir.join("rootless-netns.lock"))?;
-    let _lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io::Error::from(e))?;
-    if let Some(namespace) = open_existing(host_mounts()?)? {
+    nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| io::Error::from(e))
+}
+
+fn io_error(source: io::Error) -> NetworkError {
+    NetworkError::Io {
+        path: namespace_file(),
+        source,
+    }
+}
+
+/// The namespace, made (under its own lock) when no earlier command made it, with its
+/// way out running.
+fn open(host_mounts: HostMounts) -> Result<File> {
+    let host = || host_mounts().map_err(io_error);
+    if let Some(namespace) = open_existing(host()?).map_err(io_error)? {
+        if super::pasta::running_helper(&helper_pid_file()).is_some() {
+            return Ok(namespace);
+        }
+    }
+    let _lock = lock_file().map_err(io_error)?;
+    let file = namespace_file();
+    if let Some(namespace) = open_existing(host()?).map_err(io_error)? {
+        if super::pasta::running_helper(&helper_pid_file()).is_none() {
+            connect_out(&file, host()?)?;
+        }
         return Ok(namespace);
     }
+    // The helper of a namespace whose mounts went, which holds it still.
+    super::pasta::stop(&helper_pid_file());
     // A file left by a namespace whose mounts went (it is no mount point anywhere now).
-    let file = namespace_file();
     match std::fs::remove_file(&file) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error(e)),
         _ => {}
     }
-    let made = NetNamespace::create(&file, host_mounts()?)?;
-    bring_loopback_up(&made.path())?;
-    File::open(made.path())
+    let made = NetNamespace::create(&file, host()?).map_err(io_error)?;
+    let connected = bring_loopback_up(&made.path())
+        .map_err(io_error)
+        .and_then(|()| connect_out(&file, host()?))
+        .and_then(|()| File::open(made.path()).map_err(io_error));
+    if connected.is_err() {
+        super::pasta::stop(&helper_pid_file());
+        if let Ok(host) = host_mounts() {
+            let _ = super::remove_namespace(&file, host);
+        }
+    }
+    connected
+}
+
+/// Attaches the way out to the namespace mounted at `file`: pasta, or slirp4netns where
+/// pasta is not installed.
+fn connect_out(file: &Path, host_mounts: File) -> Result<()> {
+    let pid_file = helper_pid_file();
+    let _ = std::fs::remove_file(&pid_file);
+    if super::pasta::pasta_binary().is_none() && super::pasta::slirp4netns_binary().is_some() {
+        super::slirp::start_for_bridges(file, host_mounts, &pid_file)
+    } else {
+        super::pasta::start_for_bridges(file, host_mounts, &WAY_OUT, &pid_file)
+    }
+}
+
+/// Removes the namespace and stops its way out (`system migrate`): the next command
+/// that needs it makes a new one. Nothing to do for root, or when there is none.
+pub fn remove(host_mounts: HostMounts) -> Result<()> {
+    if !super::is_rootless() {
+        return Ok(());
+    }
+    let _lock = lock_file().map_err(io_error)?;
+    super::pasta::stop(&helper_pid_file());
+    let host = host_mounts().map_err(io_error)?;
+    super::remove_namespace(&namespace_file(), host).map_err(io_error)
+}
+
+/// A descriptor of the namespace when it exists (rootless lade's forwarder connects to
+/// containers from inside it).
+pub fn existing(host_mounts: HostMounts) -> Result<Option<File>> {
+    open_existing(host_mounts().map_err(io_error)?).map_err(io_error)
 }
 
 fn bring_loopback_up(netns: &std::path::Path) -> io::Result<()> {
@@ -84,12 +164,12 @@ fn bring_loopback_up(netns: &std::path::Path) -> io::Result<()> {
 /// root, rootless lade's own for an ordinary user (on a thread of its own that joins
 /// it, so that the rest of the process, and pasta, keep the host's network; processes
 /// `work` starts, aardvark-dns and iptables, are in that namespace too).
-pub fn within<T: Send>(host_mounts: HostMounts, work: impl FnOnce() -> T + Send) -> io::Result<T> {
+pub fn within<T: Send>(host_mounts: HostMounts, work: impl FnOnce() -> T + Send) -> Result<T> {
     if !super::is_rootless() {
         return Ok(work());
     }
     let namespace = open(host_mounts)?;
-    in_namespace(&namespace, work)
+    in_namespace(&namespace, work).map_err(io_error)
 }
 
 /// Runs `work` as [`within`] does, but only where the namespace exists already (rootless

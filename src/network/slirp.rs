@@ -1,9 +1,11 @@
 //! Rootless networking through `slirp4netns`, pasta's older alternative (podman's
 //! default before version 5): `--network slirp4netns`, and the fall-back when pasta is
-//! not installed. slirp4netns stays in the foreground for as long as the container's
-//! network lives: it says it is ready on one pipe and ends when the other closes (held by
-//! whoever runs the container, so it also ends when that process is killed). Published
-//! ports are added through its API socket.
+//! not installed, for containers and for rootless lade's own namespace of user networks.
+//! slirp4netns stays in the foreground: for a container's network it says it is ready
+//! on one pipe and ends when the other closes (held by whoever runs the container, so it
+//! also ends when that process is killed), and published ports are added through its API
+//! socket; for rootless lade's namespace it runs in a session of its own, with its pid
+//! in a file, until it is stopped through that pid.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -49,72 +51,19 @@ pub fn start(
     ports: &[PortMapping],
     api_socket: &Path,
 ) -> Result<Slirp> {
-    use std::os::unix::process::CommandExt;
-    let Some(binary) = super::pasta::slirp4netns_binary() else {
-        return Err(failed(
-            "not installed: rootless networking needs pasta (apt-get install passt) or slirp4netns (apt-get install slirp4netns)",
-        ));
-    };
-    let pipe = || nix::unistd::pipe().map_err(|e| failed(format!("making a pipe: {e}")));
-    let (ready_read, ready_write) = pipe()?;
     let (exit_read, exit_write) = pipe()?;
     let _ = std::fs::remove_file(api_socket);
-    let mount_namespace = host_mounts.as_raw_fd();
-    let (ready_fd, exit_fd) = (ready_write.as_raw_fd(), exit_read.as_raw_fd());
-    // The parent's ends must not reach the child: slirp4netns would hold its own exit
+    // The parent's end must not reach the child: slirp4netns would hold its own exit
     // pipe open and never see it close.
-    for kept in [&ready_read, &exit_write] {
-        nix::fcntl::fcntl(
-            kept,
-            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-        )
-        .map_err(|e| failed(format!("{e}")))?;
-    }
-    // Its messages go to a file beside the socket: a pipe nobody reads would fill up.
+    close_on_exec(&exit_write)?;
+    let options = [
+        format!("--exit-fd={}", exit_read.as_raw_fd()),
+        format!("--api-socket={}", api_socket.display()),
+    ];
     let log_path = api_socket.with_extension("log");
-    let log = File::create(&log_path).map_err(|source| NetworkError::Io {
-        path: log_path.clone(),
-        source,
-    })?;
-    let mut command = Command::new(&binary);
-    command
-        .args([
-            "--configure".to_string(),
-            "--mtu=65520".into(),
-            "--disable-host-loopback".into(),
-            "--netns-type=path".into(),
-            format!("--ready-fd={ready_fd}"),
-            format!("--exit-fd={exit_fd}"),
-            format!("--api-socket={}", api_socket.display()),
-            namespace.display().to_string(),
-            "tap0".into(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log);
-    // SAFETY: setns is a plain system call, async-signal-safe; the descriptors stay open
-    // in the parent until the child has been spawned.
-    unsafe {
-        command.pre_exec(move || {
-            if libc::setns(mount_namespace, libc::CLONE_NEWNS) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|source| NetworkError::Io {
-        path: binary.clone(),
-        source,
-    })?;
-    drop((ready_write, exit_read, host_mounts));
-    let mut ready = [0u8; 1];
-    let configured = File::from(ready_read).read(&mut ready).unwrap_or(0) == 1;
-    if !configured {
-        drop(exit_write);
-        let _ = child.wait();
-        let said = std::fs::read_to_string(&log_path).unwrap_or_default();
-        return Err(failed(format!("it failed: {}", said.trim())));
-    }
+    let launched = launch(namespace, host_mounts, &options, &log_path, false);
+    drop(exit_read);
+    let child = launched?;
     let slirp = Slirp {
         child,
         exit: Some(exit_write),
@@ -126,6 +75,115 @@ pub fn start(
         }
     }
     Ok(slirp)
+}
+
+/// Connects rootless lade's own namespace, bind-mounted at `namespace` in `host_mounts`,
+/// to the host through slirp4netns (pasta's stand-in where pasta is not installed), in
+/// a session of its own so that it outlives the command that made it: it runs until it
+/// is stopped through its pid, written to `pid_file`. Its addresses are always
+/// [`WAY_OUT`]'s.
+pub fn start_for_bridges(namespace: &Path, host_mounts: File, pid_file: &Path) -> Result<()> {
+    let log_path = pid_file.with_extension("log");
+    let mut child = launch(namespace, host_mounts, &[], &log_path, true)?;
+    if let Err(source) = std::fs::write(pid_file, format!("{}\n", child.id())) {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(NetworkError::Io {
+            path: pid_file.to_path_buf(),
+            source,
+        });
+    }
+    // Reaped when it ends, should this process still run then.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
+/// The addresses slirp4netns gives a namespace (`--configure`).
+pub const WAY_OUT: super::pasta::WayOut = super::pasta::WayOut {
+    address: std::net::Ipv4Addr::new(10, 0, 2, 100),
+    prefix: 24,
+    gateway: std::net::Ipv4Addr::new(10, 0, 2, 2),
+    dns: std::net::Ipv4Addr::new(10, 0, 2, 3),
+};
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe().map_err(|e| failed(format!("making a pipe: {e}")))
+}
+
+fn close_on_exec(fd: &OwnedFd) -> Result<()> {
+    nix::fcntl::fcntl(
+        fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+    )
+    .map(drop)
+    .map_err(|e| failed(format!("{e}")))
+}
+
+/// Starts slirp4netns on `namespace` with `options` and waits until it says the
+/// namespace is configured; its messages go to `log_path`. `detach` puts it in a session
+/// of its own.
+fn launch(
+    namespace: &Path,
+    host_mounts: File,
+    options: &[String],
+    log_path: &Path,
+    detach: bool,
+) -> Result<Child> {
+    use std::os::unix::process::CommandExt;
+    let Some(binary) = super::pasta::slirp4netns_binary() else {
+        return Err(failed(
+            "not installed: rootless networking needs pasta (apt-get install passt) or slirp4netns (apt-get install slirp4netns)",
+        ));
+    };
+    let (ready_read, ready_write) = pipe()?;
+    close_on_exec(&ready_read)?;
+    let mount_namespace = host_mounts.as_raw_fd();
+    // Its messages go to a file: a pipe nobody reads would fill up.
+    let log = File::create(log_path).map_err(|source| NetworkError::Io {
+        path: log_path.to_path_buf(),
+        source,
+    })?;
+    let mut command = Command::new(&binary);
+    command
+        .args([
+            "--configure".to_string(),
+            "--mtu=65520".into(),
+            "--disable-host-loopback".into(),
+            "--netns-type=path".into(),
+            format!("--ready-fd={}", ready_write.as_raw_fd()),
+        ])
+        .args(options)
+        .args([namespace.display().to_string(), "tap0".into()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setns and setsid are plain system calls, async-signal-safe; the
+    // descriptors stay open in the parent until the child has been spawned.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setns(mount_namespace, libc::CLONE_NEWNS) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if detach && libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|source| NetworkError::Io {
+        path: binary.clone(),
+        source,
+    })?;
+    drop((ready_write, host_mounts));
+    let mut ready = [0u8; 1];
+    let configured = File::from(ready_read).read(&mut ready).unwrap_or(0) == 1;
+    if !configured {
+        let _ = child.kill();
+        let _ = child.wait();
+        let said = std::fs::read_to_string(log_path).unwrap_or_default();
+        return Err(failed(format!("it failed: {}", said.trim())));
+    }
+    Ok(child)
 }
 
 /// Publishes one port through slirp4netns's API socket.

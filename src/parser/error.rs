@@ -7,10 +7,11 @@ use std::fmt;
 use std::sync::Arc;
 
 /// A Dockerfile's text with an index of line starts, so offsets map to lines in O(log n).
+/// The text is shared with the locations made from it, which show their line from it.
 #[derive(Debug)]
 pub struct Source {
     name: Arc<str>,
-    text: String,
+    text: Arc<String>,
     line_starts: Vec<usize>,
 }
 
@@ -37,11 +38,12 @@ impl Source {
     }
 
     pub fn new(name: &str, text: String) -> Source {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut line_starts = Vec::with_capacity(text.len() / 32 + 1);
+        line_starts.push(0);
+        line_starts.extend(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1));
         Source {
             name: Arc::from(name),
-            text,
+            text: Arc::new(text),
             line_starts,
         }
     }
@@ -62,15 +64,16 @@ impl Source {
         }
     }
 
-    /// The location (line, character column, text of the line) of a byte offset.
+    /// The location (line, character column, text of the line) of a byte offset. Every
+    /// instruction and step carries one: the line's text is not copied, only shared.
     pub fn location(&self, offset: usize) -> SourceLocation {
         let offset = offset.min(self.text.len());
         let line = self.line_of(offset);
         let start = self.line_starts[line - 1];
-        let end = self.text[start..]
-            .find('\n')
-            .map_or(self.text.len(), |p| start + p);
-        let line_text = self.text[start..end].trim_end_matches('\r');
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
         let column = self.text[start..floor_char_boundary(&self.text, offset)]
             .chars()
             .count()
@@ -79,7 +82,11 @@ impl Source {
             file: self.name.clone(),
             line,
             column,
-            line_text: shorten(line_text, column),
+            line_text: LineText {
+                text: self.text.clone(),
+                start,
+                end,
+            },
         }
     }
 
@@ -111,15 +118,57 @@ fn shorten(line: &str, column: usize) -> String {
 }
 
 /// Where something is in a Dockerfile: file, 1-based line and column, and the line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SourceLocation {
     pub file: Arc<str>,
     pub line: usize,
     pub column: usize,
-    pub line_text: String,
+    line_text: LineText,
+}
+
+/// One line of a source's text (without its line ending), by its place in the text.
+#[derive(Clone)]
+struct LineText {
+    text: Arc<String>,
+    start: usize,
+    end: usize,
+}
+
+impl LineText {
+    fn as_str(&self) -> &str {
+        self.text[self.start..self.end].trim_end_matches('\r')
+    }
+}
+
+impl PartialEq for SourceLocation {
+    fn eq(&self, other: &Self) -> bool {
+        self.file == other.file
+            && self.line == other.line
+            && self.column == other.column
+            && self.line_text.as_str() == other.line_text.as_str()
+    }
+}
+
+impl Eq for SourceLocation {}
+
+impl fmt::Debug for SourceLocation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceLocation")
+            .field("file", &self.file)
+            .field("line", &self.line)
+            .field("column", &self.column)
+            .field("line_text", &self.line_text())
+            .finish()
+    }
 }
 
 impl SourceLocation {
+    /// The text of the line, as an error shows it: at most 200 characters, from a little
+    /// before the column.
+    pub fn line_text(&self) -> String {
+        shorten(self.line_text.as_str(), self.column)
+    }
+
     /// Writes `file:line:col: message`, then the line and a caret under the column.
     pub fn render(&self, f: &mut fmt::Formatter<'_>, message: &dyn fmt::Display) -> fmt::Result {
         write!(
@@ -127,10 +176,10 @@ impl SourceLocation {
             "{}:{}:{}: {}",
             self.file, self.line, self.column, message
         )?;
-        if !self.line_text.is_empty() {
+        let line_text = self.line_text();
+        if !line_text.is_empty() {
             let number = self.line.to_string();
-            let caret_pad: String = self
-                .line_text
+            let caret_pad: String = line_text
                 .chars()
                 .take(self.column.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
@@ -138,7 +187,7 @@ impl SourceLocation {
             write!(
                 f,
                 "\n {number} | {}\n {} | {caret_pad}^",
-                self.line_text,
+                line_text,
                 " ".repeat(number.len())
             )?;
         }
@@ -208,4 +257,25 @@ pub enum ErrorKind {
     Invalid(String),
     #[error("internal grammar error: {0}")]
     Grammar(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_show_their_line_without_its_ending() {
+        let source = Source::new("Dockerfile", "FROM a\r\nRUN  bad\r\n".to_string());
+        let error = source.error_at(13, ErrorKind::Invalid("wrong".into()));
+        assert_eq!(
+            error.to_string(),
+            "Dockerfile:2:6: wrong\n 2 | RUN  bad\n   |      ^"
+        );
+        let long = format!("RUN {}x\n", "a".repeat(300));
+        let source = Source::new("Dockerfile", long);
+        let location = source.location(304);
+        assert_eq!(location.column, 305);
+        assert_eq!(location.line_text().chars().count(), 40);
+        assert!(location.line_text().ends_with('x'));
+    }
 }

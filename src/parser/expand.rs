@@ -257,7 +257,13 @@ impl<'a> ShellWord<'a> {
         stops: &[char],
         raw_escapes: bool,
     ) -> Step<(String, Vec<String>, Option<char>)> {
-        let mut result = String::new();
+        // The whole word's result is about as long as the rest of the text; a part that
+        // stops at a closing character is short.
+        let mut result = if stops.is_empty() {
+            String::with_capacity(self.text.len() - self.pos)
+        } else {
+            String::new()
+        };
         let mut words = Words::new(self.split);
         while let Some(ch) = self.peek() {
             if stops.contains(&ch) {
@@ -372,7 +378,7 @@ impl<'a> ShellWord<'a> {
             if name.is_empty() {
                 return Ok("$".into());
             }
-            return Ok(match self.getenv(&name) {
+            return Ok(match self.getenv(name) {
                 Some(value) => value.to_string(),
                 None if self.lexer.skip_unset => format!("${name}"),
                 None => String::new(),
@@ -398,7 +404,7 @@ impl<'a> ShellWord<'a> {
         let name = self.process_name();
         let modifier = self.next();
         match modifier {
-            Some('}') => Ok(match self.getenv(&name) {
+            Some('}') => Ok(match self.getenv(name) {
                 Some(value) => value.to_string(),
                 None if self.lexer.skip_unset => format!("${{{name}}}"),
                 None => String::new(),
@@ -406,7 +412,7 @@ impl<'a> ShellWord<'a> {
             Some(':') => {
                 let op = self.next();
                 let word = self.stop_on_brace()?;
-                let value = self.getenv(&name);
+                let value = self.getenv(name);
                 if self.lexer.skip_unset && value.is_none() {
                     return Ok(format!(
                         "${{{name}:{}{word}}}",
@@ -426,10 +432,10 @@ impl<'a> ShellWord<'a> {
                         value.to_string()
                     }),
                     Some('?') => {
-                        if self.getenv(&name).is_none() {
-                            Err(required_message(&name, &word, "is not allowed to be unset"))
+                        if self.getenv(name).is_none() {
+                            Err(required_message(name, &word, "is not allowed to be unset"))
                         } else if value.is_empty() {
-                            Err(required_message(&name, &word, "is not allowed to be empty"))
+                            Err(required_message(name, &word, "is not allowed to be empty"))
                         } else {
                             Ok(value.to_string())
                         }
@@ -441,7 +447,7 @@ impl<'a> ShellWord<'a> {
             }
             Some(op @ ('-' | '+' | '?')) => {
                 let word = self.stop_on_brace()?;
-                let value = self.getenv(&name);
+                let value = self.getenv(name);
                 if self.lexer.skip_unset && value.is_none() {
                     return Ok(format!("${{{name}{op}{word}}}"));
                 }
@@ -450,7 +456,7 @@ impl<'a> ShellWord<'a> {
                     ('-', Some(v)) => Ok(v.to_string()),
                     ('+', None) => Ok(String::new()),
                     ('+', Some(_)) => Ok(word),
-                    (_, None) => Err(required_message(&name, &word, "is not allowed to be unset")),
+                    (_, None) => Err(required_message(name, &word, "is not allowed to be unset")),
                     (_, Some(v)) => Ok(v.to_string()),
                 }
             }
@@ -460,7 +466,7 @@ impl<'a> ShellWord<'a> {
                     self.next();
                 }
                 let pattern = self.stop_on_brace_raw()?;
-                let Some(value) = self.getenv(&name) else {
+                let Some(value) = self.getenv(name) else {
                     return Ok(if self.lexer.skip_unset {
                         format!(
                             "${{{name}{op}{}{pattern}}}",
@@ -494,7 +500,7 @@ impl<'a> ShellWord<'a> {
                 } else {
                     String::new()
                 };
-                let Some(value) = self.getenv(&name) else {
+                let Some(value) = self.getenv(name) else {
                     return Ok(String::new());
                 };
                 let matcher = Pattern::new(&pattern, self.lexer.escape)?;
@@ -529,27 +535,28 @@ impl<'a> ShellWord<'a> {
 
     /// A variable name: letters, digits and `_`; or a run of digits (a positional
     /// parameter); or one special parameter character.
-    fn process_name(&mut self) -> String {
-        let mut name = String::new();
+    /// The name is borrowed from the text: it is all the characters read.
+    fn process_name(&mut self) -> &'a str {
+        let text = self.text;
+        let start = self.pos;
         while let Some(ch) = self.peek() {
-            if name.is_empty() && ch.is_numeric() {
-                while let Some(d) = self.peek().filter(|c| c.is_numeric()) {
-                    name.push(d);
+            let empty = self.pos == start;
+            if empty && ch.is_numeric() {
+                while self.peek().is_some_and(|c| c.is_numeric()) {
                     self.next();
                 }
-                return name;
+                return &text[start..self.pos];
             }
-            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+            if empty && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
                 self.next();
-                return ch.to_string();
+                return &text[start..self.pos];
             }
             if !ch.is_alphabetic() && !ch.is_numeric() && ch != '_' {
                 break;
             }
-            name.push(ch);
             self.next();
         }
-        name
+        &text[start..self.pos]
     }
 }
 

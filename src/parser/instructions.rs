@@ -2,8 +2,6 @@
 //! against what that instruction takes, with Docker's argument rules. Values are kept as
 //! written; expansion of `$VARS` happens in the graph, where ARG/ENV scope is known.
 
-use std::collections::BTreeMap;
-
 use super::error::{ErrorKind, ParseError, Source, SourceLocation};
 use super::go::{csv_fields, parse_duration};
 use super::syntax::{parse_heredoc_marker, Args, Heredoc, Node};
@@ -362,32 +360,45 @@ impl Command {
     }
 }
 
-/// Flags given to one instruction, by name.
-struct Flags {
-    values: BTreeMap<&'static str, Vec<Option<String>>>,
+/// Flags given to one instruction, by name, in the order given; values borrowed from the
+/// node until one is taken. An instruction has a few flags: a list is searched faster
+/// than a map is built.
+struct Flags<'a> {
+    values: Vec<(&'static str, Option<&'a str>)>,
 }
 
-impl Flags {
+impl Flags<'_> {
     fn value(&mut self, name: &str) -> Option<String> {
-        self.values.remove(name).and_then(|mut v| v.pop()).flatten()
+        let value = self
+            .values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.map(str::to_string));
+        self.values.retain(|(n, _)| *n != name);
+        value
     }
 
     fn bool(&mut self, name: &str) -> bool {
-        self.values.remove(name).is_some_and(|v| {
-            v.into_iter()
-                .last()
-                .flatten()
-                .is_none_or(|value| value.eq_ignore_ascii_case("true"))
-        })
+        let value = self
+            .values
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.is_none_or(|value| value.eq_ignore_ascii_case("true")));
+        self.values.retain(|(n, _)| *n != name);
+        value.unwrap_or(false)
     }
 
     fn many(&mut self, name: &str) -> Vec<String> {
-        self.values
-            .remove(name)
-            .unwrap_or_default()
-            .into_iter()
-            .flatten()
-            .collect()
+        let values = self
+            .values
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .filter_map(|(_, v)| v.map(str::to_string))
+            .collect();
+        self.values.retain(|(n, _)| *n != name);
+        values
     }
 }
 
@@ -638,12 +649,12 @@ impl Builder<'_> {
         )
     }
 
-    fn flags(&self, node: &Node, keyword: Keyword) -> Result<Flags, ParseError> {
+    fn flags<'n>(&self, node: &'n Node, keyword: Keyword) -> Result<Flags<'n>, ParseError> {
         let specs = keyword.flag_specs();
-        let mut values: BTreeMap<&'static str, Vec<Option<String>>> = BTreeMap::new();
+        let mut values: Vec<(&'static str, Option<&'n str>)> = Vec::new();
         for flag in &node.flags {
             let (name, value) = match flag.text.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
+                Some((n, v)) => (n, Some(v)),
                 None => (flag.text.as_str(), None),
             };
             let err = |kind| self.error(node, flag.offset, kind);
@@ -658,8 +669,7 @@ impl Builder<'_> {
                         .join(", "),
                 }));
             };
-            let entry = values.entry(spec_name).or_default();
-            if !entry.is_empty() && kind != FlagKind::Many {
+            if kind != FlagKind::Many && values.iter().any(|(n, _)| *n == spec_name) {
                 return Err(err(ErrorKind::DuplicateFlag(name.to_string())));
             }
             match (kind, &value) {
@@ -671,13 +681,13 @@ impl Builder<'_> {
                 {
                     return Err(err(ErrorKind::InvalidFlagValue {
                         flag: name.to_string(),
-                        value: v.clone(),
+                        value: v.to_string(),
                         expected: "expected true or false".into(),
                     }))
                 }
                 _ => {}
             }
-            entry.push(value);
+            values.push((spec_name, value));
         }
         Ok(Flags { values })
     }
@@ -737,7 +747,7 @@ impl Builder<'_> {
         &self,
         node: &Node,
         args: &Args,
-        flags: &mut Flags,
+        flags: &mut Flags<'_>,
     ) -> Result<HealthcheckCmd, ParseError> {
         let at_start = |kind| self.error(node, 0, kind);
         let Args::Healthcheck { kind, command } = args else {

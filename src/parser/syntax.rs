@@ -180,7 +180,10 @@ pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
                 (item, pos)
             };
         let item_end = item_base + item.as_span().end();
-        if item.as_rule() == Rule::logical_line {
+        if matches!(
+            item.as_rule(),
+            Rule::logical_line_backslash | Rule::logical_line_backtick
+        ) {
             let mut node = logical_line_node(source, &directives, item, item_base)?;
             let mut end = item_end;
             if !node.heredocs.is_empty() {
@@ -206,7 +209,11 @@ fn parse_directives(source: &Source, pos: &mut usize) -> Result<Directives, Pars
     let mut directives = Directives::default();
     let mut seen: Vec<String> = Vec::new();
     while *pos < text.len() {
-        let Ok(mut pairs) = Grammar::parse(Rule::directive, &text[*pos..]) else {
+        // A directive is one line: pest gets only that line, as its pairs index the lines
+        // of all the input they are given (and its error for the line that ends the
+        // directives locates itself in it).
+        let line_end = text[*pos..].find('\n').map_or(text.len(), |i| *pos + i + 1);
+        let Ok(mut pairs) = Grammar::parse(Rule::directive, &text[*pos..line_end]) else {
             break;
         };
         let Some(pair) = pairs.next() else { break };
@@ -254,7 +261,10 @@ fn logical_line_node(
     let mut joined: Cow<'_, str> = Cow::Borrowed("");
     let mut map = OffsetMap::default();
     for piece in item.into_inner() {
-        if piece.as_rule() == Rule::segment {
+        if matches!(
+            piece.as_rule(),
+            Rule::segment_backslash | Rule::segment_backtick
+        ) {
             map.pieces
                 .push((joined.len(), item_pos + piece.as_span().start()));
             if joined.is_empty() {
@@ -266,7 +276,7 @@ fn logical_line_node(
     }
     let start_offset = map.source_offset(0);
     let start_line = source.line_of(start_offset);
-    let mut node = node_from_line(source, directives, &joined, &map)?;
+    let mut node = node_from_line(source, directives, &joined, map)?;
     node.start_line = start_line;
 
     if can_contain_heredoc(&node) && joined.contains("<<") {
@@ -281,7 +291,7 @@ fn node_from_line(
     source: &Source,
     directives: &Directives,
     line: &str,
-    map: &OffsetMap,
+    map: OffsetMap,
 ) -> Result<Node, ParseError> {
     node_from_line_at_depth(source, directives, line, map, 0)
 }
@@ -290,12 +300,17 @@ fn node_from_line_at_depth(
     source: &Source,
     directives: &Directives,
     line: &str,
-    map: &OffsetMap,
+    map: OffsetMap,
     depth: usize,
 ) -> Result<Node, ParseError> {
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
-    let map = map.shifted(lead);
+    // The grammar trims the line's leading whitespace already, so the map usually fits.
+    let map = if lead == 0 && map.pieces.first().is_some_and(|&(l, _)| l == 0) {
+        map
+    } else {
+        map.shifted(lead)
+    };
     let mut keyword = String::new();
     let mut flags = Vec::new();
     // The arguments are what follows the keyword and the flags.
@@ -315,8 +330,10 @@ fn node_from_line_at_depth(
     let args_text = &trimmed[args_offset..];
     let args_lead = args_text.len() - args_text.trim_start().len();
     let args_text = args_text.trim();
-    let args_map = map.shifted(args_offset + args_lead);
-    let args = split_arguments(source, directives, &keyword, args_text, &args_map, depth)?;
+    let args_start = args_offset + args_lead;
+    let args = split_arguments(
+        source, directives, &keyword, args_text, &map, args_start, depth,
+    )?;
     Ok(Node {
         keyword,
         flags,
@@ -415,10 +432,11 @@ fn split_arguments(
     keyword: &str,
     rest: &str,
     map: &OffsetMap,
+    rest_start: usize,
     depth: usize,
 ) -> Result<Args, ParseError> {
-    let at_start = |kind| source.error_at(map.source_offset(0), kind);
-    Ok(match keyword.to_ascii_lowercase().as_str() {
+    let at_start = |kind| source.error_at(map.source_offset(rest_start), kind);
+    Ok(match LowerKeyword::new(keyword).as_str() {
         "from" | "expose" => split_whitespace_list(rest),
         "add" | "copy" | "volume" => match parse_json(rest) {
             JsonArgs::Array(items) => Args::Json(items),
@@ -460,12 +478,43 @@ fn split_arguments(
                     "ONBUILD nested more than {MAX_ONBUILD_DEPTH} deep"
                 ))));
             } else {
-                let inner = node_from_line_at_depth(source, directives, rest, map, depth + 1)?;
+                let inner = node_from_line_at_depth(
+                    source,
+                    directives,
+                    rest,
+                    map.shifted(rest_start),
+                    depth + 1,
+                )?;
                 Args::OnBuild(Box::new(inner))
             }
         }
         _ => Args::Unknown,
     })
+}
+
+/// A keyword in lower case, without allocating: no keyword is longer than `HEALTHCHECK`,
+/// and a longer word is no keyword (it reads as the empty string).
+struct LowerKeyword {
+    bytes: [u8; 11],
+    len: usize,
+}
+
+impl LowerKeyword {
+    fn new(word: &str) -> LowerKeyword {
+        let mut bytes = [0; 11];
+        let len = if word.len() <= bytes.len() {
+            bytes[..word.len()].copy_from_slice(word.as_bytes());
+            bytes[..word.len()].make_ascii_lowercase();
+            word.len()
+        } else {
+            0
+        };
+        LowerKeyword { bytes, len }
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
 }
 
 fn split_whitespace_list(rest: &str) -> Args {
@@ -606,8 +655,10 @@ fn can_contain_heredoc(node: &Node) -> bool {
         Args::OnBuild(inner) if node.keyword.eq_ignore_ascii_case("onbuild") => inner,
         _ => node,
     };
-    let keyword = node.keyword.to_ascii_lowercase();
-    matches!(keyword.as_str(), "run" | "copy" | "add") && !matches!(node.args, Args::Json(_))
+    ["run", "copy", "add"]
+        .iter()
+        .any(|k| node.keyword.eq_ignore_ascii_case(k))
+        && !matches!(node.args, Args::Json(_))
 }
 
 /// Finds `<<EOF`, `<<-EOF`, `<<"EOF"`, `3<<EOF` words in a line (BuildKit's
@@ -854,6 +905,21 @@ mod tests {
             ..Directives::default()
         };
         assert_eq!(words(&backtick, "a`  b\\ c`"), ["a` ", "b\\", "c"]);
+    }
+
+    #[test]
+    fn runs_stop_where_the_escape_or_a_carriage_return_says() {
+        // A carriage return inside a line is text; before the line feed it is the line end.
+        let tree = parse("RUN a\rb \\\n c\r\nRUN d\\\\\nRUN e\\ f\n").unwrap();
+        let args: Vec<&Args> = tree.nodes.iter().map(|n| &n.args).collect();
+        assert_eq!(*args[0], Args::Text("a\rb  c".into()));
+        assert_eq!(*args[1], Args::Text("d\\\\".into()));
+        assert_eq!(*args[2], Args::Text("e\\ f".into()));
+        // With the backtick, a backslash is text and two backticks are an escaped one.
+        let tree = parse("# escape=`\nRUN a\\b `\n c``\nRUN x` y\n").unwrap();
+        let args: Vec<&Args> = tree.nodes.iter().map(|n| &n.args).collect();
+        assert_eq!(*args[0], Args::Text("a\\b  c``".into()));
+        assert_eq!(*args[1], Args::Text("x` y".into()));
     }
 
     #[test]

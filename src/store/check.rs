@@ -78,6 +78,13 @@ pub enum Problem {
         address: String,
         container: String,
     },
+    /// A host bridge (or only its claim) of a store that was deleted without
+    /// `system reset`: no store can remove it any more.
+    OrphanBridge {
+        bridge: String,
+        owner: String,
+        present: bool,
+    },
 }
 
 fn list(images: &[String]) -> String {
@@ -137,6 +144,22 @@ impl fmt::Display for Problem {
             } => write!(
                 f,
                 "address {address} on network {network} is reserved for container {container}, which has no record"
+            ),
+            Problem::OrphanBridge {
+                bridge,
+                owner,
+                present: true,
+            } => write!(
+                f,
+                "bridge {bridge} and its firewall rules belong to the store {owner}, which was deleted without `lade system reset`"
+            ),
+            Problem::OrphanBridge {
+                bridge,
+                owner,
+                present: false,
+            } => write!(
+                f,
+                "the claim on bridge name {bridge} belongs to the store {owner}, which was deleted"
             ),
         }
     }

@@ -1020,3 +1020,62 @@ fn a_run_says_when_names_will_not_resolve_and_ends_without_a_teardown_error() {
     lade.ok(&["rm", "quiet"]);
     lade.ok(&["network", "rm", "front"]);
 }
+
+/// A store deleted by hand (not `system reset`) leaves its bridge and rules on the host,
+/// where no store sees them: any store's `system check` tells of them without failing,
+/// and `--repair` removes them.
+#[test]
+fn system_check_finds_and_repairs_the_bridge_of_a_deleted_store() {
+    require_network_tools();
+    let _serial = serial();
+    let gone = Lade::new();
+    gone.busybox();
+    gone.ok(&["network", "create", "left"]);
+    gone.ok(&["run", "--rm", "--network", "left", "busybox", "true"]);
+    let networks: serde_json::Value =
+        serde_json::from_str(&gone.ok(&["network", "inspect", "left"])).unwrap();
+    let network = &networks[0];
+    let bridge = network["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!traces_of(network).is_empty(), "{network}");
+    std::fs::remove_dir_all(gone.root()).unwrap();
+
+    let checker = Lade::new();
+    let out = checker.cmd().args(["system", "check"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "not this store's problem: {stderr}");
+    let warning = stderr
+        .lines()
+        .find(|line| line.contains(&format!("bridge {bridge} ")))
+        .unwrap_or_else(|| panic!("no word of {bridge}: {stderr}"));
+    assert!(
+        warning.starts_with("warning: ")
+            && warning.contains(&gone.root().display().to_string())
+            && warning.contains("--repair"),
+        "{warning}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&checker.ok(&["system", "check", "--format", "json"])).unwrap();
+    assert!(
+        json["HostLeftovers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains(&format!("bridge {bridge} "))),
+        "{json}"
+    );
+
+    let repaired = checker.ok(&["system", "check", "--repair"]);
+    assert!(
+        repaired.contains(&format!(
+            "repaired: removed bridge {bridge} of the deleted store"
+        )),
+        "{repaired}"
+    );
+    assert_eq!(traces_of(network), Vec::<String>::new(), "{network}");
+    let again = checker.cmd().args(["system", "check"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!stderr.contains(&format!("bridge {bridge} ")), "{stderr}");
+}

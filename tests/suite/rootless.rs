@@ -3,8 +3,14 @@
 //! `$HOME` and runtime files under its `$XDG_RUNTIME_DIR` (both temporary): builds with
 //! a second user inside, files of that user through run, save and load, detached
 //! containers with `exec`, `cp` and `commit`, volumes, pasta's published ports reached
-//! from the host, names on a user network, cache mounts, a push and pull round trip, exec after the pause process is killed, `info`, the security settings inside, and the refusals of what needs
-//! root or a cgroup.
+//! from the host, names on a user network, a user network's way out to the host and
+//! its published ports, a compose project, cache mounts, a push and pull round trip,
+//! exec after the pause process is killed, `info`, the security settings inside, and the
+//! refusals of what needs root or a cgroup. Containers' cgroups go under a cgroup v2
+//! directory delegated to the user as systemd's `Delegate=yes` leaves one (made by hand
+//! here: this machine has no systemd, and its v2 tree no controllers), and a monitor
+//! outside one asks the user's systemd for a delegated scope (a stand-in `systemd-run`
+//! here).
 
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -143,7 +149,9 @@ impl RootlessLade {
             .env("USER", USER)
             .env_remove("XDG_DATA_HOME")
             .env_remove("LADE_ROOT")
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("SOURCE_DATE_EPOCH")
+            // No user manager of the caller's: whether one is reachable is set per test.
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
         cmd
     }
 
@@ -212,13 +220,22 @@ impl Drop for RootlessLade {
                 let _ = self.cmd().args(["rm", "-f"]).args(&ids).output();
             }
         }
-        let pid_file = self.dir.path().join("run/lade/pause.pid");
-        if let Some(pid) = std::fs::read_to_string(pid_file)
-            .ok()
-            .and_then(|text| text.trim().parse::<i32>().ok())
-        {
+        // The way out of its user networks' namespace (pasta, or slirp4netns) too.
+        for (file, names) in [
+            ("run/lade/pause.pid", &["lade-pause"][..]),
+            (
+                "run/lade/rootless-netns.pid",
+                &["pasta", "pasta.avx2", "passt", "passt.avx2", "slirp4netns"][..],
+            ),
+        ] {
+            let Some(pid) = std::fs::read_to_string(self.dir.path().join(file))
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok())
+            else {
+                continue;
+            };
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "lade-pause" {
+            if names.contains(&comm.trim()) {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,
@@ -528,7 +545,9 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
             "true",
         ]);
         assert!(
-            stderr.contains(&format!("{} needs a cgroup", flag[0])) && stderr.contains("cgroup v1"),
+            stderr.contains(&format!("{} needs a cgroup", flag[0]))
+                && stderr.contains("cgroup v1")
+                && stderr.contains("in no subtree delegated to the user"),
             "{stderr}"
         );
     }
@@ -537,21 +556,27 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         stderr.contains("net.ipv4.ip_unprivileged_port_start"),
         "{stderr}"
     );
+    // On a user network as on the default one: the port's sysctl, and sctp, which no
+    // rootless path carries.
     lade.ok(&["network", "create", "mine"]);
-    let stderr = lade.fails(&[
-        "run",
-        "--rm",
-        "--network",
-        "mine",
-        "-p",
-        "8080:80",
-        "busybox",
-        "true",
-    ]);
-    assert!(
-        stderr.contains("publishes no ports from a user network"),
-        "{stderr}"
-    );
+    for (publish, said) in [
+        ("80:80", "net.ipv4.ip_unprivileged_port_start"),
+        ("8080:80/sctp", "tcp and udp only"),
+    ] {
+        let stderr = lade.fails(&[
+            "run",
+            "--rm",
+            "--network",
+            "mine",
+            "-p",
+            publish,
+            "busybox",
+            "true",
+        ]);
+        assert!(stderr.contains(said), "{publish}: {stderr}");
+    }
+    let stderr = lade.fails(&["run", "--rm", "-p", "8080:80/sctp", "busybox", "true"]);
+    assert!(stderr.contains("tcp and udp only"), "{stderr}");
     lade.ok(&[
         "run",
         "-d",
@@ -564,7 +589,10 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
         "300",
     ]);
     let stderr = lade.fails(&["pause", "still"]);
-    assert!(stderr.contains("cannot be paused"), "{stderr}");
+    assert!(
+        stderr.contains("cannot be paused: it was made without a cgroup"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -606,6 +634,370 @@ fn containers_on_a_user_network_resolve_and_reach_each_other_by_name() {
     // The network stays usable after its containers leave, and goes with `network rm`.
     lade.ok(&["rm", "-f", "server"]);
     lade.ok(&["network", "rm", "inner"]);
+}
+
+/// The host's own address towards its default route (no packet is sent: a UDP
+/// socket's connect only picks the route). pasta gives rootless lade's namespace
+/// addresses of its own, so this address is the host's from there too.
+fn host_address() -> std::net::Ipv4Addr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    // TEST-NET-3 (RFC 5737): routed by the default route, never answered.
+    probe
+        .connect("203.0.113.1:9")
+        .expect("the host has a default route (pasta needs one)");
+    match probe.local_addr().unwrap().ip() {
+        std::net::IpAddr::V4(address) => address,
+        other => panic!("the default route's address is not IPv4: {other}"),
+    }
+}
+
+/// A one-page HTTP server of the test's on `address`: it answers every connection with
+/// `body`. Returns its port.
+fn serve_page_on_host(address: std::net::Ipv4Addr, body: &'static str) -> u16 {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind((address, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = Vec::new();
+            let mut byte = [0u8; 1];
+            while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                request.push(byte[0]);
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+/// The processes of this test's user namespace other than its pause process and the
+/// way out of its network namespace (told apart from other tests' processes of the
+/// same user by their runtime directory).
+fn strays(lade: &RootlessLade) -> Vec<String> {
+    let runtime = lade.dir.path().join("run");
+    let marker = format!("XDG_RUNTIME_DIR={}", runtime.display());
+    let kept: Vec<String> = ["run/lade/pause.pid", "run/lade/rootless-netns.pid"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(lade.dir.path().join(file)).ok())
+        .map(|pid| pid.trim().to_string())
+        .collect();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) || kept.contains(&pid) {
+            continue;
+        }
+        let Ok(meta) = std::fs::metadata(entry.path()) else {
+            continue;
+        };
+        if meta.uid() != lade.uid {
+            continue;
+        }
+        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+        let ours = environ
+            .split(|b| *b == 0)
+            .any(|variable| variable == marker.as_bytes());
+        let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let zombie = state
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+        if ours && !zombie {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            found.push(format!("{pid} {}", comm.trim()));
+        }
+    }
+    found
+}
+
+/// The pids of this test's processes named `comm` (its runtime directory in their
+/// environment tells them from other tests' of the same user).
+fn ours_named(lade: &RootlessLade, names: &[&str]) -> Vec<i32> {
+    let marker = format!("XDG_RUNTIME_DIR={}", lade.dir.path().join("run").display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_string_lossy().parse().ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            let state = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let zombie = state
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            let environ = std::fs::read(entry.path().join("environ")).ok()?;
+            let ours = environ
+                .split(|b| *b == 0)
+                .any(|variable| variable == marker.as_bytes());
+            (ours && !zombie && names.contains(&comm.trim())).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn the_way_out_comes_back_after_its_helper_or_the_pause_process_is_killed() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "back"]);
+    let address = host_address();
+    let port = serve_page_on_host(address, "still-out\n");
+    let url = format!("http://{address}:{port}/");
+    let fetch = || {
+        lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "back",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            &url,
+        ])
+    };
+    let helpers = || ours_named(&lade, &["pasta", "pasta.avx2", "passt", "passt.avx2"]);
+    assert_eq!(fetch(), "still-out\n");
+    let first = helpers();
+    assert_eq!(first.len(), 1, "one pasta for the namespace: {first:?}");
+    // Its pasta killed: the next command attaches a new one.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::wait_until("the killed pasta to end", || helpers().is_empty());
+    assert_eq!(fetch(), "still-out\n");
+    let second = helpers();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
+    // The pause process killed: its mount namespace, where the namespace was mounted,
+    // goes; the next command makes the namespace anew and stops the old pasta.
+    let pause: i32 = std::fs::read_to_string(lade.dir.path().join("run/lade/pause.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pause),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::wait_until("the killed pause process to end", || {
+        ours_named(&lade, &["lade-pause"]).is_empty()
+    });
+    assert_eq!(fetch(), "still-out\n");
+    common::wait_until("one pasta left for the namespace", || helpers().len() == 1);
+    lade.ok(&["network", "rm", "back"]);
+}
+
+#[test]
+fn a_container_on_a_user_network_reaches_the_host_and_names_outside() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "outward"]);
+    let address = host_address();
+    let port = serve_page_on_host(address, "from-the-host\n");
+    // The listener is bound before the container starts: no wait.
+    let fetched = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "outward",
+        "busybox",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://{address}:{port}/"),
+    ]);
+    assert_eq!(fetched, "from-the-host\n");
+    // The host's loopback stays closed: pasta's gateway (10.0.2.2) is not mapped onto
+    // it, so a page served on 127.0.0.1 is not fetched through it (the connection goes
+    // to whatever 10.0.2.2 is on the host's network, bounded by a timeout).
+    let loopback_port = serve_page_on_host(std::net::Ipv4Addr::LOCALHOST, "from-loopback\n");
+    let loopback = lade.ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "outward",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("timeout 5 wget -q -O - http://10.0.2.2:{loopback_port}/ || echo not-reached"),
+    ]);
+    assert_eq!(loopback.trim(), "not-reached");
+    // A name outside: aardvark-dns forwards it through pasta to the host's resolver,
+    // which must know it for the answer to be compared.
+    let name = "deb.debian.org";
+    let on_host = std::process::Command::new("busybox")
+        .args(["nslookup", name])
+        .output()
+        .unwrap();
+    let addresses = |text: &str| -> Vec<String> {
+        let mut found: Vec<String> = text
+            .split("Name:")
+            .skip(1)
+            .flat_map(|answer| {
+                answer
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("Address: "))
+                    .map(|a| a.trim().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|a| a.parse::<std::net::Ipv4Addr>().is_ok())
+            .collect();
+        found.sort();
+        found
+    };
+    let expected = addresses(&String::from_utf8_lossy(&on_host.stdout));
+    if expected.is_empty() {
+        eprintln!("skipped the name outside: the host's resolver does not answer {name}");
+    } else {
+        let inside = lade.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "outward",
+            "busybox",
+            "nslookup",
+            name,
+        ]);
+        assert_eq!(addresses(&inside), expected, "{inside}");
+    }
+    lade.ok(&["network", "rm", "outward"]);
+}
+
+#[test]
+fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_stop_or_monitor_death()
+{
+    let lade = RootlessLade::new();
+    lade.busybox();
+    lade.ok(&["network", "create", "published"]);
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    lade.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "--network",
+        "published",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /www && echo served-from-a-user-network > /www/index.html && exec httpd -f -p 80 -h /www",
+    ]);
+    assert_eq!(
+        lade.ok(&["port", "web"]),
+        format!("80/tcp -> 0.0.0.0:{port}\n")
+    );
+    // The host port listens from the start; httpd may bind after: ask until it answers.
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    let mut body = String::new();
+    common::wait_until("the container's web server behind the user network", || {
+        let output = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &url])
+            .output()
+            .unwrap();
+        body = String::from_utf8_lossy(&output.stdout).into_owned();
+        output.status.success() && !body.is_empty()
+    });
+    assert_eq!(body, "served-from-a-user-network\n");
+    // The host's other addresses too.
+    let other = format!("http://{}:{port}/index.html", host_address());
+    let output = std::process::Command::new("curl")
+        .args(["-s", "--max-time", "5", &other])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "served-from-a-user-network\n"
+    );
+    // The network goes before the exit is recorded, which `stop` waits for.
+    lade.ok(&["stop", "web"]);
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+        "port {port} is still held after stop"
+    );
+    // It comes back at the next start.
+    lade.ok(&["start", "web"]);
+    common::wait_until("the container's web server after its restart", || {
+        std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &url])
+            .output()
+            .is_ok_and(|output| output.stdout == b"served-from-a-user-network\n")
+    });
+    // A monitor killed with -9 takes the forwarder, and so its port, with it.
+    let init: i32 = lade
+        .ok(&["inspect", "-f", "{{.State.Pid}}", "web"])
+        .trim()
+        .parse()
+        .unwrap();
+    common::kill_monitor_of(init);
+    assert!(
+        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
+        "port {port} is still held after the monitor was killed"
+    );
+    lade.ok(&["ps", "-a"]);
+    lade.ok(&["rm", "-f", "web"]);
+    lade.ok(&["network", "rm", "published"]);
+}
+
+#[test]
+fn a_compose_project_runs_rootless_and_down_leaves_nothing() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let port = std::net::TcpListener::bind("0.0.0.0:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The client finds `web` by name (nslookup: busybox-static's wget crashes on a
+    // name) and asks until httpd answers.
+    let compose = lade.file(
+        "app/compose.yaml",
+        &format!(
+            "name: rlapp\nservices:\n  web:\n    image: busybox\n    command: sh -c 'mkdir -p /www && echo served-to-compose > /www/index.html && exec httpd -f -p 80 -h /www'\n    ports: ['{port}:80']\n  client:\n    image: busybox\n    depends_on: [web]\n    command:\n      - sh\n      - -c\n      - |\n        addr=$$(nslookup web | sed -n 's/^Address: //p' | tail -n1)\n        for i in $$(seq 100); do wget -q -O - http://$$addr/index.html && exit 0; usleep 100000; done\n        exit 1\n"
+        ),
+    );
+    let file = compose.display().to_string();
+    lade.ok(&["compose", "-f", &file, "up", "-d"]);
+    let url = format!("http://127.0.0.1:{port}/index.html");
+    common::wait_until("the project's web server from the host", || {
+        std::process::Command::new("curl")
+            .args(["-s", "--max-time", "2", &url])
+            .output()
+            .is_ok_and(|output| output.stdout == b"served-to-compose\n")
+    });
+    let client = lade.ok(&[
+        "ps",
+        "-aq",
+        "--filter",
+        "label=com.docker.compose.service=client",
+    ]);
+    let client = client.trim().to_string();
+    assert!(!client.is_empty(), "no client container");
+    assert_eq!(lade.ok(&["wait", &client]).trim(), "0");
+    assert_eq!(lade.ok(&["logs", &client]), "served-to-compose\n");
+    lade.ok(&["compose", "-f", &file, "down"]);
+    assert_eq!(lade.ok(&["ps", "-aq"]), "");
+    assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
+    let left = strays(&lade);
+    assert!(left.is_empty(), "processes left after down: {left:?}");
+    // The namespace's way out is still there, for the next project.
+    let helper = std::fs::read_to_string(lade.dir.path().join("run/lade/rootless-netns.pid"))
+        .expect("the rootless network namespace's helper's pid file");
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", helper.trim())).unwrap();
+    assert!(comm.starts_with("pas"), "{comm}");
 }
 
 #[test]
@@ -747,6 +1139,15 @@ fn info_shows_rootless_the_mapping_and_the_driver() {
             .as_str()
             .unwrap()
             .starts_with("pasta"),
+        "{info}"
+    );
+    // The test process is in no delegated cgroup v2 subtree: limits are off, and why.
+    assert_eq!(info["RootlessCgroup"]["Limits"], "off", "{info}");
+    assert!(
+        info["RootlessCgroup"]["Reason"]
+            .as_str()
+            .unwrap()
+            .contains("delegated"),
         "{info}"
     );
     // Root's lade says it is not rootless.
@@ -910,6 +1311,299 @@ fn without_xdg_runtime_dir_runtime_files_go_to_a_private_directory_under_tmp() {
     let meta = meta.expect("the fallback runtime directory");
     assert_eq!((meta.uid(), meta.mode() & 0o777), (lade.uid, 0o700));
     let _ = std::fs::remove_dir_all(&fallback);
+}
+
+/// A cgroup v2 directory handed to the test user as systemd's `Delegate=yes` leaves
+/// one: the directory, `cgroup.procs`, `cgroup.subtree_control` and `cgroup.threads`
+/// are the user's. Dropping it moves what is left in it (and below) back to the root
+/// cgroup and removes it, on failure too.
+struct DelegatedCgroup {
+    mount: PathBuf,
+    dir: PathBuf,
+}
+
+impl DelegatedCgroup {
+    /// One under this machine's cgroup v2 mount.
+    fn new(uid: u32, gid: u32) -> DelegatedCgroup {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let mount = mountinfo
+            .lines()
+            .find_map(|line| {
+                let (left, right) = line.split_once(" - ")?;
+                right
+                    .starts_with("cgroup2 ")
+                    .then(|| PathBuf::from(left.split(' ').nth(4).unwrap()))
+            })
+            .expect("a cgroup v2 mount (this machine's is /sys/fs/cgroup/unified)");
+        let dir = mount.join(format!("lade-test-delegated-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let delegated = DelegatedCgroup { mount, dir };
+        for file in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(delegated.dir.join(file), Some(uid), Some(gid)).unwrap();
+        }
+        delegated
+    }
+
+    /// Runs rootless lade with `args` in the delegated cgroup, as a process of a unit
+    /// with `Delegate=yes` starts in its cgroup: a shell of the user waits on its stdin
+    /// until root has moved it there, then becomes lade.
+    fn lade(&self, lade: &RootlessLade, args: &[&str]) -> std::process::Output {
+        use std::io::Write;
+        let mut child = lade
+            .as_user("sh")
+            .args(["-c", "read _ && exec \"$@\"", "sh"])
+            .arg(assert_cmd::cargo::cargo_bin("lade"))
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh runs");
+        std::fs::write(self.dir.join("cgroup.procs"), child.id().to_string()).unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            output.status.success(),
+            "rootless lade {args:?} in {} failed ({}):\n{}",
+            self.dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn fails(&self, lade: &RootlessLade, args: &[&str]) -> String {
+        let output = self.lade(lade, args);
+        assert!(
+            !output.status.success(),
+            "rootless lade {args:?} should have failed:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// A process's cgroup v2 directory, from `/proc/PID/cgroup`.
+    fn of_process(&self, pid: &str) -> PathBuf {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        let path = text
+            .lines()
+            .find_map(|line| line.strip_prefix("0::"))
+            .unwrap();
+        self.mount.join(path.trim_start_matches('/'))
+    }
+
+    fn procs(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default()
+    }
+}
+
+impl Drop for DelegatedCgroup {
+    fn drop(&mut self) {
+        // Children first: each one's processes back to the root cgroup, then rmdir.
+        let mut dirs: Vec<PathBuf> = walkdir::WalkDir::new(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry.file_type().is_dir())
+            .map(|entry| entry.into_path())
+            .collect();
+        dirs.sort_by_key(|dir| std::cmp::Reverse(dir.components().count()));
+        for dir in dirs {
+            for _ in 0..100 {
+                for pid in DelegatedCgroup::procs(&dir).split_whitespace() {
+                    let _ = std::fs::write(self.mount.join("cgroup.procs"), pid);
+                }
+                if std::fs::remove_dir(&dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                // A process the kernel has not finished tearing down holds it a moment.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_delegated_cgroup_v2_subtree_holds_the_containers_cgroups() {
+    let user = test_user();
+    let delegated = DelegatedCgroup::new(user.uid, user.gid);
+    let lade = RootlessLade::new();
+    lade.busybox();
+    let id = delegated
+        .ok(
+            &lade,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "held",
+                "--network",
+                "none",
+                "busybox",
+                "sleep",
+                "300",
+            ],
+        )
+        .trim()
+        .to_string();
+    let pid = lade.ok(&["inspect", "-f", "{{.State.Pid}}", "held"]);
+    let container = delegated.dir.join("lade").join(&id);
+    assert_eq!(delegated.of_process(pid.trim()), container);
+    // The subtree's own processes went to a leaf, as cgroup v2 asks of a cgroup that
+    // hands controllers to its children.
+    assert_eq!(DelegatedCgroup::procs(&delegated.dir), "");
+    assert!(
+        !DelegatedCgroup::procs(&delegated.dir.join("lade-leaf")).is_empty(),
+        "the monitor is in the leaf"
+    );
+    // A command in another cgroup finds it (recorded), to pause and list it.
+    lade.ok(&["pause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 1"), "{events}");
+    lade.ok(&["unpause", "held"]);
+    let events = std::fs::read_to_string(container.join("cgroup.events")).unwrap();
+    assert!(events.lines().any(|l| l == "frozen 0"), "{events}");
+    assert!(lade.ok(&["top", "held"]).contains("sleep"));
+    // A process entered from a shell in the subtree joins the container's cgroup.
+    let entered = delegated.ok(&lade, &["exec", "held", "cat", "/proc/self/cgroup"]);
+    // (Seen from the container's cgroup namespace, rooted at its cgroup.)
+    assert!(entered.lines().any(|l| l == "0::/"), "{entered}");
+    // One from a shell outside it cannot join it (the kernel wants the user to own the
+    // cgroup both share): it runs in the caller's, as with runc and crun.
+    let outside = lade.ok(&["exec", "held", "cat", "/proc/self/cgroup"]);
+    assert!(
+        outside.lines().any(|l| l.starts_with("0::/..")),
+        "{outside}"
+    );
+    // This machine's v2 tree has no controllers to delegate: limits name the one missing.
+    let stderr = delegated.fails(
+        &lade,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--memory",
+            "10m",
+            "busybox",
+            "true",
+        ],
+    );
+    assert!(
+        stderr.contains("--memory needs the memory cgroup controller")
+            && stderr.contains(delegated.dir.to_str().unwrap())
+            && stderr.contains("Delegate=cpu cpuset io memory pids"),
+        "{stderr}"
+    );
+    let stderr = lade.fails(&["update", "--pids-limit", "10", "held"]);
+    assert!(
+        stderr.contains("--pids-limit needs the pids cgroup controller"),
+        "{stderr}"
+    );
+    let info: serde_json::Value =
+        serde_json::from_str(&delegated.ok(&lade, &["info", "--format", "json"])).unwrap();
+    assert_eq!(
+        info["RootlessCgroup"]["Delegated"].as_str(),
+        delegated.dir.to_str(),
+        "{info}"
+    );
+    lade.ok(&["rm", "-f", "held"]);
+    assert!(!container.exists(), "the container's cgroup went with it");
+}
+
+#[test]
+fn a_monitor_outside_a_delegated_subtree_asks_the_users_systemd_for_a_scope() {
+    let lade = RootlessLade::new();
+    lade.busybox();
+    // A user manager's socket, and a `systemd-run` that records how it was asked and
+    // runs the command where it is (this machine has no systemd to make the scope).
+    let systemd = lade.dir.path().join("run/systemd");
+    std::fs::create_dir(&systemd).unwrap();
+    std::fs::write(systemd.join("private"), "").unwrap();
+    let bin = lade.work().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let asked = lade.work().join("systemd-run.args");
+    lade.file(
+        "bin/systemd-run",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" > {}\n\
+             while [ \"$1\" != -- ]; do shift; done\nshift\nexec \"$@\"\n",
+            asked.display()
+        ),
+    );
+    std::fs::set_permissions(
+        bin.join("systemd-run"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let run = |args: &[&str]| lade.cmd().env("PATH", &path).args(args).output().unwrap();
+    // Without limits no scope is asked for.
+    let output = run(&["run", "-d", "--network", "none", "busybox", "sleep", "300"]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(!asked.exists(), "a container without limits needs no scope");
+    let output = run(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    let args = std::fs::read_to_string(&asked).unwrap();
+    assert!(
+        args.starts_with("--user\n--scope\n") && args.contains("-p\nDelegate=yes\n--\n"),
+        "{args}"
+    );
+    // The stand-in made no delegated scope: the monitor says so.
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success()
+            && stderr.contains("no pids cgroup controller for rootless lade")
+            && stderr.contains("no subtree delegated to the user"),
+        "{stderr}"
+    );
+    // A systemd-run that cannot make the scope: what it says is in the monitor's log.
+    lade.file(
+        "bin/systemd-run",
+        "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n",
+    );
+    let output = run(&[
+        "run",
+        "-d",
+        "--name",
+        "unscoped",
+        "--network",
+        "none",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "true",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("ended before the container started"),
+        "{stderr}"
+    );
+    let id = lade.ok(&["inspect", "-f", "{{.Id}}", "unscoped"]);
+    let log = lade
+        .store()
+        .join("containers")
+        .join(id.trim())
+        .join("monitor.log");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("Failed to connect to bus"), "{log}");
 }
 
 /// The user's fuse-overlayfs processes (none must outlive a command).

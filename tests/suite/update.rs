@@ -276,3 +276,49 @@ fn unknown_containers_missing_flags_and_refused_flags() {
         "16777216"
     );
 }
+
+/// `update` and `network connect` read a container's settings, change them and write
+/// them back: made at once, each keeps what the others wrote (none is lost).
+#[test]
+fn changes_made_at_once_all_land() {
+    let lade = lade();
+    lade.ok(&["create", "--name", "target", "busybox", "true"]);
+    let networks: Vec<String> = (0..4).map(|n| format!("side{n}")).collect();
+    for network in &networks {
+        lade.ok(&["network", "create", network]);
+    }
+    let mut changes: Vec<std::process::Child> = networks
+        .iter()
+        .map(|network| {
+            lade.process()
+                .args(["network", "connect", network, "target"])
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    changes.push(
+        lade.process()
+            .args(["update", "--restart", "on-failure:3", "target"])
+            .spawn()
+            .unwrap(),
+    );
+    for mut change in changes {
+        assert!(change.wait().unwrap().success());
+    }
+    let inspect: serde_json::Value =
+        serde_json::from_str(&lade.ok(&["inspect", "target"])).unwrap();
+    let joined = inspect[0]["NetworkSettings"]["Networks"]
+        .as_object()
+        .unwrap();
+    for network in &networks {
+        assert!(joined.contains_key(network), "{network} lost: {joined:?}");
+    }
+    assert_eq!(
+        inspect[0]["HostConfig"]["RestartPolicy"]["Name"], "on-failure",
+        "{inspect}"
+    );
+    assert_eq!(
+        inspect[0]["HostConfig"]["RestartPolicy"]["MaximumRetryCount"],
+        3
+    );
+}
