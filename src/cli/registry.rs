@@ -111,6 +111,15 @@ impl PullProgress for PullLines {
             (None, _) => println!("{}: {what}", digest.short()),
         }
     }
+
+    fn note(&self, text: &str) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(format!("note: {text}"));
+            }
+            None => eprintln!("note: {text}"),
+        }
+    }
 }
 
 /// `lade pull`.

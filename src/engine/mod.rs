@@ -319,6 +319,12 @@ pub enum EngineError {
         what: String,
         source: Box<crate::layers::LayerError>,
     },
+    /// A pulled layer could not be unpacked (rootless `pull` unpacks at once).
+    #[error("cannot unpack layer {layer} of the pulled image: {source}")]
+    Unpack {
+        layer: String,
+        source: Box<crate::layers::LayerError>,
+    },
     /// BuildKit's docker exporter writes one image, never an index.
     #[error("--output type=docker: a docker-archive holds one platform's image, not an index of several (use type=oci, or one --platform)")]
     DockerArchiveOfIndex,

@@ -92,7 +92,39 @@ pub fn pull(
                     source: Box::new(source),
                 }
             })?;
+        if super::process::is_rootless() {
+            unpack_noting_devices(store, &image, progress)?;
+        }
         pulled(&reference, &image);
+    }
+    Ok(())
+}
+
+/// Rootless: the image's layers unpacked now, as podman's pull does, so that the device
+/// nodes an ordinary user cannot make are told of at the pull (as `import` and `load`
+/// tell of them), not found missing in a container later.
+fn unpack_noting_devices(
+    store: &Store,
+    image: &Image,
+    progress: &dyn registry::PullProgress,
+) -> Result<()> {
+    for layer in &image.layers {
+        let (_, stats) =
+            crate::layers::ensure_snapshot_telling(store, layer).map_err(|source| {
+                EngineError::Unpack {
+                    layer: layer.diff_id.to_string(),
+                    source: Box::new(source),
+                }
+            })?;
+        let skipped = stats.map(|s| s.skipped_devices).unwrap_or_default();
+        if !skipped.is_empty() {
+            progress.note(&format!(
+                "left out {} device node(s) of layer {}, which rootless lade cannot make (a container could not open them either): {}",
+                skipped.len(),
+                layer.diff_id.short(),
+                skipped.join(", ")
+            ));
+        }
     }
     Ok(())
 }

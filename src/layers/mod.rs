@@ -142,9 +142,18 @@ pub fn overlay_lowers(store: &Store, layers: &[LayerInfo]) -> Result<Vec<String>
 /// every image and container that uses the layer. The unpacked tar must hash to the
 /// layer's diff_id, or nothing is kept.
 pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
+    ensure_snapshot_telling(store, layer).map(|(dir, _)| dir)
+}
+
+/// [`ensure_snapshot`], with what the unpacking left out when it unpacked now (device
+/// nodes, for rootless lade): `None` when the snapshot was there already.
+pub fn ensure_snapshot_telling(
+    store: &Store,
+    layer: &LayerInfo,
+) -> Result<(PathBuf, Option<ExtractStats>)> {
     let dir = store.snapshot_dir(&layer.diff_id);
     if dir.is_dir() {
-        return Ok(dir);
+        return Ok((dir, None));
     }
     let _guard = store.content_guard()?;
     let mut blob = store.open_blob(&layer.blob)?;
@@ -159,7 +168,7 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
         inner: reader,
         copy: &mut hashing,
     };
-    extract(&mut tee, staging.path(), &ExtractLimits::for_store(store))?;
+    let stats = extract(&mut tee, staging.path(), &ExtractLimits::for_store(store))?;
     // The diff_id covers the whole stream, padding after the end-of-archive included.
     std::io::copy(&mut tee, &mut std::io::sink()).at(layer.blob.to_string())?;
     drop(tee);
@@ -174,7 +183,7 @@ pub fn ensure_snapshot(store: &Store, layer: &LayerInfo) -> Result<PathBuf> {
     }
     let snapshot = commit_snapshot(store, staging.path(), &layer.diff_id)?;
     staging.keep();
-    Ok(snapshot)
+    Ok((snapshot, Some(stats)))
 }
 
 /// What went wrong reading a tar header, in words. The tar crate quotes the header's raw

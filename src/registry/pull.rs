@@ -35,6 +35,9 @@ pub trait PullProgress: Sync {
     fn layer(&self, digest: &Digest, size: u64, fetched: bool);
     /// The store lacks `image`, which is therefore pulled (Docker says so first).
     fn not_in_store(&self, _image: &str) {}
+    /// Something the user should know of what was pulled (device nodes rootless lade
+    /// left out).
+    fn note(&self, _text: &str) {}
 }
 
 /// Tells a [`PullProgress`] of the bytes read through it.

@@ -1221,9 +1221,8 @@ fn a_missing_newuidmap_names_the_package() {
     );
 }
 
-#[test]
-fn device_nodes_in_an_image_are_left_out() {
-    let lade = RootlessLade::new();
+/// A root file system tarball with the device node `dev/mynull` and a file `kept`.
+fn tar_with_a_device_node() -> Vec<u8> {
     let mut archive = tar::Builder::new(Vec::new());
     let mut add = |path: &str, kind: tar::EntryType, data: &[u8]| {
         let mut header = tar::Header::new_gnu();
@@ -1240,9 +1239,14 @@ fn device_nodes_in_an_image_are_left_out() {
     add("dev/", tar::EntryType::Directory, b"");
     add("dev/mynull", tar::EntryType::Char, b"");
     add("kept", tar::EntryType::Regular, b"kept\n");
-    let bytes = archive.into_inner().unwrap();
+    archive.into_inner().unwrap()
+}
+
+#[test]
+fn device_nodes_in_an_image_are_left_out() {
+    let lade = RootlessLade::new();
     let image = lade.work().join("devices.tar");
-    std::fs::write(&image, bytes).unwrap();
+    std::fs::write(&image, tar_with_a_device_node()).unwrap();
     let output = lade.output(&["import", "--progress", "quiet", "devices.tar", "devices:1"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
@@ -1259,6 +1263,41 @@ fn device_nodes_in_an_image_are_left_out() {
     );
     let stderr = lade.fails(&["cp", "dev:/dev/mynull", "node.out"]);
     assert!(stderr.contains("mynull"), "{stderr}");
+}
+
+/// An image root made with a device node, pushed and saved: a rootless `pull` and
+/// `load` each tell of the node they leave out, as `import` does.
+#[test]
+fn pull_and_load_tell_of_the_device_nodes_they_leave_out() {
+    common::require_tool("docker-registry");
+    let registry = crate::registry::Registry::start(None);
+    let root = common::Lade::new();
+    let tarball = root.dir.path().join("devices.tar");
+    std::fs::write(&tarball, tar_with_a_device_node()).unwrap();
+    root.ok(&["import", "--progress", "quiet", tarball.to_str().unwrap(), "devices:1"]);
+    let name = format!("{}/rootless/devices:1", registry.host());
+    root.ok(&["push", "-q", "devices:1", &name]);
+    let lade = RootlessLade::new();
+    let saved = lade.work().join("devices-image.tar");
+    root.ok(&["save", "-o", saved.to_str().unwrap(), "devices:1"]);
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let told = |output: std::process::Output| {
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("note: left out 1 device node(s)") && stderr.contains("dev/mynull"),
+            "{stderr}"
+        );
+    };
+    told(lade.output(&["pull", "-q", &name]));
+    let other = RootlessLade::new();
+    std::fs::copy(&saved, other.work().join("devices-image.tar")).unwrap();
+    told(other.output(&["load", "-q", "-i", "devices-image.tar"]));
+    assert_eq!(
+        other.ok(&["run", "--rm", "--network", "none", "devices:1", "/kept"]).len(),
+        0,
+        "unreachable: /kept is no program"
+    );
 }
 
 #[test]
