@@ -24,6 +24,7 @@ fn run_env(step: &Step) -> Vec<(String, String)> {
     match &step.kind {
         StepKind::Run(run) => run
             .env
+            .entries()
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
