@@ -552,7 +552,7 @@ impl State<'_> {
                     _ => RunNetwork::Default,
                 };
                 let context = self.scope.run_context();
-                let created_by = run_history(context.history_args, &argv);
+                let created_by = run_history(context.history_count, context.history_args, &argv);
                 let step = RunStep {
                     argv,
                     env: context.env,
@@ -892,15 +892,23 @@ impl History {
 }
 
 /// A RUN's history text, as BuildKit writes it: `RUN |N K=V ... ` when build arguments
-/// are in scope (`history_args`, that prefix), then the argv joined by spaces.
-fn run_history(history_args: &str, argv: &[String]) -> String {
+/// are in scope (`count` of them, `K=V ` each in `args`), then the argv joined by spaces.
+fn run_history(count: usize, args: &str, argv: &[String]) -> String {
+    use std::fmt::Write;
+    // `|`, the count's digits and a space.
+    const COUNT_ROOM: usize = 22;
     let len = "RUN ".len()
-        + history_args.len()
+        + COUNT_ROOM
+        + args.len()
         + argv.iter().map(|a| a.len() + 1).sum::<usize>()
         + HISTORY_SUFFIX.len();
     let mut text = String::with_capacity(len);
     text.push_str("RUN ");
-    text.push_str(history_args);
+    if count > 0 {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "|{count} ");
+    }
+    text.push_str(args);
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
             text.push(' ');

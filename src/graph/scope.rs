@@ -155,8 +155,9 @@ impl Lookup for GlobalLookup<'_> {
 /// What a RUN step sees of the scope.
 pub(crate) struct RunContext<'s> {
     pub(crate) env: RunEnv,
-    /// The history's `|N K=V ... ` prefix for the ARGs with a value, empty without any.
+    /// The ARGs with a value as the history shows them, `K=V ` each, and how many.
     pub(crate) history_args: &'s str,
+    pub(crate) history_count: usize,
 }
 
 /// The variables in effect inside one stage.
@@ -170,8 +171,12 @@ pub(crate) struct Scope<'a> {
     pub(crate) env: Vars<Arc<str>>,
     /// What RUN steps see: follows every ARG and ENV change.
     run_env: RunEnv,
-    /// Made from `args` when a RUN needs it after an ARG changed them.
-    history_args: Option<String>,
+    /// The ARGs with a value as the history shows them, `K=V ` each, and how many:
+    /// appended to as new ARGs are declared, remade only after one declared before
+    /// changes (`history_stale`).
+    history_args: String,
+    history_count: usize,
+    history_stale: bool,
 }
 
 impl Lookup for Scope<'_> {
@@ -209,7 +214,9 @@ impl<'a> Scope<'a> {
             args: ArgValues::default(),
             env: vars,
             run_env: RunEnv::base(base, proxies),
-            history_args: None,
+            history_args: String::new(),
+            history_count: 0,
+            history_stale: false,
         }
     }
 
@@ -233,9 +240,15 @@ impl<'a> Scope<'a> {
                 },
             },
         };
+        if self.args.contains(&decl.name) {
+            self.history_stale = true;
+        } else if let Some(value) = &value {
+            self.history_args
+                .extend([decl.name.as_str(), "=", value, " "]);
+            self.history_count += 1;
+        }
         let name = self.args.set(&decl.name, value.clone()).clone();
         self.run_env = self.run_env.with_arg(name, value);
-        self.history_args = None;
         Ok(())
     }
 
@@ -295,24 +308,21 @@ impl<'a> Scope<'a> {
     /// What a RUN step sees: ARGs with a value and the predefined proxy build args, under
     /// the config env, which wins over an ARG of the same name.
     pub(crate) fn run_context(&mut self) -> RunContext<'_> {
-        let args = &self.args;
-        let history_args = self.history_args.get_or_insert_with(|| {
-            let set: Vec<_> = args
-                .iter()
-                .filter_map(|(k, v)| Some((k, v.as_ref()?)))
-                .collect();
-            if set.is_empty() {
-                return String::new();
+        if self.history_stale {
+            self.history_args.clear();
+            self.history_count = 0;
+            for (k, v) in self.args.iter() {
+                if let Some(v) = v {
+                    self.history_args.extend([&**k, "=", &**v, " "]);
+                    self.history_count += 1;
+                }
             }
-            let mut text = format!("|{} ", set.len());
-            for (k, v) in set {
-                text.extend([&**k, "=", &**v, " "]);
-            }
-            text
-        });
+            self.history_stale = false;
+        }
         RunContext {
             env: self.run_env.clone(),
-            history_args,
+            history_args: &self.history_args,
+            history_count: self.history_count,
         }
     }
 }
