@@ -194,13 +194,15 @@ pub(crate) fn run_environment(
     run: &RunStep,
 ) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
     let args: BTreeMap<String, String> = run
-        .build_args
+        .env
+        .build_args()
         .iter()
         .filter(|(k, _)| !is_proxy(k))
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let env: BTreeMap<String, String> = run
         .env
+        .entries()
         .iter()
         .filter(|(k, v)| !is_proxy(k) && args.get(&**k).map(String::as_str) != Some(&**v))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -622,17 +624,11 @@ mod tests {
 
     #[test]
     fn proxies_stay_out_of_keys() {
-        use std::sync::Arc;
-        let pair = |k: &str, v: &str| -> (Arc<str>, Arc<str>) { (k.into(), v.into()) };
         let run = RunStep {
             argv: vec!["true".into()],
-            env: vec![
-                pair("PATH", "/bin"),
-                pair("V", "1"),
-                pair("HTTP_PROXY", "p"),
-            ]
-            .into(),
-            build_args: vec![pair("V", "1"), pair("HTTP_PROXY", "p")].into(),
+            env: crate::graph::RunEnv::base(vec![("PATH".into(), "/bin".into())], Vec::new())
+                .with_arg("V".into(), Some("1".into()))
+                .with_arg("HTTP_PROXY".into(), Some("p".into())),
             workdir: "/".into(),
             user: String::new(),
             mounts: Vec::new(),

@@ -154,7 +154,12 @@ pub(crate) fn run(
         _ => None,
     });
     if let Some(target) = first_ssh {
-        if !run.env.iter().any(|(k, _)| &**k == "SSH_AUTH_SOCK") {
+        if !run
+            .env
+            .entries()
+            .iter()
+            .any(|(k, _)| &**k == "SSH_AUTH_SOCK")
+        {
             private
                 .env
                 .push(("SSH_AUTH_SOCK".to_string(), target.clone()));
@@ -231,6 +236,7 @@ pub(crate) fn run(
             args: run.argv.clone(),
             env: run
                 .env
+                .entries()
                 .iter()
                 .filter(|(k, _)| !private.env.iter().any(|(name, _)| name == &**k))
                 .map(|(k, v)| format!("{k}={v}"))

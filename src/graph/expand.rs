@@ -3,10 +3,10 @@
 //! inherited CMD, ONBUILD triggers of the base image run first.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::run_env::RunEnv;
 use super::scope::{automatic_args, lexer, ArgValues, Scope};
 use super::{resolve_from, GraphError, GraphErrorKind, Plan};
 use crate::oci::{ContainerConfig, Healthcheck, ImageRef, ReferenceError};
@@ -92,10 +92,10 @@ pub enum RunNetwork {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RunStep {
     pub argv: Vec<String>,
-    /// The process environment: config env plus ARG values (not stored in the image).
-    pub env: Arc<[(Arc<str>, Arc<str>)]>,
-    /// The ARGs with a value in scope, as history and cache explanations show them.
-    pub build_args: Arc<[(Arc<str>, Arc<str>)]>,
+    /// The process environment (`env.entries()`): config env plus ARG values, not stored
+    /// in the image; and the ARGs with a value in scope (`env.build_args()`).
+    #[serde(flatten)]
+    pub env: RunEnv,
     pub workdir: String,
     pub user: String,
     pub mounts: Vec<Mount>,
@@ -552,11 +552,10 @@ impl State<'_> {
                     _ => RunNetwork::Default,
                 };
                 let context = self.scope.run_context();
-                let created_by = run_history(&context.build_args, &argv);
+                let created_by = run_history(context.history_count, context.history_args, &argv);
                 let step = RunStep {
                     argv,
                     env: context.env,
-                    build_args: context.build_args,
                     workdir: self.workdir().to_string(),
                     user: self.config.user.clone().unwrap_or_default(),
                     mounts,
@@ -893,32 +892,23 @@ impl History {
 }
 
 /// A RUN's history text, as BuildKit writes it: `RUN |N K=V ... ` when build arguments
-/// are in scope, then the argv joined by spaces.
-fn run_history(build_args: &[(Arc<str>, Arc<str>)], argv: &[String]) -> String {
-    let count = build_args.len().to_string();
+/// are in scope (`count` of them, `K=V ` each in `args`), then the argv joined by spaces.
+fn run_history(count: usize, args: &str, argv: &[String]) -> String {
+    use std::fmt::Write;
+    // `|`, the count's digits and a space.
+    const COUNT_ROOM: usize = 22;
     let len = "RUN ".len()
-        + if build_args.is_empty() {
-            0
-        } else {
-            count.len()
-                + 2
-                + build_args
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len() + 2)
-                    .sum::<usize>()
-        }
+        + COUNT_ROOM
+        + args.len()
         + argv.iter().map(|a| a.len() + 1).sum::<usize>()
         + HISTORY_SUFFIX.len();
     let mut text = String::with_capacity(len);
     text.push_str("RUN ");
-    if !build_args.is_empty() {
-        text.push('|');
-        text.push_str(&count);
-        text.push(' ');
-        for (k, v) in build_args {
-            text.extend([&**k, "=", &**v, " "]);
-        }
+    if count > 0 {
+        // Writing to a String cannot fail.
+        let _ = write!(text, "|{count} ");
     }
+    text.push_str(args);
     for (i, arg) in argv.iter().enumerate() {
         if i > 0 {
             text.push(' ');

@@ -8,6 +8,7 @@
 
 mod changes;
 mod expand;
+mod run_env;
 mod scope;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,6 +29,7 @@ pub use expand::{
     expand_stage, BaseImage, CopyFrom, CopySource, CopyStep, ExpandedStage, Mount, MountSource,
     RunNetwork, RunStep, ScriptFile, Sharing, Step, StepKind,
 };
+pub use run_env::{EnvPair, RunEnv};
 use scope::{automatic_args, ArgValues, Scope};
 
 /// What the user asked of the build that changes the plan.

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use super::run_env::RunEnv;
 use crate::oci::Platform;
 use crate::parser::expand::{ExpandError, Lexer, Lookup};
 use crate::parser::{ArgDecl, Command, Instruction};
@@ -56,15 +57,33 @@ impl<V> Default for Vars<V> {
 }
 
 impl<V: Clone> Vars<V> {
-    pub(crate) fn set(&mut self, name: &str, value: V) {
-        match self.index.get(name) {
+    /// Sets `name`, returning the name as stored (shared).
+    pub(crate) fn set(&mut self, name: &str, value: V) -> &Arc<str> {
+        let i = match self.index.get(name) {
+            Some(&i) => {
+                self.entries[i].1 = value;
+                i
+            }
+            None => self.push(Arc::from(name), value),
+        };
+        &self.entries[i].0
+    }
+
+    /// Sets `name`, sharing the caller's copy of the name when it is new.
+    pub(crate) fn set_shared(&mut self, name: &Arc<str>, value: V) {
+        match self.index.get(&**name) {
             Some(&i) => self.entries[i].1 = value,
             None => {
-                let name: Arc<str> = Arc::from(name);
-                self.index.insert(name.clone(), self.entries.len());
-                self.entries.push((name, value));
+                self.push(name.clone(), value);
             }
         }
+    }
+
+    fn push(&mut self, name: Arc<str>, value: V) -> usize {
+        let i = self.entries.len();
+        self.index.insert(name.clone(), i);
+        self.entries.push((name, value));
+        i
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&V> {
@@ -133,11 +152,12 @@ impl Lookup for GlobalLookup<'_> {
     }
 }
 
-/// What a RUN step sees of the scope; shared by the RUN steps between two changes.
-#[derive(Debug, Clone)]
-pub(crate) struct RunContext {
-    pub(crate) env: Arc<[(Arc<str>, Arc<str>)]>,
-    pub(crate) build_args: Arc<[(Arc<str>, Arc<str>)]>,
+/// What a RUN step sees of the scope.
+pub(crate) struct RunContext<'s> {
+    pub(crate) env: RunEnv,
+    /// The ARGs with a value as the history shows them, `K=V ` each, and how many.
+    pub(crate) history_args: &'s str,
+    pub(crate) history_count: usize,
 }
 
 /// The variables in effect inside one stage.
@@ -149,7 +169,14 @@ pub(crate) struct Scope<'a> {
     pub(crate) args: ArgValues,
     /// The config's environment (the base image's, then ENV instructions).
     pub(crate) env: Vars<Arc<str>>,
-    run_context: Option<RunContext>,
+    /// What RUN steps see: follows every ARG and ENV change.
+    run_env: RunEnv,
+    /// The ARGs with a value as the history shows them, `K=V ` each, and how many:
+    /// appended to as new ARGs are declared, remade only after one declared before
+    /// changes (`history_stale`).
+    history_args: String,
+    history_count: usize,
+    history_stale: bool,
 }
 
 impl Lookup for Scope<'_> {
@@ -169,16 +196,27 @@ impl<'a> Scope<'a> {
         env: Vec<(String, String)>,
     ) -> Scope<'a> {
         let mut vars = Vars::default();
+        let mut base = Vec::with_capacity(env.len());
         for (k, v) in env {
-            vars.set(&k, Arc::from(v));
+            let value: Arc<str> = Arc::from(v);
+            let name = vars.set(&k, value.clone()).clone();
+            base.push((name, value));
         }
+        let proxies = build_args
+            .iter()
+            .filter(|(k, _)| is_predefined(k))
+            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())))
+            .collect();
         Scope {
             global,
             automatic,
             build_args,
             args: ArgValues::default(),
             env: vars,
-            run_context: None,
+            run_env: RunEnv::base(base, proxies),
+            history_args: String::new(),
+            history_count: 0,
+            history_stale: false,
         }
     }
 
@@ -202,8 +240,15 @@ impl<'a> Scope<'a> {
                 },
             },
         };
-        self.args.set(&decl.name, value);
-        self.run_context = None;
+        if self.args.contains(&decl.name) {
+            self.history_stale = true;
+        } else if let Some(value) = &value {
+            self.history_args
+                .extend([decl.name.as_str(), "=", value, " "]);
+            self.history_count += 1;
+        }
+        let name = self.args.set(&decl.name, value.clone()).clone();
+        self.run_env = self.run_env.with_arg(name, value);
         Ok(())
     }
 
@@ -212,8 +257,9 @@ impl<'a> Scope<'a> {
     }
 
     pub(crate) fn set_env(&mut self, name: &str, value: String) {
-        self.env.set(name, Arc::from(value));
-        self.run_context = None;
+        let value: Arc<str> = Arc::from(value);
+        let name = self.env.set(name, value.clone()).clone();
+        self.run_env = self.run_env.with_env(name, value);
     }
 
     /// The environment as `NAME=VALUE` entries, in order.
@@ -261,29 +307,22 @@ impl<'a> Scope<'a> {
 
     /// What a RUN step sees: ARGs with a value and the predefined proxy build args, under
     /// the config env, which wins over an ARG of the same name.
-    pub(crate) fn run_context(&mut self) -> RunContext {
-        if let Some(context) = &self.run_context {
-            return context.clone();
-        }
-        let build_args = self.args.set_pairs();
-        let mut env: Vec<(Arc<str>, Arc<str>)> =
-            Vec::with_capacity(self.env.len() + build_args.len() + self.build_args.len());
-        env.extend(self.env.iter().cloned());
-        let proxies = self
-            .build_args
-            .iter()
-            .filter(|(k, _)| is_predefined(k))
-            .map(|(k, v)| (Arc::from(k.as_str()), Arc::from(v.as_str())));
-        for (k, v) in build_args.iter().cloned().chain(proxies) {
-            if !self.env.contains(&k) {
-                env.push((k, v));
+    pub(crate) fn run_context(&mut self) -> RunContext<'_> {
+        if self.history_stale {
+            self.history_args.clear();
+            self.history_count = 0;
+            for (k, v) in self.args.iter() {
+                if let Some(v) = v {
+                    self.history_args.extend([&**k, "=", &**v, " "]);
+                    self.history_count += 1;
+                }
             }
+            self.history_stale = false;
         }
-        let context = RunContext {
-            env: env.into(),
-            build_args: build_args.into(),
-        };
-        self.run_context = Some(context.clone());
-        context
+        RunContext {
+            env: self.run_env.clone(),
+            history_args: &self.history_args,
+            history_count: self.history_count,
+        }
     }
 }

@@ -24,6 +24,7 @@ fn run_env(step: &Step) -> Vec<(String, String)> {
     match &step.kind {
         StepKind::Run(run) => run
             .env
+            .entries()
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
@@ -502,4 +503,31 @@ fn a_secret_mount_without_id_or_target_is_refused() {
             .to_string();
         assert!(err.contains("secret mount"), "{err}");
     }
+}
+
+#[test]
+fn run_history_lists_args_in_declaration_order_as_they_change() {
+    let p = plan_with(
+        "FROM scratch\nRUN a\nARG A=1\nARG U\nRUN b\nARG B=2\nRUN c\nARG A=3\nARG U=u\nRUN d\nARG B\nRUN e\n",
+        &[],
+        None,
+    )
+    .unwrap();
+    let history: Vec<String> = stage(&p, 0)
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::Run(_)))
+        .map(|s| s.created_by.clone())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "RUN /bin/sh -c a # buildkit",
+            "RUN |1 A=1 /bin/sh -c b # buildkit",
+            "RUN |2 A=1 B=2 /bin/sh -c c # buildkit",
+            "RUN |3 A=3 U=u B=2 /bin/sh -c d # buildkit",
+            // Declared again without a default, nor a global or --build-arg value.
+            "RUN |2 A=3 U=u /bin/sh -c e # buildkit",
+        ]
+    );
 }
