@@ -259,11 +259,8 @@ pub struct OverlayLayers<'a> {
     pub volatile: bool,
 }
 
-/// The kernel's options for `layers`: no index, redirects or metacopy (layers must
-/// stay plain trees). In a user namespace overlay keeps its marks in `user.overlay.*`
-/// attributes (only the initial namespace's root may write `trusted.*`) and then
-/// follows no redirects (`redirect_dir=off` is refused beside `userxattr`).
-pub(crate) fn kernel_options(layers: &OverlayLayers<'_>) -> String {
+/// `lowerdir=`, and `upperdir=`/`workdir=` when writable: the same for both drivers.
+fn directory_options(layers: &OverlayLayers<'_>) -> String {
     let mut options = format!("lowerdir={}", layers.lowers.join(":"));
     if let Some((upper, work)) = layers.upper {
         options.push_str(&format!(
@@ -271,9 +268,18 @@ pub(crate) fn kernel_options(layers: &OverlayLayers<'_>) -> String {
             upper.display(),
             work.display()
         ));
-        if layers.volatile {
-            options.push_str(",volatile");
-        }
+    }
+    options
+}
+
+/// The kernel's options for `layers`: no index, redirects or metacopy (layers must
+/// stay plain trees). In a user namespace overlay keeps its marks in `user.overlay.*`
+/// attributes (only the initial namespace's root may write `trusted.*`) and then
+/// follows no redirects (`redirect_dir=off` is refused beside `userxattr`).
+pub(crate) fn kernel_options(layers: &OverlayLayers<'_>) -> String {
+    let mut options = directory_options(layers);
+    if layers.upper.is_some() && layers.volatile {
+        options.push_str(",volatile");
     }
     if super::rootless::outside_ids().is_some() {
         options.push_str(",userxattr,index=off,metacopy=off");
@@ -286,14 +292,7 @@ pub(crate) fn kernel_options(layers: &OverlayLayers<'_>) -> String {
 /// fuse-overlayfs's options for `layers`: its names are overlay's. `allow_other` lets
 /// a container's other users in; the kernel checks permissions as on any file system.
 pub(crate) fn fuse_options(layers: &OverlayLayers<'_>, readonly: bool) -> String {
-    let mut options = format!("lowerdir={}", layers.lowers.join(":"));
-    if let Some((upper, work)) = layers.upper {
-        options.push_str(&format!(
-            ",upperdir={},workdir={}",
-            upper.display(),
-            work.display()
-        ));
-    }
+    let mut options = directory_options(layers);
     options.push_str(",allow_other,default_permissions");
     if readonly {
         options.push_str(",ro");

@@ -95,10 +95,16 @@ fn arguments(namespace: &Path, ports: &[PortMapping], pid_file: &Path) -> Vec<St
             args.extend([flag.to_string(), port_spec(mapping)]);
         }
     }
-    // No ports of the host forwarded into the container unasked, and the gateway's
-    // address is not the host's loopback (pasta's default maps it there, which would
-    // open services bound to 127.0.0.1 to every container; podman turns it off too, as
-    // slirp4netns's --disable-host-loopback does).
+    closed_and_placed(&mut args, namespace, pid_file);
+    args
+}
+
+/// What every pasta of lade's is given last: no ports of the host forwarded into the
+/// namespace unasked, the gateway's address not the host's loopback (pasta's default
+/// maps it there, which would open services bound to 127.0.0.1 to every container;
+/// podman turns it off too, as slirp4netns's --disable-host-loopback does), its pid
+/// file and its namespace.
+fn closed_and_placed(args: &mut Vec<String>, namespace: &Path, pid_file: &Path) {
     args.extend(["-T", "none", "-U", "none", "--no-map-gw"].map(String::from));
     args.extend([
         "--pid".into(),
@@ -106,7 +112,6 @@ fn arguments(namespace: &Path, ports: &[PortMapping], pid_file: &Path) -> Vec<St
         "--netns".into(),
         namespace.display().to_string(),
     ]);
-    args
 }
 
 /// pasta's arguments for rootless lade's own namespace (`rootless_netns`), the way out of
@@ -127,26 +132,8 @@ fn bridges_arguments(namespace: &Path, way_out: &WayOut, pid_file: &Path) -> Vec
         "--dns-forward".into(),
         way_out.dns.to_string(),
     ]);
-    args.extend(
-        [
-            "-t",
-            "none",
-            "-u",
-            "none",
-            "-T",
-            "none",
-            "-U",
-            "none",
-            "--no-map-gw",
-        ]
-        .map(String::from),
-    );
-    args.extend([
-        "--pid".into(),
-        pid_file.display().to_string(),
-        "--netns".into(),
-        namespace.display().to_string(),
-    ]);
+    args.extend(["-t", "none", "-u", "none"].map(String::from));
+    closed_and_placed(&mut args, namespace, pid_file);
     args
 }
 
