@@ -329,7 +329,8 @@ impl Drop for Podman {
 }
 
 /// Kills a detached container's monitor (the parent of its init `init`) with SIGKILL,
-/// and waits (bounded, on the init's pidfd) until the init, which dies with it, exits.
+/// and waits (bounded, on pidfds) until the monitor is gone, with every descriptor it
+/// held (its published ports), and the init, which dies with it, has exited.
 pub fn kill_monitor_of(init: i32) {
     let stat = std::fs::read_to_string(format!("/proc/{init}/stat")).expect("the init runs");
     let monitor: i32 = stat
@@ -339,12 +340,17 @@ pub fn kill_monitor_of(init: i32) {
         .and_then(|ppid| ppid.parse().ok())
         .expect("a parent pid in /proc/PID/stat");
     let init = lade::exec::ProcessId::of(init).expect("the init runs");
+    let monitor_process = lade::exec::ProcessId::of(monitor).expect("the monitor runs");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(monitor),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("the monitor can be killed");
     // Its pidfd becomes readable when it exits: no polling.
+    assert!(
+        monitor_process.wait_exit(std::time::Duration::from_secs(30)),
+        "the monitor did not die"
+    );
     assert!(
         init.wait_exit(std::time::Duration::from_secs(30)),
         "the container did not die with its monitor"
