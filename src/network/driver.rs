@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use super::aardvark::{self, Aardvark, Entry};
@@ -83,18 +83,6 @@ fn ensure_bridge(host: &mut Netlink, network: &NetworkDefinition) -> Result<u32>
         .map_err(link_error(format!("give bridge {bridge} its address")))?;
     sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
     Ok(index)
-}
-
-/// Opens `file` in the host's mount namespace, where namespace files are mounted (this
-/// process's own may not see the mount).
-fn open_where_mounted(host_mounts: HostMounts, file: PathBuf) -> std::io::Result<File> {
-    std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS)?;
-        nix::sched::setns(host_mounts()?, nix::sched::CloneFlags::CLONE_NEWNS)?;
-        File::open(file)
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("the mount namespace's thread panicked"))?
 }
 
 /// A host end's name no other link has: `veth` and 8 random hex digits.
@@ -255,26 +243,18 @@ impl Driver {
         Ok(silent)
     }
 
-    /// Undoes what [`Driver::setup`] made for the container on the host (its veth
-    /// pairs, its ports' rules, its names).
+    /// Undoes what [`Driver::setup`] made for the container on the host (its ports'
+    /// rules, its names). Its veth pairs go with its namespace: the kernel dismantles a
+    /// namespace on a work queue of its own, a moment after its last holder lets go.
+    /// Deleting them here instead would make them go before this returns, but each
+    /// deletion waits for an RCU grace period (a bridged `run --rm` measured 39 ms
+    /// against 14 ms).
     pub fn teardown(&self, network: &ContainerNetwork) -> Result<()> {
         in_bridges_namespace(self.host_mounts, || self.teardown_here(network))
     }
 
     fn teardown_here(&self, network: &ContainerNetwork) -> Result<()> {
         let _lock = locked()?;
-        // The veth pairs would go with the namespace, but the kernel dismantles a
-        // namespace later, on a work queue of its own: removed now, while it is still
-        // held, the host's bridges are as they were when this returns.
-        let namespace = super::namespace_file(&network.container_id);
-        let held = open_where_mounted(self.host_mounts, namespace).ok();
-        if let Some(mut inside) = held.and_then(|file| Netlink::open_in_namespace(file).ok()) {
-            for attachment in &network.attachments {
-                if let Ok(Some(index)) = inside.link_index(&attachment.interface) {
-                    let _ = inside.delete_link(index);
-                }
-            }
-        }
         let mut result = Ok(());
         if let Some(exit) = network.attachments.iter().find(|a| !a.network.internal) {
             if !network.ports.is_empty() {

@@ -47,11 +47,7 @@ impl Netlink {
 
     /// A socket in the network namespace at `netns`.
     pub fn open_in(netns: &Path) -> io::Result<Netlink> {
-        Netlink::open_in_namespace(File::open(netns)?)
-    }
-
-    /// A socket in the network namespace `namespace` (an open namespace file).
-    pub fn open_in_namespace(namespace: File) -> io::Result<Netlink> {
+        let namespace = File::open(netns)?;
         std::thread::spawn(move || {
             setns(&namespace, CloneFlags::CLONE_NEWNET)?;
             Netlink::open()

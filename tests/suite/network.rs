@@ -479,6 +479,15 @@ fn teardown_leaves_the_hosts_links_rules_and_ports_as_they_were() {
     // stay until the network is removed.
     lade.ok(&["run", "--rm", "busybox", "true"]);
     lade.ok(&["run", "--rm", "--network", "mynet", "busybox", "true"]);
+    // Their veth pairs go with their namespaces, which the kernel dismantles a moment
+    // after the containers end.
+    let networks_now = Ours::of(&lade);
+    common::wait_until("the ended containers' veth pairs to go", || {
+        !networks_now
+            .only(&host_state())
+            .lines()
+            .any(|line| line.starts_with("veth"))
+    });
     let with_networks = host_state();
     lade.ok(&[
         "run", "-d", "--name", "t1", "-p", "18091:80", "busybox", "sleep", "300",
