@@ -269,13 +269,43 @@ fn wait_for_dependencies(
 }
 
 /// Waits for a container's health to become healthy; unhealthy (or stopped) is an
-/// error with its last health check's output. Woken by each new result; the bound on
-/// each wait only bounds how late Ctrl-C is noticed.
+/// error with its last health check's output. Woken by each new result, by the
+/// container's monitor going, and by SIGINT or SIGTERM (a self-pipe); the bound on each
+/// wait is only a backstop for a change told nowhere.
 fn wait_healthy(store: &Store, service: &str, id: &str, interrupted: &AtomicBool) -> Result<()> {
-    let watch = engine::HealthWatch::new(store, id).map_err(|e| ComposeError::Service {
+    let failed = |what: &str, e: std::io::Error| ComposeError::Service {
         service: service.to_string(),
-        reason: format!("watching its health: {e}"),
-    })?;
+        reason: format!("{what}: {e}"),
+    };
+    let watch =
+        engine::HealthWatch::new(store, id).map_err(|e| failed("watching its health", e))?;
+    let (wake_reader, wake_writer) =
+        UnixStream::pair().map_err(|e| failed("a wake-up socket", e))?;
+    let mut registered = Vec::new();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let writer = wake_writer
+            .try_clone()
+            .map_err(|e| failed("a wake-up socket", e))?;
+        registered.push(
+            signal_hook::low_level::pipe::register(signal, writer)
+                .map_err(|e| failed("a wake-up socket", e))?,
+        );
+    }
+    let waited = wait_healthy_woken(store, service, id, interrupted, &watch, &wake_reader);
+    for id in registered {
+        signal_hook::low_level::unregister(id);
+    }
+    waited
+}
+
+fn wait_healthy_woken(
+    store: &Store,
+    service: &str,
+    id: &str,
+    interrupted: &AtomicBool,
+    watch: &engine::HealthWatch,
+    wake: &UnixStream,
+) -> Result<()> {
     loop {
         if interrupted.load(Ordering::SeqCst) {
             return Err(ComposeError::Interrupted);
@@ -314,7 +344,7 @@ fn wait_healthy(store: &Store, service: &str, id: &str, interrupted: &AtomicBool
                     last_log: format!("it stopped ({})", row.state.as_str()),
                 })
             }
-            Some(_) => watch.wait(Duration::from_millis(500)),
+            Some(_) => watch.wait(std::os::fd::AsFd::as_fd(wake), Duration::from_secs(5)),
         }
     }
 }

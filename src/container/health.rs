@@ -191,11 +191,15 @@ impl HealthWatch {
         Ok(HealthWatch { inotify })
     }
 
-    /// Returns at the next change, or after `at_most`.
-    pub fn wait(&self, at_most: Duration) {
+    /// Returns at the next change, when `also` becomes readable (a self-pipe that a
+    /// signal handler writes to), or after `at_most`.
+    pub fn wait(&self, also: std::os::fd::BorrowedFd<'_>, at_most: Duration) {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use std::os::fd::AsFd;
-        let mut fds = [PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN)];
+        let mut fds = [
+            PollFd::new(self.inotify.as_fd(), PollFlags::POLLIN),
+            PollFd::new(also, PollFlags::POLLIN),
+        ];
         let millis = at_most.as_millis().min(u128::from(u16::MAX)) as u16;
         let _ = poll(&mut fds, PollTimeout::from(millis));
         let _ = self.inotify.read_events();

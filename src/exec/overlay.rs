@@ -416,8 +416,17 @@ fn start_fuse_overlayfs(options: &str, target: &Path) -> io::Result<std::process
     let target_c = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the mount target"))?;
     let started = Instant::now();
-    let mut pause = Duration::from_micros(200);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; the
+    // child is ours and not yet reaped, so its pid names it.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) };
+    let child_exit = (pidfd >= 0).then(|| {
+        // SAFETY: the descriptor was just returned to us and is owned here alone.
+        unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd as i32) }
+    });
     loop {
+        // Opened before the look: a mount made after it marks this file (POLLPRI), so
+        // the wait below cannot miss it.
+        let mounts = std::fs::File::open("/proc/thread-self/mountinfo")?;
         if is_fuse_mount(&target_c, before) {
             return Ok(child);
         }
@@ -444,9 +453,20 @@ fn start_fuse_overlayfs(options: &str, target: &Path) -> io::Result<std::process
             ));
         }
         // The daemon says nothing when its mount is ready (it stays in the foreground
-        // to die with its parent): its file system showing at the target is the sign.
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
+        // to die with its parent): woken when this mount namespace's mounts change, or
+        // when it ends.
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let left = FUSE_START_LIMIT.saturating_sub(started.elapsed());
+        let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX).max(1);
+        let mut fds = vec![PollFd::new(mounts.as_fd(), PollFlags::POLLPRI)];
+        if let Some(exit) = &child_exit {
+            fds.push(PollFd::new(exit.as_fd(), PollFlags::POLLIN));
+        }
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
