@@ -459,3 +459,36 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+/// The host's listening TCP sockets on `port` (IPv4 and IPv6), as `ss` tells of them
+/// with their processes; `None` when nothing listens there. Whether a port was let go
+/// is asked this way, not by binding it: the suite's own outgoing connections take
+/// ports of the same ephemeral range as their source, and such a connection keeps a
+/// bind from succeeding although nothing serves the port.
+pub fn listener_on(port: u16) -> Option<String> {
+    let listening = ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+        std::fs::read_to_string(table)
+            .unwrap_or_default()
+            .lines()
+            .skip(1)
+            .any(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local address "ADDR:PORT" in hex, state 0A is LISTEN
+                fields.len() > 3
+                    && fields[3] == "0A"
+                    && fields[1]
+                        .rsplit(':')
+                        .next()
+                        .and_then(|hex| u16::from_str_radix(hex, 16).ok())
+                        == Some(port)
+            })
+    });
+    listening.then(|| {
+        let ss = std::process::Command::new("ss")
+            .args(["-ltnpeH", "sport", "=", &format!(":{port}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("(ss cannot run: {e})"));
+        format!("something listens on port {port}: {ss}")
+    })
+}

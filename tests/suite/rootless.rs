@@ -489,7 +489,7 @@ fn serve_and_fetch(lade: &RootlessLade, network: Option<&str>) {
     lade.ok(&["rm", "-f", "web"]);
     // The network's helper went with the container: the port is free again.
     common::wait_until("the published port to be let go", || {
-        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok()
+        common::listener_on(port).is_none()
     });
 }
 
@@ -913,10 +913,9 @@ fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_sto
     );
     // The network goes before the exit is recorded, which `stop` waits for.
     lade.ok(&["stop", "web"]);
-    assert!(
-        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
-        "port {port} is still held after stop"
-    );
+    if let Some(holder) = common::listener_on(port) {
+        panic!("port {port} is still held after stop: {holder}");
+    }
     // It comes back at the next start.
     lade.ok(&["start", "web"]);
     common::wait_until("the container's web server after its restart", || {
@@ -932,10 +931,9 @@ fn published_ports_on_a_user_network_are_reached_from_the_host_and_let_go_at_sto
         .parse()
         .unwrap();
     common::kill_monitor_of(init);
-    assert!(
-        std::net::TcpListener::bind(("0.0.0.0", port)).is_ok(),
-        "port {port} is still held after the monitor was killed"
-    );
+    if let Some(holder) = common::listener_on(port) {
+        panic!("port {port} is still held after the monitor was killed: {holder}");
+    }
     lade.ok(&["ps", "-a"]);
     lade.ok(&["rm", "-f", "web"]);
     lade.ok(&["network", "rm", "published"]);
@@ -979,7 +977,9 @@ fn a_compose_project_runs_rootless_and_down_leaves_nothing() {
     assert_eq!(lade.ok(&["logs", &client]), "served-to-compose\n");
     lade.ok(&["compose", "-f", &file, "down"]);
     assert_eq!(lade.ok(&["ps", "-aq"]), "");
-    assert!(std::net::TcpListener::bind(("0.0.0.0", port)).is_ok());
+    if let Some(holder) = common::listener_on(port) {
+        panic!("port {port} is still held after down: {holder}");
+    }
     let left = strays(&lade);
     assert!(left.is_empty(), "processes left after down: {left:?}");
     // The namespace's way out is still there, for the next project.
