@@ -12,7 +12,7 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -228,12 +228,21 @@ const PAUSE_NAME: &str = "lade-pause";
 
 /// The pause process named in `pid_file`, when it still runs for this user.
 fn running_pause(pid_file: &Path) -> Option<i32> {
-    use std::os::unix::fs::MetadataExt;
     let pid: i32 = std::fs::read_to_string(pid_file)
         .ok()?
         .trim()
         .parse()
         .ok()?;
+    is_pause(pid).then_some(pid)
+}
+
+/// Whether process `pid` is this user's live pause process.
+fn is_pause(pid: i32) -> bool {
+    is_pause_process(pid).is_some()
+}
+
+fn is_pause_process(pid: i32) -> Option<()> {
+    use std::os::unix::fs::MetadataExt;
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let comm = std::fs::read_to_string(proc_dir.join("comm")).ok()?;
     let owner = std::fs::metadata(&proc_dir).ok()?.uid();
@@ -241,7 +250,7 @@ fn running_pause(pid_file: &Path) -> Option<i32> {
     let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
     let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
     let alive = state != "Z" && state != "X";
-    (alive && comm.trim() == PAUSE_NAME && owner == nix::unistd::getuid().as_raw()).then_some(pid)
+    (alive && comm.trim() == PAUSE_NAME && owner == nix::unistd::getuid().as_raw()).then_some(())
 }
 
 /// Moves this process into the user's rootless namespace (user and mount), making it
@@ -260,8 +269,8 @@ pub fn enter() -> Result<Entered, RootlessError> {
     lock.lock()
         .map_err(io_error(format!("locking {}", lock_path.display())))?;
     let pid_file = runtime.join("pause.pid");
-    let (pid, entered) = match running_pause(&pid_file) {
-        Some(pid) => (pid, Entered::Joined),
+    let (pid, entered, known) = match running_pause(&pid_file) {
+        Some(pid) => (pid, Entered::Joined, Known::ByItsPid),
         None => {
             let namespaces_file = runtime.join("pause.ns");
             let (pid, entered) = match surviving_namespaces(&namespaces_file) {
@@ -280,10 +289,11 @@ pub fn enter() -> Result<Entered, RootlessError> {
                 .and_then(|()| std::fs::rename(&staged, &pid_file))
                 .map_err(io_error(pid_file.display().to_string()))?;
             record_namespaces(pid, &namespaces_file)?;
-            (pid, entered)
+            // Our child, not yet reaped: its pid is its own until we exit.
+            (pid, entered, Known::OurChild)
         }
     };
-    join(pid)?;
+    join(pid, known)?;
     drop(lock);
     Ok(entered)
 }
@@ -453,15 +463,38 @@ unsafe fn pause_forever() -> ! {
     }
 }
 
+/// How the process to join is known to be the pause process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    /// By what its pid shows (name, owner, state): checked again once it is held.
+    ByItsPid,
+    /// This process forked it (it may not have named itself yet).
+    OurChild,
+}
+
 /// Joins the user and mount namespaces of the pause process `pid`, keeping the working
 /// directory (joining a mount namespace moves it to its root).
-fn join(pid: i32) -> Result<(), RootlessError> {
+fn join(pid: i32, known: Known) -> Result<(), RootlessError> {
     let join_error = |source| RootlessError::Join { pid, source };
     let cwd = std::env::current_dir().ok();
-    let user = File::open(format!("/proc/{pid}/ns/user")).map_err(join_error)?;
-    let mount = File::open(format!("/proc/{pid}/ns/mnt")).map_err(join_error)?;
-    setns(&user, CloneFlags::CLONE_NEWUSER).map_err(|e| join_error(e.into()))?;
-    setns(&mount, CloneFlags::CLONE_NEWNS).map_err(|e| join_error(e.into()))?;
+    // A pidfd names the process itself, not its number: checked to be the pause
+    // process once it is held, the namespaces are that process's (were it gone and its
+    // number reused meanwhile, setns fails rather than join another's), both at once.
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(join_error(io::Error::last_os_error()));
+    }
+    // SAFETY: the descriptor was just returned to us and is owned here alone.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    if known == Known::ByItsPid && !is_pause(pid) {
+        return Err(join_error(io::Error::new(
+            io::ErrorKind::NotFound,
+            "the pause process ended",
+        )));
+    }
+    setns(&pidfd, CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+        .map_err(|e| join_error(e.into()))?;
     if let Some(cwd) = cwd {
         // A working directory the namespace cannot see leaves lade at `/`, as a
         // relative path then says when it is used.
