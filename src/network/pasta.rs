@@ -214,18 +214,65 @@ fn run_pasta(args: Vec<String>, host_mounts: std::fs::File) -> Result<()> {
 /// The names a helper process of rootless networking goes by in `/proc/PID/comm`.
 const HELPER_NAMES: [&str; 5] = ["pasta", "passt", "pasta.avx2", "passt.avx2", "slirp4netns"];
 
-/// The helper (pasta or slirp4netns) whose pid is in `pid_file`, while it runs.
+/// The helper (pasta or slirp4netns) whose pid is in `pid_file`, while it runs: one that
+/// has begun to exit (killed) is no helper any more, although its files, its tap device
+/// among them, may not be closed yet ([`wait_for_exiting_helper`]).
 pub fn running_helper(pid_file: &Path) -> Option<i32> {
+    let pid = helper_pid(pid_file)?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    (!is_exiting(&stat)).then_some(pid)
+}
+
+/// The pid in `pid_file`, when that process goes by a helper's name.
+fn helper_pid(pid_file: &Path) -> Option<i32> {
     let pid = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|text| text.trim().parse::<i32>().ok())?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    // A helper killed but not reaped yet is no helper any more.
-    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let zombie = state
-        .rsplit_once(')')
-        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-    (HELPER_NAMES.contains(&comm.trim()) && !zombie).then_some(pid)
+    HELPER_NAMES.contains(&comm.trim()).then_some(pid)
+}
+
+/// Whether the process whose `/proc/PID/stat` is `stat` is exiting or has exited: a
+/// zombie (or dead), or with the kernel's `PF_EXITING` among its flags (the ninth field),
+/// which it gets as it starts to exit, before it closes its files.
+fn is_exiting(stat: &str) -> bool {
+    const PF_EXITING: u64 = 0x4;
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return true;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let dead = matches!(fields.first(), Some(&("Z" | "X" | "x")));
+    let flags = fields
+        .get(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    dead || flags & PF_EXITING != 0
+}
+
+/// Waits (up to five seconds) for the helper in `pid_file` to finish exiting when it is
+/// on its way out, so that its tap device and its pid file are gone before a new helper
+/// takes their names; returns at once when none is exiting.
+pub fn wait_for_exiting_helper(pid_file: &Path) {
+    let Some(pid) = helper_pid(pid_file) else {
+        return;
+    };
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return;
+    }
+    // SAFETY: the kernel just returned this descriptor; nothing else owns it.
+    let pidfd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    // Checked once the descriptor is held: the pid cannot have passed to another
+    // process since, so it names the helper.
+    if helper_pid(pid_file) != Some(pid) {
+        return;
+    }
+    let mut fds = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&pidfd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16));
 }
 
 /// Stops the pasta (or slirp4netns) whose pid is in `pid_file` (if it still runs) and
@@ -243,6 +290,20 @@ pub fn stop(pid_file: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_process_exiting_or_dead_is_told_from_its_stat() {
+        let running = "4720 (passt.avx2) S 1 4720 4720 0 -1 4194368 137 0 0 0";
+        let exiting = "4720 (passt.avx2) R 1 4720 4720 0 -1 4194372 137 0 0 0";
+        let zombie = "4720 (passt.avx2) Z 1 4720 4720 0 -1 4227076 137 0 0 0";
+        assert!(!is_exiting(running));
+        assert!(is_exiting(exiting));
+        assert!(is_exiting(zombie));
+        assert!(is_exiting(""));
+        // This process runs.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(!is_exiting(&own));
+    }
 
     fn mapping(
         host_ip: &str,

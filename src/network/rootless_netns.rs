@@ -126,6 +126,8 @@ fn open(host_mounts: HostMounts) -> Result<File> {
 /// pasta is not installed.
 fn connect_out(file: &Path, host_mounts: File) -> Result<()> {
     let pid_file = helper_pid_file();
+    // A helper killed a moment ago may still hold its tap device's name.
+    super::pasta::wait_for_exiting_helper(&pid_file);
     let _ = std::fs::remove_file(&pid_file);
     if super::pasta::pasta_binary().is_none() && super::pasta::slirp4netns_binary().is_some() {
         super::slirp::start_for_bridges(file, host_mounts, &pid_file)

@@ -738,7 +738,7 @@ fn ours_named(lade: &RootlessLade, names: &[&str]) -> Vec<i32> {
 }
 
 #[test]
-fn the_way_out_comes_back_after_the_pause_process_is_killed() {
+fn the_way_out_comes_back_after_its_helper_or_the_pause_process_is_killed() {
     let lade = RootlessLade::new();
     lade.busybox();
     lade.ok(&["network", "create", "back"]);
@@ -763,6 +763,20 @@ fn the_way_out_comes_back_after_the_pause_process_is_killed() {
     assert_eq!(fetch(), "still-out\n");
     let first = helpers();
     assert_eq!(first.len(), 1, "one pasta for the namespace: {first:?}");
+    // Its pasta killed: the next command attaches a new one. The test goes on as soon
+    // as the killed pasta has lost its memory (its environment is unreadable), which is
+    // before it has closed its files: the next command meets a helper still exiting,
+    // its tap device still there, and must wait for it rather than take it for running.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    common::wait_until("the killed pasta to lose its memory", || helpers().is_empty());
+    assert_eq!(fetch(), "still-out\n");
+    let second = helpers();
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second, first);
     // The pause process killed: its mount namespace, where the namespace was mounted,
     // goes; the next command makes the namespace anew and stops the old pasta.
     let pause: i32 = std::fs::read_to_string(lade.dir.path().join("run/lade/pause.pid"))
