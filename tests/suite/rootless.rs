@@ -772,7 +772,9 @@ fn the_way_out_comes_back_after_its_helper_or_the_pause_process_is_killed() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    common::wait_until("the killed pasta to lose its memory", || helpers().is_empty());
+    common::wait_until("the killed pasta to lose its memory", || {
+        helpers().is_empty()
+    });
     assert_eq!(fetch(), "still-out\n");
     let second = helpers();
     assert_eq!(second.len(), 1, "{second:?}");
