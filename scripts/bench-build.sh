@@ -6,6 +6,9 @@
 #   usage: scripts/bench-build.sh [COLD_RUNS [WARM_RUNS]]    (default 3 and 10; root)
 #   BENCH_IMAGE_SIZE: the file system's size (default 24G; sparse, but the host must have
 #   that much free); about 8G is enough for the three tools.
+#   BENCH_STAGES=one: the final stage alone, without the two sleeping stages: the shared
+#   workload's own single-stage Dockerfile (../shared/bench/workload/Dockerfile), whose
+#   cold build has no 3 s floor (results in bench-results/build-*-one.json).
 #
 # The project: a 10,000-file / 60 MB tree plus a 200 MB file (scripts/gen-context.py), a
 # final stage with COPY and RUN steps, and two independent stages (each `sleep 3` and a
@@ -30,6 +33,24 @@ TOOLS="hyperfine:hyperfine buildah:buildah busybox:busybox-static"
 
 CTX=$WORK/context
 [ -f "$CTX/big.bin" ] || { mkdir -p "$CTX"; python3 "$HERE/scripts/gen-context.py" "$CTX" >/dev/null; }
+if [ "${BENCH_STAGES:-}" = one ]; then
+SUFFIX=-one
+cat > "$CTX/Dockerfile" <<'EOF'
+FROM busybox:local
+ENV APP_HOME=/app BENCH_LEVEL=1 PATH=/bin:/usr/bin:/sbin:/usr/sbin
+WORKDIR /app
+COPY big.bin /app/big.bin
+COPY tree/ /app/tree/
+RUN find /app/tree -type f | wc -l > /app/count.txt \
+ && find /app/tree -type f -name '*.txt' | head -n 200 | xargs cat | sha256sum > /app/sum.txt \
+ && mkdir -p /app/gen \
+ && i=0; while [ $i -lt 1000 ]; do echo "generated file $i" > /app/gen/g$i.txt; i=$((i+1)); done \
+ && ls /app/gen | wc -l > /app/gen-count.txt
+EXPOSE 8080
+ENTRYPOINT ["/bin/sh","-c","echo hi"]
+EOF
+else
+SUFFIX=
 cat > "$CTX/Dockerfile" <<'EOF'
 FROM busybox:local AS a
 RUN sleep 3 && mkdir -p /out && find /bin | wc -l > /out/a.txt
@@ -52,6 +73,7 @@ COPY --from=b /out/b.txt /b.txt
 EXPOSE 8080
 ENTRYPOINT ["/bin/sh","-c","cat /app/count.txt /a.txt /b.txt"]
 EOF
+fi
 # Each one-file run changes this file, so every run has a change to find.
 CHANGE="date +%s%N >> $CTX/tree/d1000/f0.txt"
 
@@ -72,7 +94,7 @@ PODMAN_COLD="$PODMAN rmi -f bench >/dev/null 2>&1; $PODMAN image prune -f >/dev/
 
 run() { # name runs prepare-lade prepare-docker prepare-podman [extra hyperfine args]
     local name=$1 runs=$2
-    hyperfine --runs "$runs" --warmup "${WARMUP:-0}" --export-json "$HERE/bench-results/build-$name.json" \
+    hyperfine --runs "$runs" --warmup "${WARMUP:-0}" --export-json "$HERE/bench-results/build-$name$SUFFIX.json" \
         "${@:6}" \
         --prepare "$3" -n lade "$LADE_BUILD" \
         --prepare "$4" -n "docker+buildkit" "$DOCKER_BUILD" \
@@ -89,12 +111,12 @@ echo "== no-op rebuild"
 # Everything was just built: each tool's first run is a no-op already.
 WARMUP=1 run no-op "$WARM_RUNS" "true" "true" "true"
 
-python3 - "$HERE/bench-results" <<'PY'
+python3 - "$HERE/bench-results" "$SUFFIX" <<'PY'
 import json, os, sys
 rows = []
 for case in ["cold", "no-op", "one-file"]:
     results = {r["command"]: r["median"] for r in
-               json.load(open(os.path.join(sys.argv[1], f"build-{case}.json")))["results"]}
+               json.load(open(os.path.join(sys.argv[1], f"build-{case}{sys.argv[2]}.json")))["results"]}
     lade = results["lade"]
     for name, median in results.items():
         rows.append((case, name, median, median / lade))
