@@ -240,6 +240,16 @@ pub fn create(store: &Store, options: &NetworkOptions) -> Result<NetworkDefiniti
     let subnet = match &options.subnet {
         Some(text) => {
             let subnet: Subnet = text.parse().map_err(NetworkError::BadSubnet)?;
+            // Rootless, bridges live beside the namespace's own link out, whose
+            // subnet would lose its route to them.
+            let way_out = super::rootless_netns::WAY_OUT;
+            let way_out = Subnet::new(way_out.address, way_out.prefix);
+            if let Some(way_out) = way_out.filter(|w| super::is_rootless() && w.overlaps(&subnet)) {
+                return Err(NetworkError::SubnetOverlapsWayOut {
+                    subnet: subnet.to_string(),
+                    way_out: way_out.to_string(),
+                });
+            }
             if let Some(clash) = taken_subnets.iter().find(|t| t.overlaps(&subnet)) {
                 return Err(NetworkError::SubnetOverlap {
                     subnet: subnet.to_string(),

@@ -105,6 +105,8 @@ pub enum NetworkError {
     BadSubnet(#[source] SubnetError),
     #[error("--subnet {subnet} overlaps {clash}, which a route or another network has")]
     SubnetOverlap { subnet: String, clash: String },
+    #[error("--subnet {subnet} overlaps {way_out}, rootless lade's way out to the host (its network namespace's link to pasta or slirp4netns): choose another subnet")]
+    SubnetOverlapsWayOut { subnet: String, way_out: String },
     #[error("no free private subnet left in 10.89.0.0-10.99.255.0")]
     NoFreeSubnet,
     #[error("invalid --gateway {0:?}: expected an IPv4 address")]

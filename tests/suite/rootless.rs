@@ -577,6 +577,13 @@ fn what_needs_root_or_a_cgroup_is_refused_with_the_reason() {
     }
     let stderr = lade.fails(&["run", "--rm", "-p", "8080:80/sctp", "busybox", "true"]);
     assert!(stderr.contains("tcp and udp only"), "{stderr}");
+    // A user network may not take the subnet of the namespace's own way out.
+    let stderr = lade.fails(&["network", "create", "--subnet", "10.0.0.0/16", "clash"]);
+    assert!(
+        stderr.contains("overlaps 10.0.2.0/24, rootless lade's way out"),
+        "{stderr}"
+    );
+    lade.ok(&["network", "create", "--subnet", "10.0.3.0/24", "beside"]);
     lade.ok(&[
         "run",
         "-d",
