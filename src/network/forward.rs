@@ -33,9 +33,6 @@ use super::ports::{HeldSocket, Reservation};
 /// How long a UDP client's way to the container is kept without a datagram either way.
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
 
-/// How often a UDP relay looks whether it is to stop or has been idle too long.
-const UDP_TICK: Duration = Duration::from_millis(250);
-
 /// How long a connection to the container may take to be accepted.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -82,6 +79,9 @@ struct Shared {
     /// UDP relays by host port and client address.
     relays: Mutex<HashMap<(usize, SocketAddr), Arc<Relay>>>,
     relay_threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Readable (hung up) once [`stop`] drops its write end: it wakes the relays.
+    halt: OwnedFd,
+    halt_signal: Mutex<Option<OwnedFd>>,
     started: Instant,
 }
 
@@ -123,6 +123,7 @@ impl Forwarder {
             }
         }
         let (wake_read, wake_write) = nix::unistd::pipe()?;
+        let (halt, halt_signal) = nix::unistd::pipe()?;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             stopping: stopping.clone(),
@@ -130,6 +131,8 @@ impl Forwarder {
             next_connection: AtomicU64::new(0),
             relays: Mutex::new(HashMap::new()),
             relay_threads: Mutex::new(Vec::new()),
+            halt,
+            halt_signal: Mutex::new(Some(halt_signal)),
             started: Instant::now(),
         });
         let (joined_tx, joined_rx) = std::sync::mpsc::channel();
@@ -321,7 +324,7 @@ fn relay_for(
     }
     let upstream = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
     upstream.connect(target)?;
-    upstream.set_read_timeout(Some(UDP_TICK))?;
+    upstream.set_nonblocking(true)?;
     let relay = Arc::new(Relay {
         upstream,
         last_use: AtomicU64::new(shared.now()),
@@ -342,29 +345,44 @@ fn relay_for(
 }
 
 /// Carries the container's datagrams for `client` back to it until the relay has
-/// been idle for [`UDP_IDLE`] or the forwarder stops; then forgets the relay.
+/// been idle for [`UDP_IDLE`] or the forwarder stops; then forgets the relay. It sleeps
+/// in poll until a datagram comes, the forwarder halts, or the idle time would be up.
 fn answer(relay: &Arc<Relay>, host: &UdpSocket, client: SocketAddr, shared: &Arc<Shared>) {
     let mut buffer = vec![0u8; 65536];
     let idle = u64::try_from(UDP_IDLE.as_millis()).unwrap_or(u64::MAX);
-    while !shared.stopping.load(Ordering::SeqCst) {
-        match relay.upstream.recv(&mut buffer) {
-            Ok(length) => {
-                relay.last_use.store(shared.now(), Ordering::SeqCst);
-                let _ = host.send_to(&buffer[..length], client);
-            }
-            // The container's port was closed (an ICMP answer): later datagrams may
-            // find it open.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                let since = shared
-                    .now()
-                    .saturating_sub(relay.last_use.load(Ordering::SeqCst));
-                if since >= idle {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+    'relay: while !shared.stopping.load(Ordering::SeqCst) {
+        let since = shared
+            .now()
+            .saturating_sub(relay.last_use.load(Ordering::SeqCst));
+        if since >= idle {
+            break;
+        }
+        let mut fds = [
+            PollFd::new(relay.upstream.as_fd(), PollFlags::POLLIN),
+            PollFd::new(shared.halt.as_fd(), PollFlags::POLLIN),
+        ];
+        // Rounded up, so that the wait ends at or after the idle time.
+        let left = PollTimeout::try_from(idle - since + 1).unwrap_or(PollTimeout::MAX);
+        match poll(&mut fds, left) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => break,
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        loop {
+            match relay.upstream.recv(&mut buffer) {
+                Ok(length) => {
+                    relay.last_use.store(shared.now(), Ordering::SeqCst);
+                    let _ = host.send_to(&buffer[..length], client);
+                }
+                // The container's port was closed (an ICMP answer): later datagrams
+                // may find it open.
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {}
+                Err(e) if nothing_now(&e) => break,
+                Err(_) => break 'relay,
+            }
         }
     }
     let mut relays = shared.relays.lock().unwrap_or_else(|e| e.into_inner());
@@ -375,6 +393,13 @@ fn answer(relay: &Arc<Relay>, host: &UdpSocket, client: SocketAddr, shared: &Arc
 /// sockets), so that every host port is free once the forwarder's thread is done.
 fn stop(shared: &Arc<Shared>) {
     shared.stopping.store(true, Ordering::SeqCst);
+    drop(
+        shared
+            .halt_signal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(),
+    );
     let connections: Vec<TcpStream> = shared
         .connections
         .lock()
