@@ -33,9 +33,10 @@ TOOLS="hyperfine:hyperfine buildah:buildah busybox:busybox-static"
 
 CTX=$WORK/context
 [ -f "$CTX/big.bin" ] || { mkdir -p "$CTX"; python3 "$HERE/scripts/gen-context.py" "$CTX" >/dev/null; }
-if [ "${BENCH_STAGES:-}" = one ]; then
-SUFFIX=-one
-cat > "$CTX/Dockerfile" <<'EOF'
+# The final stage: the shared workload's single-stage Dockerfile, without its last two
+# lines.
+final_stage() {
+    cat <<'EOF'
 FROM busybox:local
 ENV APP_HOME=/app BENCH_LEVEL=1 PATH=/bin:/usr/bin:/sbin:/usr/sbin
 WORKDIR /app
@@ -46,33 +47,30 @@ RUN find /app/tree -type f | wc -l > /app/count.txt \
  && mkdir -p /app/gen \
  && i=0; while [ $i -lt 1000 ]; do echo "generated file $i" > /app/gen/g$i.txt; i=$((i+1)); done \
  && ls /app/gen | wc -l > /app/gen-count.txt
-EXPOSE 8080
-ENTRYPOINT ["/bin/sh","-c","echo hi"]
 EOF
+}
+if [ "${BENCH_STAGES:-}" = one ]; then
+    SUFFIX=-one
+    { final_stage; printf '%s\n' 'EXPOSE 8080' 'ENTRYPOINT ["/bin/sh","-c","echo hi"]'; } > "$CTX/Dockerfile"
 else
-SUFFIX=
-cat > "$CTX/Dockerfile" <<'EOF'
+    SUFFIX=
+    {
+        cat <<'EOF'
 FROM busybox:local AS a
 RUN sleep 3 && mkdir -p /out && find /bin | wc -l > /out/a.txt
 
 FROM busybox:local AS b
 RUN sleep 3 && mkdir -p /out && seq 1 20000 | sha256sum > /out/b.txt
 
-FROM busybox:local
-ENV APP_HOME=/app BENCH_LEVEL=1 PATH=/bin:/usr/bin:/sbin:/usr/sbin
-WORKDIR /app
-COPY big.bin /app/big.bin
-COPY tree/ /app/tree/
-RUN find /app/tree -type f | wc -l > /app/count.txt \
- && find /app/tree -type f -name '*.txt' | head -n 200 | xargs cat | sha256sum > /app/sum.txt \
- && mkdir -p /app/gen \
- && i=0; while [ $i -lt 1000 ]; do echo "generated file $i" > /app/gen/g$i.txt; i=$((i+1)); done \
- && ls /app/gen | wc -l > /app/gen-count.txt
+EOF
+        final_stage
+        cat <<'EOF'
 COPY --from=a /out/a.txt /a.txt
 COPY --from=b /out/b.txt /b.txt
 EXPOSE 8080
 ENTRYPOINT ["/bin/sh","-c","cat /app/count.txt /a.txt /b.txt"]
 EOF
+    } > "$CTX/Dockerfile"
 fi
 # Each one-file run changes this file, so every run has a change to find.
 CHANGE="date +%s%N >> $CTX/tree/d1000/f0.txt"
