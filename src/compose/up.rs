@@ -152,39 +152,36 @@ pub(super) fn make_networks(
         let Some(network) = project.networks.get(key) else {
             continue;
         };
-        let name = network.name.clone().unwrap_or_else(|| key.clone());
-        let exists = engine::inspect_network(store, &name).is_ok();
-        if network.external == Some(true) {
-            if !exists {
-                return Err(ComposeError::Service {
-                    service: key.clone(),
-                    reason: format!("network {name} declared as external, but could not be found"),
-                });
-            }
-            continue;
-        }
-        if exists {
-            continue;
-        }
-        let mut network_labels = network.labels.clone();
-        network_labels.insert(labels::PROJECT.into(), project.name.clone());
-        network_labels.insert(labels::NETWORK.into(), key.clone());
-        let ipam = network
-            .ipam
-            .as_ref()
-            .and_then(|i| i.config.first())
-            .cloned()
-            .unwrap_or_default();
-        let options = NetworkOptions {
-            name: name.clone(),
-            subnet: ipam.subnet,
-            gateway: ipam.gateway,
-            internal: network.internal,
-            labels: network_labels,
-            dns: true,
+        let declared = Declared {
+            kind: "Network",
+            key,
+            name: network.name.as_ref(),
+            external: network.external,
         };
-        engine::create_network(store, &options)?;
-        reporter.status("Network", &name, "Created");
+        declared.make(
+            |name| engine::inspect_network(store, name).is_ok(),
+            |name| {
+                let mut network_labels = network.labels.clone();
+                network_labels.insert(labels::PROJECT.into(), project.name.clone());
+                network_labels.insert(labels::NETWORK.into(), key.clone());
+                let ipam = network
+                    .ipam
+                    .as_ref()
+                    .and_then(|i| i.config.first())
+                    .cloned()
+                    .unwrap_or_default();
+                let options = NetworkOptions {
+                    name: name.to_string(),
+                    subnet: ipam.subnet,
+                    gateway: ipam.gateway,
+                    internal: network.internal,
+                    labels: network_labels,
+                    dns: true,
+                };
+                engine::create_network(store, &options).map(drop)
+            },
+            reporter,
+        )?;
     }
     Ok(())
 }
@@ -205,35 +202,74 @@ pub(super) fn make_volumes(
         let Some(volume) = project.volumes.get(key) else {
             continue;
         };
-        let name = volume.name.clone().unwrap_or_else(|| key.clone());
-        let exists = engine::inspect_volume(store, &name).is_ok();
-        if volume.external == Some(true) {
-            if !exists {
-                return Err(ComposeError::Service {
-                    service: key.clone(),
-                    reason: format!("volume {name} declared as external, but could not be found"),
-                });
-            }
-            continue;
-        }
-        if exists {
-            continue;
-        }
-        let mut volume_labels = volume.labels.clone();
-        volume_labels.insert(labels::PROJECT.into(), project.name.clone());
-        volume_labels.insert(labels::VOLUME.into(), key.clone());
-        engine::create_volume(
-            store,
-            &VolumeCreateRequest {
-                name: Some(name.clone()),
-                labels: volume_labels,
-                driver: "local".into(),
-                options: volume.driver_opts.clone(),
+        let declared = Declared {
+            kind: "Volume",
+            key,
+            name: volume.name.as_ref(),
+            external: volume.external,
+        };
+        declared.make(
+            |name| engine::inspect_volume(store, name).is_ok(),
+            |name| {
+                let mut volume_labels = volume.labels.clone();
+                volume_labels.insert(labels::PROJECT.into(), project.name.clone());
+                volume_labels.insert(labels::VOLUME.into(), key.clone());
+                engine::create_volume(
+                    store,
+                    &VolumeCreateRequest {
+                        name: Some(name.to_string()),
+                        labels: volume_labels,
+                        driver: "local".into(),
+                        options: volume.driver_opts.clone(),
+                    },
+                )
+                .map(drop)
             },
+            reporter,
         )?;
-        reporter.status("Volume", &name, "Created");
     }
     Ok(())
+}
+
+/// A network or volume of the project's top level, as its services' use of it needs it.
+struct Declared<'a> {
+    /// "Network" or "Volume", as compose reports them.
+    kind: &'static str,
+    key: &'a String,
+    /// `name:`, when it differs from the key.
+    name: Option<&'a String>,
+    external: Option<bool>,
+}
+
+impl Declared<'_> {
+    /// Makes it through `create` when it does not exist yet; one declared external must
+    /// exist already, and is never made.
+    fn make(
+        &self,
+        exists: impl Fn(&str) -> bool,
+        create: impl FnOnce(&str) -> engine::Result<()>,
+        reporter: &dyn Reporter,
+    ) -> Result<()> {
+        let name = self.name.unwrap_or(self.key);
+        let present = exists(name);
+        if self.external == Some(true) {
+            if !present {
+                return Err(ComposeError::Service {
+                    service: self.key.clone(),
+                    reason: format!(
+                        "{} {name} declared as external, but could not be found",
+                        self.kind.to_lowercase()
+                    ),
+                });
+            }
+            return Ok(());
+        }
+        if !present {
+            create(name)?;
+            reporter.status(self.kind, name, "Created");
+        }
+        Ok(())
+    }
 }
 
 /// Waits until each dependency of `name` is as its `condition` asks.
