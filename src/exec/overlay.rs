@@ -391,6 +391,9 @@ fn start_fuse_overlayfs(options: &str, target: &Path) -> io::Result<std::process
     let before = nix::sys::stat::stat(target)
         .map_err(io::Error::from)?
         .st_dev;
+    let target_c = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the mount target"))?;
+    let parent = std::process::id();
     let mut command = std::process::Command::new(program);
     command
         .arg("-f")
@@ -400,21 +403,23 @@ fn start_fuse_overlayfs(options: &str, target: &Path) -> io::Result<std::process
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
-    // SAFETY: prctl and signal are async-signal-safe; they set this child's
-    // parent-death signal, and let it write to a closed stderr pipe (its messages after
-    // the start have no reader) without dying of SIGPIPE.
+    // SAFETY: prctl, getppid and signal are async-signal-safe; they set this child's
+    // parent-death signal (and see that the parent did not die before it was set), and
+    // let it write to a closed stderr pipe (its messages after the start have no
+    // reader) without dying of SIGPIPE.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()) != Ok(parent) {
+                return Err(io::Error::other("lade ended while starting fuse-overlayfs"));
             }
             libc::signal(libc::SIGPIPE, libc::SIG_IGN);
             Ok(())
         });
     }
     let mut child = command.spawn()?;
-    let target_c = CString::new(std::os::unix::ffi::OsStrExt::as_bytes(target.as_os_str()))
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in the mount target"))?;
     let started = Instant::now();
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; the
     // child is ours and not yet reaped, so its pid names it.
@@ -428,6 +433,9 @@ fn start_fuse_overlayfs(options: &str, target: &Path) -> io::Result<std::process
         // the wait below cannot miss it.
         let mounts = std::fs::File::open("/proc/thread-self/mountinfo")?;
         if is_fuse_mount(&target_c, before) {
+            // Its later messages have no reader: with the pipe closed it writes them
+            // to nothing rather than block once the pipe is full.
+            drop(child.stderr.take());
             return Ok(child);
         }
         if let Some(status) = child.try_wait()? {
@@ -488,7 +496,7 @@ fn is_fuse_mount(target: &CString, before: u64) -> bool {
 /// it dies with lade, even killed) and reaps it once the mount is gone.
 #[derive(Debug)]
 pub(crate) struct FuseKeeper {
-    pid: i32,
+    process: super::ProcessId,
 }
 
 impl FuseKeeper {
@@ -506,7 +514,14 @@ impl FuseKeeper {
                     .and_then(|()| start_fuse_overlayfs(&options, &target));
                 match started {
                     Ok(mut child) => {
-                        let _ = sender.send(Ok(child.id() as i32));
+                        // Known by pid and start time while it is still our unreaped
+                        // child, so that a later signal cannot reach another process
+                        // that took its pid.
+                        let process = i32::try_from(child.id())
+                            .ok()
+                            .and_then(super::ProcessId::of)
+                            .ok_or_else(|| io::Error::other("fuse-overlayfs ended at once"));
+                        let _ = sender.send(process);
                         let _ = child.wait();
                     }
                     Err(e) => {
@@ -514,19 +529,16 @@ impl FuseKeeper {
                     }
                 }
             })?;
-        let pid = receiver
+        let process = receiver
             .recv()
             .map_err(|_| io::Error::other("the fuse-overlayfs thread ended"))??;
-        Ok(FuseKeeper { pid })
+        Ok(FuseKeeper { process })
     }
 
     /// Ends the process once its mount is detached (it would end by itself once the
     /// last user of the file system lets go; a lazily detached one may linger).
     pub(crate) fn stop(&self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        self.process.signal(super::SignalNumber::TERM);
     }
 }
 

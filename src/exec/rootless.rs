@@ -246,10 +246,15 @@ fn is_pause_process(pid: i32) -> Option<()> {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let comm = std::fs::read_to_string(proc_dir.join("comm")).ok()?;
     let owner = std::fs::metadata(&proc_dir).ok()?.uid();
-    // A pause process killed but not yet reaped keeps its name and has no namespaces.
+    // A pause process killed but not yet reaped keeps its name and has no namespaces;
+    // one that has begun to exit (the kernel's PF_EXITING among its flags, the ninth
+    // field) is losing them.
+    const PF_EXITING: u64 = 0x4;
     let stat = std::fs::read_to_string(proc_dir.join("stat")).ok()?;
-    let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
-    let alive = state != "Z" && state != "X";
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let state = *fields.first()?;
+    let flags: u64 = fields.get(6)?.parse().ok()?;
+    let alive = state != "Z" && state != "X" && flags & PF_EXITING == 0;
     (alive && comm.trim() == PAUSE_NAME && owner == nix::unistd::getuid().as_raw()).then_some(())
 }
 
@@ -285,10 +290,18 @@ pub fn enter() -> Result<Entered, RootlessError> {
                 }
             };
             let staged = runtime.join("pause.pid.new");
-            std::fs::write(&staged, format!("{pid}\n"))
+            let recorded = std::fs::write(&staged, format!("{pid}\n"))
                 .and_then(|()| std::fs::rename(&staged, &pid_file))
-                .map_err(io_error(pid_file.display().to_string()))?;
-            record_namespaces(pid, &namespaces_file)?;
+                .map_err(io_error(pid_file.display().to_string()))
+                .and_then(|()| record_namespaces(pid, &namespaces_file));
+            if let Err(err) = recorded {
+                // Unrecorded, no later command would find it: it goes now.
+                let pause = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pause, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(pause, None);
+                let _ = std::fs::remove_file(&pid_file);
+                return Err(err);
+            }
             // Our child, not yet reaped: its pid is its own until we exit.
             (pid, entered, Known::OurChild)
         }
@@ -513,6 +526,7 @@ fn make_pause_process(mapping: &IdMapping) -> Result<i32, RootlessError> {
     };
     let (ready_read, ready_write) = pipe()?;
     let (go_read, go_write) = pipe()?;
+    let parents_ends = [ready_read.as_raw_fd(), go_write.as_raw_fd()];
     // SAFETY: lade has no other thread yet (the caller's contract); the child only makes
     // async-signal-safe system calls on values prepared before the fork and never
     // returns.
@@ -525,6 +539,11 @@ fn make_pause_process(mapping: &IdMapping) -> Result<i32, RootlessError> {
     if child == 0 {
         // SAFETY: raw system calls only, on descriptors and strings made before the fork.
         unsafe {
+            // The parent's ends closed here, so that the parent's death (before it
+            // says go) is an end of file, not a wait without end.
+            for fd in parents_ends {
+                libc::close(fd);
+            }
             let ready = ready_write.as_raw_fd();
             if libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS) != 0 {
                 let errno = *libc::__errno_location();

@@ -36,6 +36,22 @@ pub const UDP_IDLE: Duration = Duration::from_secs(60);
 /// How long a connection to the container may take to be accepted.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// At most this many TCP connections are carried at once (two threads each): a client
+/// on the network opening connections without end must not use up the user's tasks.
+/// Beyond it, a new connection is closed at once.
+const MAX_CONNECTIONS: usize = 1024;
+
+/// At most this many UDP clients have a relay (a socket and a thread) at once; a
+/// datagram from one more is dropped, as a full network would.
+const MAX_RELAYS: usize = 256;
+
+/// Datagrams taken from one host port before the other ports and the stop are looked
+/// at again, so that a flood on one port starves nothing else.
+const DATAGRAMS_PER_TURN: usize = 64;
+
+/// The stack of a thread that copies bytes (its buffer is on the heap).
+const COPY_THREAD_STACK: usize = 64 * 1024;
+
 /// A host port and where it leads.
 enum Port {
     Tcp(TcpListener, SocketAddrV4),
@@ -122,8 +138,10 @@ impl Forwarder {
                 }
             }
         }
-        let (wake_read, wake_write) = nix::unistd::pipe()?;
-        let (halt, halt_signal) = nix::unistd::pipe()?;
+        // Close-on-exec: a process the monitor starts meanwhile (fuse-overlayfs, a
+        // health check) must not hold the write ends, or the stop would wait for it.
+        let (wake_read, wake_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (halt, halt_signal) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Shared {
             stopping: stopping.clone(),
@@ -215,25 +233,36 @@ fn accept(listener: &TcpListener, target: SocketAddrV4, shared: &Arc<Shared>) ->
         Err(e) if nothing_now(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
-    client.set_nonblocking(false)?;
     let id = shared.next_connection.fetch_add(1, Ordering::SeqCst);
-    shared
-        .connections
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(id, client.try_clone()?);
-    let shared = shared.clone();
-    std::thread::Builder::new()
+    {
+        let mut connections = shared.connections.lock().unwrap_or_else(|e| e.into_inner());
+        if connections.len() >= MAX_CONNECTIONS {
+            // Dropped: the client sees its connection closed.
+            return Ok(());
+        }
+        connections.insert(id, client.try_clone()?);
+    }
+    client.set_nonblocking(false)?;
+    let forget = move |shared: &Shared| {
+        shared
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    };
+    let shared_for_thread = shared.clone();
+    let spawned = std::thread::Builder::new()
         .name("port-connection".into())
+        .stack_size(COPY_THREAD_STACK)
         .spawn(move || {
+            let shared = shared_for_thread;
             carry(client, target);
-            shared
-                .connections
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-        })
-        .map(drop)
+            forget(&shared);
+        });
+    if spawned.is_err() {
+        forget(shared);
+    }
+    spawned.map(drop)
 }
 
 /// Connects to the container (from the namespace this thread inherited) and copies
@@ -252,6 +281,7 @@ fn carry(client: TcpStream, target: SocketAddrV4) {
     };
     let back = std::thread::Builder::new()
         .name("port-connection".into())
+        .stack_size(COPY_THREAD_STACK)
         .spawn(move || copy(upstream_reader, client));
     copy(client_reader, upstream);
     if let Ok(back) = back {
@@ -296,31 +326,38 @@ fn receive(
     shared: &Arc<Shared>,
 ) -> io::Result<()> {
     let mut buffer = vec![0u8; 65536];
-    loop {
+    for _ in 0..DATAGRAMS_PER_TURN {
         let (length, client) = match socket.recv_from(&mut buffer) {
             Ok(received) => received,
             Err(e) if nothing_now(&e) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let relay = relay_for(index, client, socket, target, shared)?;
+        let Some(relay) = relay_for(index, client, socket, target, shared)? else {
+            continue;
+        };
         relay.last_use.store(shared.now(), Ordering::SeqCst);
         // A datagram the container's side cannot take now is lost, as on any network.
         let _ = relay.upstream.send(&buffer[..length]);
     }
+    // More may wait: poll says so at once.
+    Ok(())
 }
 
 /// The relay of `client` on host port `index`, made (with its thread carrying the
-/// container's answers back) when it has none.
+/// container's answers back) when it has none; `None` when [`MAX_RELAYS`] are in use.
 fn relay_for(
     index: usize,
     client: SocketAddr,
     socket: &Arc<UdpSocket>,
     target: SocketAddrV4,
     shared: &Arc<Shared>,
-) -> io::Result<Arc<Relay>> {
+) -> io::Result<Option<Arc<Relay>>> {
     let mut relays = shared.relays.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(relay) = relays.get(&(index, client)) {
-        return Ok(relay.clone());
+        return Ok(Some(relay.clone()));
+    }
+    if relays.len() >= MAX_RELAYS {
+        return Ok(None);
     }
     let upstream = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
     upstream.connect(target)?;
@@ -332,16 +369,25 @@ fn relay_for(
     relays.insert((index, client), relay.clone());
     drop(relays);
     let (host, kept, shared_for_thread) = (socket.clone(), relay.clone(), shared.clone());
-    let thread = std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .name("port-udp-relay".into())
-        .spawn(move || answer(&kept, &host, client, &shared_for_thread))?;
+        .stack_size(COPY_THREAD_STACK)
+        .spawn(move || answer(&kept, &host, client, &shared_for_thread));
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(e) => {
+            let mut relays = shared.relays.lock().unwrap_or_else(|e| e.into_inner());
+            relays.remove(&(index, client));
+            return Err(e);
+        }
+    };
     let mut threads = shared
         .relay_threads
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     threads.retain(|t| !t.is_finished());
     threads.push(thread);
-    Ok(relay)
+    Ok(Some(relay))
 }
 
 /// Carries the container's datagrams for `client` back to it until the relay has
@@ -431,6 +477,20 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
 
+    /// Whether a socket of `table` (`/proc/net/tcp` or `udp`) in `state` (hex, as the
+    /// table gives it: 0A is a TCP listener, 07 an unconnected UDP socket) has local
+    /// port `port`.
+    fn socket_on(table: &str, state: &str, port: u16) -> bool {
+        std::fs::read_to_string(table)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+            .filter(|fields| fields.get(3) == Some(&state))
+            .filter_map(|fields| fields.get(1)?.rsplit(':').next().map(str::to_string))
+            .any(|hex| u16::from_str_radix(&hex, 16) == Ok(port))
+    }
+
     /// A network namespace of its own with its loopback up, standing for a container
     /// behind rootless lade's namespace: a TCP and a UDP echo server on its 127.0.0.1.
     fn echoing_namespace() -> (File, u16, u16) {
@@ -506,7 +566,15 @@ mod tests {
         }
 
         drop(forwarder);
-        assert!(TcpListener::bind(("127.0.0.1", host_tcp)).is_ok());
-        assert!(UdpSocket::bind(("127.0.0.1", host_udp)).is_ok());
+        // Asked of the kernel's tables rather than by binding: another test's outgoing
+        // connection may have the same port as its source.
+        assert!(
+            !socket_on("/proc/net/tcp", "0A", host_tcp),
+            "tcp {host_tcp} held"
+        );
+        assert!(
+            !socket_on("/proc/net/udp", "07", host_udp),
+            "udp {host_udp} held"
+        );
     }
 }

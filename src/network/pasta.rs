@@ -223,13 +223,24 @@ pub fn running_helper(pid_file: &Path) -> Option<i32> {
     (!is_exiting(&stat)).then_some(pid)
 }
 
-/// The pid in `pid_file`, when that process goes by a helper's name.
+/// The pid in `pid_file`, when that process goes by a helper's name and its command
+/// line names a file of the pid file's directory (pasta's `--pid` and `--netns`,
+/// slirp4netns's namespace): a pid file left by a helper killed long ago may name
+/// another program's pasta by now, which must not be stopped.
 fn helper_pid(pid_file: &Path) -> Option<i32> {
     let pid = std::fs::read_to_string(pid_file)
         .ok()
         .and_then(|text| text.trim().parse::<i32>().ok())?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    HELPER_NAMES.contains(&comm.trim()).then_some(pid)
+    if !HELPER_NAMES.contains(&comm.trim()) {
+        return None;
+    }
+    let directory = pid_file.parent()?.as_os_str().as_encoded_bytes();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    cmdline
+        .split(|byte| *byte == 0)
+        .any(|argument| argument.starts_with(directory))
+        .then_some(pid)
 }
 
 /// Whether the process whose `/proc/PID/stat` is `stat` is exiting or has exited: a

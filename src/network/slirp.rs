@@ -51,17 +51,24 @@ pub fn start(
     ports: &[PortMapping],
     api_socket: &Path,
 ) -> Result<Slirp> {
+    // The parent's end must not reach the child: slirp4netns would hold its own exit
+    // pipe open and never see it close. Both ends are made close-on-exec; the child's
+    // is handed on by `launch`.
     let (exit_read, exit_write) = pipe()?;
     let _ = std::fs::remove_file(api_socket);
-    // The parent's end must not reach the child: slirp4netns would hold its own exit
-    // pipe open and never see it close.
-    close_on_exec(&exit_write)?;
     let options = [
         format!("--exit-fd={}", exit_read.as_raw_fd()),
         format!("--api-socket={}", api_socket.display()),
     ];
     let log_path = api_socket.with_extension("log");
-    let launched = launch(namespace, host_mounts, &options, &log_path, false);
+    let launched = launch(
+        namespace,
+        host_mounts,
+        &options,
+        Some(exit_read.as_raw_fd()),
+        &log_path,
+        false,
+    );
     drop(exit_read);
     let child = launched?;
     let slirp = Slirp {
@@ -84,7 +91,7 @@ pub fn start(
 /// [`WAY_OUT`]'s.
 pub fn start_for_bridges(namespace: &Path, host_mounts: File, pid_file: &Path) -> Result<()> {
     let log_path = pid_file.with_extension("log");
-    let mut child = launch(namespace, host_mounts, &[], &log_path, true)?;
+    let mut child = launch(namespace, host_mounts, &[], None, &log_path, true)?;
     if let Err(source) = std::fs::write(pid_file, format!("{}\n", child.id())) {
         let _ = child.kill();
         let _ = child.wait();
@@ -106,26 +113,21 @@ pub const WAY_OUT: super::pasta::WayOut = super::pasta::WayOut {
     dns: std::net::Ipv4Addr::new(10, 0, 2, 3),
 };
 
+/// A pipe whose ends no child inherits, even one another thread starts meanwhile; the
+/// end slirp4netns is to have is handed on in its `pre_exec`.
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe().map_err(|e| failed(format!("making a pipe: {e}")))
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| failed(format!("making a pipe: {e}")))
 }
 
-fn close_on_exec(fd: &OwnedFd) -> Result<()> {
-    nix::fcntl::fcntl(
-        fd,
-        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-    )
-    .map(drop)
-    .map_err(|e| failed(format!("{e}")))
-}
-
-/// Starts slirp4netns on `namespace` with `options` and waits until it says the
-/// namespace is configured; its messages go to `log_path`. `detach` puts it in a session
-/// of its own.
+/// Starts slirp4netns on `namespace` with `options` (which may name descriptor
+/// `handed_on`, kept open across its exec) and waits until it says the namespace is
+/// configured; its messages go to `log_path`. `detach` puts it in a session of its own.
 fn launch(
     namespace: &Path,
     host_mounts: File,
     options: &[String],
+    handed_on: Option<std::os::fd::RawFd>,
     log_path: &Path,
     detach: bool,
 ) -> Result<Child> {
@@ -136,7 +138,7 @@ fn launch(
         ));
     };
     let (ready_read, ready_write) = pipe()?;
-    close_on_exec(&ready_read)?;
+    let ready_fd = ready_write.as_raw_fd();
     let mount_namespace = host_mounts.as_raw_fd();
     // Its messages go to a file: a pipe nobody reads would fill up.
     let log = File::create(log_path).map_err(|source| NetworkError::Io {
@@ -157,10 +159,15 @@ fn launch(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setns and setsid are plain system calls, async-signal-safe; the
+    // SAFETY: fcntl, setns and setsid are plain system calls, async-signal-safe; the
     // descriptors stay open in the parent until the child has been spawned.
     unsafe {
         command.pre_exec(move || {
+            for fd in std::iter::once(ready_fd).chain(handed_on) {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             if libc::setns(mount_namespace, libc::CLONE_NEWNS) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
