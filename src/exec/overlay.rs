@@ -156,21 +156,30 @@ pub fn current() -> OverlayDriver {
     choose().unwrap_or_default()
 }
 
-/// The kernel probe's answer from the runtime directory, probing when none is kept.
+/// The kernel probe's answer from the runtime directory, probing when none is kept for
+/// this boot (a runtime directory on disk outlives the kernel that answered).
 fn remembered_kernel_probe() -> Result<(), String> {
     let file = super::rootless::runtime_dir().join(PROBE_FILE);
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|id| format!("boot={}", id.trim()))
+        .unwrap_or_default();
     if let Ok(text) = std::fs::read_to_string(&file) {
-        match text.trim_end().split_once(' ') {
-            Some(("works", _)) => return Ok(()),
-            Some(("refused", why)) => return Err(why.to_string()),
-            _ if text.trim_end() == "works" => return Ok(()),
-            _ => {}
+        let mut words = text.trim_end().splitn(3, ' ');
+        let (answer, kept_boot, why) = (words.next(), words.next(), words.next());
+        if !boot.is_empty() && kept_boot == Some(boot.as_str()) {
+            match answer {
+                Some("works") => return Ok(()),
+                Some("refused") => return Err(why.unwrap_or_default().to_string()),
+                _ => {}
+            }
         }
     }
-    let answer = probe_kernel_overlay(&super::rootless::runtime_dir());
+    // Without an answer of the kernel's there is nothing to keep: the next command asks
+    // again.
+    let answer = probe_kernel_overlay(&super::rootless::runtime_dir())?;
     let text = match &answer {
-        Ok(()) => "works\n".to_string(),
-        Err(why) => format!("refused {why}\n"),
+        Ok(()) => format!("works {boot}\n"),
+        Err(why) => format!("refused {boot} {why}\n"),
     };
     let staged = file.with_extension("new");
     // Not kept is no failure: the next command probes again.
@@ -179,8 +188,9 @@ fn remembered_kernel_probe() -> Result<(), String> {
 }
 
 /// Mounts a read-only overlay of two directories in a throwaway mount namespace (a
-/// helper thread's own) under `dir`: what the kernel allows this user namespace.
-fn probe_kernel_overlay(dir: &Path) -> Result<(), String> {
+/// helper thread's own) under `dir`: what the kernel allows this user namespace (the
+/// inner result), or why the probe could not be made (the outer error).
+fn probe_kernel_overlay(dir: &Path) -> Result<Result<(), String>, String> {
     let scratch = tempfile::Builder::new()
         .prefix("overlay-probe")
         .tempdir_in(dir)
@@ -194,7 +204,7 @@ fn probe_kernel_overlay(dir: &Path) -> Result<(), String> {
     for sub in ["a", "b", "merged"] {
         std::fs::create_dir(base.join(sub)).map_err(|e| format!("{}: {e}", base.display()))?;
     }
-    std::thread::spawn(move || -> Result<(), String> {
+    std::thread::spawn(move || -> Result<Result<(), String>, String> {
         nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS | nix::sched::CloneFlags::CLONE_NEWNS)
             .map_err(|e| format!("cannot make a mount namespace: {e}"))?;
         let mut options = format!(
@@ -205,16 +215,17 @@ fn probe_kernel_overlay(dir: &Path) -> Result<(), String> {
         if super::rootless::outside_ids().is_some() {
             options.push_str(",userxattr");
         }
-        nix::mount::mount(
+        let mounted = nix::mount::mount(
             Some("overlay"),
             &base.join("merged"),
             Some("overlay"),
             MsFlags::MS_RDONLY,
             Some(options.as_str()),
-        )
-        .map_err(|e| format!("mounting overlay was refused: {e}"))?;
-        let _ = nix::mount::umount2(&base.join("merged"), nix::mount::MntFlags::MNT_DETACH);
-        Ok(())
+        );
+        if mounted.is_ok() {
+            let _ = nix::mount::umount2(&base.join("merged"), nix::mount::MntFlags::MNT_DETACH);
+        }
+        Ok(mounted.map_err(|e| format!("mounting overlay was refused: {e}")))
     })
     .join()
     .unwrap_or_else(|_| Err("the probe's thread panicked".into()))

@@ -356,9 +356,27 @@ fn record_namespaces(pid: i32, file: &Path) -> Result<(), RootlessError> {
         });
     };
     let staged = file.with_extension("ns.new");
-    std::fs::write(&staged, format!("{user}\n{mount}\n"))
+    let identity = namespace_identity(pid).unwrap_or_default();
+    std::fs::write(&staged, format!("{user}\n{mount}\n{identity}\n"))
         .and_then(|()| std::fs::rename(&staged, file))
         .map_err(io_error(file.display().to_string()))
+}
+
+/// What tells a user namespace from another that later got the same inode number (the
+/// kernel hands out freed ones again): the boot, and the id maps of process `pid`'s
+/// namespace as this process sees them, on one line.
+fn namespace_identity(pid: i32) -> Option<String> {
+    let read = |path: String| std::fs::read_to_string(path).ok();
+    let boot = read("/proc/sys/kernel/random/boot_id".into())?;
+    let uid_map = read(format!("/proc/{pid}/uid_map"))?;
+    let gid_map = read(format!("/proc/{pid}/gid_map"))?;
+    let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Some(format!(
+        "boot {} uids {} gids {}",
+        boot.trim(),
+        words(&uid_map),
+        words(&gid_map)
+    ))
 }
 
 /// The user namespace a killed pause process held, when a process of this user (a
@@ -369,6 +387,8 @@ fn surviving_namespaces(file: &Path) -> Option<(OwnedFd, Option<OwnedFd>)> {
     let text = std::fs::read_to_string(file).ok()?;
     let mut lines = text.lines();
     let (user, mount) = (lines.next()?, lines.next()?);
+    // Files of an older lade have no identity line; those are taken on the inode alone.
+    let identity = lines.next().filter(|line| !line.is_empty());
     let uid = nix::unistd::getuid().as_raw();
     let mut in_user = None;
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -385,7 +405,9 @@ fn surviving_namespaces(file: &Path) -> Option<(OwnedFd, Option<OwnedFd>)> {
         let Some((its_user, its_mount)) = namespace_names(pid) else {
             continue;
         };
-        if its_user != user {
+        if its_user != user
+            || identity.is_some_and(|known| namespace_identity(pid).as_deref() != Some(known))
+        {
             continue;
         }
         let open = |kind: &str| {
@@ -490,6 +512,14 @@ enum Known {
 fn join(pid: i32, known: Known) -> Result<(), RootlessError> {
     let join_error = |source| RootlessError::Join { pid, source };
     let cwd = std::env::current_dir().ok();
+    // Held open, so that a working directory the namespace cannot reach by its path
+    // is still where relative paths start.
+    let cwd_fd = nix::fcntl::open(
+        ".",
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .ok();
     // A pidfd names the process itself, not its number: checked to be the pause
     // process once it is held, the namespaces are that process's (were it gone and its
     // number reused meanwhile, setns fails rather than join another's), both at once.
@@ -508,10 +538,11 @@ fn join(pid: i32, known: Known) -> Result<(), RootlessError> {
     }
     setns(&pidfd, CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
         .map_err(|e| join_error(e.into()))?;
-    if let Some(cwd) = cwd {
-        // A working directory the namespace cannot see leaves lade at `/`, as a
-        // relative path then says when it is used.
-        let _ = std::env::set_current_dir(cwd);
+    let by_path = cwd.is_some_and(|cwd| std::env::set_current_dir(cwd).is_ok());
+    if !by_path {
+        if let Some(fd) = cwd_fd {
+            let _ = nix::unistd::fchdir(&fd);
+        }
     }
     Ok(())
 }

@@ -65,16 +65,22 @@ fn helper_pid_file() -> PathBuf {
     super::runtime_dir().join("rootless-netns.pid")
 }
 
-fn lock_file() -> io::Result<nix::fcntl::Flock<File>> {
+fn lock_file() -> Result<nix::fcntl::Flock<File>> {
     let dir = super::runtime_dir();
-    super::private_runtime_dir(&dir)?;
+    let path = dir.join("rootless-netns.lock");
+    let failed = |source: io::Error| NetworkError::Io {
+        path: path.clone(),
+        source,
+    };
+    super::private_runtime_dir(&dir).map_err(failed)?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(dir.join("rootless-netns.lock"))?;
+        .open(&path)
+        .map_err(failed)?;
     nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| io::Error::from(e))
+        .map_err(|(_, e)| failed(io::Error::from(e)))
 }
 
 fn io_error(source: io::Error) -> NetworkError {
@@ -93,7 +99,7 @@ fn open(host_mounts: HostMounts) -> Result<File> {
             return Ok(namespace);
         }
     }
-    let _lock = lock_file().map_err(io_error)?;
+    let _lock = lock_file()?;
     let file = namespace_file();
     if let Some(namespace) = open_existing(host()?).map_err(io_error)? {
         if super::pasta::running_helper(&helper_pid_file()).is_none() {
@@ -142,7 +148,7 @@ pub fn remove(host_mounts: HostMounts) -> Result<()> {
     if !super::is_rootless() {
         return Ok(());
     }
-    let _lock = lock_file().map_err(io_error)?;
+    let _lock = lock_file()?;
     super::pasta::stop(&helper_pid_file());
     let host = host_mounts().map_err(io_error)?;
     super::remove_namespace(&namespace_file(), host).map_err(io_error)

@@ -1023,6 +1023,13 @@ fn exec_reaches_a_running_container_after_the_pause_process_is_killed() {
         .trim()
         .parse()
         .unwrap();
+    // What tells its user namespace from a later one with the same inode number.
+    let recorded = std::fs::read_to_string(lade.dir.path().join("run/lade/pause.ns")).unwrap();
+    let identity = recorded.lines().nth(2).unwrap_or_default();
+    assert!(
+        identity.starts_with("boot ") && identity.contains(&format!(" uids 0 {} 1 ", lade.uid)),
+        "{recorded}"
+    );
     let pause = nix::unistd::Pid::from_raw(pause);
     nix::sys::signal::kill(pause, nix::sys::signal::Signal::SIGKILL).unwrap();
     // Reaped by init once it is gone: until then its pid names a zombie.
