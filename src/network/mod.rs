@@ -303,21 +303,24 @@ pub fn remove_rootless_namespace(host_mounts: HostMounts) -> Result<()> {
 /// lade's runtime files on this host: network namespaces, claims, the host lock.
 /// `/run/lade` for root; for an ordinary user (rootless lade, root only inside its user
 /// namespace) `$XDG_RUNTIME_DIR/lade`, else `/tmp/lade-run-UID`, as podman keeps them.
+/// The same rule as the exec module's (which this module may not use): the line of
+/// `/proc/self/uid_map` that maps id 0 names the user outside.
 pub fn runtime_dir() -> PathBuf {
     let outside_uid = std::fs::read_to_string("/proc/self/uid_map")
         .ok()
         .and_then(|map| {
-            let fields: Vec<u64> = map
-                .lines()
-                .next()?
-                .split_whitespace()
-                .filter_map(|field| field.parse().ok())
-                .collect();
-            match fields.as_slice() {
-                [0, outside, _] if *outside != 0 => u32::try_from(*outside).ok(),
-                _ => None,
-            }
+            map.lines().find_map(|line| {
+                let fields: Vec<u64> = line
+                    .split_whitespace()
+                    .filter_map(|field| field.parse().ok())
+                    .collect();
+                match fields.as_slice() {
+                    [0, outside, count] if *count >= 1 => u32::try_from(*outside).ok(),
+                    _ => None,
+                }
+            })
         })
+        .filter(|outside| *outside != 0)
         .or_else(|| {
             let uid = nix::unistd::geteuid().as_raw();
             (uid != 0).then_some(uid)
