@@ -50,8 +50,8 @@ pub struct ExpandedStage {
 pub struct Step {
     /// 1-based position in the stage.
     pub number: usize,
-    /// The instruction as written.
-    pub text: String,
+    /// The instruction as written (shared with the parsed instruction).
+    pub text: std::sync::Arc<str>,
     /// The image history's `created_by`.
     pub created_by: String,
     pub location: SourceLocation,

@@ -208,6 +208,9 @@ pub fn plan(dockerfile: Dockerfile, options: &PlanOptions) -> Result<Plan, Graph
     let mut declared: BTreeSet<String> = BTreeSet::new();
     let escape = dockerfile.directives.escape;
     let lexer = scope::lexer(escape);
+    // Each stage's list is made as long as it needs: a list that grows moves its
+    // instructions (large values) again at each step.
+    let mut stage_lengths = stage_lengths(&dockerfile.instructions).into_iter();
 
     for instruction in dockerfile.instructions {
         if !matches!(instruction.command, Command::From(_)) {
@@ -297,7 +300,7 @@ pub fn plan(dockerfile: Dockerfile, options: &PlanOptions) -> Result<Plan, Graph
                     platform,
                     from_text,
                     location: loc.clone(),
-                    instructions: Vec::new(),
+                    instructions: Vec::with_capacity(stage_lengths.next().unwrap_or_default()),
                     deps,
                 });
             }
@@ -426,6 +429,19 @@ pub fn expand_all(
         expanded.insert(index, stage_steps);
     }
     Ok(expanded)
+}
+
+/// How many instructions follow each FROM, up to the next.
+fn stage_lengths(instructions: &[Instruction]) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    for instruction in instructions {
+        match (&instruction.command, lengths.last_mut()) {
+            (Command::From(_), _) => lengths.push(0),
+            (_, Some(length)) => *length += 1,
+            (_, None) => {}
+        }
+    }
+    lengths
 }
 
 /// The raw `--from` values of an instruction (COPY --from, RUN --mount from=).

@@ -4,6 +4,7 @@
 //! `instructions.rs`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -44,13 +45,14 @@ pub struct SyntaxTree {
 /// One instruction as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// The keyword as written (any case).
-    pub keyword: String,
     pub flags: Vec<Flag>,
     pub args: Args,
     pub heredocs: Vec<Heredoc>,
-    /// The joined logical line, trimmed.
-    pub original: String,
+    /// The joined logical line, trimmed; shared with the instruction and the steps made
+    /// from it.
+    pub original: Arc<str>,
+    /// The keyword is the start of `original`, this long.
+    keyword_len: usize,
     /// First and last physical line (1-based), heredoc bodies included.
     pub start_line: usize,
     pub end_line: usize,
@@ -59,6 +61,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// The keyword as written (any case).
+    pub fn keyword(&self) -> &str {
+        &self.original[..self.keyword_len]
+    }
+
     /// Byte offset in the source of a byte offset in `original`.
     pub fn source_offset(&self, offset_in_original: usize) -> usize {
         self.map.source_offset(offset_in_original)
@@ -116,37 +123,67 @@ pub struct Heredoc {
 }
 
 /// Offsets in a logical line back to the source: each piece starts at `logical` in the
-/// joined line and at `source` in the file.
+/// joined line and at `source` in the file. Most lines are one piece, kept without a
+/// list of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct OffsetMap {
-    pieces: Vec<(usize, usize)>,
+    first: Option<(usize, usize)>,
+    rest: Vec<(usize, usize)>,
 }
 
 impl OffsetMap {
-    pub(crate) fn source_offset(&self, logical: usize) -> usize {
-        let i = self.pieces.partition_point(|&(l, _)| l <= logical);
-        match i.checked_sub(1).and_then(|i| self.pieces.get(i)) {
-            Some(&(l, s)) => s + (logical - l),
-            None => self.pieces.first().map_or(0, |&(_, s)| s),
+    fn push(&mut self, logical: usize, source: usize) {
+        if self.first.is_none() {
+            self.first = Some((logical, source));
+        } else {
+            self.rest.push((logical, source));
         }
+    }
+
+    fn pieces(&self) -> impl Iterator<Item = &(usize, usize)> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    pub(crate) fn source_offset(&self, logical: usize) -> usize {
+        let Some(first) = self.first else { return 0 };
+        let i = self.rest.partition_point(|&(l, _)| l <= logical);
+        let (l, s) = match i.checked_sub(1) {
+            Some(i) => self.rest[i],
+            None if first.0 <= logical => first,
+            None => return first.1,
+        };
+        s + (logical - l)
     }
 
     /// The map of a substring that starts at `logical` in this line.
     fn shifted(&self, logical: usize) -> OffsetMap {
-        let start = self.source_offset(logical);
-        let mut pieces = vec![(0, start)];
-        pieces.extend(
-            self.pieces
-                .iter()
+        let mut map = OffsetMap {
+            first: Some((0, self.source_offset(logical))),
+            rest: Vec::new(),
+        };
+        map.rest.extend(
+            self.pieces()
                 .filter(|&&(l, _)| l > logical)
                 .map(|&(l, s)| (l - logical, s)),
         );
-        OffsetMap { pieces }
+        map
     }
 }
 
 /// Parses the whole file into a syntax tree.
 pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
+    let mut nodes = Vec::new();
+    let directives = for_each_node(source, |node| nodes.push(node))?;
+    Ok(SyntaxTree { directives, nodes })
+}
+
+/// Parses the file and hands each node to `each` as soon as it is read, in source
+/// order: a caller that turns nodes into something else holds no list of them.
+/// Returns the directives.
+pub(crate) fn for_each_node(
+    source: &Source,
+    mut each: impl FnMut(Node),
+) -> Result<Directives, ParseError> {
     let text = source.text();
     let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
     let directives = parse_directives(source, &mut pos)?;
@@ -163,7 +200,7 @@ pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
         .filter(|pair| pair.as_rule() != Rule::EOI)
         .collect();
     let mut next = 0;
-    let mut nodes = Vec::new();
+    let mut any_node = false;
     while pos < text.len() {
         while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
             next += 1;
@@ -190,16 +227,17 @@ pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
                 end = read_heredoc_bodies(source, &mut node, end)?;
             }
             node.end_line = source.line_of(end.saturating_sub(1).max(pos));
-            nodes.push(node);
+            each(node);
+            any_node = true;
             pos = end;
         } else {
             pos = item_end;
         }
     }
-    if nodes.is_empty() {
+    if !any_node {
         return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
     }
-    Ok(SyntaxTree { directives, nodes })
+    Ok(directives)
 }
 
 /// Reads `# name = value` lines at the top of the file until the first line that is not
@@ -265,8 +303,7 @@ fn logical_line_node(
             piece.as_rule(),
             Rule::segment_backslash | Rule::segment_backtick
         ) {
-            map.pieces
-                .push((joined.len(), item_pos + piece.as_span().start()));
+            map.push(joined.len(), item_pos + piece.as_span().start());
             if joined.is_empty() {
                 joined = Cow::Borrowed(piece.as_str());
             } else {
@@ -306,18 +343,18 @@ fn node_from_line_at_depth(
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
     // The grammar trims the line's leading whitespace already, so the map usually fits.
-    let map = if lead == 0 && map.pieces.first().is_some_and(|&(l, _)| l == 0) {
+    let map = if lead == 0 && map.first.is_some_and(|(l, _)| l == 0) {
         map
     } else {
         map.shifted(lead)
     };
-    let mut keyword = String::new();
+    let mut keyword_len = 0;
     let mut flags = Vec::new();
     // The arguments are what follows the keyword and the flags.
     let mut args_offset = 0;
     if !trimmed.is_empty() {
         let keyword_end = trimmed.find(is_split_space).unwrap_or(trimmed.len());
-        keyword = trimmed[..keyword_end].to_string();
+        keyword_len = keyword_end;
         let spaces = trimmed[keyword_end..].len()
             - trimmed[keyword_end..]
                 .trim_start_matches(is_split_space)
@@ -332,14 +369,20 @@ fn node_from_line_at_depth(
     let args_text = args_text.trim();
     let args_start = args_offset + args_lead;
     let args = split_arguments(
-        source, directives, &keyword, args_text, &map, args_start, depth,
+        source,
+        directives,
+        &trimmed[..keyword_len],
+        args_text,
+        &map,
+        args_start,
+        depth,
     )?;
     Ok(Node {
-        keyword,
         flags,
         args,
         heredocs: Vec::new(),
-        original: trimmed.to_string(),
+        original: Arc::from(trimmed),
+        keyword_len,
         start_line: 0,
         end_line: 0,
         map,
@@ -652,12 +695,12 @@ fn key_values(directives: &Directives, keyword: &str, rest: &str) -> Result<Args
 /// Only RUN, COPY and ADD (also under ONBUILD) in their non-JSON form take heredocs.
 fn can_contain_heredoc(node: &Node) -> bool {
     let node = match &node.args {
-        Args::OnBuild(inner) if node.keyword.eq_ignore_ascii_case("onbuild") => inner,
+        Args::OnBuild(inner) if node.keyword().eq_ignore_ascii_case("onbuild") => inner,
         _ => node,
     };
     ["run", "copy", "add"]
         .iter()
-        .any(|k| node.keyword.eq_ignore_ascii_case(k))
+        .any(|k| node.keyword().eq_ignore_ascii_case(k))
         && !matches!(node.args, Args::Json(_))
 }
 
