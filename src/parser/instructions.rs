@@ -747,8 +747,13 @@ impl Builder<'_> {
                     |message: String| self.flag_value_error(node, offset, "mount", &spec, &message);
                 let options: Vec<(String, Option<String>)> = csv_fields(&spec)
                     .into_iter()
-                    .map(|field| match field.split_once('=') {
-                        Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+                    .map(|mut field| match field.find('=') {
+                        // The value keeps the field's own string.
+                        Some(eq) => {
+                            let key = field[..eq].trim().to_ascii_lowercase();
+                            field.drain(..=eq);
+                            (key, Some(field))
+                        }
                         None => (field.trim().to_ascii_lowercase(), None),
                     })
                     .collect();

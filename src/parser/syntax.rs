@@ -588,6 +588,11 @@ fn parse_json(rest: &str) -> JsonArgs {
     if !rest.starts_with('[') {
         return JsonArgs::Plain;
     }
+    // Most arrays are of strings and read straight into them; anything else is told
+    // apart by reading it as values.
+    if let Ok(items) = serde_json::from_str::<Vec<String>>(rest) {
+        return JsonArgs::Array(items);
+    }
     match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
         Err(_) => JsonArgs::Plain,
         Ok(values) => values
