@@ -393,7 +393,7 @@ impl State<'_> {
                 for kv in pairs {
                     updates.push((self.word_cow(&kv.key)?, self.word_cow(&kv.value)?));
                 }
-                let mut shown = History::new("ENV");
+                let mut shown = History::with_room("ENV", History::pairs_room(&updates));
                 for (k, v) in &updates {
                     shown.word(&[k, "=", v]);
                 }
@@ -408,7 +408,7 @@ impl State<'_> {
                 for kv in pairs {
                     updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
                 }
-                let mut shown = History::new("LABEL");
+                let mut shown = History::with_room("LABEL", History::pairs_room(&updates));
                 for (k, v) in &updates {
                     shown.word(&[k, "=", v]);
                 }
@@ -621,7 +621,7 @@ impl State<'_> {
     fn mount(&self, flag: &MountFlag, ssh_index: usize) -> Result<Mount, GraphErrorKind> {
         // The options by name, values expanded; the last of a name wins. A mount has a
         // few: a list is searched faster than a map is built.
-        let mut values: Vec<(&str, Option<String>)> = Vec::with_capacity(flag.options.len());
+        let mut values: Vec<(&str, Option<Cow<'_, str>>)> = Vec::with_capacity(flag.options.len());
         for (key, value) in &flag.options {
             let key = match key.as_str() {
                 "dst" | "destination" => "target",
@@ -630,7 +630,7 @@ impl State<'_> {
                 "readwrite" => "rw",
                 other => other,
             };
-            let value = value.as_ref().map(|v| self.word(v)).transpose()?;
+            let value = value.as_ref().map(|v| self.word_cow(v)).transpose()?;
             match values.iter_mut().find(|(k, _)| *k == key) {
                 Some(slot) => slot.1 = value,
                 None => values.push((key, value)),
@@ -888,10 +888,23 @@ struct History {
 
 impl History {
     fn new(keyword: &str) -> History {
-        let mut text = String::with_capacity(64);
+        History::with_room(keyword, 64)
+    }
+
+    /// A history text that `room` bytes of words will fit in.
+    fn with_room(keyword: &str, room: usize) -> History {
+        let mut text = String::with_capacity(keyword.len() + 1 + room);
         text.push_str(keyword);
         text.push(' ');
         History { text, words: 0 }
+    }
+
+    /// The room `KEY=VALUE` words take.
+    fn pairs_room<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> usize {
+        pairs
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2)
+            .sum()
     }
 
     fn word(&mut self, parts: &[&str]) {
@@ -983,13 +996,13 @@ fn clean_parts<'p>(parts: impl Iterator<Item = &'p str>, room: usize) -> String 
 
 /// EXPOSE values: `80`, `80/tcp`, `53/udp`, `8000-8010[/proto]`, as `port/proto` keys.
 fn parse_ports(spec: &str) -> Result<Vec<String>, ExposeError> {
-    let (ports, proto) = match spec.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (spec, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let Some(proto) = ["tcp", "udp", "sctp"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(proto))
+    else {
         return Err(ExposeError::Protocol(spec.to_string()));
-    }
+    };
     let port = |text: &str| -> Result<u16, ExposeError> {
         text.parse::<u16>()
             .map_err(|_| ExposeError::Port(spec.to_string()))

@@ -465,7 +465,13 @@ pub(crate) fn resolve_from(
     current: usize,
     names: &BTreeMap<String, usize>,
 ) -> Result<Option<usize>, GraphErrorKind> {
-    if let Some(&i) = names.get(&value.to_ascii_lowercase()) {
+    // Stage names are lower case; most values are already.
+    let lower = if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    };
+    if let Some(&i) = names.get(&*lower) {
         if i == current {
             return Err(GraphErrorKind::StageIndex {
                 value: value.to_string(),

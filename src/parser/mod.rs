@@ -35,9 +35,10 @@ pub fn parse(name: &str, bytes: Vec<u8>) -> Result<Dockerfile, ParseError> {
     // Each node becomes its instruction as soon as it is read. An error of the syntax,
     // wherever it is, comes before the first instruction's error, as when the whole
     // tree was read first.
-    let mut instructions = Vec::new();
+    let items = syntax::Items::read(&source)?;
+    let mut instructions = Vec::with_capacity(items.logical_lines());
     let mut first_error = None;
-    let directives = syntax::for_each_node(&source, |node| {
+    let directives = items.for_each_node(|node| {
         if first_error.is_none() {
             match builder.instruction(node) {
                 Ok(instruction) => instructions.push(instruction),

@@ -172,41 +172,83 @@ impl OffsetMap {
 
 /// Parses the whole file into a syntax tree.
 pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
-    let mut nodes = Vec::new();
-    let directives = for_each_node(source, |node| nodes.push(node))?;
+    let items = Items::read(source)?;
+    let mut nodes = Vec::with_capacity(items.logical_lines());
+    let directives = items.for_each_node(|node| nodes.push(node))?;
     Ok(SyntaxTree { directives, nodes })
 }
 
-/// Parses the file and hands each node to `each` as soon as it is read, in source
-/// order: a caller that turns nodes into something else holds no list of them.
-/// Returns the directives.
-pub(crate) fn for_each_node(
-    source: &Source,
-    mut each: impl FnMut(Node),
-) -> Result<Directives, ParseError> {
-    let text = source.text();
-    let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
-    let directives = parse_directives(source, &mut pos)?;
-    // All items in one pest call. A heredoc body is not items, but the batch reads it as
-    // if it were: after a body, one-item calls take over until an item boundary lines up
-    // with the batch again, so each byte is read at most twice.
-    let (items_rule, item_rule) = match directives.escape {
-        '`' => (Rule::items_backtick, Rule::item_backtick),
-        _ => (Rule::items_backslash, Rule::item_backslash),
-    };
-    let batch_start = pos;
-    let batch: Vec<Pair<'_, Rule>> = Grammar::parse(items_rule, &text[batch_start..])
-        .map_err(|e| source.error_at(pos, ErrorKind::Grammar(e.to_string())))?
-        .filter(|pair| pair.as_rule() != Rule::EOI)
-        .collect();
-    let mut next = 0;
-    let mut any_node = false;
-    while pos < text.len() {
-        while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
-            next += 1;
-        }
-        let (item, item_base) =
-            if next < batch.len() && batch_start + batch[next].as_span().start() == pos {
+/// A file's directives and its items as one pest call reads them, before they become
+/// nodes.
+pub(crate) struct Items<'s> {
+    source: &'s Source,
+    directives: Directives,
+    /// Where the items start: after the byte order mark and the directives.
+    start: usize,
+    batch: Vec<Pair<'s, Rule>>,
+    item_rule: Rule,
+}
+
+impl<'s> Items<'s> {
+    /// Reads the directives, then all items in one pest call. A heredoc body is not
+    /// items, but the batch reads it as if it were: `for_each_node` sorts that out.
+    pub(crate) fn read(source: &'s Source) -> Result<Items<'s>, ParseError> {
+        let text = source.text();
+        let mut start = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        let directives = parse_directives(source, &mut start)?;
+        let (items_rule, item_rule) = match directives.escape {
+            '`' => (Rule::items_backtick, Rule::item_backtick),
+            _ => (Rule::items_backslash, Rule::item_backslash),
+        };
+        let pairs = Grammar::parse(items_rule, &text[start..])
+            .map_err(|e| source.error_at(start, ErrorKind::Grammar(e.to_string())))?;
+        let mut batch = Vec::with_capacity(pairs.len());
+        batch.extend(pairs.filter(|pair| pair.as_rule() != Rule::EOI));
+        Ok(Items {
+            source,
+            directives,
+            start,
+            batch,
+            item_rule,
+        })
+    }
+
+    /// How many nodes the file has at most: its logical lines (some may be heredoc
+    /// bodies).
+    pub(crate) fn logical_lines(&self) -> usize {
+        self.batch
+            .iter()
+            .filter(|pair| is_logical_line(pair.as_rule()))
+            .count()
+    }
+
+    /// Hands each node to `each` as soon as it is read, in source order: a caller that
+    /// turns nodes into something else holds no list of them. Returns the directives.
+    ///
+    /// After a heredoc body, one-item calls take over until an item boundary lines up
+    /// with the batch again, so each byte is read at most twice.
+    pub(crate) fn for_each_node(
+        self,
+        mut each: impl FnMut(Node),
+    ) -> Result<Directives, ParseError> {
+        let Items {
+            source,
+            directives,
+            start: batch_start,
+            batch,
+            item_rule,
+        } = self;
+        let text = source.text();
+        let mut pos = batch_start;
+        let mut next = 0;
+        let mut any_node = false;
+        while pos < text.len() {
+            while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
+                next += 1;
+            }
+            let (item, item_base) = if next < batch.len()
+                && batch_start + batch[next].as_span().start() == pos
+            {
                 next += 1;
                 (batch[next - 1].clone(), batch_start)
             } else {
@@ -216,28 +258,36 @@ pub(crate) fn for_each_node(
                     .ok_or_else(|| source.error_at(pos, ErrorKind::Grammar("empty item".into())))?;
                 (item, pos)
             };
-        let item_end = item_base + item.as_span().end();
-        if matches!(
-            item.as_rule(),
-            Rule::logical_line_backslash | Rule::logical_line_backtick
-        ) {
-            let mut node = logical_line_node(source, &directives, item, item_base)?;
-            let mut end = item_end;
-            if !node.heredocs.is_empty() {
-                end = read_heredoc_bodies(source, &mut node, end)?;
+            let item_end = item_base + item.as_span().end();
+            if is_logical_line(item.as_rule()) {
+                let mut node = logical_line_node(source, &directives, item, item_base)?;
+                let mut end = item_end;
+                if !node.heredocs.is_empty() {
+                    end = read_heredoc_bodies(source, &mut node, end)?;
+                }
+                node.end_line = source.line_of(end.saturating_sub(1).max(pos));
+                each(node);
+                any_node = true;
+                pos = end;
+            } else {
+                pos = item_end;
             }
-            node.end_line = source.line_of(end.saturating_sub(1).max(pos));
-            each(node);
-            any_node = true;
-            pos = end;
-        } else {
-            pos = item_end;
         }
+        if !any_node {
+            return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
+        }
+        Ok(directives)
     }
-    if !any_node {
-        return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
-    }
-    Ok(directives)
+}
+
+fn is_logical_line(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::logical_line_backslash
+            | Rule::indented_line_backslash
+            | Rule::logical_line_backtick
+            | Rule::indented_line_backtick
+    )
 }
 
 /// Reads `# name = value` lines at the top of the file until the first line that is not
@@ -298,6 +348,7 @@ fn logical_line_node(
     // Most logical lines are one physical line: their text is borrowed, not copied.
     let mut joined: Cow<'_, str> = Cow::Borrowed("");
     let mut map = OffsetMap::default();
+    let item_len = item.as_span().end() - item.as_span().start();
     for piece in item.into_inner() {
         if matches!(
             piece.as_rule(),
@@ -307,6 +358,12 @@ fn logical_line_node(
             if joined.is_empty() {
                 joined = Cow::Borrowed(piece.as_str());
             } else {
+                if let Cow::Borrowed(first) = joined {
+                    // The line's text is at most as long as the item.
+                    let mut owned = String::with_capacity(item_len);
+                    owned.push_str(first);
+                    joined = Cow::Owned(owned);
+                }
                 joined.to_mut().push_str(piece.as_str());
             }
         }
@@ -624,10 +681,15 @@ fn maybe_json(rest: &str) -> Result<Args, ErrorKind> {
 fn words<'a>(directives: &Directives, rest: &'a str) -> Vec<&'a str> {
     let escape = directives.escape;
     let mut words = Vec::new();
-    let mut chars = rest.char_indices().peekable();
+    let mut chars = rest.char_indices();
     let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
     while let Some((at, c)) = chars.next() {
+        if c.is_ascii_graphic() && c != '"' && c != '\'' && c != escape {
+            // A character that is part of a word whatever the quotes.
+            start.get_or_insert(at);
+            continue;
+        }
         if quote.is_none() && c.is_whitespace() {
             if let Some(from) = start.take() {
                 words.push(&rest[from..at]);
