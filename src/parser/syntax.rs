@@ -280,6 +280,7 @@ impl<'s> Items<'s> {
     }
 }
 
+/// Whether an item is a logical line (an instruction), not a blank or comment line.
 fn is_logical_line(rule: Rule) -> bool {
     matches!(
         rule,
