@@ -98,7 +98,7 @@ impl<'s, 'a> StagePlanner<'s, 'a> {
     /// Where `step`'s key is recorded for the next build to compare with: by its text
     /// and occurrence, and by its position.
     pub(super) fn sites(&mut self, step: &'a Step) -> [String; 2] {
-        let occurrence = self.occurrences.entry(step.text.as_str()).or_default();
+        let occurrence = self.occurrences.entry(&*step.text).or_default();
         *occurrence += 1;
         cache::sites(
             &self.session.prepared.project,
@@ -565,7 +565,7 @@ mod tests {
                         .put_cache_record(&CacheRecord {
                             key: key.clone(),
                             kind: "COPY".into(),
-                            step: step.text.clone(),
+                            step: step.text.to_string(),
                             stage: "Dockerfile:0".into(),
                             layer: None,
                             created: "2026-01-01T00:00:00Z".into(),

@@ -566,7 +566,7 @@ fn date_config_steps(history: &mut [History], steps: &[BuiltStep]) {
 /// variables are the shell's to expand).
 fn shown_text(step: &Step) -> String {
     match &step.kind {
-        StepKind::Run(_) => step.text.clone(),
+        StepKind::Run(_) => step.text.to_string(),
         _ => step
             .created_by
             .strip_suffix(" # buildkit")

@@ -2,6 +2,7 @@
 //! does: ENV and ARG scoping, WORKDIR-relative paths, SHELL, ENTRYPOINT resetting an
 //! inherited CMD, ONBUILD triggers of the base image run first.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -50,8 +51,8 @@ pub struct ExpandedStage {
 pub struct Step {
     /// 1-based position in the stage.
     pub number: usize,
-    /// The instruction as written.
-    pub text: String,
+    /// The instruction as written (shared with the parsed instruction).
+    pub text: std::sync::Arc<str>,
     /// The image history's `created_by`.
     pub created_by: String,
     pub location: SourceLocation,
@@ -313,6 +314,12 @@ impl State<'_> {
         Ok(self.lexer.process_word(text, &self.scope)?)
     }
 
+    /// As [`State::word`], borrowing `text` when nothing in it expands: for words that
+    /// are read and not kept.
+    fn word_cow<'t>(&self, text: &'t str) -> Result<Cow<'t, str>, GraphErrorKind> {
+        Ok(self.lexer.expand_word(text, &self.scope)?)
+    }
+
     /// The shell in effect, then `command`: a shell-form command's argv.
     fn shell_argv(&self, command: &str) -> Vec<String> {
         let shell: &[String] = self.config.shell.as_deref().unwrap_or_default();
@@ -382,26 +389,26 @@ impl State<'_> {
             }
             Command::Env(pairs) => {
                 // Every value sees the variables as they were before this instruction.
-                let mut updates = Vec::new();
+                let mut updates = Vec::with_capacity(pairs.len());
                 for kv in pairs {
-                    updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
+                    updates.push((self.word_cow(&kv.key)?, self.word_cow(&kv.value)?));
                 }
-                let mut shown = History::new("ENV");
+                let mut shown = History::with_room("ENV", History::pairs_room(&updates));
                 for (k, v) in &updates {
                     shown.word(&[k, "=", v]);
                 }
                 for (k, v) in updates {
-                    self.scope.set_env(&k, v);
+                    self.scope.set_env(&k, &v);
                 }
                 self.env_changed = true;
                 config_only(shown.text)
             }
             Command::Label(pairs) => {
-                let mut updates = Vec::new();
+                let mut updates = Vec::with_capacity(pairs.len());
                 for kv in pairs {
                     updates.push((self.word(&kv.key)?, self.word(&kv.value)?));
                 }
-                let mut shown = History::new("LABEL");
+                let mut shown = History::with_room("LABEL", History::pairs_room(&updates));
                 for (k, v) in &updates {
                     shown.word(&[k, "=", v]);
                 }
@@ -418,7 +425,7 @@ impl State<'_> {
             Command::Expose(specs) => {
                 let mut ports = Vec::new();
                 for spec in specs {
-                    ports.extend(parse_ports(&self.word(spec)?)?);
+                    ports.extend(parse_ports(&self.word_cow(spec)?)?);
                 }
                 let mut shown = History::new("EXPOSE");
                 let exposed = self.config.exposed_ports.get_or_insert_with(BTreeMap::new);
@@ -429,8 +436,8 @@ impl State<'_> {
                 config_only(shown.text)
             }
             Command::Workdir(path) => {
-                let path = self.word(path)?;
-                let resolved = clean_path(&join_path(self.workdir(), &path));
+                let path = self.word_cow(path)?;
+                let resolved = resolve_path(self.workdir(), &path);
                 self.config.working_dir = Some(resolved.clone());
                 let mut shown = History::new("WORKDIR");
                 shown.word(&[&resolved]);
@@ -612,7 +619,9 @@ impl State<'_> {
     /// One `--mount`; `ssh_index` counts the ssh mounts of the RUN before it (an ssh
     /// socket's default target is numbered, as BuildKit numbers it).
     fn mount(&self, flag: &MountFlag, ssh_index: usize) -> Result<Mount, GraphErrorKind> {
-        let mut values: BTreeMap<&str, Option<String>> = BTreeMap::new();
+        // The options by name, values expanded; the last of a name wins. A mount has a
+        // few: a list is searched faster than a map is built.
+        let mut values: Vec<(&str, Option<Cow<'_, str>>)> = Vec::with_capacity(flag.options.len());
         for (key, value) in &flag.options {
             let key = match key.as_str() {
                 "dst" | "destination" => "target",
@@ -621,11 +630,16 @@ impl State<'_> {
                 "readwrite" => "rw",
                 other => other,
             };
-            let value = value.as_ref().map(|v| self.word(v)).transpose()?;
-            values.insert(key, value);
+            let value = value.as_ref().map(|v| self.word_cow(v)).transpose()?;
+            match values.iter_mut().find(|(k, _)| *k == key) {
+                Some(slot) => slot.1 = value,
+                None => values.push((key, value)),
+            }
         }
-        let text = |key: &str| values.get(key).cloned().flatten();
-        let flag_bool = |key: &str| match values.get(key) {
+        let get = |key: &str| values.iter().find(|(k, _)| *k == key).map(|(_, v)| v);
+        let value = |key: &str| get(key).and_then(|v| v.as_deref());
+        let text = |key: &str| value(key).map(str::to_string);
+        let flag_bool = |key: &str| match get(key) {
             None => Ok(None),
             Some(None) => Ok(Some(true)),
             Some(Some(v)) => match v.to_ascii_lowercase().as_str() {
@@ -637,17 +651,17 @@ impl State<'_> {
             },
         };
         let number = |key: &str, default: u32, radix: u32| -> Result<u32, GraphErrorKind> {
-            match text(key) {
+            match value(key) {
                 None => Ok(default),
-                Some(v) => u32::from_str_radix(&v, radix).map_err(|_| {
+                Some(v) => u32::from_str_radix(v, radix).map_err(|_| {
                     GraphErrorKind::Invalid(format!(
                         "invalid value {v:?} for mount option {key}: expected a number"
                     ))
                 }),
             }
         };
-        let target = text("target").map(|t| clean_path(&join_path(self.workdir(), &t)));
-        let from = text("from").map(|f| self.resolve_from(&f)).transpose()?;
+        let target = value("target").map(|t| resolve_path(self.workdir(), t));
+        let from = value("from").map(|f| self.resolve_from(f)).transpose()?;
         let source = text("source").unwrap_or_else(|| "/".into());
         Ok(match flag.kind {
             MountKind::Bind => Mount::Bind {
@@ -661,7 +675,7 @@ impl State<'_> {
                 Mount::Cache {
                     id: text("id").unwrap_or_else(|| target.clone()),
                     target,
-                    sharing: match text("sharing").as_deref() {
+                    sharing: match value("sharing") {
                         None | Some("shared") => Sharing::Shared,
                         Some("private") => Sharing::Private,
                         Some("locked") => Sharing::Locked,
@@ -775,8 +789,8 @@ impl State<'_> {
                 }
             });
         }
-        let dest_word = self.word(&copy.dest)?;
-        let mut dest = clean_path(&join_path(self.workdir(), &dest_word));
+        let dest_word = self.word_cow(&copy.dest)?;
+        let mut dest = resolve_path(self.workdir(), &dest_word);
         let is_dir = dest_word.is_empty()
             || dest_word == "."
             || dest_word.ends_with('/')
@@ -784,12 +798,12 @@ impl State<'_> {
         if is_dir && !dest.ends_with('/') {
             dest.push('/');
         }
-        let from_word = copy.from.as_ref().map(|f| self.word(f)).transpose()?;
+        let from_word = copy.from.as_ref().map(|f| self.word_cow(f)).transpose()?;
         let from = match &from_word {
             None => CopyFrom::Context,
             Some(f) => self.resolve_from(f)?,
         };
-        let chmod_word = copy.chmod.as_ref().map(|c| self.word(c)).transpose()?;
+        let chmod_word = copy.chmod.as_ref().map(|c| self.word_cow(c)).transpose()?;
         let chmod = match &chmod_word {
             None => None,
             Some(text) => match u32::from_str_radix(text, 8) {
@@ -874,10 +888,23 @@ struct History {
 
 impl History {
     fn new(keyword: &str) -> History {
-        let mut text = String::with_capacity(64);
+        History::with_room(keyword, 64)
+    }
+
+    /// A history text that `room` bytes of words will fit in.
+    fn with_room(keyword: &str, room: usize) -> History {
+        let mut text = String::with_capacity(keyword.len() + 1 + room);
         text.push_str(keyword);
         text.push(' ');
         History { text, words: 0 }
+    }
+
+    /// The room `KEY=VALUE` words take.
+    fn pairs_room<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> usize {
+        pairs
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len() + 2)
+            .sum()
     }
 
     fn word(&mut self, parts: &[&str]) {
@@ -919,15 +946,6 @@ fn run_history(count: usize, args: &str, argv: &[String]) -> String {
     text
 }
 
-/// `base` joined with `path` unless `path` is absolute.
-pub(crate) fn join_path(base: &str, path: &str) -> String {
-    if path.starts_with('/') {
-        path.to_string()
-    } else {
-        format!("{}/{}", base.trim_end_matches('/'), path)
-    }
-}
-
 /// The last name of a slash-separated path, as Go's `path.Base` (`a/b/` gives `b`).
 fn base_name(path: &str) -> &str {
     let trimmed = path.trim_end_matches('/');
@@ -937,10 +955,27 @@ fn base_name(path: &str) -> &str {
     }
 }
 
+/// `path` made absolute against `base` (unless it is absolute) and cleaned, without a
+/// joined string in between.
+pub(crate) fn resolve_path(base: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        return clean_path(path);
+    }
+    clean_parts(
+        base.split('/').chain(path.split('/')),
+        base.len() + path.len() + 2,
+    )
+}
+
 /// Lexical clean of an absolute path, as Go's `path.Clean`: no `.`, `..` or `//`.
 pub(crate) fn clean_path(path: &str) -> String {
-    let mut clean = String::with_capacity(path.len() + 1);
-    for part in path.split('/') {
+    clean_parts(path.split('/'), path.len() + 1)
+}
+
+/// The clean path of slash-separated parts; `room` is what the result may need.
+fn clean_parts<'p>(parts: impl Iterator<Item = &'p str>, room: usize) -> String {
+    let mut clean = String::with_capacity(room);
+    for part in parts {
         match part {
             "" | "." => {}
             ".." => {
@@ -961,13 +996,13 @@ pub(crate) fn clean_path(path: &str) -> String {
 
 /// EXPOSE values: `80`, `80/tcp`, `53/udp`, `8000-8010[/proto]`, as `port/proto` keys.
 fn parse_ports(spec: &str) -> Result<Vec<String>, ExposeError> {
-    let (ports, proto) = match spec.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (spec, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
+    let (ports, proto) = spec.split_once('/').unwrap_or((spec, "tcp"));
+    let Some(proto) = ["tcp", "udp", "sctp"]
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(proto))
+    else {
         return Err(ExposeError::Protocol(spec.to_string()));
-    }
+    };
     let port = |text: &str| -> Result<u16, ExposeError> {
         text.parse::<u16>()
             .map_err(|_| ExposeError::Port(spec.to_string()))
@@ -1055,8 +1090,17 @@ mod tests {
     fn paths() {
         assert_eq!(clean_path("/a/./b//../c/"), "/a/c");
         assert_eq!(clean_path("/../.."), "/");
-        assert_eq!(join_path("/app", "x"), "/app/x");
-        assert_eq!(join_path("/app/", "/x"), "/x");
+        for (base, path, resolved) in [
+            ("/app", "x", "/app/x"),
+            ("/app/", "/x", "/x"),
+            ("/", "a/../../b/", "/b"),
+            ("/a/b/", "./c//d/..", "/a/b/c"),
+            ("/a", "", "/a"),
+            ("/a", ".", "/a"),
+            ("/a/b", "../..", "/"),
+        ] {
+            assert_eq!(resolve_path(base, path), resolved, "{base} {path}");
+        }
     }
 
     #[test]

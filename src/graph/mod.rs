@@ -208,6 +208,9 @@ pub fn plan(dockerfile: Dockerfile, options: &PlanOptions) -> Result<Plan, Graph
     let mut declared: BTreeSet<String> = BTreeSet::new();
     let escape = dockerfile.directives.escape;
     let lexer = scope::lexer(escape);
+    // Each stage's list is made as long as it needs: a list that grows moves its
+    // instructions (large values) again at each step.
+    let mut stage_lengths = stage_lengths(&dockerfile.instructions).into_iter();
 
     for instruction in dockerfile.instructions {
         if !matches!(instruction.command, Command::From(_)) {
@@ -297,7 +300,7 @@ pub fn plan(dockerfile: Dockerfile, options: &PlanOptions) -> Result<Plan, Graph
                     platform,
                     from_text,
                     location: loc.clone(),
-                    instructions: Vec::new(),
+                    instructions: Vec::with_capacity(stage_lengths.next().unwrap_or_default()),
                     deps,
                 });
             }
@@ -428,6 +431,19 @@ pub fn expand_all(
     Ok(expanded)
 }
 
+/// How many instructions follow each FROM, up to the next.
+fn stage_lengths(instructions: &[Instruction]) -> Vec<usize> {
+    let mut lengths = Vec::new();
+    for instruction in instructions {
+        match (&instruction.command, lengths.last_mut()) {
+            (Command::From(_), _) => lengths.push(0),
+            (_, Some(length)) => *length += 1,
+            (_, None) => {}
+        }
+    }
+    lengths
+}
+
 /// The raw `--from` values of an instruction (COPY --from, RUN --mount from=).
 fn from_values(command: &Command) -> Vec<&str> {
     match command {
@@ -449,7 +465,13 @@ pub(crate) fn resolve_from(
     current: usize,
     names: &BTreeMap<String, usize>,
 ) -> Result<Option<usize>, GraphErrorKind> {
-    if let Some(&i) = names.get(&value.to_ascii_lowercase()) {
+    // Stage names are lower case; most values are already.
+    let lower = if value.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(value.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    };
+    if let Some(&i) = names.get(&*lower) {
         if i == current {
             return Err(GraphErrorKind::StageIndex {
                 value: value.to_string(),

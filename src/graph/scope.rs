@@ -2,6 +2,7 @@
 //! stage, `--build-arg` overriding defaults, the automatic platform ARGs, and ENV winning
 //! over an ARG of the same name.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -224,13 +225,22 @@ impl<'a> Scope<'a> {
         lexer(escape).process_word(text, self)
     }
 
+    /// As [`Scope::expand`], borrowing `text` when nothing in it expands.
+    pub(crate) fn expand_word<'t>(
+        &self,
+        text: &'t str,
+        escape: char,
+    ) -> Result<Cow<'t, str>, ExpandError> {
+        lexer(escape).expand_word(text, self)
+    }
+
     /// Declares an ARG inside the stage: `--build-arg` first, then the ARG's own default,
     /// then the global ARG of that name, then the automatic platform ARGs.
     pub(crate) fn declare(&mut self, decl: &ArgDecl, escape: char) -> Result<(), ExpandError> {
         let value: Option<Arc<str>> = match self.build_args.get(&decl.name) {
             Some(v) => Some(Arc::from(v.as_str())),
             None => match &decl.default {
-                Some(default) => Some(Arc::from(self.expand(default, escape)?)),
+                Some(default) => Some(Arc::from(&*self.expand_word(default, escape)?)),
                 None => match self.global.get(&decl.name) {
                     Some(global) => global.clone(),
                     None => self
@@ -256,7 +266,7 @@ impl<'a> Scope<'a> {
         self.args.get(name).and_then(|v| v.as_deref())
     }
 
-    pub(crate) fn set_env(&mut self, name: &str, value: String) {
+    pub(crate) fn set_env(&mut self, name: &str, value: &str) {
         let value: Arc<str> = Arc::from(value);
         let name = self.env.set(name, value.clone()).clone();
         self.run_env = self.run_env.with_env(name, value);
@@ -289,15 +299,15 @@ impl<'a> Scope<'a> {
                 }
             }
             Command::Env(pairs) => {
-                let mut updates = Vec::new();
+                let mut updates = Vec::with_capacity(pairs.len());
                 for kv in pairs {
                     updates.push((
-                        self.expand(&kv.key, escape)?,
-                        self.expand(&kv.value, escape)?,
+                        self.expand_word(&kv.key, escape)?,
+                        self.expand_word(&kv.value, escape)?,
                     ));
                 }
                 for (k, v) in updates {
-                    self.set_env(&k, v);
+                    self.set_env(&k, &v);
                 }
             }
             _ => {}

@@ -309,7 +309,7 @@ fn onbuild_triggers_of_the_base_run_first() {
     let mut base = BaseImage::default();
     base.config.on_build = Some(vec!["RUN first".into()]);
     let s = expand_stage(&p, 0, &base).unwrap();
-    assert!(s.steps[0].from_onbuild && s.steps[0].text == "RUN first");
+    assert!(s.steps[0].from_onbuild && &*s.steps[0].text == "RUN first");
     assert_eq!(s.config.on_build, None);
 }
 

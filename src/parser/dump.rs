@@ -16,7 +16,7 @@ pub fn dump(tree: &SyntaxTree) -> String {
 }
 
 fn dump_node(node: &Node) -> String {
-    let mut out = node.keyword.to_lowercase();
+    let mut out = node.keyword().to_lowercase();
     if !node.flags.is_empty() {
         let flags: Vec<String> = node
             .flags

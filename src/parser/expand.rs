@@ -6,6 +6,7 @@
 //! This is an evaluator over a word's characters, not a parser of the Dockerfile: its
 //! behaviour follows BuildKit's `shell` package, whose conformance data it passes.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 /// A failed expansion, e.g. an unterminated quote or `${v:?msg}` with `v` unset.
@@ -107,18 +108,27 @@ impl Lexer {
 
     /// Expands `text` into one string (quotes removed, nothing split).
     pub fn process_word(&self, text: &str, env: &dyn Lookup) -> Result<String, ExpandError> {
+        self.expand_word(text, env).map(Cow::into_owned)
+    }
+
+    /// As [`Lexer::process_word`], borrowing `text` when it is its own expansion.
+    pub fn expand_word<'t>(
+        &self,
+        text: &'t str,
+        env: &dyn Lookup,
+    ) -> Result<Cow<'t, str>, ExpandError> {
         // Most words have nothing to expand: without `$`, quotes or the escape
         // character, the result is the text itself.
         let special = |c: char| {
             c == '$' || c == self.escape || (!self.skip_process_quotes && (c == '\'' || c == '"'))
         };
         if !text.contains(special) {
-            return Ok(text.to_string());
+            return Ok(Cow::Borrowed(text));
         }
         let mut word = ShellWord::new(self, text, env);
         word.split = false;
         word.process_stop_on(None, self.raw_escapes)
-            .map(|(result, _)| result)
+            .map(|(result, _)| Cow::Owned(result))
             .map_err(|message| ExpandError {
                 message,
                 text: text.to_string(),
@@ -272,17 +282,31 @@ impl<'a> ShellWord<'a> {
             }
             let quoted = !self.lexer.skip_process_quotes && (ch == '\'' || ch == '"');
             if quoted || ch == '$' {
-                let piece = match ch {
-                    '\'' => self.process_single_quote()?,
-                    '"' => self.process_double_quote()?,
-                    _ => self.process_dollar()?,
+                // Each piece is written straight into the result.
+                let start = result.len();
+                match ch {
+                    '\'' => self.process_single_quote(&mut result)?,
+                    '"' => self.process_double_quote(&mut result)?,
+                    _ => self.process_dollar(&mut result)?,
                 };
-                result.push_str(&piece);
+                let piece = &result[start..];
                 if ch == '$' {
-                    words.add_string(&piece);
+                    words.add_string(piece);
                 } else {
-                    words.add_raw_string(&piece);
+                    words.add_raw_string(piece);
                 }
+                continue;
+            }
+            if ch != self.lexer.escape {
+                // A run of plain characters, up to the next one that means something.
+                let rest = &self.text[self.pos..];
+                let plain = rest
+                    .find(|c: char| !self.is_plain(c, stops))
+                    .unwrap_or(rest.len());
+                let run = &rest[..plain];
+                words.add_string(run);
+                result.push_str(run);
+                self.pos += plain;
                 continue;
             }
             let mut ch = self.next().unwrap_or_default();
@@ -307,8 +331,13 @@ impl<'a> ShellWord<'a> {
         Ok((result, words.finish(), None))
     }
 
-    fn process_single_quote(&mut self) -> Step<String> {
-        let mut result = String::new();
+    /// Whether `c` is taken as it is, outside quotes: not a stop, `$`, the escape or a quote.
+    fn is_plain(&self, c: char, stops: &[char]) -> bool {
+        let quote = !self.lexer.skip_process_quotes && (c == '\'' || c == '"');
+        !(quote || c == '$' || c == self.lexer.escape || stops.contains(&c))
+    }
+
+    fn process_single_quote(&mut self, result: &mut String) -> Step<()> {
         let open = self.next().unwrap_or('\'');
         if self.lexer.raw_quotes {
             result.push(open);
@@ -320,15 +349,14 @@ impl<'a> ShellWord<'a> {
                     if self.lexer.raw_quotes {
                         result.push('\'');
                     }
-                    return Ok(result);
+                    return Ok(());
                 }
                 Some(ch) => result.push(ch),
             }
         }
     }
 
-    fn process_double_quote(&mut self) -> Step<String> {
-        let mut result = String::new();
+    fn process_double_quote(&mut self, result: &mut String) -> Step<()> {
         let open = self.next().unwrap_or('"');
         if self.lexer.raw_quotes {
             result.push(open);
@@ -341,12 +369,9 @@ impl<'a> ShellWord<'a> {
                     if self.lexer.raw_quotes {
                         result.push('"');
                     }
-                    return Ok(result);
+                    return Ok(());
                 }
-                Some('$') => {
-                    let value = self.process_dollar()?;
-                    result.push_str(&value);
-                }
+                Some('$') => self.process_dollar(result)?,
                 Some(_) => {
                     let mut ch = self.next().unwrap_or_default();
                     if ch == self.lexer.escape {
@@ -371,31 +396,38 @@ impl<'a> ShellWord<'a> {
         }
     }
 
-    fn process_dollar(&mut self) -> Step<String> {
+    /// Expands a `$` reference, writing its value to `result`.
+    fn process_dollar(&mut self, result: &mut String) -> Step<()> {
         self.next(); // the '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
             if name.is_empty() {
-                return Ok("$".into());
+                result.push('$');
+                return Ok(());
             }
-            return Ok(match self.getenv(name) {
-                Some(value) => value.to_string(),
-                None if self.lexer.skip_unset => format!("${name}"),
-                None => String::new(),
-            });
+            match self.getenv(name) {
+                Some(value) => result.push_str(value),
+                None if self.lexer.skip_unset => {
+                    result.push('$');
+                    result.push_str(name);
+                }
+                None => {}
+            }
+            return Ok(());
         }
         self.next(); // the '{'
         if self.depth >= MAX_NESTING {
             return Err(WordError::TooDeep);
         }
         self.depth += 1;
-        let result = self.process_braced();
+        let expanded = self.process_braced(result);
         self.depth -= 1;
-        result
+        expanded
     }
 
-    /// After `${`: the name, then `}` or a modifier and its word.
-    fn process_braced(&mut self) -> Step<String> {
+    /// After `${`: the name, then `}` (the value is written to `result` as it is) or a
+    /// modifier and its word.
+    fn process_braced(&mut self, result: &mut String) -> Step<()> {
         match self.peek() {
             None => return Err(WordError::MissingBrace),
             Some('{' | '}' | ':') => return Err(WordError::BadSubstitution),
@@ -403,12 +435,26 @@ impl<'a> ShellWord<'a> {
         }
         let name = self.process_name();
         let modifier = self.next();
+        if modifier == Some('}') {
+            match self.getenv(name) {
+                Some(value) => result.push_str(value),
+                None if self.lexer.skip_unset => {
+                    result.push_str("${");
+                    result.push_str(name);
+                    result.push('}');
+                }
+                None => {}
+            }
+            return Ok(());
+        }
+        result.push_str(&self.process_modifier(name, modifier)?);
+        Ok(())
+    }
+
+    /// `${name` and a modifier other than `}`: the modifier's word, and what the value
+    /// becomes.
+    fn process_modifier(&mut self, name: &'a str, modifier: Option<char>) -> Step<String> {
         match modifier {
-            Some('}') => Ok(match self.getenv(name) {
-                Some(value) => value.to_string(),
-                None if self.lexer.skip_unset => format!("${{{name}}}"),
-                None => String::new(),
-            }),
             Some(':') => {
                 let op = self.next();
                 let word = self.stop_on_brace()?;

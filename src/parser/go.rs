@@ -7,6 +7,14 @@
 /// separate, `""` inside quotes is one quote (`"target=/a,b",ro` is two fields). Empty
 /// fields are dropped, as Docker's and BuildKit's flag readers skip them.
 pub fn csv_fields(text: &str) -> Vec<String> {
+    if !text.contains('"') {
+        // Without quotes, a record is its text split at commas.
+        return text
+            .split(',')
+            .filter(|field| !field.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
     let mut fields = Vec::new();
     let mut field = String::new();
     let mut quoted = false;

@@ -2,9 +2,11 @@
 //! against what that instruction takes, with Docker's argument rules. Values are kept as
 //! written; expansion of `$VARS` happens in the graph, where ARG/ENV scope is known.
 
+use std::sync::Arc;
+
 use super::error::{ErrorKind, ParseError, Source, SourceLocation};
 use super::go::{csv_fields, parse_duration};
-use super::syntax::{parse_heredoc_marker, Args, Heredoc, Node};
+use super::syntax::{parse_heredoc_marker, Args, Flag, Heredoc, Node};
 
 /// An instruction keyword.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -130,8 +132,9 @@ enum FlagKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Instruction {
     pub command: Command,
-    /// The joined logical line as written (keyword included).
-    pub original: String,
+    /// The joined logical line as written (keyword included); the steps made from the
+    /// instruction share it.
+    pub original: Arc<str>,
     pub location: SourceLocation,
     pub start_line: usize,
     pub end_line: usize,
@@ -360,45 +363,56 @@ impl Command {
     }
 }
 
-/// Flags given to one instruction, by name, in the order given; values borrowed from the
-/// node until one is taken. An instruction has a few flags: a list is searched faster
-/// than a map is built.
-struct Flags<'a> {
-    values: Vec<(&'static str, Option<&'a str>)>,
+/// Flags given to one instruction, by name, in the order given. Each value is its flag's
+/// own string with the `name=` taken off, so taking one copies nothing. An instruction has
+/// a few flags: a list is searched faster than a map is built.
+struct Flags {
+    values: Vec<FlagValue>,
 }
 
-impl Flags<'_> {
+struct FlagValue {
+    name: &'static str,
+    /// `None` for a bare `--name`; taken (`None`) once read.
+    value: Option<String>,
+    /// Where the flag is in the node's `original`.
+    offset: usize,
+}
+
+impl Flags {
     fn value(&mut self, name: &str) -> Option<String> {
-        let value = self
-            .values
-            .iter()
+        self.values
+            .iter_mut()
             .rev()
-            .find(|(n, _)| *n == name)
-            .and_then(|(_, v)| v.map(str::to_string));
-        self.values.retain(|(n, _)| *n != name);
-        value
+            .find(|f| f.name == name)
+            .and_then(|f| f.value.take())
     }
 
-    fn bool(&mut self, name: &str) -> bool {
-        let value = self
-            .values
+    fn bool(&self, name: &str) -> bool {
+        self.values
             .iter()
             .rev()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.is_none_or(|value| value.eq_ignore_ascii_case("true")));
-        self.values.retain(|(n, _)| *n != name);
-        value.unwrap_or(false)
+            .find(|f| f.name == name)
+            .is_some_and(|f| {
+                f.value
+                    .as_deref()
+                    .is_none_or(|value| value.eq_ignore_ascii_case("true"))
+            })
     }
 
     fn many(&mut self, name: &str) -> Vec<String> {
-        let values = self
-            .values
+        self.values
+            .iter_mut()
+            .filter(|f| f.name == name)
+            .filter_map(|f| f.value.take())
+            .collect()
+    }
+
+    /// Where the first flag of that name is, for errors about its value.
+    fn offset(&self, name: &str) -> usize {
+        self.values
             .iter()
-            .filter(|(n, _)| *n == name)
-            .filter_map(|(_, v)| v.map(str::to_string))
-            .collect();
-        self.values.retain(|(n, _)| *n != name);
-        values
+            .find(|f| f.name == name)
+            .map_or(0, |f| f.offset)
     }
 }
 
@@ -417,16 +431,16 @@ impl Builder<'_> {
     pub(crate) fn instruction(&self, mut node: Node) -> Result<Instruction, ParseError> {
         let args = std::mem::replace(&mut node.args, Args::Empty);
         let heredocs = std::mem::take(&mut node.heredocs);
-        let original = std::mem::take(&mut node.original);
+        let node_flags = std::mem::take(&mut node.flags);
         let node = &node;
         let at_start = |kind| self.error(node, 0, kind);
-        let keyword = Keyword::parse(&node.keyword).ok_or_else(|| {
+        let keyword = Keyword::parse(node.keyword()).ok_or_else(|| {
             at_start(ErrorKind::UnknownInstruction {
-                name: node.keyword.clone(),
-                suggestion: Keyword::suggest(&node.keyword),
+                name: node.keyword().to_string(),
+                suggestion: Keyword::suggest(node.keyword()),
             })
         })?;
-        let mut flags = self.flags(node, keyword)?;
+        let mut flags = self.flags(node, node_flags, keyword)?;
         let missing = |expected: &'static str| {
             at_start(ErrorKind::MissingArguments {
                 instruction: keyword.as_str().to_string(),
@@ -463,17 +477,19 @@ impl Builder<'_> {
             }
             Keyword::Run => {
                 let command = command_line(args).ok_or_else(|| missing("requires a command"))?;
-                let mounts = self.mounts(node, flags.many("mount"))?;
+                let mounts = self.mounts(node, flags.offset("mount"), flags.many("mount"))?;
                 let network = flags.value("network");
                 if let Some(n) = &network {
                     if !matches!(n.as_str(), "default" | "none" | "host") {
-                        return Err(self.flag_value_error(node, "network", n, "expected default, none or host"));
+                        let offset = flags.offset("network");
+                        return Err(self.flag_value_error(node, offset, "network", n, "expected default, none or host"));
                     }
                 }
                 let security = flags.value("security");
                 if let Some(s) = &security {
                     if !matches!(s.as_str(), "sandbox" | "insecure") {
-                        return Err(self.flag_value_error(node, "security", s, "expected sandbox or insecure"));
+                        let offset = flags.offset("security");
+                        return Err(self.flag_value_error(node, offset, "security", s, "expected sandbox or insecure"));
                     }
                 }
                 Command::Run(RunCmd {
@@ -549,8 +565,13 @@ impl Builder<'_> {
                 }
                 let decls = words
                     .into_iter()
-                    .map(|word| match word.split_once('=') {
-                        Some((name, default)) => (name.to_string(), Some(default.to_string())),
+                    .map(|mut word| match word.find('=') {
+                        // The name keeps the word's string; the default is copied out.
+                        Some(eq) => {
+                            let default = word[eq + 1..].to_string();
+                            word.truncate(eq);
+                            (word, Some(default))
+                        }
                         None => (word, None),
                     })
                     .map(|(name, default)| {
@@ -608,13 +629,13 @@ impl Builder<'_> {
                     return Err(missing("requires an instruction to run later, as in ONBUILD RUN make"));
                 };
                 if let Some(k @ (Keyword::Onbuild | Keyword::From | Keyword::Maintainer)) =
-                    Keyword::parse(&inner_node.keyword)
+                    Keyword::parse(inner_node.keyword())
                 {
                     return Err(at_start(ErrorKind::Invalid(format!(
                         "{k} isn't allowed as an ONBUILD trigger"
                     ))));
                 }
-                let expression = inner_node.original.clone();
+                let expression = inner_node.original.to_string();
                 let inner = self.instruction(*inner_node)?;
                 Command::Onbuild {
                     expression,
@@ -625,19 +646,22 @@ impl Builder<'_> {
         };
         Ok(Instruction {
             command,
-            original,
+            original: node.original.clone(),
             location: self.source.location(node.source_offset(0)),
             start_line: node.start_line,
             end_line: node.end_line,
         })
     }
 
-    fn flag_value_error(&self, node: &Node, name: &str, value: &str, expected: &str) -> ParseError {
-        let offset = node
-            .flags
-            .iter()
-            .find(|f| f.text.split('=').next() == Some(name))
-            .map_or(0, |f| f.offset);
+    /// An error about the value of the flag `name`, which is at `offset` in the node.
+    fn flag_value_error(
+        &self,
+        node: &Node,
+        offset: usize,
+        name: &str,
+        value: &str,
+        expected: &str,
+    ) -> ParseError {
         self.error(
             node,
             offset,
@@ -649,15 +673,21 @@ impl Builder<'_> {
         )
     }
 
-    fn flags<'n>(&self, node: &'n Node, keyword: Keyword) -> Result<Flags<'n>, ParseError> {
+    /// Checks the node's flags against what `keyword` takes.
+    fn flags(
+        &self,
+        node: &Node,
+        node_flags: Vec<Flag>,
+        keyword: Keyword,
+    ) -> Result<Flags, ParseError> {
         let specs = keyword.flag_specs();
-        let mut values: Vec<(&'static str, Option<&'n str>)> = Vec::new();
-        for flag in &node.flags {
-            let (name, value) = match flag.text.split_once('=') {
+        let mut values: Vec<FlagValue> = Vec::with_capacity(node_flags.len());
+        for Flag { mut text, offset } in node_flags {
+            let (name, value) = match text.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
-                None => (flag.text.as_str(), None),
+                None => (text.as_str(), None),
             };
-            let err = |kind| self.error(node, flag.offset, kind);
+            let err = |kind| self.error(node, offset, kind);
             let Some(&(spec_name, kind)) = specs.iter().find(|(n, _)| *n == name) else {
                 return Err(err(ErrorKind::UnknownFlag {
                     flag: name.to_string(),
@@ -669,7 +699,7 @@ impl Builder<'_> {
                         .join(", "),
                 }));
             };
-            if kind != FlagKind::Many && values.iter().any(|(n, _)| *n == spec_name) {
+            if kind != FlagKind::Many && values.iter().any(|f| f.name == spec_name) {
                 return Err(err(ErrorKind::DuplicateFlag(name.to_string())));
             }
             match (kind, &value) {
@@ -687,21 +717,43 @@ impl Builder<'_> {
                 }
                 _ => {}
             }
-            values.push((spec_name, value));
+            let value = match value {
+                Some(_) => {
+                    // The value is the rest of the flag's own string.
+                    text.drain(..=spec_name.len());
+                    Some(text)
+                }
+                None => None,
+            };
+            values.push(FlagValue {
+                name: spec_name,
+                value,
+                offset,
+            });
         }
         Ok(Flags { values })
     }
 
-    fn mounts(&self, node: &Node, specs: Vec<String>) -> Result<Vec<MountFlag>, ParseError> {
+    fn mounts(
+        &self,
+        node: &Node,
+        offset: usize,
+        specs: Vec<String>,
+    ) -> Result<Vec<MountFlag>, ParseError> {
         specs
             .into_iter()
             .map(|spec| {
                 let invalid =
-                    |message: String| self.flag_value_error(node, "mount", &spec, &message);
+                    |message: String| self.flag_value_error(node, offset, "mount", &spec, &message);
                 let options: Vec<(String, Option<String>)> = csv_fields(&spec)
                     .into_iter()
-                    .map(|field| match field.split_once('=') {
-                        Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
+                    .map(|mut field| match field.find('=') {
+                        // The value keeps the field's own string.
+                        Some(eq) => {
+                            let key = field[..eq].trim().to_ascii_lowercase();
+                            field.drain(..=eq);
+                            (key, Some(field))
+                        }
                         None => (field.trim().to_ascii_lowercase(), None),
                     })
                     .collect();
@@ -747,7 +799,7 @@ impl Builder<'_> {
         &self,
         node: &Node,
         args: &Args,
-        flags: &mut Flags<'_>,
+        flags: &mut Flags,
     ) -> Result<HealthcheckCmd, ParseError> {
         let at_start = |kind| self.error(node, 0, kind);
         let Args::Healthcheck { kind, command } = args else {
@@ -783,9 +835,11 @@ impl Builder<'_> {
                     let Some(value) = flags.value(name) else {
                         return Ok(0);
                     };
+                    let offset = flags.offset(name);
                     let nanos = parse_duration(&value).ok_or_else(|| {
                         self.flag_value_error(
                             node,
+                            offset,
                             name,
                             &value,
                             "expected a duration such as 30s or 1m30s",
@@ -794,6 +848,7 @@ impl Builder<'_> {
                     if nanos != 0 && nanos < 1_000_000 {
                         return Err(self.flag_value_error(
                             node,
+                            offset,
                             name,
                             &value,
                             "cannot be less than 1ms",
@@ -808,7 +863,14 @@ impl Builder<'_> {
                 let retries = match flags.value("retries") {
                     None => 0,
                     Some(v) => v.parse::<u64>().map_err(|_| {
-                        self.flag_value_error(node, "retries", &v, "expected a whole number")
+                        let offset = flags.offset("retries");
+                        self.flag_value_error(
+                            node,
+                            offset,
+                            "retries",
+                            &v,
+                            "expected a whole number",
+                        )
                     })?,
                 };
                 Ok(HealthcheckCmd::Check {

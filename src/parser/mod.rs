@@ -31,15 +31,26 @@ pub struct Dockerfile {
 /// Parses Dockerfile bytes (`name` is used in error messages) into validated instructions.
 pub fn parse(name: &str, bytes: Vec<u8>) -> Result<Dockerfile, ParseError> {
     let source = Source::from_bytes(name, bytes)?;
-    let tree = syntax::parse_syntax(&source)?;
     let builder = instructions::Builder { source: &source };
-    let instructions = tree
-        .nodes
-        .into_iter()
-        .map(|node| builder.instruction(node))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each node becomes its instruction as soon as it is read. An error of the syntax,
+    // wherever it is, comes before the first instruction's error, as when the whole
+    // tree was read first.
+    let items = syntax::Items::read(&source)?;
+    let mut instructions = Vec::with_capacity(items.logical_lines());
+    let mut first_error = None;
+    let directives = items.for_each_node(|node| {
+        if first_error.is_none() {
+            match builder.instruction(node) {
+                Ok(instruction) => instructions.push(instruction),
+                Err(error) => first_error = Some(error),
+            }
+        }
+    })?;
+    if let Some(error) = first_error {
+        return Err(error);
+    }
     Ok(Dockerfile {
-        directives: tree.directives,
+        directives,
         instructions,
         source,
     })

@@ -4,6 +4,7 @@
 //! `instructions.rs`.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use pest::iterators::Pair;
 use pest::Parser as _;
@@ -44,13 +45,14 @@ pub struct SyntaxTree {
 /// One instruction as written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    /// The keyword as written (any case).
-    pub keyword: String,
     pub flags: Vec<Flag>,
     pub args: Args,
     pub heredocs: Vec<Heredoc>,
-    /// The joined logical line, trimmed.
-    pub original: String,
+    /// The joined logical line, trimmed; shared with the instruction and the steps made
+    /// from it.
+    pub original: Arc<str>,
+    /// The keyword is the start of `original`, this long.
+    keyword_len: usize,
     /// First and last physical line (1-based), heredoc bodies included.
     pub start_line: usize,
     pub end_line: usize,
@@ -59,6 +61,11 @@ pub struct Node {
 }
 
 impl Node {
+    /// The keyword as written (any case).
+    pub fn keyword(&self) -> &str {
+        &self.original[..self.keyword_len]
+    }
+
     /// Byte offset in the source of a byte offset in `original`.
     pub fn source_offset(&self, offset_in_original: usize) -> usize {
         self.map.source_offset(offset_in_original)
@@ -116,60 +123,132 @@ pub struct Heredoc {
 }
 
 /// Offsets in a logical line back to the source: each piece starts at `logical` in the
-/// joined line and at `source` in the file.
+/// joined line and at `source` in the file. Most lines are one piece, kept without a
+/// list of its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct OffsetMap {
-    pieces: Vec<(usize, usize)>,
+    first: Option<(usize, usize)>,
+    rest: Vec<(usize, usize)>,
 }
 
 impl OffsetMap {
-    pub(crate) fn source_offset(&self, logical: usize) -> usize {
-        let i = self.pieces.partition_point(|&(l, _)| l <= logical);
-        match i.checked_sub(1).and_then(|i| self.pieces.get(i)) {
-            Some(&(l, s)) => s + (logical - l),
-            None => self.pieces.first().map_or(0, |&(_, s)| s),
+    fn push(&mut self, logical: usize, source: usize) {
+        if self.first.is_none() {
+            self.first = Some((logical, source));
+        } else {
+            self.rest.push((logical, source));
         }
+    }
+
+    fn pieces(&self) -> impl Iterator<Item = &(usize, usize)> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    pub(crate) fn source_offset(&self, logical: usize) -> usize {
+        let Some(first) = self.first else { return 0 };
+        let i = self.rest.partition_point(|&(l, _)| l <= logical);
+        let (l, s) = match i.checked_sub(1) {
+            Some(i) => self.rest[i],
+            None if first.0 <= logical => first,
+            None => return first.1,
+        };
+        s + (logical - l)
     }
 
     /// The map of a substring that starts at `logical` in this line.
     fn shifted(&self, logical: usize) -> OffsetMap {
-        let start = self.source_offset(logical);
-        let mut pieces = vec![(0, start)];
-        pieces.extend(
-            self.pieces
-                .iter()
+        let mut map = OffsetMap {
+            first: Some((0, self.source_offset(logical))),
+            rest: Vec::new(),
+        };
+        map.rest.extend(
+            self.pieces()
                 .filter(|&&(l, _)| l > logical)
                 .map(|&(l, s)| (l - logical, s)),
         );
-        OffsetMap { pieces }
+        map
     }
 }
 
 /// Parses the whole file into a syntax tree.
 pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
-    let text = source.text();
-    let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
-    let directives = parse_directives(source, &mut pos)?;
-    // All items in one pest call. A heredoc body is not items, but the batch reads it as
-    // if it were: after a body, one-item calls take over until an item boundary lines up
-    // with the batch again, so each byte is read at most twice.
-    let (items_rule, item_rule) = match directives.escape {
-        '`' => (Rule::items_backtick, Rule::item_backtick),
-        _ => (Rule::items_backslash, Rule::item_backslash),
-    };
-    let batch_start = pos;
-    let batch: Vec<Pair<'_, Rule>> = Grammar::parse(items_rule, &text[batch_start..])
-        .map_err(|e| source.error_at(pos, ErrorKind::Grammar(e.to_string())))?
-        .filter(|pair| pair.as_rule() != Rule::EOI)
-        .collect();
-    let mut next = 0;
-    let mut nodes = Vec::new();
-    while pos < text.len() {
-        while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
-            next += 1;
-        }
-        let (item, item_base) =
-            if next < batch.len() && batch_start + batch[next].as_span().start() == pos {
+    let items = Items::read(source)?;
+    let mut nodes = Vec::with_capacity(items.logical_lines());
+    let directives = items.for_each_node(|node| nodes.push(node))?;
+    Ok(SyntaxTree { directives, nodes })
+}
+
+/// A file's directives and its items as one pest call reads them, before they become
+/// nodes.
+pub(crate) struct Items<'s> {
+    source: &'s Source,
+    directives: Directives,
+    /// Where the items start: after the byte order mark and the directives.
+    start: usize,
+    batch: Vec<Pair<'s, Rule>>,
+    item_rule: Rule,
+}
+
+impl<'s> Items<'s> {
+    /// Reads the directives, then all items in one pest call. A heredoc body is not
+    /// items, but the batch reads it as if it were: `for_each_node` sorts that out.
+    pub(crate) fn read(source: &'s Source) -> Result<Items<'s>, ParseError> {
+        let text = source.text();
+        let mut start = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        let directives = parse_directives(source, &mut start)?;
+        let (items_rule, item_rule) = match directives.escape {
+            '`' => (Rule::items_backtick, Rule::item_backtick),
+            _ => (Rule::items_backslash, Rule::item_backslash),
+        };
+        let pairs = Grammar::parse(items_rule, &text[start..])
+            .map_err(|e| source.error_at(start, ErrorKind::Grammar(e.to_string())))?;
+        let mut batch = Vec::with_capacity(pairs.len());
+        batch.extend(pairs.filter(|pair| pair.as_rule() != Rule::EOI));
+        Ok(Items {
+            source,
+            directives,
+            start,
+            batch,
+            item_rule,
+        })
+    }
+
+    /// How many nodes the file has at most: its logical lines (some may be heredoc
+    /// bodies).
+    pub(crate) fn logical_lines(&self) -> usize {
+        self.batch
+            .iter()
+            .filter(|pair| is_logical_line(pair.as_rule()))
+            .count()
+    }
+
+    /// Hands each node to `each` as soon as it is read, in source order: a caller that
+    /// turns nodes into something else holds no list of them. Returns the directives.
+    ///
+    /// After a heredoc body, one-item calls take over until an item boundary lines up
+    /// with the batch again, so each byte is read at most twice.
+    pub(crate) fn for_each_node(
+        self,
+        mut each: impl FnMut(Node),
+    ) -> Result<Directives, ParseError> {
+        let Items {
+            source,
+            directives,
+            start: batch_start,
+            batch,
+            item_rule,
+        } = self;
+        let text = source.text();
+        let mut pos = batch_start;
+        let mut next = 0;
+        let mut any_node = false;
+        while pos < text.len() {
+            while next < batch.len() && batch_start + batch[next].as_span().start() < pos {
+                next += 1;
+            }
+            let (item, item_base) = if next < batch.len()
+                && batch_start + batch[next].as_span().start() == pos
+            {
                 next += 1;
                 (batch[next - 1].clone(), batch_start)
             } else {
@@ -179,27 +258,37 @@ pub fn parse_syntax(source: &Source) -> Result<SyntaxTree, ParseError> {
                     .ok_or_else(|| source.error_at(pos, ErrorKind::Grammar("empty item".into())))?;
                 (item, pos)
             };
-        let item_end = item_base + item.as_span().end();
-        if matches!(
-            item.as_rule(),
-            Rule::logical_line_backslash | Rule::logical_line_backtick
-        ) {
-            let mut node = logical_line_node(source, &directives, item, item_base)?;
-            let mut end = item_end;
-            if !node.heredocs.is_empty() {
-                end = read_heredoc_bodies(source, &mut node, end)?;
+            let item_end = item_base + item.as_span().end();
+            if is_logical_line(item.as_rule()) {
+                let mut node = logical_line_node(source, &directives, item, item_base)?;
+                let mut end = item_end;
+                if !node.heredocs.is_empty() {
+                    end = read_heredoc_bodies(source, &mut node, end)?;
+                }
+                node.end_line = source.line_of(end.saturating_sub(1).max(pos));
+                each(node);
+                any_node = true;
+                pos = end;
+            } else {
+                pos = item_end;
             }
-            node.end_line = source.line_of(end.saturating_sub(1).max(pos));
-            nodes.push(node);
-            pos = end;
-        } else {
-            pos = item_end;
         }
+        if !any_node {
+            return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
+        }
+        Ok(directives)
     }
-    if nodes.is_empty() {
-        return Err(source.error_at(text.len(), ErrorKind::NoInstructions));
-    }
-    Ok(SyntaxTree { directives, nodes })
+}
+
+/// Whether an item is a logical line (an instruction), not a blank or comment line.
+fn is_logical_line(rule: Rule) -> bool {
+    matches!(
+        rule,
+        Rule::logical_line_backslash
+            | Rule::indented_line_backslash
+            | Rule::logical_line_backtick
+            | Rule::indented_line_backtick
+    )
 }
 
 /// Reads `# name = value` lines at the top of the file until the first line that is not
@@ -260,16 +349,22 @@ fn logical_line_node(
     // Most logical lines are one physical line: their text is borrowed, not copied.
     let mut joined: Cow<'_, str> = Cow::Borrowed("");
     let mut map = OffsetMap::default();
+    let item_len = item.as_span().end() - item.as_span().start();
     for piece in item.into_inner() {
         if matches!(
             piece.as_rule(),
             Rule::segment_backslash | Rule::segment_backtick
         ) {
-            map.pieces
-                .push((joined.len(), item_pos + piece.as_span().start()));
+            map.push(joined.len(), item_pos + piece.as_span().start());
             if joined.is_empty() {
                 joined = Cow::Borrowed(piece.as_str());
             } else {
+                if let Cow::Borrowed(first) = joined {
+                    // The line's text is at most as long as the item.
+                    let mut owned = String::with_capacity(item_len);
+                    owned.push_str(first);
+                    joined = Cow::Owned(owned);
+                }
                 joined.to_mut().push_str(piece.as_str());
             }
         }
@@ -306,18 +401,18 @@ fn node_from_line_at_depth(
     let lead = line.len() - line.trim_start().len();
     let trimmed = line.trim();
     // The grammar trims the line's leading whitespace already, so the map usually fits.
-    let map = if lead == 0 && map.pieces.first().is_some_and(|&(l, _)| l == 0) {
+    let map = if lead == 0 && map.first.is_some_and(|(l, _)| l == 0) {
         map
     } else {
         map.shifted(lead)
     };
-    let mut keyword = String::new();
+    let mut keyword_len = 0;
     let mut flags = Vec::new();
     // The arguments are what follows the keyword and the flags.
     let mut args_offset = 0;
     if !trimmed.is_empty() {
         let keyword_end = trimmed.find(is_split_space).unwrap_or(trimmed.len());
-        keyword = trimmed[..keyword_end].to_string();
+        keyword_len = keyword_end;
         let spaces = trimmed[keyword_end..].len()
             - trimmed[keyword_end..]
                 .trim_start_matches(is_split_space)
@@ -332,14 +427,20 @@ fn node_from_line_at_depth(
     let args_text = args_text.trim();
     let args_start = args_offset + args_lead;
     let args = split_arguments(
-        source, directives, &keyword, args_text, &map, args_start, depth,
+        source,
+        directives,
+        &trimmed[..keyword_len],
+        args_text,
+        &map,
+        args_start,
+        depth,
     )?;
     Ok(Node {
-        keyword,
         flags,
         args,
         heredocs: Vec::new(),
-        original: trimmed.to_string(),
+        original: Arc::from(trimmed),
+        keyword_len,
         start_line: 0,
         end_line: 0,
         map,
@@ -545,6 +646,11 @@ fn parse_json(rest: &str) -> JsonArgs {
     if !rest.starts_with('[') {
         return JsonArgs::Plain;
     }
+    // Most arrays are of strings and read straight into them; anything else is told
+    // apart by reading it as values.
+    if let Ok(items) = serde_json::from_str::<Vec<String>>(rest) {
+        return JsonArgs::Array(items);
+    }
     match serde_json::from_str::<Vec<serde_json::Value>>(rest) {
         Err(_) => JsonArgs::Plain,
         Ok(values) => values
@@ -576,10 +682,15 @@ fn maybe_json(rest: &str) -> Result<Args, ErrorKind> {
 fn words<'a>(directives: &Directives, rest: &'a str) -> Vec<&'a str> {
     let escape = directives.escape;
     let mut words = Vec::new();
-    let mut chars = rest.char_indices().peekable();
+    let mut chars = rest.char_indices();
     let mut start: Option<usize> = None;
     let mut quote: Option<char> = None;
     while let Some((at, c)) = chars.next() {
+        if c.is_ascii_graphic() && c != '"' && c != '\'' && c != escape {
+            // A character that is part of a word whatever the quotes.
+            start.get_or_insert(at);
+            continue;
+        }
         if quote.is_none() && c.is_whitespace() {
             if let Some(from) = start.take() {
                 words.push(&rest[from..at]);
@@ -652,12 +763,12 @@ fn key_values(directives: &Directives, keyword: &str, rest: &str) -> Result<Args
 /// Only RUN, COPY and ADD (also under ONBUILD) in their non-JSON form take heredocs.
 fn can_contain_heredoc(node: &Node) -> bool {
     let node = match &node.args {
-        Args::OnBuild(inner) if node.keyword.eq_ignore_ascii_case("onbuild") => inner,
+        Args::OnBuild(inner) if node.keyword().eq_ignore_ascii_case("onbuild") => inner,
         _ => node,
     };
     ["run", "copy", "add"]
         .iter()
-        .any(|k| node.keyword.eq_ignore_ascii_case(k))
+        .any(|k| node.keyword().eq_ignore_ascii_case(k))
         && !matches!(node.args, Args::Json(_))
 }
 
