@@ -518,3 +518,62 @@ fn demo_builds_and_runs() {
         "{out}"
     );
 }
+
+/// A container's process starts with no signal ignored, as under Docker, though lade
+/// itself ignores SIGPIPE: an ignored signal would stay ignored across the init's exec
+/// (and `yes | head -1` would then never end `yes` with SIGPIPE).
+#[test]
+fn no_signal_is_ignored_in_the_container() {
+    let lade = lade();
+    let ignored = |output: std::process::Output| {
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let nothing = "SigIgn:\t0000000000000000";
+    for flags in [&[][..], &["--init"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["busybox", "grep", "SigIgn", "/proc/self/status"]);
+        assert_eq!(ignored(lade.output(&args)), nothing, "run {flags:?}");
+    }
+    lade.ok(&["run", "-d", "--name", "signals", "busybox", "sleep", "600"]);
+    let exec = lade.output(&["exec", "signals", "grep", "SigIgn", "/proc/self/status"]);
+    lade.ok(&["rm", "-f", "signals"]);
+    assert_eq!(ignored(exec), nothing, "exec");
+}
+
+/// The container's init, `lade-init`, is looked for beside lade's real binary: a symbolic
+/// link to lade from elsewhere finds it, and a lade without one says which file is
+/// missing (exit 125, as for any sandbox that cannot be set up).
+#[test]
+fn the_init_is_found_beside_lade_and_named_when_missing() {
+    let lade = lade();
+    let real = assert_cmd::cargo::cargo_bin("lade");
+    let run = |binary: &std::path::Path| {
+        std::process::Command::new(binary)
+            .args(["run", "--rm", "--network", "none", "busybox", "true"])
+            .env("LADE_ROOT", lade.root())
+            .output()
+            .unwrap()
+    };
+    let linked = lade.dir.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&real, linked.join("lade")).unwrap();
+    let output = run(&linked.join("lade"));
+    assert!(output.status.success(), "through a link: {output:?}");
+
+    // A directory beside the build's, so that lade can be hard-linked (not copied).
+    let alone = tempfile::tempdir_in(real.parent().unwrap()).unwrap();
+    let lone = alone.path().join("lade");
+    if std::fs::hard_link(&real, &lone).is_err() {
+        std::fs::copy(&real, &lone).unwrap();
+    }
+    let output = run(&lone);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    let missing = alone.path().join("lade-init");
+    assert!(
+        stderr.contains(&format!("{}: No such file", missing.display())),
+        "names the missing init: {stderr}"
+    );
+}
