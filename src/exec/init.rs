@@ -42,6 +42,9 @@ pub fn run_init() -> i32 {
         return 125;
     };
     default_signal_dispositions();
+    // lade blocks every signal around the clone (see `spawn`), and a mask survives
+    // exec: the container's process starts with none blocked, as under Docker.
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     let mut parts = value.split(':').map(|p| p.parse::<i32>().ok());
     let (Some(Some(spec_fd)), Some(Some(status_fd)), Some(Some(console_fd))) =
         (parts.next(), parts.next(), parts.next())

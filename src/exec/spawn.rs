@@ -445,11 +445,34 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
             libc::_exit(125)
         }
     });
-    // SAFETY: the child runs the closure above on its own stack and only execs or exits;
-    // SIGCHLD makes it a normal child we can wait for.
-    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(
-        sys_err("cannot create the sandbox's namespaces (lade needs root)"),
-    )?;
+    // The child shares our memory until its exec (CLONE_VM), as posix_spawn's does, and
+    // this thread waits for that exec (CLONE_VFORK): no copy of lade's page tables for
+    // a child that only execs, and none of the copy-on-write faults lade's threads would
+    // then take on every page they write. Every signal stays blocked in this thread
+    // until the child has exec'd, so no handler of lade's runs in the child, on memory
+    // it shares with us; the child keeps the mask through its exec, and the init
+    // unblocks the signals once their handlers are gone.
+    let mut blocked = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::all()),
+        Some(&mut blocked),
+    )
+    .map_err(sys_err("blocking signals for the clone"))?;
+    let flags = flags | CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: the child runs the closure above on its own stack and only execs or exits,
+    // with every signal blocked; this thread is suspended until then, so the memory the
+    // child reads (the closure's strings and descriptors) stays as it was. SIGCHLD makes
+    // it a normal child we can wait for.
+    let cloned = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) };
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&blocked),
+        None,
+    );
+    let pid = cloned.map_err(sys_err(
+        "cannot create the sandbox's namespaces (lade needs root)",
+    ))?;
     drop((spec_read, status_write, keep_for_child, dev_null, init_exe));
 
     let started = (|| -> Result<()> {
