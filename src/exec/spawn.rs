@@ -191,10 +191,25 @@ fn install_forwarder() {
 /// The name of the container init's binary, which lade looks for beside its own.
 pub const INIT_BINARY: &str = "lade-init";
 
-/// Opens the container init's binary: `lade-init` in the directory of the running lade
-/// binary (the real file, whatever link it was started through). A binary of its own
-/// because it starts once per container: it holds only the init's code, so its start
-/// costs a fraction of lade's (fewer pages mapped, far fewer relocations).
+/// The container init's binary: `lade-init` in the directory of the running lade binary
+/// (the real file, whatever link it was started through). A binary of its own because
+/// it starts once per container: it holds only the init's code, so its start costs a
+/// fraction of lade's (fewer pages mapped, far fewer relocations).
+///
+/// Opened once per process and kept: a monitor that lives as long as its container
+/// starts each restart's init from the file it first found, even when a newer lade and
+/// lade-init are installed in its place (`install` and the linker write a new file),
+/// so the spec it sends is read by the init of its own build, as when lade re-executed
+/// itself.
+fn init_binary() -> Result<&'static File> {
+    static INIT: OnceLock<File> = OnceLock::new();
+    if let Some(file) = INIT.get() {
+        return Ok(file);
+    }
+    let file = open_init_binary()?;
+    Ok(INIT.get_or_init(|| file))
+}
+
 fn open_init_binary() -> Result<File> {
     static PATH: OnceLock<std::io::Result<std::path::PathBuf>> = OnceLock::new();
     let path = PATH.get_or_init(|| {
@@ -224,7 +239,7 @@ fn open_init_binary() -> Result<File> {
 
 /// The init's binary copied into a memfd and sealed against every change: what stays of
 /// lade inside a container runs from it, never from the file on the host.
-fn sealed_copy(init: &mut File) -> Result<OwnedFd> {
+fn sealed_copy(init: &File) -> Result<OwnedFd> {
     use nix::fcntl::{fcntl, FcntlArg, SealFlag};
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(
@@ -233,7 +248,21 @@ fn sealed_copy(init: &mut File) -> Result<OwnedFd> {
     )
     .map_err(sys_err("memfd_create"))?;
     let mut copy = File::from(fd);
-    std::io::copy(init, &mut copy).map_err(io_err("copying lade-init's binary to a memfd"))?;
+    // By offset: the file is shared by every sandbox this process starts, perhaps at
+    // once (a build's parallel RUN steps), so its own position is nobody's.
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut offset = 0u64;
+    loop {
+        let read = match std::os::unix::fs::FileExt::read_at(init, &mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("reading lade-init's binary")(e)),
+        };
+        copy.write_all(&buffer[..read])
+            .map_err(io_err("copying lade-init's binary to a memfd"))?;
+        offset += read as u64;
+    }
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
@@ -366,13 +395,15 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         Launch::Create(spec) => spec.init,
         Launch::Enter(_) => true,
     };
-    let mut init_binary = open_init_binary()?;
-    let init_exe: OwnedFd = if stays_inside {
-        sealed_copy(&mut init_binary)?
+    let init_binary = init_binary()?;
+    let sealed_init = if stays_inside {
+        Some(sealed_copy(init_binary)?)
     } else {
-        OwnedFd::from(init_binary)
+        None
     };
-    let init_exe_fd: RawFd = init_exe.as_raw_fd();
+    let init_exe_fd: RawFd = sealed_init
+        .as_ref()
+        .map_or(init_binary.as_raw_fd(), |fd| fd.as_raw_fd());
     // Everything the child needs is built now: between clone and exec it may only make
     // async-signal-safe calls.
     let empty_path = CString::default();
@@ -473,7 +504,13 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
     let pid = cloned.map_err(sys_err(
         "cannot create the sandbox's namespaces (lade needs root)",
     ))?;
-    drop((spec_read, status_write, keep_for_child, dev_null, init_exe));
+    drop((
+        spec_read,
+        status_write,
+        keep_for_child,
+        dev_null,
+        sealed_init,
+    ));
 
     let started = (|| -> Result<()> {
         match (cgroup, launch) {

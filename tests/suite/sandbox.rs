@@ -582,3 +582,62 @@ fn the_init_is_found_beside_lade_and_named_when_missing() {
         "names the missing init: {stderr}"
     );
 }
+
+/// A detached container's monitor keeps the init it found first: its restarts start
+/// even once `lade-init` is gone from beside lade (as when an upgrade replaces both), so
+/// the spec it sends is always read by the init of its own build.
+#[test]
+fn a_monitor_restarts_its_container_with_the_init_it_started_with() {
+    let lade = lade();
+    let real = assert_cmd::cargo::cargo_bin("lade");
+    // A directory beside the build's, so that the binaries can be hard-linked.
+    let install = tempfile::tempdir_in(real.parent().unwrap()).unwrap();
+    for name in ["lade", "lade-init"] {
+        let from = real.with_file_name(name);
+        let to = install.path().join(name);
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    let shared = tempfile::tempdir().unwrap();
+    let fifo = shared.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    // The first run waits on the fifo until lade-init is gone; the restarts do not wait.
+    let started = std::process::Command::new(install.path().join("lade"))
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "pinned",
+            "--restart",
+            "on-failure:2",
+            "-v",
+        ])
+        .args([&volume, "busybox", "sh", "-c"])
+        .arg("echo run >> /shared/runs; [ $(wc -l < /shared/runs) -gt 1 ] || read x < /shared/fifo; exit 1")
+        .env("LADE_ROOT", lade.root())
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    std::fs::remove_file(install.path().join("lade-init")).unwrap();
+    std::fs::write(&fifo, "go\n").unwrap();
+    assert_eq!(lade.ok(&["wait", "pinned"]).trim(), "1");
+    common::wait_until("the last run to be recorded", || {
+        lade.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "pinned",
+        ])
+        .trim()
+            == "2 exited"
+    });
+    let runs = std::fs::read_to_string(shared.path().join("runs")).unwrap();
+    assert_eq!(
+        runs.lines().count(),
+        3,
+        "the first run and two restarts: {runs}"
+    );
+    lade.ok(&["rm", "pinned"]);
+}
