@@ -1,10 +1,12 @@
 #!/bin/sh
-# Installs lade: the binary, a man page for it and for each command (generated from
-# the same definitions as its --help), and bash, zsh and fish completions.
+# Installs lade: the binary and its container init `lade-init` (which lade looks for
+# beside itself), a man page for it and for each command (generated from the same
+# definitions as its --help), and bash, zsh and fish completions.
 #
 #   scripts/install.sh                     # builds in release mode, installs under /usr/local
 #   scripts/install.sh --prefix DIR        # installs under DIR instead
-#   scripts/install.sh --binary PATH       # installs an already built binary
+#   scripts/install.sh --binary PATH       # installs an already built binary (and the
+#                                          # lade-init built beside it)
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,13 @@ if [ -z "$binary" ]; then
     binary=target/release/lade
 fi
 
+init="$(dirname "$binary")/lade-init"
+if [ ! -x "$init" ]; then
+    echo "scripts/install.sh: $init is missing: lade-init is built with lade (cargo build --release) and must be installed beside it" >&2
+    exit 1
+fi
 install -D -m 0755 "$binary" "$prefix/bin/lade"
+install -D -m 0755 "$init" "$prefix/bin/lade-init"
 lade="$prefix/bin/lade"
 "$lade" man-pages "$prefix/share/man/man1"
 install -d "$prefix/share/bash-completion/completions" \
@@ -35,4 +43,4 @@ install -d "$prefix/share/bash-completion/completions" \
 if command -v mandb >/dev/null 2>&1; then
     mandb -q "$prefix/share/man" >/dev/null 2>&1 || true
 fi
-echo "installed $lade, its man pages (man lade, man lade-build, ...) and shell completions"
+echo "installed $lade and lade-init beside it, its man pages (man lade, man lade-build, ...) and shell completions"

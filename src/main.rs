@@ -1,10 +1,6 @@
 //! The `lade` binary: parses the command line and hands it to `lade::cli`.
 
 fn main() -> std::process::ExitCode {
-    // Started as a container's init (by lade itself): that is all this process does.
-    if let Some(code) = lade::exec::maybe_run_init() {
-        std::process::exit(code);
-    }
     // Started by `lade run -d` or `lade start` as a container's monitor.
     if let Some(code) = lade::container::maybe_run_monitor() {
         std::process::exit(code);

@@ -1,5 +1,5 @@
-//! The container's init: lade's own binary, re-executed by the child of the clone. It
-//! reads the spec, builds the root file system, becomes the container's user with
+//! The container's init: the `lade-init` binary (installed beside `lade`), executed by
+//! the child of the clone. It reads the spec, builds the root file system, becomes the container's user with
 //! Docker's capabilities, `no_new_privs` and the seccomp filter, and execs the process.
 //! Under `--init` it forks the process instead, and stays PID 1 to reap zombies and
 //! forward signals.
@@ -30,16 +30,27 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 type Failure = (i32, String);
 
-/// If this process was started as a container init, runs it: returns the exit code when
-/// setting up failed; on success it never returns (the process image is replaced).
-pub fn maybe_run_init() -> Option<i32> {
-    let value = std::env::var(INIT_ENV).ok()?;
+/// Runs this process as a container's init (the `lade-init` binary's whole work):
+/// returns the exit code when setting up failed; on success it never returns (the
+/// process image is replaced).
+pub fn run_init() -> i32 {
+    let Ok(value) = std::env::var(INIT_ENV) else {
+        eprintln!(
+            "lade-init: this is lade's container init, which lade starts in a new sandbox \
+             ({INIT_ENV} is not set): run containers with `lade run`"
+        );
+        return 125;
+    };
+    default_signal_dispositions();
+    // lade blocks every signal around the clone (see `spawn`), and a mask survives
+    // exec: the container's process starts with none blocked, as under Docker.
+    let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
     let mut parts = value.split(':').map(|p| p.parse::<i32>().ok());
     let (Some(Some(spec_fd)), Some(Some(status_fd)), Some(Some(console_fd))) =
         (parts.next(), parts.next(), parts.next())
     else {
-        eprintln!("lade: {INIT_ENV} is set but malformed");
-        return Some(125);
+        eprintln!("lade-init: {INIT_ENV} is set but malformed");
+        return 125;
     };
     // SAFETY: the parent handed this process these descriptors, open and for it alone;
     // each becomes owned here, once, and nothing else refers to it by number.
@@ -59,7 +70,36 @@ pub fn maybe_run_init() -> Option<i32> {
     if let Some(mut status) = status {
         let _ = write!(status, "{code} {message}");
     }
-    Some(code)
+    code
+}
+
+/// Every signal back to its default action. An ignored signal stays ignored across
+/// exec, and lade ignores SIGPIPE (as a shell ignores SIGINT and SIGQUIT for a job it
+/// starts in the background, and as some callers leave real-time signals ignored): the
+/// container's process starts as under Docker, with nothing ignored, so that
+/// `yes | head -1` ends `yes` with SIGPIPE. The system call itself, not libc's
+/// `sigaction`, which refuses the two real-time signals glibc keeps for itself.
+fn default_signal_dispositions() {
+    // An all-zero `struct sigaction` is SIG_DFL with no flags and an empty mask, whatever
+    // the order of its fields on this architecture; 64 bytes hold it everywhere.
+    let default = [0u64; 8];
+    let signal_set_size = std::mem::size_of::<u64>();
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads the zeroed buffer (SIG_DFL: no handler of ours can
+        // run) and writes nothing back (a null old action).
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                signal_set_size,
+            )
+        };
+    }
 }
 
 enum Never {}
@@ -140,7 +180,7 @@ fn run(
         CreateWorkdir::Yes,
     )?;
     if spec.init {
-        // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+        // SAFETY: this process is single-threaded (a fresh exec of lade-init), so fork is safe.
         match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
             ForkResult::Child => exec(&program, &spec.process.args, &env, &filters),
             ForkResult::Parent { child } => reap(child, status),
@@ -158,7 +198,7 @@ fn join_pid_namespace(path: &Path, status: &mut Option<File>) -> Result<(), Fail
     nix::sched::setns(&file, CloneFlags::CLONE_NEWPID)
         .or_else(|e| fail(125, format!("joining the PID namespace of --pid: {e}")))?;
     drop(file);
-    // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+    // SAFETY: this process is single-threaded (a fresh exec of lade-init), so fork is safe.
     match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
         ForkResult::Child => {
             // SAFETY: prctl with integer arguments only.
@@ -344,7 +384,7 @@ fn become_process(
 /// `lade exec`: joins the namespaces of a running container's init (opened first, then
 /// checked to still be that init), then forks so that the process is in its PID
 /// namespace; this process waits for it and exits as it does. It runs from a sealed
-/// copy of lade, so the container never sees the host's binary.
+/// copy of lade-init, so the container never sees the host's binary.
 fn enter_container(
     enter: &super::EnterSpec,
     status: &mut Option<File>,
@@ -372,7 +412,7 @@ fn enter_container(
         })?;
     }
     drop(namespaces);
-    // SAFETY: this process is single-threaded (a fresh exec of lade), so fork is safe.
+    // SAFETY: this process is single-threaded (a fresh exec of lade-init), so fork is safe.
     match unsafe { fork() }.or_else(|e| fail(125, format!("fork: {e}")))? {
         ForkResult::Child => {
             let (program, env, filters) = become_process(

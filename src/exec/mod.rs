@@ -3,8 +3,9 @@
 //! callers give it directories and a process to run.
 //!
 //! A sandbox is started by cloning straight into new namespaces; the child at once
-//! re-executes lade's own binary as the container's init (as runc does), so nothing
-//! unsafe happens between the clone and a clean, single-threaded process. The init
+//! executes the container's init, the small `lade-init` binary installed beside `lade`
+//! (as runc re-executes itself), so nothing unsafe happens between the clone and a
+//! clean, single-threaded process. The init
 //! reads the spec from a pipe, builds the root filesystem, drops privileges and execs
 //! the process, which stays PID 1 (or becomes PID 2 under `--init`).
 
@@ -33,7 +34,7 @@ pub use cgroups::{
     cgroup_procs, devices_controller, freeze, remove_cgroup, rootless_cgroup_subtree,
     update_limits, CgroupLayout, DeviceRule, Limits, LimitsUpdate,
 };
-pub use init::maybe_run_init;
+pub use init::run_init;
 pub use process::{ProcessId, SignalNumber};
 pub use pty::{set_terminal_size, terminal_size, RawMode};
 pub use spawn::{enter, run, Cancel, Exit, Io, Output, Stream, StreamSink};
@@ -291,6 +292,13 @@ pub enum ExecError {
     /// gives: 125 for the runtime, 126 not executable, 127 not found.
     #[error("{message}")]
     Setup { code: i32, message: String },
+    /// The container init's binary, `lade-init`, cannot be opened where it is looked
+    /// for: beside the `lade` binary.
+    #[error("cannot open lade's container init {}: {source} (it is installed beside the lade binary; scripts/install.sh installs both)", path.display())]
+    InitBinary {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The spec could not be written for the init.
     #[error("cannot encode the sandbox's spec: {0}")]
     Spec(#[source] serde_json::Error),

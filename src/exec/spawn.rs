@@ -1,5 +1,5 @@
-//! The parent's side of a sandbox: clone into new namespaces, have the child re-execute
-//! lade as the container init, put it in its cgroup, send it the spec, learn whether the
+//! The parent's side of a sandbox: clone into new namespaces, have the child execute
+//! the container init (`lade-init`), put it in its cgroup, send it the spec, learn whether the
 //! process started, forward signals, wait, and report the exit code as Docker does.
 
 use std::ffi::CString;
@@ -131,7 +131,7 @@ pub struct Exit {
     pub code: i32,
 }
 
-/// The environment variable that makes lade's binary act as a container init.
+/// The environment variable that hands `lade-init` its descriptors (spec, status, console).
 pub(crate) const INIT_ENV: &str = "_LADE_INIT";
 
 /// The sandboxes that lade's signals are forwarded to (those run without a [`Cancel`]),
@@ -188,19 +188,81 @@ fn install_forwarder() {
     });
 }
 
-/// lade's binary copied into a memfd and sealed against every change: what stays of lade
-/// inside a container runs from it, never from the file on the host.
-fn sealed_copy_of_self() -> Result<OwnedFd> {
+/// The name of the container init's binary, which lade looks for beside its own.
+pub const INIT_BINARY: &str = "lade-init";
+
+/// The container init's binary: `lade-init` in the directory of the running lade binary
+/// (the real file, whatever link it was started through). A binary of its own because
+/// it starts once per container: it holds only the init's code, so its start costs a
+/// fraction of lade's (fewer pages mapped, far fewer relocations).
+///
+/// Opened once per process and kept: a monitor that lives as long as its container
+/// starts each restart's init from the file it first found, even when a newer lade and
+/// lade-init are installed in its place (`install` and the linker write a new file),
+/// so the spec it sends is read by the init of its own build, as when lade re-executed
+/// itself.
+fn init_binary() -> Result<&'static File> {
+    static INIT: OnceLock<File> = OnceLock::new();
+    if let Some(file) = INIT.get() {
+        return Ok(file);
+    }
+    let file = open_init_binary()?;
+    Ok(INIT.get_or_init(|| file))
+}
+
+fn open_init_binary() -> Result<File> {
+    static PATH: OnceLock<std::io::Result<std::path::PathBuf>> = OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        let exe = std::env::current_exe()?;
+        let dir = exe.parent().ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "lade's binary has no directory",
+            )
+        })?;
+        Ok(dir.join(INIT_BINARY))
+    });
+    let path = match path {
+        Ok(path) => path,
+        Err(e) => {
+            return Err(ExecError::InitBinary {
+                path: INIT_BINARY.into(),
+                source: std::io::Error::new(e.kind(), format!("finding lade's own binary: {e}")),
+            })
+        }
+    };
+    File::open(path).map_err(|source| ExecError::InitBinary {
+        path: path.clone(),
+        source,
+    })
+}
+
+/// The init's binary copied into a memfd and sealed against every change: what stays of
+/// lade inside a container runs from it, never from the file on the host.
+fn sealed_copy(init: &File) -> Result<OwnedFd> {
     use nix::fcntl::{fcntl, FcntlArg, SealFlag};
     use nix::sys::memfd::{memfd_create, MFdFlags};
     let fd = memfd_create(
-        "lade-init",
+        INIT_BINARY,
         MFdFlags::MFD_CLOEXEC | MFdFlags::MFD_ALLOW_SEALING,
     )
     .map_err(sys_err("memfd_create"))?;
     let mut copy = File::from(fd);
-    let mut exe = File::open("/proc/self/exe").map_err(io_err("/proc/self/exe"))?;
-    std::io::copy(&mut exe, &mut copy).map_err(io_err("copying lade's binary to a memfd"))?;
+    // By offset: the file is shared by every sandbox this process starts, perhaps at
+    // once (a build's parallel RUN steps), so its own position is nobody's.
+    let mut buffer = vec![0u8; 1 << 16];
+    let mut offset = 0u64;
+    loop {
+        let read = match std::os::unix::fs::FileExt::read_at(init, &mut buffer, offset) {
+            Ok(0) => break,
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_err("reading lade-init's binary")(e)),
+        };
+        copy.write_all(&buffer[..read])
+            .map_err(io_err("copying lade-init's binary to a memfd"))?;
+        offset += read as u64;
+    }
     let seals = SealFlag::F_SEAL_SEAL
         | SealFlag::F_SEAL_SHRINK
         | SealFlag::F_SEAL_GROW
@@ -323,27 +385,29 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
         }
     };
 
-    // Under --init lade's binary stays in the container as PID 1: it runs from a sealed
+    // Under --init the init stays in the container as PID 1: it runs from a sealed
     // in-memory copy, so that the container cannot reach the host's file through
     // /proc/1/exe (CVE-2019-5736). Otherwise the init replaces itself with the
     // container's process before anything of the container runs beside it.
-    // The process entering for `exec` is lade's binary until it execs, inside the
+    // The process entering for `exec` is the init's binary until it execs, inside the
     // container's PID namespace: it too runs from the sealed copy.
     let stays_inside = match launch {
         Launch::Create(spec) => spec.init,
         Launch::Enter(_) => true,
     };
-    let sealed_exe = if stays_inside {
-        Some(sealed_copy_of_self()?)
+    let init_binary = init_binary()?;
+    let sealed_init = if stays_inside {
+        Some(sealed_copy(init_binary)?)
     } else {
         None
     };
-    let sealed_exe_fd: RawFd = sealed_exe.as_ref().map_or(-1, |fd| fd.as_raw_fd());
+    let init_exe_fd: RawFd = sealed_init
+        .as_ref()
+        .map_or(init_binary.as_raw_fd(), |fd| fd.as_raw_fd());
     // Everything the child needs is built now: between clone and exec it may only make
     // async-signal-safe calls.
-    let exe = CString::new("/proc/self/exe").expect("no NUL");
     let empty_path = CString::default();
-    let arg0 = CString::new("lade-init").expect("no NUL");
+    let arg0 = CString::new(INIT_BINARY).expect("no NUL");
     let argv: Vec<*const libc::c_char> = vec![arg0.as_ptr(), std::ptr::null()];
     let (spec_fd, status_fd) = (spec_read.as_raw_fd(), status_write.as_raw_fd());
     // The init's environment is its hand-off alone: it stays as PID 1 with `--init`
@@ -400,33 +464,52 @@ fn run_in(launch: &Launch, io: Io<'_>, cgroup: Option<&Cgroup>) -> Result<Exit> 
             if console_fd >= 0 {
                 libc::fcntl(console_fd, libc::F_SETFD, 0);
             }
-            if sealed_exe_fd >= 0 {
-                libc::syscall(
-                    libc::SYS_execveat,
-                    sealed_exe_fd,
-                    empty_path.as_ptr(),
-                    argv.as_ptr(),
-                    envp.as_ptr(),
-                    libc::AT_EMPTY_PATH,
-                );
-            } else {
-                libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            }
+            libc::syscall(
+                libc::SYS_execveat,
+                init_exe_fd,
+                empty_path.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            );
             libc::write(status_fd, failure.as_ptr().cast(), failure.len());
             libc::_exit(125)
         }
     });
-    // SAFETY: the child runs the closure above on its own stack and only execs or exits;
-    // SIGCHLD makes it a normal child we can wait for.
-    let pid = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }.map_err(
-        sys_err("cannot create the sandbox's namespaces (lade needs root)"),
-    )?;
+    // The child shares our memory until its exec (CLONE_VM), as posix_spawn's does, and
+    // this thread waits for that exec (CLONE_VFORK): no copy of lade's page tables for
+    // a child that only execs, and none of the copy-on-write faults lade's threads would
+    // then take on every page they write. Every signal stays blocked in this thread
+    // until the child has exec'd, so no handler of lade's runs in the child, on memory
+    // it shares with us; the child keeps the mask through its exec, and the init
+    // unblocks the signals once their handlers are gone.
+    let mut blocked = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::all()),
+        Some(&mut blocked),
+    )
+    .map_err(sys_err("blocking signals for the clone"))?;
+    let flags = flags | CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK;
+    // SAFETY: the child runs the closure above on its own stack and only execs or exits,
+    // with every signal blocked; this thread is suspended until then, so the memory the
+    // child reads (the closure's strings and descriptors) stays as it was. SIGCHLD makes
+    // it a normal child we can wait for.
+    let cloned = unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) };
+    let _ = nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&blocked),
+        None,
+    );
+    let pid = cloned.map_err(sys_err(
+        "cannot create the sandbox's namespaces (lade needs root)",
+    ))?;
     drop((
         spec_read,
         status_write,
         keep_for_child,
         dev_null,
-        sealed_exe,
+        sealed_init,
     ));
 
     let started = (|| -> Result<()> {

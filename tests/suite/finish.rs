@@ -192,4 +192,27 @@ fn install_gives_man_pages_and_a_bash_completion_that_completes_commands() {
         "{text}"
     );
     assert!(text.contains("--cache-from"), "{text}");
+    // The installed lade runs containers: its init was installed beside it.
+    assert!(prefix.path().join("bin/lade-init").is_file());
+    let lade = Lade::new();
+    lade.busybox();
+    let run = std::process::Command::new(prefix.path().join("bin/lade"))
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "busybox",
+            "echo",
+            "installed",
+        ])
+        .env("LADE_ROOT", lade.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "installed",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 }

@@ -518,3 +518,126 @@ fn demo_builds_and_runs() {
         "{out}"
     );
 }
+
+/// A container's process starts with no signal ignored or blocked, as under Docker,
+/// though lade itself ignores SIGPIPE and blocks every signal around the clone: an
+/// ignored signal and the mask would stay so across the init's exec (and
+/// `yes | head -1` would then never end `yes` with SIGPIPE).
+#[test]
+fn no_signal_is_ignored_or_blocked_in_the_container() {
+    let lade = lade();
+    let signals = |output: std::process::Output| {
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    };
+    let nothing = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000";
+    let grep = ["grep", "-E", "SigBlk|SigIgn", "/proc/self/status"];
+    for flags in [&[][..], &["--init"][..]] {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(flags);
+        args.push("busybox");
+        args.extend_from_slice(&grep);
+        assert_eq!(signals(lade.output(&args)), nothing, "run {flags:?}");
+    }
+    lade.ok(&["run", "-d", "--name", "signals", "busybox", "sleep", "600"]);
+    let mut args = vec!["exec", "signals"];
+    args.extend_from_slice(&grep);
+    let exec = lade.output(&args);
+    lade.ok(&["rm", "-f", "signals"]);
+    assert_eq!(signals(exec), nothing, "exec");
+}
+
+/// The container's init, `lade-init`, is looked for beside lade's real binary: a symbolic
+/// link to lade from elsewhere finds it, and a lade without one says which file is
+/// missing (exit 125, as for any sandbox that cannot be set up).
+#[test]
+fn the_init_is_found_beside_lade_and_named_when_missing() {
+    let lade = lade();
+    let real = assert_cmd::cargo::cargo_bin("lade");
+    let run = |binary: &std::path::Path| {
+        std::process::Command::new(binary)
+            .args(["run", "--rm", "--network", "none", "busybox", "true"])
+            .env("LADE_ROOT", lade.root())
+            .output()
+            .unwrap()
+    };
+    let linked = lade.dir.path().join("linked");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(&real, linked.join("lade")).unwrap();
+    let output = run(&linked.join("lade"));
+    assert!(output.status.success(), "through a link: {output:?}");
+
+    // A directory beside the build's, so that lade can be hard-linked (not copied).
+    let alone = tempfile::tempdir_in(real.parent().unwrap()).unwrap();
+    let lone = alone.path().join("lade");
+    if std::fs::hard_link(&real, &lone).is_err() {
+        std::fs::copy(&real, &lone).unwrap();
+    }
+    let output = run(&lone);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(125), "{stderr}");
+    let missing = alone.path().join("lade-init");
+    assert!(
+        stderr.contains(&format!("{}: No such file", missing.display())),
+        "names the missing init: {stderr}"
+    );
+}
+
+/// A detached container's monitor keeps the init it found first: its restarts start
+/// even once `lade-init` is gone from beside lade (as when an upgrade replaces both), so
+/// the spec it sends is always read by the init of its own build.
+#[test]
+fn a_monitor_restarts_its_container_with_the_init_it_started_with() {
+    let lade = lade();
+    let real = assert_cmd::cargo::cargo_bin("lade");
+    // A directory beside the build's, so that the binaries can be hard-linked.
+    let install = tempfile::tempdir_in(real.parent().unwrap()).unwrap();
+    for name in ["lade", "lade-init"] {
+        let from = real.with_file_name(name);
+        let to = install.path().join(name);
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+    }
+    let shared = tempfile::tempdir().unwrap();
+    let fifo = shared.path().join("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let volume = format!("{}:/shared", shared.path().display());
+    // The first run waits on the fifo until lade-init is gone; the restarts do not wait.
+    let started = std::process::Command::new(install.path().join("lade"))
+        .args([
+            "run",
+            "-d",
+            "--name",
+            "pinned",
+            "--restart",
+            "on-failure:2",
+            "-v",
+        ])
+        .args([&volume, "busybox", "sh", "-c"])
+        .arg("echo run >> /shared/runs; [ $(wc -l < /shared/runs) -gt 1 ] || read x < /shared/fifo; exit 1")
+        .env("LADE_ROOT", lade.root())
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{started:?}");
+    std::fs::remove_file(install.path().join("lade-init")).unwrap();
+    std::fs::write(&fifo, "go\n").unwrap();
+    assert_eq!(lade.ok(&["wait", "pinned"]).trim(), "1");
+    common::wait_until("the last run to be recorded", || {
+        lade.ok(&[
+            "inspect",
+            "--format",
+            "{{.RestartCount}} {{.State.Status}}",
+            "pinned",
+        ])
+        .trim()
+            == "2 exited"
+    });
+    let runs = std::fs::read_to_string(shared.path().join("runs")).unwrap();
+    assert_eq!(
+        runs.lines().count(),
+        3,
+        "the first run and two restarts: {runs}"
+    );
+    lade.ok(&["rm", "pinned"]);
+}
