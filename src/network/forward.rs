@@ -99,6 +99,10 @@ struct Shared {
     halt: OwnedFd,
     halt_signal: Mutex<Option<OwnedFd>>,
     started: Instant,
+    /// A descriptor kept in reserve: out of descriptors, it is let go for the moment it
+    /// takes to accept a waiting connection and close it, so that the port does not
+    /// stay readable (and the loop spin) while nothing can be accepted.
+    spare: Mutex<Option<File>>,
 }
 
 /// One UDP client's way to the container.
@@ -152,6 +156,7 @@ impl Forwarder {
             halt,
             halt_signal: Mutex::new(Some(halt_signal)),
             started: Instant::now(),
+            spare: Mutex::new(File::open("/dev/null").ok()),
         });
         let (joined_tx, joined_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -203,20 +208,24 @@ fn serve(ports: &[Port], wake: &OwnedFd, shared: &Arc<Shared>) {
         if ready.contains(&ports.len()) || shared.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let mut failed = false;
         for index in ready {
-            let outcome = match &ports[index] {
+            // A connection or datagram that cannot be served is dropped (the client
+            // sees it closed, or lost), as a full server's would be; the port stays.
+            let _ = match &ports[index] {
                 Port::Tcp(listener, target) => accept(listener, *target, shared),
                 Port::Udp(socket, target) => receive(index, socket, *target, shared),
             };
-            failed |= outcome.is_err();
-        }
-        if failed {
-            // Out of descriptors or memory: give the connections a moment to end
-            // rather than spin on a port that stays readable.
-            std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// Takes the connection waiting on `listener` and closes it at once, when none can be
+/// accepted for want of descriptors: the reserve is let go for it, then taken again.
+fn refuse_waiting(listener: &TcpListener, shared: &Shared) {
+    let mut spare = shared.spare.lock().unwrap_or_else(|e| e.into_inner());
+    drop(spare.take());
+    drop(listener.accept());
+    *spare = File::open("/dev/null").ok();
 }
 
 /// Whether an error of a non-blocking socket only means "nothing now".
@@ -231,7 +240,12 @@ fn accept(listener: &TcpListener, target: SocketAddrV4, shared: &Arc<Shared>) ->
     let client = match listener.accept() {
         Ok((client, _)) => client,
         Err(e) if nothing_now(&e) => return Ok(()),
-        Err(e) => return Err(e),
+        Err(e) => {
+            if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                refuse_waiting(listener, shared);
+            }
+            return Err(e);
+        }
     };
     let id = shared.next_connection.fetch_add(1, Ordering::SeqCst);
     {

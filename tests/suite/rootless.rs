@@ -971,12 +971,12 @@ fn a_compose_project_runs_rootless_and_down_leaves_nothing() {
         .local_addr()
         .unwrap()
         .port();
-    // The client finds `web` by name (nslookup: busybox-static's wget crashes on a
-    // name) and asks until httpd answers.
+    // The client starts once `web` is healthy (its check fetched the page), finds it
+    // by name (nslookup: busybox-static's wget crashes on a name) and fetches the page.
     let compose = lade.file(
         "app/compose.yaml",
         &format!(
-            "name: rlapp\nservices:\n  web:\n    image: busybox\n    command: sh -c 'mkdir -p /www && echo served-to-compose > /www/index.html && exec httpd -f -p 80 -h /www'\n    ports: ['{port}:80']\n  client:\n    image: busybox\n    depends_on: [web]\n    command:\n      - sh\n      - -c\n      - |\n        addr=$$(nslookup web | sed -n 's/^Address: //p' | tail -n1)\n        for i in $$(seq 100); do wget -q -O - http://$$addr/index.html && exit 0; usleep 100000; done\n        exit 1\n"
+            "name: rlapp\nservices:\n  web:\n    image: busybox\n    command: sh -c 'mkdir -p /www && echo served-to-compose > /www/index.html && exec httpd -f -p 80 -h /www'\n    ports: ['{port}:80']\n    healthcheck:\n      test: wget -q -O /dev/null http://127.0.0.1/index.html\n      interval: 1s\n      start_interval: 200ms\n      start_period: 30s\n  client:\n    image: busybox\n    depends_on:\n      web: {{condition: service_healthy}}\n    command:\n      - sh\n      - -c\n      - |\n        addr=$$(nslookup web | sed -n 's/^Address: //p' | tail -n1)\n        wget -q -O - http://$$addr/index.html\n"
         ),
     );
     let file = compose.display().to_string();
